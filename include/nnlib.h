@@ -1,0 +1,451 @@
+/*
+ * nnlib.h - the one public header of nnlib, a neural-network library in C11
+ * whose forward and backward passes are GEMM calls into OpenBLAS.
+ *
+ * Conventions (read once, they hold for every function below):
+ *
+ *  - Every fallible function returns nnlib_status: NNLIB_OK (0) on success, a
+ *    negative code on failure. Values are pinned forever. nnlib_status_string()
+ *    gives the fixed text of a code; nnlib_last_error_message() the detail of
+ *    the last failure on the calling thread.
+ *  - Results come back through `T **out` parameters, which come first in
+ *    constructors and last elsewhere. On failure *out is set to NULL.
+ *  - Ownership: a handle returned by *_create or *_load belongs to the caller,
+ *    who releases it with the matching *_free (NULL is a no-op). Tensors passed
+ *    into a call are borrowed for the duration of the call. Pointers returned by
+ *    getters are borrowed and live as long as their owner. nnlib_model_add takes
+ *    the layer, also when it fails; nnlib_model_compile takes the optimizer,
+ *    also when it fails.
+ *  - Shapes are int64_t arrays with an explicit rank, row-major, batch first.
+ *    Model and layer shapes are per sample: the batch dimension is left out.
+ *  - Options are structs whose first field is struct_size, filled with defaults
+ *    by the matching *_options_init(); a NULL options pointer means defaults.
+ *  - Thread safety: distinct handles may be used from different threads at the
+ *    same time; one handle is used by one thread at a time unless a function
+ *    says otherwise. Process-wide state: the allocator hook and the BLAS thread
+ *    count.
+ *  - The library never prints, never exits and never aborts on bad input.
+ */
+#ifndef NNLIB_H
+#define NNLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- export */
+
+#if defined(NNLIB_STATIC_DEFINE)
+#define NNLIB_API
+#elif defined(_WIN32)
+#ifdef NNLIB_BUILDING
+#define NNLIB_API __declspec(dllexport)
+#else
+#define NNLIB_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define NNLIB_API __attribute__((visibility("default")))
+#else
+#define NNLIB_API
+#endif
+
+/* --------------------------------------------------------------- version */
+
+#define NNLIB_VERSION_MAJOR 1
+#define NNLIB_VERSION_MINOR 0
+#define NNLIB_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH */
+#define NNLIB_VERSION_NUMBER                                                   \
+  (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
+#define NNLIB_VERSION_STRING "1.0.0"
+#define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
+  (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
+
+/* The version of the library loaded at run time, as NNLIB_VERSION_NUMBER.
+ * Bindings compare its major (value / 10000) with the one they were written
+ * for. Thread-safe. */
+NNLIB_API unsigned nnlib_version(void);
+/* "1.0.0"; static storage. Thread-safe. */
+NNLIB_API const char *nnlib_version_string(void);
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum nnlib_status {
+  NNLIB_OK = 0,
+  NNLIB_ERR_INVALID_ARGUMENT = -1,   /* NULL handle, negative size, bad enum  */
+  NNLIB_ERR_OUT_OF_MEMORY = -2,      /* an allocation failed                  */
+  NNLIB_ERR_SHAPE_MISMATCH = -3,     /* shapes do not chain or do not match   */
+  NNLIB_ERR_UNSUPPORTED = -4,        /* valid request this build cannot do    */
+  NNLIB_ERR_WRONG_STATE = -5,        /* e.g. step before compile              */
+  NNLIB_ERR_STRUCT_SIZE = -6,        /* options struct_size not understood    */
+  NNLIB_ERR_TOO_LARGE = -7,          /* a size over what BLAS or memory takes */
+  NNLIB_ERR_IO = -8,                 /* open/read/write/rename failed         */
+  NNLIB_ERR_CORRUPT_FILE = -9,       /* inconsistent or trailing file content */
+  NNLIB_ERR_UNSUPPORTED_VERSION = -10, /* file format newer than this library */
+  NNLIB_ERR_NUMERICAL = -11,         /* NaN or Inf in loss, activations, grads */
+  NNLIB_ERR_BAD_MAGIC = -12,         /* not a file of the expected kind       */
+  NNLIB_ERR_CHECKSUM = -13,          /* stored checksum does not match        */
+  NNLIB_ERR_TRUNCATED = -14,         /* file shorter than its header says     */
+  NNLIB_ERR_CANCELLED = -15,         /* a callback asked to stop              */
+  NNLIB_ERR_OUT_OF_RANGE = -16,      /* a value outside its range (a label)   */
+  NNLIB_ERR_PARSE = -17,             /* a model description that does not parse */
+  NNLIB_ERR_INTERNAL = -18           /* a bug in nnlib; please report it      */
+} nnlib_status;
+
+/* Fixed English text of a status code ("shape mismatch"); never NULL, static
+ * storage, thread-safe. Unknown codes give "unknown status". */
+NNLIB_API const char *nnlib_status_string(nnlib_status status);
+
+/* Detail of the last failure on the calling thread, e.g. "dense: input has
+ * 783 features, layer expects 784". Never NULL ("" when nothing failed yet).
+ * Thread-local; valid until the next nnlib call on the same thread. */
+NNLIB_API const char *nnlib_last_error_message(void);
+/* Clears the calling thread's message. */
+NNLIB_API void nnlib_clear_error(void);
+
+/* ------------------------------------------------ process-wide settings */
+
+/* Number of threads OpenBLAS uses for matrix products (process-wide; not safe
+ * to call while another thread computes). n <= 0 restores the default (all
+ * cores or OPENBLAS_NUM_THREADS). */
+NNLIB_API nnlib_status nnlib_set_num_threads(int n);
+NNLIB_API int nnlib_get_num_threads(void);
+
+/* Optional allocator hook. Every heap allocation nnlib makes goes through it
+ * (OpenBLAS's own buffers do not). Must be set before any other nnlib call,
+ * or when no nnlib object is alive; NULL restores the C library's allocator.
+ * alloc returns memory aligned to `alignment` (a power of two, at most 64) or
+ * NULL; free accepts NULL. Tests use it to count allocations and to inject
+ * failures. */
+typedef struct nnlib_allocator {
+  size_t struct_size;
+  void *(*alloc)(size_t size, size_t alignment, void *user);
+  void (*free)(void *ptr, void *user);
+  void *user;
+} nnlib_allocator;
+NNLIB_API nnlib_status nnlib_set_allocator(const nnlib_allocator *allocator);
+
+/* Frees memory that nnlib returned to the caller (nnlib_model_save_buffer). */
+NNLIB_API void nnlib_free(void *ptr);
+
+/* ---------------------------------------------------------------- tensor */
+
+typedef struct nnlib_tensor nnlib_tensor;
+
+#define NNLIB_MAX_RANK 8
+
+/* A float32 tensor of the given shape (1 <= rank <= NNLIB_MAX_RANK, every
+ * dimension >= 1), zero-filled, 64-byte aligned, owned by the tensor. */
+NNLIB_API nnlib_status nnlib_tensor_create(nnlib_tensor **out,
+                                           const int64_t *shape, size_t rank);
+/* A tensor over caller memory (zero-copy). The caller keeps ownership of
+ * `data`, keeps it alive while the tensor lives, and nnlib never frees it. */
+NNLIB_API nnlib_status nnlib_tensor_wrap(nnlib_tensor **out, float *data,
+                                         const int64_t *shape, size_t rank);
+NNLIB_API void nnlib_tensor_free(nnlib_tensor *tensor);
+
+/* Rank, one dimension (0 for an axis out of range or a NULL tensor), the
+ * borrowed shape array, and the element count (0 for NULL). */
+NNLIB_API size_t nnlib_tensor_get_rank(const nnlib_tensor *tensor);
+NNLIB_API int64_t nnlib_tensor_get_dim(const nnlib_tensor *tensor, size_t axis);
+NNLIB_API const int64_t *nnlib_tensor_get_shape(const nnlib_tensor *tensor);
+NNLIB_API int64_t nnlib_tensor_get_size(const nnlib_tensor *tensor);
+/* The element buffer (row-major), borrowed; NULL for a NULL tensor. */
+NNLIB_API float *nnlib_tensor_get_data(nnlib_tensor *tensor);
+NNLIB_API const float *nnlib_tensor_get_data_const(const nnlib_tensor *tensor);
+
+/* Changes the shape in place; the element count must stay the same. */
+NNLIB_API nnlib_status nnlib_tensor_set_shape(nnlib_tensor *tensor,
+                                              const int64_t *shape, size_t rank);
+NNLIB_API nnlib_status nnlib_tensor_fill(nnlib_tensor *tensor, float value);
+/* Copies src's elements into dst; both must have the same element count. */
+NNLIB_API nnlib_status nnlib_tensor_copy(nnlib_tensor *dst,
+                                         const nnlib_tensor *src);
+
+/* ---------------------------------------------------------------- layers */
+
+typedef struct nnlib_layer nnlib_layer;
+
+/* Pinned values: used in model files and bindings. */
+typedef enum nnlib_layer_kind {
+  NNLIB_LAYER_DENSE = 1,
+  NNLIB_LAYER_ACTIVATION = 2,
+  NNLIB_LAYER_CONV2D = 3,
+  NNLIB_LAYER_MAXPOOL2D = 4,
+  NNLIB_LAYER_MINPOOL2D = 5,
+  NNLIB_LAYER_AVGPOOL2D = 6,
+  NNLIB_LAYER_GLOBAL_AVGPOOL = 7,
+  NNLIB_LAYER_BATCHNORM = 8,
+  NNLIB_LAYER_DROPOUT = 9,
+  NNLIB_LAYER_FLATTEN = 10,
+  NNLIB_LAYER_RNN = 11,
+  NNLIB_LAYER_LSTM = 12,
+  NNLIB_LAYER_GRU = 13
+} nnlib_layer_kind;
+
+typedef enum nnlib_activation {
+  NNLIB_ACT_IDENTITY = 0,
+  NNLIB_ACT_STEP = 1,       /* Heaviside (x > 0); backward straight-through  */
+  NNLIB_ACT_SIGMOID = 2,
+  NNLIB_ACT_TANH = 3,
+  NNLIB_ACT_RELU = 4,
+  NNLIB_ACT_LEAKY_RELU = 5, /* x > 0 ? x : slope * x                         */
+  NNLIB_ACT_SOFTPLUS = 6,   /* log(1 + e^x), linear above x = 20 like PyTorch */
+  NNLIB_ACT_SOFTMAX = 7     /* over the last axis                            */
+} nnlib_activation;
+
+/* A fully connected layer y = x W^T + b with W [out, in] and b [out].
+ * in_features = 0 takes the input size from the previous layer at compile;
+ * an input of rank > 1 per sample is flattened. with_bias: 0 or 1. */
+NNLIB_API nnlib_status nnlib_dense_create(nnlib_layer **out,
+                                          int64_t in_features,
+                                          int64_t out_features, int with_bias);
+/* An activation layer. `param` is the negative slope of LEAKY_RELU (PyTorch's
+ * default is 0.01) and ignored by the others. */
+NNLIB_API nnlib_status nnlib_activation_create(nnlib_layer **out,
+                                               nnlib_activation kind,
+                                               float param);
+NNLIB_API void nnlib_layer_free(nnlib_layer *layer);
+
+NNLIB_API nnlib_layer_kind nnlib_layer_get_kind(const nnlib_layer *layer);
+/* "dense", "relu", ...: static storage. */
+NNLIB_API const char *nnlib_layer_get_name(const nnlib_layer *layer);
+/* Per-sample output shape, known after compile: writes up to `capacity`
+ * dimensions and the rank. NNLIB_ERR_WRONG_STATE before compile. */
+NNLIB_API nnlib_status nnlib_layer_get_output_shape(const nnlib_layer *layer,
+                                                    int64_t *dims,
+                                                    size_t capacity,
+                                                    size_t *rank);
+/* Number of parameter tensors (dense: weight, then bias if any). */
+NNLIB_API size_t nnlib_layer_get_param_count(const nnlib_layer *layer);
+/* The i-th parameter tensor and its gradient (borrowed, writable), after
+ * compile. Writing a parameter's data changes the model. */
+NNLIB_API nnlib_status nnlib_layer_get_param(nnlib_layer *layer, size_t index,
+                                             nnlib_tensor **value,
+                                             nnlib_tensor **grad);
+/* "weight", "bias", ...; NULL for an index out of range. */
+NNLIB_API const char *nnlib_layer_get_param_name(const nnlib_layer *layer,
+                                                 size_t index);
+
+/* ------------------------------------------------------------ optimizers */
+
+typedef struct nnlib_optimizer nnlib_optimizer;
+
+typedef enum nnlib_optimizer_kind {
+  NNLIB_OPT_SGD = 1,     /* with momentum, Nesterov, weight decay           */
+  NNLIB_OPT_ADAM = 2,    /* weight decay as L2 added to the gradient         */
+  NNLIB_OPT_ADAMW = 3,   /* decoupled weight decay                           */
+  NNLIB_OPT_RMSPROP = 4
+} nnlib_optimizer_kind;
+
+typedef enum nnlib_schedule {
+  NNLIB_SCHEDULE_CONSTANT = 0,
+  NNLIB_SCHEDULE_STEP = 1,   /* lr * gamma^floor(t / step_size)              */
+  NNLIB_SCHEDULE_COSINE = 2  /* lr_min + (lr - lr_min)(1 + cos(pi t / T)) / 2 */
+} nnlib_schedule;
+
+/* The update rules are PyTorch's (torch.optim.SGD, Adam, AdamW, RMSprop),
+ * so trajectories transfer. t counts optimizer steps from 0. */
+typedef struct nnlib_optimizer_options {
+  size_t struct_size;
+  nnlib_optimizer_kind kind; /* default NNLIB_OPT_SGD                        */
+  float learning_rate;       /* default 0.01 (SGD, RMSProp), 0.001 (Adam/W)  */
+  float momentum;            /* SGD and RMSProp; default 0                   */
+  int nesterov;              /* SGD; needs momentum > 0; default 0           */
+  float weight_decay;        /* default 0 (0.01 for AdamW)                   */
+  float beta1, beta2;        /* Adam/AdamW; default 0.9, 0.999              */
+  float alpha;               /* RMSProp smoothing; default 0.99              */
+  float epsilon;             /* Adam/AdamW/RMSProp; default 1e-8             */
+  nnlib_schedule schedule;   /* default constant                             */
+  int64_t step_size;         /* STEP: steps between decays                  */
+  float gamma;               /* STEP: factor per decay; default 0.1          */
+  int64_t total_steps;       /* COSINE: T; lr stays at lr_min after it       */
+  float min_learning_rate;   /* COSINE: lr_min; default 0                    */
+  float clip_norm;           /* clip gradients to this global L2 norm; 0=off */
+} nnlib_optimizer_options;
+
+/* Fills `options` with the defaults of `kind`. */
+NNLIB_API nnlib_status nnlib_optimizer_options_init(
+    nnlib_optimizer_options *options, nnlib_optimizer_kind kind);
+/* An optimizer from options (NULL: plain SGD, lr 0.01). */
+NNLIB_API nnlib_status nnlib_optimizer_create(
+    nnlib_optimizer **out, const nnlib_optimizer_options *options);
+/* Shortcut for SGD with momentum/Nesterov/weight decay. */
+NNLIB_API nnlib_status nnlib_sgd_create(nnlib_optimizer **out,
+                                        float learning_rate, float momentum,
+                                        int nesterov, float weight_decay);
+NNLIB_API void nnlib_optimizer_free(nnlib_optimizer *optimizer);
+/* Base learning rate (before the schedule). */
+NNLIB_API nnlib_status nnlib_optimizer_set_learning_rate(
+    nnlib_optimizer *optimizer, float learning_rate);
+NNLIB_API float nnlib_optimizer_get_learning_rate(
+    const nnlib_optimizer *optimizer);
+/* Number of updates applied so far (the t of the schedules and of Adam). */
+NNLIB_API int64_t nnlib_optimizer_get_step_count(
+    const nnlib_optimizer *optimizer);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct nnlib_model nnlib_model;
+
+typedef enum nnlib_loss {
+  NNLIB_LOSS_NONE = 0,        /* inference only                              */
+  NNLIB_LOSS_MSE = 1,         /* mean over all elements of (y - t)^2         */
+  NNLIB_LOSS_BCE_LOGITS = 2,  /* binary cross-entropy on logits, mean over all elements */
+  NNLIB_LOSS_SOFTMAX_CE = 3   /* softmax + cross-entropy on logits, mean over the batch */
+} nnlib_loss;
+
+/* Targets: MSE and BCE take a tensor of the output's shape. SOFTMAX_CE takes
+ * either one-hot (or probability) rows [N, K] or class indices [N] stored as
+ * floats (0 .. K-1). */
+
+NNLIB_API nnlib_status nnlib_model_create(nnlib_model **out);
+NNLIB_API void nnlib_model_free(nnlib_model *model);
+
+/* Appends a layer. The model owns it from now on, also when this fails
+ * (then it is freed). NNLIB_ERR_WRONG_STATE after compile. */
+NNLIB_API nnlib_status nnlib_model_add(nnlib_model *model, nnlib_layer *layer);
+
+/* Plans the model: checks that every layer's shape chains into the next for
+ * a per-sample input of `input_shape`, initialises the weights from `seed`
+ * (Xavier for sigmoid/tanh/identity, He for the ReLU family; biases zero) and
+ * allocates every buffer a batch of up to `max_batch` samples needs. Training
+ * steps and predictions allocate nothing afterwards.
+ * `optimizer` may be NULL for an inference-only model; otherwise the model
+ * takes it, also when compile fails. `loss` may be NNLIB_LOSS_NONE only
+ * without an optimizer. A model compiles once. */
+NNLIB_API nnlib_status nnlib_model_compile(nnlib_model *model,
+                                           const int64_t *input_shape,
+                                           size_t input_rank, int64_t max_batch,
+                                           nnlib_loss loss,
+                                           nnlib_optimizer *optimizer,
+                                           uint64_t seed);
+
+NNLIB_API size_t nnlib_model_get_layer_count(const nnlib_model *model);
+/* Borrowed; NULL if index is out of range. */
+NNLIB_API nnlib_layer *nnlib_model_get_layer(nnlib_model *model, size_t index);
+/* Borrowed; NULL for an inference-only or uncompiled model. */
+NNLIB_API nnlib_optimizer *nnlib_model_get_optimizer(nnlib_model *model);
+NNLIB_API nnlib_loss nnlib_model_get_loss(const nnlib_model *model);
+/* Total number of trainable scalars (784-16-10 dense: 12730). After compile. */
+NNLIB_API nnlib_status nnlib_model_get_param_count(const nnlib_model *model,
+                                                   int64_t *count);
+/* Per-sample input and output shapes, after compile. */
+NNLIB_API nnlib_status nnlib_model_get_input_shape(const nnlib_model *model,
+                                                   int64_t *dims,
+                                                   size_t capacity,
+                                                   size_t *rank);
+NNLIB_API nnlib_status nnlib_model_get_output_shape(const nnlib_model *model,
+                                                    int64_t *dims,
+                                                    size_t capacity,
+                                                    size_t *rank);
+NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
+
+/* Inference: x [N, input...] with any N >= 1 (processed in chunks of the
+ * compiled maximum batch), writes y [N, output...] (the caller's tensor, of
+ * matching element count). Uses inference mode (dropout off, batchnorm
+ * running statistics). */
+NNLIB_API nnlib_status nnlib_model_predict(nnlib_model *model,
+                                           const nnlib_tensor *x,
+                                           nnlib_tensor *y);
+
+/* Training-mode forward pass of one batch (1 <= N <= max batch). *output is
+ * the model's own output buffer, borrowed until the next call on the model. */
+NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,
+                                           const nnlib_tensor *x,
+                                           const nnlib_tensor **output);
+/* Forward, loss and backward on one batch: leaves the gradient of the mean
+ * loss in every parameter's grad tensor (overwritten, not accumulated) and
+ * the loss in *loss (may be NULL). Applies no update. */
+NNLIB_API nnlib_status nnlib_model_backward(nnlib_model *model,
+                                            const nnlib_tensor *x,
+                                            const nnlib_tensor *target,
+                                            float *loss);
+/* One training step: backward, then the optimizer's update. If the loss is
+ * not finite the weights are left untouched and NNLIB_ERR_NUMERICAL is
+ * returned. */
+NNLIB_API nnlib_status nnlib_model_step(nnlib_model *model,
+                                        const nnlib_tensor *x,
+                                        const nnlib_tensor *target,
+                                        float *loss);
+/* Applies the optimizer's update to the gradients already in the model (after
+ * nnlib_model_backward, for callers that edit or reduce gradients first). */
+NNLIB_API nnlib_status nnlib_optimizer_step(nnlib_model *model);
+
+/* Progress report passed to the fit callback after every batch. */
+typedef struct nnlib_progress {
+  size_t struct_size;
+  int64_t epoch;        /* 0-based                                          */
+  int64_t epochs;
+  int64_t batch;        /* 0-based, within the epoch                        */
+  int64_t batches;      /* per epoch                                        */
+  int64_t samples_done; /* within the epoch                                 */
+  int64_t samples;      /* per epoch                                        */
+  float loss;           /* this batch's mean loss                           */
+  float epoch_loss;     /* mean loss over the epoch so far                  */
+} nnlib_progress;
+
+/* Return 0 to go on; anything else stops fit with NNLIB_ERR_CANCELLED. */
+typedef int (*nnlib_progress_fn)(const nnlib_progress *progress, void *user);
+
+typedef struct nnlib_fit_options {
+  size_t struct_size;
+  int64_t epochs;               /* default 1                                */
+  int64_t batch_size;           /* default: the compiled max batch          */
+  int shuffle;                  /* default 1: a new order every epoch from
+                                   the model's seeded generator            */
+  nnlib_progress_fn progress;   /* default NULL                             */
+  void *user;                   /* passed to progress                       */
+  float *epoch_losses;          /* optional, `epochs` floats: mean loss per
+                                   epoch                                    */
+} nnlib_fit_options;
+
+NNLIB_API nnlib_status nnlib_fit_options_init(nnlib_fit_options *options);
+/* Trains on the samples of x [S, input...] with targets [S, ...] for
+ * options->epochs epochs of minibatches (the last one may be smaller).
+ * Shuffling gathers each batch into a model buffer; the data set is never
+ * copied as a whole. */
+NNLIB_API nnlib_status nnlib_model_fit(nnlib_model *model,
+                                       const nnlib_tensor *x,
+                                       const nnlib_tensor *target,
+                                       const nnlib_fit_options *options);
+
+/* Mean loss and accuracy over all samples in inference mode. Accuracy is the
+ * share of samples whose arg-max output matches the target's class (one
+ * output: output > 0 for BCE, > 0.5 otherwise, against target > 0.5).
+ * Either output pointer may be NULL. */
+NNLIB_API nnlib_status nnlib_model_evaluate(nnlib_model *model,
+                                            const nnlib_tensor *x,
+                                            const nnlib_tensor *target,
+                                            float *loss, float *accuracy);
+
+/* ------------------------------------------------------- gradient check */
+
+typedef struct nnlib_gradcheck_options {
+  size_t struct_size;
+  float step;                /* central-difference step h; default 1e-2    */
+  int random_direction;      /* 1: one directional derivative over all
+                                parameters; 0 (default): every scalar      */
+  uint64_t seed;             /* for the random direction                   */
+} nnlib_gradcheck_options;
+
+NNLIB_API nnlib_status nnlib_gradcheck_options_init(
+    nnlib_gradcheck_options *options);
+/* Compares the backpropagated gradient of the mean loss on (x, target) with
+ * central finite differences (f(p + h) - f(p - h)) / 2h, computed in double
+ * from float losses. Per parameter tensor the error is the normwise relative
+ * error |g_bp - g_fd| / max(|g_bp| + |g_fd|, 1e-12); *max_rel_error is the
+ * worst over all tensors (or the directional one). Parameters are restored
+ * exactly afterwards. Needs a compiled model with a loss. */
+NNLIB_API nnlib_status nnlib_model_gradcheck(
+    nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
+    const nnlib_gradcheck_options *options, double *max_rel_error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NNLIB_H */

@@ -1,0 +1,72 @@
+/* error.c - status strings and the thread-local message of the last failure. */
+#include "nnlib_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Fixed size so that reporting out-of-memory never allocates. */
+static _Thread_local char last_message[512];
+
+const char *nnlib_status_string(nnlib_status status) {
+  switch (status) {
+  case NNLIB_OK: return "ok";
+  case NNLIB_ERR_INVALID_ARGUMENT: return "invalid argument";
+  case NNLIB_ERR_OUT_OF_MEMORY: return "out of memory";
+  case NNLIB_ERR_SHAPE_MISMATCH: return "shape mismatch";
+  case NNLIB_ERR_UNSUPPORTED: return "unsupported";
+  case NNLIB_ERR_WRONG_STATE: return "wrong state";
+  case NNLIB_ERR_STRUCT_SIZE: return "options struct size not understood";
+  case NNLIB_ERR_TOO_LARGE: return "size too large";
+  case NNLIB_ERR_IO: return "input/output error";
+  case NNLIB_ERR_CORRUPT_FILE: return "corrupt file";
+  case NNLIB_ERR_UNSUPPORTED_VERSION: return "unsupported file version";
+  case NNLIB_ERR_NUMERICAL: return "numerical error (NaN or Inf)";
+  case NNLIB_ERR_BAD_MAGIC: return "bad magic number";
+  case NNLIB_ERR_CHECKSUM: return "checksum mismatch";
+  case NNLIB_ERR_TRUNCATED: return "truncated file";
+  case NNLIB_ERR_CANCELLED: return "cancelled by callback";
+  case NNLIB_ERR_OUT_OF_RANGE: return "value out of range";
+  case NNLIB_ERR_PARSE: return "parse error";
+  case NNLIB_ERR_INTERNAL: return "internal error";
+  }
+  return "unknown status";
+}
+
+const char *nnlib_last_error_message(void) { return last_message; }
+
+void nnlib_clear_error(void) { last_message[0] = '\0'; }
+
+nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
+                                 const char *what) {
+  if (src == NULL)
+    return NNLIB_OK;
+  size_t given;
+  memcpy(&given, src, sizeof given);
+  if (given < sizeof(size_t))
+    return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
+                        "%s: struct_size %zu is too small (call the "
+                        "*_options_init function first)",
+                        what, given);
+  if (given > dst_size) {
+    const unsigned char *extra = (const unsigned char *)src + dst_size;
+    for (size_t i = 0; i < given - dst_size; i++)
+      if (extra[i] != 0)
+        return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
+                            "%s: struct_size %zu is larger than this library "
+                            "knows (%zu) and the extra fields are set",
+                            what, given, dst_size);
+    given = dst_size;
+  }
+  memcpy(dst, src, given);
+  memcpy(dst, &dst_size, sizeof dst_size);
+  return NNLIB_OK;
+}

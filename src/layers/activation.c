@@ -1,0 +1,240 @@
+/* activation.c - step, sigmoid, tanh, relu, leaky relu, softplus, softmax and
+ * identity: the layer, and the kernels the dense layer fuses into its bias
+ * pass. Derivatives are written in terms of the output y, so a fused
+ * dense+activation pair keeps one buffer. */
+#include "nnlib_internal.h"
+
+#include <math.h>
+
+typedef struct activation_layer {
+  nnlib_layer base;
+  nnlib_activation kind;
+  float param;
+} activation_layer;
+
+/* Above this, softplus(x) == x in float32 (PyTorch's threshold). */
+#define SOFTPLUS_THRESHOLD 20.0f
+
+static inline float sigmoidf(float x) {
+  /* never exponentiate a large positive number */
+  if (x >= 0.0f)
+    return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+static inline float activate(nnlib_activation kind, float param, float x) {
+  switch (kind) {
+  case NNLIB_ACT_STEP: return x > 0.0f ? 1.0f : 0.0f;
+  case NNLIB_ACT_SIGMOID: return sigmoidf(x);
+  case NNLIB_ACT_TANH: return tanhf(x);
+  case NNLIB_ACT_RELU: return x > 0.0f ? x : 0.0f;
+  case NNLIB_ACT_LEAKY_RELU: return x > 0.0f ? x : param * x;
+  case NNLIB_ACT_SOFTPLUS:
+    return x > SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
+  default: return x;
+  }
+}
+
+/* f'(x) expressed through y = f(x). */
+static inline float derivative(nnlib_activation kind, float param, float y) {
+  switch (kind) {
+  case NNLIB_ACT_SIGMOID: return y * (1.0f - y);
+  case NNLIB_ACT_TANH: return 1.0f - y * y;
+  case NNLIB_ACT_RELU: return y > 0.0f ? 1.0f : 0.0f;
+  case NNLIB_ACT_LEAKY_RELU: return y > 0.0f ? 1.0f : param;
+  /* softplus' = sigmoid(x) = 1 - e^{-y}; expm1 keeps it exact for tiny y */
+  case NNLIB_ACT_SOFTPLUS: return -expm1f(-y);
+  default: return 1.0f; /* identity, and step's straight-through */
+  }
+}
+
+/* The switch sits outside the loops so each loop is a tight vectorisable
+ * pass; a macro stamps one loop per kind. */
+#define APPLY_LOOP(EXPR)                                                       \
+  for (int64_t r = 0; r < rows; r++) {                                         \
+    const float *xr = x + r * cols;                                            \
+    float *yr = y + r * cols;                                                  \
+    if (bias != NULL) {                                                        \
+      for (int64_t c = 0; c < cols; c++) {                                     \
+        float v = xr[c] + bias[c];                                             \
+        yr[c] = (EXPR);                                                        \
+      }                                                                        \
+    } else {                                                                   \
+      for (int64_t c = 0; c < cols; c++) {                                     \
+        float v = xr[c];                                                       \
+        yr[c] = (EXPR);                                                        \
+      }                                                                        \
+    }                                                                          \
+  }
+
+void nnlib__activation_apply(nnlib_activation kind, float param,
+                             const float *x, const float *bias, float *y,
+                             int64_t rows, int64_t cols) {
+  switch (kind) {
+  case NNLIB_ACT_RELU: APPLY_LOOP(v > 0.0f ? v : 0.0f); break;
+  case NNLIB_ACT_LEAKY_RELU: APPLY_LOOP(v > 0.0f ? v : param * v); break;
+  case NNLIB_ACT_IDENTITY: APPLY_LOOP(v); break;
+  default: APPLY_LOOP(activate(kind, param, v)); break;
+  }
+}
+
+void nnlib__activation_backward(nnlib_activation kind, float param,
+                                const float *y, const float *dy, float *dz,
+                                float *bias_grad, int64_t rows, int64_t cols) {
+  if (bias_grad != NULL)
+    for (int64_t c = 0; c < cols; c++)
+      bias_grad[c] = 0.0f;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *yr = y + r * cols, *dyr = dy + r * cols;
+    float *dzr = dz + r * cols;
+    switch (kind) {
+    case NNLIB_ACT_RELU:
+      for (int64_t c = 0; c < cols; c++)
+        dzr[c] = yr[c] > 0.0f ? dyr[c] : 0.0f;
+      break;
+    case NNLIB_ACT_IDENTITY:
+    case NNLIB_ACT_STEP:
+      for (int64_t c = 0; c < cols; c++)
+        dzr[c] = dyr[c];
+      break;
+    default:
+      for (int64_t c = 0; c < cols; c++)
+        dzr[c] = dyr[c] * derivative(kind, param, yr[c]);
+      break;
+    }
+    if (bias_grad != NULL)
+      for (int64_t c = 0; c < cols; c++)
+        bias_grad[c] += dzr[c];
+  }
+}
+
+void nnlib__softmax_rows(const float *x, float *y, int64_t rows,
+                         int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    float *yr = y + r * cols;
+    float max = xr[0];
+    for (int64_t c = 1; c < cols; c++)
+      if (xr[c] > max || isnan(xr[c]))
+        max = xr[c];
+    double sum = 0.0;
+    for (int64_t c = 0; c < cols; c++) {
+      yr[c] = expf(xr[c] - max);
+      sum += yr[c];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t c = 0; c < cols; c++)
+      yr[c] *= inv;
+  }
+}
+
+static const char *activation_name(const nnlib_layer *l) {
+  switch (((const activation_layer *)l)->kind) {
+  case NNLIB_ACT_IDENTITY: return "identity";
+  case NNLIB_ACT_STEP: return "step";
+  case NNLIB_ACT_SIGMOID: return "sigmoid";
+  case NNLIB_ACT_TANH: return "tanh";
+  case NNLIB_ACT_RELU: return "relu";
+  case NNLIB_ACT_LEAKY_RELU: return "leaky_relu";
+  case NNLIB_ACT_SOFTPLUS: return "softplus";
+  case NNLIB_ACT_SOFTMAX: return "softmax";
+  }
+  return "activation";
+}
+
+static nnlib_status activation_plan(nnlib_layer *l, const nnlib__shape *in,
+                                    int64_t max_batch) {
+  (void)max_batch;
+  l->out_shape = *in;
+  return NNLIB_OK;
+}
+
+static nnlib_status activation_forward(nnlib_layer *l, const float *x,
+                                       float *y, int64_t n) {
+  const activation_layer *a = (const activation_layer *)l;
+  if (a->kind == NNLIB_ACT_SOFTMAX) {
+    int64_t cols = l->in_shape.dims[l->in_shape.rank - 1];
+    nnlib__softmax_rows(x, y, n * l->in_size / cols, cols);
+  } else {
+    nnlib__activation_apply(a->kind, a->param, x, NULL, y, n, l->in_size);
+  }
+  return NNLIB_OK;
+}
+
+/* softmax: dx_i = y_i (dy_i - sum_j dy_j y_j) per row */
+static void softmax_backward(const float *y, const float *dy, float *dx,
+                             int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *yr = y + r * cols, *dyr = dy + r * cols;
+    float *dxr = dx + r * cols;
+    double dot = 0.0;
+    for (int64_t c = 0; c < cols; c++)
+      dot += (double)dyr[c] * yr[c];
+    for (int64_t c = 0; c < cols; c++)
+      dxr[c] = yr[c] * (dyr[c] - (float)dot);
+  }
+}
+
+static nnlib_status activation_backward(nnlib_layer *l, const float *x,
+                                        const float *y, float *dy, float *dx,
+                                        int64_t n) {
+  (void)x;
+  const activation_layer *a = (const activation_layer *)l;
+  if (dx == NULL)
+    return NNLIB_OK;
+  if (a->kind == NNLIB_ACT_SOFTMAX) {
+    int64_t cols = l->in_shape.dims[l->in_shape.rank - 1];
+    softmax_backward(y, dy, dx, n * l->in_size / cols, cols);
+  } else {
+    nnlib__activation_backward(a->kind, a->param, y, dy, dx, NULL, n,
+                               l->in_size);
+  }
+  return NNLIB_OK;
+}
+
+static const nnlib__layer_ops activation_ops = {
+    .kind = NNLIB_LAYER_ACTIVATION,
+    .plan = activation_plan,
+    .forward = activation_forward,
+    .backward = activation_backward,
+    .name = activation_name,
+};
+
+nnlib_status nnlib_activation_create(nnlib_layer **out, nnlib_activation kind,
+                                     float param) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_activation_create: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(kind >= NNLIB_ACT_IDENTITY && kind <= NNLIB_ACT_SOFTMAX,
+                  "nnlib_activation_create: unknown activation %d", (int)kind);
+  /* a negative slope would make the sign of y no longer tell the sign of x,
+   * which the output-based derivative relies on */
+  NNLIB_CHECK_ARG(kind != NNLIB_ACT_LEAKY_RELU ||
+                      (isfinite(param) && param >= 0.0f),
+                  "leaky_relu: slope %g must be finite and >= 0",
+                  (double)param);
+  activation_layer *a = nnlib__alloc(sizeof *a);
+  if (a == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "nnlib_activation_create: no memory");
+  nnlib__layer_init(&a->base, &activation_ops);
+  a->kind = kind;
+  a->param = kind == NNLIB_ACT_LEAKY_RELU ? param : 0.0f;
+  *out = &a->base;
+  return NNLIB_OK;
+}
+
+bool nnlib__activation_is_elementwise(const nnlib_layer *l) {
+  return l->ops == &activation_ops &&
+         ((const activation_layer *)l)->kind != NNLIB_ACT_SOFTMAX;
+}
+
+nnlib_activation nnlib__activation_kind(const nnlib_layer *l) {
+  return l->ops == &activation_ops ? ((const activation_layer *)l)->kind
+                                   : NNLIB_ACT_IDENTITY;
+}
+
+float nnlib__activation_param(const nnlib_layer *l) {
+  return l->ops == &activation_ops ? ((const activation_layer *)l)->param
+                                   : 0.0f;
+}

@@ -1,0 +1,167 @@
+/* dense.c - fully connected layer, y = x W^T + b, W [out, in], b [out].
+ *
+ * forward:  Y  = X W^T          [N,in] x [in,out]   one sgemm
+ *           Y  = f(Y + b)       one fused pass (f: a following elementwise
+ *                               activation the model fused in, or identity)
+ * backward: dZ = dY * f'(Y)     fused with db = column sums of dZ
+ *           dW = dZ^T X         [out,N] x [N,in]    one sgemm
+ *           dX = dZ W           [N,out] x [out,in]  one sgemm (not for the
+ *                                                   first layer)
+ */
+#include "nnlib_internal.h"
+
+#include <math.h>
+
+typedef struct dense_layer {
+  nnlib_layer base;
+  int64_t declared_in;               /* as created; 0: take it at compile */
+  int64_t in_features, out_features; /* in_features as planned */
+  bool with_bias;
+  nnlib_activation init_for; /* the activation that follows, for init */
+  float init_param;
+} dense_layer;
+
+static const char *dense_name(const nnlib_layer *l) {
+  (void)l;
+  return "dense";
+}
+
+static nnlib_status dense_plan(nnlib_layer *l, const nnlib__shape *in,
+                               int64_t max_batch) {
+  (void)max_batch;
+  dense_layer *d = (dense_layer *)l;
+  int64_t features = nnlib__shape_numel(in);
+  if (d->declared_in != 0 && d->declared_in != features)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "dense: input has %lld features, layer expects %lld",
+                        (long long)features, (long long)d->declared_in);
+  if (features > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "dense: %lld input features exceed the BLAS limit",
+                        (long long)features);
+  int64_t weight_size;
+  if (nnlib__mul_overflows(features, d->out_features, &weight_size))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "dense: weight size overflows");
+  d->in_features = features;
+  l->out_shape.rank = 1;
+  l->out_shape.dims[0] = d->out_features;
+  l->param_count = 0;
+  int64_t wshape[2] = {d->out_features, features};
+  nnlib__layer_declare_param(l, "weight", wshape, 2);
+  if (d->with_bias)
+    nnlib__layer_declare_param(l, "bias", &d->out_features, 1);
+  return NNLIB_OK;
+}
+
+/* Xavier/Glorot uniform before sigmoid, tanh and identity; He (Kaiming)
+ * normal with the leaky slope's gain before the ReLU family. Biases zero. */
+static void dense_init(nnlib_layer *l, nnlib__rng *rng) {
+  dense_layer *d = (dense_layer *)l;
+  nnlib__param *w = &l->params[0];
+  float fan_in = (float)d->in_features, fan_out = (float)d->out_features;
+  bool relu_family = d->init_for == NNLIB_ACT_RELU ||
+                     d->init_for == NNLIB_ACT_LEAKY_RELU;
+  if (relu_family) {
+    float a = d->init_param;
+    float std = sqrtf(2.0f / ((1.0f + a * a) * fan_in));
+    for (int64_t i = 0; i < w->size; i++)
+      w->value.data[i] = std * nnlib__rng_normal(rng);
+  } else {
+    float limit = sqrtf(6.0f / (fan_in + fan_out));
+    for (int64_t i = 0; i < w->size; i++)
+      w->value.data[i] = limit * (2.0f * nnlib__rng_uniform(rng) - 1.0f);
+  }
+  if (d->with_bias)
+    for (int64_t i = 0; i < l->params[1].size; i++)
+      l->params[1].value.data[i] = 0.0f;
+}
+
+static nnlib_status dense_forward(nnlib_layer *l, const float *x, float *y,
+                                  int64_t n) {
+  dense_layer *d = (dense_layer *)l;
+  int64_t in = d->in_features, out = d->out_features;
+  const float *w = l->params[0].value.data;
+  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x, in,
+                        w, in, 0.0f, y, out));
+  const float *b = d->with_bias ? l->params[1].value.data : NULL;
+  nnlib_activation act = NNLIB_ACT_IDENTITY;
+  float param = 0.0f;
+  if (l->fused_activation != NULL) {
+    act = nnlib__activation_kind(l->fused_activation);
+    param = nnlib__activation_param(l->fused_activation);
+  }
+  if (b != NULL || act != NNLIB_ACT_IDENTITY)
+    nnlib__activation_apply(act, param, y, b, y, n, out);
+  return NNLIB_OK;
+}
+
+static nnlib_status dense_backward(nnlib_layer *l, const float *x,
+                                   const float *y, float *dy, float *dx,
+                                   int64_t n) {
+  dense_layer *d = (dense_layer *)l;
+  int64_t in = d->in_features, out = d->out_features;
+  float *db = d->with_bias ? l->params[1].grad.data : NULL;
+  if (l->fused_activation != NULL || db != NULL) {
+    nnlib_activation act = NNLIB_ACT_IDENTITY;
+    float param = 0.0f;
+    if (l->fused_activation != NULL) {
+      act = nnlib__activation_kind(l->fused_activation);
+      param = nnlib__activation_param(l->fused_activation);
+    }
+    nnlib__activation_backward(act, param, y, dy, dy, db, n, out);
+  }
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, out, in, n, 1.0f, dy,
+                        out, x, in, 0.0f, l->params[0].grad.data, in));
+  if (dx != NULL)
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, in, out, 1.0f,
+                          dy, out, l->params[0].value.data, in, 0.0f, dx, in));
+  return NNLIB_OK;
+}
+
+static const nnlib__layer_ops dense_ops = {
+    .kind = NNLIB_LAYER_DENSE,
+    .plan = dense_plan,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .name = dense_name,
+};
+
+nnlib_status nnlib_dense_create(nnlib_layer **out, int64_t in_features,
+                                int64_t out_features, int with_bias) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_dense_create: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(in_features >= 0,
+                  "dense: in_features is %lld, must be >= 0 (0: infer)",
+                  (long long)in_features);
+  NNLIB_CHECK_ARG(out_features >= 1, "dense: out_features is %lld, must be >= 1",
+                  (long long)out_features);
+  NNLIB_CHECK_ARG(with_bias == 0 || with_bias == 1,
+                  "dense: with_bias is %d, must be 0 or 1", with_bias);
+  if (in_features > NNLIB__BLAS_DIM_MAX || out_features > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "dense: %lld x %lld exceeds the BLAS limit of %lld",
+                        (long long)out_features, (long long)in_features,
+                        (long long)NNLIB__BLAS_DIM_MAX);
+  dense_layer *d = nnlib__alloc(sizeof *d);
+  if (d == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_dense_create: no memory");
+  nnlib__layer_init(&d->base, &dense_ops);
+  d->declared_in = in_features;
+  d->in_features = in_features;
+  d->out_features = out_features;
+  d->with_bias = with_bias != 0;
+  d->init_for = NNLIB_ACT_IDENTITY;
+  *out = &d->base;
+  return NNLIB_OK;
+}
+
+void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next) {
+  dense_layer *d = (dense_layer *)l;
+  d->init_for = next;
+  d->init_param = next == NNLIB_ACT_LEAKY_RELU && l->fused_activation
+                      ? nnlib__activation_param(l->fused_activation)
+                      : 0.0f;
+}
+
+bool nnlib__layer_is_dense(const nnlib_layer *l) { return l->ops == &dense_ops; }

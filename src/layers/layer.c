@@ -1,0 +1,87 @@
+/* layer.c - what every layer kind shares, and the public layer accessors. */
+#include "nnlib_internal.h"
+
+#include <string.h>
+
+void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops) {
+  memset(l, 0, sizeof *l);
+  l->ops = ops;
+}
+
+void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
+                                const int64_t *shape, size_t rank) {
+  nnlib__param *p = &l->params[l->param_count++];
+  p->name = name;
+  p->shape.rank = rank;
+  p->size = 1;
+  for (size_t i = 0; i < rank; i++) {
+    p->shape.dims[i] = shape[i];
+    p->size *= shape[i];
+  }
+}
+
+int64_t nnlib__shape_numel(const nnlib__shape *s) {
+  int64_t n = 1;
+  for (size_t i = 0; i < s->rank; i++)
+    n *= s->dims[i];
+  return n;
+}
+
+void nnlib_layer_free(nnlib_layer *l) {
+  if (l == NULL)
+    return;
+  if (l->ops->destroy != NULL)
+    l->ops->destroy(l);
+  nnlib__free(l);
+}
+
+nnlib_layer_kind nnlib_layer_get_kind(const nnlib_layer *l) {
+  return l ? l->ops->kind : (nnlib_layer_kind)0;
+}
+
+const char *nnlib_layer_get_name(const nnlib_layer *l) {
+  return l ? l->ops->name(l) : "";
+}
+
+nnlib_status nnlib_layer_get_output_shape(const nnlib_layer *l, int64_t *dims,
+                                          size_t capacity, size_t *rank) {
+  NNLIB_CHECK_ARG(l != NULL && rank != NULL,
+                  "nnlib_layer_get_output_shape: layer or rank is NULL");
+  if (!l->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "%s: output shape is known after compile",
+                        l->ops->name(l));
+  NNLIB_CHECK_ARG(dims != NULL || capacity == 0,
+                  "nnlib_layer_get_output_shape: dims is NULL");
+  *rank = l->out_shape.rank;
+  for (size_t i = 0; i < l->out_shape.rank && i < capacity; i++)
+    dims[i] = l->out_shape.dims[i];
+  return NNLIB_OK;
+}
+
+size_t nnlib_layer_get_param_count(const nnlib_layer *l) {
+  return l ? l->param_count : 0;
+}
+
+nnlib_status nnlib_layer_get_param(nnlib_layer *l, size_t index,
+                                   nnlib_tensor **value, nnlib_tensor **grad) {
+  NNLIB_CHECK_ARG(l != NULL, "nnlib_layer_get_param: layer is NULL");
+  if (!l->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "%s: parameters exist after compile", l->ops->name(l));
+  if (index >= l->param_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "%s: parameter %zu requested, layer has %zu",
+                        l->ops->name(l), index, l->param_count);
+  if (value != NULL)
+    *value = &l->params[index].value;
+  if (grad != NULL)
+    *grad = &l->params[index].grad;
+  return NNLIB_OK;
+}
+
+const char *nnlib_layer_get_param_name(const nnlib_layer *l, size_t index) {
+  if (l == NULL || index >= l->param_count)
+    return NULL;
+  return l->params[index].name;
+}

@@ -1,0 +1,143 @@
+/* gradcheck.c - backpropagated gradients against central finite differences
+ *   g_fd = (L(p + h e) - L(p - h e)) / 2h
+ * per scalar, or along one random direction d for all parameters at once:
+ *   g_bp . d  against  (L(p + h d) - L(p - h d)) / 2h                      */
+#include "nnlib_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+nnlib_status nnlib_gradcheck_options_init(nnlib_gradcheck_options *o) {
+  NNLIB_CHECK_ARG(o != NULL, "nnlib_gradcheck_options_init: options is NULL");
+  memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->step = 1e-2f;
+  o->random_direction = 0;
+  o->seed = 1;
+  return NNLIB_OK;
+}
+
+typedef struct probe {
+  nnlib_model *m;
+  const float *x, *t;
+  bool is_index;
+  int64_t n;
+} probe;
+
+static nnlib_status loss_at(const probe *p, double *loss) {
+  const float *out;
+  NNLIB_TRY(nnlib__model_run_forward(p->m, p->x, p->n, true, &out));
+  return nnlib__loss(p->m->loss, out, p->t, p->is_index, NULL, p->n,
+                     p->m->output_size, loss);
+}
+
+static double rel_error(double diff_sq, double a_sq, double b_sq) {
+  double denom = sqrt(a_sq) + sqrt(b_sq);
+  return sqrt(diff_sq) / (denom > 1e-12 ? denom : 1e-12);
+}
+
+/* Worst normwise relative error over the parameter tensors. */
+static nnlib_status check_every_scalar(const probe *p, const float *g_bp,
+                                       float h, double *worst) {
+  nnlib_model *m = p->m;
+  *worst = 0.0;
+  int64_t offset = 0;
+  for (size_t li = 0; li < m->layer_count; li++) {
+    nnlib_layer *l = m->layers[li];
+    for (size_t pi = 0; pi < l->param_count; pi++) {
+      int64_t size = l->params[pi].size;
+      double diff_sq = 0.0, a_sq = 0.0, b_sq = 0.0;
+      for (int64_t j = offset; j < offset + size; j++) {
+        float saved = m->params[j];
+        double plus, minus;
+        m->params[j] = saved + h;
+        nnlib_status st = loss_at(p, &plus);
+        m->params[j] = saved - h;
+        if (st == NNLIB_OK)
+          st = loss_at(p, &minus);
+        m->params[j] = saved;
+        NNLIB_TRY(st);
+        double fd = (plus - minus) / (2.0 * (double)h);
+        diff_sq += (g_bp[j] - fd) * (g_bp[j] - fd);
+        a_sq += (double)g_bp[j] * g_bp[j];
+        b_sq += fd * fd;
+      }
+      double e = rel_error(diff_sq, a_sq, b_sq);
+      if (e > *worst || isnan(e))
+        *worst = e;
+      offset += size;
+    }
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status check_direction(const probe *p, const float *g_bp,
+                                    float *saved, float h, uint64_t seed,
+                                    double *err) {
+  nnlib_model *m = p->m;
+  int64_t size = m->param_size;
+  nnlib__rng rng;
+  nnlib__rng_seed(&rng, seed);
+  /* direction of +-1 entries: every parameter moves by exactly h */
+  float *dir = saved + size;
+  double analytic = 0.0;
+  for (int64_t j = 0; j < size; j++) {
+    dir[j] = (nnlib__rng_next(&rng) >> 63) ? 1.0f : -1.0f;
+    analytic += (double)g_bp[j] * dir[j];
+  }
+  double plus, minus;
+  for (int64_t j = 0; j < size; j++)
+    m->params[j] = saved[j] + h * dir[j];
+  nnlib_status st = loss_at(p, &plus);
+  for (int64_t j = 0; j < size; j++)
+    m->params[j] = saved[j] - h * dir[j];
+  if (st == NNLIB_OK)
+    st = loss_at(p, &minus);
+  memcpy(m->params, saved, (size_t)size * sizeof(float));
+  NNLIB_TRY(st);
+  double fd = (plus - minus) / (2.0 * (double)h);
+  *err = rel_error((analytic - fd) * (analytic - fd), analytic * analytic,
+                   fd * fd);
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
+                                   const nnlib_tensor *target,
+                                   const nnlib_gradcheck_options *options,
+                                   double *max_rel_error) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_gradcheck"));
+  NNLIB_CHECK_ARG(max_rel_error != NULL, "gradcheck: max_rel_error is NULL");
+  if (m->loss == NNLIB_LOSS_NONE)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "gradcheck: the model was compiled without a loss");
+  nnlib_gradcheck_options o;
+  nnlib_gradcheck_options_init(&o);
+  NNLIB_TRY(nnlib__read_options(&o, sizeof o, options,
+                                "nnlib_gradcheck_options"));
+  NNLIB_CHECK_ARG(isfinite(o.step) && o.step > 0.0f,
+                  "gradcheck: step %g must be > 0", (double)o.step);
+  probe p = {m, NULL, NULL, false, 0};
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n));
+  NNLIB_TRY(nnlib__check_target(m, target, p.n, &p.is_index));
+  p.x = x->data;
+  p.t = target->data;
+  /* g_bp, then the saved parameters and the direction */
+  float *work = nnlib__calloc((size_t)m->param_size * 3 + 1, sizeof(float));
+  if (work == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "gradcheck: no memory");
+  double loss;
+  const float *out;
+  nnlib_status st = nnlib__model_run_forward(m, p.x, p.n, true, &out);
+  if (st == NNLIB_OK)
+    st = nnlib__model_run_backward(m, p.x, p.t, p.is_index, p.n, &loss);
+  if (st == NNLIB_OK) {
+    float *g_bp = work, *saved = work + m->param_size;
+    memcpy(g_bp, m->grads, (size_t)m->param_size * sizeof(float));
+    memcpy(saved, m->params, (size_t)m->param_size * sizeof(float));
+    st = o.random_direction
+             ? check_direction(&p, g_bp, saved, o.step, o.seed, max_rel_error)
+             : check_every_scalar(&p, g_bp, o.step, max_rel_error);
+  }
+  nnlib__free(work);
+  return st;
+}

@@ -1,0 +1,349 @@
+/* model.c - the sequential model: create, add, compile (check the shapes,
+ * fuse dense+activation pairs, plan and allocate every buffer once), and the
+ * getters. Running it lives in train.c. */
+#include "nnlib_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+nnlib_status nnlib_model_create(nnlib_model **out) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_model_create: out is NULL");
+  *out = nnlib__calloc(1, sizeof **out);
+  if (*out == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_create: no memory");
+  return NNLIB_OK;
+}
+
+/* Everything compile allocates; the model returns to its uncompiled state. */
+static void release_plan(nnlib_model *m) {
+  nnlib__free(m->params);
+  nnlib__free(m->grads);
+  if (m->acts != NULL)
+    nnlib__free(m->acts[0]);
+  nnlib__free(m->acts);
+  nnlib__free(m->grad_a);
+  nnlib__free(m->grad_b);
+  nnlib__free(m->batch_x);
+  nnlib__free(m->batch_t);
+  nnlib__free(m->workspace);
+  m->params = m->grads = m->grad_a = m->grad_b = NULL;
+  m->batch_x = m->batch_t = m->workspace = NULL;
+  m->acts = NULL;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    l->compiled = false;
+    l->fused_activation = NULL;
+    l->fused_away = false;
+    l->workspace = NULL;
+  }
+  m->compiled = false;
+}
+
+void nnlib_model_free(nnlib_model *m) {
+  if (m == NULL)
+    return;
+  release_plan(m);
+  for (size_t i = 0; i < m->layer_count; i++)
+    nnlib_layer_free(m->layers[i]);
+  nnlib__free(m->layers);
+  nnlib_optimizer_free(m->optimizer);
+  nnlib__free(m);
+}
+
+nnlib_status nnlib_model_add(nnlib_model *m, nnlib_layer *layer) {
+  nnlib_status st = NNLIB_OK;
+  if (m == NULL || layer == NULL)
+    st = nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                      "nnlib_model_add: model or layer is NULL");
+  else if (m->compiled)
+    st = nnlib__error(NNLIB_ERR_WRONG_STATE,
+                      "nnlib_model_add: the model is already compiled");
+  else if (m->layer_count == m->layer_capacity) {
+    size_t cap = m->layer_capacity ? m->layer_capacity * 2 : 8;
+    nnlib_layer **grown = nnlib__alloc(cap * sizeof *grown);
+    if (grown == NULL) {
+      st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_add: no memory");
+    } else {
+      if (m->layer_count > 0)
+        memcpy(grown, m->layers, m->layer_count * sizeof *grown);
+      nnlib__free(m->layers);
+      m->layers = grown;
+      m->layer_capacity = cap;
+    }
+  }
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(layer); /* the model owns the layer, also on failure */
+    return st;
+  }
+  m->layers[m->layer_count++] = layer;
+  return NNLIB_OK;
+}
+
+/* dense followed by an elementwise activation: the dense layer applies it in
+ * its bias pass and the activation layer shares its output buffer. */
+static void fuse_pairs(nnlib_model *m) {
+  for (size_t i = 0; i + 1 < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i], *next = m->layers[i + 1];
+    if (!nnlib__layer_is_dense(l))
+      continue;
+    if (nnlib__activation_is_elementwise(next)) {
+      l->fused_activation = next;
+      next->fused_away = true;
+    }
+    nnlib__dense_set_init_activation(l, nnlib__activation_kind(next));
+  }
+}
+
+static nnlib_status plan_layers(nnlib_model *m) {
+  nnlib__shape shape = m->input_shape;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    l->in_shape = shape;
+    l->in_size = nnlib__shape_numel(&shape);
+    l->param_count = 0;
+    l->workspace_floats = 0;
+    nnlib_status st = l->ops->plan(l, &shape, m->max_batch);
+    if (st != NNLIB_OK) {
+      char detail[400];
+      snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+      return nnlib__error(st, "layer %zu (%s): %s", i, l->ops->name(l),
+                          detail);
+    }
+    l->out_size = nnlib__shape_numel(&l->out_shape);
+    int64_t batch_floats;
+    if (nnlib__mul_overflows(l->out_size, m->max_batch, &batch_floats))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "layer %zu (%s): a batch of %lld outputs of %lld "
+                          "overflows",
+                          i, l->ops->name(l), (long long)m->max_batch,
+                          (long long)l->out_size);
+    shape = l->out_shape;
+  }
+  m->output_size = m->layers[m->layer_count - 1]->out_size;
+  return NNLIB_OK;
+}
+
+/* Rounds a float count up to a 64-byte boundary. */
+static int64_t padded(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+static nnlib_status alloc_floats(float **out, int64_t count, const char *what) {
+  *out = nnlib__calloc((size_t)(count > 0 ? count : 1), sizeof(float));
+  if (*out == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "compile: no memory for %s (%lld floats)", what,
+                        (long long)count);
+  return NNLIB_OK;
+}
+
+static nnlib_status sum_checked(int64_t *total, int64_t add) {
+  if (__builtin_add_overflow(*total, add, total))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
+  return NNLIB_OK;
+}
+
+/* Parameters and gradients: one flat block each, layers get views. */
+static nnlib_status alloc_params(nnlib_model *m) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m->layer_count; i++)
+    for (size_t p = 0; p < m->layers[i]->param_count; p++)
+      NNLIB_TRY(sum_checked(&total, m->layers[i]->params[p].size));
+  m->param_size = total;
+  NNLIB_TRY(alloc_floats(&m->params, total, "parameters"));
+  NNLIB_TRY(alloc_floats(&m->grads, total, "gradients"));
+  int64_t offset = 0;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    for (size_t p = 0; p < l->param_count; p++) {
+      nnlib__param *prm = &l->params[p];
+      nnlib__tensor_view(&prm->value, m->params + offset, prm->shape.dims,
+                         prm->shape.rank);
+      nnlib__tensor_view(&prm->grad, m->grads + offset, prm->shape.dims,
+                         prm->shape.rank);
+      offset += prm->size;
+    }
+  }
+  return NNLIB_OK;
+}
+
+/* Activations (one block, fused pairs share), the two ping-pong gradient
+ * buffers, the gather buffers for shuffled batches, and the workspaces. */
+static nnlib_status alloc_buffers(nnlib_model *m) {
+  int64_t acts_total = 0, widest = m->input_size, work_total = 0;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    if (!l->fused_away)
+      NNLIB_TRY(sum_checked(&acts_total, padded(l->out_size * m->max_batch)));
+    if (l->out_size > widest)
+      widest = l->out_size;
+    NNLIB_TRY(sum_checked(&work_total, padded((int64_t)l->workspace_floats)));
+  }
+  int64_t grad_floats, input_floats;
+  if (nnlib__mul_overflows(widest, m->max_batch, &grad_floats) ||
+      nnlib__mul_overflows(m->input_size, m->max_batch, &input_floats))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
+  m->acts = nnlib__calloc(m->layer_count, sizeof *m->acts);
+  if (m->acts == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory");
+  float *block;
+  NNLIB_TRY(alloc_floats(&block, acts_total, "activations"));
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    if (l->fused_away) {
+      m->acts[i] = m->acts[i - 1];
+    } else {
+      m->acts[i] = block;
+      block += padded(l->out_size * m->max_batch);
+    }
+  }
+  NNLIB_TRY(alloc_floats(&m->grad_a, grad_floats, "gradient buffers"));
+  NNLIB_TRY(alloc_floats(&m->grad_b, grad_floats, "gradient buffers"));
+  NNLIB_TRY(alloc_floats(&m->batch_x, input_floats, "the batch buffer"));
+  NNLIB_TRY(alloc_floats(&m->batch_t, m->output_size * m->max_batch,
+                         "the target buffer"));
+  NNLIB_TRY(alloc_floats(&m->workspace, work_total, "workspaces"));
+  float *w = m->workspace;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    m->layers[i]->workspace = w;
+    w += padded((int64_t)m->layers[i]->workspace_floats);
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status check_compile_args(nnlib_model *m, const int64_t *shape,
+                                       size_t rank, int64_t max_batch,
+                                       nnlib_loss loss,
+                                       const nnlib_optimizer *opt) {
+  NNLIB_CHECK_ARG(m != NULL, "nnlib_model_compile: model is NULL");
+  if (m->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_compile: the model is already compiled");
+  if (m->layer_count == 0)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_compile: the model has no layers");
+  NNLIB_CHECK_ARG(shape != NULL && rank >= 1 && rank < NNLIB_MAX_RANK,
+                  "nnlib_model_compile: input shape must have rank 1..%d "
+                  "(per sample, without the batch)",
+                  NNLIB_MAX_RANK - 1);
+  int64_t size;
+  NNLIB_TRY(nnlib__shape_size(shape, rank, &size, "compile: input shape"));
+  NNLIB_CHECK_ARG(max_batch >= 1, "compile: max_batch is %lld, must be >= 1",
+                  (long long)max_batch);
+  if (max_batch > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "compile: max_batch %lld exceeds the BLAS limit",
+                        (long long)max_batch);
+  NNLIB_CHECK_ARG(loss >= NNLIB_LOSS_NONE && loss <= NNLIB_LOSS_SOFTMAX_CE,
+                  "compile: unknown loss %d", (int)loss);
+  NNLIB_CHECK_ARG(opt == NULL || loss != NNLIB_LOSS_NONE,
+                  "compile: an optimizer needs a loss to minimise");
+  return NNLIB_OK;
+}
+
+static nnlib_status compile_plan(nnlib_model *m, nnlib_optimizer *opt) {
+  fuse_pairs(m);
+  NNLIB_TRY(plan_layers(m));
+  int64_t output_floats;
+  if (nnlib__mul_overflows(m->output_size, m->max_batch, &output_floats))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: output buffer overflows");
+  NNLIB_TRY(alloc_params(m));
+  NNLIB_TRY(alloc_buffers(m));
+  if (opt != NULL)
+    NNLIB_TRY(nnlib__optimizer_attach(opt, m->param_size));
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_compile(nnlib_model *m, const int64_t *input_shape,
+                                 size_t input_rank, int64_t max_batch,
+                                 nnlib_loss loss, nnlib_optimizer *opt,
+                                 uint64_t seed) {
+  nnlib_status st =
+      check_compile_args(m, input_shape, input_rank, max_batch, loss, opt);
+  if (st != NNLIB_OK) {
+    nnlib_optimizer_free(opt); /* the model takes it, also on failure */
+    return st;
+  }
+  m->input_shape.rank = input_rank;
+  for (size_t i = 0; i < input_rank; i++)
+    m->input_shape.dims[i] = input_shape[i];
+  m->input_size = nnlib__shape_numel(&m->input_shape);
+  m->max_batch = max_batch;
+  m->loss = loss;
+  st = compile_plan(m, opt);
+  if (st != NNLIB_OK) {
+    release_plan(m);
+    nnlib_optimizer_free(opt);
+    return st;
+  }
+  m->optimizer = opt;
+  m->seed = seed;
+  nnlib__rng_seed(&m->rng, seed);
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    l->compiled = true;
+    if (l->ops->init != NULL)
+      l->ops->init(l, &m->rng);
+  }
+  m->compiled = true;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what) {
+  NNLIB_CHECK_ARG(m != NULL, "%s: model is NULL", what);
+  if (!m->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "%s: the model is not compiled (call "
+                        "nnlib_model_compile first)",
+                        what);
+  return NNLIB_OK;
+}
+
+size_t nnlib_model_get_layer_count(const nnlib_model *m) {
+  return m ? m->layer_count : 0;
+}
+
+nnlib_layer *nnlib_model_get_layer(nnlib_model *m, size_t index) {
+  return (m && index < m->layer_count) ? m->layers[index] : NULL;
+}
+
+nnlib_optimizer *nnlib_model_get_optimizer(nnlib_model *m) {
+  return m ? m->optimizer : NULL;
+}
+
+nnlib_loss nnlib_model_get_loss(const nnlib_model *m) {
+  return m ? m->loss : NNLIB_LOSS_NONE;
+}
+
+int64_t nnlib_model_get_max_batch(const nnlib_model *m) {
+  return (m && m->compiled) ? m->max_batch : 0;
+}
+
+nnlib_status nnlib_model_get_param_count(const nnlib_model *m,
+                                         int64_t *count) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_param_count"));
+  NNLIB_CHECK_ARG(count != NULL, "nnlib_model_get_param_count: count is NULL");
+  *count = m->param_size;
+  return NNLIB_OK;
+}
+
+static nnlib_status copy_shape(const nnlib__shape *s, int64_t *dims,
+                               size_t capacity, size_t *rank) {
+  NNLIB_CHECK_ARG(rank != NULL && (dims != NULL || capacity == 0),
+                  "shape getter: dims or rank is NULL");
+  *rank = s->rank;
+  for (size_t i = 0; i < s->rank && i < capacity; i++)
+    dims[i] = s->dims[i];
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_get_input_shape(const nnlib_model *m, int64_t *dims,
+                                         size_t capacity, size_t *rank) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_input_shape"));
+  return copy_shape(&m->input_shape, dims, capacity, rank);
+}
+
+nnlib_status nnlib_model_get_output_shape(const nnlib_model *m, int64_t *dims,
+                                          size_t capacity, size_t *rank) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_output_shape"));
+  return copy_shape(&m->layers[m->layer_count - 1]->out_shape, dims, capacity,
+                    rank);
+}

@@ -1,0 +1,397 @@
+/* train.c - running a compiled model: forward, loss and backward over one
+ * batch, the optimizer step, fit over a data set, predict and evaluate.
+ * Nothing here allocates except fit's per-call sample order. */
+#include "nnlib_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
+                                int64_t limit, int64_t *n) {
+  NNLIB_CHECK_ARG(x != NULL, "input tensor is NULL");
+  int64_t batch = x->shape[0];
+  int64_t per_sample = x->size / batch;
+  if (per_sample != m->input_size)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "input has %lld features per sample, model expects "
+                        "%lld",
+                        (long long)per_sample, (long long)m->input_size);
+  if (limit > 0 && batch > limit)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "batch of %lld samples exceeds the compiled maximum "
+                        "batch of %lld",
+                        (long long)batch, (long long)limit);
+  *n = batch;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
+                                 int64_t n, bool *is_index) {
+  NNLIB_CHECK_ARG(t != NULL, "target tensor is NULL");
+  if (t->shape[0] != n)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "target has %lld samples, input has %lld",
+                        (long long)t->shape[0], (long long)n);
+  *is_index = false;
+  if (t->size == n * m->output_size)
+    return NNLIB_OK;
+  if (m->loss == NNLIB_LOSS_SOFTMAX_CE && t->size == n) {
+    *is_index = true;
+    return NNLIB_OK;
+  }
+  return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                      "target has %lld values per sample, model outputs %lld%s",
+                      (long long)(t->size / n), (long long)m->output_size,
+                      m->loss == NNLIB_LOSS_SOFTMAX_CE
+                          ? " (or 1 class index)"
+                          : "");
+}
+
+nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
+                                      int64_t n, bool training,
+                                      const float **out) {
+  const float *in = x;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    if (l->fused_away)
+      continue;
+    l->training = training;
+    NNLIB_TRY(l->ops->forward(l, in, m->acts[i], n));
+    in = m->acts[i];
+  }
+  *out = in;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
+                                       const float *target,
+                                       bool target_is_index, int64_t n,
+                                       double *loss) {
+  const float *y = m->acts[m->layer_count - 1];
+  float *dy = m->grad_a, *dx = m->grad_b;
+  NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
+                        m->output_size, loss));
+  for (size_t i = m->layer_count; i-- > 0;) {
+    nnlib_layer *l = m->layers[i];
+    if (l->fused_away)
+      continue;
+    const float *in = i == 0 ? x : m->acts[i - 1];
+    /* the first layer's input gradient is never used */
+    NNLIB_TRY(l->ops->backward(l, in, m->acts[i], dy, i == 0 ? NULL : dx, n));
+    float *tmp = dy;
+    dy = dx;
+    dx = tmp;
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status check_trainable(const nnlib_model *m, const char *what) {
+  NNLIB_TRY(nnlib__check_compiled(m, what));
+  if (m->loss == NNLIB_LOSS_NONE)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "%s: the model was compiled without a loss", what);
+  return NNLIB_OK;
+}
+
+/* forward + loss + backward on raw buffers; loss must be finite */
+static nnlib_status gradients(nnlib_model *m, const float *x, const float *t,
+                              bool is_index, int64_t n, double *loss) {
+  const float *out;
+  NNLIB_TRY(nnlib__model_run_forward(m, x, n, true, &out));
+  NNLIB_TRY(nnlib__model_run_backward(m, x, t, is_index, n, loss));
+  if (!isfinite(*loss))
+    return nnlib__error(NNLIB_ERR_NUMERICAL,
+                        "the loss is %g: the weights were left untouched "
+                        "(learning rate too high, or NaN/Inf in the data?)",
+                        *loss);
+  return NNLIB_OK;
+}
+
+static nnlib_status train_batch(nnlib_model *m, const float *x, const float *t,
+                                bool is_index, int64_t n, double *loss) {
+  NNLIB_TRY(gradients(m, x, t, is_index, n, loss));
+  nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
+  return NNLIB_OK;
+}
+
+static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
+                               const nnlib_tensor *target, int64_t *n,
+                               bool *is_index, const char *what) {
+  NNLIB_TRY(check_trainable(m, what));
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n));
+  return nnlib__check_target(m, target, *n, is_index);
+}
+
+nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
+                                 const nnlib_tensor **output) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_forward"));
+  NNLIB_CHECK_ARG(output != NULL, "nnlib_model_forward: output is NULL");
+  int64_t n = 0;
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &n));
+  const float *out;
+  NNLIB_TRY(nnlib__model_run_forward(m, x->data, n, true, &out));
+  const nnlib__shape *s = &m->layers[m->layer_count - 1]->out_shape;
+  int64_t shape[NNLIB_MAX_RANK];
+  shape[0] = n;
+  size_t rank = s->rank + 1 > NNLIB_MAX_RANK ? NNLIB_MAX_RANK : s->rank + 1;
+  for (size_t i = 1; i < rank; i++)
+    shape[i] = s->dims[i - 1];
+  nnlib__tensor_view(&m->output_view, (float *)out, shape, rank);
+  *output = &m->output_view;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_backward(nnlib_model *m, const nnlib_tensor *x,
+                                  const nnlib_tensor *target, float *loss) {
+  int64_t n = 0;
+  bool is_index = false;
+  NNLIB_TRY(batch_args(m, x, target, &n, &is_index, "nnlib_model_backward"));
+  double l;
+  nnlib_status st = gradients(m, x->data, target->data, is_index, n, &l);
+  if (loss != NULL)
+    *loss = (float)l;
+  return st;
+}
+
+nnlib_status nnlib_model_step(nnlib_model *m, const nnlib_tensor *x,
+                              const nnlib_tensor *target, float *loss) {
+  int64_t n = 0;
+  bool is_index = false;
+  NNLIB_TRY(batch_args(m, x, target, &n, &is_index, "nnlib_model_step"));
+  if (m->optimizer == NULL)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_step: the model has no optimizer");
+  double l = NAN;
+  nnlib_status st = train_batch(m, x->data, target->data, is_index, n, &l);
+  if (loss != NULL)
+    *loss = (float)l;
+  return st;
+}
+
+nnlib_status nnlib_optimizer_step(nnlib_model *m) {
+  NNLIB_TRY(check_trainable(m, "nnlib_optimizer_step"));
+  if (m->optimizer == NULL)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_optimizer_step: the model has no optimizer");
+  nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
+  return NNLIB_OK;
+}
+
+/* ------------------------------------------------------------------ fit */
+
+nnlib_status nnlib_fit_options_init(nnlib_fit_options *o) {
+  NNLIB_CHECK_ARG(o != NULL, "nnlib_fit_options_init: options is NULL");
+  memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->epochs = 1;
+  o->batch_size = 0;
+  o->shuffle = 1;
+  return NNLIB_OK;
+}
+
+typedef struct fit_data {
+  const float *x, *t;
+  int64_t x_stride, t_stride; /* floats per sample */
+  bool is_index;
+  const int64_t *order;       /* NULL: in order, zero-copy */
+} fit_data;
+
+/* Points *x and *t at samples [start, start + n) of the epoch's order:
+ * straight into the data set when not shuffled, else gathered into the
+ * model's batch buffers. */
+static void batch_view(nnlib_model *m, const fit_data *d, int64_t start,
+                       int64_t n, const float **x, const float **t) {
+  if (d->order == NULL) {
+    *x = d->x + start * d->x_stride;
+    *t = d->t + start * d->t_stride;
+    return;
+  }
+  size_t xb = (size_t)d->x_stride * sizeof(float);
+  size_t tb = (size_t)d->t_stride * sizeof(float);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t s = d->order[start + i];
+    memcpy(m->batch_x + i * d->x_stride, d->x + s * d->x_stride, xb);
+    memcpy(m->batch_t + i * d->t_stride, d->t + s * d->t_stride, tb);
+  }
+  *x = m->batch_x;
+  *t = m->batch_t;
+}
+
+static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
+                              int64_t samples, const nnlib_fit_options *o,
+                              nnlib_progress *p) {
+  int64_t bs = o->batch_size;
+  double sum = 0.0;
+  p->batches = (samples + bs - 1) / bs;
+  p->samples = samples;
+  for (int64_t b = 0; b < p->batches; b++) {
+    int64_t start = b * bs;
+    int64_t n = samples - start < bs ? samples - start : bs;
+    const float *x, *t;
+    batch_view(m, d, start, n, &x, &t);
+    double loss;
+    NNLIB_TRY(train_batch(m, x, t, d->is_index, n, &loss));
+    sum += loss * (double)n;
+    p->batch = b;
+    p->samples_done = start + n;
+    p->loss = (float)loss;
+    p->epoch_loss = (float)(sum / (double)(start + n));
+    if (o->progress != NULL && o->progress(p, o->user) != 0)
+      return nnlib__error(NNLIB_ERR_CANCELLED,
+                          "fit: stopped by the progress callback in epoch "
+                          "%lld, batch %lld",
+                          (long long)p->epoch, (long long)b);
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
+                             const nnlib_tensor *target,
+                             const nnlib_fit_options *options,
+                             nnlib_fit_options *o, fit_data *d,
+                             int64_t *samples) {
+  NNLIB_TRY(check_trainable(m, "nnlib_model_fit"));
+  if (m->optimizer == NULL)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_fit: the model has no optimizer");
+  nnlib_fit_options_init(o);
+  NNLIB_TRY(nnlib__read_options(o, sizeof *o, options, "nnlib_fit_options"));
+  if (o->batch_size == 0)
+    o->batch_size = m->max_batch;
+  NNLIB_CHECK_ARG(o->epochs >= 0, "fit: epochs is %lld, must be >= 0",
+                  (long long)o->epochs);
+  NNLIB_CHECK_ARG(o->batch_size >= 1, "fit: batch_size is %lld, must be >= 1",
+                  (long long)o->batch_size);
+  if (o->batch_size > m->max_batch)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "fit: batch_size %lld exceeds the compiled maximum "
+                        "batch of %lld",
+                        (long long)o->batch_size, (long long)m->max_batch);
+  NNLIB_CHECK_ARG(o->shuffle == 0 || o->shuffle == 1,
+                  "fit: shuffle must be 0 or 1");
+  NNLIB_TRY(nnlib__check_input(m, x, 0, samples));
+  NNLIB_TRY(nnlib__check_target(m, target, *samples, &d->is_index));
+  d->x = x->data;
+  d->t = target->data;
+  d->x_stride = m->input_size;
+  d->t_stride = d->is_index ? 1 : m->output_size;
+  d->order = NULL;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,
+                             const nnlib_tensor *target,
+                             const nnlib_fit_options *options) {
+  nnlib_fit_options o;
+  fit_data d = {NULL, NULL, 0, 0, false, NULL};
+  int64_t samples = 0;
+  NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));
+  int64_t *order = NULL;
+  if (o.shuffle) {
+    order = nnlib__calloc((size_t)samples, sizeof *order);
+    if (order == NULL)
+      return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                          "fit: no memory for the order of %lld samples",
+                          (long long)samples);
+    for (int64_t i = 0; i < samples; i++)
+      order[i] = i;
+    d.order = order;
+  }
+  nnlib_progress p = {sizeof p, 0, o.epochs, 0, 0, 0, 0, 0.0f, 0.0f};
+  nnlib_status st = NNLIB_OK;
+  for (int64_t e = 0; e < o.epochs && st == NNLIB_OK; e++) {
+    if (order != NULL)
+      nnlib__rng_shuffle(&m->rng, order, samples);
+    p.epoch = e;
+    st = fit_epoch(m, &d, samples, &o, &p);
+    if (st == NNLIB_OK && o.epoch_losses != NULL)
+      o.epoch_losses[e] = p.epoch_loss;
+  }
+  nnlib__free(order);
+  return st;
+}
+
+/* ------------------------------------------------- predict and evaluate */
+
+nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
+                                 nnlib_tensor *y) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
+  NNLIB_CHECK_ARG(y != NULL, "nnlib_model_predict: output tensor is NULL");
+  int64_t samples = 0;
+  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples));
+  if (y->size != samples * m->output_size)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "predict: output tensor has %lld elements, %lld "
+                        "samples of %lld outputs need %lld",
+                        (long long)y->size, (long long)samples,
+                        (long long)m->output_size,
+                        (long long)(samples * m->output_size));
+  for (int64_t start = 0; start < samples; start += m->max_batch) {
+    int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
+    const float *out;
+    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * m->input_size, n,
+                                       false, &out));
+    memcpy(y->data + start * m->output_size, out,
+           (size_t)(n * m->output_size) * sizeof(float));
+  }
+  return NNLIB_OK;
+}
+
+static int64_t argmax(const float *v, int64_t k) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < k; i++)
+    if (v[i] > v[best])
+      best = i;
+  return best;
+}
+
+/* Correct predictions among n rows of outputs y against targets t. */
+static int64_t count_correct(const nnlib_model *m, const float *y,
+                             const float *t, bool is_index, int64_t n) {
+  int64_t k = m->output_size, correct = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const float *yr = y + i * k;
+    if (k == 1) {
+      float threshold = m->loss == NNLIB_LOSS_BCE_LOGITS ? 0.0f : 0.5f;
+      correct += (yr[0] > threshold) == (t[i] > 0.5f);
+    } else if (is_index) {
+      correct += argmax(yr, k) == (int64_t)t[i];
+    } else {
+      correct += argmax(yr, k) == argmax(t + i * k, k);
+    }
+  }
+  return correct;
+}
+
+nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
+                                  const nnlib_tensor *target, float *loss,
+                                  float *accuracy) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_evaluate"));
+  int64_t samples = 0;
+  bool is_index = false;
+  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples));
+  NNLIB_TRY(nnlib__check_target(m, target, samples, &is_index));
+  if (loss != NULL && m->loss == NNLIB_LOSS_NONE)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "evaluate: the model was compiled without a loss");
+  int64_t t_stride = is_index ? 1 : m->output_size, correct = 0;
+  double loss_sum = 0.0;
+  for (int64_t start = 0; start < samples; start += m->max_batch) {
+    int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
+    const float *out, *t = target->data + start * t_stride;
+    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * m->input_size, n,
+                                       false, &out));
+    if (loss != NULL) {
+      double l;
+      NNLIB_TRY(nnlib__loss(m->loss, out, t, is_index, NULL, n, m->output_size,
+                            &l));
+      loss_sum += l * (double)n;
+    }
+    correct += count_correct(m, out, t, is_index, n);
+  }
+  if (loss != NULL)
+    *loss = (float)(loss_sum / (double)samples);
+  if (accuracy != NULL)
+    *accuracy = (float)((double)correct / (double)samples);
+  return NNLIB_OK;
+}

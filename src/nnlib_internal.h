@@ -1,0 +1,262 @@
+/* nnlib_internal.h - what the library's files share and users never see. */
+#ifndef NNLIB_INTERNAL_H
+#define NNLIB_INTERNAL_H
+
+#include "nnlib.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------- errors */
+
+/* Records a formatted message for the calling thread and returns status. */
+nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+#define NNLIB_CHECK_ARG(cond, ...)                                             \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT, __VA_ARGS__);            \
+  } while (0)
+
+#define NNLIB_TRY(expr)                                                        \
+  do {                                                                         \
+    nnlib_status nnlib__st = (expr);                                           \
+    if (nnlib__st != NNLIB_OK)                                                 \
+      return nnlib__st;                                                        \
+  } while (0)
+
+/* Reads a caller's options struct (first field size_t struct_size) into
+ * `dst`, already filled with defaults: a shorter struct keeps the defaults of
+ * the fields it lacks, a longer one is accepted only if its extra bytes are
+ * zero. `what` names the struct in messages. */
+nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
+                                 const char *what);
+
+/* ------------------------------------------------------------- memory */
+
+void *nnlib__alloc(size_t bytes);             /* 64-byte aligned, or NULL  */
+void *nnlib__calloc(size_t count, size_t size); /* zeroed, overflow-checked */
+void nnlib__free(void *ptr);
+
+/* a * b into *out; false (and *out untouched) if it overflows int64. Every
+ * product of sizes from outside (shapes, file headers) goes through it. */
+bool nnlib__mul_overflows(int64_t a, int64_t b, int64_t *out);
+/* Product of dims[0..rank) into *out, with overflow and positivity checks. */
+nnlib_status nnlib__shape_size(const int64_t *dims, size_t rank, int64_t *out,
+                               const char *what);
+
+/* ---------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: same seed, same sequence. */
+typedef struct nnlib__rng {
+  uint64_t s[4];
+} nnlib__rng;
+
+void nnlib__rng_seed(nnlib__rng *rng, uint64_t seed);
+uint64_t nnlib__rng_next(nnlib__rng *rng);
+float nnlib__rng_uniform(nnlib__rng *rng); /* [0, 1) */
+float nnlib__rng_normal(nnlib__rng *rng);  /* N(0, 1) */
+uint64_t nnlib__rng_below(nnlib__rng *rng, uint64_t bound); /* [0, bound) */
+void nnlib__rng_shuffle(nnlib__rng *rng, int64_t *items, int64_t count);
+
+/* --------------------------------------------------------------- BLAS */
+
+typedef enum { NNLIB__NO_TRANS = 0, NNLIB__TRANS = 1 } nnlib__trans;
+
+/* C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major, with leading
+ * dimensions lda/ldb/ldc. The only place nnlib calls a matrix product. Checks
+ * every dimension fits the 32-bit BLAS interface. */
+nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float *a,
+                         int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc);
+/* Largest dimension nnlib__gemm accepts. */
+#define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
+
+/* ------------------------------------------------------------- tensor */
+
+struct nnlib_tensor {
+  float *data;
+  int64_t shape[NNLIB_MAX_RANK];
+  size_t rank;
+  int64_t size;
+  bool owns_data;
+};
+
+/* Initialises a tensor struct in place as a view of `data` (for parameters
+ * and gradients living in a model's flat buffers). */
+void nnlib__tensor_view(nnlib_tensor *t, float *data, const int64_t *shape,
+                        size_t rank);
+
+/* ------------------------------------------------------------- layers */
+
+typedef struct nnlib__shape {
+  size_t rank;
+  int64_t dims[NNLIB_MAX_RANK];
+} nnlib__shape;
+
+int64_t nnlib__shape_numel(const nnlib__shape *s);
+
+#define NNLIB__MAX_PARAMS 8
+
+typedef struct nnlib__param {
+  const char *name;
+  nnlib__shape shape;
+  int64_t size;
+  nnlib_tensor value; /* views into the model's flat parameter buffer */
+  nnlib_tensor grad;  /* views into the model's flat gradient buffer  */
+} nnlib__param;
+
+/* What a layer kind implements. Shapes are per sample; n is the batch. */
+typedef struct nnlib__layer_ops {
+  nnlib_layer_kind kind;
+  /* Checks `in`, sets l->out_shape, declares parameters (l->params[].name,
+   * shape) and the workspace floats a batch of max_batch needs. A failure
+   * carries a message that names the layer. */
+  nnlib_status (*plan)(nnlib_layer *l, const nnlib__shape *in,
+                       int64_t max_batch);
+  /* Fills the parameters (already allocated) from the rng. */
+  void (*init)(nnlib_layer *l, nnlib__rng *rng);
+  /* y = f(x) for n samples. */
+  nnlib_status (*forward)(nnlib_layer *l, const float *x, float *y, int64_t n);
+  /* Given x, y = f(x) and dy = dL/dy, writes parameter gradients and, unless
+   * dx is NULL, dx = dL/dx. May overwrite dy. */
+  nnlib_status (*backward)(nnlib_layer *l, const float *x, const float *y,
+                           float *dy, float *dx, int64_t n);
+  void (*destroy)(nnlib_layer *l); /* frees what the kind allocated itself */
+  const char *(*name)(const nnlib_layer *l);
+} nnlib__layer_ops;
+
+struct nnlib_layer {
+  const nnlib__layer_ops *ops;
+  nnlib__shape in_shape, out_shape; /* set by plan */
+  int64_t in_size, out_size;        /* per-sample element counts */
+  size_t param_count;
+  nnlib__param params[NNLIB__MAX_PARAMS];
+  size_t workspace_floats; /* set by plan */
+  float *workspace;        /* owned by the model after compile */
+  bool compiled;
+  bool training;
+  /* Fusion, decided at compile: a dense layer followed by an elementwise
+   * activation applies it in its own bias pass; the activation is skipped. */
+  nnlib_layer *fused_activation;
+  bool fused_away;
+};
+
+/* Shared setup for every layer kind's constructor. */
+void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops);
+/* Declares parameter i with a shape (called from plan). */
+void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
+                                const int64_t *shape, size_t rank);
+
+/* Activation kernels, shared between the activation layer and the dense
+ * layer's fused pass. Elementwise kinds only (not softmax). */
+bool nnlib__activation_is_elementwise(const nnlib_layer *l);
+nnlib_activation nnlib__activation_kind(const nnlib_layer *l);
+float nnlib__activation_param(const nnlib_layer *l);
+/* y[i] = f(x[i] + bias[i % cols]) over rows x cols; bias may be NULL; x and y
+ * may alias. */
+void nnlib__activation_apply(nnlib_activation kind, float param,
+                             const float *x, const float *bias, float *y,
+                             int64_t rows, int64_t cols);
+/* dz[i] = dy[i] * f'(y[i]) written from the output y; dz and dy may alias.
+ * If bias_grad is non-NULL it receives the column sums of dz. */
+void nnlib__activation_backward(nnlib_activation kind, float param,
+                                const float *y, const float *dy, float *dz,
+                                float *bias_grad, int64_t rows, int64_t cols);
+/* softmax of each row, stable (max subtracted). */
+void nnlib__softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
+
+/* Dense: the initialiser's gain depends on the activation that follows. */
+void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
+bool nnlib__layer_is_dense(const nnlib_layer *l);
+
+/* --------------------------------------------------------------- loss */
+
+/* Mean loss of y against target over n samples of k outputs; writes
+ * dL/dy into dy (may be NULL). target_is_index: target holds n class
+ * indices (SOFTMAX_CE only). */
+nnlib_status nnlib__loss(nnlib_loss loss, const float *y, const float *target,
+                         bool target_is_index, float *dy, int64_t n, int64_t k,
+                         double *loss_out);
+
+/* ---------------------------------------------------------- optimizer */
+
+struct nnlib_optimizer {
+  nnlib_optimizer_options o;
+  int64_t t;       /* updates applied */
+  float *state1;   /* momentum / first moment / square average (owned) */
+  float *state2;   /* second moment (owned) */
+  int64_t size;    /* parameters it was attached to */
+};
+
+/* Allocates state for `size` flat parameters. */
+nnlib_status nnlib__optimizer_attach(nnlib_optimizer *opt, int64_t size);
+/* The learning rate the schedule gives for update number t. */
+float nnlib__optimizer_lr_at(const nnlib_optimizer *opt, int64_t t);
+/* One update of params from grads (flat, `size` each); may scale grads. */
+void nnlib__optimizer_update(nnlib_optimizer *opt, float *params, float *grads,
+                             int64_t size);
+
+/* The per-rule kernels, one file each. lr is this step's rate. */
+void nnlib__sgd_update(const nnlib_optimizer_options *o, float lr,
+                       float *params, const float *grads, float *velocity,
+                       int64_t size, int64_t t);
+void nnlib__adam_update(const nnlib_optimizer_options *o, float lr,
+                        float *params, const float *grads, float *m, float *v,
+                        int64_t size, int64_t t);
+void nnlib__rmsprop_update(const nnlib_optimizer_options *o, float lr,
+                           float *params, const float *grads, float *square_avg,
+                           float *buffer, int64_t size);
+
+/* -------------------------------------------------------------- model */
+
+struct nnlib_model {
+  nnlib_layer **layers;
+  size_t layer_count, layer_capacity;
+  bool compiled;
+  nnlib__shape input_shape;
+  int64_t input_size, output_size;
+  int64_t max_batch;
+  nnlib_loss loss;
+  nnlib_optimizer *optimizer;
+  nnlib__rng rng;
+  uint64_t seed;
+  /* Flat buffers: every parameter and gradient lives in one block each, so
+   * optimizers and reductions walk one array. */
+  float *params, *grads;
+  int64_t param_size;
+  /* acts[i] is the output of layer i (fused pairs share one buffer). */
+  float **acts;
+  /* two ping-pong gradient buffers of max_batch * largest layer size */
+  float *grad_a, *grad_b;
+  float *batch_x, *batch_t; /* gathered shuffled batches (fit) */
+  int64_t target_size;      /* per-sample target floats for gathering */
+  float *workspace;         /* all layers' workspaces, one block */
+  nnlib_tensor output_view;
+};
+
+/* Runs the layers on n samples (n <= max_batch); returns the output. */
+nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
+                                      int64_t n, bool training,
+                                      const float **out);
+/* Loss + backward after a forward over the same x. */
+nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
+                                       const float *target,
+                                       bool target_is_index, int64_t n,
+                                       double *loss);
+/* Checks a batch tensor against the model: rank >= 1, per-sample size equal
+ * to the input size, 1 <= N <= limit (limit 0: no limit). */
+nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
+                                int64_t limit, int64_t *n);
+/* Checks a target tensor for n samples and says whether it holds indices. */
+nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
+                                 int64_t n, bool *is_index);
+nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what);
+
+#endif /* NNLIB_INTERNAL_H */

@@ -1,0 +1,83 @@
+#include "test_support.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+nnlib_layer *ts_dense(int64_t in, int64_t out, int bias) {
+  nnlib_layer *l = NULL;
+  ASSERT_OK(nnlib_dense_create(&l, in, out, bias));
+  return l;
+}
+
+nnlib_layer *ts_act(nnlib_activation kind, float param) {
+  nnlib_layer *l = NULL;
+  ASSERT_OK(nnlib_activation_create(&l, kind, param));
+  return l;
+}
+
+nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
+                      nnlib_optimizer *opt, uint64_t seed, ...) {
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  va_list ap;
+  va_start(ap, seed);
+  for (nnlib_layer *l = va_arg(ap, nnlib_layer *); l != NULL;
+       l = va_arg(ap, nnlib_layer *))
+    ASSERT_OK(nnlib_model_add(m, l));
+  va_end(ap);
+  ASSERT_OK(nnlib_model_compile(m, &in, 1, max_batch, loss, opt, seed));
+  return m;
+}
+
+nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values) {
+  nnlib_tensor *t = NULL;
+  int64_t shape[2] = {rows, cols};
+  ASSERT_OK(nnlib_tensor_create(&t, shape, 2));
+  if (values != NULL)
+    memcpy(nnlib_tensor_get_data(t), values,
+           (size_t)(rows * cols) * sizeof(float));
+  return t;
+}
+
+void ts_fill_uniform(float *v, int64_t n, float lo, float hi,
+                     uint32_t *state) {
+  for (int64_t i = 0; i < n; i++) {
+    *state = *state * 1664525u + 1013904223u;
+    v[i] = lo + (hi - lo) * (float)(*state >> 8) / 16777216.0f;
+  }
+}
+
+static ts_alloc_stats *stats_now;
+
+static void *counting_alloc(size_t size, size_t alignment, void *user) {
+  ts_alloc_stats *s = user;
+  s->allocs++;
+  if (s->fail_at != 0 && s->allocs == s->fail_at)
+    return NULL;
+  size_t rounded = (size + alignment - 1) / alignment * alignment;
+  void *p = aligned_alloc(alignment, rounded);
+  if (p != NULL)
+    s->live++;
+  return p;
+}
+
+static void counting_free(void *ptr, void *user) {
+  ts_alloc_stats *s = user;
+  if (ptr == NULL)
+    return;
+  s->frees++;
+  s->live--;
+  free(ptr);
+}
+
+void ts_alloc_install(ts_alloc_stats *stats) {
+  memset(stats, 0, sizeof *stats - sizeof stats->fail_at);
+  stats_now = stats;
+  nnlib_allocator a = {sizeof a, counting_alloc, counting_free, stats};
+  ASSERT_OK(nnlib_set_allocator(&a));
+}
+
+void ts_alloc_uninstall(void) {
+  stats_now = NULL;
+  nnlib_set_allocator(NULL);
+}

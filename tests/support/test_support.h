@@ -1,0 +1,62 @@
+/* test_support.h - helpers shared by the CMocka tests. */
+#ifndef NNLIB_TEST_SUPPORT_H
+#define NNLIB_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <nnlib.h>
+
+/* Fails the test with the status text and the library's message. */
+#define ASSERT_OK(call)                                                        \
+  do {                                                                         \
+    nnlib_status st_ = (call);                                                 \
+    if (st_ != NNLIB_OK)                                                       \
+      fail_msg("%s -> %s: %s", #call, nnlib_status_string(st_),                \
+               nnlib_last_error_message());                                    \
+  } while (0)
+
+/* Expects exactly `want`, and a non-empty message. */
+#define ASSERT_STATUS(want, call)                                              \
+  do {                                                                         \
+    nnlib_clear_error();                                                       \
+    nnlib_status st_ = (call);                                                 \
+    if (st_ != (want))                                                         \
+      fail_msg("%s -> %s (%d), expected %s (%d): %s", #call,                   \
+               nnlib_status_string(st_), (int)st_,                             \
+               nnlib_status_string(want), (int)(want),                         \
+               nnlib_last_error_message());                                    \
+    assert_true(nnlib_last_error_message()[0] != '\0');                        \
+  } while (0)
+
+#define ASSERT_NEAR(a, b, tol)                                                 \
+  do {                                                                         \
+    double a_ = (double)(a), b_ = (double)(b);                                 \
+    if (!(fabs(a_ - b_) <= (tol)))                                             \
+      fail_msg("%s = %.9g, %s = %.9g, differ by more than %g", #a, a_, #b,     \
+               b_, (double)(tol));                                             \
+  } while (0)
+
+/* A model from a list of layers (NULL-terminated), compiled with an input of
+ * `in` features. Fails the test on error. */
+nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
+                      nnlib_optimizer *opt, uint64_t seed, ...);
+nnlib_layer *ts_dense(int64_t in, int64_t out, int bias);
+nnlib_layer *ts_act(nnlib_activation kind, float param);
+nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values);
+/* Uniform values in [lo, hi) from a simple LCG (independent of nnlib). */
+void ts_fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t *state);
+
+/* Counting allocator installed through nnlib_set_allocator: counts calls and
+ * live blocks, and fails the allocation numbered fail_at (1-based; 0 never). */
+typedef struct ts_alloc_stats {
+  long allocs, frees, live;
+  long fail_at;
+} ts_alloc_stats;
+void ts_alloc_install(ts_alloc_stats *stats);
+void ts_alloc_uninstall(void);
+
+#endif
