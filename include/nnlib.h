@@ -444,6 +444,85 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
     nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
     const nnlib_gradcheck_options *options, double *max_rel_error);
 
+/* ---------------------------------------------- model description text */
+
+/* Parses a short model description and appends its layers, in order, e.g.
+ * "dense:256,relu,dense:128,relu,dense:10". Items: dense:N, dense:N:nobias,
+ * step, sigmoid, tanh, relu, leaky_relu[:slope], softplus, softmax, identity
+ * (later issues add conv, pooling, recurrent items). NNLIB_ERR_PARSE names the
+ * item and its position; on failure no layer is added. */
+NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
+                                            const char *spec);
+/* Writes the description of the model's layers (the inverse of add_spec)
+ * into buf (NUL-terminated, truncated to capacity); *needed receives the
+ * length without the NUL. */
+NNLIB_API nnlib_status nnlib_model_get_spec(const nnlib_model *model,
+                                            char *buf, size_t capacity,
+                                            size_t *needed);
+
+/* Replaces the optimizer of a compiled model (the model takes it, also on
+ * failure), e.g. to train a loaded model further. */
+NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
+                                                 nnlib_optimizer *optimizer);
+
+/* ------------------------------------------------------------ model files */
+
+/* Save flags. */
+#define NNLIB_SAVE_OPTIMIZER 1u /* also the optimizer and its state */
+
+/* Writes a compiled model to `path` (extension .nnl by convention) in the
+ * format of docs/FILE_FORMAT.md. Atomic: the data goes to a temporary file
+ * in the same directory that is renamed over `path` only when complete, so
+ * a failed save leaves any previous file intact. */
+NNLIB_API nnlib_status nnlib_model_save(const nnlib_model *model,
+                                        const char *path, unsigned flags);
+/* The same bytes into a new buffer; the caller frees *data with nnlib_free. */
+NNLIB_API nnlib_status nnlib_model_save_buffer(const nnlib_model *model,
+                                               unsigned flags, void **data,
+                                               size_t *size);
+/* Reads a model file and returns a compiled model (same input shape, maximum
+ * batch, loss and, if saved, optimizer). Every byte is validated before any
+ * model is built: NNLIB_ERR_BAD_MAGIC, _TRUNCATED, _CHECKSUM,
+ * _UNSUPPORTED_VERSION, _CORRUPT_FILE, _SHAPE_MISMATCH, _TOO_LARGE, _IO. */
+NNLIB_API nnlib_status nnlib_model_load(nnlib_model **out, const char *path);
+NNLIB_API nnlib_status nnlib_model_load_buffer(nnlib_model **out,
+                                               const void *data, size_t size);
+
+/* ------------------------------------------------------------------- data */
+
+/* IDX (MNIST-family) files, plain or gzip-compressed (detected by content).
+ * Images: an idx3 file of unsigned bytes -> [N, rows, cols] floats in [0, 1].
+ * Labels: an idx1 file of unsigned bytes -> [N] class indices stored as
+ * floats (one_hot = 0) or [N, num_classes] one-hot rows (one_hot = 1); a
+ * label >= num_classes is NNLIB_ERR_OUT_OF_RANGE. limit > 0 reads only the
+ * first `limit` items. Failures name the file: NNLIB_ERR_IO, _BAD_MAGIC,
+ * _UNSUPPORTED (element type or rank), _TOO_LARGE (dimension products),
+ * _TRUNCATED, _CORRUPT_FILE (trailing bytes). */
+NNLIB_API nnlib_status nnlib_idx_load_images(nnlib_tensor **out,
+                                             const char *path, int64_t limit);
+NNLIB_API nnlib_status nnlib_idx_load_labels(nnlib_tensor **out,
+                                             const char *path,
+                                             int64_t num_classes, int one_hot,
+                                             int64_t limit);
+
+typedef enum nnlib_split {
+  NNLIB_SPLIT_TRAIN = 0, /* train-images-idx3-ubyte[.gz], train-labels-... */
+  NNLIB_SPLIT_TEST = 1   /* t10k-images-idx3-ubyte[.gz], t10k-labels-...   */
+} nnlib_split;
+
+/* The directory nnlib reads data from when none is given: $NNLIB_DATA_DIR if
+ * set, else /usr/share/datasets/fashion-mnist (Debian's
+ * dataset-fashion-mnist). Static or environment storage; do not free. */
+NNLIB_API const char *nnlib_dataset_default_dir(void);
+/* Loads one split of an MNIST-format directory (dir NULL: the default):
+ * images [N, rows, cols] in [0, 1] and labels for 10 classes as with
+ * nnlib_idx_load_labels. Image and label counts must match
+ * (NNLIB_ERR_SHAPE_MISMATCH). */
+NNLIB_API nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
+                                          int64_t limit, int one_hot,
+                                          nnlib_tensor **images,
+                                          nnlib_tensor **labels);
+
 #ifdef __cplusplus
 }
 #endif
