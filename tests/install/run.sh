@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the built nnlib into a temporary prefix and builds an outside
+# program against it both ways: pkg-config and find_package(nnlib 1).
+set -euo pipefail
+build=$1 here=$2
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(ls -d "$prefix"/lib*/ | head -n 1)
+libdir=${libdir%/}
+test -f "$prefix/include/nnlib.h"
+test -L "$libdir/libnnlib.so.1"
+objdump -p "$libdir/libnnlib.so" | grep -q 'SONAME *libnnlib.so.1$'
+
+# 1. pkg-config
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+cc -std=c11 -Wall -Werror "$here/app.c" -o "$prefix/app_pc" $(pkg-config --cflags --libs nnlib)
+LD_LIBRARY_PATH="$libdir" "$prefix/app_pc"
+
+# 2. find_package(nnlib 1 REQUIRED) + nnlib::nnlib
+cmake -S "$here" -B "$prefix/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/consumer" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$prefix/consumer/app"
+echo "ok: pkg-config and find_package consumers built and ran"
