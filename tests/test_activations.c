@@ -1,0 +1,136 @@
+/* Every activation against its closed form (computed here in double),
+ * including the extremes where naive formulas overflow. */
+#include "test_support.h"
+
+#include <math.h>
+
+static const float inputs[] = {-100.0f, -20.5f, -3.0f, -0.5f, 0.0f,
+                               0.25f,   2.0f,   19.0f, 21.0f, 100.0f};
+enum { K = sizeof inputs / sizeof inputs[0] };
+
+static double ref(nnlib_activation kind, double x, double slope) {
+  switch (kind) {
+  case NNLIB_ACT_IDENTITY: return x;
+  case NNLIB_ACT_STEP: return x > 0 ? 1.0 : 0.0;
+  case NNLIB_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+  case NNLIB_ACT_TANH: return tanh(x);
+  case NNLIB_ACT_RELU: return x > 0 ? x : 0.0;
+  case NNLIB_ACT_LEAKY_RELU: return x > 0 ? x : slope * x;
+  case NNLIB_ACT_SOFTPLUS: return x > 20 ? x : log1p(exp(x));
+  default: return NAN;
+  }
+}
+
+/* Runs `kind` over the inputs through a one-layer model. */
+static void run(nnlib_activation kind, float param, const float *x, float *y,
+                int64_t k) {
+  nnlib_model *m = ts_model(k, 1, NNLIB_LOSS_NONE, NULL, 1,
+                            ts_act(kind, param), NULL);
+  nnlib_tensor *X = ts_tensor2(1, k, x), *Y = ts_tensor2(1, k, NULL);
+  ASSERT_OK(nnlib_model_predict(m, X, Y));
+  for (int64_t i = 0; i < k; i++)
+    y[i] = nnlib_tensor_get_data(Y)[i];
+  nnlib_tensor_free(X);
+  nnlib_tensor_free(Y);
+  nnlib_model_free(m);
+}
+
+static void check_elementwise(nnlib_activation kind, float param) {
+  float y[K];
+  run(kind, param, inputs, y, K);
+  for (int i = 0; i < K; i++) {
+    double want = ref(kind, inputs[i], param);
+    assert_true(isfinite(y[i]));
+    /* float32 evaluation: a few ulps relative, or absolute near zero */
+    ASSERT_NEAR(y[i], want, 1e-6 + 4e-7 * fabs(want));
+  }
+}
+
+static void test_identity(void **s) { (void)s; check_elementwise(NNLIB_ACT_IDENTITY, 0); }
+static void test_step(void **s) { (void)s; check_elementwise(NNLIB_ACT_STEP, 0); }
+static void test_sigmoid(void **s) { (void)s; check_elementwise(NNLIB_ACT_SIGMOID, 0); }
+static void test_tanh(void **s) { (void)s; check_elementwise(NNLIB_ACT_TANH, 0); }
+static void test_relu(void **s) { (void)s; check_elementwise(NNLIB_ACT_RELU, 0); }
+static void test_leaky(void **s) {
+  (void)s;
+  check_elementwise(NNLIB_ACT_LEAKY_RELU, 0.01f);
+  check_elementwise(NNLIB_ACT_LEAKY_RELU, 0.2f);
+}
+static void test_softplus(void **s) { (void)s; check_elementwise(NNLIB_ACT_SOFTPLUS, 0); }
+
+static void test_sigmoid_extremes_exact(void **s) {
+  (void)s;
+  float x[2] = {-100.0f, 100.0f}, y[2];
+  run(NNLIB_ACT_SIGMOID, 0, x, y, 2);
+  assert_true(y[0] >= 0.0f && y[0] < 1e-40f + 4e-44f); /* e^-100 ~ 3.7e-44 */
+  assert_true(y[1] == 1.0f);
+  float sp[1] = {100.0f}, out[1];
+  run(NNLIB_ACT_SOFTPLUS, 0, sp, out, 1);
+  assert_true(out[0] == 100.0f); /* linear branch: exactly x */
+}
+
+static void test_softmax_stable(void **s) {
+  (void)s;
+  float x[3] = {1000.0f, 0.0f, -1000.0f}, y[3];
+  run(NNLIB_ACT_SOFTMAX, 0, x, y, 3);
+  assert_true(y[0] == 1.0f && y[1] == 0.0f && y[2] == 0.0f);
+  float x2[3] = {88.8f, 88.8f, -1e30f}, y2[3];
+  run(NNLIB_ACT_SOFTMAX, 0, x2, y2, 3);
+  ASSERT_NEAR(y2[0], 0.5, 1e-6);
+  ASSERT_NEAR(y2[1], 0.5, 1e-6);
+  assert_true(y2[2] == 0.0f);
+}
+
+static void test_softmax_values(void **s) {
+  (void)s;
+  float x[4] = {0.5f, -1.0f, 2.0f, 0.0f}, y[4];
+  run(NNLIB_ACT_SOFTMAX, 0, x, y, 4);
+  double z = 0.0, sum = 0.0;
+  for (int i = 0; i < 4; i++)
+    z += exp(x[i]);
+  for (int i = 0; i < 4; i++) {
+    ASSERT_NEAR(y[i], exp(x[i]) / z, 1e-7);
+    sum += y[i];
+  }
+  ASSERT_NEAR(sum, 1.0, 1e-6);
+}
+
+static void test_negative_leaky_slope_rejected(void **s) {
+  (void)s;
+  nnlib_layer *l = (nnlib_layer *)1;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_activation_create(&l, NNLIB_ACT_LEAKY_RELU, -0.1f));
+  assert_null(l);
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_activation_create(&l, (nnlib_activation)99, 0.0f));
+}
+
+static void test_names(void **s) {
+  (void)s;
+  const char *names[] = {"identity", "step", "sigmoid", "tanh", "relu",
+                         "leaky_relu", "softplus", "softmax"};
+  for (int k = 0; k <= NNLIB_ACT_SOFTMAX; k++) {
+    nnlib_layer *l = ts_act((nnlib_activation)k, 0.0f);
+    assert_string_equal(nnlib_layer_get_name(l), names[k]);
+    assert_int_equal(nnlib_layer_get_kind(l), NNLIB_LAYER_ACTIVATION);
+    nnlib_layer_free(l);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_identity),
+      cmocka_unit_test(test_step),
+      cmocka_unit_test(test_sigmoid),
+      cmocka_unit_test(test_tanh),
+      cmocka_unit_test(test_relu),
+      cmocka_unit_test(test_leaky),
+      cmocka_unit_test(test_softplus),
+      cmocka_unit_test(test_sigmoid_extremes_exact),
+      cmocka_unit_test(test_softmax_stable),
+      cmocka_unit_test(test_softmax_values),
+      cmocka_unit_test(test_negative_leaky_slope_rejected),
+      cmocka_unit_test(test_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
