@@ -21,4 +21,13 @@ LD_LIBRARY_PATH="$libdir" "$prefix/app_pc"
 cmake -S "$here" -B "$prefix/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$prefix/consumer/app"
-echo "ok: pkg-config and find_package consumers built and ran"
+# 3. the complete program printed in the README
+readme=$(dirname "$here")/../README.md
+awk '/^```c$/{on=1; next} /^```$/{on=0} on' "$readme" > "$prefix/readme_xor.c"
+cc -std=c11 -Wall -Werror "$prefix/readme_xor.c" -o "$prefix/readme_xor" $(pkg-config --cflags --libs nnlib)
+LD_LIBRARY_PATH="$libdir" "$prefix/readme_xor" | tee "$prefix/readme_out"
+[ "$(wc -l < "$prefix/readme_xor.c")" -le 30 ]
+awk '{ if ($2 != "xor") exit 1 } END { if (NR != 4) exit 1 }' "$prefix/readme_out"
+grep -q '^0 xor 1 = 0\.9' "$prefix/readme_out"
+grep -q '^1 xor 1 = 0\.0' "$prefix/readme_out"
+echo "ok: pkg-config and find_package consumers and the README program built and ran"
