@@ -112,6 +112,19 @@ typedef struct nnlib__param {
   nnlib_tensor grad;  /* views into the model's flat gradient buffer  */
 } nnlib__param;
 
+/* What one forward or backward call of a layer gets besides its data. The
+ * layer keeps no per-call state in itself: whatever backward needs from
+ * forward (pooling indices, dropout masks, normalised inputs) goes in the
+ * workspace, so inference in several threads can share one model, each
+ * thread with its own workspaces. In inference mode (training false) a
+ * forward pass only reads the layer. */
+typedef struct nnlib__run {
+  bool training;
+  float *workspace;  /* this layer's workspace_floats floats for this call */
+  nnlib__rng *rng;   /* randomness of training mode (dropout); NULL in
+                        inference */
+} nnlib__run;
+
 /* What a layer kind implements. Shapes are per sample; n is the batch. */
 typedef struct nnlib__layer_ops {
   nnlib_layer_kind kind;
@@ -123,11 +136,13 @@ typedef struct nnlib__layer_ops {
   /* Fills the parameters (already allocated) from the rng. */
   void (*init)(nnlib_layer *l, nnlib__rng *rng);
   /* y = f(x) for n samples. */
-  nnlib_status (*forward)(nnlib_layer *l, const float *x, float *y, int64_t n);
+  nnlib_status (*forward)(nnlib_layer *l, const nnlib__run *run,
+                          const float *x, float *y, int64_t n);
   /* Given x, y = f(x) and dy = dL/dy, writes parameter gradients and, unless
    * dx is NULL, dx = dL/dx. May overwrite dy. */
-  nnlib_status (*backward)(nnlib_layer *l, const float *x, const float *y,
-                           float *dy, float *dx, int64_t n);
+  nnlib_status (*backward)(nnlib_layer *l, const nnlib__run *run,
+                           const float *x, const float *y, float *dy,
+                           float *dx, int64_t n);
   void (*destroy)(nnlib_layer *l); /* frees what the kind allocated itself */
   const char *(*name)(const nnlib_layer *l);
 } nnlib__layer_ops;
@@ -138,10 +153,8 @@ struct nnlib_layer {
   int64_t in_size, out_size;        /* per-sample element counts */
   size_t param_count;
   nnlib__param params[NNLIB__MAX_PARAMS];
-  size_t workspace_floats; /* set by plan */
-  float *workspace;        /* owned by the model after compile */
+  size_t workspace_floats; /* set by plan; the model allocates them */
   bool compiled;
-  bool training;
   /* Fusion, decided at compile: a dense layer followed by an elementwise
    * activation applies it in its own bias pass; the activation is skipped. */
   nnlib_layer *fused_activation;
@@ -238,6 +251,7 @@ struct nnlib_model {
   float *batch_x, *batch_t; /* gathered shuffled batches (fit) */
   int64_t target_size;      /* per-sample target floats for gathering */
   float *workspace;         /* all layers' workspaces, one block */
+  float **layer_workspace;  /* layer i's part of it */
   nnlib_tensor output_view;
 };
 

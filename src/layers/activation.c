@@ -150,8 +150,9 @@ static nnlib_status activation_plan(nnlib_layer *l, const nnlib__shape *in,
   return NNLIB_OK;
 }
 
-static nnlib_status activation_forward(nnlib_layer *l, const float *x,
-                                       float *y, int64_t n) {
+static nnlib_status activation_forward(nnlib_layer *l, const nnlib__run *run,
+                                       const float *x, float *y, int64_t n) {
+  (void)run;
   const activation_layer *a = (const activation_layer *)l;
   if (a->kind == NNLIB_ACT_SOFTMAX) {
     int64_t cols = l->in_shape.dims[l->in_shape.rank - 1];
@@ -176,9 +177,10 @@ static void softmax_backward(const float *y, const float *dy, float *dx,
   }
 }
 
-static nnlib_status activation_backward(nnlib_layer *l, const float *x,
-                                        const float *y, float *dy, float *dx,
-                                        int64_t n) {
+static nnlib_status activation_backward(nnlib_layer *l, const nnlib__run *run,
+                                        const float *x, const float *y,
+                                        float *dy, float *dx, int64_t n) {
+  (void)run;
   (void)x;
   const activation_layer *a = (const activation_layer *)l;
   if (dx == NULL)

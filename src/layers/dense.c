@@ -76,8 +76,9 @@ static void dense_init(nnlib_layer *l, nnlib__rng *rng) {
       l->params[1].value.data[i] = 0.0f;
 }
 
-static nnlib_status dense_forward(nnlib_layer *l, const float *x, float *y,
-                                  int64_t n) {
+static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
+                                  const float *x, float *y, int64_t n) {
+  (void)run;
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
   const float *w = l->params[0].value.data;
@@ -95,9 +96,10 @@ static nnlib_status dense_forward(nnlib_layer *l, const float *x, float *y,
   return NNLIB_OK;
 }
 
-static nnlib_status dense_backward(nnlib_layer *l, const float *x,
-                                   const float *y, float *dy, float *dx,
-                                   int64_t n) {
+static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
+                                   const float *x, const float *y, float *dy,
+                                   float *dx, int64_t n) {
+  (void)run;
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
   float *db = d->with_bias ? l->params[1].grad.data : NULL;

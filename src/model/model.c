@@ -26,6 +26,8 @@ static void release_plan(nnlib_model *m) {
   nnlib__free(m->batch_x);
   nnlib__free(m->batch_t);
   nnlib__free(m->workspace);
+  nnlib__free(m->layer_workspace);
+  m->layer_workspace = NULL;
   m->params = m->grads = m->grad_a = m->grad_b = NULL;
   m->batch_x = m->batch_t = m->workspace = NULL;
   m->acts = NULL;
@@ -34,7 +36,6 @@ static void release_plan(nnlib_model *m) {
     l->compiled = false;
     l->fused_activation = NULL;
     l->fused_away = false;
-    l->workspace = NULL;
   }
   m->compiled = false;
 }
@@ -201,9 +202,12 @@ static nnlib_status alloc_buffers(nnlib_model *m) {
   NNLIB_TRY(alloc_floats(&m->batch_t, m->output_size * m->max_batch,
                          "the target buffer"));
   NNLIB_TRY(alloc_floats(&m->workspace, work_total, "workspaces"));
+  m->layer_workspace = nnlib__calloc(m->layer_count, sizeof(float *));
+  if (m->layer_workspace == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory");
   float *w = m->workspace;
   for (size_t i = 0; i < m->layer_count; i++) {
-    m->layers[i]->workspace = w;
+    m->layer_workspace[i] = w;
     w += padded((int64_t)m->layers[i]->workspace_floats);
   }
   return NNLIB_OK;

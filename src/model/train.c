@@ -55,8 +55,9 @@ nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
-    l->training = training;
-    NNLIB_TRY(l->ops->forward(l, in, m->acts[i], n));
+    nnlib__run run = {training, m->layer_workspace[i],
+                      training ? &m->rng : NULL};
+    NNLIB_TRY(l->ops->forward(l, &run, in, m->acts[i], n));
     in = m->acts[i];
   }
   *out = in;
@@ -76,8 +77,10 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
     if (l->fused_away)
       continue;
     const float *in = i == 0 ? x : m->acts[i - 1];
+    nnlib__run run = {true, m->layer_workspace[i], &m->rng};
     /* the first layer's input gradient is never used */
-    NNLIB_TRY(l->ops->backward(l, in, m->acts[i], dy, i == 0 ? NULL : dx, n));
+    NNLIB_TRY(l->ops->backward(l, &run, in, m->acts[i], dy, i == 0 ? NULL : dx,
+                               n));
     float *tmp = dy;
     dy = dx;
     dx = tmp;
