@@ -1,0 +1,47 @@
+"""nnlib: Python bindings (ctypes + numpy) over libnnlib's C ABI.
+
+The library is found through $NNLIB_LIBRARY (a path to libnnlib.so.1), then
+the system loader, then ``pkg-config --variable=libdir nnlib``; its major
+version must be the one these bindings were written for (1).
+"""
+
+from . import errors
+from ._core import Tensor, is_zero_copy, lib
+from ._lib import ABI_MAJOR, LibraryNotFoundError
+from .data import (Split, dataset_default_dir, load_dataset, load_idx_images,
+                   load_idx_labels)
+from .errors import *  # noqa: F401,F403  (Error and one class per status)
+from .errors import Error, Status
+from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
+                     LayerKind, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus,
+                     Step, Tanh)
+from .model import SAVE_OPTIMIZER, Loss, Model, Progress
+from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
+                    Schedule)
+
+__version__ = "1.0.0"
+
+
+def version():
+    """The loaded library's version as MAJOR*10000 + MINOR*100 + PATCH."""
+    return lib.nnlib_version()
+
+
+def version_string():
+    return lib.nnlib_version_string().decode()
+
+
+def library_path():
+    """Where the loaded libnnlib came from."""
+    return lib.path
+
+
+def set_num_threads(n):
+    """OpenBLAS threads for matrix products (process-wide); n <= 0 restores
+    the default."""
+    from ._core import check
+    check(lib.nnlib_set_num_threads(int(n)))
+
+
+def get_num_threads():
+    return lib.nnlib_get_num_threads()

@@ -1,0 +1,369 @@
+"""Finding and declaring libnnlib: the raw C functions, nothing Pythonic.
+
+Every function of include/nnlib.h is declared below in C's own words (the
+``SIGNATURES`` table); ``C_TYPES`` maps each C type to its ctypes
+equivalent. A test parses the header and checks that the table matches it
+exactly, so a function added to the header without a line here fails the
+test suite.
+
+Functions are bound lazily: a function the loaded library does not export
+(an older build) raises ``NotImplementedError`` when it is first used, not
+when the package is imported.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+
+#: The major version of the C ABI these bindings were written for.
+ABI_MAJOR = 1
+
+# --------------------------------------------------------------- structs
+
+
+class Allocator(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("alloc", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t,
+                                   ctypes.c_size_t, ctypes.c_void_p)),
+        ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)),
+        ("user", ctypes.c_void_p),
+    ]
+
+
+class OptimizerOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("kind", ctypes.c_int),
+        ("learning_rate", ctypes.c_float),
+        ("momentum", ctypes.c_float),
+        ("nesterov", ctypes.c_int),
+        ("weight_decay", ctypes.c_float),
+        ("beta1", ctypes.c_float),
+        ("beta2", ctypes.c_float),
+        ("alpha", ctypes.c_float),
+        ("epsilon", ctypes.c_float),
+        ("schedule", ctypes.c_int),
+        ("step_size", ctypes.c_int64),
+        ("gamma", ctypes.c_float),
+        ("total_steps", ctypes.c_int64),
+        ("min_learning_rate", ctypes.c_float),
+        ("clip_norm", ctypes.c_float),
+    ]
+
+
+class Progress(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("epoch", ctypes.c_int64),
+        ("epochs", ctypes.c_int64),
+        ("batch", ctypes.c_int64),
+        ("batches", ctypes.c_int64),
+        ("samples_done", ctypes.c_int64),
+        ("samples", ctypes.c_int64),
+        ("loss", ctypes.c_float),
+        ("epoch_loss", ctypes.c_float),
+    ]
+
+
+#: int (*)(const nnlib_progress *progress, void *user)
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Progress),
+                               ctypes.c_void_p)
+
+
+class FitOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("epochs", ctypes.c_int64),
+        ("batch_size", ctypes.c_int64),
+        ("shuffle", ctypes.c_int),
+        ("progress", PROGRESS_FN),
+        ("user", ctypes.c_void_p),
+        ("epoch_losses", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+class GradcheckOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("step", ctypes.c_float),
+        ("random_direction", ctypes.c_int),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+#: The header's option structs, by C name, for the struct_size test.
+STRUCTS = {
+    "nnlib_allocator": Allocator,
+    "nnlib_optimizer_options": OptimizerOptions,
+    "nnlib_progress": Progress,
+    "nnlib_fit_options": FitOptions,
+    "nnlib_gradcheck_options": GradcheckOptions,
+}
+
+# ----------------------------------------------------------------- types
+
+_P = ctypes.POINTER
+_HANDLE = ctypes.c_void_p        # every opaque handle travels as void *
+_HANDLE_OUT = _P(ctypes.c_void_p)
+
+#: C type (as spelled in the header, normalised) -> ctypes type. Enums are
+#: C ints.
+C_TYPES = {
+    "void": None,
+    "int": ctypes.c_int,
+    "unsigned": ctypes.c_uint,
+    "float": ctypes.c_float,
+    "size_t": ctypes.c_size_t,
+    "int64_t": ctypes.c_int64,
+    "uint64_t": ctypes.c_uint64,
+    "nnlib_status": ctypes.c_int,
+    "nnlib_activation": ctypes.c_int,
+    "nnlib_layer_kind": ctypes.c_int,
+    "nnlib_optimizer_kind": ctypes.c_int,
+    "nnlib_loss": ctypes.c_int,
+    "nnlib_split": ctypes.c_int,
+    # char * results are read as raw pointers and decoded by the caller.
+    "const char *": ctypes.c_char_p,
+    "char *": ctypes.c_char_p,
+    "void *": ctypes.c_void_p,
+    "const void *": ctypes.c_void_p,
+    "void **": _P(ctypes.c_void_p),
+    "float *": _P(ctypes.c_float),
+    "const float *": _P(ctypes.c_float),
+    "double *": _P(ctypes.c_double),
+    "size_t *": _P(ctypes.c_size_t),
+    "int64_t *": _P(ctypes.c_int64),
+    "const int64_t *": _P(ctypes.c_int64),
+    "const nnlib_allocator *": _P(Allocator),
+    "nnlib_optimizer_options *": _P(OptimizerOptions),
+    "const nnlib_optimizer_options *": _P(OptimizerOptions),
+    "nnlib_fit_options *": _P(FitOptions),
+    "const nnlib_fit_options *": _P(FitOptions),
+    "nnlib_gradcheck_options *": _P(GradcheckOptions),
+    "const nnlib_gradcheck_options *": _P(GradcheckOptions),
+}
+for _h in ("tensor", "layer", "optimizer", "model"):
+    C_TYPES["nnlib_%s *" % _h] = _HANDLE
+    C_TYPES["const nnlib_%s *" % _h] = _HANDLE
+    C_TYPES["nnlib_%s **" % _h] = _HANDLE_OUT
+    C_TYPES["const nnlib_%s **" % _h] = _HANDLE_OUT
+
+# ------------------------------------------------------------- functions
+
+#: name -> (result type, [parameter types]), in the header's order.
+SIGNATURES = {
+    # version
+    "nnlib_version": ("unsigned", []),
+    "nnlib_version_string": ("const char *", []),
+    # status
+    "nnlib_status_string": ("const char *", ["nnlib_status"]),
+    "nnlib_last_error_message": ("const char *", []),
+    "nnlib_clear_error": ("void", []),
+    # process-wide settings
+    "nnlib_set_num_threads": ("nnlib_status", ["int"]),
+    "nnlib_get_num_threads": ("int", []),
+    "nnlib_set_allocator": ("nnlib_status", ["const nnlib_allocator *"]),
+    "nnlib_free": ("void", ["void *"]),
+    # tensor
+    "nnlib_tensor_create": ("nnlib_status",
+                            ["nnlib_tensor **", "const int64_t *", "size_t"]),
+    "nnlib_tensor_wrap": ("nnlib_status", ["nnlib_tensor **", "float *",
+                                           "const int64_t *", "size_t"]),
+    "nnlib_tensor_free": ("void", ["nnlib_tensor *"]),
+    "nnlib_tensor_get_rank": ("size_t", ["const nnlib_tensor *"]),
+    "nnlib_tensor_get_dim": ("int64_t", ["const nnlib_tensor *", "size_t"]),
+    "nnlib_tensor_get_shape": ("const int64_t *", ["const nnlib_tensor *"]),
+    "nnlib_tensor_get_size": ("int64_t", ["const nnlib_tensor *"]),
+    "nnlib_tensor_get_data": ("float *", ["nnlib_tensor *"]),
+    "nnlib_tensor_get_data_const": ("const float *", ["const nnlib_tensor *"]),
+    "nnlib_tensor_set_shape": ("nnlib_status", ["nnlib_tensor *",
+                                                "const int64_t *", "size_t"]),
+    "nnlib_tensor_fill": ("nnlib_status", ["nnlib_tensor *", "float"]),
+    "nnlib_tensor_copy": ("nnlib_status",
+                          ["nnlib_tensor *", "const nnlib_tensor *"]),
+    # layers
+    "nnlib_dense_create": ("nnlib_status",
+                           ["nnlib_layer **", "int64_t", "int64_t", "int"]),
+    "nnlib_activation_create": ("nnlib_status", ["nnlib_layer **",
+                                                 "nnlib_activation", "float"]),
+    "nnlib_layer_free": ("void", ["nnlib_layer *"]),
+    "nnlib_layer_get_kind": ("nnlib_layer_kind", ["const nnlib_layer *"]),
+    "nnlib_layer_get_name": ("const char *", ["const nnlib_layer *"]),
+    "nnlib_layer_get_output_shape": ("nnlib_status", [
+        "const nnlib_layer *", "int64_t *", "size_t", "size_t *"]),
+    "nnlib_layer_get_param_count": ("size_t", ["const nnlib_layer *"]),
+    "nnlib_layer_get_param": ("nnlib_status", [
+        "nnlib_layer *", "size_t", "nnlib_tensor **", "nnlib_tensor **"]),
+    "nnlib_layer_get_param_name": ("const char *",
+                                   ["const nnlib_layer *", "size_t"]),
+    # optimizers
+    "nnlib_optimizer_options_init": ("nnlib_status", [
+        "nnlib_optimizer_options *", "nnlib_optimizer_kind"]),
+    "nnlib_optimizer_create": ("nnlib_status", [
+        "nnlib_optimizer **", "const nnlib_optimizer_options *"]),
+    "nnlib_sgd_create": ("nnlib_status", ["nnlib_optimizer **", "float",
+                                          "float", "int", "float"]),
+    "nnlib_optimizer_free": ("void", ["nnlib_optimizer *"]),
+    "nnlib_optimizer_set_learning_rate": ("nnlib_status",
+                                          ["nnlib_optimizer *", "float"]),
+    "nnlib_optimizer_get_learning_rate": ("float",
+                                          ["const nnlib_optimizer *"]),
+    "nnlib_optimizer_get_step_count": ("int64_t", ["const nnlib_optimizer *"]),
+    # model
+    "nnlib_model_create": ("nnlib_status", ["nnlib_model **"]),
+    "nnlib_model_free": ("void", ["nnlib_model *"]),
+    "nnlib_model_add": ("nnlib_status", ["nnlib_model *", "nnlib_layer *"]),
+    "nnlib_model_compile": ("nnlib_status", [
+        "nnlib_model *", "const int64_t *", "size_t", "int64_t", "nnlib_loss",
+        "nnlib_optimizer *", "uint64_t"]),
+    "nnlib_model_get_layer_count": ("size_t", ["const nnlib_model *"]),
+    "nnlib_model_get_layer": ("nnlib_layer *", ["nnlib_model *", "size_t"]),
+    "nnlib_model_get_optimizer": ("nnlib_optimizer *", ["nnlib_model *"]),
+    "nnlib_model_get_loss": ("nnlib_loss", ["const nnlib_model *"]),
+    "nnlib_model_get_param_count": ("nnlib_status",
+                                    ["const nnlib_model *", "int64_t *"]),
+    "nnlib_model_get_input_shape": ("nnlib_status", [
+        "const nnlib_model *", "int64_t *", "size_t", "size_t *"]),
+    "nnlib_model_get_output_shape": ("nnlib_status", [
+        "const nnlib_model *", "int64_t *", "size_t", "size_t *"]),
+    "nnlib_model_get_max_batch": ("int64_t", ["const nnlib_model *"]),
+    "nnlib_model_predict": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "nnlib_tensor *"]),
+    "nnlib_model_forward": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor **"]),
+    "nnlib_model_backward": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "float *"]),
+    "nnlib_model_step": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "float *"]),
+    "nnlib_optimizer_step": ("nnlib_status", ["nnlib_model *"]),
+    "nnlib_fit_options_init": ("nnlib_status", ["nnlib_fit_options *"]),
+    "nnlib_model_fit": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "const nnlib_fit_options *"]),
+    "nnlib_model_evaluate": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "float *", "float *"]),
+    # gradient check
+    "nnlib_gradcheck_options_init": ("nnlib_status",
+                                     ["nnlib_gradcheck_options *"]),
+    "nnlib_model_gradcheck": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "const nnlib_gradcheck_options *", "double *"]),
+    # model description text
+    "nnlib_model_add_spec": ("nnlib_status", ["nnlib_model *", "const char *"]),
+    "nnlib_model_get_spec": ("nnlib_status", [
+        "const nnlib_model *", "char *", "size_t", "size_t *"]),
+    "nnlib_model_set_optimizer": ("nnlib_status",
+                                  ["nnlib_model *", "nnlib_optimizer *"]),
+    # model files
+    "nnlib_model_save": ("nnlib_status",
+                         ["const nnlib_model *", "const char *", "unsigned"]),
+    "nnlib_model_save_buffer": ("nnlib_status", [
+        "const nnlib_model *", "unsigned", "void **", "size_t *"]),
+    "nnlib_model_load": ("nnlib_status", ["nnlib_model **", "const char *"]),
+    "nnlib_model_load_buffer": ("nnlib_status", [
+        "nnlib_model **", "const void *", "size_t"]),
+    # data
+    "nnlib_idx_load_images": ("nnlib_status", [
+        "nnlib_tensor **", "const char *", "int64_t"]),
+    "nnlib_idx_load_labels": ("nnlib_status", [
+        "nnlib_tensor **", "const char *", "int64_t", "int", "int64_t"]),
+    "nnlib_dataset_default_dir": ("const char *", []),
+    "nnlib_dataset_load": ("nnlib_status", [
+        "const char *", "nnlib_split", "int64_t", "int", "nnlib_tensor **",
+        "nnlib_tensor **"]),
+}
+
+# ------------------------------------------------------------ the library
+
+
+class LibraryNotFoundError(OSError):
+    """No loadable libnnlib was found; the message lists every place tried."""
+
+
+class _Library:
+    """The loaded libnnlib with its functions declared on first use."""
+
+    def __init__(self, cdll, path):
+        self._cdll = cdll
+        self.path = path
+
+    def has(self, name):
+        """True if the loaded library exports `name`."""
+        try:
+            getattr(self._cdll, name)
+        except AttributeError:
+            return False
+        return True
+
+    def __getattr__(self, name):
+        if name not in SIGNATURES:
+            raise AttributeError(name)
+        try:
+            fn = getattr(self._cdll, name)
+        except AttributeError:
+            raise NotImplementedError(
+                "%s is declared in nnlib.h but the library at %s does not "
+                "export it (an older or unfinished build)" % (name, self.path)
+            ) from None
+        restype, argtypes = SIGNATURES[name]
+        fn.restype = C_TYPES[restype]
+        fn.argtypes = [C_TYPES[a] for a in argtypes]
+        setattr(self, name, fn)
+        return fn
+
+
+def _candidates():
+    """(description, path-or-name) pairs in lookup order."""
+    env = os.environ.get("NNLIB_LIBRARY")
+    if env:
+        yield "NNLIB_LIBRARY=%s" % env, env
+        return  # an explicit choice is not second-guessed
+    found = ctypes.util.find_library("nnlib")
+    if found:
+        yield "the system loader (ctypes.util.find_library: %s)" % found, found
+    yield "the system loader (libnnlib.so.%d)" % ABI_MAJOR, \
+        "libnnlib.so.%d" % ABI_MAJOR
+    try:
+        libdir = subprocess.run(
+            ["pkg-config", "--variable=libdir", "nnlib"],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        libdir = ""
+    if libdir:
+        path = os.path.join(libdir, "libnnlib.so.%d" % ABI_MAJOR)
+        yield "pkg-config --variable=libdir nnlib (%s)" % path, path
+    else:
+        yield "pkg-config --variable=libdir nnlib (no answer)", None
+
+
+def load():
+    """Finds, loads and version-checks libnnlib; returns a _Library."""
+    tried = []
+    for what, target in _candidates():
+        if target is None:
+            tried.append(what)
+            continue
+        try:
+            cdll = ctypes.CDLL(target)
+        except OSError as e:
+            tried.append("%s: %s" % (what, e))
+            continue
+        lib = _Library(cdll, target)
+        version = lib.nnlib_version()
+        if version // 10000 != ABI_MAJOR:
+            tried.append("%s: version %s has major %d, these bindings need "
+                         "major %d" % (what, lib.nnlib_version_string()
+                                       .decode(), version // 10000, ABI_MAJOR))
+            continue
+        return lib
+    raise LibraryNotFoundError(
+        "could not load libnnlib; tried, in order:\n  " + "\n  ".join(tried)
+        + "\nSet NNLIB_LIBRARY to the path of libnnlib.so.%d, install nnlib "
+        "where the loader finds it, or make pkg-config know it "
+        "(PKG_CONFIG_PATH)." % ABI_MAJOR)

@@ -1,0 +1,269 @@
+"""Layers: one class per C constructor.
+
+A layer object starts out owning its nnlib_layer. ``Model.add`` hands the
+handle to the model (nnlib_model_add takes it, also when it fails); from
+then on the Python object is a borrowed view that keeps its model alive and
+never frees the handle itself.
+
+Parameters exist after the model is compiled. ``get_param``/``weight``/
+``bias`` return copies; ``set_param`` (and assigning ``weight``/``bias``)
+copies into the model; ``param_view``/``grad_view`` return writable numpy
+views of the model's own memory, valid until the model is closed.
+
+Adding a layer kind takes a signature line in _lib.SIGNATURES, a class
+here whose __init__ calls ``_create``, and its kind in ``_KINDS``::
+
+    class Dropout(Layer):
+        def __init__(self, p=0.5):
+            super().__init__(_create("nnlib_dropout_create", float(p)))
+"""
+
+import ctypes
+import enum
+
+from . import errors
+from ._core import check, float_view, lib, read_shape
+
+
+class LayerKind(enum.IntEnum):
+    """nnlib_layer_kind; values are pinned by the C ABI."""
+
+    DENSE = 1
+    ACTIVATION = 2
+    CONV2D = 3
+    MAXPOOL2D = 4
+    MINPOOL2D = 5
+    AVGPOOL2D = 6
+    GLOBAL_AVGPOOL = 7
+    BATCHNORM = 8
+    DROPOUT = 9
+    FLATTEN = 10
+    RNN = 11
+    LSTM = 12
+    GRU = 13
+
+
+class ActivationKind(enum.IntEnum):
+    """nnlib_activation; values are pinned by the C ABI."""
+
+    IDENTITY = 0
+    STEP = 1
+    SIGMOID = 2
+    TANH = 3
+    RELU = 4
+    LEAKY_RELU = 5
+    SOFTPLUS = 6
+    SOFTMAX = 7
+
+
+def _create(fn_name, *args):
+    """Calls an nnlib_*_create(nnlib_layer **out, ...) and returns the
+    handle."""
+    handle = ctypes.c_void_p()
+    check(getattr(lib, fn_name)(ctypes.byref(handle), *args))
+    return handle.value
+
+
+class Layer:
+    """A layer handle; see the module documentation for ownership."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._model = None  # the Model that owns the handle, once added
+
+    @classmethod
+    def _borrowed(cls, handle, model):
+        """A view of a layer the model owns, of the class of its kind."""
+        kind = lib.nnlib_layer_get_kind(handle)
+        layer_cls = _KINDS.get(kind, Layer)
+        layer = layer_cls.__new__(layer_cls)
+        layer._handle = handle
+        layer._model = model
+        return layer
+
+    def _ptr(self):
+        if self._model is not None:
+            self._model._ptr()  # raises if the model is closed
+        if self._handle is None:
+            raise errors.WrongStateError(
+                "the layer was freed (closed, or consumed by a failed "
+                "Model.add)", code=errors.Status.WRONG_STATE)
+        return self._handle
+
+    @property
+    def owned(self):
+        """True while this object owns its handle (not added to a model)."""
+        return self._model is None and self._handle is not None
+
+    @property
+    def kind(self):
+        k = lib.nnlib_layer_get_kind(self._ptr())
+        try:
+            return LayerKind(k)
+        except ValueError:
+            return k
+
+    @property
+    def name(self):
+        return lib.nnlib_layer_get_name(self._ptr()).decode()
+
+    @property
+    def output_shape(self):
+        """Per-sample output shape (after compile)."""
+        return read_shape(lib.nnlib_layer_get_output_shape, self._ptr())
+
+    @property
+    def param_names(self):
+        ptr = self._ptr()
+        count = lib.nnlib_layer_get_param_count(ptr)
+        return [lib.nnlib_layer_get_param_name(ptr, i).decode()
+                for i in range(count)]
+
+    def _index(self, key):
+        if isinstance(key, str):
+            names = self.param_names
+            if key not in names:
+                raise errors.OutOfRangeError(
+                    "%s has no parameter %r (it has %s)"
+                    % (self.name, key, ", ".join(names) or "none"),
+                    code=errors.Status.OUT_OF_RANGE)
+            return names.index(key)
+        return int(key)
+
+    def _tensor(self, key, grad):
+        ptr = self._ptr()
+        value = ctypes.c_void_p()
+        gradient = ctypes.c_void_p()
+        check(lib.nnlib_layer_get_param(ptr, self._index(key),
+                                        ctypes.byref(value),
+                                        ctypes.byref(gradient)))
+        return gradient.value if grad else value.value
+
+    def _view(self, key, grad):
+        tensor = self._tensor(key, grad)
+        rank = lib.nnlib_tensor_get_rank(tensor)
+        shape = [lib.nnlib_tensor_get_dim(tensor, i) for i in range(rank)]
+        address = ctypes.cast(lib.nnlib_tensor_get_data(tensor),
+                              ctypes.c_void_p).value
+        # the view keeps the model alive; close() still invalidates it
+        return float_view(self._model if self._model is not None else self,
+                          address, shape)
+
+    def param_view(self, key):
+        """Writable numpy view of a parameter (index or name) in the model's
+        memory: writes change the model. Valid until the model is closed."""
+        return self._view(key, grad=False)
+
+    def grad_view(self, key):
+        """Numpy view of a parameter's gradient (after backward/step)."""
+        return self._view(key, grad=True)
+
+    def get_param(self, key):
+        """A copy of a parameter, by index or name ("weight", "bias")."""
+        return self._view(key, grad=False).copy()
+
+    def get_grad(self, key):
+        """A copy of a parameter's gradient."""
+        return self._view(key, grad=True).copy()
+
+    def set_param(self, key, value):
+        """Copies `value` (any array-like of the parameter's shape) into the
+        parameter."""
+        import numpy as np
+        view = self._view(key, grad=False)
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != view.shape:
+            raise errors.ShapeMismatchError(
+                "%s.%s has shape %s, got %s" % (
+                    self.name, self.param_names[self._index(key)],
+                    view.shape, value.shape),
+                code=errors.Status.SHAPE_MISMATCH)
+        view[...] = value
+
+    def params(self):
+        """{name: copy} of every parameter."""
+        return {n: self.get_param(i) for i, n in enumerate(self.param_names)}
+
+    weight = property(lambda self: self.get_param("weight"),
+                      lambda self, v: self.set_param("weight", v),
+                      doc="Copy of the weight; assigning copies in.")
+    bias = property(lambda self: self.get_param("bias"),
+                    lambda self, v: self.set_param("bias", v),
+                    doc="Copy of the bias; assigning copies in.")
+
+    def close(self):
+        """Frees the layer if this object still owns it; a no-op for a layer
+        that belongs to a model."""
+        if self._model is None and self._handle is not None:
+            handle, self._handle = self._handle, None
+            lib.nnlib_layer_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        if self._handle is None:
+            return "<nnlib.%s freed>" % type(self).__name__
+        try:
+            return "<nnlib.%s %s>" % (type(self).__name__, self.name)
+        except errors.Error:
+            return "<nnlib.%s (model closed)>" % type(self).__name__
+
+
+class Dense(Layer):
+    """y = x W^T + b with W [out, in], b [out]; in_features 0 takes the size
+    of the previous layer at compile."""
+
+    def __init__(self, out_features, in_features=0, bias=True):
+        super().__init__(_create("nnlib_dense_create", int(in_features),
+                                 int(out_features), int(bool(bias))))
+
+
+class Activation(Layer):
+    """An activation layer; `param` is LEAKY_RELU's negative slope."""
+
+    def __init__(self, kind, param=0.0):
+        if isinstance(kind, str):
+            kind = ActivationKind[kind.upper()]
+        super().__init__(_create("nnlib_activation_create", int(kind),
+                                 float(param)))
+
+
+def _activation(name, kind, doc):
+    def __init__(self):
+        Activation.__init__(self, kind)
+    return type(name, (Activation,), {"__init__": __init__, "__doc__": doc})
+
+
+Identity = _activation("Identity", ActivationKind.IDENTITY, "f(x) = x")
+Step = _activation("Step", ActivationKind.STEP,
+                   "Heaviside forward, straight-through backward")
+Sigmoid = _activation("Sigmoid", ActivationKind.SIGMOID, "1 / (1 + e^-x)")
+Tanh = _activation("Tanh", ActivationKind.TANH, "tanh(x)")
+ReLU = _activation("ReLU", ActivationKind.RELU, "max(x, 0)")
+Softplus = _activation("Softplus", ActivationKind.SOFTPLUS, "log(1 + e^x)")
+Softmax = _activation("Softmax", ActivationKind.SOFTMAX,
+                      "softmax over the last axis")
+
+
+class LeakyReLU(Activation):
+    """x > 0 ? x : slope * x (PyTorch's default slope 0.01)."""
+
+    def __init__(self, slope=0.01):
+        super().__init__(ActivationKind.LEAKY_RELU, slope)
+
+
+#: nnlib_layer_kind -> class, for layers read back from a model
+_KINDS = {
+    LayerKind.DENSE: Dense,
+    LayerKind.ACTIVATION: Activation,
+}

@@ -1,0 +1,467 @@
+"""The sequential model."""
+
+import ctypes
+import enum
+import os
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from . import _lib, errors
+from ._core import (Tensor, check, float_view, lib, read_shape,
+                    shape_array, tensor_shape)
+from .layers import Layer
+from .optim import Optimizer, OptimizerKind
+
+#: nnlib_model_save flag: also save the optimizer and its state
+SAVE_OPTIMIZER = 1
+
+
+class Loss(enum.IntEnum):
+    """nnlib_loss; values are pinned by the C ABI."""
+
+    NONE = 0
+    MSE = 1
+    BCE_LOGITS = 2
+    SOFTMAX_CE = 3
+
+
+_LOSS_NAMES = {
+    "none": Loss.NONE, "mse": Loss.MSE, "bce_logits": Loss.BCE_LOGITS,
+    "bce": Loss.BCE_LOGITS, "softmax_ce": Loss.SOFTMAX_CE,
+    "cross_entropy": Loss.SOFTMAX_CE,
+}
+
+#: What the fit callback receives after every batch (nnlib_progress).
+Progress = namedtuple("Progress", [
+    "epoch", "epochs", "batch", "batches", "samples_done", "samples", "loss",
+    "epoch_loss"])
+
+
+def _loss(value):
+    if value is None:
+        return Loss.NONE
+    if isinstance(value, str):
+        try:
+            return _LOSS_NAMES[value.lower()]
+        except KeyError:
+            raise errors.InvalidArgumentError(
+                "unknown loss %r (known: %s)" % (value, ", ".join(_LOSS_NAMES)),
+                code=errors.Status.INVALID_ARGUMENT) from None
+    return Loss(value)
+
+
+def _path(path):
+    return os.fsencode(os.fspath(path))
+
+
+class Model:
+    """A sequential model (nnlib_model).
+
+    Usage::
+
+        with nnlib.Model([nnlib.Dense(4), nnlib.Sigmoid(),
+                          nnlib.Dense(1), nnlib.Sigmoid()]) as m:
+            m.compile((2,), loss="mse", optimizer=nnlib.SGD(0.5, 0.9),
+                      max_batch=4, seed=7)
+            m.fit(X, y, epochs=2000)
+            print(m.predict(X))
+
+    The handle is freed by ``close()``, by leaving a ``with`` block, or by
+    the garbage collector once nothing (no layer, optimizer or parameter
+    view) refers to the model. One model is used by one thread at a time:
+    calls on the same model from several Python threads are serialised.
+    """
+
+    def __init__(self, layers=None):
+        handle = ctypes.c_void_p()
+        check(lib.nnlib_model_create(ctypes.byref(handle)))
+        self._init(handle.value)
+        for layer in layers or ():
+            self.add(layer)
+
+    def _init(self, handle):
+        self._handle = handle
+        self._lock = threading.RLock()
+        self._busy = None          # name of the running fit, if any
+        self._layers = []          # Python layer objects, by index
+        self._optimizer = None
+
+    @classmethod
+    def from_spec(cls, spec):
+        """A model with the layers of a description ("dense:4,sigmoid")."""
+        model = cls()
+        model.add_spec(spec)
+        return model
+
+    # ------------------------------------------------------------ handle
+
+    def _ptr(self):
+        if self._handle is None:
+            raise errors.WrongStateError("the model is closed",
+                                         code=errors.Status.WRONG_STATE)
+        return self._handle
+
+    def _running(self, what):
+        """Refuses a call that runs the model from inside fit's callback."""
+        if self._busy is not None:
+            raise errors.WrongStateError(
+                "%s called from inside %s's progress callback" % (
+                    what, self._busy), code=errors.Status.WRONG_STATE)
+        return self._ptr()
+
+    def close(self):
+        """Frees the model, its layers and its optimizer. Layer, optimizer
+        and parameter views taken from it become invalid."""
+        with self._lock:
+            if self._busy is not None:
+                raise errors.WrongStateError(
+                    "close() called from inside the progress callback",
+                    code=errors.Status.WRONG_STATE)
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                lib.nnlib_model_free(handle)
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                lib.nnlib_model_free(handle)
+        except Exception:
+            pass
+
+    # ---------------------------------------------------------- building
+
+    def add(self, layer):
+        """Appends a layer; the model takes its handle (also if this fails,
+        and then the layer is freed). Returns the layer."""
+        if not isinstance(layer, Layer):
+            raise errors.InvalidArgumentError(
+                "add() takes an nnlib layer, got %r" % (layer,),
+                code=errors.Status.INVALID_ARGUMENT)
+        with self._lock:
+            ptr = self._running("add")
+            if not layer.owned:
+                raise errors.InvalidArgumentError(
+                    "this layer already belongs to a model (or was freed)",
+                    code=errors.Status.INVALID_ARGUMENT)
+            handle, layer._handle = layer._handle, None
+            check(lib.nnlib_model_add(ptr, handle))
+            layer._handle = handle
+            layer._model = self
+            self._layers.append(layer)
+        return layer
+
+    def add_spec(self, spec):
+        """Appends the layers of a description, e.g.
+        "dense:256,relu,dense:10"."""
+        with self._lock:
+            check(lib.nnlib_model_add_spec(self._running("add_spec"),
+                                           spec.encode()))
+
+    @property
+    def spec(self):
+        """The description of the layers (the inverse of add_spec)."""
+        with self._lock:
+            ptr = self._ptr()
+            needed = ctypes.c_size_t()
+            check(lib.nnlib_model_get_spec(ptr, None, 0, ctypes.byref(needed)))
+            buf = ctypes.create_string_buffer(needed.value + 1)
+            check(lib.nnlib_model_get_spec(ptr, buf, len(buf),
+                                           ctypes.byref(needed)))
+            return buf.value.decode()
+
+    @property
+    def layers(self):
+        """The model's layers (borrowed views; they keep the model alive)."""
+        with self._lock:
+            ptr = self._ptr()
+            count = lib.nnlib_model_get_layer_count(ptr)
+            for i in range(len(self._layers), count):
+                self._layers.append(
+                    Layer._borrowed(lib.nnlib_model_get_layer(ptr, i), self))
+            return list(self._layers[:count])
+
+    def compile(self, input_shape, loss="none", optimizer=None, *,
+                max_batch=32, seed=0):
+        """Plans the model for per-sample inputs of `input_shape` and batches
+        of up to `max_batch`, and initialises the weights from `seed`.
+        `loss`: "mse", "bce_logits", "softmax_ce" or "none" (inference).
+        `optimizer`: an Optimizer (the model takes it, also on failure), a
+        kind name ("sgd", "adam", ...) for its defaults, or None."""
+        if isinstance(input_shape, int):
+            input_shape = (input_shape,)
+        if isinstance(optimizer, (str, OptimizerKind)):
+            optimizer = Optimizer(optimizer)
+        loss = _loss(loss)
+        dims, rank = shape_array(input_shape)
+        with self._lock:
+            ptr = self._running("compile")
+            handle = optimizer._take() if optimizer is not None else None
+            check(lib.nnlib_model_compile(ptr, dims, rank, int(max_batch),
+                                          int(loss), handle, int(seed)))
+            if optimizer is not None:
+                optimizer._attach(handle, self)
+                self._optimizer = optimizer
+
+    def set_optimizer(self, optimizer):
+        """Replaces the optimizer of a compiled model (the model takes it,
+        also on failure)."""
+        if isinstance(optimizer, (str, OptimizerKind)):
+            optimizer = Optimizer(optimizer)
+        with self._lock:
+            ptr = self._running("set_optimizer")
+            old = self._optimizer
+            check(lib.nnlib_model_set_optimizer(ptr, optimizer._take()))
+            if old is not None:
+                old._handle = None  # the model freed it
+            optimizer._attach(lib.nnlib_model_get_optimizer(ptr), self)
+            self._optimizer = optimizer
+
+    # ----------------------------------------------------------- getters
+
+    @property
+    def optimizer(self):
+        """The model's optimizer (borrowed), or None."""
+        with self._lock:
+            handle = lib.nnlib_model_get_optimizer(self._ptr())
+            if not handle:
+                return None
+            if self._optimizer is None or self._optimizer._handle != handle:
+                self._optimizer = Optimizer._borrowed(handle, self)
+            return self._optimizer
+
+    @property
+    def loss(self):
+        return Loss(lib.nnlib_model_get_loss(self._ptr()))
+
+    @property
+    def param_count(self):
+        count = ctypes.c_int64()
+        check(lib.nnlib_model_get_param_count(self._ptr(), ctypes.byref(count)))
+        return count.value
+
+    @property
+    def input_shape(self):
+        return read_shape(lib.nnlib_model_get_input_shape, self._ptr())
+
+    @property
+    def output_shape(self):
+        return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
+
+    @property
+    def max_batch(self):
+        return lib.nnlib_model_get_max_batch(self._ptr())
+
+    def get_weights(self):
+        """Copies of every parameter, layer by layer, in order."""
+        return [layer.get_param(i) for layer in self.layers
+                for i in range(len(layer.param_names))]
+
+    def set_weights(self, weights):
+        """Copies arrays (in get_weights' order) into the parameters."""
+        slots = [(layer, i) for layer in self.layers
+                 for i in range(len(layer.param_names))]
+        if len(weights) != len(slots):
+            raise errors.ShapeMismatchError(
+                "the model has %d parameter tensors, got %d" % (
+                    len(slots), len(weights)),
+                code=errors.Status.SHAPE_MISMATCH)
+        for (layer, i), w in zip(slots, weights):
+            layer.set_param(i, w)
+
+    # ----------------------------------------------------------- running
+
+    def predict(self, x, out=None):
+        """Outputs [N, output...] for inputs [N, input...] (inference mode).
+        `out`, if given, must be a float32 C-contiguous array of the right
+        size; it is written in place and returned."""
+        with self._lock:
+            ptr = self._running("predict")
+            with Tensor.wrap(x) as tx:
+                n = tx.shape[0]
+                if out is None:
+                    out = np.empty((n,) + self.output_shape, dtype=np.float32)
+                elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
+                          and out.flags.c_contiguous and out.flags.writeable):
+                    raise errors.InvalidArgumentError(
+                        "out must be a writable float32 C-contiguous array",
+                        code=errors.Status.INVALID_ARGUMENT)
+                with Tensor.wrap(out) as ty:
+                    check(lib.nnlib_model_predict(ptr, tx._ptr(), ty._ptr()))
+        return out
+
+    def forward(self, x):
+        """Training-mode forward pass of one batch; a copy of the output."""
+        with self._lock:
+            ptr = self._running("forward")
+            with Tensor.wrap(x) as tx:
+                out = ctypes.c_void_p()
+                check(lib.nnlib_model_forward(ptr, tx._ptr(),
+                                              ctypes.byref(out)))
+                # borrowed from the model until its next call: copy it
+                address = ctypes.cast(lib.nnlib_tensor_get_data(out.value),
+                                      ctypes.c_void_p).value
+                return float_view(self, address,
+                                  tensor_shape(out.value)).copy()
+
+    def backward(self, x, target):
+        """Forward, loss and backward on one batch; returns the loss and
+        leaves the gradients in the layers (get_grad/grad_view)."""
+        return self._batch(lib.nnlib_model_backward, "backward", x, target)
+
+    def step(self, x, target):
+        """One training step on one batch; returns the batch's loss."""
+        return self._batch(lib.nnlib_model_step, "step", x, target)
+
+    def _batch(self, fn, what, x, target):
+        with self._lock:
+            ptr = self._running(what)
+            loss = ctypes.c_float()
+            with Tensor.wrap(x) as tx, Tensor.wrap(target) as tt:
+                check(fn(ptr, tx._ptr(), tt._ptr(), ctypes.byref(loss)))
+            return loss.value
+
+    def optimizer_step(self):
+        """Applies the optimizer to the gradients already in the model."""
+        with self._lock:
+            check(lib.nnlib_optimizer_step(self._running("optimizer_step")))
+
+    def fit(self, x, y, epochs=1, batch_size=None, shuffle=True,
+            callback=None):
+        """Trains for `epochs` epochs of minibatches of `batch_size` (default:
+        the compiled maximum batch) and returns the mean loss of each epoch.
+
+        `callback(progress)` runs after every batch with a Progress tuple. If
+        it returns a true value, training stops and CancelledError is raised;
+        if it raises, training stops cleanly and that exception propagates.
+        """
+        opts = _lib.FitOptions()
+        check(lib.nnlib_fit_options_init(ctypes.byref(opts)))
+        opts.epochs = int(epochs)
+        opts.batch_size = 0 if batch_size is None else int(batch_size)
+        opts.shuffle = int(bool(shuffle))
+        losses = (ctypes.c_float * max(int(epochs), 1))()
+        opts.epoch_losses = losses
+        raised = []
+
+        def trampoline(progress, user):
+            p = progress.contents
+            try:
+                stop = callback(Progress(p.epoch, p.epochs, p.batch, p.batches,
+                                         p.samples_done, p.samples, p.loss,
+                                         p.epoch_loss))
+                return 1 if stop else 0
+            except BaseException as e:  # also KeyboardInterrupt
+                raised.append(e)
+                return 1
+
+        if callback is not None:
+            c_callback = _lib.PROGRESS_FN(trampoline)
+            opts.progress = c_callback
+        with self._lock:
+            ptr = self._running("fit")
+            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
+                self._busy = "fit"
+                try:
+                    status = lib.nnlib_model_fit(ptr, tx._ptr(), ty._ptr(),
+                                                 ctypes.byref(opts))
+                finally:
+                    self._busy = None
+            if raised:
+                raise raised[0]
+            check(status)
+        return [losses[i] for i in range(int(epochs))]
+
+    def evaluate(self, x, y):
+        """(mean loss, accuracy) over all samples in inference mode; the loss
+        is None for a model compiled without one."""
+        with self._lock:
+            ptr = self._running("evaluate")
+            loss = ctypes.c_float()
+            accuracy = ctypes.c_float()
+            has_loss = self.loss != Loss.NONE
+            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
+                check(lib.nnlib_model_evaluate(
+                    ptr, tx._ptr(), ty._ptr(),
+                    ctypes.byref(loss) if has_loss else None,
+                    ctypes.byref(accuracy)))
+            return (loss.value if has_loss else None), accuracy.value
+
+    def gradcheck(self, x, y, step=None, random_direction=False, seed=0):
+        """Worst normwise relative error between backprop and central
+        finite differences."""
+        opts = _lib.GradcheckOptions()
+        check(lib.nnlib_gradcheck_options_init(ctypes.byref(opts)))
+        if step is not None:
+            opts.step = float(step)
+        opts.random_direction = int(bool(random_direction))
+        opts.seed = int(seed)
+        err = ctypes.c_double()
+        with self._lock:
+            ptr = self._running("gradcheck")
+            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
+                check(lib.nnlib_model_gradcheck(ptr, tx._ptr(), ty._ptr(),
+                                                ctypes.byref(opts),
+                                                ctypes.byref(err)))
+        return err.value
+
+    # ------------------------------------------------------------- files
+
+    def save(self, path, optimizer=False):
+        """Writes the compiled model to `path` (atomically); with
+        optimizer=True also the optimizer and its state."""
+        flags = SAVE_OPTIMIZER if optimizer else 0
+        with self._lock:
+            check(lib.nnlib_model_save(self._ptr(), _path(path), flags))
+
+    def to_bytes(self, optimizer=False):
+        """The bytes save() would write."""
+        flags = SAVE_OPTIMIZER if optimizer else 0
+        data = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        with self._lock:
+            check(lib.nnlib_model_save_buffer(self._ptr(), flags,
+                                              ctypes.byref(data),
+                                              ctypes.byref(size)))
+        try:
+            return ctypes.string_at(data.value, size.value)
+        finally:
+            lib.nnlib_free(data.value)
+
+    @classmethod
+    def load(cls, path):
+        """A compiled model read from a file."""
+        handle = ctypes.c_void_p()
+        check(lib.nnlib_model_load(ctypes.byref(handle), _path(path)))
+        model = cls.__new__(cls)
+        model._init(handle.value)
+        return model
+
+    @classmethod
+    def from_bytes(cls, data):
+        """A compiled model read from bytes (as to_bytes gives)."""
+        data = bytes(data)
+        handle = ctypes.c_void_p()
+        check(lib.nnlib_model_load_buffer(ctypes.byref(handle), data,
+                                          len(data)))
+        model = cls.__new__(cls)
+        model._init(handle.value)
+        return model
+
+    def __repr__(self):
+        if self._handle is None:
+            return "<nnlib.Model closed>"
+        return "<nnlib.Model %d layers>" % lib.nnlib_model_get_layer_count(
+            self._handle)

@@ -1,0 +1,152 @@
+"""Optimizers (PyTorch's update rules: SGD, Adam, AdamW, RMSprop).
+
+An optimizer object owns its handle until ``Model.compile`` (or
+``Model.set_optimizer``) takes it, also when that call fails; afterwards it
+is a borrowed view of the model's optimizer (learning rate, step count) and
+keeps the model alive.
+"""
+
+import ctypes
+import enum
+
+from . import _lib, errors
+from ._core import check, lib
+
+
+class OptimizerKind(enum.IntEnum):
+    SGD = 1
+    ADAM = 2
+    ADAMW = 3
+    RMSPROP = 4
+
+
+class Schedule(enum.IntEnum):
+    CONSTANT = 0
+    STEP = 1
+    COSINE = 2
+
+
+_FIELDS = [name for name, _ in _lib.OptimizerOptions._fields_
+           if name not in ("struct_size", "kind")]
+
+
+class Optimizer:
+    """Optimizer(kind, **options): any field of nnlib_optimizer_options
+    (learning_rate, momentum, nesterov, weight_decay, beta1, beta2, alpha,
+    epsilon, schedule, step_size, gamma, total_steps, min_learning_rate,
+    clip_norm); the others keep the defaults of `kind`."""
+
+    def __init__(self, kind="sgd", **options):
+        if isinstance(kind, str):
+            kind = OptimizerKind[kind.upper()]
+        opts = _lib.OptimizerOptions()
+        check(lib.nnlib_optimizer_options_init(ctypes.byref(opts), int(kind)))
+        for name, value in options.items():
+            if name not in _FIELDS:
+                raise errors.InvalidArgumentError(
+                    "unknown optimizer option %r (known: %s)"
+                    % (name, ", ".join(_FIELDS)),
+                    code=errors.Status.INVALID_ARGUMENT)
+            if name == "nesterov":
+                value = int(bool(value))
+            elif name == "schedule" and isinstance(value, str):
+                value = Schedule[value.upper()]
+            setattr(opts, name, value)
+        handle = ctypes.c_void_p()
+        check(lib.nnlib_optimizer_create(ctypes.byref(handle),
+                                         ctypes.byref(opts)))
+        self._handle = handle.value
+        self._model = None
+        self.kind = OptimizerKind(kind)
+
+    @classmethod
+    def _borrowed(cls, handle, model):
+        opt = cls.__new__(cls)
+        opt._handle = handle
+        opt._model = model
+        opt.kind = None  # not readable back through the C API
+        return opt
+
+    def _take(self):
+        """Hands the handle to a C call that takes ownership."""
+        if self._model is not None or self._handle is None:
+            raise errors.InvalidArgumentError(
+                "this optimizer already belongs to a model (or was freed)",
+                code=errors.Status.INVALID_ARGUMENT)
+        handle, self._handle = self._handle, None
+        return handle
+
+    def _attach(self, handle, model):
+        self._handle = handle
+        self._model = model
+
+    def _ptr(self):
+        if self._model is not None:
+            self._model._ptr()
+        if self._handle is None:
+            raise errors.WrongStateError(
+                "the optimizer was freed (closed, or consumed by a failed "
+                "compile)", code=errors.Status.WRONG_STATE)
+        return self._handle
+
+    @property
+    def learning_rate(self):
+        """Base learning rate (before the schedule)."""
+        return lib.nnlib_optimizer_get_learning_rate(self._ptr())
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        check(lib.nnlib_optimizer_set_learning_rate(self._ptr(), float(value)))
+
+    @property
+    def step_count(self):
+        """Updates applied so far."""
+        return lib.nnlib_optimizer_get_step_count(self._ptr())
+
+    def close(self):
+        if self._model is None and self._handle is not None:
+            handle, self._handle = self._handle, None
+            lib.nnlib_optimizer_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: momentum, Nesterov, weight decay."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False,
+                 weight_decay=0.0, **options):
+        super().__init__("sgd", learning_rate=learning_rate,
+                         momentum=momentum, nesterov=nesterov,
+                         weight_decay=weight_decay, **options)
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (weight decay as L2 on the gradient)."""
+
+    def __init__(self, learning_rate=1e-3, **options):
+        super().__init__("adam", learning_rate=learning_rate, **options)
+
+
+class AdamW(Optimizer):
+    """torch.optim.AdamW (decoupled weight decay, default 0.01)."""
+
+    def __init__(self, learning_rate=1e-3, **options):
+        super().__init__("adamw", learning_rate=learning_rate, **options)
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop."""
+
+    def __init__(self, learning_rate=1e-2, **options):
+        super().__init__("rmsprop", learning_rate=learning_rate, **options)
