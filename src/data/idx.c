@@ -54,7 +54,8 @@ static nnlib_status idx_open(idx_file *f, const char *path) {
   struct stat st;
   if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
     close(fd);
-    return nnlib__error(NNLIB_ERR_IO, "idx: %s: not a readable file", path);
+    return nnlib__error(NNLIB_ERR_IO, "idx: %s: a directory, not a file",
+                        path);
   }
   if (S_ISREG(st.st_mode))
     f->file_bytes = (int64_t)st.st_size;
@@ -156,8 +157,8 @@ static nnlib_status check_plain_size(const idx_file *f, int64_t need,
                         f->path, (long long)need, (long long)have);
   if (whole_file && have > need)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                        "idx: %s: %lld trailing bytes after the %lld data "
-                        "bytes the header declares",
+                        "idx: %s: %lld bytes follow the %lld data bytes the "
+                        "header declares",
                         f->path, (long long)(have - need), (long long)need);
   return NNLIB_OK;
 }
@@ -185,24 +186,28 @@ static nnlib_status grow(const idx_file *f, uint8_t **buf, int64_t have,
 static nnlib_status read_data(idx_file *f, int64_t need, uint8_t **out) {
   bool plain = f->plain_bytes >= 0;
   int64_t cap = plain || need < FIRST_CHUNK_BYTES ? need : FIRST_CHUNK_BYTES;
-  int64_t have = 0;
+  int64_t start = f->offset;
   uint8_t *buf = nnlib__alloc((size_t)cap);
   if (buf == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
                         "idx: %s: no memory for %lld data bytes", f->path,
                         (long long)cap);
-  nnlib_status st = NNLIB_OK;
-  for (;;) {
-    st = idx_read(f, buf + have, cap - have, "data");
-    have = cap;
-    if (st != NNLIB_OK || have == need)
-      break;
+  nnlib_status st = idx_read(f, buf, cap, "data");
+  int64_t have = cap;
+  while (st == NNLIB_OK && have < need) {
     st = grow(f, &buf, have, &cap, need);
-    if (st != NNLIB_OK)
-      break;
+    if (st == NNLIB_OK)
+      st = idx_read(f, buf + have, cap - have, "data");
+    have = cap;
   }
   if (st != NNLIB_OK) {
     nnlib__free(buf);
+    if (st == NNLIB_ERR_TRUNCATED)
+      return nnlib__error(st,
+                          "idx: %s: the header promises %lld data bytes, the "
+                          "%s holds %lld",
+                          f->path, (long long)need, plain ? "file" : "stream",
+                          (long long)(f->offset - start));
     return st;
   }
   *out = buf;
