@@ -352,6 +352,21 @@ NNLIB_API nnlib_status nnlib_model_predict(nnlib_model *model,
                                            const nnlib_tensor *x,
                                            nnlib_tensor *y);
 
+/* Per-thread inference. A workspace holds the scratch buffers of inference
+ * for one compiled model, so that several threads can predict with one
+ * shared model at once, each with its own workspace. The model must outlive
+ * its workspaces and must not be trained, changed or freed while any thread
+ * predicts with it. */
+typedef struct nnlib_workspace nnlib_workspace;
+NNLIB_API nnlib_status nnlib_workspace_create(nnlib_workspace **out,
+                                              const nnlib_model *model);
+NNLIB_API void nnlib_workspace_free(nnlib_workspace *workspace);
+/* nnlib_model_predict with the workspace's buffers. Thread-safe: calls on
+ * different workspaces (of the same model or not) may run concurrently. */
+NNLIB_API nnlib_status nnlib_workspace_predict(nnlib_workspace *workspace,
+                                               const nnlib_tensor *x,
+                                               nnlib_tensor *y);
+
 /* Training-mode forward pass of one batch (1 <= N <= max batch). *output is
  * the model's own output buffer, borrowed until the next call on the model. */
 NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,

@@ -103,6 +103,7 @@ typedef struct nnlib__shape {
 int64_t nnlib__shape_numel(const nnlib__shape *s);
 
 #define NNLIB__MAX_PARAMS 8
+#define NNLIB__MAX_BUFFERS 4
 
 typedef struct nnlib__param {
   const char *name;
@@ -153,6 +154,13 @@ struct nnlib_layer {
   int64_t in_size, out_size;        /* per-sample element counts */
   size_t param_count;
   nnlib__param params[NNLIB__MAX_PARAMS];
+  /* Untrained state inference needs and model files keep (batchnorm running
+   * statistics): plan declares them like params (name, shape, size; plan
+   * itself never allocates, the loader dry-runs it); after compile each
+   * buffers[i].value is a view of buffers[i].size floats. Optimizers never
+   * see them; serialize.c saves them after the layer's parameters. */
+  size_t buffer_count;
+  nnlib__param buffers[NNLIB__MAX_BUFFERS];
   size_t workspace_floats; /* set by plan; the model allocates them */
   bool compiled;
   /* Fusion, decided at compile: a dense layer followed by an elementwise
@@ -188,6 +196,125 @@ void nnlib__softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
 /* Dense: the initialiser's gain depends on the activation that follows. */
 void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
 bool nnlib__layer_is_dense(const nnlib_layer *l);
+
+/* ------------------------------------ model descriptions and model files */
+
+/* Little-endian encoder for model files (docs/FILE_FORMAT.md). With
+ * data == NULL it only counts, so a file is sized in one pass and written in
+ * a second; writing past capacity is a bug and is caught by the caller
+ * comparing the two passes' sizes. */
+typedef struct nnlib__writer {
+  unsigned char *data;
+  size_t size;     /* bytes written (or counted) so far */
+  size_t capacity; /* of data */
+} nnlib__writer;
+void nnlib__put_u32(nnlib__writer *w, uint32_t v);
+void nnlib__put_u64(nnlib__writer *w, uint64_t v);
+void nnlib__put_i64(nnlib__writer *w, int64_t v);
+void nnlib__put_f32(nnlib__writer *w, float v); /* its IEEE-754 bits */
+
+/* Decoder over a byte range whose length the container already checked.
+ * Reading past its end is NNLIB_ERR_CORRUPT_FILE, with `what` (e.g. "layer 2
+ * config") in the message. */
+typedef struct nnlib__reader {
+  const unsigned char *p;
+  size_t left;
+  const char *what;
+} nnlib__reader;
+nnlib_status nnlib__get_u32(nnlib__reader *r, uint32_t *v);
+nnlib_status nnlib__get_u64(nnlib__reader *r, uint64_t *v);
+nnlib_status nnlib__get_i64(nnlib__reader *r, int64_t *v);
+nnlib_status nnlib__get_f32(nnlib__reader *r, float *v);
+
+/* Text of nnlib_model_get_spec: appends like snprintf into buf[capacity]
+ * (always NUL-terminated when capacity > 0) and counts the full length. */
+typedef struct nnlib__text {
+  char *buf;
+  size_t capacity;
+  size_t length;
+} nnlib__text;
+void nnlib__text_append(nnlib__text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The shortest decimal that reads back as exactly v, with '.' whatever the
+ * C locale says. */
+void nnlib__text_append_float(nnlib__text *t, float v);
+
+/* One item of a model description, split at ':' into fields; fields[0] is
+ * the item's name ("dense" in "dense:10:nobias"). */
+#define NNLIB__SPEC_MAX_FIELDS 16
+typedef struct nnlib__spec_field {
+  const char *text; /* not NUL-terminated */
+  size_t length;
+} nnlib__spec_field;
+typedef struct nnlib__spec_item {
+  size_t index;  /* 1-based item number */
+  size_t column; /* 1-based character position of the item in the text */
+  const char *text;
+  size_t length;
+  size_t field_count;
+  nnlib__spec_field fields[NNLIB__SPEC_MAX_FIELDS];
+} nnlib__spec_item;
+/* NNLIB_ERR_PARSE with a message naming the item and its position. */
+nnlib_status nnlib__spec_error(const nnlib__spec_item *item, const char *fmt,
+                               ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The item has min..max fields (name included). */
+nnlib_status nnlib__spec_fields(const nnlib__spec_item *item, size_t min,
+                                size_t max);
+/* Field `field` as a decimal integer in [min, max]. */
+nnlib_status nnlib__spec_int(const nnlib__spec_item *item, size_t field,
+                             int64_t min, int64_t max, int64_t *out);
+/* Field `field` as a finite float ("0.2", "1e-3"; '.' in every locale). */
+nnlib_status nnlib__spec_float(const nnlib__spec_item *item, size_t field,
+                               float *out);
+bool nnlib__spec_field_is(const nnlib__spec_item *item, size_t field,
+                          const char *word);
+
+/* EXTENSION POINT: how a layer kind takes part in model descriptions
+ * (src/model/spec.c) and model files (src/model/serialize*.c). A new kind
+ * (conv2d, pooling, batchnorm, dropout, flatten, rnn/lstm/gru):
+ *   1. in its own src/layers/<kind>.c, writes the four functions below and
+ *      one `const nnlib__layer_codec nnlib__<kind>_codec = {...}`;
+ *   2. declares that codec here, next to the others;
+ *   3. adds `&nnlib__<kind>_codec` to the registry in src/model/spec.c.
+ * Nothing else changes: the file format stores each layer as (kind, config
+ * bytes), then its parameter and buffer tensors with shapes, so a new kind
+ * needs no format version bump. Parameters and buffers are saved by the
+ * model, not by the codec. */
+#define NNLIB__CODEC_MAX_NAMES 8
+typedef struct nnlib__layer_codec {
+  nnlib_layer_kind kind; /* the pinned number stored in files */
+  /* The description items this kind parses ("dense"; the activation codec
+   * lists all eight activation names). NULL-terminated when shorter. */
+  const char *spec_names[NNLIB__CODEC_MAX_NAMES];
+  /* Builds a layer from an item whose name is one of spec_names. Errors are
+   * nnlib__spec_error (a constructor's INVALID_ARGUMENT/TOO_LARGE is turned
+   * into NNLIB_ERR_PARSE by the caller). */
+  nnlib_status (*parse_spec)(const nnlib__spec_item *item, nnlib_layer **out);
+  /* Appends the item that parse_spec turns back into an equal layer. */
+  void (*write_spec)(const nnlib_layer *l, nnlib__text *out);
+  /* The layer's constructor arguments (not its weights), little-endian.
+   * read_config must consume exactly what write_config wrote; a value no
+   * constructor accepts is NNLIB_ERR_CORRUPT_FILE (a constructor's
+   * INVALID_ARGUMENT is turned into it by the loader). */
+  void (*write_config)(const nnlib_layer *l, nnlib__writer *w);
+  nnlib_status (*read_config)(nnlib__reader *r, nnlib_layer **out);
+} nnlib__layer_codec;
+
+extern const nnlib__layer_codec nnlib__dense_codec;
+extern const nnlib__layer_codec nnlib__activation_codec;
+
+/* The registry: the codec of a kind, or of a description item's name;
+ * NULL when none is registered. */
+const nnlib__layer_codec *nnlib__codec_for_kind(uint32_t kind);
+const nnlib__layer_codec *nnlib__codec_for_name(const char *name,
+                                                size_t length);
 
 /* --------------------------------------------------------------- loss */
 
@@ -229,6 +356,20 @@ void nnlib__rmsprop_update(const nnlib_optimizer_options *o, float lr,
 
 /* -------------------------------------------------------------- model */
 
+/* What one pass over the layers writes: acts[i] is the output of layer i
+ * (a fused dense+activation pair shares one), workspace[i] layer i's
+ * scratch. The model has one set for training; each nnlib_workspace has its
+ * own, so threads can run inference on one model at once. */
+typedef struct nnlib__buffers {
+  float **acts;
+  float **workspace;
+  float *block; /* owns every buffer above, one allocation */
+} nnlib__buffers;
+
+/* Allocates a set for the model's plan (max batch); frees with _free. */
+nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b);
+void nnlib__buffers_free(nnlib__buffers *b);
+
 struct nnlib_model {
   nnlib_layer **layers;
   size_t layer_count, layer_capacity;
@@ -244,14 +385,11 @@ struct nnlib_model {
    * optimizers and reductions walk one array. */
   float *params, *grads;
   int64_t param_size;
-  /* acts[i] is the output of layer i (fused pairs share one buffer). */
-  float **acts;
+  nnlib__buffers bufs;      /* activations and workspaces of training */
   /* two ping-pong gradient buffers of max_batch * largest layer size */
   float *grad_a, *grad_b;
   float *batch_x, *batch_t; /* gathered shuffled batches (fit) */
   int64_t target_size;      /* per-sample target floats for gathering */
-  float *workspace;         /* all layers' workspaces, one block */
-  float **layer_workspace;  /* layer i's part of it */
   nnlib_tensor output_view;
 };
 
@@ -259,6 +397,15 @@ struct nnlib_model {
 nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
                                       int64_t n, bool training,
                                       const float **out);
+/* Inference over any number of samples, in chunks, with a buffer set. */
+nnlib_status nnlib__model_predict(const nnlib_model *m,
+                                  const nnlib__buffers *b,
+                                  const nnlib_tensor *x, nnlib_tensor *y);
+/* Inference over one chunk with a given buffer set; reads the model only. */
+nnlib_status nnlib__model_run_inference(const nnlib_model *m,
+                                        const nnlib__buffers *b,
+                                        const float *x, int64_t n,
+                                        const float **out);
 /* Loss + backward after a forward over the same x. */
 nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
                                        const float *target,

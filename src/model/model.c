@@ -18,19 +18,13 @@ nnlib_status nnlib_model_create(nnlib_model **out) {
 static void release_plan(nnlib_model *m) {
   nnlib__free(m->params);
   nnlib__free(m->grads);
-  if (m->acts != NULL)
-    nnlib__free(m->acts[0]);
-  nnlib__free(m->acts);
+  nnlib__buffers_free(&m->bufs);
   nnlib__free(m->grad_a);
   nnlib__free(m->grad_b);
   nnlib__free(m->batch_x);
   nnlib__free(m->batch_t);
-  nnlib__free(m->workspace);
-  nnlib__free(m->layer_workspace);
-  m->layer_workspace = NULL;
   m->params = m->grads = m->grad_a = m->grad_b = NULL;
-  m->batch_x = m->batch_t = m->workspace = NULL;
-  m->acts = NULL;
+  m->batch_x = m->batch_t = NULL;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
     l->compiled = false;
@@ -166,51 +160,62 @@ static nnlib_status alloc_params(nnlib_model *m) {
   return NNLIB_OK;
 }
 
-/* Activations (one block, fused pairs share), the two ping-pong gradient
- * buffers, the gather buffers for shuffled batches, and the workspaces. */
-static nnlib_status alloc_buffers(nnlib_model *m) {
-  int64_t acts_total = 0, widest = m->input_size, work_total = 0;
+nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b) {
+  int64_t total = 0;
   for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
+    const nnlib_layer *l = m->layers[i];
     if (!l->fused_away)
-      NNLIB_TRY(sum_checked(&acts_total, padded(l->out_size * m->max_batch)));
-    if (l->out_size > widest)
-      widest = l->out_size;
-    NNLIB_TRY(sum_checked(&work_total, padded((int64_t)l->workspace_floats)));
+      NNLIB_TRY(sum_checked(&total, padded(l->out_size * m->max_batch)));
+    NNLIB_TRY(sum_checked(&total, padded((int64_t)l->workspace_floats)));
   }
+  b->acts = nnlib__calloc(2 * m->layer_count, sizeof(float *));
+  if (b->acts == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "buffers: no memory");
+  b->workspace = b->acts + m->layer_count;
+  nnlib_status st = alloc_floats(&b->block, total, "activations");
+  if (st != NNLIB_OK) {
+    nnlib__buffers_free(b);
+    return st;
+  }
+  float *next = b->block;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    const nnlib_layer *l = m->layers[i];
+    if (l->fused_away) {
+      b->acts[i] = b->acts[i - 1];
+    } else {
+      b->acts[i] = next;
+      next += padded(l->out_size * m->max_batch);
+    }
+    b->workspace[i] = next;
+    next += padded((int64_t)l->workspace_floats);
+  }
+  return NNLIB_OK;
+}
+
+void nnlib__buffers_free(nnlib__buffers *b) {
+  nnlib__free(b->block);
+  nnlib__free(b->acts);
+  b->acts = b->workspace = NULL;
+  b->block = NULL;
+}
+
+/* The training buffers: activations and workspaces, the two ping-pong
+ * gradient buffers, and the gather buffers for shuffled batches. */
+static nnlib_status alloc_buffers(nnlib_model *m) {
+  int64_t widest = m->input_size;
+  for (size_t i = 0; i < m->layer_count; i++)
+    if (m->layers[i]->out_size > widest)
+      widest = m->layers[i]->out_size;
   int64_t grad_floats, input_floats;
   if (nnlib__mul_overflows(widest, m->max_batch, &grad_floats) ||
       nnlib__mul_overflows(m->input_size, m->max_batch, &input_floats))
     return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
-  m->acts = nnlib__calloc(m->layer_count, sizeof *m->acts);
-  if (m->acts == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory");
-  float *block;
-  NNLIB_TRY(alloc_floats(&block, acts_total, "activations"));
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    if (l->fused_away) {
-      m->acts[i] = m->acts[i - 1];
-    } else {
-      m->acts[i] = block;
-      block += padded(l->out_size * m->max_batch);
-    }
-  }
+  NNLIB_TRY(nnlib__buffers_alloc(m, &m->bufs));
   NNLIB_TRY(alloc_floats(&m->grad_a, grad_floats, "gradient buffers"));
   NNLIB_TRY(alloc_floats(&m->grad_b, grad_floats, "gradient buffers"));
   NNLIB_TRY(alloc_floats(&m->batch_x, input_floats, "the batch buffer"));
-  NNLIB_TRY(alloc_floats(&m->batch_t, m->output_size * m->max_batch,
-                         "the target buffer"));
-  NNLIB_TRY(alloc_floats(&m->workspace, work_total, "workspaces"));
-  m->layer_workspace = nnlib__calloc(m->layer_count, sizeof(float *));
-  if (m->layer_workspace == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory");
-  float *w = m->workspace;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    m->layer_workspace[i] = w;
-    w += padded((int64_t)m->layers[i]->workspace_floats);
-  }
-  return NNLIB_OK;
+  return alloc_floats(&m->batch_t, m->output_size * m->max_batch,
+                      "the target buffer");
 }
 
 static nnlib_status check_compile_args(nnlib_model *m, const int64_t *shape,

@@ -47,28 +47,40 @@ nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                           : "");
 }
 
-nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
-                                      int64_t n, bool training,
-                                      const float **out) {
+static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
+                               const float *x, int64_t n, nnlib__rng *rng,
+                               const float **out) {
   const float *in = x;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
-    nnlib__run run = {training, m->layer_workspace[i],
-                      training ? &m->rng : NULL};
-    NNLIB_TRY(l->ops->forward(l, &run, in, m->acts[i], n));
-    in = m->acts[i];
+    nnlib__run run = {rng != NULL, b->workspace[i], rng};
+    NNLIB_TRY(l->ops->forward(l, &run, in, b->acts[i], n));
+    in = b->acts[i];
   }
   *out = in;
   return NNLIB_OK;
+}
+
+nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
+                                      int64_t n, bool training,
+                                      const float **out) {
+  return run_layers(m, &m->bufs, x, n, training ? &m->rng : NULL, out);
+}
+
+nnlib_status nnlib__model_run_inference(const nnlib_model *m,
+                                        const nnlib__buffers *b,
+                                        const float *x, int64_t n,
+                                        const float **out) {
+  return run_layers(m, b, x, n, NULL, out);
 }
 
 nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
                                        const float *target,
                                        bool target_is_index, int64_t n,
                                        double *loss) {
-  const float *y = m->acts[m->layer_count - 1];
+  const float *y = m->bufs.acts[m->layer_count - 1];
   float *dy = m->grad_a, *dx = m->grad_b;
   NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
                         m->output_size, loss));
@@ -76,11 +88,11 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
-    const float *in = i == 0 ? x : m->acts[i - 1];
-    nnlib__run run = {true, m->layer_workspace[i], &m->rng};
+    const float *in = i == 0 ? x : m->bufs.acts[i - 1];
+    nnlib__run run = {true, m->bufs.workspace[i], &m->rng};
     /* the first layer's input gradient is never used */
-    NNLIB_TRY(l->ops->backward(l, &run, in, m->acts[i], dy, i == 0 ? NULL : dx,
-                               n));
+    NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy,
+                               i == 0 ? NULL : dx, n));
     float *tmp = dy;
     dy = dx;
     dx = tmp;
@@ -316,10 +328,10 @@ nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,
 
 /* ------------------------------------------------- predict and evaluate */
 
-nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
-                                 nnlib_tensor *y) {
-  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
-  NNLIB_CHECK_ARG(y != NULL, "nnlib_model_predict: output tensor is NULL");
+nnlib_status nnlib__model_predict(const nnlib_model *m,
+                                  const nnlib__buffers *b,
+                                  const nnlib_tensor *x, nnlib_tensor *y) {
+  NNLIB_CHECK_ARG(y != NULL, "predict: output tensor is NULL");
   int64_t samples = 0;
   NNLIB_TRY(nnlib__check_input(m, x, 0, &samples));
   if (y->size != samples * m->output_size)
@@ -332,12 +344,18 @@ nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
     const float *out;
-    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * m->input_size, n,
-                                       false, &out));
+    NNLIB_TRY(nnlib__model_run_inference(m, b, x->data + start * m->input_size,
+                                         n, &out));
     memcpy(y->data + start * m->output_size, out,
            (size_t)(n * m->output_size) * sizeof(float));
   }
   return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
+                                 nnlib_tensor *y) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
+  return nnlib__model_predict(m, &m->bufs, x, y);
 }
 
 static int64_t argmax(const float *v, int64_t k) {

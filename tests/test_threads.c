@@ -1,0 +1,135 @@
+/* Threads: eight threads predict with one shared model, each through its
+ * own workspace, and get exactly the single-threaded predictions; several
+ * threads train their own models at once and get exactly the weights of a
+ * lone run. Run under ThreadSanitizer by the reliability checks. */
+#define _POSIX_C_SOURCE 200809L
+#include "test_support.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { THREADS = 8, SAMPLES = 300, IN = 20, OUT = 5, ROUNDS = 20 };
+
+typedef struct predict_job {
+  nnlib_model *model;
+  const nnlib_tensor *x;
+  const float *expected;
+  int mismatches;
+  nnlib_status status;
+} predict_job;
+
+static void *predict_worker(void *arg) {
+  predict_job *job = arg;
+  nnlib_workspace *ws = NULL;
+  nnlib_tensor *y = NULL;
+  int64_t shape[2] = {SAMPLES, OUT};
+  job->status = nnlib_workspace_create(&ws, job->model);
+  if (job->status == NNLIB_OK)
+    job->status = nnlib_tensor_create(&y, shape, 2);
+  for (int r = 0; r < ROUNDS && job->status == NNLIB_OK; r++) {
+    job->status = nnlib_workspace_predict(ws, job->x, y);
+    if (memcmp(nnlib_tensor_get_data(y), job->expected,
+               sizeof(float) * SAMPLES * OUT) != 0)
+      job->mismatches++;
+  }
+  nnlib_tensor_free(y);
+  nnlib_workspace_free(ws);
+  return NULL;
+}
+
+static nnlib_model *make_model(uint64_t seed) {
+  nnlib_optimizer *opt;
+  ASSERT_OK(nnlib_sgd_create(&opt, 0.05f, 0.9f, 0, 0));
+  return ts_model(IN, 32, NNLIB_LOSS_SOFTMAX_CE, opt, seed, ts_dense(IN, 16, 1),
+                  ts_act(NNLIB_ACT_TANH, 0), ts_dense(16, OUT, 1),
+                  ts_act(NNLIB_ACT_SOFTMAX, 0), NULL);
+}
+
+static nnlib_tensor *inputs(void) {
+  nnlib_tensor *x = ts_tensor2(SAMPLES, IN, NULL);
+  uint32_t st = 8;
+  ts_fill_uniform(nnlib_tensor_get_data(x), SAMPLES * IN, -1, 1, &st);
+  return x;
+}
+
+static void test_shared_model_parallel_inference(void **s) {
+  (void)s;
+  nnlib_model *m = make_model(3);
+  nnlib_tensor *x = inputs(), *y = ts_tensor2(SAMPLES, OUT, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  predict_job jobs[THREADS];
+  pthread_t tids[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (predict_job){m, x, nnlib_tensor_get_data(y), 0, NNLIB_OK};
+    assert_int_equal(pthread_create(&tids[i], NULL, predict_worker, &jobs[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(tids[i], NULL);
+    ASSERT_OK(jobs[i].status);
+    assert_int_equal(jobs[i].mismatches, 0);
+  }
+  nnlib_workspace *ws = (nnlib_workspace *)1;
+  nnlib_model *raw;
+  ASSERT_OK(nnlib_model_create(&raw));
+  ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_workspace_create(&ws, raw));
+  assert_null(ws);
+  nnlib_model_free(raw);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
+typedef struct train_job {
+  uint64_t seed;
+  float weights[IN * 16];
+  nnlib_status status;
+} train_job;
+
+static void *train_worker(void *arg) {
+  train_job *job = arg;
+  nnlib_model *m = make_model(job->seed);
+  nnlib_tensor *x = inputs(), *t = ts_tensor2(SAMPLES, 1, NULL);
+  for (int i = 0; i < SAMPLES; i++)
+    nnlib_tensor_get_data(t)[i] = (float)(i % OUT);
+  nnlib_fit_options fo;
+  nnlib_fit_options_init(&fo);
+  fo.epochs = 3;
+  job->status = nnlib_model_fit(m, x, t, &fo);
+  nnlib_tensor *w;
+  if (job->status == NNLIB_OK)
+    job->status = nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL);
+  if (job->status == NNLIB_OK)
+    memcpy(job->weights, nnlib_tensor_get_data(w), sizeof job->weights);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+  return NULL;
+}
+
+static void test_independent_models_train_in_parallel(void **s) {
+  (void)s;
+  static train_job alone[4], together[4];
+  for (int i = 0; i < 4; i++) {
+    alone[i].seed = together[i].seed = 10 + (uint64_t)i;
+    train_worker(&alone[i]);
+    ASSERT_OK(alone[i].status);
+  }
+  pthread_t tids[4];
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&tids[i], NULL, train_worker, &together[i]), 0);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(tids[i], NULL);
+    ASSERT_OK(together[i].status);
+    assert_memory_equal(alone[i].weights, together[i].weights,
+                        sizeof alone[i].weights);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shared_model_parallel_inference),
+      cmocka_unit_test(test_independent_models_train_in_parallel),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
