@@ -15,7 +15,7 @@ from .errors import Error, Status
 from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
                      LayerKind, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus,
                      Step, Tanh)
-from .model import SAVE_OPTIMIZER, Loss, Model, Progress
+from .model import SAVE_OPTIMIZER, Loss, Model, Progress, Workspace
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 

@@ -144,7 +144,7 @@ C_TYPES = {
     "nnlib_gradcheck_options *": _P(GradcheckOptions),
     "const nnlib_gradcheck_options *": _P(GradcheckOptions),
 }
-for _h in ("tensor", "layer", "optimizer", "model"):
+for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
     C_TYPES["nnlib_%s *" % _h] = _HANDLE
     C_TYPES["const nnlib_%s *" % _h] = _HANDLE
     C_TYPES["nnlib_%s **" % _h] = _HANDLE_OUT
@@ -231,6 +231,11 @@ SIGNATURES = {
     "nnlib_model_get_max_batch": ("int64_t", ["const nnlib_model *"]),
     "nnlib_model_predict": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "nnlib_tensor *"]),
+    "nnlib_workspace_create": ("nnlib_status", ["nnlib_workspace **",
+                                                "const nnlib_model *"]),
+    "nnlib_workspace_free": ("void", ["nnlib_workspace *"]),
+    "nnlib_workspace_predict": ("nnlib_status", [
+        "nnlib_workspace *", "const nnlib_tensor *", "nnlib_tensor *"]),
     "nnlib_model_forward": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor **"]),
     "nnlib_model_backward": ("nnlib_status", [

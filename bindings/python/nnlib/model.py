@@ -4,6 +4,7 @@ import ctypes
 import enum
 import os
 import threading
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -85,8 +86,7 @@ class Model:
         self._handle = handle
         self._lock = threading.RLock()
         self._busy = None          # name of the running fit, if any
-        self._layers = []          # Python layer objects, by index
-        self._optimizer = None
+        self._workspaces = weakref.WeakSet()
 
     @classmethod
     def from_spec(cls, spec):
@@ -119,6 +119,8 @@ class Model:
                 raise errors.WrongStateError(
                     "close() called from inside the progress callback",
                     code=errors.Status.WRONG_STATE)
+            for workspace in list(self._workspaces):
+                workspace.close()  # they must not outlive the model
             handle, self._handle = self._handle, None
             if handle is not None:
                 lib.nnlib_model_free(handle)
@@ -160,7 +162,6 @@ class Model:
             check(lib.nnlib_model_add(ptr, handle))
             layer._handle = handle
             layer._model = self
-            self._layers.append(layer)
         return layer
 
     def add_spec(self, spec):
@@ -184,14 +185,13 @@ class Model:
 
     @property
     def layers(self):
-        """The model's layers (borrowed views; they keep the model alive)."""
+        """The model's layers (new borrowed views on each access; they keep
+        the model alive)."""
         with self._lock:
             ptr = self._ptr()
             count = lib.nnlib_model_get_layer_count(ptr)
-            for i in range(len(self._layers), count):
-                self._layers.append(
-                    Layer._borrowed(lib.nnlib_model_get_layer(ptr, i), self))
-            return list(self._layers[:count])
+            return [Layer._borrowed(lib.nnlib_model_get_layer(ptr, i), self)
+                    for i in range(count)]
 
     def compile(self, input_shape, loss="none", optimizer=None, *,
                 max_batch=32, seed=0):
@@ -213,7 +213,6 @@ class Model:
                                           int(loss), handle, int(seed)))
             if optimizer is not None:
                 optimizer._attach(handle, self)
-                self._optimizer = optimizer
 
     def set_optimizer(self, optimizer):
         """Replaces the optimizer of a compiled model (the model takes it,
@@ -222,25 +221,17 @@ class Model:
             optimizer = Optimizer(optimizer)
         with self._lock:
             ptr = self._running("set_optimizer")
-            old = self._optimizer
             check(lib.nnlib_model_set_optimizer(ptr, optimizer._take()))
-            if old is not None:
-                old._handle = None  # the model freed it
             optimizer._attach(lib.nnlib_model_get_optimizer(ptr), self)
-            self._optimizer = optimizer
 
     # ----------------------------------------------------------- getters
 
     @property
     def optimizer(self):
-        """The model's optimizer (borrowed), or None."""
+        """The model's optimizer (a borrowed view), or None."""
         with self._lock:
             handle = lib.nnlib_model_get_optimizer(self._ptr())
-            if not handle:
-                return None
-            if self._optimizer is None or self._optimizer._handle != handle:
-                self._optimizer = Optimizer._borrowed(handle, self)
-            return self._optimizer
+            return Optimizer._borrowed(handle, self) if handle else None
 
     @property
     def loss(self):
@@ -289,18 +280,12 @@ class Model:
         size; it is written in place and returned."""
         with self._lock:
             ptr = self._running("predict")
-            with Tensor.wrap(x) as tx:
-                n = tx.shape[0]
-                if out is None:
-                    out = np.empty((n,) + self.output_shape, dtype=np.float32)
-                elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-                          and out.flags.c_contiguous and out.flags.writeable):
-                    raise errors.InvalidArgumentError(
-                        "out must be a writable float32 C-contiguous array",
-                        code=errors.Status.INVALID_ARGUMENT)
-                with Tensor.wrap(out) as ty:
-                    check(lib.nnlib_model_predict(ptr, tx._ptr(), ty._ptr()))
-        return out
+            return _predict(lib.nnlib_model_predict, ptr, self, x, out)
+
+    def workspace(self):
+        """A Workspace: inference buffers of its own, so that several
+        threads can predict with this model at the same time."""
+        return Workspace(self)
 
     def forward(self, x):
         """Training-mode forward pass of one batch; a copy of the output."""
@@ -465,3 +450,64 @@ class Model:
             return "<nnlib.Model closed>"
         return "<nnlib.Model %d layers>" % lib.nnlib_model_get_layer_count(
             self._handle)
+
+
+def _predict(fn, handle, model, x, out):
+    with Tensor.wrap(x) as tx:
+        n = tx.shape[0]
+        if out is None:
+            out = np.empty((n,) + model.output_shape, dtype=np.float32)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
+                  and out.flags.c_contiguous and out.flags.writeable):
+            raise errors.InvalidArgumentError(
+                "out must be a writable float32 C-contiguous array",
+                code=errors.Status.INVALID_ARGUMENT)
+        with Tensor.wrap(out) as ty:
+            check(fn(handle, tx._ptr(), ty._ptr()))
+    return out
+
+
+class Workspace:
+    """Per-thread inference buffers for one compiled model
+    (nnlib_workspace). ``predict`` on different workspaces may run in
+    parallel threads (the GIL is released during the C call); the model must
+    not be trained or changed meanwhile. Closing the model closes its
+    workspaces."""
+
+    def __init__(self, model):
+        handle = ctypes.c_void_p()
+        with model._lock:
+            check(lib.nnlib_workspace_create(ctypes.byref(handle),
+                                             model._ptr()))
+            self._handle = handle.value
+            self._model = model
+            model._workspaces.add(self)
+
+    def _ptr(self):
+        self._model._ptr()
+        if self._handle is None:
+            raise errors.WrongStateError("the workspace is closed",
+                                         code=errors.Status.WRONG_STATE)
+        return self._handle
+
+    def predict(self, x, out=None):
+        """Model.predict with this workspace's buffers."""
+        return _predict(lib.nnlib_workspace_predict, self._ptr(), self._model,
+                        x, out)
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.nnlib_workspace_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -82,7 +82,11 @@ class Optimizer:
 
     def _ptr(self):
         if self._model is not None:
-            self._model._ptr()
+            current = lib.nnlib_model_get_optimizer(self._model._ptr())
+            if current != self._handle:
+                raise errors.WrongStateError(
+                    "this optimizer was replaced by set_optimizer and freed",
+                    code=errors.Status.WRONG_STATE)
         if self._handle is None:
             raise errors.WrongStateError(
                 "the optimizer was freed (closed, or consumed by a failed "
