@@ -1,0 +1,578 @@
+/* nnlib_bench.c - nnlib-bench, the benchmark suite of issue 9.
+ *
+ *   nnlib-bench                       the whole suite
+ *   nnlib-bench --model mlp-large --batch 256 --threads 1 --bench train
+ *
+ * One JSON object per line on stdout (see benchmarks/README.md for the
+ * fields); progress and skips on stderr. Kinds:
+ *   gemm    raw cblas_sgemm GFLOP/s: square sizes in all three transpose
+ *           cases the layers use (NT, TN, NN), then each model's exact
+ *           shapes; the machine's measured FMA peak beside
+ *   train   nnlib_model_step, interleaved rep by rep with the same GEMMs
+ *           (same shapes, transposes, alpha/beta) replayed alone through
+ *           cblas, so gemm_efficiency = gemm_s / step_s is a ratio taken
+ *           under the same machine noise
+ *   infer   nnlib_model_predict against its forward GEMMs, likewise
+ *   memory  peak heap of mlp-large training at batch 1024 against the bytes
+ *           of parameters, gradients, optimizer state and activations */
+#define _POSIX_C_SOURCE 200809L
+#include "bench_models.h"
+#include "bench_peak.h"
+#include "bench_util.h"
+
+#include <cblas.h>
+#include <nnlib.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bench_config {
+  const char *model;  /* NULL: all                       */
+  int64_t batch;      /* 0: the model's suite batches    */
+  int threads;        /* 0: 1 and 2                      */
+  const char *kind;   /* NULL: gemm, train, infer, memory */
+  const char *optim;  /* sgd, momentum, adam             */
+  double seconds;     /* time budget per measurement     */
+  double peak_per_core;
+  const char *peak_isa;
+} bench_config;
+
+/* ------------------------------------------------------------ helpers */
+
+static void die(const char *what, nnlib_status st) {
+  fprintf(stderr, "nnlib-bench: %s: %s: %s\n", what, nnlib_status_string(st),
+          nnlib_last_error_message());
+  exit(1);
+}
+
+#define CHECK(call)                                                            \
+  do {                                                                         \
+    nnlib_status st_ = (call);                                                 \
+    if (st_ != NNLIB_OK)                                                       \
+      die(#call, st_);                                                         \
+  } while (0)
+
+static float *alloc_floats(size_t count, uint32_t *seed) {
+  float *p = malloc((count ? count : 1) * sizeof *p);
+  if (p == NULL) {
+    fprintf(stderr, "nnlib-bench: out of memory\n");
+    exit(1);
+  }
+  bench_fill(p, count, -0.5f, 0.5f, seed);
+  return p;
+}
+
+static void set_threads(int threads) {
+  CHECK(nnlib_set_num_threads(threads));
+  /* nnlib's setting is OpenBLAS's: the replayed GEMMs run on the same pool */
+}
+
+static bool kind_selected(const bench_config *c, const char *kind) {
+  return c->kind == NULL || strcmp(c->kind, kind) == 0;
+}
+
+/* The weight update of plain SGD is folded into the weight-gradient GEMM by
+ * the library (src/model/train.c), so the replay issues it with beta = 1. */
+static bool sgd_fused(const char *optim) { return strcmp(optim, "sgd") == 0; }
+
+/* ------------------------------------------------------ GEMM replay */
+
+#define MAX_GEMMS 64
+
+typedef struct replay {
+  int count;
+  bench_gemm g[MAX_GEMMS];
+  float *a[MAX_GEMMS], *b[MAX_GEMMS], *c[MAX_GEMMS];
+} replay;
+
+/* Own buffers per GEMM, like the library's distinct activations/weights. */
+static void replay_init(replay *r, const bench_gemm *g, int count) {
+  uint32_t seed = 7;
+  r->count = count;
+  for (int i = 0; i < count; i++) {
+    r->g[i] = g[i];
+    r->a[i] = alloc_floats((size_t)g[i].m * g[i].k, &seed);
+    r->b[i] = alloc_floats((size_t)g[i].k * g[i].n, &seed);
+    r->c[i] = alloc_floats((size_t)g[i].m * g[i].n, &seed);
+  }
+}
+
+static void gemm_once(const bench_gemm *g, const float *a, const float *b,
+                      float *c) {
+  int lda = g->ta == 'N' ? g->k : g->m;
+  int ldb = g->tb == 'N' ? g->n : g->k;
+  cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
+              g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
+              g->alpha, a, lda, b, ldb, g->beta, c, g->n);
+}
+
+static void replay_run(const replay *r) {
+  for (int i = 0; i < r->count; i++)
+    gemm_once(&r->g[i], r->a[i], r->b[i], r->c[i]);
+}
+
+static void replay_free(replay *r) {
+  for (int i = 0; i < r->count; i++) {
+    free(r->a[i]);
+    free(r->b[i]);
+    free(r->c[i]);
+  }
+  r->count = 0;
+}
+
+/* --------------------------------------------------------- machine */
+
+static void print_machine(const bench_config *c) {
+  char cpu[256];
+  bench_cpu_name(cpu, sizeof cpu);
+  bench_json_begin();
+  bench_json_str("bench", "machine");
+  bench_json_str("cpu", cpu);
+  bench_json_int("cores", openblas_get_num_procs());
+  bench_json_str("openblas", openblas_get_config());
+  bench_json_str("openblas_core", openblas_get_corename());
+  const char *coretype = getenv("OPENBLAS_CORETYPE");
+  bench_json_str("openblas_coretype_env", coretype ? coretype : "");
+  bench_json_str("nnlib", nnlib_version_string());
+  bench_json_str("peak_isa", c->peak_isa);
+  bench_json_num("peak_gflops_per_core", c->peak_per_core);
+  bench_json_end();
+}
+
+/* ------------------------------------------------------------ gemm */
+
+static void emit_gemm(const bench_config *c, const char *model, int64_t batch,
+                      int threads, const bench_gemm *g, bench_stats *s) {
+  double flops = bench_gemm_flops(g, 1);
+  double peak = c->peak_per_core * threads;
+  bench_json_begin();
+  bench_json_str("bench", "gemm");
+  bench_json_str("model", model);
+  bench_json_int("batch", batch);
+  bench_json_int("threads", threads);
+  bench_json_stats(s);
+  bench_json_num("samples_per_s", batch > 0 ? batch / s->median_s : NAN);
+  bench_json_num("gflops", flops / s->median_s * 1e-9);
+  char trans[3] = {g->ta, g->tb, '\0'};
+  bench_json_str("trans", trans);
+  bench_json_str("role", g->role);
+  bench_json_int("m", g->m);
+  bench_json_int("n", g->n);
+  bench_json_int("k", g->k);
+  bench_json_num("peak_gflops", peak);
+  bench_json_num("peak_fraction", flops / s->median_s * 1e-9 / peak);
+  bench_json_end();
+}
+
+static bench_stats time_gemm(const bench_config *c, const bench_gemm *g) {
+  replay r;
+  replay_init(&r, g, 1);
+  double t0 = bench_now();
+  for (int i = 0; i < 3; i++)
+    replay_run(&r);
+  int reps = bench_reps_for(c->seconds * 0.25, (bench_now() - t0) / 3, 5, 2000);
+  double *times = malloc((size_t)reps * sizeof *times);
+  for (int i = 0; i < reps; i++) {
+    double s = bench_now();
+    replay_run(&r);
+    times[i] = bench_now() - s;
+  }
+  bench_stats st = bench_summarise(times, reps);
+  free(times);
+  replay_free(&r);
+  return st;
+}
+
+static void run_gemm_squares(const bench_config *c, int threads) {
+  static const int sizes[] = {64, 128, 256, 512, 1024, 2048};
+  static const char cases[3][2] = {{'N', 'T'}, {'T', 'N'}, {'N', 'N'}};
+  static const char *roles[3] = {"square_nt", "square_tn", "square_nn"};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+    for (int t = 0; t < 3; t++) {
+      int n = sizes[s];
+      bench_gemm g = {roles[t], -1, cases[t][0], cases[t][1], n, n, n,
+                      1.0f, 0.0f};
+      bench_stats st = time_gemm(c, &g);
+      emit_gemm(c, "square", 0, threads, &g, &st);
+    }
+}
+
+static nnlib_optimizer *make_optimizer(const char *optim) {
+  nnlib_optimizer_options o;
+  nnlib_optimizer *opt = NULL;
+  bool adam = strcmp(optim, "adam") == 0;
+  CHECK(nnlib_optimizer_options_init(&o, adam ? NNLIB_OPT_ADAM : NNLIB_OPT_SGD));
+  if (strcmp(optim, "momentum") == 0)
+    o.momentum = 0.9f;
+  if (!adam)
+    o.learning_rate = 0.01f;
+  CHECK(nnlib_optimizer_create(&opt, &o));
+  return opt;
+}
+
+static nnlib_model *make_model(const bench_model_def *d, int64_t batch,
+                               const char *optim) {
+  nnlib_model *m = NULL;
+  CHECK(nnlib_model_create(&m));
+  CHECK(d->build(m));
+  CHECK(nnlib_model_compile(m, d->input_shape, d->input_rank, batch, d->loss,
+                            make_optimizer(optim), 42));
+  return m;
+}
+
+static void run_gemm_model(const bench_config *c, const bench_model_def *d,
+                           int64_t batch, int threads) {
+  nnlib_model *m = make_model(d, batch, c->optim);
+  bench_gemm g[MAX_GEMMS];
+  int count = bench_model_gemms(m, batch, true, false, g, MAX_GEMMS);
+  for (int i = 0; i < count; i++) {
+    bench_stats st = time_gemm(c, &g[i]);
+    emit_gemm(c, d->name, batch, threads, &g[i], &st);
+  }
+  nnlib_model_free(m);
+}
+
+/* ---------------------------------------------------- train / infer */
+
+typedef struct batch_data {
+  nnlib_tensor *x, *target, *y;
+} batch_data;
+
+/* Random inputs in [0, 1); class indices for softmax CE, one-hot rows for
+ * the other losses. */
+static batch_data make_batch(const bench_model_def *d, int64_t batch) {
+  batch_data b = {NULL, NULL, NULL};
+  int64_t xshape[4] = {batch};
+  for (size_t i = 0; i < d->input_rank; i++)
+    xshape[i + 1] = d->input_shape[i];
+  CHECK(nnlib_tensor_create(&b.x, xshape, d->input_rank + 1));
+  uint32_t seed = 1;
+  bench_fill(nnlib_tensor_get_data(b.x), (size_t)nnlib_tensor_get_size(b.x),
+             0.0f, 1.0f, &seed);
+  int64_t yshape[2] = {batch, d->outputs};
+  CHECK(nnlib_tensor_create(&b.y, yshape, 2));
+  bool index = d->loss == NNLIB_LOSS_SOFTMAX_CE;
+  CHECK(nnlib_tensor_create(&b.target, yshape, index ? 1 : 2));
+  float *t = nnlib_tensor_get_data(b.target);
+  for (int64_t i = 0; i < batch; i++) {
+    int64_t label = (i * 7 + 3) % d->outputs;
+    if (index)
+      t[i] = (float)label;
+    else
+      t[i * d->outputs + label] = 1.0f;
+  }
+  return b;
+}
+
+static void free_batch(batch_data *b) {
+  nnlib_tensor_free(b->x);
+  nnlib_tensor_free(b->target);
+  nnlib_tensor_free(b->y);
+}
+
+typedef struct paired {
+  bench_stats work, gemm;
+} paired;
+
+/* Times `work` and the replayed GEMMs rep by rep, alternating, so both see
+ * the same machine; warms up both first. */
+static paired time_paired(const bench_config *c, nnlib_model *m,
+                          batch_data *b, bool training, const replay *r) {
+  double t0 = bench_now();
+  int warm = 0;
+  while (warm < 5 || bench_now() - t0 < 0.1 * c->seconds) {
+    if (training)
+      CHECK(nnlib_model_step(m, b->x, b->target, NULL));
+    else
+      CHECK(nnlib_model_predict(m, b->x, b->y));
+    replay_run(r);
+    warm++;
+  }
+  double one = (bench_now() - t0) / warm;
+  int reps = bench_reps_for(c->seconds, one, 11, 200000);
+  double *work = malloc(2 * (size_t)reps * sizeof *work), *gemm = work + reps;
+  for (int i = 0; i < reps; i++) {
+    double s = bench_now();
+    if (training)
+      CHECK(nnlib_model_step(m, b->x, b->target, NULL));
+    else
+      CHECK(nnlib_model_predict(m, b->x, b->y));
+    double mid = bench_now();
+    replay_run(r);
+    gemm[i] = bench_now() - mid;
+    work[i] = mid - s;
+  }
+  paired p = {bench_summarise(work, reps), bench_summarise(gemm, reps)};
+  free(work);
+  return p;
+}
+
+static void run_model(const bench_config *c, const bench_model_def *d,
+                      int64_t batch, int threads, bool training) {
+  nnlib_model *m = make_model(d, batch, c->optim);
+  batch_data b = make_batch(d, batch);
+  bench_gemm g[MAX_GEMMS];
+  int count = bench_model_gemms(m, batch, training,
+                                training && sgd_fused(c->optim), g, MAX_GEMMS);
+  if (count < 0) {
+    fprintf(stderr, "nnlib-bench: %s: GEMMs of a layer kind unknown\n",
+            d->name);
+    exit(1);
+  }
+  replay r;
+  replay_init(&r, g, count);
+  paired p = time_paired(c, m, &b, training, &r);
+  double flops = bench_gemm_flops(g, count);
+  bench_json_begin();
+  bench_json_str("bench", training ? "train" : "infer");
+  bench_json_str("model", d->name);
+  bench_json_int("batch", batch);
+  bench_json_int("threads", threads);
+  bench_json_stats(&p.work);
+  bench_json_num("samples_per_s", batch / p.work.median_s);
+  bench_json_num("gflops", flops / p.work.median_s * 1e-9);
+  bench_json_num("gemm_s", p.gemm.median_s);
+  bench_json_num("gemm_efficiency", p.gemm.median_s / p.work.median_s);
+  bench_json_num("gemm_gflops", flops / p.gemm.median_s * 1e-9);
+  bench_json_num("overhead_s", p.work.median_s - p.gemm.median_s);
+  if (training)
+    bench_json_str("optim", c->optim);
+  bench_json_end();
+  replay_free(&r);
+  free_batch(&b);
+  nnlib_model_free(m);
+}
+
+/* ----------------------------------------------------------- memory */
+
+/* Every block carries its size in a 64-byte header, so frees can count. */
+typedef struct heap_counter {
+  long long live, peak;
+} heap_counter;
+
+enum { HEADER = 64 };
+
+static void *counting_alloc(size_t size, size_t alignment, void *user) {
+  (void)alignment; /* <= 64, and the header keeps 64-byte alignment */
+  heap_counter *h = user;
+  size_t total = (size + HEADER + 63) / 64 * 64;
+  unsigned char *p = aligned_alloc(64, total);
+  if (p == NULL)
+    return NULL;
+  memcpy(p, &size, sizeof size);
+  h->live += (long long)size;
+  if (h->live > h->peak)
+    h->peak = h->live;
+  return p + HEADER;
+}
+
+static void counting_free(void *ptr, void *user) {
+  if (ptr == NULL)
+    return;
+  heap_counter *h = user;
+  unsigned char *p = (unsigned char *)ptr - HEADER;
+  size_t size;
+  memcpy(&size, p, sizeof size);
+  h->live -= (long long)size;
+  free(p);
+}
+
+/* Bytes the training state needs at minimum: parameters, their gradients,
+ * optimizer state, and one output buffer of the batch per dense layer (an
+ * elementwise activation applied in place shares it). */
+static long long needed_bytes(nnlib_model *m, int64_t batch, const char *optim,
+                              long long parts[4]) {
+  int64_t params = 0;
+  CHECK(nnlib_model_get_param_count(m, &params));
+  int states = strcmp(optim, "adam") == 0 ? 2 : strcmp(optim, "momentum") == 0;
+  long long acts = 0;
+  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
+    nnlib_layer *l = nnlib_model_get_layer(m, i);
+    if (nnlib_layer_get_kind(l) != NNLIB_LAYER_DENSE)
+      continue;
+    int64_t dims[NNLIB_MAX_RANK];
+    size_t rank = 0;
+    CHECK(nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank));
+    long long n = batch;
+    for (size_t k = 0; k < rank; k++)
+      n *= dims[k];
+    acts += n;
+  }
+  parts[0] = params * 4LL;
+  parts[1] = params * 4LL;
+  parts[2] = params * 4LL * states;
+  parts[3] = acts * 4LL;
+  return parts[0] + parts[1] + parts[2] + parts[3];
+}
+
+static void run_memory(const bench_config *c, const bench_model_def *d,
+                       int64_t batch, int threads) {
+  heap_counter h = {0, 0};
+  nnlib_allocator a = {sizeof a, counting_alloc, counting_free, &h};
+  long long rss0 = bench_proc_status_bytes("VmRSS");
+  CHECK(nnlib_set_allocator(&a));
+  nnlib_model *m = make_model(d, batch, c->optim);
+  batch_data b = make_batch(d, batch);
+  double times[5];
+  for (int i = 0; i < 5; i++) {
+    double s = bench_now();
+    CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+    times[i] = bench_now() - s;
+  }
+  long long rss1 = bench_proc_status_bytes("VmRSS");
+  long long parts[4];
+  long long need = needed_bytes(m, batch, c->optim, parts);
+  bench_stats st = bench_summarise(times, 5);
+  /* the batch tensors are the caller's data, not training state */
+  long long inputs = (nnlib_tensor_get_size(b.x) + nnlib_tensor_get_size(b.y) +
+                      nnlib_tensor_get_size(b.target)) * 4LL;
+  long long peak = h.peak - inputs;
+  bench_json_begin();
+  bench_json_str("bench", "memory");
+  bench_json_str("model", d->name);
+  bench_json_int("batch", batch);
+  bench_json_int("threads", threads);
+  bench_json_stats(&st);
+  bench_json_num("samples_per_s", batch / st.median_s);
+  bench_json_num("gflops", NAN);
+  bench_json_str("optim", c->optim);
+  bench_json_int("peak_bytes", peak);
+  bench_json_int("needed_bytes", need);
+  bench_json_num("peak_ratio", (double)peak / (double)need);
+  bench_json_int("params_bytes", parts[0]);
+  bench_json_int("grads_bytes", parts[1]);
+  bench_json_int("optimizer_bytes", parts[2]);
+  bench_json_int("activations_bytes", parts[3]);
+  bench_json_int("rss_growth_bytes", rss1 - rss0);
+  bench_json_end();
+  free_batch(&b);
+  nnlib_model_free(m);
+  CHECK(nnlib_set_allocator(NULL));
+}
+
+/* ------------------------------------------------------------ suite */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: nnlib-bench [--model NAME] [--batch B] [--threads T]\n"
+          "                   [--bench gemm|train|infer|memory]\n"
+          "                   [--optim sgd|momentum|adam] [--seconds S]\n"
+          "No arguments: the whole suite. Output: JSON lines on stdout.\n"
+          "Models:");
+  for (size_t i = 0; i < bench_model_count; i++)
+    fprintf(f, " %s", bench_models[i].name);
+  fprintf(f, "\n");
+}
+
+static const char *arg_value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "nnlib-bench: %s needs a value\n", argv[*i]);
+    usage(stderr);
+    exit(2);
+  }
+  return argv[++*i];
+}
+
+static bench_config parse_args(int argc, char **argv) {
+  bench_config c = {NULL, 0, 0, NULL, "sgd", 1.0, NAN, "none"};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--model") == 0)
+      c.model = arg_value(argc, argv, &i);
+    else if (strcmp(a, "--batch") == 0)
+      c.batch = atoll(arg_value(argc, argv, &i));
+    else if (strcmp(a, "--threads") == 0)
+      c.threads = atoi(arg_value(argc, argv, &i));
+    else if (strcmp(a, "--bench") == 0)
+      c.kind = arg_value(argc, argv, &i);
+    else if (strcmp(a, "--optim") == 0)
+      c.optim = arg_value(argc, argv, &i);
+    else if (strcmp(a, "--seconds") == 0)
+      c.seconds = atof(arg_value(argc, argv, &i));
+    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    } else {
+      fprintf(stderr, "nnlib-bench: unknown argument %s\n", a);
+      usage(stderr);
+      exit(2);
+    }
+  }
+  bool kind_ok = c.kind == NULL || strcmp(c.kind, "gemm") == 0 ||
+                 strcmp(c.kind, "train") == 0 ||
+                 strcmp(c.kind, "infer") == 0 || strcmp(c.kind, "memory") == 0;
+  bool optim_ok = strcmp(c.optim, "sgd") == 0 ||
+                  strcmp(c.optim, "momentum") == 0 ||
+                  strcmp(c.optim, "adam") == 0;
+  if (!kind_ok || !optim_ok || c.batch < 0 || c.threads < 0 ||
+      !(c.seconds > 0.0) || (c.model && !bench_model_find(c.model))) {
+    fprintf(stderr, "nnlib-bench: bad --bench, --optim, --model or number\n");
+    usage(stderr);
+    exit(2);
+  }
+  return c;
+}
+
+/* The model's runs for one thread count. */
+static void run_model_kinds(const bench_config *c, const bench_model_def *d,
+                            int threads) {
+  if (d->build == NULL) {
+    fprintf(stderr, "nnlib-bench: %s skipped: needs %s\n", d->name,
+            d->missing);
+    return;
+  }
+  for (int bi = 0; bi < d->batch_count; bi++) {
+    int64_t batch = d->batches[bi];
+    if (c->batch != 0 && c->batch != batch)
+      continue;
+    if (kind_selected(c, "gemm"))
+      run_gemm_model(c, d, batch, threads);
+    if (kind_selected(c, "train"))
+      run_model(c, d, batch, threads, true);
+    if (kind_selected(c, "infer"))
+      run_model(c, d, batch, threads, false);
+  }
+  if (c->batch != 0 && !kind_selected(c, "memory")) {
+    bool listed = false;
+    for (int bi = 0; bi < d->batch_count; bi++)
+      listed |= d->batches[bi] == c->batch;
+    if (!listed) { /* an ad-hoc batch size */
+      if (kind_selected(c, "gemm"))
+        run_gemm_model(c, d, c->batch, threads);
+      if (kind_selected(c, "train"))
+        run_model(c, d, c->batch, threads, true);
+      if (kind_selected(c, "infer"))
+        run_model(c, d, c->batch, threads, false);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  bench_config c = parse_args(argc, argv);
+  c.peak_per_core = bench_peak_gflops_per_core(&c.peak_isa);
+  print_machine(&c);
+  int thread_list[2] = {1, 2}, thread_count = 2;
+  if (c.threads > 0) {
+    thread_list[0] = c.threads;
+    thread_count = 1;
+  }
+  for (int ti = 0; ti < thread_count; ti++) {
+    int threads = thread_list[ti];
+    set_threads(threads);
+    if (c.model == NULL && kind_selected(&c, "gemm"))
+      run_gemm_squares(&c, threads);
+    for (size_t i = 0; i < bench_model_count; i++)
+      if (c.model == NULL || strcmp(c.model, bench_models[i].name) == 0)
+        run_model_kinds(&c, &bench_models[i], threads);
+  }
+  if (kind_selected(&c, "memory") &&
+      (c.model == NULL || strcmp(c.model, "mlp-large") == 0)) {
+    int threads = thread_list[0];
+    set_threads(threads);
+    run_memory(&c, bench_model_find("mlp-large"), c.batch ? c.batch : 1024,
+               threads);
+  }
+  return 0;
+}
