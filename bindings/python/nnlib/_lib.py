@@ -93,8 +93,28 @@ class GradcheckOptions(ctypes.Structure):
     ]
 
 
+class ModelFileInfo(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("format_version", ctypes.c_uint32),
+        ("library_version", ctypes.c_uint32),
+        ("file_size", ctypes.c_uint64),
+        ("loss", ctypes.c_int),
+        ("input_rank", ctypes.c_size_t),
+        ("input_shape", ctypes.c_int64 * 8),
+        ("max_batch", ctypes.c_int64),
+        ("seed", ctypes.c_uint64),
+        ("layer_count", ctypes.c_int64),
+        ("param_count", ctypes.c_int64),
+        ("has_optimizer", ctypes.c_int),
+        ("optimizer_kind", ctypes.c_int),
+        ("optimizer_steps", ctypes.c_int64),
+    ]
+
+
 #: The header's option structs, by C name, for the struct_size test.
 STRUCTS = {
+    "nnlib_model_file_info": ModelFileInfo,
     "nnlib_allocator": Allocator,
     "nnlib_optimizer_options": OptimizerOptions,
     "nnlib_progress": Progress,
@@ -143,6 +163,7 @@ C_TYPES = {
     "const nnlib_fit_options *": _P(FitOptions),
     "nnlib_gradcheck_options *": _P(GradcheckOptions),
     "const nnlib_gradcheck_options *": _P(GradcheckOptions),
+    "nnlib_model_file_info *": _P(ModelFileInfo),
 }
 for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
     C_TYPES["nnlib_%s *" % _h] = _HANDLE
@@ -272,6 +293,8 @@ SIGNATURES = {
     "nnlib_model_load": ("nnlib_status", ["nnlib_model **", "const char *"]),
     "nnlib_model_load_buffer": ("nnlib_status", [
         "nnlib_model **", "const void *", "size_t"]),
+    "nnlib_model_file_get_info": ("nnlib_status", [
+        "const void *", "size_t", "nnlib_model_file_info *"]),
     # data
     "nnlib_idx_load_images": ("nnlib_status", [
         "nnlib_tensor **", "const char *", "int64_t"]),

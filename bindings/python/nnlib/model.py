@@ -511,3 +511,22 @@ class Workspace:
             self.close()
         except Exception:
             pass
+
+
+def model_file_info(source):
+    """What a model file's header says, without building the model: a dict
+    of nnlib_model_file_info's fields. `source`: bytes, or a path."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        with open(source, "rb") as f:
+            data = f.read()
+    info = _lib.ModelFileInfo()
+    info.struct_size = ctypes.sizeof(info)
+    check(lib.nnlib_model_file_get_info(data, len(data), ctypes.byref(info)))
+    out = {name: getattr(info, name) for name, _ in info._fields_
+           if name not in ("struct_size", "input_rank", "input_shape")}
+    out["input_shape"] = tuple(info.input_shape[:info.input_rank])
+    out["loss"] = Loss(info.loss)
+    out["has_optimizer"] = bool(info.has_optimizer)
+    return out
