@@ -483,7 +483,14 @@ NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
 /* ------------------------------------------------------------ model files */
 
 /* Save flags. */
-#define NNLIB_SAVE_OPTIMIZER 1u /* also the optimizer and its state */
+#define NNLIB_SAVE_OPTIMIZER 1u /* also the optimizer and its state (step
+                                   count, moments), so training resumes
+                                   bit-identically; ignored for a model
+                                   without an optimizer */
+
+/* The model-file format version this library writes, and the newest it
+ * reads (docs/FILE_FORMAT.md). */
+#define NNLIB_FILE_FORMAT_VERSION 1
 
 /* Writes a compiled model to `path` (extension .nnl by convention) in the
  * format of docs/FILE_FORMAT.md. Atomic: the data goes to a temporary file
@@ -502,6 +509,35 @@ NNLIB_API nnlib_status nnlib_model_save_buffer(const nnlib_model *model,
 NNLIB_API nnlib_status nnlib_model_load(nnlib_model **out, const char *path);
 NNLIB_API nnlib_status nnlib_model_load_buffer(nnlib_model **out,
                                                const void *data, size_t size);
+
+/* What a model file's header says, read without building the model (for
+ * tools such as `nnlib info`). */
+typedef struct nnlib_model_file_info {
+  size_t struct_size;       /* set by the caller: sizeof(nnlib_model_file_info) */
+  uint32_t format_version;  /* of the file                                    */
+  uint32_t library_version; /* NNLIB_VERSION_NUMBER of the library that wrote it */
+  uint64_t file_size;       /* bytes                                          */
+  nnlib_loss loss;
+  size_t input_rank;        /* per-sample input shape                         */
+  int64_t input_shape[NNLIB_MAX_RANK];
+  int64_t max_batch;
+  uint64_t seed;
+  int64_t layer_count;
+  int64_t param_count;      /* trainable scalars                              */
+  int has_optimizer;        /* saved with NNLIB_SAVE_OPTIMIZER                */
+  int optimizer_kind;       /* an nnlib_optimizer_kind; 0 without optimizer   */
+  int64_t optimizer_steps;  /* updates applied before the save               */
+} nnlib_model_file_info;
+
+/* Checks the container of a model file in memory (magic, version, sizes,
+ * checksums) and its header section, and fills the first info->struct_size
+ * bytes of *info (a shorter struct from an older header gets its prefix).
+ * Layers and parameters are not checked (nnlib_model_load_buffer does).
+ * Statuses as for loading, plus NNLIB_ERR_STRUCT_SIZE; on
+ * NNLIB_ERR_UNSUPPORTED_VERSION format_version is still filled. Thread-safe.
+ */
+NNLIB_API nnlib_status nnlib_model_file_get_info(const void *data, size_t size,
+                                                 nnlib_model_file_info *info);
 
 /* ------------------------------------------------------------------- data */
 

@@ -5,6 +5,7 @@
 #include "nnlib_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct activation_layer {
   nnlib_layer base;
@@ -240,3 +241,72 @@ float nnlib__activation_param(const nnlib_layer *l) {
   return l->ops == &activation_ops ? ((const activation_layer *)l)->param
                                    : 0.0f;
 }
+
+/* ------------------------- model description and model file (codec) */
+
+/* "leaky_relu" without a slope means PyTorch's default. */
+#define LEAKY_RELU_DEFAULT_SLOPE 0.01f
+
+/* The codec's spec_names are in nnlib_activation order, so the index of the
+ * matching name is the kind. */
+static nnlib_status activation_parse_spec(const nnlib__spec_item *item,
+                                          nnlib_layer **out) {
+  nnlib_activation kind = NNLIB_ACT_IDENTITY;
+  for (int k = NNLIB_ACT_IDENTITY; k <= NNLIB_ACT_SOFTMAX; k++)
+    if (nnlib__spec_field_is(item, 0, nnlib__activation_codec.spec_names[k]))
+      kind = (nnlib_activation)k;
+  float slope = LEAKY_RELU_DEFAULT_SLOPE;
+  if (kind == NNLIB_ACT_LEAKY_RELU) {
+    NNLIB_TRY(nnlib__spec_fields(item, 1, 2));
+    if (item->field_count == 2)
+      NNLIB_TRY(nnlib__spec_float(item, 1, &slope));
+  } else {
+    NNLIB_TRY(nnlib__spec_fields(item, 1, 1));
+  }
+  return nnlib_activation_create(out, kind, slope);
+}
+
+static void activation_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const activation_layer *a = (const activation_layer *)l;
+  nnlib__text_append(t, "%s", activation_name(l));
+  if (a->kind == NNLIB_ACT_LEAKY_RELU &&
+      a->param != LEAKY_RELU_DEFAULT_SLOPE) {
+    nnlib__text_append(t, ":");
+    nnlib__text_append_float(t, a->param);
+  }
+}
+
+/* config: u32 nnlib_activation, f32 parameter (the leaky slope; +0 for the
+ * other kinds) */
+static void activation_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const activation_layer *a = (const activation_layer *)l;
+  nnlib__put_u32(w, (uint32_t)a->kind);
+  nnlib__put_f32(w, a->param);
+}
+
+static nnlib_status activation_read_config(nnlib__reader *r,
+                                           nnlib_layer **out) {
+  uint32_t kind, bits;
+  float param;
+  NNLIB_TRY(nnlib__get_u32(r, &kind));
+  NNLIB_TRY(nnlib__get_f32(r, &param));
+  if (kind > (uint32_t)NNLIB_ACT_SOFTMAX)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "activation: unknown kind %u", kind);
+  memcpy(&bits, &param, sizeof bits);
+  if (kind != (uint32_t)NNLIB_ACT_LEAKY_RELU && bits != 0)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "activation %s: parameter bits 0x%08x, must be 0",
+                        nnlib__activation_codec.spec_names[kind], bits);
+  return nnlib_activation_create(out, (nnlib_activation)kind, param);
+}
+
+const nnlib__layer_codec nnlib__activation_codec = {
+    .kind = NNLIB_LAYER_ACTIVATION,
+    .spec_names = {"identity", "step", "sigmoid", "tanh", "relu",
+                   "leaky_relu", "softplus", "softmax"},
+    .parse_spec = activation_parse_spec,
+    .write_spec = activation_write_spec,
+    .write_config = activation_write_config,
+    .read_config = activation_read_config,
+};

@@ -167,3 +167,52 @@ void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next) {
 }
 
 bool nnlib__layer_is_dense(const nnlib_layer *l) { return l->ops == &dense_ops; }
+
+/* ------------------------- model description and model file (codec) */
+
+/* "dense:N" or "dense:N:nobias"; in_features is always taken at compile. */
+static nnlib_status dense_parse_spec(const nnlib__spec_item *item,
+                                     nnlib_layer **out) {
+  int64_t units;
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 3));
+  NNLIB_TRY(nnlib__spec_int(item, 1, 1, NNLIB__BLAS_DIM_MAX, &units));
+  if (item->field_count == 3 && !nnlib__spec_field_is(item, 2, "nobias"))
+    return nnlib__spec_error(item, "the only option of dense is \"nobias\"");
+  return nnlib_dense_create(out, 0, units, item->field_count == 2);
+}
+
+static void dense_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const dense_layer *d = (const dense_layer *)l;
+  nnlib__text_append(t, "dense:%lld%s", (long long)d->out_features,
+                     d->with_bias ? "" : ":nobias");
+}
+
+/* config: i64 in_features as created (0: inferred), i64 out_features,
+ * u32 with_bias */
+static void dense_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const dense_layer *d = (const dense_layer *)l;
+  nnlib__put_i64(w, d->declared_in);
+  nnlib__put_i64(w, d->out_features);
+  nnlib__put_u32(w, d->with_bias ? 1u : 0u);
+}
+
+static nnlib_status dense_read_config(nnlib__reader *r, nnlib_layer **out) {
+  int64_t in, units;
+  uint32_t bias;
+  NNLIB_TRY(nnlib__get_i64(r, &in));
+  NNLIB_TRY(nnlib__get_i64(r, &units));
+  NNLIB_TRY(nnlib__get_u32(r, &bias));
+  if (bias > 1)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "dense: with_bias is %u, must be 0 or 1", bias);
+  return nnlib_dense_create(out, in, units, (int)bias);
+}
+
+const nnlib__layer_codec nnlib__dense_codec = {
+    .kind = NNLIB_LAYER_DENSE,
+    .spec_names = {"dense"},
+    .parse_spec = dense_parse_spec,
+    .write_spec = dense_write_spec,
+    .write_config = dense_write_config,
+    .read_config = dense_read_config,
+};

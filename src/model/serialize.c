@@ -1,0 +1,338 @@
+/* serialize.c - the model-file entry points: save (atomically, through a
+ * temporary file), save to memory, load from a path or memory, the header
+ * summary for tools, and replacing a compiled model's optimizer. The format
+ * itself is in serialize_write.c / serialize_read.c and docs/FILE_FORMAT.md.
+ */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, O_DIRECTORY, strerror_r */
+#include "serialize_format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- saving */
+
+static nnlib_status check_savable(const nnlib_model *m, unsigned flags,
+                                  const char *what) {
+  NNLIB_TRY(nnlib__check_compiled(m, what));
+  NNLIB_CHECK_ARG((flags & ~NNLIB_SAVE_OPTIMIZER) == 0,
+                  "%s: unknown flags 0x%x", what, flags);
+  if (m->layer_count > NNLIB__FILE_MAX_LAYERS)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: %zu layers, model files hold at most %u", what,
+                        m->layer_count, NNLIB__FILE_MAX_LAYERS);
+  for (size_t i = 0; i < m->layer_count; i++) {
+    const nnlib_layer *l = m->layers[i];
+    const nnlib__layer_codec *codec = nnlib__codec_for_kind(l->ops->kind);
+    if (codec == NULL || codec->write_config == NULL)
+      return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                          "%s: layer %zu (%s) cannot be saved yet", what, i,
+                          l->ops->name(l));
+    nnlib__writer count = {0};
+    codec->write_config(l, &count);
+    if (count.size > NNLIB__FILE_MAX_CONFIG)
+      return nnlib__error(NNLIB_ERR_INTERNAL,
+                          "%s: layer %zu (%s) config of %zu bytes", what, i,
+                          l->ops->name(l), count.size);
+  }
+  const nnlib_optimizer *opt = m->optimizer;
+  if (opt != NULL && opt->size != m->param_size)
+    return nnlib__error(NNLIB_ERR_INTERNAL,
+                        "%s: optimizer state for %lld parameters, model has "
+                        "%lld",
+                        what, (long long)opt->size, (long long)m->param_size);
+  return NNLIB_OK;
+}
+
+/* Sizes the file in a counting pass, then writes it into one allocation. */
+static nnlib_status encode(const nnlib_model *m, unsigned flags,
+                           const char *what, unsigned char **data,
+                           size_t *size) {
+  NNLIB_TRY(check_savable(m, flags, what));
+  bool with_optimizer =
+      (flags & NNLIB_SAVE_OPTIMIZER) != 0 && m->optimizer != NULL;
+  nnlib__writer count = {0};
+  nnlib__model_encode(m, with_optimizer, 0, &count);
+  unsigned char *buf = nnlib__alloc(count.size);
+  if (buf == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "%s: no memory for %zu bytes", what, count.size);
+  nnlib__writer w = {buf, 0, count.size};
+  nnlib__model_encode(m, with_optimizer, count.size, &w);
+  if (w.size != count.size) {
+    nnlib__free(buf);
+    return nnlib__error(NNLIB_ERR_INTERNAL, "%s: sized %zu bytes, wrote %zu",
+                        what, count.size, w.size);
+  }
+  *data = buf;
+  *size = count.size;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_save_buffer(const nnlib_model *m, unsigned flags,
+                                     void **data, size_t *size) {
+  NNLIB_CHECK_ARG(data != NULL && size != NULL,
+                  "nnlib_model_save_buffer: data or size is NULL");
+  *data = NULL;
+  *size = 0;
+  unsigned char *buf;
+  size_t n;
+  NNLIB_TRY(encode(m, flags, "nnlib_model_save_buffer", &buf, &n));
+  *data = buf;
+  *size = n;
+  return NNLIB_OK;
+}
+
+static nnlib_status io_error(const char *doing, const char *path, int err) {
+  char reason[128] = "unknown error";
+  strerror_r(err, reason, sizeof reason);
+  return nnlib__error(NNLIB_ERR_IO, "%s %s: %s", doing, path, reason);
+}
+
+static nnlib_status write_all(int fd, const unsigned char *data, size_t size,
+                              const char *tmp) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return io_error("nnlib_model_save: writing", tmp, n < 0 ? errno : EIO);
+    data += n;
+    size -= (size_t)n;
+  }
+  return NNLIB_OK;
+}
+
+/* A new file gets 0644 (mkstemp makes 0600); a replaced one keeps its mode.
+ * umask cannot be read without changing it, which is not thread-safe. */
+static void set_mode(int fd, const char *path) {
+  struct stat st;
+  mode_t mode = 0644;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+    mode = st.st_mode & 07777;
+  (void)fchmod(fd, mode);
+}
+
+/* Makes the rename durable; a directory that cannot be synced (some file
+ * systems) does not make the save fail: the file itself is complete. */
+static void sync_directory(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (slash == NULL)
+    snprintf(dir, sizeof dir, ".");
+  else if ((size_t)(slash - path) < sizeof dir)
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path),
+             path);
+  else
+    return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+/* <path>.tmp-XXXXXX in the same directory (rename is atomic only within a
+ * file system), written, synced, closed, then renamed over path. */
+static nnlib_status write_atomically(const char *path,
+                                     const unsigned char *data, size_t size) {
+  size_t length = strlen(path);
+  char *tmp = nnlib__alloc(length + 12);
+  if (tmp == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_save: no memory");
+  memcpy(tmp, path, length);
+  memcpy(tmp + length, ".tmp-XXXXXX", 12);
+  nnlib_status st = NNLIB_OK;
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    st = io_error("nnlib_model_save: creating a temporary file", tmp, errno);
+    nnlib__free(tmp);
+    return st;
+  }
+  set_mode(fd, path);
+  st = write_all(fd, data, size, tmp);
+  if (st == NNLIB_OK && fsync(fd) != 0)
+    st = io_error("nnlib_model_save: syncing", tmp, errno);
+  if (close(fd) != 0 && st == NNLIB_OK)
+    st = io_error("nnlib_model_save: closing", tmp, errno);
+  if (st == NNLIB_OK && rename(tmp, path) != 0)
+    st = io_error("nnlib_model_save: renaming the temporary file to", path,
+                  errno);
+  if (st != NNLIB_OK)
+    (void)unlink(tmp);
+  else
+    sync_directory(path);
+  nnlib__free(tmp);
+  return st;
+}
+
+nnlib_status nnlib_model_save(const nnlib_model *m, const char *path,
+                              unsigned flags) {
+  NNLIB_CHECK_ARG(path != NULL && path[0] != '\0',
+                  "nnlib_model_save: path is NULL or empty");
+  unsigned char *data;
+  size_t size;
+  NNLIB_TRY(encode(m, flags, "nnlib_model_save", &data, &size));
+  nnlib_status st = write_atomically(path, data, size);
+  nnlib__free(data);
+  return st;
+}
+
+/* ------------------------------------------------------------ loading */
+
+nnlib_status nnlib_model_load_buffer(nnlib_model **out, const void *data,
+                                     size_t size) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_model_load_buffer: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(data != NULL || size == 0,
+                  "nnlib_model_load_buffer: data is NULL");
+  return nnlib__model_decode(data, size, out);
+}
+
+/* The whole file into one allocation. O_NONBLOCK so that a FIFO is refused
+ * instead of blocking the open. */
+static nnlib_status read_file(const char *path, unsigned char **data,
+                              size_t *size) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK);
+  if (fd < 0)
+    return io_error("nnlib_model_load: opening", path, errno);
+  struct stat st;
+  nnlib_status status = NNLIB_OK;
+  if (fstat(fd, &st) != 0)
+    status = io_error("nnlib_model_load: inspecting", path, errno);
+  else if (!S_ISREG(st.st_mode))
+    status = nnlib__error(NNLIB_ERR_IO,
+                          "nnlib_model_load: %s is not a regular file", path);
+  unsigned char *buf = NULL;
+  size_t got = 0;
+  if (status == NNLIB_OK) {
+    buf = nnlib__alloc((size_t)st.st_size);
+    if (buf == NULL)
+      status = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                            "nnlib_model_load: no memory for %lld bytes of %s",
+                            (long long)st.st_size, path);
+  }
+  while (status == NNLIB_OK && got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      status = io_error("nnlib_model_load: reading", path, errno);
+    if (n <= 0)
+      break; /* a file that shrank meanwhile reads as truncated */
+    got += (size_t)n;
+  }
+  close(fd);
+  if (status != NNLIB_OK) {
+    nnlib__free(buf);
+    return status;
+  }
+  *data = buf;
+  *size = got;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_load(nnlib_model **out, const char *path) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_model_load: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(path != NULL, "nnlib_model_load: path is NULL");
+  unsigned char *data = NULL;
+  size_t size = 0;
+  NNLIB_TRY(read_file(path, &data, &size));
+  nnlib_status st = nnlib__model_decode(data, size, out);
+  nnlib__free(data);
+  if (st != NNLIB_OK) {
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+    nnlib__error(st, "%s: %s", path, detail);
+  }
+  return st;
+}
+
+/* ---------------------------------------------------------- file info */
+
+static nnlib_status read_info(const unsigned char *data, size_t size,
+                              nnlib_model_file_info *info) {
+  nnlib__file_view v;
+  nnlib__file_head h;
+  nnlib__file_optm o;
+  nnlib_status st = nnlib__file_view_parse(data, size, &v);
+  info->format_version = v.version;
+  NNLIB_TRY(st);
+  NNLIB_TRY(nnlib__file_head_parse(&v, &h));
+  info->library_version = h.library_version;
+  info->file_size = v.file_size;
+  info->loss = h.loss;
+  info->input_rank = h.input.rank;
+  for (size_t i = 0; i < h.input.rank; i++)
+    info->input_shape[i] = h.input.dims[i];
+  info->max_batch = h.max_batch;
+  info->seed = h.seed;
+  info->layer_count = h.layer_count;
+  info->param_count = h.param_total;
+  if (v.has_optm) {
+    NNLIB_TRY(nnlib__file_optm_parse(&v, &h, &o));
+    info->has_optimizer = 1;
+    info->optimizer_kind = (int)o.options.kind;
+    info->optimizer_steps = o.step_count;
+  }
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_file_get_info(const void *data, size_t size,
+                                       nnlib_model_file_info *info) {
+  NNLIB_CHECK_ARG(info != NULL && (data != NULL || size == 0),
+                  "nnlib_model_file_get_info: data or info is NULL");
+  size_t given = info->struct_size;
+  if (given < sizeof(size_t))
+    return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
+                        "nnlib_model_file_get_info: struct_size %zu is too "
+                        "small",
+                        given);
+  nnlib_model_file_info full;
+  memset(&full, 0, sizeof full);
+  nnlib_status st = read_info(data, size, &full);
+  /* an older caller's shorter struct gets the fields it knows */
+  size_t n = given < sizeof full ? given : sizeof full;
+  memcpy((unsigned char *)info + sizeof(size_t),
+         (const unsigned char *)&full + sizeof(size_t), n - sizeof(size_t));
+  return st;
+}
+
+/* ---------------------------------------------------- optimizer swap */
+
+static nnlib_status check_set_optimizer(nnlib_model *m,
+                                        const nnlib_optimizer *opt) {
+  NNLIB_CHECK_ARG(m != NULL && opt != NULL,
+                  "nnlib_model_set_optimizer: model or optimizer is NULL");
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_set_optimizer"));
+  NNLIB_CHECK_ARG(m->loss != NNLIB_LOSS_NONE,
+                  "nnlib_model_set_optimizer: the model was compiled without "
+                  "a loss for an optimizer to minimise");
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_set_optimizer(nnlib_model *m, nnlib_optimizer *opt) {
+  if (m != NULL && opt != NULL && opt == m->optimizer)
+    return NNLIB_OK;
+  nnlib_status st = check_set_optimizer(m, opt);
+  if (st == NNLIB_OK) {
+    /* state sized for this model; any earlier state is dropped */
+    nnlib__free(opt->state1);
+    nnlib__free(opt->state2);
+    opt->state1 = opt->state2 = NULL;
+    opt->size = 0;
+    st = nnlib__optimizer_attach(opt, m->param_size);
+  }
+  if (st != NNLIB_OK) {
+    nnlib_optimizer_free(opt); /* the model takes it, also on failure */
+    return st;
+  }
+  nnlib_optimizer_free(m->optimizer);
+  m->optimizer = opt;
+  return NNLIB_OK;
+}
