@@ -124,6 +124,12 @@ typedef struct nnlib__run {
   float *workspace;  /* this layer's workspace_floats floats for this call */
   nnlib__rng *rng;   /* randomness of training mode (dropout); NULL in
                         inference */
+  /* Plain SGD fused into backward (train.c sets it only when every layer
+   * with parameters has ops->fuses_sgd): backward then updates its
+   * parameters in place, p -= sgd_lr * dL/dp, instead of writing the
+   * gradients, and must read a parameter for dx before updating it. */
+  bool sgd_fused;
+  float sgd_lr;
 } nnlib__run;
 
 /* What a layer kind implements. Shapes are per sample; n is the batch. */
@@ -146,6 +152,8 @@ typedef struct nnlib__layer_ops {
                            float *dx, int64_t n);
   void (*destroy)(nnlib_layer *l); /* frees what the kind allocated itself */
   const char *(*name)(const nnlib_layer *l);
+  /* backward honours run->sgd_fused (see nnlib__run) */
+  bool fuses_sgd;
 } nnlib__layer_ops;
 
 struct nnlib_layer {
@@ -342,6 +350,12 @@ float nnlib__optimizer_lr_at(const nnlib_optimizer *opt, int64_t t);
 /* One update of params from grads (flat, `size` each); may scale grads. */
 void nnlib__optimizer_update(nnlib_optimizer *opt, float *params, float *grads,
                              int64_t size);
+/* Plain SGD (no momentum, weight decay or clipping) is p -= lr g, which the
+ * layers can fold into their weight-gradient GEMM: true and this update's
+ * rate in *lr if so. The caller then applies it and calls
+ * nnlib__optimizer_count_update. */
+bool nnlib__optimizer_is_plain_sgd(const nnlib_optimizer *opt, float *lr);
+void nnlib__optimizer_count_update(nnlib_optimizer *opt);
 
 /* The per-rule kernels, one file each. lr is this step's rate. */
 void nnlib__sgd_update(const nnlib_optimizer_options *o, float lr,
@@ -391,6 +405,10 @@ struct nnlib_model {
   float *batch_x, *batch_t; /* gathered shuffled batches (fit) */
   int64_t target_size;      /* per-sample target floats for gathering */
   nnlib_tensor output_view;
+  /* Set by train.c for the duration of one step whose plain-SGD update the
+   * layers fold into backward (see nnlib__run). */
+  bool sgd_fused;
+  float sgd_lr;
 };
 
 /* Runs the layers on n samples (n <= max_batch); returns the output. */

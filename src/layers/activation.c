@@ -80,33 +80,45 @@ void nnlib__activation_apply(nnlib_activation kind, float param,
   }
 }
 
+/* One pass per kind, like APPLY_LOOP: dz = dy * f'(y) from g = dy[i] and
+ * v = y[i], with the bias gradient (column sums of dz) summed in the same
+ * pass. Both operands are loaded unconditionally, so a select such as
+ * ReLU's becomes a vector blend instead of an unpredictable branch. */
+#define BACKWARD_LOOP(EXPR)                                                    \
+  for (int64_t r = 0; r < rows; r++) {                                         \
+    const float *yr = y + r * cols, *dyr = dy + r * cols;                      \
+    float *dzr = dz + r * cols;                                                \
+    if (bias_grad != NULL) {                                                   \
+      for (int64_t c = 0; c < cols; c++) {                                     \
+        float g = dyr[c], v = yr[c];                                           \
+        (void)v;                                                               \
+        float z = (EXPR);                                                      \
+        dzr[c] = z;                                                            \
+        bias_grad[c] += z;                                                     \
+      }                                                                        \
+    } else {                                                                   \
+      for (int64_t c = 0; c < cols; c++) {                                     \
+        float g = dyr[c], v = yr[c];                                           \
+        (void)v;                                                               \
+        dzr[c] = (EXPR);                                                       \
+      }                                                                        \
+    }                                                                          \
+  }
+
 void nnlib__activation_backward(nnlib_activation kind, float param,
                                 const float *y, const float *dy, float *dz,
                                 float *bias_grad, int64_t rows, int64_t cols) {
   if (bias_grad != NULL)
     for (int64_t c = 0; c < cols; c++)
       bias_grad[c] = 0.0f;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *yr = y + r * cols, *dyr = dy + r * cols;
-    float *dzr = dz + r * cols;
-    switch (kind) {
-    case NNLIB_ACT_RELU:
-      for (int64_t c = 0; c < cols; c++)
-        dzr[c] = yr[c] > 0.0f ? dyr[c] : 0.0f;
-      break;
-    case NNLIB_ACT_IDENTITY:
-    case NNLIB_ACT_STEP:
-      for (int64_t c = 0; c < cols; c++)
-        dzr[c] = dyr[c];
-      break;
-    default:
-      for (int64_t c = 0; c < cols; c++)
-        dzr[c] = dyr[c] * derivative(kind, param, yr[c]);
-      break;
-    }
-    if (bias_grad != NULL)
-      for (int64_t c = 0; c < cols; c++)
-        bias_grad[c] += dzr[c];
+  switch (kind) {
+  case NNLIB_ACT_RELU: BACKWARD_LOOP(v > 0.0f ? g : 0.0f); break;
+  case NNLIB_ACT_LEAKY_RELU: BACKWARD_LOOP(v > 0.0f ? g : param * g); break;
+  case NNLIB_ACT_SIGMOID: BACKWARD_LOOP(g * (v * (1.0f - v))); break;
+  case NNLIB_ACT_TANH: BACKWARD_LOOP(g * (1.0f - v * v)); break;
+  case NNLIB_ACT_IDENTITY:
+  case NNLIB_ACT_STEP: BACKWARD_LOOP(g); break;
+  default: BACKWARD_LOOP(g * derivative(kind, param, v)); break;
   }
 }
 

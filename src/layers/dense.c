@@ -4,9 +4,10 @@
  *           Y  = f(Y + b)       one fused pass (f: a following elementwise
  *                               activation the model fused in, or identity)
  * backward: dZ = dY * f'(Y)     fused with db = column sums of dZ
- *           dW = dZ^T X         [out,N] x [N,in]    one sgemm
  *           dX = dZ W           [N,out] x [out,in]  one sgemm (not for the
  *                                                   first layer)
+ *           dW = dZ^T X         [out,N] x [N,in]    one sgemm, or with plain
+ *                               SGD the update W -= lr dZ^T X in that sgemm
  */
 #include "nnlib_internal.h"
 
@@ -99,7 +100,6 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
 static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, const float *y, float *dy,
                                    float *dx, int64_t n) {
-  (void)run;
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
   float *db = d->with_bias ? l->params[1].grad.data : NULL;
@@ -112,11 +112,23 @@ static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
     }
     nnlib__activation_backward(act, param, y, dy, dy, db, n, out);
   }
-  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, out, in, n, 1.0f, dy,
-                        out, x, in, 0.0f, l->params[0].grad.data, in));
+  /* dX reads W, so it goes first: a fused update changes W below */
+  float *w = l->params[0].value.data;
   if (dx != NULL)
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, in, out, 1.0f,
-                          dy, out, l->params[0].value.data, in, 0.0f, dx, in));
+                          dy, out, w, in, 0.0f, dx, in));
+  if (!run->sgd_fused)
+    return nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, out, in, n, 1.0f, dy, out,
+                       x, in, 0.0f, l->params[0].grad.data, in);
+  /* plain SGD: W = W - lr dZ^T X is the weight-gradient GEMM itself with
+   * alpha = -lr, beta = 1; b = b - lr db */
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, out, in, n,
+                        -run->sgd_lr, dy, out, x, in, 1.0f, w, in));
+  if (db != NULL) {
+    float *b = l->params[1].value.data;
+    for (int64_t j = 0; j < out; j++)
+      b[j] -= run->sgd_lr * db[j];
+  }
   return NNLIB_OK;
 }
 
@@ -127,6 +139,7 @@ static const nnlib__layer_ops dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .name = dense_name,
+    .fuses_sgd = true,
 };
 
 nnlib_status nnlib_dense_create(nnlib_layer **out, int64_t in_features,

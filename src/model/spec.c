@@ -116,6 +116,14 @@ void nnlib__text_append_float(nnlib__text *t, float v) {
     if (ok && memcmp(&back, &v, sizeof v) == 0)
       break;
   }
+  /* "%g" writes 300 as "3e+02" at one digit; spell integers out when the
+   * digits fit (more digits still read back exactly) */
+  const char *e = strchr(buf, 'e');
+  int exponent = e != NULL ? atoi(e + 1) : -1;
+  if (exponent >= 0 && exponent < 9) {
+    snprintf(buf, sizeof buf, "%.*g", exponent + 1, (double)v);
+    swap_chars(buf, locale_point(), '.');
+  }
   nnlib__text_append(t, "%s", buf);
 }
 

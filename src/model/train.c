@@ -55,7 +55,7 @@ static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
-    nnlib__run run = {rng != NULL, b->workspace[i], rng};
+    nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f};
     NNLIB_TRY(l->ops->forward(l, &run, in, b->acts[i], n));
     in = b->acts[i];
   }
@@ -84,12 +84,19 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
   float *dy = m->grad_a, *dx = m->grad_b;
   NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
                         m->output_size, loss));
+  /* a fused update changes the weights during backward: check first */
+  if (m->sgd_fused && !isfinite((float)*loss))
+    return nnlib__error(NNLIB_ERR_NUMERICAL,
+                        "the loss is %g: the weights were left untouched "
+                        "(learning rate too high, or NaN/Inf in the data?)",
+                        *loss);
   for (size_t i = m->layer_count; i-- > 0;) {
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
     const float *in = i == 0 ? x : m->bufs.acts[i - 1];
-    nnlib__run run = {true, m->bufs.workspace[i], &m->rng};
+    nnlib__run run = {true, m->bufs.workspace[i], &m->rng, m->sgd_fused,
+                      m->sgd_lr};
     /* the first layer's input gradient is never used */
     NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy,
                                i == 0 ? NULL : dx, n));
@@ -122,8 +129,39 @@ static nnlib_status gradients(nnlib_model *m, const float *x, const float *t,
   return NNLIB_OK;
 }
 
+/* Plain SGD can be folded into backward (p -= lr g inside each layer's
+ * weight-gradient GEMM, no separate pass over parameters and gradients)
+ * when every layer with parameters supports it. */
+static bool sgd_fusable(const nnlib_model *m, float *lr) {
+  if (!nnlib__optimizer_is_plain_sgd(m->optimizer, lr))
+    return false;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    const nnlib_layer *l = m->layers[i];
+    if (l->param_count > 0 && !l->ops->fuses_sgd)
+      return false;
+  }
+  return true;
+}
+
+/* One plain-SGD step with the update fused into backward. The gradient
+ * tensors are not written (nnlib_model_backward still fills them). */
+static nnlib_status fused_sgd_batch(nnlib_model *m, const float *x,
+                                    const float *t, bool is_index, int64_t n,
+                                    float lr, double *loss) {
+  m->sgd_fused = true;
+  m->sgd_lr = lr;
+  nnlib_status st = gradients(m, x, t, is_index, n, loss);
+  m->sgd_fused = false;
+  if (st == NNLIB_OK)
+    nnlib__optimizer_count_update(m->optimizer);
+  return st;
+}
+
 static nnlib_status train_batch(nnlib_model *m, const float *x, const float *t,
                                 bool is_index, int64_t n, double *loss) {
+  float lr;
+  if (sgd_fusable(m, &lr))
+    return fused_sgd_batch(m, x, t, is_index, n, lr, loss);
   NNLIB_TRY(gradients(m, x, t, is_index, n, loss));
   nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
   return NNLIB_OK;

@@ -204,3 +204,14 @@ void nnlib__optimizer_update(nnlib_optimizer *opt, float *params, float *grads,
   }
   opt->t++;
 }
+
+bool nnlib__optimizer_is_plain_sgd(const nnlib_optimizer *opt, float *lr) {
+  const nnlib_optimizer_options *o = &opt->o;
+  if (o->kind != NNLIB_OPT_SGD || o->momentum != 0.0f ||
+      o->weight_decay != 0.0f || o->clip_norm > 0.0f)
+    return false;
+  *lr = nnlib__optimizer_lr_at(opt, opt->t);
+  return true;
+}
+
+void nnlib__optimizer_count_update(nnlib_optimizer *opt) { opt->t++; }
