@@ -10,7 +10,7 @@
  * 5 here is a rate of 1 for the notes' cost (1/2N) sum ||y - t||^2.
  * Both decay the rate along a cosine to 0 over the run: the last epochs
  * then average out minibatch noise instead of bouncing on it (measured:
- * +0.01 test accuracy for both networks).
+ * +0.01 test accuracy for the default, +0.017 for --small).
  * --limit N trains on the first N training images; the test set is whole.
  * OpenBLAS uses every core unless OPENBLAS_NUM_THREADS says otherwise; on a
  * busy 2-core machine OPENBLAS_NUM_THREADS=1 was the faster setting.
@@ -72,20 +72,15 @@ static config parse_args(int argc, char **argv) {
   return c;
 }
 
-static void add(nnlib_model *m, nnlib_layer *layer) {
+/* A dense layer of `out` units, then `act` unless it is IDENTITY. */
+static void add_dense(nnlib_model *m, int64_t out, nnlib_activation act) {
+  nnlib_layer *layer;
+  CHECK(nnlib_dense_create(&layer, 0, out, 1));
   CHECK(nnlib_model_add(m, layer));
-}
-
-static nnlib_layer *dense(int64_t out) {
-  nnlib_layer *l;
-  CHECK(nnlib_dense_create(&l, 0, out, 1));
-  return l;
-}
-
-static nnlib_layer *activation(nnlib_activation kind) {
-  nnlib_layer *l;
-  CHECK(nnlib_activation_create(&l, kind, 0.0f));
-  return l;
+  if (act == NNLIB_ACT_IDENTITY)
+    return;
+  CHECK(nnlib_activation_create(&layer, act, 0.0f));
+  CHECK(nnlib_model_add(m, layer));
 }
 
 static nnlib_model *build_model(const config *c, int64_t steps) {
@@ -94,18 +89,14 @@ static nnlib_model *build_model(const config *c, int64_t steps) {
   nnlib_optimizer *opt;
   CHECK(nnlib_model_create(&m));
   if (c->small) {
-    add(m, dense(16));
-    add(m, activation(NNLIB_ACT_SIGMOID));
-    add(m, dense(10));
-    add(m, activation(NNLIB_ACT_SIGMOID));
+    add_dense(m, 16, NNLIB_ACT_SIGMOID);
+    add_dense(m, 10, NNLIB_ACT_SIGMOID);
     CHECK(nnlib_optimizer_options_init(&o, NNLIB_OPT_SGD));
     o.learning_rate = 5.0f;
   } else {
-    add(m, dense(256));
-    add(m, activation(NNLIB_ACT_RELU));
-    add(m, dense(128));
-    add(m, activation(NNLIB_ACT_RELU));
-    add(m, dense(10));
+    add_dense(m, 256, NNLIB_ACT_RELU);
+    add_dense(m, 128, NNLIB_ACT_RELU);
+    add_dense(m, 10, NNLIB_ACT_IDENTITY); /* logits for softmax CE */
     CHECK(nnlib_optimizer_options_init(&o, NNLIB_OPT_ADAM)); /* lr 1e-3 */
   }
   o.schedule = NNLIB_SCHEDULE_COSINE;
