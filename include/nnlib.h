@@ -386,6 +386,19 @@ NNLIB_API nnlib_status nnlib_model_step(nnlib_model *model,
                                         const nnlib_tensor *x,
                                         const nnlib_tensor *target,
                                         float *loss);
+/* Numerics check, off by default. When on, every pass over the model
+ * (forward, backward, step, fit, predict, evaluate, workspace predict) checks
+ * the input batch, each layer's output and input gradient and each parameter
+ * gradient for NaN or Inf, and stops at the first one with
+ * NNLIB_ERR_NUMERICAL; the message names the layer and the element ("layer 2
+ * (dense) output is inf at sample 0, element 3"). A backward pass that finds
+ * one applies no update. After an update, every parameter is checked too: a
+ * learning rate that overflowed the weights is reported by the step that did
+ * it (the weights are then unusable). Costs one read of each buffer per pass;
+ * nothing when off. Without it, a step still refuses a non-finite loss.
+ * on: 0 or 1. Not to be called while other threads predict with the model. */
+NNLIB_API nnlib_status nnlib_model_set_check_numerics(nnlib_model *model,
+                                                      int on);
 /* Applies the optimizer's update to the gradients already in the model (after
  * nnlib_model_backward, for callers that edit or reduce gradients first). */
 NNLIB_API nnlib_status nnlib_optimizer_step(nnlib_model *model);

@@ -409,6 +409,7 @@ struct nnlib_model {
    * layers fold into backward (see nnlib__run). */
   bool sgd_fused;
   float sgd_lr;
+  bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */
 };
 
 /* Runs the layers on n samples (n <= max_batch); returns the output. */

@@ -26,10 +26,12 @@ static inline float sigmoidf(float x) {
 
 static inline float activate(nnlib_activation kind, float param, float x) {
   switch (kind) {
-  case NNLIB_ACT_STEP: return x > 0.0f ? 1.0f : 0.0f;
+  /* written so that NaN compares false and passes through (reliability R4:
+   * a NaN in the data must reach the loss, not be silently zeroed) */
+  case NNLIB_ACT_STEP: return x > 0.0f ? 1.0f : x <= 0.0f ? 0.0f : x;
   case NNLIB_ACT_SIGMOID: return sigmoidf(x);
   case NNLIB_ACT_TANH: return tanhf(x);
-  case NNLIB_ACT_RELU: return x > 0.0f ? x : 0.0f;
+  case NNLIB_ACT_RELU: return x <= 0.0f ? 0.0f : x;
   case NNLIB_ACT_LEAKY_RELU: return x > 0.0f ? x : param * x;
   case NNLIB_ACT_SOFTPLUS:
     return x > SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
@@ -73,7 +75,7 @@ void nnlib__activation_apply(nnlib_activation kind, float param,
                              const float *x, const float *bias, float *y,
                              int64_t rows, int64_t cols) {
   switch (kind) {
-  case NNLIB_ACT_RELU: APPLY_LOOP(v > 0.0f ? v : 0.0f); break;
+  case NNLIB_ACT_RELU: APPLY_LOOP(v <= 0.0f ? 0.0f : v); break; /* NaN stays */
   case NNLIB_ACT_LEAKY_RELU: APPLY_LOOP(v > 0.0f ? v : param * v); break;
   case NNLIB_ACT_IDENTITY: APPLY_LOOP(v); break;
   default: APPLY_LOOP(activate(kind, param, v)); break;

@@ -2,6 +2,7 @@
  * batch, the optimizer step, fit over a data set, predict and evaluate.
  * Nothing here allocates except fit's per-call sample order. */
 #include "nnlib_internal.h"
+#include "numerics.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
       continue;
     nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f};
     NNLIB_TRY(l->ops->forward(l, &run, in, b->acts[i], n));
+    if (m->check_numerics)
+      NNLIB_TRY(nnlib__numerics_after_forward(m, i, in, b->acts[i], n));
     in = b->acts[i];
   }
   *out = in;
@@ -100,6 +103,8 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
     /* the first layer's input gradient is never used */
     NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy,
                                i == 0 ? NULL : dx, n));
+    if (m->check_numerics)
+      NNLIB_TRY(nnlib__numerics_after_backward(m, i, i == 0 ? NULL : dx, n));
     float *tmp = dy;
     dy = dx;
     dx = tmp;
@@ -121,7 +126,8 @@ static nnlib_status gradients(nnlib_model *m, const float *x, const float *t,
   const float *out;
   NNLIB_TRY(nnlib__model_run_forward(m, x, n, true, &out));
   NNLIB_TRY(nnlib__model_run_backward(m, x, t, is_index, n, loss));
-  if (!isfinite(*loss))
+  /* as the float the caller gets: a double loss over FLT_MAX is Inf too */
+  if (!isfinite((float)*loss))
     return nnlib__error(NNLIB_ERR_NUMERICAL,
                         "the loss is %g: the weights were left untouched "
                         "(learning rate too high, or NaN/Inf in the data?)",
@@ -160,11 +166,12 @@ static nnlib_status fused_sgd_batch(nnlib_model *m, const float *x,
 static nnlib_status train_batch(nnlib_model *m, const float *x, const float *t,
                                 bool is_index, int64_t n, double *loss) {
   float lr;
-  if (sgd_fusable(m, &lr))
+  /* the numerics check reads the gradients, which fused SGD never writes */
+  if (!m->check_numerics && sgd_fusable(m, &lr))
     return fused_sgd_batch(m, x, t, is_index, n, lr, loss);
   NNLIB_TRY(gradients(m, x, t, is_index, n, loss));
   nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
-  return NNLIB_OK;
+  return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
 }
 
 static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
@@ -227,7 +234,7 @@ nnlib_status nnlib_optimizer_step(nnlib_model *m) {
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "nnlib_optimizer_step: the model has no optimizer");
   nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
-  return NNLIB_OK;
+  return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
 }
 
 /* ------------------------------------------------------------------ fit */

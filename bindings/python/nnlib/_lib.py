@@ -265,6 +265,7 @@ SIGNATURES = {
     "nnlib_model_step": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "float *"]),
+    "nnlib_model_set_check_numerics": ("nnlib_status", ["nnlib_model *", "int"]),
     "nnlib_optimizer_step": ("nnlib_status", ["nnlib_model *"]),
     "nnlib_fit_options_init": ("nnlib_status", ["nnlib_fit_options *"]),
     "nnlib_model_fit": ("nnlib_status", [
