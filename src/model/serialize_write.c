@@ -116,7 +116,7 @@ static void put_section(const nnlib_model *m, const char *tag, payload_fn fn,
 void nnlib__model_encode(const nnlib_model *m, bool with_optimizer,
                          uint64_t total, nnlib__writer *w) {
   nnlib__put_tag(w, NNLIB__FILE_MAGIC);
-  nnlib__put_tag(w, NNLIB__FILE_MAGIC + 4);
+  nnlib__put_tag(w, &NNLIB__FILE_MAGIC[4]); /* clang: -Wstring-plus-int */
   nnlib__put_u32(w, NNLIB__FILE_VERSION);
   nnlib__put_u32(w, with_optimizer ? 4u : 3u);
   nnlib__put_u64(w, total);
