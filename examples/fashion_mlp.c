@@ -12,8 +12,9 @@
  * then average out minibatch noise instead of bouncing on it (measured:
  * +0.01 test accuracy for the default, +0.017 for --small).
  * --limit N trains on the first N training images; the test set is whole.
- * OpenBLAS uses every core unless OPENBLAS_NUM_THREADS says otherwise; on a
- * busy 2-core machine OPENBLAS_NUM_THREADS=1 was the faster setting.
+ * OpenBLAS uses every core unless OPENBLAS_NUM_THREADS says otherwise; the
+ * thread count changes the last bits of the sums, so compare runs with the
+ * same count.
  * Prints one line per epoch, then one key=value summary line. */
 #include <nnlib.h>
 #include <stdio.h>
@@ -72,31 +73,18 @@ static config parse_args(int argc, char **argv) {
   return c;
 }
 
-/* A dense layer of `out` units, then `act` unless it is IDENTITY. */
-static void add_dense(nnlib_model *m, int64_t out, nnlib_activation act) {
-  nnlib_layer *layer;
-  CHECK(nnlib_dense_create(&layer, 0, out, 1));
-  CHECK(nnlib_model_add(m, layer));
-  if (act == NNLIB_ACT_IDENTITY)
-    return;
-  CHECK(nnlib_activation_create(&layer, act, 0.0f));
-  CHECK(nnlib_model_add(m, layer));
-}
-
 static nnlib_model *build_model(const config *c, int64_t steps) {
   nnlib_model *m;
   nnlib_optimizer_options o;
   nnlib_optimizer *opt;
   CHECK(nnlib_model_create(&m));
   if (c->small) {
-    add_dense(m, 16, NNLIB_ACT_SIGMOID);
-    add_dense(m, 10, NNLIB_ACT_SIGMOID);
+    CHECK(nnlib_model_add_spec(m, "dense:16,sigmoid,dense:10,sigmoid"));
     CHECK(nnlib_optimizer_options_init(&o, NNLIB_OPT_SGD));
     o.learning_rate = 5.0f;
   } else {
-    add_dense(m, 256, NNLIB_ACT_RELU);
-    add_dense(m, 128, NNLIB_ACT_RELU);
-    add_dense(m, 10, NNLIB_ACT_IDENTITY); /* logits for softmax CE */
+    /* the last layer's outputs are the logits of softmax cross-entropy */
+    CHECK(nnlib_model_add_spec(m, "dense:256,relu,dense:128,relu,dense:10"));
     CHECK(nnlib_optimizer_options_init(&o, NNLIB_OPT_ADAM)); /* lr 1e-3 */
   }
   o.schedule = NNLIB_SCHEDULE_COSINE;
