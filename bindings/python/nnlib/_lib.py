@@ -84,6 +84,21 @@ class FitOptions(ctypes.Structure):
     ]
 
 
+class LayerProfile(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("fused", ctypes.c_int),
+        ("forward_calls", ctypes.c_int64),
+        ("backward_calls", ctypes.c_int64),
+        ("forward_flops", ctypes.c_double),
+        ("backward_flops", ctypes.c_double),
+        ("forward_seconds", ctypes.c_double),
+        ("backward_seconds", ctypes.c_double),
+        ("forward_gflops", ctypes.c_double),
+        ("backward_gflops", ctypes.c_double),
+    ]
+
+
 class GradcheckOptions(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_size_t),
@@ -112,6 +127,21 @@ class ModelFileInfo(ctypes.Structure):
     ]
 
 
+class LayerProfile(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("fused", ctypes.c_int),
+        ("forward_calls", ctypes.c_int64),
+        ("backward_calls", ctypes.c_int64),
+        ("forward_flops", ctypes.c_double),
+        ("backward_flops", ctypes.c_double),
+        ("forward_seconds", ctypes.c_double),
+        ("backward_seconds", ctypes.c_double),
+        ("forward_gflops", ctypes.c_double),
+        ("backward_gflops", ctypes.c_double),
+    ]
+
+
 #: The header's option structs, by C name, for the struct_size test.
 STRUCTS = {
     "nnlib_model_file_info": ModelFileInfo,
@@ -119,7 +149,9 @@ STRUCTS = {
     "nnlib_optimizer_options": OptimizerOptions,
     "nnlib_progress": Progress,
     "nnlib_fit_options": FitOptions,
+    "nnlib_layer_profile": LayerProfile,
     "nnlib_gradcheck_options": GradcheckOptions,
+    "nnlib_layer_profile": LayerProfile,
 }
 
 # ----------------------------------------------------------------- types
@@ -164,6 +196,8 @@ C_TYPES = {
     "nnlib_gradcheck_options *": _P(GradcheckOptions),
     "const nnlib_gradcheck_options *": _P(GradcheckOptions),
     "nnlib_model_file_info *": _P(ModelFileInfo),
+    "nnlib_layer_profile *": _P(LayerProfile),
+    "nnlib_layer_profile *": _P(LayerProfile),
 }
 for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
     C_TYPES["nnlib_%s *" % _h] = _HANDLE
@@ -266,6 +300,8 @@ SIGNATURES = {
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "float *"]),
     "nnlib_model_set_check_numerics": ("nnlib_status", ["nnlib_model *", "int"]),
+    "nnlib_model_set_check_numerics": ("nnlib_status",
+                                       ["nnlib_model *", "int"]),
     "nnlib_optimizer_step": ("nnlib_status", ["nnlib_model *"]),
     "nnlib_fit_options_init": ("nnlib_status", ["nnlib_fit_options *"]),
     "nnlib_model_fit": ("nnlib_status", [
@@ -274,6 +310,14 @@ SIGNATURES = {
     "nnlib_model_evaluate": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "float *", "float *"]),
+    # profile
+    "nnlib_model_set_profiling": ("nnlib_status", ["nnlib_model *", "int"]),
+    "nnlib_model_get_layer_profile": ("nnlib_status", [
+        "const nnlib_model *", "size_t", "nnlib_layer_profile *"]),
+    # profile
+    "nnlib_model_set_profiling": ("nnlib_status", ["nnlib_model *", "int"]),
+    "nnlib_model_get_layer_profile": ("nnlib_status", [
+        "const nnlib_model *", "size_t", "nnlib_layer_profile *"]),
     # gradient check
     "nnlib_gradcheck_options_init": ("nnlib_status",
                                      ["nnlib_gradcheck_options *"]),

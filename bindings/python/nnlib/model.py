@@ -318,6 +318,13 @@ class Model:
                 check(fn(ptr, tx._ptr(), tt._ptr(), ctypes.byref(loss)))
             return loss.value
 
+    def set_check_numerics(self, on=True):
+        """Checks every activation, gradient and updated parameter for NaN or
+        Inf and stops at the first with NumericalError naming the layer."""
+        with self._lock:
+            check(lib.nnlib_model_set_check_numerics(
+                self._running("set_check_numerics"), int(bool(on))))
+
     def optimizer_step(self):
         """Applies the optimizer to the gradients already in the model."""
         with self._lock:
@@ -383,6 +390,25 @@ class Model:
                     ctypes.byref(loss) if has_loss else None,
                     ctypes.byref(accuracy)))
             return (loss.value if has_loss else None), accuracy.value
+
+    def set_profiling(self, on=True):
+        """on: clear every layer's counts and start counting time and FLOPs;
+        off: stop (the counts stay readable with layer_profile)."""
+        with self._lock:
+            check(lib.nnlib_model_set_profiling(
+                self._running("set_profiling"), int(bool(on))))
+
+    def layer_profile(self, index):
+        """A dict of layer `index`'s counts (nnlib_layer_profile)."""
+        info = _lib.LayerProfile()
+        info.struct_size = ctypes.sizeof(info)
+        with self._lock:
+            check(lib.nnlib_model_get_layer_profile(self._ptr(), int(index),
+                                                    ctypes.byref(info)))
+        out = {name: getattr(info, name) for name, _ in info._fields_
+               if name != "struct_size"}
+        out["fused"] = bool(out["fused"])
+        return out
 
     def gradcheck(self, x, y, step=None, random_direction=False, seed=0):
         """Worst normwise relative error between backprop and central

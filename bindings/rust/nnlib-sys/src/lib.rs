@@ -1,0 +1,342 @@
+//! Raw declarations of `include/nnlib.h`, the C ABI of libnnlib.so.1.
+//!
+//! Written by hand to match the header exactly, in its order; the test
+//! `tests/header.rs` parses the header and fails on any difference in a
+//! function's name, parameter or result types, an enum value, a constant or
+//! a struct's fields. C enums are `c_int` aliases with constants (a Rust
+//! `enum` would be undefined behaviour for a value the library adds later).
+//!
+//! Everything here is `unsafe` and follows the header's rules; the `nnlib`
+//! crate is the safe wrapper.
+#![allow(non_camel_case_types)]
+
+use std::marker::{PhantomData, PhantomPinned};
+pub use std::os::raw::c_void;
+use std::os::raw::{c_char, c_int, c_uint};
+
+macro_rules! opaque {
+    ($($name:ident),*) => {$(
+        /// An opaque handle type of the C library; only used behind pointers.
+        #[repr(C)]
+        pub struct $name {
+            _private: [u8; 0],
+            _marker: PhantomData<(*mut u8, PhantomPinned)>,
+        }
+    )*};
+}
+
+// ------------------------------------------------------------------ version
+
+pub const NNLIB_VERSION_MAJOR: c_uint = 1;
+pub const NNLIB_VERSION_MINOR: c_uint = 0;
+pub const NNLIB_VERSION_PATCH: c_uint = 0;
+pub const NNLIB_VERSION_NUMBER: c_uint =
+    NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
+
+// ------------------------------------------------------------------- status
+
+pub type nnlib_status = c_int;
+pub const NNLIB_OK: nnlib_status = 0;
+pub const NNLIB_ERR_INVALID_ARGUMENT: nnlib_status = -1;
+pub const NNLIB_ERR_OUT_OF_MEMORY: nnlib_status = -2;
+pub const NNLIB_ERR_SHAPE_MISMATCH: nnlib_status = -3;
+pub const NNLIB_ERR_UNSUPPORTED: nnlib_status = -4;
+pub const NNLIB_ERR_WRONG_STATE: nnlib_status = -5;
+pub const NNLIB_ERR_STRUCT_SIZE: nnlib_status = -6;
+pub const NNLIB_ERR_TOO_LARGE: nnlib_status = -7;
+pub const NNLIB_ERR_IO: nnlib_status = -8;
+pub const NNLIB_ERR_CORRUPT_FILE: nnlib_status = -9;
+pub const NNLIB_ERR_UNSUPPORTED_VERSION: nnlib_status = -10;
+pub const NNLIB_ERR_NUMERICAL: nnlib_status = -11;
+pub const NNLIB_ERR_BAD_MAGIC: nnlib_status = -12;
+pub const NNLIB_ERR_CHECKSUM: nnlib_status = -13;
+pub const NNLIB_ERR_TRUNCATED: nnlib_status = -14;
+pub const NNLIB_ERR_CANCELLED: nnlib_status = -15;
+pub const NNLIB_ERR_OUT_OF_RANGE: nnlib_status = -16;
+pub const NNLIB_ERR_PARSE: nnlib_status = -17;
+pub const NNLIB_ERR_INTERNAL: nnlib_status = -18;
+
+// ------------------------------------------------------- process-wide state
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct nnlib_allocator {
+    pub struct_size: usize,
+    pub alloc: Option<unsafe extern "C" fn(size: usize, alignment: usize, user: *mut c_void) -> *mut c_void>,
+    pub free: Option<unsafe extern "C" fn(ptr: *mut c_void, user: *mut c_void)>,
+    pub user: *mut c_void,
+}
+
+// ------------------------------------------------------------------- tensor
+
+opaque!(nnlib_tensor);
+pub const NNLIB_MAX_RANK: usize = 8;
+
+// ------------------------------------------------------------------- layers
+
+opaque!(nnlib_layer);
+
+pub type nnlib_layer_kind = c_int;
+pub const NNLIB_LAYER_DENSE: nnlib_layer_kind = 1;
+pub const NNLIB_LAYER_ACTIVATION: nnlib_layer_kind = 2;
+pub const NNLIB_LAYER_CONV2D: nnlib_layer_kind = 3;
+pub const NNLIB_LAYER_MAXPOOL2D: nnlib_layer_kind = 4;
+pub const NNLIB_LAYER_MINPOOL2D: nnlib_layer_kind = 5;
+pub const NNLIB_LAYER_AVGPOOL2D: nnlib_layer_kind = 6;
+pub const NNLIB_LAYER_GLOBAL_AVGPOOL: nnlib_layer_kind = 7;
+pub const NNLIB_LAYER_BATCHNORM: nnlib_layer_kind = 8;
+pub const NNLIB_LAYER_DROPOUT: nnlib_layer_kind = 9;
+pub const NNLIB_LAYER_FLATTEN: nnlib_layer_kind = 10;
+pub const NNLIB_LAYER_RNN: nnlib_layer_kind = 11;
+pub const NNLIB_LAYER_LSTM: nnlib_layer_kind = 12;
+pub const NNLIB_LAYER_GRU: nnlib_layer_kind = 13;
+
+pub type nnlib_activation = c_int;
+pub const NNLIB_ACT_IDENTITY: nnlib_activation = 0;
+pub const NNLIB_ACT_STEP: nnlib_activation = 1;
+pub const NNLIB_ACT_SIGMOID: nnlib_activation = 2;
+pub const NNLIB_ACT_TANH: nnlib_activation = 3;
+pub const NNLIB_ACT_RELU: nnlib_activation = 4;
+pub const NNLIB_ACT_LEAKY_RELU: nnlib_activation = 5;
+pub const NNLIB_ACT_SOFTPLUS: nnlib_activation = 6;
+pub const NNLIB_ACT_SOFTMAX: nnlib_activation = 7;
+
+// --------------------------------------------------------------- optimizers
+
+opaque!(nnlib_optimizer);
+
+pub type nnlib_optimizer_kind = c_int;
+pub const NNLIB_OPT_SGD: nnlib_optimizer_kind = 1;
+pub const NNLIB_OPT_ADAM: nnlib_optimizer_kind = 2;
+pub const NNLIB_OPT_ADAMW: nnlib_optimizer_kind = 3;
+pub const NNLIB_OPT_RMSPROP: nnlib_optimizer_kind = 4;
+
+pub type nnlib_schedule = c_int;
+pub const NNLIB_SCHEDULE_CONSTANT: nnlib_schedule = 0;
+pub const NNLIB_SCHEDULE_STEP: nnlib_schedule = 1;
+pub const NNLIB_SCHEDULE_COSINE: nnlib_schedule = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_optimizer_options {
+    pub struct_size: usize,
+    pub kind: nnlib_optimizer_kind,
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub nesterov: c_int,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub alpha: f32,
+    pub epsilon: f32,
+    pub schedule: nnlib_schedule,
+    pub step_size: i64,
+    pub gamma: f32,
+    pub total_steps: i64,
+    pub min_learning_rate: f32,
+    pub clip_norm: f32,
+}
+
+// -------------------------------------------------------------------- model
+
+opaque!(nnlib_model);
+
+pub type nnlib_loss = c_int;
+pub const NNLIB_LOSS_NONE: nnlib_loss = 0;
+pub const NNLIB_LOSS_MSE: nnlib_loss = 1;
+pub const NNLIB_LOSS_BCE_LOGITS: nnlib_loss = 2;
+pub const NNLIB_LOSS_SOFTMAX_CE: nnlib_loss = 3;
+
+opaque!(nnlib_workspace);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_progress {
+    pub struct_size: usize,
+    pub epoch: i64,
+    pub epochs: i64,
+    pub batch: i64,
+    pub batches: i64,
+    pub samples_done: i64,
+    pub samples: i64,
+    pub loss: f32,
+    pub epoch_loss: f32,
+}
+
+pub type nnlib_progress_fn =
+    Option<unsafe extern "C" fn(progress: *const nnlib_progress, user: *mut c_void) -> c_int>;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct nnlib_fit_options {
+    pub struct_size: usize,
+    pub epochs: i64,
+    pub batch_size: i64,
+    pub shuffle: c_int,
+    pub progress: nnlib_progress_fn,
+    pub user: *mut c_void,
+    pub epoch_losses: *mut f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_layer_profile {
+    pub struct_size: usize,
+    pub fused: c_int,
+    pub forward_calls: i64,
+    pub backward_calls: i64,
+    pub forward_flops: f64,
+    pub backward_flops: f64,
+    pub forward_seconds: f64,
+    pub backward_seconds: f64,
+    pub forward_gflops: f64,
+    pub backward_gflops: f64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_gradcheck_options {
+    pub struct_size: usize,
+    pub step: f32,
+    pub random_direction: c_int,
+    pub seed: u64,
+}
+
+// -------------------------------------------------------------- model files
+
+pub const NNLIB_SAVE_OPTIMIZER: c_uint = 1;
+pub const NNLIB_FILE_FORMAT_VERSION: c_uint = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_model_file_info {
+    pub struct_size: usize,
+    pub format_version: u32,
+    pub library_version: u32,
+    pub file_size: u64,
+    pub loss: nnlib_loss,
+    pub input_rank: usize,
+    pub input_shape: [i64; NNLIB_MAX_RANK],
+    pub max_batch: i64,
+    pub seed: u64,
+    pub layer_count: i64,
+    pub param_count: i64,
+    pub has_optimizer: c_int,
+    pub optimizer_kind: c_int,
+    pub optimizer_steps: i64,
+}
+
+// --------------------------------------------------------------------- data
+
+pub type nnlib_split = c_int;
+pub const NNLIB_SPLIT_TRAIN: nnlib_split = 0;
+pub const NNLIB_SPLIT_TEST: nnlib_split = 1;
+
+// ---------------------------------------------------------------- functions
+
+extern "C" {
+    // version
+    pub fn nnlib_version() -> c_uint;
+    pub fn nnlib_version_string() -> *const c_char;
+
+    // status
+    pub fn nnlib_status_string(status: nnlib_status) -> *const c_char;
+    pub fn nnlib_last_error_message() -> *const c_char;
+    pub fn nnlib_clear_error();
+
+    // process-wide settings
+    pub fn nnlib_set_num_threads(n: c_int) -> nnlib_status;
+    pub fn nnlib_get_num_threads() -> c_int;
+    pub fn nnlib_set_allocator(allocator: *const nnlib_allocator) -> nnlib_status;
+    pub fn nnlib_free(ptr: *mut c_void);
+
+    // tensor
+    pub fn nnlib_tensor_create(out: *mut *mut nnlib_tensor, shape: *const i64, rank: usize) -> nnlib_status;
+    pub fn nnlib_tensor_wrap(out: *mut *mut nnlib_tensor, data: *mut f32, shape: *const i64, rank: usize) -> nnlib_status;
+    pub fn nnlib_tensor_free(tensor: *mut nnlib_tensor);
+    pub fn nnlib_tensor_get_rank(tensor: *const nnlib_tensor) -> usize;
+    pub fn nnlib_tensor_get_dim(tensor: *const nnlib_tensor, axis: usize) -> i64;
+    pub fn nnlib_tensor_get_shape(tensor: *const nnlib_tensor) -> *const i64;
+    pub fn nnlib_tensor_get_size(tensor: *const nnlib_tensor) -> i64;
+    pub fn nnlib_tensor_get_data(tensor: *mut nnlib_tensor) -> *mut f32;
+    pub fn nnlib_tensor_get_data_const(tensor: *const nnlib_tensor) -> *const f32;
+    pub fn nnlib_tensor_set_shape(tensor: *mut nnlib_tensor, shape: *const i64, rank: usize) -> nnlib_status;
+    pub fn nnlib_tensor_fill(tensor: *mut nnlib_tensor, value: f32) -> nnlib_status;
+    pub fn nnlib_tensor_copy(dst: *mut nnlib_tensor, src: *const nnlib_tensor) -> nnlib_status;
+
+    // layers
+    pub fn nnlib_dense_create(out: *mut *mut nnlib_layer, in_features: i64, out_features: i64, with_bias: c_int) -> nnlib_status;
+    pub fn nnlib_activation_create(out: *mut *mut nnlib_layer, kind: nnlib_activation, param: f32) -> nnlib_status;
+    pub fn nnlib_layer_free(layer: *mut nnlib_layer);
+    pub fn nnlib_layer_get_kind(layer: *const nnlib_layer) -> nnlib_layer_kind;
+    pub fn nnlib_layer_get_name(layer: *const nnlib_layer) -> *const c_char;
+    pub fn nnlib_layer_get_output_shape(layer: *const nnlib_layer, dims: *mut i64, capacity: usize, rank: *mut usize) -> nnlib_status;
+    pub fn nnlib_layer_get_param_count(layer: *const nnlib_layer) -> usize;
+    pub fn nnlib_layer_get_param(layer: *mut nnlib_layer, index: usize, value: *mut *mut nnlib_tensor, grad: *mut *mut nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_layer_get_param_name(layer: *const nnlib_layer, index: usize) -> *const c_char;
+
+    // optimizers
+    pub fn nnlib_optimizer_options_init(options: *mut nnlib_optimizer_options, kind: nnlib_optimizer_kind) -> nnlib_status;
+    pub fn nnlib_optimizer_create(out: *mut *mut nnlib_optimizer, options: *const nnlib_optimizer_options) -> nnlib_status;
+    pub fn nnlib_sgd_create(out: *mut *mut nnlib_optimizer, learning_rate: f32, momentum: f32, nesterov: c_int, weight_decay: f32) -> nnlib_status;
+    pub fn nnlib_optimizer_free(optimizer: *mut nnlib_optimizer);
+    pub fn nnlib_optimizer_set_learning_rate(optimizer: *mut nnlib_optimizer, learning_rate: f32) -> nnlib_status;
+    pub fn nnlib_optimizer_get_learning_rate(optimizer: *const nnlib_optimizer) -> f32;
+    pub fn nnlib_optimizer_get_step_count(optimizer: *const nnlib_optimizer) -> i64;
+
+    // model
+    pub fn nnlib_model_create(out: *mut *mut nnlib_model) -> nnlib_status;
+    pub fn nnlib_model_free(model: *mut nnlib_model);
+    pub fn nnlib_model_add(model: *mut nnlib_model, layer: *mut nnlib_layer) -> nnlib_status;
+    pub fn nnlib_model_compile(model: *mut nnlib_model, input_shape: *const i64, input_rank: usize, max_batch: i64, loss: nnlib_loss, optimizer: *mut nnlib_optimizer, seed: u64) -> nnlib_status;
+    pub fn nnlib_model_get_layer_count(model: *const nnlib_model) -> usize;
+    pub fn nnlib_model_get_layer(model: *mut nnlib_model, index: usize) -> *mut nnlib_layer;
+    pub fn nnlib_model_get_optimizer(model: *mut nnlib_model) -> *mut nnlib_optimizer;
+    pub fn nnlib_model_get_loss(model: *const nnlib_model) -> nnlib_loss;
+    pub fn nnlib_model_get_param_count(model: *const nnlib_model, count: *mut i64) -> nnlib_status;
+    pub fn nnlib_model_get_input_shape(model: *const nnlib_model, dims: *mut i64, capacity: usize, rank: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_get_output_shape(model: *const nnlib_model, dims: *mut i64, capacity: usize, rank: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_get_max_batch(model: *const nnlib_model) -> i64;
+    pub fn nnlib_model_predict(model: *mut nnlib_model, x: *const nnlib_tensor, y: *mut nnlib_tensor) -> nnlib_status;
+
+    // per-thread inference
+    pub fn nnlib_workspace_create(out: *mut *mut nnlib_workspace, model: *const nnlib_model) -> nnlib_status;
+    pub fn nnlib_workspace_free(workspace: *mut nnlib_workspace);
+    pub fn nnlib_workspace_predict(workspace: *mut nnlib_workspace, x: *const nnlib_tensor, y: *mut nnlib_tensor) -> nnlib_status;
+
+    // training
+    pub fn nnlib_model_forward(model: *mut nnlib_model, x: *const nnlib_tensor, output: *mut *const nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_model_backward(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32) -> nnlib_status;
+    pub fn nnlib_model_step(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32) -> nnlib_status;
+    pub fn nnlib_model_set_check_numerics(model: *mut nnlib_model, on: c_int) -> nnlib_status;
+    pub fn nnlib_optimizer_step(model: *mut nnlib_model) -> nnlib_status;
+    pub fn nnlib_fit_options_init(options: *mut nnlib_fit_options) -> nnlib_status;
+    pub fn nnlib_model_fit(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_fit_options) -> nnlib_status;
+    pub fn nnlib_model_evaluate(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32, accuracy: *mut f32) -> nnlib_status;
+
+    // profile
+    pub fn nnlib_model_set_profiling(model: *mut nnlib_model, on: c_int) -> nnlib_status;
+    pub fn nnlib_model_get_layer_profile(model: *const nnlib_model, index: usize, out: *mut nnlib_layer_profile) -> nnlib_status;
+
+    // gradient check
+    pub fn nnlib_gradcheck_options_init(options: *mut nnlib_gradcheck_options) -> nnlib_status;
+    pub fn nnlib_model_gradcheck(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_gradcheck_options, max_rel_error: *mut f64) -> nnlib_status;
+
+    // model description text
+    pub fn nnlib_model_add_spec(model: *mut nnlib_model, spec: *const c_char) -> nnlib_status;
+    pub fn nnlib_model_get_spec(model: *const nnlib_model, buf: *mut c_char, capacity: usize, needed: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_set_optimizer(model: *mut nnlib_model, optimizer: *mut nnlib_optimizer) -> nnlib_status;
+
+    // model files
+    pub fn nnlib_model_save(model: *const nnlib_model, path: *const c_char, flags: c_uint) -> nnlib_status;
+    pub fn nnlib_model_save_buffer(model: *const nnlib_model, flags: c_uint, data: *mut *mut c_void, size: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_load(out: *mut *mut nnlib_model, path: *const c_char) -> nnlib_status;
+    pub fn nnlib_model_load_buffer(out: *mut *mut nnlib_model, data: *const c_void, size: usize) -> nnlib_status;
+    pub fn nnlib_model_file_get_info(data: *const c_void, size: usize, info: *mut nnlib_model_file_info) -> nnlib_status;
+
+    // data
+    pub fn nnlib_idx_load_images(out: *mut *mut nnlib_tensor, path: *const c_char, limit: i64) -> nnlib_status;
+    pub fn nnlib_idx_load_labels(out: *mut *mut nnlib_tensor, path: *const c_char, num_classes: i64, one_hot: c_int, limit: i64) -> nnlib_status;
+    pub fn nnlib_dataset_default_dir() -> *const c_char;
+    pub fn nnlib_dataset_load(dir: *const c_char, split: nnlib_split, limit: i64, one_hot: c_int, images: *mut *mut nnlib_tensor, labels: *mut *mut nnlib_tensor) -> nnlib_status;
+}

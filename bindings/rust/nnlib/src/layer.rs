@@ -1,0 +1,245 @@
+//! Layers: owned until `Model::add` takes them.
+//!
+//! A new layer kind is a few lines: a constructor calling `Layer::create`
+//! with its C function, e.g.
+//! `pub fn dropout(p: f32) -> Result<Layer> { Layer::create(|out| unsafe { sys::nnlib_dropout_create(out, p) }) }`
+
+use std::ffi::CStr;
+use std::ptr;
+
+use nnlib_sys as sys;
+
+use crate::error::{check, Result};
+
+/// nnlib_layer_kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    Dense,
+    Activation,
+    Conv2d,
+    MaxPool2d,
+    MinPool2d,
+    AvgPool2d,
+    GlobalAvgPool,
+    BatchNorm,
+    Dropout,
+    Flatten,
+    Rnn,
+    Lstm,
+    Gru,
+    Unknown(i32),
+}
+
+impl LayerKind {
+    pub fn from_code(code: sys::nnlib_layer_kind) -> LayerKind {
+        match code {
+            sys::NNLIB_LAYER_DENSE => LayerKind::Dense,
+            sys::NNLIB_LAYER_ACTIVATION => LayerKind::Activation,
+            sys::NNLIB_LAYER_CONV2D => LayerKind::Conv2d,
+            sys::NNLIB_LAYER_MAXPOOL2D => LayerKind::MaxPool2d,
+            sys::NNLIB_LAYER_MINPOOL2D => LayerKind::MinPool2d,
+            sys::NNLIB_LAYER_AVGPOOL2D => LayerKind::AvgPool2d,
+            sys::NNLIB_LAYER_GLOBAL_AVGPOOL => LayerKind::GlobalAvgPool,
+            sys::NNLIB_LAYER_BATCHNORM => LayerKind::BatchNorm,
+            sys::NNLIB_LAYER_DROPOUT => LayerKind::Dropout,
+            sys::NNLIB_LAYER_FLATTEN => LayerKind::Flatten,
+            sys::NNLIB_LAYER_RNN => LayerKind::Rnn,
+            sys::NNLIB_LAYER_LSTM => LayerKind::Lstm,
+            sys::NNLIB_LAYER_GRU => LayerKind::Gru,
+            other => LayerKind::Unknown(other),
+        }
+    }
+}
+
+/// nnlib_activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Step,
+    Sigmoid,
+    Tanh,
+    Relu,
+    LeakyRelu,
+    Softplus,
+    Softmax,
+}
+
+impl Activation {
+    pub fn code(self) -> sys::nnlib_activation {
+        match self {
+            Activation::Identity => sys::NNLIB_ACT_IDENTITY,
+            Activation::Step => sys::NNLIB_ACT_STEP,
+            Activation::Sigmoid => sys::NNLIB_ACT_SIGMOID,
+            Activation::Tanh => sys::NNLIB_ACT_TANH,
+            Activation::Relu => sys::NNLIB_ACT_RELU,
+            Activation::LeakyRelu => sys::NNLIB_ACT_LEAKY_RELU,
+            Activation::Softplus => sys::NNLIB_ACT_SOFTPLUS,
+            Activation::Softmax => sys::NNLIB_ACT_SOFTMAX,
+        }
+    }
+}
+
+/// A layer not yet added to a model; freed on drop.
+pub struct Layer {
+    raw: *mut sys::nnlib_layer,
+}
+
+// SAFETY: an unshared layer handle may move between threads.
+unsafe impl Send for Layer {}
+
+impl Layer {
+    /// Calls an `nnlib_*_create(nnlib_layer **out, ...)` constructor.
+    pub fn create<F>(constructor: F) -> Result<Layer>
+    where
+        F: FnOnce(*mut *mut sys::nnlib_layer) -> sys::nnlib_status,
+    {
+        let mut raw = ptr::null_mut();
+        check(constructor(&mut raw))?;
+        Ok(Layer { raw })
+    }
+
+    /// y = x W^T + b with W [out, in]; `in_features` 0 takes the size of
+    /// the previous layer at compile.
+    pub fn dense(in_features: i64, out_features: i64, bias: bool) -> Result<Layer> {
+        // SAFETY: out is a valid pointer to a handle slot.
+        Layer::create(|out| unsafe { sys::nnlib_dense_create(out, in_features, out_features, bias as i32) })
+    }
+
+    /// An activation layer; `param` is LeakyRelu's negative slope.
+    pub fn activation(kind: Activation, param: f32) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_activation_create(out, kind.code(), param) })
+    }
+
+    pub fn identity() -> Result<Layer> {
+        Layer::activation(Activation::Identity, 0.0)
+    }
+    pub fn step() -> Result<Layer> {
+        Layer::activation(Activation::Step, 0.0)
+    }
+    pub fn sigmoid() -> Result<Layer> {
+        Layer::activation(Activation::Sigmoid, 0.0)
+    }
+    pub fn tanh() -> Result<Layer> {
+        Layer::activation(Activation::Tanh, 0.0)
+    }
+    pub fn relu() -> Result<Layer> {
+        Layer::activation(Activation::Relu, 0.0)
+    }
+    pub fn leaky_relu(slope: f32) -> Result<Layer> {
+        Layer::activation(Activation::LeakyRelu, slope)
+    }
+    pub fn softplus() -> Result<Layer> {
+        Layer::activation(Activation::Softplus, 0.0)
+    }
+    pub fn softmax() -> Result<Layer> {
+        Layer::activation(Activation::Softmax, 0.0)
+    }
+
+    pub fn kind(&self) -> LayerKind {
+        // SAFETY: a live handle.
+        LayerKind::from_code(unsafe { sys::nnlib_layer_get_kind(self.raw) })
+    }
+
+    pub fn name(&self) -> String {
+        // SAFETY: a live handle; static storage.
+        unsafe { cstr(sys::nnlib_layer_get_name(self.raw)) }
+    }
+
+    /// Gives the handle away (to nnlib_model_add, which takes it).
+    pub(crate) fn into_raw(self) -> *mut sys::nnlib_layer {
+        let raw = self.raw;
+        std::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        // SAFETY: owned, freed once.
+        unsafe { sys::nnlib_layer_free(self.raw) }
+    }
+}
+
+pub(crate) unsafe fn cstr(p: *const std::os::raw::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// A layer inside a model, borrowed from it.
+pub struct LayerRef<'m> {
+    pub(crate) raw: *mut sys::nnlib_layer,
+    pub(crate) _model: std::marker::PhantomData<&'m crate::Model>,
+}
+
+impl<'m> LayerRef<'m> {
+    pub fn kind(&self) -> LayerKind {
+        // SAFETY: the model (and so the layer) outlives 'm.
+        LayerKind::from_code(unsafe { sys::nnlib_layer_get_kind(self.raw) })
+    }
+
+    pub fn name(&self) -> String {
+        // SAFETY: as above.
+        unsafe { cstr(sys::nnlib_layer_get_name(self.raw)) }
+    }
+
+    /// Per-sample output shape (after compile).
+    pub fn output_shape(&self) -> Result<Vec<i64>> {
+        let mut dims = [0i64; sys::NNLIB_MAX_RANK];
+        let mut rank = 0usize;
+        // SAFETY: dims has NNLIB_MAX_RANK slots.
+        check(unsafe { sys::nnlib_layer_get_output_shape(self.raw, dims.as_mut_ptr(), dims.len(), &mut rank) })?;
+        Ok(dims[..rank.min(dims.len())].to_vec())
+    }
+
+    pub fn param_count(&self) -> usize {
+        // SAFETY: as above.
+        unsafe { sys::nnlib_layer_get_param_count(self.raw) }
+    }
+
+    pub fn param_names(&self) -> Vec<String> {
+        // SAFETY: indices below the count.
+        (0..self.param_count()).map(|i| unsafe { cstr(sys::nnlib_layer_get_param_name(self.raw, i)) }).collect()
+    }
+
+    /// The shape of parameter `index` (after compile).
+    pub fn param_shape(&self, index: usize) -> Result<Vec<i64>> {
+        let (value, _) = self.tensors(index)?;
+        // SAFETY: a borrowed, live tensor.
+        Ok(unsafe { crate::tensor::shape_of(value) })
+    }
+
+    /// Parameter `index` ("weight" is 0, "bias" 1 for dense), read-only.
+    pub fn param(&self, index: usize) -> Result<&'m [f32]> {
+        let (value, _) = self.tensors(index)?;
+        // SAFETY: the tensor's memory lives in the model, borrowed for 'm;
+        // nothing mutates it while a shared borrow of the model exists.
+        Ok(unsafe { slice_of(value) })
+    }
+
+    /// The gradient of parameter `index` (after backward or a step).
+    pub fn grad(&self, index: usize) -> Result<&'m [f32]> {
+        let (_, grad) = self.tensors(index)?;
+        // SAFETY: as for param.
+        Ok(unsafe { slice_of(grad) })
+    }
+
+    pub(crate) fn tensors(&self, index: usize) -> Result<(*mut sys::nnlib_tensor, *mut sys::nnlib_tensor)> {
+        let mut value = ptr::null_mut();
+        let mut grad = ptr::null_mut();
+        // SAFETY: out pointers are valid; the call only reads the layer.
+        check(unsafe { sys::nnlib_layer_get_param(self.raw, index, &mut value, &mut grad) })?;
+        Ok((value, grad))
+    }
+}
+
+pub(crate) unsafe fn slice_of<'a>(t: *mut sys::nnlib_tensor) -> &'a [f32] {
+    std::slice::from_raw_parts(sys::nnlib_tensor_get_data_const(t), sys::nnlib_tensor_get_size(t) as usize)
+}
+
+pub(crate) unsafe fn slice_of_mut<'a>(t: *mut sys::nnlib_tensor) -> &'a mut [f32] {
+    std::slice::from_raw_parts_mut(sys::nnlib_tensor_get_data(t), sys::nnlib_tensor_get_size(t) as usize)
+}

@@ -1,0 +1,61 @@
+//! Safe Rust bindings for nnlib, a neural-network library in C
+//! (libnnlib.so.1, through the raw declarations of `nnlib-sys`).
+//!
+//! Every handle type owns its C object and frees it on drop; every fallible
+//! call returns `Result<T, Error>` with the library's status and message.
+//! Data goes in and out as `&[f32]` slices (row-major, batch first), handed
+//! to C without copies (nnlib_tensor_wrap).
+//!
+//! ```no_run
+//! use nnlib::{Layer, Loss, Model, Optimizer, FitOptions};
+//! # fn main() -> nnlib::Result<()> {
+//! let mut m = Model::new()?
+//!     .with(Layer::dense(2, 4, true))?.with(Layer::sigmoid())?
+//!     .with(Layer::dense(4, 1, true))?.with(Layer::sigmoid())?;
+//! m.compile(&[2], 4, Loss::Mse, Some(Optimizer::sgd(0.5, 0.9, false, 0.0)?), 7)?;
+//! let x = [0., 0., 0., 1., 1., 0., 1., 1.];
+//! let t = [0., 1., 1., 0.];
+//! m.fit(&x, &t, FitOptions { epochs: 2000, ..Default::default() })?;
+//! println!("{:?}", m.predict(&x)?);
+//! # Ok(()) }
+//! ```
+
+mod data;
+mod error;
+mod layer;
+mod model;
+mod optim;
+mod tensor;
+
+pub use nnlib_sys as sys;
+
+pub use data::{dataset_default_dir, load_dataset, load_idx_images, load_idx_labels, Split};
+pub use error::{Error, Result, Status};
+pub use layer::{Activation, Layer, LayerKind, LayerRef};
+pub use model::{check_version, model_file_info, FitOptions, Loss, Model, Progress, Workspace};
+pub use optim::{optimizer_options, Optimizer, OptimizerKind};
+pub use tensor::Tensor;
+
+/// The loaded library's version as MAJOR * 10000 + MINOR * 100 + PATCH.
+pub fn version() -> u32 {
+    // SAFETY: thread-safe, no arguments.
+    unsafe { sys::nnlib_version() }
+}
+
+/// "1.0.0".
+pub fn version_string() -> String {
+    // SAFETY: static storage, never NULL.
+    unsafe { std::ffi::CStr::from_ptr(sys::nnlib_version_string()) }.to_string_lossy().into_owned()
+}
+
+/// OpenBLAS threads for matrix products (process-wide; not while another
+/// thread computes). n <= 0 restores the default.
+pub fn set_num_threads(n: i32) -> Result<()> {
+    // SAFETY: no pointers.
+    error::check(unsafe { sys::nnlib_set_num_threads(n) })
+}
+
+pub fn num_threads() -> i32 {
+    // SAFETY: no pointers.
+    unsafe { sys::nnlib_get_num_threads() }
+}

@@ -1,0 +1,601 @@
+//! The sequential model.
+
+use std::any::Any;
+use std::ffi::CString;
+use std::marker::PhantomData;
+use std::os::raw::{c_int, c_void};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::ptr;
+
+use nnlib_sys as sys;
+
+use crate::error::{check, Error, Result, Status};
+use crate::layer::{slice_of_mut, Layer, LayerRef};
+use crate::optim::Optimizer;
+use crate::tensor::Wrap;
+
+/// nnlib_loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Inference only.
+    None,
+    /// Mean over all elements of (y - t)^2.
+    Mse,
+    /// Binary cross-entropy on logits, mean over all elements.
+    BceLogits,
+    /// Softmax + cross-entropy on logits, mean over the batch; targets are
+    /// one-hot rows or class indices.
+    SoftmaxCe,
+}
+
+impl Loss {
+    pub fn code(self) -> sys::nnlib_loss {
+        match self {
+            Loss::None => sys::NNLIB_LOSS_NONE,
+            Loss::Mse => sys::NNLIB_LOSS_MSE,
+            Loss::BceLogits => sys::NNLIB_LOSS_BCE_LOGITS,
+            Loss::SoftmaxCe => sys::NNLIB_LOSS_SOFTMAX_CE,
+        }
+    }
+
+    pub fn from_code(code: sys::nnlib_loss) -> Option<Loss> {
+        match code {
+            sys::NNLIB_LOSS_NONE => Some(Loss::None),
+            sys::NNLIB_LOSS_MSE => Some(Loss::Mse),
+            sys::NNLIB_LOSS_BCE_LOGITS => Some(Loss::BceLogits),
+            sys::NNLIB_LOSS_SOFTMAX_CE => Some(Loss::SoftmaxCe),
+            _ => None,
+        }
+    }
+}
+
+/// What the fit progress closure sees after every batch.
+pub type Progress = sys::nnlib_progress;
+
+/// Options of `Model::fit`. The progress closure returns true to go on and
+/// false to stop (fit then fails with `Status::Cancelled`); a panic in it
+/// stops training cleanly and is resumed after the C call returns.
+pub struct FitOptions<'a> {
+    pub epochs: i64,
+    /// 0: the compiled maximum batch.
+    pub batch_size: i64,
+    pub shuffle: bool,
+    pub progress: Option<&'a mut dyn FnMut(&Progress) -> bool>,
+}
+
+impl Default for FitOptions<'_> {
+    fn default() -> Self {
+        FitOptions { epochs: 1, batch_size: 0, shuffle: true, progress: None }
+    }
+}
+
+struct CallbackState<'a, 'b> {
+    f: &'a mut (dyn FnMut(&Progress) -> bool + 'b),
+    panic: Option<Box<dyn Any + Send + 'static>>,
+}
+
+unsafe extern "C" fn progress_trampoline(progress: *const sys::nnlib_progress, user: *mut c_void) -> c_int {
+    // SAFETY: user is the CallbackState that fit passed, alive for the call.
+    let state = &mut *(user as *mut CallbackState);
+    let p = &*progress;
+    match catch_unwind(AssertUnwindSafe(|| (state.f)(p))) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(payload) => {
+            // unwinding through C is undefined: stop, and resume it later
+            state.panic = Some(payload);
+            1
+        }
+    }
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::new(Status::InvalidArgument, format!("path {:?} contains a NUL byte", path)))
+}
+
+/// Checks that the loaded library has the major version these bindings
+/// were written for.
+pub fn check_version() -> Result<()> {
+    // SAFETY: no arguments, thread-safe.
+    let v = unsafe { sys::nnlib_version() };
+    if v / 10000 != sys::NNLIB_VERSION_MAJOR {
+        return Err(Error::new(
+            Status::Unsupported,
+            format!("libnnlib version {} has major {}, these bindings need {}", v, v / 10000, sys::NNLIB_VERSION_MAJOR),
+        ));
+    }
+    Ok(())
+}
+
+/// A sequential model; frees itself, its layers and its optimizer on drop.
+///
+/// `Send` (a model may move to another thread) but not `Sync`: the C
+/// library lets one thread at a time use a model. For concurrent inference
+/// use `workspaces`.
+pub struct Model {
+    raw: *mut sys::nnlib_model,
+}
+
+// SAFETY: distinct handles may be used from different threads.
+unsafe impl Send for Model {}
+
+impl Model {
+    pub fn new() -> Result<Model> {
+        check_version()?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: a valid out pointer.
+        check(unsafe { sys::nnlib_model_create(&mut raw) })?;
+        Ok(Model { raw })
+    }
+
+    /// A model with the layers of a description ("dense:4,sigmoid,dense:1").
+    pub fn from_spec(spec: &str) -> Result<Model> {
+        let mut m = Model::new()?;
+        m.add_spec(spec)?;
+        Ok(m)
+    }
+
+    pub fn as_raw(&self) -> *const sys::nnlib_model {
+        self.raw
+    }
+
+    pub fn as_mut_raw(&mut self) -> *mut sys::nnlib_model {
+        self.raw
+    }
+
+    /// Appends a layer; the model takes it, also when this fails.
+    pub fn add(&mut self, layer: Layer) -> Result<()> {
+        // SAFETY: the handle is handed over; the model owns it from now on.
+        check(unsafe { sys::nnlib_model_add(self.raw, layer.into_raw()) })
+    }
+
+    /// Builder form of `add`.
+    pub fn with(mut self, layer: Result<Layer>) -> Result<Model> {
+        self.add(layer?)?;
+        Ok(self)
+    }
+
+    /// Appends the layers of a description.
+    pub fn add_spec(&mut self, spec: &str) -> Result<()> {
+        let spec = CString::new(spec).map_err(|_| Error::new(Status::InvalidArgument, "spec contains a NUL byte"))?;
+        // SAFETY: a NUL-terminated string.
+        check(unsafe { sys::nnlib_model_add_spec(self.raw, spec.as_ptr()) })
+    }
+
+    /// The description of the layers (the inverse of add_spec).
+    pub fn spec(&self) -> Result<String> {
+        let mut needed = 0usize;
+        // SAFETY: capacity 0 with a NULL buffer asks for the length.
+        check(unsafe { sys::nnlib_model_get_spec(self.raw, ptr::null_mut(), 0, &mut needed) })?;
+        let mut buf = vec![0u8; needed + 1];
+        // SAFETY: buf has needed + 1 bytes.
+        check(unsafe { sys::nnlib_model_get_spec(self.raw, buf.as_mut_ptr() as *mut _, buf.len(), &mut needed) })?;
+        buf.truncate(needed);
+        String::from_utf8(buf).map_err(|_| Error::new(Status::Internal, "spec is not UTF-8"))
+    }
+
+    /// Plans the model for per-sample inputs of `input_shape` and batches of
+    /// up to `max_batch`, and initialises the weights from `seed`. The
+    /// model takes the optimizer, also when this fails.
+    pub fn compile(
+        &mut self,
+        input_shape: &[i64],
+        max_batch: i64,
+        loss: Loss,
+        optimizer: Option<Optimizer>,
+        seed: u64,
+    ) -> Result<()> {
+        let opt = optimizer.map_or(ptr::null_mut(), Optimizer::into_raw);
+        // SAFETY: a valid shape array; the optimizer is handed over.
+        check(unsafe {
+            sys::nnlib_model_compile(self.raw, input_shape.as_ptr(), input_shape.len(), max_batch, loss.code(), opt, seed)
+        })
+    }
+
+    /// Replaces the optimizer of a compiled model (taken also on failure).
+    pub fn set_optimizer(&mut self, optimizer: Optimizer) -> Result<()> {
+        // SAFETY: the handle is handed over.
+        check(unsafe { sys::nnlib_model_set_optimizer(self.raw, optimizer.into_raw()) })
+    }
+
+    // ------------------------------------------------------------ getters
+
+    pub fn layer_count(&self) -> usize {
+        // SAFETY: a live handle.
+        unsafe { sys::nnlib_model_get_layer_count(self.raw) }
+    }
+
+    pub fn layer(&self, index: usize) -> Option<LayerRef<'_>> {
+        // SAFETY: the getter only reads; NULL for an index out of range.
+        let raw = unsafe { sys::nnlib_model_get_layer(self.raw, index) };
+        if raw.is_null() {
+            None
+        } else {
+            Some(LayerRef { raw, _model: PhantomData })
+        }
+    }
+
+    pub fn layers(&self) -> Vec<LayerRef<'_>> {
+        (0..self.layer_count()).filter_map(|i| self.layer(i)).collect()
+    }
+
+    /// Writable parameter `param` of layer `layer` (after compile): writes
+    /// change the model.
+    pub fn param_mut(&mut self, layer: usize, param: usize) -> Result<&mut [f32]> {
+        let l = self
+            .layer(layer)
+            .ok_or_else(|| Error::new(Status::OutOfRange, format!("layer {} of {}", layer, self.layer_count())))?;
+        let (value, _) = l.tensors(param)?;
+        // SAFETY: the memory lives in the model, borrowed uniquely.
+        Ok(unsafe { slice_of_mut(value) })
+    }
+
+    pub fn loss(&self) -> Option<Loss> {
+        // SAFETY: a live handle.
+        Loss::from_code(unsafe { sys::nnlib_model_get_loss(self.raw) })
+    }
+
+    /// Trainable scalars (after compile).
+    pub fn param_count(&self) -> Result<i64> {
+        let mut n = 0i64;
+        // SAFETY: a valid out pointer.
+        check(unsafe { sys::nnlib_model_get_param_count(self.raw, &mut n) })?;
+        Ok(n)
+    }
+
+    fn shape(&self, getter: unsafe extern "C" fn(*const sys::nnlib_model, *mut i64, usize, *mut usize) -> i32) -> Result<Vec<i64>> {
+        let mut dims = [0i64; sys::NNLIB_MAX_RANK];
+        let mut rank = 0usize;
+        // SAFETY: dims has NNLIB_MAX_RANK slots.
+        check(unsafe { getter(self.raw, dims.as_mut_ptr(), dims.len(), &mut rank) })?;
+        Ok(dims[..rank.min(dims.len())].to_vec())
+    }
+
+    /// Per-sample input shape (after compile).
+    pub fn input_shape(&self) -> Result<Vec<i64>> {
+        self.shape(sys::nnlib_model_get_input_shape)
+    }
+
+    /// Per-sample output shape (after compile).
+    pub fn output_shape(&self) -> Result<Vec<i64>> {
+        self.shape(sys::nnlib_model_get_output_shape)
+    }
+
+    pub fn max_batch(&self) -> i64 {
+        // SAFETY: a live handle.
+        unsafe { sys::nnlib_model_get_max_batch(self.raw) }
+    }
+
+    fn optimizer_raw(&self) -> Result<*mut sys::nnlib_optimizer> {
+        // SAFETY: the getter only reads.
+        let opt = unsafe { sys::nnlib_model_get_optimizer(self.raw) };
+        if opt.is_null() {
+            Err(Error::new(Status::WrongState, "the model has no optimizer"))
+        } else {
+            Ok(opt)
+        }
+    }
+
+    pub fn learning_rate(&self) -> Result<f32> {
+        // SAFETY: a live optimizer of this model.
+        Ok(unsafe { sys::nnlib_optimizer_get_learning_rate(self.optimizer_raw()?) })
+    }
+
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        // SAFETY: as above, with the model uniquely borrowed.
+        check(unsafe { sys::nnlib_optimizer_set_learning_rate(self.optimizer_raw()?, learning_rate) })
+    }
+
+    /// Optimizer updates applied so far.
+    pub fn step_count(&self) -> Result<i64> {
+        // SAFETY: as above.
+        Ok(unsafe { sys::nnlib_optimizer_get_step_count(self.optimizer_raw()?) })
+    }
+
+    // --------------------------------------------------------- shapes of data
+
+    fn per_sample(shape: &[i64]) -> usize {
+        shape.iter().product::<i64>() as usize
+    }
+
+    /// [N, input...] for a slice of N samples.
+    fn input_dims(&self, x: &[f32]) -> Result<Vec<i64>> {
+        let input = self.input_shape()?;
+        batch_dims(x.len(), Self::per_sample(&input), &input, "input")
+    }
+
+    /// [N, k] for N samples of k target values each.
+    fn target_dims(n: i64, t: &[f32]) -> Result<Vec<i64>> {
+        if n <= 0 || t.len() % n as usize != 0 || t.is_empty() {
+            return Err(Error::new(
+                Status::ShapeMismatch,
+                format!("{} target values do not divide into {} samples", t.len(), n),
+            ));
+        }
+        Ok(vec![n, t.len() as i64 / n])
+    }
+
+    // ----------------------------------------------------------- running
+
+    /// Outputs for the samples in `x` (any number, in inference mode),
+    /// [N * output size] in row-major order.
+    pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let xd = self.input_dims(x)?;
+        let out = self.output_shape()?;
+        let mut y = vec![0f32; xd[0] as usize * Self::per_sample(&out)];
+        self.predict_into(x, &mut y)?;
+        Ok(y)
+    }
+
+    /// `predict` into a caller's slice of exactly N * output size floats.
+    pub fn predict_into(&mut self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let xd = self.input_dims(x)?;
+        let yd = vec![xd[0], y.len() as i64 / xd[0].max(1)];
+        let tx = Wrap::input(x, &xd)?;
+        let mut ty = Wrap::output(y, &yd)?;
+        // SAFETY: live handles; the wraps borrow x and y for the call.
+        check(unsafe { sys::nnlib_model_predict(self.raw, tx.as_const(), ty.as_mut()) })
+    }
+
+    /// Training-mode forward pass of one batch; a copy of the output.
+    pub fn forward(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let xd = self.input_dims(x)?;
+        let tx = Wrap::input(x, &xd)?;
+        let mut out: *const sys::nnlib_tensor = ptr::null();
+        // SAFETY: live handles; *out is borrowed until the next call.
+        check(unsafe { sys::nnlib_model_forward(self.raw, tx.as_const(), &mut out) })?;
+        // SAFETY: a live tensor of the model.
+        Ok(unsafe {
+            std::slice::from_raw_parts(sys::nnlib_tensor_get_data_const(out), sys::nnlib_tensor_get_size(out) as usize)
+        }
+        .to_vec())
+    }
+
+    fn batch(&mut self, x: &[f32], t: &[f32], step: bool) -> Result<f32> {
+        let xd = self.input_dims(x)?;
+        let td = Self::target_dims(xd[0], t)?;
+        let tx = Wrap::input(x, &xd)?;
+        let tt = Wrap::input(t, &td)?;
+        let mut loss = 0f32;
+        // SAFETY: live handles and a valid out pointer.
+        check(unsafe {
+            if step {
+                sys::nnlib_model_step(self.raw, tx.as_const(), tt.as_const(), &mut loss)
+            } else {
+                sys::nnlib_model_backward(self.raw, tx.as_const(), tt.as_const(), &mut loss)
+            }
+        })?;
+        Ok(loss)
+    }
+
+    /// One training step on one batch (at most the maximum batch); the loss.
+    pub fn step(&mut self, x: &[f32], target: &[f32]) -> Result<f32> {
+        self.batch(x, target, true)
+    }
+
+    /// Forward, loss and backward on one batch: the loss, and gradients in
+    /// the layers (`LayerRef::grad`).
+    pub fn backward(&mut self, x: &[f32], target: &[f32]) -> Result<f32> {
+        self.batch(x, target, false)
+    }
+
+    /// Checks every activation, gradient and updated parameter for NaN or
+    /// Inf, failing with `Status::Numerical` that names the layer.
+    pub fn set_check_numerics(&mut self, on: bool) -> Result<()> {
+        // SAFETY: a live handle.
+        check(unsafe { sys::nnlib_model_set_check_numerics(self.raw, on as c_int) })
+    }
+
+    /// Applies the optimizer to the gradients already in the model.
+    pub fn optimizer_step(&mut self) -> Result<()> {
+        // SAFETY: a live handle.
+        check(unsafe { sys::nnlib_optimizer_step(self.raw) })
+    }
+
+    /// Trains on all samples; returns the mean loss of each epoch.
+    pub fn fit(&mut self, x: &[f32], target: &[f32], options: FitOptions<'_>) -> Result<Vec<f32>> {
+        let xd = self.input_dims(x)?;
+        let td = Self::target_dims(xd[0], target)?;
+        let tx = Wrap::input(x, &xd)?;
+        let tt = Wrap::input(target, &td)?;
+        let mut losses = vec![0f32; options.epochs.max(0) as usize];
+        // SAFETY: a plain C struct, filled by init.
+        let mut o: sys::nnlib_fit_options = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::nnlib_fit_options_init(&mut o) })?;
+        o.epochs = options.epochs;
+        o.batch_size = options.batch_size;
+        o.shuffle = options.shuffle as c_int;
+        o.epoch_losses = if losses.is_empty() { ptr::null_mut() } else { losses.as_mut_ptr() };
+        let mut state = options.progress.map(|f| CallbackState { f, panic: None });
+        if let Some(s) = state.as_mut() {
+            o.progress = Some(progress_trampoline);
+            o.user = s as *mut CallbackState as *mut c_void;
+        }
+        // SAFETY: live handles; options, losses and state outlive the call.
+        let status = unsafe { sys::nnlib_model_fit(self.raw, tx.as_const(), tt.as_const(), &o) };
+        if let Some(payload) = state.and_then(|s| s.panic) {
+            resume_unwind(payload);
+        }
+        check(status)?;
+        Ok(losses)
+    }
+
+    /// (mean loss, accuracy) over all samples in inference mode; the loss
+    /// is None for a model compiled without one.
+    pub fn evaluate(&mut self, x: &[f32], target: &[f32]) -> Result<(Option<f32>, f32)> {
+        let xd = self.input_dims(x)?;
+        let td = Self::target_dims(xd[0], target)?;
+        let tx = Wrap::input(x, &xd)?;
+        let tt = Wrap::input(target, &td)?;
+        let has_loss = self.loss() != Some(Loss::None);
+        let (mut loss, mut acc) = (0f32, 0f32);
+        let loss_ptr: *mut f32 = if has_loss { &mut loss } else { ptr::null_mut() };
+        // SAFETY: live handles, valid out pointers.
+        check(unsafe { sys::nnlib_model_evaluate(self.raw, tx.as_const(), tt.as_const(), loss_ptr, &mut acc) })?;
+        Ok((if has_loss { Some(loss) } else { None }, acc))
+    }
+
+    /// on: clear every layer's counts and start counting; off: stop.
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
+        // SAFETY: a live handle.
+        check(unsafe { sys::nnlib_model_set_profiling(self.raw, on as c_int) })
+    }
+
+    /// Time and FLOPs of layer `index` since profiling was switched on.
+    pub fn layer_profile(&self, index: usize) -> Result<sys::nnlib_layer_profile> {
+        // SAFETY: a plain C struct; the library fills struct_size bytes.
+        let mut p: sys::nnlib_layer_profile = unsafe { std::mem::zeroed() };
+        p.struct_size = std::mem::size_of::<sys::nnlib_layer_profile>();
+        check(unsafe { sys::nnlib_model_get_layer_profile(self.raw, index, &mut p) })?;
+        Ok(p)
+    }
+
+    /// Worst normwise relative error of backprop against finite differences.
+    pub fn gradcheck(&mut self, x: &[f32], target: &[f32]) -> Result<f64> {
+        let xd = self.input_dims(x)?;
+        let td = Self::target_dims(xd[0], target)?;
+        let tx = Wrap::input(x, &xd)?;
+        let tt = Wrap::input(target, &td)?;
+        // SAFETY: a plain C struct, filled by init.
+        let mut o: sys::nnlib_gradcheck_options = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::nnlib_gradcheck_options_init(&mut o) })?;
+        let mut err = 0f64;
+        // SAFETY: live handles, valid pointers.
+        check(unsafe { sys::nnlib_model_gradcheck(self.raw, tx.as_const(), tt.as_const(), &o, &mut err) })?;
+        Ok(err)
+    }
+
+    /// Inference workspaces: each may predict on its own thread at the same
+    /// time as the others (the model is borrowed by all of them, so it
+    /// cannot be trained or changed meanwhile).
+    pub fn workspaces(&mut self, count: usize) -> Result<Vec<Workspace<'_>>> {
+        let input = self.input_shape()?;
+        let output = self.output_shape()?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut raw = ptr::null_mut();
+            // SAFETY: a compiled, live model.
+            check(unsafe { sys::nnlib_workspace_create(&mut raw, self.raw) })?;
+            out.push(Workspace { raw, input: input.clone(), output: output.clone(), _model: PhantomData });
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------- files
+
+    /// Writes the compiled model to `path` (atomically).
+    pub fn save<P: AsRef<Path>>(&self, path: P, with_optimizer: bool) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let flags = if with_optimizer { sys::NNLIB_SAVE_OPTIMIZER } else { 0 };
+        // SAFETY: a NUL-terminated path.
+        check(unsafe { sys::nnlib_model_save(self.raw, p.as_ptr(), flags) })
+    }
+
+    /// The bytes `save` would write.
+    pub fn to_bytes(&self, with_optimizer: bool) -> Result<Vec<u8>> {
+        let flags = if with_optimizer { sys::NNLIB_SAVE_OPTIMIZER } else { 0 };
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut size = 0usize;
+        // SAFETY: valid out pointers; data is freed with nnlib_free below.
+        check(unsafe { sys::nnlib_model_save_buffer(self.raw, flags, &mut data, &mut size) })?;
+        let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
+        unsafe { sys::nnlib_free(data) };
+        Ok(bytes)
+    }
+
+    /// A compiled model read from a file.
+    pub fn load<P: AsRef<Path>>(path: P) -> Result<Model> {
+        check_version()?;
+        let p = c_path(path.as_ref())?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: a NUL-terminated path, a valid out pointer.
+        check(unsafe { sys::nnlib_model_load(&mut raw, p.as_ptr()) })?;
+        Ok(Model { raw })
+    }
+
+    /// A compiled model read from bytes.
+    pub fn from_bytes(data: &[u8]) -> Result<Model> {
+        check_version()?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: data is valid for data.len() bytes.
+        check(unsafe { sys::nnlib_model_load_buffer(&mut raw, data.as_ptr() as *const c_void, data.len()) })?;
+        Ok(Model { raw })
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: owned, freed once; frees the layers and optimizer too.
+        unsafe { sys::nnlib_model_free(self.raw) }
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.layers().iter().map(|l| l.name()).collect();
+        write!(f, "Model{:?}", names)
+    }
+}
+
+fn batch_dims(len: usize, per_sample: usize, sample_shape: &[i64], what: &str) -> Result<Vec<i64>> {
+    if per_sample == 0 || len == 0 || len % per_sample != 0 {
+        return Err(Error::new(
+            Status::ShapeMismatch,
+            format!("{} of {} floats is not a whole number of samples of {} floats", what, len, per_sample),
+        ));
+    }
+    let mut dims = vec![(len / per_sample) as i64];
+    dims.extend_from_slice(sample_shape);
+    Ok(dims)
+}
+
+/// Inference buffers of one model for one thread (nnlib_workspace); freed
+/// on drop. `Send`, so each can go to its own thread.
+pub struct Workspace<'m> {
+    raw: *mut sys::nnlib_workspace,
+    input: Vec<i64>,
+    output: Vec<i64>,
+    // the model is borrowed (unchangeable) while workspaces live; &mut keeps
+    // Workspace Send without requiring Model: Sync
+    _model: PhantomData<&'m mut Model>,
+}
+
+// SAFETY: the header allows calls on different workspaces of one model to
+// run concurrently, and the model cannot change while they are borrowed.
+unsafe impl Send for Workspace<'_> {}
+
+impl Workspace<'_> {
+    /// `Model::predict` with this workspace's buffers.
+    pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let per_in = self.input.iter().product::<i64>() as usize;
+        let per_out = self.output.iter().product::<i64>() as usize;
+        let xd = batch_dims(x.len(), per_in, &self.input, "input")?;
+        let mut y = vec![0f32; xd[0] as usize * per_out];
+        let yd = vec![xd[0], per_out as i64];
+        let tx = Wrap::input(x, &xd)?;
+        let mut ty = Wrap::output(&mut y, &yd)?;
+        // SAFETY: live handles; the wraps borrow x and y for the call.
+        check(unsafe { sys::nnlib_workspace_predict(self.raw, tx.as_const(), ty.as_mut()) })?;
+        drop(ty);
+        Ok(y)
+    }
+}
+
+impl Drop for Workspace<'_> {
+    fn drop(&mut self) {
+        // SAFETY: owned, freed once, before the model (borrow).
+        unsafe { sys::nnlib_workspace_free(self.raw) }
+    }
+}
+
+/// What a model file's header says, without building the model.
+pub fn model_file_info(data: &[u8]) -> Result<sys::nnlib_model_file_info> {
+    // SAFETY: a plain C struct; the library fills struct_size bytes of it.
+    let mut info: sys::nnlib_model_file_info = unsafe { std::mem::zeroed() };
+    info.struct_size = std::mem::size_of::<sys::nnlib_model_file_info>();
+    check(unsafe { sys::nnlib_model_file_get_info(data.as_ptr() as *const c_void, data.len(), &mut info) })?;
+    Ok(info)
+}
