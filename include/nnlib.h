@@ -450,6 +450,43 @@ NNLIB_API nnlib_status nnlib_model_evaluate(nnlib_model *model,
                                             const nnlib_tensor *target,
                                             float *loss, float *accuracy);
 
+/* ------------------------------------------------------------- profile */
+
+/* Where the time goes, per layer: wall time and FLOPs of each layer's
+ * forward and backward passes, summed over the calls since profiling was
+ * switched on. FLOPs are those of the layer's matrix products, 2 m n k per
+ * GEMM (elementwise work adds time, not FLOPs), so GFLOP/s shows how close
+ * a layer runs to the machine's GEMM speed. */
+typedef struct nnlib_layer_profile {
+  size_t struct_size;      /* set by the caller: sizeof(nnlib_layer_profile) */
+  int fused;               /* 1: the layer runs inside the previous layer's
+                              pass (an activation fused into a dense layer)
+                              and is counted there; its own counts stay 0 */
+  int64_t forward_calls;   /* forward passes counted                        */
+  int64_t backward_calls;  /* backward passes counted                       */
+  double forward_flops;    /* summed over those calls                       */
+  double backward_flops;   /* with plain SGD, includes the weight update
+                              done inside the weight-gradient GEMM          */
+  double forward_seconds;
+  double backward_seconds;
+  double forward_gflops;   /* flops / seconds / 1e9; 0 before any call      */
+  double backward_gflops;
+} nnlib_layer_profile;
+
+/* on = 1 clears every layer's counts and starts counting; 0 stops (the
+ * counts stay readable). Counted: training steps, forward, backward, fit,
+ * evaluate and predict on the model itself (not predictions through
+ * separate workspaces). Off by default; when off it reads no clock and
+ * costs one test per layer call. Not to be called while another thread
+ * uses the model. */
+NNLIB_API nnlib_status nnlib_model_set_profiling(nnlib_model *model, int on);
+/* The counts of layer `index` (as nnlib_model_get_layer) into *out, whose
+ * struct_size the caller sets first; a shorter (older) struct gets the
+ * fields it has. NNLIB_ERR_OUT_OF_RANGE for a bad index,
+ * NNLIB_ERR_STRUCT_SIZE if struct_size is too small. */
+NNLIB_API nnlib_status nnlib_model_get_layer_profile(
+    const nnlib_model *model, size_t index, nnlib_layer_profile *out);
+
 /* ------------------------------------------------------- gradient check */
 
 typedef struct nnlib_gradcheck_options {

@@ -75,6 +75,9 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a,
                          int64_t lda, const float *b, int64_t ldb, float beta,
                          float *c, int64_t ldc);
+/* FLOPs (2 m n k each) of every nnlib__gemm the calling thread has issued;
+ * the profiler takes differences of it. */
+double nnlib__gemm_flops_issued(void);
 /* Largest dimension nnlib__gemm accepts. */
 #define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
 
@@ -132,6 +135,22 @@ typedef struct nnlib__run {
   float sgd_lr;
 } nnlib__run;
 
+/* Per-layer counters of nnlib_model_set_profiling (profile.c). */
+typedef struct nnlib__layer_profile {
+  int64_t forward_calls, backward_calls;
+  double forward_flops, backward_flops;     /* 2 m n k per GEMM */
+  double forward_seconds, backward_seconds;
+} nnlib__layer_profile;
+
+/* A point in time and in the calling thread's GEMM FLOP count. */
+typedef struct nnlib__profile_mark {
+  double seconds, flops;
+} nnlib__profile_mark;
+nnlib__profile_mark nnlib__profile_start(void);
+/* Adds the time and FLOPs since `start` to the layer's counters. */
+void nnlib__profile_stop(nnlib_layer *l, bool backward,
+                         nnlib__profile_mark start);
+
 /* What a layer kind implements. Shapes are per sample; n is the batch. */
 typedef struct nnlib__layer_ops {
   nnlib_layer_kind kind;
@@ -175,6 +194,7 @@ struct nnlib_layer {
    * activation applies it in its own bias pass; the activation is skipped. */
   nnlib_layer *fused_activation;
   bool fused_away;
+  nnlib__layer_profile profile; /* profile.c; counts while m->profiling */
 };
 
 /* Shared setup for every layer kind's constructor. */
@@ -409,6 +429,7 @@ struct nnlib_model {
    * layers fold into backward (see nnlib__run). */
   bool sgd_fused;
   float sgd_lr;
+  bool profiling; /* nnlib_model_set_profiling (profile.c) */
   bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */
 };
 

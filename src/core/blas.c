@@ -6,6 +6,12 @@
 
 static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
 
+/* Per thread, so profiling one model never counts another thread's work;
+ * one add per GEMM, so it is always on. */
+static _Thread_local double flops_issued;
+
+double nnlib__gemm_flops_issued(void) { return flops_issued; }
+
 nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a,
                          int64_t lda, const float *b, int64_t ldb, float beta,
@@ -18,6 +24,7 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                         (long long)m, (long long)n, (long long)k);
   if (m == 0 || n == 0)
     return NNLIB_OK;
+  flops_issued += 2.0 * (double)m * (double)n * (double)k;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n,
               (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,

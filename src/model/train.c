@@ -57,7 +57,14 @@ static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
     if (l->fused_away)
       continue;
     nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f};
+    /* profiled only on the model's own buffers: the caller owns the model */
+    bool timed = m->profiling && b == &m->bufs;
+    nnlib__profile_mark mark = {0.0, 0.0};
+    if (timed)
+      mark = nnlib__profile_start();
     NNLIB_TRY(l->ops->forward(l, &run, in, b->acts[i], n));
+    if (timed)
+      nnlib__profile_stop(l, false, mark);
     if (m->check_numerics)
       NNLIB_TRY(nnlib__numerics_after_forward(m, i, in, b->acts[i], n));
     in = b->acts[i];
@@ -100,9 +107,14 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
     const float *in = i == 0 ? x : m->bufs.acts[i - 1];
     nnlib__run run = {true, m->bufs.workspace[i], &m->rng, m->sgd_fused,
                       m->sgd_lr};
+    nnlib__profile_mark mark = {0.0, 0.0};
+    if (m->profiling)
+      mark = nnlib__profile_start();
     /* the first layer's input gradient is never used */
     NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy,
                                i == 0 ? NULL : dx, n));
+    if (m->profiling)
+      nnlib__profile_stop(l, true, mark);
     if (m->check_numerics)
       NNLIB_TRY(nnlib__numerics_after_backward(m, i, i == 0 ? NULL : dx, n));
     float *tmp = dy;

@@ -1,0 +1,135 @@
+/* test_no_alloc.c - after compile, a training step and an inference call
+ * allocate nothing (issue 9): a counting allocator hook sees zero
+ * allocations across many steps and predictions, for every optimizer. */
+#include "test_support.h"
+
+#include <math.h>
+
+enum { IN = 20, HIDDEN = 16, OUT = 4, BATCH = 8 };
+
+typedef struct fixture {
+  ts_alloc_stats stats;
+  nnlib_model *model;
+  nnlib_tensor *x, *t, *y, *x_big, *y_big;
+} fixture;
+
+/* dense-relu-dense-sigmoid-dense under softmax CE with index targets:
+ * fused and unfused activations, first and inner layers. */
+static void build(fixture *f, nnlib_optimizer *opt) {
+  f->model = ts_model(IN, BATCH, NNLIB_LOSS_SOFTMAX_CE, opt, 3,
+                      ts_dense(IN, HIDDEN, 1), ts_act(NNLIB_ACT_RELU, 0.0f),
+                      ts_dense(HIDDEN, HIDDEN, 1),
+                      ts_act(NNLIB_ACT_SIGMOID, 0.0f), ts_dense(HIDDEN, OUT, 0),
+                      NULL);
+  uint32_t seed = 11;
+  f->x = ts_tensor2(BATCH, IN, NULL);
+  ts_fill_uniform(nnlib_tensor_get_data(f->x), BATCH * IN, -1.0f, 1.0f, &seed);
+  int64_t n = BATCH;
+  ASSERT_OK(nnlib_tensor_create(&f->t, &n, 1));
+  for (int i = 0; i < BATCH; i++)
+    nnlib_tensor_get_data(f->t)[i] = (float)(i % OUT);
+  f->y = ts_tensor2(BATCH, OUT, NULL);
+  /* more samples than the compiled batch: predict works in chunks */
+  f->x_big = ts_tensor2(3 * BATCH + 1, IN, NULL);
+  ts_fill_uniform(nnlib_tensor_get_data(f->x_big), (3 * BATCH + 1) * IN, -1.0f,
+                  1.0f, &seed);
+  f->y_big = ts_tensor2(3 * BATCH + 1, OUT, NULL);
+}
+
+static void teardown(fixture *f) {
+  nnlib_tensor_free(f->x);
+  nnlib_tensor_free(f->t);
+  nnlib_tensor_free(f->y);
+  nnlib_tensor_free(f->x_big);
+  nnlib_tensor_free(f->y_big);
+  nnlib_model_free(f->model);
+  assert_int_equal(f->stats.live, 0);
+  ts_alloc_uninstall();
+}
+
+/* Steps, predictions and the other per-batch calls, many times over. */
+static void run_calls(fixture *f) {
+  const nnlib_tensor *out = NULL;
+  float loss = NAN, accuracy = NAN;
+  for (int i = 0; i < 20; i++) {
+    ASSERT_OK(nnlib_model_step(f->model, f->x, f->t, &loss));
+    ASSERT_OK(nnlib_model_predict(f->model, f->x, f->y));
+    ASSERT_OK(nnlib_model_predict(f->model, f->x_big, f->y_big));
+  }
+  ASSERT_OK(nnlib_model_forward(f->model, f->x, &out));
+  ASSERT_OK(nnlib_model_backward(f->model, f->x, f->t, &loss));
+  ASSERT_OK(nnlib_optimizer_step(f->model));
+  ASSERT_OK(nnlib_model_evaluate(f->model, f->x, f->t, &loss, &accuracy));
+  assert_true(isfinite(loss));
+}
+
+static void check_no_alloc(nnlib_optimizer_kind kind, float momentum,
+                           int profiling) {
+  fixture f = {{0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL};
+  ts_alloc_install(&f.stats);
+  nnlib_optimizer_options o;
+  ASSERT_OK(nnlib_optimizer_options_init(&o, kind));
+  o.momentum = momentum;
+  nnlib_optimizer *opt = NULL;
+  ASSERT_OK(nnlib_optimizer_create(&opt, &o));
+  build(&f, opt);
+  ASSERT_OK(nnlib_model_set_profiling(f.model, profiling));
+  long before = f.stats.allocs;
+  run_calls(&f);
+  if (f.stats.allocs != before)
+    fail_msg("%ld heap allocations after compile", f.stats.allocs - before);
+  teardown(&f);
+}
+
+/* plain SGD takes the fused path (update inside the weight-gradient GEMM) */
+static void test_sgd(void **state) {
+  (void)state;
+  check_no_alloc(NNLIB_OPT_SGD, 0.0f, 0);
+}
+
+static void test_sgd_momentum(void **state) {
+  (void)state;
+  check_no_alloc(NNLIB_OPT_SGD, 0.9f, 0);
+}
+
+static void test_adam(void **state) {
+  (void)state;
+  check_no_alloc(NNLIB_OPT_ADAM, 0.0f, 0);
+}
+
+static void test_rmsprop(void **state) {
+  (void)state;
+  check_no_alloc(NNLIB_OPT_RMSPROP, 0.0f, 0);
+}
+
+/* the profiler's counters live in the layers: no allocation either */
+static void test_sgd_profiled(void **state) {
+  (void)state;
+  check_no_alloc(NNLIB_OPT_SGD, 0.0f, 1);
+}
+
+/* The hook is live: fit with shuffling allocates its sample order. */
+static void test_hook_sees_allocations(void **state) {
+  (void)state;
+  fixture f = {{0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL};
+  ts_alloc_install(&f.stats);
+  nnlib_optimizer *opt = NULL;
+  ASSERT_OK(nnlib_sgd_create(&opt, 0.01f, 0.0f, 0, 0.0f));
+  build(&f, opt);
+  long before = f.stats.allocs;
+  ASSERT_OK(nnlib_model_fit(f.model, f.x, f.t, NULL));
+  assert_true(f.stats.allocs > before);
+  teardown(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hook_sees_allocations),
+      cmocka_unit_test(test_sgd),
+      cmocka_unit_test(test_sgd_momentum),
+      cmocka_unit_test(test_adam),
+      cmocka_unit_test(test_rmsprop),
+      cmocka_unit_test(test_sgd_profiled),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
