@@ -52,7 +52,13 @@ static nnlib_status idx_open(idx_file *f, const char *path) {
     return nnlib__error(NNLIB_ERR_IO, "idx: %s: cannot open: %s", path,
                         strerror(errno));
   struct stat st;
-  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return nnlib__error(NNLIB_ERR_IO, "idx: %s: cannot stat: %s", path,
+                        strerror(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
     close(fd);
     return nnlib__error(NNLIB_ERR_IO, "idx: %s: a directory, not a file",
                         path);
