@@ -101,3 +101,21 @@ fn workspaces_predict_from_threads() {
         }
     });
 }
+
+#[test]
+fn profiling_and_numerics_checks() {
+    let mut m = xor_model().unwrap();
+    m.set_profiling(true).unwrap();
+    for _ in 0..3 {
+        m.step(&X, &T).unwrap();
+    }
+    let p = m.layer_profile(0).unwrap();
+    assert_eq!((p.forward_calls, p.backward_calls), (3, 3));
+    assert_eq!(m.layer_profile(1).unwrap().fused, 1);
+    assert_eq!(m.layer_profile(7).unwrap_err().status, nnlib::Status::OutOfRange);
+    m.set_check_numerics(true).unwrap();
+    m.param_mut(0, 0).unwrap()[0] = f32::INFINITY;
+    let err = m.step(&X, &T).unwrap_err();
+    assert_eq!(err.status, nnlib::Status::Numerical);
+    assert!(err.message.contains("layer"), "{}", err.message);
+}
