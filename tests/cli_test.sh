@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The command-line tool end to end on real data: train a small model on a
+# few thousand Fashion-MNIST samples, save it, describe it, evaluate it; and
+# every error is one line with a non-zero exit status.
+set -euo pipefail
+nnlib=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+"$nnlib" --help | grep -q 'commands:'
+for cmd in train eval info bench; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+
+"$nnlib" train --limit 3000 --epochs 2 --batch 64 --model dense:64,relu,dense:10 \
+  --optimizer adam --lr 0.002 --seed 3 --out "$dir/m.nnl" > "$dir/train.out"
+grep -q '^epoch 2/2 train_loss=' "$dir/train.out"
+acc=$(sed -n 's/^test_accuracy=\([0-9.]*\) epochs=2 seconds=.*/\1/p' "$dir/train.out")
+awk -v a="$acc" 'BEGIN { exit !(a > 0.70) }'
+
+"$nnlib" info "$dir/m.nnl" > "$dir/info.out"
+grep -q 'format 1' "$dir/info.out"
+grep -q '^parameters 50890$' "$dir/info.out"   # 784*64+64 + 64*10+10
+grep -q '^description dense:64,relu,dense:10$' "$dir/info.out"
+
+"$nnlib" eval "$dir/m.nnl" > "$dir/eval.out"
+grep -q 'Ankle boot' "$dir/eval.out"
+grep -q "^test_accuracy=$acc " "$dir/eval.out"   # same model, same data
+
+# errors: one line on stderr, non-zero exit
+expect_fail() {
+  if "$@" > "$dir/out" 2> "$dir/err"; then echo "should fail: $*"; exit 1; fi
+  [ "$(wc -l < "$dir/err")" -eq 1 ] || { echo "not one line: $*"; cat "$dir/err"; exit 1; }
+}
+head -c 200 "$dir/m.nnl" > "$dir/cut.nnl"
+expect_fail "$nnlib" info "$dir/cut.nnl"
+grep -q 'truncated' "$dir/err"
+expect_fail "$nnlib" info "$dir/missing.nnl"
+expect_fail "$nnlib" eval "$dir/cut.nnl"
+expect_fail "$nnlib" train --epochs zero
+expect_fail "$nnlib" train --no-such-flag
+expect_fail "$nnlib" train --model dense:10,nonsense --limit 100
+expect_fail "$nnlib" train --data "$dir" --limit 100
+expect_fail "$nnlib" frobnicate
+echo "ok: nnlib train/info/eval and their errors"

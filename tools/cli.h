@@ -1,0 +1,57 @@
+/* cli.h - what the command-line tool's files share. */
+#ifndef NNLIB_CLI_H
+#define NNLIB_CLI_H
+
+#include <nnlib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Fashion-MNIST's class names, index = label. */
+extern const char *const cli_class_names[10];
+
+/* ---- arguments: --name value pairs and positional words ---- */
+typedef struct cli_args {
+  int count;
+  char **argv;
+  bool *used;
+} cli_args;
+
+bool cli_args_init(cli_args *a, int argc, char **argv);
+void cli_args_free(cli_args *a);
+bool cli_has_flag(cli_args *a, const char *name);        /* --name alone */
+const char *cli_get(cli_args *a, const char *name, const char *fallback);
+/* Parses --name as a number in [min, max]; false (after printing one line)
+ * when it is not. */
+bool cli_get_i64(cli_args *a, const char *name, int64_t fallback, int64_t min,
+                 int64_t max, int64_t *out);
+bool cli_get_float(cli_args *a, const char *name, float fallback, float *out);
+/* The next unused positional word, or NULL. */
+const char *cli_positional(cli_args *a);
+/* Prints one line about the first unknown or unused argument; false if any. */
+bool cli_all_used(cli_args *a, const char *command);
+
+/* ---- errors ---- */
+/* Prints "nnlib <command>: <what>: <status text>: <detail>" and returns 1. */
+int cli_fail(const char *command, const char *what, nnlib_status st);
+
+/* ---- progress (a bar on a terminal, nothing otherwise) ---- */
+typedef struct cli_progress {
+  bool tty;
+  double start;      /* seconds, monotonic */
+  int64_t epoch, epochs;
+  double last_draw;
+} cli_progress;
+double cli_now(void);
+int cli_progress_callback(const nnlib_progress *p, void *user);
+void cli_progress_clear(cli_progress *p);
+
+/* ---- data and models ---- */
+nnlib_status cli_load_split(const char *dir, nnlib_split split, int64_t limit,
+                            nnlib_tensor **x, nnlib_tensor **y);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,56 @@
+/* nnlib.c - the command-line front end: train, eval, info and bench. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *const cli_class_names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: nnlib <command> [options]   (nnlib <command> --help)\n"
+          "\n"
+          "commands:\n"
+          "  train   train a model on an MNIST-format data set, save it\n"
+          "  eval    accuracy and confusion matrix of a saved model\n"
+          "  info    layers, shapes and parameters of a saved model\n"
+          "  bench   time training and inference of a model description\n"
+          "\n"
+          "nnlib %s; data defaults to %s\n",
+          nnlib_version_string(), nnlib_dataset_default_dir());
+}
+
+int cli_fail(const char *command, const char *what, nnlib_status st) {
+  fprintf(stderr, "nnlib %s: %s: %s: %s\n", command, what,
+          nnlib_status_string(st), nnlib_last_error_message());
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0) {
+    printf("nnlib %s\n", nnlib_version_string());
+    return 0;
+  }
+  if (strcmp(cmd, "train") == 0)
+    return cmd_train(argc - 2, argv + 2);
+  if (strcmp(cmd, "eval") == 0)
+    return cmd_eval(argc - 2, argv + 2);
+  if (strcmp(cmd, "info") == 0)
+    return cmd_info(argc - 2, argv + 2);
+  if (strcmp(cmd, "bench") == 0)
+    return cmd_bench(argc - 2, argv + 2);
+  fprintf(stderr, "nnlib: unknown command '%s' (try nnlib --help)\n", cmd);
+  return 2;
+}
