@@ -140,6 +140,14 @@ static void sync_directory(const char *path) {
  * file system), written, synced, closed, then renamed over path. */
 static nnlib_status write_atomically(const char *path,
                                      const unsigned char *data, size_t size) {
+  /* rename would replace a directory's entry or a device node (as root,
+   * /dev/full itself): only regular files are replaced */
+  struct stat target;
+  if (stat(path, &target) == 0 && !S_ISREG(target.st_mode))
+    return nnlib__error(NNLIB_ERR_IO,
+                        "nnlib_model_save: %s exists and is not a regular "
+                        "file",
+                        path);
   size_t length = strlen(path);
   char *tmp = nnlib__alloc(length + 12);
   if (tmp == NULL)
