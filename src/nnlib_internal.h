@@ -199,6 +199,13 @@ struct nnlib_layer {
 
 /* Shared setup for every layer kind's constructor. */
 void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops);
+/* Plans layer `index` for a per-sample input shape: resets what plan
+ * declares, calls the kind's plan, sets in/out sizes, and prefixes a failure
+ * message with `context` (e.g. "model file: ") and the layer's index and
+ * name. Shared by compile and the model-file loader's dry run. */
+nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
+                               const nnlib__shape *in, int64_t max_batch,
+                               const char *context);
 /* Declares parameter i with a shape (called from plan). */
 void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
                                 const int64_t *shape, size_t rank);

@@ -1,6 +1,7 @@
 /* layer.c - what every layer kind shares, and the public layer accessors. */
 #include "nnlib_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops) {
@@ -84,4 +85,23 @@ const char *nnlib_layer_get_param_name(const nnlib_layer *l, size_t index) {
   if (l == NULL || index >= l->param_count)
     return NULL;
   return l->params[index].name;
+}
+
+nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
+                               const nnlib__shape *in, int64_t max_batch,
+                               const char *context) {
+  l->in_shape = *in;
+  l->in_size = nnlib__shape_numel(in);
+  l->param_count = 0;
+  l->buffer_count = 0;
+  l->workspace_floats = 0;
+  nnlib_status st = l->ops->plan(l, in, max_batch);
+  if (st != NNLIB_OK) {
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+    return nnlib__error(st, "%slayer %zu (%s): %s", context, index,
+                        l->ops->name(l), detail);
+  }
+  l->out_size = nnlib__shape_numel(&l->out_shape);
+  return NNLIB_OK;
 }

@@ -93,18 +93,7 @@ static nnlib_status plan_layers(nnlib_model *m) {
   nnlib__shape shape = m->input_shape;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
-    l->in_shape = shape;
-    l->in_size = nnlib__shape_numel(&shape);
-    l->param_count = 0;
-    l->workspace_floats = 0;
-    nnlib_status st = l->ops->plan(l, &shape, m->max_batch);
-    if (st != NNLIB_OK) {
-      char detail[400];
-      snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
-      return nnlib__error(st, "layer %zu (%s): %s", i, l->ops->name(l),
-                          detail);
-    }
-    l->out_size = nnlib__shape_numel(&l->out_shape);
+    NNLIB_TRY(nnlib__layer_plan(l, i, &shape, m->max_batch, ""));
     int64_t batch_floats;
     if (nnlib__mul_overflows(l->out_size, m->max_batch, &batch_floats))
       return nnlib__error(NNLIB_ERR_TOO_LARGE,

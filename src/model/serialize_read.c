@@ -453,18 +453,7 @@ static nnlib_status dry_run_plan(nnlib_model *m, const nnlib__file_head *h) {
   int64_t widths = nnlib__shape_numel(&shape), work = 0, plan_floats;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
-    l->in_shape = shape;
-    l->in_size = nnlib__shape_numel(&shape);
-    l->param_count = 0;
-    l->buffer_count = 0;
-    l->workspace_floats = 0;
-    nnlib_status st = l->ops->plan(l, &shape, h->max_batch);
-    if (st != NNLIB_OK) {
-      char detail[400];
-      snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
-      return nnlib__error(st, "model file: layer %zu (%s): %s", i,
-                          l->ops->name(l), detail);
-    }
+    NNLIB_TRY(nnlib__layer_plan(l, i, &shape, h->max_batch, "model file: "));
     shape = l->out_shape;
     if (__builtin_add_overflow(widths, nnlib__shape_numel(&shape), &widths) ||
         __builtin_add_overflow(work, (int64_t)l->workspace_floats, &work))
