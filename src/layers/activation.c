@@ -53,57 +53,93 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
 }
 
 /* The switch sits outside the loops so each loop is a tight vectorisable
- * pass; a macro stamps one loop per kind. */
+ * pass; a macro stamps one loop per kind.
+ * In place (x == y: the dense layer's fused pass) has loops of its own:
+ * a loop that reads and writes the same element vectorises, while a loop
+ * over two pointers that might overlap is versioned on a run-time overlap
+ * test, which exact aliasing fails, so it would run the scalar copy. */
+#define APPLY_ROW(SRC, EXPR)                                                   \
+  if (bias != NULL) {                                                          \
+    for (int64_t c = 0; c < cols; c++) {                                       \
+      float v = SRC[c] + bias[c];                                              \
+      yr[c] = (EXPR);                                                          \
+    }                                                                          \
+  } else {                                                                     \
+    for (int64_t c = 0; c < cols; c++) {                                       \
+      float v = SRC[c];                                                        \
+      yr[c] = (EXPR);                                                          \
+    }                                                                          \
+  }
+
 #define APPLY_LOOP(EXPR)                                                       \
   for (int64_t r = 0; r < rows; r++) {                                         \
     const float *xr = x + r * cols;                                            \
     float *yr = y + r * cols;                                                  \
-    if (bias != NULL) {                                                        \
-      for (int64_t c = 0; c < cols; c++) {                                     \
-        float v = xr[c] + bias[c];                                             \
-        yr[c] = (EXPR);                                                        \
-      }                                                                        \
+    if (xr == yr) {                                                            \
+      APPLY_ROW(yr, EXPR)                                                      \
     } else {                                                                   \
-      for (int64_t c = 0; c < cols; c++) {                                     \
-        float v = xr[c];                                                       \
-        yr[c] = (EXPR);                                                        \
-      }                                                                        \
+      APPLY_ROW(xr, EXPR)                                                      \
     }                                                                          \
   }
+
+#define APPLY_SWITCH                                                           \
+  switch (kind) {                                                              \
+  case NNLIB_ACT_RELU: APPLY_LOOP(v <= 0.0f ? 0.0f : v); break; /* NaN stays */\
+  case NNLIB_ACT_LEAKY_RELU: APPLY_LOOP(v > 0.0f ? v : param * v); break;      \
+  case NNLIB_ACT_IDENTITY: APPLY_LOOP(v); break;                               \
+  default: APPLY_LOOP(activate(kind, param, v)); break;                        \
+  }
+
+/* The dense layer's fused pass, y = f(y + b): with restrict the loops need
+ * no run-time overlap test at all, which short rows (16 or 10 outputs)
+ * would not amortise, so the vector loop runs for them too. */
+static void apply_in_place(nnlib_activation kind, float param,
+                           float *restrict y, const float *restrict bias,
+                           int64_t rows, int64_t cols) {
+  const float *x = y;
+  APPLY_SWITCH
+}
 
 void nnlib__activation_apply(nnlib_activation kind, float param,
                              const float *x, const float *bias, float *y,
                              int64_t rows, int64_t cols) {
-  switch (kind) {
-  case NNLIB_ACT_RELU: APPLY_LOOP(v <= 0.0f ? 0.0f : v); break; /* NaN stays */
-  case NNLIB_ACT_LEAKY_RELU: APPLY_LOOP(v > 0.0f ? v : param * v); break;
-  case NNLIB_ACT_IDENTITY: APPLY_LOOP(v); break;
-  default: APPLY_LOOP(activate(kind, param, v)); break;
+  if (x == y) {
+    apply_in_place(kind, param, y, bias, rows, cols);
+    return;
   }
+  APPLY_SWITCH
 }
 
 /* One pass per kind, like APPLY_LOOP: dz = dy * f'(y) from g = dy[i] and
  * v = y[i], with the bias gradient (column sums of dz) summed in the same
  * pass. Both operands are loaded unconditionally, so a select such as
  * ReLU's becomes a vector blend instead of an unpredictable branch. */
+#define BACKWARD_ROW(SRC, EXPR)                                                \
+  if (bias_grad != NULL) {                                                     \
+    for (int64_t c = 0; c < cols; c++) {                                       \
+      float g = SRC[c], v = yr[c];                                             \
+      (void)v;                                                                 \
+      float z = (EXPR);                                                        \
+      dzr[c] = z;                                                              \
+      bias_grad[c] += z;                                                       \
+    }                                                                          \
+  } else {                                                                     \
+    for (int64_t c = 0; c < cols; c++) {                                       \
+      float g = SRC[c], v = yr[c];                                             \
+      (void)v;                                                                 \
+      dzr[c] = (EXPR);                                                         \
+    }                                                                          \
+  }
+
+/* in place (dz == dy) separately, for the reason given at APPLY_ROW */
 #define BACKWARD_LOOP(EXPR)                                                    \
   for (int64_t r = 0; r < rows; r++) {                                         \
     const float *yr = y + r * cols, *dyr = dy + r * cols;                      \
     float *dzr = dz + r * cols;                                                \
-    if (bias_grad != NULL) {                                                   \
-      for (int64_t c = 0; c < cols; c++) {                                     \
-        float g = dyr[c], v = yr[c];                                           \
-        (void)v;                                                               \
-        float z = (EXPR);                                                      \
-        dzr[c] = z;                                                            \
-        bias_grad[c] += z;                                                     \
-      }                                                                        \
+    if (dyr == dzr) {                                                          \
+      BACKWARD_ROW(dzr, EXPR)                                                  \
     } else {                                                                   \
-      for (int64_t c = 0; c < cols; c++) {                                     \
-        float g = dyr[c], v = yr[c];                                           \
-        (void)v;                                                               \
-        dzr[c] = (EXPR);                                                       \
-      }                                                                        \
+      BACKWARD_ROW(dyr, EXPR)                                                  \
     }                                                                          \
   }
 

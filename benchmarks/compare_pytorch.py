@@ -1,0 +1,268 @@
+#!/usr/bin/python3
+"""Compare nnlib with PyTorch on CPU: the same models, batch sizes and
+thread counts, interleaved in one run, then a ratio table.
+
+    /usr/bin/python3 benchmarks/compare_pytorch.py --bench BUILD/benchmarks/nnlib-bench
+        [--model mlp-large] [--batch 256] [--threads 1] [--kind train]
+        [--rounds 3] [--seconds 1.0] [--json out.jsonl]
+
+Needs Debian's python3-torch (it uses the system OpenBLAS, like nnlib).
+
+Fair threads: OpenBLAS reads its thread count when it loads, so every
+PyTorch setup runs in its own worker process with OPENBLAS_NUM_THREADS set
+explicitly. With T > 1 threads PyTorch is measured three ways and the best
+counts:
+  omp-spin     torch.set_num_threads(T), GNU OpenMP's default wait policy
+               (its pool spins after each parallel region, competing with
+               OpenBLAS's own pool for the same cores)
+  omp-passive  the same with OMP_WAIT_POLICY=PASSIVE (idle threads sleep)
+  blas-only    torch.set_num_threads(1): only OpenBLAS runs threads
+With one thread: torch.set_num_threads(1) and OPENBLAS_NUM_THREADS=1.
+
+Each round runs nnlib-bench for one measurement, then every PyTorch setup
+for one; the medians of the rounds' medians are compared, so both sides
+see the same machine noise. Alongside, each worker times its own GEMMs
+alone (torch.mm with the step's shapes), giving PyTorch's gemm_efficiency.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+MODELS = {
+    # name: (layer sizes, hidden activation, output activation, loss, batches)
+    "mlp-small": ([784, 16, 10], "sigmoid", "sigmoid", "mse", [32, 256]),
+    "mlp-large": ([784, 1024, 1024, 10], "relu", None, "ce", [64, 256, 1024]),
+}
+THREADS = [1, 2]
+SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
+
+
+# ------------------------------------------------------------- the worker
+
+def build_torch(torch, name):
+    sizes, hidden, output, loss, _ = MODELS[name]
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        last = i == len(sizes) - 2
+        kind = output if last else hidden
+        if kind is not None:
+            layers.append(act[kind]())
+    net = torch.nn.Sequential(*layers)
+    lossf = torch.nn.MSELoss() if loss == "mse" else torch.nn.CrossEntropyLoss()
+    return net, lossf
+
+
+def make_data(torch, name, batch):
+    sizes, _, _, loss, _ = MODELS[name]
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(batch, sizes[0], generator=g)
+    labels = torch.arange(batch) * 7 % sizes[-1]
+    if loss == "mse":
+        t = torch.nn.functional.one_hot(labels, sizes[-1]).float()
+    else:
+        t = labels
+    return x, t
+
+
+def gemm_list(torch, name, batch, training):
+    """The GEMMs of one step as torch.mm calls on own tensors: forward
+    X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
+    sizes = MODELS[name][0]
+    calls = []
+    for i in range(len(sizes) - 1):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        x = torch.rand(batch, n_in)
+        w = torch.rand(n_out, n_in)
+        dz = torch.rand(batch, n_out)
+        calls.append((x, w.t()))
+        if training:
+            calls.append((dz.t(), x))
+            if i > 0:
+                calls.append((dz, w))
+    return calls
+
+
+def time_worker(args):
+    import torch
+    torch.manual_seed(0)
+    if args.setup == "blas-only" or args.threads == 1:
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(args.threads)
+    net, lossf = build_torch(torch, args.model)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x, t = make_data(torch, args.model, args.batch)
+    training = args.kind == "train"
+    calls = gemm_list(torch, args.model, args.batch, training)
+
+    def work():
+        if training:
+            opt.zero_grad(set_to_none=True)
+            lossf(net(x), t).backward()
+            opt.step()
+        else:
+            with torch.inference_mode():
+                net(x)
+
+    def gemms():
+        for a, b in calls:
+            torch.mm(a, b)
+
+    start = time.perf_counter()
+    warm = 0
+    while warm < 5 or time.perf_counter() - start < 0.1 * args.seconds:
+        work()
+        gemms()
+        warm += 1
+    one = (time.perf_counter() - start) / warm
+    reps = int(min(max(args.seconds / one, 11), 100000))
+    work_t, gemm_t = [], []
+    for _ in range(reps):
+        s = time.perf_counter()
+        work()
+        mid = time.perf_counter()
+        gemms()
+        gemm_t.append(time.perf_counter() - mid)
+        work_t.append(mid - s)
+    med, gmed = statistics.median(work_t), statistics.median(gemm_t)
+    print(json.dumps({
+        "bench": args.kind, "model": args.model, "batch": args.batch,
+        "threads": args.threads, "reps": reps, "median_s": med,
+        "min_s": min(work_t), "max_s": max(work_t),
+        "samples_per_s": args.batch / med, "gemm_s": gmed,
+        "gemm_efficiency": gmed / med, "library": "pytorch",
+        "setup": args.setup, "torch": torch.__version__}))
+
+
+def worker_env(threads, setup):
+    env = dict(os.environ)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env.pop("OMP_WAIT_POLICY", None)
+    env["OMP_NUM_THREADS"] = "1" if setup in ("single", "blas-only") \
+        else str(threads)
+    if setup == "omp-passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
+
+
+# ---------------------------------------------------------- the driver
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True,
+                         text=True).stdout
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    return [l for l in lines if l.get("bench") != "machine"]
+
+
+def nnlib_once(args, model, batch, threads, kind):
+    rows = run_json([args.bench, "--model", model, "--batch", str(batch),
+                     "--threads", str(threads), "--bench", kind,
+                     "--seconds", str(args.seconds)])
+    return rows[-1]
+
+
+def torch_once(args, model, batch, threads, kind, setup):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker",
+           "--model", model, "--batch", str(batch), "--threads", str(threads),
+           "--kind", kind, "--setup", setup, "--seconds", str(args.seconds)]
+    return run_json(cmd, env=worker_env(threads, setup))[-1]
+
+
+def median_of(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def compare(args, model, batch, threads, kind):
+    nn, th = [], {s: [] for s in SETUPS[threads]}
+    for _ in range(args.rounds):
+        nn.append(nnlib_once(args, model, batch, threads, kind))
+        for setup in SETUPS[threads]:
+            th[setup].append(torch_once(args, model, batch, threads, kind,
+                                        setup))
+    nn_med = median_of(nn, "median_s")
+    best_setup = min(th, key=lambda s: median_of(th[s], "median_s"))
+    results = []
+    for setup, rows in th.items():
+        t_med = median_of(rows, "median_s")
+        results.append({
+            "bench": kind, "model": model, "batch": batch,
+            "threads": threads, "reps": args.rounds, "library": "pytorch",
+            "setup": setup, "best": setup == best_setup,
+            "median_s": t_med, "min_s": min(r["min_s"] for r in rows),
+            "max_s": max(r["max_s"] for r in rows),
+            "samples_per_s": batch / t_med,
+            "gemm_s": median_of(rows, "gemm_s"),
+            "gemm_efficiency": median_of(rows, "gemm_efficiency"),
+            "nnlib_median_s": nn_med,
+            "nnlib_samples_per_s": batch / nn_med,
+            "nnlib_gemm_efficiency": median_of(nn, "gemm_efficiency"),
+            "ratio": t_med / nn_med, "torch": rows[0]["torch"]})
+    return results
+
+
+def table(results):
+    lines = ["| bench | model | batch | threads | nnlib samples/s | "
+             "PyTorch samples/s (best setup) | nnlib / PyTorch | "
+             "nnlib gemm_eff | PyTorch gemm_eff |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    for r in results:
+        if not r["best"]:
+            continue
+        lines.append("| %s | %s | %d | %d | %.0f | %.0f (%s) | %.2fx | "
+                     "%.3f | %.3f |" % (
+                         r["bench"], r["model"], r["batch"], r["threads"],
+                         r["nnlib_samples_per_s"], r["samples_per_s"],
+                         r["setup"], r["ratio"], r["nnlib_gemm_efficiency"],
+                         r["gemm_efficiency"]))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench", help="path of nnlib-bench")
+    ap.add_argument("--model", choices=sorted(MODELS))
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--threads", type=int, choices=THREADS)
+    ap.add_argument("--kind", choices=["train", "infer"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--json", help="also write the result lines here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--setup", default="single", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        time_worker(args)
+        return
+    if not args.bench:
+        ap.error("--bench PATH-OF-nnlib-bench is required")
+    results = []
+    for model, spec in MODELS.items():
+        if args.model and model != args.model:
+            continue
+        for batch in spec[4]:
+            if args.batch and batch != args.batch:
+                continue
+            for threads in THREADS:
+                if args.threads and threads != args.threads:
+                    continue
+                for kind in ("train", "infer"):
+                    if args.kind and kind != args.kind:
+                        continue
+                    print("compare_pytorch: %s %s batch %d threads %d" % (
+                        kind, model, batch, threads), file=sys.stderr)
+                    results += compare(args, model, batch, threads, kind)
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
