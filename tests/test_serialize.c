@@ -1036,6 +1036,26 @@ static void test_oom_load(void **s) {
   }
   print_message("load makes %ld allocations\n", k - 1);
   assert_true(k > 5);
+  /* from a file: one allocation more, the file's bytes */
+  char path[400];
+  snprintf(path, sizeof path, "%s/oom.nnl", tmpdir);
+  FILE *f = fopen(path, "wb");
+  assert_int_equal(fwrite(d, 1, n, f), n);
+  fclose(f);
+  for (long j = 1; j <= k + 1; j++) {
+    stats.fail_at = j;
+    ts_alloc_install(&stats);
+    nnlib_model *m = (nnlib_model *)1;
+    nnlib_status st = nnlib_model_load(&m, path);
+    if (st == NNLIB_OK)
+      nnlib_model_free(m);
+    else
+      assert_null(m);
+    ts_alloc_uninstall();
+    assert_int_equal(stats.live, 0);
+    assert_int_equal(st, j <= k ? NNLIB_ERR_OUT_OF_MEMORY : NNLIB_OK);
+  }
+  unlink(path);
   nnlib_free(d);
 }
 
