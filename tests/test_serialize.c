@@ -469,6 +469,16 @@ static void test_file_round_trip(void **s) {
   float *ya = predict_fixed(a, 5), *yb = predict_fixed(b, 5);
   assert_memory_equal(ya, yb, 5 * 2 * sizeof(float));
   assert_int_equal(stray_files("model.nnl"), 0);
+  /* a path without a directory: the temporary file goes in "." */
+  char cwd[400];
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(tmpdir), 0);
+  nnlib_status rel = nnlib_model_save(a, "relative.nnl", 0);
+  assert_int_equal(chdir(cwd), 0);
+  ASSERT_OK(rel);
+  char relpath[500];
+  snprintf(relpath, sizeof relpath, "%s/relative.nnl", tmpdir);
+  assert_int_equal(unlink(relpath), 0);
   /* a replaced file keeps its mode */
   assert_int_equal(chmod(path, 0600), 0);
   ASSERT_OK(nnlib_model_save(b, path, 0));
@@ -746,6 +756,15 @@ static void m_dim0(parts *p) { wr64(p->payload[HEAD] + H_DIM0, 0); }
 static void m_dim_huge(parts *p) {
   wr64(p->payload[HEAD] + H_DIM0, (uint64_t)1 << 31);
 }
+static void m_dims_overflow(parts *p) {
+  /* a rank-3 input of 2^31-1 cubed: the product overflows int64 */
+  unsigned char *h = p->payload[HEAD];
+  memmove(h + H_BATCH + 16, h + H_BATCH, p->length[HEAD] - H_BATCH);
+  wr32(h + H_RANK, 3);
+  for (int i = 0; i < 3; i++)
+    wr64(h + H_DIM0 + 8 * i, 0x7fffffff);
+  p->length[HEAD] += 16;
+}
 static void m_batch0(parts *p) { wr64(p->payload[HEAD] + H_BATCH, 0); }
 static void m_batch_huge(parts *p) {
   /* legal, but its activations would not fit any allocator */
@@ -814,6 +833,14 @@ static void m_tensor_past_end(parts *p) {
   wr64(p->payload[PARM] + P_DIM00, 1000000);
   wr64(p->payload[PARM] + P_DIM01, 1000);
 }
+static void m_tensor_rank1(parts *p) {
+  /* the weight as a vector of 20: same values, wrong rank */
+  unsigned char *q = p->payload[PARM];
+  memmove(q + P_DIM01, q + P_DIM01 + 8, p->length[PARM] - P_DIM01 - 8);
+  wr32(q + P_RANK0, 1);
+  wr64(q + P_DIM00, 20);
+  p->length[PARM] -= 8;
+}
 static void m_tensor_shape(parts *p) {
   /* [5, 4] read as [4, 5]: same bytes, wrong shape */
   wr64(p->payload[PARM] + P_DIM00, 4);
@@ -864,6 +891,8 @@ static const crafted_case crafted[] = {
     {"rank 8", m_rank8, NNLIB_ERR_CORRUPT_FILE, "input rank 8"},
     {"dim 0", m_dim0, NNLIB_ERR_CORRUPT_FILE, "dimension 0 is 0"},
     {"dim 2^31", m_dim_huge, NNLIB_ERR_CORRUPT_FILE, "is 2147483648"},
+    {"dims overflow", m_dims_overflow, NNLIB_ERR_TOO_LARGE,
+     "input shape: the product of the dimensions overflows"},
     {"batch 0", m_batch0, NNLIB_ERR_CORRUPT_FILE, "maximum batch 0"},
     {"batch 2^31-1", m_batch_huge, NNLIB_ERR_OUT_OF_MEMORY, "no memory"},
     {"rng 0", m_rng0, NNLIB_ERR_CORRUPT_FILE, "all zero"},
@@ -902,6 +931,8 @@ static const crafted_case crafted[] = {
      "too large"},
     {"tensor past end", m_tensor_past_end, NNLIB_ERR_CORRUPT_FILE,
      "needs 4000000000 bytes"},
+    {"tensor rank 1", m_tensor_rank1, NNLIB_ERR_SHAPE_MISMATCH,
+     "weight is [20], the layer needs [5, 4]"},
     {"tensor shape", m_tensor_shape, NNLIB_ERR_SHAPE_MISMATCH,
      "is [4, 5], the layer needs [5, 4]"},
     {"parm trailing", m_parm_trailing, NNLIB_ERR_CORRUPT_FILE,
@@ -961,6 +992,11 @@ static void test_container_damage(void **s) {
   assert_int_equal(load_checked(copy, n + 4), NNLIB_ERR_CORRUPT_FILE);
   expect_message("4 unexplained bytes");
   memcpy(copy, d, n);
+  wr32(copy + 12, 4); /* four sections, three present */
+  repair_checksums(copy, d, n);
+  assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
+  expect_message("section OPTM missing");
+  memcpy(copy, d, n);
   wr32(copy + 12, 5); /* five sections */
   repair_checksums(copy, d, n);
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
@@ -1002,6 +1038,42 @@ static void test_no_large_allocation(void **s) {
   free(crafted);
   free_parts(&p);
   nnlib_free(d);
+}
+
+/* A maximum batch whose activations would exceed 2^40 floats is refused
+ * before compile allocates anything. */
+static void test_plan_too_large(void **s) {
+  (void)s;
+  nnlib_model *m = spec_model("dense:600,relu", 4, 2, NNLIB_LOSS_MSE, NULL, 1);
+  size_t n, k;
+  unsigned char *d = save_bytes(m, 0, &n);
+  parts p;
+  split_file(d, n, &p);
+  wr64(p.payload[HEAD] + H_BATCH, 0x7fffffff); /* x (4 + 600 + 600) floats */
+  unsigned char *crafted = join_file(&p, &k);
+  assert_int_equal(load_checked(crafted, k), NNLIB_ERR_TOO_LARGE);
+  expect_message("more than 2^40 floats");
+  free(crafted);
+  free_parts(&p);
+  nnlib_free(d);
+  nnlib_model_free(m);
+}
+
+/* More layers than a file holds: the save refuses, it does not write a
+ * file no loader would read. */
+static void test_too_many_layers(void **s) {
+  (void)s;
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  for (int i = 0; i < 65537; i++)
+    ASSERT_OK(nnlib_model_add(m, ts_act(NNLIB_ACT_IDENTITY, 0)));
+  int64_t in = 1;
+  ASSERT_OK(nnlib_model_compile(m, &in, 1, 1, NNLIB_LOSS_NONE, NULL, 1));
+  void *data = NULL;
+  size_t size;
+  ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib_model_save_buffer(m, 0, &data, &size));
+  expect_message("65537 layers, model files hold at most 65536");
+  nnlib_model_free(m);
 }
 
 /* ------------------------------------------------ memory exhaustion */
@@ -1345,6 +1417,8 @@ int main(void) {
       cmocka_unit_test(test_crafted_files),
       cmocka_unit_test(test_container_damage),
       cmocka_unit_test(test_no_large_allocation),
+      cmocka_unit_test(test_plan_too_large),
+      cmocka_unit_test(test_too_many_layers),
       cmocka_unit_test(test_oom_load),
       cmocka_unit_test(test_oom_save),
       cmocka_unit_test(test_resume_training),
