@@ -575,9 +575,6 @@ static nnlib_status build(const nnlib__file_view *v, const nnlib__file_head *h,
   NNLIB_TRY(add_layers(m, v, h));
   NNLIB_TRY(dry_run_plan(m, h));
   NNLIB_TRY(match_parm_shapes(m, v));
-  /* compile plans again; buffers are declared afresh like parameters */
-  for (size_t i = 0; i < m->layer_count; i++)
-    m->layers[i]->buffer_count = 0;
   nnlib_optimizer *opt = NULL;
   if (o != NULL)
     NNLIB_TRY(as_corrupt(nnlib_optimizer_create(&opt, &o->options),
