@@ -526,7 +526,10 @@ NNLIB_API nnlib_status nnlib_model_get_spec(const nnlib_model *model,
                                             size_t *needed);
 
 /* Replaces the optimizer of a compiled model (the model takes it, also on
- * failure), e.g. to train a loaded model further. */
+ * failure), e.g. to train a loaded model further. The new optimizer's state
+ * starts fresh; passing the model's current optimizer changes nothing.
+ * NNLIB_ERR_INVALID_ARGUMENT for a NULL model or optimizer or a model
+ * compiled without a loss, NNLIB_ERR_WRONG_STATE for an uncompiled model. */
 NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
                                                  nnlib_optimizer *optimizer);
 
