@@ -1,0 +1,155 @@
+/* fuzz_common.h - what the fuzz targets share: a capped allocator, invariant
+ * checks that crash loudly, and small helpers over the public API.
+ *
+ * Each target is one fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput. It
+ * is linked with libFuzzer in the fuzz build (fuzz/CMakeLists.txt, clang,
+ * ASan+UBSan, FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) and with
+ * fuzz/replay.c in every normal build, where ctest replays the committed
+ * corpus and regressions through it (tests/reliability.cmake). */
+#ifndef NNLIB_FUZZ_COMMON_H
+#define NNLIB_FUZZ_COMMON_H
+
+#include <nnlib.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A violated invariant is a finding: say which, then crash so that libFuzzer
+ * (or ctest) records the input. */
+#define FUZZ_CHECK(cond)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: invariant failed: %s (last error: %s)\n",       \
+              __FILE__, __LINE__, #cond, nnlib_last_error_message());          \
+      abort();                                                                 \
+    }                                                                          \
+  } while (0)
+
+/* Largest single allocation the harness lets nnlib make, and the most it
+ * may hold at once. A hostile file may ask for a huge (valid) maximum
+ * batch; the loader must then return NNLIB_ERR_OUT_OF_MEMORY, which is what
+ * programs that load untrusted files get with such an allocator
+ * (docs/FILE_FORMAT.md). Also keeps libFuzzer's -malloc_limit_mb quiet. */
+#define FUZZ_MAX_ALLOC ((size_t)64 << 20)
+#define FUZZ_MAX_LIVE ((size_t)256 << 20)
+
+static size_t fuzz_live_bytes;
+
+/* The block's size sits in the 64 bytes before the pointer returned. */
+static inline void *fuzz_alloc(size_t size, size_t alignment, void *user) {
+  (void)user;
+  if (alignment > 64 || size > FUZZ_MAX_ALLOC ||
+      fuzz_live_bytes + size > FUZZ_MAX_LIVE)
+    return NULL;
+  size_t total = (size + 64 + 63) / 64 * 64;
+  unsigned char *p = aligned_alloc(64, total);
+  if (p == NULL)
+    return NULL;
+  memcpy(p, &size, sizeof size);
+  fuzz_live_bytes += size;
+  return p + 64;
+}
+
+static inline void fuzz_free(void *ptr, void *user) {
+  (void)user;
+  if (ptr == NULL)
+    return;
+  unsigned char *p = (unsigned char *)ptr - 64;
+  size_t size;
+  memcpy(&size, p, sizeof size);
+  fuzz_live_bytes -= size;
+  free(p);
+}
+
+/* Installs the capped allocator once; every input must leave nothing live
+ * (checked with fuzz_end). */
+static inline void fuzz_begin(void) {
+  static bool installed;
+  if (!installed) {
+    nnlib_allocator a = {sizeof a, fuzz_alloc, fuzz_free, NULL};
+    FUZZ_CHECK(nnlib_set_allocator(&a) == NNLIB_OK);
+    installed = true;
+  }
+  FUZZ_CHECK(fuzz_live_bytes == 0);
+}
+
+static inline void fuzz_end(void) { FUZZ_CHECK(fuzz_live_bytes == 0); }
+
+/* Statuses a call on untrusted data may return; anything else (notably
+ * NNLIB_ERR_INTERNAL or NNLIB_ERR_INVALID_ARGUMENT for arguments the
+ * harness got right) is a finding. */
+static inline bool fuzz_status_ok(nnlib_status st) {
+  switch (st) {
+  case NNLIB_OK:
+  case NNLIB_ERR_OUT_OF_MEMORY:
+  case NNLIB_ERR_SHAPE_MISMATCH:
+  case NNLIB_ERR_UNSUPPORTED:
+  case NNLIB_ERR_TOO_LARGE:
+  case NNLIB_ERR_IO:
+  case NNLIB_ERR_CORRUPT_FILE:
+  case NNLIB_ERR_UNSUPPORTED_VERSION:
+  case NNLIB_ERR_NUMERICAL:
+  case NNLIB_ERR_BAD_MAGIC:
+  case NNLIB_ERR_CHECKSUM:
+  case NNLIB_ERR_TRUNCATED:
+  case NNLIB_ERR_OUT_OF_RANGE:
+  case NNLIB_ERR_PARSE:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Every failure comes with a message. */
+static inline void fuzz_expect(nnlib_status st) {
+  FUZZ_CHECK(fuzz_status_ok(st));
+  if (st != NNLIB_OK)
+    FUZZ_CHECK(nnlib_last_error_message()[0] != '\0');
+}
+
+/* Inference on one batch of `n` samples of a compiled model: inputs from a
+ * fixed pattern with both signs. *out (may be NULL) receives the outputs,
+ * to be freed with nnlib_tensor_free. Returns the status of predict (or of
+ * an allocation before it). */
+static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
+                                 nnlib_tensor **out) {
+  int64_t shape[NNLIB_MAX_RANK + 1];
+  size_t rank = 0;
+  nnlib_tensor *x = NULL, *y = NULL;
+  if (out != NULL)
+    *out = NULL;
+  nnlib_status st =
+      nnlib_model_get_input_shape(m, shape + 1, NNLIB_MAX_RANK, &rank);
+  FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
+  shape[0] = n;
+  if ((st = nnlib_tensor_create(&x, shape, rank + 1)) != NNLIB_OK)
+    return st;
+  float *xd = nnlib_tensor_get_data(x);
+  for (int64_t i = 0; i < nnlib_tensor_get_size(x); i++)
+    xd[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+  st = nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK, &rank);
+  FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
+  if ((st = nnlib_tensor_create(&y, shape, rank + 1)) == NNLIB_OK)
+    st = nnlib_model_predict(m, x, y);
+  nnlib_tensor_free(x);
+  if (st == NNLIB_OK && out != NULL)
+    *out = y;
+  else
+    nnlib_tensor_free(y);
+  return st;
+}
+
+/* Two tensors hold the same bits (NaN payloads included). */
+static inline bool fuzz_same_bits(const nnlib_tensor *a, const nnlib_tensor *b) {
+  return nnlib_tensor_get_size(a) == nnlib_tensor_get_size(b) &&
+         memcmp(nnlib_tensor_get_data_const(a), nnlib_tensor_get_data_const(b),
+                (size_t)nnlib_tensor_get_size(a) * sizeof(float)) == 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

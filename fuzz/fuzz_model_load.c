@@ -1,0 +1,164 @@
+/* fuzz_model_load: nnlib_model_load_buffer on arbitrary bytes. What loads
+ * must also work: it predicts one batch, its description re-parses, and it
+ * saves to bytes that load again and save to the same bytes, with the same
+ * predictions bit for bit; a model with a loss and an optimizer takes one
+ * training step. Nothing may leak, whatever fails.
+ *
+ * In the fuzz build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) the loader
+ * skips checksum mismatches. The replay in normal builds has real checks,
+ * so it first rewrites the CRCs of whatever sections the bytes frame (as
+ * docs/FILE_FORMAT.md lays them out), so that a regression file still
+ * reaches the parser code it was found in. */
+#include "fuzz_common.h"
+
+#include <zlib.h>
+
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+static uint64_t get_le(const unsigned char *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++)
+    v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+static void put_le32(unsigned char *p, uint32_t v) {
+  for (size_t i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t crc(const unsigned char *p, size_t n) {
+  return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
+}
+
+/* Preamble of 24 bytes, sections (tag, u64 length, payload, u32 CRC of the
+ * three), u32 trailer CRC of everything before it. */
+static void repair_checksums(unsigned char *b, size_t size) {
+  size_t at = 24;
+  while (at + 12 <= size) {
+    uint64_t len = get_le(b + at + 4, 8);
+    if (len > size - at - 12 || size - at - 12 - len < 4)
+      break;
+    put_le32(b + at + 12 + len, crc(b + at, 12 + (size_t)len));
+    at += 12 + (size_t)len + 4;
+  }
+  if (size >= 28)
+    put_le32(b + size - 4, crc(b, size - 4));
+}
+#endif
+
+static void *saved(nnlib_model *m, unsigned flags, size_t *size) {
+  void *bytes = NULL;
+  nnlib_status st = nnlib_model_save_buffer(m, flags, &bytes, size);
+  fuzz_expect(st);
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
+  return bytes;
+}
+
+/* Save, load, save: identical bytes and identical predictions. */
+static void check_round_trip(nnlib_model *m, const nnlib_tensor *y) {
+  size_t size1 = 0, size2 = 0;
+  void *bytes1 = saved(m, NNLIB_SAVE_OPTIMIZER, &size1);
+  if (bytes1 == NULL)
+    return;
+  nnlib_model *again = NULL;
+  nnlib_status st = nnlib_model_load_buffer(&again, bytes1, size1);
+  fuzz_expect(st);
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
+  if (again != NULL) {
+    void *bytes2 = saved(again, NNLIB_SAVE_OPTIMIZER, &size2);
+    if (bytes2 != NULL)
+      FUZZ_CHECK(size1 == size2 && memcmp(bytes1, bytes2, size1) == 0);
+    nnlib_free(bytes2);
+    nnlib_tensor *y2 = NULL;
+    if (y != NULL && fuzz_predict(again, 1, &y2) == NNLIB_OK)
+      FUZZ_CHECK(fuzz_same_bits(y, y2));
+    nnlib_tensor_free(y2);
+  }
+  nnlib_model_free(again);
+  nnlib_free(bytes1);
+}
+
+/* The description of a loaded model parses back into as many layers. */
+static void check_spec(nnlib_model *m) {
+  size_t needed = 0;
+  char buf[4096];
+  nnlib_status st = nnlib_model_get_spec(m, buf, sizeof buf, &needed);
+  FUZZ_CHECK(st == NNLIB_OK);
+  if (needed >= sizeof buf)
+    return;
+  nnlib_model *parsed = NULL;
+  if (nnlib_model_create(&parsed) != NNLIB_OK)
+    return;
+  st = nnlib_model_add_spec(parsed, buf);
+  fuzz_expect(st);
+  if (st != NNLIB_ERR_OUT_OF_MEMORY) {
+    if (st != NNLIB_OK)
+      fprintf(stderr, "spec \"%s\" does not parse back: %s\n", buf,
+              nnlib_last_error_message());
+    FUZZ_CHECK(st == NNLIB_OK);
+    FUZZ_CHECK(nnlib_model_get_layer_count(parsed) ==
+               nnlib_model_get_layer_count(m));
+  }
+  nnlib_model_free(parsed);
+}
+
+/* One step on zeros: it trains or reports a numerical problem. */
+static void check_step(nnlib_model *m) {
+  if (nnlib_model_get_loss(m) == NNLIB_LOSS_NONE ||
+      nnlib_model_get_optimizer(m) == NULL)
+    return;
+  int64_t shape[NNLIB_MAX_RANK + 1];
+  size_t rank = 0;
+  FUZZ_CHECK(nnlib_model_get_input_shape(m, shape + 1, NNLIB_MAX_RANK,
+                                         &rank) == NNLIB_OK);
+  shape[0] = 1;
+  nnlib_tensor *x = NULL, *t = NULL;
+  if (nnlib_tensor_create(&x, shape, rank + 1) == NNLIB_OK) {
+    FUZZ_CHECK(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK,
+                                            &rank) == NNLIB_OK);
+    if (nnlib_tensor_create(&t, shape, rank + 1) == NNLIB_OK) {
+      nnlib_status st = nnlib_model_step(m, x, t, NULL);
+      fuzz_expect(st);
+      FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+    }
+  }
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_begin();
+  const void *bytes = data;
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+  unsigned char *copy = malloc(size + 1);
+  FUZZ_CHECK(copy != NULL);
+  memcpy(copy, data, size);
+  repair_checksums(copy, size);
+  bytes = copy;
+#endif
+  { /* the header summary reads the same bytes */
+    nnlib_model_file_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    fuzz_expect(nnlib_model_file_get_info(bytes, size, &info));
+  }
+  nnlib_model *m = (nnlib_model *)&size; /* must be overwritten */
+  nnlib_status st = nnlib_model_load_buffer(&m, bytes, size);
+  fuzz_expect(st);
+  FUZZ_CHECK((st == NNLIB_OK) == (m != NULL));
+  if (m != NULL) {
+    nnlib_tensor *y = NULL;
+    st = fuzz_predict(m, 1, &y);
+    fuzz_expect(st);
+    check_spec(m);
+    check_round_trip(m, y);
+    check_step(m);
+    nnlib_tensor_free(y);
+    nnlib_model_free(m);
+  }
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+  free(copy);
+#endif
+  fuzz_end();
+  return 0;
+}

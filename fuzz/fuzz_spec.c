@@ -1,0 +1,69 @@
+/* fuzz_spec: the text model description parser (nnlib_model_add_spec) on
+ * arbitrary text. A description that parses must print back
+ * (nnlib_model_get_spec) into a text that parses into the same layers and
+ * prints the same again (a fixed point); one that does not parse adds no
+ * layer. A parsed model is compiled for a small input and predicts one
+ * batch (the capped allocator turns huge widths into
+ * NNLIB_ERR_OUT_OF_MEMORY). */
+#include "fuzz_common.h"
+
+enum { SPEC_MAX = 4096 };
+
+/* The description of m into buf; false if it does not fit. */
+static bool spec_of(const nnlib_model *m, char *buf) {
+  size_t needed = 0;
+  FUZZ_CHECK(nnlib_model_get_spec(m, buf, SPEC_MAX, &needed) == NNLIB_OK);
+  FUZZ_CHECK(strlen(buf) == (needed < SPEC_MAX ? needed : SPEC_MAX - 1));
+  return needed < SPEC_MAX;
+}
+
+static void check_fixed_point(const nnlib_model *m) {
+  static char first[SPEC_MAX], second[SPEC_MAX];
+  if (!spec_of(m, first))
+    return;
+  nnlib_model *again = NULL;
+  if (nnlib_model_create(&again) != NNLIB_OK)
+    return;
+  nnlib_status st = nnlib_model_add_spec(again, first);
+  fuzz_expect(st);
+  if (st != NNLIB_ERR_OUT_OF_MEMORY) {
+    if (st != NNLIB_OK)
+      fprintf(stderr, "printed spec \"%s\" does not parse: %s\n", first,
+              nnlib_last_error_message());
+    FUZZ_CHECK(st == NNLIB_OK);
+    FUZZ_CHECK(nnlib_model_get_layer_count(again) ==
+               nnlib_model_get_layer_count(m));
+    FUZZ_CHECK(spec_of(again, second));
+    FUZZ_CHECK(strcmp(first, second) == 0);
+  }
+  nnlib_model_free(again);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > 2 * SPEC_MAX)
+    return 0;
+  fuzz_begin();
+  char *text = malloc(size + 1);
+  FUZZ_CHECK(text != NULL);
+  memcpy(text, data, size);
+  text[size] = '\0'; /* an embedded NUL just ends the text early */
+
+  nnlib_model *m = NULL;
+  FUZZ_CHECK(nnlib_model_create(&m) == NNLIB_OK);
+  nnlib_status st = nnlib_model_add_spec(m, text);
+  fuzz_expect(st);
+  if (st != NNLIB_OK) {
+    FUZZ_CHECK(nnlib_model_get_layer_count(m) == 0);
+  } else {
+    check_fixed_point(m);
+    int64_t in = 1 + (int64_t)(size % 16);
+    st = nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_NONE, NULL, 1);
+    fuzz_expect(st);
+    if (st == NNLIB_OK)
+      fuzz_expect(fuzz_predict(m, 2, NULL));
+  }
+  nnlib_model_free(m);
+  free(text);
+  fuzz_end();
+  return 0;
+}

@@ -1,0 +1,251 @@
+/* make_corpus.c - writes the committed seed corpora of the fuzz targets:
+ * small valid inputs that reach deep into each parser from the first run.
+ *
+ *   make_corpus <dir>    writes <dir>/{idx,model_load,model_roundtrip,spec}/
+ *
+ * Run through fuzz/make_corpus.sh; the output is committed under
+ * fuzz/corpus/. Deterministic: the same library gives the same files. */
+#define _POSIX_C_SOURCE 200809L
+#include <nnlib.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+static const char *root;
+
+static void die(const char *what) {
+  fprintf(stderr, "make_corpus: %s: %s\n", what, nnlib_last_error_message());
+  exit(1);
+}
+
+static void ok(nnlib_status st, const char *what) {
+  if (st != NNLIB_OK)
+    die(what);
+}
+
+static void write_seed(const char *target, const char *name, const void *data,
+                       size_t size) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", root, target);
+  if (mkdir(path, 0777) != 0 && errno != EEXIST)
+    die(path);
+  snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+    die(path);
+}
+
+/* ------------------------------------------------------------------ idx */
+
+static size_t be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+  return 4;
+}
+
+/* An IDX file of unsigned bytes: magic, dims, then values i * step. */
+static size_t idx_file(unsigned char *out, const uint32_t *dims, int rank,
+                       unsigned step) {
+  size_t n = 0, count = 1;
+  out[n++] = 0;
+  out[n++] = 0;
+  out[n++] = 0x08;
+  out[n++] = (unsigned char)rank;
+  for (int i = 0; i < rank; i++) {
+    n += be32(out + n, dims[i]);
+    count *= dims[i];
+  }
+  for (size_t i = 0; i < count; i++)
+    out[n++] = (unsigned char)(i * step);
+  return n;
+}
+
+static size_t gzip(unsigned char *out, size_t cap, const unsigned char *in,
+                   size_t size) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    die("deflateInit2");
+  z.next_in = (Bytef *)(uintptr_t)in;
+  z.avail_in = (uInt)size;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+    die("deflate");
+  size_t n = z.total_out;
+  deflateEnd(&z);
+  return n;
+}
+
+/* The idx target reads one mode byte first (see fuzz_idx.c). */
+static void idx_seed(const char *name, unsigned mode, const unsigned char *file,
+                     size_t size) {
+  unsigned char buf[1024];
+  buf[0] = (unsigned char)mode;
+  memcpy(buf + 1, file, size);
+  write_seed("idx", name, buf, size + 1);
+}
+
+static void idx_seeds(void) {
+  unsigned char file[512], zipped[600];
+  const uint32_t images[3] = {2, 3, 4}, labels[1] = {6}, one[3] = {1, 1, 1};
+  size_t n = idx_file(file, images, 3, 37);
+  idx_seed("images", 0, file, n);
+  idx_seed("images-gzip-by-harness", 1, file, n);
+  idx_seed("images-limit-1", 2, file, n);
+  idx_seed("images-gzip-stream", 0, zipped, gzip(zipped, sizeof zipped, file, n));
+  n = idx_file(file, one, 3, 1);
+  idx_seed("images-1x1x1", 0, file, n);
+  n = idx_file(file, labels, 1, 1);
+  idx_seed("labels", 0, file, n);
+  idx_seed("labels-gzip-by-harness-limit-3", 1 | 4, file, n);
+  idx_seed("labels-gzip-stream", 0, zipped, gzip(zipped, sizeof zipped, file, n));
+  n = idx_file(file, labels, 1, 41);
+  idx_seed("labels-256-classes", 8, file, n);
+}
+
+/* ---------------------------------------------------------- model files */
+
+static nnlib_layer *dense(int64_t in, int64_t out, int bias) {
+  nnlib_layer *l = NULL;
+  ok(nnlib_dense_create(&l, in, out, bias), "dense");
+  return l;
+}
+
+static nnlib_layer *act(nnlib_activation kind, float param) {
+  nnlib_layer *l = NULL;
+  ok(nnlib_activation_create(&l, kind, param), "activation");
+  return l;
+}
+
+static nnlib_optimizer *optimizer(nnlib_optimizer_kind kind, float momentum,
+                                  nnlib_schedule schedule, float clip) {
+  nnlib_optimizer_options o;
+  ok(nnlib_optimizer_options_init(&o, kind), "options");
+  o.momentum = kind == NNLIB_OPT_SGD || kind == NNLIB_OPT_RMSPROP ? momentum : 0;
+  o.schedule = schedule;
+  o.step_size = 2;
+  o.total_steps = 5;
+  o.clip_norm = clip;
+  nnlib_optimizer *opt = NULL;
+  ok(nnlib_optimizer_create(&opt, &o), "optimizer");
+  return opt;
+}
+
+/* Compiles layers[0..count) for an input of `rank` dims, trains `steps`
+ * steps, and writes the saved file. */
+static void model_seed(const char *name, const int64_t *input, size_t rank,
+                       nnlib_layer **layers, size_t count, nnlib_loss loss,
+                       nnlib_optimizer *opt, int steps, unsigned flags) {
+  nnlib_model *m = NULL;
+  ok(nnlib_model_create(&m), "model");
+  for (size_t i = 0; i < count; i++)
+    ok(nnlib_model_add(m, layers[i]), "add");
+  ok(nnlib_model_compile(m, input, rank, 3, loss, opt, 42), name);
+  int64_t shape[NNLIB_MAX_RANK + 1], out[NNLIB_MAX_RANK];
+  size_t out_rank = 0;
+  shape[0] = 3;
+  memcpy(shape + 1, input, rank * sizeof *input);
+  ok(nnlib_model_get_output_shape(m, out, NNLIB_MAX_RANK, &out_rank), "shape");
+  int64_t tshape[2] = {3, out[0]};
+  nnlib_tensor *x = NULL, *t = NULL;
+  ok(nnlib_tensor_create(&x, shape, rank + 1), "x");
+  ok(nnlib_tensor_create(&t, tshape, 2), "t");
+  float *xd = nnlib_tensor_get_data(x), *td = nnlib_tensor_get_data(t);
+  for (int64_t i = 0; i < nnlib_tensor_get_size(x); i++)
+    xd[i] = (float)(i % 5) / 2.0f - 1.0f;
+  for (int64_t r = 0; r < 3; r++)
+    td[r * out[0] + r % out[0]] = 1.0f;
+  for (int s = 0; s < steps; s++)
+    ok(nnlib_model_step(m, x, t, NULL), "step");
+  void *data = NULL;
+  size_t size = 0;
+  ok(nnlib_model_save_buffer(m, flags, &data, &size), "save");
+  write_seed("model_load", name, data, size);
+  nnlib_free(data);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
+static void model_seeds(void) {
+  const int64_t in4[1] = {4}, in23[2] = {2, 3};
+  nnlib_layer *mlp[] = {dense(4, 5, 1), act(NNLIB_ACT_RELU, 0), dense(0, 3, 1)};
+  model_seed("mlp-sgd-momentum", in4, 1, mlp, 3, NNLIB_LOSS_SOFTMAX_CE,
+             optimizer(NNLIB_OPT_SGD, 0.9f, NNLIB_SCHEDULE_STEP, 0), 2,
+             NNLIB_SAVE_OPTIMIZER);
+  nnlib_layer *bce[] = {dense(4, 2, 0), act(NNLIB_ACT_SIGMOID, 0),
+                        dense(2, 1, 1)};
+  model_seed("bce-adam", in4, 1, bce, 3, NNLIB_LOSS_BCE_LOGITS,
+             optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT, 1.0f), 2,
+             NNLIB_SAVE_OPTIMIZER);
+  nnlib_layer *rms[] = {dense(6, 3, 1), act(NNLIB_ACT_LEAKY_RELU, 0.2f),
+                        dense(3, 2, 1), act(NNLIB_ACT_SOFTPLUS, 0)};
+  model_seed("rank2-input-rmsprop", in23, 2, rms, 4, NNLIB_LOSS_MSE,
+             optimizer(NNLIB_OPT_RMSPROP, 0.5f, NNLIB_SCHEDULE_COSINE, 0), 1,
+             NNLIB_SAVE_OPTIMIZER);
+  nnlib_layer *adamw[] = {dense(4, 2, 1), act(NNLIB_ACT_TANH, 0)};
+  model_seed("adamw-not-saved", in4, 1, adamw, 2, NNLIB_LOSS_MSE,
+             optimizer(NNLIB_OPT_ADAMW, 0, NNLIB_SCHEDULE_COSINE, 0), 1, 0);
+  nnlib_layer *all[] = {dense(4, 3, 1),        act(NNLIB_ACT_IDENTITY, 0),
+                        act(NNLIB_ACT_STEP, 0), dense(3, 3, 1),
+                        act(NNLIB_ACT_SIGMOID, 0), act(NNLIB_ACT_TANH, 0),
+                        act(NNLIB_ACT_RELU, 0), act(NNLIB_ACT_LEAKY_RELU, 0.01f),
+                        act(NNLIB_ACT_SOFTPLUS, 0), act(NNLIB_ACT_SOFTMAX, 0)};
+  model_seed("every-activation-inference", in4, 1, all, 10, NNLIB_LOSS_NONE,
+             NULL, 0, 0);
+}
+
+/* ------------------------------------------------ roundtrip and spec */
+
+static void roundtrip_seeds(void) {
+  uint32_t state = 12345;
+  for (int s = 0; s < 8; s++) {
+    unsigned char buf[96];
+    for (size_t i = 0; i < sizeof buf; i++) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = (unsigned char)(state >> 24);
+    }
+    char name[32];
+    snprintf(name, sizeof name, "choices-%d", s);
+    write_seed("model_roundtrip", name, buf, sizeof buf);
+  }
+}
+
+static void spec_seeds(void) {
+  const char *specs[] = {
+      "dense:256,relu,dense:128,relu,dense:10",
+      "dense:4:nobias,step",
+      "dense:8,sigmoid,dense:3,tanh,softmax",
+      "leaky_relu:0.2,dense:2,softplus,identity",
+      " dense:16 , leaky_relu , dense:1 ",
+      "dense:3,leaky_relu:1e-3,relu,softmax",
+  };
+  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "spec-%zu", i);
+    write_seed("spec", name, specs[i], strlen(specs[i]));
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s <corpus-dir>\n", argv[0]);
+    return 2;
+  }
+  root = argv[1];
+  if (mkdir(root, 0777) != 0 && errno != EEXIST)
+    die(root);
+  idx_seeds();
+  model_seeds();
+  roundtrip_seeds();
+  spec_seeds();
+  return 0;
+}
