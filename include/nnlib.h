@@ -208,6 +208,54 @@ NNLIB_API nnlib_status nnlib_dense_create(nnlib_layer **out,
 NNLIB_API nnlib_status nnlib_activation_create(nnlib_layer **out,
                                                nnlib_activation kind,
                                                float param);
+/* Recurrent layers over sequences: a sample is [T, F] (T steps of F
+ * features; batches [N, T, F], batch first), and the output is the hidden
+ * state h_t of every step, [T, H] (return_sequences = 1, stackable: it feeds
+ * the next recurrent layer), or of the last step only, [H]
+ * (return_sequences = 0). Parameters follow PyTorch's torch.nn.RNN, LSTM and
+ * GRU (one layer, batch_first) so weights transfer: weight_ih [G*H, F],
+ * weight_hh [G*H, H], then with_bias: bias_ih [G*H], bias_hh [G*H]; G gate
+ * blocks of H rows: 1 for rnn, i f g o for lstm, r z n for gru (gru's
+ * n = tanh(W_in x + b_in + r (W_hn h + b_hn)) as PyTorch). Initialised like
+ * PyTorch: every parameter uniform in +-1/sqrt(H).
+ * The model's input shape [T, F] fixes T: a batch [N, T', F] with T' above
+ * it is NNLIB_ERR_TOO_LARGE ("sequence length ... above the compiled
+ * maximum"), below it or with other F NNLIB_ERR_SHAPE_MISMATCH; pad shorter
+ * sequences or compile a model for their length. input_size = 0 takes F
+ * from the input at compile; another F than a nonzero input_size is
+ * NNLIB_ERR_SHAPE_MISMATCH at compile. with_bias, return_sequences: 0 or 1.
+ * Backpropagation through time runs over the whole sequence. */
+/* h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), f NNLIB_ACT_TANH or
+ * NNLIB_ACT_RELU. */
+NNLIB_API nnlib_status nnlib_rnn_create(nnlib_layer **out, int64_t input_size,
+                                        int64_t hidden_size,
+                                        nnlib_activation nonlinearity,
+                                        int with_bias, int return_sequences);
+NNLIB_API nnlib_status nnlib_lstm_create(nnlib_layer **out,
+                                         int64_t input_size,
+                                         int64_t hidden_size, int with_bias,
+                                         int return_sequences);
+NNLIB_API nnlib_status nnlib_gru_create(nnlib_layer **out, int64_t input_size,
+                                        int64_t hidden_size, int with_bias,
+                                        int return_sequences);
+/* The state h_{-1} (and for lstm c_{-1}) the layer starts every sequence
+ * from; zero until set. h0 and c0 hold `rows` rows of H floats each and are
+ * copied: rows = 1 gives every sample the same state, rows > 1 one row per
+ * sample, and every batch through the layer must then have exactly `rows`
+ * samples (else the pass fails with NNLIB_ERR_SHAPE_MISMATCH; predictions
+ * of more than the compiled maximum batch run in chunks and so fail).
+ * h0 NULL: zero h; c0 NULL: zero c (c0 must be NULL for rnn and gru);
+ * both NULL: back to zero states. Like PyTorch's h0/c0 arguments, the
+ * state is not a parameter (no gradient reaches it) and model files do not
+ * keep it. Not to be called while the model runs in any thread. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (not a recurrent layer, rows < 1, c0 for rnn
+ * or gru), NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_MEMORY (the previous
+ * state stays). */
+NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
+                                                         const float *h0,
+                                                         const float *c0,
+                                                         int64_t rows);
+
 NNLIB_API void nnlib_layer_free(nnlib_layer *layer);
 
 NNLIB_API nnlib_layer_kind nnlib_layer_get_kind(const nnlib_layer *layer);
@@ -515,7 +563,12 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
  * "dense:256,relu,dense:128,relu,dense:10". Items: dense:N, dense:N:nobias,
  * step, sigmoid, tanh, relu, leaky_relu[:slope], softplus, softmax, identity
  * (later issues add conv, pooling, recurrent items). NNLIB_ERR_PARSE names the
- * item and its position; on failure no layer is added. */
+ * item and its position; on failure no layer is added.
+ * Recurrent items: rnn:H[:tanh|:relu][:nobias] (tanh by default),
+ * lstm:H[:nobias], gru:H[:nobias], each returning the whole sequence; the
+ * item `last` right after one makes it return only its last step, so
+ * "lstm:128,last,dense:10" is two layers (an lstm of the last step, then a
+ * dense layer). */
 NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
                                             const char *spec);
 /* Writes the description of the model's layers (the inverse of add_spec)

@@ -345,6 +345,24 @@ typedef struct nnlib__layer_codec {
 extern const nnlib__layer_codec nnlib__dense_codec;
 extern const nnlib__layer_codec nnlib__activation_codec;
 
+/* The recurrent layers (src/layers/rnn.c, lstm.c, gru.c; what they share
+ * is in src/layers/recurrent.c). */
+extern const nnlib__layer_codec nnlib__rnn_codec;
+extern const nnlib__layer_codec nnlib__lstm_codec;
+extern const nnlib__layer_codec nnlib__gru_codec;
+/* The description item "last": makes `previous` (the layer of the item
+ * before, NULL for none), which must be recurrent, return only its last
+ * step. NNLIB_ERR_PARSE otherwise. */
+nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
+                                        nnlib_layer *previous);
+/* For a model whose input reaches a recurrent layer unchanged: a batch
+ * [N, T', F'] with another F' (NNLIB_ERR_SHAPE_MISMATCH) or another T'
+ * than the compiled [T, F] (above: NNLIB_ERR_TOO_LARGE, "sequence length
+ * ... above the compiled maximum"; below: NNLIB_ERR_SHAPE_MISMATCH), with
+ * a message naming the layer. NNLIB_OK for other models and ranks. */
+nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
+                                          const nnlib_tensor *x);
+
 /* The registry: the codec of a kind, or of a description item's name;
  * NULL when none is registered. */
 const nnlib__layer_codec *nnlib__codec_for_kind(uint32_t kind);

@@ -6,7 +6,9 @@
  * inside one it is an error. An item is fields separated by ':', the first
  * naming a registered layer kind, the rest its arguments. What the arguments
  * mean is up to the kind's codec (nnlib__layer_codec in nnlib_internal.h),
- * so a new layer kind adds its items by registering a codec below. */
+ * so a new layer kind adds its items by registering a codec below.
+ * One item adds no layer: "last" right after a recurrent item makes that
+ * layer return only its last step (nnlib__recurrent_spec_last). */
 #define _POSIX_C_SOURCE 200809L /* strtof's locale: localeconv() */
 #include "nnlib_internal.h"
 
@@ -25,6 +27,9 @@
 static const nnlib__layer_codec *const registry[] = {
     &nnlib__dense_codec,
     &nnlib__activation_codec,
+    &nnlib__rnn_codec,
+    &nnlib__lstm_codec,
+    &nnlib__gru_codec,
 };
 
 enum { REGISTRY_SIZE = sizeof registry / sizeof registry[0] };
@@ -316,16 +321,23 @@ static size_t count_items(const char *spec) {
   return n;
 }
 
-/* Every item into layers[] (count_items(spec) slots, zeroed). */
-static nnlib_status parse_all(const char *spec, nnlib_layer **layers) {
-  size_t begin = 0, index = 0;
+/* Every item into layers[] (count_items(spec) slots, zeroed); *added gets
+ * the number of layers (an item "last" adds none). */
+static nnlib_status parse_all(const char *spec, nnlib_layer **layers,
+                              size_t *added) {
+  size_t begin = 0, items = 0, index = 0;
   for (size_t i = 0;; i++) {
     if (spec[i] != ',' && spec[i] != '\0')
       continue;
     nnlib__spec_item item;
-    NNLIB_TRY(split_item(spec, begin, i, index + 1, &item));
-    NNLIB_TRY(parse_item(&item, &layers[index]));
-    index++;
+    NNLIB_TRY(split_item(spec, begin, i, ++items, &item));
+    if (nnlib__spec_field_is(&item, 0, "last")) {
+      NNLIB_TRY(nnlib__recurrent_spec_last(
+          &item, index > 0 ? layers[index - 1] : NULL));
+    } else {
+      NNLIB_TRY(parse_item(&item, &layers[index]));
+      *added = ++index;
+    }
     if (spec[i] == '\0')
       return NNLIB_OK;
     begin = i + 1;
@@ -366,11 +378,12 @@ nnlib_status nnlib_model_add_spec(nnlib_model *m, const char *spec) {
   if (layers == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
                         "model description: no memory for %zu items", count);
-  nnlib_status st = parse_all(spec, layers);
+  size_t added = 0;
+  nnlib_status st = parse_all(spec, layers, &added);
   if (st == NNLIB_OK)
-    st = reserve_layers(m, count);
+    st = reserve_layers(m, added);
   if (st == NNLIB_OK) {
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < added; i++)
       m->layers[m->layer_count++] = layers[i];
   } else {
     for (size_t i = 0; i < count; i++)

@@ -10,6 +10,8 @@
 nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
                                 int64_t limit, int64_t *n) {
   NNLIB_CHECK_ARG(x != NULL, "input tensor is NULL");
+  /* sequences [N, T, F]: name a wrong length or feature count first */
+  NNLIB_TRY(nnlib__recurrent_check_input(m, x));
   int64_t batch = x->shape[0];
   int64_t per_sample = x->size / batch;
   if (per_sample != m->input_size)

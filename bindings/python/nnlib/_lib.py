@@ -243,6 +243,15 @@ SIGNATURES = {
                            ["nnlib_layer **", "int64_t", "int64_t", "int"]),
     "nnlib_activation_create": ("nnlib_status", ["nnlib_layer **",
                                                  "nnlib_activation", "float"]),
+    "nnlib_rnn_create": ("nnlib_status", [
+        "nnlib_layer **", "int64_t", "int64_t", "nnlib_activation", "int",
+        "int"]),
+    "nnlib_lstm_create": ("nnlib_status", [
+        "nnlib_layer **", "int64_t", "int64_t", "int", "int"]),
+    "nnlib_gru_create": ("nnlib_status", [
+        "nnlib_layer **", "int64_t", "int64_t", "int", "int"]),
+    "nnlib_recurrent_set_initial_state": ("nnlib_status", [
+        "nnlib_layer *", "const float *", "const float *", "int64_t"]),
     "nnlib_layer_free": ("void", ["nnlib_layer *"]),
     "nnlib_layer_get_kind": ("nnlib_layer_kind", ["const nnlib_layer *"]),
     "nnlib_layer_get_name": ("const char *", ["const nnlib_layer *"]),

@@ -267,6 +267,10 @@ extern "C" {
     // layers
     pub fn nnlib_dense_create(out: *mut *mut nnlib_layer, in_features: i64, out_features: i64, with_bias: c_int) -> nnlib_status;
     pub fn nnlib_activation_create(out: *mut *mut nnlib_layer, kind: nnlib_activation, param: f32) -> nnlib_status;
+    pub fn nnlib_rnn_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, nonlinearity: nnlib_activation, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
+    pub fn nnlib_lstm_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
+    pub fn nnlib_gru_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
+    pub fn nnlib_recurrent_set_initial_state(layer: *mut nnlib_layer, h0: *const f32, c0: *const f32, rows: i64) -> nnlib_status;
     pub fn nnlib_layer_free(layer: *mut nnlib_layer);
     pub fn nnlib_layer_get_kind(layer: *const nnlib_layer) -> nnlib_layer_kind;
     pub fn nnlib_layer_get_name(layer: *const nnlib_layer) -> *const c_char;

@@ -1,0 +1,220 @@
+/* lstm.c - the long short-term memory layer of torch.nn.LSTM (one layer),
+ * gates in PyTorch's order i, f, g, o:
+ *
+ *   [i f g o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+ *   i, f, o = sigmoid(.), g = tanh(.)
+ *   c_t = f c_{t-1} + i g,   h_t = o tanh(c_t)
+ *
+ * forward:  P = X W_ih^T           [N*T, F] x [F, 4H]  one GEMM, all steps
+ *           per step t: P_t += h_{t-1} W_hh^T  [N, H] x [H, 4H]  one GEMM
+ *                       gates, c_t, tanh(c_t), h_t   one fused pass
+ * backward (t = T-1 .. 0), with dh = dY_t + carry_h and
+ *           dc = dh o (1 - tanh(c_t)^2) + carry_c:
+ *           dpre_o = dh tanh(c_t) o (1 - o)   dpre_i = dc g i (1 - i)
+ *           dpre_f = dc c_{t-1} f (1 - f)     dpre_g = dc i (1 - g^2)
+ *           carry_c = dc f                    (fused pass, in place)
+ *           carry_h = dpre_t W_hh             [N, 4H] x [4H, H]  one GEMM
+ *           then dX, dW_ih, dW_hh, db over all steps (recurrent.c)
+ */
+#include "recurrent.h"
+
+#include <string.h>
+
+static const char *lstm_name(const nnlib_layer *l) {
+  (void)l;
+  return "lstm";
+}
+
+static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
+                              int64_t max_batch) {
+  NNLIB_TRY(nnlib__recurrent_plan(l, in, max_batch));
+  nnlib__recurrent *r = (nnlib__recurrent *)l;
+  int64_t th = r->steps * r->hidden;
+  r->area_per_sample[RNN_WS_GATES] = 4 * th;
+  r->area_per_sample[RNN_WS_HPREV] = th;
+  r->area_per_sample[RNN_WS_CELL] = th;
+  r->area_per_sample[RNN_WS_TANH_C] = th;
+  r->area_per_sample[RNN_WS_CPREV0] = r->hidden;
+  r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
+  r->area_per_sample[RNN_WS_CARRY_C] = r->hidden;
+  r->area_fixed[RNN_WS_BIAS] = 4 * r->hidden;
+  return nnlib__recurrent_plan_workspace(l);
+}
+
+/* Where one step of one sample reads and writes. */
+typedef struct lstm_row {
+  float *gates;        /* [4H]: pre-activations in, activations out */
+  const float *cprev;  /* c_{t-1} */
+  float *c, *tc;       /* c_t and tanh(c_t) */
+  float *h;            /* h_t */
+} lstm_row;
+
+static void lstm_cell(const lstm_row *row, const float *bias, int64_t width) {
+  float *gi = row->gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+  for (int64_t j = 0; j < width; j++) {
+    float bi = 0.0f, bf = 0.0f, bg = 0.0f, bo = 0.0f;
+    if (bias != NULL) {
+      bi = bias[j];
+      bf = bias[width + j];
+      bg = bias[2 * width + j];
+      bo = bias[3 * width + j];
+    }
+    float i = nnlib__rnn_sigmoid(gi[j] + bi);
+    float f = nnlib__rnn_sigmoid(gf[j] + bf);
+    float g = nnlib__rnn_tanh(gg[j] + bg);
+    float o = nnlib__rnn_sigmoid(go[j] + bo);
+    float c = f * row->cprev[j] + i * g;
+    float tc = nnlib__rnn_tanh(c);
+    gi[j] = i;
+    gf[j] = f;
+    gg[j] = g;
+    go[j] = o;
+    row->c[j] = c;
+    row->tc[j] = tc;
+    row->h[j] = o * tc;
+  }
+}
+
+typedef struct lstm_areas {
+  float *gates, *hprev, *cell, *tanh_c, *c0, *carry_h, *carry_c, *bias;
+} lstm_areas;
+
+static lstm_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
+  lstm_areas a = {
+      nnlib__recurrent_area(l, run, RNN_WS_GATES),
+      nnlib__recurrent_area(l, run, RNN_WS_HPREV),
+      nnlib__recurrent_area(l, run, RNN_WS_CELL),
+      nnlib__recurrent_area(l, run, RNN_WS_TANH_C),
+      nnlib__recurrent_area(l, run, RNN_WS_CPREV0),
+      nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
+      nnlib__recurrent_area(l, run, RNN_WS_CARRY_C),
+      nnlib__recurrent_area(l, run, RNN_WS_BIAS),
+  };
+  return a;
+}
+
+/* c_{t-1} of sample s: the previous step's cell, or the initial state */
+static const float *cell_before(const nnlib__recurrent *r,
+                                const lstm_areas *a, int64_t s, int64_t t) {
+  if (t == 0)
+    return a->c0 + s * r->hidden;
+  return a->cell + (s * r->steps + t - 1) * r->hidden;
+}
+
+static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
+                                 const float *x, float *y, int64_t n) {
+  const nnlib__recurrent *r = (const nnlib__recurrent *)l;
+  int64_t hsz = r->hidden, steps = r->steps;
+  NNLIB_TRY(nnlib__recurrent_check_state(l, n));
+  lstm_areas a = areas_of(l, run);
+  const float *bias = nnlib__recurrent_bias_sum(l, a.bias) ? a.bias : NULL;
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n));
+  nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
+  nnlib__recurrent_load_state(l, r->c0, a.c0, hsz, n);
+  for (int64_t t = 0; t < steps; t++) {
+    /* a zero h_{-1} adds nothing */
+    if (t > 0 || r->h0 != NULL)
+      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n));
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      lstm_row row = {a.gates + 4 * at, cell_before(r, &a, s, t), a.cell + at,
+                      a.tanh_c + at,
+                      nnlib__recurrent_h_slot(l, a.hprev, y, s, t)};
+      lstm_cell(&row, bias, hsz);
+      nnlib__recurrent_h_share(l, a.hprev, y, s, t);
+    }
+  }
+  return NNLIB_OK;
+}
+
+/* One step of one sample backwards: gate activations in, dL/d(pre) out, in
+ * place; carries in and out (see the top of the file). dy may be NULL. */
+static void lstm_cell_backward(const lstm_row *row, const float *dy,
+                               float *carry_h, float *carry_c, int64_t width) {
+  float *gi = row->gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+  for (int64_t j = 0; j < width; j++) {
+    float dh = carry_h[j] + (dy != NULL ? dy[j] : 0.0f);
+    float i = gi[j], f = gf[j], g = gg[j], o = go[j], tc = row->tc[j];
+    float dc = dh * o * (1.0f - tc * tc) + carry_c[j];
+    gi[j] = dc * g * i * (1.0f - i);
+    gf[j] = dc * row->cprev[j] * f * (1.0f - f);
+    gg[j] = dc * i * (1.0f - g * g);
+    go[j] = dh * tc * o * (1.0f - o);
+    carry_c[j] = dc * f;
+  }
+}
+
+static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
+                                  const float *x, const float *y, float *dy,
+                                  float *dx, int64_t n) {
+  (void)y;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)l;
+  int64_t hsz = r->hidden, steps = r->steps;
+  lstm_areas a = areas_of(l, run);
+  memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
+  memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
+  for (int64_t t = steps; t-- > 0;) {
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      lstm_row row = {a.gates + 4 * at, cell_before(r, &a, s, t), a.cell + at,
+                      a.tanh_c + at, NULL};
+      lstm_cell_backward(&row, nnlib__recurrent_dy_at(l, dy, s, t),
+                         a.carry_h + s * hsz, a.carry_c + s * hsz, hsz);
+    }
+    if (t > 0)
+      NNLIB_TRY(
+          nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h, n));
+  }
+  return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
+                                          dx, n);
+}
+
+static const nnlib__layer_ops lstm_ops = {
+    .kind = NNLIB_LAYER_LSTM,
+    .plan = lstm_plan,
+    .init = nnlib__recurrent_init,
+    .forward = lstm_forward,
+    .backward = lstm_backward,
+    .destroy = nnlib__recurrent_destroy,
+    .name = lstm_name,
+    .fuses_sgd = true,
+};
+
+nnlib_status nnlib_lstm_create(nnlib_layer **out, int64_t input_size,
+                               int64_t hidden_size, int with_bias,
+                               int return_sequences) {
+  nnlib__recurrent_args a = {input_size, hidden_size, with_bias,
+                             return_sequences};
+  return nnlib__recurrent_create(out, &lstm_ops, "lstm", 4, &a);
+}
+
+/* ------------------------- model description and model file (codec) */
+
+/* "lstm:H" or "lstm:H:nobias" */
+static nnlib_status lstm_parse_spec(const nnlib__spec_item *item,
+                                    nnlib_layer **out) {
+  nnlib__recurrent_args a;
+  unsigned rest;
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 3));
+  NNLIB_TRY(nnlib__recurrent_parse_common(item, &a, &rest));
+  if (rest != 0)
+    return nnlib__spec_error(item, "the only option of lstm is \"nobias\"");
+  return nnlib_lstm_create(out, 0, a.hidden_size, a.with_bias,
+                           a.return_sequences);
+}
+
+static nnlib_status lstm_read_config(nnlib__reader *r, nnlib_layer **out) {
+  nnlib__recurrent_args a;
+  NNLIB_TRY(nnlib__recurrent_read_config(r, "lstm", &a));
+  return nnlib_lstm_create(out, a.input_size, a.hidden_size, a.with_bias,
+                           a.return_sequences);
+}
+
+const nnlib__layer_codec nnlib__lstm_codec = {
+    .kind = NNLIB_LAYER_LSTM,
+    .spec_names = {"lstm"},
+    .parse_spec = lstm_parse_spec,
+    .write_spec = nnlib__recurrent_write_spec,
+    .write_config = nnlib__recurrent_write_config,
+    .read_config = lstm_read_config,
+};

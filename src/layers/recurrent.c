@@ -1,0 +1,546 @@
+/* recurrent.c - what the rnn, lstm and gru layers share: construction,
+ * planning (shapes, parameters, workspace areas), PyTorch's initialisation,
+ * the initial state, the GEMMs of the forward and backward passes, and the
+ * description items and file configs. The cells themselves are in rnn.c,
+ * lstm.c and gru.c. */
+#include "recurrent.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { P_W_IH = 0, P_W_HH = 1, P_B_IH = 2, P_B_HH = 3 };
+
+static nnlib__recurrent *rec(nnlib_layer *l) { return (nnlib__recurrent *)l; }
+static const nnlib__recurrent *crec(const nnlib_layer *l) {
+  return (const nnlib__recurrent *)l;
+}
+
+/* ------------------------------------------------------- construction */
+
+static nnlib_status check_args(const char *kind, int64_t gates,
+                               const nnlib__recurrent_args *a) {
+  NNLIB_CHECK_ARG(a->input_size >= 0,
+                  "%s: input_size is %lld, must be >= 0 (0: infer)", kind,
+                  (long long)a->input_size);
+  NNLIB_CHECK_ARG(a->hidden_size >= 1, "%s: hidden_size is %lld, must be >= 1",
+                  kind, (long long)a->hidden_size);
+  NNLIB_CHECK_ARG(a->with_bias == 0 || a->with_bias == 1,
+                  "%s: with_bias is %d, must be 0 or 1", kind, a->with_bias);
+  NNLIB_CHECK_ARG(a->return_sequences == 0 || a->return_sequences == 1,
+                  "%s: return_sequences is %d, must be 0 or 1", kind,
+                  a->return_sequences);
+  if (a->input_size > NNLIB__BLAS_DIM_MAX ||
+      a->hidden_size > NNLIB__BLAS_DIM_MAX / gates)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: %lld x %lld gate rows exceed the BLAS limit of "
+                        "%lld",
+                        kind, (long long)gates, (long long)a->hidden_size,
+                        (long long)NNLIB__BLAS_DIM_MAX);
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__recurrent_create(nnlib_layer **out,
+                                     const nnlib__layer_ops *ops,
+                                     const char *kind, int64_t gates,
+                                     const nnlib__recurrent_args *args) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_%s_create: out is NULL", kind);
+  *out = NULL;
+  NNLIB_TRY(check_args(kind, gates, args));
+  nnlib__recurrent *r = nnlib__alloc(sizeof *r);
+  if (r == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_%s_create: no memory",
+                        kind);
+  memset(r, 0, sizeof *r);
+  nnlib__layer_init(&r->base, ops);
+  r->gates = gates;
+  r->declared_in = args->input_size;
+  r->features = args->input_size;
+  r->hidden = args->hidden_size;
+  r->with_bias = args->with_bias == 1;
+  r->return_sequences = args->return_sequences == 1;
+  r->nonlinearity = NNLIB_ACT_TANH;
+  *out = &r->base;
+  return NNLIB_OK;
+}
+
+void nnlib__recurrent_destroy(nnlib_layer *l) {
+  nnlib__free(rec(l)->h0);
+  nnlib__free(rec(l)->c0);
+}
+
+bool nnlib__layer_is_recurrent(const nnlib_layer *l) {
+  nnlib_layer_kind k = l->ops->kind;
+  return k == NNLIB_LAYER_RNN || k == NNLIB_LAYER_LSTM || k == NNLIB_LAYER_GRU;
+}
+
+/* --------------------------------------------------------------- plan */
+
+/* Every leading dimension and row count the GEMMs use fits the 32-bit BLAS
+ * interface: rows N*T, widths F and G*H, strides T*G*H and T*H. */
+static nnlib_status check_dims(const nnlib__recurrent *r, const char *kind,
+                               int64_t steps, int64_t max_batch) {
+  int64_t rows, stride, weights;
+  if (nnlib__mul_overflows(max_batch, steps, &rows) ||
+      rows > NNLIB__BLAS_DIM_MAX ||
+      nnlib__mul_overflows(steps, r->gates * r->hidden, &stride) ||
+      stride > NNLIB__BLAS_DIM_MAX || r->features > NNLIB__BLAS_DIM_MAX ||
+      nnlib__mul_overflows(r->gates * r->hidden, r->features, &weights))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: %lld steps of %lld features in batches of %lld "
+                        "exceed the BLAS limit",
+                        kind, (long long)steps, (long long)r->features,
+                        (long long)max_batch);
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
+                                   int64_t max_batch) {
+  nnlib__recurrent *r = rec(l);
+  const char *kind = l->ops->name(l);
+  if (in->rank != 2)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "%s: input must be a sequence [T, F] per sample "
+                        "(batches [N, T, F]), got rank %zu",
+                        kind, in->rank);
+  int64_t steps = in->dims[0], features = in->dims[1];
+  if (r->declared_in != 0 && r->declared_in != features)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "%s: input has %lld features per step, layer expects "
+                        "%lld",
+                        kind, (long long)features, (long long)r->declared_in);
+  r->features = features;
+  NNLIB_TRY(check_dims(r, kind, steps, max_batch));
+  r->steps = steps;
+  r->max_batch = max_batch;
+  if (r->return_sequences) {
+    l->out_shape.rank = 2;
+    l->out_shape.dims[0] = steps;
+    l->out_shape.dims[1] = r->hidden;
+  } else {
+    l->out_shape.rank = 1;
+    l->out_shape.dims[0] = r->hidden;
+  }
+  int64_t rows = r->gates * r->hidden;
+  int64_t w_ih[2] = {rows, features}, w_hh[2] = {rows, r->hidden};
+  nnlib__layer_declare_param(l, "weight_ih", w_ih, 2);
+  nnlib__layer_declare_param(l, "weight_hh", w_hh, 2);
+  if (r->with_bias) {
+    nnlib__layer_declare_param(l, "bias_ih", &rows, 1);
+    nnlib__layer_declare_param(l, "bias_hh", &rows, 1);
+  }
+  memset(r->area_per_sample, 0, sizeof r->area_per_sample);
+  memset(r->area_fixed, 0, sizeof r->area_fixed);
+  return NNLIB_OK;
+}
+
+/* Areas start on 64-byte boundaries, so the gate passes vectorise. */
+static int64_t padded(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+static bool area_size(const nnlib__recurrent *r, int a, int64_t *size) {
+  int64_t batch;
+  if (nnlib__mul_overflows(r->area_per_sample[a], r->max_batch, &batch) ||
+      batch > INT64_MAX - 16 - r->area_fixed[a])
+    return false;
+  *size = padded(batch + r->area_fixed[a]);
+  return true;
+}
+
+nnlib_status nnlib__recurrent_plan_workspace(nnlib_layer *l) {
+  nnlib__recurrent *r = rec(l);
+  int64_t total = 0, size;
+  for (int a = 0; a < RNN_WS_COUNT; a++)
+    if (!area_size(r, a, &size) || __builtin_add_overflow(total, size, &total))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "%s: the workspace size overflows", l->ops->name(l));
+  if ((uint64_t)total > SIZE_MAX / sizeof(float))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "%s: the workspace size overflows",
+                        l->ops->name(l));
+  l->workspace_floats = (size_t)total;
+  return NNLIB_OK;
+}
+
+float *nnlib__recurrent_area(const nnlib_layer *l, const nnlib__run *run,
+                             int area) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t offset = 0, size = 0;
+  for (int a = 0; a < area; a++) {
+    area_size(r, a, &size); /* plan checked every size */
+    offset += size;
+  }
+  return run->workspace + offset;
+}
+
+/* --------------------------------------------------------- parameters */
+
+void nnlib__recurrent_init(nnlib_layer *l, nnlib__rng *rng) {
+  float k = 1.0f / sqrtf((float)crec(l)->hidden);
+  for (size_t p = 0; p < l->param_count; p++) {
+    float *v = l->params[p].value.data;
+    for (int64_t i = 0; i < l->params[p].size; i++)
+      v[i] = k * (2.0f * nnlib__rng_uniform(rng) - 1.0f);
+  }
+}
+
+const float *nnlib__recurrent_w_ih(const nnlib_layer *l) {
+  return l->params[P_W_IH].value.data;
+}
+const float *nnlib__recurrent_w_hh(const nnlib_layer *l) {
+  return l->params[P_W_HH].value.data;
+}
+const float *nnlib__recurrent_b_ih(const nnlib_layer *l) {
+  return crec(l)->with_bias ? l->params[P_B_IH].value.data : NULL;
+}
+const float *nnlib__recurrent_b_hh(const nnlib_layer *l) {
+  return crec(l)->with_bias ? l->params[P_B_HH].value.data : NULL;
+}
+
+/* ------------------------------------------------------ initial state */
+
+static nnlib_status copy_state(float **dst, const float *src, int64_t floats,
+                               const char *kind) {
+  *dst = NULL;
+  if (src == NULL)
+    return NNLIB_OK;
+  *dst = nnlib__alloc((size_t)floats * sizeof(float));
+  if (*dst == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "%s: no memory for an initial state of %lld floats",
+                        kind, (long long)floats);
+  memcpy(*dst, src, (size_t)floats * sizeof(float));
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
+                                               const float *h0,
+                                               const float *c0,
+                                               int64_t rows) {
+  NNLIB_CHECK_ARG(layer != NULL,
+                  "nnlib_recurrent_set_initial_state: layer is NULL");
+  const char *kind = layer->ops->name(layer);
+  NNLIB_CHECK_ARG(nnlib__layer_is_recurrent(layer),
+                  "nnlib_recurrent_set_initial_state: the layer is %s, not "
+                  "rnn, lstm or gru",
+                  kind);
+  nnlib__recurrent *r = rec(layer);
+  NNLIB_CHECK_ARG(c0 == NULL || layer->ops->kind == NNLIB_LAYER_LSTM,
+                  "%s: only lstm has a cell state; c0 must be NULL", kind);
+  int64_t floats = 0;
+  if (h0 != NULL || c0 != NULL) {
+    NNLIB_CHECK_ARG(rows >= 1,
+                    "%s: initial state rows is %lld, must be >= 1 (1: the "
+                    "same state for every sample)",
+                    kind, (long long)rows);
+    if (rows > NNLIB__BLAS_DIM_MAX ||
+        nnlib__mul_overflows(rows, r->hidden, &floats) ||
+        (uint64_t)floats > SIZE_MAX / sizeof(float))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "%s: an initial state of %lld rows is too large",
+                          kind, (long long)rows);
+  }
+  float *h = NULL, *c = NULL;
+  nnlib_status st = copy_state(&h, h0, floats, kind);
+  if (st == NNLIB_OK)
+    st = copy_state(&c, c0, floats, kind);
+  if (st != NNLIB_OK) {
+    nnlib__free(h); /* the previous state stays */
+    return st;
+  }
+  nnlib__free(r->h0);
+  nnlib__free(r->c0);
+  r->h0 = h;
+  r->c0 = c;
+  r->state_rows = (h != NULL || c != NULL) ? rows : 0;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__recurrent_check_state(const nnlib_layer *l, int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  if (r->state_rows <= 1 || r->state_rows == n)
+    return NNLIB_OK;
+  return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                      "%s: the initial state has %lld rows (one per sample), "
+                      "the batch has %lld samples",
+                      l->ops->name(l), (long long)r->state_rows, (long long)n);
+}
+
+void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
+                                 float *dst, int64_t ld, int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  size_t bytes = (size_t)r->hidden * sizeof(float);
+  for (int64_t s = 0; s < n; s++) {
+    if (state == NULL)
+      memset(dst + s * ld, 0, bytes);
+    else
+      memcpy(dst + s * ld, state + (r->state_rows == 1 ? 0 : s) * r->hidden,
+             bytes);
+  }
+}
+
+/* ------------------------------------------------------ forward GEMMs */
+
+nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
+                                             const float *x, float *gates,
+                                             int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t gh = r->gates * r->hidden;
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n * r->steps, gh,
+                     r->features, 1.0f, x, r->features,
+                     nnlib__recurrent_w_ih(l), r->features, 0.0f, gates, gh);
+}
+
+nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
+                                           const float *hprev_all, int64_t t,
+                                           float beta, float *out_all,
+                                           int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, gh = r->gates * h, steps = r->steps;
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, gh, h, 1.0f,
+                     hprev_all + t * h, steps * h, nnlib__recurrent_w_hh(l), h,
+                     beta, out_all + t * gh, steps * gh);
+}
+
+bool nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
+  const float *bi = nnlib__recurrent_b_ih(l), *bh = nnlib__recurrent_b_hh(l);
+  if (bi == NULL)
+    return false;
+  int64_t gh = crec(l)->gates * crec(l)->hidden;
+  for (int64_t j = 0; j < gh; j++)
+    sum[j] = bi[j] + bh[j];
+  return true;
+}
+
+float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
+                               float *y, int64_t s, int64_t t) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, steps = r->steps;
+  if (r->return_sequences)
+    return y + (s * steps + t) * h;
+  if (t + 1 < steps)
+    return hprev_all + (s * steps + t + 1) * h;
+  return y + s * h;
+}
+
+void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
+                              const float *y, int64_t s, int64_t t) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, steps = r->steps;
+  if (r->return_sequences && t + 1 < steps)
+    memcpy(hprev_all + (s * steps + t + 1) * h, y + (s * steps + t) * h,
+           (size_t)h * sizeof(float));
+}
+
+const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
+                                    int64_t s, int64_t t) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, steps = r->steps;
+  if (r->return_sequences)
+    return dy + (s * steps + t) * h;
+  return t + 1 == steps ? dy + s * h : NULL;
+}
+
+/* ----------------------------------------------------- backward GEMMs */
+
+nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
+                                            const float *dpre_all, int64_t t,
+                                            float beta, float *carry,
+                                            int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, gh = r->gates * h;
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, h, gh, 1.0f,
+                     dpre_all + t * gh, r->steps * gh,
+                     nnlib__recurrent_w_hh(l), h, beta, carry, h);
+}
+
+/* out[j] = sum over rows of m[row, j] */
+static void column_sums(const float *m, int64_t rows, int64_t cols,
+                        float *out) {
+  memset(out, 0, (size_t)cols * sizeof(float));
+  for (int64_t i = 0; i < rows; i++) {
+    const float *row = m + i * cols;
+    for (int64_t j = 0; j < cols; j++)
+      out[j] += row[j];
+  }
+}
+
+/* db = column sums of dG (into the gradient tensor), and with fused SGD
+ * b -= lr db. */
+static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
+                          const float *dg, int64_t rows, int64_t cols) {
+  float *db = l->params[which].grad.data;
+  column_sums(dg, rows, cols, db);
+  if (!run->sgd_fused)
+    return;
+  float *b = l->params[which].value.data;
+  for (int64_t j = 0; j < cols; j++)
+    b[j] -= run->sgd_lr * db[j];
+}
+
+nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
+                                              const nnlib__run *run,
+                                              const float *x,
+                                              const float *dg_in,
+                                              const float *dg_hh,
+                                              const float *hprev_all,
+                                              float *dx, int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, gh = r->gates * h, f = r->features;
+  int64_t rows = n * r->steps;
+  float *w_ih = l->params[P_W_IH].value.data;
+  float *w_hh = l->params[P_W_HH].value.data;
+  /* dX reads W_ih, so it goes before a fused update changes W_ih */
+  if (dx != NULL)
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, rows, f, gh, 1.0f,
+                          dg_in, gh, w_ih, f, 0.0f, dx, f));
+  /* plain SGD: W -= lr dG^T X is the weight-gradient GEMM itself with
+   * alpha = -lr and beta = 1 */
+  float alpha = run->sgd_fused ? -run->sgd_lr : 1.0f;
+  float beta = run->sgd_fused ? 1.0f : 0.0f;
+  float *out_ih = run->sgd_fused ? w_ih : l->params[P_W_IH].grad.data;
+  float *out_hh = run->sgd_fused ? w_hh : l->params[P_W_HH].grad.data;
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, gh, f, rows, alpha,
+                        dg_in, gh, x, f, beta, out_ih, f));
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, gh, h, rows, alpha,
+                        dg_hh, gh, hprev_all, h, beta, out_hh, h));
+  if (r->with_bias) {
+    bias_backward(l, run, P_B_IH, dg_in, rows, gh);
+    bias_backward(l, run, P_B_HH, dg_hh, rows, gh);
+  }
+  return NNLIB_OK;
+}
+
+/* ---------------------------------------------------- nonlinearities */
+
+/* 1 / (1 + e^-x) from e^{-|x|} <= 1, so neither side overflows. */
+float nnlib__rnn_sigmoid(float x) {
+  float e = expf(-fabsf(x));
+  return x >= 0.0f ? 1.0f / (1.0f + e) : (x != x ? x : e / (1.0f + e));
+}
+
+float nnlib__rnn_tanh(float x) { return tanhf(x); }
+
+/* ------------------------------------------- the model's input check */
+
+static bool same_shape(const nnlib__shape *a, const nnlib__shape *b) {
+  if (a->rank != b->rank)
+    return false;
+  for (size_t i = 0; i < a->rank; i++)
+    if (a->dims[i] != b->dims[i])
+      return false;
+  return true;
+}
+
+/* The first recurrent layer that sees the model's input unchanged (only
+ * shape-keeping layers before it), or NULL. */
+static const nnlib_layer *input_recurrent(const nnlib_model *m) {
+  for (size_t i = 0; i < m->layer_count; i++) {
+    const nnlib_layer *l = m->layers[i];
+    if (nnlib__layer_is_recurrent(l))
+      return l;
+    if (!same_shape(&l->in_shape, &l->out_shape))
+      return NULL;
+  }
+  return NULL;
+}
+
+nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
+                                          const nnlib_tensor *x) {
+  if (x->rank != 3 || m->input_shape.rank != 2)
+    return NNLIB_OK;
+  const nnlib_layer *l = input_recurrent(m);
+  if (l == NULL)
+    return NNLIB_OK;
+  const char *kind = l->ops->name(l);
+  int64_t steps = m->input_shape.dims[0], features = m->input_shape.dims[1];
+  if (x->shape[2] != features)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "%s: input has %lld features per step, layer expects "
+                        "%lld",
+                        kind, (long long)x->shape[2], (long long)features);
+  if (x->shape[1] > steps)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: sequence length %lld above the compiled maximum "
+                        "%lld (the model's input shape [T, F] fixes T)",
+                        kind, (long long)x->shape[1], (long long)steps);
+  if (x->shape[1] < steps)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "%s: sequence length %lld differs from the compiled "
+                        "%lld (the model's input shape [T, F] fixes T: pad "
+                        "the sequences or compile a model for this length)",
+                        kind, (long long)x->shape[1], (long long)steps);
+  return NNLIB_OK;
+}
+
+/* ----------------------------------------------- descriptions and files */
+
+void nnlib__recurrent_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const nnlib__recurrent *r = crec(l);
+  nnlib__text_append(t, "%s:%lld", l->ops->name(l), (long long)r->hidden);
+  if (l->ops->kind == NNLIB_LAYER_RNN && r->nonlinearity == NNLIB_ACT_RELU)
+    nnlib__text_append(t, ":relu");
+  if (!r->with_bias)
+    nnlib__text_append(t, ":nobias");
+  if (!r->return_sequences)
+    nnlib__text_append(t, ",last");
+}
+
+nnlib_status nnlib__recurrent_parse_common(const nnlib__spec_item *item,
+                                           nnlib__recurrent_args *args,
+                                           unsigned *rest_mask) {
+  args->input_size = 0; /* always taken at compile */
+  args->with_bias = 1;
+  args->return_sequences = 1; /* a following "last" item clears it */
+  NNLIB_TRY(nnlib__spec_int(item, 1, 1, NNLIB__BLAS_DIM_MAX,
+                            &args->hidden_size));
+  *rest_mask = 0;
+  for (size_t f = 2; f < item->field_count; f++) {
+    if (!nnlib__spec_field_is(item, f, "nobias")) {
+      *rest_mask |= 1u << f;
+      continue;
+    }
+    if (args->with_bias == 0)
+      return nnlib__spec_error(item, "\"nobias\" given twice");
+    args->with_bias = 0;
+  }
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
+                                        nnlib_layer *previous) {
+  if (item->field_count != 1)
+    return nnlib__spec_error(item, "\"last\" takes no arguments");
+  if (previous == NULL || !nnlib__layer_is_recurrent(previous))
+    return nnlib__spec_error(item, "\"last\" selects the last step of the "
+                                   "rnn, lstm or gru item just before it");
+  nnlib__recurrent *r = rec(previous);
+  if (!r->return_sequences)
+    return nnlib__spec_error(item, "the %s before already returns only its "
+                                   "last step",
+                             previous->ops->name(previous));
+  r->return_sequences = false;
+  return NNLIB_OK;
+}
+
+void nnlib__recurrent_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const nnlib__recurrent *r = crec(l);
+  nnlib__put_i64(w, r->declared_in);
+  nnlib__put_i64(w, r->hidden);
+  nnlib__put_u32(w, r->with_bias ? 1u : 0u);
+  nnlib__put_u32(w, r->return_sequences ? 1u : 0u);
+}
+
+nnlib_status nnlib__recurrent_read_config(nnlib__reader *r, const char *kind,
+                                          nnlib__recurrent_args *args) {
+  uint32_t bias, sequences;
+  NNLIB_TRY(nnlib__get_i64(r, &args->input_size));
+  NNLIB_TRY(nnlib__get_i64(r, &args->hidden_size));
+  NNLIB_TRY(nnlib__get_u32(r, &bias));
+  NNLIB_TRY(nnlib__get_u32(r, &sequences));
+  if (bias > 1 || sequences > 1)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "%s: with_bias %u and return_sequences %u must be 0 "
+                        "or 1",
+                        kind, bias, sequences);
+  args->with_bias = (int)bias;
+  args->return_sequences = (int)sequences;
+  return NNLIB_OK;
+}

@@ -1,0 +1,163 @@
+/* recurrent.h - what rnn.c, lstm.c and gru.c share (recurrent.c).
+ *
+ * Sequences are batch first: x [N, T, F], y [N, T, H] (or [N, H] with only
+ * the last step). Every per-step array in the workspace keeps that (n, t)
+ * row order, so one GEMM covers all N*T rows where the math allows (the
+ * input projection, dX, dW_ih, dW_hh) and the per-step GEMMs address step t
+ * of every sample as rows with a leading dimension of T times the row width.
+ *
+ * Parameters are PyTorch's (torch.nn.RNN/LSTM/GRU, one layer): weight_ih
+ * [G*H, F], weight_hh [G*H, H], bias_ih [G*H], bias_hh [G*H], with G gate
+ * blocks of H rows each: 1 for rnn, i f g o for lstm, r z n for gru. */
+#ifndef NNLIB_RECURRENT_H
+#define NNLIB_RECURRENT_H
+
+#include "nnlib_internal.h"
+
+/* Workspace areas; each kind uses those it needs (size 0 otherwise). */
+enum {
+  RNN_WS_GATES,   /* [N, T, G*H]: pre-activations, then activations (the
+                     forward keeps them for backward), then dL/d(pre) */
+  RNN_WS_HIDDEN,  /* gru [N, T, 3H]: W_hh h_{t-1} + b_hh per step, then
+                     dL/d of it */
+  RNN_WS_HPREV,   /* [N, T, H]: h_{t-1}, the state entering step t */
+  RNN_WS_CELL,    /* lstm [N, T, H]: c_t */
+  RNN_WS_TANH_C,  /* lstm [N, T, H]: tanh(c_t) */
+  RNN_WS_CPREV0,  /* lstm [N, H]: c_{-1}, the initial cell state */
+  RNN_WS_CARRY_H, /* [N, H]: dL/dh_{t-1} through the recurrence */
+  RNN_WS_CARRY_C, /* lstm [N, H]: dL/dc_{t-1} */
+  RNN_WS_BIAS,    /* [G*H]: b_ih + b_hh (rnn, lstm) */
+  RNN_WS_COUNT
+};
+
+typedef struct nnlib__recurrent {
+  nnlib_layer base;
+  int64_t gates;       /* G */
+  int64_t declared_in; /* F as created; 0: taken at compile */
+  int64_t features;    /* F as planned */
+  int64_t hidden;      /* H */
+  int64_t steps;       /* T as planned: the model's input fixes it */
+  bool with_bias;
+  bool return_sequences;
+  nnlib_activation nonlinearity; /* rnn: tanh or relu */
+  /* Initial state set by nnlib_recurrent_set_initial_state: state_rows
+   * rows of H floats (1: every sample), owned; NULL: zeros. */
+  float *h0, *c0;
+  int64_t state_rows;
+  /* Floats per sample of each workspace area (set by the kind's plan). */
+  int64_t area_per_sample[RNN_WS_COUNT];
+  int64_t area_fixed[RNN_WS_COUNT]; /* floats independent of the batch */
+  int64_t max_batch;
+} nnlib__recurrent;
+
+/* Constructor arguments shared by the three kinds. */
+typedef struct nnlib__recurrent_args {
+  int64_t input_size, hidden_size;
+  int with_bias, return_sequences;
+} nnlib__recurrent_args;
+
+/* Checks the arguments (messages name `kind`), allocates and initialises a
+ * layer of `gates` gate blocks. */
+nnlib_status nnlib__recurrent_create(nnlib_layer **out,
+                                     const nnlib__layer_ops *ops,
+                                     const char *kind, int64_t gates,
+                                     const nnlib__recurrent_args *args);
+bool nnlib__layer_is_recurrent(const nnlib_layer *l);
+
+/* Shared plan: input [T, F], output [T, H] or [H], the four parameters.
+ * The kind then sets area_per_sample / area_fixed; the total goes through
+ * nnlib__recurrent_plan_workspace. */
+nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
+                                   int64_t max_batch);
+nnlib_status nnlib__recurrent_plan_workspace(nnlib_layer *l);
+/* Start of area `a` in this call's workspace. */
+float *nnlib__recurrent_area(const nnlib_layer *l, const nnlib__run *run,
+                             int area);
+/* PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)). */
+void nnlib__recurrent_init(nnlib_layer *l, nnlib__rng *rng);
+void nnlib__recurrent_destroy(nnlib_layer *l);
+
+/* Parameter views. bias_* are NULL without bias. */
+const float *nnlib__recurrent_w_ih(const nnlib_layer *l);
+const float *nnlib__recurrent_w_hh(const nnlib_layer *l);
+const float *nnlib__recurrent_b_ih(const nnlib_layer *l);
+const float *nnlib__recurrent_b_hh(const nnlib_layer *l);
+
+/* ------------------------------------------------------ forward pieces */
+
+/* Checks the initial state's rows against the batch n. */
+nnlib_status nnlib__recurrent_check_state(const nnlib_layer *l, int64_t n);
+/* dst rows n (leading dimension ld) = the initial state `state` (h0 or c0,
+ * broadcast or per sample), or zeros when it is NULL. */
+void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
+                                 float *dst, int64_t ld, int64_t n);
+/* gates[N*T, G*H] = x[N*T, F] W_ih^T: the input projection of every step
+ * of every sample in one GEMM. */
+nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
+                                             const float *x, float *gates,
+                                             int64_t n);
+/* out rows (ld T*G*H) = beta * out + h_{t-1} W_hh^T for step t of all n
+ * samples: [N, H] x [H, G*H], one GEMM over the batch. */
+nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
+                                           const float *hprev_all, int64_t t,
+                                           float beta, float *out_all,
+                                           int64_t n);
+/* b_ih + b_hh into sum (G*H floats); false without bias. */
+bool nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum);
+/* Where the gate pass writes h_t of sample s: its output row when the
+ * whole sequence is returned, else the next step's hprev row (the output
+ * row for the last step). */
+float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
+                               float *y, int64_t s, int64_t t);
+/* Copies h_t from the output row into the next step's hprev row when the
+ * slot was the output (whole sequence returned). */
+void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
+                              const float *y, int64_t s, int64_t t);
+/* dL/dh_t from the layer's output gradient for sample s, or NULL when the
+ * output does not contain h_t (only the last step is returned). */
+const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
+                                    int64_t s, int64_t t);
+
+/* ----------------------------------------------------- backward pieces */
+
+/* carry[N, H] = beta * carry + dpre_t W_hh: [N, G*H] x [G*H, H], the
+ * gradient reaching h_{t-1} through step t's recurrent product. */
+nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
+                                            const float *dpre_all, int64_t t,
+                                            float beta, float *carry,
+                                            int64_t n);
+/* After the steps: dX = dG_in W_ih, and the weight gradients over all N*T
+ * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev, db_ih and db_hh
+ * the column sums of dG_in and dG_hh (the same array except for gru). With
+ * fused plain SGD these GEMMs update the weights in place instead. */
+nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
+                                              const nnlib__run *run,
+                                              const float *x,
+                                              const float *dg_in,
+                                              const float *dg_hh,
+                                              const float *hprev_all,
+                                              float *dx, int64_t n);
+
+/* ---------------------------------------------------- nonlinearities */
+
+/* Scalar kernels of the fused gate passes. Written so NaN propagates. */
+float nnlib__rnn_sigmoid(float x);
+float nnlib__rnn_tanh(float x);
+
+/* ----------------------------------------------- descriptions and files */
+
+/* "<kind>:H[:options]" (options as the kind allows, see rnn.c) and ",last"
+ * when only the last step is returned. */
+void nnlib__recurrent_write_spec(const nnlib_layer *l, nnlib__text *t);
+/* The H field and the "nobias" option; *rest_mask gets a bit per field
+ * from 2 on that is not "nobias" (for the kind to interpret). */
+nnlib_status nnlib__recurrent_parse_common(const nnlib__spec_item *item,
+                                           nnlib__recurrent_args *args,
+                                           unsigned *rest_mask);
+/* config: i64 input_size as created, i64 hidden_size, u32 with_bias,
+ * u32 return_sequences (the rnn adds its nonlinearity after them). */
+void nnlib__recurrent_write_config(const nnlib_layer *l, nnlib__writer *w);
+nnlib_status nnlib__recurrent_read_config(nnlib__reader *r, const char *kind,
+                                          nnlib__recurrent_args *args);
+
+#endif

@@ -1,0 +1,185 @@
+/* rnn.c - the Elman recurrent layer of torch.nn.RNN (one layer):
+ *
+ *   h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),  f = tanh or relu
+ *
+ * forward:  P = X W_ih^T           [N*T, F] x [F, H]   one GEMM, all steps
+ *           per step t: P_t += h_{t-1} W_hh^T  [N, H] x [H, H]  one GEMM
+ *                       h_t = f(P_t + b)       fused pass (b = b_ih + b_hh)
+ * backward (t = T-1 .. 0):
+ *           dA_t = (dY_t + carry) * f'(h_t)    fused pass, in place of h_t
+ *           carry = dA_t W_hh                  [N, H] x [H, H]  one GEMM
+ *           then dX, dW_ih, dW_hh, db over all steps (recurrent.c)
+ */
+#include "recurrent.h"
+
+#include <string.h>
+
+static const char *rnn_name(const nnlib_layer *l) {
+  (void)l;
+  return "rnn";
+}
+
+static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
+                             int64_t max_batch) {
+  NNLIB_TRY(nnlib__recurrent_plan(l, in, max_batch));
+  nnlib__recurrent *r = (nnlib__recurrent *)l;
+  int64_t th = r->steps * r->hidden;
+  r->area_per_sample[RNN_WS_GATES] = th;
+  r->area_per_sample[RNN_WS_HPREV] = th;
+  r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
+  r->area_fixed[RNN_WS_BIAS] = r->hidden;
+  return nnlib__recurrent_plan_workspace(l);
+}
+
+/* h = f(a + b) over one row, written to both a (kept for backward) and h */
+static void rnn_cell(nnlib_activation act, float *a, const float *b, float *h,
+                     int64_t width) {
+  for (int64_t j = 0; j < width; j++) {
+    float z = a[j] + (b != NULL ? b[j] : 0.0f);
+    /* relu as z < 0 ? 0 : z lets NaN through */
+    float v = act == NNLIB_ACT_RELU ? (z < 0.0f ? 0.0f : z) : nnlib__rnn_tanh(z);
+    a[j] = v;
+    h[j] = v;
+  }
+}
+
+static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
+                                const float *x, float *y, int64_t n) {
+  const nnlib__recurrent *r = (const nnlib__recurrent *)l;
+  int64_t hsz = r->hidden, steps = r->steps;
+  NNLIB_TRY(nnlib__recurrent_check_state(l, n));
+  float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
+  float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
+  float *bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS);
+  if (!nnlib__recurrent_bias_sum(l, bias))
+    bias = NULL;
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n));
+  nnlib__recurrent_load_state(l, r->h0, hprev, steps * hsz, n);
+  for (int64_t t = 0; t < steps; t++) {
+    /* a zero h_{-1} adds nothing */
+    if (t > 0 || r->h0 != NULL)
+      NNLIB_TRY(nnlib__recurrent_step_product(l, hprev, t, 1.0f, gates, n));
+    for (int64_t s = 0; s < n; s++) {
+      float *h = nnlib__recurrent_h_slot(l, hprev, y, s, t);
+      rnn_cell(r->nonlinearity, gates + (s * steps + t) * hsz, bias, h, hsz);
+      nnlib__recurrent_h_share(l, hprev, y, s, t);
+    }
+  }
+  return NNLIB_OK;
+}
+
+/* a = (dy + carry) * f'(h), from h in a; dy may be NULL */
+static void rnn_cell_backward(nnlib_activation act, float *a, const float *dy,
+                              const float *carry, int64_t width) {
+  for (int64_t j = 0; j < width; j++) {
+    float dh = carry[j] + (dy != NULL ? dy[j] : 0.0f);
+    float h = a[j];
+    float d = act == NNLIB_ACT_RELU ? (h > 0.0f ? 1.0f : 0.0f) : 1.0f - h * h;
+    a[j] = dh * d;
+  }
+}
+
+static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
+                                 const float *x, const float *y, float *dy,
+                                 float *dx, int64_t n) {
+  (void)y;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)l;
+  int64_t hsz = r->hidden, steps = r->steps;
+  float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
+  float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
+  float *carry = nnlib__recurrent_area(l, run, RNN_WS_CARRY_H);
+  memset(carry, 0, (size_t)(n * hsz) * sizeof(float));
+  for (int64_t t = steps; t-- > 0;) {
+    for (int64_t s = 0; s < n; s++)
+      rnn_cell_backward(r->nonlinearity, gates + (s * steps + t) * hsz,
+                        nnlib__recurrent_dy_at(l, dy, s, t), carry + s * hsz,
+                        hsz);
+    if (t > 0)
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n));
+  }
+  return nnlib__recurrent_finish_backward(l, run, x, gates, gates, hprev, dx,
+                                          n);
+}
+
+static const nnlib__layer_ops rnn_ops = {
+    .kind = NNLIB_LAYER_RNN,
+    .plan = rnn_plan,
+    .init = nnlib__recurrent_init,
+    .forward = rnn_forward,
+    .backward = rnn_backward,
+    .destroy = nnlib__recurrent_destroy,
+    .name = rnn_name,
+    .fuses_sgd = true,
+};
+
+nnlib_status nnlib_rnn_create(nnlib_layer **out, int64_t input_size,
+                              int64_t hidden_size,
+                              nnlib_activation nonlinearity, int with_bias,
+                              int return_sequences) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_rnn_create: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(nonlinearity == NNLIB_ACT_TANH ||
+                      nonlinearity == NNLIB_ACT_RELU,
+                  "rnn: nonlinearity is %d, must be NNLIB_ACT_TANH (%d) or "
+                  "NNLIB_ACT_RELU (%d)",
+                  (int)nonlinearity, (int)NNLIB_ACT_TANH, (int)NNLIB_ACT_RELU);
+  nnlib__recurrent_args a = {input_size, hidden_size, with_bias,
+                             return_sequences};
+  NNLIB_TRY(nnlib__recurrent_create(out, &rnn_ops, "rnn", 1, &a));
+  ((nnlib__recurrent *)*out)->nonlinearity = nonlinearity;
+  return NNLIB_OK;
+}
+
+/* ------------------------- model description and model file (codec) */
+
+/* "rnn:H" with options "tanh" (the default) or "relu", and "nobias" */
+static nnlib_status rnn_parse_spec(const nnlib__spec_item *item,
+                                   nnlib_layer **out) {
+  nnlib__recurrent_args a;
+  unsigned rest;
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 4));
+  NNLIB_TRY(nnlib__recurrent_parse_common(item, &a, &rest));
+  nnlib_activation act = NNLIB_ACT_TANH;
+  int chosen = 0;
+  for (size_t f = 2; f < item->field_count; f++) {
+    if (!(rest & (1u << f)))
+      continue;
+    bool relu = nnlib__spec_field_is(item, f, "relu");
+    if ((!relu && !nnlib__spec_field_is(item, f, "tanh")) || chosen++ > 0)
+      return nnlib__spec_error(item, "the options of rnn are one of \"tanh\" "
+                                     "or \"relu\", and \"nobias\"");
+    act = relu ? NNLIB_ACT_RELU : NNLIB_ACT_TANH;
+  }
+  return nnlib_rnn_create(out, 0, a.hidden_size, act, a.with_bias,
+                          a.return_sequences);
+}
+
+/* config: the shared 24 bytes, then u32 nonlinearity (nnlib_activation) */
+static void rnn_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  nnlib__recurrent_write_config(l, w);
+  nnlib__put_u32(w, (uint32_t)((const nnlib__recurrent *)l)->nonlinearity);
+}
+
+static nnlib_status rnn_read_config(nnlib__reader *r, nnlib_layer **out) {
+  nnlib__recurrent_args a;
+  uint32_t act;
+  NNLIB_TRY(nnlib__recurrent_read_config(r, "rnn", &a));
+  NNLIB_TRY(nnlib__get_u32(r, &act));
+  if (act != NNLIB_ACT_TANH && act != NNLIB_ACT_RELU)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "rnn: nonlinearity %u is neither tanh (%d) nor relu "
+                        "(%d)",
+                        act, (int)NNLIB_ACT_TANH, (int)NNLIB_ACT_RELU);
+  return nnlib_rnn_create(out, a.input_size, a.hidden_size,
+                          (nnlib_activation)act, a.with_bias,
+                          a.return_sequences);
+}
+
+const nnlib__layer_codec nnlib__rnn_codec = {
+    .kind = NNLIB_LAYER_RNN,
+    .spec_names = {"rnn"},
+    .parse_spec = rnn_parse_spec,
+    .write_spec = nnlib__recurrent_write_spec,
+    .write_config = rnn_write_config,
+    .read_config = rnn_read_config,
+};
