@@ -208,6 +208,70 @@ NNLIB_API nnlib_status nnlib_dense_create(nnlib_layer **out,
 NNLIB_API nnlib_status nnlib_activation_create(nnlib_layer **out,
                                                nnlib_activation kind,
                                                float param);
+
+/* Convolutional layers work on NCHW batches: a sample is [C, H, W]. Output
+ * sizes follow PyTorch (floor division):
+ *   OH = (H + 2 padding_h - dilation_h (kernel_h - 1) - 1) / stride_h + 1
+ * and likewise OW. A kernel larger than the padded input, a channel count
+ * that does not match, or an input that is not [C, H, W] is
+ * NNLIB_ERR_SHAPE_MISMATCH at compile. */
+typedef struct nnlib_conv2d_options {
+  size_t struct_size;
+  int64_t in_channels;            /* default 0: taken from the input       */
+  int64_t stride_h, stride_w;     /* default 1                             */
+  int64_t padding_h, padding_w;   /* zeros on each side; default 0         */
+  int64_t dilation_h, dilation_w; /* default 1                             */
+  int with_bias;                  /* default 1                             */
+} nnlib_conv2d_options;
+NNLIB_API nnlib_status nnlib_conv2d_options_init(
+    nnlib_conv2d_options *options);
+/* A 2-D convolution (PyTorch's Conv2d, zero padding): [C_in, H, W] ->
+ * [out_channels, OH, OW], weight [out_channels, C_in, kernel_h, kernel_w],
+ * bias [out_channels]. options NULL: the defaults. Weights start He
+ * (Kaiming) normal, std sqrt(2 / (C_in kernel_h kernel_w)); biases zero. */
+NNLIB_API nnlib_status nnlib_conv2d_create(nnlib_layer **out,
+                                           int64_t out_channels,
+                                           int64_t kernel_h, int64_t kernel_w,
+                                           const nnlib_conv2d_options *options);
+
+typedef struct nnlib_pool2d_options {
+  size_t struct_size;
+  int64_t stride_h, stride_w;   /* default 0: the kernel size (PyTorch)   */
+  int64_t padding_h, padding_w; /* default 0; at most half the kernel      */
+} nnlib_pool2d_options;
+NNLIB_API nnlib_status nnlib_pool2d_options_init(
+    nnlib_pool2d_options *options);
+/* Pooling over kernel_h x kernel_w windows of each channel: kind is
+ * NNLIB_LAYER_MAXPOOL2D, NNLIB_LAYER_MINPOOL2D (padding never wins) or
+ * NNLIB_LAYER_AVGPOOL2D (divides by the whole window, padding included, like
+ * PyTorch's count_include_pad). [C, H, W] -> [C, OH, OW] (dilation 1).
+ * Backward routes each gradient to the selected element (max, min; the
+ * first one on ties) or spreads it over the window (average). */
+NNLIB_API nnlib_status nnlib_pool2d_create(nnlib_layer **out,
+                                           nnlib_layer_kind kind,
+                                           int64_t kernel_h, int64_t kernel_w,
+                                           const nnlib_pool2d_options *options);
+/* Global average pooling: [C, H, W] -> [C], the mean of each channel. */
+NNLIB_API nnlib_status nnlib_global_avgpool_create(nnlib_layer **out);
+/* Batch normalisation per channel of [C, ...] samples: over the batch and
+ * the positions of [C, H, W] feature maps (PyTorch's BatchNorm2d), over the
+ * batch for [C] features (BatchNorm1d). Training: y = gamma (x - mean) /
+ * sqrt(var + epsilon) + beta with the batch's mean and biased variance, and
+ * running = (1 - momentum) running + momentum batch (unbiased variance;
+ * a batch of one value per channel leaves them as they are). Inference
+ * (predict, evaluate, workspaces): the running statistics. Parameters
+ * weight (gamma, init 1) and bias (beta, init 0) [C]; buffers running_mean
+ * (init 0) and running_var (init 1) [C]. PyTorch's defaults: momentum 0.1,
+ * epsilon 1e-5. */
+NNLIB_API nnlib_status nnlib_batchnorm_create(nnlib_layer **out,
+                                              float momentum, float epsilon);
+/* Inverted dropout: in training each element is zeroed with probability
+ * `rate` (0 <= rate < 1) and the others are scaled by 1 / (1 - rate); the
+ * mask comes from the model's seeded generator. Identity in inference. */
+NNLIB_API nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate);
+/* [d0, d1, ...] -> [d0 * d1 * ...], e.g. between convolutional and dense
+ * layers (dense layers also flatten their input themselves). */
+NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
 /* Recurrent layers over sequences: a sample is [T, F] (T steps of F
  * features; batches [N, T, F], batch first), and the output is the hidden
  * state h_t of every step, [T, H] (return_sequences = 1, stackable: it feeds
@@ -277,6 +341,15 @@ NNLIB_API nnlib_status nnlib_layer_get_param(nnlib_layer *layer, size_t index,
 /* "weight", "bias", ...; NULL for an index out of range. */
 NNLIB_API const char *nnlib_layer_get_param_name(const nnlib_layer *layer,
                                                  size_t index);
+/* Buffers: state that is not trained but that inference needs and model
+ * files keep (batchnorm: running_mean, running_var). Count, the i-th buffer
+ * (borrowed, writable, after compile; NNLIB_ERR_OUT_OF_RANGE for a bad
+ * index) and its name (NULL out of range). */
+NNLIB_API size_t nnlib_layer_get_buffer_count(const nnlib_layer *layer);
+NNLIB_API nnlib_status nnlib_layer_get_buffer(nnlib_layer *layer, size_t index,
+                                              nnlib_tensor **value);
+NNLIB_API const char *nnlib_layer_get_buffer_name(const nnlib_layer *layer,
+                                                  size_t index);
 
 /* ------------------------------------------------------------ optimizers */
 
@@ -543,6 +616,9 @@ typedef struct nnlib_gradcheck_options {
   int random_direction;      /* 1: one directional derivative over all
                                 parameters; 0 (default): every scalar      */
   uint64_t seed;             /* for the random direction                   */
+  int inference;             /* 1: check the inference-mode function
+                                (dropout off, batchnorm on its running
+                                statistics); 0 (default): training mode   */
 } nnlib_gradcheck_options;
 
 NNLIB_API nnlib_status nnlib_gradcheck_options_init(
@@ -552,7 +628,10 @@ NNLIB_API nnlib_status nnlib_gradcheck_options_init(
  * from float losses. Per parameter tensor the error is the normwise relative
  * error |g_bp - g_fd| / max(|g_bp| + |g_fd|, 1e-12); *max_rel_error is the
  * worst over all tensors (or the directional one). Parameters are restored
- * exactly afterwards. Needs a compiled model with a loss. */
+ * exactly afterwards. Needs a compiled model with a loss. Every pass starts
+ * from the generator state the check began with, so dropout draws the same
+ * masks in each, and layer buffers (batchnorm running statistics) and the
+ * generator are restored afterwards: the check leaves the model as it was. */
 NNLIB_API nnlib_status nnlib_model_gradcheck(
     nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
     const nnlib_gradcheck_options *options, double *max_rel_error);

@@ -209,6 +209,9 @@ nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
 /* Declares parameter i with a shape (called from plan). */
 void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
                                 const int64_t *shape, size_t rank);
+/* Declares buffer i (state inference needs, see `buffers`) from plan. */
+void nnlib__layer_declare_buffer(nnlib_layer *l, const char *name,
+                                 const int64_t *shape, size_t rank);
 
 /* Activation kernels, shared between the activation layer and the dense
  * layer's fused pass. Elementwise kinds only (not softmax). */
@@ -344,6 +347,31 @@ typedef struct nnlib__layer_codec {
 
 extern const nnlib__layer_codec nnlib__dense_codec;
 extern const nnlib__layer_codec nnlib__activation_codec;
+extern const nnlib__layer_codec nnlib__conv2d_codec;
+extern const nnlib__layer_codec nnlib__maxpool2d_codec;
+extern const nnlib__layer_codec nnlib__minpool2d_codec;
+extern const nnlib__layer_codec nnlib__avgpool2d_codec;
+extern const nnlib__layer_codec nnlib__global_avgpool_codec;
+extern const nnlib__layer_codec nnlib__batchnorm_codec;
+extern const nnlib__layer_codec nnlib__dropout_codec;
+extern const nnlib__layer_codec nnlib__flatten_codec;
+
+/* What conv2d and the pools share (src/layers/spatial.c). Output length of
+ * one spatial axis, floor((in + 2 pad - dilation (kernel - 1) - 1) / stride)
+ * + 1, or 0 when the dilated kernel does not fit the padded input. */
+int64_t nnlib__window_out(int64_t in, int64_t kernel, int64_t stride,
+                          int64_t pad, int64_t dilation);
+/* Description field `field` after its first `skip` characters as `count`
+ * integers in [min, max] separated by 'x' ("32x5x5"); with `square`, a
+ * single integer stands for all of them ("2" is "2x2"). */
+nnlib_status nnlib__spec_dims(const nnlib__spec_item *item, size_t field,
+                              size_t skip, size_t count, bool square,
+                              int64_t min, int64_t max, int64_t *out);
+/* ":<prefix>A" when a == b, else ":<prefix>AxB". */
+void nnlib__text_append_pair(nnlib__text *t, const char *prefix, int64_t a,
+                             int64_t b);
+/* "[3, 28, 28]" into buf, for messages. */
+void nnlib__shape_text(const nnlib__shape *s, char *buf, size_t size);
 
 /* The recurrent layers (src/layers/rnn.c, lstm.c, gru.c; what they share
  * is in src/layers/recurrent.c). */
@@ -444,6 +472,9 @@ struct nnlib_model {
    * optimizers and reductions walk one array. */
   float *params, *grads;
   int64_t param_size;
+  /* every layer's buffers (batchnorm running statistics), one block too */
+  float *layer_state;
+  int64_t layer_state_size;
   nnlib__buffers bufs;      /* activations and workspaces of training */
   /* two ping-pong gradient buffers of max_batch * largest layer size */
   float *grad_a, *grad_b;
@@ -476,6 +507,12 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
                                        const float *target,
                                        bool target_is_index, int64_t n,
                                        double *loss);
+/* The same in training mode or, for nnlib_model_gradcheck's inference
+ * option, in inference mode (after an inference-mode forward). */
+nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
+                                            const float *target,
+                                            bool target_is_index, int64_t n,
+                                            bool training, double *loss);
 /* Checks a batch tensor against the model: rank >= 1, per-sample size equal
  * to the input size, 1 <= N <= limit (limit 0: no limit). */
 nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,

@@ -785,6 +785,7 @@ static void m_head_trailing(parts *p) {
 }
 static void m_kind255(parts *p) { wr32(p->payload[ARCH] + A_KIND0, 255); }
 static void m_kind_conv(parts *p) {
+  /* a known kind with dense's 20-byte config: conv2d reads 84 */
   wr32(p->payload[ARCH] + A_KIND0, NNLIB_LAYER_CONV2D);
 }
 static void m_config_long(parts *p) {
@@ -905,7 +906,8 @@ static const crafted_case crafted[] = {
     {"head trailing", m_head_trailing, NNLIB_ERR_CORRUPT_FILE,
      "4 trailing bytes in the header section"},
     {"kind 255", m_kind255, NNLIB_ERR_CORRUPT_FILE, "unknown kind 255"},
-    {"kind conv2d", m_kind_conv, NNLIB_ERR_CORRUPT_FILE, "unknown kind 3"},
+    {"kind conv2d", m_kind_conv, NNLIB_ERR_CORRUPT_FILE,
+     "layer 0 config ends early"},
     {"config long", m_config_long, NNLIB_ERR_CORRUPT_FILE,
      "config of 2147483647 bytes"},
     {"config short", m_config_short, NNLIB_ERR_CORRUPT_FILE,

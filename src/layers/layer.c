@@ -21,6 +21,18 @@ void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
   }
 }
 
+void nnlib__layer_declare_buffer(nnlib_layer *l, const char *name,
+                                 const int64_t *shape, size_t rank) {
+  nnlib__param *p = &l->buffers[l->buffer_count++];
+  p->name = name;
+  p->shape.rank = rank;
+  p->size = 1;
+  for (size_t i = 0; i < rank; i++) {
+    p->shape.dims[i] = shape[i];
+    p->size *= shape[i];
+  }
+}
+
 int64_t nnlib__shape_numel(const nnlib__shape *s) {
   int64_t n = 1;
   for (size_t i = 0; i < s->rank; i++)
@@ -85,6 +97,31 @@ const char *nnlib_layer_get_param_name(const nnlib_layer *l, size_t index) {
   if (l == NULL || index >= l->param_count)
     return NULL;
   return l->params[index].name;
+}
+
+size_t nnlib_layer_get_buffer_count(const nnlib_layer *l) {
+  return l ? l->buffer_count : 0;
+}
+
+nnlib_status nnlib_layer_get_buffer(nnlib_layer *l, size_t index,
+                                    nnlib_tensor **value) {
+  NNLIB_CHECK_ARG(l != NULL && value != NULL,
+                  "nnlib_layer_get_buffer: layer or value is NULL");
+  if (!l->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "%s: buffers exist after compile", l->ops->name(l));
+  if (index >= l->buffer_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "%s: buffer %zu requested, layer has %zu",
+                        l->ops->name(l), index, l->buffer_count);
+  *value = &l->buffers[index].value;
+  return NNLIB_OK;
+}
+
+const char *nnlib_layer_get_buffer_name(const nnlib_layer *l, size_t index) {
+  if (l == NULL || index >= l->buffer_count)
+    return NULL;
+  return l->buffers[index].name;
 }
 
 nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,

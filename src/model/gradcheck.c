@@ -22,11 +22,14 @@ typedef struct probe {
   const float *x, *t;
   bool is_index;
   int64_t n;
+  bool training;
+  nnlib__rng start; /* every pass draws from here: one dropout mask */
 } probe;
 
 static nnlib_status loss_at(const probe *p, double *loss) {
   const float *out;
-  NNLIB_TRY(nnlib__model_run_forward(p->m, p->x, p->n, true, &out));
+  p->m->rng = p->start;
+  NNLIB_TRY(nnlib__model_run_forward(p->m, p->x, p->n, p->training, &out));
   return nnlib__loss(p->m->loss, out, p->t, p->is_index, NULL, p->n,
                      p->m->output_size, loss);
 }
@@ -116,20 +119,29 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
                                 "nnlib_gradcheck_options"));
   NNLIB_CHECK_ARG(isfinite(o.step) && o.step > 0.0f,
                   "gradcheck: step %g must be > 0", (double)o.step);
-  probe p = {m, NULL, NULL, false, 0};
+  NNLIB_CHECK_ARG(o.inference == 0 || o.inference == 1,
+                  "gradcheck: inference is %d, must be 0 or 1", o.inference);
+  probe p = {m, NULL, NULL, false, 0, o.inference == 0, m->rng};
   NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n));
   NNLIB_TRY(nnlib__check_target(m, target, p.n, &p.is_index));
   p.x = x->data;
   p.t = target->data;
-  /* g_bp, then the saved parameters and the direction */
-  float *work = nnlib__calloc((size_t)m->param_size * 3 + 1, sizeof(float));
+  /* g_bp, the saved parameters, the direction, the saved layer buffers */
+  size_t floats = (size_t)m->param_size * 3 + (size_t)m->layer_state_size;
+  float *work = nnlib__calloc(floats + 1, sizeof(float));
   if (work == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "gradcheck: no memory");
+  float *state = work + (size_t)m->param_size * 3;
+  size_t state_bytes = (size_t)m->layer_state_size * sizeof(float);
+  if (state_bytes > 0) /* training passes move running statistics */
+    memcpy(state, m->layer_state, state_bytes);
   double loss;
   const float *out;
-  nnlib_status st = nnlib__model_run_forward(m, p.x, p.n, true, &out);
+  m->rng = p.start;
+  nnlib_status st = nnlib__model_run_forward(m, p.x, p.n, p.training, &out);
   if (st == NNLIB_OK)
-    st = nnlib__model_run_backward(m, p.x, p.t, p.is_index, p.n, &loss);
+    st = nnlib__model_run_backward_mode(m, p.x, p.t, p.is_index, p.n,
+                                        p.training, &loss);
   if (st == NNLIB_OK) {
     float *g_bp = work, *saved = work + m->param_size;
     memcpy(g_bp, m->grads, (size_t)m->param_size * sizeof(float));
@@ -138,6 +150,9 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
              ? check_direction(&p, g_bp, saved, o.step, o.seed, max_rel_error)
              : check_every_scalar(&p, g_bp, o.step, max_rel_error);
   }
+  m->rng = p.start;
+  if (state_bytes > 0)
+    memcpy(m->layer_state, state, state_bytes);
   nnlib__free(work);
   return st;
 }

@@ -18,6 +18,8 @@ nnlib_status nnlib_model_create(nnlib_model **out) {
 static void release_plan(nnlib_model *m) {
   nnlib__free(m->params);
   nnlib__free(m->grads);
+  nnlib__free(m->layer_state);
+  m->layer_state = NULL;
   nnlib__buffers_free(&m->bufs);
   nnlib__free(m->grad_a);
   nnlib__free(m->grad_b);
@@ -149,6 +151,28 @@ static nnlib_status alloc_params(nnlib_model *m) {
   return NNLIB_OK;
 }
 
+/* Layer buffers (untrained state such as running statistics): one flat
+ * block, views like the parameters; the layers' init fills them. */
+static nnlib_status alloc_layer_state(nnlib_model *m) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m->layer_count; i++)
+    for (size_t b = 0; b < m->layers[i]->buffer_count; b++)
+      NNLIB_TRY(sum_checked(&total, m->layers[i]->buffers[b].size));
+  m->layer_state_size = total;
+  NNLIB_TRY(alloc_floats(&m->layer_state, total, "layer buffers"));
+  int64_t offset = 0;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    for (size_t b = 0; b < l->buffer_count; b++) {
+      nnlib__param *buf = &l->buffers[b];
+      nnlib__tensor_view(&buf->value, m->layer_state + offset,
+                         buf->shape.dims, buf->shape.rank);
+      offset += buf->size;
+    }
+  }
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b) {
   int64_t total = 0;
   for (size_t i = 0; i < m->layer_count; i++) {
@@ -244,6 +268,7 @@ static nnlib_status compile_plan(nnlib_model *m, nnlib_optimizer *opt) {
   if (nnlib__mul_overflows(m->output_size, m->max_batch, &output_floats))
     return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: output buffer overflows");
   NNLIB_TRY(alloc_params(m));
+  NNLIB_TRY(alloc_layer_state(m));
   NNLIB_TRY(alloc_buffers(m));
   if (opt != NULL)
     NNLIB_TRY(nnlib__optimizer_attach(opt, m->param_size));

@@ -92,6 +92,14 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
                                        const float *target,
                                        bool target_is_index, int64_t n,
                                        double *loss) {
+  return nnlib__model_run_backward_mode(m, x, target, target_is_index, n,
+                                        true, loss);
+}
+
+nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
+                                            const float *target,
+                                            bool target_is_index, int64_t n,
+                                            bool training, double *loss) {
   const float *y = m->bufs.acts[m->layer_count - 1];
   float *dy = m->grad_a, *dx = m->grad_b;
   NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
@@ -107,8 +115,8 @@ nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
     if (l->fused_away)
       continue;
     const float *in = i == 0 ? x : m->bufs.acts[i - 1];
-    nnlib__run run = {true, m->bufs.workspace[i], &m->rng, m->sgd_fused,
-                      m->sgd_lr};
+    nnlib__run run = {training, m->bufs.workspace[i],
+                      training ? &m->rng : NULL, m->sgd_fused, m->sgd_lr};
     nnlib__profile_mark mark = {0.0, 0.0};
     if (m->profiling)
       mark = nnlib__profile_start();

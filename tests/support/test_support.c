@@ -48,11 +48,13 @@ void ts_fill_uniform(float *v, int64_t n, float lo, float hi,
 }
 
 static ts_alloc_stats *stats_now;
+static int fail_persistent; /* ts_alloc_fail_persistent */
 
 static void *counting_alloc(size_t size, size_t alignment, void *user) {
   ts_alloc_stats *s = user;
   s->allocs++;
-  if (s->fail_at != 0 && s->allocs == s->fail_at)
+  if (s->fail_at != 0 && (s->allocs == s->fail_at ||
+                          (fail_persistent && s->allocs > s->fail_at)))
     return NULL;
   size_t rounded = (size + alignment - 1) / alignment * alignment;
   void *p = aligned_alloc(alignment, rounded);
@@ -77,7 +79,10 @@ void ts_alloc_install(ts_alloc_stats *stats) {
   ASSERT_OK(nnlib_set_allocator(&a));
 }
 
+void ts_alloc_fail_persistent(int on) { fail_persistent = on; }
+
 void ts_alloc_uninstall(void) {
   stats_now = NULL;
+  fail_persistent = 0;
   nnlib_set_allocator(NULL);
 }

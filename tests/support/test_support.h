@@ -58,5 +58,8 @@ typedef struct ts_alloc_stats {
 } ts_alloc_stats;
 void ts_alloc_install(ts_alloc_stats *stats);
 void ts_alloc_uninstall(void);
+/* on = 1: once allocation fail_at has failed, every later one fails too
+ * (SQLite's persistent mode); reset by ts_alloc_uninstall. */
+void ts_alloc_fail_persistent(int on);
 
 #endif

@@ -15,6 +15,8 @@ from .errors import Error, Status
 from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
                      LayerKind, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus,
                      Step, Tanh)
+from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
+                     GlobalAvgPool, MaxPool2d, MinPool2d)
 from .model import (SAVE_OPTIMIZER, Loss, Model, Progress, Workspace,
                     model_file_info)
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,

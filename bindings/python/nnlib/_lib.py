@@ -105,6 +105,31 @@ class GradcheckOptions(ctypes.Structure):
         ("step", ctypes.c_float),
         ("random_direction", ctypes.c_int),
         ("seed", ctypes.c_uint64),
+        ("inference", ctypes.c_int),
+    ]
+
+
+class Conv2dOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("in_channels", ctypes.c_int64),
+        ("stride_h", ctypes.c_int64),
+        ("stride_w", ctypes.c_int64),
+        ("padding_h", ctypes.c_int64),
+        ("padding_w", ctypes.c_int64),
+        ("dilation_h", ctypes.c_int64),
+        ("dilation_w", ctypes.c_int64),
+        ("with_bias", ctypes.c_int),
+    ]
+
+
+class Pool2dOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("stride_h", ctypes.c_int64),
+        ("stride_w", ctypes.c_int64),
+        ("padding_h", ctypes.c_int64),
+        ("padding_w", ctypes.c_int64),
     ]
 
 
@@ -152,6 +177,8 @@ STRUCTS = {
     "nnlib_layer_profile": LayerProfile,
     "nnlib_gradcheck_options": GradcheckOptions,
     "nnlib_layer_profile": LayerProfile,
+    "nnlib_conv2d_options": Conv2dOptions,
+    "nnlib_pool2d_options": Pool2dOptions,
 }
 
 # ----------------------------------------------------------------- types
@@ -195,6 +222,10 @@ C_TYPES = {
     "const nnlib_fit_options *": _P(FitOptions),
     "nnlib_gradcheck_options *": _P(GradcheckOptions),
     "const nnlib_gradcheck_options *": _P(GradcheckOptions),
+    "nnlib_conv2d_options *": _P(Conv2dOptions),
+    "const nnlib_conv2d_options *": _P(Conv2dOptions),
+    "nnlib_pool2d_options *": _P(Pool2dOptions),
+    "const nnlib_pool2d_options *": _P(Pool2dOptions),
     "nnlib_model_file_info *": _P(ModelFileInfo),
     "nnlib_layer_profile *": _P(LayerProfile),
     "nnlib_layer_profile *": _P(LayerProfile),
@@ -243,6 +274,19 @@ SIGNATURES = {
                            ["nnlib_layer **", "int64_t", "int64_t", "int"]),
     "nnlib_activation_create": ("nnlib_status", ["nnlib_layer **",
                                                  "nnlib_activation", "float"]),
+    "nnlib_conv2d_options_init": ("nnlib_status", ["nnlib_conv2d_options *"]),
+    "nnlib_conv2d_create": ("nnlib_status", [
+        "nnlib_layer **", "int64_t", "int64_t", "int64_t",
+        "const nnlib_conv2d_options *"]),
+    "nnlib_pool2d_options_init": ("nnlib_status", ["nnlib_pool2d_options *"]),
+    "nnlib_pool2d_create": ("nnlib_status", [
+        "nnlib_layer **", "nnlib_layer_kind", "int64_t", "int64_t",
+        "const nnlib_pool2d_options *"]),
+    "nnlib_global_avgpool_create": ("nnlib_status", ["nnlib_layer **"]),
+    "nnlib_batchnorm_create": ("nnlib_status",
+                               ["nnlib_layer **", "float", "float"]),
+    "nnlib_dropout_create": ("nnlib_status", ["nnlib_layer **", "float"]),
+    "nnlib_flatten_create": ("nnlib_status", ["nnlib_layer **"]),
     "nnlib_rnn_create": ("nnlib_status", [
         "nnlib_layer **", "int64_t", "int64_t", "nnlib_activation", "int",
         "int"]),
@@ -262,6 +306,11 @@ SIGNATURES = {
         "nnlib_layer *", "size_t", "nnlib_tensor **", "nnlib_tensor **"]),
     "nnlib_layer_get_param_name": ("const char *",
                                    ["const nnlib_layer *", "size_t"]),
+    "nnlib_layer_get_buffer_count": ("size_t", ["const nnlib_layer *"]),
+    "nnlib_layer_get_buffer": ("nnlib_status", [
+        "nnlib_layer *", "size_t", "nnlib_tensor **"]),
+    "nnlib_layer_get_buffer_name": ("const char *",
+                                    ["const nnlib_layer *", "size_t"]),
     # optimizers
     "nnlib_optimizer_options_init": ("nnlib_status", [
         "nnlib_optimizer_options *", "nnlib_optimizer_kind"]),

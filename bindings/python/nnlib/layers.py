@@ -184,6 +184,52 @@ class Layer:
         """{name: copy} of every parameter."""
         return {n: self.get_param(i) for i, n in enumerate(self.param_names)}
 
+    @property
+    def buffer_names(self):
+        """Untrained state the layer keeps (batchnorm: running_mean,
+        running_var)."""
+        ptr = self._ptr()
+        return [lib.nnlib_layer_get_buffer_name(ptr, i).decode()
+                for i in range(lib.nnlib_layer_get_buffer_count(ptr))]
+
+    def buffer_view(self, key):
+        """Writable numpy view of a buffer (index or name) in the model's
+        memory, after compile."""
+        names = self.buffer_names
+        if isinstance(key, str):
+            if key not in names:
+                raise errors.OutOfRangeError(
+                    "%s has no buffer %r (it has %s)"
+                    % (self.name, key, ", ".join(names) or "none"),
+                    code=errors.Status.OUT_OF_RANGE)
+            key = names.index(key)
+        tensor = ctypes.c_void_p()
+        check(lib.nnlib_layer_get_buffer(self._ptr(), int(key),
+                                         ctypes.byref(tensor)))
+        rank = lib.nnlib_tensor_get_rank(tensor.value)
+        shape = [lib.nnlib_tensor_get_dim(tensor.value, i)
+                 for i in range(rank)]
+        address = ctypes.cast(lib.nnlib_tensor_get_data(tensor.value),
+                              ctypes.c_void_p).value
+        return float_view(self._model if self._model is not None else self,
+                          address, shape)
+
+    def get_buffer(self, key):
+        """A copy of a buffer, by index or name."""
+        return self.buffer_view(key).copy()
+
+    def set_buffer(self, key, value):
+        """Copies `value` into a buffer (e.g. PyTorch's running_var)."""
+        import numpy as np
+        view = self.buffer_view(key)
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != view.shape:
+            raise errors.ShapeMismatchError(
+                "%s buffer %r has shape %s, got %s"
+                % (self.name, key, view.shape, value.shape),
+                code=errors.Status.SHAPE_MISMATCH)
+        view[...] = value
+
     weight = property(lambda self: self.get_param("weight"),
                       lambda self, v: self.set_param("weight", v),
                       doc="Copy of the weight; assigning copies in.")
@@ -262,8 +308,110 @@ class LeakyReLU(Activation):
         super().__init__(ActivationKind.LEAKY_RELU, slope)
 
 
+def _pair(v):
+    """An int or an (h, w) pair, as two ints."""
+    if isinstance(v, (tuple, list)):
+        h, w = v
+        return int(h), int(w)
+    return int(v), int(v)
+
+
+class Conv2d(Layer):
+    """2-D convolution over NCHW samples [C, H, W] (PyTorch's Conv2d):
+    weight [out_channels, C, kH, kW], bias [out_channels]. kernel_size,
+    stride, padding, dilation: an int or an (h, w) pair; in_channels 0
+    takes C from the input at compile."""
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True, in_channels=0):
+        from ._lib import Conv2dOptions
+        o = Conv2dOptions()
+        check(lib.nnlib_conv2d_options_init(ctypes.byref(o)))
+        o.in_channels = int(in_channels)
+        o.stride_h, o.stride_w = _pair(stride)
+        o.padding_h, o.padding_w = _pair(padding)
+        o.dilation_h, o.dilation_w = _pair(dilation)
+        o.with_bias = int(bool(bias))
+        kh, kw = _pair(kernel_size)
+        super().__init__(_create("nnlib_conv2d_create", int(out_channels),
+                                 kh, kw, ctypes.byref(o)))
+
+
+def _pool(kind, kernel_size, stride, padding):
+    from ._lib import Pool2dOptions
+    o = Pool2dOptions()
+    check(lib.nnlib_pool2d_options_init(ctypes.byref(o)))
+    o.stride_h, o.stride_w = _pair(stride if stride is not None else 0)
+    o.padding_h, o.padding_w = _pair(padding)
+    kh, kw = _pair(kernel_size)
+    return _create("nnlib_pool2d_create", int(kind), kh, kw, ctypes.byref(o))
+
+
+class MaxPool2d(Layer):
+    """Max over kernel windows of each channel; stride None: the kernel."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(_pool(LayerKind.MAXPOOL2D, kernel_size, stride,
+                               padding))
+
+
+class MinPool2d(Layer):
+    """Min over kernel windows of each channel; stride None: the kernel."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(_pool(LayerKind.MINPOOL2D, kernel_size, stride,
+                               padding))
+
+
+class AvgPool2d(Layer):
+    """Mean over kernel windows (padding counted, like PyTorch's default);
+    stride None: the kernel."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(_pool(LayerKind.AVGPOOL2D, kernel_size, stride,
+                               padding))
+
+
+class GlobalAvgPool(Layer):
+    """[C, H, W] -> [C]: the mean of each channel."""
+
+    def __init__(self):
+        super().__init__(_create("nnlib_global_avgpool_create"))
+
+
+class BatchNorm(Layer):
+    """Batch normalisation per channel (BatchNorm2d on [C, H, W],
+    BatchNorm1d on [C]); running statistics in inference."""
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        super().__init__(_create("nnlib_batchnorm_create", float(momentum),
+                                 float(eps)))
+
+
+class Dropout(Layer):
+    """Inverted dropout with rate p in training; identity in inference."""
+
+    def __init__(self, p=0.5):
+        super().__init__(_create("nnlib_dropout_create", float(p)))
+
+
+class Flatten(Layer):
+    """[d0, d1, ...] -> [d0 * d1 * ...] per sample."""
+
+    def __init__(self):
+        super().__init__(_create("nnlib_flatten_create"))
+
+
 #: nnlib_layer_kind -> class, for layers read back from a model
 _KINDS = {
     LayerKind.DENSE: Dense,
     LayerKind.ACTIVATION: Activation,
+    LayerKind.CONV2D: Conv2d,
+    LayerKind.MAXPOOL2D: MaxPool2d,
+    LayerKind.MINPOOL2D: MinPool2d,
+    LayerKind.AVGPOOL2D: AvgPool2d,
+    LayerKind.GLOBAL_AVGPOOL: GlobalAvgPool,
+    LayerKind.BATCHNORM: BatchNorm,
+    LayerKind.DROPOUT: Dropout,
+    LayerKind.FLATTEN: Flatten,
 }

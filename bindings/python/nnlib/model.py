@@ -410,15 +410,18 @@ class Model:
         out["fused"] = bool(out["fused"])
         return out
 
-    def gradcheck(self, x, y, step=None, random_direction=False, seed=0):
+    def gradcheck(self, x, y, step=None, random_direction=False, seed=0,
+                  inference=False):
         """Worst normwise relative error between backprop and central
-        finite differences."""
+        finite differences; inference=True checks the inference-mode
+        function (dropout off, batchnorm on running statistics)."""
         opts = _lib.GradcheckOptions()
         check(lib.nnlib_gradcheck_options_init(ctypes.byref(opts)))
         if step is not None:
             opts.step = float(step)
         opts.random_direction = int(bool(random_direction))
         opts.seed = int(seed)
+        opts.inference = int(bool(inference))
         err = ctypes.c_double()
         with self._lock:
             ptr = self._running("gradcheck")

@@ -101,6 +101,30 @@ pub const NNLIB_ACT_LEAKY_RELU: nnlib_activation = 5;
 pub const NNLIB_ACT_SOFTPLUS: nnlib_activation = 6;
 pub const NNLIB_ACT_SOFTMAX: nnlib_activation = 7;
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_conv2d_options {
+    pub struct_size: usize,
+    pub in_channels: i64,
+    pub stride_h: i64,
+    pub stride_w: i64,
+    pub padding_h: i64,
+    pub padding_w: i64,
+    pub dilation_h: i64,
+    pub dilation_w: i64,
+    pub with_bias: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_pool2d_options {
+    pub struct_size: usize,
+    pub stride_h: i64,
+    pub stride_w: i64,
+    pub padding_h: i64,
+    pub padding_w: i64,
+}
+
 // --------------------------------------------------------------- optimizers
 
 opaque!(nnlib_optimizer);
@@ -200,6 +224,7 @@ pub struct nnlib_gradcheck_options {
     pub step: f32,
     pub random_direction: c_int,
     pub seed: u64,
+    pub inference: c_int,
 }
 
 // -------------------------------------------------------------- model files
@@ -267,6 +292,14 @@ extern "C" {
     // layers
     pub fn nnlib_dense_create(out: *mut *mut nnlib_layer, in_features: i64, out_features: i64, with_bias: c_int) -> nnlib_status;
     pub fn nnlib_activation_create(out: *mut *mut nnlib_layer, kind: nnlib_activation, param: f32) -> nnlib_status;
+    pub fn nnlib_conv2d_options_init(options: *mut nnlib_conv2d_options) -> nnlib_status;
+    pub fn nnlib_conv2d_create(out: *mut *mut nnlib_layer, out_channels: i64, kernel_h: i64, kernel_w: i64, options: *const nnlib_conv2d_options) -> nnlib_status;
+    pub fn nnlib_pool2d_options_init(options: *mut nnlib_pool2d_options) -> nnlib_status;
+    pub fn nnlib_pool2d_create(out: *mut *mut nnlib_layer, kind: nnlib_layer_kind, kernel_h: i64, kernel_w: i64, options: *const nnlib_pool2d_options) -> nnlib_status;
+    pub fn nnlib_global_avgpool_create(out: *mut *mut nnlib_layer) -> nnlib_status;
+    pub fn nnlib_batchnorm_create(out: *mut *mut nnlib_layer, momentum: f32, epsilon: f32) -> nnlib_status;
+    pub fn nnlib_dropout_create(out: *mut *mut nnlib_layer, rate: f32) -> nnlib_status;
+    pub fn nnlib_flatten_create(out: *mut *mut nnlib_layer) -> nnlib_status;
     pub fn nnlib_rnn_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, nonlinearity: nnlib_activation, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
     pub fn nnlib_lstm_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
     pub fn nnlib_gru_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
@@ -278,6 +311,9 @@ extern "C" {
     pub fn nnlib_layer_get_param_count(layer: *const nnlib_layer) -> usize;
     pub fn nnlib_layer_get_param(layer: *mut nnlib_layer, index: usize, value: *mut *mut nnlib_tensor, grad: *mut *mut nnlib_tensor) -> nnlib_status;
     pub fn nnlib_layer_get_param_name(layer: *const nnlib_layer, index: usize) -> *const c_char;
+    pub fn nnlib_layer_get_buffer_count(layer: *const nnlib_layer) -> usize;
+    pub fn nnlib_layer_get_buffer(layer: *mut nnlib_layer, index: usize, value: *mut *mut nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_layer_get_buffer_name(layer: *const nnlib_layer, index: usize) -> *const c_char;
 
     // optimizers
     pub fn nnlib_optimizer_options_init(options: *mut nnlib_optimizer_options, kind: nnlib_optimizer_kind) -> nnlib_status;

@@ -79,6 +79,32 @@ impl Activation {
     }
 }
 
+/// What `Layer::conv2d` takes besides the channels and the kernel
+/// (pairs are (height, width)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// 0: taken from the input at compile.
+    pub in_channels: i64,
+    pub stride: (i64, i64),
+    pub padding: (i64, i64),
+    pub dilation: (i64, i64),
+    pub bias: bool,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions { in_channels: 0, stride: (1, 1), padding: (0, 0), dilation: (1, 1), bias: true }
+    }
+}
+
+/// The pooling layers of `Layer::pool2d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Min,
+    Average,
+}
+
 /// A layer not yet added to a model; freed on drop.
 pub struct Layer {
     raw: *mut sys::nnlib_layer,
@@ -134,6 +160,69 @@ impl Layer {
     }
     pub fn softmax() -> Result<Layer> {
         Layer::activation(Activation::Softmax, 0.0)
+    }
+
+    /// A 2-D convolution over NCHW samples [C, H, W] (PyTorch's Conv2d):
+    /// weight [out_channels, C, kernel.0, kernel.1], bias [out_channels].
+    pub fn conv2d(out_channels: i64, kernel: (i64, i64), options: Conv2dOptions) -> Result<Layer> {
+        // SAFETY: init fills a valid struct; the pointers live for the calls.
+        unsafe {
+            let mut o: sys::nnlib_conv2d_options = std::mem::zeroed();
+            check(sys::nnlib_conv2d_options_init(&mut o))?;
+            o.in_channels = options.in_channels;
+            (o.stride_h, o.stride_w) = options.stride;
+            (o.padding_h, o.padding_w) = options.padding;
+            (o.dilation_h, o.dilation_w) = options.dilation;
+            o.with_bias = options.bias as i32;
+            Layer::create(|out| sys::nnlib_conv2d_create(out, out_channels, kernel.0, kernel.1, &o))
+        }
+    }
+
+    /// Max, min or average pooling over `kernel` windows of each channel;
+    /// `stride` None: the kernel.
+    pub fn pool2d(kind: PoolKind, kernel: (i64, i64), stride: Option<(i64, i64)>, padding: (i64, i64)) -> Result<Layer> {
+        let code = match kind {
+            PoolKind::Max => sys::NNLIB_LAYER_MAXPOOL2D,
+            PoolKind::Min => sys::NNLIB_LAYER_MINPOOL2D,
+            PoolKind::Average => sys::NNLIB_LAYER_AVGPOOL2D,
+        };
+        // SAFETY: as for conv2d.
+        unsafe {
+            let mut o: sys::nnlib_pool2d_options = std::mem::zeroed();
+            check(sys::nnlib_pool2d_options_init(&mut o))?;
+            (o.stride_h, o.stride_w) = stride.unwrap_or((0, 0));
+            (o.padding_h, o.padding_w) = padding;
+            Layer::create(|out| sys::nnlib_pool2d_create(out, code, kernel.0, kernel.1, &o))
+        }
+    }
+
+    /// Max pooling with a square kernel and stride.
+    pub fn max_pool2d(kernel: i64) -> Result<Layer> {
+        Layer::pool2d(PoolKind::Max, (kernel, kernel), None, (0, 0))
+    }
+
+    /// [C, H, W] -> [C], the mean of each channel.
+    pub fn global_avg_pool() -> Result<Layer> {
+        // SAFETY: out is a valid pointer to a handle slot.
+        Layer::create(|out| unsafe { sys::nnlib_global_avgpool_create(out) })
+    }
+
+    /// Batch normalisation per channel; PyTorch's defaults are 0.1, 1e-5.
+    pub fn batch_norm(momentum: f32, epsilon: f32) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_batchnorm_create(out, momentum, epsilon) })
+    }
+
+    /// Inverted dropout in training, identity in inference.
+    pub fn dropout(rate: f32) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_dropout_create(out, rate) })
+    }
+
+    /// [d0, d1, ...] -> [d0 * d1 * ...] per sample.
+    pub fn flatten() -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_flatten_create(out) })
     }
 
     pub fn kind(&self) -> LayerKind {

@@ -31,7 +31,7 @@ pub use nnlib_sys as sys;
 
 pub use data::{dataset_default_dir, load_dataset, load_idx_images, load_idx_labels, Split};
 pub use error::{Error, Result, Status};
-pub use layer::{Activation, Layer, LayerKind, LayerRef};
+pub use layer::{Activation, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
 pub use model::{check_version, model_file_info, FitOptions, Loss, Model, Progress, Workspace};
 pub use optim::{optimizer_options, Optimizer, OptimizerKind};
 pub use tensor::Tensor;

@@ -1,0 +1,289 @@
+/* batchnorm.c - batch normalisation per channel of [C, ...] samples
+ * (PyTorch's BatchNorm2d for [C, H, W], BatchNorm1d for [C] or [C, L]).
+ * A channel's statistics run over the M = N S values of the batch, S the
+ * positions per channel.
+ *
+ * training:  mu = mean x, var = mean (x - mu)^2 (biased), r = 1/sqrt(var+eps)
+ *            xh = (x - mu) r,  y = gamma xh + beta
+ *            running_mean = (1 - m) running_mean + m mu
+ *            running_var  = (1 - m) running_var + m var M / (M - 1)
+ *            mu and r go to the workspace for backward:
+ *            dbeta = sum dy, dgamma = sum dy xh
+ *            dx = gamma r (dy - dbeta / M - xh dgamma / M)
+ * inference: mu, var = the running statistics (the layer is only read);
+ *            y = gamma (x - mu) r + beta, dx = gamma r dy
+ * The running statistics are the one piece of state a forward pass changes,
+ * and only in training. */
+#include "nnlib_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct batchnorm_layer {
+  nnlib_layer base;
+  float momentum, epsilon;
+  int64_t channels, positions; /* planned */
+} batchnorm_layer;
+
+enum { GAMMA = 0, BETA = 1, RUNNING_MEAN = 0, RUNNING_VAR = 1 };
+
+static const char *batchnorm_name(const nnlib_layer *l) {
+  (void)l;
+  return "batchnorm";
+}
+
+static nnlib_status batchnorm_plan(nnlib_layer *l, const nnlib__shape *in,
+                                   int64_t max_batch) {
+  (void)max_batch;
+  batchnorm_layer *b = (batchnorm_layer *)l;
+  b->channels = in->dims[0];
+  b->positions = nnlib__shape_numel(in) / b->channels;
+  l->out_shape = *in;
+  nnlib__layer_declare_param(l, "weight", &b->channels, 1);
+  nnlib__layer_declare_param(l, "bias", &b->channels, 1);
+  nnlib__layer_declare_buffer(l, "running_mean", &b->channels, 1);
+  nnlib__layer_declare_buffer(l, "running_var", &b->channels, 1);
+  l->workspace_floats = (size_t)(2 * b->channels); /* mu, r */
+  return NNLIB_OK;
+}
+
+static void batchnorm_init(nnlib_layer *l, nnlib__rng *rng) {
+  (void)rng;
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  for (int64_t c = 0; c < b->channels; c++) {
+    l->params[GAMMA].value.data[c] = 1.0f;
+    l->params[BETA].value.data[c] = 0.0f;
+    l->buffers[RUNNING_MEAN].value.data[c] = 0.0f;
+    l->buffers[RUNNING_VAR].value.data[c] = 1.0f;
+  }
+}
+
+/* Mean and biased variance of channel c over the batch, in double. */
+static void channel_moments(const batchnorm_layer *b, const float *x,
+                            int64_t n, int64_t c, double *mean, double *var) {
+  int64_t s = b->positions, stride = b->channels * s;
+  double sum = 0.0, sq = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    const float *v = x + i * stride + c * s;
+    for (int64_t q = 0; q < s; q++)
+      sum += v[q];
+  }
+  *mean = sum / (double)(n * s);
+  for (int64_t i = 0; i < n; i++) {
+    const float *v = x + i * stride + c * s;
+    for (int64_t q = 0; q < s; q++)
+      sq += (v[q] - *mean) * (v[q] - *mean);
+  }
+  *var = sq / (double)(n * s);
+}
+
+/* The batch's mu and r into the workspace; the running statistics move
+ * towards them (not for a single value per channel, whose unbiased
+ * variance does not exist). */
+static void batch_statistics(nnlib_layer *l, const float *x, int64_t n,
+                             float *mu, float *r) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  float *rm = l->buffers[RUNNING_MEAN].value.data;
+  float *rv = l->buffers[RUNNING_VAR].value.data;
+  int64_t count = n * b->positions;
+  for (int64_t c = 0; c < b->channels; c++) {
+    double mean, var;
+    channel_moments(b, x, n, c, &mean, &var);
+    mu[c] = (float)mean;
+    r[c] = (float)(1.0 / sqrt(var + (double)b->epsilon));
+    if (count > 1) {
+      double unbiased = var * (double)count / (double)(count - 1);
+      rm[c] = (1.0f - b->momentum) * rm[c] + b->momentum * (float)mean;
+      rv[c] = (1.0f - b->momentum) * rv[c] + b->momentum * (float)unbiased;
+    }
+  }
+}
+
+/* The running statistics as mu and r (inference). */
+static void running_statistics(const nnlib_layer *l, float *mu, float *r) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  const float *rm = l->buffers[RUNNING_MEAN].value.data;
+  const float *rv = l->buffers[RUNNING_VAR].value.data;
+  for (int64_t c = 0; c < b->channels; c++) {
+    mu[c] = rm[c];
+    r[c] = (float)(1.0 / sqrt((double)rv[c] + (double)b->epsilon));
+  }
+}
+
+static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
+                                      const float *x, float *y, int64_t n) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  float *mu = run->workspace, *r = mu + b->channels;
+  if (run->training)
+    batch_statistics(l, x, n, mu, r);
+  else
+    running_statistics(l, mu, r);
+  const float *gamma = l->params[GAMMA].value.data;
+  const float *beta = l->params[BETA].value.data;
+  int64_t s = b->positions;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t c = 0; c < b->channels; c++) {
+      /* centred first: x scale + (beta - mu scale) would cancel badly
+       * for a mean far from 0 */
+      float scale = gamma[c] * r[c], m = mu[c], shift = beta[c];
+      const float *xv = x + (i * b->channels + c) * s;
+      float *yv = y + (i * b->channels + c) * s;
+      for (int64_t q = 0; q < s; q++)
+        yv[q] = (xv[q] - m) * scale + shift;
+    }
+  return NNLIB_OK;
+}
+
+/* dbeta[c] = sum dy, dgamma[c] = sum dy xh over channel c. */
+static void channel_grads(const batchnorm_layer *b, const float *x,
+                          const float *dy, int64_t n, int64_t c, float mu,
+                          float r, double *dbeta, double *dgamma) {
+  int64_t s = b->positions, stride = b->channels * s;
+  double sb = 0.0, sg = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
+    for (int64_t q = 0; q < s; q++) {
+      sb += g[q];
+      sg += (double)g[q] * ((xv[q] - mu) * r);
+    }
+  }
+  *dbeta = sb;
+  *dgamma = sg;
+}
+
+/* dx of channel c: gamma r (dy - dbeta/M - xh dgamma/M) in training (the
+ * batch statistics depend on x), gamma r dy in inference. */
+static void channel_input_grad(const batchnorm_layer *b, const float *x,
+                               const float *dy, float *dx, int64_t n,
+                               int64_t c, float mu, float r, float gamma,
+                               const double sums[2], bool training) {
+  int64_t s = b->positions, stride = b->channels * s;
+  double m = (double)(n * s);
+  float k = gamma * r;
+  float mean_db = training ? (float)(sums[0] / m) : 0.0f;
+  float mean_dg = training ? (float)(sums[1] / m) : 0.0f;
+  for (int64_t i = 0; i < n; i++) {
+    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
+    float *d = dx + i * stride + c * s;
+    for (int64_t q = 0; q < s; q++)
+      d[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
+  }
+}
+
+static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
+                                       const float *x, const float *y,
+                                       float *dy, float *dx, int64_t n) {
+  (void)y;
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  float *mu = run->workspace, *r = mu + b->channels;
+  if (!run->training) /* forward left the running statistics there too, but
+                         a caller may have changed them since */
+    running_statistics(l, mu, r);
+  float *gamma = l->params[GAMMA].value.data;
+  float *beta = l->params[BETA].value.data;
+  float *dgamma = l->params[GAMMA].grad.data;
+  float *dbeta = l->params[BETA].grad.data;
+  for (int64_t c = 0; c < b->channels; c++) {
+    double sums[2];
+    channel_grads(b, x, dy, n, c, mu[c], r[c], &sums[0], &sums[1]);
+    if (dx != NULL)
+      channel_input_grad(b, x, dy, dx, n, c, mu[c], r[c], gamma[c], sums,
+                         run->training);
+    dbeta[c] = (float)sums[0];
+    dgamma[c] = (float)sums[1];
+    if (run->sgd_fused) { /* after dx, which read the old gamma */
+      gamma[c] -= run->sgd_lr * dgamma[c];
+      beta[c] -= run->sgd_lr * dbeta[c];
+    }
+  }
+  return NNLIB_OK;
+}
+
+static const nnlib__layer_ops batchnorm_ops = {
+    .kind = NNLIB_LAYER_BATCHNORM,
+    .plan = batchnorm_plan,
+    .init = batchnorm_init,
+    .forward = batchnorm_forward,
+    .backward = batchnorm_backward,
+    .name = batchnorm_name,
+    .fuses_sgd = true,
+};
+
+nnlib_status nnlib_batchnorm_create(nnlib_layer **out, float momentum,
+                                    float epsilon) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_batchnorm_create: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(momentum >= 0.0f && momentum <= 1.0f,
+                  "batchnorm: momentum %g must be in [0, 1]",
+                  (double)momentum);
+  NNLIB_CHECK_ARG(epsilon > 0.0f && isfinite(epsilon),
+                  "batchnorm: epsilon %g must be finite and > 0",
+                  (double)epsilon);
+  batchnorm_layer *b = nnlib__alloc(sizeof *b);
+  if (b == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "nnlib_batchnorm_create: no memory");
+  nnlib__layer_init(&b->base, &batchnorm_ops);
+  b->momentum = momentum + 0.0f; /* -0 becomes +0: one spelling in files */
+  b->epsilon = epsilon;
+  *out = &b->base;
+  return NNLIB_OK;
+}
+
+/* ------------------------- model description and model file (codec) */
+
+/* PyTorch's defaults */
+#define BATCHNORM_DEFAULT_MOMENTUM 0.1f
+#define BATCHNORM_DEFAULT_EPSILON 1e-5f
+
+/* "batchnorm", "batchnorm:MOMENTUM" or "batchnorm:MOMENTUM:EPSILON" */
+static nnlib_status batchnorm_parse_spec(const nnlib__spec_item *item,
+                                         nnlib_layer **out) {
+  float momentum = BATCHNORM_DEFAULT_MOMENTUM;
+  float epsilon = BATCHNORM_DEFAULT_EPSILON;
+  NNLIB_TRY(nnlib__spec_fields(item, 1, 3));
+  if (item->field_count >= 2)
+    NNLIB_TRY(nnlib__spec_float(item, 1, &momentum));
+  if (item->field_count == 3)
+    NNLIB_TRY(nnlib__spec_float(item, 2, &epsilon));
+  return nnlib_batchnorm_create(out, momentum, epsilon);
+}
+
+/* The shortest item that gives the same layer. */
+static void batchnorm_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  nnlib__text_append(t, "batchnorm");
+  bool default_eps = b->epsilon == BATCHNORM_DEFAULT_EPSILON;
+  if (b->momentum == BATCHNORM_DEFAULT_MOMENTUM && default_eps)
+    return;
+  nnlib__text_append(t, ":");
+  nnlib__text_append_float(t, b->momentum);
+  if (default_eps)
+    return;
+  nnlib__text_append(t, ":");
+  nnlib__text_append_float(t, b->epsilon);
+}
+
+/* config: f32 momentum, f32 epsilon: 8 bytes */
+static void batchnorm_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  nnlib__put_f32(w, b->momentum);
+  nnlib__put_f32(w, b->epsilon);
+}
+
+static nnlib_status batchnorm_read_config(nnlib__reader *r,
+                                          nnlib_layer **out) {
+  float momentum, epsilon;
+  NNLIB_TRY(nnlib__get_f32(r, &momentum));
+  NNLIB_TRY(nnlib__get_f32(r, &epsilon));
+  return nnlib_batchnorm_create(out, momentum, epsilon);
+}
+
+const nnlib__layer_codec nnlib__batchnorm_codec = {
+    .kind = NNLIB_LAYER_BATCHNORM,
+    .spec_names = {"batchnorm"},
+    .parse_spec = batchnorm_parse_spec,
+    .write_spec = batchnorm_write_spec,
+    .write_config = batchnorm_write_config,
+    .read_config = batchnorm_read_config,
+};

@@ -1,0 +1,348 @@
+/* conv2d, the pools and batchnorm against PyTorch: forward outputs, input
+ * gradients, parameter gradients and batchnorm's running statistics, on
+ * the same inputs and weights, within 1e-4 relative error per tensor
+ * (max |ours - torch| / max |torch|). The reference values come from
+ * tests/make_torch_fixtures.py (tests/fixtures/torch_layers.txt, which
+ * names the torch version); no PyTorch is needed here. Internal, so it can
+ * run a layer's backward by itself and read dx, which a model never
+ * computes for its first layer. */
+#include "nnlib_internal.h"
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BAR 1e-4
+
+/* ------------------------------------------------------ fixture file */
+
+enum { MAX_TENSORS = 16, MAX_KEYS = 20 };
+
+typedef struct fx_tensor {
+  char name[32];
+  size_t rank;
+  int64_t dims[NNLIB_MAX_RANK];
+  int64_t size;
+  float *data;
+} fx_tensor;
+
+typedef struct fx_case {
+  char name[80];
+  char keys[MAX_KEYS][16];
+  char values[MAX_KEYS][24];
+  size_t key_count;
+  fx_tensor tensors[MAX_TENSORS];
+  size_t tensor_count;
+} fx_case;
+
+static FILE *open_fixtures(char *version, size_t size) {
+  const char *src = getenv("NNLIB_SOURCE_DIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/fixtures/torch_layers.txt",
+           src ? src : ".");
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    fail_msg("cannot open %s (set NNLIB_SOURCE_DIR)", path);
+  char word[16];
+  if (fscanf(f, "%15s %63s", word, version) != 2 ||
+      strcmp(word, "torch") != 0)
+    fail_msg("%s: no torch version line", path);
+  (void)size;
+  return f;
+}
+
+static void read_tensor(FILE *f, fx_tensor *t) {
+  unsigned rank;
+  if (fscanf(f, "%31s %u", t->name, &rank) != 2 || rank > NNLIB_MAX_RANK)
+    fail_msg("bad tensor header");
+  t->rank = rank;
+  t->size = 1;
+  for (size_t i = 0; i < rank; i++) {
+    long long d;
+    if (fscanf(f, "%lld", &d) != 1)
+      fail_msg("bad tensor dims");
+    t->dims[i] = d;
+    t->size *= d;
+  }
+  t->data = malloc((size_t)t->size * sizeof(float));
+  for (int64_t i = 0; i < t->size; i++)
+    if (fscanf(f, "%f", &t->data[i]) != 1)
+      fail_msg("tensor %s: short", t->name);
+}
+
+/* The next case, or false at the end of the file. */
+static bool read_case(FILE *f, fx_case *c) {
+  char word[32];
+  memset(c, 0, sizeof *c);
+  if (fscanf(f, "%31s", word) != 1)
+    return false;
+  assert_string_equal(word, "case");
+  char line[512];
+  if (fscanf(f, "%79s", c->name) != 1 || fgets(line, sizeof line, f) == NULL)
+    fail_msg("bad case line");
+  for (char *tok = strtok(line, " \n"); tok != NULL && c->key_count < MAX_KEYS;
+       tok = strtok(NULL, " \n")) {
+    char *eq = strchr(tok, '=');
+    assert_non_null(eq);
+    *eq = '\0';
+    snprintf(c->keys[c->key_count], sizeof c->keys[0], "%s", tok);
+    snprintf(c->values[c->key_count], sizeof c->values[0], "%s", eq + 1);
+    c->key_count++;
+  }
+  while (fscanf(f, "%31s", word) == 1 && strcmp(word, "end") != 0) {
+    assert_string_equal(word, "tensor");
+    assert_true(c->tensor_count < MAX_TENSORS);
+    read_tensor(f, &c->tensors[c->tensor_count++]);
+  }
+  return true;
+}
+
+static void free_case(fx_case *c) {
+  for (size_t i = 0; i < c->tensor_count; i++)
+    free(c->tensors[i].data);
+}
+
+static const char *value_of(const fx_case *c, const char *key) {
+  for (size_t i = 0; i < c->key_count; i++)
+    if (strcmp(c->keys[i], key) == 0)
+      return c->values[i];
+  fail_msg("case %s has no %s", c->name, key);
+  return NULL;
+}
+
+static int64_t key_int(const fx_case *c, const char *key) {
+  return strtoll(value_of(c, key), NULL, 10);
+}
+
+static float key_float(const fx_case *c, const char *key) {
+  return strtof(value_of(c, key), NULL);
+}
+
+/* NULL if absent */
+static const fx_tensor *find(const fx_case *c, const char *name) {
+  for (size_t i = 0; i < c->tensor_count; i++)
+    if (strcmp(c->tensors[i].name, name) == 0)
+      return &c->tensors[i];
+  return NULL;
+}
+
+static const fx_tensor *need(const fx_case *c, const char *name) {
+  const fx_tensor *t = find(c, name);
+  if (t == NULL)
+    fail_msg("case %s has no tensor %s", c->name, name);
+  return t;
+}
+
+/* ------------------------------------------------------- comparisons */
+
+static double worst_error; /* over the whole run, for the summary */
+
+/* max |a - b| / max |b| */
+static void expect_close(const fx_case *c, const char *what, const float *a,
+                         const fx_tensor *b) {
+  double diff = 0.0, scale = 0.0;
+  for (int64_t i = 0; i < b->size; i++) {
+    double d = fabs((double)a[i] - b->data[i]);
+    if (d > diff || isnan(d))
+      diff = d;
+    if (fabs(b->data[i]) > scale)
+      scale = fabs(b->data[i]);
+  }
+  double err = diff / (scale > 0.0 ? scale : 1.0);
+  print_message("  %-40s %-18s %.2e\n", c->name, what, err);
+  if (!(err <= BAR))
+    fail_msg("%s %s: relative error %.3g exceeds %.0e", c->name, what, err,
+             BAR);
+  if (err > worst_error)
+    worst_error = err;
+}
+
+/* ----------------------------------------------------------- running */
+
+/* A compiled one-layer model over per-sample `shape` for n samples. */
+static nnlib_model *one_layer(nnlib_layer *l, const int64_t *shape,
+                              size_t rank, int64_t n) {
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add(m, l));
+  ASSERT_OK(nnlib_model_compile(m, shape, rank, n, NNLIB_LOSS_MSE, NULL, 1));
+  return m;
+}
+
+static void set_tensor(nnlib_tensor *dst, const fx_tensor *src) {
+  assert_int_equal(nnlib_tensor_get_size(dst), src->size);
+  memcpy(nnlib_tensor_get_data(dst), src->data,
+         (size_t)src->size * sizeof(float));
+}
+
+static void set_param(nnlib_model *m, size_t index, const fx_tensor *src) {
+  nnlib_tensor *t;
+  ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), index, &t,
+                                  NULL));
+  set_tensor(t, src);
+}
+
+/* Forward (training or inference) and the layer's own backward with
+ * dy = g; checks y and dx against the case, leaves the parameter
+ * gradients in the layer. */
+static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
+  const fx_tensor *x = need(c, "x"), *g = need(c, "g");
+  int64_t n = x->dims[0];
+  const float *y;
+  ASSERT_OK(nnlib__model_run_forward(m, x->data, n, training, &y));
+  expect_close(c, "forward y", y, need(c, "y"));
+  nnlib_layer *l = m->layers[0];
+  float *dy = malloc((size_t)g->size * sizeof(float));
+  float *dx = malloc((size_t)x->size * sizeof(float));
+  memcpy(dy, g->data, (size_t)g->size * sizeof(float));
+  nnlib__run run = {training, m->bufs.workspace[0], training ? &m->rng : NULL,
+                    false, 0.0f};
+  ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
+  expect_close(c, "backward dx", dx, need(c, "dx"));
+  free(dy);
+  free(dx);
+}
+
+static void expect_param_grad(nnlib_model *m, const fx_case *c, size_t index,
+                              const char *name) {
+  nnlib_tensor *grad;
+  ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), index, NULL,
+                                  &grad));
+  expect_close(c, name, nnlib_tensor_get_data(grad), need(c, name));
+}
+
+static void check_conv(const fx_case *c) {
+  nnlib_conv2d_options o;
+  ASSERT_OK(nnlib_conv2d_options_init(&o));
+  o.in_channels = key_int(c, "cin");
+  o.stride_h = key_int(c, "sh");
+  o.stride_w = key_int(c, "sw");
+  o.padding_h = key_int(c, "ph");
+  o.padding_w = key_int(c, "pw");
+  o.dilation_h = key_int(c, "dh");
+  o.dilation_w = key_int(c, "dw");
+  o.with_bias = (int)key_int(c, "bias");
+  nnlib_layer *l;
+  ASSERT_OK(nnlib_conv2d_create(&l, key_int(c, "cout"), key_int(c, "kh"),
+                                key_int(c, "kw"), &o));
+  int64_t shape[3] = {key_int(c, "cin"), key_int(c, "h"), key_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
+  set_param(m, 0, need(c, "weight"));
+  if (o.with_bias)
+    set_param(m, 1, need(c, "bias"));
+  run_and_check(m, c, true);
+  expect_param_grad(m, c, 0, "dweight");
+  if (o.with_bias)
+    expect_param_grad(m, c, 1, "dbias");
+  nnlib_model_free(m);
+}
+
+static void check_pool(const fx_case *c) {
+  const char *kind = value_of(c, "kind");
+  nnlib_layer_kind k = strcmp(kind, "max") == 0   ? NNLIB_LAYER_MAXPOOL2D
+                       : strcmp(kind, "min") == 0 ? NNLIB_LAYER_MINPOOL2D
+                                                  : NNLIB_LAYER_AVGPOOL2D;
+  nnlib_pool2d_options o;
+  ASSERT_OK(nnlib_pool2d_options_init(&o));
+  o.stride_h = key_int(c, "sh");
+  o.stride_w = key_int(c, "sw");
+  o.padding_h = key_int(c, "ph");
+  o.padding_w = key_int(c, "pw");
+  nnlib_layer *l;
+  ASSERT_OK(nnlib_pool2d_create(&l, k, key_int(c, "kh"), key_int(c, "kw"),
+                                &o));
+  int64_t shape[3] = {key_int(c, "c"), key_int(c, "h"), key_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
+  run_and_check(m, c, true);
+  nnlib_model_free(m);
+}
+
+static void check_global_avgpool(const fx_case *c) {
+  nnlib_layer *l;
+  ASSERT_OK(nnlib_global_avgpool_create(&l));
+  int64_t shape[3] = {key_int(c, "c"), key_int(c, "h"), key_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
+  run_and_check(m, c, true);
+  nnlib_model_free(m);
+}
+
+static void set_buffer(nnlib_model *m, size_t index, const fx_tensor *src) {
+  nnlib_tensor *t;
+  ASSERT_OK(nnlib_layer_get_buffer(nnlib_model_get_layer(m, 0), index, &t));
+  set_tensor(t, src);
+}
+
+static void expect_buffer(nnlib_model *m, const fx_case *c, size_t index,
+                          const char *name) {
+  nnlib_tensor *t;
+  ASSERT_OK(nnlib_layer_get_buffer(nnlib_model_get_layer(m, 0), index, &t));
+  expect_close(c, name, nnlib_tensor_get_data(t), need(c, name));
+}
+
+static void check_batchnorm(const fx_case *c) {
+  nnlib_layer *l;
+  ASSERT_OK(nnlib_batchnorm_create(&l, key_float(c, "momentum"),
+                                   key_float(c, "eps")));
+  const fx_tensor *x = need(c, "x");
+  int64_t shape[NNLIB_MAX_RANK];
+  size_t rank = x->rank - 1;
+  for (size_t i = 0; i < rank; i++)
+    shape[i] = x->dims[i + 1];
+  nnlib_model *m = one_layer(l, shape, rank, x->dims[0]);
+  assert_string_equal(nnlib_layer_get_buffer_name(m->layers[0], 0),
+                      "running_mean");
+  assert_string_equal(nnlib_layer_get_buffer_name(m->layers[0], 1),
+                      "running_var");
+  set_param(m, 0, need(c, "weight"));
+  set_param(m, 1, need(c, "bias"));
+  set_buffer(m, 0, need(c, "running_mean"));
+  set_buffer(m, 1, need(c, "running_var"));
+  run_and_check(m, c, key_int(c, "training") == 1);
+  expect_param_grad(m, c, 0, "dweight");
+  expect_param_grad(m, c, 1, "dbias");
+  /* after one training pass (or untouched by an inference pass) */
+  expect_buffer(m, c, 0, "running_mean_after");
+  expect_buffer(m, c, 1, "running_var_after");
+  nnlib_model_free(m);
+}
+
+static bool starts_with(const char *s, const char *prefix) {
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void test_against_torch(void **s) {
+  (void)s;
+  char version[64];
+  FILE *f = open_fixtures(version, sizeof version);
+  print_message("reference: torch %s (tests/make_torch_fixtures.py)\n",
+                version);
+  fx_case *c = malloc(sizeof *c);
+  int cases = 0;
+  while (read_case(f, c)) {
+    if (starts_with(c->name, "conv"))
+      check_conv(c);
+    else if (starts_with(c->name, "global_avgpool"))
+      check_global_avgpool(c);
+    else if (strstr(c->name, "pool") != NULL)
+      check_pool(c);
+    else if (starts_with(c->name, "batchnorm"))
+      check_batchnorm(c);
+    else
+      fail_msg("unknown case %s", c->name);
+    free_case(c);
+    cases++;
+  }
+  free(c);
+  fclose(f);
+  assert_true(cases >= 16);
+  print_message("%d cases, worst relative error %.2e\n", cases, worst_error);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_against_torch),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
