@@ -31,10 +31,10 @@ def load(paths):
 def fmt(v, digits=3):
     if v is None:
         return "-"
-    if isinstance(v, float):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
         if abs(v) >= 1000:
             return "{:,.0f}".format(v)
-        return "{:.{}g}".format(v, digits)
+        return "{:.{}g}".format(float(v), digits)
     return str(v)
 
 
