@@ -523,6 +523,20 @@ NNLIB_API nnlib_status nnlib_model_set_check_numerics(nnlib_model *model,
 /* Applies the optimizer's update to the gradients already in the model (after
  * nnlib_model_backward, for callers that edit or reduce gradients first). */
 NNLIB_API nnlib_status nnlib_optimizer_step(nnlib_model *model);
+/* The model's flat parameter and gradient buffers, for reductions across
+ * processes (average the gradients between nnlib_model_backward and
+ * nnlib_optimizer_step; broadcast the weights). Every layer's parameters lie
+ * in one array of *count floats in layer order (nnlib_layer_get_param gives
+ * views into it), their gradients in a second array of the same layout.
+ * Borrowed and writable, valid as long as the model; after compile
+ * (NNLIB_ERR_WRONG_STATE before). nnlib_model_backward writes the gradients;
+ * nnlib_model_step with plain SGD may fold the update into backward and leave
+ * them stale. params or grads may be NULL; a model without parameters gives
+ * count 0 and pointers that must not be read. */
+NNLIB_API nnlib_status nnlib_model_get_flat_params(nnlib_model *model,
+                                                   float **params,
+                                                   float **grads,
+                                                   int64_t *count);
 
 /* Progress report passed to the fit callback after every batch. */
 typedef struct nnlib_progress {

@@ -210,6 +210,7 @@ C_TYPES = {
     "const void *": ctypes.c_void_p,
     "void **": _P(ctypes.c_void_p),
     "float *": _P(ctypes.c_float),
+    "float **": _P(_P(ctypes.c_float)),
     "const float *": _P(ctypes.c_float),
     "double *": _P(ctypes.c_double),
     "size_t *": _P(ctypes.c_size_t),
@@ -361,6 +362,8 @@ SIGNATURES = {
     "nnlib_model_set_check_numerics": ("nnlib_status",
                                        ["nnlib_model *", "int"]),
     "nnlib_optimizer_step": ("nnlib_status", ["nnlib_model *"]),
+    "nnlib_model_get_flat_params": ("nnlib_status", [
+        "nnlib_model *", "float **", "float **", "int64_t *"]),
     "nnlib_fit_options_init": ("nnlib_status", ["nnlib_fit_options *"]),
     "nnlib_model_fit": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",

@@ -350,6 +350,7 @@ extern "C" {
     pub fn nnlib_model_step(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32) -> nnlib_status;
     pub fn nnlib_model_set_check_numerics(model: *mut nnlib_model, on: c_int) -> nnlib_status;
     pub fn nnlib_optimizer_step(model: *mut nnlib_model) -> nnlib_status;
+    pub fn nnlib_model_get_flat_params(model: *mut nnlib_model, params: *mut *mut f32, grads: *mut *mut f32, count: *mut i64) -> nnlib_status;
     pub fn nnlib_fit_options_init(options: *mut nnlib_fit_options) -> nnlib_status;
     pub fn nnlib_model_fit(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_fit_options) -> nnlib_status;
     pub fn nnlib_model_evaluate(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32, accuracy: *mut f32) -> nnlib_status;

@@ -1,0 +1,36 @@
+# libnnlib_mpi's tests (issue 8), registered only where MPI and mpirun were
+# found. Each runs under `mpirun -np K` for K = 2 and 3 (3 catches uneven
+# shares) with a timeout, so that a rank left waiting fails the test instead
+# of hanging the suite. Open MPI refuses root without --allow-run-as-root
+# and more ranks than cores without --oversubscribe; shared memory and
+# loopback only (btl self,vader: no network needed).
+if(NOT TARGET nnlib_mpi)
+  return()
+endif()
+if(NOT MPIEXEC_EXECUTABLE)
+  message(STATUS "mpirun not found: libnnlib_mpi's tests are not registered")
+  return()
+endif()
+
+set(_nnlib_mpi_run ${MPIEXEC_EXECUTABLE} --oversubscribe --mca btl self,vader)
+execute_process(COMMAND id -u OUTPUT_VARIABLE _nnlib_uid
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(_nnlib_uid STREQUAL "0")
+  list(APPEND _nnlib_mpi_run --allow-run-as-root)
+endif()
+# Open MPI's own allocations are not ours to judge under LeakSanitizer.
+set(_nnlib_mpi_env "OPENBLAS_NUM_THREADS=1" "ASAN_OPTIONS=detect_leaks=0"
+                   "OMPI_MCA_rmaps_base_oversubscribe=1")
+
+foreach(_name mpi_equivalence mpi_failure)
+  add_executable(${_name} ${CMAKE_CURRENT_SOURCE_DIR}/mpi/${_name}.c)
+  target_link_libraries(${_name} PRIVATE nnlib_mpi nnlib MPI::MPI_C m)
+  foreach(_ranks 2 3)
+    add_test(NAME ${_name}_np${_ranks}
+      COMMAND ${_nnlib_mpi_run} -np ${_ranks} $<TARGET_FILE:${_name}>
+              ${CMAKE_CURRENT_BINARY_DIR})
+    set_tests_properties(${_name}_np${_ranks} PROPERTIES
+      TIMEOUT 120 LABELS mpi ENVIRONMENT "${_nnlib_mpi_env}"
+      FAIL_REGULAR_EXPRESSION "FAILED")
+  endforeach()
+endforeach()
