@@ -108,10 +108,12 @@ NNLIB_MPI_API const char *nnlib_mpi_last_error_message(void);
 
 /* ------------------------------------------------------------- replicas */
 
-/* Copies the root rank's parameters to every rank (MPI_Bcast of the flat
- * parameter buffer). The models must be compiled with the same layers:
- * different parameter counts are NNLIB_ERR_SHAPE_MISMATCH on every rank.
- * Collective. */
+/* Copies the root rank's parameters (MPI_Bcast of the flat parameter
+ * buffer) and layer buffers (batchnorm running statistics) to every rank;
+ * not the optimizer state (fresh after compile, equal after
+ * nnlib_mpi_model_load). The models must be compiled with the same layers:
+ * different parameter or buffer sizes are NNLIB_ERR_SHAPE_MISMATCH on every
+ * rank. Collective. */
 NNLIB_MPI_API nnlib_status nnlib_mpi_broadcast_model(nnlib_mpi *mpi,
                                                      nnlib_model *model,
                                                      int root);
@@ -138,7 +140,9 @@ NNLIB_MPI_API nnlib_status nnlib_mpi_model_load(nnlib_mpi *mpi,
  *   g = sum_r (n_r / N) g_r,  N = sum_r n_r,
  * which is the gradient of the mean loss over the N samples. Leaves g in the
  * model's gradients on every rank and the global mean loss in *loss (may be
- * NULL). NNLIB_ERR_INVALID_ARGUMENT if no rank has a sample. Collective. */
+ * NULL). NNLIB_ERR_INVALID_ARGUMENT if no rank has a sample. Layer
+ * buffers (batchnorm running statistics) follow each rank's own shares;
+ * nnlib_mpi_broadcast_model makes them equal again. Collective. */
 NNLIB_MPI_API nnlib_status nnlib_mpi_backward(nnlib_mpi *mpi,
                                               nnlib_model *model,
                                               const nnlib_tensor *x,
@@ -181,8 +185,10 @@ NNLIB_MPI_API nnlib_status nnlib_mpi_fit_options_init(
  * nnlib_mpi_step. Mismatched options or sample counts are
  * NNLIB_ERR_INVALID_ARGUMENT on every rank. The model's own random
  * generator is not used for the order (dropout still draws from it).
- * Layer buffers (batchnorm running statistics) are each rank's own.
- * Collective. */
+ * Batchnorm normalises each share with its own batch statistics (as
+ * without MPI on a batch of that size); the running statistics each rank
+ * gathers are averaged over the ranks when fit returns, so the replicas
+ * end equal. Collective. */
 NNLIB_MPI_API nnlib_status nnlib_mpi_fit(nnlib_mpi *mpi, nnlib_model *model,
                                          const nnlib_tensor *x,
                                          const nnlib_tensor *target,

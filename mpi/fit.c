@@ -244,7 +244,9 @@ static nnlib_status fit_loop(nnlib_mpi *m, nnlib_model *model, fit_plan *p) {
     if (p->o.epoch_losses != NULL)
       p->o.epoch_losses[e] = pr.epoch_loss;
   }
-  return NNLIB_OK;
+  /* each rank's running statistics saw only its shares: their mean makes
+   * the replicas equal again */
+  return nnlib_mpi__sync_buffers(m, model, -1);
 }
 
 nnlib_status nnlib_mpi_fit(nnlib_mpi *m, nnlib_model *model,
@@ -258,11 +260,12 @@ nnlib_status nnlib_mpi_fit(nnlib_mpi *m, nnlib_model *model,
   nnlib_status st = nnlib_mpi__agree(m, prepare(m, model, x, target, options,
                                                 &p));
   if (st == NNLIB_OK) {
-    int64_t same[] = {p.samples,       p.o.epochs, p.o.batch_size,
-                      p.o.shuffle,     (int64_t)p.o.seed};
-    st = nnlib_mpi__check_same(m, same, 5, NNLIB_ERR_INVALID_ARGUMENT,
+    int64_t same[] = {p.samples,   p.o.epochs,         p.o.batch_size,
+                      p.o.shuffle, (int64_t)p.o.seed,
+                      nnlib_mpi__buffer_floats(model)};
+    st = nnlib_mpi__check_same(m, same, 6, NNLIB_ERR_INVALID_ARGUMENT,
                                "nnlib_mpi_fit: samples, epochs, batch size, "
-                               "shuffle and seed");
+                               "shuffle, seed and layer buffer sizes");
   }
   if (st == NNLIB_OK)
     st = fit_loop(m, model, &p);

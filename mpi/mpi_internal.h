@@ -73,6 +73,21 @@ nnlib_status nnlib_mpi__step(nnlib_mpi *m, nnlib_model *model,
                              const nnlib_tensor *x, const nnlib_tensor *target,
                              nnlib_status pending, double *loss);
 
+#define NNLIB_MPI__TRY(expr)                                                   \
+  do {                                                                         \
+    nnlib_status nnlib_mpi__st = (expr);                                       \
+    if (nnlib_mpi__st != NNLIB_OK)                                             \
+      return nnlib_mpi__st;                                                    \
+  } while (0)
+
+/* Floats in all layer buffers of a compiled model (batchnorm running
+ * statistics), which are state but not parameters. */
+int64_t nnlib_mpi__buffer_floats(nnlib_model *model);
+/* Every layer buffer set to root's (root >= 0) or to the mean over the
+ * ranks (root < 0). Collective; the layouts were checked equal. */
+nnlib_status nnlib_mpi__sync_buffers(nnlib_mpi *m, nnlib_model *model,
+                                     int root);
+
 /* The largest element count one MPI call takes (its count is an int). */
 #define NNLIB_MPI__CHUNK ((int64_t)1 << 30)
 /* MPI_Bcast of n floats or bytes in chunks of at most NNLIB_MPI__CHUNK. */

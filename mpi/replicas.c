@@ -5,6 +5,56 @@
 
 #include <stdlib.h>
 
+int64_t nnlib_mpi__buffer_floats(nnlib_model *model) {
+  int64_t total = 0;
+  size_t layers = nnlib_model_get_layer_count(model);
+  for (size_t i = 0; i < layers; i++) {
+    nnlib_layer *l = nnlib_model_get_layer(model, i);
+    size_t count = nnlib_layer_get_buffer_count(l);
+    for (size_t b = 0; b < count; b++) {
+      nnlib_tensor *t = NULL;
+      if (nnlib_layer_get_buffer(l, b, &t) == NNLIB_OK)
+        total += nnlib_tensor_get_size(t);
+    }
+  }
+  return total;
+}
+
+/* root's values (root >= 0), or the mean over the ranks (root < 0). */
+static nnlib_status sync_tensor(nnlib_mpi *m, nnlib_tensor *t, int root) {
+  float *data = nnlib_tensor_get_data(t);
+  int64_t n = nnlib_tensor_get_size(t);
+  if (root >= 0)
+    return nnlib_mpi__bcast(m, data, n, MPI_FLOAT, sizeof(float), root);
+  for (int64_t done = 0; done < n; done += NNLIB_MPI__CHUNK) {
+    int64_t chunk = n - done < NNLIB_MPI__CHUNK ? n - done : NNLIB_MPI__CHUNK;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, data + done, (int)chunk, MPI_FLOAT,
+                           MPI_SUM, m->comm);
+    if (rc != MPI_SUCCESS)
+      return nnlib_mpi__from_mpi(rc, "averaging layer buffers");
+  }
+  for (int64_t i = 0; i < n; i++)
+    data[i] /= (float)m->size;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_mpi__sync_buffers(nnlib_mpi *m, nnlib_model *model,
+                                     int root) {
+  size_t layers = nnlib_model_get_layer_count(model);
+  for (size_t i = 0; i < layers; i++) {
+    nnlib_layer *l = nnlib_model_get_layer(model, i);
+    size_t count = nnlib_layer_get_buffer_count(l);
+    for (size_t b = 0; b < count; b++) {
+      nnlib_tensor *t = NULL;
+      nnlib_status st = nnlib_layer_get_buffer(l, b, &t);
+      if (st != NNLIB_OK) /* compiled and checked equal: cannot happen */
+        return nnlib_mpi__from_nnlib(m, st, "layer buffer");
+      NNLIB_MPI__TRY(sync_tensor(m, t, root));
+    }
+  }
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib_mpi_broadcast_model(nnlib_mpi *m, nnlib_model *model,
                                        int root) {
   if (m == NULL)
@@ -20,16 +70,14 @@ nnlib_status nnlib_mpi_broadcast_model(nnlib_mpi *m, nnlib_model *model,
                           "rank %d: nnlib_mpi_broadcast_model: root %d is not "
                           "a rank of %d",
                           m->rank, root, m->size);
-  st = nnlib_mpi__agree(m, st);
-  if (st != NNLIB_OK)
-    return st;
-  int64_t same[] = {count, root};
-  st = nnlib_mpi__check_same(m, same, 2, NNLIB_ERR_SHAPE_MISMATCH,
-                             "nnlib_mpi_broadcast_model: parameter count and "
-                             "root");
-  if (st != NNLIB_OK)
-    return st;
-  return nnlib_mpi__bcast(m, params, count, MPI_FLOAT, sizeof(float), root);
+  NNLIB_MPI__TRY(nnlib_mpi__agree(m, st));
+  int64_t same[] = {count, nnlib_mpi__buffer_floats(model), root};
+  NNLIB_MPI__TRY(nnlib_mpi__check_same(m, same, 3, NNLIB_ERR_SHAPE_MISMATCH,
+                                       "nnlib_mpi_broadcast_model: parameter "
+                                       "and buffer counts, root"));
+  NNLIB_MPI__TRY(
+      nnlib_mpi__bcast(m, params, count, MPI_FLOAT, sizeof(float), root));
+  return nnlib_mpi__sync_buffers(m, model, root);
 }
 
 nnlib_status nnlib_mpi_model_save(nnlib_mpi *m, const nnlib_model *model,

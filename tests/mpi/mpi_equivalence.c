@@ -165,6 +165,60 @@ static void checkpoint(nnlib_mpi *mpi, nnlib_model *m, const dataset *d,
   nnlib_model_free(loaded);
 }
 
+/* Collective: every layer buffer equals rank 0's bit for bit. */
+static int buffers_identical(nnlib_model *m) {
+  int same = 1, all = 0;
+  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
+    nnlib_layer *l = nnlib_model_get_layer(m, i);
+    for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
+      nnlib_tensor *t = NULL;
+      REQUIRE_OK(nnlib_layer_get_buffer(l, b, &t));
+      int n = (int)nnlib_tensor_get_size(t);
+      float *mine = nnlib_tensor_get_data(t), root[64];
+      if (n > 64)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      memcpy(root, mine, (size_t)n * sizeof *root);
+      MPI_Bcast(root, n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+      same &= memcmp(root, mine, (size_t)n * sizeof *root) == 0;
+    }
+  }
+  MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return all;
+}
+
+/* Batchnorm: the broadcast carries the running statistics, and fit ends
+ * with their mean on every rank (each rank normalised its own shares). */
+static void batchnorm_buffers(nnlib_mpi *mpi, const dataset *d) {
+  nnlib_model *m = NULL;
+  nnlib_optimizer *opt = NULL;
+  int64_t in[1] = {FEATURES};
+  REQUIRE_OK(nnlib_model_create(&m));
+  REQUIRE_OK(nnlib_model_add_spec(m, "dense:8,batchnorm,relu,dense:4"));
+  REQUIRE_OK(nnlib_sgd_create(&opt, 0.05f, 0.9f, 0, 0.0f));
+  REQUIRE_OK(nnlib_model_compile(m, in, 1, 8, NNLIB_LOSS_SOFTMAX_CE, opt,
+                                 (uint64_t)(9 + nnlib_mpi_get_rank(mpi))));
+  nnlib_tensor *mean = NULL;
+  REQUIRE_OK(nnlib_layer_get_buffer(nnlib_model_get_layer(m, 1), 0, &mean));
+  nnlib_tensor_fill(mean, (float)nnlib_mpi_get_rank(mpi));
+  CHECK_OK(nnlib_mpi_broadcast_model(mpi, m, 0));
+  CHECK(replicas_identical(m) && buffers_identical(m));
+  CHECK(nnlib_tensor_get_data(mean)[0] == 0.0f);
+  int64_t xs[2] = {64, FEATURES}, ys[1] = {64};
+  nnlib_tensor *x, *y;
+  REQUIRE_OK(nnlib_tensor_wrap(&x, d->x, xs, 2));
+  REQUIRE_OK(nnlib_tensor_wrap(&y, d->y, ys, 1));
+  nnlib_mpi_fit_options o;
+  nnlib_mpi_fit_options_init(&o);
+  o.epochs = 2;
+  o.batch_size = 12;
+  CHECK_OK(nnlib_mpi_fit(mpi, m, x, y, &o));
+  CHECK(replicas_identical(m) && buffers_identical(m));
+  CHECK(nnlib_tensor_get_data(mean)[0] != 0.0f);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   nnlib_set_num_threads(1);
@@ -175,6 +229,7 @@ int main(int argc, char **argv) {
   uneven_shares(mpi, &d);
   nnlib_model *fitted = fit_against_one_rank(mpi, &d);
   checkpoint(mpi, fitted, &d, argc > 1 ? argv[1] : ".");
+  batchnorm_buffers(mpi, &d);
   nnlib_model_free(fitted);
   free_data(&d);
   nnlib_mpi_free(mpi);
