@@ -478,7 +478,6 @@ struct nnlib_model {
   nnlib__buffers bufs;      /* activations and workspaces of training */
   /* two ping-pong gradient buffers of max_batch * largest layer size */
   float *grad_a, *grad_b;
-  float *batch_x, *batch_t; /* gathered shuffled batches (fit) */
   int64_t target_size;      /* per-sample target floats for gathering */
   nnlib_tensor output_view;
   /* Set by train.c for the duration of one step whose plain-SGD update the

@@ -23,10 +23,7 @@ static void release_plan(nnlib_model *m) {
   nnlib__buffers_free(&m->bufs);
   nnlib__free(m->grad_a);
   nnlib__free(m->grad_b);
-  nnlib__free(m->batch_x);
-  nnlib__free(m->batch_t);
   m->params = m->grads = m->grad_a = m->grad_b = NULL;
-  m->batch_x = m->batch_t = NULL;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
     l->compiled = false;
@@ -212,23 +209,22 @@ void nnlib__buffers_free(nnlib__buffers *b) {
   b->block = NULL;
 }
 
-/* The training buffers: activations and workspaces, the two ping-pong
- * gradient buffers, and the gather buffers for shuffled batches. */
+/* The training buffers: activations and workspaces, and the two ping-pong
+ * gradient buffers. (fit allocates the buffers it gathers shuffled batches
+ * into, so a model that is only stepped or predicted does not carry them.) */
 static nnlib_status alloc_buffers(nnlib_model *m) {
-  int64_t widest = m->input_size;
+  /* dY and dX of every layer but the first (whose dX is never formed) */
+  int64_t widest = 1;
   for (size_t i = 0; i < m->layer_count; i++)
     if (m->layers[i]->out_size > widest)
       widest = m->layers[i]->out_size;
-  int64_t grad_floats, input_floats;
-  if (nnlib__mul_overflows(widest, m->max_batch, &grad_floats) ||
-      nnlib__mul_overflows(m->input_size, m->max_batch, &input_floats))
+  int64_t grad_floats;
+  if (nnlib__mul_overflows(widest, m->max_batch, &grad_floats))
     return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
   NNLIB_TRY(nnlib__buffers_alloc(m, &m->bufs));
   NNLIB_TRY(alloc_floats(&m->grad_a, grad_floats, "gradient buffers"));
   NNLIB_TRY(alloc_floats(&m->grad_b, grad_floats, "gradient buffers"));
-  NNLIB_TRY(alloc_floats(&m->batch_x, input_floats, "the batch buffer"));
-  return alloc_floats(&m->batch_t, m->output_size * m->max_batch,
-                      "the target buffer");
+  return NNLIB_OK;
 }
 
 static nnlib_status check_compile_args(nnlib_model *m, const int64_t *shape,

@@ -275,14 +275,15 @@ typedef struct fit_data {
   const float *x, *t;
   int64_t x_stride, t_stride; /* floats per sample */
   bool is_index;
-  const int64_t *order;       /* NULL: in order, zero-copy */
+  int64_t *order;             /* NULL: in order, zero-copy */
+  float *batch_x, *batch_t;   /* gathered shuffled batches */
 } fit_data;
 
 /* Points *x and *t at samples [start, start + n) of the epoch's order:
- * straight into the data set when not shuffled, else gathered into the
- * model's batch buffers. */
-static void batch_view(nnlib_model *m, const fit_data *d, int64_t start,
-                       int64_t n, const float **x, const float **t) {
+ * straight into the data set when not shuffled, else gathered into fit's
+ * batch buffers. */
+static void batch_view(const fit_data *d, int64_t start, int64_t n,
+                       const float **x, const float **t) {
   if (d->order == NULL) {
     *x = d->x + start * d->x_stride;
     *t = d->t + start * d->t_stride;
@@ -292,11 +293,11 @@ static void batch_view(nnlib_model *m, const fit_data *d, int64_t start,
   size_t tb = (size_t)d->t_stride * sizeof(float);
   for (int64_t i = 0; i < n; i++) {
     int64_t s = d->order[start + i];
-    memcpy(m->batch_x + i * d->x_stride, d->x + s * d->x_stride, xb);
-    memcpy(m->batch_t + i * d->t_stride, d->t + s * d->t_stride, tb);
+    memcpy(d->batch_x + i * d->x_stride, d->x + s * d->x_stride, xb);
+    memcpy(d->batch_t + i * d->t_stride, d->t + s * d->t_stride, tb);
   }
-  *x = m->batch_x;
-  *t = m->batch_t;
+  *x = d->batch_x;
+  *t = d->batch_t;
 }
 
 static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
@@ -310,7 +311,7 @@ static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
     int64_t start = b * bs;
     int64_t n = samples - start < bs ? samples - start : bs;
     const float *x, *t;
-    batch_view(m, d, start, n, &x, &t);
+    batch_view(d, start, n, &x, &t);
     double loss;
     NNLIB_TRY(train_batch(m, x, t, d->is_index, n, &loss));
     sum += loss * (double)n;
@@ -358,6 +359,33 @@ static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
   d->x_stride = m->input_size;
   d->t_stride = d->is_index ? 1 : m->output_size;
   d->order = NULL;
+  d->batch_x = d->batch_t = NULL;
+  return NNLIB_OK;
+}
+
+static void free_shuffling(fit_data *d) {
+  nnlib__free(d->order);
+  nnlib__free(d->batch_x);
+  nnlib__free(d->batch_t);
+  d->order = NULL;
+  d->batch_x = d->batch_t = NULL;
+}
+
+/* The sample order and the buffers shuffled batches are gathered into:
+ * allocated per fit call, never per step, and not kept by the model. */
+static nnlib_status alloc_shuffling(fit_data *d, int64_t samples,
+                                    int64_t batch) {
+  d->order = nnlib__calloc((size_t)samples, sizeof *d->order);
+  d->batch_x = nnlib__calloc((size_t)(batch * d->x_stride), sizeof(float));
+  d->batch_t = nnlib__calloc((size_t)(batch * d->t_stride), sizeof(float));
+  if (d->order == NULL || d->batch_x == NULL || d->batch_t == NULL) {
+    free_shuffling(d);
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "fit: no memory to shuffle %lld samples",
+                        (long long)samples);
+  }
+  for (int64_t i = 0; i < samples; i++)
+    d->order[i] = i;
   return NNLIB_OK;
 }
 
@@ -365,20 +393,12 @@ nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,
                              const nnlib_tensor *target,
                              const nnlib_fit_options *options) {
   nnlib_fit_options o;
-  fit_data d = {NULL, NULL, 0, 0, false, NULL};
+  fit_data d = {NULL, NULL, 0, 0, false, NULL, NULL, NULL};
   int64_t samples = 0;
   NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));
-  int64_t *order = NULL;
-  if (o.shuffle) {
-    order = nnlib__calloc((size_t)samples, sizeof *order);
-    if (order == NULL)
-      return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                          "fit: no memory for the order of %lld samples",
-                          (long long)samples);
-    for (int64_t i = 0; i < samples; i++)
-      order[i] = i;
-    d.order = order;
-  }
+  if (o.shuffle)
+    NNLIB_TRY(alloc_shuffling(&d, samples, o.batch_size));
+  int64_t *order = d.order;
   nnlib_progress p = {sizeof p, 0, o.epochs, 0, 0, 0, 0, 0.0f, 0.0f};
   nnlib_status st = NNLIB_OK;
   for (int64_t e = 0; e < o.epochs && st == NNLIB_OK; e++) {
@@ -389,7 +409,7 @@ nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,
     if (st == NNLIB_OK && o.epoch_losses != NULL)
       o.epoch_losses[e] = p.epoch_loss;
   }
-  nnlib__free(order);
+  free_shuffling(&d);
   return st;
 }
 
