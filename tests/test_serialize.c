@@ -319,6 +319,127 @@ static void test_round_trip_every_kind(void **s) {
   }
 }
 
+/* Recurrent kinds on sequences [T, F] = [5, 3]: the same round trip. */
+static const char *const sequence_specs[] = {
+    "rnn:4",
+    "rnn:4:relu:nobias,last",
+    "lstm:6,last,dense:2",
+    "lstm:5:nobias,gru:4,last",
+    "gru:3:nobias",
+    "gru:6,rnn:3:relu,lstm:2,last,dense:3,softmax",
+};
+
+static nnlib_model *sequence_model(const char *spec, nnlib_loss loss,
+                                   uint64_t seed) {
+  nnlib_model *m = NULL;
+  int64_t in[2] = {5, 3};
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, spec));
+  ASSERT_OK(nnlib_model_compile(m, in, 2, 3, loss, NULL, seed));
+  return m;
+}
+
+static void test_round_trip_sequences(void **s) {
+  (void)s;
+  for (size_t i = 0; i < sizeof sequence_specs / sizeof sequence_specs[0];
+       i++) {
+    nnlib_model *a = sequence_model(
+        sequence_specs[i], i % 2 ? NNLIB_LOSS_MSE : NNLIB_LOSS_NONE, 50 + i);
+    size_t n1, n2;
+    unsigned char *b1 = save_bytes(a, 0, &n1);
+    nnlib_model *b = NULL;
+    ASSERT_OK(nnlib_model_load_buffer(&b, b1, n1));
+    char sb[256];
+    ASSERT_OK(nnlib_model_get_spec(b, sb, sizeof sb, NULL));
+    assert_string_equal(sb, sequence_specs[i]);
+    int64_t dims[NNLIB_MAX_RANK];
+    size_t rank;
+    ASSERT_OK(nnlib_model_get_input_shape(b, dims, NNLIB_MAX_RANK, &rank));
+    assert_int_equal(rank, 2);
+    assert_int_equal(dims[0], 5);
+    assert_int_equal(dims[1], 3);
+    assert_same_params(a, b);
+    float *ya = predict_fixed(a, 7), *yb = predict_fixed(b, 7);
+    assert_memory_equal(ya, yb, (size_t)(7 * output_size(a)) * sizeof(float));
+    unsigned char *b2 = save_bytes(b, 0, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(ya);
+    free(yb);
+    nnlib_free(b1);
+    nnlib_free(b2);
+    nnlib_model_free(a);
+    nnlib_model_free(b);
+  }
+}
+
+/* The recurrent configs of docs/FILE_FORMAT.md, and values no constructor
+ * takes (CORRUPT_FILE). */
+static void test_sequence_configs(void **s) {
+  (void)s;
+  nnlib_model *m = NULL;
+  nnlib_layer *rnn = NULL, *lstm = NULL;
+  ASSERT_OK(nnlib_rnn_create(&rnn, 3, 4, NNLIB_ACT_RELU, 0, 1));
+  ASSERT_OK(nnlib_lstm_create(&lstm, 0, 2, 1, 0));
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add(m, rnn));
+  ASSERT_OK(nnlib_model_add(m, lstm));
+  int64_t in[2] = {5, 3};
+  ASSERT_OK(nnlib_model_compile(m, in, 2, 2, NNLIB_LOSS_MSE, NULL, 1));
+  size_t n;
+  unsigned char *d = save_bytes(m, 0, &n);
+  parts p;
+  split_file(d, n, &p);
+  unsigned char *a = p.payload[ARCH];
+  assert_int_equal(rd32(a), NNLIB_LAYER_RNN);
+  assert_int_equal(rd32(a + 4), 28);
+  assert_int_equal(rd64(a + 8), 3);  /* input_size as created */
+  assert_int_equal(rd64(a + 16), 4); /* hidden_size */
+  assert_int_equal(rd32(a + 24), 0); /* with_bias */
+  assert_int_equal(rd32(a + 28), 1); /* return_sequences */
+  assert_int_equal(rd32(a + 32), NNLIB_ACT_RELU);
+  unsigned char *c = a + 36;
+  assert_int_equal(rd32(c), NNLIB_LAYER_LSTM);
+  assert_int_equal(rd32(c + 4), 24);
+  assert_int_equal(rd64(c + 8), 0);
+  assert_int_equal(rd64(c + 16), 2);
+  assert_int_equal(rd32(c + 24), 1);
+  assert_int_equal(rd32(c + 28), 0);
+  /* PARM: rnn weight_ih [4, 3], weight_hh [4, 4]; lstm four tensors */
+  assert_int_equal(rd32(p.payload[PARM]), 2);
+  struct {
+    unsigned char *at;
+    uint32_t value;
+    const char *message;
+  } bad[] = {{a + 24, 2, "with_bias 2 and return_sequences 1 must be 0 or 1"},
+             {c + 28, 7, "with_bias 1 and return_sequences 7"},
+             {a + 32, NNLIB_ACT_SIGMOID, "rnn: nonlinearity 2 is neither"},
+             {c + 16, 0, "hidden_size is 0"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint32_t saved = rd32(bad[i].at);
+    wr32(bad[i].at, bad[i].value);
+    size_t size;
+    unsigned char *f = join_file(&p, &size);
+    nnlib_model *b = NULL;
+    ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE, nnlib_model_load_buffer(&b, f, size));
+    expect_message(bad[i].message);
+    assert_null(b);
+    free(f);
+    wr32(bad[i].at, saved);
+  }
+  /* a layer whose created input_size does not match the input */
+  wr64(a + 8, 4);
+  size_t size;
+  unsigned char *f = join_file(&p, &size);
+  nnlib_model *b = NULL;
+  ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_load_buffer(&b, f, size));
+  expect_message("rnn: input has 3 features per step, layer expects 4");
+  free(f);
+  free_parts(&p);
+  nnlib_free(d);
+  nnlib_model_free(m);
+}
+
 /* A rank-3 input, a wider model, and weights nobody could guess. */
 static void test_round_trip_shapes_and_values(void **s) {
   (void)s;
@@ -1407,6 +1528,8 @@ static void test_file_info(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_every_kind),
+      cmocka_unit_test(test_round_trip_sequences),
+      cmocka_unit_test(test_sequence_configs),
       cmocka_unit_test(test_round_trip_shapes_and_values),
       cmocka_unit_test(test_documented_layout),
       cmocka_unit_test(test_file_round_trip),
