@@ -3,6 +3,7 @@
  * hang. */
 #include "mpi_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* What the lowest failing rank sends to all. */
@@ -33,8 +34,14 @@ nnlib_status nnlib_mpi__resolve_failure(nnlib_mpi *m, nnlib_status local) {
   if (local != NNLIB_OK)
     return local;
   r.message[sizeof r.message - 1] = '\0';
+  /* "rank 1: x" from rank 1 reads "rank 1 failed: x" here */
+  char prefix[32];
+  int length = snprintf(prefix, sizeof prefix, "rank %d: ", r.rank);
+  const char *text = r.message;
+  if (length > 0 && strncmp(text, prefix, (size_t)length) == 0)
+    text += length;
   return nnlib_mpi__error((nnlib_status)r.status, "rank %d failed: %s", r.rank,
-                          r.message);
+                          text);
 }
 
 nnlib_status nnlib_mpi__agree(nnlib_mpi *m, nnlib_status local) {

@@ -7,6 +7,14 @@
 if(NOT TARGET nnlib_mpi)
   return()
 endif()
+
+# The companion as a library: exports, header, install and consumers.
+add_test(NAME mpi_library
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/check_mpi_library.sh
+          ${PROJECT_BINARY_DIR} $<TARGET_FILE:nnlib> $<TARGET_FILE:nnlib_mpi>
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(mpi_library PROPERTIES TIMEOUT 300 LABELS mpi)
+
 if(NOT MPIEXEC_EXECUTABLE)
   message(STATUS "mpirun not found: libnnlib_mpi's tests are not registered")
   return()
@@ -34,3 +42,12 @@ foreach(_name mpi_equivalence mpi_failure)
       FAIL_REGULAR_EXPRESSION "FAILED")
   endforeach()
 endforeach()
+
+# The command-line tool under mpirun, end to end on Fashion-MNIST.
+if(TARGET nnlib_cli)
+  add_test(NAME cli_mpi
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/cli_mpi_test.sh
+            $<TARGET_FILE:nnlib_cli> ${_nnlib_mpi_run})
+  set_tests_properties(cli_mpi PROPERTIES
+    TIMEOUT 300 LABELS "mpi;data" ENVIRONMENT "${_nnlib_mpi_env}")
+endif()

@@ -1,7 +1,7 @@
 /* cmd_train.c - nnlib train: a model description trained on an MNIST-format
  * directory, one line per epoch, a key=value summary line at the end. */
 #define _POSIX_C_SOURCE 200809L
-#include "cli.h"
+#include "train.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,13 +25,12 @@ static void train_usage(void) {
       "  --limit      train on the first N training samples only\n"
       "  --out        save the trained model (.nnl)\n",
       nnlib_dataset_default_dir());
+#ifdef NNLIB_HAVE_MPI
+  printf("\nUnder mpirun -np K: data-parallel over K ranks, each batch split "
+         "across them;\nrank 0 prints and saves. --threads defaults to the "
+         "cores per rank.\n");
+#endif
 }
-
-typedef struct train_config {
-  const char *data, *spec, *out, *optimizer, *schedule, *loss;
-  int64_t epochs, batch, seed, limit, threads;
-  float lr, momentum, weight_decay;
-} train_config;
 
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw",
                                               "rmsprop", NULL};
@@ -98,6 +97,15 @@ static nnlib_status make_optimizer(const train_config *c, int64_t steps,
   return nnlib_optimizer_create(out, &o);
 }
 
+void train_print_epoch(int64_t epoch, int64_t epochs, float train_loss,
+                       float test_loss, float accuracy, double seconds) {
+  printf("epoch %lld/%lld train_loss=%.4f test_loss=%.4f test_accuracy=%.4f "
+         "seconds=%.1f\n",
+         (long long)epoch + 1, (long long)epochs, train_loss, test_loss,
+         accuracy, seconds);
+  fflush(stdout);
+}
+
 static int report_epoch(nnlib_model *m, const nnlib_tensor *tx,
                         const nnlib_tensor *ty, int64_t epoch, int64_t epochs,
                         float train_loss, double seconds, float *acc) {
@@ -105,44 +113,66 @@ static int report_epoch(nnlib_model *m, const nnlib_tensor *tx,
   nnlib_status st = nnlib_model_evaluate(m, tx, ty, &test_loss, acc);
   if (st != NNLIB_OK)
     return cli_fail("train", "evaluating", st);
-  printf("epoch %lld/%lld train_loss=%.4f test_loss=%.4f test_accuracy=%.4f "
-         "seconds=%.1f\n",
-         (long long)epoch + 1, (long long)epochs, train_loss, test_loss, *acc,
-         seconds);
-  fflush(stdout);
+  train_print_epoch(epoch, epochs, train_loss, test_loss, *acc, seconds);
   return 0;
 }
 
-typedef struct run_data {
-  nnlib_tensor *x, *y, *tx, *ty;
-  nnlib_model *model;
-} run_data;
+/* Prints the failure and passes its status on. */
+static nnlib_status build_fail(const char *what, nnlib_status st) {
+  cli_fail("train", what, st);
+  return st;
+}
 
-static int build(const train_config *c, run_data *r) {
+nnlib_status train_build(const train_config *c, run_data *r) {
   nnlib_status st;
   int one_hot = strcmp(c->loss, "mse") == 0;
   if ((st = nnlib_dataset_load(c->data, NNLIB_SPLIT_TRAIN, c->limit, one_hot,
                                &r->x, &r->y)) != NNLIB_OK)
-    return cli_fail("train", "loading the training set", st);
+    return build_fail("loading the training set", st);
   if ((st = nnlib_dataset_load(c->data, NNLIB_SPLIT_TEST, 0, one_hot, &r->tx,
                                &r->ty)) != NNLIB_OK)
-    return cli_fail("train", "loading the test set", st);
+    return build_fail("loading the test set", st);
   if ((st = nnlib_model_create(&r->model)) != NNLIB_OK ||
       (st = nnlib_model_add_spec(r->model, c->spec)) != NNLIB_OK)
-    return cli_fail("train", "model description", st);
+    return build_fail("model description", st);
   int64_t samples = nnlib_tensor_get_dim(r->x, 0);
   int64_t batch = c->batch < samples ? c->batch : samples;
   nnlib_optimizer *opt;
   if ((st = make_optimizer(c, c->epochs * ((samples + batch - 1) / batch),
                            &opt)) != NNLIB_OK)
-    return cli_fail("train", "optimizer", st);
+    return build_fail("optimizer", st);
   /* images as one-channel NCHW samples: dense layers flatten them */
   int64_t in[3] = {1, nnlib_tensor_get_dim(r->x, 1), nnlib_tensor_get_dim(r->x, 2)};
   if ((st = nnlib_model_compile(r->model, in, 3, batch,
                                 one_hot ? NNLIB_LOSS_MSE : NNLIB_LOSS_SOFTMAX_CE,
                                 opt, (uint64_t)c->seed)) != NNLIB_OK)
-    return cli_fail("train", "compiling the model", st);
-  return 0;
+    return build_fail("compiling the model", st);
+  return NNLIB_OK;
+}
+
+void train_free(run_data *r) {
+  nnlib_model_free(r->model);
+  nnlib_tensor_free(r->x);
+  nnlib_tensor_free(r->y);
+  nnlib_tensor_free(r->tx);
+  nnlib_tensor_free(r->ty);
+}
+
+void train_print_model(const train_config *c, const run_data *r) {
+  int64_t params = 0;
+  nnlib_model_get_param_count(r->model, &params);
+  printf("model %s: %lld parameters; %lld training samples, %lld test "
+         "samples; %s, batch %lld\n",
+         c->spec, (long long)params, (long long)nnlib_tensor_get_dim(r->x, 0),
+         (long long)nnlib_tensor_get_dim(r->tx, 0), c->optimizer,
+         (long long)nnlib_model_get_max_batch(r->model));
+}
+
+void train_print_summary(const train_config *c, float accuracy,
+                         double seconds) {
+  printf("test_accuracy=%.4f epochs=%lld seconds=%.1f%s%s\n", accuracy,
+         (long long)c->epochs, seconds, c->out ? " model=" : "",
+         c->out ? c->out : "");
 }
 
 static int train_epochs(const train_config *c, run_data *r, double start,
@@ -184,20 +214,18 @@ int cmd_train(int argc, char **argv) {
   cli_args_free(&a);
   if (!ok)
     return 2;
+#ifdef NNLIB_HAVE_MPI
+  if (train_under_mpirun())
+    return cmd_train_mpi(&c);
+#endif
   if (c.threads > 0)
     nnlib_set_num_threads((int)c.threads);
   double start = cli_now();
   run_data r = {NULL, NULL, NULL, NULL, NULL};
   float acc = 0.0f;
-  int rc = build(&c, &r);
+  int rc = train_build(&c, &r) != NNLIB_OK;
   if (rc == 0) {
-    int64_t params = 0;
-    nnlib_model_get_param_count(r.model, &params);
-    printf("model %s: %lld parameters; %lld training samples, %lld test "
-           "samples; %s, batch %lld\n",
-           c.spec, (long long)params, (long long)nnlib_tensor_get_dim(r.x, 0),
-           (long long)nnlib_tensor_get_dim(r.tx, 0), c.optimizer,
-           (long long)nnlib_model_get_max_batch(r.model));
+    train_print_model(&c, &r);
     rc = train_epochs(&c, &r, start, &acc);
   }
   nnlib_status st;
@@ -205,13 +233,7 @@ int cmd_train(int argc, char **argv) {
       (st = nnlib_model_save(r.model, c.out, 0)) != NNLIB_OK)
     rc = cli_fail("train", c.out, st);
   if (rc == 0)
-    printf("test_accuracy=%.4f epochs=%lld seconds=%.1f%s%s\n", acc,
-           (long long)c.epochs, cli_now() - start, c.out ? " model=" : "",
-           c.out ? c.out : "");
-  nnlib_model_free(r.model);
-  nnlib_tensor_free(r.x);
-  nnlib_tensor_free(r.y);
-  nnlib_tensor_free(r.tx);
-  nnlib_tensor_free(r.ty);
+    train_print_summary(&c, acc, cli_now() - start);
+  train_free(&r);
   return rc;
 }
