@@ -2,9 +2,9 @@
  * arbitrary text. A description that parses must print back
  * (nnlib_model_get_spec) into a text that parses into the same layers and
  * prints the same again (a fixed point); one that does not parse adds no
- * layer. A parsed model is compiled for a small input and predicts one
- * batch (the capped allocator turns huge widths into
- * NNLIB_ERR_OUT_OF_MEMORY). */
+ * layer. A parsed model is compiled for a small input of rank 1, 2 or 3
+ * (whichever its first layer takes) and predicts one batch (the capped
+ * allocator turns huge widths into NNLIB_ERR_OUT_OF_MEMORY). */
 #include "fuzz_common.h"
 
 enum { SPEC_MAX = 4096 };
@@ -39,6 +39,30 @@ static void check_fixed_point(const nnlib_model *m) {
   nnlib_model_free(again);
 }
 
+/* Compiles the description for a small input of each rank (features,
+ * [T, F] sequences, [C, H, W] images): the first that plans predicts one
+ * batch. */
+static void compile_and_predict(const char *text, size_t size) {
+  int64_t n = 1 + (int64_t)(size % 7);
+  const int64_t shapes[3][3] = {{n, 0, 0}, {3, n, 0}, {2, 5 + n, 6}};
+  for (size_t rank = 1; rank <= 3; rank++) {
+    nnlib_model *m = NULL;
+    if (nnlib_model_create(&m) != NNLIB_OK)
+      return;
+    nnlib_status st = nnlib_model_add_spec(m, text);
+    fuzz_expect(st);
+    if (st == NNLIB_OK)
+      st = nnlib_model_compile(m, shapes[rank - 1], rank, 2, NNLIB_LOSS_NONE,
+                               NULL, 1);
+    fuzz_expect(st);
+    if (st == NNLIB_OK)
+      fuzz_expect(fuzz_predict(m, 2, NULL));
+    nnlib_model_free(m);
+    if (st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY)
+      return;
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 2 * SPEC_MAX)
     return 0;
@@ -52,17 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(nnlib_model_create(&m) == NNLIB_OK);
   nnlib_status st = nnlib_model_add_spec(m, text);
   fuzz_expect(st);
-  if (st != NNLIB_OK) {
+  if (st != NNLIB_OK)
     FUZZ_CHECK(nnlib_model_get_layer_count(m) == 0);
-  } else {
+  else
     check_fixed_point(m);
-    int64_t in = 1 + (int64_t)(size % 16);
-    st = nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_NONE, NULL, 1);
-    fuzz_expect(st);
-    if (st == NNLIB_OK)
-      fuzz_expect(fuzz_predict(m, 2, NULL));
-  }
   nnlib_model_free(m);
+  if (st == NNLIB_OK)
+    compile_and_predict(text, size);
   free(text);
   fuzz_end();
   return 0;

@@ -74,6 +74,18 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
         (long long)(c->in_w + 2 * c->o.padding_w), (long long)c->in_h,
         (long long)c->in_w, (long long)c->o.padding_h,
         (long long)c->o.padding_w);
+  /* patch_size() and positions() multiply these unchecked afterwards: a
+   * file or description may hold a 2^31 kernel or padding */
+  int64_t area, patch, outputs;
+  if (nnlib__mul_overflows(c->kh, c->kw, &area) ||
+      nnlib__mul_overflows(c->in_c, area, &patch) ||
+      nnlib__mul_overflows(c->out_h, c->out_w, &outputs))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "conv2d: %lld channels with a %lldx%lld kernel over "
+                        "%lldx%lld output positions overflow",
+                        (long long)c->in_c, (long long)c->kh,
+                        (long long)c->kw, (long long)c->out_h,
+                        (long long)c->out_w);
   return NNLIB_OK;
 }
 
