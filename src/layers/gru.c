@@ -41,51 +41,56 @@ static nnlib_status gru_plan(nnlib_layer *l, const nnlib__shape *in,
   r->area_per_sample[RNN_WS_HIDDEN] = 3 * th;
   r->area_per_sample[RNN_WS_HPREV] = th;
   r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
+  r->area_fixed[RNN_WS_BIAS] = 4 * r->hidden;
   return nnlib__recurrent_plan_workspace(l);
 }
 
-/* Where one step of one sample reads and writes. */
-typedef struct gru_row {
-  float *p;           /* [3H] input side: pre-activations in, r z n out */
-  float *q;           /* [3H] hidden side: W_hh h_{t-1}; q_n + b_hn out */
-  const float *hprev; /* h_{t-1} */
-  float *h;           /* h_t */
-} gru_row;
+/* The biases as the cell adds them: [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]
+ * (4H floats; zeros without bias). */
+static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
+  const float *bi = nnlib__recurrent_b_ih(l), *bh = nnlib__recurrent_b_hh(l);
+  if (bi == NULL) {
+    memset(bias, 0, (size_t)(4 * width) * sizeof(float));
+    return;
+  }
+  for (int64_t j = 0; j < 2 * width; j++)
+    bias[j] = bi[j] + bh[j];
+  memcpy(bias + 2 * width, bi + 2 * width, (size_t)width * sizeof(float));
+  memcpy(bias + 3 * width, bh + 2 * width, (size_t)width * sizeof(float));
+}
 
-static void gru_cell(const gru_row *row, const float *b_ih, const float *b_hh,
-                     int64_t width) {
-  float *pr = row->p, *pz = pr + width, *pn = pz + width;
-  const float *qr = row->q, *qz = qr + width;
-  float *qn = row->q + 2 * width;
+/* One step of one sample: p [3H] input side (pre-activations in, r z n
+ * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). */
+static void gru_cell(float *restrict p, float *restrict q,
+                     const float *restrict bias, const float *restrict hprev,
+                     float *restrict h, int64_t width) {
+  float *pr = p, *pz = pr + width, *pn = pz + width;
+  const float *qr = q, *qz = qr + width;
+  float *qn = q + 2 * width;
+  const float *brz = bias, *bn = bias + 2 * width, *bhn = bias + 3 * width;
   for (int64_t j = 0; j < width; j++) {
-    float br = 0.0f, bz = 0.0f, bn = 0.0f, bhn = 0.0f;
-    if (b_ih != NULL) {
-      br = b_ih[j] + b_hh[j];
-      bz = b_ih[width + j] + b_hh[width + j];
-      bn = b_ih[2 * width + j];
-      bhn = b_hh[2 * width + j];
-    }
-    float r = nnlib__rnn_sigmoid(pr[j] + qr[j] + br);
-    float z = nnlib__rnn_sigmoid(pz[j] + qz[j] + bz);
-    float hn = qn[j] + bhn;
-    float n = nnlib__rnn_tanh(pn[j] + bn + r * hn);
+    float r = nnlib__rnn_sigmoid(pr[j] + qr[j] + brz[j]);
+    float z = nnlib__rnn_sigmoid(pz[j] + qz[j] + brz[width + j]);
+    float hn = qn[j] + bhn[j];
+    float n = nnlib__rnn_tanh(pn[j] + bn[j] + r * hn);
     pr[j] = r;
     pz[j] = z;
     pn[j] = n;
     qn[j] = hn;
-    row->h[j] = (1.0f - z) * n + z * row->hprev[j];
+    h[j] = (1.0f - z) * n + z * hprev[j];
   }
 }
 
 typedef struct gru_areas {
-  float *p, *q, *hprev, *carry;
+  float *p, *q, *hprev, *carry, *bias;
 } gru_areas;
 
 static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
   gru_areas a = {nnlib__recurrent_area(l, run, RNN_WS_GATES),
                  nnlib__recurrent_area(l, run, RNN_WS_HIDDEN),
                  nnlib__recurrent_area(l, run, RNN_WS_HPREV),
-                 nnlib__recurrent_area(l, run, RNN_WS_CARRY_H)};
+                 nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
+                 nnlib__recurrent_area(l, run, RNN_WS_BIAS)};
   return a;
 }
 
@@ -102,7 +107,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
   int64_t hsz = r->hidden, steps = r->steps;
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   gru_areas a = areas_of(l, run);
-  const float *b_ih = nnlib__recurrent_b_ih(l), *b_hh = nnlib__recurrent_b_hh(l);
+  gru_bias(l, a.bias, hsz);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n));
   nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
   for (int64_t t = 0; t < steps; t++) {
@@ -112,9 +117,8 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
       zero_step(a.q, t, steps, 3 * hsz, n);
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      gru_row row = {a.p + 3 * at, a.q + 3 * at, a.hprev + at,
-                     nnlib__recurrent_h_slot(l, a.hprev, y, s, t)};
-      gru_cell(&row, b_ih, b_hh, hsz);
+      gru_cell(a.p + 3 * at, a.q + 3 * at, a.bias, a.hprev + at,
+               nnlib__recurrent_h_slot(l, a.hprev, y, s, t), hsz);
       nnlib__recurrent_h_share(l, a.hprev, y, s, t);
     }
   }
@@ -122,17 +126,18 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* One step of one sample backwards (see the top of the file): p and q get
- * dL/d(pre) of the input and hidden sides, carry gets dh z. dy may be
- * NULL. */
-static void gru_cell_backward(const gru_row *row, const float *dy,
-                              float *carry, int64_t width) {
-  float *pr = row->p, *pz = pr + width, *pn = pz + width;
-  float *qr = row->q, *qz = qr + width, *qn = qz + width;
+ * dL/d(pre) of the input and hidden sides, carry gets dh z. */
+static void gru_cell_backward(float *restrict p, float *restrict q,
+                              const float *restrict hprev,
+                              const float *restrict dy, float *restrict carry,
+                              int64_t width) {
+  float *pr = p, *pz = pr + width, *pn = pz + width;
+  float *qr = q, *qz = qr + width, *qn = qz + width;
   for (int64_t j = 0; j < width; j++) {
-    float dh = carry[j] + (dy != NULL ? dy[j] : 0.0f);
+    float dh = carry[j] + dy[j];
     float r = pr[j], z = pz[j], n = pn[j], hn = qn[j];
     float dn = dh * (1.0f - z) * (1.0f - n * n);
-    float dz = dh * (row->hprev[j] - n) * z * (1.0f - z);
+    float dz = dh * (hprev[j] - n) * z * (1.0f - z);
     float dr = dn * hn * r * (1.0f - r);
     pr[j] = dr;
     pz[j] = dz;
@@ -151,12 +156,13 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
   int64_t hsz = r->hidden, steps = r->steps;
   gru_areas a = areas_of(l, run);
+  const float *zeros = nnlib__recurrent_zeros(l, run);
   memset(a.carry, 0, (size_t)(n * hsz) * sizeof(float));
   for (int64_t t = steps; t-- > 0;) {
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      gru_row row = {a.p + 3 * at, a.q + 3 * at, a.hprev + at, NULL};
-      gru_cell_backward(&row, nnlib__recurrent_dy_at(l, dy, s, t),
+      gru_cell_backward(a.p + 3 * at, a.q + 3 * at, a.hprev + at,
+                        nnlib__recurrent_dy_at(l, dy, zeros, s, t),
                         a.carry + s * hsz, hsz);
     }
     /* carry = dh z (written above) + dQ_t W_hh */

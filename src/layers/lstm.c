@@ -41,37 +41,27 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
   return nnlib__recurrent_plan_workspace(l);
 }
 
-/* Where one step of one sample reads and writes. */
-typedef struct lstm_row {
-  float *gates;        /* [4H]: pre-activations in, activations out */
-  const float *cprev;  /* c_{t-1} */
-  float *c, *tc;       /* c_t and tanh(c_t) */
-  float *h;            /* h_t */
-} lstm_row;
-
-static void lstm_cell(const lstm_row *row, const float *bias, int64_t width) {
-  float *gi = row->gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+/* One step of one sample: gates [4H] (i f g o) pre-activations in,
+ * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. */
+static void lstm_cell(float *restrict gates, const float *restrict bias,
+                      const float *restrict cprev, float *restrict c,
+                      float *restrict tc, float *restrict h, int64_t width) {
+  float *gi = gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+  const float *bi = bias, *bf = bi + width, *bg = bf + width, *bo = bg + width;
   for (int64_t j = 0; j < width; j++) {
-    float bi = 0.0f, bf = 0.0f, bg = 0.0f, bo = 0.0f;
-    if (bias != NULL) {
-      bi = bias[j];
-      bf = bias[width + j];
-      bg = bias[2 * width + j];
-      bo = bias[3 * width + j];
-    }
-    float i = nnlib__rnn_sigmoid(gi[j] + bi);
-    float f = nnlib__rnn_sigmoid(gf[j] + bf);
-    float g = nnlib__rnn_tanh(gg[j] + bg);
-    float o = nnlib__rnn_sigmoid(go[j] + bo);
-    float c = f * row->cprev[j] + i * g;
-    float tc = nnlib__rnn_tanh(c);
+    float i = nnlib__rnn_sigmoid(gi[j] + bi[j]);
+    float f = nnlib__rnn_sigmoid(gf[j] + bf[j]);
+    float g = nnlib__rnn_tanh(gg[j] + bg[j]);
+    float o = nnlib__rnn_sigmoid(go[j] + bo[j]);
+    float cj = f * cprev[j] + i * g;
+    float t = nnlib__rnn_tanh(cj);
     gi[j] = i;
     gf[j] = f;
     gg[j] = g;
     go[j] = o;
-    row->c[j] = c;
-    row->tc[j] = tc;
-    row->h[j] = o * tc;
+    c[j] = cj;
+    tc[j] = t;
+    h[j] = o * t;
   }
 }
 
@@ -107,7 +97,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
   int64_t hsz = r->hidden, steps = r->steps;
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   lstm_areas a = areas_of(l, run);
-  const float *bias = nnlib__recurrent_bias_sum(l, a.bias) ? a.bias : NULL;
+  nnlib__recurrent_bias_sum(l, a.bias);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n));
   nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
   nnlib__recurrent_load_state(l, r->c0, a.c0, hsz, n);
@@ -117,10 +107,9 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
       NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n));
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      lstm_row row = {a.gates + 4 * at, cell_before(r, &a, s, t), a.cell + at,
-                      a.tanh_c + at,
-                      nnlib__recurrent_h_slot(l, a.hprev, y, s, t)};
-      lstm_cell(&row, bias, hsz);
+      lstm_cell(a.gates + 4 * at, a.bias, cell_before(r, &a, s, t), a.cell + at,
+                a.tanh_c + at, nnlib__recurrent_h_slot(l, a.hprev, y, s, t),
+                hsz);
       nnlib__recurrent_h_share(l, a.hprev, y, s, t);
     }
   }
@@ -128,18 +117,22 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* One step of one sample backwards: gate activations in, dL/d(pre) out, in
- * place; carries in and out (see the top of the file). dy may be NULL. */
-static void lstm_cell_backward(const lstm_row *row, const float *dy,
-                               float *carry_h, float *carry_c, int64_t width) {
-  float *gi = row->gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+ * place; carries in and out (see the top of the file). */
+static void lstm_cell_backward(float *restrict gates,
+                               const float *restrict cprev,
+                               const float *restrict tc,
+                               const float *restrict dy,
+                               float *restrict carry_h,
+                               float *restrict carry_c, int64_t width) {
+  float *gi = gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
   for (int64_t j = 0; j < width; j++) {
-    float dh = carry_h[j] + (dy != NULL ? dy[j] : 0.0f);
-    float i = gi[j], f = gf[j], g = gg[j], o = go[j], tc = row->tc[j];
-    float dc = dh * o * (1.0f - tc * tc) + carry_c[j];
+    float dh = carry_h[j] + dy[j];
+    float i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];
+    float dc = dh * o * (1.0f - t * t) + carry_c[j];
     gi[j] = dc * g * i * (1.0f - i);
-    gf[j] = dc * row->cprev[j] * f * (1.0f - f);
+    gf[j] = dc * cprev[j] * f * (1.0f - f);
     gg[j] = dc * i * (1.0f - g * g);
-    go[j] = dh * tc * o * (1.0f - o);
+    go[j] = dh * t * o * (1.0f - o);
     carry_c[j] = dc * f;
   }
 }
@@ -153,12 +146,13 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   lstm_areas a = areas_of(l, run);
   memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
   memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
+  const float *zeros = nnlib__recurrent_zeros(l, run);
   for (int64_t t = steps; t-- > 0;) {
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      lstm_row row = {a.gates + 4 * at, cell_before(r, &a, s, t), a.cell + at,
-                      a.tanh_c + at, NULL};
-      lstm_cell_backward(&row, nnlib__recurrent_dy_at(l, dy, s, t),
+      lstm_cell_backward(a.gates + 4 * at, cell_before(r, &a, s, t),
+                         a.tanh_c + at,
+                         nnlib__recurrent_dy_at(l, dy, zeros, s, t),
                          a.carry_h + s * hsz, a.carry_c + s * hsz, hsz);
     }
     if (t > 0)

@@ -130,6 +130,7 @@ nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
   }
   memset(r->area_per_sample, 0, sizeof r->area_per_sample);
   memset(r->area_fixed, 0, sizeof r->area_fixed);
+  r->area_fixed[RNN_WS_ZEROS] = r->hidden;
   return NNLIB_OK;
 }
 
@@ -157,6 +158,13 @@ nnlib_status nnlib__recurrent_plan_workspace(nnlib_layer *l) {
                         l->ops->name(l));
   l->workspace_floats = (size_t)total;
   return NNLIB_OK;
+}
+
+const float *nnlib__recurrent_zeros(const nnlib_layer *l,
+                                    const nnlib__run *run) {
+  float *zeros = nnlib__recurrent_area(l, run, RNN_WS_ZEROS);
+  memset(zeros, 0, (size_t)crec(l)->hidden * sizeof(float));
+  return zeros;
 }
 
 float *nnlib__recurrent_area(const nnlib_layer *l, const nnlib__run *run,
@@ -299,14 +307,11 @@ nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                      beta, out_all + t * gh, steps * gh);
 }
 
-bool nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
+void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
   const float *bi = nnlib__recurrent_b_ih(l), *bh = nnlib__recurrent_b_hh(l);
-  if (bi == NULL)
-    return false;
   int64_t gh = crec(l)->gates * crec(l)->hidden;
   for (int64_t j = 0; j < gh; j++)
-    sum[j] = bi[j] + bh[j];
-  return true;
+    sum[j] = bi != NULL ? bi[j] + bh[j] : 0.0f;
 }
 
 float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
@@ -330,12 +335,12 @@ void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
 }
 
 const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
-                                    int64_t s, int64_t t) {
+                                    const float *zeros, int64_t s, int64_t t) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, steps = r->steps;
   if (r->return_sequences)
     return dy + (s * steps + t) * h;
-  return t + 1 == steps ? dy + s * h : NULL;
+  return t + 1 == steps ? dy + s * h : zeros;
 }
 
 /* ----------------------------------------------------- backward GEMMs */
@@ -407,16 +412,6 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
   }
   return NNLIB_OK;
 }
-
-/* ---------------------------------------------------- nonlinearities */
-
-/* 1 / (1 + e^-x) from e^{-|x|} <= 1, so neither side overflows. */
-float nnlib__rnn_sigmoid(float x) {
-  float e = expf(-fabsf(x));
-  return x >= 0.0f ? 1.0f / (1.0f + e) : (x != x ? x : e / (1.0f + e));
-}
-
-float nnlib__rnn_tanh(float x) { return tanhf(x); }
 
 /* ------------------------------------------- the model's input check */
 

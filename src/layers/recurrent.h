@@ -14,6 +14,9 @@
 
 #include "nnlib_internal.h"
 
+#include <math.h>
+#include <string.h>
+
 /* Workspace areas; each kind uses those it needs (size 0 otherwise). */
 enum {
   RNN_WS_GATES,   /* [N, T, G*H]: pre-activations, then activations (the
@@ -26,7 +29,8 @@ enum {
   RNN_WS_CPREV0,  /* lstm [N, H]: c_{-1}, the initial cell state */
   RNN_WS_CARRY_H, /* [N, H]: dL/dh_{t-1} through the recurrence */
   RNN_WS_CARRY_C, /* lstm [N, H]: dL/dc_{t-1} */
-  RNN_WS_BIAS,    /* [G*H]: b_ih + b_hh (rnn, lstm) */
+  RNN_WS_BIAS,    /* rnn, lstm [G*H]: b_ih + b_hh; gru [4H]: see gru.c */
+  RNN_WS_ZEROS,   /* [H]: zeros, dL/dh_t of steps not in the output */
   RNN_WS_COUNT
 };
 
@@ -70,6 +74,9 @@ bool nnlib__layer_is_recurrent(const nnlib_layer *l);
 nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
                                    int64_t max_batch);
 nnlib_status nnlib__recurrent_plan_workspace(nnlib_layer *l);
+/* The zero row of RNN_WS_ZEROS, cleared. */
+const float *nnlib__recurrent_zeros(const nnlib_layer *l,
+                                    const nnlib__run *run);
 /* Start of area `a` in this call's workspace. */
 float *nnlib__recurrent_area(const nnlib_layer *l, const nnlib__run *run,
                              int area);
@@ -102,8 +109,8 @@ nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            const float *hprev_all, int64_t t,
                                            float beta, float *out_all,
                                            int64_t n);
-/* b_ih + b_hh into sum (G*H floats); false without bias. */
-bool nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum);
+/* b_ih + b_hh into sum (G*H floats), zeros without bias. */
+void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum);
 /* Where the gate pass writes h_t of sample s: its output row when the
  * whole sequence is returned, else the next step's hprev row (the output
  * row for the last step). */
@@ -113,10 +120,11 @@ float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
  * slot was the output (whole sequence returned). */
 void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
                               const float *y, int64_t s, int64_t t);
-/* dL/dh_t from the layer's output gradient for sample s, or NULL when the
- * output does not contain h_t (only the last step is returned). */
+/* dL/dh_t from the layer's output gradient for sample s, or `zeros` (H
+ * floats) when the output does not contain h_t (only the last step is
+ * returned). */
 const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
-                                    int64_t s, int64_t t);
+                                    const float *zeros, int64_t s, int64_t t);
 
 /* ----------------------------------------------------- backward pieces */
 
@@ -140,9 +148,73 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
 
 /* ---------------------------------------------------- nonlinearities */
 
-/* Scalar kernels of the fused gate passes. Written so NaN propagates. */
-float nnlib__rnn_sigmoid(float x);
-float nnlib__rnn_tanh(float x);
+/* The gate passes evaluate a few sigmoids and tanhs per hidden unit, per
+ * step and sample: through libm's expf and tanhf they took two thirds of
+ * the forward pass. These are branch-free (selects, no calls), so the gate
+ * loops vectorise; errors stay within a few float ulps, below PyTorch's
+ * own float32 differences (test_internal_rnn_torch.c). NaN propagates. */
+
+/* c ? a : b through the bits. A float select written with ?: becomes a
+ * branch around the arithmetic of one side (GCC does not speculate a float
+ * operation that may trap), and a loop with a branch does not vectorise;
+ * this one has no float operation to guard. */
+static inline float nnlib__rnn_select(bool c, float a, float b) {
+  uint32_t mask = (uint32_t)0 - (uint32_t)c, ua, ub;
+  memcpy(&ua, &a, sizeof ua);
+  memcpy(&ub, &b, sizeof ub);
+  uint32_t bits = (ua & mask) | (ub & ~mask);
+  float v;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+/* e^x for x <= 0: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2/2
+ * (ln2 split in a part exact in float for n up to 2^7, and the rest), e^r
+ * by its Taylor polynomial to r^7 (remainder < 6e-9 relative), 2^n from
+ * the exponent bits. Below -87, where 2^n would leave the normal range,
+ * it gives 0. NaN gives some finite value: callers select NaN through. */
+static inline float nnlib__rnn_exp_nonpositive(float x) {
+  float xc = nnlib__rnn_select(x > -87.0f, x, -87.0f); /* NaN too */
+  float t = xc * 1.44269504f;
+  int32_t n = (int32_t)(t - 0.5f); /* t <= 0: rounds to nearest */
+  float fn = (float)n;
+  float r = (xc - fn * 0.693145752f) - fn * 1.42860677e-6f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  uint32_t bits = (uint32_t)(n + 127) << 23; /* n >= -126 */
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return nnlib__rnn_select(x > -87.0f, scale * p, 0.0f);
+}
+
+/* 1 / (1 + e^-x) from e = e^{-|x|} <= 1, so nothing overflows. */
+static inline float nnlib__rnn_sigmoid(float x) {
+  float e = nnlib__rnn_exp_nonpositive(-fabsf(x));
+  float s = 1.0f / (1.0f + e);
+  return nnlib__rnn_select(x != x, x, nnlib__rnn_select(x >= 0.0f, s, e * s));
+}
+
+/* tanh |x| = (1 - e) / (1 + e) with e = e^{-2|x|}; below 0.125, where
+ * 1 - e cancels, the series |x| - |x|^3/3 + 2|x|^5/15 - 17|x|^7/315 +
+ * 62|x|^9/2835 (remainder < 1e-11 relative) instead. */
+static inline float nnlib__rnn_tanh(float x) {
+  float a = fabsf(x), a2 = a * a;
+  float e = nnlib__rnn_exp_nonpositive(-2.0f * a);
+  float far = (1.0f - e) / (1.0f + e);
+  float series = 62.0f / 2835.0f;
+  series = series * a2 - 17.0f / 315.0f;
+  series = series * a2 + 2.0f / 15.0f;
+  series = series * a2 - 1.0f / 3.0f;
+  series = a + a * a2 * series;
+  float y = copysignf(nnlib__rnn_select(a < 0.125f, series, far), x);
+  return nnlib__rnn_select(x != x, x, y);
+}
 
 /* ----------------------------------------------- descriptions and files */
 

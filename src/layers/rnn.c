@@ -31,15 +31,19 @@ static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
   return nnlib__recurrent_plan_workspace(l);
 }
 
-/* h = f(a + b) over one row, written to both a (kept for backward) and h */
-static void rnn_cell(nnlib_activation act, float *a, const float *b, float *h,
+/* h = f(a + b) over one row, into a (kept for backward) and h; relu as
+ * z < 0 ? 0 : z lets NaN through. One loop per f, so each vectorises. */
+static void rnn_cell(nnlib_activation act, float *restrict a,
+                     const float *restrict b, float *restrict h,
                      int64_t width) {
-  for (int64_t j = 0; j < width; j++) {
-    float z = a[j] + (b != NULL ? b[j] : 0.0f);
-    /* relu as z < 0 ? 0 : z lets NaN through */
-    float v = act == NNLIB_ACT_RELU ? (z < 0.0f ? 0.0f : z) : nnlib__rnn_tanh(z);
-    a[j] = v;
-    h[j] = v;
+  if (act == NNLIB_ACT_RELU) {
+    for (int64_t j = 0; j < width; j++) {
+      float z = a[j] + b[j];
+      a[j] = h[j] = nnlib__rnn_select(z < 0.0f, 0.0f, z);
+    }
+  } else {
+    for (int64_t j = 0; j < width; j++)
+      a[j] = h[j] = nnlib__rnn_tanh(a[j] + b[j]);
   }
 }
 
@@ -51,8 +55,7 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
   float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
   float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
   float *bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS);
-  if (!nnlib__recurrent_bias_sum(l, bias))
-    bias = NULL;
+  nnlib__recurrent_bias_sum(l, bias);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n));
   nnlib__recurrent_load_state(l, r->h0, hprev, steps * hsz, n);
   for (int64_t t = 0; t < steps; t++) {
@@ -68,14 +71,16 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
-/* a = (dy + carry) * f'(h), from h in a; dy may be NULL */
-static void rnn_cell_backward(nnlib_activation act, float *a, const float *dy,
-                              const float *carry, int64_t width) {
-  for (int64_t j = 0; j < width; j++) {
-    float dh = carry[j] + (dy != NULL ? dy[j] : 0.0f);
-    float h = a[j];
-    float d = act == NNLIB_ACT_RELU ? (h > 0.0f ? 1.0f : 0.0f) : 1.0f - h * h;
-    a[j] = dh * d;
+/* a = (dy + carry) f'(h), from h in a: relu' = (h > 0), tanh' = 1 - h^2 */
+static void rnn_cell_backward(nnlib_activation act, float *restrict a,
+                              const float *restrict dy,
+                              const float *restrict carry, int64_t width) {
+  if (act == NNLIB_ACT_RELU) {
+    for (int64_t j = 0; j < width; j++)
+      a[j] = nnlib__rnn_select(a[j] > 0.0f, carry[j] + dy[j], 0.0f);
+  } else {
+    for (int64_t j = 0; j < width; j++)
+      a[j] = (carry[j] + dy[j]) * (1.0f - a[j] * a[j]);
   }
 }
 
@@ -88,12 +93,13 @@ static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
   float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
   float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
   float *carry = nnlib__recurrent_area(l, run, RNN_WS_CARRY_H);
+  const float *zeros = nnlib__recurrent_zeros(l, run);
   memset(carry, 0, (size_t)(n * hsz) * sizeof(float));
   for (int64_t t = steps; t-- > 0;) {
     for (int64_t s = 0; s < n; s++)
       rnn_cell_backward(r->nonlinearity, gates + (s * steps + t) * hsz,
-                        nnlib__recurrent_dy_at(l, dy, s, t), carry + s * hsz,
-                        hsz);
+                        nnlib__recurrent_dy_at(l, dy, zeros, s, t),
+                        carry + s * hsz, hsz);
     if (t > 0)
       NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n));
   }
