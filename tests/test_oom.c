@@ -303,6 +303,81 @@ static nnlib_status recurrent(void) {
   return st;
 }
 
+/* Every convolutional kind through its constructor (conv2d and pooling
+ * with options), compiled on [2, 7, 6], one Adam step, a workspace
+ * prediction, an inference-mode gradient check, a save/load round trip
+ * (batchnorm's running statistics are buffers), and a description with
+ * every convolutional item. */
+static nnlib_status convolutional(void) {
+  nnlib_status st = NNLIB_OK;
+  nnlib_model *m = NULL, *loaded = NULL, *parsed = NULL;
+  nnlib_layer *l = NULL;
+  nnlib_optimizer *opt = NULL;
+  nnlib_tensor *x = NULL, *t = NULL, *y = NULL;
+  nnlib_workspace *w = NULL;
+  nnlib_conv2d_options co;
+  nnlib_pool2d_options po;
+  nnlib_conv2d_options_init(&co);
+  nnlib_pool2d_options_init(&po);
+  co.padding_h = co.padding_w = 1;
+  po.stride_h = po.stride_w = 1;
+  int64_t in[3] = {2, 7, 6}, xs[4] = {3, 2, 7, 6}, ts[2] = {3, 3};
+  STEP(nnlib_model_create(&m));
+  STEP(nnlib_conv2d_create(&l, 4, 3, 3, &co));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_batchnorm_create(&l, 0.1f, 1e-5f));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_pool2d_create(&l, NNLIB_LAYER_MAXPOOL2D, 2, 2, NULL));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_pool2d_create(&l, NNLIB_LAYER_AVGPOOL2D, 2, 2, &po));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_pool2d_create(&l, NNLIB_LAYER_MINPOOL2D, 1, 2, &po));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_dropout_create(&l, 0.25f));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_flatten_create(&l));
+  STEP(nnlib_model_add(m, l));
+  STEP(nnlib_dense_create(&l, 0, 3, 1));
+  STEP(nnlib_model_add(m, l));
+  nnlib_optimizer_options o;
+  nnlib_optimizer_options_init(&o, NNLIB_OPT_ADAM);
+  STEP(nnlib_optimizer_create(&opt, &o));
+  if (st == NNLIB_OK)
+    st = nnlib_model_compile(m, in, 3, 3, NNLIB_LOSS_MSE, opt, 3);
+  STEP(nnlib_tensor_create(&x, xs, 4));
+  STEP(nnlib_tensor_create(&t, ts, 2));
+  STEP(nnlib_tensor_create(&y, ts, 2));
+  if (st == NNLIB_OK)
+    ASSERT_OK(nnlib_tensor_fill(x, 0.25f));
+  STEP(nnlib_model_step(m, x, t, NULL));
+  STEP(nnlib_workspace_create(&w, m));
+  STEP(nnlib_workspace_predict(w, x, y));
+  nnlib_gradcheck_options g;
+  nnlib_gradcheck_options_init(&g);
+  g.inference = 1;
+  g.random_direction = 1;
+  double err;
+  STEP(nnlib_model_gradcheck(m, x, t, &g, &err));
+  void *bytes = NULL;
+  size_t size = 0;
+  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_load_buffer(&loaded, bytes, size));
+  STEP(nnlib_model_create(&parsed));
+  STEP(nnlib_model_add_spec(parsed, "conv:4x3x3:s2x1:p1:d1x2:nobias,"
+                                    "batchnorm:0.2:0.001,relu,maxpool:2,"
+                                    "minpool:3:s1:p1,avgpool:2x1:s1,"
+                                    "global_avgpool,dropout,flatten,dense:2"));
+  nnlib_model_free(parsed);
+  nnlib_model_free(loaded);
+  nnlib_free(bytes);
+  nnlib_workspace_free(w);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  return st;
+}
+
 /* ------------------------------------------------------------- the loop */
 
 typedef struct scenario {
@@ -422,6 +497,7 @@ SCENARIO(description)
 SCENARIO(model_files)
 SCENARIO(idx_files)
 SCENARIO(recurrent)
+SCENARIO(convolutional)
 
 /* -------------------------------------------------------------- fixtures */
 
@@ -488,6 +564,7 @@ int main(void) {
       cmocka_unit_test(test_model_files),
       cmocka_unit_test(test_idx_files),
       cmocka_unit_test(test_recurrent),
+      cmocka_unit_test(test_convolutional),
       cmocka_unit_test(test_usable_after_failure),
   };
   return cmocka_run_group_tests(tests, make_files, remove_files);

@@ -281,6 +281,8 @@ static const char *const specs[] = {
     "dense:6:nobias,softplus,dense:6,softmax",
     "relu,dense:4,tanh",
     "sigmoid",
+    "dense:6:nobias,batchnorm,relu,dropout:0.3,dense:3",
+    "batchnorm:0.2:0.001,dropout:0,flatten,dense:2",
 };
 
 /* save -> load: same description, shapes, loss, maximum batch, parameters
@@ -305,6 +307,77 @@ static void test_round_trip_every_kind(void **s) {
     assert_int_equal(input_size(b), 4);
     assert_null(nnlib_model_get_optimizer(b));
     assert_same_params(a, b);
+    float *ya = predict_fixed(a, 7), *yb = predict_fixed(b, 7);
+    assert_memory_equal(ya, yb, (size_t)(7 * output_size(a)) * sizeof(float));
+    unsigned char *b2 = save_bytes(b, 0, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(ya);
+    free(yb);
+    nnlib_free(b1);
+    nnlib_free(b2);
+    nnlib_model_free(a);
+    nnlib_model_free(b);
+  }
+}
+
+/* Convolutional kinds on images [C, H, W] = [2, 7, 6]: the same round
+ * trip, after three training passes have moved batchnorm's running
+ * statistics (buffers, saved after the parameters) away from 0 and 1. */
+static const char *const image_specs[] = {
+    "conv:3x3x3",
+    "conv:4x3x2:s2x1:p1x2:d1x2:nobias,batchnorm,relu,flatten,dense:3",
+    "conv:3x3x3:p1,maxpool:2,conv:2x1x1:nobias,avgpool:2:s1,dense:2",
+    "minpool:3:s2:p1,conv:2x2x2,global_avgpool",
+    "conv:5x3x3:p1:nobias,batchnorm:0.3:0.001,relu,maxpool:3:s1:p1,"
+    "dropout:0.4,flatten,dense:4,softmax",
+    "avgpool:2x3:s1x2:p1,batchnorm,global_avgpool,dropout:0.5,dense:2",
+};
+
+static void assert_same_buffers(nnlib_model *a, nnlib_model *b) {
+  for (size_t i = 0; i < nnlib_model_get_layer_count(a); i++) {
+    nnlib_layer *la = nnlib_model_get_layer(a, i);
+    nnlib_layer *lb = nnlib_model_get_layer(b, i);
+    assert_int_equal(nnlib_layer_get_buffer_count(la),
+                     nnlib_layer_get_buffer_count(lb));
+    for (size_t k = 0; k < nnlib_layer_get_buffer_count(la); k++) {
+      nnlib_tensor *ta, *tb;
+      ASSERT_OK(nnlib_layer_get_buffer(la, k, &ta));
+      ASSERT_OK(nnlib_layer_get_buffer(lb, k, &tb));
+      assert_string_equal(nnlib_layer_get_buffer_name(la, k),
+                          nnlib_layer_get_buffer_name(lb, k));
+      assert_memory_equal(nnlib_tensor_get_data(ta), nnlib_tensor_get_data(tb),
+                          (size_t)nnlib_tensor_get_size(ta) * sizeof(float));
+    }
+  }
+}
+
+static void test_round_trip_images(void **s) {
+  (void)s;
+  for (size_t i = 0; i < sizeof image_specs / sizeof image_specs[0]; i++) {
+    nnlib_model *a = NULL;
+    int64_t in[3] = {2, 7, 6};
+    ASSERT_OK(nnlib_model_create(&a));
+    ASSERT_OK(nnlib_model_add_spec(a, image_specs[i]));
+    ASSERT_OK(nnlib_model_compile(a, in, 3, 3,
+                                  i % 2 ? NNLIB_LOSS_MSE : NNLIB_LOSS_NONE,
+                                  NULL, 70 + i));
+    nnlib_tensor *x = ts_tensor2(3, 84, NULL);
+    uint32_t seed = 5;
+    ts_fill_uniform(nnlib_tensor_get_data(x), 3 * 84, -1, 2, &seed);
+    const nnlib_tensor *y;
+    for (int k = 0; k < 3; k++)
+      ASSERT_OK(nnlib_model_forward(a, x, &y));
+    nnlib_tensor_free(x);
+    size_t n1, n2;
+    unsigned char *b1 = save_bytes(a, 0, &n1);
+    nnlib_model *b = NULL;
+    ASSERT_OK(nnlib_model_load_buffer(&b, b1, n1));
+    char sb[256];
+    ASSERT_OK(nnlib_model_get_spec(b, sb, sizeof sb, NULL));
+    assert_string_equal(sb, image_specs[i]);
+    assert_same_params(a, b);
+    assert_same_buffers(a, b);
     float *ya = predict_fixed(a, 7), *yb = predict_fixed(b, 7);
     assert_memory_equal(ya, yb, (size_t)(7 * output_size(a)) * sizeof(float));
     unsigned char *b2 = save_bytes(b, 0, &n2);
@@ -1529,6 +1602,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_every_kind),
       cmocka_unit_test(test_round_trip_sequences),
+      cmocka_unit_test(test_round_trip_images),
       cmocka_unit_test(test_sequence_configs),
       cmocka_unit_test(test_round_trip_shapes_and_values),
       cmocka_unit_test(test_documented_layout),

@@ -10,7 +10,6 @@
  *           dy / (kH kW) over the clipped window. No workspace. */
 #include "nnlib_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 typedef struct pool2d_layer {
@@ -87,41 +86,69 @@ static void window(const pool2d_layer *p, int64_t oh, int64_t ow, int64_t *r0,
   *c1 = left + p->kw < p->in_w ? left + p->kw : p->in_w;
 }
 
-/* The first maximum (want_max) or minimum of the clipped window, NaN
- * winning like PyTorch's max pooling; its index in the plane. */
-static int32_t select_in_window(const pool2d_layer *p, const float *plane,
-                                int64_t oh, int64_t ow, bool want_max) {
-  int64_t r0, r1, c0, c1;
-  window(p, oh, ow, &r0, &r1, &c0, &c1);
-  int64_t best = r0 * p->in_w + c0;
-  float bv = plane[best];
-  for (int64_t r = r0; r < r1; r++)
-    for (int64_t c = c0; c < c1; c++) {
-      float v = plane[r * p->in_w + c];
-      if (isnan(bv))
-        return (int32_t)best;
-      if ((want_max ? v > bv : v < bv) || isnan(v)) {
-        bv = v;
-        best = r * p->in_w + c;
-      }
-    }
-  return (int32_t)best;
-}
+/* The first maximum (MAX) or minimum of each clipped window, NaN winning
+ * like PyTorch's max pooling (v > best || v != v): selects, not branches,
+ * since on real data which element wins is unpredictable. */
+#define SELECT_LOOP(BETTER)                                                    \
+  for (int64_t q = 0; q < planes; q++) {                                       \
+    const float *src = x + q * in_plane;                                       \
+    for (int64_t oh = 0; oh < p->out_h; oh++)                                  \
+      for (int64_t ow = 0; ow < p->out_w; ow++, y++, winners++) {              \
+        int64_t r0, r1, c0, c1;                                                \
+        window(p, oh, ow, &r0, &r1, &c0, &c1);                                 \
+        int32_t best = (int32_t)(r0 * p->in_w + c0);                           \
+        float bv = src[best];                                                  \
+        for (int64_t r = r0; r < r1; r++)                                      \
+          for (int64_t c = c0; c < c1; c++) {                                  \
+            int32_t at = (int32_t)(r * p->in_w + c);                           \
+            float v = src[at];                                                 \
+            bool take = (BETTER) || v != v;                                    \
+            best = take ? at : best;                                           \
+            bv = take ? v : bv;                                                \
+          }                                                                    \
+        *winners = best;                                                       \
+        *y = bv;                                                               \
+      }                                                                        \
+  }
+
+/* The common case, 2x2 windows at stride 2 without padding: never clipped
+ * (the output size drops an odd last row or column), so the four
+ * candidates are read directly, in the same order as SELECT_LOOP. */
+#define SELECT_2X2(BETTER)                                                     \
+  for (int64_t q = 0; q < planes; q++) {                                       \
+    const float *src = x + q * in_plane;                                       \
+    for (int64_t oh = 0; oh < p->out_h; oh++)                                  \
+      for (int64_t ow = 0; ow < p->out_w; ow++, y++, winners++) {              \
+        int32_t at = (int32_t)(2 * oh * p->in_w + 2 * ow);                     \
+        int32_t cand[3] = {at + 1, at + (int32_t)p->in_w,                      \
+                           at + (int32_t)p->in_w + 1};                         \
+        int32_t best = at;                                                     \
+        float bv = src[at];                                                    \
+        for (int k = 0; k < 3; k++) {                                          \
+          float v = src[cand[k]];                                              \
+          bool take = (BETTER) || v != v;                                      \
+          best = take ? cand[k] : best;                                        \
+          bv = take ? v : bv;                                                  \
+        }                                                                      \
+        *winners = best;                                                       \
+        *y = bv;                                                               \
+      }                                                                        \
+  }
 
 static void select_forward(const pool2d_layer *p, const float *x, float *y,
                            int32_t *winners, int64_t planes) {
-  bool want_max = p->kind == NNLIB_LAYER_MAXPOOL2D;
-  int64_t in_plane = p->in_h * p->in_w, out_plane = p->out_h * p->out_w;
-  for (int64_t q = 0; q < planes; q++) {
-    const float *src = x + q * in_plane;
-    for (int64_t oh = 0; oh < p->out_h; oh++)
-      for (int64_t ow = 0; ow < p->out_w; ow++) {
-        int64_t o = q * out_plane + oh * p->out_w + ow;
-        int32_t at = select_in_window(p, src, oh, ow, want_max);
-        winners[o] = at;
-        y[o] = src[at];
-      }
-  }
+  int64_t in_plane = p->in_h * p->in_w;
+  bool two = p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 &&
+             p->ph == 0 && p->pw == 0;
+  bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
+  if (two && max)
+    SELECT_2X2(v > bv)
+  else if (two)
+    SELECT_2X2(v < bv)
+  else if (max)
+    SELECT_LOOP(v > bv)
+  else
+    SELECT_LOOP(v < bv)
 }
 
 static void average_forward(const pool2d_layer *p, const float *x, float *y,
