@@ -402,6 +402,91 @@ class Flatten(Layer):
         super().__init__(_create("nnlib_flatten_create"))
 
 
+class _Recurrent(Layer):
+    """What RNN, LSTM and GRU share: sequences [N, T, F] in, the hidden
+    state of every step [N, T, H] out (return_sequences) or of the last
+    step [N, H]; PyTorch's parameters weight_ih, weight_hh, bias_ih,
+    bias_hh; the model's input shape (T, F) fixes T."""
+
+    def _hidden_size(self):
+        hidden = getattr(self, "_hidden", None)
+        if hidden is None:  # read back from a model: after compile only
+            hidden = self.get_param("weight_hh").shape[1]
+        return hidden
+
+    def set_initial_state(self, h0=None, c0=None):
+        """Starts every sequence from h0 (and, for LSTM, c0) instead of
+        zeros: arrays [H] (every sample) or [rows, H] (one row per sample;
+        every batch must then have `rows` samples). Copied; not a
+        parameter, not saved in model files. No arguments: zeros again."""
+        if h0 is None and c0 is None:
+            check(lib.nnlib_recurrent_set_initial_state(self._ptr(), None,
+                                                        None, 0))
+            return
+        import numpy as np
+        hidden = self._hidden_size()
+        arrays = []
+        for state in (h0, c0):
+            if state is None:
+                arrays.append(None)
+                continue
+            a = np.ascontiguousarray(state, dtype=np.float32)
+            if a.ndim not in (1, 2) or a.shape[-1] != hidden:
+                raise errors.ShapeMismatchError(
+                    "%s initial state has shape %s, expected (%d,) or "
+                    "(rows, %d)" % (self.name, a.shape, hidden, hidden),
+                    code=errors.Status.SHAPE_MISMATCH)
+            arrays.append(a.reshape(-1, hidden))
+        given = [a for a in arrays if a is not None]
+        rows = given[0].shape[0]
+        if any(a.shape[0] != rows for a in given):
+            raise errors.ShapeMismatchError(
+                "%s: h0 and c0 have different row counts" % self.name,
+                code=errors.Status.SHAPE_MISMATCH)
+        pointers = [None if a is None else
+                    a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+                    for a in arrays]
+        check(lib.nnlib_recurrent_set_initial_state(
+            self._ptr(), pointers[0], pointers[1], rows))
+
+
+class RNN(_Recurrent):
+    """Elman RNN, h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) with
+    nonlinearity "tanh" or "relu" (torch.nn.RNN)."""
+
+    def __init__(self, hidden_size, nonlinearity="tanh", bias=True,
+                 return_sequences=True, input_size=0):
+        kind = {"tanh": ActivationKind.TANH, "relu": ActivationKind.RELU}.get(
+            nonlinearity, nonlinearity)
+        super().__init__(_create("nnlib_rnn_create", int(input_size),
+                                 int(hidden_size), int(kind),
+                                 int(bool(bias)),
+                                 int(bool(return_sequences))))
+        self._hidden = int(hidden_size)
+
+
+class LSTM(_Recurrent):
+    """LSTM with gates i, f, g, o (torch.nn.LSTM)."""
+
+    def __init__(self, hidden_size, bias=True, return_sequences=True,
+                 input_size=0):
+        super().__init__(_create("nnlib_lstm_create", int(input_size),
+                                 int(hidden_size), int(bool(bias)),
+                                 int(bool(return_sequences))))
+        self._hidden = int(hidden_size)
+
+
+class GRU(_Recurrent):
+    """GRU with gates r, z, n (torch.nn.GRU)."""
+
+    def __init__(self, hidden_size, bias=True, return_sequences=True,
+                 input_size=0):
+        super().__init__(_create("nnlib_gru_create", int(input_size),
+                                 int(hidden_size), int(bool(bias)),
+                                 int(bool(return_sequences))))
+        self._hidden = int(hidden_size)
+
+
 #: nnlib_layer_kind -> class, for layers read back from a model
 _KINDS = {
     LayerKind.DENSE: Dense,
@@ -414,4 +499,7 @@ _KINDS = {
     LayerKind.BATCHNORM: BatchNorm,
     LayerKind.DROPOUT: Dropout,
     LayerKind.FLATTEN: Flatten,
+    LayerKind.RNN: RNN,
+    LayerKind.LSTM: LSTM,
+    LayerKind.GRU: GRU,
 }

@@ -225,6 +225,36 @@ impl Layer {
         Layer::create(|out| unsafe { sys::nnlib_flatten_create(out) })
     }
 
+    /// An Elman RNN (torch.nn.RNN) over sequences [N, T, F]: the model's
+    /// input shape is [T, F]; the output is the hidden state of every step,
+    /// [T, H] (`return_sequences`), or of the last step, [H]. tanh, or relu
+    /// with `relu`. `input_size` 0 takes F at compile. Parameters:
+    /// weight_ih [H, F], weight_hh [H, H], bias_ih, bias_hh [H].
+    pub fn rnn(input_size: i64, hidden_size: i64, relu: bool, bias: bool, return_sequences: bool) -> Result<Layer> {
+        let f = if relu { Activation::Relu } else { Activation::Tanh };
+        // SAFETY: out is a valid pointer to a handle slot.
+        Layer::create(|out| unsafe {
+            sys::nnlib_rnn_create(out, input_size, hidden_size, f.code(), bias as i32, return_sequences as i32)
+        })
+    }
+
+    /// An LSTM (torch.nn.LSTM, gates i, f, g, o), as `rnn` with 4H gate
+    /// rows: weight_ih [4H, F], weight_hh [4H, H], bias_ih, bias_hh [4H].
+    pub fn lstm(input_size: i64, hidden_size: i64, bias: bool, return_sequences: bool) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe {
+            sys::nnlib_lstm_create(out, input_size, hidden_size, bias as i32, return_sequences as i32)
+        })
+    }
+
+    /// A GRU (torch.nn.GRU, gates r, z, n), as `rnn` with 3H gate rows.
+    pub fn gru(input_size: i64, hidden_size: i64, bias: bool, return_sequences: bool) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe {
+            sys::nnlib_gru_create(out, input_size, hidden_size, bias as i32, return_sequences as i32)
+        })
+    }
+
     pub fn kind(&self) -> LayerKind {
         // SAFETY: a live handle.
         LayerKind::from_code(unsafe { sys::nnlib_layer_get_kind(self.raw) })

@@ -11,7 +11,7 @@ use std::ptr;
 use nnlib_sys as sys;
 
 use crate::error::{check, Error, Result, Status};
-use crate::layer::{slice_of_mut, Layer, LayerRef};
+use crate::layer::{slice_of_mut, Layer, LayerKind, LayerRef};
 use crate::optim::Optimizer;
 use crate::tensor::Wrap;
 
@@ -231,6 +231,32 @@ impl Model {
         let (value, _) = l.tensors(param)?;
         // SAFETY: the memory lives in the model, borrowed uniquely.
         Ok(unsafe { slice_of_mut(value) })
+    }
+
+    /// The state recurrent layer `layer` starts every sequence from (after
+    /// compile): `h0` (and `c0`, lstm only) hold `rows` rows of H floats,
+    /// one row for every sample or one per sample (every batch then has
+    /// `rows` samples); `None` is zeros. Not saved in model files.
+    pub fn set_initial_state(&mut self, layer: usize, h0: Option<&[f32]>, c0: Option<&[f32]>, rows: i64) -> Result<()> {
+        let l = self
+            .layer(layer)
+            .ok_or_else(|| Error::new(Status::OutOfRange, format!("layer {} of {}", layer, self.layer_count())))?;
+        if !matches!(l.kind(), LayerKind::Rnn | LayerKind::Lstm | LayerKind::Gru) {
+            return Err(Error::new(Status::InvalidArgument, format!("layer {} is {}, not recurrent", layer, l.name())));
+        }
+        let hidden = l.param_shape(1)?[1]; // weight_hh [G*H, H]
+        for state in [h0, c0].iter().flatten() {
+            if rows < 1 || state.len() as i64 != rows * hidden {
+                return Err(Error::new(
+                    Status::ShapeMismatch,
+                    format!("initial state has {} floats, {} rows of {} need {}", state.len(), rows, hidden, rows * hidden),
+                ));
+            }
+        }
+        let raw = l.raw;
+        let ptr = |s: Option<&[f32]>| s.map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: the slices hold rows * H floats, read during the call.
+        check(unsafe { sys::nnlib_recurrent_set_initial_state(raw, ptr(h0), ptr(c0), rows) })
     }
 
     pub fn loss(&self) -> Option<Loss> {
