@@ -1,6 +1,6 @@
-/* fuzz_model_roundtrip: the input bytes choose a small valid model (layers,
- * widths, activations, loss, optimizer and its options, seed, a few training
- * steps on data from the bytes). The harness saves it, loads it and saves
+/* fuzz_model_roundtrip: the input bytes choose a small model (a family of
+ * input and layers written as a model description, loss, optimizer and its
+ * options, seed, a few training steps on data from the bytes). The harness saves it, loads it and saves
  * it again: the two files must be byte-identical, predictions bitwise equal,
  * and, when the optimizer was saved, one more training step on the original
  * and on the loaded model must give byte-identical files again (resume is
@@ -24,7 +24,9 @@ static unsigned take(bytes *b) {
 
 /* A float from four bytes, kept to finite values in [-4, 4]. */
 static float take_float(bytes *b) {
-  uint32_t bits = take(b) | take(b) << 8 | take(b) << 16 | (uint32_t)take(b) << 24;
+  uint32_t bits = 0;
+  for (int i = 0; i < 4; i++)
+    bits |= (uint32_t)take(b) << (8 * i);
   float v;
   memcpy(&v, &bits, sizeof v);
   if (!isfinite(v))
@@ -59,78 +61,116 @@ static nnlib_optimizer *make_optimizer(bytes *b) {
   return opt;
 }
 
-/* Builds and compiles a model from the bytes; NULL if it cannot (only an
- * allocation may fail: every choice is valid). */
+/* Appends one description item for the family: 0 features [F] (dense,
+ * activations, dropout, batchnorm), 1 images [C, H, W] (conv, pooling,
+ * batchnorm, dropout, flatten, activations), 2 sequences [T, F]
+ * (rnn/lstm/gru, last, dense). A layer kind that later issues add joins
+ * its family's list here. */
+static void append_item(bytes *b, unsigned family, char *text, size_t cap) {
+  static const char *acts[] = {"identity", "step",    "sigmoid", "tanh",
+                               "relu",     "softplus", "softmax"};
+  char item[96];
+  unsigned c = take(b), v = take(b);
+  switch (family == 0 ? c % 5 : family == 1 ? 5 + c % 8 : 13 + c % 5) {
+  case 0: snprintf(item, sizeof item, "dense:%u%s", 1 + v % 9, c & 32 ? ":nobias" : ""); break;
+  case 1: snprintf(item, sizeof item, "%s", acts[v % 7]); break;
+  case 2: snprintf(item, sizeof item, "leaky_relu:%g", (double)(v % 50) / 100.0); break;
+  case 3: snprintf(item, sizeof item, "dropout:%g", (double)(v % 9) / 10.0); break;
+  case 4: case 10: snprintf(item, sizeof item, "batchnorm%s", v & 1 ? ":0.3" : ""); break;
+  case 5: case 6:
+    snprintf(item, sizeof item, "conv:%ux%ux%u%s%s%s", 1 + v % 4, 1 + (v >> 2) % 3,
+             1 + (v >> 4) % 3, c & 32 ? ":s2" : "", c & 64 ? ":p1" : "",
+             c & 128 ? ":nobias" : "");
+    break;
+  case 7: snprintf(item, sizeof item, "%s:%u%s", v % 3 == 0 ? "maxpool" : v % 3 == 1 ? "minpool" : "avgpool", 1 + (v >> 2) % 2, c & 32 ? ":s1" : ""); break;
+  case 8: snprintf(item, sizeof item, "%s", c & 32 ? "global_avgpool" : "flatten"); break;
+  case 9: snprintf(item, sizeof item, "%s", acts[v % 7]); break;
+  case 11: case 12: snprintf(item, sizeof item, "dropout:0.5"); break;
+  /* `last` may only follow a recurrent item */
+  case 13: snprintf(item, sizeof item, "rnn:%u%s%s%s", 1 + v % 5, c & 32 ? ":relu" : "", c & 64 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
+  case 14: snprintf(item, sizeof item, "lstm:%u%s%s", 1 + v % 5, c & 32 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
+  case 15: snprintf(item, sizeof item, "gru:%u%s%s", 1 + v % 5, c & 32 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
+  default: snprintf(item, sizeof item, "dense:%u", 1 + v % 5); break;
+  }
+  size_t used = strlen(text);
+  snprintf(text + used, cap - used, "%s%s", used ? "," : "", item);
+}
+
+/* Builds and compiles a model from the bytes; NULL if the choices do not
+ * make a model (shapes that do not chain, descriptions a family does not
+ * take) or an allocation fails. Every description the harness writes must
+ * parse, though. */
 static nnlib_model *make_model(bytes *b, int64_t *max_batch) {
+  unsigned family = take(b) % 3;
+  int64_t input[3];
+  size_t rank;
+  if (family == 0) {
+    rank = 1;
+    input[0] = 1 + take(b) % 12;
+  } else if (family == 1) {
+    rank = 3;
+    input[0] = 1 + take(b) % 3;
+    input[1] = 3 + take(b) % 6;
+    input[2] = 3 + take(b) % 6;
+  } else {
+    rank = 2;
+    input[0] = 1 + take(b) % 5;
+    input[1] = 1 + take(b) % 6;
+  }
+  char text[1024] = "";
+  unsigned items = 1 + take(b) % 6;
+  for (unsigned i = 0; i < items; i++)
+    append_item(b, family, text, sizeof text);
   nnlib_model *m = NULL;
   if (nnlib_model_create(&m) != NNLIB_OK)
     return NULL;
-  int64_t in = 1 + take(b) % 12, width = in;
-  unsigned layers = 1 + take(b) % 6;
-  for (unsigned i = 0; i < layers; i++) {
-    unsigned c = take(b);
-    nnlib_layer *l = NULL;
-    nnlib_status st;
-    if (c % 3 != 0 || i == 0) {
-      int64_t out = 1 + (c >> 2) % 10;
-      /* 0: take the input size from the previous layer at compile */
-      st = nnlib_dense_create(&l, (c & 2) ? 0 : width, out, (c >> 6) & 1);
-      width = out;
-    } else {
-      unsigned kind = (c >> 2) % 8;
-      float slope = kind == NNLIB_ACT_LEAKY_RELU ? fabsf(take_float(b)) : 0.0f;
-      st = nnlib_activation_create(&l, (nnlib_activation)kind, slope);
-    }
-    fuzz_expect(st);
-    if (st == NNLIB_OK)
-      st = nnlib_model_add(m, l);
-    if (st != NNLIB_OK) {
-      FUZZ_CHECK(st == NNLIB_ERR_OUT_OF_MEMORY);
-      nnlib_model_free(m);
-      return NULL;
-    }
-  }
+  nnlib_status st = nnlib_model_add_spec(m, text);
+  fuzz_expect(st);
+  if (st != NNLIB_OK && st != NNLIB_ERR_OUT_OF_MEMORY)
+    fprintf(stderr, "\"%s\": %s\n", text, nnlib_last_error_message());
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
   nnlib_optimizer *opt = make_optimizer(b);
   nnlib_loss loss = (nnlib_loss)(1 + take(b) % 3);
   if (opt == NULL && (take(b) & 1))
     loss = NNLIB_LOSS_NONE;
   *max_batch = 1 + take(b) % 4;
-  uint64_t seed = take(b) | (uint64_t)take(b) << 8;
-  nnlib_status st =
-      nnlib_model_compile(m, &in, 1, *max_batch, loss, opt, seed);
+  uint64_t seed = take(b);
+  seed |= (uint64_t)take(b) << 8;
+  if (st == NNLIB_OK)
+    st = nnlib_model_compile(m, input, rank, *max_batch, loss, opt, seed);
+  else
+    nnlib_optimizer_free(opt);
   fuzz_expect(st);
   if (st != NNLIB_OK) {
-    FUZZ_CHECK(st == NNLIB_ERR_OUT_OF_MEMORY);
     nnlib_model_free(m);
     return NULL;
   }
   return m;
 }
 
-/* x [n, in] and targets [n, out] from the bytes. */
+/* x [n, input...] and one-hot targets [n, output...] from the bytes. */
 static bool make_batch(nnlib_model *m, bytes *b, int64_t n, nnlib_tensor **x,
                        nnlib_tensor **t) {
-  int64_t in[NNLIB_MAX_RANK], out[NNLIB_MAX_RANK];
+  int64_t xs[NNLIB_MAX_RANK + 1], ts[NNLIB_MAX_RANK + 1];
   size_t rank_in = 0, rank_out = 0;
-  FUZZ_CHECK(nnlib_model_get_input_shape(m, in, NNLIB_MAX_RANK, &rank_in) ==
-             NNLIB_OK);
-  FUZZ_CHECK(nnlib_model_get_output_shape(m, out, NNLIB_MAX_RANK,
+  FUZZ_CHECK(nnlib_model_get_input_shape(m, xs + 1, NNLIB_MAX_RANK,
+                                         &rank_in) == NNLIB_OK);
+  FUZZ_CHECK(nnlib_model_get_output_shape(m, ts + 1, NNLIB_MAX_RANK,
                                           &rank_out) == NNLIB_OK);
-  int64_t xs[2] = {n, in[0]}, ts[2] = {n, out[0]};
+  xs[0] = ts[0] = n;
   *x = *t = NULL;
-  if (nnlib_tensor_create(x, xs, 2) != NNLIB_OK ||
-      nnlib_tensor_create(t, ts, 2) != NNLIB_OK) {
+  if (nnlib_tensor_create(x, xs, rank_in + 1) != NNLIB_OK ||
+      nnlib_tensor_create(t, ts, rank_out + 1) != NNLIB_OK) {
     nnlib_tensor_free(*x);
+    *x = NULL;
     return false;
   }
   float *xd = nnlib_tensor_get_data(*x), *td = nnlib_tensor_get_data(*t);
-  for (int64_t i = 0; i < n * in[0]; i++)
+  for (int64_t i = 0; i < nnlib_tensor_get_size(*x); i++)
     xd[i] = take_float(b);
-  /* targets in [0, 1], one-hot-like rows sum to at most 1 per row for CE */
+  int64_t per_sample = nnlib_tensor_get_size(*t) / n;
   for (int64_t r = 0; r < n; r++)
-    for (int64_t c = 0; c < out[0]; c++)
-      td[r * out[0] + c] = c == (int64_t)(take(b) % (unsigned)out[0]) ? 1.0f
-                                                                       : 0.0f;
+    td[r * per_sample + (int64_t)take(b) % per_sample] = 1.0f;
   return true;
 }
 

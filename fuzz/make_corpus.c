@@ -175,6 +175,43 @@ static void model_seed(const char *name, const int64_t *input, size_t rank,
   nnlib_model_free(m);
 }
 
+/* The same from a model description (layer kinds without a constructor
+ * call here). */
+static void spec_model_seed(const char *name, const char *spec,
+                            const int64_t *input, size_t rank, nnlib_loss loss,
+                            nnlib_optimizer *opt, int steps, unsigned flags) {
+  nnlib_model *m = NULL;
+  ok(nnlib_model_create(&m), "model");
+  ok(nnlib_model_add_spec(m, spec), spec);
+  int64_t shape[NNLIB_MAX_RANK + 1], out[NNLIB_MAX_RANK];
+  size_t out_rank = 0;
+  ok(nnlib_model_compile(m, input, rank, 3, loss, opt, 42), name);
+  shape[0] = 3;
+  memcpy(shape + 1, input, rank * sizeof *input);
+  ok(nnlib_model_get_output_shape(m, out + 1, NNLIB_MAX_RANK - 1, &out_rank),
+     "shape");
+  out[0] = 3;
+  nnlib_tensor *x = NULL, *t = NULL;
+  ok(nnlib_tensor_create(&x, shape, rank + 1), "x");
+  ok(nnlib_tensor_create(&t, out, out_rank + 1), "t");
+  float *xd = nnlib_tensor_get_data(x), *td = nnlib_tensor_get_data(t);
+  for (int64_t i = 0; i < nnlib_tensor_get_size(x); i++)
+    xd[i] = (float)(i % 5) / 2.0f - 1.0f;
+  int64_t per = nnlib_tensor_get_size(t) / 3;
+  for (int64_t r = 0; r < 3; r++)
+    td[r * per + r % per] = 1.0f;
+  for (int s = 0; s < steps; s++)
+    ok(nnlib_model_step(m, x, t, NULL), "step");
+  void *data = NULL;
+  size_t size = 0;
+  ok(nnlib_model_save_buffer(m, flags, &data, &size), "save");
+  write_seed("model_load", name, data, size);
+  nnlib_free(data);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
 static void model_seeds(void) {
   const int64_t in4[1] = {4}, in23[2] = {2, 3};
   nnlib_layer *mlp[] = {dense(4, 5, 1), act(NNLIB_ACT_RELU, 0), dense(0, 3, 1)};
@@ -201,6 +238,20 @@ static void model_seeds(void) {
                         act(NNLIB_ACT_SOFTPLUS, 0), act(NNLIB_ACT_SOFTMAX, 0)};
   model_seed("every-activation-inference", in4, 1, all, 10, NNLIB_LOSS_NONE,
              NULL, 0, 0);
+  const int64_t image[3] = {1, 6, 6}, seq[2] = {4, 3};
+  spec_model_seed("cnn-adam",
+                  "conv:3x3x3:p1,relu,maxpool:2,batchnorm,conv:2x2x2:s2:nobias,"
+                  "avgpool:1,dropout:0.25,flatten,dense:3",
+                  image, 3, NNLIB_LOSS_SOFTMAX_CE,
+                  optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT, 0), 2,
+                  NNLIB_SAVE_OPTIMIZER);
+  spec_model_seed("cnn-pools-inference",
+                  "conv:2x3x3:d2:p2,minpool:2:s1,batchnorm:0.2,global_avgpool",
+                  image, 3, NNLIB_LOSS_NONE, NULL, 0, 0);
+  spec_model_seed("rnn-lstm-gru-sgd", "lstm:4,gru:3,rnn:2:relu,last,dense:2",
+                  seq, 2, NNLIB_LOSS_MSE,
+                  optimizer(NNLIB_OPT_SGD, 0.9f, NNLIB_SCHEDULE_CONSTANT, 0), 2,
+                  NNLIB_SAVE_OPTIMIZER);
 }
 
 /* ------------------------------------------------ roundtrip and spec */
@@ -227,6 +278,11 @@ static void spec_seeds(void) {
       "leaky_relu:0.2,dense:2,softplus,identity",
       " dense:16 , leaky_relu , dense:1 ",
       "dense:3,leaky_relu:1e-3,relu,softmax",
+      "conv:8x3x3:p1,relu,maxpool:2,batchnorm,flatten,dropout:0.5,dense:10",
+      ("conv:4x5x3:s2x1:p2x1:d1x2:nobias,avgpool:2x1:s1,minpool:3:p1,"
+       "global_avgpool"),
+      "lstm:16,last,dense:4",
+      "rnn:8:relu:nobias,gru:4,last,batchnorm:0.1:1e-3",
   };
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
     char name[32];
