@@ -23,10 +23,17 @@ nnlib_status nnlib_mpi__resolve_failure(nnlib_mpi *m, nnlib_status local) {
                             "agreement: a failure was reported, none found");
   failure_record r;
   memset(&r, 0, sizeof r);
+  /* messages name their rank: "rank 1: x" there, "rank 1 failed: x" here */
+  char prefix[32];
+  int length = snprintf(prefix, sizeof prefix, "rank %d: ", first);
   if (m->rank == first) {
     r.status = (int)local;
     r.rank = m->rank;
-    strncpy(r.message, nnlib_mpi_last_error_message(), sizeof r.message - 1);
+    const char *own = nnlib_mpi_last_error_message();
+    bool named = length > 0 && strncmp(own, prefix, (size_t)length) == 0;
+    strncpy(r.message, named ? own + length : own, sizeof r.message - 1);
+    if (!named)
+      nnlib_mpi__error(local, "%s%s", prefix, r.message);
   }
   rc = MPI_Bcast(&r, (int)sizeof r, MPI_BYTE, first, m->comm);
   if (rc != MPI_SUCCESS)
@@ -34,14 +41,8 @@ nnlib_status nnlib_mpi__resolve_failure(nnlib_mpi *m, nnlib_status local) {
   if (local != NNLIB_OK)
     return local;
   r.message[sizeof r.message - 1] = '\0';
-  /* "rank 1: x" from rank 1 reads "rank 1 failed: x" here */
-  char prefix[32];
-  int length = snprintf(prefix, sizeof prefix, "rank %d: ", r.rank);
-  const char *text = r.message;
-  if (length > 0 && strncmp(text, prefix, (size_t)length) == 0)
-    text += length;
   return nnlib_mpi__error((nnlib_status)r.status, "rank %d failed: %s", r.rank,
-                          text);
+                          r.message);
 }
 
 nnlib_status nnlib_mpi__agree(nnlib_mpi *m, nnlib_status local) {

@@ -66,12 +66,21 @@ static nnlib_status read_options(const nnlib_mpi_fit_options *in,
   nnlib_mpi_fit_options_init(o);
   if (in == NULL)
     return NNLIB_OK;
-  if (in->struct_size < sizeof(size_t) || in->struct_size > sizeof *o)
+  size_t given = in->struct_size;
+  if (given < sizeof(size_t))
     return nnlib_mpi__error(NNLIB_ERR_STRUCT_SIZE,
-                            "nnlib_mpi_fit: options struct_size %zu not "
-                            "understood",
-                            in->struct_size);
-  memcpy(o, in, in->struct_size);
+                            "nnlib_mpi_fit: struct_size %zu is too small "
+                            "(call nnlib_mpi_fit_options_init first)",
+                            given);
+  /* a newer caller's struct is fine while its extra fields are unset */
+  for (size_t i = sizeof *o; i < given; i++)
+    if (((const unsigned char *)in)[i] != 0)
+      return nnlib_mpi__error(NNLIB_ERR_STRUCT_SIZE,
+                              "nnlib_mpi_fit: struct_size %zu is larger than "
+                              "this library knows (%zu) and the extra fields "
+                              "are set",
+                              given, sizeof *o);
+  memcpy(o, in, given < sizeof *o ? given : sizeof *o);
   o->struct_size = sizeof *o;
   return NNLIB_OK;
 }
@@ -93,9 +102,10 @@ static nnlib_status check_args(nnlib_mpi *m, nnlib_model *model,
                             "NULL",
                             m->rank);
   int64_t max_batch = nnlib_model_get_max_batch(model);
-  if (max_batch < 1)
+  if (max_batch < 1 || nnlib_model_get_optimizer(model) == NULL)
     return nnlib_mpi__error(NNLIB_ERR_WRONG_STATE,
-                            "rank %d: nnlib_mpi_fit: the model is not compiled",
+                            "rank %d: nnlib_mpi_fit: the model is not "
+                            "compiled with an optimizer",
                             m->rank);
   if (p->o.batch_size == 0)
     p->o.batch_size = max_batch;
@@ -246,7 +256,7 @@ static nnlib_status fit_loop(nnlib_mpi *m, nnlib_model *model, fit_plan *p) {
   }
   /* each rank's running statistics saw only its shares: their mean makes
    * the replicas equal again */
-  return nnlib_mpi__sync_buffers(m, model, -1);
+  return p->o.epochs > 0 ? nnlib_mpi__sync_buffers(m, model, -1) : NNLIB_OK;
 }
 
 nnlib_status nnlib_mpi_fit(nnlib_mpi *m, nnlib_model *model,

@@ -154,6 +154,25 @@ static void fit_failures(nnlib_mpi *mpi) {
   nnlib_mpi_fit_options big = o;
   big.batch_size = 10 * size_ + 1;
   CHECK(nnlib_mpi_fit(mpi, m, x, y, &big) == NNLIB_ERR_TOO_LARGE);
+  /* a newer caller's options with a field this library does not know */
+  struct {
+    nnlib_mpi_fit_options o;
+    int64_t future;
+  } newer = {o, rank_ == 0 ? 1 : 0};
+  newer.o.struct_size = sizeof newer;
+  CHECK(nnlib_mpi_fit(mpi, m, x, y, &newer.o) == NNLIB_ERR_STRUCT_SIZE);
+  check_blames(0);
+  /* a model without an optimizer on the last rank */
+  nnlib_model *inference = NULL;
+  int64_t in[1] = {FEATURES};
+  REQUIRE_OK(nnlib_model_create(&inference));
+  REQUIRE_OK(nnlib_model_add_spec(inference, SPEC));
+  REQUIRE_OK(nnlib_model_compile(inference, in, 1, 10, NNLIB_LOSS_SOFTMAX_CE,
+                                 NULL, 5));
+  CHECK(nnlib_mpi_fit(mpi, rank_ == size_ - 1 ? inference : m, x, y, &o) ==
+        NNLIB_ERR_WRONG_STATE);
+  check_blames(size_ - 1);
+  nnlib_model_free(inference);
   /* rank 0's progress callback stops it mid-epoch, and at the last batch */
   int64_t stops[2] = {2, 4};
   for (int i = 0; i < 2; i++) {
