@@ -5,11 +5,13 @@
  *   mpi_scaling [--steps N] [--batch B] [--threads T]     under mpirun -np K
  *   mpi_scaling --core [...]       the baseline: nnlib_model_step, no MPI
  *
- * Per step it reports where each rank's time went (the slowest rank's
- * numbers, as the step waits for it): local forward+backward, the small
- * agreement allreduce (mostly waiting for the slowest rank), the gradient
- * allreduce and the update; plus a bare MPI_Allreduce of the same gradient
- * size timed alone, from which the achieved bus bandwidth follows. */
+ * It reports medians over the steps (the slowest rank's, as a step waits
+ * for it) of the step and of where it went: local forward+backward, the
+ * small agreement allreduce (mostly waiting for the slowest rank), the
+ * gradient allreduce and the update; plus a bare MPI_Allreduce of the same
+ * gradient size timed alone, from which the achieved bus bandwidth follows.
+ * Medians, not means: on a shared machine a step is now and then
+ * descheduled, and one such step would dominate a mean. */
 #define _POSIX_C_SOURCE 200809L
 #include <nnlib.h>
 #include <nnlib_mpi.h>
@@ -75,47 +77,64 @@ static nnlib_status setup(int64_t max_batch, nnlib_model **model,
   return NNLIB_OK;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median of n values (sorts them). Medians, not means: a step on a shared
+ * machine is now and then descheduled, and one such step would dominate. */
+static double median(double *v, int64_t n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static int run_core(const config *c) {
   nnlib_model *model = NULL;
   nnlib_tensor *x = NULL, *y = NULL;
-  nnlib_status st = setup(c->batch, &model, &x, &y);
-  double start = 0.0;
+  double *times = calloc((size_t)c->steps, sizeof *times);
+  nnlib_status st = times ? setup(c->batch, &model, &x, &y)
+                          : NNLIB_ERR_OUT_OF_MEMORY;
   for (int64_t s = 0; st == NNLIB_OK && s < c->warmup + c->steps; s++) {
-    if (s == c->warmup)
-      start = now();
+    double start = now();
     st = nnlib_model_step(model, x, y, NULL);
+    if (s >= c->warmup)
+      times[s - c->warmup] = now() - start;
   }
-  double seconds = now() - start;
   if (st != NNLIB_OK) {
     fprintf(stderr, "mpi_scaling: %s: %s\n", nnlib_status_string(st),
             nnlib_last_error_message());
     return 1;
   }
+  double step = median(times, c->steps);
   printf("{\"bench\":\"mpi_scaling\",\"mode\":\"core\",\"ranks\":1,"
          "\"threads\":%d,\"batch\":%lld,\"steps\":%lld,\"step_ms\":%.3f,"
          "\"samples_per_s\":%.1f}\n",
-         c->threads, (long long)c->batch, (long long)c->steps,
-         1e3 * seconds / (double)c->steps,
-         (double)(c->batch * c->steps) / seconds);
+         c->threads, (long long)c->batch, (long long)c->steps, step * 1e3,
+         (double)c->batch / step);
+  free(times);
   nnlib_model_free(model);
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
   return 0;
 }
 
-/* Seconds per bare MPI_Allreduce of `count` floats (the gradient size). */
+/* Median seconds of a bare MPI_Allreduce of `count` floats (the gradient
+ * size), each started together after a barrier. */
 static double bare_allreduce(int64_t count, int repeats) {
   float *buf = calloc((size_t)count, sizeof *buf);
-  if (buf == NULL)
+  double times[64];
+  if (buf == NULL || repeats > 64)
     return -1.0;
-  MPI_Barrier(MPI_COMM_WORLD);
-  double start = MPI_Wtime();
-  for (int i = 0; i < repeats; i++)
+  for (int i = 0; i < repeats; i++) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    double start = MPI_Wtime();
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM,
                   MPI_COMM_WORLD);
-  double seconds = (MPI_Wtime() - start) / repeats;
+    times[i] = MPI_Wtime() - start;
+  }
   free(buf);
-  return seconds;
+  return median(times, repeats);
 }
 
 /* The slowest rank's value. */
@@ -125,38 +144,43 @@ static double slowest(double v) {
   return out;
 }
 
+/* Per-step times of one rank: the step and its parts, from the stats. */
+typedef struct step_times {
+  double *step, *compute, *agree, *reduce, *update;
+} step_times;
+
 static nnlib_status timed_steps(const config *c, nnlib_mpi *mpi,
                                 nnlib_model *model, nnlib_tensor *x,
-                                nnlib_tensor *y, double *seconds,
-                                nnlib_mpi_stats *stats) {
+                                nnlib_tensor *y, step_times *t) {
   nnlib_status st = NNLIB_OK;
   for (int64_t s = 0; st == NNLIB_OK && s < c->warmup; s++)
     st = nnlib_mpi_step(mpi, model, x, y, NULL);
-  nnlib_mpi_stats before = {sizeof before, 0, 0, 0, 0, 0, 0};
-  nnlib_mpi_get_stats(mpi, &before);
   MPI_Barrier(MPI_COMM_WORLD);
-  double start = MPI_Wtime();
-  for (int64_t s = 0; st == NNLIB_OK && s < c->steps; s++)
+  nnlib_mpi_stats a = {sizeof a, 0, 0, 0, 0, 0, 0}, b = a;
+  nnlib_mpi_get_stats(mpi, &a);
+  for (int64_t s = 0; st == NNLIB_OK && s < c->steps; s++) {
+    double start = MPI_Wtime();
     st = nnlib_mpi_step(mpi, model, x, y, NULL);
-  *seconds = MPI_Wtime() - start;
-  stats->struct_size = sizeof *stats;
-  nnlib_mpi_get_stats(mpi, stats);
-  stats->compute_seconds -= before.compute_seconds;
-  stats->agree_seconds -= before.agree_seconds;
-  stats->allreduce_seconds -= before.allreduce_seconds;
-  stats->update_seconds -= before.update_seconds;
-  stats->allreduce_bytes -= before.allreduce_bytes;
+    t->step[s] = MPI_Wtime() - start;
+    nnlib_mpi_get_stats(mpi, &b);
+    t->compute[s] = b.compute_seconds - a.compute_seconds;
+    t->agree[s] = b.agree_seconds - a.agree_seconds;
+    t->reduce[s] = b.allreduce_seconds - a.allreduce_seconds;
+    t->update[s] = b.update_seconds - a.update_seconds;
+    a = b;
+  }
   return st;
 }
 
-/* Collective (the maxima); rank 0 prints. */
-static void report(const config *c, int rank, int ranks, double seconds,
-                   const nnlib_mpi_stats *s, int64_t params, double bare) {
-  double ms = 1e3 / (double)c->steps;
-  double step = slowest(seconds) * ms, compute = slowest(s->compute_seconds);
-  double agree = slowest(s->agree_seconds);
-  double reduce = slowest(s->allreduce_seconds);
-  double update = slowest(s->update_seconds);
+/* Collective (the maxima over ranks: a step waits for the slowest);
+ * rank 0 prints. */
+static void report(const config *c, int rank, int ranks, step_times *t,
+                   int64_t params, double bare) {
+  double step = slowest(median(t->step, c->steps)) * 1e3;
+  double compute = slowest(median(t->compute, c->steps)) * 1e3;
+  double agree = slowest(median(t->agree, c->steps)) * 1e3;
+  double reduce = slowest(median(t->reduce, c->steps)) * 1e3;
+  double update = slowest(median(t->update, c->steps)) * 1e3;
   double bytes = (double)params * sizeof(float);
   /* a ring allreduce moves 2 (K-1)/K of the buffer through each link */
   double bus = ranks > 1 ? 2.0 * (ranks - 1) / ranks * bytes / bare : 0.0;
@@ -170,9 +194,8 @@ static void report(const config *c, int rank, int ranks, double seconds,
          "\"bare_allreduce_ms\":%.3f,\"bus_gbytes_per_s\":%.3f}\n",
          ranks, c->threads, (long long)c->batch,
          (long long)((c->batch + ranks - 1) / ranks), (long long)c->steps,
-         step, (double)c->batch / (step / 1e3), compute * ms, agree * ms,
-         reduce * ms, update * ms, reduce * ms / step, bytes, bare * 1e3,
-         bus / 1e9);
+         step, (double)c->batch / (step / 1e3), compute, agree, reduce, update,
+         reduce / step, bytes, bare * 1e3, bus / 1e9);
 }
 
 static int run_mpi(const config *c) {
@@ -190,18 +213,23 @@ static int run_mpi(const config *c) {
   st = nnlib_mpi_agree(mpi, setup(share, &model, &x, &y));
   if (st == NNLIB_OK)
     st = nnlib_mpi_broadcast_model(mpi, model, 0);
-  double seconds = 0.0;
-  nnlib_mpi_stats stats;
+  size_t n = (size_t)c->steps;
+  double *block = calloc(5 * n, sizeof *block);
+  step_times t = {block, block + n, block + 2 * n, block + 3 * n,
+                  block + 4 * n};
   if (st == NNLIB_OK)
-    st = timed_steps(c, mpi, model, x, y, &seconds, &stats);
+    st = nnlib_mpi_agree(mpi, block ? NNLIB_OK : NNLIB_ERR_OUT_OF_MEMORY);
+  if (st == NNLIB_OK)
+    st = timed_steps(c, mpi, model, x, y, &t);
   if (st == NNLIB_OK) {
     nnlib_model_get_param_count(model, &params);
-    double bare = bare_allreduce(params, 20);
-    report(c, rank, ranks, seconds, &stats, params, bare);
+    double bare = bare_allreduce(params, 21);
+    report(c, rank, ranks, &t, params, bare);
   } else if (rank == 0) {
     fprintf(stderr, "mpi_scaling: %s: %s\n", nnlib_status_string(st),
             nnlib_mpi_last_error_message());
   }
+  free(block);
   nnlib_model_free(model);
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
