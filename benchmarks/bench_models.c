@@ -2,12 +2,11 @@
  * GEMM list each runs, so the bench can time "the same GEMMs with the same
  * shapes" alone.
  *
- * Extension points: when the CNN and recurrent layers land, give `cnn` and
- * `lstm` a build function (the shapes of their issues), and teach
- * bench_model_gemms the GEMMs of NNLIB_LAYER_CONV2D (im2col lowering: one
- * [N*OH*OW, C*kH*kW] x [C*kH*kW, C_out] product forward, two backward) and
- * NNLIB_LAYER_LSTM (one input projection over all steps, one recurrent
- * product per step, and their transposes backward). */
+ * Extension points: when the CNN layers land, give `cnn` a build function
+ * (the shapes of its issue), and teach bench_model_gemms the GEMMs of
+ * NNLIB_LAYER_CONV2D (im2col lowering: one [N*OH*OW, C*kH*kW] x
+ * [C*kH*kW, C_out] product forward, two backward). The recurrent layers'
+ * GEMMs are in recurrent_gemms. */
 #include "bench_models.h"
 
 #include <string.h>
@@ -48,16 +47,25 @@ static nnlib_status build_mlp_large(nnlib_model *m) {
   return add_dense(m, 1024, 10);
 }
 
+/* The LSTM of examples/sequence_lstm.c: Fashion-MNIST rows as 28 steps of
+ * 28 features, lstm:128 (last step), dense:10 logits. */
+static nnlib_status build_lstm(nnlib_model *m) {
+  nnlib_layer *l = NULL;
+  TRY(nnlib_lstm_create(&l, 28, 128, 1, 0));
+  TRY(nnlib_model_add(m, l));
+  return add_dense(m, 128, 10);
+}
+
 const bench_model_def bench_models[] = {
     {"mlp-small", "784-16-10 sigmoid, MSE", {32, 256}, 2, {784}, 1, 10,
      NNLIB_LOSS_MSE, build_mlp_small, NULL},
     {"mlp-large", "784-1024-1024-10 ReLU, softmax CE", {64, 256, 1024}, 3,
      {784}, 1, 10, NNLIB_LOSS_SOFTMAX_CE, build_mlp_large, NULL},
-    /* placeholders: the shapes come with the CNN and recurrent issues */
+    /* placeholder: the shapes come with the CNN issue */
     {"cnn", "convolutional net of the CNN issue", {64, 256}, 2, {1, 28, 28},
      3, 10, NNLIB_LOSS_SOFTMAX_CE, NULL, "the conv2d and pooling layers"},
-    {"lstm", "LSTM of the recurrent issue", {64, 256}, 2, {28, 28}, 2, 10,
-     NNLIB_LOSS_SOFTMAX_CE, NULL, "the lstm layer"},
+    {"lstm", "lstm:128,last,dense:10 over 28 steps of 28, softmax CE",
+     {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_lstm, NULL},
 };
 const size_t bench_model_count = sizeof bench_models / sizeof bench_models[0];
 
@@ -97,6 +105,63 @@ static int dense_gemms(nnlib_layer *l, int index, int n, bool training,
   return count;
 }
 
+/* Steps T of the sequence layer `index` reads: the first dimension of its
+ * input [T, F] (the model's input or the previous layer's output). */
+static int input_steps(nnlib_model *model, size_t index) {
+  int64_t dims[NNLIB_MAX_RANK];
+  size_t rank = 0;
+  nnlib_status st =
+      index == 0
+          ? nnlib_model_get_input_shape(model, dims, NNLIB_MAX_RANK, &rank)
+          : nnlib_layer_get_output_shape(nnlib_model_get_layer(model, index - 1),
+                                         dims, NNLIB_MAX_RANK, &rank);
+  return st == NNLIB_OK && rank == 2 ? (int)dims[0] : -1;
+}
+
+/* rnn, lstm, gru (src/layers/recurrent.c), W_ih [G*H, F], W_hh [G*H, H],
+ * T steps from a zero initial state:
+ *   forward      P = X W_ih^T        NT  [n*T,F] x [F,GH]   once
+ *                h_{t-1} W_hh^T      NT  [n,H] x [H,GH]     per step after
+ *                                        the first; added to P (beta 1),
+ *                                        gru keeps it apart (beta 0)
+ *   input_grad   dh_{t-1} = dP_t W_hh NN [n,GH] x [GH,H]   per step after
+ *                                        the first (gru adds: beta 1)
+ *                dX = dP W_ih        NN  [n*T,GH] x [GH,F]  (not layer 0)
+ *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
+ *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
+ *                                        plain-SGD update in both)      */
+static int recurrent_gemms(nnlib_model *model, size_t index, int n,
+                           bool training, bool sgd_fused, bench_gemm *out,
+                           int count, int cap) {
+  nnlib_layer *l = nnlib_model_get_layer(model, index);
+  nnlib_tensor *w_ih = NULL, *w_hh = NULL;
+  int steps = input_steps(model, index);
+  if (steps < 1 || nnlib_layer_get_param(l, 0, &w_ih, NULL) != NNLIB_OK ||
+      nnlib_layer_get_param(l, 1, &w_hh, NULL) != NNLIB_OK)
+    return -1;
+  int gh = (int)nnlib_tensor_get_dim(w_ih, 0), f = (int)nnlib_tensor_get_dim(w_ih, 1);
+  int h = (int)nnlib_tensor_get_dim(w_hh, 1), i = (int)index, rows = n * steps;
+  float step_beta = nnlib_layer_get_kind(l) == NNLIB_LAYER_GRU ? 0.0f : 1.0f;
+  count = push(out, count, cap,
+               (bench_gemm){"forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f});
+  for (int t = 1; t < steps; t++)
+    count = push(out, count, cap, (bench_gemm){"forward", i, 'N', 'T', n, gh,
+                                               h, 1.0f, step_beta});
+  if (!training)
+    return count;
+  for (int t = 1; t < steps; t++)
+    count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', n,
+                                               h, gh, 1.0f, 1.0f - step_beta});
+  if (index > 0)
+    count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', rows,
+                                               f, gh, 1.0f, 0.0f});
+  float alpha = sgd_fused ? -0.01f : 1.0f, beta = sgd_fused ? 1.0f : 0.0f;
+  count = push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, f,
+                                             rows, alpha, beta});
+  return push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, h,
+                                            rows, alpha, beta});
+}
+
 int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
                       bool sgd_fused, bench_gemm *out, int cap) {
   int count = 0;
@@ -107,6 +172,14 @@ int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
     case NNLIB_LAYER_DENSE:
       count = dense_gemms(l, (int)i, (int)n, training, sgd_fused, out, count,
                           cap);
+      if (count < 0)
+        return -1;
+      break;
+    case NNLIB_LAYER_RNN:
+    case NNLIB_LAYER_LSTM:
+    case NNLIB_LAYER_GRU:
+      count = recurrent_gemms(model, i, (int)n, training, sgd_fused, out,
+                              count, cap);
       if (count < 0)
         return -1;
       break;

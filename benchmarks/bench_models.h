@@ -25,8 +25,8 @@ typedef struct bench_model_def {
   const char *missing;
 } bench_model_def;
 
-/* The table: mlp-small, mlp-large, then cnn and lstm (placeholders until the
- * CNN and recurrent issues land). */
+/* The table: mlp-small, mlp-large, cnn (a placeholder until the CNN issue
+ * lands) and lstm. */
 extern const bench_model_def bench_models[];
 extern const size_t bench_model_count;
 const bench_model_def *bench_model_find(const char *name);

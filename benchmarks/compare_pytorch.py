@@ -36,6 +36,9 @@ MODELS = {
     # name: (layer sizes, hidden activation, output activation, loss, batches)
     "mlp-small": ([784, 16, 10], "sigmoid", "sigmoid", "mse", [32, 256]),
     "mlp-large": ([784, 1024, 1024, 10], "relu", None, "ce", [64, 256, 1024]),
+    # examples/sequence_lstm.c: (steps, features, hidden, classes), an
+    # nn.LSTM whose last step feeds nn.Linear
+    "lstm": ((28, 28, 128, 10), "lstm", None, "ce", [64, 256]),
 }
 THREADS = [1, 2]
 SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
@@ -43,7 +46,46 @@ SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
 
 # ------------------------------------------------------------- the worker
 
+def build_lstm(torch, name):
+    (steps, features, hidden, classes), _, _, _, _ = MODELS[name]
+
+    class LastStep(torch.nn.Module):
+        """nnlib's lstm:H,last,dense:C."""
+
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(features, hidden, batch_first=True)
+            self.head = torch.nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.head(out[:, -1])
+
+    return LastStep(), torch.nn.CrossEntropyLoss()
+
+
+def lstm_gemms(torch, name, batch, training):
+    """nnlib's GEMMs of lstm:H,last,dense:C (benchmarks/bench_models.c):
+    the input projection of all steps, a recurrent product per step after
+    the first; backward a carry product per step after the first and the
+    two weight gradients over all steps; the head as in gemm_list."""
+    (steps, features, hidden, classes), _, _, _, _ = MODELS[name]
+    rows, gates = batch * steps, 4 * hidden
+    x, w_ih = torch.rand(rows, features), torch.rand(gates, features)
+    h, w_hh = torch.rand(batch, hidden), torch.rand(gates, hidden)
+    dg, dg_all = torch.rand(batch, gates), torch.rand(rows, gates)
+    hprev = torch.rand(rows, hidden)
+    w, z = torch.rand(classes, hidden), torch.rand(batch, classes)
+    calls = [(x, w_ih.t())] + [(h, w_hh.t())] * (steps - 1) + [(h, w.t())]
+    if training:
+        calls += [(z.t(), h), (z, w)] + [(dg, w_hh)] * (steps - 1)
+        calls += [(dg_all.t(), x), (dg_all.t(), hprev)]
+    return calls
+
+
 def build_torch(torch, name):
+    if MODELS[name][1] == "lstm":
+        return build_lstm(torch, name)
     sizes, hidden, output, loss, _ = MODELS[name]
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
     layers = []
@@ -59,9 +101,12 @@ def build_torch(torch, name):
 
 
 def make_data(torch, name, batch):
-    sizes, _, _, loss, _ = MODELS[name]
+    sizes, kind, _, loss, _ = MODELS[name]
     g = torch.Generator().manual_seed(1)
-    x = torch.rand(batch, sizes[0], generator=g)
+    if kind == "lstm":  # [N, T, F] sequences, sizes[-1] classes
+        x = torch.rand(batch, sizes[0], sizes[1], generator=g)
+    else:
+        x = torch.rand(batch, sizes[0], generator=g)
     labels = torch.arange(batch) * 7 % sizes[-1]
     if loss == "mse":
         t = torch.nn.functional.one_hot(labels, sizes[-1]).float()
@@ -73,6 +118,8 @@ def make_data(torch, name, batch):
 def gemm_list(torch, name, batch, training):
     """The GEMMs of one step as torch.mm calls on own tensors: forward
     X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
+    if MODELS[name][1] == "lstm":
+        return lstm_gemms(torch, name, batch, training)
     sizes = MODELS[name][0]
     calls = []
     for i in range(len(sizes) - 1):
