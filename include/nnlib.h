@@ -654,9 +654,24 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
 
 /* Parses a short model description and appends its layers, in order, e.g.
  * "dense:256,relu,dense:128,relu,dense:10". Items: dense:N, dense:N:nobias,
- * step, sigmoid, tanh, relu, leaky_relu[:slope], softplus, softmax, identity
- * (later issues add conv, pooling, recurrent items). NNLIB_ERR_PARSE names the
- * item and its position; on failure no layer is added.
+ * step, sigmoid, tanh, relu, leaky_relu[:slope], softplus, softmax, identity,
+ * and the items below. NNLIB_ERR_PARSE names the item and its position; on
+ * failure no layer is added.
+ * Convolutional items, on [C, H, W] samples ("P" is N, or HxW for height and
+ * width; options in any order, each at most once):
+ *   conv:OUTxKHxKW[:sP][:pP][:dP][:nobias]  conv2d, stride s (default 1),
+ *                                           zero padding p (0), dilation
+ *                                           d (1), e.g. conv:32x3x3:s1:p1
+ *   maxpool:P[:sP][:pP], minpool:..., avgpool:...  kernel P (maxpool:2 is
+ *                                           2x2), stride (default: the
+ *                                           kernel), padding (0)
+ *   global_avgpool                          [C, H, W] -> [C]
+ *   batchnorm[:MOMENTUM[:EPSILON]]          default 0.1 and 1e-5
+ *   dropout[:RATE]                          default 0.5
+ *   flatten
+ * e.g. "conv:32x5x5,relu,maxpool:2,conv:64x5x5,relu,maxpool:2,flatten,
+ * dense:10". nnlib_model_get_spec prints defaults left out (dropout always
+ * with its rate).
  * Recurrent items: rnn:H[:tanh|:relu][:nobias] (tanh by default),
  * lstm:H[:nobias], gru:H[:nobias], each returning the whole sequence; the
  * item `last` right after one makes it return only its last step, so

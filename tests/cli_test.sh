@@ -25,6 +25,19 @@ grep -q '^description dense:64,relu,dense:10$' "$dir/info.out"
 grep -q 'Ankle boot' "$dir/eval.out"
 grep -q "^test_accuracy=$acc " "$dir/eval.out"   # same model, same data
 
+# a small CNN from a description: trains, saves, and info shows its layers
+cnn=conv:8x3x3:p1:nobias,batchnorm,relu,maxpool:2,conv:8x3x3,relu,maxpool:2,flatten,dropout:0.25,dense:10
+"$nnlib" train --limit 3000 --epochs 2 --lr 0.003 --model "$cnn" --seed 5 \
+  --out "$dir/c.nnl" > "$dir/cnn.out"
+acc=$(sed -n 's/^test_accuracy=\([0-9.]*\) epochs=2 seconds=.*/\1/p' "$dir/cnn.out")
+awk -v a="$acc" 'BEGIN { exit !(a > 0.60) }'
+"$nnlib" info "$dir/c.nnl" > "$dir/info.out"
+grep -q "^description $cnn\$" "$dir/info.out"
+grep -q '^0   conv2d       -> \[8, 28, 28\]  72 parameters$' "$dir/info.out"
+grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info.out"
+grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
+"$nnlib" eval "$dir/c.nnl" | grep -q "^test_accuracy=$acc "
+
 # errors: one line on stderr, non-zero exit
 expect_fail() {
   if "$@" > "$dir/out" 2> "$dir/err"; then echo "should fail: $*"; exit 1; fi
@@ -38,6 +51,8 @@ expect_fail "$nnlib" eval "$dir/cut.nnl"
 expect_fail "$nnlib" train --epochs zero
 expect_fail "$nnlib" train --no-such-flag
 expect_fail "$nnlib" train --model dense:10,nonsense --limit 100
+expect_fail "$nnlib" train --model conv:4x29x29 --limit 100
+grep -q "larger than the padded input" "$dir/err"
 expect_fail "$nnlib" train --data "$dir" --limit 100
 expect_fail "$nnlib" frobnicate
 echo "ok: nnlib train/info/eval and their errors"

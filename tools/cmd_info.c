@@ -31,7 +31,16 @@ static void print_model(nnlib_model *m) {
     nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank);
     printf("%-3zu %-12s -> ", i, nnlib_layer_get_name(l));
     print_shape(dims, rank);
-    printf("  %lld parameters\n", (long long)count);
+    printf("  %lld parameters", (long long)count);
+    /* untrained state such as batchnorm's running statistics */
+    for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
+      nnlib_tensor *v;
+      if (nnlib_layer_get_buffer(l, b, &v) == NNLIB_OK)
+        printf("%s%s [%lld]", b ? ", " : "; buffers ",
+               nnlib_layer_get_buffer_name(l, b),
+               (long long)nnlib_tensor_get_size(v));
+    }
+    printf("\n");
   }
   nnlib_model_get_param_count(m, &params);
   char spec[1024];
