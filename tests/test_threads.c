@@ -80,6 +80,37 @@ static void test_shared_model_parallel_inference(void **s) {
   nnlib_model_free(m);
 }
 
+/* The same with recurrent layers: samples of IN floats read as T = 4 steps
+ * of 5 features; the layers keep their per-call state (gate activations,
+ * cell states) in each workspace, and one shared initial state. */
+static void test_shared_recurrent_model_parallel_inference(void **s) {
+  (void)s;
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, "gru:8,rnn:6:relu,lstm:7,last,dense:5"));
+  int64_t in[2] = {4, IN / 4};
+  ASSERT_OK(nnlib_model_compile(m, in, 2, 32, NNLIB_LOSS_NONE, NULL, 4));
+  float h0[7] = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, -0.6f, 0.7f};
+  ASSERT_OK(nnlib_recurrent_set_initial_state(nnlib_model_get_layer(m, 2), h0,
+                                              h0, 1));
+  nnlib_tensor *x = inputs(), *y = ts_tensor2(SAMPLES, OUT, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  predict_job jobs[THREADS];
+  pthread_t tids[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (predict_job){m, x, nnlib_tensor_get_data(y), 0, NNLIB_OK};
+    assert_int_equal(pthread_create(&tids[i], NULL, predict_worker, &jobs[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(tids[i], NULL);
+    ASSERT_OK(jobs[i].status);
+    assert_int_equal(jobs[i].mismatches, 0);
+  }
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
 typedef struct train_job {
   uint64_t seed;
   float weights[IN * 16];
@@ -129,6 +160,7 @@ static void test_independent_models_train_in_parallel(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared_model_parallel_inference),
+      cmocka_unit_test(test_shared_recurrent_model_parallel_inference),
       cmocka_unit_test(test_independent_models_train_in_parallel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
