@@ -273,7 +273,9 @@ static nnlib_status check_pool_args(nnlib_layer_kind kind, int64_t kh,
                   "size)",
                   name, (long long)o->stride_h, (long long)o->stride_w);
   NNLIB_CHECK_ARG(o->padding_h >= 0 && o->padding_w >= 0 &&
-                      2 * o->padding_h <= kh && 2 * o->padding_w <= kw,
+                      /* p <= k / 2, not 2 p <= k: p may come from a
+                       * file, and 2 p overflow */
+                      o->padding_h <= kh / 2 && o->padding_w <= kw / 2,
                   "%s: padding %lldx%lld, must be in 0..half the kernel "
                   "%lldx%lld",
                   name, (long long)o->padding_h, (long long)o->padding_w,
