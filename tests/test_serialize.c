@@ -329,8 +329,8 @@ static const char *const image_specs[] = {
     "conv:4x3x2:s2x1:p1x2:d1x2:nobias,batchnorm,relu,flatten,dense:3",
     "conv:3x3x3:p1,maxpool:2,conv:2x1x1:nobias,avgpool:2:s1,dense:2",
     "minpool:3:s2:p1,conv:2x2x2,global_avgpool",
-    "conv:5x3x3:p1:nobias,batchnorm:0.3:0.001,relu,maxpool:3:s1:p1,"
-    "dropout:0.4,flatten,dense:4,softmax",
+    ("conv:5x3x3:p1:nobias,batchnorm:0.3:0.001,relu,maxpool:3:s1:p1,"
+     "dropout:0.4,flatten,dense:4,softmax"), /* clang -Wstring-concatenation */
     "avgpool:2x3:s1x2:p1,batchnorm,global_avgpool,dropout:0.5,dense:2",
 };
 
