@@ -2,11 +2,8 @@
  * GEMM list each runs, so the bench can time "the same GEMMs with the same
  * shapes" alone.
  *
- * Extension points: when the CNN layers land, give `cnn` a build function
- * (the shapes of its issue), and teach bench_model_gemms the GEMMs of
- * NNLIB_LAYER_CONV2D (im2col lowering: one [N*OH*OW, C*kH*kW] x
- * [C*kH*kW, C_out] product forward, two backward). The recurrent layers'
- * GEMMs are in recurrent_gemms. */
+ * The convolutions' GEMMs are in conv_gemms, the recurrent layers' in
+ * recurrent_gemms. */
 #include "bench_models.h"
 
 #include <string.h>
@@ -56,14 +53,22 @@ static nnlib_status build_lstm(nnlib_model *m) {
   return add_dense(m, 128, 10);
 }
 
+/* The CNN of examples/fashion_cnn.c (the same description): two conv+pool
+ * blocks with batch normalisation on 1x28x28 images, then dense layers. */
+static nnlib_status build_cnn(nnlib_model *m) {
+  return nnlib_model_add_spec(
+      m, "conv:32x3x3:p1:nobias,batchnorm,relu,maxpool:2,"
+         "conv:64x3x3:p1:nobias,batchnorm,relu,maxpool:2,"
+         "flatten,dense:256,relu,dropout:0.5,dense:10");
+}
+
 const bench_model_def bench_models[] = {
     {"mlp-small", "784-16-10 sigmoid, MSE", {32, 256}, 2, {784}, 1, 10,
      NNLIB_LOSS_MSE, build_mlp_small, NULL},
     {"mlp-large", "784-1024-1024-10 ReLU, softmax CE", {64, 256, 1024}, 3,
      {784}, 1, 10, NNLIB_LOSS_SOFTMAX_CE, build_mlp_large, NULL},
-    /* placeholder: the shapes come with the CNN issue */
-    {"cnn", "convolutional net of the CNN issue", {64, 256}, 2, {1, 28, 28},
-     3, 10, NNLIB_LOSS_SOFTMAX_CE, NULL, "the conv2d and pooling layers"},
+    {"cnn", "examples/fashion_cnn.c: conv32-bn-pool, conv64-bn-pool, 256, 10",
+     {64, 256}, 2, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_cnn, NULL},
     {"lstm", "lstm:128,last,dense:10 over 28 steps of 28, softmax CE",
      {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_lstm, NULL},
 };
@@ -162,6 +167,36 @@ static int recurrent_gemms(nnlib_model *model, size_t index, int n,
                                             rows, alpha, beta});
 }
 
+/* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
+ * P = OH OW output positions, the whole batch lowered at once:
+ *   forward      Z = W col        NN  [Co,K] x [K,n*P]
+ *   weight_grad  dW = dZ col^T    NT  [Co,n*P] x [n*P,K]  (plain SGD then
+ *                                     updates W in a pass of its own)
+ *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,n*P]   (not layer 0) */
+static int conv_gemms(nnlib_layer *l, int index, int n, bool training,
+                      bench_gemm *out, int count, int cap) {
+  nnlib_tensor *w = NULL;
+  int64_t dims[NNLIB_MAX_RANK];
+  size_t rank = 0;
+  if (nnlib_layer_get_param(l, 0, &w, NULL) != NNLIB_OK ||
+      nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank) !=
+          NNLIB_OK ||
+      rank != 3)
+    return -1;
+  int co = (int)nnlib_tensor_get_dim(w, 0);
+  int k = (int)(nnlib_tensor_get_size(w) / co), np = n * (int)(dims[1] * dims[2]);
+  count = push(out, count, cap,
+               (bench_gemm){"forward", index, 'N', 'N', co, np, k, 1.0f, 0.0f});
+  if (!training)
+    return count;
+  count = push(out, count, cap, (bench_gemm){"weight_grad", index, 'N', 'T',
+                                             co, k, np, 1.0f, 0.0f});
+  if (index > 0)
+    count = push(out, count, cap, (bench_gemm){"input_grad", index, 'T', 'N',
+                                               k, np, co, 1.0f, 0.0f});
+  return count;
+}
+
 int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
                       bool sgd_fused, bench_gemm *out, int cap) {
   int count = 0;
@@ -183,12 +218,22 @@ int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
       if (count < 0)
         return -1;
       break;
+    case NNLIB_LAYER_CONV2D:
+      count = conv_gemms(l, (int)i, (int)n, training, out, count, cap);
+      if (count < 0)
+        return -1;
+      break;
     case NNLIB_LAYER_ACTIVATION:
     case NNLIB_LAYER_FLATTEN:
     case NNLIB_LAYER_DROPOUT:
-      break; /* elementwise: no GEMM */
+    case NNLIB_LAYER_MAXPOOL2D:
+    case NNLIB_LAYER_MINPOOL2D:
+    case NNLIB_LAYER_AVGPOOL2D:
+    case NNLIB_LAYER_GLOBAL_AVGPOOL:
+    case NNLIB_LAYER_BATCHNORM:
+      break; /* elementwise or windowed passes: no GEMM */
     default:
-      return -1; /* conv2d, lstm, ...: see the note at the top */
+      return -1; /* a kind this file does not know */
     }
   }
   return count < cap ? count : cap;

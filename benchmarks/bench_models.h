@@ -25,8 +25,7 @@ typedef struct bench_model_def {
   const char *missing;
 } bench_model_def;
 
-/* The table: mlp-small, mlp-large, cnn (a placeholder until the CNN issue
- * lands) and lstm. */
+/* The table: mlp-small, mlp-large, cnn and lstm. */
 extern const bench_model_def bench_models[];
 extern const size_t bench_model_count;
 const bench_model_def *bench_model_find(const char *name);

@@ -39,6 +39,8 @@ MODELS = {
     # examples/sequence_lstm.c: (steps, features, hidden, classes), an
     # nn.LSTM whose last step feeds nn.Linear
     "lstm": ((28, 28, 128, 10), "lstm", None, "ce", [64, 256]),
+    # examples/fashion_cnn.c: (channels, height, width, classes)
+    "cnn": ((1, 28, 28, 10), "cnn", None, "ce", [64, 256]),
 }
 THREADS = [1, 2]
 SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
@@ -83,9 +85,53 @@ def lstm_gemms(torch, name, batch, training):
     return calls
 
 
+def build_cnn(torch, name):
+    """nnlib's conv:32x3x3:p1:nobias,batchnorm,relu,maxpool:2,
+    conv:64x3x3:p1:nobias,batchnorm,relu,maxpool:2,flatten,dense:256,relu,
+    dropout:0.5,dense:10."""
+    (channels, height, width, classes), _, _, _, _ = MODELS[name]
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv2d(channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+        nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
+        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(64 * (height // 4) * (width // 4), 256), nn.ReLU(),
+        nn.Dropout(0.5), nn.Linear(256, classes))
+    return net, nn.CrossEntropyLoss()
+
+
+def cnn_gemms(torch, name, batch, training):
+    """nnlib's GEMMs of the cnn (benchmarks/bench_models.c conv_gemms): per
+    convolution, whole-batch lowered products W col, dZ col^T and (not the
+    first layer) W^T dZ; the dense layers as in gemm_list."""
+    (channels, height, width, classes), _, _, _, _ = MODELS[name]
+    convs = [(32, channels * 9, height * width),
+             (64, 32 * 9, (height // 2) * (width // 2))]
+    calls = []
+    for i, (co, k, p) in enumerate(convs):
+        w, col, dz = torch.rand(co, k), torch.rand(k, batch * p), \
+            torch.rand(co, batch * p)
+        calls.append((w, col))
+        if training:
+            calls.append((dz, col.t()))
+            if i > 0:
+                calls.append((w.t(), dz))
+    for n_in, n_out in [(64 * (height // 4) * (width // 4), 256),
+                        (256, classes)]:
+        x, w, dz = torch.rand(batch, n_in), torch.rand(n_out, n_in), \
+            torch.rand(batch, n_out)
+        calls.append((x, w.t()))
+        if training:
+            calls += [(dz.t(), x), (dz, w)]
+    return calls
+
+
 def build_torch(torch, name):
     if MODELS[name][1] == "lstm":
         return build_lstm(torch, name)
+    if MODELS[name][1] == "cnn":
+        return build_cnn(torch, name)
     sizes, hidden, output, loss, _ = MODELS[name]
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
     layers = []
@@ -105,6 +151,8 @@ def make_data(torch, name, batch):
     g = torch.Generator().manual_seed(1)
     if kind == "lstm":  # [N, T, F] sequences, sizes[-1] classes
         x = torch.rand(batch, sizes[0], sizes[1], generator=g)
+    elif kind == "cnn":  # [N, C, H, W] images
+        x = torch.rand(batch, *sizes[:3], generator=g)
     else:
         x = torch.rand(batch, sizes[0], generator=g)
     labels = torch.arange(batch) * 7 % sizes[-1]
@@ -120,6 +168,8 @@ def gemm_list(torch, name, batch, training):
     X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
     if MODELS[name][1] == "lstm":
         return lstm_gemms(torch, name, batch, training)
+    if MODELS[name][1] == "cnn":
+        return cnn_gemms(torch, name, batch, training)
     sizes = MODELS[name][0]
     calls = []
     for i in range(len(sizes) - 1):

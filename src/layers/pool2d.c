@@ -86,9 +86,21 @@ static void window(const pool2d_layer *p, int64_t oh, int64_t ow, int64_t *r0,
   *c1 = left + p->kw < p->in_w ? left + p->kw : p->in_w;
 }
 
-/* The first maximum (MAX) or minimum of each clipped window, NaN winning
- * like PyTorch's max pooling (v > best || v != v): selects, not branches,
- * since on real data which element wins is unpredictable. */
+/* A window holding a NaN selects its first NaN, as PyTorch's max pooling
+ * propagates it; rare, so it is looked for only when the window's values
+ * say there is one (the selection itself stays branch-free). */
+static int32_t first_nan(const pool2d_layer *p, const float *src, int64_t r0,
+                         int64_t r1, int64_t c0, int64_t c1) {
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t c = c0; c < c1; c++)
+      if (src[r * p->in_w + c] != src[r * p->in_w + c])
+        return (int32_t)(r * p->in_w + c);
+  return (int32_t)(r0 * p->in_w + c0);
+}
+
+/* The first maximum (BETTER: v > bv) or minimum (v < bv) of each clipped
+ * window and its index. Ties keep the earlier element. NaN never wins a
+ * comparison, so `nan` collects the window's NaNs on the side. */
 #define SELECT_LOOP(BETTER)                                                    \
   for (int64_t q = 0; q < planes; q++) {                                       \
     const float *src = x + q * in_plane;                                       \
@@ -98,14 +110,20 @@ static void window(const pool2d_layer *p, int64_t oh, int64_t ow, int64_t *r0,
         window(p, oh, ow, &r0, &r1, &c0, &c1);                                 \
         int32_t best = (int32_t)(r0 * p->in_w + c0);                           \
         float bv = src[best];                                                  \
+        int nan = 0;                                                           \
         for (int64_t r = r0; r < r1; r++)                                      \
           for (int64_t c = c0; c < c1; c++) {                                  \
             int32_t at = (int32_t)(r * p->in_w + c);                           \
             float v = src[at];                                                 \
-            bool take = (BETTER) || v != v;                                    \
+            int take = BETTER;                                                 \
+            nan |= v != v;                                                     \
             best = take ? at : best;                                           \
             bv = take ? v : bv;                                                \
           }                                                                    \
+        if (nan) {                                                             \
+          best = first_nan(p, src, r0, r1, c0, c1);                            \
+          bv = src[best];                                                      \
+        }                                                                      \
         *winners = best;                                                       \
         *y = bv;                                                               \
       }                                                                        \
@@ -113,26 +131,38 @@ static void window(const pool2d_layer *p, int64_t oh, int64_t ow, int64_t *r0,
 
 /* The common case, 2x2 windows at stride 2 without padding: never clipped
  * (the output size drops an odd last row or column), so the four
- * candidates are read directly, in the same order as SELECT_LOOP. */
+ * candidates a b / c d are read directly, in SELECT_LOOP's order. The
+ * inner loop is calls- and branch-free so it vectorises; a row with a NaN
+ * is fixed up after it. */
 #define SELECT_2X2(BETTER)                                                     \
   for (int64_t q = 0; q < planes; q++) {                                       \
     const float *src = x + q * in_plane;                                       \
-    for (int64_t oh = 0; oh < p->out_h; oh++)                                  \
-      for (int64_t ow = 0; ow < p->out_w; ow++, y++, winners++) {              \
-        int32_t at = (int32_t)(2 * oh * p->in_w + 2 * ow);                     \
-        int32_t cand[3] = {at + 1, at + (int32_t)p->in_w,                      \
-                           at + (int32_t)p->in_w + 1};                         \
-        int32_t best = at;                                                     \
-        float bv = src[at];                                                    \
-        for (int k = 0; k < 3; k++) {                                          \
-          float v = src[cand[k]];                                              \
-          bool take = (BETTER) || v != v;                                      \
-          best = take ? cand[k] : best;                                        \
-          bv = take ? v : bv;                                                  \
-        }                                                                      \
-        *winners = best;                                                       \
-        *y = bv;                                                               \
+    for (int64_t oh = 0; oh < p->out_h; oh++) {                                \
+      const float *top = src + 2 * oh * p->in_w, *bottom = top + p->in_w;      \
+      int32_t base = (int32_t)(2 * oh * p->in_w), w = (int32_t)p->in_w;        \
+      float *yr = y + (q * p->out_h + oh) * p->out_w;                          \
+      int32_t *wr = winners + (q * p->out_h + oh) * p->out_w;                  \
+      int nan = 0;                                                             \
+      for (int64_t ow = 0; ow < p->out_w; ow++) {                              \
+        float a = top[2 * ow], b = top[2 * ow + 1];                            \
+        float c = bottom[2 * ow], d = bottom[2 * ow + 1], v, bv = a;           \
+        int32_t at = base + 2 * (int32_t)ow, best = at;                        \
+        v = b, best = (BETTER) ? at + 1 : best, bv = (BETTER) ? v : bv;        \
+        v = c, best = (BETTER) ? at + w : best, bv = (BETTER) ? v : bv;        \
+        v = d, best = (BETTER) ? at + w + 1 : best, bv = (BETTER) ? v : bv;    \
+        nan |= (a != a) | (b != b) | (c != c) | (d != d);                      \
+        yr[ow] = bv;                                                           \
+        wr[ow] = best;                                                         \
       }                                                                        \
+      for (int64_t ow = 0; nan && ow < p->out_w; ow++) {                       \
+        int32_t at = base + 2 * (int32_t)ow;                                   \
+        if (src[at] != src[at] || src[at + 1] != src[at + 1] ||                \
+            src[at + w] != src[at + w] || src[at + w + 1] != src[at + w + 1]) { \
+          wr[ow] = first_nan(p, src, 2 * oh, 2 * oh + 2, 2 * ow, 2 * ow + 2);  \
+          yr[ow] = src[wr[ow]];                                                \
+        }                                                                      \
+      }                                                                        \
+    }                                                                          \
   }
 
 static void select_forward(const pool2d_layer *p, const float *x, float *y,
