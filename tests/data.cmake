@@ -6,3 +6,12 @@ endif()
 if(TEST test_fashion_short)
   set_tests_properties(test_fashion_short PROPERTIES TIMEOUT 600 LABELS data)
 endif()
+# The CNN example end to end on 2000 images for one epoch: it runs and
+# prints its key=value summary line (the full run is in the README).
+if(TARGET fashion_cnn)
+  add_test(NAME example_fashion_cnn
+           COMMAND fashion_cnn --limit 2000 --epochs 1 --lr 0.003)
+  set_tests_properties(example_fashion_cnn PROPERTIES TIMEOUT 600 LABELS data
+    ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
+    PASS_REGULAR_EXPRESSION "model=cnn params=824554 test_accuracy=0\\.[5-9][0-9]* epochs=1 seconds=")
+endif()

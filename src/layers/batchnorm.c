@@ -81,20 +81,24 @@ static double sum_centred(const float *v, int64_t n, float mu, bool square) {
   return total;
 }
 
-/* sum g (v - mu) over one plane, like sum_centred */
-static double sum_weighted(const float *g, const float *v, int64_t n,
-                           float mu) {
-  float acc[LANES] = {0};
+/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred */
+static void sum_grads(const float *g, const float *v, int64_t n, float mu,
+                      double *sum_g, double *sum_gv) {
+  float acc[LANES] = {0}, accv[LANES] = {0};
   int64_t i = 0;
   for (; i + LANES <= n; i += LANES)
-    for (int k = 0; k < LANES; k++)
-      acc[k] += g[i + k] * (v[i + k] - mu);
-  double total = 0.0;
-  for (int k = 0; k < LANES; k++)
-    total += acc[k];
-  for (; i < n; i++)
-    total += (double)g[i] * (v[i] - mu);
-  return total;
+    for (int k = 0; k < LANES; k++) {
+      acc[k] += g[i + k];
+      accv[k] += g[i + k] * (v[i + k] - mu);
+    }
+  for (int k = 0; k < LANES; k++) {
+    *sum_g += acc[k];
+    *sum_gv += accv[k];
+  }
+  for (; i < n; i++) {
+    *sum_g += g[i];
+    *sum_gv += (double)g[i] * (v[i] - mu);
+  }
 }
 
 /* Mean and biased variance of channel c over the batch: two passes (the
@@ -177,8 +181,7 @@ static void channel_grads(const batchnorm_layer *b, const float *x,
   double sb = 0.0, sg = 0.0;
   for (int64_t i = 0; i < n; i++) {
     const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
-    sb += sum_centred(g, s, 0.0f, false);
-    sg += sum_weighted(g, xv, s, mu);
+    sum_grads(g, xv, s, mu, &sb, &sg);
   }
   *dbeta = sb;
   *dgamma = sg * r; /* sum dy xh = r sum dy (x - mu) */
