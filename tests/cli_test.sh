@@ -21,6 +21,17 @@ grep -q 'format 1' "$dir/info.out"
 grep -q '^parameters 50890$' "$dir/info.out"   # 784*64+64 + 64*10+10
 grep -q '^description dense:64,relu,dense:10$' "$dir/info.out"
 
+# a recurrent first layer reads each image as 28 steps of 28 pixels
+"$nnlib" train --limit 1000 --epochs 1 --batch 50 --model lstm:16,last,dense:10 \
+  --seed 3 --out "$dir/lstm.nnl" > "$dir/lstm.out"
+grep -q '^test_accuracy=' "$dir/lstm.out"
+"$nnlib" info "$dir/lstm.nnl" > "$dir/lstm_info.out"
+grep -q '^input    \[28, 28\]$' "$dir/lstm_info.out"
+grep -q '^parameters 3114$' "$dir/lstm_info.out"  # 4*16*(28+16)+2*64 + 16*10+10
+grep -q '^description lstm:16,last,dense:10$' "$dir/lstm_info.out"
+"$nnlib" eval "$dir/lstm.nnl" > "$dir/lstm_eval.out"
+grep -q '^test_accuracy=' "$dir/lstm_eval.out"
+
 "$nnlib" eval "$dir/m.nnl" > "$dir/eval.out"
 grep -q 'Ankle boot' "$dir/eval.out"
 grep -q "^test_accuracy=$acc " "$dir/eval.out"   # same model, same data

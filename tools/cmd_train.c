@@ -19,6 +19,9 @@ static void train_usage(void) {
       "  --data       MNIST-format directory (default: $NNLIB_DATA_DIR or\n"
       "               %s)\n"
       "  --model      model description, default " DEFAULT_SPEC "\n"
+      "               (starting with rnn, lstm or gru, e.g.\n"
+      "               lstm:128,last,dense:10, it reads each image as a\n"
+      "               sequence of its rows)\n"
       "  --epochs     default 10        --batch  default 64\n"
       "  --optimizer  sgd, adam (default), adamw, rmsprop\n"
       "  --lr         learning rate (default: the optimizer's)\n"
@@ -141,9 +144,15 @@ nnlib_status train_build(const train_config *c, run_data *r) {
   if ((st = make_optimizer(c, c->epochs * ((samples + batch - 1) / batch),
                            &opt)) != NNLIB_OK)
     return build_fail("optimizer", st);
-  /* images as one-channel NCHW samples: dense layers flatten them */
+  /* images as one-channel NCHW samples (dense layers flatten them), or for
+   * a recurrent first layer as sequences of their rows, [T, F] = [H, W] */
   int64_t in[3] = {1, nnlib_tensor_get_dim(r->x, 1), nnlib_tensor_get_dim(r->x, 2)};
-  if ((st = nnlib_model_compile(r->model, in, 3, batch,
+  nnlib_layer_kind first =
+      nnlib_layer_get_kind(nnlib_model_get_layer(r->model, 0));
+  bool rows = first == NNLIB_LAYER_RNN || first == NNLIB_LAYER_LSTM ||
+              first == NNLIB_LAYER_GRU;
+  if ((st = nnlib_model_compile(r->model, rows ? in + 1 : in, rows ? 2 : 3,
+                                batch,
                                 one_hot ? NNLIB_LOSS_MSE : NNLIB_LOSS_SOFTMAX_CE,
                                 opt, (uint64_t)c->seed)) != NNLIB_OK)
     return build_fail("compiling the model", st);
