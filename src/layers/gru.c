@@ -61,6 +61,7 @@ static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
 
 /* One step of one sample: p [3H] input side (pre-activations in, r z n
  * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). */
+NNLIB__GATE_LOOP
 static void gru_cell(float *restrict p, float *restrict q,
                      const float *restrict bias, const float *restrict hprev,
                      float *restrict h, int64_t width) {
@@ -127,6 +128,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* One step of one sample backwards (see the top of the file): p and q get
  * dL/d(pre) of the input and hidden sides, carry gets dh z. */
+NNLIB__GATE_LOOP
 static void gru_cell_backward(float *restrict p, float *restrict q,
                               const float *restrict hprev,
                               const float *restrict dy, float *restrict carry,

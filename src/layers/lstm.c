@@ -43,6 +43,7 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* One step of one sample: gates [4H] (i f g o) pre-activations in,
  * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. */
+NNLIB__GATE_LOOP
 static void lstm_cell(float *restrict gates, const float *restrict bias,
                       const float *restrict cprev, float *restrict c,
                       float *restrict tc, float *restrict h, int64_t width) {
@@ -118,6 +119,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* One step of one sample backwards: gate activations in, dL/d(pre) out, in
  * place; carries in and out (see the top of the file). */
+NNLIB__GATE_LOOP
 static void lstm_cell_backward(float *restrict gates,
                                const float *restrict cprev,
                                const float *restrict tc,

@@ -154,6 +154,16 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
  * loops vectorise; errors stay within a few float ulps, below PyTorch's
  * own float32 differences (test_internal_rnn_torch.c). NaN propagates. */
 
+/* The gate loops are compiled twice on x86-64, for the baseline (SSE2, 4
+ * floats per vector) and for AVX2 (8), and the dynamic loader picks one
+ * for the machine. Not for FMA: both round every operation alike, so the
+ * results are the same bits on every machine. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define NNLIB__GATE_LOOP __attribute__((target_clones("avx2", "default")))
+#else
+#define NNLIB__GATE_LOOP
+#endif
+
 /* c ? a : b through the bits. A float select written with ?: becomes a
  * branch around the arithmetic of one side (GCC does not speculate a float
  * operation that may trap), and a loop with a branch does not vectorise;

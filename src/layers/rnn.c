@@ -33,6 +33,7 @@ static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* h = f(a + b) over one row, into a (kept for backward) and h; relu as
  * z < 0 ? 0 : z lets NaN through. One loop per f, so each vectorises. */
+NNLIB__GATE_LOOP
 static void rnn_cell(nnlib_activation act, float *restrict a,
                      const float *restrict b, float *restrict h,
                      int64_t width) {
@@ -72,6 +73,7 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* a = (dy + carry) f'(h), from h in a: relu' = (h > 0), tanh' = 1 - h^2 */
+NNLIB__GATE_LOOP
 static void rnn_cell_backward(nnlib_activation act, float *restrict a,
                               const float *restrict dy,
                               const float *restrict carry, int64_t width) {
