@@ -111,17 +111,55 @@ static inline void fuzz_expect(nnlib_status st) {
     FUZZ_CHECK(nnlib_last_error_message()[0] != '\0');
 }
 
+/* Most multiply-adds a pass of n samples may take before the harness
+ * skips running it. Memory is capped by the allocator, work is not: a
+ * 600-byte model file may hold a 10000-wide pooling window that a valid
+ * input takes minutes to slide, which is the file's request, not a bug. */
+#define FUZZ_MAX_WORK ((int64_t)1 << 27)
+
+/* Whether a pass over n samples stays under FUZZ_MAX_WORK, bounding each
+ * layer's work by (input size) x (output size) per sample: a dense layer's
+ * exactly, and an upper bound for a pooling window or a recurrent step
+ * (their windows and weights read at most the whole input). Convolutions
+ * read at most their im2col workspace, which the allocator caps. */
+static inline bool fuzz_cheap_enough(nnlib_model *m, int64_t n) {
+  int64_t dims[NNLIB_MAX_RANK], in = 1, work = 0;
+  size_t rank = 0;
+  if (nnlib_model_get_input_shape(m, dims, NNLIB_MAX_RANK, &rank) != NNLIB_OK)
+    return false;
+  for (size_t i = 0; i < rank; i++)
+    in *= dims[i]; /* each <= 2^31, the product checked at compile */
+  for (size_t l = 0; l < nnlib_model_get_layer_count(m); l++) {
+    int64_t out = 1, layer_work;
+    if (nnlib_layer_get_output_shape(nnlib_model_get_layer(m, l), dims,
+                                     NNLIB_MAX_RANK, &rank) != NNLIB_OK)
+      return false;
+    for (size_t i = 0; i < rank; i++)
+      out *= dims[i];
+    if (__builtin_mul_overflow(in, out, &layer_work) ||
+        __builtin_mul_overflow(layer_work, n, &layer_work) ||
+        __builtin_add_overflow(work, layer_work, &work) ||
+        work > FUZZ_MAX_WORK)
+      return false;
+    in = out;
+  }
+  return true;
+}
+
 /* Inference on one batch of `n` samples of a compiled model: inputs from a
  * fixed pattern with both signs. *out (may be NULL) receives the outputs,
- * to be freed with nnlib_tensor_free. Returns the status of predict (or of
+ * to be freed with nnlib_tensor_free, or NULL when the pass was skipped as
+ * too much work (fuzz_cheap_enough). Returns the status of predict (or of
  * an allocation before it). */
 static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
-                                 nnlib_tensor **out) {
+                                        nnlib_tensor **out) {
   int64_t shape[NNLIB_MAX_RANK + 1];
   size_t rank = 0;
   nnlib_tensor *x = NULL, *y = NULL;
   if (out != NULL)
     *out = NULL;
+  if (!fuzz_cheap_enough(m, n))
+    return NNLIB_OK;
   nnlib_status st =
       nnlib_model_get_input_shape(m, shape + 1, NNLIB_MAX_RANK, &rank);
   FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
@@ -144,7 +182,8 @@ static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
 }
 
 /* Two tensors hold the same bits (NaN payloads included). */
-static inline bool fuzz_same_bits(const nnlib_tensor *a, const nnlib_tensor *b) {
+static inline bool fuzz_same_bits(const nnlib_tensor *a,
+                                  const nnlib_tensor *b) {
   return nnlib_tensor_get_size(a) == nnlib_tensor_get_size(b) &&
          memcmp(nnlib_tensor_get_data_const(a), nnlib_tensor_get_data_const(b),
                 (size_t)nnlib_tensor_get_size(a) * sizeof(float)) == 0;

@@ -233,7 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nnlib_free(file2);
     nnlib_tensor *y1 = NULL, *y2 = NULL;
     if (fuzz_predict(m, max_batch, &y1) == NNLIB_OK &&
-        fuzz_predict(loaded, max_batch, &y2) == NNLIB_OK)
+        fuzz_predict(loaded, max_batch, &y2) == NNLIB_OK && y1 != NULL &&
+        y2 != NULL)
       FUZZ_CHECK(fuzz_same_bits(y1, y2));
     nnlib_tensor_free(y1);
     nnlib_tensor_free(y2);
