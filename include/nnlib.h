@@ -272,6 +272,7 @@ NNLIB_API nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate);
 /* [d0, d1, ...] -> [d0 * d1 * ...], e.g. between convolutional and dense
  * layers (dense layers also flatten their input themselves). */
 NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
+
 /* Recurrent layers over sequences: a sample is [T, F] (T steps of F
  * features; batches [N, T, F], batch first), and the output is the hidden
  * state h_t of every step, [T, H] (return_sequences = 1, stackable: it feeds
