@@ -155,9 +155,8 @@ static void valid_range(int64_t offset, int64_t stride, int64_t w,
     *hi = *lo;
 }
 
-/* Calls body(dst_row, src_row, lo, hi, stride, offset) for each output row
- * of one (channel, kernel offset) pair and sample: the lowering loop that
- * im2col and col2im share. */
+/* The geometry im2col and col2im share: input and output sizes, stride,
+ * padding and dilation per axis. */
 typedef struct lowering {
   int64_t in_h, in_w, out_h, out_w, sh, sw, ph, pw, dh, dw;
 } lowering;
