@@ -15,12 +15,14 @@ flags=(--oversubscribe --mca btl self,vader ${MPI_FLAGS:-})
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+echo "load average before: $(cat /proc/loadavg)"
 export OPENBLAS_NUM_THREADS=1
 for ((i = 0; i < repeats; i++)); do
   "$bin" --core --steps "$steps" | tee -a "$out"
   mpirun "${flags[@]}" -np 1 "$bin" --steps "$steps" | tee -a "$out"
   mpirun "${flags[@]}" -np 2 "$bin" --steps "$steps" | tee -a "$out"
 done
+echo "load average after: $(cat /proc/loadavg)"
 python3 - "$out" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -43,4 +45,14 @@ for k in (1, 2):
              med("mpi", k, "bus_gbytes_per_s")))
 print("throughput ratio, 2 ranks x 1 thread / 1 process x 1 thread: %.2f"
       % (med("mpi", 2, "samples_per_s") / core))
+def best(mode, ranks, key):
+    v = [r[key] for r in runs if r["mode"] == mode and r["ranks"] == ranks]
+    return min(v) if v else float("nan")
+print("fastest steps seen (the machine at its quietest): 1 process %.1f ms,"
+      " 1 rank %.1f ms, 2 ranks %.1f ms (gradient allreduce %.1f ms, bare"
+      " %.2f ms); ratio %.2f"
+      % (best("core", 1, "best_step_ms"), best("mpi", 1, "best_step_ms"),
+         best("mpi", 2, "best_step_ms"), best("mpi", 2, "best_allreduce_ms"),
+         best("mpi", 2, "best_bare_allreduce_ms"),
+         best("core", 1, "best_step_ms") / best("mpi", 2, "best_step_ms")))
 PY
