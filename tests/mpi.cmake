@@ -20,7 +20,9 @@ if(NOT MPIEXEC_EXECUTABLE)
   return()
 endif()
 
-set(_nnlib_mpi_run ${MPIEXEC_EXECUTABLE} --oversubscribe --mca btl self,vader)
+# Ranks yield while they wait: ctest runs other tests beside them.
+set(_nnlib_mpi_run ${MPIEXEC_EXECUTABLE} --oversubscribe --mca btl self,vader
+                   --mca mpi_yield_when_idle 1)
 execute_process(COMMAND id -u OUTPUT_VARIABLE _nnlib_uid
                 OUTPUT_STRIP_TRAILING_WHITESPACE)
 if(_nnlib_uid STREQUAL "0")
