@@ -158,7 +158,16 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
  * floats per vector) and for AVX2 (8), and the dynamic loader picks one
  * for the machine. Not for FMA: both round every operation alike, so the
  * results are the same bits on every machine. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NNLIB__TSAN 1
+#endif
+#endif
+/* Not under ThreadSanitizer: the clones' resolver runs while the dynamic
+ * loader relocates the library, before the TSan runtime is up, and its
+ * instrumented entry crashes the process at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
+    !defined(__SANITIZE_THREAD__) && !defined(NNLIB__TSAN)
 #define NNLIB__GATE_LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define NNLIB__GATE_LOOP
