@@ -9,14 +9,16 @@
 # reports nothing in OpenBLAS, whose thread pool and buffers are released
 # at exit, with 1 or with several OpenBLAS threads.
 #
-# Left out (VALGRIND_EXCLUDE, a regex over executable names):
-#   test_fashion_short  trains on 4000 real images: 165 s under memcheck
-#                       for code paths the small tests already cover; it
-#                       runs in the normal and the ASan suites.
+# Left out (VALGRIND_EXCLUDE, a regex over executable names): the two
+# learning tests, which train for real for code paths the small tests
+# already cover; the normal and the ASan suites run them.
+#   test_fashion_short  4000 Fashion-MNIST images, one epoch: 165 s
+#   test_rnn_learning   an LSTM on the adding problem, 2000 sequences of 50
+#                       steps for 20 epochs: over 10 minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_PREFIX:-build}-vg
-exclude=${VALGRIND_EXCLUDE:-^test_fashion_short$}
+exclude=${VALGRIND_EXCLUDE:-^(test_fashion_short|test_rnn_learning)$}
 start=$SECONDS
 CC=gcc cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNNLIB_WERROR=ON -DNNLIB_BUILD_BENCHMARKS=OFF -DNNLIB_BUILD_TOOLS=OFF \
