@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 static nnlib_model *spec_model(const char *spec, const int64_t *shape,
                                size_t rank, int64_t batch, nnlib_loss loss) {
   nnlib_model *m = NULL;
@@ -245,10 +239,10 @@ static void test_arguments_and_description(void **s) {
   (void)s;
   nnlib_layer *l = (nnlib_layer *)1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_batchnorm_create(&l, 1.5f, 1e-5f));
-  expect_message("batchnorm: momentum 1.5 must be in [0, 1]");
+  ts_expect_message("batchnorm: momentum 1.5 must be in [0, 1]");
   assert_null(l);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_batchnorm_create(&l, 0.1f, 0.0f));
-  expect_message("batchnorm: epsilon 0 must be finite and > 0");
+  ts_expect_message("batchnorm: epsilon 0 must be finite and > 0");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_batchnorm_create(&l, NAN, 1e-5f));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_batchnorm_create(NULL, 0.1f, 1e-5f));
   static const char *const items[][2] = {
@@ -259,28 +253,14 @@ static void test_arguments_and_description(void **s) {
       {"batchnorm:0.1:0.001", "batchnorm:0.1:0.001"},
       {"batchnorm:0:1e-3", "batchnorm:0:0.001"},
   };
-  for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-    nnlib_model *m = NULL;
-    char buf[64];
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_OK(nnlib_model_add_spec(m, items[i][0]));
-    ASSERT_OK(nnlib_model_get_spec(m, buf, sizeof buf, NULL));
-    assert_string_equal(buf, items[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_items(items, sizeof items / sizeof items[0]);
   static const char *const bad[][2] = {
       {"batchnorm:2", "momentum 2 must be in [0, 1]"},
       {"batchnorm:0.1:-1", "epsilon -1 must be finite and > 0"},
       {"batchnorm:x", "\"x\" is not a finite decimal number"},
       {"batchnorm:0.1:1e-5:3", "takes 0 to 2 arguments, got 3"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    nnlib_model *m = NULL;
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
-    expect_message(bad[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 int main(void) {

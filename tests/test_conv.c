@@ -10,12 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 typedef struct conv_case {
   int n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, bias;
 } conv_case;
@@ -206,7 +200,7 @@ static void expect_compile(nnlib_layer *layer, int64_t c, int64_t h,
   int64_t shape[3] = {c, h, w};
   ASSERT_STATUS(want, nnlib_model_compile(m, shape, 3, 4, NNLIB_LOSS_MSE,
                                           NULL, 1));
-  expect_message(msg);
+  ts_expect_message(msg);
   nnlib_model_free(m);
 }
 
@@ -230,7 +224,7 @@ static void test_bad_shapes_at_compile(void **s) {
   int64_t in = 4;
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("layer 1 (conv2d): conv2d: input is [10] per sample, "
+  ts_expect_message("layer 1 (conv2d): conv2d: input is [10] per sample, "
                  "expects [C, H, W] (channels, height, width)");
   nnlib_model_free(m);
   /* the second of two convs: channels come from the first */
@@ -243,7 +237,7 @@ static void test_bad_shapes_at_compile(void **s) {
   int64_t shape[3] = {1, 8, 8};
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, shape, 3, 2, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("layer 1 (conv2d): conv2d: input [4, 8, 8] has 4 channels, "
+  ts_expect_message("layer 1 (conv2d): conv2d: input [4, 8, 8] has 4 channels, "
                  "layer expects 3");
   nnlib_model_free(m);
 }
@@ -255,16 +249,16 @@ static void test_bad_arguments(void **s) {
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.stride_h = 0;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
-  expect_message("conv2d: stride 0x1, must be at least 1");
+  ts_expect_message("conv2d: stride 0x1, must be at least 1");
   assert_null(l);
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.padding_w = -1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
-  expect_message("padding 0x-1, must be >= 0");
+  ts_expect_message("padding 0x-1, must be >= 0");
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.dilation_h = 0;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
-  expect_message("dilation 0x1, must be at least 1");
+  ts_expect_message("dilation 0x1, must be at least 1");
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.with_bias = 2;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
@@ -272,9 +266,9 @@ static void test_bad_arguments(void **s) {
   o.in_channels = -1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 0, 3, 3, NULL));
-  expect_message("out_channels is 0");
+  ts_expect_message("out_channels is 0");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 0, 3, NULL));
-  expect_message("kernel 0x3, must be at least 1x1");
+  ts_expect_message("kernel 0x3, must be at least 1x1");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(NULL, 2, 3, 3, NULL));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_options_init(NULL));
   /* an options struct from a newer header with unknown non-zero bytes */
@@ -335,14 +329,7 @@ static void test_description_items(void **s) {
       {"conv:8x3x3:nobias:nobias", "repeats an option"},
       {"conv:8x3x3:s1x2x3", "\"s1x2x3\" is not N or AxB"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    nnlib_model *m = NULL;
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
-    expect_message(bad[i][1]);
-    assert_int_equal(nnlib_model_get_layer_count(m), 0);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* The example compiles to the expected shapes. */

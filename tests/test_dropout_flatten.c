@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 static nnlib_model *spec_model(const char *spec, int64_t in, int64_t batch,
                                nnlib_loss loss, uint64_t seed) {
   nnlib_model *m = NULL;
@@ -199,7 +193,7 @@ static void test_arguments_and_description(void **s) {
   (void)s;
   nnlib_layer *l = (nnlib_layer *)1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dropout_create(&l, 1.0f));
-  expect_message("dropout: rate 1 must be in [0, 1)");
+  ts_expect_message("dropout: rate 1 must be in [0, 1)");
   assert_null(l);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dropout_create(&l, -0.1f));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dropout_create(&l, NAN));
@@ -216,15 +210,7 @@ static void test_arguments_and_description(void **s) {
       {"dropout:-0", "dropout:0"},
       {"flatten", "flatten"},
   };
-  for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-    nnlib_model *m = NULL;
-    char buf[64];
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_OK(nnlib_model_add_spec(m, items[i][0]));
-    ASSERT_OK(nnlib_model_get_spec(m, buf, sizeof buf, NULL));
-    assert_string_equal(buf, items[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_items(items, sizeof items / sizeof items[0]);
   static const char *const bad[][2] = {
       {"dropout:1", "dropout: rate 1 must be in [0, 1)"},
       {"dropout:-0.5", "rate -0.5 must be in [0, 1)"},
@@ -232,13 +218,7 @@ static void test_arguments_and_description(void **s) {
       {"dropout:0.1:0.2", "takes 0 to 1 arguments, got 2"},
       {"flatten:1", "takes 0 arguments, got 1"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    nnlib_model *m = NULL;
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
-    expect_message(bad[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 int main(void) {

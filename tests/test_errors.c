@@ -8,12 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 static void test_status_strings(void **s) {
   (void)s;
   assert_string_equal(nnlib_status_string(NNLIB_OK), "ok");
@@ -53,10 +47,10 @@ static void test_negative_and_zero_sizes(void **s) {
   (void)s;
   nnlib_layer *l = (nnlib_layer *)1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dense_create(&l, -1, 4, 1));
-  expect_message("in_features");
+  ts_expect_message("in_features");
   assert_null(l);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dense_create(&l, 4, 0, 1));
-  expect_message("out_features");
+  ts_expect_message("out_features");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dense_create(&l, 4, -3, 1));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_dense_create(&l, 4, 4, 2));
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE,
@@ -76,12 +70,12 @@ static void test_shape_mismatch_at_compile(void **s) {
   int64_t in[1] = {784};
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, in, 1, 8, NNLIB_LOSS_MSE, opt, 1));
-  expect_message("layer 1 (dense): dense: input has 16 features, layer expects 15");
+  ts_expect_message("layer 1 (dense): dense: input has 16 features, layer expects 15");
   /* an input of the wrong size for the first layer */
   int64_t in2[1] = {783};
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, in2, 1, 8, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("input has 783 features, layer expects 784");
+  ts_expect_message("input has 783 features, layer expects 784");
   nnlib_model_free(m);
   assert_int_equal(st.live, 0); /* the optimizer was taken and freed too */
   ts_alloc_uninstall();
@@ -94,11 +88,11 @@ static void test_wrong_state(void **s) {
   int64_t in[1] = {2};
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE,
                 nnlib_model_compile(m, in, 1, 4, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("no layers");
+  ts_expect_message("no layers");
   ASSERT_OK(nnlib_model_add(m, ts_dense(2, 1, 1)));
   nnlib_tensor *X = ts_tensor2(1, 2, NULL), *T = ts_tensor2(1, 1, NULL);
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_model_step(m, X, T, NULL));
-  expect_message("not compiled");
+  ts_expect_message("not compiled");
   int64_t count;
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_model_get_param_count(m, &count));
   nnlib_tensor *w;
@@ -106,7 +100,7 @@ static void test_wrong_state(void **s) {
                 nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL));
   ASSERT_OK(nnlib_model_compile(m, in, 1, 4, NNLIB_LOSS_NONE, NULL, 1));
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_model_step(m, X, T, NULL));
-  expect_message("without a loss");
+  ts_expect_message("without a loss");
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE,
                 nnlib_model_compile(m, in, 1, 4, NNLIB_LOSS_NONE, NULL, 1));
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_model_add(m, ts_dense(1, 1, 1)));
@@ -123,19 +117,19 @@ static void test_bad_batches(void **s) {
                             NULL);
   nnlib_tensor *X = ts_tensor2(2, 783, NULL), *T = ts_tensor2(2, 3, NULL);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_step(m, X, T, NULL));
-  expect_message("input has 783 features per sample, model expects 784");
+  ts_expect_message("input has 783 features per sample, model expects 784");
   nnlib_tensor_free(X);
   X = ts_tensor2(9, 784, NULL);
   nnlib_tensor *T9 = ts_tensor2(9, 3, NULL);
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib_model_step(m, X, T9, NULL));
-  expect_message("exceeds the compiled maximum batch of 8");
+  ts_expect_message("exceeds the compiled maximum batch of 8");
   /* predict takes any N: it runs in chunks of the maximum batch */
   ASSERT_OK(nnlib_model_predict(m, X, T9));
   nnlib_tensor_free(X);
   X = ts_tensor2(2, 784, NULL);
   nnlib_tensor *T3 = ts_tensor2(3, 3, NULL), *T4 = ts_tensor2(2, 4, NULL);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_step(m, X, T3, NULL));
-  expect_message("target has 3 samples, input has 2");
+  ts_expect_message("target has 3 samples, input has 2");
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_step(m, X, T4, NULL));
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_predict(m, X, T4));
   /* a zero-sample batch cannot even be described */
@@ -156,7 +150,7 @@ static void test_bad_batches(void **s) {
   ASSERT_OK(nnlib_model_add(m2, ts_dense(4, 1, 1)));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_model_compile(m2, in, 1, 0, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("max_batch");
+  ts_expect_message("max_batch");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_model_compile(m2, in, 1, -5, NNLIB_LOSS_MSE, NULL, 1));
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE,

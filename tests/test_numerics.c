@@ -270,12 +270,6 @@ static void test_nan_input_does_not_train(void **s) {
 
 /* --------------------------------------------------- the numerics check */
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 /* [dense 2->2, relu (fused), dense 2->1]: layer 2's weight is set by the
  * caller to make its output or its input gradient overflow. */
 static nnlib_model *three_layers(float lr, float w2) {
@@ -310,7 +304,7 @@ static void test_check_names_input(void **s) {
   nnlib_tensor *Y = ts_tensor2(2, 1, NULL);
   const nnlib_tensor *out;
   ASSERT_STATUS(NNLIB_ERR_NUMERICAL, nnlib_model_forward(m, X, &out));
-  expect_message("input batch value is inf at sample 1, element 1");
+  ts_expect_message("input batch value is inf at sample 1, element 1");
   ASSERT_STATUS(NNLIB_ERR_NUMERICAL, nnlib_model_predict(m, X, Y));
   nnlib_workspace *ws;
   ASSERT_OK(nnlib_workspace_create(&ws, m));
@@ -338,7 +332,7 @@ static void test_check_names_forward_layer(void **s) {
   assert_true(isinf(nnlib_tensor_get_data_const(out)[0]));
   ASSERT_OK(nnlib_model_set_check_numerics(m, 1));
   ASSERT_STATUS(NNLIB_ERR_NUMERICAL, nnlib_model_forward(m, X, &out));
-  expect_message("layer 2 (dense) output is inf at sample 0, element 0");
+  ts_expect_message("layer 2 (dense) output is inf at sample 0, element 0");
   nnlib_tensor_free(X);
   nnlib_model_free(m);
 }
@@ -356,8 +350,8 @@ static void test_check_names_backward_layer(void **s) {
   memcpy(w0, nnlib_tensor_get_data(param(m, 0, 0, NULL)), sizeof w0);
   float l;
   ASSERT_STATUS(NNLIB_ERR_NUMERICAL, nnlib_model_step(m, X, T, &l));
-  expect_message("layer 2 (dense) input gradient is");
-  expect_message("backward pass");
+  ts_expect_message("layer 2 (dense) input gradient is");
+  ts_expect_message("backward pass");
   assert_memory_equal(nnlib_tensor_get_data(param(m, 0, 0, NULL)), w0,
                       sizeof w0);
   assert_int_equal(nnlib_optimizer_get_step_count(nnlib_model_get_optimizer(m)),
@@ -382,8 +376,8 @@ static void test_exploding_learning_rate(void **s) {
     nnlib_status st = nnlib_model_step(m, X, T, &l);
     if (check) {
       assert_int_equal(st, NNLIB_ERR_NUMERICAL);
-      expect_message("the optimizer step made layer");
-      expect_message("learning rate too high");
+      ts_expect_message("the optimizer step made layer");
+      ts_expect_message("learning rate too high");
     } else {
       ASSERT_OK(st);
       assert_true(isfinite(l));

@@ -12,12 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 typedef struct pool_case {
   nnlib_layer_kind kind;
   int n, c, h, w, kh, kw, sh, sw, ph, pw;
@@ -281,7 +275,7 @@ static void test_global_avgpool(void **s) {
   int64_t in = 5;
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_NONE, NULL, 1));
-  expect_message("global_avgpool: input is [5] per sample, expects [C, H, W]");
+  ts_expect_message("global_avgpool: input is [5] per sample, expects [C, H, W]");
   nnlib_model_free(m);
 }
 
@@ -293,7 +287,7 @@ static void test_bad_shapes_and_arguments(void **s) {
   int64_t shape[3] = {1, 2, 5};
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, shape, 3, 2, NNLIB_LOSS_NONE, NULL, 1));
-  expect_message("layer 0 (maxpool2d): maxpool2d: kernel 3x3 is larger than "
+  ts_expect_message("layer 0 (maxpool2d): maxpool2d: kernel 3x3 is larger than "
                  "the padded input 2x5 (2x5 with padding 0x0)");
   nnlib_model_free(m);
   ASSERT_OK(nnlib_model_create(&m));
@@ -301,7 +295,7 @@ static void test_bad_shapes_and_arguments(void **s) {
   int64_t in = 3;
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_NONE, NULL, 1));
-  expect_message("layer 1 (avgpool2d): avgpool2d: input is [4] per sample");
+  ts_expect_message("layer 1 (avgpool2d): avgpool2d: input is [4] per sample");
   nnlib_model_free(m);
 
   nnlib_layer *l = (nnlib_layer *)1;
@@ -310,19 +304,19 @@ static void test_bad_shapes_and_arguments(void **s) {
   o.padding_h = 2;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_MINPOOL2D, 3, 3, &o));
-  expect_message("minpool2d: padding 2x0, must be in 0..half the kernel 3x3");
+  ts_expect_message("minpool2d: padding 2x0, must be in 0..half the kernel 3x3");
   assert_null(l);
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.stride_w = -1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_AVGPOOL2D, 2, 2, &o));
-  expect_message("stride 0x-1");
+  ts_expect_message("stride 0x-1");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_MAXPOOL2D, 0, 2, NULL));
-  expect_message("kernel 0x2");
+  ts_expect_message("kernel 0x2");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_CONV2D, 2, 2, NULL));
-  expect_message("kind 3 is not MAXPOOL2D, MINPOOL2D or AVGPOOL2D");
+  ts_expect_message("kind 3 is not MAXPOOL2D, MINPOOL2D or AVGPOOL2D");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_pool2d_options_init(NULL));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_global_avgpool_create(NULL));
   /* stride 0 is the kernel, like PyTorch's default */
@@ -342,15 +336,7 @@ static void test_description_items(void **s) {
       {"avgpool:2:s1x2", "avgpool:2:s1x2"},
       {"global_avgpool", "global_avgpool"},
   };
-  for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-    nnlib_model *m = NULL;
-    char buf[128];
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_OK(nnlib_model_add_spec(m, items[i][0]));
-    ASSERT_OK(nnlib_model_get_spec(m, buf, sizeof buf, NULL));
-    assert_string_equal(buf, items[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_items(items, sizeof items / sizeof items[0]);
   static const char *const bad[][2] = {
       {"maxpool", "takes 1 to 3 arguments, got 0"},
       {"maxpool:0", "argument 1 \"0\" is not N or AxB"},
@@ -361,13 +347,7 @@ static void test_description_items(void **s) {
       {"avgpool:2:s1:s1", "argument 3 repeats an option"},
       {"global_avgpool:1", "takes 0 arguments, got 1"},
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    nnlib_model *m = NULL;
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
-    expect_message(bad[i][1]);
-    nnlib_model_free(m);
-  }
+  ts_check_spec_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 int main(void) {

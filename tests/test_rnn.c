@@ -64,12 +64,6 @@ static nnlib_tensor *random_tensor3(int64_t a, int64_t b, int64_t c,
   return t;
 }
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 static int64_t output_size(nnlib_model *m) {
   int64_t dims[NNLIB_MAX_RANK], n = 1;
   size_t rank;
@@ -288,17 +282,17 @@ static void test_sequence_length_and_features(void **s) {
   nnlib_tensor *y = ts_tensor2(2, 4, NULL);
   nnlib_tensor *x = tensor3(2, 6, 3);
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib_model_forward(m, x, &out));
-  expect_message("lstm: sequence length 6 above the compiled maximum 5");
+  ts_expect_message("lstm: sequence length 6 above the compiled maximum 5");
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib_model_predict(m, x, y));
-  expect_message("sequence length 6 above the compiled maximum 5");
+  ts_expect_message("sequence length 6 above the compiled maximum 5");
   nnlib_tensor_free(x);
   x = tensor3(2, 5, 4);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_forward(m, x, &out));
-  expect_message("lstm: input has 4 features per step, layer expects 3");
+  ts_expect_message("lstm: input has 4 features per step, layer expects 3");
   nnlib_tensor_free(x);
   x = tensor3(2, 4, 3);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_predict(m, x, y));
-  expect_message("lstm: sequence length 4 differs from the compiled 5");
+  ts_expect_message("lstm: sequence length 4 differs from the compiled 5");
   nnlib_tensor_free(x);
   /* a flat [N, T*F] batch is the same memory and is taken */
   nnlib_tensor *flat = ts_tensor2(2, 15, NULL);
@@ -316,20 +310,20 @@ static void test_compile_errors(void **s) {
   ASSERT_OK(nnlib_model_add(m, cell(GRU, 4, 2, 1, 1)));
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, seq, 2, 1, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("gru: input has 3 features per step, layer expects 4");
+  ts_expect_message("gru: input has 3 features per step, layer expects 4");
   nnlib_model_free(m);
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add(m, cell(RNN_TANH, 0, 2, 1, 1)));
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, &flat, 1, 1, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("rnn: input must be a sequence [T, F] per sample");
+  ts_expect_message("rnn: input must be a sequence [T, F] per sample");
   nnlib_model_free(m);
   /* a last-step output [H] cannot feed another recurrent layer */
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add_spec(m, "lstm:4,last,lstm:3"));
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, seq, 2, 1, NNLIB_LOSS_MSE, NULL, 1));
-  expect_message("layer 1 (lstm): lstm: input must be a sequence");
+  ts_expect_message("layer 1 (lstm): lstm: input must be a sequence");
   nnlib_model_free(m);
 }
 
@@ -338,17 +332,17 @@ static void test_constructor_errors(void **s) {
   nnlib_layer *l = NULL;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_lstm_create(NULL, 0, 4, 1, 1));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_lstm_create(&l, 0, 0, 1, 1));
-  expect_message("lstm: hidden_size is 0, must be >= 1");
+  ts_expect_message("lstm: hidden_size is 0, must be >= 1");
   assert_null(l);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_gru_create(&l, -1, 4, 1, 1));
-  expect_message("gru: input_size is -1");
+  ts_expect_message("gru: input_size is -1");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_gru_create(&l, 0, 4, 2, 1));
-  expect_message("gru: with_bias is 2");
+  ts_expect_message("gru: with_bias is 2");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_lstm_create(&l, 0, 4, 1, -1));
-  expect_message("lstm: return_sequences is -1");
+  ts_expect_message("lstm: return_sequences is -1");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_rnn_create(&l, 0, 4, NNLIB_ACT_SIGMOID, 1, 1));
-  expect_message("rnn: nonlinearity is 2, must be NNLIB_ACT_TANH");
+  ts_expect_message("rnn: nonlinearity is 2, must be NNLIB_ACT_TANH");
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE,
                 nnlib_lstm_create(&l, 0, (int64_t)1 << 30, 1, 1));
   assert_null(l);
@@ -362,13 +356,13 @@ static void test_initial_state_errors(void **s) {
                 nnlib_recurrent_set_initial_state(NULL, h0, NULL, 1));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_recurrent_set_initial_state(dense, h0, NULL, 1));
-  expect_message("the layer is dense, not rnn, lstm or gru");
+  ts_expect_message("the layer is dense, not rnn, lstm or gru");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_recurrent_set_initial_state(gru, h0, c0, 1));
-  expect_message("gru: only lstm has a cell state");
+  ts_expect_message("gru: only lstm has a cell state");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_recurrent_set_initial_state(gru, h0, NULL, 0));
-  expect_message("rows is 0, must be >= 1");
+  ts_expect_message("rows is 0, must be >= 1");
   ASSERT_OK(nnlib_recurrent_set_initial_state(gru, NULL, NULL, 0));
   nnlib_layer_free(dense);
   /* one row per sample: every batch must have that many samples */
@@ -376,7 +370,7 @@ static void test_initial_state_errors(void **s) {
   nnlib_model *m = seq_model(2, 1, 4, NNLIB_LOSS_MSE, NULL, 1, gru, NULL);
   nnlib_tensor *x = tensor3(2, 2, 1), *y = tensor3(2, 2, 2);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_predict(m, x, y));
-  expect_message("gru: the initial state has 3 rows (one per sample), the "
+  ts_expect_message("gru: the initial state has 3 rows (one per sample), the "
                  "batch has 2 samples");
   nnlib_tensor_free(x);
   x = tensor3(3, 2, 1);
@@ -560,7 +554,7 @@ static void test_description_errors(void **s) {
     ASSERT_OK(nnlib_model_create(&m));
     ASSERT_OK(nnlib_model_add_spec(m, "dense:2"));
     ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
-    expect_message(bad[i][1]);
+    ts_expect_message(bad[i][1]);
     assert_int_equal(nnlib_model_get_layer_count(m), 1); /* nothing added */
     nnlib_model_free(m);
   }

@@ -22,12 +22,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 /* A compiled model from a description. */
 static nnlib_model *spec_model(const char *spec, int64_t in, int64_t batch,
                                nnlib_loss loss, nnlib_optimizer *opt,
@@ -495,7 +489,7 @@ static void test_sequence_configs(void **s) {
     unsigned char *f = join_file(&p, &size);
     nnlib_model *b = NULL;
     ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE, nnlib_model_load_buffer(&b, f, size));
-    expect_message(bad[i].message);
+    ts_expect_message(bad[i].message);
     assert_null(b);
     free(f);
     wr32(bad[i].at, saved);
@@ -506,7 +500,7 @@ static void test_sequence_configs(void **s) {
   unsigned char *f = join_file(&p, &size);
   nnlib_model *b = NULL;
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_load_buffer(&b, f, size));
-  expect_message("rnn: input has 3 features per step, layer expects 4");
+  ts_expect_message("rnn: input has 3 features per step, layer expects 4");
   free(f);
   free_parts(&p);
   nnlib_free(d);
@@ -693,10 +687,10 @@ static void test_load_errors(void **s) {
   char path[400];
   snprintf(path, sizeof path, "%s/missing.nnl", tmpdir);
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_load(&m, path));
-  expect_message("missing.nnl");
+  ts_expect_message("missing.nnl");
   assert_null(m);
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_load(&m, tmpdir));
-  expect_message("not a regular file");
+  ts_expect_message("not a regular file");
   snprintf(path, sizeof path, "%s/fifo", tmpdir);
   assert_int_equal(mkfifo(path, 0600), 0);
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_load(&m, path)); /* no blocking */
@@ -714,7 +708,7 @@ static void test_load_errors(void **s) {
   fputs("PK\x03\x04 not a model", f);
   fclose(f);
   ASSERT_STATUS(NNLIB_ERR_BAD_MAGIC, nnlib_model_load(&m, path));
-  expect_message("junk.nnl: model file: does not start with");
+  ts_expect_message("junk.nnl: model file: does not start with");
   unlink(path);
 }
 
@@ -730,7 +724,7 @@ static void test_save_errors(void **s) {
   nnlib_model_free(m);
   m = spec_model("dense:2", 2, 1, NNLIB_LOSS_MSE, NULL, 1);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_save_buffer(m, 2u, &data, &size));
-  expect_message("unknown flags 0x2");
+  ts_expect_message("unknown flags 0x2");
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_save_buffer(NULL, 0, &data, &size));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_save_buffer(m, 0, NULL, &size));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_save(m, NULL, 0));
@@ -756,12 +750,12 @@ static void test_atomic_save(void **s) {
 
   /* a directory that does not exist */
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_save(big, missing, 0));
-  expect_message("temporary file");
+  ts_expect_message("temporary file");
 
   /* the target is a directory (or a device: never replaced) */
   assert_int_equal(mkdir(dirpath, 0700), 0);
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_save(big, dirpath, 0));
-  expect_message("is not a regular file");
+  ts_expect_message("is not a regular file");
   ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_save(big, "/dev/full", 0));
   struct stat st;
   assert_int_equal(stat(dirpath, &st), 0);
@@ -779,7 +773,7 @@ static void test_atomic_save(void **s) {
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
   signal(SIGXFSZ, previous);
   assert_int_equal(st_full, NNLIB_ERR_IO);
-  expect_message("writing");
+  ts_expect_message("writing");
 
   /* no memory, at each allocation the save makes */
   ts_alloc_stats stats;
@@ -917,7 +911,7 @@ static void expect_crafted(mutation mutate, nnlib_status want,
   if (st != want)
     fail_msg("got %s, expected %s: %s", nnlib_status_string(st),
              nnlib_status_string(want), nnlib_last_error_message());
-  expect_message(needle);
+  ts_expect_message(needle);
   free(crafted);
   free_parts(&p);
   nnlib_free(d);
@@ -1166,17 +1160,17 @@ static void test_container_damage(void **s) {
   memcpy(copy, d, n);
   copy[n - 1] ^= 1; /* the file checksum itself */
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CHECKSUM);
-  expect_message("checksum");
+  ts_expect_message("checksum");
   memcpy(copy, d, n);
   copy[PREAMBLE + 12 + 80] ^= 1; /* HEAD's checksum, file checksum fixed */
   wr32(copy + n - 4, crc32_ieee(copy, n - 4));
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CHECKSUM);
-  expect_message("section HEAD checksum");
+  ts_expect_message("section HEAD checksum");
 #endif
   memcpy(copy, d, n);
   copy[n] = 0; /* one byte more than the header says */
   assert_int_equal(load_checked(copy, n + 1), NNLIB_ERR_CORRUPT_FILE);
-  expect_message("1 trailing bytes");
+  ts_expect_message("1 trailing bytes");
   memcpy(copy, d, n);
   wr64(copy + 16, n + 1000); /* the header promises more */
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_TRUNCATED);
@@ -1186,17 +1180,17 @@ static void test_container_damage(void **s) {
   wr64(copy + 16, n + 4);
   wr32(copy + n, crc32_ieee(copy, n));
   assert_int_equal(load_checked(copy, n + 4), NNLIB_ERR_CORRUPT_FILE);
-  expect_message("4 unexplained bytes");
+  ts_expect_message("4 unexplained bytes");
   memcpy(copy, d, n);
   wr32(copy + 12, 4); /* four sections, three present */
   repair_checksums(copy, d, n);
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
-  expect_message("section OPTM missing");
+  ts_expect_message("section OPTM missing");
   memcpy(copy, d, n);
   wr32(copy + 12, 5); /* five sections */
   repair_checksums(copy, d, n);
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
-  expect_message("5 sections");
+  ts_expect_message("5 sections");
   /* magic prefixes and strangers */
   assert_int_equal(load_checked((const unsigned char *)"NNL", 3),
                    NNLIB_ERR_TRUNCATED);
@@ -1248,7 +1242,7 @@ static void test_plan_too_large(void **s) {
   wr64(p.payload[HEAD] + H_BATCH, 0x7fffffff); /* x (4 + 600 + 600) floats */
   unsigned char *crafted = join_file(&p, &k);
   assert_int_equal(load_checked(crafted, k), NNLIB_ERR_TOO_LARGE);
-  expect_message("more than 2^40 floats");
+  ts_expect_message("more than 2^40 floats");
   free(crafted);
   free_parts(&p);
   nnlib_free(d);
@@ -1268,7 +1262,7 @@ static void test_too_many_layers(void **s) {
   void *data = NULL;
   size_t size;
   ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib_model_save_buffer(m, 0, &data, &size));
-  expect_message("65537 layers, model files hold at most 65536");
+  ts_expect_message("65537 layers, model files hold at most 65536");
   nnlib_model_free(m);
 }
 
@@ -1516,7 +1510,7 @@ static void test_set_optimizer(void **s) {
   nnlib_model_free(m);
   m = spec_model("dense:2", 2, 1, NNLIB_LOSS_NONE, NULL, 1);
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_set_optimizer(m, make_optimizer(2)));
-  expect_message("without a loss");
+  ts_expect_message("without a loss");
   nnlib_model_free(m);
   m = spec_model("dense:2", 2, 1, NNLIB_LOSS_MSE, make_optimizer(3), 1);
   ASSERT_OK(nnlib_model_set_optimizer(m, make_optimizer(4)));

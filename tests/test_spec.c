@@ -11,12 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void expect_message(const char *needle) {
-  const char *msg = nnlib_last_error_message();
-  if (strstr(msg, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
-}
-
 static nnlib_model *new_model(void) {
   nnlib_model *m = NULL;
   ASSERT_OK(nnlib_model_create(&m));
@@ -181,8 +175,8 @@ static void test_bad_specs(void **s) {
     nnlib_model *m = new_model();
     ASSERT_OK(nnlib_model_add_spec(m, "dense:2"));
     ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad_cases[i].spec));
-    expect_message(bad_cases[i].where);
-    expect_message(bad_cases[i].detail);
+    ts_expect_message(bad_cases[i].where);
+    ts_expect_message(bad_cases[i].detail);
     /* nothing was added */
     assert_int_equal(nnlib_model_get_layer_count(m), 1);
     expect_spec(m, "dense:2");
@@ -198,7 +192,7 @@ static void test_long_garbage(void **s) {
   spec[sizeof spec - 1] = '\0';
   nnlib_model *m = new_model();
   ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, spec));
-  expect_message("...\" at column 1: unknown layer");
+  ts_expect_message("...\" at column 1: unknown layer");
   assert_int_equal(nnlib_model_get_layer_count(m), 0);
   /* many valid items */
   char many[4096] = "";
@@ -224,7 +218,7 @@ static void test_bad_calls(void **s) {
   int64_t in = 2;
   ASSERT_OK(nnlib_model_compile(m, &in, 1, 1, NNLIB_LOSS_MSE, NULL, 1));
   ASSERT_STATUS(NNLIB_ERR_WRONG_STATE, nnlib_model_add_spec(m, "relu"));
-  expect_message("already compiled");
+  ts_expect_message("already compiled");
   expect_spec(m, "dense:2"); /* works after compile too */
   nnlib_model_free(m);
 }

@@ -86,3 +86,32 @@ void ts_alloc_uninstall(void) {
   fail_persistent = 0;
   nnlib_set_allocator(NULL);
 }
+
+void ts_expect_message(const char *needle) {
+  const char *msg = nnlib_last_error_message();
+  if (strstr(msg, needle) == NULL)
+    fail_msg("message \"%s\" does not mention \"%s\"", msg, needle);
+}
+
+void ts_check_spec_items(const char *const (*items)[2], size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    nnlib_model *m = NULL;
+    char buf[512];
+    ASSERT_OK(nnlib_model_create(&m));
+    ASSERT_OK(nnlib_model_add_spec(m, items[i][0]));
+    ASSERT_OK(nnlib_model_get_spec(m, buf, sizeof buf, NULL));
+    assert_string_equal(buf, items[i][1]);
+    nnlib_model_free(m);
+  }
+}
+
+void ts_check_spec_errors(const char *const (*bad)[2], size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    nnlib_model *m = NULL;
+    ASSERT_OK(nnlib_model_create(&m));
+    ASSERT_STATUS(NNLIB_ERR_PARSE, nnlib_model_add_spec(m, bad[i][0]));
+    ts_expect_message(bad[i][1]);
+    assert_int_equal(nnlib_model_get_layer_count(m), 0); /* nothing added */
+    nnlib_model_free(m);
+  }
+}

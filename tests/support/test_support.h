@@ -40,6 +40,15 @@
                b_, (double)(tol));                                             \
   } while (0)
 
+/* Fails unless the calling thread's last error message contains needle. */
+void ts_expect_message(const char *needle);
+
+/* Each items[i][0] is a model description whose get_spec must print
+ * items[i][1]; each bad[i][0] must fail with NNLIB_ERR_PARSE, a message
+ * containing bad[i][1], and no layer added. */
+void ts_check_spec_items(const char *const (*items)[2], size_t count);
+void ts_check_spec_errors(const char *const (*bad)[2], size_t count);
+
 /* A model from a list of layers (NULL-terminated), compiled with an input of
  * `in` features. Fails the test on error. */
 nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
