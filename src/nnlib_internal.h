@@ -173,6 +173,10 @@ typedef struct nnlib__layer_ops {
   const char *(*name)(const nnlib_layer *l);
   /* backward honours run->sgd_fused (see nnlib__run) */
   bool fuses_sgd;
+  /* backward reads y, if at all, only before it writes dx or at the same
+   * element it writes, so the model may pass dx == y (its output buffer,
+   * spent by then) when the output is at least as large as dx */
+  bool dx_over_output;
 } nnlib__layer_ops;
 
 struct nnlib_layer {
@@ -476,8 +480,12 @@ struct nnlib_model {
   float *layer_state;
   int64_t layer_state_size;
   nnlib__buffers bufs;      /* activations and workspaces of training */
-  /* two ping-pong gradient buffers of max_batch * largest layer size */
+  /* Gradients backward passes between layers: the loss gradient goes into
+   * grad_a; input_grads[i] is where layer i writes dL/dx (NULL for the
+   * first layer): over its own spent output where it may, else grad_a or
+   * grad_b, whichever does not hold its dy (model.c, route_input_grads). */
   float *grad_a, *grad_b;
+  float **input_grads;
   int64_t target_size;      /* per-sample target floats for gathering */
   nnlib_tensor output_view;
   /* Set by train.c for the duration of one step whose plain-SGD update the

@@ -252,6 +252,8 @@ static const nnlib__layer_ops activation_ops = {
     .forward = activation_forward,
     .backward = activation_backward,
     .name = activation_name,
+    .dx_over_output = true, /* dx[i] from y[i] and dy[i] (softmax: the row
+                               dot product first) */
 };
 
 nnlib_status nnlib_activation_create(nnlib_layer **out, nnlib_activation kind,

@@ -243,6 +243,7 @@ static const nnlib__layer_ops batchnorm_ops = {
     .backward = batchnorm_backward,
     .name = batchnorm_name,
     .fuses_sgd = true,
+    .dx_over_output = true, /* backward reads x and dy, never y */
 };
 
 nnlib_status nnlib_batchnorm_create(nnlib_layer **out, float momentum,

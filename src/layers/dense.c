@@ -140,6 +140,7 @@ static const nnlib__layer_ops dense_ops = {
     .backward = dense_backward,
     .name = dense_name,
     .fuses_sgd = true,
+    .dx_over_output = true, /* y is read (activation derivative) first */
 };
 
 nnlib_status nnlib_dense_create(nnlib_layer **out, int64_t in_features,

@@ -81,6 +81,7 @@ static const nnlib__layer_ops dropout_ops = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .name = dropout_name,
+    .dx_over_output = true, /* dx = dy mask; y unread */
 };
 
 nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate) {

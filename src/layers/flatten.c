@@ -41,6 +41,7 @@ static const nnlib__layer_ops flatten_ops = {
     .forward = flatten_forward,
     .backward = flatten_backward,
     .name = flatten_name,
+    .dx_over_output = true, /* dx = dy; y unread */
 };
 
 nnlib_status nnlib_flatten_create(nnlib_layer **out) {

@@ -23,6 +23,8 @@ static void release_plan(nnlib_model *m) {
   nnlib__buffers_free(&m->bufs);
   nnlib__free(m->grad_a);
   nnlib__free(m->grad_b);
+  nnlib__free(m->input_grads);
+  m->input_grads = NULL;
   m->params = m->grads = m->grad_a = m->grad_b = NULL;
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
@@ -209,21 +211,81 @@ void nnlib__buffers_free(nnlib__buffers *b) {
   b->block = NULL;
 }
 
-/* The training buffers: activations and workspaces, and the two ping-pong
- * gradient buffers. (fit allocates the buffers it gathers shuffled batches
- * into, so a model that is only stepped or predicted does not carry them.) */
-static nnlib_status alloc_buffers(nnlib_model *m) {
-  /* dY and dX of every layer but the first (whose dX is never formed) */
-  int64_t widest = 1;
-  for (size_t i = 0; i < m->layer_count; i++)
-    if (m->layers[i]->out_size > widest)
-      widest = m->layers[i]->out_size;
-  int64_t grad_floats;
-  if (nnlib__mul_overflows(widest, m->max_batch, &grad_floats))
+/* The last layer backward runs (a fused-away activation runs inside the
+ * dense before it): the layer whose output is the model's. */
+static size_t last_computed_layer(const nnlib_model *m) {
+  size_t last = m->layer_count - 1;
+  while (last > 0 && m->layers[last]->fused_away)
+    last--;
+  return last;
+}
+
+/* Layer i may write dL/dx over its own output: its kind reads y only before
+ * it writes dx (dx_over_output), the output is at least as large as dx, and
+ * it is not the model's output, which callers read after a step. By the time
+ * layer i runs backward its output is spent: the layer above has run. */
+static bool dx_over_output(const nnlib_model *m, size_t i, size_t last) {
+  const nnlib_layer *l = m->layers[i];
+  return i != last && l->ops->dx_over_output && l->out_size >= l->in_size;
+}
+
+/* Where backward writes each layer's dL/dx. The loss gradient (dy of the
+ * last layer) is in grad_a; a layer that cannot write dx over its output
+ * writes it into whichever of grad_a and grad_b does not hold its dy. Each
+ * is sized (in floats per sample) for the widest gradient routed to it, so
+ * grad_b may end up unused. With assign, also fills m->input_grads. */
+static void route_input_grads(nnlib_model *m, bool assign, int64_t *width_a,
+                              int64_t *width_b) {
+  enum { IN_OUTPUT, IN_A, IN_B } dy_in = IN_A;
+  size_t last = last_computed_layer(m);
+  *width_a = m->layers[last]->out_size;
+  *width_b = 0;
+  for (size_t i = last; i > 0; i--) {
+    nnlib_layer *l = m->layers[i];
+    if (l->fused_away)
+      continue;
+    float *dx;
+    if (dx_over_output(m, i, last)) {
+      dx = m->bufs.acts[i];
+      dy_in = IN_OUTPUT;
+    } else if (dy_in != IN_A) {
+      dx = m->grad_a;
+      *width_a = l->in_size > *width_a ? l->in_size : *width_a;
+      dy_in = IN_A;
+    } else {
+      dx = m->grad_b;
+      *width_b = l->in_size > *width_b ? l->in_size : *width_b;
+      dy_in = IN_B;
+    }
+    if (assign)
+      m->input_grads[i] = dx;
+  }
+}
+
+static nnlib_status alloc_batch_floats(float **out, int64_t width,
+                                       int64_t max_batch) {
+  int64_t floats;
+  if (nnlib__mul_overflows(width, max_batch, &floats))
     return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
+  return alloc_floats(out, floats, "gradient buffers");
+}
+
+/* The training buffers: activations and workspaces, and the gradient
+ * buffers backward passes between layers (route_input_grads). (fit
+ * allocates the buffers it gathers shuffled batches into, so a model that
+ * is only stepped or predicted does not carry them.) */
+static nnlib_status alloc_buffers(nnlib_model *m) {
+  int64_t width_a, width_b;
   NNLIB_TRY(nnlib__buffers_alloc(m, &m->bufs));
-  NNLIB_TRY(alloc_floats(&m->grad_a, grad_floats, "gradient buffers"));
-  NNLIB_TRY(alloc_floats(&m->grad_b, grad_floats, "gradient buffers"));
+  route_input_grads(m, false, &width_a, &width_b);
+  NNLIB_TRY(alloc_batch_floats(&m->grad_a, width_a, m->max_batch));
+  if (width_b > 0)
+    NNLIB_TRY(alloc_batch_floats(&m->grad_b, width_b, m->max_batch));
+  m->input_grads = nnlib__calloc(m->layer_count, sizeof(float *));
+  if (m->input_grads == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "compile: no memory for gradient routes");
+  route_input_grads(m, true, &width_a, &width_b);
   return NNLIB_OK;
 }
 

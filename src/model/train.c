@@ -101,7 +101,7 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
                                             bool target_is_index, int64_t n,
                                             bool training, double *loss) {
   const float *y = m->bufs.acts[m->layer_count - 1];
-  float *dy = m->grad_a, *dx = m->grad_b;
+  float *dy = m->grad_a;
   NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
                         m->output_size, loss));
   /* a fused update changes the weights during backward: check first */
@@ -120,16 +120,15 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
     nnlib__profile_mark mark = {0.0, 0.0};
     if (m->profiling)
       mark = nnlib__profile_start();
-    /* the first layer's input gradient is never used */
-    NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy,
-                               i == 0 ? NULL : dx, n));
+    /* the first layer's input gradient is never used (input_grads[0] is
+     * NULL); others may land over this layer's output (model.c) */
+    float *dx = m->input_grads[i];
+    NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy, dx, n));
     if (m->profiling)
       nnlib__profile_stop(l, true, mark);
     if (m->check_numerics)
-      NNLIB_TRY(nnlib__numerics_after_backward(m, i, i == 0 ? NULL : dx, n));
-    float *tmp = dy;
+      NNLIB_TRY(nnlib__numerics_after_backward(m, i, dx, n));
     dy = dx;
-    dx = tmp;
   }
   return NNLIB_OK;
 }

@@ -1,0 +1,101 @@
+/* Where backward writes each layer's input gradient (model.c,
+ * route_input_grads): over the layer's own spent output when its kind
+ * allows it and the output is at least as large, else into whichever
+ * gradient buffer does not hold the layer's dy; never over the model's
+ * output. That is what keeps a 784-1024-1024-10 MLP at one wide gradient
+ * buffer instead of two. The values these routes carry are checked against
+ * finite differences by test_gradcheck and friends; this test pins the
+ * routes themselves, and that the model output survives a backward pass. */
+#include "nnlib_internal.h"
+#include "test_support.h"
+
+#include <string.h>
+
+static nnlib_optimizer *sgd(void) {
+  nnlib_optimizer *o;
+  ASSERT_OK(nnlib_sgd_create(&o, 0.05f, 0, 0, 0));
+  return o;
+}
+
+/* dense 20->32 relu, dense 32->32 relu, dense 32->3: the pairs fuse (layers
+ * 1 and 3 run inside the dense before them). The last dense cannot write
+ * over the model output, so its dx goes to grad_b; the middle dense writes
+ * over its own output; the first layer forms no dx. grad_a holds only the
+ * loss gradient. */
+static void test_wide_mlp_uses_one_wide_buffer(void **s) {
+  (void)s;
+  nnlib_model *m = ts_model(20, 8, NNLIB_LOSS_SOFTMAX_CE, sgd(), 1,
+                            ts_dense(20, 32, 1), ts_act(NNLIB_ACT_RELU, 0),
+                            ts_dense(32, 32, 1), ts_act(NNLIB_ACT_RELU, 0),
+                            ts_dense(32, 3, 1), NULL);
+  assert_true(m->layers[1]->fused_away && m->layers[3]->fused_away);
+  assert_null(m->input_grads[0]);
+  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]);
+  assert_ptr_equal(m->input_grads[4], m->grad_b);
+  nnlib_model_free(m);
+}
+
+/* A narrowing layer cannot hold its dx in its output: dense 8->6->4->5.
+ * Layer 4 (4->5, the output) sends dx to grad_b (dy in grad_a); layer 2
+ * (6->4) to grad_a, the buffer that does not hold its dy. */
+static void test_narrowing_layers_alternate(void **s) {
+  (void)s;
+  nnlib_model *m = ts_model(8, 4, NNLIB_LOSS_MSE, sgd(), 2, ts_dense(8, 6, 1),
+                            ts_act(NNLIB_ACT_TANH, 0), ts_dense(6, 4, 1),
+                            ts_act(NNLIB_ACT_TANH, 0), ts_dense(4, 5, 1), NULL);
+  assert_ptr_equal(m->input_grads[4], m->grad_b);
+  assert_ptr_equal(m->input_grads[2], m->grad_a);
+  assert_ptr_not_equal(m->grad_a, m->grad_b);
+  nnlib_model_free(m);
+}
+
+/* A standalone (unfused) softmax between two dense layers writes its dx
+ * over its own output; the dense above it sends dx to grad_b. */
+static void test_unfused_activation_over_output(void **s) {
+  (void)s;
+  nnlib_model *m = ts_model(3, 4, NNLIB_LOSS_MSE, sgd(), 3, ts_dense(3, 5, 1),
+                            ts_act(NNLIB_ACT_SOFTMAX, 0), ts_dense(5, 2, 1),
+                            NULL);
+  assert_false(m->layers[1]->fused_away);
+  assert_ptr_equal(m->input_grads[1], m->bufs.acts[1]);
+  assert_ptr_equal(m->input_grads[2], m->grad_b);
+  nnlib_model_free(m);
+}
+
+/* The model output is intact after backward (which runs its own forward on
+ * the same batch first), while the layer below writes its dx over its own
+ * output. */
+static void test_backward_keeps_model_output(void **s) {
+  (void)s;
+  enum { N = 4, IN = 6, OUT = 6 };
+  nnlib_model *m = ts_model(IN, N, NNLIB_LOSS_MSE, NULL, 4, ts_dense(IN, 6, 1),
+                            ts_act(NNLIB_ACT_SIGMOID, 0), ts_dense(6, 6, 1),
+                            ts_act(NNLIB_ACT_SIGMOID, 0), ts_dense(6, OUT, 1),
+                            NULL);
+  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]);
+  assert_ptr_equal(m->input_grads[4], m->grad_b);
+  float xv[N * IN], tv[N * OUT], before[N * OUT];
+  uint32_t seed = 7;
+  ts_fill_uniform(xv, N * IN, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(tv, N * OUT, -1.0f, 1.0f, &seed);
+  nnlib_tensor *x = ts_tensor2(N, IN, xv), *t = ts_tensor2(N, OUT, tv);
+  const nnlib_tensor *y;
+  ASSERT_OK(nnlib_model_forward(m, x, &y));
+  memcpy(before, nnlib_tensor_get_data_const(y), sizeof before);
+  float loss;
+  ASSERT_OK(nnlib_model_backward(m, x, t, &loss));
+  assert_memory_equal(before, m->bufs.acts[4], sizeof before);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_wide_mlp_uses_one_wide_buffer),
+      cmocka_unit_test(test_narrowing_layers_alternate),
+      cmocka_unit_test(test_unfused_activation_over_output),
+      cmocka_unit_test(test_backward_keeps_model_output),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
