@@ -41,6 +41,12 @@ int bench_reps_for(double budget_s, double one_s, int min_reps, int max_reps) {
 }
 
 static int json_fields;
+static const char *tag_key, *tag_value;
+
+void bench_json_tag(const char *key, const char *value) {
+  tag_key = value != NULL ? key : NULL;
+  tag_value = value;
+}
 
 void bench_json_begin(void) {
   json_fields = 0;
@@ -51,7 +57,16 @@ static void json_key(const char *key) {
   printf("%s\"%s\":", json_fields++ ? "," : "", key);
 }
 
+static void json_str_field(const char *key, const char *value);
+
 void bench_json_str(const char *key, const char *value) {
+  json_str_field(key, value);
+  /* the tag follows "bench", so every line names it near the front */
+  if (tag_key != NULL && strcmp(key, "bench") == 0)
+    json_str_field(tag_key, tag_value);
+}
+
+static void json_str_field(const char *key, const char *value) {
   json_key(key);
   fputc('"', stdout);
   for (const char *p = value; *p; p++) {

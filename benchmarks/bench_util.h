@@ -30,6 +30,10 @@ void bench_json_int(const char *key, long long value);
 void bench_json_num(const char *key, double value);
 void bench_json_stats(const bench_stats *s);
 void bench_json_end(void);
+/* A string field every later line (after "bench") carries, such as the
+ * OpenBLAS kernels a measurement ran on; NULL clears it. value must stay
+ * valid. */
+void bench_json_tag(const char *key, const char *value);
 
 /* Deterministic uniform floats in [lo, hi) (LCG; independent of nnlib). */
 void bench_fill(float *v, size_t n, float lo, float hi, uint32_t *state);

@@ -553,6 +553,9 @@ int main(int argc, char **argv) {
   bench_config c = parse_args(argc, argv);
   c.peak_per_core = bench_peak_gflops_per_core(&c.peak_isa);
   print_machine(&c);
+  /* every measurement names the kernels it ran on, so runs with and
+   * without OPENBLAS_CORETYPE can share one results file */
+  bench_json_tag("kernels", openblas_get_corename());
   int thread_list[2] = {1, 2}, thread_count = 2;
   if (c.threads > 0) {
     thread_list[0] = c.threads;
