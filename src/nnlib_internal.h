@@ -496,6 +496,14 @@ struct nnlib_model {
   bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */
 };
 
+/* nnlib_model_compile; without init_weights the parameters and layer
+ * buffers stay zero (the model-file loader fills every one of them, so
+ * drawing initial weights first would be wasted work). */
+nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
+                                  size_t input_rank, int64_t max_batch,
+                                  nnlib_loss loss, nnlib_optimizer *opt,
+                                  uint64_t seed, bool init_weights);
+
 /* Runs the layers on n samples (n <= max_batch); returns the output. */
 nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
                                       int64_t n, bool training,

@@ -337,6 +337,14 @@ nnlib_status nnlib_model_compile(nnlib_model *m, const int64_t *input_shape,
                                  size_t input_rank, int64_t max_batch,
                                  nnlib_loss loss, nnlib_optimizer *opt,
                                  uint64_t seed) {
+  return nnlib__model_compile(m, input_shape, input_rank, max_batch, loss, opt,
+                              seed, true);
+}
+
+nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
+                                  size_t input_rank, int64_t max_batch,
+                                  nnlib_loss loss, nnlib_optimizer *opt,
+                                  uint64_t seed, bool init_weights) {
   nnlib_status st =
       check_compile_args(m, input_shape, input_rank, max_batch, loss, opt);
   if (st != NNLIB_OK) {
@@ -361,7 +369,7 @@ nnlib_status nnlib_model_compile(nnlib_model *m, const int64_t *input_shape,
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
     l->compiled = true;
-    if (l->ops->init != NULL)
+    if (init_weights && l->ops->init != NULL)
       l->ops->init(l, &m->rng);
   }
   m->compiled = true;

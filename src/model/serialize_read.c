@@ -579,10 +579,11 @@ static nnlib_status build(const nnlib__file_view *v, const nnlib__file_head *h,
   if (o != NULL)
     NNLIB_TRY(as_corrupt(nnlib_optimizer_create(&opt, &o->options),
                          "optimizer"));
-  /* compile takes opt, also when it fails */
-  NNLIB_TRY(as_corrupt(nnlib_model_compile(m, h->input.dims, h->input.rank,
-                                           h->max_batch, h->loss, opt,
-                                           h->seed),
+  /* compile takes opt, also when it fails; no initial weights: the file
+   * fills every parameter and buffer below */
+  NNLIB_TRY(as_corrupt(nnlib__model_compile(m, h->input.dims, h->input.rank,
+                                            h->max_batch, h->loss, opt,
+                                            h->seed, false),
                        "compile"));
   NNLIB_TRY(fill_parameters(m, v));
   if (o != NULL)
