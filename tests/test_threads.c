@@ -1,7 +1,8 @@
 /* Threads: eight threads predict with one shared model, each through its
  * own workspace, and get exactly the single-threaded predictions; several
  * threads train their own models at once and get exactly the weights of a
- * lone run. Run under ThreadSanitizer by the reliability checks. */
+ * lone run, also when OpenBLAS splits their GEMMs. Run under
+ * ThreadSanitizer by the reliability checks. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_support.h"
 
@@ -157,11 +158,80 @@ static void test_independent_models_train_in_parallel(void **s) {
   }
 }
 
+/* GEMMs that OpenBLAS splits across its threads (above 2^18 multiply-adds)
+ * from four threads at once, with two OpenBLAS threads set: each thread
+ * gets the weights of a lone run (OpenBLAS's results differ in the last
+ * bits between one thread and two, so nothing may change the count under
+ * a running GEMM), and the count set is what remains afterwards. */
+enum { WIDE_IN = 784, WIDE_BATCH = 32 }; /* 32x16x784 = 401,408 MACs */
+
+typedef struct wide_job {
+  uint64_t seed;
+  float weights[16 * WIDE_IN];
+  nnlib_status status;
+} wide_job;
+
+static void *wide_worker(void *arg) {
+  wide_job *job = arg;
+  nnlib_optimizer *opt;
+  job->status = nnlib_sgd_create(&opt, 0.05f, 0, 0, 0);
+  if (job->status != NNLIB_OK)
+    return NULL;
+  nnlib_model *m = ts_model(WIDE_IN, WIDE_BATCH, NNLIB_LOSS_SOFTMAX_CE, opt,
+                            job->seed, ts_dense(WIDE_IN, 16, 1),
+                            ts_act(NNLIB_ACT_RELU, 0), ts_dense(16, OUT, 1),
+                            NULL);
+  nnlib_tensor *x = ts_tensor2(WIDE_BATCH, WIDE_IN, NULL);
+  nnlib_tensor *t = ts_tensor2(WIDE_BATCH, 1, NULL);
+  uint32_t st = (uint32_t)job->seed;
+  ts_fill_uniform(nnlib_tensor_get_data(x), WIDE_BATCH * WIDE_IN, 0, 1, &st);
+  for (int i = 0; i < WIDE_BATCH; i++)
+    nnlib_tensor_get_data(t)[i] = (float)(i % OUT);
+  for (int step = 0; step < 200 && job->status == NNLIB_OK; step++)
+    job->status = nnlib_model_step(m, x, t, NULL);
+  nnlib_tensor *w;
+  if (job->status == NNLIB_OK)
+    job->status =
+        nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL);
+  if (job->status == NNLIB_OK)
+    memcpy(job->weights, nnlib_tensor_get_data(w), sizeof job->weights);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+  return NULL;
+}
+
+static void test_split_gemms_from_many_threads(void **s) {
+  (void)s;
+  int before = nnlib_get_num_threads();
+  ASSERT_OK(nnlib_set_num_threads(2));
+  static wide_job alone[4], together[4];
+  for (int i = 0; i < 4; i++) {
+    alone[i].seed = together[i].seed = 40 + (uint64_t)i;
+    wide_worker(&alone[i]);
+    ASSERT_OK(alone[i].status);
+    assert_int_equal(nnlib_get_num_threads(), 2);
+  }
+  pthread_t tids[4];
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(
+        pthread_create(&tids[i], NULL, wide_worker, &together[i]), 0);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(tids[i], NULL);
+    ASSERT_OK(together[i].status);
+    assert_memory_equal(alone[i].weights, together[i].weights,
+                        sizeof alone[i].weights);
+  }
+  assert_int_equal(nnlib_get_num_threads(), 2);
+  ASSERT_OK(nnlib_set_num_threads(before));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared_model_parallel_inference),
       cmocka_unit_test(test_shared_recurrent_model_parallel_inference),
       cmocka_unit_test(test_independent_models_train_in_parallel),
+      cmocka_unit_test(test_split_gemms_from_many_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
