@@ -3,6 +3,7 @@
 #include "test_support.h"
 
 #include <math.h>
+#include <string.h>
 
 static const float inputs[] = {-100.0f, -20.5f, -3.0f, -0.5f, 0.0f,
                                0.25f,   2.0f,   19.0f, 21.0f, 100.0f};
@@ -95,6 +96,58 @@ static void test_softmax_values(void **s) {
   ASSERT_NEAR(sum, 1.0, 1e-6);
 }
 
+/* sigmoid and tanh run vectorised code (core/vecmath.h, not libm): a dense
+ * sweep of [-40, 40] in steps of 1/512, through the layer (separate input
+ * and output) and through a fused dense pass (in place, bias added), each
+ * within the bar of check_elementwise against double; NaN passes through. */
+enum { SWEEP = 40960 + 1 };
+
+static void check_sweep(nnlib_activation kind, const float *x, const float *y,
+                        float offset) {
+  for (int i = 0; i < SWEEP; i++) {
+    double want = ref(kind, (double)x[i] + offset, 0);
+    if (!(fabs(y[i] - want) <= 1e-6 + 4e-7 * fabs(want)))
+      fail_msg("%s(%.9g) = %.9g, want %.9g",
+               kind == NNLIB_ACT_SIGMOID ? "sigmoid" : "tanh",
+               (double)x[i] + offset, (double)y[i], want);
+  }
+}
+
+static void sweep_kind(nnlib_activation kind) {
+  static float x[SWEEP], y[SWEEP];
+  for (int i = 0; i < SWEEP; i++)
+    x[i] = -40.0f + (float)i / 512.0f;
+  run(kind, 0, x, y, SWEEP);
+  check_sweep(kind, x, y, 0.0f);
+  /* dense 1->SWEEP with weight x and bias 0.5 on input 1: the fused pass */
+  nnlib_layer *d = ts_dense(1, SWEEP, 1);
+  nnlib_model *m = ts_model(1, 1, NNLIB_LOSS_NONE, NULL, 1, d,
+                            ts_act(kind, 0), NULL);
+  nnlib_tensor *w, *b;
+  ASSERT_OK(nnlib_layer_get_param(d, 0, &w, NULL));
+  ASSERT_OK(nnlib_layer_get_param(d, 1, &b, NULL));
+  memcpy(nnlib_tensor_get_data(w), x, sizeof x);
+  ASSERT_OK(nnlib_tensor_fill(b, 0.5f));
+  float one = 1.0f;
+  nnlib_tensor *X = ts_tensor2(1, 1, &one), *Y = ts_tensor2(1, SWEEP, NULL);
+  ASSERT_OK(nnlib_model_predict(m, X, Y));
+  check_sweep(kind, x, nnlib_tensor_get_data(Y), 0.5f);
+  nnlib_tensor_free(X);
+  nnlib_tensor_free(Y);
+  nnlib_model_free(m);
+  float nan_in[9], nan_out[9];
+  for (int i = 0; i < 9; i++)
+    nan_in[i] = i == 4 ? NAN : (float)i - 4.0f;
+  run(kind, 0, nan_in, nan_out, 9);
+  assert_true(isnan(nan_out[4]));
+}
+
+static void test_sigmoid_tanh_sweep(void **s) {
+  (void)s;
+  sweep_kind(NNLIB_ACT_SIGMOID);
+  sweep_kind(NNLIB_ACT_TANH);
+}
+
 static void test_negative_leaky_slope_rejected(void **s) {
   (void)s;
   nnlib_layer *l = (nnlib_layer *)1;
@@ -127,6 +180,7 @@ int main(void) {
       cmocka_unit_test(test_leaky),
       cmocka_unit_test(test_softplus),
       cmocka_unit_test(test_sigmoid_extremes_exact),
+      cmocka_unit_test(test_sigmoid_tanh_sweep),
       cmocka_unit_test(test_softmax_stable),
       cmocka_unit_test(test_softmax_values),
       cmocka_unit_test(test_negative_leaky_slope_rejected),

@@ -3,6 +3,7 @@
  * pass. Derivatives are written in terms of the output y, so a fused
  * dense+activation pair keeps one buffer. */
 #include "nnlib_internal.h"
+#include "core/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -16,21 +17,13 @@ typedef struct activation_layer {
 /* Above this, softplus(x) == x in float32 (PyTorch's threshold). */
 #define SOFTPLUS_THRESHOLD 20.0f
 
-static inline float sigmoidf(float x) {
-  /* never exponentiate a large positive number */
-  if (x >= 0.0f)
-    return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
-}
-
 static inline float activate(nnlib_activation kind, float param, float x) {
   switch (kind) {
   /* written so that NaN compares false and passes through (reliability R4:
    * a NaN in the data must reach the loss, not be silently zeroed) */
   case NNLIB_ACT_STEP: return x > 0.0f ? 1.0f : x <= 0.0f ? 0.0f : x;
-  case NNLIB_ACT_SIGMOID: return sigmoidf(x);
-  case NNLIB_ACT_TANH: return tanhf(x);
+  case NNLIB_ACT_SIGMOID: return nnlib__sigmoid(x); /* core/vecmath.h */
+  case NNLIB_ACT_TANH: return nnlib__tanh(x);
   case NNLIB_ACT_RELU: return x <= 0.0f ? 0.0f : x;
   case NNLIB_ACT_LEAKY_RELU: return x > 0.0f ? x : param * x;
   case NNLIB_ACT_SOFTPLUS:
@@ -87,12 +80,15 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
   case NNLIB_ACT_RELU: APPLY_LOOP(v <= 0.0f ? 0.0f : v); break; /* NaN stays */\
   case NNLIB_ACT_LEAKY_RELU: APPLY_LOOP(v > 0.0f ? v : param * v); break;      \
   case NNLIB_ACT_IDENTITY: APPLY_LOOP(v); break;                               \
+  case NNLIB_ACT_SIGMOID: APPLY_LOOP(nnlib__sigmoid(v)); break;                \
+  case NNLIB_ACT_TANH: APPLY_LOOP(nnlib__tanh(v)); break;                      \
   default: APPLY_LOOP(activate(kind, param, v)); break;                        \
   }
 
 /* The dense layer's fused pass, y = f(y + b): with restrict the loops need
  * no run-time overlap test at all, which short rows (16 or 10 outputs)
  * would not amortise, so the vector loop runs for them too. */
+NNLIB__VECTOR_CLONES
 static void apply_in_place(nnlib_activation kind, float param,
                            float *restrict y, const float *restrict bias,
                            int64_t rows, int64_t cols) {
@@ -100,14 +96,20 @@ static void apply_in_place(nnlib_activation kind, float param,
   APPLY_SWITCH
 }
 
+NNLIB__VECTOR_CLONES
+static void apply_separate(nnlib_activation kind, float param, const float *x,
+                           const float *bias, float *y, int64_t rows,
+                           int64_t cols) {
+  APPLY_SWITCH
+}
+
 void nnlib__activation_apply(nnlib_activation kind, float param,
                              const float *x, const float *bias, float *y,
                              int64_t rows, int64_t cols) {
-  if (x == y) {
+  if (x == y)
     apply_in_place(kind, param, y, bias, rows, cols);
-    return;
-  }
-  APPLY_SWITCH
+  else
+    apply_separate(kind, param, x, bias, y, rows, cols);
 }
 
 /* One pass per kind, like APPLY_LOOP: dz = dy * f'(y) from g = dy[i] and

@@ -61,7 +61,7 @@ static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
 
 /* One step of one sample: p [3H] input side (pre-activations in, r z n
  * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). */
-NNLIB__GATE_LOOP
+NNLIB__VECTOR_CLONES
 static void gru_cell(float *restrict p, float *restrict q,
                      const float *restrict bias, const float *restrict hprev,
                      float *restrict h, int64_t width) {
@@ -70,10 +70,10 @@ static void gru_cell(float *restrict p, float *restrict q,
   float *qn = q + 2 * width;
   const float *brz = bias, *bn = bias + 2 * width, *bhn = bias + 3 * width;
   for (int64_t j = 0; j < width; j++) {
-    float r = nnlib__rnn_sigmoid(pr[j] + qr[j] + brz[j]);
-    float z = nnlib__rnn_sigmoid(pz[j] + qz[j] + brz[width + j]);
+    float r = nnlib__sigmoid(pr[j] + qr[j] + brz[j]);
+    float z = nnlib__sigmoid(pz[j] + qz[j] + brz[width + j]);
     float hn = qn[j] + bhn[j];
-    float n = nnlib__rnn_tanh(pn[j] + bn[j] + r * hn);
+    float n = nnlib__tanh(pn[j] + bn[j] + r * hn);
     pr[j] = r;
     pz[j] = z;
     pn[j] = n;
@@ -128,7 +128,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* One step of one sample backwards (see the top of the file): p and q get
  * dL/d(pre) of the input and hidden sides, carry gets dh z. */
-NNLIB__GATE_LOOP
+NNLIB__VECTOR_CLONES
 static void gru_cell_backward(float *restrict p, float *restrict q,
                               const float *restrict hprev,
                               const float *restrict dy, float *restrict carry,

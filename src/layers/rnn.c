@@ -33,18 +33,18 @@ static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* h = f(a + b) over one row, into a (kept for backward) and h; relu as
  * z < 0 ? 0 : z lets NaN through. One loop per f, so each vectorises. */
-NNLIB__GATE_LOOP
+NNLIB__VECTOR_CLONES
 static void rnn_cell(nnlib_activation act, float *restrict a,
                      const float *restrict b, float *restrict h,
                      int64_t width) {
   if (act == NNLIB_ACT_RELU) {
     for (int64_t j = 0; j < width; j++) {
       float z = a[j] + b[j];
-      a[j] = h[j] = nnlib__rnn_select(z < 0.0f, 0.0f, z);
+      a[j] = h[j] = nnlib__select_f(z < 0.0f, 0.0f, z);
     }
   } else {
     for (int64_t j = 0; j < width; j++)
-      a[j] = h[j] = nnlib__rnn_tanh(a[j] + b[j]);
+      a[j] = h[j] = nnlib__tanh(a[j] + b[j]);
   }
 }
 
@@ -73,13 +73,13 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* a = (dy + carry) f'(h), from h in a: relu' = (h > 0), tanh' = 1 - h^2 */
-NNLIB__GATE_LOOP
+NNLIB__VECTOR_CLONES
 static void rnn_cell_backward(nnlib_activation act, float *restrict a,
                               const float *restrict dy,
                               const float *restrict carry, int64_t width) {
   if (act == NNLIB_ACT_RELU) {
     for (int64_t j = 0; j < width; j++)
-      a[j] = nnlib__rnn_select(a[j] > 0.0f, carry[j] + dy[j], 0.0f);
+      a[j] = nnlib__select_f(a[j] > 0.0f, carry[j] + dy[j], 0.0f);
   } else {
     for (int64_t j = 0; j < width; j++)
       a[j] = (carry[j] + dy[j]) * (1.0f - a[j] * a[j]);
