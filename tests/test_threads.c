@@ -112,6 +112,20 @@ static void test_shared_recurrent_model_parallel_inference(void **s) {
   nnlib_model_free(m);
 }
 
+/* A training worker's end: copies the first layer's weights into
+ * weights[size] if all went well, and frees what the worker made. */
+static void finish_job(nnlib_status *status, nnlib_model *m, nnlib_tensor *x,
+                       nnlib_tensor *t, float *weights, size_t size) {
+  nnlib_tensor *w;
+  if (*status == NNLIB_OK)
+    *status = nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL);
+  if (*status == NNLIB_OK)
+    memcpy(weights, nnlib_tensor_get_data(w), size);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
 typedef struct train_job {
   uint64_t seed;
   float weights[IN * 16];
@@ -128,14 +142,7 @@ static void *train_worker(void *arg) {
   nnlib_fit_options_init(&fo);
   fo.epochs = 3;
   job->status = nnlib_model_fit(m, x, t, &fo);
-  nnlib_tensor *w;
-  if (job->status == NNLIB_OK)
-    job->status = nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL);
-  if (job->status == NNLIB_OK)
-    memcpy(job->weights, nnlib_tensor_get_data(w), sizeof job->weights);
-  nnlib_tensor_free(x);
-  nnlib_tensor_free(t);
-  nnlib_model_free(m);
+  finish_job(&job->status, m, x, t, job->weights, sizeof job->weights);
   return NULL;
 }
 
@@ -189,15 +196,7 @@ static void *wide_worker(void *arg) {
     nnlib_tensor_get_data(t)[i] = (float)(i % OUT);
   for (int step = 0; step < 200 && job->status == NNLIB_OK; step++)
     job->status = nnlib_model_step(m, x, t, NULL);
-  nnlib_tensor *w;
-  if (job->status == NNLIB_OK)
-    job->status =
-        nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL);
-  if (job->status == NNLIB_OK)
-    memcpy(job->weights, nnlib_tensor_get_data(w), sizeof job->weights);
-  nnlib_tensor_free(x);
-  nnlib_tensor_free(t);
-  nnlib_model_free(m);
+  finish_job(&job->status, m, x, t, job->weights, sizeof job->weights);
   return NULL;
 }
 
