@@ -55,12 +55,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 0
+#define NNLIB_VERSION_MINOR 1
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.0.0"
+#define NNLIB_VERSION_STRING "1.1.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 
@@ -68,7 +68,7 @@ extern "C" {
  * Bindings compare its major (value / 10000) with the one they were written
  * for. Thread-safe. */
 NNLIB_API unsigned nnlib_version(void);
-/* "1.0.0"; static storage. Thread-safe. */
+/* NNLIB_VERSION_STRING, e.g. "1.1.0"; static storage. Thread-safe. */
 NNLIB_API const char *nnlib_version_string(void);
 
 /* ---------------------------------------------------------------- status */
@@ -408,6 +408,13 @@ NNLIB_API float nnlib_optimizer_get_learning_rate(
 /* Number of updates applied so far (the t of the schedules and of Adam). */
 NNLIB_API int64_t nnlib_optimizer_get_step_count(
     const nnlib_optimizer *optimizer);
+/* The options the optimizer runs with (the learning rate as last set),
+ * into `options`, whose struct_size the caller sets (sizeof, or an older
+ * header's size: a shorter struct gets the fields it has). Since 1.1.0.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE for a
+ * struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_optimizer_get_options(
+    const nnlib_optimizer *optimizer, nnlib_optimizer_options *options);
 
 /* ---------------------------------------------------------------- model */
 

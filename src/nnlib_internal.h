@@ -36,6 +36,13 @@ nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...)
  * zero. `what` names the struct in messages. */
 nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
                                  const char *what);
+/* The output twin: copies the fields of `src` (a full struct of src_size
+ * bytes, first field struct_size) that the caller's struct at `dst`, of
+ * the struct_size the caller set, has room for; the caller's struct_size
+ * stays, fields this library lacks are zeroed. NNLIB_ERR_STRUCT_SIZE for a
+ * struct_size below sizeof(size_t). */
+nnlib_status nnlib__write_struct(void *dst, const void *src, size_t src_size,
+                                 const char *what);
 
 /* ------------------------------------------------------------- memory */
 

@@ -5,6 +5,8 @@
  * allocation fails part-way (OOM injection). */
 #include "test_support.h"
 
+#include <stdio.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -22,6 +24,10 @@ static void test_status_strings(void **s) {
   assert_string_equal(nnlib_last_error_message(), "");
   assert_int_equal(nnlib_version() / 10000, NNLIB_VERSION_MAJOR);
   assert_string_equal(nnlib_version_string(), NNLIB_VERSION_STRING);
+  char numbers[32]; /* the string and the three numbers agree */
+  snprintf(numbers, sizeof numbers, "%d.%d.%d", NNLIB_VERSION_MAJOR,
+           NNLIB_VERSION_MINOR, NNLIB_VERSION_PATCH);
+  assert_string_equal(numbers, NNLIB_VERSION_STRING);
 }
 
 static void test_null_handles(void **s) {

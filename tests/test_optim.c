@@ -3,6 +3,8 @@
  * gradients come from nnlib's backward pass. */
 #include "test_support.h"
 
+#include <stddef.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -221,6 +223,91 @@ static void test_defaults_and_bad_options(void **s) {
   nnlib_optimizer_free(opt);
 }
 
+static void assert_same_options(const nnlib_optimizer_options *a,
+                                const nnlib_optimizer_options *b) {
+  assert_int_equal(a->kind, b->kind);
+  assert_true(a->learning_rate == b->learning_rate);
+  assert_true(a->momentum == b->momentum && a->nesterov == b->nesterov);
+  assert_true(a->weight_decay == b->weight_decay);
+  assert_true(a->beta1 == b->beta1 && a->beta2 == b->beta2);
+  assert_true(a->alpha == b->alpha && a->epsilon == b->epsilon);
+  assert_int_equal(a->schedule, b->schedule);
+  assert_int_equal(a->step_size, b->step_size);
+  assert_true(a->gamma == b->gamma);
+  assert_int_equal(a->total_steps, b->total_steps);
+  assert_true(a->min_learning_rate == b->min_learning_rate);
+  assert_true(a->clip_norm == b->clip_norm);
+}
+
+/* nnlib_optimizer_get_options (1.1): what went in comes out, also through a
+ * model file; the learning rate as last set; older (shorter) and newer
+ * (longer) caller structs; bad arguments. */
+static void test_options_read_back(void **s) {
+  (void)s;
+  nnlib_optimizer_options in = opts(NNLIB_OPT_ADAM), out;
+  in.learning_rate = 3e-3f;
+  in.beta1 = 0.8f;
+  in.schedule = NNLIB_SCHEDULE_COSINE;
+  in.total_steps = 100;
+  in.min_learning_rate = 1e-5f;
+  in.clip_norm = 2.0f;
+  nnlib_optimizer *opt;
+  ASSERT_OK(nnlib_optimizer_create(&opt, &in));
+  memset(&out, 0xab, sizeof out);
+  out.struct_size = sizeof out;
+  ASSERT_OK(nnlib_optimizer_get_options(opt, &out));
+  assert_int_equal(out.struct_size, sizeof out);
+  assert_same_options(&in, &out);
+  ASSERT_OK(nnlib_optimizer_set_learning_rate(opt, 0.5f));
+  ASSERT_OK(nnlib_optimizer_get_options(opt, &out));
+  assert_true(out.learning_rate == 0.5f);
+  in.learning_rate = 0.5f;
+
+  /* an older caller's struct ends before clip_norm: that stays untouched */
+  nnlib_optimizer_options older;
+  memset(&older, 0xcd, sizeof older);
+  older.struct_size = offsetof(nnlib_optimizer_options, clip_norm);
+  ASSERT_OK(nnlib_optimizer_get_options(opt, &older));
+  assert_true(older.beta1 == 0.8f && older.total_steps == 100);
+  unsigned char tail[sizeof older.clip_norm];
+  memcpy(tail, &older.clip_norm, sizeof tail);
+  for (size_t i = 0; i < sizeof tail; i++)
+    assert_int_equal(tail[i], 0xcd);
+  /* a newer caller's field this library lacks comes back zero */
+  struct {
+    nnlib_optimizer_options o;
+    uint64_t future_field;
+  } newer;
+  newer.o.struct_size = sizeof newer;
+  newer.future_field = 7;
+  ASSERT_OK(nnlib_optimizer_get_options(opt, &newer.o));
+  assert_true(newer.future_field == 0 && newer.o.struct_size == sizeof newer);
+  assert_same_options(&in, &newer.o);
+
+  out.struct_size = 3;
+  ASSERT_STATUS(NNLIB_ERR_STRUCT_SIZE, nnlib_optimizer_get_options(opt, &out));
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_optimizer_get_options(NULL, &out));
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_optimizer_get_options(opt, NULL));
+
+  /* through a model file saved with its optimizer */
+  nnlib_model *m = ts_model(3, 4, NNLIB_LOSS_MSE, opt, 1, ts_dense(3, 2, 1),
+                            NULL);
+  void *bytes;
+  size_t size;
+  ASSERT_OK(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  nnlib_model *loaded;
+  ASSERT_OK(nnlib_model_load_buffer(&loaded, bytes, size));
+  out.struct_size = sizeof out;
+  ASSERT_OK(nnlib_optimizer_get_options(nnlib_model_get_optimizer(loaded),
+                                        &out));
+  assert_same_options(&in, &out);
+  nnlib_free(bytes);
+  nnlib_model_free(loaded);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sgd_plain_momentum_nesterov),
@@ -228,6 +315,7 @@ int main(void) {
       cmocka_unit_test(test_rmsprop),
       cmocka_unit_test(test_schedules_and_clipping),
       cmocka_unit_test(test_defaults_and_bad_options),
+      cmocka_unit_test(test_options_read_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

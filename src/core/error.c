@@ -70,3 +70,20 @@ nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
   memcpy(dst, &dst_size, sizeof dst_size);
   return NNLIB_OK;
 }
+
+nnlib_status nnlib__write_struct(void *dst, const void *src, size_t src_size,
+                                 const char *what) {
+  size_t given;
+  memcpy(&given, dst, sizeof given);
+  if (given < sizeof(size_t))
+    return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
+                        "%s: struct_size %zu is too small (set it to the "
+                        "size of the struct)",
+                        what, given);
+  size_t n = given < src_size ? given : src_size;
+  memcpy((unsigned char *)dst + sizeof(size_t),
+         (const unsigned char *)src + sizeof(size_t), n - sizeof(size_t));
+  if (given > src_size) /* a newer caller's fields this library lacks */
+    memset((unsigned char *)dst + src_size, 0, given - src_size);
+  return NNLIB_OK;
+}

@@ -295,19 +295,15 @@ nnlib_status nnlib_model_file_get_info(const void *data, size_t size,
                                        nnlib_model_file_info *info) {
   NNLIB_CHECK_ARG(info != NULL && (data != NULL || size == 0),
                   "nnlib_model_file_get_info: data or info is NULL");
-  size_t given = info->struct_size;
-  if (given < sizeof(size_t))
-    return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
-                        "nnlib_model_file_get_info: struct_size %zu is too "
-                        "small",
-                        given);
   nnlib_model_file_info full;
   memset(&full, 0, sizeof full);
+  full.struct_size = sizeof full;
+  /* a bad struct_size is reported before anything is read */
+  NNLIB_TRY(nnlib__write_struct(info, &full, sizeof full,
+                                "nnlib_model_file_get_info"));
   nnlib_status st = read_info(data, size, &full);
   /* an older caller's shorter struct gets the fields it knows */
-  size_t n = given < sizeof full ? given : sizeof full;
-  memcpy((unsigned char *)info + sizeof(size_t),
-         (const unsigned char *)&full + sizeof(size_t), n - sizeof(size_t));
+  nnlib__write_struct(info, &full, sizeof full, "nnlib_model_file_get_info");
   return st;
 }
 

@@ -130,6 +130,14 @@ int64_t nnlib_optimizer_get_step_count(const nnlib_optimizer *opt) {
   return opt ? opt->t : 0;
 }
 
+nnlib_status nnlib_optimizer_get_options(const nnlib_optimizer *opt,
+                                         nnlib_optimizer_options *options) {
+  NNLIB_CHECK_ARG(opt != NULL && options != NULL,
+                  "nnlib_optimizer_get_options: optimizer or options is NULL");
+  return nnlib__write_struct(options, &opt->o, sizeof opt->o,
+                             "nnlib_optimizer_get_options");
+}
+
 nnlib_status nnlib__optimizer_attach(nnlib_optimizer *opt, int64_t size) {
   bool two_states = opt->o.kind != NNLIB_OPT_SGD;
   bool needs_first = opt->o.kind != NNLIB_OPT_SGD || opt->o.momentum > 0.0f;

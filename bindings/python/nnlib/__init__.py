@@ -23,7 +23,7 @@ from .model import (SAVE_OPTIMIZER, Loss, Model, Progress, Workspace,
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def version():

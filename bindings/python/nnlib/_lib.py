@@ -325,6 +325,8 @@ SIGNATURES = {
     "nnlib_optimizer_get_learning_rate": ("float",
                                           ["const nnlib_optimizer *"]),
     "nnlib_optimizer_get_step_count": ("int64_t", ["const nnlib_optimizer *"]),
+    "nnlib_optimizer_get_options": ("nnlib_status", [
+        "const nnlib_optimizer *", "nnlib_optimizer_options *"]),
     # model
     "nnlib_model_create": ("nnlib_status", ["nnlib_model **"]),
     "nnlib_model_free": ("void", ["nnlib_model *"]),

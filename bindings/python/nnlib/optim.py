@@ -2,8 +2,8 @@
 
 An optimizer object owns its handle until ``Model.compile`` (or
 ``Model.set_optimizer``) takes it, also when that call fails; afterwards it
-is a borrowed view of the model's optimizer (learning rate, step count) and
-keeps the model alive.
+is a borrowed view of the model's optimizer (learning rate, step count,
+options) and keeps the model alive.
 """
 
 import ctypes
@@ -64,7 +64,7 @@ class Optimizer:
         opt = cls.__new__(cls)
         opt._handle = handle
         opt._model = model
-        opt.kind = None  # not readable back through the C API
+        opt.kind = OptimizerKind(opt._read_options().kind)
         return opt
 
     def _take(self):
@@ -106,6 +106,22 @@ class Optimizer:
     def step_count(self):
         """Updates applied so far."""
         return lib.nnlib_optimizer_get_step_count(self._ptr())
+
+    def _read_options(self):
+        opts = _lib.OptimizerOptions()
+        opts.struct_size = ctypes.sizeof(opts)
+        check(lib.nnlib_optimizer_get_options(self._ptr(), ctypes.byref(opts)))
+        return opts
+
+    @property
+    def options(self):
+        """The options it runs with, as a dict of the constructor's keyword
+        arguments (learning_rate as last set; schedule as a Schedule)."""
+        opts = self._read_options()
+        out = {name: getattr(opts, name) for name in _FIELDS}
+        out["nesterov"] = bool(out["nesterov"])
+        out["schedule"] = Schedule(out["schedule"])
+        return out
 
     def close(self):
         if self._model is None and self._handle is not None:

@@ -98,3 +98,24 @@ def test_set_optimizer_replaces_and_invalidates_the_old_view():
             old.learning_rate
         m.fit(X, T, epochs=2)
         assert new.step_count == 2
+
+
+@needs("nnlib_optimizer_get_options", "nnlib_model_load_buffer")
+def test_optimizer_options_read_back_also_from_a_file():
+    opt = nnlib.Optimizer("adamw", learning_rate=0.004, beta1=0.8,
+                          schedule="cosine", total_steps=90, clip_norm=1.5)
+    want = opt.options
+    assert want["learning_rate"] == pytest.approx(0.004)
+    assert want["beta1"] == pytest.approx(0.8)
+    assert want["schedule"] == nnlib.Schedule.COSINE
+    assert want["total_steps"] == 90 and want["clip_norm"] == 1.5
+    assert want["weight_decay"] == pytest.approx(0.01)  # AdamW's default
+    assert want["nesterov"] is False
+    with xor_model() as m:
+        m.set_optimizer(opt)
+        opt.learning_rate = 0.002
+        want["learning_rate"] = pytest.approx(0.002)
+        assert m.optimizer.options == want
+        with nnlib.Model.from_bytes(m.to_bytes(optimizer=True)) as c:
+            assert c.optimizer.kind == nnlib.OptimizerKind.ADAMW
+            assert c.optimizer.options == want

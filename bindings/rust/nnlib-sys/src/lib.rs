@@ -28,7 +28,7 @@ macro_rules! opaque {
 // ------------------------------------------------------------------ version
 
 pub const NNLIB_VERSION_MAJOR: c_uint = 1;
-pub const NNLIB_VERSION_MINOR: c_uint = 0;
+pub const NNLIB_VERSION_MINOR: c_uint = 1;
 pub const NNLIB_VERSION_PATCH: c_uint = 0;
 pub const NNLIB_VERSION_NUMBER: c_uint =
     NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
@@ -323,6 +323,7 @@ extern "C" {
     pub fn nnlib_optimizer_set_learning_rate(optimizer: *mut nnlib_optimizer, learning_rate: f32) -> nnlib_status;
     pub fn nnlib_optimizer_get_learning_rate(optimizer: *const nnlib_optimizer) -> f32;
     pub fn nnlib_optimizer_get_step_count(optimizer: *const nnlib_optimizer) -> i64;
+    pub fn nnlib_optimizer_get_options(optimizer: *const nnlib_optimizer, options: *mut nnlib_optimizer_options) -> nnlib_status;
 
     // model
     pub fn nnlib_model_create(out: *mut *mut nnlib_model) -> nnlib_status;

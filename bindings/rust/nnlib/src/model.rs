@@ -315,6 +315,11 @@ impl Model {
         check(unsafe { sys::nnlib_optimizer_set_learning_rate(self.optimizer_raw()?, learning_rate) })
     }
 
+    /// The options the model's optimizer runs with (also after a load).
+    pub fn optimizer_options(&self) -> Result<sys::nnlib_optimizer_options> {
+        crate::optim::read_options(self.optimizer_raw()?)
+    }
+
     /// Optimizer updates applied so far.
     pub fn step_count(&self) -> Result<i64> {
         // SAFETY: as above.

@@ -37,6 +37,17 @@ pub fn optimizer_options(kind: OptimizerKind) -> Result<sys::nnlib_optimizer_opt
     Ok(o)
 }
 
+/// The options a live optimizer runs with (nnlib_optimizer_get_options,
+/// since 1.1.0; the learning rate as last set).
+pub(crate) fn read_options(raw: *const sys::nnlib_optimizer) -> Result<sys::nnlib_optimizer_options> {
+    // SAFETY: a plain C struct; the library writes every field it knows.
+    let mut o: sys::nnlib_optimizer_options = unsafe { std::mem::zeroed() };
+    o.struct_size = std::mem::size_of::<sys::nnlib_optimizer_options>();
+    // SAFETY: raw is a live handle, o a valid out struct with its size.
+    check(unsafe { sys::nnlib_optimizer_get_options(raw, &mut o) })?;
+    Ok(o)
+}
+
 /// An optimizer not yet given to a model; freed on drop.
 pub struct Optimizer {
     raw: *mut sys::nnlib_optimizer,
@@ -71,6 +82,11 @@ impl Optimizer {
     pub fn learning_rate(&self) -> f32 {
         // SAFETY: a live handle.
         unsafe { sys::nnlib_optimizer_get_learning_rate(self.raw) }
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> Result<sys::nnlib_optimizer_options> {
+        read_options(self.raw)
     }
 
     pub(crate) fn into_raw(self) -> *mut sys::nnlib_optimizer {

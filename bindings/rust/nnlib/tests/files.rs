@@ -88,3 +88,25 @@ fn idx_files_load_into_tensors() {
     assert_eq!(err.status, Status::OutOfRange);
     assert!(nnlib::dataset_default_dir().is_absolute());
 }
+
+#[test]
+fn optimizer_options_read_back_also_from_bytes() {
+    let mut o = nnlib::optimizer_options(OptimizerKind::AdamW).unwrap();
+    o.learning_rate = 0.004;
+    o.beta1 = 0.8;
+    o.clip_norm = 1.5;
+    let opt = Optimizer::new(&o).unwrap();
+    let back = opt.options().unwrap();
+    assert_eq!((back.learning_rate, back.beta1, back.clip_norm), (0.004, 0.8, 1.5));
+    assert_eq!(back.weight_decay, 0.01); // AdamW's default
+    let mut m = Model::from_spec("dense:4,sigmoid,dense:1,sigmoid").unwrap();
+    m.compile(&[2], 4, Loss::Mse, Some(opt), 7).unwrap();
+    m.set_learning_rate(0.002).unwrap();
+    let loaded = Model::from_bytes(&m.to_bytes(true).unwrap()).unwrap();
+    let got = loaded.optimizer_options().unwrap();
+    assert_eq!(got.kind, OptimizerKind::AdamW.code());
+    assert_eq!((got.learning_rate, got.beta1, got.clip_norm), (0.002, 0.8, 1.5));
+    let plain = Model::from_bytes(&m.to_bytes(false).unwrap()).unwrap();
+    assert_eq!(plain.optimizer_options().unwrap_err().status, Status::WrongState);
+}
+
