@@ -584,6 +584,41 @@ NNLIB_API nnlib_status nnlib_model_fit(nnlib_model *model,
                                        const nnlib_tensor *target,
                                        const nnlib_fit_options *options);
 
+/* Validation and early stopping for nnlib_model_fit_validated (since
+ * 1.1.0; a struct of its own because option structs with an _init
+ * function never grow, see docs/ABI_POLICY.md). */
+typedef struct nnlib_validation_options {
+  size_t struct_size;
+  const nnlib_tensor *x;      /* required: after every epoch, the mean loss */
+  const nnlib_tensor *target; /* over these samples in inference mode (as
+                                 nnlib_model_evaluate)                      */
+  float *losses;              /* optional, `epochs` floats                  */
+  int64_t patience;           /* > 0: stop once the validation loss has not
+                                 improved for this many epochs; default 0:
+                                 run every epoch                            */
+  float min_delta;            /* an improvement is a loss below the best so
+                                 far by more than this; default 0           */
+  int restore_best;           /* 1: end with the parameters and layer
+                                 buffers (batchnorm statistics) of the epoch
+                                 with the lowest validation loss; the
+                                 optimizer's state stays as it ended.
+                                 default 0                                  */
+  int64_t *epochs_run;        /* optional out: epochs trained (fewer than
+                                 `epochs` when early stopping ended it)     */
+} nnlib_validation_options;
+
+NNLIB_API nnlib_status nnlib_validation_options_init(
+    nnlib_validation_options *options);
+/* nnlib_model_fit with a validation pass after every epoch (validation
+ * NULL: exactly nnlib_model_fit). The validation tensors are checked before
+ * any training (their shapes as for nnlib_model_evaluate); a loss that is
+ * not finite never counts as an improvement. restore_best allocates one
+ * copy of the parameters per call. Since 1.1.0. */
+NNLIB_API nnlib_status nnlib_model_fit_validated(
+    nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
+    const nnlib_fit_options *options,
+    const nnlib_validation_options *validation);
+
 /* Mean loss and accuracy over all samples in inference mode. Accuracy is the
  * share of samples whose arg-max output matches the target's class (one
  * output: output > 0 for BCE, > 0.5 otherwise, against target > 0.5).

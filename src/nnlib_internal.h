@@ -511,6 +511,13 @@ nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
                                   nnlib_loss loss, nnlib_optimizer *opt,
                                   uint64_t seed, bool init_weights);
 
+/* The model is compiled with a loss (`what` names the call in messages). */
+nnlib_status nnlib__check_trainable(const nnlib_model *m, const char *what);
+/* One optimizer step on n samples (raw buffers, already checked): forward,
+ * loss, backward and the update (fused into backward for plain SGD). */
+nnlib_status nnlib__train_batch(nnlib_model *m, const float *x, const float *t,
+                               bool is_index, int64_t n, double *loss);
+
 /* Runs the layers on n samples (n <= max_batch); returns the output. */
 nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
                                       int64_t n, bool training,

@@ -1,6 +1,6 @@
 /* train.c - running a compiled model: forward, loss and backward over one
- * batch, the optimizer step, fit over a data set, predict and evaluate.
- * Nothing here allocates except fit's per-call sample order. */
+ * batch, the optimizer step, predict and evaluate (fit is in fit.c).
+ * Nothing here allocates. */
 #include "nnlib_internal.h"
 #include "numerics.h"
 
@@ -133,7 +133,7 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
   return NNLIB_OK;
 }
 
-static nnlib_status check_trainable(const nnlib_model *m, const char *what) {
+nnlib_status nnlib__check_trainable(const nnlib_model *m, const char *what) {
   NNLIB_TRY(nnlib__check_compiled(m, what));
   if (m->loss == NNLIB_LOSS_NONE)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
@@ -184,8 +184,8 @@ static nnlib_status fused_sgd_batch(nnlib_model *m, const float *x,
   return st;
 }
 
-static nnlib_status train_batch(nnlib_model *m, const float *x, const float *t,
-                                bool is_index, int64_t n, double *loss) {
+nnlib_status nnlib__train_batch(nnlib_model *m, const float *x, const float *t,
+                               bool is_index, int64_t n, double *loss) {
   float lr;
   /* the numerics check reads the gradients, which fused SGD never writes */
   if (!m->check_numerics && sgd_fusable(m, &lr))
@@ -198,7 +198,7 @@ static nnlib_status train_batch(nnlib_model *m, const float *x, const float *t,
 static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
                                const nnlib_tensor *target, int64_t *n,
                                bool *is_index, const char *what) {
-  NNLIB_TRY(check_trainable(m, what));
+  NNLIB_TRY(nnlib__check_trainable(m, what));
   NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n));
   return nnlib__check_target(m, target, *n, is_index);
 }
@@ -243,173 +243,20 @@ nnlib_status nnlib_model_step(nnlib_model *m, const nnlib_tensor *x,
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "nnlib_model_step: the model has no optimizer");
   double l = NAN;
-  nnlib_status st = train_batch(m, x->data, target->data, is_index, n, &l);
+  nnlib_status st =
+      nnlib__train_batch(m, x->data, target->data, is_index, n, &l);
   if (loss != NULL)
     *loss = (float)l;
   return st;
 }
 
 nnlib_status nnlib_optimizer_step(nnlib_model *m) {
-  NNLIB_TRY(check_trainable(m, "nnlib_optimizer_step"));
+  NNLIB_TRY(nnlib__check_trainable(m, "nnlib_optimizer_step"));
   if (m->optimizer == NULL)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "nnlib_optimizer_step: the model has no optimizer");
   nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
   return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
-}
-
-/* ------------------------------------------------------------------ fit */
-
-nnlib_status nnlib_fit_options_init(nnlib_fit_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_fit_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->epochs = 1;
-  o->batch_size = 0;
-  o->shuffle = 1;
-  return NNLIB_OK;
-}
-
-typedef struct fit_data {
-  const float *x, *t;
-  int64_t x_stride, t_stride; /* floats per sample */
-  bool is_index;
-  int64_t *order;             /* NULL: in order, zero-copy */
-  float *batch_x, *batch_t;   /* gathered shuffled batches */
-} fit_data;
-
-/* Points *x and *t at samples [start, start + n) of the epoch's order:
- * straight into the data set when not shuffled, else gathered into fit's
- * batch buffers. */
-static void batch_view(const fit_data *d, int64_t start, int64_t n,
-                       const float **x, const float **t) {
-  if (d->order == NULL) {
-    *x = d->x + start * d->x_stride;
-    *t = d->t + start * d->t_stride;
-    return;
-  }
-  size_t xb = (size_t)d->x_stride * sizeof(float);
-  size_t tb = (size_t)d->t_stride * sizeof(float);
-  for (int64_t i = 0; i < n; i++) {
-    int64_t s = d->order[start + i];
-    memcpy(d->batch_x + i * d->x_stride, d->x + s * d->x_stride, xb);
-    memcpy(d->batch_t + i * d->t_stride, d->t + s * d->t_stride, tb);
-  }
-  *x = d->batch_x;
-  *t = d->batch_t;
-}
-
-static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
-                              int64_t samples, const nnlib_fit_options *o,
-                              nnlib_progress *p) {
-  int64_t bs = o->batch_size;
-  double sum = 0.0;
-  p->batches = (samples + bs - 1) / bs;
-  p->samples = samples;
-  for (int64_t b = 0; b < p->batches; b++) {
-    int64_t start = b * bs;
-    int64_t n = samples - start < bs ? samples - start : bs;
-    const float *x, *t;
-    batch_view(d, start, n, &x, &t);
-    double loss;
-    NNLIB_TRY(train_batch(m, x, t, d->is_index, n, &loss));
-    sum += loss * (double)n;
-    p->batch = b;
-    p->samples_done = start + n;
-    p->loss = (float)loss;
-    p->epoch_loss = (float)(sum / (double)(start + n));
-    if (o->progress != NULL && o->progress(p, o->user) != 0)
-      return nnlib__error(NNLIB_ERR_CANCELLED,
-                          "fit: stopped by the progress callback in epoch "
-                          "%lld, batch %lld",
-                          (long long)p->epoch, (long long)b);
-  }
-  return NNLIB_OK;
-}
-
-static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
-                             const nnlib_tensor *target,
-                             const nnlib_fit_options *options,
-                             nnlib_fit_options *o, fit_data *d,
-                             int64_t *samples) {
-  NNLIB_TRY(check_trainable(m, "nnlib_model_fit"));
-  if (m->optimizer == NULL)
-    return nnlib__error(NNLIB_ERR_WRONG_STATE,
-                        "nnlib_model_fit: the model has no optimizer");
-  nnlib_fit_options_init(o);
-  NNLIB_TRY(nnlib__read_options(o, sizeof *o, options, "nnlib_fit_options"));
-  if (o->batch_size == 0)
-    o->batch_size = m->max_batch;
-  NNLIB_CHECK_ARG(o->epochs >= 0, "fit: epochs is %lld, must be >= 0",
-                  (long long)o->epochs);
-  NNLIB_CHECK_ARG(o->batch_size >= 1, "fit: batch_size is %lld, must be >= 1",
-                  (long long)o->batch_size);
-  if (o->batch_size > m->max_batch)
-    return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "fit: batch_size %lld exceeds the compiled maximum "
-                        "batch of %lld",
-                        (long long)o->batch_size, (long long)m->max_batch);
-  NNLIB_CHECK_ARG(o->shuffle == 0 || o->shuffle == 1,
-                  "fit: shuffle must be 0 or 1");
-  NNLIB_TRY(nnlib__check_input(m, x, 0, samples));
-  NNLIB_TRY(nnlib__check_target(m, target, *samples, &d->is_index));
-  d->x = x->data;
-  d->t = target->data;
-  d->x_stride = m->input_size;
-  d->t_stride = d->is_index ? 1 : m->output_size;
-  d->order = NULL;
-  d->batch_x = d->batch_t = NULL;
-  return NNLIB_OK;
-}
-
-static void free_shuffling(fit_data *d) {
-  nnlib__free(d->order);
-  nnlib__free(d->batch_x);
-  nnlib__free(d->batch_t);
-  d->order = NULL;
-  d->batch_x = d->batch_t = NULL;
-}
-
-/* The sample order and the buffers shuffled batches are gathered into:
- * allocated per fit call, never per step, and not kept by the model. */
-static nnlib_status alloc_shuffling(fit_data *d, int64_t samples,
-                                    int64_t batch) {
-  d->order = nnlib__calloc((size_t)samples, sizeof *d->order);
-  d->batch_x = nnlib__calloc((size_t)(batch * d->x_stride), sizeof(float));
-  d->batch_t = nnlib__calloc((size_t)(batch * d->t_stride), sizeof(float));
-  if (d->order == NULL || d->batch_x == NULL || d->batch_t == NULL) {
-    free_shuffling(d);
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "fit: no memory to shuffle %lld samples",
-                        (long long)samples);
-  }
-  for (int64_t i = 0; i < samples; i++)
-    d->order[i] = i;
-  return NNLIB_OK;
-}
-
-nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,
-                             const nnlib_tensor *target,
-                             const nnlib_fit_options *options) {
-  nnlib_fit_options o;
-  fit_data d = {NULL, NULL, 0, 0, false, NULL, NULL, NULL};
-  int64_t samples = 0;
-  NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));
-  if (o.shuffle)
-    NNLIB_TRY(alloc_shuffling(&d, samples, o.batch_size));
-  int64_t *order = d.order;
-  nnlib_progress p = {sizeof p, 0, o.epochs, 0, 0, 0, 0, 0.0f, 0.0f};
-  nnlib_status st = NNLIB_OK;
-  for (int64_t e = 0; e < o.epochs && st == NNLIB_OK; e++) {
-    if (order != NULL)
-      nnlib__rng_shuffle(&m->rng, order, samples);
-    p.epoch = e;
-    st = fit_epoch(m, &d, samples, &o, &p);
-    if (st == NNLIB_OK && o.epoch_losses != NULL)
-      o.epoch_losses[e] = p.epoch_loss;
-  }
-  free_shuffling(&d);
-  return st;
 }
 
 /* ------------------------------------------------- predict and evaluate */

@@ -18,8 +18,8 @@ from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
 from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
                      GlobalAvgPool, MaxPool2d, MinPool2d)
 from .layers import GRU, LSTM, RNN
-from .model import (SAVE_OPTIMIZER, Loss, Model, Progress, Workspace,
-                    model_file_info)
+from .model import (SAVE_OPTIMIZER, History, Loss, Model, Progress,
+                    Workspace, model_file_info)
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 

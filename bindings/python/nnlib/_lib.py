@@ -84,6 +84,19 @@ class FitOptions(ctypes.Structure):
     ]
 
 
+class ValidationOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("x", ctypes.c_void_p),
+        ("target", ctypes.c_void_p),
+        ("losses", ctypes.POINTER(ctypes.c_float)),
+        ("patience", ctypes.c_int64),
+        ("min_delta", ctypes.c_float),
+        ("restore_best", ctypes.c_int),
+        ("epochs_run", ctypes.POINTER(ctypes.c_int64)),
+    ]
+
+
 class LayerProfile(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_size_t),
@@ -174,6 +187,7 @@ STRUCTS = {
     "nnlib_optimizer_options": OptimizerOptions,
     "nnlib_progress": Progress,
     "nnlib_fit_options": FitOptions,
+    "nnlib_validation_options": ValidationOptions,
     "nnlib_layer_profile": LayerProfile,
     "nnlib_gradcheck_options": GradcheckOptions,
     "nnlib_layer_profile": LayerProfile,
@@ -221,6 +235,8 @@ C_TYPES = {
     "const nnlib_optimizer_options *": _P(OptimizerOptions),
     "nnlib_fit_options *": _P(FitOptions),
     "const nnlib_fit_options *": _P(FitOptions),
+    "nnlib_validation_options *": _P(ValidationOptions),
+    "const nnlib_validation_options *": _P(ValidationOptions),
     "nnlib_gradcheck_options *": _P(GradcheckOptions),
     "const nnlib_gradcheck_options *": _P(GradcheckOptions),
     "nnlib_conv2d_options *": _P(Conv2dOptions),
@@ -370,6 +386,11 @@ SIGNATURES = {
     "nnlib_model_fit": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "const nnlib_fit_options *"]),
+    "nnlib_validation_options_init": ("nnlib_status", [
+        "nnlib_validation_options *"]),
+    "nnlib_model_fit_validated": ("nnlib_status", [
+        "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
+        "const nnlib_fit_options *", "const nnlib_validation_options *"]),
     "nnlib_model_evaluate": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "float *", "float *"]),

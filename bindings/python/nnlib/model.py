@@ -40,6 +40,17 @@ Progress = namedtuple("Progress", [
     "epoch_loss"])
 
 
+class History(list):
+    """What fit returns: the mean training loss of each epoch run (a list,
+    shorter than `epochs` when early stopping ended training), and
+    `validation_losses`, the validation loss after each of them (empty
+    without validation data)."""
+
+    def __init__(self, losses, validation_losses=()):
+        super().__init__(losses)
+        self.validation_losses = list(validation_losses)
+
+
 def _loss(value):
     if value is None:
         return Loss.NONE
@@ -331,14 +342,25 @@ class Model:
             check(lib.nnlib_optimizer_step(self._running("optimizer_step")))
 
     def fit(self, x, y, epochs=1, batch_size=None, shuffle=True,
-            callback=None):
+            callback=None, validation=None, patience=0, min_delta=0.0,
+            restore_best=False):
         """Trains for `epochs` epochs of minibatches of `batch_size` (default:
-        the compiled maximum batch) and returns the mean loss of each epoch.
+        the compiled maximum batch) and returns a History: the mean loss of
+        each epoch run (a list), and `.validation_losses`.
 
         `callback(progress)` runs after every batch with a Progress tuple. If
         it returns a true value, training stops and CancelledError is raised;
         if it raises, training stops cleanly and that exception propagates.
+
+        `validation=(x_val, y_val)` evaluates the loss on those samples after
+        every epoch; then `patience` > 0 stops once it has not improved (by
+        more than `min_delta`) for that many epochs, and `restore_best` ends
+        with the weights of the best epoch (needs library 1.1).
         """
+        if validation is None and (patience or restore_best):
+            raise errors.InvalidArgumentError(
+                "patience and restore_best need validation=(x, y)",
+                code=errors.Status.INVALID_ARGUMENT)
         opts = _lib.FitOptions()
         check(lib.nnlib_fit_options_init(ctypes.byref(opts)))
         opts.epochs = int(epochs)
@@ -362,19 +384,47 @@ class Model:
         if callback is not None:
             c_callback = _lib.PROGRESS_FN(trampoline)
             opts.progress = c_callback
+        run = ctypes.c_int64(int(epochs))
+        val_losses = (ctypes.c_float * max(int(epochs), 1))()
         with self._lock:
             ptr = self._running("fit")
             with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
                 self._busy = "fit"
                 try:
-                    status = lib.nnlib_model_fit(ptr, tx._ptr(), ty._ptr(),
-                                                 ctypes.byref(opts))
+                    if validation is None:
+                        status = lib.nnlib_model_fit(ptr, tx._ptr(), ty._ptr(),
+                                                     ctypes.byref(opts))
+                    else:
+                        status = self._fit_validated(
+                            ptr, tx, ty, opts, validation, patience,
+                            min_delta, restore_best, val_losses, run)
                 finally:
                     self._busy = None
             if raised:
                 raise raised[0]
             check(status)
-        return [losses[i] for i in range(int(epochs))]
+        n = run.value
+        return History([losses[i] for i in range(n)],
+                       [val_losses[i] for i in range(n)]
+                       if validation is not None else ())
+
+    @staticmethod
+    def _fit_validated(ptr, tx, ty, opts, validation, patience, min_delta,
+                       restore_best, val_losses, run):
+        vx, vy = validation
+        v = _lib.ValidationOptions()
+        check(lib.nnlib_validation_options_init(ctypes.byref(v)))
+        v.patience = int(patience)
+        v.min_delta = float(min_delta)
+        v.restore_best = int(bool(restore_best))
+        v.losses = val_losses
+        v.epochs_run = ctypes.pointer(run)
+        with Tensor.wrap(vx) as tvx, Tensor.wrap(vy) as tvy:
+            v.x = tvx._ptr()
+            v.target = tvy._ptr()
+            return lib.nnlib_model_fit_validated(
+                ptr, tx._ptr(), ty._ptr(), ctypes.byref(opts),
+                ctypes.byref(v))
 
     def evaluate(self, x, y):
         """(mean loss, accuracy) over all samples in inference mode; the loss

@@ -204,6 +204,19 @@ pub struct nnlib_fit_options {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+pub struct nnlib_validation_options {
+    pub struct_size: usize,
+    pub x: *const nnlib_tensor,
+    pub target: *const nnlib_tensor,
+    pub losses: *mut f32,
+    pub patience: i64,
+    pub min_delta: f32,
+    pub restore_best: c_int,
+    pub epochs_run: *mut i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct nnlib_layer_profile {
     pub struct_size: usize,
     pub fused: c_int,
@@ -354,6 +367,8 @@ extern "C" {
     pub fn nnlib_model_get_flat_params(model: *mut nnlib_model, params: *mut *mut f32, grads: *mut *mut f32, count: *mut i64) -> nnlib_status;
     pub fn nnlib_fit_options_init(options: *mut nnlib_fit_options) -> nnlib_status;
     pub fn nnlib_model_fit(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_fit_options) -> nnlib_status;
+    pub fn nnlib_validation_options_init(options: *mut nnlib_validation_options) -> nnlib_status;
+    pub fn nnlib_model_fit_validated(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_fit_options, validation: *const nnlib_validation_options) -> nnlib_status;
     pub fn nnlib_model_evaluate(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, loss: *mut f32, accuracy: *mut f32) -> nnlib_status;
 
     // profile

@@ -70,6 +70,28 @@ impl Default for FitOptions<'_> {
     }
 }
 
+/// Validation and early stopping for `Model::fit_validated` (library 1.1):
+/// after every epoch the mean loss over these samples in inference mode.
+pub struct Validation<'a> {
+    pub x: &'a [f32],
+    pub target: &'a [f32],
+    /// > 0: stop once the validation loss has not improved for this many
+    /// epochs; 0: run every epoch.
+    pub patience: i64,
+    /// An improvement is a loss below the best so far by more than this.
+    pub min_delta: f32,
+    /// End with the parameters (and batchnorm statistics) of the epoch with
+    /// the lowest validation loss.
+    pub restore_best: bool,
+}
+
+/// What `Model::fit_validated` returns, one entry per epoch run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitHistory {
+    pub losses: Vec<f32>,
+    pub validation_losses: Vec<f32>,
+}
+
 struct CallbackState<'a, 'b> {
     f: &'a mut (dyn FnMut(&Progress) -> bool + 'b),
     panic: Option<Box<dyn Any + Send + 'static>>,
@@ -428,11 +450,24 @@ impl Model {
 
     /// Trains on all samples; returns the mean loss of each epoch.
     pub fn fit(&mut self, x: &[f32], target: &[f32], options: FitOptions<'_>) -> Result<Vec<f32>> {
+        Ok(self.fit_inner(x, target, options, None)?.losses)
+    }
+
+    /// `fit` with a validation pass after every epoch, early stopping and
+    /// restore-best (nnlib_model_fit_validated, library 1.1).
+    pub fn fit_validated(&mut self, x: &[f32], target: &[f32], options: FitOptions<'_>, validation: &Validation<'_>) -> Result<FitHistory> {
+        self.fit_inner(x, target, options, Some(validation))
+    }
+
+    fn fit_inner(&mut self, x: &[f32], target: &[f32], options: FitOptions<'_>, validation: Option<&Validation<'_>>) -> Result<FitHistory> {
         let xd = self.input_dims(x)?;
         let td = Self::target_dims(xd[0], target)?;
         let tx = Wrap::input(x, &xd)?;
         let tt = Wrap::input(target, &td)?;
-        let mut losses = vec![0f32; options.epochs.max(0) as usize];
+        let epochs = options.epochs.max(0) as usize;
+        let mut losses = vec![0f32; epochs];
+        let mut val_losses = vec![0f32; epochs];
+        let mut run = options.epochs.max(0);
         // SAFETY: a plain C struct, filled by init.
         let mut o: sys::nnlib_fit_options = unsafe { std::mem::zeroed() };
         check(unsafe { sys::nnlib_fit_options_init(&mut o) })?;
@@ -445,13 +480,38 @@ impl Model {
             o.progress = Some(progress_trampoline);
             o.user = s as *mut CallbackState as *mut c_void;
         }
-        // SAFETY: live handles; options, losses and state outlive the call.
-        let status = unsafe { sys::nnlib_model_fit(self.raw, tx.as_const(), tt.as_const(), &o) };
+        let status = match validation {
+            None => {
+                // SAFETY: live handles; options, losses and state outlive the call.
+                unsafe { sys::nnlib_model_fit(self.raw, tx.as_const(), tt.as_const(), &o) }
+            }
+            Some(val) => {
+                let vxd = self.input_dims(val.x)?;
+                let vtd = Self::target_dims(vxd[0], val.target)?;
+                let vx = Wrap::input(val.x, &vxd)?;
+                let vt = Wrap::input(val.target, &vtd)?;
+                // SAFETY: a plain C struct, filled by init.
+                let mut v: sys::nnlib_validation_options = unsafe { std::mem::zeroed() };
+                check(unsafe { sys::nnlib_validation_options_init(&mut v) })?;
+                v.x = vx.as_const();
+                v.target = vt.as_const();
+                v.losses = if val_losses.is_empty() { ptr::null_mut() } else { val_losses.as_mut_ptr() };
+                v.patience = val.patience;
+                v.min_delta = val.min_delta;
+                v.restore_best = val.restore_best as c_int;
+                v.epochs_run = &mut run;
+                // SAFETY: live handles; every buffer outlives the call.
+                unsafe { sys::nnlib_model_fit_validated(self.raw, tx.as_const(), tt.as_const(), &o, &v) }
+            }
+        };
         if let Some(payload) = state.and_then(|s| s.panic) {
             resume_unwind(payload);
         }
         check(status)?;
-        Ok(losses)
+        let run = run as usize;
+        losses.truncate(run);
+        val_losses.truncate(if validation.is_some() { run } else { 0 });
+        Ok(FitHistory { losses, validation_losses: val_losses })
     }
 
     /// (mean loss, accuracy) over all samples in inference mode; the loss

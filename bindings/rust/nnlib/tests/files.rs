@@ -110,3 +110,29 @@ fn optimizer_options_read_back_also_from_bytes() {
     assert_eq!(plain.optimizer_options().unwrap_err().status, Status::WrongState);
 }
 
+
+#[test]
+fn fit_validated_stops_early_and_restores_the_best_epoch() {
+    let make = || {
+        let mut m = Model::from_spec("dense:4,sigmoid,dense:1,sigmoid").unwrap();
+        m.compile(&[2], 4, Loss::Mse, Some(Optimizer::sgd(0.5, 0.9, false, 0.0).unwrap()), 7).unwrap();
+        m
+    };
+    // validation targets opposite to the training ones: learning XOR makes
+    // the validation loss worse, so the best epoch is the first
+    let flipped: Vec<f32> = T.iter().map(|t| 1.0 - t).collect();
+    let opts = || FitOptions { epochs: 30, shuffle: false, ..Default::default() };
+    let mut twin = make();
+    twin.fit(&X, &T, FitOptions { epochs: 1, shuffle: false, ..Default::default() }).unwrap();
+    let (best_loss, _) = twin.evaluate(&X, &flipped).unwrap();
+    let mut m = make();
+    let v = nnlib::Validation { x: &X, target: &flipped, patience: 3, min_delta: 0.0, restore_best: true };
+    let h = m.fit_validated(&X, &T, opts(), &v).unwrap();
+    assert!(h.losses.len() < 30 && h.losses.len() == h.validation_losses.len());
+    let best = h.validation_losses.iter().cloned().fold(f32::INFINITY, f32::min);
+    assert_eq!(h.validation_losses[0], best_loss.unwrap());
+    let (now, _) = m.evaluate(&X, &flipped).unwrap();
+    assert_eq!(now.unwrap(), best);
+    let bad = nnlib::Validation { x: &X[..6], target: &flipped, patience: 0, min_delta: 0.0, restore_best: false };
+    assert_eq!(m.fit_validated(&X, &T, opts(), &bad).unwrap_err().status, Status::ShapeMismatch);
+}
