@@ -303,6 +303,169 @@ static void test_corrupt_gzip_stream(void **s) {
                      write_file("bad", bad, sizeof bad, 0), 0);
 }
 
+/* Appends n bytes as one more gzip member (gzopen "ab" starts a new one). */
+static void append_gzip(const char *path, const void *data, size_t n) {
+  gzFile f = gzopen(path, "ab");
+  assert_non_null(f);
+  if (n > 0)
+    assert_int_equal(gzwrite(f, data, (unsigned)n), (int)n);
+  assert_int_equal(gzclose(f), Z_OK);
+}
+
+/* The bytes of `b` gzipped as one member, into out; returns their count. */
+static size_t gzip_blob(const blob *b, uint8_t *out, size_t cap) {
+  const char *path = write_blob("member", b, 1);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  size_t n = fread(out, 1, cap, f);
+  assert_int_equal(fclose(f), 0);
+  assert_true(n > 18 && n < cap);
+  return n;
+}
+
+/* Members split inside the magic, the dimensions and the data, with an
+ * empty member between: one stream, as gzread and gzip -d read it. */
+static void test_gzip_members(void **s) {
+  (void)s;
+  blob b = good_images();
+  const char *path = write_file("img", b.bytes, 2, 1);
+  append_gzip(path, b.bytes + 2, 8);
+  append_gzip(path, NULL, 0);
+  append_gzip(path, b.bytes + 10, 12);
+  append_gzip(path, b.bytes + 22, b.size - 22);
+  nnlib_tensor *t = NULL;
+  ASSERT_OK(nnlib_idx_load_images(&t, path, 0));
+  check_images(t, N_IMAGES);
+  nnlib_tensor_free(t);
+  append_gzip(path, "x", 1); /* a member with data after the last item */
+  expect_images_fail(NNLIB_ERR_CORRUPT_FILE, path, 0);
+}
+
+/* After a complete member, bytes that do not start another one are
+ * ignored (gzread's and gzip -d's rule: tools pad .gz files); bytes that
+ * do (1f 8b) must form a valid member. */
+static void test_gzip_trailing_garbage(void **s) {
+  (void)s;
+  blob b = good_images();
+  uint8_t gz[512];
+  size_t n = gzip_blob(&b, gz, sizeof gz - 16);
+  const uint8_t *tails[] = {(const uint8_t *)"garbage\0\0\0",
+                            (const uint8_t *)"\x1f",
+                            (const uint8_t *)"\x1f\x8bjunkjunk"};
+  size_t tail_bytes[] = {10, 1, 10};
+  for (int i = 0; i < 3; i++) {
+    memcpy(gz + n, tails[i], tail_bytes[i]);
+    const char *path = write_file("pad", gz, n + tail_bytes[i], 0);
+    nnlib_tensor *t = NULL;
+    if (i < 2) {
+      ASSERT_OK(nnlib_idx_load_images(&t, path, 0));
+      check_images(t, N_IMAGES);
+      nnlib_tensor_free(t);
+    } else {
+      expect_images_fail(NNLIB_ERR_CORRUPT_FILE, path, 0);
+    }
+  }
+}
+
+/* A member without all of its 8-byte trailer (CRC-32, size) is cut short,
+ * also when the data is complete; a limited read stops before it. */
+static void test_gzip_cut_in_trailer(void **s) {
+  (void)s;
+  blob b = good_images();
+  uint8_t gz[512];
+  size_t n = gzip_blob(&b, gz, sizeof gz);
+  size_t cuts[] = {1, 4, 8};
+  for (size_t i = 0; i < 3; i++) {
+    const char *path = write_file("cut", gz, n - cuts[i], 0);
+    expect_images_fail(NNLIB_ERR_TRUNCATED, path, 0);
+    ts_expect_message("cut short");
+    nnlib_tensor *t = NULL;
+    ASSERT_OK(nnlib_idx_load_images(&t, path, 1));
+    check_images(t, 1);
+    nnlib_tensor_free(t);
+  }
+  /* a second member that stops inside its header */
+  memcpy(gz + n, gz, 5);
+  expect_images_fail(NNLIB_ERR_TRUNCATED, write_file("cut", gz, n + 5, 0), 0);
+}
+
+/* The gzip trailer checks the data: a wrong CRC-32 or size is corrupt. */
+static void test_gzip_bad_check(void **s) {
+  (void)s;
+  blob b = good_images();
+  uint8_t gz[512];
+  size_t n = gzip_blob(&b, gz, sizeof gz);
+  size_t fields[] = {n - 8, n - 4}; /* CRC-32, then the size */
+  for (size_t i = 0; i < 2; i++) {
+    gz[fields[i]] ^= 1;
+    expect_images_fail(NNLIB_ERR_CORRUPT_FILE,
+                       write_file("check", gz, n, 0), 0);
+    ts_expect_message(i == 0 ? "incorrect data check"
+                             : "incorrect length check");
+    gz[fields[i]] ^= 1;
+  }
+}
+
+/* zlib's inflate state and window now come from the allocator hook: the
+ * same images cost more allocations gzipped than plain (two more with
+ * zlib 1.2 and 1.3: the state, then the window on the first output). */
+static void test_gzip_allocates_through_hook(void **s) {
+  (void)s;
+  blob b = good_images();
+  long allocs[2];
+  for (int gz = 0; gz <= 1; gz++) {
+    const char *path = write_blob("img", &b, gz);
+    long before = alloc_stats.allocs;
+    nnlib_tensor *t = NULL;
+    ASSERT_OK(nnlib_idx_load_images(&t, path, 0));
+    allocs[gz] = alloc_stats.allocs - before;
+    nnlib_tensor_free(t);
+    assert_int_equal(alloc_stats.live, 0);
+  }
+  assert_true(allocs[1] > allocs[0]);
+}
+
+/* Every allocation of a gzip read fails in turn, alone and with all later
+ * ones: out of memory with a message, nothing left allocated, and zlib's
+ * own allocations among those that failed. */
+static void test_gzip_out_of_memory(void **s) {
+  (void)s;
+  blob b = good_labels();
+  const char *path = write_blob("lbl", &b, 1);
+  int zlib_failures = 0;
+  for (int persistent = 0; persistent <= 1; persistent++) {
+    ts_alloc_fail_persistent(persistent);
+    for (long k = 1;; k++) {
+      alloc_stats.fail_at = alloc_stats.allocs + k;
+      nnlib_tensor *t = (nnlib_tensor *)&t;
+      nnlib_status st = nnlib_idx_load_labels(&t, path, 10, 1, 0);
+      int injected = alloc_stats.allocs >= alloc_stats.fail_at;
+      alloc_stats.fail_at = 0;
+      if (!injected) { /* k passed the last allocation: all were failed */
+        ASSERT_OK(st);
+        nnlib_tensor_free(t);
+        break;
+      }
+      assert_int_equal(alloc_stats.live, 0);
+      assert_int_equal(st, NNLIB_ERR_OUT_OF_MEMORY);
+      assert_null(t);
+      assert_true(nnlib_last_error_message()[0] != '\0');
+      zlib_failures += strstr(nnlib_last_error_message(), "zlib") != NULL;
+    }
+  }
+  ts_alloc_fail_persistent(0);
+  assert_true(zlib_failures >= 2); /* one per mode at least */
+}
+
+/* A read(2) that fails: /proc/self/mem opens, but address 0 is unmapped. */
+static void test_read_error(void **s) {
+  (void)s;
+  if (access("/proc/self/mem", R_OK) != 0)
+    skip();
+  expect_images_fail(NNLIB_ERR_IO, "/proc/self/mem", 0);
+  ts_expect_message("in the magic number");
+}
+
 static void test_wrong_magic(void **s) {
   (void)s;
   blob b = good_images();
@@ -548,6 +711,13 @@ int main(void) {
       CASE(test_truncated_data),
       CASE(test_truncated_gzip_stream),
       CASE(test_corrupt_gzip_stream),
+      CASE(test_gzip_members),
+      CASE(test_gzip_trailing_garbage),
+      CASE(test_gzip_cut_in_trailer),
+      CASE(test_gzip_bad_check),
+      CASE(test_gzip_allocates_through_hook),
+      CASE(test_gzip_out_of_memory),
+      CASE(test_read_error),
       CASE(test_wrong_magic),
       CASE(test_wrong_type),
       CASE(test_wrong_rank),
