@@ -2,7 +2,8 @@
  * must also work: it predicts one batch, its description re-parses, and it
  * saves to bytes that load again and save to the same bytes, with the same
  * predictions bit for bit; a model with a loss takes one training step
- * (one backward pass without an optimizer). Nothing may leak, whatever fails.
+ * (one backward pass without an optimizer), and with an optimizer two
+ * epochs of fit with validation, early stopping and restore-best. Nothing may leak, whatever fails.
  *
  * In the fuzz build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) the loader
  * skips checksum mismatches. The replay in normal builds has real checks,
@@ -102,6 +103,28 @@ static void check_spec(nnlib_model *m) {
   nnlib_model_free(parsed);
 }
 
+/* Two epochs of fit on the batch with itself as validation data, patience
+ * 1 and restore-best: the best epoch's parameters and layer buffers go
+ * back, whatever the architecture. */
+static void check_fit_validated(nnlib_model *m, const nnlib_tensor *x,
+                                const nnlib_tensor *t) {
+  nnlib_fit_options o;
+  nnlib_validation_options v;
+  FUZZ_CHECK(nnlib_fit_options_init(&o) == NNLIB_OK);
+  FUZZ_CHECK(nnlib_validation_options_init(&v) == NNLIB_OK);
+  o.epochs = 2;
+  v.x = x;
+  v.target = t;
+  v.patience = 1;
+  v.restore_best = 1;
+  int64_t run = -1;
+  v.epochs_run = &run;
+  nnlib_status st = nnlib_model_fit_validated(m, x, t, &o, &v);
+  fuzz_expect(st);
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+  FUZZ_CHECK(run >= 0 && run <= 2);
+}
+
 /* One step on zeros (a backward pass where the file has no optimizer): it
  * trains or reports a numerical problem. Backward writes layers' input
  * gradients over their spent outputs (model.c, route_input_grads), which
@@ -124,6 +147,9 @@ static void check_step(nnlib_model *m) {
                             : nnlib_model_backward(m, x, t, NULL);
       fuzz_expect(st);
       FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+      /* two epochs and two validation passes: about 8 single passes */
+      if (nnlib_model_get_optimizer(m) != NULL && fuzz_cheap_enough(m, 8))
+        check_fit_validated(m, x, t);
     }
   }
   nnlib_tensor_free(x);
