@@ -1,21 +1,33 @@
-/* conv2d.c - 2-D convolution over NCHW batches, lowered to one GEMM over the
- * whole minibatch (im2col).
+/* conv2d.c - 2-D convolution over NCHW batches, lowered (im2col) to GEMMs
+ * over chunks of m samples at a time.
  *
  * Shapes: x [N, C, H, W], W [Co, C, kH, kW] viewed as [Co, K] with
  * K = C kH kW, P = OH OW output positions per sample.
  *
- * forward:  col [K, N P]: col[(c, i, j), (s, oh, ow)] =
+ * Per chunk of m samples (s0 .. s0+m-1; chunk_samples picks m):
+ * forward:  col [K, m P]: col[(c, i, j), (s, oh, ow)] =
  *               x[s, c, oh sh - ph + i dh, ow sw - pw + j dw]  (0 outside)
- *           Z  = W col          [Co,K] x [K,NP]   one sgemm, Z [Co, N, P]
+ *           Z  = W col          [Co,K] x [K,mP]   one sgemm, Z [Co, m, P]
  *           y[s, co, p] = Z[co, s, p] + b[co]      (block copy to NCHW)
- * backward: dZ[co, s, p] = dy[s, co, p]             (block copy back)
- *           db = row sums of dZ
- *           dW = dZ col^T       [Co,NP] x [NP,K]  one sgemm
- *           dcol = W^T dZ       [K,Co] x [Co,NP]  one sgemm (not for the
- *                                                  first layer)
+ *           With m = 1, Z [Co, P] is y[s] itself: the GEMM writes y.
+ * backward: db = sums of dy over samples and positions (first, whole batch)
+ *           then per chunk: col again from x (not kept from forward, unless
+ *           the batch was one chunk: then forward's col is still there)
+ *           dZ[co, s, p] = dy[s, co, p]            (block copy; with m = 1
+ *                                                   dy[s] is dZ itself)
+ *           dW (+)= dZ col^T    [Co,mP] x [mP,K]  one sgemm, beta 0 for
+ *                                                  the first chunk, then 1
+ *           dcol = W^T dZ       [K,Co] x [Co,mP]  one sgemm (not for the
+ *                                                  first layer), over col
  *           dx = col2im(dcol): the transpose of the im2col gather
- * Workspace (planned at compile for the maximum batch): col, then Z. col is
- * written by forward and read by backward; dcol reuses it after dW. */
+ *           Plain SGD, when fused, updates W after the last chunk: every
+ *           chunk's dcol needs W as forward saw it.
+ * Workspace (planned at compile): col [K, m P], and Z (the dZ of
+ * backward) [Co, m P] when m > 1. A batch is lowered whole when col and Z
+ * fit 16 MB, as for small feature maps; otherwise chunks keep them within
+ * 2 MB, in cache between the gather and the GEMMs (see chunk_samples). For
+ * examples/fashion_cnn.c at batch 256 that is 1.6 MB for the second
+ * convolution (chunks of 6 images) instead of 71 MB for the whole batch. */
 #include "nnlib_internal.h"
 
 #include <math.h>
@@ -27,6 +39,7 @@ typedef struct conv2d_layer {
   int64_t out_c, kh, kw;
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
+  int64_t chunk; /* samples lowered at once (chunk_samples) */
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -89,27 +102,57 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
   return NNLIB_OK;
 }
 
-/* Workspace: col [K, N P] and Z [Co, N P]; every GEMM dimension within the
- * 32-bit BLAS interface. */
+/* Chunk sizes (measured on the benchmark CNN and on small feature maps,
+ * one and two threads). A batch whose col and Z fit WHOLE_BATCH_BYTES is
+ * lowered at once: they stay in the last-level cache, and backward reuses
+ * forward's col instead of lowering x again (which costs about 1/Co of the
+ * GEMMs, as much as a fifth of the layer on two threads for a 4x4 map).
+ * Larger batches go in chunks of at least CHUNK_COLUMNS lowered columns
+ * (m P; narrower GEMMs lose speed, on two threads most, as each call is
+ * split and synchronised) whose col and Z stay within CHUNK_BYTES, so the
+ * GEMMs read col from cache (a core's L2, then L3) right after the gather
+ * wrote it instead of streaming a lowered batch of tens of MB through
+ * DRAM. */
+#define WHOLE_BATCH_BYTES ((int64_t)16 << 20)
+#define CHUNK_BYTES ((int64_t)2 << 20)
+#define CHUNK_COLUMNS ((int64_t)1024)
+
+/* Samples lowered at once, 1 to max_batch. One sample needs no Z (its GEMM
+ * writes y[s] itself), so a sample too large for CHUNK_BYTES goes alone. */
+static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch) {
+  const int64_t whole = WHOLE_BATCH_BYTES / (int64_t)sizeof(float);
+  const int64_t budget = CHUNK_BYTES / (int64_t)sizeof(float);
+  int64_t p = positions(c), per_sample; /* col and Z floats per sample */
+  if (nnlib__mul_overflows(patch_size(c) + c->out_c, p, &per_sample))
+    return 1;
+  if (per_sample <= whole / max_batch)
+    return max_batch;
+  int64_t chunk = (CHUNK_COLUMNS + p - 1) / p, fits = budget / per_sample;
+  chunk = chunk < fits ? chunk : fits;
+  chunk = chunk < max_batch ? chunk : max_batch;
+  return chunk > 1 ? chunk : 1;
+}
+
+/* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
+ * samples; every GEMM dimension within the 32-bit BLAS interface. */
 static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   conv2d_layer *c = (conv2d_layer *)l;
-  int64_t k = patch_size(c), cols, col_floats, z_floats, total;
-  if (k > NNLIB__BLAS_DIM_MAX ||
-      nnlib__mul_overflows(positions(c), max_batch, &cols) ||
-      cols > NNLIB__BLAS_DIM_MAX)
+  int64_t k = patch_size(c), p = positions(c);
+  if (k > NNLIB__BLAS_DIM_MAX || p > NNLIB__BLAS_DIM_MAX)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "conv2d: a batch of %lld gives a %lld x %lld x %lld "
-                        "lowered matrix, over the BLAS limit",
-                        (long long)max_batch, (long long)k,
-                        (long long)max_batch, (long long)positions(c));
-  if (nnlib__mul_overflows(k, cols, &col_floats) ||
-      nnlib__mul_overflows(c->out_c, cols, &z_floats) ||
-      __builtin_add_overflow(col_floats, z_floats, &total) ||
-      (uint64_t)total > SIZE_MAX / sizeof(float))
+                        "conv2d: the lowered matrix of one sample, %lld x "
+                        "%lld, is over the BLAS limit",
+                        (long long)k, (long long)p);
+  c->chunk = chunk_samples(c, max_batch);
+  /* chunk > 1 only when (K + Co) chunk P floats fit WHOLE_BATCH_BYTES */
+  int64_t col_floats, z_floats = c->chunk > 1 ? c->out_c * c->chunk * p : 0;
+  if (nnlib__mul_overflows(k, c->chunk * p, &col_floats) ||
+      (uint64_t)(col_floats + z_floats) > SIZE_MAX / sizeof(float))
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "conv2d: workspace for a batch of %lld overflows",
-                        (long long)max_batch);
-  l->workspace_floats = (size_t)total;
+                        "conv2d: the lowered matrix of one sample, %lld x "
+                        "%lld, overflows",
+                        (long long)k, (long long)p);
+  l->workspace_floats = (size_t)(col_floats + z_floats);
   return NNLIB_OK;
 }
 
@@ -168,9 +211,84 @@ static lowering lowering_of(const conv2d_layer *c) {
                     c->o.dilation_w};
 }
 
+/* Stride 1 with out_w == in_w (a "same" width, as with a 3x3 kernel and
+ * padding 1): the lowered row of kernel offset (i, j) is then, over its
+ * valid rows, one contiguous run of the input plane shifted by `shift`,
+ * from `first` to `last` (row-major indices into the lowered row), except
+ * for the columns outside [lo, hi) where the run wraps into a neighbouring
+ * input row. */
+typedef struct plane_run {
+  int64_t lo, hi, top, bottom; /* valid columns and rows */
+  int64_t first, last, shift;  /* first == last: all padding */
+} plane_run;
+
+static bool runs_contiguous(const lowering *g) {
+  return g->sh == 1 && g->sw == 1 && g->out_w == g->in_w;
+}
+
+static plane_run run_of(const lowering *g, int64_t i, int64_t j) {
+  plane_run r;
+  int64_t w = g->out_w;
+  valid_range(j * g->dw - g->pw, 1, g->in_w, w, &r.lo, &r.hi);
+  valid_range(i * g->dh - g->ph, 1, g->in_h, g->out_h, &r.top, &r.bottom);
+  r.shift = (i * g->dh - g->ph) * w + j * g->dw - g->pw;
+  r.first = r.last = 0;
+  if (r.lo < r.hi && r.top < r.bottom) {
+    r.first = r.top * w + r.lo;
+    r.last = (r.bottom - 1) * w + r.hi;
+  }
+  return r;
+}
+
+/* Zeros the wrapped columns of the run's rows in a lowered row. */
+static void zero_wrapped(const lowering *g, const plane_run *r, float *row) {
+  for (int64_t oh = r->top; oh < r->bottom; oh++) {
+    float *dst = row + oh * g->out_w;
+    for (int64_t ow = 0; ow < r->lo; ow++)
+      dst[ow] = 0.0f;
+    for (int64_t ow = r->hi; ow < g->out_w; ow++)
+      dst[ow] = 0.0f;
+  }
+}
+
+/* gather_plane for contiguous runs: one copy, zeros around it and over
+ * the wrapped columns. */
+static void gather_run(const lowering *g, const float *plane, float *dst,
+                       int64_t i, int64_t j) {
+  plane_run r = run_of(g, i, j);
+  int64_t area = g->out_h * g->out_w;
+  if (r.first == r.last) {
+    memset(dst, 0, (size_t)area * sizeof(float));
+    return;
+  }
+  memset(dst, 0, (size_t)r.first * sizeof(float));
+  memcpy(dst + r.first, plane + r.first + r.shift,
+         (size_t)(r.last - r.first) * sizeof(float));
+  memset(dst + r.last, 0, (size_t)(area - r.last) * sizeof(float));
+  zero_wrapped(g, &r, dst);
+}
+
+/* scatter_plane for contiguous runs: src is scratch (a row of dcol), so
+ * its wrapped columns are zeroed and the run added in one loop; adding
+ * those zeros leaves dx unchanged. */
+static void scatter_run(const lowering *g, float *plane, float *src,
+                        int64_t i, int64_t j) {
+  plane_run r = run_of(g, i, j);
+  if (r.first == r.last)
+    return;
+  zero_wrapped(g, &r, src);
+  float *dst = plane + r.first + r.shift;
+  for (int64_t q = 0; q < r.last - r.first; q++)
+    dst[q] += src[r.first + q];
+}
+
 /* One row of col for kernel offset (i, j) of one input plane. */
 static void gather_plane(const lowering *g, const float *plane, float *dst,
                          int64_t i, int64_t j) {
+  if (runs_contiguous(g)) {
+    gather_run(g, plane, dst, i, j);
+    return;
+  }
   int64_t offset = j * g->dw - g->pw, lo, hi;
   valid_range(offset, g->sw, g->in_w, g->out_w, &lo, &hi);
   for (int64_t oh = 0; oh < g->out_h; oh++, dst += g->out_w) {
@@ -196,9 +314,14 @@ static void gather_plane(const lowering *g, const float *plane, float *dst,
   }
 }
 
-/* The transpose of gather_plane: adds a row of dcol into the plane's dx. */
-static void scatter_plane(const lowering *g, float *plane, const float *src,
+/* The transpose of gather_plane: adds a row of dcol into the plane's dx
+ * (and may zero the row's padding columns). */
+static void scatter_plane(const lowering *g, float *plane, float *src,
                           int64_t i, int64_t j) {
+  if (runs_contiguous(g)) {
+    scatter_run(g, plane, src, i, j);
+    return;
+  }
   int64_t offset = j * g->dw - g->pw, lo, hi;
   valid_range(offset, g->sw, g->in_w, g->out_w, &lo, &hi);
   for (int64_t oh = 0; oh < g->out_h; oh++, src += g->out_w) {
@@ -225,8 +348,8 @@ static void im2col(const conv2d_layer *c, const float *x, float *col,
       }
 }
 
-/* dx[n, C, H, W] = col2im(dcol); dx is overwritten. */
-static void col2im(const conv2d_layer *c, const float *dcol, float *dx,
+/* dx[n, C, H, W] = col2im(dcol); dx is overwritten, dcol is scratch. */
+static void col2im(const conv2d_layer *c, float *dcol, float *dx,
                    int64_t n) {
   lowering g = lowering_of(c);
   int64_t p = positions(c), plane = c->in_h * c->in_w, row = 0;
@@ -234,31 +357,46 @@ static void col2im(const conv2d_layer *c, const float *dcol, float *dx,
   for (int64_t ch = 0; ch < c->in_c; ch++)
     for (int64_t i = 0; i < c->kh; i++)
       for (int64_t j = 0; j < c->kw; j++, row++) {
-        const float *src = dcol + row * n * p;
+        float *src = dcol + row * n * p;
         for (int64_t s = 0; s < n; s++)
           scatter_plane(&g, dx + (s * c->in_c + ch) * plane, src + s * p, i,
                         j);
       }
 }
 
-static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
-                                   const float *x, float *y, int64_t n) {
-  conv2d_layer *c = (conv2d_layer *)l;
-  int64_t k = patch_size(c), p = positions(c), np = n * p;
-  float *col = run->workspace, *z = col + k * np;
-  im2col(c, x, col, n);
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, np, k,
-                        1.0f, l->params[0].value.data, k, col, np, 0.0f, z,
-                        np));
-  const float *b = c->o.with_bias ? l->params[1].value.data : NULL;
+/* y[s, co, p] = Z[co, s, p] + b[co] for the m samples of a chunk, Z
+ * [Co, m P]. In place when Z is y itself (m = 1): then only the bias. */
+static void store_output(const conv2d_layer *c, const float *z, float *y,
+                         int64_t m, const float *b) {
+  int64_t p = positions(c), mp = m * p;
+  if (z == y && b == NULL)
+    return;
   for (int64_t co = 0; co < c->out_c; co++)
-    for (int64_t s = 0; s < n; s++) {
-      const float *src = z + co * np + s * p;
+    for (int64_t s = 0; s < m; s++) {
+      const float *src = z + co * mp + s * p;
       float *dst = y + (s * c->out_c + co) * p;
       float bias = b != NULL ? b[co] : 0.0f;
       for (int64_t q = 0; q < p; q++)
         dst[q] = src[q] + bias;
     }
+}
+
+static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
+                                   const float *x, float *y, int64_t n) {
+  conv2d_layer *c = (conv2d_layer *)l;
+  int64_t k = patch_size(c), p = positions(c);
+  int64_t x_size = c->in_c * c->in_h * c->in_w, y_size = c->out_c * p;
+  const float *b = c->o.with_bias ? l->params[1].value.data : NULL;
+  float *col = run->workspace, *zbuf = col + k * c->chunk * p;
+  for (int64_t s = 0; s < n; s += c->chunk) {
+    int64_t m = n - s < c->chunk ? n - s : c->chunk;
+    float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
+    im2col(c, x + s * x_size, col, m);
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
+                          k, 1.0f, l->params[0].value.data, k, col, m * p,
+                          0.0f, z, m * p));
+    store_output(c, z, ys, m, b);
+  }
   return NNLIB_OK;
 }
 
@@ -277,21 +415,54 @@ static double plane_sum(const float *v, int64_t n) {
   return total;
 }
 
-/* dZ [Co, N P] from dy [N, Co, P], with db = its row sums (if wanted). */
-static void gather_output_grad(const conv2d_layer *c, const float *dy,
-                               float *dz, float *db, int64_t n) {
-  int64_t p = positions(c), np = n * p;
+/* db[co] = sum over s, p of dy[s, co, p], in double over the batch. */
+static void bias_grad(const conv2d_layer *c, const float *dy, float *db,
+                      int64_t n) {
+  int64_t p = positions(c);
   for (int64_t co = 0; co < c->out_c; co++) {
     double sum = 0.0;
-    for (int64_t s = 0; s < n; s++) {
-      const float *src = dy + (s * c->out_c + co) * p;
-      memcpy(dz + co * np + s * p, src, (size_t)p * sizeof(float));
-      if (db != NULL)
-        sum += plane_sum(src, p);
-    }
-    if (db != NULL)
-      db[co] = (float)sum;
+    for (int64_t s = 0; s < n; s++)
+      sum += plane_sum(dy + (s * c->out_c + co) * p, p);
+    db[co] = (float)sum;
   }
+}
+
+/* dZ [Co, m P] from dy [m, Co, P]: the transpose of store_output's copy. */
+static void gather_output_grad(const conv2d_layer *c, const float *dy,
+                               float *dz, int64_t m) {
+  int64_t p = positions(c), mp = m * p;
+  for (int64_t co = 0; co < c->out_c; co++)
+    for (int64_t s = 0; s < m; s++)
+      memcpy(dz + co * mp + s * p, dy + (s * c->out_c + co) * p,
+             (size_t)p * sizeof(float));
+}
+
+/* One chunk of m samples from sample s on: lowers x again unless col
+ * still holds it (lowered), dW (+)= dZ col^T, then dcol = W^T dZ over col
+ * and its col2im into dx. dW is overwritten by the first chunk (s = 0). */
+static nnlib_status backward_chunk(nnlib_layer *l, const nnlib__run *run,
+                                   const float *x, const float *dy, float *dx,
+                                   int64_t s, int64_t m, bool lowered) {
+  conv2d_layer *c = (conv2d_layer *)l;
+  int64_t k = patch_size(c), p = positions(c), mp = m * p;
+  int64_t x_size = c->in_c * c->in_h * c->in_w;
+  float *col = run->workspace, *zbuf = col + k * c->chunk * p;
+  const float *dz = dy + s * c->out_c * p; /* one sample's dy is its dZ */
+  if (m > 1) {
+    gather_output_grad(c, dz, zbuf, m);
+    dz = zbuf;
+  }
+  if (!lowered)
+    im2col(c, x + s * x_size, col, m);
+  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, c->out_c, k, mp, 1.0f,
+                        dz, mp, col, mp, s == 0 ? 0.0f : 1.0f,
+                        l->params[0].grad.data, k));
+  if (dx == NULL)
+    return NNLIB_OK;
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, k, mp, c->out_c, 1.0f,
+                        l->params[0].value.data, k, dz, mp, 0.0f, col, mp));
+  col2im(c, col, dx + s * x_size, m);
+  return NNLIB_OK;
 }
 
 /* Plain SGD folded into backward: p -= lr g over one parameter tensor. */
@@ -303,22 +474,16 @@ static void sgd_apply(nnlib__param *p, float lr) {
 static nnlib_status conv2d_backward(nnlib_layer *l, const nnlib__run *run,
                                     const float *x, const float *y, float *dy,
                                     float *dx, int64_t n) {
-  (void)x;
   (void)y;
   conv2d_layer *c = (conv2d_layer *)l;
-  int64_t k = patch_size(c), p = positions(c), np = n * p;
-  float *col = run->workspace, *dz = col + k * np;
-  float *w = l->params[0].value.data;
-  gather_output_grad(c, dy, dz,
-                     c->o.with_bias ? l->params[1].grad.data : NULL, n);
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, c->out_c, k, np, 1.0f,
-                        dz, np, col, np, 0.0f, l->params[0].grad.data, k));
-  if (dx != NULL) {
-    /* col is spent: dcol overwrites it, with W as forward saw it */
-    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, k, np, c->out_c, 1.0f,
-                          w, k, dz, np, 0.0f, col, np));
-    col2im(c, col, dx, n);
-  }
+  if (c->o.with_bias)
+    bias_grad(c, dy, l->params[1].grad.data, n);
+  /* a batch of one chunk: forward's col is still in the workspace */
+  bool lowered = n <= c->chunk;
+  for (int64_t s = 0; s < n; s += c->chunk)
+    NNLIB_TRY(backward_chunk(l, run, x, dy, dx, s,
+                             n - s < c->chunk ? n - s : c->chunk, lowered));
+  /* after every chunk: each dcol needs W as forward saw it */
   if (run->sgd_fused)
     for (size_t i = 0; i < l->param_count; i++)
       sgd_apply(&l->params[i], run->sgd_lr);
