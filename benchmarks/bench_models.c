@@ -97,16 +97,17 @@ static int dense_gemms(nnlib_layer *l, int index, int n, bool training,
   if (nnlib_layer_get_param(l, 0, &w, NULL) != NNLIB_OK)
     return -1;
   int o = (int)nnlib_tensor_get_dim(w, 0), in = (int)nnlib_tensor_get_dim(w, 1);
-  count = push(out, count, cap,
-               (bench_gemm){"forward", index, 'N', 'T', n, o, in, 1.0f, 0.0f});
+  count = push(out, count, cap, (bench_gemm){"forward", index, 'N', 'T', n, o,
+                                             in, 1.0f, 0.0f, 1});
   if (!training)
     return count;
   count = push(out, count, cap,
                (bench_gemm){"weight_grad", index, 'T', 'N', o, in, n,
-                            sgd_fused ? -0.01f : 1.0f, sgd_fused ? 1.0f : 0.0f});
+                            sgd_fused ? -0.01f : 1.0f, sgd_fused ? 1.0f : 0.0f,
+                            1});
   if (index > 0)
     count = push(out, count, cap, (bench_gemm){"input_grad", index, 'N', 'N',
-                                               n, in, o, 1.0f, 0.0f});
+                                               n, in, o, 1.0f, 0.0f, 1});
   return count;
 }
 
@@ -147,32 +148,49 @@ static int recurrent_gemms(nnlib_model *model, size_t index, int n,
   int gh = (int)nnlib_tensor_get_dim(w_ih, 0), f = (int)nnlib_tensor_get_dim(w_ih, 1);
   int h = (int)nnlib_tensor_get_dim(w_hh, 1), i = (int)index, rows = n * steps;
   float step_beta = nnlib_layer_get_kind(l) == NNLIB_LAYER_GRU ? 0.0f : 1.0f;
-  count = push(out, count, cap,
-               (bench_gemm){"forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f});
+  count = push(out, count, cap, (bench_gemm){"forward", i, 'N', 'T', rows, gh,
+                                             f, 1.0f, 0.0f, 1});
   for (int t = 1; t < steps; t++)
     count = push(out, count, cap, (bench_gemm){"forward", i, 'N', 'T', n, gh,
-                                               h, 1.0f, step_beta});
+                                               h, 1.0f, step_beta, 1});
   if (!training)
     return count;
   for (int t = 1; t < steps; t++)
     count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', n,
-                                               h, gh, 1.0f, 1.0f - step_beta});
+                                               h, gh, 1.0f, 1.0f - step_beta,
+                                               1});
   if (index > 0)
     count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', rows,
-                                               f, gh, 1.0f, 0.0f});
+                                               f, gh, 1.0f, 0.0f, 1});
   float alpha = sgd_fused ? -0.01f : 1.0f, beta = sgd_fused ? 1.0f : 0.0f;
   count = push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, f,
-                                             rows, alpha, beta});
+                                             rows, alpha, beta, 1});
   return push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, h,
-                                            rows, alpha, beta});
+                                            rows, alpha, beta, 1});
+}
+
+/* Samples conv2d lowers at once for a batch of n (the model's maximum):
+ * src/layers/conv2d.c chunk_samples with its constants, kept in step by
+ * hand. per_sample: the floats of col and Z per sample, (K + Co) P. */
+static int conv_chunk(int64_t per_sample, int64_t p, int64_t n) {
+  const int64_t whole = ((int64_t)16 << 20) / 4;
+  const int64_t budget = ((int64_t)2 << 20) / 4;
+  if (per_sample <= whole / n)
+    return (int)n;
+  int64_t chunk = (1024 + p - 1) / p, fits = budget / per_sample;
+  chunk = chunk < fits ? chunk : fits;
+  chunk = chunk < n ? chunk : n;
+  return chunk > 1 ? (int)chunk : 1;
 }
 
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
- * P = OH OW output positions, the whole batch lowered at once:
- *   forward      Z = W col        NN  [Co,K] x [K,n*P]
- *   weight_grad  dW = dZ col^T    NT  [Co,n*P] x [n*P,K]  (plain SGD then
+ * P = OH OW output positions, the batch lowered in chunks of m samples
+ * (conv_chunk: n / m chunks of m, then one of the rest), per chunk:
+ *   forward      Z = W col        NN  [Co,K] x [K,m*P]
+ *   weight_grad  dW (+)= dZ col^T NT  [Co,m*P] x [m*P,K]  (beta 0 for the
+ *                                     first chunk, then 1; plain SGD then
  *                                     updates W in a pass of its own)
- *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,n*P]   (not layer 0) */
+ *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,m*P]   (not layer 0) */
 static int conv_gemms(nnlib_layer *l, int index, int n, bool training,
                       bench_gemm *out, int count, int cap) {
   nnlib_tensor *w = NULL;
@@ -184,16 +202,29 @@ static int conv_gemms(nnlib_layer *l, int index, int n, bool training,
       rank != 3)
     return -1;
   int co = (int)nnlib_tensor_get_dim(w, 0);
-  int k = (int)(nnlib_tensor_get_size(w) / co), np = n * (int)(dims[1] * dims[2]);
-  count = push(out, count, cap,
-               (bench_gemm){"forward", index, 'N', 'N', co, np, k, 1.0f, 0.0f});
+  int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
+  int m = conv_chunk((int64_t)(k + co) * p, p, n);
+  /* chunk sizes in columns, and how many chunks of each */
+  int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
+  for (int c = 0; c < 2; c++)
+    if (times[c] > 0)
+      count = push(out, count, cap, (bench_gemm){"forward", index, 'N', 'N',
+                                                 co, cols[c], k, 1.0f, 0.0f,
+                                                 times[c]});
   if (!training)
     return count;
   count = push(out, count, cap, (bench_gemm){"weight_grad", index, 'N', 'T',
-                                             co, k, np, 1.0f, 0.0f});
-  if (index > 0)
-    count = push(out, count, cap, (bench_gemm){"input_grad", index, 'T', 'N',
-                                               k, np, co, 1.0f, 0.0f});
+                                             co, k, cols[0], 1.0f, 0.0f, 1});
+  for (int c = 0; c < 2; c++)
+    if (times[c] - (c == 0) > 0)
+      count = push(out, count, cap, (bench_gemm){"weight_grad", index, 'N',
+                                                 'T', co, k, cols[c], 1.0f,
+                                                 1.0f, times[c] - (c == 0)});
+  for (int c = 0; c < 2 && index > 0; c++)
+    if (times[c] > 0)
+      count = push(out, count, cap, (bench_gemm){"input_grad", index, 'T', 'N',
+                                                 k, cols[c], co, 1.0f, 0.0f,
+                                                 times[c]});
   return count;
 }
 
@@ -242,6 +273,6 @@ int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
 double bench_gemm_flops(const bench_gemm *g, int count) {
   double flops = 0.0;
   for (int i = 0; i < count; i++)
-    flops += 2.0 * g[i].m * (double)g[i].n * g[i].k;
+    flops += 2.0 * g[i].m * (double)g[i].n * g[i].k * g[i].repeat;
   return flops;
 }

@@ -31,13 +31,15 @@ extern const size_t bench_model_count;
 const bench_model_def *bench_model_find(const char *name);
 
 /* One sgemm as the library issues it: C[m,n] = alpha op(A) op(B) + beta C,
- * row-major, trans 'N' or 'T'. */
+ * row-major, trans 'N' or 'T'; issued `repeat` times in a row (a layer
+ * that lowers its batch in chunks issues one per chunk). */
 typedef struct bench_gemm {
   const char *role; /* "forward", "weight_grad", "input_grad" */
   int layer;        /* index of the layer in the model */
   char ta, tb;
   int m, n, k;
   float alpha, beta;
+  int repeat;
 } bench_gemm;
 
 /* The GEMMs a compiled model runs on a batch of n: forward only
@@ -48,7 +50,7 @@ typedef struct bench_gemm {
 int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
                       bool sgd_fused, bench_gemm *out, int cap);
 
-/* 2 m n k summed over the list. */
+/* 2 m n k (times repeat) summed over the list. */
 double bench_gemm_flops(const bench_gemm *g, int count);
 
 #endif

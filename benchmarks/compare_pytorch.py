@@ -101,22 +101,38 @@ def build_cnn(torch, name):
     return net, nn.CrossEntropyLoss()
 
 
+def conv_chunk(k, co, p, batch):
+    """Samples nnlib's conv2d lowers at once (src/layers/conv2d.c
+    chunk_samples, benchmarks/bench_models.c conv_chunk): the whole batch
+    if its col and Z fit 16 MB, else ceil(1024 / P) samples within 2 MB."""
+    per_sample = (k + co) * p
+    if per_sample <= (16 << 20) // 4 // batch:
+        return batch
+    chunk = min(-(-1024 // p), (2 << 20) // 4 // per_sample, batch)
+    return max(chunk, 1)
+
+
 def cnn_gemms(torch, name, batch, training):
     """nnlib's GEMMs of the cnn (benchmarks/bench_models.c conv_gemms): per
-    convolution, whole-batch lowered products W col, dZ col^T and (not the
-    first layer) W^T dZ; the dense layers as in gemm_list."""
+    convolution and per chunk of m samples (conv_chunk), the lowered
+    products W col, dZ col^T and (not the first layer) W^T dZ; the dense
+    layers as in gemm_list."""
     (channels, height, width, classes), _, _, _, _ = MODELS[name]
     convs = [(32, channels * 9, height * width),
              (64, 32 * 9, (height // 2) * (width // 2))]
     calls = []
     for i, (co, k, p) in enumerate(convs):
-        w, col, dz = torch.rand(co, k), torch.rand(k, batch * p), \
-            torch.rand(co, batch * p)
-        calls.append((w, col))
-        if training:
-            calls.append((dz, col.t()))
-            if i > 0:
-                calls.append((w.t(), dz))
+        m = conv_chunk(k, co, p, batch)
+        for cols, times in [(m * p, batch // m), (batch % m * p, 1)]:
+            if cols == 0 or times == 0:
+                continue
+            w, col, dz = torch.rand(co, k), torch.rand(k, cols), \
+                torch.rand(co, cols)
+            calls += [(w, col)] * times
+            if training:
+                calls += [(dz, col.t())] * times
+                if i > 0:
+                    calls += [(w.t(), dz)] * times
     for n_in, n_out in [(64 * (height // 4) * (width // 4), 256),
                         (256, classes)]:
         x, w, dz = torch.rand(batch, n_in), torch.rand(n_out, n_in), \

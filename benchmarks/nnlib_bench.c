@@ -108,9 +108,12 @@ static void gemm_once(const bench_gemm *g, const float *a, const float *b,
               g->alpha, a, lda, b, ldb, g->beta, c, g->n);
 }
 
+/* A repeated GEMM reuses its buffers, as a layer's chunks reuse their
+ * workspace. */
 static void replay_run(const replay *r) {
   for (int i = 0; i < r->count; i++)
-    gemm_once(&r->g[i], r->a[i], r->b[i], r->c[i]);
+    for (int t = 0; t < r->g[i].repeat; t++)
+      gemm_once(&r->g[i], r->a[i], r->b[i], r->c[i]);
 }
 
 static void replay_free(replay *r) {
@@ -193,7 +196,7 @@ static void run_gemm_squares(const bench_config *c, int threads) {
     for (int t = 0; t < 3; t++) {
       int n = sizes[s];
       bench_gemm g = {roles[t], -1, cases[t][0], cases[t][1], n, n, n,
-                      1.0f, 0.0f};
+                      1.0f, 0.0f, 1};
       bench_stats st = time_gemm(c, &g);
       emit_gemm(c, "square", 0, threads, &g, &st);
     }
