@@ -253,42 +253,36 @@ static void zero_wrapped(const lowering *g, const plane_run *r, float *row) {
 
 /* gather_plane for contiguous runs: one copy, zeros around it and over
  * the wrapped columns. */
-static void gather_run(const lowering *g, const float *plane, float *dst,
-                       int64_t i, int64_t j) {
-  plane_run r = run_of(g, i, j);
+static void gather_run(const lowering *g, const plane_run *r,
+                       const float *plane, float *dst) {
   int64_t area = g->out_h * g->out_w;
-  if (r.first == r.last) {
+  if (r->first == r->last) {
     memset(dst, 0, (size_t)area * sizeof(float));
     return;
   }
-  memset(dst, 0, (size_t)r.first * sizeof(float));
-  memcpy(dst + r.first, plane + r.first + r.shift,
-         (size_t)(r.last - r.first) * sizeof(float));
-  memset(dst + r.last, 0, (size_t)(area - r.last) * sizeof(float));
-  zero_wrapped(g, &r, dst);
+  memset(dst, 0, (size_t)r->first * sizeof(float));
+  memcpy(dst + r->first, plane + r->first + r->shift,
+         (size_t)(r->last - r->first) * sizeof(float));
+  memset(dst + r->last, 0, (size_t)(area - r->last) * sizeof(float));
+  zero_wrapped(g, r, dst);
 }
 
 /* scatter_plane for contiguous runs: src is scratch (a row of dcol), so
  * its wrapped columns are zeroed and the run added in one loop; adding
  * those zeros leaves dx unchanged. */
-static void scatter_run(const lowering *g, float *plane, float *src,
-                        int64_t i, int64_t j) {
-  plane_run r = run_of(g, i, j);
-  if (r.first == r.last)
+static void scatter_run(const lowering *g, const plane_run *r, float *plane,
+                        float *src) {
+  if (r->first == r->last)
     return;
-  zero_wrapped(g, &r, src);
-  float *dst = plane + r.first + r.shift;
-  for (int64_t q = 0; q < r.last - r.first; q++)
-    dst[q] += src[r.first + q];
+  zero_wrapped(g, r, src);
+  float *dst = plane + r->first + r->shift;
+  for (int64_t q = 0; q < r->last - r->first; q++)
+    dst[q] += src[r->first + q];
 }
 
 /* One row of col for kernel offset (i, j) of one input plane. */
 static void gather_plane(const lowering *g, const float *plane, float *dst,
                          int64_t i, int64_t j) {
-  if (runs_contiguous(g)) {
-    gather_run(g, plane, dst, i, j);
-    return;
-  }
   int64_t offset = j * g->dw - g->pw, lo, hi;
   valid_range(offset, g->sw, g->in_w, g->out_w, &lo, &hi);
   for (int64_t oh = 0; oh < g->out_h; oh++, dst += g->out_w) {
@@ -314,14 +308,9 @@ static void gather_plane(const lowering *g, const float *plane, float *dst,
   }
 }
 
-/* The transpose of gather_plane: adds a row of dcol into the plane's dx
- * (and may zero the row's padding columns). */
-static void scatter_plane(const lowering *g, float *plane, float *src,
+/* The transpose of gather_plane: adds a row of dcol into the plane's dx. */
+static void scatter_plane(const lowering *g, float *plane, const float *src,
                           int64_t i, int64_t j) {
-  if (runs_contiguous(g)) {
-    scatter_run(g, plane, src, i, j);
-    return;
-  }
   int64_t offset = j * g->dw - g->pw, lo, hi;
   valid_range(offset, g->sw, g->in_w, g->out_w, &lo, &hi);
   for (int64_t oh = 0; oh < g->out_h; oh++, src += g->out_w) {
@@ -334,6 +323,35 @@ static void scatter_plane(const lowering *g, float *plane, float *src,
   }
 }
 
+/* Row (c, i, j) of col for n samples, from x's planes of channel c
+ * (x_stride floats apart); the run of (i, j) is the same for every plane. */
+static void gather_row(const lowering *g, const float *x, int64_t x_stride,
+                       float *dst, int64_t n, int64_t i, int64_t j) {
+  int64_t area = g->out_h * g->out_w;
+  if (!runs_contiguous(g)) {
+    for (int64_t s = 0; s < n; s++)
+      gather_plane(g, x + s * x_stride, dst + s * area, i, j);
+    return;
+  }
+  plane_run r = run_of(g, i, j);
+  for (int64_t s = 0; s < n; s++)
+    gather_run(g, &r, x + s * x_stride, dst + s * area);
+}
+
+/* The transpose of gather_row, adding into dx; src is scratch. */
+static void scatter_row(const lowering *g, float *dx, int64_t x_stride,
+                        float *src, int64_t n, int64_t i, int64_t j) {
+  int64_t area = g->out_h * g->out_w;
+  if (!runs_contiguous(g)) {
+    for (int64_t s = 0; s < n; s++)
+      scatter_plane(g, dx + s * x_stride, src + s * area, i, j);
+    return;
+  }
+  plane_run r = run_of(g, i, j);
+  for (int64_t s = 0; s < n; s++)
+    scatter_run(g, &r, dx + s * x_stride, src + s * area);
+}
+
 /* col[K, n P] from x[n, C, H, W]; rows in (c, i, j) order like W's. */
 static void im2col(const conv2d_layer *c, const float *x, float *col,
                    int64_t n) {
@@ -341,11 +359,9 @@ static void im2col(const conv2d_layer *c, const float *x, float *col,
   int64_t p = positions(c), plane = c->in_h * c->in_w, row = 0;
   for (int64_t ch = 0; ch < c->in_c; ch++)
     for (int64_t i = 0; i < c->kh; i++)
-      for (int64_t j = 0; j < c->kw; j++, row++) {
-        float *dst = col + row * n * p;
-        for (int64_t s = 0; s < n; s++)
-          gather_plane(&g, x + (s * c->in_c + ch) * plane, dst + s * p, i, j);
-      }
+      for (int64_t j = 0; j < c->kw; j++, row++)
+        gather_row(&g, x + ch * plane, c->in_c * plane, col + row * n * p, n,
+                   i, j);
 }
 
 /* dx[n, C, H, W] = col2im(dcol); dx is overwritten, dcol is scratch. */
@@ -356,12 +372,9 @@ static void col2im(const conv2d_layer *c, float *dcol, float *dx,
   memset(dx, 0, (size_t)(n * c->in_c * plane) * sizeof(float));
   for (int64_t ch = 0; ch < c->in_c; ch++)
     for (int64_t i = 0; i < c->kh; i++)
-      for (int64_t j = 0; j < c->kw; j++, row++) {
-        float *src = dcol + row * n * p;
-        for (int64_t s = 0; s < n; s++)
-          scatter_plane(&g, dx + (s * c->in_c + ch) * plane, src + s * p, i,
-                        j);
-      }
+      for (int64_t j = 0; j < c->kw; j++, row++)
+        scatter_row(&g, dx + ch * plane, c->in_c * plane, dcol + row * n * p,
+                    n, i, j);
 }
 
 /* y[s, co, p] = Z[co, s, p] + b[co] for the m samples of a chunk, Z
