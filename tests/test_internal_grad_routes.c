@@ -90,12 +90,45 @@ static void test_backward_keeps_model_output(void **s) {
   nnlib_model_free(m);
 }
 
+/* conv 1->2 channels, conv 2->3, flatten, dense: the second conv's output
+ * (3 planes) holds its dx (2 planes), and its gradients still match finite
+ * differences through that route (and through flatten's, over its own
+ * output too). */
+static void test_conv_writes_dx_over_its_output(void **s) {
+  (void)s;
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, "conv:2x3x3:p1,tanh,conv:3x3x3:p1,tanh,"
+                                    "flatten,dense:2"));
+  const int64_t shape[3] = {1, 5, 5};
+  ASSERT_OK(nnlib_model_compile(m, shape, 3, 3, NNLIB_LOSS_MSE, NULL, 9));
+  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]); /* conv 2->3 */
+  assert_ptr_equal(m->input_grads[1], m->bufs.acts[1]); /* tanh */
+  assert_ptr_equal(m->input_grads[4], m->bufs.acts[4]); /* flatten */
+  assert_ptr_equal(m->input_grads[5], m->grad_b);       /* dense: last */
+  const int64_t xs[4] = {3, 1, 5, 5}, ts[2] = {3, 2};
+  nnlib_tensor *x, *t;
+  ASSERT_OK(nnlib_tensor_create(&x, xs, 4));
+  ASSERT_OK(nnlib_tensor_create(&t, ts, 2));
+  uint32_t seed = 11;
+  ts_fill_uniform(nnlib_tensor_get_data(x), 75, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(t), 6, -1.0f, 1.0f, &seed);
+  double err;
+  ASSERT_OK(nnlib_model_gradcheck(m, x, t, NULL, &err));
+  print_message("  conv stack gradcheck %.2e\n", err);
+  assert_true(err < 1e-3);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wide_mlp_uses_one_wide_buffer),
       cmocka_unit_test(test_narrowing_layers_alternate),
       cmocka_unit_test(test_unfused_activation_over_output),
       cmocka_unit_test(test_backward_keeps_model_output),
+      cmocka_unit_test(test_conv_writes_dx_over_its_output),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

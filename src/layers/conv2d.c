@@ -39,7 +39,7 @@ typedef struct conv2d_layer {
   int64_t out_c, kh, kw;
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
-  int64_t chunk; /* samples lowered at once (chunk_samples) */
+  int64_t chunk[2]; /* samples lowered at once on one thread, on more */
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -112,16 +112,25 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * split and synchronised) whose col and Z stay within CHUNK_BYTES, so the
  * GEMMs read col from cache (a core's L2, then L3) right after the gather
  * wrote it instead of streaming a lowered batch of tens of MB through
- * DRAM. */
+ * DRAM. With several BLAS threads chunks fill THREADED_CHUNK_BYTES (L3)
+ * instead: every GEMM call hands work to OpenBLAS's threads and waits for
+ * them, and when another process competes for the cores a thread can miss
+ * a whole time slice, so the ~550 small GEMMs of a batch-256 step of
+ * examples/fashion_cnn.c made two-thread training 2-3x slower beside one
+ * busy process (0.87x of whole-batch lowering with 8 MB chunks). */
 #define WHOLE_BATCH_BYTES ((int64_t)16 << 20)
 #define CHUNK_BYTES ((int64_t)2 << 20)
+#define THREADED_CHUNK_BYTES ((int64_t)8 << 20)
 #define CHUNK_COLUMNS ((int64_t)1024)
 
-/* Samples lowered at once, 1 to max_batch. One sample needs no Z (its GEMM
- * writes y[s] itself), so a sample too large for CHUNK_BYTES goes alone. */
-static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch) {
+/* Samples lowered at once, 1 to max_batch, on one thread or (threaded) on
+ * more. One sample needs no Z (its GEMM writes y[s] itself), so a sample
+ * too large for the budget goes alone. */
+static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
+                             bool threaded) {
   const int64_t whole = WHOLE_BATCH_BYTES / (int64_t)sizeof(float);
   const int64_t budget = CHUNK_BYTES / (int64_t)sizeof(float);
+  const int64_t fill = THREADED_CHUNK_BYTES / (int64_t)sizeof(float);
   int64_t p = positions(c), per_sample; /* col and Z floats per sample */
   if (nnlib__mul_overflows(patch_size(c) + c->out_c, p, &per_sample))
     return 1;
@@ -129,12 +138,20 @@ static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch) {
     return max_batch;
   int64_t chunk = (CHUNK_COLUMNS + p - 1) / p, fits = budget / per_sample;
   chunk = chunk < fits ? chunk : fits;
+  if (threaded && fill / per_sample > chunk)
+    chunk = fill / per_sample;
   chunk = chunk < max_batch ? chunk : max_batch;
   return chunk > 1 ? chunk : 1;
 }
 
+/* The chunk size for the BLAS threads of this call. */
+static int64_t chunk_now(const conv2d_layer *c) {
+  return c->chunk[nnlib_get_num_threads() > 1];
+}
+
 /* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
- * samples; every GEMM dimension within the 32-bit BLAS interface. */
+ * samples, m the larger chunk (threaded); every GEMM dimension within the
+ * 32-bit BLAS interface. */
 static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
@@ -143,10 +160,12 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, is over the BLAS limit",
                         (long long)k, (long long)p);
-  c->chunk = chunk_samples(c, max_batch);
-  /* chunk > 1 only when (K + Co) chunk P floats fit WHOLE_BATCH_BYTES */
-  int64_t col_floats, z_floats = c->chunk > 1 ? c->out_c * c->chunk * p : 0;
-  if (nnlib__mul_overflows(k, c->chunk * p, &col_floats) ||
+  c->chunk[0] = chunk_samples(c, max_batch, false);
+  c->chunk[1] = chunk_samples(c, max_batch, true);
+  int64_t m = c->chunk[1]; /* >= chunk[0] */
+  /* m > 1 only when (K + Co) m P floats fit WHOLE_BATCH_BYTES */
+  int64_t col_floats, z_floats = m > 1 ? c->out_c * m * p : 0;
+  if (nnlib__mul_overflows(k, m * p, &col_floats) ||
       (uint64_t)(col_floats + z_floats) > SIZE_MAX / sizeof(float))
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "conv2d: the lowered matrix of one sample, %lld x "
@@ -400,9 +419,10 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   int64_t k = patch_size(c), p = positions(c);
   int64_t x_size = c->in_c * c->in_h * c->in_w, y_size = c->out_c * p;
   const float *b = c->o.with_bias ? l->params[1].value.data : NULL;
-  float *col = run->workspace, *zbuf = col + k * c->chunk * p;
-  for (int64_t s = 0; s < n; s += c->chunk) {
-    int64_t m = n - s < c->chunk ? n - s : c->chunk;
+  float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
+  int64_t chunk = chunk_now(c);
+  for (int64_t s = 0; s < n; s += chunk) {
+    int64_t m = n - s < chunk ? n - s : chunk;
     float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
     im2col(c, x + s * x_size, col, m);
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
@@ -459,7 +479,7 @@ static nnlib_status backward_chunk(nnlib_layer *l, const nnlib__run *run,
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c), mp = m * p;
   int64_t x_size = c->in_c * c->in_h * c->in_w;
-  float *col = run->workspace, *zbuf = col + k * c->chunk * p;
+  float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
   const float *dz = dy + s * c->out_c * p; /* one sample's dy is its dZ */
   if (m > 1) {
     gather_output_grad(c, dz, zbuf, m);
@@ -491,11 +511,13 @@ static nnlib_status conv2d_backward(nnlib_layer *l, const nnlib__run *run,
   conv2d_layer *c = (conv2d_layer *)l;
   if (c->o.with_bias)
     bias_grad(c, dy, l->params[1].grad.data, n);
-  /* a batch of one chunk: forward's col is still in the workspace */
-  bool lowered = n <= c->chunk;
-  for (int64_t s = 0; s < n; s += c->chunk)
+  /* a batch of one chunk at either thread count (the smaller chunk):
+   * forward's col is still in the workspace */
+  bool lowered = n <= c->chunk[0];
+  int64_t chunk = chunk_now(c);
+  for (int64_t s = 0; s < n; s += chunk)
     NNLIB_TRY(backward_chunk(l, run, x, dy, dx, s,
-                             n - s < c->chunk ? n - s : c->chunk, lowered));
+                             n - s < chunk ? n - s : chunk, lowered));
   /* after every chunk: each dcol needs W as forward saw it */
   if (run->sgd_fused)
     for (size_t i = 0; i < l->param_count; i++)
@@ -511,6 +533,7 @@ static const nnlib__layer_ops conv2d_ops = {
     .backward = conv2d_backward,
     .name = conv2d_name,
     .fuses_sgd = true,
+    .dx_over_output = true, /* backward reads x and dy, never y */
 };
 
 nnlib_status nnlib_conv2d_options_init(nnlib_conv2d_options *o) {
