@@ -169,16 +169,20 @@ static int recurrent_gemms(nnlib_model *model, size_t index, int n,
                                             rows, alpha, beta, 1});
 }
 
-/* Samples conv2d lowers at once for a batch of n (the model's maximum):
- * src/layers/conv2d.c chunk_samples with its constants, kept in step by
- * hand. per_sample: the floats of col and Z per sample, (K + Co) P. */
+/* Samples conv2d lowers at once for a batch of n (the model's maximum) on
+ * the BLAS threads now set: src/layers/conv2d.c chunk_samples with its
+ * constants, kept in step by hand. per_sample: the floats of col and Z per
+ * sample, (K + Co) P. */
 static int conv_chunk(int64_t per_sample, int64_t p, int64_t n) {
   const int64_t whole = ((int64_t)16 << 20) / 4;
   const int64_t budget = ((int64_t)2 << 20) / 4;
+  const int64_t fill = ((int64_t)8 << 20) / 4; /* with several threads */
   if (per_sample <= whole / n)
     return (int)n;
   int64_t chunk = (1024 + p - 1) / p, fits = budget / per_sample;
   chunk = chunk < fits ? chunk : fits;
+  if (nnlib_get_num_threads() > 1 && fill / per_sample > chunk)
+    chunk = fill / per_sample;
   chunk = chunk < n ? chunk : n;
   return chunk > 1 ? (int)chunk : 1;
 }

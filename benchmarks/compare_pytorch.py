@@ -101,18 +101,21 @@ def build_cnn(torch, name):
     return net, nn.CrossEntropyLoss()
 
 
-def conv_chunk(k, co, p, batch):
+def conv_chunk(k, co, p, batch, threads):
     """Samples nnlib's conv2d lowers at once (src/layers/conv2d.c
     chunk_samples, benchmarks/bench_models.c conv_chunk): the whole batch
-    if its col and Z fit 16 MB, else ceil(1024 / P) samples within 2 MB."""
+    if its col and Z fit 16 MB, else ceil(1024 / P) samples within 2 MB, or
+    with several threads as many as fill 8 MB if that is more."""
     per_sample = (k + co) * p
     if per_sample <= (16 << 20) // 4 // batch:
         return batch
-    chunk = min(-(-1024 // p), (2 << 20) // 4 // per_sample, batch)
-    return max(chunk, 1)
+    chunk = min(-(-1024 // p), (2 << 20) // 4 // per_sample)
+    if threads > 1:
+        chunk = max(chunk, (8 << 20) // 4 // per_sample)
+    return max(min(chunk, batch), 1)
 
 
-def cnn_gemms(torch, name, batch, training):
+def cnn_gemms(torch, name, batch, training, threads):
     """nnlib's GEMMs of the cnn (benchmarks/bench_models.c conv_gemms): per
     convolution and per chunk of m samples (conv_chunk), the lowered
     products W col, dZ col^T and (not the first layer) W^T dZ; the dense
@@ -122,7 +125,7 @@ def cnn_gemms(torch, name, batch, training):
              (64, 32 * 9, (height // 2) * (width // 2))]
     calls = []
     for i, (co, k, p) in enumerate(convs):
-        m = conv_chunk(k, co, p, batch)
+        m = conv_chunk(k, co, p, batch, threads)
         for cols, times in [(m * p, batch // m), (batch % m * p, 1)]:
             if cols == 0 or times == 0:
                 continue
@@ -179,13 +182,13 @@ def make_data(torch, name, batch):
     return x, t
 
 
-def gemm_list(torch, name, batch, training):
+def gemm_list(torch, name, batch, training, threads):
     """The GEMMs of one step as torch.mm calls on own tensors: forward
     X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
     if MODELS[name][1] == "lstm":
         return lstm_gemms(torch, name, batch, training)
     if MODELS[name][1] == "cnn":
-        return cnn_gemms(torch, name, batch, training)
+        return cnn_gemms(torch, name, batch, training, threads)
     sizes = MODELS[name][0]
     calls = []
     for i in range(len(sizes) - 1):
@@ -212,7 +215,7 @@ def time_worker(args):
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x, t = make_data(torch, args.model, args.batch)
     training = args.kind == "train"
-    calls = gemm_list(torch, args.model, args.batch, training)
+    calls = gemm_list(torch, args.model, args.batch, training, args.threads)
 
     def work():
         if training:

@@ -11,6 +11,25 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define NNLIB_TEST_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef NNLIB_TEST_VALGRIND
+#define NNLIB_TEST_VALGRIND() 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define NNLIB_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NNLIB_TEST_TSAN 1
+#endif
+#endif
+#ifndef NNLIB_TEST_TSAN
+#define NNLIB_TEST_TSAN 0
+#endif
 
 typedef struct conv_case {
   int cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, bias;
@@ -233,13 +252,15 @@ static conv_case before(const conv_case *c) {
   return f;
 }
 
-static void test_chunks_against_naive(void **s) {
-  (void)s;
+/* All cases on `threads` BLAS threads (conv2d picks its chunk size by
+ * them). */
+static void check_cases(int threads) {
   /* With conv2d.c's constants (a batch is lowered whole up to 16 MB of col
-   * and Z; otherwise chunks of ceil(1024 / (OH OW)) samples within 2 MB),
-   * each case below is lowered in chunks at a batch of 41: many input and
-   * few output channels make the lowered matrix large and the naive
-   * passes cheap.
+   * and Z; otherwise, on one thread, chunks of ceil(1024 / (OH OW)) samples
+   * within 2 MB, and on more as many as fill 8 MB: 17 to 20 here), each
+   * case below is lowered in chunks at a batch of 41: many input and few
+   * output channels make the lowered matrix large and the naive passes
+   * cheap. Sizes given are for one thread.
    * cin h w cout kh kw sh sw ph pw dh dw bias */
   static const conv_case cases[] = {
       /* 3x3 padding 1, 512 positions: chunks of 2 (41 = 20 x 2 + 1) */
@@ -257,12 +278,24 @@ static void test_chunks_against_naive(void **s) {
       /* kernel 3x5, padding 0x2: the width kept, fewer rows; chunks of 3 */
       {14, 40, 13, 2, 3, 5, 1, 1, 0, 2, 1, 1, 0},
   };
+  ASSERT_OK(nnlib_set_num_threads(threads));
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     conv_case first = before(&cases[i]);
-    print_message("  case %zu\n", i);
+    print_message("  %d thread(s), case %zu\n", threads, i);
     check_pair(&first, &cases[i], 41);
     check_pair(&first, &cases[i], 1);
   }
+}
+
+static void test_chunks_against_naive(void **s) {
+  (void)s;
+  int before_threads = nnlib_get_num_threads();
+  check_cases(1);
+  /* split GEMMs crawl under valgrind (one thread at a time, OpenBLAS's
+   * workers spin) and look racy to TSan (test_threads.c) */
+  if (!NNLIB_TEST_VALGRIND() && !NNLIB_TEST_TSAN)
+    check_cases(2);
+  ASSERT_OK(nnlib_set_num_threads(before_threads));
 }
 
 int main(void) {
