@@ -11,25 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define NNLIB_TEST_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef NNLIB_TEST_VALGRIND
-#define NNLIB_TEST_VALGRIND() 0
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define NNLIB_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NNLIB_TEST_TSAN 1
-#endif
-#endif
-#ifndef NNLIB_TEST_TSAN
-#define NNLIB_TEST_TSAN 0
-#endif
 
 typedef struct conv_case {
   int cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, bias;
@@ -291,9 +272,7 @@ static void test_chunks_against_naive(void **s) {
   (void)s;
   int before_threads = nnlib_get_num_threads();
   check_cases(1);
-  /* split GEMMs crawl under valgrind (one thread at a time, OpenBLAS's
-   * workers spin) and look racy to TSan (test_threads.c) */
-  if (!NNLIB_TEST_VALGRIND() && !NNLIB_TEST_TSAN)
+  if (ts_split_gemms_checkable()) /* not under valgrind or TSan */
     check_cases(2);
   ASSERT_OK(nnlib_set_num_threads(before_threads));
 }

@@ -10,11 +10,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
 
 enum { THREADS = 8, SAMPLES = 300, IN = 20, OUT = 5, ROUNDS = 20 };
 
@@ -178,30 +173,6 @@ static void test_independent_models_train_in_parallel(void **s) {
  * a running GEMM), and the count set is what remains afterwards. */
 enum { WIDE_IN = 784, WIDE_BATCH = 32 }; /* 32x16x784 = 401,408 MACs */
 
-static bool running_on_valgrind(void) {
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-  return RUNNING_ON_VALGRIND != 0;
-#endif
-#endif
-  return false;
-}
-
-/* ThreadSanitizer cannot see OpenBLAS's pool hand a split GEMM back: the
- * workers signal through uninstrumented spin-waits, so a worker's write of
- * C and the caller's later read of it look like a race (a report whose one
- * side is sgemm_beta in an OpenBLAS thread). */
-#if defined(__SANITIZE_THREAD__)
-#define NNLIB_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NNLIB_TEST_TSAN 1
-#endif
-#endif
-#ifndef NNLIB_TEST_TSAN
-#define NNLIB_TEST_TSAN 0
-#endif
-
 typedef struct wide_job {
   uint64_t seed;
   float weights[16 * WIDE_IN];
@@ -232,10 +203,7 @@ static void *wide_worker(void *arg) {
 
 static void test_split_gemms_from_many_threads(void **s) {
   (void)s;
-  /* valgrind runs one thread at a time, and OpenBLAS's workers wait for
-   * work by spinning: a split GEMM crawls (minutes for this test); TSan:
-   * see NNLIB_TEST_TSAN */
-  if (running_on_valgrind() || NNLIB_TEST_TSAN)
+  if (!ts_split_gemms_checkable()) /* valgrind, TSan: see the function */
     skip();
   int before = nnlib_get_num_threads();
   ASSERT_OK(nnlib_set_num_threads(2));

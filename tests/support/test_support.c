@@ -2,6 +2,25 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TS_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TS_ON_VALGRIND
+#define TS_ON_VALGRIND() 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TS_TSAN 1
+#endif
+#endif
+#ifndef TS_TSAN
+#define TS_TSAN 0
+#endif
 
 nnlib_layer *ts_dense(int64_t in, int64_t out, int bias) {
   nnlib_layer *l = NULL;
@@ -115,3 +134,5 @@ void ts_check_spec_errors(const char *const (*bad)[2], size_t count) {
     nnlib_model_free(m);
   }
 }
+
+bool ts_split_gemms_checkable(void) { return !TS_ON_VALGRIND() && !TS_TSAN; }

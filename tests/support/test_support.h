@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -70,5 +71,12 @@ void ts_alloc_uninstall(void);
 /* on = 1: once allocation fail_at has failed, every later one fails too
  * (SQLite's persistent mode); reset by ts_alloc_uninstall. */
 void ts_alloc_fail_persistent(int on);
+
+/* Whether a test may run GEMMs that OpenBLAS splits over its threads:
+ * not under valgrind (it runs one thread at a time and OpenBLAS's workers
+ * wait by spinning: minutes) nor under ThreadSanitizer (it cannot see the
+ * pool hand a split GEMM back through uninstrumented spin-waits, and
+ * reports a race on C). docs/RELIABILITY.md. */
+bool ts_split_gemms_checkable(void);
 
 #endif
