@@ -84,19 +84,8 @@ static void naive_backward(const conv_case *c, int n, const double *x,
 }
 
 static nnlib_layer *make_conv(const conv_case *c) {
-  nnlib_conv2d_options o;
-  ASSERT_OK(nnlib_conv2d_options_init(&o));
-  o.in_channels = c->cin;
-  o.stride_h = c->sh;
-  o.stride_w = c->sw;
-  o.padding_h = c->ph;
-  o.padding_w = c->pw;
-  o.dilation_h = c->dh;
-  o.dilation_w = c->dw;
-  o.with_bias = c->bias;
-  nnlib_layer *l = NULL;
-  ASSERT_OK(nnlib_conv2d_create(&l, c->cout, c->kh, c->kw, &o));
-  return l;
+  const int geom[6] = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw};
+  return ts_conv(c->cin, c->cout, c->kh, c->kw, geom, c->bias);
 }
 
 static int64_t in_floats(const conv_case *c) {

@@ -136,3 +136,20 @@ void ts_check_spec_errors(const char *const (*bad)[2], size_t count) {
 }
 
 bool ts_split_gemms_checkable(void) { return !TS_ON_VALGRIND() && !TS_TSAN; }
+
+nnlib_layer *ts_conv(int cin, int cout, int kh, int kw, const int geom[6],
+                     int bias) {
+  nnlib_conv2d_options o;
+  ASSERT_OK(nnlib_conv2d_options_init(&o));
+  o.in_channels = cin;
+  o.stride_h = geom[0];
+  o.stride_w = geom[1];
+  o.padding_h = geom[2];
+  o.padding_w = geom[3];
+  o.dilation_h = geom[4];
+  o.dilation_w = geom[5];
+  o.with_bias = bias;
+  nnlib_layer *l = NULL;
+  ASSERT_OK(nnlib_conv2d_create(&l, cout, kh, kw, &o));
+  return l;
+}

@@ -56,6 +56,10 @@ nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
                       nnlib_optimizer *opt, uint64_t seed, ...);
 nnlib_layer *ts_dense(int64_t in, int64_t out, int bias);
 nnlib_layer *ts_act(nnlib_activation kind, float param);
+/* conv2d of cout kh x kw kernels over cin channels; geom is {stride_h,
+ * stride_w, padding_h, padding_w, dilation_h, dilation_w}. */
+nnlib_layer *ts_conv(int cin, int cout, int kh, int kw, const int geom[6],
+                     int bias);
 nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values);
 /* Uniform values in [lo, hi) from a simple LCG (independent of nnlib). */
 void ts_fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t *state);
