@@ -121,8 +121,12 @@ static void check_fit_validated(nnlib_model *m, const nnlib_tensor *x,
   v.epochs_run = &run;
   nnlib_status st = nnlib_model_fit_validated(m, x, t, &o, &v);
   fuzz_expect(st);
-  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+  /* out of memory: the harness's capped allocator refused the copy of the
+   * best parameters (or the gathered sample) next to a big model */
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL ||
+             st == NNLIB_ERR_OUT_OF_MEMORY);
   FUZZ_CHECK(run >= 0 && run <= 2);
+  FUZZ_CHECK(st != NNLIB_ERR_OUT_OF_MEMORY || run == 0);
 }
 
 /* One step on zeros (a backward pass where the file has no optimizer): it

@@ -604,7 +604,10 @@ typedef struct nnlib_validation_options {
                                  optimizer's state stays as it ended.
                                  default 0                                  */
   int64_t *epochs_run;        /* optional out: epochs trained (fewer than
-                                 `epochs` when early stopping ended it)     */
+                                 `epochs` when early stopping ended it);
+                                 written on every return once the options
+                                 are accepted, also on an error (0 when it
+                                 failed before the first epoch ended)       */
 } nnlib_validation_options;
 
 NNLIB_API nnlib_status nnlib_validation_options_init(

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { IN = 4, OUT = 2, TRAIN = 32, VALID = 16, BATCH = 8, EPOCHS = 6 };
@@ -232,6 +233,8 @@ static void test_out_of_memory_in_fit(void **s) {
   int failures = 0;
   for (long at = 1;; at++) {
     ts_alloc_stats stats = {0, 0, 0, at};
+    int64_t run = -1;
+    v.epochs_run = &run;
     ts_alloc_install(&stats);
     nnlib_status st = fit(m, &d, &o, &v);
     ts_alloc_uninstall();
@@ -239,11 +242,51 @@ static void test_out_of_memory_in_fit(void **s) {
     if (st == NNLIB_OK)
       break;
     assert_int_equal(st, NNLIB_ERR_OUT_OF_MEMORY);
+    assert_int_equal(run, 0); /* written on the error too */
     failures++;
   }
   assert_int_equal(failures, 4); /* order, two gather buffers, best copy */
   nnlib_model_free(m);
   free_data(&d);
+}
+
+/* An allocator that records the largest block asked for. */
+static size_t largest_request;
+static void *recording_alloc(size_t size, size_t alignment, void *user) {
+  (void)user;
+  if (size > largest_request)
+    largest_request = size;
+  size_t rounded = (size + alignment - 1) / alignment * alignment;
+  return aligned_alloc(alignment, rounded);
+}
+static void recording_free(void *p, void *user) {
+  (void)user;
+  free(p);
+}
+
+/* Fitting fewer samples than the compiled maximum batch (batch_size 0 =
+ * that maximum) gathers into buffers for the samples there are: a model
+ * loaded with a huge maximum batch fits a few samples without asking for
+ * that batch again (found by fuzz_model_load under its capped allocator). */
+static void test_gather_buffers_sized_by_samples(void **s) {
+  (void)s;
+  enum { FEW = 2 };
+  nnlib_model *m = make_model();
+  nnlib_tensor *x = ts_tensor2(FEW, IN, NULL), *t = ts_tensor2(FEW, 1, NULL);
+  nnlib_fit_options o;
+  nnlib_fit_options_init(&o);
+  o.shuffle = 1;
+  largest_request = 0;
+  nnlib_allocator a = {sizeof a, recording_alloc, recording_free, NULL};
+  ASSERT_OK(nnlib_set_allocator(&a));
+  nnlib_status st = nnlib_model_fit(m, x, t, &o);
+  ASSERT_OK(nnlib_set_allocator(NULL));
+  ASSERT_OK(st);
+  assert_true(largest_request > 0);
+  assert_true(largest_request <= FEW * IN * sizeof(float)); /* not BATCH */
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
 }
 
 int main(void) {
@@ -252,6 +295,7 @@ int main(void) {
       cmocka_unit_test(test_patience_stops_and_restore_best),
       cmocka_unit_test(test_bad_options_refused_before_training),
       cmocka_unit_test(test_out_of_memory_in_fit),
+      cmocka_unit_test(test_gather_buffers_sized_by_samples),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,7 +118,10 @@ static void free_shuffling(fit_data *d) {
 }
 
 /* The sample order and the buffers shuffled batches are gathered into:
- * allocated per fit call, never per step, and not kept by the model. */
+ * allocated per fit call, never per step, and not kept by the model. A
+ * batch is never larger than the data set, so neither are the buffers (a
+ * model compiled for a huge batch fits a few samples without asking for
+ * its maximum batch twice over). */
 static nnlib_status alloc_shuffling(fit_data *d, int64_t samples,
                                     int64_t batch) {
   d->order = nnlib__calloc((size_t)samples, sizeof *d->order);
@@ -127,8 +130,9 @@ static nnlib_status alloc_shuffling(fit_data *d, int64_t samples,
   if (d->order == NULL || d->batch_x == NULL || d->batch_t == NULL) {
     free_shuffling(d);
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "fit: no memory to shuffle %lld samples",
-                        (long long)samples);
+                        "fit: no memory for the shuffled order of %lld samples "
+                        "and a gathered batch of %lld",
+                        (long long)samples, (long long)batch);
   }
   for (int64_t i = 0; i < samples; i++)
     d->order[i] = i;
@@ -259,10 +263,11 @@ nnlib_status nnlib_model_fit_validated(
   NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));
   if (validation != NULL)
     NNLIB_TRY(validation_args(m, validation, &w.v));
-  if (o.shuffle)
-    NNLIB_TRY(alloc_shuffling(&d, samples, o.batch_size));
   nnlib_status st = NNLIB_OK;
-  if (validation != NULL)
+  if (o.shuffle)
+    st = alloc_shuffling(&d, samples,
+                         o.batch_size < samples ? o.batch_size : samples);
+  if (st == NNLIB_OK && validation != NULL)
     st = watch_start(m, &w);
   if (st == NNLIB_OK)
     st = fit_epochs(m, &d, samples, &o, validation != NULL ? &w : NULL, &run);
