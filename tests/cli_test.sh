@@ -49,6 +49,26 @@ grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info
 grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
 "$nnlib" eval "$dir/c.nnl" | grep -q "^test_accuracy=$acc "
 
+# --validation holds out the last samples, --patience stops when their loss
+# stops falling and keeps the best epoch: the restored line, the summary and
+# the saved model (nnlib eval) agree
+"$nnlib" train --limit 1500 --validation 500 --epochs 30 --patience 2 \
+  --model dense:64,relu,dense:10 --lr 0.01 --schedule constant --threads 1 \
+  --seed 4 --out "$dir/p.nnl" > "$dir/patience.out"
+grep -q '^model .* 1000 training samples' "$dir/patience.out"
+grep -q '^validation: the last 500 training samples, held out$' "$dir/patience.out"
+grep -q '^epoch 1/30 train_loss=.* test_accuracy=.* seconds=.* valid_loss=[0-9.]*$' "$dir/patience.out"
+grep -q '^early stop: no lower valid_loss in the 2 epochs after epoch ' "$dir/patience.out"
+ran=$(sed -n 's/^test_accuracy=[0-9.]* epochs=\([0-9]*\) .*/\1/p' "$dir/patience.out")
+best=$(sed -n 's/^early stop: .* after epoch \([0-9]*\)$/\1/p' "$dir/patience.out")
+[ "$ran" -eq $((best + 2)) ] && [ "$ran" -lt 30 ]
+[ "$(grep -c '^epoch ' "$dir/patience.out")" -eq "$ran" ]
+# the best epoch's own line, the restored line and the summary agree
+acc=$(sed -n "s/^epoch $best\/30 .* test_accuracy=\([0-9.]*\) .*/\1/p" "$dir/patience.out")
+grep -q "^restored epoch $best: valid_loss=.* test_accuracy=$acc\$" "$dir/patience.out"
+grep -q "^test_accuracy=$acc epochs=$ran " "$dir/patience.out"
+"$nnlib" eval "$dir/p.nnl" | grep -q "^test_accuracy=$acc "
+
 # errors: one line on stderr, non-zero exit
 expect_fail() {
   if "$@" > "$dir/out" 2> "$dir/err"; then echo "should fail: $*"; exit 1; fi
@@ -65,5 +85,9 @@ expect_fail "$nnlib" train --model dense:10,nonsense --limit 100
 expect_fail "$nnlib" train --model conv:4x29x29 --limit 100
 grep -q "larger than the padded input" "$dir/err"
 expect_fail "$nnlib" train --data "$dir" --limit 100
+expect_fail "$nnlib" train --patience 2 --limit 100
+grep -q -- '--patience 2 needs --validation N' "$dir/err"
+expect_fail "$nnlib" train --validation 100 --limit 100
+grep -q -- '--validation 100: must be below the 100 training samples' "$dir/err"
 expect_fail "$nnlib" frobnicate
 echo "ok: nnlib train/info/eval and their errors"

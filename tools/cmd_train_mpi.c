@@ -72,13 +72,14 @@ static int setup(const mpi_run *run, const train_config *c, run_data *r) {
 static int report_epoch(mpi_run *run, const train_config *c, run_data *r,
                         int64_t epoch, float train_loss, double seconds,
                         float *acc) {
-  float test_loss = 0.0f;
+  epoch_line line = {.epoch = epoch, .epochs = c->epochs,
+                     .train_loss = train_loss, .seconds = seconds};
   nnlib_status local = NNLIB_OK;
   if (run->rank == 0) {
-    local = nnlib_model_evaluate(r->model, r->tx, r->ty, &test_loss, acc);
+    local = train_evaluate_epoch(r->model, r, &line);
     if (local == NNLIB_OK)
-      train_print_epoch(epoch, c->epochs, train_loss, test_loss, *acc,
-                        seconds);
+      train_print_epoch(&line);
+    *acc = line.accuracy;
   }
   nnlib_status st = nnlib_mpi_agree(run->mpi, local);
   return st == NNLIB_OK ? 0 : mpi_fail(run, "evaluating", st);
@@ -114,7 +115,7 @@ static int train_epochs(mpi_run *run, const train_config *c, run_data *r,
 static int run_ranks(mpi_run *run, const train_config *c) {
   set_threads(c);
   double start = cli_now();
-  run_data r = {NULL, NULL, NULL, NULL, NULL};
+  run_data r = {0};
   float acc = 0.0f;
   int rc = setup(run, c, &r);
   if (rc == 0)
@@ -125,13 +126,18 @@ static int run_ranks(mpi_run *run, const train_config *c) {
       rc = mpi_fail(run, c->out, st);
   }
   if (rc == 0 && run->rank == 0)
-    train_print_summary(c, acc, cli_now() - start);
+    train_print_summary(c, acc, c->epochs, cli_now() - start);
   train_free(&r);
   return rc;
 }
 
 int cmd_train_mpi(const train_config *c) {
   mpi_run run = {NULL, 0, 1, false};
+  if (c->patience > 0) { /* every rank would have to agree to stop */
+    fprintf(stderr, "nnlib train: --patience is not supported under mpirun "
+                    "yet (--validation is)\n");
+    return 2;
+  }
   nnlib_status st = nnlib_mpi_init();
   if (st == NNLIB_OK)
     st = nnlib_mpi_create(&run.mpi, NNLIB_MPI_WORLD);

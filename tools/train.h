@@ -8,26 +8,47 @@
 typedef struct train_config {
   const char *data, *spec, *out, *optimizer, *schedule, *loss;
   int64_t epochs, batch, seed, limit, threads;
+  int64_t validation; /* training samples held out (the last ones), or 0 */
+  int64_t patience;   /* epochs without a better validation loss, or 0 */
   float lr, momentum, weight_decay;
 } train_config;
 
+/* x, y: what training sees; vx, vy: the held-out validation samples
+ * (--validation), views over the end of the loaded set, or NULL; all_x,
+ * all_y own the loaded training set when it is split. */
 typedef struct run_data {
   nnlib_tensor *x, *y, *tx, *ty;
+  nnlib_tensor *vx, *vy, *all_x, *all_y;
   nnlib_model *model;
 } run_data;
 
-/* Loads the data sets and compiles the model the flags describe (maximum
- * batch: --batch, or the sample count if smaller). On failure prints one
- * line and returns the status. */
+/* Loads the data sets, holds out the --validation samples and compiles the
+ * model the flags describe (maximum batch: --batch, or the sample count if
+ * smaller). On failure prints one line and returns the status. */
 nnlib_status train_build(const train_config *c, run_data *r);
 void train_free(run_data *r);
 /* The lines nnlib train prints: the model before training, one per epoch,
  * the key=value summary at the end. */
 void train_print_model(const train_config *c, const run_data *r);
-void train_print_epoch(int64_t epoch, int64_t epochs, float train_loss,
-                       float test_loss, float accuracy, double seconds);
+typedef struct epoch_line {
+  int64_t epoch, epochs;
+  float train_loss, test_loss, accuracy;
+  float valid_loss; /* printed when the run holds samples out */
+  bool has_valid;
+  double seconds;
+} epoch_line;
+void train_print_epoch(const epoch_line *line);
+/* Fills the line's losses and accuracy: the validation set (when held
+ * out), then the test set. */
+nnlib_status train_evaluate_epoch(nnlib_model *m, const run_data *r,
+                                  epoch_line *line);
+/* --optimizer's names, NULL-terminated, and a name's index in such a list
+ * (-1 when absent). */
+extern const char *const train_optimizer_names[];
+int train_name_index(const char *name, const char *const *names);
+/* `epochs`: how many ran (fewer than --epochs after early stopping). */
 void train_print_summary(const train_config *c, float accuracy,
-                         double seconds);
+                         int64_t epochs, double seconds);
 
 #ifdef NNLIB_HAVE_MPI
 /* True when this process was started by mpirun (Open MPI's

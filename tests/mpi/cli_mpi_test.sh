@@ -24,10 +24,20 @@ awk -v a="$acc" 'BEGIN { exit !(a > 0.70) }'
 "$nnlib" eval "$dir/m.nnl" > "$dir/eval.out"
 grep -q "^test_accuracy=$acc " "$dir/eval.out"
 
-# 3 ranks, batches of 50: shares of 17, 17 and 16
-"${mpirun[@]}" -np 3 "$nnlib" train "${args[@]}" --batch 50 > "$dir/train3.out"
-[ "$(grep -c '^epoch 2/2 train_loss=' "$dir/train3.out")" -eq 1 ]
+# 3 ranks, batches of 50: shares of 17, 17 and 16; rank 0 reports the
+# loss of the 500 held-out samples
+"${mpirun[@]}" -np 3 "$nnlib" train "${args[@]}" --batch 50 --validation 500 \
+  > "$dir/train3.out"
+[ "$(grep -c '^epoch 2/2 train_loss=.* valid_loss=[0-9.]*$' "$dir/train3.out")" -eq 1 ]
+grep -q '^model .* 2500 training samples' "$dir/train3.out"
 grep -q 'each takes about 17 of every batch of 50' "$dir/train3.out"
+
+# early stopping needs every rank to agree on it: refused for now
+if "${mpirun[@]}" -np 2 "$nnlib" train "${args[@]}" --validation 500 \
+     --patience 1 > "$dir/pat.out" 2> "$dir/pat.err"; then
+  echo "should fail: --patience under mpirun"; exit 1
+fi
+grep -q -- '--patience is not supported under mpirun' "$dir/pat.err"
 
 # rank 1 cannot read its data: every rank stops, rank 0 names rank 1
 if "${mpirun[@]}" -np 1 "$nnlib" train "${args[@]}" : \
