@@ -140,6 +140,10 @@ typedef struct nnlib__run {
    * gradients, and must read a parameter for dx before updating it. */
   bool sgd_fused;
   float sgd_lr;
+  /* Sequence length of this call for the recurrent layers that read the
+   * model's input sequence (nnlib_model's seq_layers), at most the planned
+   * T; 0: as planned. */
+  int64_t steps;
 } nnlib__run;
 
 /* Per-layer counters of nnlib_model_set_profiling (profile.c). */
@@ -395,12 +399,17 @@ extern const nnlib__layer_codec nnlib__gru_codec;
 nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
                                         nnlib_layer *previous);
 /* For a model whose input reaches a recurrent layer unchanged: a batch
- * [N, T', F'] with another F' (NNLIB_ERR_SHAPE_MISMATCH) or another T'
- * than the compiled [T, F] (above: NNLIB_ERR_TOO_LARGE, "sequence length
- * ... above the compiled maximum"; below: NNLIB_ERR_SHAPE_MISMATCH), with
- * a message naming the layer. NNLIB_OK for other models and ranks. */
+ * [N, T', F'] with another F' (NNLIB_ERR_SHAPE_MISMATCH), a longer T' than
+ * the compiled [T, F] (NNLIB_ERR_TOO_LARGE, "sequence length ... above the
+ * compiled maximum"), or a shorter one when the model has no seq_layers
+ * (NNLIB_ERR_SHAPE_MISMATCH), with a message naming the layer. NNLIB_OK
+ * for other models and ranks; *shorter gets T' when shorter and allowed,
+ * else 0. */
 nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
-                                          const nnlib_tensor *x);
+                                          const nnlib_tensor *x,
+                                          int64_t *shorter);
+/* nnlib_model's seq_layers for a planned model. */
+size_t nnlib__recurrent_seq_layers(const nnlib_model *m);
 
 /* The registry: the codec of a kind, or of a description item's name;
  * NULL when none is registered. */
@@ -462,6 +471,10 @@ typedef struct nnlib__buffers {
   float **acts;
   float **workspace;
   float *block; /* owns every buffer above, one allocation */
+  /* Sequence length of the batch in these buffers for the model's first
+   * seq_layers layers (shorter than planned); 0: as planned. Set by each
+   * public entry point from its input before the passes. */
+  int64_t steps;
 } nnlib__buffers;
 
 /* Allocates a set for the model's plan (max batch); frees with _free. */
@@ -475,6 +488,12 @@ struct nnlib_model {
   nnlib__shape input_shape;
   int64_t input_size, output_size;
   int64_t max_batch;
+  /* Leading layers that run a batch of shorter sequences than planned
+   * ([N, T', F], T' < T): rnn/lstm/gru layers returning sequences up to
+   * and including one that returns only its last step; every later layer
+   * sees the same shapes at any T'. 0 when the model needs T itself
+   * (nnlib__recurrent_seq_layers). */
+  size_t seq_layers;
   nnlib_loss loss;
   nnlib_optimizer *optimizer;
   nnlib__rng rng;
@@ -523,8 +542,7 @@ nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
                                       int64_t n, bool training,
                                       const float **out);
 /* Inference over any number of samples, in chunks, with a buffer set. */
-nnlib_status nnlib__model_predict(const nnlib_model *m,
-                                  const nnlib__buffers *b,
+nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
                                   const nnlib_tensor *x, nnlib_tensor *y);
 /* Inference over one chunk with a given buffer set; reads the model only. */
 nnlib_status nnlib__model_run_inference(const nnlib_model *m,
@@ -543,9 +561,19 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
                                             bool target_is_index, int64_t n,
                                             bool training, double *loss);
 /* Checks a batch tensor against the model: rank >= 1, per-sample size equal
- * to the input size, 1 <= N <= limit (limit 0: no limit). */
+ * to the input size, 1 <= N <= limit (limit 0: no limit). *steps (may be
+ * NULL) gets the batch's sequence length when the model takes it shorter
+ * than planned (m->seq_layers), else 0: what nnlib__buffers.steps wants. */
 nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
-                                int64_t limit, int64_t *n);
+                                int64_t limit, int64_t *n, int64_t *steps);
+/* Floats per sample of a checked input batch (shorter sequences make it
+ * smaller than m->input_size). */
+int64_t nnlib__input_stride(const nnlib_tensor *x);
+/* Floats per sample of layer i's input or output (shape s, planned size
+ * `planned`) in a call at sequence length `steps` (0: as planned). */
+int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
+                             const nnlib__shape *s, int64_t planned,
+                             int64_t steps);
 /* Checks a target tensor for n samples and says whether it holds indices. */
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                                  int64_t n, bool *is_index);

@@ -230,7 +230,7 @@ static float *backward_all(nnlib_model *m, const torch_case *c,
     nnlib_layer *l = m->layers[i];
     const float *in = i == 0 ? x : m->bufs.acts[i - 1];
     float *dx = malloc((size_t)(n * l->in_size) * sizeof(float));
-    nnlib__run run = {true, m->bufs.workspace[i], &m->rng, false, 0.0f};
+    nnlib__run run = {true, m->bufs.workspace[i], &m->rng, false, 0.0f, 0};
     ASSERT_OK(l->ops->backward(l, &run, in, m->bufs.acts[i], g, dx, n));
     free(g);
     g = dx;

@@ -105,22 +105,22 @@ static void zero_step(float *q, int64_t t, int64_t steps, int64_t width,
 static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
                                 const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   gru_areas a = areas_of(l, run);
   gru_bias(l, a.bias, hsz);
-  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n));
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n, steps));
   nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
   for (int64_t t = 0; t < steps; t++) {
     if (t > 0 || r->h0 != NULL)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 0.0f, a.q, n));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 0.0f, a.q, n, steps));
     else
       zero_step(a.q, t, steps, 3 * hsz, n);
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
       gru_cell(a.p + 3 * at, a.q + 3 * at, a.bias, a.hprev + at,
-               nnlib__recurrent_h_slot(l, a.hprev, y, s, t), hsz);
-      nnlib__recurrent_h_share(l, a.hprev, y, s, t);
+               nnlib__recurrent_h_slot(l, a.hprev, y, s, t, steps), hsz);
+      nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
     }
   }
   return NNLIB_OK;
@@ -156,7 +156,7 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
                                  float *dx, int64_t n) {
   (void)y;
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   gru_areas a = areas_of(l, run);
   const float *zeros = nnlib__recurrent_zeros(l, run);
   memset(a.carry, 0, (size_t)(n * hsz) * sizeof(float));
@@ -164,12 +164,12 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
       gru_cell_backward(a.p + 3 * at, a.q + 3 * at, a.hprev + at,
-                        nnlib__recurrent_dy_at(l, dy, zeros, s, t),
+                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
                         a.carry + s * hsz, hsz);
     }
     /* carry = dh z (written above) + dQ_t W_hh */
     if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, a.q, t, 1.0f, a.carry, n));
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, a.q, t, 1.0f, a.carry, n, steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, a.p, a.q, a.hprev, dx,
                                           n);

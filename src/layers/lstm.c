@@ -86,32 +86,34 @@ static lstm_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
 
 /* c_{t-1} of sample s: the previous step's cell, or the initial state */
 static const float *cell_before(const nnlib__recurrent *r,
-                                const lstm_areas *a, int64_t s, int64_t t) {
+                                const lstm_areas *a, int64_t s, int64_t t,
+                                int64_t steps) {
   if (t == 0)
     return a->c0 + s * r->hidden;
-  return a->cell + (s * r->steps + t - 1) * r->hidden;
+  return a->cell + (s * steps + t - 1) * r->hidden;
 }
 
 static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
                                  const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   lstm_areas a = areas_of(l, run);
   nnlib__recurrent_bias_sum(l, a.bias);
-  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n));
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n, steps));
   nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
   nnlib__recurrent_load_state(l, r->c0, a.c0, hsz, n);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || r->h0 != NULL)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n,
+                                                    steps));
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      lstm_cell(a.gates + 4 * at, a.bias, cell_before(r, &a, s, t), a.cell + at,
-                a.tanh_c + at, nnlib__recurrent_h_slot(l, a.hprev, y, s, t),
+      lstm_cell(a.gates + 4 * at, a.bias, cell_before(r, &a, s, t, steps), a.cell + at,
+                a.tanh_c + at, nnlib__recurrent_h_slot(l, a.hprev, y, s, t, steps),
                 hsz);
-      nnlib__recurrent_h_share(l, a.hprev, y, s, t);
+      nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
     }
   }
   return NNLIB_OK;
@@ -144,7 +146,7 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
                                   float *dx, int64_t n) {
   (void)y;
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   lstm_areas a = areas_of(l, run);
   memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
   memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
@@ -152,14 +154,15 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   for (int64_t t = steps; t-- > 0;) {
     for (int64_t s = 0; s < n; s++) {
       int64_t at = (s * steps + t) * hsz;
-      lstm_cell_backward(a.gates + 4 * at, cell_before(r, &a, s, t),
+      lstm_cell_backward(a.gates + 4 * at, cell_before(r, &a, s, t, steps),
                          a.tanh_c + at,
-                         nnlib__recurrent_dy_at(l, dy, zeros, s, t),
+                         nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
                          a.carry_h + s * hsz, a.carry_c + s * hsz, hsz);
     }
     if (t > 0)
       NNLIB_TRY(
-          nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h, n));
+          nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h, n,
+                                         steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
                                           dx, n);

@@ -284,14 +284,18 @@ void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
   }
 }
 
+int64_t nnlib__recurrent_steps(const nnlib_layer *l, const nnlib__run *run) {
+  return run->steps > 0 ? run->steps : crec(l)->steps;
+}
+
 /* ------------------------------------------------------ forward GEMMs */
 
 nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
                                              const float *x, float *gates,
-                                             int64_t n) {
+                                             int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t gh = r->gates * r->hidden;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n * r->steps, gh,
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n * steps, gh,
                      r->features, 1.0f, x, r->features,
                      nnlib__recurrent_w_ih(l), r->features, 0.0f, gates, gh);
 }
@@ -299,9 +303,9 @@ nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            const float *hprev_all, int64_t t,
                                            float beta, float *out_all,
-                                           int64_t n) {
+                                           int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, gh = r->gates * h, steps = r->steps;
+  int64_t h = r->hidden, gh = r->gates * h;
   return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, gh, h, 1.0f,
                      hprev_all + t * h, steps * h, nnlib__recurrent_w_hh(l), h,
                      beta, out_all + t * gh, steps * gh);
@@ -315,9 +319,9 @@ void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
 }
 
 float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
-                               float *y, int64_t s, int64_t t) {
+                               float *y, int64_t s, int64_t t, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, steps = r->steps;
+  int64_t h = r->hidden;
   if (r->return_sequences)
     return y + (s * steps + t) * h;
   if (t + 1 < steps)
@@ -326,18 +330,20 @@ float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
 }
 
 void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
-                              const float *y, int64_t s, int64_t t) {
+                              const float *y, int64_t s, int64_t t,
+                              int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, steps = r->steps;
+  int64_t h = r->hidden;
   if (r->return_sequences && t + 1 < steps)
     memcpy(hprev_all + (s * steps + t + 1) * h, y + (s * steps + t) * h,
            (size_t)h * sizeof(float));
 }
 
 const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
-                                    const float *zeros, int64_t s, int64_t t) {
+                                    const float *zeros, int64_t s, int64_t t,
+                                    int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, steps = r->steps;
+  int64_t h = r->hidden;
   if (r->return_sequences)
     return dy + (s * steps + t) * h;
   return t + 1 == steps ? dy + s * h : zeros;
@@ -348,11 +354,11 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
 nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                                             const float *dpre_all, int64_t t,
                                             float beta, float *carry,
-                                            int64_t n) {
+                                            int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h;
   return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, h, gh, 1.0f,
-                     dpre_all + t * gh, r->steps * gh,
+                     dpre_all + t * gh, steps * gh,
                      nnlib__recurrent_w_hh(l), h, beta, carry, h);
 }
 
@@ -389,7 +395,7 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
                                               float *dx, int64_t n) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h, f = r->features;
-  int64_t rows = n * r->steps;
+  int64_t rows = n * nnlib__recurrent_steps(l, run);
   float *w_ih = l->params[P_W_IH].value.data;
   float *w_hh = l->params[P_W_HH].value.data;
   /* dX reads W_ih, so it goes before a fused update changes W_ih */
@@ -437,8 +443,21 @@ static const nnlib_layer *input_recurrent(const nnlib_model *m) {
   return NULL;
 }
 
+size_t nnlib__recurrent_seq_layers(const nnlib_model *m) {
+  for (size_t i = 0; i < m->layer_count; i++) {
+    const nnlib_layer *l = m->layers[i];
+    if (!nnlib__layer_is_recurrent(l))
+      return 0;
+    if (!crec(l)->return_sequences)
+      return i + 1; /* the time axis ends here */
+  }
+  return 0; /* the model's output is a sequence: its shape needs T */
+}
+
 nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
-                                          const nnlib_tensor *x) {
+                                          const nnlib_tensor *x,
+                                          int64_t *shorter) {
+  *shorter = 0;
   if (x->rank != 3 || m->input_shape.rank != 2)
     return NNLIB_OK;
   const nnlib_layer *l = input_recurrent(m);
@@ -456,12 +475,16 @@ nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
                         "%s: sequence length %lld above the compiled maximum "
                         "%lld (the model's input shape [T, F] fixes T)",
                         kind, (long long)x->shape[1], (long long)steps);
-  if (x->shape[1] < steps)
+  if (x->shape[1] < steps && m->seq_layers == 0)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "%s: sequence length %lld differs from the compiled "
-                        "%lld (the model's input shape [T, F] fixes T: pad "
-                        "the sequences or compile a model for this length)",
+                        "%lld: only models whose recurrent layers come first "
+                        "and end in one returning its last step (\"last\") "
+                        "take shorter sequences; pad them or compile a model "
+                        "for this length",
                         kind, (long long)x->shape[1], (long long)steps);
+  if (x->shape[1] < steps)
+    *shorter = x->shape[1];
   return NNLIB_OK;
 }
 

@@ -40,7 +40,8 @@ typedef struct nnlib__recurrent {
   int64_t declared_in; /* F as created; 0: taken at compile */
   int64_t features;    /* F as planned */
   int64_t hidden;      /* H */
-  int64_t steps;       /* T as planned: the model's input fixes it */
+  int64_t steps;       /* T as planned: the longest sequence; a call may
+                          run fewer (nnlib__recurrent_steps) */
   bool with_bias;
   bool return_sequences;
   nnlib_activation nonlinearity; /* rnn: tanh or relu */
@@ -90,6 +91,11 @@ const float *nnlib__recurrent_w_hh(const nnlib_layer *l);
 const float *nnlib__recurrent_b_ih(const nnlib_layer *l);
 const float *nnlib__recurrent_b_hh(const nnlib_layer *l);
 
+/* T of this call: run->steps when the model runs shorter sequences than
+ * planned, else the planned T. Every per-step array of the workspace is
+ * packed [n, T, width] with this T. */
+int64_t nnlib__recurrent_steps(const nnlib_layer *l, const nnlib__run *run);
+
 /* ------------------------------------------------------ forward pieces */
 
 /* Checks the initial state's rows against the batch n. */
@@ -102,29 +108,31 @@ void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
  * of every sample in one GEMM. */
 nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
                                              const float *x, float *gates,
-                                             int64_t n);
+                                             int64_t n, int64_t steps);
 /* out rows (ld T*G*H) = beta * out + h_{t-1} W_hh^T for step t of all n
  * samples: [N, H] x [H, G*H], one GEMM over the batch. */
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            const float *hprev_all, int64_t t,
                                            float beta, float *out_all,
-                                           int64_t n);
+                                           int64_t n, int64_t steps);
 /* b_ih + b_hh into sum (G*H floats), zeros without bias. */
 void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum);
 /* Where the gate pass writes h_t of sample s: its output row when the
  * whole sequence is returned, else the next step's hprev row (the output
  * row for the last step). */
 float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
-                               float *y, int64_t s, int64_t t);
+                               float *y, int64_t s, int64_t t, int64_t steps);
 /* Copies h_t from the output row into the next step's hprev row when the
  * slot was the output (whole sequence returned). */
 void nnlib__recurrent_h_share(const nnlib_layer *l, float *hprev_all,
-                              const float *y, int64_t s, int64_t t);
+                              const float *y, int64_t s, int64_t t,
+                              int64_t steps);
 /* dL/dh_t from the layer's output gradient for sample s, or `zeros` (H
  * floats) when the output does not contain h_t (only the last step is
  * returned). */
 const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
-                                    const float *zeros, int64_t s, int64_t t);
+                                    const float *zeros, int64_t s, int64_t t,
+                                    int64_t steps);
 
 /* ----------------------------------------------------- backward pieces */
 
@@ -133,7 +141,7 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
 nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                                             const float *dpre_all, int64_t t,
                                             float beta, float *carry,
-                                            int64_t n);
+                                            int64_t n, int64_t steps);
 /* After the steps: dX = dG_in W_ih, and the weight gradients over all N*T
  * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev, db_ih and db_hh
  * the column sums of dG_in and dG_hh (the same array except for gru). With

@@ -51,22 +51,22 @@ static void rnn_cell(nnlib_activation act, float *restrict a,
 static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
                                 const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
   float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
   float *bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS);
   nnlib__recurrent_bias_sum(l, bias);
-  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n));
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n, steps));
   nnlib__recurrent_load_state(l, r->h0, hprev, steps * hsz, n);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || r->h0 != NULL)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, hprev, t, 1.0f, gates, n));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, hprev, t, 1.0f, gates, n, steps));
     for (int64_t s = 0; s < n; s++) {
-      float *h = nnlib__recurrent_h_slot(l, hprev, y, s, t);
+      float *h = nnlib__recurrent_h_slot(l, hprev, y, s, t, steps);
       rnn_cell(r->nonlinearity, gates + (s * steps + t) * hsz, bias, h, hsz);
-      nnlib__recurrent_h_share(l, hprev, y, s, t);
+      nnlib__recurrent_h_share(l, hprev, y, s, t, steps);
     }
   }
   return NNLIB_OK;
@@ -91,7 +91,7 @@ static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
                                  float *dx, int64_t n) {
   (void)y;
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
-  int64_t hsz = r->hidden, steps = r->steps;
+  int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
   float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
   float *carry = nnlib__recurrent_area(l, run, RNN_WS_CARRY_H);
@@ -100,10 +100,10 @@ static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
   for (int64_t t = steps; t-- > 0;) {
     for (int64_t s = 0; s < n; s++)
       rnn_cell_backward(r->nonlinearity, gates + (s * steps + t) * hsz,
-                        nnlib__recurrent_dy_at(l, dy, zeros, s, t),
+                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
                         carry + s * hsz, hsz);
     if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n));
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n, steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, gates, gates, hprev, dx,
                                           n);

@@ -23,6 +23,7 @@ typedef struct fit_data {
   bool is_index;
   int64_t *order;             /* NULL: in order, zero-copy */
   float *batch_x, *batch_t;   /* gathered shuffled batches */
+  int64_t steps;              /* sequence length when shorter than planned */
 } fit_data;
 
 /* Points *x and *t at samples [start, start + n) of the epoch's order:
@@ -59,6 +60,7 @@ static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
     const float *x, *t;
     batch_view(d, start, n, &x, &t);
     double loss;
+    m->bufs.steps = d->steps; /* validation may have left its own */
     NNLIB_TRY(nnlib__train_batch(m, x, t, d->is_index, n, &loss));
     sum += loss * (double)n;
     p->batch = b;
@@ -98,11 +100,11 @@ static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
                         (long long)o->batch_size, (long long)m->max_batch);
   NNLIB_CHECK_ARG(o->shuffle == 0 || o->shuffle == 1,
                   "fit: shuffle must be 0 or 1");
-  NNLIB_TRY(nnlib__check_input(m, x, 0, samples));
+  NNLIB_TRY(nnlib__check_input(m, x, 0, samples, &d->steps));
   NNLIB_TRY(nnlib__check_target(m, target, *samples, &d->is_index));
   d->x = x->data;
   d->t = target->data;
-  d->x_stride = m->input_size;
+  d->x_stride = nnlib__input_stride(x);
   d->t_stride = d->is_index ? 1 : m->output_size;
   d->order = NULL;
   d->batch_x = d->batch_t = NULL;
@@ -167,7 +169,7 @@ static nnlib_status validation_args(const nnlib_model *m,
                   "fit: restore_best must be 0 or 1");
   int64_t n = 0;
   bool is_index;
-  NNLIB_TRY(nnlib__check_input(m, v->x, 0, &n));
+  NNLIB_TRY(nnlib__check_input(m, v->x, 0, &n, NULL));
   return nnlib__check_target(m, v->target, n, &is_index);
 }
 
@@ -257,7 +259,7 @@ nnlib_status nnlib_model_fit_validated(
     const nnlib_fit_options *options,
     const nnlib_validation_options *validation) {
   nnlib_fit_options o;
-  fit_data d = {NULL, NULL, 0, 0, false, NULL, NULL, NULL};
+  fit_data d = {NULL, NULL, 0, 0, false, NULL, NULL, NULL, 0};
   fit_watch w = {.best = 0.0f};
   int64_t samples = 0, run = 0;
   NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));

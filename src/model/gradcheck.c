@@ -122,7 +122,7 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
   NNLIB_CHECK_ARG(o.inference == 0 || o.inference == 1,
                   "gradcheck: inference is %d, must be 0 or 1", o.inference);
   probe p = {m, NULL, NULL, false, 0, o.inference == 0, m->rng};
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n));
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n, &m->bufs.steps));
   NNLIB_TRY(nnlib__check_target(m, target, p.n, &p.is_index));
   p.x = x->data;
   p.t = target->data;

@@ -364,6 +364,7 @@ nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
     return st;
   }
   m->optimizer = opt;
+  m->seq_layers = nnlib__recurrent_seq_layers(m);
   m->seed = seed;
   nnlib__rng_seed(&m->rng, seed);
   for (size_t i = 0; i < m->layer_count; i++) {

@@ -58,23 +58,27 @@ static nnlib_status report(const char *whose, const char *what,
 
 nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t i,
                                            const float *x, const float *y,
-                                           int64_t n) {
+                                           int64_t n, int64_t steps) {
   const nnlib_layer *l = m->layers[i];
+  int64_t in = nnlib__size_at_steps(m, i, &l->in_shape, l->in_size, steps);
+  int64_t out = nnlib__size_at_steps(m, i, &l->out_shape, l->out_size, steps);
   int64_t at;
-  if (i == 0 && (at = first_non_finite(x, n * l->in_size)) >= 0)
-    return report("the input batch", "value", x, at, l->in_size,
+  if (i == 0 && (at = first_non_finite(x, n * in)) >= 0)
+    return report("the input batch", "value", x, at, in,
                   "before the first layer");
-  if ((at = first_non_finite(y, n * l->out_size)) < 0)
+  if ((at = first_non_finite(y, n * out)) < 0)
     return NNLIB_OK;
   char name[160];
   layer_label(m, i, name, sizeof name);
   const nnlib_layer *last =
       l->fused_activation != NULL ? l->fused_activation : l;
-  return report(name, "output", y, at, last->out_size, "forward pass");
+  return report(name, "output", y, at,
+                last == l ? out : last->out_size, "forward pass");
 }
 
 nnlib_status nnlib__numerics_after_backward(const nnlib_model *m, size_t i,
-                                            const float *dx, int64_t n) {
+                                            const float *dx, int64_t n,
+                                            int64_t steps) {
   const nnlib_layer *l = m->layers[i];
   char name[160];
   for (size_t p = 0; p < l->param_count; p++) {
@@ -89,11 +93,12 @@ nnlib_status nnlib__numerics_after_backward(const nnlib_model *m, size_t i,
                           (long long)at);
     }
   }
+  int64_t in = nnlib__size_at_steps(m, i, &l->in_shape, l->in_size, steps);
   int64_t at;
-  if (dx == NULL || (at = first_non_finite(dx, n * l->in_size)) < 0)
+  if (dx == NULL || (at = first_non_finite(dx, n * in)) < 0)
     return NNLIB_OK;
   layer_label(m, i, name, sizeof name);
-  return report(name, "input gradient", dx, at, l->in_size, "backward pass");
+  return report(name, "input gradient", dx, at, in, "backward pass");
 }
 
 nnlib_status nnlib__numerics_after_update(const nnlib_model *m) {

@@ -8,24 +8,40 @@
 #include <string.h>
 
 nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
-                                int64_t limit, int64_t *n) {
+                                int64_t limit, int64_t *n, int64_t *steps) {
   NNLIB_CHECK_ARG(x != NULL, "input tensor is NULL");
   /* sequences [N, T, F]: name a wrong length or feature count first */
-  NNLIB_TRY(nnlib__recurrent_check_input(m, x));
+  int64_t t = 0;
+  NNLIB_TRY(nnlib__recurrent_check_input(m, x, &t));
   int64_t batch = x->shape[0];
   int64_t per_sample = x->size / batch;
-  if (per_sample != m->input_size)
+  int64_t expected = t > 0 ? t * m->input_shape.dims[1] : m->input_size;
+  if (per_sample != expected)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "input has %lld features per sample, model expects "
                         "%lld",
-                        (long long)per_sample, (long long)m->input_size);
+                        (long long)per_sample, (long long)expected);
   if (limit > 0 && batch > limit)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "batch of %lld samples exceeds the compiled maximum "
                         "batch of %lld",
                         (long long)batch, (long long)limit);
   *n = batch;
+  if (steps != NULL)
+    *steps = t;
   return NNLIB_OK;
+}
+
+int64_t nnlib__input_stride(const nnlib_tensor *x) {
+  return x->size / x->shape[0];
+}
+
+int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
+                             const nnlib__shape *s, int64_t planned,
+                             int64_t steps) {
+  if (steps == 0 || i >= m->seq_layers || s->rank != 2)
+    return planned;
+  return steps * s->dims[1]; /* [T, width] per sample at T = steps */
 }
 
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
@@ -58,7 +74,8 @@ static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
     nnlib_layer *l = m->layers[i];
     if (l->fused_away)
       continue;
-    nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f};
+    nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f,
+                      i < m->seq_layers ? b->steps : 0};
     /* profiled only on the model's own buffers: the caller owns the model */
     bool timed = m->profiling && b == &m->bufs;
     nnlib__profile_mark mark = {0.0, 0.0};
@@ -68,7 +85,8 @@ static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
     if (timed)
       nnlib__profile_stop(l, false, mark);
     if (m->check_numerics)
-      NNLIB_TRY(nnlib__numerics_after_forward(m, i, in, b->acts[i], n));
+      NNLIB_TRY(
+          nnlib__numerics_after_forward(m, i, in, b->acts[i], n, b->steps));
     in = b->acts[i];
   }
   *out = in;
@@ -115,8 +133,10 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
     if (l->fused_away)
       continue;
     const float *in = i == 0 ? x : m->bufs.acts[i - 1];
-    nnlib__run run = {training, m->bufs.workspace[i],
-                      training ? &m->rng : NULL, m->sgd_fused, m->sgd_lr};
+    nnlib__run run = {training,     m->bufs.workspace[i],
+                      training ? &m->rng : NULL,
+                      m->sgd_fused, m->sgd_lr,
+                      i < m->seq_layers ? m->bufs.steps : 0};
     nnlib__profile_mark mark = {0.0, 0.0};
     if (m->profiling)
       mark = nnlib__profile_start();
@@ -127,7 +147,7 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
     if (m->profiling)
       nnlib__profile_stop(l, true, mark);
     if (m->check_numerics)
-      NNLIB_TRY(nnlib__numerics_after_backward(m, i, dx, n));
+      NNLIB_TRY(nnlib__numerics_after_backward(m, i, dx, n, m->bufs.steps));
     dy = dx;
   }
   return NNLIB_OK;
@@ -199,7 +219,7 @@ static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
                                const nnlib_tensor *target, int64_t *n,
                                bool *is_index, const char *what) {
   NNLIB_TRY(nnlib__check_trainable(m, what));
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n));
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n, &m->bufs.steps));
   return nnlib__check_target(m, target, *n, is_index);
 }
 
@@ -208,7 +228,7 @@ nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_forward"));
   NNLIB_CHECK_ARG(output != NULL, "nnlib_model_forward: output is NULL");
   int64_t n = 0;
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &n));
+  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &n, &m->bufs.steps));
   const float *out;
   NNLIB_TRY(nnlib__model_run_forward(m, x->data, n, true, &out));
   const nnlib__shape *s = &m->layers[m->layer_count - 1]->out_shape;
@@ -261,12 +281,12 @@ nnlib_status nnlib_optimizer_step(nnlib_model *m) {
 
 /* ------------------------------------------------- predict and evaluate */
 
-nnlib_status nnlib__model_predict(const nnlib_model *m,
-                                  const nnlib__buffers *b,
+nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
                                   const nnlib_tensor *x, nnlib_tensor *y) {
   NNLIB_CHECK_ARG(y != NULL, "predict: output tensor is NULL");
   int64_t samples = 0;
-  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples));
+  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &b->steps));
+  int64_t stride = nnlib__input_stride(x);
   if (y->size != samples * m->output_size)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "predict: output tensor has %lld elements, %lld "
@@ -277,8 +297,8 @@ nnlib_status nnlib__model_predict(const nnlib_model *m,
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
     const float *out;
-    NNLIB_TRY(nnlib__model_run_inference(m, b, x->data + start * m->input_size,
-                                         n, &out));
+    NNLIB_TRY(
+        nnlib__model_run_inference(m, b, x->data + start * stride, n, &out));
     memcpy(y->data + start * m->output_size, out,
            (size_t)(n * m->output_size) * sizeof(float));
   }
@@ -323,8 +343,9 @@ nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_evaluate"));
   int64_t samples = 0;
   bool is_index = false;
-  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples));
+  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &m->bufs.steps));
   NNLIB_TRY(nnlib__check_target(m, target, samples, &is_index));
+  int64_t stride = nnlib__input_stride(x);
   if (loss != NULL && m->loss == NNLIB_LOSS_NONE)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "evaluate: the model was compiled without a loss");
@@ -333,7 +354,7 @@ nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
     const float *out, *t = target->data + start * t_stride;
-    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * m->input_size, n,
+    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * stride, n,
                                        false, &out));
     if (loss != NULL) {
       double l;
