@@ -55,12 +55,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 1
+#define NNLIB_VERSION_MINOR 2
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.1.0" /* MAJOR.MINOR.PATCH (a test checks) */
+#define NNLIB_VERSION_STRING "1.2.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 
@@ -283,10 +283,19 @@ NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
  * blocks of H rows: 1 for rnn, i f g o for lstm, r z n for gru (gru's
  * n = tanh(W_in x + b_in + r (W_hn h + b_hn)) as PyTorch). Initialised like
  * PyTorch: every parameter uniform in +-1/sqrt(H).
- * The model's input shape [T, F] fixes T: a batch [N, T', F] with T' above
- * it is NNLIB_ERR_TOO_LARGE ("sequence length ... above the compiled
- * maximum"), below it or with other F NNLIB_ERR_SHAPE_MISMATCH; pad shorter
- * sequences or compile a model for their length. input_size = 0 takes F
+ * The model's input shape [T, F] sets the longest sequence: a batch
+ * [N, T', F] with T' above it is NNLIB_ERR_TOO_LARGE ("sequence length ...
+ * above the compiled maximum"), with other F NNLIB_ERR_SHAPE_MISMATCH.
+ * Shorter sequences (since 1.2.0): when the model's recurrent layers come
+ * first and end in one returning only its last step (e.g. lstm:128,last,
+ * dense:10 or lstm:64,gru:32,last,dense:1), every call (predict, evaluate,
+ * forward, backward, step, fit and its validation data, gradcheck,
+ * workspaces) takes [N, T', F] batches with any 1 <= T' <= T, each batch
+ * its own T' (group sequences by length; no padding needed), and the
+ * output keeps its shape. Other models (a sequence as the output, another
+ * layer inside the time axis) refuse T' < T with NNLIB_ERR_SHAPE_MISMATCH:
+ * pad the sequences or compile a model for their length. A flat batch
+ * [N, T' F] is never read as shorter sequences. input_size = 0 takes F
  * from the input at compile; another F than a nonzero input_size is
  * NNLIB_ERR_SHAPE_MISMATCH at compile. with_bias, return_sequences: 0 or 1.
  * Backpropagation through time runs over the whole sequence. */
