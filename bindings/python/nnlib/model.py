@@ -288,7 +288,15 @@ class Model:
     def predict(self, x, out=None):
         """Outputs [N, output...] for inputs [N, input...] (inference mode).
         `out`, if given, must be a float32 C-contiguous array of the right
-        size; it is written in place and returned."""
+        size; it is written in place and returned.
+
+        A model compiled for sequences (T, F) whose recurrent layers come
+        first and end in one returning its last step ("lstm:16,last,
+        dense:10") also takes shorter sequences [N, T', F], 1 <= T' <= T
+        (library 1.2; likewise evaluate, step, backward, forward, fit and
+        gradcheck); the output shape does not depend on T'. Other models
+        raise ShapeMismatchError for T' < T, and T' > T is TooLargeError. A
+        flat [N, T' * F] array is not taken as shorter."""
         with self._lock:
             ptr = self._running("predict")
             return _predict(lib.nnlib_model_predict, ptr, self, x, out)
@@ -318,7 +326,8 @@ class Model:
         return self._batch(lib.nnlib_model_backward, "backward", x, target)
 
     def step(self, x, target):
-        """One training step on one batch; returns the batch's loss."""
+        """One training step on one batch; returns the batch's loss. `x` may
+        hold sequences shorter than compiled ([N, T', F], see predict)."""
         return self._batch(lib.nnlib_model_step, "step", x, target)
 
     def _batch(self, fn, what, x, target):
@@ -356,6 +365,10 @@ class Model:
         every epoch; then `patience` > 0 stops once it has not improved (by
         more than `min_delta`) for that many epochs, and `restore_best` ends
         with the weights of the best epoch (needs library 1.1).
+
+        Sequences may be shorter than the compiled T as in predict: `x`
+        [N, T', F] with 1 <= T' <= T, and `x_val` of its own length T''
+        (library 1.2).
         """
         if validation is None and (patience or restore_best):
             raise errors.InvalidArgumentError(
@@ -428,7 +441,8 @@ class Model:
 
     def evaluate(self, x, y):
         """(mean loss, accuracy) over all samples in inference mode; the loss
-        is None for a model compiled without one."""
+        is None for a model compiled without one. `x` may hold sequences
+        shorter than compiled ([N, T', F], see predict)."""
         with self._lock:
             ptr = self._running("evaluate")
             loss = ctypes.c_float()
