@@ -3,7 +3,9 @@
  * saves to bytes that load again and save to the same bytes, with the same
  * predictions bit for bit; a model with a loss takes one training step
  * (one backward pass without an optimizer), and with an optimizer two
- * epochs of fit with validation, early stopping and restore-best. Nothing may leak, whatever fails.
+ * epochs of fit with validation, early stopping and restore-best; a
+ * sequence model runs sequences shorter than compiled or refuses them.
+ * Nothing may leak, whatever fails.
  *
  * In the fuzz build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) the loader
  * skips checksum mismatches. The replay in normal builds has real checks,
@@ -160,6 +162,38 @@ static void check_step(nnlib_model *m) {
   nnlib_tensor_free(t);
 }
 
+/* A model over sequences [T, F] with T > 1 runs two sequences of one step:
+ * predicted (and with a loss, a backward pass) when its recurrent layers
+ * come first and end in "last", else refused as a shape mismatch. */
+static void check_short_sequences(nnlib_model *m) {
+  int64_t in[NNLIB_MAX_RANK], shape[NNLIB_MAX_RANK + 1];
+  size_t rank = 0, out_rank = 0;
+  FUZZ_CHECK(nnlib_model_get_input_shape(m, in, NNLIB_MAX_RANK, &rank) ==
+             NNLIB_OK);
+  if (rank != 2 || in[0] < 2 || !fuzz_cheap_enough(m, 2))
+    return;
+  int64_t x_shape[3] = {2, 1, in[1]};
+  FUZZ_CHECK(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK,
+                                          &out_rank) == NNLIB_OK);
+  shape[0] = 2;
+  nnlib_tensor *x = NULL, *y = NULL;
+  if (nnlib_tensor_create(&x, x_shape, 3) == NNLIB_OK &&
+      nnlib_tensor_create(&y, shape, out_rank + 1) == NNLIB_OK) {
+    nnlib_status st = nnlib_model_predict(m, x, y);
+    fuzz_expect(st);
+    FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_SHAPE_MISMATCH ||
+               st == NNLIB_ERR_NUMERICAL);
+    if (st == NNLIB_OK && nnlib_model_get_loss(m) != NNLIB_LOSS_NONE) {
+      float loss;
+      st = nnlib_model_backward(m, x, y, &loss); /* y as the target */
+      fuzz_expect(st);
+      FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+    }
+  }
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_begin();
   const void *bytes = data;
@@ -187,6 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_spec(m);
     check_round_trip(m, y);
     check_step(m);
+    check_short_sequences(m);
     nnlib_tensor_free(y);
     nnlib_model_free(m);
   }
