@@ -360,6 +360,39 @@ impl Model {
         batch_dims(x.len(), Self::per_sample(&input), &input, "input")
     }
 
+    /// [N, steps, F] for a slice of N sequences of `steps` steps of the F
+    /// features of a model compiled for input [T, F]. `steps` may differ
+    /// from T: the library takes 1 <= steps <= T where the model allows it.
+    fn sequence_dims(&self, x: &[f32], steps: usize) -> Result<Vec<i64>> {
+        let input = self.input_shape()?;
+        if input.len() != 2 {
+            return Err(Error::new(
+                Status::ShapeMismatch,
+                format!("sequences need a model compiled for input [T, F]; this one takes {:?}", input),
+            ));
+        }
+        if steps == 0 {
+            return Err(Error::new(Status::InvalidArgument, "a sequence needs at least one step"));
+        }
+        let features = input[1] as usize;
+        let per_sequence = steps
+            .checked_mul(features)
+            .ok_or_else(|| Error::new(Status::TooLarge, format!("{} steps of {} features overflow", steps, features)))?;
+        if x.is_empty() || x.len() % per_sequence != 0 {
+            return Err(Error::new(
+                Status::ShapeMismatch,
+                format!(
+                    "input of {} floats is not a whole number of sequences of {} steps of {} features ({} floats each)",
+                    x.len(),
+                    steps,
+                    features,
+                    per_sequence
+                ),
+            ));
+        }
+        Ok(vec![(x.len() / per_sequence) as i64, steps as i64, input[1]])
+    }
+
     /// [N, k] for N samples of k target values each.
     fn target_dims(n: i64, t: &[f32]) -> Result<Vec<i64>> {
         if n <= 0 || t.len() % n as usize != 0 || t.is_empty() {
@@ -377,17 +410,38 @@ impl Model {
     /// [N * output size] in row-major order.
     pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>> {
         let xd = self.input_dims(x)?;
+        self.predict_dims(x, &xd)
+    }
+
+    /// `predict` on N sequences of `steps` steps ([N, steps, F] row-major;
+    /// N = x.len() / (steps * F)) for a model compiled for input [T, F]. A
+    /// model whose recurrent layers come first and end in one returning its
+    /// last step takes any 1 <= steps <= T (library 1.2), with outputs of
+    /// the same size as at T; other models fail with
+    /// `Status::ShapeMismatch` for steps < T, and steps > T is
+    /// `Status::TooLarge`. A slice that is not a whole number of sequences
+    /// is `Status::ShapeMismatch`, steps = 0 `Status::InvalidArgument`.
+    pub fn predict_sequences(&mut self, x: &[f32], steps: usize) -> Result<Vec<f32>> {
+        let xd = self.sequence_dims(x, steps)?;
+        self.predict_dims(x, &xd)
+    }
+
+    fn predict_dims(&mut self, x: &[f32], xd: &[i64]) -> Result<Vec<f32>> {
         let out = self.output_shape()?;
         let mut y = vec![0f32; xd[0] as usize * Self::per_sample(&out)];
-        self.predict_into(x, &mut y)?;
+        self.predict_into_dims(x, xd, &mut y)?;
         Ok(y)
     }
 
     /// `predict` into a caller's slice of exactly N * output size floats.
     pub fn predict_into(&mut self, x: &[f32], y: &mut [f32]) -> Result<()> {
         let xd = self.input_dims(x)?;
+        self.predict_into_dims(x, &xd, y)
+    }
+
+    fn predict_into_dims(&mut self, x: &[f32], xd: &[i64], y: &mut [f32]) -> Result<()> {
         let yd = vec![xd[0], y.len() as i64 / xd[0].max(1)];
-        let tx = Wrap::input(x, &xd)?;
+        let tx = Wrap::input(x, xd)?;
         let mut ty = Wrap::output(y, &yd)?;
         // SAFETY: live handles; the wraps borrow x and y for the call.
         check(unsafe { sys::nnlib_model_predict(self.raw, tx.as_const(), ty.as_mut()) })
@@ -407,10 +461,9 @@ impl Model {
         .to_vec())
     }
 
-    fn batch(&mut self, x: &[f32], t: &[f32], step: bool) -> Result<f32> {
-        let xd = self.input_dims(x)?;
+    fn batch(&mut self, x: &[f32], xd: &[i64], t: &[f32], step: bool) -> Result<f32> {
         let td = Self::target_dims(xd[0], t)?;
-        let tx = Wrap::input(x, &xd)?;
+        let tx = Wrap::input(x, xd)?;
         let tt = Wrap::input(t, &td)?;
         let mut loss = 0f32;
         // SAFETY: live handles and a valid out pointer.
@@ -426,13 +479,29 @@ impl Model {
 
     /// One training step on one batch (at most the maximum batch); the loss.
     pub fn step(&mut self, x: &[f32], target: &[f32]) -> Result<f32> {
-        self.batch(x, target, true)
+        let xd = self.input_dims(x)?;
+        self.batch(x, &xd, target, true)
+    }
+
+    /// `step` on N sequences of `steps` steps ([N, steps, F], as
+    /// `predict_sequences`); `target` holds N rows of targets.
+    pub fn step_sequences(&mut self, x: &[f32], steps: usize, target: &[f32]) -> Result<f32> {
+        let xd = self.sequence_dims(x, steps)?;
+        self.batch(x, &xd, target, true)
     }
 
     /// Forward, loss and backward on one batch: the loss, and gradients in
     /// the layers (`LayerRef::grad`).
     pub fn backward(&mut self, x: &[f32], target: &[f32]) -> Result<f32> {
-        self.batch(x, target, false)
+        let xd = self.input_dims(x)?;
+        self.batch(x, &xd, target, false)
+    }
+
+    /// `backward` on N sequences of `steps` steps ([N, steps, F], as
+    /// `predict_sequences`).
+    pub fn backward_sequences(&mut self, x: &[f32], steps: usize, target: &[f32]) -> Result<f32> {
+        let xd = self.sequence_dims(x, steps)?;
+        self.batch(x, &xd, target, false)
     }
 
     /// Checks every activation, gradient and updated parameter for NaN or
@@ -518,8 +587,19 @@ impl Model {
     /// is None for a model compiled without one.
     pub fn evaluate(&mut self, x: &[f32], target: &[f32]) -> Result<(Option<f32>, f32)> {
         let xd = self.input_dims(x)?;
+        self.evaluate_dims(x, &xd, target)
+    }
+
+    /// `evaluate` on N sequences of `steps` steps ([N, steps, F], as
+    /// `predict_sequences`).
+    pub fn evaluate_sequences(&mut self, x: &[f32], steps: usize, target: &[f32]) -> Result<(Option<f32>, f32)> {
+        let xd = self.sequence_dims(x, steps)?;
+        self.evaluate_dims(x, &xd, target)
+    }
+
+    fn evaluate_dims(&mut self, x: &[f32], xd: &[i64], target: &[f32]) -> Result<(Option<f32>, f32)> {
         let td = Self::target_dims(xd[0], target)?;
-        let tx = Wrap::input(x, &xd)?;
+        let tx = Wrap::input(x, xd)?;
         let tt = Wrap::input(target, &td)?;
         let has_loss = self.loss() != Some(Loss::None);
         let (mut loss, mut acc) = (0f32, 0f32);
