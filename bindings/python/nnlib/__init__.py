@@ -23,7 +23,7 @@ from .model import (SAVE_OPTIMIZER, History, Loss, Model, Progress,
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 def version():
