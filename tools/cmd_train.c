@@ -86,52 +86,21 @@ static bool parse_config(cli_args *a, train_config *c) {
          cli_all_used(a, "train") && patience_has_validation(c);
 }
 
-/* --patience: the lowest validation loss so far, its epoch, and the model
- * as it was then (saved to memory, restored at the end). */
-typedef struct best_model {
-  float loss;
-  int64_t epoch;
-  void *file;
-  size_t size;
-} best_model;
-
-/* After an epoch: keeps the model when its validation loss is the lowest
- * yet (NaN never is); *stop once `patience` epochs passed without one. */
-static nnlib_status watch_epoch(const train_config *c, nnlib_model *m,
-                                const epoch_line *l, best_model *best,
-                                bool *stop) {
-  if (l->valid_loss < best->loss) {
-    void *file = NULL;
-    size_t size = 0;
-    nnlib_status st = nnlib_model_save_buffer(m, 0, &file, &size);
-    if (st != NNLIB_OK)
-      return st;
-    nnlib_free(best->file);
-    *best = (best_model){l->valid_loss, l->epoch, file, size};
-  }
-  *stop = l->epoch - best->epoch >= c->patience;
-  return NNLIB_OK;
-}
-
 /* Swaps in the best epoch's model when a later one ended the run, and
  * reports it with its test accuracy. */
 static int restore_best(run_data *r, const best_model *best,
                         int64_t epochs_run, float *acc) {
-  if (best->file == NULL || best->epoch == epochs_run - 1)
-    return 0;
-  nnlib_model *m;
+  bool restored = false;
   float test_loss;
-  nnlib_status st = nnlib_model_load_buffer(&m, best->file, best->size);
+  nnlib_status st = train_restore_best(r, best, epochs_run, &restored);
   if (st != NNLIB_OK)
     return cli_fail("train", "restoring the best epoch", st);
-  nnlib_model_free(r->model);
-  r->model = m;
-  if ((st = nnlib_model_evaluate(m, r->tx, r->ty, &test_loss, acc)) !=
+  if (!restored)
+    return 0;
+  if ((st = nnlib_model_evaluate(r->model, r->tx, r->ty, &test_loss, acc)) !=
       NNLIB_OK)
     return cli_fail("train", "evaluating", st);
-  printf("restored epoch %lld: valid_loss=%.4f test_loss=%.4f "
-         "test_accuracy=%.4f\n",
-         (long long)best->epoch + 1, best->loss, test_loss, *acc);
+  train_print_restored(best, test_loss, *acc);
   return 0;
 }
 
@@ -162,13 +131,12 @@ static int train_epochs(const train_config *c, run_data *r, double start,
     *acc = line.accuracy;
     *epochs_run = e + 1;
     if (c->patience > 0 &&
-        (st = watch_epoch(c, r->model, &line, best, &stop)) != NNLIB_OK)
+        (st = train_watch_epoch(c, r->model, &line, best, &stop)) !=
+            NNLIB_OK)
       return cli_fail("train", "keeping the best epoch", st);
   }
   if (stop)
-    printf("early stop: no lower valid_loss in the %lld epochs after epoch "
-           "%lld\n",
-           (long long)c->patience, (long long)best->epoch + 1);
+    train_print_early_stop(c, best);
   return c->patience > 0 ? restore_best(r, best, *epochs_run, acc) : 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nnlib_mpi.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -68,25 +69,55 @@ static int setup(const mpi_run *run, const train_config *c, run_data *r) {
   return 0;
 }
 
-/* Rank 0 evaluates on the test set and prints the epoch line. */
-static int report_epoch(mpi_run *run, const train_config *c, run_data *r,
-                        int64_t epoch, float train_loss, double seconds,
-                        float *acc) {
-  epoch_line line = {.epoch = epoch, .epochs = c->epochs,
-                     .train_loss = train_loss, .seconds = seconds};
-  nnlib_status local = NNLIB_OK;
-  if (run->rank == 0) {
-    local = train_evaluate_epoch(r->model, r, &line);
+/* Every rank computes the validation loss (the replicas are equal, so
+ * they all see the same one) for early stopping; rank 0 alone also the
+ * test set, and prints the epoch line. */
+static int report_epoch(mpi_run *run, run_data *r, epoch_line *line) {
+  nnlib_status local = train_evaluate_valid(r->model, r, line);
+  if (local == NNLIB_OK && run->rank == 0) {
+    local = nnlib_model_evaluate(r->model, r->tx, r->ty, &line->test_loss,
+                                 &line->accuracy);
     if (local == NNLIB_OK)
-      train_print_epoch(&line);
-    *acc = line.accuracy;
+      train_print_epoch(line);
   }
   nnlib_status st = nnlib_mpi_agree(run->mpi, local);
   return st == NNLIB_OK ? 0 : mpi_fail(run, "evaluating", st);
 }
 
+/* --patience on every rank: each keeps its own best model; one agreement
+ * on failures, then one on stopping, where any rank that wants to stop
+ * stops them all, so no rank is ever left waiting in a collective. */
+static int watch_epoch(mpi_run *run, const train_config *c, run_data *r,
+                       const epoch_line *line, best_model *best, bool *stop) {
+  bool mine = false;
+  nnlib_status local = train_watch_epoch(c, r->model, line, best, &mine);
+  nnlib_status st = nnlib_mpi_agree(run->mpi, local);
+  if (st != NNLIB_OK)
+    return mpi_fail(run, "keeping the best epoch", st);
+  *stop = nnlib_mpi_agree(run->mpi, mine ? NNLIB_ERR_CANCELLED : NNLIB_OK) !=
+          NNLIB_OK;
+  return 0;
+}
+
+/* Every rank swaps in its best model; rank 0 reports it. */
+static int restore_best(mpi_run *run, run_data *r, const best_model *best,
+                        int64_t epochs_run, float *acc) {
+  bool restored = false;
+  float test_loss = 0.0f;
+  nnlib_status local = train_restore_best(r, best, epochs_run, &restored);
+  if (local == NNLIB_OK && restored && run->rank == 0)
+    local = nnlib_model_evaluate(r->model, r->tx, r->ty, &test_loss, acc);
+  nnlib_status st = nnlib_mpi_agree(run->mpi, local);
+  if (st != NNLIB_OK)
+    return mpi_fail(run, "restoring the best epoch", st);
+  if (restored && run->rank == 0)
+    train_print_restored(best, test_loss, *acc);
+  return 0;
+}
+
 static int train_epochs(mpi_run *run, const train_config *c, run_data *r,
-                        double start, float *acc) {
+                        double start, float *acc, int64_t *epochs_run,
+                        best_model *best) {
   cli_progress bar = {run->rank == 0 && isatty(2) != 0, 0.0, 0, c->epochs,
                       0.0};
   nnlib_mpi_fit_options fo;
@@ -94,9 +125,10 @@ static int train_epochs(mpi_run *run, const train_config *c, run_data *r,
   fo.batch_size = nnlib_model_get_max_batch(r->model);
   fo.progress = cli_progress_callback;
   fo.user = &bar;
-  for (int64_t e = 0; e < c->epochs; e++) {
-    float epoch_loss = 0.0f;
-    fo.epoch_losses = &epoch_loss;
+  bool stop = false;
+  for (int64_t e = 0; e < c->epochs && !stop; e++) {
+    epoch_line line = {.epoch = e, .epochs = c->epochs};
+    fo.epoch_losses = &line.train_loss;
     /* one fit per epoch (for the test line between them): a seed of its
      * own, so that every epoch has its own order */
     fo.seed = (uint64_t)c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)e;
@@ -106,38 +138,43 @@ static int train_epochs(mpi_run *run, const train_config *c, run_data *r,
     cli_progress_clear(&bar);
     if (st != NNLIB_OK)
       return mpi_fail(run, "training", st);
-    if (report_epoch(run, c, r, e, epoch_loss, cli_now() - start, acc))
+    line.seconds = cli_now() - start;
+    if (report_epoch(run, r, &line))
+      return 1;
+    *acc = line.accuracy;
+    *epochs_run = e + 1;
+    if (c->patience > 0 && watch_epoch(run, c, r, &line, best, &stop))
       return 1;
   }
-  return 0;
+  if (stop && run->rank == 0)
+    train_print_early_stop(c, best);
+  return c->patience > 0 ? restore_best(run, r, best, *epochs_run, acc) : 0;
 }
 
 static int run_ranks(mpi_run *run, const train_config *c) {
   set_threads(c);
   double start = cli_now();
   run_data r = {0};
+  best_model best = {INFINITY, -1, NULL, 0};
   float acc = 0.0f;
+  int64_t epochs_run = 0;
   int rc = setup(run, c, &r);
   if (rc == 0)
-    rc = train_epochs(run, c, &r, start, &acc);
+    rc = train_epochs(run, c, &r, start, &acc, &epochs_run, &best);
+  nnlib_free(best.file);
   if (rc == 0 && c->out != NULL) {
     nnlib_status st = nnlib_mpi_model_save(run->mpi, r.model, c->out, 0);
     if (st != NNLIB_OK)
       rc = mpi_fail(run, c->out, st);
   }
   if (rc == 0 && run->rank == 0)
-    train_print_summary(c, acc, c->epochs, cli_now() - start);
+    train_print_summary(c, acc, epochs_run, cli_now() - start);
   train_free(&r);
   return rc;
 }
 
 int cmd_train_mpi(const train_config *c) {
   mpi_run run = {NULL, 0, 1, false};
-  if (c->patience > 0) { /* every rank would have to agree to stop */
-    fprintf(stderr, "nnlib train: --patience is not supported under mpirun "
-                    "yet (--validation is)\n");
-    return 2;
-  }
   nnlib_status st = nnlib_mpi_init();
   if (st == NNLIB_OK)
     st = nnlib_mpi_create(&run.mpi, NNLIB_MPI_WORLD);

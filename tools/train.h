@@ -39,9 +39,32 @@ typedef struct epoch_line {
 } epoch_line;
 void train_print_epoch(const epoch_line *line);
 /* Fills the line's losses and accuracy: the validation set (when held
- * out), then the test set. */
+ * out), then the test set; _valid the first only. */
 nnlib_status train_evaluate_epoch(nnlib_model *m, const run_data *r,
                                   epoch_line *line);
+nnlib_status train_evaluate_valid(nnlib_model *m, const run_data *r,
+                                  epoch_line *line);
+
+/* --patience: the lowest validation loss so far, its epoch, and the model
+ * as it was then (saved to memory). */
+typedef struct best_model {
+  float loss; /* INFINITY before the first epoch */
+  int64_t epoch;
+  void *file;
+  size_t size;
+} best_model;
+/* After an epoch: keeps the model when its validation loss is the lowest
+ * yet (NaN never is); *stop once --patience epochs passed without one. */
+nnlib_status train_watch_epoch(const train_config *c, nnlib_model *m,
+                               const epoch_line *line, best_model *best,
+                               bool *stop);
+/* Replaces r->model by the best epoch's when a later epoch ended the run
+ * (*restored says whether it did). */
+nnlib_status train_restore_best(run_data *r, const best_model *best,
+                                int64_t epochs_run, bool *restored);
+void train_print_early_stop(const train_config *c, const best_model *best);
+void train_print_restored(const best_model *best, float test_loss,
+                          float accuracy);
 /* --optimizer's names, NULL-terminated, and a name's index in such a list
  * (-1 when absent). */
 extern const char *const train_optimizer_names[];

@@ -156,15 +156,64 @@ void train_print_epoch(const epoch_line *l) {
   fflush(stdout);
 }
 
+nnlib_status train_evaluate_valid(nnlib_model *m, const run_data *r,
+                                  epoch_line *l) {
+  l->has_valid = r->vx != NULL;
+  if (!l->has_valid)
+    return NNLIB_OK;
+  return nnlib_model_evaluate(m, r->vx, r->vy, &l->valid_loss, NULL);
+}
+
 nnlib_status train_evaluate_epoch(nnlib_model *m, const run_data *r,
                                   epoch_line *l) {
-  nnlib_status st = NNLIB_OK;
-  l->has_valid = r->vx != NULL;
-  if (l->has_valid)
-    st = nnlib_model_evaluate(m, r->vx, r->vy, &l->valid_loss, NULL);
+  nnlib_status st = train_evaluate_valid(m, r, l);
   if (st == NNLIB_OK)
     st = nnlib_model_evaluate(m, r->tx, r->ty, &l->test_loss, &l->accuracy);
   return st;
+}
+
+nnlib_status train_watch_epoch(const train_config *c, nnlib_model *m,
+                               const epoch_line *l, best_model *best,
+                               bool *stop) {
+  if (l->valid_loss < best->loss) {
+    void *file = NULL;
+    size_t size = 0;
+    nnlib_status st = nnlib_model_save_buffer(m, 0, &file, &size);
+    if (st != NNLIB_OK)
+      return st;
+    nnlib_free(best->file);
+    *best = (best_model){l->valid_loss, l->epoch, file, size};
+  }
+  *stop = l->epoch - best->epoch >= c->patience;
+  return NNLIB_OK;
+}
+
+nnlib_status train_restore_best(run_data *r, const best_model *best,
+                                int64_t epochs_run, bool *restored) {
+  *restored = false;
+  if (best->file == NULL || best->epoch == epochs_run - 1)
+    return NNLIB_OK;
+  nnlib_model *m;
+  nnlib_status st = nnlib_model_load_buffer(&m, best->file, best->size);
+  if (st != NNLIB_OK)
+    return st;
+  nnlib_model_free(r->model);
+  r->model = m;
+  *restored = true;
+  return NNLIB_OK;
+}
+
+void train_print_early_stop(const train_config *c, const best_model *best) {
+  printf("early stop: no lower valid_loss in the %lld epochs after epoch "
+         "%lld\n",
+         (long long)c->patience, (long long)best->epoch + 1);
+}
+
+void train_print_restored(const best_model *best, float test_loss,
+                          float accuracy) {
+  printf("restored epoch %lld: valid_loss=%.4f test_loss=%.4f "
+         "test_accuracy=%.4f\n",
+         (long long)best->epoch + 1, best->loss, test_loss, accuracy);
 }
 
 void train_print_summary(const train_config *c, float accuracy,
