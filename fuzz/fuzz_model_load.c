@@ -162,9 +162,10 @@ static void check_step(nnlib_model *m) {
   nnlib_tensor_free(t);
 }
 
-/* A model over sequences [T, F] with T > 1 runs two sequences of one step:
- * predicted (and with a loss, a backward pass) when its recurrent layers
- * come first and end in "last", else refused as a shape mismatch. */
+/* A model over sequences [T, F] with T > 1 runs sequences of one step (two,
+ * or one for a maximum batch of 1): predicted (and with a loss, a backward
+ * pass) when its recurrent layers come first and end in "last", else
+ * refused as a shape mismatch. */
 static void check_short_sequences(nnlib_model *m) {
   int64_t in[NNLIB_MAX_RANK], shape[NNLIB_MAX_RANK + 1];
   size_t rank = 0, out_rank = 0;
@@ -172,10 +173,11 @@ static void check_short_sequences(nnlib_model *m) {
              NNLIB_OK);
   if (rank != 2 || in[0] < 2 || !fuzz_cheap_enough(m, 2))
     return;
-  int64_t x_shape[3] = {2, 1, in[1]};
+  int64_t n = nnlib_model_get_max_batch(m) > 1 ? 2 : 1;
+  int64_t x_shape[3] = {n, 1, in[1]};
   FUZZ_CHECK(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK,
                                           &out_rank) == NNLIB_OK);
-  shape[0] = 2;
+  shape[0] = n;
   nnlib_tensor *x = NULL, *y = NULL;
   if (nnlib_tensor_create(&x, x_shape, 3) == NNLIB_OK &&
       nnlib_tensor_create(&y, shape, out_rank + 1) == NNLIB_OK) {

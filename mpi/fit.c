@@ -132,8 +132,11 @@ static nnlib_status check_args(nnlib_mpi *m, nnlib_model *model,
   return NNLIB_OK;
 }
 
+/* A share never holds more than the data set, nor do its buffers (a model
+ * compiled for a huge batch fits a few samples cheaply, as nnlib's fit). */
 static nnlib_status allocate(nnlib_mpi *m, fit_plan *p) {
-  size_t share = (size_t)p->max_share;
+  size_t share = (size_t)(p->max_share < p->samples ? p->max_share
+                                                     : p->samples);
   p->order = malloc((size_t)p->samples * sizeof *p->order);
   p->batch_x = malloc(share * (size_t)p->x_stride * sizeof(float));
   p->batch_t = malloc(share * (size_t)p->t_stride * sizeof(float));

@@ -69,11 +69,14 @@ static int setup(const mpi_run *run, const train_config *c, run_data *r) {
   return 0;
 }
 
-/* Every rank computes the validation loss (the replicas are equal, so
- * they all see the same one) for early stopping; rank 0 alone also the
- * test set, and prints the epoch line. */
-static int report_epoch(mpi_run *run, run_data *r, epoch_line *line) {
-  nnlib_status local = train_evaluate_valid(r->model, r, line);
+/* Rank 0 evaluates the validation and test sets and prints the epoch
+ * line; with --patience every rank computes the validation loss (the
+ * replicas are equal, so they all see the same one). */
+static int report_epoch(mpi_run *run, const train_config *c, run_data *r,
+                        epoch_line *line) {
+  nnlib_status local = NNLIB_OK;
+  if (run->rank == 0 || c->patience > 0)
+    local = train_evaluate_valid(r->model, r, line);
   if (local == NNLIB_OK && run->rank == 0) {
     local = nnlib_model_evaluate(r->model, r->tx, r->ty, &line->test_loss,
                                  &line->accuracy);
@@ -139,7 +142,7 @@ static int train_epochs(mpi_run *run, const train_config *c, run_data *r,
     if (st != NNLIB_OK)
       return mpi_fail(run, "training", st);
     line.seconds = cli_now() - start;
-    if (report_epoch(run, r, &line))
+    if (report_epoch(run, c, r, &line))
       return 1;
     *acc = line.accuracy;
     *epochs_run = e + 1;

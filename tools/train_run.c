@@ -204,9 +204,13 @@ nnlib_status train_restore_best(run_data *r, const best_model *best,
 }
 
 void train_print_early_stop(const train_config *c, const best_model *best) {
-  printf("early stop: no lower valid_loss in the %lld epochs after epoch "
-         "%lld\n",
-         (long long)c->patience, (long long)best->epoch + 1);
+  if (best->epoch < 0) /* every loss so far NaN: nothing to keep */
+    printf("early stop: no finite valid_loss in %lld epochs\n",
+           (long long)c->patience);
+  else
+    printf("early stop: no lower valid_loss in the %lld epochs after epoch "
+           "%lld\n",
+           (long long)c->patience, (long long)best->epoch + 1);
 }
 
 void train_print_restored(const best_model *best, float test_loss,
