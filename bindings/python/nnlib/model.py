@@ -87,9 +87,14 @@ class Model:
     """
 
     def __init__(self, layers=None):
+        """`layers`: a list of layers, or a description string
+        ("dense:4,sigmoid", as from_spec)."""
         handle = ctypes.c_void_p()
         check(lib.nnlib_model_create(ctypes.byref(handle)))
         self._init(handle.value)
+        if isinstance(layers, str):
+            self.add_spec(layers)
+            return
         for layer in layers or ():
             self.add(layer)
 

@@ -84,6 +84,11 @@ def test_spec_round_trip():
         assert m.layers[2].param_names == ["weight"]
     with nnlib.Model.from_spec(again) as m2:
         assert m2.spec == again
+    # a description string given to the constructor is the same model
+    with nnlib.Model(spec) as m3:
+        assert m3.spec == again
+    with pytest.raises(nnlib.ParseError):
+        nnlib.Model("dense:8,nonsense")
 
 
 @needs("nnlib_model_set_optimizer", "nnlib_model_load_buffer")
