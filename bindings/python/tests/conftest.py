@@ -18,6 +18,23 @@ if PACKAGE_ROOT not in sys.path:
 import nnlib  # noqa: E402
 
 
+def require_torch():
+    """Debian's python3-torch for the comparisons with PyTorch; a module
+    skip instead when it is missing and NNLIB_SKIP_TORCH is set. Call at
+    module level."""
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get("NNLIB_SKIP_TORCH"):
+            pytest.skip("NNLIB_SKIP_TORCH is set and torch is missing",
+                        allow_module_level=True)
+        raise ImportError("the PyTorch comparisons need Debian's "
+                          "python3-torch (listed in scripts/packages.txt; "
+                          "run scripts/setup.sh) or NNLIB_SKIP_TORCH=1 to "
+                          "skip them") from None
+    return torch
+
+
 def needs(*symbols):
     """Skips a test while the loaded library lacks one of `symbols` (parts
     of the header that are declared but not implemented yet)."""

@@ -4,20 +4,14 @@ loss, every gradient, one SGD step and the running statistics, then the
 inference output on the updated running statistics; layer classes read
 back from a model; buffers; the description round trip."""
 
-import os
 
 import numpy as np
 import pytest
 
 import nnlib
+from conftest import require_torch
 
-try:
-    import torch
-except ImportError:
-    if os.environ.get("NNLIB_SKIP_TORCH"):
-        pytest.skip("NNLIB_SKIP_TORCH is set and torch is missing",
-                    allow_module_level=True)
-    raise
+torch = require_torch()
 
 TOLERANCE = 1e-4
 N = 5

@@ -3,20 +3,14 @@ torch.nn.RNN / LSTM / GRU on the same weights (loss, every gradient, one
 SGD step), with an initial state; classes read back from a model; the
 description with "last"; the sequence-length and feature errors."""
 
-import os
 
 import numpy as np
 import pytest
 
 import nnlib
+from conftest import require_torch
 
-try:
-    import torch
-except ImportError:
-    if os.environ.get("NNLIB_SKIP_TORCH"):
-        pytest.skip("NNLIB_SKIP_TORCH is set and torch is missing",
-                    allow_module_level=True)
-    raise
+torch = require_torch()
 
 TOLERANCE = 1e-4
 N, T, F, H, CLASSES = 4, 6, 3, 5, 3

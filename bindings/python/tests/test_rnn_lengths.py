@@ -6,20 +6,14 @@ T'-step sequences): predict at T' = 3 and 1, evaluate's MSE at T' = 3, one
 SGD step at T' = 3; fit on T' = 4 with validation at T' = 2; and the
 statuses of the models and batches that must be refused."""
 
-import os
 
 import numpy as np
 import pytest
 
 import nnlib
+from conftest import require_torch
 
-try:
-    import torch
-except ImportError:
-    if os.environ.get("NNLIB_SKIP_TORCH"):
-        pytest.skip("NNLIB_SKIP_TORCH is set and torch is missing",
-                    allow_module_level=True)
-    raise
+torch = require_torch()
 
 TOLERANCE = 1e-5  # absolute, on outputs, losses and parameters
 N, T, F, H, K = 5, 7, 3, 6, 4

@@ -8,22 +8,14 @@ elements, softmax cross-entropy the mean over the batch (torch's defaults);
 nnlib's optimizers are torch.optim's update rules.
 """
 
-import os
 
 import numpy as np
 import pytest
 
 import nnlib
+from conftest import require_torch
 
-try:
-    import torch
-except ImportError:
-    if os.environ.get("NNLIB_SKIP_TORCH"):
-        pytest.skip("NNLIB_SKIP_TORCH is set and torch is missing",
-                    allow_module_level=True)
-    raise ImportError("the PyTorch comparison needs Debian's python3-torch "
-                      "(listed in scripts/packages.txt; run scripts/setup.sh)"
-                      " or NNLIB_SKIP_TORCH=1 to skip it")
+torch = require_torch()
 
 TOLERANCE = 1e-5
 N, IN, HIDDEN, OUT = 6, 5, 8, 3
