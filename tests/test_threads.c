@@ -1,7 +1,8 @@
 /* Threads: eight threads predict with one shared model, each through its
  * own workspace, and get exactly the single-threaded predictions; several
  * threads train their own models at once and get exactly the weights of a
- * lone run, also when OpenBLAS splits their GEMMs. Run under
+ * lone run, also when OpenBLAS splits their GEMMs; threads predicting
+ * sequences of different lengths each get their own. Run under
  * ThreadSanitizer by the reliability checks. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_support.h"
@@ -110,6 +111,47 @@ static void test_shared_recurrent_model_parallel_inference(void **s) {
   }
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
+/* Shorter sequences (1.2.0) in parallel: thread i predicts sequences of
+ * 1 + i % 4 steps through its workspace (each keeps its own length) while
+ * the others run other lengths, and gets the single-threaded predictions
+ * for its length. */
+static void test_shared_recurrent_model_shorter_sequences(void **s) {
+  (void)s;
+  enum { T = 4, F = IN / 4 };
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, "gru:8,lstm:7,last,dense:5"));
+  int64_t in[2] = {T, F};
+  ASSERT_OK(nnlib_model_compile(m, in, 2, 32, NNLIB_LOSS_NONE, NULL, 5));
+  nnlib_tensor *x[T], *y[T];
+  for (int64_t t = 0; t < T; t++) {
+    int64_t shape[3] = {SAMPLES, t + 1, F};
+    uint32_t st = 9 + (uint32_t)t;
+    ASSERT_OK(nnlib_tensor_create(&x[t], shape, 3));
+    ts_fill_uniform(nnlib_tensor_get_data(x[t]), SAMPLES * (t + 1) * F, -1, 1,
+                    &st);
+    y[t] = ts_tensor2(SAMPLES, OUT, NULL);
+    ASSERT_OK(nnlib_model_predict(m, x[t], y[t]));
+  }
+  predict_job jobs[THREADS];
+  pthread_t tids[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (predict_job){m, x[i % T], nnlib_tensor_get_data(y[i % T]), 0,
+                            NNLIB_OK};
+    assert_int_equal(pthread_create(&tids[i], NULL, predict_worker, &jobs[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(tids[i], NULL);
+    ASSERT_OK(jobs[i].status);
+    assert_int_equal(jobs[i].mismatches, 0);
+  }
+  for (int t = 0; t < T; t++) {
+    nnlib_tensor_free(x[t]);
+    nnlib_tensor_free(y[t]);
+  }
   nnlib_model_free(m);
 }
 
@@ -232,6 +274,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared_model_parallel_inference),
       cmocka_unit_test(test_shared_recurrent_model_parallel_inference),
+      cmocka_unit_test(test_shared_recurrent_model_shorter_sequences),
       cmocka_unit_test(test_independent_models_train_in_parallel),
       cmocka_unit_test(test_split_gemms_from_many_threads),
   };
