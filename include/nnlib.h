@@ -287,14 +287,17 @@ NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
  * [N, T', F] with T' above it is NNLIB_ERR_TOO_LARGE ("sequence length ...
  * above the compiled maximum"), with other F NNLIB_ERR_SHAPE_MISMATCH.
  * Shorter sequences (since 1.2.0): when the model's recurrent layers come
- * first and end in one returning only its last step (e.g. lstm:128,last,
- * dense:10 or lstm:64,gru:32,last,dense:1), every call (predict, evaluate,
- * forward, backward, step, fit and its validation data, gradcheck,
- * workspaces) takes [N, T', F] batches with any 1 <= T' <= T, each batch
- * its own T' (group sequences by length; no padding needed), and the
- * output keeps its shape. Other models (a sequence as the output, another
- * layer inside the time axis) refuse T' < T with NNLIB_ERR_SHAPE_MISMATCH:
- * pad the sequences or compile a model for their length. A flat batch
+ * first and either end in one returning only its last step (e.g.
+ * lstm:128,last,dense:10 or lstm:64,gru:32,last,dense:1) or make up the
+ * whole model (lstm:64 or gru:32,lstm:16: the output is the sequence),
+ * every call (predict, evaluate, forward, backward, step, fit and its
+ * validation data, gradcheck, workspaces) takes [N, T', F] batches with
+ * any 1 <= T' <= T, each batch its own T' (group sequences by length; no
+ * padding needed). After "last" the output keeps its shape; a sequence
+ * output is [N, T', H] (outputs and targets of T' H values a sample).
+ * Other models (another layer inside the time axis) refuse T' < T with
+ * NNLIB_ERR_SHAPE_MISMATCH: pad the sequences or compile a model for their
+ * length. A flat batch
  * [N, T' F] is never read as shorter sequences. input_size = 0 takes F
  * from the input at compile; another F than a nonzero input_size is
  * NNLIB_ERR_SHAPE_MISMATCH at compile. with_bias, return_sequences: 0 or 1.

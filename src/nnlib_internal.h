@@ -490,9 +490,10 @@ struct nnlib_model {
   int64_t max_batch;
   /* Leading layers that run a batch of shorter sequences than planned
    * ([N, T', F], T' < T): rnn/lstm/gru layers returning sequences up to
-   * and including one that returns only its last step; every later layer
-   * sees the same shapes at any T'. 0 when the model needs T itself
-   * (nnlib__recurrent_seq_layers). */
+   * and including one that returns only its last step (every later layer
+   * sees the same shapes at any T'), or every layer when all are
+   * recurrent (the output is then a sequence [T', H]). 0 when the model
+   * needs T itself (nnlib__recurrent_seq_layers). */
   size_t seq_layers;
   nnlib_loss loss;
   nnlib_optimizer *optimizer;
@@ -574,9 +575,13 @@ int64_t nnlib__input_stride(const nnlib_tensor *x);
 int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
                              const nnlib__shape *s, int64_t planned,
                              int64_t steps);
-/* Checks a target tensor for n samples and says whether it holds indices. */
+/* Checks a target tensor for n samples (of sequence length `steps`, 0: as
+ * planned) and says whether it holds indices. */
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
-                                 int64_t n, bool *is_index);
+                                 int64_t n, int64_t steps, bool *is_index);
+/* Floats per sample of the model's output in a call at sequence length
+ * `steps` (0: as planned): T' H for a model whose output is a sequence. */
+int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps);
 nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what);
 
 #endif /* NNLIB_INTERNAL_H */

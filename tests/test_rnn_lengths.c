@@ -1,6 +1,7 @@
 /* Shorter sequences than compiled (1.2.0): a model whose recurrent layers
- * come first and end in one returning its last step takes batches
- * [N, T', F] with any T' <= T. References: a twin compiled for T' with the
+ * come first and end in one returning its last step, or are the whole
+ * model (its output a sequence [T', H]), takes batches [N, T', F] with any
+ * T' <= T. References: a twin compiled for T' with the
  * same parameters (outputs, gradients and updates agree), finite
  * differences at T', a lone fit for the same data (validation at another
  * length leaves training alone), and the exact statuses of the models
@@ -13,15 +14,27 @@
 
 enum { F = 4, T = 7, N = 3 };
 
-/* Descriptions whose time axis ends in "last", and their output widths. */
+/* Descriptions whose time axis ends in "last" or at the output, their
+ * output widths, and whether that is per step (a sequence output). */
 static const struct {
   const char *spec;
   int64_t out;
+  bool per_step;
 } cases[] = {
-    {"rnn:5,last,dense:2", 2},      {"rnn:5:relu,last,dense:2", 2},
-    {"lstm:5,last,dense:2", 2},     {"gru:5,last,dense:2", 2},
-    {"lstm:4,gru:3,last,dense:2", 2}, {"gru:4:nobias,rnn:3,last", 3},
+    {"rnn:5,last,dense:2", 2, false},
+    {"rnn:5:relu,last,dense:2", 2, false},
+    {"lstm:5,last,dense:2", 2, false},
+    {"gru:5,last,dense:2", 2, false},
+    {"lstm:4,gru:3,last,dense:2", 2, false},
+    {"gru:4:nobias,rnn:3,last", 3, false},
+    {"lstm:5", 5, true},
+    {"gru:4,rnn:3:relu", 3, true},
 };
+
+/* Output floats per sample of case c at T' = steps. */
+static int64_t width(int c, int64_t steps) {
+  return cases[c].per_step ? cases[c].out * steps : cases[c].out;
+}
 enum { CASES = sizeof cases / sizeof cases[0] };
 
 static nnlib_model *model_for(const char *spec, int64_t steps,
@@ -136,15 +149,15 @@ static void test_shorter_matches_twin(void **s) {
       nnlib_model *twin = model_for(cases[c].spec, steps, NULL);
       copy_params(twin, m);
       nnlib_tensor *x = sequences(N, steps, 1 + (uint32_t)c);
-      nnlib_tensor *t = targets(N, cases[c].out, 2);
-      expect_predict_close(m, twin, x, cases[c].out, cases[c].spec);
+      nnlib_tensor *t = targets(N, width(c, steps), 2);
+      expect_predict_close(m, twin, x, width(c, steps), cases[c].spec);
       expect_grads_close(m, twin, x, t, cases[c].spec);
       nnlib_tensor_free(x);
       nnlib_tensor_free(t);
       nnlib_model_free(m);
       nnlib_model_free(twin);
-      expect_step_close(cases[c].spec, steps, cases[c].out, false);
-      expect_step_close(cases[c].spec, steps, cases[c].out, true);
+      expect_step_close(cases[c].spec, steps, width(c, steps), false);
+      expect_step_close(cases[c].spec, steps, width(c, steps), true);
     }
 }
 
@@ -153,7 +166,7 @@ static void test_shorter_gradcheck(void **s) {
   (void)s;
   for (int c = 0; c < CASES; c++) {
     nnlib_model *m = model_for(cases[c].spec, T, NULL);
-    nnlib_tensor *x = sequences(2, 3, 3), *t = targets(2, cases[c].out, 4);
+    nnlib_tensor *x = sequences(2, 3, 3), *t = targets(2, width(c, 3), 4);
     nnlib_gradcheck_options o;
     ASSERT_OK(nnlib_gradcheck_options_init(&o));
     o.step = strstr(cases[c].spec, "relu") != NULL ? 3e-3f : 1e-2f;
@@ -237,6 +250,42 @@ static void test_workspace_and_numerics(void **s) {
   nnlib_model_free(m);
 }
 
+/* A model whose output is a sequence gives [N, T', H] at T': forward's
+ * view has that shape, predict and the targets need T' H values a sample
+ * (a target of T rows is refused), evaluate takes rank-3 targets. */
+static void test_sequence_outputs(void **s) {
+  (void)s;
+  nnlib_model *m = model_for("gru:4,lstm:3", T, NULL);
+  nnlib_tensor *x = sequences(N, 2, 15);
+  const nnlib_tensor *out = NULL;
+  ASSERT_OK(nnlib_model_forward(m, x, &out));
+  assert_int_equal(nnlib_tensor_get_rank(out), 3);
+  assert_int_equal(nnlib_tensor_get_dim(out, 0), N);
+  assert_int_equal(nnlib_tensor_get_dim(out, 1), 2);
+  assert_int_equal(nnlib_tensor_get_dim(out, 2), 3);
+  nnlib_tensor *full = ts_tensor2(N, T * 3, NULL);
+  ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_predict(m, x, full));
+  ts_expect_message("predict: output tensor has 63 elements, 3 samples of 6 "
+                    "outputs need 18");
+  float loss;
+  ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
+                nnlib_model_backward(m, x, full, &loss));
+  ts_expect_message("target has 21 values per sample, model outputs 6");
+  nnlib_tensor *t = NULL;
+  int64_t shape[3] = {N, 2, 3};
+  ASSERT_OK(nnlib_tensor_create(&t, shape, 3));
+  uint32_t seed = 16;
+  ts_fill_uniform(nnlib_tensor_get_data(t), N * 6, -1, 1, &seed);
+  float eval_loss;
+  ASSERT_OK(nnlib_model_evaluate(m, x, t, &eval_loss, NULL));
+  ASSERT_OK(nnlib_model_backward(m, x, t, &loss));
+  assert_memory_equal(&loss, &eval_loss, sizeof loss); /* no dropout */
+  nnlib_tensor_free(t);
+  nnlib_tensor_free(full);
+  nnlib_tensor_free(x);
+  nnlib_model_free(m);
+}
+
 static void expect_refused(const char *spec, int64_t steps, nnlib_status want,
                            const char *message) {
   nnlib_model *m = model_for(spec, T, NULL);
@@ -248,15 +297,15 @@ static void expect_refused(const char *spec, int64_t steps, nnlib_status want,
   nnlib_model_free(m);
 }
 
-/* A model whose output is a sequence (its shape needs T), or with another
- * layer inside the time axis, needs T itself; longer is never taken. */
+/* A model with another layer inside the time axis needs T itself; longer
+ * is never taken. */
 static void test_refusals(void **s) {
   (void)s;
-  expect_refused("lstm:4", 3, NNLIB_ERR_SHAPE_MISMATCH,
-                 "lstm: sequence length 3 differs from the compiled 7: only "
-                 "models whose recurrent layers come first and end in one "
-                 "returning its last step");
   expect_refused("lstm:4,dropout:0.1,gru:3,last", 3, NNLIB_ERR_SHAPE_MISMATCH,
+                 "lstm: sequence length 3 differs from the compiled 7: only "
+                 "models whose recurrent layers come first and either end in "
+                 "one returning its last step");
+  expect_refused("gru:4,tanh", 3, NNLIB_ERR_SHAPE_MISMATCH,
                  "sequence length 3 differs from the compiled 7");
   expect_refused("lstm:4,last,dense:2", T + 1, NNLIB_ERR_TOO_LARGE,
                  "lstm: sequence length 8 above the compiled maximum 7");
@@ -276,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_shorter_gradcheck),
       cmocka_unit_test(test_fit_with_validation_of_other_length),
       cmocka_unit_test(test_workspace_and_numerics),
+      cmocka_unit_test(test_sequence_outputs),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

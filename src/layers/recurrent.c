@@ -451,7 +451,7 @@ size_t nnlib__recurrent_seq_layers(const nnlib_model *m) {
     if (!crec(l)->return_sequences)
       return i + 1; /* the time axis ends here */
   }
-  return 0; /* the model's output is a sequence: its shape needs T */
+  return m->layer_count; /* all recurrent: the output is [T', H] */
 }
 
 nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
@@ -479,9 +479,10 @@ nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "%s: sequence length %lld differs from the compiled "
                         "%lld: only models whose recurrent layers come first "
-                        "and end in one returning its last step (\"last\") "
-                        "take shorter sequences; pad them or compile a model "
-                        "for this length",
+                        "and either end in one returning its last step "
+                        "(\"last\") or make up the whole model take shorter "
+                        "sequences; pad them or compile a model for this "
+                        "length",
                         kind, (long long)x->shape[1], (long long)steps);
   if (x->shape[1] < steps)
     *shorter = x->shape[1];

@@ -101,11 +101,12 @@ static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
   NNLIB_CHECK_ARG(o->shuffle == 0 || o->shuffle == 1,
                   "fit: shuffle must be 0 or 1");
   NNLIB_TRY(nnlib__check_input(m, x, 0, samples, &d->steps));
-  NNLIB_TRY(nnlib__check_target(m, target, *samples, &d->is_index));
+  NNLIB_TRY(
+      nnlib__check_target(m, target, *samples, d->steps, &d->is_index));
   d->x = x->data;
   d->t = target->data;
   d->x_stride = nnlib__input_stride(x);
-  d->t_stride = d->is_index ? 1 : m->output_size;
+  d->t_stride = d->is_index ? 1 : nnlib__output_size_at(m, d->steps);
   d->order = NULL;
   d->batch_x = d->batch_t = NULL;
   return NNLIB_OK;
@@ -169,8 +170,9 @@ static nnlib_status validation_args(const nnlib_model *m,
                   "fit: restore_best must be 0 or 1");
   int64_t n = 0;
   bool is_index;
-  NNLIB_TRY(nnlib__check_input(m, v->x, 0, &n, NULL));
-  return nnlib__check_target(m, v->target, n, &is_index);
+  int64_t steps = 0;
+  NNLIB_TRY(nnlib__check_input(m, v->x, 0, &n, &steps));
+  return nnlib__check_target(m, v->target, n, steps, &is_index);
 }
 
 /* Early stopping's state: the validation options, the best loss so far,

@@ -31,7 +31,7 @@ static nnlib_status loss_at(const probe *p, double *loss) {
   p->m->rng = p->start;
   NNLIB_TRY(nnlib__model_run_forward(p->m, p->x, p->n, p->training, &out));
   return nnlib__loss(p->m->loss, out, p->t, p->is_index, NULL, p->n,
-                     p->m->output_size, loss);
+                     nnlib__output_size_at(p->m, p->m->bufs.steps), loss);
 }
 
 static double rel_error(double diff_sq, double a_sq, double b_sq) {
@@ -123,7 +123,7 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
                   "gradcheck: inference is %d, must be 0 or 1", o.inference);
   probe p = {m, NULL, NULL, false, 0, o.inference == 0, m->rng};
   NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n, &m->bufs.steps));
-  NNLIB_TRY(nnlib__check_target(m, target, p.n, &p.is_index));
+  NNLIB_TRY(nnlib__check_target(m, target, p.n, m->bufs.steps, &p.is_index));
   p.x = x->data;
   p.t = target->data;
   /* g_bp, the saved parameters, the direction, the saved layer buffers */

@@ -44,15 +44,22 @@ int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
   return steps * s->dims[1]; /* [T, width] per sample at T = steps */
 }
 
+int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps) {
+  size_t last = m->layer_count - 1;
+  return nnlib__size_at_steps(m, last, &m->layers[last]->out_shape,
+                              m->output_size, steps);
+}
+
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
-                                 int64_t n, bool *is_index) {
+                                 int64_t n, int64_t steps, bool *is_index) {
+  int64_t k = nnlib__output_size_at(m, steps);
   NNLIB_CHECK_ARG(t != NULL, "target tensor is NULL");
   if (t->shape[0] != n)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "target has %lld samples, input has %lld",
                         (long long)t->shape[0], (long long)n);
   *is_index = false;
-  if (t->size == n * m->output_size)
+  if (t->size == n * k)
     return NNLIB_OK;
   if (m->loss == NNLIB_LOSS_SOFTMAX_CE && t->size == n) {
     *is_index = true;
@@ -60,7 +67,7 @@ nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
   }
   return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                       "target has %lld values per sample, model outputs %lld%s",
-                      (long long)(t->size / n), (long long)m->output_size,
+                      (long long)(t->size / n), (long long)k,
                       m->loss == NNLIB_LOSS_SOFTMAX_CE
                           ? " (or 1 class index)"
                           : "");
@@ -121,7 +128,7 @@ nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
   const float *y = m->bufs.acts[m->layer_count - 1];
   float *dy = m->grad_a;
   NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
-                        m->output_size, loss));
+                        nnlib__output_size_at(m, m->bufs.steps), loss));
   /* a fused update changes the weights during backward: check first */
   if (m->sgd_fused && !isfinite((float)*loss))
     return nnlib__error(NNLIB_ERR_NUMERICAL,
@@ -220,7 +227,7 @@ static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
                                bool *is_index, const char *what) {
   NNLIB_TRY(nnlib__check_trainable(m, what));
   NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n, &m->bufs.steps));
-  return nnlib__check_target(m, target, *n, is_index);
+  return nnlib__check_target(m, target, *n, m->bufs.steps, is_index);
 }
 
 nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
@@ -237,6 +244,8 @@ nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
   size_t rank = s->rank + 1 > NNLIB_MAX_RANK ? NNLIB_MAX_RANK : s->rank + 1;
   for (size_t i = 1; i < rank; i++)
     shape[i] = s->dims[i - 1];
+  if (m->bufs.steps > 0 && m->seq_layers == m->layer_count && s->rank == 2)
+    shape[1] = m->bufs.steps; /* a sequence output [T', H] */
   nnlib__tensor_view(&m->output_view, (float *)out, shape, rank);
   *output = &m->output_view;
   return NNLIB_OK;
@@ -287,20 +296,19 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
   int64_t samples = 0;
   NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &b->steps));
   int64_t stride = nnlib__input_stride(x);
-  if (y->size != samples * m->output_size)
+  int64_t k = nnlib__output_size_at(m, b->steps);
+  if (y->size != samples * k)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "predict: output tensor has %lld elements, %lld "
                         "samples of %lld outputs need %lld",
-                        (long long)y->size, (long long)samples,
-                        (long long)m->output_size,
-                        (long long)(samples * m->output_size));
+                        (long long)y->size, (long long)samples, (long long)k,
+                        (long long)(samples * k));
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
     const float *out;
     NNLIB_TRY(
         nnlib__model_run_inference(m, b, x->data + start * stride, n, &out));
-    memcpy(y->data + start * m->output_size, out,
-           (size_t)(n * m->output_size) * sizeof(float));
+    memcpy(y->data + start * k, out, (size_t)(n * k) * sizeof(float));
   }
   return NNLIB_OK;
 }
@@ -321,8 +329,9 @@ static int64_t argmax(const float *v, int64_t k) {
 
 /* Correct predictions among n rows of outputs y against targets t. */
 static int64_t count_correct(const nnlib_model *m, const float *y,
-                             const float *t, bool is_index, int64_t n) {
-  int64_t k = m->output_size, correct = 0;
+                             const float *t, bool is_index, int64_t n,
+                             int64_t k) {
+  int64_t correct = 0;
   for (int64_t i = 0; i < n; i++) {
     const float *yr = y + i * k;
     if (k == 1) {
@@ -344,12 +353,14 @@ nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
   int64_t samples = 0;
   bool is_index = false;
   NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &m->bufs.steps));
-  NNLIB_TRY(nnlib__check_target(m, target, samples, &is_index));
+  NNLIB_TRY(
+      nnlib__check_target(m, target, samples, m->bufs.steps, &is_index));
+  int64_t k = nnlib__output_size_at(m, m->bufs.steps);
   int64_t stride = nnlib__input_stride(x);
   if (loss != NULL && m->loss == NNLIB_LOSS_NONE)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "evaluate: the model was compiled without a loss");
-  int64_t t_stride = is_index ? 1 : m->output_size, correct = 0;
+  int64_t t_stride = is_index ? 1 : k, correct = 0;
   double loss_sum = 0.0;
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
@@ -358,11 +369,10 @@ nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
                                        false, &out));
     if (loss != NULL) {
       double l;
-      NNLIB_TRY(nnlib__loss(m->loss, out, t, is_index, NULL, n, m->output_size,
-                            &l));
+      NNLIB_TRY(nnlib__loss(m->loss, out, t, is_index, NULL, n, k, &l));
       loss_sum += l * (double)n;
     }
-    correct += count_correct(m, out, t, is_index, n);
+    correct += count_correct(m, out, t, is_index, n, k);
   }
   if (loss != NULL)
     *loss = (float)(loss_sum / (double)samples);

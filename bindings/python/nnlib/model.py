@@ -297,11 +297,13 @@ class Model:
 
         A model compiled for sequences (T, F) whose recurrent layers come
         first and end in one returning its last step ("lstm:16,last,
-        dense:10") also takes shorter sequences [N, T', F], 1 <= T' <= T
-        (library 1.2; likewise evaluate, step, backward, forward, fit and
-        gradcheck); the output shape does not depend on T'. Other models
-        raise ShapeMismatchError for T' < T, and T' > T is TooLargeError. A
-        flat [N, T' * F] array is not taken as shorter."""
+        dense:10") or make up the whole model ("lstm:16", whose output is
+        the sequence [N, T', H]) also takes shorter sequences [N, T', F],
+        1 <= T' <= T (library 1.2; likewise evaluate, step, backward,
+        forward, fit and gradcheck); after "last" the output shape does not
+        depend on T'. Other models raise ShapeMismatchError for T' < T, and
+        T' > T is TooLargeError. A flat [N, T' * F] array is not taken as
+        shorter."""
         with self._lock:
             ptr = self._running("predict")
             return _predict(lib.nnlib_model_predict, ptr, self, x, out)
@@ -550,11 +552,23 @@ class Model:
             self._handle)
 
 
+def _output_shape_for(model, x_shape):
+    """The per-sample output shape for inputs of `x_shape`: a model over
+    sequences [T, F] whose output is a sequence [T, H] gives [T', H] for
+    shorter inputs [N, T', F] (library 1.2)."""
+    shape, inputs = model.output_shape, model.input_shape
+    if (len(shape) == 2 and len(inputs) == 2 and len(x_shape) == 3
+            and shape[0] == inputs[0] and x_shape[1] < inputs[0]):
+        return (x_shape[1], shape[1])
+    return shape
+
+
 def _predict(fn, handle, model, x, out):
     with Tensor.wrap(x) as tx:
         n = tx.shape[0]
         if out is None:
-            out = np.empty((n,) + model.output_shape, dtype=np.float32)
+            out = np.empty((n,) + _output_shape_for(model, tx.shape),
+                           dtype=np.float32)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
                   and out.flags.c_contiguous and out.flags.writeable):
             raise errors.InvalidArgumentError(

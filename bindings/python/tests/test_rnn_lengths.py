@@ -170,23 +170,47 @@ def test_fit_on_four_steps_with_validation_on_two():
     lone.close()
 
 
-def test_refusals():
-    seq = nnlib.Model.from_spec("lstm:4")  # output [N, T, 4] needs T
-    seq.compile((T, F), "mse", max_batch=N)
-    with pytest.raises(nnlib.ShapeMismatchError,
-                       match="lstm: sequence length 3 differs from the "
-                             "compiled 7: only models whose recurrent layers "
-                             "come first and end in one returning its last "
-                             "step") as info:
-        seq.predict(sequences(N, 3, 60))
-    assert info.value.code == nnlib.Status.SHAPE_MISMATCH
-    seq.close()
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_output_at_three_steps_matches_torch(kind):
+    """A model of recurrent layers only outputs [N, T', H] at T'; its MSE
+    and gradients against [N, T', H] targets are PyTorch's."""
+    m = nnlib.Model.from_spec("%s:%d" % (kind, H))
+    m.compile((T, F), "mse", nnlib.SGD(0.1), max_batch=8, seed=19)
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+    cell = cls[kind](F, H, batch_first=True)
+    (rnn,) = m.layers
+    with torch.no_grad():
+        for name in rnn.param_names:
+            getattr(cell, name + "_l0").copy_(
+                torch.from_numpy(rnn.get_param(name)))
+    x = sequences(N, 3, 70)
+    t = np.random.default_rng(71).uniform(-1, 1, (N, 3, H)).astype(np.float32)
+    y = m.predict(x)
+    assert y.shape == (N, 3, H)
+    out, _ = cell(torch.from_numpy(x))
+    assert record("sequence output T'=3",
+                  max_diff(y, out.detach().numpy())) < TOLERANCE
+    loss = m.backward(x, t)
+    t_loss = torch.nn.functional.mse_loss(out, torch.from_numpy(t))
+    t_loss.backward()
+    assert record("sequence loss T'=3", abs(loss - t_loss.item())) < TOLERANCE
+    for name in rnn.param_names:
+        assert record("sequence gradient T'=3", max_diff(
+            rnn.get_grad(name), getattr(cell, name + "_l0").grad.numpy())
+        ) < TOLERANCE, (kind, name)
+    m.close()
 
+
+def test_refusals():
     inside = nnlib.Model.from_spec("lstm:4,dropout:0.1,gru:3,last")
     inside.compile((T, F), "mse", max_batch=N)
     with pytest.raises(nnlib.ShapeMismatchError,
-                       match="sequence length 3 differs from the compiled 7"):
+                       match="lstm: sequence length 3 differs from the "
+                             "compiled 7: only models whose recurrent layers "
+                             "come first and either end in one returning its "
+                             "last step") as info:
         inside.forward(sequences(N, 3, 61))
+    assert info.value.code == nnlib.Status.SHAPE_MISMATCH
     inside.close()
 
     m = nnlib.Model.from_spec("lstm:4,last,dense:2")

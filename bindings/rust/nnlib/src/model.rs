@@ -417,7 +417,8 @@ impl Model {
     /// N = x.len() / (steps * F)) for a model compiled for input [T, F]. A
     /// model whose recurrent layers come first and end in one returning its
     /// last step takes any 1 <= steps <= T (library 1.2), with outputs of
-    /// the same size as at T; other models fail with
+    /// the same size as at T; one made of recurrent layers only outputs
+    /// the sequence, N * steps * H floats; other models fail with
     /// `Status::ShapeMismatch` for steps < T, and steps > T is
     /// `Status::TooLarge`. A slice that is not a whole number of sequences
     /// is `Status::ShapeMismatch`, steps = 0 `Status::InvalidArgument`.
@@ -427,7 +428,12 @@ impl Model {
     }
 
     fn predict_dims(&mut self, x: &[f32], xd: &[i64]) -> Result<Vec<f32>> {
-        let out = self.output_shape()?;
+        let mut out = self.output_shape()?;
+        let input = self.input_shape()?;
+        // a sequence output [T, H] is [steps, H] for sequences of `steps`
+        if xd.len() == 3 && out.len() == 2 && input.len() == 2 && out[0] == input[0] {
+            out[0] = xd[1];
+        }
         let mut y = vec![0f32; xd[0] as usize * Self::per_sample(&out)];
         self.predict_into_dims(x, xd, &mut y)?;
         Ok(y)
