@@ -487,8 +487,9 @@ NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
 
 /* Inference: x [N, input...] with any N >= 1 (processed in chunks of the
  * compiled maximum batch), writes y [N, output...] (the caller's tensor, of
- * matching element count). Uses inference mode (dropout off, batchnorm
- * running statistics). */
+ * matching element count; [N, T', H] for a sequence output at T', see the
+ * recurrent layers). Uses inference mode (dropout off, batchnorm running
+ * statistics). */
 NNLIB_API nnlib_status nnlib_model_predict(nnlib_model *model,
                                            const nnlib_tensor *x,
                                            nnlib_tensor *y);
@@ -509,7 +510,8 @@ NNLIB_API nnlib_status nnlib_workspace_predict(nnlib_workspace *workspace,
                                                nnlib_tensor *y);
 
 /* Training-mode forward pass of one batch (1 <= N <= max batch). *output is
- * the model's own output buffer, borrowed until the next call on the model. */
+ * the model's own output buffer, borrowed until the next call on the model;
+ * its shape is [N, output...] ([N, T', H] for a sequence output at T'). */
 NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,
                                            const nnlib_tensor *x,
                                            const nnlib_tensor **output);
