@@ -44,8 +44,9 @@ static nnlib_status build_fail(const char *what, nnlib_status st) {
   return st;
 }
 
-/* A view of samples [first, first + count) of t (no copy). */
-static nnlib_status sample_view(const nnlib_tensor *t, int64_t first,
+/* A view of samples [first, first + count) of t (no copy; training may
+ * not write it, but a view is writable, so t is too). */
+static nnlib_status sample_view(nnlib_tensor *t, int64_t first,
                                 int64_t count, nnlib_tensor **out) {
   int64_t shape[NNLIB_MAX_RANK];
   size_t rank = nnlib_tensor_get_rank(t);
@@ -53,8 +54,7 @@ static nnlib_status sample_view(const nnlib_tensor *t, int64_t first,
   for (size_t i = 0; i < rank; i++)
     shape[i] = nnlib_tensor_get_dim(t, i);
   shape[0] = count;
-  return nnlib_tensor_wrap(out, nnlib_tensor_get_data((nnlib_tensor *)t) +
-                                    first * per,
+  return nnlib_tensor_wrap(out, nnlib_tensor_get_data(t) + first * per,
                            shape, rank);
 }
 
