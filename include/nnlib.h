@@ -55,12 +55,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 2
+#define NNLIB_VERSION_MINOR 3
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.2.0" /* MAJOR.MINOR.PATCH (a test checks) */
+#define NNLIB_VERSION_STRING "1.3.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 
@@ -183,7 +183,10 @@ typedef enum nnlib_layer_kind {
   NNLIB_LAYER_FLATTEN = 10,
   NNLIB_LAYER_RNN = 11,
   NNLIB_LAYER_LSTM = 12,
-  NNLIB_LAYER_GRU = 13
+  NNLIB_LAYER_GRU = 13,
+  NNLIB_LAYER_ADD = 14,      /* merge layers (since 1.3.0), see graph models */
+  NNLIB_LAYER_CONCAT = 15,
+  NNLIB_LAYER_MULTIPLY = 16
 } nnlib_layer_kind;
 
 typedef enum nnlib_activation {
@@ -332,6 +335,25 @@ NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
                                                          const float *h0,
                                                          const float *c0,
                                                          int64_t rows);
+
+/* Merge layers (since 1.3.0) read two or more nodes of a graph model (see
+ * nnlib_model_apply):
+ *   add       y = x_1 + x_2 + ... + x_k, every input of one shape;
+ *             dL/dx_i = dL/dy.
+ *   multiply  y = x_1 * x_2 * ... * x_k elementwise (gates), one shape;
+ *             dL/dx_i = dL/dy * (the product of the other inputs).
+ *   concat    joins the inputs along per-sample axis `axis` (0 <= axis <
+ *             rank, or -1 for the last axis): axis 0 is the features of
+ *             [F] vectors and the channels of [C, H, W] images; every other
+ *             axis must match. Backward hands each input its slice of dL/dy.
+ *             At most 16 inputs (more is NNLIB_ERR_UNSUPPORTED at compile:
+ *             concat in steps). An axis outside -1 .. NNLIB_MAX_RANK - 2 is
+ *             NNLIB_ERR_INVALID_ARGUMENT here, one not below the inputs'
+ *             rank NNLIB_ERR_SHAPE_MISMATCH at compile.
+ * None has parameters. */
+NNLIB_API nnlib_status nnlib_add_create(nnlib_layer **out);
+NNLIB_API nnlib_status nnlib_multiply_create(nnlib_layer **out);
+NNLIB_API nnlib_status nnlib_concat_create(nnlib_layer **out, int axis);
 
 NNLIB_API void nnlib_layer_free(nnlib_layer *layer);
 
@@ -710,6 +732,158 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
     nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
     const nnlib_gradcheck_options *options, double *max_rel_error);
 
+/* ----------------------------------------------- graph models (1.3.0) */
+
+/* A model is a directed acyclic graph of nodes: model inputs, and layers
+ * applied to earlier nodes. Residual blocks add a block's input to its
+ * output, branches are joined by concat, a model may have several inputs
+ * (an image and a vector) joined before its head. Nodes are made in order
+ * and a node only reads nodes made before it, so the order they were made
+ * in is the order forward runs them (backward runs it backwards).
+ *
+ * nnlib_model_add(model, layer) applies the layer to the newest node; a
+ * model built only with it is the chain of 1.2, with one implicit input
+ * whose shape nnlib_model_compile gives, and trains, predicts and saves
+ * exactly as in 1.2 (the same bits for the same seed and thread count).
+ *
+ * A node read by several layers (fan-out) receives the sum of their
+ * gradients. Every node must contribute to the output: a declared input or
+ * a layer that the output does not depend on is refused at compile
+ * (NNLIB_ERR_INVALID_ARGUMENT, naming the node). Nodes are named in
+ * messages by their name when they have one, else as "node 3 (dense)".
+ *
+ * A node is an nnlib_node value handed out by the model; it is only valid
+ * with that model (a node of another model, or one not made yet, is
+ * NNLIB_ERR_INVALID_ARGUMENT). */
+typedef uint64_t nnlib_node;
+
+/* Declares model input number nnlib_model_get_input_count() (0, 1, ...) of
+ * per-sample shape shape[rank] (1 <= rank < NNLIB_MAX_RANK) and returns its
+ * node in *node. Every call that takes data takes one tensor per input, in
+ * this order. NNLIB_ERR_WRONG_STATE after compile, or once layers were
+ * added to the model's implicit input. */
+NNLIB_API nnlib_status nnlib_model_input(nnlib_model *model,
+                                         const int64_t *shape, size_t rank,
+                                         nnlib_node *node);
+/* Applies `layer` to the nodes inputs[0 .. count): a merge layer (add,
+ * concat, multiply) to two or more, any other layer to exactly one. The
+ * new node goes to *node (may be NULL). The model owns the layer from now
+ * on, also when this fails. A layer is applied once (one node per layer).
+ * Statuses: NNLIB_ERR_INVALID_ARGUMENT (a foreign or unknown node, a wrong
+ * input count), NNLIB_ERR_WRONG_STATE (compiled). */
+NNLIB_API nnlib_status nnlib_model_apply(nnlib_model *model,
+                                         nnlib_layer *layer,
+                                         const nnlib_node *inputs,
+                                         size_t count, nnlib_node *node);
+/* Makes `node` the model's output (default: the newest node). Once only:
+ * a second call is NNLIB_ERR_WRONG_STATE. A model input cannot be the
+ * output. */
+NNLIB_API nnlib_status nnlib_model_set_output(nnlib_model *model,
+                                              nnlib_node node);
+/* Names a node for description text, messages and `nnlib info`: 1 to 31
+ * characters of [A-Za-z0-9_], starting with a letter or '_', unique within
+ * the model (NNLIB_ERR_INVALID_ARGUMENT otherwise). */
+NNLIB_API nnlib_status nnlib_model_set_node_name(nnlib_model *model,
+                                                 nnlib_node node,
+                                                 const char *name);
+/* nnlib_model_compile for a model whose inputs were all declared with
+ * nnlib_model_input (nnlib_model_compile accepts such a model too when it
+ * has exactly one input and input_shape equals the declared one). */
+NNLIB_API nnlib_status nnlib_model_compile_graph(nnlib_model *model,
+                                                 int64_t max_batch,
+                                                 nnlib_loss loss,
+                                                 nnlib_optimizer *optimizer,
+                                                 uint64_t seed);
+
+/* The graph, read back: nodes are numbered 0 .. count-1 in the order they
+ * were made (inputs included). */
+NNLIB_API size_t nnlib_model_get_input_count(const nnlib_model *model);
+NNLIB_API size_t nnlib_model_get_node_count(const nnlib_model *model);
+typedef struct nnlib_node_info {
+  size_t struct_size;       /* set by the caller: sizeof(nnlib_node_info)  */
+  nnlib_node node;          /* the node's handle                           */
+  const char *name;         /* NULL when unnamed; borrowed                 */
+  nnlib_layer *layer;       /* NULL for a model input; borrowed            */
+  int64_t layer_index;      /* as nnlib_model_get_layer; -1 for an input   */
+  int64_t input_index;      /* model input number; -1 for a layer          */
+  size_t input_count;       /* nodes it reads                              */
+  const nnlib_node *inputs; /* borrowed, input_count handles               */
+  size_t rank;              /* per-sample output shape; rank 0 for a layer */
+  int64_t shape[NNLIB_MAX_RANK]; /* before compile                         */
+  int is_output;            /* 1 for the model's output node               */
+} nnlib_node_info;
+/* Node number `index` into *info (whose struct_size the caller sets).
+ * NNLIB_ERR_OUT_OF_RANGE for a bad index. */
+NNLIB_API nnlib_status nnlib_model_get_node(const nnlib_model *model,
+                                            size_t index,
+                                            nnlib_node_info *info);
+/* Per-sample shape of model input `input`, after compile. */
+NNLIB_API nnlib_status nnlib_model_get_input_shape_at(
+    const nnlib_model *model, size_t input, int64_t *dims, size_t capacity,
+    size_t *rank);
+
+/* The calls that take data, with one tensor per model input (inputs[0 ..
+ * count), count = nnlib_model_get_input_count(); every tensor with the same
+ * number of samples N). The one-tensor calls are these with count 1 and
+ * keep working for one-input models. A wrong count is
+ * NNLIB_ERR_INVALID_ARGUMENT, a tensor of the wrong shape
+ * NNLIB_ERR_SHAPE_MISMATCH naming the input. */
+NNLIB_API nnlib_status nnlib_model_predict_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    nnlib_tensor *y);
+NNLIB_API nnlib_status nnlib_workspace_predict_inputs(
+    nnlib_workspace *workspace, const nnlib_tensor *const *inputs,
+    size_t count, nnlib_tensor *y);
+NNLIB_API nnlib_status nnlib_model_forward_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor **output);
+NNLIB_API nnlib_status nnlib_model_backward_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor *target, float *loss);
+NNLIB_API nnlib_status nnlib_model_step_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor *target, float *loss);
+NNLIB_API nnlib_status nnlib_model_evaluate_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor *target, float *loss, float *accuracy);
+/* nnlib_model_fit_validated with several inputs: the validation samples
+ * are validation_inputs[0 .. count) (NULL when validation is NULL) and
+ * validation->target; validation->x must be NULL. */
+NNLIB_API nnlib_status nnlib_model_fit_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor *target, const nnlib_fit_options *options,
+    const nnlib_validation_options *validation,
+    const nnlib_tensor *const *validation_inputs);
+NNLIB_API nnlib_status nnlib_model_gradcheck_inputs(
+    nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
+    const nnlib_tensor *target, const nnlib_gradcheck_options *options,
+    double *max_rel_error);
+
+/* Gradients with respect to the model's inputs (saliency maps, adversarial
+ * examples, chaining nnlib with other code). Off by default (it costs the
+ * first layers' input-gradient products); on = 1 allocates one buffer per
+ * input for the compiled maximum batch, on = 0 frees them. While on, every
+ * backward pass (backward, step, fit, backward_output) leaves dL/dx of each
+ * input for the batch it ran on. */
+NNLIB_API nnlib_status nnlib_model_set_input_gradients(nnlib_model *model,
+                                                       int on);
+/* The gradient of input `input` from the last backward pass: [N, input
+ * shape...], borrowed until the next call on the model.
+ * NNLIB_ERR_WRONG_STATE when input gradients are off or no backward pass
+ * ran since they were switched on. */
+NNLIB_API nnlib_status nnlib_model_get_input_gradient(
+    nnlib_model *model, size_t input, const nnlib_tensor **grad);
+/* Backward from a gradient of the output that the caller gives, instead of
+ * from the loss (custom losses, models in sequence): after
+ * nnlib_model_forward or nnlib_model_forward_inputs on a batch of N,
+ * output_grad [N, output...] is dL/dy. Writes every parameter gradient
+ * (overwritten), and the input gradients when they are on; applies no
+ * update (nnlib_optimizer_step does). Works for models compiled without a
+ * loss too. NNLIB_ERR_WRONG_STATE when no forward pass precedes it (any
+ * other call on the model in between spends it). */
+NNLIB_API nnlib_status nnlib_model_backward_output(
+    nnlib_model *model, const nnlib_tensor *output_grad);
+
 /* ---------------------------------------------- model description text */
 
 /* Parses a short model description and appends its layers, in order, e.g.
@@ -736,12 +910,50 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
  * lstm:H[:nobias], gru:H[:nobias], each returning the whole sequence; the
  * item `last` right after one makes it return only its last step, so
  * "lstm:128,last,dense:10" is two layers (an lstm of the last step, then a
- * dense layer). */
+ * dense layer).
+ * Graphs (since 1.3.0; see graph models above). The full grammar:
+ *   spec  := item (',' item)*     commas inside parentheses separate REFs
+ *   item  := [NAME '='] body ['(' REF (',' REF)* ')']
+ *   body  := 'input:' DIMS        a model input of per-sample shape DIMS,
+ *                                 1 to 7 integers joined by 'x' (1x28x28,
+ *                                 8); never with REFs
+ *          | any item above (dense:10, relu, conv:..., last, ...)
+ *          | add | multiply | concat[:AXIS]   merge items (AXIS as in
+ *                                 nnlib_concat_create, -1 for the last)
+ *   NAME  := [A-Za-z_][A-Za-z0-9_]*, 1 to 31 characters; REF := NAME
+ * Whitespace is allowed only around items. NAME= names the node the item
+ * makes; names are unique in the model, and a name given by an earlier
+ * add_spec call on the same model can be referenced. A layer item without
+ * REFs reads the node of the item before it; the first item of the text
+ * reads the model's newest node (a new implicit input when the model is
+ * empty, exactly as nnlib_model_add). With REFs it reads the named nodes,
+ * in order: a merge item two or more, any other item exactly one. `last`
+ * makes no node: it takes no NAME and no REFs. The model's output is the
+ * last item's node. A residual block and a two-input model:
+ *   x=input:16x8x8,conv:16x3x3:p1,relu,c=conv:16x3x3:p1,add(x,c),relu
+ *   img=input:1x28x28,vec=input:4,conv:8x3x3:p1(img),relu,flatten,
+ *   f=dense:32,concat(f,vec),dense:10
+ * A REF may only name a node made before it (an earlier item or call), so
+ * cycles cannot be written. NNLIB_ERR_PARSE, with the item number, the
+ * column and the offending name, for: a REF no earlier item defines, a
+ * NAME used twice, a malformed NAME or REF, REFs on an input or on `last`,
+ * a merge item with fewer than two REFs, another item with more than one,
+ * unbalanced parentheses. Shapes that do not match are found by compile.
+ * On any failure the model is left exactly as before the call. */
 NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
                                             const char *spec);
-/* Writes the description of the model's layers (the inverse of add_spec)
- * into buf (NUL-terminated, truncated to capacity); *needed receives the
- * length without the NUL. */
+/* Writes the description of the model (the inverse of add_spec) into buf
+ * (NUL-terminated, truncated to capacity); *needed receives the length
+ * without the NUL. A chain model (one input, every layer reading the one
+ * before, built by nnlib_model_add or 1.2 descriptions) prints its layers
+ * only, exactly as 1.2 did. Any other graph prints every input as
+ * NAME=input:DIMS and every node in the order made; a node gets NAME= (its
+ * own name, else an invented one such as n3 that no node of the model
+ * uses) when an item with REFs reads it, and an item gets (REFS) when it
+ * does not read exactly the previous item's node. Parsing the text builds
+ * the same graph, which prints the same text. NNLIB_ERR_UNSUPPORTED when
+ * the output (nnlib_model_set_output) is not the newest node, or the
+ * implicit input is read by a node other than the first layer. */
 NNLIB_API nnlib_status nnlib_model_get_spec(const nnlib_model *model,
                                             char *buf, size_t capacity,
                                             size_t *needed);

@@ -141,7 +141,7 @@ typedef struct nnlib__run {
   bool sgd_fused;
   float sgd_lr;
   /* Sequence length of this call for the recurrent layers that read the
-   * model's input sequence (nnlib_model's seq_layers), at most the planned
+   * model's input sequence (nnlib__node's at_steps), at most the planned
    * T; 0: as planned. */
   int64_t steps;
 } nnlib__run;
@@ -188,12 +188,30 @@ typedef struct nnlib__layer_ops {
    * element it writes, so the model may pass dx == y (its output buffer,
    * spent by then) when the output is at least as large as dx */
   bool dx_over_output;
+  /* Merge layers (add, concat, multiply) read min_inputs or more nodes and
+   * implement the three calls below instead of plan, forward and backward
+   * (which stay NULL); every other kind reads exactly one node (min_inputs
+   * 0). in[i], x[i] and dx[i] belong to input i; dx[i] may be NULL (no
+   * gradient wanted for that input). backward_merge never writes dy (the
+   * model may call it once per input to accumulate fan-out). */
+  size_t min_inputs;
+  nnlib_status (*plan_merge)(nnlib_layer *l, const nnlib__shape *in,
+                             size_t count, int64_t max_batch);
+  nnlib_status (*forward_merge)(nnlib_layer *l, const nnlib__run *run,
+                                const float *const *x, size_t count, float *y,
+                                int64_t n);
+  nnlib_status (*backward_merge)(nnlib_layer *l, const nnlib__run *run,
+                                 const float *const *x, size_t count,
+                                 const float *y, float *dy, float *const *dx,
+                                 int64_t n);
 } nnlib__layer_ops;
 
 struct nnlib_layer {
   const nnlib__layer_ops *ops;
-  nnlib__shape in_shape, out_shape; /* set by plan */
+  /* set by plan; a merge layer's in_shape is its first input's */
+  nnlib__shape in_shape, out_shape;
   int64_t in_size, out_size;        /* per-sample element counts */
+  bool applied; /* the layer belongs to a model node (nnlib_model_apply) */
   size_t param_count;
   nnlib__param params[NNLIB__MAX_PARAMS];
   /* Untrained state inference needs and model files keep (batchnorm running
@@ -221,6 +239,16 @@ void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops);
 nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
                                const nnlib__shape *in, int64_t max_batch,
                                const char *context);
+/* The same for `count` input shapes (merge layers take them all, other
+ * kinds exactly one); `node` names the layer's node in a failure message
+ * ("node 4 (add)" or its name). */
+nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
+                                      const nnlib__shape *in, size_t count,
+                                      int64_t max_batch, const char *context);
+/* The number of inputs a layer kind reads: [min, max] (max SIZE_MAX for
+ * the merge layers). */
+size_t nnlib__layer_min_inputs(const nnlib_layer *l);
+bool nnlib__layer_is_merge(const nnlib_layer *l);
 /* Declares parameter i with a shape (called from plan). */
 void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
                                 const int64_t *shape, size_t rank);
@@ -370,6 +398,9 @@ extern const nnlib__layer_codec nnlib__global_avgpool_codec;
 extern const nnlib__layer_codec nnlib__batchnorm_codec;
 extern const nnlib__layer_codec nnlib__dropout_codec;
 extern const nnlib__layer_codec nnlib__flatten_codec;
+extern const nnlib__layer_codec nnlib__add_codec;
+extern const nnlib__layer_codec nnlib__concat_codec;
+extern const nnlib__layer_codec nnlib__multiply_codec;
 
 /* What conv2d and the pools share (src/layers/spatial.c). Output length of
  * one spatial axis, floor((in + 2 pad - dilation (kernel - 1) - 1) / stride)
@@ -398,18 +429,9 @@ extern const nnlib__layer_codec nnlib__gru_codec;
  * step. NNLIB_ERR_PARSE otherwise. */
 nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
                                         nnlib_layer *previous);
-/* For a model whose input reaches a recurrent layer unchanged: a batch
- * [N, T', F'] with another F' (NNLIB_ERR_SHAPE_MISMATCH), a longer T' than
- * the compiled [T, F] (NNLIB_ERR_TOO_LARGE, "sequence length ... above the
- * compiled maximum"), or a shorter one when the model has no seq_layers
- * (NNLIB_ERR_SHAPE_MISMATCH), with a message naming the layer. NNLIB_OK
- * for other models and ranks; *shorter gets T' when shorter and allowed,
- * else 0. */
-nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
-                                          const nnlib_tensor *x,
-                                          int64_t *shorter);
-/* nnlib_model's seq_layers for a planned model. */
-size_t nnlib__recurrent_seq_layers(const nnlib_model *m);
+/* Recurrent layer facts the model's sequence planning reads. */
+bool nnlib__layer_is_recurrent(const nnlib_layer *l);
+bool nnlib__recurrent_returns_sequences(const nnlib_layer *l);
 
 /* The registry: the codec of a kind, or of a description item's name;
  * NULL when none is registered. */
@@ -463,38 +485,97 @@ void nnlib__rmsprop_update(const nnlib_optimizer_options *o, float lr,
 
 /* -------------------------------------------------------------- model */
 
-/* What one pass over the layers writes: acts[i] is the output of layer i
- * (a fused dense+activation pair shares one), workspace[i] layer i's
- * scratch. The model has one set for training; each nnlib_workspace has its
+/* A node of the model's graph: a model input (layer NULL) or a layer
+ * applied to earlier nodes. Nodes are made in order and read only nodes
+ * made before them, so node order is a topological order: forward runs it
+ * front to back, backward back to front. */
+typedef struct nnlib__node {
+  nnlib_layer *layer;     /* NULL: a model input; else owned by the model */
+  size_t *inputs;         /* input_count node indices, each below this
+                             node's; owned */
+  nnlib_node *handles;    /* the same as handles, for nnlib_model_get_node */
+  size_t input_count;
+  int64_t input_index;    /* model input number, or -1 */
+  int64_t layer_index;    /* index in nnlib_model's layers, or -1 */
+  char *name;             /* owned; NULL when unnamed */
+  nnlib__shape shape;     /* per-sample output: an input's declared shape,
+                             a layer's from plan */
+  int64_t size;           /* floats per sample of the output */
+  /* set by compile */
+  size_t readers;         /* layers that read this node */
+  size_t last_reader;     /* the highest-numbered of them */
+  bool at_steps;          /* its output is a sequence [T', F] when a call
+                             runs shorter sequences */
+  bool runs_at_steps;     /* a layer that gets run.steps in such a call */
+} nnlib__node;
+
+/* "node 4 (dense)" or the node's name, for messages; returns buf. */
+const char *nnlib__node_label(const nnlib_model *m, size_t v, char *buf,
+                              size_t size);
+#define NNLIB__LABEL_SIZE 64
+
+/* What one pass over the graph writes. acts[v] is the output of node v (NULL
+ * for a model input: the call's data; a fused dense+activation pair shares
+ * one), workspace[v] its layer's scratch, grads[v] dL/d(output of v) (only
+ * in the model's training set). Where these lie is planned by liveness
+ * (plan.c): a buffer is reused once its last reader has run. The model has
+ * one set for training; each nnlib_workspace has an inference set of its
  * own, so threads can run inference on one model at once. */
 typedef struct nnlib__buffers {
   float **acts;
   float **workspace;
-  float *block; /* owns every buffer above, one allocation */
-  /* Sequence length of the batch in these buffers for the model's first
-   * seq_layers layers (shorter than planned); 0: as planned. Set by each
-   * public entry point from its input before the passes. */
-  int64_t steps;
+  float **grads;      /* NULL in an inference set */
+  const float **xs;   /* a merge layer's input pointers (the widest fan-in) */
+  float **dxs;        /* and its input-gradient pointers */
+  float *accum;       /* fan-out: a later reader's dx before it is added */
+  float *block;       /* owns every buffer above, one allocation */
+  void *pointers;     /* owns the pointer arrays */
 } nnlib__buffers;
 
-/* Allocates a set for the model's plan (max batch); frees with _free. */
-nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b);
+/* Allocates a set for the model's plan (max batch): training (acts kept
+ * for backward, gradients) or inference only. Frees with _free. */
+nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b,
+                                  bool training);
 void nnlib__buffers_free(nnlib__buffers *b);
+/* Floats the buffer set of the model's plan holds (the memory benchmark). */
+int64_t nnlib__buffers_floats(const nnlib_model *m, bool training);
+
+/* The data of one call: everything a pass needs besides the model and its
+ * buffers, so that nothing travels through model fields. */
+#define NNLIB__MAX_INPUTS 64 /* model inputs (documented in nnlib.h) */
+typedef struct nnlib__batch {
+  const float *x[NNLIB__MAX_INPUTS]; /* one per model input, n samples each */
+  const float *target;    /* NULL for a pass without a loss */
+  bool target_is_index;
+  int64_t n;
+  int64_t steps;          /* sequence length when shorter than planned */
+  bool training;          /* training mode (dropout, batch statistics) */
+  bool sgd_fused;         /* plain SGD folded into backward (nnlib__run) */
+  float sgd_lr;
+} nnlib__batch;
 
 struct nnlib_model {
+  nnlib__node *nodes;
+  size_t node_count, node_capacity;
+  /* The layers of layer nodes in node order: nnlib_model_get_layer's
+   * numbering, the order of the flat parameters and of model files. */
   nnlib_layer **layers;
   size_t layer_count, layer_capacity;
+  size_t *inputs;         /* node index of each model input */
+  size_t input_count, input_capacity;
+  bool implicit_input;    /* input 0 was made by nnlib_model_add; compile
+                             gives its shape */
+  size_t output;          /* output node (after compile, or when set) */
+  bool output_set;
+  uint32_t tag;           /* the high half of this model's nnlib_node values */
   bool compiled;
-  nnlib__shape input_shape;
+  nnlib__shape input_shape; /* input 0's, after compile */
   int64_t input_size, output_size;
   int64_t max_batch;
-  /* Leading layers that run a batch of shorter sequences than planned
-   * ([N, T', F], T' < T): rnn/lstm/gru layers returning sequences up to
-   * and including one that returns only its last step (every later layer
-   * sees the same shapes at any T'), or every layer when all are
-   * recurrent (the output is then a sequence [T', H]). 0 when the model
-   * needs T itself (nnlib__recurrent_seq_layers). */
-  size_t seq_layers;
+  /* Calls may run sequences shorter than planned ([N, T', F], T' < T):
+   * one rank-2 input read only by recurrent layers up to ones returning
+   * their last step, or forming the output (nnlib__node's at_steps). */
+  bool takes_shorter;
   nnlib_loss loss;
   nnlib_optimizer *optimizer;
   nnlib__rng rng;
@@ -506,82 +587,102 @@ struct nnlib_model {
   /* every layer's buffers (batchnorm running statistics), one block too */
   float *layer_state;
   int64_t layer_state_size;
-  nnlib__buffers bufs;      /* activations and workspaces of training */
-  /* Gradients backward passes between layers: the loss gradient goes into
-   * grad_a; input_grads[i] is where layer i writes dL/dx (NULL for the
-   * first layer): over its own spent output where it may, else grad_a or
-   * grad_b, whichever does not hold its dy (model.c, route_input_grads). */
-  float *grad_a, *grad_b;
+  nnlib__buffers bufs;      /* activations, workspaces, gradients */
+  /* nnlib_model_set_input_gradients: one buffer per input, and views */
   float **input_grads;
-  int64_t target_size;      /* per-sample target floats for gathering */
+  nnlib_tensor *input_grad_views;
+  int64_t input_grads_n;    /* batch of the last backward; 0: none yet */
+  /* the batch of the last nnlib_model_forward, for backward_output; 0
+   * once any other call has used the buffers */
+  int64_t forward_n, forward_steps;
   nnlib_tensor output_view;
-  /* Set by train.c for the duration of one step whose plain-SGD update the
-   * layers fold into backward (see nnlib__run). */
-  bool sgd_fused;
-  float sgd_lr;
   bool profiling; /* nnlib_model_set_profiling (profile.c) */
   bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */
 };
 
 /* nnlib_model_compile; without init_weights the parameters and layer
  * buffers stay zero (the model-file loader fills every one of them, so
- * drawing initial weights first would be wasted work). */
+ * drawing initial weights first would be wasted work). input_shape NULL:
+ * every input was declared with its shape. */
 nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
                                   size_t input_rank, int64_t max_batch,
                                   nnlib_loss loss, nnlib_optimizer *opt,
                                   uint64_t seed, bool init_weights);
+/* Frees everything compile allocated; the model is uncompiled again. */
+void nnlib__model_release(nnlib_model *m);
+/* Graph building for the description parser and the model-file loader:
+ * nnlib_model_input and nnlib_model_apply by node index. On failure
+ * apply frees the layer. */
+nnlib_status nnlib__model_add_input(nnlib_model *m, const nnlib__shape *shape,
+                                    size_t *node);
+nnlib_status nnlib__model_apply(nnlib_model *m, nnlib_layer *layer,
+                                const size_t *inputs, size_t count,
+                                size_t *node);
+nnlib_status nnlib__model_set_output(nnlib_model *m, size_t node);
+nnlib_status nnlib__model_set_name(nnlib_model *m, size_t node,
+                                   const char *name, size_t length);
+/* The node named name[0..length), or -1. */
+int64_t nnlib__model_find_name(const nnlib_model *m, const char *name,
+                               size_t length);
+/* Drops the nodes from `count` on (and their layers): how a description
+ * that fails to parse leaves the model as it was. Uncompiled models only. */
+void nnlib__model_truncate(nnlib_model *m, size_t count);
+/* The model is a chain: one input, every layer reads the node before it
+ * and the output is the newest node (1.2's models and files). */
+bool nnlib__model_is_chain(const nnlib_model *m);
 
-/* The model is compiled with a loss (`what` names the call in messages). */
+/* The model is compiled (with a loss for _trainable; `what` names the
+ * call in messages). */
+nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what);
 nnlib_status nnlib__check_trainable(const nnlib_model *m, const char *what);
-/* One optimizer step on n samples (raw buffers, already checked): forward,
- * loss, backward and the update (fused into backward for plain SGD). */
-nnlib_status nnlib__train_batch(nnlib_model *m, const float *x, const float *t,
-                               bool is_index, int64_t n, double *loss);
+/* Checks a call's data tensors against the model: count equal to the
+ * input count, each of rank >= 1 with the input's per-sample size, one N
+ * for all, 1 <= N <= limit (limit 0: no limit). Fills batch->x, n and
+ * steps (the sequence length when shorter than planned, else 0). */
+nnlib_status nnlib__check_inputs(const nnlib_model *m,
+                                 const nnlib_tensor *const *x, size_t count,
+                                 int64_t limit, nnlib__batch *batch);
+/* Floats per sample of input k in a call at sequence length steps. */
+int64_t nnlib__input_stride(const nnlib_model *m, size_t k, int64_t steps);
+/* Floats per sample of node v's output in a call at `steps` (0: planned). */
+int64_t nnlib__node_size_at(const nnlib_model *m, size_t v, int64_t steps);
+/* Floats per sample of the model's output in a call at `steps`. */
+int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps);
+/* Checks a target tensor for the batch and sets target and its kind. */
+nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
+                                 nnlib__batch *batch);
 
-/* Runs the layers on n samples (n <= max_batch); returns the output. */
-nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
-                                      int64_t n, bool training,
-                                      const float **out);
+/* The passes (train.c). Forward over batch with a buffer set (in
+ * inference mode it reads the model only; rng is the model's in training
+ * mode, NULL in inference); *out is the output node's buffer. */
+nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
+                            const nnlib__batch *batch, nnlib__rng *rng,
+                            const float **out);
+/* Backward after a forward over the same batch on the model's own
+ * buffers: from the loss of the batch's target (*loss gets it), or from
+ * dy_out, a caller's dL/dy, when it is not NULL. */
+nnlib_status nnlib__backward(nnlib_model *m, const nnlib__batch *batch,
+                             const float *dy_out, double *loss);
+/* forward + loss + backward in training mode; the loss must be finite. */
+nnlib_status nnlib__gradients(nnlib_model *m, const nnlib__batch *batch,
+                              double *loss);
+/* One optimizer step: forward, loss, backward and the update (fused into
+ * backward for plain SGD). */
+nnlib_status nnlib__train_batch(nnlib_model *m, nnlib__batch *batch,
+                                double *loss);
 /* Inference over any number of samples, in chunks, with a buffer set. */
 nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
-                                  const nnlib_tensor *x, nnlib_tensor *y);
-/* Inference over one chunk with a given buffer set; reads the model only. */
-nnlib_status nnlib__model_run_inference(const nnlib_model *m,
-                                        const nnlib__buffers *b,
-                                        const float *x, int64_t n,
-                                        const float **out);
-/* Loss + backward after a forward over the same x. */
-nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
-                                       const float *target,
-                                       bool target_is_index, int64_t n,
-                                       double *loss);
-/* The same in training mode or, for nnlib_model_gradcheck's inference
- * option, in inference mode (after an inference-mode forward). */
-nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
-                                            const float *target,
-                                            bool target_is_index, int64_t n,
-                                            bool training, double *loss);
-/* Checks a batch tensor against the model: rank >= 1, per-sample size equal
- * to the input size, 1 <= N <= limit (limit 0: no limit). *steps (may be
- * NULL) gets the batch's sequence length when the model takes it shorter
- * than planned (m->seq_layers), else 0: what nnlib__buffers.steps wants. */
-nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
-                                int64_t limit, int64_t *n, int64_t *steps);
-/* Floats per sample of a checked input batch (shorter sequences make it
- * smaller than m->input_size). */
-int64_t nnlib__input_stride(const nnlib_tensor *x);
-/* Floats per sample of layer i's input or output (shape s, planned size
- * `planned`) in a call at sequence length `steps` (0: as planned). */
-int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
-                             const nnlib__shape *s, int64_t planned,
-                             int64_t steps);
-/* Checks a target tensor for n samples (of sequence length `steps`, 0: as
- * planned) and says whether it holds indices. */
-nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
-                                 int64_t n, int64_t steps, bool *is_index);
-/* Floats per sample of the model's output in a call at sequence length
- * `steps` (0: as planned): T' H for a model whose output is a sequence. */
-int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps);
-nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what);
+                                  const nnlib_tensor *const *x, size_t count,
+                                  nnlib_tensor *y);
+/* chunk = samples [start, start + n) of whole. */
+void nnlib__batch_chunk(const nnlib_model *m, const nnlib__batch *whole,
+                        int64_t start, int64_t n, nnlib__batch *chunk);
+
+/* Shorter sequences (sequence.c): marks at_steps and runs_at_steps and
+ * sets m->takes_shorter; checks a [N, T', F] input against it. */
+void nnlib__plan_sequences(nnlib_model *m);
+nnlib_status nnlib__check_sequence_input(const nnlib_model *m, size_t k,
+                                         const nnlib_tensor *x,
+                                         int64_t *shorter);
 
 #endif /* NNLIB_INTERNAL_H */

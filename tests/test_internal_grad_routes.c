@@ -1,9 +1,10 @@
-/* Where backward writes each layer's input gradient (model.c,
- * route_input_grads): over the layer's own spent output when its kind
- * allows it and the output is at least as large, else into whichever
- * gradient buffer does not hold the layer's dy; never over the model's
- * output. That is what keeps a 784-1024-1024-10 MLP at one wide gradient
- * buffer instead of two. The values these routes carry are checked against
+/* Where backward writes each node's gradient (plan.c): over the spent
+ * output of the layer that writes it when that layer's kind allows it and
+ * the output is at least as large, else in a region of its own that the
+ * liveness plan places; never over the model's output. That is what keeps
+ * a 784-1024-1024-10 MLP at one wide gradient buffer instead of two. Node
+ * v is layer v - 1 in these chains (node 0 is the input); grads[v] is
+ * dL/d(output of node v). The values these routes carry are checked against
  * finite differences by test_gradcheck and friends; this test pins the
  * routes themselves, and that the model output survives a backward pass. */
 #include "nnlib_internal.h"
@@ -19,9 +20,10 @@ static nnlib_optimizer *sgd(void) {
 
 /* dense 20->32 relu, dense 32->32 relu, dense 32->3: the pairs fuse (layers
  * 1 and 3 run inside the dense before them). The last dense cannot write
- * over the model output, so its dx goes to grad_b; the middle dense writes
- * over its own output; the first layer forms no dx. grad_a holds only the
- * loss gradient. */
+ * over the model output, so its dx gets a region; the middle dense writes
+ * over its own output; the first layer forms no dx. The plan holds the
+ * three outputs (256 + 256 + 32 floats, padded) and, at the peak, the loss
+ * gradient (32) and the last dense's dx (256): 832 floats. */
 static void test_wide_mlp_uses_one_wide_buffer(void **s) {
   (void)s;
   nnlib_model *m = ts_model(20, 8, NNLIB_LOSS_SOFTMAX_CE, sgd(), 1,
@@ -29,36 +31,39 @@ static void test_wide_mlp_uses_one_wide_buffer(void **s) {
                             ts_dense(32, 32, 1), ts_act(NNLIB_ACT_RELU, 0),
                             ts_dense(32, 3, 1), NULL);
   assert_true(m->layers[1]->fused_away && m->layers[3]->fused_away);
-  assert_null(m->input_grads[0]);
-  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]);
-  assert_ptr_equal(m->input_grads[4], m->grad_b);
+  assert_null(m->input_grads);
+  assert_ptr_equal(m->bufs.grads[2], m->bufs.acts[3]);
+  assert_non_null(m->bufs.grads[4]);
+  assert_ptr_not_equal(m->bufs.grads[4], m->bufs.acts[5]);
+  assert_int_equal(nnlib__buffers_floats(m, true), 832);
   nnlib_model_free(m);
 }
 
 /* A narrowing layer cannot hold its dx in its output: dense 8->6->4->5.
- * Layer 4 (4->5, the output) sends dx to grad_b (dy in grad_a); layer 2
- * (6->4) to grad_a, the buffer that does not hold its dy. */
+ * Layer 4 (4->5, the output) and layer 2 (6->4) send dx to regions of
+ * their own, which the plan may place where a spent gradient was. */
 static void test_narrowing_layers_alternate(void **s) {
   (void)s;
   nnlib_model *m = ts_model(8, 4, NNLIB_LOSS_MSE, sgd(), 2, ts_dense(8, 6, 1),
                             ts_act(NNLIB_ACT_TANH, 0), ts_dense(6, 4, 1),
                             ts_act(NNLIB_ACT_TANH, 0), ts_dense(4, 5, 1), NULL);
-  assert_ptr_equal(m->input_grads[4], m->grad_b);
-  assert_ptr_equal(m->input_grads[2], m->grad_a);
-  assert_ptr_not_equal(m->grad_a, m->grad_b);
+  assert_ptr_not_equal(m->bufs.grads[4], m->bufs.acts[5]);
+  assert_ptr_not_equal(m->bufs.grads[2], m->bufs.acts[3]);
+  assert_ptr_not_equal(m->bufs.grads[4], m->bufs.grads[5]);
+  assert_ptr_not_equal(m->bufs.grads[2], m->bufs.grads[4]);
   nnlib_model_free(m);
 }
 
 /* A standalone (unfused) softmax between two dense layers writes its dx
- * over its own output; the dense above it sends dx to grad_b. */
+ * over its own output; the dense above it sends dx to a region. */
 static void test_unfused_activation_over_output(void **s) {
   (void)s;
   nnlib_model *m = ts_model(3, 4, NNLIB_LOSS_MSE, sgd(), 3, ts_dense(3, 5, 1),
                             ts_act(NNLIB_ACT_SOFTMAX, 0), ts_dense(5, 2, 1),
                             NULL);
   assert_false(m->layers[1]->fused_away);
-  assert_ptr_equal(m->input_grads[1], m->bufs.acts[1]);
-  assert_ptr_equal(m->input_grads[2], m->grad_b);
+  assert_ptr_equal(m->bufs.grads[1], m->bufs.acts[2]);
+  assert_ptr_not_equal(m->bufs.grads[2], m->bufs.acts[3]);
   nnlib_model_free(m);
 }
 
@@ -72,8 +77,8 @@ static void test_backward_keeps_model_output(void **s) {
                             ts_act(NNLIB_ACT_SIGMOID, 0), ts_dense(6, 6, 1),
                             ts_act(NNLIB_ACT_SIGMOID, 0), ts_dense(6, OUT, 1),
                             NULL);
-  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]);
-  assert_ptr_equal(m->input_grads[4], m->grad_b);
+  assert_ptr_equal(m->bufs.grads[2], m->bufs.acts[3]);
+  assert_ptr_not_equal(m->bufs.grads[4], m->bufs.acts[5]);
   float xv[N * IN], tv[N * OUT], before[N * OUT];
   uint32_t seed = 7;
   ts_fill_uniform(xv, N * IN, -1.0f, 1.0f, &seed);
@@ -84,7 +89,7 @@ static void test_backward_keeps_model_output(void **s) {
   memcpy(before, nnlib_tensor_get_data_const(y), sizeof before);
   float loss;
   ASSERT_OK(nnlib_model_backward(m, x, t, &loss));
-  assert_memory_equal(before, m->bufs.acts[4], sizeof before);
+  assert_memory_equal(before, m->bufs.acts[5], sizeof before);
   nnlib_tensor_free(x);
   nnlib_tensor_free(t);
   nnlib_model_free(m);
@@ -102,10 +107,10 @@ static void test_conv_writes_dx_over_its_output(void **s) {
                                     "flatten,dense:2"));
   const int64_t shape[3] = {1, 5, 5};
   ASSERT_OK(nnlib_model_compile(m, shape, 3, 3, NNLIB_LOSS_MSE, NULL, 9));
-  assert_ptr_equal(m->input_grads[2], m->bufs.acts[2]); /* conv 2->3 */
-  assert_ptr_equal(m->input_grads[1], m->bufs.acts[1]); /* tanh */
-  assert_ptr_equal(m->input_grads[4], m->bufs.acts[4]); /* flatten */
-  assert_ptr_equal(m->input_grads[5], m->grad_b);       /* dense: last */
+  assert_ptr_equal(m->bufs.grads[2], m->bufs.acts[3]); /* conv 2->3 */
+  assert_ptr_equal(m->bufs.grads[1], m->bufs.acts[2]); /* tanh */
+  assert_ptr_equal(m->bufs.grads[4], m->bufs.acts[5]); /* flatten */
+  assert_ptr_not_equal(m->bufs.grads[5], m->bufs.acts[6]); /* dense: last */
   const int64_t xs[4] = {3, 1, 5, 5}, ts[2] = {3, 2};
   nnlib_tensor *x, *t;
   ASSERT_OK(nnlib_tensor_create(&x, xs, 4));

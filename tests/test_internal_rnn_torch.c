@@ -228,10 +228,12 @@ static float *backward_all(nnlib_model *m, const torch_case *c,
   memcpy(g, dy_ref->values, (size_t)dy_ref->count * sizeof(float));
   for (size_t i = m->layer_count; i-- > 0;) {
     nnlib_layer *l = m->layers[i];
-    const float *in = i == 0 ? x : m->bufs.acts[i - 1];
+    /* a chain: layer i is node i + 1, reading node i (node 0: the input) */
+    const float *in = i == 0 ? x : m->bufs.acts[i];
     float *dx = malloc((size_t)(n * l->in_size) * sizeof(float));
-    nnlib__run run = {true, m->bufs.workspace[i], &m->rng, false, 0.0f, 0};
-    ASSERT_OK(l->ops->backward(l, &run, in, m->bufs.acts[i], g, dx, n));
+    nnlib__run run = {true, m->bufs.workspace[i + 1], &m->rng, false, 0.0f,
+                      0};
+    ASSERT_OK(l->ops->backward(l, &run, in, m->bufs.acts[i + 1], g, dx, n));
     free(g);
     g = dx;
   }

@@ -191,13 +191,19 @@ static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
   const fx_tensor *x = need(c, "x"), *g = need(c, "g");
   int64_t n = x->dims[0];
   const float *y;
-  ASSERT_OK(nnlib__model_run_forward(m, x->data, n, training, &y));
+  nnlib__batch batch;
+  memset(&batch, 0, sizeof batch);
+  batch.x[0] = x->data;
+  batch.n = n;
+  batch.training = training;
+  ASSERT_OK(nnlib__forward(m, &m->bufs, &batch, training ? &m->rng : NULL,
+                           &y));
   expect_close(c, "forward y", y, need(c, "y"));
   nnlib_layer *l = m->layers[0];
   float *dy = malloc((size_t)g->size * sizeof(float));
   float *dx = malloc((size_t)x->size * sizeof(float));
   memcpy(dy, g->data, (size_t)g->size * sizeof(float));
-  nnlib__run run = {training, m->bufs.workspace[0], training ? &m->rng : NULL,
+  nnlib__run run = {training, m->bufs.workspace[1], /* node 1: layer 0 */ training ? &m->rng : NULL,
                     false, 0.0f, 0};
   ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
   expect_close(c, "backward dx", dx, need(c, "dx"));

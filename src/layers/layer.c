@@ -124,21 +124,46 @@ const char *nnlib_layer_get_buffer_name(const nnlib_layer *l, size_t index) {
   return l->buffers[index].name;
 }
 
-nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
-                               const nnlib__shape *in, int64_t max_batch,
-                               const char *context) {
-  l->in_shape = *in;
-  l->in_size = nnlib__shape_numel(in);
+size_t nnlib__layer_min_inputs(const nnlib_layer *l) {
+  return l->ops->min_inputs > 0 ? l->ops->min_inputs : 1;
+}
+
+bool nnlib__layer_is_merge(const nnlib_layer *l) {
+  return l->ops->plan_merge != NULL;
+}
+
+/* Resets what plan declares, runs the kind's plan and sets the sizes; a
+ * failure message is prefixed with context and the node's label. */
+nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
+                                      const nnlib__shape *in, size_t count,
+                                      int64_t max_batch, const char *context) {
+  l->in_shape = in[0];
+  l->in_size = nnlib__shape_numel(&in[0]);
   l->param_count = 0;
   l->buffer_count = 0;
   l->workspace_floats = 0;
-  nnlib_status st = l->ops->plan(l, in, max_batch);
+  nnlib_status st;
+  if (nnlib__layer_is_merge(l))
+    st = l->ops->plan_merge(l, in, count, max_batch);
+  else if (count != 1)
+    st = nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                      "%s reads exactly one node, got %zu", l->ops->name(l),
+                      count);
+  else
+    st = l->ops->plan(l, in, max_batch);
   if (st != NNLIB_OK) {
     char detail[400];
     snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
-    return nnlib__error(st, "%slayer %zu (%s): %s", context, index,
-                        l->ops->name(l), detail);
+    return nnlib__error(st, "%s%s: %s", context, node, detail);
   }
   l->out_size = nnlib__shape_numel(&l->out_shape);
   return NNLIB_OK;
+}
+
+nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
+                               const nnlib__shape *in, int64_t max_batch,
+                               const char *context) {
+  char label[NNLIB__LABEL_SIZE];
+  snprintf(label, sizeof label, "layer %zu (%s)", index, l->ops->name(l));
+  return nnlib__layer_plan_inputs(l, label, in, 1, max_batch, context);
 }

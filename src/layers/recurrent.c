@@ -419,74 +419,8 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
   return NNLIB_OK;
 }
 
-/* ------------------------------------------- the model's input check */
-
-static bool same_shape(const nnlib__shape *a, const nnlib__shape *b) {
-  if (a->rank != b->rank)
-    return false;
-  for (size_t i = 0; i < a->rank; i++)
-    if (a->dims[i] != b->dims[i])
-      return false;
-  return true;
-}
-
-/* The first recurrent layer that sees the model's input unchanged (only
- * shape-keeping layers before it), or NULL. */
-static const nnlib_layer *input_recurrent(const nnlib_model *m) {
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    if (nnlib__layer_is_recurrent(l))
-      return l;
-    if (!same_shape(&l->in_shape, &l->out_shape))
-      return NULL;
-  }
-  return NULL;
-}
-
-size_t nnlib__recurrent_seq_layers(const nnlib_model *m) {
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    if (!nnlib__layer_is_recurrent(l))
-      return 0;
-    if (!crec(l)->return_sequences)
-      return i + 1; /* the time axis ends here */
-  }
-  return m->layer_count; /* all recurrent: the output is [T', H] */
-}
-
-nnlib_status nnlib__recurrent_check_input(const nnlib_model *m,
-                                          const nnlib_tensor *x,
-                                          int64_t *shorter) {
-  *shorter = 0;
-  if (x->rank != 3 || m->input_shape.rank != 2)
-    return NNLIB_OK;
-  const nnlib_layer *l = input_recurrent(m);
-  if (l == NULL)
-    return NNLIB_OK;
-  const char *kind = l->ops->name(l);
-  int64_t steps = m->input_shape.dims[0], features = m->input_shape.dims[1];
-  if (x->shape[2] != features)
-    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
-                        "%s: input has %lld features per step, layer expects "
-                        "%lld",
-                        kind, (long long)x->shape[2], (long long)features);
-  if (x->shape[1] > steps)
-    return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "%s: sequence length %lld above the compiled maximum "
-                        "%lld (the model's input shape [T, F] fixes T)",
-                        kind, (long long)x->shape[1], (long long)steps);
-  if (x->shape[1] < steps && m->seq_layers == 0)
-    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
-                        "%s: sequence length %lld differs from the compiled "
-                        "%lld: only models whose recurrent layers come first "
-                        "and either end in one returning its last step "
-                        "(\"last\") or make up the whole model take shorter "
-                        "sequences; pad them or compile a model for this "
-                        "length",
-                        kind, (long long)x->shape[1], (long long)steps);
-  if (x->shape[1] < steps)
-    *shorter = x->shape[1];
-  return NNLIB_OK;
+bool nnlib__recurrent_returns_sequences(const nnlib_layer *l) {
+  return crec(l)->return_sequences;
 }
 
 /* ----------------------------------------------- descriptions and files */

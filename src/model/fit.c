@@ -18,33 +18,33 @@ nnlib_status nnlib_fit_options_init(nnlib_fit_options *o) {
 }
 
 typedef struct fit_data {
-  const float *x, *t;
-  int64_t x_stride, t_stride; /* floats per sample */
-  bool is_index;
+  nnlib__batch whole;         /* every sample: inputs, targets, steps */
+  int64_t t_stride;           /* target floats per sample */
   int64_t *order;             /* NULL: in order, zero-copy */
-  float *batch_x, *batch_t;   /* gathered shuffled batches */
-  int64_t steps;              /* sequence length when shorter than planned */
+  float *batch_x[NNLIB__MAX_INPUTS], *batch_t; /* gathered shuffled batches */
 } fit_data;
 
-/* Points *x and *t at samples [start, start + n) of the epoch's order:
- * straight into the data set when not shuffled, else gathered into fit's
- * batch buffers. */
-static void batch_view(const fit_data *d, int64_t start, int64_t n,
-                       const float **x, const float **t) {
-  if (d->order == NULL) {
-    *x = d->x + start * d->x_stride;
-    *t = d->t + start * d->t_stride;
+static void gather(float *dst, const float *src, const int64_t *order,
+                   int64_t n, int64_t stride) {
+  size_t bytes = (size_t)stride * sizeof(float);
+  for (int64_t i = 0; i < n; i++)
+    memcpy(dst + i * stride, src + order[i] * stride, bytes);
+}
+
+/* batch = samples [start, start + n) of the epoch's order: straight into
+ * the data set when not shuffled, else gathered into fit's batch buffers. */
+static void batch_view(const nnlib_model *m, const fit_data *d, int64_t start,
+                       int64_t n, nnlib__batch *batch) {
+  nnlib__batch_chunk(m, &d->whole, start, n, batch);
+  if (d->order == NULL)
     return;
+  for (size_t k = 0; k < m->input_count; k++) {
+    gather(d->batch_x[k], d->whole.x[k], d->order + start, n,
+           nnlib__input_stride(m, k, d->whole.steps));
+    batch->x[k] = d->batch_x[k];
   }
-  size_t xb = (size_t)d->x_stride * sizeof(float);
-  size_t tb = (size_t)d->t_stride * sizeof(float);
-  for (int64_t i = 0; i < n; i++) {
-    int64_t s = d->order[start + i];
-    memcpy(d->batch_x + i * d->x_stride, d->x + s * d->x_stride, xb);
-    memcpy(d->batch_t + i * d->t_stride, d->t + s * d->t_stride, tb);
-  }
-  *x = d->batch_x;
-  *t = d->batch_t;
+  gather(d->batch_t, d->whole.target, d->order + start, n, d->t_stride);
+  batch->target = d->batch_t;
 }
 
 static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
@@ -57,11 +57,10 @@ static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
   for (int64_t b = 0; b < p->batches; b++) {
     int64_t start = b * bs;
     int64_t n = samples - start < bs ? samples - start : bs;
-    const float *x, *t;
-    batch_view(d, start, n, &x, &t);
+    nnlib__batch batch;
+    batch_view(m, d, start, n, &batch);
     double loss;
-    m->bufs.steps = d->steps; /* validation may have left its own */
-    NNLIB_TRY(nnlib__train_batch(m, x, t, d->is_index, n, &loss));
+    NNLIB_TRY(nnlib__train_batch(m, &batch, &loss));
     sum += loss * (double)n;
     p->batch = b;
     p->samples_done = start + n;
@@ -76,11 +75,10 @@ static nnlib_status fit_epoch(nnlib_model *m, const fit_data *d,
   return NNLIB_OK;
 }
 
-static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
-                             const nnlib_tensor *target,
+static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *const *x,
+                             size_t count, const nnlib_tensor *target,
                              const nnlib_fit_options *options,
-                             nnlib_fit_options *o, fit_data *d,
-                             int64_t *samples) {
+                             nnlib_fit_options *o, fit_data *d) {
   NNLIB_TRY(nnlib__check_trainable(m, "nnlib_model_fit"));
   if (m->optimizer == NULL)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
@@ -100,24 +98,22 @@ static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *x,
                         (long long)o->batch_size, (long long)m->max_batch);
   NNLIB_CHECK_ARG(o->shuffle == 0 || o->shuffle == 1,
                   "fit: shuffle must be 0 or 1");
-  NNLIB_TRY(nnlib__check_input(m, x, 0, samples, &d->steps));
-  NNLIB_TRY(
-      nnlib__check_target(m, target, *samples, d->steps, &d->is_index));
-  d->x = x->data;
-  d->t = target->data;
-  d->x_stride = nnlib__input_stride(x);
-  d->t_stride = d->is_index ? 1 : nnlib__output_size_at(m, d->steps);
-  d->order = NULL;
-  d->batch_x = d->batch_t = NULL;
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &d->whole));
+  NNLIB_TRY(nnlib__check_target(m, target, &d->whole));
+  d->t_stride =
+      d->whole.target_is_index ? 1 : nnlib__output_size_at(m, d->whole.steps);
   return NNLIB_OK;
 }
 
 static void free_shuffling(fit_data *d) {
   nnlib__free(d->order);
-  nnlib__free(d->batch_x);
   nnlib__free(d->batch_t);
   d->order = NULL;
-  d->batch_x = d->batch_t = NULL;
+  d->batch_t = NULL;
+  for (size_t k = 0; k < NNLIB__MAX_INPUTS; k++) {
+    nnlib__free(d->batch_x[k]);
+    d->batch_x[k] = NULL;
+  }
 }
 
 /* The sample order and the buffers shuffled batches are gathered into:
@@ -125,12 +121,17 @@ static void free_shuffling(fit_data *d) {
  * batch is never larger than the data set, so neither are the buffers (a
  * model compiled for a huge batch fits a few samples without asking for
  * its maximum batch twice over). */
-static nnlib_status alloc_shuffling(fit_data *d, int64_t samples,
-                                    int64_t batch) {
+static nnlib_status alloc_shuffling(const nnlib_model *m, fit_data *d,
+                                    int64_t samples, int64_t batch) {
+  bool ok = true;
   d->order = nnlib__calloc((size_t)samples, sizeof *d->order);
-  d->batch_x = nnlib__calloc((size_t)(batch * d->x_stride), sizeof(float));
+  for (size_t k = 0; k < m->input_count; k++) {
+    int64_t stride = nnlib__input_stride(m, k, d->whole.steps);
+    d->batch_x[k] = nnlib__calloc((size_t)(batch * stride), sizeof(float));
+    ok = ok && d->batch_x[k] != NULL;
+  }
   d->batch_t = nnlib__calloc((size_t)(batch * d->t_stride), sizeof(float));
-  if (d->order == NULL || d->batch_x == NULL || d->batch_t == NULL) {
+  if (!ok || d->order == NULL || d->batch_t == NULL) {
     free_shuffling(d);
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
                         "fit: no memory for the shuffled order of %lld samples "
@@ -152,14 +153,20 @@ nnlib_status nnlib_validation_options_init(nnlib_validation_options *o) {
 }
 
 /* Reads the caller's validation options into *v (defaults where the
- * caller's struct is shorter) and checks them and the tensors' shapes. */
+ * caller's struct is shorter) and checks them and the tensors' shapes:
+ * validation->x, or for several inputs the given tensors. */
 static nnlib_status validation_args(const nnlib_model *m,
                                     const nnlib_validation_options *given,
+                                    const nnlib_tensor *const *inputs,
                                     nnlib_validation_options *v) {
   nnlib_validation_options_init(v);
   NNLIB_TRY(nnlib__read_options(v, sizeof *v, given,
                                 "nnlib_validation_options"));
-  NNLIB_CHECK_ARG(v->x != NULL && v->target != NULL,
+  if (inputs != NULL)
+    NNLIB_CHECK_ARG(v->x == NULL,
+                    "fit: validation->x must be NULL when the validation "
+                    "inputs are given separately");
+  NNLIB_CHECK_ARG((v->x != NULL || inputs != NULL) && v->target != NULL,
                   "fit: validation options need x and target");
   NNLIB_CHECK_ARG(v->patience >= 0, "fit: patience is %lld, must be >= 0",
                   (long long)v->patience);
@@ -168,11 +175,10 @@ static nnlib_status validation_args(const nnlib_model *m,
                   (double)v->min_delta);
   NNLIB_CHECK_ARG(v->restore_best == 0 || v->restore_best == 1,
                   "fit: restore_best must be 0 or 1");
-  int64_t n = 0;
-  bool is_index;
-  int64_t steps = 0;
-  NNLIB_TRY(nnlib__check_input(m, v->x, 0, &n, &steps));
-  return nnlib__check_target(m, v->target, n, steps, &is_index);
+  nnlib__batch batch;
+  NNLIB_TRY(nnlib__check_inputs(m, inputs != NULL ? inputs : &v->x,
+                                m->input_count, 0, &batch));
+  return nnlib__check_target(m, v->target, &batch);
 }
 
 /* Early stopping's state: the validation options, the best loss so far,
@@ -180,6 +186,7 @@ static nnlib_status validation_args(const nnlib_model *m,
  * buffers of that epoch. */
 typedef struct fit_watch {
   nnlib_validation_options v;
+  const nnlib_tensor *const *x; /* the validation inputs */
   float best;
   int64_t best_epoch, since_best;
   float *saved; /* param_size + layer_state_size floats, or NULL */
@@ -220,7 +227,8 @@ static void swap_best(nnlib_model *m, float *saved, bool to_saved) {
 static nnlib_status watch_epoch(nnlib_model *m, fit_watch *w, int64_t e,
                                 bool *stop) {
   float loss;
-  NNLIB_TRY(nnlib_model_evaluate(m, w->v.x, w->v.target, &loss, NULL));
+  NNLIB_TRY(nnlib_model_evaluate_inputs(m, w->x, m->input_count, w->v.target,
+                                        &loss, NULL));
   if (w->v.losses != NULL)
     w->v.losses[e] = loss;
   if (loss < w->best - w->v.min_delta) {
@@ -256,20 +264,26 @@ static nnlib_status fit_epochs(nnlib_model *m, fit_data *d, int64_t samples,
   return NNLIB_OK;
 }
 
-nnlib_status nnlib_model_fit_validated(
-    nnlib_model *m, const nnlib_tensor *x, const nnlib_tensor *target,
-    const nnlib_fit_options *options,
-    const nnlib_validation_options *validation) {
+nnlib_status nnlib_model_fit_inputs(
+    nnlib_model *m, const nnlib_tensor *const *x, size_t count,
+    const nnlib_tensor *target, const nnlib_fit_options *options,
+    const nnlib_validation_options *validation,
+    const nnlib_tensor *const *validation_inputs) {
   nnlib_fit_options o;
-  fit_data d = {NULL, NULL, 0, 0, false, NULL, NULL, NULL, 0};
+  fit_data d;
+  memset(&d, 0, sizeof d);
   fit_watch w = {.best = 0.0f};
-  int64_t samples = 0, run = 0;
-  NNLIB_TRY(fit_args(m, x, target, options, &o, &d, &samples));
-  if (validation != NULL)
-    NNLIB_TRY(validation_args(m, validation, &w.v));
+  int64_t run = 0;
+  NNLIB_TRY(fit_args(m, x, count, target, options, &o, &d));
+  int64_t samples = d.whole.n;
+  if (validation != NULL) {
+    NNLIB_TRY(validation_args(m, validation, validation_inputs, &w.v));
+    w.x = validation_inputs != NULL ? validation_inputs : &w.v.x;
+  }
+  m->forward_n = 0;
   nnlib_status st = NNLIB_OK;
   if (o.shuffle)
-    st = alloc_shuffling(&d, samples,
+    st = alloc_shuffling(m, &d, samples,
                          o.batch_size < samples ? o.batch_size : samples);
   if (st == NNLIB_OK && validation != NULL)
     st = watch_start(m, &w);
@@ -284,6 +298,13 @@ nnlib_status nnlib_model_fit_validated(
   }
   free_shuffling(&d);
   return st;
+}
+
+nnlib_status nnlib_model_fit_validated(
+    nnlib_model *m, const nnlib_tensor *x, const nnlib_tensor *target,
+    const nnlib_fit_options *options,
+    const nnlib_validation_options *validation) {
+  return nnlib_model_fit_inputs(m, &x, 1, target, options, validation, NULL);
 }
 
 nnlib_status nnlib_model_fit(nnlib_model *m, const nnlib_tensor *x,

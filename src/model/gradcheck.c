@@ -19,19 +19,18 @@ nnlib_status nnlib_gradcheck_options_init(nnlib_gradcheck_options *o) {
 
 typedef struct probe {
   nnlib_model *m;
-  const float *x, *t;
-  bool is_index;
-  int64_t n;
-  bool training;
-  nnlib__rng start; /* every pass draws from here: one dropout mask */
+  nnlib__batch batch; /* training set by the inference option */
+  nnlib__rng start;   /* every pass draws from here: one dropout mask */
 } probe;
 
 static nnlib_status loss_at(const probe *p, double *loss) {
   const float *out;
+  const nnlib__batch *b = &p->batch;
   p->m->rng = p->start;
-  NNLIB_TRY(nnlib__model_run_forward(p->m, p->x, p->n, p->training, &out));
-  return nnlib__loss(p->m->loss, out, p->t, p->is_index, NULL, p->n,
-                     nnlib__output_size_at(p->m, p->m->bufs.steps), loss);
+  NNLIB_TRY(nnlib__forward(p->m, &p->m->bufs, b,
+                           b->training ? &p->m->rng : NULL, &out));
+  return nnlib__loss(p->m->loss, out, b->target, b->target_is_index, NULL,
+                     b->n, nnlib__output_size_at(p->m, b->steps), loss);
 }
 
 static double rel_error(double diff_sq, double a_sq, double b_sq) {
@@ -46,7 +45,7 @@ static nnlib_status check_every_scalar(const probe *p, const float *g_bp,
   *worst = 0.0;
   int64_t offset = 0;
   for (size_t li = 0; li < m->layer_count; li++) {
-    nnlib_layer *l = m->layers[li];
+    const nnlib_layer *l = m->layers[li];
     for (size_t pi = 0; pi < l->param_count; pi++) {
       int64_t size = l->params[pi].size;
       double diff_sq = 0.0, a_sq = 0.0, b_sq = 0.0;
@@ -104,10 +103,10 @@ static nnlib_status check_direction(const probe *p, const float *g_bp,
   return NNLIB_OK;
 }
 
-nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
-                                   const nnlib_tensor *target,
-                                   const nnlib_gradcheck_options *options,
-                                   double *max_rel_error) {
+nnlib_status nnlib_model_gradcheck_inputs(
+    nnlib_model *m, const nnlib_tensor *const *x, size_t count,
+    const nnlib_tensor *target, const nnlib_gradcheck_options *options,
+    double *max_rel_error) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_gradcheck"));
   NNLIB_CHECK_ARG(max_rel_error != NULL, "gradcheck: max_rel_error is NULL");
   if (m->loss == NNLIB_LOSS_NONE)
@@ -121,11 +120,13 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
                   "gradcheck: step %g must be > 0", (double)o.step);
   NNLIB_CHECK_ARG(o.inference == 0 || o.inference == 1,
                   "gradcheck: inference is %d, must be 0 or 1", o.inference);
-  probe p = {m, NULL, NULL, false, 0, o.inference == 0, m->rng};
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &p.n, &m->bufs.steps));
-  NNLIB_TRY(nnlib__check_target(m, target, p.n, m->bufs.steps, &p.is_index));
-  p.x = x->data;
-  p.t = target->data;
+  probe p;
+  p.m = m;
+  p.start = m->rng;
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, m->max_batch, &p.batch));
+  NNLIB_TRY(nnlib__check_target(m, target, &p.batch));
+  p.batch.training = o.inference == 0;
+  m->forward_n = 0;
   /* g_bp, the saved parameters, the direction, the saved layer buffers */
   size_t floats = (size_t)m->param_size * 3 + (size_t)m->layer_state_size;
   float *work = nnlib__calloc(floats + 1, sizeof(float));
@@ -138,10 +139,10 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
   double loss;
   const float *out;
   m->rng = p.start;
-  nnlib_status st = nnlib__model_run_forward(m, p.x, p.n, p.training, &out);
+  nnlib_status st = nnlib__forward(m, &m->bufs, &p.batch,
+                                   p.batch.training ? &m->rng : NULL, &out);
   if (st == NNLIB_OK)
-    st = nnlib__model_run_backward_mode(m, p.x, p.t, p.is_index, p.n,
-                                        p.training, &loss);
+    st = nnlib__backward(m, &p.batch, NULL, &loss);
   if (st == NNLIB_OK) {
     float *g_bp = work, *saved = work + m->param_size;
     memcpy(g_bp, m->grads, (size_t)m->param_size * sizeof(float));
@@ -155,4 +156,12 @@ nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
     memcpy(m->layer_state, state, state_bytes);
   nnlib__free(work);
   return st;
+}
+
+nnlib_status nnlib_model_gradcheck(nnlib_model *m, const nnlib_tensor *x,
+                                   const nnlib_tensor *target,
+                                   const nnlib_gradcheck_options *options,
+                                   double *max_rel_error) {
+  return nnlib_model_gradcheck_inputs(m, &x, 1, target, options,
+                                      max_rel_error);
 }

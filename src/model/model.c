@@ -1,381 +1,387 @@
-/* model.c - the sequential model: create, add, compile (check the shapes,
- * fuse dense+activation pairs, plan and allocate every buffer once), and the
- * getters. Running it lives in train.c. */
+/* model.c - the model as a graph: create, declare inputs, apply layers to
+ * nodes, name them, and the getters. Compiling it (checks, fusion, buffer
+ * plan) is compile.c and plan.c; running it train.c. */
 #include "nnlib_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
 nnlib_status nnlib_model_create(nnlib_model **out) {
+  static uint32_t next_tag; /* tells the nodes of two models apart */
   NNLIB_CHECK_ARG(out != NULL, "nnlib_model_create: out is NULL");
   *out = nnlib__calloc(1, sizeof **out);
   if (*out == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_create: no memory");
+  uint32_t tag = __atomic_add_fetch(&next_tag, 1, __ATOMIC_RELAXED);
+  (*out)->tag = tag != 0 ? tag : __atomic_add_fetch(&next_tag, 1,
+                                                     __ATOMIC_RELAXED);
   return NNLIB_OK;
 }
 
-/* Everything compile allocates; the model returns to its uncompiled state. */
-static void release_plan(nnlib_model *m) {
-  nnlib__free(m->params);
-  nnlib__free(m->grads);
-  nnlib__free(m->layer_state);
-  m->layer_state = NULL;
-  nnlib__buffers_free(&m->bufs);
-  nnlib__free(m->grad_a);
-  nnlib__free(m->grad_b);
-  nnlib__free(m->input_grads);
-  m->input_grads = NULL;
-  m->params = m->grads = m->grad_a = m->grad_b = NULL;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    l->compiled = false;
-    l->fused_activation = NULL;
-    l->fused_away = false;
+static void free_node(nnlib__node *node) {
+  nnlib_layer_free(node->layer);
+  nnlib__free(node->inputs);
+  nnlib__free(node->handles);
+  nnlib__free(node->name);
+  memset(node, 0, sizeof *node);
+}
+
+void nnlib__model_truncate(nnlib_model *m, size_t count) {
+  while (m->node_count > count) {
+    nnlib__node *node = &m->nodes[--m->node_count];
+    if (node->layer != NULL)
+      m->layer_count--;
+    else
+      m->input_count--;
+    free_node(node);
   }
-  m->compiled = false;
+  if (m->input_count == 0)
+    m->implicit_input = false;
+  if (m->output_set && m->output >= m->node_count)
+    m->output_set = false;
 }
 
 void nnlib_model_free(nnlib_model *m) {
   if (m == NULL)
     return;
-  release_plan(m);
-  for (size_t i = 0; i < m->layer_count; i++)
-    nnlib_layer_free(m->layers[i]);
+  nnlib__model_release(m);
+  nnlib__model_truncate(m, 0);
+  nnlib__free(m->nodes);
   nnlib__free(m->layers);
+  nnlib__free(m->inputs);
   nnlib_optimizer_free(m->optimizer);
   nnlib__free(m);
 }
 
-nnlib_status nnlib_model_add(nnlib_model *m, nnlib_layer *layer) {
-  nnlib_status st = NNLIB_OK;
-  if (m == NULL || layer == NULL)
-    st = nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
-                      "nnlib_model_add: model or layer is NULL");
-  else if (m->compiled)
-    st = nnlib__error(NNLIB_ERR_WRONG_STATE,
-                      "nnlib_model_add: the model is already compiled");
-  else if (m->layer_count == m->layer_capacity) {
-    size_t cap = m->layer_capacity ? m->layer_capacity * 2 : 8;
-    nnlib_layer **grown = nnlib__alloc(cap * sizeof *grown);
-    if (grown == NULL) {
-      st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_add: no memory");
-    } else {
-      if (m->layer_count > 0)
-        memcpy(grown, m->layers, m->layer_count * sizeof *grown);
-      nnlib__free(m->layers);
-      m->layers = grown;
-      m->layer_capacity = cap;
-    }
-  }
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(layer); /* the model owns the layer, also on failure */
-    return st;
-  }
-  m->layers[m->layer_count++] = layer;
-  return NNLIB_OK;
+/* Room for one more element in an array of `size`-byte items. */
+static bool grow(void **items, size_t *capacity, size_t count, size_t size) {
+  if (count < *capacity)
+    return true;
+  size_t cap = *capacity ? *capacity * 2 : 8;
+  void *grown = nnlib__calloc(cap, size);
+  if (grown == NULL)
+    return false;
+  if (count > 0)
+    memcpy(grown, *items, count * size);
+  nnlib__free(*items);
+  *items = grown;
+  *capacity = cap;
+  return true;
 }
 
-/* dense followed by an elementwise activation: the dense layer applies it in
- * its bias pass and the activation layer shares its output buffer. */
-static void fuse_pairs(nnlib_model *m) {
-  for (size_t i = 0; i + 1 < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i], *next = m->layers[i + 1];
-    if (!nnlib__layer_is_dense(l))
-      continue;
-    if (nnlib__activation_is_elementwise(next)) {
-      l->fused_activation = next;
-      next->fused_away = true;
-    }
-    nnlib__dense_set_init_activation(l, nnlib__activation_kind(next));
-  }
-}
-
-static nnlib_status plan_layers(nnlib_model *m) {
-  nnlib__shape shape = m->input_shape;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    NNLIB_TRY(nnlib__layer_plan(l, i, &shape, m->max_batch, ""));
-    int64_t batch_floats;
-    if (nnlib__mul_overflows(l->out_size, m->max_batch, &batch_floats))
-      return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                          "layer %zu (%s): a batch of %lld outputs of %lld "
-                          "overflows",
-                          i, l->ops->name(l), (long long)m->max_batch,
-                          (long long)l->out_size);
-    shape = l->out_shape;
-  }
-  m->output_size = m->layers[m->layer_count - 1]->out_size;
-  return NNLIB_OK;
-}
-
-/* Rounds a float count up to a 64-byte boundary. */
-static int64_t padded(int64_t floats) { return (floats + 15) / 16 * 16; }
-
-static nnlib_status alloc_floats(float **out, int64_t count, const char *what) {
-  *out = nnlib__calloc((size_t)(count > 0 ? count : 1), sizeof(float));
-  if (*out == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "compile: no memory for %s (%lld floats)", what,
-                        (long long)count);
-  return NNLIB_OK;
-}
-
-static nnlib_status sum_checked(int64_t *total, int64_t add) {
-  if (__builtin_add_overflow(*total, add, total))
-    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
-  return NNLIB_OK;
-}
-
-/* Parameters and gradients: one flat block each, layers get views. */
-static nnlib_status alloc_params(nnlib_model *m) {
-  int64_t total = 0;
-  for (size_t i = 0; i < m->layer_count; i++)
-    for (size_t p = 0; p < m->layers[i]->param_count; p++)
-      NNLIB_TRY(sum_checked(&total, m->layers[i]->params[p].size));
-  m->param_size = total;
-  NNLIB_TRY(alloc_floats(&m->params, total, "parameters"));
-  NNLIB_TRY(alloc_floats(&m->grads, total, "gradients"));
-  int64_t offset = 0;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    for (size_t p = 0; p < l->param_count; p++) {
-      nnlib__param *prm = &l->params[p];
-      nnlib__tensor_view(&prm->value, m->params + offset, prm->shape.dims,
-                         prm->shape.rank);
-      nnlib__tensor_view(&prm->grad, m->grads + offset, prm->shape.dims,
-                         prm->shape.rank);
-      offset += prm->size;
-    }
-  }
-  return NNLIB_OK;
-}
-
-/* Layer buffers (untrained state such as running statistics): one flat
- * block, views like the parameters; the layers' init fills them. */
-static nnlib_status alloc_layer_state(nnlib_model *m) {
-  int64_t total = 0;
-  for (size_t i = 0; i < m->layer_count; i++)
-    for (size_t b = 0; b < m->layers[i]->buffer_count; b++)
-      NNLIB_TRY(sum_checked(&total, m->layers[i]->buffers[b].size));
-  m->layer_state_size = total;
-  NNLIB_TRY(alloc_floats(&m->layer_state, total, "layer buffers"));
-  int64_t offset = 0;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    for (size_t b = 0; b < l->buffer_count; b++) {
-      nnlib__param *buf = &l->buffers[b];
-      nnlib__tensor_view(&buf->value, m->layer_state + offset,
-                         buf->shape.dims, buf->shape.rank);
-      offset += buf->size;
-    }
-  }
-  return NNLIB_OK;
-}
-
-nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b) {
-  int64_t total = 0;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    if (!l->fused_away)
-      NNLIB_TRY(sum_checked(&total, padded(l->out_size * m->max_batch)));
-    NNLIB_TRY(sum_checked(&total, padded((int64_t)l->workspace_floats)));
-  }
-  b->acts = nnlib__calloc(2 * m->layer_count, sizeof(float *));
-  if (b->acts == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "buffers: no memory");
-  b->workspace = b->acts + m->layer_count;
-  nnlib_status st = alloc_floats(&b->block, total, "activations");
-  if (st != NNLIB_OK) {
-    nnlib__buffers_free(b);
-    return st;
-  }
-  float *next = b->block;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    if (l->fused_away) {
-      b->acts[i] = b->acts[i - 1];
-    } else {
-      b->acts[i] = next;
-      next += padded(l->out_size * m->max_batch);
-    }
-    b->workspace[i] = next;
-    next += padded((int64_t)l->workspace_floats);
-  }
-  return NNLIB_OK;
-}
-
-void nnlib__buffers_free(nnlib__buffers *b) {
-  nnlib__free(b->block);
-  nnlib__free(b->acts);
-  b->acts = b->workspace = NULL;
-  b->block = NULL;
-}
-
-/* The last layer backward runs (a fused-away activation runs inside the
- * dense before it): the layer whose output is the model's. */
-static size_t last_computed_layer(const nnlib_model *m) {
-  size_t last = m->layer_count - 1;
-  while (last > 0 && m->layers[last]->fused_away)
-    last--;
-  return last;
-}
-
-/* Layer i may write dL/dx over its own output: its kind reads y only before
- * it writes dx (dx_over_output), the output is at least as large as dx, and
- * it is not the model's output, which callers read after a step. By the time
- * layer i runs backward its output is spent: the layer above has run. */
-static bool dx_over_output(const nnlib_model *m, size_t i, size_t last) {
-  const nnlib_layer *l = m->layers[i];
-  return i != last && l->ops->dx_over_output && l->out_size >= l->in_size;
-}
-
-/* Where backward writes each layer's dL/dx. The loss gradient (dy of the
- * last layer) is in grad_a; a layer that cannot write dx over its output
- * writes it into whichever of grad_a and grad_b does not hold its dy. Each
- * is sized (in floats per sample) for the widest gradient routed to it, so
- * grad_b may end up unused. With assign, also fills m->input_grads. */
-static void route_input_grads(nnlib_model *m, bool assign, int64_t *width_a,
-                              int64_t *width_b) {
-  enum { IN_OUTPUT, IN_A, IN_B } dy_in = IN_A;
-  size_t last = last_computed_layer(m);
-  *width_a = m->layers[last]->out_size;
-  *width_b = 0;
-  for (size_t i = last; i > 0; i--) {
-    nnlib_layer *l = m->layers[i];
-    if (l->fused_away)
-      continue;
-    float *dx;
-    if (dx_over_output(m, i, last)) {
-      dx = m->bufs.acts[i];
-      dy_in = IN_OUTPUT;
-    } else if (dy_in != IN_A) {
-      dx = m->grad_a;
-      *width_a = l->in_size > *width_a ? l->in_size : *width_a;
-      dy_in = IN_A;
-    } else {
-      dx = m->grad_b;
-      *width_b = l->in_size > *width_b ? l->in_size : *width_b;
-      dy_in = IN_B;
-    }
-    if (assign)
-      m->input_grads[i] = dx;
-  }
-}
-
-static nnlib_status alloc_batch_floats(float **out, int64_t width,
-                                       int64_t max_batch) {
-  int64_t floats;
-  if (nnlib__mul_overflows(width, max_batch, &floats))
-    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
-  return alloc_floats(out, floats, "gradient buffers");
-}
-
-/* The training buffers: activations and workspaces, and the gradient
- * buffers backward passes between layers (route_input_grads). (fit
- * allocates the buffers it gathers shuffled batches into, so a model that
- * is only stepped or predicted does not carry them.) */
-static nnlib_status alloc_buffers(nnlib_model *m) {
-  int64_t width_a, width_b;
-  NNLIB_TRY(nnlib__buffers_alloc(m, &m->bufs));
-  route_input_grads(m, false, &width_a, &width_b);
-  NNLIB_TRY(alloc_batch_floats(&m->grad_a, width_a, m->max_batch));
-  if (width_b > 0)
-    NNLIB_TRY(alloc_batch_floats(&m->grad_b, width_b, m->max_batch));
-  m->input_grads = nnlib__calloc(m->layer_count, sizeof(float *));
-  if (m->input_grads == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "compile: no memory for gradient routes");
-  route_input_grads(m, true, &width_a, &width_b);
-  return NNLIB_OK;
-}
-
-static nnlib_status check_compile_args(nnlib_model *m, const int64_t *shape,
-                                       size_t rank, int64_t max_batch,
-                                       nnlib_loss loss,
-                                       const nnlib_optimizer *opt) {
-  NNLIB_CHECK_ARG(m != NULL, "nnlib_model_compile: model is NULL");
+static nnlib_status check_growable(nnlib_model *m, const char *what) {
+  NNLIB_CHECK_ARG(m != NULL, "%s: model is NULL", what);
   if (m->compiled)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
-                        "nnlib_model_compile: the model is already compiled");
-  if (m->layer_count == 0)
+                        "%s: the model is already compiled", what);
+  return NNLIB_OK;
+}
+
+/* A new node at the end, zeroed; NULL when out of memory. */
+static nnlib__node *new_node(nnlib_model *m) {
+  if (!grow((void **)&m->nodes, &m->node_capacity, m->node_count,
+            sizeof *m->nodes))
+    return NULL;
+  nnlib__node *node = &m->nodes[m->node_count];
+  memset(node, 0, sizeof *node);
+  node->input_index = node->layer_index = -1;
+  return node;
+}
+
+static nnlib_node handle_of(const nnlib_model *m, size_t index) {
+  return ((nnlib_node)m->tag << 32) | (nnlib_node)index;
+}
+
+/* The node index of a handle, or INVALID_ARGUMENT naming the problem. */
+static nnlib_status index_of(const nnlib_model *m, nnlib_node node,
+                             const char *what, size_t *index) {
+  if ((uint32_t)(node >> 32) != m->tag)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "%s: node %#llx is not a node of this model", what,
+                        (unsigned long long)node);
+  uint64_t i = node & 0xffffffffu;
+  if (i >= m->node_count)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "%s: node %llu does not exist (the model has %zu)",
+                        what, (unsigned long long)i, m->node_count);
+  *index = (size_t)i;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__model_add_input(nnlib_model *m, const nnlib__shape *shape,
+                                    size_t *node) {
+  if (m->input_count >= NNLIB__MAX_INPUTS)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "nnlib_model_input: a model takes at most %d inputs",
+                        NNLIB__MAX_INPUTS);
+  if (!grow((void **)&m->inputs, &m->input_capacity, m->input_count,
+            sizeof *m->inputs))
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_input: no memory");
+  nnlib__node *n = new_node(m);
+  if (n == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_input: no memory");
+  n->shape = *shape;
+  n->size = shape->rank > 0 ? nnlib__shape_numel(shape) : 0;
+  n->input_index = (int64_t)m->input_count;
+  m->inputs[m->input_count++] = m->node_count;
+  *node = m->node_count++;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_input(nnlib_model *m, const int64_t *shape,
+                               size_t rank, nnlib_node *node) {
+  NNLIB_TRY(check_growable(m, "nnlib_model_input"));
+  NNLIB_CHECK_ARG(node != NULL, "nnlib_model_input: node is NULL");
+  if (m->implicit_input)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
-                        "nnlib_model_compile: the model has no layers");
+                        "nnlib_model_input: layers were added to the model's "
+                        "implicit input already (nnlib_model_add); declare "
+                        "inputs first");
   NNLIB_CHECK_ARG(shape != NULL && rank >= 1 && rank < NNLIB_MAX_RANK,
-                  "nnlib_model_compile: input shape must have rank 1..%d "
-                  "(per sample, without the batch)",
+                  "nnlib_model_input: shape must have rank 1..%d (per "
+                  "sample, without the batch)",
                   NNLIB_MAX_RANK - 1);
   int64_t size;
-  NNLIB_TRY(nnlib__shape_size(shape, rank, &size, "compile: input shape"));
-  NNLIB_CHECK_ARG(max_batch >= 1, "compile: max_batch is %lld, must be >= 1",
-                  (long long)max_batch);
-  if (max_batch > NNLIB__BLAS_DIM_MAX)
-    return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "compile: max_batch %lld exceeds the BLAS limit",
-                        (long long)max_batch);
-  NNLIB_CHECK_ARG(loss >= NNLIB_LOSS_NONE && loss <= NNLIB_LOSS_SOFTMAX_CE,
-                  "compile: unknown loss %d", (int)loss);
-  NNLIB_CHECK_ARG(opt == NULL || loss != NNLIB_LOSS_NONE,
-                  "compile: an optimizer needs a loss to minimise");
+  NNLIB_TRY(nnlib__shape_size(shape, rank, &size, "nnlib_model_input: shape"));
+  nnlib__shape s = {rank, {0}};
+  memcpy(s.dims, shape, rank * sizeof *shape);
+  size_t index = 0;
+  NNLIB_TRY(nnlib__model_add_input(m, &s, &index));
+  *node = handle_of(m, index);
   return NNLIB_OK;
 }
 
-static nnlib_status compile_plan(nnlib_model *m, nnlib_optimizer *opt) {
-  fuse_pairs(m);
-  NNLIB_TRY(plan_layers(m));
-  int64_t output_floats;
-  if (nnlib__mul_overflows(m->output_size, m->max_batch, &output_floats))
-    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: output buffer overflows");
-  NNLIB_TRY(alloc_params(m));
-  NNLIB_TRY(alloc_layer_state(m));
-  NNLIB_TRY(alloc_buffers(m));
-  if (opt != NULL)
-    NNLIB_TRY(nnlib__optimizer_attach(opt, m->param_size));
+static nnlib_status check_apply(const nnlib_model *m, const nnlib_layer *l,
+                                const size_t *inputs, size_t count) {
+  const char *name = l->ops->name(l);
+  size_t min = nnlib__layer_min_inputs(l);
+  if (nnlib__layer_is_merge(l) ? count < min : count != 1)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_model_apply: %s reads %s %zu node%s, given "
+                        "%zu",
+                        name, nnlib__layer_is_merge(l) ? "at least" : "exactly",
+                        min, min == 1 ? "" : "s", count);
+  for (size_t i = 0; i < count; i++)
+    if (inputs[i] >= m->node_count)
+      return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                          "nnlib_model_apply: %s input %zu is node %zu, which "
+                          "does not exist yet (the model has %zu)",
+                          name, i, inputs[i], m->node_count);
   return NNLIB_OK;
 }
 
-nnlib_status nnlib_model_compile(nnlib_model *m, const int64_t *input_shape,
-                                 size_t input_rank, int64_t max_batch,
-                                 nnlib_loss loss, nnlib_optimizer *opt,
-                                 uint64_t seed) {
-  return nnlib__model_compile(m, input_shape, input_rank, max_batch, loss, opt,
-                              seed, true);
+/* Fills a new layer node; false when out of memory. */
+static bool fill_layer_node(nnlib_model *m, nnlib__node *n, nnlib_layer *l,
+                            const size_t *inputs, size_t count) {
+  if (!grow((void **)&m->layers, &m->layer_capacity, m->layer_count,
+            sizeof *m->layers))
+    return false;
+  n->inputs = nnlib__calloc(count, sizeof *n->inputs);
+  n->handles = nnlib__calloc(count, sizeof *n->handles);
+  if (n->inputs == NULL || n->handles == NULL) {
+    nnlib__free(n->inputs);
+    nnlib__free(n->handles);
+    n->inputs = NULL;
+    n->handles = NULL;
+    return false;
+  }
+  for (size_t i = 0; i < count; i++) {
+    n->inputs[i] = inputs[i];
+    n->handles[i] = handle_of(m, inputs[i]);
+  }
+  n->input_count = count;
+  n->layer = l;
+  n->layer_index = (int64_t)m->layer_count;
+  m->layers[m->layer_count++] = l;
+  l->applied = true;
+  return true;
 }
 
-nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
-                                  size_t input_rank, int64_t max_batch,
-                                  nnlib_loss loss, nnlib_optimizer *opt,
-                                  uint64_t seed, bool init_weights) {
-  nnlib_status st =
-      check_compile_args(m, input_shape, input_rank, max_batch, loss, opt);
+nnlib_status nnlib__model_apply(nnlib_model *m, nnlib_layer *l,
+                                const size_t *inputs, size_t count,
+                                size_t *node) {
+  nnlib_status st = check_apply(m, l, inputs, count);
+  nnlib__node *n = st == NNLIB_OK ? new_node(m) : NULL;
+  if (st == NNLIB_OK && (n == NULL || !fill_layer_node(m, n, l, inputs, count)))
+    st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_apply: no memory");
   if (st != NNLIB_OK) {
-    nnlib_optimizer_free(opt); /* the model takes it, also on failure */
+    nnlib_layer_free(l); /* the model owns the layer, also on failure */
     return st;
   }
-  m->input_shape.rank = input_rank;
-  for (size_t i = 0; i < input_rank; i++)
-    m->input_shape.dims[i] = input_shape[i];
-  m->input_size = nnlib__shape_numel(&m->input_shape);
-  m->max_batch = max_batch;
-  m->loss = loss;
-  st = compile_plan(m, opt);
-  if (st != NNLIB_OK) {
-    release_plan(m);
-    nnlib_optimizer_free(opt);
-    return st;
-  }
-  m->optimizer = opt;
-  m->seq_layers = nnlib__recurrent_seq_layers(m);
-  m->seed = seed;
-  nnlib__rng_seed(&m->rng, seed);
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    l->compiled = true;
-    if (init_weights && l->ops->init != NULL)
-      l->ops->init(l, &m->rng);
-  }
-  m->compiled = true;
+  if (node != NULL)
+    *node = m->node_count;
+  m->node_count++;
   return NNLIB_OK;
 }
+
+/* Checks shared by add and apply; frees the layer on failure unless it
+ * already belongs to a model (freeing it would pull it out from there). */
+static nnlib_status check_layer(nnlib_model *m, nnlib_layer *l,
+                                const char *what) {
+  nnlib_status st = NNLIB_OK;
+  if (l == NULL)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT, "%s: layer is NULL", what);
+  if (l->applied)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "%s: this %s layer belongs to a model node already "
+                        "(a layer is applied once; make another)",
+                        what, l->ops->name(l));
+  if (m == NULL)
+    st = nnlib__error(NNLIB_ERR_INVALID_ARGUMENT, "%s: model is NULL", what);
+  else if (m->compiled)
+    st = nnlib__error(NNLIB_ERR_WRONG_STATE,
+                      "%s: the model is already compiled", what);
+  if (st != NNLIB_OK)
+    nnlib_layer_free(l);
+  return st;
+}
+
+nnlib_status nnlib_model_apply(nnlib_model *m, nnlib_layer *layer,
+                               const nnlib_node *inputs, size_t count,
+                               nnlib_node *node) {
+  NNLIB_TRY(check_layer(m, layer, "nnlib_model_apply"));
+  size_t index[NNLIB__MAX_INPUTS];
+  nnlib_status st = NNLIB_OK;
+  if (inputs == NULL || count == 0)
+    st = nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                      "nnlib_model_apply: no input nodes given");
+  else if (count > NNLIB__MAX_INPUTS)
+    st = nnlib__error(NNLIB_ERR_TOO_LARGE,
+                      "nnlib_model_apply: %zu input nodes, at most %d", count,
+                      NNLIB__MAX_INPUTS);
+  for (size_t i = 0; st == NNLIB_OK && i < count; i++)
+    st = index_of(m, inputs[i], "nnlib_model_apply", &index[i]);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(layer);
+    return st;
+  }
+  size_t made;
+  NNLIB_TRY(nnlib__model_apply(m, layer, index, count, &made));
+  if (node != NULL)
+    *node = handle_of(m, made);
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_add(nnlib_model *m, nnlib_layer *layer) {
+  NNLIB_TRY(check_layer(m, layer, "nnlib_model_add"));
+  if (m->node_count == 0) {
+    nnlib__shape unknown = {0, {0}}; /* compile gives it */
+    size_t input;
+    nnlib_status st = nnlib__model_add_input(m, &unknown, &input);
+    if (st != NNLIB_OK) {
+      nnlib_layer_free(layer);
+      return st;
+    }
+    m->implicit_input = true;
+  }
+  size_t last = m->node_count - 1;
+  return nnlib__model_apply(m, layer, &last, 1, NULL);
+}
+
+nnlib_status nnlib__model_set_output(nnlib_model *m, size_t node) {
+  if (m->output_set)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_set_output: the output is set already");
+  if (m->nodes[node].layer == NULL)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_model_set_output: node %zu is a model input, "
+                        "not a layer",
+                        node);
+  m->output = node;
+  m->output_set = true;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_set_output(nnlib_model *m, nnlib_node node) {
+  NNLIB_TRY(check_growable(m, "nnlib_model_set_output"));
+  size_t index = 0;
+  NNLIB_TRY(index_of(m, node, "nnlib_model_set_output", &index));
+  return nnlib__model_set_output(m, index);
+}
+
+static bool valid_name(const char *name, size_t length) {
+  if (length == 0 || length > 31 || (name[0] >= '0' && name[0] <= '9'))
+    return false;
+  for (size_t i = 0; i < length; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  }
+  return true;
+}
+
+int64_t nnlib__model_find_name(const nnlib_model *m, const char *name,
+                               size_t length) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    const char *own = m->nodes[v].name;
+    if (own != NULL && strlen(own) == length && memcmp(own, name, length) == 0)
+      return (int64_t)v;
+  }
+  return -1;
+}
+
+nnlib_status nnlib__model_set_name(nnlib_model *m, size_t node,
+                                   const char *name, size_t length) {
+  if (!valid_name(name, length))
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "node name '%.*s': use 1 to 31 characters of "
+                        "[A-Za-z0-9_], not starting with a digit",
+                        (int)(length > 40 ? 40 : length), name);
+  int64_t other = nnlib__model_find_name(m, name, length);
+  if (other >= 0 && (size_t)other != node)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "node name '%.*s' is used twice (node %lld has it)",
+                        (int)length, name, (long long)other);
+  char *copy = nnlib__alloc(length + 1);
+  if (copy == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "node name: no memory");
+  memcpy(copy, name, length);
+  copy[length] = '\0';
+  nnlib__free(m->nodes[node].name);
+  m->nodes[node].name = copy;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_set_node_name(nnlib_model *m, nnlib_node node,
+                                       const char *name) {
+  NNLIB_TRY(check_growable(m, "nnlib_model_set_node_name"));
+  NNLIB_CHECK_ARG(name != NULL, "nnlib_model_set_node_name: name is NULL");
+  size_t index = 0;
+  NNLIB_TRY(index_of(m, node, "nnlib_model_set_node_name", &index));
+  return nnlib__model_set_name(m, index, name, strlen(name));
+}
+
+bool nnlib__model_is_chain(const nnlib_model *m) {
+  if (m->input_count != 1 || m->inputs[0] != 0)
+    return false;
+  if (m->output_set && m->output != m->node_count - 1)
+    return false;
+  for (size_t v = 1; v < m->node_count; v++) {
+    const nnlib__node *n = &m->nodes[v];
+    if (n->layer == NULL || n->input_count != 1 || n->inputs[0] != v - 1 ||
+        n->name != NULL)
+      return false;
+  }
+  return m->nodes[0].name == NULL;
+}
+
+const char *nnlib__node_label(const nnlib_model *m, size_t v, char *buf,
+                              size_t size) {
+  const nnlib__node *n = &m->nodes[v];
+  const char *kind = n->layer != NULL ? n->layer->ops->name(n->layer) : "input";
+  if (n->name != NULL)
+    snprintf(buf, size, "node '%s' (%s)", n->name, kind);
+  else if (n->layer == NULL)
+    snprintf(buf, size, "input %lld", (long long)n->input_index);
+  else if (nnlib__model_is_chain(m))
+    snprintf(buf, size, "layer %lld (%s)", (long long)n->layer_index, kind);
+  else
+    snprintf(buf, size, "node %zu (%s)", v, kind);
+  return buf;
+}
+
+/* ------------------------------------------------------------ getters */
 
 nnlib_status nnlib__check_compiled(const nnlib_model *m, const char *what) {
   NNLIB_CHECK_ARG(m != NULL, "%s: model is NULL", what);
@@ -393,6 +399,44 @@ size_t nnlib_model_get_layer_count(const nnlib_model *m) {
 
 nnlib_layer *nnlib_model_get_layer(nnlib_model *m, size_t index) {
   return (m && index < m->layer_count) ? m->layers[index] : NULL;
+}
+
+size_t nnlib_model_get_input_count(const nnlib_model *m) {
+  return m ? m->input_count : 0;
+}
+
+size_t nnlib_model_get_node_count(const nnlib_model *m) {
+  return m ? m->node_count : 0;
+}
+
+nnlib_status nnlib_model_get_node(const nnlib_model *m, size_t index,
+                                  nnlib_node_info *info) {
+  NNLIB_CHECK_ARG(m != NULL && info != NULL,
+                  "nnlib_model_get_node: model or info is NULL");
+  if (index >= m->node_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "nnlib_model_get_node: node %zu requested, the model "
+                        "has %zu",
+                        index, m->node_count);
+  const nnlib__node *n = &m->nodes[index];
+  nnlib_node_info full;
+  memset(&full, 0, sizeof full);
+  full.struct_size = sizeof full;
+  full.node = handle_of(m, index);
+  full.name = n->name;
+  full.layer = n->layer;
+  full.layer_index = n->layer_index;
+  full.input_index = n->input_index;
+  full.input_count = n->input_count;
+  full.inputs = n->handles;
+  bool known = n->layer == NULL || m->compiled;
+  full.rank = known ? n->shape.rank : 0;
+  for (size_t i = 0; i < full.rank; i++)
+    full.shape[i] = n->shape.dims[i];
+  full.is_output = m->compiled || m->output_set
+                       ? index == m->output
+                       : index + 1 == m->node_count && n->layer != NULL;
+  return nnlib__write_struct(info, &full, sizeof full, "nnlib_node_info");
 }
 
 nnlib_optimizer *nnlib_model_get_optimizer(nnlib_model *m) {
@@ -431,9 +475,20 @@ nnlib_status nnlib_model_get_input_shape(const nnlib_model *m, int64_t *dims,
   return copy_shape(&m->input_shape, dims, capacity, rank);
 }
 
+nnlib_status nnlib_model_get_input_shape_at(const nnlib_model *m,
+                                            size_t input, int64_t *dims,
+                                            size_t capacity, size_t *rank) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_input_shape_at"));
+  if (input >= m->input_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "nnlib_model_get_input_shape_at: input %zu requested, "
+                        "the model has %zu",
+                        input, m->input_count);
+  return copy_shape(&m->nodes[m->inputs[input]].shape, dims, capacity, rank);
+}
+
 nnlib_status nnlib_model_get_output_shape(const nnlib_model *m, int64_t *dims,
                                           size_t capacity, size_t *rank) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_output_shape"));
-  return copy_shape(&m->layers[m->layer_count - 1]->out_shape, dims, capacity,
-                    rank);
+  return copy_shape(&m->nodes[m->output].shape, dims, capacity, rank);
 }

@@ -1,11 +1,12 @@
 /* numerics.c - nnlib_model_set_check_numerics: find the first layer whose
  * output, input gradient or parameter gradient holds a NaN or an Inf, so a
  * diverging run stops with a name instead of training on NaN. The passes in
- * train.c call in here only when the option is on. */
+ * passes.c call in here only when the option is on. */
 #include "numerics.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 nnlib_status nnlib_model_set_check_numerics(nnlib_model *m, int on) {
   NNLIB_CHECK_ARG(m != NULL, "nnlib_model_set_check_numerics: model is NULL");
@@ -32,16 +33,26 @@ static int64_t first_non_finite(const float *v, int64_t count) {
 }
 
 /* "layer 2 (dense)" or, for a dense layer that runs the activation after it
- * in its own pass, "layer 2 (dense, with layer 3 relu fused in)". */
-static void layer_label(const nnlib_model *m, size_t i, char *buf,
-                        size_t size) {
-  const nnlib_layer *l = m->layers[i];
-  const nnlib_layer *fused = l->fused_activation;
-  if (fused != NULL && i + 1 < m->layer_count)
-    snprintf(buf, size, "layer %zu (%s, with layer %zu %s fused in)", i,
-             l->ops->name(l), i + 1, fused->ops->name(fused));
-  else
-    snprintf(buf, size, "layer %zu (%s)", i, l->ops->name(l));
+ * in its own pass, "layer 2 (dense, with layer 3 relu fused in)" (in a
+ * graph: its node's label, see nnlib__node_label). */
+static void node_label(const nnlib_model *m, size_t v, char *buf,
+                       size_t size) {
+  const nnlib_layer *fused = m->nodes[v].layer->fused_activation;
+  char own[NNLIB__LABEL_SIZE], next[NNLIB__LABEL_SIZE];
+  nnlib__node_label(m, v, own, sizeof own);
+  if (fused == NULL) {
+    snprintf(buf, size, "%s", own);
+    return;
+  }
+  nnlib__node_label(m, v + 1, next, sizeof next);
+  size_t len = strlen(own);
+  if (len > 0 && own[len - 1] == ')')
+    own[len - 1] = '\0';
+  char *paren = strchr(next, '(');
+  if (paren != NULL)
+    *(paren - 1) = '\0'; /* "layer 3 (relu)" -> "layer 3" */
+  snprintf(buf, size, "%s, with %s %s fused in)", own, next,
+           fused->ops->name(fused));
 }
 
 /* NNLIB_ERR_NUMERICAL naming where: `what` of `whose`, element `at` of rows
@@ -56,61 +67,90 @@ static nnlib_status report(const char *whose, const char *what,
                       (long long)(at % per_row), pass);
 }
 
-nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t i,
-                                           const float *x, const float *y,
-                                           int64_t n, int64_t steps) {
-  const nnlib_layer *l = m->layers[i];
-  int64_t in = nnlib__size_at_steps(m, i, &l->in_shape, l->in_size, steps);
-  int64_t out = nnlib__size_at_steps(m, i, &l->out_shape, l->out_size, steps);
-  int64_t at;
-  if (i == 0 && (at = first_non_finite(x, n * in)) >= 0)
-    return report("the input batch", "value", x, at, in,
+nnlib_status nnlib__numerics_check_inputs(const nnlib_model *m,
+                                          const nnlib__batch *batch) {
+  for (size_t k = 0; k < m->input_count; k++) {
+    int64_t in = nnlib__input_stride(m, k, batch->steps);
+    int64_t at = first_non_finite(batch->x[k], batch->n * in);
+    if (at < 0)
+      continue;
+    char what[48];
+    if (m->input_count == 1)
+      snprintf(what, sizeof what, "the input batch");
+    else
+      snprintf(what, sizeof what, "input batch %zu", k);
+    return report(what, "value", batch->x[k], at, in,
                   "before the first layer");
-  if ((at = first_non_finite(y, n * out)) < 0)
-    return NNLIB_OK;
-  char name[160];
-  layer_label(m, i, name, sizeof name);
-  const nnlib_layer *last =
-      l->fused_activation != NULL ? l->fused_activation : l;
-  return report(name, "output", y, at,
-                last == l ? out : last->out_size, "forward pass");
+  }
+  return NNLIB_OK;
 }
 
-nnlib_status nnlib__numerics_after_backward(const nnlib_model *m, size_t i,
-                                            const float *dx, int64_t n,
-                                            int64_t steps) {
-  const nnlib_layer *l = m->layers[i];
+nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t v,
+                                           const float *y,
+                                           const nnlib__batch *batch) {
+  const nnlib_layer *l = m->nodes[v].layer;
+  /* a fused pair's output is its activation node's */
+  size_t out = l->fused_activation != NULL ? v + 1 : v;
+  int64_t per_row = nnlib__node_size_at(m, out, batch->steps);
+  int64_t at = first_non_finite(y, batch->n * per_row);
+  if (at < 0)
+    return NNLIB_OK;
   char name[160];
+  node_label(m, v, name, sizeof name);
+  return report(name, "output", y, at, per_row, "forward pass");
+}
+
+static nnlib_status check_param_grads(const nnlib_model *m, size_t v) {
+  const nnlib_layer *l = m->nodes[v].layer;
   for (size_t p = 0; p < l->param_count; p++) {
     const nnlib__param *param = &l->params[p];
     int64_t at = first_non_finite(param->grad.data, param->size);
-    if (at >= 0) {
-      layer_label(m, i, name, sizeof name);
-      return nnlib__error(NNLIB_ERR_NUMERICAL,
-                          "numerics check: %s gradient of %s is %g at "
-                          "element %lld (backward pass)",
-                          name, param->name, (double)param->grad.data[at],
-                          (long long)at);
-    }
+    if (at < 0)
+      continue;
+    char name[160];
+    node_label(m, v, name, sizeof name);
+    return nnlib__error(NNLIB_ERR_NUMERICAL,
+                        "numerics check: %s gradient of %s is %g at "
+                        "element %lld (backward pass)",
+                        name, param->name, (double)param->grad.data[at],
+                        (long long)at);
   }
-  int64_t in = nnlib__size_at_steps(m, i, &l->in_shape, l->in_size, steps);
-  int64_t at;
-  if (dx == NULL || (at = first_non_finite(dx, n * in)) < 0)
-    return NNLIB_OK;
-  layer_label(m, i, name, sizeof name);
-  return report(name, "input gradient", dx, at, in, "backward pass");
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__numerics_after_backward(const nnlib_model *m, size_t v,
+                                            const nnlib__batch *batch) {
+  NNLIB_TRY(check_param_grads(m, v));
+  const nnlib__node *node = &m->nodes[v];
+  for (size_t i = 0; i < node->input_count; i++) {
+    size_t u = node->inputs[i];
+    const nnlib__node *in = &m->nodes[u];
+    const float *dx =
+        in->layer != NULL
+            ? m->bufs.grads[u]
+            : (m->input_grads != NULL ? m->input_grads[in->input_index]
+                                      : NULL);
+    int64_t per_row = nnlib__node_size_at(m, u, batch->steps);
+    int64_t at;
+    if (dx == NULL || (at = first_non_finite(dx, batch->n * per_row)) < 0)
+      continue;
+    char name[160];
+    node_label(m, v, name, sizeof name);
+    return report(name, "input gradient", dx, at, per_row, "backward pass");
+  }
+  return NNLIB_OK;
 }
 
 nnlib_status nnlib__numerics_after_update(const nnlib_model *m) {
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    for (size_t p = 0; p < l->param_count; p++) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib_layer *l = m->nodes[v].layer;
+    for (size_t p = 0; l != NULL && p < l->param_count; p++) {
       const nnlib__param *param = &l->params[p];
       int64_t at = first_non_finite(param->value.data, param->size);
       if (at < 0)
         continue;
       char name[160];
-      layer_label(m, i, name, sizeof name);
+      node_label(m, v, name, sizeof name);
       return nnlib__error(NNLIB_ERR_NUMERICAL,
                           "numerics check: the optimizer step made %s %s %g "
                           "at element %lld (learning rate too high?); the "

@@ -1,68 +1,100 @@
-/* train.c - running a compiled model: forward, loss and backward over one
- * batch, the optimizer step, predict and evaluate (fit is in fit.c).
- * Nothing here allocates. */
+/* train.c - the public calls that run a compiled model on data: check the
+ * data against the model's inputs, gather it into one nnlib__batch, and
+ * run the passes (passes.c) for forward, backward, step, predict and
+ * evaluate (fit is in fit.c). Nothing here allocates. */
 #include "nnlib_internal.h"
 #include "numerics.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-nnlib_status nnlib__check_input(const nnlib_model *m, const nnlib_tensor *x,
-                                int64_t limit, int64_t *n, int64_t *steps) {
-  NNLIB_CHECK_ARG(x != NULL, "input tensor is NULL");
+/* ------------------------------------------------------- checking data */
+
+static nnlib_status check_count(const nnlib_model *m,
+                                const nnlib_tensor *const *x, size_t count) {
+  NNLIB_CHECK_ARG(x != NULL, "input tensor list is NULL");
+  if (count != m->input_count)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "%zu input tensor%s given, the model has %zu input%s",
+                        count, count == 1 ? "" : "s", m->input_count,
+                        m->input_count == 1 ? "" : "s");
+  for (size_t k = 0; k < count; k++)
+    NNLIB_CHECK_ARG(x[k] != NULL, "input tensor %zu is NULL", k);
+  return NNLIB_OK;
+}
+
+/* "input" for a one-input model, else "input 1 ('vec')" or "input 1". */
+static const char *input_label(const nnlib_model *m, size_t k, char *buf,
+                               size_t size) {
+  const char *name = m->nodes[m->inputs[k]].name;
+  if (m->input_count == 1)
+    snprintf(buf, size, "input");
+  else if (name != NULL)
+    snprintf(buf, size, "input %zu ('%s')", k, name);
+  else
+    snprintf(buf, size, "input %zu", k);
+  return buf;
+}
+
+static nnlib_status check_one_input(const nnlib_model *m, size_t k,
+                                    const nnlib_tensor *x, int64_t *steps) {
+  char label[64];
   /* sequences [N, T, F]: name a wrong length or feature count first */
   int64_t t = 0;
-  NNLIB_TRY(nnlib__recurrent_check_input(m, x, &t));
-  int64_t batch = x->shape[0];
-  int64_t per_sample = x->size / batch;
-  int64_t expected = t > 0 ? t * m->input_shape.dims[1] : m->input_size;
+  NNLIB_TRY(nnlib__check_sequence_input(m, k, x, &t));
+  int64_t per_sample = x->size / x->shape[0];
+  int64_t expected = nnlib__input_stride(m, k, t);
   if (per_sample != expected)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
-                        "input has %lld features per sample, model expects "
+                        "%s has %lld features per sample, model expects "
                         "%lld",
+                        input_label(m, k, label, sizeof label),
                         (long long)per_sample, (long long)expected);
-  if (limit > 0 && batch > limit)
-    return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                        "batch of %lld samples exceeds the compiled maximum "
-                        "batch of %lld",
-                        (long long)batch, (long long)limit);
-  *n = batch;
-  if (steps != NULL)
+  if (t > 0)
     *steps = t;
   return NNLIB_OK;
 }
 
-int64_t nnlib__input_stride(const nnlib_tensor *x) {
-  return x->size / x->shape[0];
-}
-
-int64_t nnlib__size_at_steps(const nnlib_model *m, size_t i,
-                             const nnlib__shape *s, int64_t planned,
-                             int64_t steps) {
-  if (steps == 0 || i >= m->seq_layers || s->rank != 2)
-    return planned;
-  return steps * s->dims[1]; /* [T, width] per sample at T = steps */
-}
-
-int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps) {
-  size_t last = m->layer_count - 1;
-  return nnlib__size_at_steps(m, last, &m->layers[last]->out_shape,
-                              m->output_size, steps);
+nnlib_status nnlib__check_inputs(const nnlib_model *m,
+                                 const nnlib_tensor *const *x, size_t count,
+                                 int64_t limit, nnlib__batch *batch) {
+  NNLIB_TRY(check_count(m, x, count));
+  memset(batch, 0, sizeof *batch);
+  int64_t n = x[0]->shape[0];
+  for (size_t k = 0; k < count; k++) {
+    char label[64];
+    if (x[k]->shape[0] != n)
+      return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                          "%s has %lld samples, input 0 has %lld",
+                          input_label(m, k, label, sizeof label),
+                          (long long)x[k]->shape[0], (long long)n);
+    NNLIB_TRY(check_one_input(m, k, x[k], &batch->steps));
+    batch->x[k] = x[k]->data;
+  }
+  if (limit > 0 && n > limit)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "batch of %lld samples exceeds the compiled maximum "
+                        "batch of %lld",
+                        (long long)n, (long long)limit);
+  batch->n = n;
+  return NNLIB_OK;
 }
 
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
-                                 int64_t n, int64_t steps, bool *is_index) {
-  int64_t k = nnlib__output_size_at(m, steps);
+                                 nnlib__batch *batch) {
+  int64_t n = batch->n, k = nnlib__output_size_at(m, batch->steps);
   NNLIB_CHECK_ARG(t != NULL, "target tensor is NULL");
   if (t->shape[0] != n)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "target has %lld samples, input has %lld",
                         (long long)t->shape[0], (long long)n);
-  *is_index = false;
+  batch->target = t->data;
+  batch->target_is_index = false;
   if (t->size == n * k)
     return NNLIB_OK;
   if (m->loss == NNLIB_LOSS_SOFTMAX_CE && t->size == n) {
-    *is_index = true;
+    batch->target_is_index = true;
     return NNLIB_OK;
   }
   return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
@@ -73,91 +105,18 @@ nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                           : "");
 }
 
-static nnlib_status run_layers(const nnlib_model *m, const nnlib__buffers *b,
-                               const float *x, int64_t n, nnlib__rng *rng,
-                               const float **out) {
-  const float *in = x;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    nnlib_layer *l = m->layers[i];
-    if (l->fused_away)
-      continue;
-    nnlib__run run = {rng != NULL, b->workspace[i], rng, false, 0.0f,
-                      i < m->seq_layers ? b->steps : 0};
-    /* profiled only on the model's own buffers: the caller owns the model */
-    bool timed = m->profiling && b == &m->bufs;
-    nnlib__profile_mark mark = {0.0, 0.0};
-    if (timed)
-      mark = nnlib__profile_start();
-    NNLIB_TRY(l->ops->forward(l, &run, in, b->acts[i], n));
-    if (timed)
-      nnlib__profile_stop(l, false, mark);
-    if (m->check_numerics)
-      NNLIB_TRY(
-          nnlib__numerics_after_forward(m, i, in, b->acts[i], n, b->steps));
-    in = b->acts[i];
-  }
-  *out = in;
-  return NNLIB_OK;
-}
-
-nnlib_status nnlib__model_run_forward(nnlib_model *m, const float *x,
-                                      int64_t n, bool training,
-                                      const float **out) {
-  return run_layers(m, &m->bufs, x, n, training ? &m->rng : NULL, out);
-}
-
-nnlib_status nnlib__model_run_inference(const nnlib_model *m,
-                                        const nnlib__buffers *b,
-                                        const float *x, int64_t n,
-                                        const float **out) {
-  return run_layers(m, b, x, n, NULL, out);
-}
-
-nnlib_status nnlib__model_run_backward(nnlib_model *m, const float *x,
-                                       const float *target,
-                                       bool target_is_index, int64_t n,
-                                       double *loss) {
-  return nnlib__model_run_backward_mode(m, x, target, target_is_index, n,
-                                        true, loss);
-}
-
-nnlib_status nnlib__model_run_backward_mode(nnlib_model *m, const float *x,
-                                            const float *target,
-                                            bool target_is_index, int64_t n,
-                                            bool training, double *loss) {
-  const float *y = m->bufs.acts[m->layer_count - 1];
-  float *dy = m->grad_a;
-  NNLIB_TRY(nnlib__loss(m->loss, y, target, target_is_index, dy, n,
-                        nnlib__output_size_at(m, m->bufs.steps), loss));
-  /* a fused update changes the weights during backward: check first */
-  if (m->sgd_fused && !isfinite((float)*loss))
-    return nnlib__error(NNLIB_ERR_NUMERICAL,
-                        "the loss is %g: the weights were left untouched "
-                        "(learning rate too high, or NaN/Inf in the data?)",
-                        *loss);
-  for (size_t i = m->layer_count; i-- > 0;) {
-    nnlib_layer *l = m->layers[i];
-    if (l->fused_away)
-      continue;
-    const float *in = i == 0 ? x : m->bufs.acts[i - 1];
-    nnlib__run run = {training,     m->bufs.workspace[i],
-                      training ? &m->rng : NULL,
-                      m->sgd_fused, m->sgd_lr,
-                      i < m->seq_layers ? m->bufs.steps : 0};
-    nnlib__profile_mark mark = {0.0, 0.0};
-    if (m->profiling)
-      mark = nnlib__profile_start();
-    /* the first layer's input gradient is never used (input_grads[0] is
-     * NULL); others may land over this layer's output (model.c) */
-    float *dx = m->input_grads[i];
-    NNLIB_TRY(l->ops->backward(l, &run, in, m->bufs.acts[i], dy, dx, n));
-    if (m->profiling)
-      nnlib__profile_stop(l, true, mark);
-    if (m->check_numerics)
-      NNLIB_TRY(nnlib__numerics_after_backward(m, i, dx, n, m->bufs.steps));
-    dy = dx;
-  }
-  return NNLIB_OK;
+void nnlib__batch_chunk(const nnlib_model *m, const nnlib__batch *whole,
+                        int64_t start, int64_t n, nnlib__batch *chunk) {
+  *chunk = *whole;
+  for (size_t k = 0; k < m->input_count; k++)
+    chunk->x[k] = whole->x[k] + start * nnlib__input_stride(m, k, whole->steps);
+  if (whole->target != NULL)
+    chunk->target =
+        whole->target +
+        start * (whole->target_is_index
+                     ? 1
+                     : nnlib__output_size_at(m, whole->steps));
+  chunk->n = n;
 }
 
 nnlib_status nnlib__check_trainable(const nnlib_model *m, const char *what) {
@@ -168,96 +127,83 @@ nnlib_status nnlib__check_trainable(const nnlib_model *m, const char *what) {
   return NNLIB_OK;
 }
 
-/* forward + loss + backward on raw buffers; loss must be finite */
-static nnlib_status gradients(nnlib_model *m, const float *x, const float *t,
-                              bool is_index, int64_t n, double *loss) {
-  const float *out;
-  NNLIB_TRY(nnlib__model_run_forward(m, x, n, true, &out));
-  NNLIB_TRY(nnlib__model_run_backward(m, x, t, is_index, n, loss));
-  /* as the float the caller gets: a double loss over FLT_MAX is Inf too */
-  if (!isfinite((float)*loss))
-    return nnlib__error(NNLIB_ERR_NUMERICAL,
-                        "the loss is %g: the weights were left untouched "
-                        "(learning rate too high, or NaN/Inf in the data?)",
-                        *loss);
+static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *const *x,
+                               size_t count, const nnlib_tensor *target,
+                               nnlib__batch *batch, const char *what) {
+  NNLIB_TRY(nnlib__check_trainable(m, what));
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, m->max_batch, batch));
+  NNLIB_TRY(nnlib__check_target(m, target, batch));
+  batch->training = true;
   return NNLIB_OK;
 }
 
-/* Plain SGD can be folded into backward (p -= lr g inside each layer's
- * weight-gradient GEMM, no separate pass over parameters and gradients)
- * when every layer with parameters supports it. */
-static bool sgd_fusable(const nnlib_model *m, float *lr) {
-  if (!nnlib__optimizer_is_plain_sgd(m->optimizer, lr))
-    return false;
-  for (size_t i = 0; i < m->layer_count; i++) {
-    const nnlib_layer *l = m->layers[i];
-    if (l->param_count > 0 && !l->ops->fuses_sgd)
-      return false;
-  }
-  return true;
-}
+/* --------------------------------------------- forward, backward, step */
 
-/* One plain-SGD step with the update fused into backward. The gradient
- * tensors are not written (nnlib_model_backward still fills them). */
-static nnlib_status fused_sgd_batch(nnlib_model *m, const float *x,
-                                    const float *t, bool is_index, int64_t n,
-                                    float lr, double *loss) {
-  m->sgd_fused = true;
-  m->sgd_lr = lr;
-  nnlib_status st = gradients(m, x, t, is_index, n, loss);
-  m->sgd_fused = false;
-  if (st == NNLIB_OK)
-    nnlib__optimizer_count_update(m->optimizer);
-  return st;
-}
-
-nnlib_status nnlib__train_batch(nnlib_model *m, const float *x, const float *t,
-                               bool is_index, int64_t n, double *loss) {
-  float lr;
-  /* the numerics check reads the gradients, which fused SGD never writes */
-  if (!m->check_numerics && sgd_fusable(m, &lr))
-    return fused_sgd_batch(m, x, t, is_index, n, lr, loss);
-  NNLIB_TRY(gradients(m, x, t, is_index, n, loss));
-  nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
-  return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
-}
-
-static nnlib_status batch_args(nnlib_model *m, const nnlib_tensor *x,
-                               const nnlib_tensor *target, int64_t *n,
-                               bool *is_index, const char *what) {
-  NNLIB_TRY(nnlib__check_trainable(m, what));
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, n, &m->bufs.steps));
-  return nnlib__check_target(m, target, *n, m->bufs.steps, is_index);
+nnlib_status nnlib_model_forward_inputs(nnlib_model *m,
+                                        const nnlib_tensor *const *x,
+                                        size_t count,
+                                        const nnlib_tensor **output) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_forward"));
+  NNLIB_CHECK_ARG(output != NULL, "nnlib_model_forward: output is NULL");
+  m->forward_n = 0;
+  nnlib__batch batch;
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, m->max_batch, &batch));
+  batch.training = true;
+  const float *out;
+  NNLIB_TRY(nnlib__forward(m, &m->bufs, &batch, &m->rng, &out));
+  const nnlib__node *o = &m->nodes[m->output];
+  int64_t shape[NNLIB_MAX_RANK];
+  shape[0] = batch.n;
+  size_t rank = o->shape.rank + 1 > NNLIB_MAX_RANK ? NNLIB_MAX_RANK
+                                                   : o->shape.rank + 1;
+  for (size_t i = 1; i < rank; i++)
+    shape[i] = o->shape.dims[i - 1];
+  if (batch.steps > 0 && o->at_steps)
+    shape[1] = batch.steps; /* a sequence output [T', H] */
+  nnlib__tensor_view(&m->output_view, (float *)out, shape, rank);
+  *output = &m->output_view;
+  m->forward_n = batch.n;
+  m->forward_steps = batch.steps;
+  return NNLIB_OK;
 }
 
 nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
                                  const nnlib_tensor **output) {
-  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_forward"));
-  NNLIB_CHECK_ARG(output != NULL, "nnlib_model_forward: output is NULL");
-  int64_t n = 0;
-  NNLIB_TRY(nnlib__check_input(m, x, m->max_batch, &n, &m->bufs.steps));
-  const float *out;
-  NNLIB_TRY(nnlib__model_run_forward(m, x->data, n, true, &out));
-  const nnlib__shape *s = &m->layers[m->layer_count - 1]->out_shape;
-  int64_t shape[NNLIB_MAX_RANK];
-  shape[0] = n;
-  size_t rank = s->rank + 1 > NNLIB_MAX_RANK ? NNLIB_MAX_RANK : s->rank + 1;
-  for (size_t i = 1; i < rank; i++)
-    shape[i] = s->dims[i - 1];
-  if (m->bufs.steps > 0 && m->seq_layers == m->layer_count && s->rank == 2)
-    shape[1] = m->bufs.steps; /* a sequence output [T', H] */
-  nnlib__tensor_view(&m->output_view, (float *)out, shape, rank);
-  *output = &m->output_view;
-  return NNLIB_OK;
+  return nnlib_model_forward_inputs(m, &x, 1, output);
+}
+
+nnlib_status nnlib_model_backward_inputs(nnlib_model *m,
+                                         const nnlib_tensor *const *x,
+                                         size_t count,
+                                         const nnlib_tensor *target,
+                                         float *loss) {
+  nnlib__batch batch;
+  NNLIB_TRY(batch_args(m, x, count, target, &batch, "nnlib_model_backward"));
+  m->forward_n = 0;
+  double l;
+  nnlib_status st = nnlib__gradients(m, &batch, &l);
+  if (loss != NULL)
+    *loss = (float)l;
+  return st;
 }
 
 nnlib_status nnlib_model_backward(nnlib_model *m, const nnlib_tensor *x,
                                   const nnlib_tensor *target, float *loss) {
-  int64_t n = 0;
-  bool is_index = false;
-  NNLIB_TRY(batch_args(m, x, target, &n, &is_index, "nnlib_model_backward"));
-  double l;
-  nnlib_status st = gradients(m, x->data, target->data, is_index, n, &l);
+  return nnlib_model_backward_inputs(m, &x, 1, target, loss);
+}
+
+nnlib_status nnlib_model_step_inputs(nnlib_model *m,
+                                     const nnlib_tensor *const *x,
+                                     size_t count, const nnlib_tensor *target,
+                                     float *loss) {
+  nnlib__batch batch;
+  NNLIB_TRY(batch_args(m, x, count, target, &batch, "nnlib_model_step"));
+  if (m->optimizer == NULL)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_step: the model has no optimizer");
+  m->forward_n = 0;
+  double l = NAN;
+  nnlib_status st = nnlib__train_batch(m, &batch, &l);
   if (loss != NULL)
     *loss = (float)l;
   return st;
@@ -265,18 +211,7 @@ nnlib_status nnlib_model_backward(nnlib_model *m, const nnlib_tensor *x,
 
 nnlib_status nnlib_model_step(nnlib_model *m, const nnlib_tensor *x,
                               const nnlib_tensor *target, float *loss) {
-  int64_t n = 0;
-  bool is_index = false;
-  NNLIB_TRY(batch_args(m, x, target, &n, &is_index, "nnlib_model_step"));
-  if (m->optimizer == NULL)
-    return nnlib__error(NNLIB_ERR_WRONG_STATE,
-                        "nnlib_model_step: the model has no optimizer");
-  double l = NAN;
-  nnlib_status st =
-      nnlib__train_batch(m, x->data, target->data, is_index, n, &l);
-  if (loss != NULL)
-    *loss = (float)l;
-  return st;
+  return nnlib_model_step_inputs(m, &x, 1, target, loss);
 }
 
 nnlib_status nnlib_optimizer_step(nnlib_model *m) {
@@ -288,15 +223,113 @@ nnlib_status nnlib_optimizer_step(nnlib_model *m) {
   return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
 }
 
+nnlib_status nnlib_model_backward_output(nnlib_model *m,
+                                         const nnlib_tensor *output_grad) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_backward_output"));
+  NNLIB_CHECK_ARG(output_grad != NULL,
+                  "nnlib_model_backward_output: output_grad is NULL");
+  if (m->forward_n == 0)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_backward_output: no forward pass to go "
+                        "back through (call nnlib_model_forward first; any "
+                        "other call on the model spends it)");
+  nnlib__batch batch;
+  memset(&batch, 0, sizeof batch);
+  batch.n = m->forward_n;
+  batch.steps = m->forward_steps;
+  batch.training = true;
+  int64_t k = nnlib__output_size_at(m, batch.steps);
+  if (output_grad->shape[0] != batch.n || output_grad->size != batch.n * k)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "nnlib_model_backward_output: output_grad has %lld "
+                        "elements, the forward pass gave %lld samples of %lld "
+                        "outputs",
+                        (long long)output_grad->size, (long long)batch.n,
+                        (long long)k);
+  double unused;
+  return nnlib__backward(m, &batch, output_grad->data, &unused);
+}
+
+/* -------------------------------------------------------- input gradients */
+
+nnlib_status nnlib_model_set_input_gradients(nnlib_model *m, int on) {
+  NNLIB_CHECK_ARG(m != NULL, "nnlib_model_set_input_gradients: model is NULL");
+  NNLIB_CHECK_ARG(on == 0 || on == 1,
+                  "nnlib_model_set_input_gradients: on is %d, must be 0 or 1",
+                  on);
+  if (on == 0 || m->input_grads != NULL) {
+    if (on == 0 && m->input_grads != NULL) {
+      for (size_t k = 0; k < m->input_count; k++)
+        nnlib__free(m->input_grads[k]);
+      nnlib__free(m->input_grads);
+      nnlib__free(m->input_grad_views);
+      m->input_grads = NULL;
+      m->input_grad_views = NULL;
+    }
+    m->input_grads_n = 0;
+    return NNLIB_OK;
+  }
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_set_input_gradients"));
+  m->input_grads = nnlib__calloc(m->input_count, sizeof *m->input_grads);
+  m->input_grad_views =
+      nnlib__calloc(m->input_count, sizeof *m->input_grad_views);
+  bool ok = m->input_grads != NULL && m->input_grad_views != NULL;
+  for (size_t k = 0; ok && k < m->input_count; k++) {
+    int64_t size = m->nodes[m->inputs[k]].size * m->max_batch;
+    m->input_grads[k] = nnlib__calloc((size_t)size, sizeof(float));
+    ok = m->input_grads[k] != NULL;
+  }
+  if (!ok) {
+    if (m->input_grads == NULL) {
+      nnlib__free(m->input_grad_views);
+      m->input_grad_views = NULL;
+    } else {
+      nnlib_model_set_input_gradients(m, 0);
+    }
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "nnlib_model_set_input_gradients: no memory");
+  }
+  m->input_grads_n = 0;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_get_input_gradient(nnlib_model *m, size_t input,
+                                            const nnlib_tensor **grad) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_input_gradient"));
+  NNLIB_CHECK_ARG(grad != NULL, "nnlib_model_get_input_gradient: grad is NULL");
+  if (input >= m->input_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "nnlib_model_get_input_gradient: input %zu requested, "
+                        "the model has %zu",
+                        input, m->input_count);
+  if (m->input_grads == NULL || m->input_grads_n == 0)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_get_input_gradient: %s",
+                        m->input_grads == NULL
+                            ? "input gradients are off (call "
+                              "nnlib_model_set_input_gradients first)"
+                            : "no backward pass ran since they were switched "
+                              "on");
+  const nnlib__shape *s = &m->nodes[m->inputs[input]].shape;
+  int64_t shape[NNLIB_MAX_RANK];
+  shape[0] = m->input_grads_n;
+  for (size_t i = 0; i < s->rank; i++)
+    shape[i + 1] = s->dims[i];
+  nnlib__tensor_view(&m->input_grad_views[input], m->input_grads[input], shape,
+                     s->rank + 1);
+  *grad = &m->input_grad_views[input];
+  return NNLIB_OK;
+}
+
 /* ------------------------------------------------- predict and evaluate */
 
 nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
-                                  const nnlib_tensor *x, nnlib_tensor *y) {
+                                  const nnlib_tensor *const *x, size_t count,
+                                  nnlib_tensor *y) {
   NNLIB_CHECK_ARG(y != NULL, "predict: output tensor is NULL");
-  int64_t samples = 0;
-  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &b->steps));
-  int64_t stride = nnlib__input_stride(x);
-  int64_t k = nnlib__output_size_at(m, b->steps);
+  nnlib__batch whole, chunk;
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
+  int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
   if (y->size != samples * k)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "predict: output tensor has %lld elements, %lld "
@@ -305,18 +338,25 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
                         (long long)(samples * k));
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
+    nnlib__batch_chunk(m, &whole, start, n, &chunk);
     const float *out;
-    NNLIB_TRY(
-        nnlib__model_run_inference(m, b, x->data + start * stride, n, &out));
+    NNLIB_TRY(nnlib__forward(m, b, &chunk, NULL, &out));
     memcpy(y->data + start * k, out, (size_t)(n * k) * sizeof(float));
   }
   return NNLIB_OK;
 }
 
+nnlib_status nnlib_model_predict_inputs(nnlib_model *m,
+                                        const nnlib_tensor *const *x,
+                                        size_t count, nnlib_tensor *y) {
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
+  m->forward_n = 0;
+  return nnlib__model_predict(m, &m->bufs, x, count, y);
+}
+
 nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
                                  nnlib_tensor *y) {
-  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
-  return nnlib__model_predict(m, &m->bufs, x, y);
+  return nnlib_model_predict_inputs(m, &x, 1, y);
 }
 
 static int64_t argmax(const float *v, int64_t k) {
@@ -327,17 +367,18 @@ static int64_t argmax(const float *v, int64_t k) {
   return best;
 }
 
-/* Correct predictions among n rows of outputs y against targets t. */
+/* Correct predictions among n rows of outputs y against the batch's
+ * targets. */
 static int64_t count_correct(const nnlib_model *m, const float *y,
-                             const float *t, bool is_index, int64_t n,
-                             int64_t k) {
+                             const nnlib__batch *b, int64_t k) {
   int64_t correct = 0;
-  for (int64_t i = 0; i < n; i++) {
+  const float *t = b->target;
+  for (int64_t i = 0; i < b->n; i++) {
     const float *yr = y + i * k;
     if (k == 1) {
       float threshold = m->loss == NNLIB_LOSS_BCE_LOGITS ? 0.0f : 0.5f;
       correct += (yr[0] > threshold) == (t[i] > 0.5f);
-    } else if (is_index) {
+    } else if (b->target_is_index) {
       correct += argmax(yr, k) == (int64_t)t[i];
     } else {
       correct += argmax(yr, k) == argmax(t + i * k, k);
@@ -346,37 +387,44 @@ static int64_t count_correct(const nnlib_model *m, const float *y,
   return correct;
 }
 
-nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
-                                  const nnlib_tensor *target, float *loss,
-                                  float *accuracy) {
+nnlib_status nnlib_model_evaluate_inputs(nnlib_model *m,
+                                         const nnlib_tensor *const *x,
+                                         size_t count,
+                                         const nnlib_tensor *target,
+                                         float *loss, float *accuracy) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_evaluate"));
-  int64_t samples = 0;
-  bool is_index = false;
-  NNLIB_TRY(nnlib__check_input(m, x, 0, &samples, &m->bufs.steps));
-  NNLIB_TRY(
-      nnlib__check_target(m, target, samples, m->bufs.steps, &is_index));
-  int64_t k = nnlib__output_size_at(m, m->bufs.steps);
-  int64_t stride = nnlib__input_stride(x);
+  nnlib__batch whole, chunk;
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
+  NNLIB_TRY(nnlib__check_target(m, target, &whole));
   if (loss != NULL && m->loss == NNLIB_LOSS_NONE)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "evaluate: the model was compiled without a loss");
-  int64_t t_stride = is_index ? 1 : k, correct = 0;
+  m->forward_n = 0;
+  int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
+  int64_t correct = 0;
   double loss_sum = 0.0;
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
-    const float *out, *t = target->data + start * t_stride;
-    NNLIB_TRY(nnlib__model_run_forward(m, x->data + start * stride, n,
-                                       false, &out));
+    nnlib__batch_chunk(m, &whole, start, n, &chunk);
+    const float *out;
+    NNLIB_TRY(nnlib__forward(m, &m->bufs, &chunk, NULL, &out));
     if (loss != NULL) {
       double l;
-      NNLIB_TRY(nnlib__loss(m->loss, out, t, is_index, NULL, n, k, &l));
+      NNLIB_TRY(nnlib__loss(m->loss, out, chunk.target,
+                            chunk.target_is_index, NULL, n, k, &l));
       loss_sum += l * (double)n;
     }
-    correct += count_correct(m, out, t, is_index, n, k);
+    correct += count_correct(m, out, &chunk, k);
   }
   if (loss != NULL)
     *loss = (float)(loss_sum / (double)samples);
   if (accuracy != NULL)
     *accuracy = (float)((double)correct / (double)samples);
   return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_evaluate(nnlib_model *m, const nnlib_tensor *x,
+                                  const nnlib_tensor *target, float *loss,
+                                  float *accuracy) {
+  return nnlib_model_evaluate_inputs(m, &x, 1, target, loss, accuracy);
 }

@@ -15,7 +15,7 @@ nnlib_status nnlib_workspace_create(nnlib_workspace **out,
   if (ws == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
                         "nnlib_workspace_create: no memory");
-  nnlib_status st = nnlib__buffers_alloc(model, &ws->bufs);
+  nnlib_status st = nnlib__buffers_alloc(model, &ws->bufs, false);
   if (st != NNLIB_OK) {
     nnlib__free(ws);
     return st;
@@ -32,8 +32,14 @@ void nnlib_workspace_free(nnlib_workspace *ws) {
   nnlib__free(ws);
 }
 
+nnlib_status nnlib_workspace_predict_inputs(nnlib_workspace *ws,
+                                            const nnlib_tensor *const *x,
+                                            size_t count, nnlib_tensor *y) {
+  NNLIB_CHECK_ARG(ws != NULL, "nnlib_workspace_predict: workspace is NULL");
+  return nnlib__model_predict(ws->model, &ws->bufs, x, count, y);
+}
+
 nnlib_status nnlib_workspace_predict(nnlib_workspace *ws, const nnlib_tensor *x,
                                      nnlib_tensor *y) {
-  NNLIB_CHECK_ARG(ws != NULL, "nnlib_workspace_predict: workspace is NULL");
-  return nnlib__model_predict(ws->model, &ws->bufs, x, y);
+  return nnlib_workspace_predict_inputs(ws, &x, 1, y);
 }

@@ -1,0 +1,314 @@
+/* compile.c - nnlib_model_compile: check the graph (every node reaches the
+ * output), count each node's readers, fuse dense+activation pairs, plan
+ * every layer's shapes in node order, and allocate the parameters and the
+ * buffers once (plan.c places them). Steps and predictions allocate
+ * nothing afterwards. */
+#include "nnlib_internal.h"
+
+#include <string.h>
+
+void nnlib__model_release(nnlib_model *m) {
+  nnlib__free(m->params);
+  nnlib__free(m->grads);
+  nnlib__free(m->layer_state);
+  m->params = m->grads = m->layer_state = NULL;
+  nnlib__buffers_free(&m->bufs);
+  nnlib_model_set_input_gradients(m, 0);
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    l->compiled = false;
+    l->fused_activation = NULL;
+    l->fused_away = false;
+  }
+  m->compiled = false;
+}
+
+static nnlib_status check_compile_args(nnlib_model *m, int64_t max_batch,
+                                       nnlib_loss loss,
+                                       const nnlib_optimizer *opt) {
+  NNLIB_CHECK_ARG(m != NULL, "nnlib_model_compile: model is NULL");
+  if (m->compiled)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_compile: the model is already compiled");
+  if (m->layer_count == 0)
+    return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                        "nnlib_model_compile: the model has no layers");
+  NNLIB_CHECK_ARG(max_batch >= 1, "compile: max_batch is %lld, must be >= 1",
+                  (long long)max_batch);
+  if (max_batch > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "compile: max_batch %lld exceeds the BLAS limit",
+                        (long long)max_batch);
+  NNLIB_CHECK_ARG(loss >= NNLIB_LOSS_NONE && loss <= NNLIB_LOSS_SOFTMAX_CE,
+                  "compile: unknown loss %d", (int)loss);
+  NNLIB_CHECK_ARG(opt == NULL || loss != NNLIB_LOSS_NONE,
+                  "compile: an optimizer needs a loss to minimise");
+  return NNLIB_OK;
+}
+
+static bool same_shape(const nnlib__shape *a, const int64_t *dims,
+                       size_t rank) {
+  if (a->rank != rank)
+    return false;
+  for (size_t i = 0; i < rank; i++)
+    if (a->dims[i] != dims[i])
+      return false;
+  return true;
+}
+
+/* nnlib_model_compile's input shape: the implicit input's, or the one
+ * declared input's (which it must equal). NULL: every input declared. */
+static nnlib_status set_input_shape(nnlib_model *m, const int64_t *shape,
+                                    size_t rank) {
+  nnlib__node *first = &m->nodes[m->inputs[0]];
+  if (shape == NULL) {
+    if (m->implicit_input)
+      return nnlib__error(NNLIB_ERR_WRONG_STATE,
+                          "nnlib_model_compile_graph: the model's input has "
+                          "no declared shape (layers were added with "
+                          "nnlib_model_add): use nnlib_model_compile");
+    return NNLIB_OK;
+  }
+  NNLIB_CHECK_ARG(rank >= 1 && rank < NNLIB_MAX_RANK,
+                  "nnlib_model_compile: input shape must have rank 1..%d "
+                  "(per sample, without the batch)",
+                  NNLIB_MAX_RANK - 1);
+  int64_t size;
+  NNLIB_TRY(nnlib__shape_size(shape, rank, &size, "compile: input shape"));
+  if (m->input_count != 1)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_model_compile: the model has %zu inputs: use "
+                        "nnlib_model_compile_graph",
+                        m->input_count);
+  if (!m->implicit_input && !same_shape(&first->shape, shape, rank))
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "nnlib_model_compile: input_shape differs from the "
+                        "shape declared by nnlib_model_input");
+  first->shape.rank = rank;
+  memcpy(first->shape.dims, shape, rank * sizeof *shape);
+  first->size = size;
+  return NNLIB_OK;
+}
+
+/* Every node must reach the output: walking back from it marks the nodes
+ * it depends on (reach, node_count flags). */
+static nnlib_status check_reach(nnlib_model *m, bool *reach) {
+  memset(reach, 0, m->node_count * sizeof *reach);
+  reach[m->output] = true;
+  for (size_t v = m->output + 1; v-- > 0;)
+    if (reach[v])
+      for (size_t i = 0; i < m->nodes[v].input_count; i++)
+        reach[m->nodes[v].inputs[i]] = true;
+  for (size_t v = 0; v < m->node_count; v++) {
+    if (reach[v])
+      continue;
+    char label[NNLIB__LABEL_SIZE];
+    nnlib__node_label(m, v, label, sizeof label);
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "compile: %s %s: the output does not depend on it",
+                        label,
+                        m->nodes[v].layer == NULL ? "is never used"
+                                                  : "is a dead end");
+  }
+  return NNLIB_OK;
+}
+
+static void count_readers(nnlib_model *m) {
+  for (size_t v = 0; v < m->node_count; v++)
+    m->nodes[v].readers = m->nodes[v].last_reader = 0;
+  for (size_t v = 0; v < m->node_count; v++)
+    for (size_t i = 0; i < m->nodes[v].input_count; i++) {
+      nnlib__node *in = &m->nodes[m->nodes[v].inputs[i]];
+      in->readers++;
+      in->last_reader = v;
+    }
+}
+
+static nnlib_status check_graph(nnlib_model *m) {
+  if (!m->output_set)
+    m->output = m->node_count - 1;
+  if (m->nodes[m->output].layer == NULL)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "compile: the output node is a model input");
+  bool *reach = nnlib__calloc(m->node_count, sizeof *reach);
+  if (reach == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory");
+  nnlib_status st = check_reach(m, reach);
+  nnlib__free(reach);
+  count_readers(m);
+  return st;
+}
+
+/* A dense layer whose only reader is an elementwise activation made right
+ * after it applies the activation in its own bias pass; the activation's
+ * node shares its output buffer. The initialiser's gain follows the
+ * activation that reads the dense layer. */
+static void fuse_pairs(nnlib_model *m) {
+  for (size_t v = 0; v + 1 < m->node_count; v++) {
+    nnlib__node *d = &m->nodes[v], *next = &m->nodes[v + 1];
+    if (d->layer == NULL || !nnlib__layer_is_dense(d->layer) ||
+        d->readers != 1 || d->last_reader != v + 1)
+      continue;
+    nnlib_layer *a = next->layer;
+    if (nnlib__activation_is_elementwise(a) && v != m->output) {
+      d->layer->fused_activation = a;
+      a->fused_away = true;
+    }
+    nnlib__dense_set_init_activation(d->layer, nnlib__activation_kind(a));
+  }
+}
+
+static nnlib_status plan_node(nnlib_model *m, size_t v, nnlib__shape *in) {
+  nnlib__node *node = &m->nodes[v];
+  for (size_t i = 0; i < node->input_count; i++)
+    in[i] = m->nodes[node->inputs[i]].shape;
+  char label[NNLIB__LABEL_SIZE];
+  nnlib__node_label(m, v, label, sizeof label);
+  NNLIB_TRY(nnlib__layer_plan_inputs(node->layer, label, in,
+                                     node->input_count, m->max_batch, ""));
+  node->shape = node->layer->out_shape;
+  node->size = node->layer->out_size;
+  int64_t batch_floats;
+  if (nnlib__mul_overflows(node->size, m->max_batch, &batch_floats))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: a batch of %lld outputs of %lld overflows", label,
+                        (long long)m->max_batch, (long long)node->size);
+  return NNLIB_OK;
+}
+
+static nnlib_status plan_layers(nnlib_model *m) {
+  nnlib__shape in[NNLIB__MAX_INPUTS];
+  for (size_t v = 0; v < m->node_count; v++)
+    if (m->nodes[v].layer != NULL)
+      NNLIB_TRY(plan_node(m, v, in));
+  m->output_size = m->nodes[m->output].size;
+  return NNLIB_OK;
+}
+
+static nnlib_status alloc_floats(float **out, int64_t count, const char *what) {
+  *out = nnlib__calloc((size_t)(count > 0 ? count : 1), sizeof(float));
+  if (*out == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "compile: no memory for %s (%lld floats)", what,
+                        (long long)count);
+  return NNLIB_OK;
+}
+
+static nnlib_status sum_checked(int64_t *total, int64_t add) {
+  if (__builtin_add_overflow(*total, add, total))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "compile: buffer sizes overflow");
+  return NNLIB_OK;
+}
+
+/* Parameters and gradients: one flat block each in layer order, layers
+ * get views. */
+static nnlib_status alloc_params(nnlib_model *m) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m->layer_count; i++)
+    for (size_t p = 0; p < m->layers[i]->param_count; p++)
+      NNLIB_TRY(sum_checked(&total, m->layers[i]->params[p].size));
+  m->param_size = total;
+  NNLIB_TRY(alloc_floats(&m->params, total, "parameters"));
+  NNLIB_TRY(alloc_floats(&m->grads, total, "gradients"));
+  int64_t offset = 0;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    for (size_t p = 0; p < l->param_count; p++) {
+      nnlib__param *prm = &l->params[p];
+      nnlib__tensor_view(&prm->value, m->params + offset, prm->shape.dims,
+                         prm->shape.rank);
+      nnlib__tensor_view(&prm->grad, m->grads + offset, prm->shape.dims,
+                         prm->shape.rank);
+      offset += prm->size;
+    }
+  }
+  return NNLIB_OK;
+}
+
+/* Layer buffers (untrained state such as running statistics): one flat
+ * block, views like the parameters; the layers' init fills them. */
+static nnlib_status alloc_layer_state(nnlib_model *m) {
+  int64_t total = 0;
+  for (size_t i = 0; i < m->layer_count; i++)
+    for (size_t b = 0; b < m->layers[i]->buffer_count; b++)
+      NNLIB_TRY(sum_checked(&total, m->layers[i]->buffers[b].size));
+  m->layer_state_size = total;
+  NNLIB_TRY(alloc_floats(&m->layer_state, total, "layer buffers"));
+  int64_t offset = 0;
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    for (size_t b = 0; b < l->buffer_count; b++) {
+      nnlib__param *buf = &l->buffers[b];
+      nnlib__tensor_view(&buf->value, m->layer_state + offset,
+                         buf->shape.dims, buf->shape.rank);
+      offset += buf->size;
+    }
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status compile_plan(nnlib_model *m, nnlib_optimizer *opt) {
+  NNLIB_TRY(check_graph(m));
+  fuse_pairs(m);
+  NNLIB_TRY(plan_layers(m));
+  m->input_shape = m->nodes[m->inputs[0]].shape;
+  m->input_size = m->nodes[m->inputs[0]].size;
+  nnlib__plan_sequences(m);
+  NNLIB_TRY(alloc_params(m));
+  NNLIB_TRY(alloc_layer_state(m));
+  NNLIB_TRY(nnlib__buffers_alloc(m, &m->bufs, true));
+  if (opt != NULL)
+    NNLIB_TRY(nnlib__optimizer_attach(opt, m->param_size));
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib_model_compile(nnlib_model *m, const int64_t *input_shape,
+                                 size_t input_rank, int64_t max_batch,
+                                 nnlib_loss loss, nnlib_optimizer *opt,
+                                 uint64_t seed) {
+  if (m != NULL && input_shape == NULL) {
+    nnlib_optimizer_free(opt);
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_model_compile: input shape is NULL");
+  }
+  return nnlib__model_compile(m, input_shape, input_rank, max_batch, loss, opt,
+                              seed, true);
+}
+
+nnlib_status nnlib_model_compile_graph(nnlib_model *m, int64_t max_batch,
+                                       nnlib_loss loss, nnlib_optimizer *opt,
+                                       uint64_t seed) {
+  return nnlib__model_compile(m, NULL, 0, max_batch, loss, opt, seed, true);
+}
+
+nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
+                                  size_t input_rank, int64_t max_batch,
+                                  nnlib_loss loss, nnlib_optimizer *opt,
+                                  uint64_t seed, bool init_weights) {
+  nnlib_status st = check_compile_args(m, max_batch, loss, opt);
+  if (st == NNLIB_OK)
+    st = set_input_shape(m, input_shape, input_rank);
+  if (st != NNLIB_OK) {
+    nnlib_optimizer_free(opt); /* the model takes it, also on failure */
+    return st;
+  }
+  m->max_batch = max_batch;
+  m->loss = loss;
+  st = compile_plan(m, opt);
+  if (st != NNLIB_OK) {
+    nnlib__model_release(m);
+    nnlib_optimizer_free(opt);
+    return st;
+  }
+  m->optimizer = opt;
+  m->seed = seed;
+  nnlib__rng_seed(&m->rng, seed);
+  for (size_t i = 0; i < m->layer_count; i++) {
+    nnlib_layer *l = m->layers[i];
+    l->compiled = true;
+    if (init_weights && l->ops->init != NULL)
+      l->ops->init(l, &m->rng);
+  }
+  m->compiled = true;
+  return NNLIB_OK;
+}

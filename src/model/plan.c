@@ -1,0 +1,271 @@
+/* plan.c - where every buffer of a pass lies, planned once at compile by
+ * liveness: each buffer is a region with the time it is first written and
+ * the time it is last read, and regions whose times overlap never share
+ * bytes. Placing them (largest first, each at the lowest offset that
+ * clashes with no placed region alive at the same time) reuses the memory
+ * of spent buffers, in forward and in backward.
+ *
+ * Time, for a graph of N nodes: forward runs node v at time v, the loss is
+ * at N, backward runs node v at time 2N - v (a fused dense+activation pair
+ * runs both at the activation's). In training an output is read again by
+ * its own node's backward (y) and its readers' (x), so it lives from v to
+ * 2N - v; the gradient dL/dv lives from the backward of its last reader,
+ * which writes it first, to its own node's backward. In inference an output
+ * lives from v to its last reader's forward. The model's output, and
+ * gradients of model inputs, live to the end: callers read them. */
+#include "nnlib_internal.h"
+
+#include <string.h>
+
+typedef struct region {
+  int64_t floats;  /* padded to 64 bytes */
+  int64_t born, dies;
+  int64_t offset;  /* planned */
+} region;
+
+typedef struct plan {
+  const nnlib_model *m;
+  bool training;
+  int64_t end;        /* after everything */
+  region *regions;    /* acts, workspaces, grads, the fan-out scratch */
+  int64_t *act_of;    /* node -> region index, -1 none */
+  int64_t *grad_of;
+  int64_t *ws_of;
+  int64_t accum;      /* region of the fan-out scratch, -1 none */
+  size_t count;
+} plan;
+
+static int64_t padded(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+/* The node whose layer runs for v: a fused-away activation runs inside the
+ * dense layer before it. */
+static size_t runner(const nnlib_model *m, size_t v) {
+  nnlib_layer *l = m->nodes[v].layer;
+  return l != NULL && l->fused_away ? v - 1 : v;
+}
+
+/* Backward time of the layer that runs for node v (a fused pair runs at
+ * the activation's slot). */
+static int64_t backward_time(const nnlib_model *m, size_t v) {
+  size_t n = m->node_count;
+  const nnlib_layer *l = m->nodes[v].layer;
+  size_t slot = l != NULL && l->fused_activation != NULL ? v + 1 : v;
+  return (int64_t)(2 * n - slot);
+}
+
+static int64_t add_region(plan *p, int64_t floats, int64_t born,
+                          int64_t dies) {
+  region *r = &p->regions[p->count];
+  r->floats = padded(floats);
+  r->born = born;
+  r->dies = dies;
+  r->offset = 0;
+  return (int64_t)p->count++;
+}
+
+/* When v's only input u is a layer node whose gradient v writes first (v
+ * is its last reader), v's kind may write dL/du over its own spent output
+ * (dx_over_output, as 1.2's chain did): the gradient then needs no region.
+ * Not when v's output is the model's (callers read it after a step). */
+static bool grad_over_output(const nnlib_model *m, size_t v) {
+  const nnlib__node *node = &m->nodes[v];
+  const nnlib_layer *l = node->layer;
+  if (l == NULL || l->fused_away || node->input_count != 1)
+    return false;
+  size_t u = node->inputs[0];
+  size_t out = l->fused_activation != NULL ? v + 1 : v;
+  const nnlib__node *in = &m->nodes[u];
+  return in->layer != NULL && in->last_reader == v && in->readers == 1 &&
+         l->ops->dx_over_output && m->nodes[out].size >= in->size &&
+         out != m->output;
+}
+
+static void plan_acts(plan *p) {
+  const nnlib_model *m = p->m;
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *node = &m->nodes[v];
+    p->act_of[v] = p->grad_of[v] = p->ws_of[v] = -1;
+    if (node->layer == NULL || node->layer->fused_away)
+      continue;
+    size_t out = node->layer->fused_activation != NULL ? v + 1 : v;
+    const nnlib__node *o = &m->nodes[out];
+    int64_t dies = p->training ? backward_time(m, v)
+                               : (o->readers > 0 ? (int64_t)o->last_reader
+                                                 : (int64_t)v);
+    if (out == m->output)
+      dies = p->end;
+    p->act_of[v] = add_region(p, o->size * m->max_batch, (int64_t)v, dies);
+    p->ws_of[v] = add_region(p, (int64_t)node->layer->workspace_floats,
+                             (int64_t)v, p->training ? dies : (int64_t)v);
+  }
+  for (size_t v = 0; v < m->node_count; v++)
+    if (m->nodes[v].layer != NULL && m->nodes[v].layer->fused_away) {
+      p->act_of[v] = p->act_of[v - 1];
+      p->ws_of[v] = p->ws_of[v - 1];
+    }
+}
+
+/* Gradients of layer nodes (model inputs get theirs from
+ * nnlib_model_set_input_gradients). */
+static void plan_grads(plan *p) {
+  const nnlib_model *m = p->m;
+  int64_t n = (int64_t)m->node_count;
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *node = &m->nodes[v];
+    if (node->layer == NULL || node->layer->fused_activation != NULL)
+      continue; /* a fused dense layer's gradient is its activation's */
+    size_t reader = node->last_reader;
+    int64_t born = v == m->output ? n : backward_time(m, reader);
+    int64_t dies = backward_time(m, runner(m, v));
+    if (v != m->output && grad_over_output(m, reader)) {
+      region *r = &p->regions[p->act_of[reader]];
+      r->dies = dies > r->dies ? dies : r->dies;
+      p->grad_of[v] = p->act_of[reader];
+      continue;
+    }
+    p->grad_of[v] = add_region(p, node->size * m->max_batch, born, dies);
+  }
+  int64_t widest = 0;
+  for (size_t v = 0; v < m->node_count; v++)
+    if (m->nodes[v].readers > 1 && m->nodes[v].size > widest)
+      widest = m->nodes[v].size;
+  p->accum = widest > 0 ? add_region(p, widest * m->max_batch, n, p->end) : -1;
+}
+
+/* Largest first; each at the lowest offset free over its lifetime. */
+static int64_t place(plan *p) {
+  int64_t total = 0;
+  bool *placed = nnlib__calloc(p->count + 1, sizeof *placed);
+  if (placed == NULL)
+    return -1;
+  for (size_t k = 0; k < p->count; k++) {
+    size_t best = p->count;
+    for (size_t i = 0; i < p->count; i++)
+      if (!placed[i] && (best == p->count ||
+                         p->regions[i].floats > p->regions[best].floats))
+        best = i;
+    region *r = &p->regions[best];
+    int64_t offset = 0;
+    bool moved = true;
+    while (moved) { /* first fit: step past every clash, until none */
+      moved = false;
+      for (size_t i = 0; i < p->count; i++) {
+        const region *o = &p->regions[i];
+        if (!placed[i] || o->dies < r->born || r->dies < o->born)
+          continue;
+        if (offset < o->offset + o->floats && o->offset < offset + r->floats) {
+          offset = o->offset + o->floats;
+          moved = true;
+        }
+      }
+    }
+    r->offset = offset;
+    placed[best] = true;
+    if (offset + r->floats > total)
+      total = offset + r->floats;
+  }
+  nnlib__free(placed);
+  return total;
+}
+
+static nnlib_status make_plan(const nnlib_model *m, bool training, plan *p) {
+  memset(p, 0, sizeof *p);
+  p->m = m;
+  p->training = training;
+  p->end = 2 * (int64_t)m->node_count + 2;
+  size_t n = m->node_count;
+  p->regions = nnlib__calloc(3 * n + 1, sizeof *p->regions);
+  p->act_of = nnlib__calloc(3 * n, sizeof *p->act_of);
+  if (p->regions == NULL || p->act_of == NULL) {
+    nnlib__free(p->regions);
+    nnlib__free(p->act_of);
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "compile: no memory to plan");
+  }
+  p->grad_of = p->act_of + n;
+  p->ws_of = p->grad_of + n;
+  p->accum = -1;
+  plan_acts(p);
+  if (training)
+    plan_grads(p);
+  return NNLIB_OK;
+}
+
+static void free_plan(plan *p) {
+  nnlib__free(p->regions);
+  nnlib__free(p->act_of);
+}
+
+int64_t nnlib__buffers_floats(const nnlib_model *m, bool training) {
+  plan p;
+  if (make_plan(m, training, &p) != NNLIB_OK)
+    return -1;
+  int64_t total = place(&p);
+  free_plan(&p);
+  return total;
+}
+
+static size_t widest_fan_in(const nnlib_model *m) {
+  size_t widest = 1;
+  for (size_t v = 0; v < m->node_count; v++)
+    if (m->nodes[v].input_count > widest)
+      widest = m->nodes[v].input_count;
+  return widest;
+}
+
+static nnlib_status alloc_pointers(const nnlib_model *m, nnlib__buffers *b,
+                                   bool training) {
+  size_t n = m->node_count, fan = widest_fan_in(m);
+  size_t count = 3 * n + 2 * fan;
+  void **all = nnlib__calloc(count, sizeof *all);
+  if (all == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "buffers: no memory");
+  b->pointers = all;
+  b->acts = (float **)all;
+  b->workspace = (float **)all + n;
+  b->grads = training ? (float **)all + 2 * n : NULL;
+  b->xs = (const float **)(all + 3 * n);
+  b->dxs = (float **)(all + 3 * n + fan);
+  return NNLIB_OK;
+}
+
+static float *at(const nnlib__buffers *b, const plan *p, int64_t region) {
+  return region < 0 ? NULL : b->block + p->regions[region].offset;
+}
+
+nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b,
+                                  bool training) {
+  memset(b, 0, sizeof *b);
+  plan p;
+  NNLIB_TRY(make_plan(m, training, &p));
+  int64_t total = place(&p);
+  nnlib_status st = total < 0 ? nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                                             "compile: no memory to plan")
+                              : alloc_pointers(m, b, training);
+  if (st == NNLIB_OK) {
+    b->block = nnlib__calloc((size_t)(total > 0 ? total : 1), sizeof(float));
+    if (b->block == NULL)
+      st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "compile: no memory for activations (%lld floats)",
+                        (long long)total);
+  }
+  if (st != NNLIB_OK) {
+    free_plan(&p);
+    nnlib__buffers_free(b);
+    return st;
+  }
+  for (size_t v = 0; v < m->node_count; v++) {
+    b->acts[v] = at(b, &p, p.act_of[v]);
+    b->workspace[v] = at(b, &p, p.ws_of[v]);
+    if (training)
+      b->grads[v] = at(b, &p, p.grad_of[v]);
+  }
+  b->accum = at(b, &p, p.accum);
+  free_plan(&p);
+  return NNLIB_OK;
+}
+
+void nnlib__buffers_free(nnlib__buffers *b) {
+  nnlib__free(b->block);
+  nnlib__free(b->pointers);
+  memset(b, 0, sizeof *b);
+}
