@@ -13,8 +13,52 @@ static void print_shape(const int64_t *dims, size_t rank) {
   printf("]");
 }
 
-static void print_model(nnlib_model *m) {
-  int64_t dims[NNLIB_MAX_RANK], params = 0;
+static int64_t param_count(nnlib_layer *l) {
+  int64_t count = 0;
+  for (size_t p = 0; p < nnlib_layer_get_param_count(l); p++) {
+    nnlib_tensor *v;
+    if (nnlib_layer_get_param(l, p, &v, NULL) == NNLIB_OK)
+      count += nnlib_tensor_get_size(v);
+  }
+  return count;
+}
+
+/* untrained state such as batchnorm's running statistics */
+static void print_buffers(nnlib_layer *l) {
+  for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
+    nnlib_tensor *v;
+    if (nnlib_layer_get_buffer(l, b, &v) == NNLIB_OK)
+      printf("%s%s [%lld]", b ? ", " : "; buffers ",
+             nnlib_layer_get_buffer_name(l, b),
+             (long long)nnlib_tensor_get_size(v));
+  }
+}
+
+static nnlib_node_info node_info(nnlib_model *m, size_t i) {
+  nnlib_node_info info;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  nnlib_model_get_node(m, i, &info);
+  return info;
+}
+
+/* One input, every layer reading the node before it: 1.2's listing. */
+static bool is_chain(nnlib_model *m) {
+  if (nnlib_model_get_input_count(m) != 1)
+    return false;
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info info = node_info(m, i);
+    if (info.name != NULL)
+      return false;
+    if (i > 0 && (info.input_count != 1 ||
+                  info.inputs[0] != node_info(m, i - 1).node))
+      return false;
+  }
+  return node_info(m, nnlib_model_get_node_count(m) - 1).is_output;
+}
+
+static void print_chain(nnlib_model *m) {
+  int64_t dims[NNLIB_MAX_RANK];
   size_t rank;
   nnlib_model_get_input_shape(m, dims, NNLIB_MAX_RANK, &rank);
   printf("input    ");
@@ -22,26 +66,59 @@ static void print_model(nnlib_model *m) {
   printf("\n");
   for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
     nnlib_layer *l = nnlib_model_get_layer(m, i);
-    int64_t count = 0;
-    for (size_t p = 0; p < nnlib_layer_get_param_count(l); p++) {
-      nnlib_tensor *v;
-      if (nnlib_layer_get_param(l, p, &v, NULL) == NNLIB_OK)
-        count += nnlib_tensor_get_size(v);
-    }
     nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank);
     printf("%-3zu %-12s -> ", i, nnlib_layer_get_name(l));
     print_shape(dims, rank);
-    printf("  %lld parameters", (long long)count);
-    /* untrained state such as batchnorm's running statistics */
-    for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
-      nnlib_tensor *v;
-      if (nnlib_layer_get_buffer(l, b, &v) == NNLIB_OK)
-        printf("%s%s [%lld]", b ? ", " : "; buffers ",
-               nnlib_layer_get_buffer_name(l, b),
-               (long long)nnlib_tensor_get_size(v));
-    }
+    printf("  %lld parameters", (long long)param_count(l));
+    print_buffers(l);
     printf("\n");
   }
+}
+
+/* The node a handle names, as "name" or "#index". */
+static void print_ref(nnlib_model *m, nnlib_node node) {
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info info = node_info(m, i);
+    if (info.node != node)
+      continue;
+    if (info.name != NULL)
+      printf("%s", info.name);
+    else
+      printf("#%zu", i);
+    return;
+  }
+}
+
+/* Every node: number, name, layer (or input), the nodes it reads, its
+ * output shape and parameters. */
+static void print_graph(nnlib_model *m) {
+  printf("node name         layer        inputs          output\n");
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info info = node_info(m, i);
+    printf("#%-3zu %-12s %-12s ", i, info.name ? info.name : "-",
+           info.layer ? nnlib_layer_get_name(info.layer) : "input");
+    int width = 0;
+    for (size_t k = 0; k < info.input_count; k++) {
+      printf("%s", k ? "," : "");
+      print_ref(m, info.inputs[k]);
+      width += 4;
+    }
+    printf("%*s -> ", width < 15 ? 15 - width : 0, "");
+    print_shape(info.shape, info.rank);
+    if (info.layer != NULL) {
+      printf("  %lld parameters", (long long)param_count(info.layer));
+      print_buffers(info.layer);
+    }
+    printf("%s\n", info.is_output ? "  (output)" : "");
+  }
+}
+
+static void print_model(nnlib_model *m) {
+  int64_t params = 0;
+  if (is_chain(m))
+    print_chain(m);
+  else
+    print_graph(m);
   nnlib_model_get_param_count(m, &params);
   char spec[1024];
   size_t needed;

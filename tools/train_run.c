@@ -115,10 +115,19 @@ nnlib_status train_build(const train_config *c, run_data *r) {
       nnlib_layer_get_kind(nnlib_model_get_layer(r->model, 0));
   bool rows = first == NNLIB_LAYER_RNN || first == NNLIB_LAYER_LSTM ||
               first == NNLIB_LAYER_GRU;
-  if ((st = nnlib_model_compile(r->model, rows ? in + 1 : in, rows ? 2 : 3,
-                                batch,
-                                one_hot ? NNLIB_LOSS_MSE : NNLIB_LOSS_SOFTMAX_CE,
-                                opt, (uint64_t)c->seed)) != NNLIB_OK)
+  nnlib_loss loss = one_hot ? NNLIB_LOSS_MSE : NNLIB_LOSS_SOFTMAX_CE;
+  /* a description that declares its input (x=input:1x28x28) keeps it */
+  nnlib_node_info first_node;
+  memset(&first_node, 0, sizeof first_node);
+  first_node.struct_size = sizeof first_node;
+  nnlib_model_get_node(r->model, 0, &first_node);
+  if (first_node.rank > 0)
+    st = nnlib_model_compile_graph(r->model, batch, loss, opt,
+                                   (uint64_t)c->seed);
+  else
+    st = nnlib_model_compile(r->model, rows ? in + 1 : in, rows ? 2 : 3,
+                             batch, loss, opt, (uint64_t)c->seed);
+  if (st != NNLIB_OK)
     return build_fail("compiling the model", st);
   return NNLIB_OK;
 }
