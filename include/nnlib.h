@@ -760,8 +760,9 @@ typedef uint64_t nnlib_node;
 /* Declares model input number nnlib_model_get_input_count() (0, 1, ...) of
  * per-sample shape shape[rank] (1 <= rank < NNLIB_MAX_RANK) and returns its
  * node in *node. Every call that takes data takes one tensor per input, in
- * this order. NNLIB_ERR_WRONG_STATE after compile, or once layers were
- * added to the model's implicit input. */
+ * this order; a model takes at most 64 (NNLIB_ERR_TOO_LARGE beyond).
+ * NNLIB_ERR_WRONG_STATE after compile, or once layers were added to the
+ * model's implicit input. */
 NNLIB_API nnlib_status nnlib_model_input(nnlib_model *model,
                                          const int64_t *shape, size_t rank,
                                          nnlib_node *node);
@@ -879,8 +880,11 @@ NNLIB_API nnlib_status nnlib_model_get_input_gradient(
  * output_grad [N, output...] is dL/dy. Writes every parameter gradient
  * (overwritten), and the input gradients when they are on; applies no
  * update (nnlib_optimizer_step does). Works for models compiled without a
- * loss too. NNLIB_ERR_WRONG_STATE when no forward pass precedes it (any
- * other call on the model in between spends it). */
+ * loss too. The input tensors of that forward pass must still hold the
+ * same data (backward reads them). Once per forward pass:
+ * NNLIB_ERR_WRONG_STATE when no forward pass precedes it (a call that
+ * runs the model in between: backward, step, predict, evaluate, fit,
+ * gradcheck, or a previous backward_output, spends it). */
 NNLIB_API nnlib_status nnlib_model_backward_output(
     nnlib_model *model, const nnlib_tensor *output_grad);
 

@@ -595,6 +595,7 @@ struct nnlib_model {
   /* the batch of the last nnlib_model_forward, for backward_output; 0
    * once any other call has used the buffers */
   int64_t forward_n, forward_steps;
+  const float *forward_x[NNLIB__MAX_INPUTS]; /* that pass's input data */
   nnlib_tensor output_view;
   bool profiling; /* nnlib_model_set_profiling (profile.c) */
   bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */

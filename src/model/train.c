@@ -164,6 +164,7 @@ nnlib_status nnlib_model_forward_inputs(nnlib_model *m,
   *output = &m->output_view;
   m->forward_n = batch.n;
   m->forward_steps = batch.steps;
+  memcpy(m->forward_x, batch.x, sizeof m->forward_x);
   return NNLIB_OK;
 }
 
@@ -235,6 +236,7 @@ nnlib_status nnlib_model_backward_output(nnlib_model *m,
                         "other call on the model spends it)");
   nnlib__batch batch;
   memset(&batch, 0, sizeof batch);
+  memcpy(batch.x, m->forward_x, sizeof batch.x); /* backward reads them */
   batch.n = m->forward_n;
   batch.steps = m->forward_steps;
   batch.training = true;
@@ -247,6 +249,7 @@ nnlib_status nnlib_model_backward_output(nnlib_model *m,
                         (long long)output_grad->size, (long long)batch.n,
                         (long long)k);
   double unused;
+  m->forward_n = 0; /* backward reuses spent activations: once only */
   return nnlib__backward(m, &batch, output_grad->data, &unused);
 }
 
