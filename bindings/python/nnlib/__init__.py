@@ -18,12 +18,14 @@ from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
 from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
                      GlobalAvgPool, MaxPool2d, MinPool2d)
 from .layers import GRU, LSTM, RNN
-from .model import (SAVE_OPTIMIZER, History, Loss, Model, Progress,
-                    Workspace, model_file_info)
+from .layers import Add, Concat, Multiply
+from .graph import Input, Node, add, concat, multiply
+from .model import (SAVE_OPTIMIZER, GraphNode, History, Loss, Model,
+                    Progress, Workspace, model_file_info)
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 
 def version():

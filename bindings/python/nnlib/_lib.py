@@ -165,18 +165,23 @@ class ModelFileInfo(ctypes.Structure):
     ]
 
 
-class LayerProfile(ctypes.Structure):
+#: nnlib_node: a node of a graph model, (model tag << 32) | node index
+NODE = ctypes.c_uint64
+
+
+class NodeInfo(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_size_t),
-        ("fused", ctypes.c_int),
-        ("forward_calls", ctypes.c_int64),
-        ("backward_calls", ctypes.c_int64),
-        ("forward_flops", ctypes.c_double),
-        ("backward_flops", ctypes.c_double),
-        ("forward_seconds", ctypes.c_double),
-        ("backward_seconds", ctypes.c_double),
-        ("forward_gflops", ctypes.c_double),
-        ("backward_gflops", ctypes.c_double),
+        ("node", NODE),
+        ("name", ctypes.c_char_p),
+        ("layer", ctypes.c_void_p),
+        ("layer_index", ctypes.c_int64),
+        ("input_index", ctypes.c_int64),
+        ("input_count", ctypes.c_size_t),
+        ("inputs", ctypes.POINTER(NODE)),
+        ("rank", ctypes.c_size_t),
+        ("shape", ctypes.c_int64 * 8),
+        ("is_output", ctypes.c_int),
     ]
 
 
@@ -190,7 +195,7 @@ STRUCTS = {
     "nnlib_validation_options": ValidationOptions,
     "nnlib_layer_profile": LayerProfile,
     "nnlib_gradcheck_options": GradcheckOptions,
-    "nnlib_layer_profile": LayerProfile,
+    "nnlib_node_info": NodeInfo,
     "nnlib_conv2d_options": Conv2dOptions,
     "nnlib_pool2d_options": Pool2dOptions,
 }
@@ -245,7 +250,12 @@ C_TYPES = {
     "const nnlib_pool2d_options *": _P(Pool2dOptions),
     "nnlib_model_file_info *": _P(ModelFileInfo),
     "nnlib_layer_profile *": _P(LayerProfile),
-    "nnlib_layer_profile *": _P(LayerProfile),
+    "nnlib_node": NODE,
+    "nnlib_node *": _P(NODE),
+    "const nnlib_node *": _P(NODE),
+    "nnlib_node_info *": _P(NodeInfo),
+    # an array of tensor handles (one per model input)
+    "const nnlib_tensor *const *": _P(ctypes.c_void_p),
 }
 for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
     C_TYPES["nnlib_%s *" % _h] = _HANDLE
@@ -254,6 +264,9 @@ for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
     C_TYPES["const nnlib_%s **" % _h] = _HANDLE_OUT
 
 # ------------------------------------------------------------- functions
+
+#: One tensor per model input: `const nnlib_tensor *const *inputs`.
+_TENSORS = "const nnlib_tensor *const *"
 
 #: name -> (result type, [parameter types]), in the header's order.
 SIGNATURES = {
@@ -313,6 +326,9 @@ SIGNATURES = {
         "nnlib_layer **", "int64_t", "int64_t", "int", "int"]),
     "nnlib_recurrent_set_initial_state": ("nnlib_status", [
         "nnlib_layer *", "const float *", "const float *", "int64_t"]),
+    "nnlib_add_create": ("nnlib_status", ["nnlib_layer **"]),
+    "nnlib_multiply_create": ("nnlib_status", ["nnlib_layer **"]),
+    "nnlib_concat_create": ("nnlib_status", ["nnlib_layer **", "int"]),
     "nnlib_layer_free": ("void", ["nnlib_layer *"]),
     "nnlib_layer_get_kind": ("nnlib_layer_kind", ["const nnlib_layer *"]),
     "nnlib_layer_get_name": ("const char *", ["const nnlib_layer *"]),
@@ -376,7 +392,6 @@ SIGNATURES = {
     "nnlib_model_step": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "float *"]),
-    "nnlib_model_set_check_numerics": ("nnlib_status", ["nnlib_model *", "int"]),
     "nnlib_model_set_check_numerics": ("nnlib_status",
                                        ["nnlib_model *", "int"]),
     "nnlib_optimizer_step": ("nnlib_status", ["nnlib_model *"]),
@@ -398,16 +413,59 @@ SIGNATURES = {
     "nnlib_model_set_profiling": ("nnlib_status", ["nnlib_model *", "int"]),
     "nnlib_model_get_layer_profile": ("nnlib_status", [
         "const nnlib_model *", "size_t", "nnlib_layer_profile *"]),
-    # profile
-    "nnlib_model_set_profiling": ("nnlib_status", ["nnlib_model *", "int"]),
-    "nnlib_model_get_layer_profile": ("nnlib_status", [
-        "const nnlib_model *", "size_t", "nnlib_layer_profile *"]),
     # gradient check
     "nnlib_gradcheck_options_init": ("nnlib_status",
                                      ["nnlib_gradcheck_options *"]),
     "nnlib_model_gradcheck": ("nnlib_status", [
         "nnlib_model *", "const nnlib_tensor *", "const nnlib_tensor *",
         "const nnlib_gradcheck_options *", "double *"]),
+    # graph models
+    "nnlib_model_input": ("nnlib_status", [
+        "nnlib_model *", "const int64_t *", "size_t", "nnlib_node *"]),
+    "nnlib_model_apply": ("nnlib_status", [
+        "nnlib_model *", "nnlib_layer *", "const nnlib_node *", "size_t",
+        "nnlib_node *"]),
+    "nnlib_model_set_output": ("nnlib_status",
+                               ["nnlib_model *", "nnlib_node"]),
+    "nnlib_model_set_node_name": ("nnlib_status", [
+        "nnlib_model *", "nnlib_node", "const char *"]),
+    "nnlib_model_compile_graph": ("nnlib_status", [
+        "nnlib_model *", "int64_t", "nnlib_loss", "nnlib_optimizer *",
+        "uint64_t"]),
+    "nnlib_model_get_input_count": ("size_t", ["const nnlib_model *"]),
+    "nnlib_model_get_node_count": ("size_t", ["const nnlib_model *"]),
+    "nnlib_model_get_node": ("nnlib_status", [
+        "const nnlib_model *", "size_t", "nnlib_node_info *"]),
+    "nnlib_model_get_input_shape_at": ("nnlib_status", [
+        "const nnlib_model *", "size_t", "int64_t *", "size_t", "size_t *"]),
+    "nnlib_model_predict_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "nnlib_tensor *"]),
+    "nnlib_workspace_predict_inputs": ("nnlib_status", [
+        "nnlib_workspace *", _TENSORS, "size_t", "nnlib_tensor *"]),
+    "nnlib_model_forward_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor **"]),
+    "nnlib_model_backward_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor *",
+        "float *"]),
+    "nnlib_model_step_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor *",
+        "float *"]),
+    "nnlib_model_evaluate_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor *", "float *",
+        "float *"]),
+    "nnlib_model_fit_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor *",
+        "const nnlib_fit_options *", "const nnlib_validation_options *",
+        _TENSORS]),
+    "nnlib_model_gradcheck_inputs": ("nnlib_status", [
+        "nnlib_model *", _TENSORS, "size_t", "const nnlib_tensor *",
+        "const nnlib_gradcheck_options *", "double *"]),
+    "nnlib_model_set_input_gradients": ("nnlib_status",
+                                        ["nnlib_model *", "int"]),
+    "nnlib_model_get_input_gradient": ("nnlib_status", [
+        "nnlib_model *", "size_t", "const nnlib_tensor **"]),
+    "nnlib_model_backward_output": ("nnlib_status",
+                                    ["nnlib_model *", "const nnlib_tensor *"]),
     # model description text
     "nnlib_model_add_spec": ("nnlib_status", ["nnlib_model *", "const char *"]),
     "nnlib_model_get_spec": ("nnlib_status", [

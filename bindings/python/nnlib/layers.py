@@ -10,6 +10,9 @@ Parameters exist after the model is compiled. ``get_param``/``weight``/
 copies into the model; ``param_view``/``grad_view`` return writable numpy
 views of the model's own memory, valid until the model is closed.
 
+Merge layers (Add, Concat, Multiply) read several nodes of a graph model;
+they are called on a list of nodes of the functional API (nnlib.graph).
+
 Adding a layer kind takes a signature line in _lib.SIGNATURES, a class
 here whose __init__ calls ``_create``, and its kind in ``_KINDS``::
 
@@ -41,6 +44,9 @@ class LayerKind(enum.IntEnum):
     RNN = 11
     LSTM = 12
     GRU = 13
+    ADD = 14
+    CONCAT = 15
+    MULTIPLY = 16
 
 
 class ActivationKind(enum.IntEnum):
@@ -65,7 +71,15 @@ def _create(fn_name, *args):
 
 
 class Layer:
-    """A layer handle; see the module documentation for ownership."""
+    """A layer handle; see the module documentation for ownership.
+
+    Calling a layer on a node of the functional API (``Dense(4)(x)``)
+    records it in a graph and returns its node (see nnlib.graph)."""
+
+    #: merge layers read two or more nodes, the others one
+    _merge = False
+    #: what the layer was applied to, once called on a node
+    _applied = None
 
     def __init__(self, handle):
         self._handle = handle
@@ -89,6 +103,13 @@ class Layer:
                 "the layer was freed (closed, or consumed by a failed "
                 "Model.add)", code=errors.Status.WRONG_STATE)
         return self._handle
+
+    def __call__(self, inputs, name=None):
+        """Applies the layer to a node (a list of nodes for Add, Concat and
+        Multiply) of the functional API and returns the new node, named
+        `name` in the model if given. Once only per layer."""
+        from .graph import apply
+        return apply(self, inputs, name)
 
     @property
     def owned(self):
@@ -487,6 +508,37 @@ class GRU(_Recurrent):
         self._hidden = int(hidden_size)
 
 
+class Add(Layer):
+    """y = x1 + x2 + ... of two or more nodes of one shape (residual
+    connections); call it on a list of nodes."""
+
+    _merge = True
+
+    def __init__(self):
+        super().__init__(_create("nnlib_add_create"))
+
+
+class Multiply(Layer):
+    """y = x1 * x2 * ... elementwise, of two or more nodes of one shape
+    (gates); call it on a list of nodes."""
+
+    _merge = True
+
+    def __init__(self):
+        super().__init__(_create("nnlib_multiply_create"))
+
+
+class Concat(Layer):
+    """Joins two or more nodes along per-sample axis `axis`: 0 is the
+    features of [F] vectors and the channels of [C, H, W] images, -1 the
+    last axis; every other axis must match. Call it on a list of nodes."""
+
+    _merge = True
+
+    def __init__(self, axis=0):
+        super().__init__(_create("nnlib_concat_create", int(axis)))
+
+
 #: nnlib_layer_kind -> class, for layers read back from a model
 _KINDS = {
     LayerKind.DENSE: Dense,
@@ -502,4 +554,7 @@ _KINDS = {
     LayerKind.RNN: RNN,
     LayerKind.LSTM: LSTM,
     LayerKind.GRU: GRU,
+    LayerKind.ADD: Add,
+    LayerKind.CONCAT: Concat,
+    LayerKind.MULTIPLY: Multiply,
 }

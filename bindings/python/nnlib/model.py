@@ -1,4 +1,5 @@
-"""The sequential model."""
+"""The model: sequential (a list of layers, a description) or a graph
+(the functional API of nnlib.graph, or a graph description)."""
 
 import ctypes
 import enum
@@ -10,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _lib, errors
+from . import graph as _graph
 from ._core import (Tensor, check, float_view, lib, read_shape,
                     shape_array, tensor_shape)
 from .layers import Layer
@@ -38,6 +40,18 @@ _LOSS_NAMES = {
 Progress = namedtuple("Progress", [
     "epoch", "epochs", "batch", "batches", "samples_done", "samples", "loss",
     "epoch_loss"])
+
+
+#: One node of a model's graph (Model.nodes): its index, its name (None
+#: when unnamed), its layer (None for a model input), the model input
+#: number (None for a layer), the indices of the nodes it reads, its
+#: per-sample output shape (None for a layer before compile) and whether
+#: it is the model's output.
+GraphNode = namedtuple("GraphNode", [
+    "index", "name", "layer", "input_index", "inputs", "shape", "is_output"])
+
+#: nnlib_node handles are (model tag << 32) | node index
+_NODE_INDEX_MASK = 0xFFFFFFFF
 
 
 class History(list):
@@ -69,9 +83,9 @@ def _path(path):
 
 
 class Model:
-    """A sequential model (nnlib_model).
+    """A model (nnlib_model): a chain of layers, or a graph.
 
-    Usage::
+    Sequential::
 
         with nnlib.Model([nnlib.Dense(4), nnlib.Sigmoid(),
                           nnlib.Dense(1), nnlib.Sigmoid()]) as m:
@@ -80,18 +94,52 @@ class Model:
             m.fit(X, y, epochs=2000)
             print(m.predict(X))
 
+    Functional (a graph; see nnlib.graph)::
+
+        x = nnlib.Input((4,), name="x")
+        d = nnlib.Dense(4)(x)
+        y = nnlib.Dense(2)(nnlib.add([x, d]))
+        m = nnlib.Model(inputs=x, outputs=y)
+        m.compile(loss="mse", optimizer="adam", max_batch=16)
+
+    A model of several inputs takes a list of arrays, one per input in the
+    order of ``inputs``, wherever data goes in (predict, evaluate, fit and
+    its validation data, step, backward, forward, gradcheck, workspaces).
+
     The handle is freed by ``close()``, by leaving a ``with`` block, or by
     the garbage collector once nothing (no layer, optimizer or parameter
     view) refers to the model. One model is used by one thread at a time:
     calls on the same model from several Python threads are serialised.
     """
 
-    def __init__(self, layers=None):
+    def __init__(self, layers=None, outputs=None, *, inputs=None):
         """`layers`: a list of layers, or a description string
-        ("dense:4,sigmoid", as from_spec)."""
+        ("dense:4,sigmoid", as from_spec). Or a graph: `inputs` (an
+        nnlib.Input node, or a list of them: the model's inputs in order)
+        and `outputs` (the output node), also as Model(inputs, outputs)."""
+        if outputs is not None and inputs is None:
+            layers, inputs = None, layers  # Model(inputs, outputs)
+        if isinstance(layers, _graph.Node) or (
+                isinstance(layers, (list, tuple))
+                and any(isinstance(n, _graph.Node) for n in layers)):
+            inputs = layers  # nodes without outputs: refused below
+        if (inputs is None) != (outputs is None):
+            raise errors.InvalidArgumentError(
+                "a graph model needs both inputs= and outputs=",
+                code=errors.Status.INVALID_ARGUMENT)
+        if inputs is not None and layers is not None:
+            raise errors.InvalidArgumentError(
+                "give either layers or inputs= and outputs=, not both",
+                code=errors.Status.INVALID_ARGUMENT)
+        # a graph is checked before anything is made
+        graph = _graph.collect(inputs, outputs) if inputs is not None \
+            else None
         handle = ctypes.c_void_p()
         check(lib.nnlib_model_create(ctypes.byref(handle)))
         self._init(handle.value)
+        if graph is not None:
+            self._build(*graph)
+            return
         if isinstance(layers, str):
             self.add_spec(layers)
             return
@@ -103,6 +151,7 @@ class Model:
         self._lock = threading.RLock()
         self._busy = None          # name of the running fit, if any
         self._workspaces = weakref.WeakSet()
+        self._input_grads = False  # nnlib_model_set_input_gradients
 
     @classmethod
     def from_spec(cls, spec):
@@ -174,11 +223,69 @@ class Model:
                 raise errors.InvalidArgumentError(
                     "this layer already belongs to a model (or was freed)",
                     code=errors.Status.INVALID_ARGUMENT)
+            if layer._applied is not None:
+                raise errors.InvalidArgumentError(
+                    "this layer was applied to a node (%s): build its "
+                    "model with Model(inputs=..., outputs=...)"
+                    % layer._applied, code=errors.Status.INVALID_ARGUMENT)
             handle, layer._handle = layer._handle, None
             check(lib.nnlib_model_add(ptr, handle))
             layer._handle = handle
             layer._model = self
         return layer
+
+    def _build(self, ins, layer_nodes, out):
+        """Builds the graph that graph.collect checked: the inputs in their
+        order, then the layer nodes in the order they were made. On failure
+        nothing half-built remains: the C model and the layers it took are
+        freed, and the exception propagates."""
+        ptr = self._ptr()
+        handles = {}
+        try:
+            for node in ins:
+                dims, rank = shape_array(node.shape)
+                made = _lib.NODE()
+                check(lib.nnlib_model_input(ptr, dims, rank,
+                                            ctypes.byref(made)))
+                handles[id(node)] = self._named(ptr, made.value, node.name)
+            for node in layer_nodes:
+                handles[id(node)] = self._apply(ptr, node, handles)
+            check(lib.nnlib_model_set_output(ptr, handles[id(out)]))
+        except BaseException:
+            self._discard(layer_nodes)
+            raise
+        _graph.mark_built(layer_nodes, self)
+
+    def _apply(self, ptr, node, handles):
+        """nnlib_model_apply of a node's layer to its inputs' nodes; the
+        model takes the layer, also when this fails."""
+        refs = [handles[id(n)] for n in node.inputs]
+        layer = node.layer
+        handle, layer._handle = layer._handle, None
+        made = _lib.NODE()
+        check(lib.nnlib_model_apply(ptr, handle,
+                                    (_lib.NODE * len(refs))(*refs),
+                                    len(refs), ctypes.byref(made)))
+        layer._handle = handle
+        layer._model = self
+        return self._named(ptr, made.value, node.name)
+
+    @staticmethod
+    def _named(ptr, node, name):
+        if name is not None:
+            check(lib.nnlib_model_set_node_name(ptr, node, name.encode()))
+        return node
+
+    def _discard(self, layer_nodes):
+        """Frees a model whose build failed, and forgets the layers it
+        took (the C model frees them)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.nnlib_model_free(handle)
+        for node in layer_nodes:
+            if node.layer._model is self:
+                node.layer._handle = None
+                node.layer._model = None
 
     def add_spec(self, spec):
         """Appends the layers of a description, e.g.
@@ -209,10 +316,13 @@ class Model:
             return [Layer._borrowed(lib.nnlib_model_get_layer(ptr, i), self)
                     for i in range(count)]
 
-    def compile(self, input_shape, loss="none", optimizer=None, *,
+    def compile(self, input_shape=None, loss="none", optimizer=None, *,
                 max_batch=32, seed=0):
-        """Plans the model for per-sample inputs of `input_shape` and batches
-        of up to `max_batch`, and initialises the weights from `seed`.
+        """Plans the model for batches of up to `max_batch` and initialises
+        the weights from `seed`. `input_shape`: the per-sample input shape
+        of a sequential model; None for a graph whose inputs are declared
+        (nnlib.Input, or input: items of a description), which compiles
+        with nnlib_model_compile_graph.
         `loss`: "mse", "bce_logits", "softmax_ce" or "none" (inference).
         `optimizer`: an Optimizer (the model takes it, also on failure), a
         kind name ("sgd", "adam", ...) for its defaults, or None."""
@@ -221,12 +331,18 @@ class Model:
         if isinstance(optimizer, (str, OptimizerKind)):
             optimizer = Optimizer(optimizer)
         loss = _loss(loss)
-        dims, rank = shape_array(input_shape)
         with self._lock:
             ptr = self._running("compile")
             handle = optimizer._take() if optimizer is not None else None
-            check(lib.nnlib_model_compile(ptr, dims, rank, int(max_batch),
-                                          int(loss), handle, int(seed)))
+            if input_shape is None:
+                status = lib.nnlib_model_compile_graph(
+                    ptr, int(max_batch), int(loss), handle, int(seed))
+            else:
+                dims, rank = shape_array(input_shape)
+                status = lib.nnlib_model_compile(
+                    ptr, dims, rank, int(max_batch), int(loss), handle,
+                    int(seed))
+            check(status)
             if optimizer is not None:
                 optimizer._attach(handle, self)
 
@@ -268,6 +384,50 @@ class Model:
         return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
 
     @property
+    def input_count(self):
+        """Number of model inputs (arrays each data call takes)."""
+        ptr = self._ptr()
+        if not lib.has("nnlib_model_get_input_count"):
+            return 1  # a library before 1.3: one input
+        return lib.nnlib_model_get_input_count(ptr)
+
+    @property
+    def input_shapes(self):
+        """The per-sample shape of every input, in order (after compile)."""
+        ptr = self._ptr()
+        out = []
+        for i in range(lib.nnlib_model_get_input_count(ptr)):
+            dims = (ctypes.c_int64 * 8)()
+            rank = ctypes.c_size_t()
+            check(lib.nnlib_model_get_input_shape_at(ptr, i, dims, 8,
+                                                     ctypes.byref(rank)))
+            out.append(tuple(dims[:rank.value]))
+        return out
+
+    @property
+    def nodes(self):
+        """The graph, node by node in the order they were made (inputs
+        included): a list of GraphNode tuples."""
+        with self._lock:
+            ptr = self._ptr()
+            return [self._node(ptr, i)
+                    for i in range(lib.nnlib_model_get_node_count(ptr))]
+
+    def _node(self, ptr, index):
+        info = _lib.NodeInfo()
+        info.struct_size = ctypes.sizeof(info)
+        check(lib.nnlib_model_get_node(ptr, index, ctypes.byref(info)))
+        return GraphNode(
+            index=index,
+            name=info.name.decode() if info.name else None,
+            layer=Layer._borrowed(info.layer, self) if info.layer else None,
+            input_index=info.input_index if info.input_index >= 0 else None,
+            inputs=tuple(info.inputs[k] & _NODE_INDEX_MASK
+                         for k in range(info.input_count)),
+            shape=tuple(info.shape[:info.rank]) if info.rank else None,
+            is_output=bool(info.is_output))
+
+    @property
     def max_batch(self):
         return lib.nnlib_model_get_max_batch(self._ptr())
 
@@ -290,10 +450,25 @@ class Model:
 
     # ----------------------------------------------------------- running
 
+    def _several(self, x):
+        """`x` as a list of arrays when it holds one array per model input
+        (any list or tuple for a model of several inputs; a list of one
+        numpy array for a one-input model), else None: one array-like, as
+        the one-tensor calls of 1.2 take it."""
+        if not isinstance(x, (list, tuple)):
+            return None
+        if self.input_count > 1:
+            return list(x)
+        if len(x) == 1 and isinstance(x[0], np.ndarray):
+            return list(x)
+        return None
+
     def predict(self, x, out=None):
-        """Outputs [N, output...] for inputs [N, input...] (inference mode).
-        `out`, if given, must be a float32 C-contiguous array of the right
-        size; it is written in place and returned.
+        """Outputs [N, output...] for inputs [N, input...] (inference mode);
+        for a model of several inputs, `x` is a list of arrays, one per
+        input, each of N samples. `out`, if given, must be a float32
+        C-contiguous array of the right size; it is written in place and
+        returned.
 
         A model compiled for sequences (T, F) whose recurrent layers come
         first and end in one returning its last step ("lstm:16,last,
@@ -306,7 +481,7 @@ class Model:
         shorter."""
         with self._lock:
             ptr = self._running("predict")
-            return _predict(lib.nnlib_model_predict, ptr, self, x, out)
+            return _predict("nnlib_model_predict", ptr, self, x, out)
 
     def workspace(self):
         """A Workspace: inference buffers of its own, so that several
@@ -317,33 +492,95 @@ class Model:
         """Training-mode forward pass of one batch; a copy of the output."""
         with self._lock:
             ptr = self._running("forward")
-            with Tensor.wrap(x) as tx:
-                out = ctypes.c_void_p()
-                check(lib.nnlib_model_forward(ptr, tx._ptr(),
-                                              ctypes.byref(out)))
+            out = ctypes.c_void_p()
+            with _Data(self, x) as data:
+                check(data.call("nnlib_model_forward", ptr,
+                                ctypes.byref(out)))
                 # borrowed from the model until its next call: copy it
-                address = ctypes.cast(lib.nnlib_tensor_get_data(out.value),
-                                      ctypes.c_void_p).value
-                return float_view(self, address,
-                                  tensor_shape(out.value)).copy()
+                return self._copy_of(out.value)
+
+    def _copy_of(self, tensor):
+        """A numpy copy of a tensor the model lends until its next call."""
+        address = ctypes.cast(lib.nnlib_tensor_get_data(tensor),
+                              ctypes.c_void_p).value
+        return float_view(self, address, tensor_shape(tensor)).copy()
 
     def backward(self, x, target):
         """Forward, loss and backward on one batch; returns the loss and
-        leaves the gradients in the layers (get_grad/grad_view)."""
-        return self._batch(lib.nnlib_model_backward, "backward", x, target)
+        leaves the gradients in the layers (get_grad/grad_view), and in
+        the inputs while input gradients are on."""
+        return self._batch("nnlib_model_backward", "backward", x, target)
 
     def step(self, x, target):
         """One training step on one batch; returns the batch's loss. `x` may
         hold sequences shorter than compiled ([N, T', F], see predict)."""
-        return self._batch(lib.nnlib_model_step, "step", x, target)
+        return self._batch("nnlib_model_step", "step", x, target)
 
     def _batch(self, fn, what, x, target):
         with self._lock:
             ptr = self._running(what)
             loss = ctypes.c_float()
-            with Tensor.wrap(x) as tx, Tensor.wrap(target) as tt:
-                check(fn(ptr, tx._ptr(), tt._ptr(), ctypes.byref(loss)))
+            with _Data(self, x) as data, Tensor.wrap(target) as tt:
+                check(data.call(fn, ptr, tt._ptr(), ctypes.byref(loss)))
             return loss.value
+
+    # ---------------------------------------------------- input gradients
+
+    def set_input_gradients(self, on=True):
+        """on: every backward pass (backward, step, fit, backward_output)
+        also leaves dL/dx of each model input (get_input_gradients); off
+        frees those buffers. Off by default."""
+        with self._lock:
+            check(lib.nnlib_model_set_input_gradients(
+                self._running("set_input_gradients"), int(bool(on))))
+            self._input_grads = bool(on)
+
+    def get_input_gradients(self):
+        """Copies of dL/dx from the last backward pass: a list of arrays
+        [N, input...], one per model input. WrongStateError when input
+        gradients are off or no backward pass ran since they were
+        switched on."""
+        with self._lock:
+            ptr = self._running("get_input_gradients")
+            grads = []
+            for i in range(self.input_count):
+                tensor = ctypes.c_void_p()
+                check(lib.nnlib_model_get_input_gradient(
+                    ptr, i, ctypes.byref(tensor)))
+                grads.append(self._copy_of(tensor.value))
+            return grads
+
+    def input_gradients(self, x, target):
+        """The gradient of the mean loss on (x, target) with respect to the
+        inputs (saliency maps, adversarial examples): one array of x's
+        shape, or a list of arrays, one per input, when `x` is a list.
+        Runs backward (so the parameter gradients are written too) with
+        input gradients on, and leaves them as they were."""
+        with self._lock:
+            several = self._several(x) is not None
+            was_on = self._input_grads
+            if not was_on:
+                self.set_input_gradients(True)
+            try:
+                self.backward(x, target)
+                grads = self.get_input_gradients()
+            finally:
+                if not was_on:
+                    self.set_input_gradients(False)
+        return grads if several else grads[0]
+
+    def backward_output(self, output_grad):
+        """Backward from a gradient of the output that the caller gives
+        (custom losses, models in sequence): after forward(x) on a batch of
+        N, `output_grad` [N, output...] is dL/dy. Writes every parameter
+        gradient (applies no update: optimizer_step does) and returns the
+        input gradients as get_input_gradients does when they are on,
+        else None."""
+        with self._lock:
+            ptr = self._running("backward_output")
+            with Tensor.wrap(output_grad) as tg:
+                check(lib.nnlib_model_backward_output(ptr, tg._ptr()))
+            return self.get_input_gradients() if self._input_grads else None
 
     def set_check_numerics(self, on=True):
         """Checks every activation, gradient and updated parameter for NaN or
@@ -372,6 +609,9 @@ class Model:
         every epoch; then `patience` > 0 stops once it has not improved (by
         more than `min_delta`) for that many epochs, and `restore_best` ends
         with the weights of the best epoch (needs library 1.1).
+
+        A model of several inputs takes `x` (and `x_val`) as lists of
+        arrays, one per input (nnlib_model_fit_inputs, library 1.3).
 
         Sequences may be shorter than the compiled T as in predict: `x`
         [N, T', F] with 1 <= T' <= T, and `x_val` of its own length T''
@@ -406,18 +646,25 @@ class Model:
             opts.progress = c_callback
         run = ctypes.c_int64(int(epochs))
         val_losses = (ctypes.c_float * max(int(epochs), 1))()
+        v = None
+        if validation is not None:
+            v = _validation_options(patience, min_delta, restore_best,
+                                    val_losses, run)
         with self._lock:
             ptr = self._running("fit")
-            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
+            with _Data(self, x) as data, Tensor.wrap(y) as ty:
                 self._busy = "fit"
                 try:
-                    if validation is None:
-                        status = lib.nnlib_model_fit(ptr, tx._ptr(), ty._ptr(),
+                    if data.several:
+                        status = self._fit_inputs(ptr, data, ty, opts,
+                                                  validation, v)
+                    elif validation is None:
+                        status = lib.nnlib_model_fit(ptr, data.tensor(),
+                                                     ty._ptr(),
                                                      ctypes.byref(opts))
                     else:
-                        status = self._fit_validated(
-                            ptr, tx, ty, opts, validation, patience,
-                            min_delta, restore_best, val_losses, run)
+                        status = self._fit_validated(ptr, data, ty, opts,
+                                                     validation, v)
                 finally:
                     self._busy = None
             if raised:
@@ -429,35 +676,43 @@ class Model:
                        if validation is not None else ())
 
     @staticmethod
-    def _fit_validated(ptr, tx, ty, opts, validation, patience, min_delta,
-                       restore_best, val_losses, run):
+    def _fit_validated(ptr, data, ty, opts, validation, v):
         vx, vy = validation
-        v = _lib.ValidationOptions()
-        check(lib.nnlib_validation_options_init(ctypes.byref(v)))
-        v.patience = int(patience)
-        v.min_delta = float(min_delta)
-        v.restore_best = int(bool(restore_best))
-        v.losses = val_losses
-        v.epochs_run = ctypes.pointer(run)
         with Tensor.wrap(vx) as tvx, Tensor.wrap(vy) as tvy:
             v.x = tvx._ptr()
             v.target = tvy._ptr()
             return lib.nnlib_model_fit_validated(
-                ptr, tx._ptr(), ty._ptr(), ctypes.byref(opts),
+                ptr, data.tensor(), ty._ptr(), ctypes.byref(opts),
                 ctypes.byref(v))
+
+    @staticmethod
+    def _fit_inputs(ptr, data, ty, opts, validation, v):
+        if validation is None:
+            return lib.nnlib_model_fit_inputs(
+                ptr, data.array, data.count, ty._ptr(), ctypes.byref(opts),
+                None, None)
+        vx, vy = validation
+        vxs = list(vx) if isinstance(vx, (list, tuple)) else [vx]
+        with _TensorList(vxs) as tvx, Tensor.wrap(vy) as tvy:
+            v.x = None  # the validation inputs go as a list
+            v.target = tvy._ptr()
+            return lib.nnlib_model_fit_inputs(
+                ptr, data.array, data.count, ty._ptr(), ctypes.byref(opts),
+                ctypes.byref(v), tvx.array)
 
     def evaluate(self, x, y):
         """(mean loss, accuracy) over all samples in inference mode; the loss
         is None for a model compiled without one. `x` may hold sequences
-        shorter than compiled ([N, T', F], see predict)."""
+        shorter than compiled ([N, T', F], see predict), or be a list of
+        arrays, one per input."""
         with self._lock:
             ptr = self._running("evaluate")
             loss = ctypes.c_float()
             accuracy = ctypes.c_float()
             has_loss = self.loss != Loss.NONE
-            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
-                check(lib.nnlib_model_evaluate(
-                    ptr, tx._ptr(), ty._ptr(),
+            with _Data(self, x) as data, Tensor.wrap(y) as ty:
+                check(data.call(
+                    "nnlib_model_evaluate", ptr, ty._ptr(),
                     ctypes.byref(loss) if has_loss else None,
                     ctypes.byref(accuracy)))
             return (loss.value if has_loss else None), accuracy.value
@@ -496,10 +751,9 @@ class Model:
         err = ctypes.c_double()
         with self._lock:
             ptr = self._running("gradcheck")
-            with Tensor.wrap(x) as tx, Tensor.wrap(y) as ty:
-                check(lib.nnlib_model_gradcheck(ptr, tx._ptr(), ty._ptr(),
-                                                ctypes.byref(opts),
-                                                ctypes.byref(err)))
+            with _Data(self, x) as data, Tensor.wrap(y) as ty:
+                check(data.call("nnlib_model_gradcheck", ptr, ty._ptr(),
+                                ctypes.byref(opts), ctypes.byref(err)))
         return err.value
 
     # ------------------------------------------------------------- files
@@ -552,11 +806,75 @@ class Model:
             self._handle)
 
 
+def _validation_options(patience, min_delta, restore_best, losses, run):
+    """nnlib_validation_options without its data (set by the caller)."""
+    v = _lib.ValidationOptions()
+    check(lib.nnlib_validation_options_init(ctypes.byref(v)))
+    v.patience = int(patience)
+    v.min_delta = float(min_delta)
+    v.restore_best = int(bool(restore_best))
+    v.losses = losses
+    v.epochs_run = ctypes.pointer(run)
+    return v
+
+
+class _TensorList:
+    """Tensors over a list of arrays (one per model input) and the C array
+    of their handles, `const nnlib_tensor *const *`; freed on exit."""
+
+    def __init__(self, arrays):
+        self.tensors = []
+        try:
+            for a in arrays:
+                self.tensors.append(Tensor.wrap(a))
+        except BaseException:
+            self.close()
+            raise
+        self.count = len(self.tensors)
+        self.array = (ctypes.c_void_p * max(self.count, 1))(
+            *[t._ptr() for t in self.tensors])
+
+    def close(self):
+        for t in self.tensors:
+            t.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Data(_TensorList):
+    """The inputs of one call: one array-like, for the one-tensor calls of
+    1.2, or a list of arrays, one per model input, for the *_inputs calls
+    (see Model._several)."""
+
+    def __init__(self, model, x):
+        xs = model._several(x)
+        self.several = xs is not None
+        super().__init__(xs if self.several else [x])
+
+    def tensor(self):
+        return self.tensors[0]._ptr()
+
+    def call(self, name, handle, *rest):
+        """C function `name`(handle, x, *rest), or for several inputs
+        `name`_inputs(handle, xs, count, *rest)."""
+        if self.several:
+            fn = getattr(lib, name + "_inputs")
+            return fn(handle, self.array, self.count, *rest)
+        return getattr(lib, name)(handle, self.tensor(), *rest)
+
+
 def _output_shape_for(model, x_shape):
     """The per-sample output shape for inputs of `x_shape`: a model over
     sequences [T, F] whose output is a sequence [T, H] gives [T', H] for
     shorter inputs [N, T', F] (library 1.2)."""
-    shape, inputs = model.output_shape, model.input_shape
+    shape = model.output_shape
+    if model.input_count != 1:
+        return shape
+    inputs = model.input_shape
     if (len(shape) == 2 and len(inputs) == 2 and len(x_shape) == 3
             and shape[0] == inputs[0] and x_shape[1] < inputs[0]):
         return (x_shape[1], shape[1])
@@ -564,10 +882,15 @@ def _output_shape_for(model, x_shape):
 
 
 def _predict(fn, handle, model, x, out):
-    with Tensor.wrap(x) as tx:
-        n = tx.shape[0]
+    with _Data(model, x) as data:
+        if not data.tensors:
+            raise errors.InvalidArgumentError(
+                "predict: an empty list of input arrays (the model has %d "
+                "inputs)" % model.input_count,
+                code=errors.Status.INVALID_ARGUMENT)
+        x_shape = data.tensors[0].shape
         if out is None:
-            out = np.empty((n,) + _output_shape_for(model, tx.shape),
+            out = np.empty((x_shape[0],) + _output_shape_for(model, x_shape),
                            dtype=np.float32)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
                   and out.flags.c_contiguous and out.flags.writeable):
@@ -575,7 +898,7 @@ def _predict(fn, handle, model, x, out):
                 "out must be a writable float32 C-contiguous array",
                 code=errors.Status.INVALID_ARGUMENT)
         with Tensor.wrap(out) as ty:
-            check(fn(handle, tx._ptr(), ty._ptr()))
+            check(data.call(fn, handle, ty._ptr()))
     return out
 
 
@@ -603,8 +926,9 @@ class Workspace:
         return self._handle
 
     def predict(self, x, out=None):
-        """Model.predict with this workspace's buffers."""
-        return _predict(lib.nnlib_workspace_predict, self._ptr(), self._model,
+        """Model.predict with this workspace's buffers (a list of arrays
+        for a model of several inputs)."""
+        return _predict("nnlib_workspace_predict", self._ptr(), self._model,
                         x, out)
 
     def close(self):

@@ -28,7 +28,7 @@ macro_rules! opaque {
 // ------------------------------------------------------------------ version
 
 pub const NNLIB_VERSION_MAJOR: c_uint = 1;
-pub const NNLIB_VERSION_MINOR: c_uint = 2;
+pub const NNLIB_VERSION_MINOR: c_uint = 3;
 pub const NNLIB_VERSION_PATCH: c_uint = 0;
 pub const NNLIB_VERSION_NUMBER: c_uint =
     NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
@@ -90,6 +90,9 @@ pub const NNLIB_LAYER_FLATTEN: nnlib_layer_kind = 10;
 pub const NNLIB_LAYER_RNN: nnlib_layer_kind = 11;
 pub const NNLIB_LAYER_LSTM: nnlib_layer_kind = 12;
 pub const NNLIB_LAYER_GRU: nnlib_layer_kind = 13;
+pub const NNLIB_LAYER_ADD: nnlib_layer_kind = 14;
+pub const NNLIB_LAYER_CONCAT: nnlib_layer_kind = 15;
+pub const NNLIB_LAYER_MULTIPLY: nnlib_layer_kind = 16;
 
 pub type nnlib_activation = c_int;
 pub const NNLIB_ACT_IDENTITY: nnlib_activation = 0;
@@ -240,6 +243,28 @@ pub struct nnlib_gradcheck_options {
     pub inference: c_int,
 }
 
+// ------------------------------------------------------------- graph models
+
+/// A node of a graph model: (model tag << 32) | node index, valid only with
+/// the model that made it.
+pub type nnlib_node = u64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_node_info {
+    pub struct_size: usize,
+    pub node: nnlib_node,
+    pub name: *const c_char,
+    pub layer: *mut nnlib_layer,
+    pub layer_index: i64,
+    pub input_index: i64,
+    pub input_count: usize,
+    pub inputs: *const nnlib_node,
+    pub rank: usize,
+    pub shape: [i64; NNLIB_MAX_RANK],
+    pub is_output: c_int,
+}
+
 // -------------------------------------------------------------- model files
 
 pub const NNLIB_SAVE_OPTIMIZER: c_uint = 1;
@@ -317,6 +342,9 @@ extern "C" {
     pub fn nnlib_lstm_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
     pub fn nnlib_gru_create(out: *mut *mut nnlib_layer, input_size: i64, hidden_size: i64, with_bias: c_int, return_sequences: c_int) -> nnlib_status;
     pub fn nnlib_recurrent_set_initial_state(layer: *mut nnlib_layer, h0: *const f32, c0: *const f32, rows: i64) -> nnlib_status;
+    pub fn nnlib_add_create(out: *mut *mut nnlib_layer) -> nnlib_status;
+    pub fn nnlib_multiply_create(out: *mut *mut nnlib_layer) -> nnlib_status;
+    pub fn nnlib_concat_create(out: *mut *mut nnlib_layer, axis: c_int) -> nnlib_status;
     pub fn nnlib_layer_free(layer: *mut nnlib_layer);
     pub fn nnlib_layer_get_kind(layer: *const nnlib_layer) -> nnlib_layer_kind;
     pub fn nnlib_layer_get_name(layer: *const nnlib_layer) -> *const c_char;
@@ -378,6 +406,28 @@ extern "C" {
     // gradient check
     pub fn nnlib_gradcheck_options_init(options: *mut nnlib_gradcheck_options) -> nnlib_status;
     pub fn nnlib_model_gradcheck(model: *mut nnlib_model, x: *const nnlib_tensor, target: *const nnlib_tensor, options: *const nnlib_gradcheck_options, max_rel_error: *mut f64) -> nnlib_status;
+
+    // graph models
+    pub fn nnlib_model_input(model: *mut nnlib_model, shape: *const i64, rank: usize, node: *mut nnlib_node) -> nnlib_status;
+    pub fn nnlib_model_apply(model: *mut nnlib_model, layer: *mut nnlib_layer, inputs: *const nnlib_node, count: usize, node: *mut nnlib_node) -> nnlib_status;
+    pub fn nnlib_model_set_output(model: *mut nnlib_model, node: nnlib_node) -> nnlib_status;
+    pub fn nnlib_model_set_node_name(model: *mut nnlib_model, node: nnlib_node, name: *const c_char) -> nnlib_status;
+    pub fn nnlib_model_compile_graph(model: *mut nnlib_model, max_batch: i64, loss: nnlib_loss, optimizer: *mut nnlib_optimizer, seed: u64) -> nnlib_status;
+    pub fn nnlib_model_get_input_count(model: *const nnlib_model) -> usize;
+    pub fn nnlib_model_get_node_count(model: *const nnlib_model) -> usize;
+    pub fn nnlib_model_get_node(model: *const nnlib_model, index: usize, info: *mut nnlib_node_info) -> nnlib_status;
+    pub fn nnlib_model_get_input_shape_at(model: *const nnlib_model, input: usize, dims: *mut i64, capacity: usize, rank: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_predict_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, y: *mut nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_workspace_predict_inputs(workspace: *mut nnlib_workspace, inputs: *const *const nnlib_tensor, count: usize, y: *mut nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_model_forward_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, output: *mut *const nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_model_backward_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, target: *const nnlib_tensor, loss: *mut f32) -> nnlib_status;
+    pub fn nnlib_model_step_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, target: *const nnlib_tensor, loss: *mut f32) -> nnlib_status;
+    pub fn nnlib_model_evaluate_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, target: *const nnlib_tensor, loss: *mut f32, accuracy: *mut f32) -> nnlib_status;
+    pub fn nnlib_model_fit_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, target: *const nnlib_tensor, options: *const nnlib_fit_options, validation: *const nnlib_validation_options, validation_inputs: *const *const nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_model_gradcheck_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, target: *const nnlib_tensor, options: *const nnlib_gradcheck_options, max_rel_error: *mut f64) -> nnlib_status;
+    pub fn nnlib_model_set_input_gradients(model: *mut nnlib_model, on: c_int) -> nnlib_status;
+    pub fn nnlib_model_get_input_gradient(model: *mut nnlib_model, input: usize, grad: *mut *const nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_model_backward_output(model: *mut nnlib_model, output_grad: *const nnlib_tensor) -> nnlib_status;
 
     // model description text
     pub fn nnlib_model_add_spec(model: *mut nnlib_model, spec: *const c_char) -> nnlib_status;

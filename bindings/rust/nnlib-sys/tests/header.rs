@@ -96,8 +96,8 @@ fn rust_to_c(t: &str) -> String {
     }
     if let Some(rest) = t.strip_prefix("*const ") {
         let inner = rust_to_c(rest);
-        assert!(!inner.ends_with('*'), "unexpected *const to pointer: {}", t);
-        return format!("const {} *", inner);
+        // a const pointer to a pointer: "const nnlib_tensor * const *"
+        return if inner.ends_with('*') { format!("{} const *", inner) } else { format!("const {} *", inner) };
     }
     match t {
         "c_int" => "int",

@@ -27,6 +27,9 @@ pub enum LayerKind {
     Rnn,
     Lstm,
     Gru,
+    Add,
+    Concat,
+    Multiply,
     Unknown(i32),
 }
 
@@ -46,6 +49,9 @@ impl LayerKind {
             sys::NNLIB_LAYER_RNN => LayerKind::Rnn,
             sys::NNLIB_LAYER_LSTM => LayerKind::Lstm,
             sys::NNLIB_LAYER_GRU => LayerKind::Gru,
+            sys::NNLIB_LAYER_ADD => LayerKind::Add,
+            sys::NNLIB_LAYER_CONCAT => LayerKind::Concat,
+            sys::NNLIB_LAYER_MULTIPLY => LayerKind::Multiply,
             other => LayerKind::Unknown(other),
         }
     }
@@ -253,6 +259,26 @@ impl Layer {
         Layer::create(|out| unsafe {
             sys::nnlib_gru_create(out, input_size, hidden_size, bias as i32, return_sequences as i32)
         })
+    }
+
+    /// Merge layer: y = x_1 + ... + x_k of k >= 2 nodes of one shape
+    /// (residual connections), for `Model::apply` on several nodes.
+    pub fn add() -> Result<Layer> {
+        // SAFETY: out is a valid pointer to a handle slot.
+        Layer::create(|out| unsafe { sys::nnlib_add_create(out) })
+    }
+
+    /// Merge layer: y = x_1 * ... * x_k elementwise (gates).
+    pub fn multiply() -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_multiply_create(out) })
+    }
+
+    /// Merge layer: the inputs joined along per-sample axis `axis` (0: the
+    /// features of [F], the channels of [C, H, W]; -1: the last axis).
+    pub fn concat(axis: i32) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_concat_create(out, axis) })
     }
 
     pub fn kind(&self) -> LayerKind {

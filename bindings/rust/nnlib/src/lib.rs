@@ -4,7 +4,9 @@
 //! Every handle type owns its C object and frees it on drop; every fallible
 //! call returns `Result<T, Error>` with the library's status and message.
 //! Data goes in and out as `&[f32]` slices (row-major, batch first), handed
-//! to C without copies (nnlib_tensor_wrap).
+//! to C without copies (nnlib_tensor_wrap). A graph model (library 1.3:
+//! `Model::input`, `apply`, `set_output`, merge layers) takes one slice
+//! per model input in the `*_inputs` calls.
 //!
 //! ```no_run
 //! use nnlib::{Layer, Loss, Model, Optimizer, FitOptions};
@@ -22,6 +24,7 @@
 
 mod data;
 mod error;
+mod graph;
 mod layer;
 mod model;
 mod optim;
@@ -31,6 +34,7 @@ pub use nnlib_sys as sys;
 
 pub use data::{dataset_default_dir, load_dataset, load_idx_images, load_idx_labels, Split};
 pub use error::{Error, Result, Status};
+pub use graph::{Node, NodeInfo, ValidationInputs};
 pub use layer::{Activation, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
 pub use model::{check_version, model_file_info, FitHistory, FitOptions, Loss, Model, Progress, Validation, Workspace};
 pub use optim::{optimizer_options, Optimizer, OptimizerKind};

@@ -1,4 +1,5 @@
-//! The sequential model.
+//! The model: a chain of layers or a graph (see `graph.rs` for the graph
+//! calls), its training and inference calls, files and workspaces.
 
 use std::any::Any;
 use std::ffi::CString;
@@ -132,13 +133,14 @@ pub fn check_version() -> Result<()> {
     Ok(())
 }
 
-/// A sequential model; frees itself, its layers and its optimizer on drop.
+/// A model, a chain of layers or a graph of nodes (`input`, `apply`,
+/// `set_output`); frees itself, its layers and its optimizer on drop.
 ///
 /// `Send` (a model may move to another thread) but not `Sync`: the C
 /// library lets one thread at a time use a model. For concurrent inference
 /// use `workspaces`.
 pub struct Model {
-    raw: *mut sys::nnlib_model,
+    pub(crate) raw: *mut sys::nnlib_model,
 }
 
 // SAFETY: distinct handles may be used from different threads.
@@ -350,12 +352,19 @@ impl Model {
 
     // --------------------------------------------------------- shapes of data
 
-    fn per_sample(shape: &[i64]) -> usize {
+    pub(crate) fn per_sample(shape: &[i64]) -> usize {
         shape.iter().product::<i64>() as usize
     }
 
     /// [N, input...] for a slice of N samples.
     fn input_dims(&self, x: &[f32]) -> Result<Vec<i64>> {
+        let count = self.input_count();
+        if count > 1 {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("the model has {} inputs: give one slice per input (predict_inputs, ...)", count),
+            ));
+        }
         let input = self.input_shape()?;
         batch_dims(x.len(), Self::per_sample(&input), &input, "input")
     }
@@ -394,7 +403,7 @@ impl Model {
     }
 
     /// [N, k] for N samples of k target values each.
-    fn target_dims(n: i64, t: &[f32]) -> Result<Vec<i64>> {
+    pub(crate) fn target_dims(n: i64, t: &[f32]) -> Result<Vec<i64>> {
         if n <= 0 || t.len() % n as usize != 0 || t.is_empty() {
             return Err(Error::new(
                 Status::ShapeMismatch,
@@ -539,10 +548,39 @@ impl Model {
         let td = Self::target_dims(xd[0], target)?;
         let tx = Wrap::input(x, &xd)?;
         let tt = Wrap::input(target, &td)?;
+        let held_out = match validation {
+            None => None,
+            Some(val) => {
+                let vxd = self.input_dims(val.x)?;
+                let vtd = Self::target_dims(vxd[0], val.target)?;
+                Some((Wrap::input(val.x, &vxd)?, Wrap::input(val.target, &vtd)?))
+            }
+        };
+        let settings = validation.map(|v| (v.patience, v.min_delta, v.restore_best));
+        self.fit_run(options, settings, |raw, o, v| match (v, &held_out) {
+            (Some(mut v), Some((vx, vt))) => {
+                v.x = vx.as_const();
+                v.target = vt.as_const();
+                // SAFETY: live handles; every buffer outlives the call.
+                unsafe { sys::nnlib_model_fit_validated(raw, tx.as_const(), tt.as_const(), o, &v) }
+            }
+            // SAFETY: live handles; options, losses and state outlive the call.
+            _ => unsafe { sys::nnlib_model_fit(raw, tx.as_const(), tt.as_const(), o) },
+        })
+    }
+
+    /// What every fit shares: the options, the loss buffers, the progress
+    /// closure and its panic, and the validation settings (patience,
+    /// min_delta, restore_best) as nnlib_validation_options without data.
+    /// `run` makes the C call with them.
+    pub(crate) fn fit_run<F>(&mut self, options: FitOptions<'_>, validation: Option<(i64, f32, bool)>, run: F) -> Result<FitHistory>
+    where
+        F: FnOnce(*mut sys::nnlib_model, &sys::nnlib_fit_options, Option<sys::nnlib_validation_options>) -> sys::nnlib_status,
+    {
         let epochs = options.epochs.max(0) as usize;
         let mut losses = vec![0f32; epochs];
         let mut val_losses = vec![0f32; epochs];
-        let mut run = options.epochs.max(0);
+        let mut epochs_run = options.epochs.max(0);
         // SAFETY: a plain C struct, filled by init.
         let mut o: sys::nnlib_fit_options = unsafe { std::mem::zeroed() };
         check(unsafe { sys::nnlib_fit_options_init(&mut o) })?;
@@ -550,42 +588,33 @@ impl Model {
         o.batch_size = options.batch_size;
         o.shuffle = options.shuffle as c_int;
         o.epoch_losses = if losses.is_empty() { ptr::null_mut() } else { losses.as_mut_ptr() };
+        let v = match validation {
+            None => None,
+            Some((patience, min_delta, restore_best)) => {
+                // SAFETY: a plain C struct, filled by init.
+                let mut v: sys::nnlib_validation_options = unsafe { std::mem::zeroed() };
+                check(unsafe { sys::nnlib_validation_options_init(&mut v) })?;
+                v.losses = if val_losses.is_empty() { ptr::null_mut() } else { val_losses.as_mut_ptr() };
+                v.patience = patience;
+                v.min_delta = min_delta;
+                v.restore_best = restore_best as c_int;
+                v.epochs_run = &mut epochs_run;
+                Some(v)
+            }
+        };
         let mut state = options.progress.map(|f| CallbackState { f, panic: None });
         if let Some(s) = state.as_mut() {
             o.progress = Some(progress_trampoline);
             o.user = s as *mut CallbackState as *mut c_void;
         }
-        let status = match validation {
-            None => {
-                // SAFETY: live handles; options, losses and state outlive the call.
-                unsafe { sys::nnlib_model_fit(self.raw, tx.as_const(), tt.as_const(), &o) }
-            }
-            Some(val) => {
-                let vxd = self.input_dims(val.x)?;
-                let vtd = Self::target_dims(vxd[0], val.target)?;
-                let vx = Wrap::input(val.x, &vxd)?;
-                let vt = Wrap::input(val.target, &vtd)?;
-                // SAFETY: a plain C struct, filled by init.
-                let mut v: sys::nnlib_validation_options = unsafe { std::mem::zeroed() };
-                check(unsafe { sys::nnlib_validation_options_init(&mut v) })?;
-                v.x = vx.as_const();
-                v.target = vt.as_const();
-                v.losses = if val_losses.is_empty() { ptr::null_mut() } else { val_losses.as_mut_ptr() };
-                v.patience = val.patience;
-                v.min_delta = val.min_delta;
-                v.restore_best = val.restore_best as c_int;
-                v.epochs_run = &mut run;
-                // SAFETY: live handles; every buffer outlives the call.
-                unsafe { sys::nnlib_model_fit_validated(self.raw, tx.as_const(), tt.as_const(), &o, &v) }
-            }
-        };
+        let status = run(self.raw, &o, v);
         if let Some(payload) = state.and_then(|s| s.panic) {
             resume_unwind(payload);
         }
         check(status)?;
-        let run = run as usize;
-        losses.truncate(run);
-        val_losses.truncate(if validation.is_some() { run } else { 0 });
+        let n = epochs_run as usize;
+        losses.truncate(n);
+        val_losses.truncate(if validation.is_some() { n } else { 0 });
         Ok(FitHistory { losses, validation_losses: val_losses })
     }
 
@@ -649,14 +678,14 @@ impl Model {
     /// time as the others (the model is borrowed by all of them, so it
     /// cannot be trained or changed meanwhile).
     pub fn workspaces(&mut self, count: usize) -> Result<Vec<Workspace<'_>>> {
-        let input = self.input_shape()?;
+        let inputs = (0..self.input_count()).map(|i| self.input_shape_at(i)).collect::<Result<Vec<_>>>()?;
         let output = self.output_shape()?;
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let mut raw = ptr::null_mut();
             // SAFETY: a compiled, live model.
             check(unsafe { sys::nnlib_workspace_create(&mut raw, self.raw) })?;
-            out.push(Workspace { raw, input: input.clone(), output: output.clone(), _model: PhantomData });
+            out.push(Workspace { raw, inputs: inputs.clone(), output: output.clone(), _model: PhantomData });
         }
         Ok(out)
     }
@@ -717,7 +746,7 @@ impl std::fmt::Debug for Model {
     }
 }
 
-fn batch_dims(len: usize, per_sample: usize, sample_shape: &[i64], what: &str) -> Result<Vec<i64>> {
+pub(crate) fn batch_dims(len: usize, per_sample: usize, sample_shape: &[i64], what: &str) -> Result<Vec<i64>> {
     if per_sample == 0 || len == 0 || len % per_sample != 0 {
         return Err(Error::new(
             Status::ShapeMismatch,
@@ -733,7 +762,8 @@ fn batch_dims(len: usize, per_sample: usize, sample_shape: &[i64], what: &str) -
 /// on drop. `Send`, so each can go to its own thread.
 pub struct Workspace<'m> {
     raw: *mut sys::nnlib_workspace,
-    input: Vec<i64>,
+    /// the per-sample shape of every model input
+    inputs: Vec<Vec<i64>>,
     output: Vec<i64>,
     // the model is borrowed (unchangeable) while workspaces live; &mut keeps
     // Workspace Send without requiring Model: Sync
@@ -747,15 +777,25 @@ unsafe impl Send for Workspace<'_> {}
 impl Workspace<'_> {
     /// `Model::predict` with this workspace's buffers.
     pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>> {
-        let per_in = self.input.iter().product::<i64>() as usize;
-        let per_out = self.output.iter().product::<i64>() as usize;
-        let xd = batch_dims(x.len(), per_in, &self.input, "input")?;
-        let mut y = vec![0f32; xd[0] as usize * per_out];
-        let yd = vec![xd[0], per_out as i64];
-        let tx = Wrap::input(x, &xd)?;
+        self.predict_inputs(&[x])
+    }
+
+    /// `Model::predict_inputs` (one slice per model input) with this
+    /// workspace's buffers.
+    pub fn predict_inputs(&mut self, xs: &[&[f32]]) -> Result<Vec<f32>> {
+        let inputs = crate::graph::Inputs::wrap(xs, &self.inputs)?;
+        let per_out = Model::per_sample(&self.output);
+        let mut y = vec![0f32; inputs.samples as usize * per_out];
+        let yd = vec![inputs.samples, per_out as i64];
         let mut ty = Wrap::output(&mut y, &yd)?;
-        // SAFETY: live handles; the wraps borrow x and y for the call.
-        check(unsafe { sys::nnlib_workspace_predict(self.raw, tx.as_const(), ty.as_mut()) })?;
+        // SAFETY: live handles; the wraps borrow the slices and y for the call.
+        check(unsafe {
+            if xs.len() == 1 {
+                sys::nnlib_workspace_predict(self.raw, inputs.raw[0], ty.as_mut())
+            } else {
+                sys::nnlib_workspace_predict_inputs(self.raw, inputs.raw.as_ptr(), inputs.raw.len(), ty.as_mut())
+            }
+        })?;
         drop(ty);
         Ok(y)
     }
