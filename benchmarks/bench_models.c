@@ -62,6 +62,27 @@ static nnlib_status build_cnn(nnlib_model *m) {
          "flatten,dense:256,relu,dropout:0.5,dense:10");
 }
 
+/* A small residual CNN like examples/fashion_resnet.c, in one line of
+ * description text: a stem, then three stages of one basic block each;
+ * stages 2 and 3 halve the resolution with a strided convolution and a
+ * 1x1 projection shortcut. For the memory benchmark's graph row. */
+static nnlib_status build_resnet(nnlib_model *m) {
+  return nnlib_model_add_spec(
+      m, "conv:16x3x3:p1:nobias,batchnorm,r0=relu,"
+         "conv:16x3x3:p1:nobias,batchnorm,relu,conv:16x3x3:p1:nobias,"
+         "b1=batchnorm,add(r0,b1),r1=relu,"
+         "conv:32x3x3:s2:p1:nobias,batchnorm,relu,conv:32x3x3:p1:nobias,"
+         "b2=batchnorm,conv:32x1x1:s2:nobias(r1),p2=batchnorm,add(b2,p2),"
+         "r2=relu,"
+         "conv:64x3x3:s2:p1:nobias,batchnorm,relu,conv:64x3x3:p1:nobias,"
+         "b3=batchnorm,conv:64x1x1:s2:nobias(r2),p3=batchnorm,add(b3,p3),"
+         "relu,global_avgpool,dense:10");
+}
+
+const bench_model_def bench_resnet = {
+    "resnet", "residual CNN: stem 16, stages 16-32-64, one block each",
+    {128}, 1, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_resnet, NULL};
+
 const bench_model_def bench_models[] = {
     {"mlp-small", "784-16-10 sigmoid, MSE", {32, 256}, 2, {784}, 1, 10,
      NNLIB_LOSS_MSE, build_mlp_small, NULL},

@@ -28,6 +28,8 @@ typedef struct bench_model_def {
 /* The table: mlp-small, mlp-large, cnn and lstm. */
 extern const bench_model_def bench_models[];
 extern const size_t bench_model_count;
+/* A graph model, for the memory benchmark only. */
+extern const bench_model_def bench_resnet;
 const bench_model_def *bench_model_find(const char *name);
 
 /* One sgemm as the library issues it: C[m,n] = alpha op(A) op(B) + beta C,

@@ -13,7 +13,8 @@
  *           cblas, so gemm_efficiency = gemm_s / step_s is a ratio taken
  *           under the same machine noise
  *   infer   nnlib_model_predict against its forward GEMMs, likewise
- *   memory  peak heap of mlp-large training at batch 1024 against the bytes
+ *   memory  peak heap of mlp-large training at batch 1024 (and of a small
+ *           residual CNN at batch 128) against the bytes
  *           of parameters, gradients, optimizer state and activations */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_models.h"
@@ -382,25 +383,47 @@ static void counting_free(void *ptr, void *user) {
   free(p);
 }
 
+/* True for an elementwise activation node that reads a dense node, which
+ * applies it in place (nnlib fuses the pair; PyTorch-style frameworks
+ * would keep both outputs). */
+static bool applied_in_place(nnlib_model *m, const nnlib_node_info *info) {
+  if (info->layer == NULL ||
+      nnlib_layer_get_kind(info->layer) != NNLIB_LAYER_ACTIVATION ||
+      info->input_count != 1)
+    return false;
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info in;
+    memset(&in, 0, sizeof in);
+    in.struct_size = sizeof in;
+    CHECK(nnlib_model_get_node(m, i, &in));
+    if (in.node == info->inputs[0])
+      return in.layer != NULL &&
+             nnlib_layer_get_kind(in.layer) == NNLIB_LAYER_DENSE &&
+             strcmp(nnlib_layer_get_name(info->layer), "softmax") != 0;
+  }
+  return false;
+}
+
 /* Bytes the training state needs at minimum: parameters, their gradients,
- * optimizer state, and one output buffer of the batch per dense layer (an
- * elementwise activation applied in place shares it). */
+ * optimizer state, and the output of every node that backward reads
+ * again, one batch each (an elementwise activation applied in place shares
+ * its dense layer's). */
 static long long needed_bytes(nnlib_model *m, int64_t batch, const char *optim,
                               long long parts[4]) {
   int64_t params = 0;
   CHECK(nnlib_model_get_param_count(m, &params));
   int states = strcmp(optim, "adam") == 0 ? 2 : strcmp(optim, "momentum") == 0;
   long long acts = 0;
-  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
-    nnlib_layer *l = nnlib_model_get_layer(m, i);
-    if (nnlib_layer_get_kind(l) != NNLIB_LAYER_DENSE)
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(nnlib_model_get_node(m, i, &info));
+    if (info.layer == NULL || applied_in_place(m, &info))
       continue;
-    int64_t dims[NNLIB_MAX_RANK];
-    size_t rank = 0;
-    CHECK(nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank));
     long long n = batch;
-    for (size_t k = 0; k < rank; k++)
-      n *= dims[k];
+    for (size_t k = 0; k < info.rank; k++)
+      n *= info.shape[k];
     acts += n;
   }
   parts[0] = params * 4LL;
@@ -579,6 +602,12 @@ int main(int argc, char **argv) {
     set_threads(threads);
     run_memory(&c, bench_model_find("mlp-large"), c.batch ? c.batch : 1024,
                threads);
+  }
+  if (kind_selected(&c, "memory") &&
+      (c.model == NULL || strcmp(c.model, "resnet") == 0)) {
+    int threads = thread_list[0];
+    set_threads(threads);
+    run_memory(&c, &bench_resnet, c.batch ? c.batch : 128, threads);
   }
   return 0;
 }
