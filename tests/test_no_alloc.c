@@ -108,6 +108,72 @@ static void test_sgd_profiled(void **state) {
   check_no_alloc(NNLIB_OPT_SGD, 0.0f, 1);
 }
 
+/* A graph: two inputs, fan-out (d is read by three layers), add, multiply
+ * and concat, input gradients on; steps (fused SGD and Adam), workspace
+ * predictions, backward from an output gradient and a forward in
+ * between allocate nothing either. */
+static nnlib_model *graph_model(nnlib_optimizer *opt) {
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(
+      m, "x=input:6,v=input:3,d=dense:5(x),t=tanh,s=sigmoid(d),"
+         "a=add(d,t),p=multiply(a,s,d),concat(p,v),relu,dense:2"));
+  ASSERT_OK(nnlib_model_compile_graph(m, BATCH, NNLIB_LOSS_MSE, opt, 5));
+  ASSERT_OK(nnlib_model_set_input_gradients(m, 1));
+  return m;
+}
+
+static void check_graph_no_alloc(nnlib_optimizer_kind kind) {
+  ts_alloc_stats stats = {0, 0, 0, 0};
+  ts_alloc_install(&stats); /* before the optimizer: the model frees it */
+  nnlib_optimizer_options o;
+  ASSERT_OK(nnlib_optimizer_options_init(&o, kind));
+  nnlib_optimizer *opt = NULL;
+  ASSERT_OK(nnlib_optimizer_create(&opt, &o));
+  nnlib_model *m = graph_model(opt);
+  nnlib_tensor *x = ts_tensor2(BATCH, 6, NULL), *v = ts_tensor2(BATCH, 3, NULL);
+  nnlib_tensor *t = ts_tensor2(BATCH, 2, NULL), *y = ts_tensor2(BATCH, 2, NULL);
+  uint32_t seed = 3;
+  ts_fill_uniform(nnlib_tensor_get_data(x), BATCH * 6, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(v), BATCH * 3, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(t), BATCH * 2, -1.0f, 1.0f, &seed);
+  const nnlib_tensor *in[2] = {x, v}, *out = NULL, *grad = NULL;
+  nnlib_workspace *ws = NULL;
+  ASSERT_OK(nnlib_workspace_create(&ws, m));
+  long before = stats.allocs;
+  float loss = NAN;
+  for (int i = 0; i < 10; i++) {
+    ASSERT_OK(nnlib_model_step_inputs(m, in, 2, t, &loss));
+    ASSERT_OK(nnlib_model_predict_inputs(m, in, 2, y));
+    ASSERT_OK(nnlib_workspace_predict_inputs(ws, in, 2, y));
+    ASSERT_OK(nnlib_model_forward_inputs(m, in, 2, &out));
+    ASSERT_OK(nnlib_model_backward_output(m, t));
+    ASSERT_OK(nnlib_model_get_input_gradient(m, 1, &grad));
+  }
+  if (stats.allocs != before)
+    fail_msg("%ld heap allocations after compile", stats.allocs - before);
+  assert_true(isfinite(loss));
+  nnlib_workspace_free(ws);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(v);
+  nnlib_tensor_free(t);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  assert_int_equal(stats.live, 0);
+  ts_alloc_uninstall();
+}
+
+/* plain SGD: the update fused into backward, through the merges too */
+static void test_graph_sgd(void **state) {
+  (void)state;
+  check_graph_no_alloc(NNLIB_OPT_SGD);
+}
+
+static void test_graph_adam(void **state) {
+  (void)state;
+  check_graph_no_alloc(NNLIB_OPT_ADAM);
+}
+
 /* The hook is live: fit with shuffling allocates its sample order. */
 static void test_hook_sees_allocations(void **state) {
   (void)state;
@@ -130,6 +196,8 @@ int main(void) {
       cmocka_unit_test(test_adam),
       cmocka_unit_test(test_rmsprop),
       cmocka_unit_test(test_sgd_profiled),
+      cmocka_unit_test(test_graph_sgd),
+      cmocka_unit_test(test_graph_adam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
