@@ -1,6 +1,6 @@
 /* alloc.c - the only place nnlib allocates: 64-byte aligned blocks through
  * the (optional) user allocator hook, and the checked size arithmetic. */
-#include "nnlib_internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* blas.c - the GEMM seam: every matrix product in nnlib goes through here,
  * and this is the only file that includes cblas.h. */
-#include "nnlib_internal.h"
+#include "core/core.h"
 
 #include <cblas.h>
 

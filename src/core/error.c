@@ -1,5 +1,5 @@
 /* error.c - status strings and the thread-local message of the last failure. */
-#include "nnlib_internal.h"
+#include "core/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* rng.c - xoshiro256** (Blackman & Vigna) seeded by splitmix64. One stream
  * per model: same seed, same initial weights, same shuffles. */
-#include "nnlib_internal.h"
+#include "core/core.h"
 
 #include <math.h>
 

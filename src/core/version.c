@@ -1,5 +1,5 @@
 /* version.c - the version of the library loaded at run time. */
-#include "nnlib_internal.h"
+#include "core/core.h"
 
 unsigned nnlib_version(void) { return NNLIB_VERSION_NUMBER; }
 

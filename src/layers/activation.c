@@ -2,7 +2,7 @@
  * identity: the layer, and the kernels the dense layer fuses into its bias
  * pass. Derivatives are written in terms of the output y, so a fused
  * dense+activation pair keeps one buffer. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 #include "core/vecmath.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
  * forward:  y = x_1 + ... + x_k, summed in input order
  * backward: dL/dx_i = dL/dy for every input (a copy each)
  */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <string.h>
 

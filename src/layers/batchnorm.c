@@ -14,7 +14,7 @@
  *            y = gamma (x - mu) r + beta, dx = gamma r dy
  * The running statistics are the one piece of state a forward pass changes,
  * and only in training. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <math.h>
 #include <string.h>

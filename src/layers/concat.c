@@ -13,7 +13,7 @@
  * Plan may not allocate (the model-file loader dry-runs it), so the inner
  * sizes live in the layer, for at most CONCAT_MAX_INPUTS inputs.
  */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <string.h>
 

@@ -30,7 +30,7 @@
  * chunk_samples). For examples/fashion_cnn.c at batch 256 the second
  * convolution takes chunks of 6 images (1.6 MB) on one thread, 30 (7.9 MB)
  * on two, and plans 7.9 MB instead of 71 MB for the whole batch. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <math.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  *           dW = dZ^T X         [out,N] x [N,in]    one sgemm, or with plain
  *                               SGD the update W -= lr dZ^T X in that sgemm
  */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
  * With the same seed a run draws the same masks; nnlib_model_gradcheck
  * rewinds the generator before every pass, so its finite differences see
  * the mask backward used. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <math.h>
 #include <string.h>

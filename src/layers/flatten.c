@@ -1,6 +1,6 @@
 /* flatten.c - [d0, d1, ...] -> [d0 d1 ...] per sample. The data is already
  * row-major and contiguous, so forward and backward are copies. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * [C, ...] -> [C]): the mean of each channel.
  *   forward:  y[s,c] = (1/S) sum_q x[s,c,q]     S = positions per channel
  *   backward: dx[s,c,q] = dy[s,c] / S */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 typedef struct global_avgpool_layer {
   nnlib_layer base;

@@ -1,5 +1,5 @@
 /* layer.c - what every layer kind shares, and the public layer accessors. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  *           products per element) rather than as y / x_i, which fails
  *           where x_i is zero
  */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 static const char *multiply_name(const nnlib_layer *l) {
   (void)l;

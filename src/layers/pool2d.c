@@ -8,7 +8,7 @@
  * average:  y = (sum of x over the clipped window) / (kH kW): padding counts
  *           as zeros (PyTorch's count_include_pad); backward spreads
  *           dy / (kH kW) over the clipped window. No workspace. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <string.h>
 

@@ -12,7 +12,7 @@
 #ifndef NNLIB_RECURRENT_H
 #define NNLIB_RECURRENT_H
 
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* spatial.c - what conv2d and the pooling layers share: the output size of
  * a sliding window, and the "32x5x5" / "s2" / "p1x2" fields of their model
  * description items. */
-#include "nnlib_internal.h"
+#include "layers/layer.h"
 
 #include <stdio.h>
 

@@ -2,7 +2,7 @@
  * cross-entropy on logits, each with its gradient, written to be finite for
  * any finite input. Reductions follow PyTorch's defaults: MSE and BCE average
  * over all N*K elements, softmax cross-entropy over the N samples. */
-#include "nnlib_internal.h"
+#include "loss/loss.h"
 
 #include <math.h>
 

@@ -1,4 +1,4 @@
-/* spec.c - the layer registry, and the text model description:
+/* spec.c - the text model description:
  * nnlib_model_add_spec ("dense:256,relu,dense:10") and its inverse,
  * nnlib_model_get_spec.
  *
@@ -8,8 +8,10 @@
  * item makes, the references name the nodes it reads (else it reads the
  * previous item's node). BODY is fields separated by ':', the first naming
  * a registered layer kind, the rest its arguments. What the arguments mean
- * is up to the kind's codec (nnlib__layer_codec in nnlib_internal.h), so a
- * new layer kind adds its items by registering a codec below. Two bodies
+ * is up to the kind's codec (nnlib__layer_codec in src/layers/layer.h), so
+ * a new layer kind adds its items by registering a codec in
+ * src/layers/registry.c. The field helpers the codecs use are in
+ * src/core/text.c. Two bodies
  * are not layers: "input:DIMS" declares a model input, and "last" right
  * after a recurrent item makes that layer return only its last step
  * (nnlib__recurrent_spec_last).
@@ -27,242 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------- registry */
-
-/* THE LAYER REGISTRY: one row per layer kind that descriptions and model
- * files know. A new kind adds its codec here (see nnlib__layer_codec). */
-static const nnlib__layer_codec *const registry[] = {
-    &nnlib__dense_codec,
-    &nnlib__activation_codec,
-    &nnlib__conv2d_codec,
-    &nnlib__maxpool2d_codec,
-    &nnlib__minpool2d_codec,
-    &nnlib__avgpool2d_codec,
-    &nnlib__global_avgpool_codec,
-    &nnlib__batchnorm_codec,
-    &nnlib__dropout_codec,
-    &nnlib__flatten_codec,
-    &nnlib__add_codec,
-    &nnlib__concat_codec,
-    &nnlib__multiply_codec,
-    &nnlib__rnn_codec,
-    &nnlib__lstm_codec,
-    &nnlib__gru_codec,
-};
-
-enum { REGISTRY_SIZE = sizeof registry / sizeof registry[0] };
-
-const nnlib__layer_codec *nnlib__codec_for_kind(uint32_t kind) {
-  for (size_t i = 0; i < REGISTRY_SIZE; i++)
-    if ((uint32_t)registry[i]->kind == kind)
-      return registry[i];
-  return NULL;
-}
-
-const nnlib__layer_codec *nnlib__codec_for_name(const char *name,
-                                                size_t length) {
-  for (size_t i = 0; i < REGISTRY_SIZE; i++)
-    for (size_t n = 0; n < NNLIB__CODEC_MAX_NAMES; n++) {
-      const char *known = registry[i]->spec_names[n];
-      if (known == NULL)
-        break;
-      if (strlen(known) == length && memcmp(known, name, length) == 0)
-        return registry[i];
-    }
-  return NULL;
-}
-
-/* "dense, step, sigmoid, ..." for the unknown-item message. */
-static void append_known_names(nnlib__text *t) {
-  const char *sep = "";
-  for (size_t i = 0; i < REGISTRY_SIZE; i++)
-    for (size_t n = 0; n < NNLIB__CODEC_MAX_NAMES; n++) {
-      if (registry[i]->spec_names[n] == NULL)
-        break;
-      nnlib__text_append(t, "%s%s", sep, registry[i]->spec_names[n]);
-      sep = ", ";
-    }
-}
-
-/* -------------------------------------------------------------- text */
-
-void nnlib__text_append(nnlib__text *t, const char *fmt, ...) {
-  size_t room = t->length < t->capacity ? t->capacity - t->length : 0;
-  char *at = room > 0 ? t->buf + t->length : NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(at, room, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    t->length += (size_t)n;
-}
-
-/* printf and strtof use the C library's current locale for the decimal
- * point; descriptions always use '.'. These two swap it. */
-static char locale_point(void) {
-  const char *p = localeconv()->decimal_point;
-  return (p != NULL && p[0] != '\0') ? p[0] : '.';
-}
-
-static void swap_chars(char *s, char from, char to) {
-  if (from == to)
-    return;
-  for (; *s != '\0'; s++)
-    if (*s == from)
-      *s = to;
-}
-
-/* s must already be syntactically a decimal number with '.' as the point. */
-static float parse_decimal(const char *s, size_t length, bool *ok) {
-  char buf[64];
-  *ok = false;
-  if (length == 0 || length >= sizeof buf)
-    return 0.0f;
-  memcpy(buf, s, length);
-  buf[length] = '\0';
-  swap_chars(buf, '.', locale_point());
-  char *end;
-  errno = 0;
-  float v = strtof(buf, &end);
-  *ok = *end == '\0' && isfinite(v);
-  return v;
-}
-
-void nnlib__text_append_float(nnlib__text *t, float v) {
-  char buf[64] = "";
-  /* 9 significant digits always read back exactly (FLT_DECIMAL_DIG) */
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-    swap_chars(buf, locale_point(), '.');
-    bool ok;
-    float back = parse_decimal(buf, strlen(buf), &ok);
-    if (ok && memcmp(&back, &v, sizeof v) == 0)
-      break;
-  }
-  /* "%g" writes 300 as "3e+02" at one digit; spell integers out when the
-   * digits fit (more digits still read back exactly) */
-  const char *e = strchr(buf, 'e');
-  int exponent = e != NULL ? atoi(e + 1) : -1;
-  if (exponent >= 0 && exponent < 9) {
-    snprintf(buf, sizeof buf, "%.*g", exponent + 1, (double)v);
-    swap_chars(buf, locale_point(), '.');
-  }
-  nnlib__text_append(t, "%s", buf);
-}
-
-/* ------------------------------------------------------- item helpers */
-
-/* Long items are cut in messages so the 512-byte message keeps its end. */
-enum { ITEM_SHOWN = 48 };
-
-nnlib_status nnlib__spec_error(const nnlib__spec_item *item, const char *fmt,
-                               ...) {
-  char detail[320];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
-  int shown = item->length > ITEM_SHOWN ? ITEM_SHOWN : (int)item->length;
-  return nnlib__error(NNLIB_ERR_PARSE,
-                      "model description: item %zu \"%.*s%s\" at column %zu: "
-                      "%s",
-                      item->index, shown, item->text,
-                      item->length > ITEM_SHOWN ? "..." : "", item->column,
-                      detail);
-}
-
-nnlib_status nnlib__spec_fields(const nnlib__spec_item *item, size_t min,
-                                size_t max) {
-  if (item->field_count >= min && item->field_count <= max)
-    return NNLIB_OK;
-  size_t args_min = min - 1, args_max = max - 1;
-  if (args_min == args_max)
-    return nnlib__spec_error(item, "takes %zu argument%s, got %zu", args_min,
-                             args_min == 1 ? "" : "s", item->field_count - 1);
-  return nnlib__spec_error(item, "takes %zu to %zu arguments, got %zu",
-                           args_min, args_max, item->field_count - 1);
-}
-
-static nnlib_status field_shown(const nnlib__spec_item *item, size_t field,
-                                const char *what) {
-  const nnlib__spec_field *f = &item->fields[field];
-  int shown = f->length > ITEM_SHOWN ? ITEM_SHOWN : (int)f->length;
-  return nnlib__spec_error(item, "argument %zu \"%.*s\" %s", field, shown,
-                           f->text, what);
-}
-
-nnlib_status nnlib__spec_int(const nnlib__spec_item *item, size_t field,
-                             int64_t min, int64_t max, int64_t *out) {
-  const nnlib__spec_field *f = &item->fields[field];
-  char range[80];
-  snprintf(range, sizeof range, "is not an integer in %lld..%lld",
-           (long long)min, (long long)max);
-  if (f->length == 0)
-    return field_shown(item, field, range);
-  int64_t v = 0;
-  for (size_t i = 0; i < f->length; i++) {
-    char c = f->text[i];
-    if (c < '0' || c > '9')
-      return field_shown(item, field, range);
-    /* v * 10 + digit > max, without overflow; a negative max - digit
-     * is already over (truncating division would round it to 0) */
-    if (max - (c - '0') < 0 || v > (max - (c - '0')) / 10)
-      return field_shown(item, field, range);
-    v = v * 10 + (c - '0');
-  }
-  if (v < min)
-    return field_shown(item, field, range);
-  *out = v;
-  return NNLIB_OK;
-}
-
-/* [+-] digits [. digits] [(e|E) [+-] digits], with a digit before or after
- * the point: what strtof reads, minus hex, inf and nan. */
-static bool is_decimal_syntax(const char *s, size_t n) {
-  size_t i = 0, digits = 0;
-  if (i < n && (s[i] == '+' || s[i] == '-'))
-    i++;
-  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-    digits++;
-  if (i < n && s[i] == '.')
-    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-      digits++;
-  if (digits == 0)
-    return false;
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-    i++;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-      i++;
-    size_t exp_digits = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-      exp_digits++;
-    if (exp_digits == 0)
-      return false;
-  }
-  return i == n;
-}
-
-nnlib_status nnlib__spec_float(const nnlib__spec_item *item, size_t field,
-                               float *out) {
-  const nnlib__spec_field *f = &item->fields[field];
-  bool ok = false;
-  float v = 0.0f;
-  if (is_decimal_syntax(f->text, f->length))
-    v = parse_decimal(f->text, f->length, &ok);
-  if (!ok)
-    return field_shown(item, field, "is not a finite decimal number");
-  *out = v;
-  return NNLIB_OK;
-}
-
-bool nnlib__spec_field_is(const nnlib__spec_item *item, size_t field,
-                          const char *word) {
-  if (field >= item->field_count)
-    return false;
-  const nnlib__spec_field *f = &item->fields[field];
-  return strlen(word) == f->length && memcmp(word, f->text, f->length) == 0;
-}
 
 /* ----------------------------------------------------------- parsing */
 
@@ -414,9 +180,9 @@ static nnlib_status parse_item(const nnlib__spec_item *item,
   if (codec == NULL || codec->parse_spec == NULL) {
     char known[320];
     nnlib__text t = {known, sizeof known, 0};
-    append_known_names(&t);
+    nnlib__codec_append_names(&t);
     nnlib__text_append(&t, ", input, last");
-    int shown = name->length > ITEM_SHOWN ? ITEM_SHOWN : (int)name->length;
+    int shown = name->length > NNLIB__SPEC_SHOWN ? NNLIB__SPEC_SHOWN : (int)name->length;
     return nnlib__spec_error(item, "unknown layer \"%.*s\" (known: %s)", shown,
                              name->text, known);
   }
@@ -462,7 +228,7 @@ static nnlib_status check_name_syntax(const nnlib__spec_item *item,
     ok = is_name_char(name[i], i == 0);
   if (ok)
     return NNLIB_OK;
-  int shown = length > ITEM_SHOWN ? ITEM_SHOWN : (int)length;
+  int shown = length > NNLIB__SPEC_SHOWN ? NNLIB__SPEC_SHOWN : (int)length;
   return nnlib__spec_error(item, "bad %s '%.*s' at column %zu: a name is 1 "
                                  "to %d characters of [A-Za-z0-9_], starting "
                                  "with a letter or '_'",
@@ -564,7 +330,7 @@ static nnlib_status parse_input_shape(const nnlib__spec_item *item,
       snprintf(what, sizeof what, "is not a shape DxDx... of 1 to %d "
                                   "integers in 1..%lld",
                NNLIB_MAX_RANK - 1, (long long)NNLIB__BLAS_DIM_MAX);
-      return field_shown(item, 1, what);
+      return nnlib__spec_field_error(item, 1, what);
     }
   }
   return NNLIB_OK;

@@ -3,7 +3,7 @@
  *   m = b1 m + (1 - b1) g
  *   v = b2 v + (1 - b2) g^2
  *   p = p - (lr / (1 - b1^s)) m / (sqrt(v) / sqrt(1 - b2^s) + eps)        */
-#include "nnlib_internal.h"
+#include "optim/optim.h"
 
 #include <math.h>
 

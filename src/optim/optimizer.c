@@ -1,6 +1,6 @@
 /* optimizer.c - optimizer handles: options, learning-rate schedules, global
  * norm clipping, and dispatch to the one-rule-per-file update kernels. */
-#include "nnlib_internal.h"
+#include "optim/optim.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  *   a = alpha a + (1 - alpha) g^2
  *   u = g / (sqrt(a) + eps)
  *   b = mu b + u; p = p - lr b    (momentum > 0)   or   p = p - lr u      */
-#include "nnlib_internal.h"
+#include "optim/optim.h"
 
 #include <math.h>
 

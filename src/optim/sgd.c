@@ -3,7 +3,7 @@
  *   v = mu v + g                      (momentum > 0; v starts at 0)
  *   g = g + mu v  (Nesterov)  or  g = v
  *   p = p - lr g                                                          */
-#include "nnlib_internal.h"
+#include "optim/optim.h"
 
 void nnlib__sgd_update(const nnlib_optimizer_options *o, float lr,
                        float *params, const float *grads, float *velocity,

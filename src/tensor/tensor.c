@@ -1,5 +1,5 @@
 /* tensor.c - float32 row-major tensors, owned or wrapping caller memory. */
-#include "nnlib_internal.h"
+#include "tensor/tensor.h"
 
 #include <string.h>
 

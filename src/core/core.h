@@ -1,0 +1,93 @@
+/* core.h - what every file of the library shares: errors and their
+ * messages, memory, the seeded generator and the one GEMM seam. It sits
+ * below everything else and includes only the public header. */
+#ifndef NNLIB_CORE_H
+#define NNLIB_CORE_H
+
+#include "nnlib.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------- errors */
+
+/* Records a formatted message for the calling thread and returns status. */
+nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+#define NNLIB_CHECK_ARG(cond, ...)                                             \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT, __VA_ARGS__);            \
+  } while (0)
+
+#define NNLIB_TRY(expr)                                                        \
+  do {                                                                         \
+    nnlib_status nnlib__st = (expr);                                           \
+    if (nnlib__st != NNLIB_OK)                                                 \
+      return nnlib__st;                                                        \
+  } while (0)
+
+/* Reads a caller's options struct (first field size_t struct_size) into
+ * `dst`, already filled with defaults: a shorter struct keeps the defaults of
+ * the fields it lacks, a longer one is accepted only if its extra bytes are
+ * zero. `what` names the struct in messages. */
+nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
+                                 const char *what);
+/* The output twin: copies the fields of `src` (a full struct of src_size
+ * bytes, first field struct_size) that the caller's struct at `dst`, of
+ * the struct_size the caller set, has room for; the caller's struct_size
+ * stays, fields this library lacks are zeroed. NNLIB_ERR_STRUCT_SIZE for a
+ * struct_size below sizeof(size_t). */
+nnlib_status nnlib__write_struct(void *dst, const void *src, size_t src_size,
+                                 const char *what);
+
+/* ------------------------------------------------------------- memory */
+
+void *nnlib__alloc(size_t bytes);             /* 64-byte aligned, or NULL  */
+void *nnlib__calloc(size_t count, size_t size); /* zeroed, overflow-checked */
+void nnlib__free(void *ptr);
+
+/* a * b into *out; false (and *out untouched) if it overflows int64. Every
+ * product of sizes from outside (shapes, file headers) goes through it. */
+bool nnlib__mul_overflows(int64_t a, int64_t b, int64_t *out);
+/* Product of dims[0..rank) into *out, with overflow and positivity checks. */
+nnlib_status nnlib__shape_size(const int64_t *dims, size_t rank, int64_t *out,
+                               const char *what);
+
+/* ---------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: same seed, same sequence. */
+typedef struct nnlib__rng {
+  uint64_t s[4];
+} nnlib__rng;
+
+void nnlib__rng_seed(nnlib__rng *rng, uint64_t seed);
+uint64_t nnlib__rng_next(nnlib__rng *rng);
+float nnlib__rng_uniform(nnlib__rng *rng); /* [0, 1) */
+float nnlib__rng_normal(nnlib__rng *rng);  /* N(0, 1) */
+uint64_t nnlib__rng_below(nnlib__rng *rng, uint64_t bound); /* [0, bound) */
+void nnlib__rng_shuffle(nnlib__rng *rng, int64_t *items, int64_t count);
+
+/* --------------------------------------------------------------- BLAS */
+
+typedef enum { NNLIB__NO_TRANS = 0, NNLIB__TRANS = 1 } nnlib__trans;
+
+/* C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major, with leading
+ * dimensions lda/ldb/ldc. The only place nnlib calls a matrix product. Checks
+ * every dimension fits the 32-bit BLAS interface. */
+nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float *a,
+                         int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc);
+/* FLOPs (2 m n k each) of every nnlib__gemm the calling thread has issued;
+ * the profiler takes differences of it. */
+double nnlib__gemm_flops_issued(void);
+/* Largest dimension nnlib__gemm accepts. */
+#define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
+
+#endif /* NNLIB_CORE_H */

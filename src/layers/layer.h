@@ -1,0 +1,275 @@
+/* layer.h - what a layer kind sees: the layer struct and its ops, shapes,
+ * parameters, the per-call run, the codec through which a kind takes part
+ * in descriptions and files, the registry, and the helpers layers share.
+ * Nothing here knows the model. */
+#ifndef NNLIB_LAYER_H
+#define NNLIB_LAYER_H
+
+#include "core/codec.h"
+#include "core/core.h"
+#include "tensor/tensor.h"
+
+/* ------------------------------------------------------------- layers */
+
+typedef struct nnlib__shape {
+  size_t rank;
+  int64_t dims[NNLIB_MAX_RANK];
+} nnlib__shape;
+
+int64_t nnlib__shape_numel(const nnlib__shape *s);
+
+#define NNLIB__MAX_PARAMS 8
+#define NNLIB__MAX_BUFFERS 4
+
+typedef struct nnlib__param {
+  const char *name;
+  nnlib__shape shape;
+  int64_t size;
+  nnlib_tensor value; /* views into the model's flat parameter buffer */
+  nnlib_tensor grad;  /* views into the model's flat gradient buffer  */
+} nnlib__param;
+
+/* What one forward or backward call of a layer gets besides its data. The
+ * layer keeps no per-call state in itself: whatever backward needs from
+ * forward (pooling indices, dropout masks, normalised inputs) goes in the
+ * workspace, so inference in several threads can share one model, each
+ * thread with its own workspaces. In inference mode (training false) a
+ * forward pass only reads the layer. */
+typedef struct nnlib__run {
+  bool training;
+  float *workspace;  /* this layer's workspace_floats floats for this call */
+  nnlib__rng *rng;   /* randomness of training mode (dropout); NULL in
+                        inference */
+  /* Plain SGD fused into backward (train.c sets it only when every layer
+   * with parameters has ops->fuses_sgd): backward then updates its
+   * parameters in place, p -= sgd_lr * dL/dp, instead of writing the
+   * gradients, and must read a parameter for dx before updating it. */
+  bool sgd_fused;
+  float sgd_lr;
+  /* Sequence length of this call for the recurrent layers that read the
+   * model's input sequence (nnlib__node's at_steps), at most the planned
+   * T; 0: as planned. */
+  int64_t steps;
+} nnlib__run;
+
+/* Per-layer counters of nnlib_model_set_profiling (profile.c). */
+typedef struct nnlib__layer_profile {
+  int64_t forward_calls, backward_calls;
+  double forward_flops, backward_flops;     /* 2 m n k per GEMM */
+  double forward_seconds, backward_seconds;
+} nnlib__layer_profile;
+
+/* A point in time and in the calling thread's GEMM FLOP count. */
+typedef struct nnlib__profile_mark {
+  double seconds, flops;
+} nnlib__profile_mark;
+nnlib__profile_mark nnlib__profile_start(void);
+/* Adds the time and FLOPs since `start` to the layer's counters. */
+void nnlib__profile_stop(nnlib_layer *l, bool backward,
+                         nnlib__profile_mark start);
+
+/* What a layer kind implements. Shapes are per sample; n is the batch. */
+typedef struct nnlib__layer_ops {
+  nnlib_layer_kind kind;
+  /* Checks `in`, sets l->out_shape, declares parameters (l->params[].name,
+   * shape) and the workspace floats a batch of max_batch needs. A failure
+   * carries a message that names the layer. */
+  nnlib_status (*plan)(nnlib_layer *l, const nnlib__shape *in,
+                       int64_t max_batch);
+  /* Fills the parameters (already allocated) from the rng. */
+  void (*init)(nnlib_layer *l, nnlib__rng *rng);
+  /* y = f(x) for n samples. */
+  nnlib_status (*forward)(nnlib_layer *l, const nnlib__run *run,
+                          const float *x, float *y, int64_t n);
+  /* Given x, y = f(x) and dy = dL/dy, writes parameter gradients and, unless
+   * dx is NULL, dx = dL/dx. May overwrite dy. */
+  nnlib_status (*backward)(nnlib_layer *l, const nnlib__run *run,
+                           const float *x, const float *y, float *dy,
+                           float *dx, int64_t n);
+  void (*destroy)(nnlib_layer *l); /* frees what the kind allocated itself */
+  const char *(*name)(const nnlib_layer *l);
+  /* backward honours run->sgd_fused (see nnlib__run) */
+  bool fuses_sgd;
+  /* backward reads y, if at all, only before it writes dx or at the same
+   * element it writes, so the model may pass dx == y (its output buffer,
+   * spent by then) when the output is at least as large as dx */
+  bool dx_over_output;
+  /* Merge layers (add, concat, multiply) read min_inputs or more nodes and
+   * implement the three calls below instead of plan, forward and backward
+   * (which stay NULL); every other kind reads exactly one node (min_inputs
+   * 0). in[i], x[i] and dx[i] belong to input i; dx[i] may be NULL (no
+   * gradient wanted for that input). backward_merge never writes dy (the
+   * model may call it once per input to accumulate fan-out). */
+  size_t min_inputs;
+  nnlib_status (*plan_merge)(nnlib_layer *l, const nnlib__shape *in,
+                             size_t count, int64_t max_batch);
+  nnlib_status (*forward_merge)(nnlib_layer *l, const nnlib__run *run,
+                                const float *const *x, size_t count, float *y,
+                                int64_t n);
+  nnlib_status (*backward_merge)(nnlib_layer *l, const nnlib__run *run,
+                                 const float *const *x, size_t count,
+                                 const float *y, float *dy, float *const *dx,
+                                 int64_t n);
+} nnlib__layer_ops;
+
+struct nnlib_layer {
+  const nnlib__layer_ops *ops;
+  /* set by plan; a merge layer's in_shape is its first input's */
+  nnlib__shape in_shape, out_shape;
+  int64_t in_size, out_size;        /* per-sample element counts */
+  bool applied; /* the layer belongs to a model node (nnlib_model_apply) */
+  size_t param_count;
+  nnlib__param params[NNLIB__MAX_PARAMS];
+  /* Untrained state inference needs and model files keep (batchnorm running
+   * statistics): plan declares them like params (name, shape, size; plan
+   * itself never allocates, the loader dry-runs it); after compile each
+   * buffers[i].value is a view of buffers[i].size floats. Optimizers never
+   * see them; serialize.c saves them after the layer's parameters. */
+  size_t buffer_count;
+  nnlib__param buffers[NNLIB__MAX_BUFFERS];
+  size_t workspace_floats; /* set by plan; the model allocates them */
+  bool compiled;
+  /* Fusion, decided at compile: a dense layer followed by an elementwise
+   * activation applies it in its own bias pass; the activation is skipped. */
+  nnlib_layer *fused_activation;
+  bool fused_away;
+  nnlib__layer_profile profile; /* profile.c; counts while m->profiling */
+};
+
+/* Shared setup for every layer kind's constructor. */
+void nnlib__layer_init(nnlib_layer *l, const nnlib__layer_ops *ops);
+/* Plans layer `index` for a per-sample input shape: resets what plan
+ * declares, calls the kind's plan, sets in/out sizes, and prefixes a failure
+ * message with `context` (e.g. "model file: ") and the layer's index and
+ * name. Shared by compile and the model-file loader's dry run. */
+nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
+                               const nnlib__shape *in, int64_t max_batch,
+                               const char *context);
+/* The same for `count` input shapes (merge layers take them all, other
+ * kinds exactly one); `node` names the layer's node in a failure message
+ * ("node 4 (add)" or its name). */
+nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
+                                      const nnlib__shape *in, size_t count,
+                                      int64_t max_batch, const char *context);
+/* The number of inputs a layer kind reads: [min, max] (max SIZE_MAX for
+ * the merge layers). */
+size_t nnlib__layer_min_inputs(const nnlib_layer *l);
+/* Room for a node's label in messages ("node 4 (dense)", a layer's
+ * "layer 2 (conv2d)", or a name). */
+#define NNLIB__LABEL_SIZE 64
+bool nnlib__layer_is_merge(const nnlib_layer *l);
+/* Declares parameter i with a shape (called from plan). */
+void nnlib__layer_declare_param(nnlib_layer *l, const char *name,
+                                const int64_t *shape, size_t rank);
+/* Declares buffer i (state inference needs, see `buffers`) from plan. */
+void nnlib__layer_declare_buffer(nnlib_layer *l, const char *name,
+                                 const int64_t *shape, size_t rank);
+
+/* Activation kernels, shared between the activation layer and the dense
+ * layer's fused pass. Elementwise kinds only (not softmax). */
+bool nnlib__activation_is_elementwise(const nnlib_layer *l);
+nnlib_activation nnlib__activation_kind(const nnlib_layer *l);
+float nnlib__activation_param(const nnlib_layer *l);
+/* y[i] = f(x[i] + bias[i % cols]) over rows x cols; bias may be NULL; x and y
+ * may alias. */
+void nnlib__activation_apply(nnlib_activation kind, float param,
+                             const float *x, const float *bias, float *y,
+                             int64_t rows, int64_t cols);
+/* dz[i] = dy[i] * f'(y[i]) written from the output y; dz and dy may alias.
+ * If bias_grad is non-NULL it receives the column sums of dz. */
+void nnlib__activation_backward(nnlib_activation kind, float param,
+                                const float *y, const float *dy, float *dz,
+                                float *bias_grad, int64_t rows, int64_t cols);
+/* softmax of each row, stable (max subtracted). */
+void nnlib__softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
+
+/* Dense: the initialiser's gain depends on the activation that follows. */
+void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
+bool nnlib__layer_is_dense(const nnlib_layer *l);
+
+/* EXTENSION POINT: how a layer kind takes part in model descriptions
+ * (src/model/spec.c) and model files (src/model/serialize*.c). A new kind
+ * (conv2d, pooling, batchnorm, dropout, flatten, rnn/lstm/gru):
+ *   1. in its own src/layers/<kind>.c, writes the four functions below and
+ *      one `const nnlib__layer_codec nnlib__<kind>_codec = {...}`;
+ *   2. declares that codec here, next to the others;
+ *   3. adds `&nnlib__<kind>_codec` to the registry in src/layers/registry.c.
+ * Nothing else changes: the file format stores each layer as (kind, config
+ * bytes), then its parameter and buffer tensors with shapes, so a new kind
+ * needs no format version bump. Parameters and buffers are saved by the
+ * model, not by the codec. */
+#define NNLIB__CODEC_MAX_NAMES 8
+typedef struct nnlib__layer_codec {
+  nnlib_layer_kind kind; /* the pinned number stored in files */
+  /* The description items this kind parses ("dense"; the activation codec
+   * lists all eight activation names). NULL-terminated when shorter. */
+  const char *spec_names[NNLIB__CODEC_MAX_NAMES];
+  /* Builds a layer from an item whose name is one of spec_names. Errors are
+   * nnlib__spec_error (a constructor's INVALID_ARGUMENT/TOO_LARGE is turned
+   * into NNLIB_ERR_PARSE by the caller). */
+  nnlib_status (*parse_spec)(const nnlib__spec_item *item, nnlib_layer **out);
+  /* Appends the item that parse_spec turns back into an equal layer. */
+  void (*write_spec)(const nnlib_layer *l, nnlib__text *out);
+  /* The layer's constructor arguments (not its weights), little-endian.
+   * read_config must consume exactly what write_config wrote; a value no
+   * constructor accepts is NNLIB_ERR_CORRUPT_FILE (a constructor's
+   * INVALID_ARGUMENT is turned into it by the loader). */
+  void (*write_config)(const nnlib_layer *l, nnlib__writer *w);
+  nnlib_status (*read_config)(nnlib__reader *r, nnlib_layer **out);
+} nnlib__layer_codec;
+
+extern const nnlib__layer_codec nnlib__dense_codec;
+extern const nnlib__layer_codec nnlib__activation_codec;
+extern const nnlib__layer_codec nnlib__conv2d_codec;
+extern const nnlib__layer_codec nnlib__maxpool2d_codec;
+extern const nnlib__layer_codec nnlib__minpool2d_codec;
+extern const nnlib__layer_codec nnlib__avgpool2d_codec;
+extern const nnlib__layer_codec nnlib__global_avgpool_codec;
+extern const nnlib__layer_codec nnlib__batchnorm_codec;
+extern const nnlib__layer_codec nnlib__dropout_codec;
+extern const nnlib__layer_codec nnlib__flatten_codec;
+extern const nnlib__layer_codec nnlib__add_codec;
+extern const nnlib__layer_codec nnlib__concat_codec;
+extern const nnlib__layer_codec nnlib__multiply_codec;
+
+/* What conv2d and the pools share (src/layers/spatial.c). Output length of
+ * one spatial axis, floor((in + 2 pad - dilation (kernel - 1) - 1) / stride)
+ * + 1, or 0 when the dilated kernel does not fit the padded input. */
+int64_t nnlib__window_out(int64_t in, int64_t kernel, int64_t stride,
+                          int64_t pad, int64_t dilation);
+/* Description field `field` after its first `skip` characters as `count`
+ * integers in [min, max] separated by 'x' ("32x5x5"); with `square`, a
+ * single integer stands for all of them ("2" is "2x2"). */
+nnlib_status nnlib__spec_dims(const nnlib__spec_item *item, size_t field,
+                              size_t skip, size_t count, bool square,
+                              int64_t min, int64_t max, int64_t *out);
+/* ":<prefix>A" when a == b, else ":<prefix>AxB". */
+void nnlib__text_append_pair(nnlib__text *t, const char *prefix, int64_t a,
+                             int64_t b);
+/* "[3, 28, 28]" into buf, for messages. */
+void nnlib__shape_text(const nnlib__shape *s, char *buf, size_t size);
+
+/* The recurrent layers (src/layers/rnn.c, lstm.c, gru.c; what they share
+ * is in src/layers/recurrent.c). */
+extern const nnlib__layer_codec nnlib__rnn_codec;
+extern const nnlib__layer_codec nnlib__lstm_codec;
+extern const nnlib__layer_codec nnlib__gru_codec;
+/* The description item "last": makes `previous` (the layer of the item
+ * before, NULL for none), which must be recurrent, return only its last
+ * step. NNLIB_ERR_PARSE otherwise. */
+nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
+                                        nnlib_layer *previous);
+/* Recurrent layer facts the model's sequence planning reads. */
+bool nnlib__layer_is_recurrent(const nnlib_layer *l);
+bool nnlib__recurrent_returns_sequences(const nnlib_layer *l);
+
+/* The registry: the codec of a kind, or of a description item's name;
+ * NULL when none is registered. */
+const nnlib__layer_codec *nnlib__codec_for_kind(uint32_t kind);
+const nnlib__layer_codec *nnlib__codec_for_name(const char *name,
+                                                size_t length);
+/* "dense, step, sigmoid, ..." (every registered item name) into t, for the
+ * unknown-item message. */
+void nnlib__codec_append_names(nnlib__text *t);
+
+#endif /* NNLIB_LAYER_H */
