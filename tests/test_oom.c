@@ -3,7 +3,7 @@
  * compile and at set_optimizer), model compile, fit, workspaces, gradient
  * check, IDX and data-set loading (plain and gzip), model descriptions,
  * model files in memory and on disk, recurrent layers and their initial
- * state.
+ * state, graph models.
  *
  * Each scenario is a function that does its work and frees everything,
  * returning the first status that is not NNLIB_OK. It runs once to count
@@ -378,6 +378,71 @@ static nnlib_status convolutional(void) {
   return st;
 }
 
+/* A graph: inputs and merges through the C API and through a
+ * description, compile_graph, input gradients, a step, the two-input
+ * workspace and backward_output, save and load (format version 2). */
+static nnlib_status graph(void) {
+  nnlib_status st = NNLIB_OK;
+  nnlib_model *m = NULL, *parsed = NULL, *loaded = NULL;
+  nnlib_layer *d = NULL, *a = NULL;
+  nnlib_tensor *x = NULL, *v = NULL, *t = NULL, *y = NULL;
+  nnlib_workspace *w = NULL;
+  nnlib_optimizer *opt = NULL;
+  nnlib_node in_x = 0, in_v = 0, nd = 0, nc = 0;
+  int64_t xs[2] = {2, 3}, vs[2] = {2, 2}, ts[2] = {2, 1};
+  STEP(nnlib_model_create(&m));
+  STEP(nnlib_model_input(m, xs + 1, 1, &in_x));
+  STEP(nnlib_model_input(m, vs + 1, 1, &in_v));
+  STEP(nnlib_dense_create(&d, 0, 2, 1));
+  if (st == NNLIB_OK) {
+    st = nnlib_model_apply(m, d, &in_x, 1, &nd); /* takes d */
+    d = NULL;
+  }
+  STEP(nnlib_concat_create(&a, 0));
+  if (st == NNLIB_OK) {
+    nnlib_node both[2] = {nd, in_v};
+    st = nnlib_model_apply(m, a, both, 2, &nc); /* takes a */
+    a = NULL;
+  }
+  STEP(nnlib_model_add_spec(m, "h=dense:3,s=add(h,h),dense:1"));
+  STEP(nnlib_sgd_create(&opt, 0.1f, 0.9f, 0, 0.0f));
+  if (st == NNLIB_OK) {
+    st = nnlib_model_compile_graph(m, 2, NNLIB_LOSS_MSE, opt, 3); /* takes */
+    opt = NULL;
+  }
+  STEP(nnlib_model_set_input_gradients(m, 1));
+  STEP(nnlib_tensor_create(&x, xs, 2));
+  STEP(nnlib_tensor_create(&v, vs, 2));
+  STEP(nnlib_tensor_create(&t, ts, 2));
+  STEP(nnlib_tensor_create(&y, ts, 2));
+  const nnlib_tensor *in[2] = {x, v}, *out = NULL;
+  STEP(nnlib_model_step_inputs(m, in, 2, t, NULL));
+  STEP(nnlib_workspace_create(&w, m));
+  STEP(nnlib_workspace_predict_inputs(w, in, 2, y));
+  STEP(nnlib_model_forward_inputs(m, in, 2, &out));
+  STEP(nnlib_model_backward_output(m, t));
+  void *bytes = NULL;
+  size_t size = 0;
+  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_load_buffer(&loaded, bytes, size));
+  STEP(nnlib_model_create(&parsed));
+  STEP(nnlib_model_add_spec(parsed, "x=input:3,v=input:2,d=dense:2(x),"
+                                    "c=concat(d,v),multiply(c,c)"));
+  nnlib_free(bytes);
+  nnlib_workspace_free(w);
+  nnlib_model_free(parsed);
+  nnlib_model_free(loaded);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(v);
+  nnlib_tensor_free(t);
+  nnlib_tensor_free(y);
+  nnlib_optimizer_free(opt);
+  nnlib_layer_free(d);
+  nnlib_layer_free(a);
+  nnlib_model_free(m);
+  return st;
+}
+
 /* ------------------------------------------------------------- the loop */
 
 typedef struct scenario {
@@ -498,6 +563,7 @@ SCENARIO(model_files)
 SCENARIO(idx_files)
 SCENARIO(recurrent)
 SCENARIO(convolutional)
+SCENARIO(graph)
 
 /* -------------------------------------------------------------- fixtures */
 
@@ -565,6 +631,7 @@ int main(void) {
       cmocka_unit_test(test_idx_files),
       cmocka_unit_test(test_recurrent),
       cmocka_unit_test(test_convolutional),
+      cmocka_unit_test(test_graph),
       cmocka_unit_test(test_usable_after_failure),
   };
   return cmocka_run_group_tests(tests, make_files, remove_files);
