@@ -14,6 +14,17 @@ objdump -p "$libdir/libnnlib.so" | grep -q 'SONAME *libnnlib.so.1$'
 
 # 1. pkg-config
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# the prefix given to `cmake --install`, written plainly; OpenBLAS and zlib
+# only for static linking
+expect_flags() {  # OPTIONS EXPECTED: pkg-config OPTIONS nnlib prints EXPECTED
+  local got
+  got=$(echo $(pkg-config $1 nnlib))
+  [[ $got == $2 ]] ||
+    { echo "FAIL: pkg-config $1 nnlib printed '$got', expected '$2'" >&2; exit 1; }
+}
+expect_flags --cflags "-I$prefix/include"
+expect_flags --libs "-L$libdir -lnnlib"
+expect_flags "--static --libs" "-L$libdir -lnnlib *-lopenblas* -lz -lm"
 cc -std=c11 -Wall -Werror "$here/app.c" -o "$prefix/app_pc" $(pkg-config --cflags --libs nnlib)
 LD_LIBRARY_PATH="$libdir" "$prefix/app_pc"
 
