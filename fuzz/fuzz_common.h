@@ -117,63 +117,123 @@ static inline void fuzz_expect(nnlib_status st) {
  * input takes minutes to slide, which is the file's request, not a bug. */
 #define FUZZ_MAX_WORK ((int64_t)1 << 27)
 
-/* Whether a pass over n samples stays under FUZZ_MAX_WORK, bounding each
- * layer's work by (input size) x (output size) per sample: a dense layer's
- * exactly, and an upper bound for a pooling window or a recurrent step
- * (their windows and weights read at most the whole input). Convolutions
- * read at most their im2col workspace, which the allocator caps. */
-static inline bool fuzz_cheap_enough(nnlib_model *m, int64_t n) {
-  int64_t dims[NNLIB_MAX_RANK], in = 1, work = 0;
+/* Per-sample floats of node v's output (0 if it cannot be read). */
+static inline int64_t fuzz_node_size(nnlib_model *m, size_t v) {
+  nnlib_node_info info;
+  int64_t dims[NNLIB_MAX_RANK], size = 1;
   size_t rank = 0;
-  if (nnlib_model_get_input_shape(m, dims, NNLIB_MAX_RANK, &rank) != NNLIB_OK)
-    return false;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  if (nnlib_model_get_node(m, v, &info) != NNLIB_OK)
+    return 0;
+  nnlib_status st =
+      info.layer != NULL
+          ? nnlib_layer_get_output_shape(info.layer, dims, NNLIB_MAX_RANK,
+                                         &rank)
+          : nnlib_model_get_input_shape_at(m, (size_t)info.input_index, dims,
+                                           NNLIB_MAX_RANK, &rank);
+  if (st != NNLIB_OK)
+    return 0;
   for (size_t i = 0; i < rank; i++)
-    in *= dims[i]; /* each <= 2^31, the product checked at compile */
-  for (size_t l = 0; l < nnlib_model_get_layer_count(m); l++) {
-    int64_t out = 1, layer_work;
-    if (nnlib_layer_get_output_shape(nnlib_model_get_layer(m, l), dims,
-                                     NNLIB_MAX_RANK, &rank) != NNLIB_OK)
-      return false;
-    for (size_t i = 0; i < rank; i++)
-      out *= dims[i];
-    if (__builtin_mul_overflow(in, out, &layer_work) ||
-        __builtin_mul_overflow(layer_work, n, &layer_work) ||
-        __builtin_add_overflow(work, layer_work, &work) ||
-        work > FUZZ_MAX_WORK)
-      return false;
-    in = out;
-  }
-  return true;
+    size *= dims[i]; /* each <= 2^31, the product checked at compile */
+  return size;
 }
 
-/* Inference on one batch of `n` samples of a compiled model: inputs from a
- * fixed pattern with both signs. *out (may be NULL) receives the outputs,
+/* Whether a pass over n samples stays under FUZZ_MAX_WORK, bounding each
+ * layer's work by (its inputs' sizes) x (output size) per sample: a dense
+ * layer's exactly, and an upper bound for a pooling window, a recurrent
+ * step or a merge (they read at most their whole inputs per output).
+ * Convolutions read at most their im2col workspace, which the allocator
+ * caps. Works on graphs: each layer node counts the nodes it reads. */
+static inline bool fuzz_cheap_enough(nnlib_model *m, int64_t n) {
+  size_t count = nnlib_model_get_node_count(m);
+  int64_t *sizes = malloc((count + 1) * sizeof *sizes), work = 0;
+  bool cheap = sizes != NULL;
+  for (size_t v = 0; cheap && v < count; v++) {
+    nnlib_node_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    sizes[v] = fuzz_node_size(m, v);
+    cheap = sizes[v] > 0 && nnlib_model_get_node(m, v, &info) == NNLIB_OK;
+    int64_t in = 0, node_work;
+    for (size_t k = 0; cheap && info.layer != NULL && k < info.input_count;
+         k++) {
+      size_t from = (size_t)(info.inputs[k] & 0xffffffffu); /* node index */
+      cheap = from < v && !__builtin_add_overflow(in, sizes[from], &in);
+    }
+    cheap = cheap && !__builtin_mul_overflow(in, sizes[v], &node_work) &&
+            !__builtin_mul_overflow(node_work, n, &node_work) &&
+            !__builtin_add_overflow(work, node_work, &work) &&
+            work <= FUZZ_MAX_WORK;
+  }
+  free(sizes);
+  return cheap;
+}
+
+/* One tensor per model input, [n, input k's shape], from a fixed pattern
+ * with both signs, into *xs, a malloc'd array of *count (the model's input
+ * count; free with fuzz_free_inputs). Returns the status of the tensors'
+ * creation (*xs NULL when one failed). */
+static inline nnlib_status fuzz_make_inputs(nnlib_model *m, int64_t n,
+                                            nnlib_tensor ***xs,
+                                            size_t *count) {
+  *count = nnlib_model_get_input_count(m);
+  FUZZ_CHECK(*count >= 1);
+  nnlib_tensor **made = calloc(*count, sizeof *made);
+  FUZZ_CHECK(made != NULL);
+  *xs = NULL;
+  for (size_t k = 0; k < *count; k++) {
+    int64_t shape[NNLIB_MAX_RANK + 1];
+    size_t rank = 0;
+    nnlib_status st = nnlib_model_get_input_shape_at(m, k, shape + 1,
+                                                     NNLIB_MAX_RANK, &rank);
+    FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
+    shape[0] = n;
+    if ((st = nnlib_tensor_create(&made[k], shape, rank + 1)) != NNLIB_OK) {
+      for (size_t j = 0; j < k; j++)
+        nnlib_tensor_free(made[j]);
+      free(made);
+      return st;
+    }
+    float *xd = nnlib_tensor_get_data(made[k]);
+    for (int64_t i = 0; i < nnlib_tensor_get_size(made[k]); i++)
+      xd[i] = (float)((i * 7 + (int64_t)k) % 11) / 5.0f - 1.0f;
+  }
+  *xs = made;
+  return NNLIB_OK;
+}
+
+static inline void fuzz_free_inputs(nnlib_tensor **xs, size_t count) {
+  for (size_t k = 0; xs != NULL && k < count; k++)
+    nnlib_tensor_free(xs[k]);
+  free(xs);
+}
+
+/* Inference on one batch of `n` samples of a compiled model, one tensor
+ * per input (fuzz_make_inputs). *out (may be NULL) receives the outputs,
  * to be freed with nnlib_tensor_free, or NULL when the pass was skipped as
  * too much work (fuzz_cheap_enough). Returns the status of predict (or of
  * an allocation before it). */
 static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
                                         nnlib_tensor **out) {
   int64_t shape[NNLIB_MAX_RANK + 1];
-  size_t rank = 0;
-  nnlib_tensor *x = NULL, *y = NULL;
+  size_t rank = 0, count = 0;
+  nnlib_tensor *y = NULL;
   if (out != NULL)
     *out = NULL;
   if (!fuzz_cheap_enough(m, n))
     return NNLIB_OK;
-  nnlib_status st =
-      nnlib_model_get_input_shape(m, shape + 1, NNLIB_MAX_RANK, &rank);
-  FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
-  shape[0] = n;
-  if ((st = nnlib_tensor_create(&x, shape, rank + 1)) != NNLIB_OK)
+  nnlib_tensor **xs = NULL;
+  nnlib_status st = fuzz_make_inputs(m, n, &xs, &count);
+  if (st != NNLIB_OK)
     return st;
-  float *xd = nnlib_tensor_get_data(x);
-  for (int64_t i = 0; i < nnlib_tensor_get_size(x); i++)
-    xd[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
   st = nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK, &rank);
   FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
+  shape[0] = n;
   if ((st = nnlib_tensor_create(&y, shape, rank + 1)) == NNLIB_OK)
-    st = nnlib_model_predict(m, x, y);
-  nnlib_tensor_free(x);
+    st = nnlib_model_predict_inputs(m, (const nnlib_tensor *const *)xs, count,
+                                    y);
+  fuzz_free_inputs(xs, count);
   if (st == NNLIB_OK && out != NULL)
     *out = y;
   else

@@ -1,11 +1,12 @@
-/* fuzz_model_load: nnlib_model_load_buffer on arbitrary bytes. What loads
- * must also work: it predicts one batch, its description re-parses, and it
- * saves to bytes that load again and save to the same bytes, with the same
- * predictions bit for bit; a model with a loss takes one training step
- * (one backward pass without an optimizer), and with an optimizer two
- * epochs of fit with validation, early stopping and restore-best; a
- * sequence model runs sequences shorter than compiled or refuses them.
- * Nothing may leak, whatever fails.
+/* fuzz_model_load: nnlib_model_load_buffer on arbitrary bytes, model files
+ * of version 1 (chains) and 2 (graphs: several inputs, merges, names).
+ * What loads must also work: it predicts one batch (one tensor per input),
+ * its description re-parses, and it saves to bytes that load again and save
+ * to the same bytes, with the same predictions bit for bit; a model with a
+ * loss takes one training step (one backward pass without an optimizer),
+ * and with an optimizer two epochs of fit with validation, early stopping
+ * and restore-best; a one-input sequence model runs sequences shorter than
+ * compiled or refuses them. Nothing may leak, whatever fails.
  *
  * In the fuzz build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) the loader
  * skips checksum mismatches. The replay in normal builds has real checks,
@@ -51,7 +52,7 @@ static void repair_checksums(unsigned char *b, size_t size) {
 
 static void *saved(nnlib_model *m, unsigned flags, size_t *size) {
   void *bytes = NULL;
-  nnlib_status st = nnlib_model_save_buffer(m, flags, &bytes, size);
+  nnlib_status st = nnlib_model_save_to_buffer(&bytes, size, m, flags);
   fuzz_expect(st);
   FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
   return bytes;
@@ -108,20 +109,21 @@ static void check_spec(nnlib_model *m) {
 /* Two epochs of fit on the batch with itself as validation data, patience
  * 1 and restore-best: the best epoch's parameters and layer buffers go
  * back, whatever the architecture. */
-static void check_fit_validated(nnlib_model *m, const nnlib_tensor *x,
-                                const nnlib_tensor *t) {
+static void check_fit_validated(nnlib_model *m, nnlib_tensor **xs,
+                                size_t count, const nnlib_tensor *t) {
   nnlib_fit_options o;
   nnlib_validation_options v;
   FUZZ_CHECK(nnlib_fit_options_init(&o) == NNLIB_OK);
   FUZZ_CHECK(nnlib_validation_options_init(&v) == NNLIB_OK);
   o.epochs = 2;
-  v.x = x;
+  v.x = NULL; /* the inputs are validation_inputs */
   v.target = t;
   v.patience = 1;
   v.restore_best = 1;
   int64_t run = -1;
   v.epochs_run = &run;
-  nnlib_status st = nnlib_model_fit_validated(m, x, t, &o, &v);
+  const nnlib_tensor *const *in = (const nnlib_tensor *const *)xs;
+  nnlib_status st = nnlib_model_fit_inputs(m, in, count, t, &o, &v, in);
   fuzz_expect(st);
   /* out of memory: the harness's capped allocator refused the copy of the
    * best parameters (or the gathered sample) next to a big model */
@@ -131,34 +133,33 @@ static void check_fit_validated(nnlib_model *m, const nnlib_tensor *x,
   FUZZ_CHECK(st != NNLIB_ERR_OUT_OF_MEMORY || run == 0);
 }
 
-/* One step on zeros (a backward pass where the file has no optimizer): it
- * trains or reports a numerical problem. Backward writes layers' input
- * gradients over their spent outputs (model.c, route_input_grads), which
- * ASan checks here for whatever architecture a file describes. */
+/* One step on fixed inputs (a backward pass where the file has no
+ * optimizer): it trains or reports a numerical problem. Backward writes
+ * layers' input gradients into buffers planned by liveness and sums
+ * fan-out, which ASan checks here for whatever graph a file describes. */
 static void check_step(nnlib_model *m) {
   if (nnlib_model_get_loss(m) == NNLIB_LOSS_NONE || !fuzz_cheap_enough(m, 3))
     return;
   int64_t shape[NNLIB_MAX_RANK + 1];
-  size_t rank = 0;
-  FUZZ_CHECK(nnlib_model_get_input_shape(m, shape + 1, NNLIB_MAX_RANK,
-                                         &rank) == NNLIB_OK);
+  size_t rank = 0, count = 0;
+  nnlib_tensor **xs = NULL, *t = NULL;
+  if (fuzz_make_inputs(m, 1, &xs, &count) != NNLIB_OK)
+    return;
+  FUZZ_CHECK(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK,
+                                          &rank) == NNLIB_OK);
   shape[0] = 1;
-  nnlib_tensor *x = NULL, *t = NULL;
-  if (nnlib_tensor_create(&x, shape, rank + 1) == NNLIB_OK) {
-    FUZZ_CHECK(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK,
-                                            &rank) == NNLIB_OK);
-    if (nnlib_tensor_create(&t, shape, rank + 1) == NNLIB_OK) {
-      nnlib_status st = nnlib_model_get_optimizer(m) != NULL
-                            ? nnlib_model_step(m, x, t, NULL)
-                            : nnlib_model_backward(m, x, t, NULL);
-      fuzz_expect(st);
-      FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
-      /* two epochs and two validation passes: about 8 single passes */
-      if (nnlib_model_get_optimizer(m) != NULL && fuzz_cheap_enough(m, 8))
-        check_fit_validated(m, x, t);
-    }
+  if (nnlib_tensor_create(&t, shape, rank + 1) == NNLIB_OK) {
+    const nnlib_tensor *const *in = (const nnlib_tensor *const *)xs;
+    nnlib_status st = nnlib_model_get_optimizer(m) != NULL
+                          ? nnlib_model_step_inputs(m, in, count, t, NULL)
+                          : nnlib_model_backward_inputs(m, in, count, t, NULL);
+    fuzz_expect(st);
+    FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+    /* two epochs and two validation passes: about 8 single passes */
+    if (nnlib_model_get_optimizer(m) != NULL && fuzz_cheap_enough(m, 8))
+      check_fit_validated(m, xs, count, t);
   }
-  nnlib_tensor_free(x);
+  fuzz_free_inputs(xs, count);
   nnlib_tensor_free(t);
 }
 
@@ -169,6 +170,8 @@ static void check_step(nnlib_model *m) {
 static void check_short_sequences(nnlib_model *m) {
   int64_t in[NNLIB_MAX_RANK], shape[NNLIB_MAX_RANK + 1];
   size_t rank = 0, out_rank = 0;
+  if (nnlib_model_get_input_count(m) != 1)
+    return;
   FUZZ_CHECK(nnlib_model_get_input_shape(m, in, NNLIB_MAX_RANK, &rank) ==
              NNLIB_OK);
   if (rank != 2 || in[0] < 2 || !fuzz_cheap_enough(m, 2))

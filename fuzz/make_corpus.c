@@ -167,7 +167,7 @@ static void model_seed(const char *name, const int64_t *input, size_t rank,
     ok(nnlib_model_step(m, x, t, NULL), "step");
   void *data = NULL;
   size_t size = 0;
-  ok(nnlib_model_save_buffer(m, flags, &data, &size), "save");
+  ok(nnlib_model_save_to_buffer(&data, &size, m, flags), "save");
   write_seed("model_load", name, data, size);
   nnlib_free(data);
   nnlib_tensor_free(x);
@@ -204,12 +204,134 @@ static void spec_model_seed(const char *name, const char *spec,
     ok(nnlib_model_step(m, x, t, NULL), "step");
   void *data = NULL;
   size_t size = 0;
-  ok(nnlib_model_save_buffer(m, flags, &data, &size), "save");
+  ok(nnlib_model_save_to_buffer(&data, &size, m, flags), "save");
   write_seed("model_load", name, data, size);
   nnlib_free(data);
   nnlib_tensor_free(x);
   nnlib_tensor_free(t);
   nnlib_model_free(m);
+}
+
+/* ------------------------------------------------ graph model files */
+
+/* Trains `steps` steps of a compiled graph model on fixed inputs (one
+ * tensor per input) and writes the saved file: version 2. */
+static void graph_seed(const char *name, nnlib_model *m, int steps,
+                       unsigned flags) {
+  size_t count = nnlib_model_get_input_count(m);
+  nnlib_tensor *xs[4] = {NULL}, *t = NULL;
+  int64_t shape[NNLIB_MAX_RANK + 1];
+  size_t rank = 0;
+  for (size_t k = 0; k < count; k++) {
+    ok(nnlib_model_get_input_shape_at(m, k, shape + 1, NNLIB_MAX_RANK, &rank),
+       "input shape");
+    shape[0] = 3;
+    ok(nnlib_tensor_create(&xs[k], shape, rank + 1), "x");
+    float *xd = nnlib_tensor_get_data(xs[k]);
+    for (int64_t i = 0; i < nnlib_tensor_get_size(xs[k]); i++)
+      xd[i] = (float)((i + (int64_t)k) % 5) / 2.0f - 1.0f;
+  }
+  ok(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK, &rank),
+     "output shape");
+  shape[0] = 3;
+  ok(nnlib_tensor_create(&t, shape, rank + 1), "t");
+  float *td = nnlib_tensor_get_data(t);
+  int64_t per = nnlib_tensor_get_size(t) / 3;
+  for (int64_t r = 0; r < 3; r++)
+    td[r * per + r % per] = 1.0f;
+  for (int s = 0; s < steps; s++)
+    ok(nnlib_model_step_inputs(m, (const nnlib_tensor *const *)xs, count, t,
+                               NULL),
+       "step");
+  void *data = NULL;
+  size_t size = 0;
+  ok(nnlib_model_save_to_buffer(&data, &size, m, flags), "save");
+  if (size < 12 || ((const unsigned char *)data)[8] != 2)
+    die("a graph model file is not version 2");
+  write_seed("model_load", name, data, size);
+  nnlib_free(data);
+  for (size_t k = 0; k < count; k++)
+    nnlib_tensor_free(xs[k]);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
+static nnlib_node node_input(nnlib_model *m, const int64_t *shape,
+                             size_t rank, const char *name) {
+  nnlib_node node = 0;
+  ok(nnlib_model_input(m, shape, rank, &node), "input");
+  if (name != NULL)
+    ok(nnlib_model_set_node_name(m, node, name), "name");
+  return node;
+}
+
+static nnlib_node node_apply(nnlib_model *m, nnlib_layer *l, nnlib_node a,
+                             const nnlib_node *b, const char *name) {
+  nnlib_node in[2] = {a, b != NULL ? *b : 0}, node = 0;
+  ok(nnlib_model_apply(m, l, in, b != NULL ? 2 : 1, &node), "apply");
+  if (name != NULL)
+    ok(nnlib_model_set_node_name(m, node, name), "name");
+  return node;
+}
+
+static nnlib_layer *merge(nnlib_layer_kind kind) {
+  nnlib_layer *l = NULL;
+  if (kind == NNLIB_LAYER_ADD)
+    ok(nnlib_add_create(&l), "add");
+  else if (kind == NNLIB_LAYER_MULTIPLY)
+    ok(nnlib_multiply_create(&l), "multiply");
+  else
+    ok(nnlib_concat_create(&l, 0), "concat");
+  return l;
+}
+
+/* Version-2 files: a residual block with batchnorm and a multiply gate
+ * (one input, named nodes, Adam state), and an image and a vector input
+ * joined by concat (SGD with momentum). */
+static void graph_model_seeds(void) {
+  nnlib_model *m = NULL;
+  ok(nnlib_model_create(&m), "model");
+  const int64_t in6[1] = {6};
+  nnlib_node x = node_input(m, in6, 1, "x");
+  nnlib_layer *bn = NULL;
+  ok(nnlib_batchnorm_create(&bn, 0.1f, 1e-5f), "batchnorm");
+  nnlib_node h = node_apply(m, dense(0, 6, 1), x, NULL, NULL);
+  h = node_apply(m, bn, h, NULL, NULL);
+  h = node_apply(m, act(NNLIB_ACT_RELU, 0), h, NULL, "h");
+  nnlib_node gate = node_apply(m, dense(0, 6, 1), x, NULL, NULL);
+  gate = node_apply(m, act(NNLIB_ACT_SIGMOID, 0), gate, NULL, "gate");
+  nnlib_node g = node_apply(m, merge(NNLIB_LAYER_MULTIPLY), h, &gate, NULL);
+  nnlib_node sum = node_apply(m, merge(NNLIB_LAYER_ADD), x, &g, "sum");
+  node_apply(m, dense(0, 3, 1), sum, NULL, "logits");
+  ok(nnlib_model_compile_graph(m, 3, NNLIB_LOSS_SOFTMAX_CE,
+                               optimizer(NNLIB_OPT_ADAM, 0,
+                                         NNLIB_SCHEDULE_CONSTANT, 0),
+                               42),
+     "residual");
+  graph_seed("graph-residual-gate-adam", m, 2, NNLIB_SAVE_OPTIMIZER);
+
+  ok(nnlib_model_create(&m), "model");
+  const int64_t image[3] = {1, 5, 5}, vec[1] = {3};
+  nnlib_node img = node_input(m, image, 3, "img");
+  nnlib_node v = node_input(m, vec, 1, "vec");
+  nnlib_conv2d_options co;
+  ok(nnlib_conv2d_options_init(&co), "conv options");
+  co.padding_h = co.padding_w = 1;
+  nnlib_layer *conv = NULL, *flatten = NULL;
+  ok(nnlib_conv2d_create(&conv, 2, 3, 3, &co), "conv");
+  ok(nnlib_flatten_create(&flatten), "flatten");
+  h = node_apply(m, conv, img, NULL, NULL);
+  h = node_apply(m, act(NNLIB_ACT_RELU, 0), h, NULL, NULL);
+  h = node_apply(m, flatten, h, NULL, NULL);
+  h = node_apply(m, dense(0, 4, 1), h, NULL, "f");
+  h = node_apply(m, merge(NNLIB_LAYER_CONCAT), h, &v, NULL);
+  node_apply(m, dense(0, 2, 1), h, NULL, NULL);
+  ok(nnlib_model_compile_graph(m, 3, NNLIB_LOSS_SOFTMAX_CE,
+                               optimizer(NNLIB_OPT_SGD, 0.9f,
+                                         NNLIB_SCHEDULE_STEP, 0),
+                               42),
+     "two inputs");
+  graph_seed("graph-two-inputs-sgd", m, 2, NNLIB_SAVE_OPTIMIZER);
 }
 
 static void model_seeds(void) {
@@ -268,6 +390,20 @@ static void roundtrip_seeds(void) {
     snprintf(name, sizeof name, "choices-%d", s);
     write_seed("model_roundtrip", name, buf, sizeof buf);
   }
+  /* the graph family (first byte 3 mod 4): one input, two features
+   * inputs, a vector and an image, each with six steps */
+  for (int s = 0; s < 6; s++) {
+    unsigned char buf[160];
+    for (size_t i = 0; i < sizeof buf; i++) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = (unsigned char)(state >> 24);
+    }
+    buf[0] = 3;          /* family: graph */
+    buf[2] = (unsigned char)(s % 3); /* second input: none, vector, image */
+    char name[32];
+    snprintf(name, sizeof name, "graph-choices-%d", s);
+    write_seed("model_roundtrip", name, buf, sizeof buf);
+  }
 }
 
 static void spec_seeds(void) {
@@ -283,6 +419,12 @@ static void spec_seeds(void) {
        "global_avgpool"),
       "lstm:16,last,dense:4",
       "rnn:8:relu:nobias,gru:4,last,batchnorm:0.1:1e-3",
+      /* graphs: named nodes, references, a declared input, merges (a
+       * description with two inputs waits for fuzz_spec.c to compile
+       * graphs with nnlib_model_compile_graph) */
+      "x=input:16x8x8,conv:16x3x3:p1,relu,c=conv:16x3x3:p1,add(x,c),relu",
+      "a=input:6,b=dense:6(a),g=sigmoid(a),multiply(b,g),dense:2",
+      "x=input:5x3,l=lstm:4(x),r=gru:4(x),concat:-1(l,r),dense:2",
   };
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
     char name[32];
@@ -301,6 +443,7 @@ int main(int argc, char **argv) {
     die(root);
   idx_seeds();
   model_seeds();
+  graph_model_seeds();
   roundtrip_seeds();
   spec_seeds();
   return 0;

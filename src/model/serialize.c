@@ -25,6 +25,10 @@ static nnlib_status check_savable(const nnlib_model *m, unsigned flags,
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "%s: %zu layers, model files hold at most %u", what,
                         m->layer_count, NNLIB__FILE_MAX_LAYERS);
+  if (m->input_count > NNLIB__FILE_MAX_INPUTS)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s: %zu inputs, model files hold at most %u", what,
+                        m->input_count, NNLIB__FILE_MAX_INPUTS);
   for (size_t i = 0; i < m->layer_count; i++) {
     const nnlib_layer *l = m->layers[i];
     const nnlib__layer_codec *codec = nnlib__codec_for_kind(l->ops->kind);
@@ -73,18 +77,24 @@ static nnlib_status encode(const nnlib_model *m, unsigned flags,
   return NNLIB_OK;
 }
 
-nnlib_status nnlib_model_save_buffer(const nnlib_model *m, unsigned flags,
-                                     void **data, size_t *size) {
+nnlib_status nnlib_model_save_to_buffer(void **data, size_t *size,
+                                        const nnlib_model *m, unsigned flags) {
   NNLIB_CHECK_ARG(data != NULL && size != NULL,
-                  "nnlib_model_save_buffer: data or size is NULL");
+                  "nnlib_model_save_to_buffer: data or size is NULL");
   *data = NULL;
   *size = 0;
   unsigned char *buf;
   size_t n;
-  NNLIB_TRY(encode(m, flags, "nnlib_model_save_buffer", &buf, &n));
+  NNLIB_TRY(encode(m, flags, "nnlib_model_save_to_buffer", &buf, &n));
   *data = buf;
   *size = n;
   return NNLIB_OK;
+}
+
+/* The 1.0 order (deprecated: what the caller frees comes first). */
+nnlib_status nnlib_model_save_buffer(const nnlib_model *m, unsigned flags,
+                                     void **data, size_t *size) {
+  return nnlib_model_save_to_buffer(data, size, m, flags);
 }
 
 static nnlib_status io_error(const char *doing, const char *path, int err) {

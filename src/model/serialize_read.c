@@ -4,8 +4,10 @@
  * (container, checksums, every count and shape against the bytes actually
  * there, every enum), then layers are built from their configs, planned in
  * a dry run whose parameter shapes must equal the file's, and only then is
- * the model compiled (the one large allocation) and filled. Any failure
- * frees what was built; the caller never sees half a model. */
+ * the model compiled (the one large allocation) and filled. A version-2
+ * file's graph is parsed and checked, and the layers planned over it, before
+ * the model gets its first node (serialize_graph.c). Any failure frees what
+ * was built; the caller never sees half a model. */
 #include "serialize_format.h"
 
 #include <stdio.h>
@@ -87,17 +89,31 @@ static nnlib_status check_preamble(const unsigned char *d, size_t size,
   return NNLIB_OK;
 }
 
-/* HEAD, ARCH, PARM and optionally OPTM, each followed by its checksum,
- * filling exactly the space between preamble and trailer. */
+/* HEAD, (version 2: GRPH,) ARCH, PARM and optionally OPTM, each followed
+ * by its checksum, filling exactly the space between preamble and
+ * trailer. */
 static nnlib_status walk_sections(const unsigned char *d, size_t size,
                                   nnlib__file_view *v) {
-  static const char *const tags[4] = {NNLIB__TAG_HEAD, NNLIB__TAG_ARCH,
-                                      NNLIB__TAG_PARM, NNLIB__TAG_OPTM};
-  nnlib__section *slots[4] = {&v->head, &v->arch, &v->parm, &v->optm};
+  const char *tags[5];
+  nnlib__section *slots[5];
+  uint32_t known = 0;
+  tags[known] = NNLIB__TAG_HEAD;
+  slots[known++] = &v->head;
+  if (v->version >= NNLIB__FILE_VERSION_GRAPH) {
+    tags[known] = NNLIB__TAG_GRPH;
+    slots[known++] = &v->grph;
+  }
+  tags[known] = NNLIB__TAG_ARCH;
+  slots[known++] = &v->arch;
+  tags[known] = NNLIB__TAG_PARM;
+  slots[known++] = &v->parm;
+  tags[known] = NNLIB__TAG_OPTM;
+  slots[known++] = &v->optm;
   uint32_t count = le32(d + 12);
-  if (count != 3 && count != 4)
+  if (count != known - 1 && count != known)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                        "model file: %u sections, expected 3 or 4", count);
+                        "model file: %u sections, expected %u or %u", count,
+                        known - 1, known);
   size_t pos = NNLIB__PREAMBLE_SIZE, end = size - NNLIB__TRAILER_SIZE;
   for (uint32_t i = 0; i < count; i++) {
     char tag[5];
@@ -133,7 +149,7 @@ static nnlib_status walk_sections(const unsigned char *d, size_t size,
                         "model file: %zu unexplained bytes after the last "
                         "section",
                         end - pos);
-  v->has_optm = count == 4;
+  v->has_optm = count == known;
   return NNLIB_OK;
 }
 
@@ -177,21 +193,34 @@ static nnlib_status get_dims(nnlib__reader *r, uint32_t rank, nnlib__shape *s,
   return NNLIB_OK;
 }
 
-static nnlib_status get_head_values(nnlib__reader *r, nnlib__file_head *h) {
-  uint32_t loss, rank;
-  int64_t input_size;
+/* `what` is "input" in version 1, "input K" in version 2 */
+nnlib_status nnlib__file_input_shape(nnlib__reader *r, const char *what,
+                                     nnlib__shape *s) {
+  uint32_t rank;
+  int64_t size;
+  char shape_what[40];
+  NNLIB_TRY(nnlib__get_u32(r, &rank));
+  if (rank < 1 || rank >= NNLIB_MAX_RANK)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "model file: %s rank %u, must be in 1..%d", what, rank,
+                        NNLIB_MAX_RANK - 1);
+  snprintf(shape_what, sizeof shape_what, "%s shape", what);
+  return get_dims(r, rank, s, &size, shape_what);
+}
+
+/* library version, loss, (version 1: the input shape,) maximum batch,
+ * seed */
+static nnlib_status get_head_values(nnlib__reader *r, nnlib__file_head *h,
+                                    bool with_input) {
+  uint32_t loss;
   NNLIB_TRY(nnlib__get_u32(r, &h->library_version));
   NNLIB_TRY(nnlib__get_u32(r, &loss));
   if (loss > (uint32_t)NNLIB_LOSS_SOFTMAX_CE)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE, "model file: unknown loss %u",
                         loss);
   h->loss = (nnlib_loss)loss;
-  NNLIB_TRY(nnlib__get_u32(r, &rank));
-  if (rank < 1 || rank >= NNLIB_MAX_RANK)
-    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                        "model file: input rank %u, must be in 1..%d", rank,
-                        NNLIB_MAX_RANK - 1);
-  NNLIB_TRY(get_dims(r, rank, &h->input, &input_size, "input shape"));
+  if (with_input)
+    NNLIB_TRY(nnlib__file_input_shape(r, "input", &h->input));
   NNLIB_TRY(nnlib__get_i64(r, &h->max_batch));
   if (h->max_batch < 1 || h->max_batch > NNLIB__BLAS_DIM_MAX)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
@@ -201,11 +230,30 @@ static nnlib_status get_head_values(nnlib__reader *r, nnlib__file_head *h) {
   return nnlib__get_u64(r, &h->seed);
 }
 
+nnlib_status nnlib__file_input_count(nnlib__reader *r, uint32_t *count) {
+  NNLIB_TRY(nnlib__get_u32(r, count));
+  if (*count < 1 || *count > NNLIB__FILE_MAX_INPUTS)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "model file: %u inputs, must be in 1..%u", *count,
+                        NNLIB__FILE_MAX_INPUTS);
+  return NNLIB_OK;
+}
+
+/* Version 2 keeps the input shapes in GRPH: the count and input 0's shape
+ * for the header summary (the rest is read with the graph). */
+static nnlib_status graph_first_input(const nnlib__file_view *v,
+                                      nnlib__file_head *h) {
+  nnlib__reader r = {v->grph.payload, v->grph.length, "graph section"};
+  NNLIB_TRY(nnlib__file_input_count(&r, &h->input_count));
+  return nnlib__file_input_shape(&r, "input 0", &h->input);
+}
+
 nnlib_status nnlib__file_head_parse(const nnlib__file_view *v,
                                     nnlib__file_head *h) {
   nnlib__reader r = {v->head.payload, v->head.length, "header section"};
+  bool graph = v->version >= NNLIB__FILE_VERSION_GRAPH;
   memset(h, 0, sizeof *h);
-  NNLIB_TRY(get_head_values(&r, h));
+  NNLIB_TRY(get_head_values(&r, h, !graph));
   uint64_t any = 0;
   for (size_t i = 0; i < 4; i++) {
     NNLIB_TRY(nnlib__get_u64(&r, &h->rng.s[i]));
@@ -223,7 +271,11 @@ nnlib_status nnlib__file_head_parse(const nnlib__file_view *v,
   if (h->param_total < 0)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "model file: negative parameter count");
-  return no_trailing(&r);
+  NNLIB_TRY(no_trailing(&r));
+  if (graph)
+    return graph_first_input(v, h);
+  h->input_count = 1;
+  return NNLIB_OK;
 }
 
 /* ------------------------------------------- structure, before building */
@@ -402,30 +454,66 @@ static nnlib_status as_corrupt(nnlib_status st, const char *context) {
                       detail);
 }
 
+/* Layer i from its config at r (kind and length checked by arch_prescan),
+ * r then at the next layer. */
+static nnlib_status read_layer(nnlib__reader *r, uint32_t i,
+                               nnlib_layer **out) {
+  uint32_t kind, length;
+  char what[48];
+  *out = NULL;
+  NNLIB_TRY(nnlib__get_u32(r, &kind));
+  NNLIB_TRY(nnlib__get_u32(r, &length));
+  snprintf(what, sizeof what, "layer %u config", i);
+  nnlib__reader config = {r->p, length, what};
+  nnlib_layer *layer = NULL;
+  nnlib_status st = as_corrupt(
+      nnlib__codec_for_kind(kind)->read_config(&config, &layer), what);
+  if (st == NNLIB_OK && config.left != 0)
+    st = no_trailing(&config);
+  r->p += length;
+  r->left -= length;
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(layer);
+    return st;
+  }
+  *out = layer;
+  return NNLIB_OK;
+}
+
+/* Version 1: the layers in a chain, in file order. */
 static nnlib_status add_layers(nnlib_model *m, const nnlib__file_view *v,
                                const nnlib__file_head *h) {
   nnlib__reader r = {v->arch.payload, v->arch.length, "architecture section"};
   for (uint32_t i = 0; i < h->layer_count; i++) {
-    uint32_t kind, length;
-    char what[48];
-    NNLIB_TRY(nnlib__get_u32(&r, &kind));
-    NNLIB_TRY(nnlib__get_u32(&r, &length));
-    snprintf(what, sizeof what, "layer %u config", i);
-    nnlib__reader config = {r.p, length, what};
-    nnlib_layer *layer = NULL;
-    nnlib_status st = as_corrupt(
-        nnlib__codec_for_kind(kind)->read_config(&config, &layer), what);
-    if (st == NNLIB_OK && config.left != 0)
-      st = no_trailing(&config);
-    if (st != NNLIB_OK) {
-      nnlib_layer_free(layer);
-      return st;
-    }
+    nnlib_layer *layer;
+    NNLIB_TRY(read_layer(&r, i, &layer));
     NNLIB_TRY(nnlib_model_add(m, layer));
-    r.p += length;
-    r.left -= length;
   }
   return NNLIB_OK;
+}
+
+/* Version 2: the layers outside any model, for the graph's dry run. The
+ * array and every layer in it are freed with free_layers. */
+static nnlib_status read_layers(const nnlib__file_view *v,
+                                const nnlib__file_head *h,
+                                nnlib_layer ***out) {
+  nnlib__reader r = {v->arch.payload, v->arch.length, "architecture section"};
+  nnlib_layer **layers = nnlib__calloc(h->layer_count, sizeof *layers);
+  *out = layers;
+  if (layers == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "model file: no memory for %u layers",
+                        h->layer_count);
+  for (uint32_t i = 0; i < h->layer_count; i++)
+    NNLIB_TRY(read_layer(&r, i, &layers[i]));
+  return NNLIB_OK;
+}
+
+/* The layers no model took. */
+static void free_layers(nnlib_layer **layers, uint32_t count) {
+  for (uint32_t i = 0; layers != NULL && i < count; i++)
+    nnlib_layer_free(layers[i]);
+  nnlib__free(layers);
 }
 
 static void shape_text(const nnlib__shape *s, char *buf, size_t size) {
@@ -537,12 +625,23 @@ static nnlib_status fill_tensors(nnlib__reader *r, nnlib__param *declared) {
   return NNLIB_OK;
 }
 
+/* The kind's own check of the state just read (batchnorm: no negative
+ * running variance): NNLIB_ERR_CORRUPT_FILE naming the layer. */
+static nnlib_status check_layer_state(const nnlib_layer *l, size_t index) {
+  if (l->ops->check_state == NULL)
+    return NNLIB_OK;
+  char what[48];
+  snprintf(what, sizeof what, "layer %zu", index);
+  return as_corrupt(l->ops->check_state(l), what);
+}
+
 static nnlib_status fill_parameters(nnlib_model *m,
                                     const nnlib__file_view *v) {
   nnlib__reader r = {v->parm.payload, v->parm.length, "parameter section"};
   for (size_t i = 0; i < m->layer_count; i++) {
     NNLIB_TRY(fill_tensors(&r, m->layers[i]->params));
     NNLIB_TRY(fill_tensors(&r, m->layers[i]->buffers));
+    NNLIB_TRY(check_layer_state(m->layers[i], i));
   }
   return NNLIB_OK;
 }
@@ -570,10 +669,13 @@ static nnlib_status restore_optimizer(nnlib_model *m,
   return NNLIB_OK;
 }
 
-static nnlib_status build(const nnlib__file_view *v, const nnlib__file_head *h,
-                          const nnlib__file_optm *o, nnlib_model *m) {
-  NNLIB_TRY(add_layers(m, v, h));
-  NNLIB_TRY(dry_run_plan(m, h));
+/* Planned and with its nodes: the file's tensors against the layers'
+ * declared shapes, the optimizer, compile (input_shape NULL: every input
+ * was declared), then the values. */
+static nnlib_status finish(nnlib_model *m, const nnlib__file_view *v,
+                           const nnlib__file_head *h,
+                           const nnlib__file_optm *o,
+                           const nnlib__shape *input_shape) {
   NNLIB_TRY(match_parm_shapes(m, v));
   nnlib_optimizer *opt = NULL;
   if (o != NULL)
@@ -581,15 +683,45 @@ static nnlib_status build(const nnlib__file_view *v, const nnlib__file_head *h,
                          "optimizer"));
   /* compile takes opt, also when it fails; no initial weights: the file
    * fills every parameter and buffer below */
-  NNLIB_TRY(as_corrupt(nnlib__model_compile(m, h->input.dims, h->input.rank,
-                                            h->max_batch, h->loss, opt,
-                                            h->seed, false),
-                       "compile"));
+  NNLIB_TRY(as_corrupt(
+      nnlib__model_compile(m, input_shape ? input_shape->dims : NULL,
+                           input_shape ? input_shape->rank : 0, h->max_batch,
+                           h->loss, opt, h->seed, false),
+      "compile"));
   NNLIB_TRY(fill_parameters(m, v));
   if (o != NULL)
     NNLIB_TRY(restore_optimizer(m, o));
   m->rng = h->rng;
   return NNLIB_OK;
+}
+
+/* Version 1: a chain built with nnlib_model_add, as nnlib 1.2 did. */
+static nnlib_status build_chain(const nnlib__file_view *v,
+                                const nnlib__file_head *h,
+                                const nnlib__file_optm *o, nnlib_model *m) {
+  NNLIB_TRY(add_layers(m, v, h));
+  NNLIB_TRY(dry_run_plan(m, h));
+  return finish(m, v, h, o, &h->input);
+}
+
+/* Version 2: the graph parsed and checked, the layers built and planned
+ * over it, all before the model gets its first node. */
+static nnlib_status build_graph(const nnlib__file_view *v,
+                                const nnlib__file_head *h,
+                                const nnlib__file_optm *o, nnlib_model *m) {
+  nnlib__file_graph g;
+  nnlib_layer **layers = NULL;
+  nnlib_status st = nnlib__file_graph_parse(v, h, &g);
+  if (st == NNLIB_OK)
+    st = read_layers(v, h, &layers);
+  if (st == NNLIB_OK)
+    st = nnlib__file_graph_plan(&g, layers, h->max_batch);
+  if (st == NNLIB_OK)
+    st = as_corrupt(nnlib__file_graph_build(&g, layers, m), "graph");
+  free_layers(layers, h->layer_count);
+  nnlib__file_graph_free(&g);
+  NNLIB_TRY(st);
+  return finish(m, v, h, o, NULL);
 }
 
 nnlib_status nnlib__model_decode(const unsigned char *data, size_t size,
@@ -605,7 +737,10 @@ nnlib_status nnlib__model_decode(const unsigned char *data, size_t size,
     NNLIB_TRY(nnlib__file_optm_parse(&v, &h, &o));
   nnlib_model *m = NULL;
   NNLIB_TRY(nnlib_model_create(&m));
-  nnlib_status st = build(&v, &h, v.has_optm ? &o : NULL, m);
+  const nnlib__file_optm *optm = v.has_optm ? &o : NULL;
+  nnlib_status st = v.version >= NNLIB__FILE_VERSION_GRAPH
+                        ? build_graph(&v, &h, optm, m)
+                        : build_chain(&v, &h, optm, m);
   if (st != NNLIB_OK) {
     nnlib_model_free(m);
     return st;

@@ -1,7 +1,18 @@
 /* serialize_write.c - encodes a compiled model in the format of
- * docs/FILE_FORMAT.md. Every function runs twice: once with a counting
- * writer to size the file, once to fill the buffer of exactly that size. */
+ * docs/FILE_FORMAT.md: a chain as version 1 (what nnlib 1.0 to 1.2 read),
+ * any other graph as version 2. Every function runs twice: once with a
+ * counting writer to size the file, once to fill the buffer of exactly
+ * that size. */
 #include "serialize_format.h"
+
+#include <string.h>
+
+/* nnlib__model_is_chain counts a named node out: version 1 has no place
+ * for names. */
+uint32_t nnlib__file_version_for(const nnlib_model *m) {
+  return nnlib__model_is_chain(m) ? NNLIB__FILE_VERSION_CHAIN
+                                  : NNLIB__FILE_VERSION_GRAPH;
+}
 
 /* u32 rank, i64 dims[rank], f32 data[product] */
 static void put_tensor(nnlib__writer *w, const nnlib__param *t) {
@@ -25,12 +36,14 @@ static void put_floats(nnlib__writer *w, const float *v, int64_t n) {
     nnlib__put_f32(w, v[i]);
 }
 
-static void put_head(const nnlib_model *m, nnlib__writer *w) {
-  nnlib__put_u32(w, NNLIB_VERSION_NUMBER);
-  nnlib__put_u32(w, (uint32_t)m->loss);
-  nnlib__put_u32(w, (uint32_t)m->input_shape.rank);
-  for (size_t i = 0; i < m->input_shape.rank; i++)
-    nnlib__put_i64(w, m->input_shape.dims[i]);
+static void put_shape(nnlib__writer *w, const nnlib__shape *s) {
+  nnlib__put_u32(w, (uint32_t)s->rank);
+  for (size_t i = 0; i < s->rank; i++)
+    nnlib__put_i64(w, s->dims[i]);
+}
+
+/* what follows the input shape in version 1, and the loss in version 2 */
+static void put_head_rest(const nnlib_model *m, nnlib__writer *w) {
   nnlib__put_i64(w, m->max_batch);
   nnlib__put_u64(w, m->seed);
   /* the generator's position, so fit's shuffles continue where they were */
@@ -38,6 +51,50 @@ static void put_head(const nnlib_model *m, nnlib__writer *w) {
     nnlib__put_u64(w, m->rng.s[i]);
   nnlib__put_u32(w, (uint32_t)m->layer_count);
   nnlib__put_i64(w, m->param_size);
+}
+
+/* version 1: the one input's shape between the loss and the batch */
+static void put_head(const nnlib_model *m, nnlib__writer *w) {
+  nnlib__put_u32(w, NNLIB_VERSION_NUMBER);
+  nnlib__put_u32(w, (uint32_t)m->loss);
+  put_shape(w, &m->input_shape);
+  put_head_rest(m, w);
+}
+
+/* version 2: the input shapes are in GRPH */
+static void put_head_graph(const nnlib_model *m, nnlib__writer *w) {
+  nnlib__put_u32(w, NNLIB_VERSION_NUMBER);
+  nnlib__put_u32(w, (uint32_t)m->loss);
+  put_head_rest(m, w);
+}
+
+/* per node: u32 kind; a layer's u32 layer index, u32 input count, u32
+ * input node indices; u32 name length (0: unnamed), the name's bytes */
+static void put_node(const nnlib__node *node, nnlib__writer *w) {
+  if (node->layer == NULL) {
+    nnlib__put_u32(w, NNLIB__NODE_INPUT);
+  } else {
+    nnlib__put_u32(w, NNLIB__NODE_LAYER);
+    nnlib__put_u32(w, (uint32_t)node->layer_index);
+    nnlib__put_u32(w, (uint32_t)node->input_count);
+    for (size_t i = 0; i < node->input_count; i++)
+      nnlib__put_u32(w, (uint32_t)node->inputs[i]);
+  }
+  size_t length = node->name != NULL ? strlen(node->name) : 0;
+  nnlib__put_u32(w, (uint32_t)length);
+  nnlib__put_bytes(w, node->name, length);
+}
+
+/* u32 input count, each input's shape, u32 node count, the nodes in node
+ * order, u32 output node */
+static void put_graph(const nnlib_model *m, nnlib__writer *w) {
+  nnlib__put_u32(w, (uint32_t)m->input_count);
+  for (size_t k = 0; k < m->input_count; k++)
+    put_shape(w, &m->nodes[m->inputs[k]].shape);
+  nnlib__put_u32(w, (uint32_t)m->node_count);
+  for (size_t v = 0; v < m->node_count; v++)
+    put_node(&m->nodes[v], w);
+  nnlib__put_u32(w, (uint32_t)m->output);
 }
 
 /* per layer: u32 kind, u32 config length, config */
@@ -117,10 +174,17 @@ void nnlib__model_encode(const nnlib_model *m, bool with_optimizer,
                          uint64_t total, nnlib__writer *w) {
   nnlib__put_tag(w, NNLIB__FILE_MAGIC);
   nnlib__put_tag(w, &NNLIB__FILE_MAGIC[4]); /* clang: -Wstring-plus-int */
-  nnlib__put_u32(w, NNLIB__FILE_VERSION);
-  nnlib__put_u32(w, with_optimizer ? 4u : 3u);
+  uint32_t version = nnlib__file_version_for(m);
+  bool graph = version == NNLIB__FILE_VERSION_GRAPH;
+  nnlib__put_u32(w, version);
+  nnlib__put_u32(w, (with_optimizer ? 4u : 3u) + (graph ? 1u : 0u));
   nnlib__put_u64(w, total);
-  put_section(m, NNLIB__TAG_HEAD, put_head, w);
+  if (graph) {
+    put_section(m, NNLIB__TAG_HEAD, put_head_graph, w);
+    put_section(m, NNLIB__TAG_GRPH, put_graph, w);
+  } else {
+    put_section(m, NNLIB__TAG_HEAD, put_head, w);
+  }
   put_section(m, NNLIB__TAG_ARCH, put_arch, w);
   put_section(m, NNLIB__TAG_PARM, put_parm, w);
   if (with_optimizer)
