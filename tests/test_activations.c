@@ -2,6 +2,7 @@
  * including the extremes where naive formulas overflow. */
 #include "test_support.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -96,29 +97,53 @@ static void test_softmax_values(void **s) {
   ASSERT_NEAR(sum, 1.0, 1e-6);
 }
 
-/* sigmoid and tanh run vectorised code (core/vecmath.h, not libm): a dense
- * sweep of [-40, 40] in steps of 1/512, through the layer (separate input
- * and output) and through a fused dense pass (in place, bias added), each
- * within the bar of check_elementwise against double; NaN passes through. */
-enum { SWEEP = 40960 + 1 };
+/* sigmoid and tanh run vectorised code (core/vecmath.h, not libm), which
+ * promises at most 0.5 ulp and a hair (it rounds a double evaluation once)
+ * over the whole float range. Measured against long double: every float
+ * whose bits are a multiple of a prime stride (~65 000 values over every
+ * exponent, subnormals and both signs), and a dense sweep of [-40, 40] in
+ * steps of 1/512 through the layer (separate input and output) and
+ * through a fused dense pass (in place, bias added). */
+#define MAX_ULP 0.51
 
-static void check_sweep(nnlib_activation kind, const float *x, const float *y,
-                        float offset) {
-  for (int i = 0; i < SWEEP; i++) {
-    double want = ref(kind, (double)x[i] + offset, 0);
-    if (!(fabs(y[i] - want) <= 1e-6 + 4e-7 * fabs(want)))
-      fail_msg("%s(%.9g) = %.9g, want %.9g",
-               kind == NNLIB_ACT_SIGMOID ? "sigmoid" : "tanh",
-               (double)x[i] + offset, (double)y[i], want);
-  }
+static long double ref_exact(nnlib_activation kind, long double x) {
+  return kind == NNLIB_ACT_SIGMOID ? 1.0L / (1.0L + expl(-x)) : tanhl(x);
 }
 
-static void sweep_kind(nnlib_activation kind) {
+/* |y - want| in units of the float spacing at want (2^-149 below the
+ * normal range). */
+static double ulp_error(float y, long double want) {
+  long double a = fabsl(want);
+  int e;
+  frexpl(a, &e); /* a = f 2^e, f in [0.5, 1) */
+  long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
+  return (double)(fabsl((long double)y - want) / ulp);
+}
+
+/* y[i] = f(x[i] + offset) within MAX_ULP; returns the largest error. */
+static double check_ulps(nnlib_activation kind, const float *x,
+                         const float *y, int64_t count, float offset) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < count; i++) {
+    float v = x[i] + offset;
+    double err = ulp_error(y[i], ref_exact(kind, v));
+    if (!(err <= MAX_ULP))
+      fail_msg("%s(%a = %.9g) = %.9g, %.3f ulp from %.12Lg",
+               kind == NNLIB_ACT_SIGMOID ? "sigmoid" : "tanh", (double)v,
+               (double)v, (double)y[i], err, ref_exact(kind, v));
+    worst = err > worst ? err : worst;
+  }
+  return worst;
+}
+
+enum { SWEEP = 40960 + 1, BITS_STRIDE = 65521 /* prime */ };
+
+static void sweep_dense(nnlib_activation kind) {
   static float x[SWEEP], y[SWEEP];
   for (int i = 0; i < SWEEP; i++)
     x[i] = -40.0f + (float)i / 512.0f;
   run(kind, 0, x, y, SWEEP);
-  check_sweep(kind, x, y, 0.0f);
+  check_ulps(kind, x, y, SWEEP, 0.0f);
   /* dense 1->SWEEP with weight x and bias 0.5 on input 1: the fused pass */
   nnlib_layer *d = ts_dense(1, SWEEP, 1);
   nnlib_model *m = ts_model(1, 1, NNLIB_LOSS_NONE, NULL, 1, d,
@@ -131,21 +156,67 @@ static void sweep_kind(nnlib_activation kind) {
   float one = 1.0f;
   nnlib_tensor *X = ts_tensor2(1, 1, &one), *Y = ts_tensor2(1, SWEEP, NULL);
   ASSERT_OK(nnlib_model_predict(m, X, Y));
-  check_sweep(kind, x, nnlib_tensor_get_data(Y), 0.5f);
+  check_ulps(kind, x, nnlib_tensor_get_data(Y), SWEEP, 0.5f);
   nnlib_tensor_free(X);
   nnlib_tensor_free(Y);
   nnlib_model_free(m);
-  float nan_in[9], nan_out[9];
-  for (int i = 0; i < 9; i++)
-    nan_in[i] = i == 4 ? NAN : (float)i - 4.0f;
-  run(kind, 0, nan_in, nan_out, 9);
-  assert_true(isnan(nan_out[4]));
+}
+
+/* Every finite float whose bit pattern is a multiple of BITS_STRIDE. */
+static void sweep_bits(nnlib_activation kind) {
+  static float x[(1ull << 32) / BITS_STRIDE + 1], y[sizeof x / sizeof x[0]];
+  int64_t count = 0;
+  for (uint64_t bits = 0; bits < (1ull << 32); bits += BITS_STRIDE) {
+    uint32_t b = (uint32_t)bits;
+    float v;
+    memcpy(&v, &b, sizeof v);
+    if (isfinite(v))
+      x[count++] = v;
+  }
+  run(kind, 0, x, y, count);
+  double worst = check_ulps(kind, x, y, count, 0.0f);
+  print_message("%s: %lld floats, largest error %.4f ulp\n",
+                kind == NNLIB_ACT_SIGMOID ? "sigmoid" : "tanh",
+                (long long)count, worst);
 }
 
 static void test_sigmoid_tanh_sweep(void **s) {
   (void)s;
-  sweep_kind(NNLIB_ACT_SIGMOID);
-  sweep_kind(NNLIB_ACT_TANH);
+  sweep_dense(NNLIB_ACT_SIGMOID);
+  sweep_dense(NNLIB_ACT_TANH);
+}
+
+static void test_sigmoid_tanh_every_exponent(void **s) {
+  (void)s;
+  sweep_bits(NNLIB_ACT_SIGMOID);
+  sweep_bits(NNLIB_ACT_TANH);
+}
+
+/* The ends of the range exactly: infinities saturate, NaN passes through,
+ * tanh keeps the sign of zero and is exact for subnormals, and sigmoid
+ * reaches subnormal results before 0. */
+static void test_sigmoid_tanh_specials(void **s) {
+  (void)s;
+  const float tiny = 0x1p-149f; /* the smallest subnormal */
+  float x[] = {NAN,  INFINITY, -INFINITY, 0.0f,     -0.0f,
+               tiny, -tiny,    FLT_MAX,   -FLT_MAX, -100.0f, -104.5f};
+  enum { N = sizeof x / sizeof x[0] };
+  float sig[N], th[N];
+  run(NNLIB_ACT_SIGMOID, 0, x, sig, N);
+  run(NNLIB_ACT_TANH, 0, x, th, N);
+  assert_true(isnan(sig[0]) && isnan(th[0]));
+  const float want_sig[] = {0, 1.0f, 0.0f, 0.5f, 0.5f, 0.5f, 0.5f, 1.0f,
+                            0.0f, (float)(1.0L / (1.0L + expl(100.0L))), 0};
+  const float want_th[] = {0, 1.0f, -1.0f, 0.0f, -0.0f, tiny, -tiny, 1.0f,
+                           -1.0f, -1.0f, -1.0f};
+  for (int i = 1; i < N; i++) {
+    if (sig[i] != want_sig[i] || th[i] != want_th[i] ||
+        signbit(th[i]) != signbit(want_th[i]))
+      fail_msg("x = %a: sigmoid %a (want %a), tanh %a (want %a)",
+               (double)x[i], (double)sig[i], (double)want_sig[i],
+               (double)th[i], (double)want_th[i]);
+  }
+  assert_true(sig[9] > 0.0f && sig[9] < FLT_MIN); /* e^-100: subnormal */
 }
 
 static void test_negative_leaky_slope_rejected(void **s) {
@@ -181,6 +252,8 @@ int main(void) {
       cmocka_unit_test(test_softplus),
       cmocka_unit_test(test_sigmoid_extremes_exact),
       cmocka_unit_test(test_sigmoid_tanh_sweep),
+      cmocka_unit_test(test_sigmoid_tanh_every_exponent),
+      cmocka_unit_test(test_sigmoid_tanh_specials),
       cmocka_unit_test(test_softmax_stable),
       cmocka_unit_test(test_softmax_values),
       cmocka_unit_test(test_negative_leaky_slope_rejected),

@@ -65,7 +65,7 @@ static void test_training_and_inference(void **s) {
   nnlib_model *m = spec_model("batchnorm", shape, 3, N, NNLIB_LOSS_MSE);
   nnlib_layer *bn = nnlib_model_get_layer(m, 0);
   assert_int_equal(nnlib_layer_get_kind(bn), NNLIB_LAYER_BATCHNORM);
-  assert_int_equal(nnlib_layer_get_param_count(bn), 2);
+  assert_int_equal(nnlib_layer_get_param_tensor_count(bn), 2);
   assert_int_equal(nnlib_layer_get_buffer_count(bn), 2);
   assert_string_equal(nnlib_layer_get_param_name(bn, 0), "weight");
   assert_string_equal(nnlib_layer_get_param_name(bn, 1), "bias");
@@ -154,6 +154,64 @@ static void test_buffers_are_writable(void **s) {
   nnlib_layer_free(loose);
   nnlib_tensor_free(X);
   nnlib_tensor_free(Y);
+  nnlib_model_free(m);
+}
+
+/* A negative running variance (written through the buffer) would make
+ * every output of its channel NaN: the passes that read it refuse it,
+ * naming the channel, and change nothing. NaN is not refused (NaN data
+ * leaves it: reported at the loss). */
+static void test_negative_running_var_refused(void **s) {
+  (void)s;
+  int64_t in = 2;
+  nnlib_model *m = spec_model("batchnorm", &in, 1, 2, NNLIB_LOSS_MSE);
+  float x[4] = {1, 2, 3, 5}, t[4] = {0};
+  nnlib_tensor *X = ts_tensor2(2, 2, x), *T = ts_tensor2(2, 2, t);
+  nnlib_tensor *Y = ts_tensor2(2, 2, NULL);
+  float *rv = buffer(m, 0, 1);
+  rv[1] = -0.5f;
+  const char *why = "batchnorm: running_var of channel 1 (of 2) is -0.5, a "
+                    "variance must be >= 0";
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_predict(m, X, Y));
+  ts_expect_message(why);
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_model_step(m, X, T, NULL));
+  ts_expect_message(why);
+  assert_true(rv[0] == 1.0f && rv[1] == -0.5f); /* not blended */
+  /* 0 is a variance: y = (x - mean) / sqrt(eps) */
+  rv[1] = 0.0f;
+  ASSERT_OK(nnlib_model_predict(m, X, Y));
+  ASSERT_NEAR(nnlib_tensor_get_data(Y)[1], 2.0 / sqrt(1e-5), 1e-1);
+  rv[1] = NAN;
+  ASSERT_OK(nnlib_model_predict(m, X, Y));
+  assert_true(isnan(nnlib_tensor_get_data(Y)[1]));
+  nnlib_tensor_free(X);
+  nnlib_tensor_free(T);
+  nnlib_tensor_free(Y);
+  nnlib_model_free(m);
+}
+
+/* A model file holding a negative running variance (saving does not
+ * judge) does not load. */
+static void test_negative_running_var_in_file(void **s) {
+  (void)s;
+  int64_t in = 2;
+  nnlib_model *m = spec_model("dense:2,batchnorm", &in, 1, 2, NNLIB_LOSS_MSE);
+  buffer(m, 1, 1)[1] = -0.5f;
+  void *file = NULL;
+  size_t size = 0;
+  ASSERT_OK(nnlib_model_save_to_buffer(&file, &size, m, 0));
+  nnlib_model *loaded = (nnlib_model *)1;
+  ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE,
+                nnlib_model_load_buffer(&loaded, file, size));
+  ts_expect_message("layer 1");
+  ts_expect_message("running_var of channel 1 (of 2) is -0.5");
+  assert_null(loaded);
+  buffer(m, 1, 1)[1] = 0.0f; /* the same file with a variance of 0 loads */
+  nnlib_free(file);
+  ASSERT_OK(nnlib_model_save_to_buffer(&file, &size, m, 0));
+  ASSERT_OK(nnlib_model_load_buffer(&loaded, file, size));
+  nnlib_model_free(loaded);
+  nnlib_free(file);
   nnlib_model_free(m);
 }
 
@@ -267,6 +325,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_training_and_inference),
       cmocka_unit_test(test_buffers_are_writable),
+      cmocka_unit_test(test_negative_running_var_refused),
+      cmocka_unit_test(test_negative_running_var_in_file),
       cmocka_unit_test(test_single_value_batch),
       cmocka_unit_test(test_gradcheck_both_modes),
       cmocka_unit_test(test_arguments_and_description),

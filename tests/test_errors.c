@@ -192,6 +192,47 @@ static void test_nan_loss_leaves_weights(void **s) {
   nnlib_model_free(m);
 }
 
+/* y = weight * x through dense 1->1 (bias 0), MSE against 0: a step must
+ * fail with NNLIB_ERR_NUMERICAL, a message containing `said` and not
+ * `unsaid`, and the weight untouched; both with plain SGD (checked before
+ * the update fused into backward) and with momentum (checked after it). */
+static void expect_loss_refused(float x, float weight, const char *said,
+                                const char *unsaid) {
+  for (int momentum = 0; momentum <= 1; momentum++) {
+    nnlib_optimizer *opt;
+    ASSERT_OK(nnlib_sgd_create(&opt, 0.1f, momentum ? 0.9f : 0.0f, 0, 0));
+    nnlib_model *m =
+        ts_model(1, 1, NNLIB_LOSS_MSE, opt, 1, ts_dense(1, 1, 1), NULL);
+    nnlib_tensor *w, *b;
+    ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL));
+    ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 1, &b, NULL));
+    nnlib_tensor_get_data(w)[0] = weight;
+    nnlib_tensor_get_data(b)[0] = 0.0f;
+    float t = 0.0f;
+    nnlib_tensor *X = ts_tensor2(1, 1, &x), *T = ts_tensor2(1, 1, &t);
+    ASSERT_STATUS(NNLIB_ERR_NUMERICAL, nnlib_model_step(m, X, T, NULL));
+    ts_expect_message(said);
+    if (strstr(nnlib_last_error_message(), unsaid) != NULL)
+      fail_msg("\"%s\" mentions \"%s\"", nnlib_last_error_message(), unsaid);
+    assert_true(nnlib_tensor_get_data(w)[0] == weight);
+    nnlib_tensor_free(X);
+    nnlib_tensor_free(T);
+    nnlib_model_free(m);
+  }
+}
+
+/* The message names what is wrong with the loss: NaN, infinite, or finite
+ * (as computed, in double) but too large for the caller's float. */
+static void test_loss_message_says_what_is_wrong(void **s) {
+  (void)s;
+  expect_loss_refused(NAN, 1.0f, "the loss is NaN", "+Inf");
+  /* y = 1e47 overflows float: the loss is Inf already */
+  expect_loss_refused(1e10f, 1e37f, "the loss is +Inf", "is NaN");
+  /* y = 1e37, loss (1e37)^2 = 1e74: finite in double, above FLT_MAX */
+  expect_loss_refused(1.0f, 1e37f, "the loss is 1e+74, too large for float32",
+                      "NaN");
+}
+
 static int stop_after_two(const nnlib_progress *p, void *user) {
   int *calls = user;
   assert_true(isfinite(p->loss) && p->batches == 3 && p->samples == 10);
@@ -277,6 +318,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_state),
       cmocka_unit_test(test_bad_batches),
       cmocka_unit_test(test_nan_loss_leaves_weights),
+      cmocka_unit_test(test_loss_message_says_what_is_wrong),
       cmocka_unit_test(test_callback_cancels),
       cmocka_unit_test(test_oom_injection),
   };

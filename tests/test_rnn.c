@@ -244,7 +244,7 @@ static void test_shapes_and_params(void **s) {
   nnlib_layer *rnn = nnlib_model_get_layer(m, 0);
   nnlib_layer *lstm = nnlib_model_get_layer(m, 1);
   nnlib_layer *gru = nnlib_model_get_layer(m, 2);
-  assert_int_equal(nnlib_layer_get_param_count(rnn), 4);
+  assert_int_equal(nnlib_layer_get_param_tensor_count(rnn), 4);
   expect_param(rnn, 0, "weight_ih", 6, 3);
   expect_param(rnn, 1, "weight_hh", 6, 6);
   expect_param(rnn, 2, "bias_ih", 6, 0);
@@ -252,7 +252,7 @@ static void test_shapes_and_params(void **s) {
   expect_param(lstm, 0, "weight_ih", 20, 6);
   expect_param(lstm, 1, "weight_hh", 20, 5);
   expect_param(lstm, 3, "bias_hh", 20, 0);
-  assert_int_equal(nnlib_layer_get_param_count(gru), 2);
+  assert_int_equal(nnlib_layer_get_param_tensor_count(gru), 2);
   expect_param(gru, 0, "weight_ih", 12, 5);
   expect_param(gru, 1, "weight_hh", 12, 4);
   expect_out_shape(rnn, 2, 7, 6);
@@ -385,7 +385,7 @@ static void copy_params(nnlib_model *dst, nnlib_model *src) {
   for (size_t i = 0; i < nnlib_model_get_layer_count(src); i++) {
     nnlib_layer *a = nnlib_model_get_layer(src, i);
     nnlib_layer *b = nnlib_model_get_layer(dst, i);
-    for (size_t p = 0; p < nnlib_layer_get_param_count(a); p++) {
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(a); p++) {
       nnlib_tensor *va, *vb;
       ASSERT_OK(nnlib_layer_get_param(a, p, &va, NULL));
       ASSERT_OK(nnlib_layer_get_param(b, p, &vb, NULL));
@@ -487,6 +487,51 @@ static void check_lstm_state(void) {
   nnlib_model_free(m);
 }
 
+/* rows > 1 rows of state need batches of that many samples, which a model
+ * compiled for fewer never runs: refused at once after compile (the state
+ * before stays and still applies), and at compile when set before. */
+static void test_initial_state_above_max_batch(void **s) {
+  (void)s;
+  float h0[5 * 2], c0[5 * 2];
+  for (int i = 0; i < 10; i++) {
+    h0[i] = 0.1f * (float)(i + 1);
+    c0[i] = -0.2f * (float)(i + 1);
+  }
+  for (int c = 0; c < CELL_COUNT; c++) {
+    const float *cs = c == LSTM ? c0 : NULL;
+    nnlib_model *m = seq_model(3, 2, 4, NNLIB_LOSS_NONE, NULL, 1,
+                               cell((enum cell)c, 0, 2, 1, 1), NULL);
+    nnlib_layer *l = nnlib_model_get_layer(m, 0);
+    nnlib_tensor *x = random_tensor3(3, 3, 2, -1.0f, 1.0f, 11);
+    ASSERT_OK(nnlib_recurrent_set_initial_state(l, h0, cs, 3));
+    float *before = predict_all(m, x);
+    ASSERT_STATUS(NNLIB_ERR_TOO_LARGE,
+                  nnlib_recurrent_set_initial_state(l, h0, cs, 5));
+    ts_expect_message("an initial state of 5 rows (one per sample) needs "
+                      "batches of 5 samples, above the compiled maximum "
+                      "batch of 4");
+    float *after = predict_all(m, x); /* the 3-row state still applies */
+    assert_memory_equal(before, after, 3 * 3 * 2 * sizeof(float));
+    ASSERT_OK(nnlib_recurrent_set_initial_state(l, h0, cs, 4)); /* = max */
+    ASSERT_OK(nnlib_recurrent_set_initial_state(l, h0, cs, 1));
+    free(before);
+    free(after);
+    nnlib_tensor_free(x);
+    nnlib_model_free(m);
+    /* set before compile: the compile for a smaller batch fails */
+    nnlib_layer *early = cell((enum cell)c, 0, 2, 1, 1);
+    ASSERT_OK(nnlib_recurrent_set_initial_state(early, h0, cs, 5));
+    nnlib_model *m2 = NULL;
+    ASSERT_OK(nnlib_model_create(&m2));
+    ASSERT_OK(nnlib_model_add(m2, early));
+    int64_t in[2] = {3, 2};
+    ASSERT_STATUS(NNLIB_ERR_TOO_LARGE,
+                  nnlib_model_compile(m2, in, 2, 4, NNLIB_LOSS_NONE, NULL, 1));
+    ts_expect_message("above the compiled maximum batch of 4");
+    nnlib_model_free(m2);
+  }
+}
+
 static void test_initial_state(void **s) {
   (void)s;
   check_continuation(RNN_TANH);
@@ -581,7 +626,7 @@ static void test_fused_sgd_matches_plain_update(void **s) {
   for (size_t li = 0; li < 3; li++) {
     nnlib_layer *a = nnlib_model_get_layer(m[0], li);
     nnlib_layer *b = nnlib_model_get_layer(m[1], li);
-    for (size_t p = 0; p < nnlib_layer_get_param_count(a); p++) {
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(a); p++) {
       nnlib_tensor *va, *vb;
       ASSERT_OK(nnlib_layer_get_param(a, p, &va, NULL));
       ASSERT_OK(nnlib_layer_get_param(b, p, &vb, NULL));
@@ -709,6 +754,7 @@ int main(void) {
       cmocka_unit_test(test_constructor_errors),
       cmocka_unit_test(test_initial_state_errors),
       cmocka_unit_test(test_initial_state),
+      cmocka_unit_test(test_initial_state_above_max_batch),
       cmocka_unit_test(test_description_items),
       cmocka_unit_test(test_description_errors),
       cmocka_unit_test(test_fused_sgd_matches_plain_update),

@@ -21,7 +21,7 @@ const char *nnlib_status_string(nnlib_status status) {
   case NNLIB_ERR_IO: return "input/output error";
   case NNLIB_ERR_CORRUPT_FILE: return "corrupt file";
   case NNLIB_ERR_UNSUPPORTED_VERSION: return "unsupported file version";
-  case NNLIB_ERR_NUMERICAL: return "numerical error (NaN or Inf)";
+  case NNLIB_ERR_NUMERICAL: return "numerical error (NaN, Inf or float32 overflow)";
   case NNLIB_ERR_BAD_MAGIC: return "bad magic number";
   case NNLIB_ERR_CHECKSUM: return "checksum mismatch";
   case NNLIB_ERR_TRUNCATED: return "truncated file";
@@ -68,6 +68,23 @@ nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
   }
   memcpy(dst, src, given);
   memcpy(dst, &dst_size, sizeof dst_size);
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__init_options(void *dst, size_t struct_size,
+                                 const void *defaults, size_t lib_size,
+                                 const char *what) {
+  NNLIB_CHECK_ARG(dst != NULL, "%s: options is NULL", what);
+  if (struct_size < sizeof(size_t))
+    return nnlib__error(NNLIB_ERR_STRUCT_SIZE,
+                        "%s: struct_size %zu is too small (pass sizeof the "
+                        "struct)",
+                        what, struct_size);
+  size_t known = struct_size < lib_size ? struct_size : lib_size;
+  memcpy(dst, defaults, known);
+  if (struct_size > lib_size) /* a newer caller's fields: 0 reads as unset */
+    memset((unsigned char *)dst + lib_size, 0, struct_size - lib_size);
+  memcpy(dst, &struct_size, sizeof struct_size);
   return NNLIB_OK;
 }
 

@@ -83,7 +83,7 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
   default: APPLY_LOOP(activate(kind, param, v)); break;                        \
   }
 
-/* sigmoid and tanh cost some twenty vector operations per element, and
+/* sigmoid and tanh cost tens of vector operations per element, and
  * over short rows (a small MLP's 16 or 10 outputs) a per-row loop leaves
  * part of every row to its scalar remainder. So they take the bias (or
  * the copy) row by row first, then one flat pass over all rows * cols:

@@ -138,25 +138,50 @@ static void batch_statistics(nnlib_layer *l, const float *x, int64_t n,
   }
 }
 
+/* Training only averages variances, so it never writes a negative one;
+ * callers (nnlib_layer_get_buffer) and model files may, and then r =
+ * 1/sqrt(var + eps) is NaN (or, above -eps, a scale that means nothing)
+ * for every output of the channel: refused before a pass reads it. NaN
+ * passes, as NaN data does (training on NaN data leaves a NaN variance,
+ * and the loss or the numerics check reports that at its source). */
+static nnlib_status batchnorm_check_state(const nnlib_layer *l) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  const float *rv = l->buffers[RUNNING_VAR].value.data;
+  for (int64_t c = 0; c < b->channels; c++)
+    if (rv[c] < 0.0f)
+      return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                          "batchnorm: running_var of channel %lld (of %lld) "
+                          "is %g, a variance must be >= 0",
+                          (long long)c, (long long)b->channels,
+                          (double)rv[c]);
+  return NNLIB_OK;
+}
+
 /* The running statistics as mu and r (inference). */
-static void running_statistics(const nnlib_layer *l, float *mu, float *r) {
+static nnlib_status running_statistics(const nnlib_layer *l, float *mu,
+                                       float *r) {
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   const float *rm = l->buffers[RUNNING_MEAN].value.data;
   const float *rv = l->buffers[RUNNING_VAR].value.data;
+  NNLIB_TRY(batchnorm_check_state(l));
   for (int64_t c = 0; c < b->channels; c++) {
     mu[c] = rm[c];
     r[c] = (float)(1.0 / sqrt((double)rv[c] + (double)b->epsilon));
   }
+  return NNLIB_OK;
 }
 
 static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
-  if (run->training)
+  if (run->training) {
+    /* training blends the running variance into the next one */
+    NNLIB_TRY(batchnorm_check_state(l));
     batch_statistics(l, x, n, mu, r);
-  else
-    running_statistics(l, mu, r);
+  } else {
+    NNLIB_TRY(running_statistics(l, mu, r));
+  }
   const float *gamma = l->params[GAMMA].value.data;
   const float *beta = l->params[BETA].value.data;
   int64_t s = b->positions;
@@ -214,7 +239,7 @@ static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
   float *mu = run->workspace, *r = mu + b->channels;
   if (!run->training) /* forward left the running statistics there too, but
                          a caller may have changed them since */
-    running_statistics(l, mu, r);
+    NNLIB_TRY(running_statistics(l, mu, r));
   float *gamma = l->params[GAMMA].value.data;
   float *beta = l->params[BETA].value.data;
   float *dgamma = l->params[GAMMA].grad.data;
@@ -242,6 +267,7 @@ static const nnlib__layer_ops batchnorm_ops = {
     .forward = batchnorm_forward,
     .backward = batchnorm_backward,
     .name = batchnorm_name,
+    .check_state = batchnorm_check_state,
     .fuses_sgd = true,
     .dx_over_output = true, /* backward reads x and dy, never y */
 };

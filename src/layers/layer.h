@@ -88,6 +88,13 @@ typedef struct nnlib__layer_ops {
                            float *dx, int64_t n);
   void (*destroy)(nnlib_layer *l); /* frees what the kind allocated itself */
   const char *(*name)(const nnlib_layer *l);
+  /* Optional (NULL: any values do): checks the state in the buffers, which
+   * callers write through nnlib_layer_get_buffer and model files restore
+   * (batchnorm: no negative running variance), and fails with
+   * NNLIB_ERR_INVALID_ARGUMENT and a message naming the layer and the
+   * element. The model-file loader calls it once it has filled the
+   * buffers; the kind calls it itself in the passes that read them. */
+  nnlib_status (*check_state)(const nnlib_layer *l);
   /* backward honours run->sgd_fused (see nnlib__run) */
   bool fuses_sgd;
   /* backward reads y, if at all, only before it writes dx or at the same

@@ -93,6 +93,21 @@ static nnlib_status check_dims(const nnlib__recurrent *r, const char *kind,
   return NNLIB_OK;
 }
 
+/* rows > 1 rows of initial state need batches of exactly that many
+ * samples, which a model compiled for at most max_batch never runs (longer
+ * predictions run in chunks of max_batch): every call would fail. */
+static nnlib_status check_rows_fit(const char *kind, int64_t rows,
+                                   int64_t max_batch) {
+  if (rows <= 1 || rows <= max_batch)
+    return NNLIB_OK;
+  return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                      "%s: an initial state of %lld rows (one per sample) "
+                      "needs batches of %lld samples, above the compiled "
+                      "maximum batch of %lld",
+                      kind, (long long)rows, (long long)rows,
+                      (long long)max_batch);
+}
+
 nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
                                    int64_t max_batch) {
   nnlib__recurrent *r = rec(l);
@@ -110,6 +125,7 @@ nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
                         kind, (long long)features, (long long)r->declared_in);
   r->features = features;
   NNLIB_TRY(check_dims(r, kind, steps, max_batch));
+  NNLIB_TRY(check_rows_fit(kind, r->state_rows, max_batch)); /* set before */
   r->steps = steps;
   r->max_batch = max_batch;
   if (r->return_sequences) {
@@ -244,6 +260,8 @@ nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
       return nnlib__error(NNLIB_ERR_TOO_LARGE,
                           "%s: an initial state of %lld rows is too large",
                           kind, (long long)rows);
+    if (layer->compiled)
+      NNLIB_TRY(check_rows_fit(kind, rows, r->max_batch));
   }
   float *h = NULL, *c = NULL;
   nnlib_status st = copy_state(&h, h0, floats, kind);

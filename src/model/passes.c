@@ -8,7 +8,9 @@
 #include "nnlib_internal.h"
 #include "numerics.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The output of node v in this pass: a model input's data or a buffer. */
@@ -42,6 +44,18 @@ static nnlib_status forward_node(const nnlib_model *m, const nnlib__buffers *b,
                                batch->n);
 }
 
+/* A layer's refusal (a batchnorm's negative running variance, a recurrent
+ * initial state of the wrong batch) prefixed with the node's label. */
+static nnlib_status labelled(const nnlib_model *m, size_t v, nnlib_status st) {
+  if (st == NNLIB_OK)
+    return st;
+  char label[NNLIB__LABEL_SIZE], detail[400];
+  snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+  return nnlib__error(st, "%s: %s", nnlib__node_label(m, v, label,
+                                                      sizeof label),
+                      detail);
+}
+
 nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
                             const nnlib__batch *batch, nnlib__rng *rng,
                             const float **out) {
@@ -56,7 +70,7 @@ nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
     nnlib__profile_mark mark = {0.0, 0.0};
     if (timed)
       mark = nnlib__profile_start();
-    NNLIB_TRY(forward_node(m, b, batch, v, rng));
+    NNLIB_TRY(labelled(m, v, forward_node(m, b, batch, v, rng)));
     if (timed)
       nnlib__profile_stop(l, false, mark);
     if (m->check_numerics)
@@ -157,14 +171,30 @@ static nnlib_status backward_node(nnlib_model *m, const nnlib__batch *batch,
   if (m->profiling)
     mark = nnlib__profile_start();
   if (nnlib__layer_is_merge(runs))
-    NNLIB_TRY(backward_merge(m, batch, e, &run));
+    NNLIB_TRY(labelled(m, e, backward_merge(m, batch, e, &run)));
   else
-    NNLIB_TRY(backward_single(m, batch, e, v, &run));
+    NNLIB_TRY(labelled(m, e, backward_single(m, batch, e, v, &run)));
   if (m->profiling)
     nnlib__profile_stop(runs, true, mark);
   if (m->check_numerics)
     NNLIB_TRY(nnlib__numerics_after_backward(m, e, batch));
   return NNLIB_OK;
+}
+
+/* A loss that is not a finite float (the caller receives a float) says
+ * which of the three it is: NaN, infinite, or finite in double but above
+ * FLT_MAX (a diverging training passes there before it reaches Inf). */
+static nnlib_status loss_not_finite(double loss) {
+  if (isfinite(loss))
+    return nnlib__error(NNLIB_ERR_NUMERICAL,
+                        "the loss is %g, too large for float32 (above %g): "
+                        "the weights were left untouched (learning rate too "
+                        "high?)",
+                        loss, (double)FLT_MAX);
+  return nnlib__error(NNLIB_ERR_NUMERICAL,
+                      "the loss is %s: the weights were left untouched "
+                      "(learning rate too high, or NaN/Inf in the data?)",
+                      isnan(loss) ? "NaN" : loss > 0 ? "+Inf" : "-Inf");
 }
 
 /* dL/dy of the output into its gradient buffer: the loss's, or the
@@ -182,10 +212,7 @@ static nnlib_status output_gradient(nnlib_model *m, const nnlib__batch *batch,
                         batch->target_is_index, dy, batch->n, k, loss));
   /* a fused update changes the weights during backward: check first */
   if (batch->sgd_fused && !isfinite((float)*loss))
-    return nnlib__error(NNLIB_ERR_NUMERICAL,
-                        "the loss is %g: the weights were left untouched "
-                        "(learning rate too high, or NaN/Inf in the data?)",
-                        *loss);
+    return loss_not_finite(*loss);
   return NNLIB_OK;
 }
 
@@ -209,10 +236,7 @@ nnlib_status nnlib__gradients(nnlib_model *m, const nnlib__batch *batch,
   NNLIB_TRY(nnlib__backward(m, batch, NULL, loss));
   /* as the float the caller gets: a double loss over FLT_MAX is Inf too */
   if (!isfinite((float)*loss))
-    return nnlib__error(NNLIB_ERR_NUMERICAL,
-                        "the loss is %g: the weights were left untouched "
-                        "(learning rate too high, or NaN/Inf in the data?)",
-                        *loss);
+    return loss_not_finite(*loss);
   return NNLIB_OK;
 }
 
