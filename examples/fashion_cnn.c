@@ -119,10 +119,10 @@ static void as_nchw(nnlib_tensor *images) {
 int main(int argc, char **argv) {
   config c = parse_args(argc, argv);
   nnlib_tensor *train_x, *train_y, *test_x, *test_y;
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TRAIN, c.limit, 0,
-                           &train_x, &train_y));
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TEST, 0, 0, &test_x,
-                           &test_y));
+  CHECK(nnlib_dataset_load_split(&train_x, &train_y, c.data_dir,
+                                 NNLIB_SPLIT_TRAIN, c.limit, 0));
+  CHECK(nnlib_dataset_load_split(&test_x, &test_y, c.data_dir, NNLIB_SPLIT_TEST,
+                                 0, 0));
   as_nchw(train_x);
   as_nchw(test_x);
   int64_t samples = nnlib_tensor_get_dim(train_x, 0), params = 0;

@@ -107,10 +107,10 @@ int main(int argc, char **argv) {
   config c = parse_args(argc, argv);
   nnlib_tensor *train_x, *train_y, *test_x, *test_y;
   /* MSE compares outputs with one-hot rows; cross-entropy takes indices */
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TRAIN, c.limit, c.small,
-                           &train_x, &train_y));
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TEST, 0, c.small, &test_x,
-                           &test_y));
+  CHECK(nnlib_dataset_load_split(&train_x, &train_y, c.data_dir,
+                                 NNLIB_SPLIT_TRAIN, c.limit, c.small));
+  CHECK(nnlib_dataset_load_split(&test_x, &test_y, c.data_dir, NNLIB_SPLIT_TEST,
+                                 0, c.small));
   int64_t samples = nnlib_tensor_get_dim(train_x, 0), params = 0;
   int64_t steps = c.epochs * ((samples + c.batch - 1) / c.batch);
   nnlib_model *m = build_model(&c, steps);

@@ -101,10 +101,10 @@ int main(int argc, char **argv) {
   config c = parse_args(argc, argv);
   nnlib_tensor *train_x, *train_y, *test_x, *test_y;
   /* images [N, 28, 28] in [0, 1], labels as class indices */
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TRAIN, c.limit, 0, &train_x,
-                           &train_y));
-  CHECK(nnlib_dataset_load(c.data_dir, NNLIB_SPLIT_TEST, 0, 0, &test_x,
-                           &test_y));
+  CHECK(nnlib_dataset_load_split(&train_x, &train_y, c.data_dir,
+                                 NNLIB_SPLIT_TRAIN, c.limit, 0));
+  CHECK(nnlib_dataset_load_split(&test_x, &test_y, c.data_dir, NNLIB_SPLIT_TEST,
+                                 0, 0));
   int64_t samples = nnlib_tensor_get_dim(train_x, 0), params = 0;
   int64_t rows = nnlib_tensor_get_dim(train_x, 1);
   int64_t cols = nnlib_tensor_get_dim(train_x, 2);

@@ -7,19 +7,47 @@
  *  - Every fallible function returns nnlib_status: NNLIB_OK (0) on success, a
  *    negative code on failure. Values are pinned forever. nnlib_status_string()
  *    gives the fixed text of a code; nnlib_last_error_message() the detail of
- *    the last failure on the calling thread.
- *  - Results come back through `T **out` parameters, which come first in
- *    constructors and last elsewhere. On failure *out is set to NULL.
- *  - Ownership: a handle returned by *_create or *_load belongs to the caller,
- *    who releases it with the matching *_free (NULL is a no-op). Tensors passed
- *    into a call are borrowed for the duration of the call. Pointers returned by
- *    getters are borrowed and live as long as their owner. nnlib_model_add takes
- *    the layer, also when it fails; nnlib_model_compile takes the optimizer,
- *    also when it fails.
+ *    the last failure on the calling thread. The comment above each function
+ *    names the codes it returns. NNLIB_ERR_INVALID_ARGUMENT always covers a
+ *    NULL handle or pointer that the comment does not call optional, and
+ *    NNLIB_ERR_OUT_OF_MEMORY a failed allocation; a call that fails changes
+ *    nothing unless its comment says otherwise. NNLIB_ERR_INTERNAL (a bug
+ *    in nnlib) is not listed.
+ *  - Ownership and parameter order. What a call hands over for the caller to
+ *    release comes back through its FIRST parameters: the handle of
+ *    *_create, *_wrap and *_load (`T **out`), the tensors of the data
+ *    loaders, the buffer of nnlib_model_save_to_buffer. The caller releases
+ *    it with the matching *_free (nnlib_free for buffers; NULL is a no-op);
+ *    on failure *out is set to NULL. Everything else a call returns (counts,
+ *    shapes, losses, borrowed pointers) comes through its LAST parameters.
+ *    (Two 1.0 calls broke this order; they are kept and deprecated.)
+ *    Tensors passed into a call are borrowed for the duration of the call.
+ *    Pointers returned by getters are borrowed and live as long as their
+ *    owner. nnlib_model_add and nnlib_model_apply take the layer, and
+ *    nnlib_model_compile, nnlib_model_compile_graph and
+ *    nnlib_model_set_optimizer the optimizer, also when they fail.
+ *  - Counts say what they count: a layer's parameter *tensors*
+ *    (nnlib_layer_get_param_tensor_count), a model's trainable *scalars*
+ *    (nnlib_model_get_param_count).
  *  - Shapes are int64_t arrays with an explicit rank, row-major, batch first.
  *    Model and layer shapes are per sample: the batch dimension is left out.
- *  - Options are structs whose first field is struct_size, filled with defaults
- *    by the matching *_options_init(); a NULL options pointer means defaults.
+ *  - Option structs start with `size_t struct_size` and grow at their end in
+ *    minor releases. Fill one with its *_options_init(&options, ...), a macro
+ *    that calls *_options_init_size(&options, ..., sizeof options) so the
+ *    library learns the size your program was compiled with; then set the
+ *    fields you want. The library writes and reads only those struct_size
+ *    bytes: a program built against an older header gets the defaults of the
+ *    fields added since, and the fields of a newer header that this library
+ *    does not know must stay as init left them (0), else
+ *    NNLIB_ERR_STRUCT_SIZE. A NULL options pointer means defaults. Output
+ *    structs (nnlib_layer_profile, nnlib_model_file_info, nnlib_node_info,
+ *    and nnlib_optimizer_options from nnlib_optimizer_get_options) follow the
+ *    same rule: the caller sets struct_size, the library writes that many
+ *    bytes. See docs/ABI_POLICY.md.
+ *  - Deprecated names (NNLIB_DEPRECATED, listed at the end of this file) keep
+ *    working for all of 1.x; the compiler's warning names the replacement.
+ *    Define NNLIB_NO_DEPRECATION_WARNINGS before including this header to
+ *    silence it.
  *  - Thread safety: distinct handles may be used from different threads at the
  *    same time; one handle is used by one thread at a time unless a function
  *    says otherwise. Process-wide state: the allocator hook and the BLAS thread
@@ -50,6 +78,15 @@ extern "C" {
 #define NNLIB_API __attribute__((visibility("default")))
 #else
 #define NNLIB_API
+#endif
+
+/* Marks a name kept for compatibility; msg names its replacement. */
+#if defined(NNLIB_NO_DEPRECATION_WARNINGS)
+#define NNLIB_DEPRECATED(msg)
+#elif defined(__GNUC__) || defined(__clang__)
+#define NNLIB_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define NNLIB_DEPRECATED(msg)
 #endif
 
 /* --------------------------------------------------------------- version */
@@ -108,27 +145,36 @@ NNLIB_API void nnlib_clear_error(void);
 
 /* ------------------------------------------------ process-wide settings */
 
-/* Number of threads OpenBLAS uses for matrix products (process-wide; not safe
- * to call while another thread computes). n <= 0 restores the default (all
- * cores or OPENBLAS_NUM_THREADS). */
+/* Sets the number of threads OpenBLAS uses for matrix products
+ * (process-wide; not safe to call while another thread computes). n <= 0
+ * restores the default (all cores, or OPENBLAS_NUM_THREADS). Always returns
+ * NNLIB_OK. */
 NNLIB_API nnlib_status nnlib_set_num_threads(int n);
+/* The number of threads OpenBLAS uses now. Process-wide. */
 NNLIB_API int nnlib_get_num_threads(void);
 
 /* Optional allocator hook. Every heap allocation nnlib makes goes through it
- * (OpenBLAS's own buffers do not). Must be set before any other nnlib call,
- * or when no nnlib object is alive; NULL restores the C library's allocator.
- * alloc returns memory aligned to `alignment` (a power of two, at most 64) or
- * NULL; free accepts NULL. Tests use it to count allocations and to inject
+ * (OpenBLAS's own buffers do not). alloc returns memory aligned to
+ * `alignment` (a power of two, at most 64) or NULL; free accepts NULL; user
+ * is passed to both. Tests use it to count allocations and to inject
  * failures. */
 typedef struct nnlib_allocator {
-  size_t struct_size;
+  size_t struct_size; /* set by the caller: sizeof(nnlib_allocator)      */
   void *(*alloc)(size_t size, size_t alignment, void *user);
   void (*free)(void *ptr, void *user);
   void *user;
 } nnlib_allocator;
+/* Installs `allocator` (copied; NULL restores the C library's allocator).
+ * Process-wide and not thread-safe: call it before any other nnlib call, or
+ * while no nnlib object or buffer is alive (memory is always freed through
+ * the hook installed at the time of the free).
+ * NNLIB_ERR_INVALID_ARGUMENT when alloc or free is NULL,
+ * NNLIB_ERR_STRUCT_SIZE for a struct_size below sizeof(size_t) or a longer
+ * struct with unknown fields set. */
 NNLIB_API nnlib_status nnlib_set_allocator(const nnlib_allocator *allocator);
 
-/* Frees memory that nnlib returned to the caller (nnlib_model_save_buffer). */
+/* Frees memory that nnlib handed to the caller (the buffer of
+ * nnlib_model_save_to_buffer) through the allocator hook. NULL is a no-op. */
 NNLIB_API void nnlib_free(void *ptr);
 
 /* ---------------------------------------------------------------- tensor */
@@ -137,31 +183,50 @@ typedef struct nnlib_tensor nnlib_tensor;
 
 #define NNLIB_MAX_RANK 8
 
-/* A float32 tensor of the given shape (1 <= rank <= NNLIB_MAX_RANK, every
- * dimension >= 1), zero-filled, 64-byte aligned, owned by the tensor. */
+/* A new float32 tensor of shape shape[0 .. rank) into *out, zero-filled,
+ * 64-byte aligned; the tensor owns its elements and the caller owns the
+ * tensor (nnlib_tensor_free). The shape is copied.
+ * NNLIB_ERR_INVALID_ARGUMENT for a rank outside 1 .. NNLIB_MAX_RANK or a
+ * dimension below 1, NNLIB_ERR_TOO_LARGE when the element count overflows
+ * or is not addressable, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_tensor_create(nnlib_tensor **out,
                                            const int64_t *shape, size_t rank);
-/* A tensor over caller memory (zero-copy). The caller keeps ownership of
- * `data`, keeps it alive while the tensor lives, and nnlib never frees it. */
+/* A new tensor over caller memory (zero-copy) into *out. The caller owns the
+ * tensor (nnlib_tensor_free) and keeps owning `data`: it keeps the floats
+ * alive while the tensor lives, and nnlib never frees them. Statuses as
+ * nnlib_tensor_create: NNLIB_ERR_INVALID_ARGUMENT (also for NULL data),
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_MEMORY (the handle). */
 NNLIB_API nnlib_status nnlib_tensor_wrap(nnlib_tensor **out, float *data,
                                          const int64_t *shape, size_t rank);
+/* Frees a tensor and, unless it wraps caller memory, its elements. NULL is
+ * a no-op. */
 NNLIB_API void nnlib_tensor_free(nnlib_tensor *tensor);
 
-/* Rank, one dimension (0 for an axis out of range or a NULL tensor), the
- * borrowed shape array, and the element count (0 for NULL). */
+/* The tensor's rank; 0 for NULL. */
 NNLIB_API size_t nnlib_tensor_get_rank(const nnlib_tensor *tensor);
+/* Dimension `axis`; 0 for an axis out of range or a NULL tensor. */
 NNLIB_API int64_t nnlib_tensor_get_dim(const nnlib_tensor *tensor, size_t axis);
+/* The shape array (rank entries), borrowed from the tensor until its shape
+ * changes or it is freed; NULL for NULL. */
 NNLIB_API const int64_t *nnlib_tensor_get_shape(const nnlib_tensor *tensor);
+/* The element count (the product of the dimensions); 0 for NULL. */
 NNLIB_API int64_t nnlib_tensor_get_size(const nnlib_tensor *tensor);
-/* The element buffer (row-major), borrowed; NULL for a NULL tensor. */
+/* The element buffer (row-major), borrowed and writable; NULL for NULL. */
 NNLIB_API float *nnlib_tensor_get_data(nnlib_tensor *tensor);
+/* The element buffer of a const tensor, borrowed; NULL for NULL. */
 NNLIB_API const float *nnlib_tensor_get_data_const(const nnlib_tensor *tensor);
 
-/* Changes the shape in place; the element count must stay the same. */
+/* Changes the shape in place (the elements stay where they are); the
+ * element count must stay the same. NNLIB_ERR_INVALID_ARGUMENT for a bad
+ * rank or dimension (as nnlib_tensor_create), NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_SHAPE_MISMATCH when the element count differs. */
 NNLIB_API nnlib_status nnlib_tensor_set_shape(nnlib_tensor *tensor,
                                               const int64_t *shape, size_t rank);
+/* Sets every element to `value`. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_tensor_fill(nnlib_tensor *tensor, float value);
-/* Copies src's elements into dst; both must have the same element count. */
+/* Copies src's elements into dst in order (the shapes may differ; the two
+ * may overlap). NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_SHAPE_MISMATCH when the element counts differ. */
 NNLIB_API nnlib_status nnlib_tensor_copy(nnlib_tensor *dst,
                                          const nnlib_tensor *src);
 
@@ -200,14 +265,26 @@ typedef enum nnlib_activation {
   NNLIB_ACT_SOFTMAX = 7     /* over the last axis                            */
 } nnlib_activation;
 
+/* Every *_create below makes a new layer into *out. The caller owns it
+ * until it hands it to nnlib_model_add or nnlib_model_apply, which take it
+ * (also when they fail); a layer never handed over is freed with
+ * nnlib_layer_free. Shapes are checked when the model compiles
+ * (nnlib_model_compile names the layer). */
+
 /* A fully connected layer y = x W^T + b with W [out, in] and b [out].
  * in_features = 0 takes the input size from the previous layer at compile;
- * an input of rank > 1 per sample is flattened. with_bias: 0 or 1. */
+ * an input of rank > 1 per sample is flattened. with_bias: 0 or 1.
+ * NNLIB_ERR_INVALID_ARGUMENT for in_features < 0, out_features < 1 or
+ * with_bias not 0 or 1, NNLIB_ERR_TOO_LARGE for a size above 2^31 - 1 (the
+ * BLAS interface), NNLIB_ERR_OUT_OF_MEMORY. At compile, an input of another
+ * size than a nonzero in_features is NNLIB_ERR_SHAPE_MISMATCH. */
 NNLIB_API nnlib_status nnlib_dense_create(nnlib_layer **out,
                                           int64_t in_features,
                                           int64_t out_features, int with_bias);
-/* An activation layer. `param` is the negative slope of LEAKY_RELU (PyTorch's
- * default is 0.01) and ignored by the others. */
+/* An activation layer (any input shape). `param` is the negative slope of
+ * LEAKY_RELU (PyTorch's default is 0.01) and ignored by the others.
+ * NNLIB_ERR_INVALID_ARGUMENT for an unknown kind or a slope that is
+ * negative or not finite, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_activation_create(nnlib_layer **out,
                                                nnlib_activation kind,
                                                float param);
@@ -226,12 +303,27 @@ typedef struct nnlib_conv2d_options {
   int64_t dilation_h, dilation_w; /* default 1                             */
   int with_bias;                  /* default 1                             */
 } nnlib_conv2d_options;
+/* Fills the first struct_size bytes of *options with the defaults above
+ * and sets options->struct_size (pass sizeof *options; see the preamble).
+ * Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE
+ * for a struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_conv2d_options_init_size(
+    nnlib_conv2d_options *options, size_t struct_size);
+/* Fills *options with the defaults. A macro over _init_size with the
+ * caller's sizeof (since 1.3.0); the function of this name serves programs
+ * built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_conv2d_options_init(
     nnlib_conv2d_options *options);
+#define nnlib_conv2d_options_init(options)                                     \
+  nnlib_conv2d_options_init_size((options), sizeof *(options))
 /* A 2-D convolution (PyTorch's Conv2d, zero padding): [C_in, H, W] ->
  * [out_channels, OH, OW], weight [out_channels, C_in, kernel_h, kernel_w],
- * bias [out_channels]. options NULL: the defaults. Weights start He
- * (Kaiming) normal, std sqrt(2 / (C_in kernel_h kernel_w)); biases zero. */
+ * bias [out_channels]. options NULL: the defaults; the options are copied.
+ * Weights start He (Kaiming) normal, std sqrt(2 / (C_in kernel_h
+ * kernel_w)); biases zero. NNLIB_ERR_INVALID_ARGUMENT for out_channels or a
+ * kernel size below 1 or above 2^31 - 1, or an option out of its range
+ * (in_channels < 0, stride or dilation < 1, padding < 0, with_bias not 0 or
+ * 1), NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_conv2d_create(nnlib_layer **out,
                                            int64_t out_channels,
                                            int64_t kernel_h, int64_t kernel_w,
@@ -242,19 +334,37 @@ typedef struct nnlib_pool2d_options {
   int64_t stride_h, stride_w;   /* default 0: the kernel size (PyTorch)   */
   int64_t padding_h, padding_w; /* default 0; at most half the kernel      */
 } nnlib_pool2d_options;
+/* Fills the first struct_size bytes of *options with the defaults above
+ * and sets options->struct_size (pass sizeof *options; see the preamble).
+ * Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE
+ * for a struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_pool2d_options_init_size(
+    nnlib_pool2d_options *options, size_t struct_size);
+/* Fills *options with the defaults. A macro over _init_size with the
+ * caller's sizeof (since 1.3.0); the function of this name serves programs
+ * built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_pool2d_options_init(
     nnlib_pool2d_options *options);
+#define nnlib_pool2d_options_init(options)                                     \
+  nnlib_pool2d_options_init_size((options), sizeof *(options))
 /* Pooling over kernel_h x kernel_w windows of each channel: kind is
  * NNLIB_LAYER_MAXPOOL2D, NNLIB_LAYER_MINPOOL2D (padding never wins) or
  * NNLIB_LAYER_AVGPOOL2D (divides by the whole window, padding included, like
  * PyTorch's count_include_pad). [C, H, W] -> [C, OH, OW] (dilation 1).
  * Backward routes each gradient to the selected element (max, min; the
- * first one on ties) or spreads it over the window (average). */
+ * first one on ties) or spreads it over the window (average). options
+ * NULL: the defaults. NNLIB_ERR_INVALID_ARGUMENT for another kind, a kernel
+ * size below 1 or above 2^31 - 1, a negative stride, or padding outside 0 ..
+ * half the kernel; NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_OUT_OF_MEMORY.
+ * At compile, an input that is not [C, H, W] or smaller than the window is
+ * NNLIB_ERR_SHAPE_MISMATCH. */
 NNLIB_API nnlib_status nnlib_pool2d_create(nnlib_layer **out,
                                            nnlib_layer_kind kind,
                                            int64_t kernel_h, int64_t kernel_w,
                                            const nnlib_pool2d_options *options);
-/* Global average pooling: [C, H, W] -> [C], the mean of each channel. */
+/* Global average pooling: [C, H, W] -> [C], the mean of each channel.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL out, NNLIB_ERR_OUT_OF_MEMORY; an
+ * input that is not [C, H, W] is NNLIB_ERR_SHAPE_MISMATCH at compile. */
 NNLIB_API nnlib_status nnlib_global_avgpool_create(nnlib_layer **out);
 /* Batch normalisation per channel of [C, ...] samples: over the batch and
  * the positions of [C, H, W] feature maps (PyTorch's BatchNorm2d), over the
@@ -264,16 +374,22 @@ NNLIB_API nnlib_status nnlib_global_avgpool_create(nnlib_layer **out);
  * a batch of one value per channel leaves them as they are). Inference
  * (predict, evaluate, workspaces): the running statistics. Parameters
  * weight (gamma, init 1) and bias (beta, init 0) [C]; buffers running_mean
- * (init 0) and running_var (init 1) [C]. PyTorch's defaults: momentum 0.1,
- * epsilon 1e-5. */
+ * (init 0) and running_var (init 1) [C]; a negative running_var (written
+ * through nnlib_layer_get_buffer or read from a model file) is refused,
+ * see there. PyTorch's defaults: momentum 0.1,
+ * epsilon 1e-5. NNLIB_ERR_INVALID_ARGUMENT for a momentum outside [0, 1]
+ * or an epsilon that is not finite and > 0, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_batchnorm_create(nnlib_layer **out,
                                               float momentum, float epsilon);
 /* Inverted dropout: in training each element is zeroed with probability
  * `rate` (0 <= rate < 1) and the others are scaled by 1 / (1 - rate); the
- * mask comes from the model's seeded generator. Identity in inference. */
+ * mask comes from the model's seeded generator. Identity in inference.
+ * NNLIB_ERR_INVALID_ARGUMENT for a rate outside [0, 1),
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate);
 /* [d0, d1, ...] -> [d0 * d1 * ...], e.g. between convolutional and dense
- * layers (dense layers also flatten their input themselves). */
+ * layers (dense layers also flatten their input themselves).
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL out, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
 
 /* Recurrent layers over sequences: a sample is [T, F] (T steps of F
@@ -305,16 +421,27 @@ NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
  * from the input at compile; another F than a nonzero input_size is
  * NNLIB_ERR_SHAPE_MISMATCH at compile. with_bias, return_sequences: 0 or 1.
  * Backpropagation through time runs over the whole sequence. */
-/* h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), f NNLIB_ACT_TANH or
- * NNLIB_ACT_RELU. */
+/* A simple recurrent layer: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T +
+ * b_hh), f NNLIB_ACT_TANH or NNLIB_ACT_RELU. NNLIB_ERR_INVALID_ARGUMENT
+ * for another nonlinearity, input_size < 0, hidden_size < 1, or with_bias
+ * or return_sequences not 0 or 1; NNLIB_ERR_TOO_LARGE for a size above
+ * 2^31 - 1 (the BLAS interface); NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_rnn_create(nnlib_layer **out, int64_t input_size,
                                         int64_t hidden_size,
                                         nnlib_activation nonlinearity,
                                         int with_bias, int return_sequences);
+/* A long short-term memory layer (torch.nn.LSTM; gates i f g o, cell state
+ * c_t). NNLIB_ERR_INVALID_ARGUMENT for input_size < 0, hidden_size < 1, or
+ * with_bias or return_sequences not 0 or 1; NNLIB_ERR_TOO_LARGE when
+ * 4 hidden_size or input_size exceeds 2^31 - 1; NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_lstm_create(nnlib_layer **out,
                                          int64_t input_size,
                                          int64_t hidden_size, int with_bias,
                                          int return_sequences);
+/* A gated recurrent unit layer (torch.nn.GRU; gates r z n).
+ * NNLIB_ERR_INVALID_ARGUMENT for input_size < 0, hidden_size < 1, or
+ * with_bias or return_sequences not 0 or 1; NNLIB_ERR_TOO_LARGE when
+ * 3 hidden_size or input_size exceeds 2^31 - 1; NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_gru_create(nnlib_layer **out, int64_t input_size,
                                         int64_t hidden_size, int with_bias,
                                         int return_sequences);
@@ -324,13 +451,18 @@ NNLIB_API nnlib_status nnlib_gru_create(nnlib_layer **out, int64_t input_size,
  * sample, and every batch through the layer must then have exactly `rows`
  * samples (else the pass fails with NNLIB_ERR_SHAPE_MISMATCH; predictions
  * of more than the compiled maximum batch run in chunks and so fail).
+ * rows > 1 must therefore not exceed the compiled maximum batch: once the
+ * layer's model is compiled more rows are NNLIB_ERR_TOO_LARGE here, and a
+ * state set before makes the compile for a smaller maximum batch fail
+ * with NNLIB_ERR_TOO_LARGE.
  * h0 NULL: zero h; c0 NULL: zero c (c0 must be NULL for rnn and gru);
  * both NULL: back to zero states. Like PyTorch's h0/c0 arguments, the
  * state is not a parameter (no gradient reaches it) and model files do not
  * keep it. Not to be called while the model runs in any thread. Statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (not a recurrent layer, rows < 1, c0 for rnn
- * or gru), NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_MEMORY (the previous
- * state stays). */
+ * or gru), NNLIB_ERR_TOO_LARGE (rows above the compiled maximum batch, or
+ * too large to allocate), NNLIB_ERR_OUT_OF_MEMORY; on failure the previous
+ * state stays. */
 NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
                                                          const float *h0,
                                                          const float *c0,
@@ -351,38 +483,68 @@ NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
  *             NNLIB_ERR_INVALID_ARGUMENT here, one not below the inputs'
  *             rank NNLIB_ERR_SHAPE_MISMATCH at compile.
  * None has parameters. */
+/* An add layer. NNLIB_ERR_INVALID_ARGUMENT for NULL out,
+ * NNLIB_ERR_OUT_OF_MEMORY; inputs of different shapes are
+ * NNLIB_ERR_SHAPE_MISMATCH at compile. */
 NNLIB_API nnlib_status nnlib_add_create(nnlib_layer **out);
+/* A multiply layer. NNLIB_ERR_INVALID_ARGUMENT for NULL out,
+ * NNLIB_ERR_OUT_OF_MEMORY; inputs of different shapes are
+ * NNLIB_ERR_SHAPE_MISMATCH at compile. */
 NNLIB_API nnlib_status nnlib_multiply_create(nnlib_layer **out);
+/* A concat layer along `axis`. NNLIB_ERR_INVALID_ARGUMENT for an axis
+ * outside -1 .. NNLIB_MAX_RANK - 2, NNLIB_ERR_OUT_OF_MEMORY; at compile
+ * NNLIB_ERR_SHAPE_MISMATCH and NNLIB_ERR_UNSUPPORTED as above. */
 NNLIB_API nnlib_status nnlib_concat_create(nnlib_layer **out, int axis);
 
+/* Frees a layer that no model took (a model frees its own layers). NULL is
+ * a no-op. */
 NNLIB_API void nnlib_layer_free(nnlib_layer *layer);
 
+/* The layer's kind; 0 (no kind) for NULL. */
 NNLIB_API nnlib_layer_kind nnlib_layer_get_kind(const nnlib_layer *layer);
-/* "dense", "relu", ...: static storage. */
+/* "dense", "relu", ...: static storage; "" for NULL. */
 NNLIB_API const char *nnlib_layer_get_name(const nnlib_layer *layer);
-/* Per-sample output shape, known after compile: writes up to `capacity`
- * dimensions and the rank. NNLIB_ERR_WRONG_STATE before compile. */
+/* The per-sample output shape, known after compile: writes up to `capacity`
+ * dimensions into dims (NULL allowed with capacity 0) and the rank into
+ * *rank. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_WRONG_STATE before
+ * compile. */
 NNLIB_API nnlib_status nnlib_layer_get_output_shape(const nnlib_layer *layer,
                                                     int64_t *dims,
                                                     size_t capacity,
                                                     size_t *rank);
-/* Number of parameter tensors (dense: weight, then bias if any). */
-NNLIB_API size_t nnlib_layer_get_param_count(const nnlib_layer *layer);
-/* The i-th parameter tensor and its gradient (borrowed, writable), after
- * compile. Writing a parameter's data changes the model. */
+/* The number of parameter tensors (dense: weight, then bias if any), the
+ * indexes of nnlib_layer_get_param, known after compile; 0 before compile
+ * and for NULL. For the number of scalars see nnlib_model_get_param_count.
+ * Since 1.3.0 (before: nnlib_layer_get_param_count). */
+NNLIB_API size_t nnlib_layer_get_param_tensor_count(const nnlib_layer *layer);
+/* Parameter tensor `index` into *value and its gradient into *grad (either
+ * may be NULL), after compile: borrowed from the layer and writable;
+ * writing a parameter's data changes the model. NNLIB_ERR_INVALID_ARGUMENT
+ * for a NULL layer, NNLIB_ERR_WRONG_STATE before compile,
+ * NNLIB_ERR_OUT_OF_RANGE for an index not below the tensor count. */
 NNLIB_API nnlib_status nnlib_layer_get_param(nnlib_layer *layer, size_t index,
                                              nnlib_tensor **value,
                                              nnlib_tensor **grad);
-/* "weight", "bias", ...; NULL for an index out of range. */
+/* "weight", "bias", ...: static storage; NULL for an index out of range. */
 NNLIB_API const char *nnlib_layer_get_param_name(const nnlib_layer *layer,
                                                  size_t index);
 /* Buffers: state that is not trained but that inference needs and model
  * files keep (batchnorm: running_mean, running_var). Count, the i-th buffer
  * (borrowed, writable, after compile; NNLIB_ERR_OUT_OF_RANGE for a bad
  * index) and its name (NULL out of range). */
+/* The number of buffer tensors; 0 for NULL. */
 NNLIB_API size_t nnlib_layer_get_buffer_count(const nnlib_layer *layer);
+/* Buffer `index` into *value, borrowed from the layer and writable.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_WRONG_STATE before
+ * compile, NNLIB_ERR_OUT_OF_RANGE for an index not below the count. What
+ * is written is checked by the next pass that reads it: a negative
+ * batchnorm running_var makes every later forward pass through the layer
+ * (training or inference) and inference backward pass fail with
+ * NNLIB_ERR_INVALID_ARGUMENT naming the channel, and a model file holding
+ * one does not load (NNLIB_ERR_CORRUPT_FILE). */
 NNLIB_API nnlib_status nnlib_layer_get_buffer(nnlib_layer *layer, size_t index,
                                               nnlib_tensor **value);
+/* "running_mean", ...: static storage; NULL for an index out of range. */
 NNLIB_API const char *nnlib_layer_get_buffer_name(const nnlib_layer *layer,
                                                   size_t index);
 
@@ -423,28 +585,60 @@ typedef struct nnlib_optimizer_options {
   float clip_norm;           /* clip gradients to this global L2 norm; 0=off */
 } nnlib_optimizer_options;
 
-/* Fills `options` with the defaults of `kind`. */
+/* Fills the first struct_size bytes of *options with the defaults of
+ * `kind` (the comments above) and sets options->struct_size (pass sizeof
+ * *options; see the preamble). Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for
+ * NULL or an unknown kind, NNLIB_ERR_STRUCT_SIZE for a struct_size below
+ * sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_optimizer_options_init_size(
+    nnlib_optimizer_options *options, nnlib_optimizer_kind kind,
+    size_t struct_size);
+/* Fills *options with the defaults of `kind`. A macro over _init_size with
+ * the caller's sizeof (since 1.3.0); the function of this name serves
+ * programs built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL
+ * or an unknown kind. */
 NNLIB_API nnlib_status nnlib_optimizer_options_init(
     nnlib_optimizer_options *options, nnlib_optimizer_kind kind);
-/* An optimizer from options (NULL: plain SGD, lr 0.01). */
+#define nnlib_optimizer_options_init(options, kind)                            \
+  nnlib_optimizer_options_init_size((options), (kind), sizeof *(options))
+/* A new optimizer into *out, from options (copied; NULL: plain SGD, lr
+ * 0.01). The caller owns it until nnlib_model_compile,
+ * nnlib_model_compile_graph or nnlib_model_set_optimizer takes it (its
+ * state is allocated then); one never handed over is freed with
+ * nnlib_optimizer_free. NNLIB_ERR_INVALID_ARGUMENT for an unknown kind or
+ * schedule or a value out of its range (a learning rate, weight decay,
+ * gamma, min_learning_rate or clip_norm negative or not finite; momentum,
+ * beta1, beta2 or alpha outside [0, 1); epsilon <= 0; nesterov without
+ * momentum; STEP without step_size >= 1; COSINE without total_steps >= 1),
+ * NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_optimizer_create(
     nnlib_optimizer **out, const nnlib_optimizer_options *options);
-/* Shortcut for SGD with momentum/Nesterov/weight decay. */
+/* Shortcut for nnlib_optimizer_create with SGD, momentum, Nesterov (0 or
+ * 1) and weight decay; the other options take their defaults. Ownership
+ * and statuses as nnlib_optimizer_create: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_sgd_create(nnlib_optimizer **out,
                                         float learning_rate, float momentum,
                                         int nesterov, float weight_decay);
+/* Frees an optimizer that no model took (a model frees its own). NULL is a
+ * no-op. */
 NNLIB_API void nnlib_optimizer_free(nnlib_optimizer *optimizer);
-/* Base learning rate (before the schedule). */
+/* Sets the base learning rate (the schedules scale it). Not to be called
+ * while the model trains in another thread. NNLIB_ERR_INVALID_ARGUMENT for
+ * NULL or a rate that is negative or not finite. */
 NNLIB_API nnlib_status nnlib_optimizer_set_learning_rate(
     nnlib_optimizer *optimizer, float learning_rate);
+/* The base learning rate (before the schedule); 0 for NULL. */
 NNLIB_API float nnlib_optimizer_get_learning_rate(
     const nnlib_optimizer *optimizer);
-/* Number of updates applied so far (the t of the schedules and of Adam). */
+/* Number of updates applied so far (the t of the schedules and of Adam);
+ * 0 for NULL. */
 NNLIB_API int64_t nnlib_optimizer_get_step_count(
     const nnlib_optimizer *optimizer);
 /* The options the optimizer runs with (the learning rate as last set),
  * into `options`, whose struct_size the caller sets (sizeof, or an older
- * header's size: a shorter struct gets the fields it has). Since 1.1.0.
+ * header's size: a shorter struct gets the fields it has, a longer one the
+ * fields this library lacks zeroed). Since 1.1.0.
  * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE for a
  * struct_size below sizeof(size_t). */
 NNLIB_API nnlib_status nnlib_optimizer_get_options(
@@ -465,11 +659,19 @@ typedef enum nnlib_loss {
  * either one-hot (or probability) rows [N, K] or class indices [N] stored as
  * floats (0 .. K-1). */
 
+/* A new, empty model into *out; the caller owns it (nnlib_model_free).
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL out, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_create(nnlib_model **out);
+/* Frees a model with its layers, optimizer and buffers. Its workspaces
+ * must be freed first. NULL is a no-op. */
 NNLIB_API void nnlib_model_free(nnlib_model *model);
 
-/* Appends a layer. The model owns it from now on, also when this fails
- * (then it is freed). NNLIB_ERR_WRONG_STATE after compile. */
+/* Appends a layer that reads the model's newest node (see graph models).
+ * The model owns the layer from now on, also when this fails (then it is
+ * freed) - except a layer that already belongs to a model, which is
+ * refused and left there. NNLIB_ERR_INVALID_ARGUMENT for NULL or a layer
+ * already in a model, NNLIB_ERR_WRONG_STATE after compile,
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_add(nnlib_model *model, nnlib_layer *layer);
 
 /* Plans the model: checks that every layer's shape chains into the next for
@@ -479,7 +681,16 @@ NNLIB_API nnlib_status nnlib_model_add(nnlib_model *model, nnlib_layer *layer);
  * steps and predictions allocate nothing afterwards.
  * `optimizer` may be NULL for an inference-only model; otherwise the model
  * takes it, also when compile fails. `loss` may be NNLIB_LOSS_NONE only
- * without an optimizer. A model compiles once. */
+ * without an optimizer. A model compiles once; after a failure it is as
+ * before and may be compiled again. Statuses: NNLIB_ERR_INVALID_ARGUMENT
+ * (NULL, max_batch < 1, an unknown loss, an optimizer without a loss, a bad
+ * input rank or dimension, a model of several inputs, a node the output
+ * does not depend on), NNLIB_ERR_WRONG_STATE (compiled already, no
+ * layers), NNLIB_ERR_SHAPE_MISMATCH (shapes that do not chain, naming the
+ * layer; an input_shape other than the declared input's),
+ * NNLIB_ERR_TOO_LARGE (max_batch or a buffer over the limits),
+ * NNLIB_ERR_UNSUPPORTED (a concat of more than 16 inputs),
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_compile(nnlib_model *model,
                                            const int64_t *input_shape,
                                            size_t input_rank, int64_t max_batch,
@@ -487,31 +698,52 @@ NNLIB_API nnlib_status nnlib_model_compile(nnlib_model *model,
                                            nnlib_optimizer *optimizer,
                                            uint64_t seed);
 
+/* The number of layers (every node but the inputs); 0 for NULL. */
 NNLIB_API size_t nnlib_model_get_layer_count(const nnlib_model *model);
-/* Borrowed; NULL if index is out of range. */
+/* Layer `index` in the order added, borrowed from the model; NULL if index
+ * is out of range. */
 NNLIB_API nnlib_layer *nnlib_model_get_layer(nnlib_model *model, size_t index);
-/* Borrowed; NULL for an inference-only or uncompiled model. */
+/* The model's optimizer, borrowed; NULL for an inference-only or
+ * uncompiled model. */
 NNLIB_API nnlib_optimizer *nnlib_model_get_optimizer(nnlib_model *model);
+/* The loss the model was compiled with; NNLIB_LOSS_NONE for NULL or before
+ * compile. */
 NNLIB_API nnlib_loss nnlib_model_get_loss(const nnlib_model *model);
-/* Total number of trainable scalars (784-16-10 dense: 12730). After compile. */
+/* Total number of trainable scalars (784-16-10 dense: 12730), after
+ * compile. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_WRONG_STATE
+ * before compile. */
 NNLIB_API nnlib_status nnlib_model_get_param_count(const nnlib_model *model,
                                                    int64_t *count);
-/* Per-sample input and output shapes, after compile. */
+/* The per-sample shape of input 0 (see nnlib_model_get_input_shape_at),
+ * after compile: up to `capacity` dimensions into dims (NULL allowed with
+ * capacity 0) and the rank into *rank. NNLIB_ERR_INVALID_ARGUMENT for
+ * NULL, NNLIB_ERR_WRONG_STATE before compile. */
 NNLIB_API nnlib_status nnlib_model_get_input_shape(const nnlib_model *model,
                                                    int64_t *dims,
                                                    size_t capacity,
                                                    size_t *rank);
+/* The per-sample output shape, after compile, as
+ * nnlib_model_get_input_shape (a sequence output gives the compiled T).
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_WRONG_STATE before
+ * compile. */
 NNLIB_API nnlib_status nnlib_model_get_output_shape(const nnlib_model *model,
                                                     int64_t *dims,
                                                     size_t capacity,
                                                     size_t *rank);
+/* The compiled maximum batch; 0 for NULL or before compile. */
 NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
 
 /* Inference: x [N, input...] with any N >= 1 (processed in chunks of the
  * compiled maximum batch), writes y [N, output...] (the caller's tensor, of
  * matching element count; [N, T', H] for a sequence output at T', see the
  * recurrent layers). Uses inference mode (dropout off, batchnorm running
- * statistics). */
+ * statistics). The calls that take data share these statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL; a wrong number of input tensors),
+ * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_SHAPE_MISMATCH (a
+ * tensor that does not fit the model, naming it; an initial state of other
+ * rows than the batch), NNLIB_ERR_TOO_LARGE (sequences longer than
+ * compiled), NNLIB_ERR_NUMERICAL (NaN or Inf found by the numerics check,
+ * when it is on). */
 NNLIB_API nnlib_status nnlib_model_predict(nnlib_model *model,
                                            const nnlib_tensor *x,
                                            nnlib_tensor *y);
@@ -522,31 +754,49 @@ NNLIB_API nnlib_status nnlib_model_predict(nnlib_model *model,
  * its workspaces and must not be trained, changed or freed while any thread
  * predicts with it. */
 typedef struct nnlib_workspace nnlib_workspace;
+/* A new workspace for `model` into *out (the model stays the caller's and
+ * is only read); the caller owns the workspace (nnlib_workspace_free).
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_WRONG_STATE for an
+ * uncompiled model, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_workspace_create(nnlib_workspace **out,
                                               const nnlib_model *model);
+/* Frees a workspace (before its model). NULL is a no-op. */
 NNLIB_API void nnlib_workspace_free(nnlib_workspace *workspace);
 /* nnlib_model_predict with the workspace's buffers. Thread-safe: calls on
- * different workspaces (of the same model or not) may run concurrently. */
+ * different workspaces (of the same model or not) may run concurrently.
+ * Statuses as nnlib_model_predict: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_workspace_predict(nnlib_workspace *workspace,
                                                const nnlib_tensor *x,
                                                nnlib_tensor *y);
 
 /* Training-mode forward pass of one batch (1 <= N <= max batch). *output is
  * the model's own output buffer, borrowed until the next call on the model;
- * its shape is [N, output...] ([N, T', H] for a sequence output at T'). */
+ * its shape is [N, output...] ([N, T', H] for a sequence output at T').
+ * Statuses as nnlib_model_predict (NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_WRONG_STATE, NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_NUMERICAL),
+ * and NNLIB_ERR_TOO_LARGE also for N above the maximum batch. */
 NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,
                                            const nnlib_tensor *x,
                                            const nnlib_tensor **output);
-/* Forward, loss and backward on one batch: leaves the gradient of the mean
- * loss in every parameter's grad tensor (overwritten, not accumulated) and
- * the loss in *loss (may be NULL). Applies no update. */
+/* Forward, loss and backward on one batch (1 <= N <= max batch): leaves
+ * the gradient of the mean loss in every parameter's grad tensor
+ * (overwritten, not accumulated) and the loss in *loss (may be NULL).
+ * Applies no update. Statuses as nnlib_model_forward
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH also for the target,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), and NNLIB_ERR_WRONG_STATE also
+ * for a model compiled without a loss, NNLIB_ERR_OUT_OF_RANGE for a class
+ * index target outside 0 .. K-1. */
 NNLIB_API nnlib_status nnlib_model_backward(nnlib_model *model,
                                             const nnlib_tensor *x,
                                             const nnlib_tensor *target,
                                             float *loss);
 /* One training step: backward, then the optimizer's update. If the loss is
  * not finite the weights are left untouched and NNLIB_ERR_NUMERICAL is
- * returned. */
+ * returned. Other statuses as nnlib_model_backward
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE), and NNLIB_ERR_WRONG_STATE
+ * also for a model without an optimizer. */
 NNLIB_API nnlib_status nnlib_model_step(nnlib_model *model,
                                         const nnlib_tensor *x,
                                         const nnlib_tensor *target,
@@ -561,28 +811,37 @@ NNLIB_API nnlib_status nnlib_model_step(nnlib_model *model,
  * learning rate that overflowed the weights is reported by the step that did
  * it (the weights are then unusable). Costs one read of each buffer per pass;
  * nothing when off. Without it, a step still refuses a non-finite loss.
- * on: 0 or 1. Not to be called while other threads predict with the model. */
+ * on: 0 or 1. Not to be called while other threads predict with the model.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL or another value of on. */
 NNLIB_API nnlib_status nnlib_model_set_check_numerics(nnlib_model *model,
                                                       int on);
-/* Applies the optimizer's update to the gradients already in the model (after
- * nnlib_model_backward, for callers that edit or reduce gradients first). */
-NNLIB_API nnlib_status nnlib_optimizer_step(nnlib_model *model);
+/* Applies the optimizer's update to the gradients already in the model
+ * (after nnlib_model_backward or nnlib_model_backward_output, for callers
+ * that edit or reduce gradients first). Since 1.3.0 (before:
+ * nnlib_optimizer_step). NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_WRONG_STATE before compile or without a loss or optimizer,
+ * NNLIB_ERR_NUMERICAL when the numerics check is on and a parameter became
+ * NaN or Inf. */
+NNLIB_API nnlib_status nnlib_model_apply_gradients(nnlib_model *model);
 /* The model's flat parameter and gradient buffers, for reductions across
  * processes (average the gradients between nnlib_model_backward and
- * nnlib_optimizer_step; broadcast the weights). Every layer's parameters lie
- * in one array of *count floats in layer order (nnlib_layer_get_param gives
- * views into it), their gradients in a second array of the same layout.
- * Borrowed and writable, valid as long as the model; after compile
- * (NNLIB_ERR_WRONG_STATE before). nnlib_model_backward writes the gradients;
- * nnlib_model_step with plain SGD may fold the update into backward and leave
- * them stale. params or grads may be NULL; a model without parameters gives
- * count 0 and pointers that must not be read. */
+ * nnlib_model_apply_gradients; broadcast the weights). Every layer's
+ * parameters lie in one array of *count floats in layer order
+ * (nnlib_layer_get_param gives views into it), their gradients in a second
+ * array of the same layout. Borrowed and writable, valid as long as the
+ * model. nnlib_model_backward writes the gradients; nnlib_model_step with
+ * plain SGD may fold the update into backward and leave them stale. params
+ * or grads may be NULL; a model without parameters gives count 0 and
+ * pointers that must not be read. NNLIB_ERR_INVALID_ARGUMENT for a NULL
+ * model or count, NNLIB_ERR_WRONG_STATE before compile. */
 NNLIB_API nnlib_status nnlib_model_get_flat_params(nnlib_model *model,
                                                    float **params,
                                                    float **grads,
                                                    int64_t *count);
 
-/* Progress report passed to the fit callback after every batch. */
+/* Progress report passed to the fit callback after every batch. The
+ * library fills it (struct_size is its size: a callback built against an
+ * older header reads the fields it knows). */
 typedef struct nnlib_progress {
   size_t struct_size;
   int64_t epoch;        /* 0-based                                          */
@@ -610,19 +869,39 @@ typedef struct nnlib_fit_options {
                                    epoch                                    */
 } nnlib_fit_options;
 
+/* Fills the first struct_size bytes of *options with the defaults above
+ * and sets options->struct_size (pass sizeof *options; see the preamble).
+ * Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE
+ * for a struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_fit_options_init_size(nnlib_fit_options *options,
+                                                   size_t struct_size);
+/* Fills *options with the defaults. A macro over _init_size with the
+ * caller's sizeof (since 1.3.0); the function of this name serves programs
+ * built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_fit_options_init(nnlib_fit_options *options);
+#define nnlib_fit_options_init(options)                                        \
+  nnlib_fit_options_init_size((options), sizeof *(options))
 /* Trains on the samples of x [S, input...] with targets [S, ...] for
- * options->epochs epochs of minibatches (the last one may be smaller).
- * Shuffling gathers each batch into a model buffer; the data set is never
- * copied as a whole. */
+ * options->epochs epochs of minibatches (the last one may be smaller;
+ * options NULL: the defaults). Shuffling gathers each batch into a buffer
+ * allocated per call; the data set is never copied as a whole. x, target
+ * and the options' pointers are borrowed for the call. A failure during
+ * training leaves the updates of the batches before it. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL; epochs < 0, batch_size < 0, shuffle
+ * not 0 or 1), NNLIB_ERR_WRONG_STATE (before compile, no loss or no
+ * optimizer), NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_TOO_LARGE (batch_size above the maximum batch, sequences
+ * longer than compiled), NNLIB_ERR_OUT_OF_RANGE (a class index target),
+ * NNLIB_ERR_NUMERICAL (a loss that is not finite: the weights of that
+ * batch stay untouched), NNLIB_ERR_CANCELLED (the progress callback),
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_fit(nnlib_model *model,
                                        const nnlib_tensor *x,
                                        const nnlib_tensor *target,
                                        const nnlib_fit_options *options);
 
 /* Validation and early stopping for nnlib_model_fit_validated (since
- * 1.1.0; a struct of its own because option structs with an _init
- * function never grow, see docs/ABI_POLICY.md). */
+ * 1.1.0; a struct of its own, from before option structs could grow). */
 typedef struct nnlib_validation_options {
   size_t struct_size;
   const nnlib_tensor *x;      /* required: after every epoch, the mean loss */
@@ -646,13 +925,30 @@ typedef struct nnlib_validation_options {
                                  failed before the first epoch ended)       */
 } nnlib_validation_options;
 
+/* Fills the first struct_size bytes of *options with the defaults above
+ * (every field 0 or NULL) and sets options->struct_size (pass sizeof
+ * *options; see the preamble). Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for
+ * NULL, NNLIB_ERR_STRUCT_SIZE for a struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_validation_options_init_size(
+    nnlib_validation_options *options, size_t struct_size);
+/* Fills *options with the defaults. A macro over _init_size with the
+ * caller's sizeof (since 1.3.0); the function of this name serves programs
+ * built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_validation_options_init(
     nnlib_validation_options *options);
+#define nnlib_validation_options_init(options)                                 \
+  nnlib_validation_options_init_size((options), sizeof *(options))
 /* nnlib_model_fit with a validation pass after every epoch (validation
  * NULL: exactly nnlib_model_fit). The validation tensors are checked before
  * any training (their shapes as for nnlib_model_evaluate); a loss that is
  * not finite never counts as an improvement. restore_best allocates one
- * copy of the parameters per call. Since 1.1.0. */
+ * copy of the parameters per call. Since 1.1.0. Statuses as
+ * nnlib_model_fit (NNLIB_ERR_INVALID_ARGUMENT also for validation options
+ * without x or target, a negative patience or min_delta, restore_best not
+ * 0 or 1; NNLIB_ERR_STRUCT_SIZE also for the validation options;
+ * NNLIB_ERR_WRONG_STATE, NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_OUT_OF_RANGE, NNLIB_ERR_NUMERICAL, NNLIB_ERR_CANCELLED,
+ * NNLIB_ERR_OUT_OF_MEMORY). */
 NNLIB_API nnlib_status nnlib_model_fit_validated(
     nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
     const nnlib_fit_options *options,
@@ -661,7 +957,11 @@ NNLIB_API nnlib_status nnlib_model_fit_validated(
 /* Mean loss and accuracy over all samples in inference mode. Accuracy is the
  * share of samples whose arg-max output matches the target's class (one
  * output: output > 0 for BCE, > 0.5 otherwise, against target > 0.5).
- * Either output pointer may be NULL. */
+ * Either output pointer may be NULL. Statuses as nnlib_model_predict
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH also for the target,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), NNLIB_ERR_WRONG_STATE also when
+ * a loss is asked of a model compiled without one, NNLIB_ERR_OUT_OF_RANGE
+ * for a class index target outside 0 .. K-1. */
 NNLIB_API nnlib_status nnlib_model_evaluate(nnlib_model *model,
                                             const nnlib_tensor *x,
                                             const nnlib_tensor *target,
@@ -695,12 +995,14 @@ typedef struct nnlib_layer_profile {
  * evaluate and predict on the model itself (not predictions through
  * separate workspaces). Off by default; when off it reads no clock and
  * costs one test per layer call. Not to be called while another thread
- * uses the model. */
+ * uses the model. NNLIB_ERR_INVALID_ARGUMENT for NULL or another value of
+ * on. */
 NNLIB_API nnlib_status nnlib_model_set_profiling(nnlib_model *model, int on);
 /* The counts of layer `index` (as nnlib_model_get_layer) into *out, whose
  * struct_size the caller sets first; a shorter (older) struct gets the
- * fields it has. NNLIB_ERR_OUT_OF_RANGE for a bad index,
- * NNLIB_ERR_STRUCT_SIZE if struct_size is too small. */
+ * fields it has. NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_OUT_OF_RANGE for a bad index, NNLIB_ERR_STRUCT_SIZE if
+ * struct_size is below sizeof(size_t). */
 NNLIB_API nnlib_status nnlib_model_get_layer_profile(
     const nnlib_model *model, size_t index, nnlib_layer_profile *out);
 
@@ -711,14 +1013,25 @@ typedef struct nnlib_gradcheck_options {
   float step;                /* central-difference step h; default 1e-2    */
   int random_direction;      /* 1: one directional derivative over all
                                 parameters; 0 (default): every scalar      */
-  uint64_t seed;             /* for the random direction                   */
+  uint64_t seed;             /* for the random direction; default 1        */
   int inference;             /* 1: check the inference-mode function
                                 (dropout off, batchnorm on its running
                                 statistics); 0 (default): training mode   */
 } nnlib_gradcheck_options;
 
+/* Fills the first struct_size bytes of *options with the defaults above
+ * and sets options->struct_size (pass sizeof *options; see the preamble).
+ * Since 1.3.0. NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE
+ * for a struct_size below sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_gradcheck_options_init_size(
+    nnlib_gradcheck_options *options, size_t struct_size);
+/* Fills *options with the defaults. A macro over _init_size with the
+ * caller's sizeof (since 1.3.0); the function of this name serves programs
+ * built against older headers. NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_gradcheck_options_init(
     nnlib_gradcheck_options *options);
+#define nnlib_gradcheck_options_init(options)                                  \
+  nnlib_gradcheck_options_init_size((options), sizeof *(options))
 /* Compares the backpropagated gradient of the mean loss on (x, target) with
  * central finite differences (f(p + h) - f(p - h)) / 2h, computed in double
  * from float losses. Per parameter tensor the error is the normwise relative
@@ -727,7 +1040,13 @@ NNLIB_API nnlib_status nnlib_gradcheck_options_init(
  * exactly afterwards. Needs a compiled model with a loss. Every pass starts
  * from the generator state the check began with, so dropout draws the same
  * masks in each, and layer buffers (batchnorm running statistics) and the
- * generator are restored afterwards: the check leaves the model as it was. */
+ * generator are restored afterwards: the check leaves the model as it was.
+ * Allocates a copy of the parameters per call. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL; a step that is not finite and > 0,
+ * inference not 0 or 1), NNLIB_ERR_WRONG_STATE (before compile, no loss),
+ * NNLIB_ERR_STRUCT_SIZE (options), and those of nnlib_model_backward:
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE,
+ * NNLIB_ERR_NUMERICAL; NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_gradcheck(
     nnlib_model *model, const nnlib_tensor *x, const nnlib_tensor *target,
     const nnlib_gradcheck_options *options, double *max_rel_error);
@@ -758,38 +1077,52 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
 typedef uint64_t nnlib_node;
 
 /* Declares model input number nnlib_model_get_input_count() (0, 1, ...) of
- * per-sample shape shape[rank] (1 <= rank < NNLIB_MAX_RANK) and returns its
- * node in *node. Every call that takes data takes one tensor per input, in
- * this order; a model takes at most 64 (NNLIB_ERR_TOO_LARGE beyond).
+ * per-sample shape shape[rank] (1 <= rank < NNLIB_MAX_RANK; copied) and
+ * returns its node in *node. Every call that takes data takes one tensor
+ * per input, in this order; a model takes at most 64.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, a bad rank or a dimension below 1,
+ * NNLIB_ERR_TOO_LARGE beyond 64 inputs or for a shape too large,
  * NNLIB_ERR_WRONG_STATE after compile, or once layers were added to the
- * model's implicit input. */
+ * model's implicit input, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_input(nnlib_model *model,
                                          const int64_t *shape, size_t rank,
                                          nnlib_node *node);
 /* Applies `layer` to the nodes inputs[0 .. count): a merge layer (add,
  * concat, multiply) to two or more, any other layer to exactly one. The
  * new node goes to *node (may be NULL). The model owns the layer from now
- * on, also when this fails. A layer is applied once (one node per layer).
- * Statuses: NNLIB_ERR_INVALID_ARGUMENT (a foreign or unknown node, a wrong
- * input count), NNLIB_ERR_WRONG_STATE (compiled). */
+ * on, also when this fails (then it is freed) - except a layer that
+ * already belongs to a model, which is refused and left there: a layer is
+ * applied once (one node per layer). Statuses: NNLIB_ERR_INVALID_ARGUMENT
+ * (NULL, a foreign or unknown node, a wrong input count, a layer already
+ * in a model), NNLIB_ERR_TOO_LARGE (more than 64 inputs),
+ * NNLIB_ERR_WRONG_STATE (compiled), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_apply(nnlib_model *model,
                                          nnlib_layer *layer,
                                          const nnlib_node *inputs,
                                          size_t count, nnlib_node *node);
-/* Makes `node` the model's output (default: the newest node). Once only:
- * a second call is NNLIB_ERR_WRONG_STATE. A model input cannot be the
- * output. */
+/* Makes `node` the model's output (default: the newest node). Once only.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, a foreign or unknown node, or a
+ * model input (an input cannot be the output); NNLIB_ERR_WRONG_STATE for a
+ * second call or after compile. */
 NNLIB_API nnlib_status nnlib_model_set_output(nnlib_model *model,
                                               nnlib_node node);
 /* Names a node for description text, messages and `nnlib info`: 1 to 31
  * characters of [A-Za-z0-9_], starting with a letter or '_', unique within
- * the model (NNLIB_ERR_INVALID_ARGUMENT otherwise). */
+ * the model (the name is copied). NNLIB_ERR_INVALID_ARGUMENT for NULL, a
+ * foreign or unknown node, a malformed name or one another node has,
+ * NNLIB_ERR_WRONG_STATE after compile, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_set_node_name(nnlib_model *model,
                                                  nnlib_node node,
                                                  const char *name);
 /* nnlib_model_compile for a model whose inputs were all declared with
  * nnlib_model_input (nnlib_model_compile accepts such a model too when it
- * has exactly one input and input_shape equals the declared one). */
+ * has exactly one input and input_shape equals the declared one). Takes
+ * the optimizer, also when it fails. Statuses as nnlib_model_compile
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_UNSUPPORTED, NNLIB_ERR_OUT_OF_MEMORY), and
+ * NNLIB_ERR_WRONG_STATE also for a model built on an implicit input
+ * (nnlib_model_add without nnlib_model_input), whose shape only
+ * nnlib_model_compile can give. */
 NNLIB_API nnlib_status nnlib_model_compile_graph(nnlib_model *model,
                                                  int64_t max_batch,
                                                  nnlib_loss loss,
@@ -798,7 +1131,9 @@ NNLIB_API nnlib_status nnlib_model_compile_graph(nnlib_model *model,
 
 /* The graph, read back: nodes are numbered 0 .. count-1 in the order they
  * were made (inputs included). */
+/* The number of model inputs (declared or implicit); 0 for NULL. */
 NNLIB_API size_t nnlib_model_get_input_count(const nnlib_model *model);
+/* The number of nodes, inputs included; 0 for NULL. */
 NNLIB_API size_t nnlib_model_get_node_count(const nnlib_model *model);
 typedef struct nnlib_node_info {
   size_t struct_size;       /* set by the caller: sizeof(nnlib_node_info)  */
@@ -813,12 +1148,18 @@ typedef struct nnlib_node_info {
   int64_t shape[NNLIB_MAX_RANK]; /* before compile                         */
   int is_output;            /* 1 for the model's output node               */
 } nnlib_node_info;
-/* Node number `index` into *info (whose struct_size the caller sets).
- * NNLIB_ERR_OUT_OF_RANGE for a bad index. */
+/* Node number `index` into *info (whose struct_size the caller sets; a
+ * shorter struct gets the fields it has). The pointers in it are borrowed
+ * from the model. NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_OUT_OF_RANGE for a bad index, NNLIB_ERR_STRUCT_SIZE for a
+ * struct_size below sizeof(size_t). */
 NNLIB_API nnlib_status nnlib_model_get_node(const nnlib_model *model,
                                             size_t index,
                                             nnlib_node_info *info);
-/* Per-sample shape of model input `input`, after compile. */
+/* Per-sample shape of model input `input`, after compile, as
+ * nnlib_model_get_input_shape. NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_WRONG_STATE before compile, NNLIB_ERR_OUT_OF_RANGE for a bad
+ * input number. */
 NNLIB_API nnlib_status nnlib_model_get_input_shape_at(
     const nnlib_model *model, size_t input, int64_t *dims, size_t capacity,
     size_t *rank);
@@ -829,32 +1170,64 @@ NNLIB_API nnlib_status nnlib_model_get_input_shape_at(
  * keep working for one-input models. A wrong count is
  * NNLIB_ERR_INVALID_ARGUMENT, a tensor of the wrong shape
  * NNLIB_ERR_SHAPE_MISMATCH naming the input. */
+/* nnlib_model_predict over several inputs. Statuses as nnlib_model_predict:
+ * NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_model_predict_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     nnlib_tensor *y);
+/* nnlib_workspace_predict over several inputs. Statuses as
+ * nnlib_workspace_predict: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_workspace_predict_inputs(
     nnlib_workspace *workspace, const nnlib_tensor *const *inputs,
     size_t count, nnlib_tensor *y);
+/* nnlib_model_forward over several inputs; the input tensors must keep
+ * their data until a following nnlib_model_backward_output. Statuses as
+ * nnlib_model_forward: NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_model_forward_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor **output);
+/* nnlib_model_backward over several inputs. Statuses as
+ * nnlib_model_backward: NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE,
+ * NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_model_backward_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor *target, float *loss);
+/* nnlib_model_step over several inputs. Statuses as nnlib_model_step:
+ * NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE,
+ * NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_model_step_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor *target, float *loss);
+/* nnlib_model_evaluate over several inputs. Statuses as
+ * nnlib_model_evaluate: NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE,
+ * NNLIB_ERR_NUMERICAL. */
 NNLIB_API nnlib_status nnlib_model_evaluate_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor *target, float *loss, float *accuracy);
 /* nnlib_model_fit_validated with several inputs: the validation samples
  * are validation_inputs[0 .. count) (NULL when validation is NULL) and
- * validation->target; validation->x must be NULL. */
+ * validation->target; validation->x must be NULL (validation_inputs NULL:
+ * validation->x, for a one-input model). Statuses as
+ * nnlib_model_fit_validated: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_WRONG_STATE, NNLIB_ERR_STRUCT_SIZE, NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE, NNLIB_ERR_NUMERICAL,
+ * NNLIB_ERR_CANCELLED, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_fit_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor *target, const nnlib_fit_options *options,
     const nnlib_validation_options *validation,
     const nnlib_tensor *const *validation_inputs);
+/* nnlib_model_gradcheck over several inputs. Statuses as
+ * nnlib_model_gradcheck: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_WRONG_STATE, NNLIB_ERR_STRUCT_SIZE, NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE, NNLIB_ERR_NUMERICAL,
+ * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_gradcheck_inputs(
     nnlib_model *model, const nnlib_tensor *const *inputs, size_t count,
     const nnlib_tensor *target, const nnlib_gradcheck_options *options,
@@ -865,13 +1238,16 @@ NNLIB_API nnlib_status nnlib_model_gradcheck_inputs(
  * first layers' input-gradient products); on = 1 allocates one buffer per
  * input for the compiled maximum batch, on = 0 frees them. While on, every
  * backward pass (backward, step, fit, backward_output) leaves dL/dx of each
- * input for the batch it ran on. */
+ * input for the batch it ran on. NNLIB_ERR_INVALID_ARGUMENT for NULL or
+ * another value of on, NNLIB_ERR_WRONG_STATE for on = 1 before compile,
+ * NNLIB_ERR_OUT_OF_MEMORY (then they stay off). */
 NNLIB_API nnlib_status nnlib_model_set_input_gradients(nnlib_model *model,
                                                        int on);
 /* The gradient of input `input` from the last backward pass: [N, input
  * shape...], borrowed until the next call on the model.
- * NNLIB_ERR_WRONG_STATE when input gradients are off or no backward pass
- * ran since they were switched on. */
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_OUT_OF_RANGE for a bad
+ * input number, NNLIB_ERR_WRONG_STATE before compile, when input gradients
+ * are off, or when no backward pass ran since they were switched on. */
 NNLIB_API nnlib_status nnlib_model_get_input_gradient(
     nnlib_model *model, size_t input, const nnlib_tensor **grad);
 /* Backward from a gradient of the output that the caller gives, instead of
@@ -879,12 +1255,15 @@ NNLIB_API nnlib_status nnlib_model_get_input_gradient(
  * nnlib_model_forward or nnlib_model_forward_inputs on a batch of N,
  * output_grad [N, output...] is dL/dy. Writes every parameter gradient
  * (overwritten), and the input gradients when they are on; applies no
- * update (nnlib_optimizer_step does). Works for models compiled without a
- * loss too. The input tensors of that forward pass must still hold the
- * same data (backward reads them). Once per forward pass:
+ * update (nnlib_model_apply_gradients does). Works for models compiled
+ * without a loss too. The input tensors of that forward pass must still
+ * hold the same data (backward reads them). Once per forward pass:
  * NNLIB_ERR_WRONG_STATE when no forward pass precedes it (a call that
  * runs the model in between: backward, step, predict, evaluate, fit,
- * gradcheck, or a previous backward_output, spends it). */
+ * gradcheck, or a previous backward_output, spends it) or before compile.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_SHAPE_MISMATCH for an
+ * output_grad of another element count, NNLIB_ERR_NUMERICAL (numerics
+ * check on). */
 NNLIB_API nnlib_status nnlib_model_backward_output(
     nnlib_model *model, const nnlib_tensor *output_grad);
 
@@ -943,7 +1322,10 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  * NAME used twice, a malformed NAME or REF, REFs on an input or on `last`,
  * a merge item with fewer than two REFs, another item with more than one,
  * unbalanced parentheses. Shapes that do not match are found by compile.
- * On any failure the model is left exactly as before the call. */
+ * On any failure the model is left exactly as before the call. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL), NNLIB_ERR_WRONG_STATE (compiled),
+ * NNLIB_ERR_PARSE (every problem of the text, layer arguments out of range
+ * included), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
                                             const char *spec);
 /* Writes the description of the model (the inverse of add_spec) into buf
@@ -955,9 +1337,11 @@ NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
  * own name, else an invented one such as n3 that no node of the model
  * uses) when an item with REFs reads it, and an item gets (REFS) when it
  * does not read exactly the previous item's node. Parsing the text builds
- * the same graph, which prints the same text. NNLIB_ERR_UNSUPPORTED when
- * the output (nnlib_model_set_output) is not the newest node, or the
- * implicit input is read by a node other than the first layer. */
+ * the same graph, which prints the same text. NNLIB_ERR_INVALID_ARGUMENT
+ * for a NULL model, or a NULL buf with capacity > 0 (buf NULL with
+ * capacity 0 asks for *needed only); NNLIB_ERR_UNSUPPORTED when the output
+ * (nnlib_model_set_output) is not the newest node, or the implicit input
+ * is read by a node other than the first layer. */
 NNLIB_API nnlib_status nnlib_model_get_spec(const nnlib_model *model,
                                             char *buf, size_t capacity,
                                             size_t *needed);
@@ -966,7 +1350,9 @@ NNLIB_API nnlib_status nnlib_model_get_spec(const nnlib_model *model,
  * failure), e.g. to train a loaded model further. The new optimizer's state
  * starts fresh; passing the model's current optimizer changes nothing.
  * NNLIB_ERR_INVALID_ARGUMENT for a NULL model or optimizer or a model
- * compiled without a loss, NNLIB_ERR_WRONG_STATE for an uncompiled model. */
+ * compiled without a loss, NNLIB_ERR_WRONG_STATE for an uncompiled model,
+ * NNLIB_ERR_OUT_OF_MEMORY (the optimizer's state; the model keeps its old
+ * optimizer). */
 NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
                                                  nnlib_optimizer *optimizer);
 
@@ -978,25 +1364,47 @@ NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
                                    bit-identically; ignored for a model
                                    without an optimizer */
 
-/* The model-file format version this library writes, and the newest it
- * reads (docs/FILE_FORMAT.md). */
-#define NNLIB_FILE_FORMAT_VERSION 1
+/* The newest model-file format version this library writes and reads
+ * (docs/FILE_FORMAT.md): 2 stores a graph. A chain model (one input, every
+ * layer reading the one before, no node names; every model of 1.0 to 1.2)
+ * is still written as version 1, which nnlib 1.0 to 1.2 read; every other
+ * model as version 2. Since 1.3.0 (1 before). */
+#define NNLIB_FILE_FORMAT_VERSION 2
 
 /* Writes a compiled model to `path` (extension .nnl by convention) in the
  * format of docs/FILE_FORMAT.md. Atomic: the data goes to a temporary file
  * in the same directory that is renamed over `path` only when complete, so
- * a failed save leaves any previous file intact. */
+ * a failed save leaves any previous file intact. flags: 0 or
+ * NNLIB_SAVE_OPTIMIZER. NNLIB_ERR_INVALID_ARGUMENT for NULL, an empty path
+ * or unknown flags, NNLIB_ERR_WRONG_STATE before compile,
+ * NNLIB_ERR_TOO_LARGE for more layers or inputs than a file holds,
+ * NNLIB_ERR_IO (creating, writing, syncing or renaming; the message names
+ * the path and the reason), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_save(const nnlib_model *model,
                                         const char *path, unsigned flags);
-/* The same bytes into a new buffer; the caller frees *data with nnlib_free. */
-NNLIB_API nnlib_status nnlib_model_save_buffer(const nnlib_model *model,
-                                               unsigned flags, void **data,
-                                               size_t *size);
+/* The same bytes into a new buffer: *data (the caller frees it with
+ * nnlib_free) of *size bytes. Since 1.3.0 (before: nnlib_model_save_buffer,
+ * with the outputs last). NNLIB_ERR_INVALID_ARGUMENT for NULL or unknown
+ * flags, NNLIB_ERR_WRONG_STATE before compile, NNLIB_ERR_TOO_LARGE as for
+ * nnlib_model_save, NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_API nnlib_status nnlib_model_save_to_buffer(void **data, size_t *size,
+                                                  const nnlib_model *model,
+                                                  unsigned flags);
 /* Reads a model file and returns a compiled model (same input shape, maximum
- * batch, loss and, if saved, optimizer). Every byte is validated before any
- * model is built: NNLIB_ERR_BAD_MAGIC, _TRUNCATED, _CHECKSUM,
- * _UNSUPPORTED_VERSION, _CORRUPT_FILE, _SHAPE_MISMATCH, _TOO_LARGE, _IO. */
+ * batch, loss and, if saved, optimizer) into *out, which the caller owns
+ * (nnlib_model_free). Every byte is validated before any model is built;
+ * the message names the path: NNLIB_ERR_IO (opening or reading, or not a
+ * regular file), NNLIB_ERR_BAD_MAGIC, NNLIB_ERR_TRUNCATED,
+ * NNLIB_ERR_CHECKSUM, NNLIB_ERR_UNSUPPORTED_VERSION,
+ * NNLIB_ERR_CORRUPT_FILE, NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_OUT_OF_MEMORY; NNLIB_ERR_INVALID_ARGUMENT for NULL. */
 NNLIB_API nnlib_status nnlib_model_load(nnlib_model **out, const char *path);
+/* nnlib_model_load from `size` bytes at `data` (borrowed for the call; the
+ * model copies what it keeps). Statuses as nnlib_model_load without
+ * NNLIB_ERR_IO: NNLIB_ERR_INVALID_ARGUMENT (NULL out, NULL data with size >
+ * 0), NNLIB_ERR_BAD_MAGIC, NNLIB_ERR_TRUNCATED, NNLIB_ERR_CHECKSUM,
+ * NNLIB_ERR_UNSUPPORTED_VERSION, NNLIB_ERR_CORRUPT_FILE,
+ * NNLIB_ERR_SHAPE_MISMATCH, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_load_buffer(nnlib_model **out,
                                                const void *data, size_t size);
 
@@ -1023,7 +1431,10 @@ typedef struct nnlib_model_file_info {
  * checksums) and its header section, and fills the first info->struct_size
  * bytes of *info (a shorter struct from an older header gets its prefix).
  * Layers and parameters are not checked (nnlib_model_load_buffer does).
- * Statuses as for loading, plus NNLIB_ERR_STRUCT_SIZE; on
+ * Statuses as nnlib_model_load_buffer (NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_BAD_MAGIC, NNLIB_ERR_TRUNCATED, NNLIB_ERR_CHECKSUM,
+ * NNLIB_ERR_CORRUPT_FILE, NNLIB_ERR_TOO_LARGE), plus NNLIB_ERR_STRUCT_SIZE
+ * for a struct_size below sizeof(size_t); on
  * NNLIB_ERR_UNSUPPORTED_VERSION format_version is still filled. Thread-safe.
  */
 NNLIB_API nnlib_status nnlib_model_file_get_info(const void *data, size_t size,
@@ -1034,13 +1445,23 @@ NNLIB_API nnlib_status nnlib_model_file_get_info(const void *data, size_t size,
 /* IDX (MNIST-family) files, plain or gzip-compressed (detected by content).
  * Images: an idx3 file of unsigned bytes -> [N, rows, cols] floats in [0, 1].
  * Labels: an idx1 file of unsigned bytes -> [N] class indices stored as
- * floats (one_hot = 0) or [N, num_classes] one-hot rows (one_hot = 1); a
- * label >= num_classes is NNLIB_ERR_OUT_OF_RANGE. limit > 0 reads only the
- * first `limit` items. Failures name the file: NNLIB_ERR_IO, _BAD_MAGIC,
- * _UNSUPPORTED (element type or rank), _TOO_LARGE (dimension products),
- * _TRUNCATED, _CORRUPT_FILE (trailing bytes). */
+ * floats (one_hot = 0) or [N, num_classes] one-hot rows (one_hot = 1).
+ * limit > 0 reads only the first `limit` items; 0 reads them all. The new
+ * tensor goes to *out and belongs to the caller (nnlib_tensor_free).
+ * Failures name the file. */
+/* The images of an idx3 file. NNLIB_ERR_INVALID_ARGUMENT for NULL or
+ * limit < 0, NNLIB_ERR_IO (opening, reading, gzip), NNLIB_ERR_BAD_MAGIC,
+ * NNLIB_ERR_UNSUPPORTED (an element type or rank other than unsigned bytes
+ * and 3), NNLIB_ERR_TOO_LARGE (dimension products), NNLIB_ERR_TRUNCATED,
+ * NNLIB_ERR_CORRUPT_FILE (trailing bytes), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_idx_load_images(nnlib_tensor **out,
                                              const char *path, int64_t limit);
+/* The labels of an idx1 file. Statuses as nnlib_idx_load_images
+ * (NNLIB_ERR_INVALID_ARGUMENT also for num_classes < 1 or one_hot not 0 or
+ * 1; NNLIB_ERR_IO, NNLIB_ERR_BAD_MAGIC, NNLIB_ERR_UNSUPPORTED,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_TRUNCATED, NNLIB_ERR_CORRUPT_FILE,
+ * NNLIB_ERR_OUT_OF_MEMORY), plus NNLIB_ERR_OUT_OF_RANGE for a label >=
+ * num_classes. */
 NNLIB_API nnlib_status nnlib_idx_load_labels(nnlib_tensor **out,
                                              const char *path,
                                              int64_t num_classes, int one_hot,
@@ -1056,9 +1477,49 @@ typedef enum nnlib_split {
  * dataset-fashion-mnist). Static or environment storage; do not free. */
 NNLIB_API const char *nnlib_dataset_default_dir(void);
 /* Loads one split of an MNIST-format directory (dir NULL: the default):
- * images [N, rows, cols] in [0, 1] and labels for 10 classes as with
- * nnlib_idx_load_labels. Image and label counts must match
- * (NNLIB_ERR_SHAPE_MISMATCH). */
+ * images [N, rows, cols] in [0, 1] into *images and labels for 10 classes
+ * as with nnlib_idx_load_labels into *labels; the caller owns both
+ * (nnlib_tensor_free), and on failure both are NULL. Since 1.3.0 (before:
+ * nnlib_dataset_load, with the outputs last). NNLIB_ERR_INVALID_ARGUMENT
+ * for NULL outputs, an unknown split, limit < 0 or one_hot not 0 or 1;
+ * NNLIB_ERR_IO when neither name.gz nor name exists, and the statuses of
+ * nnlib_idx_load_labels (NNLIB_ERR_BAD_MAGIC, NNLIB_ERR_UNSUPPORTED,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_TRUNCATED, NNLIB_ERR_CORRUPT_FILE,
+ * NNLIB_ERR_OUT_OF_RANGE, NNLIB_ERR_OUT_OF_MEMORY);
+ * NNLIB_ERR_SHAPE_MISMATCH when the image and label counts differ. */
+NNLIB_API nnlib_status nnlib_dataset_load_split(nnlib_tensor **images,
+                                                nnlib_tensor **labels,
+                                                const char *dir,
+                                                nnlib_split split,
+                                                int64_t limit, int one_hot);
+
+/* ---------------------------------------------------- deprecated names */
+
+/* Kept for programs written against 1.0-1.2; each is its replacement under
+ * another name or parameter order, and keeps working for all of 1.x. */
+
+/* Deprecated since 1.3.0: nnlib_model_apply_gradients (it acts on a model,
+ * not on an optimizer). Statuses as that: NNLIB_ERR_INVALID_ARGUMENT,
+ * NNLIB_ERR_WRONG_STATE, NNLIB_ERR_NUMERICAL. */
+NNLIB_DEPRECATED("use nnlib_model_apply_gradients")
+NNLIB_API nnlib_status nnlib_optimizer_step(nnlib_model *model);
+/* Deprecated since 1.3.0: nnlib_layer_get_param_tensor_count (the count of
+ * parameter tensors, where nnlib_model_get_param_count counts scalars). */
+NNLIB_DEPRECATED("use nnlib_layer_get_param_tensor_count")
+NNLIB_API size_t nnlib_layer_get_param_count(const nnlib_layer *layer);
+/* Deprecated since 1.3.0: nnlib_model_save_to_buffer(data, size, model,
+ * flags), whose outputs come first. Statuses as that:
+ * NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_WRONG_STATE, NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_DEPRECATED("use nnlib_model_save_to_buffer(data, size, model, flags)")
+NNLIB_API nnlib_status nnlib_model_save_buffer(const nnlib_model *model,
+                                               unsigned flags, void **data,
+                                               size_t *size);
+/* Deprecated since 1.3.0: nnlib_dataset_load_split(images, labels, dir,
+ * split, limit, one_hot), whose outputs come first. Statuses as that:
+ * NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_IO, NNLIB_ERR_SHAPE_MISMATCH and
+ * those of nnlib_idx_load_labels. */
+NNLIB_DEPRECATED("use nnlib_dataset_load_split(images, labels, dir, ...)")
 NNLIB_API nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
                                           int64_t limit, int one_hot,
                                           nnlib_tensor **images,

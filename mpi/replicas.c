@@ -94,15 +94,15 @@ nnlib_status nnlib_mpi_model_save(nnlib_mpi *m, const nnlib_model *model,
   return nnlib_mpi__agree(m, st);
 }
 
-/* Rank 0: the file's model and its bytes as nnlib_model_save_buffer writes
- * them (the optimizer state included). */
+/* Rank 0: the file's model and its bytes as nnlib_model_save_to_buffer
+ * writes them (the optimizer state included). */
 static nnlib_status load_root(nnlib_mpi *m, const char *path,
                               nnlib_model **model, void **data,
                               uint64_t *size) {
   size_t bytes = 0;
   nnlib_status st = nnlib_model_load(model, path);
   if (st == NNLIB_OK)
-    st = nnlib_model_save_buffer(*model, NNLIB_SAVE_OPTIMIZER, data, &bytes);
+    st = nnlib_model_save_to_buffer(data, &bytes, *model, NNLIB_SAVE_OPTIMIZER);
   if (st != NNLIB_OK)
     return nnlib_mpi__from_nnlib(m, st, "nnlib_mpi_model_load");
   *size = bytes;

@@ -117,7 +117,7 @@ nnlib_status nnlib_mpi__step(nnlib_mpi *m, nnlib_model *model,
     return st;
   double start = MPI_Wtime();
   /* the same gradients on every rank: the same result, no agreement */
-  st = nnlib_optimizer_step(model);
+  st = nnlib_model_apply_gradients(model);
   m->stats.update_seconds += MPI_Wtime() - start;
   return st == NNLIB_OK ? st : nnlib_mpi__from_nnlib(m, st, "update");
 }

@@ -72,7 +72,7 @@ static void check_no_alloc(nnlib_optimizer_kind kind) {
   }
   ASSERT_OK(nnlib_model_forward(m, x, &out));
   ASSERT_OK(nnlib_model_backward(m, x, t, &loss));
-  ASSERT_OK(nnlib_optimizer_step(m));
+  ASSERT_OK(nnlib_model_apply_gradients(m));
   ASSERT_OK(nnlib_model_evaluate(m, big, tbig, &loss, &accuracy));
   if (stats.allocs != before)
     fail_msg("kind %d: %ld heap allocations after compile", (int)kind,
@@ -149,7 +149,7 @@ static void test_threads_share_the_model(void **s) {
 
 static unsigned char *save(nnlib_model *m, size_t *n) {
   void *data = NULL;
-  ASSERT_OK(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &data, n));
+  ASSERT_OK(nnlib_model_save_to_buffer(&data, n, m, NNLIB_SAVE_OPTIMIZER));
   return data;
 }
 
@@ -180,7 +180,7 @@ static void test_resume_bit_identical(void **s) {
 }
 
 /* Plain SGD folded into the layers' backward passes gives the weights of
- * the separate update (nnlib_model_backward + nnlib_optimizer_step). */
+ * the separate update (nnlib_model_backward + nnlib_model_apply_gradients). */
 static void test_fused_sgd_matches(void **s) {
   (void)s;
   nnlib_optimizer *oa = NULL, *ob = NULL;
@@ -191,12 +191,12 @@ static void test_fused_sgd_matches(void **s) {
   for (int i = 0; i < 3; i++) {
     ASSERT_OK(nnlib_model_step(a, x, t, NULL));
     ASSERT_OK(nnlib_model_backward(b, x, t, NULL));
-    ASSERT_OK(nnlib_optimizer_step(b));
+    ASSERT_OK(nnlib_model_apply_gradients(b));
   }
   for (size_t l = 0; l < nnlib_model_get_layer_count(a); l++) {
     nnlib_layer *la = nnlib_model_get_layer(a, l);
     nnlib_layer *lb = nnlib_model_get_layer(b, l);
-    for (size_t p = 0; p < nnlib_layer_get_param_count(la); p++) {
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(la); p++) {
       nnlib_tensor *va, *vb;
       ASSERT_OK(nnlib_layer_get_param(la, p, &va, NULL));
       ASSERT_OK(nnlib_layer_get_param(lb, p, &vb, NULL));

@@ -153,8 +153,8 @@ static void test_param_names_and_shapes(void **s) {
   nnlib_model *m = ts_model(784, 8, NNLIB_LOSS_NONE, NULL, 1,
                             ts_dense(0, 16, 1), ts_dense(16, 10, 0), NULL);
   nnlib_layer *l0 = nnlib_model_get_layer(m, 0), *l1 = nnlib_model_get_layer(m, 1);
-  assert_int_equal(nnlib_layer_get_param_count(l0), 2);
-  assert_int_equal(nnlib_layer_get_param_count(l1), 1);
+  assert_int_equal(nnlib_layer_get_param_tensor_count(l0), 2);
+  assert_int_equal(nnlib_layer_get_param_tensor_count(l1), 1);
   assert_string_equal(nnlib_layer_get_param_name(l0, 0), "weight");
   assert_string_equal(nnlib_layer_get_param_name(l0, 1), "bias");
   assert_null(nnlib_layer_get_param_name(l1, 1));

@@ -12,7 +12,7 @@ enum { TRAIN_SAMPLES = 4000, BATCH = 32, CLASSES = 10 };
 static void load_split(nnlib_split split, int64_t limit, nnlib_tensor **x,
                        nnlib_tensor **y) {
   const char *dir = nnlib_dataset_default_dir();
-  nnlib_status st = nnlib_dataset_load(dir, split, limit, 0, x, y);
+  nnlib_status st = nnlib_dataset_load_split(x, y, dir, split, limit, 0);
   if (st != NNLIB_OK)
     fail_msg("this test needs Fashion-MNIST, not readable in %s: %s: %s "
              "(scripts/setup.sh installs it)",

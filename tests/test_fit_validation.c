@@ -210,7 +210,7 @@ static void test_bad_options_refused_before_training(void **s) {
   ASSERT_OK(fit(m, &d, &o, &v));
   ASSERT_OK(nnlib_validation_options_init(&v));
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
-                nnlib_validation_options_init(NULL));
+                (nnlib_validation_options_init)(NULL)); /* not the macro */
   weights_of(m, after, PARAMS);
   assert_memory_not_equal(before, after, sizeof before); /* trained once */
   nnlib_tensor_free(wide);

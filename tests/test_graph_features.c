@@ -211,6 +211,40 @@ static void test_dropout_and_batchnorm_in_branches(void **state) {
   nnlib_model_free(m2);
 }
 
+/* fit with several inputs: validation data through validation_inputs;
+ * validation->x alone cannot describe two inputs and is refused. The
+ * validated fit lowers the validation loss. */
+static void test_fit_inputs_with_validation(void **state) {
+  (void)state;
+  nnlib_optimizer *opt = NULL;
+  ASSERT_OK(nnlib_sgd_create(&opt, 0.05f, 0.9f, 0, 0.0f));
+  nnlib_model *m = graph(FANOUT, NNLIB_LOSS_MSE, opt, 7);
+  uint32_t seed = 21;
+  const int64_t xs[2] = {16, 5}, vs[2] = {16, 3}, ts[2] = {16, 2};
+  nnlib_tensor *x = random_tensor(xs, 2, &seed), *v = random_tensor(vs, 2, &seed);
+  nnlib_tensor *t = random_tensor(ts, 2, &seed);
+  const nnlib_tensor *in[2] = {x, v};
+  nnlib_fit_options fo;
+  ASSERT_OK(nnlib_fit_options_init(&fo));
+  fo.epochs = 20;
+  nnlib_validation_options vo;
+  ASSERT_OK(nnlib_validation_options_init(&vo));
+  float losses[20];
+  vo.x = x;
+  vo.target = t;
+  vo.losses = losses;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_model_fit_inputs(m, in, 2, t, &fo, &vo, NULL));
+  ts_expect_message("validation inputs");
+  vo.x = NULL;
+  ASSERT_OK(nnlib_model_fit_inputs(m, in, 2, t, &fo, &vo, in));
+  assert_true(losses[19] < losses[0]);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(v);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fused_sgd_matches_manual_update),
@@ -218,6 +252,7 @@ int main(void) {
       cmocka_unit_test(test_profile_counts_every_node),
       cmocka_unit_test(test_shorter_sequences_in_a_graph),
       cmocka_unit_test(test_dropout_and_batchnorm_in_branches),
+      cmocka_unit_test(test_fit_inputs_with_validation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,7 +315,7 @@ static size_t each_param(const fx_case *c, nnlib_model *m, param_visit visit) {
     ASSERT_OK(nnlib_model_get_node(m, i, &info));
     if (info.layer == NULL)
       continue;
-    size_t count = nnlib_layer_get_param_count(info.layer);
+    size_t count = nnlib_layer_get_param_tensor_count(info.layer);
     if (count > 0 && info.name == NULL)
       fail_msg("%s: node %zu has parameters but no name", c->name, i);
     for (size_t p = 0; p < count; p++) {

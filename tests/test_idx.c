@@ -617,10 +617,12 @@ static void test_bad_arguments(void **s) {
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_idx_load_labels(&t, path, 10, 2, 0));
   nnlib_tensor *l = NULL;
-  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
-                nnlib_dataset_load(tmp_dir, (nnlib_split)7, 0, 0, &t, &l));
-  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
-                nnlib_dataset_load(tmp_dir, NNLIB_SPLIT_TEST, 0, 0, NULL, &l));
+  ASSERT_STATUS(
+      NNLIB_ERR_INVALID_ARGUMENT,
+      nnlib_dataset_load_split(&t, &l, tmp_dir, (nnlib_split)7, 0, 0));
+  ASSERT_STATUS(
+      NNLIB_ERR_INVALID_ARGUMENT,
+      nnlib_dataset_load_split(NULL, &l, tmp_dir, NNLIB_SPLIT_TEST, 0, 0));
   assert_null(t);
   assert_null(l);
 }
@@ -646,12 +648,12 @@ static void test_dataset_load(void **s) {
   write_blob("t10k-images-idx3-ubyte", &img, 0);
   write_blob("t10k-labels-idx1-ubyte", &lbl3, 0);
   nnlib_tensor *x = NULL, *y = NULL;
-  ASSERT_OK(nnlib_dataset_load(tmp_dir, NNLIB_SPLIT_TRAIN, 0, 1, &x, &y));
+  ASSERT_OK(nnlib_dataset_load_split(&x, &y, tmp_dir, NNLIB_SPLIT_TRAIN, 0, 1));
   check_images(x, N_IMAGES);
   assert_int_equal(nnlib_tensor_get_dim(y, 1), 10);
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
-  ASSERT_OK(nnlib_dataset_load(tmp_dir, NNLIB_SPLIT_TEST, 2, 0, &x, &y));
+  ASSERT_OK(nnlib_dataset_load_split(&x, &y, tmp_dir, NNLIB_SPLIT_TEST, 2, 0));
   check_images(x, 2);
   assert_true(nnlib_tensor_get_data(y)[1] == (float)label_values[1]);
   nnlib_tensor_free(x);
@@ -660,16 +662,17 @@ static void test_dataset_load(void **s) {
   /* 3 images, 4 labels */
   write_blob("t10k-labels-idx1-ubyte", &lbl, 0);
   x = y = (nnlib_tensor *)&x;
-  ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
-                nnlib_dataset_load(tmp_dir, NNLIB_SPLIT_TEST, 0, 0, &x, &y));
+  ASSERT_STATUS(
+      NNLIB_ERR_SHAPE_MISMATCH,
+      nnlib_dataset_load_split(&x, &y, tmp_dir, NNLIB_SPLIT_TEST, 0, 0));
   assert_null(x);
   assert_null(y);
   assert_non_null(strstr(nnlib_last_error_message(), "t10k-labels"));
 
   /* a missing file names what was looked for */
   remove_file("t10k-labels-idx1-ubyte");
-  ASSERT_STATUS(NNLIB_ERR_IO,
-                nnlib_dataset_load(tmp_dir, NNLIB_SPLIT_TEST, 0, 0, &x, &y));
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_dataset_load_split(&x, &y, tmp_dir,
+                                                       NNLIB_SPLIT_TEST, 0, 0));
   assert_non_null(strstr(nnlib_last_error_message(), "t10k-labels-idx1-ubyte"));
   assert_null(x);
   assert_null(y);
@@ -689,8 +692,8 @@ static void test_default_dir(void **s) {
   assert_string_equal(nnlib_dataset_default_dir(), tmp_dir);
   /* dir NULL reads the default directory, here the empty temp dir */
   nnlib_tensor *x = NULL, *y = NULL;
-  ASSERT_STATUS(NNLIB_ERR_IO,
-                nnlib_dataset_load(NULL, NNLIB_SPLIT_TRAIN, 0, 0, &x, &y));
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_dataset_load_split(
+                                  &x, &y, NULL, NNLIB_SPLIT_TRAIN, 0, 0));
   assert_non_null(strstr(nnlib_last_error_message(), tmp_dir));
   if (copy != NULL)
     setenv("NNLIB_DATA_DIR", copy, 1);

@@ -328,7 +328,7 @@ static void test_names_and_kinds(void **s) {
     assert_int_equal(nnlib_layer_get_kind(l), kinds[i]);
     assert_string_equal(nnlib_layer_get_name(l), names[i]);
     assert_true(nnlib__layer_is_merge(l));
-    assert_int_equal(nnlib_layer_get_param_count(l), 0);
+    assert_int_equal(nnlib_layer_get_param_tensor_count(l), 0);
     nnlib_layer_free(l);
   }
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_add_create(NULL));

@@ -180,7 +180,7 @@ static nnlib_model *build(const torch_case *c) {
   ASSERT_OK(nnlib_model_compile(m, in, 2, c->batch, NNLIB_LOSS_MSE, NULL, 1));
   for (int64_t i = 0; i < c->layers; i++) {
     nnlib_layer *l = nnlib_model_get_layer(m, (size_t)i);
-    for (size_t p = 0; p < nnlib_layer_get_param_count(l); p++) {
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
       char name[48];
       snprintf(name, sizeof name, "%s_l%lld", param_names[p], (long long)i);
       assert_string_equal(nnlib_layer_get_param_name(l, p), param_names[p]);

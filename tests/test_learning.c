@@ -116,7 +116,7 @@ static void train_copy(uint64_t seed, float *out, int64_t *count) {
   int64_t off = 0;
   for (size_t li = 0; li < nnlib_model_get_layer_count(m); li++) {
     nnlib_layer *l = nnlib_model_get_layer(m, li);
-    for (size_t p = 0; p < nnlib_layer_get_param_count(l); p++) {
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
       nnlib_tensor *v;
       ASSERT_OK(nnlib_layer_get_param(l, p, &v, NULL));
       memcpy(out + off, nnlib_tensor_get_data(v),

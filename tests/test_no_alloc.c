@@ -58,7 +58,7 @@ static void run_calls(fixture *f) {
   }
   ASSERT_OK(nnlib_model_forward(f->model, f->x, &out));
   ASSERT_OK(nnlib_model_backward(f->model, f->x, f->t, &loss));
-  ASSERT_OK(nnlib_optimizer_step(f->model));
+  ASSERT_OK(nnlib_model_apply_gradients(f->model));
   ASSERT_OK(nnlib_model_evaluate(f->model, f->x, f->t, &loss, &accuracy));
   assert_true(isfinite(loss));
 }

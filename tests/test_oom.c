@@ -213,7 +213,7 @@ static nnlib_status model_files(void) {
   STEP(mlp(&m, opt, NNLIB_LOSS_MSE));
   STEP(batch(&x, &t, 4, 6, 2));
   STEP(nnlib_model_step(m, x, t, NULL));
-  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_save_to_buffer(&bytes, &size, m, NNLIB_SAVE_OPTIMIZER));
   memset(&info, 0, sizeof info);
   info.struct_size = sizeof info;
   STEP(nnlib_model_file_get_info(bytes, size, &info));
@@ -248,8 +248,8 @@ static nnlib_status idx_files(void) {
     nnlib_tensor_free(t);
   }
   nnlib_tensor *images = NULL, *labels = NULL;
-  STEP(nnlib_dataset_load(data_dir, NNLIB_SPLIT_TRAIN, 0, 1, &images,
-                          &labels));
+  STEP(nnlib_dataset_load_split(&images, &labels, data_dir, NNLIB_SPLIT_TRAIN,
+                                0, 1));
   nnlib_tensor_free(images);
   nnlib_tensor_free(labels);
   return st;
@@ -293,7 +293,7 @@ static nnlib_status recurrent(void) {
   void *bytes = NULL;
   size_t size = 0;
   nnlib_model *loaded = NULL;
-  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_save_to_buffer(&bytes, &size, m, NNLIB_SAVE_OPTIMIZER));
   STEP(nnlib_model_load_buffer(&loaded, bytes, size));
   nnlib_model_free(loaded);
   nnlib_free(bytes);
@@ -360,7 +360,7 @@ static nnlib_status convolutional(void) {
   STEP(nnlib_model_gradcheck(m, x, t, &g, &err));
   void *bytes = NULL;
   size_t size = 0;
-  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_save_to_buffer(&bytes, &size, m, NNLIB_SAVE_OPTIMIZER));
   STEP(nnlib_model_load_buffer(&loaded, bytes, size));
   STEP(nnlib_model_create(&parsed));
   STEP(nnlib_model_add_spec(parsed, "conv:4x3x3:s2x1:p1:d1x2:nobias,"
@@ -423,7 +423,7 @@ static nnlib_status graph(void) {
   STEP(nnlib_model_backward_output(m, t));
   void *bytes = NULL;
   size_t size = 0;
-  STEP(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  STEP(nnlib_model_save_to_buffer(&bytes, &size, m, NNLIB_SAVE_OPTIMIZER));
   STEP(nnlib_model_load_buffer(&loaded, bytes, size));
   STEP(nnlib_model_create(&parsed));
   STEP(nnlib_model_add_spec(parsed, "x=input:3,v=input:2,d=dense:2(x),"

@@ -104,7 +104,7 @@ static void run_against_reference(const nnlib_optimizer_options *o,
     memcpy(g, nnlib_tensor_get_data(gw), sizeof(float) * OUT * IN);
     memcpy(g + OUT * IN, nnlib_tensor_get_data(gb), sizeof(float) * OUT);
     ref_step(o, &r, g);
-    ASSERT_OK(nnlib_optimizer_step(m));
+    ASSERT_OK(nnlib_model_apply_gradients(m));
     for (int i = 0; i < P; i++) {
       float got = i < OUT * IN ? nnlib_tensor_get_data(w)[i]
                                : nnlib_tensor_get_data(b)[i - OUT * IN];
@@ -296,7 +296,7 @@ static void test_options_read_back(void **s) {
                             NULL);
   void *bytes;
   size_t size;
-  ASSERT_OK(nnlib_model_save_buffer(m, NNLIB_SAVE_OPTIMIZER, &bytes, &size));
+  ASSERT_OK(nnlib_model_save_to_buffer(&bytes, &size, m, NNLIB_SAVE_OPTIMIZER));
   nnlib_model *loaded;
   ASSERT_OK(nnlib_model_load_buffer(&loaded, bytes, size));
   out.struct_size = sizeof out;

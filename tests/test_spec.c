@@ -57,8 +57,10 @@ static void test_whitespace_and_nobias(void **s) {
   expect_spec(m, "dense:4,relu,dense:2:nobias");
   int64_t in = 3;
   ASSERT_OK(nnlib_model_compile(m, &in, 1, 2, NNLIB_LOSS_MSE, NULL, 1));
-  assert_int_equal(nnlib_layer_get_param_count(nnlib_model_get_layer(m, 0)), 2);
-  assert_int_equal(nnlib_layer_get_param_count(nnlib_model_get_layer(m, 2)), 1);
+  assert_int_equal(
+      nnlib_layer_get_param_tensor_count(nnlib_model_get_layer(m, 0)), 2);
+  assert_int_equal(
+      nnlib_layer_get_param_tensor_count(nnlib_model_get_layer(m, 2)), 1);
   nnlib_model_free(m);
 }
 

@@ -62,7 +62,7 @@ static int run(const char *spec, int64_t input, int64_t batch, int64_t reps) {
    * the input gradient, which the first layer skips */
   nnlib_tensor *w0;
   int64_t first = 0;
-  if (nnlib_layer_get_param_count(nnlib_model_get_layer(m, 0)) > 0 &&
+  if (nnlib_layer_get_param_tensor_count(nnlib_model_get_layer(m, 0)) > 0 &&
       nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w0, NULL) ==
           NNLIB_OK)
     first = nnlib_tensor_get_size(w0);

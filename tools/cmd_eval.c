@@ -99,9 +99,9 @@ int cmd_eval(int argc, char **argv) {
   int rc;
   if (st != NNLIB_OK)
     rc = cli_fail("eval", file, st);
-  else if ((st = nnlib_dataset_load(data, NNLIB_SPLIT_TEST, limit,
-                                    nnlib_model_get_loss(m) == NNLIB_LOSS_MSE,
-                                    &x, &y)) != NNLIB_OK)
+  else if ((st = nnlib_dataset_load_split(&x, &y, data, NNLIB_SPLIT_TEST, limit,
+                                          nnlib_model_get_loss(m) ==
+                                              NNLIB_LOSS_MSE)) != NNLIB_OK)
     rc = cli_fail("eval", "loading the test set", st);
   else
     rc = evaluate(m, x, y);

@@ -15,7 +15,7 @@ static void print_shape(const int64_t *dims, size_t rank) {
 
 static int64_t param_count(nnlib_layer *l) {
   int64_t count = 0;
-  for (size_t p = 0; p < nnlib_layer_get_param_count(l); p++) {
+  for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
     nnlib_tensor *v;
     if (nnlib_layer_get_param(l, p, &v, NULL) == NNLIB_OK)
       count += nnlib_tensor_get_size(v);

@@ -85,11 +85,11 @@ static nnlib_status hold_out(const train_config *c, run_data *r) {
 static nnlib_status load_data(const train_config *c, run_data *r,
                               int one_hot) {
   nnlib_status st;
-  if ((st = nnlib_dataset_load(c->data, NNLIB_SPLIT_TRAIN, c->limit, one_hot,
-                               &r->x, &r->y)) != NNLIB_OK)
+  if ((st = nnlib_dataset_load_split(&r->x, &r->y, c->data, NNLIB_SPLIT_TRAIN,
+                                     c->limit, one_hot)) != NNLIB_OK)
     return build_fail("loading the training set", st);
-  if ((st = nnlib_dataset_load(c->data, NNLIB_SPLIT_TEST, 0, one_hot, &r->tx,
-                               &r->ty)) != NNLIB_OK)
+  if ((st = nnlib_dataset_load_split(&r->tx, &r->ty, c->data, NNLIB_SPLIT_TEST,
+                                     0, one_hot)) != NNLIB_OK)
     return build_fail("loading the test set", st);
   return c->validation > 0 ? hold_out(c, r) : NNLIB_OK;
 }
@@ -187,7 +187,7 @@ nnlib_status train_watch_epoch(const train_config *c, nnlib_model *m,
   if (l->valid_loss < best->loss) {
     void *file = NULL;
     size_t size = 0;
-    nnlib_status st = nnlib_model_save_buffer(m, 0, &file, &size);
+    nnlib_status st = nnlib_model_save_to_buffer(&file, &size, m, 0);
     if (st != NNLIB_OK)
       return st;
     nnlib_free(best->file);

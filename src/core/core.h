@@ -45,6 +45,21 @@ nnlib_status nnlib__read_options(void *dst, size_t dst_size, const void *src,
  * struct_size below sizeof(size_t). */
 nnlib_status nnlib__write_struct(void *dst, const void *src, size_t src_size,
                                  const char *what);
+/* The *_options_init_size twin: fills the caller's struct of `struct_size`
+ * bytes from `defaults` (a full struct of lib_size bytes): the fields both
+ * know get the defaults, bytes past lib_size (a newer caller's fields) are
+ * zeroed, nothing past struct_size is written, and struct_size is stored.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
+ * sizeof(size_t). */
+nnlib_status nnlib__init_options(void *dst, size_t struct_size,
+                                 const void *defaults, size_t lib_size,
+                                 const char *what);
+/* sizeof(type) as it was when `last` was its last field: what the
+ * *_options_init entry points of programs built against those headers
+ * fill. A field added later starts at or after this size. */
+#define NNLIB__SIZE_THROUGH(type, last)                                        \
+  ((offsetof(type, last) + sizeof(((type *)0)->last) + _Alignof(type) - 1) /   \
+   _Alignof(type) * _Alignof(type))
 
 /* ------------------------------------------------------------- memory */
 

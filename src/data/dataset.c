@@ -72,9 +72,10 @@ static nnlib_status load_pair(const char *image_path, const char *label_path,
   return st;
 }
 
-nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
-                                int64_t limit, int one_hot,
-                                nnlib_tensor **images, nnlib_tensor **labels) {
+nnlib_status nnlib_dataset_load_split(nnlib_tensor **images,
+                                      nnlib_tensor **labels, const char *dir,
+                                      nnlib_split split, int64_t limit,
+                                      int one_hot) {
   static const char *const files[2][2] = {
       {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
       {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
@@ -83,14 +84,16 @@ nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
   if (labels != NULL)
     *labels = NULL;
   NNLIB_CHECK_ARG(images != NULL && labels != NULL,
-                  "nnlib_dataset_load: images and labels must not be NULL");
+                  "nnlib_dataset_load_split: images and labels must not be "
+                  "NULL");
   NNLIB_CHECK_ARG(split == NNLIB_SPLIT_TRAIN || split == NNLIB_SPLIT_TEST,
-                  "nnlib_dataset_load: split %d is not a split",
+                  "nnlib_dataset_load_split: split %d is not a split",
                   (int)split);
-  NNLIB_CHECK_ARG(limit >= 0, "nnlib_dataset_load: limit is %lld, must be >= 0",
+  NNLIB_CHECK_ARG(limit >= 0,
+                  "nnlib_dataset_load_split: limit is %lld, must be >= 0",
                   (long long)limit);
   NNLIB_CHECK_ARG(one_hot == 0 || one_hot == 1,
-                  "nnlib_dataset_load: one_hot must be 0 or 1");
+                  "nnlib_dataset_load_split: one_hot must be 0 or 1");
   if (dir == NULL)
     dir = nnlib_dataset_default_dir();
   char *image_path = NULL, *label_path = NULL;
@@ -102,4 +105,11 @@ nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
   nnlib__free(image_path);
   nnlib__free(label_path);
   return st;
+}
+
+/* The 1.0 order (deprecated: what the caller frees comes first). */
+nnlib_status nnlib_dataset_load(const char *dir, nnlib_split split,
+                                int64_t limit, int one_hot,
+                                nnlib_tensor **images, nnlib_tensor **labels) {
+  return nnlib_dataset_load_split(images, labels, dir, split, limit, one_hot);
 }

@@ -538,14 +538,23 @@ static const nnlib__layer_ops conv2d_ops = {
     .dx_over_output = true, /* backward reads x and dy, never y */
 };
 
-nnlib_status nnlib_conv2d_options_init(nnlib_conv2d_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_conv2d_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->stride_h = o->stride_w = 1;
-  o->dilation_h = o->dilation_w = 1;
-  o->with_bias = 1;
-  return NNLIB_OK;
+nnlib_status nnlib_conv2d_options_init_size(nnlib_conv2d_options *o,
+                                            size_t struct_size) {
+  nnlib_conv2d_options d;
+  memset(&d, 0, sizeof d);
+  d.stride_h = d.stride_w = 1;
+  d.dilation_h = d.dilation_w = 1;
+  d.with_bias = 1;
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_conv2d_options_init");
+}
+
+/* The entry point of programs built against 1.0-1.2 headers (the header's
+ * macro of this name passes the caller's sizeof instead); the parentheses
+ * keep the macro out. */
+nnlib_status(nnlib_conv2d_options_init)(nnlib_conv2d_options *o) {
+  return nnlib_conv2d_options_init_size(
+      o, NNLIB__SIZE_THROUGH(nnlib_conv2d_options, with_bias));
 }
 
 /* Every size at most 2^31 - 1 keeps the output-size arithmetic in int64. */

@@ -72,8 +72,13 @@ nnlib_status nnlib_layer_get_output_shape(const nnlib_layer *l, int64_t *dims,
   return NNLIB_OK;
 }
 
-size_t nnlib_layer_get_param_count(const nnlib_layer *l) {
+size_t nnlib_layer_get_param_tensor_count(const nnlib_layer *l) {
   return l ? l->param_count : 0;
+}
+
+/* The 1.0 name (deprecated: the model's param_count counts scalars). */
+size_t nnlib_layer_get_param_count(const nnlib_layer *l) {
+  return nnlib_layer_get_param_tensor_count(l);
 }
 
 nnlib_status nnlib_layer_get_param(nnlib_layer *l, size_t index,

@@ -275,11 +275,20 @@ static const nnlib__layer_ops avgpool2d_ops = {
     .name = pool2d_name,
 };
 
-nnlib_status nnlib_pool2d_options_init(nnlib_pool2d_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_pool2d_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  return NNLIB_OK;
+nnlib_status nnlib_pool2d_options_init_size(nnlib_pool2d_options *o,
+                                            size_t struct_size) {
+  nnlib_pool2d_options d;
+  memset(&d, 0, sizeof d);
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_pool2d_options_init");
+}
+
+/* The entry point of programs built against 1.0-1.2 headers (the header's
+ * macro of this name passes the caller's sizeof instead); the parentheses
+ * keep the macro out. */
+nnlib_status(nnlib_pool2d_options_init)(nnlib_pool2d_options *o) {
+  return nnlib_pool2d_options_init_size(
+      o, NNLIB__SIZE_THROUGH(nnlib_pool2d_options, padding_w));
 }
 
 static const char *kind_name(nnlib_layer_kind kind) {

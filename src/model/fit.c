@@ -7,14 +7,23 @@
 #include <math.h>
 #include <string.h>
 
-nnlib_status nnlib_fit_options_init(nnlib_fit_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_fit_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->epochs = 1;
-  o->batch_size = 0;
-  o->shuffle = 1;
-  return NNLIB_OK;
+nnlib_status nnlib_fit_options_init_size(nnlib_fit_options *o,
+                                         size_t struct_size) {
+  nnlib_fit_options d;
+  memset(&d, 0, sizeof d);
+  d.epochs = 1;
+  d.batch_size = 0;
+  d.shuffle = 1;
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_fit_options_init");
+}
+
+/* The entry point of programs built against 1.0-1.2 headers (the header's
+ * macro of this name passes the caller's sizeof instead): their struct
+ * ends at epoch_losses. The parentheses keep the macro out. */
+nnlib_status(nnlib_fit_options_init)(nnlib_fit_options *o) {
+  return nnlib_fit_options_init_size(
+      o, NNLIB__SIZE_THROUGH(nnlib_fit_options, epoch_losses));
 }
 
 typedef struct fit_data {
@@ -145,11 +154,19 @@ static nnlib_status alloc_shuffling(const nnlib_model *m, fit_data *d,
 
 /* ------------------------------------------- validation, early stopping */
 
-nnlib_status nnlib_validation_options_init(nnlib_validation_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_validation_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  return NNLIB_OK;
+nnlib_status nnlib_validation_options_init_size(nnlib_validation_options *o,
+                                                size_t struct_size) {
+  nnlib_validation_options d;
+  memset(&d, 0, sizeof d);
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_validation_options_init");
+}
+
+/* For programs built against 1.1-1.2 headers, whose struct ends at
+ * epochs_run (see nnlib_fit_options_init). */
+nnlib_status(nnlib_validation_options_init)(nnlib_validation_options *o) {
+  return nnlib_validation_options_init_size(
+      o, NNLIB__SIZE_THROUGH(nnlib_validation_options, epochs_run));
 }
 
 /* Reads the caller's validation options into *v (defaults where the
@@ -168,6 +185,11 @@ static nnlib_status validation_args(const nnlib_model *m,
                     "inputs are given separately");
   NNLIB_CHECK_ARG((v->x != NULL || inputs != NULL) && v->target != NULL,
                   "fit: validation options need x and target");
+  NNLIB_CHECK_ARG(inputs != NULL || m->input_count == 1,
+                  "fit: the model has %zu inputs: give the validation "
+                  "inputs to nnlib_model_fit_inputs (validation->x holds "
+                  "one tensor)",
+                  m->input_count);
   NNLIB_CHECK_ARG(v->patience >= 0, "fit: patience is %lld, must be >= 0",
                   (long long)v->patience);
   NNLIB_CHECK_ARG(isfinite(v->min_delta) && v->min_delta >= 0.0f,

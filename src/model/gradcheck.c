@@ -7,14 +7,23 @@
 #include <math.h>
 #include <string.h>
 
-nnlib_status nnlib_gradcheck_options_init(nnlib_gradcheck_options *o) {
-  NNLIB_CHECK_ARG(o != NULL, "nnlib_gradcheck_options_init: options is NULL");
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->step = 1e-2f;
-  o->random_direction = 0;
-  o->seed = 1;
-  return NNLIB_OK;
+nnlib_status nnlib_gradcheck_options_init_size(nnlib_gradcheck_options *o,
+                                               size_t struct_size) {
+  nnlib_gradcheck_options d;
+  memset(&d, 0, sizeof d);
+  d.step = 1e-2f;
+  d.random_direction = 0;
+  d.seed = 1;
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_gradcheck_options_init");
+}
+
+/* The entry point of programs built against 1.0-1.2 headers (the header's
+ * macro of this name passes the caller's sizeof instead); the parentheses
+ * keep the macro out. */
+nnlib_status(nnlib_gradcheck_options_init)(nnlib_gradcheck_options *o) {
+  return nnlib_gradcheck_options_init_size(
+      o, NNLIB__SIZE_THROUGH(nnlib_gradcheck_options, inference));
 }
 
 typedef struct probe {

@@ -215,13 +215,19 @@ nnlib_status nnlib_model_step(nnlib_model *m, const nnlib_tensor *x,
   return nnlib_model_step_inputs(m, &x, 1, target, loss);
 }
 
-nnlib_status nnlib_optimizer_step(nnlib_model *m) {
-  NNLIB_TRY(nnlib__check_trainable(m, "nnlib_optimizer_step"));
+nnlib_status nnlib_model_apply_gradients(nnlib_model *m) {
+  NNLIB_TRY(nnlib__check_trainable(m, "nnlib_model_apply_gradients"));
   if (m->optimizer == NULL)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
-                        "nnlib_optimizer_step: the model has no optimizer");
+                        "nnlib_model_apply_gradients: the model has no "
+                        "optimizer");
   nnlib__optimizer_update(m->optimizer, m->params, m->grads, m->param_size);
   return m->check_numerics ? nnlib__numerics_after_update(m) : NNLIB_OK;
+}
+
+/* The 1.0 name (deprecated: it acts on a model). */
+nnlib_status nnlib_optimizer_step(nnlib_model *m) {
+  return nnlib_model_apply_gradients(m);
 }
 
 nnlib_status nnlib_model_backward_output(nnlib_model *m,

@@ -5,25 +5,36 @@
 #include <math.h>
 #include <string.h>
 
-nnlib_status nnlib_optimizer_options_init(nnlib_optimizer_options *o,
-                                          nnlib_optimizer_kind kind) {
+nnlib_status nnlib_optimizer_options_init_size(nnlib_optimizer_options *o,
+                                               nnlib_optimizer_kind kind,
+                                               size_t struct_size) {
   NNLIB_CHECK_ARG(o != NULL, "nnlib_optimizer_options_init: options is NULL");
   NNLIB_CHECK_ARG(kind >= NNLIB_OPT_SGD && kind <= NNLIB_OPT_RMSPROP,
                   "nnlib_optimizer_options_init: unknown optimizer %d",
                   (int)kind);
-  memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->kind = kind;
+  nnlib_optimizer_options d;
+  memset(&d, 0, sizeof d);
+  d.kind = kind;
   bool adam = kind == NNLIB_OPT_ADAM || kind == NNLIB_OPT_ADAMW;
-  o->learning_rate = adam ? 1e-3f : 1e-2f;
-  o->weight_decay = kind == NNLIB_OPT_ADAMW ? 1e-2f : 0.0f;
-  o->beta1 = 0.9f;
-  o->beta2 = 0.999f;
-  o->alpha = 0.99f;
-  o->epsilon = 1e-8f;
-  o->schedule = NNLIB_SCHEDULE_CONSTANT;
-  o->gamma = 0.1f;
-  return NNLIB_OK;
+  d.learning_rate = adam ? 1e-3f : 1e-2f;
+  d.weight_decay = kind == NNLIB_OPT_ADAMW ? 1e-2f : 0.0f;
+  d.beta1 = 0.9f;
+  d.beta2 = 0.999f;
+  d.alpha = 0.99f;
+  d.epsilon = 1e-8f;
+  d.schedule = NNLIB_SCHEDULE_CONSTANT;
+  d.gamma = 0.1f;
+  return nnlib__init_options(o, struct_size, &d, sizeof d,
+                             "nnlib_optimizer_options_init");
+}
+
+/* The entry point of programs built against 1.0-1.2 headers (the header's
+ * macro of this name passes the caller's sizeof instead); the parentheses
+ * keep the macro out. */
+nnlib_status(nnlib_optimizer_options_init)(nnlib_optimizer_options *o,
+                                           nnlib_optimizer_kind kind) {
+  return nnlib_optimizer_options_init_size(
+      o, kind, NNLIB__SIZE_THROUGH(nnlib_optimizer_options, clip_norm));
 }
 
 static bool finite_nonneg(float v) { return isfinite(v) && v >= 0.0f; }

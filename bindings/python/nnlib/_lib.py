@@ -491,6 +491,27 @@ SIGNATURES = {
     "nnlib_dataset_load": ("nnlib_status", [
         "const char *", "nnlib_split", "int64_t", "int", "nnlib_tensor **",
         "nnlib_tensor **"]),
+    # 1.3.0: the names that replace the deprecated ones above, and option
+    # initialisation for the caller's struct size
+    "nnlib_model_apply_gradients": ("nnlib_status", ["nnlib_model *"]),
+    "nnlib_layer_get_param_tensor_count": ("size_t", ["const nnlib_layer *"]),
+    "nnlib_model_save_to_buffer": ("nnlib_status", [
+        "void **", "size_t *", "const nnlib_model *", "unsigned"]),
+    "nnlib_dataset_load_split": ("nnlib_status", [
+        "nnlib_tensor **", "nnlib_tensor **", "const char *", "nnlib_split",
+        "int64_t", "int"]),
+    "nnlib_conv2d_options_init_size": ("nnlib_status", [
+        "nnlib_conv2d_options *", "size_t"]),
+    "nnlib_pool2d_options_init_size": ("nnlib_status", [
+        "nnlib_pool2d_options *", "size_t"]),
+    "nnlib_optimizer_options_init_size": ("nnlib_status", [
+        "nnlib_optimizer_options *", "nnlib_optimizer_kind", "size_t"]),
+    "nnlib_fit_options_init_size": ("nnlib_status", [
+        "nnlib_fit_options *", "size_t"]),
+    "nnlib_validation_options_init_size": ("nnlib_status", [
+        "nnlib_validation_options *", "size_t"]),
+    "nnlib_gradcheck_options_init_size": ("nnlib_status", [
+        "nnlib_gradcheck_options *", "size_t"]),
 }
 
 # ------------------------------------------------------------ the library

@@ -268,7 +268,7 @@ pub struct nnlib_node_info {
 // -------------------------------------------------------------- model files
 
 pub const NNLIB_SAVE_OPTIMIZER: c_uint = 1;
-pub const NNLIB_FILE_FORMAT_VERSION: c_uint = 1;
+pub const NNLIB_FILE_FORMAT_VERSION: c_uint = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -446,4 +446,17 @@ extern "C" {
     pub fn nnlib_idx_load_labels(out: *mut *mut nnlib_tensor, path: *const c_char, num_classes: i64, one_hot: c_int, limit: i64) -> nnlib_status;
     pub fn nnlib_dataset_default_dir() -> *const c_char;
     pub fn nnlib_dataset_load(dir: *const c_char, split: nnlib_split, limit: i64, one_hot: c_int, images: *mut *mut nnlib_tensor, labels: *mut *mut nnlib_tensor) -> nnlib_status;
+
+    // 1.3.0: the names that replace the deprecated ones above, and option
+    // initialisation for the caller's struct size
+    pub fn nnlib_model_apply_gradients(model: *mut nnlib_model) -> nnlib_status;
+    pub fn nnlib_layer_get_param_tensor_count(layer: *const nnlib_layer) -> usize;
+    pub fn nnlib_model_save_to_buffer(data: *mut *mut c_void, size: *mut usize, model: *const nnlib_model, flags: c_uint) -> nnlib_status;
+    pub fn nnlib_dataset_load_split(images: *mut *mut nnlib_tensor, labels: *mut *mut nnlib_tensor, dir: *const c_char, split: nnlib_split, limit: i64, one_hot: c_int) -> nnlib_status;
+    pub fn nnlib_conv2d_options_init_size(options: *mut nnlib_conv2d_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_pool2d_options_init_size(options: *mut nnlib_pool2d_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_optimizer_options_init_size(options: *mut nnlib_optimizer_options, kind: nnlib_optimizer_kind, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_fit_options_init_size(options: *mut nnlib_fit_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_validation_options_init_size(options: *mut nnlib_validation_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_gradcheck_options_init_size(options: *mut nnlib_gradcheck_options, struct_size: usize) -> nnlib_status;
 }
