@@ -49,6 +49,20 @@ grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info
 grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
 "$nnlib" eval "$dir/c.nnl" | grep -q "^test_accuracy=$acc "
 
+# a residual graph from a description: trains, saves as format 2, and info
+# lists its nodes with their inputs; eval agrees
+res='x=input:1x28x28,s=conv:4x3x3:p1,relu,c=conv:4x3x3:p1,add(s,c),relu,maxpool:4,flatten,dense:10'
+"$nnlib" train --limit 2000 --epochs 1 --lr 0.003 --model "$res" --seed 3 \
+  --out "$dir/r.nnl" > "$dir/res.out"
+acc=$(sed -n 's/^test_accuracy=\([0-9.]*\) epochs=1 seconds=.*/\1/p' "$dir/res.out")
+awk -v a="$acc" 'BEGIN { exit !(a > 0.40) }'
+"$nnlib" info "$dir/r.nnl" > "$dir/rinfo.out"
+grep -q 'format 2' "$dir/rinfo.out"
+grep -q "^description $res\$" "$dir/rinfo.out"
+grep -q '^#4   -            add          s,c             -> \[4, 28, 28\]  0 parameters$' "$dir/rinfo.out"
+grep -q '^#0   x            input' "$dir/rinfo.out"
+"$nnlib" eval "$dir/r.nnl" | grep -q "^test_accuracy=$acc "
+
 # --validation holds out the last samples, --patience stops when their loss
 # stops falling and keeps the best epoch: the restored line, the summary and
 # the saved model (nnlib eval) agree

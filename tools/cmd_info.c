@@ -75,16 +75,18 @@ static void print_chain(nnlib_model *m) {
   }
 }
 
-/* The node a handle names, as "name" or "#index". */
-static void print_ref(nnlib_model *m, nnlib_node node) {
-  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+/* The node a handle names, as "name" or "#index", appended to buf. */
+static void append_ref(nnlib_model *m, nnlib_node node, char *buf,
+                       size_t size) {
+  size_t used = strlen(buf);
+  for (size_t i = 0; i < nnlib_model_get_node_count(m) && used < size; i++) {
     nnlib_node_info info = node_info(m, i);
     if (info.node != node)
       continue;
     if (info.name != NULL)
-      printf("%s", info.name);
+      snprintf(buf + used, size - used, "%s", info.name);
     else
-      printf("#%zu", i);
+      snprintf(buf + used, size - used, "#%zu", i);
     return;
   }
 }
@@ -95,15 +97,14 @@ static void print_graph(nnlib_model *m) {
   printf("node name         layer        inputs          output\n");
   for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
     nnlib_node_info info = node_info(m, i);
-    printf("#%-3zu %-12s %-12s ", i, info.name ? info.name : "-",
-           info.layer ? nnlib_layer_get_name(info.layer) : "input");
-    int width = 0;
+    char inputs[256] = "";
     for (size_t k = 0; k < info.input_count; k++) {
-      printf("%s", k ? "," : "");
-      print_ref(m, info.inputs[k]);
-      width += 4;
+      if (k > 0)
+        strncat(inputs, ",", sizeof inputs - strlen(inputs) - 1);
+      append_ref(m, info.inputs[k], inputs, sizeof inputs);
     }
-    printf("%*s -> ", width < 15 ? 15 - width : 0, "");
+    printf("#%-3zu %-12s %-12s %-15s -> ", i, info.name ? info.name : "-",
+           info.layer ? nnlib_layer_get_name(info.layer) : "input", inputs);
     print_shape(info.shape, info.rank);
     if (info.layer != NULL) {
       printf("  %lld parameters", (long long)param_count(info.layer));
