@@ -26,6 +26,20 @@ static void free_node(nnlib__node *node) {
   memset(node, 0, sizeof *node);
 }
 
+/* Whether some node breaks the chain shape (a second input, a layer not
+ * reading the node before it, a name): the slow check behind
+ * m->branched, run again when nodes are dropped. */
+static bool scan_branched(const nnlib_model *m) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *n = &m->nodes[v];
+    if (n->name != NULL || (v > 0 && (n->layer == NULL ||
+                                      n->input_count != 1 ||
+                                      n->inputs[0] != v - 1)))
+      return true;
+  }
+  return false;
+}
+
 void nnlib__model_truncate(nnlib_model *m, size_t count) {
   while (m->node_count > count) {
     nnlib__node *node = &m->nodes[--m->node_count];
@@ -39,6 +53,7 @@ void nnlib__model_truncate(nnlib_model *m, size_t count) {
     m->implicit_input = false;
   if (m->output_set && m->output >= m->node_count)
     m->output_set = false;
+  m->branched = scan_branched(m);
 }
 
 void nnlib_model_free(nnlib_model *m) {
@@ -123,6 +138,8 @@ nnlib_status nnlib__model_add_input(nnlib_model *m, const nnlib__shape *shape,
   n->shape = *shape;
   n->size = shape->rank > 0 ? nnlib__shape_numel(shape) : 0;
   n->input_index = (int64_t)m->input_count;
+  if (m->node_count > 0)
+    m->branched = true; /* an input after other nodes */
   m->inputs[m->input_count++] = m->node_count;
   *node = m->node_count++;
   return NNLIB_OK;
@@ -190,6 +207,8 @@ static bool fill_layer_node(nnlib_model *m, nnlib__node *n, nnlib_layer *l,
     n->handles[i] = handle_of(m, inputs[i]);
   }
   n->input_count = count;
+  if (count != 1 || inputs[0] + 1 != m->node_count)
+    m->branched = true; /* this node is made at index node_count */
   n->layer = l;
   n->layer_index = (int64_t)m->layer_count;
   m->layers[m->layer_count++] = l;
@@ -340,6 +359,7 @@ nnlib_status nnlib__model_set_name(nnlib_model *m, size_t node,
   copy[length] = '\0';
   nnlib__free(m->nodes[node].name);
   m->nodes[node].name = copy;
+  m->branched = true; /* descriptions and files name it: not a 1.2 chain */
   return NNLIB_OK;
 }
 
@@ -353,17 +373,9 @@ nnlib_status nnlib_model_set_node_name(nnlib_model *m, nnlib_node node,
 }
 
 bool nnlib__model_is_chain(const nnlib_model *m) {
-  if (m->input_count != 1 || m->inputs[0] != 0)
+  if (m->branched || m->input_count != 1 || m->inputs[0] != 0)
     return false;
-  if (m->output_set && m->output != m->node_count - 1)
-    return false;
-  for (size_t v = 1; v < m->node_count; v++) {
-    const nnlib__node *n = &m->nodes[v];
-    if (n->layer == NULL || n->input_count != 1 || n->inputs[0] != v - 1 ||
-        n->name != NULL)
-      return false;
-  }
-  return m->nodes[0].name == NULL;
+  return !m->output_set || m->output == m->node_count - 1;
 }
 
 const char *nnlib__node_label(const nnlib_model *m, size_t v, char *buf,

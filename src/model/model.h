@@ -89,6 +89,8 @@ struct nnlib_model {
   size_t input_count, input_capacity;
   bool implicit_input;    /* input 0 was made by nnlib_model_add; compile
                              gives its shape */
+  bool branched;          /* some node breaks the chain shape (see
+                             nnlib__model_is_chain) */
   size_t output;          /* output node (after compile, or when set) */
   bool output_set;
   uint32_t tag;           /* the high half of this model's nnlib_node values */

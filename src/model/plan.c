@@ -1,9 +1,9 @@
 /* plan.c - where every buffer of a pass lies, planned once at compile by
  * liveness: each buffer is a region with the time it is first written and
  * the time it is last read, and regions whose times overlap never share
- * bytes. Placing them (largest first, each at the lowest offset that
- * clashes with no placed region alive at the same time) reuses the memory
- * of spent buffers, in forward and in backward.
+ * bytes. Placing them in time order, each in the free space of buffers
+ * already spent (see place), reuses that memory in forward and in
+ * backward.
  *
  * Time, for a graph of N nodes: forward runs node v at time v, the loss is
  * at N, backward runs node v at time 2N - v (a fused dense+activation pair
@@ -132,40 +132,110 @@ static void plan_grads(plan *p) {
   p->accum = widest > 0 ? add_region(p, widest * m->max_batch, n, p->end) : -1;
 }
 
-/* Largest first; each at the lowest offset free over its lifetime. */
-static int64_t place(plan *p) {
-  int64_t total = 0;
-  bool *placed = nnlib__calloc(p->count + 1, sizeof *placed);
-  if (placed == NULL)
-    return -1;
-  for (size_t k = 0; k < p->count; k++) {
-    size_t best = p->count;
-    for (size_t i = 0; i < p->count; i++)
-      if (!placed[i] && (best == p->count ||
-                         p->regions[i].floats > p->regions[best].floats))
-        best = i;
-    region *r = &p->regions[best];
-    int64_t offset = 0;
-    bool moved = true;
-    while (moved) { /* first fit: step past every clash, until none */
-      moved = false;
-      for (size_t i = 0; i < p->count; i++) {
-        const region *o = &p->regions[i];
-        if (!placed[i] || o->dies < r->born || r->dies < o->born)
-          continue;
-        if (offset < o->offset + o->floats && o->offset < offset + r->floats) {
-          offset = o->offset + o->floats;
-          moved = true;
-        }
-      }
-    }
-    r->offset = offset;
-    placed[best] = true;
-    if (offset + r->floats > total)
-      total = offset + r->floats;
+/* The placement walks time once, as an allocator would at run time: at
+ * each time it first gives the regions born then a place (the free block
+ * that fits most tightly, else the top of the block), then frees the
+ * regions whose last reader ran then, merging free neighbours. A region
+ * that dies at t and one born at t never share bytes (the latter is
+ * written while the former is read). Linear in the regions times the free
+ * blocks, which stay few. */
+typedef struct heap {
+  region *free;   /* free blocks below top, sorted by offset */
+  size_t count;
+  int64_t top;    /* the block's size so far */
+} heap;
+
+static int64_t heap_take(heap *h, int64_t floats) {
+  size_t best = h->count;
+  for (size_t i = 0; i < h->count; i++)
+    if (h->free[i].floats >= floats &&
+        (best == h->count || h->free[i].floats < h->free[best].floats))
+      best = i;
+  if (best == h->count) { /* grow the top, reusing a free block ending at it */
+    int64_t at = h->top;
+    if (h->count > 0 &&
+        h->free[h->count - 1].offset + h->free[h->count - 1].floats == h->top)
+      at = h->free[--h->count].offset;
+    h->top = at + floats;
+    return at;
   }
-  nnlib__free(placed);
-  return total;
+  int64_t at = h->free[best].offset;
+  h->free[best].offset += floats;
+  h->free[best].floats -= floats;
+  if (h->free[best].floats == 0) {
+    memmove(&h->free[best], &h->free[best + 1],
+            (h->count - best - 1) * sizeof *h->free);
+    h->count--;
+  }
+  return at;
+}
+
+static void heap_give(heap *h, int64_t offset, int64_t floats) {
+  size_t i = 0;
+  while (i < h->count && h->free[i].offset < offset)
+    i++;
+  memmove(&h->free[i + 1], &h->free[i], (h->count - i) * sizeof *h->free);
+  h->free[i].offset = offset;
+  h->free[i].floats = floats;
+  h->count++;
+  if (i + 1 < h->count &&
+      offset + floats == h->free[i + 1].offset) { /* merge the next */
+    h->free[i].floats += h->free[i + 1].floats;
+    memmove(&h->free[i + 1], &h->free[i + 2],
+            (h->count - i - 2) * sizeof *h->free);
+    h->count--;
+  }
+  if (i > 0 && h->free[i - 1].offset + h->free[i - 1].floats == offset) {
+    h->free[i - 1].floats += h->free[i].floats; /* merge into the previous */
+    memmove(&h->free[i], &h->free[i + 1], (h->count - i - 1) * sizeof *h->free);
+    h->count--;
+  }
+}
+
+/* Region indices by the time `born` (or `dies`) in order[], counting sort
+ * over the times 0 .. end; starts[t] .. starts[t + 1] are time t's. */
+static void by_time(const plan *p, bool births, size_t *order,
+                    size_t *starts) {
+  size_t times = (size_t)p->end + 2;
+  memset(starts, 0, times * sizeof *starts);
+  for (size_t i = 0; i < p->count; i++)
+    starts[(births ? p->regions[i].born : p->regions[i].dies) + 1]++;
+  for (size_t t = 1; t < times; t++)
+    starts[t] += starts[t - 1];
+  size_t *next = starts + times; /* scratch: where each time's next goes */
+  memcpy(next, starts, times * sizeof *starts);
+  for (size_t i = 0; i < p->count; i++)
+    order[next[births ? p->regions[i].born : p->regions[i].dies]++] = i;
+}
+
+static int64_t place(plan *p) {
+  size_t times = (size_t)p->end + 2;
+  region *free_blocks = nnlib__calloc(p->count + 1, sizeof *free_blocks);
+  size_t *index = nnlib__calloc(2 * p->count + 4 * times, sizeof *index);
+  if (free_blocks == NULL || index == NULL) {
+    nnlib__free(free_blocks);
+    nnlib__free(index);
+    return -1;
+  }
+  size_t *born = index, *dies = born + p->count;
+  size_t *born_at = dies + p->count, *dies_at = born_at + 2 * times;
+  by_time(p, true, born, born_at);
+  by_time(p, false, dies, dies_at);
+  heap h = {free_blocks, 0, 0};
+  for (size_t t = 0; t + 1 < times; t++) {
+    for (size_t k = born_at[t]; k < born_at[t + 1]; k++) {
+      region *r = &p->regions[born[k]];
+      r->offset = r->floats > 0 ? heap_take(&h, r->floats) : 0;
+    }
+    for (size_t k = dies_at[t]; k < dies_at[t + 1]; k++) {
+      const region *r = &p->regions[dies[k]];
+      if (r->floats > 0)
+        heap_give(&h, r->offset, r->floats);
+    }
+  }
+  nnlib__free(free_blocks);
+  nnlib__free(index);
+  return h.top;
 }
 
 static nnlib_status make_plan(const nnlib_model *m, bool training, plan *p) {
