@@ -20,7 +20,7 @@ endif()
 # two-input model (image and quadrant means joined by concat).
 if(TARGET fashion_resnet)
   add_test(NAME example_fashion_resnet
-           COMMAND fashion_resnet --limit 2000 --epochs 1)
+           COMMAND fashion_resnet --limit 2000 --epochs 1 --width 16)
   set_tests_properties(example_fashion_resnet PROPERTIES TIMEOUT 600
     LABELS data ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
     PASS_REGULAR_EXPRESSION "77754 parameters.*test_accuracy=0\\.[4-9][0-9]* epochs=1 seconds=")
