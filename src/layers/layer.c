@@ -129,6 +129,37 @@ const char *nnlib_layer_get_buffer_name(const nnlib_layer *l, size_t index) {
   return l->buffers[index].name;
 }
 
+bool nnlib__shape_equal(const nnlib__shape *a, const nnlib__shape *b) {
+  if (a->rank != b->rank)
+    return false;
+  for (size_t i = 0; i < a->rank; i++)
+    if (a->dims[i] != b->dims[i])
+      return false;
+  return true;
+}
+
+nnlib_status nnlib__plan_same_shapes(nnlib_layer *l, const nnlib__shape *in,
+                                     size_t count) {
+  const char *kind = l->ops->name(l);
+  if (count < 2)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "%s: reads %zu input(s), needs at least 2", kind,
+                        count);
+  for (size_t i = 1; i < count; i++) {
+    if (nnlib__shape_equal(&in[i], &in[0]))
+      continue;
+    char got[160], want[160];
+    nnlib__shape_text(&in[i], got, sizeof got);
+    nnlib__shape_text(&in[0], want, sizeof want);
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "%s: input %zu is %s, input 0 is %s; every input "
+                        "must have the same shape",
+                        kind, i, got, want);
+  }
+  l->out_shape = in[0];
+  return NNLIB_OK;
+}
+
 size_t nnlib__layer_min_inputs(const nnlib_layer *l) {
   return l->ops->min_inputs > 0 ? l->ops->min_inputs : 1;
 }

@@ -161,6 +161,11 @@ nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
 /* The number of inputs a layer kind reads: [min, max] (max SIZE_MAX for
  * the merge layers). */
 size_t nnlib__layer_min_inputs(const nnlib_layer *l);
+bool nnlib__shape_equal(const nnlib__shape *a, const nnlib__shape *b);
+/* plan_merge of the elementwise merges (add, multiply): two or more inputs
+ * of one shape, which is the output's; SHAPE_MISMATCH names the input. */
+nnlib_status nnlib__plan_same_shapes(nnlib_layer *l, const nnlib__shape *in,
+                                     size_t count);
 /* Room for a node's label in messages ("node 4 (dense)", a layer's
  * "layer 2 (conv2d)", or a name). */
 #define NNLIB__LABEL_SIZE 64

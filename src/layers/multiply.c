@@ -13,35 +13,10 @@ static const char *multiply_name(const nnlib_layer *l) {
   return "multiply";
 }
 
-static bool same_shape(const nnlib__shape *a, const nnlib__shape *b) {
-  if (a->rank != b->rank)
-    return false;
-  for (size_t i = 0; i < a->rank; i++)
-    if (a->dims[i] != b->dims[i])
-      return false;
-  return true;
-}
-
 static nnlib_status multiply_plan(nnlib_layer *l, const nnlib__shape *in,
                                   size_t count, int64_t max_batch) {
   (void)max_batch;
-  if (count < 2)
-    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
-                        "multiply: reads %zu input(s), needs at least 2",
-                        count);
-  for (size_t i = 1; i < count; i++) {
-    if (same_shape(&in[i], &in[0]))
-      continue;
-    char got[160], want[160];
-    nnlib__shape_text(&in[i], got, sizeof got);
-    nnlib__shape_text(&in[0], want, sizeof want);
-    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
-                        "multiply: input %zu is %s, input 0 is %s; every "
-                        "input must have the same shape",
-                        i, got, want);
-  }
-  l->out_shape = in[0];
-  return NNLIB_OK;
+  return nnlib__plan_same_shapes(l, in, count);
 }
 
 static nnlib_status multiply_forward(nnlib_layer *l, const nnlib__run *run,

@@ -6,15 +6,6 @@
  * outputs only by recurrent layers again, or form the model's output. */
 #include "nnlib_internal.h"
 
-static bool same_shape(const nnlib__shape *a, const nnlib__shape *b) {
-  if (a->rank != b->rank)
-    return false;
-  for (size_t i = 0; i < a->rank; i++)
-    if (a->dims[i] != b->dims[i])
-      return false;
-  return true;
-}
-
 static bool reads_a_sequence(const nnlib_model *m, const nnlib__node *node) {
   for (size_t i = 0; i < node->input_count; i++)
     if (m->nodes[node->inputs[i]].at_steps)
@@ -62,7 +53,7 @@ static const nnlib_layer *input_recurrent(const nnlib_model *m, size_t k) {
       continue;
     if (nnlib__layer_is_recurrent(node->layer))
       return node->layer;
-    if (!same_shape(&m->nodes[current].shape, &node->shape))
+    if (!nnlib__shape_equal(&m->nodes[current].shape, &node->shape))
       return NULL;
     current = v;
   }

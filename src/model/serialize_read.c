@@ -524,15 +524,6 @@ static void shape_text(const nnlib__shape *s, char *buf, size_t size) {
   nnlib__text_append(&t, "]");
 }
 
-static bool same_shape(const nnlib__shape *a, const nnlib__shape *b) {
-  if (a->rank != b->rank)
-    return false;
-  for (size_t i = 0; i < a->rank; i++)
-    if (a->dims[i] != b->dims[i])
-      return false;
-  return true;
-}
-
 /* Plans every layer as compile will, without allocating: the shapes that
  * chain, the parameter shapes the file must match, and what compile would
  * allocate for activations and workspaces (which the file does not bound). */
@@ -574,7 +565,7 @@ static nnlib_status match_tensors(nnlib__reader *r, const nnlib_layer *l,
     int64_t count;
     NNLIB_TRY(tensor_header(r, &s, &count));
     skip_floats(r, count);
-    if (!same_shape(&s, &declared[t].shape)) {
+    if (!nnlib__shape_equal(&s, &declared[t].shape)) {
       char got[160], want[160];
       shape_text(&s, got, sizeof got);
       shape_text(&declared[t].shape, want, sizeof want);
