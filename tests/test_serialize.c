@@ -7,6 +7,7 @@
  * runs under a counting allocator: no leaks, nothing half-built. Saves are
  * atomic: a failed save leaves the old file as it was. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, mkfifo, setrlimit */
+#include "file_parts.h"
 #include "test_support.h"
 
 #include <dirent.h>
@@ -161,104 +162,29 @@ static nnlib_status load_checked(const unsigned char *data, size_t size) {
 
 /* ------------------------------------------- the container, test side */
 
-/* CRC-32 (IEEE, reflected 0xEDB88320), written independently of zlib. */
-static uint32_t crc32_ieee(const unsigned char *p, size_t n) {
-  uint32_t crc = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    crc ^= p[i];
-    for (int k = 0; k < 8; k++)
-      crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
-
-static uint32_t rd32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const unsigned char *p) {
-  return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-static void wr32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static void wr64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
 static void wrf(unsigned char *p, float v) {
   uint32_t bits;
   memcpy(&bits, &v, 4);
-  wr32(p, bits);
+  ts_wr32(p, bits);
 }
 
-enum { PREAMBLE = 24, MAX_SECTIONS = 4 };
 
-/* A file taken apart: preamble fields and each section's payload (copies,
- * free to edit and resize). */
-typedef struct parts {
-  unsigned char preamble[PREAMBLE];
-  size_t count;
-  char tag[MAX_SECTIONS][4];
-  unsigned char *payload[MAX_SECTIONS];
-  size_t length[MAX_SECTIONS];
-} parts;
+typedef ts_file_parts parts;
 
-static void split_file(const unsigned char *d, size_t size, parts *p) {
-  memset(p, 0, sizeof *p);
-  memcpy(p->preamble, d, PREAMBLE);
-  p->count = rd32(d + 12);
-  assert_true(p->count <= MAX_SECTIONS);
-  size_t pos = PREAMBLE;
-  for (size_t i = 0; i < p->count; i++) {
-    memcpy(p->tag[i], d + pos, 4);
-    p->length[i] = (size_t)rd64(d + pos + 4);
-    p->payload[i] = malloc(p->length[i] + 64);
-    memcpy(p->payload[i], d + pos + 12, p->length[i]);
-    pos += 16 + p->length[i];
-  }
-  assert_int_equal(pos + 4, size);
-}
 
-/* Reassembles with correct sizes and checksums. */
-static unsigned char *join_file(const parts *p, size_t *size) {
-  size_t total = PREAMBLE + 4;
-  for (size_t i = 0; i < p->count; i++)
-    total += 16 + p->length[i];
-  unsigned char *d = malloc(total);
-  memcpy(d, p->preamble, PREAMBLE);
-  wr32(d + 12, (uint32_t)p->count);
-  wr64(d + 16, total);
-  size_t pos = PREAMBLE;
-  for (size_t i = 0; i < p->count; i++) {
-    memcpy(d + pos, p->tag[i], 4);
-    wr64(d + pos + 4, p->length[i]);
-    memcpy(d + pos + 12, p->payload[i], p->length[i]);
-    wr32(d + pos + 12 + p->length[i], crc32_ieee(d + pos, 12 + p->length[i]));
-    pos += 16 + p->length[i];
-  }
-  wr32(d + pos, crc32_ieee(d, pos));
-  *size = total;
-  return d;
-}
 
-static void free_parts(parts *p) {
-  for (size_t i = 0; i < p->count; i++)
-    free(p->payload[i]);
-}
 
 /* Recomputes every checksum in place, at the positions the undamaged file
  * had (so a flipped length does not move them). */
 static void repair_checksums(unsigned char *d, const unsigned char *orig,
                              size_t size) {
-  size_t pos = PREAMBLE, count = rd32(orig + 12);
+  size_t pos = TS_PREAMBLE, count = ts_rd32(orig + 12);
   for (size_t i = 0; i < count; i++) {
-    size_t length = (size_t)rd64(orig + pos + 4);
-    wr32(d + pos + 12 + length, crc32_ieee(d + pos, 12 + length));
+    size_t length = (size_t)ts_rd64(orig + pos + 4);
+    ts_wr32(d + pos + 12 + length, ts_crc32_ieee(d + pos, 12 + length));
     pos += 16 + length;
   }
-  wr32(d + size - 4, crc32_ieee(d, size - 4));
+  ts_wr32(d + size - 4, ts_crc32_ieee(d, size - 4));
 }
 
 enum { HEAD = 0, ARCH = 1, PARM = 2, OPTM = 3 };
@@ -456,24 +382,24 @@ static void test_sequence_configs(void **s) {
   size_t n;
   unsigned char *d = save_bytes(m, 0, &n);
   parts p;
-  split_file(d, n, &p);
+  ts_split_file(d, n, &p);
   unsigned char *a = p.payload[ARCH];
-  assert_int_equal(rd32(a), NNLIB_LAYER_RNN);
-  assert_int_equal(rd32(a + 4), 28);
-  assert_int_equal(rd64(a + 8), 3);  /* input_size as created */
-  assert_int_equal(rd64(a + 16), 4); /* hidden_size */
-  assert_int_equal(rd32(a + 24), 0); /* with_bias */
-  assert_int_equal(rd32(a + 28), 1); /* return_sequences */
-  assert_int_equal(rd32(a + 32), NNLIB_ACT_RELU);
+  assert_int_equal(ts_rd32(a), NNLIB_LAYER_RNN);
+  assert_int_equal(ts_rd32(a + 4), 28);
+  assert_int_equal(ts_rd64(a + 8), 3);  /* input_size as created */
+  assert_int_equal(ts_rd64(a + 16), 4); /* hidden_size */
+  assert_int_equal(ts_rd32(a + 24), 0); /* with_bias */
+  assert_int_equal(ts_rd32(a + 28), 1); /* return_sequences */
+  assert_int_equal(ts_rd32(a + 32), NNLIB_ACT_RELU);
   unsigned char *c = a + 36;
-  assert_int_equal(rd32(c), NNLIB_LAYER_LSTM);
-  assert_int_equal(rd32(c + 4), 24);
-  assert_int_equal(rd64(c + 8), 0);
-  assert_int_equal(rd64(c + 16), 2);
-  assert_int_equal(rd32(c + 24), 1);
-  assert_int_equal(rd32(c + 28), 0);
+  assert_int_equal(ts_rd32(c), NNLIB_LAYER_LSTM);
+  assert_int_equal(ts_rd32(c + 4), 24);
+  assert_int_equal(ts_rd64(c + 8), 0);
+  assert_int_equal(ts_rd64(c + 16), 2);
+  assert_int_equal(ts_rd32(c + 24), 1);
+  assert_int_equal(ts_rd32(c + 28), 0);
   /* PARM: rnn weight_ih [4, 3], weight_hh [4, 4]; lstm four tensors */
-  assert_int_equal(rd32(p.payload[PARM]), 2);
+  assert_int_equal(ts_rd32(p.payload[PARM]), 2);
   struct {
     unsigned char *at;
     uint32_t value;
@@ -483,26 +409,26 @@ static void test_sequence_configs(void **s) {
              {a + 32, NNLIB_ACT_SIGMOID, "rnn: nonlinearity 2 is neither"},
              {c + 16, 0, "hidden_size is 0"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    uint32_t saved = rd32(bad[i].at);
-    wr32(bad[i].at, bad[i].value);
+    uint32_t saved = ts_rd32(bad[i].at);
+    ts_wr32(bad[i].at, bad[i].value);
     size_t size;
-    unsigned char *f = join_file(&p, &size);
+    unsigned char *f = ts_join_file(&p, &size);
     nnlib_model *b = NULL;
     ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE, nnlib_model_load_buffer(&b, f, size));
     ts_expect_message(bad[i].message);
     assert_null(b);
     free(f);
-    wr32(bad[i].at, saved);
+    ts_wr32(bad[i].at, saved);
   }
   /* a layer whose created input_size does not match the input */
-  wr64(a + 8, 4);
+  ts_wr64(a + 8, 4);
   size_t size;
-  unsigned char *f = join_file(&p, &size);
+  unsigned char *f = ts_join_file(&p, &size);
   nnlib_model *b = NULL;
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_load_buffer(&b, f, size));
   ts_expect_message("rnn: input has 3 features per step, layer expects 4");
   free(f);
-  free_parts(&p);
+  ts_free_parts(&p);
   nnlib_free(d);
   nnlib_model_free(m);
 }
@@ -550,45 +476,45 @@ static void test_documented_layout(void **s) {
   size_t n;
   unsigned char *d = save_bytes(m, 0, &n);
   assert_memory_equal(d, "NNLIBMDL", 8);
-  assert_int_equal(rd32(d + 8), 1); /* a chain: version 1 */
-  assert_int_equal(rd32(d + 12), 3);
-  assert_int_equal(rd64(d + 16), n);
-  assert_int_equal(rd32(d + n - 4), crc32_ieee(d, n - 4));
+  assert_int_equal(ts_rd32(d + 8), 1); /* a chain: version 1 */
+  assert_int_equal(ts_rd32(d + 12), 3);
+  assert_int_equal(ts_rd64(d + 16), n);
+  assert_int_equal(ts_rd32(d + n - 4), ts_crc32_ieee(d, n - 4));
   parts p;
-  split_file(d, n, &p);
+  ts_split_file(d, n, &p);
   assert_memory_equal(p.tag[HEAD], "HEAD", 4);
   assert_memory_equal(p.tag[ARCH], "ARCH", 4);
   assert_memory_equal(p.tag[PARM], "PARM", 4);
   const unsigned char *h = p.payload[HEAD];
-  assert_int_equal(rd32(h), NNLIB_VERSION_NUMBER);
-  assert_int_equal(rd32(h + 4), NNLIB_LOSS_MSE);
-  assert_int_equal(rd32(h + 8), 1);  /* input rank */
-  assert_int_equal(rd64(h + 12), 2); /* input dims */
-  assert_int_equal(rd64(h + 20), 4); /* max batch */
-  assert_int_equal(rd64(h + 28), 77); /* seed */
-  assert_int_equal(rd32(h + 68), 2);  /* layers */
-  assert_int_equal(rd64(h + 72), 9);  /* parameters: 3x2 + 3 */
+  assert_int_equal(ts_rd32(h), NNLIB_VERSION_NUMBER);
+  assert_int_equal(ts_rd32(h + 4), NNLIB_LOSS_MSE);
+  assert_int_equal(ts_rd32(h + 8), 1);  /* input rank */
+  assert_int_equal(ts_rd64(h + 12), 2); /* input dims */
+  assert_int_equal(ts_rd64(h + 20), 4); /* max batch */
+  assert_int_equal(ts_rd64(h + 28), 77); /* seed */
+  assert_int_equal(ts_rd32(h + 68), 2);  /* layers */
+  assert_int_equal(ts_rd64(h + 72), 9);  /* parameters: 3x2 + 3 */
   assert_int_equal(p.length[HEAD], 80);
   const unsigned char *a = p.payload[ARCH];
-  assert_int_equal(rd32(a), NNLIB_LAYER_DENSE);
-  assert_int_equal(rd32(a + 4), 20);
-  assert_int_equal(rd64(a + 8), 0);  /* in_features: inferred */
-  assert_int_equal(rd64(a + 16), 3); /* out_features */
-  assert_int_equal(rd32(a + 24), 1); /* bias */
-  assert_int_equal(rd32(a + 28), NNLIB_LAYER_ACTIVATION);
-  assert_int_equal(rd32(a + 32), 8);
-  assert_int_equal(rd32(a + 36), NNLIB_ACT_RELU);
+  assert_int_equal(ts_rd32(a), NNLIB_LAYER_DENSE);
+  assert_int_equal(ts_rd32(a + 4), 20);
+  assert_int_equal(ts_rd64(a + 8), 0);  /* in_features: inferred */
+  assert_int_equal(ts_rd64(a + 16), 3); /* out_features */
+  assert_int_equal(ts_rd32(a + 24), 1); /* bias */
+  assert_int_equal(ts_rd32(a + 28), NNLIB_LAYER_ACTIVATION);
+  assert_int_equal(ts_rd32(a + 32), 8);
+  assert_int_equal(ts_rd32(a + 36), NNLIB_ACT_RELU);
   const unsigned char *q = p.payload[PARM];
-  assert_int_equal(rd32(q), 2);      /* weight, bias */
-  assert_int_equal(rd32(q + 4), 2);  /* weight rank */
-  assert_int_equal(rd64(q + 8), 3);  /* [out, in] */
-  assert_int_equal(rd64(q + 16), 2);
+  assert_int_equal(ts_rd32(q), 2);      /* weight, bias */
+  assert_int_equal(ts_rd32(q + 4), 2);  /* weight rank */
+  assert_int_equal(ts_rd64(q + 8), 3);  /* [out, in] */
+  assert_int_equal(ts_rd64(q + 16), 2);
   nnlib_tensor *w;
   ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), 0, &w, NULL));
   uint32_t bits;
   memcpy(&bits, nnlib_tensor_get_data(w), 4);
-  assert_int_equal(rd32(q + 24), bits); /* little-endian IEEE-754 */
-  free_parts(&p);
+  assert_int_equal(ts_rd32(q + 24), bits); /* little-endian IEEE-754 */
+  ts_free_parts(&p);
   nnlib_free(d);
   nnlib_model_free(m);
 }
@@ -845,7 +771,7 @@ static void test_flipped_bytes(void **s) {
   size_t n;
   unsigned char *d = sample_file(&n, true);
   unsigned char *copy = malloc(n);
-  size_t head_end = PREAMBLE + 16 + (size_t)rd64(d + PREAMBLE + 4);
+  size_t head_end = TS_PREAMBLE + 16 + (size_t)ts_rd64(d + TS_PREAMBLE + 4);
   for (size_t i = 0; i < n; i++) {
     for (int bit = 0; bit < 9; bit++) {
       if (bit < 8 && i >= head_end)
@@ -907,9 +833,9 @@ static void expect_crafted(mutation mutate, nnlib_status want,
   size_t n, m;
   unsigned char *d = sample_file(&n, true);
   parts p;
-  split_file(d, n, &p);
+  ts_split_file(d, n, &p);
   mutate(&p);
-  unsigned char *crafted = join_file(&p, &m);
+  unsigned char *crafted = ts_join_file(&p, &m);
   nnlib_clear_error();
   nnlib_status st = load_checked(crafted, m);
   if (st != want)
@@ -917,7 +843,7 @@ static void expect_crafted(mutation mutate, nnlib_status want,
              nnlib_status_string(want), nnlib_last_error_message());
   ts_expect_message(needle);
   free(crafted);
-  free_parts(&p);
+  ts_free_parts(&p);
   nnlib_free(d);
 }
 
@@ -934,60 +860,60 @@ enum { P_COUNT0 = 0, P_RANK0 = 4, P_DIM00 = 8, P_DIM01 = 16 };
 enum { O_KIND = 0, O_LR = 4, O_NESTEROV = 12, O_SCHEDULE = 36, O_T = 68,
        O_SIZE = 76, O_MASK = 84 };
 
-static void m_version3(parts *p) { wr32(p->preamble + 8, 3); }
-static void m_version0(parts *p) { wr32(p->preamble + 8, 0); }
+static void m_version3(parts *p) { ts_wr32(p->preamble + 8, 3); }
+static void m_version0(parts *p) { ts_wr32(p->preamble + 8, 0); }
 static void m_magic(parts *p) { p->preamble[7] = 'X'; }
 static void m_order(parts *p) {
   memcpy(p->tag[ARCH], "PARM", 4);
   memcpy(p->tag[PARM], "ARCH", 4);
 }
-static void m_loss(parts *p) { wr32(p->payload[HEAD] + H_LOSS, 9); }
-static void m_rank0(parts *p) { wr32(p->payload[HEAD] + H_RANK, 0); }
-static void m_rank8(parts *p) { wr32(p->payload[HEAD] + H_RANK, 8); }
-static void m_dim0(parts *p) { wr64(p->payload[HEAD] + H_DIM0, 0); }
+static void m_loss(parts *p) { ts_wr32(p->payload[HEAD] + H_LOSS, 9); }
+static void m_rank0(parts *p) { ts_wr32(p->payload[HEAD] + H_RANK, 0); }
+static void m_rank8(parts *p) { ts_wr32(p->payload[HEAD] + H_RANK, 8); }
+static void m_dim0(parts *p) { ts_wr64(p->payload[HEAD] + H_DIM0, 0); }
 static void m_dim_huge(parts *p) {
-  wr64(p->payload[HEAD] + H_DIM0, (uint64_t)1 << 31);
+  ts_wr64(p->payload[HEAD] + H_DIM0, (uint64_t)1 << 31);
 }
 static void m_dims_overflow(parts *p) {
   /* a rank-3 input of 2^31-1 cubed: the product overflows int64 */
   unsigned char *h = p->payload[HEAD];
   memmove(h + H_BATCH + 16, h + H_BATCH, p->length[HEAD] - H_BATCH);
-  wr32(h + H_RANK, 3);
+  ts_wr32(h + H_RANK, 3);
   for (int i = 0; i < 3; i++)
-    wr64(h + H_DIM0 + 8 * i, 0x7fffffff);
+    ts_wr64(h + H_DIM0 + 8 * i, 0x7fffffff);
   p->length[HEAD] += 16;
 }
-static void m_batch0(parts *p) { wr64(p->payload[HEAD] + H_BATCH, 0); }
+static void m_batch0(parts *p) { ts_wr64(p->payload[HEAD] + H_BATCH, 0); }
 static void m_batch_huge(parts *p) {
   /* legal, but its activations would not fit any allocator */
-  wr64(p->payload[HEAD] + H_BATCH, 0x7fffffff);
+  ts_wr64(p->payload[HEAD] + H_BATCH, 0x7fffffff);
 }
 static void m_rng0(parts *p) { memset(p->payload[HEAD] + H_RNG, 0, 32); }
-static void m_layers0(parts *p) { wr32(p->payload[HEAD] + H_LAYERS, 0); }
+static void m_layers0(parts *p) { ts_wr32(p->payload[HEAD] + H_LAYERS, 0); }
 static void m_layers_many(parts *p) {
-  wr32(p->payload[HEAD] + H_LAYERS, 70000);
+  ts_wr32(p->payload[HEAD] + H_LAYERS, 70000);
 }
-static void m_layers_5(parts *p) { wr32(p->payload[HEAD] + H_LAYERS, 5); }
+static void m_layers_5(parts *p) { ts_wr32(p->payload[HEAD] + H_LAYERS, 5); }
 static void m_params_total(parts *p) {
-  wr64(p->payload[HEAD] + H_PARAMS, 26);
+  ts_wr64(p->payload[HEAD] + H_PARAMS, 26);
 }
 static void m_head_trailing(parts *p) {
   memset(p->payload[HEAD] + p->length[HEAD], 0, 4);
   p->length[HEAD] += 4;
 }
-static void m_kind255(parts *p) { wr32(p->payload[ARCH] + A_KIND0, 255); }
+static void m_kind255(parts *p) { ts_wr32(p->payload[ARCH] + A_KIND0, 255); }
 static void m_kind_conv(parts *p) {
   /* a known kind with dense's 20-byte config: conv2d reads 84 */
-  wr32(p->payload[ARCH] + A_KIND0, NNLIB_LAYER_CONV2D);
+  ts_wr32(p->payload[ARCH] + A_KIND0, NNLIB_LAYER_CONV2D);
 }
 static void m_config_long(parts *p) {
-  wr32(p->payload[ARCH] + A_LEN0, 0x7fffffff);
+  ts_wr32(p->payload[ARCH] + A_LEN0, 0x7fffffff);
 }
 static void m_config_short(parts *p) {
   /* dense's config without its last field: dense reads past the end */
   unsigned char *a = p->payload[ARCH];
   memmove(a + 24, a + 28, p->length[ARCH] - 28);
-  wr32(a + A_LEN0, 16);
+  ts_wr32(a + A_LEN0, 16);
   p->length[ARCH] -= 4;
 }
 static void m_config_extra(parts *p) {
@@ -995,14 +921,14 @@ static void m_config_extra(parts *p) {
   unsigned char *a = p->payload[ARCH];
   memmove(a + 32, a + 28, p->length[ARCH] - 28);
   memset(a + 28, 0, 4);
-  wr32(a + A_LEN0, 24);
+  ts_wr32(a + A_LEN0, 24);
   p->length[ARCH] += 4;
 }
-static void m_bias2(parts *p) { wr32(p->payload[ARCH] + A_BIAS0, 2); }
-static void m_out0(parts *p) { wr64(p->payload[ARCH] + A_OUT0, 0); }
-static void m_out6(parts *p) { wr64(p->payload[ARCH] + A_OUT0, 6); }
-static void m_in5(parts *p) { wr64(p->payload[ARCH] + A_IN0, 5); }
-static void m_act99(parts *p) { wr32(p->payload[ARCH] + A_ACT1, 99); }
+static void m_bias2(parts *p) { ts_wr32(p->payload[ARCH] + A_BIAS0, 2); }
+static void m_out0(parts *p) { ts_wr64(p->payload[ARCH] + A_OUT0, 0); }
+static void m_out6(parts *p) { ts_wr64(p->payload[ARCH] + A_OUT0, 6); }
+static void m_in5(parts *p) { ts_wr64(p->payload[ARCH] + A_IN0, 5); }
+static void m_act99(parts *p) { ts_wr32(p->payload[ARCH] + A_ACT1, 99); }
 static void m_slope_nan(parts *p) {
   wrf(p->payload[ARCH] + A_SLOPE1, NAN);
 }
@@ -1011,59 +937,59 @@ static void m_softmax_param(parts *p) {
 }
 static void m_relu_for_softmax(parts *p) {
   /* layer 3 becomes relu: chains, same parameters, loads */
-  wr32(p->payload[ARCH] + A_ACT3, NNLIB_ACT_RELU);
+  ts_wr32(p->payload[ARCH] + A_ACT3, NNLIB_ACT_RELU);
 }
 static void m_tensor_count(parts *p) {
-  wr32(p->payload[PARM] + P_COUNT0, 0x80000000u);
+  ts_wr32(p->payload[PARM] + P_COUNT0, 0x80000000u);
 }
-static void m_tensor_rank9(parts *p) { wr32(p->payload[PARM] + P_RANK0, 9); }
-static void m_tensor_dim0(parts *p) { wr64(p->payload[PARM] + P_DIM00, 0); }
+static void m_tensor_rank9(parts *p) { ts_wr32(p->payload[PARM] + P_RANK0, 9); }
+static void m_tensor_dim0(parts *p) { ts_wr64(p->payload[PARM] + P_DIM00, 0); }
 static void m_tensor_bytes_overflow(parts *p) {
-  wr64(p->payload[PARM] + P_DIM00, 0x7fffffff);
-  wr64(p->payload[PARM] + P_DIM01, 0x7fffffff);
+  ts_wr64(p->payload[PARM] + P_DIM00, 0x7fffffff);
+  ts_wr64(p->payload[PARM] + P_DIM01, 0x7fffffff);
 }
 static void m_tensor_past_end(parts *p) {
-  wr64(p->payload[PARM] + P_DIM00, 1000000);
-  wr64(p->payload[PARM] + P_DIM01, 1000);
+  ts_wr64(p->payload[PARM] + P_DIM00, 1000000);
+  ts_wr64(p->payload[PARM] + P_DIM01, 1000);
 }
 static void m_tensor_rank1(parts *p) {
   /* the weight as a vector of 20: same values, wrong rank */
   unsigned char *q = p->payload[PARM];
   memmove(q + P_DIM01, q + P_DIM01 + 8, p->length[PARM] - P_DIM01 - 8);
-  wr32(q + P_RANK0, 1);
-  wr64(q + P_DIM00, 20);
+  ts_wr32(q + P_RANK0, 1);
+  ts_wr64(q + P_DIM00, 20);
   p->length[PARM] -= 8;
 }
 static void m_tensor_shape(parts *p) {
   /* [5, 4] read as [4, 5]: same bytes, wrong shape */
-  wr64(p->payload[PARM] + P_DIM00, 4);
-  wr64(p->payload[PARM] + P_DIM01, 5);
+  ts_wr64(p->payload[PARM] + P_DIM00, 4);
+  ts_wr64(p->payload[PARM] + P_DIM01, 5);
 }
 static void m_parm_trailing(parts *p) {
   memset(p->payload[PARM] + p->length[PARM], 0, 8);
   p->length[PARM] += 8;
 }
-static void m_opt_kind(parts *p) { wr32(p->payload[OPTM] + O_KIND, 9); }
+static void m_opt_kind(parts *p) { ts_wr32(p->payload[OPTM] + O_KIND, 9); }
 static void m_opt_lr(parts *p) { wrf(p->payload[OPTM] + O_LR, NAN); }
 static void m_opt_nesterov(parts *p) {
-  wr32(p->payload[OPTM] + O_NESTEROV, 2);
+  ts_wr32(p->payload[OPTM] + O_NESTEROV, 2);
 }
 static void m_opt_schedule(parts *p) {
-  wr32(p->payload[OPTM] + O_SCHEDULE, 3);
+  ts_wr32(p->payload[OPTM] + O_SCHEDULE, 3);
 }
 static void m_opt_steps(parts *p) {
-  wr64(p->payload[OPTM] + O_T, (uint64_t)-1);
+  ts_wr64(p->payload[OPTM] + O_T, (uint64_t)-1);
 }
-static void m_opt_size(parts *p) { wr64(p->payload[OPTM] + O_SIZE, 26); }
-static void m_opt_mask4(parts *p) { wr32(p->payload[OPTM] + O_MASK, 4); }
+static void m_opt_size(parts *p) { ts_wr64(p->payload[OPTM] + O_SIZE, 26); }
+static void m_opt_mask4(parts *p) { ts_wr32(p->payload[OPTM] + O_MASK, 4); }
 static void m_opt_mask1(parts *p) {
   /* one state buffer where Adam keeps two: the bytes still add up */
-  wr32(p->payload[OPTM] + O_MASK, 1);
+  ts_wr32(p->payload[OPTM] + O_MASK, 1);
   p->length[OPTM] -= 40 * 4; /* 40 parameters: 5x4 + 5, 3x5 */
 }
 static void m_opt_sgd_with_state(parts *p) {
   /* plain SGD keeps no state, the file has two buffers of it */
-  wr32(p->payload[OPTM] + O_KIND, NNLIB_OPT_SGD);
+  ts_wr32(p->payload[OPTM] + O_KIND, NNLIB_OPT_SGD);
 }
 
 typedef struct crafted_case {
@@ -1166,8 +1092,8 @@ static void test_container_damage(void **s) {
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CHECKSUM);
   ts_expect_message("checksum");
   memcpy(copy, d, n);
-  copy[PREAMBLE + 12 + 80] ^= 1; /* HEAD's checksum, file checksum fixed */
-  wr32(copy + n - 4, crc32_ieee(copy, n - 4));
+  copy[TS_PREAMBLE + 12 + 80] ^= 1; /* HEAD's checksum, file checksum fixed */
+  ts_wr32(copy + n - 4, ts_crc32_ieee(copy, n - 4));
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CHECKSUM);
   ts_expect_message("section HEAD checksum");
 #endif
@@ -1176,22 +1102,22 @@ static void test_container_damage(void **s) {
   assert_int_equal(load_checked(copy, n + 1), NNLIB_ERR_CORRUPT_FILE);
   ts_expect_message("1 trailing bytes");
   memcpy(copy, d, n);
-  wr64(copy + 16, n + 1000); /* the header promises more */
+  ts_wr64(copy + 16, n + 1000); /* the header promises more */
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_TRUNCATED);
   /* bytes between the last section and the checksum */
   memcpy(copy, d, n - 4);
   memset(copy + n - 4, 0, 4);
-  wr64(copy + 16, n + 4);
-  wr32(copy + n, crc32_ieee(copy, n));
+  ts_wr64(copy + 16, n + 4);
+  ts_wr32(copy + n, ts_crc32_ieee(copy, n));
   assert_int_equal(load_checked(copy, n + 4), NNLIB_ERR_CORRUPT_FILE);
   ts_expect_message("4 unexplained bytes");
   memcpy(copy, d, n);
-  wr32(copy + 12, 4); /* four sections, three present */
+  ts_wr32(copy + 12, 4); /* four sections, three present */
   repair_checksums(copy, d, n);
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
   ts_expect_message("section OPTM missing");
   memcpy(copy, d, n);
-  wr32(copy + 12, 5); /* five sections */
+  ts_wr32(copy + 12, 5); /* five sections */
   repair_checksums(copy, d, n);
   assert_int_equal(load_checked(copy, n), NNLIB_ERR_CORRUPT_FILE);
   ts_expect_message("5 sections");
@@ -1205,7 +1131,7 @@ static void test_container_damage(void **s) {
                                 27),
                    NNLIB_ERR_BAD_MAGIC);
   memcpy(copy, d, n);
-  wr32(copy + 8, 0xffffffffu);
+  ts_wr32(copy + 8, 0xffffffffu);
   assert_int_equal(load_checked(copy, 12), NNLIB_ERR_UNSUPPORTED_VERSION);
   free(copy);
   nnlib_free(d);
@@ -1218,9 +1144,9 @@ static void test_no_large_allocation(void **s) {
   size_t n, m;
   unsigned char *d = sample_file(&n, true);
   parts p;
-  split_file(d, n, &p);
+  ts_split_file(d, n, &p);
   m_tensor_past_end(&p);
-  unsigned char *crafted = join_file(&p, &m);
+  unsigned char *crafted = ts_join_file(&p, &m);
   capped c;
   capped_install(&c, (size_t)1 << 40);
   nnlib_model *model = NULL;
@@ -1230,7 +1156,7 @@ static void test_no_large_allocation(void **s) {
   assert_int_equal(c.live, 0);
   assert_true(c.largest < ((size_t)1 << 20));
   free(crafted);
-  free_parts(&p);
+  ts_free_parts(&p);
   nnlib_free(d);
 }
 
@@ -1242,13 +1168,13 @@ static void test_plan_too_large(void **s) {
   size_t n, k;
   unsigned char *d = save_bytes(m, 0, &n);
   parts p;
-  split_file(d, n, &p);
-  wr64(p.payload[HEAD] + H_BATCH, 0x7fffffff); /* x (4 + 600 + 600) floats */
-  unsigned char *crafted = join_file(&p, &k);
+  ts_split_file(d, n, &p);
+  ts_wr64(p.payload[HEAD] + H_BATCH, 0x7fffffff); /* x (4 + 600 + 600) floats */
+  unsigned char *crafted = ts_join_file(&p, &k);
   assert_int_equal(load_checked(crafted, k), NNLIB_ERR_TOO_LARGE);
   ts_expect_message("more than 2^40 floats");
   free(crafted);
-  free_parts(&p);
+  ts_free_parts(&p);
   nnlib_free(d);
   nnlib_model_free(m);
 }
@@ -1569,12 +1495,12 @@ static void test_file_info(void **s) {
   size_t short_size = offsetof(nnlib_model_file_info, library_version);
   memcpy(small, &short_size, sizeof short_size);
   ASSERT_OK(nnlib_model_file_get_info(d, n, (nnlib_model_file_info *)small));
-  assert_int_equal(rd32(small + offsetof(nnlib_model_file_info,
+  assert_int_equal(ts_rd32(small + offsetof(nnlib_model_file_info,
                                          format_version)),
                    1);
   assert_int_equal(small[short_size], 0xcd);
   /* a newer file: the version is still reported */
-  wr32(d + 8, 7);
+  ts_wr32(d + 8, 7);
   memset(&info, 0, sizeof info);
   info.struct_size = sizeof info;
   ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED_VERSION, nnlib_model_file_get_info(d, n, &info));

@@ -10,6 +10,7 @@
  * under a counting allocator (*out stays NULL, nothing leaks); and loading
  * a version-2 file under allocation failure injection. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#include "file_parts.h"
 #include "test_support.h"
 
 #include <math.h>
@@ -20,89 +21,15 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* CRC-32 (IEEE, reflected 0xEDB88320), written independently of zlib. */
-static uint32_t crc32_ieee(const unsigned char *p, size_t n) {
-  uint32_t crc = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    crc ^= p[i];
-    for (int k = 0; k < 8; k++)
-      crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
 
-static uint32_t rd32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const unsigned char *p) {
-  return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-static void wr32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static void wr64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
 
-enum { PREAMBLE = 24, MAX_SECTIONS = 5 };
 /* sections of a version-2 file */
 enum { HEAD = 0, GRPH = 1, ARCH = 2, PARM = 3, OPTM = 4 };
 
-/* A file taken apart: the preamble and each section's payload (copies,
- * free to edit and resize). */
-typedef struct parts {
-  unsigned char preamble[PREAMBLE];
-  size_t count;
-  char tag[MAX_SECTIONS][4];
-  unsigned char *payload[MAX_SECTIONS];
-  size_t length[MAX_SECTIONS];
-} parts;
+typedef ts_file_parts parts;
 
-static void split_file(const unsigned char *d, size_t size, parts *p) {
-  memset(p, 0, sizeof *p);
-  memcpy(p->preamble, d, PREAMBLE);
-  p->count = rd32(d + 12);
-  assert_true(p->count <= MAX_SECTIONS);
-  size_t pos = PREAMBLE;
-  for (size_t i = 0; i < p->count; i++) {
-    memcpy(p->tag[i], d + pos, 4);
-    p->length[i] = (size_t)rd64(d + pos + 4);
-    p->payload[i] = malloc(p->length[i] + 64);
-    memcpy(p->payload[i], d + pos + 12, p->length[i]);
-    pos += 16 + p->length[i];
-  }
-  assert_int_equal(pos + 4, size);
-}
 
-/* Reassembles with correct sizes and checksums (malloc'd). */
-static unsigned char *join_file(const parts *p, size_t *size) {
-  size_t total = PREAMBLE + 4;
-  for (size_t i = 0; i < p->count; i++)
-    total += 16 + p->length[i];
-  unsigned char *d = malloc(total);
-  memcpy(d, p->preamble, PREAMBLE);
-  wr32(d + 12, (uint32_t)p->count);
-  wr64(d + 16, total);
-  size_t pos = PREAMBLE;
-  for (size_t i = 0; i < p->count; i++) {
-    memcpy(d + pos, p->tag[i], 4);
-    wr64(d + pos + 4, p->length[i]);
-    memcpy(d + pos + 12, p->payload[i], p->length[i]);
-    wr32(d + pos + 12 + p->length[i], crc32_ieee(d + pos, 12 + p->length[i]));
-    pos += 16 + p->length[i];
-  }
-  wr32(d + pos, crc32_ieee(d, pos));
-  *size = total;
-  return d;
-}
 
-static void free_parts(parts *p) {
-  for (size_t i = 0; i < p->count; i++)
-    free(p->payload[i]);
-}
 
 static unsigned char *save_bytes(const nnlib_model *m, unsigned flags,
                                  size_t *size) {
@@ -400,8 +327,8 @@ static nnlib_model *round_trip(nnlib_model *a, int64_t batch) {
   step(a, xs, count, t);
   step(a, xs, count, t);
   unsigned char *f1 = save_bytes(a, NNLIB_SAVE_OPTIMIZER, &n1);
-  assert_int_equal(rd32(f1 + 8), 2);  /* format version */
-  assert_int_equal(rd32(f1 + 12), 5); /* HEAD GRPH ARCH PARM OPTM */
+  assert_int_equal(ts_rd32(f1 + 8), 2);  /* format version */
+  assert_int_equal(ts_rd32(f1 + 12), 5); /* HEAD GRPH ARCH PARM OPTM */
   nnlib_model *b = NULL;
   ASSERT_OK(nnlib_model_load_buffer(&b, f1, n1));
   assert_same_graph(a, b);
@@ -528,11 +455,11 @@ typedef struct bytes {
 } bytes;
 
 static void put32(bytes *b, uint32_t v) {
-  wr32(b->d + b->n, v);
+  ts_wr32(b->d + b->n, v);
   b->n += 4;
 }
 static void put64(bytes *b, uint64_t v) {
-  wr64(b->d + b->n, v);
+  ts_wr64(b->d + b->n, v);
   b->n += 8;
 }
 static void put_raw(bytes *b, const void *p, size_t n) {
@@ -553,7 +480,7 @@ static void put_section(bytes *b, const char *tag, const bytes *payload) {
   put_raw(b, tag, 4);
   put64(b, payload->n);
   put_raw(b, payload->d, payload->n);
-  put32(b, crc32_ieee(b->d + start, b->n - start));
+  put32(b, ts_crc32_ieee(b->d + start, b->n - start));
 }
 
 /* "dense:3,relu" over [2], batch 4, MSE, seed 77, written field by field
@@ -598,8 +525,8 @@ static void expected_chain_file(nnlib_model *m, const unsigned char *rng,
   put_section(file, "HEAD", &head);
   put_section(file, "ARCH", &arch);
   put_section(file, "PARM", &parm);
-  wr64(file->d + 16, file->n + 4);
-  put32(file, crc32_ieee(file->d, file->n));
+  ts_wr64(file->d + 16, file->n + 4);
+  put32(file, ts_crc32_ieee(file->d, file->n));
 }
 
 /* A chain is written as version 1, every byte where 1.2 put it: the model
@@ -614,9 +541,9 @@ static void test_chain_writes_version_1(void **s) {
   ASSERT_OK(nnlib_model_compile(m, &in, 1, 4, NNLIB_LOSS_MSE, NULL, 77));
   size_t n;
   unsigned char *d = save_bytes(m, 0, &n);
-  assert_int_equal(rd32(d + 8), 1);
+  assert_int_equal(ts_rd32(d + 8), 1);
   bytes want;
-  expected_chain_file(m, d + PREAMBLE + 12 + 36, &want);
+  expected_chain_file(m, d + TS_PREAMBLE + 12 + 36, &want);
   assert_int_equal(n, want.n);
   assert_memory_equal(d, want.d, n);
   nnlib_model_file_info info = {.struct_size = sizeof info};
@@ -642,7 +569,7 @@ static void test_chain_versions(void **s) {
     ASSERT_OK(nnlib_model_compile_graph(m, 4, NNLIB_LOSS_MSE, NULL, 77));
     size_t n, n2, count, sa, sb;
     unsigned char *d = save_bytes(m, 0, &n);
-    assert_int_equal(rd32(d + 8), named ? 2 : 1);
+    assert_int_equal(ts_rd32(d + 8), named ? 2 : 1);
     nnlib_model *b = NULL;
     ASSERT_OK(nnlib_model_load_buffer(&b, d, n));
     if (named)
@@ -720,13 +647,13 @@ static void test_file_from_1_0(void **s) {
   size_t n2, n3;
   unsigned char *again = save_bytes(m, 0, &n2);
   parts p;
-  split_file(file_from_1_0, n, &p);
-  wr32(p.payload[HEAD], NNLIB_VERSION_NUMBER);
-  unsigned char *want = join_file(&p, &n3);
+  ts_split_file(file_from_1_0, n, &p);
+  ts_wr32(p.payload[HEAD], NNLIB_VERSION_NUMBER);
+  unsigned char *want = ts_join_file(&p, &n3);
   assert_int_equal(n2, n3);
   assert_memory_equal(again, want, n2);
   free(want);
-  free_parts(&p);
+  ts_free_parts(&p);
   nnlib_free(again);
   free(y);
   free_inputs(xs, count);
@@ -770,28 +697,28 @@ static const tgraph crafted_graph = {
 /* Encodes g as FILE_FORMAT.md lays GRPH out; returns the length. */
 static size_t encode_graph(const tgraph *g, unsigned char *out) {
   size_t n = 0;
-  wr32(out + n, g->input_count), n += 4;
+  ts_wr32(out + n, g->input_count), n += 4;
   for (uint32_t k = 0; k < g->input_count && k < 2; k++) {
-    wr32(out + n, g->rank[k]), n += 4;
+    ts_wr32(out + n, g->rank[k]), n += 4;
     for (uint32_t i = 0; i < g->rank[k] && i < 3; i++)
-      wr64(out + n, (uint64_t)g->dims[k][i]), n += 8;
+      ts_wr64(out + n, (uint64_t)g->dims[k][i]), n += 8;
   }
-  wr32(out + n, g->node_count), n += 4;
+  ts_wr32(out + n, g->node_count), n += 4;
   for (size_t v = 0; v < g->written; v++) {
     const tnode *node = &g->node[v];
-    wr32(out + n, node->kind), n += 4;
+    ts_wr32(out + n, node->kind), n += 4;
     if (node->kind == 1) {
-      wr32(out + n, node->layer), n += 4;
-      wr32(out + n, node->count), n += 4;
+      ts_wr32(out + n, node->layer), n += 4;
+      ts_wr32(out + n, node->count), n += 4;
       for (uint32_t k = 0; k < node->count && k < 3; k++)
-        wr32(out + n, node->in[k]), n += 4;
+        ts_wr32(out + n, node->in[k]), n += 4;
     }
     size_t length = node->name ? strlen(node->name) : 0;
-    wr32(out + n, (uint32_t)length), n += 4;
+    ts_wr32(out + n, (uint32_t)length), n += 4;
     memcpy(out + n, node->name ? node->name : "", length);
     n += length;
   }
-  wr32(out + n, g->output), n += 4;
+  ts_wr32(out + n, g->output), n += 4;
   memset(out + n, 0, g->trailing);
   return n + g->trailing;
 }
@@ -809,31 +736,31 @@ static void test_graph_layout(void **s) {
   ASSERT_OK(nnlib_model_compile_graph(m, 2, NNLIB_LOSS_NONE, NULL, 3));
   size_t n;
   unsigned char *f = save_bytes(m, 0, &n);
-  assert_int_equal(rd32(f + 8), 2);
-  assert_int_equal(rd32(f + 12), 4);
-  assert_int_equal(rd64(f + 16), n);
-  assert_int_equal(rd32(f + n - 4), crc32_ieee(f, n - 4));
+  assert_int_equal(ts_rd32(f + 8), 2);
+  assert_int_equal(ts_rd32(f + 12), 4);
+  assert_int_equal(ts_rd64(f + 16), n);
+  assert_int_equal(ts_rd32(f + n - 4), ts_crc32_ieee(f, n - 4));
   parts p;
-  split_file(f, n, &p);
+  ts_split_file(f, n, &p);
   assert_memory_equal(p.tag[HEAD], "HEAD", 4);
   assert_memory_equal(p.tag[GRPH], "GRPH", 4);
   assert_memory_equal(p.tag[ARCH], "ARCH", 4);
   assert_memory_equal(p.tag[PARM], "PARM", 4);
   const unsigned char *h = p.payload[HEAD];
   assert_int_equal(p.length[HEAD], 68);
-  assert_int_equal(rd32(h), NNLIB_VERSION_NUMBER);
-  assert_int_equal(rd32(h + 4), NNLIB_LOSS_NONE);
-  assert_int_equal(rd64(h + 8), 2);  /* maximum batch */
-  assert_int_equal(rd64(h + 16), 3); /* seed */
-  assert_int_equal(rd32(h + 56), 2); /* layers */
-  assert_int_equal(rd64(h + 60), 20); /* 4x4 + 4 */
+  assert_int_equal(ts_rd32(h), NNLIB_VERSION_NUMBER);
+  assert_int_equal(ts_rd32(h + 4), NNLIB_LOSS_NONE);
+  assert_int_equal(ts_rd64(h + 8), 2);  /* maximum batch */
+  assert_int_equal(ts_rd64(h + 16), 3); /* seed */
+  assert_int_equal(ts_rd32(h + 56), 2); /* layers */
+  assert_int_equal(ts_rd64(h + 60), 20); /* 4x4 + 4 */
   const unsigned char *g = p.payload[GRPH];
   assert_int_equal(p.length[GRPH], 77);
-  assert_int_equal(rd32(g + 16), 3);  /* node count */
+  assert_int_equal(ts_rd32(g + 16), 3);  /* node count */
   assert_int_equal(g[28], 'x');       /* node 0's name */
-  assert_int_equal(rd32(g + 29), 1);  /* node 1: a layer */
-  assert_int_equal(rd32(g + 49 + 8), 2); /* node 2 reads two nodes */
-  assert_int_equal(rd32(g + 73), 2);  /* the output */
+  assert_int_equal(ts_rd32(g + 29), 1);  /* node 1: a layer */
+  assert_int_equal(ts_rd32(g + 49 + 8), 2); /* node 2 reads two nodes */
+  assert_int_equal(ts_rd32(g + 73), 2);  /* the output */
   tgraph doc = {1, {1}, {{4}}, 3, 3,
                 {{0, 0, 0, {0}, "x"}, {1, 0, 1, {0}, NULL},
                  {1, 1, 2, {0, 1}, NULL}},
@@ -842,10 +769,10 @@ static void test_graph_layout(void **s) {
   assert_int_equal(encode_graph(&doc, want), 77);
   assert_memory_equal(g, want, 77);
   const unsigned char *a = p.payload[ARCH];
-  assert_int_equal(rd32(a), NNLIB_LAYER_DENSE);
-  assert_int_equal(rd32(a + 28), NNLIB_LAYER_ADD);
-  assert_int_equal(rd32(a + 32), 0); /* add: no config */
-  free_parts(&p);
+  assert_int_equal(ts_rd32(a), NNLIB_LAYER_DENSE);
+  assert_int_equal(ts_rd32(a + 28), NNLIB_LAYER_ADD);
+  assert_int_equal(ts_rd32(a + 32), 0); /* add: no config */
+  ts_free_parts(&p);
   nnlib_free(f);
   nnlib_model_free(m);
 }
@@ -1056,7 +983,7 @@ static unsigned char *crafted_file(graph_edit edit, size_t *size) {
   size_t n;
   unsigned char *d = save_bytes(m, NNLIB_SAVE_OPTIMIZER, &n);
   parts p;
-  split_file(d, n, &p);
+  ts_split_file(d, n, &p);
   assert_int_equal(p.count, 5);
   tgraph g = crafted_graph;
   unsigned char encoded[512];
@@ -1070,8 +997,8 @@ static unsigned char *crafted_file(graph_edit edit, size_t *size) {
   p.payload[GRPH] = malloc(length);
   memcpy(p.payload[GRPH], encoded, length);
   p.length[GRPH] = length;
-  unsigned char *f = join_file(&p, size);
-  free_parts(&p);
+  unsigned char *f = ts_join_file(&p, size);
+  ts_free_parts(&p);
   nnlib_free(d);
   nnlib_model_free(m);
   return f;
@@ -1096,28 +1023,28 @@ static void test_crafted_container(void **s) {
   (void)s;
   size_t n, m;
   unsigned char *f = crafted_file(g_none, &n);
-  wr32(f + 8, 3);
-  wr32(f + n - 4, crc32_ieee(f, n - 4));
+  ts_wr32(f + 8, 3);
+  ts_wr32(f + n - 4, ts_crc32_ieee(f, n - 4));
   expect_both(f, n, NNLIB_ERR_UNSUPPORTED_VERSION,
               "format version 3; this library");
-  wr32(f + 8, 2);
+  ts_wr32(f + 8, 2);
   parts p;
-  split_file(f, n, &p); /* without GRPH */
+  ts_split_file(f, n, &p); /* without GRPH */
   free(p.payload[GRPH]);
   memmove(&p.payload[GRPH], &p.payload[GRPH + 1], 3 * sizeof p.payload[0]);
   memmove(&p.length[GRPH], &p.length[GRPH + 1], 3 * sizeof p.length[0]);
   memmove(&p.tag[GRPH], &p.tag[GRPH + 1], 3 * sizeof p.tag[0]);
   p.count = 4;
-  unsigned char *no_graph = join_file(&p, &m);
+  unsigned char *no_graph = ts_join_file(&p, &m);
   expect_both(no_graph, m, NNLIB_ERR_CORRUPT_FILE,
               "section 2 is \"ARCH\", expected \"GRPH\"");
-  wr32(no_graph + 8, 1); /* and as version 1: a v1 HEAD is 12 bytes more */
-  wr32(no_graph + m - 4, crc32_ieee(no_graph, m - 4));
+  ts_wr32(no_graph + 8, 1); /* and as version 1: a v1 HEAD is 12 bytes more */
+  ts_wr32(no_graph + m - 4, ts_crc32_ieee(no_graph, m - 4));
   expect_both(no_graph, m, NNLIB_ERR_CORRUPT_FILE, "model file:");
   free(no_graph);
-  free_parts(&p);
-  wr32(f + 8, 1); /* five sections in a version-1 file */
-  wr32(f + n - 4, crc32_ieee(f, n - 4));
+  ts_free_parts(&p);
+  ts_wr32(f + 8, 1); /* five sections in a version-1 file */
+  ts_wr32(f + n - 4, ts_crc32_ieee(f, n - 4));
   expect_both(f, n, NNLIB_ERR_CORRUPT_FILE, "5 sections, expected 3 or 4");
   free(f);
   /* a chain's version-1 file read as version 2 */
@@ -1126,8 +1053,8 @@ static void test_crafted_container(void **s) {
   f = save_bytes(chain, 0, &n);
   unsigned char *copy = malloc(n);
   memcpy(copy, f, n);
-  wr32(copy + 8, 2);
-  wr32(copy + n - 4, crc32_ieee(copy, n - 4));
+  ts_wr32(copy + 8, 2);
+  ts_wr32(copy + n - 4, ts_crc32_ieee(copy, n - 4));
   expect_both(copy, n, NNLIB_ERR_CORRUPT_FILE, "3 sections, expected 4 or 5");
   free(copy);
   nnlib_free(f);
