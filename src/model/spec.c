@@ -576,7 +576,9 @@ nnlib_status nnlib_model_get_spec(const nnlib_model *m, char *buf,
   nnlib__text t = {buf, capacity, 0};
   if (capacity > 0)
     buf[0] = '\0';
-  if (nnlib__model_is_chain(m))
+  /* a declared input with no layer yet prints as its input item */
+  bool inputs_only = m->layer_count == 0 && m->input_count > 0;
+  if (nnlib__model_is_chain(m) && !inputs_only)
     print_chain(m, &t);
   else
     NNLIB_TRY(print_graph(m, &t));
