@@ -8,6 +8,7 @@
  * reference values come from tests/make_torch_graph_fixtures.py
  * (tests/fixtures/torch_graph.txt, computed in float64 on float32 draws);
  * no PyTorch is needed here. */
+#include "fixtures.h"
 #include "test_support.h"
 
 #include <math.h>
@@ -16,116 +17,6 @@
 #include <string.h>
 
 #define BAR 1e-5
-
-/* ------------------------------------------------------ fixture file */
-
-enum { MAX_TENSORS = 48, MAX_KEYS = 8 };
-
-typedef struct fx_tensor {
-  char name[32];
-  size_t rank;
-  int64_t dims[NNLIB_MAX_RANK];
-  int64_t size;
-  float *data;
-} fx_tensor;
-
-typedef struct fx_case {
-  char name[80];
-  char keys[MAX_KEYS][16];
-  char values[MAX_KEYS][24];
-  size_t key_count;
-  fx_tensor tensors[MAX_TENSORS];
-  size_t tensor_count;
-} fx_case;
-
-static FILE *open_fixtures(void) {
-  const char *src = getenv("NNLIB_SOURCE_DIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/tests/fixtures/torch_graph.txt",
-           src ? src : ".");
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    fail_msg("cannot open %s (set NNLIB_SOURCE_DIR)", path);
-  char word[16], version[64];
-  if (fscanf(f, "%15s %63s", word, version) != 2 ||
-      strcmp(word, "torch") != 0)
-    fail_msg("%s: no torch version line", path);
-  print_message("reference: torch %s\n", version);
-  return f;
-}
-
-static void read_tensor(FILE *f, fx_tensor *t) {
-  unsigned rank;
-  if (fscanf(f, "%31s %u", t->name, &rank) != 2 || rank < 1 ||
-      rank > NNLIB_MAX_RANK)
-    fail_msg("bad tensor header");
-  t->rank = rank;
-  t->size = 1;
-  for (size_t i = 0; i < rank; i++) {
-    long long d;
-    if (fscanf(f, "%lld", &d) != 1 || d < 1)
-      fail_msg("tensor %s: bad dims", t->name);
-    t->dims[i] = d;
-    t->size *= d;
-  }
-  t->data = malloc((size_t)t->size * sizeof(float));
-  assert_non_null(t->data);
-  for (int64_t i = 0; i < t->size; i++)
-    if (fscanf(f, "%f", &t->data[i]) != 1)
-      fail_msg("tensor %s: short", t->name);
-}
-
-/* The next case, or false at the end of the file. */
-static bool read_case(FILE *f, fx_case *c) {
-  char word[32];
-  memset(c, 0, sizeof *c);
-  if (fscanf(f, "%31s", word) != 1)
-    return false;
-  assert_string_equal(word, "case");
-  char line[512];
-  if (fscanf(f, "%79s", c->name) != 1 || fgets(line, sizeof line, f) == NULL)
-    fail_msg("bad case line");
-  for (char *tok = strtok(line, " \n"); tok != NULL && c->key_count < MAX_KEYS;
-       tok = strtok(NULL, " \n")) {
-    char *eq = strchr(tok, '=');
-    assert_non_null(eq);
-    *eq = '\0';
-    snprintf(c->keys[c->key_count], sizeof c->keys[0], "%s", tok);
-    snprintf(c->values[c->key_count], sizeof c->values[0], "%s", eq + 1);
-    c->key_count++;
-  }
-  while (fscanf(f, "%31s", word) == 1 && strcmp(word, "end") != 0) {
-    assert_string_equal(word, "tensor");
-    assert_true(c->tensor_count < MAX_TENSORS);
-    read_tensor(f, &c->tensors[c->tensor_count++]);
-  }
-  return true;
-}
-
-static void free_case(fx_case *c) {
-  for (size_t i = 0; i < c->tensor_count; i++)
-    free(c->tensors[i].data);
-}
-
-static const char *value_of(const fx_case *c, const char *key) {
-  for (size_t i = 0; i < c->key_count; i++)
-    if (strcmp(c->keys[i], key) == 0)
-      return c->values[i];
-  fail_msg("case %s has no %s", c->name, key);
-  return NULL;
-}
-
-static int64_t key_int(const fx_case *c, const char *key) {
-  return strtoll(value_of(c, key), NULL, 10);
-}
-
-static const fx_tensor *need(const fx_case *c, const char *name) {
-  for (size_t i = 0; i < c->tensor_count; i++)
-    if (strcmp(c->tensors[i].name, name) == 0)
-      return &c->tensors[i];
-  fail_msg("case %s has no tensor %s", c->name, name);
-  return NULL;
-}
 
 /* A new nnlib tensor holding a fixture tensor (same shape). */
 static nnlib_tensor *tensor_of(const fx_tensor *src) {
@@ -166,7 +57,7 @@ static void expect_close(const fx_case *c, const char *what, const float *a,
 static void expect_tensor(const fx_case *c, const char *what,
                           const nnlib_tensor *ours, const char *name) {
   expect_close(c, what, nnlib_tensor_get_data_const(ours),
-               nnlib_tensor_get_size(ours), need(c, name));
+               nnlib_tensor_get_size(ours), fx_need(c, name));
 }
 
 /* ------------------------------------------------------ graph building */
@@ -333,7 +224,7 @@ static void load_param(const fx_case *c, nnlib_layer *layer, size_t index,
                        const char *name) {
   nnlib_tensor *value = NULL;
   ASSERT_OK(nnlib_layer_get_param(layer, index, &value, NULL));
-  const fx_tensor *src = need(c, name);
+  const fx_tensor *src = fx_need(c, name);
   assert_int_equal(nnlib_tensor_get_size(value), src->size);
   memcpy(nnlib_tensor_get_data(value), src->data,
          (size_t)src->size * sizeof(float));
@@ -364,19 +255,19 @@ static loaded load(const fx_case *c) {
   g->build(run.model);
   nnlib_optimizer *sgd = NULL;
   ASSERT_OK(nnlib_sgd_create(&sgd, 0.1f, 0, 0, 0));
-  ASSERT_OK(nnlib_model_compile_graph(run.model, key_int(c, "n"), g->loss,
+  ASSERT_OK(nnlib_model_compile_graph(run.model, fx_int(c, "n"), g->loss,
                                       sgd, 7));
-  run.input_count = (size_t)key_int(c, "inputs");
+  run.input_count = (size_t)fx_int(c, "inputs");
   assert_true(run.input_count <= 4);
   assert_int_equal(nnlib_model_get_input_count(run.model), run.input_count);
   for (size_t i = 0; i < run.input_count; i++) {
     char name[32];
     snprintf(name, sizeof name, "x%zu", i);
-    run.inputs[i] = tensor_of(need(c, name));
+    run.inputs[i] = tensor_of(fx_need(c, name));
   }
-  run.target = tensor_of(need(c, "target"));
+  run.target = tensor_of(fx_need(c, "target"));
   size_t params = each_param(c, run.model, load_param);
-  assert_int_equal(params, (size_t)key_int(c, "params"));
+  assert_int_equal(params, (size_t)fx_int(c, "params"));
   ASSERT_OK(nnlib_model_set_input_gradients(run.model, 1));
   return run;
 }
@@ -442,7 +333,7 @@ static void check_case(const fx_case *c) {
   float loss = NAN;
   ASSERT_OK(nnlib_model_backward_inputs(run.model, inputs_of(&run),
                                         run.input_count, run.target, &loss));
-  expect_close(c, "loss", &loss, 1, need(c, "loss"));
+  expect_close(c, "loss", &loss, 1, fx_need(c, "loss"));
   each_param(c, run.model, check_param_grad);
   check_input_grads(c, &run, "");
 
@@ -453,7 +344,7 @@ static void check_case(const fx_case *c) {
   for (int64_t i = 0; i < count; i++)
     grads[i] = 1e30f; /* backward_output must overwrite every one */
   check_forward(c, &run);
-  nnlib_tensor *dy = tensor_of(need(c, "dy"));
+  nnlib_tensor *dy = tensor_of(fx_need(c, "dy"));
   ASSERT_OK(nnlib_model_backward_output(run.model, dy));
   nnlib_tensor_free(dy);
   each_param(c, run.model, check_param_grad);
@@ -463,13 +354,15 @@ static void check_case(const fx_case *c) {
 
 static void test_graphs_against_torch(void **state) {
   (void)state;
-  FILE *f = open_fixtures();
+  char version[64];
+  FILE *f = fx_open("torch_graph.txt", version);
+  print_message("reference: torch %s\n", version);
   fx_case *c = malloc(sizeof *c);
   assert_non_null(c);
   size_t cases = 0;
-  while (read_case(f, c)) {
+  while (fx_read_case(f, c)) {
     check_case(c);
-    free_case(c);
+    fx_free_case(c);
     cases++;
   }
   free(c);

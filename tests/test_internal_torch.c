@@ -7,6 +7,7 @@
  * run a layer's backward by itself and read dx, which a model never
  * computes for its first layer. */
 #include "nnlib_internal.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 #include <math.h>
@@ -15,125 +16,6 @@
 #include <string.h>
 
 #define BAR 1e-4
-
-/* ------------------------------------------------------ fixture file */
-
-enum { MAX_TENSORS = 16, MAX_KEYS = 20 };
-
-typedef struct fx_tensor {
-  char name[32];
-  size_t rank;
-  int64_t dims[NNLIB_MAX_RANK];
-  int64_t size;
-  float *data;
-} fx_tensor;
-
-typedef struct fx_case {
-  char name[80];
-  char keys[MAX_KEYS][16];
-  char values[MAX_KEYS][24];
-  size_t key_count;
-  fx_tensor tensors[MAX_TENSORS];
-  size_t tensor_count;
-} fx_case;
-
-static FILE *open_fixtures(char *version, size_t size) {
-  const char *src = getenv("NNLIB_SOURCE_DIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/tests/fixtures/torch_layers.txt",
-           src ? src : ".");
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    fail_msg("cannot open %s (set NNLIB_SOURCE_DIR)", path);
-  char word[16];
-  if (fscanf(f, "%15s %63s", word, version) != 2 ||
-      strcmp(word, "torch") != 0)
-    fail_msg("%s: no torch version line", path);
-  (void)size;
-  return f;
-}
-
-static void read_tensor(FILE *f, fx_tensor *t) {
-  unsigned rank;
-  if (fscanf(f, "%31s %u", t->name, &rank) != 2 || rank > NNLIB_MAX_RANK)
-    fail_msg("bad tensor header");
-  t->rank = rank;
-  t->size = 1;
-  for (size_t i = 0; i < rank; i++) {
-    long long d;
-    if (fscanf(f, "%lld", &d) != 1)
-      fail_msg("bad tensor dims");
-    t->dims[i] = d;
-    t->size *= d;
-  }
-  t->data = malloc((size_t)t->size * sizeof(float));
-  for (int64_t i = 0; i < t->size; i++)
-    if (fscanf(f, "%f", &t->data[i]) != 1)
-      fail_msg("tensor %s: short", t->name);
-}
-
-/* The next case, or false at the end of the file. */
-static bool read_case(FILE *f, fx_case *c) {
-  char word[32];
-  memset(c, 0, sizeof *c);
-  if (fscanf(f, "%31s", word) != 1)
-    return false;
-  assert_string_equal(word, "case");
-  char line[512];
-  if (fscanf(f, "%79s", c->name) != 1 || fgets(line, sizeof line, f) == NULL)
-    fail_msg("bad case line");
-  for (char *tok = strtok(line, " \n"); tok != NULL && c->key_count < MAX_KEYS;
-       tok = strtok(NULL, " \n")) {
-    char *eq = strchr(tok, '=');
-    assert_non_null(eq);
-    *eq = '\0';
-    snprintf(c->keys[c->key_count], sizeof c->keys[0], "%s", tok);
-    snprintf(c->values[c->key_count], sizeof c->values[0], "%s", eq + 1);
-    c->key_count++;
-  }
-  while (fscanf(f, "%31s", word) == 1 && strcmp(word, "end") != 0) {
-    assert_string_equal(word, "tensor");
-    assert_true(c->tensor_count < MAX_TENSORS);
-    read_tensor(f, &c->tensors[c->tensor_count++]);
-  }
-  return true;
-}
-
-static void free_case(fx_case *c) {
-  for (size_t i = 0; i < c->tensor_count; i++)
-    free(c->tensors[i].data);
-}
-
-static const char *value_of(const fx_case *c, const char *key) {
-  for (size_t i = 0; i < c->key_count; i++)
-    if (strcmp(c->keys[i], key) == 0)
-      return c->values[i];
-  fail_msg("case %s has no %s", c->name, key);
-  return NULL;
-}
-
-static int64_t key_int(const fx_case *c, const char *key) {
-  return strtoll(value_of(c, key), NULL, 10);
-}
-
-static float key_float(const fx_case *c, const char *key) {
-  return strtof(value_of(c, key), NULL);
-}
-
-/* NULL if absent */
-static const fx_tensor *find(const fx_case *c, const char *name) {
-  for (size_t i = 0; i < c->tensor_count; i++)
-    if (strcmp(c->tensors[i].name, name) == 0)
-      return &c->tensors[i];
-  return NULL;
-}
-
-static const fx_tensor *need(const fx_case *c, const char *name) {
-  const fx_tensor *t = find(c, name);
-  if (t == NULL)
-    fail_msg("case %s has no tensor %s", c->name, name);
-  return t;
-}
 
 /* ------------------------------------------------------- comparisons */
 
@@ -188,7 +70,7 @@ static void set_param(nnlib_model *m, size_t index, const fx_tensor *src) {
  * dy = g; checks y and dx against the case, leaves the parameter
  * gradients in the layer. */
 static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
-  const fx_tensor *x = need(c, "x"), *g = need(c, "g");
+  const fx_tensor *x = fx_need(c, "x"), *g = fx_need(c, "g");
   int64_t n = x->dims[0];
   const float *y;
   nnlib__batch batch;
@@ -198,7 +80,7 @@ static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
   batch.training = training;
   ASSERT_OK(nnlib__forward(m, &m->bufs, &batch, training ? &m->rng : NULL,
                            &y));
-  expect_close(c, "forward y", y, need(c, "y"));
+  expect_close(c, "forward y", y, fx_need(c, "y"));
   nnlib_layer *l = m->layers[0];
   float *dy = malloc((size_t)g->size * sizeof(float));
   float *dx = malloc((size_t)x->size * sizeof(float));
@@ -206,7 +88,7 @@ static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
   nnlib__run run = {training, m->bufs.workspace[1], /* node 1: layer 0 */ training ? &m->rng : NULL,
                     false, 0.0f, 0};
   ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
-  expect_close(c, "backward dx", dx, need(c, "dx"));
+  expect_close(c, "backward dx", dx, fx_need(c, "dx"));
   free(dy);
   free(dx);
 }
@@ -216,28 +98,28 @@ static void expect_param_grad(nnlib_model *m, const fx_case *c, size_t index,
   nnlib_tensor *grad;
   ASSERT_OK(nnlib_layer_get_param(nnlib_model_get_layer(m, 0), index, NULL,
                                   &grad));
-  expect_close(c, name, nnlib_tensor_get_data(grad), need(c, name));
+  expect_close(c, name, nnlib_tensor_get_data(grad), fx_need(c, name));
 }
 
 static void check_conv(const fx_case *c) {
   nnlib_conv2d_options o;
   ASSERT_OK(nnlib_conv2d_options_init(&o));
-  o.in_channels = key_int(c, "cin");
-  o.stride_h = key_int(c, "sh");
-  o.stride_w = key_int(c, "sw");
-  o.padding_h = key_int(c, "ph");
-  o.padding_w = key_int(c, "pw");
-  o.dilation_h = key_int(c, "dh");
-  o.dilation_w = key_int(c, "dw");
-  o.with_bias = (int)key_int(c, "bias");
+  o.in_channels = fx_int(c, "cin");
+  o.stride_h = fx_int(c, "sh");
+  o.stride_w = fx_int(c, "sw");
+  o.padding_h = fx_int(c, "ph");
+  o.padding_w = fx_int(c, "pw");
+  o.dilation_h = fx_int(c, "dh");
+  o.dilation_w = fx_int(c, "dw");
+  o.with_bias = (int)fx_int(c, "bias");
   nnlib_layer *l;
-  ASSERT_OK(nnlib_conv2d_create(&l, key_int(c, "cout"), key_int(c, "kh"),
-                                key_int(c, "kw"), &o));
-  int64_t shape[3] = {key_int(c, "cin"), key_int(c, "h"), key_int(c, "w")};
-  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
-  set_param(m, 0, need(c, "weight"));
+  ASSERT_OK(nnlib_conv2d_create(&l, fx_int(c, "cout"), fx_int(c, "kh"),
+                                fx_int(c, "kw"), &o));
+  int64_t shape[3] = {fx_int(c, "cin"), fx_int(c, "h"), fx_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, fx_int(c, "n"));
+  set_param(m, 0, fx_need(c, "weight"));
   if (o.with_bias)
-    set_param(m, 1, need(c, "bias"));
+    set_param(m, 1, fx_need(c, "bias"));
   run_and_check(m, c, true);
   expect_param_grad(m, c, 0, "dweight");
   if (o.with_bias)
@@ -246,21 +128,21 @@ static void check_conv(const fx_case *c) {
 }
 
 static void check_pool(const fx_case *c) {
-  const char *kind = value_of(c, "kind");
+  const char *kind = fx_value(c, "kind");
   nnlib_layer_kind k = strcmp(kind, "max") == 0   ? NNLIB_LAYER_MAXPOOL2D
                        : strcmp(kind, "min") == 0 ? NNLIB_LAYER_MINPOOL2D
                                                   : NNLIB_LAYER_AVGPOOL2D;
   nnlib_pool2d_options o;
   ASSERT_OK(nnlib_pool2d_options_init(&o));
-  o.stride_h = key_int(c, "sh");
-  o.stride_w = key_int(c, "sw");
-  o.padding_h = key_int(c, "ph");
-  o.padding_w = key_int(c, "pw");
+  o.stride_h = fx_int(c, "sh");
+  o.stride_w = fx_int(c, "sw");
+  o.padding_h = fx_int(c, "ph");
+  o.padding_w = fx_int(c, "pw");
   nnlib_layer *l;
-  ASSERT_OK(nnlib_pool2d_create(&l, k, key_int(c, "kh"), key_int(c, "kw"),
+  ASSERT_OK(nnlib_pool2d_create(&l, k, fx_int(c, "kh"), fx_int(c, "kw"),
                                 &o));
-  int64_t shape[3] = {key_int(c, "c"), key_int(c, "h"), key_int(c, "w")};
-  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
+  int64_t shape[3] = {fx_int(c, "c"), fx_int(c, "h"), fx_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, fx_int(c, "n"));
   run_and_check(m, c, true);
   nnlib_model_free(m);
 }
@@ -268,8 +150,8 @@ static void check_pool(const fx_case *c) {
 static void check_global_avgpool(const fx_case *c) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_global_avgpool_create(&l));
-  int64_t shape[3] = {key_int(c, "c"), key_int(c, "h"), key_int(c, "w")};
-  nnlib_model *m = one_layer(l, shape, 3, key_int(c, "n"));
+  int64_t shape[3] = {fx_int(c, "c"), fx_int(c, "h"), fx_int(c, "w")};
+  nnlib_model *m = one_layer(l, shape, 3, fx_int(c, "n"));
   run_and_check(m, c, true);
   nnlib_model_free(m);
 }
@@ -284,14 +166,14 @@ static void expect_buffer(nnlib_model *m, const fx_case *c, size_t index,
                           const char *name) {
   nnlib_tensor *t;
   ASSERT_OK(nnlib_layer_get_buffer(nnlib_model_get_layer(m, 0), index, &t));
-  expect_close(c, name, nnlib_tensor_get_data(t), need(c, name));
+  expect_close(c, name, nnlib_tensor_get_data(t), fx_need(c, name));
 }
 
 static void check_batchnorm(const fx_case *c) {
   nnlib_layer *l;
-  ASSERT_OK(nnlib_batchnorm_create(&l, key_float(c, "momentum"),
-                                   key_float(c, "eps")));
-  const fx_tensor *x = need(c, "x");
+  ASSERT_OK(nnlib_batchnorm_create(&l, fx_float(c, "momentum"),
+                                   fx_float(c, "eps")));
+  const fx_tensor *x = fx_need(c, "x");
   int64_t shape[NNLIB_MAX_RANK];
   size_t rank = x->rank - 1;
   for (size_t i = 0; i < rank; i++)
@@ -301,11 +183,11 @@ static void check_batchnorm(const fx_case *c) {
                       "running_mean");
   assert_string_equal(nnlib_layer_get_buffer_name(m->layers[0], 1),
                       "running_var");
-  set_param(m, 0, need(c, "weight"));
-  set_param(m, 1, need(c, "bias"));
-  set_buffer(m, 0, need(c, "running_mean"));
-  set_buffer(m, 1, need(c, "running_var"));
-  run_and_check(m, c, key_int(c, "training") == 1);
+  set_param(m, 0, fx_need(c, "weight"));
+  set_param(m, 1, fx_need(c, "bias"));
+  set_buffer(m, 0, fx_need(c, "running_mean"));
+  set_buffer(m, 1, fx_need(c, "running_var"));
+  run_and_check(m, c, fx_int(c, "training") == 1);
   expect_param_grad(m, c, 0, "dweight");
   expect_param_grad(m, c, 1, "dbias");
   /* after one training pass (or untouched by an inference pass) */
@@ -321,12 +203,12 @@ static bool starts_with(const char *s, const char *prefix) {
 static void test_against_torch(void **s) {
   (void)s;
   char version[64];
-  FILE *f = open_fixtures(version, sizeof version);
+  FILE *f = fx_open("torch_layers.txt", version);
   print_message("reference: torch %s (tests/make_torch_fixtures.py)\n",
                 version);
   fx_case *c = malloc(sizeof *c);
   int cases = 0;
-  while (read_case(f, c)) {
+  while (fx_read_case(f, c)) {
     if (starts_with(c->name, "conv"))
       check_conv(c);
     else if (starts_with(c->name, "global_avgpool"))
@@ -337,7 +219,7 @@ static void test_against_torch(void **s) {
       check_batchnorm(c);
     else
       fail_msg("unknown case %s", c->name);
-    free_case(c);
+    fx_free_case(c);
     cases++;
   }
   free(c);
