@@ -4,7 +4,8 @@
  *
  *   fashion_resnet [--data DIR] [--epochs N] [--batch B] [--limit N]
  *                  [--seed S] [--lr X] [--width W] [--blocks K]
- *                  [--weight-decay X] [--dropout R] [--out FILE.nnl]
+ *                  [--weight-decay X] [--dropout R] [--augment 0|1]
+ *                  [--out FILE.nnl]
  *
  * A stem, three stages of K basic residual blocks each, global average
  * pooling, dropout and a dense head (W = 24, K = 1 by default):
@@ -25,8 +26,12 @@
  * after each has its own shift. Softmax cross-entropy on class indices,
  * AdamW (lr 2e-3, decoupled weight decay 0.05; --weight-decay 0 gives
  * Adam) with the rate decaying along a cosine to 0 over the run, batches
- * of 64, 12 epochs, no augmentation (--dropout 0 drops the dropout). --limit N trains on the
- * first N training images; the test set is whole. Evaluation runs in
+ * of 64, 12 epochs (--dropout 0 drops the dropout). Augmentation (on
+ * unless --augment 0): every epoch trains on a fresh copy of the training
+ * images, each mirrored left-right with probability 1/2 and shifted by up
+ * to 2 pixels each way (zeros shifted in), drawn from a generator seeded
+ * with --seed. --limit N trains on the first N training images; the test
+ * set is whole. Evaluation runs in
  * inference mode (running batchnorm statistics). OpenBLAS uses every core
  * unless OPENBLAS_NUM_THREADS says otherwise.
  * Prints the parameter count, one line per epoch, then the summary line
@@ -34,6 +39,7 @@
  * of the training loop (the per-epoch test evaluations included, as in
  * fashion_cnn). */
 #include <nnlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +65,20 @@ typedef struct config {
   float lr;
   float weight_decay; /* > 0: AdamW with this decoupled decay */
   float dropout;      /* > 0: dropout before the dense head */
+  int augment;        /* flips and shifts of the training images */
 } config;
 
 static void usage(const char *program) {
   fprintf(stderr, "usage: %s [--data DIR] [--epochs N] [--batch B] "
                   "[--limit N] [--seed S] [--lr X] [--width W] [--blocks K] "
-                  "[--weight-decay X] [--dropout R] [--out FILE.nnl]\n",
+                  "[--weight-decay X] [--dropout R] [--augment 0|1] "
+                  "[--out FILE.nnl]\n",
           program);
   exit(2);
 }
 
 static config parse_args(int argc, char **argv) {
-  config c = {NULL, NULL, 12, 0, 64, 24, 1, 1, 2e-3f, 0.05f, 0.3f};
+  config c = {NULL, NULL, 12, 0, 64, 24, 1, 1, 2e-3f, 0.05f, 0.3f, 1};
   for (int i = 1; i < argc; i++) {
     const char *option = argv[i];
     if (i + 1 == argc)
@@ -96,6 +104,8 @@ static config parse_args(int argc, char **argv) {
       c.weight_decay = strtof(value, NULL);
     else if (strcmp(option, "--dropout") == 0)
       c.dropout = strtof(value, NULL);
+    else if (strcmp(option, "--augment") == 0)
+      c.augment = (int)strtol(value, NULL, 10);
     else if (strcmp(option, "--blocks") == 0)
       c.blocks = strtoll(value, NULL, 10);
     else
@@ -220,6 +230,38 @@ static double now_seconds(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* A small seeded generator for the augmentation (splitmix64), so the same
+ * --seed gives the same images. */
+static uint64_t next_random(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+/* dst = src with each 28x28 image mirrored left-right (probability 1/2)
+ * and shifted by dy, dx in [-2, 2]: dst[r][c] = src[r - dy][c' - dx] where
+ * c' mirrors c, zero where that falls outside the image. */
+static void augment_images(const nnlib_tensor *src, nnlib_tensor *dst,
+                           uint64_t *state) {
+  const float *in = nnlib_tensor_get_data_const(src);
+  float *out = nnlib_tensor_get_data(dst);
+  int64_t count = nnlib_tensor_get_dim(src, 0);
+  for (int64_t i = 0; i < count; i++) {
+    uint64_t r = next_random(state);
+    int flip = (int)(r & 1u);
+    int dy = (int)((r >> 8) % 5u) - 2, dx = (int)((r >> 16) % 5u) - 2;
+    const float *a = in + i * 784;
+    float *b = out + i * 784;
+    for (int row = 0; row < 28; row++)
+      for (int col = 0; col < 28; col++) {
+        int sr = row - dy, sc = (flip ? 27 - col : col) - dx;
+        b[row * 28 + col] =
+            (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? a[sr * 28 + sc] : 0.0f;
+      }
+  }
+}
+
 /* [N, 28, 28] images as [N, 1, 28, 28]: the same floats. */
 static void as_nchw(nnlib_tensor *images) {
   int64_t shape[4] = {nnlib_tensor_get_dim(images, 0), 1,
@@ -255,10 +297,16 @@ int main(int argc, char **argv) {
   fit.batch_size = c.batch;
   float train_loss = 0.0f, test_loss = 0.0f, accuracy = 0.0f;
   fit.epoch_losses = &train_loss; /* fit runs one epoch per call */
+  nnlib_tensor *augmented = NULL;
+  uint64_t augment_state = c.seed ^ 0x5eedf00du;
+  if (c.augment)
+    CHECK(nnlib_tensor_create(&augmented, nnlib_tensor_get_shape(train_x), 4));
   double start = now_seconds();
   for (int64_t e = 0; e < c.epochs; e++) {
     double epoch_start = now_seconds();
-    CHECK(nnlib_model_fit(m, train_x, train_y, &fit));
+    if (c.augment)
+      augment_images(train_x, augmented, &augment_state);
+    CHECK(nnlib_model_fit(m, c.augment ? augmented : train_x, train_y, &fit));
     double trained = now_seconds();
     CHECK(nnlib_model_evaluate(m, test_x, test_y, &test_loss, &accuracy));
     printf("epoch %2lld  train_loss %.4f  test_loss %.4f  test_accuracy "
@@ -273,6 +321,7 @@ int main(int argc, char **argv) {
   printf("test_accuracy=%.4f epochs=%lld seconds=%.1f\n", (double)accuracy,
          (long long)c.epochs, seconds);
   nnlib_model_free(m);
+  nnlib_tensor_free(augmented);
   nnlib_tensor_free(train_x);
   nnlib_tensor_free(train_y);
   nnlib_tensor_free(test_x);
