@@ -92,12 +92,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 3
+#define NNLIB_VERSION_MINOR 4
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.3.0" /* MAJOR.MINOR.PATCH (a test checks) */
+#define NNLIB_VERSION_STRING "1.4.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 
@@ -129,7 +129,9 @@ typedef enum nnlib_status {
   NNLIB_ERR_CANCELLED = -15,         /* a callback asked to stop              */
   NNLIB_ERR_OUT_OF_RANGE = -16,      /* a value outside its range (a label)   */
   NNLIB_ERR_PARSE = -17,             /* a model description that does not parse */
-  NNLIB_ERR_INTERNAL = -18           /* a bug in nnlib; please report it      */
+  NNLIB_ERR_INTERNAL = -18,          /* a bug in nnlib; please report it      */
+  NNLIB_ERR_DTYPE = -19              /* a tensor of the wrong element type
+                                        (since 1.4.0)                         */
 } nnlib_status;
 
 /* Fixed English text of a status code ("shape mismatch"); never NULL, static
@@ -230,6 +232,37 @@ NNLIB_API nnlib_status nnlib_tensor_fill(nnlib_tensor *tensor, float value);
 NNLIB_API nnlib_status nnlib_tensor_copy(nnlib_tensor *dst,
                                          const nnlib_tensor *src);
 
+/* Element types (since 1.4.0). Every tensor holds float32 elements unless
+ * made by the int32 calls below; int32 tensors carry token ids (the input of
+ * an embedding layer) and class indices (targets of softmax cross-entropy)
+ * without a round trip through float. The float calls above refuse int32
+ * tensors where they would reinterpret bits: nnlib_tensor_get_data(_const)
+ * returns NULL for an int32 tensor, nnlib_tensor_fill stores the value as
+ * an integer (NNLIB_ERR_INVALID_ARGUMENT unless it is an integer in int32's
+ * range), nnlib_tensor_copy needs the same element type on both sides
+ * (NNLIB_ERR_DTYPE). Shape calls work on both. */
+typedef enum nnlib_dtype {
+  NNLIB_DTYPE_FLOAT32 = 0,
+  NNLIB_DTYPE_INT32 = 1
+} nnlib_dtype;
+
+/* A new zero-filled int32 tensor; as nnlib_tensor_create otherwise. */
+NNLIB_API nnlib_status nnlib_tensor_create_int32(nnlib_tensor **out,
+                                                 const int64_t *shape,
+                                                 size_t rank);
+/* An int32 tensor over caller memory (zero-copy); as nnlib_tensor_wrap. */
+NNLIB_API nnlib_status nnlib_tensor_wrap_int32(nnlib_tensor **out,
+                                               int32_t *data,
+                                               const int64_t *shape,
+                                               size_t rank);
+/* The element type; NNLIB_DTYPE_FLOAT32 for NULL. */
+NNLIB_API nnlib_dtype nnlib_tensor_get_dtype(const nnlib_tensor *tensor);
+/* The elements of an int32 tensor, borrowed; NULL for NULL or a float32
+ * tensor. */
+NNLIB_API int32_t *nnlib_tensor_get_data_int32(nnlib_tensor *tensor);
+NNLIB_API const int32_t *
+nnlib_tensor_get_data_int32_const(const nnlib_tensor *tensor);
+
 /* ---------------------------------------------------------------- layers */
 
 typedef struct nnlib_layer nnlib_layer;
@@ -251,7 +284,12 @@ typedef enum nnlib_layer_kind {
   NNLIB_LAYER_GRU = 13,
   NNLIB_LAYER_ADD = 14,      /* merge layers (since 1.3.0), see graph models */
   NNLIB_LAYER_CONCAT = 15,
-  NNLIB_LAYER_MULTIPLY = 16
+  NNLIB_LAYER_MULTIPLY = 16,
+  NNLIB_LAYER_EMBEDDING = 17, /* text layers (since 1.4.0), see below */
+  NNLIB_LAYER_POSITIONAL = 18,
+  NNLIB_LAYER_LAYERNORM = 19,
+  NNLIB_LAYER_ATTENTION = 20,
+  NNLIB_LAYER_LINEAR = 21
 } nnlib_layer_kind;
 
 typedef enum nnlib_activation {
@@ -262,7 +300,10 @@ typedef enum nnlib_activation {
   NNLIB_ACT_RELU = 4,
   NNLIB_ACT_LEAKY_RELU = 5, /* x > 0 ? x : slope * x                         */
   NNLIB_ACT_SOFTPLUS = 6,   /* log(1 + e^x), linear above x = 20 like PyTorch */
-  NNLIB_ACT_SOFTMAX = 7     /* over the last axis                            */
+  NNLIB_ACT_SOFTMAX = 7,    /* over the last axis                            */
+  NNLIB_ACT_GELU = 8,       /* x Phi(x) with the exact erf (since 1.4.0)     */
+  NNLIB_ACT_GELU_TANH = 9   /* PyTorch's approximate='tanh' (since 1.4.0):
+                               x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 } nnlib_activation;
 
 /* Every *_create below makes a new layer into *out. The caller owns it
@@ -467,6 +508,77 @@ NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
                                                          const float *h0,
                                                          const float *c0,
                                                          int64_t rows);
+
+/* Text layers (since 1.4.0): token embeddings, learned positions, layer
+ * normalisation, last-axis linear maps and multi-head self-attention, the
+ * parts of a GPT-style transformer. A sample is a sequence of T positions:
+ * [T] token ids into an embedding, [T, D] vectors after it. Parameters are
+ * laid out as in PyTorch, so a state_dict copies over tensor by tensor. All
+ * of them run one position at a time with a cache (nnlib_model_generate).
+ */
+
+/* Token ids [T] (an int32 input) -> vectors [T, dim], y[t] = W[id[t]]:
+ * torch.nn.Embedding with W [vocab_size, dim], initialised N(0, 1) like
+ * PyTorch. Backward adds dy[t] into row id[t] (ids repeat). The input node
+ * of an embedding takes int32 tensors (NNLIB_ERR_DTYPE for float32 ones)
+ * and no other layer may read it; an id outside [0, vocab_size) fails the
+ * pass with NNLIB_ERR_OUT_OF_RANGE naming the sample, the position and the
+ * id. NNLIB_ERR_INVALID_ARGUMENT for vocab_size or dim < 1,
+ * NNLIB_ERR_TOO_LARGE above 2^31 - 1, NNLIB_ERR_OUT_OF_MEMORY. At compile,
+ * an input that is not [T] is NNLIB_ERR_SHAPE_MISMATCH. */
+NNLIB_API nnlib_status nnlib_embedding_create(nnlib_layer **out,
+                                              int64_t vocab_size, int64_t dim);
+/* Learned positional embeddings added to [T, D]: y[t] = x[t] + P[t] with P
+ * [max_positions, D] (GPT-2's wpe; initialised N(0, 0.02^2)). max_positions
+ * = 0 takes T from the input at compile; a larger value keeps rows for
+ * longer contexts than the compiled one. NNLIB_ERR_INVALID_ARGUMENT for
+ * max_positions < 0; at compile NNLIB_ERR_SHAPE_MISMATCH for an input not
+ * [T, D] or T above max_positions. */
+NNLIB_API nnlib_status nnlib_positional_create(nnlib_layer **out,
+                                               int64_t max_positions);
+/* Layer normalisation over the last axis (torch.nn.LayerNorm(D, eps)):
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta, the biased variance,
+ * gamma = 1 and beta = 0 at first (with_affine 0: neither). PyTorch's eps
+ * is 1e-5. NNLIB_ERR_INVALID_ARGUMENT for an eps that is not finite and
+ * > 0 or with_affine not 0 or 1. Any input rank. */
+NNLIB_API nnlib_status nnlib_layernorm_create(nnlib_layer **out, float eps,
+                                              int with_affine);
+/* y = x W^T + b over the last axis of an input of any rank, [..., in] ->
+ * [..., out_features] (torch.nn.Linear, with its initialisation), where
+ * nnlib_dense_create flattens the sample. Statuses as nnlib_dense_create
+ * (in_features taken from the input). */
+NNLIB_API nnlib_status nnlib_linear_create(nnlib_layer **out,
+                                           int64_t out_features,
+                                           int with_bias);
+
+/* Multi-head self-attention on [T, D] (torch.nn.MultiheadAttention with
+ * batch_first=True, called as mha(x, x, x)), D = heads * head_dim:
+ *   [Q K V] = x W_in^T + b_in     W_in [3D, D] (in_proj_weight), b_in [3D]
+ *   per head h: P = softmax(Q_h K_h^T / sqrt(head_dim) + mask), O_h = P V_h
+ *   y = [O_1 .. O_heads] W_out^T + b_out   W_out [D, D], b_out [D]
+ * with the causal mask (-inf above the diagonal: position t sees 0..t)
+ * when `causal`, and dropout on P in training when dropout > 0. Parameters
+ * in this order: in_proj_weight, in_proj_bias, out_proj.weight,
+ * out_proj.bias (the biases only with with_bias). */
+typedef struct nnlib_attention_options {
+  size_t struct_size;
+  int causal;       /* default 0; 1: each position attends to itself and
+                       earlier ones (language models)                      */
+  float dropout;    /* default 0: dropout rate on the attention weights    */
+  int with_bias;    /* default 1                                           */
+} nnlib_attention_options;
+NNLIB_API nnlib_status
+nnlib_attention_options_init_size(nnlib_attention_options *options,
+                                  size_t struct_size);
+#define nnlib_attention_options_init(o)                                        \
+  nnlib_attention_options_init_size((o), sizeof *(o))
+/* options NULL: the defaults. NNLIB_ERR_INVALID_ARGUMENT for heads < 1, a
+ * dropout outside [0, 1), causal or with_bias not 0 or 1; at compile
+ * NNLIB_ERR_SHAPE_MISMATCH for an input not [T, D] or a D that heads does
+ * not divide (the message says both). */
+NNLIB_API nnlib_status
+nnlib_attention_create(nnlib_layer **out, int64_t heads,
+                       const nnlib_attention_options *options);
 
 /* Merge layers (since 1.3.0) read two or more nodes of a graph model (see
  * nnlib_model_apply):
@@ -1492,6 +1604,108 @@ NNLIB_API nnlib_status nnlib_dataset_load_split(nnlib_tensor **images,
                                                 const char *dir,
                                                 nnlib_split split,
                                                 int64_t limit, int one_hot);
+
+/* ------------------------------------------------------------ text data */
+
+/* A text corpus as a sequence of byte tokens (vocabulary 256), split in two
+ * at a fixed point: the first (1 - valid_fraction) of the concatenated
+ * bytes for training, the rest for validation (since 1.4.0). */
+typedef struct nnlib_text nnlib_text;
+
+typedef enum nnlib_text_split {
+  NNLIB_TEXT_TRAIN = 0,
+  NNLIB_TEXT_VALID = 1
+} nnlib_text_split;
+
+/* Reads `count` paths into *out: a regular file is read whole, a directory
+ * contributes its regular files (not subdirectories, not names starting
+ * with '.', and not fortune's index files ending in ".dat"), in byte order
+ * of their names; the paths' bytes are concatenated in the order given.
+ * valid_fraction in [0, 1) (0.1: the last 10% validate); the generator
+ * that draws training windows is seeded with `seed`. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL, count 0, a fraction outside [0, 1)),
+ * NNLIB_ERR_IO (a path that cannot be opened or read, or that names no
+ * file at all), NNLIB_ERR_TOO_LARGE (above 2^31 - 1 bytes),
+ * NNLIB_ERR_OUT_OF_MEMORY. On failure *out is NULL. */
+NNLIB_API nnlib_status nnlib_text_load(nnlib_text **out,
+                                       const char *const *paths, size_t count,
+                                       double valid_fraction, uint64_t seed);
+/* The same over caller bytes (copied). */
+NNLIB_API nnlib_status nnlib_text_from_bytes(nnlib_text **out,
+                                             const void *bytes, size_t size,
+                                             double valid_fraction,
+                                             uint64_t seed);
+NNLIB_API void nnlib_text_free(nnlib_text *text);
+/* Bytes in a split; 0 for NULL or an unknown split. */
+NNLIB_API int64_t nnlib_text_get_size(const nnlib_text *text,
+                                      nnlib_text_split split);
+/* The bytes of a split, borrowed from the text. */
+NNLIB_API const uint8_t *nnlib_text_get_bytes(const nnlib_text *text,
+                                              nnlib_text_split split);
+/* Fills x and y, int32 tensors [B, T], with B training windows of T + 1
+ * consecutive bytes: x the first T, y the last T (the next byte of each).
+ * Each window starts at an offset drawn uniformly from the text's seeded
+ * generator, which advances: the same seed gives the same batches.
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL), NNLIB_ERR_DTYPE (not int32),
+ * NNLIB_ERR_SHAPE_MISMATCH (x and y not both [B, T]), NNLIB_ERR_TOO_LARGE
+ * (the split holds fewer than T + 1 bytes; the message says how many). */
+NNLIB_API nnlib_status nnlib_text_sample(nnlib_text *text,
+                                         nnlib_text_split split,
+                                         nnlib_tensor *x, nnlib_tensor *y);
+/* The number of windows nnlib_text_window reads from a split at context T:
+ * floor((size - 1) / T), so that consecutive windows predict every byte
+ * after the first exactly once but the last (size - 1) mod T. */
+NNLIB_API int64_t nnlib_text_window_count(const nnlib_text *text,
+                                          nnlib_text_split split,
+                                          int64_t context);
+/* Fills x and y [B, T] with windows first .. first + B - 1 of the split
+ * (window i starts at byte i T); statuses as nnlib_text_sample, plus
+ * NNLIB_ERR_OUT_OF_RANGE for windows past the end. */
+NNLIB_API nnlib_status nnlib_text_window(const nnlib_text *text,
+                                         nnlib_text_split split, int64_t first,
+                                         nnlib_tensor *x, nnlib_tensor *y);
+
+/* ----------------------------------------------------------- generation */
+
+/* Sampling options of nnlib_model_generate (since 1.4.0). */
+typedef struct nnlib_generate_options {
+  size_t struct_size;
+  float temperature; /* default 1; logits are divided by it, must be > 0  */
+  int64_t top_k;     /* default 0: every token; k > 0: the k likeliest     */
+  uint64_t seed;     /* default 1: same seed, same tokens                  */
+  int use_cache;     /* default 1: keep each layer's keys and values (and
+                        recurrent state) so that a new token costs one
+                        position; 0: re-run the whole window per token    */
+} nnlib_generate_options;
+NNLIB_API nnlib_status
+nnlib_generate_options_init_size(nnlib_generate_options *options,
+                                 size_t struct_size);
+#define nnlib_generate_options_init(o)                                         \
+  nnlib_generate_options_init_size((o), sizeof *(o))
+/* Continues `prompt` (prompt_length >= 1 token ids) by `count` tokens into
+ * out[0 .. count), sampling each from softmax(logits / temperature) over
+ * the top_k likeliest tokens, drawn from a generator seeded with
+ * options->seed. The model is compiled, has one int32 input [T] and its
+ * output holds logits [T, V] (a language model: position t predicts token
+ * t + 1). With the cache, the prompt runs once and then every token one
+ * position; when the context T is full, the newest T/2 tokens are run
+ * again from position 0 and generation goes on from there. Without it,
+ * every token re-runs the newest T tokens whole. Either way the same seed
+ * gives the same tokens, and the model's own state (parameters, training
+ * workspaces) is not changed: generation may not run at the same time as
+ * training calls on the model. Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL;
+ * an empty prompt; count < 0; a temperature <= 0 or NaN; top_k < 0),
+ * NNLIB_ERR_WRONG_STATE (not compiled), NNLIB_ERR_UNSUPPORTED (a model
+ * that is not a language model as above, or a layer that cannot run one
+ * position at a time, named), NNLIB_ERR_TOO_LARGE (a prompt longer than
+ * T), NNLIB_ERR_OUT_OF_RANGE (a prompt id outside the vocabulary),
+ * NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_API nnlib_status nnlib_model_generate(nnlib_model *model,
+                                            const int32_t *prompt,
+                                            int64_t prompt_length,
+                                            int64_t count,
+                                            const nnlib_generate_options *options,
+                                            int32_t *out);
 
 /* ---------------------------------------------------- deprecated names */
 

@@ -29,6 +29,7 @@ const char *nnlib_status_string(nnlib_status status) {
   case NNLIB_ERR_OUT_OF_RANGE: return "value out of range";
   case NNLIB_ERR_PARSE: return "parse error";
   case NNLIB_ERR_INTERNAL: return "internal error";
+  case NNLIB_ERR_DTYPE: return "wrong element type";
   }
   return "unknown status";
 }

@@ -168,6 +168,20 @@ bool nnlib__layer_is_merge(const nnlib_layer *l) {
   return l->ops->plan_merge != NULL;
 }
 
+bool nnlib__layer_reads_ids(const nnlib_layer *l) {
+  return l->ops->kind == NNLIB_LAYER_EMBEDDING;
+}
+
+int64_t nnlib__run_rows(const nnlib_layer *l, const nnlib__run *run,
+                        int64_t n) {
+  const nnlib__shape *s = &l->in_shape;
+  int64_t last = s->rank > 0 ? s->dims[s->rank - 1] : 1;
+  int64_t per_sample = last > 0 ? l->in_size / last : 0;
+  if (run->steps > 0 && s->rank >= 2 && s->dims[0] > 0)
+    per_sample = per_sample / s->dims[0] * run->steps;
+  return n * per_sample;
+}
+
 /* Resets what plan declares, runs the kind's plan and sets the sizes; a
  * failure message is prefixed with context and the node's label. */
 nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
@@ -178,6 +192,7 @@ nnlib_status nnlib__layer_plan_inputs(nnlib_layer *l, const char *node,
   l->param_count = 0;
   l->buffer_count = 0;
   l->workspace_floats = 0;
+  l->cache_floats = 0;
   nnlib_status st;
   if (nnlib__layer_is_merge(l))
     st = l->ops->plan_merge(l, in, count, max_batch);

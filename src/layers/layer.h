@@ -50,6 +50,15 @@ typedef struct nnlib__run {
    * model's input sequence (nnlib__node's at_steps), at most the planned
    * T; 0: as planned. */
   int64_t steps;
+  /* Decoding, one stretch of positions at a time (nnlib_model_generate;
+   * layers whose ops->decodes is set): this call holds positions
+   * [position, position + steps) of each of the n sequences, steps of them
+   * per sample (x is n * steps rows of the sample's last axis, compact),
+   * and `cache` is this layer's n * cache_floats floats, kept by the caller
+   * between the calls of one sequence (zeroed before position 0). NULL
+   * outside decoding (position then 0). */
+  int64_t position;
+  float *cache;
 } nnlib__run;
 
 /* Per-layer counters of nnlib_model_set_profiling (profile.c). */
@@ -95,6 +104,13 @@ typedef struct nnlib__layer_ops {
    * element. The model-file loader calls it once it has filled the
    * buffers; the kind calls it itself in the passes that read them. */
   nnlib_status (*check_state)(const nnlib_layer *l);
+  /* forward runs on run->steps positions of a [T, ...] sample (any T'
+   * <= T; 0: all T) starting at run->position, and in decoding keeps what
+   * later positions need in run->cache (cache_floats per sample, set by
+   * plan): the layers a language model is made of (embedding, positional,
+   * layernorm, linear, attention, elementwise activations, add, dropout,
+   * recurrent layers). */
+  bool decodes;
   /* backward honours run->sgd_fused (see nnlib__run) */
   bool fuses_sgd;
   /* backward reads y, if at all, only before it writes dx or at the same
@@ -135,6 +151,8 @@ struct nnlib_layer {
   size_t buffer_count;
   nnlib__param buffers[NNLIB__MAX_BUFFERS];
   size_t workspace_floats; /* set by plan; the model allocates them */
+  size_t cache_floats; /* set by plan: per sample, what decoding keeps
+                          between positions (nnlib__run.cache) */
   bool compiled;
   /* Fusion, decided at compile: a dense layer followed by an elementwise
    * activation applies it in its own bias pass; the activation is skipped. */
@@ -243,6 +261,20 @@ extern const nnlib__layer_codec nnlib__flatten_codec;
 extern const nnlib__layer_codec nnlib__add_codec;
 extern const nnlib__layer_codec nnlib__concat_codec;
 extern const nnlib__layer_codec nnlib__multiply_codec;
+/* The text layers (src/layers/embedding.c, positional.c, layernorm.c,
+ * attention.c; linear lives in dense.c). */
+extern const nnlib__layer_codec nnlib__embedding_codec;
+extern const nnlib__layer_codec nnlib__positional_codec;
+extern const nnlib__layer_codec nnlib__layernorm_codec;
+extern const nnlib__layer_codec nnlib__attention_codec;
+extern const nnlib__layer_codec nnlib__linear_codec;
+/* True for an embedding layer: its input node holds int32 token ids. */
+bool nnlib__layer_reads_ids(const nnlib_layer *l);
+/* Rows of the last axis in one call of a layer whose sample is [T, ...,
+ * D] (decodes): n samples of run->steps positions (all T when 0), times
+ * the axes between T and D. */
+int64_t nnlib__run_rows(const nnlib_layer *l, const nnlib__run *run,
+                        int64_t n);
 
 /* What conv2d and the pools share (src/layers/spatial.c). Output length of
  * one spatial axis, floor((in + 2 pad - dilation (kernel - 1) - 1) / stride)

@@ -23,6 +23,11 @@ static const nnlib__layer_codec *const registry[] = {
     &nnlib__rnn_codec,
     &nnlib__lstm_codec,
     &nnlib__gru_codec,
+    &nnlib__embedding_codec,
+    &nnlib__positional_codec,
+    &nnlib__layernorm_codec,
+    &nnlib__attention_codec,
+    &nnlib__linear_codec,
 };
 
 enum { REGISTRY_SIZE = sizeof registry / sizeof registry[0] };

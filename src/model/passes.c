@@ -25,7 +25,7 @@ static nnlib__run run_of(const nnlib_model *m, const nnlib__buffers *b,
                          bool training) {
   nnlib__run run = {training, b->workspace[v], rng, batch->sgd_fused,
                     batch->sgd_lr,
-                    m->nodes[v].runs_at_steps ? batch->steps : 0};
+                    m->nodes[v].runs_at_steps ? batch->steps : 0, 0, NULL};
   return run;
 }
 
