@@ -246,11 +246,15 @@ typedef enum nnlib_dtype {
   NNLIB_DTYPE_INT32 = 1
 } nnlib_dtype;
 
-/* A new zero-filled int32 tensor; as nnlib_tensor_create otherwise. */
+/* A new zero-filled int32 tensor; as nnlib_tensor_create otherwise
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_OUT_OF_MEMORY). */
 NNLIB_API nnlib_status nnlib_tensor_create_int32(nnlib_tensor **out,
                                                  const int64_t *shape,
                                                  size_t rank);
-/* An int32 tensor over caller memory (zero-copy); as nnlib_tensor_wrap. */
+/* An int32 tensor over caller memory (zero-copy); as nnlib_tensor_wrap
+ * (NNLIB_ERR_INVALID_ARGUMENT also for NULL data, NNLIB_ERR_TOO_LARGE,
+ * NNLIB_ERR_OUT_OF_MEMORY). */
 NNLIB_API nnlib_status nnlib_tensor_wrap_int32(nnlib_tensor **out,
                                                int32_t *data,
                                                const int64_t *shape,
@@ -260,6 +264,7 @@ NNLIB_API nnlib_dtype nnlib_tensor_get_dtype(const nnlib_tensor *tensor);
 /* The elements of an int32 tensor, borrowed; NULL for NULL or a float32
  * tensor. */
 NNLIB_API int32_t *nnlib_tensor_get_data_int32(nnlib_tensor *tensor);
+/* The same for a const tensor. */
 NNLIB_API const int32_t *
 nnlib_tensor_get_data_int32_const(const nnlib_tensor *tensor);
 
@@ -545,8 +550,9 @@ NNLIB_API nnlib_status nnlib_layernorm_create(nnlib_layer **out, float eps,
                                               int with_affine);
 /* y = x W^T + b over the last axis of an input of any rank, [..., in] ->
  * [..., out_features] (torch.nn.Linear, with its initialisation), where
- * nnlib_dense_create flattens the sample. Statuses as nnlib_dense_create
- * (in_features taken from the input). */
+ * nnlib_dense_create flattens the sample. NNLIB_ERR_INVALID_ARGUMENT for
+ * out_features < 1 or with_bias not 0 or 1, NNLIB_ERR_TOO_LARGE above
+ * 2^31 - 1, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_linear_create(nnlib_layer **out,
                                            int64_t out_features,
                                            int with_bias);
@@ -567,6 +573,9 @@ typedef struct nnlib_attention_options {
   float dropout;    /* default 0: dropout rate on the attention weights    */
   int with_bias;    /* default 1                                           */
 } nnlib_attention_options;
+/* Fills the caller's options (of struct_size bytes) with the defaults.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
+ * sizeof(size_t). */
 NNLIB_API nnlib_status
 nnlib_attention_options_init_size(nnlib_attention_options *options,
                                   size_t struct_size);
@@ -1630,11 +1639,14 @@ typedef enum nnlib_text_split {
 NNLIB_API nnlib_status nnlib_text_load(nnlib_text **out,
                                        const char *const *paths, size_t count,
                                        double valid_fraction, uint64_t seed);
-/* The same over caller bytes (copied). */
+/* The same over caller bytes (copied; size 0 gives an empty text).
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL out, NULL bytes with size > 0, a
+ * fraction outside [0, 1)), NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_text_from_bytes(nnlib_text **out,
                                              const void *bytes, size_t size,
                                              double valid_fraction,
                                              uint64_t seed);
+/* Frees a text; NULL is a no-op. */
 NNLIB_API void nnlib_text_free(nnlib_text *text);
 /* Bytes in a split; 0 for NULL or an unknown split. */
 NNLIB_API int64_t nnlib_text_get_size(const nnlib_text *text,
@@ -1677,6 +1689,9 @@ typedef struct nnlib_generate_options {
                         recurrent state) so that a new token costs one
                         position; 0: re-run the whole window per token    */
 } nnlib_generate_options;
+/* Fills the caller's options (of struct_size bytes) with the defaults.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
+ * sizeof(size_t). */
 NNLIB_API nnlib_status
 nnlib_generate_options_init_size(nnlib_generate_options *options,
                                  size_t struct_size);

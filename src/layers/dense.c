@@ -231,28 +231,3 @@ const nnlib__layer_codec nnlib__dense_codec = {
     .read_config = dense_read_config,
 };
 
-/* STUB: linear (last-axis dense) is being written here. */
-static nnlib_status linear_stub_parse(const nnlib__spec_item *item,
-                                      nnlib_layer **out) {
-  (void)item;
-  *out = NULL;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "linear: not built yet");
-}
-static void linear_stub_write_spec(const nnlib_layer *l, nnlib__text *out) {
-  (void)l;
-  (void)out;
-}
-static void linear_stub_write_config(const nnlib_layer *l, nnlib__writer *w) {
-  (void)l;
-  (void)w;
-}
-static nnlib_status linear_stub_read_config(nnlib__reader *r,
-                                            nnlib_layer **out) {
-  (void)r;
-  *out = NULL;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "linear: not built yet");
-}
-const nnlib__layer_codec nnlib__linear_codec = {
-    NNLIB_LAYER_LINEAR,       {"linear"},
-    linear_stub_parse,        linear_stub_write_spec,
-    linear_stub_write_config, linear_stub_read_config};

@@ -1,24 +1,265 @@
-/* layernorm.c - STUB: being written; replaced wholesale by its implementation. */
+/* layernorm.c - layer normalisation over the last axis of any-rank samples
+ * (torch.nn.LayerNorm(D, eps, elementwise_affine)). Every row of D values
+ * along the last axis is normalised by itself, in training and inference
+ * alike (no running statistics).
+ *
+ * forward:  mu = mean x, var = mean (x - mu)^2 (biased), r = 1/sqrt(var+eps)
+ *           xh = (x - mu) r,  y = gamma xh + beta   (y = xh without affine)
+ *           mu and r of each row go to the workspace for backward
+ * backward: dbeta = sum over rows of dy, dgamma = sum over rows of dy xh
+ *           dxh = dy gamma
+ *           dx = r (dxh - mean(dxh) - xh mean(dxh xh))   per row
+ * A call with run->steps = S processes n S (times the middle axes) rows:
+ * the rows of one position never read another, so decoding needs no cache.
+ */
 #include "layers/layer.h"
 
-static nnlib_status stub_parse(const nnlib__spec_item *item, nnlib_layer **out) {
-  (void)item;
-  *out = NULL;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "layernorm: not built yet");
-}
-static void stub_write_spec(const nnlib_layer *l, nnlib__text *out) {
+#include <math.h>
+
+typedef struct layernorm_layer {
+  nnlib_layer base;
+  float epsilon;
+  bool with_affine;
+  int64_t features; /* D, planned */
+} layernorm_layer;
+
+enum { GAMMA = 0, BETA = 1 };
+
+/* PyTorch's default */
+#define LAYERNORM_DEFAULT_EPSILON 1e-5f
+
+static const char *layernorm_name(const nnlib_layer *l) {
   (void)l;
-  (void)out;
+  return "layernorm";
 }
-static void stub_write_config(const nnlib_layer *l, nnlib__writer *w) {
-  (void)l;
-  (void)w;
+
+static nnlib_status layernorm_plan(nnlib_layer *l, const nnlib__shape *in,
+                                   int64_t max_batch) {
+  layernorm_layer *ln = (layernorm_layer *)l;
+  if (in->rank < 1)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "layernorm: input of rank 0 has no last axis");
+  int64_t d = in->dims[in->rank - 1];
+  int64_t rows_per_sample = nnlib__shape_numel(in) / d;
+  int64_t rows, floats;
+  /* mu and r for each row of a full batch */
+  if (nnlib__mul_overflows(rows_per_sample, max_batch, &rows) ||
+      nnlib__mul_overflows(rows, 2, &floats))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "layernorm: statistics of %lld rows of %lld samples "
+                        "overflow",
+                        (long long)rows_per_sample, (long long)max_batch);
+  ln->features = d;
+  l->out_shape = *in;
+  if (ln->with_affine) {
+    nnlib__layer_declare_param(l, "weight", &d, 1);
+    nnlib__layer_declare_param(l, "bias", &d, 1);
+  }
+  l->workspace_floats = (size_t)floats;
+  return NNLIB_OK;
 }
-static nnlib_status stub_read_config(nnlib__reader *r, nnlib_layer **out) {
-  (void)r;
+
+static void layernorm_init(nnlib_layer *l, nnlib__rng *rng) {
+  (void)rng;
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  if (!ln->with_affine)
+    return;
+  for (int64_t i = 0; i < ln->features; i++) {
+    l->params[GAMMA].value.data[i] = 1.0f;
+    l->params[BETA].value.data[i] = 0.0f;
+  }
+}
+
+/* Mean and 1/sqrt(biased variance + eps) of one row, in double: two passes,
+ * the second centred on the mean, so a mean far from 0 does not cancel the
+ * variance away. */
+static void row_statistics(const float *x, int64_t d, float eps, float *mu,
+                           float *r) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < d; i++)
+    sum += x[i];
+  double mean = sum / (double)d, sq = 0.0;
+  for (int64_t i = 0; i < d; i++) {
+    double c = (double)x[i] - mean;
+    sq += c * c;
+  }
+  *mu = (float)mean;
+  *r = (float)(1.0 / sqrt(sq / (double)d + (double)eps));
+}
+
+static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
+                                      const float *x, float *y, int64_t n) {
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
+  float *mu = run->workspace, *r = mu + rows;
+  const float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
+  const float *beta = ln->with_affine ? l->params[BETA].value.data : NULL;
+  for (int64_t row = 0; row < rows; row++) {
+    const float *xr = x + row * d;
+    float *yr = y + row * d;
+    row_statistics(xr, d, ln->epsilon, &mu[row], &r[row]);
+    float m = mu[row], s = r[row];
+    if (gamma != NULL)
+      for (int64_t i = 0; i < d; i++)
+        yr[i] = (xr[i] - m) * s * gamma[i] + beta[i];
+    else
+      for (int64_t i = 0; i < d; i++)
+        yr[i] = (xr[i] - m) * s;
+  }
+  return NNLIB_OK;
+}
+
+/* dx of one row, r (dxh - mean(dxh) - xh mean(dxh xh)) with dxh = dy gamma
+ * (gamma NULL: 1); reads x and dy of the row, writes dx at each element
+ * after reading it, so dx may be the spent output. */
+static void row_input_grad(const float *x, const float *dy, float *dx,
+                           const float *gamma, int64_t d, float mu, float r) {
+  double sum_g = 0.0, sum_gx = 0.0;
+  for (int64_t i = 0; i < d; i++) {
+    float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
+    sum_g += g;
+    sum_gx += (double)g * ((x[i] - mu) * r);
+  }
+  float mean_g = (float)(sum_g / (double)d);
+  float mean_gx = (float)(sum_gx / (double)d);
+  for (int64_t i = 0; i < d; i++) {
+    float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
+    float xh = (x[i] - mu) * r;
+    dx[i] = r * (g - mean_g - xh * mean_gx);
+  }
+}
+
+static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
+                                       const float *x, const float *y,
+                                       float *dy, float *dx, int64_t n) {
+  (void)y;
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
+  const float *mu = run->workspace, *r = mu + rows;
+  float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
+  if (dx != NULL)
+    for (int64_t row = 0; row < rows; row++)
+      row_input_grad(x + row * d, dy + row * d, dx + row * d, gamma, d,
+                     mu[row], r[row]);
+  if (!ln->with_affine)
+    return NNLIB_OK;
+  float *dgamma = l->params[GAMMA].grad.data;
+  float *dbeta = l->params[BETA].grad.data;
+  for (int64_t i = 0; i < d; i++)
+    dgamma[i] = dbeta[i] = 0.0f;
+  for (int64_t row = 0; row < rows; row++) {
+    const float *xr = x + row * d, *g = dy + row * d;
+    float m = mu[row], s = r[row];
+    for (int64_t i = 0; i < d; i++) {
+      dgamma[i] += g[i] * ((xr[i] - m) * s);
+      dbeta[i] += g[i];
+    }
+  }
+  if (run->sgd_fused) { /* after dx, which read the old gamma */
+    float *beta = l->params[BETA].value.data;
+    for (int64_t i = 0; i < d; i++) {
+      gamma[i] -= run->sgd_lr * dgamma[i];
+      beta[i] -= run->sgd_lr * dbeta[i];
+    }
+  }
+  return NNLIB_OK;
+}
+
+static const nnlib__layer_ops layernorm_ops = {
+    .kind = NNLIB_LAYER_LAYERNORM,
+    .plan = layernorm_plan,
+    .init = layernorm_init,
+    .forward = layernorm_forward,
+    .backward = layernorm_backward,
+    .name = layernorm_name,
+    .decodes = true,
+    .fuses_sgd = true,
+    .dx_over_output = true, /* backward reads x, dy and the workspace, never
+                               y */
+};
+
+nnlib_status nnlib_layernorm_create(nnlib_layer **out, float eps,
+                                    int with_affine) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_layernorm_create: out is NULL");
   *out = NULL;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "layernorm: not built yet");
+  NNLIB_CHECK_ARG(eps > 0.0f && isfinite(eps),
+                  "layernorm: eps %g must be finite and > 0", (double)eps);
+  NNLIB_CHECK_ARG(with_affine == 0 || with_affine == 1,
+                  "layernorm: with_affine is %d, must be 0 or 1", with_affine);
+  layernorm_layer *ln = nnlib__alloc(sizeof *ln);
+  if (ln == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "nnlib_layernorm_create: no memory");
+  nnlib__layer_init(&ln->base, &layernorm_ops);
+  ln->epsilon = eps;
+  ln->with_affine = with_affine != 0;
+  *out = &ln->base;
+  return NNLIB_OK;
 }
+
+/* ------------------------- model description and model file (codec) */
+
+/* "layernorm", "layernorm:EPS", with ":noaffine" last for a layer without
+ * gamma and beta ("layernorm:noaffine", "layernorm:1e-6:noaffine"). */
+static nnlib_status layernorm_parse_spec(const nnlib__spec_item *item,
+                                         nnlib_layer **out) {
+  float eps = LAYERNORM_DEFAULT_EPSILON;
+  NNLIB_TRY(nnlib__spec_fields(item, 1, 3));
+  size_t fields = item->field_count;
+  bool affine = true;
+  if (fields >= 2 && nnlib__spec_field_is(item, fields - 1, "noaffine")) {
+    affine = false;
+    fields--;
+  }
+  if (fields == 3)
+    return nnlib__spec_error(item, "layernorm takes an eps and \"noaffine\" "
+                                   "(in that order) at most");
+  if (fields == 2)
+    NNLIB_TRY(nnlib__spec_float(item, 1, &eps));
+  return nnlib_layernorm_create(out, eps, affine ? 1 : 0);
+}
+
+/* The shortest item that gives the same layer. */
+static void layernorm_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  nnlib__text_append(t, "layernorm");
+  if (ln->epsilon != LAYERNORM_DEFAULT_EPSILON) {
+    nnlib__text_append(t, ":");
+    nnlib__text_append_float(t, ln->epsilon);
+  }
+  if (!ln->with_affine)
+    nnlib__text_append(t, ":noaffine");
+}
+
+/* config: f32 eps, u32 with_affine: 8 bytes */
+static void layernorm_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  nnlib__put_f32(w, ln->epsilon);
+  nnlib__put_u32(w, ln->with_affine ? 1u : 0u);
+}
+
+static nnlib_status layernorm_read_config(nnlib__reader *r,
+                                          nnlib_layer **out) {
+  float eps;
+  uint32_t affine;
+  *out = NULL;
+  NNLIB_TRY(nnlib__get_f32(r, &eps));
+  NNLIB_TRY(nnlib__get_u32(r, &affine));
+  if (!(eps > 0.0f && isfinite(eps)))
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "layernorm: eps %g must be finite and > 0",
+                        (double)eps);
+  if (affine > 1)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "layernorm: with_affine is %u, must be 0 or 1", affine);
+  return nnlib_layernorm_create(out, eps, (int)affine);
+}
+
 const nnlib__layer_codec nnlib__layernorm_codec = {
-    NNLIB_LAYER_LAYERNORM, {"layernorm"}, stub_parse, stub_write_spec,
-    stub_write_config, stub_read_config};
+    .kind = NNLIB_LAYER_LAYERNORM,
+    .spec_names = {"layernorm"},
+    .parse_spec = layernorm_parse_spec,
+    .write_spec = layernorm_write_spec,
+    .write_config = layernorm_write_config,
+    .read_config = layernorm_read_config,
+};

@@ -39,12 +39,20 @@ static void bce_logits(const float *x, const float *t, float *dy,
   *loss = sum / (double)count;
 }
 
+double nnlib__target_index(const nnlib__target *t, int64_t r) {
+  if (t->is_int32)
+    return (double)((const int32_t *)(const void *)t->data)[r];
+  return (double)t->data[r];
+}
+
 /* Per row z with target distribution t (one-hot, or an index c):
  *   l = sum_k t_k (lse(z) - z_k),  lse(z) = m + log sum e^{z - m}, m = max z
  *   dl/dz_k = p_k sum(t) - t_k,    p = softmax(z)
  * then averaged over the N rows. */
-static nnlib_status softmax_ce(const float *z, const float *t, bool is_index,
+static nnlib_status softmax_ce(const float *z, const nnlib__target *target,
                                float *dy, int64_t n, int64_t k, double *loss) {
+  const float *t = target->data;
+  bool is_index = target->is_index;
   double total = 0.0;
   float scale = 1.0f / (float)n;
   for (int64_t r = 0; r < n; r++) {
@@ -64,12 +72,12 @@ static nnlib_status softmax_ce(const float *z, const float *t, bool is_index,
     int64_t label = -1;
     double tsum = 1.0;
     if (is_index) {
-      float v = t[r];
-      if (!(v >= 0.0f && v < (float)k && v == floorf(v)))
+      double v = nnlib__target_index(target, r);
+      if (!(v >= 0.0 && v < (double)k && v == floor(v)))
         return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
-                            "softmax_ce: target of sample %lld is %g, must be "
+                            "softmax_ce: target of row %lld is %g, must be "
                             "a class index in 0..%lld",
-                            (long long)r, (double)v, (long long)(k - 1));
+                            (long long)r, v, (long long)(k - 1));
       label = (int64_t)v;
       total += lse - zr[label];
     } else {
@@ -94,18 +102,17 @@ static nnlib_status softmax_ce(const float *z, const float *t, bool is_index,
   return NNLIB_OK;
 }
 
-nnlib_status nnlib__loss(nnlib_loss loss, const float *y, const float *target,
-                         bool target_is_index, float *dy, int64_t n, int64_t k,
-                         double *loss_out) {
+nnlib_status nnlib__loss(nnlib_loss loss, const float *y, nnlib__target target,
+                         float *dy, int64_t n, int64_t k, double *loss_out) {
   switch (loss) {
   case NNLIB_LOSS_MSE:
-    mse(y, target, dy, n * k, loss_out);
+    mse(y, target.data, dy, n * k, loss_out);
     return NNLIB_OK;
   case NNLIB_LOSS_BCE_LOGITS:
-    bce_logits(y, target, dy, n * k, loss_out);
+    bce_logits(y, target.data, dy, n * k, loss_out);
     return NNLIB_OK;
   case NNLIB_LOSS_SOFTMAX_CE:
-    return softmax_ce(y, target, target_is_index, dy, n, k, loss_out);
+    return softmax_ce(y, &target, dy, n, k, loss_out);
   case NNLIB_LOSS_NONE:
     break;
   }

@@ -124,6 +124,41 @@ static void count_readers(nnlib_model *m) {
     }
 }
 
+/* Token ids: an embedding reads a model input, which then holds int32
+ * ids, and nothing else may read that input as features. */
+static nnlib_status mark_id_inputs(nnlib_model *m) {
+  char a[NNLIB__LABEL_SIZE], b[NNLIB__LABEL_SIZE];
+  for (size_t v = 0; v < m->node_count; v++)
+    m->nodes[v].holds_ids = false;
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *node = &m->nodes[v];
+    if (node->layer == NULL || !nnlib__layer_reads_ids(node->layer))
+      continue;
+    size_t u = node->inputs[0];
+    if (m->nodes[u].layer != NULL)
+      return nnlib__error(NNLIB_ERR_DTYPE,
+                          "compile: %s reads %s, which is not a model input: "
+                          "an embedding reads int32 token ids from an input",
+                          nnlib__node_label(m, v, a, sizeof a),
+                          nnlib__node_label(m, u, b, sizeof b));
+    m->nodes[u].holds_ids = true;
+  }
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *node = &m->nodes[v];
+    for (size_t i = 0; i < node->input_count && node->layer != NULL; i++)
+      if (m->nodes[node->inputs[i]].holds_ids &&
+          !nnlib__layer_reads_ids(node->layer))
+        return nnlib__error(NNLIB_ERR_DTYPE,
+                            "compile: %s reads %s, which holds token ids "
+                            "(an embedding reads it): only embeddings read "
+                            "token ids",
+                            nnlib__node_label(m, v, a, sizeof a),
+                            nnlib__node_label(m, node->inputs[i], b,
+                                              sizeof b));
+  }
+  return NNLIB_OK;
+}
+
 static nnlib_status check_graph(nnlib_model *m) {
   if (!m->output_set)
     m->output = m->node_count - 1;
@@ -136,6 +171,8 @@ static nnlib_status check_graph(nnlib_model *m) {
   nnlib_status st = check_reach(m, reach);
   nnlib__free(reach);
   count_readers(m);
+  if (st == NNLIB_OK)
+    st = mark_id_inputs(m);
   return st;
 }
 

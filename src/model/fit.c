@@ -109,8 +109,7 @@ static nnlib_status fit_args(nnlib_model *m, const nnlib_tensor *const *x,
                   "fit: shuffle must be 0 or 1");
   NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &d->whole));
   NNLIB_TRY(nnlib__check_target(m, target, &d->whole));
-  d->t_stride =
-      d->whole.target_is_index ? 1 : nnlib__output_size_at(m, d->whole.steps);
+  d->t_stride = nnlib__target_stride(m, &d->whole);
   return NNLIB_OK;
 }
 

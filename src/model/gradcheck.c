@@ -38,8 +38,7 @@ static nnlib_status loss_at(const probe *p, double *loss) {
   p->m->rng = p->start;
   NNLIB_TRY(nnlib__forward(p->m, &p->m->bufs, b,
                            b->training ? &p->m->rng : NULL, &out));
-  return nnlib__loss(p->m->loss, out, b->target, b->target_is_index, NULL,
-                     b->n, nnlib__output_size_at(p->m, b->steps), loss);
+  return nnlib__batch_loss(p->m, out, b, NULL, loss);
 }
 
 static double rel_error(double diff_sq, double a_sq, double b_sq) {

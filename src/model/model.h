@@ -32,6 +32,8 @@ typedef struct nnlib__node {
   bool at_steps;          /* its output is a sequence [T', F] when a call
                              runs shorter sequences */
   bool runs_at_steps;     /* a layer that gets run.steps in such a call */
+  bool holds_ids;         /* a model input of int32 token ids (read by
+                             embedding layers only) */
 } nnlib__node;
 
 /* "node 4 (dense)" or the node's name, for messages; returns buf. */
@@ -70,7 +72,9 @@ int64_t nnlib__buffers_floats(const nnlib_model *m, bool training);
 typedef struct nnlib__batch {
   const float *x[NNLIB__MAX_INPUTS]; /* one per model input, n samples each */
   const float *target;    /* NULL for a pass without a loss */
-  bool target_is_index;
+  bool target_is_index;   /* class indices, target_rows per sample */
+  bool target_is_int32;   /* ... stored as int32 */
+  int64_t target_rows;    /* 1, or T for logits [T, V] per sample */
   int64_t n;
   int64_t steps;          /* sequence length when shorter than planned */
   bool training;          /* training mode (dropout, batch statistics) */
@@ -178,6 +182,13 @@ int64_t nnlib__output_size_at(const nnlib_model *m, int64_t steps);
 /* Checks a target tensor for the batch and sets target and its kind. */
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                                  nnlib__batch *batch);
+/* Target elements per sample of the batch (its stride). */
+int64_t nnlib__target_stride(const nnlib_model *m, const nnlib__batch *b);
+/* The loss of output y (n = b->n samples) against the batch's target,
+ * dL/dy into dy unless NULL. */
+nnlib_status nnlib__batch_loss(const nnlib_model *m, const float *y,
+                               const nnlib__batch *b, float *dy,
+                               double *loss);
 
 /* The passes (train.c). Forward over batch with a buffer set (in
  * inference mode it reads the model only; rng is the model's in training

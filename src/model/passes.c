@@ -88,6 +88,9 @@ static float *gradient_target(const nnlib_model *m, size_t r, size_t slot,
   const nnlib__node *node = &m->nodes[r];
   size_t u = node->inputs[slot];
   const nnlib__node *in = &m->nodes[u];
+  *accumulate = false;
+  if (in->holds_ids)
+    return NULL; /* token ids have no gradient */
   float *own = in->layer == NULL
                    ? (m->input_grads != NULL ? m->input_grads[in->input_index]
                                              : NULL)
@@ -208,8 +211,7 @@ static nnlib_status output_gradient(nnlib_model *m, const nnlib__batch *batch,
     *loss = 0.0;
     return NNLIB_OK;
   }
-  NNLIB_TRY(nnlib__loss(m->loss, m->bufs.acts[m->output], batch->target,
-                        batch->target_is_index, dy, batch->n, k, loss));
+  NNLIB_TRY(nnlib__batch_loss(m, m->bufs.acts[m->output], batch, dy, loss));
   /* a fused update changes the weights during backward: check first */
   if (batch->sgd_fused && !isfinite((float)*loss))
     return loss_not_finite(*loss);

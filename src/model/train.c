@@ -37,9 +37,23 @@ static const char *input_label(const nnlib_model *m, size_t k, char *buf,
   return buf;
 }
 
+static const char *dtype_name(nnlib_dtype dtype) {
+  return dtype == NNLIB_DTYPE_INT32 ? "int32" : "float32";
+}
+
 static nnlib_status check_one_input(const nnlib_model *m, size_t k,
                                     const nnlib_tensor *x, int64_t *steps) {
   char label[64];
+  nnlib_dtype want = m->nodes[m->inputs[k]].holds_ids ? NNLIB_DTYPE_INT32
+                                                      : NNLIB_DTYPE_FLOAT32;
+  if (x->dtype != want)
+    return nnlib__error(NNLIB_ERR_DTYPE,
+                        "%s is a %s tensor, the model takes %s%s",
+                        input_label(m, k, label, sizeof label),
+                        dtype_name(x->dtype), dtype_name(want),
+                        want == NNLIB_DTYPE_INT32
+                            ? " token ids (nnlib_tensor_create_int32)"
+                            : " features");
   /* sequences [N, T, F]: name a wrong length or feature count first */
   int64_t t = 0;
   NNLIB_TRY(nnlib__check_sequence_input(m, k, x, &t));
@@ -91,18 +105,47 @@ nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                         (long long)t->shape[0], (long long)n);
   batch->target = t->data;
   batch->target_is_index = false;
-  if (t->size == n * k)
+  batch->target_is_int32 = t->dtype == NNLIB_DTYPE_INT32;
+  batch->target_rows = 1;
+  bool ce = m->loss == NNLIB_LOSS_SOFTMAX_CE;
+  if (t->size == n * k && !batch->target_is_int32)
     return NNLIB_OK;
-  if (m->loss == NNLIB_LOSS_SOFTMAX_CE && t->size == n) {
+  /* logits [T, V] per sample: T class indices, one per position */
+  const nnlib__shape *out = &m->nodes[m->output].shape;
+  int64_t rows = out->rank >= 2 ? k / out->dims[out->rank - 1] : 1;
+  if (ce && (t->size == n || t->size == n * rows)) {
     batch->target_is_index = true;
+    batch->target_rows = t->size / n;
     return NNLIB_OK;
   }
+  if (batch->target_is_int32 && !ce)
+    return nnlib__error(NNLIB_ERR_DTYPE,
+                        "target is an int32 tensor: only softmax_ce takes "
+                        "class indices, this loss takes float32 targets");
   return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                       "target has %lld values per sample, model outputs %lld%s",
                       (long long)(t->size / n), (long long)k,
-                      m->loss == NNLIB_LOSS_SOFTMAX_CE
-                          ? " (or 1 class index)"
-                          : "");
+                      ce ? (rows > 1 ? " (or 1 class index, or one per "
+                                       "position)"
+                                     : " (or 1 class index)")
+                         : "");
+}
+
+int64_t nnlib__target_stride(const nnlib_model *m, const nnlib__batch *b) {
+  return b->target_is_index ? b->target_rows
+                            : nnlib__output_size_at(m, b->steps);
+}
+
+nnlib_status nnlib__batch_loss(const nnlib_model *m, const float *y,
+                               const nnlib__batch *b, float *dy,
+                               double *loss) {
+  int64_t k = nnlib__output_size_at(m, b->steps), rows = b->n;
+  if (b->target_is_index) { /* one softmax row per index */
+    rows = b->n * b->target_rows;
+    k /= b->target_rows;
+  }
+  nnlib__target t = {b->target, b->target_is_index, b->target_is_int32};
+  return nnlib__loss(m->loss, y, t, dy, rows, k, loss);
 }
 
 void nnlib__batch_chunk(const nnlib_model *m, const nnlib__batch *whole,
@@ -111,11 +154,7 @@ void nnlib__batch_chunk(const nnlib_model *m, const nnlib__batch *whole,
   for (size_t k = 0; k < m->input_count; k++)
     chunk->x[k] = whole->x[k] + start * nnlib__input_stride(m, k, whole->steps);
   if (whole->target != NULL)
-    chunk->target =
-        whole->target +
-        start * (whole->target_is_index
-                     ? 1
-                     : nnlib__output_size_at(m, whole->steps));
+    chunk->target = whole->target + start * nnlib__target_stride(m, whole);
   chunk->n = n;
 }
 
@@ -235,6 +274,10 @@ nnlib_status nnlib_model_backward_output(nnlib_model *m,
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_backward_output"));
   NNLIB_CHECK_ARG(output_grad != NULL,
                   "nnlib_model_backward_output: output_grad is NULL");
+  if (output_grad->dtype != NNLIB_DTYPE_FLOAT32)
+    return nnlib__error(NNLIB_ERR_DTYPE,
+                        "nnlib_model_backward_output: output_grad is int32, "
+                        "gradients are float32");
   if (m->forward_n == 0)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "nnlib_model_backward_output: no forward pass to go "
@@ -336,6 +379,10 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
                                   const nnlib_tensor *const *x, size_t count,
                                   nnlib_tensor *y) {
   NNLIB_CHECK_ARG(y != NULL, "predict: output tensor is NULL");
+  if (y->dtype != NNLIB_DTYPE_FLOAT32)
+    return nnlib__error(NNLIB_ERR_DTYPE,
+                        "predict: the output tensor is int32, outputs are "
+                        "float32");
   nnlib__batch whole, chunk;
   NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
   int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
@@ -376,19 +423,25 @@ static int64_t argmax(const float *v, int64_t k) {
   return best;
 }
 
-/* Correct predictions among n rows of outputs y against the batch's
- * targets. */
+/* Correct predictions among the rows of outputs y against the batch's
+ * targets: samples, or the positions of index targets over sequences. */
 static int64_t count_correct(const nnlib_model *m, const float *y,
                              const nnlib__batch *b, int64_t k) {
   int64_t correct = 0;
   const float *t = b->target;
+  if (b->target_is_index) {
+    nnlib__target target = {t, true, b->target_is_int32};
+    int64_t rows = b->n * b->target_rows, classes = k / b->target_rows;
+    for (int64_t r = 0; r < rows; r++)
+      correct += (double)argmax(y + r * classes, classes) ==
+                 nnlib__target_index(&target, r);
+    return correct;
+  }
   for (int64_t i = 0; i < b->n; i++) {
     const float *yr = y + i * k;
     if (k == 1) {
       float threshold = m->loss == NNLIB_LOSS_BCE_LOGITS ? 0.0f : 0.5f;
       correct += (yr[0] > threshold) == (t[i] > 0.5f);
-    } else if (b->target_is_index) {
-      correct += argmax(yr, k) == (int64_t)t[i];
     } else {
       correct += argmax(yr, k) == argmax(t + i * k, k);
     }
@@ -410,7 +463,9 @@ nnlib_status nnlib_model_evaluate_inputs(nnlib_model *m,
                         "evaluate: the model was compiled without a loss");
   m->forward_n = 0;
   int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
-  int64_t correct = 0;
+  int64_t correct = 0, rows = samples * (whole.target_is_index
+                                             ? whole.target_rows
+                                             : 1);
   double loss_sum = 0.0;
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
@@ -419,8 +474,7 @@ nnlib_status nnlib_model_evaluate_inputs(nnlib_model *m,
     NNLIB_TRY(nnlib__forward(m, &m->bufs, &chunk, NULL, &out));
     if (loss != NULL) {
       double l;
-      NNLIB_TRY(nnlib__loss(m->loss, out, chunk.target,
-                            chunk.target_is_index, NULL, n, k, &l));
+      NNLIB_TRY(nnlib__batch_loss(m, out, &chunk, NULL, &l));
       loss_sum += l * (double)n;
     }
     correct += count_correct(m, out, &chunk, k);
@@ -428,7 +482,7 @@ nnlib_status nnlib_model_evaluate_inputs(nnlib_model *m,
   if (loss != NULL)
     *loss = (float)(loss_sum / (double)samples);
   if (accuracy != NULL)
-    *accuracy = (float)((double)correct / (double)samples);
+    *accuracy = (float)((double)correct / (double)rows);
   return NNLIB_OK;
 }
 

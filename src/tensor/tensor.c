@@ -1,4 +1,5 @@
-/* tensor.c - float32 row-major tensors, owned or wrapping caller memory. */
+/* tensor.c - row-major tensors of float32 or int32 elements (4 bytes
+ * either way), owned or wrapping caller memory. */
 #include "tensor/tensor.h"
 
 #include <string.h>
@@ -24,9 +25,12 @@ void nnlib__tensor_view(nnlib_tensor *t, float *data, const int64_t *shape,
   t->owns_data = false;
 }
 
+_Static_assert(sizeof(int32_t) == sizeof(float),
+               "int32 and float tensors share one element size");
+
 static nnlib_status new_tensor(nnlib_tensor **out, float *data,
-                               const int64_t *shape, size_t rank,
-                               const char *what) {
+                               nnlib_dtype dtype, const int64_t *shape,
+                               size_t rank, const char *what) {
   NNLIB_CHECK_ARG(out != NULL, "%s: out is NULL", what);
   *out = NULL;
   int64_t size;
@@ -47,13 +51,45 @@ static nnlib_status new_tensor(nnlib_tensor **out, float *data,
   }
   nnlib__tensor_view(t, data, shape, rank);
   t->owns_data = owns;
+  t->dtype = dtype;
   *out = t;
   return NNLIB_OK;
 }
 
 nnlib_status nnlib_tensor_create(nnlib_tensor **out, const int64_t *shape,
                                  size_t rank) {
-  return new_tensor(out, NULL, shape, rank, "nnlib_tensor_create");
+  return new_tensor(out, NULL, NNLIB_DTYPE_FLOAT32, shape, rank,
+                    "nnlib_tensor_create");
+}
+
+nnlib_status nnlib_tensor_create_int32(nnlib_tensor **out,
+                                       const int64_t *shape, size_t rank) {
+  return new_tensor(out, NULL, NNLIB_DTYPE_INT32, shape, rank,
+                    "nnlib_tensor_create_int32");
+}
+
+nnlib_status nnlib_tensor_wrap_int32(nnlib_tensor **out, int32_t *data,
+                                     const int64_t *shape, size_t rank) {
+  if (out != NULL)
+    *out = NULL;
+  NNLIB_CHECK_ARG(data != NULL, "nnlib_tensor_wrap_int32: data is NULL");
+  return new_tensor(out, (float *)(void *)data, NNLIB_DTYPE_INT32, shape,
+                    rank, "nnlib_tensor_wrap_int32");
+}
+
+nnlib_dtype nnlib_tensor_get_dtype(const nnlib_tensor *t) {
+  return t ? t->dtype : NNLIB_DTYPE_FLOAT32;
+}
+
+int32_t *nnlib_tensor_get_data_int32(nnlib_tensor *t) {
+  return (t && t->dtype == NNLIB_DTYPE_INT32) ? (int32_t *)(void *)t->data
+                                               : NULL;
+}
+
+const int32_t *nnlib_tensor_get_data_int32_const(const nnlib_tensor *t) {
+  return (t && t->dtype == NNLIB_DTYPE_INT32)
+             ? (const int32_t *)(const void *)t->data
+             : NULL;
 }
 
 nnlib_status nnlib_tensor_wrap(nnlib_tensor **out, float *data,
@@ -61,7 +97,8 @@ nnlib_status nnlib_tensor_wrap(nnlib_tensor **out, float *data,
   if (out != NULL)
     *out = NULL;
   NNLIB_CHECK_ARG(data != NULL, "nnlib_tensor_wrap: data is NULL");
-  return new_tensor(out, data, shape, rank, "nnlib_tensor_wrap");
+  return new_tensor(out, data, NNLIB_DTYPE_FLOAT32, shape, rank,
+                    "nnlib_tensor_wrap");
 }
 
 void nnlib_tensor_free(nnlib_tensor *t) {
@@ -86,10 +123,12 @@ const int64_t *nnlib_tensor_get_shape(const nnlib_tensor *t) {
 
 int64_t nnlib_tensor_get_size(const nnlib_tensor *t) { return t ? t->size : 0; }
 
-float *nnlib_tensor_get_data(nnlib_tensor *t) { return t ? t->data : NULL; }
+float *nnlib_tensor_get_data(nnlib_tensor *t) {
+  return (t && t->dtype == NNLIB_DTYPE_FLOAT32) ? t->data : NULL;
+}
 
 const float *nnlib_tensor_get_data_const(const nnlib_tensor *t) {
-  return t ? t->data : NULL;
+  return (t && t->dtype == NNLIB_DTYPE_FLOAT32) ? t->data : NULL;
 }
 
 nnlib_status nnlib_tensor_set_shape(nnlib_tensor *t, const int64_t *shape,
@@ -104,13 +143,27 @@ nnlib_status nnlib_tensor_set_shape(nnlib_tensor *t, const int64_t *shape,
                         (long long)size, (long long)t->size);
   float *data = t->data;
   bool owns = t->owns_data;
+  nnlib_dtype dtype = t->dtype;
   nnlib__tensor_view(t, data, shape, rank);
   t->owns_data = owns;
+  t->dtype = dtype;
   return NNLIB_OK;
 }
 
 nnlib_status nnlib_tensor_fill(nnlib_tensor *t, float value) {
   NNLIB_CHECK_ARG(t != NULL, "nnlib_tensor_fill: tensor is NULL");
+  if (t->dtype == NNLIB_DTYPE_INT32) {
+    /* the float range check first: converting an out-of-range float is UB */
+    NNLIB_CHECK_ARG(value >= -2147483648.0f && value < 2147483648.0f &&
+                        value == (float)(int32_t)value,
+                    "nnlib_tensor_fill: %g is not an int32 value for an "
+                    "int32 tensor",
+                    (double)value);
+    int32_t *ids = (int32_t *)(void *)t->data;
+    for (int64_t i = 0; i < t->size; i++)
+      ids[i] = (int32_t)value;
+    return NNLIB_OK;
+  }
   for (int64_t i = 0; i < t->size; i++)
     t->data[i] = value;
   return NNLIB_OK;
@@ -119,6 +172,11 @@ nnlib_status nnlib_tensor_fill(nnlib_tensor *t, float value) {
 nnlib_status nnlib_tensor_copy(nnlib_tensor *dst, const nnlib_tensor *src) {
   NNLIB_CHECK_ARG(dst != NULL && src != NULL,
                   "nnlib_tensor_copy: dst or src is NULL");
+  if (dst->dtype != src->dtype)
+    return nnlib__error(NNLIB_ERR_DTYPE,
+                        "nnlib_tensor_copy: dst holds %s, src %s",
+                        dst->dtype == NNLIB_DTYPE_INT32 ? "int32" : "float32",
+                        src->dtype == NNLIB_DTYPE_INT32 ? "int32" : "float32");
   if (dst->size != src->size)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "nnlib_tensor_copy: dst has %lld elements, src %lld",

@@ -7,7 +7,11 @@
 /* ------------------------------------------------------------- tensor */
 
 struct nnlib_tensor {
+  /* The elements, 4 bytes each: floats, or int32 when dtype says so (token
+   * ids, class indices); the passes hand them on as float pointers and the
+   * layers that read ids (embedding) and the loss reinterpret them. */
   float *data;
+  nnlib_dtype dtype;
   int64_t shape[NNLIB_MAX_RANK];
   size_t rank;
   int64_t size;
