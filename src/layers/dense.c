@@ -1,4 +1,9 @@
-/* dense.c - fully connected layer, y = x W^T + b, W [out, in], b [out].
+/* dense.c - fully connected layer, y = x W^T + b, W [out, in], b [out],
+ * and the linear layer, the same map over the last axis of any-rank samples
+ * [..., in] -> [..., out] (torch.nn.Linear). Both run the same GEMMs over
+ * N rows: a dense layer's row is a whole (flattened) sample, a linear
+ * layer's a row of the last axis, N = n * (in_size / in) samples' worth
+ * (n * run->steps * ... when decoding, see nnlib__run_rows).
  *
  * forward:  Y  = X W^T          [N,in] x [in,out]   one sgemm
  *           Y  = f(Y + b)       one fused pass (f: a following elementwise
@@ -18,9 +23,17 @@ typedef struct dense_layer {
   int64_t declared_in;               /* as created; 0: take it at compile */
   int64_t in_features, out_features; /* in_features as planned */
   bool with_bias;
-  nnlib_activation init_for; /* the activation that follows, for init */
+  nnlib_activation init_for; /* the activation that follows, for init
+                                (dense only: linear keeps PyTorch's) */
   float init_param;
+  bool last_axis; /* linear: rows of the last axis, not whole samples */
 } dense_layer;
+
+/* The rows the GEMMs run over in one call of n samples. */
+static int64_t gemm_rows(const nnlib_layer *l, const nnlib__run *run,
+                         int64_t n) {
+  return ((const dense_layer *)l)->last_axis ? nnlib__run_rows(l, run, n) : n;
+}
 
 static const char *dense_name(const nnlib_layer *l) {
   (void)l;
@@ -78,10 +91,10 @@ static void dense_init(nnlib_layer *l, nnlib__rng *rng) {
 }
 
 static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
-                                  const float *x, float *y, int64_t n) {
-  (void)run;
+                                  const float *x, float *y, int64_t samples) {
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
+  int64_t n = gemm_rows(l, run, samples);
   const float *w = l->params[0].value.data;
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x, in,
                         w, in, 0.0f, y, out));
@@ -99,9 +112,10 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
 
 static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, const float *y, float *dy,
-                                   float *dx, int64_t n) {
+                                   float *dx, int64_t samples) {
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
+  int64_t n = gemm_rows(l, run, samples);
   float *db = d->with_bias ? l->params[1].grad.data : NULL;
   if (l->fused_activation != NULL || db != NULL) {
     nnlib_activation act = NNLIB_ACT_IDENTITY;

@@ -70,6 +70,8 @@ static nnlib_status report(const char *whose, const char *what,
 nnlib_status nnlib__numerics_check_inputs(const nnlib_model *m,
                                           const nnlib__batch *batch) {
   for (size_t k = 0; k < m->input_count; k++) {
+    if (m->nodes[m->inputs[k]].holds_ids)
+      continue; /* int32 token ids: always finite */
     int64_t in = nnlib__input_stride(m, k, batch->steps);
     int64_t at = first_non_finite(batch->x[k], batch->n * in);
     if (at < 0)
