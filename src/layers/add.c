@@ -22,8 +22,7 @@ static nnlib_status add_plan(nnlib_layer *l, const nnlib__shape *in,
 static nnlib_status add_forward(nnlib_layer *l, const nnlib__run *run,
                                 const float *const *x, size_t count, float *y,
                                 int64_t n) {
-  (void)run;
-  int64_t size = n * l->out_size;
+  int64_t size = nnlib__run_elements(l, run, n);
   for (int64_t j = 0; j < size; j++)
     y[j] = x[0][j] + x[1][j];
   for (size_t i = 2; i < count; i++)
@@ -36,10 +35,9 @@ static nnlib_status add_backward(nnlib_layer *l, const nnlib__run *run,
                                  const float *const *x, size_t count,
                                  const float *y, float *dy, float *const *dx,
                                  int64_t n) {
-  (void)run;
   (void)x;
   (void)y;
-  size_t bytes = (size_t)(n * l->out_size) * sizeof(float);
+  size_t bytes = (size_t)nnlib__run_elements(l, run, n) * sizeof(float);
   for (size_t i = 0; i < count; i++)
     if (dx[i] != NULL && dx[i] != dy)
       memcpy(dx[i], dy, bytes);
@@ -53,6 +51,7 @@ static const nnlib__layer_ops add_ops = {
     .plan_merge = add_plan,
     .forward_merge = add_forward,
     .backward_merge = add_backward,
+    .decodes = true,
 };
 
 nnlib_status nnlib_add_create(nnlib_layer **out) {

@@ -43,7 +43,7 @@ static bool masks(const dropout_layer *d, const nnlib__run *run) {
 static nnlib_status dropout_forward(nnlib_layer *l, const nnlib__run *run,
                                     const float *x, float *y, int64_t n) {
   const dropout_layer *d = (const dropout_layer *)l;
-  int64_t count = n * l->in_size;
+  int64_t count = nnlib__run_elements(l, run, n);
   if (!masks(d, run)) {
     memcpy(y, x, (size_t)count * sizeof(float));
     return NNLIB_OK;
@@ -62,7 +62,7 @@ static nnlib_status dropout_backward(nnlib_layer *l, const nnlib__run *run,
   (void)x;
   (void)y;
   const dropout_layer *d = (const dropout_layer *)l;
-  int64_t count = n * l->in_size;
+  int64_t count = nnlib__run_elements(l, run, n);
   if (dx == NULL)
     return NNLIB_OK;
   if (!masks(d, run)) {
@@ -82,6 +82,7 @@ static const nnlib__layer_ops dropout_ops = {
     .backward = dropout_backward,
     .name = dropout_name,
     .dx_over_output = true, /* dx = dy mask; y unread */
+    .decodes = true,
 };
 
 nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate) {

@@ -172,6 +172,14 @@ bool nnlib__layer_reads_ids(const nnlib_layer *l) {
   return l->ops->kind == NNLIB_LAYER_EMBEDDING;
 }
 
+int64_t nnlib__run_elements(const nnlib_layer *l, const nnlib__run *run,
+                            int64_t n) {
+  const nnlib__shape *s = &l->in_shape;
+  if (run->steps <= 0 || s->rank < 2 || s->dims[0] <= 0)
+    return n * l->in_size;
+  return n * (l->in_size / s->dims[0]) * run->steps;
+}
+
 int64_t nnlib__run_rows(const nnlib_layer *l, const nnlib__run *run,
                         int64_t n) {
   const nnlib__shape *s = &l->in_shape;

@@ -275,6 +275,10 @@ bool nnlib__layer_reads_ids(const nnlib_layer *l);
  * the axes between T and D. */
 int64_t nnlib__run_rows(const nnlib_layer *l, const nnlib__run *run,
                         int64_t n);
+/* Input elements of one call of an elementwise layer: n * in_size, or n
+ * samples of run->steps positions when steps is set. */
+int64_t nnlib__run_elements(const nnlib_layer *l, const nnlib__run *run,
+                            int64_t n);
 
 /* What conv2d and the pools share (src/layers/spatial.c). Output length of
  * one spatial axis, floor((in + 2 pad - dilation (kernel - 1) - 1) / stride)

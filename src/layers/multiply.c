@@ -22,8 +22,7 @@ static nnlib_status multiply_plan(nnlib_layer *l, const nnlib__shape *in,
 static nnlib_status multiply_forward(nnlib_layer *l, const nnlib__run *run,
                                      const float *const *x, size_t count,
                                      float *y, int64_t n) {
-  (void)run;
-  int64_t size = n * l->out_size;
+  int64_t size = nnlib__run_elements(l, run, n);
   for (int64_t j = 0; j < size; j++)
     y[j] = x[0][j] * x[1][j];
   for (size_t i = 2; i < count; i++)
@@ -48,9 +47,8 @@ static nnlib_status multiply_backward(nnlib_layer *l, const nnlib__run *run,
                                       const float *const *x, size_t count,
                                       const float *y, float *dy,
                                       float *const *dx, int64_t n) {
-  (void)run;
   (void)y;
-  int64_t size = n * l->out_size;
+  int64_t size = nnlib__run_elements(l, run, n);
   for (size_t i = 0; i < count; i++)
     if (dx[i] != NULL)
       gradient_of_input(x, count, i, dy, dx[i], size);
@@ -64,6 +62,7 @@ static const nnlib__layer_ops multiply_ops = {
     .plan_merge = multiply_plan,
     .forward_merge = multiply_forward,
     .backward_merge = multiply_backward,
+    .decodes = true,
 };
 
 nnlib_status nnlib_multiply_create(nnlib_layer **out) {
