@@ -80,6 +80,11 @@ typedef struct nnlib__batch {
   bool training;          /* training mode (dropout, batch statistics) */
   bool sgd_fused;         /* plain SGD folded into backward (nnlib__run) */
   float sgd_lr;
+  /* Decoding (generate.c): every layer runs `steps` positions from
+   * `position`, with caches[v] its cache (caches NULL: none). */
+  bool decoding;
+  int64_t position;
+  float *const *caches;
 } nnlib__batch;
 
 struct nnlib_model {

@@ -23,9 +23,15 @@ static const float *node_output(const nnlib_model *m, const nnlib__buffers *b,
 static nnlib__run run_of(const nnlib_model *m, const nnlib__buffers *b,
                          const nnlib__batch *batch, size_t v, nnlib__rng *rng,
                          bool training) {
-  nnlib__run run = {training, b->workspace[v], rng, batch->sgd_fused,
+  bool steps = batch->decoding || m->nodes[v].runs_at_steps;
+  nnlib__run run = {training,
+                    b->workspace[v],
+                    rng,
+                    batch->sgd_fused,
                     batch->sgd_lr,
-                    m->nodes[v].runs_at_steps ? batch->steps : 0, 0, NULL};
+                    steps ? batch->steps : 0,
+                    batch->position,
+                    batch->caches != NULL ? batch->caches[v] : NULL};
   return run;
 }
 
