@@ -1415,6 +1415,19 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  * item `last` right after one makes it return only its last step, so
  * "lstm:128,last,dense:10" is two layers (an lstm of the last step, then a
  * dense layer).
+ * Text items (since 1.4.0; see text layers above): embedding:VOCAB:DIM,
+ * positional[:MAX], layernorm[:EPS], linear:N[:nobias], gelu, gelu_tanh,
+ * attention:HEADS[:causal][:dropoutR][:nobias], and one item that makes a
+ * whole pre-norm transformer block of width D out of the others:
+ *   transformer:D:HEADS[:mlpM][:causal][:dropoutR]
+ *     r = x + attention(layernorm(x)),  y = r + linear:D(gelu(linear:M(
+ *     layernorm(r)))), M = 4 D by default; R > 0 adds dropout on the
+ *     attention weights and on both branches before their sums.
+ * It reads one node like a layer item (NAME= names its last node) and
+ * prints back as its layers. A character-level GPT:
+ *   input:128,embedding:256:128,positional,transformer:128:4:causal,
+ *   transformer:128:4:causal,transformer:128:4:causal,
+ *   transformer:128:4:causal,layernorm,linear:256
  * Graphs (since 1.3.0; see graph models above). The full grammar:
  *   spec  := item (',' item)*     commas inside parentheses separate REFs
  *   item  := [NAME '='] body ['(' REF (',' REF)* ')']

@@ -221,6 +221,13 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
 void nnlib__batch_chunk(const nnlib_model *m, const nnlib__batch *whole,
                         int64_t start, int64_t n, nnlib__batch *chunk);
 
+/* The description item transformer:D:HEADS[:mlpM][:causal][:dropoutR]
+ * (spec_transformer.c): a pre-norm block applied to node x, made of
+ * ordinary nodes; *out is its last. */
+nnlib_status nnlib__spec_transformer(nnlib_model *m,
+                                     const nnlib__spec_item *item, size_t x,
+                                     size_t *out);
+
 /* Shorter sequences (sequence.c): marks at_steps and runs_at_steps and
  * sets m->takes_shorter; checks a [N, T', F] input against it. */
 void nnlib__plan_sequences(nnlib_model *m);

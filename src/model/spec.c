@@ -14,7 +14,8 @@
  * src/core/text.c. Two bodies
  * are not layers: "input:DIMS" declares a model input, and "last" right
  * after a recurrent item makes that layer return only its last step
- * (nnlib__recurrent_spec_last).
+ * (nnlib__recurrent_spec_last). One makes several: "transformer:..." is a
+ * whole pre-norm block (spec_transformer.c).
  *
  * Items are built into the model one by one through the graph calls of
  * model.c, so a reference can only name a node made before it; a failing
@@ -178,10 +179,10 @@ static nnlib_status parse_item(const nnlib__spec_item *item,
   const nnlib__layer_codec *codec =
       nnlib__codec_for_name(name->text, name->length);
   if (codec == NULL || codec->parse_spec == NULL) {
-    char known[320];
+    char known[512];
     nnlib__text t = {known, sizeof known, 0};
     nnlib__codec_append_names(&t);
-    nnlib__text_append(&t, ", input, last");
+    nnlib__text_append(&t, ", input, last, transformer");
     int shown = name->length > NNLIB__SPEC_SHOWN ? NNLIB__SPEC_SHOWN : (int)name->length;
     return nnlib__spec_error(item, "unknown layer \"%.*s\" (known: %s)", shown,
                              name->text, known);
@@ -376,6 +377,29 @@ static nnlib_status apply_layer(spec_builder *b, const graph_item *g,
   return graph_refusal(&g->item, st);
 }
 
+/* A transformer block reads one node: its reference or the previous item's
+ * (the graph refuses what does not fit). */
+static nnlib_status build_transformer(spec_builder *b, const graph_item *g,
+                                      size_t *node) {
+  size_t x;
+  if (g->ref_count > 1)
+    return nnlib__spec_error(&g->item, "transformer reads one node, but the "
+                                       "item names %zu",
+                             g->ref_count);
+  if (g->ref_count == 1)
+    NNLIB_TRY(resolve_refs(b->m, g, &x));
+  else if (b->previous >= 0)
+    x = (size_t)b->previous;
+  else if (b->m->node_count > 0)
+    x = b->m->node_count - 1;
+  else
+    return nnlib__spec_error(&g->item, "a transformer block reads [T, D] "
+                                       "vectors: put it after an input or an "
+                                       "embedding");
+  nnlib_status st = nnlib__spec_transformer(b->m, &g->item, x, node);
+  return st == NNLIB_ERR_PARSE ? st : graph_refusal(&g->item, st);
+}
+
 static nnlib_status build_item(spec_builder *b, const graph_item *g) {
   if (nnlib__spec_field_is(&g->item, 0, "last")) {
     if (g->name != NULL || g->refs != NULL)
@@ -390,6 +414,8 @@ static nnlib_status build_item(spec_builder *b, const graph_item *g) {
   nnlib_layer *l = NULL;
   if (nnlib__spec_field_is(&g->item, 0, "input")) {
     NNLIB_TRY(build_input(b, g, &node));
+  } else if (nnlib__spec_field_is(&g->item, 0, "transformer")) {
+    NNLIB_TRY(build_transformer(b, g, &node));
   } else {
     NNLIB_TRY(parse_item(&g->item, &l));
     NNLIB_TRY(apply_layer(b, g, l, &node));
