@@ -1,7 +1,7 @@
 /* make_corpus.c - writes the committed seed corpora of the fuzz targets:
  * small valid inputs that reach deep into each parser from the first run.
  *
- *   make_corpus <dir>    writes <dir>/{idx,model_load,model_roundtrip,spec}/
+ *   make_corpus <dir>    writes <dir>/{idx,model_load,model_roundtrip,spec,text}/
  *
  * Run through fuzz/make_corpus.sh; the output is committed under
  * fuzz/corpus/. Deterministic: the same library gives the same files. */
@@ -433,6 +433,35 @@ static void spec_seeds(void) {
   }
 }
 
+/* ----------------------------------------------------------------- text */
+
+/* The text target reads four header bytes first (see fuzz_text.c):
+ * fraction in tenths, seed, batch and first window, context. */
+static void text_seed(const char *name, const unsigned char header[4],
+                      const char *text) {
+  unsigned char buf[512];
+  size_t n = strlen(text);
+  if (n + 4 > sizeof buf)
+    die(name);
+  memcpy(buf, header, 4);
+  memcpy(buf + 4, text, n);
+  write_seed("text", name, buf, n + 4);
+}
+
+static void text_seeds(void) {
+  static const char fortune[] =
+      "A fortune is a short text.\n%\nAnother one follows the percent "
+      "line.\n%\n";
+  text_seed("fortunes-tenth-valid", (const unsigned char[4]){1, 7, 0x05, 7},
+            fortune);
+  text_seed("no-validation", (const unsigned char[4]){0, 1, 0x03, 15},
+            fortune);
+  text_seed("window-fits-exactly", (const unsigned char[4]){0, 2, 0x00, 3},
+            "abcd");
+  text_seed("too-short", (const unsigned char[4]){9, 3, 0x02, 15}, "short");
+  text_seed("empty", (const unsigned char[4]){5, 4, 0x00, 0}, "");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s <corpus-dir>\n", argv[0]);
@@ -446,5 +475,6 @@ int main(int argc, char **argv) {
   graph_model_seeds();
   roundtrip_seeds();
   spec_seeds();
+  text_seeds();
   return 0;
 }
