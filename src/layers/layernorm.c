@@ -5,7 +5,9 @@
  *
  * forward:  mu = mean x, var = mean (x - mu)^2 (biased), r = 1/sqrt(var+eps)
  *           xh = (x - mu) r,  y = gamma xh + beta   (y = xh without affine)
- *           mu and r of each row go to the workspace for backward
+ *           mu and r of each row go to the workspace for backward, mu
+ *           as a float pair hi + lo: x - hi is exact when x is near the
+ *           mean (Sterbenz), so a mean far from 0 costs no accuracy
  * backward: dbeta = sum over rows of dy, dgamma = sum over rows of dy xh
  *           dxh = dy gamma
  *           dx = r (dxh - mean(dxh) - xh mean(dxh xh))   per row
@@ -25,6 +27,19 @@ typedef struct layernorm_layer {
 
 enum { GAMMA = 0, BETA = 1 };
 
+/* The workspace of a call of `rows` rows: mu_hi[rows], mu_lo[rows],
+ * r[rows]. */
+enum { STATS_PER_ROW = 3 };
+typedef struct row_stats {
+  float *hi, *lo, *r;
+} row_stats;
+
+static row_stats stats_of(const nnlib__run *run, int64_t rows) {
+  row_stats s = {run->workspace, run->workspace + rows,
+                 run->workspace + 2 * rows};
+  return s;
+}
+
 /* PyTorch's default */
 #define LAYERNORM_DEFAULT_EPSILON 1e-5f
 
@@ -42,9 +57,9 @@ static nnlib_status layernorm_plan(nnlib_layer *l, const nnlib__shape *in,
   int64_t d = in->dims[in->rank - 1];
   int64_t rows_per_sample = nnlib__shape_numel(in) / d;
   int64_t rows, floats;
-  /* mu and r for each row of a full batch */
+  /* mu (hi, lo) and r for each row of a full batch */
   if (nnlib__mul_overflows(rows_per_sample, max_batch, &rows) ||
-      nnlib__mul_overflows(rows, 2, &floats))
+      nnlib__mul_overflows(rows, STATS_PER_ROW, &floats))
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "layernorm: statistics of %lld rows of %lld samples "
                         "overflow",
@@ -70,11 +85,11 @@ static void layernorm_init(nnlib_layer *l, nnlib__rng *rng) {
   }
 }
 
-/* Mean and 1/sqrt(biased variance + eps) of one row, in double: two passes,
- * the second centred on the mean, so a mean far from 0 does not cancel the
- * variance away. */
-static void row_statistics(const float *x, int64_t d, float eps, float *mu,
-                           float *r) {
+/* Mean (as hi + lo) and 1/sqrt(biased variance + eps) of one row, in
+ * double: two passes, the second centred on the mean, so a mean far from 0
+ * does not cancel the variance away. */
+static void row_statistics(const float *x, int64_t d, float eps, float *hi,
+                           float *lo, float *r) {
   double sum = 0.0;
   for (int64_t i = 0; i < d; i++)
     sum += x[i];
@@ -83,7 +98,8 @@ static void row_statistics(const float *x, int64_t d, float eps, float *mu,
     double c = (double)x[i] - mean;
     sq += c * c;
   }
-  *mu = (float)mean;
+  *hi = (float)mean;
+  *lo = (float)(mean - (double)*hi);
   *r = (float)(1.0 / sqrt(sq / (double)d + (double)eps));
 }
 
@@ -91,20 +107,20 @@ static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const layernorm_layer *ln = (const layernorm_layer *)l;
   int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
-  float *mu = run->workspace, *r = mu + rows;
+  row_stats st = stats_of(run, rows);
   const float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
   const float *beta = ln->with_affine ? l->params[BETA].value.data : NULL;
   for (int64_t row = 0; row < rows; row++) {
     const float *xr = x + row * d;
     float *yr = y + row * d;
-    row_statistics(xr, d, ln->epsilon, &mu[row], &r[row]);
-    float m = mu[row], s = r[row];
+    row_statistics(xr, d, ln->epsilon, &st.hi[row], &st.lo[row], &st.r[row]);
+    float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
     if (gamma != NULL)
       for (int64_t i = 0; i < d; i++)
-        yr[i] = (xr[i] - m) * s * gamma[i] + beta[i];
+        yr[i] = ((xr[i] - hi) - lo) * s * gamma[i] + beta[i];
     else
       for (int64_t i = 0; i < d; i++)
-        yr[i] = (xr[i] - m) * s;
+        yr[i] = ((xr[i] - hi) - lo) * s;
   }
   return NNLIB_OK;
 }
@@ -113,18 +129,19 @@ static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
  * (gamma NULL: 1); reads x and dy of the row, writes dx at each element
  * after reading it, so dx may be the spent output. */
 static void row_input_grad(const float *x, const float *dy, float *dx,
-                           const float *gamma, int64_t d, float mu, float r) {
+                           const float *gamma, int64_t d, float hi, float lo,
+                           float r) {
   double sum_g = 0.0, sum_gx = 0.0;
   for (int64_t i = 0; i < d; i++) {
     float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
     sum_g += g;
-    sum_gx += (double)g * ((x[i] - mu) * r);
+    sum_gx += (double)g * (((x[i] - hi) - lo) * r);
   }
   float mean_g = (float)(sum_g / (double)d);
   float mean_gx = (float)(sum_gx / (double)d);
   for (int64_t i = 0; i < d; i++) {
     float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
-    float xh = (x[i] - mu) * r;
+    float xh = ((x[i] - hi) - lo) * r;
     dx[i] = r * (g - mean_g - xh * mean_gx);
   }
 }
@@ -135,12 +152,12 @@ static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
   (void)y;
   const layernorm_layer *ln = (const layernorm_layer *)l;
   int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
-  const float *mu = run->workspace, *r = mu + rows;
+  row_stats st = stats_of(run, rows);
   float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
   if (dx != NULL)
     for (int64_t row = 0; row < rows; row++)
       row_input_grad(x + row * d, dy + row * d, dx + row * d, gamma, d,
-                     mu[row], r[row]);
+                     st.hi[row], st.lo[row], st.r[row]);
   if (!ln->with_affine)
     return NNLIB_OK;
   float *dgamma = l->params[GAMMA].grad.data;
@@ -149,9 +166,9 @@ static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
     dgamma[i] = dbeta[i] = 0.0f;
   for (int64_t row = 0; row < rows; row++) {
     const float *xr = x + row * d, *g = dy + row * d;
-    float m = mu[row], s = r[row];
+    float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
     for (int64_t i = 0; i < d; i++) {
-      dgamma[i] += g[i] * ((xr[i] - m) * s);
+      dgamma[i] += g[i] * (((xr[i] - hi) - lo) * s);
       dbeta[i] += g[i];
     }
   }
