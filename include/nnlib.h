@@ -704,6 +704,10 @@ typedef struct nnlib_optimizer_options {
   int64_t total_steps;       /* COSINE: T; lr stays at lr_min after it       */
   float min_learning_rate;   /* COSINE: lr_min; default 0                    */
   float clip_norm;           /* clip gradients to this global L2 norm; 0=off */
+  int64_t warmup_steps;      /* since 1.4.0; default 0. W > 0: step t < W
+                                uses lr (t + 1) / W, then the schedule runs
+                                from t - W (COSINE reaches lr_min at
+                                total_steps, so it needs W < total_steps) */
 } nnlib_optimizer_options;
 
 /* Fills the first struct_size bytes of *options with the defaults of
@@ -1502,8 +1506,10 @@ NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
  * (docs/FILE_FORMAT.md): 2 stores a graph. A chain model (one input, every
  * layer reading the one before, no node names; every model of 1.0 to 1.2)
  * is still written as version 1, which nnlib 1.0 to 1.2 read; every other
- * model as version 2. Since 1.3.0 (1 before). */
-#define NNLIB_FILE_FORMAT_VERSION 2
+ * model as version 2, and a model whose optimizer has warmup_steps as
+ * version 3 (version 2 plus that field; since 1.4.0). Since 1.4.0 (2 in
+ * 1.3, 1 before). */
+#define NNLIB_FILE_FORMAT_VERSION 3
 
 /* Writes a compiled model to `path` (extension .nnl by convention) in the
  * format of docs/FILE_FORMAT.md. Atomic: the data goes to a temporary file

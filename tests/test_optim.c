@@ -16,11 +16,16 @@ typedef struct reference {
 } reference;
 
 static double ref_lr(const nnlib_optimizer_options *o, long t) {
+  long w = (long)o->warmup_steps;
+  if (t < w) /* linear warmup, then the schedule from step w */
+    return o->learning_rate * (double)(t + 1) / (double)w;
+  t -= w;
   switch (o->schedule) {
   case NNLIB_SCHEDULE_STEP:
     return o->learning_rate * pow(o->gamma, (double)(t / o->step_size));
   case NNLIB_SCHEDULE_COSINE: {
-    double frac = t >= o->total_steps ? 1.0 : (double)t / o->total_steps;
+    long span = (long)o->total_steps - w;
+    double frac = t >= span ? 1.0 : (double)t / span;
     return o->min_learning_rate + (o->learning_rate - o->min_learning_rate) *
                                       0.5 * (1.0 + cos(3.14159265358979323846 * frac));
   }
@@ -177,6 +182,13 @@ static void test_schedules_and_clipping(void **s) {
   o.total_steps = 4; /* runs past T: stays at the minimum */
   o.min_learning_rate = 0.01f;
   run_against_reference(&o, "sgd, cosine");
+  o.warmup_steps = 2; /* steps 0 and 1 ramp up, then cosine over 2 more */
+  run_against_reference(&o, "sgd, warmup + cosine");
+  o = opts(NNLIB_OPT_ADAMW);
+  o.schedule = NNLIB_SCHEDULE_COSINE;
+  o.total_steps = STEPS;
+  o.warmup_steps = 3;
+  run_against_reference(&o, "adamw, warmup + cosine");
   o = opts(NNLIB_OPT_ADAM);
   o.clip_norm = 0.05f; /* well below the gradient norm: clipping acts */
   run_against_reference(&o, "adam, clipped");
@@ -197,6 +209,14 @@ static void test_defaults_and_bad_options(void **s) {
   o = opts(NNLIB_OPT_SGD);
   o.schedule = NNLIB_SCHEDULE_STEP; /* step_size 0 */
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_optimizer_create(&opt, &o));
+  o = opts(NNLIB_OPT_SGD);
+  o.warmup_steps = -1;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_optimizer_create(&opt, &o));
+  o.schedule = NNLIB_SCHEDULE_COSINE; /* warmup as long as the whole run */
+  o.total_steps = 5;
+  o.warmup_steps = 5;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_optimizer_create(&opt, &o));
+  assert_non_null(strstr(nnlib_last_error_message(), "warmup_steps 5"));
   o = opts(NNLIB_OPT_SGD);
   o.struct_size = 3;
   ASSERT_STATUS(NNLIB_ERR_STRUCT_SIZE, nnlib_optimizer_create(&opt, &o));
@@ -237,6 +257,7 @@ static void assert_same_options(const nnlib_optimizer_options *a,
   assert_int_equal(a->total_steps, b->total_steps);
   assert_true(a->min_learning_rate == b->min_learning_rate);
   assert_true(a->clip_norm == b->clip_norm);
+  assert_int_equal(a->warmup_steps, b->warmup_steps);
 }
 
 /* nnlib_optimizer_get_options (1.1): what went in comes out, also through a
@@ -251,6 +272,7 @@ static void test_options_read_back(void **s) {
   in.total_steps = 100;
   in.min_learning_rate = 1e-5f;
   in.clip_norm = 2.0f;
+  in.warmup_steps = 7;
   nnlib_optimizer *opt;
   ASSERT_OK(nnlib_optimizer_create(&opt, &in));
   memset(&out, 0xab, sizeof out);

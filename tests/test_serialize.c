@@ -860,7 +860,7 @@ enum { P_COUNT0 = 0, P_RANK0 = 4, P_DIM00 = 8, P_DIM01 = 16 };
 enum { O_KIND = 0, O_LR = 4, O_NESTEROV = 12, O_SCHEDULE = 36, O_T = 68,
        O_SIZE = 76, O_MASK = 84 };
 
-static void m_version3(parts *p) { ts_wr32(p->preamble + 8, 3); }
+static void m_version4(parts *p) { ts_wr32(p->preamble + 8, 4); }
 static void m_version0(parts *p) { ts_wr32(p->preamble + 8, 0); }
 static void m_magic(parts *p) { p->preamble[7] = 'X'; }
 static void m_order(parts *p) {
@@ -1000,8 +1000,8 @@ typedef struct crafted_case {
 } crafted_case;
 
 static const crafted_case crafted[] = {
-    {"newer version", m_version3, NNLIB_ERR_UNSUPPORTED_VERSION,
-     "format version 3; this library"},
+    {"newer version", m_version4, NNLIB_ERR_UNSUPPORTED_VERSION,
+     "format version 4; this library"},
     {"version 0", m_version0, NNLIB_ERR_CORRUPT_FILE, "version 0"},
     {"bad magic", m_magic, NNLIB_ERR_BAD_MAGIC, "NNLIBMDL"},
     {"order", m_order, NNLIB_ERR_CORRUPT_FILE, "section 2 is \"PARM\""},

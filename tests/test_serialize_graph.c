@@ -1023,10 +1023,10 @@ static void test_crafted_container(void **s) {
   (void)s;
   size_t n, m;
   unsigned char *f = crafted_file(g_none, &n);
-  ts_wr32(f + 8, 3);
+  ts_wr32(f + 8, 4);
   ts_wr32(f + n - 4, ts_crc32_ieee(f, n - 4));
   expect_both(f, n, NNLIB_ERR_UNSUPPORTED_VERSION,
-              "format version 3; this library");
+              "format version 4; this library");
   ts_wr32(f + 8, 2);
   parts p;
   ts_split_file(f, n, &p); /* without GRPH */

@@ -9,12 +9,14 @@
 /* Format versions. A chain model (nnlib__model_is_chain, no node names) is
  * written as version 1, byte for byte as nnlib 1.0 to 1.2 wrote it, so
  * those readers keep reading 1.2-style models; any other model as version
- * 2, which adds the graph. NNLIB__FILE_VERSION is the newest this library
+ * 2, which adds the graph, and a model whose optimizer warms up as version
+ * 3 (version 2 with warmup_steps in OPTM). NNLIB__FILE_VERSION is the newest this library
  * reads. Bump it for any change an older reader would misread; new layer
  * kinds and new layer configs need no bump (see nnlib__layer_codec). */
 #define NNLIB__FILE_VERSION_CHAIN 1u
 #define NNLIB__FILE_VERSION_GRAPH 2u
-#define NNLIB__FILE_VERSION NNLIB__FILE_VERSION_GRAPH
+#define NNLIB__FILE_VERSION_WARMUP 3u
+#define NNLIB__FILE_VERSION NNLIB__FILE_VERSION_WARMUP
 
 #define NNLIB__FILE_MAGIC "NNLIBMDL"
 #define NNLIB__MAGIC_SIZE 8

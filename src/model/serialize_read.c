@@ -384,7 +384,7 @@ static nnlib_status get_enum(nnlib__reader *r, uint32_t min, uint32_t max,
 
 /* The options, field by field; their values are checked by
  * nnlib_optimizer_create when the loader builds the optimizer. */
-static nnlib_status get_options(nnlib__reader *r,
+static nnlib_status get_options(nnlib__reader *r, uint32_t version,
                                 nnlib_optimizer_options *o) {
   uint32_t kind, nesterov, schedule;
   memset(o, 0, sizeof *o);
@@ -407,14 +407,17 @@ static nnlib_status get_options(nnlib__reader *r,
   NNLIB_TRY(nnlib__get_f32(r, &o->gamma));
   NNLIB_TRY(nnlib__get_i64(r, &o->total_steps));
   NNLIB_TRY(nnlib__get_f32(r, &o->min_learning_rate));
-  return nnlib__get_f32(r, &o->clip_norm);
+  NNLIB_TRY(nnlib__get_f32(r, &o->clip_norm));
+  if (version >= NNLIB__FILE_VERSION_WARMUP)
+    return nnlib__get_i64(r, &o->warmup_steps);
+  return NNLIB_OK;
 }
 
 nnlib_status nnlib__file_optm_parse(const nnlib__file_view *v,
                                     const nnlib__file_head *h,
                                     nnlib__file_optm *o) {
   nnlib__reader r = {v->optm.payload, v->optm.length, "optimizer section"};
-  NNLIB_TRY(get_options(&r, &o->options));
+  NNLIB_TRY(get_options(&r, v->version, &o->options));
   NNLIB_TRY(nnlib__get_i64(&r, &o->step_count));
   NNLIB_TRY(nnlib__get_i64(&r, &o->state_size));
   NNLIB_TRY(nnlib__get_u32(&r, &o->state_mask));

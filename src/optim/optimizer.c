@@ -73,6 +73,12 @@ static nnlib_status validate(const nnlib_optimizer_options *o) {
                        finite_nonneg(o->min_learning_rate)),
                   "%s: cosine schedule needs total_steps >= 1 and "
                   "min_learning_rate >= 0", w);
+  NNLIB_CHECK_ARG(o->warmup_steps >= 0 &&
+                      (o->schedule != NNLIB_SCHEDULE_COSINE ||
+                       o->warmup_steps < o->total_steps),
+                  "%s: warmup_steps %lld must be >= 0 (and below "
+                  "total_steps with the cosine schedule)",
+                  w, (long long)o->warmup_steps);
   NNLIB_CHECK_ARG(finite_nonneg(o->clip_norm),
                   "%s: clip_norm %g must be finite and >= 0", w,
                   (double)o->clip_norm);
@@ -172,12 +178,17 @@ nnlib_status nnlib__optimizer_attach(nnlib_optimizer *opt, int64_t size) {
 
 float nnlib__optimizer_lr_at(const nnlib_optimizer *opt, int64_t t) {
   const nnlib_optimizer_options *o = &opt->o;
+  int64_t w = o->warmup_steps;
+  if (t < w) /* linear warmup: lr / W, 2 lr / W, ..., lr */
+    return (float)((double)o->learning_rate * (double)(t + 1) / (double)w);
+  t -= w;
   switch (o->schedule) {
   case NNLIB_SCHEDULE_STEP:
     return o->learning_rate *
            powf(o->gamma, (float)(t / o->step_size));
   case NNLIB_SCHEDULE_COSINE: {
-    double frac = t >= o->total_steps ? 1.0 : (double)t / (double)o->total_steps;
+    int64_t span = o->total_steps - w;
+    double frac = t >= span ? 1.0 : (double)t / (double)span;
     return (float)(o->min_learning_rate +
                    (o->learning_rate - o->min_learning_rate) * 0.5 *
                        (1.0 + cos(3.14159265358979323846 * frac)));

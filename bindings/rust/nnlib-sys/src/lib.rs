@@ -268,7 +268,7 @@ pub struct nnlib_node_info {
 // -------------------------------------------------------------- model files
 
 pub const NNLIB_SAVE_OPTIMIZER: c_uint = 1;
-pub const NNLIB_FILE_FORMAT_VERSION: c_uint = 2;
+pub const NNLIB_FILE_FORMAT_VERSION: c_uint = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
