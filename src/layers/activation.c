@@ -1,7 +1,9 @@
-/* activation.c - step, sigmoid, tanh, relu, leaky relu, softplus, softmax and
- * identity: the layer, and the kernels the dense layer fuses into its bias
- * pass. Derivatives are written in terms of the output y, so a fused
- * dense+activation pair keeps one buffer. */
+/* activation.c - step, sigmoid, tanh, relu, leaky relu, softplus, softmax,
+ * identity and GELU (exact and tanh): the layer, and the kernels the dense
+ * layer fuses into its bias pass. Derivatives are written in terms of the
+ * output y, so a fused dense+activation pair keeps one buffer; GELU is not
+ * monotonic, so y does not tell x, and its derivative is taken from x: it
+ * is never fused (nnlib__activation_is_elementwise). */
 #include "layers/layer.h"
 #include "core/vecmath.h"
 
@@ -17,6 +19,51 @@ typedef struct activation_layer {
 /* Above this, softplus(x) == x in float32 (PyTorch's threshold). */
 #define SOFTPLUS_THRESHOLD 20.0f
 
+/* 1/sqrt(2), 1/sqrt(2 pi) and sqrt(2/pi) (C11 has no M_SQRT1_2) */
+#define GELU_SQRT1_2 0.70710678118654752440
+#define GELU_INV_SQRT_2PI 0.39894228040143267794
+#define GELU_SQRT_2_PI 0.79788456080286535588
+#define GELU_TANH_CUBIC 0.044715
+
+/* GELU(x) = x Phi(x) = x/2 erfc(-x/sqrt 2). In double and through erfc:
+ * the float 1 + erf(x/sqrt 2) of the textbook form cancels for negative x
+ * (all digits lost by x = -5), and a float x/sqrt 2 would carry its
+ * rounding, amplified 2 z^2 times by erfc's tail, into y. */
+static inline float gelu(float x) {
+  double v = x;
+  return (float)(0.5 * v * erfc(-v * GELU_SQRT1_2));
+}
+
+/* GELU'(x) = Phi(x) + x phi(x) */
+static inline float gelu_derivative(float x) {
+  double v = x;
+  return (float)(0.5 * erfc(-v * GELU_SQRT1_2) +
+                 v * GELU_INV_SQRT_2PI * exp(-0.5 * v * v));
+}
+
+/* PyTorch's approximate='tanh': x/2 (1 + tanh(u)), u = sqrt(2/pi) (x +
+ * 0.044715 x^3), written as x s with s = 1/(1 + e^{-2u}) (the same value:
+ * 1 + tanh u = 2 sigmoid(2u)), which does not cancel for negative x. */
+static inline double gelu_tanh_gate(double v) {
+  double u = GELU_SQRT_2_PI * (v + GELU_TANH_CUBIC * v * v * v);
+  return 1.0 / (1.0 + exp(-2.0 * u));
+}
+
+static inline float gelu_tanh(float x) {
+  return (float)((double)x * gelu_tanh_gate(x));
+}
+
+/* d/dx x s = s + x s (1 - s) 2 u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2) */
+static inline float gelu_tanh_derivative(float x) {
+  double v = x, s = gelu_tanh_gate(v);
+  double du = GELU_SQRT_2_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * v * v);
+  return (float)(s + v * s * (1.0 - s) * 2.0 * du);
+}
+
+static bool is_gelu(nnlib_activation kind) {
+  return kind == NNLIB_ACT_GELU || kind == NNLIB_ACT_GELU_TANH;
+}
+
 static inline float activate(nnlib_activation kind, float param, float x) {
   switch (kind) {
   /* written so that NaN compares false and passes through (reliability R4:
@@ -28,6 +75,8 @@ static inline float activate(nnlib_activation kind, float param, float x) {
   case NNLIB_ACT_LEAKY_RELU: return x > 0.0f ? x : param * x;
   case NNLIB_ACT_SOFTPLUS:
     return x > SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
+  case NNLIB_ACT_GELU: return gelu(x);
+  case NNLIB_ACT_GELU_TANH: return gelu_tanh(x);
   default: return x;
   }
 }
@@ -174,6 +223,8 @@ void nnlib__activation_apply(nnlib_activation kind, float param,
     }                                                                          \
   }
 
+/* Not for GELU (its derivative needs x, see gelu_backward): the dense
+ * layer never fuses it. */
 void nnlib__activation_backward(nnlib_activation kind, float param,
                                 const float *y, const float *dy, float *dz,
                                 float *bias_grad, int64_t rows, int64_t cols) {
@@ -189,6 +240,18 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
   case NNLIB_ACT_STEP: BACKWARD_LOOP(g); break;
   default: BACKWARD_LOOP(g * derivative(kind, param, v)); break;
   }
+}
+
+/* dx[i] = dy[i] GELU'(x[i]): reads x[i] and dy[i] before writing dx[i], so
+ * dx may be the spent output y or dy itself. */
+static void gelu_backward(nnlib_activation kind, const float *x,
+                          const float *dy, float *dx, int64_t count) {
+  if (kind == NNLIB_ACT_GELU)
+    for (int64_t i = 0; i < count; i++)
+      dx[i] = dy[i] * gelu_derivative(x[i]);
+  else
+    for (int64_t i = 0; i < count; i++)
+      dx[i] = dy[i] * gelu_tanh_derivative(x[i]);
 }
 
 void nnlib__softmax_rows(const float *x, float *y, int64_t rows,
@@ -211,8 +274,8 @@ void nnlib__softmax_rows(const float *x, float *y, int64_t rows,
   }
 }
 
-static const char *activation_name(const nnlib_layer *l) {
-  switch (((const activation_layer *)l)->kind) {
+static const char *kind_name(nnlib_activation kind) {
+  switch (kind) {
   case NNLIB_ACT_IDENTITY: return "identity";
   case NNLIB_ACT_STEP: return "step";
   case NNLIB_ACT_SIGMOID: return "sigmoid";
@@ -221,8 +284,14 @@ static const char *activation_name(const nnlib_layer *l) {
   case NNLIB_ACT_LEAKY_RELU: return "leaky_relu";
   case NNLIB_ACT_SOFTPLUS: return "softplus";
   case NNLIB_ACT_SOFTMAX: return "softmax";
+  case NNLIB_ACT_GELU: return "gelu";
+  case NNLIB_ACT_GELU_TANH: return "gelu_tanh";
   }
   return "activation";
+}
+
+static const char *activation_name(const nnlib_layer *l) {
+  return kind_name(((const activation_layer *)l)->kind);
 }
 
 static nnlib_status activation_plan(nnlib_layer *l, const nnlib__shape *in,
@@ -232,16 +301,23 @@ static nnlib_status activation_plan(nnlib_layer *l, const nnlib__shape *in,
   return NNLIB_OK;
 }
 
+/* One call holds rows of the last axis (all of n samples, or run->steps
+ * positions of each when decoding: nnlib__run_rows). */
+static int64_t last_axis(const nnlib_layer *l) {
+  return l->in_shape.dims[l->in_shape.rank - 1];
+}
+
 static nnlib_status activation_forward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, float *y, int64_t n) {
-  (void)run;
   const activation_layer *a = (const activation_layer *)l;
-  if (a->kind == NNLIB_ACT_SOFTMAX) {
-    int64_t cols = l->in_shape.dims[l->in_shape.rank - 1];
-    nnlib__softmax_rows(x, y, n * l->in_size / cols, cols);
-  } else {
-    nnlib__activation_apply(a->kind, a->param, x, NULL, y, n, l->in_size);
-  }
+  int64_t rows = nnlib__run_rows(l, run, n), cols = last_axis(l);
+  if (rows == 0)
+    return NNLIB_OK;
+  if (a->kind == NNLIB_ACT_SOFTMAX)
+    nnlib__softmax_rows(x, y, rows, cols);
+  else /* n rows of a sample's values each, as before decoding existed */
+    nnlib__activation_apply(a->kind, a->param, x, NULL, y, n,
+                            rows * cols / n);
   return NNLIB_OK;
 }
 
@@ -262,18 +338,19 @@ static void softmax_backward(const float *y, const float *dy, float *dx,
 static nnlib_status activation_backward(nnlib_layer *l, const nnlib__run *run,
                                         const float *x, const float *y,
                                         float *dy, float *dx, int64_t n) {
-  (void)run;
-  (void)x;
   const activation_layer *a = (const activation_layer *)l;
   if (dx == NULL)
     return NNLIB_OK;
-  if (a->kind == NNLIB_ACT_SOFTMAX) {
-    int64_t cols = l->in_shape.dims[l->in_shape.rank - 1];
-    softmax_backward(y, dy, dx, n * l->in_size / cols, cols);
-  } else {
+  int64_t rows = nnlib__run_rows(l, run, n), cols = last_axis(l);
+  if (rows == 0)
+    return NNLIB_OK;
+  if (a->kind == NNLIB_ACT_SOFTMAX)
+    softmax_backward(y, dy, dx, rows, cols);
+  else if (is_gelu(a->kind))
+    gelu_backward(a->kind, x, dy, dx, rows * cols);
+  else
     nnlib__activation_backward(a->kind, a->param, y, dy, dx, NULL, n,
-                               l->in_size);
-  }
+                               rows * cols / n);
   return NNLIB_OK;
 }
 
@@ -283,15 +360,16 @@ static const nnlib__layer_ops activation_ops = {
     .forward = activation_forward,
     .backward = activation_backward,
     .name = activation_name,
-    .dx_over_output = true, /* dx[i] from y[i] and dy[i] (softmax: the row
-                               dot product first) */
+    .decodes = true, /* position by position, no cache */
+    .dx_over_output = true, /* dx[i] from y[i] (GELU: x[i]) and dy[i]
+                               (softmax: the row dot product first) */
 };
 
 nnlib_status nnlib_activation_create(nnlib_layer **out, nnlib_activation kind,
                                      float param) {
   NNLIB_CHECK_ARG(out != NULL, "nnlib_activation_create: out is NULL");
   *out = NULL;
-  NNLIB_CHECK_ARG(kind >= NNLIB_ACT_IDENTITY && kind <= NNLIB_ACT_SOFTMAX,
+  NNLIB_CHECK_ARG(kind >= NNLIB_ACT_IDENTITY && kind <= NNLIB_ACT_GELU_TANH,
                   "nnlib_activation_create: unknown activation %d", (int)kind);
   /* a negative slope would make the sign of y no longer tell the sign of x,
    * which the output-based derivative relies on */
@@ -310,9 +388,14 @@ nnlib_status nnlib_activation_create(nnlib_layer **out, nnlib_activation kind,
   return NNLIB_OK;
 }
 
+/* What the dense layer's fused pass can apply: elementwise, with the
+ * derivative written from y (so not softmax, and not GELU, whose
+ * derivative needs x, which the fused pair does not keep). */
 bool nnlib__activation_is_elementwise(const nnlib_layer *l) {
-  return l->ops == &activation_ops &&
-         ((const activation_layer *)l)->kind != NNLIB_ACT_SOFTMAX;
+  if (l->ops != &activation_ops)
+    return false;
+  nnlib_activation kind = ((const activation_layer *)l)->kind;
+  return kind != NNLIB_ACT_SOFTMAX && !is_gelu(kind);
 }
 
 nnlib_activation nnlib__activation_kind(const nnlib_layer *l) {
@@ -335,8 +418,10 @@ float nnlib__activation_param(const nnlib_layer *l) {
 static nnlib_status activation_parse_spec(const nnlib__spec_item *item,
                                           nnlib_layer **out) {
   nnlib_activation kind = NNLIB_ACT_IDENTITY;
-  for (int k = NNLIB_ACT_IDENTITY; k <= NNLIB_ACT_SOFTMAX; k++)
-    if (nnlib__spec_field_is(item, 0, nnlib__activation_codec.spec_names[k]))
+  for (int k = NNLIB_ACT_IDENTITY;
+       k <= NNLIB_ACT_GELU_TANH && k < NNLIB__CODEC_MAX_NAMES; k++)
+    if (nnlib__activation_codec.spec_names[k] != NULL &&
+        nnlib__spec_field_is(item, 0, nnlib__activation_codec.spec_names[k]))
       kind = (nnlib_activation)k;
   float slope = LEAKY_RELU_DEFAULT_SLOPE;
   if (kind == NNLIB_ACT_LEAKY_RELU) {
@@ -351,7 +436,7 @@ static nnlib_status activation_parse_spec(const nnlib__spec_item *item,
 
 static void activation_write_spec(const nnlib_layer *l, nnlib__text *t) {
   const activation_layer *a = (const activation_layer *)l;
-  nnlib__text_append(t, "%s", activation_name(l));
+  nnlib__text_append(t, "%s", kind_name(a->kind));
   if (a->kind == NNLIB_ACT_LEAKY_RELU &&
       a->param != LEAKY_RELU_DEFAULT_SLOPE) {
     nnlib__text_append(t, ":");
@@ -373,21 +458,30 @@ static nnlib_status activation_read_config(nnlib__reader *r,
   float param;
   NNLIB_TRY(nnlib__get_u32(r, &kind));
   NNLIB_TRY(nnlib__get_f32(r, &param));
-  if (kind > (uint32_t)NNLIB_ACT_SOFTMAX)
+  if (kind > (uint32_t)NNLIB_ACT_GELU_TANH)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "activation: unknown kind %u", kind);
   memcpy(&bits, &param, sizeof bits);
   if (kind != (uint32_t)NNLIB_ACT_LEAKY_RELU && bits != 0)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "activation %s: parameter bits 0x%08x, must be 0",
-                        nnlib__activation_codec.spec_names[kind], bits);
+                        kind_name((nnlib_activation)kind), bits);
   return nnlib_activation_create(out, (nnlib_activation)kind, param);
 }
+
+/* The GELU items need room for ten names in a codec; until layer.h's
+ * NNLIB__CODEC_MAX_NAMES has it, "gelu" and "gelu_tanh" are unknown items
+ * (the layers themselves, and model files, which go by kind number, work). */
+#if NNLIB__CODEC_MAX_NAMES >= 10
+#define GELU_SPEC_NAMES , "gelu", "gelu_tanh"
+#else
+#define GELU_SPEC_NAMES
+#endif
 
 const nnlib__layer_codec nnlib__activation_codec = {
     .kind = NNLIB_LAYER_ACTIVATION,
     .spec_names = {"identity", "step", "sigmoid", "tanh", "relu",
-                   "leaky_relu", "softplus", "softmax"},
+                   "leaky_relu", "softplus", "softmax" GELU_SPEC_NAMES},
     .parse_spec = activation_parse_spec,
     .write_spec = activation_write_spec,
     .write_config = activation_write_config,

@@ -182,6 +182,7 @@ nnlib_status nnlib_dense_create(nnlib_layer **out, int64_t in_features,
   d->out_features = out_features;
   d->with_bias = with_bias != 0;
   d->init_for = NNLIB_ACT_IDENTITY;
+  d->last_axis = false;
   *out = &d->base;
   return NNLIB_OK;
 }
@@ -193,8 +194,6 @@ void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next) {
                       ? nnlib__activation_param(l->fused_activation)
                       : 0.0f;
 }
-
-bool nnlib__layer_is_dense(const nnlib_layer *l) { return l->ops == &dense_ops; }
 
 /* ------------------------- model description and model file (codec) */
 
@@ -245,3 +244,153 @@ const nnlib__layer_codec nnlib__dense_codec = {
     .read_config = dense_read_config,
 };
 
+
+/* ------------------------------------------------------------ linear */
+
+static const char *linear_name(const nnlib_layer *l) {
+  (void)l;
+  return "linear";
+}
+
+/* [..., in] -> [..., out]: W [out, in] over the last axis. */
+static nnlib_status linear_plan(nnlib_layer *l, const nnlib__shape *in,
+                                int64_t max_batch) {
+  (void)max_batch;
+  dense_layer *d = (dense_layer *)l;
+  if (in->rank < 1)
+    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                        "linear: input of rank 0 has no last axis");
+  int64_t features = in->dims[in->rank - 1];
+  if (features > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "linear: %lld input features exceed the BLAS limit",
+                        (long long)features);
+  int64_t weight_size, out_size;
+  if (nnlib__mul_overflows(features, d->out_features, &weight_size))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE, "linear: weight size overflows");
+  if (nnlib__mul_overflows(nnlib__shape_numel(in) / features, d->out_features,
+                           &out_size))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "linear: output size per sample overflows");
+  d->in_features = features;
+  l->out_shape = *in;
+  l->out_shape.dims[in->rank - 1] = d->out_features;
+  int64_t wshape[2] = {d->out_features, features};
+  nnlib__layer_declare_param(l, "weight", wshape, 2);
+  if (d->with_bias)
+    nnlib__layer_declare_param(l, "bias", &d->out_features, 1);
+  return NNLIB_OK;
+}
+
+/* torch.nn.Linear's initialisation: kaiming_uniform_(a = sqrt 5) for W,
+ * whose bound gain sqrt(3 / fan_in) with gain sqrt(2 / (1 + 5)) is
+ * 1/sqrt(fan_in), and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for b. It does not
+ * follow the activation after the layer (init_for), as PyTorch's does not. */
+static void linear_init(nnlib_layer *l, nnlib__rng *rng) {
+  dense_layer *d = (dense_layer *)l;
+  float bound = 1.0f / sqrtf((float)d->in_features);
+  for (size_t p = 0; p < l->param_count; p++) {
+    nnlib__param *t = &l->params[p];
+    for (int64_t i = 0; i < t->size; i++)
+      t->value.data[i] = bound * (2.0f * nnlib__rng_uniform(rng) - 1.0f);
+  }
+}
+
+static const nnlib__layer_ops linear_ops = {
+    .kind = NNLIB_LAYER_LINEAR,
+    .plan = linear_plan,
+    .init = linear_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .name = linear_name,
+    .decodes = true, /* rows are independent: no cache */
+    .fuses_sgd = true,
+    .dx_over_output = true,
+};
+
+nnlib_status nnlib_linear_create(nnlib_layer **out, int64_t out_features,
+                                 int with_bias) {
+  NNLIB_CHECK_ARG(out != NULL, "nnlib_linear_create: out is NULL");
+  *out = NULL;
+  NNLIB_CHECK_ARG(out_features >= 1,
+                  "linear: out_features is %lld, must be >= 1",
+                  (long long)out_features);
+  NNLIB_CHECK_ARG(with_bias == 0 || with_bias == 1,
+                  "linear: with_bias is %d, must be 0 or 1", with_bias);
+  if (out_features > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "linear: out_features %lld exceeds the BLAS limit of "
+                        "%lld",
+                        (long long)out_features,
+                        (long long)NNLIB__BLAS_DIM_MAX);
+  dense_layer *d = nnlib__alloc(sizeof *d);
+  if (d == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                        "nnlib_linear_create: no memory");
+  nnlib__layer_init(&d->base, &linear_ops);
+  d->declared_in = 0;
+  d->in_features = 0;
+  d->out_features = out_features;
+  d->with_bias = with_bias != 0;
+  d->init_for = NNLIB_ACT_IDENTITY;
+  d->init_param = 0.0f;
+  d->last_axis = true;
+  *out = &d->base;
+  return NNLIB_OK;
+}
+
+/* A linear layer is a dense layer over rows of the last axis: the model's
+ * fusion with a following elementwise activation (compile.c) works the same
+ * per element, over rows * out values. */
+bool nnlib__layer_is_dense(const nnlib_layer *l) {
+  return l->ops == &dense_ops || l->ops == &linear_ops;
+}
+
+/* "linear:N" or "linear:N:nobias"; in_features is the input's last axis. */
+static nnlib_status linear_parse_spec(const nnlib__spec_item *item,
+                                      nnlib_layer **out) {
+  int64_t units;
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 3));
+  NNLIB_TRY(nnlib__spec_int(item, 1, 1, NNLIB__BLAS_DIM_MAX, &units));
+  if (item->field_count == 3 && !nnlib__spec_field_is(item, 2, "nobias"))
+    return nnlib__spec_error(item, "the only option of linear is \"nobias\"");
+  return nnlib_linear_create(out, units, item->field_count == 2);
+}
+
+static void linear_write_spec(const nnlib_layer *l, nnlib__text *t) {
+  const dense_layer *d = (const dense_layer *)l;
+  nnlib__text_append(t, "linear:%lld%s", (long long)d->out_features,
+                     d->with_bias ? "" : ":nobias");
+}
+
+/* config: i64 out_features, u32 with_bias: 12 bytes */
+static void linear_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  const dense_layer *d = (const dense_layer *)l;
+  nnlib__put_i64(w, d->out_features);
+  nnlib__put_u32(w, d->with_bias ? 1u : 0u);
+}
+
+static nnlib_status linear_read_config(nnlib__reader *r, nnlib_layer **out) {
+  int64_t units;
+  uint32_t bias;
+  *out = NULL;
+  NNLIB_TRY(nnlib__get_i64(r, &units));
+  NNLIB_TRY(nnlib__get_u32(r, &bias));
+  if (units < 1 || units > NNLIB__BLAS_DIM_MAX)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "linear: out_features is %lld, must be in 1..%lld",
+                        (long long)units, (long long)NNLIB__BLAS_DIM_MAX);
+  if (bias > 1)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "linear: with_bias is %u, must be 0 or 1", bias);
+  return nnlib_linear_create(out, units, (int)bias);
+}
+
+const nnlib__layer_codec nnlib__linear_codec = {
+    .kind = NNLIB_LAYER_LINEAR,
+    .spec_names = {"linear"},
+    .parse_spec = linear_parse_spec,
+    .write_spec = linear_write_spec,
+    .write_config = linear_write_config,
+    .read_config = linear_read_config,
+};
