@@ -417,7 +417,7 @@ static void fill_row(const uint8_t *bytes, int64_t offset, int64_t context,
 
 nnlib_status nnlib_text_sample(nnlib_text *text, nnlib_text_split split,
                                nnlib_tensor *x, nnlib_tensor *y) {
-  int64_t batch, context;
+  int64_t batch = 0, context = 0; /* set by check_windows */
   NNLIB_TRY(check_windows(text, split, x, y, &batch, &context,
                           "nnlib_text_sample"));
   const uint8_t *bytes = nnlib_text_get_bytes(text, split);
@@ -442,7 +442,7 @@ int64_t nnlib_text_window_count(const nnlib_text *text,
 nnlib_status nnlib_text_window(const nnlib_text *text, nnlib_text_split split,
                                int64_t first, nnlib_tensor *x,
                                nnlib_tensor *y) {
-  int64_t batch, context;
+  int64_t batch = 0, context = 0; /* set by check_windows */
   NNLIB_TRY(check_windows(text, split, x, y, &batch, &context,
                           "nnlib_text_window"));
   int64_t count = nnlib_text_window_count(text, split, context);
