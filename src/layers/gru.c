@@ -110,9 +110,10 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
   gru_areas a = areas_of(l, run);
   gru_bias(l, a.bias, hsz);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n, steps));
-  nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
+  nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
+  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   for (int64_t t = 0; t < steps; t++) {
-    if (t > 0 || r->h0 != NULL)
+    if (t > 0 || !zero_start)
       NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 0.0f, a.q, n, steps));
     else
       zero_step(a.q, t, steps, 3 * hsz, n);
@@ -123,6 +124,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
       nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
     }
   }
+  nnlib__recurrent_save_state(l, run, y, NULL, n, steps);
   return NNLIB_OK;
 }
 
@@ -183,6 +185,7 @@ static const nnlib__layer_ops gru_ops = {
     .backward = gru_backward,
     .destroy = nnlib__recurrent_destroy,
     .name = gru_name,
+    .decodes = true, /* the cache carries h between calls */
     .fuses_sgd = true,
 };
 

@@ -101,11 +101,12 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
   lstm_areas a = areas_of(l, run);
   nnlib__recurrent_bias_sum(l, a.bias);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n, steps));
-  nnlib__recurrent_load_state(l, r->h0, a.hprev, steps * hsz, n);
-  nnlib__recurrent_load_state(l, r->c0, a.c0, hsz, n);
+  nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
+  nnlib__recurrent_load_initial(l, run, true, a.c0, hsz, n);
+  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
-    if (t > 0 || r->h0 != NULL)
+    if (t > 0 || !zero_start)
       NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n,
                                                     steps));
     for (int64_t s = 0; s < n; s++) {
@@ -116,6 +117,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
       nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
     }
   }
+  nnlib__recurrent_save_state(l, run, y, a.cell, n, steps);
   return NNLIB_OK;
 }
 
@@ -176,6 +178,7 @@ static const nnlib__layer_ops lstm_ops = {
     .backward = lstm_backward,
     .destroy = nnlib__recurrent_destroy,
     .name = lstm_name,
+    .decodes = true, /* the cache carries h and c between calls */
     .fuses_sgd = true,
 };
 

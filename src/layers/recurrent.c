@@ -1,7 +1,8 @@
 /* recurrent.c - what the rnn, lstm and gru layers share: construction,
  * planning (shapes, parameters, workspace areas), PyTorch's initialisation,
- * the initial state, the GEMMs of the forward and backward passes, and the
- * description items and file configs. The cells themselves are in rnn.c,
+ * the initial state and the decoding cache that carries the state between
+ * calls, the GEMMs of the forward and backward passes, and the description
+ * items and file configs. The cells themselves are in rnn.c,
  * lstm.c and gru.c. */
 #include "recurrent.h"
 
@@ -144,6 +145,9 @@ nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
     nnlib__layer_declare_param(l, "bias_ih", &rows, 1);
     nnlib__layer_declare_param(l, "bias_hh", &rows, 1);
   }
+  /* decoding keeps h (and lstm's c) per sample; H <= BLAS_DIM_MAX / G */
+  l->cache_floats =
+      (size_t)((l->ops->kind == NNLIB_LAYER_LSTM ? 2 : 1) * r->hidden);
   memset(r->area_per_sample, 0, sizeof r->area_per_sample);
   memset(r->area_fixed, 0, sizeof r->area_fixed);
   r->area_fixed[RNN_WS_ZEROS] = r->hidden;
@@ -304,6 +308,50 @@ void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
 
 int64_t nnlib__recurrent_steps(const nnlib_layer *l, const nnlib__run *run) {
   return run->steps > 0 ? run->steps : crec(l)->steps;
+}
+
+/* ----------------------------------------------------------- decoding */
+
+bool nnlib__recurrent_reads_cache(const nnlib_layer *l,
+                                  const nnlib__run *run) {
+  return run->cache != NULL &&
+         !(run->position == 0 && crec(l)->state_rows > 0);
+}
+
+bool nnlib__recurrent_starts_at_zero(const nnlib_layer *l,
+                                     const nnlib__run *run) {
+  return !nnlib__recurrent_reads_cache(l, run) && crec(l)->h0 == NULL;
+}
+
+void nnlib__recurrent_load_initial(const nnlib_layer *l,
+                                   const nnlib__run *run, bool cell,
+                                   float *dst, int64_t ld, int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  if (!nnlib__recurrent_reads_cache(l, run)) {
+    nnlib__recurrent_load_state(l, cell ? r->c0 : r->h0, dst, ld, n);
+    return;
+  }
+  int64_t h = r->hidden, row = (int64_t)l->cache_floats;
+  const float *from = run->cache + (cell ? h : 0);
+  for (int64_t s = 0; s < n; s++)
+    memcpy(dst + s * ld, from + s * row, (size_t)h * sizeof(float));
+}
+
+void nnlib__recurrent_save_state(const nnlib_layer *l, const nnlib__run *run,
+                                 const float *y, const float *cell, int64_t n,
+                                 int64_t steps) {
+  if (run->cache == NULL)
+    return;
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, row = (int64_t)l->cache_floats;
+  size_t bytes = (size_t)h * sizeof(float);
+  for (int64_t s = 0; s < n; s++) {
+    int64_t last = (s * steps + steps - 1) * h; /* step T'-1 of sample s */
+    memcpy(run->cache + s * row, r->return_sequences ? y + last : y + s * h,
+           bytes);
+    if (cell != NULL)
+      memcpy(run->cache + s * row + h, cell + last, bytes);
+  }
 }
 
 /* ------------------------------------------------------ forward GEMMs */

@@ -134,6 +134,33 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
                                     const float *zeros, int64_t s, int64_t t,
                                     int64_t steps);
 
+/* ------------------------------------------------------------ decoding */
+
+/* Decoding (run->cache set, nnlib_model_generate) carries each sequence's
+ * state from one call to the next in the layer's cache: per sample
+ * cache_floats = H (rnn, gru) or 2H (lstm: h, then c). A call starts from
+ * the cache, except at position 0 when nnlib_recurrent_set_initial_state
+ * gave a state (the cache is zero there, the state is not); outside
+ * decoding it starts from that state or zeros, as always. */
+bool nnlib__recurrent_reads_cache(const nnlib_layer *l,
+                                  const nnlib__run *run);
+/* h_{-1} is zero for every sample (no initial state, not from the cache):
+ * step 0 needs no recurrent product. */
+bool nnlib__recurrent_starts_at_zero(const nnlib_layer *l,
+                                     const nnlib__run *run);
+/* dst rows n (leading dimension ld) = the state entering this call: h
+ * (cell false) or lstm's c (cell true), from the cache or the initial
+ * state as above. */
+void nnlib__recurrent_load_initial(const nnlib_layer *l,
+                                   const nnlib__run *run, bool cell,
+                                   float *dst, int64_t ld, int64_t n);
+/* After the steps of a decoding call (nothing otherwise): each sample's
+ * final h (its last output row) and, for lstm, c (cell: the [N, T, H]
+ * c_t of the call, NULL for the other kinds) into its cache row. */
+void nnlib__recurrent_save_state(const nnlib_layer *l, const nnlib__run *run,
+                                 const float *y, const float *cell, int64_t n,
+                                 int64_t steps);
+
 /* ----------------------------------------------------- backward pieces */
 
 /* carry[N, H] = beta * carry + dpre_t W_hh: [N, G*H] x [G*H, H], the

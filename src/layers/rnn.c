@@ -58,10 +58,11 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
   float *bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS);
   nnlib__recurrent_bias_sum(l, bias);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n, steps));
-  nnlib__recurrent_load_state(l, r->h0, hprev, steps * hsz, n);
+  nnlib__recurrent_load_initial(l, run, false, hprev, steps * hsz, n);
+  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
-    if (t > 0 || r->h0 != NULL)
+    if (t > 0 || !zero_start)
       NNLIB_TRY(nnlib__recurrent_step_product(l, hprev, t, 1.0f, gates, n, steps));
     for (int64_t s = 0; s < n; s++) {
       float *h = nnlib__recurrent_h_slot(l, hprev, y, s, t, steps);
@@ -69,6 +70,7 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
       nnlib__recurrent_h_share(l, hprev, y, s, t, steps);
     }
   }
+  nnlib__recurrent_save_state(l, run, y, NULL, n, steps);
   return NNLIB_OK;
 }
 
@@ -117,6 +119,7 @@ static const nnlib__layer_ops rnn_ops = {
     .backward = rnn_backward,
     .destroy = nnlib__recurrent_destroy,
     .name = rnn_name,
+    .decodes = true, /* the cache carries h between calls */
     .fuses_sgd = true,
 };
 
