@@ -88,7 +88,7 @@ static nnlib_status check_language_model(const nnlib_model *m,
 
 typedef struct decoder {
   nnlib_model *m;
-  int64_t context, vocab;
+  int64_t context = 0, vocab = 0;
   bool cached;
   nnlib__buffers bufs; /* an inference set of the model's plan */
   float **caches;      /* per node: its layer's cache, or NULL */
@@ -254,7 +254,7 @@ nnlib_status nnlib_model_generate(nnlib_model *m, const int32_t *prompt,
   NNLIB_CHECK_ARG(out != NULL || count == 0, "generate: out is NULL");
   nnlib_generate_options o;
   NNLIB_TRY(read_options(options, &o));
-  int64_t context, vocab;
+  int64_t context = 0, vocab = 0;
   NNLIB_TRY(check_language_model(m, &context, &vocab));
   if (prompt_length > context)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
