@@ -88,7 +88,7 @@ static nnlib_status check_language_model(const nnlib_model *m,
 
 typedef struct decoder {
   nnlib_model *m;
-  int64_t context = 0, vocab = 0;
+  int64_t context, vocab;
   bool cached;
   nnlib__buffers bufs; /* an inference set of the model's plan */
   float **caches;      /* per node: its layer's cache, or NULL */
