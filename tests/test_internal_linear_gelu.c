@@ -27,8 +27,9 @@
 
 #define BAR 1e-5     /* PyTorch's answer */
 #define REF_BAR 1e-6 /* the naive loop and differences */
-/* GELU is evaluated in double and rounded once: measured at most 0.5 ulp
- * and a hair over the sweep */
+/* GELU is evaluated in double and rounded once: measured 0.500 ulp at
+ * most over the sweep (correctly rounded there); 1 leaves room for
+ * another libm's erfc */
 #define MAX_ULP 1.0
 
 /* ------------------------------------------------------------ helpers */
@@ -399,12 +400,12 @@ static void check_gelu_values(nnlib_activation kind) {
   print_message("  %-10s worst %.3f ulp over %lld values\n",
                 nnlib_layer_get_name(l), worst, (long long)count);
   /* the reference's tanh identity against PyTorch's form where the
-   * latter is exact enough */
+   * latter is exact enough (1e-12: valgrind runs long double as double) */
   if (kind == NNLIB_ACT_GELU_TANH)
     for (int i = -4 * 64; i <= 6 * 64; i++) {
       long double v = (long double)i / 64.0L;
       long double a = ref_gelu(kind, v), b = ref_gelu_tanh_textbook(v);
-      assert_true(fabsl(a - b) <= 1e-15L * fmaxl(1e-3L, fabsl(b)));
+      assert_true(fabsl(a - b) <= 1e-12L * fmaxl(1e-3L, fabsl(b)));
     }
   /* NaN passes */
   float nan_in = NAN, nan_out = 0.0f;
