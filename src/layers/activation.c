@@ -419,7 +419,7 @@ static nnlib_status activation_parse_spec(const nnlib__spec_item *item,
                                           nnlib_layer **out) {
   nnlib_activation kind = NNLIB_ACT_IDENTITY;
   for (int k = NNLIB_ACT_IDENTITY;
-       k <= NNLIB_ACT_GELU_TANH && k < NNLIB__CODEC_MAX_NAMES; k++)
+       k <= NNLIB_ACT_GELU_TANH; k++)
     if (nnlib__activation_codec.spec_names[k] != NULL &&
         nnlib__spec_field_is(item, 0, nnlib__activation_codec.spec_names[k]))
       kind = (nnlib_activation)k;
@@ -469,19 +469,10 @@ static nnlib_status activation_read_config(nnlib__reader *r,
   return nnlib_activation_create(out, (nnlib_activation)kind, param);
 }
 
-/* The GELU items need room for ten names in a codec; until layer.h's
- * NNLIB__CODEC_MAX_NAMES has it, "gelu" and "gelu_tanh" are unknown items
- * (the layers themselves, and model files, which go by kind number, work). */
-#if NNLIB__CODEC_MAX_NAMES >= 10
-#define GELU_SPEC_NAMES , "gelu", "gelu_tanh"
-#else
-#define GELU_SPEC_NAMES
-#endif
-
 const nnlib__layer_codec nnlib__activation_codec = {
     .kind = NNLIB_LAYER_ACTIVATION,
     .spec_names = {"identity", "step", "sigmoid", "tanh", "relu",
-                   "leaky_relu", "softplus", "softmax" GELU_SPEC_NAMES},
+                   "leaky_relu", "softplus", "softmax", "gelu", "gelu_tanh"},
     .parse_spec = activation_parse_spec,
     .write_spec = activation_write_spec,
     .write_config = activation_write_config,

@@ -228,7 +228,7 @@ bool nnlib__layer_is_dense(const nnlib_layer *l);
  * bytes), then its parameter and buffer tensors with shapes, so a new kind
  * needs no format version bump. Parameters and buffers are saved by the
  * model, not by the codec. */
-#define NNLIB__CODEC_MAX_NAMES 8
+#define NNLIB__CODEC_MAX_NAMES 12
 typedef struct nnlib__layer_codec {
   nnlib_layer_kind kind; /* the pinned number stored in files */
   /* The description items this kind parses ("dense"; the activation codec
