@@ -1,11 +1,12 @@
 /* char_gpt.c - a small GPT-style character language model trained on
  * English text (by default the fortunes of Debian's `fortunes` package),
- * then asked to write some.
+ * then asked to write some; or, with --model lstm, the recurrent baseline.
  *
- *   char_gpt [--text PATH]... [--steps N] [--batch B] [--context T]
- *            [--width D] [--blocks K] [--heads H] [--lr X] [--warmup W]
- *            [--weight-decay X] [--seed S] [--eval-every E]
- *            [--eval-windows V] [--sample N] [--out FILE.nnl]
+ *   char_gpt [--text PATH]... [--model gpt|lstm] [--steps N] [--batch B]
+ *            [--context T] [--width D] [--blocks K] [--heads H]
+ *            [--hidden U] [--lr X] [--warmup W] [--weight-decay X]
+ *            [--seed S] [--eval-every E] [--eval-windows V] [--sample N]
+ *            [--out FILE.nnl]
  *
  * Tokens are bytes (vocabulary 256). The text is split once: the last 10%
  * of the concatenated files validates. The model (defaults in brackets):
@@ -14,7 +15,12 @@
  *   K x transformer:D:H:causal                       [K 4, H 4, MLP 4 D]
  *   layernorm, linear:256                            logits [T, 256]
  *
- * 875,520 parameters at the defaults. Each step trains on B windows of
+ * 875,520 parameters at the defaults. --model lstm trains
+ *
+ *   input:T, embedding:256:D, lstm:U, linear:256     [U 256]
+ *
+ * instead (an LSTM over the embedded bytes, 493,824 parameters at D 128),
+ * with everything else the same. Each step trains on B windows of
  * T + 1 bytes drawn by the text's seeded generator (nnlib_text_sample):
  * softmax cross-entropy of every position's next byte, the mean over the
  * B T tokens. AdamW (lr 1e-3, weight decay 0.01 on every parameter, betas
@@ -60,7 +66,8 @@ typedef struct config {
   const char *paths[MAX_PATHS];
   size_t path_count;
   const char *out;
-  int64_t steps, batch, context, width, blocks, heads, warmup;
+  int lstm; /* --model lstm */
+  int64_t steps, batch, context, width, blocks, heads, hidden, warmup;
   int64_t eval_every, eval_windows, sample;
   float lr, weight_decay;
   uint64_t seed;
@@ -68,8 +75,9 @@ typedef struct config {
 
 static void usage(const char *program) {
   fprintf(stderr,
-          "usage: %s [--text PATH]... [--steps N] [--batch B] [--context T] "
-          "[--width D] [--blocks K] [--heads H] [--lr X] [--warmup W] "
+          "usage: %s [--text PATH]... [--model gpt|lstm] [--steps N] "
+          "[--batch B] [--context T] [--width D] [--blocks K] [--heads H] "
+          "[--hidden U] [--lr X] [--warmup W] "
           "[--weight-decay X] [--seed S] [--eval-every E] "
           "[--eval-windows V] [--sample N] [--out FILE.nnl]\n",
           program);
@@ -83,6 +91,7 @@ static int64_t *int_option(config *c, const char *name) {
   } table[] = {{"--steps", &c->steps},           {"--batch", &c->batch},
                {"--context", &c->context},       {"--width", &c->width},
                {"--blocks", &c->blocks},         {"--heads", &c->heads},
+               {"--hidden", &c->hidden},
                {"--warmup", &c->warmup},         {"--eval-every", &c->eval_every},
                {"--eval-windows", &c->eval_windows}, {"--sample", &c->sample}};
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -92,8 +101,8 @@ static int64_t *int_option(config *c, const char *name) {
 }
 
 static config parse_args(int argc, char **argv) {
-  config c = {{NULL}, 0,  NULL, 2000, 32, 128, 128, 4, 4, 100,
-              250,    20, 0,    1e-3f, 0.01f, 1};
+  config c = {{NULL}, 0,   NULL, 0,    2000,  32,    128, 128, 4,
+              4,      256, 100,  250,  20,    0,     1e-3f, 0.01f, 1};
   for (int i = 1; i < argc; i++) {
     const char *option = argv[i];
     if (i + 1 == argc)
@@ -104,6 +113,9 @@ static config parse_args(int argc, char **argv) {
       *field = strtoll(value, NULL, 10);
     else if (strcmp(option, "--text") == 0 && c.path_count < MAX_PATHS)
       c.paths[c.path_count++] = value;
+    else if (strcmp(option, "--model") == 0 &&
+             (strcmp(value, "gpt") == 0 || strcmp(value, "lstm") == 0))
+      c.lstm = strcmp(value, "lstm") == 0;
     else if (strcmp(option, "--out") == 0)
       c.out = value;
     else if (strcmp(option, "--lr") == 0)
@@ -118,7 +130,8 @@ static config parse_args(int argc, char **argv) {
   if (c.path_count == 0)
     c.paths[c.path_count++] = "/usr/share/games/fortunes";
   if (c.steps < 1 || c.batch < 1 || c.context < 1 || c.width < 1 ||
-      c.blocks < 0 || c.heads < 1 || c.warmup < 0 || c.warmup >= c.steps ||
+      c.blocks < 0 || c.heads < 1 || c.hidden < 1 || c.warmup < 0 ||
+      c.warmup >= c.steps ||
       c.eval_every < 1 || c.eval_windows < 1 || c.sample < 0 ||
       !(c.lr > 0.0f) || !(c.weight_decay >= 0.0f))
     usage(argv[0]);
@@ -127,6 +140,12 @@ static config parse_args(int argc, char **argv) {
 
 /* The description of the header comment. */
 static void describe(const config *c, char *buf, size_t size) {
+  if (c->lstm) {
+    snprintf(buf, size, "input:%lld,embedding:256:%lld,lstm:%lld,linear:256",
+             (long long)c->context, (long long)c->width,
+             (long long)c->hidden);
+    return;
+  }
   int n = snprintf(buf, size, "input:%lld,embedding:256:%lld,positional",
                    (long long)c->context, (long long)c->width);
   for (int64_t b = 0; b < c->blocks; b++)
@@ -206,11 +225,13 @@ int main(int argc, char **argv) {
   int64_t params = 0, shape[2] = {c.batch, c.context};
   CHECK(nnlib_model_get_param_count(m, &params));
   int64_t windows = nnlib_text_window_count(text, NNLIB_TEXT_VALID, c.context);
-  printf("char_gpt: %lld blocks, width %lld, %lld heads, context %lld, "
+  char spec[2048];
+  describe(&c, spec, sizeof spec);
+  printf("char_gpt: %s\n%lld blocks, width %lld, %lld heads, context %lld, "
          "%lld parameters\n"
          "text: %lld training bytes, %lld validation bytes (%lld windows), "
          "batch %lld, %d BLAS threads\n",
-         (long long)c.blocks, (long long)c.width, (long long)c.heads,
+         spec, (long long)c.blocks, (long long)c.width, (long long)c.heads,
          (long long)c.context, (long long)params,
          (long long)nnlib_text_get_size(text, NNLIB_TEXT_TRAIN),
          (long long)nnlib_text_get_size(text, NNLIB_TEXT_VALID),
