@@ -529,8 +529,11 @@ NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
  * and no other layer may read it; an id outside [0, vocab_size) fails the
  * pass with NNLIB_ERR_OUT_OF_RANGE naming the sample, the position and the
  * id. NNLIB_ERR_INVALID_ARGUMENT for vocab_size or dim < 1,
- * NNLIB_ERR_TOO_LARGE above 2^31 - 1, NNLIB_ERR_OUT_OF_MEMORY. At compile,
- * an input that is not [T] is NNLIB_ERR_SHAPE_MISMATCH. */
+ * NNLIB_ERR_TOO_LARGE above 2^31 - 1 (or for a table too large to
+ * allocate), NNLIB_ERR_OUT_OF_MEMORY. At compile, an input that is not [T]
+ * is NNLIB_ERR_SHAPE_MISMATCH, an output too large NNLIB_ERR_TOO_LARGE.
+ * Token-id inputs have no gradient: nnlib_model_get_input_gradient of one
+ * gives zeros. */
 NNLIB_API nnlib_status nnlib_embedding_create(nnlib_layer **out,
                                               int64_t vocab_size, int64_t dim);
 /* Learned positional embeddings added to [T, D]: y[t] = x[t] + P[t] with P
@@ -538,7 +541,8 @@ NNLIB_API nnlib_status nnlib_embedding_create(nnlib_layer **out,
  * = 0 takes T from the input at compile; a larger value keeps rows for
  * longer contexts than the compiled one. NNLIB_ERR_INVALID_ARGUMENT for
  * max_positions < 0; at compile NNLIB_ERR_SHAPE_MISMATCH for an input not
- * [T, D] or T above max_positions. */
+ * [T, D] or T above max_positions, NNLIB_ERR_TOO_LARGE for a table too
+ * large to allocate. */
 NNLIB_API nnlib_status nnlib_positional_create(nnlib_layer **out,
                                                int64_t max_positions);
 /* Layer normalisation over the last axis (torch.nn.LayerNorm(D, eps)):
