@@ -1,14 +1,143 @@
 #!/usr/bin/env bash
 # The command-line tool end to end on real data: train a small model on a
-# few thousand Fashion-MNIST samples, save it, describe it, evaluate it; and
-# every error is one line with a non-zero exit status.
+# few thousand Fashion-MNIST samples, save it, describe it, evaluate it;
+# train byte-level language models on a few KB of text and generate with
+# them; and every error is one line with a non-zero exit status.
+#   cli_test.sh NNLIB [text|mnist]   (default: both; text needs no data set)
 set -euo pipefail
 nnlib=$1
+part=${2:-all}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
+# errors: one line on stderr, non-zero exit
+expect_fail() {
+  if "$@" > "$dir/out" 2> "$dir/err"; then echo "should fail: $*"; exit 1; fi
+  [ "$(wc -l < "$dir/err")" -eq 1 ] || { echo "not one line: $*"; cat "$dir/err"; exit 1; }
+}
+# the same, and the line says what is wrong
+expect_message() {
+  local message=$1
+  shift
+  expect_fail "$@"
+  grep -q -- "$message" "$dir/err" || { echo "no '$message': $*"; cat "$dir/err"; exit 1; }
+}
+
 "$nnlib" --help | grep -q 'commands:'
-for cmd in train eval info bench; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+"$nnlib" --help | grep -q '  generate '
+for cmd in train eval info bench generate; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+"$nnlib" train --help | grep -q -- '--text PATH'
+"$nnlib" train --text --help | grep -q -- '--eval-every'
+
+# ---- text: byte-level language models (nnlib train --text, generate) ----
+text_part() {
+  local text="$dir/text" gpt
+  mkdir "$text"
+  for i in $(seq 1 40); do
+    echo "the quick brown fox jumps over the lazy dog $i times; a bird in the hand is worth two in the bush."
+  done > "$text/a.txt"
+  for i in $(seq 1 30); do
+    echo "all work and no play makes jack a dull boy, says line $i of the second file."
+  done > "$text/b.txt"
+  gpt="input:16,embedding:256:16,positional,transformer:16:2:causal,layernorm,linear:256"
+  "$nnlib" train --text "$text" --model "$gpt" --steps 30 --batch 8 \
+    --eval-every 10 --out "$dir/gpt.nnl" > "$dir/gpt.out"
+  grep -q '^model .*: 12016 parameters, context 16$' "$dir/gpt.out"
+  [ "$(grep -c '^step=[0-9]* train_loss=[0-9.]* valid_loss=[0-9.]*$' "$dir/gpt.out")" -eq 3 ]
+  grep -q '^step=30 ' "$dir/gpt.out"
+  grep -q '^valid_bpc=[0-9.]* steps=30 seconds=[0-9.]* model=' "$dir/gpt.out"
+  # the training loss falls: the first line's above the last's
+  sed -n 's/^step=[0-9]* train_loss=\([0-9.]*\) .*/\1/p' "$dir/gpt.out" > "$dir/losses"
+  awk 'NR == 1 { first = $1 } { last = $1 } END { exit !(first > last) }' "$dir/losses"
+  # bits per byte: below the 8 of a uniform guess, above 0
+  bpc=$(sed -n 's/^valid_bpc=\([0-9.]*\) .*/\1/p' "$dir/gpt.out")
+  awk -v b="$bpc" 'BEGIN { exit !(b > 0 && b < 8) }'
+
+  # info lists the text layers with their shapes
+  "$nnlib" info "$dir/gpt.nnl" > "$dir/gpt_info.out"
+  grep -q '^#0   -            input                        -> \[16\]$' "$dir/gpt_info.out"
+  grep -q '^#1   -            embedding    #0              -> \[16, 16\]  4096 parameters$' "$dir/gpt_info.out"
+  grep -q '^#2   -            positional   #1              -> \[16, 16\]  256 parameters$' "$dir/gpt_info.out"
+  grep -q ' layernorm .* -> \[16, 16\]  32 parameters$' "$dir/gpt_info.out"
+  grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_info.out"
+  grep -q ' linear .* -> \[16, 256\]  4352 parameters  (output)$' "$dir/gpt_info.out"
+  grep -q '^parameters 12016$' "$dir/gpt_info.out"
+
+  # generation: the prompt, 50 bytes and a newline; the same seed the same
+  # bytes, another seed (almost surely) others
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 50 --seed 3 > "$dir/g1"
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 50 --seed 3 > "$dir/g2"
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 50 --seed 4 > "$dir/g3"
+  [ "$(wc -c < "$dir/g1")" -eq 53 ]
+  [ "$(head -c 2 "$dir/g1")" = ab ]
+  [ "$(tail -c 1 "$dir/g1" | od -An -c | tr -d ' ')" = '\n' ]
+  cmp -s "$dir/g1" "$dir/g2"
+  if cmp -s "$dir/g1" "$dir/g3"; then echo "seeds 3 and 4 gave the same bytes"; exit 1; fi
+  # without the cache: the same bytes while prompt + tokens fit the context
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 10 --seed 5 \
+    --temperature 0.8 --top-k 40 > "$dir/c1"
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 10 --seed 5 \
+    --temperature 0.8 --top-k 40 --no-cache > "$dir/c2"
+  cmp -s "$dir/c1" "$dir/c2"
+  "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 20 --stats \
+    2> "$dir/stats" > /dev/null
+  grep -q '^tokens_per_second=[0-9.]* tokens=20 ' "$dir/stats"
+
+  # the LSTM baseline trains and generates too
+  "$nnlib" train --text "$text/a.txt" --text "$text/b.txt" \
+    --model "input:16,embedding:256:8,lstm:32,linear:256" --steps 30 \
+    --batch 8 --eval-every 10 --lr 0.01 --out "$dir/lstm.nnl" > "$dir/lstm.out"
+  sed -n 's/^step=[0-9]* train_loss=\([0-9.]*\) .*/\1/p' "$dir/lstm.out" > "$dir/losses"
+  awk 'NR == 1 { first = $1 } { last = $1 } END { exit !(first > last) }' "$dir/losses"
+  grep -q '^valid_bpc=' "$dir/lstm.out"
+  "$nnlib" info "$dir/lstm.nnl" | grep -q '^1   lstm         -> \[16, 32\]'
+  "$nnlib" generate "$dir/lstm.nnl" --prompt "the " --tokens 30 --seed 2 > "$dir/l1"
+  [ "$(wc -c < "$dir/l1")" -eq 35 ]
+  "$nnlib" generate "$dir/lstm.nnl" --prompt "the " --tokens 10 --seed 2 > "$dir/l2"
+  "$nnlib" generate "$dir/lstm.nnl" --prompt "the " --tokens 10 --seed 2 --no-cache > "$dir/l3"
+  cmp -s "$dir/l2" "$dir/l3"
+
+  # what nnlib train --text refuses
+  expect_message '--text needs a path' "$nnlib" train --text
+  expect_message '--text needs a path' "$nnlib" train --text --model "$gpt"
+  expect_message 'cannot open' "$nnlib" train --text "$dir/no-such-text" --model "$gpt"
+  expect_message 'input is \[T\] token ids .* not \[1, 28, 28\]' \
+    "$nnlib" train --text "$text" --model "input:1x28x28,flatten,dense:10"
+  expect_message 'first layer embeds the byte ids' \
+    "$nnlib" train --text "$text" --model "input:16,dense:10"
+  expect_message 'output is logits \[16, 256\] .* not \[16, 100\]' \
+    "$nnlib" train --text "$text" --model "input:16,embedding:256:8,linear:100"
+  expect_message 'not \[256\]' \
+    "$nnlib" train --text "$text" --model "input:16,embedding:256:8,lstm:8,last,linear:256"
+  expect_message 'must start with input:T' \
+    "$nnlib" train --text "$text" --model "embedding:256:8,linear:256"
+  expect_message 'embedding:100 holds fewer ids than the 256 byte values' \
+    "$nnlib" train --text "$text" --model "input:16,embedding:100:8,linear:256"
+  expect_message 'shorter than one window of 4000 + 1 bytes' \
+    "$nnlib" train --text "$text" --model "input:4000,embedding:256:8,linear:256"
+  expect_message '--warmup 10: must be below --steps 10' \
+    "$nnlib" train --text "$text" --model "$gpt" --steps 10 --warmup 10
+  expect_message "'--epochs'" "$nnlib" train --text "$text" --epochs 2
+
+  # what nnlib generate refuses (the library's messages)
+  expect_message 'prompt is empty' "$nnlib" generate "$dir/gpt.nnl" --prompt ""
+  expect_message 'prompt has 17 tokens, the model.s context is 16' \
+    "$nnlib" generate "$dir/gpt.nnl" --prompt "abcdefghijklmnopq"
+  expect_message 'temperature 0 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature 0
+  expect_message 'temperature -1 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature -1
+  expect_message 'temperature nan must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature nan
+  expect_message 'top_k -1 must be >= 0' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --top-k -1
+  expect_message '--prompt TEXT is needed' "$nnlib" generate "$dir/gpt.nnl"
+  expect_message 'which model file' "$nnlib" generate --prompt ab
+  expect_message 'No such file' "$nnlib" generate "$dir/missing.nnl" --prompt ab
+  # attention without the causal mask trains, but cannot decode with a cache
+  "$nnlib" train --text "$text" --model "input:16,embedding:256:8,attention:2,linear:256" \
+    --steps 10 --batch 4 --out "$dir/nc.nnl" > /dev/null
+  expect_message 'needs causal attention' "$nnlib" generate "$dir/nc.nnl" --prompt ab
+  echo "ok: nnlib train --text, generate and their errors"
+}
+if [ "$part" != mnist ]; then text_part; fi
+if [ "$part" = text ]; then exit 0; fi
 
 "$nnlib" train --limit 3000 --epochs 2 --batch 64 --model dense:64,relu,dense:10 \
   --optimizer adam --lr 0.002 --seed 3 --out "$dir/m.nnl" > "$dir/train.out"
@@ -75,7 +204,8 @@ grep -q '^epoch 1/30 train_loss=.* test_accuracy=.* seconds=.* valid_loss=[0-9.]
 grep -q '^early stop: no lower valid_loss in the 2 epochs after epoch ' "$dir/patience.out"
 ran=$(sed -n 's/^test_accuracy=[0-9.]* epochs=\([0-9]*\) .*/\1/p' "$dir/patience.out")
 best=$(sed -n 's/^early stop: .* after epoch \([0-9]*\)$/\1/p' "$dir/patience.out")
-[ "$ran" -eq $((best + 2)) ] && [ "$ran" -lt 30 ]
+[ "$ran" -eq $((best + 2)) ]
+[ "$ran" -lt 30 ]
 [ "$(grep -c '^epoch ' "$dir/patience.out")" -eq "$ran" ]
 # the best epoch's own line, the restored line and the summary agree
 acc=$(sed -n "s/^epoch $best\/30 .* test_accuracy=\([0-9.]*\) .*/\1/p" "$dir/patience.out")
@@ -84,10 +214,6 @@ grep -q "^test_accuracy=$acc epochs=$ran " "$dir/patience.out"
 "$nnlib" eval "$dir/p.nnl" | grep -q "^test_accuracy=$acc "
 
 # errors: one line on stderr, non-zero exit
-expect_fail() {
-  if "$@" > "$dir/out" 2> "$dir/err"; then echo "should fail: $*"; exit 1; fi
-  [ "$(wc -l < "$dir/err")" -eq 1 ] || { echo "not one line: $*"; cat "$dir/err"; exit 1; }
-}
 head -c 200 "$dir/m.nnl" > "$dir/cut.nnl"
 expect_fail "$nnlib" info "$dir/cut.nnl"
 grep -q 'truncated' "$dir/err"
@@ -104,4 +230,6 @@ grep -q -- '--patience 2 needs --validation N' "$dir/err"
 expect_fail "$nnlib" train --validation 100 --limit 100
 grep -q -- '--validation 100: must be below the 100 training samples' "$dir/err"
 expect_fail "$nnlib" frobnicate
+# an image classifier is no language model: generate says so
+expect_message 'token ids' "$nnlib" generate "$dir/m.nnl" --prompt ab
 echo "ok: nnlib train/info/eval and their errors"

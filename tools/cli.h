@@ -44,6 +44,10 @@ typedef struct cli_progress {
 double cli_now(void);
 int cli_progress_callback(const nnlib_progress *p, void *user);
 void cli_progress_clear(cli_progress *p);
+/* The bar of a run counted in steps (nnlib train --text); `loss` is the
+ * mean training loss since the last printed line. */
+void cli_progress_steps(cli_progress *bar, int64_t step, int64_t steps,
+                        double loss);
 
 /* ---- data and models ---- */
 nnlib_status cli_load_split(const char *dir, nnlib_split split, int64_t limit,
@@ -53,5 +57,10 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+/* nnlib train --text: a byte-level language model (train_text.c). */
+bool cli_wants_text(int argc, char **argv);
+int cmd_train_text(int argc, char **argv);
+void cli_train_text_usage(void);
 
 #endif

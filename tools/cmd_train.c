@@ -1,5 +1,6 @@
 /* cmd_train.c - nnlib train: a model description trained on an MNIST-format
- * directory, one line per epoch, a key=value summary line at the end. */
+ * directory, one line per epoch, a key=value summary line at the end; with
+ * --text, a byte-level language model instead (train_text.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
@@ -38,6 +39,9 @@ static void train_usage(void) {
          "across them;\nrank 0 prints and saves. --threads defaults to the "
          "cores per rank.\n");
 #endif
+  printf("\nWith --text, a byte-level language model on text files instead:\n"
+         "\n");
+  cli_train_text_usage();
 }
 
 static const char *const schedule_names[] = {"constant", "cosine", NULL};
@@ -141,6 +145,16 @@ static int train_epochs(const train_config *c, run_data *r, double start,
 }
 
 int cmd_train(int argc, char **argv) {
+  if (cli_wants_text(argc, argv)) {
+#ifdef NNLIB_HAVE_MPI
+    if (train_under_mpirun()) {
+      fprintf(stderr, "nnlib train: --text does not train data-parallel; run "
+                      "it without mpirun\n");
+      return 2;
+    }
+#endif
+    return cmd_train_text(argc, argv);
+  }
   cli_args a;
   train_config c;
   if (!cli_args_init(&a, argc, argv))

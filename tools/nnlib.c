@@ -1,4 +1,5 @@
-/* nnlib.c - the command-line front end: train, eval, info and bench. */
+/* nnlib.c - the command-line front end: train, eval, info, bench and
+ * generate. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -13,10 +14,12 @@ static void usage(FILE *out) {
           "usage: nnlib <command> [options]   (nnlib <command> --help)\n"
           "\n"
           "commands:\n"
-          "  train   train a model on an MNIST-format data set, save it\n"
-          "  eval    accuracy and confusion matrix of a saved model\n"
-          "  info    layers, shapes and parameters of a saved model\n"
-          "  bench   time training and inference of a model description\n"
+          "  train     train a model on an MNIST-format data set, save it;\n"
+          "            with --text PATH, a byte-level language model on text\n"
+          "  generate  continue a prompt with a saved language model\n"
+          "  eval      accuracy and confusion matrix of a saved model\n"
+          "  info      layers, shapes and parameters of a saved model\n"
+          "  bench     time training and inference of a model description\n"
           "\n"
           "nnlib %s; data defaults to %s\n",
           nnlib_version_string(), nnlib_dataset_default_dir());
@@ -51,6 +54,8 @@ int main(int argc, char **argv) {
     return cmd_info(argc - 2, argv + 2);
   if (strcmp(cmd, "bench") == 0)
     return cmd_bench(argc - 2, argv + 2);
+  if (strcmp(cmd, "generate") == 0)
+    return cmd_generate(argc - 2, argv + 2);
   fprintf(stderr, "nnlib: unknown command '%s' (try nnlib --help)\n", cmd);
   return 2;
 }

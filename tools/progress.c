@@ -43,3 +43,28 @@ void cli_progress_clear(cli_progress *p) {
   if (p->tty)
     fprintf(stderr, "\r%*s\r", 100, "");
 }
+
+/* The same bar over the steps of `nnlib train --text`: step, rate, the mean
+ * training loss since the last printed line, time left. */
+void cli_progress_steps(cli_progress *bar, int64_t step, int64_t steps,
+                        double loss) {
+  if (!bar->tty)
+    return;
+  double now = cli_now();
+  if (step != steps && now - bar->last_draw < 0.1)
+    return;
+  bar->last_draw = now;
+  double elapsed = now - bar->start;
+  double rate = elapsed > 0 ? (double)step / elapsed : 0.0;
+  double eta = rate > 0 ? (double)(steps - step) / rate : 0.0;
+  int filled = (int)(BAR_WIDTH * step / steps);
+  char bar_text[BAR_WIDTH + 1];
+  for (int i = 0; i < BAR_WIDTH; i++)
+    bar_text[i] = i < filled ? '#' : '.';
+  bar_text[BAR_WIDTH] = '\0';
+  fprintf(stderr, "\r  step %lld/%lld [%s] %3d%% %6.1f steps/s loss %.4f "
+                  "ETA %3.0fs ",
+          (long long)step, (long long)steps, bar_text,
+          (int)(100 * step / steps), rate, loss, eta);
+  fflush(stderr);
+}

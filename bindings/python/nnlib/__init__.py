@@ -6,7 +6,7 @@ version must be the one these bindings were written for (1).
 """
 
 from . import errors
-from ._core import Tensor, is_zero_copy, lib
+from ._core import DType, Tensor, as_int32, is_zero_copy, lib
 from ._lib import ABI_MAJOR, LibraryNotFoundError
 from .data import (Split, dataset_default_dir, load_dataset, load_idx_images,
                    load_idx_labels)
@@ -19,13 +19,16 @@ from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
                      GlobalAvgPool, MaxPool2d, MinPool2d)
 from .layers import GRU, LSTM, RNN
 from .layers import Add, Concat, Multiply
+from .layers import (GELU, Attention, Embedding, GELUTanh, LayerNorm, Linear,
+                     Positional)
 from .graph import Input, Node, add, concat, multiply
 from .model import (SAVE_OPTIMIZER, GraphNode, History, Loss, Model,
                     Progress, Workspace, model_file_info)
 from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
+from .text import Text, TextSplit
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 
 def version():

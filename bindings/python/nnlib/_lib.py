@@ -50,6 +50,7 @@ class OptimizerOptions(ctypes.Structure):
         ("total_steps", ctypes.c_int64),
         ("min_learning_rate", ctypes.c_float),
         ("clip_norm", ctypes.c_float),
+        ("warmup_steps", ctypes.c_int64),  # since 1.4.0
     ]
 
 
@@ -185,6 +186,29 @@ class NodeInfo(ctypes.Structure):
     ]
 
 
+class AttentionOptions(ctypes.Structure):
+    """nnlib_attention_options (since 1.4.0)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("causal", ctypes.c_int),
+        ("dropout", ctypes.c_float),
+        ("with_bias", ctypes.c_int),
+    ]
+
+
+class GenerateOptions(ctypes.Structure):
+    """nnlib_generate_options (since 1.4.0)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int64),
+        ("seed", ctypes.c_uint64),
+        ("use_cache", ctypes.c_int),
+    ]
+
+
 #: The header's option structs, by C name, for the struct_size test.
 STRUCTS = {
     "nnlib_model_file_info": ModelFileInfo,
@@ -198,6 +222,8 @@ STRUCTS = {
     "nnlib_node_info": NodeInfo,
     "nnlib_conv2d_options": Conv2dOptions,
     "nnlib_pool2d_options": Pool2dOptions,
+    "nnlib_attention_options": AttentionOptions,
+    "nnlib_generate_options": GenerateOptions,
 }
 
 # ----------------------------------------------------------------- types
@@ -213,6 +239,7 @@ C_TYPES = {
     "int": ctypes.c_int,
     "unsigned": ctypes.c_uint,
     "float": ctypes.c_float,
+    "double": ctypes.c_double,
     "size_t": ctypes.c_size_t,
     "int64_t": ctypes.c_int64,
     "uint64_t": ctypes.c_uint64,
@@ -222,6 +249,8 @@ C_TYPES = {
     "nnlib_optimizer_kind": ctypes.c_int,
     "nnlib_loss": ctypes.c_int,
     "nnlib_split": ctypes.c_int,
+    "nnlib_dtype": ctypes.c_int,
+    "nnlib_text_split": ctypes.c_int,
     # char * results are read as raw pointers and decoded by the caller.
     "const char *": ctypes.c_char_p,
     "char *": ctypes.c_char_p,
@@ -235,6 +264,11 @@ C_TYPES = {
     "size_t *": _P(ctypes.c_size_t),
     "int64_t *": _P(ctypes.c_int64),
     "const int64_t *": _P(ctypes.c_int64),
+    "int32_t *": _P(ctypes.c_int32),
+    "const int32_t *": _P(ctypes.c_int32),
+    # borrowed bytes of a text, read with ctypes.string_at
+    "const uint8_t *": ctypes.c_void_p,
+    "const char *const *": _P(ctypes.c_char_p),
     "const nnlib_allocator *": _P(Allocator),
     "nnlib_optimizer_options *": _P(OptimizerOptions),
     "const nnlib_optimizer_options *": _P(OptimizerOptions),
@@ -254,10 +288,14 @@ C_TYPES = {
     "nnlib_node *": _P(NODE),
     "const nnlib_node *": _P(NODE),
     "nnlib_node_info *": _P(NodeInfo),
+    "nnlib_attention_options *": _P(AttentionOptions),
+    "const nnlib_attention_options *": _P(AttentionOptions),
+    "nnlib_generate_options *": _P(GenerateOptions),
+    "const nnlib_generate_options *": _P(GenerateOptions),
     # an array of tensor handles (one per model input)
     "const nnlib_tensor *const *": _P(ctypes.c_void_p),
 }
-for _h in ("tensor", "layer", "optimizer", "model", "workspace"):
+for _h in ("tensor", "layer", "optimizer", "model", "workspace", "text"):
     C_TYPES["nnlib_%s *" % _h] = _HANDLE
     C_TYPES["const nnlib_%s *" % _h] = _HANDLE
     C_TYPES["nnlib_%s **" % _h] = _HANDLE_OUT
@@ -512,6 +550,53 @@ SIGNATURES = {
         "nnlib_validation_options *", "size_t"]),
     "nnlib_gradcheck_options_init_size": ("nnlib_status", [
         "nnlib_gradcheck_options *", "size_t"]),
+    # 1.4.0: int32 tensors
+    "nnlib_tensor_create_int32": ("nnlib_status", [
+        "nnlib_tensor **", "const int64_t *", "size_t"]),
+    "nnlib_tensor_wrap_int32": ("nnlib_status", [
+        "nnlib_tensor **", "int32_t *", "const int64_t *", "size_t"]),
+    "nnlib_tensor_get_dtype": ("nnlib_dtype", ["const nnlib_tensor *"]),
+    "nnlib_tensor_get_data_int32": ("int32_t *", ["nnlib_tensor *"]),
+    "nnlib_tensor_get_data_int32_const": ("const int32_t *",
+                                          ["const nnlib_tensor *"]),
+    # 1.4.0: text layers
+    "nnlib_embedding_create": ("nnlib_status",
+                               ["nnlib_layer **", "int64_t", "int64_t"]),
+    "nnlib_positional_create": ("nnlib_status", ["nnlib_layer **",
+                                                 "int64_t"]),
+    "nnlib_layernorm_create": ("nnlib_status",
+                               ["nnlib_layer **", "float", "int"]),
+    "nnlib_linear_create": ("nnlib_status",
+                            ["nnlib_layer **", "int64_t", "int"]),
+    "nnlib_attention_options_init_size": ("nnlib_status", [
+        "nnlib_attention_options *", "size_t"]),
+    "nnlib_attention_create": ("nnlib_status", [
+        "nnlib_layer **", "int64_t", "const nnlib_attention_options *"]),
+    # 1.4.0: text data
+    "nnlib_text_load": ("nnlib_status", [
+        "nnlib_text **", "const char *const *", "size_t", "double",
+        "uint64_t"]),
+    "nnlib_text_from_bytes": ("nnlib_status", [
+        "nnlib_text **", "const void *", "size_t", "double", "uint64_t"]),
+    "nnlib_text_free": ("void", ["nnlib_text *"]),
+    "nnlib_text_get_size": ("int64_t", ["const nnlib_text *",
+                                        "nnlib_text_split"]),
+    "nnlib_text_get_bytes": ("const uint8_t *", ["const nnlib_text *",
+                                                 "nnlib_text_split"]),
+    "nnlib_text_sample": ("nnlib_status", [
+        "nnlib_text *", "nnlib_text_split", "nnlib_tensor *",
+        "nnlib_tensor *"]),
+    "nnlib_text_window_count": ("int64_t", [
+        "const nnlib_text *", "nnlib_text_split", "int64_t"]),
+    "nnlib_text_window": ("nnlib_status", [
+        "const nnlib_text *", "nnlib_text_split", "int64_t",
+        "nnlib_tensor *", "nnlib_tensor *"]),
+    # 1.4.0: generation
+    "nnlib_generate_options_init_size": ("nnlib_status", [
+        "nnlib_generate_options *", "size_t"]),
+    "nnlib_model_generate": ("nnlib_status", [
+        "nnlib_model *", "const int32_t *", "int64_t", "int64_t",
+        "const nnlib_generate_options *", "int32_t *"]),
 }
 
 # ------------------------------------------------------------ the library

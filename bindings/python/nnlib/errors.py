@@ -31,6 +31,7 @@ class Status(enum.IntEnum):
     OUT_OF_RANGE = -16
     PARSE = -17
     INTERNAL = -18
+    DTYPE = -19  # since 1.4.0
 
 
 class Error(Exception):
@@ -122,6 +123,15 @@ class InternalError(Error):
     code = Status.INTERNAL
 
 
+class DtypeError(Error, TypeError):
+    """NNLIB_ERR_DTYPE (library 1.4): a tensor of the wrong element type,
+    e.g. float features where a model takes int32 token ids. The bindings
+    raise it themselves, with the same code, for a float array given where
+    token ids go."""
+
+    code = Status.DTYPE
+
+
 class UnknownStatusError(Error):
     """A status code this version of the bindings does not know (a newer
     library); ``code`` holds it."""
@@ -133,7 +143,7 @@ ERRORS = {cls.code: cls for cls in (
     UnsupportedError, WrongStateError, StructSizeError, TooLargeError,
     IOError_, CorruptFileError, UnsupportedVersionError, NumericalError,
     BadMagicError, ChecksumError, TruncatedError, CancelledError,
-    OutOfRangeError, ParseError, InternalError)}
+    OutOfRangeError, ParseError, InternalError, DtypeError)}
 
 _status_text = None  # set by the package once the library is loaded
 

@@ -47,6 +47,11 @@ class LayerKind(enum.IntEnum):
     ADD = 14
     CONCAT = 15
     MULTIPLY = 16
+    EMBEDDING = 17   # text layers (library 1.4)
+    POSITIONAL = 18
+    LAYERNORM = 19
+    ATTENTION = 20
+    LINEAR = 21
 
 
 class ActivationKind(enum.IntEnum):
@@ -60,6 +65,8 @@ class ActivationKind(enum.IntEnum):
     LEAKY_RELU = 5
     SOFTPLUS = 6
     SOFTMAX = 7
+    GELU = 8        # x Phi(x), the exact erf (library 1.4)
+    GELU_TANH = 9   # PyTorch's approximate='tanh' (library 1.4)
 
 
 def _create(fn_name, *args):
@@ -296,7 +303,8 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """An activation layer; `param` is LEAKY_RELU's negative slope."""
+    """An activation layer; `param` is LEAKY_RELU's negative slope. `kind`
+    is an ActivationKind or its name ("relu", "gelu", "gelu_tanh", ...)."""
 
     def __init__(self, kind, param=0.0):
         if isinstance(kind, str):
@@ -320,6 +328,12 @@ ReLU = _activation("ReLU", ActivationKind.RELU, "max(x, 0)")
 Softplus = _activation("Softplus", ActivationKind.SOFTPLUS, "log(1 + e^x)")
 Softmax = _activation("Softmax", ActivationKind.SOFTMAX,
                       "softmax over the last axis")
+GELU = _activation("GELU", ActivationKind.GELU,
+                   "x Phi(x) with the exact erf (torch.nn.GELU(); "
+                   "library 1.4)")
+GELUTanh = _activation("GELUTanh", ActivationKind.GELU_TANH,
+                       "x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) "
+                       "(torch.nn.GELU(approximate='tanh'); library 1.4)")
 
 
 class LeakyReLU(Activation):
@@ -539,6 +553,67 @@ class Concat(Layer):
         super().__init__(_create("nnlib_concat_create", int(axis)))
 
 
+class Embedding(Layer):
+    """Token ids [T] -> vectors [T, dim] (torch.nn.Embedding, weight
+    [vocab_size, dim], N(0, 1) at first). The model input it reads holds
+    int32 token ids: the data calls take integer arrays there (int32 as it
+    is, other integer widths checked to fit) and refuse float arrays with
+    DtypeError; an id outside [0, vocab_size) fails the pass with
+    OutOfRangeError. Library 1.4."""
+
+    def __init__(self, vocab_size, dim):
+        super().__init__(_create("nnlib_embedding_create", int(vocab_size),
+                                 int(dim)))
+
+
+class Positional(Layer):
+    """Learned positional embeddings added to [T, D] (GPT-2's wpe, weight
+    [max_positions, D]); max_positions 0 takes T from the input at
+    compile. Library 1.4."""
+
+    def __init__(self, max_positions=0):
+        super().__init__(_create("nnlib_positional_create",
+                                 int(max_positions)))
+
+
+class LayerNorm(Layer):
+    """Layer normalisation over the last axis (torch.nn.LayerNorm(D, eps)),
+    with weight and bias [D] when `affine`. Library 1.4."""
+
+    def __init__(self, eps=1e-5, affine=True):
+        super().__init__(_create("nnlib_layernorm_create", float(eps),
+                                 int(bool(affine))))
+
+
+class Linear(Layer):
+    """y = x W^T + b over the last axis, [..., in] -> [..., out_features]
+    (torch.nn.Linear), where Dense flattens the sample. Library 1.4."""
+
+    def __init__(self, out_features, bias=True):
+        super().__init__(_create("nnlib_linear_create", int(out_features),
+                                 int(bool(bias))))
+
+
+class Attention(Layer):
+    """Multi-head self-attention on [T, D] (torch.nn.MultiheadAttention,
+    batch_first, called as mha(x, x, x)); `heads` divides D. `causal`: each
+    position sees itself and the earlier ones (language models); `dropout`
+    on the attention weights in training. Parameters in_proj_weight,
+    in_proj_bias, out_proj.weight, out_proj.bias (biases with `bias`).
+    Library 1.4."""
+
+    def __init__(self, heads, causal=False, dropout=0.0, bias=True):
+        from ._lib import AttentionOptions
+        o = AttentionOptions()
+        check(lib.nnlib_attention_options_init_size(ctypes.byref(o),
+                                                    ctypes.sizeof(o)))
+        o.causal = int(bool(causal))
+        o.dropout = float(dropout)
+        o.with_bias = int(bool(bias))
+        super().__init__(_create("nnlib_attention_create", int(heads),
+                                 ctypes.byref(o)))
+
+
 #: nnlib_layer_kind -> class, for layers read back from a model
 _KINDS = {
     LayerKind.DENSE: Dense,
@@ -557,4 +632,9 @@ _KINDS = {
     LayerKind.ADD: Add,
     LayerKind.CONCAT: Concat,
     LayerKind.MULTIPLY: Multiply,
+    LayerKind.EMBEDDING: Embedding,
+    LayerKind.POSITIONAL: Positional,
+    LayerKind.LAYERNORM: LayerNorm,
+    LayerKind.ATTENTION: Attention,
+    LayerKind.LINEAR: Linear,
 }

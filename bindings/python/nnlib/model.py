@@ -12,9 +12,10 @@ import numpy as np
 
 from . import _lib, errors
 from . import graph as _graph
-from ._core import (Tensor, check, float_view, lib, read_shape,
-                    shape_array, tensor_shape)
-from .layers import Layer
+from ._core import (DType, Tensor, as_int32, check, float_view,
+                    is_integer_array, lib, read_shape, shape_array,
+                    tensor_shape)
+from .layers import Layer, LayerKind
 from .optim import Optimizer, OptimizerKind
 
 #: nnlib_model_save flag: also save the optimizer and its state
@@ -152,6 +153,7 @@ class Model:
         self._busy = None          # name of the running fit, if any
         self._workspaces = weakref.WeakSet()
         self._input_grads = False  # nnlib_model_set_input_gradients
+        self._dtypes = None        # element type of each input, once compiled
 
     @classmethod
     def from_spec(cls, spec):
@@ -463,6 +465,126 @@ class Model:
             return list(x)
         return None
 
+    # ------------------------------------------------- element types (1.4)
+
+    def _input_dtypes(self):
+        """The element type of every model input: INT32 for an input that
+        an embedding reads (token ids), FLOAT32 for the others. The library
+        has no getter for it; its rule (an input read by an embedding holds
+        int32 ids, and only embeddings may read it) is applied to the graph
+        read back with nnlib_model_get_node. Cached once compiled."""
+        if self._dtypes is not None:
+            return self._dtypes
+        ptr = self._ptr()
+        count = self.input_count
+        if not (lib.has("nnlib_tensor_create_int32")
+                and lib.has("nnlib_model_get_node")):
+            return [DType.FLOAT32] * count  # a library before 1.4
+        input_of = {}  # node index -> model input number
+        ids = set()    # node indices an embedding reads
+        for i in range(lib.nnlib_model_get_node_count(ptr)):
+            info = _lib.NodeInfo()
+            info.struct_size = ctypes.sizeof(info)
+            check(lib.nnlib_model_get_node(ptr, i, ctypes.byref(info)))
+            if info.input_index >= 0:
+                input_of[i] = info.input_index
+            elif (info.layer and lib.nnlib_layer_get_kind(info.layer)
+                  == LayerKind.EMBEDDING):
+                ids.update(info.inputs[k] & _NODE_INDEX_MASK
+                           for k in range(info.input_count))
+        dtypes = [DType.FLOAT32] * count
+        for node, k in input_of.items():
+            if node in ids and k < count:
+                dtypes[k] = DType.INT32
+        if lib.nnlib_model_get_max_batch(ptr) > 0:  # compiled: fixed now
+            self._dtypes = dtypes
+        return dtypes
+
+    def _input_label(self, k):
+        if self.input_count == 1:
+            return "the model's input"
+        return "model input %d" % k
+
+    def _input(self, k, array):
+        """The tensor for model input k: int32 token ids for an input an
+        embedding reads (integer arrays, checked to fit int32; float arrays
+        raise DtypeError), float32 features otherwise (any numeric array,
+        as in 1.3)."""
+        dtypes = self._input_dtypes()
+        if k < len(dtypes) and dtypes[k] == DType.INT32:
+            ids = as_int32(array, "%s (int32 token ids: an embedding reads "
+                                  "it)" % self._input_label(k))
+            return Tensor.wrap(ids, np.int32)
+        return Tensor.wrap(array)
+
+    def _target(self, target):
+        """The tensor for a target. With softmax_ce, an integer array of
+        class indices ([N], or [N, T] for logits [T, V]) becomes an int32
+        tensor (checked to fit; no float round trip); an integer array of
+        one-hot rows (its last axis the output's class axis, and one more
+        axis than the output) stays float32 as in 1.3. Every other target
+        is float32."""
+        if self.loss != Loss.SOFTMAX_CE or not is_integer_array(target):
+            return Tensor.wrap(target)
+        a = np.asarray(target)
+        out = self.output_shape
+        if (out and a.ndim == len(out) + 1 and a.shape[-1] == out[-1]
+                and out[-1] > 1):
+            return Tensor.wrap(a)  # one-hot rows written as integers
+        return Tensor.wrap(as_int32(a, "class index targets"), np.int32)
+
+    # -------------------------------------------------------- generation
+
+    def generate(self, prompt, count, temperature=1.0, top_k=0, seed=1,
+                 use_cache=True):
+        """Continues `prompt` by `count` tokens sampled from a language
+        model (one int32 input [T] of token ids, output logits [T, V];
+        library 1.4) and returns the new tokens only, as a numpy int32
+        array of length `count` (the prompt is not repeated).
+
+        `prompt`: bytes (or bytearray), a str (encoded as UTF-8: byte
+        tokens for a byte-level model), or a sequence/array of integer
+        token ids (checked to fit int32; floats refused), 1 to T of them.
+        Each token is drawn from softmax(logits / temperature) over the
+        `top_k` likeliest tokens (0: all) with a generator seeded by
+        `seed`: the same seed gives the same tokens, with or without
+        `use_cache` (which runs one position per new token instead of the
+        whole window). Bad values (temperature <= 0, top_k < 0, count < 0,
+        an empty prompt, a prompt longer than T or with ids outside the
+        vocabulary) raise the library's error (InvalidArgumentError,
+        TooLargeError, OutOfRangeError, ...), whose ``code`` is its
+        status. See generate_bytes for byte-level models."""
+        ids = _prompt_ids(prompt)
+        opts = _lib.GenerateOptions()
+        check(lib.nnlib_generate_options_init_size(ctypes.byref(opts),
+                                                   ctypes.sizeof(opts)))
+        opts.temperature = float(temperature)
+        opts.top_k = int(top_k)
+        opts.seed = int(seed)
+        opts.use_cache = int(bool(use_cache))
+        count = int(count)
+        out = np.zeros(max(count, 0), np.int32)
+        i32 = ctypes.POINTER(ctypes.c_int32)
+        with self._lock:
+            ptr = self._running("generate")
+            check(lib.nnlib_model_generate(
+                ptr, ids.ctypes.data_as(i32), ids.size, count,
+                ctypes.byref(opts), out.ctypes.data_as(i32)))
+        return out
+
+    def generate_bytes(self, prompt, count, **options):
+        """generate() for a byte-level model (vocabulary 256, as Text
+        gives): the new tokens as bytes. A token above 255 (a model with a
+        larger vocabulary) raises ValueError naming it. `options` as
+        generate (temperature, top_k, seed, use_cache)."""
+        tokens = self.generate(prompt, count, **options)
+        bad = tokens[(tokens < 0) | (tokens > 255)]
+        if bad.size:
+            raise ValueError("generate_bytes: token %d is not a byte (the "
+                             "model's vocabulary is larger than 256); use "
+                             "generate()" % int(bad[0]))
+        return tokens.astype(np.uint8).tobytes()
+
     def predict(self, x, out=None):
         """Outputs [N, output...] for inputs [N, input...] (inference mode);
         for a model of several inputs, `x` is a list of arrays, one per
@@ -520,7 +642,7 @@ class Model:
         with self._lock:
             ptr = self._running(what)
             loss = ctypes.c_float()
-            with _Data(self, x) as data, Tensor.wrap(target) as tt:
+            with _Data(self, x) as data, self._target(target) as tt:
                 check(data.call(fn, ptr, tt._ptr(), ctypes.byref(loss)))
             return loss.value
 
@@ -652,7 +774,7 @@ class Model:
                                     val_losses, run)
         with self._lock:
             ptr = self._running("fit")
-            with _Data(self, x) as data, Tensor.wrap(y) as ty:
+            with _Data(self, x) as data, self._target(y) as ty:
                 self._busy = "fit"
                 try:
                     if data.several:
@@ -675,25 +797,24 @@ class Model:
                        [val_losses[i] for i in range(n)]
                        if validation is not None else ())
 
-    @staticmethod
-    def _fit_validated(ptr, data, ty, opts, validation, v):
+    def _fit_validated(self, ptr, data, ty, opts, validation, v):
         vx, vy = validation
-        with Tensor.wrap(vx) as tvx, Tensor.wrap(vy) as tvy:
+        with self._input(0, vx) as tvx, self._target(vy) as tvy:
             v.x = tvx._ptr()
             v.target = tvy._ptr()
             return lib.nnlib_model_fit_validated(
                 ptr, data.tensor(), ty._ptr(), ctypes.byref(opts),
                 ctypes.byref(v))
 
-    @staticmethod
-    def _fit_inputs(ptr, data, ty, opts, validation, v):
+    def _fit_inputs(self, ptr, data, ty, opts, validation, v):
         if validation is None:
             return lib.nnlib_model_fit_inputs(
                 ptr, data.array, data.count, ty._ptr(), ctypes.byref(opts),
                 None, None)
         vx, vy = validation
         vxs = list(vx) if isinstance(vx, (list, tuple)) else [vx]
-        with _TensorList(vxs) as tvx, Tensor.wrap(vy) as tvy:
+        with _TensorList(vxs, self._input) as tvx, \
+                self._target(vy) as tvy:
             v.x = None  # the validation inputs go as a list
             v.target = tvy._ptr()
             return lib.nnlib_model_fit_inputs(
@@ -710,7 +831,7 @@ class Model:
             loss = ctypes.c_float()
             accuracy = ctypes.c_float()
             has_loss = self.loss != Loss.NONE
-            with _Data(self, x) as data, Tensor.wrap(y) as ty:
+            with _Data(self, x) as data, self._target(y) as ty:
                 check(data.call(
                     "nnlib_model_evaluate", ptr, ty._ptr(),
                     ctypes.byref(loss) if has_loss else None,
@@ -751,7 +872,7 @@ class Model:
         err = ctypes.c_double()
         with self._lock:
             ptr = self._running("gradcheck")
-            with _Data(self, x) as data, Tensor.wrap(y) as ty:
+            with _Data(self, x) as data, self._target(y) as ty:
                 check(data.call("nnlib_model_gradcheck", ptr, ty._ptr(),
                                 ctypes.byref(opts), ctypes.byref(err)))
         return err.value
@@ -818,15 +939,30 @@ def _validation_options(patience, min_delta, restore_best, losses, run):
     return v
 
 
-class _TensorList:
-    """Tensors over a list of arrays (one per model input) and the C array
-    of their handles, `const nnlib_tensor *const *`; freed on exit."""
+def _prompt_ids(prompt):
+    """A prompt as a 1-D int32 C-contiguous array of token ids."""
+    if isinstance(prompt, str):
+        prompt = prompt.encode("utf-8")
+    if isinstance(prompt, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(prompt), dtype=np.uint8).astype(np.int32)
+    ids = as_int32(prompt, "the prompt's token ids")
+    if ids.ndim != 1:
+        raise errors.ShapeMismatchError(
+            "the prompt is one sequence of token ids (1-D), got shape %s"
+            % (ids.shape,), code=errors.Status.SHAPE_MISMATCH)
+    return ids
 
-    def __init__(self, arrays):
+
+class _TensorList:
+    """Tensors over a list of arrays (one per model input; make(k, array)
+    makes input k's tensor) and the C array of their handles,
+    `const nnlib_tensor *const *`; freed on exit."""
+
+    def __init__(self, arrays, make):
         self.tensors = []
         try:
-            for a in arrays:
-                self.tensors.append(Tensor.wrap(a))
+            for k, a in enumerate(arrays):
+                self.tensors.append(make(k, a))
         except BaseException:
             self.close()
             raise
@@ -853,7 +989,7 @@ class _Data(_TensorList):
     def __init__(self, model, x):
         xs = model._several(x)
         self.several = xs is not None
-        super().__init__(xs if self.several else [x])
+        super().__init__(xs if self.several else [x], model._input)
 
     def tensor(self):
         return self.tensors[0]._ptr()

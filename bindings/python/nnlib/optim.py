@@ -30,17 +30,33 @@ _FIELDS = [name for name, _ in _lib.OptimizerOptions._fields_
            if name not in ("struct_size", "kind")]
 
 
+def _init_options(kind):
+    """nnlib_optimizer_options with the defaults of `kind`, for the size of
+    this struct (the 1.3 function of the old name fills the 1.3 size, which
+    would hide warmup_steps from the library)."""
+    opts = _lib.OptimizerOptions()
+    if lib.has("nnlib_optimizer_options_init_size"):
+        check(lib.nnlib_optimizer_options_init_size(
+            ctypes.byref(opts), int(kind), ctypes.sizeof(opts)))
+    else:  # a library before 1.3
+        check(lib.nnlib_optimizer_options_init(ctypes.byref(opts), int(kind)))
+    return opts
+
+
 class Optimizer:
     """Optimizer(kind, **options): any field of nnlib_optimizer_options
     (learning_rate, momentum, nesterov, weight_decay, beta1, beta2, alpha,
     epsilon, schedule, step_size, gamma, total_steps, min_learning_rate,
-    clip_norm); the others keep the defaults of `kind`."""
+    clip_norm, warmup_steps); the others keep the defaults of `kind`.
+
+    warmup_steps (library 1.4): W > 0 makes step t < W use the learning
+    rate lr (t + 1) / W, after which the schedule runs from t - W (COSINE
+    needs W < total_steps)."""
 
     def __init__(self, kind="sgd", **options):
         if isinstance(kind, str):
             kind = OptimizerKind[kind.upper()]
-        opts = _lib.OptimizerOptions()
-        check(lib.nnlib_optimizer_options_init(ctypes.byref(opts), int(kind)))
+        opts = _init_options(kind)
         for name, value in options.items():
             if name not in _FIELDS:
                 raise errors.InvalidArgumentError(

@@ -84,7 +84,9 @@ def test_every_header_enum_value_matches():
                          ("NNLIB_OPT_", nnlib.OptimizerKind),
                          ("NNLIB_SCHEDULE_", nnlib.Schedule),
                          ("NNLIB_LOSS_", nnlib.Loss),
-                         ("NNLIB_SPLIT_", nnlib.Split)]:
+                         ("NNLIB_SPLIT_", nnlib.Split),
+                         ("NNLIB_DTYPE_", nnlib.DType),
+                         ("NNLIB_TEXT_", nnlib.TextSplit)]:
         for member in enum:
             python[prefix + member.name] = int(member)
     python["NNLIB_OK"] = python.pop("NNLIB_ERR_OK")
@@ -94,9 +96,23 @@ def test_every_header_enum_value_matches():
 def test_struct_sizes_match_the_library():
     """The library writes its own sizeof into struct_size."""
     opts = _lib.OptimizerOptions()
-    nnlib._core.check(nnlib.lib.nnlib_optimizer_options_init(
-        ctypes.byref(opts), 1))
+    nnlib._core.check(nnlib.lib.nnlib_optimizer_options_init_size(
+        ctypes.byref(opts), 1, ctypes.sizeof(opts)))
     assert opts.struct_size == ctypes.sizeof(_lib.OptimizerOptions)
+    # the function of the old name fills the size of the 1.3 header, which
+    # ends at clip_norm (warmup_steps came in 1.4)
+    old = _lib.OptimizerOptions()
+    nnlib._core.check(nnlib.lib.nnlib_optimizer_options_init(
+        ctypes.byref(old), 1))
+    assert old.struct_size == _lib.OptimizerOptions.warmup_steps.offset
+    for struct, init in [(_lib.AttentionOptions,
+                          "nnlib_attention_options_init_size"),
+                         (_lib.GenerateOptions,
+                          "nnlib_generate_options_init_size")]:
+        o = struct()
+        nnlib._core.check(getattr(nnlib.lib, init)(ctypes.byref(o),
+                                                   ctypes.sizeof(o)))
+        assert o.struct_size == ctypes.sizeof(struct), init
     fit = _lib.FitOptions()
     nnlib._core.check(nnlib.lib.nnlib_fit_options_init(ctypes.byref(fit)))
     assert fit.struct_size == ctypes.sizeof(_lib.FitOptions)
