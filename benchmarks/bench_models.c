@@ -3,9 +3,13 @@
  * shapes" alone.
  *
  * The convolutions' GEMMs are in conv_gemms, the recurrent layers' in
- * recurrent_gemms. */
+ * recurrent_gemms, the linear layers' in dense_gemms and attention's (per
+ * sample and head, on strided columns of its packed QKV rows) in
+ * attention_gemms. */
 #include "bench_models.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static nnlib_status add_dense(nnlib_model *m, int64_t in, int64_t out) {
@@ -81,17 +85,31 @@ static nnlib_status build_resnet(nnlib_model *m) {
 
 const bench_model_def bench_resnet = {
     "resnet", "residual CNN: stem 16, stages 16-32-64, one block each",
-    {128}, 1, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_resnet, NULL};
+    {128}, 1, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_resnet, NULL,
+    0, NULL};
+
+/* The character GPT of examples/char_gpt.c at its defaults (context 128,
+ * width 128, 4 blocks of 4 heads, MLP 512): 875,520 parameters. */
+#define GPT_SPEC                                                               \
+  "input:128,embedding:256:128,positional,transformer:128:4:causal,"           \
+  "transformer:128:4:causal,transformer:128:4:causal,"                         \
+  "transformer:128:4:causal,layernorm,linear:256"
+
+static nnlib_status build_gpt(nnlib_model *m) {
+  return nnlib_model_add_spec(m, GPT_SPEC);
+}
 
 const bench_model_def bench_models[] = {
     {"mlp-small", "784-16-10 sigmoid, MSE", {32, 256}, 2, {784}, 1, 10,
-     NNLIB_LOSS_MSE, build_mlp_small, NULL},
+     NNLIB_LOSS_MSE, build_mlp_small, NULL, 0, NULL},
     {"mlp-large", "784-1024-1024-10 ReLU, softmax CE", {64, 256, 1024}, 3,
-     {784}, 1, 10, NNLIB_LOSS_SOFTMAX_CE, build_mlp_large, NULL},
+     {784}, 1, 10, NNLIB_LOSS_SOFTMAX_CE, build_mlp_large, NULL, 0, NULL},
     {"cnn", "examples/fashion_cnn.c: conv32-bn-pool, conv64-bn-pool, 256, 10",
-     {64, 256}, 2, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_cnn, NULL},
+     {64, 256}, 2, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_cnn, NULL, 0, NULL},
     {"lstm", "lstm:128,last,dense:10 over 28 steps of 28, softmax CE",
-     {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_lstm, NULL},
+     {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_lstm, NULL, 0, NULL},
+    {"gpt", GPT_SPEC, {32}, 1, {128}, 1, 256, NNLIB_LOSS_SOFTMAX_CE,
+     build_gpt, NULL, 256, "adamw"},
 };
 const size_t bench_model_count = sizeof bench_models / sizeof bench_models[0];
 
@@ -102,34 +120,77 @@ const bench_model_def *bench_model_find(const char *name) {
   return NULL;
 }
 
-static int push(bench_gemm *out, int count, int cap, bench_gemm g) {
-  if (count < cap)
-    out[count] = g;
-  return count + 1;
+bench_gemm bench_gemm_plain(const char *role, int layer, char ta, char tb,
+                            int m, int n, int k, float alpha, float beta,
+                            int repeat) {
+  return (bench_gemm){.role = role, .layer = layer, .ta = ta, .tb = tb,
+                      .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+                      .repeat = repeat};
 }
 
-/* Dense (src/layers/dense.c), W [out, in]:
- *   forward      Y  = X W^T   NT  [n,in] x [in,out]
- *   weight_grad  dW = dZ^T X  TN  [out,n] x [n,in]   (or W -= lr dZ^T X)
- *   input_grad   dX = dZ W    NN  [n,out] x [out,in] (not for layer 0)   */
-static int dense_gemms(nnlib_layer *l, int index, int n, bool training,
-                       bool sgd_fused, bench_gemm *out, int count, int cap) {
+/* The list being written: entries past cap are counted, not stored. */
+typedef struct gemm_list {
+  bench_gemm *out;
+  int count, cap;
+} gemm_list;
+
+static void push(gemm_list *list, bench_gemm g) {
+  if (list->count < list->cap)
+    list->out[list->count] = g;
+  list->count++;
+}
+
+/* What every layer kind's GEMMs depend on besides the layer. */
+typedef struct layer_call {
+  nnlib_model *model;
+  nnlib_layer *l;
+  int index;      /* of the layer in the model                         */
+  int n;          /* samples in the batch                              */
+  bool training;
+  bool sgd_fused;
+  bool dx;        /* backward computes the input's gradient            */
+  int first_buf;  /* attention: its first shared buffer                */
+} layer_call;
+
+/* Rows of the layer's GEMMs: the samples for a dense layer, every row of
+ * the last axis (n times the leading dimensions of the output) for a
+ * linear layer (src/layers/dense.c, gemm_rows). */
+static int dense_rows(const layer_call *c) {
+  if (nnlib_layer_get_kind(c->l) != NNLIB_LAYER_LINEAR)
+    return c->n;
+  int64_t dims[NNLIB_MAX_RANK], rows = c->n;
+  size_t rank = 0;
+  if (nnlib_layer_get_output_shape(c->l, dims, NNLIB_MAX_RANK, &rank) !=
+      NNLIB_OK)
+    return -1;
+  for (size_t i = 0; i + 1 < rank; i++)
+    rows *= dims[i];
+  return (int)rows;
+}
+
+/* Dense and linear (src/layers/dense.c), W [out, in], N rows:
+ *   forward      Y  = X W^T   NT  [N,in] x [in,out]
+ *   input_grad   dX = dZ W    NN  [N,out] x [out,in] (not on a model input)
+ *   weight_grad  dW = dZ^T X  TN  [out,N] x [N,in]   (or W -= lr dZ^T X) */
+static int dense_gemms(const layer_call *c, bool backward, gemm_list *list) {
   nnlib_tensor *w = NULL;
-  if (nnlib_layer_get_param(l, 0, &w, NULL) != NNLIB_OK)
+  int n = dense_rows(c);
+  if (n < 0 || nnlib_layer_get_param(c->l, 0, &w, NULL) != NNLIB_OK)
     return -1;
   int o = (int)nnlib_tensor_get_dim(w, 0), in = (int)nnlib_tensor_get_dim(w, 1);
-  count = push(out, count, cap, (bench_gemm){"forward", index, 'N', 'T', n, o,
-                                             in, 1.0f, 0.0f, 1});
-  if (!training)
-    return count;
-  count = push(out, count, cap,
-               (bench_gemm){"weight_grad", index, 'T', 'N', o, in, n,
-                            sgd_fused ? -0.01f : 1.0f, sgd_fused ? 1.0f : 0.0f,
-                            1});
-  if (index > 0)
-    count = push(out, count, cap, (bench_gemm){"input_grad", index, 'N', 'N',
-                                               n, in, o, 1.0f, 0.0f, 1});
-  return count;
+  int index = c->index;
+  if (!backward) {
+    push(list, bench_gemm_plain("forward", index, 'N', 'T', n, o, in, 1.0f, 0.0f,
+                            1));
+    return 0;
+  }
+  if (c->dx)
+    push(list, bench_gemm_plain("input_grad", index, 'N', 'N', n, in, o, 1.0f,
+                            0.0f, 1));
+  push(list, bench_gemm_plain("weight_grad", index, 'T', 'N', o, in, n,
+                          c->sgd_fused ? -0.01f : 1.0f,
+                          c->sgd_fused ? 1.0f : 0.0f, 1));
+  return 0;
 }
 
 /* Steps T of the sequence layer `index` reads: the first dimension of its
@@ -157,37 +218,37 @@ static int input_steps(nnlib_model *model, size_t index) {
  *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
  *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
  *                                        plain-SGD update in both)      */
-static int recurrent_gemms(nnlib_model *model, size_t index, int n,
-                           bool training, bool sgd_fused, bench_gemm *out,
-                           int count, int cap) {
-  nnlib_layer *l = nnlib_model_get_layer(model, index);
+static int recurrent_gemms(const layer_call *c, bool backward,
+                           gemm_list *list) {
   nnlib_tensor *w_ih = NULL, *w_hh = NULL;
-  int steps = input_steps(model, index);
-  if (steps < 1 || nnlib_layer_get_param(l, 0, &w_ih, NULL) != NNLIB_OK ||
-      nnlib_layer_get_param(l, 1, &w_hh, NULL) != NNLIB_OK)
+  int steps = input_steps(c->model, (size_t)c->index), n = c->n;
+  if (steps < 1 || nnlib_layer_get_param(c->l, 0, &w_ih, NULL) != NNLIB_OK ||
+      nnlib_layer_get_param(c->l, 1, &w_hh, NULL) != NNLIB_OK)
     return -1;
   int gh = (int)nnlib_tensor_get_dim(w_ih, 0), f = (int)nnlib_tensor_get_dim(w_ih, 1);
-  int h = (int)nnlib_tensor_get_dim(w_hh, 1), i = (int)index, rows = n * steps;
-  float step_beta = nnlib_layer_get_kind(l) == NNLIB_LAYER_GRU ? 0.0f : 1.0f;
-  count = push(out, count, cap, (bench_gemm){"forward", i, 'N', 'T', rows, gh,
-                                             f, 1.0f, 0.0f, 1});
+  int h = (int)nnlib_tensor_get_dim(w_hh, 1), i = c->index, rows = n * steps;
+  float step_beta =
+      nnlib_layer_get_kind(c->l) == NNLIB_LAYER_GRU ? 0.0f : 1.0f;
+  if (!backward) {
+    push(list, bench_gemm_plain("forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f,
+                            1));
+    for (int t = 1; t < steps; t++)
+      push(list, bench_gemm_plain("forward", i, 'N', 'T', n, gh, h, 1.0f,
+                              step_beta, 1));
+    return 0;
+  }
   for (int t = 1; t < steps; t++)
-    count = push(out, count, cap, (bench_gemm){"forward", i, 'N', 'T', n, gh,
-                                               h, 1.0f, step_beta, 1});
-  if (!training)
-    return count;
-  for (int t = 1; t < steps; t++)
-    count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', n,
-                                               h, gh, 1.0f, 1.0f - step_beta,
-                                               1});
-  if (index > 0)
-    count = push(out, count, cap, (bench_gemm){"input_grad", i, 'N', 'N', rows,
-                                               f, gh, 1.0f, 0.0f, 1});
-  float alpha = sgd_fused ? -0.01f : 1.0f, beta = sgd_fused ? 1.0f : 0.0f;
-  count = push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, f,
-                                             rows, alpha, beta, 1});
-  return push(out, count, cap, (bench_gemm){"weight_grad", i, 'T', 'N', gh, h,
-                                            rows, alpha, beta, 1});
+    push(list, bench_gemm_plain("input_grad", i, 'N', 'N', n, h, gh, 1.0f,
+                            1.0f - step_beta, 1));
+  if (c->dx)
+    push(list, bench_gemm_plain("input_grad", i, 'N', 'N', rows, f, gh, 1.0f,
+                            0.0f, 1));
+  float alpha = c->sgd_fused ? -0.01f : 1.0f, beta = c->sgd_fused ? 1.0f : 0.0f;
+  push(list, bench_gemm_plain("weight_grad", i, 'T', 'N', gh, f, rows, alpha,
+                          beta, 1));
+  push(list, bench_gemm_plain("weight_grad", i, 'T', 'N', gh, h, rows, alpha,
+                          beta, 1));
+  return 0;
 }
 
 /* Samples conv2d lowers at once for a batch of n (the model's maximum) on
@@ -216,83 +277,329 @@ static int conv_chunk(int64_t per_sample, int64_t p, int64_t n) {
  *                                     first chunk, then 1; plain SGD then
  *                                     updates W in a pass of its own)
  *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,m*P]   (not layer 0) */
-static int conv_gemms(nnlib_layer *l, int index, int n, bool training,
-                      bench_gemm *out, int count, int cap) {
+static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   nnlib_tensor *w = NULL;
   int64_t dims[NNLIB_MAX_RANK];
   size_t rank = 0;
-  if (nnlib_layer_get_param(l, 0, &w, NULL) != NNLIB_OK ||
-      nnlib_layer_get_output_shape(l, dims, NNLIB_MAX_RANK, &rank) !=
+  if (nnlib_layer_get_param(c->l, 0, &w, NULL) != NNLIB_OK ||
+      nnlib_layer_get_output_shape(c->l, dims, NNLIB_MAX_RANK, &rank) !=
           NNLIB_OK ||
       rank != 3)
     return -1;
-  int co = (int)nnlib_tensor_get_dim(w, 0);
+  int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
   int m = conv_chunk((int64_t)(k + co) * p, p, n);
   /* chunk sizes in columns, and how many chunks of each */
   int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
-  for (int c = 0; c < 2; c++)
-    if (times[c] > 0)
-      count = push(out, count, cap, (bench_gemm){"forward", index, 'N', 'N',
-                                                 co, cols[c], k, 1.0f, 0.0f,
-                                                 times[c]});
-  if (!training)
-    return count;
-  count = push(out, count, cap, (bench_gemm){"weight_grad", index, 'N', 'T',
-                                             co, k, cols[0], 1.0f, 0.0f, 1});
-  for (int c = 0; c < 2; c++)
-    if (times[c] - (c == 0) > 0)
-      count = push(out, count, cap, (bench_gemm){"weight_grad", index, 'N',
-                                                 'T', co, k, cols[c], 1.0f,
-                                                 1.0f, times[c] - (c == 0)});
-  for (int c = 0; c < 2 && index > 0; c++)
-    if (times[c] > 0)
-      count = push(out, count, cap, (bench_gemm){"input_grad", index, 'T', 'N',
-                                                 k, cols[c], co, 1.0f, 0.0f,
-                                                 times[c]});
-  return count;
+  if (!backward) {
+    for (int i = 0; i < 2; i++)
+      if (times[i] > 0)
+        push(list, bench_gemm_plain("forward", index, 'N', 'N', co, cols[i], k,
+                                1.0f, 0.0f, times[i]));
+    return 0;
+  }
+  push(list, bench_gemm_plain("weight_grad", index, 'N', 'T', co, k, cols[0],
+                          1.0f, 0.0f, 1));
+  for (int i = 0; i < 2; i++)
+    if (times[i] - (i == 0) > 0)
+      push(list, bench_gemm_plain("weight_grad", index, 'N', 'T', co, k, cols[i],
+                              1.0f, 1.0f, times[i] - (i == 0)));
+  for (int i = 0; i < 2 && c->dx; i++)
+    if (times[i] > 0)
+      push(list, bench_gemm_plain("input_grad", index, 'T', 'N', k, cols[i], co,
+                              1.0f, 0.0f, times[i]));
+  return 0;
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* The shared buffers of one attention layer, numbered from its first
+ * (layer_call.first_buf): the layer's input, its workspace areas (QKV, P
+ * per sample and head, O, dQKV, dO, one head's dP), its output and
+ * output gradient, the input gradient, the weights and their gradients. */
+enum {
+  ATT_X, ATT_QKV, ATT_P, ATT_O, ATT_DQKV, ATT_DO, ATT_DP, ATT_Y, ATT_DY,
+  ATT_DX, ATT_W_IN, ATT_W_OUT, ATT_G_IN, ATT_G_OUT, ATT_BUFFERS
+};
+
+typedef struct attention_shape {
+  int t, d, heads, hd;
+} attention_shape;
+
+/* Heads of the `which`-th attention layer (from 0): the public API has no
+ * getter, so they are read from the model's description, whose items are
+ * in node order ("attention:HEADS..."). */
+static int attention_heads(nnlib_model *model, int which) {
+  size_t needed = 0;
+  if (nnlib_model_get_spec(model, NULL, 0, &needed) != NNLIB_OK)
+    return -1;
+  char *text = malloc(needed + 1);
+  int heads = -1;
+  if (text != NULL &&
+      nnlib_model_get_spec(model, text, needed + 1, NULL) == NNLIB_OK) {
+    const char *at = text;
+    for (int i = 0; at != NULL && i <= which; i++) {
+      at = strstr(at, "attention:");
+      if (at != NULL)
+        at += strlen("attention:");
+    }
+    if (at != NULL)
+      heads = atoi(at);
+  }
+  free(text);
+  return heads;
+}
+
+static bool attention_shape_of(const layer_call *c, attention_shape *s) {
+  int64_t dims[NNLIB_MAX_RANK];
+  size_t rank = 0;
+  int which = 0;
+  for (int i = 0; i < c->index; i++)
+    which += nnlib_layer_get_kind(nnlib_model_get_layer(c->model, (size_t)i)) ==
+             NNLIB_LAYER_ATTENTION;
+  if (nnlib_layer_get_output_shape(c->l, dims, NNLIB_MAX_RANK, &rank) !=
+          NNLIB_OK ||
+      rank != 2)
+    return false;
+  s->t = (int)dims[0];
+  s->d = (int)dims[1];
+  s->heads = attention_heads(c->model, which);
+  if (s->heads < 1 || s->d % s->heads != 0)
+    return false;
+  s->hd = s->d / s->heads;
+  return true;
+}
+
+/* Floats of each shared buffer of an attention layer on a batch of n. */
+static void attention_buffer_sizes(const attention_shape *s, int n,
+                                   int64_t sizes[ATT_BUFFERS]) {
+  int64_t rows = (int64_t)n * s->t, d = s->d, tt = (int64_t)s->t * s->t;
+  int64_t per[ATT_BUFFERS] = {
+      [ATT_X] = rows * d,      [ATT_QKV] = rows * 3 * d,
+      [ATT_P] = n * s->heads * tt, [ATT_O] = rows * d,
+      [ATT_DQKV] = rows * 3 * d, [ATT_DO] = rows * d,
+      [ATT_DP] = tt,           [ATT_Y] = rows * d,
+      [ATT_DY] = rows * d,     [ATT_DX] = rows * d,
+      [ATT_W_IN] = 3 * d * d,  [ATT_W_OUT] = d * d,
+      [ATT_G_IN] = 3 * d * d,  [ATT_G_OUT] = d * d};
+  memcpy(sizes, per, sizeof per);
+}
+
+/* Operand in buffer `which` of the layer at `offset`, leading dimension
+ * ld, moving by outer_step per sample and inner_step per head. */
+static bench_operand att(const layer_call *c, int which, int64_t offset,
+                         int ld, int64_t outer_step, int64_t inner_step) {
+  return (bench_operand){c->first_buf + which, ld, offset, outer_step,
+                         inner_step};
+}
+
+/* One GEMM of the layer whose operands all live in its buffers. */
+static bench_gemm att_gemm(const char *role, const layer_call *c, char ta,
+                           char tb, int m, int n, int k, float alpha,
+                           int repeat, int inner, int group, bench_operand a,
+                           bench_operand b, bench_operand out) {
+  bench_gemm g =
+      bench_gemm_plain(role, c->index, ta, tb, m, n, k, alpha, 0.0f, repeat);
+  g.a = a;
+  g.b = b;
+  g.c = out;
+  g.inner = inner;
+  g.group = group;
+  return g;
+}
+
+/* Attention (src/layers/attention.c) on n samples [T, D], R = n T rows,
+ * H heads of hd = D / H columns; the QKV rows hold q | k | v (ld 3D) and
+ * head h's columns start at h hd within each; per sample and head
+ * (n H calls each):
+ *   forward     QKV = X W_in^T          NT [R,D] x [D,3D]
+ *               S = Q_h K_h^T / sqrt hd NT [T,hd] x [hd,T]  ld 3D, 3D -> T
+ *               O_h = P V_h             NN [T,T] x [T,hd]   ld T, 3D -> D
+ *               Y = O W_out^T           NT [R,D] x [D,D]
+ *   backward    dW_out = dY^T O         TN [D,R] x [R,D]
+ *               dO = dY W_out           NN [R,D] x [D,D]
+ *               then head by head: dV_h = P^T dO_h (TN, ld T, D -> 3D),
+ *               dP = dO_h V_h^T (NT, ld D, 3D -> T), dQ_h = dS K_h
+ *               sqrt(hd)^-1 (NN, ld T, 3D -> 3D), dK_h = dS^T Q_h
+ *               sqrt(hd)^-1 (TN, likewise)
+ *               dW_in = dQKV^T X        TN [3D,R] x [R,D]
+ *               dX = dQKV W_in          NN [R,3D] x [3D,D]  (with dX)
+ * Without dropout (the bench's models have none); the scale multiplies
+ * as alpha, exactly as the layer passes it. */
+static int attention_gemms(const layer_call *c, bool backward,
+                           gemm_list *list) {
+  attention_shape s;
+  if (c->first_buf < 1 || !attention_shape_of(c, &s))
+    return -1;
+  int t = s.t, d = s.d, hd = s.hd, heads = s.heads, rows = c->n * t;
+  int calls = c->n * heads, ld3 = 3 * d;
+  int64_t tt = (int64_t)t * t, qkv_rows = (int64_t)t * ld3;
+  int64_t o_rows = (int64_t)t * d, p_sample = heads * tt;
+  float scale = 1.0f / sqrtf((float)hd);
+  if (!backward) {
+    push(list, att_gemm("forward", c, 'N', 'T', rows, ld3, d, 1.0f, 1, 0, 0,
+                        att(c, ATT_X, 0, d, 0, 0),
+                        att(c, ATT_W_IN, 0, d, 0, 0),
+                        att(c, ATT_QKV, 0, ld3, 0, 0)));
+    /* per head: scores, then (after the softmax) P V_h */
+    int group = 1000 * (c->index + 1);
+    push(list, att_gemm("forward", c, 'N', 'T', t, t, hd, scale, calls,
+                        heads, group, att(c, ATT_QKV, 0, ld3, qkv_rows, hd),
+                        att(c, ATT_QKV, d, ld3, qkv_rows, hd),
+                        att(c, ATT_P, 0, t, p_sample, tt)));
+    push(list, att_gemm("forward", c, 'N', 'N', t, hd, t, 1.0f, calls, heads,
+                        group, att(c, ATT_P, 0, t, p_sample, tt),
+                        att(c, ATT_QKV, 2 * d, ld3, qkv_rows, hd),
+                        att(c, ATT_O, 0, d, o_rows, hd)));
+    push(list, att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1, 0, 0,
+                        att(c, ATT_O, 0, d, 0, 0),
+                        att(c, ATT_W_OUT, 0, d, 0, 0),
+                        att(c, ATT_Y, 0, d, 0, 0)));
+    return 0;
+  }
+  push(list, att_gemm("weight_grad", c, 'T', 'N', d, d, rows, 1.0f, 1, 0, 0,
+                      att(c, ATT_DY, 0, d, 0, 0), att(c, ATT_O, 0, d, 0, 0),
+                      att(c, ATT_G_OUT, 0, d, 0, 0)));
+  push(list, att_gemm("input_grad", c, 'N', 'N', rows, d, d, 1.0f, 1, 0, 0,
+                      att(c, ATT_DY, 0, d, 0, 0),
+                      att(c, ATT_W_OUT, 0, d, 0, 0),
+                      att(c, ATT_DO, 0, d, 0, 0)));
+  int group = 1000 * (c->index + 1) + 1;
+  /* dV_h = P^T dO_h */
+  push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, 1.0f, calls, heads,
+                      group, att(c, ATT_P, 0, t, p_sample, tt),
+                      att(c, ATT_DO, 0, d, o_rows, hd),
+                      att(c, ATT_DQKV, 2 * d, ld3, qkv_rows, hd)));
+  /* dP = dO_h V_h^T, one [T,T] scratch for every head */
+  push(list, att_gemm("input_grad", c, 'N', 'T', t, t, hd, 1.0f, calls, heads,
+                      group, att(c, ATT_DO, 0, d, o_rows, hd),
+                      att(c, ATT_QKV, 2 * d, ld3, qkv_rows, hd),
+                      att(c, ATT_DP, 0, t, 0, 0)));
+  /* dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd) */
+  push(list, att_gemm("input_grad", c, 'N', 'N', t, hd, t, scale, calls,
+                      heads, group, att(c, ATT_DP, 0, t, 0, 0),
+                      att(c, ATT_QKV, d, ld3, qkv_rows, hd),
+                      att(c, ATT_DQKV, 0, ld3, qkv_rows, hd)));
+  push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, scale, calls,
+                      heads, group, att(c, ATT_DP, 0, t, 0, 0),
+                      att(c, ATT_QKV, 0, ld3, qkv_rows, hd),
+                      att(c, ATT_DQKV, d, ld3, qkv_rows, hd)));
+  push(list, att_gemm("weight_grad", c, 'T', 'N', ld3, d, rows, 1.0f, 1, 0, 0,
+                      att(c, ATT_DQKV, 0, ld3, 0, 0),
+                      att(c, ATT_X, 0, d, 0, 0),
+                      att(c, ATT_G_IN, 0, d, 0, 0)));
+  if (c->dx)
+    push(list, att_gemm("input_grad", c, 'N', 'N', rows, d, ld3, 1.0f, 1, 0,
+                        0, att(c, ATT_DQKV, 0, ld3, 0, 0),
+                        att(c, ATT_W_IN, 0, d, 0, 0),
+                        att(c, ATT_DX, 0, d, 0, 0)));
+  return 0;
+}
+
+/* ------------------------------------------------------------ the model */
+
+/* True when layer `index` reads a model input directly: backward then
+ * computes no input gradient (src/model/passes.c, gradient_target). */
+static bool reads_model_input(nnlib_model *model, size_t index) {
+  nnlib_layer *l = nnlib_model_get_layer(model, index);
+  size_t nodes = nnlib_model_get_node_count(model);
+  nnlib_node_info info, in;
+  for (size_t v = 0; v < nodes; v++) {
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    if (nnlib_model_get_node(model, v, &info) != NNLIB_OK ||
+        info.layer != l)
+      continue;
+    for (size_t u = 0; u < nodes && info.input_count > 0; u++) {
+      memset(&in, 0, sizeof in);
+      in.struct_size = sizeof in;
+      if (nnlib_model_get_node(model, u, &in) == NNLIB_OK &&
+          in.node == info.inputs[0])
+        return in.layer == NULL;
+    }
+  }
+  return index == 0;
+}
+
+/* The GEMMs of one layer in one pass; -1 for a kind unknown here. */
+static int layer_gemms(const layer_call *c, bool backward, gemm_list *list) {
+  switch (nnlib_layer_get_kind(c->l)) {
+  case NNLIB_LAYER_DENSE:
+  case NNLIB_LAYER_LINEAR:
+    return dense_gemms(c, backward, list);
+  case NNLIB_LAYER_RNN:
+  case NNLIB_LAYER_LSTM:
+  case NNLIB_LAYER_GRU:
+    return recurrent_gemms(c, backward, list);
+  case NNLIB_LAYER_CONV2D:
+    return conv_gemms(c, backward, list);
+  case NNLIB_LAYER_ATTENTION:
+    return attention_gemms(c, backward, list);
+  case NNLIB_LAYER_ACTIVATION:
+  case NNLIB_LAYER_FLATTEN:
+  case NNLIB_LAYER_DROPOUT:
+  case NNLIB_LAYER_MAXPOOL2D:
+  case NNLIB_LAYER_MINPOOL2D:
+  case NNLIB_LAYER_AVGPOOL2D:
+  case NNLIB_LAYER_GLOBAL_AVGPOOL:
+  case NNLIB_LAYER_BATCHNORM:
+  case NNLIB_LAYER_ADD:       /* merge layers: elementwise */
+  case NNLIB_LAYER_MULTIPLY:
+  case NNLIB_LAYER_CONCAT:
+  case NNLIB_LAYER_EMBEDDING: /* a gather; backward a scatter-add   */
+  case NNLIB_LAYER_POSITIONAL: /* adds its rows                      */
+  case NNLIB_LAYER_LAYERNORM: /* row statistics and a scale          */
+    return 0; /* elementwise, row-wise or windowed passes: no GEMM */
+  default:
+    return -1; /* a kind this file does not know */
+  }
+}
+
+/* Shared buffers for the layers that address them (attention), numbered
+ * after those already in `buffers`; first[i] is layer i's first (0:
+ * none). false when they do not fit BENCH_MAX_BUFFERS or a layer's shape
+ * cannot be read. */
+static bool plan_buffers(nnlib_model *model, int n, bench_buffers *buffers,
+                         int *first) {
+  size_t layers = nnlib_model_get_layer_count(model);
+  for (size_t i = 0; i < layers; i++) {
+    layer_call c = {model, nnlib_model_get_layer(model, i), (int)i, n,
+                    false, false, false, 0};
+    first[i] = 0;
+    if (nnlib_layer_get_kind(c.l) != NNLIB_LAYER_ATTENTION)
+      continue;
+    attention_shape s;
+    if (buffers == NULL || buffers->count + ATT_BUFFERS > BENCH_MAX_BUFFERS ||
+        !attention_shape_of(&c, &s))
+      return false;
+    first[i] = buffers->count + 1;
+    attention_buffer_sizes(&s, n, buffers->floats + buffers->count);
+    buffers->count += ATT_BUFFERS;
+  }
+  return true;
 }
 
 int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
-                      bool sgd_fused, bench_gemm *out, int cap) {
-  int count = 0;
+                      bool sgd_fused, bench_gemm *out, int cap,
+                      bench_buffers *buffers) {
   size_t layers = nnlib_model_get_layer_count(model);
-  for (size_t i = 0; i < layers; i++) {
-    nnlib_layer *l = nnlib_model_get_layer(model, i);
-    switch (nnlib_layer_get_kind(l)) {
-    case NNLIB_LAYER_DENSE:
-      count = dense_gemms(l, (int)i, (int)n, training, sgd_fused, out, count,
-                          cap);
-      if (count < 0)
-        return -1;
-      break;
-    case NNLIB_LAYER_RNN:
-    case NNLIB_LAYER_LSTM:
-    case NNLIB_LAYER_GRU:
-      count = recurrent_gemms(model, i, (int)n, training, sgd_fused, out,
-                              count, cap);
-      if (count < 0)
-        return -1;
-      break;
-    case NNLIB_LAYER_CONV2D:
-      count = conv_gemms(l, (int)i, (int)n, training, out, count, cap);
-      if (count < 0)
-        return -1;
-      break;
-    case NNLIB_LAYER_ACTIVATION:
-    case NNLIB_LAYER_FLATTEN:
-    case NNLIB_LAYER_DROPOUT:
-    case NNLIB_LAYER_MAXPOOL2D:
-    case NNLIB_LAYER_MINPOOL2D:
-    case NNLIB_LAYER_AVGPOOL2D:
-    case NNLIB_LAYER_GLOBAL_AVGPOOL:
-    case NNLIB_LAYER_BATCHNORM:
-      break; /* elementwise or windowed passes: no GEMM */
-    default:
-      return -1; /* a kind this file does not know */
+  int *first = calloc(layers ? layers : 1, sizeof *first);
+  gemm_list list = {out, 0, cap};
+  if (buffers != NULL)
+    buffers->count = 0;
+  bool ok = first != NULL && plan_buffers(model, (int)n, buffers, first);
+  for (int pass = 0; ok && pass < (training ? 2 : 1); pass++)
+    for (size_t j = 0; ok && j < layers; j++) {
+      size_t i = pass == 0 ? j : layers - 1 - j; /* backward in reverse */
+      layer_call c = {model, nnlib_model_get_layer(model, i), (int)i, (int)n,
+                      training, sgd_fused, !reads_model_input(model, i),
+                      first[i]};
+      ok = layer_gemms(&c, pass == 1, &list) == 0;
     }
-  }
-  return count < cap ? count : cap;
+  free(first);
+  if (!ok)
+    return -1;
+  return list.count < cap ? list.count : cap;
 }
 
 double bench_gemm_flops(const bench_gemm *g, int count) {

@@ -15,7 +15,12 @@
  *   infer   nnlib_model_predict against its forward GEMMs, likewise
  *   memory  peak heap of mlp-large training at batch 1024 (and of a small
  *           residual CNN at batch 128) against the bytes
- *           of parameters, gradients, optimizer state and activations */
+ *           of parameters, gradients, optimizer state and activations
+ *   profile (asked for by name only) nnlib's per-layer profile of training
+ *           steps: seconds and GEMM FLOPs per layer and per layer name,
+ *           beside the FLOPs of the bench's GEMM list for that layer
+ *   generate (gpt, asked for by name only) nnlib_model_generate's tokens/s
+ *           with the cache and without it (use_cache 0), alternating */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_models.h"
 #include "bench_peak.h"
@@ -34,7 +39,7 @@ typedef struct bench_config {
   int64_t batch;      /* 0: the model's suite batches    */
   int threads;        /* 0: 1 and 2                      */
   const char *kind;   /* NULL: gemm, train, infer, memory */
-  const char *optim;  /* sgd, momentum, adam             */
+  const char *optim;  /* sgd, momentum, adam, adamw; NULL: the model's */
   double seconds;     /* time budget per measurement     */
   double peak_per_core;
   const char *peak_isa;
@@ -74,47 +79,94 @@ static bool kind_selected(const bench_config *c, const char *kind) {
   return c->kind == NULL || strcmp(c->kind, kind) == 0;
 }
 
+/* profile and generate run only when asked for by name. */
+static bool kind_named(const bench_config *c, const char *kind) {
+  return c->kind != NULL && strcmp(c->kind, kind) == 0;
+}
+
 /* The weight update of plain SGD is folded into the weight-gradient GEMM by
  * the library (src/model/train.c), so the replay issues it with beta = 1. */
 static bool sgd_fused(const char *optim) { return strcmp(optim, "sgd") == 0; }
 
+/* --optim, else the model's own (gpt: AdamW), else plain SGD. */
+static const char *model_optim(const bench_config *c,
+                               const bench_model_def *d) {
+  return c->optim != NULL ? c->optim : d->optim != NULL ? d->optim : "sgd";
+}
+
 /* ------------------------------------------------------ GEMM replay */
 
-#define MAX_GEMMS 64
+#define MAX_GEMMS 160
 
 typedef struct replay {
   int count;
   bench_gemm g[MAX_GEMMS];
-  float *a[MAX_GEMMS], *b[MAX_GEMMS], *c[MAX_GEMMS];
+  float *a[MAX_GEMMS], *b[MAX_GEMMS], *c[MAX_GEMMS]; /* own; NULL: shared */
+  float *shared[BENCH_MAX_BUFFERS]; /* the buffers the GEMMs address */
 } replay;
 
-/* Own buffers per GEMM, like the library's distinct activations/weights. */
-static void replay_init(replay *r, const bench_gemm *g, int count) {
+/* Own buffers per GEMM, like the library's distinct activations/weights;
+ * operands in a shared buffer (attention's QKV rows and workspace) get
+ * one allocation per buffer, as the layer's workspace. */
+static void replay_init(replay *r, const bench_gemm *g, int count,
+                        const bench_buffers *buffers) {
   uint32_t seed = 7;
+  memset(r, 0, sizeof *r);
   r->count = count;
   for (int i = 0; i < count; i++) {
     r->g[i] = g[i];
-    r->a[i] = alloc_floats((size_t)g[i].m * g[i].k, &seed);
-    r->b[i] = alloc_floats((size_t)g[i].k * g[i].n, &seed);
-    r->c[i] = alloc_floats((size_t)g[i].m * g[i].n, &seed);
+    const bench_operand *ops[3] = {&g[i].a, &g[i].b, &g[i].c};
+    float **own[3] = {&r->a[i], &r->b[i], &r->c[i]};
+    size_t packed[3] = {(size_t)g[i].m * g[i].k, (size_t)g[i].k * g[i].n,
+                        (size_t)g[i].m * g[i].n};
+    for (int o = 0; o < 3; o++) {
+      int buf = ops[o]->buf;
+      if (buf == 0)
+        *own[o] = alloc_floats(packed[o], &seed);
+      else if (r->shared[buf - 1] == NULL)
+        r->shared[buf - 1] =
+            alloc_floats((size_t)buffers->floats[buf - 1], &seed);
+    }
   }
 }
 
-static void gemm_once(const bench_gemm *g, const float *a, const float *b,
-                      float *c) {
-  int lda = g->ta == 'N' ? g->k : g->m;
-  int ldb = g->tb == 'N' ? g->n : g->k;
-  cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
-              g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
-              g->alpha, a, lda, b, ldb, g->beta, c, g->n);
+/* Call `call` of a repeated GEMM: where it reads or writes one operand. */
+static float *operand_at(const replay *r, const bench_operand *o, float *own,
+                         int call, int inner) {
+  if (o->buf == 0)
+    return own;
+  return r->shared[o->buf - 1] + o->offset +
+         (int64_t)(call / inner) * o->outer_step +
+         (int64_t)(call % inner) * o->inner_step;
 }
 
-/* A repeated GEMM reuses its buffers, as a layer's chunks reuse their
- * workspace. */
+static void gemm_call(const replay *r, int i, int call) {
+  const bench_gemm *g = &r->g[i];
+  int inner = g->inner > 0 ? g->inner : 1;
+  int lda = g->a.ld ? g->a.ld : g->ta == 'N' ? g->k : g->m;
+  int ldb = g->b.ld ? g->b.ld : g->tb == 'N' ? g->n : g->k;
+  int ldc = g->c.ld ? g->c.ld : g->n;
+  cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
+              g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
+              g->alpha, operand_at(r, &g->a, r->a[i], call, inner), lda,
+              operand_at(r, &g->b, r->b[i], call, inner), ldb, g->beta,
+              operand_at(r, &g->c, r->c[i], call, inner), ldc);
+}
+
+/* In list order; a repeated GEMM reuses its own buffers, as a layer's
+ * chunks reuse their workspace, or walks its shared ones; a group of
+ * GEMMs runs call by call in turn (attention head by head). */
 static void replay_run(const replay *r) {
-  for (int i = 0; i < r->count; i++)
+  for (int i = 0; i < r->count;) {
+    int end = i + 1;
+    while (r->g[i].group != 0 && end < r->count &&
+           r->g[end].group == r->g[i].group)
+      end++;
     for (int t = 0; t < r->g[i].repeat; t++)
-      gemm_once(&r->g[i], r->a[i], r->b[i], r->c[i]);
+      for (int j = i; j < end; j++)
+        gemm_call(r, j, t);
+    i = end;
+  }
 }
 
 static void replay_free(replay *r) {
@@ -123,7 +175,17 @@ static void replay_free(replay *r) {
     free(r->b[i]);
     free(r->c[i]);
   }
+  for (int i = 0; i < BENCH_MAX_BUFFERS; i++)
+    free(r->shared[i]);
   r->count = 0;
+}
+
+/* GEMM calls one replay issues. */
+static long long replay_calls(const replay *r) {
+  long long calls = 0;
+  for (int i = 0; i < r->count; i++)
+    calls += r->g[i].repeat;
+  return calls;
 }
 
 /* --------------------------------------------------------- machine */
@@ -165,14 +227,22 @@ static void emit_gemm(const bench_config *c, const char *model, int64_t batch,
   bench_json_int("m", g->m);
   bench_json_int("n", g->n);
   bench_json_int("k", g->k);
+  if (g->repeat > 1) /* median_s and gflops are over all the calls */
+    bench_json_int("repeat", g->repeat);
+  if (g->a.ld || g->b.ld || g->c.ld) {
+    bench_json_int("lda", g->a.ld);
+    bench_json_int("ldb", g->b.ld);
+    bench_json_int("ldc", g->c.ld);
+  }
   bench_json_num("peak_gflops", peak);
   bench_json_num("peak_fraction", flops / s->median_s * 1e-9 / peak);
   bench_json_end();
 }
 
-static bench_stats time_gemm(const bench_config *c, const bench_gemm *g) {
-  replay r;
-  replay_init(&r, g, 1);
+static bench_stats time_gemm(const bench_config *c, const bench_gemm *g,
+                             const bench_buffers *buffers) {
+  static replay r; /* large: not on the stack */
+  replay_init(&r, g, 1, buffers);
   double t0 = bench_now();
   for (int i = 0; i < 3; i++)
     replay_run(&r);
@@ -196,21 +266,25 @@ static void run_gemm_squares(const bench_config *c, int threads) {
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
     for (int t = 0; t < 3; t++) {
       int n = sizes[s];
-      bench_gemm g = {roles[t], -1, cases[t][0], cases[t][1], n, n, n,
-                      1.0f, 0.0f, 1};
-      bench_stats st = time_gemm(c, &g);
+      bench_gemm g = bench_gemm_plain(roles[t], -1, cases[t][0], cases[t][1],
+                                      n, n, n, 1.0f, 0.0f, 1);
+      bench_stats st = time_gemm(c, &g, NULL);
       emit_gemm(c, "square", 0, threads, &g, &st);
     }
 }
 
+/* sgd and momentum at lr 0.01; adam and adamw at their defaults (lr 1e-3;
+ * AdamW's weight decay 0.01, as examples/char_gpt.c). */
 static nnlib_optimizer *make_optimizer(const char *optim) {
   nnlib_optimizer_options o;
   nnlib_optimizer *opt = NULL;
-  bool adam = strcmp(optim, "adam") == 0;
-  CHECK(nnlib_optimizer_options_init(&o, adam ? NNLIB_OPT_ADAM : NNLIB_OPT_SGD));
+  bool adam = strcmp(optim, "adam") == 0, adamw = strcmp(optim, "adamw") == 0;
+  CHECK(nnlib_optimizer_options_init(&o, adam    ? NNLIB_OPT_ADAM
+                                         : adamw ? NNLIB_OPT_ADAMW
+                                                 : NNLIB_OPT_SGD));
   if (strcmp(optim, "momentum") == 0)
     o.momentum = 0.9f;
-  if (!adam)
+  if (!adam && !adamw)
     o.learning_rate = 0.01f;
   CHECK(nnlib_optimizer_create(&opt, &o));
   return opt;
@@ -228,11 +302,12 @@ static nnlib_model *make_model(const bench_model_def *d, int64_t batch,
 
 static void run_gemm_model(const bench_config *c, const bench_model_def *d,
                            int64_t batch, int threads) {
-  nnlib_model *m = make_model(d, batch, c->optim);
+  nnlib_model *m = make_model(d, batch, model_optim(c, d));
   bench_gemm g[MAX_GEMMS];
-  int count = bench_model_gemms(m, batch, true, false, g, MAX_GEMMS);
+  bench_buffers buffers;
+  int count = bench_model_gemms(m, batch, true, false, g, MAX_GEMMS, &buffers);
   for (int i = 0; i < count; i++) {
-    bench_stats st = time_gemm(c, &g[i]);
+    bench_stats st = time_gemm(c, &g[i], &buffers);
     emit_gemm(c, d->name, batch, threads, &g[i], &st);
   }
   nnlib_model_free(m);
@@ -244,10 +319,34 @@ typedef struct batch_data {
   nnlib_tensor *x, *target, *y;
 } batch_data;
 
+/* A language model's batch: random int32 token ids [batch, T] in
+ * [0, vocab) and random int32 next-token targets of the same shape;
+ * logits [batch, T, vocab]. */
+static batch_data make_token_batch(const bench_model_def *d, int64_t batch) {
+  batch_data b = {NULL, NULL, NULL};
+  int64_t t = d->input_shape[0], ids[2] = {batch, t};
+  int64_t yshape[3] = {batch, t, d->vocab};
+  CHECK(nnlib_tensor_create_int32(&b.x, ids, 2));
+  CHECK(nnlib_tensor_create_int32(&b.target, ids, 2));
+  CHECK(nnlib_tensor_create(&b.y, yshape, 3));
+  int32_t *x = nnlib_tensor_get_data_int32(b.x);
+  int32_t *y = nnlib_tensor_get_data_int32(b.target);
+  uint32_t seed = 1;
+  for (int64_t i = 0; i < batch * t; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    x[i] = (int32_t)((seed >> 8) % (uint32_t)d->vocab);
+    seed = seed * 1664525u + 1013904223u;
+    y[i] = (int32_t)((seed >> 8) % (uint32_t)d->vocab);
+  }
+  return b;
+}
+
 /* Random inputs in [0, 1); class indices for softmax CE, one-hot rows for
  * the other losses. */
 static batch_data make_batch(const bench_model_def *d, int64_t batch) {
   batch_data b = {NULL, NULL, NULL};
+  if (d->vocab > 0)
+    return make_token_batch(d, batch);
   int64_t xshape[4] = {batch};
   for (size_t i = 0; i < d->input_rank; i++)
     xshape[i + 1] = d->input_shape[i];
@@ -313,20 +412,32 @@ static paired time_paired(const bench_config *c, nnlib_model *m,
   return p;
 }
 
-static void run_model(const bench_config *c, const bench_model_def *d,
-                      int64_t batch, int threads, bool training) {
-  nnlib_model *m = make_model(d, batch, c->optim);
-  batch_data b = make_batch(d, batch);
-  bench_gemm g[MAX_GEMMS];
+/* The model's GEMM list; exits when a layer kind is unknown to it. */
+static int model_gemms(const bench_config *c, const bench_model_def *d,
+                       nnlib_model *m, int64_t batch, bool training,
+                       bench_gemm *g, bench_buffers *buffers) {
+  const char *optim = model_optim(c, d);
   int count = bench_model_gemms(m, batch, training,
-                                training && sgd_fused(c->optim), g, MAX_GEMMS);
+                                training && sgd_fused(optim), g, MAX_GEMMS,
+                                buffers);
   if (count < 0) {
     fprintf(stderr, "nnlib-bench: %s: GEMMs of a layer kind unknown\n",
             d->name);
     exit(1);
   }
-  replay r;
-  replay_init(&r, g, count);
+  return count;
+}
+
+static void run_model(const bench_config *c, const bench_model_def *d,
+                      int64_t batch, int threads, bool training) {
+  const char *optim = model_optim(c, d);
+  nnlib_model *m = make_model(d, batch, optim);
+  batch_data b = make_batch(d, batch);
+  bench_gemm g[MAX_GEMMS];
+  bench_buffers buffers;
+  int count = model_gemms(c, d, m, batch, training, g, &buffers);
+  static replay r; /* large: not on the stack */
+  replay_init(&r, g, count, &buffers);
   paired p = time_paired(c, m, &b, training, &r);
   double flops = bench_gemm_flops(g, count);
   bench_json_begin();
@@ -336,13 +447,19 @@ static void run_model(const bench_config *c, const bench_model_def *d,
   bench_json_int("threads", threads);
   bench_json_stats(&p.work);
   bench_json_num("samples_per_s", batch / p.work.median_s);
+  if (d->vocab > 0) { /* a language model: every position is a token */
+    bench_json_int("context", d->input_shape[0]);
+    bench_json_num("tokens_per_s",
+                   (double)(batch * d->input_shape[0]) / p.work.median_s);
+  }
   bench_json_num("gflops", flops / p.work.median_s * 1e-9);
   bench_json_num("gemm_s", p.gemm.median_s);
   bench_json_num("gemm_efficiency", p.gemm.median_s / p.work.median_s);
   bench_json_num("gemm_gflops", flops / p.gemm.median_s * 1e-9);
   bench_json_num("overhead_s", p.work.median_s - p.gemm.median_s);
+  bench_json_int("gemm_calls", replay_calls(&r));
   if (training)
-    bench_json_str("optim", c->optim);
+    bench_json_str("optim", optim);
   bench_json_end();
   replay_free(&r);
   free_batch(&b);
@@ -412,7 +529,9 @@ static long long needed_bytes(nnlib_model *m, int64_t batch, const char *optim,
                               long long parts[4]) {
   int64_t params = 0;
   CHECK(nnlib_model_get_param_count(m, &params));
-  int states = strcmp(optim, "adam") == 0 ? 2 : strcmp(optim, "momentum") == 0;
+  int states = strcmp(optim, "adam") == 0 || strcmp(optim, "adamw") == 0
+                   ? 2
+                   : strcmp(optim, "momentum") == 0;
   long long acts = 0;
   for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
     nnlib_node_info info;
@@ -435,11 +554,12 @@ static long long needed_bytes(nnlib_model *m, int64_t batch, const char *optim,
 
 static void run_memory(const bench_config *c, const bench_model_def *d,
                        int64_t batch, int threads) {
+  const char *optim = model_optim(c, d);
   heap_counter h = {0, 0};
   nnlib_allocator a = {sizeof a, counting_alloc, counting_free, &h};
   long long rss0 = bench_proc_status_bytes("VmRSS");
   CHECK(nnlib_set_allocator(&a));
-  nnlib_model *m = make_model(d, batch, c->optim);
+  nnlib_model *m = make_model(d, batch, optim);
   batch_data b = make_batch(d, batch);
   double times[5];
   for (int i = 0; i < 5; i++) {
@@ -449,7 +569,7 @@ static void run_memory(const bench_config *c, const bench_model_def *d,
   }
   long long rss1 = bench_proc_status_bytes("VmRSS");
   long long parts[4];
-  long long need = needed_bytes(m, batch, c->optim, parts);
+  long long need = needed_bytes(m, batch, optim, parts);
   bench_stats st = bench_summarise(times, 5);
   /* the batch tensors are the caller's data, not training state */
   long long inputs = (nnlib_tensor_get_size(b.x) + nnlib_tensor_get_size(b.y) +
@@ -463,7 +583,7 @@ static void run_memory(const bench_config *c, const bench_model_def *d,
   bench_json_stats(&st);
   bench_json_num("samples_per_s", batch / st.median_s);
   bench_json_num("gflops", NAN);
-  bench_json_str("optim", c->optim);
+  bench_json_str("optim", optim);
   bench_json_int("peak_bytes", peak);
   bench_json_int("needed_bytes", need);
   bench_json_num("peak_ratio", (double)peak / (double)need);
@@ -478,14 +598,224 @@ static void run_memory(const bench_config *c, const bench_model_def *d,
   CHECK(nnlib_set_allocator(NULL));
 }
 
+/* ---------------------------------------------------------- profile */
+
+/* The list's GEMM FLOPs of layer `index`, forward and backward. */
+static void list_flops(const bench_gemm *g, int count, int index,
+                       double *forward, double *backward) {
+  *forward = *backward = 0.0;
+  for (int i = 0; i < count; i++)
+    if (g[i].layer == index) {
+      double f = bench_gemm_flops(&g[i], 1);
+      if (strcmp(g[i].role, "forward") == 0)
+        *forward += f;
+      else
+        *backward += f;
+    }
+}
+
+/* Seconds per step summed by layer name ("attention", "layernorm", ...). */
+typedef struct name_time {
+  const char *name;
+  double seconds;
+  int layers;
+} name_time;
+
+static void add_name_time(name_time *t, int *count, const char *name,
+                          double seconds) {
+  for (int i = 0; i < *count; i++)
+    if (strcmp(t[i].name, name) == 0) {
+      t[i].seconds += seconds;
+      t[i].layers++;
+      return;
+    }
+  t[*count] = (name_time){name, seconds, 1};
+  ++*count;
+}
+
+/* Training steps with nnlib's profiler on: one "profile" line per layer
+ * (seconds and GEMM FLOPs per step, forward and backward, and the FLOPs
+ * of the bench's GEMM list for that layer, which must be equal), one
+ * "profile_name" line per layer name, and one "profile_step" line: the
+ * step's time, the layers' sum and what is left (loss and optimizer). */
+static void run_profile(const bench_config *c, const bench_model_def *d,
+                        int64_t batch, int threads) {
+  const char *optim = model_optim(c, d);
+  nnlib_model *m = make_model(d, batch, optim);
+  batch_data b = make_batch(d, batch);
+  bench_gemm g[MAX_GEMMS];
+  bench_buffers buffers;
+  int count = model_gemms(c, d, m, batch, true, g, &buffers);
+  for (int i = 0; i < 2; i++)
+    CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+  double t0 = bench_now();
+  CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+  int steps = bench_reps_for(c->seconds, bench_now() - t0, 3, 100000);
+  double *times = malloc((size_t)steps * sizeof *times);
+  CHECK(nnlib_model_set_profiling(m, 1));
+  for (int i = 0; i < steps; i++) {
+    double s = bench_now();
+    CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+    times[i] = bench_now() - s;
+  }
+  CHECK(nnlib_model_set_profiling(m, 0));
+  double total = 0.0;
+  for (int i = 0; i < steps; i++)
+    total += times[i];
+  bench_stats st = bench_summarise(times, steps);
+  free(times);
+  double step = total / steps, layers_s = 0.0;
+  size_t layers = nnlib_model_get_layer_count(m);
+  name_time names[64];
+  int name_count = 0;
+  for (size_t i = 0; i < layers; i++) {
+    nnlib_layer_profile lp;
+    memset(&lp, 0, sizeof lp);
+    lp.struct_size = sizeof lp;
+    CHECK(nnlib_model_get_layer_profile(m, i, &lp));
+    nnlib_layer *l = nnlib_model_get_layer(m, i);
+    double fwd = lp.forward_seconds / steps, bwd = lp.backward_seconds / steps;
+    double lf, lb;
+    list_flops(g, count, (int)i, &lf, &lb);
+    layers_s += fwd + bwd;
+    if (name_count < 64)
+      add_name_time(names, &name_count, nnlib_layer_get_name(l), fwd + bwd);
+    bench_json_begin();
+    bench_json_str("bench", "profile");
+    bench_json_str("model", d->name);
+    bench_json_int("batch", batch);
+    bench_json_int("threads", threads);
+    bench_json_int("layer", (long long)i);
+    bench_json_str("name", nnlib_layer_get_name(l));
+    bench_json_int("fused", lp.fused);
+    bench_json_num("forward_s", fwd);
+    bench_json_num("backward_s", bwd);
+    bench_json_num("share", (fwd + bwd) / step);
+    bench_json_num("forward_flops", lp.forward_flops / steps);
+    bench_json_num("backward_flops", lp.backward_flops / steps);
+    bench_json_num("list_forward_flops", lf);
+    bench_json_num("list_backward_flops", lb);
+    bench_json_end();
+  }
+  for (int i = 0; i < name_count; i++) {
+    bench_json_begin();
+    bench_json_str("bench", "profile_name");
+    bench_json_str("model", d->name);
+    bench_json_int("batch", batch);
+    bench_json_int("threads", threads);
+    bench_json_str("name", names[i].name);
+    bench_json_int("layers", names[i].layers);
+    bench_json_num("seconds", names[i].seconds);
+    bench_json_num("share", names[i].seconds / step);
+    bench_json_end();
+  }
+  bench_json_begin();
+  bench_json_str("bench", "profile_step");
+  bench_json_str("model", d->name);
+  bench_json_int("batch", batch);
+  bench_json_int("threads", threads);
+  bench_json_stats(&st);
+  bench_json_num("mean_s", step);
+  bench_json_num("layers_s", layers_s);
+  bench_json_num("rest_s", step - layers_s); /* loss, optimizer, the pass */
+  bench_json_num("rest_share", (step - layers_s) / step);
+  bench_json_num("list_flops", bench_gemm_flops(g, count));
+  bench_json_str("optim", optim);
+  bench_json_end();
+  free_batch(&b);
+  nnlib_model_free(m);
+}
+
+/* --------------------------------------------------------- generate */
+
+/* Restarts of the cached window while generating `count` tokens after a
+ * prompt of `prompt` in a context of t (include/nnlib.h,
+ * nnlib_model_generate: when the T positions are used up, the newest T/2
+ * run again from position 0). Every token but the last is appended. */
+static int cache_restarts(int64_t prompt, int64_t count, int64_t t) {
+  int restarts = 0;
+  int64_t length = prompt;
+  for (int64_t i = 0; i + 1 < count; i++) {
+    if (length < t) {
+      length++;
+    } else {
+      restarts++;
+      length = t / 2 > 0 ? t / 2 : 1;
+    }
+  }
+  return restarts;
+}
+
+static double generate_once(nnlib_model *m, const int32_t *prompt,
+                            int64_t prompt_length, int64_t count, int cache,
+                            int32_t *out) {
+  nnlib_generate_options o;
+  CHECK(nnlib_generate_options_init(&o));
+  o.use_cache = cache;
+  double s = bench_now();
+  CHECK(nnlib_model_generate(m, prompt, prompt_length, count, &o, out));
+  return bench_now() - s;
+}
+
+/* nnlib_model_generate on the untrained model (random weights; the
+ * speed does not depend on them): a prompt of 16 random ids, 256 new
+ * tokens (past the context of 128, so the cached window restarts),
+ * with the cache and without it, alternating call by call. One line
+ * per mode; tokens_per_s = new tokens / median seconds. */
+static void run_generate(const bench_config *c, const bench_model_def *d,
+                         int threads) {
+  enum { PROMPT = 16, COUNT = 256 };
+  nnlib_model *m = make_model(d, d->batches[0], model_optim(c, d));
+  int32_t prompt[PROMPT], out[COUNT];
+  uint32_t seed = 3;
+  for (int i = 0; i < PROMPT; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    prompt[i] = (int32_t)((seed >> 8) % (uint32_t)d->vocab);
+  }
+  double one = generate_once(m, prompt, PROMPT, COUNT, 1, out) +
+               generate_once(m, prompt, PROMPT, COUNT, 0, out);
+  int reps = bench_reps_for(c->seconds, one, 3, 1000);
+  double *times = malloc(2 * (size_t)reps * sizeof *times);
+  for (int i = 0; i < reps; i++) {
+    times[i] = generate_once(m, prompt, PROMPT, COUNT, 1, out);
+    times[reps + i] = generate_once(m, prompt, PROMPT, COUNT, 0, out);
+  }
+  bench_stats st[2] = {bench_summarise(times, reps),
+                       bench_summarise(times + reps, reps)};
+  free(times);
+  for (int cache = 1; cache >= 0; cache--) {
+    const bench_stats *s = &st[1 - cache];
+    bench_json_begin();
+    bench_json_str("bench", "generate");
+    bench_json_str("model", d->name);
+    bench_json_int("batch", 1);
+    bench_json_int("threads", threads);
+    bench_json_stats(s);
+    bench_json_num("samples_per_s", 1.0 / s->median_s);
+    bench_json_num("gflops", NAN);
+    bench_json_int("use_cache", cache);
+    bench_json_int("prompt", PROMPT);
+    bench_json_int("new_tokens", COUNT);
+    bench_json_int("context", d->input_shape[0]);
+    bench_json_int("cache_restarts",
+                   cache ? cache_restarts(PROMPT, COUNT, d->input_shape[0]) : 0);
+    bench_json_num("tokens_per_s", COUNT / s->median_s);
+    bench_json_num("cache_speedup", st[1].median_s / st[0].median_s);
+    bench_json_end();
+  }
+  nnlib_model_free(m);
+}
+
 /* ------------------------------------------------------------ suite */
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: nnlib-bench [--model NAME] [--batch B] [--threads T]\n"
-          "                   [--bench gemm|train|infer|memory]\n"
-          "                   [--optim sgd|momentum|adam] [--seconds S]\n"
-          "No arguments: the whole suite. Output: JSON lines on stdout.\n"
+          "                   [--bench gemm|train|infer|memory|profile|"
+          "generate]\n"
+          "                   [--optim sgd|momentum|adam|adamw] [--seconds S]\n"
+          "No arguments: the whole suite (profile and generate only when\n"
+          "named). Output: JSON lines on stdout.\n"
           "Models:");
   for (size_t i = 0; i < bench_model_count; i++)
     fprintf(f, " %s", bench_models[i].name);
@@ -502,7 +832,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0, 0, NULL, "sgd", 1.0, NAN, "none"};
+  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, NAN, "none"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)
@@ -528,10 +858,13 @@ static bench_config parse_args(int argc, char **argv) {
   }
   bool kind_ok = c.kind == NULL || strcmp(c.kind, "gemm") == 0 ||
                  strcmp(c.kind, "train") == 0 ||
-                 strcmp(c.kind, "infer") == 0 || strcmp(c.kind, "memory") == 0;
-  bool optim_ok = strcmp(c.optim, "sgd") == 0 ||
+                 strcmp(c.kind, "infer") == 0 || strcmp(c.kind, "memory") == 0 ||
+                 strcmp(c.kind, "profile") == 0 ||
+                 strcmp(c.kind, "generate") == 0;
+  bool optim_ok = c.optim == NULL || strcmp(c.optim, "sgd") == 0 ||
                   strcmp(c.optim, "momentum") == 0 ||
-                  strcmp(c.optim, "adam") == 0;
+                  strcmp(c.optim, "adam") == 0 ||
+                  strcmp(c.optim, "adamw") == 0;
   if (!kind_ok || !optim_ok || c.batch < 0 || c.threads < 0 ||
       !(c.seconds > 0.0) || (c.model && !bench_model_find(c.model))) {
     fprintf(stderr, "nnlib-bench: bad --bench, --optim, --model or number\n");
@@ -559,7 +892,11 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
       run_model(c, d, batch, threads, true);
     if (kind_selected(c, "infer"))
       run_model(c, d, batch, threads, false);
+    if (kind_named(c, "profile"))
+      run_profile(c, d, batch, threads);
   }
+  if (kind_named(c, "generate") && d->vocab > 0)
+    run_generate(c, d, threads);
   if (c->batch != 0 && !kind_selected(c, "memory")) {
     bool listed = false;
     for (int bi = 0; bi < d->batch_count; bi++)
@@ -571,6 +908,8 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
         run_model(c, d, c->batch, threads, true);
       if (kind_selected(c, "infer"))
         run_model(c, d, c->batch, threads, false);
+      if (kind_named(c, "profile"))
+        run_profile(c, d, c->batch, threads);
     }
   }
 }
