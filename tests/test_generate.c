@@ -491,8 +491,8 @@ static void test_bad_arguments(void **state) {
   const char *not_lm[3] = {
       "input:8,dense:16,relu,dense:11",
       "input:8,embedding:11:4,flatten,dense:11",
-      "ids=input:8,e=embedding:11:4,a=linear:4(e),b=linear:4(e),"
-      "concat:-1(a,b),linear:11",
+      ("ids=input:8,e=embedding:11:4,a=linear:4(e),b=linear:4(e),"
+       "concat:-1(a,b),linear:11"),
   };
   for (int i = 0; i < 3; i++) {
     nnlib_model *n = compiled(not_lm[i]);
