@@ -1732,7 +1732,8 @@ nnlib_generate_options_init_size(nnlib_generate_options *options,
  * gives the same tokens, and the model's own state (parameters, training
  * workspaces) is not changed: generation may not run at the same time as
  * training calls on the model. Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL;
- * an empty prompt; count < 0; a temperature <= 0 or NaN; top_k < 0),
+ * an empty prompt; count < 0; a temperature <= 0, infinite or NaN; top_k
+ * < 0; use_cache not 0 or 1), NNLIB_ERR_STRUCT_SIZE (options->struct_size),
  * NNLIB_ERR_WRONG_STATE (not compiled), NNLIB_ERR_UNSUPPORTED (a model
  * that is not a language model as above, or a layer that cannot run one
  * position at a time, named), NNLIB_ERR_TOO_LARGE (a prompt longer than

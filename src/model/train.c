@@ -59,6 +59,12 @@ static nnlib_status check_one_input(const nnlib_model *m, size_t k,
   NNLIB_TRY(nnlib__check_sequence_input(m, k, x, &t));
   int64_t per_sample = x->size / x->shape[0];
   int64_t expected = nnlib__input_stride(m, k, t);
+  if (want == NNLIB_DTYPE_INT32 && per_sample > expected)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "%s has %lld token ids per sample, longer than the "
+                        "compiled context of %lld",
+                        input_label(m, k, label, sizeof label),
+                        (long long)per_sample, (long long)expected);
   if (per_sample != expected)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "%s has %lld features per sample, model expects "
