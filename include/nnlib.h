@@ -1746,6 +1746,62 @@ NNLIB_API nnlib_status nnlib_model_generate(nnlib_model *model,
                                             const nnlib_generate_options *options,
                                             int32_t *out);
 
+/* ----------------------------------------------------------------- ONNX */
+
+/* Models in ONNX's format (since 1.4.0). Import reads ONNX files of opsets
+ * 13 to 17 whose operators map onto nnlib's layers (see docs/ONNX.md for
+ * the operators, their attributes and what is refused); export writes opset
+ * 17, IR version 8, with the weights as initializers. */
+
+/* What an imported model is compiled with. */
+typedef struct nnlib_onnx_options {
+  size_t struct_size;
+  int64_t max_batch;          /* default 64: the compiled maximum batch     */
+  nnlib_loss loss;            /* default NNLIB_LOSS_NONE (inference only);
+                                 another loss makes the model trainable     */
+  nnlib_optimizer *optimizer; /* default NULL: plain SGD when a loss is set;
+                                 taken by the model, also on failure        */
+  uint64_t seed;              /* default 1: the model's generator (dropout) */
+} nnlib_onnx_options;
+/* Fills the caller's options (of struct_size bytes) with the defaults.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
+ * sizeof(size_t). */
+NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
+                                                   size_t struct_size);
+#define nnlib_onnx_options_init(o)                                             \
+  nnlib_onnx_options_init_size((o), sizeof *(o))
+/* Reads an ONNX model from `path` into *out, compiled with `options` (NULL:
+ * the defaults): an ordinary nnlib model (predict, fit, save as .nnl,
+ * export again). Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL),
+ * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
+ * ONNX model: a length or count past the end, a graph with no output, a
+ * name nothing produces, a cycle, an initializer shorter than its dims),
+ * NNLIB_ERR_UNSUPPORTED_VERSION (an opset outside 13..17),
+ * NNLIB_ERR_UNSUPPORTED (an operator, attribute or input nnlib does not
+ * map, named with its node; external data), NNLIB_ERR_TOO_LARGE (dims
+ * whose product overflows), NNLIB_ERR_SHAPE_MISMATCH,
+ * NNLIB_ERR_OUT_OF_MEMORY. On failure *out is NULL and nothing else
+ * changed. */
+NNLIB_API nnlib_status nnlib_model_load_onnx(nnlib_model **out,
+                                             const char *path,
+                                             const nnlib_onnx_options *options);
+/* The same from `size` bytes in memory. Statuses as nnlib_model_load_onnx
+ * (without NNLIB_ERR_IO). */
+NNLIB_API nnlib_status
+nnlib_model_load_onnx_buffer(nnlib_model **out, const void *data, size_t size,
+                             const nnlib_onnx_options *options);
+/* Writes a compiled model as ONNX (opset 17, IR 8) to `path`. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL), NNLIB_ERR_WRONG_STATE (not compiled),
+ * NNLIB_ERR_UNSUPPORTED (a layer with no ONNX form, named), NNLIB_ERR_IO,
+ * NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_API nnlib_status nnlib_model_save_onnx(const nnlib_model *model,
+                                             const char *path);
+/* The same into a new buffer (*data, *size; free it with nnlib_free).
+ * Statuses as nnlib_model_save_onnx (without NNLIB_ERR_IO). */
+NNLIB_API nnlib_status nnlib_model_save_onnx_to_buffer(void **data,
+                                                       size_t *size,
+                                                       const nnlib_model *model);
+
 /* ---------------------------------------------------- deprecated names */
 
 /* Kept for programs written against 1.0-1.2; each is its replacement under
