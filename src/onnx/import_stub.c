@@ -1,5 +1,5 @@
-/* onnx_stub.c - STUB while the ONNX reader and writer are written: every
- * call refuses with NNLIB_ERR_UNSUPPORTED. Replaced by src/onnx/. */
+/* import_stub.c - STUB while the ONNX reader is written: every call refuses with
+ * NNLIB_ERR_UNSUPPORTED. */
 #include "nnlib_internal.h"
 
 nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *o,
@@ -26,20 +26,5 @@ nnlib_status nnlib_model_load_onnx_buffer(nnlib_model **out, const void *data,
   (void)options;
   if (out != NULL)
     *out = NULL;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "ONNX: not built yet");
-}
-
-nnlib_status nnlib_model_save_onnx(const nnlib_model *model,
-                                   const char *path) {
-  (void)model;
-  (void)path;
-  return nnlib__error(NNLIB_ERR_UNSUPPORTED, "ONNX: not built yet");
-}
-
-nnlib_status nnlib_model_save_onnx_to_buffer(void **data, size_t *size,
-                                             const nnlib_model *model) {
-  (void)data;
-  (void)size;
-  (void)model;
   return nnlib__error(NNLIB_ERR_UNSUPPORTED, "ONNX: not built yet");
 }
