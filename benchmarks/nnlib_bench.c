@@ -41,6 +41,7 @@ typedef struct bench_config {
   const char *kind;   /* NULL: gemm, train, infer, memory */
   const char *optim;  /* sgd, momentum, adam, adamw; NULL: the model's */
   double seconds;     /* time budget per measurement     */
+  int64_t new_tokens; /* generate: tokens after the prompt (256) */
   double peak_per_core;
   const char *peak_isa;
 } bench_config;
@@ -758,15 +759,19 @@ static double generate_once(nnlib_model *m, const int32_t *prompt,
 }
 
 /* nnlib_model_generate on the untrained model (random weights; the
- * speed does not depend on them): a prompt of 16 random ids, 256 new
- * tokens (past the context of 128, so the cached window restarts),
- * with the cache and without it, alternating call by call. One line
- * per mode; tokens_per_s = new tokens / median seconds. */
+ * speed does not depend on them): a prompt of 16 random ids, then
+ * --new-tokens (256: past the context of 128, so the cached window
+ * restarts; cache_restarts says how often), with the cache and without
+ * it, alternating call by call. One line per mode; tokens_per_s = new
+ * tokens / median seconds. */
 static void run_generate(const bench_config *c, const bench_model_def *d,
                          int threads) {
-  enum { PROMPT = 16, COUNT = 256 };
+  enum { PROMPT = 16 };
+  const int64_t COUNT = c->new_tokens;
   nnlib_model *m = make_model(d, d->batches[0], model_optim(c, d));
-  int32_t prompt[PROMPT], out[COUNT];
+  int32_t prompt[PROMPT], *out = malloc((size_t)COUNT * sizeof *out);
+  if (out == NULL)
+    exit(1);
   uint32_t seed = 3;
   for (int i = 0; i < PROMPT; i++) {
     seed = seed * 1664525u + 1013904223u;
@@ -799,10 +804,11 @@ static void run_generate(const bench_config *c, const bench_model_def *d,
     bench_json_int("context", d->input_shape[0]);
     bench_json_int("cache_restarts",
                    cache ? cache_restarts(PROMPT, COUNT, d->input_shape[0]) : 0);
-    bench_json_num("tokens_per_s", COUNT / s->median_s);
+    bench_json_num("tokens_per_s", (double)COUNT / s->median_s);
     bench_json_num("cache_speedup", st[1].median_s / st[0].median_s);
     bench_json_end();
   }
+  free(out);
   nnlib_model_free(m);
 }
 
@@ -814,6 +820,7 @@ static void usage(FILE *f) {
           "                   [--bench gemm|train|infer|memory|profile|"
           "generate]\n"
           "                   [--optim sgd|momentum|adam|adamw] [--seconds S]\n"
+          "                   [--new-tokens N]\n"
           "No arguments: the whole suite (profile and generate only when\n"
           "named). Output: JSON lines on stdout.\n"
           "Models:");
@@ -832,7 +839,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, NAN, "none"};
+  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)
@@ -847,6 +854,8 @@ static bench_config parse_args(int argc, char **argv) {
       c.optim = arg_value(argc, argv, &i);
     else if (strcmp(a, "--seconds") == 0)
       c.seconds = atof(arg_value(argc, argv, &i));
+    else if (strcmp(a, "--new-tokens") == 0)
+      c.new_tokens = atoll(arg_value(argc, argv, &i));
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       exit(0);
@@ -866,6 +875,7 @@ static bench_config parse_args(int argc, char **argv) {
                   strcmp(c.optim, "adam") == 0 ||
                   strcmp(c.optim, "adamw") == 0;
   if (!kind_ok || !optim_ok || c.batch < 0 || c.threads < 0 ||
+      c.new_tokens < 1 ||
       !(c.seconds > 0.0) || (c.model && !bench_model_find(c.model))) {
     fprintf(stderr, "nnlib-bench: bad --bench, --optim, --model or number\n");
     usage(stderr);

@@ -169,7 +169,8 @@ def fann_table(rows):
 def torch_table(rows):
     out = []
     for r in rows:
-        if r.get("library") != "pytorch" or not r.get("best"):
+        if r.get("library") != "pytorch" or not r.get("best") or \
+                "nnlib_samples_per_s" not in r:
             continue
         out.append([r["bench"], r["model"], str(r["batch"]),
                     str(r["threads"]), fmt(r["nnlib_samples_per_s"]),
@@ -181,6 +182,70 @@ def torch_table(rows):
     return md_table(["bench", "model", "batch", "threads", "nnlib samples/s",
                      "PyTorch samples/s (best setup)", "nnlib / PyTorch",
                      "nnlib gemm_efficiency", "PyTorch gemm_efficiency"], out)
+
+
+def gpt_table(rows):
+    """Language models (lines with tokens_per_s): nnlib's training and
+    inference tokens/s, and every PyTorch setup's beside them."""
+    out = []
+    for r in nnlib_rows(rows, "train") + nnlib_rows(rows, "infer"):
+        if "tokens_per_s" in r:
+            out.append([r["bench"], r["model"], str(r["batch"]),
+                        str(r["context"]), str(r["threads"]), "nnlib",
+                        fmt(r["tokens_per_s"]),
+                        fmt(r.get("gemm_efficiency")), "-"])
+    for r in rows:
+        if (r.get("library") == "pytorch" and "nnlib_tokens_per_s" in r):
+            out.append([r["bench"], r["model"], str(r["batch"]),
+                        str(r["context"]), str(r["threads"]),
+                        "PyTorch %s%s" % (r["setup"],
+                                          " (best)" if r.get("best") else ""),
+                        fmt(r["tokens_per_s"]), fmt(r["gemm_efficiency"]),
+                        "%.2fx" % r["ratio"]])
+    if not out:
+        return ""
+    return md_table(["bench", "model", "batch", "context", "threads",
+                     "library", "tokens/s", "gemm_efficiency",
+                     "nnlib / this"], out)
+
+
+def generate_table(rows):
+    """nnlib_model_generate with and without the cache, and PyTorch
+    re-running the window per token."""
+    out = []
+    for r in nnlib_rows(rows, "generate"):
+        out.append([r["model"], "nnlib, %s" % (
+            "cache (restarts %d)" % r["cache_restarts"] if r["use_cache"]
+            else "no cache"), str(r["threads"]), str(r["prompt"]),
+            str(r["new_tokens"]), fmt(r["tokens_per_s"])])
+    for r in rows:
+        if r.get("library") == "pytorch" and r.get("bench") == "generate":
+            out.append([r["model"], "PyTorch, re-run per token",
+                        str(r["threads"]), str(r["prompt"]),
+                        str(r["new_tokens"]), fmt(r["tokens_per_s"])])
+    if not out:
+        return ""
+    return md_table(["model", "how", "threads", "prompt", "new tokens",
+                     "tokens/s"], out)
+
+
+def profile_table(rows):
+    """Where a step's time goes, by layer name (nnlib-bench --bench
+    profile), and what is outside the layers (loss, optimizer)."""
+    out = []
+    for r in nnlib_rows(rows, "profile_name"):
+        out.append([r["model"], str(r["batch"]), str(r["threads"]),
+                    r["name"], str(r["layers"]), "%.1f" % (r["seconds"] * 1e3),
+                    "%.1f%%" % (100 * r["share"])])
+    for r in nnlib_rows(rows, "profile_step"):
+        out.append([r["model"], str(r["batch"]), str(r["threads"]),
+                    "(loss, optimizer, rest)", "-",
+                    "%.1f" % (r["rest_s"] * 1e3),
+                    "%.1f%%" % (100 * r["rest_share"])])
+    if not out:
+        return ""
+    return md_table(["model", "batch", "threads", "layer name", "layers",
+                     "ms per step", "share of step"], out)
 
 
 def find(rows, bench, model, batch, threads, kernels=None):
@@ -278,6 +343,9 @@ def main():
                         ("With OpenBLAS's own kernels",
                          other_kernels_table(rows)),
                         ("Against PyTorch", torch_table(rows)),
+                        ("Language model (tokens/s)", gpt_table(rows)),
+                        ("Generation", generate_table(rows)),
+                        ("Per-layer profile", profile_table(rows)),
                         ("Against FANN", fann_table(rows)),
                         ("Peak memory", memory_table(rows)),
                         ("Raw sgemm", gemm_table(rows))):

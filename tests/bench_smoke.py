@@ -17,6 +17,11 @@ GEMM = ["bench", "m", "n", "k", "trans", "role", "peak_gflops",
         "peak_fraction", "median_s", "gflops", "kernels"]
 MEMORY = ["peak_bytes", "needed_bytes", "peak_ratio", "params_bytes",
           "grads_bytes", "optimizer_bytes", "activations_bytes"]
+GPT_STEP = STEP + ["context", "tokens_per_s", "gemm_calls"]
+PROFILE = ["layer", "name", "forward_s", "backward_s", "forward_flops",
+           "backward_flops", "list_forward_flops", "list_backward_flops"]
+GENERATE = COMMON + ["use_cache", "prompt", "new_tokens", "context",
+                     "cache_restarts", "tokens_per_s", "cache_speedup"]
 
 
 def run(bench, *args):
@@ -69,7 +74,56 @@ def main():
                   "### Peak memory", "### Raw sgemm"):
         if title not in text:
             sys.exit("bench_smoke: to_markdown printed no %r" % title)
+    check_gpt(bench)
     print("bench_smoke: %d lines, fields and tables present" % len(lines))
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-4 * max(abs(a), abs(b), 1e-9)  # 6 digits printed
+
+
+def check_gpt(bench):
+    """The gpt model on a small batch: tokens/s, the profile (whose GEMM
+    FLOPs per layer, counted by the library, must equal those of the
+    bench's GEMM list: the replay issues the step's GEMMs) and
+    generation with and without the cache."""
+    lines = run(bench, "--model", "gpt", "--batch", "2", "--threads", "1",
+                "--bench", "train")
+    lines += run(bench, "--model", "gpt", "--batch", "2", "--threads", "1",
+                 "--bench", "profile")
+    lines += run(bench, "--model", "gpt", "--threads", "1", "--bench",
+                 "generate", "--new-tokens", "4")
+    kinds = {}
+    for line in lines:
+        kinds.setdefault(line["bench"], []).append(line)
+    train = kinds["train"][0]
+    require(train, GPT_STEP)
+    tokens = train["batch"] * train["context"] / train["median_s"]
+    if train["context"] != 128 or not close(train["tokens_per_s"], tokens) \
+            or train["optim"] != "adamw" or train["gemm_s"] <= 0:
+        sys.exit("bench_smoke: implausible gpt train line %s" % train)
+    layers = kinds["profile"]
+    names = {line["name"] for line in layers}
+    if len(layers) != 36 or not {"attention", "linear", "layernorm",
+                                 "embedding", "positional", "gelu",
+                                 "add"} <= names:
+        sys.exit("bench_smoke: gpt profile layers %s" % sorted(names))
+    for line in layers:
+        require(line, PROFILE)
+        for part in ("forward", "backward"):
+            if not close(line[part + "_flops"],
+                         line["list_" + part + "_flops"]):
+                sys.exit("bench_smoke: the GEMM list of layer %d (%s) "
+                         "differs from the step's %s FLOPs: %s" % (
+                             line["layer"], line["name"], part, line))
+    require(kinds["profile_step"][0], ["mean_s", "layers_s", "rest_s"])
+    gen = {line["use_cache"]: line for line in kinds["generate"]}
+    for line in gen.values():
+        require(line, GENERATE)
+        if not close(line["tokens_per_s"], 4 / line["median_s"]):
+            sys.exit("bench_smoke: generate tokens_per_s %s" % line)
+    if sorted(gen) != [0, 1]:
+        sys.exit("bench_smoke: generate lines %s" % kinds["generate"])
 
 
 if __name__ == "__main__":

@@ -209,6 +209,18 @@ class GenerateOptions(ctypes.Structure):
     ]
 
 
+class OnnxOptions(ctypes.Structure):
+    """nnlib_onnx_options (since 1.4.0)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("max_batch", ctypes.c_int64),
+        ("loss", ctypes.c_int),
+        ("optimizer", ctypes.c_void_p),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
 #: The header's option structs, by C name, for the struct_size test.
 STRUCTS = {
     "nnlib_model_file_info": ModelFileInfo,
@@ -224,6 +236,7 @@ STRUCTS = {
     "nnlib_pool2d_options": Pool2dOptions,
     "nnlib_attention_options": AttentionOptions,
     "nnlib_generate_options": GenerateOptions,
+    "nnlib_onnx_options": OnnxOptions,
 }
 
 # ----------------------------------------------------------------- types
@@ -292,6 +305,8 @@ C_TYPES = {
     "const nnlib_attention_options *": _P(AttentionOptions),
     "nnlib_generate_options *": _P(GenerateOptions),
     "const nnlib_generate_options *": _P(GenerateOptions),
+    "nnlib_onnx_options *": _P(OnnxOptions),
+    "const nnlib_onnx_options *": _P(OnnxOptions),
     # an array of tensor handles (one per model input)
     "const nnlib_tensor *const *": _P(ctypes.c_void_p),
 }
@@ -597,6 +612,18 @@ SIGNATURES = {
     "nnlib_model_generate": ("nnlib_status", [
         "nnlib_model *", "const int32_t *", "int64_t", "int64_t",
         "const nnlib_generate_options *", "int32_t *"]),
+    # 1.4.0: ONNX (declared only; no Pythonic wrapper yet)
+    "nnlib_onnx_options_init_size": ("nnlib_status", [
+        "nnlib_onnx_options *", "size_t"]),
+    "nnlib_model_load_onnx": ("nnlib_status", [
+        "nnlib_model **", "const char *", "const nnlib_onnx_options *"]),
+    "nnlib_model_load_onnx_buffer": ("nnlib_status", [
+        "nnlib_model **", "const void *", "size_t",
+        "const nnlib_onnx_options *"]),
+    "nnlib_model_save_onnx": ("nnlib_status", [
+        "const nnlib_model *", "const char *"]),
+    "nnlib_model_save_onnx_to_buffer": ("nnlib_status", [
+        "void **", "size_t *", "const nnlib_model *"]),
 }
 
 # ------------------------------------------------------------ the library

@@ -28,7 +28,7 @@ macro_rules! opaque {
 // ------------------------------------------------------------------ version
 
 pub const NNLIB_VERSION_MAJOR: c_uint = 1;
-pub const NNLIB_VERSION_MINOR: c_uint = 3;
+pub const NNLIB_VERSION_MINOR: c_uint = 4;
 pub const NNLIB_VERSION_PATCH: c_uint = 0;
 pub const NNLIB_VERSION_NUMBER: c_uint =
     NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
@@ -55,6 +55,8 @@ pub const NNLIB_ERR_CANCELLED: nnlib_status = -15;
 pub const NNLIB_ERR_OUT_OF_RANGE: nnlib_status = -16;
 pub const NNLIB_ERR_PARSE: nnlib_status = -17;
 pub const NNLIB_ERR_INTERNAL: nnlib_status = -18;
+/// A tensor of the wrong element type (since 1.4.0).
+pub const NNLIB_ERR_DTYPE: nnlib_status = -19;
 
 // ------------------------------------------------------- process-wide state
 
@@ -71,6 +73,11 @@ pub struct nnlib_allocator {
 
 opaque!(nnlib_tensor);
 pub const NNLIB_MAX_RANK: usize = 8;
+
+/// Element types (since 1.4.0).
+pub type nnlib_dtype = c_int;
+pub const NNLIB_DTYPE_FLOAT32: nnlib_dtype = 0;
+pub const NNLIB_DTYPE_INT32: nnlib_dtype = 1;
 
 // ------------------------------------------------------------------- layers
 
@@ -93,6 +100,11 @@ pub const NNLIB_LAYER_GRU: nnlib_layer_kind = 13;
 pub const NNLIB_LAYER_ADD: nnlib_layer_kind = 14;
 pub const NNLIB_LAYER_CONCAT: nnlib_layer_kind = 15;
 pub const NNLIB_LAYER_MULTIPLY: nnlib_layer_kind = 16;
+pub const NNLIB_LAYER_EMBEDDING: nnlib_layer_kind = 17;
+pub const NNLIB_LAYER_POSITIONAL: nnlib_layer_kind = 18;
+pub const NNLIB_LAYER_LAYERNORM: nnlib_layer_kind = 19;
+pub const NNLIB_LAYER_ATTENTION: nnlib_layer_kind = 20;
+pub const NNLIB_LAYER_LINEAR: nnlib_layer_kind = 21;
 
 pub type nnlib_activation = c_int;
 pub const NNLIB_ACT_IDENTITY: nnlib_activation = 0;
@@ -103,6 +115,8 @@ pub const NNLIB_ACT_RELU: nnlib_activation = 4;
 pub const NNLIB_ACT_LEAKY_RELU: nnlib_activation = 5;
 pub const NNLIB_ACT_SOFTPLUS: nnlib_activation = 6;
 pub const NNLIB_ACT_SOFTMAX: nnlib_activation = 7;
+pub const NNLIB_ACT_GELU: nnlib_activation = 8;
+pub const NNLIB_ACT_GELU_TANH: nnlib_activation = 9;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +140,16 @@ pub struct nnlib_pool2d_options {
     pub stride_w: i64,
     pub padding_h: i64,
     pub padding_w: i64,
+}
+
+/// Options of nnlib_attention_create (since 1.4.0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_attention_options {
+    pub struct_size: usize,
+    pub causal: c_int,
+    pub dropout: f32,
+    pub with_bias: c_int,
 }
 
 // --------------------------------------------------------------- optimizers
@@ -162,6 +186,8 @@ pub struct nnlib_optimizer_options {
     pub total_steps: i64,
     pub min_learning_rate: f32,
     pub clip_norm: f32,
+    /// since 1.4.0
+    pub warmup_steps: i64,
 }
 
 // -------------------------------------------------------------------- model
@@ -294,6 +320,41 @@ pub struct nnlib_model_file_info {
 pub type nnlib_split = c_int;
 pub const NNLIB_SPLIT_TRAIN: nnlib_split = 0;
 pub const NNLIB_SPLIT_TEST: nnlib_split = 1;
+
+// ---------------------------------------------------------------- text data
+
+opaque!(nnlib_text);
+
+/// Since 1.4.0.
+pub type nnlib_text_split = c_int;
+pub const NNLIB_TEXT_TRAIN: nnlib_text_split = 0;
+pub const NNLIB_TEXT_VALID: nnlib_text_split = 1;
+
+// --------------------------------------------------------------- generation
+
+/// Sampling options of nnlib_model_generate (since 1.4.0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_generate_options {
+    pub struct_size: usize,
+    pub temperature: f32,
+    pub top_k: i64,
+    pub seed: u64,
+    pub use_cache: c_int,
+}
+
+// --------------------------------------------------------------------- ONNX
+
+/// What an imported ONNX model is compiled with (since 1.4.0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_onnx_options {
+    pub struct_size: usize,
+    pub max_batch: i64,
+    pub loss: nnlib_loss,
+    pub optimizer: *mut nnlib_optimizer,
+    pub seed: u64,
+}
 
 // ---------------------------------------------------------------- functions
 
@@ -459,4 +520,40 @@ extern "C" {
     pub fn nnlib_fit_options_init_size(options: *mut nnlib_fit_options, struct_size: usize) -> nnlib_status;
     pub fn nnlib_validation_options_init_size(options: *mut nnlib_validation_options, struct_size: usize) -> nnlib_status;
     pub fn nnlib_gradcheck_options_init_size(options: *mut nnlib_gradcheck_options, struct_size: usize) -> nnlib_status;
+
+    // 1.4.0: int32 tensors
+    pub fn nnlib_tensor_create_int32(out: *mut *mut nnlib_tensor, shape: *const i64, rank: usize) -> nnlib_status;
+    pub fn nnlib_tensor_wrap_int32(out: *mut *mut nnlib_tensor, data: *mut i32, shape: *const i64, rank: usize) -> nnlib_status;
+    pub fn nnlib_tensor_get_dtype(tensor: *const nnlib_tensor) -> nnlib_dtype;
+    pub fn nnlib_tensor_get_data_int32(tensor: *mut nnlib_tensor) -> *mut i32;
+    pub fn nnlib_tensor_get_data_int32_const(tensor: *const nnlib_tensor) -> *const i32;
+
+    // 1.4.0: text layers
+    pub fn nnlib_embedding_create(out: *mut *mut nnlib_layer, vocab_size: i64, dim: i64) -> nnlib_status;
+    pub fn nnlib_positional_create(out: *mut *mut nnlib_layer, max_positions: i64) -> nnlib_status;
+    pub fn nnlib_layernorm_create(out: *mut *mut nnlib_layer, eps: f32, with_affine: c_int) -> nnlib_status;
+    pub fn nnlib_linear_create(out: *mut *mut nnlib_layer, out_features: i64, with_bias: c_int) -> nnlib_status;
+    pub fn nnlib_attention_options_init_size(options: *mut nnlib_attention_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_attention_create(out: *mut *mut nnlib_layer, heads: i64, options: *const nnlib_attention_options) -> nnlib_status;
+
+    // 1.4.0: text data
+    pub fn nnlib_text_load(out: *mut *mut nnlib_text, paths: *const *const c_char, count: usize, valid_fraction: f64, seed: u64) -> nnlib_status;
+    pub fn nnlib_text_from_bytes(out: *mut *mut nnlib_text, bytes: *const c_void, size: usize, valid_fraction: f64, seed: u64) -> nnlib_status;
+    pub fn nnlib_text_free(text: *mut nnlib_text);
+    pub fn nnlib_text_get_size(text: *const nnlib_text, split: nnlib_text_split) -> i64;
+    pub fn nnlib_text_get_bytes(text: *const nnlib_text, split: nnlib_text_split) -> *const u8;
+    pub fn nnlib_text_sample(text: *mut nnlib_text, split: nnlib_text_split, x: *mut nnlib_tensor, y: *mut nnlib_tensor) -> nnlib_status;
+    pub fn nnlib_text_window_count(text: *const nnlib_text, split: nnlib_text_split, context: i64) -> i64;
+    pub fn nnlib_text_window(text: *const nnlib_text, split: nnlib_text_split, first: i64, x: *mut nnlib_tensor, y: *mut nnlib_tensor) -> nnlib_status;
+
+    // 1.4.0: generation
+    pub fn nnlib_generate_options_init_size(options: *mut nnlib_generate_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_model_generate(model: *mut nnlib_model, prompt: *const i32, prompt_length: i64, count: i64, options: *const nnlib_generate_options, out: *mut i32) -> nnlib_status;
+
+    // 1.4.0: ONNX
+    pub fn nnlib_onnx_options_init_size(options: *mut nnlib_onnx_options, struct_size: usize) -> nnlib_status;
+    pub fn nnlib_model_load_onnx(out: *mut *mut nnlib_model, path: *const c_char, options: *const nnlib_onnx_options) -> nnlib_status;
+    pub fn nnlib_model_load_onnx_buffer(out: *mut *mut nnlib_model, data: *const c_void, size: usize, options: *const nnlib_onnx_options) -> nnlib_status;
+    pub fn nnlib_model_save_onnx(model: *const nnlib_model, path: *const c_char) -> nnlib_status;
+    pub fn nnlib_model_save_onnx_to_buffer(data: *mut *mut c_void, size: *mut usize, model: *const nnlib_model) -> nnlib_status;
 }

@@ -110,6 +110,8 @@ fn rust_to_c(t: &str) -> String {
         "i64" => "int64_t",
         "u64" => "uint64_t",
         "u32" => "uint32_t",
+        "i32" => "int32_t",
+        "u8" => "uint8_t",
         other => other,
     }
     .to_string()

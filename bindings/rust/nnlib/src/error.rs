@@ -26,6 +26,9 @@ pub enum Status {
     OutOfRange,
     Parse,
     Internal,
+    /// A tensor of the wrong element type, e.g. float features where a
+    /// model takes int32 token ids (library 1.4).
+    Dtype,
     /// A code this version of the bindings does not know (a newer library).
     Unknown(i32),
 }
@@ -52,6 +55,7 @@ impl Status {
             sys::NNLIB_ERR_OUT_OF_RANGE => Status::OutOfRange,
             sys::NNLIB_ERR_PARSE => Status::Parse,
             sys::NNLIB_ERR_INTERNAL => Status::Internal,
+            sys::NNLIB_ERR_DTYPE => Status::Dtype,
             other => Status::Unknown(other),
         }
     }
@@ -77,6 +81,7 @@ impl Status {
             Status::OutOfRange => sys::NNLIB_ERR_OUT_OF_RANGE,
             Status::Parse => sys::NNLIB_ERR_PARSE,
             Status::Internal => sys::NNLIB_ERR_INTERNAL,
+            Status::Dtype => sys::NNLIB_ERR_DTYPE,
             Status::Unknown(code) => code,
         }
     }

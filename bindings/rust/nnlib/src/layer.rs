@@ -30,6 +30,12 @@ pub enum LayerKind {
     Add,
     Concat,
     Multiply,
+    /// Text layers (library 1.4).
+    Embedding,
+    Positional,
+    LayerNorm,
+    Attention,
+    Linear,
     Unknown(i32),
 }
 
@@ -52,6 +58,11 @@ impl LayerKind {
             sys::NNLIB_LAYER_ADD => LayerKind::Add,
             sys::NNLIB_LAYER_CONCAT => LayerKind::Concat,
             sys::NNLIB_LAYER_MULTIPLY => LayerKind::Multiply,
+            sys::NNLIB_LAYER_EMBEDDING => LayerKind::Embedding,
+            sys::NNLIB_LAYER_POSITIONAL => LayerKind::Positional,
+            sys::NNLIB_LAYER_LAYERNORM => LayerKind::LayerNorm,
+            sys::NNLIB_LAYER_ATTENTION => LayerKind::Attention,
+            sys::NNLIB_LAYER_LINEAR => LayerKind::Linear,
             other => LayerKind::Unknown(other),
         }
     }
@@ -68,6 +79,10 @@ pub enum Activation {
     LeakyRelu,
     Softplus,
     Softmax,
+    /// x Phi(x) with the exact erf (library 1.4).
+    Gelu,
+    /// PyTorch's approximate='tanh' GELU (library 1.4).
+    GeluTanh,
 }
 
 impl Activation {
@@ -81,6 +96,8 @@ impl Activation {
             Activation::LeakyRelu => sys::NNLIB_ACT_LEAKY_RELU,
             Activation::Softplus => sys::NNLIB_ACT_SOFTPLUS,
             Activation::Softmax => sys::NNLIB_ACT_SOFTMAX,
+            Activation::Gelu => sys::NNLIB_ACT_GELU,
+            Activation::GeluTanh => sys::NNLIB_ACT_GELU_TANH,
         }
     }
 }
@@ -100,6 +117,23 @@ pub struct Conv2dOptions {
 impl Default for Conv2dOptions {
     fn default() -> Self {
         Conv2dOptions { in_channels: 0, stride: (1, 1), padding: (0, 0), dilation: (1, 1), bias: true }
+    }
+}
+
+/// What `Layer::attention` takes besides the number of heads (library
+/// 1.4; the defaults are nnlib_attention_options').
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionOptions {
+    /// Each position attends to itself and earlier ones (language models).
+    pub causal: bool,
+    /// Dropout rate on the attention weights in training, in [0, 1).
+    pub dropout: f32,
+    pub bias: bool,
+}
+
+impl Default for AttentionOptions {
+    fn default() -> Self {
+        AttentionOptions { causal: false, dropout: 0.0, bias: true }
     }
 }
 
@@ -166,6 +200,60 @@ impl Layer {
     }
     pub fn softmax() -> Result<Layer> {
         Layer::activation(Activation::Softmax, 0.0)
+    }
+    /// GELU with the exact erf (torch.nn.GELU(); library 1.4).
+    pub fn gelu() -> Result<Layer> {
+        Layer::activation(Activation::Gelu, 0.0)
+    }
+    /// GELU's tanh approximation (torch.nn.GELU(approximate='tanh')).
+    pub fn gelu_tanh() -> Result<Layer> {
+        Layer::activation(Activation::GeluTanh, 0.0)
+    }
+
+    /// Token ids [T] -> vectors [T, dim] (torch.nn.Embedding, weight
+    /// [vocab_size, dim]). The model input it reads takes int32 ids: the
+    /// `*_ids` calls of `Model` (float slices fail with `Status::Dtype`).
+    /// Library 1.4.
+    pub fn embedding(vocab_size: i64, dim: i64) -> Result<Layer> {
+        // SAFETY: out is a valid pointer to a handle slot.
+        Layer::create(|out| unsafe { sys::nnlib_embedding_create(out, vocab_size, dim) })
+    }
+
+    /// Learned positional embeddings added to [T, D] (weight
+    /// [max_positions, D]); 0 takes T from the input at compile.
+    pub fn positional(max_positions: i64) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_positional_create(out, max_positions) })
+    }
+
+    /// Layer normalisation over the last axis (torch.nn.LayerNorm(D, eps);
+    /// PyTorch's eps is 1e-5), with weight and bias [D] when `affine`.
+    pub fn layer_norm(eps: f32, affine: bool) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_layernorm_create(out, eps, affine as i32) })
+    }
+
+    /// y = x W^T + b over the last axis, [..., in] -> [..., out_features]
+    /// (torch.nn.Linear; `dense` flattens the sample instead).
+    pub fn linear(out_features: i64, bias: bool) -> Result<Layer> {
+        // SAFETY: as above.
+        Layer::create(|out| unsafe { sys::nnlib_linear_create(out, out_features, bias as i32) })
+    }
+
+    /// Multi-head self-attention on [T, D] (torch.nn.MultiheadAttention,
+    /// batch_first, mha(x, x, x)); `heads` divides D. Parameters
+    /// in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias.
+    pub fn attention(heads: i64, options: AttentionOptions) -> Result<Layer> {
+        // SAFETY: init fills a valid struct of its own size; the pointers
+        // live for the calls.
+        unsafe {
+            let mut o: sys::nnlib_attention_options = std::mem::zeroed();
+            check(sys::nnlib_attention_options_init_size(&mut o, std::mem::size_of::<sys::nnlib_attention_options>()))?;
+            o.causal = options.causal as i32;
+            o.dropout = options.dropout;
+            o.with_bias = options.bias as i32;
+            Layer::create(|out| sys::nnlib_attention_create(out, heads, &o))
+        }
     }
 
     /// A 2-D convolution over NCHW samples [C, H, W] (PyTorch's Conv2d):

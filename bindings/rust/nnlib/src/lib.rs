@@ -6,7 +6,12 @@
 //! Data goes in and out as `&[f32]` slices (row-major, batch first), handed
 //! to C without copies (nnlib_tensor_wrap). A graph model (library 1.3:
 //! `Model::input`, `apply`, `set_output`, merge layers) takes one slice
-//! per model input in the `*_inputs` calls.
+//! per model input in the `*_inputs` calls. Token ids and class indices
+//! (library 1.4) go in as `&[i32]` (int32 tensors, no float round trip):
+//! `predict_ids`, `step_ids`, `evaluate_ids`, `fit_ids`, `step_classes`,
+//! `evaluate_classes`, `generate`; `checked_ids` converts `&[i64]` after
+//! checking every value fits. `Text` holds a byte corpus for language
+//! models.
 //!
 //! ```no_run
 //! use nnlib::{Layer, Loss, Model, Optimizer, FitOptions};
@@ -29,16 +34,18 @@ mod layer;
 mod model;
 mod optim;
 mod tensor;
+mod text;
 
 pub use nnlib_sys as sys;
 
 pub use data::{dataset_default_dir, load_dataset, load_idx_images, load_idx_labels, Split};
 pub use error::{Error, Result, Status};
 pub use graph::{Node, NodeInfo, ValidationInputs};
-pub use layer::{Activation, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
+pub use layer::{Activation, AttentionOptions, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
 pub use model::{check_version, model_file_info, FitHistory, FitOptions, Loss, Model, Progress, Validation, Workspace};
 pub use optim::{optimizer_options, Optimizer, OptimizerKind};
-pub use tensor::Tensor;
+pub use tensor::{checked_ids, Dtype, IntTensor, Tensor};
+pub use text::{GenerateOptions, Text, TextSplit};
 
 /// The loaded library's version as MAJOR * 10000 + MINOR * 100 + PATCH.
 pub fn version() -> u32 {

@@ -357,7 +357,7 @@ impl Model {
     }
 
     /// [N, input...] for a slice of N samples.
-    fn input_dims(&self, x: &[f32]) -> Result<Vec<i64>> {
+    pub(crate) fn input_dims(&self, x: &[f32]) -> Result<Vec<i64>> {
         let count = self.input_count();
         if count > 1 {
             return Err(Error::new(

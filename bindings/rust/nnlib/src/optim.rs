@@ -28,12 +28,15 @@ impl OptimizerKind {
 }
 
 /// The options struct, filled with the defaults of `kind` by the library
-/// (nnlib_optimizer_options_init); change its public fields, then
-/// `Optimizer::new`.
+/// (nnlib_optimizer_options_init_size with this struct's size, so that the
+/// library reads warmup_steps, library 1.4); change its public fields,
+/// then `Optimizer::new`. `warmup_steps` W > 0 makes step t < W use the
+/// learning rate lr (t + 1) / W; the schedule then runs from t - W.
 pub fn optimizer_options(kind: OptimizerKind) -> Result<sys::nnlib_optimizer_options> {
-    // SAFETY: a plain C struct; init writes every field.
+    // SAFETY: a plain C struct; init writes every field of its size.
     let mut o: sys::nnlib_optimizer_options = unsafe { std::mem::zeroed() };
-    check(unsafe { sys::nnlib_optimizer_options_init(&mut o, kind.code()) })?;
+    let size = std::mem::size_of::<sys::nnlib_optimizer_options>();
+    check(unsafe { sys::nnlib_optimizer_options_init_size(&mut o, kind.code(), size) })?;
     Ok(o)
 }
 
@@ -76,6 +79,15 @@ impl Optimizer {
     pub fn with_defaults(kind: OptimizerKind, learning_rate: f32) -> Result<Optimizer> {
         let mut o = optimizer_options(kind)?;
         o.learning_rate = learning_rate;
+        Optimizer::new(&o)
+    }
+
+    /// A kind with the library's defaults, this learning rate and a linear
+    /// warmup over the first `warmup_steps` steps (library 1.4).
+    pub fn with_warmup(kind: OptimizerKind, learning_rate: f32, warmup_steps: i64) -> Result<Optimizer> {
+        let mut o = optimizer_options(kind)?;
+        o.learning_rate = learning_rate;
+        o.warmup_steps = warmup_steps;
         Optimizer::new(&o)
     }
 
