@@ -34,7 +34,9 @@
  * batch; the loader must then return NNLIB_ERR_OUT_OF_MEMORY, which is what
  * programs that load untrusted files get with such an allocator
  * (docs/FILE_FORMAT.md). Also keeps libFuzzer's -malloc_limit_mb quiet. */
+#ifndef FUZZ_MAX_ALLOC /* a target may set a smaller one first */
 #define FUZZ_MAX_ALLOC ((size_t)64 << 20)
+#endif
 #define FUZZ_MAX_LIVE ((size_t)256 << 20)
 
 static size_t fuzz_live_bytes;
@@ -98,6 +100,7 @@ static inline bool fuzz_status_ok(nnlib_status st) {
   case NNLIB_ERR_TRUNCATED:
   case NNLIB_ERR_OUT_OF_RANGE:
   case NNLIB_ERR_PARSE:
+  case NNLIB_ERR_DTYPE: /* e.g. an embedding reading a layer's output */
     return true;
   default:
     return false;
@@ -170,10 +173,42 @@ static inline bool fuzz_cheap_enough(nnlib_model *m, int64_t n) {
   return cheap;
 }
 
-/* One tensor per model input, [n, input k's shape], from a fixed pattern
- * with both signs, into *xs, a malloc'd array of *count (the model's input
- * count; free with fuzz_free_inputs). Returns the status of the tensors'
- * creation (*xs NULL when one failed). */
+/* The vocabulary that model input k's token ids must fit: the smallest of
+ * the embeddings that read it (rows of their weight [vocab, dim]), or 0
+ * when no embedding reads it and the input takes float32 tensors. Compile
+ * (mark_id_inputs) makes exactly the inputs an embedding reads int32 and
+ * lets nothing else read them, so the public graph getters tell. */
+static inline int64_t fuzz_input_vocab(nnlib_model *m, size_t k) {
+  int64_t vocab = 0;
+  for (size_t v = 0; v < nnlib_model_get_node_count(m); v++) {
+    nnlib_node_info info, from;
+    memset(&info, 0, sizeof info);
+    memset(&from, 0, sizeof from);
+    info.struct_size = from.struct_size = sizeof info;
+    if (nnlib_model_get_node(m, v, &info) != NNLIB_OK || info.layer == NULL ||
+        nnlib_layer_get_kind(info.layer) != NNLIB_LAYER_EMBEDDING ||
+        info.input_count != 1)
+      continue;
+    size_t u = (size_t)(info.inputs[0] & 0xffffffffu); /* node index */
+    nnlib_tensor *w = NULL;
+    FUZZ_CHECK(nnlib_model_get_node(m, u, &from) == NNLIB_OK);
+    if (from.layer != NULL || from.input_index != (int64_t)k)
+      continue;
+    FUZZ_CHECK(nnlib_layer_get_param(info.layer, 0, &w, NULL) == NNLIB_OK);
+    FUZZ_CHECK(nnlib_tensor_get_rank(w) == 2);
+    int64_t rows = nnlib_tensor_get_dim(w, 0);
+    FUZZ_CHECK(rows >= 1);
+    vocab = vocab == 0 || rows < vocab ? rows : vocab;
+  }
+  return vocab;
+}
+
+/* One tensor per model input, [n, input k's shape], into *xs, a malloc'd
+ * array of *count (the model's input count; free with fuzz_free_inputs):
+ * int32 token ids in range for an input an embedding reads
+ * (fuzz_input_vocab), else float32 from a fixed pattern with both signs.
+ * Returns the status of the tensors' creation (*xs NULL when one
+ * failed). */
 static inline nnlib_status fuzz_make_inputs(nnlib_model *m, int64_t n,
                                             nnlib_tensor ***xs,
                                             size_t *count) {
@@ -189,15 +224,25 @@ static inline nnlib_status fuzz_make_inputs(nnlib_model *m, int64_t n,
                                                      NNLIB_MAX_RANK, &rank);
     FUZZ_CHECK(st == NNLIB_OK && rank >= 1 && rank < NNLIB_MAX_RANK);
     shape[0] = n;
-    if ((st = nnlib_tensor_create(&made[k], shape, rank + 1)) != NNLIB_OK) {
+    int64_t vocab = fuzz_input_vocab(m, k);
+    st = vocab > 0 ? nnlib_tensor_create_int32(&made[k], shape, rank + 1)
+                   : nnlib_tensor_create(&made[k], shape, rank + 1);
+    if (st != NNLIB_OK) {
       for (size_t j = 0; j < k; j++)
         nnlib_tensor_free(made[j]);
       free(made);
       return st;
     }
-    float *xd = nnlib_tensor_get_data(made[k]);
-    for (int64_t i = 0; i < nnlib_tensor_get_size(made[k]); i++)
-      xd[i] = (float)((i * 7 + (int64_t)k) % 11) / 5.0f - 1.0f;
+    int64_t size = nnlib_tensor_get_size(made[k]);
+    if (vocab > 0) {
+      int32_t *ids = nnlib_tensor_get_data_int32(made[k]);
+      for (int64_t i = 0; i < size; i++)
+        ids[i] = (int32_t)((i * 7 + (int64_t)k) % vocab);
+    } else {
+      float *xd = nnlib_tensor_get_data(made[k]);
+      for (int64_t i = 0; i < size; i++)
+        xd[i] = (float)((i * 7 + (int64_t)k) % 11) / 5.0f - 1.0f;
+    }
   }
   *xs = made;
   return NNLIB_OK;
@@ -238,6 +283,64 @@ static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
     *out = y;
   else
     nnlib_tensor_free(y);
+  return st;
+}
+
+/* Most tokens fuzz_generate asks for. */
+#define FUZZ_GENERATE_MAX 8
+
+/* nnlib_model_generate on any compiled model: a prompt of up to three ids
+ * (in range of input 0's embeddings, or 0 for a model without one), then
+ * `count` (<= FUZZ_GENERATE_MAX) tokens into out, with or without the
+ * cache, top-k 0 or 3. A model that is not a language model (one int32
+ * input [T], logits [T, V]) is refused as unsupported, and so is one with
+ * a layer that cannot decode; an output vocabulary larger than the
+ * embedding's may sample an id the embedding refuses (out of range).
+ * What succeeds gives tokens in [0, V) and gives them again for the same
+ * seed. NNLIB_ERR_UNSUPPORTED without a call when the passes would be too
+ * much work. */
+static inline nnlib_status fuzz_generate(nnlib_model *m, int use_cache,
+                                         uint64_t seed, int32_t *out,
+                                         int64_t count) {
+  FUZZ_CHECK(count >= 0 && count <= FUZZ_GENERATE_MAX);
+  if (!fuzz_cheap_enough(m, 2 * (count + 1)))
+    return NNLIB_ERR_UNSUPPORTED;
+  int64_t in[NNLIB_MAX_RANK], vocab = fuzz_input_vocab(m, 0), context = 1;
+  int64_t y[NNLIB_MAX_RANK], outputs = 0;
+  size_t rank = 0, out_rank = 0;
+  if (nnlib_model_get_input_shape_at(m, 0, in, NNLIB_MAX_RANK, &rank) ==
+          NNLIB_OK &&
+      rank == 1)
+    context = in[0];
+  if (nnlib_model_get_output_shape(m, y, NNLIB_MAX_RANK, &out_rank) ==
+          NNLIB_OK &&
+      out_rank >= 1)
+    outputs = y[out_rank - 1];
+  int32_t prompt[3], again[FUZZ_GENERATE_MAX];
+  int64_t length = context < 3 ? context : 3;
+  for (int64_t i = 0; i < length; i++)
+    prompt[i] = vocab > 0 ? (int32_t)((i * 5 + 1) % vocab) : 0;
+  nnlib_generate_options o;
+  FUZZ_CHECK(nnlib_generate_options_init(&o) == NNLIB_OK);
+  o.use_cache = use_cache;
+  o.seed = seed;
+  o.top_k = seed & 1 ? 3 : 0;
+  o.temperature = seed & 2 ? 0.5f : 1.0f;
+  nnlib_status st = nnlib_model_generate(m, prompt, length, count, &o, out);
+  fuzz_expect(st);
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_UNSUPPORTED ||
+             st == NNLIB_ERR_OUT_OF_RANGE || st == NNLIB_ERR_NUMERICAL ||
+             st == NNLIB_ERR_OUT_OF_MEMORY);
+  FUZZ_CHECK(st != NNLIB_ERR_OUT_OF_RANGE || outputs > vocab);
+  if (st != NNLIB_OK)
+    return st;
+  FUZZ_CHECK(vocab > 0 && outputs > 0);
+  for (int64_t i = 0; i < count; i++)
+    FUZZ_CHECK(out[i] >= 0 && out[i] < outputs);
+  nnlib_status st2 = nnlib_model_generate(m, prompt, length, count, &o, again);
+  FUZZ_CHECK(st2 == NNLIB_OK || st2 == NNLIB_ERR_OUT_OF_MEMORY);
+  if (st2 == NNLIB_OK)
+    FUZZ_CHECK(memcmp(out, again, (size_t)count * sizeof *out) == 0);
   return st;
 }
 

@@ -1,9 +1,13 @@
 /* fuzz_model_load: nnlib_model_load_buffer on arbitrary bytes, model files
- * of version 1 (chains) and 2 (graphs: several inputs, merges, names).
+ * of version 1 (chains), 2 (graphs: several inputs, merges, names) and 3
+ * (version 2 with the optimizer's warmup).
  * What loads must also work: it predicts one batch (one tensor per input),
  * its description re-parses, and it saves to bytes that load again and save
- * to the same bytes, with the same predictions bit for bit; a model with a
- * loss takes one training step (one backward pass without an optimizer),
+ * to the same bytes, with the same predictions bit for bit and, for a
+ * language model, the same generated tokens (fuzz_generate); inputs an
+ * embedding reads get int32 token ids. A model with a loss takes one
+ * training step (one backward pass without an optimizer; softmax_ce over
+ * [T, V] logits also one with int32 class indices),
  * and with an optimizer two epochs of fit with validation, early stopping
  * and restore-best; a one-input sequence model runs sequences shorter than
  * compiled or refuses them. Nothing may leak, whatever fails.
@@ -58,8 +62,24 @@ static void *saved(nnlib_model *m, unsigned flags, size_t *size) {
   return bytes;
 }
 
-/* Save, load, save: identical bytes and identical predictions. */
-static void check_round_trip(nnlib_model *m, const nnlib_tensor *y) {
+/* Tokens a loaded model generates (fuzz_generate with the cache, seed 7),
+ * and the status. */
+typedef struct generated {
+  nnlib_status st;
+  int32_t tokens[5];
+} generated;
+
+static generated generate(nnlib_model *m) {
+  generated g;
+  memset(&g, 0, sizeof g);
+  g.st = fuzz_generate(m, 1, 7, g.tokens, 5);
+  return g;
+}
+
+/* Save, load, save: identical bytes, identical predictions and, for a
+ * language model, the same generated tokens. */
+static void check_round_trip(nnlib_model *m, const nnlib_tensor *y,
+                             const generated *g) {
   size_t size1 = 0, size2 = 0;
   void *bytes1 = saved(m, NNLIB_SAVE_OPTIMIZER, &size1);
   if (bytes1 == NULL)
@@ -77,6 +97,12 @@ static void check_round_trip(nnlib_model *m, const nnlib_tensor *y) {
     if (y != NULL && fuzz_predict(again, 1, &y2) == NNLIB_OK && y2 != NULL)
       FUZZ_CHECK(fuzz_same_bits(y, y2));
     nnlib_tensor_free(y2);
+    generated g2 = generate(again);
+    if (g->st == NNLIB_OK && g2.st == NNLIB_OK)
+      FUZZ_CHECK(memcmp(g->tokens, g2.tokens, sizeof g->tokens) == 0);
+    else if (g->st != NNLIB_ERR_OUT_OF_MEMORY &&
+             g2.st != NNLIB_ERR_OUT_OF_MEMORY)
+      FUZZ_CHECK(g->st == g2.st);
   }
   nnlib_model_free(again);
   nnlib_free(bytes1);
@@ -133,6 +159,37 @@ static void check_fit_validated(nnlib_model *m, nnlib_tensor **xs,
   FUZZ_CHECK(st != NNLIB_ERR_OUT_OF_MEMORY || run == 0);
 }
 
+/* Softmax cross-entropy over logits [T, V] also takes T int32 class
+ * indices per sample (a language model's next tokens): one backward pass
+ * with indices in [0, V). */
+static void check_index_targets(nnlib_model *m, nnlib_tensor **xs,
+                                size_t count) {
+  int64_t out[NNLIB_MAX_RANK];
+  size_t rank = 0;
+  if (nnlib_model_get_loss(m) != NNLIB_LOSS_SOFTMAX_CE)
+    return;
+  FUZZ_CHECK(nnlib_model_get_output_shape(m, out, NNLIB_MAX_RANK, &rank) ==
+             NNLIB_OK);
+  if (rank < 2)
+    return;
+  int64_t classes = out[rank - 1], rows = 1;
+  for (size_t i = 0; i + 1 < rank; i++)
+    rows *= out[i];
+  int64_t shape[2] = {1, rows};
+  nnlib_tensor *t = NULL;
+  if (nnlib_tensor_create_int32(&t, shape, 2) != NNLIB_OK)
+    return;
+  int32_t *ids = nnlib_tensor_get_data_int32(t);
+  for (int64_t r = 0; r < rows; r++)
+    ids[r] = (int32_t)((r * 3 + 1) % classes);
+  float loss = 0;
+  nnlib_status st = nnlib_model_backward_inputs(
+      m, (const nnlib_tensor *const *)xs, count, t, &loss);
+  fuzz_expect(st);
+  FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+  nnlib_tensor_free(t);
+}
+
 /* One step on fixed inputs (a backward pass where the file has no
  * optimizer): it trains or reports a numerical problem. Backward writes
  * layers' input gradients into buffers planned by liveness and sums
@@ -155,6 +212,7 @@ static void check_step(nnlib_model *m) {
                           : nnlib_model_backward_inputs(m, in, count, t, NULL);
     fuzz_expect(st);
     FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL);
+    check_index_targets(m, xs, count);
     /* two epochs and two validation passes: about 8 single passes */
     if (nnlib_model_get_optimizer(m) != NULL && fuzz_cheap_enough(m, 8))
       check_fit_validated(m, xs, count, t);
@@ -225,8 +283,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nnlib_tensor *y = NULL;
     st = fuzz_predict(m, 1, &y);
     fuzz_expect(st);
+    generated g = generate(m);
     check_spec(m);
-    check_round_trip(m, y);
+    check_round_trip(m, y, &g);
     check_step(m);
     check_short_sequences(m);
     nnlib_tensor_free(y);

@@ -1,13 +1,16 @@
 /* fuzz_model_roundtrip: the input bytes choose a small model (a family of
- * input and layers written as a model description, or a graph with one or
- * two inputs, merges and node names built through the graph API; loss,
+ * input and layers written as a model description, among them token ids
+ * through an embedding into text layers and transformer blocks, or a graph
+ * with one or two inputs, merges and node names built through the graph
+ * API; loss,
  * optimizer and its options, seed, a few training steps on data from the
  * bytes). The harness saves it (a chain as file version 1, a graph as
  * version 2), loads it and saves it again: the two files must be
  * byte-identical, predictions bitwise equal, and, when the optimizer was
  * saved, one more training step on the original and on the loaded model
- * must give byte-identical files again (resume is exact). Any failure of a
- * valid model to save or load is a finding. */
+ * must give byte-identical files again (resume is exact). A language model
+ * (ids [T] in, logits [T, V] out) must generate the same tokens after the
+ * round trip. Any failure of a valid model to save or load is a finding. */
 #include "fuzz_common.h"
 
 #include <math.h>
@@ -55,6 +58,9 @@ static nnlib_optimizer *make_optimizer(bytes *b) {
   o.schedule = (nnlib_schedule)((flags >> 3) % 3);
   o.step_size = 1 + (flags >> 5);
   o.total_steps = 2 + take(b) % 8;
+  if ((flags & 0x60) == 0x60)
+    /* a file of format version 3; below total_steps for the cosine */
+    o.warmup_steps = 1 + (int64_t)(flags & 3) % (o.total_steps - 1);
   if (flags & 0x80)
     o.clip_norm = 0.5f;
   nnlib_optimizer *opt = NULL;
@@ -65,21 +71,25 @@ static nnlib_optimizer *make_optimizer(bytes *b) {
 }
 
 /* Appends one description item for the family: 0 features [F] (dense,
- * activations, dropout, batchnorm), 1 images [C, H, W] (conv, pooling,
- * batchnorm, dropout, flatten, activations), 2 sequences [T, F]
- * (rnn/lstm/gru, last, dense). A layer kind that later issues add joins
- * its family's list here. */
+ * activations with gelu and gelu_tanh, dropout, batchnorm, layernorm), 1
+ * images [C, H, W] (conv, pooling, batchnorm, dropout, flatten,
+ * activations), 2 sequences [T, F] (rnn/lstm/gru, last, dense, linear,
+ * layernorm, one-head causal attention, positional; after `last` the
+ * last two do not compile). Family 4 (token ids) is text_items. A layer
+ * kind that later issues add joins its family's list here. */
 static void append_item(bytes *b, unsigned family, char *text, size_t cap) {
-  static const char *acts[] = {"identity", "step",    "sigmoid", "tanh",
-                               "relu",     "softplus", "softmax"};
+  static const char *acts[] = {"identity", "step",     "sigmoid",
+                               "tanh",     "relu",     "softplus",
+                               "softmax",  "gelu",     "gelu_tanh"};
   char item[96];
   unsigned c = take(b), v = take(b);
   switch (family == 0 ? c % 5 : family == 1 ? 5 + c % 8 : 13 + c % 5) {
   case 0: snprintf(item, sizeof item, "dense:%u%s", 1 + v % 9, c & 32 ? ":nobias" : ""); break;
-  case 1: snprintf(item, sizeof item, "%s", acts[v % 7]); break;
+  case 1: snprintf(item, sizeof item, "%s", acts[v % 9]); break;
   case 2: snprintf(item, sizeof item, "leaky_relu:%g", (double)(v % 50) / 100.0); break;
   case 3: snprintf(item, sizeof item, "dropout:%g", (double)(v % 9) / 10.0); break;
-  case 4: case 10: snprintf(item, sizeof item, "batchnorm%s", v & 1 ? ":0.3" : ""); break;
+  case 4: snprintf(item, sizeof item, "%s", v & 2 ? (v & 1 ? "layernorm" : "layernorm:0.001") : v & 1 ? "batchnorm:0.3" : "batchnorm"); break;
+  case 10: snprintf(item, sizeof item, "batchnorm%s", v & 1 ? ":0.3" : ""); break;
   case 5: case 6:
     snprintf(item, sizeof item, "conv:%ux%ux%u%s%s%s", 1 + v % 4, 1 + (v >> 2) % 3,
              1 + (v >> 4) % 3, c & 32 ? ":s2" : "", c & 64 ? ":p1" : "",
@@ -87,16 +97,69 @@ static void append_item(bytes *b, unsigned family, char *text, size_t cap) {
     break;
   case 7: snprintf(item, sizeof item, "%s:%u%s", v % 3 == 0 ? "maxpool" : v % 3 == 1 ? "minpool" : "avgpool", 1 + (v >> 2) % 2, c & 32 ? ":s1" : ""); break;
   case 8: snprintf(item, sizeof item, "%s", c & 32 ? "global_avgpool" : "flatten"); break;
-  case 9: snprintf(item, sizeof item, "%s", acts[v % 7]); break;
+  case 9: snprintf(item, sizeof item, "%s", acts[v % 9]); break;
   case 11: case 12: snprintf(item, sizeof item, "dropout:0.5"); break;
   /* `last` may only follow a recurrent item */
   case 13: snprintf(item, sizeof item, "rnn:%u%s%s%s", 1 + v % 5, c & 32 ? ":relu" : "", c & 64 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
   case 14: snprintf(item, sizeof item, "lstm:%u%s%s", 1 + v % 5, c & 32 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
   case 15: snprintf(item, sizeof item, "gru:%u%s%s", 1 + v % 5, c & 32 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
+  /* [T, F] sequences also take the last-axis text layers */
+  case 16: snprintf(item, sizeof item, "%s", v % 4 == 0 ? "linear:3" : v % 4 == 1 ? "layernorm" : v % 4 == 2 ? "attention:1:causal" : "positional"); break;
   default: snprintf(item, sizeof item, "dense:%u", 1 + v % 5); break;
   }
   size_t used = strlen(text);
   snprintf(text + used, cap - used, "%s%s", used ? "," : "", item);
+}
+
+/* ------------------------------------------------------- text family */
+
+/* A divisor of dim the byte picks: a head count attention takes. */
+static unsigned heads_of(unsigned dim, unsigned v) {
+  unsigned h = 1 + v % dim;
+  while (dim % h != 0)
+    h--;
+  return h;
+}
+
+/* Family 4: token ids [T] into embedding:VOCAB:D, then up to five items on
+ * [T, D] vectors (positional, layernorm, linear, activations with gelu and
+ * gelu_tanh, attention with its options, transformer blocks, dropout, a
+ * recurrent layer), keeping track of the width D so that every attention
+ * and transformer item fits; then mostly linear:VOCAB (a language model;
+ * sometimes VOCAB + 1, whose extra token the embedding refuses when
+ * generated). */
+static void text_items(bytes *b, char *text, size_t cap) {
+  unsigned vocab = 2 + take(b) % 9, dim = 1 + take(b) % 6;
+  size_t used = (size_t)snprintf(text, cap, "embedding:%u:%u", vocab, dim);
+  unsigned items = take(b) % 6;
+  for (unsigned i = 0; i < items && used < cap; i++) {
+    unsigned c = take(b), v = take(b), h = heads_of(dim, v >> 3);
+    char item[96];
+    switch (c % 10) {
+    case 0: snprintf(item, sizeof item, v & 1 ? "positional:%u" : "positional", 6 + v % 3); break;
+    case 1: snprintf(item, sizeof item, "%s", v & 1 ? "layernorm" : "layernorm:0.01"); break;
+    case 2: dim = 1 + v % 8; snprintf(item, sizeof item, "linear:%u%s", dim, c & 16 ? ":nobias" : ""); break;
+    case 3: snprintf(item, sizeof item, "%s", v % 3 == 0 ? "gelu" : v % 3 == 1 ? "gelu_tanh" : "relu"); break;
+    case 4: case 5:
+      snprintf(item, sizeof item, "attention:%u%s%s%s", h, c & 16 ? ":causal" : "",
+               c & 32 ? ":dropout0.25" : "", c & 64 ? ":nobias" : "");
+      break;
+    case 6: case 7:
+      snprintf(item, sizeof item, "transformer:%u:%u%s%s%s", dim, h,
+               c & 16 ? ":mlp3" : "", c & 32 ? ":causal" : "",
+               c & 64 ? ":dropout0.1" : "");
+      break;
+    case 8: snprintf(item, sizeof item, "dropout:%g", (double)(v % 5) / 10.0); break;
+    default:
+      dim = 1 + v % 5;
+      snprintf(item, sizeof item, "%s:%u", c & 16 ? "lstm" : c & 32 ? "gru" : "rnn", dim);
+      break;
+    }
+    used += (size_t)snprintf(text + used, cap - used, ",%s", item);
+  }
+  unsigned head = take(b);
+  if (head % 4 != 0 && used < cap)
+    snprintf(text + used, cap - used, ",linear:%u", vocab + (head % 8 == 1));
 }
 
 /* ------------------------------------------------------ graph family */
@@ -176,7 +239,7 @@ static void graph_unary(graph *g, size_t from, unsigned c, unsigned v) {
   nnlib_layer *l = NULL;
   nnlib_status st;
   if (c % 3 == 0)
-    st = nnlib_activation_create(&l, (nnlib_activation)(v % 8),
+    st = nnlib_activation_create(&l, (nnlib_activation)(v % 10),
                                  (float)(v % 50) / 100.0f);
   else if (c % 3 == 1)
     st = nnlib_dropout_create(&l, (float)(v % 9) / 10.0f);
@@ -308,7 +371,7 @@ static nnlib_status make_graph(bytes *b, nnlib_model *m) {
  * take) or an allocation fails. Every description the harness writes, and
  * every graph it makes, must be accepted, though. */
 static nnlib_model *make_model(bytes *b, int64_t *max_batch) {
-  unsigned family = take(b) % 4;
+  unsigned family = take(b) % 5;
   int64_t input[3] = {0, 0, 0};
   size_t rank = 0; /* family 3 declares its inputs */
   if (family == 0) {
@@ -323,11 +386,16 @@ static nnlib_model *make_model(bytes *b, int64_t *max_batch) {
     rank = 2;
     input[0] = 1 + take(b) % 5;
     input[1] = 1 + take(b) % 6;
+  } else if (family == 4) {
+    rank = 1;
+    input[0] = 1 + take(b) % 6; /* T token ids */
   }
   char text[1024] = "";
-  unsigned items = family == 3 ? 0 : 1 + take(b) % 6;
+  unsigned items = family >= 3 ? 0 : 1 + take(b) % 6;
   for (unsigned i = 0; i < items; i++)
     append_item(b, family, text, sizeof text);
+  if (family == 4)
+    text_items(b, text, sizeof text);
   nnlib_model *m = NULL;
   if (nnlib_model_create(&m) != NNLIB_OK)
     return NULL;
@@ -352,9 +420,13 @@ static nnlib_model *make_model(bytes *b, int64_t *max_batch) {
     st = nnlib_model_compile_graph(m, *max_batch, loss, opt, seed);
     /* its shapes chain by construction */
     FUZZ_CHECK(st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
-  } else if (st == NNLIB_OK)
+  } else if (st == NNLIB_OK) {
     st = nnlib_model_compile(m, input, rank, *max_batch, loss, opt, seed);
-  else
+    /* text_items keeps every width consistent */
+    if (family == 4 && st != NNLIB_OK && st != NNLIB_ERR_OUT_OF_MEMORY)
+      fprintf(stderr, "\"%s\": %s\n", text, nnlib_last_error_message());
+    FUZZ_CHECK(family != 4 || st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY);
+  } else
     nnlib_optimizer_free(opt);
   fuzz_expect(st);
   if (st != NNLIB_OK) {
@@ -364,8 +436,10 @@ static nnlib_model *make_model(bytes *b, int64_t *max_batch) {
   return m;
 }
 
-/* One tensor per input [n, input k...] and one-hot targets [n, output...]
- * from the bytes; *xs is a malloc'd array of *count. */
+/* One tensor per input [n, input k...] (token ids in range for an input an
+ * embedding reads) and one-hot targets [n, output...] from the bytes, or
+ * for softmax_ce over [T, V] logits, sometimes T int32 class indices per
+ * sample; *xs is a malloc'd array of *count. */
 static bool make_batch(nnlib_model *m, bytes *b, int64_t n, nnlib_tensor ***xs,
                        size_t *count, nnlib_tensor **t) {
   int64_t ts[NNLIB_MAX_RANK + 1];
@@ -376,15 +450,30 @@ static bool make_batch(nnlib_model *m, bytes *b, int64_t n, nnlib_tensor ***xs,
   FUZZ_CHECK(nnlib_model_get_output_shape(m, ts + 1, NNLIB_MAX_RANK,
                                           &rank_out) == NNLIB_OK);
   ts[0] = n;
-  if (nnlib_tensor_create(t, ts, rank_out + 1) != NNLIB_OK) {
+  bool indices = nnlib_model_get_loss(m) == NNLIB_LOSS_SOFTMAX_CE &&
+                 rank_out == 2 && (take(b) & 1);
+  nnlib_status st = indices ? nnlib_tensor_create_int32(t, ts, 2)
+                            : nnlib_tensor_create(t, ts, rank_out + 1);
+  if (st != NNLIB_OK) {
     fuzz_free_inputs(*xs, *count);
     *xs = NULL;
     return false;
   }
   for (size_t k = 0; k < *count; k++) {
+    int64_t vocab = fuzz_input_vocab(m, k);
+    int32_t *ids = nnlib_tensor_get_data_int32((*xs)[k]);
     float *xd = nnlib_tensor_get_data((*xs)[k]);
     for (int64_t i = 0; i < nnlib_tensor_get_size((*xs)[k]); i++)
-      xd[i] = take_float(b);
+      if (vocab > 0)
+        ids[i] = (int32_t)(take(b) % vocab);
+      else
+        xd[i] = take_float(b);
+  }
+  if (indices) { /* [n, T]: one class of V per position */
+    int32_t *ids = nnlib_tensor_get_data_int32(*t);
+    for (int64_t i = 0; i < nnlib_tensor_get_size(*t); i++)
+      ids[i] = (int32_t)(take(b) % ts[2]);
+    return true;
   }
   float *td = nnlib_tensor_get_data(*t);
   int64_t per_sample = nnlib_tensor_get_size(*t) / n;
@@ -428,6 +517,23 @@ static void check_same_graph(nnlib_model *a, nnlib_model *b) {
   }
 }
 
+/* A language model generates the same tokens after the round trip, with
+ * or without the cache; a model that generates nothing fails the same way
+ * after it. */
+static void check_same_generation(nnlib_model *a, nnlib_model *b,
+                                  unsigned choice) {
+  int32_t ta[FUZZ_GENERATE_MAX], tb[FUZZ_GENERATE_MAX];
+  int64_t count = 1 + choice % FUZZ_GENERATE_MAX;
+  int cache = (int)((choice >> 4) & 1);
+  nnlib_status sa = fuzz_generate(a, cache, choice, ta, count);
+  nnlib_status sb = fuzz_generate(b, cache, choice, tb, count);
+  if (sa == NNLIB_ERR_OUT_OF_MEMORY || sb == NNLIB_ERR_OUT_OF_MEMORY)
+    return;
+  FUZZ_CHECK(sa == sb);
+  if (sa == NNLIB_OK)
+    FUZZ_CHECK(memcmp(ta, tb, (size_t)count * sizeof *ta) == 0);
+}
+
 /* One step each on a and b with the same batch, then equal files. */
 static void check_resume(nnlib_model *a, nnlib_model *b, nnlib_tensor **xs,
                          size_t count, nnlib_tensor *t) {
@@ -467,9 +573,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   size_t size1 = 0, size2 = 0;
   void *file1 = save(m, flags, &size1);
-  /* a chain is written as version 1, a graph with two inputs as 2 */
-  if (file1 != NULL && nnlib_model_get_input_count(m) > 1)
-    FUZZ_CHECK(size1 > 12 && ((const unsigned char *)file1)[8] == 2);
+  /* a chain is written as version 1, a graph with two inputs as 2, and
+   * any model whose optimizer warms up as 3 (also when the optimizer is
+   * not saved) */
+  if (file1 != NULL) {
+    const nnlib_optimizer *opt = nnlib_model_get_optimizer(m);
+    nnlib_optimizer_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    FUZZ_CHECK(size1 > 12);
+    FUZZ_CHECK(opt == NULL || nnlib_optimizer_get_options(opt, &o) == NNLIB_OK);
+    unsigned version = ((const unsigned char *)file1)[8];
+    if (opt != NULL && o.warmup_steps > 0)
+      FUZZ_CHECK(version == 3);
+    else if (nnlib_model_get_input_count(m) > 1)
+      FUZZ_CHECK(version == 2);
+  }
   nnlib_model *loaded = NULL;
   if (file1 != NULL) {
     nnlib_status st = nnlib_model_load_buffer(&loaded, file1, size1);
@@ -488,6 +607,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(fuzz_same_bits(y1, y2));
     nnlib_tensor_free(y1);
     nnlib_tensor_free(y2);
+    check_same_generation(m, loaded, take(&b));
     check_same_graph(m, loaded);
     FUZZ_CHECK(nnlib_model_get_max_batch(loaded) == max_batch);
     FUZZ_CHECK(nnlib_model_get_loss(loaded) == nnlib_model_get_loss(m));

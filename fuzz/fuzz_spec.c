@@ -3,8 +3,15 @@
  * (nnlib_model_get_spec) into a text that parses into the same layers and
  * prints the same again (a fixed point); one that does not parse adds no
  * layer. A parsed model is compiled for a small input of rank 1, 2 or 3
- * (whichever its first layer takes) and predicts one batch (the capped
- * allocator turns huge widths into NNLIB_ERR_OUT_OF_MEMORY). */
+ * (whichever its first layer takes; int32 token ids for an input that an
+ * embedding reads) and predicts one batch (the capped allocator turns
+ * huge widths into NNLIB_ERR_OUT_OF_MEMORY); a language model (ids [T] in,
+ * logits [T, V] out) generates a few tokens, with or without the cache. */
+/* A parameter block of 4M floats at most: a description asks for any size
+ * in a few bytes (embedding:2653305:4 is 42 MB), and drawing that many
+ * initial weights takes seconds under ASan, which is the text's request,
+ * not a bug; larger ones are NNLIB_ERR_OUT_OF_MEMORY at once. */
+#define FUZZ_MAX_ALLOC ((size_t)16 << 20)
 #include "fuzz_common.h"
 
 enum { SPEC_MAX = 4096 };
@@ -75,8 +82,11 @@ static void compile_and_predict(const char *text, size_t size) {
      * invalid argument (an unused input, a dead-end branch) */
     if (st != NNLIB_ERR_INVALID_ARGUMENT)
       fuzz_expect(st);
-    if (st == NNLIB_OK)
+    if (st == NNLIB_OK) {
+      int32_t tokens[4];
       fuzz_expect(fuzz_predict(m, 2, NULL));
+      fuzz_generate(m, (int)(size & 1), size, tokens, 4);
+    }
     nnlib_model_free(m);
     if (st == NNLIB_OK || st == NNLIB_ERR_OUT_OF_MEMORY)
       return;

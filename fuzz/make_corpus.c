@@ -9,6 +9,7 @@
 #include <nnlib.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +377,155 @@ static void model_seeds(void) {
                   NNLIB_SAVE_OPTIMIZER);
 }
 
+/* ------------------------------------------------ text model files */
+
+/* Trains `steps` steps of a compiled model whose input 0 holds token ids
+ * [T] (an embedding reads it) on fixed ids, with T int32 class indices per
+ * sample as targets for softmax_ce over logits [T, V] and a float32
+ * one-hot target otherwise, and writes the saved file, whose format
+ * version must be `version`. */
+static void text_model_seed(const char *name, nnlib_model *m, int steps,
+                            unsigned flags, unsigned version) {
+  int64_t shape[NNLIB_MAX_RANK + 1], in[NNLIB_MAX_RANK];
+  size_t rank = 0, in_rank = 0;
+  ok(nnlib_model_get_input_shape_at(m, 0, in, NNLIB_MAX_RANK, &in_rank),
+     "input shape");
+  ok(nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK, &rank),
+     "output shape");
+  if (in_rank != 1)
+    die("a text seed's input is not [T]");
+  int64_t ids_shape[2] = {3, in[0]};
+  nnlib_tensor *x = NULL, *t = NULL;
+  ok(nnlib_tensor_create_int32(&x, ids_shape, 2), "ids");
+  int32_t *ids = nnlib_tensor_get_data_int32(x);
+  int64_t vocab = 1 << 30; /* the smallest embedding's, found below */
+  for (size_t v = 0; v < nnlib_model_get_node_count(m); v++) {
+    nnlib_node_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    ok(nnlib_model_get_node(m, v, &info), "node");
+    nnlib_tensor *w = NULL;
+    if (info.layer != NULL &&
+        nnlib_layer_get_kind(info.layer) == NNLIB_LAYER_EMBEDDING) {
+      ok(nnlib_layer_get_param(info.layer, 0, &w, NULL), "embedding weight");
+      if (nnlib_tensor_get_dim(w, 0) < vocab)
+        vocab = nnlib_tensor_get_dim(w, 0);
+    }
+  }
+  for (int64_t i = 0; i < 3 * in[0]; i++)
+    ids[i] = (int32_t)((i * 5 + 2) % vocab);
+  shape[0] = 3;
+  bool indices = nnlib_model_get_loss(m) == NNLIB_LOSS_SOFTMAX_CE && rank == 2;
+  if (indices) {
+    ok(nnlib_tensor_create_int32(&t, shape, 2), "index target");
+    int32_t *td = nnlib_tensor_get_data_int32(t);
+    for (int64_t i = 0; i < nnlib_tensor_get_size(t); i++)
+      td[i] = (int32_t)((i * 3 + 1) % shape[2]);
+  } else if (nnlib_model_get_loss(m) != NNLIB_LOSS_NONE) {
+    ok(nnlib_tensor_create(&t, shape, rank + 1), "target");
+    float *td = nnlib_tensor_get_data(t);
+    int64_t per = nnlib_tensor_get_size(t) / 3;
+    for (int64_t r = 0; r < 3; r++)
+      td[r * per + r % per] = 1.0f;
+  }
+  for (int s = 0; s < steps; s++)
+    ok(nnlib_model_step(m, x, t, NULL), "step");
+  void *data = NULL;
+  size_t size = 0;
+  ok(nnlib_model_save_to_buffer(&data, &size, m, flags), "save");
+  if (size < 12 || ((const unsigned char *)data)[8] != version)
+    die(name);
+  write_seed("model_load", name, data, size);
+  nnlib_free(data);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
+/* A model from a description (whose input is T token ids), compiled. */
+static nnlib_model *text_model(const char *spec, int64_t context,
+                               nnlib_loss loss, nnlib_optimizer *opt) {
+  nnlib_model *m = NULL;
+  ok(nnlib_model_create(&m), "model");
+  ok(nnlib_model_add_spec(m, spec), spec);
+  ok(nnlib_model_compile(m, &context, 1, 3, loss, opt, 42), spec);
+  return m;
+}
+
+/* Every text layer kind (17 embedding, 18 positional, 19 layernorm, 20
+ * attention, 21 linear) and the activations gelu and gelu_tanh: a chain
+ * (version 1), layers made by their constructors (layernorm without
+ * affine, attention options through the struct), a graph with a merge
+ * (version 2), transformer blocks with warmup (version 3), and an LSTM
+ * language model. */
+static void text_model_seeds(void) {
+  text_model_seed("text-every-kind-chain-sgd",
+            text_model("embedding:7:4,positional:8,layernorm:0.001,"
+                       "linear:6:nobias,gelu,linear:4,gelu_tanh,"
+                       "attention:2:nobias,attention:4:causal:dropout0.2,"
+                       "linear:7",
+                       5, NNLIB_LOSS_SOFTMAX_CE,
+                       optimizer(NNLIB_OPT_SGD, 0.9f, NNLIB_SCHEDULE_CONSTANT,
+                                 0)),
+            2, NNLIB_SAVE_OPTIMIZER, 1);
+
+  nnlib_model *m = NULL;
+  nnlib_layer *emb = NULL, *pos = NULL, *ln = NULL, *att = NULL, *lin = NULL;
+  nnlib_attention_options ao;
+  ok(nnlib_attention_options_init(&ao), "attention options");
+  ao.causal = 1;
+  ao.with_bias = 0;
+  ok(nnlib_embedding_create(&emb, 6, 6), "embedding");
+  ok(nnlib_positional_create(&pos, 0), "positional");
+  ok(nnlib_layernorm_create(&ln, 1e-5f, 0), "layernorm without affine");
+  ok(nnlib_attention_create(&att, 3, &ao), "attention");
+  ok(nnlib_linear_create(&lin, 6, 1), "linear");
+  nnlib_layer *layers[] = {emb, pos, ln, att, act(NNLIB_ACT_GELU_TANH, 0),
+                           lin};
+  ok(nnlib_model_create(&m), "model");
+  for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+    ok(nnlib_model_add(m, layers[i]), "add");
+  const int64_t context = 4;
+  ok(nnlib_model_compile(m, &context, 1, 3, NNLIB_LOSS_NONE, NULL, 42),
+     "text layers by constructors");
+  text_model_seed("text-constructors-inference", m, 0, 0, 1);
+
+  text_model_seed("text-graph-add-adam",
+            text_model("x=input:5,e=embedding:6:4(x),a=attention:2(e),"
+                       "l=linear:4(e),s=add(a,l),layernorm(s),linear:6",
+                       5, NNLIB_LOSS_SOFTMAX_CE,
+                       optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT,
+                                 1.0f)),
+            2, NNLIB_SAVE_OPTIMIZER, 2);
+
+  nnlib_optimizer_options o;
+  ok(nnlib_optimizer_options_init(&o, NNLIB_OPT_ADAMW), "options");
+  o.schedule = NNLIB_SCHEDULE_COSINE;
+  o.total_steps = 6;
+  o.warmup_steps = 2;
+  nnlib_optimizer *warm = NULL;
+  ok(nnlib_optimizer_create(&warm, &o), "warmup optimizer");
+  text_model_seed("char-gpt-adamw-warmup-v3",
+            text_model("embedding:11:8,positional,transformer:8:2:causal,"
+                       "transformer:8:4:mlp12:causal:dropout0.1,layernorm,"
+                       "linear:11",
+                       6, NNLIB_LOSS_SOFTMAX_CE, warm),
+            3, NNLIB_SAVE_OPTIMIZER, 3);
+
+  text_model_seed("lstm-lm-linear",
+            text_model("embedding:9:5,lstm:6,linear:9", 4,
+                       NNLIB_LOSS_SOFTMAX_CE,
+                       optimizer(NNLIB_OPT_RMSPROP, 0, NNLIB_SCHEDULE_STEP, 0)),
+            2, 0, 1);
+
+  const int64_t in4[1] = {4};
+  spec_model_seed("features-layernorm-gelu-linear",
+                  "dense:5,layernorm,gelu,linear:3:nobias,gelu_tanh,dense:2",
+                  in4, 1, NNLIB_LOSS_MSE,
+                  optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT, 0), 1,
+                  NNLIB_SAVE_OPTIMIZER);
+}
+
 /* ------------------------------------------------ roundtrip and spec */
 
 static void roundtrip_seeds(void) {
@@ -402,6 +552,20 @@ static void roundtrip_seeds(void) {
     buf[2] = (unsigned char)(s % 3); /* second input: none, vector, image */
     char name[32];
     snprintf(name, sizeof name, "graph-choices-%d", s);
+    write_seed("model_roundtrip", name, buf, sizeof buf);
+  }
+  /* the text family (first byte 4 mod 5): token ids through an embedding
+   * into text layers; buf[3] picks how many items follow it */
+  for (int s = 0; s < 8; s++) {
+    unsigned char buf[128];
+    for (size_t i = 0; i < sizeof buf; i++) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = (unsigned char)(state >> 24);
+    }
+    buf[0] = 4;                          /* family: text */
+    buf[4] = (unsigned char)(2 + s % 4); /* items after the embedding */
+    char name[32];
+    snprintf(name, sizeof name, "text-choices-%d", s);
     write_seed("model_roundtrip", name, buf, sizeof buf);
   }
 }
@@ -431,6 +595,36 @@ static void spec_seeds(void) {
     snprintf(name, sizeof name, "spec-%zu", i);
     write_seed("spec", name, specs[i], strlen(specs[i]));
   }
+  /* text items (1.4): token ids [T] are the rank-1 input fuzz_spec tries
+   * first, so a description that starts with an embedding compiles */
+  static const struct {
+    const char *name, *text;
+  } text[] = {
+      {"spec-attention-0",
+       "input:8x16,attention:4:causal:dropout0.1,attention:2:nobias"},
+      {"text-embedding", "embedding:16:8"},
+      {"text-embedding-positional", "embedding:10:6,positional,linear:10"},
+      {"text-positional-max", "embedding:5:4,positional:12,gelu"},
+      {"text-layernorm", "dense:6,layernorm,layernorm:1e-3,dense:2"},
+      {"text-linear", "input:3x5,linear:4,linear:2:nobias,gelu_tanh"},
+      {"text-gelu", "dense:8,gelu,dense:4,gelu_tanh,dense:1"},
+      {"text-attention-options",
+       "embedding:7:8,attention:2,attention:4:causal,"
+       "attention:1:dropout0.25:nobias,attention:8:causal:dropout0.5:nobias"},
+      {"text-transformer",
+       "embedding:9:8,transformer:8:2,transformer:8:4:mlp16:causal:dropout0.1"},
+      {"text-char-gpt",
+       "input:16,embedding:64:16,positional,transformer:16:4:causal,"
+       "transformer:16:4:causal,layernorm,linear:64"},
+      {"text-named-transformer",
+       "x=input:6,e=embedding:12:6(x),b=transformer:6:3:causal(e),"
+       "n=layernorm(b),linear:12(n)"},
+      {"text-lstm-lm", "embedding:20:8,lstm:12,linear:20"},
+      {"text-gru-rnn-lm", "embedding:8:4,gru:6,rnn:5:relu,linear:8:nobias"},
+      {"text-embedding-misread", "dense:3,embedding:4:2"},
+  };
+  for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+    write_seed("spec", text[i].name, text[i].text, strlen(text[i].text));
 }
 
 /* ----------------------------------------------------------------- text */
@@ -473,6 +667,7 @@ int main(int argc, char **argv) {
   idx_seeds();
   model_seeds();
   graph_model_seeds();
+  text_model_seeds();
   roundtrip_seeds();
   spec_seeds();
   text_seeds();
