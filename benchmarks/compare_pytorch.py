@@ -23,6 +23,19 @@ Each round runs nnlib-bench for one measurement, then every PyTorch setup
 for one; the medians of the rounds' medians are compared, so both sides
 see the same machine noise. Alongside, each worker times its own GEMMs
 alone (torch.mm with the step's shapes), giving PyTorch's gemm_efficiency.
+
+The `gpt` model is examples/char_gpt.c's (the class of
+benchmarks/char_gpt_torch.py, AdamW lr 1e-3 weight decay 0.01) on random
+int64 ids [32, 128] and targets; its lines also carry tokens_per_s (batch
+x context / step). Every setup above is measured twice for it: with
+glibc's malloc defaults and with GLIBC_TUNABLES=GPT_TUNABLES (no mmap for
+large blocks, no trimming: PyTorch's large activations then stay in the
+heap instead of being mapped and unmapped every step), labelled
+"+glibc-tuned"; the best of all counts. --kind generate (gpt only, one
+thread) times generation: nnlib_model_generate with and without its cache
+(nnlib-bench --bench generate) against PyTorch re-running the newest
+min(len, 128) tokens for every new token (model.eval(), torch.no_grad()),
+prompt 16, 256 new tokens.
 """
 import argparse
 import json
@@ -41,9 +54,24 @@ MODELS = {
     "lstm": ((28, 28, 128, 10), "lstm", None, "ce", [64, 256]),
     # examples/fashion_cnn.c: (channels, height, width, classes)
     "cnn": ((1, 28, 28, 10), "cnn", None, "ce", [64, 256]),
+    # examples/char_gpt.c: (context, vocabulary, width, heads, blocks)
+    "gpt": ((128, 256, 128, 4, 4), "gpt", None, "ce", [32]),
 }
 THREADS = [1, 2]
 SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
+# glibc's malloc never returning large blocks to the system (see above)
+GPT_TUNABLES = ("glibc.malloc.mmap_threshold=2147483647:"
+                "glibc.malloc.trim_threshold=4294967295")
+TUNED = "+glibc-tuned"
+GEN_PROMPT, GEN_TOKENS = 16, 256
+
+
+def setups_for(model, threads):
+    """The PyTorch setups measured: gpt also with the malloc tunables."""
+    base = SETUPS[threads]
+    if MODELS[model][1] != "gpt":
+        return base
+    return base + [s + TUNED for s in base]
 
 
 # ------------------------------------------------------------- the worker
@@ -146,7 +174,58 @@ def cnn_gemms(torch, name, batch, training, threads):
     return calls
 
 
+def build_gpt(torch, name):
+    """The model class of benchmarks/char_gpt_torch.py (the PyTorch twin
+    of examples/char_gpt.c), imported from beside this file."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import char_gpt_torch
+    (context, vocab, _, _, _), _, _, _, _ = MODELS[name]
+    net = char_gpt_torch.build_model(torch, context)
+    ce = torch.nn.CrossEntropyLoss()
+
+    def lossf(logits, targets):  # every position's next token
+        return ce(logits.reshape(-1, vocab), targets.reshape(-1))
+    return net, lossf
+
+
+def gpt_gemms(torch, name, batch, training):
+    """nnlib's GEMMs of the gpt (benchmarks/bench_models.c dense_gemms and
+    attention_gemms) as torch.matmul on own tensors, the per-head products
+    batched over samples and heads as PyTorch runs them (bmm): per block
+    the QKV projection, Q K^T, P V, the output projection and the MLP's two
+    linear layers; the head; backward each one's weight and input
+    gradients, and attention's dV, dP, dQ, dK."""
+    (t, vocab, d, heads, blocks), _, _, _, _ = MODELS[name]
+    rows, bh, hd, m = batch * t, batch * heads, d // heads, 4 * d
+    r = torch.rand
+    q, k, v = r(bh, t, hd), r(bh, t, hd), r(bh, t, hd)
+    p, do_h = r(bh, t, t), r(bh, t, hd)
+
+    def linear(n_in, n_out):
+        x, w, dz = r(rows, n_in), r(n_out, n_in), r(rows, n_out)
+        fwd = [(x, w.t())]
+        return fwd, [(dz, w), (dz.t(), x)]
+
+    calls, back = [], []
+    for _ in range(blocks):
+        f_in, b_in = linear(d, 3 * d)
+        f_out, b_out = linear(d, d)
+        f_1, b_1 = linear(d, m)
+        f_2, b_2 = linear(m, d)
+        calls += f_in + [(q, k.transpose(1, 2)), (p, v)] + f_out + f_1 + f_2
+        back += b_2 + b_1 + b_out + [
+            (p.transpose(1, 2), do_h), (do_h, v.transpose(1, 2)), (p, k),
+            (p.transpose(1, 2), q)] + b_in
+    f_head, b_head = linear(d, vocab)
+    calls += f_head
+    if training:
+        calls += b_head + back[::-1]
+    return calls
+
+
 def build_torch(torch, name):
+    if MODELS[name][1] == "gpt":
+        return build_gpt(torch, name)
     if MODELS[name][1] == "lstm":
         return build_lstm(torch, name)
     if MODELS[name][1] == "cnn":
@@ -168,6 +247,10 @@ def build_torch(torch, name):
 def make_data(torch, name, batch):
     sizes, kind, _, loss, _ = MODELS[name]
     g = torch.Generator().manual_seed(1)
+    if kind == "gpt":  # token ids and next-token targets [N, T]
+        context, vocab = sizes[0], sizes[1]
+        return (torch.randint(vocab, (batch, context), generator=g),
+                torch.randint(vocab, (batch, context), generator=g))
     if kind == "lstm":  # [N, T, F] sequences, sizes[-1] classes
         x = torch.rand(batch, sizes[0], sizes[1], generator=g)
     elif kind == "cnn":  # [N, C, H, W] images
@@ -185,6 +268,8 @@ def make_data(torch, name, batch):
 def gemm_list(torch, name, batch, training, threads):
     """The GEMMs of one step as torch.mm calls on own tensors: forward
     X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
+    if MODELS[name][1] == "gpt":
+        return gpt_gemms(torch, name, batch, training)
     if MODELS[name][1] == "lstm":
         return lstm_gemms(torch, name, batch, training)
     if MODELS[name][1] == "cnn":
@@ -207,12 +292,20 @@ def gemm_list(torch, name, batch, training, threads):
 def time_worker(args):
     import torch
     torch.manual_seed(0)
-    if args.setup == "blas-only" or args.threads == 1:
+    if args.setup.replace(TUNED, "") == "blas-only" or args.threads == 1:
         torch.set_num_threads(1)
     else:
         torch.set_num_threads(args.threads)
     net, lossf = build_torch(torch, args.model)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    gpt = MODELS[args.model][1] == "gpt"
+    if gpt:  # as nnlib-bench's gpt and examples/char_gpt.c
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999),
+                                eps=1e-8, weight_decay=0.01)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    if args.kind == "generate":
+        generate_worker(torch, net, args)
+        return
     x, t = make_data(torch, args.model, args.batch)
     training = args.kind == "train"
     calls = gemm_list(torch, args.model, args.batch, training, args.threads)
@@ -228,7 +321,7 @@ def time_worker(args):
 
     def gemms():
         for a, b in calls:
-            torch.mm(a, b)
+            torch.matmul(a, b)
 
     start = time.perf_counter()
     warm = 0
@@ -247,19 +340,68 @@ def time_worker(args):
         gemm_t.append(time.perf_counter() - mid)
         work_t.append(mid - s)
     med, gmed = statistics.median(work_t), statistics.median(gemm_t)
-    print(json.dumps({
+    line = {
         "bench": args.kind, "model": args.model, "batch": args.batch,
         "threads": args.threads, "reps": reps, "median_s": med,
         "min_s": min(work_t), "max_s": max(work_t),
         "samples_per_s": args.batch / med, "gemm_s": gmed,
         "gemm_efficiency": gmed / med, "library": "pytorch",
-        "setup": args.setup, "torch": torch.__version__}))
+        "setup": args.setup, "torch": torch.__version__}
+    if gpt:
+        line["context"] = MODELS[args.model][0][0]
+        line["tokens_per_s"] = args.batch * line["context"] / med
+    print(json.dumps(line))
+
+
+def generate_worker(torch, net, args):
+    """Generation without a cache: for each new token the newest
+    min(len, context) tokens run whole (model.eval(), torch.no_grad()),
+    the last position's logits give the next token by sampling
+    softmax(logits) (temperature 1, every token, as nnlib's defaults)."""
+    context = MODELS[args.model][0][0]
+    vocab = MODELS[args.model][0][1]
+    net.eval()
+    g = torch.Generator().manual_seed(3)
+    prompt = torch.randint(vocab, (GEN_PROMPT,), generator=g).tolist()
+
+    def generate():
+        ids = list(prompt)
+        with torch.no_grad():
+            for _ in range(GEN_TOKENS):
+                window = torch.tensor([ids[-context:]])
+                logits = net(window)[0, -1]
+                probs = torch.softmax(logits, dim=0)
+                ids.append(int(torch.multinomial(probs, 1, generator=g)))
+        return ids
+
+    start = time.perf_counter()
+    generate()
+    one = time.perf_counter() - start
+    reps = int(min(max(args.seconds / one, 3), 1000))
+    times = []
+    for _ in range(reps):
+        s = time.perf_counter()
+        generate()
+        times.append(time.perf_counter() - s)
+    med = statistics.median(times)
+    print(json.dumps({
+        "bench": "generate", "model": args.model, "batch": 1,
+        "threads": args.threads, "reps": reps, "median_s": med,
+        "min_s": min(times), "max_s": max(times),
+        "samples_per_s": 1.0 / med, "tokens_per_s": GEN_TOKENS / med,
+        "use_cache": 0, "prompt": GEN_PROMPT, "new_tokens": GEN_TOKENS,
+        "context": context, "library": "pytorch", "setup": args.setup,
+        "torch": torch.__version__}))
 
 
 def worker_env(threads, setup):
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GLIBC_TUNABLES", None)
+    if setup.endswith(TUNED):
+        env["GLIBC_TUNABLES"] = GPT_TUNABLES
+        setup = setup[:-len(TUNED)]
     env["OMP_NUM_THREADS"] = "1" if setup in ("single", "blas-only") \
         else str(threads)
     if setup == "omp-passive":
@@ -295,10 +437,12 @@ def median_of(rows, key):
 
 
 def compare(args, model, batch, threads, kind):
-    nn, th = [], {s: [] for s in SETUPS[threads]}
+    if kind == "generate":
+        return compare_generate(args, model)
+    nn, th = [], {s: [] for s in setups_for(model, threads)}
     for _ in range(args.rounds):
         nn.append(nnlib_once(args, model, batch, threads, kind))
-        for setup in SETUPS[threads]:
+        for setup in setups_for(model, threads):
             th[setup].append(torch_once(args, model, batch, threads, kind,
                                         setup))
     nn_med = median_of(nn, "median_s")
@@ -319,7 +463,77 @@ def compare(args, model, batch, threads, kind):
             "nnlib_samples_per_s": batch / nn_med,
             "nnlib_gemm_efficiency": median_of(nn, "gemm_efficiency"),
             "ratio": t_med / nn_med, "torch": rows[0]["torch"]})
+        if "context" in rows[0]:
+            tokens = batch * rows[0]["context"]
+            results[-1].update({"context": rows[0]["context"],
+                                "tokens_per_s": tokens / t_med,
+                                "nnlib_tokens_per_s": tokens / nn_med})
     return results
+
+
+def compare_generate(args, model):
+    """nnlib's generation with and without its cache against PyTorch's
+    (generate_worker), one thread, interleaved round by round."""
+    nn, th = [], []
+    for _ in range(args.rounds):
+        nn.append(run_json([args.bench, "--model", model, "--threads", "1",
+                            "--bench", "generate",
+                            "--seconds", str(args.seconds)]))
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker",
+               "--model", model, "--batch", "1", "--threads", "1",
+               "--kind", "generate", "--setup", "single",
+               "--seconds", str(args.seconds)]
+        th.append(run_json(cmd, env=worker_env(1, "single"))[-1])
+    cached = [r for rows in nn for r in rows if r["use_cache"] == 1]
+    whole = [r for rows in nn for r in rows if r["use_cache"] == 0]
+    t_med = median_of(th, "median_s")
+    c_med, w_med = median_of(cached, "median_s"), median_of(whole, "median_s")
+    return [{
+        "bench": "generate", "model": model, "batch": 1, "threads": 1,
+        "reps": args.rounds, "library": "pytorch", "setup": "single",
+        "best": False, "median_s": t_med,
+        "min_s": min(r["min_s"] for r in th),
+        "max_s": max(r["max_s"] for r in th),
+        "tokens_per_s": GEN_TOKENS / t_med, "prompt": GEN_PROMPT,
+        "new_tokens": GEN_TOKENS, "context": th[0]["context"],
+        "nnlib_cache_tokens_per_s": GEN_TOKENS / c_med,
+        "nnlib_nocache_tokens_per_s": GEN_TOKENS / w_med,
+        "cache_restarts": cached[0]["cache_restarts"],
+        "ratio_cache": t_med / c_med, "ratio_nocache": t_med / w_med,
+        "cache_speedup": w_med / c_med, "torch": th[0]["torch"]}]
+
+
+def gpt_table(results):
+    """tokens/s of every PyTorch setup beside nnlib's, best marked; then
+    generation."""
+    tokens = ["| %s | %d | %s%s | %.0f | %.0f | %.2fx |" % (
+        r["bench"], r["threads"], r["setup"], " (best)" if r["best"] else "",
+        r["tokens_per_s"], r["nnlib_tokens_per_s"], r["ratio"])
+        for r in results if "nnlib_tokens_per_s" in r]
+    parts = []
+    if tokens:
+        parts.append("\n".join([
+            "| bench | threads | PyTorch setup | PyTorch tokens/s | "
+            "nnlib tokens/s | nnlib / PyTorch |",
+            "|---|---:|---|---:|---:|---:|"] + tokens))
+    for r in results:
+        if r["bench"] != "generate":
+            continue
+        parts.append("\n".join([
+            "Generation, 1 thread, prompt %d, %d new tokens (context %d; "
+            "nnlib's cached window restarts %d times):" % (
+                r["prompt"], r["new_tokens"], r["context"],
+                r["cache_restarts"]),
+            "",
+            "| nnlib cache tokens/s | nnlib no cache tokens/s | "
+            "PyTorch re-run tokens/s | cache / no cache | "
+            "nnlib cache / PyTorch | nnlib no cache / PyTorch |",
+            "|---:|---:|---:|---:|---:|---:|",
+            "| %.0f | %.0f | %.0f | %.2fx | %.2fx | %.2fx |" % (
+                r["nnlib_cache_tokens_per_s"],
+                r["nnlib_nocache_tokens_per_s"], r["tokens_per_s"],
+                r["cache_speedup"], r["ratio_cache"], r["ratio_nocache"])]))
+    return "\n\n".join(parts)
 
 
 def table(results):
@@ -328,7 +542,7 @@ def table(results):
              "nnlib gemm_eff | PyTorch gemm_eff |",
              "|---|---|---:|---:|---:|---|---:|---:|---:|"]
     for r in results:
-        if not r["best"]:
+        if not r.get("best"):
             continue
         lines.append("| %s | %s | %d | %d | %.0f | %.0f (%s) | %.2fx | "
                      "%.3f | %.3f |" % (
@@ -336,7 +550,7 @@ def table(results):
                          r["nnlib_samples_per_s"], r["samples_per_s"],
                          r["setup"], r["ratio"], r["nnlib_gemm_efficiency"],
                          r["gemm_efficiency"]))
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def main():
@@ -345,7 +559,8 @@ def main():
     ap.add_argument("--model", choices=sorted(MODELS))
     ap.add_argument("--batch", type=int)
     ap.add_argument("--threads", type=int, choices=THREADS)
-    ap.add_argument("--kind", choices=["train", "infer"])
+    ap.add_argument("--kind", choices=["train", "infer", "generate"],
+                    help="generate: gpt only, not run unless asked for")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--json", help="also write the result lines here")
@@ -367,8 +582,11 @@ def main():
             for threads in THREADS:
                 if args.threads and threads != args.threads:
                     continue
-                for kind in ("train", "infer"):
-                    if args.kind and kind != args.kind:
+                for kind in ("train", "infer", "generate"):
+                    if kind != (args.kind or kind) or (
+                            kind == "generate" and (args.kind != kind or
+                                                    model != "gpt" or
+                                                    threads != 1)):
                         continue
                     print("compare_pytorch: %s %s batch %d threads %d" % (
                         kind, model, batch, threads), file=sys.stderr)
@@ -377,7 +595,8 @@ def main():
         with open(args.json, "w") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
-    print(table(results))
+    parts = [table(results), gpt_table(results)]
+    print("\n\n".join(p for p in parts if p))
 
 
 if __name__ == "__main__":

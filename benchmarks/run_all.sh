@@ -33,6 +33,13 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.md"' EXIT
 echo "run_all: nnlib-bench (whole suite)" >&2
 "$bench" --seconds "$seconds" >"$tmp"
+# The gpt model's per-layer profile (where the time beyond its GEMMs goes)
+# and its generation with and without the cache, one thread.
+echo "run_all: nnlib-bench gpt profile and generate" >&2
+for kind in profile generate; do
+  "$bench" --model gpt --threads 1 --bench "$kind" --seconds "$seconds" |
+    grep -v '"bench":"machine"' >>"$tmp"
+done
 # With OPENBLAS_CORETYPE set (this project's sandboxes force Haswell's AVX2
 # kernels), the issue-9 target rows again with OpenBLAS choosing its own
 # kernels, as on the issue's reference machine; every line carries the
@@ -55,6 +62,10 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   echo "run_all: compare_pytorch.py" >&2
   /usr/bin/python3 benchmarks/compare_pytorch.py --bench "$bench" \
     --rounds "$rounds" --seconds "$seconds" --json "$tmp.torch" >/dev/null
+  cat "$tmp.torch" >>"$tmp"
+  /usr/bin/python3 benchmarks/compare_pytorch.py --bench "$bench" \
+    --model gpt --kind generate --rounds "$rounds" --seconds "$seconds" \
+    --json "$tmp.torch" >/dev/null
   cat "$tmp.torch" >>"$tmp"
   rm -f "$tmp.torch"
 fi
