@@ -19,45 +19,88 @@ typedef struct activation_layer {
 /* Above this, softplus(x) == x in float32 (PyTorch's threshold). */
 #define SOFTPLUS_THRESHOLD 20.0f
 
-/* 1/sqrt(2), 1/sqrt(2 pi) and sqrt(2/pi) (C11 has no M_SQRT1_2) */
-#define GELU_SQRT1_2 0.70710678118654752440
+/* 1/sqrt(2 pi) and sqrt(2/pi) */
 #define GELU_INV_SQRT_2PI 0.39894228040143267794
 #define GELU_SQRT_2_PI 0.79788456080286535588
 #define GELU_TANH_CUBIC 0.044715
 
-/* GELU(x) = x Phi(x) = x/2 erfc(-x/sqrt 2). In double and through erfc:
- * the float 1 + erf(x/sqrt 2) of the textbook form cancels for negative x
- * (all digits lost by x = -5), and a float x/sqrt 2 would carry its
- * rounding, amplified 2 z^2 times by erfc's tail, into y. */
-static inline float gelu(float x) {
-  double v = x;
-  return (float)(0.5 * v * erfc(-v * GELU_SQRT1_2));
+/* GELU's kernels are branch-free double arithmetic (core/vecmath.h's
+ * selects, e^z and normal tail), so a loop over them vectorises like
+ * sigmoid's; each result is rounded to float once. Clamps and selects are
+ * done in float where they can (8 lanes a vector, not 4). Accuracy
+ * (benchmarks/gelu_accuracy.c, every float in [-16, 16] and samples
+ * beyond, against long double): see the numbers in
+ * tests/test_internal_linear_gelu.c. Beyond the ends below each value is
+ * its exact limit: x itself above, -0 below. */
+
+/* x clamped to [-end, end] and only from below. Both tests are on x
+ * itself (a select on a select's result stops GCC 12's vectoriser), and
+ * NaN fails both and passes. */
+static inline float gelu_low(float x, float end) {
+  return nnlib__select_f(x < -end, -end, x);
 }
 
-/* GELU'(x) = Phi(x) + x phi(x) */
+static inline float gelu_clamp(float x, float end) {
+  return nnlib__select_f(x > end, end, gelu_low(x, end));
+}
+
+/* |x| > 14.5: GELU(x) is x, or -0 (14.5 Q(14.5) < 2^-150; see
+ * nnlib__normal_tail). */
+#define GELU_END ((float)NNLIB__NORMAL_TAIL_END)
+
+/* GELU(x) = x Phi(x) = max(x, 0) - |x| Q(|x|), Q the upper normal tail
+ * (Phi(x) = 1 - Q(x) above 0, Q(-x) below): the textbook 1 + erf(x/sqrt
+ * 2) cancels for negative x (all digits lost by x = -5), the tail does
+ * not, and this form needs no select in double. |x| clamped to 14.5 gives
+ * x above and -0 below; max(x, 0) is -0 for x = -0, so GELU(-0) = -0. */
+static inline float gelu(float x) {
+  float relu = nnlib__select_f(x >= 0.0f, x, -0.0f);
+  double a = fabsf(gelu_clamp(x, GELU_END)), gauss;
+  double q = nnlib__normal_tail(a, &gauss);
+  (void)gauss;
+  return (float)((double)relu - a * q);
+}
+
+/* GELU'(x) = Phi(x) + x phi(x), phi(x) = e^{-x^2/2} / sqrt(2 pi): with
+ * x clamped, 1 or 0 beyond +-14.5. The comparison is on the double (one
+ * on the float, choosing between doubles, stops GCC 12's vectoriser). */
 static inline float gelu_derivative(float x) {
-  double v = x;
-  return (float)(0.5 * erfc(-v * GELU_SQRT1_2) +
-                 v * GELU_INV_SQRT_2PI * exp(-0.5 * v * v));
+  double v = x, vc = gelu_clamp(x, GELU_END), gauss;
+  double q = nnlib__normal_tail(fabs(vc), &gauss);
+  double phi = nnlib__select_d(v > 0.0, 1.0 - q, q);
+  return (float)(phi + vc * (gauss * GELU_INV_SQRT_2PI));
 }
 
 /* PyTorch's approximate='tanh': x/2 (1 + tanh(u)), u = sqrt(2/pi) (x +
- * 0.044715 x^3), written as x s with s = 1/(1 + e^{-2u}) (the same value:
- * 1 + tanh u = 2 sigmoid(2u)), which does not cancel for negative x. */
-static inline double gelu_tanh_gate(double v) {
-  double u = GELU_SQRT_2_PI * (v + GELU_TANH_CUBIC * v * v * v);
-  return 1.0 / (1.0 + exp(-2.0 * u));
+ * 0.044715 x^3), computed as x / (1 + E), E = e^{-2u} (the same value: 1 +
+ * tanh u = 2 / (1 + e^{-2u})), which does not cancel for negative x. E is
+ * taken at x clamped to +-11, where 2u = +-112.5: above 11, E < 2^-162
+ * and the value is x itself; below -11 the numerator is clamped too, and
+ * -11 / (1 + e^112.5) < 2^-150 gives -0 (the exact value rounds to -0
+ * from x = -10.6 on). NaN passes. */
+#define GELU_TANH_END 11.0f
+
+/* E = e^{-2u} of the clamped x */
+static inline double gelu_tanh_e(double vc) {
+  return nnlib__exp_for_float(
+      vc * (-2.0 * GELU_SQRT_2_PI +
+            (-2.0 * GELU_SQRT_2_PI * GELU_TANH_CUBIC) * (vc * vc)));
 }
 
 static inline float gelu_tanh(float x) {
-  return (float)((double)x * gelu_tanh_gate(x));
+  double low = gelu_low(x, GELU_TANH_END);
+  return (float)(low / (1.0 + gelu_tanh_e(gelu_clamp(x, GELU_TANH_END))));
 }
 
-/* d/dx x s = s + x s (1 - s) 2 u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2) */
+/* d/dx x s = s + x s (1 - s) 2u' with s = 1 / (1 + E), 1 - s = E s and
+ * 2u' = 2 sqrt(2/pi) (1 + 3 0.044715 x^2): with x clamped, 1 or 0
+ * beyond +-11. */
 static inline float gelu_tanh_derivative(float x) {
-  double v = x, s = gelu_tanh_gate(v);
-  double du = GELU_SQRT_2_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * v * v);
-  return (float)(s + v * s * (1.0 - s) * 2.0 * du);
+  double vc = gelu_clamp(x, GELU_TANH_END), e = gelu_tanh_e(vc);
+  double s = 1.0 / (1.0 + e);
+  double du2 = 2.0 * GELU_SQRT_2_PI +
+               (2.0 * GELU_SQRT_2_PI * 3.0 * GELU_TANH_CUBIC) * (vc * vc);
+  return (float)(s + vc * (s * (e * s)) * du2);
 }
 
 static bool is_gelu(nnlib_activation kind) {
@@ -138,18 +181,31 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
  * the copy) row by row first, then one flat pass over all rows * cols:
  * the same operations in the same order, so the same bits. */
 static bool flat_kind(nnlib_activation kind) {
-  return kind == NNLIB_ACT_SIGMOID || kind == NNLIB_ACT_TANH;
+  return kind == NNLIB_ACT_SIGMOID || kind == NNLIB_ACT_TANH ||
+         is_gelu(kind);
 }
 
 NNLIB__VECTOR_CLONES
 static void apply_flat(nnlib_activation kind, float *restrict y,
                        int64_t count) {
-  if (kind == NNLIB_ACT_SIGMOID)
+  switch (kind) {
+  case NNLIB_ACT_SIGMOID:
     for (int64_t i = 0; i < count; i++)
       y[i] = nnlib__sigmoid(y[i]);
-  else
+    break;
+  case NNLIB_ACT_GELU:
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu(y[i]);
+    break;
+  case NNLIB_ACT_GELU_TANH:
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu_tanh(y[i]);
+    break;
+  default:
     for (int64_t i = 0; i < count; i++)
       y[i] = nnlib__tanh(y[i]);
+    break;
+  }
 }
 
 /* The dense layer's fused pass, y = f(y + b): with restrict the loops need
@@ -243,15 +299,40 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
 }
 
 /* dx[i] = dy[i] GELU'(x[i]): reads x[i] and dy[i] before writing dx[i], so
- * dx may be the spent output y or dy itself. */
-static void gelu_backward(nnlib_activation kind, const float *x,
-                          const float *dy, float *dx, int64_t count) {
+ * dx may be the spent output y or dy itself. In place (dx == dy) has its
+ * own loops, for the reason given at APPLY_ROW; with restrict neither
+ * needs a run-time overlap test. */
+NNLIB__VECTOR_CLONES
+static void gelu_backward_in_place(nnlib_activation kind,
+                                   const float *restrict x,
+                                   float *restrict dx, int64_t count) {
+  if (kind == NNLIB_ACT_GELU)
+    for (int64_t i = 0; i < count; i++)
+      dx[i] *= gelu_derivative(x[i]);
+  else
+    for (int64_t i = 0; i < count; i++)
+      dx[i] *= gelu_tanh_derivative(x[i]);
+}
+
+NNLIB__VECTOR_CLONES
+static void gelu_backward_separate(nnlib_activation kind,
+                                   const float *restrict x,
+                                   const float *restrict dy,
+                                   float *restrict dx, int64_t count) {
   if (kind == NNLIB_ACT_GELU)
     for (int64_t i = 0; i < count; i++)
       dx[i] = dy[i] * gelu_derivative(x[i]);
   else
     for (int64_t i = 0; i < count; i++)
       dx[i] = dy[i] * gelu_tanh_derivative(x[i]);
+}
+
+static void gelu_backward(nnlib_activation kind, const float *x,
+                          const float *dy, float *dx, int64_t count) {
+  if (dx == dy)
+    gelu_backward_in_place(kind, x, dx, count);
+  else
+    gelu_backward_separate(kind, x, dy, dx, count);
 }
 
 void nnlib__softmax_rows(const float *x, float *y, int64_t rows,
