@@ -1292,6 +1292,14 @@ NNLIB_API nnlib_status nnlib_model_get_node(const nnlib_model *model,
 NNLIB_API nnlib_status nnlib_model_get_input_shape_at(
     const nnlib_model *model, size_t input, int64_t *dims, size_t capacity,
     size_t *rank);
+/* The element type model input `input` takes, after compile:
+ * NNLIB_DTYPE_INT32 for token ids (an input read by embeddings), else
+ * NNLIB_DTYPE_FLOAT32 (since 1.4.0). NNLIB_ERR_INVALID_ARGUMENT for NULL,
+ * NNLIB_ERR_WRONG_STATE before compile, NNLIB_ERR_OUT_OF_RANGE for a bad
+ * input number. */
+NNLIB_API nnlib_status nnlib_model_get_input_dtype(const nnlib_model *model,
+                                                   size_t input,
+                                                   nnlib_dtype *dtype);
 
 /* The calls that take data, with one tensor per model input (inputs[0 ..
  * count), count = nnlib_model_get_input_count(); every tensor with the same

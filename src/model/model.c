@@ -499,6 +499,20 @@ nnlib_status nnlib_model_get_input_shape_at(const nnlib_model *m,
   return copy_shape(&m->nodes[m->inputs[input]].shape, dims, capacity, rank);
 }
 
+nnlib_status nnlib_model_get_input_dtype(const nnlib_model *m, size_t input,
+                                         nnlib_dtype *dtype) {
+  NNLIB_CHECK_ARG(dtype != NULL, "nnlib_model_get_input_dtype: dtype is NULL");
+  NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_input_dtype"));
+  if (input >= m->input_count)
+    return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                        "nnlib_model_get_input_dtype: input %zu requested, "
+                        "the model has %zu",
+                        input, m->input_count);
+  *dtype = m->nodes[m->inputs[input]].holds_ids ? NNLIB_DTYPE_INT32
+                                                : NNLIB_DTYPE_FLOAT32;
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib_model_get_output_shape(const nnlib_model *m, int64_t *dims,
                                           size_t capacity, size_t *rank) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_get_output_shape"));
