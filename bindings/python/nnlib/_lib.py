@@ -278,6 +278,7 @@ C_TYPES = {
     "int64_t *": _P(ctypes.c_int64),
     "const int64_t *": _P(ctypes.c_int64),
     "int32_t *": _P(ctypes.c_int32),
+    "nnlib_dtype *": _P(ctypes.c_int),
     "const int32_t *": _P(ctypes.c_int32),
     # borrowed bytes of a text, read with ctypes.string_at
     "const uint8_t *": ctypes.c_void_p,
@@ -491,6 +492,8 @@ SIGNATURES = {
         "const nnlib_model *", "size_t", "nnlib_node_info *"]),
     "nnlib_model_get_input_shape_at": ("nnlib_status", [
         "const nnlib_model *", "size_t", "int64_t *", "size_t", "size_t *"]),
+    "nnlib_model_get_input_dtype": ("nnlib_status", [
+        "const nnlib_model *", "size_t", "nnlib_dtype *"]),
     "nnlib_model_predict_inputs": ("nnlib_status", [
         "nnlib_model *", _TENSORS, "size_t", "nnlib_tensor *"]),
     "nnlib_workspace_predict_inputs": ("nnlib_status", [

@@ -478,6 +478,7 @@ extern "C" {
     pub fn nnlib_model_get_node_count(model: *const nnlib_model) -> usize;
     pub fn nnlib_model_get_node(model: *const nnlib_model, index: usize, info: *mut nnlib_node_info) -> nnlib_status;
     pub fn nnlib_model_get_input_shape_at(model: *const nnlib_model, input: usize, dims: *mut i64, capacity: usize, rank: *mut usize) -> nnlib_status;
+    pub fn nnlib_model_get_input_dtype(model: *const nnlib_model, input: usize, dtype: *mut nnlib_dtype) -> nnlib_status;
     pub fn nnlib_model_predict_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, y: *mut nnlib_tensor) -> nnlib_status;
     pub fn nnlib_workspace_predict_inputs(workspace: *mut nnlib_workspace, inputs: *const *const nnlib_tensor, count: usize, y: *mut nnlib_tensor) -> nnlib_status;
     pub fn nnlib_model_forward_inputs(model: *mut nnlib_model, inputs: *const *const nnlib_tensor, count: usize, output: *mut *const nnlib_tensor) -> nnlib_status;
