@@ -157,18 +157,22 @@ static void gemm_call(const replay *r, int i, int call) {
 /* In list order; a repeated GEMM reuses its own buffers, as a layer's
  * chunks reuse their workspace, or walks its shared ones; a group of
  * GEMMs runs call by call in turn (attention head by head). */
-static void replay_run(const replay *r) {
+static void replay_layer(const replay *r, int layer) {
   for (int i = 0; i < r->count;) {
     int end = i + 1;
     while (r->g[i].group != 0 && end < r->count &&
            r->g[end].group == r->g[i].group)
       end++;
-    for (int t = 0; t < r->g[i].repeat; t++)
-      for (int j = i; j < end; j++)
-        gemm_call(r, j, t);
+    if (layer < 0 || r->g[i].layer == layer)
+      for (int t = 0; t < r->g[i].repeat; t++)
+        for (int j = i; j < end; j++)
+          gemm_call(r, j, t);
     i = end;
   }
 }
+
+/* Every GEMM of the list (replay_layer: those of one layer). */
+static void replay_run(const replay *r) { replay_layer(r, -1); }
 
 static void replay_free(replay *r) {
   for (int i = 0; i < r->count; i++) {
@@ -615,28 +619,49 @@ static void list_flops(const bench_gemm *g, int count, int index,
     }
 }
 
-/* Seconds per step summed by layer name ("attention", "layernorm", ...). */
+/* Seconds per step summed by layer name ("attention", "layernorm", ...):
+ * the layer's passes and its GEMMs replayed alone. */
 typedef struct name_time {
   const char *name;
-  double seconds;
+  double seconds, gemm_s;
   int layers;
 } name_time;
 
 static void add_name_time(name_time *t, int *count, const char *name,
-                          double seconds) {
+                          double seconds, double gemm_s) {
   for (int i = 0; i < *count; i++)
     if (strcmp(t[i].name, name) == 0) {
       t[i].seconds += seconds;
+      t[i].gemm_s += gemm_s;
       t[i].layers++;
       return;
     }
-  t[*count] = (name_time){name, seconds, 1};
+  t[*count] = (name_time){name, seconds, gemm_s, 1};
   ++*count;
 }
 
+/* Median seconds of one layer's GEMMs replayed alone (0 without any). */
+static double layer_gemm_seconds(const replay *r, int layer, int reps) {
+  bool any = false;
+  for (int i = 0; i < r->count; i++)
+    any |= r->g[i].layer == layer;
+  if (!any)
+    return 0.0;
+  double times[64];
+  reps = reps < 64 ? reps : 64;
+  for (int i = 0; i < reps; i++) {
+    double s = bench_now();
+    replay_layer(r, layer);
+    times[i] = bench_now() - s;
+  }
+  return bench_summarise(times, reps).median_s;
+}
+
 /* Training steps with nnlib's profiler on: one "profile" line per layer
- * (seconds and GEMM FLOPs per step, forward and backward, and the FLOPs
- * of the bench's GEMM list for that layer, which must be equal), one
+ * (seconds and GEMM FLOPs per step, forward and backward, the FLOPs of
+ * the bench's GEMM list for that layer, which must be equal, and the
+ * layer's GEMMs replayed alone, so beyond_gemm_s is its time outside
+ * them: softmax, normalisation, bias and activation passes), one
  * "profile_name" line per layer name, and one "profile_step" line: the
  * step's time, the layers' sum and what is left (loss and optimizer). */
 static void run_profile(const bench_config *c, const bench_model_def *d,
@@ -660,6 +685,9 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     times[i] = bench_now() - s;
   }
   CHECK(nnlib_model_set_profiling(m, 0));
+  static replay r; /* large: not on the stack */
+  replay_init(&r, g, count, &buffers);
+  replay_run(&r); /* warm */
   double total = 0.0;
   for (int i = 0; i < steps; i++)
     total += times[i];
@@ -678,9 +706,11 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     double fwd = lp.forward_seconds / steps, bwd = lp.backward_seconds / steps;
     double lf, lb;
     list_flops(g, count, (int)i, &lf, &lb);
+    double gemm_s = layer_gemm_seconds(&r, (int)i, steps < 5 ? 5 : steps);
     layers_s += fwd + bwd;
     if (name_count < 64)
-      add_name_time(names, &name_count, nnlib_layer_get_name(l), fwd + bwd);
+      add_name_time(names, &name_count, nnlib_layer_get_name(l), fwd + bwd,
+                    gemm_s);
     bench_json_begin();
     bench_json_str("bench", "profile");
     bench_json_str("model", d->name);
@@ -696,6 +726,8 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     bench_json_num("backward_flops", lp.backward_flops / steps);
     bench_json_num("list_forward_flops", lf);
     bench_json_num("list_backward_flops", lb);
+    bench_json_num("gemm_s", gemm_s); /* its GEMMs replayed alone */
+    bench_json_num("beyond_gemm_s", fwd + bwd - gemm_s);
     bench_json_end();
   }
   for (int i = 0; i < name_count; i++) {
@@ -708,6 +740,10 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     bench_json_int("layers", names[i].layers);
     bench_json_num("seconds", names[i].seconds);
     bench_json_num("share", names[i].seconds / step);
+    bench_json_num("gemm_s", names[i].gemm_s);
+    bench_json_num("beyond_gemm_s", names[i].seconds - names[i].gemm_s);
+    bench_json_num("beyond_gemm_share",
+                   (names[i].seconds - names[i].gemm_s) / step);
     bench_json_end();
   }
   bench_json_begin();
@@ -723,6 +759,7 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
   bench_json_num("list_flops", bench_gemm_flops(g, count));
   bench_json_str("optim", optim);
   bench_json_end();
+  replay_free(&r);
   free_batch(&b);
   nnlib_model_free(m);
 }

@@ -233,19 +233,25 @@ def profile_table(rows):
     """Where a step's time goes, by layer name (nnlib-bench --bench
     profile), and what is outside the layers (loss, optimizer)."""
     out = []
+    ms = lambda v: "-" if v is None else "%.1f" % (v * 1e3)
     for r in nnlib_rows(rows, "profile_name"):
         out.append([r["model"], str(r["batch"]), str(r["threads"]),
-                    r["name"], str(r["layers"]), "%.1f" % (r["seconds"] * 1e3),
-                    "%.1f%%" % (100 * r["share"])])
+                    r["name"], str(r["layers"]), ms(r["seconds"]),
+                    "%.1f%%" % (100 * r["share"]), ms(r.get("gemm_s")),
+                    ms(r.get("beyond_gemm_s"))])
     for r in nnlib_rows(rows, "profile_step"):
         out.append([r["model"], str(r["batch"]), str(r["threads"]),
-                    "(loss, optimizer, rest)", "-",
-                    "%.1f" % (r["rest_s"] * 1e3),
-                    "%.1f%%" % (100 * r["rest_share"])])
+                    "(loss, optimizer, rest)", "-", ms(r["rest_s"]),
+                    "%.1f%%" % (100 * r["rest_share"]), "0.0",
+                    ms(r["rest_s"])])
+        out.append([r["model"], str(r["batch"]), str(r["threads"]),
+                    "**step (mean)**", "-", ms(r["mean_s"]), "100%", "-",
+                    "-"])
     if not out:
         return ""
     return md_table(["model", "batch", "threads", "layer name", "layers",
-                     "ms per step", "share of step"], out)
+                     "ms per step", "share of step", "its GEMMs alone ms",
+                     "beyond its GEMMs ms"], out)
 
 
 def find(rows, bench, model, batch, threads, kernels=None):
