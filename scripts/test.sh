@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs the missing Debian packages (scripts/setup.sh:
-# scripts/packages-demo.txt, scripts/packages.txt and a second locale),
+# scripts/packages-demo.txt, scripts/packages.txt and a second locale) and
+# the pinned onnxruntime-node of the ONNX export test (scripts/ort_setup.sh),
 # configures and builds with warnings as errors, then runs the whole ctest
 # suite.
 #   scripts/test.sh            build in ./build
@@ -64,6 +65,7 @@ configure_and_build() {
 }
 
 stage setup ./scripts/setup.sh
+stage ort ./scripts/ort_setup.sh
 stage build configure_and_build
 stage ctest ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 if [ "$quick" -eq 0 ]; then
