@@ -1,0 +1,143 @@
+/* import.h - what the importer's files share (import.c: the graph walk,
+ * values and entry points; import_ops.c: operators onto layers;
+ * import_fold.c: constants folded at import). Private to src/onnx/. */
+#ifndef NNLIB_ONNX_IMPORT_H
+#define NNLIB_ONNX_IMPORT_H
+
+#include "onnx/onnx.h"
+
+/* Int64 constants computed from a graph tensor's shape (Shape) hold this
+ * where the batch size goes: it is not known at import. Reshape keeps the
+ * batch axis where it finds it; arithmetic on it is refused. */
+#define NNLIB__ONNX_BATCH INT64_MIN
+
+typedef enum nnlib__onnx_value_kind {
+  NNLIB__VALUE_UNDEFINED = 0,
+  NNLIB__VALUE_CONST,  /* known at import: an initializer or folded */
+  NNLIB__VALUE_NODE,   /* a tensor of the nnlib graph, [batch, shape...] */
+  NNLIB__VALUE_MATMUL  /* x W not yet made into a layer: an Add of a bias
+                          may follow */
+} nnlib__onnx_value_kind;
+
+typedef struct nnlib__onnx_value {
+  nnlib__onnx_str name;
+  nnlib__onnx_value_kind kind;
+  /* CONST: dtype FLOAT (f) or INT64 (i), `count` elements of `dims` */
+  int32_t dtype;
+  size_t rank;
+  int64_t dims[NNLIB__ONNX_MAX_RANK];
+  int64_t count;
+  float *f;
+  int64_t *i;
+  /* NODE: the nnlib node and ONNX's per-sample shape (without the batch
+   * axis), which may differ from the node's by unit axes or a reshape of
+   * the same elements; layers that care check (nnlib__onnx_need_shape). */
+  size_t node;
+  nnlib__shape shape;
+  bool ids;           /* an int64 graph input: token ids for an embedding */
+  /* MATMUL: input node, W already as nnlib's [out, in] */
+  size_t mm_input;
+  nnlib__shape mm_shape; /* of the input value */
+  float *mm_weight;
+  int64_t mm_in, mm_out;
+  size_t mm_onnx_node; /* for messages */
+} nnlib__onnx_value;
+
+/* A parameter or buffer tensor to fill once the model is compiled. */
+typedef struct nnlib__onnx_fill {
+  nnlib_layer *layer;
+  bool buffer;        /* l->buffers[index], else l->params[index] */
+  size_t index;
+  const float *data;  /* owned by the importer's arena */
+  int64_t count;
+} nnlib__onnx_fill;
+
+typedef struct nnlib__onnx_import {
+  const nnlib__onnx_model *onnx;
+  nnlib_model *model;
+  int64_t max_batch;
+  nnlib__onnx_value *values;
+  size_t value_count, value_capacity;
+  size_t *table;      /* hash of names -> value index + 1 (0: empty) */
+  size_t table_size;  /* a power of two */
+  nnlib__onnx_fill *fills;
+  size_t fill_count, fill_capacity;
+  void **arena;       /* every block the importer allocated */
+  size_t arena_count, arena_capacity;
+  size_t current;     /* the ONNX node being mapped, for messages */
+} nnlib__onnx_import;
+
+/* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
+void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size);
+/* The value named s, or NULL. */
+nnlib__onnx_value *nnlib__onnx_find(nnlib__onnx_import *im, nnlib__onnx_str s);
+/* A fresh value for node output `s` (CORRUPT_FILE if defined already). */
+nnlib_status nnlib__onnx_define(nnlib__onnx_import *im, nnlib__onnx_str s,
+                                nnlib__onnx_value **out);
+/* Records a tensor to copy into a layer after compile. */
+nnlib_status nnlib__onnx_add_fill(nnlib__onnx_import *im, nnlib_layer *l,
+                                  bool buffer, size_t index,
+                                  const float *data, int64_t count);
+/* The error status with "ONNX node K 'name' (Op): " before the message. */
+nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
+                                    nnlib_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Applies a layer (taken, also on failure) to `count` value nodes: plans
+ * it over their shapes, applies it, and defines `out` as a NODE. */
+nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
+                               const size_t *inputs, size_t count,
+                               nnlib__onnx_value *out);
+/* Makes a MATMUL value into its layer (no bias); NODE values pass. */
+nnlib_status nnlib__onnx_materialize(nnlib__onnx_import *im,
+                                     nnlib__onnx_value *v);
+/* A graph tensor whose nnlib node has ONNX's per-sample shape: flattens
+ * where ONNX's is rank 1, else NNLIB_ERR_UNSUPPORTED naming `what`. */
+nnlib_status nnlib__onnx_need_shape(nnlib__onnx_import *im,
+                                    nnlib__onnx_value *v, const char *what);
+
+/* Maps node k (import_ops.c). */
+nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k);
+/* Folds node k when every input is constant and the op is one of the
+ * shape-computing ones; *folded false when it is not such a node
+ * (import_fold.c). */
+nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
+                                   bool *folded);
+/* Sets a CONST value from an ONNX tensor (checks dims and data). */
+nnlib_status nnlib__onnx_const_from_tensor(nnlib__onnx_import *im,
+                                           const nnlib__onnx_tensor *t,
+                                           nnlib__onnx_value *v);
+/* A CONST of `count` elements of dtype, arena data allocated. */
+nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
+                                     nnlib__onnx_value *v, int32_t dtype,
+                                     const int64_t *dims, size_t rank);
+
+/* Shape helpers shared by folding and the graph-tensor forms of the same
+ * ops: (Un)Squeeze's new dims, their axes input, Reshape's target. */
+nnlib_status nnlib__onnx_squeeze_shape(nnlib__onnx_import *im, bool unsqueeze,
+                                       const int64_t *dims, size_t rank,
+                                       const int64_t *axes, size_t naxes,
+                                       int64_t *out, size_t *out_rank);
+nnlib_status nnlib__onnx_axes(nnlib__onnx_import *im,
+                              const nnlib__onnx_node *n, int64_t *axes,
+                              size_t *count);
+nnlib_status nnlib__onnx_reshape_dims(nnlib__onnx_import *im,
+                                      const nnlib__onnx_node *n,
+                                      const int64_t *in, size_t in_rank,
+                                      int64_t in_count, const int64_t *spec,
+                                      size_t rank, int64_t *out);
+
+/* Attribute lookup on the current node. */
+const nnlib__onnx_attr *nnlib__onnx_find_attr(const nnlib__onnx_node *n,
+                                         const char *name);
+int64_t nnlib__onnx_attr_int(const nnlib__onnx_node *n, const char *name,
+                             int64_t fallback);
+float nnlib__onnx_attr_float(const nnlib__onnx_node *n, const char *name,
+                             float fallback);
+/* The input slot k of the node, or NULL when absent (empty name). */
+nnlib__onnx_value *nnlib__onnx_input(nnlib__onnx_import *im,
+                                     const nnlib__onnx_node *n, size_t k);
+
+#endif /* NNLIB_ONNX_IMPORT_H */

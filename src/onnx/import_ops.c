@@ -1,0 +1,848 @@
+/* import_ops.c - ONNX operators onto nnlib layers. Each mapping checks the
+ * attributes it understands, refuses the rest with NNLIB_ERR_UNSUPPORTED
+ * naming the node, the op and the attribute or input, converts constant
+ * weights into nnlib's (PyTorch's) layouts and records them to be copied
+ * once the model is compiled. Per-sample shapes are ONNX's without the
+ * batch axis; docs/ONNX.md lists what maps and what is refused. */
+#include "onnx/import.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef nnlib__onnx_import imp;
+typedef nnlib__onnx_node onode;
+typedef nnlib__onnx_value oval;
+
+/* ----------------------------------------------------------- helpers */
+
+static nnlib_status refuse(imp *im, const char *fmt, const char *what) {
+  return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED, fmt, what);
+}
+
+static bool is_graph(const oval *v) {
+  return v != NULL &&
+         (v->kind == NNLIB__VALUE_NODE || v->kind == NNLIB__VALUE_MATMUL);
+}
+
+/* Input k as a graph tensor (materialized). */
+static nnlib_status graph_input(imp *im, const onode *n, size_t k,
+                                oval **out) {
+  oval *v = nnlib__onnx_input(im, n, k);
+  if (!is_graph(v))
+    return nnlib__onnx_node_error(
+        im, v == NULL ? NNLIB_ERR_CORRUPT_FILE : NNLIB_ERR_UNSUPPORTED,
+        "input %zu must be a tensor computed from the graph's inputs%s", k,
+        v == NULL ? " (it is missing)" : " (it is a constant)");
+  if (v->ids)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "input %zu holds int64 token ids, which only "
+                                  "an embedding (Gather) reads",
+                                  k);
+  NNLIB_TRY(nnlib__onnx_materialize(im, v));
+  *out = v;
+  return NNLIB_OK;
+}
+
+/* Input k as a float constant of `rank` dims (rank 0: any). */
+static nnlib_status const_input(imp *im, const onode *n, size_t k,
+                                const char *what, oval **out) {
+  oval *v = nnlib__onnx_input(im, n, k);
+  if (v == NULL)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "input %zu (%s) is missing", k, what);
+  if (v->kind != NNLIB__VALUE_CONST || v->dtype != NNLIB__ONNX_FLOAT)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "input %zu (%s) must be a float initializer "
+                                  "or constant (nnlib learns it as a "
+                                  "parameter)",
+                                  k, what);
+  *out = v;
+  return NNLIB_OK;
+}
+
+/* Defines output 0; other outputs must be absent (empty names). */
+static nnlib_status output(imp *im, const onode *n, oval **out) {
+  if (n->output_count < 1 || n->outputs[0].n == 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no output");
+  for (size_t k = 1; k < n->output_count; k++)
+    if (n->outputs[k].n > 0)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                    "output %zu ('%.*s') is not made (only "
+                                    "the first output maps)",
+                                    k, (int)n->outputs[k].n, n->outputs[k].p);
+  return nnlib__onnx_define(im, n->outputs[0], out);
+}
+
+static void alias(oval *out, const oval *x) {
+  nnlib__onnx_str name = out->name;
+  *out = *x;
+  out->name = name;
+}
+
+static float *floats(imp *im, int64_t count) {
+  return nnlib__onnx_arena(im, (size_t)count, sizeof(float));
+}
+
+static bool ints_attr(const onode *n, const char *name, size_t want,
+                      int64_t *out, int64_t fallback) {
+  const nnlib__onnx_attr *a = nnlib__onnx_find_attr(n, name);
+  for (size_t k = 0; k < want; k++)
+    out[k] = fallback;
+  if (a == NULL)
+    return true;
+  if (a->list_overflow || a->int_count != want)
+    return false;
+  memcpy(out, a->ints, want * sizeof *out);
+  return true;
+}
+
+/* Applies a one-input layer and gives out ONNX's shape `shape`. */
+static nnlib_status apply1(imp *im, nnlib_layer *l, oval *x, oval *out,
+                           const nnlib__shape *shape) {
+  size_t in = x->node;
+  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
+  if (shape != NULL)
+    out->shape = *shape;
+  return NNLIB_OK;
+}
+
+/* A constructor's INVALID_ARGUMENT is a value nnlib cannot take. */
+static nnlib_status made(imp *im, nnlib_status st) {
+  if (st == NNLIB_ERR_INVALID_ARGUMENT || st == NNLIB_ERR_TOO_LARGE) {
+    char detail[300];
+    snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED, "%s", detail);
+  }
+  return st;
+}
+
+/* Per-sample axis of an ONNX axis over rank+1 dims; -1 for the batch. */
+static int64_t sample_axis(int64_t axis, size_t sample_rank) {
+  int64_t full = (int64_t)sample_rank + 1;
+  if (axis < 0)
+    axis += full;
+  if (axis < 0 || axis >= full)
+    return -2;
+  return axis - 1;
+}
+
+/* ------------------------------------------------------ activations */
+
+static nnlib_status map_activation(imp *im, const onode *n,
+                                   nnlib_activation kind, float param) {
+  oval *x, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (kind == NNLIB_ACT_SOFTMAX) {
+    int64_t axis =
+        sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
+    if (axis != (int64_t)x->shape.rank - 1)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                    "axis %lld: nnlib's softmax runs over the "
+                                    "last axis only",
+                                    (long long)nnlib__onnx_attr_int(n, "axis",
+                                                                    -1));
+    NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  }
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_activation_create(&l, kind, param)));
+  NNLIB_TRY(output(im, n, &out));
+  nnlib__shape s = x->shape;
+  return apply1(im, l, x, out, &s);
+}
+
+/* ----------------------------------------------------- dense, linear */
+
+/* A dense (rank-1 sample) or linear (last axis) layer with W [out, in]
+ * and bias b (NULL: none). */
+static nnlib_status dense_layer(imp *im, oval *x, const nnlib__shape *xs,
+                                int64_t in, int64_t outf, float *w, float *b,
+                                oval *out) {
+  nnlib_layer *l = NULL;
+  nnlib_status st = xs->rank > 1 ? nnlib_linear_create(&l, outf, b != NULL)
+                                 : nnlib_dense_create(&l, in, outf, b != NULL);
+  NNLIB_TRY(made(im, st));
+  st = nnlib__onnx_add_fill(im, l, false, 0, w, in * outf);
+  if (st == NNLIB_OK && b != NULL)
+    st = nnlib__onnx_add_fill(im, l, false, 1, b, outf);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  nnlib__shape s = *xs;
+  s.dims[s.rank - 1] = outf;
+  return apply1(im, l, x, out, &s);
+}
+
+/* A constant fits as a bias of M values: one value, or M values along the
+ * last axis with unit axes before it. */
+static bool bias_fits(const oval *c, int64_t m) {
+  return c->dtype == NNLIB__ONNX_FLOAT &&
+         (c->count == 1 || (c->rank > 0 && c->dims[c->rank - 1] == m &&
+                            c->count == m));
+}
+
+/* The bias beta c broadcast to M values (NULL: no memory). */
+static float *bias_of(imp *im, const oval *c, int64_t m, float beta) {
+  float *b = floats(im, m);
+  if (b != NULL)
+    for (int64_t k = 0; k < m; k++)
+      b[k] = beta * (c->count == 1 ? c->f[0] : c->f[k]);
+  return b;
+}
+
+static nnlib_status map_gemm(imp *im, const onode *n) {
+  oval *a, *b, *c = NULL, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &a));
+  NNLIB_TRY(const_input(im, n, 1, "B", &b));
+  if (nnlib__onnx_input(im, n, 2) != NULL)
+    NNLIB_TRY(const_input(im, n, 2, "C", &c));
+  if (nnlib__onnx_attr_int(n, "transA", 0) != 0)
+    return refuse(im, "%s: transA = 1 would put the batch axis inside the "
+                      "product",
+                  "attribute transA");
+  if (a->shape.rank != 1 || b->rank != 2)
+    return refuse(im, "%s: A must be [batch, K] and B a matrix",
+                  "input shapes");
+  bool tb = nnlib__onnx_attr_int(n, "transB", 0) != 0;
+  float alpha = nnlib__onnx_attr_float(n, "alpha", 1.0f);
+  float beta = nnlib__onnx_attr_float(n, "beta", 1.0f);
+  int64_t k = tb ? b->dims[1] : b->dims[0], m = tb ? b->dims[0] : b->dims[1];
+  if (k != a->shape.dims[0] || im->model->nodes[a->node].size != k)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "A has %lld columns, B %lld rows",
+                                  (long long)a->shape.dims[0], (long long)k);
+  float *w = floats(im, m * k); /* W [M, K] = alpha op(B)^T */
+  if (w == NULL)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < k; j++)
+      w[i * k + j] = alpha * (tb ? b->f[i * k + j] : b->f[j * m + i]);
+  float *bias = NULL;
+  if (c != NULL) {
+    if (!bias_fits(c, m))
+      return refuse(im, "%s varies along the batch axis (a per-row bias is "
+                        "not a layer's parameter)",
+                    "input C");
+    bias = bias_of(im, c, m, beta);
+    if (bias == NULL)
+      return NNLIB_ERR_OUT_OF_MEMORY;
+  }
+  NNLIB_TRY(output(im, n, &out));
+  return dense_layer(im, a, &a->shape, k, m, w, bias, out);
+}
+
+static nnlib_status map_matmul(imp *im, const onode *n) {
+  oval *a, *b, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &a));
+  NNLIB_TRY(const_input(im, n, 1, "B", &b));
+  if (b->rank != 2)
+    return refuse(im, "%s must be a matrix (a batched product has no layer)",
+                  "input B");
+  int64_t k = b->dims[0], m = b->dims[1];
+  if (a->shape.rank > 1)
+    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+  if (a->shape.dims[a->shape.rank - 1] != k ||
+      (a->shape.rank == 1 && im->model->nodes[a->node].size != k))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "A's last axis is %lld, B has %lld rows",
+                                  (long long)a->shape.dims[a->shape.rank - 1],
+                                  (long long)k);
+  float *w = floats(im, m * k);
+  if (w == NULL)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < k; j++)
+      w[i * k + j] = b->f[j * m + i];
+  NNLIB_TRY(output(im, n, &out));
+  out->kind = NNLIB__VALUE_MATMUL;
+  out->mm_input = a->node;
+  out->mm_shape = a->shape;
+  out->mm_weight = w;
+  out->mm_in = k;
+  out->mm_out = m;
+  out->mm_onnx_node = im->current;
+  out->shape = a->shape;
+  out->shape.dims[out->shape.rank - 1] = m;
+  return NNLIB_OK;
+}
+
+/* --------------------------------------------------------- elementwise */
+
+static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
+  oval *a = nnlib__onnx_input(im, n, 0), *b = nnlib__onnx_input(im, n, 1);
+  oval *out;
+  if (a == NULL || b == NULL)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "needs two inputs");
+  if (add && (a->kind == NNLIB__VALUE_CONST) != (b->kind == NNLIB__VALUE_CONST)) {
+    oval *mm = a->kind == NNLIB__VALUE_CONST ? b : a;
+    oval *c = a->kind == NNLIB__VALUE_CONST ? a : b;
+    if (mm->kind != NNLIB__VALUE_MATMUL || c->dtype != NNLIB__ONNX_FLOAT)
+      return refuse(im, "%s: a constant added to a graph tensor maps only as "
+                        "the bias right after a MatMul",
+                    "inputs");
+    if (!bias_fits(c, mm->mm_out))
+      return refuse(im, "%s: the bias after MatMul must have the output's "
+                        "last-axis size",
+                    "constant input");
+    float *bias = bias_of(im, c, mm->mm_out, 1.0f);
+    if (bias == NULL)
+      return NNLIB_ERR_OUT_OF_MEMORY;
+    oval pending = *mm;
+    NNLIB_TRY(output(im, n, &out));
+    size_t saved = im->current;
+    NNLIB_TRY(dense_layer(im, &(oval){.node = pending.mm_input},
+                          &pending.mm_shape, pending.mm_in, pending.mm_out,
+                          pending.mm_weight, bias, out));
+    im->current = saved;
+    return NNLIB_OK;
+  }
+  NNLIB_TRY(graph_input(im, n, 0, &a));
+  NNLIB_TRY(graph_input(im, n, 1, &b));
+  if (!nnlib__shape_equal(&a->shape, &b->shape))
+    return refuse(im, "%s of different shapes (nnlib's merges do not "
+                      "broadcast)",
+                  "inputs");
+  NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+  NNLIB_TRY(nnlib__onnx_need_shape(im, b, "input B"));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, add ? nnlib_add_create(&l) : nnlib_multiply_create(&l)));
+  NNLIB_TRY(output(im, n, &out));
+  size_t in[2] = {a->node, b->node};
+  return nnlib__onnx_apply(im, l, in, 2, out);
+}
+
+static nnlib_status map_concat(imp *im, const onode *n) {
+  if (n->input_count < 1)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no inputs");
+  size_t in[NNLIB__MAX_INPUTS];
+  if (n->input_count > NNLIB__MAX_INPUTS)
+    return refuse(im, "%s: too many", "inputs");
+  oval *first = NULL, *out;
+  for (size_t k = 0; k < n->input_count; k++) {
+    oval *v;
+    NNLIB_TRY(graph_input(im, n, k, &v));
+    NNLIB_TRY(nnlib__onnx_need_shape(im, v, "input"));
+    in[k] = v->node;
+    if (first == NULL)
+      first = v;
+  }
+  int64_t axis =
+      sample_axis(nnlib__onnx_attr_int(n, "axis", 0), first->shape.rank);
+  if (axis < 0)
+    return refuse(im, "%s: the batch axis (or none) cannot be joined",
+                  "attribute axis");
+  NNLIB_TRY(output(im, n, &out));
+  if (n->input_count == 1) {
+    alias(out, first);
+    return NNLIB_OK;
+  }
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_concat_create(&l, (int)axis)));
+  return nnlib__onnx_apply(im, l, in, n->input_count, out);
+}
+
+/* --------------------------------------------------- shape-only ops */
+
+static nnlib_status map_passthrough(imp *im, const onode *n) {
+  oval *x, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (nnlib__onnx_str_is(n->op_type, "Dropout")) {
+    oval *t = nnlib__onnx_input(im, n, 2);
+    if (t != NULL && (t->kind != NNLIB__VALUE_CONST || t->count != 1 ||
+                      (t->dtype == NNLIB__ONNX_INT64 ? t->i[0] != 0
+                                                     : t->f[0] != 0.0f)))
+      return refuse(im, "%s: training mode is not imported (inference "
+                        "only)",
+                    "input training_mode");
+  }
+  if (nnlib__onnx_str_is(n->op_type, "Cast") &&
+      nnlib__onnx_attr_int(n, "to", 0) != NNLIB__ONNX_FLOAT)
+    return refuse(im, "%s: a graph tensor cast to another type than float",
+                  "attribute to");
+  NNLIB_TRY(output(im, n, &out));
+  alias(out, x);
+  return NNLIB_OK;
+}
+
+/* A new ONNX shape for the same elements: flattened when rank 1. */
+static nnlib_status reshaped(imp *im, const onode *n, oval *x,
+                             const int64_t *dims, size_t rank) {
+  oval *out;
+  if (rank < 1 || rank > NNLIB_MAX_RANK - 1)
+    return refuse(im, "%s: a per-sample rank nnlib has no room for",
+                  "the new shape");
+  NNLIB_TRY(output(im, n, &out));
+  alias(out, x);
+  out->shape.rank = rank;
+  memcpy(out->shape.dims, dims, rank * sizeof *dims);
+  if (rank == 1)
+    return nnlib__onnx_need_shape(im, out, "the result");
+  return NNLIB_OK;
+}
+
+static nnlib_status map_flatten(imp *im, const onode *n) {
+  oval *x;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  int64_t axis = sample_axis(nnlib__onnx_attr_int(n, "axis", 1), x->shape.rank);
+  if (axis != 0)
+    return refuse(im, "%s: only axis 1 keeps the batch axis apart",
+                  "attribute axis");
+  int64_t size = nnlib__shape_numel(&x->shape);
+  return reshaped(im, n, x, &size, 1);
+}
+
+static nnlib_status map_reshape(imp *im, const onode *n) {
+  oval *x, *s = nnlib__onnx_input(im, n, 1);
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (s == NULL || s->kind != NNLIB__VALUE_CONST ||
+      s->dtype != NNLIB__ONNX_INT64 || s->rank != 1 || s->count < 2 ||
+      s->count > NNLIB__ONNX_MAX_RANK)
+    return refuse(im, "%s must be a constant int64 list of 2 to 8 values "
+                      "(batch first)",
+                  "input shape");
+  int64_t spec[NNLIB__ONNX_MAX_RANK], in[NNLIB__ONNX_MAX_RANK];
+  int64_t dims[NNLIB__ONNX_MAX_RANK];
+  int64_t lead = s->i[0];
+  bool other_infer = false;
+  for (int64_t k = 1; k < s->count; k++)
+    other_infer |= s->i[k] == -1;
+  if (!(lead == NNLIB__ONNX_BATCH || lead == -1 ||
+        (lead == 0 && nnlib__onnx_attr_int(n, "allowzero", 0) == 0)) ||
+      (lead == -1 && other_infer))
+    return refuse(im, "%s: its first value must keep the batch axis (0, -1 "
+                      "or the input's own batch size from Shape)",
+                  "input shape");
+  for (int64_t k = 1; k < s->count; k++) {
+    if (s->i[k] == NNLIB__ONNX_BATCH)
+      return refuse(im, "%s moves the batch axis", "input shape");
+    spec[k - 1] = s->i[k];
+  }
+  memcpy(in, x->shape.dims, x->shape.rank * sizeof *in);
+  /* ONNX's 0 copies the same axis of the full shape: shifted by one here */
+  NNLIB_TRY(nnlib__onnx_reshape_dims(im, n, in, x->shape.rank,
+                                     nnlib__shape_numel(&x->shape), spec,
+                                     (size_t)s->count - 1, dims));
+  return reshaped(im, n, x, dims, (size_t)s->count - 1);
+}
+
+static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
+  oval *x;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  int64_t axes[NNLIB__ONNX_MAX_RANK], full[NNLIB__ONNX_MAX_RANK + 1];
+  int64_t dims[2 * NNLIB__ONNX_MAX_RANK + 2];
+  size_t naxes, rank;
+  NNLIB_TRY(nnlib__onnx_axes(im, n, axes, &naxes));
+  size_t span = x->shape.rank + 1 + (unsqueeze ? naxes : 0);
+  for (size_t k = 0; k < naxes; k++)
+    if (axes[k] == 0 || axes[k] == -(int64_t)span)
+      return refuse(im, "%s: the batch axis cannot be (un)squeezed",
+                    "input axes");
+  if (unsqueeze && naxes == 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no axes");
+  full[0] = 2; /* the batch: never 1, so a bare Squeeze keeps it */
+  memcpy(full + 1, x->shape.dims, x->shape.rank * sizeof *full);
+  NNLIB_TRY(nnlib__onnx_squeeze_shape(im, unsqueeze, full, x->shape.rank + 1,
+                                      axes, naxes, dims, &rank));
+  return reshaped(im, n, x, dims + 1, rank - 1);
+}
+
+static nnlib_status map_transpose(imp *im, const onode *n) {
+  oval *x;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
+  bool same = p != NULL && p->int_count == x->shape.rank + 1;
+  for (size_t k = 0; same && k < p->int_count; k++)
+    same = p->ints[k] == (int64_t)k;
+  if (!same)
+    return refuse(im, "%s: nnlib has no transpose layer (only the identity "
+                      "permutation maps)",
+                  "attribute perm");
+  return map_passthrough(im, n);
+}
+
+/* --------------------------------------------------------- conv, pool */
+
+typedef struct window {
+  int64_t kernel[2], stride[2], pad[2], dilation[2];
+} window;
+
+/* pads [top, left, bottom, right] or auto_pad -> symmetric padding. */
+static nnlib_status window_of(imp *im, const onode *n, const oval *x,
+                              window *w, bool have_kernel) {
+  if (!have_kernel && !ints_attr(n, "kernel_shape", 2, w->kernel, 0))
+    return refuse(im, "%s must hold 2 values (2-D windows only)",
+                  "attribute kernel_shape");
+  if (!have_kernel && nnlib__onnx_find_attr(n, "kernel_shape") == NULL)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "no kernel_shape");
+  int64_t pads[4];
+  if (!ints_attr(n, "strides", 2, w->stride, 1) ||
+      !ints_attr(n, "dilations", 2, w->dilation, 1) ||
+      !ints_attr(n, "pads", 4, pads, 0))
+    return refuse(im, "%s: strides, dilations or pads of another length than "
+                      "2-D needs",
+                  "attributes");
+  const nnlib__onnx_attr *ap = nnlib__onnx_find_attr(n, "auto_pad");
+  nnlib__onnx_str mode = ap ? ap->s : (nnlib__onnx_str){"NOTSET", 6};
+  for (int d = 0; d < 2; d++) {
+    int64_t in = x->shape.dims[1 + d], k = w->kernel[d], s = w->stride[d];
+    if (k < 1 || s < 1 || w->dilation[d] < 1)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "a kernel, stride or dilation below 1");
+    if (nnlib__onnx_str_is(mode, "SAME_UPPER") ||
+        nnlib__onnx_str_is(mode, "SAME_LOWER")) {
+      int64_t outd = (in + s - 1) / s;
+      int64_t total = (outd - 1) * s + (k - 1) * w->dilation[d] + 1 - in;
+      if (total < 0)
+        total = 0;
+      if (total % 2 != 0)
+        return refuse(im, "%s: SAME padding that is uneven here (nnlib pads "
+                          "both sides alike)",
+                      "attribute auto_pad");
+      w->pad[d] = total / 2;
+    } else if (nnlib__onnx_str_is(mode, "VALID")) {
+      w->pad[d] = 0;
+    } else if (nnlib__onnx_str_is(mode, "NOTSET")) {
+      if (pads[d] != pads[d + 2])
+        return refuse(im, "%s: asymmetric padding (nnlib pads both sides "
+                          "alike)",
+                      "attribute pads");
+      if (pads[d] < 0)
+        return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                      "negative pads");
+      w->pad[d] = pads[d];
+    } else {
+      return refuse(im, "%s: an unknown value", "attribute auto_pad");
+    }
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status map_conv(imp *im, const onode *n) {
+  oval *x, *wt, *b = NULL, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  NNLIB_TRY(const_input(im, n, 1, "W", &wt));
+  if (nnlib__onnx_input(im, n, 2) != NULL)
+    NNLIB_TRY(const_input(im, n, 2, "B", &b));
+  if (x->shape.rank != 3 || wt->rank != 4)
+    return refuse(im, "%s: 2-D convolutions of [batch, C, H, W] only",
+                  "input shapes");
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  if (nnlib__onnx_attr_int(n, "group", 1) != 1)
+    return refuse(im, "%s: grouped convolutions have no nnlib layer",
+                  "attribute group");
+  window w;
+  w.kernel[0] = wt->dims[2];
+  w.kernel[1] = wt->dims[3];
+  int64_t ks[2];
+  if (nnlib__onnx_find_attr(n, "kernel_shape") != NULL &&
+      (!ints_attr(n, "kernel_shape", 2, ks, 0) || ks[0] != w.kernel[0] ||
+       ks[1] != w.kernel[1]))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "kernel_shape differs from W's");
+  NNLIB_TRY(window_of(im, n, x, &w, true));
+  int64_t m = wt->dims[0], c = wt->dims[1];
+  if (c != x->shape.dims[0])
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "W has %lld input channels, X %lld",
+                                  (long long)c, (long long)x->shape.dims[0]);
+  if (b != NULL && b->count != m)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "B holds %lld values for %lld channels",
+                                  (long long)b->count, (long long)m);
+  nnlib_conv2d_options o;
+  nnlib_conv2d_options_init(&o);
+  o.in_channels = c;
+  o.stride_h = w.stride[0], o.stride_w = w.stride[1];
+  o.padding_h = w.pad[0], o.padding_w = w.pad[1];
+  o.dilation_h = w.dilation[0], o.dilation_w = w.dilation[1];
+  o.with_bias = b != NULL;
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_conv2d_create(&l, m, w.kernel[0], w.kernel[1], &o)));
+  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, wt->f, wt->count);
+  if (st == NNLIB_OK && b != NULL)
+    st = nnlib__onnx_add_fill(im, l, false, 1, b->f, m);
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, NULL);
+}
+
+/* ceil_mode changes the output only when a last window starts inside. */
+static bool ceil_changes(const window *w, const oval *x) {
+  for (int d = 0; d < 2; d++) {
+    int64_t span = x->shape.dims[1 + d] + 2 * w->pad[d] - w->kernel[d];
+    if (span >= 0 && span % w->stride[d] != 0)
+      return true;
+  }
+  return false;
+}
+
+static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
+  oval *x, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (x->shape.rank != 3)
+    return refuse(im, "%s: 2-D pooling of [batch, C, H, W] only",
+                  "input shape");
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  window w;
+  NNLIB_TRY(window_of(im, n, x, &w, false));
+  if (w.dilation[0] != 1 || w.dilation[1] != 1)
+    return refuse(im, "%s: nnlib's pools have no dilation",
+                  "attribute dilations");
+  if (nnlib__onnx_attr_int(n, "ceil_mode", 0) != 0 && ceil_changes(&w, x))
+    return refuse(im, "%s: ceil_mode = 1 where it adds a window (nnlib "
+                      "rounds down)",
+                  "attribute ceil_mode");
+  if (kind == NNLIB_LAYER_AVGPOOL2D && (w.pad[0] || w.pad[1]) &&
+      nnlib__onnx_attr_int(n, "count_include_pad", 0) == 0)
+    return refuse(im, "%s = 0 with padding: nnlib's average pool divides by "
+                      "the whole window, padding included",
+                  "attribute count_include_pad");
+  nnlib_pool2d_options o;
+  nnlib_pool2d_options_init(&o);
+  o.stride_h = w.stride[0], o.stride_w = w.stride[1];
+  o.padding_h = w.pad[0], o.padding_w = w.pad[1];
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_pool2d_create(&l, kind, w.kernel[0], w.kernel[1],
+                                         &o)));
+  nnlib_status st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, NULL);
+}
+
+static nnlib_status map_global_avgpool(imp *im, const onode *n) {
+  oval *x, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (x->shape.rank != 3)
+    return refuse(im, "%s: [batch, C, H, W] only", "input shape");
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_global_avgpool_create(&l)));
+  nnlib_status st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  nnlib__shape s = {3, {x->shape.dims[0], 1, 1}}; /* ONNX keeps 1x1 */
+  return apply1(im, l, x, out, &s);
+}
+
+/* ------------------------------------------------------- normalisation */
+
+static nnlib_status map_batchnorm(imp *im, const onode *n) {
+  oval *x, *p[4], *out;
+  const char *names[4] = {"scale", "B", "input_mean", "input_var"};
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  if (nnlib__onnx_attr_int(n, "training_mode", 0) != 0)
+    return refuse(im, "%s = 1: only inference-mode batch normalisation is "
+                      "imported",
+                  "attribute training_mode");
+  int64_t c = x->shape.dims[0];
+  for (int k = 0; k < 4; k++) {
+    NNLIB_TRY(const_input(im, n, (size_t)k + 1, names[k], &p[k]));
+    if (p[k]->count != c)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                    "%s holds %lld values for %lld channels",
+                                    names[k], (long long)p[k]->count,
+                                    (long long)c);
+  }
+  for (int64_t k = 0; k < c; k++)
+    if (!(p[3]->f[k] >= 0.0f))
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "input_var[%lld] is negative or NaN",
+                                    (long long)k);
+  /* ONNX: running = momentum running + (1 - momentum) batch; nnlib and
+   * PyTorch weigh the batch by their momentum */
+  float mom = 1.0f - nnlib__onnx_attr_float(n, "momentum", 0.9f);
+  if (!(mom >= 0.0f && mom <= 1.0f))
+    mom = 0.1f; /* inference ignores it; keep the model trainable */
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_batchnorm_create(
+                         &l, mom, nnlib__onnx_attr_float(n, "epsilon", 1e-5f))));
+  nnlib_status st = NNLIB_OK;
+  for (int k = 0; k < 4 && st == NNLIB_OK; k++)
+    st = nnlib__onnx_add_fill(im, l, k >= 2, (size_t)(k % 2), p[k]->f, c);
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, NULL);
+}
+
+static nnlib_status map_layernorm(imp *im, const onode *n) {
+  oval *x, *scale, *b = NULL, *out;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  int64_t axis =
+      sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
+  if (axis != (int64_t)x->shape.rank - 1)
+    return refuse(im, "%s: nnlib normalises over the last axis only",
+                  "attribute axis");
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  NNLIB_TRY(const_input(im, n, 1, "Scale", &scale));
+  if (nnlib__onnx_input(im, n, 2) != NULL)
+    NNLIB_TRY(const_input(im, n, 2, "B", &b));
+  int64_t d = x->shape.dims[x->shape.rank - 1];
+  if (scale->count != d || (b != NULL && b->count != d))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
+                                  "Scale or B do not hold %lld values",
+                                  (long long)d);
+  float *bias = b != NULL ? b->f : floats(im, d);
+  if (bias == NULL)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_layernorm_create(
+                         &l, nnlib__onnx_attr_float(n, "epsilon", 1e-5f), 1)));
+  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, scale->f, d);
+  if (st == NNLIB_OK)
+    st = nnlib__onnx_add_fill(im, l, false, 1, bias, d);
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, NULL);
+}
+
+/* Gather(table, ids) with the table constant and the ids a graph input of
+ * int64 token ids: an embedding. */
+static nnlib_status map_gather(imp *im, const onode *n) {
+  oval *table, *ids = nnlib__onnx_input(im, n, 1), *out;
+  NNLIB_TRY(const_input(im, n, 0, "data", &table));
+  if (ids == NULL || !ids->ids || im->model->nodes[ids->node].layer != NULL ||
+      table->rank != 2 || nnlib__onnx_attr_int(n, "axis", 0) != 0)
+    return refuse(im, "%s: only an embedding maps (a constant [V, D] table, "
+                      "axis 0, indexed by an int64 graph input)",
+                  "inputs");
+  if (ids->shape.rank != 1)
+    return refuse(im, "%s: token ids must be [batch, T]", "input indices");
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_embedding_create(&l, table->dims[0],
+                                            table->dims[1])));
+  nnlib_status st =
+      nnlib__onnx_add_fill(im, l, false, 0, table->f, table->count);
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  size_t in = ids->node;
+  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
+  return NNLIB_OK;
+}
+
+/* ---------------------------------------------------------- dispatch */
+
+typedef struct op_entry {
+  const char *name;
+  int kind; /* what map_node switches on */
+} op_entry;
+
+enum {
+  OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY, OP_SOFTPLUS, OP_SOFTMAX, OP_GEMM,
+  OP_MATMUL, OP_ADD, OP_MUL, OP_CONCAT, OP_IDENTITY, OP_FLATTEN, OP_RESHAPE,
+  OP_SQUEEZE, OP_UNSQUEEZE, OP_TRANSPOSE, OP_CONV, OP_MAXPOOL, OP_AVGPOOL,
+  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER
+};
+
+static const op_entry ops[] = {
+    {"Relu", OP_RELU},           {"Sigmoid", OP_SIGMOID},
+    {"Tanh", OP_TANH},           {"LeakyRelu", OP_LEAKY},
+    {"Softplus", OP_SOFTPLUS},   {"Softmax", OP_SOFTMAX},
+    {"Gemm", OP_GEMM},           {"MatMul", OP_MATMUL},
+    {"Add", OP_ADD},             {"Mul", OP_MUL},
+    {"Concat", OP_CONCAT},       {"Identity", OP_IDENTITY},
+    {"Dropout", OP_IDENTITY},    {"Cast", OP_IDENTITY},
+    {"Flatten", OP_FLATTEN},     {"Reshape", OP_RESHAPE},
+    {"Squeeze", OP_SQUEEZE},     {"Unsqueeze", OP_UNSQUEEZE},
+    {"Transpose", OP_TRANSPOSE}, {"Conv", OP_CONV},
+    {"MaxPool", OP_MAXPOOL},     {"AveragePool", OP_AVGPOOL},
+    {"GlobalAveragePool", OP_GAP}, {"BatchNormalization", OP_BATCHNORM},
+    {"LayerNormalization", OP_LAYERNORM}, {"Gather", OP_GATHER},
+};
+
+static nnlib_status dispatch(imp *im, const onode *n, int kind) {
+  switch (kind) {
+  case OP_RELU:
+    return map_activation(im, n, NNLIB_ACT_RELU, 0.0f);
+  case OP_SIGMOID:
+    return map_activation(im, n, NNLIB_ACT_SIGMOID, 0.0f);
+  case OP_TANH:
+    return map_activation(im, n, NNLIB_ACT_TANH, 0.0f);
+  case OP_LEAKY:
+    return map_activation(im, n, NNLIB_ACT_LEAKY_RELU,
+                          nnlib__onnx_attr_float(n, "alpha", 0.01f));
+  case OP_SOFTPLUS:
+    return map_activation(im, n, NNLIB_ACT_SOFTPLUS, 0.0f);
+  case OP_SOFTMAX:
+    return map_activation(im, n, NNLIB_ACT_SOFTMAX, 0.0f);
+  case OP_GEMM:
+    return map_gemm(im, n);
+  case OP_MATMUL:
+    return map_matmul(im, n);
+  case OP_ADD:
+  case OP_MUL:
+    return map_add_mul(im, n, kind == OP_ADD);
+  case OP_CONCAT:
+    return map_concat(im, n);
+  case OP_IDENTITY:
+    return map_passthrough(im, n);
+  case OP_FLATTEN:
+    return map_flatten(im, n);
+  case OP_RESHAPE:
+    return map_reshape(im, n);
+  case OP_SQUEEZE:
+  case OP_UNSQUEEZE:
+    return map_squeeze(im, n, kind == OP_UNSQUEEZE);
+  case OP_TRANSPOSE:
+    return map_transpose(im, n);
+  case OP_CONV:
+    return map_conv(im, n);
+  case OP_MAXPOOL:
+    return map_pool(im, n, NNLIB_LAYER_MAXPOOL2D);
+  case OP_AVGPOOL:
+    return map_pool(im, n, NNLIB_LAYER_AVGPOOL2D);
+  case OP_GAP:
+    return map_global_avgpool(im, n);
+  case OP_BATCHNORM:
+    return map_batchnorm(im, n);
+  case OP_LAYERNORM:
+    return map_layernorm(im, n);
+  default:
+    return map_gather(im, n);
+  }
+}
+
+nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k) {
+  const onode *n = &im->onnx->graph.nodes[k];
+  if (n->domain.n > 0 && !nnlib__onnx_str_is(n->domain, "ai.onnx"))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "domain '%.*s' (only the default ONNX "
+                                  "domain is read)",
+                                  (int)(n->domain.n > 40 ? 40 : n->domain.n),
+                                  n->domain.p);
+  bool folded;
+  NNLIB_TRY(nnlib__onnx_fold_node(im, k, &folded));
+  if (folded)
+    return NNLIB_OK;
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (nnlib__onnx_str_is(n->op_type, ops[i].name))
+      return dispatch(im, n, ops[i].kind);
+  return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                "operator '%.*s' has no nnlib layer",
+                                (int)(n->op_type.n > 40 ? 40 : n->op_type.n),
+                                n->op_type.p);
+}

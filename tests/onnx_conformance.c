@@ -1,0 +1,640 @@
+/* onnx_conformance - ONNX's own backend test cases through the importer:
+ * for every directory of the list below under the ONNX test data
+ * (/usr/share/libonnx-testdata/data, or argv[1]), imports model.onnx, feeds
+ * test_data_set_N/input_K.pb and compares the prediction with output_0.pb:
+ * |got - want| <= 1e-5 |want| + 1e-5 (relative 1e-5 with an absolute floor
+ * of 1e-5 for values near zero). Prints one line per case and
+ * "passed=N skipped=M failed=K"; exits 1 when a listed case fails.
+ *
+ * ONNX node tests feed weights as graph inputs; nnlib learns weights as
+ * parameters, so the inputs after the first `data` ones are given to the
+ * importer as initializers: their TensorProto bytes are appended to the
+ * model as a second graph field holding only initializers, which protobuf
+ * merges into the first (repeated fields append). The importer sees a graph
+ * input that has an initializer, which ONNX defines as a default value.
+ * The TensorProto reader here is written apart from the library's.
+ *
+ * Node tests record the opset at which their operator last changed (Relu
+ * at 14, Softplus at 1, MaxPool at 12); nnlib reads opsets 13 to 17. For
+ * the operators in `unchanged` below, whose definition at opset 13 is the
+ * one since the listed version (ONNX's Changelog.md: later versions only
+ * added element types), a case recorded at or after that version is run
+ * with opset 13 imported as well (appended: the last opset_import of a
+ * domain wins in nnlib's reader). A case recorded before it is not run. */
+#include <nnlib.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct case_entry {
+  const char *dir;
+  int data_inputs;     /* graph inputs fed as data; the rest are weights */
+  const char *skip;    /* NULL: must pass; else why it is skipped */
+} case_entry;
+
+#define NOT_MAPPED "not yet mapped"
+#define NO_BATCH "a rank-1 input [3]: no axis per sample after the batch"
+#define CEIL "ceil_mode = 1 adds a window here: nnlib rounds down"
+#define HALF "padding 2 for a 3x3 window: nnlib pads at most half the window"
+#define LN3 "three graph outputs (Y, Mean, InvStdDev); an nnlib model has one"
+#define OPSET6 "opset 6: nnlib reads opsets 13..17 (older semantics)"
+
+static const case_entry cases[] = {
+    /* Gemm */
+    {"node/test_gemm_all_attributes", 1,
+     "transA = 1: the batch axis would be inside the product"},
+    {"node/test_gemm_alpha", 1, NULL},
+    {"node/test_gemm_beta", 1, NULL},
+    {"node/test_gemm_default_matrix_bias", 1,
+     "C [3, 4] varies along the batch axis: not a layer's bias"},
+    {"node/test_gemm_default_no_bias", 1, NULL},
+    {"node/test_gemm_default_scalar_bias", 1, NULL},
+    {"node/test_gemm_default_single_elem_vector_bias", 1, NULL},
+    {"node/test_gemm_default_vector_bias", 1, NULL},
+    {"node/test_gemm_default_zero_bias", 1, NULL},
+    {"node/test_gemm_transposeA", 1,
+     "transA = 1: the batch axis would be inside the product"},
+    {"node/test_gemm_transposeB", 1, NULL},
+    {"node/test_matmul_2d", 1, NULL},
+    {"node/test_matmul_3d", 1, "B [2, 4, 3] is a batched product: no layer"},
+    {"node/test_matmul_4d", 1, "B [1, 2, 4, 3] is a batched product: no "
+                               "layer"},
+    /* Conv */
+    {"node/test_basic_conv_with_padding", 1, NULL},
+    {"node/test_basic_conv_without_padding", 1, NULL},
+    {"node/test_conv_with_autopad_same", 1, NULL},
+    /* pads [1, 0, 1, 0]: each axis the same on both sides */
+    {"node/test_conv_with_strides_and_asymmetric_padding", 1, NULL},
+    {"node/test_conv_with_strides_no_padding", 1, NULL},
+    {"node/test_conv_with_strides_padding", 1, NULL},
+    /* pools */
+    {"node/test_maxpool_2d_ceil", 1, CEIL},
+    {"node/test_maxpool_2d_default", 1, NULL},
+    {"node/test_maxpool_2d_dilations", 1, "dilated pooling: nnlib has none"},
+    {"node/test_maxpool_2d_pads", 1, HALF},
+    {"node/test_maxpool_2d_precomputed_pads", 1, NULL},
+    {"node/test_maxpool_2d_precomputed_same_upper", 1, NULL},
+    {"node/test_maxpool_2d_precomputed_strides", 1, NULL},
+    {"node/test_maxpool_2d_same_lower", 1,
+     "SAME_LOWER padding that is uneven (nnlib pads both sides alike)"},
+    {"node/test_maxpool_2d_same_upper", 1,
+     "SAME_UPPER padding that is uneven (nnlib pads both sides alike)"},
+    {"node/test_maxpool_2d_strides", 1, NULL},
+    {"node/test_maxpool_2d_uint8", 1, "uint8 tensors: nnlib is float32"},
+    {"node/test_averagepool_2d_ceil", 1, CEIL},
+    {"node/test_averagepool_2d_default", 1, NULL},
+    {"node/test_averagepool_2d_pads", 1,
+     "count_include_pad = 0 with padding: nnlib's average counts padding"},
+    {"node/test_averagepool_2d_pads_count_include_pad", 1, HALF},
+    {"node/test_averagepool_2d_precomputed_pads", 1,
+     "count_include_pad = 0 with padding: nnlib's average counts padding"},
+    {"node/test_averagepool_2d_precomputed_pads_count_include_pad", 1, NULL},
+    {"node/test_averagepool_2d_precomputed_same_upper", 1,
+     "SAME_UPPER padding that is uneven (nnlib pads both sides alike)"},
+    {"node/test_averagepool_2d_precomputed_strides", 1, NULL},
+    {"node/test_averagepool_2d_same_lower", 1,
+     "SAME_LOWER padding that is uneven (nnlib pads both sides alike)"},
+    {"node/test_averagepool_2d_same_upper", 1,
+     "SAME_UPPER padding that is uneven (nnlib pads both sides alike)"},
+    {"node/test_averagepool_2d_strides", 1, NULL},
+    {"node/test_globalaveragepool", 1, NULL},
+    {"node/test_globalaveragepool_precomputed", 1, NULL},
+    /* batch normalisation, layer normalisation */
+    {"node/test_batchnorm_epsilon", 1, NULL},
+    {"node/test_batchnorm_example", 1, NULL},
+    {"node/test_batchnorm_epsilon_training_mode", 1,
+     "training_mode = 1 (only inference batchnorm is imported)"},
+    {"node/test_batchnorm_example_training_mode", 1,
+     "training_mode = 1 (only inference batchnorm is imported)"},
+    {"node/test_layer_normalization_2d_axis1", 1, LN3},
+    {"node/test_layer_normalization_2d_axis_negative_1", 1, LN3},
+    {"node/test_layer_normalization_3d_axis2_epsilon", 1, LN3},
+    {"node/test_layer_normalization_3d_axis_negative_1_epsilon", 1, LN3},
+    {"node/test_layer_normalization_4d_axis3", 1, LN3},
+    {"node/test_layer_normalization_4d_axis_negative_1", 1, LN3},
+    {"node/test_layer_normalization_default_axis", 1, LN3},
+    {"node/test_layer_normalization_2d_axis0", 1,
+     "axis 0 normalises over the batch axis"},
+    {"node/test_layer_normalization_3d_axis1_epsilon", 1,
+     "normalises over more than the last axis"},
+    {"node/test_layer_normalization_4d_axis1", 1,
+     "normalises over more than the last axis"},
+    {"node/test_layer_normalization_4d_axis2", 1,
+     "normalises over more than the last axis"},
+    /* activations */
+    {"node/test_relu", 1, NULL},
+    {"node/test_sigmoid", 1, NULL},
+    {"node/test_sigmoid_example", 1, NO_BATCH},
+    {"node/test_tanh", 1, NULL},
+    {"node/test_tanh_example", 1, NO_BATCH},
+    {"node/test_leakyrelu", 1, NULL},
+    {"node/test_leakyrelu_default", 1, NULL},
+    {"node/test_leakyrelu_example", 1, NO_BATCH},
+    {"node/test_softplus", 1, NULL},
+    {"node/test_softplus_example", 1, NO_BATCH},
+    {"node/test_softmax_axis_2", 1, NULL},
+    {"node/test_softmax_default_axis", 1, NULL},
+    {"node/test_softmax_example", 1, NULL},
+    {"node/test_softmax_large_number", 1, NULL},
+    {"node/test_softmax_negative_axis", 1, NULL},
+    {"node/test_softmax_axis_0", 1, "softmax over the batch axis"},
+    {"node/test_softmax_axis_1", 1, "softmax over another than the last axis"},
+    /* flatten, merges */
+    {"node/test_flatten_axis1", 1, NULL},
+    {"node/test_flatten_default_axis", 1, NULL},
+    {"node/test_flatten_negative_axis3", 1, NULL},
+    {"node/test_flatten_axis0", 1, "axis 0 folds the batch axis away"},
+    {"node/test_flatten_axis2", 1, "axis 2 folds axes into the batch"},
+    {"node/test_add", 2, NULL},
+    {"node/test_mul", 2, NULL},
+    {"node/test_add_bcast", 2, "broadcasting merges: nnlib's add needs equal "
+                               "shapes"},
+    {"node/test_concat_2d_axis_1", 2, NULL},
+    {"node/test_concat_3d_axis_1", 2, NULL},
+    {"node/test_concat_3d_axis_2", 2, NULL},
+    {"node/test_concat_3d_axis_negative_1", 2, NULL},
+    {"node/test_concat_2d_axis_0", 2, "concat along the batch axis"},
+    /* recurrent */
+    {"node/test_lstm_defaults", 1, NOT_MAPPED " (LSTM)"},
+    {"node/test_lstm_with_initial_bias", 1, NOT_MAPPED " (LSTM)"},
+    {"node/test_lstm_batchwise", 1, NOT_MAPPED " (LSTM)"},
+    {"node/test_lstm_with_peepholes", 1, "peepholes: nnlib's LSTM has none"},
+    {"node/test_gru_defaults", 1, NOT_MAPPED " (GRU)"},
+    {"node/test_gru_with_initial_bias", 1, NOT_MAPPED " (GRU)"},
+    {"node/test_gru_seq_length", 1, NOT_MAPPED " (GRU)"},
+    {"node/test_gru_batchwise", 1, NOT_MAPPED " (GRU)"},
+    {"node/test_rnn_seq_length", 1, NOT_MAPPED " (RNN)"},
+    /* pytorch-converted */
+    {"pytorch-converted/test_Linear", 1, OPSET6},
+    {"pytorch-converted/test_Linear_no_bias", 1, OPSET6},
+    {"pytorch-converted/test_Conv2d", 1, OPSET6},
+    {"pytorch-converted/test_Conv2d_no_bias", 1, OPSET6},
+    {"pytorch-converted/test_Conv2d_padding", 1, OPSET6},
+    {"pytorch-converted/test_Conv2d_strided", 1, OPSET6},
+    {"pytorch-converted/test_Conv2d_dilated", 1, OPSET6},
+    {"pytorch-converted/test_MaxPool2d", 1, OPSET6},
+    {"pytorch-converted/test_AvgPool2d", 1, OPSET6},
+    {"pytorch-converted/test_AvgPool2d_stride", 1, OPSET6},
+    {"pytorch-converted/test_BatchNorm2d_eval", 1, OPSET6},
+    {"pytorch-converted/test_BatchNorm2d_momentum_eval", 1, OPSET6},
+    {"pytorch-converted/test_Embedding", 1, OPSET6},
+    {"pytorch-converted/test_LeakyReLU", 1, OPSET6},
+    {"pytorch-converted/test_LeakyReLU_with_negval", 1, OPSET6},
+    {"pytorch-converted/test_ReLU", 1, OPSET6},
+    {"pytorch-converted/test_Sigmoid", 1, OPSET6},
+    {"pytorch-converted/test_Tanh", 1, OPSET6},
+    {"pytorch-converted/test_Softmax", 1, OPSET6},
+    {"pytorch-converted/test_Softplus", 1, OPSET6},
+};
+
+/* Operator families whose opset-13 definition equals the one since
+ * `since` for float tensors (directory prefixes under node/). */
+static const struct {
+  const char *prefix;
+  int since;
+} unchanged[] = {
+    {"node/test_gemm", 11},        {"node/test_matmul", 9},
+    {"node/test_basic_conv", 11},  {"node/test_conv_", 11},
+    {"node/test_maxpool", 12},     {"node/test_averagepool", 11},
+    {"node/test_globalaveragepool", 1}, {"node/test_relu", 6},
+    {"node/test_sigmoid", 6},      {"node/test_tanh", 6},
+    {"node/test_leakyrelu", 6},    {"node/test_softplus", 1},
+    {"node/test_flatten", 11},     {"node/test_add", 7},
+    {"node/test_mul", 7},          {"node/test_concat", 11},
+};
+
+/* -------------------------------------------------------------- bytes */
+
+typedef struct bytes {
+  unsigned char *p;
+  size_t n;
+} bytes;
+
+static bool read_all(const char *path, bytes *out) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return false;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  out->p = malloc(size > 0 ? (size_t)size : 1);
+  out->n = size > 0 ? (size_t)size : 0;
+  bool ok = out->p != NULL && fread(out->p, 1, out->n, f) == out->n;
+  fclose(f);
+  return ok;
+}
+
+static bool append(bytes *b, const void *p, size_t n) {
+  unsigned char *g = realloc(b->p, b->n + n + 1);
+  if (g == NULL)
+    return false;
+  memcpy(g + b->n, p, n);
+  b->p = g;
+  b->n += n;
+  return true;
+}
+
+static bool append_varint(bytes *b, uint64_t v) {
+  unsigned char buf[10];
+  size_t n = 0;
+  do {
+    buf[n] = (unsigned char)(v & 0x7f);
+    v >>= 7;
+    if (v)
+      buf[n] |= 0x80;
+    n++;
+  } while (v);
+  return append(b, buf, n);
+}
+
+/* ------------------------------------------------- a minimal reader */
+
+typedef struct wire {
+  const unsigned char *p, *end;
+} wire;
+
+static bool varint(wire *w, uint64_t *v) {
+  *v = 0;
+  for (int s = 0; s < 64 && w->p < w->end; s += 7) {
+    unsigned char b = *w->p++;
+    *v |= (uint64_t)(b & 0x7f) << s;
+    if (!(b & 0x80))
+      return true;
+  }
+  return false;
+}
+
+/* Next field: number, wire type, and either value or [data, len). */
+static bool field(wire *w, uint32_t *num, int *type, uint64_t *value,
+                  const unsigned char **data, size_t *len) {
+  uint64_t key;
+  if (w->p >= w->end || !varint(w, &key))
+    return false;
+  *num = (uint32_t)(key >> 3);
+  *type = (int)(key & 7);
+  switch (*type) {
+  case 0:
+    return varint(w, value);
+  case 1:
+  case 5: {
+    size_t n = *type == 1 ? 8 : 4;
+    if ((size_t)(w->end - w->p) < n)
+      return false;
+    *value = 0;
+    for (size_t k = 0; k < n; k++)
+      *value |= (uint64_t)w->p[k] << (8 * k);
+    w->p += n;
+    return true;
+  }
+  case 2:
+    if (!varint(w, value) || *value > (uint64_t)(w->end - w->p))
+      return false;
+    *data = w->p;
+    *len = (size_t)*value;
+    w->p += *len;
+    return true;
+  default:
+    return false;
+  }
+}
+
+typedef struct tensor_pb {
+  int64_t dims[8];
+  size_t rank;
+  int type;
+  double *values;
+  int64_t count;
+} tensor_pb;
+
+static void store_value(tensor_pb *t, int64_t k, uint64_t bits) {
+  float f;
+  double d;
+  uint32_t u = (uint32_t)bits;
+  switch (t->type) {
+  case 1:
+    memcpy(&f, &u, 4);
+    t->values[k] = f;
+    break;
+  case 11:
+    memcpy(&d, &bits, 8);
+    t->values[k] = d;
+    break;
+  case 6:
+    t->values[k] = (double)(int32_t)u;
+    break;
+  default:
+    t->values[k] = (double)(int64_t)bits;
+    break;
+  }
+}
+
+static bool read_tensor(const bytes *b, tensor_pb *t) {
+  memset(t, 0, sizeof *t);
+  wire w = {b->p, b->p + b->n};
+  uint32_t num;
+  int type;
+  uint64_t v;
+  const unsigned char *data = NULL, *raw = NULL;
+  size_t len = 0, raw_len = 0;
+  while (field(&w, &num, &type, &v, &data, &len)) {
+    if (num == 1 && type == 0 && t->rank < 8)
+      t->dims[t->rank++] = (int64_t)v;
+    else if (num == 1 && type == 2) {
+      wire p = {data, data + len};
+      while (p.p < p.end && varint(&p, &v) && t->rank < 8)
+        t->dims[t->rank++] = (int64_t)v;
+    } else if (num == 2)
+      t->type = (int)v;
+    else if (num == 9)
+      raw = data, raw_len = len;
+  }
+  t->count = 1;
+  for (size_t k = 0; k < t->rank; k++)
+    t->count *= t->dims[k];
+  t->values = calloc((size_t)t->count + 1, sizeof *t->values);
+  size_t width = t->type == 1 || t->type == 6 ? 4 : 8;
+  if (raw != NULL) {
+    if (raw_len != (size_t)t->count * width)
+      return false;
+    for (int64_t k = 0; k < t->count; k++) {
+      uint64_t bits = 0;
+      for (size_t j = 0; j < width; j++)
+        bits |= (uint64_t)raw[(size_t)k * width + j] << (8 * j);
+      store_value(t, k, bits);
+    }
+    return true;
+  }
+  /* float_data 4 (packed fixed32), int64_data 7 / int32_data 5 (varints) */
+  w.p = b->p;
+  int64_t k = 0;
+  while (field(&w, &num, &type, &v, &data, &len)) {
+    if (num != 4 && num != 5 && num != 7 && num != 10)
+      continue;
+    if (type != 2) {
+      if (k < t->count)
+        store_value(t, k++, v);
+      continue;
+    }
+    wire p = {data, data + len};
+    while (p.p < p.end && k < t->count) {
+      if (num == 4 || num == 10) {
+        size_t n = num == 4 ? 4 : 8;
+        uint64_t bits = 0;
+        for (size_t j = 0; j < n; j++)
+          bits |= (uint64_t)p.p[j] << (8 * j);
+        p.p += n;
+        store_value(t, k++, bits);
+      } else if (varint(&p, &v)) {
+        store_value(t, k++, v);
+      }
+    }
+  }
+  return k == t->count;
+}
+
+/* Names of the model's graph inputs (field 7, then 11, then 1). */
+static size_t input_names(const bytes *model, char names[][128], size_t max) {
+  wire w = {model->p, model->p + model->n};
+  uint32_t num;
+  int type;
+  uint64_t v;
+  const unsigned char *data = NULL;
+  size_t len = 0, count = 0;
+  while (field(&w, &num, &type, &v, &data, &len)) {
+    if (num != 7 || type != 2)
+      continue;
+    wire g = {data, data + len};
+    while (field(&g, &num, &type, &v, &data, &len)) {
+      if (num != 11 || type != 2 || count >= max)
+        continue;
+      wire vi = {data, data + len};
+      const unsigned char *s = NULL;
+      size_t sl = 0;
+      while (field(&vi, &num, &type, &v, &s, &sl))
+        if (num == 1 && type == 2) {
+          size_t n = sl < 127 ? sl : 127;
+          memcpy(names[count], s, n);
+          names[count][n] = 0;
+        }
+      count++;
+    }
+  }
+  return count;
+}
+
+/* The default domain's opset version of the model, or -1. */
+static int64_t model_opset(const bytes *model) {
+  wire w = {model->p, model->p + model->n};
+  uint32_t num;
+  int type;
+  uint64_t v;
+  const unsigned char *data = NULL;
+  size_t len = 0;
+  int64_t opset = -1;
+  while (field(&w, &num, &type, &v, &data, &len)) {
+    if (num != 8 || type != 2)
+      continue;
+    wire o = {data, data + len};
+    const unsigned char *s = NULL;
+    size_t sl = 0, domain_len = 0;
+    int64_t version = -1;
+    while (field(&o, &num, &type, &v, &s, &sl)) {
+      if (num == 1 && type == 2)
+        domain_len = sl;
+      else if (num == 2 && type == 0)
+        version = (int64_t)v;
+    }
+    if (domain_len == 0)
+      opset = version;
+  }
+  return opset;
+}
+
+/* Appends opset_import { domain "" version 13 }. */
+static bool append_opset13(bytes *model) {
+  const unsigned char opset[] = {8 << 3 | 2, 2, 2 << 3 | 0, 13};
+  return append(model, opset, sizeof opset);
+}
+
+/* Whether the case may run at opset 13 (see `unchanged`). */
+static bool bump_allowed(const char *dir, int64_t recorded) {
+  for (size_t k = 0; k < sizeof unchanged / sizeof unchanged[0]; k++)
+    if (strncmp(dir, unchanged[k].prefix, strlen(unchanged[k].prefix)) == 0)
+      return recorded >= unchanged[k].since;
+  return false;
+}
+
+/* Appends graph { initializer { <tensor bytes> name: <name> } }. */
+static bool append_initializer(bytes *model, const bytes *tensor,
+                               const char *name) {
+  bytes t = {NULL, 0}, g = {NULL, 0};
+  size_t nl = strlen(name);
+  bool ok = append(&t, tensor->p, tensor->n) && append_varint(&t, 8 << 3 | 2) &&
+            append_varint(&t, nl) && append(&t, name, nl) &&
+            append_varint(&g, 5 << 3 | 2) && append_varint(&g, t.n) &&
+            append(&g, t.p, t.n) && append_varint(model, 7 << 3 | 2) &&
+            append_varint(model, g.n) && append(model, g.p, g.n);
+  free(t.p);
+  free(g.p);
+  return ok;
+}
+
+/* ------------------------------------------------------------- a case */
+
+static bool close_enough(double got, double want) {
+  return fabs(got - want) <= 1e-5 * fabs(want) + 1e-5;
+}
+
+/* One test_data_set: 0 pass, 1 fail (message printed). */
+static int run_set(const char *dir, const char *set, const bytes *model_in,
+                   int data_inputs, bool bump) {
+  char path[1024], names[16][128];
+  bytes model = {NULL, 0};
+  append(&model, model_in->p, model_in->n);
+  if (bump)
+    append_opset13(&model);
+  size_t count = input_names(model_in, names, 16);
+  tensor_pb inputs[16];
+  size_t loaded = 0;
+  int rc = 1;
+  nnlib_model *m = NULL;
+  nnlib_tensor *x[16] = {NULL}, *y = NULL;
+  for (size_t k = 0; k < count; k++) {
+    bytes b = {NULL, 0};
+    snprintf(path, sizeof path, "%s/%s/input_%zu.pb", dir, set, k);
+    if (!read_all(path, &b))
+      break;
+    bool ok = read_tensor(&b, &inputs[loaded]);
+    loaded++;
+    if (ok && (int)k >= data_inputs)
+      ok = append_initializer(&model, &b, names[k]);
+    free(b.p);
+    if (!ok) {
+      printf("  cannot read %s\n", path);
+      goto done;
+    }
+  }
+  bytes out = {NULL, 0};
+  tensor_pb want;
+  snprintf(path, sizeof path, "%s/%s/output_0.pb", dir, set);
+  if (!read_all(path, &out) || !read_tensor(&out, &want)) {
+    free(out.p);
+    printf("  cannot read %s\n", path);
+    goto done;
+  }
+  free(out.p);
+  nnlib_onnx_options o;
+  nnlib_onnx_options_init(&o);
+  o.max_batch = inputs[0].rank > 0 ? inputs[0].dims[0] : 1;
+  nnlib_status st = nnlib_model_load_onnx_buffer(&m, model.p, model.n, &o);
+  if (st != NNLIB_OK) {
+    printf("  import: %s\n", nnlib_last_error_message());
+    free(want.values);
+    goto done;
+  }
+  for (int k = 0; k < data_inputs && (size_t)k < loaded; k++) {
+    tensor_pb *t = &inputs[k];
+    bool ids = t->type == 7 || t->type == 6;
+    st = ids ? nnlib_tensor_create_int32(&x[k], t->dims, t->rank)
+             : nnlib_tensor_create(&x[k], t->dims, t->rank);
+    if (st != NNLIB_OK)
+      break;
+    for (int64_t e = 0; e < t->count; e++) {
+      if (ids)
+        nnlib_tensor_get_data_int32(x[k])[e] = (int32_t)t->values[e];
+      else
+        nnlib_tensor_get_data(x[k])[e] = (float)t->values[e];
+    }
+  }
+  int64_t yshape[1] = {want.count};
+  if (st == NNLIB_OK)
+    st = nnlib_tensor_create(&y, yshape, 1);
+  if (st == NNLIB_OK)
+    st = nnlib_model_predict_inputs(m, (const nnlib_tensor *const *)x,
+                                    (size_t)data_inputs, y);
+  if (st != NNLIB_OK) {
+    printf("  predict: %s\n", nnlib_last_error_message());
+  } else {
+    const float *got = nnlib_tensor_get_data(y);
+    int64_t bad = -1;
+    for (int64_t e = 0; e < want.count && bad < 0; e++)
+      if (!close_enough(got[e], want.values[e]))
+        bad = e;
+    if (bad >= 0)
+      printf("  element %lld: got %.9g, want %.9g\n", (long long)bad,
+             got[bad], want.values[bad]);
+    else
+      rc = 0;
+  }
+  free(want.values);
+done:
+  for (size_t k = 0; k < loaded; k++)
+    free(inputs[k].values);
+  for (size_t k = 0; k < 16; k++)
+    nnlib_tensor_free(x[k]);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  free(model.p);
+  return rc;
+}
+
+static int run_case(const char *root, const case_entry *c) {
+  char dir[900], path[1024];
+  snprintf(dir, sizeof dir, "%s/%s", root, c->dir);
+  snprintf(path, sizeof path, "%s/model.onnx", dir);
+  bytes model;
+  if (!read_all(path, &model)) {
+    printf("  cannot read %s\n", path);
+    return 1;
+  }
+  int64_t opset = model_opset(&model);
+  bool bump = opset < 13 && bump_allowed(c->dir, opset);
+  int rc = 0, sets = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "test_data_set_", 14) == 0) {
+      rc |= run_set(dir, e->d_name, &model, c->data_inputs, bump);
+      sets++;
+    }
+  if (d != NULL)
+    closedir(d);
+  free(model.p);
+  return sets > 0 ? rc : 1;
+}
+
+int main(int argc, char **argv) {
+  const char *root =
+      argc > 1 ? argv[1] : "/usr/share/libonnx-testdata/data";
+  /* ONNX_CONFORMANCE_TRY_SKIPPED=1 also runs the skipped cases and reports
+   * how they fare, without failing (to see what a change unlocks). */
+  bool try_skipped = getenv("ONNX_CONFORMANCE_TRY_SKIPPED") != NULL;
+  int passed = 0, skipped = 0, failed = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const case_entry *c = &cases[k];
+    if (c->skip != NULL) {
+      skipped++;
+      if (try_skipped) {
+        int rc = run_case(root, c);
+        printf("skip %s (%s)%s\n", c->dir, c->skip,
+               rc == 0 ? " [would pass]" : "");
+      } else {
+        printf("skip %s: %s\n", c->dir, c->skip);
+      }
+      continue;
+    }
+    int rc = run_case(root, c);
+    printf("%s %s\n", rc == 0 ? "pass" : "FAIL", c->dir);
+    if (rc == 0)
+      passed++;
+    else
+      failed++;
+  }
+  printf("passed=%d skipped=%d failed=%d\n", passed, skipped, failed);
+  return failed == 0 ? 0 : 1;
+}
