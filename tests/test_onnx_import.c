@@ -1,0 +1,379 @@
+/* test_onnx_import - nnlib_model_load_onnx(_buffer) on ONNX models written
+ * here byte by byte (a protobuf writer of a few lines, independent of the
+ * library's reader): a small Gemm + Relu model predicts what naive loops
+ * compute; crafted bad files give their exact status with *out NULL and
+ * nothing leaked (truncation at every byte, huge, negative and overflowing
+ * dims, an initializer shorter than its dims, a cycle, a name nothing
+ * produces, an unknown op named in the message, external data, no output,
+ * opsets 12 and 18); and an allocation failure injected at every
+ * allocation of an import fails with NNLIB_ERR_OUT_OF_MEMORY, leaving no
+ * block behind. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------ protobuf writer */
+
+typedef struct pbuf {
+  unsigned char b[4096];
+  size_t n;
+} pbuf;
+
+static void put_varint(pbuf *p, uint64_t v) {
+  do {
+    assert_true(p->n < sizeof p->b);
+    p->b[p->n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+}
+
+static void put_int(pbuf *p, uint32_t field, int64_t v) {
+  put_varint(p, (uint64_t)field << 3);
+  put_varint(p, (uint64_t)v);
+}
+
+static void put_bytes(pbuf *p, uint32_t field, const void *data, size_t n) {
+  put_varint(p, (uint64_t)field << 3 | 2);
+  put_varint(p, n);
+  assert_true(p->n + n <= sizeof p->b);
+  memcpy(p->b + p->n, data, n);
+  p->n += n;
+}
+
+static void put_str(pbuf *p, uint32_t field, const char *s) {
+  put_bytes(p, field, s, strlen(s));
+}
+
+static void put_msg(pbuf *p, uint32_t field, const pbuf *m) {
+  put_bytes(p, field, m->b, m->n);
+}
+
+/* TensorProto: dims 1, data_type 2 (FLOAT 1), name 8, raw_data 9. */
+static pbuf tensor(const char *name, const int64_t *dims, size_t rank,
+                   const float *values, size_t count) {
+  pbuf t = {{0}, 0};
+  for (size_t k = 0; k < rank; k++)
+    put_int(&t, 1, dims[k]);
+  put_int(&t, 2, 1);
+  put_str(&t, 8, name);
+  unsigned char raw[1024];
+  for (size_t k = 0; k < count; k++) {
+    uint32_t bits;
+    memcpy(&bits, &values[k], 4);
+    for (int j = 0; j < 4; j++)
+      raw[4 * k + (size_t)j] = (unsigned char)(bits >> (8 * j));
+  }
+  put_bytes(&t, 9, raw, 4 * count);
+  return t;
+}
+
+/* ValueInfoProto of a float tensor [batch, dims...]. */
+static pbuf value_info(const char *name, const int64_t *dims, size_t rank) {
+  pbuf shape = {{0}, 0}, tt = {{0}, 0}, type = {{0}, 0}, v = {{0}, 0};
+  for (size_t k = 0; k < rank; k++) {
+    pbuf dim = {{0}, 0};
+    if (dims[k] < 0)
+      put_str(&dim, 2, "N"); /* dim_param */
+    else
+      put_int(&dim, 1, dims[k]);
+    put_msg(&shape, 1, &dim);
+  }
+  put_int(&tt, 1, 1);
+  put_msg(&tt, 2, &shape);
+  put_msg(&type, 1, &tt);
+  put_str(&v, 1, name);
+  put_msg(&v, 2, &type);
+  return v;
+}
+
+/* NodeProto: input 1, output 2, name 3, op_type 4, attribute 5. */
+static pbuf node(const char *op, const char *in0, const char *in1,
+                 const char *in2, const char *out) {
+  pbuf n = {{0}, 0};
+  const char *ins[3] = {in0, in1, in2};
+  for (int k = 0; k < 3; k++)
+    if (ins[k] != NULL)
+      put_str(&n, 1, ins[k]);
+  put_str(&n, 2, out);
+  put_str(&n, 3, op);
+  put_str(&n, 4, op);
+  return n;
+}
+
+static void attr_int(pbuf *n, const char *name, int64_t v) {
+  pbuf a = {{0}, 0};
+  put_str(&a, 1, name);
+  put_int(&a, 3, v);
+  put_int(&a, 20, 2); /* INT */
+  put_msg(n, 5, &a);
+}
+
+static const float W[12] = {0.5f,  -1.0f, 0.25f, 2.0f,  -0.5f, 1.5f,
+                            1.0f,  0.0f,  -2.0f, 0.75f, 0.1f,  -0.3f};
+static const float B[3] = {0.1f, -0.2f, 0.3f};
+
+/* What the graph of the small model holds; each test changes one part. */
+typedef struct parts {
+  int64_t opset;
+  bool no_output, cycle, dangling, unknown_op, external, short_init;
+  int64_t w_dims[2];
+} parts;
+
+static parts good_parts(void) {
+  parts p = {13, false, false, false, false, false, false, {3, 4}};
+  return p;
+}
+
+/* x [N, 4] -> Gemm(W [3, 4], B [3], transB) -> Relu -> y [N, 3]. */
+static pbuf model_bytes(const parts *p) {
+  pbuf g = {{0}, 0}, m = {{0}, 0}, opset = {{0}, 0};
+  pbuf gemm = node("Gemm", "x", "W", "B", "h");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &gemm);
+  pbuf relu = node(p->unknown_op ? "FrobnicateOp" : "Relu",
+                   p->cycle ? "y" : p->dangling ? "nowhere" : "h", NULL, NULL,
+                   p->cycle ? "h2" : "y");
+  put_msg(&g, 1, &relu);
+  if (p->cycle) {
+    pbuf back = node("Relu", "h2", NULL, NULL, "y");
+    put_msg(&g, 1, &back);
+  }
+  put_str(&g, 2, "small");
+  pbuf w = tensor("W", p->w_dims, 2, W, p->short_init ? 11 : 12);
+  if (p->external) {
+    pbuf entry = {{0}, 0};
+    put_str(&entry, 1, "location");
+    put_str(&entry, 2, "weights.bin");
+    put_msg(&w, 13, &entry);
+    put_int(&w, 14, 1);
+  }
+  put_msg(&g, 5, &w);
+  int64_t bd[1] = {3};
+  pbuf b = tensor("B", bd, 1, B, 3);
+  put_msg(&g, 5, &b);
+  int64_t xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  if (!p->no_output)
+    put_msg(&g, 12, &y);
+  put_int(&m, 1, 8); /* ir_version */
+  put_str(&opset, 1, "");
+  put_int(&opset, 2, p->opset);
+  put_msg(&m, 8, &opset);
+  put_msg(&m, 7, &g); /* the graph last: any cut ends inside it */
+  return m;
+}
+
+/* ------------------------------------------------------------- checks */
+
+static void expect_status(nnlib_status want, const pbuf *bytes) {
+  nnlib_model *m = (nnlib_model *)&m; /* must come back NULL */
+  ASSERT_STATUS(want, nnlib_model_load_onnx_buffer(&m, bytes->b, bytes->n,
+                                                   NULL));
+  assert_null(m);
+}
+
+static void predicts_like_loops(void **state) {
+  (void)state;
+  parts p = good_parts();
+  pbuf bytes = model_bytes(&p);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  float xs[2][4] = {{1, 2, 3, 4}, {-1, 0.5f, 2, -3}};
+  int64_t shape[2] = {2, 4}, yshape[2] = {2, 3};
+  nnlib_tensor *x = NULL, *y = NULL;
+  ASSERT_OK(nnlib_tensor_create(&x, shape, 2));
+  ASSERT_OK(nnlib_tensor_create(&y, yshape, 2));
+  memcpy(nnlib_tensor_get_data(x), xs, sizeof xs);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int n = 0; n < 2; n++)
+    for (int o = 0; o < 3; o++) {
+      double z = B[o];
+      for (int i = 0; i < 4; i++)
+        z += (double)W[o * 4 + i] * xs[n][i];
+      ASSERT_NEAR(nnlib_tensor_get_data(y)[n * 3 + o], z > 0 ? z : 0, 1e-5);
+    }
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
+static void truncated_at_every_byte(void **state) {
+  (void)state;
+  parts p = good_parts();
+  pbuf bytes = model_bytes(&p);
+  for (size_t cut = 0; cut < bytes.n; cut++) {
+    nnlib_model *m = NULL;
+    nnlib_status st = nnlib_model_load_onnx_buffer(&m, bytes.b, cut, NULL);
+    if (st != NNLIB_ERR_CORRUPT_FILE)
+      fail_msg("cut at %zu of %zu: %s (%s)", cut, bytes.n,
+               nnlib_status_string(st), nnlib_last_error_message());
+    assert_null(m);
+  }
+}
+
+static void bad_dims(void **state) {
+  (void)state;
+  parts p = good_parts();
+  p.w_dims[0] = (int64_t)1 << 40; /* no overflow, far more than the data */
+  pbuf bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  p.w_dims[1] = (int64_t)1 << 40; /* 2^80: the product overflows */
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_TOO_LARGE, &bytes);
+  ts_expect_message("overflows");
+  p.w_dims[0] = -3; /* negative (a varint of ten bytes) */
+  p.w_dims[1] = 4;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("negative");
+}
+
+static void short_initializer(void **state) {
+  (void)state;
+  parts p = good_parts();
+  p.short_init = true;
+  pbuf bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("raw_data of 44 bytes");
+}
+
+static void graph_errors(void **state) {
+  (void)state;
+  parts p = good_parts();
+  p.cycle = true;
+  pbuf bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("cycle");
+  p = good_parts();
+  p.dangling = true;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("'nowhere' is made by no node");
+  p = good_parts();
+  p.no_output = true;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("no output");
+}
+
+static void unsupported(void **state) {
+  (void)state;
+  parts p = good_parts();
+  p.unknown_op = true;
+  pbuf bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("FrobnicateOp");
+  ts_expect_message("ONNX node 1");
+  p = good_parts();
+  p.external = true;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("external");
+  p = good_parts();
+  p.opset = 12;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
+  ts_expect_message("opset 12");
+  p.opset = 18;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
+  p.opset = 17;
+  bytes = model_bytes(&p);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_model_free(m);
+}
+
+static void arguments_and_files(void **state) {
+  (void)state;
+  parts p = good_parts();
+  pbuf bytes = model_bytes(&p);
+  nnlib_model *m = NULL;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_model_load_onnx_buffer(NULL, bytes.b, bytes.n, NULL));
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_model_load_onnx(&m, NULL, NULL));
+  ASSERT_STATUS(NNLIB_ERR_IO,
+                nnlib_model_load_onnx(&m, "/nonexistent/model.onnx", NULL));
+  assert_null(m);
+  /* the optimizer is taken also on failure (valgrind sees a leak if not) */
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  assert_int_equal(o.max_batch, 64);
+  o.loss = NNLIB_LOSS_MSE;
+  ASSERT_OK(nnlib_sgd_create(&o.optimizer, 0.1f, 0.0f, 0, 0.0f));
+  p.unknown_op = true;
+  bytes = model_bytes(&p);
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
+                nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
+  assert_null(m);
+  /* from a file, trainable with the defaults' plain SGD */
+  p = good_parts();
+  bytes = model_bytes(&p);
+  char path[] = "/tmp/nnlib_onnx_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(bytes.b, 1, bytes.n, f), bytes.n);
+  fclose(f);
+  o.optimizer = NULL;
+  ASSERT_OK(nnlib_model_load_onnx(&m, path, &o));
+  remove(path);
+  float xs[4] = {1, 2, 3, 4}, ts[3] = {0, 0, 0};
+  nnlib_tensor *x = ts_tensor2(1, 4, xs), *t = ts_tensor2(1, 3, ts);
+  float loss = 0;
+  ASSERT_OK(nnlib_model_step(m, x, t, &loss));
+  assert_true(loss > 0);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+  nnlib_model_free(m);
+}
+
+/* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
+ * NULL, and every block freed; then the same import succeeds. */
+static void out_of_memory_everywhere(void **state) {
+  (void)state;
+  parts p = good_parts();
+  pbuf bytes = model_bytes(&p);
+  ts_alloc_stats stats = {0};
+  ts_alloc_install(&stats);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_model_free(m);
+  long total = stats.allocs;
+  ts_alloc_uninstall();
+  assert_true(total > 5);
+  for (long k = 1; k <= total; k++) {
+    ts_alloc_stats s = {0};
+    s.fail_at = k;
+    ts_alloc_install(&s);
+    m = (nnlib_model *)&m;
+    nnlib_status st = nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL);
+    long live = s.live;
+    ts_alloc_uninstall();
+    if (st != NNLIB_ERR_OUT_OF_MEMORY || m != NULL || live != 0)
+      fail_msg("allocation %ld of %ld failed: %s (%s), %ld blocks live", k,
+               total, nnlib_status_string(st), nnlib_last_error_message(),
+               live);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(predicts_like_loops),
+      cmocka_unit_test(truncated_at_every_byte),
+      cmocka_unit_test(bad_dims),
+      cmocka_unit_test(short_initializer),
+      cmocka_unit_test(graph_errors),
+      cmocka_unit_test(unsupported),
+      cmocka_unit_test(arguments_and_files),
+      cmocka_unit_test(out_of_memory_everywhere),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
