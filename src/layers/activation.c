@@ -62,13 +62,15 @@ static inline float gelu(float x) {
 }
 
 /* GELU'(x) = Phi(x) + x phi(x), phi(x) = e^{-x^2/2} / sqrt(2 pi): with
- * x clamped, 1 or 0 beyond +-14.5. The comparison is on the double (one
- * on the float, choosing between doubles, stops GCC 12's vectoriser). */
+ * x clamped, 1 or 0 beyond +-14.5. Phi(x) = H(x) - sign(x) Q(|x|) with H
+ * 1 for positive x, 0 for negative, both taken from the sign bit (so -0
+ * and +0 both give 1/2) in float, without a select in double. */
 static inline float gelu_derivative(float x) {
-  double v = x, vc = gelu_clamp(x, GELU_END), gauss;
-  double q = nnlib__normal_tail(fabs(vc), &gauss);
-  double phi = nnlib__select_d(v > 0.0, 1.0 - q, q);
-  return (float)(phi + vc * (gauss * GELU_INV_SQRT_2PI));
+  float vc = gelu_clamp(x, GELU_END), a = fabsf(vc);
+  float sign = copysignf(1.0f, x), step = 0.5f + 0.5f * sign; /* exact */
+  double gauss, q = nnlib__normal_tail(a, &gauss);
+  return (float)(((double)step - (double)sign * q) +
+                 (double)vc * (gauss * GELU_INV_SQRT_2PI));
 }
 
 /* PyTorch's approximate='tanh': x/2 (1 + tanh(u)), u = sqrt(2/pi) (x +
