@@ -459,15 +459,15 @@ static nnlib_model *text_model(const char *spec, int64_t context,
  * (version 2), transformer blocks with warmup (version 3), and an LSTM
  * language model. */
 static void text_model_seeds(void) {
-  text_model_seed("text-every-kind-chain-sgd",
-            text_model("embedding:7:4,positional:8,layernorm:0.001,"
-                       "linear:6:nobias,gelu,linear:4,gelu_tanh,"
-                       "attention:2:nobias,attention:4:causal:dropout0.2,"
-                       "linear:7",
-                       5, NNLIB_LOSS_SOFTMAX_CE,
-                       optimizer(NNLIB_OPT_SGD, 0.9f, NNLIB_SCHEDULE_CONSTANT,
-                                 0)),
-            2, NNLIB_SAVE_OPTIMIZER, 1);
+  text_model_seed(
+      "text-every-kind-chain-sgd",
+      text_model("embedding:7:4,positional:8,layernorm:0.001,"
+                 "linear:6:nobias,gelu,linear:4,gelu_tanh,"
+                 "attention:2:nobias,attention:4:causal:dropout0.2,"
+                 "linear:7",
+                 5, NNLIB_LOSS_SOFTMAX_CE,
+                 optimizer(NNLIB_OPT_SGD, 0.9f, NNLIB_SCHEDULE_CONSTANT, 0)),
+      2, NNLIB_SAVE_OPTIMIZER, 1);
 
   nnlib_model *m = NULL;
   nnlib_layer *emb = NULL, *pos = NULL, *ln = NULL, *att = NULL, *lin = NULL;
@@ -480,8 +480,7 @@ static void text_model_seeds(void) {
   ok(nnlib_layernorm_create(&ln, 1e-5f, 0), "layernorm without affine");
   ok(nnlib_attention_create(&att, 3, &ao), "attention");
   ok(nnlib_linear_create(&lin, 6, 1), "linear");
-  nnlib_layer *layers[] = {emb, pos, ln, att, act(NNLIB_ACT_GELU_TANH, 0),
-                           lin};
+  nnlib_layer *layers[] = {emb, pos, ln, att, act(NNLIB_ACT_GELU_TANH, 0), lin};
   ok(nnlib_model_create(&m), "model");
   for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
     ok(nnlib_model_add(m, layers[i]), "add");
@@ -490,13 +489,13 @@ static void text_model_seeds(void) {
      "text layers by constructors");
   text_model_seed("text-constructors-inference", m, 0, 0, 1);
 
-  text_model_seed("text-graph-add-adam",
-            text_model("x=input:5,e=embedding:6:4(x),a=attention:2(e),"
-                       "l=linear:4(e),s=add(a,l),layernorm(s),linear:6",
-                       5, NNLIB_LOSS_SOFTMAX_CE,
-                       optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT,
-                                 1.0f)),
-            2, NNLIB_SAVE_OPTIMIZER, 2);
+  text_model_seed(
+      "text-graph-add-adam",
+      text_model("x=input:5,e=embedding:6:4(x),a=attention:2(e),"
+                 "l=linear:4(e),s=add(a,l),layernorm(s),linear:6",
+                 5, NNLIB_LOSS_SOFTMAX_CE,
+                 optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT, 1.0f)),
+      2, NNLIB_SAVE_OPTIMIZER, 2);
 
   nnlib_optimizer_options o;
   ok(nnlib_optimizer_options_init(&o, NNLIB_OPT_ADAMW), "options");
@@ -505,18 +504,19 @@ static void text_model_seeds(void) {
   o.warmup_steps = 2;
   nnlib_optimizer *warm = NULL;
   ok(nnlib_optimizer_create(&warm, &o), "warmup optimizer");
-  text_model_seed("char-gpt-adamw-warmup-v3",
-            text_model("embedding:11:8,positional,transformer:8:2:causal,"
-                       "transformer:8:4:mlp12:causal:dropout0.1,layernorm,"
-                       "linear:11",
-                       6, NNLIB_LOSS_SOFTMAX_CE, warm),
-            3, NNLIB_SAVE_OPTIMIZER, 3);
+  text_model_seed(
+      "char-gpt-adamw-warmup-v3",
+      text_model("embedding:11:8,positional,transformer:8:2:causal,"
+                 "transformer:8:4:mlp12:causal:dropout0.1,layernorm,"
+                 "linear:11",
+                 6, NNLIB_LOSS_SOFTMAX_CE, warm),
+      3, NNLIB_SAVE_OPTIMIZER, 3);
 
-  text_model_seed("lstm-lm-linear",
-            text_model("embedding:9:5,lstm:6,linear:9", 4,
-                       NNLIB_LOSS_SOFTMAX_CE,
-                       optimizer(NNLIB_OPT_RMSPROP, 0, NNLIB_SCHEDULE_STEP, 0)),
-            2, 0, 1);
+  text_model_seed(
+      "lstm-lm-linear",
+      text_model("embedding:9:5,lstm:6,linear:9", 4, NNLIB_LOSS_SOFTMAX_CE,
+                 optimizer(NNLIB_OPT_RMSPROP, 0, NNLIB_SCHEDULE_STEP, 0)),
+      2, 0, 1);
 
   const int64_t in4[1] = {4};
   spec_model_seed("features-layernorm-gelu-linear",
