@@ -116,13 +116,14 @@ static size_t numel(const int64_t *dims, size_t rank) {
 unsigned char *ox_init_f32(ox_graph *g, const char *name, const int64_t *dims,
                            size_t rank) {
   tensor_head(g, name, dims, rank, ONNX_FLOAT);
-  unsigned char *p =
-      pb_reserve_bytes_field(g->w, ONNX_TENSOR_RAW_DATA, 4 * numel(dims, rank));
-  pb_end(g->w); /* moves the bytes: p stays valid only through the start */
-  if (p == NULL || pb_status(g->w) != NNLIB_OK)
+  size_t bytes = 4 * numel(dims, rank);
+  (void)pb_reserve_bytes_field(g->w, ONNX_TENSOR_RAW_DATA, bytes);
+  pb_end(g->w);
+  if (pb_status(g->w) != NNLIB_OK)
     return NULL;
-  /* pb_end moved the tensor's bytes up by its length varint */
-  return g->w->data + g->w->size - 4 * numel(dims, rank);
+  /* pb_end moved the tensor up by its length varint; raw_data, its last
+   * field, is now the last `bytes` bytes of the buffer */
+  return g->w->data + g->w->size - bytes;
 }
 
 void ox_init_copy(ox_graph *g, const char *name, const int64_t *dims,
@@ -311,6 +312,12 @@ static nnlib_status build(pb_writer *w, const nnlib_model *model,
   if (st == NNLIB_OK && w->depth != 0)
     st = nnlib__error(NNLIB_ERR_INTERNAL, "ONNX export: %zu messages left "
                                           "open", w->depth);
+  /* protobuf's limit: larger models need ONNX's external data files */
+  if (st == NNLIB_OK && w->size > (size_t)INT32_MAX)
+    st = nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                      "ONNX export: the model takes %zu bytes, over "
+                      "protobuf's 2 GiB (external data is not written)",
+                      w->size);
   if (st != NNLIB_OK)
     pb_release(w);
   return st;

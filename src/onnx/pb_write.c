@@ -31,8 +31,8 @@ static bool grow(pb_writer *w, size_t more) {
   if (more <= w->capacity - w->size)
     return true;
   if (more > SIZE_MAX / 2 - w->size) {
-    fail(w, nnlib__error(NNLIB_ERR_TOO_LARGE,
-                         "ONNX export: the model needs more than %zu bytes",
+    fail(w, nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
+                         "ONNX export: the file would exceed %zu bytes",
                          SIZE_MAX / 2));
     return false;
   }
