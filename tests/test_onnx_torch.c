@@ -1,0 +1,164 @@
+/* test_onnx_torch - PyTorch models exported as ONNX (opset 17) by
+ * tests/make_onnx_fixtures.py, imported and compared with PyTorch: the
+ * eval-mode predictions (relative 1e-5 with an absolute floor of 1e-5) of
+ * an MLP (Gemm), a last-axis linear + LayerNorm model (MatMul + Add), a
+ * convolutional network (fashion_cnn.c's layers at reduced width, batchnorm
+ * folded by the exporter) and an embedding (Gather over int32 ids); and
+ * for the MLP and the linear model three plain-SGD steps with softmax
+ * cross-entropy, whose losses must equal PyTorch's for the same steps. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct series {
+  float *v;
+  int64_t n;
+} series;
+
+/* "key count v1 v2 ..." lines of tests/fixtures/onnx/<name>.txt. */
+static series read_series(const char *name, const char *key) {
+  char path[1024];
+  const char *root = getenv("NNLIB_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.txt",
+           root ? root : "..", name);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  char k[64];
+  long long n;
+  series s = {NULL, 0};
+  while (fscanf(f, "%63s %lld", k, &n) == 2) {
+    float *v = malloc((size_t)n * sizeof *v + 1);
+    assert_non_null(v);
+    for (long long i = 0; i < n; i++)
+      assert_int_equal(fscanf(f, "%f", &v[i]), 1);
+    if (strcmp(k, key) == 0 && s.v == NULL) {
+      s.v = v;
+      s.n = n;
+    } else {
+      free(v);
+    }
+  }
+  fclose(f);
+  if (s.v == NULL)
+    fail_msg("%s: no '%s'", path, key);
+  return s;
+}
+
+static nnlib_model *load(const char *name, nnlib_loss loss) {
+  char path[1024];
+  const char *root = getenv("NNLIB_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
+           root ? root : "..", name);
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  o.max_batch = 8;
+  o.loss = loss;
+  if (loss != NNLIB_LOSS_NONE)
+    ASSERT_OK(nnlib_sgd_create(&o.optimizer, 0.1f, 0.0f, 0, 0.0f));
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx(&m, path, &o));
+  return m;
+}
+
+/* x of n samples of the model's input shape (int32 ids when `ids`). */
+static nnlib_tensor *input(nnlib_model *m, const series *x, bool ids) {
+  int64_t dims[NNLIB_MAX_RANK + 1];
+  size_t rank = 0;
+  ASSERT_OK(nnlib_model_get_input_shape_at(m, 0, dims + 1, NNLIB_MAX_RANK,
+                                           &rank));
+  int64_t per = 1;
+  for (size_t k = 1; k <= rank; k++)
+    per *= dims[k];
+  dims[0] = x->n / per;
+  nnlib_tensor *t = NULL;
+  if (ids) {
+    ASSERT_OK(nnlib_tensor_create_int32(&t, dims, rank + 1));
+    for (int64_t k = 0; k < x->n; k++)
+      nnlib_tensor_get_data_int32(t)[k] = (int32_t)x->v[k];
+  } else {
+    ASSERT_OK(nnlib_tensor_create(&t, dims, rank + 1));
+    memcpy(nnlib_tensor_get_data(t), x->v, (size_t)x->n * sizeof(float));
+  }
+  return t;
+}
+
+static void check_close(const float *got, const series *want) {
+  for (int64_t k = 0; k < want->n; k++)
+    if (!(fabs(got[k] - want->v[k]) <= 1e-5 * fabs(want->v[k]) + 1e-5))
+      fail_msg("element %lld: nnlib %.9g, torch %.9g", (long long)k, got[k],
+               want->v[k]);
+}
+
+static void predicts_like_torch(const char *name, const char *xkey) {
+  nnlib_model *m = load(name, NNLIB_LOSS_NONE);
+  series x = read_series(name, xkey), y = read_series(name, "y");
+  nnlib_tensor *xt = input(m, &x, strcmp(xkey, "ids") == 0), *yt = NULL;
+  int64_t ys[1] = {y.n};
+  ASSERT_OK(nnlib_tensor_create(&yt, ys, 1));
+  ASSERT_OK(nnlib_model_predict(m, xt, yt));
+  check_close(nnlib_tensor_get_data(yt), &y);
+  nnlib_tensor_free(xt);
+  nnlib_tensor_free(yt);
+  nnlib_model_free(m);
+  free(x.v);
+  free(y.v);
+}
+
+static void trains_like_torch(const char *name) {
+  nnlib_model *m = load(name, NNLIB_LOSS_SOFTMAX_CE);
+  series x = read_series(name, "x"), target = read_series(name, "target");
+  series losses = read_series(name, "losses");
+  nnlib_tensor *xt = input(m, &x, false), *tt = NULL;
+  int64_t ts[2] = {target.n, 1};
+  ASSERT_OK(nnlib_tensor_create(&tt, ts, 2));
+  memcpy(nnlib_tensor_get_data(tt), target.v, (size_t)target.n * 4);
+  for (int64_t s = 0; s < losses.n; s++) {
+    float loss = 0;
+    ASSERT_OK(nnlib_model_step(m, xt, tt, &loss));
+    if (!(fabs(loss - losses.v[s]) <= 1e-5 * fabs(losses.v[s]) + 1e-6))
+      fail_msg("%s step %lld: nnlib loss %.9g, torch %.9g", name,
+               (long long)s, loss, losses.v[s]);
+  }
+  nnlib_tensor_free(xt);
+  nnlib_tensor_free(tt);
+  nnlib_model_free(m);
+  free(x.v);
+  free(target.v);
+  free(losses.v);
+}
+
+static void mlp(void **state) {
+  (void)state;
+  predicts_like_torch("mlp", "x");
+  trains_like_torch("mlp");
+}
+
+static void last_axis_linear(void **state) {
+  (void)state;
+  predicts_like_torch("seq", "x");
+  trains_like_torch("seq");
+}
+
+static void cnn(void **state) {
+  (void)state;
+  predicts_like_torch("cnn", "x");
+}
+
+static void embedding(void **state) {
+  (void)state;
+  predicts_like_torch("embedding", "ids");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(mlp),
+      cmocka_unit_test(last_axis_linear),
+      cmocka_unit_test(cnn),
+      cmocka_unit_test(embedding),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
