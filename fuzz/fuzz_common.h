@@ -286,6 +286,42 @@ static inline nnlib_status fuzz_predict(nnlib_model *m, int64_t n,
   return st;
 }
 
+/* A token id outside an embedding's vocabulary (its size, then -1) in the
+ * last position of the last sample of each id input fails prediction with
+ * NNLIB_ERR_OUT_OF_RANGE, never a read outside the weight. */
+static inline void fuzz_check_bad_ids(nnlib_model *m, int64_t n) {
+  size_t count = nnlib_model_get_input_count(m);
+  int64_t shape[NNLIB_MAX_RANK + 1];
+  size_t rank = 0;
+  if (!fuzz_cheap_enough(m, n) ||
+      nnlib_model_get_output_shape(m, shape + 1, NNLIB_MAX_RANK, &rank) !=
+          NNLIB_OK)
+    return;
+  shape[0] = n;
+  for (size_t k = 0; k < count; k++) {
+    int64_t vocab = fuzz_input_vocab(m, k);
+    for (int bad = 0; vocab > 0 && bad < 2; bad++) {
+      nnlib_tensor **xs = NULL, *y = NULL;
+      size_t made = 0;
+      if (fuzz_make_inputs(m, n, &xs, &made) != NNLIB_OK)
+        return;
+      int32_t *ids = nnlib_tensor_get_data_int32(xs[k]);
+      FUZZ_CHECK(ids != NULL);
+      ids[nnlib_tensor_get_size(xs[k]) - 1] =
+          bad == 0 ? (int32_t)(vocab > INT32_MAX ? INT32_MAX : vocab) : -1;
+      nnlib_status st = nnlib_tensor_create(&y, shape, rank + 1);
+      if (st == NNLIB_OK) {
+        st = nnlib_model_predict_inputs(m, (const nnlib_tensor *const *)xs,
+                                        made, y);
+        fuzz_expect(st);
+        FUZZ_CHECK(st == NNLIB_ERR_OUT_OF_RANGE);
+      }
+      nnlib_tensor_free(y);
+      fuzz_free_inputs(xs, made);
+    }
+  }
+}
+
 /* Most tokens fuzz_generate asks for. */
 #define FUZZ_GENERATE_MAX 8
 

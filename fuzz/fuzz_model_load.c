@@ -5,7 +5,8 @@
  * its description re-parses, and it saves to bytes that load again and save
  * to the same bytes, with the same predictions bit for bit and, for a
  * language model, the same generated tokens (fuzz_generate); inputs an
- * embedding reads get int32 token ids. A model with a loss takes one
+ * embedding reads get int32 token ids, and an id outside the vocabulary
+ * fails prediction as out of range. A model with a loss takes one
  * training step (one backward pass without an optimizer; softmax_ce over
  * [T, V] logits also one with int32 class indices),
  * and with an optimizer two epochs of fit with validation, early stopping
@@ -283,6 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nnlib_tensor *y = NULL;
     st = fuzz_predict(m, 1, &y);
     fuzz_expect(st);
+    fuzz_check_bad_ids(m, 1);
     generated g = generate(m);
     check_spec(m);
     check_round_trip(m, y, &g);

@@ -5,7 +5,8 @@
  * layer. A parsed model is compiled for a small input of rank 1, 2 or 3
  * (whichever its first layer takes; int32 token ids for an input that an
  * embedding reads) and predicts one batch (the capped allocator turns
- * huge widths into NNLIB_ERR_OUT_OF_MEMORY); a language model (ids [T] in,
+ * huge widths into NNLIB_ERR_OUT_OF_MEMORY) and refuses an id outside
+ * the vocabulary as out of range; a language model (ids [T] in,
  * logits [T, V] out) generates a few tokens, with or without the cache. */
 /* A parameter block of 4M floats at most: a description asks for any size
  * in a few bytes (embedding:2653305:4 is 42 MB), and drawing that many
@@ -85,6 +86,7 @@ static void compile_and_predict(const char *text, size_t size) {
     if (st == NNLIB_OK) {
       int32_t tokens[4];
       fuzz_expect(fuzz_predict(m, 2, NULL));
+      fuzz_check_bad_ids(m, 2);
       fuzz_generate(m, (int)(size & 1), size, tokens, 4);
     }
     nnlib_model_free(m);
