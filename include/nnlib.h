@@ -1518,8 +1518,8 @@ NNLIB_API nnlib_status nnlib_model_set_optimizer(nnlib_model *model,
  * (docs/FILE_FORMAT.md): 2 stores a graph. A chain model (one input, every
  * layer reading the one before, no node names; every model of 1.0 to 1.2)
  * is still written as version 1, which nnlib 1.0 to 1.2 read; every other
- * model as version 2, and a model whose optimizer has warmup_steps as
- * version 3 (version 2 plus that field; since 1.4.0). Since 1.4.0 (2 in
+ * model as version 2, and a file that keeps an optimizer with
+ * warmup_steps as version 3 (version 2 plus that field; since 1.4.0). Since 1.4.0 (2 in
  * 1.3, 1 before). */
 #define NNLIB_FILE_FORMAT_VERSION 3
 

@@ -54,9 +54,10 @@ void nnlib__put_tag(nnlib__writer *w, const char tag[4]);
 void nnlib__put_bytes(nnlib__writer *w, const void *data, size_t size);
 uint32_t nnlib__crc32(const unsigned char *data, size_t size);
 
-/* The format version a compiled model is written in: 1 for a chain
- * without node names, else 2. */
-uint32_t nnlib__file_version_for(const nnlib_model *m);
+/* The format version a compiled model is written in: 3 when the file keeps
+ * an optimizer that warms up, else 1 for a chain without node names, else
+ * 2. */
+uint32_t nnlib__file_version_for(const nnlib_model *m, bool with_optimizer);
 
 /* Encodes a compiled model (every layer has a codec) into w; total is the
  * file size, known from a first counting pass (0 in that pass). */

@@ -9,8 +9,9 @@
 
 /* nnlib__model_is_chain counts a named node out: version 1 has no place
  * for names. */
-uint32_t nnlib__file_version_for(const nnlib_model *m) {
-  if (m->optimizer != NULL && m->optimizer->o.warmup_steps > 0)
+uint32_t nnlib__file_version_for(const nnlib_model *m, bool with_optimizer) {
+  if (with_optimizer && m->optimizer != NULL &&
+      m->optimizer->o.warmup_steps > 0)
     return NNLIB__FILE_VERSION_WARMUP;
   return nnlib__model_is_chain(m) ? NNLIB__FILE_VERSION_CHAIN
                                   : NNLIB__FILE_VERSION_GRAPH;
@@ -144,7 +145,7 @@ static void put_optm(const nnlib_model *m, nnlib__writer *w) {
   nnlib__put_i64(w, o->total_steps);
   nnlib__put_f32(w, o->min_learning_rate);
   nnlib__put_f32(w, o->clip_norm);
-  if (nnlib__file_version_for(m) >= NNLIB__FILE_VERSION_WARMUP)
+  if (nnlib__file_version_for(m, true) >= NNLIB__FILE_VERSION_WARMUP)
     nnlib__put_i64(w, o->warmup_steps);
   nnlib__put_i64(w, opt->t);
   nnlib__put_i64(w, opt->size);
@@ -178,7 +179,7 @@ void nnlib__model_encode(const nnlib_model *m, bool with_optimizer,
                          uint64_t total, nnlib__writer *w) {
   nnlib__put_tag(w, NNLIB__FILE_MAGIC);
   nnlib__put_tag(w, &NNLIB__FILE_MAGIC[4]); /* clang: -Wstring-plus-int */
-  uint32_t version = nnlib__file_version_for(m);
+  uint32_t version = nnlib__file_version_for(m, with_optimizer);
   bool graph = version >= NNLIB__FILE_VERSION_GRAPH;
   nnlib__put_u32(w, version);
   nnlib__put_u32(w, (with_optimizer ? 4u : 3u) + (graph ? 1u : 0u));
