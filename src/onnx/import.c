@@ -484,8 +484,16 @@ static nnlib_status build(nnlib__onnx_import *im, const nnlib_onnx_options *o,
     nnlib_optimizer_free(opt);
     return st;
   }
-  NNLIB_TRY(nnlib__model_compile(im->model, NULL, 0, o->max_batch, o->loss,
-                                 opt, o->seed, false));
+  st = nnlib__model_compile(im->model, NULL, 0, o->max_batch, o->loss, opt,
+                             o->seed, false);
+  if (st == NNLIB_ERR_INVALID_ARGUMENT || st == NNLIB_ERR_WRONG_STATE) {
+    /* a graph nnlib cannot compile, such as an input the output does not
+     * depend on (legal in ONNX) */
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", nnlib_last_error_message());
+    return nnlib__error(NNLIB_ERR_UNSUPPORTED, "ONNX: %s", detail);
+  }
+  NNLIB_TRY(st);
   return fill_parameters(im);
 }
 
