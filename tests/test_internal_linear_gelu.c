@@ -364,11 +364,10 @@ static long double ref_gelu_derivative(nnlib_activation kind, long double x) {
     return 0.5L * erfcl(-x / sqrtl(2.0L)) +
            x * expl(-0.5L * x * x) / sqrtl(2.0L * pi);
   long double c = sqrtl(2.0L / pi), u = c * (x + 0.044715L * x * x * x);
-  long double e = expl(-2.0L * u);
-  if (isinf(e))
-    return 0.0L; /* far below: s = 0 */
-  long double s = 1.0L / (1.0L + e);
-  return s + x * s * (e * s) * 2.0L * c * (1.0L + 3.0L * 0.044715L * x * x);
+  /* s and 1 - s from t = e^{-2|u|} <= 1, which cannot overflow */
+  long double t = expl(-2.0L * fabsl(u)), big = 1.0L / (1.0L + t);
+  long double s = x >= 0.0L ? big : t * big, rest = x >= 0.0L ? t * big : big;
+  return s + x * s * rest * 2.0L * c * (1.0L + 3.0L * 0.044715L * x * x);
 }
 
 /* |y - want| in units of the float spacing at want (2^-149 below the

@@ -4,6 +4,11 @@
  * output y, so a fused dense+activation pair keeps one buffer; GELU is not
  * monotonic, so y does not tell x, and its derivative is taken from x: it
  * is never fused (nnlib__activation_is_elementwise). */
+/* no FMA contraction under clang either (GCC makes none in ISO C mode):
+ * the same bits from every clone of a loop (core/vecmath.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "layers/layer.h"
 #include "core/vecmath.h"
 
@@ -181,33 +186,48 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
  * over short rows (a small MLP's 16 or 10 outputs) a per-row loop leaves
  * part of every row to its scalar remainder. So they take the bias (or
  * the copy) row by row first, then one flat pass over all rows * cols:
- * the same operations in the same order, so the same bits. */
+ * the same operations in the same order, so the same bits. GELU too,
+ * with passes of its own (gelu_forward_*). */
 static bool flat_kind(nnlib_activation kind) {
   return kind == NNLIB_ACT_SIGMOID || kind == NNLIB_ACT_TANH ||
          is_gelu(kind);
 }
 
+/* GELU over count values, in place or from x (no copy pass first) */
+NNLIB__WIDE_VECTOR_CLONES
+static void gelu_forward_in_place(nnlib_activation kind, float *restrict y,
+                                  int64_t count) {
+  if (kind == NNLIB_ACT_GELU)
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu(y[i]);
+  else
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu_tanh(y[i]);
+}
+
+NNLIB__WIDE_VECTOR_CLONES
+static void gelu_forward_separate(nnlib_activation kind,
+                                  const float *restrict x, float *restrict y,
+                                  int64_t count) {
+  if (kind == NNLIB_ACT_GELU)
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu(x[i]);
+  else
+    for (int64_t i = 0; i < count; i++)
+      y[i] = gelu_tanh(x[i]);
+}
+
 NNLIB__VECTOR_CLONES
 static void apply_flat(nnlib_activation kind, float *restrict y,
                        int64_t count) {
-  switch (kind) {
-  case NNLIB_ACT_SIGMOID:
+  if (kind == NNLIB_ACT_SIGMOID)
     for (int64_t i = 0; i < count; i++)
       y[i] = nnlib__sigmoid(y[i]);
-    break;
-  case NNLIB_ACT_GELU:
-    for (int64_t i = 0; i < count; i++)
-      y[i] = gelu(y[i]);
-    break;
-  case NNLIB_ACT_GELU_TANH:
-    for (int64_t i = 0; i < count; i++)
-      y[i] = gelu_tanh(y[i]);
-    break;
-  default:
+  else if (kind == NNLIB_ACT_TANH)
     for (int64_t i = 0; i < count; i++)
       y[i] = nnlib__tanh(y[i]);
-    break;
-  }
+  else
+    gelu_forward_in_place(kind, y, count);
 }
 
 /* The dense layer's fused pass, y = f(y + b): with restrict the loops need
@@ -227,6 +247,7 @@ static void apply_in_place(nnlib_activation kind, float param,
   APPLY_SWITCH
 }
 
+/* x and y are distinct buffers (x == y goes to apply_in_place) */
 NNLIB__VECTOR_CLONES
 static void apply_separate(nnlib_activation kind, float param, const float *x,
                            const float *bias, float *y, int64_t rows,
@@ -239,10 +260,19 @@ static void apply_separate(nnlib_activation kind, float param, const float *x,
   APPLY_SWITCH
 }
 
+/* GELU without a bias (the activation layer's case) calls its own passes
+ * from here, outside the cloned functions: a clone's call to another
+ * cloned function goes straight to the callee's clone for the same
+ * target, so the AVX2 apply_* would never reach GELU's AVX-512 clones. */
 void nnlib__activation_apply(nnlib_activation kind, float param,
                              const float *x, const float *bias, float *y,
                              int64_t rows, int64_t cols) {
-  if (x == y)
+  if (is_gelu(kind) && bias == NULL) {
+    if (x == y)
+      gelu_forward_in_place(kind, y, rows * cols);
+    else /* distinct buffers */
+      gelu_forward_separate(kind, x, y, rows * cols);
+  } else if (x == y)
     apply_in_place(kind, param, y, bias, rows, cols);
   else
     apply_separate(kind, param, x, bias, y, rows, cols);
@@ -304,7 +334,7 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
  * dx may be the spent output y or dy itself. In place (dx == dy) has its
  * own loops, for the reason given at APPLY_ROW; with restrict neither
  * needs a run-time overlap test. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gelu_backward_in_place(nnlib_activation kind,
                                    const float *restrict x,
                                    float *restrict dx, int64_t count) {
@@ -316,7 +346,7 @@ static void gelu_backward_in_place(nnlib_activation kind,
       dx[i] *= gelu_tanh_derivative(x[i]);
 }
 
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gelu_backward_separate(nnlib_activation kind,
                                    const float *restrict x,
                                    const float *restrict dy,
