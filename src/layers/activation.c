@@ -38,9 +38,9 @@ typedef struct activation_layer {
  * tests/test_internal_linear_gelu.c. Beyond the ends below each value is
  * its exact limit: x itself above, -0 below. */
 
-/* x clamped to [-end, end] and only from below. Both tests are on x
- * itself (a select on a select's result stops GCC 12's vectoriser), and
- * NaN fails both and passes. */
+/* x raised to -end if below (gelu_low), and clamped to [-end, end]
+ * (gelu_clamp). Both tests are on x itself (a select on a select's result
+ * stops GCC 12's vectoriser), and NaN fails both and passes. */
 static inline float gelu_low(float x, float end) {
   return nnlib__select_f(x < -end, -end, x);
 }
