@@ -144,9 +144,9 @@ static nnlib_status map_activation(imp *im, const onode *n,
                                                                     -1));
     NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
   }
+  NNLIB_TRY(output(im, n, &out)); /* first: a failure then holds no layer */
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_activation_create(&l, kind, param)));
-  NNLIB_TRY(output(im, n, &out));
   nnlib__shape s = x->shape;
   return apply1(im, l, x, out, &s);
 }
@@ -306,9 +306,9 @@ static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
                   "inputs");
   NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
   NNLIB_TRY(nnlib__onnx_need_shape(im, b, "input B"));
+  NNLIB_TRY(output(im, n, &out));
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, add ? nnlib_add_create(&l) : nnlib_multiply_create(&l)));
-  NNLIB_TRY(output(im, n, &out));
   size_t in[2] = {a->node, b->node};
   return nnlib__onnx_apply(im, l, in, 2, out);
 }
