@@ -166,7 +166,7 @@ nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
     return st;
   }
   nnlib__shape shape = l->out_shape;
-  size_t node;
+  size_t node = 0;
   NNLIB_TRY(nnlib__model_apply(m, l, inputs, count, &node)); /* takes l */
   m->nodes[node].shape = shape; /* compile plans again; shapes for later */
   m->nodes[node].size = nnlib__shape_numel(&shape);
@@ -290,16 +290,16 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
                           nl, info->name.p, k);
     s.dims[k - 1] = info->dims[k];
   }
-  int64_t size;
+  int64_t size = 0;
   nnlib_status st = nnlib__shape_size(s.dims, s.rank, &size, "ONNX input");
   if (st != NNLIB_OK || size > INT32_MAX)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "ONNX: graph input '%.*s': its dims make more than "
                         "2^31 - 1 elements per sample",
                         nl, info->name.p);
-  nnlib__onnx_value *v;
+  nnlib__onnx_value *v = NULL;
   NNLIB_TRY(new_value(im, info->name, &v));
-  size_t node;
+  size_t node = 0;
   NNLIB_TRY(nnlib__model_add_input(im->model, &s, &node));
   v->kind = NNLIB__VALUE_NODE;
   v->node = node;
@@ -311,7 +311,7 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
 static nnlib_status declare_values(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
   for (size_t k = 0; k < g->initializer_count; k++) {
-    nnlib__onnx_value *v;
+    nnlib__onnx_value *v = NULL;
     NNLIB_TRY(new_value(im, g->initializers[k].name, &v));
     NNLIB_TRY(nnlib__onnx_const_from_tensor(im, &g->initializers[k], v));
   }

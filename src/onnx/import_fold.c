@@ -68,7 +68,7 @@ nnlib_status nnlib__onnx_const_from_tensor(nnlib__onnx_import *im,
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: tensor '%.*s' has more than %d dims", nl,
                         t->name.p, NNLIB__ONNX_MAX_RANK);
-  int32_t dtype;
+  int32_t dtype = 0;
   switch (t->data_type) {
   case NNLIB__ONNX_FLOAT:
   case NNLIB__ONNX_DOUBLE:
@@ -232,7 +232,7 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
                                const nnlib__onnx_value *x,
                                nnlib__onnx_value *out) {
   int64_t full[NNLIB__ONNX_MAX_RANK + 1];
-  size_t rank;
+  size_t rank = 0;
   if (x->kind == NNLIB__VALUE_CONST) {
     rank = x->rank;
     memcpy(full, x->dims, rank * sizeof *full);
@@ -498,7 +498,7 @@ static nnlib_status fold_binary(nnlib__onnx_import *im, char op,
   if (has_batch(a) || has_batch(b))
     return batch_refused(im);
   int64_t dims[NNLIB__ONNX_MAX_RANK];
-  size_t rank;
+  size_t rank = 0;
   if (!broadcast(a, b->dims, b->rank, dims, &rank))
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "shapes that do not broadcast");
@@ -541,7 +541,7 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
                                 const nnlib__onnx_value *shape,
                                 nnlib__onnx_value *out) {
   int64_t spec[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
-  size_t n, rank;
+  size_t n = 0, rank = 0;
   NNLIB_TRY(int_list(im, shape, "Expand's shape", spec, &n));
   for (size_t k = 0; k < n; k++)
     if (spec[k] < 0)
@@ -615,7 +615,7 @@ static nnlib_status fold_reshape(nnlib__onnx_import *im,
                                  const nnlib__onnx_value *shape,
                                  nnlib__onnx_value *out) {
   int64_t spec[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
-  size_t rank;
+  size_t rank = 0;
   NNLIB_TRY(int_list(im, shape, "Reshape's shape", spec, &rank));
   NNLIB_TRY(nnlib__onnx_reshape_dims(im, n, x->dims, x->rank, x->count, spec,
                                      rank, dims));
@@ -627,7 +627,7 @@ static nnlib_status fold_squeeze(nnlib__onnx_import *im,
                                  const nnlib__onnx_value *x,
                                  nnlib__onnx_value *out) {
   int64_t axes[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
-  size_t naxes, rank;
+  size_t naxes = 0, rank = 0;
   NNLIB_TRY(axes_of(im, n, axes, &naxes));
   NNLIB_TRY(squeeze_dims(im, unsqueeze, x->dims, x->rank, axes, naxes, dims,
                          &rank));
@@ -639,7 +639,7 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
                                            const nnlib__onnx_value *shape,
                                            nnlib__onnx_value *out) {
   int64_t dims[NNLIB__ONNX_MAX_RANK];
-  size_t rank;
+  size_t rank = 0;
   NNLIB_TRY(int_list(im, shape, "ConstantOfShape's shape", dims, &rank));
   const nnlib__onnx_attr *a = nnlib__onnx_find_attr(n, "value");
   nnlib__onnx_value fill;
@@ -669,7 +669,7 @@ static nnlib_status fold_cast(nnlib__onnx_import *im,
                               const nnlib__onnx_value *x,
                               nnlib__onnx_value *out) {
   int64_t to = nnlib__onnx_attr_int(n, "to", 0);
-  int32_t dtype;
+  int32_t dtype = 0;
   if (to == NNLIB__ONNX_FLOAT || to == NNLIB__ONNX_DOUBLE)
     dtype = NNLIB__ONNX_FLOAT;
   else if (to == NNLIB__ONNX_INT64 || to == NNLIB__ONNX_INT32)
@@ -701,7 +701,7 @@ nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
   } else if (is_shape && x == NULL) {
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no input");
   }
-  nnlib__onnx_value *out;
+  nnlib__onnx_value *out = NULL;
   NNLIB_TRY(out_value(im, n, &out));
   *folded = true;
   if (nnlib__onnx_str_is(op, "Constant"))

@@ -131,7 +131,7 @@ static int64_t sample_axis(int64_t axis, size_t sample_rank) {
 
 static nnlib_status map_activation(imp *im, const onode *n,
                                    nnlib_activation kind, float param) {
-  oval *x, *out;
+  oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   if (kind == NNLIB_ACT_SOFTMAX) {
     int64_t axis =
@@ -192,7 +192,7 @@ static float *bias_of(imp *im, const oval *c, int64_t m, float beta) {
 }
 
 static nnlib_status map_gemm(imp *im, const onode *n) {
-  oval *a, *b, *c = NULL, *out;
+  oval *a = NULL, *b = NULL, *c = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &a));
   NNLIB_TRY(const_input(im, n, 1, "B", &b));
   if (nnlib__onnx_input(im, n, 2) != NULL)
@@ -233,7 +233,7 @@ static nnlib_status map_gemm(imp *im, const onode *n) {
 }
 
 static nnlib_status map_matmul(imp *im, const onode *n) {
-  oval *a, *b, *out;
+  oval *a = NULL, *b = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &a));
   NNLIB_TRY(const_input(im, n, 1, "B", &b));
   if (b->rank != 2)
@@ -271,7 +271,7 @@ static nnlib_status map_matmul(imp *im, const onode *n) {
 
 static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
   oval *a = nnlib__onnx_input(im, n, 0), *b = nnlib__onnx_input(im, n, 1);
-  oval *out;
+  oval *out = NULL;
   if (a == NULL || b == NULL)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                   "needs two inputs");
@@ -321,7 +321,7 @@ static nnlib_status map_concat(imp *im, const onode *n) {
     return refuse(im, "%s: too many", "inputs");
   oval *first = NULL, *out;
   for (size_t k = 0; k < n->input_count; k++) {
-    oval *v;
+    oval *v = NULL;
     NNLIB_TRY(graph_input(im, n, k, &v));
     NNLIB_TRY(nnlib__onnx_need_shape(im, v, "input"));
     in[k] = v->node;
@@ -346,7 +346,7 @@ static nnlib_status map_concat(imp *im, const onode *n) {
 /* --------------------------------------------------- shape-only ops */
 
 static nnlib_status map_passthrough(imp *im, const onode *n) {
-  oval *x, *out;
+  oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   if (nnlib__onnx_str_is(n->op_type, "Dropout")) {
     oval *t = nnlib__onnx_input(im, n, 2);
@@ -369,7 +369,7 @@ static nnlib_status map_passthrough(imp *im, const onode *n) {
 /* A new ONNX shape for the same elements: flattened when rank 1. */
 static nnlib_status reshaped(imp *im, const onode *n, oval *x,
                              const int64_t *dims, size_t rank) {
-  oval *out;
+  oval *out = NULL;
   if (rank < 1 || rank > NNLIB_MAX_RANK - 1)
     return refuse(im, "%s: a per-sample rank nnlib has no room for",
                   "the new shape");
@@ -383,7 +383,7 @@ static nnlib_status reshaped(imp *im, const onode *n, oval *x,
 }
 
 static nnlib_status map_flatten(imp *im, const onode *n) {
-  oval *x;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   int64_t axis = sample_axis(nnlib__onnx_attr_int(n, "axis", 1), x->shape.rank);
   if (axis != 0)
@@ -428,11 +428,11 @@ static nnlib_status map_reshape(imp *im, const onode *n) {
 }
 
 static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
-  oval *x;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   int64_t axes[NNLIB__ONNX_MAX_RANK], full[NNLIB__ONNX_MAX_RANK + 1];
   int64_t dims[2 * NNLIB__ONNX_MAX_RANK + 2];
-  size_t naxes, rank;
+  size_t naxes = 0, rank = 0;
   NNLIB_TRY(nnlib__onnx_axes(im, n, axes, &naxes));
   size_t span = x->shape.rank + 1 + (unsqueeze ? naxes : 0);
   for (size_t k = 0; k < naxes; k++)
@@ -449,7 +449,7 @@ static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
 }
 
 static nnlib_status map_transpose(imp *im, const onode *n) {
-  oval *x;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
   bool same = p != NULL && p->int_count == x->shape.rank + 1;
@@ -521,7 +521,7 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
 }
 
 static nnlib_status map_conv(imp *im, const onode *n) {
-  oval *x, *wt, *b = NULL, *out;
+  oval *x = NULL, *wt = NULL, *b = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   NNLIB_TRY(const_input(im, n, 1, "W", &wt));
   if (nnlib__onnx_input(im, n, 2) != NULL)
@@ -584,7 +584,7 @@ static bool ceil_changes(const window *w, const oval *x) {
 }
 
 static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
-  oval *x, *out;
+  oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   if (x->shape.rank != 3)
     return refuse(im, "%s: 2-D pooling of [batch, C, H, W] only",
@@ -620,7 +620,7 @@ static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
 }
 
 static nnlib_status map_global_avgpool(imp *im, const onode *n) {
-  oval *x, *out;
+  oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   if (x->shape.rank != 3)
     return refuse(im, "%s: [batch, C, H, W] only", "input shape");
@@ -682,7 +682,7 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
 }
 
 static nnlib_status map_layernorm(imp *im, const onode *n) {
-  oval *x, *scale, *b = NULL, *out;
+  oval *x = NULL, *scale = NULL, *b = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   int64_t axis =
       sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
@@ -719,7 +719,7 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
 /* Gather(table, ids) with the table constant and the ids a graph input of
  * int64 token ids: an embedding. */
 static nnlib_status map_gather(imp *im, const onode *n) {
-  oval *table, *ids = nnlib__onnx_input(im, n, 1), *out;
+  oval *table = NULL, *ids = nnlib__onnx_input(im, n, 1), *out = NULL;
   NNLIB_TRY(const_input(im, n, 0, "data", &table));
   if (ids == NULL || !ids->ids || im->model->nodes[ids->node].layer != NULL ||
       table->rank != 2 || nnlib__onnx_attr_int(n, "axis", 0) != 0)

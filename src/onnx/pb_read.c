@@ -68,14 +68,14 @@ static nnlib_status next_field(pb *r, pb_field *f, bool *done) {
   *done = r->p >= r->end;
   if (*done)
     return NNLIB_OK;
-  uint64_t key;
+  uint64_t key = 0;
   if (!read_varint(r, &key))
     return corrupt(r, "a field key runs past its message");
   if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
     return corrupt(r, "field number 0 or above 2^29");
   f->number = (uint32_t)(key >> 3);
   f->wire = (int)(key & 7);
-  size_t left;
+  size_t left = 0;
   switch (f->wire) {
   case WIRE_VARINT:
     if (!read_varint(r, &f->value))
@@ -139,7 +139,7 @@ static nnlib_status read_ints(const pb *r, const pb_field *f, int64_t *out,
   NNLIB_TRY(want_wire(r, f, WIRE_LEN));
   pb in = pb_of(r, f->data, f->len);
   while (in.p < in.end) {
-    uint64_t v;
+    uint64_t v = 0;
     if (!read_varint(&in, &v))
       return corrupt(&in, "a packed varint runs past its list");
     if (*count < max)
@@ -152,7 +152,7 @@ static nnlib_status read_ints(const pb *r, const pb_field *f, int64_t *out,
 }
 
 static float float_of_bits(uint32_t bits) {
-  float x;
+  float x = 0;
   memcpy(&x, &bits, sizeof x);
   return x;
 }
@@ -165,7 +165,7 @@ static nnlib_status parse_tensor(const pb *r, const uint8_t *data, size_t len,
   t->msg = data;
   t->msg_len = len;
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -211,7 +211,7 @@ static nnlib_status count_elements(const pb *r, const pb_field *f,
     return NNLIB_OK;
   }
   pb in = pb_of(r, f->data, f->len);
-  uint64_t v;
+  uint64_t v = 0;
   while (in.p < in.end) {
     if (!read_varint(&in, &v))
       return corrupt(&in, "a packed varint runs past its list");
@@ -228,7 +228,7 @@ static void store(int32_t type, uint64_t bits, int64_t k, float *fo,
     fo[k] = float_of_bits((uint32_t)bits);
     break;
   case NNLIB__ONNX_DOUBLE: {
-    double d;
+    double d = 0;
     memcpy(&d, &bits, sizeof d);
     fo[k] = (float)d;
     break;
@@ -251,7 +251,7 @@ static nnlib_status decode_field(const pb *r, const pb_field *f, int32_t type,
   }
   pb in = pb_of(r, f->data, f->len);
   while (in.p < in.end) {
-    uint64_t v;
+    uint64_t v = 0;
     if (fixed > 0) {
       v = le_bytes(in.p, fixed);
       in.p += fixed;
@@ -287,8 +287,8 @@ static bool data_field_of(int32_t type, uint32_t *number, size_t *fixed,
 
 nnlib_status nnlib__onnx_tensor_data(const nnlib__onnx_tensor *t,
                                      int64_t count, float *fo, int64_t *io) {
-  uint32_t number;
-  size_t fixed, width;
+  uint32_t number = 0;
+  size_t fixed = 0, width = 0;
   pb top = {t->msg, t->msg + t->msg_len, t->msg};
   if (!data_field_of(t->data_type, &number, &fixed, &width))
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
@@ -349,7 +349,7 @@ nnlib_status nnlib__onnx_tensor_data(const nnlib__onnx_tensor *t,
 static nnlib_status parse_dim(const pb *r, const uint8_t *data, size_t len,
                               int64_t *dim) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   *dim = -1;
   for (;;) {
@@ -370,7 +370,7 @@ static nnlib_status parse_dim(const pb *r, const uint8_t *data, size_t len,
 static nnlib_status parse_shape(const pb *r, const uint8_t *data, size_t len,
                                 nnlib__onnx_value_info *v) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   v->has_shape = true;
   v->rank = 0;
@@ -381,7 +381,7 @@ static nnlib_status parse_shape(const pb *r, const uint8_t *data, size_t len,
     if (f.number != 1)
       continue;
     NNLIB_TRY(want_wire(&in, &f, WIRE_LEN));
-    int64_t dim;
+    int64_t dim = 0;
     NNLIB_TRY(parse_dim(&in, f.data, f.len, &dim));
     if (v->rank < NNLIB__ONNX_MAX_RANK)
       v->dims[v->rank] = dim;
@@ -395,7 +395,7 @@ static nnlib_status parse_shape(const pb *r, const uint8_t *data, size_t len,
 static nnlib_status parse_tensor_type(const pb *r, const uint8_t *data,
                                       size_t len, nnlib__onnx_value_info *v) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -415,7 +415,7 @@ static nnlib_status parse_value_info(const pb *r, const uint8_t *data,
                                      size_t len, nnlib__onnx_value_info *v) {
   memset(v, 0, sizeof *v);
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -446,7 +446,7 @@ static nnlib_status parse_attr(const pb *r, const uint8_t *data, size_t len,
                                nnlib__onnx_attr *a) {
   memset(a, 0, sizeof *a);
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -525,7 +525,7 @@ static void node_free(nnlib__onnx_node *n) {
 static nnlib_status parse_node(const pb *r, const uint8_t *data, size_t len,
                                nnlib__onnx_node *n) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   size_t ni = 0, no = 0, na = 0;
   for (;;) { /* count */
@@ -583,7 +583,7 @@ typedef struct graph_spans {
 static nnlib_status count_graph(const pb *r, const uint8_t *data, size_t len,
                                 size_t counts[4]) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -599,7 +599,7 @@ static nnlib_status count_graph(const pb *r, const uint8_t *data, size_t len,
 static nnlib_status fill_graph(const pb *r, const uint8_t *data, size_t len,
                                nnlib__onnx_graph *g) {
   pb in = pb_of(r, data, len);
-  pb_field f;
+  pb_field f = {0};
   bool done;
   for (;;) {
     NNLIB_TRY(next_field(&in, &f, &done));
@@ -687,7 +687,7 @@ static nnlib_status parse_opset(const pb *r, const pb_field *f,
 static nnlib_status parse_model(const pb *top, nnlib__onnx_model *m,
                                 graph_spans *spans) {
   pb in = *top;
-  pb_field f;
+  pb_field f = {0};
   bool done;
   size_t graphs = 0;
   for (;;) {
