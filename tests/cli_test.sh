@@ -22,10 +22,19 @@ expect_message() {
   expect_fail "$@"
   grep -q -- "$message" "$dir/err" || { echo "no '$message': $*"; cat "$dir/err"; exit 1; }
 }
+# the same with this exit status (1: the library refused, 2: usage)
+expect_status() {
+  local status=$1 rc=0
+  shift
+  expect_message "$@"
+  shift
+  "$@" > /dev/null 2>&1 || rc=$?
+  [ "$rc" -eq "$status" ] || { echo "exit $rc, not $status: $*"; exit 1; }
+}
 
 "$nnlib" --help | grep -q 'commands:'
 "$nnlib" --help | grep -q '  generate '
-for cmd in train eval info bench generate; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
 
@@ -165,6 +174,48 @@ grep -q '^test_accuracy=' "$dir/lstm_eval.out"
 grep -q 'Ankle boot' "$dir/eval.out"
 grep -q "^test_accuracy=$acc " "$dir/eval.out"   # same model, same data
 
+# ONNX: the model exported (nnlib convert), imported back to .nnl; info
+# reads all three alike, and eval scores the .onnx exactly as the .nnl
+"$nnlib" convert "$dir/m.nnl" "$dir/m.onnx"
+"$nnlib" convert "$dir/m.onnx" "$dir/back.nnl"
+head -c 2 "$dir/m.onnx" | od -An -tx1 | grep -q "^ 08 08$"   # field 1, ir_version, is 8
+for f in m.nnl m.onnx back.nnl; do
+  "$nnlib" info "$dir/$f" > "$dir/$f.info"
+  grep -q '^parameters 50890$' "$dir/$f.info"
+  grep -q '^input    \[1, 28, 28\]$' "$dir/$f.info"
+  grep -q '^[0-9]   dense        -> \[64\]  50240 parameters$' "$dir/$f.info"
+  grep -q '^[0-9]   dense        -> \[10\]  650 parameters$' "$dir/$f.info"
+done
+grep -q '^file .*m.onnx: ONNX model, [0-9]* bytes, imported$' "$dir/m.onnx.info"
+grep -q '^max_batch 64$' "$dir/m.onnx.info"
+"$nnlib" eval "$dir/m.onnx" > "$dir/onnx_eval.out"
+grep "^test_accuracy=" "$dir/eval.out" > "$dir/eval.line"
+grep "^test_accuracy=" "$dir/onnx_eval.out" > "$dir/onnx_eval.line"
+cmp -s "$dir/eval.line" "$dir/onnx_eval.line" || { cat "$dir/eval.line" "$dir/onnx_eval.line"; exit 1; }
+grep -q 'Ankle boot' "$dir/onnx_eval.out"
+# the .nnl of an import has no loss: eval scores it against one-hot labels
+"$nnlib" eval "$dir/back.nnl" | grep -q "^test_accuracy=$acc test_loss=0.0000 "
+"$nnlib" convert "$dir/m.onnx" "$dir/b5.nnl" --max-batch 5
+"$nnlib" info "$dir/b5.nnl" | grep -q '^max_batch 5$'
+# what nnlib convert refuses: a damaged file (the library's message, exit
+# 1), names whose direction is unknown and misplaced options (exit 2)
+head -c 300 "$dir/m.onnx" > "$dir/cut.onnx"
+expect_status 1 'corrupt file: ONNX: a length runs past its message' \
+  "$nnlib" convert "$dir/cut.onnx" "$dir/cut.nnl"
+[ ! -e "$dir/cut.nnl" ]
+expect_status 1 'corrupt file' "$nnlib" info "$dir/cut.onnx"
+expect_status 1 'corrupt file' "$nnlib" eval "$dir/cut.onnx"
+expect_status 1 'cannot open' "$nnlib" convert "$dir/missing.onnx" "$dir/x.nnl"
+expect_status 2 'give IN.onnx OUT.nnl (import) or IN.nnl OUT.onnx (export)' \
+  "$nnlib" convert "$dir/m.nnl" "$dir/m.txt"
+expect_status 2 'IN.onnx OUT.nnl' "$nnlib" convert "$dir/m.onnx" "$dir/m2.onnx"
+expect_status 2 'IN.onnx OUT.nnl' "$nnlib" convert "$dir/m.nnl" "$dir/m2.nnl"
+expect_status 2 'which files' "$nnlib" convert "$dir/m.onnx"
+expect_status 2 '--max-batch is for imports' \
+  "$nnlib" convert "$dir/m.nnl" "$dir/x.onnx" --max-batch 8
+expect_status 2 '--max-batch 0: expected a whole number' \
+  "$nnlib" convert "$dir/m.onnx" "$dir/x.nnl" --max-batch 0
+
 # a small CNN from a description: trains, saves, and info shows its layers
 cnn=conv:8x3x3:p1:nobias,batchnorm,relu,maxpool:2,conv:8x3x3,relu,maxpool:2,flatten,dropout:0.25,dense:10
 "$nnlib" train --limit 3000 --epochs 2 --lr 0.003 --model "$cnn" --seed 5 \
@@ -176,7 +227,16 @@ grep -q "^description $cnn\$" "$dir/info.out"
 grep -q '^0   conv2d       -> \[8, 28, 28\]  72 parameters$' "$dir/info.out"
 grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info.out"
 grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
-"$nnlib" eval "$dir/c.nnl" | grep -q "^test_accuracy=$acc "
+"$nnlib" eval "$dir/c.nnl" > "$dir/cnn_eval.out"
+grep -q "^test_accuracy=$acc " "$dir/cnn_eval.out"
+# the CNN through ONNX: the same layers (dropout, an identity at inference,
+# is left out) and the same accuracy line
+"$nnlib" convert "$dir/c.nnl" "$dir/c.onnx"
+"$nnlib" info "$dir/c.onnx" > "$dir/cnn_onnx_info.out"
+grep -q '^0   conv2d       -> \[8, 28, 28\]  72 parameters$' "$dir/cnn_onnx_info.out"
+grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/cnn_onnx_info.out"
+grep -q '^parameters 3562$' "$dir/cnn_onnx_info.out"
+[ "$("$nnlib" eval "$dir/c.onnx" | grep '^test_accuracy=')" = "$(grep '^test_accuracy=' "$dir/cnn_eval.out")" ]
 
 # a residual graph from a description: trains, saves as format 2, and info
 # lists its nodes with their inputs; eval agrees

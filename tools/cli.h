@@ -53,7 +53,25 @@ void cli_progress_steps(cli_progress *bar, int64_t step, int64_t steps,
 nnlib_status cli_load_split(const char *dir, nnlib_split split, int64_t limit,
                             nnlib_tensor **x, nnlib_tensor **y);
 
+/* ---- model files: nnlib's own, or ONNX imported on load (model_file.c) ---- */
+/* The compiled maximum batch of an imported ONNX model (nnlib convert
+ * --max-batch changes it). */
+#define CLI_ONNX_MAX_BATCH 64
+/* True when path ends in ext (".onnx"), in any case. */
+bool cli_has_extension(const char *path, const char *ext);
+/* Imports an ONNX model from `size` bytes at data, or from the file at path
+ * when data is NULL, compiled for max_batch samples with `loss`. */
+nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
+                             const char *path, int64_t max_batch,
+                             nnlib_loss loss);
+/* A FILE.onnx imported (with onnx_loss), anything else read as a .nnl. */
+nnlib_status cli_load_model(nnlib_model **out, const char *path,
+                            nnlib_loss onnx_loss);
+/* The name of the layer that makes the model's output ("softmax", ...). */
+const char *cli_output_layer_name(nnlib_model *m);
+
 int cmd_train(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -6,9 +6,14 @@
 #include <string.h>
 
 static void eval_usage(void) {
-  printf("usage: nnlib eval FILE.nnl [--data DIR] [--limit N]\n\n"
+  printf("usage: nnlib eval FILE.nnl [--data DIR] [--limit N]\n"
+         "       nnlib eval FILE.onnx [--data DIR] [--limit N]\n\n"
          "Accuracy and confusion matrix of a saved model on the test split of\n"
-         "an MNIST-format directory (default: %s).\n",
+         "an MNIST-format directory (default: %s).\n"
+         "An ONNX model is imported first; it must output 10 classes from\n"
+         "784 pixels per sample ([1, 28, 28], [28, 28] or [784]). Its\n"
+         "test_loss is the softmax cross-entropy of its outputs (the loss\n"
+         "nnlib train uses), 0 when the model ends in a softmax.\n",
          nnlib_dataset_default_dir());
 }
 
@@ -38,8 +43,9 @@ static void print_confusion(const int64_t counts[10][10]) {
   }
 }
 
+/* report_loss: evaluate the model's loss too (else test_loss prints 0) */
 static int evaluate(nnlib_model *m, const nnlib_tensor *x,
-                    const nnlib_tensor *y) {
+                    const nnlib_tensor *y, bool report_loss) {
   int64_t n = nnlib_tensor_get_dim(x, 0), k = 0;
   size_t rank;
   nnlib_status st = nnlib_model_get_output_shape(m, &k, 1, &rank);
@@ -48,8 +54,7 @@ static int evaluate(nnlib_model *m, const nnlib_tensor *x,
     return 1;
   }
   float loss = 0.0f, acc;
-  st = nnlib_model_evaluate(m, x, y, nnlib_model_get_loss(m) ? &loss : NULL,
-                            &acc);
+  st = nnlib_model_evaluate(m, x, y, report_loss ? &loss : NULL, &acc);
   if (st != NNLIB_OK)
     return cli_fail("eval", "evaluating", st);
   nnlib_tensor *out;
@@ -71,6 +76,24 @@ static int evaluate(nnlib_model *m, const nnlib_tensor *x,
   printf("\ntest_accuracy=%.4f test_loss=%.4f samples=%lld\n", acc, loss,
          (long long)n);
   return 0;
+}
+
+/* A model's loss is reported when it has one; an imported ONNX model that
+ * ends in a softmax outputs probabilities, which cross-entropy on logits
+ * would misjudge. */
+static bool reports_loss(nnlib_model *m, const char *file) {
+  if (nnlib_model_get_loss(m) == NNLIB_LOSS_NONE)
+    return false;
+  return !cli_has_extension(file, ".onnx") ||
+         strcmp(cli_output_layer_name(m), "softmax") != 0;
+}
+
+/* Class indices serve softmax cross-entropy only; a model trained with MSE
+ * or without a loss (an ONNX import saved by nnlib convert) is scored
+ * against one-hot rows, which every model with 10 outputs accepts. */
+static int one_hot_labels(nnlib_model *m) {
+  nnlib_loss loss = nnlib_model_get_loss(m);
+  return loss == NNLIB_LOSS_MSE || loss == NNLIB_LOSS_NONE;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -95,16 +118,17 @@ int cmd_eval(int argc, char **argv) {
   }
   nnlib_model *m = NULL;
   nnlib_tensor *x = NULL, *y = NULL;
-  nnlib_status st = nnlib_model_load(&m, file);
+  /* an ONNX file holds no loss: its logits are scored as nnlib train's
+   * classifiers are, with softmax cross-entropy */
+  nnlib_status st = cli_load_model(&m, file, NNLIB_LOSS_SOFTMAX_CE);
   int rc;
   if (st != NNLIB_OK)
     rc = cli_fail("eval", file, st);
   else if ((st = nnlib_dataset_load_split(&x, &y, data, NNLIB_SPLIT_TEST, limit,
-                                          nnlib_model_get_loss(m) ==
-                                              NNLIB_LOSS_MSE)) != NNLIB_OK)
+                                          one_hot_labels(m))) != NNLIB_OK)
     rc = cli_fail("eval", "loading the test set", st);
   else
-    rc = evaluate(m, x, y);
+    rc = evaluate(m, x, y, reports_loss(m, file));
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
   nnlib_model_free(m);

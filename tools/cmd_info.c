@@ -1,4 +1,5 @@
-/* cmd_info.c - nnlib info: what a model file holds. */
+/* cmd_info.c - nnlib info: what a model file (.nnl, or .onnx imported)
+ * holds. */
 #include "cli.h"
 
 #include <errno.h>
@@ -166,11 +167,31 @@ static unsigned char *read_file(const char *path, size_t *size) {
   return data;
 }
 
+/* An ONNX file: the model its import makes (for inference, the default
+ * maximum batch). */
+static int onnx_info_of(const char *file, const unsigned char *data,
+                        size_t size) {
+  nnlib_model *m = NULL;
+  nnlib_status st = cli_import_onnx(&m, data, size, file, CLI_ONNX_MAX_BATCH,
+                                    NNLIB_LOSS_NONE);
+  if (st != NNLIB_OK)
+    return cli_fail("info", file, st);
+  printf("file %s: ONNX model, %zu bytes, imported\n", file, size);
+  print_model(m);
+  nnlib_model_free(m);
+  return 0;
+}
+
 static int info_of(const char *file) {
   size_t size;
   unsigned char *data = read_file(file, &size);
   if (data == NULL)
     return 1;
+  if (cli_has_extension(file, ".onnx")) {
+    int rc = onnx_info_of(file, data, size);
+    free(data);
+    return rc;
+  }
   nnlib_model_file_info fi;
   memset(&fi, 0, sizeof fi);
   fi.struct_size = sizeof fi;
@@ -196,8 +217,10 @@ int cmd_info(int argc, char **argv) {
   if (!cli_args_init(&a, argc, argv))
     return 1;
   if (cli_has_flag(&a, "help")) {
-    printf("usage: nnlib info FILE.nnl\n\nLayers, shapes, parameter count "
-           "and file format version of a saved model.\n");
+    printf("usage: nnlib info FILE.nnl\n       nnlib info FILE.onnx\n\n"
+           "Layers, shapes, parameter count and file format version of a "
+           "saved model;\nof an ONNX model, those of the nnlib model its "
+           "import makes.\n");
     cli_args_free(&a);
     return 0;
   }

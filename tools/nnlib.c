@@ -1,5 +1,5 @@
-/* nnlib.c - the command-line front end: train, eval, info, bench and
- * generate. */
+/* nnlib.c - the command-line front end: train, eval, info, bench,
+ * generate and convert. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -18,8 +18,11 @@ static void usage(FILE *out) {
           "            with --text PATH, a byte-level language model on text\n"
           "  generate  continue a prompt with a saved language model\n"
           "  eval      accuracy and confusion matrix of a saved model\n"
+          "            (.nnl, or .onnx imported)\n"
           "  info      layers, shapes and parameters of a saved model\n"
+          "            (.nnl, or .onnx imported)\n"
           "  bench     time training and inference of a model description\n"
+          "  convert   ONNX to an nnlib model file and back (.onnx <-> .nnl)\n"
           "\n"
           "nnlib %s; data defaults to %s\n",
           nnlib_version_string(), nnlib_dataset_default_dir());
@@ -56,6 +59,8 @@ int main(int argc, char **argv) {
     return cmd_bench(argc - 2, argv + 2);
   if (strcmp(cmd, "generate") == 0)
     return cmd_generate(argc - 2, argv + 2);
+  if (strcmp(cmd, "convert") == 0)
+    return cmd_convert(argc - 2, argv + 2);
   fprintf(stderr, "nnlib: unknown command '%s' (try nnlib --help)\n", cmd);
   return 2;
 }

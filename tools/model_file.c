@@ -1,0 +1,51 @@
+/* model_file.c - the model files the tool reads: nnlib's own (.nnl, and
+ * any name not ending in .onnx) and ONNX models, imported on load. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <string.h>
+
+bool cli_has_extension(const char *path, const char *ext) {
+  size_t n = strlen(path), k = strlen(ext);
+  if (n <= k)
+    return false;
+  const char *tail = path + n - k;
+  for (size_t i = 0; i < k; i++)
+    if (tolower((unsigned char)tail[i]) != tolower((unsigned char)ext[i]))
+      return false;
+  return true;
+}
+
+nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
+                             const char *path, int64_t max_batch,
+                             nnlib_loss loss) {
+  nnlib_onnx_options o;
+  nnlib_status st = nnlib_onnx_options_init(&o);
+  if (st != NNLIB_OK)
+    return st;
+  o.max_batch = max_batch;
+  o.loss = loss;
+  /* with a loss and no optimizer the model gets plain SGD: evaluation
+   * never steps it */
+  if (data != NULL)
+    return nnlib_model_load_onnx_buffer(out, data, size, &o);
+  return nnlib_model_load_onnx(out, path, &o);
+}
+
+nnlib_status cli_load_model(nnlib_model **out, const char *path,
+                            nnlib_loss onnx_loss) {
+  if (cli_has_extension(path, ".onnx"))
+    return cli_import_onnx(out, NULL, 0, path, CLI_ONNX_MAX_BATCH, onnx_loss);
+  return nnlib_model_load(out, path);
+}
+
+const char *cli_output_layer_name(nnlib_model *m) {
+  for (size_t i = 0; i < nnlib_model_get_node_count(m); i++) {
+    nnlib_node_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    if (nnlib_model_get_node(m, i, &info) == NNLIB_OK && info.is_output)
+      return info.layer ? nnlib_layer_get_name(info.layer) : "input";
+  }
+  return "";
+}
