@@ -615,7 +615,7 @@ SIGNATURES = {
     "nnlib_model_generate": ("nnlib_status", [
         "nnlib_model *", "const int32_t *", "int64_t", "int64_t",
         "const nnlib_generate_options *", "int32_t *"]),
-    # 1.4.0: ONNX (declared only; no Pythonic wrapper yet)
+    # 1.4.0: ONNX (Model.from_onnx, Model.to_onnx)
     "nnlib_onnx_options_init_size": ("nnlib_status", [
         "nnlib_onnx_options *", "size_t"]),
     "nnlib_model_load_onnx": ("nnlib_status", [

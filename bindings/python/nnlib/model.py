@@ -920,6 +920,65 @@ class Model:
         model._init(handle.value)
         return model
 
+    # -------------------------------------------------------------- ONNX
+
+    @classmethod
+    def from_onnx(cls, source, max_batch=64, loss=None, optimizer=None,
+                  seed=1):
+        """A compiled model imported from ONNX (opsets 13 to 17; see
+        docs/ONNX.md for the operators that map). `source`: a path (str or
+        os.PathLike) or the bytes of the file (bytes, bytearray,
+        memoryview). The model is compiled for batches of up to
+        `max_batch`; `loss` None ("none") imports it for inference, another
+        loss ("softmax_ce", ...) makes it trainable with `optimizer` (an
+        Optimizer, taken by the model also on failure, or a kind name; None:
+        plain SGD at 0.01). `seed` drives dropout."""
+        if isinstance(optimizer, (str, OptimizerKind)):
+            optimizer = Optimizer(optimizer)
+        options = _lib.OnnxOptions()
+        check(lib.nnlib_onnx_options_init_size(ctypes.byref(options),
+                                               ctypes.sizeof(options)))
+        options.max_batch = int(max_batch)
+        options.loss = int(_loss(loss))
+        options.seed = int(seed)
+        data = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)  # a contiguous copy the call can read
+        else:
+            path = _path(source)  # before the optimizer is taken
+        handle = ctypes.c_void_p()
+        options.optimizer = optimizer._take() if optimizer is not None \
+            else None
+        if data is not None:
+            status = lib.nnlib_model_load_onnx_buffer(
+                ctypes.byref(handle), data, len(data), ctypes.byref(options))
+        else:
+            status = lib.nnlib_model_load_onnx(ctypes.byref(handle), path,
+                                               ctypes.byref(options))
+        check(status)
+        model = cls.__new__(cls)
+        model._init(handle.value)
+        if optimizer is not None:
+            optimizer._attach(lib.nnlib_model_get_optimizer(handle.value),
+                              model)
+        return model
+
+    def to_onnx(self, path=None):
+        """Exports the compiled model as ONNX (opset 17, IR 8): to the file
+        at `path`, or, with path None, returns the bytes."""
+        with self._lock:
+            if path is not None:
+                check(lib.nnlib_model_save_onnx(self._ptr(), _path(path)))
+                return None
+            data = ctypes.c_void_p()
+            size = ctypes.c_size_t()
+            check(lib.nnlib_model_save_onnx_to_buffer(
+                ctypes.byref(data), ctypes.byref(size), self._ptr()))
+        try:
+            return ctypes.string_at(data.value, size.value)
+        finally:
+            lib.nnlib_free(data.value)
+
     def __repr__(self):
         if self._handle is None:
             return "<nnlib.Model closed>"
