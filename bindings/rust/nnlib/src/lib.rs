@@ -11,7 +11,9 @@
 //! `predict_ids`, `step_ids`, `evaluate_ids`, `fit_ids`, `step_classes`,
 //! `evaluate_classes`, `generate`; `checked_ids` converts `&[i64]` after
 //! checking every value fits. `Text` holds a byte corpus for language
-//! models.
+//! models. ONNX (library 1.4): `Model::from_onnx_file`,
+//! `Model::from_onnx_bytes` (with `OnnxOptions`), `save_onnx`,
+//! `to_onnx_bytes`.
 //!
 //! ```no_run
 //! use nnlib::{Layer, Loss, Model, Optimizer, FitOptions};
@@ -32,6 +34,7 @@ mod error;
 mod graph;
 mod layer;
 mod model;
+mod onnx;
 mod optim;
 mod tensor;
 mod text;
@@ -43,6 +46,7 @@ pub use error::{Error, Result, Status};
 pub use graph::{Node, NodeInfo, ValidationInputs};
 pub use layer::{Activation, AttentionOptions, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
 pub use model::{check_version, model_file_info, FitHistory, FitOptions, Loss, Model, Progress, Validation, Workspace};
+pub use onnx::OnnxOptions;
 pub use optim::{optimizer_options, Optimizer, OptimizerKind};
 pub use tensor::{checked_ids, Dtype, IntTensor, Tensor};
 pub use text::{GenerateOptions, Text, TextSplit};

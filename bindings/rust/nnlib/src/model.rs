@@ -113,7 +113,7 @@ unsafe extern "C" fn progress_trampoline(progress: *const sys::nnlib_progress, u
     }
 }
 
-fn c_path(path: &Path) -> Result<CString> {
+pub(crate) fn c_path(path: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::new(Status::InvalidArgument, format!("path {:?} contains a NUL byte", path)))

@@ -1,0 +1,120 @@
+//! ONNX through the safe wrapper: a model exported and imported again
+//! predicts exactly as before (an MLP and a CNN, as bytes and through a
+//! file); bad bytes fail with the library's status; an import with a loss
+//! and an optimizer trains.
+
+mod common;
+
+use nnlib::{sys, Loss, Model, OnnxOptions, Optimizer, OptimizerKind, Status};
+
+fn mlp() -> Model {
+    let mut m = Model::from_spec("dense:16,tanh,dense:8,relu,dense:3").unwrap();
+    m.compile(&[6], 8, Loss::None, None, 3).unwrap();
+    m
+}
+
+/// A CNN whose batchnorm running statistics have moved away from 0 and 1
+/// (two training steps), so that the exported statistics matter.
+fn cnn() -> Model {
+    let mut m = Model::from_spec("conv:4x3x3:p1,batchnorm,relu,maxpool:2,conv:6x3x3,relu,flatten,dense:5").unwrap();
+    m.compile(&[2, 8, 8], 8, Loss::Mse, Some(Optimizer::sgd(0.05, 0.0, false, 0.0).unwrap()), 4).unwrap();
+    let x = common::data(8 * 2 * 8 * 8, 7);
+    let t = common::data(8 * 5, 8);
+    for _ in 0..2 {
+        m.step(&x, &t).unwrap();
+    }
+    m
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnlib-rust-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn defaults_are_the_libraries() {
+    let mut c: sys::nnlib_onnx_options = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<sys::nnlib_onnx_options>();
+    assert_eq!(unsafe { sys::nnlib_onnx_options_init_size(&mut c, size) }, sys::NNLIB_OK);
+    assert_eq!(c.struct_size, size);
+    let d = OnnxOptions::default();
+    assert_eq!((c.max_batch, c.loss, c.seed), (d.max_batch, d.loss.code(), d.seed));
+    assert!(c.optimizer.is_null() && d.optimizer.is_none());
+}
+
+#[test]
+fn mlp_round_trip_through_bytes_predicts_the_same() {
+    let mut m = mlp();
+    let x = common::data(5 * 6, 1);
+    let expected = m.predict(&x).unwrap();
+    let bytes = m.to_onnx_bytes().unwrap();
+    assert_eq!(&bytes[..2], &[8, 8]); // field 1, ir_version, is 8
+    let mut back = Model::from_onnx_bytes(&bytes, &OnnxOptions::default()).unwrap();
+    assert_eq!(back.input_shape().unwrap(), vec![6]);
+    assert_eq!(back.max_batch(), 64);
+    assert_eq!(back.loss(), Some(Loss::None));
+    assert_eq!(back.predict(&x).unwrap(), expected);
+}
+
+#[test]
+fn cnn_round_trip_through_a_file_predicts_the_same() {
+    let mut m = cnn();
+    let x = common::data(5 * 2 * 8 * 8, 2);
+    let expected = m.predict(&x).unwrap();
+    let path = temp_path("cnn.onnx");
+    m.save_onnx(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), m.to_onnx_bytes().unwrap());
+    let options = OnnxOptions { max_batch: 5, ..Default::default() };
+    let mut back = Model::from_onnx_file(&path, &options).unwrap();
+    assert_eq!(back.max_batch(), 5);
+    assert_eq!(back.input_shape().unwrap(), vec![2, 8, 8]);
+    assert_eq!(back.predict(&x).unwrap(), expected);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(Model::from_onnx_file(&path, &options).unwrap_err().status, Status::Io);
+}
+
+#[test]
+fn bad_bytes_fail_with_the_library_status() {
+    let err = Model::from_onnx_bytes(b"\x0a\xff\x01 these are not an ONNX model", &OnnxOptions::default()).unwrap_err();
+    assert_eq!(err.status, Status::CorruptFile);
+    assert!(err.message.contains("ONNX"), "{}", err.message);
+    let bytes = mlp().to_onnx_bytes().unwrap();
+    let err = Model::from_onnx_bytes(&bytes[..bytes.len() / 2], &OnnxOptions::default()).unwrap_err();
+    assert_eq!(err.status, Status::CorruptFile);
+    // an optimizer made for a failed import is freed by it (valgrind)
+    let options = OnnxOptions { loss: Loss::Mse, optimizer: Some(nnlib::optimizer_options(OptimizerKind::Adam).unwrap()), ..Default::default() };
+    assert_eq!(Model::from_onnx_bytes(b"\x0a\xff\x01", &options).unwrap_err().status, Status::CorruptFile);
+}
+
+#[test]
+fn fine_tuning_an_import_changes_the_loss() {
+    let bytes = mlp().to_onnx_bytes().unwrap();
+    let x = common::data(5 * 6, 5);
+    let mut target = vec![0f32; 5 * 3];
+    for (i, class) in [0usize, 1, 2, 1, 0].iter().enumerate() {
+        target[i * 3 + class] = 1.0;
+    }
+    let mut adam = nnlib::optimizer_options(OptimizerKind::Adam).unwrap();
+    adam.learning_rate = 0.01;
+    let options = OnnxOptions { max_batch: 8, loss: Loss::SoftmaxCe, optimizer: Some(adam), seed: 2 };
+    // one options value serves several imports: each makes its own optimizer
+    for _ in 0..2 {
+        let mut m = Model::from_onnx_bytes(&bytes, &options).unwrap();
+        assert_eq!(m.loss(), Some(Loss::SoftmaxCe));
+        assert_eq!(m.optimizer_options().unwrap().kind, OptimizerKind::Adam.code());
+        assert_eq!(m.step_count().unwrap(), 0);
+        let before = m.predict(&x).unwrap();
+        let first = m.step(&x, &target).unwrap();
+        assert_eq!(m.step_count().unwrap(), 1);
+        let (second, _) = m.evaluate(&x, &target).unwrap();
+        assert!(first.is_finite() && second.unwrap() < first, "{} then {:?}", first, second);
+        assert_ne!(m.predict(&x).unwrap(), before);
+    }
+    // a loss without an optimizer trains with plain SGD at 0.01
+    let mut m = Model::from_onnx_bytes(&bytes, &OnnxOptions { loss: Loss::SoftmaxCe, ..Default::default() }).unwrap();
+    assert_eq!(m.optimizer_options().unwrap().kind, OptimizerKind::Sgd.code());
+    assert!((m.learning_rate().unwrap() - 0.01).abs() < 1e-9);
+    let first = m.step(&x, &target).unwrap();
+    assert!(m.evaluate(&x, &target).unwrap().0.unwrap() < first);
+}
