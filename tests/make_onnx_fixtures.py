@@ -18,6 +18,14 @@ cross-entropy (steps, lr, losses), taken by PyTorch on the same model.
              where torch folds each batchnorm into its convolution and
              drops the dropout: predictions only.
   embedding  Embedding 10x6 over [5] int64 ids (Gather), Flatten, Linear
+  lstm       nn.LSTM(5, 8, batch_first=True) over [6, 5], its last step
+             (y[:, -1]: Gather of Y), Linear 8-3
+  gru        nn.GRU(5, 8, batch_first=True), the final state (h[-1]:
+             Y_h), Linear 8-3
+  rnn        nn.RNN(4, 6, nonlinearity='relu', batch_first=True), the whole
+             sequence flattened (Y), Linear 30-3
+  gelu       Linear 10-16, GELU (Erf form), Linear 16-16, GELU (tanh form),
+             Linear 16-4
 
 Run with /usr/bin/python3 (python3-torch 1.13) from the repository root.
 """
@@ -131,8 +139,35 @@ def main():
         y = emb(ids)
     write("embedding", line("ids", ids) + line("y", y))
 
+    class Recurrent(nn.Module):
+        def __init__(self, cell, take, hidden, head_in, **kw):
+            super().__init__()
+            self.cell = cell(kw.pop("features", 5), hidden, batch_first=True,
+                             **kw)
+            self.take = take
+            self.head = nn.Linear(head_in, 3)
+
+        def forward(self, x):
+            y, h = self.cell(x)
+            if self.take == "last":
+                z = y[:, -1]
+            elif self.take == "state":
+                z = (h[0] if isinstance(h, tuple) else h)[-1]
+            else:
+                z = torch.flatten(y, 1)
+            return self.head(z)
+
+    trained("lstm", Recurrent(nn.LSTM, "last", 8, 8), torch.randn(4, 6, 5), 3)
+    trained("gru", Recurrent(nn.GRU, "state", 8, 8), torch.randn(4, 6, 5), 3)
+    trained("rnn", Recurrent(nn.RNN, "sequence", 6, 30, features=4,
+                             nonlinearity="relu"), torch.randn(4, 5, 4), 3)
+
+    gelu = nn.Sequential(nn.Linear(10, 16), nn.GELU(), nn.Linear(16, 16),
+                         nn.GELU(approximate="tanh"), nn.Linear(16, 4))
+    trained("gelu", gelu, torch.randn(5, 10), 4)
+
     # fuzz seeds: the small models (the cnn is 30 KB; the others < 2 KB)
-    for name in ("mlp", "seq", "embedding"):
+    for name in ("mlp", "seq", "embedding", "lstm", "gru", "rnn", "gelu"):
         with open(os.path.join(OUT, name + ".onnx"), "rb") as f:
             data = f.read()
         with open(os.path.join(SEEDS, "torch_" + name + ".onnx"), "wb") as f:

@@ -5,9 +5,9 @@
  * nothing leaked (truncation at every byte, huge, negative and overflowing
  * dims, an initializer shorter than its dims, a cycle, a name nothing
  * produces, an unknown op named in the message, external data, no output,
- * opsets 12 and 18); and an allocation failure injected at every
- * allocation of an import fails with NNLIB_ERR_OUT_OF_MEMORY, leaving no
- * block behind. */
+ * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read); and an
+ * allocation failure injected at every allocation of an import fails with
+ * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
 #include "test_support.h"
 
@@ -275,18 +275,32 @@ static void unsupported(void **state) {
   expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
   ts_expect_message("external");
   p = good_parts();
-  p.opset = 12;
-  bytes = model_bytes(&p);
-  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
-  ts_expect_message("opset 12");
   p.opset = 18;
   bytes = model_bytes(&p);
   expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
-  p.opset = 17;
+  ts_expect_message("opset 18");
+  p.opset = 0;
   bytes = model_bytes(&p);
-  nnlib_model *m = NULL;
-  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
-  nnlib_model_free(m);
+  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
+  /* Gemm and Relu mean at opsets 7 to 17 what they mean at 13 */
+  for (int64_t opset = 7; opset <= 17; opset++) {
+    p.opset = opset;
+    bytes = model_bytes(&p);
+    nnlib_model *m = NULL;
+    ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+    nnlib_model_free(m);
+  }
+  /* Gemm 6: broadcast defaults to 0, C [3] is then not the full [N, 3] */
+  p.opset = 6;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
+  ts_expect_message("broadcast = 0");
+  ts_expect_message("opset 6");
+  /* Gemm 1..5 (and Relu) are older definitions still */
+  p.opset = 5;
+  bytes = model_bytes(&p);
+  expect_status(NNLIB_ERR_UNSUPPORTED_VERSION, &bytes);
+  ts_expect_message("Gemm at opset 5");
 }
 
 static void arguments_and_files(void **state) {

@@ -5,7 +5,10 @@
  * convolutional network (fashion_cnn.c's layers at reduced width, batchnorm
  * folded by the exporter) and an embedding (Gather over int32 ids); and
  * for the MLP and the linear model three plain-SGD steps with softmax
- * cross-entropy, whose losses must equal PyTorch's for the same steps. */
+ * cross-entropy, whose losses must equal PyTorch's for the same steps;
+ * the same for an LSTM, a GRU and a relu RNN classifier (batch_first, the
+ * last step, the final state and the whole sequence read) and an MLP with
+ * both GELU forms. */
 #include "test_support.h"
 
 #include <math.h>
@@ -153,12 +156,54 @@ static void embedding(void **state) {
   predicts_like_torch("embedding", "ids");
 }
 
+/* LSTM, GRU and RNN: the layer's gates reordered from ONNX's, the
+ * Transpose/Squeeze/Gather torch writes around it folded into a layer that
+ * returns the last step (lstm: y[:, -1]; gru: h[-1]) or the sequence
+ * (rnn, relu, flattened). */
+static void lstm(void **state) {
+  (void)state;
+  predicts_like_torch("lstm", "x");
+  trains_like_torch("lstm");
+}
+
+static void gru(void **state) {
+  (void)state;
+  predicts_like_torch("gru", "x");
+  trains_like_torch("gru");
+}
+
+static void rnn(void **state) {
+  (void)state;
+  predicts_like_torch("rnn", "x");
+  trains_like_torch("rnn");
+}
+
+/* nn.GELU() and nn.GELU(approximate='tanh') subgraphs onto gelu and
+ * gelu_tanh: the model's layers are dense, gelu, dense, gelu_tanh, dense
+ * (no node of the subgraphs left over). */
+static void gelu(void **state) {
+  (void)state;
+  predicts_like_torch("gelu", "x");
+  trains_like_torch("gelu");
+  nnlib_model *m = load("gelu", NNLIB_LOSS_NONE);
+  assert_int_equal(nnlib_model_get_layer_count(m), 5);
+  const char *want[5] = {"dense", "gelu", "dense", "gelu_tanh", "dense"};
+  for (size_t k = 0; k < 5; k++)
+    assert_string_equal(nnlib_layer_get_name(nnlib_model_get_layer(m, k)),
+                        want[k]);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mlp),
       cmocka_unit_test(last_axis_linear),
       cmocka_unit_test(cnn),
       cmocka_unit_test(embedding),
+      cmocka_unit_test(lstm),
+      cmocka_unit_test(gru),
+      cmocka_unit_test(rnn),
+      cmocka_unit_test(gelu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

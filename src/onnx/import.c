@@ -178,6 +178,8 @@ nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
 
 nnlib_status nnlib__onnx_materialize(nnlib__onnx_import *im,
                                      nnlib__onnx_value *v) {
+  if (v->kind == NNLIB__VALUE_RECURRENT)
+    return nnlib__onnx_make_recurrent(im, v);
   if (v->kind != NNLIB__VALUE_MATMUL)
     return NNLIB_OK;
   size_t saved = im->current;
@@ -205,6 +207,12 @@ nnlib_status nnlib__onnx_materialize(nnlib__onnx_import *im,
 nnlib_status nnlib__onnx_need_shape(nnlib__onnx_import *im,
                                     nnlib__onnx_value *v, const char *what) {
   NNLIB_TRY(nnlib__onnx_materialize(im, v));
+  if (v->batch_axis != 0)
+    return nnlib__onnx_node_error(
+        im, NNLIB_ERR_UNSUPPORTED,
+        "%s '%.*s' has the batch at axis %zu (a time-major view that only a "
+        "recurrent operator, a Transpose or a Squeeze reads)",
+        what, (int)v->name.n, v->name.p, v->batch_axis);
   const nnlib__shape *have = &im->model->nodes[v->node].shape;
   if (nnlib__shape_equal(have, &v->shape))
     return NNLIB_OK;
@@ -224,6 +232,59 @@ nnlib_status nnlib__onnx_need_shape(nnlib__onnx_import *im,
       "has no layer for)",
       what, (int)v->name.n, v->name.p, b, a);
 }
+
+/* ------------------------------------------------------------ readers */
+
+static size_t reader_slot(const nnlib__onnx_import *im, nnlib__onnx_str s) {
+  size_t mask = im->reader_table_size - 1;
+  size_t k = (size_t)hash_of(s) & mask;
+  while (im->reader_counts[k] != 0 && !same(im->reader_names[k], s))
+    k = (k + 1) & mask;
+  return k;
+}
+
+static void count_reader(nnlib__onnx_import *im, nnlib__onnx_str s,
+                         size_t node) {
+  if (s.n == 0)
+    return;
+  size_t k = reader_slot(im, s);
+  if (im->reader_counts[k]++ == 0) {
+    im->reader_names[k] = s;
+    im->first_reader[k] = node;
+  }
+}
+
+/* Every node input and graph output, counted per name. */
+static nnlib_status count_readers(nnlib__onnx_import *im) {
+  const nnlib__onnx_graph *g = &im->onnx->graph;
+  size_t uses = g->output_count;
+  for (size_t k = 0; k < g->node_count; k++)
+    uses += g->nodes[k].input_count;
+  im->reader_table_size = 16;
+  while (im->reader_table_size < 2 * uses)
+    im->reader_table_size *= 2;
+  size_t n = im->reader_table_size;
+  im->reader_names = nnlib__onnx_arena(im, n, sizeof *im->reader_names);
+  im->reader_counts = nnlib__onnx_arena(im, n, sizeof *im->reader_counts);
+  im->first_reader = nnlib__onnx_arena(im, n, sizeof *im->first_reader);
+  if (!im->reader_names || !im->reader_counts || !im->first_reader)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  for (size_t k = 0; k < g->node_count; k++)
+    for (size_t i = 0; i < g->nodes[k].input_count; i++)
+      count_reader(im, g->nodes[k].inputs[i], k);
+  for (size_t k = 0; k < g->output_count; k++)
+    count_reader(im, g->outputs[k].name, SIZE_MAX);
+  return NNLIB_OK;
+}
+
+size_t nnlib__onnx_readers(const nnlib__onnx_import *im, nnlib__onnx_str s,
+                           size_t *first) {
+  size_t k = reader_slot(im, s);
+  if (first != NULL)
+    *first = im->reader_counts[k] ? im->first_reader[k] : SIZE_MAX;
+  return im->reader_counts[k];
+}
+
 
 /* ------------------------------------------------------ node helpers */
 
@@ -359,24 +420,39 @@ static nnlib_status explain_stuck(nnlib__onnx_import *im, const bool *done) {
                       "other)");
 }
 
+static nnlib_status map_one(nnlib__onnx_import *im, size_t k) {
+  im->current = k;
+  NNLIB_TRY(nnlib__onnx_map_node(im, k));
+  if (!im->done[k]) {
+    im->done[k] = true;
+    im->left--;
+  }
+  return NNLIB_OK;
+}
+
+/* Constants first (they read nothing), so that a subgraph pattern sees the
+ * constants of its later nodes; then every node once its inputs exist.
+ * A pattern may mark later nodes done (nnlib__onnx_match_gelu). */
 static nnlib_status walk_nodes(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
-  bool *done = nnlib__onnx_arena(im, g->node_count, sizeof *done);
-  if (done == NULL)
+  im->done = nnlib__onnx_arena(im, g->node_count, sizeof *im->done);
+  if (im->done == NULL)
     return NNLIB_ERR_OUT_OF_MEMORY;
-  size_t left = g->node_count;
-  while (left > 0) {
-    size_t before = left;
+  NNLIB_TRY(count_readers(im));
+  im->left = g->node_count;
+  for (size_t k = 0; k < g->node_count; k++)
+    if (nnlib__onnx_str_is(g->nodes[k].op_type, "Constant") &&
+        g->nodes[k].input_count == 0)
+      NNLIB_TRY(map_one(im, k));
+  while (im->left > 0) {
+    size_t before = im->left;
     for (size_t k = 0; k < g->node_count; k++) {
-      if (done[k] || !node_ready(im, &g->nodes[k]))
+      if (im->done[k] || !node_ready(im, &g->nodes[k]))
         continue;
-      im->current = k;
-      NNLIB_TRY(nnlib__onnx_map_node(im, k));
-      done[k] = true;
-      left--;
+      NNLIB_TRY(map_one(im, k));
     }
-    if (left == before)
-      return explain_stuck(im, done);
+    if (im->left == before)
+      return explain_stuck(im, im->done);
   }
   return NNLIB_OK;
 }
@@ -397,10 +473,18 @@ static nnlib_status set_output(nnlib__onnx_import *im) {
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "ONNX: graph output '%.*s' is made by no node", nl,
                         s.p);
-  if (v->kind == NNLIB__VALUE_CONST)
+  if (v->kind == NNLIB__VALUE_CONST || v->kind == NNLIB__VALUE_ZEROS ||
+      v->kind == NNLIB__VALUE_UNUSABLE)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                        "ONNX: graph output '%.*s' is a constant", nl, s.p);
+                        "ONNX: graph output '%.*s' is a constant or an "
+                        "output nnlib does not make",
+                        nl, s.p);
   NNLIB_TRY(nnlib__onnx_materialize(im, v));
+  if (v->batch_axis != 0)
+    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                        "ONNX: graph output '%.*s' has the batch at axis %zu "
+                        "(nnlib's outputs are batch first)",
+                        nl, s.p, v->batch_axis);
   if (im->model->nodes[v->node].layer == NULL)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: graph output '%.*s' is a graph input: the "
@@ -434,10 +518,11 @@ static nnlib_status fill_parameters(nnlib__onnx_import *im) {
 static nnlib_status check_model(const nnlib__onnx_model *o) {
   if (!o->has_graph)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE, "ONNX: the model has no graph");
-  if (o->opset < 13 || o->opset > 17)
+  if (o->opset < 1 || o->opset > 17)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED_VERSION,
                         "ONNX: opset %lld of the default domain; nnlib reads "
-                        "opsets 13 to 17",
+                        "opsets up to 17 (older ones as far as each "
+                        "operator's definition allows)",
                         (long long)o->opset);
   if (o->graph.has_sparse)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,

@@ -1,6 +1,8 @@
 /* import.h - what the importer's files share (import.c: the graph walk,
  * values and entry points; import_ops.c: operators onto layers;
- * import_fold.c: constants folded at import). Private to src/onnx/. */
+ * import_fold.c: constants folded at import; import_opset.c: which opsets
+ * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
+ * import_gelu.c: the GELU subgraphs). Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
 
@@ -15,9 +17,32 @@ typedef enum nnlib__onnx_value_kind {
   NNLIB__VALUE_UNDEFINED = 0,
   NNLIB__VALUE_CONST,  /* known at import: an initializer or folded */
   NNLIB__VALUE_NODE,   /* a tensor of the nnlib graph, [batch, shape...] */
-  NNLIB__VALUE_MATMUL  /* x W not yet made into a layer: an Add of a bias
+  NNLIB__VALUE_MATMUL, /* x W not yet made into a layer: an Add of a bias
                           may follow */
+  NNLIB__VALUE_RECURRENT, /* an output (Y or Y_h) of an LSTM, GRU or RNN
+                             whose layer is made when it is read: as a
+                             sequence, or only the last step (import_rnn.c) */
+  NNLIB__VALUE_ZEROS,  /* zeros of a shape that holds the batch size
+                          (ConstantOfShape of a Shape): read only as a
+                          recurrent layer's initial state */
+  NNLIB__VALUE_UNUSABLE /* an output nnlib does not make (an LSTM's Y_c):
+                           refused where it is read */
 } nnlib__onnx_value_kind;
+
+/* The recurrent layer behind NNLIB__VALUE_RECURRENT values (import_rnn.c):
+ * everything nnlib_lstm/gru/rnn_create and the fills need, and the node
+ * once the layer is made (with return_sequences as the first reader
+ * asked). */
+typedef struct nnlib__onnx_rnn {
+  nnlib_layer_kind kind;   /* NNLIB_LAYER_LSTM, GRU or RNN */
+  nnlib_activation act;    /* rnn: tanh or relu */
+  int64_t steps, features, hidden;
+  float *w_ih, *w_hh, *b_ih, *b_hh; /* nnlib's layouts; biases NULL: none */
+  size_t input_node;
+  size_t onnx_node;        /* for messages */
+  bool made, sequences;
+  size_t node;
+} nnlib__onnx_rnn;
 
 typedef struct nnlib__onnx_value {
   nnlib__onnx_str name;
@@ -35,6 +60,15 @@ typedef struct nnlib__onnx_value {
   size_t node;
   nnlib__shape shape;
   bool ids;           /* an int64 graph input: token ids for an embedding */
+  /* NODE, RECURRENT: where the batch axis is in ONNX's full shape, which
+   * is `shape` with the batch inserted at this axis. 0 except for the
+   * time-major views around recurrent operators ([T, batch, F]): a
+   * Transpose that moves only the batch axis changes it, nothing else
+   * reads such a view. The data stays nnlib's, batch first. */
+  size_t batch_axis;
+  /* RECURRENT: the layer, and whether this is Y (the sequence) or Y_h */
+  nnlib__onnx_rnn *rnn;
+  bool rnn_last;
   /* MATMUL: input node, W already as nnlib's [out, in] */
   size_t mm_input;
   nnlib__shape mm_shape; /* of the input value */
@@ -65,6 +99,13 @@ typedef struct nnlib__onnx_import {
   void **arena;       /* every block the importer allocated */
   size_t arena_count, arena_capacity;
   size_t current;     /* the ONNX node being mapped, for messages */
+  bool *done;         /* per ONNX node: mapped, folded or absorbed */
+  size_t left;        /* nodes not done */
+  /* Readers of each name (node inputs, and 1 for a graph output), for
+   * subgraph patterns: a hash of names like `table`. */
+  nnlib__onnx_str *reader_names;
+  size_t *reader_counts, *first_reader;
+  size_t reader_table_size;
 } nnlib__onnx_import;
 
 /* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
@@ -97,6 +138,35 @@ nnlib_status nnlib__onnx_materialize(nnlib__onnx_import *im,
  * where ONNX's is rank 1, else NNLIB_ERR_UNSUPPORTED naming `what`. */
 nnlib_status nnlib__onnx_need_shape(nnlib__onnx_import *im,
                                     nnlib__onnx_value *v, const char *what);
+
+/* NNLIB_ERR_UNSUPPORTED_VERSION naming the operator and the opset when
+ * node n's operator is not read at the model's opset (import_opset.c);
+ * operators nnlib does not know pass (they are refused as UNSUPPORTED). */
+nnlib_status nnlib__onnx_check_opset(const nnlib__onnx_import *im,
+                                     const nnlib__onnx_node *n);
+/* The model's opset of the default domain. */
+int64_t nnlib__onnx_opset(const nnlib__onnx_import *im);
+
+/* How many node inputs (and graph outputs) read the name s; the first
+ * reading node in *first (when one does). */
+size_t nnlib__onnx_readers(const nnlib__onnx_import *im, nnlib__onnx_str s,
+                           size_t *first);
+
+/* LSTM, GRU and RNN (import_rnn.c); Gather of the last step of a
+ * recurrent sequence; a RECURRENT value made into its layer. */
+nnlib_status nnlib__onnx_map_recurrent(nnlib__onnx_import *im,
+                                       const nnlib__onnx_node *n,
+                                       nnlib_layer_kind kind);
+nnlib_status nnlib__onnx_gather_last_step(nnlib__onnx_import *im,
+                                          const nnlib__onnx_node *n,
+                                          nnlib__onnx_value *x, bool *done);
+nnlib_status nnlib__onnx_make_recurrent(nnlib__onnx_import *im,
+                                        nnlib__onnx_value *v);
+/* Node k and the nodes after it as one GELU (Erf or Tanh form) of a graph
+ * tensor, when they are that subgraph; *matched false otherwise
+ * (import_gelu.c). */
+nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
+                                    bool *matched);
 
 /* Maps node k (import_ops.c). */
 nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k);

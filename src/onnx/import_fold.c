@@ -237,14 +237,14 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
     rank = x->rank;
     memcpy(full, x->dims, rank * sizeof *full);
   } else {
-    nnlib__shape s = x->shape;
-    if (x->kind == NNLIB__VALUE_MATMUL) {
-      s = x->mm_shape;
-      s.dims[s.rank - 1] = x->mm_out;
-    }
+    if (x->kind == NNLIB__VALUE_ZEROS || x->kind == NNLIB__VALUE_UNUSABLE)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                    "the shape of a tensor nnlib does not "
+                                    "make");
+    nnlib__shape s = x->shape; /* ONNX's; MATMUL and RECURRENT keep it */
     rank = s.rank + 1;
-    full[0] = NNLIB__ONNX_BATCH;
-    memcpy(full + 1, s.dims, s.rank * sizeof *full);
+    for (size_t k = 0, from = 0; k < rank; k++)
+      full[k] = k == x->batch_axis ? NNLIB__ONNX_BATCH : s.dims[from++];
   }
   int64_t start = norm_axis(nnlib__onnx_attr_int(n, "start", 0), rank);
   int64_t end = norm_axis(nnlib__onnx_attr_int(n, "end", (int64_t)rank), rank);
@@ -347,11 +347,27 @@ nnlib_status nnlib__onnx_squeeze_shape(nnlib__onnx_import *im, bool unsqueeze,
   return squeeze_dims(im, unsqueeze, dims, rank, axes, naxes, out, out_rank);
 }
 
-/* The axes of (Un)Squeeze: input 1 since opset 13. */
+/* The axes of (Un)Squeeze: input 1 since opset 13, the attribute `axes`
+ * before. */
 static nnlib_status axes_of(nnlib__onnx_import *im, const nnlib__onnx_node *n,
                             int64_t *axes, size_t *count) {
-  nnlib__onnx_value *a = nnlib__onnx_input(im, n, 1);
   *count = 0;
+  if (nnlib__onnx_opset(im) < 13) {
+    const nnlib__onnx_attr *at = nnlib__onnx_find_attr(n, "axes");
+    if (n->input_count > 1 && n->inputs[1].n > 0)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "an axes input before opset 13 (axes "
+                                    "were an attribute)");
+    if (at == NULL)
+      return NNLIB_OK;
+    if (at->list_overflow || at->int_count > NNLIB__ONNX_MAX_RANK)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                    "more than %d axes", NNLIB__ONNX_MAX_RANK);
+    memcpy(axes, at->ints, at->int_count * sizeof *axes);
+    *count = at->int_count;
+    return NNLIB_OK;
+  }
+  nnlib__onnx_value *a = nnlib__onnx_input(im, n, 1);
   if (a == NULL)
     return NNLIB_OK;
   return int_list(im, a, "axes", axes, count);
@@ -609,6 +625,42 @@ static bool all_const(nnlib__onnx_import *im, const nnlib__onnx_node *n) {
   return true;
 }
 
+/* Zeros of a batch-sized shape pass through Identity, Cast and (Un)Squeeze
+ * as zeros of the new shape (the batch kept as NNLIB__ONNX_BATCH). */
+static nnlib_status fold_zeros(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n,
+                               const nnlib__onnx_value *x,
+                               nnlib__onnx_value *out, bool *folded) {
+  nnlib__onnx_str op = n->op_type;
+  bool squeeze = nnlib__onnx_str_is(op, "Squeeze"),
+       unsqueeze = nnlib__onnx_str_is(op, "Unsqueeze");
+  if (!squeeze && !unsqueeze && !nnlib__onnx_str_is(op, "Identity") &&
+      !nnlib__onnx_str_is(op, "Cast"))
+    return NNLIB_OK;
+  for (size_t k = 1; k < n->input_count; k++) {
+    nnlib__onnx_value *v = nnlib__onnx_input(im, n, k);
+    if (v != NULL && v->kind != NNLIB__VALUE_CONST)
+      return NNLIB_OK;
+  }
+  NNLIB_TRY(out_value(im, n, &out));
+  *folded = true;
+  int64_t dims[2 * NNLIB__ONNX_MAX_RANK + 2];
+  size_t rank = x->rank;
+  memcpy(dims, x->dims, rank * sizeof *dims);
+  if (squeeze || unsqueeze) {
+    int64_t axes[NNLIB__ONNX_MAX_RANK];
+    size_t naxes = 0;
+    NNLIB_TRY(axes_of(im, n, axes, &naxes));
+    NNLIB_TRY(squeeze_dims(im, unsqueeze, x->dims, x->rank, axes, naxes, dims,
+                           &rank));
+  }
+  out->kind = NNLIB__VALUE_ZEROS;
+  out->dtype = x->dtype;
+  out->rank = rank;
+  memcpy(out->dims, dims, rank * sizeof *dims);
+  return NNLIB_OK;
+}
+
 static nnlib_status fold_reshape(nnlib__onnx_import *im,
                                  const nnlib__onnx_node *n,
                                  const nnlib__onnx_value *x,
@@ -650,10 +702,24 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
   if (a != NULL && fill.count != 1)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                   "value must hold one element");
-  for (size_t k = 0; k < rank; k++)
-    if (dims[k] < 0)
-      return batch_refused(im);
+  bool batch = false;
+  for (size_t k = 0; k < rank; k++) {
+    if (dims[k] < 0 && dims[k] != NNLIB__ONNX_BATCH)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "a negative dimension");
+    batch |= dims[k] == NNLIB__ONNX_BATCH;
+  }
   int32_t dtype = a != NULL ? fill.dtype : NNLIB__ONNX_FLOAT;
+  if (batch) { /* e.g. a recurrent layer's zero initial state */
+    if (a != NULL && (dtype == NNLIB__ONNX_FLOAT ? fill.f[0] != 0.0f
+                                                 : fill.i[0] != 0))
+      return batch_refused(im);
+    out->kind = NNLIB__VALUE_ZEROS;
+    out->dtype = dtype;
+    out->rank = rank;
+    memcpy(out->dims, dims, rank * sizeof *dims);
+    return NNLIB_OK;
+  }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, rank));
   for (int64_t k = 0; k < out->count; k++) {
     if (dtype == NNLIB__ONNX_FLOAT)
@@ -696,6 +762,8 @@ nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
     if (n->input_count != 0)
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "a Constant with inputs");
+  } else if (!is_shape && x != NULL && x->kind == NNLIB__VALUE_ZEROS) {
+    return fold_zeros(im, n, x, NULL, folded);
   } else if (!is_shape && (x == NULL || !all_const(im, n))) {
     return NNLIB_OK;
   } else if (is_shape && x == NULL) {

@@ -22,13 +22,23 @@ static nnlib_status refuse(imp *im, const char *fmt, const char *what) {
 
 static bool is_graph(const oval *v) {
   return v != NULL &&
-         (v->kind == NNLIB__VALUE_NODE || v->kind == NNLIB__VALUE_MATMUL);
+         (v->kind == NNLIB__VALUE_NODE || v->kind == NNLIB__VALUE_MATMUL ||
+          v->kind == NNLIB__VALUE_RECURRENT);
 }
 
 /* Input k as a graph tensor (materialized). */
 static nnlib_status graph_input(imp *im, const onode *n, size_t k,
                                 oval **out) {
   oval *v = nnlib__onnx_input(im, n, k);
+  if (v != NULL && (v->kind == NNLIB__VALUE_ZEROS ||
+                    v->kind == NNLIB__VALUE_UNUSABLE))
+    return nnlib__onnx_node_error(
+        im, NNLIB_ERR_UNSUPPORTED,
+        "input %zu is %s", k,
+        v->kind == NNLIB__VALUE_ZEROS
+            ? "zeros of a batch-sized shape (read only as a recurrent "
+              "layer's initial state)"
+            : "an output nnlib does not make (an LSTM's cell state Y_c)");
   if (!is_graph(v))
     return nnlib__onnx_node_error(
         im, v == NULL ? NNLIB_ERR_CORRUPT_FILE : NNLIB_ERR_UNSUPPORTED,
@@ -40,8 +50,30 @@ static nnlib_status graph_input(imp *im, const onode *n, size_t k,
                                   "an embedding (Gather) reads",
                                   k);
   NNLIB_TRY(nnlib__onnx_materialize(im, v));
+  if (v->batch_axis != 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "input %zu has the batch at axis %zu (a "
+                                  "time-major view that only a recurrent "
+                                  "operator, a Transpose or a Squeeze reads)",
+                                  k, v->batch_axis);
   *out = v;
   return NNLIB_OK;
+}
+
+/* Input k as a graph tensor that may be a time-major view or a recurrent
+ * output not yet made into its layer (Transpose, Squeeze, Identity). */
+static nnlib_status view_input(imp *im, const onode *n, size_t k,
+                               oval **out) {
+  oval *v = nnlib__onnx_input(im, n, k);
+  if (v != NULL && v->kind == NNLIB__VALUE_RECURRENT) {
+    *out = v;
+    return NNLIB_OK;
+  }
+  if (v != NULL && v->kind == NNLIB__VALUE_NODE && !v->ids) {
+    *out = v;
+    return NNLIB_OK;
+  }
+  return graph_input(im, n, k, out);
 }
 
 /* Input k as a float constant of `rank` dims (rank 0: any). */
@@ -129,10 +161,48 @@ static int64_t sample_axis(int64_t axis, size_t sample_rank) {
 
 /* ------------------------------------------------------ activations */
 
+/* Softmax before opset 13 coerces its input to 2-D at `axis` (default 1):
+ * [d0 ... d(a-1), da ... dn] -> [prod before, prod from a on], softmax
+ * over the second. With a the last axis that is nnlib's last-axis
+ * softmax; with a = 1 (all of a sample) a flatten first gives it, and the
+ * output keeps ONNX's shape (the same elements, relabelled). Another
+ * axis would need a reshape nnlib has no layer for. */
+static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
+  int64_t given = nnlib__onnx_attr_int(n, "axis", 1);
+  int64_t axis = sample_axis(given, x->shape.rank);
+  oval *out = NULL;
+  if (axis != 0 && axis != (int64_t)x->shape.rank - 1)
+    return nnlib__onnx_node_error(
+        im, NNLIB_ERR_UNSUPPORTED,
+        "axis %lld at opset %lld: Softmax before opset 13 runs over all "
+        "axes from `axis` on, which nnlib has a layer for only when that is "
+        "the last axis or the whole sample",
+        (long long)given, (long long)nnlib__onnx_opset(im));
+  nnlib__shape s = x->shape;
+  if (s.rank > 1) { /* the whole sample: flatten, softmax, ONNX's shape */
+    oval flat = *x;
+    flat.shape.rank = 1;
+    flat.shape.dims[0] = nnlib__shape_numel(&x->shape);
+    NNLIB_TRY(nnlib__onnx_need_shape(im, &flat, "input"));
+    x = &flat;
+    NNLIB_TRY(output(im, n, &out));
+    nnlib_layer *l = NULL;
+    NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
+    return apply1(im, l, x, out, &s);
+  }
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  NNLIB_TRY(output(im, n, &out));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
+  return apply1(im, l, x, out, &s);
+}
+
 static nnlib_status map_activation(imp *im, const onode *n,
                                    nnlib_activation kind, float param) {
   oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (kind == NNLIB_ACT_SOFTMAX && nnlib__onnx_opset(im) < 13)
+    return map_softmax_coerced(im, n, x);
   if (kind == NNLIB_ACT_SOFTMAX) {
     int64_t axis =
         sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
@@ -427,39 +497,83 @@ static nnlib_status map_reshape(imp *im, const onode *n) {
   return reshaped(im, n, x, dims, (size_t)s->count - 1);
 }
 
+/* (Un)Squeeze of a graph tensor: ONNX's full shape is the sample's with
+ * the batch at x->batch_axis; the batch axis itself cannot be squeezed,
+ * and where it lands gives the result's batch_axis (a time-major view
+ * when it is not 0, as around recurrent operators). */
 static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
-  oval *x = NULL;
-  NNLIB_TRY(graph_input(im, n, 0, &x));
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(view_input(im, n, 0, &x));
   int64_t axes[NNLIB__ONNX_MAX_RANK], full[NNLIB__ONNX_MAX_RANK + 1];
   int64_t dims[2 * NNLIB__ONNX_MAX_RANK + 2];
-  size_t naxes = 0, rank = 0;
+  size_t naxes = 0, rank = 0, full_rank = x->shape.rank + 1;
   NNLIB_TRY(nnlib__onnx_axes(im, n, axes, &naxes));
-  size_t span = x->shape.rank + 1 + (unsqueeze ? naxes : 0);
-  for (size_t k = 0; k < naxes; k++)
-    if (axes[k] == 0 || axes[k] == -(int64_t)span)
-      return refuse(im, "%s: the batch axis cannot be (un)squeezed",
+  size_t span = full_rank + (unsqueeze ? naxes : 0);
+  for (size_t k = 0; k < naxes && !unsqueeze; k++)
+    if (axes[k] == (int64_t)x->batch_axis ||
+        axes[k] + (int64_t)span == (int64_t)x->batch_axis)
+      return refuse(im, "%s: the batch axis cannot be squeezed",
                     "input axes");
   if (unsqueeze && naxes == 0)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no axes");
-  full[0] = 2; /* the batch: never 1, so a bare Squeeze keeps it */
-  memcpy(full + 1, x->shape.dims, x->shape.rank * sizeof *full);
-  NNLIB_TRY(nnlib__onnx_squeeze_shape(im, unsqueeze, full, x->shape.rank + 1,
-                                      axes, naxes, dims, &rank));
-  return reshaped(im, n, x, dims + 1, rank - 1);
+  /* the batch as a value no axis has (never 1: a bare Squeeze keeps it) */
+  for (size_t k = 0, from = 0; k < full_rank; k++)
+    full[k] = k == x->batch_axis ? NNLIB__ONNX_BATCH : x->shape.dims[from++];
+  NNLIB_TRY(nnlib__onnx_squeeze_shape(im, unsqueeze, full, full_rank, axes,
+                                      naxes, dims, &rank));
+  size_t batch = 0;
+  while (batch < rank && dims[batch] != NNLIB__ONNX_BATCH)
+    batch++;
+  if (batch == rank || rank < 2 || rank > NNLIB_MAX_RANK)
+    return refuse(im, "%s: a per-sample rank nnlib has no room for",
+                  "the new shape");
+  NNLIB_TRY(output(im, n, &out));
+  alias(out, x);
+  out->batch_axis = batch;
+  out->shape.rank = rank - 1;
+  for (size_t k = 0, to = 0; k < rank; k++)
+    if (k != batch)
+      out->shape.dims[to++] = dims[k];
+  if (batch == 0 && out->shape.rank == 1 && out->kind == NNLIB__VALUE_NODE)
+    return nnlib__onnx_need_shape(im, out, "the result");
+  return NNLIB_OK;
 }
 
+/* A Transpose that moves only the batch axis (the other axes keep their
+ * order) relabels the same elements: the result is x with the batch at
+ * another axis. Any other permutation needs a layer nnlib does not have. */
 static nnlib_status map_transpose(imp *im, const onode *n) {
-  oval *x = NULL;
-  NNLIB_TRY(graph_input(im, n, 0, &x));
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(view_input(im, n, 0, &x));
   const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
-  bool same = p != NULL && p->int_count == x->shape.rank + 1;
-  for (size_t k = 0; same && k < p->int_count; k++)
-    same = p->ints[k] == (int64_t)k;
-  if (!same)
-    return refuse(im, "%s: nnlib has no transpose layer (only the identity "
-                      "permutation maps)",
+  size_t full_rank = x->shape.rank + 1;
+  int64_t perm[NNLIB__ONNX_MAX_RANK + 1];
+  if (p != NULL && (p->list_overflow || p->int_count != full_rank))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "perm of another length than the rank");
+  for (size_t k = 0; k < full_rank; k++)
+    perm[k] = p ? p->ints[k] : (int64_t)(full_rank - 1 - k);
+  size_t batch = full_rank;
+  int64_t last = -1;
+  bool order_kept = true;
+  for (size_t k = 0; k < full_rank; k++) {
+    if (perm[k] < 0 || perm[k] >= (int64_t)full_rank)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "bad perm");
+    if (perm[k] == (int64_t)x->batch_axis) {
+      batch = k;
+      continue;
+    }
+    order_kept &= perm[k] > last;
+    last = perm[k];
+  }
+  if (!order_kept || batch == full_rank)
+    return refuse(im, "%s: nnlib has no transpose layer (only a permutation "
+                      "that moves the batch axis alone maps)",
                   "attribute perm");
-  return map_passthrough(im, n);
+  NNLIB_TRY(output(im, n, &out));
+  alias(out, x);
+  out->batch_axis = batch;
+  return NNLIB_OK;
 }
 
 /* --------------------------------------------------------- conv, pool */
@@ -720,6 +834,13 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
  * int64 token ids: an embedding. */
 static nnlib_status map_gather(imp *im, const onode *n) {
   oval *table = NULL, *ids = nnlib__onnx_input(im, n, 1), *out = NULL;
+  oval *data = nnlib__onnx_input(im, n, 0);
+  if (is_graph(data)) { /* the last step of a recurrent sequence */
+    bool done = false;
+    NNLIB_TRY(nnlib__onnx_gather_last_step(im, n, data, &done));
+    if (done)
+      return NNLIB_OK;
+  }
   NNLIB_TRY(const_input(im, n, 0, "data", &table));
   if (ids == NULL || !ids->ids || im->model->nodes[ids->node].layer != NULL ||
       table->rank != 2 || nnlib__onnx_attr_int(n, "axis", 0) != 0)
@@ -755,7 +876,7 @@ enum {
   OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY, OP_SOFTPLUS, OP_SOFTMAX, OP_GEMM,
   OP_MATMUL, OP_ADD, OP_MUL, OP_CONCAT, OP_IDENTITY, OP_FLATTEN, OP_RESHAPE,
   OP_SQUEEZE, OP_UNSQUEEZE, OP_TRANSPOSE, OP_CONV, OP_MAXPOOL, OP_AVGPOOL,
-  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER
+  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN
 };
 
 static const op_entry ops[] = {
@@ -772,6 +893,8 @@ static const op_entry ops[] = {
     {"MaxPool", OP_MAXPOOL},     {"AveragePool", OP_AVGPOOL},
     {"GlobalAveragePool", OP_GAP}, {"BatchNormalization", OP_BATCHNORM},
     {"LayerNormalization", OP_LAYERNORM}, {"Gather", OP_GATHER},
+    {"LSTM", OP_LSTM},           {"GRU", OP_GRU},
+    {"RNN", OP_RNN},
 };
 
 static nnlib_status dispatch(imp *im, const onode *n, int kind) {
@@ -821,6 +944,12 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return map_batchnorm(im, n);
   case OP_LAYERNORM:
     return map_layernorm(im, n);
+  case OP_LSTM:
+    return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_LSTM);
+  case OP_GRU:
+    return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_GRU);
+  case OP_RNN:
+    return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_RNN);
   default:
     return map_gather(im, n);
   }
@@ -834,9 +963,14 @@ nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k) {
                                   "domain is read)",
                                   (int)(n->domain.n > 40 ? 40 : n->domain.n),
                                   n->domain.p);
+  NNLIB_TRY(nnlib__onnx_check_opset(im, n));
   bool folded;
   NNLIB_TRY(nnlib__onnx_fold_node(im, k, &folded));
   if (folded)
+    return NNLIB_OK;
+  bool gelu = false;
+  NNLIB_TRY(nnlib__onnx_match_gelu(im, k, &gelu));
+  if (gelu)
     return NNLIB_OK;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (nnlib__onnx_str_is(n->op_type, ops[i].name))

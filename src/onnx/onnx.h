@@ -59,10 +59,11 @@ typedef struct nnlib__onnx_attr {
   nnlib__onnx_str s;
   bool has_t;
   nnlib__onnx_tensor t;
-  size_t float_count, int_count;
+  size_t float_count, int_count, string_count;
   bool list_overflow;     /* a list longer than NNLIB__ONNX_MAX_LIST */
   float floats[NNLIB__ONNX_MAX_LIST];
   int64_t ints[NNLIB__ONNX_MAX_LIST];
+  nnlib__onnx_str strings[NNLIB__ONNX_MAX_LIST]; /* e.g. RNN activations */
 } nnlib__onnx_attr;
 
 typedef struct nnlib__onnx_node {

@@ -496,6 +496,16 @@ static nnlib_status parse_attr(const pb *r, const uint8_t *data, size_t len,
       NNLIB_TRY(read_ints(&in, &f, a->ints, NNLIB__ONNX_MAX_LIST,
                           &a->int_count, &a->list_overflow));
       break;
+    case 9: { /* strings */
+      nnlib__onnx_str text = {NULL, 0};
+      NNLIB_TRY(read_str(&in, &f, &text));
+      if (a->string_count < NNLIB__ONNX_MAX_LIST)
+        a->strings[a->string_count] = text;
+      else
+        a->list_overflow = true;
+      a->string_count++;
+      break;
+    }
     case 20:
       NNLIB_TRY(want_wire(&in, &f, WIRE_VARINT));
       a->type = (int32_t)f.value;
