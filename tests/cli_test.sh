@@ -197,6 +197,16 @@ grep -q 'Ankle boot' "$dir/onnx_eval.out"
 "$nnlib" eval "$dir/back.nnl" | grep -q "^test_accuracy=$acc test_loss=0.0000 "
 "$nnlib" convert "$dir/m.onnx" "$dir/b5.nnl" --max-batch 5
 "$nnlib" info "$dir/b5.nnl" | grep -q '^max_batch 5$'
+# [784] inputs take the images too; a model that ends in a softmax is
+# scored without a loss (cross-entropy on logits would misjudge it)
+"$nnlib" train --limit 500 --epochs 1 --model "x=input:784,dense:10,softmax" \
+  --seed 2 --out "$dir/s.nnl" > /dev/null
+"$nnlib" convert "$dir/s.nnl" "$dir/s.onnx"
+"$nnlib" info "$dir/s.onnx" | grep -q '^input    \[784\]$'
+"$nnlib" eval "$dir/s.nnl" | grep '^test_accuracy=' > "$dir/s.line"
+sacc=$(sed -n 's/^test_accuracy=\([0-9.]*\) .*/\1/p' "$dir/s.line")
+"$nnlib" eval "$dir/s.onnx" | grep -q "^test_accuracy=$sacc test_loss=0.0000 samples=10000$"
+if grep -q ' test_loss=0.0000 ' "$dir/s.line"; then echo "the .nnl should report its loss"; exit 1; fi
 # what nnlib convert refuses: a damaged file (the library's message, exit
 # 1), names whose direction is unknown and misplaced options (exit 2)
 head -c 300 "$dir/m.onnx" > "$dir/cut.onnx"
