@@ -194,6 +194,42 @@ static void gelu(void **state) {
   nnlib_model_free(m);
 }
 
+/* An allocation failure at every allocation of importing the recurrent
+ * and GELU models (views, pending layers, pattern tables) fails with
+ * NNLIB_ERR_OUT_OF_MEMORY and leaves no block behind. */
+static void out_of_memory_everywhere(void **state) {
+  (void)state;
+  const char *names[4] = {"lstm", "gru", "rnn", "gelu"};
+  for (int f = 0; f < 4; f++) {
+    char path[1024];
+    const char *root = getenv("NNLIB_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
+             root ? root : "..", names[f]);
+    ts_alloc_stats stats = {0};
+    ts_alloc_install(&stats);
+    nnlib_model *m = NULL;
+    ASSERT_OK(nnlib_model_load_onnx(&m, path, NULL));
+    nnlib_model_free(m);
+    long total = stats.allocs;
+    ts_alloc_uninstall();
+    assert_true(total > 10);
+    for (long k = 1; k <= total; k++) {
+      ts_alloc_stats s = {0};
+      s.fail_at = k;
+      ts_alloc_install(&s);
+      m = (nnlib_model *)&m;
+      nnlib_status st = nnlib_model_load_onnx(&m, path, NULL);
+      long live = s.live;
+      ts_alloc_uninstall();
+      if (st != NNLIB_ERR_OUT_OF_MEMORY || m != NULL || live != 0)
+        fail_msg("%s: allocation %ld of %ld failed: %s (%s), %ld blocks "
+                 "live",
+                 names[f], k, total, nnlib_status_string(st),
+                 nnlib_last_error_message(), live);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mlp),
@@ -204,6 +240,7 @@ int main(void) {
       cmocka_unit_test(gru),
       cmocka_unit_test(rnn),
       cmocka_unit_test(gelu),
+      cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
