@@ -1757,9 +1757,11 @@ NNLIB_API nnlib_status nnlib_model_generate(nnlib_model *model,
 /* ----------------------------------------------------------------- ONNX */
 
 /* Models in ONNX's format (since 1.4.0). Import reads ONNX files of opsets
- * 13 to 17 whose operators map onto nnlib's layers (see docs/ONNX.md for
- * the operators, their attributes and what is refused); export writes opset
- * 17, IR version 8, with the weights as initializers. */
+ * 1 to 17 whose operators map onto nnlib's layers, as opsets 13 to 17
+ * define them; a model of an older opset is read where each of its
+ * operators means the same at that opset (docs/ONNX.md lists the
+ * operators, their attributes, the opsets and what is refused). Export
+ * writes opset 17, IR version 8, with the weights as initializers. */
 
 /* What an imported model is compiled with. */
 typedef struct nnlib_onnx_options {
@@ -1780,11 +1782,14 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
   nnlib_onnx_options_init_size((o), sizeof *(o))
 /* Reads an ONNX model from `path` into *out, compiled with `options` (NULL:
  * the defaults): an ordinary nnlib model (predict, fit, save as .nnl,
- * export again). Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL),
+ * export again). Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL, max_batch
+ * < 1, a bad loss), NNLIB_ERR_STRUCT_SIZE (options->struct_size),
  * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
  * ONNX model: a length or count past the end, a graph with no output, a
  * name nothing produces, a cycle, an initializer shorter than its dims),
- * NNLIB_ERR_UNSUPPORTED_VERSION (an opset outside 13..17),
+ * NNLIB_ERR_UNSUPPORTED_VERSION (an opset above 17 or missing, or an
+ * operator whose definition at the model's opset nnlib does not read,
+ * named with its node),
  * NNLIB_ERR_UNSUPPORTED (an operator, attribute or input nnlib does not
  * map, named with its node; external data), NNLIB_ERR_TOO_LARGE (dims
  * whose product overflows), NNLIB_ERR_SHAPE_MISMATCH,
