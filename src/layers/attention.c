@@ -31,7 +31,13 @@
  *
  * Parameters, PyTorch's layout and order: in_proj_weight [3D,D],
  * in_proj_bias [3D], out_proj.weight [D,D], out_proj.bias [D]. */
+/* no FMA contraction under clang either (GCC makes none in ISO C mode):
+ * the same bits from every clone of the softmax loops (core/vecmath.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "layers/layer.h"
+#include "core/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -169,12 +175,14 @@ static bool drops(const attention_layer *a, const nnlib__run *run) {
          run->cache == NULL;
 }
 
-/* y[r, :] += b over rows r */
-static void add_bias_rows(float *y, const float *b, int64_t rows,
-                          int64_t cols, int64_t ld) {
+/* y = rows copies of the row b (ld cols): a GEMM at beta 1 then adds onto
+ * the bias. OpenBLAS's beta 0 zeroes C in a pass of its own, so copying b
+ * in its place saves the separate read-and-write pass of adding b after
+ * the GEMM. */
+static void broadcast_rows(float *y, const float *b, int64_t rows,
+                           int64_t cols) {
   for (int64_t r = 0; r < rows; r++)
-    for (int64_t j = 0; j < cols; j++)
-      y[r * ld + j] += b[j];
+    memcpy(y + r * cols, b, (size_t)cols * sizeof(float));
 }
 
 /* b = column sums of dy [rows, cols] */
@@ -186,27 +194,78 @@ static void column_sums(const float *dy, float *b, int64_t rows,
       b[j] += dy[r * cols + j];
 }
 
+/* The row loops below keep LANES independent partial maxima and sums, so
+ * GCC vectorises them without reassociating (a float reduction in one
+ * accumulator is a serial chain it must keep in order). */
+enum { LANES = 8 };
+
+/* max of row[0 .. count), count >= 1; a NaN in row[0] comes through, one
+ * elsewhere reaches the softmax through e^(NaN - max) */
+static inline float row_max(const float *restrict row, int64_t count) {
+  float lanes[LANES];
+  for (int k = 0; k < LANES; k++)
+    lanes[k] = row[0];
+  int64_t j = 0;
+  for (; j + LANES <= count; j += LANES)
+    for (int k = 0; k < LANES; k++)
+      lanes[k] = row[j + k] > lanes[k] ? row[j + k] : lanes[k];
+  float max = lanes[0];
+  for (int k = 1; k < LANES; k++)
+    max = lanes[k] > max ? lanes[k] : max;
+  for (; j < count; j++)
+    max = row[j] > max ? row[j] : max;
+  return max;
+}
+
+/* sum of a[j] b[j] over [0, count); b NULL: of a[j] */
+static inline float row_dot(const float *restrict a, const float *restrict b,
+                            int64_t count) {
+  float lanes[LANES] = {0};
+  int64_t j = 0;
+  if (b != NULL)
+    for (; j + LANES <= count; j += LANES)
+      for (int k = 0; k < LANES; k++)
+        lanes[k] += a[j + k] * b[j + k];
+  else
+    for (; j + LANES <= count; j += LANES)
+      for (int k = 0; k < LANES; k++)
+        lanes[k] += a[j + k];
+  float sum = 0.0f;
+  for (int k = 0; k < LANES; k++)
+    sum += lanes[k];
+  for (; j < count; j++)
+    sum += b != NULL ? a[j] * b[j] : a[j];
+  return sum;
+}
+
+/* e^z for z = score - max <= 0 (or NaN), through vecmath's branch-free
+ * e^z in double rounded once to float (within a twentieth of an ulp of
+ * the exact value: as accurate as expf, and it vectorises). Below -700
+ * e^z is far under the smallest float, so z is clamped there, where the
+ * exponent field cannot wrap; NaN fails the test and stays NaN. */
+static inline float softmax_exp(float z) {
+  float clamped = nnlib__select_f(z < -700.0f, -700.0f, z);
+  return (float)nnlib__exp_for_float((double)clamped);
+}
+
 /* One fused pass over the scaled scores s [tq, tk] (ld tk): row i is query
  * position first + i, which sees keys 0 .. first + i under the causal mask;
- * each row becomes its softmax, masked entries exactly 0. */
-static void masked_softmax(float *s, int64_t tq, int64_t tk, int64_t first,
-                           bool causal) {
+ * each row becomes its softmax, masked entries exactly 0 (their scores are
+ * never read, so none is exponentiated). */
+NNLIB__VECTOR_CLONES
+static void masked_softmax(float *restrict s, int64_t tq, int64_t tk,
+                           int64_t first, bool causal) {
   for (int64_t i = 0; i < tq; i++) {
-    float *row = s + i * tk;
+    float *restrict row = s + i * tk;
     int64_t seen = causal ? first + i + 1 : tk;
-    float max = row[0];
-    for (int64_t j = 1; j < seen; j++)
-      max = row[j] > max ? row[j] : max;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < seen; j++) {
-      row[j] = expf(row[j] - max);
-      sum += row[j];
-    }
-    float inv = 1.0f / sum;
+    float max = row_max(row, seen);
+    for (int64_t j = 0; j < seen; j++)
+      row[j] = softmax_exp(row[j] - max);
+    float inv = 1.0f / row_dot(row, NULL, seen);
     for (int64_t j = 0; j < seen; j++)
       row[j] *= inv;
-    for (int64_t j = seen; j < tk; j++)
-      row[j] = 0.0f;
+    if (seen < tk)
+      memset(row + seen, 0, (size_t)(tk - seen) * sizeof(float));
   }
 }
 
@@ -297,10 +356,11 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
   const attention_areas w = a->areas;
   float *qkv = run->workspace + w.qkv, *o = run->workspace + w.o;
   bool dropout = drops(a, run);
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, 3 * d, d, 1.0f, x,
-                        d, prm.w_in->value.data, d, 0.0f, qkv, 3 * d));
   if (prm.b_in != NULL)
-    add_bias_rows(qkv, prm.b_in->value.data, rows, 3 * d, 3 * d);
+    broadcast_rows(qkv, prm.b_in->value.data, rows, 3 * d);
+  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, 3 * d, d, 1.0f, x,
+                        d, prm.w_in->value.data, d,
+                        prm.b_in != NULL ? 1.0f : 0.0f, qkv, 3 * d));
   for (int64_t b = 0; b < n; b++) {
     const float *q = qkv + b * tq * 3 * d;
     kv_source kv = {q + d, q + 2 * d, 3 * d, tq};
@@ -313,24 +373,29 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
                                     : NULL,
                             run->workspace + w.pd, o + b * tq * d));
   }
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, d, d, 1.0f, o, d,
-                        prm.w_out->value.data, d, 0.0f, y, d));
   if (prm.b_out != NULL)
-    add_bias_rows(y, prm.b_out->value.data, rows, d, d);
+    broadcast_rows(y, prm.b_out->value.data, rows, d);
+  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, d, d, 1.0f, o, d,
+                        prm.w_out->value.data, d,
+                        prm.b_out != NULL ? 1.0f : 0.0f, y, d));
   return NNLIB_OK;
 }
 
 /* dS = P * (dP - rowsum(dP * P)) in place over dp [t, t]: the softmax's
- * Jacobian; masked entries have P = 0 and get dS = 0. */
-static void softmax_backward(const float *p, float *dp, int64_t t) {
+ * Jacobian. Masked entries have P = 0 and get dS = 0: under the causal
+ * mask row i only reads and computes its keys 0..i and zeroes the rest. */
+NNLIB__VECTOR_CLONES
+static void softmax_backward(const float *restrict p, float *restrict dp,
+                             int64_t t, bool causal) {
   for (int64_t i = 0; i < t; i++) {
-    const float *pr = p + i * t;
-    float *dr = dp + i * t;
-    float dot = 0.0f;
-    for (int64_t j = 0; j < t; j++)
-      dot += dr[j] * pr[j];
-    for (int64_t j = 0; j < t; j++)
+    const float *restrict pr = p + i * t;
+    float *restrict dr = dp + i * t;
+    int64_t seen = causal ? i + 1 : t;
+    float dot = row_dot(dr, pr, seen);
+    for (int64_t j = 0; j < seen; j++)
       dr[j] = pr[j] * (dr[j] - dot);
+    if (seen < t)
+      memset(dr + seen, 0, (size_t)(t - seen) * sizeof(float));
   }
 }
 
@@ -364,7 +429,7 @@ static nnlib_status backward_sample(const attention_layer *a,
       for (int64_t i = 0; i < t * t; i++)
         dp[i] *= mh[i];
     }
-    softmax_backward(ph, dp, t);
+    softmax_backward(ph, dp, t, a->o.causal != 0);
     /* dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd) */
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, t, hd, t, scale,
                           dp, t, k, ld, 0.0f, dqkv + h * hd, ld));
