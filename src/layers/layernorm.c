@@ -14,7 +14,13 @@
  * A call with run->steps = S processes n S (times the middle axes) rows:
  * the rows of one position never read another, so decoding needs no cache.
  */
+/* no FMA contraction under clang either (GCC makes none in ISO C mode):
+ * the same bits from every clone of the row loops (core/vecmath.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "layers/layer.h"
+#include "core/vecmath.h"
 
 #include <math.h>
 
@@ -85,16 +91,51 @@ static void layernorm_init(nnlib_layer *l, nnlib__rng *rng) {
   }
 }
 
+/* The row sums below run in LANES independent double accumulators, so GCC
+ * vectorises them (a single accumulator is a serial chain it must keep in
+ * order: four cycles an element); each lane sums d / LANES values, so the
+ * sums are at least as accurate as one running double sum. */
+enum { LANES = 8 };
+
+/* GCC vectorises the lane sums (SLP) in a function of their own, not once
+ * they are inlined into the loop over rows; a call per row is cheap. */
+#if defined(__GNUC__)
+#define ROW_SUMS NNLIB__VECTOR_CLONES __attribute__((noinline))
+#else
+#define ROW_SUMS
+#endif
+
+static inline double lanes_total(const double *lanes) {
+  double sum = 0.0;
+  for (int k = 0; k < LANES; k++)
+    sum += lanes[k];
+  return sum;
+}
+
 /* Mean (as hi + lo) and 1/sqrt(biased variance + eps) of one row, in
  * double: two passes, the second centred on the mean, so a mean far from 0
  * does not cancel the variance away. */
-static void row_statistics(const float *x, int64_t d, float eps, float *hi,
-                           float *lo, float *r) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < d; i++)
+ROW_SUMS
+static void row_statistics(const float *restrict x, int64_t d, float eps,
+                           float *hi, float *lo, float *r) {
+  double lanes[LANES] = {0};
+  int64_t i = 0;
+  for (; i + LANES <= d; i += LANES)
+    for (int k = 0; k < LANES; k++)
+      lanes[k] += x[i + k];
+  double sum = lanes_total(lanes);
+  for (; i < d; i++)
     sum += x[i];
-  double mean = sum / (double)d, sq = 0.0;
-  for (int64_t i = 0; i < d; i++) {
+  double mean = sum / (double)d;
+  for (int k = 0; k < LANES; k++)
+    lanes[k] = 0.0;
+  for (i = 0; i + LANES <= d; i += LANES)
+    for (int k = 0; k < LANES; k++) {
+      double c = (double)x[i + k] - mean;
+      lanes[k] += c * c;
+    }
+  double sq = lanes_total(lanes);
+  for (; i < d; i++) {
     double c = (double)x[i] - mean;
     sq += c * c;
   }
@@ -103,17 +144,18 @@ static void row_statistics(const float *x, int64_t d, float eps, float *hi,
   *r = (float)(1.0 / sqrt(sq / (double)d + (double)eps));
 }
 
-static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
-                                      const float *x, float *y, int64_t n) {
-  const layernorm_layer *ln = (const layernorm_layer *)l;
-  int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
-  row_stats st = stats_of(run, rows);
-  const float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
-  const float *beta = ln->with_affine ? l->params[BETA].value.data : NULL;
+/* Every row's statistics into st and its normalised values into y (times
+ * gamma plus beta; gamma NULL: none). AVX2 clone: the double sums run 4
+ * lanes a vector there, 2 with SSE2. */
+NNLIB__VECTOR_CLONES
+static void normalise_rows(const float *restrict x, float *restrict y,
+                           int64_t rows, int64_t d, float eps,
+                           const float *restrict gamma,
+                           const float *restrict beta, row_stats st) {
   for (int64_t row = 0; row < rows; row++) {
-    const float *xr = x + row * d;
-    float *yr = y + row * d;
-    row_statistics(xr, d, ln->epsilon, &st.hi[row], &st.lo[row], &st.r[row]);
+    const float *restrict xr = x + row * d;
+    float *restrict yr = y + row * d;
+    row_statistics(xr, d, eps, &st.hi[row], &st.lo[row], &st.r[row]);
     float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
     if (gamma != NULL)
       for (int64_t i = 0; i < d; i++)
@@ -122,27 +164,90 @@ static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
       for (int64_t i = 0; i < d; i++)
         yr[i] = ((xr[i] - hi) - lo) * s;
   }
+}
+
+static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
+                                      const float *x, float *y, int64_t n) {
+  const layernorm_layer *ln = (const layernorm_layer *)l;
+  int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
+  const float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
+  const float *beta = ln->with_affine ? l->params[BETA].value.data : NULL;
+  normalise_rows(x, y, rows, d, ln->epsilon, gamma, beta,
+                 stats_of(run, rows));
   return NNLIB_OK;
+}
+
+/* sum of g and of g xh over one row, in double, with g = dy gamma (gamma
+ * NULL: dy) and xh = ((x - hi) - lo) r as the forward pass formed it */
+ROW_SUMS
+static void row_grad_sums(const float *restrict x, const float *restrict dy,
+                          const float *restrict gamma, int64_t d, float hi,
+                          float lo, float r, double *sum_g, double *sum_gx) {
+  double lanes_g[LANES] = {0}, lanes_gx[LANES] = {0};
+  int64_t i = 0;
+  if (gamma != NULL)
+    for (; i + LANES <= d; i += LANES)
+      for (int k = 0; k < LANES; k++) {
+        float g = dy[i + k] * gamma[i + k];
+        lanes_g[k] += g;
+        lanes_gx[k] += (double)g * (((x[i + k] - hi) - lo) * r);
+      }
+  else
+    for (; i + LANES <= d; i += LANES)
+      for (int k = 0; k < LANES; k++) {
+        float g = dy[i + k];
+        lanes_g[k] += g;
+        lanes_gx[k] += (double)g * (((x[i + k] - hi) - lo) * r);
+      }
+  *sum_g = lanes_total(lanes_g);
+  *sum_gx = lanes_total(lanes_gx);
+  for (; i < d; i++) {
+    float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
+    *sum_g += g;
+    *sum_gx += (double)g * (((x[i] - hi) - lo) * r);
+  }
 }
 
 /* dx of one row, r (dxh - mean(dxh) - xh mean(dxh xh)) with dxh = dy gamma
  * (gamma NULL: 1); reads x and dy of the row, writes dx at each element
  * after reading it, so dx may be the spent output. */
-static void row_input_grad(const float *x, const float *dy, float *dx,
-                           const float *gamma, int64_t d, float hi, float lo,
-                           float r) {
-  double sum_g = 0.0, sum_gx = 0.0;
-  for (int64_t i = 0; i < d; i++) {
-    float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
-    sum_g += g;
-    sum_gx += (double)g * (((x[i] - hi) - lo) * r);
-  }
+static inline void row_input_grad(const float *restrict x,
+                                  const float *restrict dy, float *dx,
+                                  const float *restrict gamma, int64_t d,
+                                  float hi, float lo, float r) {
+  double sum_g, sum_gx;
+  row_grad_sums(x, dy, gamma, d, hi, lo, r, &sum_g, &sum_gx);
   float mean_g = (float)(sum_g / (double)d);
   float mean_gx = (float)(sum_gx / (double)d);
-  for (int64_t i = 0; i < d; i++) {
-    float g = gamma != NULL ? dy[i] * gamma[i] : dy[i];
-    float xh = ((x[i] - hi) - lo) * r;
-    dx[i] = r * (g - mean_g - xh * mean_gx);
+  if (gamma != NULL)
+    for (int64_t i = 0; i < d; i++) {
+      float xh = ((x[i] - hi) - lo) * r;
+      dx[i] = r * (dy[i] * gamma[i] - mean_g - xh * mean_gx);
+    }
+  else
+    for (int64_t i = 0; i < d; i++) {
+      float xh = ((x[i] - hi) - lo) * r;
+      dx[i] = r * (dy[i] - mean_g - xh * mean_gx);
+    }
+}
+
+/* Row by row, while its x and dy are in cache: dgamma += dy xh and dbeta
+ * += dy (dgamma NULL: no affine parameters), then dx (NULL: not wanted). */
+NNLIB__VECTOR_CLONES
+static void backward_rows(const float *restrict x, const float *restrict dy,
+                          float *dx, int64_t rows, int64_t d,
+                          const float *restrict gamma, float *restrict dgamma,
+                          float *restrict dbeta, row_stats st) {
+  for (int64_t row = 0; row < rows; row++) {
+    const float *restrict xr = x + row * d, *restrict g = dy + row * d;
+    float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
+    if (dgamma != NULL)
+      for (int64_t i = 0; i < d; i++) {
+        dgamma[i] += g[i] * (((xr[i] - hi) - lo) * s);
+        dbeta[i] += g[i];
+      }
+    if (dx != NULL)
+      row_input_grad(xr, g, dx + row * d, gamma, d, hi, lo, s);
   }
 }
 
@@ -152,27 +257,15 @@ static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
   (void)y;
   const layernorm_layer *ln = (const layernorm_layer *)l;
   int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
-  row_stats st = stats_of(run, rows);
   float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
-  if (dx != NULL)
-    for (int64_t row = 0; row < rows; row++)
-      row_input_grad(x + row * d, dy + row * d, dx + row * d, gamma, d,
-                     st.hi[row], st.lo[row], st.r[row]);
-  if (!ln->with_affine)
-    return NNLIB_OK;
-  float *dgamma = l->params[GAMMA].grad.data;
-  float *dbeta = l->params[BETA].grad.data;
-  for (int64_t i = 0; i < d; i++)
-    dgamma[i] = dbeta[i] = 0.0f;
-  for (int64_t row = 0; row < rows; row++) {
-    const float *xr = x + row * d, *g = dy + row * d;
-    float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
-    for (int64_t i = 0; i < d; i++) {
-      dgamma[i] += g[i] * (((xr[i] - hi) - lo) * s);
-      dbeta[i] += g[i];
-    }
-  }
-  if (run->sgd_fused) { /* after dx, which read the old gamma */
+  float *dgamma = ln->with_affine ? l->params[GAMMA].grad.data : NULL;
+  float *dbeta = ln->with_affine ? l->params[BETA].grad.data : NULL;
+  if (ln->with_affine)
+    for (int64_t i = 0; i < d; i++)
+      dgamma[i] = dbeta[i] = 0.0f;
+  backward_rows(x, dy, dx, rows, d, gamma, dgamma, dbeta, stats_of(run, rows));
+  if (ln->with_affine && run->sgd_fused) { /* after dx, which read the old
+                                              gamma */
     float *beta = l->params[BETA].value.data;
     for (int64_t i = 0; i < d; i++) {
       gamma[i] -= run->sgd_lr * dgamma[i];
