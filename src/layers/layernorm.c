@@ -98,11 +98,13 @@ static void layernorm_init(nnlib_layer *l, nnlib__rng *rng) {
 enum { LANES = 8 };
 
 /* GCC vectorises the lane sums (SLP) in a function of their own, not once
- * they are inlined into the loop over rows; a call per row is cheap. */
-#if defined(__GNUC__)
+ * they are inlined into the loop over rows; a call per row is cheap.
+ * (clang refuses noinline beside target_clones, and never inlines a
+ * multiversioned function anyway.) */
+#if defined(__GNUC__) && !defined(__clang__)
 #define ROW_SUMS NNLIB__VECTOR_CLONES __attribute__((noinline))
 #else
-#define ROW_SUMS
+#define ROW_SUMS NNLIB__VECTOR_CLONES
 #endif
 
 static inline double lanes_total(const double *lanes) {
