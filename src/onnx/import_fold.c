@@ -309,8 +309,13 @@ static nnlib_status squeeze_dims(nnlib__onnx_import *im, bool unsqueeze,
   size_t new_rank = unsqueeze ? rank + naxes : rank - (naxes ? naxes : 0);
   bool mark[2 * NNLIB__ONNX_MAX_RANK + 2] = {false};
   size_t span = unsqueeze ? new_rank : rank;
-  if (span > 2 * NNLIB__ONNX_MAX_RANK)
-    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED, "rank too high");
+  /* out holds NNLIB__ONNX_MAX_RANK dims: refuse a longer result before
+   * writing it (fuzz_onnx: an Unsqueeze past it overflowed the stack) */
+  if (span > 2 * NNLIB__ONNX_MAX_RANK ||
+      (unsqueeze && new_rank > NNLIB__ONNX_MAX_RANK))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "rank %zu above %d", new_rank,
+                                  NNLIB__ONNX_MAX_RANK);
   for (size_t k = 0; k < naxes; k++) {
     int64_t a = norm_axis(axes[k], span);
     if (a < 0 || a >= (int64_t)span || mark[a])
