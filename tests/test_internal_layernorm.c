@@ -14,6 +14,7 @@
 #include "nnlib_internal.h"
 #include "fixtures.h"
 #include "test_support.h"
+#include "layer_harness.h"
 
 #include <float.h>
 #include <math.h>
@@ -25,58 +26,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static nnlib_model *one_layer(nnlib_layer *l, const int64_t *shape,
-                              size_t rank, int64_t max_batch) {
-  nnlib_model *m = NULL;
-  ASSERT_OK(nnlib_model_create(&m));
-  ASSERT_OK(nnlib_model_add(m, l));
-  ASSERT_OK(nnlib_model_compile(m, shape, rank, max_batch, NNLIB_LOSS_MSE,
-                                NULL, 1));
-  return m;
-}
-
-/* A training-mode call of layer 0 (node 1), steps positions (0: all). */
-static nnlib__run run_of(nnlib_model *m, int64_t steps) {
-  nnlib__run run = {.training = true,
-                    .workspace = m->bufs.workspace[1],
-                    .rng = &m->rng,
-                    .steps = steps};
-  return run;
-}
-
+/* param(m, index, grad): layer 0's parameter `index` or its gradient */
 static float *param(nnlib_model *m, size_t index, bool grad) {
-  nnlib_tensor *value, *g;
-  ASSERT_OK(nnlib_layer_get_param(m->layers[0], index, &value, &g));
-  return nnlib_tensor_get_data(grad ? g : value);
-}
-
-/* max |a - b| / max |b| */
-static double rel_error(const float *a, const double *b, int64_t count) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < count; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    if (d > diff || isnan(d))
-      diff = d;
-    if (fabs(b[i]) > scale)
-      scale = fabs(b[i]);
-  }
-  return diff / (scale > 0.0 ? scale : 1.0);
-}
-
-static void expect_rel(const char *what, const float *a, const double *b,
-                       int64_t count, double bar) {
-  double err = rel_error(a, b, count);
-  print_message("  %-44s %.2e\n", what, err);
-  if (!(err <= bar))
-    fail_msg("%s: relative error %.3g exceeds %.0e", what, err, bar);
-}
-
-static double *to_double(const float *v, int64_t count) {
-  double *d = malloc((size_t)count * sizeof *d);
-  assert_non_null(d);
-  for (int64_t i = 0; i < count; i++)
-    d[i] = v[i];
-  return d;
+  return lh_param(m, 0, index, grad);
 }
 
 /* ------------------------------------------------ the naive reference */
@@ -137,7 +89,7 @@ static void check_against_reference(const int64_t *shape, size_t rank,
                                     float shift) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_layernorm_create(&l, eps, affine));
-  nnlib_model *m = one_layer(l, shape, rank, n);
+  nnlib_model *m = lh_one_layer(l, shape, rank, n);
   int64_t d = shape[rank - 1], size = n;
   for (size_t i = 0; i < rank; i++)
     size *= shape[i];
@@ -153,21 +105,21 @@ static void check_against_reference(const int64_t *shape, size_t rank,
     ts_fill_uniform(param(m, 0, false), d, 0.5f, 1.5f, &seed);
     ts_fill_uniform(param(m, 1, false), d, -0.5f, 0.5f, &seed);
   }
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, n));
 
-  ref_case c = {to_double(x, size), NULL, NULL, to_double(g, size), rows, d,
+  ref_case c = {lh_to_double(x, size), NULL, NULL, lh_to_double(g, size), rows, d,
                 (double)eps};
   if (affine) {
-    c.gamma = to_double(param(m, 0, false), d);
-    c.beta = to_double(param(m, 1, false), d);
+    c.gamma = lh_to_double(param(m, 0, false), d);
+    c.beta = lh_to_double(param(m, 1, false), d);
   }
   double *want = malloc((size_t)size * sizeof *want);
   ref_forward(c.x, c.gamma, c.beta, want, rows, d, c.eps);
   char what[96];
   snprintf(what, sizeof what, "rank %zu affine %d shift %g: y", rank, affine,
            (double)shift);
-  expect_rel(what, y, want, size, REF_BAR);
+  lh_expect_rel(what, y, want, size, REF_BAR);
 
   float *dy = malloc((size_t)size * sizeof *dy);
   memcpy(dy, g, (size_t)size * sizeof *dy);
@@ -175,12 +127,12 @@ static void check_against_reference(const int64_t *shape, size_t rank,
   finite_diff(&c, c.x, size, want);
   snprintf(what, sizeof what, "rank %zu affine %d: dx vs differences", rank,
            affine);
-  expect_rel(what, dx, want, size, REF_BAR);
+  lh_expect_rel(what, dx, want, size, REF_BAR);
   if (affine) {
     finite_diff(&c, c.gamma, d, want);
-    expect_rel("  dgamma vs differences", param(m, 0, true), want, d, REF_BAR);
+    lh_expect_rel("  dgamma vs differences", param(m, 0, true), want, d, REF_BAR);
     finite_diff(&c, c.beta, d, want);
-    expect_rel("  dbeta vs differences", param(m, 1, true), want, d, REF_BAR);
+    lh_expect_rel("  dbeta vs differences", param(m, 1, true), want, d, REF_BAR);
     free(c.gamma);
     free(c.beta);
   }
@@ -226,11 +178,11 @@ static void test_constant_row(void **s) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_layernorm_create(&l, 1e-5f, 1));
   int64_t shape[1] = {4};
-  nnlib_model *m = one_layer(l, shape, 1, 1);
+  nnlib_model *m = lh_one_layer(l, shape, 1, 1);
   float x[4] = {3.0f, 3.0f, 3.0f, 3.0f}, y[4], dy[4] = {1, -2, 0.5f, 4},
         dx[4];
   param(m, 1, false)[2] = 0.25f;
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, 1));
   for (int i = 0; i < 4; i++)
     assert_true(y[i] == (i == 2 ? 0.25f : 0.0f));
@@ -250,7 +202,7 @@ static void check_steps(const int64_t *shape, size_t rank, int64_t steps) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_layernorm_create(&l, 1e-5f, 1));
   int64_t n = 3;
-  nnlib_model *m = one_layer(l, shape, rank, n);
+  nnlib_model *m = lh_one_layer(l, shape, rank, n);
   int64_t d = shape[rank - 1], per_position = 1;
   for (size_t i = 1; i < rank; i++)
     per_position *= shape[i];
@@ -266,13 +218,13 @@ static void check_steps(const int64_t *shape, size_t rank, int64_t steps) {
   ts_fill_uniform(dy, full, -1.0f, 1.0f, &seed);
   for (int64_t i = 0; i < full; i++)
     y[i] = dx[i] = -7.0f; /* sentinels */
-  nnlib__run run = run_of(m, steps);
+  nnlib__run run = lh_run(m, steps);
   ASSERT_OK(l->ops->forward(l, &run, x, y, n));
-  double *xd = to_double(x, used), *want = malloc((size_t)used * sizeof *want);
-  double *gamma = to_double(param(m, 0, false), d);
-  double *beta = to_double(param(m, 1, false), d);
+  double *xd = lh_to_double(x, used), *want = malloc((size_t)used * sizeof *want);
+  double *gamma = lh_to_double(param(m, 0, false), d);
+  double *beta = lh_to_double(param(m, 1, false), d);
   ref_forward(xd, gamma, beta, want, used / d, d, 1e-5);
-  expect_rel("steps: y of the rows held", y, want, used, BAR);
+  lh_expect_rel("steps: y of the rows held", y, want, used, BAR);
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, n));
   for (int64_t i = used; i < full; i++) {
     assert_true(y[i] == -7.0f);
@@ -281,12 +233,12 @@ static void check_steps(const int64_t *shape, size_t rank, int64_t steps) {
   /* the same rows through a plain call of used / d rows of [D] samples */
   nnlib_layer *flat;
   ASSERT_OK(nnlib_layernorm_create(&flat, 1e-5f, 1));
-  nnlib_model *mf = one_layer(flat, &d, 1, used / d);
+  nnlib_model *mf = lh_one_layer(flat, &d, 1, used / d);
   memcpy(param(mf, 0, false), param(m, 0, false), (size_t)d * sizeof(float));
   memcpy(param(mf, 1, false), param(m, 1, false), (size_t)d * sizeof(float));
   float *y2 = malloc((size_t)used * sizeof *y2);
   float *dx2 = malloc((size_t)used * sizeof *dx2);
-  nnlib__run plain = run_of(mf, 0);
+  nnlib__run plain = lh_run(mf, 0);
   ASSERT_OK(flat->ops->forward(flat, &plain, x, y2, used / d));
   ASSERT_OK(flat->ops->backward(flat, &plain, x, y2, dy, dx2, used / d));
   assert_memory_equal(y, y2, (size_t)used * sizeof(float));
@@ -323,7 +275,7 @@ static void check_torch_case(const fx_case *c) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_layernorm_create(&l, fx_float(c, "eps"), affine));
   int64_t n = x->dims[0];
-  nnlib_model *m = one_layer(l, x->dims + 1, x->rank - 1, n);
+  nnlib_model *m = lh_one_layer(l, x->dims + 1, x->rank - 1, n);
   assert_int_equal(nnlib_layer_get_param_tensor_count(l), affine ? 2 : 0);
   if (affine) {
     assert_string_equal(nnlib_layer_get_param_name(l, 0), "weight");
@@ -342,9 +294,9 @@ static void check_torch_case(const fx_case *c) {
   const float *y;
   ASSERT_OK(nnlib__forward(m, &m->bufs, &batch, &m->rng, &y));
   char what[120];
-  double *want = to_double(fx_need(c, "y")->data, x->size);
+  double *want = lh_to_double(fx_need(c, "y")->data, x->size);
   snprintf(what, sizeof what, "%s y", c->name);
-  expect_rel(what, y, want, x->size, BAR);
+  lh_expect_rel(what, y, want, x->size, BAR);
   free(want);
   double loss = 0.0;
   for (int64_t i = 0; i < x->size; i++)
@@ -352,21 +304,21 @@ static void check_torch_case(const fx_case *c) {
   float lossf = (float)loss;
   double want_loss = fx_need(c, "loss")->data[0];
   snprintf(what, sizeof what, "%s loss", c->name);
-  expect_rel(what, &lossf, &want_loss, 1, BAR);
+  lh_expect_rel(what, &lossf, &want_loss, 1, BAR);
 
   float *dy = malloc((size_t)g->size * sizeof *dy);
   float *dx = malloc((size_t)x->size * sizeof *dx);
   memcpy(dy, g->data, (size_t)g->size * sizeof *dy);
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
   const char *names[3] = {"dx", "dweight", "dbias"};
   const float *got[3] = {dx, affine ? param(m, 0, true) : NULL,
                          affine ? param(m, 1, true) : NULL};
   for (int k = 0; k < (affine ? 3 : 1); k++) {
     const fx_tensor *t = fx_need(c, names[k]);
-    want = to_double(t->data, t->size);
+    want = lh_to_double(t->data, t->size);
     snprintf(what, sizeof what, "%s %s", c->name, names[k]);
-    expect_rel(what, got[k], want, t->size, BAR);
+    lh_expect_rel(what, got[k], want, t->size, BAR);
     free(want);
   }
   free(dy);
@@ -399,7 +351,7 @@ static void test_init_and_fused_sgd(void **s) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_layernorm_create(&l, 1e-5f, 1));
   int64_t shape[2] = {2, 4};
-  nnlib_model *m = one_layer(l, shape, 2, 2);
+  nnlib_model *m = lh_one_layer(l, shape, 2, 2);
   assert_int_equal(nnlib_layer_get_kind(l), NNLIB_LAYER_LAYERNORM);
   assert_string_equal(nnlib_layer_get_name(l), "layernorm");
   for (int i = 0; i < 4; i++) {
@@ -413,7 +365,7 @@ static void test_init_and_fused_sgd(void **s) {
   ts_fill_uniform(param(m, 1, false), 4, -0.5f, 0.5f, &seed);
   memcpy(gamma, param(m, 0, false), sizeof gamma);
   memcpy(beta, param(m, 1, false), sizeof beta);
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, 2));
   ts_fill_uniform(dy, 16, -1.0f, 1.0f, &seed);
   float dy_keep[16];

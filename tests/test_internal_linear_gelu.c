@@ -22,6 +22,7 @@
 #include "nnlib_internal.h"
 #include "fixtures.h"
 #include "test_support.h"
+#include "layer_harness.h"
 
 #include <float.h>
 #include <math.h>
@@ -42,60 +43,12 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static nnlib_model *one_layer(nnlib_layer *l, const int64_t *shape,
-                              size_t rank, int64_t max_batch) {
-  nnlib_model *m = NULL;
-  ASSERT_OK(nnlib_model_create(&m));
-  ASSERT_OK(nnlib_model_add(m, l));
-  ASSERT_OK(nnlib_model_compile(m, shape, rank, max_batch, NNLIB_LOSS_MSE,
-                                NULL, 1));
-  return m;
-}
-
-static nnlib__run run_of(nnlib_model *m, int64_t steps) {
-  nnlib__run run = {.training = true,
-                    .workspace = m->bufs.workspace[1],
-                    .rng = &m->rng,
-                    .steps = steps};
-  return run;
-}
-
 static float *param_of(nnlib_model *m, size_t layer, size_t index, bool grad) {
-  nnlib_tensor *value, *g;
-  ASSERT_OK(nnlib_layer_get_param(m->layers[layer], index, &value, &g));
-  return nnlib_tensor_get_data(grad ? g : value);
+  return lh_param(m, layer, index, grad);
 }
 
 static float *param(nnlib_model *m, size_t index, bool grad) {
-  return param_of(m, 0, index, grad);
-}
-
-static double rel_error(const float *a, const double *b, int64_t count) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < count; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    if (d > diff || isnan(d))
-      diff = d;
-    if (fabs(b[i]) > scale)
-      scale = fabs(b[i]);
-  }
-  return diff / (scale > 0.0 ? scale : 1.0);
-}
-
-static void expect_rel(const char *what, const float *a, const double *b,
-                       int64_t count, double bar) {
-  double err = rel_error(a, b, count);
-  print_message("  %-44s %.2e\n", what, err);
-  if (!(err <= bar))
-    fail_msg("%s: relative error %.3g exceeds %.0e", what, err, bar);
-}
-
-static double *to_double(const float *v, int64_t count) {
-  double *d = malloc((size_t)(count > 0 ? count : 1) * sizeof *d);
-  assert_non_null(d);
-  for (int64_t i = 0; i < count; i++)
-    d[i] = v[i];
-  return d;
+  return lh_param(m, 0, index, grad);
 }
 
 static float *floats(int64_t count) {
@@ -149,7 +102,7 @@ static void check_linear(const int64_t *shape, size_t rank, int64_t n,
                          int64_t out, int bias) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_linear_create(&l, out, bias));
-  nnlib_model *m = one_layer(l, shape, rank, n);
+  nnlib_model *m = lh_one_layer(l, shape, rank, n);
   int64_t in = shape[rank - 1], size = n;
   for (size_t i = 0; i < rank; i++)
     size *= shape[i];
@@ -169,10 +122,10 @@ static void check_linear(const int64_t *shape, size_t rank, int64_t n,
   float *dy = floats(ysize), *dx = floats(size);
   ts_fill_uniform(x, size, -1.0f, 1.0f, &seed);
   ts_fill_uniform(g, ysize, -1.0f, 1.0f, &seed);
-  linear_ref c = {to_double(x, size), to_double(param(m, 0, false), out * in),
-                  bias ? to_double(param(m, 1, false), out) : NULL,
-                  to_double(g, ysize), rows, in, out};
-  nnlib__run run = run_of(m, 0);
+  linear_ref c = {lh_to_double(x, size), lh_to_double(param(m, 0, false), out * in),
+                  bias ? lh_to_double(param(m, 1, false), out) : NULL,
+                  lh_to_double(g, ysize), rows, in, out};
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, n));
   double *want = malloc((size_t)(size > out * in ? size : out * in) *
                         sizeof *want);
@@ -180,17 +133,17 @@ static void check_linear(const int64_t *shape, size_t rank, int64_t n,
   ref_linear(&c, ywant);
   char what[96];
   snprintf(what, sizeof what, "linear rank %zu bias %d: y", rank, bias);
-  expect_rel(what, y, ywant, ysize, REF_BAR);
+  lh_expect_rel(what, y, ywant, ysize, REF_BAR);
   memcpy(dy, g, (size_t)ysize * sizeof *dy);
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, n));
   linear_diff(&c, c.x, size, want);
-  expect_rel("  dx vs differences", dx, want, size, REF_BAR);
+  lh_expect_rel("  dx vs differences", dx, want, size, REF_BAR);
   linear_diff(&c, c.w, out * in, want);
-  expect_rel("  dW vs differences", param(m, 0, true), want, out * in,
+  lh_expect_rel("  dW vs differences", param(m, 0, true), want, out * in,
              REF_BAR);
   if (bias) {
     linear_diff(&c, c.b, out, want);
-    expect_rel("  db vs differences", param(m, 1, true), want, out, REF_BAR);
+    lh_expect_rel("  db vs differences", param(m, 1, true), want, out, REF_BAR);
   }
   free(c.x);
   free(c.w);
@@ -223,7 +176,7 @@ static void check_linear_steps(const int64_t *shape, size_t rank,
   nnlib_layer *l;
   int64_t n = 3, out = 4, in = shape[rank - 1], per_position = 1;
   ASSERT_OK(nnlib_linear_create(&l, out, 1));
-  nnlib_model *m = one_layer(l, shape, rank, n);
+  nnlib_model *m = lh_one_layer(l, shape, rank, n);
   for (size_t i = 1; i < rank; i++)
     per_position *= shape[i];
   int64_t rows = n * steps * per_position / in;
@@ -237,14 +190,14 @@ static void check_linear_steps(const int64_t *shape, size_t rank,
     y[i] = -7.0f;
   for (int64_t i = 0; i < full_rows * in; i++)
     dx[i] = -7.0f;
-  nnlib__run run = run_of(m, steps);
+  nnlib__run run = lh_run(m, steps);
   ASSERT_OK(l->ops->forward(l, &run, x, y, n));
-  linear_ref c = {to_double(x, rows * in),
-                  to_double(param(m, 0, false), out * in),
-                  to_double(param(m, 1, false), out), NULL, rows, in, out};
+  linear_ref c = {lh_to_double(x, rows * in),
+                  lh_to_double(param(m, 0, false), out * in),
+                  lh_to_double(param(m, 1, false), out), NULL, rows, in, out};
   double *want = malloc((size_t)(rows * out) * sizeof *want);
   ref_linear(&c, want);
-  expect_rel("linear steps: y of the rows held", y, want, rows * out,
+  lh_expect_rel("linear steps: y of the rows held", y, want, rows * out,
              REF_BAR);
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, n));
   for (int64_t i = rows * out; i < full_rows * out; i++)
@@ -283,7 +236,7 @@ static void test_linear_init(void **s) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_linear_create(&l, 256, 1));
   int64_t shape[2] = {2, 64};
-  nnlib_model *m = one_layer(l, shape, 2, 1);
+  nnlib_model *m = lh_one_layer(l, shape, 2, 1);
   double bound = 1.0 / 8.0;
   const float *w = param(m, 0, false), *b = param(m, 1, false);
   double sum = 0.0, sq = 0.0, top = 0.0;
@@ -313,7 +266,7 @@ static void test_linear_fused_sgd(void **s) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_linear_create(&l, 3, 1));
   int64_t shape[2] = {2, 4};
-  nnlib_model *m = one_layer(l, shape, 2, 2);
+  nnlib_model *m = lh_one_layer(l, shape, 2, 2);
   float x[16], y[12], dy[12], dy2[12], dx[16], dx2[16], w[12], b[3], dw[12],
       db[3];
   uint32_t seed = 8u;
@@ -322,7 +275,7 @@ static void test_linear_fused_sgd(void **s) {
   memcpy(dy2, dy, sizeof dy);
   memcpy(w, param(m, 0, false), sizeof w);
   memcpy(b, param(m, 1, false), sizeof b);
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, 2));
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, 2));
   memcpy(dw, param(m, 0, true), sizeof dw);
@@ -419,11 +372,11 @@ static int64_t gelu_inputs(float *x) {
 static void check_gelu_values(nnlib_activation kind) {
   nnlib_layer *l = gelu_layer(kind);
   int64_t shape[1] = {GELU_INPUTS};
-  nnlib_model *m = one_layer(l, shape, 1, 1);
+  nnlib_model *m = lh_one_layer(l, shape, 1, 1);
   float *x = floats(shape[0]), *y = floats(shape[0]);
   memset(x, 0, (size_t)shape[0] * sizeof *x);
   int64_t count = gelu_inputs(x);
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, 1));
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
@@ -478,8 +431,8 @@ static void check_gelu_limits(nnlib_activation kind, float end) {
   x[2 * count + 2] = NAN;
   int64_t n = 2 * count + 3;
   nnlib_layer *l = gelu_layer(kind);
-  nnlib_model *m = one_layer(l, &n, 1, 1);
-  nnlib__run run = run_of(m, 0);
+  nnlib_model *m = lh_one_layer(l, &n, 1, 1);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->forward(l, &run, x, y, 1));
   for (int64_t i = 0; i < n; i++)
     dy[i] = 1.0f;
@@ -515,7 +468,7 @@ static void test_gelu_values(void **s) {
 static void check_gelu_derivative(nnlib_activation kind) {
   nnlib_layer *l = gelu_layer(kind);
   int64_t count = 16 * 32 + 1;
-  nnlib_model *m = one_layer(l, &count, 1, 1);
+  nnlib_model *m = lh_one_layer(l, &count, 1, 1);
   float *x = floats(count), *y = floats(count), *dy = floats(count),
         *dx = floats(count);
   for (int64_t i = 0; i < count; i++) {
@@ -523,7 +476,7 @@ static void check_gelu_derivative(nnlib_activation kind) {
     y[i] = NAN;
     dy[i] = 1.0f;
   }
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, 1));
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
@@ -558,7 +511,7 @@ static void check_gelu_derivative(nnlib_activation kind) {
 static void check_gelu_derivative_dense(nnlib_activation kind) {
   nnlib_layer *l = gelu_layer(kind), *one = gelu_layer(kind);
   int64_t shape[1] = {GELU_INPUTS}, single = 1;
-  nnlib_model *m = one_layer(l, shape, 1, 1), *m1 = one_layer(one, &single,
+  nnlib_model *m = lh_one_layer(l, shape, 1, 1), *m1 = lh_one_layer(one, &single,
                                                              1, 1);
   float *x = floats(shape[0]), *y = floats(shape[0]), *dy = floats(shape[0]),
         *dx = floats(shape[0]);
@@ -568,7 +521,7 @@ static void check_gelu_derivative_dense(nnlib_activation kind) {
     y[i] = NAN;
     dy[i] = 1.0f;
   }
-  nnlib__run run = run_of(m, 0), run1 = run_of(m1, 0);
+  nnlib__run run = lh_run(m, 0), run1 = lh_run(m1, 0);
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, 1));
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
@@ -610,7 +563,7 @@ static void check_activation_steps(nnlib_activation kind) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_activation_create(&l, kind, 0.0f));
   int64_t shape[2] = {5, 3}, n = 2, steps = 2;
-  nnlib_model *m = one_layer(l, shape, 2, n);
+  nnlib_model *m = lh_one_layer(l, shape, 2, n);
   int64_t used = n * steps * 3, full = n * 5 * 3;
   float x[30], y[30], dy[30], dx[30];
   uint32_t seed = 77u;
@@ -618,7 +571,7 @@ static void check_activation_steps(nnlib_activation kind) {
   ts_fill_uniform(dy, full, -1.0f, 1.0f, &seed);
   for (int64_t i = 0; i < full; i++)
     y[i] = dx[i] = -7.0f;
-  nnlib__run run = run_of(m, steps);
+  nnlib__run run = lh_run(m, steps);
   ASSERT_OK(l->ops->forward(l, &run, x, y, n));
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, n));
   for (int64_t i = 0; i < full; i++) {
@@ -751,7 +704,7 @@ static void check_two_linear(const char *act_name, nnlib_activation act,
             NNLIB_ACT_IDENTITY, want, 12, 6, 2);
   char what[96];
   snprintf(what, sizeof what, "%s: predictions", spec);
-  expect_rel(what, got, want, 24, REF_BAR);
+  lh_expect_rel(what, got, want, 24, REF_BAR);
   free(got);
   if (act != NNLIB_ACT_RELU) { /* differences across ReLU's kink mislead */
     double err = gradcheck(m, n, shape, 2, 8);
@@ -808,7 +761,7 @@ static void check_torch_case(const fx_case *c) {
     l = gelu_layer(strcmp(kind, "gelu") == 0 ? NNLIB_ACT_GELU
                                              : NNLIB_ACT_GELU_TANH);
   int64_t n = x->dims[0];
-  nnlib_model *m = one_layer(l, x->dims + 1, x->rank - 1, n);
+  nnlib_model *m = lh_one_layer(l, x->dims + 1, x->rank - 1, n);
   if (linear) {
     assert_string_equal(nnlib_layer_get_param_name(l, 0), "weight");
     memcpy(param(m, 0, false), fx_need(c, "weight")->data,
@@ -827,9 +780,9 @@ static void check_torch_case(const fx_case *c) {
   const float *y;
   ASSERT_OK(nnlib__forward(m, &m->bufs, &batch, &m->rng, &y));
   char what[120];
-  double *want = to_double(yt->data, yt->size);
+  double *want = lh_to_double(yt->data, yt->size);
   snprintf(what, sizeof what, "%s y", c->name);
-  expect_rel(what, y, want, yt->size, BAR);
+  lh_expect_rel(what, y, want, yt->size, BAR);
   free(want);
   double loss = 0.0;
   for (int64_t i = 0; i < yt->size; i++)
@@ -837,19 +790,19 @@ static void check_torch_case(const fx_case *c) {
   float lossf = (float)loss;
   double want_loss = fx_need(c, "loss")->data[0];
   snprintf(what, sizeof what, "%s loss", c->name);
-  expect_rel(what, &lossf, &want_loss, 1, BAR);
+  lh_expect_rel(what, &lossf, &want_loss, 1, BAR);
   float *dy = floats(g->size), *dx = floats(x->size);
   memcpy(dy, g->data, (size_t)g->size * sizeof *dy);
-  nnlib__run run = run_of(m, 0);
+  nnlib__run run = lh_run(m, 0);
   ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
   const char *names[3] = {"dx", "dweight", "dbias"};
   const float *got[3] = {dx, linear ? param(m, 0, true) : NULL,
                          bias ? param(m, 1, true) : NULL};
   for (int k = 0; k < (bias ? 3 : linear ? 2 : 1); k++) {
     const fx_tensor *t = fx_need(c, names[k]);
-    want = to_double(t->data, t->size);
+    want = lh_to_double(t->data, t->size);
     snprintf(what, sizeof what, "%s %s", c->name, names[k]);
-    expect_rel(what, got[k], want, t->size, BAR);
+    lh_expect_rel(what, got[k], want, t->size, BAR);
     free(want);
   }
   free(dy);
