@@ -27,11 +27,13 @@ alone (torch.mm with the step's shapes), giving PyTorch's gemm_efficiency.
 The `gpt` model is examples/char_gpt.c's (the class of
 benchmarks/char_gpt_torch.py, AdamW lr 1e-3 weight decay 0.01) on random
 int64 ids [32, 128] and targets; its lines also carry tokens_per_s (batch
-x context / step). Every setup above is measured twice for it: with
-glibc's malloc defaults and with GLIBC_TUNABLES=GPT_TUNABLES (no mmap for
-large blocks, no trimming: PyTorch's large activations then stay in the
-heap instead of being mapped and unmapped every step), labelled
-"+glibc-tuned"; the best of all counts. --kind generate (gpt only, one
+x context / step). For every model, every setup above is measured twice:
+with glibc's malloc defaults and with GLIBC_TUNABLES=MALLOC_TUNABLES (no mmap
+for large blocks, no trimming: PyTorch's large activations then stay in the
+heap instead of being mapped and unmapped every step, which decides the
+CNN's training speed), labelled "+glibc-tuned"; the best of all counts.
+Inference runs the net in eval mode (net.eval(): running batchnorm
+statistics, no dropout) under torch.inference_mode(), as nnlib's predict. --kind generate (gpt only, one
 thread) times generation: nnlib_model_generate with and without its cache
 (nnlib-bench --bench generate) against PyTorch re-running the newest
 min(len, 128) tokens for every new token (model.eval(), torch.no_grad()),
@@ -60,17 +62,16 @@ MODELS = {
 THREADS = [1, 2]
 SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
 # glibc's malloc never returning large blocks to the system (see above)
-GPT_TUNABLES = ("glibc.malloc.mmap_threshold=2147483647:"
+MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=2147483647:"
                 "glibc.malloc.trim_threshold=4294967295")
 TUNED = "+glibc-tuned"
 GEN_PROMPT, GEN_TOKENS = 16, 256
 
 
 def setups_for(model, threads):
-    """The PyTorch setups measured: gpt also with the malloc tunables."""
+    """The PyTorch setups measured: each as it comes and with the malloc
+    tunables (labelled), so that no row depends on glibc's defaults."""
     base = SETUPS[threads]
-    if MODELS[model][1] != "gpt":
-        return base
     return base + [s + TUNED for s in base]
 
 
@@ -308,6 +309,8 @@ def time_worker(args):
         return
     x, t = make_data(torch, args.model, args.batch)
     training = args.kind == "train"
+    # Inference as a user runs it: running batchnorm statistics, no dropout.
+    net.train(training)
     calls = gemm_list(torch, args.model, args.batch, training, args.threads)
 
     def work():
@@ -400,7 +403,7 @@ def worker_env(threads, setup):
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GLIBC_TUNABLES", None)
     if setup.endswith(TUNED):
-        env["GLIBC_TUNABLES"] = GPT_TUNABLES
+        env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
         setup = setup[:-len(TUNED)]
     env["OMP_NUM_THREADS"] = "1" if setup in ("single", "blas-only") \
         else str(threads)
