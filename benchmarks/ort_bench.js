@@ -18,8 +18,9 @@
 // timed calls as fit S (at least 11). Each call is `await session.run`,
 // output tensors included: what a Node program pays per call. With
 // --identity, the same is then done for that model (an Identity graph) at
-// batch 1: ONNX Runtime's fixed cost per call through Node, to read
-// batch-1 figures against. One JSON line per model timed.
+// batch 1 for a quarter of S (its calls are short: thousands fit):
+// ONNX Runtime's fixed cost per call through Node, to read batch-1
+// figures against. One JSON line per model timed.
 //
 // Check: the model run once on INPUT.bin (raw little-endian, of the input
 // type, B samples) against nnlib's predictions OUTPUT.bin (float32), with
@@ -169,11 +170,11 @@ async function timeCalls(session, feeds, seconds) {
           max_s: times[reps - 1]};
 }
 
-async function timeModel(ort, a, file, batch, bench) {
+async function timeModel(ort, a, file, batch, bench, seconds) {
   const session = await openSession(ort, file, a.threads);
   const input = randomInput(ort, inputSpec(session, batch), a.vocab);
   const st = await timeCalls(session, {[session.inputNames[0]]: input},
-                             a.seconds);
+                             seconds);
   console.log(JSON.stringify({
     bench, library: 'onnxruntime', onnx: file, batch, threads: a.threads,
     ...st, samples_per_s: batch / st.median_s,
@@ -223,8 +224,9 @@ async function main() {
   const a = parseArgs(process.argv.slice(2));
   const ort = loadOrt(a.ortDir);
   if (a.check) return check(ort, a);
-  await timeModel(ort, a, a.model, a.batch, 'ort_infer');
-  if (a.identity) await timeModel(ort, a, a.identity, 1, 'ort_identity');
+  await timeModel(ort, a, a.model, a.batch, 'ort_infer', a.seconds);
+  if (a.identity)
+    await timeModel(ort, a, a.identity, 1, 'ort_identity', a.seconds / 4);
   return 0;
 }
 
