@@ -20,7 +20,15 @@
  *           steps: seconds and GEMM FLOPs per layer and per layer name,
  *           beside the FLOPs of the bench's GEMM list for that layer
  *   generate (gpt, asked for by name only) nnlib_model_generate's tokens/s
- *           with the cache and without it (use_cache 0), alternating */
+ *           with the cache and without it (use_cache 0), alternating
+ *
+ *   nnlib-bench --model cnn --batch 64 --export-onnx cnn.onnx
+ *
+ * times nothing: it writes the model the bench times (same layers, same
+ * seed, so the same weights) as ONNX with nnlib's own export, and beside
+ * it one batch of the bench's inputs and nnlib's predictions for it, so
+ * another runtime can run the same model and be checked on the same
+ * numbers first (benchmarks/compare_onnxruntime.py). */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_models.h"
 #include "bench_peak.h"
@@ -44,6 +52,7 @@ typedef struct bench_config {
   int64_t new_tokens; /* generate: tokens after the prompt (256) */
   double peak_per_core;
   const char *peak_isa;
+  const char *export_onnx; /* --export-onnx PATH: write, time nothing */
 } bench_config;
 
 /* ------------------------------------------------------------ helpers */
@@ -603,6 +612,87 @@ static void run_memory(const bench_config *c, const bench_model_def *d,
   CHECK(nnlib_set_allocator(NULL));
 }
 
+/* ----------------------------------------------------------- export */
+
+static void write_file(const char *path, const void *data, size_t size) {
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+    fprintf(stderr, "nnlib-bench: cannot write %s\n", path);
+    exit(1);
+  }
+}
+
+/* "64x784": a tensor's shape, batch first, as the export line gives it. */
+static void shape_text(const nnlib_tensor *t, char *buf, size_t capacity) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < nnlib_tensor_get_rank(t) && used < capacity; i++)
+    used += (size_t)snprintf(buf + used, capacity - used, "%s%lld",
+                             i ? "x" : "", (long long)nnlib_tensor_get_dim(t, i));
+}
+
+/* PATH with a suffix, in new memory. */
+static char *path_with(const char *path, const char *suffix) {
+  size_t n = strlen(path) + strlen(suffix) + 1;
+  char *p = malloc(n);
+  if (p == NULL) {
+    fprintf(stderr, "nnlib-bench: out of memory\n");
+    exit(1);
+  }
+  snprintf(p, n, "%s%s", path, suffix);
+  return p;
+}
+
+/* The model of run_model (make_model: the same build and seed 42, so the
+ * same weights) saved as ONNX, its batch of make_batch as PATH.input.bin
+ * (float32, or int32 token ids) and nnlib_model_predict's output for it as
+ * PATH.output.bin (float32), both raw little-endian in the tensors'
+ * row-major order. One "export_onnx" line names the files and shapes. */
+static void run_export(const bench_config *c, const bench_model_def *d,
+                       int64_t batch) {
+  if (d->build == NULL) {
+    fprintf(stderr, "nnlib-bench: %s cannot be exported: needs %s\n",
+            d->name, d->missing);
+    exit(1);
+  }
+  nnlib_model *m = make_model(d, batch, model_optim(c, d));
+  batch_data b = make_batch(d, batch);
+  CHECK(nnlib_model_predict(m, b.x, b.y));
+  CHECK(nnlib_model_save_onnx(m, c->export_onnx));
+  char *input = path_with(c->export_onnx, ".input.bin");
+  char *output = path_with(c->export_onnx, ".output.bin");
+  size_t in_bytes = 4 * (size_t)nnlib_tensor_get_size(b.x);
+  bool ids = d->vocab > 0;
+  write_file(input,
+             ids ? (const void *)nnlib_tensor_get_data_int32(b.x)
+                 : (const void *)nnlib_tensor_get_data(b.x),
+             in_bytes);
+  write_file(output, nnlib_tensor_get_data(b.y),
+             4 * (size_t)nnlib_tensor_get_size(b.y));
+  char in_shape[128], out_shape[128];
+  shape_text(b.x, in_shape, sizeof in_shape);
+  shape_text(b.y, out_shape, sizeof out_shape);
+  int64_t params = 0;
+  CHECK(nnlib_model_get_param_count(m, &params));
+  bench_json_begin();
+  bench_json_str("bench", "export_onnx");
+  bench_json_str("model", d->name);
+  bench_json_int("batch", batch);
+  bench_json_str("onnx", c->export_onnx);
+  bench_json_str("input", input);
+  bench_json_str("input_type", ids ? "int32" : "float32");
+  bench_json_str("input_shape", in_shape);
+  bench_json_int("vocab", d->vocab); /* ids lie in [0, vocab); 0: floats */
+  bench_json_str("output", output);
+  bench_json_str("output_shape", out_shape);
+  bench_json_int("params", params);
+  bench_json_end();
+  free(input);
+  free(output);
+  free_batch(&b);
+  nnlib_model_free(m);
+}
+
 /* ---------------------------------------------------------- profile */
 
 /* The list's GEMM FLOPs of layer `index`, forward and backward. */
@@ -858,8 +948,11 @@ static void usage(FILE *f) {
           "generate]\n"
           "                   [--optim sgd|momentum|adam|adamw] [--seconds S]\n"
           "                   [--new-tokens N]\n"
+          "       nnlib-bench --model NAME [--batch B] --export-onnx PATH\n"
           "No arguments: the whole suite (profile and generate only when\n"
-          "named). Output: JSON lines on stdout.\n"
+          "named). Output: JSON lines on stdout. --export-onnx writes the\n"
+          "model as ONNX, PATH.input.bin (a batch of its inputs) and\n"
+          "PATH.output.bin (nnlib's predictions), and times nothing.\n"
           "Models:");
   for (size_t i = 0; i < bench_model_count; i++)
     fprintf(f, " %s", bench_models[i].name);
@@ -876,7 +969,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none"};
+  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none", NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)
@@ -893,6 +986,8 @@ static bench_config parse_args(int argc, char **argv) {
       c.seconds = atof(arg_value(argc, argv, &i));
     else if (strcmp(a, "--new-tokens") == 0)
       c.new_tokens = atoll(arg_value(argc, argv, &i));
+    else if (strcmp(a, "--export-onnx") == 0)
+      c.export_onnx = arg_value(argc, argv, &i);
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       exit(0);
@@ -915,6 +1010,11 @@ static bench_config parse_args(int argc, char **argv) {
       c.new_tokens < 1 ||
       !(c.seconds > 0.0) || (c.model && !bench_model_find(c.model))) {
     fprintf(stderr, "nnlib-bench: bad --bench, --optim, --model or number\n");
+    usage(stderr);
+    exit(2);
+  }
+  if (c.export_onnx != NULL && c.model == NULL) {
+    fprintf(stderr, "nnlib-bench: --export-onnx needs --model\n");
     usage(stderr);
     exit(2);
   }
@@ -963,6 +1063,12 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
 
 int main(int argc, char **argv) {
   bench_config c = parse_args(argc, argv);
+  if (c.export_onnx != NULL) {
+    const bench_model_def *d = bench_model_find(c.model);
+    set_threads(c.threads > 0 ? c.threads : 1);
+    run_export(&c, d, c.batch > 0 ? c.batch : d->batches[0]);
+    return 0;
+  }
   c.peak_per_core = bench_peak_gflops_per_core(&c.peak_isa);
   print_machine(&c);
   /* every measurement names the kernels it ran on, so runs with and

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the results in benchmarks/README.md in one go: builds the
 # benchmarks (Release), runs the whole nnlib-bench suite, fann-bench (if
-# FANN was found) and compare_pytorch.py (if /usr/bin/python3 has torch),
+# FANN was found), compare_pytorch.py (if /usr/bin/python3 has torch) and
+# compare_onnxruntime.py (if node and onnxruntime-node are installed in
+# $NNLIB_ORT_DIR, default build-ort/),
 # keeps the raw JSON lines in benchmarks/results.jsonl and splices the
 # markdown tables between the results markers of benchmarks/README.md.
 #
@@ -30,7 +32,7 @@ fi
 bench="$build/benchmarks/nnlib-bench"
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.md"' EXIT
+trap 'rm -f "$tmp" "$tmp.md" "$tmp.ort"' EXIT
 echo "run_all: nnlib-bench (whole suite)" >&2
 "$bench" --seconds "$seconds" >"$tmp"
 # The gpt model's per-layer profile (where the time beyond its GEMMs goes)
@@ -68,6 +70,21 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     --json "$tmp.torch" >/dev/null
   cat "$tmp.torch" >>"$tmp"
   rm -f "$tmp.torch"
+fi
+# ONNX Runtime on nnlib's own ONNX export of every model (issues 14, 17),
+# when scripts/ort_setup.sh has installed onnxruntime-node; a model whose
+# outputs disagree is reported and left out, the others still count.
+ort_dir=${NNLIB_ORT_DIR:-build-ort}
+if command -v node >/dev/null 2>&1 &&
+   [ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ]; then
+  echo "run_all: compare_onnxruntime.py" >&2
+  rm -f "$tmp.ort"
+  /usr/bin/python3 benchmarks/compare_onnxruntime.py --bench "$bench" \
+    --ort-dir "$ort_dir" --rounds "$rounds" --seconds "$seconds" \
+    --json "$tmp.ort" >/dev/null ||
+    echo "run_all: compare_onnxruntime.py refused or failed a case" >&2
+  [ ! -f "$tmp.ort" ] || cat "$tmp.ort" >>"$tmp"
+  rm -f "$tmp.ort"
 fi
 cp "$tmp" "$results"
 

@@ -4,10 +4,11 @@
     python3 benchmarks/to_markdown.py results.jsonl [more.jsonl ...] > out.md
     nnlib-bench | python3 benchmarks/to_markdown.py
 
-Reads the lines of nnlib-bench, fann-bench ("library": "fann") and
-compare_pytorch.py ("library": "pytorch"), in any mix, and prints: the
-machine, training and inference (with gemm_efficiency), raw GEMMs, peak
-memory, the ratios against FANN and PyTorch, and the issue-9 targets.
+Reads the lines of nnlib-bench, fann-bench ("library": "fann"),
+compare_pytorch.py ("library": "pytorch") and compare_onnxruntime.py
+("library": "onnxruntime"), in any mix, and prints: the machine, training
+and inference (with gemm_efficiency), raw GEMMs, peak memory, the ratios
+against FANN, PyTorch and ONNX Runtime, and the issue-9 targets.
 Lines it does not know are skipped.
 """
 import json
@@ -184,6 +185,49 @@ def torch_table(rows):
                      "nnlib gemm_efficiency", "PyTorch gemm_efficiency"], out)
 
 
+def ort_rows(rows):
+    """compare_onnxruntime.py's lines, the newest per model, batch, threads
+    and kernels (results files are appended to), in the order first seen."""
+    latest = {}
+    for r in rows:
+        if r.get("library") == "onnxruntime" and "ort_samples_per_s" in r:
+            key = (r["model"], r["batch"], r["threads"],
+                   r.get("openblas_kernels"))
+            latest.pop(key, None)
+            latest[key] = r
+    return list(latest.values())
+
+
+def ort_table(rows):
+    """nnlib against ONNX Runtime on nnlib's own ONNX export of the model;
+    then batch 1 as latencies, beside ORT's cost of an Identity call."""
+    picked = ort_rows(rows)
+    out = [[r["model"], str(r["batch"]), str(r["threads"]),
+            r.get("openblas_kernels", "-"), fmt(r["nnlib_samples_per_s"]),
+            fmt(r["ort_samples_per_s"]), "%.2fx" % r["ratio"],
+            fmt(r.get("nnlib_gemm_efficiency")),
+            "%.1f" % r["ort_call_overhead_us"],
+            fmt(r.get("load_average"))] for r in picked]
+    if not out:
+        return ""
+    text = md_table(["model", "batch", "threads", "nnlib's OpenBLAS kernels",
+                     "nnlib samples/s", "ONNX Runtime samples/s",
+                     "nnlib / ORT", "nnlib gemm_efficiency",
+                     "ORT Identity call µs", "load average"], out)
+    ones = [[r["model"], str(r["threads"]), r.get("openblas_kernels", "-"),
+             us(r["nnlib_median_s"]), us(r["ort_median_s"]),
+             "%.1f" % r["ort_call_overhead_us"],
+             us(r["ort_median_s"] - r["ort_call_overhead_us"] * 1e-6),
+             "%.2fx" % (r["ort_median_s"] / r["nnlib_median_s"])]
+            for r in picked if r["batch"] == 1]
+    if ones:
+        text += "\nBatch 1, median latency per call:\n\n" + md_table(
+            ["model", "threads", "nnlib's OpenBLAS kernels",
+             "nnlib predict µs", "ORT run µs", "ORT Identity call µs",
+             "ORT run - Identity µs", "ORT / nnlib"], ones)
+    return text
+
+
 def gpt_table(rows):
     """Language models (lines with tokens_per_s): nnlib's training and
     inference tokens/s, and every PyTorch setup's beside them."""
@@ -349,6 +393,7 @@ def main():
                         ("With OpenBLAS's own kernels",
                          other_kernels_table(rows)),
                         ("Against PyTorch", torch_table(rows)),
+                        ("Against ONNX Runtime", ort_table(rows)),
                         ("Language model (tokens/s)", gpt_table(rows)),
                         ("Generation", generate_table(rows)),
                         ("Per-layer profile", profile_table(rows)),

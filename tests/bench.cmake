@@ -8,3 +8,17 @@ if(TARGET nnlib-bench)
   # ASan, valgrind and busy machines slow the gpt rounds down several times
   set_tests_properties(bench_smoke PROPERTIES TIMEOUT 900)
 endif()
+
+# compare_onnxruntime.py with one round of two small cases (mlp-small batch
+# 32, gpt batch 1), its result fields and the refusal of outputs that
+# disagree; skipped (77) without node or onnxruntime-node (scripts/ort_setup.sh).
+set(NNLIB_ORT_DIR ${PROJECT_SOURCE_DIR}/build-ort CACHE PATH
+    "where scripts/ort_setup.sh installed onnxruntime-node (node_modules/ inside)")
+if(TARGET nnlib-bench AND EXISTS /usr/bin/python3)
+  add_test(NAME ort_bench_smoke
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/ort_bench_smoke.py
+            $<TARGET_FILE:nnlib-bench> ${NNLIB_ORT_DIR}
+            ${CMAKE_CURRENT_BINARY_DIR}/ort_bench_smoke)
+  set_tests_properties(ort_bench_smoke PROPERTIES SKIP_RETURN_CODE 77
+                       TIMEOUT 600)
+endif()
