@@ -52,6 +52,13 @@ above as they are):
   attention_causal  nn.MultiheadAttention(8, 4, batch_first=True) with the
              float causal attn_mask (-inf above the diagonal), Flatten,
              Linear 40-3
+  bad_attention_*  broken attention subgraphs for tests/test_onnx_import.c
+             (refused naming the node): _heads (attention_causal with the
+             head count of the q/k/v Reshape targets 2 instead of 4: 2 heads
+             of 2 do not make D = 8), _scale (the 1/sqrt(head size) divisor
+             3 instead of sqrt 2), _weights (the in-projection weight a
+             graph input instead of an initializer), and _mask (a torch
+             export with an arbitrary float attn_mask, not the causal one)
   gpt        a GPT-like language model over ids [6] (vocabulary 13): token
              nn.Embedding(13, 8) plus learned positions (an nn.Parameter
              [6, 8]), two pre-norm blocks x + attn(ln1(x)) (2 heads, causal) and x + Linear(GELU(Linear(ln2(x)))) (width 16), a final
@@ -308,6 +315,52 @@ def attention_cases():
         causal.mha.in_proj_bias.uniform_(-0.3, 0.3)
         causal.mha.out_proj.bias.uniform_(-0.3, 0.3)
     trained("attention_causal", causal, torch.randn(4, 5, 8), 3)
+    broken_attention()
+
+
+def broken_attention():
+    """Copies of attention_causal.onnx, each with one thing broken, and an
+    export with an arbitrary mask."""
+    import onnx
+    from onnx import numpy_helper
+
+    def load():
+        return onnx.load(os.path.join(OUT, "attention_causal.onnx"))
+
+    def constant(model, node_name):
+        for n in model.graph.node:
+            if n.name == node_name:
+                return n.attribute[0]
+        raise KeyError(node_name)
+
+    def save(model, name):
+        onnx.save(model, os.path.join(OUT, "bad_attention_" + name + ".onnx"))
+
+    m = load()  # the head count of every q/k/v Reshape target (N * heads)
+    a = constant(m, "/mha/Constant_11")
+    assert numpy_helper.to_array(a.t).item() == 4
+    a.t.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(a.t) * 0 + 2, a.t.name))
+    save(m, "heads")
+
+    m = load()  # Q divided by 3 instead of sqrt(8 / 4)
+    a = constant(m, "/mha/Constant_14")
+    assert abs(numpy_helper.to_array(a.t).item() - 2 ** 0.5) < 1e-6
+    a.t.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(a.t) * 0 + 3, a.t.name))
+    save(m, "scale")
+
+    m = load()  # the packed in-projection weight [8, 24] as a graph input
+    w = next(t for t in m.graph.initializer if list(t.dims) == [8, 24])
+    m.graph.initializer.remove(w)
+    m.graph.input.append(onnx.helper.make_tensor_value_info(
+        w.name, onnx.TensorProto.FLOAT, [8, 24]))
+    save(m, "weights")
+
+    torch.manual_seed(5)
+    masked = SelfAttention(8, 2, 5, True, True, 3)
+    masked.mask.copy_(torch.randn(5, 5))
+    export(masked, torch.randn(2, 5, 8), "bad_attention_mask")
 
 
 class Block(nn.Module):
