@@ -276,8 +276,8 @@ static bool mono_binary(char op, mono a, mono b, mono *r) {
   case '-':
     if (a.p != b.p && !(a.c == 0 || b.c == 0))
       return false;
-    if (__builtin_add_overflow(a.c, op == '+' ? b.c : -b.c, &r->c) ||
-        b.c == INT64_MIN)
+    if (op == '+' ? __builtin_add_overflow(a.c, b.c, &r->c)
+                  : __builtin_sub_overflow(a.c, b.c, &r->c))
       return false;
     r->p = r->c == 0 ? 0 : a.c != 0 ? a.p : b.p;
     return true;
@@ -588,9 +588,11 @@ static nnlib_status eval_reshape(match *mt, const onode *n, const aval *a) {
   int64_t t = mt->t, d = mt->d;
   aval *out = NULL;
   if (a->role == R_SLICE) {
+    int64_t heads_times_hd = 0;
     if (s.count != 3 || !mono_eq(s.v[0], num(t)) || s.v[1].p != 1 ||
         s.v[1].c < 1 || s.v[2].p != 0 || s.v[2].c < 1 ||
-        s.v[1].c > d || s.v[1].c * s.v[2].c != d)
+        __builtin_mul_overflow(s.v[1].c, s.v[2].c, &heads_times_hd) ||
+        heads_times_hd != d)
       return refuse(mt, "%s: q, k and v are reshaped into [T, N*H, D/H]",
                     "input shape");
     if (mt->heads == 0) {
