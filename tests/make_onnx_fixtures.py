@@ -27,9 +27,52 @@ cross-entropy (steps, lr, losses), taken by PyTorch on the same model.
   gelu       Linear 10-16, GELU (Erf form), Linear 16-16, GELU (tanh form),
              Linear 16-4
 
-Run with /usr/bin/python3 (python3-torch 1.13) from the repository root.
+and, each drawn from its own seed (so that writing them leaves the cases
+above as they are):
+
+  resnet     a residual CNN in the spirit of examples/fashion_resnet.c at
+             width 4/8 over [1, 12, 12]: stem conv 3x3 + BN + ReLU; a basic
+             block (conv-BN-ReLU-conv-BN) added to its input (identity
+             shortcut), ReLU; a block whose first conv has stride 2, added
+             to a 1x1 stride-2 projection conv + BN, ReLU; global average
+             pool, flatten, Linear 8-10. Exported with training=
+             TrainingMode.PRESERVE from eval mode: torch then keeps every
+             BatchNormalization (inference form, the running statistics)
+             instead of folding it into the conv as an eval-mode export
+             does, so the imported model has nnlib batchnorm layers that
+             train. y is the eval-mode output; the steps are taken by torch
+             in train mode (batch statistics, as nnlib's batchnorm trains),
+             and y_after is the eval-mode output after them, which also
+             checks the running statistics' update.
+  resnet_folded  the same network and weights exported in eval mode (each
+             BN folded into its conv by torch): predictions only.
+  attention  nn.MultiheadAttention(8, 2, bias=False, batch_first=True) as
+             self-attention over [5, 8] without a mask (need_weights=False),
+             Flatten, Linear 40-3
+  attention_causal  nn.MultiheadAttention(8, 4, batch_first=True) with the
+             float causal attn_mask (-inf above the diagonal), Flatten,
+             Linear 40-3
+  bad_attention_*  broken attention subgraphs for tests/test_onnx_import.c
+             (refused naming the node): _heads (attention_causal with the
+             head count of the q/k/v Reshape targets 2 instead of 4: 2 heads
+             of 2 do not make D = 8), _scale (the 1/sqrt(head size) divisor
+             3 instead of sqrt 2), _weights (the in-projection weight a
+             graph input instead of an initializer), and _mask (a torch
+             export with an arbitrary float attn_mask, not the causal one)
+  gpt        a GPT-like language model over ids [6] (vocabulary 13): token
+             nn.Embedding(13, 8) plus learned positions (an nn.Parameter
+             [6, 8]), two pre-norm blocks x + attn(ln1(x)) (2 heads, causal) and x + Linear(GELU(Linear(ln2(x)))) (width 16), a final
+             LayerNorm and a Linear head to the 13 logits per position;
+             targets [N, 6] and the steps' losses are per-token softmax
+             cross-entropy (mean over the N*6 tokens). LayerNorm weights and
+             the attention biases are drawn away from torch's 1 and 0.
+
+Run with /usr/bin/python3 (python3-torch 1.13) from the repository root;
+with no argument it writes every case, with names (e.g. `resnet gpt`) only
+those of the second list.
 """
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -59,13 +102,15 @@ def write(name, text):
         f.write(text)
 
 
-def trained(name, model, x, classes, steps=3, lr=0.1):
+def trained(name, model, x, classes, steps=3, lr=0.1, fast_path=True):
     """Eval outputs, then `steps` SGD steps (eval mode: the layers the
-    export keeps train alike) and their losses."""
+    export keeps train alike) and their losses. fast_path False takes the
+    eval outputs with gradients on, which keeps nn.MultiheadAttention off
+    its inference fast path (torch 1.13's fails without biases)."""
     export(model, x, name)
     model.eval()
-    with torch.no_grad():
-        y = model(x)
+    with torch.set_grad_enabled(not fast_path):
+        y = model(x).detach()
     g = torch.Generator().manual_seed(7)
     target = torch.randint(0, classes, (x.shape[0],), generator=g)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -174,5 +219,246 @@ def main():
             f.write(data)
 
 
+def export_preserved(model, x, name):
+    """Export keeping BatchNormalization (not folded into the conv)."""
+    model.eval()
+    torch.onnx.export(model, x, os.path.join(OUT, name + ".onnx"),
+                      opset_version=17, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+                      do_constant_folding=True,
+                      training=torch.onnx.TrainingMode.PRESERVE)
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+        def conv_bn(i, o, stride=1):
+            return [nn.Conv2d(i, o, 3, stride, 1, bias=False),
+                    nn.BatchNorm2d(o)]
+
+        self.stem = nn.Sequential(*conv_bn(1, 4), nn.ReLU())
+        self.block1 = nn.Sequential(*conv_bn(4, 4), nn.ReLU(),
+                                    *conv_bn(4, 4))
+        self.block2 = nn.Sequential(*conv_bn(4, 8, 2), nn.ReLU(),
+                                    *conv_bn(8, 8))
+        self.shortcut = nn.Sequential(nn.Conv2d(4, 8, 1, 2, bias=False),
+                                      nn.BatchNorm2d(8))
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block1(x))
+        x = torch.relu(self.shortcut(x) + self.block2(x))
+        x = nn.functional.adaptive_avg_pool2d(x, 1)
+        return self.head(torch.flatten(x, 1))
+
+
+def resnet_cases():
+    torch.manual_seed(2024)
+    net = ResNet()
+    with torch.no_grad():  # statistics and affine maps as after training
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(4, 1, 12, 12)
+    net.eval()
+    with torch.no_grad():
+        y = net(x)
+    export(net, x, "resnet_folded")
+    write("resnet_folded", line("x", x) + line("y", y))
+
+    export_preserved(net, x, "resnet")
+    g = torch.Generator().manual_seed(7)
+    target = torch.randint(0, 10, (x.shape[0],), generator=g)
+    lr = 0.1
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train()
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), target)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        y_after = net(x)
+    write("resnet", line("x", x) + line("y", y) + line("target", target) +
+          line("lr", [lr]) + line("losses", losses) +
+          line("y_after", y_after))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads, steps, causal, bias, classes):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(dim, heads, bias=bias,
+                                         batch_first=True)
+        mask = torch.triu(torch.full((steps, steps), float("-inf")), 1)
+        self.register_buffer("mask", mask if causal else None)
+        self.head = nn.Linear(steps * dim, classes)
+
+    def forward(self, x):
+        y = self.mha(x, x, x, attn_mask=self.mask, need_weights=False)[0]
+        return self.head(torch.flatten(y, 1))
+
+
+def attention_cases():
+    torch.manual_seed(99)
+    plain = SelfAttention(8, 2, 5, False, False, 3)
+    trained("attention", plain, torch.randn(4, 5, 8), 3, fast_path=False)
+    causal = SelfAttention(8, 4, 5, True, True, 3)
+    with torch.no_grad():
+        causal.mha.in_proj_bias.uniform_(-0.3, 0.3)
+        causal.mha.out_proj.bias.uniform_(-0.3, 0.3)
+    trained("attention_causal", causal, torch.randn(4, 5, 8), 3)
+    broken_attention()
+
+
+def broken_attention():
+    """Copies of attention_causal.onnx, each with one thing broken, and an
+    export with an arbitrary mask."""
+    import onnx
+    from onnx import numpy_helper
+
+    def load():
+        return onnx.load(os.path.join(OUT, "attention_causal.onnx"))
+
+    def constant(model, node_name):
+        for n in model.graph.node:
+            if n.name == node_name:
+                return n.attribute[0]
+        raise KeyError(node_name)
+
+    def save(model, name):
+        onnx.save(model, os.path.join(OUT, "bad_attention_" + name + ".onnx"))
+
+    m = load()  # the head count of every q/k/v Reshape target (N * heads)
+    a = constant(m, "/mha/Constant_11")
+    assert numpy_helper.to_array(a.t).item() == 4
+    a.t.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(a.t) * 0 + 2, a.t.name))
+    save(m, "heads")
+
+    m = load()  # Q divided by 3 instead of sqrt(8 / 4)
+    a = constant(m, "/mha/Constant_14")
+    assert abs(numpy_helper.to_array(a.t).item() - 2 ** 0.5) < 1e-6
+    a.t.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(a.t) * 0 + 3, a.t.name))
+    save(m, "scale")
+
+    m = load()  # the packed in-projection weight [8, 24] as a graph input
+    w = next(t for t in m.graph.initializer if list(t.dims) == [8, 24])
+    m.graph.initializer.remove(w)
+    m.graph.input.append(onnx.helper.make_tensor_value_info(
+        w.name, onnx.TensorProto.FLOAT, [8, 24]))
+    save(m, "weights")
+
+    torch.manual_seed(5)
+    masked = SelfAttention(8, 2, 5, True, True, 3)
+    masked.mask.copy_(torch.randn(5, 5))
+    export(masked, torch.randn(2, 5, 8), "bad_attention_mask")
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, width, steps):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, width), nn.GELU(),
+                                 nn.Linear(width, dim))
+        self.register_buffer(
+            "mask", torch.triu(torch.full((steps, steps), float("-inf")), 1))
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=self.mask,
+                          need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab=13, dim=8, heads=2, width=16, steps=6):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(0.1 * torch.randn(steps, dim))
+        self.blocks = nn.Sequential(Block(dim, heads, width, steps),
+                                    Block(dim, heads, width, steps))
+        self.lnf = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, ids):
+        return self.head(self.lnf(self.blocks(self.tok(ids) + self.pos)))
+
+
+def gpt_case():
+    torch.manual_seed(4242)
+    gpt = GPT()
+    with torch.no_grad():
+        for m in gpt.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.6, 1.4)
+                m.bias.uniform_(-0.2, 0.2)
+            if isinstance(m, nn.MultiheadAttention):
+                m.in_proj_bias.uniform_(-0.2, 0.2)
+                m.out_proj.bias.uniform_(-0.2, 0.2)
+    ids = torch.randint(0, 13, (3, 6))
+    target = torch.randint(0, 13, (3, 6))
+    export(gpt, ids, "gpt")
+    gpt.eval()
+    with torch.no_grad():
+        y = gpt(ids)
+    lr = 0.1
+    opt = torch.optim.SGD(gpt.parameters(), lr=lr)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(gpt(ids).reshape(-1, 13),
+                                           target.reshape(-1))
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    write("gpt", line("ids", ids) + line("y", y) + line("target", target) +
+          line("lr", [lr]) + line("losses", losses))
+
+
+NEW_CASES = {
+    "resnet": resnet_cases,  # also writes resnet_folded
+    "attention": attention_cases,  # also writes attention_causal
+    "gpt": gpt_case,
+}
+NEW_SEEDS = ("resnet", "attention", "attention_causal")  # gpt: 40 KB
+
+
+def write_seeds(names):
+    for name in names:
+        with open(os.path.join(OUT, name + ".onnx"), "rb") as f:
+            data = f.read()
+        with open(os.path.join(SEEDS, "torch_" + name + ".onnx"), "wb") as f:
+            f.write(data)
+
+
+def main_new(names):
+    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(SEEDS, exist_ok=True)
+    for name in names:
+        if name not in NEW_CASES:
+            sys.exit("unknown case %s (one of %s)" %
+                     (name, " ".join(NEW_CASES)))
+        NEW_CASES[name]()
+    written = {"resnet": ("resnet",),
+               "attention": ("attention", "attention_causal"),
+               "gpt": ("gpt",)}
+    write_seeds([s for n in names for s in written[n] if s in NEW_SEEDS])
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        main_new(sys.argv[1:])
+    else:
+        main()
+        main_new(list(NEW_CASES))

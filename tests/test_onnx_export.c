@@ -16,7 +16,9 @@
  * Files per case NAME: NAME.onnx; NAME.txt, one line per graph input
  * ("input f32|i32 DIMS... FILE") and one for the output ("output DIMS...
  * FILE"), the data raw little-endian float32 / int32, batch first; the
- * list of cases in cases.txt. */
+ * list of cases in cases.txt. Three cases are PyTorch exports imported
+ * first (the attention, GPT-like and residual models of
+ * tests/make_onnx_fixtures.py): nnlib's export of an imported model. */
 #include "test_support.h"
 
 #include <errno.h>
@@ -97,6 +99,11 @@ static const export_case cases[] = {
      20},
     {"char_lstm", "input:7,embedding:30:6,lstm:8,linear:30", 30},
     {"linear_rank3", "input:2x3x4,linear:5,relu,linear:2:nobias", 0},
+    /* PyTorch exports imported (tests/make_onnx_fixtures.py): the
+     * attention subgraph, the GPT-like model, the residual CNN */
+    {"imported_attention_causal", "onnx:attention_causal", 0},
+    {"imported_gpt", "onnx:gpt", 13},
+    {"imported_resnet", "onnx:resnet", 0},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
 
@@ -155,8 +162,25 @@ static void randomise_state(nnlib_model *m) {
   }
 }
 
+/* "onnx:NAME": tests/fixtures/onnx/NAME.onnx (a PyTorch export) imported,
+ * to export again with torch's weights. */
+static nnlib_model *import_fixture(const char *name) {
+  char path[1024];
+  const char *root = getenv("NNLIB_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
+           root ? root : "..", name);
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  o.max_batch = BATCH;
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx(&m, path, &o));
+  return m;
+}
+
 static nnlib_model *build(const char *spec) {
   nnlib_model *m;
+  if (strncmp(spec, "onnx:", 5) == 0)
+    return import_fixture(spec + 5);
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add_spec(m, spec));
   ASSERT_OK(nnlib_model_compile_graph(m, BATCH, NNLIB_LOSS_NONE, NULL, 7));
@@ -388,7 +412,12 @@ static void check_oom(nnlib_model *m, const char *path, const char *what) {
 
 static void test_out_of_memory(void **state) {
   (void)state;
-  nnlib_model *m = build(cases[CASE_COUNT - 4].spec); /* char_gpt */
+  const export_case *gpt = NULL;
+  for (size_t i = 0; i < CASE_COUNT; i++)
+    if (strcmp(cases[i].name, "char_gpt") == 0)
+      gpt = &cases[i];
+  assert_non_null(gpt);
+  nnlib_model *m = build(gpt->spec);
   check_oom(m, NULL, "char_gpt to buffer");
   char path[512];
   if (mkdir(out_dir(), 0777) != 0 && errno != EEXIST)

@@ -5,7 +5,9 @@
  * nothing leaked (truncation at every byte, huge, negative and overflowing
  * dims, an initializer shorter than its dims, a cycle, a name nothing
  * produces, an unknown op named in the message, external data, no output,
- * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read); and an
+ * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
+ * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
+ * weights that are not initializers); and an
  * allocation failure injected at every allocation of an import fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
@@ -303,6 +305,44 @@ static void unsupported(void **state) {
   ts_expect_message("Gemm at opset 5");
 }
 
+/* Broken nn.MultiheadAttention subgraphs (tests/make_onnx_fixtures.py
+ * writes them with python3-onnx from torch's export): each is
+ * NNLIB_ERR_UNSUPPORTED naming the node that does not fit, *out NULL. */
+static void expect_fixture(const char *name, nnlib_status want,
+                           const char *node, const char *why) {
+  char path[1024];
+  const char *root = getenv("NNLIB_SOURCE_DIR");
+  snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
+           root ? root : "..", name);
+  nnlib_model *m = (nnlib_model *)&m;
+  nnlib_status st = nnlib_model_load_onnx(&m, path, NULL);
+  if (st != want)
+    fail_msg("%s: %s (%s), want %s", name, nnlib_status_string(st),
+             nnlib_last_error_message(), nnlib_status_string(want));
+  assert_null(m);
+  ts_expect_message(node);
+  ts_expect_message(why);
+}
+
+static void broken_attention(void **state) {
+  (void)state;
+  /* q's Reshape target [T, N*2, 2]: 2 heads of 2 are not D = 8 */
+  expect_fixture("bad_attention_heads", NNLIB_ERR_UNSUPPORTED,
+                 "'/mha/Reshape' (Reshape)",
+                 "q, k and v are reshaped into [T, N*H, D/H]");
+  /* Q / 3 instead of Q / sqrt(2) */
+  expect_fixture("bad_attention_scale", NNLIB_ERR_UNSUPPORTED,
+                 "'/mha/Softmax' (Softmax)",
+                 "not scaled by 1/sqrt(head size)");
+  /* an arbitrary float mask */
+  expect_fixture("bad_attention_mask", NNLIB_ERR_UNSUPPORTED,
+                 "'/mha/Add_2' (Add)", "not the causal mask");
+  /* W_in a graph input, not an initializer */
+  expect_fixture("bad_attention_weights", NNLIB_ERR_UNSUPPORTED,
+                 "'/mha/MatMul' (MatMul)",
+                 "is a graph tensor from outside the attention subgraph");
+}
+
 static void arguments_and_files(void **state) {
   (void)state;
   parts p = good_parts();
@@ -386,6 +426,7 @@ int main(void) {
       cmocka_unit_test(short_initializer),
       cmocka_unit_test(graph_errors),
       cmocka_unit_test(unsupported),
+      cmocka_unit_test(broken_attention),
       cmocka_unit_test(arguments_and_files),
       cmocka_unit_test(out_of_memory_everywhere),
   };

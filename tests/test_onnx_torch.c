@@ -8,7 +8,16 @@
  * cross-entropy, whose losses must equal PyTorch's for the same steps;
  * the same for an LSTM, a GRU and a relu RNN classifier (batch_first, the
  * last step, the final state and the whole sequence read) and an MLP with
- * both GELU forms. */
+ * both GELU forms; a residual CNN (identity and projection shortcuts,
+ * batchnorm kept by a TrainingMode.PRESERVE export: the steps train it
+ * with batch statistics like torch's train mode, and the eval-mode output
+ * after them checks the running statistics), and the same network exported
+ * in eval mode (batchnorm folded: predictions); nn.MultiheadAttention
+ * without mask and bias, and with the causal mask, read as one attention
+ * layer; and a GPT-like model (embedding, learned positions, two pre-norm
+ * blocks with causal attention and a GELU MLP) whose per-token
+ * cross-entropy steps give torch's losses and whose imported model exports
+ * again as ONNX. */
 #include "test_support.h"
 
 #include <math.h>
@@ -111,6 +120,64 @@ static void predicts_like_torch(const char *name, const char *xkey) {
   free(y.v);
 }
 
+/* The fixture's steps on a model with a loss: each loss equals torch's. */
+static void steps_like_torch(nnlib_model *m, const char *name,
+                             const nnlib_tensor *xt, const nnlib_tensor *tt) {
+  series losses = read_series(name, "losses");
+  for (int64_t s = 0; s < losses.n; s++) {
+    float loss = 0;
+    ASSERT_OK(nnlib_model_step(m, xt, tt, &loss));
+    if (!(fabs(loss - losses.v[s]) <= 1e-5 * fabs(losses.v[s]) + 1e-6))
+      fail_msg("%s step %lld: nnlib loss %.9g, torch %.9g", name,
+               (long long)s, loss, losses.v[s]);
+  }
+  free(losses.v);
+}
+
+/* Class targets [N, 1] (floats), or token targets [N, T] (int32) when
+ * `tokens`. */
+static nnlib_tensor *targets(const series *target, const nnlib_tensor *xt,
+                             bool tokens) {
+  nnlib_tensor *tt = NULL;
+  if (tokens) {
+    const int64_t *dims = nnlib_tensor_get_shape(xt); /* [N, T] */
+    ASSERT_OK(nnlib_tensor_create_int32(&tt, dims, 2));
+    for (int64_t k = 0; k < target->n; k++)
+      nnlib_tensor_get_data_int32(tt)[k] = (int32_t)target->v[k];
+    return tt;
+  }
+  int64_t ts[2] = {target->n, 1};
+  ASSERT_OK(nnlib_tensor_create(&tt, ts, 2));
+  memcpy(nnlib_tensor_get_data(tt), target->v, (size_t)target->n * 4);
+  return tt;
+}
+
+/* The steps, then (when the fixture has y_after) the eval-mode output
+ * after them. */
+static void trains_then_predicts(const char *name, const char *xkey,
+                                 bool tokens) {
+  nnlib_model *m = load(name, NNLIB_LOSS_SOFTMAX_CE);
+  series x = read_series(name, xkey), target = read_series(name, "target");
+  nnlib_tensor *xt = input(m, &x, strcmp(xkey, "ids") == 0);
+  nnlib_tensor *tt = targets(&target, xt, tokens);
+  steps_like_torch(m, name, xt, tt);
+  if (!tokens && strcmp(name, "resnet") == 0) {
+    series after = read_series(name, "y_after");
+    nnlib_tensor *yt = NULL;
+    int64_t ys[1] = {after.n};
+    ASSERT_OK(nnlib_tensor_create(&yt, ys, 1));
+    ASSERT_OK(nnlib_model_predict(m, xt, yt));
+    check_close(nnlib_tensor_get_data(yt), &after);
+    nnlib_tensor_free(yt);
+    free(after.v);
+  }
+  nnlib_tensor_free(xt);
+  nnlib_tensor_free(tt);
+  nnlib_model_free(m);
+  free(x.v);
+  free(target.v);
+}
+
 static void trains_like_torch(const char *name) {
   nnlib_model *m = load(name, NNLIB_LOSS_SOFTMAX_CE);
   series x = read_series(name, "x"), target = read_series(name, "target");
@@ -194,13 +261,89 @@ static void gelu(void **state) {
   nnlib_model_free(m);
 }
 
+/* The layers of the imported model, in order, are `want`. */
+static void layers_are(const char *name, const char *const *want,
+                       size_t count) {
+  nnlib_model *m = load(name, NNLIB_LOSS_NONE);
+  if (nnlib_model_get_layer_count(m) != count)
+    fail_msg("%s: %zu layers, want %zu", name, nnlib_model_get_layer_count(m),
+             count);
+  for (size_t k = 0; k < count; k++)
+    assert_string_equal(nnlib_layer_get_name(nnlib_model_get_layer(m, k)),
+                        want[k]);
+  nnlib_model_free(m);
+}
+
+/* Residual CNN: conv, batchnorm, relu, merges add; the BatchNormalization
+ * nodes kept (TrainingMode.PRESERVE) become batchnorm layers that train
+ * with batch statistics; the eval export (folded) predicts alike. */
+static void resnet(void **state) {
+  (void)state;
+  predicts_like_torch("resnet", "x");
+  trains_then_predicts("resnet", "x", false);
+  predicts_like_torch("resnet_folded", "x");
+  /* stem; block 1 and its sum; the projection shortcut, block 2 and the
+   * sum; the head */
+  const char *want[21] = {
+      "conv2d", "batchnorm", "relu",
+      "conv2d", "batchnorm", "relu", "conv2d", "batchnorm", "add", "relu",
+      "conv2d", "batchnorm",
+      "conv2d", "batchnorm", "relu", "conv2d", "batchnorm", "add", "relu",
+      "global_avgpool", "dense"};
+  layers_are("resnet", want, 21);
+}
+
+/* nn.MultiheadAttention's subgraph (70-odd nodes) as one attention layer:
+ * without bias and mask (2 heads), and with biases and the causal mask (4
+ * heads). */
+static void attention(void **state) {
+  (void)state;
+  predicts_like_torch("attention", "x");
+  trains_like_torch("attention");
+  predicts_like_torch("attention_causal", "x");
+  trains_like_torch("attention_causal");
+  const char *want[3] = {"attention", "flatten", "dense"};
+  layers_are("attention", want, 3);
+  layers_are("attention_causal", want, 3);
+}
+
+/* The GPT-like model: logits [T, V] per sample, per-token cross-entropy
+ * steps, and nnlib's ONNX export of the imported model. */
+static void gpt(void **state) {
+  (void)state;
+  predicts_like_torch("gpt", "ids");
+  trains_then_predicts("gpt", "ids", true);
+  const char *block[8] = {"layernorm", "attention", "add", "layernorm",
+                           "linear",    "gelu",      "linear", "add"};
+  const char *want[20] = {"embedding", "positional"};
+  for (size_t b = 0; b < 2; b++)
+    for (size_t k = 0; k < 8; k++)
+      want[2 + 8 * b + k] = block[k];
+  want[18] = "layernorm";
+  want[19] = "linear";
+  layers_are("gpt", want, 20);
+  nnlib_model *m = load("gpt", NNLIB_LOSS_NONE);
+  void *data = NULL, *again = NULL;
+  size_t size = 0, again_size = 0;
+  ASSERT_OK(nnlib_model_save_onnx_to_buffer(&data, &size, m));
+  ASSERT_OK(nnlib_model_save_onnx_to_buffer(&again, &again_size, m));
+  assert_true(size > 1000);
+  assert_int_equal(size, again_size);
+  assert_memory_equal(data, again, size);
+  nnlib_free(data);
+  nnlib_free(again);
+  nnlib_model_free(m);
+}
+
 /* An allocation failure at every allocation of importing the recurrent
- * and GELU models (views, pending layers, pattern tables) fails with
+ * GELU, residual and attention models (views, pending layers, pattern
+ * tables, the attention subgraph's values) fails with
  * NNLIB_ERR_OUT_OF_MEMORY and leaves no block behind. */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
-  const char *names[4] = {"lstm", "gru", "rnn", "gelu"};
-  for (int f = 0; f < 4; f++) {
+  const char *names[6] = {"lstm", "gru",    "rnn",
+                          "gelu", "resnet", "attention_causal"};
+  for (int f = 0; f < 6; f++) {
     char path[1024];
     const char *root = getenv("NNLIB_SOURCE_DIR");
     snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
@@ -240,6 +383,9 @@ int main(void) {
       cmocka_unit_test(gru),
       cmocka_unit_test(rnn),
       cmocka_unit_test(gelu),
+      cmocka_unit_test(resnet),
+      cmocka_unit_test(attention),
+      cmocka_unit_test(gpt),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * values and entry points; import_ops.c: operators onto layers;
  * import_fold.c: constants folded at import; import_opset.c: which opsets
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
- * import_gelu.c: the GELU subgraphs). Private to src/onnx/. */
+ * import_gelu.c: the GELU subgraphs; import_attention.c: the
+ * nn.MultiheadAttention subgraph). Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
 
@@ -167,6 +168,13 @@ nnlib_status nnlib__onnx_make_recurrent(nnlib__onnx_import *im,
  * (import_gelu.c). */
 nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
                                     bool *matched);
+
+/* Node k (a Transpose [1, 0, 2] of a batch-first [T, D] tensor that a
+ * MatMul reads) and the nodes after it as one nn.MultiheadAttention
+ * subgraph of torch's export, made into an attention layer; *matched
+ * false when node k does not start one (import_attention.c). */
+nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
+                                         bool *matched);
 
 /* Maps node k (import_ops.c). */
 nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k);

@@ -339,6 +339,39 @@ static nnlib_status map_matmul(imp *im, const onode *n) {
 
 /* --------------------------------------------------------- elementwise */
 
+/* A float constant of a [T, D] sample's shape (leading unit axes allowed)
+ * added to a [T, D] graph tensor: learned positions, y[t] = x[t] + P[t]
+ * (torch's nn.Parameter [T, D] added to an embedding's output). */
+static bool positions_fit(const oval *x, const oval *c) {
+  if (c->dtype != NNLIB__ONNX_FLOAT || x->ids || x->batch_axis != 0 ||
+      x->shape.rank != 2 || c->rank < 2 ||
+      (x->kind != NNLIB__VALUE_NODE && x->kind != NNLIB__VALUE_MATMUL))
+    return false;
+  for (size_t k = 0; k + 2 < c->rank; k++)
+    if (c->dims[k] != 1)
+      return false;
+  return c->dims[c->rank - 2] == x->shape.dims[0] &&
+         c->dims[c->rank - 1] == x->shape.dims[1];
+}
+
+/* nnlib's positional layer with T rows, the constant its weight. */
+static nnlib_status map_positional(imp *im, const onode *n, size_t slot,
+                                   const oval *c) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, slot, &x));
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_positional_create(&l, x->shape.dims[0])));
+  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, c->f, c->count);
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, NULL);
+}
+
 static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
   oval *a = nnlib__onnx_input(im, n, 0), *b = nnlib__onnx_input(im, n, 1);
   oval *out = NULL;
@@ -348,6 +381,9 @@ static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
   if (add && (a->kind == NNLIB__VALUE_CONST) != (b->kind == NNLIB__VALUE_CONST)) {
     oval *mm = a->kind == NNLIB__VALUE_CONST ? b : a;
     oval *c = a->kind == NNLIB__VALUE_CONST ? a : b;
+    if (positions_fit(mm, c) &&
+        (mm->kind != NNLIB__VALUE_MATMUL || !bias_fits(c, mm->mm_out)))
+      return map_positional(im, n, a->kind == NNLIB__VALUE_CONST ? 1 : 0, c);
     if (mm->kind != NNLIB__VALUE_MATMUL || c->dtype != NNLIB__ONNX_FLOAT)
       return refuse(im, "%s: a constant added to a graph tensor maps only as "
                         "the bias right after a MatMul",
@@ -968,9 +1004,11 @@ nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k) {
   NNLIB_TRY(nnlib__onnx_fold_node(im, k, &folded));
   if (folded)
     return NNLIB_OK;
-  bool gelu = false;
+  bool gelu = false, attention = false;
   NNLIB_TRY(nnlib__onnx_match_gelu(im, k, &gelu));
-  if (gelu)
+  if (!gelu)
+    NNLIB_TRY(nnlib__onnx_match_attention(im, k, &attention));
+  if (gelu || attention)
     return NNLIB_OK;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (nnlib__onnx_str_is(n->op_type, ops[i].name))

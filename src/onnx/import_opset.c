@@ -58,6 +58,7 @@ static const opset_entry table[] = {
     {"Squeeze", 1, 13},
     {"Unsqueeze", 1, 13},
     {"Transpose", 1, 1},
+    {"Slice", 10, 10},
     {"Conv", 1, 11},
     {"MaxPool", 1, 11},
     {"AveragePool", 1, 11},

@@ -1,0 +1,968 @@
+/* import_attention.c - the subgraph torch.onnx.export (torch 1.13, opset
+ * 13 to 17) writes for nn.MultiheadAttention(D, H, batch_first=True)
+ * called as mha(x, x, x, need_weights=False), with no mask or a float
+ * causal attn_mask, onto nnlib's attention layer.
+ *
+ * For x [N, T, D] (ONNX's axes; N the batch) torch writes:
+ *   X   = Transpose(x, perm [1, 0, 2])                  [T, N, D]
+ *   P   = MatMul(X, B_in) + b_in     B_in = W_in^T      [T, N, 3D]
+ *   Q,K,V = Slice(P, kD, (k+1)D, axis -1), k = 0, 1, 2   [T, N, D]
+ *   Qh  = Transpose(Reshape(Q, [T, N*H, hd]), [1, 0, 2])  [N*H, T, hd]
+ *   Kh  = Transpose(Reshape(K, [T, N*H, hd]), [1, 2, 0])  [N*H, hd, T]
+ *   Vh  = Transpose(Reshape(V, [T, N*H, hd]), [1, 0, 2])  [N*H, T, hd]
+ *   S   = MatMul(Qh / sqrt(hd), Kh)  (* 1, + mask [1, T, T] when masked)
+ *   O   = MatMul(Softmax(S, -1), Vh)                      [N*H, T, hd]
+ *   G   = Gemm(Reshape(Transpose(O, [1, 0, 2]), [T*N, D]), W_out, b_out,
+ *              transB 1)                                  [T*N, D]
+ *         (without biases: MatMul with W_out^T)
+ *   y   = Transpose(Reshape(G, [T, N, D]), [1, 0, 2])     [N, T, D]
+ * and around it the shape arithmetic that computes the Reshape targets
+ * and Slice bounds from Shape(X), Shape(P), ... (Gather, Unsqueeze,
+ * Concat, Add, Mul, Div, Cast). Those involve the batch N, which the
+ * importer's folding does not compute with, so the whole subgraph is read
+ * here.
+ *
+ * The match starts at a Transpose [1, 0, 2] of a batch-first [T, D] graph
+ * tensor that a MatMul reads (nothing else imports such a Transpose: a
+ * MatMul of the time-major view is refused). From there every node that
+ * reads a value of the subgraph is evaluated, in dependency order, until
+ * y: tensors carry their role in the pattern above and their shape as
+ * products c * N^p of a number and the batch; integer shape values carry
+ * the same products. A node that fits no step of the pattern, a shape
+ * value that is not what the pattern needs (the head count comes from
+ * Q's Reshape, [T, N*H, hd] with H hd = D, and K's and V's must agree),
+ * a scale whose product is not 1/sqrt(hd) within a relative 1e-6, a mask
+ * other than the causal one (0 on and below the diagonal, -inf or at most
+ * -1e9 above it), weights that are not constants, a node reading a tensor
+ * from outside the subgraph, or an intermediate that is a graph output,
+ * is NNLIB_ERR_UNSUPPORTED naming that node. */
+#include "onnx/import.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef nnlib__onnx_import imp;
+typedef nnlib__onnx_node onode;
+typedef nnlib__onnx_value oval;
+
+/* The subgraph of one attention: torch writes about 70 nodes. */
+#define MAX_NODES 256
+#define MAX_DIMS 8
+
+/* c * N^p, N the batch size */
+typedef struct mono {
+  int64_t c;
+  int p;
+} mono;
+
+typedef enum role {
+  R_INTS,   /* integer shape values, not a tensor of the graph */
+  R_X,      /* the time-major input view [T, N, D] */
+  R_PROJ,   /* x W_in^T (+ b_in)          [T, N, 3D] */
+  R_SLICE,  /* q, k or v                  [T, N, D] */
+  R_HEADS,  /* its Reshape                [T, N*H, hd] */
+  R_QT,     /* Q per head                 [N*H, T, hd] */
+  R_KT,     /* K per head, transposed     [N*H, hd, T] */
+  R_VT,     /* V per head                 [N*H, T, hd] */
+  R_SCORES, /* Q K^T (scaled)             [N*H, T, T] */
+  R_MASKED, /* + the mask */
+  R_PROBS,  /* softmax */
+  R_OUTH,   /* P V                        [N*H, T, hd] */
+  R_OUTT,   /* transposed back            [T, N*H, hd] */
+  R_OUTF,   /* flattened                  [T*N, D] */
+  R_OUTP,   /* out projection             [T*N, D] */
+  R_OUTTM,  /* reshaped                   [T, N, D] */
+  R_Y,      /* batch first                [N, T, D] */
+  R_COUNT
+} role;
+
+typedef struct aval {
+  nnlib__onnx_str name;
+  role role;
+  int part;      /* R_SLICE, R_HEADS: 0 q, 1 k, 2 v */
+  double scale;  /* R_QT, R_KT, R_SCORES: the product of the scalars */
+  size_t rank;   /* R_INTS: 0 (one value) or 1 */
+  size_t count;  /* R_INTS: number of values */
+  mono v[MAX_DIMS]; /* tensors: the shape; R_INTS: the values */
+} aval;
+
+typedef struct match {
+  imp *im;
+  aval *vals;
+  size_t val_count;
+  size_t *pending; /* nodes reading subgraph values, not yet evaluated */
+  bool *evaluated;
+  size_t pending_count;
+  int64_t t, d, heads, hd;
+  bool made[R_COUNT][3];
+  const float *w_in, *b_in, *w_out, *b_out; /* the constants as found */
+  bool w_out_trans;                          /* Gemm transB */
+  bool out_matmul; /* out_proj as MatMul (+ Add of its bias), not Gemm */
+  float alpha, beta;
+  int64_t b_out_count;
+  bool causal;
+  size_t y;        /* index of y in vals */
+  bool have_y;
+} match;
+
+static mono num(int64_t c) {
+  mono m = {c, 0};
+  return m;
+}
+
+static mono batch_times(int64_t c) {
+  mono m = {c, 1};
+  return m;
+}
+
+static bool mono_eq(mono a, mono b) { return a.c == b.c && a.p == b.p; }
+
+static bool same_name(nnlib__onnx_str a, nnlib__onnx_str b) {
+  return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static nnlib_status refuse(match *mt, const char *fmt, const char *what) {
+  return nnlib__onnx_node_error(mt->im, NNLIB_ERR_UNSUPPORTED, fmt, what);
+}
+
+static aval *find_val(match *mt, nnlib__onnx_str s) {
+  for (size_t k = 0; k < mt->val_count; k++)
+    if (same_name(mt->vals[k].name, s))
+      return &mt->vals[k];
+  return NULL;
+}
+
+static bool is_graph_output(const imp *im, nnlib__onnx_str s) {
+  const nnlib__onnx_graph *g = &im->onnx->graph;
+  for (size_t k = 0; k < g->output_count; k++)
+    if (same_name(g->outputs[k].name, s))
+      return true;
+  return false;
+}
+
+/* ------------------------------------------------------- the worklist */
+
+/* Adds every node that reads s (and is not done) to the pending list. */
+static nnlib_status find_readers(match *mt, nnlib__onnx_str s) {
+  const nnlib__onnx_graph *g = &mt->im->onnx->graph;
+  for (size_t j = 0; j < g->node_count; j++) {
+    if (mt->im->done[j] || mt->evaluated[j])
+      continue;
+    bool reads = false;
+    for (size_t i = 0; i < g->nodes[j].input_count && !reads; i++)
+      reads = same_name(g->nodes[j].inputs[i], s);
+    bool listed = false;
+    for (size_t p = 0; p < mt->pending_count && !listed; p++)
+      listed = mt->pending[p] == j;
+    if (!reads || listed)
+      continue;
+    if (mt->pending_count == MAX_NODES) {
+      mt->im->current = j;
+      return refuse(mt, "%s: more than 256 nodes read the attention "
+                        "subgraph",
+                    "inputs");
+    }
+    mt->pending[mt->pending_count++] = j;
+  }
+  return NNLIB_OK;
+}
+
+/* A new value for output 0 of node n (the only output). */
+static nnlib_status new_val(match *mt, const onode *n, role r, aval **out) {
+  if (n->output_count != 1 || n->outputs[0].n == 0)
+    return refuse(mt, "%s: one output expected in the attention subgraph",
+                  "outputs");
+  if (find_val(mt, n->outputs[0]) != NULL ||
+      nnlib__onnx_find(mt->im, n->outputs[0]) != NULL)
+    return nnlib__onnx_node_error(mt->im, NNLIB_ERR_CORRUPT_FILE,
+                                  "output '%.*s' is also made elsewhere",
+                                  (int)n->outputs[0].n, n->outputs[0].p);
+  if (mt->val_count == MAX_NODES)
+    return refuse(mt, "%s: more than 256 values in the attention subgraph",
+                  "outputs");
+  aval *v = &mt->vals[mt->val_count++];
+  memset(v, 0, sizeof *v);
+  v->name = n->outputs[0];
+  v->role = r;
+  v->scale = 1.0;
+  *out = v;
+  return NNLIB_OK;
+}
+
+/* A tensor of role r (part) made once; shape given. */
+static nnlib_status new_tensor(match *mt, const onode *n, role r, int part,
+                               const mono *shape, size_t rank, aval **out) {
+  if (mt->made[r][part])
+    return refuse(mt, "%s: this step of the attention pattern is made "
+                      "twice",
+                  "output");
+  mt->made[r][part] = true;
+  NNLIB_TRY(new_val(mt, n, r, out));
+  (*out)->part = part;
+  (*out)->rank = rank;
+  memcpy((*out)->v, shape, rank * sizeof *shape);
+  return NNLIB_OK;
+}
+
+/* ------------------------------------------------------------- inputs */
+
+/* Input k as integer shape values: a subgraph R_INTS or an int64
+ * constant (its batch placeholder read as N). */
+static bool ints_in(match *mt, const onode *n, size_t k, aval *out) {
+  if (k >= n->input_count)
+    return false;
+  aval *a = find_val(mt, n->inputs[k]);
+  if (a != NULL) {
+    *out = *a;
+    return a->role == R_INTS;
+  }
+  oval *c = nnlib__onnx_find(mt->im, n->inputs[k]);
+  if (c == NULL || c->kind != NNLIB__VALUE_CONST ||
+      c->dtype != NNLIB__ONNX_INT64 || c->rank > 1 || c->count > MAX_DIMS)
+    return false;
+  memset(out, 0, sizeof *out);
+  out->role = R_INTS;
+  out->rank = c->rank;
+  out->count = (size_t)c->count;
+  for (int64_t i = 0; i < c->count; i++)
+    out->v[i] = c->i[i] == NNLIB__ONNX_BATCH ? batch_times(1) : num(c->i[i]);
+  return true;
+}
+
+/* Input k as a float constant, or NULL. */
+static const oval *const_in(match *mt, const onode *n, size_t k) {
+  if (k >= n->input_count || n->inputs[k].n == 0 ||
+      find_val(mt, n->inputs[k]) != NULL)
+    return NULL;
+  const oval *c = nnlib__onnx_find(mt->im, n->inputs[k]);
+  return c != NULL && c->kind == NNLIB__VALUE_CONST &&
+                 c->dtype == NNLIB__ONNX_FLOAT
+             ? c
+             : NULL;
+}
+
+/* Number of elements of a constant along all but leading unit axes equal
+ * to `want` (a vector or a matrix of that shape). */
+static bool const_shape_is(const oval *c, const int64_t *want, size_t rank) {
+  if (c->rank < rank)
+    return false;
+  for (size_t k = 0; k < c->rank - rank; k++)
+    if (c->dims[k] != 1)
+      return false;
+  for (size_t k = 0; k < rank; k++)
+    if (c->dims[c->rank - rank + k] != want[k])
+      return false;
+  return true;
+}
+
+static bool scalar_of(const oval *c, double *out) {
+  if (c == NULL || c->count != 1)
+    return false;
+  *out = (double)c->f[0];
+  return isfinite(*out) && *out != 0.0;
+}
+
+static bool perm_is(const onode *n, int64_t a, int64_t b, int64_t c) {
+  const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
+  return p != NULL && !p->list_overflow && p->int_count == 3 &&
+         p->ints[0] == a && p->ints[1] == b && p->ints[2] == c;
+}
+
+/* ------------------------------------------------ integer shape values */
+
+static bool mono_binary(char op, mono a, mono b, mono *r) {
+  switch (op) {
+  case '+':
+  case '-':
+    if (a.p != b.p && !(a.c == 0 || b.c == 0))
+      return false;
+    if (op == '+' ? __builtin_add_overflow(a.c, b.c, &r->c)
+                  : __builtin_sub_overflow(a.c, b.c, &r->c))
+      return false;
+    r->p = r->c == 0 ? 0 : a.c != 0 ? a.p : b.p;
+    return true;
+  case '*':
+    if (a.p + b.p > 1 || __builtin_mul_overflow(a.c, b.c, &r->c))
+      return false;
+    r->p = r->c == 0 ? 0 : a.p + b.p;
+    return true;
+  default: /* ONNX's integer Div truncates; N times c only if exact */
+    if (b.p != 0 || b.c == 0 || (a.c == INT64_MIN && b.c == -1))
+      return false;
+    if (a.p == 1 && a.c % b.c != 0)
+      return false;
+    r->c = a.c / b.c;
+    r->p = r->c == 0 ? 0 : a.p;
+    return true;
+  }
+}
+
+static nnlib_status ints_binary(match *mt, const onode *n, char op,
+                                const aval *a, const aval *b) {
+  if (a->count != b->count && a->count != 1 && b->count != 1)
+    return refuse(mt, "%s: shape values that do not broadcast", "inputs");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  out->rank = a->rank > b->rank ? a->rank : b->rank;
+  out->count = a->count > b->count ? a->count : b->count;
+  for (size_t k = 0; k < out->count; k++)
+    if (!mono_binary(op, a->v[a->count == 1 ? 0 : k],
+                     b->v[b->count == 1 ? 0 : k], &out->v[k]))
+      return refuse(mt, "%s: arithmetic on the batch size that is not a "
+                        "multiple of it",
+                    "inputs");
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_shape(match *mt, const onode *n, const aval *x) {
+  if (x->role == R_INTS || n->input_count != 1 ||
+      nnlib__onnx_find_attr(n, "start") || nnlib__onnx_find_attr(n, "end"))
+    return refuse(mt, "%s: only the whole shape of a tensor of the "
+                      "attention subgraph is read",
+                  "input");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  out->rank = 1;
+  out->count = x->rank;
+  memcpy(out->v, x->v, x->rank * sizeof *x->v);
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_gather(match *mt, const onode *n) {
+  aval x, idx;
+  if (!ints_in(mt, n, 0, &x) || !ints_in(mt, n, 1, &idx) || x.rank != 1 ||
+      idx.count != 1 || idx.v[0].p != 0 ||
+      nnlib__onnx_attr_int(n, "axis", 0) != 0)
+    return refuse(mt, "%s: only one value of a shape is taken here",
+                  "inputs");
+  int64_t at = idx.v[0].c < 0 ? idx.v[0].c + (int64_t)x.count : idx.v[0].c;
+  if (at < 0 || at >= (int64_t)x.count)
+    return nnlib__onnx_node_error(mt->im, NNLIB_ERR_CORRUPT_FILE,
+                                  "index %lld out of range",
+                                  (long long)idx.v[0].c);
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  out->rank = idx.rank;
+  out->count = 1;
+  out->v[0] = x.v[at];
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_unsqueeze(match *mt, const onode *n) {
+  aval x;
+  int64_t axes[NNLIB__ONNX_MAX_RANK];
+  size_t naxes = 0;
+  if (!ints_in(mt, n, 0, &x))
+    return refuse(mt, "%s: only shape values are unsqueezed here", "input");
+  NNLIB_TRY(nnlib__onnx_axes(mt->im, n, axes, &naxes));
+  if (x.rank != 0 || naxes != 1 || (axes[0] != 0 && axes[0] != -1))
+    return refuse(mt, "%s: one value made a list of one", "axes");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  out->rank = 1;
+  out->count = 1;
+  out->v[0] = x.v[0];
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_concat(match *mt, const onode *n) {
+  aval parts[MAX_DIMS];
+  size_t total = 0;
+  if (n->input_count > MAX_DIMS || nnlib__onnx_attr_int(n, "axis", 0) != 0)
+    return refuse(mt, "%s: lists of shape values joined on axis 0",
+                  "inputs");
+  for (size_t k = 0; k < n->input_count; k++) {
+    if (!ints_in(mt, n, k, &parts[k]) || parts[k].rank != 1)
+      return refuse(mt, "%s: lists of shape values joined on axis 0",
+                    "inputs");
+    total += parts[k].count;
+  }
+  if (total > MAX_DIMS)
+    return refuse(mt, "%s: more than 8 values", "inputs");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  out->rank = 1;
+  for (size_t k = 0; k < n->input_count; k++)
+    for (size_t i = 0; i < parts[k].count; i++)
+      out->v[out->count++] = parts[k].v[i];
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_cast(match *mt, const onode *n, const aval *x) {
+  int64_t to = nnlib__onnx_attr_int(n, "to", 0);
+  if (x->role != R_INTS ||
+      (to != NNLIB__ONNX_INT64 && to != NNLIB__ONNX_INT32))
+    return refuse(mt, "%s: only shape values cast to integers", "attribute "
+                                                                "to");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, R_INTS, &out));
+  memcpy(out->v, x->v, sizeof out->v);
+  out->rank = x->rank;
+  out->count = x->count;
+  return NNLIB_OK;
+}
+
+/* ------------------------------------------------------------ tensors */
+
+static nnlib_status eval_matmul(match *mt, const onode *n, const aval *a) {
+  const aval *b = n->input_count == 2 ? find_val(mt, n->inputs[1]) : NULL;
+  int64_t t = mt->t, d = mt->d;
+  if (a->role == R_X && b == NULL) {
+    const oval *w = const_in(mt, n, 1);
+    int64_t want[2] = {d, 3 * d};
+    if (w == NULL || w->rank != 2 || !const_shape_is(w, want, 2))
+      return refuse(mt, "%s must be a constant [D, 3D] (the packed in_proj "
+                        "weight, transposed)",
+                    "input B");
+    mt->w_in = w->f;
+    mono s[3] = {num(t), batch_times(1), num(3 * d)};
+    aval *out = NULL;
+    return new_tensor(mt, n, R_PROJ, 0, s, 3, &out);
+  }
+  if (a->role == R_OUTF && b == NULL) { /* out_proj without bias */
+    const oval *w = const_in(mt, n, 1);
+    int64_t want[2] = {d, d};
+    if (w == NULL || w->rank != 2 || !const_shape_is(w, want, 2))
+      return refuse(mt, "%s must be a constant [D, D] (out_proj's weight, "
+                        "transposed)",
+                    "input B");
+    mt->w_out = w->f;
+    mt->w_out_trans = false;
+    mt->alpha = 1.0f;
+    mt->out_matmul = true;
+    aval *out = NULL;
+    return new_tensor(mt, n, R_OUTP, 0, a->v, 2, &out);
+  }
+  if (a->role == R_QT && b != NULL && b->role == R_KT) {
+    mono s[3] = {batch_times(mt->heads), num(t), num(t)};
+    aval *out = NULL;
+    NNLIB_TRY(new_tensor(mt, n, R_SCORES, 0, s, 3, &out));
+    out->scale = a->scale * b->scale;
+    return NNLIB_OK;
+  }
+  if (a->role == R_PROBS && b != NULL && b->role == R_VT) {
+    mono s[3] = {batch_times(mt->heads), num(t), num(mt->hd)};
+    aval *out = NULL;
+    return new_tensor(mt, n, R_OUTH, 0, s, 3, &out);
+  }
+  return refuse(mt, "%s: not a product of the attention pattern (x W_in, "
+                    "Q K^T, or the weights times V)",
+                "inputs");
+}
+
+/* The mask: 0 on and below the diagonal; above it all -inf or at most
+ * -1e9 (causal), or all 0 (none). */
+static nnlib_status check_mask(match *mt, const oval *c) {
+  int64_t t = mt->t, want[2] = {t, t};
+  if (!const_shape_is(c, want, 2))
+    return refuse(mt, "%s: the mask must be a constant [T, T] (leading unit "
+                      "axes allowed)",
+                  "input");
+  bool any = false, all = true;
+  for (int64_t i = 0; i < t; i++)
+    for (int64_t j = 0; j < t; j++) {
+      float m = c->f[i * t + j];
+      if (j <= i) {
+        if (m != 0.0f)
+          return refuse(mt, "%s: not the causal mask (a value on or below "
+                            "the diagonal is not 0)",
+                        "input mask");
+        continue;
+      }
+      bool masked = m <= -1e9f; /* -inf included */
+      if (!masked && m != 0.0f)
+        return refuse(mt, "%s: not the causal mask (a value above the "
+                          "diagonal is neither 0, -inf nor at most -1e9)",
+                      "input mask");
+      any |= masked;
+      all &= masked;
+    }
+  if (any && !all)
+    return refuse(mt, "%s: masks some positions above the diagonal but not "
+                      "all (only the causal mask maps)",
+                  "input mask");
+  mt->causal = any;
+  return NNLIB_OK;
+}
+
+/* Add: the in-projection's bias, or the mask onto the scores. */
+static nnlib_status eval_add(match *mt, const onode *n, const aval *a,
+                             size_t at) {
+  const oval *c = const_in(mt, n, 1 - at);
+  if (n->input_count != 2 || c == NULL)
+    return refuse(mt, "%s: the attention subgraph adds only constants (the "
+                      "bias, the mask)",
+                  "inputs");
+  aval *out = NULL;
+  if (a->role == R_PROJ && mt->b_in == NULL) {
+    int64_t want = 3 * mt->d;
+    if (nnlib__onnx_readers(mt->im, a->name, NULL) != 1)
+      return refuse(mt, "%s: the in-projection is read before and after its "
+                        "bias",
+                    "inputs");
+    if (!const_shape_is(c, &want, 1))
+      return refuse(mt, "%s: the in_proj bias must hold 3D values",
+                    "constant input");
+    mt->b_in = c->f;
+    NNLIB_TRY(new_val(mt, n, R_PROJ, &out));
+    *out = *a;
+    out->name = n->outputs[0];
+    return NNLIB_OK;
+  }
+  if (a->role == R_OUTP && mt->out_matmul && mt->b_out == NULL) {
+    if (!const_shape_is(c, &mt->d, 1))
+      return refuse(mt, "%s: the out_proj bias must hold D values",
+                    "constant input");
+    mt->b_out = c->f;
+    mt->b_out_count = mt->d;
+    mt->beta = 1.0f;
+    NNLIB_TRY(new_val(mt, n, R_OUTP, &out));
+    *out = *a;
+    out->name = n->outputs[0];
+    return NNLIB_OK;
+  }
+  if (a->role == R_SCORES) {
+    NNLIB_TRY(check_mask(mt, c));
+    NNLIB_TRY(new_tensor(mt, n, R_MASKED, 0, a->v, a->rank, &out));
+    out->scale = a->scale;
+    return NNLIB_OK;
+  }
+  return refuse(mt, "%s: a constant added where the attention pattern has "
+                    "none",
+                "inputs");
+}
+
+/* Mul or Div by a float scalar of Q, K or the scores (before the mask). */
+static nnlib_status eval_scale(match *mt, const onode *n, const aval *a,
+                               size_t at, bool div) {
+  double s = 0.0;
+  if (n->input_count != 2 || (div && at != 0) ||
+      !scalar_of(const_in(mt, n, 1 - at), &s) ||
+      (a->role != R_QT && a->role != R_KT && a->role != R_SCORES))
+    return refuse(mt, "%s: only Q, K or the scores are scaled, by a float "
+                      "constant",
+                  "inputs");
+  aval *out = NULL;
+  NNLIB_TRY(new_val(mt, n, a->role, &out));
+  *out = *a;
+  out->name = n->outputs[0];
+  out->scale = div ? a->scale / s : a->scale * s;
+  return NNLIB_OK;
+}
+
+static nnlib_status eval_slice(match *mt, const onode *n, const aval *a) {
+  aval starts, ends, axes, steps;
+  if (a->role != R_PROJ || n->input_count < 4 || n->input_count > 5 ||
+      !ints_in(mt, n, 1, &starts) || !ints_in(mt, n, 2, &ends) ||
+      !ints_in(mt, n, 3, &axes) || starts.count != 1 || ends.count != 1 ||
+      axes.count != 1 || starts.v[0].p != 0 || ends.v[0].p != 0)
+    return refuse(mt, "%s: only q, k and v are sliced from the "
+                      "in-projection, along its last axis",
+                  "inputs");
+  if (n->input_count == 5 && n->inputs[4].n > 0 &&
+      (!ints_in(mt, n, 4, &steps) || steps.count != 1 ||
+       !mono_eq(steps.v[0], num(1))))
+    return refuse(mt, "%s must be 1", "input steps");
+  if (axes.v[0].c != -1 && axes.v[0].c != 2)
+    return refuse(mt, "%s: q, k and v are sliced along the last axis",
+                  "input axes");
+  int64_t d = mt->d, lo = starts.v[0].c, hi = ends.v[0].c;
+  int part = (int)(lo / (d > 0 ? d : 1));
+  if (lo < 0 || lo % d != 0 || part > 2 ||
+      !(hi == lo + d || (part == 2 && hi >= 3 * d)))
+    return refuse(mt, "%s: q, k and v are [0, D), [D, 2D) and [2D, 3D)",
+                  "inputs starts and ends");
+  mono s[3] = {num(mt->t), batch_times(1), num(d)};
+  aval *out = NULL;
+  return new_tensor(mt, n, R_SLICE, part, s, 3, &out);
+}
+
+/* Reshape targets: q, k, v into heads [T, N*H, hd]; the heads' output
+ * back to [T*N, D]; the out-projection to [T, N, D]. */
+static nnlib_status eval_reshape(match *mt, const onode *n, const aval *a) {
+  aval s;
+  if (!ints_in(mt, n, 1, &s) || s.rank != 1 ||
+      nnlib__onnx_attr_int(n, "allowzero", 0) != 0)
+    return refuse(mt, "%s must be shape values of the subgraph",
+                  "input shape");
+  int64_t t = mt->t, d = mt->d;
+  aval *out = NULL;
+  if (a->role == R_SLICE) {
+    int64_t heads_times_hd = 0;
+    if (s.count != 3 || !mono_eq(s.v[0], num(t)) || s.v[1].p != 1 ||
+        s.v[1].c < 1 || s.v[2].p != 0 || s.v[2].c < 1 ||
+        __builtin_mul_overflow(s.v[1].c, s.v[2].c, &heads_times_hd) ||
+        heads_times_hd != d)
+      return refuse(mt, "%s: q, k and v are reshaped into [T, N*H, D/H]",
+                    "input shape");
+    if (mt->heads == 0) {
+      mt->heads = s.v[1].c;
+      mt->hd = s.v[2].c;
+    } else if (mt->heads != s.v[1].c) {
+      return refuse(mt, "%s: q, k and v are split into different head "
+                        "counts",
+                    "input shape");
+    }
+    return new_tensor(mt, n, R_HEADS, a->part, s.v, 3, &out);
+  }
+  if (a->role == R_OUTT) {
+    if (s.count != 2 || !mono_eq(s.v[0], batch_times(t)) ||
+        !mono_eq(s.v[1], num(d)))
+      return refuse(mt, "%s: the heads' output is reshaped to [T*N, D]",
+                    "input shape");
+    return new_tensor(mt, n, R_OUTF, 0, s.v, 2, &out);
+  }
+  if (a->role == R_OUTP) {
+    if (s.count != 3 || !mono_eq(s.v[0], num(t)) ||
+        !mono_eq(s.v[1], batch_times(1)) || !mono_eq(s.v[2], num(d)))
+      return refuse(mt, "%s: the out-projection is reshaped to [T, N, D]",
+                    "input shape");
+    return new_tensor(mt, n, R_OUTTM, 0, s.v, 3, &out);
+  }
+  return refuse(mt, "%s: not a reshape of the attention pattern", "input");
+}
+
+static nnlib_status eval_transpose(match *mt, const onode *n,
+                                   const aval *a) {
+  mono s[3];
+  aval *out = NULL;
+  if (a->role == R_HEADS && a->part == 1 && perm_is(n, 1, 2, 0)) {
+    s[0] = a->v[1], s[1] = a->v[2], s[2] = a->v[0];
+    return new_tensor(mt, n, R_KT, 0, s, 3, &out);
+  }
+  if (!perm_is(n, 1, 0, 2) ||
+      !(a->role == R_HEADS || a->role == R_OUTH || a->role == R_OUTTM))
+    return refuse(mt, "%s: not a transpose of the attention pattern",
+                  "attribute perm");
+  s[0] = a->v[1], s[1] = a->v[0], s[2] = a->v[2];
+  if (a->role == R_HEADS && a->part == 1)
+    return refuse(mt, "%s: K's heads are transposed [1, 2, 0]",
+                  "attribute perm");
+  role r = a->role == R_OUTH    ? R_OUTT
+           : a->role == R_OUTTM ? R_Y
+           : a->part == 0       ? R_QT
+                                : R_VT;
+  return new_tensor(mt, n, r, 0, s, 3, &out);
+}
+
+static nnlib_status eval_softmax(match *mt, const onode *n, const aval *a) {
+  bool old = nnlib__onnx_opset(mt->im) < 13; /* default axis 1 then */
+  int64_t axis = nnlib__onnx_attr_int(n, "axis", old ? 1 : -1);
+  if (a->role != R_SCORES && a->role != R_MASKED)
+    return refuse(mt, "%s: the softmax is of the scores", "input");
+  if (axis != -1 && axis != 2)
+    return refuse(mt, "%s: the softmax runs over the last axis",
+                  "attribute axis");
+  double want = 1.0 / sqrt((double)mt->hd);
+  if (!(fabs(a->scale - want) <= 1e-6 * want))
+    return refuse(mt, "%s: the scores are not scaled by 1/sqrt(head size)",
+                  "input");
+  aval *out = NULL;
+  return new_tensor(mt, n, R_PROBS, 0, a->v, a->rank, &out);
+}
+
+static nnlib_status eval_gemm(match *mt, const onode *n, const aval *a) {
+  const oval *b = const_in(mt, n, 1);
+  const oval *c = n->input_count > 2 ? const_in(mt, n, 2) : NULL;
+  int64_t d = mt->d, want[2] = {d, d};
+  if (a->role != R_OUTF || b == NULL || b->rank != 2 ||
+      !const_shape_is(b, want, 2) ||
+      (n->input_count > 2 && n->inputs[2].n > 0 && c == NULL))
+    return refuse(mt, "%s: the out-projection is Gemm of the heads' output "
+                      "and constant [D, D] weights and bias",
+                  "inputs");
+  if (nnlib__onnx_attr_int(n, "transA", 0) != 0)
+    return refuse(mt, "%s must be 0", "attribute transA");
+  if (c != NULL && c->count != d && c->count != 1)
+    return refuse(mt, "%s: the out_proj bias must hold D values", "input C");
+  mt->w_out = b->f;
+  mt->w_out_trans = nnlib__onnx_attr_int(n, "transB", 0) != 0;
+  mt->alpha = nnlib__onnx_attr_float(n, "alpha", 1.0f);
+  mt->beta = nnlib__onnx_attr_float(n, "beta", 1.0f);
+  mt->b_out = c != NULL ? c->f : NULL;
+  mt->b_out_count = c != NULL ? c->count : 0;
+  aval *out = NULL;
+  return new_tensor(mt, n, R_OUTP, 0, a->v, 2, &out);
+}
+
+/* The first input of n that is a subgraph value, and its slot. */
+static aval *first_val(match *mt, const onode *n, size_t *at) {
+  for (size_t k = 0; k < n->input_count; k++) {
+    aval *a = find_val(mt, n->inputs[k]);
+    if (a != NULL) {
+      *at = k;
+      return a;
+    }
+  }
+  return NULL;
+}
+
+static nnlib_status eval_binary(match *mt, const onode *n, char op) {
+  size_t at = 0;
+  aval *a = first_val(mt, n, &at), x, y;
+  if (n->input_count != 2)
+    return nnlib__onnx_node_error(mt->im, NNLIB_ERR_CORRUPT_FILE,
+                                  "needs two inputs");
+  if (a->role == R_INTS) {
+    if (!ints_in(mt, n, 0, &x) || !ints_in(mt, n, 1, &y))
+      return refuse(mt, "%s: shape values combined with something else",
+                    "inputs");
+    return ints_binary(mt, n, op, &x, &y);
+  }
+  if (op == '+')
+    return eval_add(mt, n, a, at);
+  if (op == '*' || op == '/')
+    return eval_scale(mt, n, a, at, op == '/');
+  return refuse(mt, "%s: a subtraction in the attention subgraph", "op");
+}
+
+static nnlib_status eval_node(match *mt, const onode *n) {
+  size_t at = 0;
+  const aval *a = first_val(mt, n, &at);
+  if (n->domain.n > 0 && !nnlib__onnx_str_is(n->domain, "ai.onnx"))
+    return refuse(mt, "%s: another domain inside the attention subgraph",
+                  "domain");
+  NNLIB_TRY(nnlib__onnx_check_opset(mt->im, n));
+  nnlib__onnx_str op = n->op_type;
+  if (a == NULL)
+    return nnlib__onnx_node_error(mt->im, NNLIB_ERR_INTERNAL,
+                                  "not a reader of the subgraph");
+  const char *names[4] = {"Add", "Sub", "Mul", "Div"};
+  for (int k = 0; k < 4; k++)
+    if (nnlib__onnx_str_is(op, names[k]))
+      return eval_binary(mt, n, "+-*/"[k]);
+  if (nnlib__onnx_str_is(op, "Shape"))
+    return eval_shape(mt, n, a);
+  if (nnlib__onnx_str_is(op, "Gather"))
+    return eval_gather(mt, n);
+  if (nnlib__onnx_str_is(op, "Unsqueeze"))
+    return eval_unsqueeze(mt, n);
+  if (nnlib__onnx_str_is(op, "Concat"))
+    return eval_concat(mt, n);
+  if (nnlib__onnx_str_is(op, "Cast"))
+    return eval_cast(mt, n, a);
+  if (a->role != R_INTS && at == 0) {
+    if (nnlib__onnx_str_is(op, "MatMul"))
+      return eval_matmul(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Slice"))
+      return eval_slice(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Reshape"))
+      return eval_reshape(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Transpose"))
+      return eval_transpose(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Softmax"))
+      return eval_softmax(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Gemm"))
+      return eval_gemm(mt, n, a);
+  }
+  return refuse(mt, "%s: not a step of the nn.MultiheadAttention pattern "
+                    "(docs/ONNX.md)",
+                "op");
+}
+
+/* ------------------------------------------------------------ the walk */
+
+/* Every input is a subgraph value or a constant: ready. A graph tensor
+ * from outside is refused; a name not yet made waits. */
+static nnlib_status ready(match *mt, const onode *n, bool *ok) {
+  *ok = true;
+  for (size_t k = 0; k < n->input_count; k++) {
+    if (n->inputs[k].n == 0)
+      continue;
+    aval *a = find_val(mt, n->inputs[k]);
+    if (a != NULL && a->role == R_Y)
+      return refuse(mt, "%s: reads the attention's output together with "
+                        "its intermediates",
+                    "inputs");
+    if (a != NULL)
+      continue;
+    oval *v = nnlib__onnx_find(mt->im, n->inputs[k]);
+    if (v == NULL)
+      *ok = false;
+    else if (v->kind != NNLIB__VALUE_CONST)
+      return nnlib__onnx_node_error(
+          mt->im, NNLIB_ERR_UNSUPPORTED,
+          "input %zu ('%.*s') is a graph tensor from outside the attention "
+          "subgraph (weights must be initializers or constants)",
+          k, (int)(n->inputs[k].n > 60 ? 60 : n->inputs[k].n),
+          n->inputs[k].p);
+  }
+  return NNLIB_OK;
+}
+
+/* Evaluates pending nodes until none is ready; new values add their
+ * readers (y's readers are outside). */
+static nnlib_status run(match *mt) {
+  const nnlib__onnx_graph *g = &mt->im->onnx->graph;
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (size_t p = 0; p < mt->pending_count; p++) {
+      size_t j = mt->pending[p];
+      if (mt->evaluated[j])
+        continue;
+      mt->im->current = j;
+      bool ok = false;
+      NNLIB_TRY(ready(mt, &g->nodes[j], &ok));
+      if (!ok)
+        continue;
+      size_t before = mt->val_count;
+      NNLIB_TRY(eval_node(mt, &g->nodes[j]));
+      mt->evaluated[j] = true;
+      progress = true;
+      for (size_t v = before; v < mt->val_count; v++) {
+        if (mt->vals[v].role == R_Y) {
+          mt->y = v;
+          mt->have_y = true;
+          continue;
+        }
+        if (is_graph_output(mt->im, mt->vals[v].name))
+          return refuse(mt, "%s: an intermediate of the attention subgraph "
+                            "is a graph output",
+                        "output");
+        NNLIB_TRY(find_readers(mt, mt->vals[v].name));
+      }
+    }
+  }
+  for (size_t p = 0; p < mt->pending_count; p++)
+    if (!mt->evaluated[mt->pending[p]]) {
+      mt->im->current = mt->pending[p];
+      return refuse(mt, "%s: reads a name the attention subgraph does not "
+                        "make (only constants and the subgraph's own values "
+                        "are read inside it)",
+                    "inputs");
+    }
+  return NNLIB_OK;
+}
+
+/* ------------------------------------------------------- the layer */
+
+/* nnlib's (PyTorch's) parameters from the constants found. */
+static nnlib_status fill_layer(match *mt, nnlib_layer *l, bool bias) {
+  imp *im = mt->im;
+  int64_t d = mt->d;
+  float *w_in = nnlib__onnx_arena(im, (size_t)(3 * d * d), sizeof(float));
+  float *w_out = nnlib__onnx_arena(im, (size_t)(d * d), sizeof(float));
+  float *b_out = nnlib__onnx_arena(im, (size_t)d, sizeof(float));
+  if (w_in == NULL || w_out == NULL || b_out == NULL)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  for (int64_t r = 0; r < 3 * d; r++) /* B_in [D, 3D] = W_in^T */
+    for (int64_t c = 0; c < d; c++)
+      w_in[r * d + c] = mt->w_in[c * 3 * d + r];
+  for (int64_t r = 0; r < d; r++) /* y = alpha A op(B) + beta C */
+    for (int64_t c = 0; c < d; c++)
+      w_out[r * d + c] = mt->alpha * (mt->w_out_trans ? mt->w_out[r * d + c]
+                                                      : mt->w_out[c * d + r]);
+  size_t at = 0;
+  NNLIB_TRY(nnlib__onnx_add_fill(im, l, false, at++, w_in, 3 * d * d));
+  if (bias)
+    NNLIB_TRY(nnlib__onnx_add_fill(im, l, false, at++, mt->b_in, 3 * d));
+  NNLIB_TRY(nnlib__onnx_add_fill(im, l, false, at++, w_out, d * d));
+  if (bias) {
+    for (int64_t k = 0; k < d; k++)
+      b_out[k] = mt->beta * mt->b_out[mt->b_out_count == 1 ? 0 : k];
+    NNLIB_TRY(nnlib__onnx_add_fill(im, l, false, at, b_out, d));
+  }
+  return NNLIB_OK;
+}
+
+static nnlib_status make_layer(match *mt, oval *x, size_t anchor) {
+  imp *im = mt->im;
+  bool bias = mt->b_in != NULL;
+  im->current = anchor;
+  if (bias != (mt->b_out != NULL))
+    return refuse(mt, "%s: one of the in- and out-projections has a bias "
+                      "and the other not (nnlib's attention has both or "
+                      "neither)",
+                  "weights");
+  nnlib_attention_options o;
+  NNLIB_TRY(nnlib_attention_options_init(&o));
+  o.causal = mt->causal;
+  o.with_bias = bias;
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(nnlib_attention_create(&l, mt->heads, &o));
+  nnlib_status st = fill_layer(mt, l, bias);
+  oval *out = NULL;
+  if (st == NNLIB_OK)
+    st = nnlib__onnx_define(im, mt->vals[mt->y].name, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  nnlib__shape shape = x->shape;
+  size_t in = x->node;
+  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
+  out->shape = shape;
+  return NNLIB_OK;
+}
+
+/* Node k: a Transpose [1, 0, 2] of a batch-first [T, D] tensor that a
+ * MatMul reads. */
+static bool starts_attention(imp *im, const onode *n, oval **x) {
+  if (!nnlib__onnx_str_is(n->op_type, "Transpose") || n->input_count != 1 ||
+      n->output_count != 1 || n->outputs[0].n == 0 || !perm_is(n, 1, 0, 2))
+    return false;
+  oval *v = nnlib__onnx_find(im, n->inputs[0]);
+  if (v == NULL || v->ids || v->batch_axis != 0 || v->shape.rank != 2 ||
+      (v->kind != NNLIB__VALUE_NODE && v->kind != NNLIB__VALUE_MATMUL))
+    return false;
+  const nnlib__onnx_graph *g = &im->onnx->graph;
+  for (size_t j = 0; j < g->node_count; j++) {
+    const onode *r = &g->nodes[j];
+    if (!im->done[j] && nnlib__onnx_str_is(r->op_type, "MatMul") &&
+        r->input_count > 0 && same_name(r->inputs[0], n->outputs[0])) {
+      *x = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+static nnlib_status setup(match *mt, imp *im) {
+  memset(mt, 0, sizeof *mt);
+  mt->im = im;
+  mt->vals = nnlib__onnx_arena(im, MAX_NODES, sizeof *mt->vals);
+  mt->pending = nnlib__onnx_arena(im, MAX_NODES, sizeof *mt->pending);
+  mt->evaluated = nnlib__onnx_arena(im, im->onnx->graph.node_count,
+                                    sizeof *mt->evaluated);
+  if (mt->vals == NULL || mt->pending == NULL || mt->evaluated == NULL)
+    return NNLIB_ERR_OUT_OF_MEMORY;
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
+                                         bool *matched) {
+  *matched = false;
+  const onode *n = &im->onnx->graph.nodes[k];
+  oval *x = NULL;
+  if (!starts_attention(im, n, &x))
+    return NNLIB_OK;
+  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  match mt;
+  NNLIB_TRY(setup(&mt, im));
+  mt.t = x->shape.dims[0];
+  mt.d = x->shape.dims[1];
+  mt.evaluated[k] = true;
+  aval *root = NULL;
+  mono s[3] = {num(mt.t), batch_times(1), num(mt.d)};
+  NNLIB_TRY(new_tensor(&mt, n, R_X, 0, s, 3, &root));
+  if (is_graph_output(im, root->name))
+    return refuse(&mt, "%s: an intermediate of the attention subgraph is a "
+                       "graph output",
+                  "output");
+  NNLIB_TRY(find_readers(&mt, n->outputs[0]));
+  NNLIB_TRY(run(&mt));
+  im->current = k;
+  if (!mt.have_y)
+    return refuse(&mt, "%s: the attention subgraph that starts here does not "
+                       "reach its output (Transpose [1, 0, 2] of the "
+                       "out-projection)",
+                  "output");
+  NNLIB_TRY(make_layer(&mt, x, k));
+  for (size_t p = 0; p < mt.pending_count; p++) {
+    im->done[mt.pending[p]] = true;
+    im->left--;
+  }
+  *matched = true;
+  return NNLIB_OK;
+}
