@@ -200,9 +200,9 @@ static void set_state(nnlib_model *m, size_t layer, int64_t rows, int64_t h,
 }
 
 static double check(int kind, int64_t steps, int64_t n) {
-  static const char *const specs[3] = {"gru:4:lbr0", "gru:4:nobias:lbr0,last,"
-                                                     "dense:2",
-                                       "gru:4:lbr0,gru:3:nobias:lbr0"};
+  static const char *const specs[3] = {
+      "gru:4:lbr0", "gru:4:nobias:lbr0,last,dense:2",
+      "gru:4:lbr0,gru:3:nobias:lbr0"};
   nnlib_loss loss = kind == 1 ? NNLIB_LOSS_SOFTMAX_CE : NNLIB_LOSS_MSE;
   nnlib_model *m = spec_model(specs[kind], steps, 3, n, loss, NULL, 11);
   if (kind != 1)
