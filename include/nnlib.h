@@ -1427,7 +1427,10 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  * dense:10". nnlib_model_get_spec prints defaults left out (dropout always
  * with its rate).
  * Recurrent items: rnn:H[:tanh|:relu][:nobias] (tanh by default),
- * lstm:H[:nobias], gru:H[:nobias], each returning the whole sequence; the
+ * lstm:H[:nobias], gru:H[:nobias][:lbr0], each returning the whole
+ * sequence (lbr0, since 1.5.0: ONNX's GRU of linear_before_reset 0, n =
+ * tanh(W_in x + b_in + W_hn (r h) + b_hn), the reset gate applied before
+ * W_hn; without it PyTorch's form above, nnlib_gru_create's); the
  * item `last` right after one makes it return only its last step, so
  * "lstm:128,last,dense:10" is two layers (an lstm of the last step, then a
  * dense layer).
@@ -1772,6 +1775,11 @@ typedef struct nnlib_onnx_options {
   nnlib_optimizer *optimizer; /* default NULL: plain SGD when a loss is set;
                                  taken by the model, also on failure        */
   uint64_t seed;              /* default 1: the model's generator (dropout) */
+  const char *output;         /* default NULL: the graph's only output; else
+                                 the name of the graph output the model
+                                 computes (since 1.5.0): only the nodes it
+                                 needs are imported, the other outputs are
+                                 not computed. Read during the call only. */
 } nnlib_onnx_options;
 /* Fills the caller's options (of struct_size bytes) with the defaults.
  * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
@@ -1782,8 +1790,17 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
   nnlib_onnx_options_init_size((o), sizeof *(o))
 /* Reads an ONNX model from `path` into *out, compiled with `options` (NULL:
  * the defaults): an ordinary nnlib model (predict, fit, save as .nnl,
- * export again). Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL, max_batch
- * < 1, a bad loss), NNLIB_ERR_STRUCT_SIZE (options->struct_size),
+ * export again). Its inputs are the graph inputs without an initializer,
+ * in the graph's order, batch first: the first axis of each is the batch,
+ * except for a time-major sequence [T, batch, F] that only LSTM, GRU or
+ * RNN nodes of layout 0 read as their X, which the model takes batch first
+ * as [batch, T, F] (samples [T, F]). Its output is options->output (or the
+ * only graph output), also batch first: a layout-0 recurrent Y [T, 1,
+ * batch, H] is given as [batch, T, H] and Y_h [1, batch, H] as [batch, H]
+ * (the same values, the batch axis moved first).
+ * Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL, max_batch
+ * < 1, a bad loss, an output that is not a graph output, named),
+ * NNLIB_ERR_STRUCT_SIZE (options->struct_size),
  * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
  * ONNX model: a length or count past the end, a graph with no output, a
  * name nothing produces, a cycle, an initializer shorter than its dims),
@@ -1791,7 +1808,9 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * operator whose definition at the model's opset nnlib does not read,
  * named with its node),
  * NNLIB_ERR_UNSUPPORTED (an operator, attribute or input nnlib does not
- * map, named with its node; external data), NNLIB_ERR_TOO_LARGE (dims
+ * map, named with its node; external data; several graph outputs and no
+ * options->output; an output nnlib does not compute, such as
+ * LayerNormalization's Mean), NNLIB_ERR_TOO_LARGE (dims
  * whose product overflows), NNLIB_ERR_SHAPE_MISMATCH,
  * NNLIB_ERR_OUT_OF_MEMORY. On failure *out is NULL and nothing else
  * changed. */

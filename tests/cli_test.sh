@@ -145,7 +145,30 @@ text_part() {
   expect_message 'needs causal attention' "$nnlib" generate "$dir/nc.nnl" --prompt ab
   echo "ok: nnlib train --text, generate and their errors"
 }
-if [ "$part" != mnist ]; then text_part; fi
+# --onnx-output picks the output of an ONNX graph of two (y = relu(h),
+# s = sigmoid(h); tests/make_onnx_outputs_fixture.py); no data needed
+onnx_output_part() {
+  local two
+  two="$(dirname "$0")/fixtures/onnx/two_outputs.onnx"
+  expect_status 1 "the graph has 2 outputs ('y', 's'); an nnlib model computes one" \
+    "$nnlib" info "$two"
+  "$nnlib" info "$two" --onnx-output s | grep -q '^description dense:3,sigmoid$'
+  "$nnlib" convert "$two" "$dir/two_y.nnl" --onnx-output y
+  "$nnlib" info "$dir/two_y.nnl" | grep -q '^description dense:3,relu$'
+  expect_status 1 "output 'z' is not an output of the graph ('y', 's')" \
+    "$nnlib" convert "$two" "$dir/z.nnl" --onnx-output z
+  [ ! -e "$dir/z.nnl" ]
+  expect_status 1 "output 'z' is not an output" \
+    "$nnlib" eval "$two" --onnx-output z
+  expect_status 2 '--onnx-output is for .onnx files' \
+    "$nnlib" info "$dir/two_y.nnl" --onnx-output y
+  expect_status 2 '--onnx-output is for .onnx files' \
+    "$nnlib" convert "$dir/two_y.nnl" "$dir/two.onnx" --onnx-output y
+  expect_status 2 '--onnx-output is for .onnx files' \
+    "$nnlib" eval "$dir/two_y.nnl" --onnx-output y
+}
+
+if [ "$part" != mnist ]; then text_part; onnx_output_part; fi
 if [ "$part" = text ]; then exit 0; fi
 
 "$nnlib" train --limit 3000 --epochs 2 --batch 64 --model dense:64,relu,dense:10 \

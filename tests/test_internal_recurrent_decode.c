@@ -7,7 +7,8 @@
  *     gives, for every position, the outputs of decoding it position by
  *     position, in stretches 2+3+1, or in one stretch of T, with the cache
  *     (within 1e-6 relative, max(|want|, 1) scale): rnn (tanh, relu), lstm
- *     and gru, with and without bias, batches of 1 and 3, the workspace
+ *     and gru (both forms of the new gate: PyTorch's and lbr0), with and
+ *     without bias, batches of 1 and 3, the workspace
  *     poisoned with NaN between calls;
  *   - with "last" each call returns its last position's output: the twin
  *     model that returns the sequence (same weights) at that position;
@@ -43,6 +44,7 @@
 static const char *const kinds[] = {
     "rnn:5",  "rnn:5:relu", "rnn:5:nobias", "rnn:5:relu:nobias",
     "lstm:5", "lstm:5:nobias", "gru:5",     "gru:5:nobias",
+    "gru:5:lbr0", "gru:5:nobias:lbr0",
 };
 #define KIND_COUNT (sizeof kinds / sizeof kinds[0])
 
@@ -316,8 +318,9 @@ static void test_state_rows_refused(void **state) {
  * tokens fit the context (8 positions: 3 + 5). */
 static void test_generate(void **state) {
   (void)state;
-  static const char *const items[] = {"rnn:6", "lstm:6", "gru:6:nobias"};
-  for (size_t k = 0; k < 3; k++) {
+  static const char *const items[] = {"rnn:6", "lstm:6", "gru:6:nobias",
+                                      "gru:6:lbr0"};
+  for (size_t k = 0; k < 4; k++) {
     char spec[96];
     snprintf(spec, sizeof spec, "input:8,embedding:11:4,%s,linear:11",
              items[k]);

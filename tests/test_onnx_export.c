@@ -87,6 +87,8 @@ static const export_case cases[] = {
     {"rnn_tanh_seq", "input:5x3,rnn:4", 0},
     {"rnn_relu_last", "input:5x3,rnn:4:relu:nobias,last", 0},
     {"gru_seq_last", "input:6x4,gru:5,gru:3:nobias,last,dense:2", 0},
+    /* gru of ONNX's default form (linear_before_reset 0) */
+    {"gru_lbr0", "input:6x4,gru:5:lbr0,gru:3:nobias:lbr0,last,dense:2", 0},
     {"lstm_nobias_seq", "input:4x3,lstm:5:nobias,lstm:2", 0},
     /* text layers */
     {"char_gpt",

@@ -7,13 +7,19 @@
  * produces, an unknown op named in the message, external data, no output,
  * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
  * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
- * weights that are not initializers); and an
+ * weights that are not initializers); the
+ * graph output chosen by nnlib_onnx_options.output (only its nodes
+ * imported; none chosen among several, or a name that is no output, with
+ * their statuses), a time-major RNN graph input [T, N, F] taken batch first
+ * with Y and Y_h given batch first (against a naive loop), and
+ * LayerNormalization's Mean and InvStdDev refused where read; and an
  * allocation failure injected at every allocation of an import fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
 #include "test_support.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,6 +395,230 @@ static void arguments_and_files(void **state) {
   nnlib_model_free(m);
 }
 
+/* ------------------------------------------------ outputs, time-major */
+
+/* NodeProto with any inputs ("" for an absent one) and outputs. */
+static pbuf node_io(const char *op, const char *const *ins, size_t nin,
+                    const char *const *outs, size_t nout) {
+  pbuf n = {{0}, 0};
+  for (size_t k = 0; k < nin; k++)
+    put_str(&n, 1, ins[k]);
+  for (size_t k = 0; k < nout; k++)
+    put_str(&n, 2, outs[k]);
+  put_str(&n, 4, op);
+  return n;
+}
+
+static pbuf model_of(const pbuf *g, int64_t opset) {
+  pbuf m = {{0}, 0}, o = {{0}, 0};
+  put_int(&m, 1, 8);
+  put_str(&o, 1, "");
+  put_int(&o, 2, opset);
+  put_msg(&m, 8, &o);
+  put_msg(&m, 7, g);
+  return m;
+}
+
+static nnlib_status load_output(nnlib_model **m, const pbuf *bytes,
+                                const char *output) {
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  assert_null(o.output);
+  o.max_batch = 4;
+  o.output = output;
+  return nnlib_model_load_onnx_buffer(m, bytes->b, bytes->n, &o);
+}
+
+/* x [N, 4] -> Gemm -> h; y = Relu(h), s = Sigmoid(h); outputs h, y, s. */
+static pbuf three_outputs(void) {
+  pbuf g = {{0}, 0};
+  pbuf gemm = node("Gemm", "x", "W", "B", "h");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &gemm);
+  pbuf relu = node("Relu", "h", NULL, NULL, "y");
+  pbuf sig = node("Sigmoid", "h", NULL, NULL, "s");
+  put_msg(&g, 1, &relu);
+  put_msg(&g, 1, &sig);
+  int64_t wd[2] = {3, 4}, bd[1] = {3}, xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf w = tensor("W", wd, 2, W, 12), b = tensor("B", bd, 1, B, 3);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &b);
+  pbuf x = value_info("x", xd, 2);
+  put_msg(&g, 11, &x);
+  const char *names[3] = {"h", "y", "s"};
+  for (int k = 0; k < 3; k++) {
+    pbuf v = value_info(names[k], yd, 2);
+    put_msg(&g, 12, &v);
+  }
+  return model_of(&g, 13);
+}
+
+/* nnlib_onnx_options.output picks one graph output; only the nodes it
+ * needs are imported (Sigmoid would be a dead end when y is chosen). */
+static void output_option(void **state) {
+  (void)state;
+  pbuf bytes = three_outputs();
+  nnlib_model *m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, NULL));
+  ts_expect_message("the graph has 3 outputs ('h', 'y', 's'); an nnlib "
+                    "model computes one: choose it with "
+                    "nnlib_onnx_options.output");
+  assert_null(m);
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, load_output(&m, &bytes, "z"));
+  ts_expect_message("output 'z' is not an output of the graph ('h', 'y', "
+                    "'s')");
+  assert_null(m);
+  const float xs[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
+  const char *const pick[3] = {"h", "y", "s"};
+  for (int k = 0; k < 3; k++) {
+    ASSERT_OK(load_output(&m, &bytes, pick[k]));
+    assert_int_equal(nnlib_model_get_layer_count(m), k == 0 ? 1 : 2);
+    nnlib_tensor *x = ts_tensor2(2, 4, xs), *y = ts_tensor2(2, 3, NULL);
+    ASSERT_OK(nnlib_model_predict(m, x, y));
+    for (int s = 0; s < 2; s++)
+      for (int j = 0; j < 3; j++) {
+        double h = B[j];
+        for (int i = 0; i < 4; i++)
+          h += (double)W[j * 4 + i] * xs[s * 4 + i];
+        double want = k == 0 ? h : k == 1 ? (h > 0 ? h : 0)
+                                          : 1.0 / (1.0 + exp(-h));
+        ASSERT_NEAR(nnlib_tensor_get_data(y)[s * 3 + j], want, 1e-5);
+      }
+    nnlib_tensor_free(x);
+    nnlib_tensor_free(y);
+    nnlib_model_free(m);
+  }
+  /* an options struct of 1.4's size (no output field) reads as NULL */
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init_size(&o, offsetof(nnlib_onnx_options,
+                                                      output)));
+  o.output = "y"; /* beyond the size given: not read */
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
+                nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
+  ts_expect_message("the graph has 3 outputs");
+}
+
+enum { RT = 3, RF = 2, RH = 2 }; /* steps, features, hidden */
+static const float RW[RH * RF] = {0.5f, -0.25f, 0.75f, 0.1f};
+static const float RR[RH * RH] = {-0.4f, 0.3f, 0.2f, 0.6f};
+static const float RB[2 * RH] = {0.05f, -0.1f, 0.2f, 0.15f};
+
+/* X [T, N, F] (a graph input, batch at axis 1) -> RNN of layout 0 ->
+ * outputs Y [T, 1, N, H] and Y_h [1, N, H]; a LayerNormalization of X's
+ * last axis, with Mean among the outputs. */
+static pbuf time_major_rnn(void) {
+  pbuf g = {{0}, 0};
+  const char *ins[4] = {"X", "W", "R", "B"}, *outs[2] = {"Y", "Y_h"};
+  pbuf rnn = node_io("RNN", ins, 4, outs, 2);
+  attr_int(&rnn, "hidden_size", RH);
+  put_msg(&g, 1, &rnn);
+  int64_t wd[3] = {1, RH, RF}, rd[3] = {1, RH, RH}, bd[2] = {1, 2 * RH};
+  pbuf w = tensor("W", wd, 3, RW, RH * RF), r = tensor("R", rd, 3, RR, 4);
+  pbuf b = tensor("B", bd, 2, RB, 2 * RH);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &r);
+  put_msg(&g, 5, &b);
+  int64_t xd[3] = {RT, -1, RF}, yd[4] = {RT, 1, -1, RH}, hd[3] = {1, -1, RH};
+  pbuf x = value_info("X", xd, 3), y = value_info("Y", yd, 4);
+  pbuf yh = value_info("Y_h", hd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  put_msg(&g, 12, &yh);
+  return model_of(&g, 14);
+}
+
+/* h_t = tanh(W x_t + Wb + R h_{t-1} + Rb) for sample s of x [N, T, F]. */
+static void rnn_loop(const float *x, int s, double out[RT][RH]) {
+  double h[RH] = {0, 0};
+  for (int t = 0; t < RT; t++) {
+    double next[RH];
+    for (int j = 0; j < RH; j++) {
+      double a = (double)RB[j] + RB[RH + j];
+      for (int i = 0; i < RF; i++)
+        a += (double)RW[j * RF + i] * x[(s * RT + t) * RF + i];
+      for (int i = 0; i < RH; i++)
+        a += (double)RR[j * RH + i] * h[i];
+      next[j] = tanh(a);
+    }
+    for (int j = 0; j < RH; j++)
+      h[j] = out[t][j] = next[j];
+  }
+}
+
+/* The time-major graph input becomes a batch-first model input [N, T, F];
+ * Y [T, 1, N, H] comes back as [N, T, H] and Y_h [1, N, H] as [N, H]. */
+static void time_major_input_and_outputs(void **state) {
+  (void)state;
+  pbuf bytes = time_major_rnn();
+  const float xs[2 * RT * RF] = {1, -1, 0.5f, 2, -0.5f, 0.25f,
+                                 -2, 1.5f, 0.1f, -0.3f, 0.7f, 0.9f};
+  for (int last = 0; last < 2; last++) {
+    nnlib_model *m = NULL;
+    ASSERT_OK(load_output(&m, &bytes, last ? "Y_h" : "Y"));
+    int64_t in[NNLIB_MAX_RANK], outd[NNLIB_MAX_RANK];
+    size_t rank = 0, orank = 0;
+    ASSERT_OK(nnlib_model_get_input_shape(m, in, NNLIB_MAX_RANK, &rank));
+    assert_int_equal(rank, 2);
+    assert_int_equal(in[0], RT);
+    assert_int_equal(in[1], RF);
+    ASSERT_OK(nnlib_model_get_output_shape(m, outd, NNLIB_MAX_RANK, &orank));
+    assert_int_equal(orank, last ? 1 : 2);
+    nnlib_tensor *x = NULL, *y = NULL;
+    ASSERT_OK(nnlib_tensor_wrap(&x, (float *)xs, (int64_t[]){2, RT, RF}, 3));
+    int64_t per = last ? RH : RT * RH;
+    y = ts_tensor2(2, per, NULL);
+    ASSERT_OK(nnlib_model_predict(m, x, y));
+    for (int s = 0; s < 2; s++) {
+      double want[RT][RH];
+      rnn_loop(xs, s, want);
+      for (int64_t k = 0; k < per; k++)
+        ASSERT_NEAR(nnlib_tensor_get_data(y)[s * per + k],
+                    last ? want[RT - 1][k] : want[k / RH][k % RH], 1e-6);
+    }
+    nnlib_tensor_free(x);
+    nnlib_tensor_free(y);
+    nnlib_model_free(m);
+  }
+}
+
+/* LayerNormalization's Mean and InvStdDev: not computed by nnlib's
+ * layernorm; Y is. */
+static void layernorm_statistics(void **state) {
+  (void)state;
+  pbuf g = {{0}, 0};
+  const char *ins[3] = {"x", "S", "Bn"}, *outs[3] = {"Y", "Mean", "Inv"};
+  pbuf ln = node_io("LayerNormalization", ins, 3, outs, 3);
+  put_msg(&g, 1, &ln);
+  const char *rins[1] = {"Mean"}, *routs[1] = {"r"};
+  pbuf relu = node_io("Relu", rins, 1, routs, 1);
+  put_msg(&g, 1, &relu);
+  int64_t sd[1] = {4}, xd[2] = {-1, 4}, md[2] = {-1, 1};
+  const float ones[4] = {1, 1, 1, 1}, zeros[4] = {0, 0, 0, 0};
+  pbuf sc = tensor("S", sd, 1, ones, 4), bb = tensor("Bn", sd, 1, zeros, 4);
+  put_msg(&g, 5, &sc);
+  put_msg(&g, 5, &bb);
+  pbuf x = value_info("x", xd, 2), y = value_info("Y", xd, 2);
+  pbuf mean = value_info("Mean", md, 2), inv = value_info("Inv", md, 2);
+  pbuf r = value_info("r", md, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  put_msg(&g, 12, &mean);
+  put_msg(&g, 12, &inv);
+  put_msg(&g, 12, &r);
+  pbuf bytes = model_of(&g, 17);
+  nnlib_model *m = NULL;
+  ASSERT_OK(load_output(&m, &bytes, "Y"));
+  nnlib_model_free(m);
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, "Mean"));
+  ts_expect_message("graph output 'Mean' is LayerNormalization's Mean "
+                    "(nnlib's layernorm outputs only Y");
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, "Inv"));
+  ts_expect_message("LayerNormalization's InvStdDev");
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, "r"));
+  ts_expect_message("(Relu): input 0 is LayerNormalization's Mean");
+  assert_null(m);
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void out_of_memory_everywhere(void **state) {
@@ -428,6 +658,9 @@ int main(void) {
       cmocka_unit_test(unsupported),
       cmocka_unit_test(broken_attention),
       cmocka_unit_test(arguments_and_files),
+      cmocka_unit_test(output_option),
+      cmocka_unit_test(time_major_input_and_outputs),
+      cmocka_unit_test(layernorm_statistics),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,13 +60,19 @@ nnlib_status cli_load_split(const char *dir, nnlib_split split, int64_t limit,
 /* True when path ends in ext (".onnx"), in any case. */
 bool cli_has_extension(const char *path, const char *ext);
 /* Imports an ONNX model from `size` bytes at data, or from the file at path
- * when data is NULL, compiled for max_batch samples with `loss`. */
+ * when data is NULL, compiled for max_batch samples with `loss`; `output`
+ * names the graph output to compute (NULL: the only one; --onnx-output). */
 nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
                              const char *path, int64_t max_batch,
-                             nnlib_loss loss);
-/* A FILE.onnx imported (with onnx_loss), anything else read as a .nnl. */
+                             nnlib_loss loss, const char *output);
+/* A FILE.onnx imported (with onnx_loss and onnx_output), anything else read
+ * as a .nnl. */
 nnlib_status cli_load_model(nnlib_model **out, const char *path,
-                            nnlib_loss onnx_loss);
+                            nnlib_loss onnx_loss, const char *onnx_output);
+/* --onnx-output NAME is for imports: false (after one line on stderr) when
+ * it is given and `file` is not an .onnx. */
+bool cli_onnx_output_fits(const char *command, const char *file,
+                          const char *onnx_output);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
 

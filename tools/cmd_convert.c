@@ -6,7 +6,7 @@
 #include <string.h>
 
 static void convert_usage(void) {
-  printf("usage: nnlib convert IN OUT [--max-batch N]\n\n"
+  printf("usage: nnlib convert IN OUT [--max-batch N] [--onnx-output NAME]\n\n"
          "  nnlib convert model.onnx model.nnl   import an ONNX model (opsets "
          "13 to 17)\n"
          "                                       and save it as an nnlib "
@@ -16,16 +16,19 @@ static void convert_usage(void) {
          "--max-batch N  the largest batch the imported model is compiled "
          "for\n"
          "               (default %d; imports only)\n"
+         "--onnx-output NAME  the graph output the imported model computes,\n"
+         "               for an ONNX graph of several outputs (imports only)\n"
          "See docs/ONNX.md for the operators that map onto nnlib's layers.\n",
          CLI_ONNX_MAX_BATCH);
 }
 
 /* .onnx -> .nnl: the import compiles the model for inference (no loss);
  * the file keeps no optimizer. */
-static int import_onnx(const char *in, const char *out, int64_t max_batch) {
+static int import_onnx(const char *in, const char *out, int64_t max_batch,
+                       const char *output) {
   nnlib_model *m = NULL;
   nnlib_status st =
-      cli_import_onnx(&m, NULL, 0, in, max_batch, NNLIB_LOSS_NONE);
+      cli_import_onnx(&m, NULL, 0, in, max_batch, NNLIB_LOSS_NONE, output);
   if (st != NNLIB_OK)
     return cli_fail("convert", in, st);
   st = nnlib_model_save(m, out, 0);
@@ -67,6 +70,7 @@ int cmd_convert(int argc, char **argv) {
   int64_t max_batch;
   bool ok = cli_get_i64(&a, "max-batch", CLI_ONNX_MAX_BATCH, 1, INT32_MAX,
                         &max_batch);
+  const char *output = cli_get(&a, "onnx-output", NULL);
   const char *in = cli_positional(&a), *out = cli_positional(&a);
   ok = ok && cli_all_used(&a, "convert");
   cli_args_free(&a);
@@ -81,13 +85,15 @@ int cmd_convert(int argc, char **argv) {
   bool out_onnx = cli_has_extension(out, ".onnx"),
        out_nnl = cli_has_extension(out, ".nnl");
   if (in_onnx && out_nnl)
-    return import_onnx(in, out, max_batch);
+    return import_onnx(in, out, max_batch, output);
   if (in_nnl && out_onnx) {
     if (has_word(argc, argv, "--max-batch")) {
       fprintf(stderr, "nnlib convert: --max-batch is for imports (.onnx to "
                       ".nnl); an export keeps the model's own\n");
       return 2;
     }
+    if (!cli_onnx_output_fits("convert", in, output))
+      return 2;
     return export_onnx(in, out);
   }
   fprintf(stderr,

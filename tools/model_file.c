@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 bool cli_has_extension(const char *path, const char *ext) {
@@ -18,13 +19,14 @@ bool cli_has_extension(const char *path, const char *ext) {
 
 nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
                              const char *path, int64_t max_batch,
-                             nnlib_loss loss) {
+                             nnlib_loss loss, const char *output) {
   nnlib_onnx_options o;
   nnlib_status st = nnlib_onnx_options_init(&o);
   if (st != NNLIB_OK)
     return st;
   o.max_batch = max_batch;
   o.loss = loss;
+  o.output = output;
   /* with a loss and no optimizer the model gets plain SGD: evaluation
    * never steps it */
   if (data != NULL)
@@ -33,10 +35,21 @@ nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
 }
 
 nnlib_status cli_load_model(nnlib_model **out, const char *path,
-                            nnlib_loss onnx_loss) {
+                            nnlib_loss onnx_loss, const char *onnx_output) {
   if (cli_has_extension(path, ".onnx"))
-    return cli_import_onnx(out, NULL, 0, path, CLI_ONNX_MAX_BATCH, onnx_loss);
+    return cli_import_onnx(out, NULL, 0, path, CLI_ONNX_MAX_BATCH, onnx_loss,
+                           onnx_output);
   return nnlib_model_load(out, path);
+}
+
+bool cli_onnx_output_fits(const char *command, const char *file,
+                          const char *onnx_output) {
+  if (onnx_output == NULL || file == NULL || cli_has_extension(file, ".onnx"))
+    return true;
+  fprintf(stderr, "nnlib %s: --onnx-output is for .onnx files (it names the "
+                  "graph output an import computes); '%s' is not one\n",
+          command, file);
+  return false;
 }
 
 const char *cli_output_layer_name(nnlib_model *m) {

@@ -22,6 +22,20 @@
  *           carry  = dh z + dQ_t W_hh    [N, 3H] x [3H, H]  one GEMM
  *           then dX = dP W_ih, dW_ih = dP^T X, dW_hh = dQ^T Hprev, db over
  *           all steps (recurrent.c)
+ *
+ * linear_before_reset = 0 (ONNX's default GRU; the above is ONNX's 1): the
+ * reset gate multiplies h before W_hn,
+ *
+ *   n = tanh(W_in x + b_in + W_hn (r h) + b_hn)
+ *
+ * so the hidden side of n needs r first. Per step: Q_rz = h W_h{r,z}^T
+ * ([N, H] x [H, 2H]), the r and z pass (which keeps r h, area RESET_H),
+ * Q_n = (r h) W_hn^T ([N, H] x [H, H]), then the n and h pass. Backward:
+ *           dpre_n, dpre_z as above, dQ_n = dpre_n
+ *           d(rh)  = dpre_n W_hn          [N, H] x [H, H]  (area D_RESET_H)
+ *           dpre_r = d(rh) h_{t-1} r (1 - r)
+ *           carry  = dh z + d(rh) r + dQ_{r,z} W_h{r,z}  [N, 2H] x [2H, H]
+ *           dW_hn  = dQ_n^T (r h), the other rows of dW_hh as above.
  */
 #include "recurrent.h"
 
@@ -42,6 +56,10 @@ static nnlib_status gru_plan(nnlib_layer *l, const nnlib__shape *in,
   r->area_per_sample[RNN_WS_HPREV] = th;
   r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
   r->area_fixed[RNN_WS_BIAS] = 4 * r->hidden;
+  if (!r->linear_before_reset) {
+    r->area_per_sample[RNN_WS_RESET_H] = th;
+    r->area_per_sample[RNN_WS_D_RESET_H] = r->hidden;
+  }
   return nnlib__recurrent_plan_workspace(l);
 }
 
@@ -84,6 +102,7 @@ static void gru_cell(float *restrict p, float *restrict q,
 
 typedef struct gru_areas {
   float *p, *q, *hprev, *carry, *bias;
+  float *rh, *drh; /* linear_before_reset 0 only */
 } gru_areas;
 
 static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
@@ -91,7 +110,9 @@ static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
                  nnlib__recurrent_area(l, run, RNN_WS_HIDDEN),
                  nnlib__recurrent_area(l, run, RNN_WS_HPREV),
                  nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
-                 nnlib__recurrent_area(l, run, RNN_WS_BIAS)};
+                 nnlib__recurrent_area(l, run, RNN_WS_BIAS),
+                 nnlib__recurrent_area(l, run, RNN_WS_RESET_H),
+                 nnlib__recurrent_area(l, run, RNN_WS_D_RESET_H)};
   return a;
 }
 
@@ -100,6 +121,105 @@ static void zero_step(float *q, int64_t t, int64_t steps, int64_t width,
                       int64_t n) {
   for (int64_t s = 0; s < n; s++)
     memset(q + (s * steps + t) * width, 0, (size_t)width * sizeof(float));
+}
+
+/* The steps of linear_before_reset 1: Q_t = h_{t-1} W_hh^T, one pass. */
+static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
+                                      const gru_areas *a, float *y, int64_t n,
+                                      int64_t steps) {
+  int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
+  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  for (int64_t t = 0; t < steps; t++) {
+    if (t > 0 || !zero_start)
+      NNLIB_TRY(
+          nnlib__recurrent_step_product(l, a->hprev, t, 0.0f, a->q, n, steps));
+    else
+      zero_step(a->q, t, steps, 3 * hsz, n);
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_cell(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+               nnlib__recurrent_h_slot(l, a->hprev, y, s, t, steps), hsz);
+      nnlib__recurrent_h_share(l, a->hprev, y, s, t, steps);
+    }
+  }
+  return NNLIB_OK;
+}
+
+/* Columns [col, col + width) of Q at step t (rows ld T*3H) = rows of `in`
+ * at step t (ld T*H) times W_hh's rows [col, col + width) transposed:
+ * [N, H] x [H, width], one GEMM over the batch. */
+static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
+                                   int64_t t, int64_t col, int64_t width,
+                                   float *q_all, int64_t n, int64_t steps) {
+  int64_t h = ((const nnlib__recurrent *)l)->hidden;
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, width, h, 1.0f,
+                     in_all + t * h, steps * h,
+                     nnlib__recurrent_w_hh(l) + col * h, h, 0.0f,
+                     q_all + t * 3 * h + col, steps * 3 * h);
+}
+
+/* linear_before_reset 0, first pass of one sample: r and z (into p's r and
+ * z blocks) and r h_{t-1} (into rh). */
+NNLIB__VECTOR_CLONES
+static void gru_reset_update(float *restrict p, const float *restrict q,
+                             const float *restrict bias,
+                             const float *restrict hprev,
+                             float *restrict rh, int64_t width) {
+  float *pr = p, *pz = p + width;
+  const float *qr = q, *qz = q + width;
+  for (int64_t j = 0; j < width; j++) {
+    float r = nnlib__sigmoid(pr[j] + qr[j] + bias[j]);
+    pz[j] = nnlib__sigmoid(pz[j] + qz[j] + bias[width + j]);
+    pr[j] = r;
+    rh[j] = r * hprev[j];
+  }
+}
+
+/* linear_before_reset 0, second pass: n = tanh(p_n + b_in + Q_n + b_hn)
+ * with Q_n = W_hn (r h), into p's n block, and h_t. */
+NNLIB__VECTOR_CLONES
+static void gru_new_state(float *restrict p, const float *restrict q,
+                          const float *restrict bias,
+                          const float *restrict hprev, float *restrict h,
+                          int64_t width) {
+  const float *pz = p + width, *qn = q + 2 * width;
+  float *pn = p + 2 * width;
+  const float *bn = bias + 2 * width, *bhn = bias + 3 * width;
+  for (int64_t j = 0; j < width; j++) {
+    float n = nnlib__tanh(pn[j] + bn[j] + qn[j] + bhn[j]);
+    pn[j] = n;
+    h[j] = (1.0f - pz[j]) * n + pz[j] * hprev[j];
+  }
+}
+
+/* The steps of linear_before_reset 0 (see the top of the file). */
+static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
+                                      const gru_areas *a, float *y, int64_t n,
+                                      int64_t steps) {
+  int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
+  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  for (int64_t t = 0; t < steps; t++) {
+    bool from_zero = t == 0 && zero_start; /* h_{-1} = 0: Q = 0, r h = 0 */
+    if (from_zero)
+      zero_step(a->q, t, steps, 3 * hsz, n);
+    else
+      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, a->q, n, steps));
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_reset_update(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+                       a->rh + at, hsz);
+    }
+    if (!from_zero)
+      NNLIB_TRY(hidden_product(l, a->rh, t, 2 * hsz, hsz, a->q, n, steps));
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_new_state(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+                    nnlib__recurrent_h_slot(l, a->hprev, y, s, t, steps),
+                    hsz);
+      nnlib__recurrent_h_share(l, a->hprev, y, s, t, steps);
+    }
+  }
+  return NNLIB_OK;
 }
 
 static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
@@ -111,19 +231,10 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
   gru_bias(l, a.bias, hsz);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n, steps));
   nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
-  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
-  for (int64_t t = 0; t < steps; t++) {
-    if (t > 0 || !zero_start)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 0.0f, a.q, n, steps));
-    else
-      zero_step(a.q, t, steps, 3 * hsz, n);
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_cell(a.p + 3 * at, a.q + 3 * at, a.bias, a.hprev + at,
-               nnlib__recurrent_h_slot(l, a.hprev, y, s, t, steps), hsz);
-      nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
-    }
-  }
+  if (r->linear_before_reset)
+    NNLIB_TRY(steps_reset_after(l, run, &a, y, n, steps));
+  else
+    NNLIB_TRY(steps_reset_first(l, run, &a, y, n, steps));
   nnlib__recurrent_save_state(l, run, y, NULL, n, steps);
   return NNLIB_OK;
 }
@@ -153,6 +264,95 @@ static void gru_cell_backward(float *restrict p, float *restrict q,
   }
 }
 
+static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
+                                     const gru_areas *a, const float *dy,
+                                     int64_t n, int64_t steps) {
+  int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
+  const float *zeros = nnlib__recurrent_zeros(l, run);
+  for (int64_t t = steps; t-- > 0;) {
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_cell_backward(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
+                        a->carry + s * hsz, hsz);
+    }
+    /* carry = dh z (written above) + dQ_t W_hh */
+    if (t > 0)
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, a->q, t, 1.0f, a->carry, n,
+                                               steps));
+  }
+  return NNLIB_OK;
+}
+
+/* linear_before_reset 0, first backward pass of one sample: dpre_n and
+ * dpre_z (both sides: dQ_n = dpre_n), carry = dh z. r stays in p's r
+ * block for the second pass. */
+NNLIB__VECTOR_CLONES
+static void gru_back_new_update(float *restrict p, float *restrict q,
+                                const float *restrict hprev,
+                                const float *restrict dy,
+                                float *restrict carry, int64_t width) {
+  float *pz = p + width, *pn = p + 2 * width;
+  float *qz = q + width, *qn = q + 2 * width;
+  for (int64_t j = 0; j < width; j++) {
+    float dh = carry[j] + dy[j];
+    float z = pz[j], n = pn[j];
+    float dn = dh * (1.0f - z) * (1.0f - n * n);
+    float dz = dh * (hprev[j] - n) * z * (1.0f - z);
+    pz[j] = dz;
+    pn[j] = dn;
+    qz[j] = dz;
+    qn[j] = dn;
+    carry[j] = dh * z;
+  }
+}
+
+/* Second pass: dpre_r = d(rh) h_{t-1} r (1 - r); carry += d(rh) r. */
+NNLIB__VECTOR_CLONES
+static void gru_back_reset(float *restrict p, float *restrict q,
+                           const float *restrict hprev,
+                           const float *restrict drh, float *restrict carry,
+                           int64_t width) {
+  for (int64_t j = 0; j < width; j++) {
+    float r = p[j];
+    float dr = drh[j] * hprev[j] * r * (1.0f - r);
+    p[j] = dr;
+    q[j] = dr;
+    carry[j] += drh[j] * r;
+  }
+}
+
+static nnlib_status back_reset_first(nnlib_layer *l, const nnlib__run *run,
+                                     const gru_areas *a, const float *dy,
+                                     int64_t n, int64_t steps) {
+  int64_t hsz = ((const nnlib__recurrent *)l)->hidden, gh = 3 * hsz;
+  const float *zeros = nnlib__recurrent_zeros(l, run);
+  const float *w_hh = nnlib__recurrent_w_hh(l);
+  for (int64_t t = steps; t-- > 0;) {
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_back_new_update(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+                          nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
+                          a->carry + s * hsz, hsz);
+    }
+    /* d(rh) [N, H] = dpre_n [N, H] x W_hn [H, H] */
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, hsz, hsz, 1.0f,
+                          a->p + t * gh + 2 * hsz, steps * gh,
+                          w_hh + 2 * hsz * hsz, hsz, 0.0f, a->drh, hsz));
+    for (int64_t s = 0; s < n; s++) {
+      int64_t at = (s * steps + t) * hsz;
+      gru_back_reset(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+                     a->drh + s * hsz, a->carry + s * hsz, hsz);
+    }
+    /* carry += dQ_{r,z} [N, 2H] x W_h{r,z} [2H, H] */
+    if (t > 0)
+      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, hsz, 2 * hsz,
+                            1.0f, a->q + t * gh, steps * gh, w_hh, hsz, 1.0f,
+                            a->carry, hsz));
+  }
+  return NNLIB_OK;
+}
+
 static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
                                  const float *x, const float *y, float *dy,
                                  float *dx, int64_t n) {
@@ -160,21 +360,14 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
   int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   gru_areas a = areas_of(l, run);
-  const float *zeros = nnlib__recurrent_zeros(l, run);
   memset(a.carry, 0, (size_t)(n * hsz) * sizeof(float));
-  for (int64_t t = steps; t-- > 0;) {
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_cell_backward(a.p + 3 * at, a.q + 3 * at, a.hprev + at,
-                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
-                        a.carry + s * hsz, hsz);
-    }
-    /* carry = dh z (written above) + dQ_t W_hh */
-    if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, a.q, t, 1.0f, a.carry, n, steps));
-  }
-  return nnlib__recurrent_finish_backward(l, run, x, a.p, a.q, a.hprev, dx,
-                                          n);
+  if (r->linear_before_reset)
+    NNLIB_TRY(back_reset_after(l, run, &a, dy, n, steps));
+  else
+    NNLIB_TRY(back_reset_first(l, run, &a, dy, n, steps));
+  return nnlib__recurrent_finish_backward(
+      l, run, x, a.p, a.q, a.hprev, r->linear_before_reset ? NULL : a.rh, dx,
+      n);
 }
 
 static const nnlib__layer_ops gru_ops = {
@@ -189,34 +382,73 @@ static const nnlib__layer_ops gru_ops = {
     .fuses_sgd = true,
 };
 
+nnlib_status nnlib__gru_create(nnlib_layer **out, int64_t input_size,
+                               int64_t hidden_size, int with_bias,
+                               int return_sequences,
+                               bool linear_before_reset) {
+  nnlib__recurrent_args a = {input_size, hidden_size, with_bias,
+                             return_sequences};
+  NNLIB_TRY(nnlib__recurrent_create(out, &gru_ops, "gru", 3, &a));
+  ((nnlib__recurrent *)*out)->linear_before_reset = linear_before_reset;
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib_gru_create(nnlib_layer **out, int64_t input_size,
                               int64_t hidden_size, int with_bias,
                               int return_sequences) {
-  nnlib__recurrent_args a = {input_size, hidden_size, with_bias,
-                             return_sequences};
-  return nnlib__recurrent_create(out, &gru_ops, "gru", 3, &a);
+  return nnlib__gru_create(out, input_size, hidden_size, with_bias,
+                           return_sequences, true);
 }
 
 /* ------------------------- model description and model file (codec) */
 
-/* "gru:H" or "gru:H:nobias" */
+/* "gru:H" with the options "nobias" and "lbr0" (linear_before_reset 0),
+ * each at most once, in any order */
 static nnlib_status gru_parse_spec(const nnlib__spec_item *item,
                                    nnlib_layer **out) {
   nnlib__recurrent_args a;
   unsigned rest;
-  NNLIB_TRY(nnlib__spec_fields(item, 2, 3));
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 4));
   NNLIB_TRY(nnlib__recurrent_parse_common(item, &a, &rest));
-  if (rest != 0)
-    return nnlib__spec_error(item, "the only option of gru is \"nobias\"");
-  return nnlib_gru_create(out, 0, a.hidden_size, a.with_bias,
-                          a.return_sequences);
+  bool reset_first = false;
+  for (size_t f = 2; f < item->field_count; f++) {
+    if (!(rest & (1u << f)))
+      continue;
+    if (!nnlib__spec_field_is(item, f, "lbr0") || reset_first)
+      return nnlib__spec_error(item, "the options of gru are \"nobias\" and "
+                                     "\"lbr0\" (linear_before_reset 0), each "
+                                     "at most once");
+    reset_first = true;
+  }
+  return nnlib__gru_create(out, 0, a.hidden_size, a.with_bias,
+                           a.return_sequences, !reset_first);
+}
+
+/* config: the shared 24 bytes; with linear_before_reset 0 only, then u32
+ * linear_before_reset = 0 (28 bytes), so files of PyTorch's form stay as
+ * they were. */
+static void gru_write_config(const nnlib_layer *l, nnlib__writer *w) {
+  nnlib__recurrent_write_config(l, w);
+  if (!((const nnlib__recurrent *)l)->linear_before_reset)
+    nnlib__put_u32(w, 0u);
 }
 
 static nnlib_status gru_read_config(nnlib__reader *r, nnlib_layer **out) {
   nnlib__recurrent_args a;
   NNLIB_TRY(nnlib__recurrent_read_config(r, "gru", &a));
-  return nnlib_gru_create(out, a.input_size, a.hidden_size, a.with_bias,
-                          a.return_sequences);
+  bool lbr = true;
+  if (r->left > 0) {
+    uint32_t v;
+    NNLIB_TRY(nnlib__get_u32(r, &v));
+    if (v != 0)
+      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                          "gru: linear_before_reset %u; the field is written "
+                          "only for 0 (1, PyTorch's form, has no field)",
+                          v);
+    lbr = false;
+  }
+  return nnlib__gru_create(out, a.input_size, a.hidden_size, a.with_bias,
+                           a.return_sequences, lbr);
 }
 
 const nnlib__layer_codec nnlib__gru_codec = {
@@ -224,6 +456,6 @@ const nnlib__layer_codec nnlib__gru_codec = {
     .spec_names = {"gru"},
     .parse_spec = gru_parse_spec,
     .write_spec = nnlib__recurrent_write_spec,
-    .write_config = nnlib__recurrent_write_config,
+    .write_config = gru_write_config,
     .read_config = gru_read_config,
 };

@@ -307,6 +307,13 @@ extern const nnlib__layer_codec nnlib__gru_codec;
  * step. NNLIB_ERR_PARSE otherwise. */
 nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
                                         nnlib_layer *previous);
+/* nnlib_gru_create with the form of the new gate chosen: linear_before_reset
+ * true is PyTorch's (public) form, false ONNX's default, n = tanh(W_in x +
+ * b_in + W_hn (r h) + b_hn) (gru.c; the description option "lbr0"). */
+nnlib_status nnlib__gru_create(nnlib_layer **out, int64_t input_size,
+                               int64_t hidden_size, int with_bias,
+                               int return_sequences,
+                               bool linear_before_reset);
 /* Recurrent layer facts the model's sequence planning reads. */
 bool nnlib__layer_is_recurrent(const nnlib_layer *l);
 bool nnlib__recurrent_returns_sequences(const nnlib_layer *l);

@@ -167,7 +167,7 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
                                          steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
-                                          dx, n);
+                                          NULL, dx, n);
 }
 
 static const nnlib__layer_ops lstm_ops = {

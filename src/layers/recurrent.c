@@ -60,6 +60,7 @@ nnlib_status nnlib__recurrent_create(nnlib_layer **out,
   r->with_bias = args->with_bias == 1;
   r->return_sequences = args->return_sequences == 1;
   r->nonlinearity = NNLIB_ACT_TANH;
+  r->linear_before_reset = true;
   *out = &r->base;
   return NNLIB_OK;
 }
@@ -458,6 +459,7 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
                                               const float *dg_in,
                                               const float *dg_hh,
                                               const float *hprev_all,
+                                              const float *last_block_in,
                                               float *dx, int64_t n) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h, f = r->features;
@@ -476,8 +478,15 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
   float *out_hh = run->sgd_fused ? w_hh : l->params[P_W_HH].grad.data;
   NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, gh, f, rows, alpha,
                         dg_in, gh, x, f, beta, out_ih, f));
-  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, gh, h, rows, alpha,
-                        dg_hh, gh, hprev_all, h, beta, out_hh, h));
+  /* the rows of W_hh that multiply h_{t-1}: every block, or all but the
+   * last, whose rows multiply last_block_in */
+  int64_t hprev_rows = last_block_in != NULL ? gh - h : gh;
+  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, hprev_rows, h, rows,
+                        alpha, dg_hh, gh, hprev_all, h, beta, out_hh, h));
+  if (last_block_in != NULL)
+    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, h, h, rows, alpha,
+                          dg_hh + hprev_rows, gh, last_block_in, h, beta,
+                          out_hh + hprev_rows * h, h));
   if (r->with_bias) {
     bias_backward(l, run, P_B_IH, dg_in, rows, gh);
     bias_backward(l, run, P_B_HH, dg_hh, rows, gh);
@@ -498,6 +507,8 @@ void nnlib__recurrent_write_spec(const nnlib_layer *l, nnlib__text *t) {
     nnlib__text_append(t, ":relu");
   if (!r->with_bias)
     nnlib__text_append(t, ":nobias");
+  if (l->ops->kind == NNLIB_LAYER_GRU && !r->linear_before_reset)
+    nnlib__text_append(t, ":lbr0");
   if (!r->return_sequences)
     nnlib__text_append(t, ",last");
 }

@@ -31,6 +31,9 @@ enum {
   RNN_WS_CARRY_C, /* lstm [N, H]: dL/dc_{t-1} */
   RNN_WS_BIAS,    /* rnn, lstm [G*H]: b_ih + b_hh; gru [4H]: see gru.c */
   RNN_WS_ZEROS,   /* [H]: zeros, dL/dh_t of steps not in the output */
+  RNN_WS_RESET_H, /* gru with linear_before_reset 0 [N, T, H]: r_t h_{t-1},
+                     what W_hn multiplies (kept for dW_hn) */
+  RNN_WS_D_RESET_H, /* the same gru [N, H]: dL/d(r_t h_{t-1}) of one step */
   RNN_WS_COUNT
 };
 
@@ -45,6 +48,10 @@ typedef struct nnlib__recurrent {
   bool with_bias;
   bool return_sequences;
   nnlib_activation nonlinearity; /* rnn: tanh or relu */
+  /* gru: true (PyTorch's form, ONNX's linear_before_reset = 1): n = tanh(
+   * W_in x + b_in + r (W_hn h + b_hn)); false (ONNX's default 0): n =
+   * tanh(W_in x + b_in + W_hn (r h) + b_hn). Unused by rnn and lstm. */
+  bool linear_before_reset;
   /* Initial state set by nnlib_recurrent_set_initial_state: state_rows
    * rows of H floats (1: every sample), owned; NULL: zeros. */
   float *h0, *c0;
@@ -172,13 +179,17 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
 /* After the steps: dX = dG_in W_ih, and the weight gradients over all N*T
  * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev, db_ih and db_hh
  * the column sums of dG_in and dG_hh (the same array except for gru). With
- * fused plain SGD these GEMMs update the weights in place instead. */
+ * fused plain SGD these GEMMs update the weights in place instead.
+ * last_block_in: NULL, or the [N*T, H] rows the last gate block of W_hh
+ * multiplies instead of Hprev (gru with linear_before_reset 0: r h), whose
+ * rows of dW_hh are then dG_hh(last block)^T last_block_in. */
 nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
                                               const nnlib__run *run,
                                               const float *x,
                                               const float *dg_in,
                                               const float *dg_hh,
                                               const float *hprev_all,
+                                              const float *last_block_in,
                                               float *dx, int64_t n);
 
 /* ---------------------------------------------------- nonlinearities */

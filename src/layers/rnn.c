@@ -107,8 +107,8 @@ static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
     if (t > 0)
       NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n, steps));
   }
-  return nnlib__recurrent_finish_backward(l, run, x, gates, gates, hprev, dx,
-                                          n);
+  return nnlib__recurrent_finish_backward(l, run, x, gates, gates, hprev,
+                                          NULL, dx, n);
 }
 
 static const nnlib__layer_ops rnn_ops = {

@@ -5,7 +5,8 @@
  *                   (layout 0, forward, hidden_size H; ONNX Runtime has no
  *                   batch-first layout) with the weights' gates reordered
  *                   from PyTorch's to ONNX's (lstm i f g o -> i o f c, gru
- *                   r z n -> z r h, GRU's linear_before_reset = 1, rnn's
+ *                   r z n -> z r h, GRU's linear_before_reset 1, or 0 for
+ *                   a gru of the lbr0 form, rnn's
  *                   Relu or Tanh); B = [b_ih | b_hh] when there are biases.
  *                   Every step: Y [T, 1, N, H] -> Squeeze(1) ->
  *                   Transpose(1,0,2) = [N, T, H]; the last step only:
@@ -92,6 +93,10 @@ nnlib_status ox_export_recurrent(ox_graph *g) {
   bool sequences = ox_cfg_u32(g) != 0;
   nnlib_activation f =
       kind == NNLIB_LAYER_RNN ? (nnlib_activation)ox_cfg_u32(g) : NNLIB_ACT_TANH;
+  /* gru: a config field after the shared ones only for linear_before_reset
+   * 0 (gru.c); none is PyTorch's form, 1 */
+  int64_t reset_linear_first =
+      kind == NNLIB_LAYER_GRU && g->config.left >= 4 ? ox_cfg_u32(g) : 1;
   const char *op = kind == NNLIB_LAYER_LSTM ? "LSTM"
                    : kind == NNLIB_LAYER_GRU ? "GRU" : "RNN";
   const int *order = kind == NNLIB_LAYER_LSTM ? lstm_order
@@ -110,7 +115,7 @@ nnlib_status ox_export_recurrent(ox_graph *g) {
   ox_begin_outputs(g, op, in, with_bias ? 4 : 3, outs, sequences ? 1 : 2);
   ox_attr_int(g, "hidden_size", hidden);
   if (kind == NNLIB_LAYER_GRU)
-    ox_attr_int(g, "linear_before_reset", 1);
+    ox_attr_int(g, "linear_before_reset", reset_linear_first);
   if (kind == NNLIB_LAYER_RNN) {
     const char *activations = f == NNLIB_ACT_RELU ? "Relu" : "Tanh";
     ox_attr_strings1(g, "activations", activations);

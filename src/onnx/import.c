@@ -12,7 +12,7 @@
 /* ------------------------------------------------------------ options */
 
 static const nnlib_onnx_options default_options = {
-    sizeof(nnlib_onnx_options), 64, NNLIB_LOSS_NONE, NULL, 1};
+    sizeof(nnlib_onnx_options), 64, NNLIB_LOSS_NONE, NULL, 1, NULL};
 
 nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *o,
                                           size_t struct_size) {
@@ -48,22 +48,23 @@ void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size) {
 
 /* ------------------------------------------------------------- values */
 
-static uint64_t hash_of(nnlib__onnx_str s) {
+uint64_t nnlib__onnx_hash(nnlib__onnx_str s) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
   for (size_t k = 0; k < s.n; k++)
     h = (h ^ (unsigned char)s.p[k]) * 1099511628211ull;
   return h;
 }
 
-static bool same(nnlib__onnx_str a, nnlib__onnx_str b) {
+bool nnlib__onnx_same(nnlib__onnx_str a, nnlib__onnx_str b) {
   return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
 /* The table slot of s: its value's, or the empty one it would take. */
 static size_t slot_of(const nnlib__onnx_import *im, nnlib__onnx_str s) {
   size_t mask = im->table_size - 1;
-  size_t k = (size_t)hash_of(s) & mask;
-  while (im->table[k] != 0 && !same(im->values[im->table[k] - 1].name, s))
+  size_t k = (size_t)nnlib__onnx_hash(s) & mask;
+  while (im->table[k] != 0 &&
+         !nnlib__onnx_same(im->values[im->table[k] - 1].name, s))
     k = (k + 1) & mask;
   return k;
 }
@@ -237,8 +238,9 @@ nnlib_status nnlib__onnx_need_shape(nnlib__onnx_import *im,
 
 static size_t reader_slot(const nnlib__onnx_import *im, nnlib__onnx_str s) {
   size_t mask = im->reader_table_size - 1;
-  size_t k = (size_t)hash_of(s) & mask;
-  while (im->reader_counts[k] != 0 && !same(im->reader_names[k], s))
+  size_t k = (size_t)nnlib__onnx_hash(s) & mask;
+  while (im->reader_counts[k] != 0 &&
+         !nnlib__onnx_same(im->reader_names[k], s))
     k = (k + 1) & mask;
   return k;
 }
@@ -254,10 +256,12 @@ static void count_reader(nnlib__onnx_import *im, nnlib__onnx_str s,
   }
 }
 
-/* Every node input and graph output, counted per name. */
+/* Every input of a node the output needs, and the chosen graph output,
+ * counted per name (nodes pruned away and the other graph outputs read
+ * nothing: they are not computed). */
 static nnlib_status count_readers(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
-  size_t uses = g->output_count;
+  size_t uses = 1;
   for (size_t k = 0; k < g->node_count; k++)
     uses += g->nodes[k].input_count;
   im->reader_table_size = 16;
@@ -270,10 +274,9 @@ static nnlib_status count_readers(nnlib__onnx_import *im) {
   if (!im->reader_names || !im->reader_counts || !im->first_reader)
     return NNLIB_ERR_OUT_OF_MEMORY;
   for (size_t k = 0; k < g->node_count; k++)
-    for (size_t i = 0; i < g->nodes[k].input_count; i++)
+    for (size_t i = 0; i < g->nodes[k].input_count && !im->done[k]; i++)
       count_reader(im, g->nodes[k].inputs[i], k);
-  for (size_t k = 0; k < g->output_count; k++)
-    count_reader(im, g->outputs[k].name, SIZE_MAX);
+  count_reader(im, g->outputs[im->output].name, SIZE_MAX);
   return NNLIB_OK;
 }
 
@@ -319,7 +322,7 @@ nnlib__onnx_value *nnlib__onnx_input(nnlib__onnx_import *im,
 
 static bool has_initializer(const nnlib__onnx_graph *g, nnlib__onnx_str s) {
   for (size_t k = 0; k < g->initializer_count; k++)
-    if (same(g->initializers[k].name, s))
+    if (nnlib__onnx_same(g->initializers[k].name, s))
       return true;
   return false;
 }
@@ -342,14 +345,20 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
                         "ONNX: graph input '%.*s' has rank %zu; nnlib needs a "
                         "batch axis first and 1 to %d axes per sample",
                         nl, info->name.p, info->rank, NNLIB_MAX_RANK - 1);
+  /* the batch axis: the first, or the second of a time-major [T, batch,
+   * F] that only layout-0 recurrent nodes read (the model input is then
+   * batch first, [batch, T, F]) */
+  size_t batch = nnlib__onnx_time_major_input(im, info) ? 1 : 0;
   nnlib__shape s = {info->rank - 1, {0}};
-  for (size_t k = 1; k < info->rank; k++) {
+  for (size_t k = 0, at = 0; k < info->rank; k++) {
+    if (k == batch)
+      continue;
     if (info->dims[k] <= 0)
       return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                           "ONNX: graph input '%.*s': axis %zu is symbolic or "
                           "0 (only the batch axis may vary)",
                           nl, info->name.p, k);
-    s.dims[k - 1] = info->dims[k];
+    s.dims[at++] = info->dims[k];
   }
   int64_t size = 0;
   nnlib_status st = nnlib__shape_size(s.dims, s.rank, &size, "ONNX input");
@@ -366,6 +375,7 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
   v->node = node;
   v->shape = s;
   v->ids = ids;
+  v->batch_axis = batch;
   return NNLIB_OK;
 }
 
@@ -405,7 +415,7 @@ static nnlib_status explain_stuck(nnlib__onnx_import *im, const bool *done) {
       bool made = false;
       for (size_t j = 0; j < g->node_count && !made; j++)
         for (size_t o = 0; o < g->nodes[j].output_count && !made; o++)
-          made = same(g->nodes[j].outputs[o], s);
+          made = nnlib__onnx_same(g->nodes[j].outputs[o], s);
       if (!made) {
         im->current = k;
         return nnlib__onnx_node_error(
@@ -435,13 +445,11 @@ static nnlib_status map_one(nnlib__onnx_import *im, size_t k) {
  * A pattern may mark later nodes done (nnlib__onnx_match_gelu). */
 static nnlib_status walk_nodes(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
-  im->done = nnlib__onnx_arena(im, g->node_count, sizeof *im->done);
-  if (im->done == NULL)
-    return NNLIB_ERR_OUT_OF_MEMORY;
-  NNLIB_TRY(count_readers(im));
-  im->left = g->node_count;
+  im->left = 0;
   for (size_t k = 0; k < g->node_count; k++)
-    if (nnlib__onnx_str_is(g->nodes[k].op_type, "Constant") &&
+    im->left += !im->done[k];
+  for (size_t k = 0; k < g->node_count; k++)
+    if (!im->done[k] && nnlib__onnx_str_is(g->nodes[k].op_type, "Constant") &&
         g->nodes[k].input_count == 0)
       NNLIB_TRY(map_one(im, k));
   while (im->left > 0) {
@@ -457,34 +465,30 @@ static nnlib_status walk_nodes(nnlib__onnx_import *im) {
   return NNLIB_OK;
 }
 
+/* The chosen graph output becomes the model's output. A time-major one
+ * (batch not first: a layout-0 recurrent Y [T, 1, batch, H] or Y_h [1,
+ * batch, H], or a Transpose that moved the batch) is given batch first:
+ * nnlib's data is always batch first, the other axes keep their order. */
 static nnlib_status set_output(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
-  if (g->output_count == 0)
-    return nnlib__error(NNLIB_ERR_CORRUPT_FILE, "ONNX: the graph has no output");
-  if (g->output_count > 1)
-    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                        "ONNX: the graph has %zu outputs; an nnlib model has "
-                        "one",
-                        g->output_count);
-  nnlib__onnx_str s = g->outputs[0].name;
+  nnlib__onnx_str s = g->outputs[im->output].name;
   nnlib__onnx_value *v = nnlib__onnx_find(im, s);
   int nl = (int)(s.n > 60 ? 60 : s.n);
   if (v == NULL)
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "ONNX: graph output '%.*s' is made by no node", nl,
                         s.p);
-  if (v->kind == NNLIB__VALUE_CONST || v->kind == NNLIB__VALUE_ZEROS ||
-      v->kind == NNLIB__VALUE_UNUSABLE)
+  if (v->kind == NNLIB__VALUE_UNUSABLE)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                        "ONNX: graph output '%.*s' is a constant or an "
-                        "output nnlib does not make",
+                        "ONNX: graph output '%.*s' is %s; nnlib does not "
+                        "compute it",
+                        nl, s.p, v->unusable);
+  if (v->kind == NNLIB__VALUE_CONST || v->kind == NNLIB__VALUE_ZEROS)
+    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                        "ONNX: graph output '%.*s' is a constant (no layer "
+                        "computes it)",
                         nl, s.p);
   NNLIB_TRY(nnlib__onnx_materialize(im, v));
-  if (v->batch_axis != 0)
-    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                        "ONNX: graph output '%.*s' has the batch at axis %zu "
-                        "(nnlib's outputs are batch first)",
-                        nl, s.p, v->batch_axis);
   if (im->model->nodes[v->node].layer == NULL)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: graph output '%.*s' is a graph input: the "
@@ -559,6 +563,12 @@ static void teardown(nnlib__onnx_import *im) {
 static nnlib_status build(nnlib__onnx_import *im, const nnlib_onnx_options *o,
                           nnlib_optimizer *opt) {
   nnlib_status st = setup(im);
+  if (st == NNLIB_OK)
+    st = nnlib__onnx_choose_output(im, o->output);
+  if (st == NNLIB_OK)
+    st = nnlib__onnx_prune(im);
+  if (st == NNLIB_OK)
+    st = count_readers(im);
   if (st == NNLIB_OK)
     st = declare_values(im);
   if (st == NNLIB_OK)

@@ -26,8 +26,9 @@ typedef enum nnlib__onnx_value_kind {
   NNLIB__VALUE_ZEROS,  /* zeros of a shape that holds the batch size
                           (ConstantOfShape of a Shape): read only as a
                           recurrent layer's initial state */
-  NNLIB__VALUE_UNUSABLE /* an output nnlib does not make (an LSTM's Y_c):
-                           refused where it is read */
+  NNLIB__VALUE_UNUSABLE /* an output nnlib does not make (an LSTM's Y_c,
+                           LayerNormalization's Mean): refused where it is
+                           read, and as the graph output */
 } nnlib__onnx_value_kind;
 
 /* The recurrent layer behind NNLIB__VALUE_RECURRENT values (import_rnn.c):
@@ -38,6 +39,8 @@ typedef struct nnlib__onnx_rnn {
   nnlib_layer_kind kind;   /* NNLIB_LAYER_LSTM, GRU or RNN */
   nnlib_activation act;    /* rnn: tanh or relu */
   int64_t steps, features, hidden;
+  bool linear_before_reset; /* gru: ONNX's attribute (0: the reset gate
+                               before R_h, nnlib's "lbr0") */
   float *w_ih, *w_hh, *b_ih, *b_hh; /* nnlib's layouts; biases NULL: none */
   size_t input_node;
   size_t onnx_node;        /* for messages */
@@ -61,6 +64,9 @@ typedef struct nnlib__onnx_value {
   size_t node;
   nnlib__shape shape;
   bool ids;           /* an int64 graph input: token ids for an embedding */
+  /* UNUSABLE: what the value is, for messages ("an LSTM's cell state Y_c
+   * (...)") */
+  const char *unusable;
   /* NODE, RECURRENT: where the batch axis is in ONNX's full shape, which
    * is `shape` with the batch inserted at this axis. 0 except for the
    * time-major views around recurrent operators ([T, batch, F]): a
@@ -100,7 +106,9 @@ typedef struct nnlib__onnx_import {
   void **arena;       /* every block the importer allocated */
   size_t arena_count, arena_capacity;
   size_t current;     /* the ONNX node being mapped, for messages */
-  bool *done;         /* per ONNX node: mapped, folded or absorbed */
+  size_t output;      /* the graph output the model computes (index) */
+  bool *done;         /* per ONNX node: mapped, folded or absorbed; a node
+                         the chosen output does not need starts done */
   size_t left;        /* nodes not done */
   /* Readers of each name (node inputs, and 1 for a graph output), for
    * subgraph patterns: a hash of names like `table`. */
@@ -108,6 +116,25 @@ typedef struct nnlib__onnx_import {
   size_t *reader_counts, *first_reader;
   size_t reader_table_size;
 } nnlib__onnx_import;
+
+/* FNV-1a of a name, and name equality (the importer's hash tables). */
+uint64_t nnlib__onnx_hash(nnlib__onnx_str s);
+bool nnlib__onnx_same(nnlib__onnx_str a, nnlib__onnx_str b);
+
+/* Which graph output the model computes (import_outputs.c): `name` (NULL:
+ * the only one) into im->output. NNLIB_ERR_INVALID_ARGUMENT for a name
+ * that is not a graph output, NNLIB_ERR_UNSUPPORTED for several outputs
+ * and no name. */
+nnlib_status nnlib__onnx_choose_output(nnlib__onnx_import *im,
+                                       const char *name);
+/* Allocates im->done and marks done every node the chosen output does not
+ * depend on: those nodes are neither mapped nor counted as readers. */
+nnlib_status nnlib__onnx_prune(nnlib__onnx_import *im);
+/* Whether graph input `info` is time-major: rank 3 and read only, by the
+ * nodes the output needs, as X of LSTM, GRU or RNN nodes of layout 0
+ * ([T, batch, F]). Such an input becomes a batch-first model input. */
+bool nnlib__onnx_time_major_input(const nnlib__onnx_import *im,
+                                  const nnlib__onnx_value_info *info);
 
 /* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
 void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size);

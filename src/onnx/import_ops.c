@@ -38,7 +38,7 @@ static nnlib_status graph_input(imp *im, const onode *n, size_t k,
         v->kind == NNLIB__VALUE_ZEROS
             ? "zeros of a batch-sized shape (read only as a recurrent "
               "layer's initial state)"
-            : "an output nnlib does not make (an LSTM's cell state Y_c)");
+            : v->unusable);
   if (!is_graph(v))
     return nnlib__onnx_node_error(
         im, v == NULL ? NNLIB_ERR_CORRUPT_FILE : NNLIB_ERR_UNSUPPORTED,
@@ -831,6 +831,32 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
   return apply1(im, l, x, out, NULL);
 }
 
+/* Y, and the optional Mean and InvStdDev (the statistics ONNX keeps for
+ * training), which nnlib's layernorm does not output: defined as values
+ * refused where they are read or chosen as the graph output. */
+static nnlib_status layernorm_outputs(imp *im, const onode *n, oval **out) {
+  static const char *const what[3] = {
+      NULL,
+      "LayerNormalization's Mean (nnlib's layernorm outputs only Y; its "
+      "statistics stay inside)",
+      "LayerNormalization's InvStdDev (nnlib's layernorm outputs only Y; its "
+      "statistics stay inside)"};
+  if (n->output_count < 1 || n->outputs[0].n == 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no output Y");
+  if (n->output_count > 3)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "more than three outputs");
+  for (size_t k = 1; k < n->output_count; k++) {
+    oval *v = NULL;
+    if (n->outputs[k].n == 0)
+      continue;
+    NNLIB_TRY(nnlib__onnx_define(im, n->outputs[k], &v));
+    v->kind = NNLIB__VALUE_UNUSABLE;
+    v->unusable = what[k];
+  }
+  return nnlib__onnx_define(im, n->outputs[0], out);
+}
+
 static nnlib_status map_layernorm(imp *im, const onode *n) {
   oval *x = NULL, *scale = NULL, *b = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
@@ -858,7 +884,7 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
   if (st == NNLIB_OK)
     st = nnlib__onnx_add_fill(im, l, false, 1, bias, d);
   if (st == NNLIB_OK)
-    st = output(im, n, &out);
+    st = layernorm_outputs(im, n, &out);
   if (st != NNLIB_OK) {
     nnlib_layer_free(l);
     return st;

@@ -2,15 +2,17 @@
  *
  * What maps: one forward direction, no peepholes, no sequence_lens, the
  * default activations (RNN: Tanh or Relu), no clip, LSTM input_forget 0,
- * GRU linear_before_reset 1 (PyTorch's form; 0 is another formula), an
- * initial state that is absent or zeros (constant zeros, or the
- * ConstantOfShape of a batch-sized shape that torch.onnx.export writes).
+ * GRU linear_before_reset 1 (PyTorch's form, nnlib's gru) or 0 (ONNX's
+ * default: nnlib's gru with the "lbr0" option), an initial state that is
+ * absent or zeros (constant zeros, or the ConstantOfShape of a batch-sized
+ * shape that torch.onnx.export writes).
  *
  * Layouts. ONNX's X is [T, batch, F] (layout 0) or [batch, T, F] (layout
  * 1); nnlib's samples are [T, F], batch first. The time-major X of layout
- * 0 is the Transpose of a batch-first tensor (import_ops.c keeps it as a
- * view with batch_axis 1); a graph input [T, batch, F] is not: nnlib takes
- * the first axis of a graph input as the batch. Y is [T, 1, batch, H]
+ * 0 is a view with batch_axis 1 of batch-first data: the Transpose of a
+ * batch-first tensor (import_ops.c), or a graph input [T, batch, F] read
+ * only as such an X, which the model takes batch first ([batch, T, F];
+ * import_outputs.c). Y is [T, 1, batch, H]
  * (layout 0) or [batch, T, 1, H]; Y_h [1, batch, H] or [batch, 1, H]. Both
  * stay views of one layer not yet made (NNLIB__VALUE_RECURRENT): the first
  * reader decides whether the layer returns the sequence (Y read, after the
@@ -68,11 +70,9 @@ static nnlib_status check_attributes(imp *im, const onode *n,
   if (kind == NNLIB_LAYER_LSTM && nnlib__onnx_attr_int(n, "input_forget", 0))
     return refuse(im, "attribute input_forget", "coupled gates are not "
                                                 "nnlib's LSTM");
-  if (kind == NNLIB_LAYER_GRU &&
-      nnlib__onnx_attr_int(n, "linear_before_reset", 0) != 1)
-    return refuse(im, "attribute linear_before_reset",
-                  "0 applies the reset gate before R_h (another formula); "
-                  "nnlib's GRU (PyTorch's) is linear_before_reset = 1");
+  int64_t lbr = nnlib__onnx_attr_int(n, "linear_before_reset", 0);
+  if (kind == NNLIB_LAYER_GRU && lbr != 0 && lbr != 1)
+    return refuse(im, "attribute linear_before_reset", "must be 0 or 1");
   const nnlib__onnx_attr *a = nnlib__onnx_find_attr(n, "activations");
   static const char *const lstm_acts[3] = {"Sigmoid", "Tanh", "Tanh"};
   static const char *const gru_acts[2] = {"Sigmoid", "Tanh"};
@@ -188,6 +188,8 @@ static nnlib_status define_outputs(imp *im, const onode *n,
     any = true;
     if (k == 2) { /* Y_c: nnlib's LSTM keeps its cell state inside */
       v->kind = NNLIB__VALUE_UNUSABLE;
+      v->unusable = "an LSTM's cell state Y_c (nnlib's LSTM keeps it "
+                    "inside)";
       continue;
     }
     v->kind = NNLIB__VALUE_RECURRENT;
@@ -261,6 +263,8 @@ nnlib_status nnlib__onnx_map_recurrent(nnlib__onnx_import *im,
   r->steps = steps;
   r->features = features;
   r->hidden = hidden;
+  r->linear_before_reset =
+      nnlib__onnx_attr_int(n, "linear_before_reset", 0) != 0;
   r->input_node = x->node;
   r->onnx_node = im->current;
   r->w_ih = reorder(im, w->f, order, gates, hidden, features);
@@ -283,7 +287,8 @@ static nnlib_status create_layer(imp *im, const nnlib__onnx_rnn *r,
       r->kind == NNLIB_LAYER_LSTM
           ? nnlib_lstm_create(l, r->features, r->hidden, bias, seq)
       : r->kind == NNLIB_LAYER_GRU
-          ? nnlib_gru_create(l, r->features, r->hidden, bias, seq)
+          ? nnlib__gru_create(l, r->features, r->hidden, bias, seq,
+                              r->linear_before_reset)
           : nnlib_rnn_create(l, r->features, r->hidden, r->act, bias, seq);
   if (st == NNLIB_ERR_INVALID_ARGUMENT || st == NNLIB_ERR_TOO_LARGE) {
     char detail[300];

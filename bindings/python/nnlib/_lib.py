@@ -218,6 +218,7 @@ class OnnxOptions(ctypes.Structure):
         ("loss", ctypes.c_int),
         ("optimizer", ctypes.c_void_p),
         ("seed", ctypes.c_uint64),
+        ("output", ctypes.c_char_p),
     ]
 
 

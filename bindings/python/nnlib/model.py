@@ -924,7 +924,7 @@ class Model:
 
     @classmethod
     def from_onnx(cls, source, max_batch=64, loss=None, optimizer=None,
-                  seed=1):
+                  seed=1, output=None):
         """A compiled model imported from ONNX (opsets 13 to 17; see
         docs/ONNX.md for the operators that map). `source`: a path (str or
         os.PathLike) or the bytes of the file (bytes, bytearray,
@@ -932,7 +932,11 @@ class Model:
         `max_batch`; `loss` None ("none") imports it for inference, another
         loss ("softmax_ce", ...) makes it trainable with `optimizer` (an
         Optimizer, taken by the model also on failure, or a kind name; None:
-        plain SGD at 0.01). `seed` drives dropout."""
+        plain SGD at 0.01). `seed` drives dropout. `output`: the name of
+        the graph output the model computes, for a graph of several (None:
+        the graph's only output); the other outputs are not computed. A
+        time-major recurrent input [T, N, F] (layout 0) is taken batch
+        first, [N, T, F], and its Y and Y_h outputs come batch first."""
         if isinstance(optimizer, (str, OptimizerKind)):
             optimizer = Optimizer(optimizer)
         options = _lib.OnnxOptions()
@@ -941,6 +945,13 @@ class Model:
         options.max_batch = int(max_batch)
         options.loss = int(_loss(loss))
         options.seed = int(seed)
+        # the encoded name lives until the call returns (the library reads
+        # it during the import only)
+        if output is None or isinstance(output, bytes):
+            output_name = output
+        else:
+            output_name = str(output).encode("utf-8")
+        options.output = output_name
         data = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)  # a contiguous copy the call can read

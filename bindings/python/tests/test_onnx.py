@@ -4,7 +4,9 @@ A model exported and imported again predicts exactly as before (an MLP and
 a CNN, as bytes and through files); a PyTorch MLP exported by
 torch.onnx.export (opset 17) predicts as PyTorch does within 1e-5; bytes
 that are not ONNX fail with the library's status; an import with a loss
-and an optimizer trains.
+and an optimizer trains; `output` picks one output of a graph of two (each
+as PyTorch computes it), and no choice or a name that is no output fails
+with the library's status.
 """
 
 import io
@@ -103,6 +105,50 @@ def test_torch_export_imports_and_predicts_like_torch():
         got = m.predict(x)
     assert got.shape == expected.shape
     assert rel_error(got, expected) < TOLERANCE
+
+
+def two_outputs(torch):
+    """A PyTorch export whose graph has two outputs, y = relu(h) and
+    s = sigmoid(h) of one linear layer h, with x and both of PyTorch's
+    outputs."""
+    torch.manual_seed(5)
+    linear = torch.nn.Linear(5, 4).eval()
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x):
+            h = self.linear(x)
+            return torch.relu(h), torch.sigmoid(h)
+
+    buffer = io.BytesIO()
+    torch.onnx.export(Two().eval(), torch.zeros(2, 5), buffer,
+                      opset_version=17, input_names=["x"],
+                      output_names=["y", "s"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"},
+                                    "s": {0: "N"}})
+    x = np.random.default_rng(6).standard_normal((7, 5)).astype(np.float32)
+    with torch.no_grad():
+        h = linear(torch.from_numpy(x))
+    return buffer.getvalue(), x, torch.relu(h).numpy(), \
+        torch.sigmoid(h).numpy()
+
+
+def test_output_picks_one_of_several_graph_outputs():
+    torch = require_torch()
+    data, x, y, s = two_outputs(torch)
+    for name, expected, last in (("y", y, "relu"), ("s", s, "sigmoid")):
+        with nnlib.Model.from_onnx(data, output=name) as m:
+            assert [layer.name for layer in m.layers] == ["dense", last]
+            assert rel_error(m.predict(x), expected) < TOLERANCE
+    with pytest.raises(nnlib.UnsupportedError) as e:
+        nnlib.Model.from_onnx(data)
+    assert "the graph has 2 outputs ('y', 's')" in str(e.value)
+    with pytest.raises(nnlib.InvalidArgumentError) as e:
+        nnlib.Model.from_onnx(data, output="z")
+    assert "output 'z' is not an output of the graph" in str(e.value)
 
 
 def test_garbage_bytes_fail_with_the_library_status():

@@ -354,6 +354,8 @@ pub struct nnlib_onnx_options {
     pub loss: nnlib_loss,
     pub optimizer: *mut nnlib_optimizer,
     pub seed: u64,
+    /// since 1.5.0: the graph output to compute (NULL: the only one)
+    pub output: *const c_char,
 }
 
 // ---------------------------------------------------------------- functions

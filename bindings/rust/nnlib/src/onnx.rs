@@ -3,20 +3,21 @@
 //! (`Model::save_onnx`, `Model::to_onnx_bytes`). docs/ONNX.md lists the
 //! operators that map onto nnlib's layers.
 
+use std::ffi::CString;
 use std::os::raw::c_void;
 use std::path::Path;
 use std::ptr;
 
 use nnlib_sys as sys;
 
-use crate::error::{check, Result};
+use crate::error::{check, Error, Result, Status};
 use crate::model::{c_path, check_version, Loss, Model};
 use crate::optim::Optimizer;
 
 /// What an imported model is compiled with (nnlib_onnx_options). The
 /// optimizer is given by its options, not as a handle: every import makes
 /// its own from them, so one `OnnxOptions` serves any number of imports.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct OnnxOptions {
     /// The compiled maximum batch (default 64).
     pub max_batch: i64,
@@ -28,12 +29,16 @@ pub struct OnnxOptions {
     pub optimizer: Option<sys::nnlib_optimizer_options>,
     /// The model's generator (dropout); default 1.
     pub seed: u64,
+    /// The name of the graph output the model computes, for a graph of
+    /// several; None (the default): the graph's only output. The other
+    /// outputs are not computed.
+    pub output: Option<String>,
 }
 
 impl Default for OnnxOptions {
     /// The defaults of nnlib_onnx_options_init.
     fn default() -> OnnxOptions {
-        OnnxOptions { max_batch: 64, loss: Loss::None, optimizer: None, seed: 1 }
+        OnnxOptions { max_batch: 64, loss: Loss::None, optimizer: None, seed: 1, output: None }
     }
 }
 
@@ -45,6 +50,14 @@ where
     F: FnOnce(*mut *mut sys::nnlib_model, *const sys::nnlib_onnx_options) -> sys::nnlib_status,
 {
     check_version()?;
+    // the name outlives the call (the library reads it during the import)
+    let output = match &options.output {
+        Some(name) => Some(
+            CString::new(name.as_str())
+                .map_err(|_| Error::new(Status::InvalidArgument, "OnnxOptions::output contains a NUL byte"))?,
+        ),
+        None => None,
+    };
     // SAFETY: a plain C struct; zero is a valid value of every field, and
     // the init call below fills it for its own size.
     let mut c: sys::nnlib_onnx_options = unsafe { std::mem::zeroed() };
@@ -53,6 +66,7 @@ where
     c.max_batch = options.max_batch;
     c.loss = options.loss.code();
     c.seed = options.seed;
+    c.output = output.as_ref().map_or(ptr::null(), |s| s.as_ptr());
     c.optimizer = match &options.optimizer {
         Some(o) => Optimizer::new(o)?.into_raw(),
         None => ptr::null_mut(),

@@ -1,7 +1,8 @@
 //! ONNX through the safe wrapper: a model exported and imported again
 //! predicts exactly as before (an MLP and a CNN, as bytes and through a
 //! file); bad bytes fail with the library's status; an import with a loss
-//! and an optimizer trains.
+//! and an optimizer trains; `output` picks one output of a PyTorch export
+//! of two.
 
 mod common;
 
@@ -41,6 +42,40 @@ fn defaults_are_the_libraries() {
     let d = OnnxOptions::default();
     assert_eq!((c.max_batch, c.loss, c.seed), (d.max_batch, d.loss.code(), d.seed));
     assert!(c.optimizer.is_null() && d.optimizer.is_none());
+    assert!(c.output.is_null() && d.output.is_none());
+}
+
+/// tests/fixtures/onnx/two_outputs.txt: "key count values..." lines.
+fn fixture_values(key: &str) -> Vec<f32> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/onnx/two_outputs.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{} ", key))).unwrap();
+    line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect()
+}
+
+/// A PyTorch export of two outputs (y = relu(h), s = sigmoid(h);
+/// tests/make_onnx_outputs_fixture.py): `output` picks either, which
+/// predicts as PyTorch; no choice, or a name that is no output, fails with
+/// the library's status.
+#[test]
+fn output_picks_one_of_several_graph_outputs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/onnx/two_outputs.onnx");
+    let x = fixture_values("x");
+    for name in ["y", "s"] {
+        let options = OnnxOptions { output: Some(name.to_string()), ..Default::default() };
+        let mut m = Model::from_onnx_file(path, &options).unwrap();
+        let got = m.predict(&x).unwrap();
+        for (g, w) in got.iter().zip(fixture_values(name)) {
+            assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-6, "{}: {} against {}", name, g, w);
+        }
+    }
+    let err = Model::from_onnx_file(path, &OnnxOptions::default()).unwrap_err();
+    assert_eq!(err.status, Status::Unsupported);
+    assert!(err.message.contains("the graph has 2 outputs ('y', 's')"));
+    let options = OnnxOptions { output: Some("z".into()), ..Default::default() };
+    let err = Model::from_onnx_file(path, &options).unwrap_err();
+    assert_eq!(err.status, Status::InvalidArgument);
+    assert!(err.message.contains("output 'z' is not an output of the graph"));
 }
 
 #[test]
@@ -97,7 +132,7 @@ fn fine_tuning_an_import_changes_the_loss() {
     }
     let mut adam = nnlib::optimizer_options(OptimizerKind::Adam).unwrap();
     adam.learning_rate = 0.01;
-    let options = OnnxOptions { max_batch: 8, loss: Loss::SoftmaxCe, optimizer: Some(adam), seed: 2 };
+    let options = OnnxOptions { max_batch: 8, loss: Loss::SoftmaxCe, optimizer: Some(adam), seed: 2, output: None };
     // one options value serves several imports: each makes its own optimizer
     for _ in 0..2 {
         let mut m = Model::from_onnx_bytes(&bytes, &options).unwrap();
