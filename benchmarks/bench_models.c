@@ -1,6 +1,8 @@
 /* bench_models.c - the models of the benchmark suite (issue 9) and the
- * GEMM list each runs, so the bench can time "the same GEMMs with the same
- * shapes" alone.
+ * GEMM list each runs, call for call: shapes, transposes, alpha, beta and
+ * leading dimensions. nnlib-bench checks it against the calls a step
+ * really makes (bench_replay.c) and replays those; the list attributes
+ * each call to its layer and role and gives the gemm kind its shapes.
  *
  * The convolutions' GEMMs are in conv_gemms, the recurrent layers' in
  * recurrent_gemms, the linear layers' in dense_gemms and attention's (per
@@ -206,14 +208,27 @@ static int input_steps(nnlib_model *model, size_t index) {
   return st == NNLIB_OK && rank == 2 ? (int)dims[0] : -1;
 }
 
+/* The same GEMM on strided views: leading dimensions lda, ldb, ldc. */
+static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
+  g.a.ld = lda;
+  g.b.ld = ldb;
+  g.c.ld = ldc;
+  return g;
+}
+
 /* rnn, lstm, gru (src/layers/recurrent.c), W_ih [G*H, F], W_hh [G*H, H],
- * T steps from a zero initial state:
+ * T steps from a zero initial state; the gates P of all steps are one
+ * [n, T, GH] array and the previous states one [n, T, H] array, so the
+ * products of step t read and write their rows of step t (leading
+ * dimensions T H and T GH) and one W_hh:
  *   forward      P = X W_ih^T        NT  [n*T,F] x [F,GH]   once
  *                h_{t-1} W_hh^T      NT  [n,H] x [H,GH]     per step after
- *                                        the first; added to P (beta 1),
- *                                        gru keeps it apart (beta 0)
+ *                                        the first, lda T H, ldc T GH;
+ *                                        added to P (beta 1), gru keeps
+ *                                        it apart (beta 0)
  *   input_grad   dh_{t-1} = dP_t W_hh NN [n,GH] x [GH,H]   per step after
- *                                        the first (gru adds: beta 1)
+ *                                        the first, lda T GH (gru adds:
+ *                                        beta 1)
  *                dX = dP W_ih        NN  [n*T,GH] x [GH,F]  (not layer 0)
  *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
  *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
@@ -233,13 +248,15 @@ static int recurrent_gemms(const layer_call *c, bool backward,
     push(list, bench_gemm_plain("forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f,
                             1));
     for (int t = 1; t < steps; t++)
-      push(list, bench_gemm_plain("forward", i, 'N', 'T', n, gh, h, 1.0f,
-                              step_beta, 1));
+      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, gh, h,
+                                          1.0f, step_beta, 1),
+                         steps * h, h, steps * gh));
     return 0;
   }
   for (int t = 1; t < steps; t++)
-    push(list, bench_gemm_plain("input_grad", i, 'N', 'N', n, h, gh, 1.0f,
-                            1.0f - step_beta, 1));
+    push(list, strided(bench_gemm_plain("input_grad", i, 'N', 'N', n, h, gh,
+                                        1.0f, 1.0f - step_beta, 1),
+                       steps * gh, h, h));
   if (c->dx)
     push(list, bench_gemm_plain("input_grad", i, 'N', 'N', rows, f, gh, 1.0f,
                             0.0f, 1));
@@ -273,6 +290,7 @@ static int conv_chunk(int64_t per_sample, int64_t p, int64_t n) {
  * P = OH OW output positions, the batch lowered in chunks of m samples
  * (conv_chunk: n / m chunks of m, then one of the rest), per chunk:
  *   forward      Z = W col        NN  [Co,K] x [K,m*P]
+ * and backward, chunk by chunk (src/layers/conv2d.c, backward_chunk):
  *   weight_grad  dW (+)= dZ col^T NT  [Co,m*P] x [m*P,K]  (beta 0 for the
  *                                     first chunk, then 1; plain SGD then
  *                                     updates W in a pass of its own)
@@ -298,16 +316,27 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
                                 1.0f, 0.0f, times[i]));
     return 0;
   }
-  push(list, bench_gemm_plain("weight_grad", index, 'N', 'T', co, k, cols[0],
-                          1.0f, 0.0f, 1));
-  for (int i = 0; i < 2; i++)
-    if (times[i] - (i == 0) > 0)
-      push(list, bench_gemm_plain("weight_grad", index, 'N', 'T', co, k, cols[i],
-                              1.0f, 1.0f, times[i] - (i == 0)));
-  for (int i = 0; i < 2 && c->dx; i++)
-    if (times[i] > 0)
-      push(list, bench_gemm_plain("input_grad", index, 'T', 'N', k, cols[i], co,
-                              1.0f, 0.0f, times[i]));
+  /* chunk by chunk: the first (dW overwritten), the other full ones, the
+   * rest; each chunk's dW and dcol products in turn (a group) */
+  struct { int cols, count; float beta; } runs[3] = {
+      {cols[0], 1, 0.0f}, {cols[0], times[0] - 1, 1.0f}, {cols[1], times[1], 1.0f}};
+  for (int r = 0; r < 3; r++) {
+    if (runs[r].count <= 0)
+      continue;
+    int group = c->dx ? 1000 * (index + 1) + 2 + r : 0;
+    bench_gemm wg = bench_gemm_plain("weight_grad", index, 'N', 'T', co, k,
+                                     runs[r].cols, 1.0f, runs[r].beta,
+                                     runs[r].count);
+    wg.group = group;
+    push(list, wg);
+    if (!c->dx)
+      continue;
+    bench_gemm ig = bench_gemm_plain("input_grad", index, 'T', 'N', k,
+                                     runs[r].cols, co, 1.0f, 0.0f,
+                                     runs[r].count);
+    ig.group = group;
+    push(list, ig);
+  }
   return 0;
 }
 
@@ -408,14 +437,21 @@ static bench_gemm att_gemm(const char *role, const layer_call *c, char ta,
   return g;
 }
 
+static bench_gemm with_beta(bench_gemm g, float beta) {
+  g.beta = beta;
+  return g;
+}
+
 /* Attention (src/layers/attention.c) on n samples [T, D], R = n T rows,
  * H heads of hd = D / H columns; the QKV rows hold q | k | v (ld 3D) and
  * head h's columns start at h hd within each; per sample and head
  * (n H calls each):
- *   forward     QKV = X W_in^T          NT [R,D] x [D,3D]
+ *   forward     QKV = X W_in^T          NT [R,D] x [D,3D]   beta 1 onto
+ *                                                           b_in's rows
  *               S = Q_h K_h^T / sqrt hd NT [T,hd] x [hd,T]  ld 3D, 3D -> T
  *               O_h = P V_h             NN [T,T] x [T,hd]   ld T, 3D -> D
- *               Y = O W_out^T           NT [R,D] x [D,D]
+ *               Y = O W_out^T           NT [R,D] x [D,D]    beta 1 onto
+ *                                                           b_out's rows
  *   backward    dW_out = dY^T O         TN [D,R] x [R,D]
  *               dO = dY W_out           NN [R,D] x [D,D]
  *               then head by head: dV_h = P^T dO_h (TN, ld T, D -> 3D),
@@ -436,11 +472,15 @@ static int attention_gemms(const layer_call *c, bool backward,
   int64_t tt = (int64_t)t * t, qkv_rows = (int64_t)t * ld3;
   int64_t o_rows = (int64_t)t * d, p_sample = heads * tt;
   float scale = 1.0f / sqrtf((float)hd);
+  /* with biases (4 parameter tensors) the projections add onto the bias
+   * rows broadcast into their output first */
+  float bias_beta = nnlib_layer_get_param_tensor_count(c->l) == 4 ? 1.0f : 0.0f;
   if (!backward) {
-    push(list, att_gemm("forward", c, 'N', 'T', rows, ld3, d, 1.0f, 1, 0, 0,
-                        att(c, ATT_X, 0, d, 0, 0),
-                        att(c, ATT_W_IN, 0, d, 0, 0),
-                        att(c, ATT_QKV, 0, ld3, 0, 0)));
+    push(list, with_beta(att_gemm("forward", c, 'N', 'T', rows, ld3, d, 1.0f,
+                                  1, 0, 0, att(c, ATT_X, 0, d, 0, 0),
+                                  att(c, ATT_W_IN, 0, d, 0, 0),
+                                  att(c, ATT_QKV, 0, ld3, 0, 0)),
+                         bias_beta));
     /* per head: scores, then (after the softmax) P V_h */
     int group = 1000 * (c->index + 1);
     push(list, att_gemm("forward", c, 'N', 'T', t, t, hd, scale, calls,
@@ -451,10 +491,11 @@ static int attention_gemms(const layer_call *c, bool backward,
                         group, att(c, ATT_P, 0, t, p_sample, tt),
                         att(c, ATT_QKV, 2 * d, ld3, qkv_rows, hd),
                         att(c, ATT_O, 0, d, o_rows, hd)));
-    push(list, att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1, 0, 0,
-                        att(c, ATT_O, 0, d, 0, 0),
-                        att(c, ATT_W_OUT, 0, d, 0, 0),
-                        att(c, ATT_Y, 0, d, 0, 0)));
+    push(list, with_beta(att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1,
+                                  0, 0, att(c, ATT_O, 0, d, 0, 0),
+                                  att(c, ATT_W_OUT, 0, d, 0, 0),
+                                  att(c, ATT_Y, 0, d, 0, 0)),
+                         bias_beta));
     return 0;
   }
   push(list, att_gemm("weight_grad", c, 'T', 'N', d, d, rows, 1.0f, 1, 0, 0,
@@ -599,7 +640,7 @@ int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
   free(first);
   if (!ok)
     return -1;
-  return list.count < cap ? list.count : cap;
+  return list.count;
 }
 
 double bench_gemm_flops(const bench_gemm *g, int count) {

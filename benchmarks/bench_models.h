@@ -88,7 +88,8 @@ typedef struct bench_buffers {
  * them in reverse. sgd_fused: the weight update of plain SGD is folded
  * into the weight-gradient GEMM (beta = 1, alpha = -lr), as the library
  * does. buffers (may be NULL for a model without shared operands) gets
- * the shared buffers. Returns the count written (at most cap), or -1 for
+ * the shared buffers. Returns the count of the whole list (only the first
+ * cap are written when it is larger), or -1 for
  * a layer kind whose GEMMs this file does not know yet. */
 int bench_model_gemms(nnlib_model *model, int64_t n, bool training,
                       bool sgd_fused, bench_gemm *out, int cap,

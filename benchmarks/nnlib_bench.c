@@ -8,10 +8,12 @@
  *   gemm    raw cblas_sgemm GFLOP/s: square sizes in all three transpose
  *           cases the layers use (NT, TN, NN), then each model's exact
  *           shapes; the machine's measured FMA peak beside
- *   train   nnlib_model_step, interleaved rep by rep with the same GEMMs
- *           (same shapes, transposes, alpha/beta) replayed alone through
- *           cblas, so gemm_efficiency = gemm_s / step_s is a ratio taken
- *           under the same machine noise
+ *   train   nnlib_model_step, interleaved rep by rep with the step's own
+ *           GEMM calls, recorded (bench_record.c) and replayed alone on
+ *           the step's buffers (bench_replay.c), so gemm_efficiency =
+ *           gemm_s / step_s is the share of the step spent in its GEMMs,
+ *           a ratio taken under the same machine noise; the bench's GEMM
+ *           list (bench_models.c) must match the recorded calls
  *   infer   nnlib_model_predict against its forward GEMMs, likewise
  *   memory  peak heap of mlp-large training at batch 1024 (and of a small
  *           residual CNN at batch 128) against the bytes
@@ -21,6 +23,9 @@
  *           beside the FLOPs of the bench's GEMM list for that layer
  *   generate (gpt, asked for by name only) nnlib_model_generate's tokens/s
  *           with the cache and without it (use_cache 0), alternating
+ *   check   (asked for by name only) the replay's checks for training and
+ *           inference: list against recording, the values it writes, and
+ *           that it leaves the model as a twin that never replays
  *
  *   nnlib-bench --model cnn --batch 64 --export-onnx cnn.onnx
  *
@@ -32,6 +37,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_models.h"
 #include "bench_peak.h"
+#include "bench_replay.h"
 #include "bench_util.h"
 
 #include <cblas.h>
@@ -104,102 +110,83 @@ static const char *model_optim(const bench_config *c,
   return c->optim != NULL ? c->optim : d->optim != NULL ? d->optim : "sgd";
 }
 
-/* ------------------------------------------------------ GEMM replay */
+/* ------------------------------------------------- one GEMM alone */
 
-#define MAX_GEMMS 160
+#define MAX_GEMMS 512
 
-typedef struct replay {
-  int count;
-  bench_gemm g[MAX_GEMMS];
-  float *a[MAX_GEMMS], *b[MAX_GEMMS], *c[MAX_GEMMS]; /* own; NULL: shared */
-  float *shared[BENCH_MAX_BUFFERS]; /* the buffers the GEMMs address */
-} replay;
+/* One entry of a GEMM list on buffers of its own, for the raw timings of
+ * the gemm kind (the model's training and inference replay the step's
+ * recorded calls instead, on the step's buffers: bench_replay.c). */
+typedef struct alone {
+  bench_gemm g;
+  float *a, *b, *c;                 /* own; NULL: shared */
+  float *shared[BENCH_MAX_BUFFERS]; /* the buffers the GEMM addresses */
+} alone;
 
-/* Own buffers per GEMM, like the library's distinct activations/weights;
+/* Floats of a row-major operand of `rows` rows of `cols` at leading
+ * dimension ld (0: packed). */
+static size_t operand_floats(int rows, int cols, int ld) {
+  return rows == 0 ? 0 : (size_t)(rows - 1) * (size_t)(ld ? ld : cols) + cols;
+}
+
+/* Own buffers, like the library's distinct activations and weights;
  * operands in a shared buffer (attention's QKV rows and workspace) get
  * one allocation per buffer, as the layer's workspace. */
-static void replay_init(replay *r, const bench_gemm *g, int count,
-                        const bench_buffers *buffers) {
+static void alone_init(alone *r, const bench_gemm *g,
+                       const bench_buffers *buffers) {
   uint32_t seed = 7;
   memset(r, 0, sizeof *r);
-  r->count = count;
-  for (int i = 0; i < count; i++) {
-    r->g[i] = g[i];
-    const bench_operand *ops[3] = {&g[i].a, &g[i].b, &g[i].c};
-    float **own[3] = {&r->a[i], &r->b[i], &r->c[i]};
-    size_t packed[3] = {(size_t)g[i].m * g[i].k, (size_t)g[i].k * g[i].n,
-                        (size_t)g[i].m * g[i].n};
-    for (int o = 0; o < 3; o++) {
-      int buf = ops[o]->buf;
-      if (buf == 0)
-        *own[o] = alloc_floats(packed[o], &seed);
-      else if (r->shared[buf - 1] == NULL)
-        r->shared[buf - 1] =
-            alloc_floats((size_t)buffers->floats[buf - 1], &seed);
-    }
+  r->g = *g;
+  const bench_operand *ops[3] = {&g->a, &g->b, &g->c};
+  float **own[3] = {&r->a, &r->b, &r->c};
+  bool ta = g->ta == 'T', tb = g->tb == 'T';
+  size_t sizes[3] = {operand_floats(ta ? g->k : g->m, ta ? g->m : g->k,
+                                    g->a.ld),
+                     operand_floats(tb ? g->n : g->k, tb ? g->k : g->n,
+                                    g->b.ld),
+                     operand_floats(g->m, g->n, g->c.ld)};
+  for (int o = 0; o < 3; o++) {
+    int buf = ops[o]->buf;
+    if (buf == 0)
+      *own[o] = alloc_floats(sizes[o], &seed);
+    else if (r->shared[buf - 1] == NULL)
+      r->shared[buf - 1] =
+          alloc_floats((size_t)buffers->floats[buf - 1], &seed);
   }
 }
 
 /* Call `call` of a repeated GEMM: where it reads or writes one operand. */
-static float *operand_at(const replay *r, const bench_operand *o, float *own,
-                         int call, int inner) {
+static float *operand_at(const alone *r, const bench_operand *o, float *own,
+                         int call) {
   if (o->buf == 0)
     return own;
+  int inner = r->g.inner > 0 ? r->g.inner : 1;
   return r->shared[o->buf - 1] + o->offset +
          (int64_t)(call / inner) * o->outer_step +
          (int64_t)(call % inner) * o->inner_step;
 }
 
-static void gemm_call(const replay *r, int i, int call) {
-  const bench_gemm *g = &r->g[i];
-  int inner = g->inner > 0 ? g->inner : 1;
+/* Every call of the GEMM in turn; a repeated GEMM reuses its own buffers,
+ * as a layer's chunks reuse their workspace, or walks its shared ones. */
+static void alone_run(const alone *r) {
+  const bench_gemm *g = &r->g;
   int lda = g->a.ld ? g->a.ld : g->ta == 'N' ? g->k : g->m;
   int ldb = g->b.ld ? g->b.ld : g->tb == 'N' ? g->n : g->k;
   int ldc = g->c.ld ? g->c.ld : g->n;
-  cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
-              g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
-              g->alpha, operand_at(r, &g->a, r->a[i], call, inner), lda,
-              operand_at(r, &g->b, r->b[i], call, inner), ldb, g->beta,
-              operand_at(r, &g->c, r->c[i], call, inner), ldc);
+  for (int t = 0; t < g->repeat; t++)
+    cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
+                g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
+                g->alpha, operand_at(r, &g->a, r->a, t), lda,
+                operand_at(r, &g->b, r->b, t), ldb, g->beta,
+                operand_at(r, &g->c, r->c, t), ldc);
 }
 
-/* In list order; a repeated GEMM reuses its own buffers, as a layer's
- * chunks reuse their workspace, or walks its shared ones; a group of
- * GEMMs runs call by call in turn (attention head by head). */
-static void replay_layer(const replay *r, int layer) {
-  for (int i = 0; i < r->count;) {
-    int end = i + 1;
-    while (r->g[i].group != 0 && end < r->count &&
-           r->g[end].group == r->g[i].group)
-      end++;
-    if (layer < 0 || r->g[i].layer == layer)
-      for (int t = 0; t < r->g[i].repeat; t++)
-        for (int j = i; j < end; j++)
-          gemm_call(r, j, t);
-    i = end;
-  }
-}
-
-/* Every GEMM of the list (replay_layer: those of one layer). */
-static void replay_run(const replay *r) { replay_layer(r, -1); }
-
-static void replay_free(replay *r) {
-  for (int i = 0; i < r->count; i++) {
-    free(r->a[i]);
-    free(r->b[i]);
-    free(r->c[i]);
-  }
+static void alone_free(alone *r) {
+  free(r->a);
+  free(r->b);
+  free(r->c);
   for (int i = 0; i < BENCH_MAX_BUFFERS; i++)
     free(r->shared[i]);
-  r->count = 0;
-}
-
-/* GEMM calls one replay issues. */
-static long long replay_calls(const replay *r) {
-  long long calls = 0;
-  for (int i = 0; i < r->count; i++)
-    calls += r->g[i].repeat;
-  return calls;
 }
 
 /* --------------------------------------------------------- machine */
@@ -255,21 +242,21 @@ static void emit_gemm(const bench_config *c, const char *model, int64_t batch,
 
 static bench_stats time_gemm(const bench_config *c, const bench_gemm *g,
                              const bench_buffers *buffers) {
-  static replay r; /* large: not on the stack */
-  replay_init(&r, g, 1, buffers);
+  static alone r; /* large: not on the stack */
+  alone_init(&r, g, buffers);
   double t0 = bench_now();
   for (int i = 0; i < 3; i++)
-    replay_run(&r);
+    alone_run(&r);
   int reps = bench_reps_for(c->seconds * 0.25, (bench_now() - t0) / 3, 5, 2000);
   double *times = malloc((size_t)reps * sizeof *times);
   for (int i = 0; i < reps; i++) {
     double s = bench_now();
-    replay_run(&r);
+    alone_run(&r);
     times[i] = bench_now() - s;
   }
   bench_stats st = bench_summarise(times, reps);
   free(times);
-  replay_free(&r);
+  alone_free(&r);
   return st;
 }
 
@@ -314,12 +301,29 @@ static nnlib_model *make_model(const bench_model_def *d, int64_t batch,
   return m;
 }
 
+/* count, the length of a model's GEMM list, when the list is known and
+ * fits the bench's arrays; exits otherwise. */
+static int list_fits(const bench_model_def *d, int count) {
+  if (count < 0) {
+    fprintf(stderr, "nnlib-bench: %s: GEMMs of a layer kind unknown\n",
+            d->name);
+    exit(1);
+  }
+  if (count > MAX_GEMMS) {
+    fprintf(stderr, "nnlib-bench: %s: %d GEMMs in the list, room for %d\n",
+            d->name, count, MAX_GEMMS);
+    exit(1);
+  }
+  return count;
+}
+
 static void run_gemm_model(const bench_config *c, const bench_model_def *d,
                            int64_t batch, int threads) {
   nnlib_model *m = make_model(d, batch, model_optim(c, d));
   bench_gemm g[MAX_GEMMS];
   bench_buffers buffers;
-  int count = bench_model_gemms(m, batch, true, false, g, MAX_GEMMS, &buffers);
+  int count = list_fits(
+      d, bench_model_gemms(m, batch, true, false, g, MAX_GEMMS, &buffers));
   for (int i = 0; i < count; i++) {
     bench_stats st = time_gemm(c, &g[i], &buffers);
     emit_gemm(c, d->name, batch, threads, &g[i], &st);
@@ -389,41 +393,12 @@ static void free_batch(batch_data *b) {
   nnlib_tensor_free(b->y);
 }
 
-typedef struct paired {
-  bench_stats work, gemm;
-} paired;
-
-/* Times `work` and the replayed GEMMs rep by rep, alternating, so both see
- * the same machine; warms up both first. */
-static paired time_paired(const bench_config *c, nnlib_model *m,
-                          batch_data *b, bool training, const replay *r) {
-  double t0 = bench_now();
-  int warm = 0;
-  while (warm < 5 || bench_now() - t0 < 0.1 * c->seconds) {
-    if (training)
-      CHECK(nnlib_model_step(m, b->x, b->target, NULL));
-    else
-      CHECK(nnlib_model_predict(m, b->x, b->y));
-    replay_run(r);
-    warm++;
-  }
-  double one = (bench_now() - t0) / warm;
-  int reps = bench_reps_for(c->seconds, one, 11, 200000);
-  double *work = malloc(2 * (size_t)reps * sizeof *work), *gemm = work + reps;
-  for (int i = 0; i < reps; i++) {
-    double s = bench_now();
-    if (training)
-      CHECK(nnlib_model_step(m, b->x, b->target, NULL));
-    else
-      CHECK(nnlib_model_predict(m, b->x, b->y));
-    double mid = bench_now();
-    replay_run(r);
-    gemm[i] = bench_now() - mid;
-    work[i] = mid - s;
-  }
-  paired p = {bench_summarise(work, reps), bench_summarise(gemm, reps)};
-  free(work);
-  return p;
+/* One unit of the work measured: a training step or a prediction. */
+static void run_once(nnlib_model *m, batch_data *b, bool training) {
+  if (training)
+    CHECK(nnlib_model_step(m, b->x, b->target, NULL));
+  else
+    CHECK(nnlib_model_predict(m, b->x, b->y));
 }
 
 /* The model's GEMM list; exits when a layer kind is unknown to it. */
@@ -434,12 +409,94 @@ static int model_gemms(const bench_config *c, const bench_model_def *d,
   int count = bench_model_gemms(m, batch, training,
                                 training && sgd_fused(optim), g, MAX_GEMMS,
                                 buffers);
-  if (count < 0) {
-    fprintf(stderr, "nnlib-bench: %s: GEMMs of a layer kind unknown\n",
-            d->name);
+  return list_fits(d, count);
+}
+
+static void check_failed(const bench_model_def *d, int64_t batch,
+                         bool training, const char *why) {
+  fprintf(stderr, "nnlib-bench: %s %s, batch %lld, %d threads: %s\n",
+          d->name, training ? "training" : "inference", (long long)batch,
+          nnlib_get_num_threads(), why);
+  exit(1);
+}
+
+/* Records the GEMM calls of one step (after one unrecorded, so lazily
+ * made state is there), checks that the next step makes the very same
+ * calls on the same pointers and that the bench's GEMM list is these
+ * calls, then makes them the replay, each call attributed to its list
+ * entry's layer. Exits naming the first difference otherwise. Runs three
+ * steps; returns the list's entry count. */
+static int record_step(const bench_config *c, const bench_model_def *d,
+                       nnlib_model *m, batch_data *b, int64_t batch,
+                       bool training, bench_replay *r) {
+  bench_recording first = {NULL, 0, 0, false}, second = first;
+  char why[1024];
+  run_once(m, b, training);
+  bench_record_start(&first);
+  run_once(m, b, training);
+  bench_record_start(&second);
+  run_once(m, b, training);
+  bench_record_stop();
+  if (first.out_of_memory || second.out_of_memory ||
+      !bench_replay_init(r, &first)) {
+    fprintf(stderr, "nnlib-bench: out of memory\n");
     exit(1);
   }
+  if (first.count == 0)
+    check_failed(d, batch, training,
+                 "no GEMM call recorded: libnnlib's cblas_sgemm did not "
+                 "resolve to nnlib-bench's own (bench_record.c)");
+  if (!bench_recordings_equal(&first, &second, why, sizeof why))
+    check_failed(d, batch, training, why);
+  bench_recording_free(&first);
+  bench_recording_free(&second);
+  bench_gemm g[MAX_GEMMS];
+  bench_buffers buffers;
+  int count = model_gemms(c, d, m, batch, training, g, &buffers);
+  if (!bench_replay_attribute(r, g, count, why, sizeof why))
+    check_failed(d, batch, training, why);
   return count;
+}
+
+/* One replay of the step's calls (of one layer, or all for layer < 0),
+ * timed; what they accumulate into is saved before and restored after,
+ * untimed (bench_replay.c says why). */
+static double replay_timed(bench_replay *r, int layer) {
+  bench_replay_save(r);
+  double s = bench_now();
+  bench_replay_run(r, layer);
+  double seconds = bench_now() - s;
+  bench_replay_restore(r);
+  return seconds;
+}
+
+typedef struct paired {
+  bench_stats work, gemm;
+} paired;
+
+/* Times `work` and the replayed GEMMs rep by rep, alternating, so both see
+ * the same machine; warms up both first. */
+static paired time_paired(const bench_config *c, nnlib_model *m,
+                          batch_data *b, bool training, bench_replay *r) {
+  double t0 = bench_now();
+  int warm = 0;
+  while (warm < 5 || bench_now() - t0 < 0.1 * c->seconds) {
+    run_once(m, b, training);
+    replay_timed(r, -1);
+    warm++;
+  }
+  double one = (bench_now() - t0) / warm;
+  int reps = bench_reps_for(c->seconds, one, 11, 200000);
+  double *work = malloc(2 * (size_t)reps * sizeof *work), *gemm = work + reps;
+  for (int i = 0; i < reps; i++) {
+    double s = bench_now();
+    run_once(m, b, training);
+    work[i] = bench_now() - s;
+    gemm[i] = replay_timed(r, -1);
+  }
+  paired p = {bench_summarise(work, reps), bench_summarise(gemm, reps)};
+  free(work);
+  return p;
 }
 
 static void run_model(const bench_config *c, const bench_model_def *d,
@@ -447,13 +504,10 @@ static void run_model(const bench_config *c, const bench_model_def *d,
   const char *optim = model_optim(c, d);
   nnlib_model *m = make_model(d, batch, optim);
   batch_data b = make_batch(d, batch);
-  bench_gemm g[MAX_GEMMS];
-  bench_buffers buffers;
-  int count = model_gemms(c, d, m, batch, training, g, &buffers);
-  static replay r; /* large: not on the stack */
-  replay_init(&r, g, count, &buffers);
+  bench_replay r;
+  record_step(c, d, m, &b, batch, training, &r);
   paired p = time_paired(c, m, &b, training, &r);
-  double flops = bench_gemm_flops(g, count);
+  double flops = bench_replay_flops(&r, -1);
   bench_json_begin();
   bench_json_str("bench", training ? "train" : "infer");
   bench_json_str("model", d->name);
@@ -471,13 +525,96 @@ static void run_model(const bench_config *c, const bench_model_def *d,
   bench_json_num("gemm_efficiency", p.gemm.median_s / p.work.median_s);
   bench_json_num("gemm_gflops", flops / p.gemm.median_s * 1e-9);
   bench_json_num("overhead_s", p.work.median_s - p.gemm.median_s);
-  bench_json_int("gemm_calls", replay_calls(&r));
+  bench_json_int("gemm_calls", r.count);
+  /* how gemm_s was taken: the step's recorded calls on its own buffers
+   * (lines without this field replayed a hand-made list on copies) */
+  bench_json_str("gemm_replay", "recorded");
+  bench_json_int("replay_restored_bytes", (long long)r.saved_floats * 4);
   if (training)
     bench_json_str("optim", optim);
   bench_json_end();
-  replay_free(&r);
+  bench_replay_free(&r);
   free_batch(&b);
   nnlib_model_free(m);
+}
+
+/* ------------------------------------------------------------ check */
+
+/* true when two models' parameters are equal bit for bit. */
+static bool same_params(nnlib_model *x, nnlib_model *y) {
+  float *px = NULL, *py = NULL;
+  int64_t nx = 0, ny = 0;
+  CHECK(nnlib_model_get_flat_params(x, &px, NULL, &nx));
+  CHECK(nnlib_model_get_flat_params(y, &py, NULL, &ny));
+  return nx == ny && memcmp(px, py, (size_t)nx * sizeof *px) == 0;
+}
+
+static bool same_outputs(const batch_data *x, const batch_data *y) {
+  int64_t n = nnlib_tensor_get_size(x->y);
+  return n == nnlib_tensor_get_size(y->y) &&
+         memcmp(nnlib_tensor_get_data(x->y), nnlib_tensor_get_data(y->y),
+                (size_t)n * sizeof(float)) == 0;
+}
+
+/* The replay's checks, for --bench check: the recorded calls against the
+ * GEMM list (record_step), the values one replay writes (no NaN or Inf;
+ * subnormals counted), and that the replay leaves no trace: a model whose
+ * every step or prediction is followed by a replay ends, after the same
+ * work, with the same parameters and outputs, bit for bit, as a twin of
+ * the same seed that never replays. One "check" line; exits on a
+ * failure. */
+static void run_check(const bench_config *c, const bench_model_def *d,
+                      int64_t batch, int threads, bool training) {
+  enum { ROUNDS = 3 };
+  const char *optim = model_optim(c, d);
+  nnlib_model *plain = make_model(d, batch, optim);
+  nnlib_model *replayed = make_model(d, batch, optim);
+  batch_data bp = make_batch(d, batch), br = make_batch(d, batch);
+  bench_replay r;
+  int entries = record_step(c, d, replayed, &br, batch, training, &r);
+  for (int i = 0; i < 3; i++) /* the steps record_step ran */
+    run_once(plain, &bp, training);
+  long long nonfinite = 0, subnormal = 0;
+  bench_replay_save(&r);
+  bench_replay_run(&r, -1);
+  bench_replay_scan(&r, &nonfinite, &subnormal);
+  bench_replay_restore(&r);
+  for (int i = 0; i < ROUNDS; i++) {
+    run_once(plain, &bp, training);
+    run_once(replayed, &br, training);
+    replay_timed(&r, -1);
+  }
+  CHECK(nnlib_model_predict(plain, bp.x, bp.y));
+  CHECK(nnlib_model_predict(replayed, br.x, br.y));
+  bool trace = !same_params(plain, replayed) || !same_outputs(&bp, &br);
+  bench_json_begin();
+  bench_json_str("bench", "check");
+  bench_json_str("model", d->name);
+  bench_json_int("batch", batch);
+  bench_json_int("threads", threads);
+  bench_json_str("mode", training ? "train" : "infer");
+  if (training)
+    bench_json_str("optim", optim);
+  bench_json_int("gemm_calls", r.count);
+  bench_json_int("list_entries", entries);
+  bench_json_int("list_matches", 1); /* record_step exits otherwise */
+  bench_json_int("restored_regions", r.region_count);
+  bench_json_int("replay_restored_bytes", (long long)r.saved_floats * 4);
+  bench_json_int("replay_nonfinite", nonfinite);
+  bench_json_int("replay_subnormal", subnormal);
+  bench_json_int("replay_leaves_trace", trace);
+  bench_json_end();
+  bench_replay_free(&r);
+  free_batch(&bp);
+  free_batch(&br);
+  nnlib_model_free(plain);
+  nnlib_model_free(replayed);
+  if (trace)
+    check_failed(d, batch, training,
+                 "the replay changed the model: parameters or outputs differ "
+                 "from a twin that never replays");
+  if (nonfinite > 0)
+    check_failed(d, batch, training, "the replay wrote NaN or Inf");
 }
 
 /* ----------------------------------------------------------- memory */
@@ -695,14 +832,16 @@ static void run_export(const bench_config *c, const bench_model_def *d,
 
 /* ---------------------------------------------------------- profile */
 
-/* The list's GEMM FLOPs of layer `index`, forward and backward. */
-static void list_flops(const bench_gemm *g, int count, int index,
-                       double *forward, double *backward) {
+/* GEMM FLOPs of layer `index` in the step's recorded calls (attributed
+ * through the GEMM list, which matches them), forward and backward. */
+static void list_flops(const bench_replay *r, int index, double *forward,
+                       double *backward) {
   *forward = *backward = 0.0;
-  for (int i = 0; i < count; i++)
-    if (g[i].layer == index) {
-      double f = bench_gemm_flops(&g[i], 1);
-      if (strcmp(g[i].role, "forward") == 0)
+  for (int i = 0; i < r->count; i++)
+    if (r->layer[i] == index) {
+      const bench_call *g = &r->calls[i];
+      double f = 2.0 * g->m * (double)g->n * g->k;
+      if (strcmp(r->role[i], "forward") == 0)
         *forward += f;
       else
         *backward += f;
@@ -730,27 +869,26 @@ static void add_name_time(name_time *t, int *count, const char *name,
   ++*count;
 }
 
-/* Median seconds of one layer's GEMMs replayed alone (0 without any). */
-static double layer_gemm_seconds(const replay *r, int layer, int reps) {
+/* Median seconds of one layer's recorded GEMMs replayed alone (0 without
+ * any). */
+static double layer_gemm_seconds(bench_replay *r, int layer, int reps) {
   bool any = false;
   for (int i = 0; i < r->count; i++)
-    any |= r->g[i].layer == layer;
+    any |= r->layer[i] == layer;
   if (!any)
     return 0.0;
   double times[64];
   reps = reps < 64 ? reps : 64;
-  for (int i = 0; i < reps; i++) {
-    double s = bench_now();
-    replay_layer(r, layer);
-    times[i] = bench_now() - s;
-  }
+  for (int i = 0; i < reps; i++)
+    times[i] = replay_timed(r, layer);
   return bench_summarise(times, reps).median_s;
 }
 
 /* Training steps with nnlib's profiler on: one "profile" line per layer
  * (seconds and GEMM FLOPs per step, forward and backward, the FLOPs of
- * the bench's GEMM list for that layer, which must be equal, and the
- * layer's GEMMs replayed alone, so beyond_gemm_s is its time outside
+ * the step's recorded GEMMs the bench's GEMM list attributes to that
+ * layer, which must be equal, and those GEMMs replayed alone on the
+ * step's buffers, so beyond_gemm_s is its time outside
  * them: softmax, normalisation, bias and activation passes), one
  * "profile_name" line per layer name, and one "profile_step" line: the
  * step's time, the layers' sum and what is left (loss and optimizer). */
@@ -759,11 +897,8 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
   const char *optim = model_optim(c, d);
   nnlib_model *m = make_model(d, batch, optim);
   batch_data b = make_batch(d, batch);
-  bench_gemm g[MAX_GEMMS];
-  bench_buffers buffers;
-  int count = model_gemms(c, d, m, batch, true, g, &buffers);
-  for (int i = 0; i < 2; i++)
-    CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+  bench_replay r;
+  record_step(c, d, m, &b, batch, true, &r);
   double t0 = bench_now();
   CHECK(nnlib_model_step(m, b.x, b.target, NULL));
   int steps = bench_reps_for(c->seconds, bench_now() - t0, 3, 100000);
@@ -775,9 +910,7 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     times[i] = bench_now() - s;
   }
   CHECK(nnlib_model_set_profiling(m, 0));
-  static replay r; /* large: not on the stack */
-  replay_init(&r, g, count, &buffers);
-  replay_run(&r); /* warm */
+  replay_timed(&r, -1); /* warm */
   double total = 0.0;
   for (int i = 0; i < steps; i++)
     total += times[i];
@@ -795,7 +928,7 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     nnlib_layer *l = nnlib_model_get_layer(m, i);
     double fwd = lp.forward_seconds / steps, bwd = lp.backward_seconds / steps;
     double lf, lb;
-    list_flops(g, count, (int)i, &lf, &lb);
+    list_flops(&r, (int)i, &lf, &lb);
     double gemm_s = layer_gemm_seconds(&r, (int)i, steps < 5 ? 5 : steps);
     layers_s += fwd + bwd;
     if (name_count < 64)
@@ -846,10 +979,10 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
   bench_json_num("layers_s", layers_s);
   bench_json_num("rest_s", step - layers_s); /* loss, optimizer, the pass */
   bench_json_num("rest_share", (step - layers_s) / step);
-  bench_json_num("list_flops", bench_gemm_flops(g, count));
+  bench_json_num("list_flops", bench_replay_flops(&r, -1));
   bench_json_str("optim", optim);
   bench_json_end();
-  replay_free(&r);
+  bench_replay_free(&r);
   free_batch(&b);
   nnlib_model_free(m);
 }
@@ -945,13 +1078,13 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: nnlib-bench [--model NAME] [--batch B] [--threads T]\n"
           "                   [--bench gemm|train|infer|memory|profile|"
-          "generate]\n"
+          "generate|check]\n"
           "                   [--optim sgd|momentum|adam|adamw] [--seconds S]\n"
           "                   [--new-tokens N]\n"
           "       nnlib-bench --model NAME [--batch B] --export-onnx PATH\n"
-          "No arguments: the whole suite (profile and generate only when\n"
-          "named). Output: JSON lines on stdout. --export-onnx writes the\n"
-          "model as ONNX, PATH.input.bin (a batch of its inputs) and\n"
+          "No arguments: the whole suite (profile, generate and check only\n"
+          "when named). Output: JSON lines on stdout. --export-onnx writes\n"
+          "the model as ONNX, PATH.input.bin (a batch of its inputs) and\n"
           "PATH.output.bin (nnlib's predictions), and times nothing.\n"
           "Models:");
   for (size_t i = 0; i < bench_model_count; i++)
@@ -1001,7 +1134,8 @@ static bench_config parse_args(int argc, char **argv) {
                  strcmp(c.kind, "train") == 0 ||
                  strcmp(c.kind, "infer") == 0 || strcmp(c.kind, "memory") == 0 ||
                  strcmp(c.kind, "profile") == 0 ||
-                 strcmp(c.kind, "generate") == 0;
+                 strcmp(c.kind, "generate") == 0 ||
+                 strcmp(c.kind, "check") == 0;
   bool optim_ok = c.optim == NULL || strcmp(c.optim, "sgd") == 0 ||
                   strcmp(c.optim, "momentum") == 0 ||
                   strcmp(c.optim, "adam") == 0 ||
@@ -1041,6 +1175,10 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
       run_model(c, d, batch, threads, false);
     if (kind_named(c, "profile"))
       run_profile(c, d, batch, threads);
+    if (kind_named(c, "check")) {
+      run_check(c, d, batch, threads, true);
+      run_check(c, d, batch, threads, false);
+    }
   }
   if (kind_named(c, "generate") && d->vocab > 0)
     run_generate(c, d, threads);
@@ -1057,6 +1195,10 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
         run_model(c, d, c->batch, threads, false);
       if (kind_named(c, "profile"))
         run_profile(c, d, c->batch, threads);
+      if (kind_named(c, "check")) {
+        run_check(c, d, c->batch, threads, true);
+        run_check(c, d, c->batch, threads, false);
+      }
     }
   }
 }
