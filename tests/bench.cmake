@@ -22,3 +22,20 @@ if(TARGET nnlib-bench AND EXISTS /usr/bin/python3)
   set_tests_properties(ort_bench_smoke PROPERTIES SKIP_RETURN_CODE 77
                        TIMEOUT 600)
 endif()
+
+# The recording of a step's GEMMs and its replay (issue 17), with the
+# benchmark's own sources: this executable defines cblas_sgemm as
+# nnlib-bench does, so libnnlib's calls are recorded here too.
+if(TARGET nnlib-bench)
+  add_executable(bench_replay_unit bench_replay_unit.c
+    ${PROJECT_SOURCE_DIR}/benchmarks/bench_models.c
+    ${PROJECT_SOURCE_DIR}/benchmarks/bench_record.c
+    ${PROJECT_SOURCE_DIR}/benchmarks/bench_replay.c)
+  target_include_directories(bench_replay_unit PRIVATE
+    ${PROJECT_SOURCE_DIR}/benchmarks ${OPENBLAS_INCLUDE_DIRS})
+  target_link_libraries(bench_replay_unit PRIVATE nnlib_test_support
+    ${OPENBLAS_LINK_LIBRARIES} ${CMAKE_DL_LIBS})
+  add_test(NAME bench_replay_unit COMMAND bench_replay_unit)
+  set_tests_properties(bench_replay_unit PROPERTIES
+    ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endif()
