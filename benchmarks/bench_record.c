@@ -21,7 +21,7 @@ typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
  * every GEMM from its caller's thread; OpenBLAS's own threads never call
  * cblas_sgemm). */
 static _Thread_local bench_recording *active;
-static long long seen;
+static _Thread_local long long seen;
 
 /* OpenBLAS's cblas_sgemm: the next definition after this executable's. */
 static sgemm_fn real_sgemm(void) {

@@ -43,9 +43,9 @@ void bench_recording_free(bench_recording *r);
 /* Issues one noted call again, through cblas_sgemm. */
 void bench_call_issue(const bench_call *c);
 
-/* cblas_sgemm calls that reached this file's definition since the
- * program started, recorded or not: nonzero after a step proves that
- * libnnlib's calls resolve through the executable. */
+/* cblas_sgemm calls of this thread that reached this file's definition,
+ * recorded or not: its growth over a step proves that libnnlib's calls
+ * resolve through the executable. */
 long long bench_record_seen(void);
 
 #endif
