@@ -733,9 +733,9 @@ static bool ceil_changes(const window *w, const oval *x) {
   return false;
 }
 
-static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
-  oval *x = NULL, *out = NULL;
-  NNLIB_TRY(graph_input(im, n, 0, &x));
+/* The pooling layer of `kind` with node n's window over x. */
+static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
+                               nnlib_layer_kind kind, nnlib_layer **l) {
   if (x->shape.rank != 3)
     return refuse(im, "%s: 2-D pooling of [batch, C, H, W] only",
                   "input shape");
@@ -758,15 +758,73 @@ static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
   nnlib_pool2d_options_init(&o);
   o.stride_h = w.stride[0], o.stride_w = w.stride[1];
   o.padding_h = w.pad[0], o.padding_w = w.pad[1];
+  return made(im, nnlib_pool2d_create(l, kind, w.kernel[0], w.kernel[1], &o));
+}
+
+static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(made(im, nnlib_pool2d_create(&l, kind, w.kernel[0], w.kernel[1],
-                                         &o)));
+  NNLIB_TRY(pool_layer(im, n, x, kind, &l));
   nnlib_status st = output(im, n, &out);
   if (st != NNLIB_OK) {
     nnlib_layer_free(l);
     return st;
   }
   return apply1(im, l, x, out, NULL);
+}
+
+/* The node of type op that alone reads n's output, as its first input. */
+static const onode *sole_reader(imp *im, const onode *n, const char *op,
+                                size_t *index) {
+  size_t first = SIZE_MAX;
+  if (n->output_count < 1 || n->outputs[0].n == 0 ||
+      nnlib__onnx_readers(im, n->outputs[0], &first) != 1 ||
+      first == SIZE_MAX || im->done[first])
+    return NULL;
+  const onode *r = &im->onnx->graph.nodes[first];
+  bool ok = nnlib__onnx_str_is(r->op_type, op) && r->input_count == 1 &&
+            (r->domain.n == 0 || nnlib__onnx_str_is(r->domain, "ai.onnx")) &&
+            r->inputs[0].n == n->outputs[0].n &&
+            memcmp(r->inputs[0].p, n->outputs[0].p, n->outputs[0].n) == 0;
+  *index = first;
+  return ok ? r : NULL;
+}
+
+/* Neg -> MaxPool -> Neg, -max(-x), is nnlib's min pooling (its export
+ * writes it so); padding never wins in either. The MaxPool and the second
+ * Neg are taken with the first; a Neg of anything else has no layer. */
+static nnlib_status map_neg(imp *im, const onode *n) {
+  size_t pool_at = 0, neg_at = 0, saved = im->current;
+  const onode *pool = sole_reader(im, n, "MaxPool", &pool_at);
+  const onode *neg = pool ? sole_reader(im, pool, "Neg", &neg_at) : NULL;
+  if (neg == NULL)
+    return refuse(im, "%s: a negation maps only as Neg -> MaxPool -> Neg "
+                      "(nnlib's min pooling)",
+                  "operator Neg");
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  im->current = pool_at; /* messages name the MaxPool, then the Neg */
+  NNLIB_TRY(nnlib__onnx_check_opset(im, pool));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(pool_layer(im, pool, x, NNLIB_LAYER_MINPOOL2D, &l));
+  nnlib_status st = output(im, pool, &out); /* no Indices output */
+  if (st == NNLIB_OK) {
+    out->kind = NNLIB__VALUE_UNUSABLE; /* -max(-x): only the Neg reads it */
+    im->current = neg_at;
+    st = nnlib__onnx_check_opset(im, neg);
+  }
+  if (st == NNLIB_OK)
+    st = output(im, neg, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  NNLIB_TRY(apply1(im, l, x, out, NULL));
+  im->done[pool_at] = im->done[neg_at] = true;
+  im->left -= 2;
+  im->current = saved;
+  return NNLIB_OK;
 }
 
 static nnlib_status map_global_avgpool(imp *im, const onode *n) {
@@ -938,7 +996,8 @@ enum {
   OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY, OP_SOFTPLUS, OP_SOFTMAX, OP_GEMM,
   OP_MATMUL, OP_ADD, OP_MUL, OP_CONCAT, OP_IDENTITY, OP_FLATTEN, OP_RESHAPE,
   OP_SQUEEZE, OP_UNSQUEEZE, OP_TRANSPOSE, OP_CONV, OP_MAXPOOL, OP_AVGPOOL,
-  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN
+  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN,
+  OP_NEG
 };
 
 static const op_entry ops[] = {
@@ -956,7 +1015,7 @@ static const op_entry ops[] = {
     {"GlobalAveragePool", OP_GAP}, {"BatchNormalization", OP_BATCHNORM},
     {"LayerNormalization", OP_LAYERNORM}, {"Gather", OP_GATHER},
     {"LSTM", OP_LSTM},           {"GRU", OP_GRU},
-    {"RNN", OP_RNN},
+    {"RNN", OP_RNN},             {"Neg", OP_NEG},
 };
 
 static nnlib_status dispatch(imp *im, const onode *n, int kind) {
@@ -1012,6 +1071,8 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_GRU);
   case OP_RNN:
     return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_RNN);
+  case OP_NEG:
+    return map_neg(im, n);
   default:
     return map_gather(im, n);
   }
