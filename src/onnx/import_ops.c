@@ -361,7 +361,8 @@ static nnlib_status map_positional(imp *im, const onode *n, size_t slot,
   NNLIB_TRY(graph_input(im, n, slot, &x));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(made(im, nnlib_positional_create(&l, x->shape.dims[0])));
+  /* the constant holds T rows: max_positions 0, T at compile, is that */
+  NNLIB_TRY(made(im, nnlib_positional_create(&l, 0)));
   nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, c->f, c->count);
   if (st == NNLIB_OK)
     st = output(im, n, &out);
@@ -932,14 +933,22 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "Scale or B do not hold %lld values",
                                   (long long)d);
+  /* no bias and a scale of ones: a layer without affine parameters (as
+   * nnlib exports one); else both, the bias zeros when there is none */
+  bool affine = b != NULL;
+  for (int64_t k = 0; k < d && !affine; k++)
+    affine = scale->f[k] != 1.0f;
   float *bias = b != NULL ? b->f : floats(im, d);
   if (bias == NULL)
     return NNLIB_ERR_OUT_OF_MEMORY;
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_layernorm_create(
-                         &l, nnlib__onnx_attr_float(n, "epsilon", 1e-5f), 1)));
-  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, scale->f, d);
-  if (st == NNLIB_OK)
+                         &l, nnlib__onnx_attr_float(n, "epsilon", 1e-5f),
+                         affine)));
+  nnlib_status st = NNLIB_OK;
+  if (affine)
+    st = nnlib__onnx_add_fill(im, l, false, 0, scale->f, d);
+  if (affine && st == NNLIB_OK)
     st = nnlib__onnx_add_fill(im, l, false, 1, bias, d);
   if (st == NNLIB_OK)
     st = layernorm_outputs(im, n, &out);
