@@ -452,20 +452,39 @@ static nnlib_status map_concat(imp *im, const onode *n) {
 
 /* --------------------------------------------------- shape-only ops */
 
-static nnlib_status map_passthrough(imp *im, const onode *n) {
+/* Dropout: nnlib's dropout with its ratio (an input from opset 12, an
+ * attribute before; 0.5 when absent), the identity in inference as ONNX's
+ * is without training_mode. */
+static nnlib_status map_dropout(imp *im, const onode *n) {
   oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
-  if (nnlib__onnx_str_is(n->op_type, "Dropout")) {
-    oval *t = nnlib__onnx_input(im, n, 2);
-    if (t != NULL && (t->kind != NNLIB__VALUE_CONST || t->count != 1 ||
-                      (t->dtype == NNLIB__ONNX_INT64 ? t->i[0] != 0
-                                                     : t->f[0] != 0.0f)))
-      return refuse(im, "%s: training mode is not imported (inference "
-                        "only)",
-                    "input training_mode");
-  }
-  if (nnlib__onnx_str_is(n->op_type, "Cast") &&
-      nnlib__onnx_attr_int(n, "to", 0) != NNLIB__ONNX_FLOAT)
+  oval *t = nnlib__onnx_input(im, n, 2);
+  if (t != NULL && (t->kind != NNLIB__VALUE_CONST || t->count != 1 ||
+                    (t->dtype == NNLIB__ONNX_INT64 ? t->i[0] != 0
+                                                   : t->f[0] != 0.0f)))
+    return refuse(im, "%s: training mode is not imported (inference only)",
+                  "input training_mode");
+  float ratio = nnlib__onnx_attr_float(n, "ratio", 0.5f);
+  oval *r = nnlib__onnx_opset(im) >= 12 ? nnlib__onnx_input(im, n, 1) : NULL;
+  if (nnlib__onnx_opset(im) >= 12)
+    ratio = 0.5f;
+  if (r != NULL && (r->kind != NNLIB__VALUE_CONST ||
+                    r->dtype != NNLIB__ONNX_FLOAT || r->count != 1))
+    return refuse(im, "%s must be a float constant", "input ratio");
+  if (r != NULL)
+    ratio = r->f[0];
+  NNLIB_TRY(output(im, n, &out));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_dropout_create(&l, ratio)));
+  nnlib__shape s = x->shape;
+  return apply1(im, l, x, out, &s);
+}
+
+/* Cast of a (float) graph tensor to float: the same tensor. */
+static nnlib_status map_cast(imp *im, const onode *n) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (nnlib__onnx_attr_int(n, "to", 0) != NNLIB__ONNX_FLOAT)
     return refuse(im, "%s: a graph tensor cast to another type than float",
                   "attribute to");
   NNLIB_TRY(output(im, n, &out));
@@ -847,6 +866,25 @@ static nnlib_status map_global_avgpool(imp *im, const onode *n) {
 
 /* ------------------------------------------------------- normalisation */
 
+/* ONNX: running = momentum running + (1 - momentum) batch; nnlib and
+ * PyTorch weigh the batch by their momentum, 1 - ONNX's. In float32 1 - m
+ * loses digits (0.9 gives 0.10000002): of the floats c with 1 - c = m,
+ * the one of fewest significant digits (0.1), which is what nnlib's
+ * export and torch's started from. */
+static float batch_weight(float m) {
+  double want = 1.0 - (double)m;
+  if (!(want > 0.0 && want <= 1.0))
+    return (float)want;
+  int e = (int)floor(log10(want));
+  for (int digits = 1; digits <= 9; digits++) {
+    double scale = pow(10.0, digits - 1 - e);
+    float c = (float)(nearbyint(want * scale) / scale);
+    if (1.0f - c == m)
+      return c;
+  }
+  return (float)want;
+}
+
 static nnlib_status map_batchnorm(imp *im, const onode *n) {
   oval *x, *p[4], *out;
   const char *names[4] = {"scale", "B", "input_mean", "input_var"};
@@ -870,9 +908,7 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "input_var[%lld] is negative or NaN",
                                     (long long)k);
-  /* ONNX: running = momentum running + (1 - momentum) batch; nnlib and
-   * PyTorch weigh the batch by their momentum */
-  float mom = 1.0f - nnlib__onnx_attr_float(n, "momentum", 0.9f);
+  float mom = batch_weight(nnlib__onnx_attr_float(n, "momentum", 0.9f));
   if (!(mom >= 0.0f && mom <= 1.0f))
     mom = 0.1f; /* inference ignores it; keep the model trainable */
   nnlib_layer *l = NULL;
@@ -1006,7 +1042,7 @@ enum {
   OP_MATMUL, OP_ADD, OP_MUL, OP_CONCAT, OP_IDENTITY, OP_FLATTEN, OP_RESHAPE,
   OP_SQUEEZE, OP_UNSQUEEZE, OP_TRANSPOSE, OP_CONV, OP_MAXPOOL, OP_AVGPOOL,
   OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN,
-  OP_NEG
+  OP_NEG, OP_DROPOUT, OP_CAST
 };
 
 static const op_entry ops[] = {
@@ -1016,7 +1052,7 @@ static const op_entry ops[] = {
     {"Gemm", OP_GEMM},           {"MatMul", OP_MATMUL},
     {"Add", OP_ADD},             {"Mul", OP_MUL},
     {"Concat", OP_CONCAT},       {"Identity", OP_IDENTITY},
-    {"Dropout", OP_IDENTITY},    {"Cast", OP_IDENTITY},
+    {"Dropout", OP_DROPOUT},     {"Cast", OP_CAST},
     {"Flatten", OP_FLATTEN},     {"Reshape", OP_RESHAPE},
     {"Squeeze", OP_SQUEEZE},     {"Unsqueeze", OP_UNSQUEEZE},
     {"Transpose", OP_TRANSPOSE}, {"Conv", OP_CONV},
@@ -1051,8 +1087,10 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return map_add_mul(im, n, kind == OP_ADD);
   case OP_CONCAT:
     return map_concat(im, n);
-  case OP_IDENTITY:
-    return map_passthrough(im, n);
+  case OP_IDENTITY: /* nnlib's identity activation, which exports so */
+    return map_activation(im, n, NNLIB_ACT_IDENTITY, 0.0f);
+  case OP_CAST:
+    return map_cast(im, n);
   case OP_FLATTEN:
     return map_flatten(im, n);
   case OP_RESHAPE:
@@ -1082,6 +1120,8 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_RNN);
   case OP_NEG:
     return map_neg(im, n);
+  case OP_DROPOUT:
+    return map_dropout(im, n);
   default:
     return map_gather(im, n);
   }
