@@ -675,23 +675,34 @@ static nnlib_status eval_slice(match *mt, const onode *n, const aval *a) {
   return new_tensor(mt, n, R_SLICE, part, &out);
 }
 
-/* Split of the projection into q, k and v along its last axis: sizes
- * [D, D, D] as an input (opset 13 on), an attribute (before), or none
- * (equal parts). */
-static nnlib_status eval_split(match *mt, const onode *n, const aval *a) {
-  aval sizes;
+/* Split's sizes are D, D, D: an input (opset 13 on), an attribute
+ * (before), or none (equal parts). */
+static bool split_in_d(match *mt, const onode *n) {
   const nnlib__onnx_attr *given = nnlib__onnx_find_attr(n, "split");
-  bool ok = a->role == R_PROJ && n->output_count == 3;
-  if (n->input_count > 1 && n->inputs[1].n > 0)
-    ok = ok && ints_in(mt, n, 1, &sizes) && sizes.count == 3;
-  else if (given != NULL)
-    ok = ok && !given->list_overflow && given->int_count == 3;
+  aval s;
+  if (n->input_count > 1 && n->inputs[1].n > 0) {
+    if (!ints_in(mt, n, 1, &s) || s.count != 3)
+      return false;
+    for (int k = 0; k < 3; k++)
+      if (!mono_eq(s.v[k], num(mt->d)))
+        return false;
+    return true;
+  }
+  if (given == NULL)
+    return true;
+  if (given->list_overflow || given->int_count != 3)
+    return false;
+  for (int k = 0; k < 3; k++)
+    if (given->ints[k] != mt->d)
+      return false;
+  return true;
+}
+
+/* Split of the projection into q, k and v along its last axis. */
+static nnlib_status eval_split(match *mt, const onode *n, const aval *a) {
+  bool ok = a->role == R_PROJ && n->output_count == 3 && split_in_d(mt, n);
   for (int k = 0; ok && k < 3; k++)
-    ok = n->outputs[k].n > 0 &&
-         (n->input_count > 1 && n->inputs[1].n > 0
-              ? mono_eq(sizes.v[k], num(mt->d))
-          : given != NULL ? given->ints[k] == mt->d
-                          : true);
+    ok = n->outputs[k].n > 0;
   if (!ok)
     return refuse(mt, "%s: only the in-projection is split, into q, k and "
                       "v of D values each",
@@ -704,6 +715,22 @@ static nnlib_status eval_split(match *mt, const onode *n, const aval *a) {
     aval *out = NULL;
     NNLIB_TRY(new_part(mt, n->outputs[k], R_SLICE, k, &out));
   }
+  return NNLIB_OK;
+}
+
+/* The head count from a target for q, k or v's heads, at the axis the
+ * dims spell M (N*H) or H; the first one sets it, the others must agree.
+ * A target it does not fit is refused by the shape check after. */
+static nnlib_status learn_heads(match *mt, const char *dims, const aval *s) {
+  size_t at = strcspn(dims, "MH");
+  mono h = at < s->count ? s->v[at] : num(0);
+  if (h.c < 1 || h.p != (dims[at] == 'M') || mt->d % h.c != 0)
+    return NNLIB_OK;
+  if (mt->heads != 0 && mt->heads != h.c)
+    return refuse(mt, "%s: q, k and v are split into different head counts",
+                  "input shape");
+  mt->heads = h.c;
+  mt->hd = mt->d / h.c;
   return NNLIB_OK;
 }
 
@@ -731,19 +758,8 @@ static nnlib_status eval_reshape(match *mt, const onode *n, const aval *a) {
                         "the heads' output is reshaped to",
                         "the out-projection is reshaped to"};
   int which = r == R_HEADS ? 0 : r == R_OUTF ? 1 : 2;
-  if (r == R_HEADS) { /* H at the axis spelled M (N*H) or H */
-    size_t at = strcspn(dims, "MH");
-    mono h = at < s.count ? s.v[at] : num(0);
-    bool fits = h.c >= 1 && h.p == (dims[at] == 'M') && mt->d % h.c == 0;
-    if (fits && mt->heads != 0 && mt->heads != h.c)
-      return refuse(mt, "%s: q, k and v are split into different head "
-                        "counts",
-                    "input shape");
-    if (fits && mt->heads == 0) {
-      mt->heads = h.c;
-      mt->hd = mt->d / h.c;
-    }
-  }
+  if (r == R_HEADS)
+    NNLIB_TRY(learn_heads(mt, dims, &s));
   bool same = s.count == strlen(dims) && mt->heads != 0;
   for (size_t k = 0; same && k < s.count; k++)
     same = mono_eq(s.v[k], dim_of(mt, dims[k]));
