@@ -120,6 +120,7 @@ static const reimport_case cases[] = {
     {"gru_seq_last", "input:6x4,gru:5,gru:3:nobias,last,dense:2", 0, SAME,
      0},
     {"lstm_nobias_seq", "input:4x3,lstm:5:nobias,lstm:2", 0, SAME, 0},
+    {"gru_lbr0", "input:5x3,gru:4:lbr0,gru:2:nobias:lbr0,last", 0, SAME, 0},
     /* text layers; the character GPT of the transformer item */
     {"char_gpt",
      "input:8,embedding:256:16,positional,transformer:16:2:causal,"
