@@ -279,10 +279,11 @@ grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info
 grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
 "$nnlib" eval "$dir/c.nnl" > "$dir/cnn_eval.out"
 grep -q "^test_accuracy=$acc " "$dir/cnn_eval.out"
-# the CNN through ONNX: the same layers (dropout, an identity at inference,
-# is left out) and the same accuracy line
+# the CNN through ONNX: the same layers (dropout too, through Dropout's
+# ratio), the same description and the same accuracy line
 "$nnlib" convert "$dir/c.nnl" "$dir/c.onnx"
 "$nnlib" info "$dir/c.onnx" > "$dir/cnn_onnx_info.out"
+grep -q "^description $cnn\$" "$dir/cnn_onnx_info.out"
 grep -q '^0   conv2d       -> \[8, 28, 28\]  72 parameters$' "$dir/cnn_onnx_info.out"
 grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/cnn_onnx_info.out"
 grep -q '^parameters 3562$' "$dir/cnn_onnx_info.out"
