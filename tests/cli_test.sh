@@ -92,6 +92,23 @@ text_part() {
     2> "$dir/stats" > /dev/null
   grep -q '^tokens_per_second=[0-9.]* tokens=20 ' "$dir/stats"
 
+  # ONNX round trip of the transformer: .nnl -> .onnx -> .nnl gives the
+  # same description and parameters, generates the same bytes, and exports
+  # the same .onnx bytes again
+  "$nnlib" convert "$dir/gpt.nnl" "$dir/gpt.onnx"
+  "$nnlib" convert "$dir/gpt.onnx" "$dir/gpt_back.nnl"
+  "$nnlib" convert "$dir/gpt_back.nnl" "$dir/gpt_again.onnx"
+  cmp "$dir/gpt.onnx" "$dir/gpt_again.onnx"
+  "$nnlib" info "$dir/gpt_back.nnl" > "$dir/gpt_back_info.out"
+  grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_back_info.out"
+  for line in '^description ' '^parameters '; do
+    [ "$(grep "$line" "$dir/gpt_info.out")" = "$(grep "$line" "$dir/gpt_back_info.out")" ] ||
+      { echo "gpt_back.nnl: $line differs"; exit 1; }
+  done
+  grep -q '^description .*attention:2:causal' "$dir/gpt_back_info.out"
+  "$nnlib" generate "$dir/gpt_back.nnl" --prompt "ab" --tokens 50 --seed 3 > "$dir/g1_back"
+  cmp "$dir/g1" "$dir/g1_back"
+
   # the LSTM baseline trains and generates too
   "$nnlib" train --text "$text/a.txt" --text "$text/b.txt" \
     --model "input:16,embedding:256:8,lstm:32,linear:256" --steps 30 \
@@ -262,10 +279,11 @@ grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/info
 grep -q '^6   maxpool2d    -> \[8, 6, 6\]' "$dir/info.out"
 "$nnlib" eval "$dir/c.nnl" > "$dir/cnn_eval.out"
 grep -q "^test_accuracy=$acc " "$dir/cnn_eval.out"
-# the CNN through ONNX: the same layers (dropout, an identity at inference,
-# is left out) and the same accuracy line
+# the CNN through ONNX: the same layers (dropout too, through Dropout's
+# ratio), the same description and the same accuracy line
 "$nnlib" convert "$dir/c.nnl" "$dir/c.onnx"
 "$nnlib" info "$dir/c.onnx" > "$dir/cnn_onnx_info.out"
+grep -q "^description $cnn\$" "$dir/cnn_onnx_info.out"
 grep -q '^0   conv2d       -> \[8, 28, 28\]  72 parameters$' "$dir/cnn_onnx_info.out"
 grep -q 'batchnorm .* buffers running_mean \[8\], running_var \[8\]$' "$dir/cnn_onnx_info.out"
 grep -q '^parameters 3562$' "$dir/cnn_onnx_info.out"

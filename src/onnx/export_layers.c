@@ -18,7 +18,8 @@
  *                  whole window, padding included
  *   global_avgpool GlobalAveragePool -> Flatten(axis 1): nnlib's output is [C]
  *   batchnorm      BatchNormalization (inference: the running statistics)
- *   dropout        Identity (inference)
+ *   dropout        Dropout(x, ratio = rate): the identity without
+ *                  training_mode, as nnlib's dropout in inference
  *   flatten        Flatten(axis 1)
  *   add, multiply  Add, Mul (a chain for more than two inputs)
  *   concat         Concat(axis + 1; the last axis stays -1) */
@@ -181,7 +182,7 @@ static nnlib_status export_global_avgpool(ox_graph *g) {
 
 static nnlib_status export_batchnorm(ox_graph *g) {
   char p[4][OX_NAME];
-  (void)ox_cfg_f32(g); /* momentum: training only */
+  float momentum = ox_cfg_f32(g); /* training only; kept for the import */
   float epsilon = ox_cfg_f32(g);
   const nnlib_layer *l = g->layer;
   const char *in[5] = {g->in[0], ox_param(g, p[0], 0), ox_param(g, p[1], 1),
@@ -193,7 +194,16 @@ static nnlib_status export_batchnorm(ox_graph *g) {
   }
   ox_begin(g, "BatchNormalization", in, 5, g->out);
   ox_attr_float(g, "epsilon", epsilon);
+  ox_attr_float(g, "momentum", 1.0f - momentum); /* ONNX's weighs the old */
   ox_end(g);
+  return NNLIB_OK;
+}
+
+/* The rate rides along as Dropout's ratio, for the import to restore. */
+static nnlib_status export_dropout(ox_graph *g) {
+  char ratio[OX_NAME];
+  ox_init_scalar(g, ox_sub(g, ratio, "ratio"), ox_cfg_f32(g));
+  ox_binary(g, "Dropout", g->in[0], ratio, g->out);
   return NNLIB_OK;
 }
 
@@ -233,8 +243,7 @@ nnlib_status ox_export_layer(ox_graph *g) {
   case NNLIB_LAYER_AVGPOOL2D: return export_pool(g, kind);
   case NNLIB_LAYER_GLOBAL_AVGPOOL: return export_global_avgpool(g);
   case NNLIB_LAYER_BATCHNORM: return export_batchnorm(g);
-  case NNLIB_LAYER_DROPOUT: ox_unary(g, "Identity", g->in[0], g->out);
-                            return NNLIB_OK;
+  case NNLIB_LAYER_DROPOUT: return export_dropout(g);
   case NNLIB_LAYER_FLATTEN: flatten_node(g, g->in[0], g->out);
                             return NNLIB_OK;
   case NNLIB_LAYER_ADD: return export_merge(g, "Add");

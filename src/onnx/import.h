@@ -2,7 +2,7 @@
  * values and entry points; import_ops.c: operators onto layers;
  * import_fold.c: constants folded at import; import_opset.c: which opsets
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
- * import_gelu.c: the GELU subgraphs; import_attention.c: the
+ * import_gelu.c: the GELU and step subgraphs; import_attention.c: the
  * nn.MultiheadAttention subgraph). Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
@@ -190,9 +190,9 @@ nnlib_status nnlib__onnx_gather_last_step(nnlib__onnx_import *im,
                                           nnlib__onnx_value *x, bool *done);
 nnlib_status nnlib__onnx_make_recurrent(nnlib__onnx_import *im,
                                         nnlib__onnx_value *v);
-/* Node k and the nodes after it as one GELU (Erf or Tanh form) of a graph
- * tensor, when they are that subgraph; *matched false otherwise
- * (import_gelu.c). */
+/* Node k and the nodes after it as one GELU (Erf or Tanh form, torch's or
+ * nnlib's ending) or step (Cast of Greater than 0) of a graph tensor, when
+ * they are that subgraph; *matched false otherwise (import_gelu.c). */
 nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
                                     bool *matched);
 

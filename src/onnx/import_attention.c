@@ -35,10 +35,28 @@
  * other than the causal one (0 on and below the diagonal, -inf or at most
  * -1e9 above it), weights that are not constants, a node reading a tensor
  * from outside the subgraph, or an intermediate that is a graph output,
- * is NNLIB_ERR_UNSUPPORTED naming that node. */
+ * is NNLIB_ERR_UNSUPPORTED naming that node.
+ *
+ * nnlib's own export of its attention layer (export_sequence.c) is the
+ * same computation batch first, with the projection split by one Split
+ * and constant Reshape targets whose 0s copy the input's axes:
+ *   P   = MatMul(x, B_in) + b_in                          [N, T, 3D]
+ *   Q,K,V = Split(P, [D, D, D], axis -1)                  [N, T, D]
+ *   Qh  = Transpose(Reshape(Q, [0, 0, H, hd]), [0, 2, 1, 3])  [N, H, T, hd]
+ *   Kh  = Transpose(Reshape(K, [0, 0, H, hd]), [0, 2, 3, 1])  [N, H, hd, T]
+ *   Vh  likewise Qh; S = MatMul(Qh, Kh) * 1/sqrt(hd) (+ mask [T, T])
+ *   O   = MatMul(Softmax(S, -1), Vh)                      [N, H, T, hd]
+ *   y   = MatMul(Reshape(Transpose(O, [0, 2, 1, 3]), [0, 0, D]), W_out^T)
+ *         + b_out                                         [N, T, D]
+ * Its match starts at the first MatMul (of a batch-first [T, D] graph
+ * tensor by a constant [D, 3D], read by a Split directly or after an Add)
+ * and runs through the same steps, checks and messages; only the shapes
+ * each step makes (dims_of) and hence the Reshape targets and Transpose
+ * permutations differ, and y is the out-projection itself. */
 #include "onnx/import.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef nnlib__onnx_import imp;
@@ -57,24 +75,42 @@ typedef struct mono {
 
 typedef enum role {
   R_INTS,   /* integer shape values, not a tensor of the graph */
-  R_X,      /* the time-major input view [T, N, D] */
-  R_PROJ,   /* x W_in^T (+ b_in)          [T, N, 3D] */
-  R_SLICE,  /* q, k or v                  [T, N, D] */
-  R_HEADS,  /* its Reshape                [T, N*H, hd] */
-  R_QT,     /* Q per head                 [N*H, T, hd] */
-  R_KT,     /* K per head, transposed     [N*H, hd, T] */
-  R_VT,     /* V per head                 [N*H, T, hd] */
-  R_SCORES, /* Q K^T (scaled)             [N*H, T, T] */
+  R_X,      /* the time-major input view (torch's form only) */
+  R_PROJ,   /* x W_in^T (+ b_in) */
+  R_SLICE,  /* q, k or v */
+  R_HEADS,  /* its Reshape into heads */
+  R_QT,     /* Q per head */
+  R_KT,     /* K per head, transposed */
+  R_VT,     /* V per head */
+  R_SCORES, /* Q K^T (scaled) */
   R_MASKED, /* + the mask */
   R_PROBS,  /* softmax */
-  R_OUTH,   /* P V                        [N*H, T, hd] */
-  R_OUTT,   /* transposed back            [T, N*H, hd] */
-  R_OUTF,   /* flattened                  [T*N, D] */
-  R_OUTP,   /* out projection             [T*N, D] */
-  R_OUTTM,  /* reshaped                   [T, N, D] */
-  R_Y,      /* batch first                [N, T, D] */
+  R_OUTH,   /* P V */
+  R_OUTT,   /* transposed back */
+  R_OUTF,   /* heads joined */
+  R_OUTP,   /* out projection */
+  R_OUTTM,  /* reshaped (torch's form only) */
+  R_Y,      /* the attention's output, batch first [N, T, D] */
   R_COUNT
 } role;
+
+/* The shape of each role's tensor, one letter per axis: T steps, N the
+ * batch, D the width, 3 3D, H heads, E the head size D/H, M N*H, B T*N.
+ * Letters never repeat where a Transpose reads or makes the tensor, so
+ * the two strings spell its permutation. NULL: no such step. */
+static const char *const torch_dims[R_COUNT] = {
+    [R_X] = "TND",     [R_PROJ] = "TN3",   [R_SLICE] = "TND",
+    [R_HEADS] = "TME", [R_QT] = "MTE",     [R_KT] = "MET",
+    [R_VT] = "MTE",    [R_SCORES] = "MTT", [R_MASKED] = "MTT",
+    [R_PROBS] = "MTT", [R_OUTH] = "MTE",   [R_OUTT] = "TME",
+    [R_OUTF] = "BD",   [R_OUTP] = "BD",    [R_OUTTM] = "TND",
+    [R_Y] = "NTD"};
+static const char *const packed_dims[R_COUNT] = {
+    [R_PROJ] = "NT3",   [R_SLICE] = "NTD",   [R_HEADS] = "NTHE",
+    [R_QT] = "NHTE",    [R_KT] = "NHET",     [R_VT] = "NHTE",
+    [R_SCORES] = "NHTT", [R_MASKED] = "NHTT", [R_PROBS] = "NHTT",
+    [R_OUTH] = "NHTE",  [R_OUTT] = "NTHE",   [R_OUTF] = "NTD",
+    [R_OUTP] = "NTD",   [R_Y] = "NTD"};
 
 typedef struct aval {
   nnlib__onnx_str name;
@@ -101,6 +137,7 @@ typedef struct match {
   float alpha, beta;
   int64_t b_out_count;
   bool causal;
+  bool packed;     /* nnlib's own export, not torch's */
   size_t y;        /* index of y in vals */
   bool have_y;
 } match;
@@ -119,6 +156,37 @@ static bool mono_eq(mono a, mono b) { return a.c == b.c && a.p == b.p; }
 
 static bool same_name(nnlib__onnx_str a, nnlib__onnx_str b) {
   return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static const char *dims_of(const match *mt, role r) {
+  return (mt->packed ? packed_dims : torch_dims)[r];
+}
+
+static mono dim_of(const match *mt, char letter) {
+  switch (letter) {
+  case 'T': return num(mt->t);
+  case 'N': return batch_times(1);
+  case 'D': return num(mt->d);
+  case '3': return num(3 * mt->d);
+  case 'H': return num(mt->heads);
+  case 'E': return num(mt->hd);
+  case 'M': return batch_times(mt->heads);
+  default: return batch_times(mt->t); /* 'B' */
+  }
+}
+
+/* "[T, N*H, D/H]" for "TME", for messages. */
+static const char *dims_text(const match *mt, role r, char *buf, size_t n) {
+  static const char *const names[] = {"T", "N", "D", "3D", "H",
+                                      "D/H", "N*H", "T*N"};
+  const char *letters = dims_of(mt, r), *order = "TND3HEMB";
+  size_t at = (size_t)snprintf(buf, n, "[");
+  for (size_t k = 0; letters != NULL && letters[k] && at < n; k++)
+    at += (size_t)snprintf(buf + at, n - at, "%s%s", k ? ", " : "",
+                           names[strchr(order, letters[k]) - order]);
+  if (at < n)
+    snprintf(buf + at, n - at, "]");
+  return buf;
 }
 
 static nnlib_status refuse(match *mt, const char *fmt, const char *what) {
@@ -167,41 +235,61 @@ static nnlib_status find_readers(match *mt, nnlib__onnx_str s) {
   return NNLIB_OK;
 }
 
-/* A new value for output 0 of node n (the only output). */
-static nnlib_status new_val(match *mt, const onode *n, role r, aval **out) {
-  if (n->output_count != 1 || n->outputs[0].n == 0)
-    return refuse(mt, "%s: one output expected in the attention subgraph",
-                  "outputs");
-  if (find_val(mt, n->outputs[0]) != NULL ||
-      nnlib__onnx_find(mt->im, n->outputs[0]) != NULL)
+/* A new value named `name`, an output of the current node. */
+static nnlib_status new_named(match *mt, nnlib__onnx_str name, role r,
+                              aval **out) {
+  if (find_val(mt, name) != NULL || nnlib__onnx_find(mt->im, name) != NULL)
     return nnlib__onnx_node_error(mt->im, NNLIB_ERR_CORRUPT_FILE,
                                   "output '%.*s' is also made elsewhere",
-                                  (int)n->outputs[0].n, n->outputs[0].p);
+                                  (int)name.n, name.p);
   if (mt->val_count == MAX_NODES)
     return refuse(mt, "%s: more than 256 values in the attention subgraph",
                   "outputs");
   aval *v = &mt->vals[mt->val_count++];
   memset(v, 0, sizeof *v);
-  v->name = n->outputs[0];
+  v->name = name;
   v->role = r;
   v->scale = 1.0;
   *out = v;
   return NNLIB_OK;
 }
 
-/* A tensor of role r (part) made once; shape given. */
-static nnlib_status new_tensor(match *mt, const onode *n, role r, int part,
-                               const mono *shape, size_t rank, aval **out) {
+/* A new value for output 0 of node n (the only output). */
+static nnlib_status new_val(match *mt, const onode *n, role r, aval **out) {
+  if (n->output_count != 1 || n->outputs[0].n == 0)
+    return refuse(mt, "%s: one output expected in the attention subgraph",
+                  "outputs");
+  return new_named(mt, n->outputs[0], r, out);
+}
+
+/* The tensor of role r (part) named `name`, made once, shaped as the
+ * form's dims say. */
+static nnlib_status new_part(match *mt, nnlib__onnx_str name, role r,
+                             int part, aval **out) {
+  const char *dims = dims_of(mt, r);
+  if (dims == NULL)
+    return nnlib__onnx_node_error(mt->im, NNLIB_ERR_INTERNAL,
+                                  "no shape for role %d", (int)r);
   if (mt->made[r][part])
     return refuse(mt, "%s: this step of the attention pattern is made "
                       "twice",
                   "output");
   mt->made[r][part] = true;
-  NNLIB_TRY(new_val(mt, n, r, out));
+  NNLIB_TRY(new_named(mt, name, r, out));
   (*out)->part = part;
-  (*out)->rank = rank;
-  memcpy((*out)->v, shape, rank * sizeof *shape);
+  (*out)->rank = strlen(dims);
+  for (size_t k = 0; k < (*out)->rank; k++)
+    (*out)->v[k] = dim_of(mt, dims[k]);
   return NNLIB_OK;
+}
+
+/* The tensor of role r (part) made by node n, its only output. */
+static nnlib_status new_tensor(match *mt, const onode *n, role r, int part,
+                               aval **out) {
+  if (n->output_count != 1 || n->outputs[0].n == 0)
+    return refuse(mt, "%s: one output expected in the attention subgraph",
+                  "outputs");
+  return new_part(mt, n->outputs[0], r, part, out);
 }
 
 /* ------------------------------------------------------------- inputs */
@@ -266,6 +354,20 @@ static bool perm_is(const onode *n, int64_t a, int64_t b, int64_t c) {
   const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
   return p != NULL && !p->list_overflow && p->int_count == 3 &&
          p->ints[0] == a && p->ints[1] == b && p->ints[2] == c;
+}
+
+/* Node n's perm takes axes spelled `from` to `to` (out[i] = in[perm[i]]). */
+static bool perm_turns(const onode *n, const char *from, const char *to) {
+  const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
+  size_t rank = strlen(to);
+  if (p == NULL || p->list_overflow || p->int_count != rank ||
+      strlen(from) != rank)
+    return false;
+  for (size_t k = 0; k < rank; k++)
+    if (p->ints[k] < 0 || p->ints[k] >= (int64_t)rank ||
+        from[p->ints[k]] != to[k])
+      return false;
+  return true;
 }
 
 /* ------------------------------------------------ integer shape values */
@@ -406,7 +508,8 @@ static nnlib_status eval_cast(match *mt, const onode *n, const aval *x) {
 
 static nnlib_status eval_matmul(match *mt, const onode *n, const aval *a) {
   const aval *b = n->input_count == 2 ? find_val(mt, n->inputs[1]) : NULL;
-  int64_t t = mt->t, d = mt->d;
+  int64_t d = mt->d;
+  aval *out = NULL;
   if (a->role == R_X && b == NULL) {
     const oval *w = const_in(mt, n, 1);
     int64_t want[2] = {d, 3 * d};
@@ -415,11 +518,9 @@ static nnlib_status eval_matmul(match *mt, const onode *n, const aval *a) {
                         "weight, transposed)",
                     "input B");
     mt->w_in = w->f;
-    mono s[3] = {num(t), batch_times(1), num(3 * d)};
-    aval *out = NULL;
-    return new_tensor(mt, n, R_PROJ, 0, s, 3, &out);
+    return new_tensor(mt, n, R_PROJ, 0, &out);
   }
-  if (a->role == R_OUTF && b == NULL) { /* out_proj without bias */
+  if (a->role == R_OUTF && b == NULL) { /* out_proj as MatMul */
     const oval *w = const_in(mt, n, 1);
     int64_t want[2] = {d, d};
     if (w == NULL || w->rank != 2 || !const_shape_is(w, want, 2))
@@ -430,21 +531,17 @@ static nnlib_status eval_matmul(match *mt, const onode *n, const aval *a) {
     mt->w_out_trans = false;
     mt->alpha = 1.0f;
     mt->out_matmul = true;
-    aval *out = NULL;
-    return new_tensor(mt, n, R_OUTP, 0, a->v, 2, &out);
+    /* nnlib's form ends here, or at the Add of the bias when it has one */
+    bool last = mt->packed && mt->b_in == NULL;
+    return new_tensor(mt, n, last ? R_Y : R_OUTP, 0, &out);
   }
   if (a->role == R_QT && b != NULL && b->role == R_KT) {
-    mono s[3] = {batch_times(mt->heads), num(t), num(t)};
-    aval *out = NULL;
-    NNLIB_TRY(new_tensor(mt, n, R_SCORES, 0, s, 3, &out));
+    NNLIB_TRY(new_tensor(mt, n, R_SCORES, 0, &out));
     out->scale = a->scale * b->scale;
     return NNLIB_OK;
   }
-  if (a->role == R_PROBS && b != NULL && b->role == R_VT) {
-    mono s[3] = {batch_times(mt->heads), num(t), num(mt->hd)};
-    aval *out = NULL;
-    return new_tensor(mt, n, R_OUTH, 0, s, 3, &out);
-  }
+  if (a->role == R_PROBS && b != NULL && b->role == R_VT)
+    return new_tensor(mt, n, R_OUTH, 0, &out);
   return refuse(mt, "%s: not a product of the attention pattern (x W_in, "
                     "Q K^T, or the weights times V)",
                 "inputs");
@@ -516,6 +613,8 @@ static nnlib_status eval_add(match *mt, const onode *n, const aval *a,
     mt->b_out = c->f;
     mt->b_out_count = mt->d;
     mt->beta = 1.0f;
+    if (mt->packed) /* nnlib's form: this is the attention's output */
+      return new_tensor(mt, n, R_Y, 0, &out);
     NNLIB_TRY(new_val(mt, n, R_OUTP, &out));
     *out = *a;
     out->name = n->outputs[0];
@@ -523,7 +622,7 @@ static nnlib_status eval_add(match *mt, const onode *n, const aval *a,
   }
   if (a->role == R_SCORES) {
     NNLIB_TRY(check_mask(mt, c));
-    NNLIB_TRY(new_tensor(mt, n, R_MASKED, 0, a->v, a->rank, &out));
+    NNLIB_TRY(new_tensor(mt, n, R_MASKED, 0, &out));
     out->scale = a->scale;
     return NNLIB_OK;
   }
@@ -572,77 +671,124 @@ static nnlib_status eval_slice(match *mt, const onode *n, const aval *a) {
       !(hi == lo + d || (part == 2 && hi >= 3 * d)))
     return refuse(mt, "%s: q, k and v are [0, D), [D, 2D) and [2D, 3D)",
                   "inputs starts and ends");
-  mono s[3] = {num(mt->t), batch_times(1), num(d)};
   aval *out = NULL;
-  return new_tensor(mt, n, R_SLICE, part, s, 3, &out);
+  return new_tensor(mt, n, R_SLICE, part, &out);
 }
 
-/* Reshape targets: q, k, v into heads [T, N*H, hd]; the heads' output
- * back to [T*N, D]; the out-projection to [T, N, D]. */
+/* Split's sizes are D, D, D: an input (opset 13 on), an attribute
+ * (before), or none (equal parts). */
+static bool split_in_d(match *mt, const onode *n) {
+  const nnlib__onnx_attr *given = nnlib__onnx_find_attr(n, "split");
+  aval s;
+  if (n->input_count > 1 && n->inputs[1].n > 0) {
+    if (!ints_in(mt, n, 1, &s) || s.count != 3)
+      return false;
+    for (int k = 0; k < 3; k++)
+      if (!mono_eq(s.v[k], num(mt->d)))
+        return false;
+    return true;
+  }
+  if (given == NULL)
+    return true;
+  if (given->list_overflow || given->int_count != 3)
+    return false;
+  for (int k = 0; k < 3; k++)
+    if (given->ints[k] != mt->d)
+      return false;
+  return true;
+}
+
+/* Split of the projection into q, k and v along its last axis. */
+static nnlib_status eval_split(match *mt, const onode *n, const aval *a) {
+  bool ok = a->role == R_PROJ && n->output_count == 3 && split_in_d(mt, n);
+  for (int k = 0; ok && k < 3; k++)
+    ok = n->outputs[k].n > 0;
+  if (!ok)
+    return refuse(mt, "%s: only the in-projection is split, into q, k and "
+                      "v of D values each",
+                  "inputs and outputs");
+  int64_t axis = nnlib__onnx_attr_int(n, "axis", 0);
+  if (axis != -1 && axis != 2)
+    return refuse(mt, "%s: q, k and v are split along the last axis",
+                  "attribute axis");
+  for (int k = 0; k < 3; k++) {
+    aval *out = NULL;
+    NNLIB_TRY(new_part(mt, n->outputs[k], R_SLICE, k, &out));
+  }
+  return NNLIB_OK;
+}
+
+/* The head count from a target for q, k or v's heads, at the axis the
+ * dims spell M (N*H) or H; the first one sets it, the others must agree.
+ * A target it does not fit is refused by the shape check after. */
+static nnlib_status learn_heads(match *mt, const char *dims, const aval *s) {
+  size_t at = strcspn(dims, "MH");
+  mono h = at < s->count ? s->v[at] : num(0);
+  if (h.c < 1 || h.p != (dims[at] == 'M') || mt->d % h.c != 0)
+    return NNLIB_OK;
+  if (mt->heads != 0 && mt->heads != h.c)
+    return refuse(mt, "%s: q, k and v are split into different head counts",
+                  "input shape");
+  mt->heads = h.c;
+  mt->hd = mt->d / h.c;
+  return NNLIB_OK;
+}
+
+/* Reshape targets (a 0 copies the input's axis, allowzero 0): q, k, v
+ * into heads; the heads' output joined; torch's out-projection back to
+ * [T, N, D]. The head count is read from q's target. */
 static nnlib_status eval_reshape(match *mt, const onode *n, const aval *a) {
   aval s;
   if (!ints_in(mt, n, 1, &s) || s.rank != 1 ||
       nnlib__onnx_attr_int(n, "allowzero", 0) != 0)
     return refuse(mt, "%s must be shape values of the subgraph",
                   "input shape");
-  int64_t t = mt->t, d = mt->d;
+  for (size_t k = 0; k < s.count && k < a->rank; k++)
+    if (mono_eq(s.v[k], num(0)))
+      s.v[k] = a->v[k];
+  role r = a->role == R_SLICE  ? R_HEADS
+           : a->role == R_OUTT ? R_OUTF
+           : a->role == R_OUTP ? R_OUTTM
+                               : R_INTS;
+  const char *dims = r == R_INTS ? NULL : dims_of(mt, r);
+  if (dims == NULL)
+    return refuse(mt, "%s: not a reshape of the attention pattern", "input");
+  char text[48];
+  const char *what[] = {"q, k and v are reshaped into",
+                        "the heads' output is reshaped to",
+                        "the out-projection is reshaped to"};
+  int which = r == R_HEADS ? 0 : r == R_OUTF ? 1 : 2;
+  if (r == R_HEADS)
+    NNLIB_TRY(learn_heads(mt, dims, &s));
+  bool same = s.count == strlen(dims) && mt->heads != 0;
+  for (size_t k = 0; same && k < s.count; k++)
+    same = mono_eq(s.v[k], dim_of(mt, dims[k]));
+  if (!same) {
+    char why[96];
+    snprintf(why, sizeof why, "%%s: %s %s", what[which],
+             dims_text(mt, r, text, sizeof text));
+    return refuse(mt, why, "input shape");
+  }
   aval *out = NULL;
-  if (a->role == R_SLICE) {
-    int64_t heads_times_hd = 0;
-    if (s.count != 3 || !mono_eq(s.v[0], num(t)) || s.v[1].p != 1 ||
-        s.v[1].c < 1 || s.v[2].p != 0 || s.v[2].c < 1 ||
-        __builtin_mul_overflow(s.v[1].c, s.v[2].c, &heads_times_hd) ||
-        heads_times_hd != d)
-      return refuse(mt, "%s: q, k and v are reshaped into [T, N*H, D/H]",
-                    "input shape");
-    if (mt->heads == 0) {
-      mt->heads = s.v[1].c;
-      mt->hd = s.v[2].c;
-    } else if (mt->heads != s.v[1].c) {
-      return refuse(mt, "%s: q, k and v are split into different head "
-                        "counts",
-                    "input shape");
-    }
-    return new_tensor(mt, n, R_HEADS, a->part, s.v, 3, &out);
-  }
-  if (a->role == R_OUTT) {
-    if (s.count != 2 || !mono_eq(s.v[0], batch_times(t)) ||
-        !mono_eq(s.v[1], num(d)))
-      return refuse(mt, "%s: the heads' output is reshaped to [T*N, D]",
-                    "input shape");
-    return new_tensor(mt, n, R_OUTF, 0, s.v, 2, &out);
-  }
-  if (a->role == R_OUTP) {
-    if (s.count != 3 || !mono_eq(s.v[0], num(t)) ||
-        !mono_eq(s.v[1], batch_times(1)) || !mono_eq(s.v[2], num(d)))
-      return refuse(mt, "%s: the out-projection is reshaped to [T, N, D]",
-                    "input shape");
-    return new_tensor(mt, n, R_OUTTM, 0, s.v, 3, &out);
-  }
-  return refuse(mt, "%s: not a reshape of the attention pattern", "input");
+  return new_tensor(mt, n, r, a->part, &out);
 }
 
+/* q, k, v's heads to Q, K^T, V per head; the heads' output back; torch's
+ * out-projection to batch first: each perm is the one the dims spell. */
 static nnlib_status eval_transpose(match *mt, const onode *n,
                                    const aval *a) {
-  mono s[3];
-  aval *out = NULL;
-  if (a->role == R_HEADS && a->part == 1 && perm_is(n, 1, 2, 0)) {
-    s[0] = a->v[1], s[1] = a->v[2], s[2] = a->v[0];
-    return new_tensor(mt, n, R_KT, 0, s, 3, &out);
-  }
-  if (!perm_is(n, 1, 0, 2) ||
-      !(a->role == R_HEADS || a->role == R_OUTH || a->role == R_OUTTM))
-    return refuse(mt, "%s: not a transpose of the attention pattern",
-                  "attribute perm");
-  s[0] = a->v[1], s[1] = a->v[0], s[2] = a->v[2];
-  if (a->role == R_HEADS && a->part == 1)
-    return refuse(mt, "%s: K's heads are transposed [1, 2, 0]",
-                  "attribute perm");
-  role r = a->role == R_OUTH    ? R_OUTT
+  static const role parts[3] = {R_QT, R_KT, R_VT};
+  role r = a->role == R_HEADS  ? parts[a->part]
+           : a->role == R_OUTH  ? R_OUTT
            : a->role == R_OUTTM ? R_Y
-           : a->part == 0       ? R_QT
-                                : R_VT;
-  return new_tensor(mt, n, r, 0, s, 3, &out);
+                                : R_INTS;
+  if (r == R_INTS || !perm_turns(n, dims_of(mt, a->role), dims_of(mt, r)))
+    return refuse(mt, "%s: not a transpose of the attention pattern (K's "
+                      "heads to [.., hd, T], the others swap T and the "
+                      "heads)",
+                  "attribute perm");
+  aval *out = NULL;
+  return new_tensor(mt, n, r, 0, &out);
 }
 
 static nnlib_status eval_softmax(match *mt, const onode *n, const aval *a) {
@@ -650,7 +796,7 @@ static nnlib_status eval_softmax(match *mt, const onode *n, const aval *a) {
   int64_t axis = nnlib__onnx_attr_int(n, "axis", old ? 1 : -1);
   if (a->role != R_SCORES && a->role != R_MASKED)
     return refuse(mt, "%s: the softmax is of the scores", "input");
-  if (axis != -1 && axis != 2)
+  if (axis != -1 && axis != (int64_t)a->rank - 1)
     return refuse(mt, "%s: the softmax runs over the last axis",
                   "attribute axis");
   double want = 1.0 / sqrt((double)mt->hd);
@@ -658,14 +804,14 @@ static nnlib_status eval_softmax(match *mt, const onode *n, const aval *a) {
     return refuse(mt, "%s: the scores are not scaled by 1/sqrt(head size)",
                   "input");
   aval *out = NULL;
-  return new_tensor(mt, n, R_PROBS, 0, a->v, a->rank, &out);
+  return new_tensor(mt, n, R_PROBS, 0, &out);
 }
 
 static nnlib_status eval_gemm(match *mt, const onode *n, const aval *a) {
   const oval *b = const_in(mt, n, 1);
   const oval *c = n->input_count > 2 ? const_in(mt, n, 2) : NULL;
   int64_t d = mt->d, want[2] = {d, d};
-  if (a->role != R_OUTF || b == NULL || b->rank != 2 ||
+  if (a->role != R_OUTF || mt->packed || b == NULL || b->rank != 2 ||
       !const_shape_is(b, want, 2) ||
       (n->input_count > 2 && n->inputs[2].n > 0 && c == NULL))
     return refuse(mt, "%s: the out-projection is Gemm of the heads' output "
@@ -682,7 +828,7 @@ static nnlib_status eval_gemm(match *mt, const onode *n, const aval *a) {
   mt->b_out = c != NULL ? c->f : NULL;
   mt->b_out_count = c != NULL ? c->count : 0;
   aval *out = NULL;
-  return new_tensor(mt, n, R_OUTP, 0, a->v, 2, &out);
+  return new_tensor(mt, n, R_OUTP, 0, &out);
 }
 
 /* The first input of n that is a subgraph value, and its slot. */
@@ -746,6 +892,8 @@ static nnlib_status eval_node(match *mt, const onode *n) {
       return eval_matmul(mt, n, a);
     if (nnlib__onnx_str_is(op, "Slice"))
       return eval_slice(mt, n, a);
+    if (nnlib__onnx_str_is(op, "Split"))
+      return eval_split(mt, n, a);
     if (nnlib__onnx_str_is(op, "Reshape"))
       return eval_reshape(mt, n, a);
     if (nnlib__onnx_str_is(op, "Transpose"))
@@ -896,15 +1044,53 @@ static nnlib_status make_layer(match *mt, oval *x, size_t anchor) {
   return NNLIB_OK;
 }
 
-/* Node k: a Transpose [1, 0, 2] of a batch-first [T, D] tensor that a
- * MatMul reads. */
+/* A batch-first [T, D] graph tensor named s, or NULL. */
+static oval *rows_of(imp *im, nnlib__onnx_str s) {
+  oval *v = nnlib__onnx_find(im, s);
+  if (v == NULL || v->ids || v->batch_axis != 0 || v->shape.rank != 2 ||
+      (v->kind != NNLIB__VALUE_NODE && v->kind != NNLIB__VALUE_MATMUL))
+    return NULL;
+  return v;
+}
+
+/* The first node that reads output 0 of n and is of type op, or NULL. */
+static const onode *read_by(imp *im, const onode *n, const char *op) {
+  size_t first = SIZE_MAX;
+  if (n->output_count != 1 || n->outputs[0].n == 0 ||
+      nnlib__onnx_readers(im, n->outputs[0], &first) == 0 ||
+      first == SIZE_MAX || im->done[first])
+    return NULL;
+  const onode *r = &im->onnx->graph.nodes[first];
+  return nnlib__onnx_str_is(r->op_type, op) ? r : NULL;
+}
+
+/* Node k, nnlib's own form: a MatMul of a batch-first [T, D] tensor by a
+ * constant [D, 3D] that a Split reads, directly or after an Add. */
+static bool starts_packed(imp *im, const onode *n, oval **x, oval **w) {
+  if (!nnlib__onnx_str_is(n->op_type, "MatMul") || n->input_count != 2 ||
+      n->output_count != 1 || n->outputs[0].n == 0)
+    return false;
+  oval *v = rows_of(im, n->inputs[0]), *c = nnlib__onnx_find(im, n->inputs[1]);
+  if (v == NULL || c == NULL || c->kind != NNLIB__VALUE_CONST ||
+      c->dtype != NNLIB__ONNX_FLOAT || c->rank != 2 ||
+      c->dims[0] != v->shape.dims[1] || c->dims[1] != 3 * v->shape.dims[1])
+    return false;
+  const onode *bias = read_by(im, n, "Add");
+  if (read_by(im, bias != NULL ? bias : n, "Split") == NULL)
+    return false;
+  *x = v;
+  *w = c;
+  return true;
+}
+
+/* Node k, torch's form: a Transpose [1, 0, 2] of a batch-first [T, D]
+ * tensor that a MatMul reads. */
 static bool starts_attention(imp *im, const onode *n, oval **x) {
   if (!nnlib__onnx_str_is(n->op_type, "Transpose") || n->input_count != 1 ||
       n->output_count != 1 || n->outputs[0].n == 0 || !perm_is(n, 1, 0, 2))
     return false;
-  oval *v = nnlib__onnx_find(im, n->inputs[0]);
-  if (v == NULL || v->ids || v->batch_axis != 0 || v->shape.rank != 2 ||
-      (v->kind != NNLIB__VALUE_NODE && v->kind != NNLIB__VALUE_MATMUL))
+  oval *v = rows_of(im, n->inputs[0]);
+  if (v == NULL)
     return false;
   const nnlib__onnx_graph *g = &im->onnx->graph;
   for (size_t j = 0; j < g->node_count; j++) {
@@ -934,18 +1120,20 @@ nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
                                          bool *matched) {
   *matched = false;
   const onode *n = &im->onnx->graph.nodes[k];
-  oval *x = NULL;
-  if (!starts_attention(im, n, &x))
+  oval *x = NULL, *w_in = NULL;
+  bool packed = starts_packed(im, n, &x, &w_in);
+  if (!packed && !starts_attention(im, n, &x))
     return NNLIB_OK;
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
   match mt;
   NNLIB_TRY(setup(&mt, im));
   mt.t = x->shape.dims[0];
   mt.d = x->shape.dims[1];
+  mt.packed = packed;
+  mt.w_in = packed ? w_in->f : NULL;
   mt.evaluated[k] = true;
   aval *root = NULL;
-  mono s[3] = {num(mt.t), batch_times(1), num(mt.d)};
-  NNLIB_TRY(new_tensor(&mt, n, R_X, 0, s, 3, &root));
+  NNLIB_TRY(new_tensor(&mt, n, packed ? R_PROJ : R_X, 0, &root));
   if (is_graph_output(im, root->name))
     return refuse(&mt, "%s: an intermediate of the attention subgraph is a "
                        "graph output",
@@ -954,9 +1142,12 @@ nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
   NNLIB_TRY(run(&mt));
   im->current = k;
   if (!mt.have_y)
-    return refuse(&mt, "%s: the attention subgraph that starts here does not "
-                       "reach its output (Transpose [1, 0, 2] of the "
-                       "out-projection)",
+    return refuse(&mt, packed ? "%s: the attention subgraph that starts "
+                                "here does not reach its output (the "
+                                "out-projection MatMul, and its bias)"
+                              : "%s: the attention subgraph that starts "
+                                "here does not reach its output (Transpose "
+                                "[1, 0, 2] of the out-projection)",
                   "output");
   NNLIB_TRY(make_layer(&mt, x, k));
   for (size_t p = 0; p < mt.pending_count; p++) {

@@ -1,5 +1,7 @@
-/* import_gelu.c - the GELU subgraphs torch.onnx.export writes (opset 17
- * has no Gelu operator) onto nnlib's gelu and gelu_tanh activations.
+/* import_gelu.c - the activation subgraphs: the GELU forms
+ * torch.onnx.export writes (opset 17 has no Gelu operator) and nnlib's own
+ * export writes, onto nnlib's gelu and gelu_tanh activations, and nnlib's
+ * step activation.
  *
  * nn.GELU() (torch 1.13), x a graph tensor:
  *   d = x / 1.41421354 (or x * 0.707106769), e = Erf(d), a = e + 1,
@@ -8,12 +10,17 @@
  *   s = x * x, c = x * s, k = 0.044715 * c, p = x + k,
  *   q = 0.797884583 * p, t = Tanh(q), u = 1 + t, v = x * u,
  *   y = 0.5 * v                                   -> gelu_tanh(x)
+ * nnlib's export ends either form with h = x * 0.5, y = h * a (or h * u)
+ * instead of the last two Muls (export_layers.c), and writes step as
+ *   g = Greater(x, 0), y = Cast(g, to float)      -> step(x)
+ * which means 1 where x > 0 and 0 elsewhere (NaN included), nnlib's step.
  * Either operand order of each Add and Mul is accepted. The match starts
  * at the first node (the only one that reads x alone), and every value
  * inside must have that one reader, so no node outside the pattern sees
  * an intermediate; the inner nodes are then marked done and y is defined
  * as the activation's output. Constants are float scalars within a
- * relative 1e-6 of the values above (torch writes them as float32). */
+ * relative 1e-6 of the values above (torch writes them as float32); the
+ * step's threshold is exactly 0. */
 #include "onnx/import.h"
 
 #include <math.h>
@@ -69,43 +76,70 @@ static const onode *only_reader(imp *im, const onode *n, size_t *index) {
   return &im->onnx->graph.nodes[first];
 }
 
+/* The node whose only reader is r and that makes r's operand other than
+ * `name` as x * 0.5 (either order): nnlib's half of x. */
+static bool half_x_of(imp *im, const onode *r, nnlib__onnx_str name,
+                      nnlib__onnx_str x, size_t *index) {
+  if (r->input_count != 2)
+    return false;
+  nnlib__onnx_str h = same_name(r->inputs[0], name) ? r->inputs[1]
+                                                    : r->inputs[0];
+  const nnlib__onnx_graph *g = &im->onnx->graph;
+  if (nnlib__onnx_readers(im, h, NULL) != 1)
+    return false;
+  for (size_t j = 0; j < g->node_count; j++) {
+    const onode *m = &g->nodes[j];
+    if (op_is(m, "Mul") && same_name(m->outputs[0], h)) {
+      *index = j;
+      return !im->done[j] && binary_of(im, m, x, NULL, 0.5);
+    }
+  }
+  return false;
+}
+
 /* Follows `count` steps from node k; each step names the op and whether
- * its other operand is x (OTHER_X), a scalar (OTHER_SCALAR) or nothing
- * (a unary op). chain[] receives the node indices. */
-enum { OTHER_NONE, OTHER_X, OTHER_SCALAR };
+ * its other operand is x (OTHER_X), a scalar (OTHER_SCALAR), x * 0.5
+ * (OTHER_HALF_X) or nothing (a unary op). chain[] receives the node
+ * indices (a half of x's too); their number, 0 when the steps do not
+ * follow. */
+enum { OTHER_NONE, OTHER_X, OTHER_SCALAR, OTHER_HALF_X };
 typedef struct step {
   const char *op;
   int other;
   double value;
 } step;
 
-static bool follow(imp *im, size_t k, nnlib__onnx_str x, const step *steps,
-                   size_t count, size_t *chain) {
+static size_t follow(imp *im, size_t k, nnlib__onnx_str x, const step *steps,
+                     size_t count, size_t *chain) {
   const onode *n = &im->onnx->graph.nodes[k];
+  size_t used = 0;
   for (size_t s = 0; s < count; s++) {
     size_t next = 0;
     const onode *r = only_reader(im, n, &next);
     if (r == NULL || !op_is(r, steps[s].op))
-      return false;
-    bool ok = steps[s].other == OTHER_NONE
+      return 0;
+    int other = steps[s].other;
+    bool ok = other == OTHER_NONE
                   ? r->input_count == 1 && same_name(r->inputs[0],
                                                      n->outputs[0])
-              : steps[s].other == OTHER_X
+              : other == OTHER_X
                   ? binary_of(im, r, n->outputs[0], &x, 0.0)
+              : other == OTHER_HALF_X
+                  ? half_x_of(im, r, n->outputs[0], x, &chain[used++])
                   : binary_of(im, r, n->outputs[0], NULL, steps[s].value);
     if (!ok)
-      return false;
-    chain[s] = next;
+      return 0;
+    chain[used++] = next;
     n = r;
   }
-  return true;
+  return used;
 }
 
+/* Each form: the steps after the entry node up to 1 + phi, then torch's
+ * ending (x times it, times 0.5) or nnlib's ((x * 0.5) times it). */
 static const step erf_steps[] = {
     {"Erf", OTHER_NONE, 0.0},
     {"Add", OTHER_SCALAR, 1.0},
-    {"Mul", OTHER_X, 0.0},
-    {"Mul", OTHER_SCALAR, 0.5},
 };
 static const step tanh_steps[] = {
     {"Mul", OTHER_X, 0.0},
@@ -114,29 +148,56 @@ static const step tanh_steps[] = {
     {"Mul", OTHER_SCALAR, SQRT_2_OVER_PI},
     {"Tanh", OTHER_NONE, 0.0},
     {"Add", OTHER_SCALAR, 1.0},
+};
+static const step torch_end[] = {
     {"Mul", OTHER_X, 0.0},
     {"Mul", OTHER_SCALAR, 0.5},
 };
+static const step nnlib_end[] = {{"Mul", OTHER_HALF_X, 0.0}};
+static const step step_steps[] = {{"Cast", OTHER_NONE, 0.0}};
 
-/* Which form node n starts, with x's name; 0: none. */
+enum { FORM_NONE, FORM_ERF, FORM_TANH, FORM_STEP };
+
+/* Which form node n starts, with x's name. */
 static int entry(imp *im, const onode *n, nnlib__onnx_str *x) {
   if (n->input_count != 2 || n->output_count != 1 || n->outputs[0].n == 0)
-    return 0;
+    return FORM_NONE;
   nnlib__onnx_str a = n->inputs[0], b = n->inputs[1];
-  if (op_is(n, "Div") && scalar_is(im, b, SQRT2)) {
-    *x = a;
-    return 1;
-  }
-  if (op_is(n, "Mul") && same_name(a, b)) {
-    *x = a;
-    return 2;
-  }
+  *x = a;
+  if (op_is(n, "Div") && scalar_is(im, b, SQRT2))
+    return FORM_ERF;
+  if (op_is(n, "Mul") && same_name(a, b))
+    return FORM_TANH;
+  if (op_is(n, "Greater") && scalar_is(im, b, 0.0))
+    return FORM_STEP;
   if (op_is(n, "Mul") && (scalar_is(im, b, 1.0 / SQRT2) ||
                           scalar_is(im, a, 1.0 / SQRT2))) {
     *x = scalar_is(im, b, 1.0 / SQRT2) ? a : b;
-    return 1;
+    return FORM_ERF;
   }
-  return 0;
+  return FORM_NONE;
+}
+
+/* The nodes after node k that make the form's output: chain[], their
+ * number (0: not the form). */
+static size_t chain_of(imp *im, size_t k, int form, nnlib__onnx_str x,
+                       size_t *chain) {
+  if (form == FORM_STEP) {
+    if (follow(im, k, x, step_steps, 1, chain) == 0)
+      return 0;
+    const onode *cast = &im->onnx->graph.nodes[chain[0]];
+    return nnlib__onnx_attr_int(cast, "to", 0) == NNLIB__ONNX_FLOAT ? 1 : 0;
+  }
+  const step *steps = form == FORM_ERF ? erf_steps : tanh_steps;
+  size_t count = form == FORM_ERF ? sizeof erf_steps / sizeof erf_steps[0]
+                                  : sizeof tanh_steps / sizeof tanh_steps[0];
+  size_t used = follow(im, k, x, steps, count, chain);
+  if (used == 0)
+    return 0;
+  size_t end = follow(im, chain[used - 1], x, torch_end, 2, chain + used);
+  if (end == 0)
+    end = follow(im, chain[used - 1], x, nnlib_end, 1, chain + used);
+  return end == 0 ? 0 : used + end;
 }
 
 nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
@@ -145,17 +206,15 @@ nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
   const onode *n = &im->onnx->graph.nodes[k];
   nnlib__onnx_str xname = {NULL, 0};
   int form = entry(im, n, &xname);
-  if (form == 0)
+  if (form == FORM_NONE)
     return NNLIB_OK;
   oval *x = nnlib__onnx_find(im, xname);
   if (x == NULL || x->ids || x->batch_axis != 0 ||
       (x->kind != NNLIB__VALUE_NODE && x->kind != NNLIB__VALUE_MATMUL))
     return NNLIB_OK;
-  const step *steps = form == 1 ? erf_steps : tanh_steps;
-  size_t count = form == 1 ? sizeof erf_steps / sizeof erf_steps[0]
-                           : sizeof tanh_steps / sizeof tanh_steps[0];
-  size_t chain[8];
-  if (!follow(im, k, xname, steps, count, chain))
+  size_t chain[10];
+  size_t count = chain_of(im, k, form, xname, chain);
+  if (count == 0)
     return NNLIB_OK;
   for (size_t s = 0; s < count; s++) { /* Erf's opset, for one */
     size_t saved = im->current;
@@ -167,11 +226,13 @@ nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
   }
   NNLIB_TRY(nnlib__onnx_materialize(im, x));
   const onode *last = &im->onnx->graph.nodes[chain[count - 1]];
+  nnlib_activation kind = form == FORM_ERF    ? NNLIB_ACT_GELU
+                          : form == FORM_TANH ? NNLIB_ACT_GELU_TANH
+                                              : NNLIB_ACT_STEP;
   oval *out = NULL;
   NNLIB_TRY(nnlib__onnx_define(im, last->outputs[0], &out));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(nnlib_activation_create(
-      &l, form == 1 ? NNLIB_ACT_GELU : NNLIB_ACT_GELU_TANH, 0.0f));
+  NNLIB_TRY(nnlib_activation_create(&l, kind, 0.0f));
   nnlib__shape shape = x->shape;
   size_t in = x->node;
   NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));

@@ -361,7 +361,8 @@ static nnlib_status map_positional(imp *im, const onode *n, size_t slot,
   NNLIB_TRY(graph_input(im, n, slot, &x));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(made(im, nnlib_positional_create(&l, x->shape.dims[0])));
+  /* the constant holds T rows: max_positions 0, T at compile, is that */
+  NNLIB_TRY(made(im, nnlib_positional_create(&l, 0)));
   nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, c->f, c->count);
   if (st == NNLIB_OK)
     st = output(im, n, &out);
@@ -451,20 +452,39 @@ static nnlib_status map_concat(imp *im, const onode *n) {
 
 /* --------------------------------------------------- shape-only ops */
 
-static nnlib_status map_passthrough(imp *im, const onode *n) {
+/* Dropout: nnlib's dropout with its ratio (an input from opset 12, an
+ * attribute before; 0.5 when absent), the identity in inference as ONNX's
+ * is without training_mode. */
+static nnlib_status map_dropout(imp *im, const onode *n) {
   oval *x = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
-  if (nnlib__onnx_str_is(n->op_type, "Dropout")) {
-    oval *t = nnlib__onnx_input(im, n, 2);
-    if (t != NULL && (t->kind != NNLIB__VALUE_CONST || t->count != 1 ||
-                      (t->dtype == NNLIB__ONNX_INT64 ? t->i[0] != 0
-                                                     : t->f[0] != 0.0f)))
-      return refuse(im, "%s: training mode is not imported (inference "
-                        "only)",
-                    "input training_mode");
-  }
-  if (nnlib__onnx_str_is(n->op_type, "Cast") &&
-      nnlib__onnx_attr_int(n, "to", 0) != NNLIB__ONNX_FLOAT)
+  oval *t = nnlib__onnx_input(im, n, 2);
+  if (t != NULL && (t->kind != NNLIB__VALUE_CONST || t->count != 1 ||
+                    (t->dtype == NNLIB__ONNX_INT64 ? t->i[0] != 0
+                                                   : t->f[0] != 0.0f)))
+    return refuse(im, "%s: training mode is not imported (inference only)",
+                  "input training_mode");
+  float ratio = nnlib__onnx_attr_float(n, "ratio", 0.5f);
+  oval *r = nnlib__onnx_opset(im) >= 12 ? nnlib__onnx_input(im, n, 1) : NULL;
+  if (nnlib__onnx_opset(im) >= 12)
+    ratio = 0.5f;
+  if (r != NULL && (r->kind != NNLIB__VALUE_CONST ||
+                    r->dtype != NNLIB__ONNX_FLOAT || r->count != 1))
+    return refuse(im, "%s must be a float constant", "input ratio");
+  if (r != NULL)
+    ratio = r->f[0];
+  NNLIB_TRY(output(im, n, &out));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_dropout_create(&l, ratio)));
+  nnlib__shape s = x->shape;
+  return apply1(im, l, x, out, &s);
+}
+
+/* Cast of a (float) graph tensor to float: the same tensor. */
+static nnlib_status map_cast(imp *im, const onode *n) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  if (nnlib__onnx_attr_int(n, "to", 0) != NNLIB__ONNX_FLOAT)
     return refuse(im, "%s: a graph tensor cast to another type than float",
                   "attribute to");
   NNLIB_TRY(output(im, n, &out));
@@ -733,9 +753,9 @@ static bool ceil_changes(const window *w, const oval *x) {
   return false;
 }
 
-static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
-  oval *x = NULL, *out = NULL;
-  NNLIB_TRY(graph_input(im, n, 0, &x));
+/* The pooling layer of `kind` with node n's window over x. */
+static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
+                               nnlib_layer_kind kind, nnlib_layer **l) {
   if (x->shape.rank != 3)
     return refuse(im, "%s: 2-D pooling of [batch, C, H, W] only",
                   "input shape");
@@ -758,15 +778,73 @@ static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
   nnlib_pool2d_options_init(&o);
   o.stride_h = w.stride[0], o.stride_w = w.stride[1];
   o.padding_h = w.pad[0], o.padding_w = w.pad[1];
+  return made(im, nnlib_pool2d_create(l, kind, w.kernel[0], w.kernel[1], &o));
+}
+
+static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(made(im, nnlib_pool2d_create(&l, kind, w.kernel[0], w.kernel[1],
-                                         &o)));
+  NNLIB_TRY(pool_layer(im, n, x, kind, &l));
   nnlib_status st = output(im, n, &out);
   if (st != NNLIB_OK) {
     nnlib_layer_free(l);
     return st;
   }
   return apply1(im, l, x, out, NULL);
+}
+
+/* The node of type op that alone reads n's output, as its first input. */
+static const onode *sole_reader(imp *im, const onode *n, const char *op,
+                                size_t *index) {
+  size_t first = SIZE_MAX;
+  if (n->output_count < 1 || n->outputs[0].n == 0 ||
+      nnlib__onnx_readers(im, n->outputs[0], &first) != 1 ||
+      first == SIZE_MAX || im->done[first])
+    return NULL;
+  const onode *r = &im->onnx->graph.nodes[first];
+  bool ok = nnlib__onnx_str_is(r->op_type, op) && r->input_count == 1 &&
+            (r->domain.n == 0 || nnlib__onnx_str_is(r->domain, "ai.onnx")) &&
+            r->inputs[0].n == n->outputs[0].n &&
+            memcmp(r->inputs[0].p, n->outputs[0].p, n->outputs[0].n) == 0;
+  *index = first;
+  return ok ? r : NULL;
+}
+
+/* Neg -> MaxPool -> Neg, -max(-x), is nnlib's min pooling (its export
+ * writes it so); padding never wins in either. The MaxPool and the second
+ * Neg are taken with the first; a Neg of anything else has no layer. */
+static nnlib_status map_neg(imp *im, const onode *n) {
+  size_t pool_at = 0, neg_at = 0, saved = im->current;
+  const onode *pool = sole_reader(im, n, "MaxPool", &pool_at);
+  const onode *neg = pool ? sole_reader(im, pool, "Neg", &neg_at) : NULL;
+  if (neg == NULL)
+    return refuse(im, "%s: a negation maps only as Neg -> MaxPool -> Neg "
+                      "(nnlib's min pooling)",
+                  "operator Neg");
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  im->current = pool_at; /* messages name the MaxPool, then the Neg */
+  NNLIB_TRY(nnlib__onnx_check_opset(im, pool));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(pool_layer(im, pool, x, NNLIB_LAYER_MINPOOL2D, &l));
+  nnlib_status st = output(im, pool, &out); /* no Indices output */
+  if (st == NNLIB_OK) {
+    out->kind = NNLIB__VALUE_UNUSABLE; /* -max(-x): only the Neg reads it */
+    im->current = neg_at;
+    st = nnlib__onnx_check_opset(im, neg);
+  }
+  if (st == NNLIB_OK)
+    st = output(im, neg, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  NNLIB_TRY(apply1(im, l, x, out, NULL));
+  im->done[pool_at] = im->done[neg_at] = true;
+  im->left -= 2;
+  im->current = saved;
+  return NNLIB_OK;
 }
 
 static nnlib_status map_global_avgpool(imp *im, const onode *n) {
@@ -787,6 +865,25 @@ static nnlib_status map_global_avgpool(imp *im, const onode *n) {
 }
 
 /* ------------------------------------------------------- normalisation */
+
+/* ONNX: running = momentum running + (1 - momentum) batch; nnlib and
+ * PyTorch weigh the batch by their momentum, 1 - ONNX's. In float32 1 - m
+ * loses digits (0.9 gives 0.10000002): of the floats c with 1 - c = m,
+ * the one of fewest significant digits (0.1), which is what nnlib's
+ * export and torch's started from. */
+static float batch_weight(float m) {
+  double want = 1.0 - (double)m;
+  if (!(want > 0.0 && want <= 1.0))
+    return (float)want;
+  int e = (int)floor(log10(want));
+  for (int digits = 1; digits <= 9; digits++) {
+    double scale = pow(10.0, digits - 1 - e);
+    float c = (float)(nearbyint(want * scale) / scale);
+    if (1.0f - c == m)
+      return c;
+  }
+  return (float)want;
+}
 
 static nnlib_status map_batchnorm(imp *im, const onode *n) {
   oval *x, *p[4], *out;
@@ -811,9 +908,7 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "input_var[%lld] is negative or NaN",
                                     (long long)k);
-  /* ONNX: running = momentum running + (1 - momentum) batch; nnlib and
-   * PyTorch weigh the batch by their momentum */
-  float mom = 1.0f - nnlib__onnx_attr_float(n, "momentum", 0.9f);
+  float mom = batch_weight(nnlib__onnx_attr_float(n, "momentum", 0.9f));
   if (!(mom >= 0.0f && mom <= 1.0f))
     mom = 0.1f; /* inference ignores it; keep the model trainable */
   nnlib_layer *l = NULL;
@@ -874,14 +969,22 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "Scale or B do not hold %lld values",
                                   (long long)d);
+  /* no bias and a scale of ones: a layer without affine parameters (as
+   * nnlib exports one); else both, the bias zeros when there is none */
+  bool affine = b != NULL;
+  for (int64_t k = 0; k < d && !affine; k++)
+    affine = scale->f[k] != 1.0f;
   float *bias = b != NULL ? b->f : floats(im, d);
   if (bias == NULL)
     return NNLIB_ERR_OUT_OF_MEMORY;
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_layernorm_create(
-                         &l, nnlib__onnx_attr_float(n, "epsilon", 1e-5f), 1)));
-  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, scale->f, d);
-  if (st == NNLIB_OK)
+                         &l, nnlib__onnx_attr_float(n, "epsilon", 1e-5f),
+                         affine)));
+  nnlib_status st = NNLIB_OK;
+  if (affine)
+    st = nnlib__onnx_add_fill(im, l, false, 0, scale->f, d);
+  if (affine && st == NNLIB_OK)
     st = nnlib__onnx_add_fill(im, l, false, 1, bias, d);
   if (st == NNLIB_OK)
     st = layernorm_outputs(im, n, &out);
@@ -938,7 +1041,8 @@ enum {
   OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY, OP_SOFTPLUS, OP_SOFTMAX, OP_GEMM,
   OP_MATMUL, OP_ADD, OP_MUL, OP_CONCAT, OP_IDENTITY, OP_FLATTEN, OP_RESHAPE,
   OP_SQUEEZE, OP_UNSQUEEZE, OP_TRANSPOSE, OP_CONV, OP_MAXPOOL, OP_AVGPOOL,
-  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN
+  OP_GAP, OP_BATCHNORM, OP_LAYERNORM, OP_GATHER, OP_LSTM, OP_GRU, OP_RNN,
+  OP_NEG, OP_DROPOUT, OP_CAST
 };
 
 static const op_entry ops[] = {
@@ -948,7 +1052,7 @@ static const op_entry ops[] = {
     {"Gemm", OP_GEMM},           {"MatMul", OP_MATMUL},
     {"Add", OP_ADD},             {"Mul", OP_MUL},
     {"Concat", OP_CONCAT},       {"Identity", OP_IDENTITY},
-    {"Dropout", OP_IDENTITY},    {"Cast", OP_IDENTITY},
+    {"Dropout", OP_DROPOUT},     {"Cast", OP_CAST},
     {"Flatten", OP_FLATTEN},     {"Reshape", OP_RESHAPE},
     {"Squeeze", OP_SQUEEZE},     {"Unsqueeze", OP_UNSQUEEZE},
     {"Transpose", OP_TRANSPOSE}, {"Conv", OP_CONV},
@@ -956,7 +1060,7 @@ static const op_entry ops[] = {
     {"GlobalAveragePool", OP_GAP}, {"BatchNormalization", OP_BATCHNORM},
     {"LayerNormalization", OP_LAYERNORM}, {"Gather", OP_GATHER},
     {"LSTM", OP_LSTM},           {"GRU", OP_GRU},
-    {"RNN", OP_RNN},
+    {"RNN", OP_RNN},             {"Neg", OP_NEG},
 };
 
 static nnlib_status dispatch(imp *im, const onode *n, int kind) {
@@ -983,8 +1087,10 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return map_add_mul(im, n, kind == OP_ADD);
   case OP_CONCAT:
     return map_concat(im, n);
-  case OP_IDENTITY:
-    return map_passthrough(im, n);
+  case OP_IDENTITY: /* nnlib's identity activation, which exports so */
+    return map_activation(im, n, NNLIB_ACT_IDENTITY, 0.0f);
+  case OP_CAST:
+    return map_cast(im, n);
   case OP_FLATTEN:
     return map_flatten(im, n);
   case OP_RESHAPE:
@@ -1012,6 +1118,10 @@ static nnlib_status dispatch(imp *im, const onode *n, int kind) {
     return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_GRU);
   case OP_RNN:
     return nnlib__onnx_map_recurrent(im, n, NNLIB_LAYER_RNN);
+  case OP_NEG:
+    return map_neg(im, n);
+  case OP_DROPOUT:
+    return map_dropout(im, n);
   default:
     return map_gather(im, n);
   }

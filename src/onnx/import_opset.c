@@ -17,6 +17,7 @@
  *   Dropout < 7      `is_test` must be 1 (else it trains)
  *   BatchNorm < 9    `spatial` must be 1; before 7 `is_test` must be 1
  *   (Un)Squeeze < 13 the axes in an attribute
+ *   Split < 13       the sizes in an attribute
  *   Conv, MaxPool, AveragePool < 11: SAME_UPPER/LOWER auto_pad refused
  *                    (opset 11 redefined it with strides)
  *
@@ -43,6 +44,8 @@ static const opset_entry table[] = {
     {"Softplus", 1, 1},
     {"Softmax", 1, 13},
     {"Erf", 9, 9},
+    {"Greater", 7, 7},
+    {"Neg", 6, 6},
     {"Gemm", 6, 7},
     {"MatMul", 1, 1},
     {"Add", 6, 7},
@@ -59,6 +62,7 @@ static const opset_entry table[] = {
     {"Unsqueeze", 1, 13},
     {"Transpose", 1, 1},
     {"Slice", 10, 10},
+    {"Split", 2, 13},
     {"Conv", 1, 11},
     {"MaxPool", 1, 11},
     {"AveragePool", 1, 11},
