@@ -386,9 +386,9 @@ NNLIB_API nnlib_status nnlib_conv2d_create(nnlib_layer **out,
  * where ceil_mode 1 then drops a last window that would start in the
  * bottom padding, (OH - 1) s >= H + pt (PyTorch's rule), so every window
  * starts inside the input or its top padding; ceil mode's last window may
- * reach past the padded input. Padding is at most d (k - 1) on each side,
- * and at compile every window must read at least one input row and column
- * (else NNLIB_ERR_SHAPE_MISMATCH). */
+ * reach past the padded input. Padding is at most k - 1 on each side
+ * (ONNX's limit; PyTorch's is k / 2), and at compile every window must
+ * read at least one input row and column (else NNLIB_ERR_SHAPE_MISMATCH). */
 typedef struct nnlib_pool2d_options {
   size_t struct_size;
   int64_t stride_h, stride_w;   /* default 0: the kernel size (PyTorch)   */
@@ -431,8 +431,8 @@ NNLIB_API nnlib_status nnlib_pool2d_options_init(
  * the defaults. NNLIB_ERR_INVALID_ARGUMENT, naming the option, for another
  * kind, a kernel size below 1 or above 2^31 - 1, a negative stride, a
  * dilation below 1, a stride or dilated window d (k - 1) + 1 above
- * 2^31 - 1, padding_h or padding_w outside 0 .. d (k - 1),
- * padding_bottom or padding_right outside -1 .. d (k - 1), dilation on an
+ * 2^31 - 1, padding_h or padding_w outside 0 .. kernel - 1,
+ * padding_bottom or padding_right outside -1 .. kernel - 1, dilation on an
  * average pool, ceil_mode or count_include_pad not 0 or 1, or
  * count_include_pad 0 on a max or min pool; NNLIB_ERR_STRUCT_SIZE
  * (options), NNLIB_ERR_OUT_OF_MEMORY. At compile, an input that is not

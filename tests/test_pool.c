@@ -305,8 +305,8 @@ static void test_bad_shapes_and_arguments(void **s) {
   o.padding_h = 3;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_MINPOOL2D, 3, 3, &o));
-  ts_expect_message("minpool2d: padding 3x0, must be in 0..2x2 (dilation "
-                    "(kernel - 1))");
+  ts_expect_message("minpool2d: padding 3x0, must be in 0..2x2 (kernel - "
+                    "1)");
   assert_null(l);
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.stride_w = -1;
@@ -347,7 +347,7 @@ static void test_description_items(void **s) {
       {"maxpool:2:x1", "pooling options are sN (stride), pN (padding), dN "
                        "(dilation)"},
       {"maxpool:2:s0", "\"s0\" is not N or AxB with integers in 1.."},
-      {"maxpool:2:p2", "padding 2x2, must be in 0..1x1 (dilation (kernel - 1))"},
+      {"maxpool:2:p2", "padding 2x2, must be in 0..1x1 (kernel - 1)"},
       {"avgpool:2:s1:s1", "argument 3 repeats an option"},
       {"global_avgpool:1", "takes 0 arguments, got 1"},
   };

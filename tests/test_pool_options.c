@@ -1,5 +1,5 @@
 /* Pooling's window options (since 1.5.0): ceil mode, dilation, padding per
- * side up to dilation (kernel - 1), and averages that leave the padding
+ * side up to kernel - 1, and averages that leave the padding
  * out (count_include_pad 0). Each case against a naive loop written from
  * the header's definition (every tap of every window, in double), forward
  * and backward (through a 1x1 convolution in front whose weight gradient is
@@ -171,8 +171,8 @@ static const pool_case cases[] = {
      * (rows: 5 windows by the formula, 4 kept; columns: 4, all kept) */
     {MAX, 1, 1, 6, 5, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 0},
     {AVG, 2, 1, 7, 4, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
-    /* dilation, with padding up to dilation (kernel - 1) */
-    {MAX, 2, 2, 9, 11, 3, 2, 1, 2, 2, 3, 1, 0, 2, 3, 0, 0},
+    /* dilation, with padding up to kernel - 1 */
+    {MAX, 2, 2, 9, 11, 3, 2, 1, 2, 2, 1, 1, 0, 2, 3, 0, 0},
     {MAX, 1, 1, 4, 4, 2, 2, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0},
     /* asymmetric padding: SAME_LOWER-like and arbitrary */
     {MAX, 2, 1, 6, 7, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0},
@@ -372,19 +372,21 @@ static void test_bad_options(void **s) {
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.padding_bottom = -2;
   expect_refused(MAX, 3, 3, &o,
-                 "maxpool2d: padding_bottom -2, must be in 0..2 (dilation "
-                 "(kernel - 1)), or -1 (as padding_h)");
+                 "maxpool2d: padding_bottom -2, must be in 0..2 (kernel - 1), "
+                 "or -1 (as padding_h)");
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.padding_right = 3;
   expect_refused(MIN, 3, 3, &o, "minpool2d: padding_right 3, must be in 0..2");
-  o.dilation_w = 2; /* then 3 fits: 2 (3 - 1) = 4 */
+  o.dilation_w = 2; /* the limit is the kernel's, dilated or not */
+  expect_refused(MIN, 3, 3, &o, "minpool2d: padding_right 3, must be in 0..2");
+  o.padding_right = 2;
   nnlib_layer *l = NULL;
   ASSERT_OK(nnlib_pool2d_create(&l, MIN, 3, 3, &o));
   nnlib_layer_free(l);
   ASSERT_OK(nnlib_pool2d_options_init(&o));
-  o.padding_h = 5;
-  o.dilation_h = 2;
-  expect_refused(MAX, 3, 3, &o, "maxpool2d: padding 5x0, must be in 0..4x2");
+  o.padding_h = 3;
+  expect_refused(MAX, 3, 4, &o,
+                 "maxpool2d: padding 3x0, must be in 0..2x3 (kernel - 1)");
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.dilation_h = 0;
   expect_refused(MAX, 2, 2, &o, "maxpool2d: dilation 0x1, must be at least 1");
@@ -571,11 +573,11 @@ static void test_model_file_configs(void **s) {
   assert_null(back);
   free(bad);
   ts_wr32(edited_at, 1);
-  ts_wr64(c + 48, 5); /* padding_bottom 5 > 2 (3 - 1) */
+  ts_wr64(c + 48, 5); /* padding_bottom 5 > 3 - 1 */
   bad = ts_join_file(&parts, &bad_size);
   ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE,
                 nnlib_model_load_buffer(&back, bad, bad_size));
-  ts_expect_message("padding_bottom 5, must be in 0..4");
+  ts_expect_message("padding_bottom 5, must be in 0..2");
   free(bad);
   ts_free_parts(&parts);
   free(file);

@@ -1,7 +1,7 @@
 /* pool2d.c - max, min and average pooling over kH x kW windows of each
  * channel of NCHW batches, with PyTorch's and ONNX's window options:
  * stride, dilation, padding on each side (begin and end may differ, up to
- * d (k - 1)), ceil mode, and for averages whether padding counts.
+ * k - 1), ceil mode, and for averages whether padding counts.
  *
  * Along one axis the window of output o has taps start + i d, i < k, with
  * start = o s - pad_begin; the taps inside [0, in) are the real ones (the
@@ -111,7 +111,7 @@ static const char *pool2d_name(const nnlib_layer *l) {
 
 /* The first window along the axis whose taps all fall in the padding, or
  * -1. Dilated windows can straddle a short input; with dilation 1 the
- * padding limits of the constructor already rule it out. */
+ * padding limit of the constructor (k - 1) already rules it out. */
 static int64_t empty_window(const pool_axis *a, int64_t out) {
   for (int64_t o = 0; o < out; o++)
     if (axis_taps(a, o).real < 1)
@@ -454,25 +454,26 @@ static nnlib_status check_window_args(const char *name, int64_t kh, int64_t kw,
   return NNLIB_OK;
 }
 
-/* Padding on each side at most d (k - 1), so that the first window holds
- * an input element (ONNX allows up to the kernel minus one, PyTorch half
- * the kernel); bottom and right may be -1: as top and left. */
+/* Padding on each side at most kernel - 1, ONNX's limit (ONNX Runtime
+ * refuses more; PyTorch allows half the kernel): the first window then
+ * holds an input element, dilated or not. Bottom and right may be -1: as
+ * top and left. */
 static nnlib_status check_padding(const char *name, int64_t kh, int64_t kw,
                                   const nnlib_pool2d_options *o) {
-  int64_t most_h = o->dilation_h * (kh - 1), most_w = o->dilation_w * (kw - 1);
+  int64_t most_h = kh - 1, most_w = kw - 1;
   NNLIB_CHECK_ARG(o->padding_h >= 0 && o->padding_w >= 0 &&
                       o->padding_h <= most_h && o->padding_w <= most_w,
-                  "%s: padding %lldx%lld, must be in 0..%lldx%lld (dilation "
-                  "(kernel - 1))",
+                  "%s: padding %lldx%lld, must be in 0..%lldx%lld (kernel - "
+                  "1)",
                   name, (long long)o->padding_h, (long long)o->padding_w,
                   (long long)most_h, (long long)most_w);
   NNLIB_CHECK_ARG(o->padding_bottom >= -1 && o->padding_bottom <= most_h,
-                  "%s: padding_bottom %lld, must be in 0..%lld (dilation "
-                  "(kernel - 1)), or -1 (as padding_h)",
+                  "%s: padding_bottom %lld, must be in 0..%lld (kernel - 1), "
+                  "or -1 (as padding_h)",
                   name, (long long)o->padding_bottom, (long long)most_h);
   NNLIB_CHECK_ARG(o->padding_right >= -1 && o->padding_right <= most_w,
-                  "%s: padding_right %lld, must be in 0..%lld (dilation "
-                  "(kernel - 1)), or -1 (as padding_w)",
+                  "%s: padding_right %lld, must be in 0..%lld (kernel - 1), "
+                  "or -1 (as padding_w)",
                   name, (long long)o->padding_right, (long long)most_w);
   return NNLIB_OK;
 }
@@ -550,21 +551,17 @@ static nnlib_status parse_padding(const nnlib__spec_item *item, size_t field,
   size_t crosses = 0;
   for (size_t i = 0; i < f->length; i++)
     crosses += f->text[i] == 'x';
-  if (crosses == 3) {
-    int64_t four[4];
-    NNLIB_TRY(nnlib__spec_dims(item, field, 1, 4, false, 0,
-                               NNLIB__BLAS_DIM_MAX, four));
-    o->padding_h = four[0], o->padding_w = four[1];
-    o->padding_bottom = four[2], o->padding_right = four[3];
-    return NNLIB_OK;
-  }
-  if (crosses > 1)
+  int64_t v[4];
+  size_t count = crosses == 3 ? 4 : 2;
+  if ((crosses != 3 && crosses > 1) ||
+      nnlib__spec_dims(item, field, 1, count, count == 2, 0,
+                       NNLIB__BLAS_DIM_MAX, v) != NNLIB_OK)
     return nnlib__spec_field_error(item, field,
-                                   "is not pN, pHxW or pTOPxLEFTxBOTTOMxRIGHT");
-  int64_t pair[2];
-  NNLIB_TRY(nnlib__spec_dims(item, field, 1, 2, true, 0, NNLIB__BLAS_DIM_MAX,
-                             pair));
-  o->padding_h = pair[0], o->padding_w = pair[1];
+                                   "is not pN, pHxW or pTOPxLEFTxBOTTOMxRIGHT "
+                                   "with integers in 0..2147483647");
+  o->padding_h = v[0], o->padding_w = v[1];
+  if (count == 4)
+    o->padding_bottom = v[2], o->padding_right = v[3];
   return NNLIB_OK;
 }
 
