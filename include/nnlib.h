@@ -1450,9 +1450,18 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  *   conv:OUTxKHxKW[:sP][:pP][:dP][:nobias]  conv2d, stride s (default 1),
  *                                           zero padding p (0), dilation
  *                                           d (1), e.g. conv:32x3x3:s1:p1
- *   maxpool:P[:sP][:pP], minpool:..., avgpool:...  kernel P (maxpool:2 is
- *                                           2x2), stride (default: the
- *                                           kernel), padding (0)
+ *   maxpool:P[:sP][:pQ][:dP][:ceil], minpool:... (the same),
+ *   avgpool:P[:sP][:pQ][:ceil][:exclude_pad]
+ *                                           kernel P (maxpool:2 is 2x2),
+ *                                           stride (default: the kernel),
+ *                                           padding Q (0): N, HxW, or
+ *                                           TOPxLEFTxBOTTOMxRIGHT (ONNX's
+ *                                           pads order), dilation d (1),
+ *                                           ceil mode, and averages over
+ *                                           the input elements only
+ *                                           (count_include_pad 0); since
+ *                                           1.5.0 all but s and pN/pHxW,
+ *                                           e.g. maxpool:3:s2:p1:d2:ceil
  *   global_avgpool                          [C, H, W] -> [C]
  *   batchnorm[:MOMENTUM[:EPSILON]]          default 0.1 and 1e-5
  *   dropout[:RATE]                          default 0.5
