@@ -64,25 +64,33 @@ static int64_t taps_below(const pool_axis *a, int64_t start, int64_t limit) {
   return min64(a->k, (limit - start + a->d - 1) / a->d);
 }
 
-static pool_taps axis_taps(const pool_axis *a, int64_t o) {
+/* axis_taps with dilation: taps before 0 are ceil(-start / d). */
+static pool_taps dilated_taps(const pool_axis *a, int64_t o) {
   int64_t start = o * a->s - a->pad_begin;
-  pool_taps t;
-  if (a->d == 1) { /* the common case, without divisions */
-    int64_t stop = start + a->k;
-    t.first = start > 0 ? start : 0;
-    t.end = min64(stop, a->in);
-    t.real = t.end > t.first ? t.end - t.first : 0;
-    t.padded = min64(stop, a->in + a->pad_end) - start;
-    return t;
-  }
-  /* taps before 0: ceil(-start / d) */
   int64_t skip = start >= 0 ? 0 : min64(a->k, (-start + a->d - 1) / a->d);
   int64_t below_in = taps_below(a, start, a->in);
+  pool_taps t;
   t.first = start + skip * a->d;
   t.end = start + below_in * a->d;
   t.real = below_in > skip ? below_in - skip : 0;
   t.padded = taps_below(a, start, a->in + a->pad_end);
   return t;
+}
+
+/* axis_taps without dilation (averages, and max/min pools of dilation 1):
+ * no divisions, and no call inside the window loops. */
+static inline pool_taps unit_taps(const pool_axis *a, int64_t o) {
+  int64_t start = o * a->s - a->pad_begin, stop = start + a->k;
+  pool_taps t;
+  t.first = start > 0 ? start : 0;
+  t.end = min64(stop, a->in);
+  t.real = t.end > t.first ? t.end - t.first : 0;
+  t.padded = min64(stop, a->in + a->pad_end) - start;
+  return t;
+}
+
+static pool_taps axis_taps(const pool_axis *a, int64_t o) {
+  return a->d != 1 ? dilated_taps(a, o) : unit_taps(a, o);
 }
 
 /* Output length along one axis (the header's formula); 0 when the window
@@ -206,20 +214,22 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
 }
 
 /* The first maximum (BETTER: v > bv) or minimum (v < bv) of each window's
- * real taps and its index. Ties keep the earlier element. NaN never wins a
- * comparison, so `nan` collects the window's NaNs on the side. */
-#define SELECT_LOOP(BETTER)                                                    \
+ * real taps and its index, the taps DH and DW apart and found by TAPS
+ * (literal 1s and unit_taps where there is no dilation, so the loops keep
+ * a unit step and call nothing). Ties keep the earlier element. NaN never
+ * wins a comparison, so `nan` collects the window's NaNs on the side. */
+#define SELECT_LOOP(BETTER, DH, DW, TAPS)                                      \
   for (int64_t q = 0; q < planes; q++) {                                       \
     const float *src = x + q * in_plane;                                       \
     for (int64_t oh = 0; oh < p->out_h; oh++) {                                \
-      pool_taps r = axis_taps(&rows, oh);                                      \
+      pool_taps r = TAPS(&rows, oh);                                           \
       for (int64_t ow = 0; ow < p->out_w; ow++, y++, winners++) {              \
-        pool_taps c = axis_taps(&cols, ow);                                    \
+        pool_taps c = TAPS(&cols, ow);                                         \
         int32_t best = (int32_t)(r.first * p->in_w + c.first);                 \
         float bv = src[best];                                                  \
         int nan = 0;                                                           \
-        for (int64_t i = r.first; i < r.end; i += p->dh)                       \
-          for (int64_t j = c.first; j < c.end; j += p->dw) {                   \
+        for (int64_t i = r.first; i < r.end; i += (DH))                        \
+          for (int64_t j = c.first; j < c.end; j += (DW)) {                    \
             int32_t at = (int32_t)(i * p->in_w + j);                           \
             float v = src[at];                                                 \
             int take = BETTER;                                                 \
@@ -286,39 +296,82 @@ static void select_forward(const pool2d_layer *p, const float *x, float *y,
              p->dh == 1 && p->dw == 1 && 2 * p->out_h <= p->in_h &&
              2 * p->out_w <= p->in_w;
   bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
+  bool dense = p->dh == 1 && p->dw == 1;
   if (two && max)
     SELECT_2X2(v > bv)
   else if (two)
     SELECT_2X2(v < bv)
+  else if (dense && max)
+    SELECT_LOOP(v > bv, 1, 1, unit_taps)
+  else if (dense)
+    SELECT_LOOP(v < bv, 1, 1, unit_taps)
   else if (max)
-    SELECT_LOOP(v > bv)
+    SELECT_LOOP(v > bv, p->dh, p->dw, axis_taps)
   else
-    SELECT_LOOP(v < bv)
+    SELECT_LOOP(v < bv, p->dh, p->dw, axis_taps)
 }
 
 /* What an average window's sum is divided by (see the top of the file). */
-static float average_divisor(const pool2d_layer *p, const pool_taps *r,
-                             const pool_taps *c) {
-  return p->count_pad ? (float)(r->padded * c->padded)
-                      : (float)(r->real * c->real);
+static int64_t average_divisor(const pool2d_layer *p, const pool_taps *r,
+                               const pool_taps *c) {
+  return p->count_pad ? r->padded * c->padded : r->real * c->real;
+}
+
+/* Averages have no dilation (the constructor refuses it): unit steps.
+ * The output columns [lo, hi) have windows inside the input's columns
+ * (taps ow s - left .. + k, all real): their loops skip the clipping and
+ * share one divisor per row. */
+static void inner_columns(const pool2d_layer *p, int64_t *lo, int64_t *hi) {
+  int64_t first = (p->pl + p->sw - 1) / p->sw; /* ow s >= left */
+  int64_t room = p->in_w + p->pl - p->kw;      /* ow s + k <= W + left */
+  int64_t last = room < 0 ? 0 : room / p->sw + 1;
+  *lo = min64(first, p->out_w);
+  *hi = min64(last, p->out_w);
+  if (*hi < *lo)
+    *hi = *lo;
+}
+
+static float window_sum(const pool2d_layer *p, const float *src,
+                        const pool_taps *r, int64_t c0, int64_t c1) {
+  float sum = 0.0f;
+  for (int64_t i = r->first; i < r->end; i++)
+    for (int64_t j = c0; j < c1; j++)
+      sum += src[i * p->in_w + j];
+  return sum;
+}
+
+/* One clipped window at a row's edge: its own divisor. */
+static float edge_average(const pool2d_layer *p, const pool_axis *cols,
+                          const float *src, const pool_taps *r, int64_t ow) {
+  pool_taps c = unit_taps(cols, ow);
+  float sum = window_sum(p, src, r, c.first, c.end);
+  return sum * (1.0f / (float)average_divisor(p, r, &c));
+}
+
+/* The divisor of the inner windows of a row: rows x k. */
+static float inner_reciprocal(const pool2d_layer *p, const pool_taps *r) {
+  return 1.0f / (float)((p->count_pad ? r->padded : r->real) * p->kw);
 }
 
 static void average_forward(const pool2d_layer *p, const float *x, float *y,
                             int64_t planes) {
-  int64_t in_plane = p->in_h * p->in_w;
+  int64_t in_plane = p->in_h * p->in_w, lo, hi;
   pool_axis rows = rows_of(p), cols = cols_of(p);
+  inner_columns(p, &lo, &hi);
   for (int64_t q = 0; q < planes; q++) {
     const float *src = x + q * in_plane;
     for (int64_t oh = 0; oh < p->out_h; oh++) {
-      pool_taps r = axis_taps(&rows, oh);
-      for (int64_t ow = 0; ow < p->out_w; ow++, y++) {
-        pool_taps c = axis_taps(&cols, ow);
-        float sum = 0.0f;
-        for (int64_t i = r.first; i < r.end; i += p->dh)
-          for (int64_t j = c.first; j < c.end; j += p->dw)
-            sum += src[i * p->in_w + j];
-        *y = sum * (1.0f / average_divisor(p, &r, &c));
+      pool_taps r = unit_taps(&rows, oh);
+      float inv = inner_reciprocal(p, &r);
+      int64_t ow = 0;
+      for (; ow < lo; ow++)
+        *y++ = edge_average(p, &cols, src, &r, ow);
+      for (; ow < hi; ow++) {
+        int64_t c0 = ow * p->sw - p->pl;
+        *y++ = window_sum(p, src, &r, c0, c0 + p->kw) * inv;
       }
+      for (; ow < p->out_w; ow++)
+        *y++ = edge_average(p, &cols, src, &r, ow);
     }
   }
 }
@@ -334,21 +387,40 @@ static nnlib_status pool2d_forward(nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
+static void spread(const pool2d_layer *p, float *dst, const pool_taps *r,
+                   int64_t c0, int64_t c1, float g) {
+  for (int64_t i = r->first; i < r->end; i++)
+    for (int64_t j = c0; j < c1; j++)
+      dst[i * p->in_w + j] += g;
+}
+
+static void spread_edge(const pool2d_layer *p, const pool_axis *cols,
+                        float *dst, const pool_taps *r, int64_t ow, float dy) {
+  pool_taps c = unit_taps(cols, ow);
+  float g = dy * (1.0f / (float)average_divisor(p, r, &c));
+  spread(p, dst, r, c.first, c.end, g);
+}
+
+/* average_forward's windows, each spreading dy / divisor. */
 static void average_backward(const pool2d_layer *p, const float *dy,
                              float *dx, int64_t planes) {
-  int64_t in_plane = p->in_h * p->in_w;
+  int64_t in_plane = p->in_h * p->in_w, lo, hi;
   pool_axis rows = rows_of(p), cols = cols_of(p);
+  inner_columns(p, &lo, &hi);
   for (int64_t q = 0; q < planes; q++) {
     float *dst = dx + q * in_plane;
     for (int64_t oh = 0; oh < p->out_h; oh++) {
-      pool_taps r = axis_taps(&rows, oh);
-      for (int64_t ow = 0; ow < p->out_w; ow++, dy++) {
-        pool_taps c = axis_taps(&cols, ow);
-        float g = *dy * (1.0f / average_divisor(p, &r, &c));
-        for (int64_t i = r.first; i < r.end; i += p->dh)
-          for (int64_t j = c.first; j < c.end; j += p->dw)
-            dst[i * p->in_w + j] += g;
+      pool_taps r = unit_taps(&rows, oh);
+      float inv = inner_reciprocal(p, &r);
+      int64_t ow = 0;
+      for (; ow < lo; ow++)
+        spread_edge(p, &cols, dst, &r, ow, *dy++);
+      for (; ow < hi; ow++) {
+        int64_t c0 = ow * p->sw - p->pl;
+        spread(p, dst, &r, c0, c0 + p->kw, *dy++ * inv);
       }
+      for (; ow < p->out_w; ow++)
+        spread_edge(p, &cols, dst, &r, ow, *dy++);
     }
   }
 }
