@@ -375,10 +375,38 @@ NNLIB_API nnlib_status nnlib_conv2d_create(nnlib_layer **out,
                                            int64_t kernel_h, int64_t kernel_w,
                                            const nnlib_conv2d_options *options);
 
+/* Pooling windows (PyTorch's nn.MaxPool2d and nn.AvgPool2d, ONNX's MaxPool
+ * and AveragePool). Along each axis, with input size H, kernel k, stride s,
+ * dilation d, padding top pt and bottom pb (likewise the width with left
+ * and right), the window of output row o reads rows
+ *   o s - pt + i d,  i = 0 .. k - 1,
+ * and the padded input is rows -pt .. H + pb - 1. The output size is
+ *   OH = floor((H + pt + pb - d (k - 1) - 1) / s) + 1      (ceil_mode 0)
+ *   OH = ceil((H + pt + pb - d (k - 1) - 1) / s) + 1       (ceil_mode 1)
+ * where ceil_mode 1 then drops a last window that would start in the
+ * bottom padding, (OH - 1) s >= H + pt (PyTorch's rule), so every window
+ * starts inside the input or its top padding; ceil mode's last window may
+ * reach past the padded input. Padding is at most k - 1 on each side
+ * (ONNX's limit; PyTorch's is k / 2), and at compile every window must
+ * read at least one input row and column (else NNLIB_ERR_SHAPE_MISMATCH). */
 typedef struct nnlib_pool2d_options {
   size_t struct_size;
   int64_t stride_h, stride_w;   /* default 0: the kernel size (PyTorch)   */
-  int64_t padding_h, padding_w; /* default 0; at most half the kernel      */
+  int64_t padding_h, padding_w; /* default 0: top and left, and bottom and
+                                   right while those are -1 */
+  /* since 1.5.0 (under the struct_size rule: a program built against an
+   * older header gets these defaults, so its pools are as before): */
+  int64_t padding_bottom;       /* default -1: padding_h (ONNX's pads end) */
+  int64_t padding_right;        /* default -1: padding_w                  */
+  int64_t dilation_h, dilation_w; /* default 1; max and min pooling only
+                                   (PyTorch's AvgPool2d has none)          */
+  int ceil_mode;                /* default 0 (floor); 1: the formula above */
+  int count_include_pad;        /* default 1: average pooling divides by the
+                                   window's positions inside the padded
+                                   input (PyTorch's count_include_pad=True);
+                                   0: by its input elements only (PyTorch's
+                                   False, ONNX's default). Average only: must
+                                   stay 1 for max and min pooling */
 } nnlib_pool2d_options;
 /* Fills the first struct_size bytes of *options with the defaults above
  * and sets options->struct_size (pass sizeof *options; see the preamble).
@@ -393,17 +421,23 @@ NNLIB_API nnlib_status nnlib_pool2d_options_init(
     nnlib_pool2d_options *options);
 #define nnlib_pool2d_options_init(options)                                     \
   nnlib_pool2d_options_init_size((options), sizeof *(options))
-/* Pooling over kernel_h x kernel_w windows of each channel: kind is
- * NNLIB_LAYER_MAXPOOL2D, NNLIB_LAYER_MINPOOL2D (padding never wins) or
- * NNLIB_LAYER_AVGPOOL2D (divides by the whole window, padding included, like
- * PyTorch's count_include_pad). [C, H, W] -> [C, OH, OW] (dilation 1).
- * Backward routes each gradient to the selected element (max, min; the
- * first one on ties) or spreads it over the window (average). options
- * NULL: the defaults. NNLIB_ERR_INVALID_ARGUMENT for another kind, a kernel
- * size below 1 or above 2^31 - 1, a negative stride, or padding outside 0 ..
- * half the kernel; NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_OUT_OF_MEMORY.
- * At compile, an input that is not [C, H, W] or smaller than the window is
- * NNLIB_ERR_SHAPE_MISMATCH. */
+/* Pooling over kernel_h x kernel_w windows of each channel (see the window
+ * above): kind is NNLIB_LAYER_MAXPOOL2D, NNLIB_LAYER_MINPOOL2D (padding never
+ * wins) or NNLIB_LAYER_AVGPOOL2D (the sum of the window's input elements
+ * divided as count_include_pad says; with the defaults, by kernel_h
+ * kernel_w). [C, H, W] -> [C, OH, OW]. Backward routes each gradient to the
+ * selected element (max, min; the first one on ties) or spreads it over the
+ * window's input elements with the same divisor (average). options NULL:
+ * the defaults. NNLIB_ERR_INVALID_ARGUMENT, naming the option, for another
+ * kind, a kernel size below 1 or above 2^31 - 1, a negative stride, a
+ * dilation below 1, a stride or dilated window d (k - 1) + 1 above
+ * 2^31 - 1, padding_h or padding_w outside 0 .. kernel - 1,
+ * padding_bottom or padding_right outside -1 .. kernel - 1, dilation on an
+ * average pool, ceil_mode or count_include_pad not 0 or 1, or
+ * count_include_pad 0 on a max or min pool; NNLIB_ERR_STRUCT_SIZE
+ * (options), NNLIB_ERR_OUT_OF_MEMORY. At compile, an input that is not
+ * [C, H, W], smaller than the window, or with a window that reads only
+ * padding is NNLIB_ERR_SHAPE_MISMATCH. */
 NNLIB_API nnlib_status nnlib_pool2d_create(nnlib_layer **out,
                                            nnlib_layer_kind kind,
                                            int64_t kernel_h, int64_t kernel_w,
@@ -1416,9 +1450,18 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  *   conv:OUTxKHxKW[:sP][:pP][:dP][:nobias]  conv2d, stride s (default 1),
  *                                           zero padding p (0), dilation
  *                                           d (1), e.g. conv:32x3x3:s1:p1
- *   maxpool:P[:sP][:pP], minpool:..., avgpool:...  kernel P (maxpool:2 is
- *                                           2x2), stride (default: the
- *                                           kernel), padding (0)
+ *   maxpool:P[:sP][:pQ][:dP][:ceil], minpool:... (the same),
+ *   avgpool:P[:sP][:pQ][:ceil][:exclude_pad]
+ *                                           kernel P (maxpool:2 is 2x2),
+ *                                           stride (default: the kernel),
+ *                                           padding Q (0): N, HxW, or
+ *                                           TOPxLEFTxBOTTOMxRIGHT (ONNX's
+ *                                           pads order), dilation d (1),
+ *                                           ceil mode, and averages over
+ *                                           the input elements only
+ *                                           (count_include_pad 0); since
+ *                                           1.5.0 all but s and pN/pHxW,
+ *                                           e.g. maxpool:3:s2:p1:d2:ceil
  *   global_avgpool                          [C, H, W] -> [C]
  *   batchnorm[:MOMENTUM[:EPSILON]]          default 0.1 and 1e-5
  *   dropout[:RATE]                          default 0.5

@@ -76,21 +76,58 @@ def conv_case(lines, name, n, cin, h, w, cout, kh, kw, stride=(1, 1),
     put_case(lines, name, config, tensors)
 
 
-def pool_case(lines, name, kind, n, c, h, w, kh, kw, stride, padding):
+def pool_case(lines, name, kind, n, c, h, w, kh, kw, stride, padding,
+              dilation=(1, 1), ceil_mode=False, count_include_pad=True):
+    """PyTorch's own pooling: symmetric padding at most half the kernel,
+    dilation for max (and min) only."""
     x = leaf(n, c, h, w)
-    args = dict(kernel_size=(kh, kw), stride=stride, padding=padding)
+    args = dict(kernel_size=(kh, kw), stride=stride, padding=padding,
+                ceil_mode=ceil_mode)
     if kind == "max":
-        y = F.max_pool2d(x, **args)
+        y = F.max_pool2d(x, dilation=dilation, **args)
     elif kind == "min":  # min pooling is max pooling of -x, negated
-        y = -F.max_pool2d(-x, **args)
+        y = -F.max_pool2d(-x, dilation=dilation, **args)
     else:
-        y = F.avg_pool2d(x, count_include_pad=True, **args)
+        y = F.avg_pool2d(x, count_include_pad=count_include_pad, **args)
+    pads = (padding[0], padding[1], padding[0], padding[1])
+    put_pool(lines, name, kind, x, y, (kh, kw), stride, pads, dilation,
+             ceil_mode, count_include_pad)
+
+
+def put_pool(lines, name, kind, x, y, kernel, stride, pads, dilation,
+             ceil_mode, count_include_pad):
     g = torch.randn_like(y)
     (y * g).sum().backward()
-    config = dict(kind=kind, n=n, c=c, h=h, w=w, kh=kh, kw=kw, sh=stride[0],
-                  sw=stride[1], ph=padding[0], pw=padding[1])
+    n, c, h, w = x.shape
+    config = dict(kind=kind, n=n, c=c, h=h, w=w, kh=kernel[0], kw=kernel[1],
+                  sh=stride[0], sw=stride[1], ph=pads[0], pw=pads[1],
+                  pb=pads[2], pr=pads[3], dh=dilation[0], dw=dilation[1],
+                  ceil=int(ceil_mode), cip=int(count_include_pad))
     put_case(lines, name, config,
              [("x", x), ("y", y), ("g", g), ("dx", x.grad)])
+
+
+def padded_pool_case(lines, name, kind, n, c, h, w, kh, kw, stride, pads,
+                     count_include_pad=True):
+    """Padding PyTorch's pools do not take (one side larger, or more than
+    half the kernel), as F.pad in front: -inf for max (padding never
+    wins), zeros for the average of the whole window, and for averages
+    over the input elements only, the window sums of the zero-padded input
+    divided by the window sums of a padded mask of ones. pads: top, left,
+    bottom, right."""
+    x = leaf(n, c, h, w)
+    spread = (pads[1], pads[3], pads[0], pads[2])  # F.pad: left, right, ...
+    args = dict(kernel_size=(kh, kw), stride=stride)
+    if kind == "max":
+        y = F.max_pool2d(F.pad(x, spread, value=float("-inf")), **args)
+    elif count_include_pad:
+        y = F.avg_pool2d(F.pad(x, spread), **args)
+    else:
+        ones = F.pad(torch.ones(1, 1, h, w), spread)
+        y = (F.avg_pool2d(F.pad(x, spread), **args) /
+             F.avg_pool2d(ones, **args))
+    put_pool(lines, name, kind, x, y, (kh, kw), stride, pads, (1, 1), False,
+             count_include_pad)
 
 
 def global_avgpool_case(lines, name, n, c, h, w):
@@ -156,6 +193,33 @@ def main():
                    momentum=0.3, eps=1e-3)
     batchnorm_case(lines, "batchnorm1d_train_m0.3_eps1e-3", (6, 5), True,
                    momentum=0.3, eps=1e-3)
+    # pooling options (nnlib 1.5), after the cases above so that their
+    # random values stay as they were
+    pool_case(lines, "maxpool_3_s2_p1_ceil", "max", 2, 3, 10, 9, 3, 3,
+              (2, 2), (1, 1), ceil_mode=True)
+    pool_case(lines, "maxpool_2_s3_p1_ceil_drop", "max", 2, 2, 7, 8, 2, 2,
+              (3, 3), (1, 1), ceil_mode=True)
+    pool_case(lines, "maxpool_3x2_s1x2_p1_d2x3", "max", 2, 2, 9, 11, 3, 2,
+              (1, 2), (1, 1), dilation=(2, 3))
+    pool_case(lines, "minpool_3_s2_p1_d2_ceil", "min", 2, 2, 9, 8, 3, 3,
+              (2, 2), (1, 1), dilation=(2, 2), ceil_mode=True)
+    pool_case(lines, "avgpool_3_s2_p1_ceil", "avg", 2, 3, 10, 9, 3, 3,
+              (2, 2), (1, 1), ceil_mode=True)
+    pool_case(lines, "avgpool_2_s3_p1_ceil_drop", "avg", 2, 2, 7, 8, 2, 2,
+              (3, 3), (1, 1), ceil_mode=True)
+    pool_case(lines, "avgpool_3_s2_p1_exclude", "avg", 2, 3, 9, 10, 3, 3,
+              (2, 2), (1, 1), count_include_pad=False)
+    pool_case(lines, "avgpool_3x2_s2x1_p1_ceil_exclude", "avg", 2, 2, 8, 7,
+              3, 2, (2, 1), (1, 1), ceil_mode=True, count_include_pad=False)
+    padded_pool_case(lines, "maxpool_3_s1x2_pad2", "max", 2, 2, 6, 7, 3, 3,
+                     (1, 2), (2, 2, 2, 2))
+    padded_pool_case(lines, "maxpool_3_s2_pad0x1x2x0", "max", 2, 3, 8, 7, 3, 3,
+                     (2, 2), (0, 1, 2, 0))
+    padded_pool_case(lines, "avgpool_3_s1_pad2", "avg", 2, 2, 6, 6, 3, 3,
+                     (1, 1), (2, 2, 2, 2))
+    padded_pool_case(lines, "avgpool_3x2_s2x1_pad2x0x0x1_exclude", "avg", 2,
+                     2, 8, 7, 3, 2, (2, 1), (2, 0, 0, 1),
+                     count_include_pad=False)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,6 +1,8 @@
-/* conv2d, the pools and batchnorm against PyTorch: forward outputs, input
- * gradients, parameter gradients and batchnorm's running statistics, on
- * the same inputs and weights, within 1e-4 relative error per tensor
+/* conv2d, the pools (with ceil mode, dilation, padding on each side and
+ * averages without the padding) and batchnorm against PyTorch: forward
+ * outputs, input gradients, parameter gradients and batchnorm's running
+ * statistics, on the same inputs and weights, within 1e-4 relative error
+ * per tensor
  * (max |ours - torch| / max |torch|). The reference values come from
  * tests/make_torch_fixtures.py (tests/fixtures/torch_layers.txt, which
  * names the torch version); no PyTorch is needed here. Internal, so it can
@@ -138,6 +140,12 @@ static void check_pool(const fx_case *c) {
   o.stride_w = fx_int(c, "sw");
   o.padding_h = fx_int(c, "ph");
   o.padding_w = fx_int(c, "pw");
+  o.padding_bottom = fx_int(c, "pb");
+  o.padding_right = fx_int(c, "pr");
+  o.dilation_h = fx_int(c, "dh");
+  o.dilation_w = fx_int(c, "dw");
+  o.ceil_mode = (int)fx_int(c, "ceil");
+  o.count_include_pad = (int)fx_int(c, "cip");
   nnlib_layer *l;
   ASSERT_OK(nnlib_pool2d_create(&l, k, fx_int(c, "kh"), fx_int(c, "kw"),
                                 &o));
@@ -224,7 +232,7 @@ static void test_against_torch(void **s) {
   }
   free(c);
   fclose(f);
-  assert_true(cases >= 16);
+  assert_true(cases >= 28);
   print_message("%d cases, worst relative error %.2e\n", cases, worst_error);
 }
 

@@ -68,6 +68,17 @@ static const export_case cases[] = {
     {"minpool_padded", "input:2x9x8,minpool:3:s2:p1", 0},
     {"minpool_plain", "input:2x8x8,minpool:2", 0},
     {"avgpool_padded", "input:2x9x8,avgpool:3x2:s2x1:p1", 0},
+    /* the pooling options: padding per side, dilation, ceil mode (rows
+     * here: the last window, which would start in the bottom padding, is
+     * dropped), averages with and without the padding */
+    {"maxpool_options", "input:2x10x9,maxpool:3:s2:p0x1x2x0:d1x2:ceil", 0},
+    {"maxpool_ceil_dropped", "input:1x7x8,maxpool:2:s3:p1:ceil", 0},
+    {"maxpool_dilated_pad", "input:1x7x7,maxpool:2:s1:p1:d3", 0},
+    {"minpool_options", "input:2x9x8,minpool:2:s2:d2:ceil", 0},
+    {"avgpool_ceil", "input:2x10x9,avgpool:3:s2:p1:ceil", 0},
+    {"avgpool_asymmetric", "input:2x7x6,avgpool:3:s2:p2x1x0x2", 0},
+    {"avgpool_exclude_pad",
+     "input:2x9x8,avgpool:3x2:s2x1:p2x0x0x1:ceil:exclude_pad", 0},
     {"global_avgpool", "input:3x5x4,conv:6x3x3,global_avgpool,batchnorm", 0},
     {"batchnorm_features", "input:5,dense:6,batchnorm:0.1:0.001,relu", 0},
     {"flatten_dropout", "input:2x3x4,dropout:0.3,flatten,dense:3", 0},

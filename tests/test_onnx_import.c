@@ -619,6 +619,141 @@ static void layernorm_statistics(void **state) {
   assert_null(m);
 }
 
+/* ------------------------------------------------------------ pools */
+
+/* AttributeProto of INTS (type 7, ints field 8) or STRING (3, s field 4). */
+static void attr_ints(pbuf *n, const char *name, const int64_t *v,
+                      size_t count) {
+  pbuf a = {{0}, 0};
+  put_str(&a, 1, name);
+  for (size_t k = 0; k < count; k++)
+    put_int(&a, 8, v[k]);
+  put_int(&a, 20, 7);
+  put_msg(n, 5, &a);
+}
+
+static void attr_str(pbuf *n, const char *name, const char *v) {
+  pbuf a = {{0}, 0};
+  put_str(&a, 1, name);
+  put_str(&a, 4, v);
+  put_int(&a, 20, 3);
+  put_msg(n, 5, &a);
+}
+
+/* x [N, 1, 7, 6] -> one pool node y (its attributes written by `attrs`),
+ * at opset 17; W [1, 1, 3, 3] is there for Conv. */
+typedef void (*attrs_fn)(pbuf *n);
+static pbuf pool_model(const char *op, attrs_fn attrs) {
+  pbuf g = {{0}, 0};
+  bool conv = strcmp(op, "Conv") == 0;
+  pbuf n = node(op, "x", conv ? "W" : NULL, NULL, "y");
+  int64_t k[2] = {3, 3};
+  if (!conv)
+    attr_ints(&n, "kernel_shape", k, 2);
+  attrs(&n);
+  put_msg(&g, 1, &n);
+  int64_t wd[4] = {1, 1, 3, 3};
+  const float w[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  pbuf wt = tensor("W", wd, 4, w, 9);
+  if (conv)
+    put_msg(&g, 5, &wt);
+  int64_t xd[4] = {-1, 1, 7, 6}, yd[4] = {-1, 1, -1, -1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 4);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 17);
+}
+
+static void every_option(pbuf *n) {
+  const int64_t s[2] = {2, 2}, pads[4] = {0, 1, 2, 0}, d[2] = {1, 2};
+  attr_ints(n, "strides", s, 2);
+  attr_ints(n, "pads", pads, 4);
+  attr_ints(n, "dilations", d, 2);
+  attr_int(n, "ceil_mode", 1);
+}
+static void same_lower(pbuf *n) {
+  const int64_t s[2] = {2, 1};
+  attr_ints(n, "strides", s, 2);
+  attr_str(n, "auto_pad", "SAME_LOWER");
+}
+static void pads_one(pbuf *n) {
+  const int64_t pads[4] = {1, 1, 1, 1};
+  attr_ints(n, "pads", pads, 4);
+}
+static void no_attrs(pbuf *n) { (void)n; }
+static void no_pads_include(pbuf *n) { attr_int(n, "count_include_pad", 1); }
+static void pads_one_include(pbuf *n) {
+  pads_one(n);
+  attr_int(n, "count_include_pad", 1);
+}
+static void dilated(pbuf *n) {
+  const int64_t d[2] = {2, 2};
+  attr_ints(n, "dilations", d, 2);
+}
+static void pads_three(pbuf *n) {
+  const int64_t pads[4] = {3, 0, 0, 0};
+  attr_ints(n, "pads", pads, 4);
+}
+static void pads_uneven(pbuf *n) {
+  const int64_t pads[4] = {1, 0, 0, 0};
+  attr_ints(n, "pads", pads, 4);
+}
+static void same_upper(pbuf *n) {
+  const int64_t s[2] = {2, 2};
+  attr_ints(n, "strides", s, 2);
+  attr_str(n, "auto_pad", "SAME_UPPER");
+}
+
+static void expect_pool_spec(const char *op, attrs_fn attrs,
+                             const char *want) {
+  pbuf bytes = pool_model(op, attrs);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  char spec[256];
+  ASSERT_OK(nnlib_model_get_spec(m, spec, sizeof spec, NULL));
+  /* the whole item: the text ends there or another item follows */
+  const char *at = strstr(spec, want);
+  if (at == NULL || (at[strlen(want)] != '\0' && at[strlen(want)] != ','))
+    fail_msg("%s: description %s lacks the item %s", op, spec, want);
+  nnlib_model_free(m);
+}
+
+static void expect_pool_refused(const char *op, attrs_fn attrs,
+                                const char *text) {
+  pbuf bytes = pool_model(op, attrs);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message(text);
+}
+
+/* MaxPool and AveragePool attributes onto the pool layer's options (their
+ * values are checked by the ONNX conformance cases and the export round
+ * trip), and what is refused: a dilated AveragePool (opset 19), padding
+ * beyond the window, and Conv padding that differs between the sides. */
+static void pool_attributes(void **state) {
+  (void)state;
+  expect_pool_spec("MaxPool", every_option, "maxpool:3:s2:p0x1x2x0:d1x2:ceil");
+  /* SAME_LOWER on 7 rows at stride 2: 4 outputs need 2 rows (1 + 1); on 6
+   * columns at stride 1: 2 (the odd one first: here even) */
+  expect_pool_spec("MaxPool", same_lower, "maxpool:3:s2x1:p1");
+  /* SAME_UPPER on 7x6 at stride 2: rows 2 (1 + 1), columns 1 (0 + 1) */
+  expect_pool_spec("MaxPool", same_upper, "maxpool:3:s2:p1x0x1x1");
+  /* ONNX's count_include_pad defaults to 0 */
+  expect_pool_spec("AveragePool", pads_one, "avgpool:3:s1:p1:exclude_pad");
+  expect_pool_spec("AveragePool", pads_one_include, "avgpool:3:s1:p1");
+  expect_pool_spec("AveragePool", no_pads_include, "avgpool:3:s1");
+  /* without padding both divisors agree: the plain form */
+  expect_pool_spec("AveragePool", no_attrs, "avgpool:3:s1");
+  expect_pool_refused("AveragePool", dilated,
+                      "attribute dilations: a dilated average (opset 19)");
+  expect_pool_refused("MaxPool", pads_three,
+                      "maxpool2d: padding 3x0, must be in 0..2x2");
+  expect_pool_refused("Conv", pads_uneven,
+                      "attribute pads: padding that differs between the "
+                      "start and the end of an axis");
+  expect_pool_refused("Conv", same_upper,
+                      "attribute auto_pad: padding that differs");
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void out_of_memory_everywhere(void **state) {
@@ -661,6 +796,7 @@ int main(void) {
       cmocka_unit_test(output_option),
       cmocka_unit_test(time_major_input_and_outputs),
       cmocka_unit_test(layernorm_statistics),
+      cmocka_unit_test(pool_attributes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

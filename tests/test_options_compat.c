@@ -76,6 +76,15 @@ _Static_assert(sizeof(old_pool2d_options) ==
                    offsetof(nnlib_pool2d_options, padding_h),
                "old_pool2d_options is a prefix");
 
+typedef struct pool2d_options_1_4 { /* before padding_bottom (1.5.0) */
+  size_t struct_size;
+  int64_t stride_h, stride_w;
+  int64_t padding_h, padding_w;
+} pool2d_options_1_4;
+_Static_assert(sizeof(pool2d_options_1_4) ==
+                   offsetof(nnlib_pool2d_options, padding_bottom),
+               "pool2d_options_1_4 is a prefix");
+
 typedef struct old_gradcheck_options { /* before inference */
   size_t struct_size;
   float step;
@@ -264,6 +273,27 @@ static void test_pool2d_older_caller(void **s) {
   expect_guard(w.guard);
 }
 
+/* A 1.4 caller sets padding; the fields added in 1.5 take their defaults:
+ * the bottom and right padding follow it, no dilation, floor mode, and an
+ * average that counts the padding, so the pool is what 1.4 made. */
+static void test_pool2d_1_4_caller(void **s) {
+  (void)s;
+  GUARDED(pool2d_options_1_4) w;
+  memset(&w, POISON, sizeof w);
+  ASSERT_OK(nnlib_pool2d_options_init_size((nnlib_pool2d_options *)&w.o,
+                                           sizeof w.o));
+  expect_guard(w.guard);
+  assert_int_equal(w.o.struct_size, sizeof w.o);
+  w.o.stride_h = w.o.stride_w = 2;
+  w.o.padding_h = w.o.padding_w = 1;
+  nnlib_layer *pool = NULL;
+  ASSERT_OK(nnlib_pool2d_create(&pool, NNLIB_LAYER_AVGPOOL2D, 3, 3,
+                                (nnlib_pool2d_options *)&w.o));
+  const int64_t image[3] = {1, 5, 5};
+  expect_spec(pool, image, 3, "avgpool:3:s2:p1");
+  expect_guard(w.guard);
+}
+
 static void test_gradcheck_older_caller(void **s) {
   (void)s;
   GUARDED(old_gradcheck_options) w;
@@ -390,9 +420,6 @@ static void test_old_entry_points(void **s) {
   EXPECT_OLD_ENTRY_POINT(nnlib_conv2d_options,
                          (nnlib_conv2d_options_init)(&a.o),
                          nnlib_conv2d_options_init_size(&b.o, sizeof b.o));
-  EXPECT_OLD_ENTRY_POINT(nnlib_pool2d_options,
-                         (nnlib_pool2d_options_init)(&a.o),
-                         nnlib_pool2d_options_init_size(&b.o, sizeof b.o));
   EXPECT_OLD_ENTRY_POINT(
       nnlib_gradcheck_options, (nnlib_gradcheck_options_init)(&a.o),
       nnlib_gradcheck_options_init_size(&b.o, sizeof b.o));
@@ -414,6 +441,29 @@ static void test_old_entry_points(void **s) {
   const unsigned char *tail = (const unsigned char *)&a.o.warmup_steps;
   for (size_t i = 0; i < sizeof a.o.warmup_steps; i++)
     assert_int_equal(tail[i], POISON);
+  /* nnlib_pool2d_options grew in 1.5 (padding_bottom .. count_include_pad):
+   * likewise, its old entry point fills the layout through padding_w */
+  GUARDED(nnlib_pool2d_options) p;
+  nnlib_pool2d_options q;
+  size_t pool_size = offsetof(nnlib_pool2d_options, padding_bottom);
+  memset(&p, POISON, sizeof p);
+  ASSERT_OK((nnlib_pool2d_options_init)(&p.o));
+  ASSERT_OK(nnlib_pool2d_options_init_size(&q, sizeof q));
+  expect_guard(p.guard);
+  assert_int_equal(p.o.struct_size, pool_size);
+  assert_memory_equal((const char *)&p.o + sizeof p.o.struct_size,
+                      (const char *)&q + sizeof q.struct_size,
+                      pool_size - sizeof q.struct_size);
+  const unsigned char *past = (const unsigned char *)&p.o + pool_size;
+  for (size_t i = 0; i < sizeof p.o - pool_size; i++)
+    assert_int_equal(past[i], POISON);
+  /* the defaults of the new fields */
+  assert_int_equal(q.padding_bottom, -1);
+  assert_int_equal(q.padding_right, -1);
+  assert_int_equal(q.dilation_h, 1);
+  assert_int_equal(q.dilation_w, 1);
+  assert_int_equal(q.ceil_mode, 0);
+  assert_int_equal(q.count_include_pad, 1);
 }
 
 /* The header's macro passes the caller's own sizeof. */
@@ -471,6 +521,7 @@ int main(void) {
       cmocka_unit_test(test_optimizer_older_caller),
       cmocka_unit_test(test_conv2d_older_caller),
       cmocka_unit_test(test_pool2d_older_caller),
+      cmocka_unit_test(test_pool2d_1_4_caller),
       cmocka_unit_test(test_gradcheck_older_caller),
       cmocka_unit_test(test_validation_older_caller),
       cmocka_unit_test(test_newer_caller),

@@ -287,8 +287,9 @@ static void test_bad_shapes_and_arguments(void **s) {
   int64_t shape[3] = {1, 2, 5};
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH,
                 nnlib_model_compile(m, shape, 3, 2, NNLIB_LOSS_NONE, NULL, 1));
-  ts_expect_message("layer 0 (maxpool2d): maxpool2d: kernel 3x3 is larger than "
-                 "the padded input 2x5 (2x5 with padding 0x0)");
+  ts_expect_message("layer 0 (maxpool2d): maxpool2d: kernel 3x3 spans 3x3 "
+                    "(dilation 1x1), more than the padded input 2x5 (2x5 "
+                    "with padding top 0, bottom 0, left 0, right 0)");
   nnlib_model_free(m);
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add_spec(m, "dense:4,avgpool:2"));
@@ -301,10 +302,11 @@ static void test_bad_shapes_and_arguments(void **s) {
   nnlib_layer *l = (nnlib_layer *)1;
   nnlib_pool2d_options o;
   ASSERT_OK(nnlib_pool2d_options_init(&o));
-  o.padding_h = 2;
+  o.padding_h = 3;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
                 nnlib_pool2d_create(&l, NNLIB_LAYER_MINPOOL2D, 3, 3, &o));
-  ts_expect_message("minpool2d: padding 2x0, must be in 0..half the kernel 3x3");
+  ts_expect_message("minpool2d: padding 3x0, must be in 0..2x2 (kernel - "
+                    "1)");
   assert_null(l);
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.stride_w = -1;
@@ -339,12 +341,13 @@ static void test_description_items(void **s) {
   };
   ts_check_spec_items(items, sizeof items / sizeof items[0]);
   static const char *const bad[][2] = {
-      {"maxpool", "takes 1 to 3 arguments, got 0"},
+      {"maxpool", "takes 1 to 6 arguments, got 0"},
       {"maxpool:0", "argument 1 \"0\" is not N or AxB"},
       {"maxpool:2x2x2", "is not N or AxB"},
-      {"maxpool:2:x1", "pooling options are sN (stride) and pN (padding)"},
+      {"maxpool:2:x1", "pooling options are sN (stride), pN (padding), dN "
+                       "(dilation)"},
       {"maxpool:2:s0", "\"s0\" is not N or AxB with integers in 1.."},
-      {"maxpool:2:p2", "padding 2x2, must be in 0..half the kernel 2x2"},
+      {"maxpool:2:p2", "padding 2x2, must be in 0..1x1 (kernel - 1)"},
       {"avgpool:2:s1:s1", "argument 3 repeats an option"},
       {"global_avgpool:1", "takes 0 arguments, got 1"},
   };

@@ -252,6 +252,9 @@ static const char *const image_specs[] = {
     ("conv:5x3x3:p1:nobias,batchnorm:0.3:0.001,relu,maxpool:3:s1:p1,"
      "dropout:0.4,flatten,dense:4,softmax"), /* clang -Wstring-concatenation */
     "avgpool:2x3:s1x2:p1,batchnorm,global_avgpool,dropout:0.5,dense:2",
+    /* the pooling options of 1.5 (88-byte pool configs) */
+    ("maxpool:3:s2:p2x1x1x2:ceil,conv:2x2x2,minpool:2:s1:d2x1,"
+     "avgpool:2:s1:p1:exclude_pad,dense:2"),
 };
 
 static void assert_same_buffers(nnlib_model *a, nnlib_model *b) {

@@ -1,13 +1,22 @@
 /* pool2d.c - max, min and average pooling over kH x kW windows of each
- * channel of NCHW batches.
+ * channel of NCHW batches, with PyTorch's and ONNX's window options:
+ * stride, dilation, padding on each side (begin and end may differ, up to
+ * k - 1), ceil mode, and for averages whether padding counts.
  *
- * max/min:  y[s,c,oh,ow] = max (min) of x over the window clipped to the
- *           input (padding never wins); the winner's position in its plane
- *           goes to the workspace (int32 per output), and backward adds
- *           dy there: dx[s,c,idx] += dy[s,c,oh,ow].
- * average:  y = (sum of x over the clipped window) / (kH kW): padding counts
- *           as zeros (PyTorch's count_include_pad); backward spreads
- *           dy / (kH kW) over the clipped window. No workspace. */
+ * Along one axis the window of output o has taps start + i d, i < k, with
+ * start = o s - pad_begin; the taps inside [0, in) are the real ones (the
+ * header's nnlib_pool2d_options gives the output size).
+ *
+ * max/min:  y[s,c,oh,ow] = max (min) of x over the window's real taps
+ *           (padding never wins); the winner's position in its plane goes
+ *           to the workspace (int32 per output), and backward adds dy
+ *           there: dx[s,c,idx] += dy[s,c,oh,ow].
+ * average:  y = (sum of x over the real taps) / divisor, the divisor being
+ *           rows x columns of the taps inside the padded input
+ *           [-pad_begin, in + pad_end) with count_include_pad (PyTorch's
+ *           rule: a ceil-mode window reaching past the padding counts only
+ *           what lies inside it), else of the real taps. Backward spreads
+ *           dy / divisor over the real taps. No workspace. */
 #include "layers/layer.h"
 
 #include <string.h>
@@ -15,10 +24,90 @@
 typedef struct pool2d_layer {
   nnlib_layer base;
   nnlib_layer_kind kind;
-  int64_t kh, kw, sh, sw, ph, pw;
+  int64_t kh, kw, sh, sw;
+  int64_t pt, pl, pb, pr; /* padding top, left, bottom, right */
+  int64_t dh, dw;
+  bool ceil_mode, count_pad;
   /* planned */
   int64_t channels, in_h, in_w, out_h, out_w;
 } pool2d_layer;
+
+/* One axis of the window geometry. */
+typedef struct pool_axis {
+  int64_t in, k, s, d, pad_begin, pad_end;
+} pool_axis;
+
+static pool_axis rows_of(const pool2d_layer *p) {
+  pool_axis a = {p->in_h, p->kh, p->sh, p->dh, p->pt, p->pb};
+  return a;
+}
+
+static pool_axis cols_of(const pool2d_layer *p) {
+  pool_axis a = {p->in_w, p->kw, p->sw, p->dw, p->pl, p->pr};
+  return a;
+}
+
+/* The taps of one window along one axis: the real ones are first, first +
+ * d, ... below end (`real` of them, possibly none); `padded` counts the
+ * taps inside the padded input. */
+typedef struct pool_taps {
+  int64_t first, end, real, padded;
+} pool_taps;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Taps i < k with start + i d < limit: min(k, ceil((limit - start) / d)),
+ * 0 when limit <= start. */
+static int64_t taps_below(const pool_axis *a, int64_t start, int64_t limit) {
+  if (limit <= start)
+    return 0;
+  return min64(a->k, (limit - start + a->d - 1) / a->d);
+}
+
+/* axis_taps with dilation: taps before 0 are ceil(-start / d). */
+static pool_taps dilated_taps(const pool_axis *a, int64_t o) {
+  int64_t start = o * a->s - a->pad_begin;
+  int64_t skip = start >= 0 ? 0 : min64(a->k, (-start + a->d - 1) / a->d);
+  int64_t below_in = taps_below(a, start, a->in);
+  pool_taps t;
+  t.first = start + skip * a->d;
+  t.end = start + below_in * a->d;
+  t.real = below_in > skip ? below_in - skip : 0;
+  t.padded = taps_below(a, start, a->in + a->pad_end);
+  return t;
+}
+
+/* axis_taps without dilation (averages, and max/min pools of dilation 1):
+ * no divisions, and no call inside the window loops. */
+static inline pool_taps unit_taps(const pool_axis *a, int64_t o) {
+  int64_t start = o * a->s - a->pad_begin, stop = start + a->k;
+  pool_taps t;
+  t.first = start > 0 ? start : 0;
+  t.end = min64(stop, a->in);
+  t.real = t.end > t.first ? t.end - t.first : 0;
+  t.padded = min64(stop, a->in + a->pad_end) - start;
+  return t;
+}
+
+static pool_taps axis_taps(const pool_axis *a, int64_t o) {
+  return a->d != 1 ? dilated_taps(a, o) : unit_taps(a, o);
+}
+
+/* Output length along one axis (the header's formula); 0 when the window
+ * is longer than the padded input. Every operand is at most 2^31 - 1 (the
+ * constructor checks the window span and padding, plan the input), so
+ * nothing overflows. */
+static int64_t axis_out(const pool_axis *a, bool ceil_mode) {
+  int64_t span = a->d * (a->k - 1) + 1;
+  int64_t room = a->in + a->pad_begin + a->pad_end - span;
+  if (room < 0)
+    return 0;
+  int64_t out = (ceil_mode ? (room + a->s - 1) / a->s : room / a->s) + 1;
+  if (ceil_mode && (out - 1) * a->s >= a->in + a->pad_begin)
+    out--; /* PyTorch: the last window starts inside the input or the
+              begin padding */
+  return out;
+}
 
 static const char *pool2d_name(const nnlib_layer *l) {
   switch (((const pool2d_layer *)l)->kind) {
@@ -26,6 +115,48 @@ static const char *pool2d_name(const nnlib_layer *l) {
   case NNLIB_LAYER_MINPOOL2D: return "minpool2d";
   default: return "avgpool2d";
   }
+}
+
+/* The first window along the axis whose taps all fall in the padding, or
+ * -1. Dilated windows can straddle a short input; with dilation 1 the
+ * padding limit of the constructor (k - 1) already rules it out. */
+static int64_t empty_window(const pool_axis *a, int64_t out) {
+  for (int64_t o = 0; o < out; o++)
+    if (axis_taps(a, o).real < 1)
+      return o;
+  return -1;
+}
+
+static nnlib_status check_windows(const nnlib_layer *l) {
+  const pool2d_layer *p = (const pool2d_layer *)l;
+  pool_axis rows = rows_of(p), cols = cols_of(p);
+  int64_t r = empty_window(&rows, p->out_h), c = empty_window(&cols, p->out_w);
+  if (r < 0 && c < 0)
+    return NNLIB_OK;
+  const pool_axis *a = r >= 0 ? &rows : &cols;
+  return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
+                      "%s: window %lld along the %s reads only padding "
+                      "(input %lld, kernel %lld, dilation %lld, stride "
+                      "%lld, padding %lld and %lld)",
+                      pool2d_name(l), (long long)(r >= 0 ? r : c),
+                      r >= 0 ? "height" : "width", (long long)a->in,
+                      (long long)a->k, (long long)a->d, (long long)a->s,
+                      (long long)a->pad_begin, (long long)a->pad_end);
+}
+
+static nnlib_status window_too_large(const nnlib_layer *l) {
+  const pool2d_layer *p = (const pool2d_layer *)l;
+  return nnlib__error(
+      NNLIB_ERR_SHAPE_MISMATCH,
+      "%s: kernel %lldx%lld spans %lldx%lld (dilation %lldx%lld), more than "
+      "the padded input %lldx%lld (%lldx%lld with padding top %lld, bottom "
+      "%lld, left %lld, right %lld)",
+      pool2d_name(l), (long long)p->kh, (long long)p->kw,
+      (long long)(p->dh * (p->kh - 1) + 1), (long long)(p->dw * (p->kw - 1) + 1),
+      (long long)p->dh, (long long)p->dw, (long long)(p->in_h + p->pt + p->pb),
+      (long long)(p->in_w + p->pl + p->pr), (long long)p->in_h,
+      (long long)p->in_w, (long long)p->pt, (long long)p->pb,
+      (long long)p->pl, (long long)p->pr);
 }
 
 static nnlib_status pool2d_plan(nnlib_layer *l, const nnlib__shape *in,
@@ -41,22 +172,17 @@ static nnlib_status pool2d_plan(nnlib_layer *l, const nnlib__shape *in,
   p->channels = in->dims[0];
   p->in_h = in->dims[1];
   p->in_w = in->dims[2];
-  p->out_h = nnlib__window_out(p->in_h, p->kh, p->sh, p->ph, 1);
-  p->out_w = nnlib__window_out(p->in_w, p->kw, p->sw, p->pw, 1);
-  if (p->out_h < 1 || p->out_w < 1)
-    return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
-                        "%s: kernel %lldx%lld is larger than the padded "
-                        "input %lldx%lld (%lldx%lld with padding %lldx%lld)",
-                        pool2d_name(l), (long long)p->kh, (long long)p->kw,
-                        (long long)(p->in_h + 2 * p->ph),
-                        (long long)(p->in_w + 2 * p->pw), (long long)p->in_h,
-                        (long long)p->in_w, (long long)p->ph,
-                        (long long)p->pw);
   if (p->in_h * p->in_w > INT32_MAX)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "%s: a %lldx%lld plane is too large to index",
                         pool2d_name(l), (long long)p->in_h,
                         (long long)p->in_w);
+  pool_axis rows = rows_of(p), cols = cols_of(p);
+  p->out_h = axis_out(&rows, p->ceil_mode);
+  p->out_w = axis_out(&cols, p->ceil_mode);
+  if (p->out_h < 1 || p->out_w < 1)
+    return window_too_large(l);
+  NNLIB_TRY(check_windows(l));
   l->out_shape.rank = 3;
   l->out_shape.dims[0] = p->channels;
   l->out_shape.dims[1] = p->out_h;
@@ -75,45 +201,36 @@ static nnlib_status pool2d_plan(nnlib_layer *l, const nnlib__shape *in,
   return NNLIB_OK;
 }
 
-/* The window of output (oh, ow) clipped to the input: rows [*r0, *r1),
- * columns [*c0, *c1). */
-static void window(const pool2d_layer *p, int64_t oh, int64_t ow, int64_t *r0,
-                   int64_t *r1, int64_t *c0, int64_t *c1) {
-  int64_t top = oh * p->sh - p->ph, left = ow * p->sw - p->pw;
-  *r0 = top > 0 ? top : 0;
-  *c0 = left > 0 ? left : 0;
-  *r1 = top + p->kh < p->in_h ? top + p->kh : p->in_h;
-  *c1 = left + p->kw < p->in_w ? left + p->kw : p->in_w;
-}
-
 /* A window holding a NaN selects its first NaN, as PyTorch's max pooling
  * propagates it; rare, so it is looked for only when the window's values
  * say there is one (the selection itself stays branch-free). */
-static int32_t first_nan(const pool2d_layer *p, const float *src, int64_t r0,
-                         int64_t r1, int64_t c0, int64_t c1) {
-  for (int64_t r = r0; r < r1; r++)
-    for (int64_t c = c0; c < c1; c++)
-      if (src[r * p->in_w + c] != src[r * p->in_w + c])
-        return (int32_t)(r * p->in_w + c);
-  return (int32_t)(r0 * p->in_w + c0);
+static int32_t first_nan(const pool2d_layer *p, const float *src,
+                         const pool_taps *r, const pool_taps *c) {
+  for (int64_t i = r->first; i < r->end; i += p->dh)
+    for (int64_t j = c->first; j < c->end; j += p->dw)
+      if (src[i * p->in_w + j] != src[i * p->in_w + j])
+        return (int32_t)(i * p->in_w + j);
+  return (int32_t)(r->first * p->in_w + c->first);
 }
 
-/* The first maximum (BETTER: v > bv) or minimum (v < bv) of each clipped
- * window and its index. Ties keep the earlier element. NaN never wins a
- * comparison, so `nan` collects the window's NaNs on the side. */
-#define SELECT_LOOP(BETTER)                                                    \
+/* The first maximum (BETTER: v > bv) or minimum (v < bv) of each window's
+ * real taps and its index, the taps DH and DW apart and found by TAPS
+ * (literal 1s and unit_taps where there is no dilation, so the loops keep
+ * a unit step and call nothing). Ties keep the earlier element. NaN never
+ * wins a comparison, so `nan` collects the window's NaNs on the side. */
+#define SELECT_LOOP(BETTER, DH, DW, TAPS)                                      \
   for (int64_t q = 0; q < planes; q++) {                                       \
     const float *src = x + q * in_plane;                                       \
-    for (int64_t oh = 0; oh < p->out_h; oh++)                                  \
+    for (int64_t oh = 0; oh < p->out_h; oh++) {                                \
+      pool_taps r = TAPS(&rows, oh);                                           \
       for (int64_t ow = 0; ow < p->out_w; ow++, y++, winners++) {              \
-        int64_t r0, r1, c0, c1;                                                \
-        window(p, oh, ow, &r0, &r1, &c0, &c1);                                 \
-        int32_t best = (int32_t)(r0 * p->in_w + c0);                           \
+        pool_taps c = TAPS(&cols, ow);                                         \
+        int32_t best = (int32_t)(r.first * p->in_w + c.first);                 \
         float bv = src[best];                                                  \
         int nan = 0;                                                           \
-        for (int64_t r = r0; r < r1; r++)                                      \
-          for (int64_t c = c0; c < c1; c++) {                                  \
-            int32_t at = (int32_t)(r * p->in_w + c);                           \
+        for (int64_t i = r.first; i < r.end; i += (DH))                        \
+          for (int64_t j = c.first; j < c.end; j += (DW)) {                    \
+            int32_t at = (int32_t)(i * p->in_w + j);                           \
             float v = src[at];                                                 \
             int take = BETTER;                                                 \
             nan |= v != v;                                                     \
@@ -121,16 +238,17 @@ static int32_t first_nan(const pool2d_layer *p, const float *src, int64_t r0,
             bv = take ? v : bv;                                                \
           }                                                                    \
         if (nan) {                                                             \
-          best = first_nan(p, src, r0, r1, c0, c1);                            \
+          best = first_nan(p, src, &r, &c);                                    \
           bv = src[best];                                                      \
         }                                                                      \
         *winners = best;                                                       \
         *y = bv;                                                               \
       }                                                                        \
+    }                                                                          \
   }
 
 /* The common case, 2x2 windows at stride 2 without padding: never clipped
- * (the output size drops an odd last row or column), so the four
+ * (floor mode drops an odd last row or column), so the four
  * candidates a b / c d are read directly, in SELECT_LOOP's order. The
  * inner loop is calls- and branch-free so it vectorises; a row with a NaN
  * is fixed up after it. */
@@ -158,7 +276,9 @@ static int32_t first_nan(const pool2d_layer *p, const float *src, int64_t r0,
         int32_t at = base + 2 * (int32_t)ow;                                   \
         if (src[at] != src[at] || src[at + 1] != src[at + 1] ||                \
             src[at + w] != src[at + w] || src[at + w + 1] != src[at + w + 1]) { \
-          wr[ow] = first_nan(p, src, 2 * oh, 2 * oh + 2, 2 * ow, 2 * ow + 2);  \
+          pool_taps r = {2 * oh, 2 * oh + 2, 2, 2};                            \
+          pool_taps c = {2 * ow, 2 * ow + 2, 2, 2};                            \
+          wr[ow] = first_nan(p, src, &r, &c);                                  \
           yr[ow] = src[wr[ow]];                                                \
         }                                                                      \
       }                                                                        \
@@ -168,35 +288,91 @@ static int32_t first_nan(const pool2d_layer *p, const float *src, int64_t r0,
 static void select_forward(const pool2d_layer *p, const float *x, float *y,
                            int32_t *winners, int64_t planes) {
   int64_t in_plane = p->in_h * p->in_w;
+  pool_axis rows = rows_of(p), cols = cols_of(p);
+  /* every window whole: no padding, no dilation, and no ceil-mode window
+   * past the last row or column */
   bool two = p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 &&
-             p->ph == 0 && p->pw == 0;
+             p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0 &&
+             p->dh == 1 && p->dw == 1 && 2 * p->out_h <= p->in_h &&
+             2 * p->out_w <= p->in_w;
   bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
+  bool dense = p->dh == 1 && p->dw == 1;
   if (two && max)
     SELECT_2X2(v > bv)
   else if (two)
     SELECT_2X2(v < bv)
+  else if (dense && max)
+    SELECT_LOOP(v > bv, 1, 1, unit_taps)
+  else if (dense)
+    SELECT_LOOP(v < bv, 1, 1, unit_taps)
   else if (max)
-    SELECT_LOOP(v > bv)
+    SELECT_LOOP(v > bv, p->dh, p->dw, axis_taps)
   else
-    SELECT_LOOP(v < bv)
+    SELECT_LOOP(v < bv, p->dh, p->dw, axis_taps)
+}
+
+/* What an average window's sum is divided by (see the top of the file). */
+static int64_t average_divisor(const pool2d_layer *p, const pool_taps *r,
+                               const pool_taps *c) {
+  return p->count_pad ? r->padded * c->padded : r->real * c->real;
+}
+
+/* Averages have no dilation (the constructor refuses it): unit steps.
+ * The output columns [lo, hi) have windows inside the input's columns
+ * (taps ow s - left .. + k, all real): their loops skip the clipping and
+ * share one divisor per row. */
+static void inner_columns(const pool2d_layer *p, int64_t *lo, int64_t *hi) {
+  int64_t first = (p->pl + p->sw - 1) / p->sw; /* ow s >= left */
+  int64_t room = p->in_w + p->pl - p->kw;      /* ow s + k <= W + left */
+  int64_t last = room < 0 ? 0 : room / p->sw + 1;
+  *lo = min64(first, p->out_w);
+  *hi = min64(last, p->out_w);
+  if (*hi < *lo)
+    *hi = *lo;
+}
+
+static float window_sum(const pool2d_layer *p, const float *src,
+                        const pool_taps *r, int64_t c0, int64_t c1) {
+  float sum = 0.0f;
+  for (int64_t i = r->first; i < r->end; i++)
+    for (int64_t j = c0; j < c1; j++)
+      sum += src[i * p->in_w + j];
+  return sum;
+}
+
+/* One clipped window at a row's edge: its own divisor. */
+static float edge_average(const pool2d_layer *p, const pool_axis *cols,
+                          const float *src, const pool_taps *r, int64_t ow) {
+  pool_taps c = unit_taps(cols, ow);
+  float sum = window_sum(p, src, r, c.first, c.end);
+  return sum * (1.0f / (float)average_divisor(p, r, &c));
+}
+
+/* The divisor of the inner windows of a row: rows x k. */
+static float inner_reciprocal(const pool2d_layer *p, const pool_taps *r) {
+  return 1.0f / (float)((p->count_pad ? r->padded : r->real) * p->kw);
 }
 
 static void average_forward(const pool2d_layer *p, const float *x, float *y,
                             int64_t planes) {
-  int64_t in_plane = p->in_h * p->in_w;
-  float inv = 1.0f / (float)(p->kh * p->kw);
+  int64_t in_plane = p->in_h * p->in_w, lo, hi;
+  pool_axis rows = rows_of(p), cols = cols_of(p);
+  inner_columns(p, &lo, &hi);
   for (int64_t q = 0; q < planes; q++) {
     const float *src = x + q * in_plane;
-    for (int64_t oh = 0; oh < p->out_h; oh++)
-      for (int64_t ow = 0; ow < p->out_w; ow++, y++) {
-        int64_t r0, r1, c0, c1;
-        window(p, oh, ow, &r0, &r1, &c0, &c1);
-        float sum = 0.0f;
-        for (int64_t r = r0; r < r1; r++)
-          for (int64_t c = c0; c < c1; c++)
-            sum += src[r * p->in_w + c];
-        *y = sum * inv;
+    for (int64_t oh = 0; oh < p->out_h; oh++) {
+      pool_taps r = unit_taps(&rows, oh);
+      float inv = inner_reciprocal(p, &r);
+      int64_t ow = 0;
+      for (; ow < lo; ow++)
+        *y++ = edge_average(p, &cols, src, &r, ow);
+      for (; ow < hi; ow++) {
+        int64_t c0 = ow * p->sw - p->pl;
+        *y++ = window_sum(p, src, &r, c0, c0 + p->kw) * inv;
       }
+      for (; ow < p->out_w; ow++)
+        *y++ = edge_average(p, &cols, src, &r, ow);
+    }
   }
 }
 
@@ -211,21 +387,41 @@ static nnlib_status pool2d_forward(nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
+static void spread(const pool2d_layer *p, float *dst, const pool_taps *r,
+                   int64_t c0, int64_t c1, float g) {
+  for (int64_t i = r->first; i < r->end; i++)
+    for (int64_t j = c0; j < c1; j++)
+      dst[i * p->in_w + j] += g;
+}
+
+static void spread_edge(const pool2d_layer *p, const pool_axis *cols,
+                        float *dst, const pool_taps *r, int64_t ow, float dy) {
+  pool_taps c = unit_taps(cols, ow);
+  float g = dy * (1.0f / (float)average_divisor(p, r, &c));
+  spread(p, dst, r, c.first, c.end, g);
+}
+
+/* average_forward's windows, each spreading dy / divisor. */
 static void average_backward(const pool2d_layer *p, const float *dy,
                              float *dx, int64_t planes) {
-  int64_t in_plane = p->in_h * p->in_w;
-  float inv = 1.0f / (float)(p->kh * p->kw);
+  int64_t in_plane = p->in_h * p->in_w, lo, hi;
+  pool_axis rows = rows_of(p), cols = cols_of(p);
+  inner_columns(p, &lo, &hi);
   for (int64_t q = 0; q < planes; q++) {
     float *dst = dx + q * in_plane;
-    for (int64_t oh = 0; oh < p->out_h; oh++)
-      for (int64_t ow = 0; ow < p->out_w; ow++, dy++) {
-        int64_t r0, r1, c0, c1;
-        window(p, oh, ow, &r0, &r1, &c0, &c1);
-        float g = *dy * inv;
-        for (int64_t r = r0; r < r1; r++)
-          for (int64_t c = c0; c < c1; c++)
-            dst[r * p->in_w + c] += g;
+    for (int64_t oh = 0; oh < p->out_h; oh++) {
+      pool_taps r = unit_taps(&rows, oh);
+      float inv = inner_reciprocal(p, &r);
+      int64_t ow = 0;
+      for (; ow < lo; ow++)
+        spread_edge(p, &cols, dst, &r, ow, *dy++);
+      for (; ow < hi; ow++) {
+        int64_t c0 = ow * p->sw - p->pl;
+        spread(p, dst, &r, c0, c0 + p->kw, *dy++ * inv);
       }
+      for (; ow < p->out_w; ow++)
+        spread_edge(p, &cols, dst, &r, ow, *dy++);
+    }
   }
 }
 
@@ -279,6 +475,11 @@ nnlib_status nnlib_pool2d_options_init_size(nnlib_pool2d_options *o,
                                             size_t struct_size) {
   nnlib_pool2d_options d;
   memset(&d, 0, sizeof d);
+  d.padding_bottom = -1;
+  d.padding_right = -1;
+  d.dilation_h = 1;
+  d.dilation_w = 1;
+  d.count_include_pad = 1;
   return nnlib__init_options(o, struct_size, &d, sizeof d,
                              "nnlib_pool2d_options_init");
 }
@@ -297,12 +498,12 @@ static const char *kind_name(nnlib_layer_kind kind) {
                                          : "avgpool2d";
 }
 
-/* PyTorch's rule: padding at most half the kernel, so that every window
- * holds at least one input element. */
-static nnlib_status check_pool_args(nnlib_layer_kind kind, int64_t kh,
-                                    int64_t kw, const nnlib_pool2d_options *o) {
+/* Kernel, stride and dilation, each within the 32-bit BLAS range, and the
+ * dilated window d (k - 1) + 1 too, so that the output size arithmetic
+ * never overflows. */
+static nnlib_status check_window_args(const char *name, int64_t kh, int64_t kw,
+                                      const nnlib_pool2d_options *o) {
   const int64_t limit = NNLIB__BLAS_DIM_MAX;
-  const char *name = kind_name(kind);
   NNLIB_CHECK_ARG(kh >= 1 && kw >= 1 && kh <= limit && kw <= limit,
                   "%s: kernel %lldx%lld, must be at least 1x1", name,
                   (long long)kh, (long long)kw);
@@ -311,14 +512,60 @@ static nnlib_status check_pool_args(nnlib_layer_kind kind, int64_t kh,
                   "%s: stride %lldx%lld, must be at least 1 (0: the kernel "
                   "size)",
                   name, (long long)o->stride_h, (long long)o->stride_w);
+  NNLIB_CHECK_ARG(o->dilation_h >= 1 && o->dilation_w >= 1 &&
+                      o->dilation_h <= limit && o->dilation_w <= limit,
+                  "%s: dilation %lldx%lld, must be at least 1", name,
+                  (long long)o->dilation_h, (long long)o->dilation_w);
+  /* both factors are below 2^31: the products fit */
+  NNLIB_CHECK_ARG(o->dilation_h * (kh - 1) + 1 <= limit &&
+                      o->dilation_w * (kw - 1) + 1 <= limit,
+                  "%s: kernel %lldx%lld with dilation %lldx%lld spans more "
+                  "than 2^31 - 1",
+                  name, (long long)kh, (long long)kw,
+                  (long long)o->dilation_h, (long long)o->dilation_w);
+  return NNLIB_OK;
+}
+
+/* Padding on each side at most kernel - 1, ONNX's limit (ONNX Runtime
+ * refuses more; PyTorch allows half the kernel): the first window then
+ * holds an input element, dilated or not. Bottom and right may be -1: as
+ * top and left. */
+static nnlib_status check_padding(const char *name, int64_t kh, int64_t kw,
+                                  const nnlib_pool2d_options *o) {
+  int64_t most_h = kh - 1, most_w = kw - 1;
   NNLIB_CHECK_ARG(o->padding_h >= 0 && o->padding_w >= 0 &&
-                      /* p <= k / 2, not 2 p <= k: p may come from a
-                       * file, and 2 p overflow */
-                      o->padding_h <= kh / 2 && o->padding_w <= kw / 2,
-                  "%s: padding %lldx%lld, must be in 0..half the kernel "
-                  "%lldx%lld",
+                      o->padding_h <= most_h && o->padding_w <= most_w,
+                  "%s: padding %lldx%lld, must be in 0..%lldx%lld (kernel - "
+                  "1)",
                   name, (long long)o->padding_h, (long long)o->padding_w,
-                  (long long)kh, (long long)kw);
+                  (long long)most_h, (long long)most_w);
+  NNLIB_CHECK_ARG(o->padding_bottom >= -1 && o->padding_bottom <= most_h,
+                  "%s: padding_bottom %lld, must be in 0..%lld (kernel - 1), "
+                  "or -1 (as padding_h)",
+                  name, (long long)o->padding_bottom, (long long)most_h);
+  NNLIB_CHECK_ARG(o->padding_right >= -1 && o->padding_right <= most_w,
+                  "%s: padding_right %lld, must be in 0..%lld (kernel - 1), "
+                  "or -1 (as padding_w)",
+                  name, (long long)o->padding_right, (long long)most_w);
+  return NNLIB_OK;
+}
+
+static nnlib_status check_modes(nnlib_layer_kind kind, const char *name,
+                                const nnlib_pool2d_options *o) {
+  NNLIB_CHECK_ARG(o->ceil_mode == 0 || o->ceil_mode == 1,
+                  "%s: ceil_mode %d, must be 0 or 1", name, o->ceil_mode);
+  NNLIB_CHECK_ARG(o->count_include_pad == 0 || o->count_include_pad == 1,
+                  "%s: count_include_pad %d, must be 0 or 1", name,
+                  o->count_include_pad);
+  bool average = kind == NNLIB_LAYER_AVGPOOL2D;
+  NNLIB_CHECK_ARG(!average || (o->dilation_h == 1 && o->dilation_w == 1),
+                  "%s: dilation %lldx%lld; average pooling has none (must be "
+                  "1x1, as PyTorch's AvgPool2d)",
+                  name, (long long)o->dilation_h, (long long)o->dilation_w);
+  NNLIB_CHECK_ARG(average || o->count_include_pad == 1,
+                  "%s: count_include_pad 0 applies to average pooling only "
+                  "(must stay 1)",
+                  name);
   return NNLIB_OK;
 }
 
@@ -336,7 +583,10 @@ nnlib_status nnlib_pool2d_create(nnlib_layer **out, nnlib_layer_kind kind,
   nnlib_pool2d_options o;
   nnlib_pool2d_options_init(&o);
   NNLIB_TRY(nnlib__read_options(&o, sizeof o, options, "nnlib_pool2d_options"));
-  NNLIB_TRY(check_pool_args(kind, kernel_h, kernel_w, &o));
+  const char *name = kind_name(kind);
+  NNLIB_TRY(check_window_args(name, kernel_h, kernel_w, &o));
+  NNLIB_TRY(check_padding(name, kernel_h, kernel_w, &o));
+  NNLIB_TRY(check_modes(kind, name, &o));
   pool2d_layer *p = nnlib__alloc(sizeof *p);
   if (p == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
@@ -349,40 +599,84 @@ nnlib_status nnlib_pool2d_create(nnlib_layer **out, nnlib_layer_kind kind,
   p->kw = kernel_w;
   p->sh = o.stride_h != 0 ? o.stride_h : kernel_h;
   p->sw = o.stride_w != 0 ? o.stride_w : kernel_w;
-  p->ph = o.padding_h;
-  p->pw = o.padding_w;
+  p->pt = o.padding_h;
+  p->pl = o.padding_w;
+  p->pb = o.padding_bottom >= 0 ? o.padding_bottom : o.padding_h;
+  p->pr = o.padding_right >= 0 ? o.padding_right : o.padding_w;
+  p->dh = o.dilation_h;
+  p->dw = o.dilation_w;
+  p->ceil_mode = o.ceil_mode == 1;
+  p->count_pad = o.count_include_pad == 1;
   *out = &p->base;
   return NNLIB_OK;
 }
 
 /* ------------------------- model description and model file (codec) */
 
-/* maxpool:K|KHxKW[:sS|:sSHxSW][:pP|:pPHxPW] (and minpool, avgpool); the
- * stride defaults to the kernel. */
+enum { OPT_STRIDE = 1, OPT_PAD = 2, OPT_DILATION = 4, OPT_CEIL = 8,
+       OPT_EXCLUDE = 16 };
+
+/* pP, pHxW or pTxLxBxR (top, left, bottom, right: ONNX's pads order). */
+static nnlib_status parse_padding(const nnlib__spec_item *item, size_t field,
+                                  nnlib_pool2d_options *o) {
+  const nnlib__spec_field *f = &item->fields[field];
+  size_t crosses = 0;
+  for (size_t i = 0; i < f->length; i++)
+    crosses += f->text[i] == 'x';
+  int64_t v[4];
+  size_t count = crosses == 3 ? 4 : 2;
+  if ((crosses != 3 && crosses > 1) ||
+      nnlib__spec_dims(item, field, 1, count, count == 2, 0,
+                       NNLIB__BLAS_DIM_MAX, v) != NNLIB_OK)
+    return nnlib__spec_field_error(item, field,
+                                   "is not pN, pHxW or pTOPxLEFTxBOTTOMxRIGHT "
+                                   "with integers in 0..2147483647");
+  o->padding_h = v[0], o->padding_w = v[1];
+  if (count == 4)
+    o->padding_bottom = v[2], o->padding_right = v[3];
+  return NNLIB_OK;
+}
+
+static unsigned option_bit(const nnlib__spec_item *item, size_t field) {
+  const nnlib__spec_field *f = &item->fields[field];
+  if (nnlib__spec_field_is(item, field, "ceil"))
+    return OPT_CEIL;
+  if (nnlib__spec_field_is(item, field, "exclude_pad"))
+    return OPT_EXCLUDE;
+  char letter = f->length > 1 ? f->text[0] : '\0';
+  return letter == 's' ? OPT_STRIDE : letter == 'p' ? OPT_PAD
+         : letter == 'd' ? OPT_DILATION : 0u;
+}
+
+/* One option of maxpool:K|KHxKW[:sS][:pP][:dD][:ceil][:exclude_pad] (and
+ * minpool, avgpool); the stride defaults to the kernel. */
 static nnlib_status pool2d_parse_option(const nnlib__spec_item *item,
                                         size_t field, nnlib_pool2d_options *o,
                                         unsigned *seen) {
-  const nnlib__spec_field *f = &item->fields[field];
-  char letter = f->length > 1 ? f->text[0] : '\0';
-  if (letter != 's' && letter != 'p')
+  unsigned bit = option_bit(item, field);
+  if (bit == 0)
     return nnlib__spec_error(item,
-                             "argument %zu: pooling options are sN (stride) "
-                             "and pN (padding), each N or HxW",
+                             "argument %zu: pooling options are sN (stride), "
+                             "pN (padding), dN (dilation), each N or HxW "
+                             "(padding also TOPxLEFTxBOTTOMxRIGHT), ceil "
+                             "and exclude_pad",
                              field);
-  unsigned bit = letter == 's' ? 1u : 2u;
   if (*seen & bit)
     return nnlib__spec_error(item, "argument %zu repeats an option", field);
   *seen |= bit;
   int64_t pair[2];
-  NNLIB_TRY(nnlib__spec_dims(item, field, 1, 2, true, letter == 's' ? 1 : 0,
-                             NNLIB__BLAS_DIM_MAX, pair));
-  if (letter == 's') {
-    o->stride_h = pair[0];
-    o->stride_w = pair[1];
-  } else {
-    o->padding_h = pair[0];
-    o->padding_w = pair[1];
+  switch (bit) {
+  case OPT_CEIL: o->ceil_mode = 1; return NNLIB_OK;
+  case OPT_EXCLUDE: o->count_include_pad = 0; return NNLIB_OK;
+  case OPT_PAD: return parse_padding(item, field, o);
+  default: break;
   }
+  NNLIB_TRY(nnlib__spec_dims(item, field, 1, 2, true, 1, NNLIB__BLAS_DIM_MAX,
+                             pair));
+  if (bit == OPT_STRIDE)
+    o->stride_h = pair[0], o->stride_w = pair[1];
+  else
+    o->dilation_h = pair[0], o->dilation_w = pair[1];
   return NNLIB_OK;
 }
 
@@ -393,7 +687,7 @@ static nnlib_status pool2d_parse_kind(const nnlib__spec_item *item,
   nnlib_pool2d_options o;
   unsigned seen = 0;
   nnlib_pool2d_options_init(&o);
-  NNLIB_TRY(nnlib__spec_fields(item, 2, 4));
+  NNLIB_TRY(nnlib__spec_fields(item, 2, 7));
   NNLIB_TRY(nnlib__spec_dims(item, 1, 0, 2, true, 1, NNLIB__BLAS_DIM_MAX,
                              kernel));
   for (size_t f = 2; f < item->field_count; f++)
@@ -423,17 +717,68 @@ static void pool2d_write_spec(const nnlib_layer *l, nnlib__text *t) {
   nnlib__text_append_pair(t, "", p->kh, p->kw);
   if (p->sh != p->kh || p->sw != p->kw)
     nnlib__text_append_pair(t, "s", p->sh, p->sw);
-  if (p->ph != 0 || p->pw != 0)
-    nnlib__text_append_pair(t, "p", p->ph, p->pw);
+  if (p->pb != p->pt || p->pr != p->pl)
+    nnlib__text_append(t, ":p%lldx%lldx%lldx%lld", (long long)p->pt,
+                       (long long)p->pl, (long long)p->pb, (long long)p->pr);
+  else if (p->pt != 0 || p->pl != 0)
+    nnlib__text_append_pair(t, "p", p->pt, p->pl);
+  if (p->dh != 1 || p->dw != 1)
+    nnlib__text_append_pair(t, "d", p->dh, p->dw);
+  if (p->ceil_mode)
+    nnlib__text_append(t, ":ceil");
+  if (!p->count_pad)
+    nnlib__text_append(t, ":exclude_pad");
+}
+
+/* Whether the layer needs the config's second part (below). */
+static bool has_extension(const pool2d_layer *p) {
+  return p->pb != p->pt || p->pr != p->pl || p->dh != 1 || p->dw != 1 ||
+         p->ceil_mode || !p->count_pad;
 }
 
 /* config: i64 kernel_h, kernel_w, stride_h, stride_w (as used, never 0),
- * padding_h, padding_w: 48 bytes */
+ * padding_h, padding_w (top, left): 48 bytes; then, only for a pool whose
+ * other options are not the defaults (since 1.5.0), i64 padding_bottom,
+ * padding_right (as used, never -1), dilation_h, dilation_w, u32
+ * ceil_mode, count_include_pad: 88 bytes. Pools of the defaults are
+ * written as before 1.5.0. */
 static void pool2d_write_config(const nnlib_layer *l, nnlib__writer *w) {
   const pool2d_layer *p = (const pool2d_layer *)l;
-  const int64_t v[6] = {p->kh, p->kw, p->sh, p->sw, p->ph, p->pw};
+  const int64_t v[6] = {p->kh, p->kw, p->sh, p->sw, p->pt, p->pl};
   for (int i = 0; i < 6; i++)
     nnlib__put_i64(w, v[i]);
+  if (!has_extension(p))
+    return;
+  const int64_t more[4] = {p->pb, p->pr, p->dh, p->dw};
+  for (int i = 0; i < 4; i++)
+    nnlib__put_i64(w, more[i]);
+  nnlib__put_u32(w, p->ceil_mode ? 1u : 0u);
+  nnlib__put_u32(w, p->count_pad ? 1u : 0u);
+}
+
+/* The second part of the config into o (its values are checked by
+ * nnlib_pool2d_create, whose refusal the loader reports as a corrupt
+ * file). */
+static nnlib_status read_extension(nnlib__reader *r, const char *name,
+                                   nnlib_pool2d_options *o) {
+  int64_t v[4];
+  uint32_t ceil_mode, count_pad;
+  for (int i = 0; i < 4; i++)
+    NNLIB_TRY(nnlib__get_i64(r, &v[i]));
+  NNLIB_TRY(nnlib__get_u32(r, &ceil_mode));
+  NNLIB_TRY(nnlib__get_u32(r, &count_pad));
+  if (v[0] < 0 || v[1] < 0 || ceil_mode > 1 || count_pad > 1)
+    return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "%s: padding_bottom %lld, padding_right %lld, "
+                        "ceil_mode %u, count_include_pad %u (paddings are "
+                        "stored as used, the modes 0 or 1)",
+                        name, (long long)v[0], (long long)v[1], ceil_mode,
+                        count_pad);
+  o->padding_bottom = v[0], o->padding_right = v[1];
+  o->dilation_h = v[2], o->dilation_w = v[3];
+  o->ceil_mode = (int)ceil_mode;
+  o->count_include_pad = (int)count_pad;
+  return NNLIB_OK;
 }
 
 static nnlib_status pool2d_read_kind(nnlib__reader *r, nnlib_layer_kind kind,
@@ -451,9 +796,10 @@ static nnlib_status pool2d_read_kind(nnlib__reader *r, nnlib_layer_kind kind,
   o.stride_w = v[3];
   o.padding_h = v[4];
   o.padding_w = v[5];
+  if (r->left > 0)
+    NNLIB_TRY(read_extension(r, kind_name(kind), &o));
   return nnlib_pool2d_create(out, kind, v[0], v[1], &o);
 }
-
 static nnlib_status maxpool_read_config(nnlib__reader *r, nnlib_layer **out) {
   return pool2d_read_kind(r, NNLIB_LAYER_MAXPOOL2D, out);
 }

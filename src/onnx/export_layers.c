@@ -11,11 +11,12 @@
  *   gelu           x * 0.5 * (1 + Erf(x / sqrt 2))
  *   gelu_tanh      x * 0.5 * (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *   conv2d         Conv (pads [ph, pw, ph, pw], strides, dilations)
- *   maxpool2d      MaxPool (ONNX's padding never wins either)
+ *   maxpool2d      MaxPool (ONNX's padding never wins either): pads
+ *                  [top, left, bottom, right], dilations, ceil_mode
  *   minpool2d      Neg -> MaxPool -> Neg: min(x) = -max(-x), and padding
  *                  never wins for the same reason
- *   avgpool2d      AveragePool(count_include_pad = 1): nnlib divides by the
- *                  whole window, padding included
+ *   avgpool2d      AveragePool with the layer's count_include_pad (1 by
+ *                  default: padding counts), pads, ceil_mode
  *   global_avgpool GlobalAveragePool -> Flatten(axis 1): nnlib's output is [C]
  *   batchnorm      BatchNormalization (inference: the running statistics)
  *   dropout        Dropout(x, ratio = rate): the identity without
@@ -137,31 +138,94 @@ static nnlib_status export_conv2d(ox_graph *g) {
   return NNLIB_OK;
 }
 
+/* The pool's config (pool2d.c): kernel, stride, top and left padding, and
+ * the second part when the config has it. */
+typedef struct pool_config {
+  int64_t kernel[2], stride[2], pads[4], dilation[2]; /* pads t, l, b, r */
+  bool ceil_mode, count_pad;
+} pool_config;
+
+static pool_config read_pool_config(ox_graph *g) {
+  pool_config c;
+  for (int i = 0; i < 2; i++)
+    c.kernel[i] = ox_cfg_i64(g);
+  for (int i = 0; i < 2; i++)
+    c.stride[i] = ox_cfg_i64(g);
+  c.pads[0] = ox_cfg_i64(g);
+  c.pads[1] = ox_cfg_i64(g);
+  c.pads[2] = c.pads[0], c.pads[3] = c.pads[1];
+  c.dilation[0] = c.dilation[1] = 1;
+  c.ceil_mode = false;
+  c.count_pad = true;
+  if (g->config.left > 0) { /* the options of 1.5 */
+    c.pads[2] = ox_cfg_i64(g);
+    c.pads[3] = ox_cfg_i64(g);
+    c.dilation[0] = ox_cfg_i64(g);
+    c.dilation[1] = ox_cfg_i64(g);
+    c.ceil_mode = ox_cfg_u32(g) != 0;
+    c.count_pad = ox_cfg_u32(g) != 0;
+  }
+  return c;
+}
+
+/* ceil_mode as every reader computes it. nnlib (PyTorch, ONNX Runtime)
+ * drops a ceil-mode window that would start in the end padding; ONNX's
+ * shape inference before 1.16 (python3-onnx 1.12's checker) does not. So
+ * along an axis where ceil mode adds no window to floor mode's, the end
+ * padding is lowered to what the last window needs, pe' = (out - 1) s +
+ * span - in - pad_begin, where both formulas agree (every window then ends
+ * inside the padded input, so an average's divisor is unchanged); and when
+ * that holds on both axes, ceil_mode is left out. A stride longer than the
+ * window can make pe' negative: that axis keeps its padding and the rule's
+ * readers. */
+static void portable_ceil(const ox_graph *g, pool_config *c) {
+  if (!c->ceil_mode)
+    return;
+  bool adds = false;
+  for (int d = 0; d < 2; d++) {
+    int64_t in = g->layer->in_shape.dims[1 + d];
+    int64_t out = g->layer->out_shape.dims[1 + d];
+    int64_t span = c->dilation[d] * (c->kernel[d] - 1) + 1;
+    int64_t room = in + c->pads[d] + c->pads[d + 2] - span;
+    if (room / c->stride[d] + 1 != out) {
+      adds = true; /* ceil mode's window is kept: the attribute stays */
+      continue;
+    }
+    int64_t fit = (out - 1) * c->stride[d] + span - in - c->pads[d];
+    if (fit >= 0 && fit < c->pads[d + 2])
+      c->pads[d + 2] = fit;
+  }
+  c->ceil_mode = adds;
+}
+
 /* MaxPool or AveragePool of x into out with the layer's window. */
-static void pool_node(ox_graph *g, const char *op, const int64_t c[6],
+static void pool_node(ox_graph *g, const char *op, const pool_config *c,
                       const char *x, const char *out) {
-  int64_t pads[4] = {c[4], c[5], c[4], c[5]};
+  bool average = op[0] == 'A';
   ox_begin(g, op, &x, 1, out);
-  ox_attr_ints(g, "kernel_shape", &c[0], 2);
-  ox_attr_ints(g, "strides", &c[2], 2);
-  ox_attr_ints(g, "pads", pads, 4);
-  if (op[0] == 'A')
-    ox_attr_int(g, "count_include_pad", 1);
+  ox_attr_ints(g, "kernel_shape", c->kernel, 2);
+  ox_attr_ints(g, "strides", c->stride, 2);
+  ox_attr_ints(g, "pads", c->pads, 4);
+  if (!average && (c->dilation[0] != 1 || c->dilation[1] != 1))
+    ox_attr_ints(g, "dilations", c->dilation, 2);
+  if (c->ceil_mode)
+    ox_attr_int(g, "ceil_mode", 1);
+  if (average)
+    ox_attr_int(g, "count_include_pad", c->count_pad ? 1 : 0);
   ox_end(g);
 }
 
 static nnlib_status export_pool(ox_graph *g, nnlib_layer_kind kind) {
-  int64_t c[6]; /* kh, kw, sh, sw, ph, pw */
-  for (int i = 0; i < 6; i++)
-    c[i] = ox_cfg_i64(g);
+  pool_config c = read_pool_config(g);
+  portable_ceil(g, &c);
   if (kind == NNLIB_LAYER_MAXPOOL2D) {
-    pool_node(g, "MaxPool", c, g->in[0], g->out);
+    pool_node(g, "MaxPool", &c, g->in[0], g->out);
   } else if (kind == NNLIB_LAYER_AVGPOOL2D) {
-    pool_node(g, "AveragePool", c, g->in[0], g->out);
+    pool_node(g, "AveragePool", &c, g->in[0], g->out);
   } else {
     char neg[OX_NAME], pooled[OX_NAME];
     ox_unary(g, "Neg", g->in[0], ox_sub(g, neg, "neg"));
-    pool_node(g, "MaxPool", c, neg, ox_sub(g, pooled, "max_of_neg"));
+    pool_node(g, "MaxPool", &c, neg, ox_sub(g, pooled, "max_of_neg"));
     ox_unary(g, "Neg", pooled, g->out);
   }
   return NNLIB_OK;

@@ -635,10 +635,25 @@ static nnlib_status map_transpose(imp *im, const onode *n) {
 /* --------------------------------------------------------- conv, pool */
 
 typedef struct window {
-  int64_t kernel[2], stride[2], pad[2], dilation[2];
+  int64_t kernel[2], stride[2], dilation[2];
+  int64_t pad[2], pad_end[2]; /* [height, width] at the start and end */
 } window;
 
-/* pads [top, left, bottom, right] or auto_pad -> symmetric padding. */
+/* auto_pad SAME_UPPER / SAME_LOWER along one axis (opset 11's definition):
+ * the output is ceil(in / stride) and the padding that needs, split with
+ * the odd one at the end (UPPER) or the start (LOWER). */
+static void same_padding(window *w, int d, int64_t in, bool lower) {
+  int64_t k = w->kernel[d], s = w->stride[d];
+  int64_t outd = (in + s - 1) / s;
+  int64_t total = (outd - 1) * s + (k - 1) * w->dilation[d] + 1 - in;
+  if (total < 0)
+    total = 0;
+  w->pad[d] = lower ? total - total / 2 : total / 2;
+  w->pad_end[d] = total - w->pad[d];
+}
+
+/* kernel_shape, strides, dilations, and pads [top, left, bottom, right] or
+ * auto_pad, into w. */
 static nnlib_status window_of(imp *im, const onode *n, const oval *x,
                               window *w, bool have_kernel) {
   if (!have_kernel && !ints_attr(n, "kernel_shape", 2, w->kernel, 0))
@@ -657,32 +672,21 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
   const nnlib__onnx_attr *ap = nnlib__onnx_find_attr(n, "auto_pad");
   nnlib__onnx_str mode = ap ? ap->s : (nnlib__onnx_str){"NOTSET", 6};
   for (int d = 0; d < 2; d++) {
-    int64_t in = x->shape.dims[1 + d], k = w->kernel[d], s = w->stride[d];
-    if (k < 1 || s < 1 || w->dilation[d] < 1)
+    int64_t in = x->shape.dims[1 + d];
+    if (w->kernel[d] < 1 || w->stride[d] < 1 || w->dilation[d] < 1)
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "a kernel, stride or dilation below 1");
     if (nnlib__onnx_str_is(mode, "SAME_UPPER") ||
         nnlib__onnx_str_is(mode, "SAME_LOWER")) {
-      int64_t outd = (in + s - 1) / s;
-      int64_t total = (outd - 1) * s + (k - 1) * w->dilation[d] + 1 - in;
-      if (total < 0)
-        total = 0;
-      if (total % 2 != 0)
-        return refuse(im, "%s: SAME padding that is uneven here (nnlib pads "
-                          "both sides alike)",
-                      "attribute auto_pad");
-      w->pad[d] = total / 2;
+      same_padding(w, d, in, nnlib__onnx_str_is(mode, "SAME_LOWER"));
     } else if (nnlib__onnx_str_is(mode, "VALID")) {
-      w->pad[d] = 0;
+      w->pad[d] = w->pad_end[d] = 0;
     } else if (nnlib__onnx_str_is(mode, "NOTSET")) {
-      if (pads[d] != pads[d + 2])
-        return refuse(im, "%s: asymmetric padding (nnlib pads both sides "
-                          "alike)",
-                      "attribute pads");
-      if (pads[d] < 0)
+      if (pads[d] < 0 || pads[d + 2] < 0)
         return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                       "negative pads");
       w->pad[d] = pads[d];
+      w->pad_end[d] = pads[d + 2];
     } else {
       return refuse(im, "%s: an unknown value", "attribute auto_pad");
     }
@@ -713,6 +717,13 @@ static nnlib_status map_conv(imp *im, const onode *n) {
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "kernel_shape differs from W's");
   NNLIB_TRY(window_of(im, n, x, &w, true));
+  if (w.pad[0] != w.pad_end[0] || w.pad[1] != w.pad_end[1])
+    return refuse(im, "%s: padding that differs between the start and the "
+                      "end of an axis (nnlib's conv2d pads both sides "
+                      "alike)",
+                  nnlib__onnx_find_attr(n, "auto_pad") != NULL
+                      ? "attribute auto_pad"
+                      : "attribute pads");
   int64_t m = wt->dims[0], c = wt->dims[1];
   if (c != x->shape.dims[0])
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
@@ -743,17 +754,10 @@ static nnlib_status map_conv(imp *im, const onode *n) {
   return apply1(im, l, x, out, NULL);
 }
 
-/* ceil_mode changes the output only when a last window starts inside. */
-static bool ceil_changes(const window *w, const oval *x) {
-  for (int d = 0; d < 2; d++) {
-    int64_t span = x->shape.dims[1 + d] + 2 * w->pad[d] - w->kernel[d];
-    if (span >= 0 && span % w->stride[d] != 0)
-      return true;
-  }
-  return false;
-}
-
-/* The pooling layer of `kind` with node n's window over x. */
+/* The pooling layer of `kind` with node n's window over x: pads begin and
+ * end, auto_pad, dilations (MaxPool; AveragePool has none before opset
+ * 19), ceil_mode (PyTorch's rule for the last window, which ONNX Runtime
+ * follows), count_include_pad (AveragePool, default 0). */
 static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
                                nnlib_layer_kind kind, nnlib_layer **l) {
   if (x->shape.rank != 3)
@@ -762,22 +766,21 @@ static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
   window w;
   NNLIB_TRY(window_of(im, n, x, &w, false));
-  if (w.dilation[0] != 1 || w.dilation[1] != 1)
-    return refuse(im, "%s: nnlib's pools have no dilation",
+  bool average = kind == NNLIB_LAYER_AVGPOOL2D;
+  if (average && (w.dilation[0] != 1 || w.dilation[1] != 1))
+    return refuse(im, "%s: a dilated average (opset 19) has no nnlib layer",
                   "attribute dilations");
-  if (nnlib__onnx_attr_int(n, "ceil_mode", 0) != 0 && ceil_changes(&w, x))
-    return refuse(im, "%s: ceil_mode = 1 where it adds a window (nnlib "
-                      "rounds down)",
-                  "attribute ceil_mode");
-  if (kind == NNLIB_LAYER_AVGPOOL2D && (w.pad[0] || w.pad[1]) &&
-      nnlib__onnx_attr_int(n, "count_include_pad", 0) == 0)
-    return refuse(im, "%s = 0 with padding: nnlib's average pool divides by "
-                      "the whole window, padding included",
-                  "attribute count_include_pad");
   nnlib_pool2d_options o;
   nnlib_pool2d_options_init(&o);
   o.stride_h = w.stride[0], o.stride_w = w.stride[1];
   o.padding_h = w.pad[0], o.padding_w = w.pad[1];
+  o.padding_bottom = w.pad_end[0], o.padding_right = w.pad_end[1];
+  o.dilation_h = w.dilation[0], o.dilation_w = w.dilation[1];
+  o.ceil_mode = nnlib__onnx_attr_int(n, "ceil_mode", 0) != 0;
+  /* without padding the two divisors agree: keep the plain form */
+  bool padded = w.pad[0] || w.pad[1] || w.pad_end[0] || w.pad_end[1];
+  if (average && padded)
+    o.count_include_pad = nnlib__onnx_attr_int(n, "count_include_pad", 0) != 0;
   return made(im, nnlib_pool2d_create(l, kind, w.kernel[0], w.kernel[1], &o));
 }
 

@@ -144,6 +144,13 @@ class Pool2dOptions(ctypes.Structure):
         ("stride_w", ctypes.c_int64),
         ("padding_h", ctypes.c_int64),
         ("padding_w", ctypes.c_int64),
+        # library 1.5
+        ("padding_bottom", ctypes.c_int64),
+        ("padding_right", ctypes.c_int64),
+        ("dilation_h", ctypes.c_int64),
+        ("dilation_w", ctypes.c_int64),
+        ("ceil_mode", ctypes.c_int),
+        ("count_include_pad", ctypes.c_int),
     ]
 
 

@@ -372,39 +372,70 @@ class Conv2d(Layer):
                                  kh, kw, ctypes.byref(o)))
 
 
-def _pool(kind, kernel_size, stride, padding):
+def _padding4(padding):
+    """An int, (h, w), or (top, left, bottom, right) as four ints."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return tuple(int(p) for p in padding)
+    h, w = _pair(padding)
+    return h, w, h, w
+
+
+def _pool(kind, kernel_size, stride, padding, dilation=1, ceil_mode=False,
+          count_include_pad=True):
     from ._lib import Pool2dOptions
     o = Pool2dOptions()
-    check(lib.nnlib_pool2d_options_init(ctypes.byref(o)))
+    check(lib.nnlib_pool2d_options_init_size(ctypes.byref(o),
+                                             ctypes.sizeof(o)))
     o.stride_h, o.stride_w = _pair(stride if stride is not None else 0)
-    o.padding_h, o.padding_w = _pair(padding)
+    (o.padding_h, o.padding_w, o.padding_bottom,
+     o.padding_right) = _padding4(padding)
+    o.dilation_h, o.dilation_w = _pair(dilation)
+    o.ceil_mode = int(bool(ceil_mode))
+    o.count_include_pad = int(bool(count_include_pad))
     kh, kw = _pair(kernel_size)
     return _create("nnlib_pool2d_create", int(kind), kh, kw, ctypes.byref(o))
 
 
-class MaxPool2d(Layer):
-    """Max over kernel windows of each channel; stride None: the kernel."""
+_POOL_ARGS = """stride None: the kernel. padding: an int, (h, w), or
+    (top, left, bottom, right) as ONNX's pads, each side at most the
+    kernel - 1. ceil_mode: PyTorch's (a last window may reach past the
+    input, never start in the end padding). dilation, ceil_mode and
+    padding per side need library 1.5."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+
+class MaxPool2d(Layer):
+    """Max over kernel windows of each channel (nn.MaxPool2d). """
+
+    __doc__ += _POOL_ARGS
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 ceil_mode=False):
         super().__init__(_pool(LayerKind.MAXPOOL2D, kernel_size, stride,
-                               padding))
+                               padding, dilation, ceil_mode))
 
 
 class MinPool2d(Layer):
-    """Min over kernel windows of each channel; stride None: the kernel."""
+    """Min over kernel windows of each channel (padding never wins). """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    __doc__ += _POOL_ARGS
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 ceil_mode=False):
         super().__init__(_pool(LayerKind.MINPOOL2D, kernel_size, stride,
-                               padding))
+                               padding, dilation, ceil_mode))
 
 
 class AvgPool2d(Layer):
-    """Mean over kernel windows (padding counted, like PyTorch's default);
-    stride None: the kernel."""
+    """Mean over kernel windows (nn.AvgPool2d): count_include_pad True
+    divides by the window's positions inside the padded input (PyTorch's
+    default), False by its input elements only (ONNX's default). """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    __doc__ += _POOL_ARGS
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
         super().__init__(_pool(LayerKind.AVGPOOL2D, kernel_size, stride,
-                               padding))
+                               padding, 1, ceil_mode, count_include_pad))
 
 
 class GlobalAvgPool(Layer):

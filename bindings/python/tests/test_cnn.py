@@ -143,3 +143,39 @@ def test_other_layers_and_errors():
         nnlib.Conv2d(2, 3, stride=0)
     with pytest.raises(nnlib.InvalidArgumentError, match="rate"):
         nnlib.Dropout(1.0)
+
+
+def test_pool_options_match_torch():
+    """ceil_mode, dilation, count_include_pad=False and padding per side
+    (library 1.5) against torch's pools on the same input."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 9, 10)).astype(np.float32)
+    tx = torch.from_numpy(x)
+    F = torch.nn.functional
+    cases = [
+        (nnlib.MaxPool2d(3, 2, padding=1, dilation=2, ceil_mode=True),
+         "maxpool:3:s2:p1:d2:ceil",
+         F.max_pool2d(tx, 3, 2, 1, dilation=2, ceil_mode=True)),
+        (nnlib.MinPool2d((2, 3), (1, 2), dilation=(2, 1)),
+         "minpool:2x3:s1x2:d2x1",
+         -F.max_pool2d(-tx, (2, 3), (1, 2), dilation=(2, 1))),
+        (nnlib.AvgPool2d(3, 2, padding=1, ceil_mode=True,
+                         count_include_pad=False),
+         "avgpool:3:s2:p1:ceil:exclude_pad",
+         F.avg_pool2d(tx, 3, 2, 1, ceil_mode=True, count_include_pad=False)),
+        # (top, left, bottom, right): F.pad takes left, right, top, bottom
+        (nnlib.MaxPool2d(3, 2, padding=(0, 1, 2, 0)),
+         "maxpool:3:s2:p0x1x2x0",
+         F.max_pool2d(F.pad(tx, (1, 0, 0, 2), value=float("-inf")), 3, 2)),
+    ]
+    for layer, spec, want in cases:
+        m = nnlib.Model([layer])
+        m.compile((2, 9, 10), max_batch=3)
+        assert m.spec == spec
+        got = m.predict(x)
+        assert got.shape == tuple(want.shape)
+        assert rel_error(got, want.numpy()) < 1e-6, spec
+        m.close()
+    with pytest.raises(nnlib.InvalidArgumentError, match="padding 3x3, must "
+                       "be in 0..2x2"):
+        nnlib.AvgPool2d(3, padding=3)

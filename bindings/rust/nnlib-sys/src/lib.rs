@@ -140,6 +140,14 @@ pub struct nnlib_pool2d_options {
     pub stride_w: i64,
     pub padding_h: i64,
     pub padding_w: i64,
+    /// Since 1.5.0 (-1: padding_h).
+    pub padding_bottom: i64,
+    /// Since 1.5.0 (-1: padding_w).
+    pub padding_right: i64,
+    pub dilation_h: i64,
+    pub dilation_w: i64,
+    pub ceil_mode: c_int,
+    pub count_include_pad: c_int,
 }
 
 /// Options of nnlib_attention_create (since 1.4.0).

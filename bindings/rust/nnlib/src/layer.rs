@@ -137,6 +137,33 @@ impl Default for AttentionOptions {
     }
 }
 
+/// What `Layer::pool2d_with` takes besides the kind and the kernel
+/// (PyTorch's MaxPool2d and AvgPool2d options; the defaults are
+/// nnlib_pool2d_options'). All but `stride` and a padding equal on both
+/// sides of each axis need library 1.5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dOptions {
+    /// None: the kernel.
+    pub stride: Option<(i64, i64)>,
+    /// Top, left, bottom, right (ONNX's pads order), each at most the
+    /// kernel - 1.
+    pub padding: (i64, i64, i64, i64),
+    /// Max and min pooling only.
+    pub dilation: (i64, i64),
+    /// PyTorch's ceil mode: a last window may reach past the input, never
+    /// start in the end padding.
+    pub ceil_mode: bool,
+    /// Average pooling: divide by the window's positions inside the padded
+    /// input (true, PyTorch's default) or by its input elements only.
+    pub count_include_pad: bool,
+}
+
+impl Default for Pool2dOptions {
+    fn default() -> Self {
+        Pool2dOptions { stride: None, padding: (0, 0, 0, 0), dilation: (1, 1), ceil_mode: false, count_include_pad: true }
+    }
+}
+
 /// The pooling layers of `Layer::pool2d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
@@ -273,19 +300,29 @@ impl Layer {
     }
 
     /// Max, min or average pooling over `kernel` windows of each channel;
-    /// `stride` None: the kernel.
+    /// `stride` None: the kernel; `padding` (h, w) on both sides.
     pub fn pool2d(kind: PoolKind, kernel: (i64, i64), stride: Option<(i64, i64)>, padding: (i64, i64)) -> Result<Layer> {
+        let (h, w) = padding;
+        Layer::pool2d_with(kind, kernel, Pool2dOptions { stride, padding: (h, w, h, w), ..Default::default() })
+    }
+
+    /// Pooling with every window option (see `Pool2dOptions`).
+    pub fn pool2d_with(kind: PoolKind, kernel: (i64, i64), options: Pool2dOptions) -> Result<Layer> {
         let code = match kind {
             PoolKind::Max => sys::NNLIB_LAYER_MAXPOOL2D,
             PoolKind::Min => sys::NNLIB_LAYER_MINPOOL2D,
             PoolKind::Average => sys::NNLIB_LAYER_AVGPOOL2D,
         };
-        // SAFETY: as for conv2d.
+        // SAFETY: init fills a valid struct of its own size; the pointers
+        // live for the calls.
         unsafe {
             let mut o: sys::nnlib_pool2d_options = std::mem::zeroed();
-            check(sys::nnlib_pool2d_options_init(&mut o))?;
-            (o.stride_h, o.stride_w) = stride.unwrap_or((0, 0));
-            (o.padding_h, o.padding_w) = padding;
+            check(sys::nnlib_pool2d_options_init_size(&mut o, std::mem::size_of::<sys::nnlib_pool2d_options>()))?;
+            (o.stride_h, o.stride_w) = options.stride.unwrap_or((0, 0));
+            (o.padding_h, o.padding_w, o.padding_bottom, o.padding_right) = options.padding;
+            (o.dilation_h, o.dilation_w) = options.dilation;
+            o.ceil_mode = options.ceil_mode as i32;
+            o.count_include_pad = options.count_include_pad as i32;
             Layer::create(|out| sys::nnlib_pool2d_create(out, code, kernel.0, kernel.1, &o))
         }
     }

@@ -44,7 +44,7 @@ pub use nnlib_sys as sys;
 pub use data::{dataset_default_dir, load_dataset, load_idx_images, load_idx_labels, Split};
 pub use error::{Error, Result, Status};
 pub use graph::{Node, NodeInfo, ValidationInputs};
-pub use layer::{Activation, AttentionOptions, Conv2dOptions, Layer, LayerKind, LayerRef, PoolKind};
+pub use layer::{Activation, AttentionOptions, Conv2dOptions, Layer, LayerKind, LayerRef, Pool2dOptions, PoolKind};
 pub use model::{check_version, model_file_info, FitHistory, FitOptions, Loss, Model, Progress, Validation, Workspace};
 pub use onnx::OnnxOptions;
 pub use optim::{optimizer_options, Optimizer, OptimizerKind};

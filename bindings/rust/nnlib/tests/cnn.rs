@@ -2,7 +2,7 @@
 //! toy task, its description names every layer, and a saved copy predicts
 //! the same bits.
 
-use nnlib::{Conv2dOptions, Layer, LayerKind, Loss, Model, Optimizer, PoolKind};
+use nnlib::{Conv2dOptions, Layer, LayerKind, Loss, Model, Optimizer, Pool2dOptions, PoolKind};
 
 const N: usize = 8;
 
@@ -67,4 +67,30 @@ fn bad_shapes_and_arguments_are_errors() {
     let mut m = Model::new().unwrap().with(Layer::conv2d(2, (7, 7), Conv2dOptions::default())).unwrap();
     let err = m.compile(&[1, 6, 6], 2, Loss::Mse, None, 1).unwrap_err();
     assert!(err.to_string().contains("larger than the padded input"), "{}", err);
+}
+
+/// The pooling options of library 1.5 reach the layer: the description
+/// names each, a ceil-mode pool has the extra row and column, and a bad
+/// option is an error naming it.
+#[test]
+fn pool_options_reach_the_layer() {
+    let max = Pool2dOptions { stride: Some((2, 2)), padding: (0, 1, 2, 0), dilation: (1, 2), ceil_mode: true, ..Default::default() };
+    let avg = Pool2dOptions { padding: (1, 1, 1, 1), ceil_mode: true, count_include_pad: false, stride: Some((2, 2)), ..Default::default() };
+    let mut m = Model::new()
+        .unwrap()
+        .with(Layer::pool2d_with(PoolKind::Max, (3, 3), max))
+        .unwrap()
+        .with(Layer::pool2d_with(PoolKind::Average, (2, 2), avg))
+        .unwrap();
+    m.compile(&[1, 10, 9], 2, Loss::None, None, 1).unwrap();
+    assert_eq!(m.spec().unwrap(), "maxpool:3:s2:p0x1x2x0:d1x2:ceil,avgpool:2:p1:ceil:exclude_pad");
+    // rows: (10 + 2 - 3) / 2 rounded up + 1 = 6, the last would start at
+    // 10 (in the bottom padding): 5; columns: (9 + 1 - 5) / 2 up + 1 = 4
+    assert_eq!(m.layer(0).unwrap().output_shape().unwrap(), vec![1, 5, 4]);
+    // rows: 5 + 2 - 2 = 5, /2 up + 1 = 4, the last would start at 6 = 5 +
+    // 1 (the bottom padding): 3; columns: 4 + 2 - 2 = 4, /2 + 1 = 3
+    assert_eq!(m.layer(1).unwrap().output_shape().unwrap(), vec![1, 3, 3]);
+    let dilated_average = Pool2dOptions { dilation: (2, 2), ..Default::default() };
+    let err = Layer::pool2d_with(PoolKind::Average, (2, 2), dilated_average).err().expect("refused");
+    assert!(err.to_string().contains("average pooling has none"), "{}", err);
 }
