@@ -139,6 +139,22 @@ static nnlib_status apply1(imp *im, nnlib_layer *l, oval *x, oval *out,
   return NNLIB_OK;
 }
 
+/* Node n's output made by layer l applied to x, once l's set-up `st`
+ * (its weights filled, say) succeeded: l is freed on any failure before
+ * the model takes it. */
+static nnlib_status apply_made(imp *im, const onode *n, nnlib_layer *l,
+                               oval *x, nnlib_status st,
+                               const nnlib__shape *shape) {
+  oval *out = NULL;
+  if (st == NNLIB_OK)
+    st = output(im, n, &out);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  return apply1(im, l, x, out, shape);
+}
+
 /* A constructor's INVALID_ARGUMENT is a value nnlib cannot take. */
 static nnlib_status made(imp *im, nnlib_status st) {
   if (st == NNLIB_ERR_INVALID_ARGUMENT || st == NNLIB_ERR_TOO_LARGE) {
@@ -357,20 +373,14 @@ static bool positions_fit(const oval *x, const oval *c) {
 /* nnlib's positional layer with T rows, the constant its weight. */
 static nnlib_status map_positional(imp *im, const onode *n, size_t slot,
                                    const oval *c) {
-  oval *x = NULL, *out = NULL;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, slot, &x));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
   nnlib_layer *l = NULL;
   /* the constant holds T rows: max_positions 0, T at compile, is that */
   NNLIB_TRY(made(im, nnlib_positional_create(&l, 0)));
   nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, c->f, c->count);
-  if (st == NNLIB_OK)
-    st = output(im, n, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  return apply1(im, l, x, out, NULL);
+  return apply_made(im, n, l, x, st, NULL);
 }
 
 static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
@@ -695,7 +705,7 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
 }
 
 static nnlib_status map_conv(imp *im, const onode *n) {
-  oval *x = NULL, *wt = NULL, *b = NULL, *out = NULL;
+  oval *x = NULL, *wt = NULL, *b = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   NNLIB_TRY(const_input(im, n, 1, "W", &wt));
   if (nnlib__onnx_input(im, n, 2) != NULL)
@@ -745,13 +755,7 @@ static nnlib_status map_conv(imp *im, const onode *n) {
   nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, wt->f, wt->count);
   if (st == NNLIB_OK && b != NULL)
     st = nnlib__onnx_add_fill(im, l, false, 1, b->f, m);
-  if (st == NNLIB_OK)
-    st = output(im, n, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  return apply1(im, l, x, out, NULL);
+  return apply_made(im, n, l, x, st, NULL);
 }
 
 /* The pooling layer of `kind` with node n's window over x: pads begin and
@@ -785,16 +789,11 @@ static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
 }
 
 static nnlib_status map_pool(imp *im, const onode *n, nnlib_layer_kind kind) {
-  oval *x = NULL, *out = NULL;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   nnlib_layer *l = NULL;
   NNLIB_TRY(pool_layer(im, n, x, kind, &l));
-  nnlib_status st = output(im, n, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  return apply1(im, l, x, out, NULL);
+  return apply_made(im, n, l, x, NNLIB_OK, NULL);
 }
 
 /* The node of type op that alone reads n's output, as its first input. */
@@ -851,20 +850,15 @@ static nnlib_status map_neg(imp *im, const onode *n) {
 }
 
 static nnlib_status map_global_avgpool(imp *im, const onode *n) {
-  oval *x = NULL, *out = NULL;
+  oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   if (x->shape.rank != 3)
     return refuse(im, "%s: [batch, C, H, W] only", "input shape");
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_global_avgpool_create(&l)));
-  nnlib_status st = output(im, n, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
   nnlib__shape s = {3, {x->shape.dims[0], 1, 1}}; /* ONNX keeps 1x1 */
-  return apply1(im, l, x, out, &s);
+  return apply_made(im, n, l, x, NNLIB_OK, &s);
 }
 
 /* ------------------------------------------------------- normalisation */
@@ -889,7 +883,7 @@ static float batch_weight(float m) {
 }
 
 static nnlib_status map_batchnorm(imp *im, const onode *n) {
-  oval *x, *p[4], *out;
+  oval *x, *p[4];
   const char *names[4] = {"scale", "B", "input_mean", "input_var"};
   NNLIB_TRY(graph_input(im, n, 0, &x));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
@@ -920,13 +914,7 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
   nnlib_status st = NNLIB_OK;
   for (int k = 0; k < 4 && st == NNLIB_OK; k++)
     st = nnlib__onnx_add_fill(im, l, k >= 2, (size_t)(k % 2), p[k]->f, c);
-  if (st == NNLIB_OK)
-    st = output(im, n, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  return apply1(im, l, x, out, NULL);
+  return apply_made(im, n, l, x, st, NULL);
 }
 
 /* Y, and the optional Mean and InvStdDev (the statistics ONNX keeps for
