@@ -528,9 +528,9 @@ def test_warmup_steps_scale_the_first_updates():
     assert nnlib.Adam().options["warmup_steps"] == 0
 
 
-def test_version_is_1_4():
+def test_version_is_1_5():
     assert nnlib.__version__ == "1.5.0"
-    assert nnlib.version() >= 10400
+    assert nnlib.version() >= 10500
     assert nnlib.lib.nnlib_version_string().decode() == \
         nnlib.version_string()
     assert ctypes.sizeof(nnlib._lib.GenerateOptions) > 0

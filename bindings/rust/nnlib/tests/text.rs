@@ -511,7 +511,7 @@ fn warmup_steps_scale_the_first_updates() -> Result<()> {
 }
 
 #[test]
-fn version_is_1_4() {
-    assert!(nnlib::version() >= 10400);
-    assert_eq!(nnlib::sys::NNLIB_VERSION_MINOR, 4);
+fn version_is_1_5() {
+    assert!(nnlib::version() >= 10500);
+    assert_eq!(nnlib::sys::NNLIB_VERSION_MINOR, 5);
 }
