@@ -8,7 +8,7 @@
  *                  [--out FILE.nnl]
  *
  * A stem, three stages of K basic residual blocks each, global average
- * pooling, dropout and a dense head (W = 24, K = 1 by default):
+ * pooling, dropout and a dense head (W = 32, K = 1 by default):
  *
  *   stem     conv W 3x3 pad 1 -> batchnorm -> relu                [W, 28, 28]
  *   stage 1  K blocks of W channels                               [W, 28, 28]
@@ -26,7 +26,7 @@
  * after each has its own shift. Softmax cross-entropy on class indices,
  * AdamW (lr 2e-3, decoupled weight decay 0.05; --weight-decay 0 gives
  * Adam) with the rate decaying along a cosine to 0 over the run, batches
- * of 64, 12 epochs (--dropout 0 drops the dropout). Augmentation (on
+ * of 64, 16 epochs (--dropout 0 drops the dropout). Augmentation (on
  * unless --augment 0): every epoch trains on a fresh copy of the training
  * images, each mirrored left-right with probability 1/2 and shifted by up
  * to 2 pixels each way (zeros shifted in), drawn from a generator seeded
@@ -78,7 +78,7 @@ static void usage(const char *program) {
 }
 
 static config parse_args(int argc, char **argv) {
-  config c = {NULL, NULL, 12, 0, 64, 24, 1, 1, 2e-3f, 0.05f, 0.3f, 1};
+  config c = {NULL, NULL, 16, 0, 64, 32, 1, 1, 2e-3f, 0.05f, 0.3f, 1};
   for (int i = 1; i < argc; i++) {
     const char *option = argv[i];
     if (i + 1 == argc)

@@ -118,9 +118,15 @@ static const char *pool2d_name(const nnlib_layer *l) {
 }
 
 /* The first window along the axis whose taps all fall in the padding, or
- * -1. Dilated windows can straddle a short input; with dilation 1 the
- * padding limit of the constructor (k - 1) already rules it out. */
+ * -1. A window starts inside the input or the begin padding (axis_out),
+ * and the begin padding is at most k - 1 <= (k - 1) d, so its first tap
+ * at or past 0 is below d: with in >= d (always, for dilation 1) every
+ * window holds a real tap, and no loop over a long axis is needed. Only a
+ * dilated window over an input shorter than d can jump over it all; then
+ * the window span, at most the padded input, leaves a handful of windows. */
 static int64_t empty_window(const pool_axis *a, int64_t out) {
+  if (a->in >= a->d)
+    return -1;
   for (int64_t o = 0; o < out; o++)
     if (axis_taps(a, o).real < 1)
       return o;
