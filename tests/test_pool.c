@@ -204,6 +204,14 @@ static void test_gradcheck_in_a_network(void **s) {
       "conv:3x3x3:p1,minpool:3:s2:p1,conv:2x2x2,flatten,dense:3",
       "conv:3x3x3:p1,avgpool:2x3:s1x2:p1,conv:2x2x2,flatten,dense:3",
       "conv:3x3x3,global_avgpool,dense:3",
+      /* the window options: ceil mode, padding per side, dilation,
+       * averages over the real elements only */
+      "conv:3x3x3:p1,maxpool:3:s2:p2:ceil,conv:2x2x2,flatten,dense:3",
+      "conv:3x3x3:p1,minpool:2:s1:p1x0x0x1:d2,conv:2x2x2,flatten,dense:3",
+      "conv:3x3x3:p1,avgpool:3:s2:p1:ceil:exclude_pad,conv:2x2x2,flatten,"
+      "dense:3",
+      "conv:3x3x3:p1,avgpool:3x2:s2x1:p2x0x0x1:exclude_pad,conv:2x2x2,"
+      "flatten,dense:3",
   };
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
     nnlib_model *m = NULL;
@@ -222,7 +230,7 @@ static void test_gradcheck_in_a_network(void **s) {
     o.step = 1e-3f;
     double err;
     ASSERT_OK(nnlib_model_gradcheck(m, X, T, &o, &err));
-    print_message("  %-62s %.2e\n", specs[i], err);
+    print_message("  %-70s %.2e\n", specs[i], err);
     if (!(err <= 1e-3))
       fail_msg("%s: gradcheck %.3g", specs[i], err);
     nnlib_tensor_free(X);

@@ -280,44 +280,6 @@ static void test_backward_routing(void **s) {
     check_routing(&cases[k], k);
 }
 
-/* conv -> pool -> conv -> dense: every parameter through the pool, with
- * several channels, against finite differences. */
-static void test_gradcheck_in_a_network(void **s) {
-  (void)s;
-  const char *specs[] = {
-      "conv:3x3x3:p1,maxpool:3:s2:p2:ceil,conv:2x2x2,flatten,dense:3",
-      "conv:3x3x3:p1,minpool:2:s1:p1x0x0x1:d2,conv:2x2x2,flatten,dense:3",
-      "conv:3x3x3:p1,avgpool:3:s2:p1:ceil:exclude_pad,conv:2x2x2,flatten,"
-      "dense:3",
-      "conv:3x3x3:p1,avgpool:3x2:s2x1:p2x0x0x1:exclude_pad,conv:2x2x2,"
-      "flatten,dense:3",
-  };
-  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-    nnlib_model *m = NULL;
-    nnlib_optimizer *opt = NULL;
-    ASSERT_OK(nnlib_sgd_create(&opt, 0.1f, 0, 0, 0));
-    ASSERT_OK(nnlib_model_create(&m));
-    ASSERT_OK(nnlib_model_add_spec(m, specs[i]));
-    int64_t shape[3] = {2, 8, 9};
-    ASSERT_OK(nnlib_model_compile(m, shape, 3, 3, NNLIB_LOSS_MSE, opt, 9));
-    nnlib_tensor *X = ts_tensor2(3, 2 * 8 * 9, NULL), *T = ts_tensor2(3, 3, NULL);
-    uint32_t seed = 99;
-    ts_fill_uniform(nnlib_tensor_get_data(X), 3 * 144, -1, 1, &seed);
-    ts_fill_uniform(nnlib_tensor_get_data(T), 9, -1, 1, &seed);
-    nnlib_gradcheck_options o;
-    ASSERT_OK(nnlib_gradcheck_options_init(&o));
-    o.step = 1e-3f;
-    double err;
-    ASSERT_OK(nnlib_model_gradcheck(m, X, T, &o, &err));
-    print_message("  %-70s %.2e\n", specs[i], err);
-    if (!(err <= 1e-3))
-      fail_msg("%s: gradcheck %.3g", specs[i], err);
-    nnlib_tensor_free(X);
-    nnlib_tensor_free(T);
-    nnlib_model_free(m);
-  }
-}
-
 /* The same pool by default options and by the new fields set to what
  * they default to: the same predictions, the same description. */
 static void test_defaults_are_the_old_pool(void **s) {
@@ -612,7 +574,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forward_against_naive),
       cmocka_unit_test(test_backward_routing),
-      cmocka_unit_test(test_gradcheck_in_a_network),
       cmocka_unit_test(test_defaults_are_the_old_pool),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_bad_shapes),
