@@ -3,10 +3,11 @@
  * out (count_include_pad 0). Each case against a naive loop written from
  * the header's definition (every tap of every window, in double), forward
  * and backward (through a 1x1 convolution in front whose weight gradient is
- * sum(dx * x)); finite-difference checks in a network; every bad option
+ * sum(dx * x)); every bad option
  * with its status and message; description items; model files (a pool of
  * the defaults keeps its 48-byte config, the others write 88 bytes and
- * load back the same). PyTorch's values for the same options are checked
+ * load back the same). Finite differences through networks with these pools
+ * are in test_pool; PyTorch's values for the same options are checked
  * in test_internal_torch (tests/make_torch_fixtures.py). */
 #include "file_parts.h"
 #include "test_support.h"
