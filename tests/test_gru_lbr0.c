@@ -260,18 +260,7 @@ static void test_fused_sgd_matches_plain_update(void **s) {
   for (int step = 0; step < 3; step++)
     for (int i = 0; i < 2; i++)
       ASSERT_OK(nnlib_model_step(m[i], x, t, NULL));
-  for (size_t li = 0; li < 3; li++) {
-    nnlib_layer *a = nnlib_model_get_layer(m[0], li);
-    nnlib_layer *b = nnlib_model_get_layer(m[1], li);
-    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(a); p++) {
-      nnlib_tensor *va, *vb;
-      ASSERT_OK(nnlib_layer_get_param(a, p, &va, NULL));
-      ASSERT_OK(nnlib_layer_get_param(b, p, &vb, NULL));
-      for (int64_t k = 0; k < nnlib_tensor_get_size(va); k++)
-        ASSERT_NEAR(nnlib_tensor_get_data(va)[k], nnlib_tensor_get_data(vb)[k],
-                    1e-5);
-    }
-  }
+  ts_assert_params_near(m[0], m[1], 3, 1e-5);
   nnlib_tensor_free(x);
   nnlib_tensor_free(t);
   nnlib_model_free(m[0]);

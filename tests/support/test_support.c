@@ -1,4 +1,5 @@
 #include "test_support.h"
+#include <math.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,22 @@ nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
   va_end(ap);
   ASSERT_OK(nnlib_model_compile(m, &in, 1, max_batch, loss, opt, seed));
   return m;
+}
+
+void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
+                           double tol) {
+  for (size_t li = 0; li < layers; li++) {
+    nnlib_layer *la = nnlib_model_get_layer(a, li);
+    nnlib_layer *lb = nnlib_model_get_layer(b, li);
+    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(la); p++) {
+      nnlib_tensor *va, *vb;
+      ASSERT_OK(nnlib_layer_get_param(la, p, &va, NULL));
+      ASSERT_OK(nnlib_layer_get_param(lb, p, &vb, NULL));
+      for (int64_t k = 0; k < nnlib_tensor_get_size(va); k++)
+        ASSERT_NEAR(nnlib_tensor_get_data(va)[k], nnlib_tensor_get_data(vb)[k],
+                    tol);
+    }
+  }
 }
 
 nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values) {

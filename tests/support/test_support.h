@@ -61,6 +61,9 @@ nnlib_layer *ts_act(nnlib_activation kind, float param);
 nnlib_layer *ts_conv(int cin, int cout, int kh, int kw, const int geom[6],
                      int bias);
 nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values);
+/* Every parameter of the first `layers` layers of a and b within tol. */
+void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
+                           double tol);
 /* Uniform values in [lo, hi) from a simple LCG (independent of nnlib). */
 void ts_fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t *state);
 
