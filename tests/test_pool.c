@@ -67,20 +67,6 @@ static nnlib_layer *make_pool(const pool_case *p) {
   return l;
 }
 
-static nnlib_model *model_of(nnlib_layer **layers, size_t count,
-                             const int64_t *shape, int64_t batch,
-                             nnlib_loss loss) {
-  nnlib_model *m = NULL;
-  nnlib_optimizer *opt = NULL;
-  if (loss != NNLIB_LOSS_NONE)
-    ASSERT_OK(nnlib_sgd_create(&opt, 0.1f, 0, 0, 0));
-  ASSERT_OK(nnlib_model_create(&m));
-  for (size_t i = 0; i < count; i++)
-    ASSERT_OK(nnlib_model_add(m, layers[i]));
-  ASSERT_OK(nnlib_model_compile(m, shape, 3, batch, loss, opt, 3));
-  return m;
-}
-
 static const pool_case cases[] = {
     {NNLIB_LAYER_MAXPOOL2D, 3, 2, 8, 6, 2, 2, 2, 2, 0, 0},
     {NNLIB_LAYER_MAXPOOL2D, 1, 3, 7, 9, 2, 2, 2, 2, 0, 0}, /* odd: clipped */
@@ -109,7 +95,7 @@ static void test_forward_against_naive(void **s) {
     naive_pool(p, x, want, at);
     nnlib_layer *l = make_pool(p);
     int64_t shape[3] = {p->c, p->h, p->w};
-    nnlib_model *m = model_of(&l, 1, shape, p->n, NNLIB_LOSS_NONE);
+    nnlib_model *m = ts_chain3(&l, 1, shape, p->n, NNLIB_LOSS_NONE);
     nnlib_tensor *X = ts_tensor2(p->n, in, x), *Y = ts_tensor2(p->n, out, NULL);
     ASSERT_OK(nnlib_model_predict(m, X, Y));
     for (int i = 0; i < p->n * out; i++)
@@ -165,7 +151,7 @@ static void check_routing(const pool_case *p) {
   ASSERT_OK(nnlib_conv2d_create(&layers[0], 1, 1, 1, NULL));
   layers[1] = make_pool(&one);
   int64_t shape[3] = {1, p->h, p->w};
-  nnlib_model *m = model_of(layers, 2, shape, p->n, NNLIB_LOSS_MSE);
+  nnlib_model *m = ts_chain3(layers, 2, shape, p->n, NNLIB_LOSS_MSE);
   nnlib_tensor *w, *gw, *gb;
   nnlib_layer *conv = nnlib_model_get_layer(m, 0);
   ASSERT_OK(nnlib_layer_get_param(conv, 0, &w, &gw));
@@ -245,7 +231,7 @@ static void test_nan_propagates(void **s) {
   pool_case p = {NNLIB_LAYER_MAXPOOL2D, 1, 1, 2, 2, 2, 2, 2, 2, 0, 0};
   nnlib_layer *l = make_pool(&p);
   int64_t shape[3] = {1, 2, 2};
-  nnlib_model *m = model_of(&l, 1, shape, 1, NNLIB_LOSS_NONE);
+  nnlib_model *m = ts_chain3(&l, 1, shape, 1, NNLIB_LOSS_NONE);
   float x[4] = {1.0f, NAN, 3.0f, 2.0f};
   nnlib_tensor *X = ts_tensor2(1, 4, x), *Y = ts_tensor2(1, 1, NULL);
   ASSERT_OK(nnlib_model_predict(m, X, Y));
@@ -261,7 +247,7 @@ static void test_global_avgpool(void **s) {
   ASSERT_OK(nnlib_global_avgpool_create(&l));
   assert_int_equal(nnlib_layer_get_kind(l), NNLIB_LAYER_GLOBAL_AVGPOOL);
   int64_t shape[3] = {3, 4, 5};
-  nnlib_model *m = model_of(&l, 1, shape, 2, NNLIB_LOSS_NONE);
+  nnlib_model *m = ts_chain3(&l, 1, shape, 2, NNLIB_LOSS_NONE);
   float x[120];
   for (int i = 0; i < 120; i++)
     x[i] = (float)i;

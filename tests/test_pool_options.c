@@ -142,20 +142,6 @@ static nnlib_layer *make_pool(const pool_case *p) {
   return l;
 }
 
-static nnlib_model *model_of(nnlib_layer **layers, size_t count,
-                             const int64_t *shape, int64_t batch,
-                             nnlib_loss loss) {
-  nnlib_model *m = NULL;
-  nnlib_optimizer *opt = NULL;
-  if (loss != NNLIB_LOSS_NONE)
-    ASSERT_OK(nnlib_sgd_create(&opt, 0.1f, 0, 0, 0));
-  ASSERT_OK(nnlib_model_create(&m));
-  for (size_t i = 0; i < count; i++)
-    ASSERT_OK(nnlib_model_add(m, layers[i]));
-  ASSERT_OK(nnlib_model_compile(m, shape, 3, batch, loss, opt, 3));
-  return m;
-}
-
 #define MAX NNLIB_LAYER_MAXPOOL2D
 #define MIN NNLIB_LAYER_MINPOOL2D
 #define AVG NNLIB_LAYER_AVGPOOL2D
@@ -203,7 +189,7 @@ static void test_forward_against_naive(void **s) {
     naive_pool(p, x, want, at);
     nnlib_layer *l = make_pool(p);
     int64_t shape[3] = {p->c, p->h, p->w};
-    nnlib_model *m = model_of(&l, 1, shape, p->n, NNLIB_LOSS_NONE);
+    nnlib_model *m = ts_chain3(&l, 1, shape, p->n, NNLIB_LOSS_NONE);
     int64_t dims[3];
     size_t rank;
     ASSERT_OK(nnlib_model_get_output_shape(m, dims, 3, &rank));
@@ -249,7 +235,7 @@ static void check_routing(const pool_case *given, size_t k) {
   ASSERT_OK(nnlib_conv2d_create(&layers[0], 1, 1, 1, NULL));
   layers[1] = make_pool(&p);
   int64_t shape[3] = {1, p.h, p.w};
-  nnlib_model *m = model_of(layers, 2, shape, p.n, NNLIB_LOSS_MSE);
+  nnlib_model *m = ts_chain3(layers, 2, shape, p.n, NNLIB_LOSS_MSE);
   nnlib_tensor *w, *gw, *gb;
   nnlib_layer *conv = nnlib_model_get_layer(m, 0);
   ASSERT_OK(nnlib_layer_get_param(conv, 0, &w, &gw));
@@ -296,8 +282,8 @@ static void test_defaults_are_the_old_pool(void **s) {
   o.count_include_pad = 1;
   ASSERT_OK(nnlib_pool2d_create(&b, AVG, 3, 3, &o));
   int64_t shape[3] = {2, 7, 8};
-  nnlib_model *ma = model_of(&a, 1, shape, 2, NNLIB_LOSS_NONE);
-  nnlib_model *mb = model_of(&b, 1, shape, 2, NNLIB_LOSS_NONE);
+  nnlib_model *ma = ts_chain3(&a, 1, shape, 2, NNLIB_LOSS_NONE);
+  nnlib_model *mb = ts_chain3(&b, 1, shape, 2, NNLIB_LOSS_NONE);
   char sa[64], sb[64];
   ASSERT_OK(nnlib_model_get_spec(ma, sa, sizeof sa, NULL));
   ASSERT_OK(nnlib_model_get_spec(mb, sb, sizeof sb, NULL));

@@ -49,6 +49,20 @@ nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
   return m;
 }
 
+nnlib_model *ts_chain3(nnlib_layer **layers, size_t count,
+                       const int64_t shape[3], int64_t max_batch,
+                       nnlib_loss loss) {
+  nnlib_model *m = NULL;
+  nnlib_optimizer *opt = NULL;
+  if (loss != NNLIB_LOSS_NONE)
+    ASSERT_OK(nnlib_sgd_create(&opt, 0.1f, 0, 0, 0));
+  ASSERT_OK(nnlib_model_create(&m));
+  for (size_t i = 0; i < count; i++)
+    ASSERT_OK(nnlib_model_add(m, layers[i]));
+  ASSERT_OK(nnlib_model_compile(m, shape, 3, max_batch, loss, opt, 3));
+  return m;
+}
+
 void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
                            double tol) {
   for (size_t li = 0; li < layers; li++) {

@@ -54,6 +54,12 @@ void ts_check_spec_errors(const char *const (*bad)[2], size_t count);
  * `in` features. Fails the test on error. */
 nnlib_model *ts_model(int64_t in, int64_t max_batch, nnlib_loss loss,
                       nnlib_optimizer *opt, uint64_t seed, ...);
+/* A chain of `count` layers compiled for per-sample `shape` (rank 3) at
+ * `max_batch`, with plain SGD (rate 0.1) when `loss` is not NONE, seed 3.
+ * Fails the test on error. */
+nnlib_model *ts_chain3(nnlib_layer **layers, size_t count,
+                       const int64_t shape[3], int64_t max_batch,
+                       nnlib_loss loss);
 nnlib_layer *ts_dense(int64_t in, int64_t out, int bias);
 nnlib_layer *ts_act(nnlib_activation kind, float param);
 /* conv2d of cout kh x kw kernels over cin channels; geom is {stride_h,
