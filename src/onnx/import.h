@@ -3,7 +3,8 @@
  * import_fold.c: constants folded at import; import_opset.c: which opsets
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
  * import_gelu.c: the GELU and step subgraphs; import_attention.c: the
- * nn.MultiheadAttention subgraph). Private to src/onnx/. */
+ * nn.MultiheadAttention subgraph; import_layernorm.c: layer normalisation
+ * in primitive operators). Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
 
@@ -201,6 +202,15 @@ nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
  * subgraph of torch's export, made into an attention layer; *matched
  * false when node k does not start one (import_attention.c). */
 nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
+                                         bool *matched);
+
+/* Node k and the nodes around it as one layer normalisation over the last
+ * axis in primitive operators (torch's export at opsets 13 to 16, or
+ * LayerNormalization's function body), made into a layernorm layer; the
+ * function body's Mean and InvStdDev become values nnlib does not make.
+ * *matched false when node k is not in such a subgraph
+ * (import_layernorm.c). */
+nnlib_status nnlib__onnx_match_layernorm(nnlib__onnx_import *im, size_t k,
                                          bool *matched);
 
 /* Maps node k (import_ops.c). */
