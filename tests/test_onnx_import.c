@@ -7,7 +7,9 @@
  * produces, an unknown op named in the message, external data, no output,
  * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
  * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
- * weights that are not initializers); the
+ * weights that are not initializers; torch's opset-14 LayerNorm subgraph
+ * broken: the exponent, epsilon, the axes, an intermediate read outside,
+ * a scale per row); the
  * graph output chosen by nnlib_onnx_options.output (only its nodes
  * imported; none chosen among several, or a name that is no output, with
  * their statuses), a time-major RNN graph input [T, N, F] taken batch first
@@ -347,6 +349,25 @@ static void broken_attention(void **state) {
   expect_fixture("bad_attention_weights", NNLIB_ERR_UNSUPPORTED,
                  "'/mha/MatMul' (MatMul)",
                  "is a graph tensor from outside the attention subgraph");
+}
+
+/* torch's opset-14 LayerNorm subgraph with one thing changed is not a
+ * layer normalisation: its nodes map one by one and the first one nnlib
+ * has no layer for is refused, named. */
+static void broken_layernorm(void **state) {
+  (void)state;
+  const char *names[4] = {"bad_layernorm_pow",  /* (x - mean)^3 */
+                          "bad_layernorm_eps",  /* epsilon 0 */
+                          "bad_layernorm_axes", /* a variance over axis 0 */
+                          "bad_layernorm_outside"}; /* x - mean read after */
+  for (size_t k = 0; k < 4; k++)
+    expect_fixture(names[k], NNLIB_ERR_UNSUPPORTED,
+                   "'/1/ReduceMean' (ReduceMean)",
+                   "operator 'ReduceMean' has no nnlib layer");
+  /* a scale of one row per sample [5, 8]: the layernorm is read without
+   * it, and the Mul by that constant is refused */
+  expect_fixture("bad_layernorm_scale", NNLIB_ERR_UNSUPPORTED,
+                 "'/1/Mul' (Mul)", "input 1 must be a tensor computed");
 }
 
 static void arguments_and_files(void **state) {
@@ -796,6 +817,7 @@ int main(void) {
       cmocka_unit_test(output_option),
       cmocka_unit_test(time_major_input_and_outputs),
       cmocka_unit_test(layernorm_statistics),
+      cmocka_unit_test(broken_layernorm),
       cmocka_unit_test(pool_attributes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
