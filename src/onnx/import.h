@@ -4,7 +4,8 @@
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
  * import_gelu.c: the GELU and step subgraphs; import_attention.c: the
  * nn.MultiheadAttention subgraph; import_layernorm.c: layer normalisation
- * in primitive operators). Private to src/onnx/. */
+ * in primitive operators; import_integers.c: uint8 and int8 inputs).
+ * Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
 
@@ -136,6 +137,14 @@ nnlib_status nnlib__onnx_prune(nnlib__onnx_import *im);
  * ([T, batch, F]). Such an input becomes a batch-first model input. */
 bool nnlib__onnx_time_major_input(const nnlib__onnx_import *im,
                                   const nnlib__onnx_value_info *info);
+
+/* Whether uint8 or int8 graph input `info` can be read as floats: every
+ * node the output needs that reads it (or an integer value made from it)
+ * is MaxPool, Relu, Identity, Flatten or Reshape reading it as data, or a
+ * Cast to float; else NNLIB_ERR_UNSUPPORTED naming the input, its type and
+ * the node (import_integers.c). */
+nnlib_status nnlib__onnx_check_integer_input(
+    nnlib__onnx_import *im, const nnlib__onnx_value_info *info);
 
 /* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
 void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size);
