@@ -777,7 +777,7 @@ static nnlib_status fold_flatten(nnlib__onnx_import *im,
 static nnlib_status fold_size(nnlib__onnx_import *im,
                               const nnlib__onnx_value *x,
                               nnlib__onnx_value *out) {
-  int64_t dims[1];
+  int64_t dims[1] = {0}; /* rank 0: a scalar */
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, NNLIB__ONNX_INT64, dims, 0));
   out->i[0] = x->count;
   return NNLIB_OK;
