@@ -66,6 +66,17 @@ above as they are):
              targets [N, 6] and the steps' losses are per-token softmax
              cross-entropy (mean over the N*6 tokens). LayerNorm weights and
              the attention biases are drawn away from torch's 1 and 0.
+  layernorm14  Linear 6-8, LayerNorm(8) (weights drawn away from 1 and 0),
+             Linear 8-3, exported at opset 14 (no LayerNormalization
+             operator yet: torch writes it as ReduceMean, Sub, Pow,
+             ReduceMean, Add, Sqrt, Div, Mul, Add)
+  layernorm14_seq  the same at opset 14 over [4, 6] per sample: Linear 6-8
+             on the last axis (MatMul + Add), LayerNorm(8) without affine
+             parameters, Flatten, Linear 32-3
+  bad_layernorm_*  layernorm14 broken for tests/test_onnx_import.c: _pow
+             (the exponent 3), _eps (epsilon 0), _axes (the variance's
+             ReduceMean over axis 0), _outside (x - mean also added to the
+             result), _scale (the scale [5, 8], one row per sample)
 
 Run with /usr/bin/python3 (python3-torch 1.13) from the repository root;
 with no argument it writes every case, with names (e.g. `resnet gpt`) only
@@ -87,10 +98,10 @@ def line(name, values):
     return "%s %d %s\n" % (name, len(flat), " ".join(repr(v) for v in flat))
 
 
-def export(model, x, name):
+def export(model, x, name, opset=17):
     model.eval()
     path = os.path.join(OUT, name + ".onnx")
-    torch.onnx.export(model, x, path, opset_version=17,
+    torch.onnx.export(model, x, path, opset_version=opset,
                       input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
                       do_constant_folding=True)
@@ -102,12 +113,13 @@ def write(name, text):
         f.write(text)
 
 
-def trained(name, model, x, classes, steps=3, lr=0.1, fast_path=True):
+def trained(name, model, x, classes, steps=3, lr=0.1, fast_path=True,
+            opset=17):
     """Eval outputs, then `steps` SGD steps (eval mode: the layers the
     export keeps train alike) and their losses. fast_path False takes the
     eval outputs with gradients on, which keeps nn.MultiheadAttention off
     its inference fast path (torch 1.13's fails without biases)."""
-    export(model, x, name)
+    export(model, x, name, opset)
     model.eval()
     with torch.set_grad_enabled(not fast_path):
         y = model(x).detach()
@@ -426,12 +438,88 @@ def gpt_case():
           line("lr", [lr]) + line("losses", losses))
 
 
+def layernorm_cases():
+    """nn.LayerNorm exported at opset 14, before LayerNormalization existed:
+    torch writes ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul,
+    Add. Broken copies for tests/test_onnx_import.c follow."""
+    torch.manual_seed(1414)
+    net = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    with torch.no_grad():  # away from torch's initial ones and zeros
+        net[1].weight.uniform_(0.6, 1.4)
+        net[1].bias.uniform_(-0.2, 0.2)
+    trained("layernorm14", net, torch.randn(5, 6), 3, opset=14)
+
+    class Seq(nn.Module):  # [4, 6] per sample, a LayerNorm without affine
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 8)
+            self.norm = nn.LayerNorm(8, elementwise_affine=False)
+            self.head = nn.Linear(32, 3)
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.norm(self.lin(x)), 1))
+
+    trained("layernorm14_seq", Seq(), torch.randn(5, 4, 6), 3, opset=14)
+    broken_layernorm()
+
+
+def broken_layernorm():
+    """Copies of layernorm14.onnx with one thing changed: the pattern is
+    then not read and the ReduceMean (or the node named) is refused."""
+    import onnx
+    from onnx import numpy_helper
+
+    def load():
+        return onnx.load(os.path.join(OUT, "layernorm14.onnx"))
+
+    def node(model, name):
+        return next(n for n in model.graph.node if n.name == name)
+
+    def set_constant(model, name, value):
+        a = node(model, name).attribute[0]
+        a.t.CopyFrom(numpy_helper.from_array(
+            numpy_helper.to_array(a.t) * 0 + value, a.t.name))
+
+    def save(model, name):
+        onnx.save(model, os.path.join(OUT, "bad_layernorm_" + name + ".onnx"))
+
+    m = load()  # (x - mean)^3
+    set_constant(m, "/1/Constant", 3.0)
+    save(m, "pow")
+
+    m = load()  # eps 0: nnlib's layernorm needs eps > 0
+    set_constant(m, "/1/Constant_1", 0.0)
+    save(m, "eps")
+
+    m = load()  # the variance over the batch axis
+    a = node(m, "/1/ReduceMean_1").attribute[0]
+    del a.ints[:]
+    a.ints.append(0)
+    save(m, "axes")
+
+    m = load()  # x - mean also read after the subgraph
+    n = node(m, "/2/Gemm")
+    mix = onnx.helper.make_node("Add", [n.input[0], "/1/Sub_output_0"],
+                                ["mixed"], name="mix")
+    n.input[0] = "mixed"
+    m.graph.node.insert(list(m.graph.node).index(n), mix)
+    save(m, "outside")
+
+    m = load()  # a scale that differs per batch row: not LayerNorm's
+    w = next(t for t in m.graph.initializer if t.name == "1.weight")
+    w.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(w)[None, :].repeat(5, 0), w.name))
+    save(m, "scale")
+
+
 NEW_CASES = {
     "resnet": resnet_cases,  # also writes resnet_folded
     "attention": attention_cases,  # also writes attention_causal
     "gpt": gpt_case,
+    "layernorm": layernorm_cases,  # also layernorm14_seq, bad_layernorm_*
 }
-NEW_SEEDS = ("resnet", "attention", "attention_causal")  # gpt: 40 KB
+NEW_SEEDS = ("resnet", "attention", "attention_causal",
+             "layernorm14")  # gpt: 40 KB
 
 
 def write_seeds(names):
@@ -452,7 +540,8 @@ def main_new(names):
         NEW_CASES[name]()
     written = {"resnet": ("resnet",),
                "attention": ("attention", "attention_causal"),
-               "gpt": ("gpt",)}
+               "gpt": ("gpt",),
+               "layernorm": ("layernorm14",)}
     write_seeds([s for n in names for s in written[n] if s in NEW_SEEDS])
 
 

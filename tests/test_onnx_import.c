@@ -7,7 +7,9 @@
  * produces, an unknown op named in the message, external data, no output,
  * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
  * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
- * weights that are not initializers); the
+ * weights that are not initializers; torch's opset-14 LayerNorm subgraph
+ * broken: the exponent, epsilon, the axes, an intermediate read outside,
+ * a scale per row); the
  * graph output chosen by nnlib_onnx_options.output (only its nodes
  * imported; none chosen among several, or a name that is no output, with
  * their statuses), a time-major RNN graph input [T, N, F] taken batch first
@@ -80,7 +82,10 @@ static pbuf tensor(const char *name, const int64_t *dims, size_t rank,
 }
 
 /* ValueInfoProto of a float tensor [batch, dims...]. */
-static pbuf value_info(const char *name, const int64_t *dims, size_t rank) {
+/* ValueInfoProto of a tensor of element type `elem` (FLOAT 1, UINT8 2,
+ * INT8 3, ...). */
+static pbuf typed_value_info(const char *name, int64_t elem,
+                             const int64_t *dims, size_t rank) {
   pbuf shape = {{0}, 0}, tt = {{0}, 0}, type = {{0}, 0}, v = {{0}, 0};
   for (size_t k = 0; k < rank; k++) {
     pbuf dim = {{0}, 0};
@@ -90,12 +95,16 @@ static pbuf value_info(const char *name, const int64_t *dims, size_t rank) {
       put_int(&dim, 1, dims[k]);
     put_msg(&shape, 1, &dim);
   }
-  put_int(&tt, 1, 1);
+  put_int(&tt, 1, elem);
   put_msg(&tt, 2, &shape);
   put_msg(&type, 1, &tt);
   put_str(&v, 1, name);
   put_msg(&v, 2, &type);
   return v;
+}
+
+static pbuf value_info(const char *name, const int64_t *dims, size_t rank) {
+  return typed_value_info(name, 1, dims, rank);
 }
 
 /* NodeProto: input 1, output 2, name 3, op_type 4, attribute 5. */
@@ -347,6 +356,25 @@ static void broken_attention(void **state) {
   expect_fixture("bad_attention_weights", NNLIB_ERR_UNSUPPORTED,
                  "'/mha/MatMul' (MatMul)",
                  "is a graph tensor from outside the attention subgraph");
+}
+
+/* torch's opset-14 LayerNorm subgraph with one thing changed is not a
+ * layer normalisation: its nodes map one by one and the first one nnlib
+ * has no layer for is refused, named. */
+static void broken_layernorm(void **state) {
+  (void)state;
+  const char *names[4] = {"bad_layernorm_pow",  /* (x - mean)^3 */
+                          "bad_layernorm_eps",  /* epsilon 0 */
+                          "bad_layernorm_axes", /* a variance over axis 0 */
+                          "bad_layernorm_outside"}; /* x - mean read after */
+  for (size_t k = 0; k < 4; k++)
+    expect_fixture(names[k], NNLIB_ERR_UNSUPPORTED,
+                   "'/1/ReduceMean' (ReduceMean)",
+                   "operator 'ReduceMean' has no nnlib layer");
+  /* a scale of one row per sample [5, 8]: the layernorm is read without
+   * it, and the Mul by that constant is refused */
+  expect_fixture("bad_layernorm_scale", NNLIB_ERR_UNSUPPORTED,
+                 "'/1/Mul' (Mul)", "input 1 must be a tensor computed");
 }
 
 static void arguments_and_files(void **state) {
@@ -754,6 +782,105 @@ static void pool_attributes(void **state) {
                       "attribute auto_pad: padding that differs");
 }
 
+/* ---------------------------------------------------- integer inputs */
+
+/* A graph x of element type `elem` and shape xd read by the chain of
+ * `count` nodes (each reading the previous value), the last one y. */
+static pbuf integer_chain(int64_t elem, const int64_t *xd, size_t xrank,
+                          pbuf *nodes, size_t count, int64_t yelem,
+                          const int64_t *yd, size_t yrank) {
+  pbuf g = {{0}, 0};
+  for (size_t k = 0; k < count; k++)
+    put_msg(&g, 1, &nodes[k]);
+  pbuf x = typed_value_info("x", elem, xd, xrank);
+  pbuf y = typed_value_info("y", yelem, yd, yrank);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 14);
+}
+
+/* uint8 and int8 inputs are fed as floats where the operators reading
+ * them give their integer results exactly in float32 (max pooling, relu,
+ * flatten, a cast to float); arithmetic on them is refused, naming the
+ * input, its type and the node. */
+static void integer_inputs(void **state) {
+  (void)state;
+  /* int8 [N, 1, 4, 4] -> MaxPool 2x2 stride 2 -> Relu -> Flatten */
+  pbuf pool[3] = {node("MaxPool", "x", NULL, NULL, "p"),
+                  node("Relu", "p", NULL, NULL, "r"),
+                  node("Flatten", "r", NULL, NULL, "y")};
+  const int64_t two[2] = {2, 2};
+  attr_ints(&pool[0], "kernel_shape", two, 2);
+  attr_ints(&pool[0], "strides", two, 2);
+  const int64_t xd[4] = {-1, 1, 4, 4}, yd[2] = {-1, 4};
+  pbuf bytes = integer_chain(3, xd, 4, pool, 3, 3, yd, 2);
+  nnlib_model *m = NULL;
+  ASSERT_OK(load_output(&m, &bytes, NULL));
+  float xs[2 * 16], want[2 * 4];
+  for (int k = 0; k < 32; k++) /* int8 values, -128 and 127 among them */
+    xs[k] = (float)((k * 37 + 11) % 256 - 128);
+  for (int n = 0; n < 2; n++) /* the naive pool, then max(0, .) */
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) {
+        float best = -1000;
+        for (int di = 0; di < 2; di++)
+          for (int dj = 0; dj < 2; dj++)
+            best = fmaxf(best, xs[n * 16 + (2 * i + di) * 4 + 2 * j + dj]);
+        want[n * 4 + i * 2 + j] = fmaxf(best, 0.0f);
+      }
+  int64_t xdims[4] = {2, 1, 4, 4}, ydims[2] = {2, 4};
+  nnlib_tensor *x = NULL, *y = NULL;
+  ASSERT_OK(nnlib_tensor_create(&x, xdims, 4));
+  ASSERT_OK(nnlib_tensor_create(&y, ydims, 2));
+  memcpy(nnlib_tensor_get_data(x), xs, sizeof xs);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  assert_memory_equal(nnlib_tensor_get_data(y), want, sizeof want);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  /* uint8 [N, 3] -> Cast to float -> Sigmoid: float from the Cast on */
+  pbuf cast[2] = {node("Cast", "x", NULL, NULL, "c"),
+                  node("Sigmoid", "c", NULL, NULL, "y")};
+  attr_int(&cast[0], "to", 1);
+  const int64_t ud[2] = {-1, 3};
+  bytes = integer_chain(2, ud, 2, cast, 2, 1, ud, 2);
+  ASSERT_OK(load_output(&m, &bytes, NULL));
+  int64_t udims[2] = {1, 3};
+  ASSERT_OK(nnlib_tensor_create(&x, udims, 2));
+  ASSERT_OK(nnlib_tensor_create(&y, udims, 2));
+  const float us[3] = {0, 1, 255};
+  memcpy(nnlib_tensor_get_data(x), us, sizeof us);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int k = 0; k < 3; k++)
+    assert_true(fabs(nnlib_tensor_get_data(y)[k] - 1 / (1 + exp(-us[k]))) <
+                1e-6);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  /* uint8 -> Identity -> Add(i, i): uint8 addition wraps around */
+  pbuf add[2] = {node("Identity", "x", NULL, NULL, "i"),
+                 node("Add", "i", "i", NULL, "y")};
+  bytes = integer_chain(2, ud, 2, add, 2, 2, ud, 2);
+  m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, NULL));
+  ts_expect_message("graph input 'x' has element type uint8: node 1 'Add' "
+                    "(Add) computes with its values");
+  assert_null(m);
+  /* int8 -> Cast to int64 */
+  pbuf to_int = node("Cast", "x", NULL, NULL, "y");
+  attr_int(&to_int, "to", 7);
+  bytes = integer_chain(3, ud, 2, &to_int, 1, 7, ud, 2);
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, NULL));
+  ts_expect_message("graph input 'x' has element type int8: node 0 'Cast' "
+                    "(Cast) casts it to another type than float");
+  /* uint16 (4) is not read at all */
+  pbuf relu = node("Relu", "x", NULL, NULL, "y");
+  bytes = integer_chain(4, ud, 2, &relu, 1, 4, ud, 2);
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_output(&m, &bytes, NULL));
+  ts_expect_message("graph input 'x' has element type 4");
+  assert_null(m);
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void out_of_memory_everywhere(void **state) {
@@ -796,6 +923,8 @@ int main(void) {
       cmocka_unit_test(output_option),
       cmocka_unit_test(time_major_input_and_outputs),
       cmocka_unit_test(layernorm_statistics),
+      cmocka_unit_test(broken_layernorm),
+      cmocka_unit_test(integer_inputs),
       cmocka_unit_test(pool_attributes),
       cmocka_unit_test(out_of_memory_everywhere),
   };

@@ -17,7 +17,9 @@
  * layer; and a GPT-like model (embedding, learned positions, two pre-norm
  * blocks with causal attention and a GELU MLP) whose per-token
  * cross-entropy steps give torch's losses and whose imported model exports
- * again as ONNX. */
+ * again as ONNX; and nn.LayerNorm exported at opset 14 (primitive
+ * operators, read as one layernorm) between two Linears, predictions and
+ * steps. */
 #include "test_support.h"
 
 #include <math.h>
@@ -335,15 +337,33 @@ static void gpt(void **state) {
   nnlib_model_free(m);
 }
 
+/* nn.LayerNorm exported at opset 14, where torch writes it in primitive
+ * operators (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add):
+ * one layernorm layer, after a Gemm (dense) and, over [4, 6] per sample
+ * without affine parameters, after a MatMul + Add (linear). */
+static void layernorm_opset14(void **state) {
+  (void)state;
+  predicts_like_torch("layernorm14", "x");
+  trains_like_torch("layernorm14");
+  predicts_like_torch("layernorm14_seq", "x");
+  trains_like_torch("layernorm14_seq");
+  const char *affine[3] = {"dense", "layernorm", "dense"};
+  layers_are("layernorm14", affine, 3);
+  const char *plain[4] = {"linear", "layernorm", "flatten", "dense"};
+  layers_are("layernorm14_seq", plain, 4);
+}
+
 /* An allocation failure at every allocation of importing the recurrent
- * GELU, residual and attention models (views, pending layers, pattern
+ * GELU, residual, attention and opset-14 layernorm models (views, pending layers, pattern
  * tables, the attention subgraph's values) fails with
  * NNLIB_ERR_OUT_OF_MEMORY and leaves no block behind. */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
-  const char *names[6] = {"lstm", "gru",    "rnn",
-                          "gelu", "resnet", "attention_causal"};
-  for (int f = 0; f < 6; f++) {
+  const char *names[7] = {"lstm",   "gru",
+                          "rnn",    "gelu",
+                          "resnet", "attention_causal",
+                          "layernorm14_seq"};
+  for (int f = 0; f < 7; f++) {
     char path[1024];
     const char *root = getenv("NNLIB_SOURCE_DIR");
     snprintf(path, sizeof path, "%s/tests/fixtures/onnx/%s.onnx",
@@ -386,6 +406,7 @@ int main(void) {
       cmocka_unit_test(resnet),
       cmocka_unit_test(attention),
       cmocka_unit_test(gpt),
+      cmocka_unit_test(layernorm_opset14),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

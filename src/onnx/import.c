@@ -333,12 +333,17 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
   int nl = (int)(info->name.n > 60 ? 60 : info->name.n);
   bool ids = info->elem_type == NNLIB__ONNX_INT64 ||
              info->elem_type == NNLIB__ONNX_INT32;
-  if (info->elem_type != NNLIB__ONNX_FLOAT && !ids)
+  bool small = info->elem_type == NNLIB__ONNX_UINT8 ||
+               info->elem_type == NNLIB__ONNX_INT8; /* read as floats */
+  if (info->elem_type != NNLIB__ONNX_FLOAT && !ids && !small)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: graph input '%.*s' has element type %d (float "
-                        "inputs, and int64 token ids for an embedding, are "
-                        "read)",
+                        "inputs, int64 token ids for an embedding, and uint8 "
+                        "or int8 inputs that operators exact in float32 read "
+                        "are read)",
                         nl, info->name.p, (int)info->elem_type);
+  if (small)
+    NNLIB_TRY(nnlib__onnx_check_integer_input(im, info));
   if (!info->has_shape || info->rank_overflow || info->rank < 2 ||
       info->rank > NNLIB_MAX_RANK)
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,

@@ -3,7 +3,9 @@
  * import_fold.c: constants folded at import; import_opset.c: which opsets
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
  * import_gelu.c: the GELU and step subgraphs; import_attention.c: the
- * nn.MultiheadAttention subgraph). Private to src/onnx/. */
+ * nn.MultiheadAttention subgraph; import_layernorm.c: layer normalisation
+ * in primitive operators; import_integers.c: uint8 and int8 inputs).
+ * Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
 
@@ -136,6 +138,14 @@ nnlib_status nnlib__onnx_prune(nnlib__onnx_import *im);
 bool nnlib__onnx_time_major_input(const nnlib__onnx_import *im,
                                   const nnlib__onnx_value_info *info);
 
+/* Whether uint8 or int8 graph input `info` can be read as floats: every
+ * node the output needs that reads it (or an integer value made from it)
+ * is MaxPool, Relu, Identity, Flatten or Reshape reading it as data, or a
+ * Cast to float; else NNLIB_ERR_UNSUPPORTED naming the input, its type and
+ * the node (import_integers.c). */
+nnlib_status nnlib__onnx_check_integer_input(
+    nnlib__onnx_import *im, const nnlib__onnx_value_info *info);
+
 /* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
 void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size);
 /* The value named s, or NULL. */
@@ -201,6 +211,15 @@ nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
  * subgraph of torch's export, made into an attention layer; *matched
  * false when node k does not start one (import_attention.c). */
 nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
+                                         bool *matched);
+
+/* Node k and the nodes around it as one layer normalisation over the last
+ * axis in primitive operators (torch's export at opsets 13 to 16, or
+ * LayerNormalization's function body), made into a layernorm layer; the
+ * function body's Mean and InvStdDev become values nnlib does not make.
+ * *matched false when node k is not in such a subgraph
+ * (import_layernorm.c). */
+nnlib_status nnlib__onnx_match_layernorm(nnlib__onnx_import *im, size_t k,
                                          bool *matched);
 
 /* Maps node k (import_ops.c). */

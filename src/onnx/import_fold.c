@@ -1,8 +1,8 @@
 /* import_fold.c - constants at import: initializers and Constant nodes
  * decoded into float or int64 arrays, and the shape-computing nodes
- * exporters put around real layers (Shape, Gather, Unsqueeze, Concat,
- * Cast, Expand, arithmetic, ...) evaluated once when their inputs are
- * known. A Shape of a graph tensor gives NNLIB__ONNX_BATCH for the batch
+ * exporters put around real layers (Shape, Size, Gather, Slice,
+ * Unsqueeze, Concat, Cast, Expand, Flatten, arithmetic, ...) evaluated
+ * once when their inputs are known. A Shape of a graph tensor gives NNLIB__ONNX_BATCH for the batch
  * axis; Reshape later keeps the batch there, and arithmetic on it is
  * refused. */
 #include "onnx/import.h"
@@ -755,6 +755,112 @@ static nnlib_status fold_cast(nnlib__onnx_import *im,
   return copy_const(im, x, dtype, x->dims, x->rank, out);
 }
 
+/* Flatten of a constant: [prod(dims before axis), prod(dims from axis)],
+ * the same elements (e.g. a LayerNormalization scale flattened to [1, D]
+ * in the operator's function body). */
+static nnlib_status fold_flatten(nnlib__onnx_import *im,
+                                 const nnlib__onnx_node *n,
+                                 const nnlib__onnx_value *x,
+                                 nnlib__onnx_value *out) {
+  int64_t axis = norm_axis(nnlib__onnx_attr_int(n, "axis", 1), x->rank);
+  if (axis < 0 || axis > (int64_t)x->rank)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "axis outside 0..rank");
+  int64_t dims[2] = {1, 1};
+  for (size_t k = 0; k < x->rank; k++)
+    dims[(int64_t)k < axis ? 0 : 1] *= x->dims[k];
+  return copy_const(im, x, x->dtype, dims, 2, out);
+}
+
+/* Size: the element count of a constant (a shape vector's is its rank,
+ * known even when it holds the batch). */
+static nnlib_status fold_size(nnlib__onnx_import *im,
+                              const nnlib__onnx_value *x,
+                              nnlib__onnx_value *out) {
+  int64_t dims[1] = {0}; /* rank 0: a scalar */
+  NNLIB_TRY(nnlib__onnx_const_alloc(im, out, NNLIB__ONNX_INT64, dims, 0));
+  out->i[0] = x->count;
+  return NNLIB_OK;
+}
+
+static nnlib_status fold_neg(nnlib__onnx_import *im,
+                             const nnlib__onnx_value *x,
+                             nnlib__onnx_value *out) {
+  if (has_batch(x))
+    return batch_refused(im);
+  NNLIB_TRY(copy_const(im, x, x->dtype, x->dims, x->rank, out));
+  for (int64_t k = 0; k < out->count; k++) {
+    if (out->dtype == NNLIB__ONNX_FLOAT)
+      out->f[k] = -out->f[k];
+    else /* INT64_MIN is the batch marker, refused above */
+      out->i[k] = -out->i[k];
+  }
+  return NNLIB_OK;
+}
+
+/* One bound of Slice (starts, ends, steps: a one-value int64 constant, or
+ * absent), which must not be the batch. */
+static nnlib_status slice_bound(nnlib__onnx_import *im,
+                                const nnlib__onnx_node *n, size_t slot,
+                                int64_t fallback, int64_t *out) {
+  const nnlib__onnx_value *v = nnlib__onnx_input(im, n, slot);
+  *out = fallback;
+  if (v == NULL)
+    return NNLIB_OK;
+  if (v->dtype != NNLIB__ONNX_INT64 || v->count != 1)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "input %zu: one int64 bound (a constant "
+                                  "of rank 1 is sliced along its axis)",
+                                  slot);
+  if (v->i[0] == NNLIB__ONNX_BATCH)
+    return batch_refused(im);
+  *out = v->i[0];
+  return NNLIB_OK;
+}
+
+/* Slice (opset 10 on: bounds as inputs) of a constant of rank 1, such as
+ * a shape vector (its batch entry is copied like any other). */
+static nnlib_status fold_slice(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n,
+                               const nnlib__onnx_value *x,
+                               nnlib__onnx_value *out) {
+  if (x->rank != 1)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                  "not folded (Slice of a constant of rank "
+                                  "%zu; rank 1 is folded)",
+                                  x->rank);
+  int64_t len = x->count, start, end, axis, step;
+  NNLIB_TRY(slice_bound(im, n, 1, 0, &start));
+  NNLIB_TRY(slice_bound(im, n, 2, len, &end));
+  NNLIB_TRY(slice_bound(im, n, 3, 0, &axis));
+  NNLIB_TRY(slice_bound(im, n, 4, 1, &step));
+  if ((axis != 0 && axis != -1) || step == 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "axis %lld or step %lld of a rank-1 Slice",
+                                  (long long)axis, (long long)step);
+  /* ONNX's clamping: negative bounds count from the end; forwards into
+   * [0, len], backwards into [-1, len - 1] */
+  start = start < 0 ? (start < -len ? 0 : start + len) : start;
+  end = end < 0 ? (end < -len ? -1 : end + len) : end;
+  int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? len : len - 1;
+  start = start < lo ? lo : start > hi ? hi : start;
+  end = end < lo ? lo : end > hi ? hi : end;
+  int64_t dims[1] = {0}; /* step is never INT64_MIN (the batch marker) */
+  if (step > 0 && end > start)
+    dims[0] = 1 + (end - start - 1) / step;
+  else if (step < 0 && start > end)
+    dims[0] = 1 + (start - end - 1) / -step;
+  NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, 1));
+  for (int64_t j = 0; j < dims[0]; j++) {
+    int64_t k = start + j * step;
+    if (x->dtype == NNLIB__ONNX_FLOAT)
+      out->f[j] = x->f[k];
+    else
+      out->i[j] = x->i[k];
+  }
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
                                    bool *folded) {
   const nnlib__onnx_node *n = &im->onnx->graph.nodes[k];
@@ -793,6 +899,14 @@ nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
     return fold_constant_of_shape(im, n, x, out);
   if (nnlib__onnx_str_is(op, "Transpose"))
     return fold_transpose(im, n, x, out);
+  if (nnlib__onnx_str_is(op, "Flatten"))
+    return fold_flatten(im, n, x, out);
+  if (nnlib__onnx_str_is(op, "Size"))
+    return fold_size(im, x, out);
+  if (nnlib__onnx_str_is(op, "Neg"))
+    return fold_neg(im, x, out);
+  if (nnlib__onnx_str_is(op, "Slice"))
+    return fold_slice(im, n, x, out);
   if (y == NULL)
     return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
                                   "not folded (all inputs are constant, but "

@@ -1131,11 +1131,13 @@ nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k) {
   NNLIB_TRY(nnlib__onnx_fold_node(im, k, &folded));
   if (folded)
     return NNLIB_OK;
-  bool gelu = false, attention = false;
+  bool gelu = false, attention = false, layernorm = false;
   NNLIB_TRY(nnlib__onnx_match_gelu(im, k, &gelu));
   if (!gelu)
     NNLIB_TRY(nnlib__onnx_match_attention(im, k, &attention));
-  if (gelu || attention)
+  if (!gelu && !attention)
+    NNLIB_TRY(nnlib__onnx_match_layernorm(im, k, &layernorm));
+  if (gelu || attention || layernorm)
     return NNLIB_OK;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (nnlib__onnx_str_is(n->op_type, ops[i].name))

@@ -22,9 +22,10 @@
  *                    (opset 11 redefined it with strides)
  *
  * Below `oldest` (Relu, Sigmoid, Tanh, LeakyRelu, Gemm, Add, Mul, Sub,
- * Div, BatchNormalization and Dropout before 6 had `consumed_inputs`;
- * Reshape before 5 took its shape as an attribute; LSTM, GRU, RNN before 7
- * had other attributes) and for operators that did not exist yet (Expand
+ * Div, Sqrt, Reciprocal, BatchNormalization and Dropout before 6 had
+ * `consumed_inputs`; Reshape before 5 took its shape as an attribute;
+ * Pow before 7 broadcast from an `axis`; LSTM, GRU, RNN before 7 had
+ * other attributes) and for operators that did not exist yet (Expand
  * before 8, Erf before 9, LayerNormalization before 17) the import fails
  * with NNLIB_ERR_UNSUPPORTED_VERSION naming the operator and the opset.
  * Opsets above 17 are refused for the whole model (import.c). */
@@ -72,6 +73,11 @@ static const opset_entry table[] = {
     {"Gather", 1, 1},
     {"Constant", 1, 1},
     {"Shape", 1, 1},
+    {"Size", 1, 1},
+    {"ReduceMean", 1, 1},
+    {"Sqrt", 6, 6},
+    {"Reciprocal", 6, 6},
+    {"Pow", 7, 7},
     {"Expand", 8, 8},
     {"ConstantOfShape", 9, 9},
     {"LSTM", 7, 7},

@@ -12,6 +12,8 @@
 
 /* ONNX TensorProto.DataType values the importer reads. */
 #define NNLIB__ONNX_FLOAT 1
+#define NNLIB__ONNX_UINT8 2 /* graph inputs only (import_integers.c) */
+#define NNLIB__ONNX_INT8 3
 #define NNLIB__ONNX_INT32 6
 #define NNLIB__ONNX_INT64 7
 #define NNLIB__ONNX_DOUBLE 11
