@@ -226,7 +226,8 @@ static nnlib_status fold_constant(nnlib__onnx_import *im,
                                 (int)a->name.n, a->name.p);
 }
 
-/* Shape of a graph tensor (batch first) or of a constant. */
+/* Shape of a graph tensor (batch first; in whole-sample mode every axis
+ * known) or of a constant. */
 static nnlib_status fold_shape(nnlib__onnx_import *im,
                                const nnlib__onnx_node *n,
                                const nnlib__onnx_value *x,
@@ -241,10 +242,8 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
       return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
                                     "the shape of a tensor nnlib does not "
                                     "make");
-    nnlib__shape s = x->shape; /* ONNX's; MATMUL and RECURRENT keep it */
-    rank = s.rank + 1;
-    for (size_t k = 0, from = 0; k < rank; k++)
-      full[k] = k == x->batch_axis ? NNLIB__ONNX_BATCH : s.dims[from++];
+    /* ONNX's shape (MATMUL and RECURRENT keep it), the batch unknown */
+    rank = nnlib__onnx_full_dims(im, x, full);
   }
   int64_t start = norm_axis(nnlib__onnx_attr_int(n, "start", 0), rank);
   int64_t end = norm_axis(nnlib__onnx_attr_int(n, "end", (int64_t)rank), rank);
