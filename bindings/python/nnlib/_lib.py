@@ -226,6 +226,7 @@ class OnnxOptions(ctypes.Structure):
         ("optimizer", ctypes.c_void_p),
         ("seed", ctypes.c_uint64),
         ("output", ctypes.c_char_p),
+        ("whole_sample", ctypes.c_int),
     ]
 
 

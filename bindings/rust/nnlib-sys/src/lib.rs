@@ -364,6 +364,9 @@ pub struct nnlib_onnx_options {
     pub seed: u64,
     /// since 1.5.0: the graph output to compute (NULL: the only one)
     pub output: *const c_char,
+    /// since 1.6.0: 1 reads each graph input, of a fixed shape, as one
+    /// whole sample (0: ONNX's axis 0 is the batch)
+    pub whole_sample: c_int,
 }
 
 // ---------------------------------------------------------------- functions
