@@ -294,7 +294,8 @@ typedef enum nnlib_layer_kind {
   NNLIB_LAYER_POSITIONAL = 18,
   NNLIB_LAYER_LAYERNORM = 19,
   NNLIB_LAYER_ATTENTION = 20,
-  NNLIB_LAYER_LINEAR = 21
+  NNLIB_LAYER_LINEAR = 21,
+  NNLIB_LAYER_TRANSPOSE = 22 /* since 1.6.0 */
 } nnlib_layer_kind;
 
 typedef enum nnlib_activation {
@@ -471,6 +472,19 @@ NNLIB_API nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate);
  * layers (dense layers also flatten their input themselves).
  * NNLIB_ERR_INVALID_ARGUMENT for NULL out, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
+/* A permutation of the per-sample axes (since 1.6.0): output axis k is
+ * input axis perm[k], as torch's x.permute(0, 1 + perm[0], 1 + perm[1],
+ * ...) with the batch axis left first; e.g. perm {1, 2, 0} turns [C, H, W]
+ * into [H, W, C], and {1, 0} transposes [T, D] into [D, T]. perm (copied)
+ * holds each of 0 .. rank - 1 once, and rank must be the per-sample rank of
+ * the input (NNLIB_ERR_SHAPE_MISMATCH at compile, naming the node). No
+ * parameters; backward applies the inverse permutation to dL/dy.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL out or perm, a rank of 0 or above
+ * NNLIB_MAX_RANK - 1, or a perm that is not a permutation of 0 .. rank - 1
+ * (the message names the first wrong value), NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_API nnlib_status nnlib_transpose_create(nnlib_layer **out,
+                                              const int64_t *perm,
+                                              size_t rank);
 
 /* Recurrent layers over sequences: a sample is [T, F] (T steps of F
  * features; batches [N, T, F], batch first), and the output is the hidden
@@ -1466,6 +1480,12 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  *   batchnorm[:MOMENTUM[:EPSILON]]          default 0.1 and 1e-5
  *   dropout[:RATE]                          default 0.5
  *   flatten
+ *   transpose:P0xP1x...                     the per-sample axes permuted
+ *                                           (since 1.6.0), as
+ *                                           nnlib_transpose_create with
+ *                                           perm {P0, P1, ...}, e.g.
+ *                                           transpose:1x2x0 ([C, H, W] to
+ *                                           [H, W, C]); of any rank
  * e.g. "conv:32x5x5,relu,maxpool:2,conv:64x5x5,relu,maxpool:2,flatten,
  * dense:10". nnlib_model_get_spec prints defaults left out (dropout always
  * with its rate).
