@@ -192,22 +192,12 @@ static nnlib_status need_batch_axis(imp *im) {
                 "input 0");
 }
 
-/* The layer permuting a sample's axes by perm (whole-sample mode). */
-static nnlib_status transpose_layer(imp *im, const int64_t *perm,
-                                    size_t rank, nnlib_layer **l) {
-  (void)perm;
-  (void)rank;
-  *l = NULL;
-  return refuse(im, "%s: a transpose of the sample's axes needs nnlib's "
-                    "transpose layer, which this build lacks",
-                "attribute perm");
-}
-
-/* x with its sample's axes permuted by perm: a new node in *out. */
+/* x with its sample's axes permuted by perm (whole-sample mode: ONNX's
+ * axes are the sample's): a transpose layer's new node in *out. */
 static nnlib_status transposed(imp *im, const oval *x, const int64_t *perm,
                                oval *out) {
   nnlib_layer *l = NULL;
-  NNLIB_TRY(transpose_layer(im, perm, x->shape.rank, &l));
+  NNLIB_TRY(made(im, nnlib_transpose_create(&l, perm, x->shape.rank)));
   size_t in = x->node;
   *out = *x;
   return nnlib__onnx_apply(im, l, &in, 1, out);
