@@ -699,9 +699,9 @@ static int run_set(const char *dir, const char *set, const bytes *model_in,
     return 1;
   }
   const tensor_pb *x0 = &d.inputs[0];
-  int64_t max_batch = x0->rank == 0 || (c->flags & WHOLE)   ? 1
+  int64_t max_batch = x0->rank == 0 || (c->flags & WHOLE)     ? 1
                       : (c->flags & TIME_MAJOR) && x0->rank > 1 ? x0->dims[1]
-                                                            : x0->dims[0];
+                                                                : x0->dims[0];
   if (expected_refusal != NULL) {
     rc = check_refusal(&d, max_batch);
   } else {
