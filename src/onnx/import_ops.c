@@ -369,17 +369,15 @@ static nnlib_status add_table(imp *im, oval *x, const float *table,
 static nnlib_status gemm_whole(imp *im, oval *a, bool ta, int64_t rows,
                                int64_t k, int64_t m, float *w, float *bias,
                                const float *table, oval *out) {
-  oval x = *a;
   static const int64_t swap[2] = {1, 0};
-  if (ta && rows > 1) {
-    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
-    NNLIB_TRY(transposed(im, a, swap, &x));
-  }
-  if (rows > 1)
-    NNLIB_TRY(nnlib__onnx_need_shape(im, &x, "input A"));
-  nnlib__shape xs = {1, {k}};
-  if (rows > 1)
+  nnlib__shape xs = {1, {k}}; /* M = 1: [1, K] and [K, 1] hold A in order */
+  if (rows > 1) {
     xs = (nnlib__shape){2, {rows, k}};
+    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+  }
+  oval x = *a;
+  if (ta && rows > 1)
+    NNLIB_TRY(transposed(im, a, swap, &x));
   NNLIB_TRY(dense_layer(im, &x, &xs, k, m, w, bias, out));
   if (table != NULL)
     NNLIB_TRY(add_table(im, out, table, rows * m));
