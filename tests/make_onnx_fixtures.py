@@ -66,9 +66,14 @@ above as they are):
              targets [N, 6] and the steps' losses are per-token softmax
              cross-entropy (mean over the N*6 tokens). LayerNorm weights and
              the attention biases are drawn away from torch's 1 and 0.
+  vit        a ViT-style patch embedding over [1, 16, 16]: Conv2d(1, 8, 4,
+             stride=4), flatten(2), transpose(1, 2) (Reshape of a target
+             from Shape, Slice and Concat, then Transpose [0, 2, 1]: 16
+             tokens of 8), LayerNorm(8) (weights drawn away from 1 and 0),
+             Linear(8, 4): predictions only.
 
 Run with /usr/bin/python3 (python3-torch 1.13) from the repository root;
-with no argument it writes every case, with names (e.g. `resnet gpt`) only
+with no argument it writes every case, with names (e.g. `resnet vit`) only
 those of the second list.
 """
 import os
@@ -426,12 +431,43 @@ def gpt_case():
           line("lr", [lr]) + line("losses", losses))
 
 
+class PatchEmbedding(nn.Module):
+    """A ViT-style patch embedding: 4x4 patches of a 1x16x16 image as 16
+    tokens of width 8 (Conv2d stride 4, flatten(2), transpose(1, 2)), then
+    LayerNorm(8) and Linear(8, 4) per token."""
+
+    def __init__(self):
+        super().__init__()
+        self.patches = nn.Conv2d(1, 8, 4, stride=4)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        tokens = self.patches(x).flatten(2).transpose(1, 2)
+        return self.head(self.norm(tokens))
+
+
+def vit_case():
+    torch.manual_seed(2468)
+    model = PatchEmbedding()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.6, 1.4)
+        model.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(3, 1, 16, 16)
+    export(model, x, "vit")
+    with torch.no_grad():
+        y = model(x)
+    write("vit", line("x", x) + line("y", y))
+
+
 NEW_CASES = {
     "resnet": resnet_cases,  # also writes resnet_folded
     "attention": attention_cases,  # also writes attention_causal
     "gpt": gpt_case,
+    "vit": vit_case,
 }
-NEW_SEEDS = ("resnet", "attention", "attention_causal")  # gpt: 40 KB
+NEW_SEEDS = ("resnet", "attention", "attention_causal",
+             "vit")  # gpt: 40 KB
 
 
 def write_seeds(names):
@@ -452,7 +488,7 @@ def main_new(names):
         NEW_CASES[name]()
     written = {"resnet": ("resnet",),
                "attention": ("attention", "attention_causal"),
-               "gpt": ("gpt",)}
+               "gpt": ("gpt",), "vit": ("vit",)}
     write_seeds([s for n in names for s in written[n] if s in NEW_SEEDS])
 
 

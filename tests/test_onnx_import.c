@@ -12,13 +12,16 @@
  * imported; none chosen among several, or a name that is no output, with
  * their statuses), a time-major RNN graph input [T, N, F] taken batch first
  * with Y and Y_h given batch first (against a naive loop), and
- * LayerNormalization's Mean and InvStdDev refused where read; whole-sample
- * imports (nnlib_onnx_options.whole_sample) of Gemm with a matrix bias
- * (opsets 13 and 6) and transA, Flatten at axis 0 and a Transpose of the
- * sample's axes against naive loops, with their refusals (a symbolic
- * input axis, a batch-reading MaxPool, a bad value) and an options struct
- * of 1.5's size reading as before; and an allocation failure injected at
- * every allocation of an import (batch first and whole-sample) fails with
+ * LayerNormalization's Mean and InvStdDev refused where read; Transposes
+ * onto transpose layers (also after a Reshape torch's flatten(2) writes,
+ * its target folded through Shape, Slice and Concat) and the perms that
+ * stay refused; whole-sample imports (nnlib_onnx_options.whole_sample) of
+ * Gemm with a matrix bias (opsets 13 and 6) and transA, Flatten at axis 0
+ * and a Transpose of the sample's axes against naive loops, with their
+ * refusals (a symbolic input axis, a batch-reading MaxPool, a bad value)
+ * and an options struct of 1.5's size reading as before; and an
+ * allocation failure injected at every allocation of an import (batch
+ * first and whole-sample) fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
 #include "test_support.h"
@@ -1004,6 +1007,144 @@ static void whole_refusals_and_old_options(void **state) {
   nnlib_model_free(m);
 }
 
+/* -------------------------------------------------------- transposes */
+
+/* TensorProto of int64 (data_type 7) values, raw little-endian. */
+static pbuf tensor_i64(const char *name, const int64_t *values,
+                       size_t count) {
+  pbuf t = {{0}, 0};
+  put_int(&t, 1, (int64_t)count);
+  put_int(&t, 2, 7);
+  put_str(&t, 8, name);
+  unsigned char raw[256];
+  assert_true(count * 8 <= sizeof raw);
+  for (size_t k = 0; k < count; k++)
+    for (int j = 0; j < 8; j++)
+      raw[8 * k + (size_t)j] = (unsigned char)((uint64_t)values[k] >> (8 * j));
+  put_bytes(&t, 9, raw, 8 * count);
+  return t;
+}
+
+static void put_i64(pbuf *g, const char *name, int64_t a, int64_t b,
+                    size_t count) {
+  const int64_t v[2] = {a, b};
+  pbuf t = tensor_i64(name, v, count);
+  put_msg(g, 5, &t);
+}
+
+/* x [N, 2, 3, 4] -> Transpose(perm) -> y. */
+static pbuf transpose_model(const int64_t *perm) {
+  pbuf g = {{0}, 0};
+  pbuf n = node("Transpose", "x", NULL, NULL, "y");
+  attr_ints(&n, "perm", perm, 4);
+  put_msg(&g, 1, &n);
+  int64_t xd[4] = {-1, 2, 3, 4}, yd[4] = {-1, -1, -1, -1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 4);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 17);
+}
+
+/* x [N, 2, 3, 4] reshaped as torch's flatten(2) writes it, with the
+ * target from Shape(x) through two Slices ([N] = shape[0:1], and [2] =
+ * shape[-3:-5:-2], a negative step whose end clamps to -1) and a Concat
+ * with -1: [N, 2, 12] (or [N, 12, -1] = [N, 12, 2] with `split`, which
+ * cuts nnlib's [3, 4] across); then Transpose [0, 2, 1] -> y. */
+static pbuf flatten2_transpose(bool split) {
+  pbuf g = {{0}, 0};
+  pbuf shape = node("Shape", "x", NULL, NULL, "shape");
+  const char *a[3] = {"shape", "zero", "one"};
+  const char *b[5] = {"shape", "minus3", "minus5", "zero", "minus2"};
+  const char *o[1] = {"lead"}, *o2[1] = {"second"};
+  pbuf s0 = node_io("Slice", a, 3, o, 1), s1 = node_io("Slice", b, 5, o2, 1);
+  const char *c[3] = {"lead", split ? "twelve" : "second", "minus1"};
+  const char *co[1] = {"target"};
+  pbuf cat = node_io("Concat", c, 3, co, 1);
+  attr_int(&cat, "axis", 0);
+  pbuf r = node("Reshape", "x", "target", NULL, "r");
+  pbuf t = node("Transpose", "r", NULL, NULL, "y");
+  const int64_t perm[3] = {0, 2, 1};
+  attr_ints(&t, "perm", perm, 3);
+  pbuf nodes[6] = {shape, s0, s1, cat, r, t};
+  for (int k = 0; k < 6; k++)
+    put_msg(&g, 1, &nodes[k]);
+  put_i64(&g, "zero", 0, 0, 1);
+  put_i64(&g, "one", 1, 0, 1);
+  put_i64(&g, "minus3", -3, 0, 1);
+  put_i64(&g, "minus5", -5, 0, 1);
+  put_i64(&g, "minus2", -2, 0, 1);
+  put_i64(&g, "minus1", -1, 0, 1);
+  put_i64(&g, "twelve", 12, 0, 1);
+  int64_t xd[4] = {-1, 2, 3, 4}, yd[3] = {-1, -1, -1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 17);
+}
+
+/* The model's description is `spec`, and its prediction on x [2, 2, 3, 4]
+ * (x[s, c, h, w] = its flat index) is y[s, k] = x[s, from(k)]. */
+static void expect_transposed(nnlib_model *m, const char *spec,
+                              int64_t (*from)(int64_t k)) {
+  char text[128];
+  ASSERT_OK(nnlib_model_get_spec(m, text, sizeof text, NULL));
+  assert_string_equal(text, spec);
+  nnlib_tensor *x = NULL, *y = ts_tensor2(2, 24, NULL);
+  ASSERT_OK(nnlib_tensor_create(&x, (int64_t[]){2, 2, 3, 4}, 4));
+  for (int k = 0; k < 48; k++)
+    nnlib_tensor_get_data(x)[k] = (float)k;
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int64_t s = 0; s < 2; s++)
+    for (int64_t k = 0; k < 24; k++)
+      assert_true(nnlib_tensor_get_data(y)[s * 24 + k] ==
+                  (float)(s * 24 + from(k)));
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+}
+
+/* y [w, c, h] of perm [0, 3, 1, 2]: element k of y is x[c, h, w]. */
+static int64_t channels_first(int64_t k) {
+  int64_t w = k / 6, c = k / 3 % 2, h = k % 3;
+  return c * 12 + h * 4 + w;
+}
+
+/* y [12, 2] of x [2, 12] transposed: y[j, c] = x[c, j]. */
+static int64_t flattened_transposed(int64_t k) {
+  return (k % 2) * 12 + k / 2;
+}
+
+/* A Transpose that keeps the batch axis first is a transpose layer, also
+ * after a Reshape whose merged axes nnlib's node keeps apart (each ONNX
+ * axis moves as its run of node axes: flatten(2) then transpose(1, 2) is
+ * transpose:1x2x0 of [2, 3, 4]); refused: a perm that moves the batch axis
+ * and reorders the others, one that is no permutation, and a Reshape that
+ * cuts nnlib's axes across. */
+static void transposes(void **state) {
+  (void)state;
+  const int64_t perm[4] = {0, 3, 1, 2};
+  pbuf bytes = transpose_model(perm);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  expect_transposed(m, "transpose:2x0x1", channels_first);
+  nnlib_model_free(m);
+  bytes = flatten2_transpose(false);
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  expect_transposed(m, "transpose:1x2x0", flattened_transposed);
+  nnlib_model_free(m);
+  const int64_t moves_batch[4] = {2, 0, 1, 3}, twice[4] = {0, 1, 1, 2};
+  bytes = transpose_model(moves_batch);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("(Transpose): attribute perm moves the batch axis and "
+                    "reorders the others");
+  bytes = transpose_model(twice);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("(Transpose): perm is not a permutation of 0 .. 3");
+  bytes = flatten2_transpose(true);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("(Transpose): input data 'r' is [12, 2] per sample in "
+                    "ONNX but [2, 3, 4] in nnlib");
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void oom_at_every_allocation(const pbuf *bytes,
@@ -1061,6 +1202,7 @@ int main(void) {
       cmocka_unit_test(whole_matrix_bias_and_flatten),
       cmocka_unit_test(whole_transposes),
       cmocka_unit_test(whole_refusals_and_old_options),
+      cmocka_unit_test(transposes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

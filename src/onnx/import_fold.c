@@ -1,7 +1,7 @@
 /* import_fold.c - constants at import: initializers and Constant nodes
  * decoded into float or int64 arrays, and the shape-computing nodes
- * exporters put around real layers (Shape, Gather, Unsqueeze, Concat,
- * Cast, Expand, arithmetic, ...) evaluated once when their inputs are
+ * exporters put around real layers (Shape, Gather, Slice, Unsqueeze,
+ * Concat, Cast, Expand, arithmetic, ...) evaluated once when their inputs are
  * known. A Shape of a graph tensor gives NNLIB__ONNX_BATCH for the batch
  * axis; Reshape later keeps the batch there, and arithmetic on it is
  * refused. */
@@ -560,7 +560,7 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
                                 const nnlib__onnx_value *x,
                                 const nnlib__onnx_value *shape,
                                 nnlib__onnx_value *out) {
-  int64_t spec[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
+  int64_t spec[NNLIB__ONNX_MAX_RANK] = {0}, dims[NNLIB__ONNX_MAX_RANK];
   size_t n = 0, rank = 0;
   NNLIB_TRY(int_list(im, shape, "Expand's shape", spec, &n));
   for (size_t k = 0; k < n; k++)
@@ -610,6 +610,102 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
     int64_t rest = k, from = 0;
     for (size_t d = x->rank; d-- > 0;) {
       from += (rest % dims[d]) * stride[perm[d]];
+      rest /= dims[d];
+    }
+    if (x->dtype == NNLIB__ONNX_FLOAT)
+      out->f[k] = x->f[from];
+    else
+      out->i[k] = x->i[from];
+  }
+  return NNLIB_OK;
+}
+
+/* Input k of a Slice as an int64 list of `want` values (absent: NULL,
+ * *given false). */
+static nnlib_status slice_list(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n, size_t k,
+                               const char *what, size_t want, int64_t *out,
+                               bool *given) {
+  const nnlib__onnx_value *v = nnlib__onnx_input(im, n, k);
+  size_t count = 0;
+  *given = v != NULL;
+  if (v == NULL)
+    return NNLIB_OK;
+  NNLIB_TRY(int_list(im, v, what, out, &count));
+  if (count != want)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "%s holds %zu values, starts %zu", what,
+                                  count, want);
+  return NNLIB_OK;
+}
+
+/* One axis of a Slice: ONNX's clamping of start and end into the axis of
+ * size dim, and how many elements the step then takes. */
+static int64_t slice_axis(int64_t dim, int64_t start, int64_t end,
+                          int64_t step, int64_t *first) {
+  start = start < 0 ? start + dim : start;
+  end = end < 0 ? end + dim : end;
+  if (step > 0) {
+    start = start < 0 ? 0 : start > dim ? dim : start;
+    end = end < 0 ? 0 : end > dim ? dim : end;
+    *first = start;
+    return end > start ? (end - start - 1) / step + 1 : 0;
+  }
+  start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
+  end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
+  *first = start;
+  if (step < -dim) /* takes one element, as any step past the axis */
+    step = -dim - 1;
+  return start > end ? (start - end - 1) / -step + 1 : 0;
+}
+
+/* Slice (opset 10 on: starts, ends, axes and steps are inputs) of a
+ * constant, such as the leading dims of a Shape that torch's flatten(2)
+ * keeps. */
+static nnlib_status fold_slice(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n,
+                               const nnlib__onnx_value *x,
+                               nnlib__onnx_value *out) {
+  int64_t starts[NNLIB__ONNX_MAX_RANK], ends[NNLIB__ONNX_MAX_RANK];
+  int64_t axes[NNLIB__ONNX_MAX_RANK], steps[NNLIB__ONNX_MAX_RANK];
+  size_t count = 0;
+  bool given = false, seen[NNLIB__ONNX_MAX_RANK] = {false};
+  NNLIB_TRY(int_list(im, nnlib__onnx_input(im, n, 1), "Slice's starts",
+                     starts, &count));
+  NNLIB_TRY(slice_list(im, n, 2, "Slice's ends", count, ends, &given));
+  if (!given)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no ends");
+  NNLIB_TRY(slice_list(im, n, 3, "Slice's axes", count, axes, &given));
+  for (size_t k = 0; k < count && !given; k++)
+    axes[k] = (int64_t)k;
+  NNLIB_TRY(slice_list(im, n, 4, "Slice's steps", count, steps, &given));
+  for (size_t k = 0; k < count && !given; k++)
+    steps[k] = 1;
+  int64_t first[NNLIB__ONNX_MAX_RANK], step[NNLIB__ONNX_MAX_RANK];
+  int64_t dims[NNLIB__ONNX_MAX_RANK], stride[NNLIB__ONNX_MAX_RANK];
+  for (size_t d = 0; d < x->rank; d++) {
+    first[d] = 0;
+    step[d] = 1;
+    dims[d] = x->dims[d];
+  }
+  for (size_t k = 0; k < count; k++) {
+    int64_t a = norm_axis(axes[k], x->rank);
+    if (a < 0 || a >= (int64_t)x->rank || seen[a] || steps[k] == 0)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "axis %lld or step %lld out of place",
+                                    (long long)axes[k], (long long)steps[k]);
+    seen[a] = true;
+    step[a] = steps[k];
+    dims[a] = slice_axis(x->dims[a], starts[k], ends[k], steps[k], &first[a]);
+  }
+  NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  int64_t s = 1;
+  for (size_t d = x->rank; d-- > 0;)
+    stride[d] = s, s *= x->dims[d];
+  for (int64_t k = 0; k < out->count; k++) {
+    int64_t rest = k, from = 0;
+    for (size_t d = x->rank; d-- > 0;) {
+      from += (first[d] + (rest % dims[d]) * step[d]) * stride[d];
       rest /= dims[d];
     }
     if (x->dtype == NNLIB__ONNX_FLOAT)
@@ -802,6 +898,8 @@ nnlib_status nnlib__onnx_fold_node(nnlib__onnx_import *im, size_t k,
     return fold_reshape(im, n, x, y, out);
   if (nnlib__onnx_str_is(op, "Expand"))
     return fold_expand(im, x, y, out);
+  if (nnlib__onnx_str_is(op, "Slice"))
+    return fold_slice(im, n, x, out);
   const char *ops[4] = {"Add", "Sub", "Mul", "Div"};
   for (int b = 0; b < 4; b++)
     if (nnlib__onnx_str_is(op, ops[b]))

@@ -267,6 +267,19 @@ static nnlib_status map_activation(imp *im, const onode *n,
 
 /* ----------------------------------------------------- dense, linear */
 
+/* A graph tensor a layer over the last axis (linear, layernorm) reads: one
+ * whose node ends in ONNX's last axis does, whatever the axes before it
+ * (a Reshape merged some: the rows are the same), since such a layer
+ * treats them all alike. Anything else as nnlib__onnx_need_shape. */
+static nnlib_status need_last_axis(imp *im, oval *x, const char *what) {
+  NNLIB_TRY(nnlib__onnx_materialize(im, x));
+  const nnlib__shape *have = &im->model->nodes[x->node].shape;
+  if (x->batch_axis == 0 && x->shape.rank > 1 && have->rank > 1 &&
+      have->dims[have->rank - 1] == x->shape.dims[x->shape.rank - 1])
+    return NNLIB_OK;
+  return nnlib__onnx_need_shape(im, x, what);
+}
+
 /* A dense (rank-1 sample) or linear (last axis) layer with W [out, in]
  * and bias b (NULL: none). */
 static nnlib_status dense_layer(imp *im, oval *x, const nnlib__shape *xs,
@@ -436,7 +449,7 @@ static nnlib_status map_matmul(imp *im, const onode *n) {
                   "input B");
   int64_t k = b->dims[0], m = b->dims[1];
   if (a->shape.rank > 1)
-    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+    NNLIB_TRY(need_last_axis(im, a, "input A"));
   if (a->shape.dims[a->shape.rank - 1] != k ||
       (a->shape.rank == 1 && im->model->nodes[a->node].size != k))
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
@@ -759,56 +772,102 @@ static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
   return NNLIB_OK;
 }
 
-/* Transpose's perm over full_rank axes (default: reversed), each axis
- * once. */
+/* The first node axis of each of ONNX's axes of x, when each ONNX axis is
+ * a run of consecutive node axes (a Reshape that merged axes, as torch's
+ * flatten(2), leaves the node finer than ONNX's shape): first[k] ..
+ * first[k + 1] - 1, first[rank] the node's rank. False when ONNX's shape
+ * splits a node axis. */
+static bool axis_runs(const nnlib__shape *node, const nnlib__shape *onnx,
+                      size_t *first) {
+  size_t a = 0;
+  for (size_t k = 0; k < onnx->rank; k++) {
+    first[k] = a;
+    int64_t size = 1;
+    while (a < node->rank && size < onnx->dims[k])
+      size *= node->dims[a++];
+    if (size != onnx->dims[k])
+      return false;
+  }
+  first[onnx->rank] = node->rank; /* unit axes left over join the last */
+  return true;
+}
+
+/* A per-sample permutation of ONNX's axes of x (not the identity) as a
+ * transpose layer over the node's axes, each ONNX axis moving as its run
+ * of node axes; the result has ONNX's permuted shape. */
+static nnlib_status transpose_layer(imp *im, const onode *n,
+                                    const int64_t *perm) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  const nnlib__shape *node = &im->model->nodes[x->node].shape;
+  size_t first[NNLIB_MAX_RANK + 1], r = x->shape.rank, k = 0;
+  if (!axis_runs(node, &x->shape, first))
+    return nnlib__onnx_need_shape(im, x, "input data"); /* refused */
+  int64_t node_perm[NNLIB_MAX_RANK];
+  nnlib__shape s = {.rank = r};
+  for (size_t i = 0; i < r; i++) {
+    size_t from = (size_t)perm[i];
+    s.dims[i] = x->shape.dims[from];
+    for (size_t a = first[from]; a < first[from + 1]; a++)
+      node_perm[k++] = (int64_t)a;
+  }
+  NNLIB_TRY(output(im, n, &out));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_transpose_create(&l, node_perm, k)));
+  return apply1(im, l, x, out, &s);
+}
+
+/* Transpose's perm over the full rank (its default reverses the axes):
+ * CORRUPT_FILE when it is not a permutation. */
 static nnlib_status perm_of(imp *im, const onode *n, size_t full_rank,
                             int64_t *perm) {
   const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
+  bool seen[NNLIB__ONNX_MAX_RANK + 1] = {false};
   if (p != NULL && (p->list_overflow || p->int_count != full_rank))
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                   "perm of another length than the rank");
-  bool seen[NNLIB__ONNX_MAX_RANK + 1] = {false};
   for (size_t k = 0; k < full_rank; k++) {
     perm[k] = p ? p->ints[k] : (int64_t)(full_rank - 1 - k);
     if (perm[k] < 0 || perm[k] >= (int64_t)full_rank || seen[perm[k]])
-      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "bad perm");
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "perm is not a permutation of 0 .. %zu",
+                                    full_rank - 1);
     seen[perm[k]] = true;
   }
   return NNLIB_OK;
 }
 
-/* Transpose in whole-sample mode permutes the sample's own axes: nothing
- * for the identity, else nnlib's transpose layer. */
+/* Transpose in whole-sample mode permutes the sample's own axes (ONNX's
+ * full shape): nothing for the identity, else a transpose layer. */
 static nnlib_status transpose_whole(imp *im, const onode *n, oval *x) {
   int64_t perm[NNLIB__ONNX_MAX_RANK + 1];
   NNLIB_TRY(perm_of(im, n, x->shape.rank, perm));
   bool identity = true;
   for (size_t k = 0; k < x->shape.rank; k++)
     identity &= perm[k] == (int64_t)k;
-  oval *out = NULL, t;
-  if (!identity) {
-    NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
-    NNLIB_TRY(transposed(im, x, perm, &t));
-    x = &t;
-  }
+  if (!identity)
+    return transpose_layer(im, n, perm);
+  oval *out = NULL;
   NNLIB_TRY(output(im, n, &out));
   alias(out, x);
   return NNLIB_OK;
 }
 
-/* A Transpose that moves only the batch axis (the other axes keep their
- * order) relabels the same elements: the result is x with the batch at
- * another axis. Any other permutation needs a layer nnlib does not have
- * there (whole-sample mode: transpose_whole). */
+/* A Transpose that keeps the batch axis first and moves others is a
+ * transpose layer. One that moves only the batch axis (the other axes keep
+ * their order) relabels the same elements: the result is x with the batch
+ * at another axis (the time-major views around recurrent operators). Any
+ * other permutation moves the batch axis among the others, which no layer
+ * does. In whole-sample mode: transpose_whole. */
 static nnlib_status map_transpose(imp *im, const onode *n) {
   oval *x = NULL, *out = NULL;
   NNLIB_TRY(view_input(im, n, 0, &x));
   if (im->whole)
     return transpose_whole(im, n, x);
   size_t full_rank = x->shape.rank + 1;
-  int64_t perm[NNLIB__ONNX_MAX_RANK + 1];
+  int64_t perm[NNLIB__ONNX_MAX_RANK + 1], sample_perm[NNLIB_MAX_RANK];
   NNLIB_TRY(perm_of(im, n, full_rank, perm));
-  size_t batch = full_rank;
+  size_t batch = 0;
   int64_t last = -1;
   bool order_kept = true;
   for (size_t k = 0; k < full_rank; k++) {
@@ -819,9 +878,22 @@ static nnlib_status map_transpose(imp *im, const onode *n) {
     order_kept &= perm[k] > last;
     last = perm[k];
   }
-  if (!order_kept || batch == full_rank)
-    return refuse(im, "%s: nnlib has no transpose layer (only a permutation "
-                      "that moves the batch axis alone maps)",
+  if (x->batch_axis == 0 && batch == 0 && !order_kept) {
+    for (size_t k = 1; k < full_rank; k++)
+      sample_perm[k - 1] = perm[k] - 1;
+    return transpose_layer(im, n, sample_perm);
+  }
+  if (!order_kept && x->batch_axis != 0)
+    return nnlib__onnx_node_error(
+        im, NNLIB_ERR_UNSUPPORTED,
+        "attribute perm: a time-major view (the batch at axis %zu) maps "
+        "only through a permutation that moves the batch axis alone",
+        x->batch_axis);
+  if (!order_kept)
+    return refuse(im, "%s moves the batch axis and reorders the others "
+                      "(nnlib's transpose keeps the batch axis first; a "
+                      "permutation that moves the batch axis alone makes a "
+                      "time-major view)",
                   "attribute perm");
   NNLIB_TRY(output(im, n, &out));
   alias(out, x);
@@ -1142,7 +1214,7 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
   if (axis != (int64_t)x->shape.rank - 1)
     return refuse(im, "%s: nnlib normalises over the last axis only",
                   "attribute axis");
-  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  NNLIB_TRY(need_last_axis(im, x, "input X"));
   NNLIB_TRY(const_input(im, n, 1, "Scale", &scale));
   if (nnlib__onnx_input(im, n, 2) != NULL)
     NNLIB_TRY(const_input(im, n, 2, "B", &b));
@@ -1174,7 +1246,8 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
     nnlib_layer_free(l);
     return st;
   }
-  return apply1(im, l, x, out, NULL);
+  nnlib__shape same = x->shape; /* ONNX's, which the node may group */
+  return apply1(im, l, x, out, &same);
 }
 
 /* Gather(table, ids) with the table constant and the ids a graph input of

@@ -380,6 +380,8 @@ SIGNATURES = {
                                ["nnlib_layer **", "float", "float"]),
     "nnlib_dropout_create": ("nnlib_status", ["nnlib_layer **", "float"]),
     "nnlib_flatten_create": ("nnlib_status", ["nnlib_layer **"]),
+    "nnlib_transpose_create": ("nnlib_status", ["nnlib_layer **",
+                                                "const int64_t *", "size_t"]),
     "nnlib_rnn_create": ("nnlib_status", [
         "nnlib_layer **", "int64_t", "int64_t", "nnlib_activation", "int",
         "int"]),
