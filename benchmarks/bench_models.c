@@ -590,6 +590,7 @@ static int layer_gemms(const layer_call *c, bool backward, gemm_list *list) {
   case NNLIB_LAYER_EMBEDDING: /* a gather; backward a scatter-add   */
   case NNLIB_LAYER_POSITIONAL: /* adds its rows                      */
   case NNLIB_LAYER_LAYERNORM: /* row statistics and a scale          */
+  case NNLIB_LAYER_TRANSPOSE: /* a strided copy                     */
     return 0; /* elementwise, row-wise or windowed passes: no GEMM */
   default:
     return -1; /* a kind this file does not know */

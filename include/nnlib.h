@@ -294,7 +294,8 @@ typedef enum nnlib_layer_kind {
   NNLIB_LAYER_POSITIONAL = 18,
   NNLIB_LAYER_LAYERNORM = 19,
   NNLIB_LAYER_ATTENTION = 20,
-  NNLIB_LAYER_LINEAR = 21
+  NNLIB_LAYER_LINEAR = 21,
+  NNLIB_LAYER_TRANSPOSE = 22 /* since 1.6.0 */
 } nnlib_layer_kind;
 
 typedef enum nnlib_activation {
@@ -471,6 +472,19 @@ NNLIB_API nnlib_status nnlib_dropout_create(nnlib_layer **out, float rate);
  * layers (dense layers also flatten their input themselves).
  * NNLIB_ERR_INVALID_ARGUMENT for NULL out, NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_flatten_create(nnlib_layer **out);
+/* A permutation of the per-sample axes (since 1.6.0): output axis k is
+ * input axis perm[k], as torch's x.permute(0, 1 + perm[0], 1 + perm[1],
+ * ...) with the batch axis left first; e.g. perm {1, 2, 0} turns [C, H, W]
+ * into [H, W, C], and {1, 0} transposes [T, D] into [D, T]. perm (copied)
+ * holds each of 0 .. rank - 1 once, and rank must be the per-sample rank of
+ * the input (NNLIB_ERR_SHAPE_MISMATCH at compile, naming the node). No
+ * parameters; backward applies the inverse permutation to dL/dy.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL out or perm, a rank of 0 or above
+ * NNLIB_MAX_RANK - 1, or a perm that is not a permutation of 0 .. rank - 1
+ * (the message names the first wrong value), NNLIB_ERR_OUT_OF_MEMORY. */
+NNLIB_API nnlib_status nnlib_transpose_create(nnlib_layer **out,
+                                              const int64_t *perm,
+                                              size_t rank);
 
 /* Recurrent layers over sequences: a sample is [T, F] (T steps of F
  * features; batches [N, T, F], batch first), and the output is the hidden
@@ -1466,6 +1480,12 @@ NNLIB_API nnlib_status nnlib_model_backward_output(
  *   batchnorm[:MOMENTUM[:EPSILON]]          default 0.1 and 1e-5
  *   dropout[:RATE]                          default 0.5
  *   flatten
+ *   transpose:P0xP1x...                     the per-sample axes permuted
+ *                                           (since 1.6.0), as
+ *                                           nnlib_transpose_create with
+ *                                           perm {P0, P1, ...}, e.g.
+ *                                           transpose:1x2x0 ([C, H, W] to
+ *                                           [H, W, C]); of any rank
  * e.g. "conv:32x5x5,relu,maxpool:2,conv:64x5x5,relu,maxpool:2,flatten,
  * dense:10". nnlib_model_get_spec prints defaults left out (dropout always
  * with its rate).
@@ -1823,6 +1843,21 @@ typedef struct nnlib_onnx_options {
                                  computes (since 1.5.0): only the nodes it
                                  needs are imported, the other outputs are
                                  not computed. Read during the call only. */
+  int whole_sample;           /* default 0: ONNX's axis 0 of every graph
+                                 input is the batch. 1 (since 1.6.0): each
+                                 graph input, with its static shape, is one
+                                 whole sample: the model's per-sample shape
+                                 is the input's full ONNX shape and the
+                                 model runs a batch of 1 (the caller passes
+                                 [1, ...shape]); operators may then mix
+                                 ONNX's axis 0 (Gemm's transA, a matrix
+                                 bias C, Flatten at any axis, inputs of
+                                 rank 1). Every graph input must have a
+                                 fully static shape. The output is [1,
+                                 ...ONNX's output shape]; operators that
+                                 read axis 0 as a batch (Conv, pools,
+                                 BatchNormalization, LSTM, GRU, RNN) are
+                                 refused.                                   */
 } nnlib_onnx_options;
 /* Fills the caller's options (of struct_size bytes) with the defaults.
  * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE below
@@ -1840,9 +1875,12 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * as [batch, T, F] (samples [T, F]). Its output is options->output (or the
  * only graph output), also batch first: a layout-0 recurrent Y [T, 1,
  * batch, H] is given as [batch, T, H] and Y_h [1, batch, H] as [batch, H]
- * (the same values, the batch axis moved first).
+ * (the same values, the batch axis moved first). With
+ * options->whole_sample 1 nothing is a batch axis: each input's sample is
+ * its whole ONNX shape and the model runs a batch of 1 (see the field).
  * Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL, max_batch
- * < 1, a bad loss, an output that is not a graph output, named),
+ * < 1, a bad loss, an output that is not a graph output, named,
+ * whole_sample other than 0 or 1),
  * NNLIB_ERR_STRUCT_SIZE (options->struct_size),
  * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
  * ONNX model: a length or count past the end, a graph with no output, a
@@ -1853,7 +1891,8 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * NNLIB_ERR_UNSUPPORTED (an operator, attribute or input nnlib does not
  * map, named with its node; external data; several graph outputs and no
  * options->output; an output nnlib does not compute, such as
- * LayerNormalization's Mean), NNLIB_ERR_TOO_LARGE (dims
+ * LayerNormalization's Mean; with whole_sample, a graph input axis that
+ * is symbolic, named with the input), NNLIB_ERR_TOO_LARGE (dims
  * whose product overflows), NNLIB_ERR_SHAPE_MISMATCH,
  * NNLIB_ERR_OUT_OF_MEMORY. On failure *out is NULL and nothing else
  * changed. */

@@ -185,7 +185,32 @@ onnx_output_part() {
     "$nnlib" eval "$dir/two_y.nnl" --onnx-output y
 }
 
-if [ "$part" != mnist ]; then text_part; onnx_output_part; fi
+# --onnx-whole-sample: a graph of the fixed input x [3, 4] whose bias varies
+# along axis 0 (tests/make_onnx_whole_fixture.py); no data needed
+onnx_whole_part() {
+  local whole two
+  whole="$(dirname "$0")/fixtures/onnx/whole_sample.onnx"
+  two="$(dirname "$0")/fixtures/onnx/two_outputs.onnx"
+  expect_status 1 "node 1 '/Add' (Add): inputs: a constant added to a graph tensor" \
+    "$nnlib" info "$whole"
+  "$nnlib" info "$whole" --onnx-whole-sample > "$dir/whole.out"
+  grep -q '^input    \[3, 4\]$' "$dir/whole.out"
+  grep -q '^description linear:2,positional,sigmoid,flatten$' "$dir/whole.out"
+  "$nnlib" convert "$whole" "$dir/whole.nnl" --onnx-whole-sample --max-batch 1
+  "$nnlib" info "$dir/whole.nnl" | grep -q '^description linear:2,positional,sigmoid,flatten$'
+  expect_status 1 "graph input 'x': axis 0 is symbolic or 0 (whole-sample import needs every axis fixed)" \
+    "$nnlib" info "$two" --onnx-output y --onnx-whole-sample
+  expect_status 1 "whole-sample import needs every axis fixed" \
+    "$nnlib" eval "$two" --onnx-output y --onnx-whole-sample
+  expect_status 2 '--onnx-whole-sample is for .onnx files' \
+    "$nnlib" info "$dir/whole.nnl" --onnx-whole-sample
+  expect_status 2 '--onnx-whole-sample is for .onnx files' \
+    "$nnlib" convert "$dir/whole.nnl" "$dir/whole.onnx" --onnx-whole-sample
+  expect_status 2 '--onnx-whole-sample is for .onnx files' \
+    "$nnlib" eval "$dir/whole.nnl" --onnx-whole-sample
+}
+
+if [ "$part" != mnist ]; then text_part; onnx_output_part; onnx_whole_part; fi
 if [ "$part" = text ]; then exit 0; fi
 
 "$nnlib" train --limit 3000 --epochs 2 --batch 64 --model dense:64,relu,dense:10 \

@@ -77,9 +77,14 @@ above as they are):
              (the exponent 3), _eps (epsilon 0), _axes (the variance's
              ReduceMean over axis 0), _outside (x - mean also added to the
              result), _scale (the scale [5, 8], one row per sample)
+  vit        a ViT-style patch embedding over [1, 16, 16]: Conv2d(1, 8, 4,
+             stride=4), flatten(2), transpose(1, 2) (Reshape of a target
+             from Shape, Slice and Concat, then Transpose [0, 2, 1]: 16
+             tokens of 8), LayerNorm(8) (weights drawn away from 1 and 0),
+             Linear(8, 4): predictions only.
 
 Run with /usr/bin/python3 (python3-torch 1.13) from the repository root;
-with no argument it writes every case, with names (e.g. `resnet gpt`) only
+with no argument it writes every case, with names (e.g. `resnet vit`) only
 those of the second list.
 """
 import os
@@ -512,14 +517,44 @@ def broken_layernorm():
     save(m, "scale")
 
 
+class PatchEmbedding(nn.Module):
+    """A ViT-style patch embedding: 4x4 patches of a 1x16x16 image as 16
+    tokens of width 8 (Conv2d stride 4, flatten(2), transpose(1, 2)), then
+    LayerNorm(8) and Linear(8, 4) per token."""
+
+    def __init__(self):
+        super().__init__()
+        self.patches = nn.Conv2d(1, 8, 4, stride=4)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        tokens = self.patches(x).flatten(2).transpose(1, 2)
+        return self.head(self.norm(tokens))
+
+
+def vit_case():
+    torch.manual_seed(2468)
+    model = PatchEmbedding()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.6, 1.4)
+        model.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(3, 1, 16, 16)
+    export(model, x, "vit")
+    with torch.no_grad():
+        y = model(x)
+    write("vit", line("x", x) + line("y", y))
+
+
 NEW_CASES = {
     "resnet": resnet_cases,  # also writes resnet_folded
     "attention": attention_cases,  # also writes attention_causal
     "gpt": gpt_case,
     "layernorm": layernorm_cases,  # also layernorm14_seq, bad_layernorm_*
+    "vit": vit_case,
 }
 NEW_SEEDS = ("resnet", "attention", "attention_causal",
-             "layernorm14")  # gpt: 40 KB
+             "layernorm14", "vit")  # gpt: 40 KB
 
 
 def write_seeds(names):
@@ -541,7 +576,7 @@ def main_new(names):
     written = {"resnet": ("resnet",),
                "attention": ("attention", "attention_causal"),
                "gpt": ("gpt",),
-               "layernorm": ("layernorm14",)}
+               "layernorm": ("layernorm14",), "vit": ("vit",)}
     write_seeds([s for n in names for s in written[n] if s in NEW_SEEDS])
 
 

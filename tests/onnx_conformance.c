@@ -28,6 +28,11 @@
  * with the permutation undone, Y_h [1, N, H] as [N, H] (the same order).
  * docs/ONNX.md documents the mapping.
  *
+ * Whole-sample cases (the flag WHOLE: operators that mix ONNX's axis 0,
+ * such as Gemm's transA, a matrix C, Flatten at any axis, or inputs of
+ * rank 1): imported with nnlib_onnx_options.whole_sample, each data input
+ * fed as one sample [1, ...dims], the output compared element by element.
+ *
  * Node tests record the opset at which their operator last changed (Relu
  * at 14, Softplus at 1, MaxPool at 12) and the pytorch-converted cases are
  * opset 6 models: they are imported as they are. Which older opsets the
@@ -43,7 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TIME_MAJOR = 1 }; /* flags: see the top of the file */
+enum { TIME_MAJOR = 1, WHOLE = 2 }; /* flags: see the top of the file */
 
 typedef struct case_entry {
   const char *dir;
@@ -55,7 +60,6 @@ typedef struct case_entry {
   const char *not_computed, *why_not;
 } case_entry;
 
-#define NO_BATCH "a rank-1 input [3]: no axis per sample after the batch"
 #define LN_STATS                                                               \
   NULL, 0, "Mean InvStdDev",                                                   \
       "nnlib's layernorm outputs only Y (its statistics stay inside)"
@@ -68,19 +72,16 @@ typedef struct case_entry {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const case_entry cases[] = {
     /* Gemm */
-    {"node/test_gemm_all_attributes", 1,
-     "transA = 1: the batch axis would be inside the product"},
+    {"node/test_gemm_all_attributes", 1, NULL, WHOLE},
     {"node/test_gemm_alpha", 1, NULL},
     {"node/test_gemm_beta", 1, NULL},
-    {"node/test_gemm_default_matrix_bias", 1,
-     "C [3, 4] varies along the batch axis: not a layer's bias"},
+    {"node/test_gemm_default_matrix_bias", 1, NULL, WHOLE},
     {"node/test_gemm_default_no_bias", 1, NULL},
     {"node/test_gemm_default_scalar_bias", 1, NULL},
     {"node/test_gemm_default_single_elem_vector_bias", 1, NULL},
     {"node/test_gemm_default_vector_bias", 1, NULL},
     {"node/test_gemm_default_zero_bias", 1, NULL},
-    {"node/test_gemm_transposeA", 1,
-     "transA = 1: the batch axis would be inside the product"},
+    {"node/test_gemm_transposeA", 1, NULL, WHOLE},
     {"node/test_gemm_transposeB", 1, NULL},
     {"node/test_matmul_2d", 1, NULL},
     {"node/test_matmul_3d", 1, "B [2, 4, 3] is a batched product: no layer"},
@@ -154,14 +155,14 @@ static const case_entry cases[] = {
     /* activations */
     {"node/test_relu", 1, NULL},
     {"node/test_sigmoid", 1, NULL},
-    {"node/test_sigmoid_example", 1, NO_BATCH},
+    {"node/test_sigmoid_example", 1, NULL, WHOLE},
     {"node/test_tanh", 1, NULL},
-    {"node/test_tanh_example", 1, NO_BATCH},
+    {"node/test_tanh_example", 1, NULL, WHOLE},
     {"node/test_leakyrelu", 1, NULL},
     {"node/test_leakyrelu_default", 1, NULL},
-    {"node/test_leakyrelu_example", 1, NO_BATCH},
+    {"node/test_leakyrelu_example", 1, NULL, WHOLE},
     {"node/test_softplus", 1, NULL},
-    {"node/test_softplus_example", 1, NO_BATCH},
+    {"node/test_softplus_example", 1, NULL, WHOLE},
     {"node/test_softmax_axis_2", 1, NULL},
     {"node/test_softmax_default_axis", 1, NULL},
     {"node/test_softmax_example", 1, NULL},
@@ -173,8 +174,12 @@ static const case_entry cases[] = {
     {"node/test_flatten_axis1", 1, NULL},
     {"node/test_flatten_default_axis", 1, NULL},
     {"node/test_flatten_negative_axis3", 1, NULL},
-    {"node/test_flatten_axis0", 1, "axis 0 folds the batch axis away"},
-    {"node/test_flatten_axis2", 1, "axis 2 folds axes into the batch"},
+    {"node/test_flatten_axis0", 1, NULL, WHOLE},
+    {"node/test_flatten_axis2", 1, NULL, WHOLE},
+    {"node/test_flatten_axis3", 1, NULL, WHOLE},
+    {"node/test_flatten_negative_axis1", 1, NULL, WHOLE},
+    {"node/test_flatten_negative_axis2", 1, NULL, WHOLE},
+    {"node/test_flatten_negative_axis4", 1, NULL, WHOLE},
     {"node/test_add", 2, NULL},
     {"node/test_mul", 2, NULL},
     {"node/test_add_bcast", 2, "broadcasting merges: nnlib's add needs equal "
@@ -183,7 +188,7 @@ static const case_entry cases[] = {
     {"node/test_concat_3d_axis_1", 2, NULL},
     {"node/test_concat_3d_axis_2", 2, NULL},
     {"node/test_concat_3d_axis_negative_1", 2, NULL},
-    {"node/test_concat_2d_axis_0", 2, "concat along the batch axis"},
+    {"node/test_concat_2d_axis_0", 2, NULL, WHOLE},
     /* recurrent: W, R, B are graph inputs with data (given as
      * initializers); Y is '' (absent) where only Y_h is an output. The
      * seq_length cases are two-step sequences (no sequence_lens input). */
@@ -232,7 +237,6 @@ static const struct {
     {"node/test_lstm_with_peepholes", "input sequence_lens"},
     {"node/test_layer_normalization_4d_axis1", "the last axis only"},
     {"node/test_softmax_axis_1", "runs over the last axis only"},
-    {"node/test_gemm_transposeA", "attribute transA"},
 };
 
 static const char *refusal_of(const char *dir) {
@@ -550,16 +554,18 @@ static void free_set(set_data *d) {
   free(d->model.p);
 }
 
-/* Data input k as a tensor; time-major X [T, N, F] as [N, T, F]. */
+/* Data input k as a tensor; time-major X [T, N, F] as [N, T, F]; a
+ * whole-sample input as the one sample [1, ...dims]. */
 static nnlib_status make_input(const tensor_pb *t, bool time_major,
-                               nnlib_tensor **x) {
+                               bool whole, nnlib_tensor **x) {
   bool ids = t->type == 7 || t->type == 6;
-  int64_t dims[8];
-  memcpy(dims, t->dims, sizeof dims);
+  int64_t dims[9] = {1};
+  size_t rank = t->rank + (whole ? 1 : 0);
+  memcpy(dims + (whole ? 1 : 0), t->dims, t->rank * sizeof *dims);
   if (time_major)
     dims[0] = t->dims[1], dims[1] = t->dims[0];
-  nnlib_status st = ids ? nnlib_tensor_create_int32(x, dims, t->rank)
-                        : nnlib_tensor_create(x, dims, t->rank);
+  nnlib_status st = ids ? nnlib_tensor_create_int32(x, dims, rank)
+                        : nnlib_tensor_create(x, dims, rank);
   if (st != NNLIB_OK)
     return st;
   for (int64_t e = 0; e < t->count; e++) {
@@ -602,11 +608,12 @@ static int compare(const float *got, const tensor_pb *want, bool time_major,
 
 /* Imports with output k chosen (NULL for a graph of one output). */
 static nnlib_status import(const set_data *d, const char *output,
-                           int64_t max_batch, nnlib_model **m) {
+                           int64_t max_batch, bool whole, nnlib_model **m) {
   nnlib_onnx_options o;
   nnlib_onnx_options_init(&o);
   o.max_batch = max_batch;
   o.output = output;
+  o.whole_sample = whole;
   return nnlib_model_load_onnx_buffer(m, d->model.p, d->model.n, &o);
 }
 
@@ -614,7 +621,7 @@ static nnlib_status import(const set_data *d, const char *output,
 static int expect_not_computed(const set_data *d, const char *name,
                                int64_t max_batch) {
   nnlib_model *m = NULL;
-  nnlib_status st = import(d, name, max_batch, &m);
+  nnlib_status st = import(d, name, max_batch, false, &m);
   bool refused = st == NNLIB_ERR_UNSUPPORTED &&
                  strstr(nnlib_last_error_message(), name) != NULL;
   if (!refused)
@@ -630,6 +637,7 @@ static int check_output(const char *dir, const char *set, const set_data *d,
   char path[1200];
   const char *name = d->output_count > 1 ? d->outputs[k] : NULL;
   bool time_major = (c->flags & TIME_MAJOR) != 0;
+  bool whole = (c->flags & WHOLE) != 0;
   bytes out = {NULL, 0};
   tensor_pb want;
   snprintf(path, sizeof path, "%s/%s/output_%zu.pb", dir, set, k);
@@ -642,7 +650,7 @@ static int check_output(const char *dir, const char *set, const set_data *d,
   nnlib_model *m = NULL;
   nnlib_tensor *x[16] = {NULL}, *y = NULL;
   int rc = 1;
-  nnlib_status st = import(d, name, max_batch, &m);
+  nnlib_status st = import(d, name, max_batch, whole, &m);
   if (st != NNLIB_OK) {
     printf("  import%s%s: %s\n", name ? " of " : "", name ? name : "",
            nnlib_last_error_message());
@@ -650,7 +658,7 @@ static int check_output(const char *dir, const char *set, const set_data *d,
   }
   for (int i = 0; i < c->data_inputs && (size_t)i < d->loaded; i++)
     if (st == NNLIB_OK)
-      st = make_input(&d->inputs[i], time_major && i == 0, &x[i]);
+      st = make_input(&d->inputs[i], time_major && i == 0, whole, &x[i]);
   int64_t yshape[1] = {want.count};
   if (st == NNLIB_OK)
     st = nnlib_tensor_create(&y, yshape, 1);
@@ -675,7 +683,8 @@ done:
 static int check_refusal(const set_data *d, int64_t max_batch) {
   nnlib_model *m = NULL;
   nnlib_status st =
-      import(d, d->output_count > 1 ? d->outputs[0] : NULL, max_batch, &m);
+      import(d, d->output_count > 1 ? d->outputs[0] : NULL, max_batch, false,
+             &m);
   bool refused =
       (st == NNLIB_ERR_UNSUPPORTED || st == NNLIB_ERR_UNSUPPORTED_VERSION) &&
       strstr(nnlib_last_error_message(), expected_refusal);
@@ -697,9 +706,9 @@ static int run_set(const char *dir, const char *set, const bytes *model_in,
     return 1;
   }
   const tensor_pb *x0 = &d.inputs[0];
-  int64_t max_batch = x0->rank == 0                         ? 1
+  int64_t max_batch = x0->rank == 0 || (c->flags & WHOLE)     ? 1
                       : (c->flags & TIME_MAJOR) && x0->rank > 1 ? x0->dims[1]
-                                                            : x0->dims[0];
+                                                                : x0->dims[0];
   if (expected_refusal != NULL) {
     rc = check_refusal(&d, max_batch);
   } else {
@@ -749,13 +758,15 @@ static int run_case(const char *root, const case_entry *c, char *checked,
 /* " (outputs Y, Y_h; time-major ...; Mean, InvStdDev not computed: ...)" */
 static void print_notes(const case_entry *c, const char *checked) {
   bool several = strchr(checked, ',') != NULL || c->not_computed != NULL;
-  if (!several && !(c->flags & TIME_MAJOR))
+  if (!several && !(c->flags & (TIME_MAJOR | WHOLE)))
     return;
   printf(" (");
   if (several)
     printf("output%s %s checked", strchr(checked, ',') ? "s" : "", checked);
   if (c->flags & TIME_MAJOR)
     printf("%sX [T, N, F] fed as [N, T, F]", several ? "; " : "");
+  if (c->flags & WHOLE)
+    printf("%swhole_sample: inputs fed as [1, ...shape]", several ? "; " : "");
   if (c->not_computed != NULL)
     printf("; %s not computed, refused as expected: %s", c->not_computed,
            c->why_not);

@@ -16,8 +16,8 @@
  * Files per case NAME: NAME.onnx; NAME.txt, one line per graph input
  * ("input f32|i32 DIMS... FILE") and one for the output ("output DIMS...
  * FILE"), the data raw little-endian float32 / int32, batch first; the
- * list of cases in cases.txt. Three cases are PyTorch exports imported
- * first (the attention, GPT-like and residual models of
+ * list of cases in cases.txt. Four cases are PyTorch exports imported
+ * first (the attention, GPT-like, residual and patch-embedding models of
  * tests/make_onnx_fixtures.py): nnlib's export of an imported model. */
 #include "test_support.h"
 
@@ -112,11 +112,20 @@ static const export_case cases[] = {
      20},
     {"char_lstm", "input:7,embedding:30:6,lstm:8,linear:30", 30},
     {"linear_rank3", "input:2x3x4,linear:5,relu,linear:2:nobias", 0},
+    /* transposes: channels last and back around a linear over the
+     * channels; a rank-4 permutation as the output */
+    {"transpose_channels_last",
+     "input:3x4x5,conv:4x3x3:p1,transpose:1x2x0,linear:3,transpose:2x0x1,"
+     "flatten,dense:2",
+     0},
+    {"transpose_rank4", "input:2x3x4x5,transpose:3x1x0x2", 0},
     /* PyTorch exports imported (tests/make_onnx_fixtures.py): the
-     * attention subgraph, the GPT-like model, the residual CNN */
+     * attention subgraph, the GPT-like model, the residual CNN, the ViT
+     * patch embedding */
     {"imported_attention_causal", "onnx:attention_causal", 0},
     {"imported_gpt", "onnx:gpt", 13},
     {"imported_resnet", "onnx:resnet", 0},
+    {"imported_vit", "onnx:vit", 0},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
 

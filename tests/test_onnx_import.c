@@ -14,8 +14,16 @@
  * imported; none chosen among several, or a name that is no output, with
  * their statuses), a time-major RNN graph input [T, N, F] taken batch first
  * with Y and Y_h given batch first (against a naive loop), and
- * LayerNormalization's Mean and InvStdDev refused where read; and an
- * allocation failure injected at every allocation of an import fails with
+ * LayerNormalization's Mean and InvStdDev refused where read; Transposes
+ * onto transpose layers (also after a Reshape torch's flatten(2) writes,
+ * its target folded through Shape, Slice and Concat) and the perms that
+ * stay refused; whole-sample imports (nnlib_onnx_options.whole_sample) of
+ * Gemm with a matrix bias (opsets 13 and 6) and transA, Flatten at axis 0
+ * and a Transpose of the sample's axes against naive loops, with their
+ * refusals (a symbolic input axis, a batch-reading MaxPool, a bad value)
+ * and an options struct of 1.5's size reading as before; and an
+ * allocation failure injected at every allocation of an import (batch
+ * first and whole-sample) fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
 #include "test_support.h"
@@ -881,16 +889,397 @@ static void integer_inputs(void **state) {
   assert_null(m);
 }
 
+/* ------------------------------------------------ whole-sample imports */
+
+/* AttributeProto of FLOAT (type 1, f field 2: fixed32). */
+static void attr_float(pbuf *n, const char *name, float v) {
+  pbuf a = {{0}, 0};
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  put_str(&a, 1, name);
+  put_varint(&a, 2 << 3 | 5);
+  for (int j = 0; j < 4; j++)
+    a.b[a.n++] = (unsigned char)(bits >> (8 * j));
+  put_int(&a, 20, 1);
+  put_msg(n, 5, &a);
+}
+
+static const float GB[8] = {0.5f, -1.0f, 2.0f, 0.25f, -0.75f, 1.5f, 1.0f, -2.0f};
+static const float GC[6] = {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f};
+static const float GX[12] = {1.0f, -2.0f, 0.5f,  3.0f,  -1.0f, 0.25f,
+                             2.0f, -0.5f, 1.5f, -3.0f, 0.75f, -0.25f};
+
+/* x [3, 4] (static) -> Gemm(B [4, 2], C [3, 2] varying along M, alpha
+ * 0.5, beta 2) -> Sigmoid -> Flatten(axis 0) -> y [1, 6]: ONNX's axis 0
+ * is mixed twice, by the bias and by the flatten. `x_dim0` -1 makes axis 0
+ * symbolic; at opset 6 the Gemm has `broadcast` 0 (C of the full shape). */
+static pbuf gemm_matrix_bias_flatten(int64_t x_dim0, int64_t opset) {
+  pbuf g = {{0}, 0};
+  pbuf gemm = node("Gemm", "x", "GB", "GC", "h");
+  attr_float(&gemm, "alpha", 0.5f);
+  attr_float(&gemm, "beta", 2.0f);
+  pbuf sig = node("Sigmoid", "h", NULL, NULL, "s");
+  pbuf flat = node("Flatten", "s", NULL, NULL, "y");
+  attr_int(&flat, "axis", 0);
+  put_msg(&g, 1, &gemm);
+  put_msg(&g, 1, &sig);
+  put_msg(&g, 1, &flat);
+  int64_t bd[2] = {4, 2}, cd[2] = {3, 2}, xd[2] = {x_dim0, 4}, yd[2] = {1, 6};
+  pbuf b = tensor("GB", bd, 2, GB, 8), c = tensor("GC", cd, 2, GC, 6);
+  put_msg(&g, 5, &b);
+  put_msg(&g, 5, &c);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, opset);
+}
+
+/* x [4, 3] -> Gemm(transA, B [2, 4] with transB, C [3, 1]) -> y [3, 2]. */
+static pbuf gemm_trans_a(void) {
+  pbuf g = {{0}, 0};
+  pbuf gemm = node("Gemm", "x", "GB", "GC", "y");
+  attr_int(&gemm, "transA", 1);
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &gemm);
+  int64_t bd[2] = {2, 4}, cd[2] = {3, 1}, xd[2] = {4, 3}, yd[2] = {3, 2};
+  pbuf b = tensor("GB", bd, 2, GB, 8), c = tensor("GC", cd, 2, GC, 3);
+  put_msg(&g, 5, &b);
+  put_msg(&g, 5, &c);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* x [2, 3, 2] -> Transpose(perm [2, 0, 1]) -> y [2, 2, 3]. */
+static pbuf whole_transpose(void) {
+  pbuf g = {{0}, 0};
+  pbuf n = node("Transpose", "x", NULL, NULL, "y");
+  const int64_t perm[3] = {2, 0, 1};
+  attr_ints(&n, "perm", perm, 3);
+  put_msg(&g, 1, &n);
+  int64_t xd[3] = {2, 3, 2}, yd[3] = {2, 2, 3};
+  pbuf x = value_info("x", xd, 3), y = value_info("y", yd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* x [1, 1, 4, 3] -> MaxPool 2x2 -> y: a batch-reading operator. */
+static pbuf whole_maxpool(void) {
+  pbuf g = {{0}, 0};
+  pbuf n = node("MaxPool", "x", NULL, NULL, "y");
+  int64_t k[2] = {2, 2};
+  attr_ints(&n, "kernel_shape", k, 2);
+  put_msg(&g, 1, &n);
+  int64_t xd[4] = {1, 1, 4, 3}, yd[4] = {1, 1, 3, 2};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 4);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+static nnlib_status load_whole(nnlib_model **m, const pbuf *bytes) {
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  assert_int_equal(o.whole_sample, 0);
+  o.max_batch = 1;
+  o.whole_sample = 1;
+  return nnlib_model_load_onnx_buffer(m, bytes->b, bytes->n, &o);
+}
+
+/* The model's input and output per-sample shapes are want_in, want_out. */
+static void expect_shapes(const nnlib_model *m, const int64_t *want_in,
+                          size_t in_rank, const int64_t *want_out,
+                          size_t out_rank) {
+  int64_t dims[8];
+  size_t rank = 0;
+  ASSERT_OK(nnlib_model_get_input_shape(m, dims, 8, &rank));
+  assert_int_equal(rank, in_rank);
+  assert_memory_equal(dims, want_in, in_rank * sizeof *dims);
+  ASSERT_OK(nnlib_model_get_output_shape(m, dims, 8, &rank));
+  assert_int_equal(rank, out_rank);
+  assert_memory_equal(dims, want_out, out_rank * sizeof *dims);
+}
+
+/* One sample x [1, dims...] through m into y (count floats). */
+static void predict_one(nnlib_model *m, const float *xs, const int64_t *dims,
+                        size_t rank, float *y, int64_t count) {
+  int64_t xd[8] = {1}, yd[2] = {1, count}, size = 1;
+  for (size_t k = 0; k < rank; k++)
+    size *= xd[k + 1] = dims[k];
+  nnlib_tensor *x = NULL, *out = NULL;
+  ASSERT_OK(nnlib_tensor_create(&x, xd, rank + 1));
+  ASSERT_OK(nnlib_tensor_create(&out, yd, 2));
+  memcpy(nnlib_tensor_get_data(x), xs, (size_t)size * sizeof *xs);
+  ASSERT_OK(nnlib_model_predict(m, x, out));
+  memcpy(y, nnlib_tensor_get_data(out), (size_t)count * sizeof *y);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(out);
+}
+
+/* whole_sample: the sample is x [3, 4] itself; y = Flatten(axis 0) of
+ * sigmoid(alpha x B + beta C), the bias differing per row of x. */
+static void whole_matrix_bias(int64_t opset) {
+  pbuf bytes = gemm_matrix_bias_flatten(3, opset);
+  nnlib_model *m = NULL;
+  ASSERT_OK(load_whole(&m, &bytes));
+  const int64_t in[2] = {3, 4}, out[1] = {6};
+  expect_shapes(m, in, 2, out, 1); /* ONNX's [1, 6]: the same elements */
+  float y[6];
+  predict_one(m, GX, in, 2, y, 6);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 2; j++) {
+      double h = 2.0 * GC[i * 2 + j];
+      for (int k = 0; k < 4; k++)
+        h += 0.5 * GX[i * 4 + k] * GB[k * 2 + j];
+      ASSERT_NEAR(y[i * 2 + j], 1.0 / (1.0 + exp(-h)), 1e-6);
+    }
+  nnlib_model_free(m);
+  /* without whole_sample the same graph varies C along the batch axis */
+  nnlib_model *b = (nnlib_model *)&b;
+  ASSERT_STATUS(opset < 7 ? NNLIB_ERR_UNSUPPORTED_VERSION
+                          : NNLIB_ERR_UNSUPPORTED,
+                nnlib_model_load_onnx_buffer(&b, bytes.b, bytes.n, NULL));
+  ts_expect_message(opset < 7 ? "broadcast = 0 (C of the full [M, N] shape"
+                              : "ONNX node 0 'Gemm' (Gemm): input C varies "
+                                "along the batch axis");
+  assert_null(b);
+}
+
+static void whole_matrix_bias_and_flatten(void **state) {
+  (void)state;
+  whole_matrix_bias(13);
+  whole_matrix_bias(6); /* Gemm's broadcast 0, read in whole-sample mode */
+}
+
+/* transA = 1: x [4, 3] is read as its transpose [3, 4]; C [3, 1] adds
+ * one value per row of the product. A Transpose permutes the sample's own
+ * axes: y[i][j][k] = x[j][k][i] for perm [2, 0, 1]. */
+static void whole_transposes(void **state) {
+  (void)state;
+  pbuf bytes = gemm_trans_a();
+  nnlib_model *m = NULL;
+  ASSERT_OK(load_whole(&m, &bytes));
+  const int64_t in[2] = {4, 3}, out[2] = {3, 2};
+  expect_shapes(m, in, 2, out, 2);
+  float y[6];
+  predict_one(m, GX, in, 2, y, 6);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 2; j++) {
+      double h = GC[i]; /* y[i][j] = sum_k x[k][i] B[j][k] + C[i] */
+      for (int k = 0; k < 4; k++)
+        h += (double)GX[k * 3 + i] * GB[j * 4 + k];
+      ASSERT_NEAR(y[i * 2 + j], h, 1e-5);
+    }
+  nnlib_model_free(m);
+  nnlib_model *b = (nnlib_model *)&b;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
+                nnlib_model_load_onnx_buffer(&b, bytes.b, bytes.n, NULL));
+  ts_expect_message("attribute transA: transA = 1 would put the batch axis "
+                    "inside the product");
+  pbuf perm = whole_transpose();
+  ASSERT_OK(load_whole(&m, &perm));
+  const int64_t pin[3] = {2, 3, 2}, pout[3] = {2, 2, 3};
+  expect_shapes(m, pin, 3, pout, 3);
+  float all[12];
+  predict_one(m, GX, pin, 3, all, 12);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++)
+      for (int k = 0; k < 3; k++)
+        assert_float_equal(all[(i * 2 + j) * 3 + k], GX[(j * 3 + k) * 2 + i],
+                           0.0f);
+  nnlib_model_free(m);
+}
+
+/* whole_sample's refusals, and option structs of 1.5's size (no
+ * whole_sample field) read as before. */
+static void whole_refusals_and_old_options(void **state) {
+  (void)state;
+  nnlib_model *m = (nnlib_model *)&m;
+  pbuf symbolic = gemm_matrix_bias_flatten(-1, 13);
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_whole(&m, &symbolic));
+  ts_expect_message("ONNX: graph input 'x': axis 0 is symbolic or 0 "
+                    "(whole-sample import needs every axis fixed)");
+  assert_null(m);
+  pbuf pool = whole_maxpool();
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_whole(&m, &pool));
+  ts_expect_message("ONNX node 0 'MaxPool' (MaxPool): input 0: whole-sample "
+                    "import makes ONNX's axis 0 part of the sample");
+  assert_null(m);
+  pbuf bytes = gemm_matrix_bias_flatten(3, 13);
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  o.whole_sample = 2;
+  ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
+  ts_expect_message("nnlib_onnx_options: whole_sample 2, must be 0 or 1");
+  assert_null(m);
+  /* 1.5's struct: whole_sample lies beyond its size and is not read */
+  size_t old = offsetof(nnlib_onnx_options, whole_sample);
+  ASSERT_OK(nnlib_onnx_options_init_size(&o, old));
+  assert_int_equal(o.struct_size, old);
+  o.whole_sample = 1;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
+                nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
+  ts_expect_message("input C varies along the batch axis");
+  parts p = good_parts();
+  pbuf small = model_bytes(&p);
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, small.b, small.n, &o));
+  int64_t dims[2];
+  size_t rank = 0;
+  ASSERT_OK(nnlib_model_get_input_shape(m, dims, 2, &rank));
+  assert_int_equal(rank, 1); /* [N, 4]: the batch first, as in 1.5 */
+  assert_int_equal(dims[0], 4);
+  nnlib_model_free(m);
+}
+
+/* -------------------------------------------------------- transposes */
+
+/* TensorProto of int64 (data_type 7) values, raw little-endian. */
+static pbuf tensor_i64(const char *name, const int64_t *values,
+                       size_t count) {
+  pbuf t = {{0}, 0};
+  put_int(&t, 1, (int64_t)count);
+  put_int(&t, 2, 7);
+  put_str(&t, 8, name);
+  unsigned char raw[256];
+  assert_true(count * 8 <= sizeof raw);
+  for (size_t k = 0; k < count; k++)
+    for (int j = 0; j < 8; j++)
+      raw[8 * k + (size_t)j] = (unsigned char)((uint64_t)values[k] >> (8 * j));
+  put_bytes(&t, 9, raw, 8 * count);
+  return t;
+}
+
+static void put_i64(pbuf *g, const char *name, int64_t a, int64_t b,
+                    size_t count) {
+  const int64_t v[2] = {a, b};
+  pbuf t = tensor_i64(name, v, count);
+  put_msg(g, 5, &t);
+}
+
+/* x [N, 2, 3, 4] -> Transpose(perm) -> y. */
+static pbuf transpose_model(const int64_t *perm) {
+  pbuf g = {{0}, 0};
+  pbuf n = node("Transpose", "x", NULL, NULL, "y");
+  attr_ints(&n, "perm", perm, 4);
+  put_msg(&g, 1, &n);
+  int64_t xd[4] = {-1, 2, 3, 4}, yd[4] = {-1, -1, -1, -1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 4);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 17);
+}
+
+/* x [N, 2, 3, 4] reshaped as torch's flatten(2) writes it, with the
+ * target from Shape(x) through two Slices ([N] = shape[0:1], and [2] =
+ * shape[-3:-5:-2], a negative step whose end clamps to -1) and a Concat
+ * with -1: [N, 2, 12] (or [N, 12, -1] = [N, 12, 2] with `split`, which
+ * cuts nnlib's [3, 4] across); then Transpose [0, 2, 1] -> y. */
+static pbuf flatten2_transpose(bool split) {
+  pbuf g = {{0}, 0};
+  pbuf shape = node("Shape", "x", NULL, NULL, "shape");
+  const char *a[3] = {"shape", "zero", "one"};
+  const char *b[5] = {"shape", "minus3", "minus5", "zero", "minus2"};
+  const char *o[1] = {"lead"}, *o2[1] = {"second"};
+  pbuf s0 = node_io("Slice", a, 3, o, 1), s1 = node_io("Slice", b, 5, o2, 1);
+  const char *c[3] = {"lead", split ? "twelve" : "second", "minus1"};
+  const char *co[1] = {"target"};
+  pbuf cat = node_io("Concat", c, 3, co, 1);
+  attr_int(&cat, "axis", 0);
+  pbuf r = node("Reshape", "x", "target", NULL, "r");
+  pbuf t = node("Transpose", "r", NULL, NULL, "y");
+  const int64_t perm[3] = {0, 2, 1};
+  attr_ints(&t, "perm", perm, 3);
+  pbuf nodes[6] = {shape, s0, s1, cat, r, t};
+  for (int k = 0; k < 6; k++)
+    put_msg(&g, 1, &nodes[k]);
+  put_i64(&g, "zero", 0, 0, 1);
+  put_i64(&g, "one", 1, 0, 1);
+  put_i64(&g, "minus3", -3, 0, 1);
+  put_i64(&g, "minus5", -5, 0, 1);
+  put_i64(&g, "minus2", -2, 0, 1);
+  put_i64(&g, "minus1", -1, 0, 1);
+  put_i64(&g, "twelve", 12, 0, 1);
+  int64_t xd[4] = {-1, 2, 3, 4}, yd[3] = {-1, -1, -1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 17);
+}
+
+/* The model's description is `spec`, and its prediction on x [2, 2, 3, 4]
+ * (x[s, c, h, w] = its flat index) is y[s, k] = x[s, from(k)]. */
+static void expect_transposed(nnlib_model *m, const char *spec,
+                              int64_t (*from)(int64_t k)) {
+  char text[128];
+  ASSERT_OK(nnlib_model_get_spec(m, text, sizeof text, NULL));
+  assert_string_equal(text, spec);
+  nnlib_tensor *x = NULL, *y = ts_tensor2(2, 24, NULL);
+  ASSERT_OK(nnlib_tensor_create(&x, (int64_t[]){2, 2, 3, 4}, 4));
+  for (int k = 0; k < 48; k++)
+    nnlib_tensor_get_data(x)[k] = (float)k;
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int64_t s = 0; s < 2; s++)
+    for (int64_t k = 0; k < 24; k++)
+      assert_true(nnlib_tensor_get_data(y)[s * 24 + k] ==
+                  (float)(s * 24 + from(k)));
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+}
+
+/* y [w, c, h] of perm [0, 3, 1, 2]: element k of y is x[c, h, w]. */
+static int64_t channels_first(int64_t k) {
+  int64_t w = k / 6, c = k / 3 % 2, h = k % 3;
+  return c * 12 + h * 4 + w;
+}
+
+/* y [12, 2] of x [2, 12] transposed: y[j, c] = x[c, j]. */
+static int64_t flattened_transposed(int64_t k) {
+  return (k % 2) * 12 + k / 2;
+}
+
+/* A Transpose that keeps the batch axis first is a transpose layer, also
+ * after a Reshape whose merged axes nnlib's node keeps apart (each ONNX
+ * axis moves as its run of node axes: flatten(2) then transpose(1, 2) is
+ * transpose:1x2x0 of [2, 3, 4]); refused: a perm that moves the batch axis
+ * and reorders the others, one that is no permutation, and a Reshape that
+ * cuts nnlib's axes across. */
+static void transposes(void **state) {
+  (void)state;
+  const int64_t perm[4] = {0, 3, 1, 2};
+  pbuf bytes = transpose_model(perm);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  expect_transposed(m, "transpose:2x0x1", channels_first);
+  nnlib_model_free(m);
+  bytes = flatten2_transpose(false);
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  expect_transposed(m, "transpose:1x2x0", flattened_transposed);
+  nnlib_model_free(m);
+  const int64_t moves_batch[4] = {2, 0, 1, 3}, twice[4] = {0, 1, 1, 2};
+  bytes = transpose_model(moves_batch);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("(Transpose): attribute perm moves the batch axis and "
+                    "reorders the others");
+  bytes = transpose_model(twice);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("(Transpose): perm is not a permutation of 0 .. 3");
+  bytes = flatten2_transpose(true);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("(Transpose): input data 'r' is [12, 2] per sample in "
+                    "ONNX but [2, 3, 4] in nnlib");
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
-static void out_of_memory_everywhere(void **state) {
-  (void)state;
-  parts p = good_parts();
-  pbuf bytes = model_bytes(&p);
+static void oom_at_every_allocation(const pbuf *bytes,
+                                    const nnlib_onnx_options *o) {
   ts_alloc_stats stats = {0};
   ts_alloc_install(&stats);
   nnlib_model *m = NULL;
-  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes->b, bytes->n, o));
   nnlib_model_free(m);
   long total = stats.allocs;
   ts_alloc_uninstall();
@@ -900,7 +1289,7 @@ static void out_of_memory_everywhere(void **state) {
     s.fail_at = k;
     ts_alloc_install(&s);
     m = (nnlib_model *)&m;
-    nnlib_status st = nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL);
+    nnlib_status st = nnlib_model_load_onnx_buffer(&m, bytes->b, bytes->n, o);
     long live = s.live;
     ts_alloc_uninstall();
     if (st != NNLIB_ERR_OUT_OF_MEMORY || m != NULL || live != 0)
@@ -908,6 +1297,19 @@ static void out_of_memory_everywhere(void **state) {
                total, nnlib_status_string(st), nnlib_last_error_message(),
                live);
   }
+}
+
+/* The small model, and a whole-sample import (the matrix bias's table). */
+static void out_of_memory_everywhere(void **state) {
+  (void)state;
+  parts p = good_parts();
+  pbuf bytes = model_bytes(&p);
+  oom_at_every_allocation(&bytes, NULL);
+  pbuf whole = gemm_matrix_bias_flatten(3, 13);
+  nnlib_onnx_options o;
+  ASSERT_OK(nnlib_onnx_options_init(&o));
+  o.whole_sample = 1;
+  oom_at_every_allocation(&whole, &o);
 }
 
 int main(void) {
@@ -926,6 +1328,10 @@ int main(void) {
       cmocka_unit_test(broken_layernorm),
       cmocka_unit_test(integer_inputs),
       cmocka_unit_test(pool_attributes),
+      cmocka_unit_test(whole_matrix_bias_and_flatten),
+      cmocka_unit_test(whole_transposes),
+      cmocka_unit_test(whole_refusals_and_old_options),
+      cmocka_unit_test(transposes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

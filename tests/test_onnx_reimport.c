@@ -138,6 +138,13 @@ static const reimport_case cases[] = {
      "back as positional (T rows)"},
     {"attention_bias", "input:5x8,attention:2", 0, SAME, 0},
     {"attention_causal", "input:5x8,attention:4:causal", 0, SAME, 0},
+    /* transposes: channels last and back around a linear, and a rank-4
+     * permutation */
+    {"transpose_channels_last",
+     "input:3x4x5,conv:4x3x3:p1,transpose:1x2x0,linear:3,transpose:2x0x1,"
+     "flatten,dense:2",
+     0, SAME, 0},
+    {"transpose_rank4", "input:2x3x4x5,transpose:3x1x0x2", 0, SAME, 0},
     {"attention_nobias_causal", "input:5x8,attention:2:causal:nobias", 0,
      SAME, 0},
     {"attention_one_head", "input:3x4,attention:1:causal", 0, SAME, 0},
@@ -359,7 +366,7 @@ static void second_export(const reimport_case *c, nnlib_model *original,
 static void mark_kinds(nnlib_model *m, bool *seen) {
   for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
     nnlib_layer_kind k = nnlib_layer_get_kind(nnlib_model_get_layer(m, i));
-    assert_true(k >= 1 && k <= NNLIB_LAYER_LINEAR);
+    assert_true(k >= 1 && k <= NNLIB_LAYER_TRANSPOSE);
     seen[k] = true;
   }
 }
@@ -391,10 +398,10 @@ static void round_trip(const reimport_case *c, bool *seen) {
 
 static void test_every_kind_comes_back(void **state) {
   (void)state;
-  bool seen[NNLIB_LAYER_LINEAR + 1] = {false};
+  bool seen[NNLIB_LAYER_TRANSPOSE + 1] = {false};
   for (size_t i = 0; i < CASE_COUNT; i++)
     round_trip(&cases[i], seen);
-  for (int k = 1; k <= NNLIB_LAYER_LINEAR; k++)
+  for (int k = 1; k <= NNLIB_LAYER_TRANSPOSE; k++)
     if (!seen[k])
       fail_msg("no case has a layer of kind %d", k);
   /* every activation: the act_ cases name each one */

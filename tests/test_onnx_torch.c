@@ -17,9 +17,10 @@
  * layer; and a GPT-like model (embedding, learned positions, two pre-norm
  * blocks with causal attention and a GELU MLP) whose per-token
  * cross-entropy steps give torch's losses and whose imported model exports
- * again as ONNX; and nn.LayerNorm exported at opset 14 (primitive
- * operators, read as one layernorm) between two Linears, predictions and
- * steps. */
+ * again as ONNX; nn.LayerNorm exported at opset 14 (primitive operators,
+ * read as one layernorm) between two Linears, predictions and steps; and
+ * a ViT-style patch embedding (conv, flatten(2), transpose(1, 2),
+ * LayerNorm, Linear) onto a transpose layer. */
 #include "test_support.h"
 
 #include <math.h>
@@ -353,9 +354,26 @@ static void layernorm_opset14(void **state) {
   layers_are("layernorm14_seq", plain, 4);
 }
 
-/* An allocation failure at every allocation of importing the recurrent
- * GELU, residual, attention and opset-14 layernorm models (views, pending layers, pattern
- * tables, the attention subgraph's values) fails with
+/* A ViT-style patch embedding: Conv2d stride 4, flatten(2) (a Reshape of a
+ * target folded from Shape, Slice and Concat), transpose(1, 2), LayerNorm
+ * and Linear per token. nnlib keeps the conv's [8, 4, 4] and transposes it
+ * as a whole to [4, 4, 8], the 16 tokens of 8 in torch's order. */
+static void vit(void **state) {
+  (void)state;
+  predicts_like_torch("vit", "x");
+  const char *want[4] = {"conv2d", "transpose", "layernorm", "linear"};
+  layers_are("vit", want, 4);
+  nnlib_model *m = load("vit", NNLIB_LOSS_NONE);
+  char spec[128];
+  ASSERT_OK(nnlib_model_get_spec(m, spec, sizeof spec, NULL));
+  assert_string_equal(spec, "conv:8x4x4:s4,transpose:1x2x0,layernorm,"
+                            "linear:4");
+  nnlib_model_free(m);
+}
+
+/* An allocation failure at every allocation of importing the recurrent,
+ * GELU, residual, attention and opset-14 layernorm models (views, pending
+ * layers, pattern tables, the attention subgraph's values) fails with
  * NNLIB_ERR_OUT_OF_MEMORY and leaves no block behind. */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
@@ -407,6 +425,7 @@ int main(void) {
       cmocka_unit_test(attention),
       cmocka_unit_test(gpt),
       cmocka_unit_test(layernorm_opset14),
+      cmocka_unit_test(vit),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

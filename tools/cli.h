@@ -59,20 +59,30 @@ nnlib_status cli_load_split(const char *dir, nnlib_split split, int64_t limit,
 #define CLI_ONNX_MAX_BATCH 64
 /* True when path ends in ext (".onnx"), in any case. */
 bool cli_has_extension(const char *path, const char *ext);
+/* What the import flags ask: --onnx-output NAME, the graph output to
+ * compute (NULL: the only one), and --onnx-whole-sample (each graph input
+ * one whole sample, nnlib_onnx_options.whole_sample). */
+typedef struct cli_onnx_flags {
+  const char *output;
+  bool whole_sample;
+} cli_onnx_flags;
+/* Reads the import flags from a. */
+cli_onnx_flags cli_get_onnx_flags(cli_args *a);
 /* Imports an ONNX model from `size` bytes at data, or from the file at path
- * when data is NULL, compiled for max_batch samples with `loss`; `output`
- * names the graph output to compute (NULL: the only one; --onnx-output). */
+ * when data is NULL, compiled for max_batch samples with `loss` and the
+ * import flags (NULL: none). */
 nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
                              const char *path, int64_t max_batch,
-                             nnlib_loss loss, const char *output);
-/* A FILE.onnx imported (with onnx_loss and onnx_output), anything else read
- * as a .nnl. */
+                             nnlib_loss loss, const cli_onnx_flags *flags);
+/* A FILE.onnx imported (with onnx_loss and the import flags), anything else
+ * read as a .nnl. */
 nnlib_status cli_load_model(nnlib_model **out, const char *path,
-                            nnlib_loss onnx_loss, const char *onnx_output);
-/* --onnx-output NAME is for imports: false (after one line on stderr) when
- * it is given and `file` is not an .onnx. */
-bool cli_onnx_output_fits(const char *command, const char *file,
-                          const char *onnx_output);
+                            nnlib_loss onnx_loss,
+                            const cli_onnx_flags *flags);
+/* The import flags are for imports: false (after one line on stderr) when
+ * one is given and `file` is not an .onnx. */
+bool cli_onnx_flags_fit(const char *command, const char *file,
+                        const cli_onnx_flags *flags);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
 

@@ -6,7 +6,8 @@
 #include <string.h>
 
 static void convert_usage(void) {
-  printf("usage: nnlib convert IN OUT [--max-batch N] [--onnx-output NAME]\n\n"
+  printf("usage: nnlib convert IN OUT [--max-batch N] [--onnx-output NAME]\n"
+         "                           [--onnx-whole-sample]\n\n"
          "  nnlib convert model.onnx model.nnl   import an ONNX model (opsets "
          "13 to 17)\n"
          "                                       and save it as an nnlib "
@@ -18,6 +19,9 @@ static void convert_usage(void) {
          "               (default %d; imports only)\n"
          "--onnx-output NAME  the graph output the imported model computes,\n"
          "               for an ONNX graph of several outputs (imports only)\n"
+         "--onnx-whole-sample  each graph input, of a fixed shape, is one whole\n"
+         "               sample: ONNX's axis 0 is no batch axis, and operators\n"
+         "               may mix it (imports only)\n"
          "See docs/ONNX.md for the operators that map onto nnlib's layers.\n",
          CLI_ONNX_MAX_BATCH);
 }
@@ -25,10 +29,10 @@ static void convert_usage(void) {
 /* .onnx -> .nnl: the import compiles the model for inference (no loss);
  * the file keeps no optimizer. */
 static int import_onnx(const char *in, const char *out, int64_t max_batch,
-                       const char *output) {
+                       const cli_onnx_flags *flags) {
   nnlib_model *m = NULL;
   nnlib_status st =
-      cli_import_onnx(&m, NULL, 0, in, max_batch, NNLIB_LOSS_NONE, output);
+      cli_import_onnx(&m, NULL, 0, in, max_batch, NNLIB_LOSS_NONE, flags);
   if (st != NNLIB_OK)
     return cli_fail("convert", in, st);
   st = nnlib_model_save(m, out, 0);
@@ -70,7 +74,7 @@ int cmd_convert(int argc, char **argv) {
   int64_t max_batch;
   bool ok = cli_get_i64(&a, "max-batch", CLI_ONNX_MAX_BATCH, 1, INT32_MAX,
                         &max_batch);
-  const char *output = cli_get(&a, "onnx-output", NULL);
+  cli_onnx_flags flags = cli_get_onnx_flags(&a);
   const char *in = cli_positional(&a), *out = cli_positional(&a);
   ok = ok && cli_all_used(&a, "convert");
   cli_args_free(&a);
@@ -85,14 +89,14 @@ int cmd_convert(int argc, char **argv) {
   bool out_onnx = cli_has_extension(out, ".onnx"),
        out_nnl = cli_has_extension(out, ".nnl");
   if (in_onnx && out_nnl)
-    return import_onnx(in, out, max_batch, output);
+    return import_onnx(in, out, max_batch, &flags);
   if (in_nnl && out_onnx) {
     if (has_word(argc, argv, "--max-batch")) {
       fprintf(stderr, "nnlib convert: --max-batch is for imports (.onnx to "
                       ".nnl); an export keeps the model's own\n");
       return 2;
     }
-    if (!cli_onnx_output_fits("convert", in, output))
+    if (!cli_onnx_flags_fit("convert", in, &flags))
       return 2;
     return export_onnx(in, out);
   }

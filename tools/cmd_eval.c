@@ -8,7 +8,8 @@
 static void eval_usage(void) {
   printf("usage: nnlib eval FILE.nnl [--data DIR] [--limit N]\n"
          "       nnlib eval FILE.onnx [--data DIR] [--limit N] "
-         "[--onnx-output NAME]\n\n"
+         "[--onnx-output NAME]\n"
+         "                 [--onnx-whole-sample]\n\n"
          "Accuracy and confusion matrix of a saved model on the test split of\n"
          "an MNIST-format directory (default: %s).\n"
          "An ONNX model is imported first; it must output 10 classes from\n"
@@ -16,7 +17,8 @@ static void eval_usage(void) {
          "test_loss is the softmax cross-entropy of its outputs (the loss\n"
          "nnlib train uses), 0 when the model ends in a softmax.\n"
          "--onnx-output NAME picks the graph output to score, for an ONNX\n"
-         "graph of several outputs.\n",
+         "graph of several outputs; --onnx-whole-sample imports each graph\n"
+         "input, of a fixed shape, as one whole sample (docs/ONNX.md).\n",
          nnlib_dataset_default_dir());
 }
 
@@ -109,12 +111,12 @@ int cmd_eval(int argc, char **argv) {
     return 0;
   }
   const char *data = cli_get(&a, "data", NULL);
-  const char *output = cli_get(&a, "onnx-output", NULL);
+  cli_onnx_flags flags = cli_get_onnx_flags(&a);
   int64_t limit;
   bool ok = cli_get_i64(&a, "limit", 0, 0, INT64_MAX, &limit);
   const char *file = cli_positional(&a);
   ok = ok && cli_all_used(&a, "eval") &&
-       cli_onnx_output_fits("eval", file, output);
+       cli_onnx_flags_fit("eval", file, &flags);
   cli_args_free(&a);
   if (!ok || file == NULL) {
     if (ok)
@@ -125,7 +127,7 @@ int cmd_eval(int argc, char **argv) {
   nnlib_tensor *x = NULL, *y = NULL;
   /* an ONNX file holds no loss: its logits are scored as nnlib train's
    * classifiers are, with softmax cross-entropy */
-  nnlib_status st = cli_load_model(&m, file, NNLIB_LOSS_SOFTMAX_CE, output);
+  nnlib_status st = cli_load_model(&m, file, NNLIB_LOSS_SOFTMAX_CE, &flags);
   int rc;
   if (st != NNLIB_OK)
     rc = cli_fail("eval", file, st);

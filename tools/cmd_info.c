@@ -170,10 +170,10 @@ static unsigned char *read_file(const char *path, size_t *size) {
 /* An ONNX file: the model its import makes (for inference, the default
  * maximum batch). */
 static int onnx_info_of(const char *file, const unsigned char *data,
-                        size_t size, const char *output) {
+                        size_t size, const cli_onnx_flags *flags) {
   nnlib_model *m = NULL;
   nnlib_status st = cli_import_onnx(&m, data, size, file, CLI_ONNX_MAX_BATCH,
-                                    NNLIB_LOSS_NONE, output);
+                                    NNLIB_LOSS_NONE, flags);
   if (st != NNLIB_OK)
     return cli_fail("info", file, st);
   printf("file %s: ONNX model, %zu bytes, imported\n", file, size);
@@ -182,13 +182,13 @@ static int onnx_info_of(const char *file, const unsigned char *data,
   return 0;
 }
 
-static int info_of(const char *file, const char *output) {
+static int info_of(const char *file, const cli_onnx_flags *flags) {
   size_t size;
   unsigned char *data = read_file(file, &size);
   if (data == NULL)
     return 1;
   if (cli_has_extension(file, ".onnx")) {
-    int rc = onnx_info_of(file, data, size, output);
+    int rc = onnx_info_of(file, data, size, flags);
     free(data);
     return rc;
   }
@@ -218,23 +218,24 @@ int cmd_info(int argc, char **argv) {
     return 1;
   if (cli_has_flag(&a, "help")) {
     printf("usage: nnlib info FILE.nnl\n       nnlib info FILE.onnx "
-           "[--onnx-output NAME]\n\n"
+           "[--onnx-output NAME] [--onnx-whole-sample]\n\n"
            "Layers, shapes, parameter count and file format version of a "
            "saved model;\nof an ONNX model, those of the nnlib model its "
            "import makes\n(--onnx-output: the one computing that graph "
-           "output).\n");
+           "output; --onnx-whole-sample:\neach graph input one whole "
+           "sample).\n");
     cli_args_free(&a);
     return 0;
   }
-  const char *output = cli_get(&a, "onnx-output", NULL);
+  cli_onnx_flags flags = cli_get_onnx_flags(&a);
   const char *file = cli_positional(&a);
   bool ok = cli_all_used(&a, "info") &&
-            cli_onnx_output_fits("info", file, output);
+            cli_onnx_flags_fit("info", file, &flags);
   cli_args_free(&a);
   if (!ok || file == NULL) {
     if (ok)
       fprintf(stderr, "nnlib info: which model file? (nnlib info FILE.nnl)\n");
     return 2;
   }
-  return info_of(file, output);
+  return info_of(file, &flags);
 }

@@ -17,16 +17,25 @@ bool cli_has_extension(const char *path, const char *ext) {
   return true;
 }
 
+cli_onnx_flags cli_get_onnx_flags(cli_args *a) {
+  cli_onnx_flags f = {cli_get(a, "onnx-output", NULL),
+                      cli_has_flag(a, "onnx-whole-sample")};
+  return f;
+}
+
 nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
                              const char *path, int64_t max_batch,
-                             nnlib_loss loss, const char *output) {
+                             nnlib_loss loss, const cli_onnx_flags *flags) {
   nnlib_onnx_options o;
   nnlib_status st = nnlib_onnx_options_init(&o);
   if (st != NNLIB_OK)
     return st;
   o.max_batch = max_batch;
   o.loss = loss;
-  o.output = output;
+  if (flags != NULL) {
+    o.output = flags->output;
+    o.whole_sample = flags->whole_sample;
+  }
   /* with a loss and no optimizer the model gets plain SGD: evaluation
    * never steps it */
   if (data != NULL)
@@ -35,21 +44,28 @@ nnlib_status cli_import_onnx(nnlib_model **out, const void *data, size_t size,
 }
 
 nnlib_status cli_load_model(nnlib_model **out, const char *path,
-                            nnlib_loss onnx_loss, const char *onnx_output) {
+                            nnlib_loss onnx_loss,
+                            const cli_onnx_flags *flags) {
   if (cli_has_extension(path, ".onnx"))
     return cli_import_onnx(out, NULL, 0, path, CLI_ONNX_MAX_BATCH, onnx_loss,
-                           onnx_output);
+                           flags);
   return nnlib_model_load(out, path);
 }
 
-bool cli_onnx_output_fits(const char *command, const char *file,
-                          const char *onnx_output) {
-  if (onnx_output == NULL || file == NULL || cli_has_extension(file, ".onnx"))
+bool cli_onnx_flags_fit(const char *command, const char *file,
+                        const cli_onnx_flags *flags) {
+  if (file == NULL || cli_has_extension(file, ".onnx"))
     return true;
-  fprintf(stderr, "nnlib %s: --onnx-output is for .onnx files (it names the "
-                  "graph output an import computes); '%s' is not one\n",
-          command, file);
-  return false;
+  if (flags->output != NULL)
+    fprintf(stderr, "nnlib %s: --onnx-output is for .onnx files (it names "
+                    "the graph output an import computes); '%s' is not one\n",
+            command, file);
+  else if (flags->whole_sample)
+    fprintf(stderr, "nnlib %s: --onnx-whole-sample is for .onnx files (it "
+                    "says how an import reads the graph's inputs); '%s' is "
+                    "not one\n",
+            command, file);
+  return flags->output == NULL && !flags->whole_sample;
 }
 
 const char *cli_output_layer_name(nnlib_model *m) {

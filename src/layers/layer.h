@@ -258,6 +258,7 @@ extern const nnlib__layer_codec nnlib__global_avgpool_codec;
 extern const nnlib__layer_codec nnlib__batchnorm_codec;
 extern const nnlib__layer_codec nnlib__dropout_codec;
 extern const nnlib__layer_codec nnlib__flatten_codec;
+extern const nnlib__layer_codec nnlib__transpose_codec;
 extern const nnlib__layer_codec nnlib__add_codec;
 extern const nnlib__layer_codec nnlib__concat_codec;
 extern const nnlib__layer_codec nnlib__multiply_codec;

@@ -28,6 +28,7 @@ static const nnlib__layer_codec *const registry[] = {
     &nnlib__layernorm_codec,
     &nnlib__attention_codec,
     &nnlib__linear_codec,
+    &nnlib__transpose_codec,
 };
 
 enum { REGISTRY_SIZE = sizeof registry / sizeof registry[0] };

@@ -22,6 +22,7 @@
  *   dropout        Dropout(x, ratio = rate): the identity without
  *                  training_mode, as nnlib's dropout in inference
  *   flatten        Flatten(axis 1)
+ *   transpose      Transpose(perm [0, p0 + 1, p1 + 1, ...]): the batch stays
  *   add, multiply  Add, Mul (a chain for more than two inputs)
  *   concat         Concat(axis + 1; the last axis stays -1) */
 #include "onnx/export.h"
@@ -296,6 +297,23 @@ static nnlib_status export_concat(ox_graph *g) {
   return NNLIB_OK;
 }
 
+/* The config is the rank and the per-sample perm; ONNX's perm covers the
+ * batch axis too, which stays first. */
+static nnlib_status export_transpose(ox_graph *g) {
+  int64_t rank = ox_cfg_i64(g), perm[NNLIB_MAX_RANK];
+  if (rank < 1 || rank >= NNLIB_MAX_RANK)
+    return nnlib__error(NNLIB_ERR_INTERNAL,
+                        "ONNX export: node %zu (%s): transpose of rank %lld",
+                        g->v, g->out, (long long)rank);
+  perm[0] = 0;
+  for (int64_t k = 0; k < rank; k++)
+    perm[k + 1] = ox_cfg_i64(g) + 1;
+  ox_begin(g, "Transpose", g->in, 1, g->out);
+  ox_attr_ints(g, "perm", perm, (size_t)rank + 1);
+  ox_end(g);
+  return NNLIB_OK;
+}
+
 nnlib_status ox_export_layer(ox_graph *g) {
   nnlib_layer_kind kind = g->layer->ops->kind;
   switch (kind) {
@@ -321,6 +339,7 @@ nnlib_status ox_export_layer(ox_graph *g) {
   case NNLIB_LAYER_LAYERNORM: return ox_export_layernorm(g);
   case NNLIB_LAYER_LINEAR: return ox_export_linear(g);
   case NNLIB_LAYER_ATTENTION: return ox_export_attention(g);
+  case NNLIB_LAYER_TRANSPOSE: return export_transpose(g);
   }
   return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                       "ONNX export: node %zu (%s): layer kind %u has no ONNX "

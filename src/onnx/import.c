@@ -12,7 +12,7 @@
 /* ------------------------------------------------------------ options */
 
 static const nnlib_onnx_options default_options = {
-    sizeof(nnlib_onnx_options), 64, NNLIB_LOSS_NONE, NULL, 1, NULL};
+    sizeof(nnlib_onnx_options), 64, NNLIB_LOSS_NONE, NULL, 1, NULL, 0};
 
 nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *o,
                                           size_t struct_size) {
@@ -327,7 +327,57 @@ static bool has_initializer(const nnlib__onnx_graph *g, nnlib__onnx_str s) {
   return false;
 }
 
-/* A graph input [batch, d1, ...] becomes a model input of shape [d1, ...]. */
+size_t nnlib__onnx_full_dims(const nnlib__onnx_import *im,
+                             const nnlib__onnx_value *v, int64_t *full) {
+  if (im->whole) {
+    memcpy(full, v->shape.dims, v->shape.rank * sizeof *full);
+    return v->shape.rank;
+  }
+  size_t rank = v->shape.rank + 1;
+  for (size_t k = 0, from = 0; k < rank; k++)
+    full[k] = k == v->batch_axis ? NNLIB__ONNX_BATCH : v->shape.dims[from++];
+  return rank;
+}
+
+/* The model input's per-sample shape of graph input `info`: its dims
+ * without the batch axis (the first, or the second of a time-major [T,
+ * batch, F] that only layout-0 recurrent nodes read: the model input is
+ * then batch first, [batch, T, F]); in whole-sample mode all its dims.
+ * Every axis kept must be a fixed number. */
+static nnlib_status input_sample_shape(const nnlib__onnx_import *im,
+                                       const nnlib__onnx_value_info *info,
+                                       nnlib__shape *s, size_t *batch) {
+  int nl = (int)(info->name.n > 60 ? 60 : info->name.n);
+  size_t lead = im->whole ? 0 : 1;
+  if (!info->has_shape || info->rank_overflow || info->rank < lead + 1 ||
+      info->rank - lead > NNLIB_MAX_RANK - 1)
+    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                        "ONNX: graph input '%.*s' has rank %zu; nnlib needs "
+                        "%s1 to %d axes per sample",
+                        nl, info->name.p, info->rank,
+                        im->whole ? "" : "a batch axis first and ",
+                        NNLIB_MAX_RANK - 1);
+  *batch = im->whole                                ? SIZE_MAX
+           : nnlib__onnx_time_major_input(im, info) ? 1
+                                                    : 0;
+  s->rank = info->rank - lead;
+  for (size_t k = 0, at = 0; k < info->rank; k++) {
+    if (k == *batch)
+      continue;
+    if (info->dims[k] <= 0)
+      return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                          "ONNX: graph input '%.*s': axis %zu is symbolic or "
+                          "0 (%s)",
+                          nl, info->name.p, k,
+                          im->whole ? "whole-sample import needs every axis "
+                                      "fixed"
+                                    : "only the batch axis may vary");
+    s->dims[at++] = info->dims[k];
+  }
+  return NNLIB_OK;
+}
+
+/* A graph input becomes a model input of its per-sample shape. */
 static nnlib_status add_graph_input(nnlib__onnx_import *im,
                                     const nnlib__onnx_value_info *info) {
   int nl = (int)(info->name.n > 60 ? 60 : info->name.n);
@@ -344,27 +394,9 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
                         nl, info->name.p, (int)info->elem_type);
   if (small)
     NNLIB_TRY(nnlib__onnx_check_integer_input(im, info));
-  if (!info->has_shape || info->rank_overflow || info->rank < 2 ||
-      info->rank > NNLIB_MAX_RANK)
-    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                        "ONNX: graph input '%.*s' has rank %zu; nnlib needs a "
-                        "batch axis first and 1 to %d axes per sample",
-                        nl, info->name.p, info->rank, NNLIB_MAX_RANK - 1);
-  /* the batch axis: the first, or the second of a time-major [T, batch,
-   * F] that only layout-0 recurrent nodes read (the model input is then
-   * batch first, [batch, T, F]) */
-  size_t batch = nnlib__onnx_time_major_input(im, info) ? 1 : 0;
-  nnlib__shape s = {info->rank - 1, {0}};
-  for (size_t k = 0, at = 0; k < info->rank; k++) {
-    if (k == batch)
-      continue;
-    if (info->dims[k] <= 0)
-      return nnlib__error(NNLIB_ERR_UNSUPPORTED,
-                          "ONNX: graph input '%.*s': axis %zu is symbolic or "
-                          "0 (only the batch axis may vary)",
-                          nl, info->name.p, k);
-    s.dims[at++] = info->dims[k];
-  }
+  nnlib__shape s = {0, {0}};
+  size_t batch = 0;
+  NNLIB_TRY(input_sample_shape(im, info, &s, &batch));
   int64_t size = 0;
   nnlib_status st = nnlib__shape_size(s.dims, s.rank, &size, "ONNX input");
   if (st != NNLIB_OK || size > INT32_MAX)
@@ -380,7 +412,7 @@ static nnlib_status add_graph_input(nnlib__onnx_import *im,
   v->node = node;
   v->shape = s;
   v->ids = ids;
-  v->batch_axis = batch;
+  v->batch_axis = batch == 1 ? 1 : 0;
   return NNLIB_OK;
 }
 
@@ -606,6 +638,10 @@ static nnlib_status read_options(const nnlib_onnx_options *options,
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "nnlib_onnx_options: max_batch %lld, must be >= 1",
                         (long long)o->max_batch);
+  if (o->whole_sample != 0 && o->whole_sample != 1)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_onnx_options: whole_sample %d, must be 0 or 1",
+                        o->whole_sample);
   return NNLIB_OK;
 }
 
@@ -660,6 +696,7 @@ nnlib_status nnlib_model_load_onnx_buffer(nnlib_model **out, const void *data,
   im.onnx = &onnx;
   im.model = m;
   im.max_batch = o.max_batch;
+  im.whole = o.whole_sample == 1;
   st = build(&im, &o, opt);
   teardown(&im);
   nnlib__onnx_model_free(&onnx);

@@ -99,6 +99,9 @@ typedef struct nnlib__onnx_import {
   const nnlib__onnx_model *onnx;
   nnlib_model *model;
   int64_t max_batch;
+  /* nnlib_onnx_options.whole_sample: every graph tensor's ONNX shape is
+   * its whole per-sample shape (no batch axis, batch_axis stays 0) */
+  bool whole;
   nnlib__onnx_value *values;
   size_t value_count, value_capacity;
   size_t *table;      /* hash of names -> value index + 1 (0: empty) */
@@ -145,6 +148,11 @@ bool nnlib__onnx_time_major_input(const nnlib__onnx_import *im,
  * the node (import_integers.c). */
 nnlib_status nnlib__onnx_check_integer_input(
     nnlib__onnx_import *im, const nnlib__onnx_value_info *info);
+/* ONNX's full shape of graph tensor v into full (returns its rank): the
+ * per-sample shape with NNLIB__ONNX_BATCH inserted at v->batch_axis, or
+ * in whole-sample mode the per-sample shape itself. */
+size_t nnlib__onnx_full_dims(const nnlib__onnx_import *im,
+                             const nnlib__onnx_value *v, int64_t *full);
 
 /* Memory that lives until the import ends. NULL with OUT_OF_MEMORY set. */
 void *nnlib__onnx_arena(nnlib__onnx_import *im, size_t count, size_t size);

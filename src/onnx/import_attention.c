@@ -1119,6 +1119,9 @@ static nnlib_status setup(match *mt, imp *im) {
 nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
                                          bool *matched) {
   *matched = false;
+  if (im->whole) /* the pattern's shapes hold the batch N as an unknown;
+                    in whole-sample mode its nodes map one by one */
+    return NNLIB_OK;
   const onode *n = &im->onnx->graph.nodes[k];
   oval *x = NULL, *w_in = NULL;
   bool packed = starts_packed(im, n, &x, &w_in);

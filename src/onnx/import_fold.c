@@ -2,7 +2,8 @@
  * decoded into float or int64 arrays, and the shape-computing nodes
  * exporters put around real layers (Shape, Size, Gather, Slice,
  * Unsqueeze, Concat, Cast, Expand, Flatten, arithmetic, ...) evaluated
- * once when their inputs are known. A Shape of a graph tensor gives NNLIB__ONNX_BATCH for the batch
+ * once when their inputs are known. A Shape of a graph tensor gives
+ * NNLIB__ONNX_BATCH for the batch
  * axis; Reshape later keeps the batch there, and arithmetic on it is
  * refused. */
 #include "onnx/import.h"
@@ -226,7 +227,8 @@ static nnlib_status fold_constant(nnlib__onnx_import *im,
                                 (int)a->name.n, a->name.p);
 }
 
-/* Shape of a graph tensor (batch first) or of a constant. */
+/* Shape of a graph tensor (batch first; in whole-sample mode every axis
+ * known) or of a constant. */
 static nnlib_status fold_shape(nnlib__onnx_import *im,
                                const nnlib__onnx_node *n,
                                const nnlib__onnx_value *x,
@@ -241,10 +243,8 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
       return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
                                     "the shape of a tensor nnlib does not "
                                     "make");
-    nnlib__shape s = x->shape; /* ONNX's; MATMUL and RECURRENT keep it */
-    rank = s.rank + 1;
-    for (size_t k = 0, from = 0; k < rank; k++)
-      full[k] = k == x->batch_axis ? NNLIB__ONNX_BATCH : s.dims[from++];
+    /* ONNX's shape (MATMUL and RECURRENT keep it), the batch unknown */
+    rank = nnlib__onnx_full_dims(im, x, full);
   }
   int64_t start = norm_axis(nnlib__onnx_attr_int(n, "start", 0), rank);
   int64_t end = norm_axis(nnlib__onnx_attr_int(n, "end", (int64_t)rank), rank);
@@ -561,7 +561,7 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
                                 const nnlib__onnx_value *x,
                                 const nnlib__onnx_value *shape,
                                 nnlib__onnx_value *out) {
-  int64_t spec[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
+  int64_t spec[NNLIB__ONNX_MAX_RANK] = {0}, dims[NNLIB__ONNX_MAX_RANK];
   size_t n = 0, rank = 0;
   NNLIB_TRY(int_list(im, shape, "Expand's shape", spec, &n));
   for (size_t k = 0; k < n; k++)
@@ -611,6 +611,106 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
     int64_t rest = k, from = 0;
     for (size_t d = x->rank; d-- > 0;) {
       from += (rest % dims[d]) * stride[perm[d]];
+      rest /= dims[d];
+    }
+    if (x->dtype == NNLIB__ONNX_FLOAT)
+      out->f[k] = x->f[from];
+    else
+      out->i[k] = x->i[from];
+  }
+  return NNLIB_OK;
+}
+
+/* Input k of a Slice as an int64 list of `want` values (absent: NULL,
+ * *given false). */
+static nnlib_status slice_list(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n, size_t k,
+                               const char *what, size_t want, int64_t *out,
+                               bool *given) {
+  const nnlib__onnx_value *v = nnlib__onnx_input(im, n, k);
+  size_t count = 0;
+  *given = v != NULL;
+  if (v == NULL)
+    return NNLIB_OK;
+  NNLIB_TRY(int_list(im, v, what, out, &count));
+  if (count != want)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "%s holds %zu values, starts %zu", what,
+                                  count, want);
+  return NNLIB_OK;
+}
+
+/* One axis of a Slice: ONNX's clamping of start and end into the axis of
+ * size dim, and how many elements the step then takes. */
+static int64_t slice_axis(int64_t dim, int64_t start, int64_t end,
+                          int64_t step, int64_t *first) {
+  start = start < 0 ? start + dim : start;
+  end = end < 0 ? end + dim : end;
+  if (step > 0) {
+    start = start < 0 ? 0 : start > dim ? dim : start;
+    end = end < 0 ? 0 : end > dim ? dim : end;
+    *first = start;
+    return end > start ? (end - start - 1) / step + 1 : 0;
+  }
+  start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
+  end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
+  *first = start;
+  if (step < -dim) /* takes one element, as any step past the axis */
+    step = -dim - 1;
+  return start > end ? (start - end - 1) / -step + 1 : 0;
+}
+
+/* Slice (opset 10 on: starts, ends, axes and steps are inputs) of a
+ * constant, such as the leading dims of a Shape that torch's flatten(2)
+ * keeps. */
+static nnlib_status fold_slice(nnlib__onnx_import *im,
+                               const nnlib__onnx_node *n,
+                               const nnlib__onnx_value *x,
+                               nnlib__onnx_value *out) {
+  int64_t starts[NNLIB__ONNX_MAX_RANK], ends[NNLIB__ONNX_MAX_RANK];
+  int64_t axes[NNLIB__ONNX_MAX_RANK], steps[NNLIB__ONNX_MAX_RANK];
+  size_t count = 0;
+  bool given = false, seen[NNLIB__ONNX_MAX_RANK] = {false};
+  NNLIB_TRY(int_list(im, nnlib__onnx_input(im, n, 1), "Slice's starts",
+                     starts, &count));
+  NNLIB_TRY(slice_list(im, n, 2, "Slice's ends", count, ends, &given));
+  if (!given)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no ends");
+  NNLIB_TRY(slice_list(im, n, 3, "Slice's axes", count, axes, &given));
+  for (size_t k = 0; k < count && !given; k++)
+    axes[k] = (int64_t)k;
+  NNLIB_TRY(slice_list(im, n, 4, "Slice's steps", count, steps, &given));
+  for (size_t k = 0; k < count && !given; k++)
+    steps[k] = 1;
+  for (size_t k = 0; k < count; k++) /* a bound at the batch size */
+    if (starts[k] == NNLIB__ONNX_BATCH || ends[k] == NNLIB__ONNX_BATCH ||
+        steps[k] == NNLIB__ONNX_BATCH)
+      return batch_refused(im);
+  int64_t first[NNLIB__ONNX_MAX_RANK], step[NNLIB__ONNX_MAX_RANK];
+  int64_t dims[NNLIB__ONNX_MAX_RANK], stride[NNLIB__ONNX_MAX_RANK];
+  for (size_t d = 0; d < x->rank; d++) {
+    first[d] = 0;
+    step[d] = 1;
+    dims[d] = x->dims[d];
+  }
+  for (size_t k = 0; k < count; k++) {
+    int64_t a = norm_axis(axes[k], x->rank);
+    if (a < 0 || a >= (int64_t)x->rank || seen[a] || steps[k] == 0)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "axis %lld or step %lld out of place",
+                                    (long long)axes[k], (long long)steps[k]);
+    seen[a] = true;
+    step[a] = steps[k];
+    dims[a] = slice_axis(x->dims[a], starts[k], ends[k], steps[k], &first[a]);
+  }
+  NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  int64_t s = 1;
+  for (size_t d = x->rank; d-- > 0;)
+    stride[d] = s, s *= x->dims[d];
+  for (int64_t k = 0; k < out->count; k++) {
+    int64_t rest = k, from = 0;
+    for (size_t d = x->rank; d-- > 0;) {
+      from += (first[d] + (rest % dims[d]) * step[d]) * stride[d];
       rest /= dims[d];
     }
     if (x->dtype == NNLIB__ONNX_FLOAT)
@@ -794,69 +894,6 @@ static nnlib_status fold_neg(nnlib__onnx_import *im,
       out->f[k] = -out->f[k];
     else /* INT64_MIN is the batch marker, refused above */
       out->i[k] = -out->i[k];
-  }
-  return NNLIB_OK;
-}
-
-/* One bound of Slice (starts, ends, steps: a one-value int64 constant, or
- * absent), which must not be the batch. */
-static nnlib_status slice_bound(nnlib__onnx_import *im,
-                                const nnlib__onnx_node *n, size_t slot,
-                                int64_t fallback, int64_t *out) {
-  const nnlib__onnx_value *v = nnlib__onnx_input(im, n, slot);
-  *out = fallback;
-  if (v == NULL)
-    return NNLIB_OK;
-  if (v->dtype != NNLIB__ONNX_INT64 || v->count != 1)
-    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
-                                  "input %zu: one int64 bound (a constant "
-                                  "of rank 1 is sliced along its axis)",
-                                  slot);
-  if (v->i[0] == NNLIB__ONNX_BATCH)
-    return batch_refused(im);
-  *out = v->i[0];
-  return NNLIB_OK;
-}
-
-/* Slice (opset 10 on: bounds as inputs) of a constant of rank 1, such as
- * a shape vector (its batch entry is copied like any other). */
-static nnlib_status fold_slice(nnlib__onnx_import *im,
-                               const nnlib__onnx_node *n,
-                               const nnlib__onnx_value *x,
-                               nnlib__onnx_value *out) {
-  if (x->rank != 1)
-    return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
-                                  "not folded (Slice of a constant of rank "
-                                  "%zu; rank 1 is folded)",
-                                  x->rank);
-  int64_t len = x->count, start, end, axis, step;
-  NNLIB_TRY(slice_bound(im, n, 1, 0, &start));
-  NNLIB_TRY(slice_bound(im, n, 2, len, &end));
-  NNLIB_TRY(slice_bound(im, n, 3, 0, &axis));
-  NNLIB_TRY(slice_bound(im, n, 4, 1, &step));
-  if ((axis != 0 && axis != -1) || step == 0)
-    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
-                                  "axis %lld or step %lld of a rank-1 Slice",
-                                  (long long)axis, (long long)step);
-  /* ONNX's clamping: negative bounds count from the end; forwards into
-   * [0, len], backwards into [-1, len - 1] */
-  start = start < 0 ? (start < -len ? 0 : start + len) : start;
-  end = end < 0 ? (end < -len ? -1 : end + len) : end;
-  int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? len : len - 1;
-  start = start < lo ? lo : start > hi ? hi : start;
-  end = end < lo ? lo : end > hi ? hi : end;
-  int64_t dims[1] = {0}; /* step is never INT64_MIN (the batch marker) */
-  if (step > 0 && end > start)
-    dims[0] = 1 + (end - start - 1) / step;
-  else if (step < 0 && start > end)
-    dims[0] = 1 + (start - end - 1) / -step;
-  NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, 1));
-  for (int64_t j = 0; j < dims[0]; j++) {
-    int64_t k = start + j * step;
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[j] = x->f[k];
-    else
-      out->i[j] = x->i[k];
   }
   return NNLIB_OK;
 }

@@ -165,14 +165,42 @@ static nnlib_status made(imp *im, nnlib_status st) {
   return st;
 }
 
-/* Per-sample axis of an ONNX axis over rank+1 dims; -1 for the batch. */
-static int64_t sample_axis(int64_t axis, size_t sample_rank) {
-  int64_t full = (int64_t)sample_rank + 1;
+/* How many of ONNX's leading axes are not in the sample: the batch, or
+ * none in whole-sample mode. */
+static size_t lead_axes(const imp *im) { return im->whole ? 0 : 1; }
+
+/* Per-sample axis of an ONNX axis over the sample's rank plus the lead
+ * axes; -1 for the batch, -2 outside the rank. */
+static int64_t sample_axis(const imp *im, int64_t axis, size_t sample_rank) {
+  int64_t lead = (int64_t)lead_axes(im), full = (int64_t)sample_rank + lead;
   if (axis < 0)
     axis += full;
   if (axis < 0 || axis >= full)
     return -2;
-  return axis - 1;
+  return axis - lead;
+}
+
+/* Operators that read ONNX's axis 0 as the batch ([N, C, H, W], a
+ * sequence's batch) have no form in whole-sample mode, where axis 0 is
+ * part of the sample. */
+static nnlib_status need_batch_axis(imp *im) {
+  if (!im->whole)
+    return NNLIB_OK;
+  return refuse(im, "%s: whole-sample import makes ONNX's axis 0 part of "
+                    "the sample, and this operator reads it as the batch "
+                    "(import without whole_sample)",
+                "input 0");
+}
+
+/* x with its sample's axes permuted by perm (whole-sample mode: ONNX's
+ * axes are the sample's): a transpose layer's new node in *out. */
+static nnlib_status transposed(imp *im, const oval *x, const int64_t *perm,
+                               oval *out) {
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_transpose_create(&l, perm, x->shape.rank)));
+  size_t in = x->node;
+  *out = *x;
+  return nnlib__onnx_apply(im, l, &in, 1, out);
 }
 
 /* ------------------------------------------------------ activations */
@@ -185,7 +213,7 @@ static int64_t sample_axis(int64_t axis, size_t sample_rank) {
  * axis would need a reshape nnlib has no layer for. */
 static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
   int64_t given = nnlib__onnx_attr_int(n, "axis", 1);
-  int64_t axis = sample_axis(given, x->shape.rank);
+  int64_t axis = sample_axis(im, given, x->shape.rank);
   oval *out = NULL;
   if (axis != 0 && axis != (int64_t)x->shape.rank - 1)
     return nnlib__onnx_node_error(
@@ -221,7 +249,7 @@ static nnlib_status map_activation(imp *im, const onode *n,
     return map_softmax_coerced(im, n, x);
   if (kind == NNLIB_ACT_SOFTMAX) {
     int64_t axis =
-        sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
+        sample_axis(im, nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
     if (axis != (int64_t)x->shape.rank - 1)
       return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
                                     "axis %lld: nnlib's softmax runs over the "
@@ -238,6 +266,19 @@ static nnlib_status map_activation(imp *im, const onode *n,
 }
 
 /* ----------------------------------------------------- dense, linear */
+
+/* A graph tensor a layer over the last axis (linear, layernorm) reads: one
+ * whose node ends in ONNX's last axis does, whatever the axes before it
+ * (a Reshape merged some: the rows are the same), since such a layer
+ * treats them all alike. Anything else as nnlib__onnx_need_shape. */
+static nnlib_status need_last_axis(imp *im, oval *x, const char *what) {
+  NNLIB_TRY(nnlib__onnx_materialize(im, x));
+  const nnlib__shape *have = &im->model->nodes[x->node].shape;
+  if (x->batch_axis == 0 && x->shape.rank > 1 && have->rank > 1 &&
+      have->dims[have->rank - 1] == x->shape.dims[x->shape.rank - 1])
+    return NNLIB_OK;
+  return nnlib__onnx_need_shape(im, x, what);
+}
 
 /* A dense (rank-1 sample) or linear (last axis) layer with W [out, in]
  * and bias b (NULL: none). */
@@ -277,44 +318,125 @@ static float *bias_of(imp *im, const oval *c, int64_t m, float beta) {
   return b;
 }
 
+/* A whole-sample Gemm's C that varies along M: [M, N] or [M, 1] (ONNX's
+ * unidirectional broadcast to [M, N]), any axis of size 1 or the full
+ * one. */
+static bool matrix_bias_fits(const oval *c, int64_t rows, int64_t m) {
+  if (c->dtype != NNLIB__ONNX_FLOAT || c->rank != 2)
+    return false;
+  return (c->dims[0] == 1 || c->dims[0] == rows) &&
+         (c->dims[1] == 1 || c->dims[1] == m);
+}
+
+/* beta C broadcast to [rows, m] (NULL: no memory). */
+static float *matrix_bias_of(imp *im, const oval *c, int64_t rows, int64_t m,
+                             float beta) {
+  float *t = floats(im, rows * m);
+  if (t != NULL)
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < m; j++)
+        t[i * m + j] = beta * c->f[(c->dims[0] == 1 ? 0 : i) * c->dims[1] +
+                                   (c->dims[1] == 1 ? 0 : j)];
+  return t;
+}
+
+/* Gemm's C as a layer's bias (M values) or, in whole-sample mode, as a
+ * table [rows, m] that varies along the rows. */
+static nnlib_status gemm_bias(imp *im, const oval *c, int64_t rows, int64_t m,
+                              float beta, float **bias, float **table) {
+  *bias = *table = NULL;
+  if (c == NULL)
+    return NNLIB_OK;
+  if (bias_fits(c, m))
+    *bias = bias_of(im, c, m, beta);
+  else if (im->whole && matrix_bias_fits(c, rows, m))
+    *table = matrix_bias_of(im, c, rows, m, beta);
+  else if (im->whole)
+    return refuse(im, "%s does not broadcast to [M, N]", "input C");
+  else
+    return refuse(im, "%s varies along the batch axis (a per-row bias is "
+                      "not a layer's parameter; whole_sample imports it)",
+                  "input C");
+  return *bias != NULL || *table != NULL ? NNLIB_OK : NNLIB_ERR_OUT_OF_MEMORY;
+}
+
+/* y = x + table over a [rows, m] sample: nnlib's positional layer, whose
+ * y[t] = x[t] + W[t] with W the [rows, m] table is exactly that. */
+static nnlib_status add_table(imp *im, oval *x, const float *table,
+                              int64_t count) {
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_positional_create(&l, 0)));
+  nnlib_status st = nnlib__onnx_add_fill(im, l, false, 0, table, count);
+  if (st != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return st;
+  }
+  nnlib__shape s = x->shape;
+  return apply1(im, l, x, x, &s);
+}
+
+/* Gemm in whole-sample mode: A [M, K] is the sample (transA: [K, M], made
+ * [M, K] by a transpose layer). M = 1 is a dense layer over the sample's
+ * K values, M > 1 a linear layer over A's last axis; a bias varying along
+ * M is added after it (add_table). The result is ONNX's [M, N]. */
+static nnlib_status gemm_whole(imp *im, oval *a, bool ta, int64_t rows,
+                               int64_t k, int64_t m, float *w, float *bias,
+                               const float *table, oval *out) {
+  static const int64_t swap[2] = {1, 0};
+  nnlib__shape xs = {1, {k}}; /* M = 1: [1, K] and [K, 1] hold A in order */
+  if (rows > 1) {
+    xs = (nnlib__shape){2, {rows, k}};
+    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+  }
+  oval x = *a;
+  if (ta && rows > 1)
+    NNLIB_TRY(transposed(im, a, swap, &x));
+  NNLIB_TRY(dense_layer(im, &x, &xs, k, m, w, bias, out));
+  if (table != NULL)
+    NNLIB_TRY(add_table(im, out, table, rows * m));
+  out->shape = (nnlib__shape){2, {rows, m}};
+  return NNLIB_OK;
+}
+
+/* Y = alpha op(A) op(B) + beta C with B and C constants: a dense layer of
+ * weight alpha op(B)^T over A [batch, K] (whole-sample mode: gemm_whole). */
 static nnlib_status map_gemm(imp *im, const onode *n) {
   oval *a = NULL, *b = NULL, *c = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &a));
   NNLIB_TRY(const_input(im, n, 1, "B", &b));
   if (nnlib__onnx_input(im, n, 2) != NULL)
     NNLIB_TRY(const_input(im, n, 2, "C", &c));
-  if (nnlib__onnx_attr_int(n, "transA", 0) != 0)
+  bool ta = nnlib__onnx_attr_int(n, "transA", 0) != 0;
+  if (ta && !im->whole)
     return refuse(im, "%s: transA = 1 would put the batch axis inside the "
-                      "product",
+                      "product (whole_sample imports it)",
                   "attribute transA");
-  if (a->shape.rank != 1 || b->rank != 2)
-    return refuse(im, "%s: A must be [batch, K] and B a matrix",
+  if (a->shape.rank != 2 - lead_axes(im) || b->rank != 2)
+    return refuse(im, im->whole ? "%s: A and B must be matrices"
+                                : "%s: A must be [batch, K] and B a matrix",
                   "input shapes");
   bool tb = nnlib__onnx_attr_int(n, "transB", 0) != 0;
   float alpha = nnlib__onnx_attr_float(n, "alpha", 1.0f);
   float beta = nnlib__onnx_attr_float(n, "beta", 1.0f);
   int64_t k = tb ? b->dims[1] : b->dims[0], m = tb ? b->dims[0] : b->dims[1];
-  if (k != a->shape.dims[0] || im->model->nodes[a->node].size != k)
+  /* A's rows (1 per sample outside whole-sample mode) and columns */
+  int64_t rows = !im->whole ? 1 : a->shape.dims[ta ? 1 : 0];
+  int64_t ka = a->shape.dims[ta ? 0 : a->shape.rank - 1];
+  if (k != ka || im->model->nodes[a->node].size != rows * k)
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "A has %lld columns, B %lld rows",
-                                  (long long)a->shape.dims[0], (long long)k);
+                                  (long long)ka, (long long)k);
   float *w = floats(im, m * k); /* W [M, K] = alpha op(B)^T */
   if (w == NULL)
     return NNLIB_ERR_OUT_OF_MEMORY;
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < k; j++)
       w[i * k + j] = alpha * (tb ? b->f[i * k + j] : b->f[j * m + i]);
-  float *bias = NULL;
-  if (c != NULL) {
-    if (!bias_fits(c, m))
-      return refuse(im, "%s varies along the batch axis (a per-row bias is "
-                        "not a layer's parameter)",
-                    "input C");
-    bias = bias_of(im, c, m, beta);
-    if (bias == NULL)
-      return NNLIB_ERR_OUT_OF_MEMORY;
-  }
+  float *bias = NULL, *table = NULL;
+  NNLIB_TRY(gemm_bias(im, c, rows, m, beta, &bias, &table));
   NNLIB_TRY(output(im, n, &out));
+  if (im->whole)
+    return gemm_whole(im, a, ta, rows, k, m, w, bias, table, out);
   return dense_layer(im, a, &a->shape, k, m, w, bias, out);
 }
 
@@ -327,7 +449,7 @@ static nnlib_status map_matmul(imp *im, const onode *n) {
                   "input B");
   int64_t k = b->dims[0], m = b->dims[1];
   if (a->shape.rank > 1)
-    NNLIB_TRY(nnlib__onnx_need_shape(im, a, "input A"));
+    NNLIB_TRY(need_last_axis(im, a, "input A"));
   if (a->shape.dims[a->shape.rank - 1] != k ||
       (a->shape.rank == 1 && im->model->nodes[a->node].size != k))
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
@@ -446,7 +568,7 @@ static nnlib_status map_concat(imp *im, const onode *n) {
       first = v;
   }
   int64_t axis =
-      sample_axis(nnlib__onnx_attr_int(n, "axis", 0), first->shape.rank);
+      sample_axis(im, nnlib__onnx_attr_int(n, "axis", 0), first->shape.rank);
   if (axis < 0)
     return refuse(im, "%s: the batch axis (or none) cannot be joined",
                   "attribute axis");
@@ -518,28 +640,53 @@ static nnlib_status reshaped(imp *im, const onode *n, oval *x,
   return NNLIB_OK;
 }
 
+/* Flatten in whole-sample mode: ONNX's result at axis a is two axes, the
+ * product of the dims before a and of those from a on: the same elements
+ * in the same order. Unless the node already has that shape, nnlib's
+ * flatten layer copies them into a node of [size] (a layer's, so that it
+ * may be the graph output) which the result relabels. */
+static nnlib_status flatten_whole(imp *im, const onode *n, oval *x,
+                                  int64_t axis) {
+  int64_t rank = (int64_t)x->shape.rank;
+  if (axis < 0)
+    axis += rank;
+  if (axis < 0 || axis > rank)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "axis %lld outside the input's rank %lld",
+                                  (long long)axis, (long long)rank);
+  nnlib__shape two = {2, {1, 1}};
+  for (int64_t k = 0; k < rank; k++)
+    two.dims[k < axis ? 0 : 1] *= x->shape.dims[k];
+  oval *out = NULL;
+  if (nnlib__shape_equal(&im->model->nodes[x->node].shape, &two)) {
+    NNLIB_TRY(output(im, n, &out));
+    alias(out, x);
+    out->shape = two;
+    return NNLIB_OK;
+  }
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_flatten_create(&l)));
+  return apply_made(im, n, l, x, NNLIB_OK, &two);
+}
+
 static nnlib_status map_flatten(imp *im, const onode *n) {
   oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
-  int64_t axis = sample_axis(nnlib__onnx_attr_int(n, "axis", 1), x->shape.rank);
-  if (axis != 0)
-    return refuse(im, "%s: only axis 1 keeps the batch axis apart",
+  int64_t given = nnlib__onnx_attr_int(n, "axis", 1);
+  if (im->whole)
+    return flatten_whole(im, n, x, given);
+  if (sample_axis(im, given, x->shape.rank) != 0)
+    return refuse(im, "%s: only axis 1 keeps the batch axis apart (any axis "
+                      "maps with whole_sample)",
                   "attribute axis");
   int64_t size = nnlib__shape_numel(&x->shape);
   return reshaped(im, n, x, &size, 1);
 }
 
-static nnlib_status map_reshape(imp *im, const onode *n) {
-  oval *x, *s = nnlib__onnx_input(im, n, 1);
-  NNLIB_TRY(graph_input(im, n, 0, &x));
-  if (s == NULL || s->kind != NNLIB__VALUE_CONST ||
-      s->dtype != NNLIB__ONNX_INT64 || s->rank != 1 || s->count < 2 ||
-      s->count > NNLIB__ONNX_MAX_RANK)
-    return refuse(im, "%s must be a constant int64 list of 2 to 8 values "
-                      "(batch first)",
-                  "input shape");
-  int64_t spec[NNLIB__ONNX_MAX_RANK], in[NNLIB__ONNX_MAX_RANK];
-  int64_t dims[NNLIB__ONNX_MAX_RANK];
+/* Reshape's first value must keep the batch axis (0, -1 or the batch
+ * size from Shape), and no other may be the batch. */
+static nnlib_status check_reshape_batch(imp *im, const onode *n,
+                                        const oval *s) {
   int64_t lead = s->i[0];
   bool other_infer = false;
   for (int64_t k = 1; k < s->count; k++)
@@ -550,81 +697,180 @@ static nnlib_status map_reshape(imp *im, const onode *n) {
     return refuse(im, "%s: its first value must keep the batch axis (0, -1 "
                       "or the input's own batch size from Shape)",
                   "input shape");
-  for (int64_t k = 1; k < s->count; k++) {
+  for (int64_t k = 1; k < s->count; k++)
     if (s->i[k] == NNLIB__ONNX_BATCH)
       return refuse(im, "%s moves the batch axis", "input shape");
-    spec[k - 1] = s->i[k];
-  }
+  return NNLIB_OK;
+}
+
+/* The target shape's values after the lead axes (the batch's, or none in
+ * whole-sample mode) are the sample's; ONNX's 0 copies the same axis of
+ * the full shape, which is the sample's axis k - lead. */
+static nnlib_status map_reshape(imp *im, const onode *n) {
+  oval *x, *s = nnlib__onnx_input(im, n, 1);
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  int64_t lead = (int64_t)lead_axes(im);
+  if (s == NULL || s->kind != NNLIB__VALUE_CONST ||
+      s->dtype != NNLIB__ONNX_INT64 || s->rank != 1 || s->count < lead + 1 ||
+      s->count > NNLIB__ONNX_MAX_RANK)
+    return refuse(im, im->whole ? "%s must be a constant int64 list of 1 to 8 "
+                                  "values"
+                                : "%s must be a constant int64 list of 2 to 8 "
+                                  "values (batch first)",
+                  "input shape");
+  if (!im->whole)
+    NNLIB_TRY(check_reshape_batch(im, n, s));
+  int64_t in[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
   memcpy(in, x->shape.dims, x->shape.rank * sizeof *in);
-  /* ONNX's 0 copies the same axis of the full shape: shifted by one here */
+  size_t rank = (size_t)(s->count - lead);
   NNLIB_TRY(nnlib__onnx_reshape_dims(im, n, in, x->shape.rank,
-                                     nnlib__shape_numel(&x->shape), spec,
-                                     (size_t)s->count - 1, dims));
-  return reshaped(im, n, x, dims, (size_t)s->count - 1);
+                                     nnlib__shape_numel(&x->shape),
+                                     s->i + lead, rank, dims));
+  return reshaped(im, n, x, dims, rank);
 }
 
 /* (Un)Squeeze of a graph tensor: ONNX's full shape is the sample's with
- * the batch at x->batch_axis; the batch axis itself cannot be squeezed,
- * and where it lands gives the result's batch_axis (a time-major view
- * when it is not 0, as around recurrent operators). */
+ * the batch at x->batch_axis (in whole-sample mode the sample's alone);
+ * the batch axis itself cannot be squeezed, and where it lands gives the
+ * result's batch_axis (a time-major view when it is not 0, as around
+ * recurrent operators). */
 static nnlib_status map_squeeze(imp *im, const onode *n, bool unsqueeze) {
   oval *x = NULL, *out = NULL;
   NNLIB_TRY(view_input(im, n, 0, &x));
   int64_t axes[NNLIB__ONNX_MAX_RANK], full[NNLIB__ONNX_MAX_RANK + 1];
   int64_t dims[2 * NNLIB__ONNX_MAX_RANK + 2];
-  size_t naxes = 0, rank = 0, full_rank = x->shape.rank + 1;
+  size_t naxes = 0, rank = 0, full_rank = nnlib__onnx_full_dims(im, x, full);
   NNLIB_TRY(nnlib__onnx_axes(im, n, axes, &naxes));
   size_t span = full_rank + (unsqueeze ? naxes : 0);
-  for (size_t k = 0; k < naxes && !unsqueeze; k++)
+  for (size_t k = 0; k < naxes && !unsqueeze && !im->whole; k++)
     if (axes[k] == (int64_t)x->batch_axis ||
         axes[k] + (int64_t)span == (int64_t)x->batch_axis)
       return refuse(im, "%s: the batch axis cannot be squeezed",
                     "input axes");
   if (unsqueeze && naxes == 0)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no axes");
-  /* the batch as a value no axis has (never 1: a bare Squeeze keeps it) */
-  for (size_t k = 0, from = 0; k < full_rank; k++)
-    full[k] = k == x->batch_axis ? NNLIB__ONNX_BATCH : x->shape.dims[from++];
+  /* the batch is a value no axis has (never 1: a bare Squeeze keeps it) */
   NNLIB_TRY(nnlib__onnx_squeeze_shape(im, unsqueeze, full, full_rank, axes,
                                       naxes, dims, &rank));
-  size_t batch = 0;
+  size_t batch = 0, lead = lead_axes(im);
   while (batch < rank && dims[batch] != NNLIB__ONNX_BATCH)
     batch++;
-  if (batch == rank || rank < 2 || rank > NNLIB_MAX_RANK)
+  if ((batch == rank && !im->whole) || rank < lead + 1 ||
+      rank - lead > NNLIB_MAX_RANK - 1)
     return refuse(im, "%s: a per-sample rank nnlib has no room for",
                   "the new shape");
   NNLIB_TRY(output(im, n, &out));
   alias(out, x);
-  out->batch_axis = batch;
-  out->shape.rank = rank - 1;
+  out->batch_axis = batch == rank ? 0 : batch;
+  out->shape.rank = rank - lead;
   for (size_t k = 0, to = 0; k < rank; k++)
     if (k != batch)
       out->shape.dims[to++] = dims[k];
-  if (batch == 0 && out->shape.rank == 1 && out->kind == NNLIB__VALUE_NODE)
+  if (out->batch_axis == 0 && out->shape.rank == 1 &&
+      out->kind == NNLIB__VALUE_NODE)
     return nnlib__onnx_need_shape(im, out, "the result");
   return NNLIB_OK;
 }
 
-/* A Transpose that moves only the batch axis (the other axes keep their
- * order) relabels the same elements: the result is x with the batch at
- * another axis. Any other permutation needs a layer nnlib does not have. */
-static nnlib_status map_transpose(imp *im, const onode *n) {
+/* The first node axis of each of ONNX's axes of x, when each ONNX axis is
+ * a run of consecutive node axes (a Reshape that merged axes, as torch's
+ * flatten(2), leaves the node finer than ONNX's shape): first[k] ..
+ * first[k + 1] - 1, first[rank] the node's rank. False when ONNX's shape
+ * splits a node axis. */
+static bool axis_runs(const nnlib__shape *node, const nnlib__shape *onnx,
+                      size_t *first) {
+  size_t a = 0;
+  for (size_t k = 0; k < onnx->rank; k++) {
+    first[k] = a;
+    int64_t size = 1;
+    while (a < node->rank && size < onnx->dims[k])
+      size *= node->dims[a++];
+    if (size != onnx->dims[k])
+      return false;
+  }
+  first[onnx->rank] = node->rank; /* unit axes left over join the last */
+  return true;
+}
+
+/* A per-sample permutation of ONNX's axes of x (not the identity) as a
+ * transpose layer over the node's axes, each ONNX axis moving as its run
+ * of node axes; the result has ONNX's permuted shape. */
+static nnlib_status transpose_layer(imp *im, const onode *n,
+                                    const int64_t *perm) {
   oval *x = NULL, *out = NULL;
-  NNLIB_TRY(view_input(im, n, 0, &x));
+  NNLIB_TRY(graph_input(im, n, 0, &x));
+  const nnlib__shape *node = &im->model->nodes[x->node].shape;
+  size_t first[NNLIB_MAX_RANK + 1], r = x->shape.rank, k = 0;
+  if (!axis_runs(node, &x->shape, first))
+    return nnlib__onnx_need_shape(im, x, "input data"); /* refused */
+  int64_t node_perm[NNLIB_MAX_RANK];
+  nnlib__shape s = {.rank = r};
+  for (size_t i = 0; i < r; i++) {
+    size_t from = (size_t)perm[i];
+    s.dims[i] = x->shape.dims[from];
+    for (size_t a = first[from]; a < first[from + 1]; a++)
+      node_perm[k++] = (int64_t)a;
+  }
+  NNLIB_TRY(output(im, n, &out));
+  nnlib_layer *l = NULL;
+  NNLIB_TRY(made(im, nnlib_transpose_create(&l, node_perm, k)));
+  return apply1(im, l, x, out, &s);
+}
+
+/* Transpose's perm over the full rank (its default reverses the axes):
+ * CORRUPT_FILE when it is not a permutation. */
+static nnlib_status perm_of(imp *im, const onode *n, size_t full_rank,
+                            int64_t *perm) {
   const nnlib__onnx_attr *p = nnlib__onnx_find_attr(n, "perm");
-  size_t full_rank = x->shape.rank + 1;
-  int64_t perm[NNLIB__ONNX_MAX_RANK + 1];
+  bool seen[NNLIB__ONNX_MAX_RANK + 1] = {false};
   if (p != NULL && (p->list_overflow || p->int_count != full_rank))
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                   "perm of another length than the rank");
-  for (size_t k = 0; k < full_rank; k++)
+  for (size_t k = 0; k < full_rank; k++) {
     perm[k] = p ? p->ints[k] : (int64_t)(full_rank - 1 - k);
-  size_t batch = full_rank;
+    if (perm[k] < 0 || perm[k] >= (int64_t)full_rank || seen[perm[k]])
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "perm is not a permutation of 0 .. %zu",
+                                    full_rank - 1);
+    seen[perm[k]] = true;
+  }
+  return NNLIB_OK;
+}
+
+/* Transpose in whole-sample mode permutes the sample's own axes (ONNX's
+ * full shape): nothing for the identity, else a transpose layer. */
+static nnlib_status transpose_whole(imp *im, const onode *n, oval *x) {
+  int64_t perm[NNLIB__ONNX_MAX_RANK + 1];
+  NNLIB_TRY(perm_of(im, n, x->shape.rank, perm));
+  bool identity = true;
+  for (size_t k = 0; k < x->shape.rank; k++)
+    identity &= perm[k] == (int64_t)k;
+  if (!identity)
+    return transpose_layer(im, n, perm);
+  oval *out = NULL;
+  NNLIB_TRY(output(im, n, &out));
+  alias(out, x);
+  return NNLIB_OK;
+}
+
+/* A Transpose that keeps the batch axis first and moves others is a
+ * transpose layer. One that moves only the batch axis (the other axes keep
+ * their order) relabels the same elements: the result is x with the batch
+ * at another axis (the time-major views around recurrent operators). Any
+ * other permutation moves the batch axis among the others, which no layer
+ * does. In whole-sample mode: transpose_whole. */
+static nnlib_status map_transpose(imp *im, const onode *n) {
+  oval *x = NULL, *out = NULL;
+  NNLIB_TRY(view_input(im, n, 0, &x));
+  if (im->whole)
+    return transpose_whole(im, n, x);
+  size_t full_rank = x->shape.rank + 1;
+  int64_t perm[NNLIB__ONNX_MAX_RANK + 1], sample_perm[NNLIB_MAX_RANK];
+  NNLIB_TRY(perm_of(im, n, full_rank, perm));
+  size_t batch = 0;
   int64_t last = -1;
   bool order_kept = true;
   for (size_t k = 0; k < full_rank; k++) {
-    if (perm[k] < 0 || perm[k] >= (int64_t)full_rank)
-      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "bad perm");
     if (perm[k] == (int64_t)x->batch_axis) {
       batch = k;
       continue;
@@ -632,9 +878,22 @@ static nnlib_status map_transpose(imp *im, const onode *n) {
     order_kept &= perm[k] > last;
     last = perm[k];
   }
-  if (!order_kept || batch == full_rank)
-    return refuse(im, "%s: nnlib has no transpose layer (only a permutation "
-                      "that moves the batch axis alone maps)",
+  if (x->batch_axis == 0 && batch == 0 && !order_kept) {
+    for (size_t k = 1; k < full_rank; k++)
+      sample_perm[k - 1] = perm[k] - 1;
+    return transpose_layer(im, n, sample_perm);
+  }
+  if (!order_kept && x->batch_axis != 0)
+    return nnlib__onnx_node_error(
+        im, NNLIB_ERR_UNSUPPORTED,
+        "attribute perm: a time-major view (the batch at axis %zu) maps "
+        "only through a permutation that moves the batch axis alone",
+        x->batch_axis);
+  if (!order_kept)
+    return refuse(im, "%s moves the batch axis and reorders the others "
+                      "(nnlib's transpose keeps the batch axis first; a "
+                      "permutation that moves the batch axis alone makes a "
+                      "time-major view)",
                   "attribute perm");
   NNLIB_TRY(output(im, n, &out));
   alias(out, x);
@@ -707,6 +966,7 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
 static nnlib_status map_conv(imp *im, const onode *n) {
   oval *x = NULL, *wt = NULL, *b = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
+  NNLIB_TRY(need_batch_axis(im));
   NNLIB_TRY(const_input(im, n, 1, "W", &wt));
   if (nnlib__onnx_input(im, n, 2) != NULL)
     NNLIB_TRY(const_input(im, n, 2, "B", &b));
@@ -764,6 +1024,7 @@ static nnlib_status map_conv(imp *im, const onode *n) {
  * follows), count_include_pad (AveragePool, default 0). */
 static nnlib_status pool_layer(imp *im, const onode *n, oval *x,
                                nnlib_layer_kind kind, nnlib_layer **l) {
+  NNLIB_TRY(need_batch_axis(im));
   if (x->shape.rank != 3)
     return refuse(im, "%s: 2-D pooling of [batch, C, H, W] only",
                   "input shape");
@@ -852,6 +1113,7 @@ static nnlib_status map_neg(imp *im, const onode *n) {
 static nnlib_status map_global_avgpool(imp *im, const onode *n) {
   oval *x = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
+  NNLIB_TRY(need_batch_axis(im));
   if (x->shape.rank != 3)
     return refuse(im, "%s: [batch, C, H, W] only", "input shape");
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
@@ -886,6 +1148,7 @@ static nnlib_status map_batchnorm(imp *im, const onode *n) {
   oval *x, *p[4];
   const char *names[4] = {"scale", "B", "input_mean", "input_var"};
   NNLIB_TRY(graph_input(im, n, 0, &x));
+  NNLIB_TRY(need_batch_axis(im));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
   if (nnlib__onnx_attr_int(n, "training_mode", 0) != 0)
     return refuse(im, "%s = 1: only inference-mode batch normalisation is "
@@ -947,11 +1210,11 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
   oval *x = NULL, *scale = NULL, *b = NULL, *out = NULL;
   NNLIB_TRY(graph_input(im, n, 0, &x));
   int64_t axis =
-      sample_axis(nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
+      sample_axis(im, nnlib__onnx_attr_int(n, "axis", -1), x->shape.rank);
   if (axis != (int64_t)x->shape.rank - 1)
     return refuse(im, "%s: nnlib normalises over the last axis only",
                   "attribute axis");
-  NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input X"));
+  NNLIB_TRY(need_last_axis(im, x, "input X"));
   NNLIB_TRY(const_input(im, n, 1, "Scale", &scale));
   if (nnlib__onnx_input(im, n, 2) != NULL)
     NNLIB_TRY(const_input(im, n, 2, "B", &b));
@@ -983,7 +1246,8 @@ static nnlib_status map_layernorm(imp *im, const onode *n) {
     nnlib_layer_free(l);
     return st;
   }
-  return apply1(im, l, x, out, NULL);
+  nnlib__shape same = x->shape; /* ONNX's, which the node may group */
+  return apply1(im, l, x, out, &same);
 }
 
 /* Gather(table, ids) with the table constant and the ids a graph input of
@@ -1004,7 +1268,9 @@ static nnlib_status map_gather(imp *im, const onode *n) {
                       "axis 0, indexed by an int64 graph input)",
                   "inputs");
   if (ids->shape.rank != 1)
-    return refuse(im, "%s: token ids must be [batch, T]", "input indices");
+    return refuse(im, im->whole ? "%s: token ids must be [T]"
+                                : "%s: token ids must be [batch, T]",
+                  "input indices");
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_embedding_create(&l, table->dims[0],
                                             table->dims[1])));

@@ -12,7 +12,8 @@
  *
  *   Softmax < 13     coerces the input to 2-D at `axis` (default 1): the
  *                    last axis, or all of a sample (a flatten first)
- *   Gemm < 7         `broadcast` (default 0: C of the full [M, N] shape)
+ *   Gemm < 7         `broadcast` (default 0: C of the full [M, N] shape,
+ *                    read only in whole-sample mode)
  *   Add ... Div < 7  `broadcast`/`axis`: `axis` is refused
  *   Dropout < 7      `is_test` must be 1 (else it trains)
  *   BatchNorm < 9    `spatial` must be 1; before 7 `is_test` must be 1
@@ -119,8 +120,10 @@ static nnlib_status check_old_attributes(const nnlib__onnx_import *im,
   if (opset < 7 && (op_is(n, "Add", "Sub") || op_is(n, "Mul", "Div")) &&
       nnlib__onnx_find_attr(n, "axis") != NULL)
     return old_form(im, n, "attribute axis (broadcasting from an axis)");
+  /* a full C maps only in whole-sample mode (as a matrix bias) */
   if (opset < 7 && op_is(n, "Gemm", NULL) && n->input_count > 2 &&
-      n->inputs[2].n > 0 && nnlib__onnx_attr_int(n, "broadcast", 0) == 0)
+      n->inputs[2].n > 0 && nnlib__onnx_attr_int(n, "broadcast", 0) == 0 &&
+      !im->whole)
     return old_form(im, n, "broadcast = 0 (C of the full [M, N] shape, "
                            "which varies along the batch axis)");
   if (opset < 7 && op_is(n, "Dropout", NULL) &&

@@ -221,6 +221,11 @@ nnlib_status nnlib__onnx_map_recurrent(nnlib__onnx_import *im,
                      : kind == NNLIB_LAYER_GRU ? gru_order
                                                : rnn_order;
   nnlib_activation act = NNLIB_ACT_TANH;
+  if (im->whole) /* X [T, batch, F] or [batch, T, F]: a batch axis */
+    return refuse(im, "input X",
+                  "whole-sample import makes every axis of X part of the "
+                  "sample, and nnlib's recurrent layers read a batch of "
+                  "[T, F] sequences (import without whole_sample)");
   NNLIB_TRY(check_attributes(im, n, kind, &act));
   int64_t layout = nnlib__onnx_attr_int(n, "layout", 0);
   if (layout != 0 && layout != 1)

@@ -16,7 +16,7 @@ from .layers import (Activation, ActivationKind, Dense, Identity, Layer,
                      LayerKind, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus,
                      Step, Tanh)
 from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
-                     GlobalAvgPool, MaxPool2d, MinPool2d)
+                     GlobalAvgPool, MaxPool2d, MinPool2d, Transpose)
 from .layers import GRU, LSTM, RNN
 from .layers import Add, Concat, Multiply
 from .layers import (GELU, Attention, Embedding, GELUTanh, LayerNorm, Linear,

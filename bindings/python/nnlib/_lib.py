@@ -226,6 +226,7 @@ class OnnxOptions(ctypes.Structure):
         ("optimizer", ctypes.c_void_p),
         ("seed", ctypes.c_uint64),
         ("output", ctypes.c_char_p),
+        ("whole_sample", ctypes.c_int),
     ]
 
 
@@ -379,6 +380,8 @@ SIGNATURES = {
                                ["nnlib_layer **", "float", "float"]),
     "nnlib_dropout_create": ("nnlib_status", ["nnlib_layer **", "float"]),
     "nnlib_flatten_create": ("nnlib_status", ["nnlib_layer **"]),
+    "nnlib_transpose_create": ("nnlib_status", ["nnlib_layer **",
+                                                "const int64_t *", "size_t"]),
     "nnlib_rnn_create": ("nnlib_status", [
         "nnlib_layer **", "int64_t", "int64_t", "nnlib_activation", "int",
         "int"]),

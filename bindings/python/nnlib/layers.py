@@ -52,6 +52,7 @@ class LayerKind(enum.IntEnum):
     LAYERNORM = 19
     ATTENTION = 20
     LINEAR = 21
+    TRANSPOSE = 22   # library 1.6
 
 
 class ActivationKind(enum.IntEnum):
@@ -468,6 +469,20 @@ class Flatten(Layer):
         super().__init__(_create("nnlib_flatten_create"))
 
 
+class Transpose(Layer):
+    """A permutation of the per-sample axes: output axis k is input axis
+    perm[k], as torch's x.permute(0, 1 + perm[0], 1 + perm[1], ...) (the
+    batch axis stays first). Transpose((1, 2, 0)) turns [C, H, W] into
+    [H, W, C]; len(perm) must be the input's per-sample rank. Library
+    1.6."""
+
+    def __init__(self, perm):
+        values = [int(p) for p in perm]
+        array = (ctypes.c_int64 * max(len(values), 1))(*values)
+        super().__init__(_create("nnlib_transpose_create", array,
+                                 len(values)))
+
+
 class _Recurrent(Layer):
     """What RNN, LSTM and GRU share: sequences [N, T, F] in, the hidden
     state of every step [N, T, H] out (return_sequences) or of the last
@@ -668,4 +683,5 @@ _KINDS = {
     LayerKind.LAYERNORM: LayerNorm,
     LayerKind.ATTENTION: Attention,
     LayerKind.LINEAR: Linear,
+    LayerKind.TRANSPOSE: Transpose,
 }

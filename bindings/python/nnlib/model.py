@@ -924,7 +924,7 @@ class Model:
 
     @classmethod
     def from_onnx(cls, source, max_batch=64, loss=None, optimizer=None,
-                  seed=1, output=None):
+                  seed=1, output=None, whole_sample=False):
         """A compiled model imported from ONNX (opsets 13 to 17; see
         docs/ONNX.md for the operators that map). `source`: a path (str or
         os.PathLike) or the bytes of the file (bytes, bytearray,
@@ -936,7 +936,11 @@ class Model:
         the graph output the model computes, for a graph of several (None:
         the graph's only output); the other outputs are not computed. A
         time-major recurrent input [T, N, F] (layout 0) is taken batch
-        first, [N, T, F], and its Y and Y_h outputs come batch first."""
+        first, [N, T, F], and its Y and Y_h outputs come batch first.
+        `whole_sample` True: each graph input, of a fixed shape, is one
+        whole sample (ONNX's axis 0 is no batch axis, so operators may mix
+        it): predict on [1, ...shape], outputs come as [1, ...ONNX's
+        output shape]."""
         if isinstance(optimizer, (str, OptimizerKind)):
             optimizer = Optimizer(optimizer)
         options = _lib.OnnxOptions()
@@ -945,6 +949,7 @@ class Model:
         options.max_batch = int(max_batch)
         options.loss = int(_loss(loss))
         options.seed = int(seed)
+        options.whole_sample = 1 if whole_sample else 0
         # the encoded name lives until the call returns (the library reads
         # it during the import only)
         if output is None or isinstance(output, bytes):

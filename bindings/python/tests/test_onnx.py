@@ -6,7 +6,8 @@ torch.onnx.export (opset 17) predicts as PyTorch does within 1e-5; bytes
 that are not ONNX fail with the library's status; an import with a loss
 and an optimizer trains; `output` picks one output of a graph of two (each
 as PyTorch computes it), and no choice or a name that is no output fails
-with the library's status.
+with the library's status; `whole_sample` imports a fixed-shape export
+whose bias varies along axis 0 as one sample, predicting as PyTorch.
 """
 
 import io
@@ -149,6 +150,42 @@ def test_output_picks_one_of_several_graph_outputs():
     with pytest.raises(nnlib.InvalidArgumentError) as e:
         nnlib.Model.from_onnx(data, output="z")
     assert "output 'z' is not an output of the graph" in str(e.value)
+
+
+def test_whole_sample_reads_a_fixed_input_as_one_sample():
+    torch = require_torch()
+    torch.manual_seed(8)
+
+    class RowBias(torch.nn.Module):
+        """linear(x) + P with P [3, 2]: a bias per row of x [3, 4]."""
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+            self.rows = torch.nn.Parameter(torch.randn(3, 2))
+
+        def forward(self, x):
+            return torch.tanh(self.linear(x) + self.rows)
+
+    model = RowBias().eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(model, torch.zeros(3, 4), buffer, opset_version=17,
+                      input_names=["x"], output_names=["y"])
+    x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    with nnlib.Model.from_onnx(buffer.getvalue(), max_batch=1,
+                               whole_sample=True) as m:
+        assert m.input_shape == (3, 4)
+        assert m.output_shape == (3, 2)
+        assert [layer.name for layer in m.layers] == [
+            "linear", "positional", "tanh"]
+        got = m.predict(x[np.newaxis])
+    assert got.shape == (1, 3, 2)
+    assert rel_error(got[0], expected) < TOLERANCE
+    with pytest.raises(nnlib.UnsupportedError) as e:
+        nnlib.Model.from_onnx(buffer.getvalue())
+    assert "a constant added to a graph tensor" in str(e.value)
 
 
 def test_garbage_bytes_fail_with_the_library_status():

@@ -105,6 +105,7 @@ pub const NNLIB_LAYER_POSITIONAL: nnlib_layer_kind = 18;
 pub const NNLIB_LAYER_LAYERNORM: nnlib_layer_kind = 19;
 pub const NNLIB_LAYER_ATTENTION: nnlib_layer_kind = 20;
 pub const NNLIB_LAYER_LINEAR: nnlib_layer_kind = 21;
+pub const NNLIB_LAYER_TRANSPOSE: nnlib_layer_kind = 22;
 
 pub type nnlib_activation = c_int;
 pub const NNLIB_ACT_IDENTITY: nnlib_activation = 0;
@@ -364,6 +365,9 @@ pub struct nnlib_onnx_options {
     pub seed: u64,
     /// since 1.5.0: the graph output to compute (NULL: the only one)
     pub output: *const c_char,
+    /// since 1.6.0: 1 reads each graph input, of a fixed shape, as one
+    /// whole sample (0: ONNX's axis 0 is the batch)
+    pub whole_sample: c_int,
 }
 
 // ---------------------------------------------------------------- functions
@@ -546,6 +550,9 @@ extern "C" {
     pub fn nnlib_linear_create(out: *mut *mut nnlib_layer, out_features: i64, with_bias: c_int) -> nnlib_status;
     pub fn nnlib_attention_options_init_size(options: *mut nnlib_attention_options, struct_size: usize) -> nnlib_status;
     pub fn nnlib_attention_create(out: *mut *mut nnlib_layer, heads: i64, options: *const nnlib_attention_options) -> nnlib_status;
+
+    // 1.6.0: the transpose layer
+    pub fn nnlib_transpose_create(out: *mut *mut nnlib_layer, perm: *const i64, rank: usize) -> nnlib_status;
 
     // 1.4.0: text data
     pub fn nnlib_text_load(out: *mut *mut nnlib_text, paths: *const *const c_char, count: usize, valid_fraction: f64, seed: u64) -> nnlib_status;

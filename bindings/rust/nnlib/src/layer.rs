@@ -36,6 +36,8 @@ pub enum LayerKind {
     LayerNorm,
     Attention,
     Linear,
+    /// A permutation of the per-sample axes (library 1.6).
+    Transpose,
     Unknown(i32),
 }
 
@@ -63,6 +65,7 @@ impl LayerKind {
             sys::NNLIB_LAYER_LAYERNORM => LayerKind::LayerNorm,
             sys::NNLIB_LAYER_ATTENTION => LayerKind::Attention,
             sys::NNLIB_LAYER_LINEAR => LayerKind::Linear,
+            sys::NNLIB_LAYER_TRANSPOSE => LayerKind::Transpose,
             other => LayerKind::Unknown(other),
         }
     }
@@ -354,6 +357,16 @@ impl Layer {
     pub fn flatten() -> Result<Layer> {
         // SAFETY: as above.
         Layer::create(|out| unsafe { sys::nnlib_flatten_create(out) })
+    }
+
+    /// A permutation of the per-sample axes: output axis k is input axis
+    /// `perm[k]`, as torch's `x.permute(0, 1 + perm[0], ...)` (the batch
+    /// axis stays first); `&[1, 2, 0]` turns [C, H, W] into [H, W, C].
+    /// `perm.len()` must be the input's per-sample rank (library 1.6).
+    pub fn transpose(perm: &[i64]) -> Result<Layer> {
+        // SAFETY: perm points to perm.len() values that live for the call
+        // (which copies them).
+        Layer::create(|out| unsafe { sys::nnlib_transpose_create(out, perm.as_ptr(), perm.len()) })
     }
 
     /// An Elman RNN (torch.nn.RNN) over sequences [N, T, F]: the model's

@@ -4,7 +4,7 @@
 //! operators that map onto nnlib's layers.
 
 use std::ffi::CString;
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 use std::path::Path;
 use std::ptr;
 
@@ -33,12 +33,24 @@ pub struct OnnxOptions {
     /// several; None (the default): the graph's only output. The other
     /// outputs are not computed.
     pub output: Option<String>,
+    /// true: each graph input, of a fixed shape, is one whole sample
+    /// (ONNX's axis 0 is no batch axis, so operators may mix it); the model
+    /// then takes [1, ...shape] and gives [1, ...ONNX's output shape].
+    /// Default false: axis 0 is the batch.
+    pub whole_sample: bool,
 }
 
 impl Default for OnnxOptions {
     /// The defaults of nnlib_onnx_options_init.
     fn default() -> OnnxOptions {
-        OnnxOptions { max_batch: 64, loss: Loss::None, optimizer: None, seed: 1, output: None }
+        OnnxOptions {
+            max_batch: 64,
+            loss: Loss::None,
+            optimizer: None,
+            seed: 1,
+            output: None,
+            whole_sample: false,
+        }
     }
 }
 
@@ -67,6 +79,7 @@ where
     c.loss = options.loss.code();
     c.seed = options.seed;
     c.output = output.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+    c.whole_sample = c_int::from(options.whole_sample);
     c.optimizer = match &options.optimizer {
         Some(o) => Optimizer::new(o)?.into_raw(),
         None => ptr::null_mut(),

@@ -2,7 +2,8 @@
 //! predicts exactly as before (an MLP and a CNN, as bytes and through a
 //! file); bad bytes fail with the library's status; an import with a loss
 //! and an optimizer trains; `output` picks one output of a PyTorch export
-//! of two.
+//! of two; `whole_sample` reads a fixed-shape PyTorch export whose bias
+//! varies along axis 0 as one sample.
 
 mod common;
 
@@ -43,12 +44,15 @@ fn defaults_are_the_libraries() {
     assert_eq!((c.max_batch, c.loss, c.seed), (d.max_batch, d.loss.code(), d.seed));
     assert!(c.optimizer.is_null() && d.optimizer.is_none());
     assert!(c.output.is_null() && d.output.is_none());
+    assert_eq!(c.whole_sample, 0);
+    assert!(!d.whole_sample);
 }
 
-/// tests/fixtures/onnx/two_outputs.txt: "key count values..." lines.
-fn fixture_values(key: &str) -> Vec<f32> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/onnx/two_outputs.txt");
-    let text = std::fs::read_to_string(path).unwrap();
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/onnx/");
+
+/// tests/fixtures/onnx/NAME.txt: "key count values..." lines.
+fn fixture_values(name: &str, key: &str) -> Vec<f32> {
+    let text = std::fs::read_to_string(format!("{}{}.txt", FIXTURES, name)).unwrap();
     let line = text.lines().find(|l| l.starts_with(&format!("{} ", key))).unwrap();
     line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect()
 }
@@ -60,12 +64,12 @@ fn fixture_values(key: &str) -> Vec<f32> {
 #[test]
 fn output_picks_one_of_several_graph_outputs() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/onnx/two_outputs.onnx");
-    let x = fixture_values("x");
+    let x = fixture_values("two_outputs", "x");
     for name in ["y", "s"] {
         let options = OnnxOptions { output: Some(name.to_string()), ..Default::default() };
         let mut m = Model::from_onnx_file(path, &options).unwrap();
         let got = m.predict(&x).unwrap();
-        for (g, w) in got.iter().zip(fixture_values(name)) {
+        for (g, w) in got.iter().zip(fixture_values("two_outputs", name)) {
             assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-6, "{}: {} against {}", name, g, w);
         }
     }
@@ -76,6 +80,27 @@ fn output_picks_one_of_several_graph_outputs() {
     let err = Model::from_onnx_file(path, &options).unwrap_err();
     assert_eq!(err.status, Status::InvalidArgument);
     assert!(err.message.contains("output 'z' is not an output of the graph"));
+}
+
+/// x [3, 4] of a fixed shape -> Linear, + P [3, 2], Sigmoid, reshape to
+/// [6] (tests/make_onnx_whole_fixture.py): batch-first import refuses P,
+/// which varies along axis 0; whole_sample takes x as one sample and
+/// predicts as PyTorch.
+#[test]
+fn whole_sample_reads_a_fixed_input_as_one_sample() {
+    let path = format!("{}whole_sample.onnx", FIXTURES);
+    let err = Model::from_onnx_file(&path, &OnnxOptions::default()).unwrap_err();
+    assert_eq!(err.status, Status::Unsupported);
+    assert!(err.message.contains("a constant added to a graph tensor"));
+    let options = OnnxOptions { max_batch: 1, whole_sample: true, ..Default::default() };
+    let mut m = Model::from_onnx_file(&path, &options).unwrap();
+    assert_eq!(m.input_shape().unwrap(), vec![3, 4]);
+    let got = m.predict(&fixture_values("whole_sample", "x")).unwrap();
+    let want = fixture_values("whole_sample", "y");
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-6, "{} against {}", g, w);
+    }
 }
 
 #[test]
@@ -132,7 +157,7 @@ fn fine_tuning_an_import_changes_the_loss() {
     }
     let mut adam = nnlib::optimizer_options(OptimizerKind::Adam).unwrap();
     adam.learning_rate = 0.01;
-    let options = OnnxOptions { max_batch: 8, loss: Loss::SoftmaxCe, optimizer: Some(adam), seed: 2, output: None };
+    let options = OnnxOptions { max_batch: 8, loss: Loss::SoftmaxCe, optimizer: Some(adam), seed: 2, output: None, whole_sample: false };
     // one options value serves several imports: each makes its own optimizer
     for _ in 0..2 {
         let mut m = Model::from_onnx_bytes(&bytes, &options).unwrap();
