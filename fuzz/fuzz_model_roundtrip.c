@@ -70,20 +70,35 @@ static nnlib_optimizer *make_optimizer(bytes *b) {
   return opt;
 }
 
+/* Which item case a family's byte c picks: 0-4 features, 5-12 and 18
+ * images, 13-17 and 19 sequences. */
+static unsigned item_case(unsigned family, unsigned c) {
+  if (family == 0)
+    return c % 5;
+  if (family == 1)
+    return c % 9 == 8 ? 18 : 5 + c % 9;
+  return c % 6 == 5 ? 19 : 13 + c % 6;
+}
+
 /* Appends one description item for the family: 0 features [F] (dense,
  * activations with gelu and gelu_tanh, dropout, batchnorm, layernorm), 1
  * images [C, H, W] (conv, pooling, batchnorm, dropout, flatten,
- * activations), 2 sequences [T, F] (rnn/lstm/gru, last, dense, linear,
- * layernorm, one-head causal attention, positional; after `last` the
- * last two do not compile). Family 4 (token ids) is text_items. A layer
- * kind that later issues add joins its family's list here. */
+ * activations, transpose: every permutation of three axes, and of one,
+ * which is all a flattened sample has), 2 sequences [T, F] (rnn/lstm/gru,
+ * last, dense, linear, layernorm, one-head causal attention, positional,
+ * transpose:1x0 and 0x1; after `last` the last three do not compile, nor
+ * an image's transpose of three axes after flatten). Family 4 (token ids)
+ * is text_items. A layer kind that later issues add joins its family's
+ * list here. */
 static void append_item(bytes *b, unsigned family, char *text, size_t cap) {
+  static const char *perms3[] = {"0x1x2", "0x2x1", "1x0x2", "1x2x0",
+                                 "2x0x1", "2x1x0", "0"};
   static const char *acts[] = {"identity", "step",     "sigmoid",
                                "tanh",     "relu",     "softplus",
                                "softmax",  "gelu",     "gelu_tanh"};
   char item[96];
   unsigned c = take(b), v = take(b);
-  switch (family == 0 ? c % 5 : family == 1 ? 5 + c % 8 : 13 + c % 5) {
+  switch (item_case(family, c)) {
   case 0: snprintf(item, sizeof item, "dense:%u%s", 1 + v % 9, c & 32 ? ":nobias" : ""); break;
   case 1: snprintf(item, sizeof item, "%s", acts[v % 9]); break;
   case 2: snprintf(item, sizeof item, "leaky_relu:%g", (double)(v % 50) / 100.0); break;
@@ -105,6 +120,8 @@ static void append_item(bytes *b, unsigned family, char *text, size_t cap) {
   case 15: snprintf(item, sizeof item, "gru:%u%s%s", 1 + v % 5, c & 32 ? ":nobias" : "", c & 128 ? ",last" : ""); break;
   /* [T, F] sequences also take the last-axis text layers */
   case 16: snprintf(item, sizeof item, "%s", v % 4 == 0 ? "linear:3" : v % 4 == 1 ? "layernorm" : v % 4 == 2 ? "attention:1:causal" : "positional"); break;
+  case 18: snprintf(item, sizeof item, "transpose:%s", perms3[v % 7]); break;
+  case 19: snprintf(item, sizeof item, "transpose:%s", v & 1 ? "1x0" : "0x1"); break;
   default: snprintf(item, sizeof item, "dense:%u", 1 + v % 5); break;
   }
   size_t used = strlen(text);

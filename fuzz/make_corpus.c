@@ -524,6 +524,14 @@ static void text_model_seeds(void) {
                   in4, 1, NNLIB_LOSS_MSE,
                   optimizer(NNLIB_OPT_ADAM, 0, NNLIB_SCHEDULE_CONSTANT, 0), 1,
                   NNLIB_SAVE_OPTIMIZER);
+
+  /* transposes (1.6): channels last and back around a linear */
+  const int64_t in234[3] = {2, 3, 4};
+  spec_model_seed("image-transpose-linear",
+                  "transpose:1x2x0,linear:3,transpose:2x0x1,flatten,dense:2",
+                  in234, 3, NNLIB_LOSS_MSE,
+                  optimizer(NNLIB_OPT_SGD, 0, NNLIB_SCHEDULE_CONSTANT, 0), 1,
+                  0);
 }
 
 /* ------------------------------------------------ roundtrip and spec */
@@ -568,6 +576,30 @@ static void roundtrip_seeds(void) {
     snprintf(name, sizeof name, "text-choices-%d", s);
     write_seed("model_roundtrip", name, buf, sizeof buf);
   }
+  /* transposes (1.6): images (first byte 1; buf[5] 8 mod 9 makes the
+   * first item a transpose, buf[6] its permutation) and sequences (first
+   * byte 2; buf[4] 5 mod 6, buf[5] 1x0 or 0x1) */
+  for (int s = 0; s < 6; s++) {
+    unsigned char buf[96];
+    for (size_t i = 0; i < sizeof buf; i++) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = (unsigned char)(state >> 24);
+    }
+    bool image = s < 4;
+    buf[0] = image ? 1 : 2;
+    if (image) {
+      buf[4] = 2;                /* three items */
+      buf[5] = 8;                /* transpose */
+      buf[6] = (unsigned char)s; /* of perms3[s] */
+    } else {
+      buf[3] = 2;
+      buf[4] = 5;
+      buf[5] = (unsigned char)s;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "transpose-choices-%d", s);
+    write_seed("model_roundtrip", name, buf, sizeof buf);
+  }
 }
 
 static void spec_seeds(void) {
@@ -589,6 +621,10 @@ static void spec_seeds(void) {
       "x=input:16x8x8,conv:16x3x3:p1,relu,c=conv:16x3x3:p1,add(x,c),relu",
       "a=input:6,b=dense:6(a),g=sigmoid(a),multiply(b,g),dense:2",
       "x=input:5x3,l=lstm:4(x),r=gru:4(x),concat:-1(l,r),dense:2",
+      /* transposes (1.6) */
+      "transpose:1x2x0,linear:4,transpose:2x0x1,flatten,dense:3",
+      "x=input:2x3x4,a=transpose:2x1x0(x),b=transpose:0x2x1(x),flatten(a),"
+      "f=dense:3,flatten(b),g=dense:3,add(f,g)",
   };
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
     char name[32];

@@ -22,8 +22,8 @@
  * loop. */
 #define AXES NNLIB_MAX_RANK
 
-/* One direction's copy: source `dims` (merged), and where each source axis
- * goes: dst_axis_of[a] is its position in the destination. */
+/* One direction's copy, over the source's axes after plan_permute merged
+ * them (shapes only: plan sets it, the passes read it). */
 typedef struct permute_plan {
   size_t rank;
   int64_t dims[AXES];
@@ -177,22 +177,24 @@ static bool advance(const loops *o, int64_t *at, int64_t *src, int64_t *dst) {
   return false;
 }
 
-/* n samples of x permuted into y as p says. */
-static void permute(const permute_plan *p, const float *x, float *y,
-                    int64_t n) {
-  int64_t xs[AXES], od[AXES], ys_at[AXES], ys[AXES];
-  size_t r = p->rank, last = r - 1;
-  if (n <= 0)
-    return;
-  size_t inner = (size_t)p->perm[last]; /* the destination's last axis */
-  strides_of(p->dims, r, xs);
-  for (size_t k = 0; k < r; k++)
+/* The strides of each source axis a: xs[a] in the source, ys[a] in the
+ * destination. */
+static void plan_strides(const permute_plan *p, int64_t *xs, int64_t *ys) {
+  int64_t od[AXES], ys_at[AXES];
+  strides_of(p->dims, p->rank, xs);
+  for (size_t k = 0; k < p->rank; k++)
     od[k] = p->dims[p->perm[k]];
-  strides_of(od, r, ys_at);
-  for (size_t k = 0; k < r; k++)
+  strides_of(od, p->rank, ys_at);
+  for (size_t k = 0; k < p->rank; k++)
     ys[p->perm[k]] = ys_at[k];
+}
+
+/* The odometer over n samples and every source axis but `last` and
+ * `inner`, the outer ones in destination order (writes stay near). */
+static loops outer_loops(const permute_plan *p, int64_t n, const int64_t *xs,
+                         const int64_t *ys, size_t last, size_t inner) {
   loops o = {.count = 1, .dims = {n}, .src = {p->size}, .dst = {p->size}};
-  for (size_t k = 0; k < r; k++) { /* outer axes in destination order */
+  for (size_t k = 0; k < p->rank; k++) {
     size_t a = (size_t)p->perm[k];
     if (a == last || a == inner)
       continue;
@@ -200,6 +202,20 @@ static void permute(const permute_plan *p, const float *x, float *y,
     o.src[o.count] = xs[a];
     o.dst[o.count++] = ys[a];
   }
+  return o;
+}
+
+/* n samples of x permuted into y as p says: at each odometer position
+ * either one row copied (the source's last axis stays last) or one tiled
+ * 2-D transpose of the axes contiguous in x and in y. */
+static void permute(const permute_plan *p, const float *x, float *y,
+                    int64_t n) {
+  if (n <= 0)
+    return;
+  int64_t xs[AXES], ys[AXES];
+  size_t last = p->rank - 1, inner = (size_t)p->perm[last];
+  plan_strides(p, xs, ys);
+  loops o = outer_loops(p, n, xs, ys, last, inner);
   int64_t at[AXES + 1] = {0}, src = 0, dst = 0;
   do {
     if (inner == last)
