@@ -21,6 +21,7 @@
  *   profile (asked for by name only) nnlib's per-layer profile of training
  *           steps: seconds and GEMM FLOPs per layer and per layer name,
  *           beside the FLOPs of the bench's GEMM list for that layer
+ *   profile-infer (asked for by name only) the same for predictions
  *   generate (gpt, asked for by name only) nnlib_model_generate's tokens/s
  *           with the cache and without it (use_cache 0), alternating
  *   check   (asked for by name only) the replay's checks for training and
@@ -884,7 +885,8 @@ static double layer_gemm_seconds(bench_replay *r, int layer, int reps) {
   return bench_summarise(times, reps).median_s;
 }
 
-/* Training steps with nnlib's profiler on: one "profile" line per layer
+/* Training steps (profile) or predictions (profile-infer) with nnlib's
+ * profiler on: one "profile" line per layer
  * (seconds and GEMM FLOPs per step, forward and backward, the FLOPs of
  * the step's recorded GEMMs the bench's GEMM list attributes to that
  * layer, which must be equal, and those GEMMs replayed alone on the
@@ -893,20 +895,20 @@ static double layer_gemm_seconds(bench_replay *r, int layer, int reps) {
  * "profile_name" line per layer name, and one "profile_step" line: the
  * step's time, the layers' sum and what is left (loss and optimizer). */
 static void run_profile(const bench_config *c, const bench_model_def *d,
-                        int64_t batch, int threads) {
+                        int64_t batch, int threads, bool training) {
   const char *optim = model_optim(c, d);
   nnlib_model *m = make_model(d, batch, optim);
   batch_data b = make_batch(d, batch);
   bench_replay r;
-  record_step(c, d, m, &b, batch, true, &r);
+  record_step(c, d, m, &b, batch, training, &r);
   double t0 = bench_now();
-  CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+  run_once(m, &b, training);
   int steps = bench_reps_for(c->seconds, bench_now() - t0, 3, 100000);
   double *times = malloc((size_t)steps * sizeof *times);
   CHECK(nnlib_model_set_profiling(m, 1));
   for (int i = 0; i < steps; i++) {
     double s = bench_now();
-    CHECK(nnlib_model_step(m, b.x, b.target, NULL));
+    run_once(m, &b, training);
     times[i] = bench_now() - s;
   }
   CHECK(nnlib_model_set_profiling(m, 0));
@@ -937,6 +939,7 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     bench_json_begin();
     bench_json_str("bench", "profile");
     bench_json_str("model", d->name);
+    bench_json_str("mode", training ? "train" : "infer");
     bench_json_int("batch", batch);
     bench_json_int("threads", threads);
     bench_json_int("layer", (long long)i);
@@ -957,6 +960,7 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
     bench_json_begin();
     bench_json_str("bench", "profile_name");
     bench_json_str("model", d->name);
+    bench_json_str("mode", training ? "train" : "infer");
     bench_json_int("batch", batch);
     bench_json_int("threads", threads);
     bench_json_str("name", names[i].name);
@@ -972,15 +976,18 @@ static void run_profile(const bench_config *c, const bench_model_def *d,
   bench_json_begin();
   bench_json_str("bench", "profile_step");
   bench_json_str("model", d->name);
+  bench_json_str("mode", training ? "train" : "infer");
   bench_json_int("batch", batch);
   bench_json_int("threads", threads);
   bench_json_stats(&st);
   bench_json_num("mean_s", step);
   bench_json_num("layers_s", layers_s);
-  bench_json_num("rest_s", step - layers_s); /* loss, optimizer, the pass */
+  /* training: loss, optimizer, the pass; inference: the pass */
+  bench_json_num("rest_s", step - layers_s);
   bench_json_num("rest_share", (step - layers_s) / step);
   bench_json_num("list_flops", bench_replay_flops(&r, -1));
-  bench_json_str("optim", optim);
+  if (training)
+    bench_json_str("optim", optim);
   bench_json_end();
   bench_replay_free(&r);
   free_batch(&b);
@@ -1078,12 +1085,13 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: nnlib-bench [--model NAME] [--batch B] [--threads T]\n"
           "                   [--bench gemm|train|infer|memory|profile|"
-          "generate|check]\n"
+          "profile-infer|generate|check]\n"
           "                   [--optim sgd|momentum|adam|adamw] [--seconds S]\n"
           "                   [--new-tokens N]\n"
           "       nnlib-bench --model NAME [--batch B] --export-onnx PATH\n"
-          "No arguments: the whole suite (profile, generate and check only\n"
-          "when named). Output: JSON lines on stdout. --export-onnx writes\n"
+          "No arguments: the whole suite (profile, profile-infer, generate and\n"
+          "check only when named). Output: JSON lines on stdout.\n"
+          "--export-onnx writes\n"
           "the model as ONNX, PATH.input.bin (a batch of its inputs) and\n"
           "PATH.output.bin (nnlib's predictions), and times nothing.\n"
           "Models:");
@@ -1134,6 +1142,7 @@ static bench_config parse_args(int argc, char **argv) {
                  strcmp(c.kind, "train") == 0 ||
                  strcmp(c.kind, "infer") == 0 || strcmp(c.kind, "memory") == 0 ||
                  strcmp(c.kind, "profile") == 0 ||
+                 strcmp(c.kind, "profile-infer") == 0 ||
                  strcmp(c.kind, "generate") == 0 ||
                  strcmp(c.kind, "check") == 0;
   bool optim_ok = c.optim == NULL || strcmp(c.optim, "sgd") == 0 ||
@@ -1174,7 +1183,9 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
     if (kind_selected(c, "infer"))
       run_model(c, d, batch, threads, false);
     if (kind_named(c, "profile"))
-      run_profile(c, d, batch, threads);
+      run_profile(c, d, batch, threads, true);
+    if (kind_named(c, "profile-infer"))
+      run_profile(c, d, batch, threads, false);
     if (kind_named(c, "check")) {
       run_check(c, d, batch, threads, true);
       run_check(c, d, batch, threads, false);
@@ -1194,7 +1205,9 @@ static void run_model_kinds(const bench_config *c, const bench_model_def *d,
       if (kind_selected(c, "infer"))
         run_model(c, d, c->batch, threads, false);
       if (kind_named(c, "profile"))
-        run_profile(c, d, c->batch, threads);
+        run_profile(c, d, c->batch, threads, true);
+      if (kind_named(c, "profile-infer"))
+        run_profile(c, d, c->batch, threads, false);
       if (kind_named(c, "check")) {
         run_check(c, d, c->batch, threads, true);
         run_check(c, d, c->batch, threads, false);

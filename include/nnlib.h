@@ -914,7 +914,13 @@ NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
  * compiled maximum batch), writes y [N, output...] (the caller's tensor, of
  * matching element count; [N, T', H] for a sequence output at T', see the
  * recurrent layers). Uses inference mode (dropout off, batchnorm running
- * statistics). The calls that take data share these statuses:
+ * statistics). Predictions and evaluations (also through workspaces) run
+ * a conv2d layer whose only reader is a batchnorm folded with it, on
+ * weights scaled per output channel that are made from the current
+ * weights and statistics at every call, with the elementwise activation
+ * that alone reads them in the same pass: the results equal the layer by
+ * layer computation up to float rounding, and training is unchanged. The
+ * calls that take data share these statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a wrong number of input tensors),
  * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_SHAPE_MISMATCH (a
  * tensor that does not fit the model, naming it; an initial state of other
@@ -1155,7 +1161,12 @@ typedef struct nnlib_layer_profile {
   size_t struct_size;      /* set by the caller: sizeof(nnlib_layer_profile) */
   int fused;               /* 1: the layer runs inside the previous layer's
                               pass (an activation fused into a dense layer)
-                              and is counted there; its own counts stay 0 */
+                              and is counted there; its own counts stay 0.
+                              A batchnorm and activation folded into a
+                              conv2d (see nnlib_model_predict) keep 0 here:
+                              they run by themselves in training, and
+                              count no forward calls in predictions, whose
+                              time is in the conv2d's counts */
   int64_t forward_calls;   /* forward passes counted                        */
   int64_t backward_calls;  /* backward passes counted                       */
   double forward_flops;    /* summed over those calls                       */

@@ -232,7 +232,7 @@ static float *backward_all(nnlib_model *m, const torch_case *c,
     const float *in = i == 0 ? x : m->bufs.acts[i];
     float *dx = malloc((size_t)(n * l->in_size) * sizeof(float));
     nnlib__run run = {true, m->bufs.workspace[i + 1], &m->rng, false, 0.0f,
-                      0, 0, NULL};
+                      0, 0, NULL, false};
     ASSERT_OK(l->ops->backward(l, &run, in, m->bufs.acts[i + 1], g, dx, n));
     free(g);
     g = dx;

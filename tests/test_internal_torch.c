@@ -88,7 +88,7 @@ static void run_and_check(nnlib_model *m, const fx_case *c, bool training) {
   float *dx = malloc((size_t)x->size * sizeof(float));
   memcpy(dy, g->data, (size_t)g->size * sizeof(float));
   nnlib__run run = {training, m->bufs.workspace[1], /* node 1: layer 0 */ training ? &m->rng : NULL,
-                    false, 0.0f, 0, 0, NULL};
+                    false, 0.0f, 0, 0, NULL, false};
   ASSERT_OK(l->ops->backward(l, &run, x->data, y, dy, dx, n));
   expect_close(c, "backward dx", dx, fx_need(c, "dx"));
   free(dy);

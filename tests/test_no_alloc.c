@@ -1,9 +1,11 @@
 /* test_no_alloc.c - after compile, a training step and an inference call
  * allocate nothing (issue 9): a counting allocator hook sees zero
- * allocations across many steps and predictions, for every optimizer. */
+ * allocations across many steps and predictions, for every optimizer, a
+ * graph, and a CNN whose batchnorms fold into its convolutions. */
 #include "test_support.h"
 
 #include <math.h>
+#include <string.h>
 
 enum { IN = 20, HIDDEN = 16, OUT = 4, BATCH = 8 };
 
@@ -174,6 +176,70 @@ static void test_graph_adam(void **state) {
   check_graph_no_alloc(NNLIB_OPT_ADAM);
 }
 
+/* A CNN whose batchnorms and relus fold into the convolutions in
+ * inference (the folded weights are made in the workspace at every call):
+ * steps, predictions (in chunks too), evaluations and workspace
+ * predictions, with the numerics check and the profiler on, allocate
+ * nothing. The profile shows the batchnorms did not run in predictions:
+ * they were folded. */
+static void test_folded_cnn(void **state) {
+  (void)state;
+  ts_alloc_stats stats = {0, 0, 0, 0};
+  ts_alloc_install(&stats);
+  nnlib_optimizer *opt = NULL;
+  ASSERT_OK(nnlib_sgd_create(&opt, 0.01f, 0.0f, 0, 0.0f));
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(
+      m, "conv:4x3x3:p1,batchnorm,relu,maxpool:2,"
+         "conv:3x3x3:p1:nobias,batchnorm,relu,flatten,dense:2"));
+  int64_t shape[3] = {2, 8, 8};
+  ASSERT_OK(nnlib_model_compile(m, shape, 3, BATCH, NNLIB_LOSS_MSE, opt, 5));
+  int64_t xs[4] = {BATCH, 2, 8, 8}, big[4] = {2 * BATCH + 3, 2, 8, 8};
+  nnlib_tensor *x = NULL, *xb = NULL;
+  ASSERT_OK(nnlib_tensor_create(&x, xs, 4));
+  ASSERT_OK(nnlib_tensor_create(&xb, big, 4));
+  nnlib_tensor *t = ts_tensor2(BATCH, 2, NULL), *y = ts_tensor2(BATCH, 2, NULL);
+  nnlib_tensor *yb = ts_tensor2(2 * BATCH + 3, 2, NULL);
+  uint32_t seed = 4;
+  ts_fill_uniform(nnlib_tensor_get_data(x), BATCH * 128, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(xb), (2 * BATCH + 3) * 128, -1.0f,
+                  1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(t), BATCH * 2, -1.0f, 1.0f, &seed);
+  nnlib_workspace *ws = NULL;
+  ASSERT_OK(nnlib_workspace_create(&ws, m));
+  long before = stats.allocs;
+  float loss = NAN;
+  for (int checked = 0; checked < 2; checked++) {
+    ASSERT_OK(nnlib_model_set_check_numerics(m, checked));
+    ASSERT_OK(nnlib_model_set_profiling(m, checked));
+    for (int i = 0; i < 5; i++) {
+      ASSERT_OK(nnlib_model_step(m, x, t, &loss));
+      ASSERT_OK(nnlib_model_predict(m, x, y));
+      ASSERT_OK(nnlib_model_predict(m, xb, yb));
+      ASSERT_OK(nnlib_workspace_predict(ws, xb, yb));
+      ASSERT_OK(nnlib_model_evaluate(m, x, t, &loss, NULL));
+    }
+  }
+  if (stats.allocs != before)
+    fail_msg("%ld heap allocations after compile", stats.allocs - before);
+  assert_true(isfinite(loss));
+  nnlib_layer_profile bn;
+  memset(&bn, 0, sizeof bn);
+  bn.struct_size = sizeof bn;
+  ASSERT_OK(nnlib_model_get_layer_profile(m, 1, &bn));
+  assert_int_equal(bn.forward_calls, 5); /* the steps' only */
+  nnlib_workspace_free(ws);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(xb);
+  nnlib_tensor_free(t);
+  nnlib_tensor_free(y);
+  nnlib_tensor_free(yb);
+  nnlib_model_free(m);
+  assert_int_equal(stats.live, 0);
+  ts_alloc_uninstall();
+}
+
 /* The hook is live: fit with shuffling allocates its sample order. */
 static void test_hook_sees_allocations(void **state) {
   (void)state;
@@ -198,6 +264,7 @@ int main(void) {
       cmocka_unit_test(test_sgd_profiled),
       cmocka_unit_test(test_graph_sgd),
       cmocka_unit_test(test_graph_adam),
+      cmocka_unit_test(test_folded_cnn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

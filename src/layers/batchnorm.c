@@ -13,7 +13,9 @@
  * inference: mu, var = the running statistics (the layer is only read);
  *            y = gamma (x - mu) r + beta, dx = gamma r dy
  * The running statistics are the one piece of state a forward pass changes,
- * and only in training. */
+ * and only in training. In predictions a batchnorm that alone reads a
+ * convolution does not run: the convolution applies scale and shift from
+ * nnlib__batchnorm_fold_terms itself (conv2d.c). */
 #include "layers/layer.h"
 
 #include <math.h>
@@ -171,6 +173,27 @@ static nnlib_status running_statistics(const nnlib_layer *l, float *mu,
   return NNLIB_OK;
 }
 
+/* What a convolution folded in inference applies instead of this layer's
+ * pass (layer.h): the same r and gamma r as running_statistics and the
+ * forward loop, and the shift centred first, (bias - mean) scale + beta,
+ * for the reason the forward loop gives. */
+nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
+                                         const float *bias, float *scale,
+                                         float *shift) {
+  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  const float *rm = l->buffers[RUNNING_MEAN].value.data;
+  const float *rv = l->buffers[RUNNING_VAR].value.data;
+  const float *gamma = l->params[GAMMA].value.data;
+  const float *beta = l->params[BETA].value.data;
+  NNLIB_TRY(batchnorm_check_state(l));
+  for (int64_t c = 0; c < b->channels; c++) {
+    float r = (float)(1.0 / sqrt((double)rv[c] + (double)b->epsilon));
+    scale[c] = gamma[c] * r;
+    shift[c] = ((bias != NULL ? bias[c] : 0.0f) - rm[c]) * scale[c] + beta[c];
+  }
+  return NNLIB_OK;
+}
+
 static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const batchnorm_layer *b = (const batchnorm_layer *)l;
@@ -271,6 +294,10 @@ static const nnlib__layer_ops batchnorm_ops = {
     .fuses_sgd = true,
     .dx_over_output = true, /* backward reads x and dy, never y */
 };
+
+bool nnlib__layer_is_batchnorm(const nnlib_layer *l) {
+  return l != NULL && l->ops == &batchnorm_ops;
+}
 
 nnlib_status nnlib_batchnorm_create(nnlib_layer **out, float momentum,
                                     float epsilon) {

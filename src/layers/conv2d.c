@@ -29,7 +29,20 @@
  * 8 MB on more, for fewer GEMM calls to hand to the threads (see
  * chunk_samples). For examples/fashion_cnn.c at batch 256 the second
  * convolution takes chunks of 6 images (1.6 MB) on one thread, 30 (7.9 MB)
- * on two, and plans 7.9 MB instead of 71 MB for the whole batch. */
+ * on two, and plans 7.9 MB instead of 71 MB for the whole batch.
+ *
+ * Inference with a batchnorm folded in (predict, evaluate, workspaces;
+ * the model decides at compile, see folded_batchnorm in layers/layer.h):
+ * with s = gamma / sqrt(running_var + eps) per output channel,
+ *           y = s (W col + b - mean) + beta = W' col + b',
+ *           W' = s W (row co of W times s[co]), b' = (b - mean) s + beta,
+ * so the GEMM runs on W' and the output pass adds b' (and applies the
+ * folded activation, ReLU in the same loop): the batchnorm's and the
+ * activation's passes over the output do not run. W' and b' are made at
+ * every call in the call's workspace (Co K products against the GEMM's
+ * n Co K P), so they follow every write to the weights and statistics,
+ * also through the writable tensors the API hands out, and threads that
+ * predict at once through their own workspaces share nothing. */
 #include "layers/layer.h"
 
 #include <math.h>
@@ -42,6 +55,7 @@ typedef struct conv2d_layer {
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
   int64_t chunk[2]; /* samples lowered at once on one thread, on more */
+  int64_t fold_at;  /* workspace offset of W', b' and s when folding */
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -153,7 +167,8 @@ static int64_t chunk_now(const conv2d_layer *c) {
 
 /* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
  * samples, m the larger chunk (threaded); every GEMM dimension within the
- * 32-bit BLAS interface. */
+ * 32-bit BLAS interface. With a batchnorm folded in, then W' [Co, K], b'
+ * [Co] and s [Co], from a 64-byte boundary. */
 static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
@@ -173,7 +188,13 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, overflows",
                         (long long)k, (long long)p);
-  l->workspace_floats = (size_t)(col_floats + z_floats);
+  c->fold_at = (col_floats + z_floats + 15) / 16 * 16;
+  int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
+  if ((uint64_t)(c->fold_at + fold_floats) > SIZE_MAX / sizeof(float))
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "conv2d: the workspace of %lld floats overflows",
+                        (long long)c->fold_at);
+  l->workspace_floats = (size_t)(c->fold_at + fold_floats);
   return NNLIB_OK;
 }
 
@@ -398,20 +419,64 @@ static void col2im(const conv2d_layer *c, float *dcol, float *dx,
                     n, i, j);
 }
 
-/* y[s, co, p] = Z[co, s, p] + b[co] for the m samples of a chunk, Z
- * [Co, m P]. In place when Z is y itself (m = 1): then only the bias. */
+/* What forward multiplies and adds: W and b, or in a folded call W', b'
+ * and the activation after them (NULL: none). */
+typedef struct output_terms {
+  const float *w, *b;
+  const nnlib_layer *act;
+} output_terms;
+
+/* The terms of this call; a folded batchnorm's W' = s W and b' = (b -
+ * mean) s + beta are made into the workspace. */
+static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
+                             output_terms *t) {
+  const conv2d_layer *c = (const conv2d_layer *)l;
+  t->w = l->params[0].value.data;
+  t->b = c->o.with_bias ? l->params[1].value.data : NULL;
+  t->act = run->folded ? l->folded_activation : NULL;
+  if (!run->folded || l->folded_batchnorm == NULL)
+    return NNLIB_OK;
+  int64_t k = patch_size(c);
+  float *w = run->workspace + c->fold_at, *b = w + c->out_c * k;
+  float *scale = b + c->out_c;
+  NNLIB_TRY(nnlib__batchnorm_fold_terms(l->folded_batchnorm, t->b, scale, b));
+  for (int64_t co = 0; co < c->out_c; co++)
+    for (int64_t i = 0; i < k; i++)
+      w[co * k + i] = t->w[co * k + i] * scale[co];
+  t->w = w;
+  t->b = b;
+  return NNLIB_OK;
+}
+
+/* y[s, co, p] = f(Z[co, s, p] + b[co]) for the m samples of a chunk, Z
+ * [Co, m P], f the folded activation or none. In place when Z is y itself
+ * (m = 1). ReLU is applied in the copy's loop, with the activation
+ * layer's expression (NaN stays NaN); another activation runs over each
+ * plane right after the copy wrote it, while it is in L1. */
 static void store_output(const conv2d_layer *c, const float *z, float *y,
-                         int64_t m, const float *b) {
+                         int64_t m, const float *b, const nnlib_layer *act) {
   int64_t p = positions(c), mp = m * p;
-  if (z == y && b == NULL)
+  if (z == y && b == NULL && act == NULL)
     return;
+  bool relu = act != NULL && nnlib__activation_kind(act) == NNLIB_ACT_RELU;
   for (int64_t co = 0; co < c->out_c; co++)
     for (int64_t s = 0; s < m; s++) {
       const float *src = z + co * mp + s * p;
       float *dst = y + (s * c->out_c + co) * p;
       float bias = b != NULL ? b[co] : 0.0f;
+      if (relu) {
+        for (int64_t q = 0; q < p; q++) {
+          float v = src[q] + bias;
+          dst[q] = v <= 0.0f ? 0.0f : v;
+        }
+        continue;
+      }
       for (int64_t q = 0; q < p; q++)
         dst[q] = src[q] + bias;
+      if (act != NULL)
+        nnlib__activation_apply(nnlib__activation_kind(act),
+                                nnlib__activation_param(act), dst, NULL, dst,
+                                1, p);
     }
 }
 
@@ -420,7 +485,8 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
   int64_t x_size = c->in_c * c->in_h * c->in_w, y_size = c->out_c * p;
-  const float *b = c->o.with_bias ? l->params[1].value.data : NULL;
+  output_terms t;
+  NNLIB_TRY(terms_of(l, run, &t));
   float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
   int64_t chunk = chunk_now(c);
   for (int64_t s = 0; s < n; s += chunk) {
@@ -428,9 +494,8 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
     float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
     im2col(c, x + s * x_size, col, m);
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
-                          k, 1.0f, l->params[0].value.data, k, col, m * p,
-                          0.0f, z, m * p));
-    store_output(c, z, ys, m, b);
+                          k, 1.0f, t.w, k, col, m * p, 0.0f, z, m * p));
+    store_output(c, z, ys, m, t.b, t.act);
   }
   return NNLIB_OK;
 }
@@ -537,6 +602,10 @@ static const nnlib__layer_ops conv2d_ops = {
     .fuses_sgd = true,
     .dx_over_output = true, /* backward reads x and dy, never y */
 };
+
+bool nnlib__layer_is_conv2d(const nnlib_layer *l) {
+  return l != NULL && l->ops == &conv2d_ops;
+}
 
 nnlib_status nnlib_conv2d_options_init_size(nnlib_conv2d_options *o,
                                             size_t struct_size) {

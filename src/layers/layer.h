@@ -59,6 +59,11 @@ typedef struct nnlib__run {
    * outside decoding (position then 0). */
   int64_t position;
   float *cache;
+  /* Inference without backward (predict, evaluate, workspaces): a
+   * convolution also applies the batchnorm and activation the model folded
+   * into it (nnlib_layer's folded_batchnorm, folded_activation), whose own
+   * passes do not run. False in training and in gradient checks. */
+  bool folded;
 } nnlib__run;
 
 /* Per-layer counters of nnlib_model_set_profiling (profile.c). */
@@ -158,6 +163,13 @@ struct nnlib_layer {
    * activation applies it in its own bias pass; the activation is skipped. */
   nnlib_layer *fused_activation;
   bool fused_away;
+  /* Folding, decided at compile, for inference only (nnlib__run.folded):
+   * a convolution whose only reader is a batchnorm computes y = gamma
+   * (conv(x) - mean) / sqrt(var + eps) + beta itself, from weights scaled
+   * per output channel, and applies the elementwise activation that is
+   * the only reader after it (either may be NULL). Training runs every
+   * layer as it is. */
+  nnlib_layer *folded_batchnorm, *folded_activation;
   nnlib__layer_profile profile; /* profile.c; counts while m->profiling */
 };
 
@@ -212,6 +224,17 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
                                 float *bias_grad, int64_t rows, int64_t cols);
 /* softmax of each row, stable (max subtracted). */
 void nnlib__softmax_rows(const float *x, float *y, int64_t rows, int64_t cols);
+
+/* Batchnorm's inference affine map per channel c, y = scale[c] x +
+ * shift[c] for a layer input x = z + bias[c] (bias NULL: 0): scale =
+ * gamma / sqrt(running_var + eps), shift = (bias - running_mean) scale +
+ * beta, the terms a convolution folds in (batchnorm.c). Fails as the
+ * layer's passes do on a negative running variance. */
+nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
+                                         const float *bias, float *scale,
+                                         float *shift);
+bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
+bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */
 void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);

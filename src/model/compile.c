@@ -1,5 +1,6 @@
 /* compile.c - nnlib_model_compile: check the graph (every node reaches the
- * output), count each node's readers, fuse dense+activation pairs, plan
+ * output), count each node's readers, fuse dense+activation pairs, fold
+ * batchnorms and activations into convolutions for inference, plan
  * every layer's shapes in node order, and allocate the parameters and the
  * buffers once (plan.c places them). Steps and predictions allocate
  * nothing afterwards. */
@@ -19,6 +20,7 @@ void nnlib__model_release(nnlib_model *m) {
     l->compiled = false;
     l->fused_activation = NULL;
     l->fused_away = false;
+    l->folded_batchnorm = l->folded_activation = NULL;
   }
   m->compiled = false;
 }
@@ -195,6 +197,54 @@ static void fuse_pairs(nnlib_model *m) {
   }
 }
 
+/* The node that alone reads node v, when it is a layer of the kind `is`
+ * accepts (and v is not the output, which callers read); else -1. */
+static int64_t sole_reader(const nnlib_model *m, size_t v,
+                           bool (*is)(const nnlib_layer *)) {
+  const nnlib__node *node = &m->nodes[v];
+  if (node->readers != 1 || v == m->output)
+    return -1;
+  const nnlib_layer *l = m->nodes[node->last_reader].layer;
+  return l != NULL && !l->fused_away && is(l) ? (int64_t)node->last_reader
+                                              : -1;
+}
+
+static void fold_node(nnlib_model *m, size_t root, size_t v) {
+  m->nodes[v].folded = true;
+  m->nodes[v].fold_root = root;
+  m->nodes[root].fold_output = v;
+}
+
+/* Inference folding (before planning: a convolution that folds a
+ * batchnorm plans room for its scaled weights). A convolution whose only
+ * reader is a batchnorm folds it, and the elementwise activation that
+ * alone reads the last of them folds too; in predict and evaluate the
+ * convolution then writes the group's output itself (conv2d.c has the
+ * math). Training runs every node: its bits stay as they were. */
+static void fold_into_convolutions(nnlib_model *m) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    m->nodes[v].folded = false;
+    m->nodes[v].fold_root = m->nodes[v].fold_output = v;
+  }
+  for (size_t v = 0; v < m->node_count && !m->no_folding; v++) {
+    nnlib_layer *conv = m->nodes[v].layer;
+    if (conv == NULL || !nnlib__layer_is_conv2d(conv))
+      continue;
+    size_t last = v;
+    int64_t bn = sole_reader(m, last, nnlib__layer_is_batchnorm);
+    if (bn >= 0) {
+      conv->folded_batchnorm = m->nodes[bn].layer;
+      fold_node(m, v, (size_t)bn);
+      last = (size_t)bn;
+    }
+    int64_t act = sole_reader(m, last, nnlib__activation_is_elementwise);
+    if (act >= 0) {
+      conv->folded_activation = m->nodes[act].layer;
+      fold_node(m, v, (size_t)act);
+    }
+  }
+}
+
 static nnlib_status plan_node(nnlib_model *m, size_t v, nnlib__shape *in) {
   nnlib__node *node = &m->nodes[v];
   for (size_t i = 0; i < node->input_count; i++)
@@ -287,6 +337,7 @@ static nnlib_status alloc_layer_state(nnlib_model *m) {
 static nnlib_status compile_plan(nnlib_model *m, nnlib_optimizer *opt) {
   NNLIB_TRY(check_graph(m));
   fuse_pairs(m);
+  fold_into_convolutions(m);
   NNLIB_TRY(plan_layers(m));
   m->input_shape = m->nodes[m->inputs[0]].shape;
   m->input_size = m->nodes[m->inputs[0]].size;

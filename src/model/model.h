@@ -34,6 +34,15 @@ typedef struct nnlib__node {
   bool runs_at_steps;     /* a layer that gets run.steps in such a call */
   bool holds_ids;         /* a model input of int32 token ids (read by
                              embedding layers only) */
+  /* Inference folding (compile.c, fold_into_convolutions): a convolution
+   * node runs its group, itself then a batchnorm and/or an activation
+   * that each are the only reader of the node before, in one pass when a
+   * call folds (nnlib__batch.folded); the group's other nodes are
+   * `folded` and do not run then. fold_root is the group's convolution
+   * (v itself outside a group), fold_output the group's last node (v
+   * itself but for a convolution that folds). */
+  bool folded;
+  size_t fold_root, fold_output;
 } nnlib__node;
 
 /* "node 4 (dense)" or the node's name, for messages; returns buf. */
@@ -78,6 +87,9 @@ typedef struct nnlib__batch {
   int64_t n;
   int64_t steps;          /* sequence length when shorter than planned */
   bool training;          /* training mode (dropout, batch statistics) */
+  bool folded;            /* inference that backpropagates nothing
+                             (predict, evaluate): fold groups run as one
+                             pass (nnlib__node's folded) */
   bool sgd_fused;         /* plain SGD folded into backward (nnlib__run) */
   float sgd_lr;
   /* Decoding (generate.c): every layer runs `steps` positions from
@@ -134,6 +146,9 @@ struct nnlib_model {
   nnlib_tensor output_view;
   bool profiling; /* nnlib_model_set_profiling (profile.c) */
   bool check_numerics; /* nnlib_model_set_check_numerics (numerics.c) */
+  /* set before compile: fold nothing into convolutions (the passes as they
+   * ran before folding; internal tests compare against them) */
+  bool no_folding;
 };
 
 /* nnlib_model_compile; without init_weights the parameters and layer

@@ -55,6 +55,35 @@ static void node_label(const nnlib_model *m, size_t v, char *buf,
            fused->ops->name(fused));
 }
 
+/* node_label for a convolution that ran its fold group in one pass (a
+ * folding call): "layer 0 (conv2d, with layer 1 batchnorm, layer 2 relu
+ * folded in)". */
+static void group_label(const nnlib_model *m, size_t v, char *buf,
+                        size_t size) {
+  char own[NNLIB__LABEL_SIZE], next[NNLIB__LABEL_SIZE];
+  nnlib__node_label(m, v, own, sizeof own);
+  size_t len = strlen(own);
+  if (len > 0 && own[len - 1] == ')')
+    own[len - 1] = '\0';
+  int used = snprintf(buf, size, "%s, with", own);
+  const char *sep = " ";
+  for (size_t u = v + 1; u <= m->nodes[v].fold_output; u++) {
+    if (!m->nodes[u].folded || m->nodes[u].fold_root != v)
+      continue;
+    nnlib__node_label(m, u, next, sizeof next);
+    char *paren = strchr(next, '(');
+    if (paren != NULL && paren > next)
+      *(paren - 1) = '\0'; /* "layer 1 (batchnorm)" -> "layer 1" */
+    const nnlib_layer *l = m->nodes[u].layer;
+    if (used >= 0 && (size_t)used < size)
+      used += snprintf(buf + used, size - (size_t)used, "%s%s %s", sep, next,
+                       l->ops->name(l));
+    sep = ", ";
+  }
+  if (used >= 0 && (size_t)used < size)
+    snprintf(buf + used, size - (size_t)used, " folded in)");
+}
+
 /* NNLIB_ERR_NUMERICAL naming where: `what` of `whose`, element `at` of rows
  * of `per_row` values. */
 static nnlib_status report(const char *whose, const char *what,
@@ -97,8 +126,11 @@ nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t v,
   int64_t at = first_non_finite(y, batch->n * per_row);
   if (at < 0)
     return NNLIB_OK;
-  char name[160];
-  node_label(m, v, name, sizeof name);
+  char name[240];
+  if (batch->folded && m->nodes[v].fold_output != v)
+    group_label(m, v, name, sizeof name);
+  else
+    node_label(m, v, name, sizeof name);
   return report(name, "output", y, at, per_row, "forward pass");
 }
 

@@ -31,8 +31,16 @@ static nnlib__run run_of(const nnlib_model *m, const nnlib__buffers *b,
                     batch->sgd_lr,
                     steps ? batch->steps : 0,
                     batch->position,
-                    batch->caches != NULL ? batch->caches[v] : NULL};
+                    batch->caches != NULL ? batch->caches[v] : NULL,
+                    batch->folded && m->nodes[v].fold_output != v};
   return run;
+}
+
+/* The node whose output node v's pass writes: its fold group's last when
+ * the call folds (v runs the group), else v. */
+static size_t written_by(const nnlib_model *m, const nnlib__batch *batch,
+                         size_t v) {
+  return batch->folded ? m->nodes[v].fold_output : v;
 }
 
 static nnlib_status forward_node(const nnlib_model *m, const nnlib__buffers *b,
@@ -43,7 +51,7 @@ static nnlib_status forward_node(const nnlib_model *m, const nnlib__buffers *b,
   nnlib__run run = run_of(m, b, batch, v, rng, rng != NULL);
   if (!nnlib__layer_is_merge(l))
     return l->ops->forward(l, &run, node_output(m, b, batch, node->inputs[0]),
-                           b->acts[v], batch->n);
+                           b->acts[written_by(m, batch, v)], batch->n);
   for (size_t i = 0; i < node->input_count; i++)
     b->xs[i] = node_output(m, b, batch, node->inputs[i]);
   return l->ops->forward_merge(l, &run, b->xs, node->input_count, b->acts[v],
@@ -62,6 +70,22 @@ static nnlib_status labelled(const nnlib_model *m, size_t v, nnlib_status st) {
                       detail);
 }
 
+/* A folded batchnorm's state is checked before its convolution runs it,
+ * so that a refusal names the batchnorm's node as the unfolded pass does
+ * (the nodes of a fold group follow their convolution). */
+static nnlib_status check_folded_state(const nnlib_model *m,
+                                       const nnlib__batch *batch, size_t v) {
+  if (!batch->folded)
+    return NNLIB_OK;
+  for (size_t u = v + 1; u <= m->nodes[v].fold_output; u++) {
+    const nnlib__node *node = &m->nodes[u];
+    if (node->folded && node->fold_root == v &&
+        node->layer->ops->check_state != NULL)
+      NNLIB_TRY(labelled(m, u, node->layer->ops->check_state(node->layer)));
+  }
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
                             const nnlib__batch *batch, nnlib__rng *rng,
                             const float **out) {
@@ -71,8 +95,9 @@ nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
     NNLIB_TRY(nnlib__numerics_check_inputs(m, batch));
   for (size_t v = 0; v < m->node_count; v++) {
     nnlib_layer *l = m->nodes[v].layer;
-    if (l == NULL || l->fused_away)
-      continue;
+    if (l == NULL || l->fused_away || (batch->folded && m->nodes[v].folded))
+      continue; /* runs inside the dense layer or convolution before it */
+    NNLIB_TRY(check_folded_state(m, batch, v));
     nnlib__profile_mark mark = {0.0, 0.0};
     if (timed)
       mark = nnlib__profile_start();
@@ -80,7 +105,8 @@ nnlib_status nnlib__forward(const nnlib_model *m, const nnlib__buffers *b,
     if (timed)
       nnlib__profile_stop(l, false, mark);
     if (m->check_numerics)
-      NNLIB_TRY(nnlib__numerics_after_forward(m, v, b->acts[v], batch));
+      NNLIB_TRY(nnlib__numerics_after_forward(
+          m, v, b->acts[written_by(m, batch, v)], batch));
   }
   *out = b->acts[m->output];
   return NNLIB_OK;

@@ -12,7 +12,18 @@
  * 2N - v; the gradient dL/dv lives from the backward of its last reader,
  * which writes it first, to its own node's backward. In inference an output
  * lives from v to its last reader's forward. The model's output, and
- * gradients of model inputs, live to the end: callers read them. */
+ * gradients of model inputs, live to the end: callers read them.
+ *
+ * A fold group (a convolution with the batchnorm and activation folded
+ * into it, compile.c) shares one activation region in an inference set,
+ * born at the convolution and read until the group's last node's last
+ * reader: a folded pass writes it at the convolution's time, and an
+ * unfolded one runs the batchnorm and the activation in place over it
+ * (elementwise passes whose input nothing else reads). A training set
+ * needs no such care for predictions on the model's own buffers: there
+ * every region born in forward lives until backward, so none shares
+ * bytes with another, and the group's last region may be written before
+ * its own node's time. */
 #include "nnlib_internal.h"
 
 #include <string.h>
@@ -80,6 +91,15 @@ static bool grad_over_output(const nnlib_model *m, size_t v) {
          out != m->output;
 }
 
+/* The node whose output region node v's region is: the fused activation
+ * after a dense layer, or in an inference set its fold group's last. */
+static size_t region_node(const plan *p, size_t v) {
+  const nnlib__node *node = &p->m->nodes[v];
+  if (node->layer->fused_activation != NULL)
+    return v + 1;
+  return p->training ? v : node->fold_output;
+}
+
 static void plan_acts(plan *p) {
   const nnlib_model *m = p->m;
   for (size_t v = 0; v < m->node_count; v++) {
@@ -87,7 +107,12 @@ static void plan_acts(plan *p) {
     p->act_of[v] = p->grad_of[v] = p->ws_of[v] = -1;
     if (node->layer == NULL || node->layer->fused_away)
       continue;
-    size_t out = node->layer->fused_activation != NULL ? v + 1 : v;
+    if (!p->training && node->folded) { /* the group's region, below */
+      p->ws_of[v] = add_region(p, (int64_t)node->layer->workspace_floats,
+                               (int64_t)v, (int64_t)v);
+      continue;
+    }
+    size_t out = region_node(p, v);
     const nnlib__node *o = &m->nodes[out];
     int64_t dies = p->training ? backward_time(m, v)
                                : (o->readers > 0 ? (int64_t)o->last_reader
@@ -98,11 +123,15 @@ static void plan_acts(plan *p) {
     p->ws_of[v] = add_region(p, (int64_t)node->layer->workspace_floats,
                              (int64_t)v, p->training ? dies : (int64_t)v);
   }
-  for (size_t v = 0; v < m->node_count; v++)
-    if (m->nodes[v].layer != NULL && m->nodes[v].layer->fused_away) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib__node *node = &m->nodes[v];
+    if (node->layer != NULL && node->layer->fused_away) {
       p->act_of[v] = p->act_of[v - 1];
       p->ws_of[v] = p->ws_of[v - 1];
+    } else if (node->layer != NULL && !p->training && node->folded) {
+      p->act_of[v] = p->act_of[node->fold_root];
     }
+  }
 }
 
 /* Gradients of layer nodes (model inputs get theirs from

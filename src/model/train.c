@@ -391,6 +391,7 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
                         "float32");
   nnlib__batch whole, chunk;
   NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
+  whole.folded = true; /* nothing goes back through this pass */
   int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
   if (y->size != samples * k)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
@@ -464,6 +465,7 @@ nnlib_status nnlib_model_evaluate_inputs(nnlib_model *m,
   nnlib__batch whole, chunk;
   NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
   NNLIB_TRY(nnlib__check_target(m, target, &whole));
+  whole.folded = true;
   if (loss != NULL && m->loss == NNLIB_LOSS_NONE)
     return nnlib__error(NNLIB_ERR_WRONG_STATE,
                         "evaluate: the model was compiled without a loss");
