@@ -92,12 +92,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 5
+#define NNLIB_VERSION_MINOR 6
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.5.0" /* MAJOR.MINOR.PATCH (a test checks) */
+#define NNLIB_VERSION_STRING "1.6.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 

@@ -28,7 +28,7 @@ from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 from .text import Text, TextSplit
 
-__version__ = "1.5.0"
+__version__ = "1.6.0"
 
 
 def version():

@@ -28,7 +28,7 @@ macro_rules! opaque {
 // ------------------------------------------------------------------ version
 
 pub const NNLIB_VERSION_MAJOR: c_uint = 1;
-pub const NNLIB_VERSION_MINOR: c_uint = 5;
+pub const NNLIB_VERSION_MINOR: c_uint = 6;
 pub const NNLIB_VERSION_PATCH: c_uint = 0;
 pub const NNLIB_VERSION_NUMBER: c_uint =
     NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
