@@ -22,7 +22,10 @@ static bool parse_bounded(const char *text, size_t length, int64_t min,
   int64_t v = 0;
   for (size_t i = 0; i < length; i++) {
     char c = text[i];
-    if (c < '0' || c > '9' || v > (max - (c - '0')) / 10)
+    /* the second test catches max < 9, where the division truncates a
+     * negative max - digit to 0 */
+    if (c < '0' || c > '9' || v > (max - (c - '0')) / 10 ||
+        v * 10 + (c - '0') > max)
       return false;
     v = v * 10 + (c - '0');
   }
