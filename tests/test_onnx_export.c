@@ -160,30 +160,6 @@ static void resnet_spec(char *buf, size_t size, int w) {
 
 static uint32_t rng_state = 12345;
 
-/* Parameters of rank 1 (biases, norm scales) and batchnorm's running
- * statistics get random values, so each one shows up in the outputs. */
-static void randomise_state(nnlib_model *m) {
-  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
-    nnlib_layer *l = nnlib_model_get_layer(m, i);
-    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
-      nnlib_tensor *t;
-      ASSERT_OK(nnlib_layer_get_param(l, p, &t, NULL));
-      if (nnlib_tensor_get_rank(t) != 1)
-        continue;
-      bool scale = strcmp(nnlib_layer_get_param_name(l, p), "weight") == 0;
-      ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
-                      scale ? 0.5f : -0.3f, scale ? 1.5f : 0.3f, &rng_state);
-    }
-    for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
-      nnlib_tensor *t;
-      ASSERT_OK(nnlib_layer_get_buffer(l, b, &t));
-      bool var = strcmp(nnlib_layer_get_buffer_name(l, b), "running_var") == 0;
-      ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
-                      var ? 0.5f : -0.3f, var ? 1.5f : 0.3f, &rng_state);
-    }
-  }
-}
-
 /* "onnx:NAME": tests/fixtures/onnx/NAME.onnx (a PyTorch export) imported,
  * to export again with torch's weights. */
 static nnlib_model *import_fixture(const char *name) {
@@ -206,7 +182,7 @@ static nnlib_model *build(const char *spec) {
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add_spec(m, spec));
   ASSERT_OK(nnlib_model_compile_graph(m, BATCH, NNLIB_LOSS_NONE, NULL, 7));
-  randomise_state(m);
+  ts_randomise_state(m, &rng_state);
   return m;
 }
 

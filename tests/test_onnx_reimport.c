@@ -161,36 +161,12 @@ static const reimport_case cases[] = {
 
 static uint32_t rng_state = 2024;
 
-/* Rank-1 parameters (biases, norm scales) and batchnorm's running
- * statistics get random values, so each one shows in the outputs. */
-static void randomise_state(nnlib_model *m) {
-  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
-    nnlib_layer *l = nnlib_model_get_layer(m, i);
-    for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
-      nnlib_tensor *t;
-      ASSERT_OK(nnlib_layer_get_param(l, p, &t, NULL));
-      if (nnlib_tensor_get_rank(t) != 1)
-        continue;
-      bool scale = strcmp(nnlib_layer_get_param_name(l, p), "weight") == 0;
-      ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
-                      scale ? 0.5f : -0.3f, scale ? 1.5f : 0.3f, &rng_state);
-    }
-    for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
-      nnlib_tensor *t;
-      ASSERT_OK(nnlib_layer_get_buffer(l, b, &t));
-      bool var = strcmp(nnlib_layer_get_buffer_name(l, b), "running_var") == 0;
-      ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
-                      var ? 0.5f : -0.3f, var ? 1.5f : 0.3f, &rng_state);
-    }
-  }
-}
-
 static nnlib_model *build(const char *spec) {
   nnlib_model *m;
   ASSERT_OK(nnlib_model_create(&m));
   ASSERT_OK(nnlib_model_add_spec(m, spec));
   ASSERT_OK(nnlib_model_compile_graph(m, BATCH, NNLIB_LOSS_NONE, NULL, 7));
-  randomise_state(m);
+  ts_randomise_state(m, &rng_state);
   return m;
 }
 

@@ -63,6 +63,35 @@ nnlib_model *ts_chain3(nnlib_layer **layers, size_t count,
   return m;
 }
 
+static void randomise_params(nnlib_layer *l, uint32_t *state) {
+  for (size_t p = 0; p < nnlib_layer_get_param_tensor_count(l); p++) {
+    nnlib_tensor *t;
+    ASSERT_OK(nnlib_layer_get_param(l, p, &t, NULL));
+    if (nnlib_tensor_get_rank(t) != 1)
+      continue;
+    bool scale = strcmp(nnlib_layer_get_param_name(l, p), "weight") == 0;
+    ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
+                    scale ? 0.5f : -0.3f, scale ? 1.5f : 0.3f, state);
+  }
+}
+
+static void randomise_buffers(nnlib_layer *l, uint32_t *state) {
+  for (size_t b = 0; b < nnlib_layer_get_buffer_count(l); b++) {
+    nnlib_tensor *t;
+    ASSERT_OK(nnlib_layer_get_buffer(l, b, &t));
+    bool var = strcmp(nnlib_layer_get_buffer_name(l, b), "running_var") == 0;
+    ts_fill_uniform(nnlib_tensor_get_data(t), nnlib_tensor_get_size(t),
+                    var ? 0.5f : -0.3f, var ? 1.5f : 0.3f, state);
+  }
+}
+
+void ts_randomise_state(nnlib_model *m, uint32_t *state) {
+  for (size_t i = 0; i < nnlib_model_get_layer_count(m); i++) {
+    randomise_params(nnlib_model_get_layer(m, i), state);
+    randomise_buffers(nnlib_model_get_layer(m, i), state);
+  }
+}
+
 void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
                            double tol) {
   for (size_t li = 0; li < layers; li++) {

@@ -70,6 +70,11 @@ nnlib_tensor *ts_tensor2(int64_t rows, int64_t cols, const float *values);
 /* Every parameter of the first `layers` layers of a and b within tol. */
 void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
                            double tol);
+/* Rank-1 parameters (biases, norm scales: scales in [0.5, 1.5), the rest
+ * in [-0.3, 0.3)) and every layer buffer (running variances in [0.5, 1.5),
+ * the rest in [-0.3, 0.3)) get values from *state, so that each one
+ * shows in a model's outputs. */
+void ts_randomise_state(nnlib_model *m, uint32_t *state);
 /* Uniform values in [lo, hi) from a simple LCG (independent of nnlib). */
 void ts_fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t *state);
 
