@@ -95,6 +95,8 @@ static const case_entry cases[] = {
     {"node/test_conv_with_strides_and_asymmetric_padding", 1, NULL},
     {"node/test_conv_with_strides_no_padding", 1, NULL},
     {"node/test_conv_with_strides_padding", 1, NULL},
+    {"node/test_basic_convinteger", 1,
+     "ConvInteger: integer convolution, nnlib is float32"},
     /* pools */
     {"node/test_maxpool_2d_ceil", 1, NULL},
     {"node/test_maxpool_2d_default", 1, NULL},
@@ -152,6 +154,33 @@ static const case_entry cases[] = {
     {"node/test_layer_normalization_4d_axis_negative_1_expanded", 1,
      LN_STATS},
     {"node/test_layer_normalization_default_axis_expanded", 1, LN_STATS},
+    {"node/test_layer_normalization_2d_axis_negative_1_expanded", 1,
+     LN_STATS},
+    {"node/test_layer_normalization_3d_axis2_epsilon_expanded", 1, LN_STATS},
+    {"node/test_layer_normalization_3d_axis_negative_1_epsilon_expanded", 1,
+     LN_STATS},
+    {"node/test_layer_normalization_4d_axis3_expanded", 1, LN_STATS},
+    {"node/test_layer_normalization_2d_axis0_expanded", 1, LN_BATCH},
+    {"node/test_layer_normalization_3d_axis0_epsilon_expanded", 1, LN_BATCH},
+    {"node/test_layer_normalization_4d_axis0_expanded", 1, LN_BATCH},
+    {"node/test_layer_normalization_2d_axis_negative_2_expanded", 1,
+     LN_BATCH},
+    {"node/test_layer_normalization_3d_axis_negative_3_epsilon_expanded", 1,
+     LN_BATCH},
+    {"node/test_layer_normalization_4d_axis_negative_4_expanded", 1,
+     LN_BATCH},
+    /* axis 1: the body flattens at axis 1 (Flatten keeps the batch apart)
+     * and normalises each whole sample over its last axis, a layernorm;
+     * the LayerNormalization operator at axis 1 is refused above */
+    {"node/test_layer_normalization_3d_axis1_epsilon_expanded", 1, LN_STATS},
+    {"node/test_layer_normalization_3d_axis_negative_2_epsilon_expanded", 1,
+     LN_STATS},
+    {"node/test_layer_normalization_4d_axis1_expanded", 1, LN_STATS},
+    {"node/test_layer_normalization_4d_axis_negative_3_expanded", 1,
+     LN_STATS},
+    {"node/test_layer_normalization_4d_axis2_expanded", 1, LN_MORE},
+    {"node/test_layer_normalization_4d_axis_negative_2_expanded", 1,
+     LN_MORE},
     /* activations */
     {"node/test_relu", 1, NULL},
     {"node/test_sigmoid", 1, NULL},
@@ -170,6 +199,16 @@ static const case_entry cases[] = {
     {"node/test_softmax_negative_axis", 1, NULL},
     {"node/test_softmax_axis_0", 1, "softmax over the batch axis"},
     {"node/test_softmax_axis_1", 1, "softmax over another than the last axis"},
+    /* the function body (ReduceMax, Sub, Exp, ReduceSum, Div) read as one
+     * softmax */
+    {"node/test_softmax_axis_2_expanded", 1, NULL},
+    {"node/test_softmax_default_axis_expanded", 1, NULL},
+    {"node/test_softmax_example_expanded", 1, NULL},
+    {"node/test_softmax_large_number_expanded", 1, NULL},
+    {"node/test_softmax_negative_axis_expanded", 1, NULL},
+    {"node/test_softmax_axis_0_expanded", 1, "softmax over the batch axis"},
+    {"node/test_softmax_axis_1_expanded", 1,
+     "softmax over another than the last axis"},
     /* flatten, merges */
     {"node/test_flatten_axis1", 1, NULL},
     {"node/test_flatten_default_axis", 1, NULL},
@@ -237,6 +276,13 @@ static const struct {
     {"node/test_lstm_with_peepholes", "input sequence_lens"},
     {"node/test_layer_normalization_4d_axis1", "the last axis only"},
     {"node/test_softmax_axis_1", "runs over the last axis only"},
+    {"node/test_layer_normalization_4d_axis2_expanded",
+     "only axis 1 keeps the batch axis apart"},
+    {"node/test_layer_normalization_2d_axis0_expanded",
+     "only axis 1 keeps the batch axis apart"},
+    {"node/test_softmax_axis_0_expanded", "'ReduceMax' has no nnlib layer"},
+    {"node/test_softmax_axis_1_expanded", "'ReduceMax' has no nnlib layer"},
+    {"node/test_basic_convinteger", "tensor 'w' of data type 2"},
 };
 
 static const char *refusal_of(const char *dir) {

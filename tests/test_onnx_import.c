@@ -21,9 +21,12 @@
  * Gemm with a matrix bias (opsets 13 and 6) and transA, Flatten at axis 0
  * and a Transpose of the sample's axes against naive loops, with their
  * refusals (a symbolic input axis, a batch-reading MaxPool, a bad value)
- * and an options struct of 1.5's size reading as before; and an
+ * and an options struct of 1.5's size reading as before; Softmax's
+ * function body (ReduceMax, Sub, Exp, ReduceSum, Div) at opsets 13 and 11
+ * as one softmax against a naive loop, and broken (another axis, the
+ * Sub's result read outside) refused naming the ReduceMax; and an
  * allocation failure injected at every allocation of an import (batch
- * first and whole-sample) fails with
+ * first, whole-sample, the softmax body) fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
 #include "test_support.h"
@@ -1299,6 +1302,88 @@ static void oom_at_every_allocation(const pbuf *bytes,
   }
 }
 
+/* ------------------------------------------- Softmax's function body */
+
+/* x [N, 2, 3] -> Softmax's function body over `sum_axis` (ReduceMax over
+ * `max_axis`) -> y; at opset 13 ReduceSum's axes are an int64 input (an
+ * initializer), before as an attribute. `read_sub` adds z = y + d, a read
+ * of the Sub's result from outside the body, and makes z the output. */
+static pbuf softmax_body(int64_t opset, int64_t max_axis, int64_t sum_axis,
+                         bool read_sub) {
+  pbuf g = {{0}, 0};
+  pbuf max = node("ReduceMax", "x", NULL, NULL, "m");
+  attr_ints(&max, "axes", &max_axis, 1);
+  attr_int(&max, "keepdims", 1);
+  pbuf sub = node("Sub", "x", "m", NULL, "d");
+  pbuf exp = node("Exp", "d", NULL, NULL, "e");
+  pbuf sum = node("ReduceSum", "e", opset >= 13 ? "A" : NULL, NULL, "s");
+  if (opset < 13)
+    attr_ints(&sum, "axes", &sum_axis, 1);
+  attr_int(&sum, "keepdims", 1);
+  pbuf div = node("Div", "e", "s", NULL, "y");
+  put_msg(&g, 1, &max);
+  put_msg(&g, 1, &sub);
+  put_msg(&g, 1, &exp);
+  put_msg(&g, 1, &sum);
+  put_msg(&g, 1, &div);
+  if (read_sub) {
+    pbuf add = node("Add", "y", "d", NULL, "z");
+    put_msg(&g, 1, &add);
+  }
+  if (opset >= 13)
+    put_i64(&g, "A", sum_axis, 0, 1);
+  int64_t xd[3] = {-1, 2, 3};
+  pbuf x = value_info("x", xd, 3), y = value_info(read_sub ? "z" : "y", xd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, opset);
+}
+
+/* The body over the last axis (given as -1 or 2) is one softmax layer:
+ * predictions against a naive loop exp(x - max) / sum; over another axis,
+ * or with the Sub's result read outside, it is not, and the ReduceMax is
+ * refused, named. Allocation failures at every allocation of its import
+ * leave nothing behind. */
+static void softmax_function_body(void **state) {
+  (void)state;
+  const float xs[12] = {1.0f, -2.0f, 0.5f, 30.0f, 31.0f, 29.5f,
+                        -1.0f, 0.0f, 1.0f, 2.0f, 2.0f, -3.0f};
+  const pbuf good[2] = {softmax_body(13, -1, -1, false),
+                        softmax_body(11, 2, 2, false)};
+  for (size_t v = 0; v < 2; v++) {
+    nnlib_model *m = NULL;
+    ASSERT_OK(load_output(&m, &good[v], NULL));
+    nnlib_tensor *x = NULL, *y = NULL;
+    const int64_t dims[3] = {2, 2, 3};
+    ASSERT_OK(nnlib_tensor_wrap(&x, (float *)xs, dims, 3));
+    ASSERT_OK(nnlib_tensor_create(&y, dims, 3));
+    ASSERT_OK(nnlib_model_predict(m, x, y));
+    for (int row = 0; row < 4; row++) {
+      const float *r = xs + 3 * row;
+      double top = fmax(fmax(r[0], r[1]), r[2]), sum = 0.0;
+      for (int k = 0; k < 3; k++)
+        sum += exp(r[k] - top);
+      for (int k = 0; k < 3; k++)
+        ASSERT_NEAR(nnlib_tensor_get_data(y)[3 * row + k],
+                    exp(r[k] - top) / sum, 1e-6);
+    }
+    nnlib_tensor_free(x);
+    nnlib_tensor_free(y);
+    nnlib_model_free(m);
+  }
+  const pbuf broken[3] = {
+      softmax_body(13, -1, 1, false), /* the sum over axis 1 */
+      softmax_body(11, 1, 1, false),  /* a softmax over axis 1 */
+      softmax_body(13, -1, -1, true), /* d also read by the Add */
+  };
+  for (size_t v = 0; v < 3; v++) {
+    expect_status(NNLIB_ERR_UNSUPPORTED, &broken[v]);
+    ts_expect_message("ONNX node 0 'ReduceMax' (ReduceMax): operator "
+                      "'ReduceMax' has no nnlib layer");
+  }
+  oom_at_every_allocation(&good[0], NULL);
+}
+
 /* The small model, and a whole-sample import (the matrix bias's table). */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
@@ -1332,6 +1417,7 @@ int main(void) {
       cmocka_unit_test(whole_transposes),
       cmocka_unit_test(whole_refusals_and_old_options),
       cmocka_unit_test(transposes),
+      cmocka_unit_test(softmax_function_body),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

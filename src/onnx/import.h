@@ -4,7 +4,8 @@
  * each operator is read at; import_rnn.c: LSTM, GRU and RNN;
  * import_gelu.c: the GELU and step subgraphs; import_attention.c: the
  * nn.MultiheadAttention subgraph; import_layernorm.c: layer normalisation
- * in primitive operators; import_integers.c: uint8 and int8 inputs).
+ * in primitive operators; import_softmax.c: Softmax's function body;
+ * import_integers.c: uint8 and int8 inputs).
  * Private to src/onnx/. */
 #ifndef NNLIB_ONNX_IMPORT_H
 #define NNLIB_ONNX_IMPORT_H
@@ -229,6 +230,13 @@ nnlib_status nnlib__onnx_match_attention(nnlib__onnx_import *im, size_t k,
  * (import_layernorm.c). */
 nnlib_status nnlib__onnx_match_layernorm(nnlib__onnx_import *im, size_t k,
                                          bool *matched);
+
+/* Node k (a ReduceMax) and the nodes after it as Softmax's function body
+ * over the last axis (ReduceMax, Sub, Exp, ReduceSum, Div), made into a
+ * softmax activation; *matched false when they are not that subgraph
+ * (import_softmax.c). */
+nnlib_status nnlib__onnx_match_softmax(nnlib__onnx_import *im, size_t k,
+                                       bool *matched);
 
 /* Maps node k (import_ops.c). */
 nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k);

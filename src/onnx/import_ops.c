@@ -1397,13 +1397,15 @@ nnlib_status nnlib__onnx_map_node(nnlib__onnx_import *im, size_t k) {
   NNLIB_TRY(nnlib__onnx_fold_node(im, k, &folded));
   if (folded)
     return NNLIB_OK;
-  bool gelu = false, attention = false, layernorm = false;
+  bool gelu = false, attention = false, layernorm = false, softmax = false;
   NNLIB_TRY(nnlib__onnx_match_gelu(im, k, &gelu));
   if (!gelu)
     NNLIB_TRY(nnlib__onnx_match_attention(im, k, &attention));
   if (!gelu && !attention)
     NNLIB_TRY(nnlib__onnx_match_layernorm(im, k, &layernorm));
-  if (gelu || attention || layernorm)
+  if (!gelu && !attention && !layernorm)
+    NNLIB_TRY(nnlib__onnx_match_softmax(im, k, &softmax));
+  if (gelu || attention || layernorm || softmax)
     return NNLIB_OK;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (nnlib__onnx_str_is(n->op_type, ops[i].name))

@@ -19,10 +19,12 @@
  *   BatchNorm < 9    `spatial` must be 1; before 7 `is_test` must be 1
  *   (Un)Squeeze < 13 the axes in an attribute
  *   Split < 13       the sizes in an attribute
+ *   ReduceSum < 13   the axes in an attribute (read in Softmax's function
+ *                    body, import_softmax.c)
  *   Conv, MaxPool, AveragePool < 11: SAME_UPPER/LOWER auto_pad refused
  *                    (opset 11 redefined it with strides)
  *
- * Below `oldest` (Relu, Sigmoid, Tanh, LeakyRelu, Gemm, Add, Mul, Sub,
+ * Below `oldest` (Relu, Sigmoid, Tanh, LeakyRelu, Exp, Gemm, Add, Mul, Sub,
  * Div, Sqrt, Reciprocal, BatchNormalization and Dropout before 6 had
  * `consumed_inputs`; Reshape before 5 took its shape as an attribute;
  * Pow before 7 broadcast from an `axis`; LSTM, GRU, RNN before 7 had
@@ -46,6 +48,7 @@ static const opset_entry table[] = {
     {"Softplus", 1, 1},
     {"Softmax", 1, 13},
     {"Erf", 9, 9},
+    {"Exp", 6, 6},
     {"Greater", 7, 7},
     {"Neg", 6, 6},
     {"Gemm", 6, 7},
@@ -76,6 +79,8 @@ static const opset_entry table[] = {
     {"Shape", 1, 1},
     {"Size", 1, 1},
     {"ReduceMean", 1, 1},
+    {"ReduceMax", 1, 1},
+    {"ReduceSum", 1, 13},
     {"Sqrt", 6, 6},
     {"Reciprocal", 6, 6},
     {"Pow", 7, 7},
