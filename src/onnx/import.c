@@ -139,6 +139,29 @@ nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
 
 /* ------------------------------------------------------------ layers */
 
+nnlib_status nnlib__onnx_apply_matched(nnlib__onnx_import *im, nnlib_layer *l,
+                                       nnlib_status made,
+                                       nnlib__onnx_value *x,
+                                       nnlib__onnx_str name,
+                                       const size_t *chain, size_t count) {
+  nnlib__onnx_value *out = NULL;
+  if (made == NNLIB_OK)
+    made = nnlib__onnx_define(im, name, &out);
+  if (made != NNLIB_OK) {
+    nnlib_layer_free(l);
+    return made;
+  }
+  nnlib__shape shape = x->shape;
+  size_t in = x->node;
+  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
+  out->shape = shape;
+  for (size_t s = 0; s < count; s++) {
+    im->done[chain[s]] = true;
+    im->left--;
+  }
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
                                const size_t *inputs, size_t count,
                                nnlib__onnx_value *out) {

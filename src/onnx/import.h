@@ -178,6 +178,14 @@ nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
 nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
                                const size_t *inputs, size_t count,
                                nnlib__onnx_value *out);
+/* The end of a subgraph matcher: layer l (made with status `made`; taken,
+ * also on failure) applied to x, its result the value `name` with x's
+ * per-sample shape, and the `count` nodes of `chain` marked done. */
+nnlib_status nnlib__onnx_apply_matched(nnlib__onnx_import *im, nnlib_layer *l,
+                                       nnlib_status made,
+                                       nnlib__onnx_value *x,
+                                       nnlib__onnx_str name,
+                                       const size_t *chain, size_t count);
 /* Makes a MATMUL value into its layer (no bias); NODE values pass. */
 nnlib_status nnlib__onnx_materialize(nnlib__onnx_import *im,
                                      nnlib__onnx_value *v);

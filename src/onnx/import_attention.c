@@ -1030,18 +1030,8 @@ static nnlib_status make_layer(match *mt, oval *x, size_t anchor) {
   nnlib_layer *l = NULL;
   NNLIB_TRY(nnlib_attention_create(&l, mt->heads, &o));
   nnlib_status st = fill_layer(mt, l, bias);
-  oval *out = NULL;
-  if (st == NNLIB_OK)
-    st = nnlib__onnx_define(im, mt->vals[mt->y].name, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  nnlib__shape shape = x->shape;
-  size_t in = x->node;
-  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
-  out->shape = shape;
-  return NNLIB_OK;
+  return nnlib__onnx_apply_matched(im, l, st, x, mt->vals[mt->y].name, NULL,
+                                   0);
 }
 
 /* A batch-first [T, D] graph tensor named s, or NULL. */

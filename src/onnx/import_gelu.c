@@ -229,18 +229,10 @@ nnlib_status nnlib__onnx_match_gelu(nnlib__onnx_import *im, size_t k,
   nnlib_activation kind = form == FORM_ERF    ? NNLIB_ACT_GELU
                           : form == FORM_TANH ? NNLIB_ACT_GELU_TANH
                                               : NNLIB_ACT_STEP;
-  oval *out = NULL;
-  NNLIB_TRY(nnlib__onnx_define(im, last->outputs[0], &out));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(nnlib_activation_create(&l, kind, 0.0f));
-  nnlib__shape shape = x->shape;
-  size_t in = x->node;
-  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
-  out->shape = shape;
-  for (size_t s = 0; s < count; s++) {
-    im->done[chain[s]] = true;
-    im->left--;
-  }
+  nnlib_status st = nnlib_activation_create(&l, kind, 0.0f);
+  NNLIB_TRY(nnlib__onnx_apply_matched(im, l, st, x, last->outputs[0], chain,
+                                      count));
   *matched = true;
   return NNLIB_OK;
 }

@@ -508,18 +508,7 @@ static nnlib_status make_layer(imp *im, const ln_match *m, oval *x) {
   if (affine && st == NNLIB_OK)
     st = nnlib__onnx_add_fill(im, l, false, 1,
                               m->bias ? m->bias->f : zeros, d);
-  oval *out = NULL;
-  if (st == NNLIB_OK)
-    st = nnlib__onnx_define(im, m->end, &out);
-  if (st != NNLIB_OK) {
-    nnlib_layer_free(l);
-    return st;
-  }
-  nnlib__shape shape = x->shape;
-  size_t in = x->node;
-  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
-  out->shape = shape;
-  return NNLIB_OK;
+  return nnlib__onnx_apply_matched(im, l, st, x, m->end, NULL, 0);
 }
 
 /* The opset of every needed node (ReduceMean, Sqrt, Pow, ...). */

@@ -164,19 +164,10 @@ nnlib_status nnlib__onnx_match_softmax(nnlib__onnx_import *im, size_t k,
     return NNLIB_OK;
   NNLIB_TRY(check_opsets(im, chain));
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
-  oval *out = NULL;
-  NNLIB_TRY(nnlib__onnx_define(im, node_at(im, chain[SM_DIV])->outputs[0],
-                               &out));
   nnlib_layer *l = NULL;
-  NNLIB_TRY(nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f));
-  nnlib__shape shape = x->shape;
-  size_t in = x->node;
-  NNLIB_TRY(nnlib__onnx_apply(im, l, &in, 1, out));
-  out->shape = shape;
-  for (size_t s = 0; s < SM_NODES; s++) {
-    im->done[chain[s]] = true;
-    im->left--;
-  }
+  nnlib_status st = nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f);
+  NNLIB_TRY(nnlib__onnx_apply_matched(
+      im, l, st, x, node_at(im, chain[SM_DIV])->outputs[0], chain, SM_NODES));
   *matched = true;
   return NNLIB_OK;
 }
