@@ -227,12 +227,11 @@ int main(int argc, char **argv) {
   int64_t windows = nnlib_text_window_count(text, NNLIB_TEXT_VALID, c.context);
   char spec[2048];
   describe(&c, spec, sizeof spec);
-  printf("char_gpt: %s\n%lld blocks, width %lld, %lld heads, context %lld, "
-         "%lld parameters\n"
+  /* the description says the rest (blocks, width, heads, or the LSTM) */
+  printf("char_gpt: %s\ncontext %lld, %lld parameters\n"
          "text: %lld training bytes, %lld validation bytes (%lld windows), "
          "batch %lld, %d BLAS threads\n",
-         spec, (long long)c.blocks, (long long)c.width, (long long)c.heads,
-         (long long)c.context, (long long)params,
+         spec, (long long)c.context, (long long)params,
          (long long)nnlib_text_get_size(text, NNLIB_TEXT_TRAIN),
          (long long)nnlib_text_get_size(text, NNLIB_TEXT_VALID),
          (long long)windows, (long long)c.batch, nnlib_get_num_threads());
