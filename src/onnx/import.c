@@ -139,6 +139,16 @@ nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
 
 /* ------------------------------------------------------------ layers */
 
+nnlib__onnx_value *nnlib__onnx_float_tensor(nnlib__onnx_import *im,
+                                            nnlib__onnx_str s) {
+  nnlib__onnx_value *x = nnlib__onnx_find(im, s);
+  if (x == NULL || x->ids || x->batch_axis != 0 ||
+      (x->kind != NNLIB__VALUE_NODE && x->kind != NNLIB__VALUE_MATMUL) ||
+      x->shape.rank == 0)
+    return NULL;
+  return x;
+}
+
 nnlib_status nnlib__onnx_apply_matched(nnlib__onnx_import *im, nnlib_layer *l,
                                        nnlib_status made,
                                        nnlib__onnx_value *x,

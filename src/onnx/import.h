@@ -178,6 +178,11 @@ nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
 nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,
                                const size_t *inputs, size_t count,
                                nnlib__onnx_value *out);
+/* The value named s if it is a float graph tensor a subgraph matcher can
+ * start from: a layer's output or a pending MatMul, batch first, of a
+ * known per-sample shape; else NULL. */
+nnlib__onnx_value *nnlib__onnx_float_tensor(nnlib__onnx_import *im,
+                                            nnlib__onnx_str s);
 /* The end of a subgraph matcher: layer l (made with status `made`; taken,
  * also on failure) applied to x, its result the value `name` with x's
  * per-sample shape, and the `count` nodes of `chain` marked done. */

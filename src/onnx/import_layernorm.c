@@ -561,12 +561,7 @@ static oval *entry(imp *im, const onode *n) {
         (nnlib__onnx_str_is(n->op_type, "Mul") && n->input_count == 2 &&
          nnlib__onnx_same(n->inputs[0], n->inputs[1]))))
     return NULL;
-  oval *x = nnlib__onnx_find(im, n->inputs[0]);
-  if (x == NULL || x->ids || x->batch_axis != 0 ||
-      (x->kind != NNLIB__VALUE_NODE && x->kind != NNLIB__VALUE_MATMUL) ||
-      x->shape.rank == 0)
-    return NULL;
-  return x;
+  return nnlib__onnx_float_tensor(im, n->inputs[0]);
 }
 
 nnlib_status nnlib__onnx_match_layernorm(nnlib__onnx_import *im, size_t k,

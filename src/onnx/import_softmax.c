@@ -132,12 +132,7 @@ static oval *root_input(imp *im, size_t k) {
   const onode *n = node_at(im, k);
   if (!nnlib__onnx_str_is(n->op_type, "ReduceMax") || n->input_count != 1)
     return NULL;
-  oval *x = nnlib__onnx_find(im, n->inputs[0]);
-  if (x == NULL || x->ids || x->batch_axis != 0 ||
-      (x->kind != NNLIB__VALUE_NODE && x->kind != NNLIB__VALUE_MATMUL) ||
-      x->shape.rank == 0)
-    return NULL;
-  return x;
+  return nnlib__onnx_float_tensor(im, n->inputs[0]);
 }
 
 /* The opset of each node (Exp before 6, for one). */
