@@ -446,22 +446,6 @@ static unsigned char *saved(nnlib_model *m, size_t *size) {
   return copy;
 }
 
-/* The config of the first layer in a file's ARCH section: a pointer into
- * parts (u32 kind, u32 length, then the bytes). */
-static unsigned char *first_config(ts_file_parts *parts, uint32_t *kind,
-                                   uint32_t *length) {
-  for (size_t k = 0; k < parts->count; k++)
-    if (memcmp(parts->tag[k], "ARCH", 4) == 0) {
-      /* ARCH: per layer u32 kind, u32 length, config */
-      unsigned char *p = parts->payload[k];
-      *kind = ts_rd32(p);
-      *length = ts_rd32(p + 4);
-      return p + 8;
-    }
-  fail_msg("no ARCH section");
-  return NULL;
-}
-
 static void test_model_file_configs(void **s) {
   (void)s;
   const int64_t image[3] = {2, 9, 8};
@@ -472,7 +456,7 @@ static void test_model_file_configs(void **s) {
   ts_file_parts parts;
   ts_split_file(file, plain_size, &parts);
   uint32_t kind, length;
-  unsigned char *c = first_config(&parts, &kind, &length);
+  unsigned char *c = ts_first_config(&parts, &kind, &length);
   assert_int_equal(kind, 4);
   assert_int_equal(length, 48);
   const int64_t want[6] = {3, 3, 2, 2, 1, 1};
@@ -486,7 +470,7 @@ static void test_model_file_configs(void **s) {
   size_t size;
   file = saved(m, &size);
   ts_split_file(file, size, &parts);
-  c = first_config(&parts, &kind, &length);
+  c = ts_first_config(&parts, &kind, &length);
   assert_int_equal(kind, 5);
   assert_int_equal(length, 88);
   const int64_t more[10] = {3, 3, 2, 2, 1, 0, 2, 1, 2, 2};

@@ -327,20 +327,6 @@ static unsigned char *round_trip(nnlib_model *m, size_t *size) {
   return file;
 }
 
-/* The first layer's config in the ARCH section (u32 kind, u32 length,
- * then the bytes). */
-static unsigned char *first_config(ts_file_parts *parts, uint32_t *kind,
-                                   uint32_t *length) {
-  for (size_t k = 0; k < parts->count; k++)
-    if (memcmp(parts->tag[k], "ARCH", 4) == 0) {
-      *kind = ts_rd32(parts->payload[k]);
-      *length = ts_rd32(parts->payload[k] + 4);
-      return parts->payload[k] + 8;
-    }
-  fail_msg("no ARCH section");
-  return NULL;
-}
-
 /* A copy of the file with the first layer's config edited by `edit`
  * loads as NNLIB_ERR_CORRUPT_FILE with a message containing `needle`. */
 static void refused_config(const unsigned char *file, size_t size,
@@ -349,7 +335,7 @@ static void refused_config(const unsigned char *file, size_t size,
   ts_file_parts parts;
   ts_split_file(file, size, &parts);
   uint32_t kind, length;
-  edit(first_config(&parts, &kind, &length));
+  edit(ts_first_config(&parts, &kind, &length));
   size_t bad_size;
   unsigned char *bad = ts_join_file(&parts, &bad_size);
   nnlib_model *m = NULL;
@@ -386,7 +372,7 @@ static void model_files(void **state) {
   ts_file_parts parts;
   ts_split_file(file, size, &parts);
   uint32_t kind, length;
-  unsigned char *c = first_config(&parts, &kind, &length);
+  unsigned char *c = ts_first_config(&parts, &kind, &length);
   assert_int_equal(kind, NNLIB_LAYER_TRANSPOSE);
   assert_int_equal(kind, 22);
   assert_int_equal(length, 32); /* i64 rank, i64 perm x 3 */

@@ -76,3 +76,15 @@ void ts_free_parts(ts_file_parts *p) {
   for (size_t i = 0; i < p->count; i++)
     free(p->payload[i]);
 }
+
+unsigned char *ts_first_config(ts_file_parts *p, uint32_t *kind,
+                               uint32_t *length) {
+  for (size_t k = 0; k < p->count; k++)
+    if (memcmp(p->tag[k], "ARCH", 4) == 0) {
+      *kind = ts_rd32(p->payload[k]);
+      *length = ts_rd32(p->payload[k] + 4);
+      return p->payload[k] + 8;
+    }
+  fail_msg("no ARCH section");
+  return NULL;
+}

@@ -33,5 +33,9 @@ void ts_split_file(const unsigned char *d, size_t size, ts_file_parts *p);
 /* Reassembles with correct sizes and checksums (malloc'd). */
 unsigned char *ts_join_file(const ts_file_parts *p, size_t *size);
 void ts_free_parts(ts_file_parts *p);
+/* The first layer's config in the ARCH section (per layer u32 kind, u32
+ * length, then the bytes): a pointer into p; fails the test without one. */
+unsigned char *ts_first_config(ts_file_parts *p, uint32_t *kind,
+                               uint32_t *length);
 
 #endif
