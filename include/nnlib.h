@@ -147,12 +147,16 @@ NNLIB_API void nnlib_clear_error(void);
 
 /* ------------------------------------------------ process-wide settings */
 
-/* Sets the number of threads OpenBLAS uses for matrix products
- * (process-wide; not safe to call while another thread computes). n <= 0
- * restores the default (all cores, or OPENBLAS_NUM_THREADS). Always returns
- * NNLIB_OK. */
+/* Sets the number of threads nnlib computes on (process-wide; not safe to
+ * call while another thread computes): OpenBLAS's, for the matrix
+ * products, and as many for the passes between them (lowering,
+ * normalisation, activations, pooling, softmax, optimizer updates), which
+ * nnlib splits over a pool of its own whose threads sleep when idle. The
+ * passes give the same bits for every thread count. n <= 0 restores the
+ * default (all cores, or OPENBLAS_NUM_THREADS). Always returns NNLIB_OK. */
 NNLIB_API nnlib_status nnlib_set_num_threads(int n);
-/* The number of threads OpenBLAS uses now. Process-wide. */
+/* The number of threads nnlib computes on now (OpenBLAS's count).
+ * Process-wide. */
 NNLIB_API int nnlib_get_num_threads(void);
 
 /* Optional allocator hook. Every heap allocation nnlib makes goes through it

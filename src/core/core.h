@@ -105,4 +105,19 @@ double nnlib__gemm_flops_issued(void);
 /* Largest dimension nnlib__gemm accepts. */
 #define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
 
+/* ----------------------------------------------------------- threads */
+
+/* The work of indices [begin, end) of a pass. It must give each index the
+ * same result whatever range it arrives in: no sum across indices that a
+ * split could cut. Then the thread count never changes a bit. */
+typedef void (*nnlib__range_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) in contiguous ranges, one per thread of
+ * nnlib_get_num_threads() (the caller runs the first), each range at least
+ * min_per_part indices long; inline when one range is all there is, when
+ * called from inside a range, or while another thread's job runs. Returns
+ * when every range is done. parallel.c. */
+void nnlib__parallel_for(int64_t n, int64_t min_per_part, nnlib__range_fn fn,
+                         void *ctx);
+
 #endif /* NNLIB_CORE_H */

@@ -24,7 +24,7 @@ expect_flags() {  # OPTIONS EXPECTED: pkg-config OPTIONS nnlib prints EXPECTED
 }
 expect_flags --cflags "-I$prefix/include"
 expect_flags --libs "-L$libdir -lnnlib"
-expect_flags "--static --libs" "-L$libdir -lnnlib *-lopenblas* -lz -lm"
+expect_flags "--static --libs" "-L$libdir -lnnlib *-lopenblas* -lz -lm -pthread"
 cc -std=c11 -Wall -Werror "$here/app.c" -o "$prefix/app_pc" $(pkg-config --cflags --libs nnlib)
 LD_LIBRARY_PATH="$libdir" "$prefix/app_pc"
 

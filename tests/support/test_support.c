@@ -197,6 +197,8 @@ void ts_check_spec_errors(const char *const (*bad)[2], size_t count) {
 
 bool ts_split_gemms_checkable(void) { return !TS_ON_VALGRIND() && !TS_TSAN; }
 
+bool ts_fork_with_threads_checkable(void) { return !TS_TSAN; }
+
 nnlib_layer *ts_conv(int cin, int cout, int kh, int kw, const int geom[6],
                      int bias) {
   nnlib_conv2d_options o;

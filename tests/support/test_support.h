@@ -96,5 +96,8 @@ void ts_alloc_fail_persistent(int on);
  * pool hand a split GEMM back through uninstrumented spin-waits, and
  * reports a race on C). docs/RELIABILITY.md. */
 bool ts_split_gemms_checkable(void);
+/* Whether a test may start threads in a child forked from a process with
+ * threads: not under ThreadSanitizer, which refuses to. */
+bool ts_fork_with_threads_checkable(void);
 
 #endif
