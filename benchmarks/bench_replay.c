@@ -26,6 +26,8 @@
  * replay after every step ends with the same parameters, bit for bit. */
 #include "bench_replay.h"
 
+#include "nnlib.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -217,11 +219,25 @@ static bool same_call(const bench_call *x, const bench_call *y) {
          x->ldb == y->ldb && x->ldc == y->ldc;
 }
 
-/* Checks recorded call `at` against entry e's call; on a match attributes
- * it. */
-static bool match_call(bench_replay *r, int at, const bench_gemm *g, int e,
-                       int t, char *why, size_t why_size) {
-  bench_call want = list_call(g);
+/* The length of the pieces nnlib issues an m x n x k product in, along m
+ * (*by_rows) or n, or 0 when it issues it whole. A restatement of
+ * src/core/blas.c's rule (products that OpenBLAS would split over its
+ * threads but that lose from it go as pieces it runs on the calling thread),
+ * so that the check below fails if the library's rule changes. */
+static int piece_length(const bench_call *c, int threads, bool *by_rows) {
+  const double alone = 262144.0, below = 4.0 * 1024 * 1024, max_pieces = 16;
+  double mnk = (double)c->m * c->n * c->k;
+  *by_rows = c->m >= c->n;
+  if (threads <= 1 || mnk <= alone || mnk >= below)
+    return 0;
+  int piece = (int)(alone / ((double)(*by_rows ? c->n : c->m) * c->k));
+  int along = *by_rows ? c->m : c->n;
+  return piece < 1 || (along + piece - 1) / piece > max_pieces ? 0 : piece;
+}
+
+static bool check_one(bench_replay *r, int at, const bench_call *want,
+                      const bench_gemm *g, int e, int t, char *why,
+                      size_t why_size) {
   if (at >= r->count) {
     snprintf(why, why_size,
              "the step made %d GEMM calls; the list has more (entry %d, "
@@ -229,9 +245,9 @@ static bool match_call(bench_replay *r, int at, const bench_gemm *g, int e,
              r->count, e, g->layer, g->role);
     return false;
   }
-  if (!same_call(&want, &r->calls[at])) {
+  if (!same_call(want, &r->calls[at])) {
     char a[160], b[160];
-    describe(&want, a, sizeof a);
+    describe(want, a, sizeof a);
     describe(&r->calls[at], b, sizeof b);
     snprintf(why, why_size,
              "GEMM call %d differs: the list (entry %d, call %d of %d, layer "
@@ -244,9 +260,33 @@ static bool match_call(bench_replay *r, int at, const bench_gemm *g, int e,
   return true;
 }
 
+/* Checks the recorded calls from `at` against entry e's call t (one call,
+ * or its pieces) and attributes them; returns how many it took, 0 when they
+ * differ. */
+static int match_call(bench_replay *r, int at, const bench_gemm *g, int e,
+                      int t, int threads, char *why, size_t why_size) {
+  bench_call want = list_call(g);
+  bool by_rows;
+  int piece = piece_length(&want, threads, &by_rows);
+  if (piece == 0)
+    return check_one(r, at, &want, g, e, t, why, why_size) ? 1 : 0;
+  int along = by_rows ? want.m : want.n, taken = 0;
+  for (int i = 0; i < along; i += piece, taken++) {
+    bench_call part = want;
+    int len = along - i < piece ? along - i : piece;
+    if (by_rows)
+      part.m = len;
+    else
+      part.n = len;
+    if (!check_one(r, at + taken, &part, g, e, t, why, why_size))
+      return 0;
+  }
+  return taken;
+}
+
 bool bench_replay_attribute(bench_replay *r, const bench_gemm *list,
                             int count, char *why, size_t why_size) {
-  int at = 0;
+  int at = 0, threads = nnlib_get_num_threads();
   for (int i = 0; i < count;) {
     /* a group (attention's per-head products) runs call t of each entry
      * in turn, as the layer does, then call t + 1 */
@@ -255,9 +295,12 @@ bool bench_replay_attribute(bench_replay *r, const bench_gemm *list,
            list[end].group == list[i].group)
       end++;
     for (int t = 0; t < list[i].repeat; t++)
-      for (int e = i; e < end; e++, at++)
-        if (!match_call(r, at, &list[e], e, t, why, why_size))
+      for (int e = i; e < end; e++) {
+        int taken = match_call(r, at, &list[e], e, t, threads, why, why_size);
+        if (taken == 0)
           return false;
+        at += taken;
+      }
     i = end;
   }
   if (at != r->count) {
