@@ -46,11 +46,13 @@ def library_path():
 
 
 def set_num_threads(n):
-    """OpenBLAS threads for matrix products (process-wide); n <= 0 restores
-    the default."""
+    """Threads nnlib computes on (process-wide): OpenBLAS's for the matrix
+    products and nnlib's own for the passes between them, which give the
+    same bits on any thread count. n <= 0 restores the default."""
     from ._core import check
     check(lib.nnlib_set_num_threads(int(n)))
 
 
 def get_num_threads():
+    """The threads nnlib computes on now (process-wide)."""
     return lib.nnlib_get_num_threads()

@@ -63,13 +63,16 @@ pub fn version_string() -> String {
     unsafe { std::ffi::CStr::from_ptr(sys::nnlib_version_string()) }.to_string_lossy().into_owned()
 }
 
-/// OpenBLAS threads for matrix products (process-wide; not while another
-/// thread computes). n <= 0 restores the default.
+/// Threads nnlib computes on (process-wide; not while another thread
+/// computes): OpenBLAS's for the matrix products and nnlib's own for the
+/// passes between them, which give the same bits on any thread count.
+/// n <= 0 restores the default.
 pub fn set_num_threads(n: i32) -> Result<()> {
     // SAFETY: no pointers.
     error::check(unsafe { sys::nnlib_set_num_threads(n) })
 }
 
+/// The threads nnlib computes on now (process-wide).
 pub fn num_threads() -> i32 {
     // SAFETY: no pointers.
     unsafe { sys::nnlib_get_num_threads() }
