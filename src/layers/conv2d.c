@@ -165,23 +165,24 @@ static int64_t chunk_now(const conv2d_layer *c) {
   return c->chunk[nnlib_get_num_threads() > 1];
 }
 
-/* On one thread forward multiplies fewer samples at once than it lowers:
- * sub-chunks whose Z fits Z_BYTES (a core's L2), so the output pass reads
- * Z from cache right after the GEMM wrote it, and a sub-chunk of one
- * sample has the GEMM write y itself (ldc P) with no copy at all. Each
- * GEMM reads its columns of col in place (ldb m P), so training still
- * lowers the whole chunk once and backward reuses it. Inference without
- * backward also lowers only a sub-chunk at a time, keeping col in cache
- * too. For the benchmark CNN at batch 64: sub-chunks of 2 and 5 samples
- * instead of a 6.4 MB Z (first convolution) and a 14 MB col (second,
- * inference). More threads keep whole chunks: each GEMM call is handed
- * to OpenBLAS's threads and waited for (see THREADED_CHUNK_BYTES). */
-#define Z_BYTES ((int64_t)256 << 10)
+/* Inference without backward on one thread lowers fewer samples at once:
+ * nothing reuses forward's col, so chunks whose Z fits INFER_Z_BYTES (a
+ * core's L2) keep col and Z in cache from the gather through the GEMM to
+ * the output pass (the benchmark CNN at batch 64: 2 and 5 samples instead
+ * of the whole batch, whose col is 14 MB for the second convolution). A
+ * chunk of one sample has its GEMM write y itself. More threads keep
+ * their chunks: each GEMM call is handed to OpenBLAS's threads and waited
+ * for (see THREADED_CHUNK_BYTES). Training keeps them too: backward
+ * reuses col when the batch is one chunk. benchmarks/bench_models.c
+ * (conv_chunk) follows these sizes. */
+#define INFER_Z_BYTES ((int64_t)256 << 10)
 
-static int64_t sub_chunk(const conv2d_layer *c, int64_t chunk) {
-  if (nnlib_get_num_threads() > 1)
+static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
+  int64_t chunk = chunk_now(c);
+  if (!run->folded || nnlib_get_num_threads() > 1)
     return chunk;
-  int64_t fits = Z_BYTES / (int64_t)sizeof(float) / (c->out_c * positions(c));
+  int64_t fits = INFER_Z_BYTES / (int64_t)sizeof(float) /
+                 (c->out_c * positions(c));
   fits = fits > 1 ? fits : 1;
   return fits < chunk ? fits : chunk;
 }
@@ -555,23 +556,6 @@ static void store_output(const conv2d_layer *c, float *z, float *y,
                       &t);
 }
 
-/* Forward of one lowered chunk of m samples (col [K, m P]) in sub-chunks
- * of `sub` samples: Z = W col[:, sub-chunk], then the output pass. */
-static nnlib_status forward_chunk(const conv2d_layer *c, const output_terms *t,
-                                  const float *col, float *zbuf, float *y,
-                                  int64_t m, int64_t sub) {
-  int64_t k = patch_size(c), p = positions(c), y_size = c->out_c * p;
-  for (int64_t u = 0; u < m; u += sub) {
-    int64_t mu = m - u < sub ? m - u : sub;
-    float *yu = y + u * y_size, *z = mu == 1 ? yu : zbuf;
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, mu * p,
-                          k, 1.0f, t->w, k, col + u * p, m * p, 0.0f, z,
-                          mu * p));
-    store_output(c, z, yu, mu, t->b, t->act);
-  }
-  return NNLIB_OK;
-}
-
 static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   conv2d_layer *c = (conv2d_layer *)l;
@@ -580,13 +564,14 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   output_terms t;
   NNLIB_TRY(terms_of(l, run, &t));
   float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
-  int64_t chunk = chunk_now(c), sub = sub_chunk(c, chunk);
-  if (run->folded) /* no backward reads col */
-    chunk = sub;
+  int64_t chunk = forward_chunk(c, run);
   for (int64_t s = 0; s < n; s += chunk) {
     int64_t m = n - s < chunk ? n - s : chunk;
+    float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
     im2col(c, x + s * x_size, col, m);
-    NNLIB_TRY(forward_chunk(c, &t, col, zbuf, y + s * y_size, m, sub));
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
+                          k, 1.0f, t.w, k, col, m * p, 0.0f, z, m * p));
+    store_output(c, z, ys, m, t.b, t.act);
   }
   return NNLIB_OK;
 }
