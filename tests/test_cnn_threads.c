@@ -1,7 +1,7 @@
 /* The passes around the convolutions' GEMMs (lowering, the output pass,
  * batchnorm, pooling) split over nnlib's threads: a convolutional model
  * gives the same bits at 1, 2 and 3 threads, in predictions (the folded
- * convolution + batchnorm + ReLU and the values-only 2x2 pools), in
+ * convolution + batchnorm + ReLU), in
  * training steps (Adam, and plain SGD folded into backward), in every
  * parameter gradient and in the gradient of the input (col2im of the first
  * layer). The models are large enough that each pass is cut into parts at

@@ -291,33 +291,6 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
     }                                                                          \
   }
 
-/* The common case in inference (no backward, so no winners): the four
- * candidates of SELECT_2X2 in its order and with its comparisons, so every
- * output is the value SELECT_2X2 selects, NaN included. */
-#define SELECT_2X2_VALUES(BETTER)                                              \
-  for (int64_t q = 0; q < planes; q++) {                                       \
-    const float *src = x + q * in_plane;                                       \
-    for (int64_t oh = 0; oh < p->out_h; oh++) {                                \
-      const float *top = src + 2 * oh * p->in_w, *bottom = top + p->in_w;      \
-      float *yr = y + (q * p->out_h + oh) * p->out_w;                          \
-      int nan = 0;                                                             \
-      for (int64_t ow = 0; ow < p->out_w; ow++) {                              \
-        float a = top[2 * ow], b = top[2 * ow + 1];                            \
-        float c = bottom[2 * ow], d = bottom[2 * ow + 1], v, bv = a;           \
-        v = b, bv = (BETTER) ? v : bv;                                         \
-        v = c, bv = (BETTER) ? v : bv;                                         \
-        v = d, bv = (BETTER) ? v : bv;                                         \
-        nan |= (a != a) | (b != b) | (c != c) | (d != d);                      \
-        yr[ow] = bv;                                                           \
-      }                                                                        \
-      for (int64_t ow = 0; nan && ow < p->out_w; ow++) {                       \
-        const float *t = top + 2 * ow, *u = bottom + 2 * ow;                   \
-        yr[ow] = t[0] != t[0] ? t[0] : t[1] != t[1] ? t[1]                     \
-                 : u[0] != u[0] ? u[0] : u[1] != u[1] ? u[1] : yr[ow];         \
-      }                                                                        \
-    }                                                                          \
-  }
-
 /* 2x2 windows at stride 2 without padding: never clipped (floor mode, or
  * ceil mode that adds no window, drops an odd last row or column). */
 static bool two_by_two(const pool2d_layer *p) {
@@ -327,8 +300,7 @@ static bool two_by_two(const pool2d_layer *p) {
          2 * p->out_w <= p->in_w;
 }
 
-/* Max or min of `planes` planes of x into y; winners NULL: values only
- * (2x2 windows; other windows always record winners). */
+/* Max or min of `planes` planes of x into y, and each winner's index. */
 static void select_forward(const pool2d_layer *p, const float *x, float *y,
                            int32_t *winners, int64_t planes) {
   int64_t in_plane = p->in_h * p->in_w;
@@ -336,11 +308,7 @@ static void select_forward(const pool2d_layer *p, const float *x, float *y,
   bool two = two_by_two(p);
   bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
   bool dense = p->dh == 1 && p->dw == 1;
-  if (two && winners == NULL && max)
-    SELECT_2X2_VALUES(v > bv)
-  else if (two && winners == NULL)
-    SELECT_2X2_VALUES(v < bv)
-  else if (two && max)
+  if (two && max)
     SELECT_2X2(v > bv)
   else if (two)
     SELECT_2X2(v < bv)
@@ -434,7 +402,7 @@ typedef struct pool_pass {
   const pool2d_layer *p;
   const float *x, *dy;
   float *y, *dx;
-  int32_t *winners; /* NULL: none (average, or values only) */
+  int32_t *winners; /* NULL: none (average) */
 } pool_pass;
 
 static void forward_planes(void *ctx, int64_t begin, int64_t end) {
@@ -446,19 +414,14 @@ static void forward_planes(void *ctx, int64_t begin, int64_t end) {
   if (p->kind == NNLIB_LAYER_AVGPOOL2D)
     average_forward(p, x, y, end - begin);
   else
-    select_forward(p, x, y,
-                   t->winners != NULL ? t->winners + begin * out_plane : NULL,
-                   end - begin);
+    select_forward(p, x, y, t->winners + begin * out_plane, end - begin);
 }
 
-/* In inference without backward (run->folded) 2x2 max and min pools skip
- * the winners nobody will read. */
 static nnlib_status pool2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   const pool2d_layer *p = (const pool2d_layer *)l;
   /* the workspace is int32 indices; nothing reads it as floats */
-  bool winners = p->kind != NNLIB_LAYER_AVGPOOL2D &&
-                 !(run->folded && two_by_two(p));
+  bool winners = p->kind != NNLIB_LAYER_AVGPOOL2D;
   pool_pass t = {p, x, NULL, y, NULL,
                  winners ? (int32_t *)(void *)run->workspace : NULL};
   nnlib__parallel_for(n * p->channels, planes_per_part(p), forward_planes,
