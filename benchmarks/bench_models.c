@@ -307,6 +307,13 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
   int m = conv_chunk((int64_t)(k + co) * p, p, n);
+  /* inference on one thread: chunks whose Z [Co, m P] fits 256 KB
+   * (src/layers/conv2d.c, forward_chunk) */
+  if (!c->training && nnlib_get_num_threads() == 1) {
+    int fits = (int)(((int64_t)256 << 10) / 4 / ((int64_t)co * p));
+    fits = fits > 1 ? fits : 1;
+    m = fits < m ? fits : m;
+  }
   /* chunk sizes in columns, and how many chunks of each */
   int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
   if (!backward) {

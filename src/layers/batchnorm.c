@@ -118,26 +118,74 @@ static void channel_moments(const batchnorm_layer *b, const float *x,
   *var = sq / (double)(n * s);
 }
 
-/* The batch's mu and r into the workspace; the running statistics move
- * towards them (not for a single value per channel, whose unbiased
- * variance does not exist). */
-static void batch_statistics(nnlib_layer *l, const float *x, int64_t n,
-                             float *mu, float *r) {
-  const batchnorm_layer *b = (const batchnorm_layer *)l;
-  float *rm = l->buffers[RUNNING_MEAN].value.data;
-  float *rv = l->buffers[RUNNING_VAR].value.data;
-  int64_t count = n * b->positions;
-  for (int64_t c = 0; c < b->channels; c++) {
+/* The passes run over channels (a channel's statistics, gradients and
+ * outputs depend on that channel alone, summed in the same order whatever
+ * the split) or, in inference, over planes; split over nnlib's threads
+ * when a part holds at least GRAIN_FLOATS floats. */
+#define GRAIN_FLOATS ((int64_t)32768)
+
+static int64_t per_part(int64_t floats_per_index) {
+  if (floats_per_index < 1)
+    return 1;
+  return (GRAIN_FLOATS + floats_per_index - 1) / floats_per_index;
+}
+
+/* What a pass reads and writes. */
+typedef struct bn_pass {
+  nnlib_layer *l;
+  const float *x, *dy;
+  float *y, *dx, *mu, *r;
+  int64_t n;
+  const nnlib__run *run;
+} bn_pass;
+
+/* y of sample i, channel c: y = (x - mu) gamma r + beta. */
+static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
+                              int64_t i, int64_t c) {
+  const float *gamma = b->base.params[GAMMA].value.data;
+  const float *beta = b->base.params[BETA].value.data;
+  int64_t s = b->positions;
+  /* centred first: x scale + (beta - mu scale) would cancel badly for a
+   * mean far from 0 */
+  float scale = gamma[c] * t->r[c], m = t->mu[c], shift = beta[c];
+  const float *xv = t->x + (i * b->channels + c) * s;
+  float *yv = t->y + (i * b->channels + c) * s;
+  for (int64_t q = 0; q < s; q++)
+    yv[q] = (xv[q] - m) * scale + shift;
+}
+
+/* Channels [begin, end) in training: the batch's mu and r into the
+ * workspace, the running statistics move towards them (not for a single
+ * value per channel, whose unbiased variance does not exist), then the
+ * channel's outputs while its inputs are still in cache. */
+static void train_channels(void *ctx, int64_t begin, int64_t end) {
+  const bn_pass *t = ctx;
+  const batchnorm_layer *b = (const batchnorm_layer *)t->l;
+  float *rm = t->l->buffers[RUNNING_MEAN].value.data;
+  float *rv = t->l->buffers[RUNNING_VAR].value.data;
+  int64_t count = t->n * b->positions;
+  for (int64_t c = begin; c < end; c++) {
     double mean, var;
-    channel_moments(b, x, n, c, &mean, &var);
-    mu[c] = (float)mean;
-    r[c] = (float)(1.0 / sqrt(var + (double)b->epsilon));
+    channel_moments(b, t->x, t->n, c, &mean, &var);
+    t->mu[c] = (float)mean;
+    t->r[c] = (float)(1.0 / sqrt(var + (double)b->epsilon));
     if (count > 1) {
       double unbiased = var * (double)count / (double)(count - 1);
       rm[c] = (1.0f - b->momentum) * rm[c] + b->momentum * (float)mean;
       rv[c] = (1.0f - b->momentum) * rv[c] + b->momentum * (float)unbiased;
     }
+    for (int64_t i = 0; i < t->n; i++)
+      normalise_channel(b, t, i, c);
   }
+}
+
+/* Planes [begin, end) of the batch (plane = sample * C + channel) with the
+ * statistics already in mu and r. */
+static void normalise_planes(void *ctx, int64_t begin, int64_t end) {
+  const bn_pass *t = ctx;
+  const batchnorm_layer *b = (const batchnorm_layer *)t->l;
+  for (int64_t q = begin; q < end; q++)
+    normalise_channel(b, t, q / b->channels, q % b->channels);
 }
 
 /* Training only averages variances, so it never writes a negative one;
@@ -198,26 +246,17 @@ static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
+  bn_pass t = {.l = l, .x = x, .y = y, .mu = mu, .r = r, .n = n};
   if (run->training) {
     /* training blends the running variance into the next one */
     NNLIB_TRY(batchnorm_check_state(l));
-    batch_statistics(l, x, n, mu, r);
-  } else {
-    NNLIB_TRY(running_statistics(l, mu, r));
+    nnlib__parallel_for(b->channels, per_part(n * b->positions),
+                        train_channels, &t);
+    return NNLIB_OK;
   }
-  const float *gamma = l->params[GAMMA].value.data;
-  const float *beta = l->params[BETA].value.data;
-  int64_t s = b->positions;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t c = 0; c < b->channels; c++) {
-      /* centred first: x scale + (beta - mu scale) would cancel badly
-       * for a mean far from 0 */
-      float scale = gamma[c] * r[c], m = mu[c], shift = beta[c];
-      const float *xv = x + (i * b->channels + c) * s;
-      float *yv = y + (i * b->channels + c) * s;
-      for (int64_t q = 0; q < s; q++)
-        yv[q] = (xv[q] - m) * scale + shift;
-    }
+  NNLIB_TRY(running_statistics(l, mu, r));
+  nnlib__parallel_for(n * b->channels, per_part(b->positions),
+                      normalise_planes, &t);
   return NNLIB_OK;
 }
 
@@ -254,6 +293,32 @@ static void channel_input_grad(const batchnorm_layer *b, const float *x,
   }
 }
 
+/* Channels [begin, end) of backward: the sums, dx, the gradients (or
+ * the fused SGD step, after dx, which read the old gamma). */
+static void backward_channels(void *ctx, int64_t begin, int64_t end) {
+  const bn_pass *t = ctx;
+  const batchnorm_layer *b = (const batchnorm_layer *)t->l;
+  const nnlib__run *run = t->run;
+  float *gamma = t->l->params[GAMMA].value.data;
+  float *beta = t->l->params[BETA].value.data;
+  float *dgamma = t->l->params[GAMMA].grad.data;
+  float *dbeta = t->l->params[BETA].grad.data;
+  for (int64_t c = begin; c < end; c++) {
+    double sums[2];
+    channel_grads(b, t->x, t->dy, t->n, c, t->mu[c], t->r[c], &sums[0],
+                  &sums[1]);
+    if (t->dx != NULL)
+      channel_input_grad(b, t->x, t->dy, t->dx, t->n, c, t->mu[c], t->r[c],
+                         gamma[c], sums, run->training);
+    dbeta[c] = (float)sums[0];
+    dgamma[c] = (float)sums[1];
+    if (run->sgd_fused) {
+      gamma[c] -= run->sgd_lr * dgamma[c];
+      beta[c] -= run->sgd_lr * dbeta[c];
+    }
+  }
+}
+
 static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, const float *y,
                                        float *dy, float *dx, int64_t n) {
@@ -263,23 +328,10 @@ static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
   if (!run->training) /* forward left the running statistics there too, but
                          a caller may have changed them since */
     NNLIB_TRY(running_statistics(l, mu, r));
-  float *gamma = l->params[GAMMA].value.data;
-  float *beta = l->params[BETA].value.data;
-  float *dgamma = l->params[GAMMA].grad.data;
-  float *dbeta = l->params[BETA].grad.data;
-  for (int64_t c = 0; c < b->channels; c++) {
-    double sums[2];
-    channel_grads(b, x, dy, n, c, mu[c], r[c], &sums[0], &sums[1]);
-    if (dx != NULL)
-      channel_input_grad(b, x, dy, dx, n, c, mu[c], r[c], gamma[c], sums,
-                         run->training);
-    dbeta[c] = (float)sums[0];
-    dgamma[c] = (float)sums[1];
-    if (run->sgd_fused) { /* after dx, which read the old gamma */
-      gamma[c] -= run->sgd_lr * dgamma[c];
-      beta[c] -= run->sgd_lr * dbeta[c];
-    }
-  }
+  bn_pass t = {.l = l, .x = x, .dy = dy, .dx = dx, .mu = mu, .r = r, .n = n,
+               .run = run};
+  nnlib__parallel_for(b->channels, per_part(2 * n * b->positions),
+                      backward_channels, &t);
   return NNLIB_OK;
 }
 

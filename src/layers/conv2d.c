@@ -165,6 +165,28 @@ static int64_t chunk_now(const conv2d_layer *c) {
   return c->chunk[nnlib_get_num_threads() > 1];
 }
 
+/* Inference without backward on one thread lowers fewer samples at once:
+ * nothing reuses forward's col, so chunks whose Z fits INFER_Z_BYTES (a
+ * core's L2) keep col and Z in cache from the gather through the GEMM to
+ * the output pass (the benchmark CNN at batch 64: 2 and 5 samples instead
+ * of the whole batch, whose col is 14 MB for the second convolution). A
+ * chunk of one sample has its GEMM write y itself. More threads keep
+ * their chunks: each GEMM call is handed to OpenBLAS's threads and waited
+ * for (see THREADED_CHUNK_BYTES). Training keeps them too: backward
+ * reuses col when the batch is one chunk. benchmarks/bench_models.c
+ * (conv_chunk) follows these sizes. */
+#define INFER_Z_BYTES ((int64_t)256 << 10)
+
+static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
+  int64_t chunk = chunk_now(c);
+  if (!run->folded || nnlib_get_num_threads() > 1)
+    return chunk;
+  int64_t fits = INFER_Z_BYTES / (int64_t)sizeof(float) /
+                 (c->out_c * positions(c));
+  fits = fits > 1 ? fits : 1;
+  return fits < chunk ? fits : chunk;
+}
+
 /* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
  * samples, m the larger chunk (threaded); every GEMM dimension within the
  * 32-bit BLAS interface. With a batchnorm folded in, then W' [Co, K], b'
@@ -394,29 +416,73 @@ static void scatter_row(const lowering *g, float *dx, int64_t x_stride,
     scatter_run(g, &r, dx + s * x_stride, src + s * area);
 }
 
+/* The passes around the GEMMs run over independent indices (rows of col,
+ * input channels of dx, output channels), split over nnlib's threads when
+ * a part holds at least GRAIN_FLOATS floats; every GEMM stays on the
+ * calling thread. */
+#define GRAIN_FLOATS ((int64_t)32768)
+
+static int64_t per_part(int64_t floats_per_index) {
+  if (floats_per_index < 1)
+    return 1;
+  return (GRAIN_FLOATS + floats_per_index - 1) / floats_per_index;
+}
+
+/* What a pass over a chunk of m samples reads and writes. */
+typedef struct chunk_pass {
+  const conv2d_layer *c;
+  const float *x, *b; /* what the pass reads (x or dy); the output pass's
+                         bias (NULL: none) */
+  float *col, *y, *z;
+  const nnlib_layer *act;
+  int64_t m;
+} chunk_pass;
+
+/* Rows [begin, end) of col (row = (c, i, j)). */
+static void im2col_rows(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  const conv2d_layer *c = t->c;
+  lowering g = lowering_of(c);
+  int64_t p = positions(c), plane = c->in_h * c->in_w, area = c->kh * c->kw;
+  for (int64_t row = begin; row < end; row++) {
+    int64_t ch = row / area, i = row % area / c->kw, j = row % c->kw;
+    gather_row(&g, t->x + ch * plane, c->in_c * plane, t->col + row * t->m * p,
+               t->m, i, j);
+  }
+}
+
 /* col[K, n P] from x[n, C, H, W]; rows in (c, i, j) order like W's. */
 static void im2col(const conv2d_layer *c, const float *x, float *col,
                    int64_t n) {
+  chunk_pass t = {.c = c, .x = x, .col = col, .m = n};
+  nnlib__parallel_for(patch_size(c), per_part(n * positions(c)), im2col_rows,
+                      &t);
+}
+
+/* dx of input channels [begin, end): each channel's planes are zeroed and
+ * its kH kW rows of dcol added, in row order. */
+static void col2im_channels(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  const conv2d_layer *c = t->c;
   lowering g = lowering_of(c);
-  int64_t p = positions(c), plane = c->in_h * c->in_w, row = 0;
-  for (int64_t ch = 0; ch < c->in_c; ch++)
+  int64_t p = positions(c), plane = c->in_h * c->in_w, n = t->m;
+  for (int64_t ch = begin; ch < end; ch++) {
+    float *dx = t->y + ch * plane;
+    for (int64_t s = 0; s < n; s++)
+      memset(dx + s * c->in_c * plane, 0, (size_t)plane * sizeof(float));
+    int64_t row = ch * c->kh * c->kw;
     for (int64_t i = 0; i < c->kh; i++)
       for (int64_t j = 0; j < c->kw; j++, row++)
-        gather_row(&g, x + ch * plane, c->in_c * plane, col + row * n * p, n,
-                   i, j);
+        scatter_row(&g, dx, c->in_c * plane, t->col + row * n * p, n, i, j);
+  }
 }
 
 /* dx[n, C, H, W] = col2im(dcol); dx is overwritten, dcol is scratch. */
 static void col2im(const conv2d_layer *c, float *dcol, float *dx,
                    int64_t n) {
-  lowering g = lowering_of(c);
-  int64_t p = positions(c), plane = c->in_h * c->in_w, row = 0;
-  memset(dx, 0, (size_t)(n * c->in_c * plane) * sizeof(float));
-  for (int64_t ch = 0; ch < c->in_c; ch++)
-    for (int64_t i = 0; i < c->kh; i++)
-      for (int64_t j = 0; j < c->kw; j++, row++)
-        scatter_row(&g, dx + ch * plane, c->in_c * plane, dcol + row * n * p,
-                    n, i, j);
+  chunk_pass t = {.c = c, .col = dcol, .y = dx, .m = n};
+  nnlib__parallel_for(c->in_c, per_part(c->kh * c->kw * n * positions(c)),
+                      col2im_channels, &t);
 }
 
 /* What forward multiplies and adds: W and b, or in a folded call W', b'
@@ -448,22 +514,23 @@ static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
-/* y[s, co, p] = f(Z[co, s, p] + b[co]) for the m samples of a chunk, Z
- * [Co, m P], f the folded activation or none. In place when Z is y itself
- * (m = 1). ReLU is applied in the copy's loop, with the activation
- * layer's expression (NaN stays NaN); another activation runs over each
- * plane right after the copy wrote it, while it is in L1. */
-static void store_output(const conv2d_layer *c, const float *z, float *y,
-                         int64_t m, const float *b, const nnlib_layer *act) {
-  int64_t p = positions(c), mp = m * p;
-  if (z == y && b == NULL && act == NULL)
-    return;
+/* y[s, co, p] = f(Z[co, s, p] + b[co]) for output channels [begin, end)
+ * of the m samples of a chunk, Z [Co, m P], f the folded activation or
+ * none. In place when Z is y itself (m = 1). ReLU is applied in the copy's
+ * loop, with the activation layer's expression (NaN stays NaN); another
+ * activation runs over each plane right after the copy wrote it, while it
+ * is in L1. */
+static void output_channels(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  const conv2d_layer *c = t->c;
+  const nnlib_layer *act = t->act;
+  int64_t p = positions(c), m = t->m, mp = m * p;
   bool relu = act != NULL && nnlib__activation_kind(act) == NNLIB_ACT_RELU;
-  for (int64_t co = 0; co < c->out_c; co++)
+  for (int64_t co = begin; co < end; co++)
     for (int64_t s = 0; s < m; s++) {
-      const float *src = z + co * mp + s * p;
-      float *dst = y + (s * c->out_c + co) * p;
-      float bias = b != NULL ? b[co] : 0.0f;
+      const float *src = t->z + co * mp + s * p;
+      float *dst = t->y + (s * c->out_c + co) * p;
+      float bias = t->b != NULL ? t->b[co] : 0.0f;
       if (relu) {
         for (int64_t q = 0; q < p; q++) {
           float v = src[q] + bias;
@@ -480,6 +547,15 @@ static void store_output(const conv2d_layer *c, const float *z, float *y,
     }
 }
 
+static void store_output(const conv2d_layer *c, float *z, float *y,
+                         int64_t m, const float *b, const nnlib_layer *act) {
+  if (z == y && b == NULL && act == NULL)
+    return;
+  chunk_pass t = {.c = c, .b = b, .y = y, .z = z, .act = act, .m = m};
+  nnlib__parallel_for(c->out_c, per_part(m * positions(c)), output_channels,
+                      &t);
+}
+
 static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   conv2d_layer *c = (conv2d_layer *)l;
@@ -488,7 +564,7 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   output_terms t;
   NNLIB_TRY(terms_of(l, run, &t));
   float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
-  int64_t chunk = chunk_now(c);
+  int64_t chunk = forward_chunk(c, run);
   for (int64_t s = 0; s < n; s += chunk) {
     int64_t m = n - s < chunk ? n - s : chunk;
     float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
@@ -515,26 +591,42 @@ static double plane_sum(const float *v, int64_t n) {
   return total;
 }
 
-/* db[co] = sum over s, p of dy[s, co, p], in double over the batch. */
-static void bias_grad(const conv2d_layer *c, const float *dy, float *db,
-                      int64_t n) {
-  int64_t p = positions(c);
-  for (int64_t co = 0; co < c->out_c; co++) {
+/* db[co] = sum over s, p of dy[s, co, p], in double over the batch, for
+ * output channels [begin, end) (x is dy, z is db). */
+static void bias_grad_channels(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  int64_t p = positions(t->c), co_count = t->c->out_c;
+  for (int64_t co = begin; co < end; co++) {
     double sum = 0.0;
-    for (int64_t s = 0; s < n; s++)
-      sum += plane_sum(dy + (s * c->out_c + co) * p, p);
-    db[co] = (float)sum;
+    for (int64_t s = 0; s < t->m; s++)
+      sum += plane_sum(t->x + (s * co_count + co) * p, p);
+    t->z[co] = (float)sum;
   }
 }
 
-/* dZ [Co, m P] from dy [m, Co, P]: the transpose of store_output's copy. */
+static void bias_grad(const conv2d_layer *c, const float *dy, float *db,
+                      int64_t n) {
+  chunk_pass t = {.c = c, .x = dy, .z = db, .m = n};
+  nnlib__parallel_for(c->out_c, per_part(n * positions(c)),
+                      bias_grad_channels, &t);
+}
+
+/* dZ [Co, m P] from dy [m, Co, P] for output channels [begin, end): the
+ * transpose of the output pass's copy (x is dy, z is dZ). */
+static void output_grad_channels(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  int64_t p = positions(t->c), mp = t->m * p;
+  for (int64_t co = begin; co < end; co++)
+    for (int64_t s = 0; s < t->m; s++)
+      memcpy(t->z + co * mp + s * p, t->x + (s * t->c->out_c + co) * p,
+             (size_t)p * sizeof(float));
+}
+
 static void gather_output_grad(const conv2d_layer *c, const float *dy,
                                float *dz, int64_t m) {
-  int64_t p = positions(c), mp = m * p;
-  for (int64_t co = 0; co < c->out_c; co++)
-    for (int64_t s = 0; s < m; s++)
-      memcpy(dz + co * mp + s * p, dy + (s * c->out_c + co) * p,
-             (size_t)p * sizeof(float));
+  chunk_pass t = {.c = c, .x = dy, .z = dz, .m = m};
+  nnlib__parallel_for(c->out_c, per_part(m * positions(c)),
+                      output_grad_channels, &t);
 }
 
 /* One chunk of m samples from sample s on: lowers x again unless col

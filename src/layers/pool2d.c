@@ -291,16 +291,21 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
     }                                                                          \
   }
 
+/* 2x2 windows at stride 2 without padding: never clipped (floor mode, or
+ * ceil mode that adds no window, drops an odd last row or column). */
+static bool two_by_two(const pool2d_layer *p) {
+  return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 &&
+         p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0 &&
+         p->dh == 1 && p->dw == 1 && 2 * p->out_h <= p->in_h &&
+         2 * p->out_w <= p->in_w;
+}
+
+/* Max or min of `planes` planes of x into y, and each winner's index. */
 static void select_forward(const pool2d_layer *p, const float *x, float *y,
                            int32_t *winners, int64_t planes) {
   int64_t in_plane = p->in_h * p->in_w;
   pool_axis rows = rows_of(p), cols = cols_of(p);
-  /* every window whole: no padding, no dilation, and no ceil-mode window
-   * past the last row or column */
-  bool two = p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 &&
-             p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0 &&
-             p->dh == 1 && p->dw == 1 && 2 * p->out_h <= p->in_h &&
-             2 * p->out_w <= p->in_w;
+  bool two = two_by_two(p);
   bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
   bool dense = p->dh == 1 && p->dw == 1;
   if (two && max)
@@ -382,14 +387,45 @@ static void average_forward(const pool2d_layer *p, const float *x, float *y,
   }
 }
 
+/* The passes run over planes [begin, end) of the batch (a plane's outputs
+ * depend on that plane alone), split over nnlib's threads when a part
+ * holds at least PLANE_GRAIN_FLOATS input floats: below that the hand-off
+ * costs more than it saves. */
+#define PLANE_GRAIN_FLOATS ((int64_t)32768)
+
+static int64_t planes_per_part(const pool2d_layer *p) {
+  int64_t in_plane = p->in_h * p->in_w;
+  return (PLANE_GRAIN_FLOATS + in_plane - 1) / in_plane;
+}
+
+typedef struct pool_pass {
+  const pool2d_layer *p;
+  const float *x, *dy;
+  float *y, *dx;
+  int32_t *winners; /* NULL: none (average) */
+} pool_pass;
+
+static void forward_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_pass *t = ctx;
+  const pool2d_layer *p = t->p;
+  int64_t in_plane = p->in_h * p->in_w, out_plane = p->out_h * p->out_w;
+  const float *x = t->x + begin * in_plane;
+  float *y = t->y + begin * out_plane;
+  if (p->kind == NNLIB_LAYER_AVGPOOL2D)
+    average_forward(p, x, y, end - begin);
+  else
+    select_forward(p, x, y, t->winners + begin * out_plane, end - begin);
+}
+
 static nnlib_status pool2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   const pool2d_layer *p = (const pool2d_layer *)l;
-  int64_t planes = n * p->channels;
-  if (p->kind == NNLIB_LAYER_AVGPOOL2D)
-    average_forward(p, x, y, planes);
-  else /* the workspace is int32 indices; nothing reads it as floats */
-    select_forward(p, x, y, (int32_t *)(void *)run->workspace, planes);
+  /* the workspace is int32 indices; nothing reads it as floats */
+  bool winners = p->kind != NNLIB_LAYER_AVGPOOL2D;
+  pool_pass t = {p, x, NULL, y, NULL,
+                 winners ? (int32_t *)(void *)run->workspace : NULL};
+  nnlib__parallel_for(n * p->channels, planes_per_part(p), forward_planes,
+                      &t);
   return NNLIB_OK;
 }
 
@@ -431,6 +467,66 @@ static void average_backward(const pool2d_layer *p, const float *dy,
   }
 }
 
+/* backward_planes for 2x2 windows at stride 2: each input lies in at most
+ * one window, so dx is written once, dy where the window's winner is and
+ * zero elsewhere, with no zeroing pass before (0.0f + g is what adding g
+ * to a zeroed dx gives, -0 included). An odd last row or column is in no
+ * window: zero. */
+static void backward_2x2(const pool2d_layer *p, const float *dy,
+                         const int32_t *winners, float *dx, int64_t planes) {
+  int64_t in_plane = p->in_h * p->in_w, out_plane = p->out_h * p->out_w;
+  int64_t w = p->in_w;
+  for (int64_t q = 0; q < planes; q++) {
+    float *plane = dx + q * in_plane;
+    for (int64_t oh = 0; oh < p->out_h; oh++) {
+      float *top = plane + 2 * oh * w, *bottom = top + w;
+      const float *g = dy + q * out_plane + oh * p->out_w;
+      const int32_t *at = winners + q * out_plane + oh * p->out_w;
+      int32_t base = (int32_t)(2 * oh * w), wi = (int32_t)w;
+      for (int64_t ow = 0; ow < p->out_w; ow++) {
+        int32_t a = base + 2 * (int32_t)ow;
+        float v = 0.0f + g[ow];
+        top[2 * ow] = at[ow] == a ? v : 0.0f;
+        top[2 * ow + 1] = at[ow] == a + 1 ? v : 0.0f;
+        bottom[2 * ow] = at[ow] == a + wi ? v : 0.0f;
+        bottom[2 * ow + 1] = at[ow] == a + wi + 1 ? v : 0.0f;
+      }
+      for (int64_t j = 2 * p->out_w; j < w; j++)
+        top[j] = bottom[j] = 0.0f;
+    }
+    for (int64_t i = 2 * p->out_h; i < p->in_h; i++)
+      memset(plane + i * w, 0, (size_t)w * sizeof(float));
+  }
+}
+
+/* dx of planes [begin, end): zeros, then every output's dy added at its
+ * winner (in output order, as ties and overlapping windows need) or spread
+ * over its window. */
+static void backward_planes(void *ctx, int64_t begin, int64_t end) {
+  const pool_pass *t = ctx;
+  const pool2d_layer *p = t->p;
+  int64_t in_plane = p->in_h * p->in_w, out_plane = p->out_h * p->out_w;
+  float *dx = t->dx + begin * in_plane;
+  const float *dy = t->dy + begin * out_plane;
+  if (t->winners != NULL && two_by_two(p)) {
+    backward_2x2(p, dy, t->winners + begin * out_plane, dx, end - begin);
+    return;
+  }
+  memset(dx, 0, (size_t)((end - begin) * in_plane) * sizeof(float));
+  if (t->winners == NULL) {
+    average_backward(p, dy, dx, end - begin);
+    return;
+  }
+  const int32_t *winners = t->winners + begin * out_plane;
+  for (int64_t q = 0; q < end - begin; q++) {
+    float *plane = dx + q * in_plane;
+    const float *g = dy + q * out_plane;
+    const int32_t *at = winners + q * out_plane;
+    for (int64_t o = 0; o < out_plane; o++)
+      plane[at[o]] += g[o];
+  }
+}
+
 static nnlib_status pool2d_backward(nnlib_layer *l, const nnlib__run *run,
                                     const float *x, const float *y, float *dy,
                                     float *dx, int64_t n) {
@@ -439,17 +535,11 @@ static nnlib_status pool2d_backward(nnlib_layer *l, const nnlib__run *run,
   const pool2d_layer *p = (const pool2d_layer *)l;
   if (dx == NULL)
     return NNLIB_OK;
-  int64_t planes = n * p->channels, in_plane = p->in_h * p->in_w;
-  int64_t out_plane = p->out_h * p->out_w;
-  memset(dx, 0, (size_t)(planes * in_plane) * sizeof(float));
-  if (p->kind == NNLIB_LAYER_AVGPOOL2D) {
-    average_backward(p, dy, dx, planes);
-    return NNLIB_OK;
-  }
-  const int32_t *winners = (const int32_t *)(const void *)run->workspace;
-  for (int64_t q = 0; q < planes; q++)
-    for (int64_t o = 0; o < out_plane; o++)
-      dx[q * in_plane + winners[q * out_plane + o]] += dy[q * out_plane + o];
+  bool winners = p->kind != NNLIB_LAYER_AVGPOOL2D;
+  pool_pass t = {p, NULL, dy, NULL, dx,
+                 winners ? (int32_t *)(void *)run->workspace : NULL};
+  nnlib__parallel_for(n * p->channels, planes_per_part(p), backward_planes,
+                      &t);
   return NNLIB_OK;
 }
 
