@@ -424,9 +424,15 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
  * that set it. */
 #define PASS_GRAIN 65536
 
+static int64_t pass_grain = PASS_GRAIN;
+
+void nnlib__recurrent_set_pass_grain(int64_t grain) {
+  pass_grain = grain > 0 ? grain : PASS_GRAIN;
+}
+
 void nnlib__recurrent_pass(int64_t n, int64_t cost, nnlib__range_fn fn,
                            void *ctx) {
-  int64_t min_samples = (PASS_GRAIN + cost - 1) / cost;
+  int64_t min_samples = (pass_grain + cost - 1) / cost;
   nnlib__parallel_for(n, min_samples, fn, ctx);
 }
 
