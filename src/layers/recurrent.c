@@ -449,23 +449,54 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                      nnlib__recurrent_w_hh(l), h, beta, carry, h);
 }
 
-/* out[j] = sum over rows of m[row, j] */
-static void column_sums(const float *m, int64_t rows, int64_t cols,
-                        float *out) {
-  memset(out, 0, (size_t)cols * sizeof(float));
-  for (int64_t i = 0; i < rows; i++) {
-    const float *row = m + i * cols;
-    for (int64_t j = 0; j < cols; j++)
+/* Column sums run over blocks of this many columns (a cache line), each
+ * block's sums on one thread, every column in row order: the same bits on
+ * any thread count. */
+#define SUM_BLOCK 16
+
+typedef struct column_sums_job {
+  const float *m;
+  int64_t rows, cols;
+  float *out;
+} column_sums_job;
+
+/* out[j] = sum over rows of m[row, j], for the columns of blocks
+ * [begin, end) */
+static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
+  const column_sums_job *job = ctx;
+  int64_t from = begin * SUM_BLOCK, to = end * SUM_BLOCK;
+  if (to > job->cols)
+    to = job->cols;
+  float *out = job->out;
+  memset(out + from, 0, (size_t)(to - from) * sizeof(float));
+  for (int64_t i = 0; i < job->rows; i++) {
+    const float *row = job->m + i * job->cols;
+    for (int64_t j = from; j < to; j++)
       out[j] += row[j];
   }
 }
 
-/* db = column sums of dG (into the gradient tensor), and with fused SGD
- * b -= lr db. */
+static void column_sums(const float *m, int64_t rows, int64_t cols,
+                        float *out) {
+  column_sums_job job = {m, rows, cols, out};
+  int64_t blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
+  /* an addition costs about what a gate value of a backward cell does */
+  int64_t per_block = rows * SUM_BLOCK * RNN_COST_GATE;
+  nnlib__parallel_for(blocks, (pass_grain + per_block - 1) / per_block,
+                      column_sums_range, &job);
+}
+
+/* db = column sums of dG (into the gradient tensor), or a copy of `same`,
+ * the other bias's gradient when both come from one dG (rnn, lstm); with
+ * fused SGD b -= lr db. */
 static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
-                          const float *dg, int64_t rows, int64_t cols) {
+                          const float *dg, const float *same, int64_t rows,
+                          int64_t cols) {
   float *db = l->params[which].grad.data;
-  column_sums(dg, rows, cols, db);
+  if (same != NULL)
+    memcpy(db, same, (size_t)cols * sizeof(float));
+  else
+    column_sums(dg, rows, cols, db);
   if (!run->sgd_fused)
     return;
   float *b = l->params[which].value.data;
@@ -508,8 +539,10 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
                           dg_hh + hprev_rows, gh, last_block_in, h, beta,
                           out_hh + hprev_rows * h, h));
   if (r->with_bias) {
-    bias_backward(l, run, P_B_IH, dg_in, rows, gh);
-    bias_backward(l, run, P_B_HH, dg_hh, rows, gh);
+    bias_backward(l, run, P_B_IH, dg_in, NULL, rows, gh);
+    bias_backward(l, run, P_B_HH, dg_hh,
+                  dg_hh == dg_in ? l->params[P_B_IH].grad.data : NULL, rows,
+                  gh);
   }
   return NNLIB_OK;
 }

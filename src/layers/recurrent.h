@@ -219,8 +219,9 @@ enum { RNN_COST_GATE = 1, RNN_COST_NONLINEAR = 4 };
  * fn. */
 void nnlib__recurrent_pass(int64_t n, int64_t cost, nnlib__range_fn fn,
                            void *ctx);
-/* For tests: the least work of a range (<= 0: the default), so that small
- * batches split too. Set it while no model runs. */
+/* For tests: the least work of a range of the cell passes and of the bias
+ * gradients' column sums (<= 0: the default), so that small batches split
+ * too. Set it while no model runs. */
 void nnlib__recurrent_set_pass_grain(int64_t grain);
 
 /* ----------------------------------------------- descriptions and files */
