@@ -29,13 +29,13 @@ enum { TRAIN_STEPS = 3, MAX_THREADS = 3 };
 /* Everything one run produces, copied out of the model. */
 typedef struct run_result {
   float loss;
-  float *forward;  /* [BATCH, OUTPUTS], training mode */
-  float *grads;    /* every parameter gradient, flat */
-  float *dx;       /* [BATCH, STEPS, FEATURES] */
-  float *params;   /* after TRAIN_STEPS optimizer steps */
-  float *predict;  /* [BATCH, OUTPUTS] after the steps */
-  float *shorter;  /* the same at SHORT_STEPS steps */
-  int64_t count;   /* parameters */
+  float *forward; /* [BATCH, OUTPUTS], training mode */
+  float *grads;   /* every parameter gradient, flat */
+  float *dx;      /* [BATCH, STEPS, FEATURES] */
+  float *params;  /* after TRAIN_STEPS optimizer steps */
+  float *predict; /* [BATCH, OUTPUTS] after the steps */
+  float *shorter; /* the same at SHORT_STEPS steps */
+  int64_t count;  /* parameters */
 } run_result;
 
 static float *copy_of(const float *v, int64_t n) {
@@ -155,16 +155,15 @@ static void check_spec(const char *spec, nnlib_optimizer_kind kind) {
     assert_same_bits(r.forward, one.forward, BATCH * OUTPUTS, "forward", spec,
                      threads);
     if (kind != NNLIB_OPT_SGD) /* fused SGD leaves them stale */
-      assert_same_bits(r.grads, one.grads, r.count, "gradients", spec,
-                       threads);
+      assert_same_bits(r.grads, one.grads, r.count, "gradients", spec, threads);
     assert_same_bits(r.dx, one.dx, BATCH * STEPS * FEATURES, "dx", spec,
                      threads);
     assert_same_bits(r.params, one.params, r.count, "parameters", spec,
                      threads);
-    assert_same_bits(r.predict, one.predict, BATCH * OUTPUTS, "predict",
+    assert_same_bits(r.predict, one.predict, BATCH * OUTPUTS, "predict", spec,
+                     threads);
+    assert_same_bits(r.shorter, one.shorter, BATCH * OUTPUTS, "shorter predict",
                      spec, threads);
-    assert_same_bits(r.shorter, one.shorter, BATCH * OUTPUTS,
-                     "shorter predict", spec, threads);
     free_result(&r);
   }
   free_result(&one);
@@ -203,8 +202,8 @@ static void test_every_pass_split_fused_sgd(void **state) {
  * in two (21 / 8), the backward ones stay whole */
 static void test_forward_split_only(void **state) {
   (void)state;
-  nnlib__recurrent_set_pass_grain(
-      8 * 24 * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR));
+  nnlib__recurrent_set_pass_grain(8 * 24 *
+                                  (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR));
   check_all(NNLIB_OPT_ADAM);
   nnlib__recurrent_set_pass_grain(0);
 }

@@ -138,9 +138,8 @@ typedef struct gru_step {
 static void gru_pass(gru_step *step, int64_t t, int64_t n, int64_t per_unit,
                      nnlib__range_fn fn) {
   step->t = t;
-  nnlib__recurrent_pass(n, ((const nnlib__recurrent *)step->l)->hidden *
-                               per_unit,
-                        fn, step);
+  nnlib__recurrent_pass(
+      n, ((const nnlib__recurrent *)step->l)->hidden * per_unit, fn, step);
 }
 
 /* The rows of step t of sample s in [N, T, width] arrays: its hidden-unit
@@ -252,10 +251,9 @@ static void cells_new_state(void *ctx, int64_t begin, int64_t end) {
   int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
   for (int64_t s = begin; s < end; s++) {
     int64_t at = unit_at(p, s);
-    gru_new_state(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
-                  nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t,
-                                          p->steps),
-                  hsz);
+    gru_new_state(
+        a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+        nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t, p->steps), hsz);
     nnlib__recurrent_h_share(p->l, a->hprev, p->y, s, p->t, p->steps);
   }
 }

@@ -142,9 +142,8 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
       NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n,
                                               steps));
     step.t = t;
-    nnlib__recurrent_pass(
-        n, hsz * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR), cells_forward,
-        &step);
+    nnlib__recurrent_pass(n, hsz * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR),
+                          cells_forward, &step);
   }
   nnlib__recurrent_save_state(l, run, y, a.cell, n, steps);
   return NNLIB_OK;

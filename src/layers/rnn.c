@@ -125,10 +125,10 @@ static void cells_backward(void *ctx, int64_t begin, int64_t end) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)p->l;
   int64_t hsz = r->hidden, t = p->t, steps = p->steps;
   for (int64_t s = begin; s < end; s++)
-    rnn_cell_backward(r->nonlinearity, p->gates + (s * steps + t) * hsz,
-                      nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, t,
-                                             steps),
-                      p->carry + s * hsz, hsz);
+    rnn_cell_backward(
+        r->nonlinearity, p->gates + (s * steps + t) * hsz,
+        nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, t, steps),
+        p->carry + s * hsz, hsz);
 }
 
 static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
