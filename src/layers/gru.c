@@ -36,7 +36,15 @@
  *           dpre_r = d(rh) h_{t-1} r (1 - r)
  *           carry  = dh z + d(rh) r + dQ_{r,z} W_h{r,z}  [N, 2H] x [2H, H]
  *           dW_hn  = dQ_n^T (r h), the other rows of dW_hh as above.
+ *
+ * A step's cell passes run over ranges of samples on nnlib's threads
+ * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
  */
+/* no FMA contraction, so every clone of a cell gives the same bits
+ * (recurrent.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "recurrent.h"
 
 #include <string.h>
@@ -79,7 +87,7 @@ static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
 
 /* One step of one sample: p [3H] input side (pre-activations in, r z n
  * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_cell(float *restrict p, float *restrict q,
                      const float *restrict bias, const float *restrict hprev,
                      float *restrict h, int64_t width) {
@@ -116,11 +124,48 @@ static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
   return a;
 }
 
+/* One step t of the layer, what a range of its samples needs. */
+typedef struct gru_step {
+  const nnlib_layer *l;
+  const gru_areas *a;
+  float *y;
+  const float *dy, *zeros; /* backward only */
+  int64_t t, steps;
+} gru_step;
+
+/* Runs `fn` over the samples of step t (work `per_unit` RNN_COST_* per
+ * hidden unit). */
+static void gru_pass(gru_step *step, int64_t t, int64_t n, int64_t per_unit,
+                     nnlib__range_fn fn) {
+  step->t = t;
+  nnlib__recurrent_pass(
+      n, ((const nnlib__recurrent *)step->l)->hidden * per_unit, fn, step);
+}
+
+/* The rows of step t of sample s in [N, T, width] arrays: its hidden-unit
+ * offset (s T + t) H. */
+static int64_t unit_at(const gru_step *p, int64_t s) {
+  return (s * p->steps + p->t) * ((const nnlib__recurrent *)p->l)->hidden;
+}
+
 /* Q_t = 0 for every sample (a zero h_{-1}) */
 static void zero_step(float *q, int64_t t, int64_t steps, int64_t width,
                       int64_t n) {
   for (int64_t s = 0; s < n; s++)
     memset(q + (s * steps + t) * width, 0, (size_t)width * sizeof(float));
+}
+
+static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_cell(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+             nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t, p->steps),
+             hsz);
+    nnlib__recurrent_h_share(p->l, a->hprev, p->y, s, p->t, p->steps);
+  }
 }
 
 /* The steps of linear_before_reset 1: Q_t = h_{t-1} W_hh^T, one pass. */
@@ -129,18 +174,15 @@ static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
                                       int64_t steps) {
   int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  gru_step step = {l, a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
     if (t > 0 || !zero_start)
       NNLIB_TRY(
           nnlib__recurrent_step_product(l, a->hprev, t, 0.0f, a->q, n, steps));
     else
       zero_step(a->q, t, steps, 3 * hsz, n);
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_cell(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
-               nnlib__recurrent_h_slot(l, a->hprev, y, s, t, steps), hsz);
-      nnlib__recurrent_h_share(l, a->hprev, y, s, t, steps);
-    }
+    gru_pass(&step, t, n, 3 * RNN_COST_GATE + 3 * RNN_COST_NONLINEAR,
+             cells_reset_after);
   }
   return NNLIB_OK;
 }
@@ -160,7 +202,7 @@ static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
 
 /* linear_before_reset 0, first pass of one sample: r and z (into p's r and
  * z blocks) and r h_{t-1} (into rh). */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_reset_update(float *restrict p, const float *restrict q,
                              const float *restrict bias,
                              const float *restrict hprev,
@@ -177,7 +219,7 @@ static void gru_reset_update(float *restrict p, const float *restrict q,
 
 /* linear_before_reset 0, second pass: n = tanh(p_n + b_in + Q_n + b_hn)
  * with Q_n = W_hn (r h), into p's n block, and h_t. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_new_state(float *restrict p, const float *restrict q,
                           const float *restrict bias,
                           const float *restrict hprev, float *restrict h,
@@ -192,32 +234,49 @@ static void gru_new_state(float *restrict p, const float *restrict q,
   }
 }
 
+static void cells_reset_update(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_reset_update(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+                     a->rh + at, hsz);
+  }
+}
+
+static void cells_new_state(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_new_state(
+        a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
+        nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t, p->steps), hsz);
+    nnlib__recurrent_h_share(p->l, a->hprev, p->y, s, p->t, p->steps);
+  }
+}
+
 /* The steps of linear_before_reset 0 (see the top of the file). */
 static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
                                       const gru_areas *a, float *y, int64_t n,
                                       int64_t steps) {
   int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  gru_step step = {l, a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
     bool from_zero = t == 0 && zero_start; /* h_{-1} = 0: Q = 0, r h = 0 */
     if (from_zero)
       zero_step(a->q, t, steps, 3 * hsz, n);
     else
       NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, a->q, n, steps));
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_reset_update(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
-                       a->rh + at, hsz);
-    }
+    gru_pass(&step, t, n, 3 * RNN_COST_GATE + 2 * RNN_COST_NONLINEAR,
+             cells_reset_update);
     if (!from_zero)
       NNLIB_TRY(hidden_product(l, a->rh, t, 2 * hsz, hsz, a->q, n, steps));
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_new_state(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
-                    nnlib__recurrent_h_slot(l, a->hprev, y, s, t, steps),
-                    hsz);
-      nnlib__recurrent_h_share(l, a->hprev, y, s, t, steps);
-    }
+    gru_pass(&step, t, n, 2 * RNN_COST_GATE + RNN_COST_NONLINEAR,
+             cells_new_state);
   }
   return NNLIB_OK;
 }
@@ -241,7 +300,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* One step of one sample backwards (see the top of the file): p and q get
  * dL/d(pre) of the input and hidden sides, carry gets dh z. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_cell_backward(float *restrict p, float *restrict q,
                               const float *restrict hprev,
                               const float *restrict dy, float *restrict carry,
@@ -264,18 +323,25 @@ static void gru_cell_backward(float *restrict p, float *restrict q,
   }
 }
 
+static void cells_back_reset_after(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_cell_backward(
+        a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+        nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, p->t, p->steps),
+        a->carry + s * hsz, hsz);
+  }
+}
+
 static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
                                      const gru_areas *a, const float *dy,
                                      int64_t n, int64_t steps) {
-  int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
-  const float *zeros = nnlib__recurrent_zeros(l, run);
+  gru_step step = {l, a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
   for (int64_t t = steps; t-- > 0;) {
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_cell_backward(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
-                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
-                        a->carry + s * hsz, hsz);
-    }
+    gru_pass(&step, t, n, 6 * RNN_COST_GATE, cells_back_reset_after);
     /* carry = dh z (written above) + dQ_t W_hh */
     if (t > 0)
       NNLIB_TRY(nnlib__recurrent_carry_product(l, a->q, t, 1.0f, a->carry, n,
@@ -287,7 +353,7 @@ static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
 /* linear_before_reset 0, first backward pass of one sample: dpre_n and
  * dpre_z (both sides: dQ_n = dpre_n), carry = dh z. r stays in p's r
  * block for the second pass. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_back_new_update(float *restrict p, float *restrict q,
                                 const float *restrict hprev,
                                 const float *restrict dy,
@@ -308,7 +374,7 @@ static void gru_back_new_update(float *restrict p, float *restrict q,
 }
 
 /* Second pass: dpre_r = d(rh) h_{t-1} r (1 - r); carry += d(rh) r. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void gru_back_reset(float *restrict p, float *restrict q,
                            const float *restrict hprev,
                            const float *restrict drh, float *restrict carry,
@@ -322,28 +388,43 @@ static void gru_back_reset(float *restrict p, float *restrict q,
   }
 }
 
+static void cells_back_new_update(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_back_new_update(
+        a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+        nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, p->t, p->steps),
+        a->carry + s * hsz, hsz);
+  }
+}
+
+static void cells_back_reset(void *ctx, int64_t begin, int64_t end) {
+  const gru_step *p = ctx;
+  const gru_areas *a = p->a;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = unit_at(p, s);
+    gru_back_reset(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
+                   a->drh + s * hsz, a->carry + s * hsz, hsz);
+  }
+}
+
 static nnlib_status back_reset_first(nnlib_layer *l, const nnlib__run *run,
                                      const gru_areas *a, const float *dy,
                                      int64_t n, int64_t steps) {
   int64_t hsz = ((const nnlib__recurrent *)l)->hidden, gh = 3 * hsz;
-  const float *zeros = nnlib__recurrent_zeros(l, run);
   const float *w_hh = nnlib__recurrent_w_hh(l);
+  gru_step step = {l, a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
   for (int64_t t = steps; t-- > 0;) {
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_back_new_update(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
-                          nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
-                          a->carry + s * hsz, hsz);
-    }
+    gru_pass(&step, t, n, 4 * RNN_COST_GATE, cells_back_new_update);
     /* d(rh) [N, H] = dpre_n [N, H] x W_hn [H, H] */
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, hsz, hsz, 1.0f,
                           a->p + t * gh + 2 * hsz, steps * gh,
                           w_hh + 2 * hsz * hsz, hsz, 0.0f, a->drh, hsz));
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      gru_back_reset(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
-                     a->drh + s * hsz, a->carry + s * hsz, hsz);
-    }
+    gru_pass(&step, t, n, 3 * RNN_COST_GATE, cells_back_reset);
     /* carry += dQ_{r,z} [N, 2H] x W_h{r,z} [2H, H] */
     if (t > 0)
       NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, hsz, 2 * hsz,

@@ -15,7 +15,15 @@
  *           carry_c = dc f                    (fused pass, in place)
  *           carry_h = dpre_t W_hh             [N, 4H] x [4H, H]  one GEMM
  *           then dX, dW_ih, dW_hh, db over all steps (recurrent.c)
+ *
+ * A step's cells run over ranges of samples on nnlib's threads
+ * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
  */
+/* no FMA contraction, so every clone of a cell gives the same bits
+ * (recurrent.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "recurrent.h"
 
 #include <string.h>
@@ -43,7 +51,7 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* One step of one sample: gates [4H] (i f g o) pre-activations in,
  * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void lstm_cell(float *restrict gates, const float *restrict bias,
                       const float *restrict cprev, float *restrict c,
                       float *restrict tc, float *restrict h, int64_t width) {
@@ -93,6 +101,29 @@ static const float *cell_before(const nnlib__recurrent *r,
   return a->cell + (s * steps + t - 1) * r->hidden;
 }
 
+/* One step t of the layer, what a range of its samples needs. */
+typedef struct lstm_step {
+  const nnlib_layer *l;
+  const lstm_areas *a;
+  float *y;
+  const float *dy, *zeros; /* backward only */
+  int64_t t, steps;
+} lstm_step;
+
+static void cells_forward(void *ctx, int64_t begin, int64_t end) {
+  const lstm_step *p = ctx;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)p->l;
+  const lstm_areas *a = p->a;
+  int64_t hsz = r->hidden, t = p->t, steps = p->steps;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = (s * steps + t) * hsz;
+    lstm_cell(a->gates + 4 * at, a->bias, cell_before(r, a, s, t, steps),
+              a->cell + at, a->tanh_c + at,
+              nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, t, steps), hsz);
+    nnlib__recurrent_h_share(p->l, a->hprev, p->y, s, t, steps);
+  }
+}
+
 static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
                                  const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
@@ -104,18 +135,15 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
   nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
   nnlib__recurrent_load_initial(l, run, true, a.c0, hsz, n);
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  lstm_step step = {l, &a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || !zero_start)
       NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n,
-                                                    steps));
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      lstm_cell(a.gates + 4 * at, a.bias, cell_before(r, &a, s, t, steps), a.cell + at,
-                a.tanh_c + at, nnlib__recurrent_h_slot(l, a.hprev, y, s, t, steps),
-                hsz);
-      nnlib__recurrent_h_share(l, a.hprev, y, s, t, steps);
-    }
+                                              steps));
+    step.t = t;
+    nnlib__recurrent_pass(n, hsz * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR),
+                          cells_forward, &step);
   }
   nnlib__recurrent_save_state(l, run, y, a.cell, n, steps);
   return NNLIB_OK;
@@ -123,7 +151,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* One step of one sample backwards: gate activations in, dL/d(pre) out, in
  * place; carries in and out (see the top of the file). */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void lstm_cell_backward(float *restrict gates,
                                const float *restrict cprev,
                                const float *restrict tc,
@@ -143,6 +171,20 @@ static void lstm_cell_backward(float *restrict gates,
   }
 }
 
+static void cells_backward(void *ctx, int64_t begin, int64_t end) {
+  const lstm_step *p = ctx;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)p->l;
+  const lstm_areas *a = p->a;
+  int64_t hsz = r->hidden, t = p->t, steps = p->steps;
+  for (int64_t s = begin; s < end; s++) {
+    int64_t at = (s * steps + t) * hsz;
+    lstm_cell_backward(
+        a->gates + 4 * at, cell_before(r, a, s, t, steps), a->tanh_c + at,
+        nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, t, steps),
+        a->carry_h + s * hsz, a->carry_c + s * hsz, hsz);
+  }
+}
+
 static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
                                   const float *x, const float *y, float *dy,
                                   float *dx, int64_t n) {
@@ -152,19 +194,13 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   lstm_areas a = areas_of(l, run);
   memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
   memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
-  const float *zeros = nnlib__recurrent_zeros(l, run);
+  lstm_step step = {l, &a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
   for (int64_t t = steps; t-- > 0;) {
-    for (int64_t s = 0; s < n; s++) {
-      int64_t at = (s * steps + t) * hsz;
-      lstm_cell_backward(a.gates + 4 * at, cell_before(r, &a, s, t, steps),
-                         a.tanh_c + at,
-                         nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
-                         a.carry_h + s * hsz, a.carry_c + s * hsz, hsz);
-    }
+    step.t = t;
+    nnlib__recurrent_pass(n, hsz * 4 * RNN_COST_GATE, cells_backward, &step);
     if (t > 0)
-      NNLIB_TRY(
-          nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h, n,
-                                         steps));
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h,
+                                               n, steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
                                           NULL, dx, n);

@@ -9,7 +9,15 @@
  *           dA_t = (dY_t + carry) * f'(h_t)    fused pass, in place of h_t
  *           carry = dA_t W_hh                  [N, H] x [H, H]  one GEMM
  *           then dX, dW_ih, dW_hh, db over all steps (recurrent.c)
+ *
+ * A step's cells run over ranges of samples on nnlib's threads
+ * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
  */
+/* no FMA contraction, so every clone of a cell gives the same bits
+ * (recurrent.h) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "recurrent.h"
 
 #include <string.h>
@@ -33,7 +41,7 @@ static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* h = f(a + b) over one row, into a (kept for backward) and h; relu as
  * z < 0 ? 0 : z lets NaN through. One loop per f, so each vectorises. */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void rnn_cell(nnlib_activation act, float *restrict a,
                      const float *restrict b, float *restrict h,
                      int64_t width) {
@@ -48,34 +56,58 @@ static void rnn_cell(nnlib_activation act, float *restrict a,
   }
 }
 
+/* One step t of the layer, what a range of its samples needs. */
+typedef struct rnn_step {
+  const nnlib_layer *l;
+  float *gates, *hprev, *y, *carry, *bias;
+  const float *dy, *zeros; /* backward only */
+  int64_t t, steps;
+} rnn_step;
+
+static void cells_forward(void *ctx, int64_t begin, int64_t end) {
+  const rnn_step *p = ctx;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)p->l;
+  int64_t hsz = r->hidden, t = p->t, steps = p->steps;
+  for (int64_t s = begin; s < end; s++) {
+    float *h = nnlib__recurrent_h_slot(p->l, p->hprev, p->y, s, t, steps);
+    rnn_cell(r->nonlinearity, p->gates + (s * steps + t) * hsz, p->bias, h,
+             hsz);
+    nnlib__recurrent_h_share(p->l, p->hprev, p->y, s, t, steps);
+  }
+}
+
 static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
                                 const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
   int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
-  float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
-  float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
-  float *bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS);
-  nnlib__recurrent_bias_sum(l, bias);
-  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, gates, n, steps));
-  nnlib__recurrent_load_initial(l, run, false, hprev, steps * hsz, n);
+  rnn_step step = {.l = l,
+                   .gates = nnlib__recurrent_area(l, run, RNN_WS_GATES),
+                   .hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV),
+                   .y = y,
+                   .bias = nnlib__recurrent_area(l, run, RNN_WS_BIAS),
+                   .steps = steps};
+  nnlib__recurrent_bias_sum(l, step.bias);
+  NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, step.gates, n, steps));
+  nnlib__recurrent_load_initial(l, run, false, step.hprev, steps * hsz, n);
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  int64_t cost = hsz * (r->nonlinearity == NNLIB_ACT_RELU
+                            ? RNN_COST_GATE
+                            : RNN_COST_GATE + RNN_COST_NONLINEAR);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || !zero_start)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, hprev, t, 1.0f, gates, n, steps));
-    for (int64_t s = 0; s < n; s++) {
-      float *h = nnlib__recurrent_h_slot(l, hprev, y, s, t, steps);
-      rnn_cell(r->nonlinearity, gates + (s * steps + t) * hsz, bias, h, hsz);
-      nnlib__recurrent_h_share(l, hprev, y, s, t, steps);
-    }
+      NNLIB_TRY(nnlib__recurrent_step_product(l, step.hprev, t, 1.0f,
+                                              step.gates, n, steps));
+    step.t = t;
+    nnlib__recurrent_pass(n, cost, cells_forward, &step);
   }
   nnlib__recurrent_save_state(l, run, y, NULL, n, steps);
   return NNLIB_OK;
 }
 
 /* a = (dy + carry) f'(h), from h in a: relu' = (h > 0), tanh' = 1 - h^2 */
-NNLIB__VECTOR_CLONES
+NNLIB__WIDE_VECTOR_CLONES
 static void rnn_cell_backward(nnlib_activation act, float *restrict a,
                               const float *restrict dy,
                               const float *restrict carry, int64_t width) {
@@ -88,27 +120,40 @@ static void rnn_cell_backward(nnlib_activation act, float *restrict a,
   }
 }
 
+static void cells_backward(void *ctx, int64_t begin, int64_t end) {
+  const rnn_step *p = ctx;
+  const nnlib__recurrent *r = (const nnlib__recurrent *)p->l;
+  int64_t hsz = r->hidden, t = p->t, steps = p->steps;
+  for (int64_t s = begin; s < end; s++)
+    rnn_cell_backward(
+        r->nonlinearity, p->gates + (s * steps + t) * hsz,
+        nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, t, steps),
+        p->carry + s * hsz, hsz);
+}
+
 static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
                                  const float *x, const float *y, float *dy,
                                  float *dx, int64_t n) {
   (void)y;
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
   int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
-  float *gates = nnlib__recurrent_area(l, run, RNN_WS_GATES);
-  float *hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV);
-  float *carry = nnlib__recurrent_area(l, run, RNN_WS_CARRY_H);
-  const float *zeros = nnlib__recurrent_zeros(l, run);
-  memset(carry, 0, (size_t)(n * hsz) * sizeof(float));
+  rnn_step step = {.l = l,
+                   .gates = nnlib__recurrent_area(l, run, RNN_WS_GATES),
+                   .hprev = nnlib__recurrent_area(l, run, RNN_WS_HPREV),
+                   .carry = nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
+                   .dy = dy,
+                   .zeros = nnlib__recurrent_zeros(l, run),
+                   .steps = steps};
+  memset(step.carry, 0, (size_t)(n * hsz) * sizeof(float));
   for (int64_t t = steps; t-- > 0;) {
-    for (int64_t s = 0; s < n; s++)
-      rnn_cell_backward(r->nonlinearity, gates + (s * steps + t) * hsz,
-                        nnlib__recurrent_dy_at(l, dy, zeros, s, t, steps),
-                        carry + s * hsz, hsz);
+    step.t = t;
+    nnlib__recurrent_pass(n, hsz * RNN_COST_GATE, cells_backward, &step);
     if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, gates, t, 0.0f, carry, n, steps));
+      NNLIB_TRY(nnlib__recurrent_carry_product(l, step.gates, t, 0.0f,
+                                               step.carry, n, steps));
   }
-  return nnlib__recurrent_finish_backward(l, run, x, gates, gates, hprev,
-                                          NULL, dx, n);
+  return nnlib__recurrent_finish_backward(l, run, x, step.gates, step.gates,
+                                          step.hprev, NULL, dx, n);
 }
 
 static const nnlib__layer_ops rnn_ops = {
