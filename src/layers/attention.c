@@ -378,8 +378,23 @@ typedef struct softmax_pass {
   bool causal;
 } softmax_pass;
 
+/* dS = P * (dP - rowsum(dP * P)) in place over dp [t, t]: the softmax's
+ * Jacobian. Masked entries have P = 0 and get dS = 0: under the causal
+ * mask row i only reads and computes its keys 0..i and zeroes the rest. */
+NNLIB__VECTOR_CLONES
 static void softmax_backward(const float *restrict p, float *restrict dp,
-                             int64_t t, bool causal);
+                             int64_t t, bool causal) {
+  for (int64_t i = 0; i < t; i++) {
+    const float *restrict pr = p + i * t;
+    float *restrict dr = dp + i * t;
+    int64_t seen = causal ? i + 1 : t;
+    float dot = row_dot(dr, pr, seen);
+    for (int64_t j = 0; j < seen; j++)
+      dr[j] = pr[j] * (dr[j] - dot);
+    if (seen < t)
+      memset(dr + seen, 0, (size_t)(t - seen) * sizeof(float));
+  }
+}
 
 static void softmax_range(void *ctx, int64_t begin, int64_t end) {
   const softmax_pass *s = ctx;
@@ -499,24 +514,6 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
                         prm.w_out->value.data, d,
                         prm.b_out != NULL ? 1.0f : 0.0f, y, d));
   return NNLIB_OK;
-}
-
-/* dS = P * (dP - rowsum(dP * P)) in place over dp [t, t]: the softmax's
- * Jacobian. Masked entries have P = 0 and get dS = 0: under the causal
- * mask row i only reads and computes its keys 0..i and zeroes the rest. */
-NNLIB__VECTOR_CLONES
-static void softmax_backward(const float *restrict p, float *restrict dp,
-                             int64_t t, bool causal) {
-  for (int64_t i = 0; i < t; i++) {
-    const float *restrict pr = p + i * t;
-    float *restrict dr = dp + i * t;
-    int64_t seen = causal ? i + 1 : t;
-    float dot = row_dot(dr, pr, seen);
-    for (int64_t j = 0; j < seen; j++)
-      dr[j] = pr[j] * (dr[j] - dot);
-    if (seen < t)
-      memset(dr + seen, 0, (size_t)(t - seen) * sizeof(float));
-  }
 }
 
 /* One sample's head-by-head backward from dO (its rows, ld D) into its
