@@ -406,6 +406,15 @@ static bool attention_shape_of(const layer_call *c, attention_shape *s) {
   return true;
 }
 
+/* Samples per group of the layer's passes without dropout: all per-head
+ * GEMMs of a group, one softmax pass over its (sample, head) blocks, the
+ * next GEMMs; a group holds 16 blocks (samples_per_group in
+ * src/layers/attention.c), or the whole batch if smaller. */
+static int attention_group(int heads, int n) {
+  int group = heads >= 16 ? 1 : (16 + heads - 1) / heads;
+  return group < n ? group : n;
+}
+
 /* Floats of each shared buffer of an attention layer on a batch of n. */
 static void attention_buffer_sizes(const attention_shape *s, int n,
                                    int64_t sizes[ATT_BUFFERS]) {
@@ -414,7 +423,8 @@ static void attention_buffer_sizes(const attention_shape *s, int n,
       [ATT_X] = rows * d,      [ATT_QKV] = rows * 3 * d,
       [ATT_P] = n * s->heads * tt, [ATT_O] = rows * d,
       [ATT_DQKV] = rows * 3 * d, [ATT_DO] = rows * d,
-      [ATT_DP] = tt,           [ATT_Y] = rows * d,
+      [ATT_DP] = attention_group(s->heads, n) * s->heads * tt,
+      [ATT_Y] = rows * d,
       [ATT_DY] = rows * d,     [ATT_DX] = rows * d,
       [ATT_W_IN] = 3 * d * d,  [ATT_W_OUT] = d * d,
       [ATT_G_IN] = 3 * d * d,  [ATT_G_OUT] = d * d};
@@ -452,7 +462,8 @@ static bench_gemm with_beta(bench_gemm g, float beta) {
 /* Attention (src/layers/attention.c) on n samples [T, D], R = n T rows,
  * H heads of hd = D / H columns; the QKV rows hold q | k | v (ld 3D) and
  * head h's columns start at h hd within each; per sample and head
- * (n H calls each):
+ * (n H calls each), in groups of samples (attention_group): all score
+ * GEMMs of a group, then all P V_h, likewise in backward:
  *   forward     QKV = X W_in^T          NT [R,D] x [D,3D]   beta 1 onto
  *                                                           b_in's rows
  *               S = Q_h K_h^T / sqrt hd NT [T,hd] x [hd,T]  ld 3D, 3D -> T
@@ -461,10 +472,10 @@ static bench_gemm with_beta(bench_gemm g, float beta) {
  *                                                           b_out's rows
  *   backward    dW_out = dY^T O         TN [D,R] x [R,D]
  *               dO = dY W_out           NN [R,D] x [D,D]
- *               then head by head: dV_h = P^T dO_h (TN, ld T, D -> 3D),
- *               dP = dO_h V_h^T (NT, ld D, 3D -> T), dQ_h = dS K_h
- *               sqrt(hd)^-1 (NN, ld T, 3D -> 3D), dK_h = dS^T Q_h
- *               sqrt(hd)^-1 (TN, likewise)
+ *               then per group: dV_h = P^T dO_h (TN, ld T, D -> 3D)
+ *               and dP = dO_h V_h^T (NT, ld D, 3D -> T) head by head,
+ *               then dQ_h = dS K_h sqrt(hd)^-1 (NN, ld T, 3D -> 3D) and
+ *               dK_h = dS^T Q_h sqrt(hd)^-1 (TN, likewise) head by head
  *               dW_in = dQKV^T X        TN [3D,R] x [R,D]
  *               dX = dQKV W_in          NN [R,3D] x [3D,D]  (with dX)
  * Without dropout (the bench's models have none); the scale multiplies
@@ -475,10 +486,11 @@ static int attention_gemms(const layer_call *c, bool backward,
   if (c->first_buf < 1 || !attention_shape_of(c, &s))
     return -1;
   int t = s.t, d = s.d, hd = s.hd, heads = s.heads, rows = c->n * t;
-  int calls = c->n * heads, ld3 = 3 * d;
+  int ld3 = 3 * d;
   int64_t tt = (int64_t)t * t, qkv_rows = (int64_t)t * ld3;
   int64_t o_rows = (int64_t)t * d, p_sample = heads * tt;
   float scale = 1.0f / sqrtf((float)hd);
+  int group = attention_group(heads, c->n);
   /* with biases (4 parameter tensors) the projections add onto the bias
    * rows broadcast into their output first */
   float bias_beta = nnlib_layer_get_param_tensor_count(c->l) == 4 ? 1.0f : 0.0f;
@@ -488,16 +500,20 @@ static int attention_gemms(const layer_call *c, bool backward,
                                   att(c, ATT_W_IN, 0, d, 0, 0),
                                   att(c, ATT_QKV, 0, ld3, 0, 0)),
                          bias_beta));
-    /* per head: scores, then (after the softmax) P V_h */
-    int group = 1000 * (c->index + 1);
-    push(list, att_gemm("forward", c, 'N', 'T', t, t, hd, scale, calls,
-                        heads, group, att(c, ATT_QKV, 0, ld3, qkv_rows, hd),
-                        att(c, ATT_QKV, d, ld3, qkv_rows, hd),
-                        att(c, ATT_P, 0, t, p_sample, tt)));
-    push(list, att_gemm("forward", c, 'N', 'N', t, hd, t, 1.0f, calls, heads,
-                        group, att(c, ATT_P, 0, t, p_sample, tt),
-                        att(c, ATT_QKV, 2 * d, ld3, qkv_rows, hd),
-                        att(c, ATT_O, 0, d, o_rows, hd)));
+    /* per group of samples: the scores of each (sample, head), then
+     * (after one softmax pass over them) P V_h of each */
+    for (int b0 = 0; b0 < c->n; b0 += group) {
+      int count = (c->n - b0 < group ? c->n - b0 : group) * heads;
+      int64_t q0 = b0 * qkv_rows, p0 = b0 * p_sample;
+      push(list, att_gemm("forward", c, 'N', 'T', t, t, hd, scale, count,
+                          heads, 0, att(c, ATT_QKV, q0, ld3, qkv_rows, hd),
+                          att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
+                          att(c, ATT_P, p0, t, p_sample, tt)));
+      push(list, att_gemm("forward", c, 'N', 'N', t, hd, t, 1.0f, count,
+                          heads, 0, att(c, ATT_P, p0, t, p_sample, tt),
+                          att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
+                          att(c, ATT_O, b0 * o_rows, d, o_rows, hd)));
+    }
     push(list, with_beta(att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1,
                                   0, 0, att(c, ATT_O, 0, d, 0, 0),
                                   att(c, ATT_W_OUT, 0, d, 0, 0),
@@ -512,26 +528,32 @@ static int attention_gemms(const layer_call *c, bool backward,
                       att(c, ATT_DY, 0, d, 0, 0),
                       att(c, ATT_W_OUT, 0, d, 0, 0),
                       att(c, ATT_DO, 0, d, 0, 0)));
-  int group = 1000 * (c->index + 1) + 1;
-  /* dV_h = P^T dO_h */
-  push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, 1.0f, calls, heads,
-                      group, att(c, ATT_P, 0, t, p_sample, tt),
-                      att(c, ATT_DO, 0, d, o_rows, hd),
-                      att(c, ATT_DQKV, 2 * d, ld3, qkv_rows, hd)));
-  /* dP = dO_h V_h^T, one [T,T] scratch for every head */
-  push(list, att_gemm("input_grad", c, 'N', 'T', t, t, hd, 1.0f, calls, heads,
-                      group, att(c, ATT_DO, 0, d, o_rows, hd),
-                      att(c, ATT_QKV, 2 * d, ld3, qkv_rows, hd),
-                      att(c, ATT_DP, 0, t, 0, 0)));
-  /* dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd) */
-  push(list, att_gemm("input_grad", c, 'N', 'N', t, hd, t, scale, calls,
-                      heads, group, att(c, ATT_DP, 0, t, 0, 0),
-                      att(c, ATT_QKV, d, ld3, qkv_rows, hd),
-                      att(c, ATT_DQKV, 0, ld3, qkv_rows, hd)));
-  push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, scale, calls,
-                      heads, group, att(c, ATT_DP, 0, t, 0, 0),
-                      att(c, ATT_QKV, 0, ld3, qkv_rows, hd),
-                      att(c, ATT_DQKV, d, ld3, qkv_rows, hd)));
+  /* per group of samples: dV_h = P^T dO_h and dP = dO_h V_h^T of each
+   * (sample, head), dP into the group's blocks; after one softmax backward
+   * pass over them, dQ_h = dS K_h / sqrt(hd) and dK_h = dS^T Q_h / sqrt(hd)
+   * of each */
+  for (int b0 = 0; b0 < c->n; b0 += group) {
+    int count = (c->n - b0 < group ? c->n - b0 : group) * heads;
+    int64_t q0 = b0 * qkv_rows, p0 = b0 * p_sample, o0 = b0 * o_rows;
+    /* interleaved pairs: an id of their own, apart from the neighbours' */
+    int first_pair = 100000 * (c->index + 1) + 2 * (b0 / group) + 1;
+    push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, 1.0f, count,
+                        heads, first_pair, att(c, ATT_P, p0, t, p_sample, tt),
+                        att(c, ATT_DO, o0, d, o_rows, hd),
+                        att(c, ATT_DQKV, q0 + 2 * d, ld3, qkv_rows, hd)));
+    push(list, att_gemm("input_grad", c, 'N', 'T', t, t, hd, 1.0f, count,
+                        heads, first_pair, att(c, ATT_DO, o0, d, o_rows, hd),
+                        att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
+                        att(c, ATT_DP, 0, t, p_sample, tt)));
+    push(list, att_gemm("input_grad", c, 'N', 'N', t, hd, t, scale, count,
+                        heads, first_pair + 1, att(c, ATT_DP, 0, t, p_sample, tt),
+                        att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
+                        att(c, ATT_DQKV, q0, ld3, qkv_rows, hd)));
+    push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, scale, count,
+                        heads, first_pair + 1, att(c, ATT_DP, 0, t, p_sample, tt),
+                        att(c, ATT_QKV, q0, ld3, qkv_rows, hd),
+                        att(c, ATT_DQKV, q0 + d, ld3, qkv_rows, hd)));
+  }
   push(list, att_gemm("weight_grad", c, 'T', 'N', ld3, d, rows, 1.0f, 1, 0, 0,
                       att(c, ATT_DQKV, 0, ld3, 0, 0),
                       att(c, ATT_X, 0, d, 0, 0),

@@ -367,6 +367,42 @@ static void gelu_backward(nnlib_activation kind, const float *x,
     gelu_backward_separate(kind, x, dy, dx, count);
 }
 
+/* The activation layer's GELU passes over the pass pool, in blocks of
+ * GELU_BLOCK values: each value is computed alone (the same operations in
+ * a vector lane as in the scalar remainder), so any split gives the same
+ * bits. A part of at least GELU_MIN_BLOCKS blocks (32k values, some 30
+ * microseconds) pays for waking a worker. */
+enum { GELU_BLOCK = 64, GELU_MIN_BLOCKS = 512 };
+
+typedef struct gelu_pass {
+  nnlib_activation kind;
+  const float *x;  /* the layer's input */
+  const float *dy; /* backward only; NULL: forward */
+  float *out;      /* y forward, dx backward */
+  int64_t count;
+} gelu_pass;
+
+static void gelu_range(void *ctx, int64_t begin, int64_t end) {
+  const gelu_pass *p = ctx;
+  int64_t first = begin * GELU_BLOCK;
+  int64_t last = end * GELU_BLOCK < p->count ? end * GELU_BLOCK : p->count;
+  const float *x = p->x + first;
+  float *out = p->out + first;
+  if (p->dy != NULL)
+    gelu_backward(p->kind, x, p->dy + first, out, last - first);
+  else if (x == out)
+    gelu_forward_in_place(p->kind, out, last - first);
+  else
+    gelu_forward_separate(p->kind, x, out, last - first);
+}
+
+static void gelu_parallel(nnlib_activation kind, const float *x,
+                          const float *dy, float *out, int64_t count) {
+  gelu_pass p = {kind, x, dy, out, count};
+  nnlib__parallel_for((count + GELU_BLOCK - 1) / GELU_BLOCK, GELU_MIN_BLOCKS,
+                      gelu_range, &p);
+}
+
 void nnlib__softmax_rows(const float *x, float *y, int64_t rows,
                          int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
@@ -428,6 +464,8 @@ static nnlib_status activation_forward(nnlib_layer *l, const nnlib__run *run,
     return NNLIB_OK;
   if (a->kind == NNLIB_ACT_SOFTMAX)
     nnlib__softmax_rows(x, y, rows, cols);
+  else if (is_gelu(a->kind))
+    gelu_parallel(a->kind, x, NULL, y, rows * cols);
   else /* n rows of a sample's values each, as before decoding existed */
     nnlib__activation_apply(a->kind, a->param, x, NULL, y, n,
                             rows * cols / n);
@@ -460,7 +498,7 @@ static nnlib_status activation_backward(nnlib_layer *l, const nnlib__run *run,
   if (a->kind == NNLIB_ACT_SOFTMAX)
     softmax_backward(y, dy, dx, rows, cols);
   else if (is_gelu(a->kind))
-    gelu_backward(a->kind, x, dy, dx, rows * cols);
+    gelu_parallel(a->kind, x, dy, dx, rows * cols);
   else
     nnlib__activation_backward(a->kind, a->param, y, dy, dx, NULL, n,
                                rows * cols / n);

@@ -49,7 +49,9 @@
  * head's T x T block). */
 typedef struct attention_areas {
   int64_t qkv, p, mask, o;   /* forward, kept for backward */
-  int64_t dqkv, d_o, dp, pd; /* backward scratch (pd: P~ of one head) */
+  int64_t dqkv, d_o, dp, pd; /* backward scratch (dp: dP of one head, or of
+                                a group's heads without dropout; pd: P~ of
+                                one head) */
   int64_t total;
 } attention_areas;
 
@@ -67,19 +69,35 @@ static const char *attention_name(const nnlib_layer *l) {
   return "attention";
 }
 
+/* Training and whole-sequence passes without dropout go in groups of
+ * samples: every per-head GEMM of the group on the calling thread, then
+ * one softmax pass (forward or backward) over the group's (sample, head)
+ * score blocks on the pass pool, then the next GEMMs. A group of
+ * GROUP_BLOCKS blocks (1 MB of scores at T = 128) stays in cache between
+ * the GEMMs and the pass. */
+enum { GROUP_BLOCKS = 16 };
+
+static int64_t samples_per_group(int64_t heads) {
+  return heads >= GROUP_BLOCKS ? 1 : (GROUP_BLOCKS + heads - 1) / heads;
+}
+
 /* Lays the areas out for a batch of n [t, d] samples; false on overflow. */
 static bool attention_layout(const attention_layer *a, int64_t n,
                              attention_areas *out) {
-  int64_t rows, tt, heads_tt, qkv, o, p;
+  int64_t rows, tt, heads_tt, qkv, o, p, group_dp;
   bool dropout = a->o.dropout > 0.0f;
+  int64_t group = samples_per_group(a->heads);
   if (nnlib__mul_overflows(n, a->t, &rows) ||
       nnlib__mul_overflows(rows, 3 * a->d, &qkv) ||
       nnlib__mul_overflows(rows, a->d, &o) ||
       nnlib__mul_overflows(a->t, a->t, &tt) ||
       nnlib__mul_overflows(tt, a->heads, &heads_tt) ||
-      nnlib__mul_overflows(heads_tt, n, &p))
+      nnlib__mul_overflows(heads_tt, n, &p) ||
+      nnlib__mul_overflows(heads_tt, n < group ? n : group, &group_dp))
     return false;
-  int64_t sizes[8] = {qkv, p, dropout ? p : 0, o, qkv, o, tt, dropout ? tt : 0};
+  /* dp: dP of one head with dropout, of a group's heads without */
+  int64_t sizes[8] = {qkv, p,  dropout ? p : 0, o,
+                      qkv, o,  dropout ? tt : group_dp, dropout ? tt : 0};
   int64_t *offsets[8] = {&out->qkv, &out->p,  &out->mask, &out->o,
                          &out->dqkv, &out->d_o, &out->dp,  &out->pd};
   int64_t at = 0;
@@ -175,23 +193,63 @@ static bool drops(const attention_layer *a, const nnlib__run *run) {
          run->cache == NULL;
 }
 
+/* The passes between the GEMMs run over the pass pool. A part holds at
+ * least MIN_PART_VALUES floats of work (some 30 microseconds for these
+ * cheap passes), so a small call stays on the calling thread. Every index
+ * of a split (a row, a block of columns, a score block) is computed alone,
+ * so the bits never depend on the thread count. */
+enum { MIN_PART_VALUES = 32768, COLUMN_BLOCK = 16 };
+
+static int64_t min_part(int64_t values_per_index) {
+  if (values_per_index >= MIN_PART_VALUES)
+    return 1;
+  return (MIN_PART_VALUES + values_per_index - 1) / values_per_index;
+}
+
+typedef struct bias_pass {
+  float *y;       /* broadcast: rows [rows, cols]; sums: column sums [cols] */
+  const float *b; /* broadcast: the row; sums: the rows summed */
+  int64_t rows, cols;
+} bias_pass;
+
+static void broadcast_range(void *ctx, int64_t begin, int64_t end) {
+  const bias_pass *p = ctx;
+  for (int64_t r = begin; r < end; r++)
+    memcpy(p->y + r * p->cols, p->b, (size_t)p->cols * sizeof(float));
+}
+
 /* y = rows copies of the row b (ld cols): a GEMM at beta 1 then adds onto
  * the bias. OpenBLAS's beta 0 zeroes C in a pass of its own, so copying b
  * in its place saves the separate read-and-write pass of adding b after
  * the GEMM. */
 static void broadcast_rows(float *y, const float *b, int64_t rows,
                            int64_t cols) {
-  for (int64_t r = 0; r < rows; r++)
-    memcpy(y + r * cols, b, (size_t)cols * sizeof(float));
+  bias_pass p = {y, b, rows, cols};
+  nnlib__parallel_for(rows, min_part(cols), broadcast_range, &p);
+}
+
+/* Columns [begin, end) blocks of COLUMN_BLOCK, each summed over all rows
+ * in row order: the order of one running sum per column, whatever the
+ * split. */
+static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
+  const bias_pass *p = ctx;
+  int64_t c0 = begin * COLUMN_BLOCK;
+  int64_t c1 = end * COLUMN_BLOCK < p->cols ? end * COLUMN_BLOCK : p->cols;
+  float *b = p->y;
+  memset(b + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+  for (int64_t r = 0; r < p->rows; r++) {
+    const float *row = p->b + r * p->cols;
+    for (int64_t j = c0; j < c1; j++)
+      b[j] += row[j];
+  }
 }
 
 /* b = column sums of dy [rows, cols] */
 static void column_sums(const float *dy, float *b, int64_t rows,
                         int64_t cols) {
-  memset(b, 0, (size_t)cols * sizeof(float));
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t j = 0; j < cols; j++)
-      b[j] += dy[r * cols + j];
+  bias_pass p = {b, dy, rows, cols};
+  nnlib__parallel_for((cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK,
+                      min_part(rows * COLUMN_BLOCK), column_sums_range, &p);
 }
 
 /* The row loops below keep LANES independent partial maxima and sums, so
@@ -310,6 +368,79 @@ static nnlib_status attend_sample(const attention_layer *a,
   return NNLIB_OK;
 }
 
+/* The softmax pass over score blocks [first_block, ...) of a group: in the
+ * forward pass the masked softmax of each [tq, tk] block of p, in the
+ * backward pass dS from P (p) and dP (dp) over each [t, t] block of dp. */
+typedef struct softmax_pass {
+  float *p;           /* P blocks, block_stride apart (backward reads them) */
+  float *dp;          /* backward: dP blocks, tq tk apart; NULL: forward */
+  int64_t block_stride, tq, tk;
+  bool causal;
+} softmax_pass;
+
+/* dS = P * (dP - rowsum(dP * P)) in place over dp [t, t]: the softmax's
+ * Jacobian. Masked entries have P = 0 and get dS = 0: under the causal
+ * mask row i only reads and computes its keys 0..i and zeroes the rest. */
+NNLIB__VECTOR_CLONES
+static void softmax_backward(const float *restrict p, float *restrict dp,
+                             int64_t t, bool causal) {
+  for (int64_t i = 0; i < t; i++) {
+    const float *restrict pr = p + i * t;
+    float *restrict dr = dp + i * t;
+    int64_t seen = causal ? i + 1 : t;
+    float dot = row_dot(dr, pr, seen);
+    for (int64_t j = 0; j < seen; j++)
+      dr[j] = pr[j] * (dr[j] - dot);
+    if (seen < t)
+      memset(dr + seen, 0, (size_t)(t - seen) * sizeof(float));
+  }
+}
+
+static void softmax_range(void *ctx, int64_t begin, int64_t end) {
+  const softmax_pass *s = ctx;
+  for (int64_t b = begin; b < end; b++) {
+    float *p = s->p + b * s->block_stride;
+    if (s->dp != NULL)
+      softmax_backward(p, s->dp + b * s->tq * s->tk, s->tq, s->causal);
+    else
+      masked_softmax(p, s->tq, s->tk, 0, s->causal);
+  }
+}
+
+static void softmax_blocks(float *p, float *dp, int64_t blocks,
+                           int64_t block_stride, int64_t tq, int64_t tk,
+                           bool causal) {
+  softmax_pass s = {p, dp, block_stride, tq, tk, causal};
+  nnlib__parallel_for(blocks, min_part(tq * tk), softmax_range, &s);
+}
+
+/* Forward of samples [b0, b0 + count) over whole sequences of t positions
+ * without dropout: S GEMMs of every (sample, head), one softmax pass over
+ * their blocks, then the O GEMMs. */
+static nnlib_status attend_group(const attention_layer *a, const float *qkv,
+                                 float *p, float *o, int64_t b0, int64_t count,
+                                 int64_t t) {
+  int64_t d = a->d, hd = a->hd, block = a->t * a->t;
+  float scale = 1.0f / sqrtf((float)hd);
+  for (int64_t b = b0; b < b0 + count; b++)
+    for (int64_t h = 0; h < a->heads; h++) {
+      const float *q = qkv + b * t * 3 * d + h * hd;
+      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, t, t, hd, scale, q,
+                            3 * d, q + d, 3 * d, 0.0f,
+                            p + (b * a->heads + h) * block, t));
+    }
+  softmax_blocks(p + b0 * a->heads * block, NULL, count * a->heads, block, t,
+                 t, a->o.causal != 0);
+  for (int64_t b = b0; b < b0 + count; b++)
+    for (int64_t h = 0; h < a->heads; h++) {
+      const float *v = qkv + b * t * 3 * d + 2 * d + h * hd;
+      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, t, hd, t, 1.0f,
+                            p + (b * a->heads + h) * block, t, v, 3 * d, 0.0f,
+                            o + b * t * d + h * hd, d));
+    }
+  return NNLIB_OK;
+}
+
 /* Decoding: keys and values of the call's rows into the sample's cache at
  * rows first.., then the sources of attention are the cache's rows. */
 static kv_source cache_sample(const attention_layer *a, const float *qkv,
@@ -361,7 +492,11 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, 3 * d, d, 1.0f, x,
                         d, prm.w_in->value.data, d,
                         prm.b_in != NULL ? 1.0f : 0.0f, qkv, 3 * d));
-  for (int64_t b = 0; b < n; b++) {
+  int64_t group = samples_per_group(a->heads);
+  for (int64_t b = 0; !dropout && run->cache == NULL && b < n; b += group)
+    NNLIB_TRY(attend_group(a, qkv, run->workspace + w.p, o, b,
+                           n - b < group ? n - b : group, tq));
+  for (int64_t b = 0; (dropout || run->cache != NULL) && b < n; b++) {
     const float *q = qkv + b * tq * 3 * d;
     kv_source kv = {q + d, q + 2 * d, 3 * d, tq};
     if (run->cache != NULL)
@@ -379,24 +514,6 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
                         prm.w_out->value.data, d,
                         prm.b_out != NULL ? 1.0f : 0.0f, y, d));
   return NNLIB_OK;
-}
-
-/* dS = P * (dP - rowsum(dP * P)) in place over dp [t, t]: the softmax's
- * Jacobian. Masked entries have P = 0 and get dS = 0: under the causal
- * mask row i only reads and computes its keys 0..i and zeroes the rest. */
-NNLIB__VECTOR_CLONES
-static void softmax_backward(const float *restrict p, float *restrict dp,
-                             int64_t t, bool causal) {
-  for (int64_t i = 0; i < t; i++) {
-    const float *restrict pr = p + i * t;
-    float *restrict dr = dp + i * t;
-    int64_t seen = causal ? i + 1 : t;
-    float dot = row_dot(dr, pr, seen);
-    for (int64_t j = 0; j < seen; j++)
-      dr[j] = pr[j] * (dr[j] - dot);
-    if (seen < t)
-      memset(dr + seen, 0, (size_t)(t - seen) * sizeof(float));
-  }
 }
 
 /* One sample's head-by-head backward from dO (its rows, ld D) into its
@@ -439,6 +556,45 @@ static nnlib_status backward_sample(const attention_layer *a,
   return NNLIB_OK;
 }
 
+/* Backward of samples [b0, b0 + count) without dropout, from dO into
+ * dQKV: per (sample, head) dV and dP (into the group's dp blocks), one
+ * softmax backward pass over the blocks, then dQ and dK. */
+static nnlib_status backward_group(const attention_layer *a, const float *qkv,
+                                   float *p, const float *d_o,
+                                   float *dqkv, float *dp, int64_t b0,
+                                   int64_t count, int64_t t) {
+  int64_t d = a->d, hd = a->hd, ld = 3 * d, block = a->t * a->t;
+  float scale = 1.0f / sqrtf((float)hd);
+  for (int64_t b = b0; b < b0 + count; b++)
+    for (int64_t h = 0; h < a->heads; h++) {
+      const float *ph = p + (b * a->heads + h) * block;
+      const float *v = qkv + b * t * ld + 2 * d + h * hd;
+      const float *doh = d_o + b * t * d + h * hd;
+      float *dph = dp + ((b - b0) * a->heads + h) * t * t;
+      /* dV_h = P^T dO_h  [t,t] x [t,hd] */
+      NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, t, hd, t, 1.0f, ph,
+                            t, doh, d, 0.0f, dqkv + b * t * ld + 2 * d + h * hd,
+                            ld));
+      /* dP = dO_h V_h^T  [t,hd] x [hd,t] */
+      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, t, t, hd, 1.0f, doh,
+                            d, v, ld, 0.0f, dph, t));
+    }
+  softmax_blocks(p + b0 * a->heads * block, dp, count * a->heads, block, t, t,
+                 a->o.causal != 0);
+  for (int64_t b = b0; b < b0 + count; b++)
+    for (int64_t h = 0; h < a->heads; h++) {
+      const float *q = qkv + b * t * ld + h * hd, *k = q + d;
+      const float *dsh = dp + ((b - b0) * a->heads + h) * t * t;
+      float *dq = dqkv + b * t * ld + h * hd;
+      /* dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd) */
+      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, t, hd, t, scale,
+                            dsh, t, k, ld, 0.0f, dq, ld));
+      NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, t, hd, t, scale,
+                            dsh, t, q, ld, 0.0f, dq + d, ld));
+    }
+  return NNLIB_OK;
+}
+
 static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, const float *y,
                                        float *dy, float *dx, int64_t n) {
@@ -461,7 +617,11 @@ static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
                         ws + w.o, d, 0.0f, prm.w_out->grad.data, d));
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, rows, d, d, 1.0f, dy,
                         d, prm.w_out->value.data, d, 0.0f, ws + w.d_o, d));
-  for (int64_t b = 0; b < n; b++)
+  int64_t group = samples_per_group(a->heads);
+  for (int64_t b = 0; !dropout && b < n; b += group)
+    NNLIB_TRY(backward_group(a, ws + w.qkv, ws + w.p, ws + w.d_o, ws + w.dqkv,
+                             ws + w.dp, b, n - b < group ? n - b : group, t));
+  for (int64_t b = 0; dropout && b < n; b++)
     NNLIB_TRY(backward_sample(
         a, ws + w.qkv + b * t * 3 * d, ws + w.p + b * block,
         dropout ? ws + w.mask + b * block : NULL, ws + w.d_o + b * t * d,

@@ -80,27 +80,65 @@ static const int32_t *as_ids(const float *x) {
   return (const int32_t *)(const void *)x;
 }
 
+/* The passes split over the pass pool: forward by row, backward's
+ * scatter-add by blocks of COLUMN_BLOCK columns of W (each column takes
+ * the rows in row order, so repeated ids add up in the same order
+ * whatever the split). A part holds at least MIN_PART_VALUES floats. */
+enum { MIN_PART_VALUES = 65536, COLUMN_BLOCK = 16 };
+
+typedef struct embedding_pass {
+  const int32_t *ids;
+  const float *w, *dy;
+  float *y, *dst;
+  int64_t rows, dim;
+  float scale;
+} embedding_pass;
+
+static int64_t min_part(int64_t values_per_index) {
+  if (values_per_index >= MIN_PART_VALUES)
+    return 1;
+  return (MIN_PART_VALUES + values_per_index - 1) / values_per_index;
+}
+
+static void gather_range(void *ctx, int64_t begin, int64_t end) {
+  const embedding_pass *p = ctx;
+  for (int64_t r = begin; r < end; r++)
+    memcpy(p->y + r * p->dim, p->w + (int64_t)p->ids[r] * p->dim,
+           (size_t)p->dim * sizeof(float));
+}
+
 static nnlib_status embedding_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const int32_t *ids = as_ids(x);
   int64_t rows = n * id_steps(l, run), dim = cemb(l)->dim;
   NNLIB_TRY(check_ids(l, run, ids, n));
-  const float *w = l->params[0].value.data;
-  for (int64_t r = 0; r < rows; r++)
-    memcpy(y + r * dim, w + (int64_t)ids[r] * dim, (size_t)dim * sizeof(float));
+  embedding_pass p = {.ids = ids, .w = l->params[0].value.data, .y = y,
+                      .rows = rows, .dim = dim};
+  nnlib__parallel_for(rows, min_part(dim), gather_range, &p);
   return NNLIB_OK;
 }
 
-/* dst[id[r]] += scale * dy[r] for every row r: the gradient scatter-add
- * (scale 1, dst zeroed first) or the fused SGD step (scale -lr, dst W). */
+/* dst[id[r]] += scale * dy[r] for every row r, columns of blocks [begin,
+ * end): the gradient scatter-add (scale 1, dst zeroed first) or the fused
+ * SGD step (scale -lr, dst W). */
+static void scatter_range(void *ctx, int64_t begin, int64_t end) {
+  const embedding_pass *p = ctx;
+  int64_t c0 = begin * COLUMN_BLOCK;
+  int64_t c1 = end * COLUMN_BLOCK < p->dim ? end * COLUMN_BLOCK : p->dim;
+  for (int64_t r = 0; r < p->rows; r++) {
+    float *row = p->dst + (int64_t)p->ids[r] * p->dim;
+    const float *g = p->dy + r * p->dim;
+    for (int64_t j = c0; j < c1; j++)
+      row[j] += p->scale * g[j];
+  }
+}
+
 static void scatter_rows(float *dst, const int32_t *ids, const float *dy,
                          int64_t rows, int64_t dim, float scale) {
-  for (int64_t r = 0; r < rows; r++) {
-    float *row = dst + (int64_t)ids[r] * dim;
-    const float *g = dy + r * dim;
-    for (int64_t j = 0; j < dim; j++)
-      row[j] += scale * g[j];
-  }
+  embedding_pass p = {.ids = ids, .dy = dy, .dst = dst, .rows = rows,
+                      .dim = dim, .scale = scale};
+  nnlib__parallel_for((dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK,
+                      min_part(rows * COLUMN_BLOCK), scatter_range, &p);
 }
 
 /* dx is not written: ids have no gradient (the model never asks for one). */

@@ -168,14 +168,46 @@ static void normalise_rows(const float *restrict x, float *restrict y,
   }
 }
 
+/* The passes over the pass pool: rows never read each other, so the rows
+ * of a call split freely; a part holds at least MIN_PART_VALUES values
+ * (some 30 microseconds of work), so small calls stay on one thread. */
+enum { MIN_PART_VALUES = 32768 };
+
+static int64_t min_rows_per_part(int64_t d) {
+  return d >= MIN_PART_VALUES ? 1 : (MIN_PART_VALUES + d - 1) / d;
+}
+
+typedef struct layernorm_pass {
+  const float *x, *dy;
+  float *y, *dx; /* forward's output, backward's input gradient */
+  int64_t rows, d;
+  float eps;
+  const float *gamma, *beta;
+  float *dgamma, *dbeta;
+  row_stats st;
+} layernorm_pass;
+
+static row_stats stats_from(row_stats st, int64_t row) {
+  row_stats s = {st.hi + row, st.lo + row, st.r + row};
+  return s;
+}
+
+static void forward_range(void *ctx, int64_t begin, int64_t end) {
+  const layernorm_pass *p = ctx;
+  normalise_rows(p->x + begin * p->d, p->y + begin * p->d, end - begin, p->d,
+                 p->eps, p->gamma, p->beta, stats_from(p->st, begin));
+}
+
 static nnlib_status layernorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const layernorm_layer *ln = (const layernorm_layer *)l;
   int64_t rows = nnlib__run_rows(l, run, n), d = ln->features;
   const float *gamma = ln->with_affine ? l->params[GAMMA].value.data : NULL;
   const float *beta = ln->with_affine ? l->params[BETA].value.data : NULL;
-  normalise_rows(x, y, rows, d, ln->epsilon, gamma, beta,
-                 stats_of(run, rows));
+  layernorm_pass p = {.x = x, .y = y, .rows = rows, .d = d,
+                      .eps = ln->epsilon, .gamma = gamma, .beta = beta,
+                      .st = stats_of(run, rows)};
+  nnlib__parallel_for(rows, min_rows_per_part(d), forward_range, &p);
   return NNLIB_OK;
 }
 
@@ -253,6 +285,64 @@ static void backward_rows(const float *restrict x, const float *restrict dy,
   }
 }
 
+/* dgamma and dbeta of columns [c0, c1), summed over all rows in row order:
+ * each column's sum is the one backward_rows forms, term for term, so the
+ * bits do not depend on how the columns are split. */
+NNLIB__VECTOR_CLONES
+static void affine_grad_columns(const float *restrict x,
+                                const float *restrict dy, int64_t rows,
+                                int64_t d, int64_t c0, int64_t c1,
+                                float *restrict dgamma, float *restrict dbeta,
+                                row_stats st) {
+  for (int64_t row = 0; row < rows; row++) {
+    const float *restrict xr = x + row * d, *restrict g = dy + row * d;
+    float hi = st.hi[row], lo = st.lo[row], s = st.r[row];
+    for (int64_t i = c0; i < c1; i++) {
+      dgamma[i] += g[i] * (((xr[i] - hi) - lo) * s);
+      dbeta[i] += g[i];
+    }
+  }
+}
+
+/* Columns go in blocks of COLUMN_BLOCK (a cache line of floats) */
+enum { COLUMN_BLOCK = 16 };
+
+static void affine_grad_range(void *ctx, int64_t begin, int64_t end) {
+  const layernorm_pass *p = ctx;
+  int64_t c1 = end * COLUMN_BLOCK < p->d ? end * COLUMN_BLOCK : p->d;
+  affine_grad_columns(p->x, p->dy, p->rows, p->d, begin * COLUMN_BLOCK, c1,
+                      p->dgamma, p->dbeta, p->st);
+}
+
+static void input_grad_range(void *ctx, int64_t begin, int64_t end) {
+  const layernorm_pass *p = ctx;
+  backward_rows(p->x + begin * p->d, p->dy + begin * p->d,
+                p->dx + begin * p->d, end - begin, p->d, p->gamma, NULL, NULL,
+                stats_from(p->st, begin));
+}
+
+/* On one thread (or a call too small to split) one fused pass row by row;
+ * otherwise the affine gradients split over columns, then dx over rows:
+ * the same sums in the same order either way. The column pass runs first
+ * so that it reads dy before any dx is written. */
+static void backward_passes(const layernorm_pass *p) {
+  int64_t min_rows = min_rows_per_part(p->d);
+  if (nnlib_get_num_threads() < 2 || p->rows < 2 * min_rows) {
+    backward_rows(p->x, p->dy, p->dx, p->rows, p->d, p->gamma, p->dgamma,
+                  p->dbeta, p->st);
+    return;
+  }
+  if (p->dgamma != NULL) {
+    int64_t blocks = (p->d + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+    int64_t block_values = p->rows * COLUMN_BLOCK;
+    nnlib__parallel_for(blocks,
+                        (MIN_PART_VALUES + block_values - 1) / block_values,
+                        affine_grad_range, (void *)p);
+  }
+  if (p->dx != NULL)
+    nnlib__parallel_for(p->rows, min_rows, input_grad_range, (void *)p);
+}
+
 static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, const float *y,
                                        float *dy, float *dx, int64_t n) {
@@ -265,7 +355,10 @@ static nnlib_status layernorm_backward(nnlib_layer *l, const nnlib__run *run,
   if (ln->with_affine)
     for (int64_t i = 0; i < d; i++)
       dgamma[i] = dbeta[i] = 0.0f;
-  backward_rows(x, dy, dx, rows, d, gamma, dgamma, dbeta, stats_of(run, rows));
+  layernorm_pass p = {.x = x, .dy = dy, .dx = dx, .rows = rows, .d = d,
+                      .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta,
+                      .st = stats_of(run, rows)};
+  backward_passes(&p);
   if (ln->with_affine && run->sgd_fused) { /* after dx, which read the old
                                               gamma */
     float *beta = l->params[BETA].value.data;

@@ -76,28 +76,88 @@ static nnlib_status check_positions(const nnlib_layer *l,
   return NNLIB_OK;
 }
 
+/* The passes split over the pass pool, by sample forward and by column of
+ * one sample's block backward (each column summed over the samples in
+ * sample order): every index computed alone, so any split gives the same
+ * bits. A part holds at least MIN_PART_VALUES floats (some 30
+ * microseconds of these cheap passes). */
+enum { MIN_PART_VALUES = 65536, COLUMN_CHUNK = 64 };
+
+typedef struct positional_pass {
+  const float *x, *w, *dy;
+  float *y, *dst;
+  int64_t n, block;
+  float scale;
+} positional_pass;
+
+static int64_t min_part(int64_t values_per_index) {
+  if (values_per_index >= MIN_PART_VALUES)
+    return 1;
+  return (MIN_PART_VALUES + values_per_index - 1) / values_per_index;
+}
+
+static void forward_range(void *ctx, int64_t begin, int64_t end) {
+  const positional_pass *p = ctx;
+  for (int64_t s = begin; s < end; s++) {
+    const float *x = p->x + s * p->block;
+    float *y = p->y + s * p->block;
+    for (int64_t i = 0; i < p->block; i++)
+      y[i] = x[i] + p->w[i];
+  }
+}
+
 static nnlib_status positional_forward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, float *y, int64_t n) {
   int64_t steps = call_steps(l, run), dim = cpos(l)->dim;
   NNLIB_TRY(check_positions(l, run, steps));
-  const float *w = l->params[0].value.data + run->position * dim;
-  int64_t block = steps * dim; /* one sample: rows position.. of W */
-  for (int64_t s = 0; s < n; s++)
-    for (int64_t i = 0; i < block; i++)
-      y[s * block + i] = x[s * block + i] + w[i];
+  /* one sample: rows position.. of W */
+  positional_pass p = {.x = x,
+                       .w = l->params[0].value.data + run->position * dim,
+                       .y = y,
+                       .n = n,
+                       .block = steps * dim};
+  nnlib__parallel_for(n, min_part(p.block), forward_range, &p);
   return NNLIB_OK;
 }
 
-/* dst[i] += scale * sum over the n samples of dy[s][i], i over one
- * sample's steps * dim floats: the gradient (scale 1 into zeros) or the
- * fused SGD step (scale -lr into W). Summed per element in sample order. */
+/* dst[i] += scale * sum over the n samples of dy[s][i] for the chunks
+ * [begin, end) of COLUMN_CHUNK of one sample's steps * dim floats: the
+ * gradient (scale 1 into zeros) or the fused SGD step (scale -lr into W).
+ * Each element summed from 0 in sample order. */
+static void batch_sum_range(void *ctx, int64_t begin, int64_t end) {
+  const positional_pass *p = ctx;
+  int64_t last = end * COLUMN_CHUNK < p->block ? end * COLUMN_CHUNK : p->block;
+  for (int64_t i0 = begin * COLUMN_CHUNK; i0 < last; i0 += COLUMN_CHUNK) {
+    int64_t width = last - i0 < COLUMN_CHUNK ? last - i0 : COLUMN_CHUNK;
+    float sum[COLUMN_CHUNK] = {0};
+    for (int64_t s = 0; s < p->n; s++)
+      for (int64_t i = 0; i < width; i++)
+        sum[i] += p->dy[s * p->block + i0 + i];
+    for (int64_t i = 0; i < width; i++)
+      p->dst[i0 + i] += p->scale * sum[i];
+  }
+}
+
 static void add_batch_sum(float *dst, const float *dy, int64_t n,
                           int64_t block, float scale) {
-  for (int64_t i = 0; i < block; i++) {
-    float sum = 0.0f;
-    for (int64_t s = 0; s < n; s++)
-      sum += dy[s * block + i];
-    dst[i] += scale * sum;
+  positional_pass p = {.dy = dy, .dst = dst, .n = n, .block = block,
+                       .scale = scale};
+  nnlib__parallel_for((block + COLUMN_CHUNK - 1) / COLUMN_CHUNK,
+                      min_part(n * COLUMN_CHUNK), batch_sum_range, &p);
+}
+
+static void copy_range(void *ctx, int64_t begin, int64_t end) {
+  const positional_pass *p = ctx;
+  memcpy(p->y + begin, p->dy + begin, (size_t)(end - begin) * sizeof(float));
+}
+
+/* dx = dy: in parts over the pool when the two do not overlap */
+static void copy_gradient(float *dx, const float *dy, int64_t count) {
+  if (dx + count <= dy || dy + count <= dx) {
+    positional_pass p = {.dy = dy, .y = dx};
+    nnlib__parallel_for(count, MIN_PART_VALUES, copy_range, &p);
+  } else {
+    memmove(dx, dy, (size_t)count * sizeof(float));
   }
 }
 
@@ -118,7 +178,7 @@ static nnlib_status positional_backward(nnlib_layer *l, const nnlib__run *run,
   }
   /* dx = dy, after dW has read dy (dx may be the model's y or dy itself) */
   if (dx != NULL && dx != dy)
-    memmove(dx, dy, (size_t)(n * block) * sizeof(float));
+    copy_gradient(dx, dy, n * block);
   return NNLIB_OK;
 }
 

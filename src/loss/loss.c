@@ -128,49 +128,104 @@ static void row_gradient(float *restrict d, const float *restrict t,
       d[c] = scale * ((float)(d[c] * inv) * tsum);
 }
 
-/* Per row z with target distribution t (one-hot, or an index c):
+/* Softmax cross-entropy goes over the pass pool in chunks of CHUNK_ROWS
+ * rows: each chunk sums its rows' losses in row order into a partial of
+ * its own, and the partials are added in chunk order, so the total does
+ * not depend on the thread count. At most CHUNKS_AT_ONCE partials live on
+ * the caller's stack; larger batches take several rounds. A part holds at
+ * least MIN_PART_VALUES logits (some 30 microseconds of work). */
+enum { CHUNK_ROWS = 32, CHUNKS_AT_ONCE = 256, MIN_PART_VALUES = 32768 };
+
+typedef struct softmax_ce_pass {
+  const float *z;
+  const nnlib__target *target;
+  float *dy;
+  int64_t n, k, first_chunk;
+  float scale;
+  double *partial; /* one per chunk of the round */
+} softmax_ce_pass;
+
+/* Loss of row r (its share before the mean), and its gradient into dy
+ * when given. The target is valid (checked before the pass).
  *   l = sum_k t_k (lse(z) - z_k),  lse(z) = m + log sum e^{z - m}, m = max z
- *   dl/dz_k = p_k sum(t) - t_k,    p = softmax(z)
- * then averaged over the N rows. */
+ *   dl/dz_k = p_k sum(t) - t_k,    p = softmax(z)                         */
+static double softmax_ce_row(const softmax_ce_pass *p, int64_t r) {
+  int64_t k = p->k;
+  const float *zr = p->z + r * k, *t = p->target->data;
+  bool is_index = p->target->is_index;
+  float m = row_max(zr, k);
+  /* e^{z - m} is kept in dy (when given) to form p without a second exp */
+  float *dr = p->dy != NULL ? p->dy + r * k : NULL;
+  double s = row_exp_sum(zr, dr, k, m);
+  double lse = m + log(s), loss = 0.0, tsum = 1.0;
+  int64_t label = -1;
+  if (is_index) {
+    label = (int64_t)nnlib__target_index(p->target, r);
+    loss = lse - zr[label];
+  } else {
+    tsum = 0.0;
+    for (int64_t c = 0; c < k; c++) {
+      float tc = t[r * k + c];
+      tsum += tc;
+      if (tc != 0.0f)
+        loss += tc * (lse - zr[c]);
+    }
+  }
+  if (dr != NULL) {
+    float p_label = is_index ? (float)(dr[label] * (1.0 / s)) : 0.0f;
+    row_gradient(dr, is_index ? NULL : t + r * k, k, s, (float)tsum,
+                 p->scale);
+    if (is_index)
+      dr[label] = p->scale * (p_label - 1.0f);
+  }
+  return loss;
+}
+
+static void softmax_ce_range(void *ctx, int64_t begin, int64_t end) {
+  const softmax_ce_pass *p = ctx;
+  for (int64_t c = begin; c < end; c++) {
+    int64_t r0 = (p->first_chunk + c) * CHUNK_ROWS;
+    int64_t r1 = r0 + CHUNK_ROWS < p->n ? r0 + CHUNK_ROWS : p->n;
+    double sum = 0.0;
+    for (int64_t r = r0; r < r1; r++)
+      sum += softmax_ce_row(p, r);
+    p->partial[c] = sum;
+  }
+}
+
+/* Every index target must be a class in 0..k-1. */
+static nnlib_status check_index_targets(const nnlib__target *target,
+                                        int64_t n, int64_t k) {
+  for (int64_t r = 0; r < n; r++) {
+    double v = nnlib__target_index(target, r);
+    if (!(v >= 0.0 && v < (double)k && v == floor(v)))
+      return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
+                          "softmax_ce: target of row %lld is %g, must be "
+                          "a class index in 0..%lld",
+                          (long long)r, v, (long long)(k - 1));
+  }
+  return NNLIB_OK;
+}
+
+/* The loss per row as softmax_ce_row, averaged over the N rows. */
 static nnlib_status softmax_ce(const float *z, const nnlib__target *target,
                                float *dy, int64_t n, int64_t k, double *loss) {
-  const float *t = target->data;
-  bool is_index = target->is_index;
-  double total = 0.0;
-  float scale = 1.0f / (float)n;
-  for (int64_t r = 0; r < n; r++) {
-    const float *zr = z + r * k;
-    float m = row_max(zr, k);
-    /* e^{z - m} is kept in dy (when given) to form p without a second exp */
-    float *dr = dy != NULL ? dy + r * k : NULL;
-    double s = row_exp_sum(zr, dr, k, m);
-    double lse = m + log(s);
-    int64_t label = -1;
-    double tsum = 1.0;
-    if (is_index) {
-      double v = nnlib__target_index(target, r);
-      if (!(v >= 0.0 && v < (double)k && v == floor(v)))
-        return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
-                            "softmax_ce: target of row %lld is %g, must be "
-                            "a class index in 0..%lld",
-                            (long long)r, v, (long long)(k - 1));
-      label = (int64_t)v;
-      total += lse - zr[label];
-    } else {
-      tsum = 0.0;
-      for (int64_t c = 0; c < k; c++) {
-        float tc = t[r * k + c];
-        tsum += tc;
-        if (tc != 0.0f)
-          total += tc * (lse - zr[c]);
-      }
-    }
-    if (dr != NULL) {
-      float p_label = is_index ? (float)(dr[label] * (1.0 / s)) : 0.0f;
-      row_gradient(dr, is_index ? NULL : t + r * k, k, s, (float)tsum, scale);
-      if (is_index)
-        dr[label] = scale * (p_label - 1.0f);
-    }
+  if (target->is_index)
+    NNLIB_TRY(check_index_targets(target, n, k));
+  double partial[CHUNKS_AT_ONCE], total = 0.0;
+  softmax_ce_pass p = {z, target, dy, n, k, 0, 1.0f / (float)n, partial};
+  int64_t chunks = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
+  int64_t chunk_values = CHUNK_ROWS * k;
+  int64_t min_chunks = chunk_values >= MIN_PART_VALUES
+                           ? 1
+                           : (MIN_PART_VALUES + chunk_values - 1) / chunk_values;
+  for (; p.first_chunk < chunks; p.first_chunk += CHUNKS_AT_ONCE) {
+    int64_t count = chunks - p.first_chunk < CHUNKS_AT_ONCE
+                        ? chunks - p.first_chunk
+                        : CHUNKS_AT_ONCE;
+    nnlib__parallel_for(count, min_chunks, softmax_ce_range, &p);
+    for (int64_t c = 0; c < count; c++)
+      total += partial[c];
   }
   *loss = total / (double)n;
   return NNLIB_OK;

@@ -212,26 +212,58 @@ static void clip_by_global_norm(float *grads, int64_t size, float clip) {
   }
 }
 
+/* Every rule updates each parameter from its own gradient and state alone,
+ * so the update splits over the pass pool by slices of the flat arrays
+ * (blocks of SLICE_BLOCK values, a part at least MIN_PART_BLOCKS of them:
+ * 32k values, some 30 microseconds) and gives the same bits on any
+ * number of threads. */
+enum { SLICE_BLOCK = 64, MIN_PART_BLOCKS = 512 };
+
+typedef struct update_pass {
+  const nnlib_optimizer *opt;
+  float lr;
+  float *params;
+  const float *grads;
+  int64_t size;
+} update_pass;
+
+/* state + at, or NULL for a rule without that state */
+static float *slice_of(float *state, int64_t at) {
+  return state != NULL ? state + at : NULL;
+}
+
+static void update_range(void *ctx, int64_t begin, int64_t end) {
+  const update_pass *p = ctx;
+  const nnlib_optimizer *opt = p->opt;
+  const nnlib_optimizer_options *o = &opt->o;
+  int64_t at = begin * SLICE_BLOCK;
+  int64_t last = end * SLICE_BLOCK < p->size ? end * SLICE_BLOCK : p->size;
+  float *params = p->params + at, *s1 = slice_of(opt->state1, at);
+  float *s2 = slice_of(opt->state2, at);
+  const float *grads = p->grads + at;
+  switch (o->kind) {
+  case NNLIB_OPT_SGD:
+    nnlib__sgd_update(o, p->lr, params, grads, s1, last - at, opt->t);
+    break;
+  case NNLIB_OPT_ADAM:
+  case NNLIB_OPT_ADAMW:
+    nnlib__adam_update(o, p->lr, params, grads, s1, s2, last - at, opt->t);
+    break;
+  case NNLIB_OPT_RMSPROP:
+    nnlib__rmsprop_update(o, p->lr, params, grads, s2, s1, last - at);
+    break;
+  }
+}
+
 void nnlib__optimizer_update(nnlib_optimizer *opt, float *params, float *grads,
                              int64_t size) {
   const nnlib_optimizer_options *o = &opt->o;
   if (o->clip_norm > 0.0f)
     clip_by_global_norm(grads, size, o->clip_norm);
-  float lr = nnlib__optimizer_lr_at(opt, opt->t);
-  switch (o->kind) {
-  case NNLIB_OPT_SGD:
-    nnlib__sgd_update(o, lr, params, grads, opt->state1, size, opt->t);
-    break;
-  case NNLIB_OPT_ADAM:
-  case NNLIB_OPT_ADAMW:
-    nnlib__adam_update(o, lr, params, grads, opt->state1, opt->state2, size,
-                       opt->t);
-    break;
-  case NNLIB_OPT_RMSPROP:
-    nnlib__rmsprop_update(o, lr, params, grads, opt->state2, opt->state1,
-                          size);
-    break;
-  }
+  update_pass p = {opt, nnlib__optimizer_lr_at(opt, opt->t), params, grads,
+                   size};
+  nnlib__parallel_for((size + SLICE_BLOCK - 1) / SLICE_BLOCK, MIN_PART_BLOCKS,
+                      update_range, &p);
   opt->t++;
 }
 
