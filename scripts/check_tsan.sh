@@ -2,8 +2,10 @@
 # ThreadSanitizer (docs/RELIABILITY.md): a clang -fsanitize=thread build in
 # build-tsan, then tests/test_threads (eight threads predicting with one
 # shared model through their own nnlib_workspace, and threads training
-# their own models at once, results bitwise equal to lone runs). Any report
-# fails (halt_on_error=1, exit status 66).
+# their own models at once, results bitwise equal to lone runs) and the
+# tests of the pass pool (src/core/parallel.c) and of the layers that split
+# their passes over it, at 1, 2 and 3 threads. Any report fails
+# (halt_on_error=1, exit status 66).
 #
 # OpenBLAS is not instrumented. The test runs twice: with
 # OPENBLAS_NUM_THREADS=1 (nnlib's threads call sgemm concurrently, the case
@@ -20,10 +22,17 @@ start=$SECONDS
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNNLIB_SANITIZE=thread -DNNLIB_WERROR=ON -DNNLIB_BUILD_BENCHMARKS=OFF \
   -DNNLIB_BUILD_EXAMPLES=OFF -DNNLIB_BUILD_TOOLS=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target test_threads >/dev/null
+pool_tests=(test_internal_parallel test_cnn_threads test_internal_rnn_threads
+            test_parallel_passes)
+cmake --build "$build" -j "$(nproc)" --target test_threads "${pool_tests[@]}" \
+  >/dev/null
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_EXTRA:+:$TSAN_EXTRA}"
 for blas_threads in 1 2; do
   echo "== test_threads, OPENBLAS_NUM_THREADS=$blas_threads"
   OPENBLAS_NUM_THREADS=$blas_threads "$build/tests/test_threads"
 done
-echo "ok: test_threads clean under ThreadSanitizer in $((SECONDS - start)) s"
+for t in "${pool_tests[@]}"; do
+  echo "== $t"
+  OPENBLAS_NUM_THREADS=1 NNLIB_SOURCE_DIR=$PWD "$build/tests/$t"
+done
+echo "ok: thread tests clean under ThreadSanitizer in $((SECONDS - start)) s"

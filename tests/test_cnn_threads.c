@@ -10,42 +10,12 @@
  *
  * OpenBLAS's own results depend on its thread count for some shapes (a
  * dense layer [24, 6272] x [6272, 32] differs in the last bits between 1
- * and 2 threads), so this executable defines cblas_sgemm itself: a plain
- * loop whose bits do not depend on any thread count, which libnnlib's
- * call resolves to (the executable's symbol comes first, as in
- * nnlib-bench). What is left to differ is nnlib's own passes. */
+ * and 2 threads), so this executable links support/fixed_order_sgemm.c:
+ * what is left to differ is nnlib's own passes. */
 #include "test_support.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* C = alpha op(A) op(B) + beta C, row-major (all nnlib__gemm passes), in
- * one fixed order: for each row i, p ascending, j ascending. */
-void cblas_sgemm(const enum CBLAS_ORDER order,
-                 const enum CBLAS_TRANSPOSE trans_a,
-                 const enum CBLAS_TRANSPOSE trans_b, const blasint m,
-                 const blasint n, const blasint k, const float alpha,
-                 const float *a, const blasint lda, const float *b,
-                 const blasint ldb, const float beta, float *c,
-                 const blasint ldc) {
-  assert_int_equal(order, CblasRowMajor);
-  for (blasint i = 0; i < m; i++) {
-    float *row = c + (int64_t)i * ldc;
-    for (blasint j = 0; j < n; j++)
-      row[j] = beta == 0.0f ? 0.0f : beta * row[j];
-    for (blasint p = 0; p < k; p++) {
-      float av = alpha * (trans_a == CblasNoTrans ? a[(int64_t)i * lda + p]
-                                                  : a[(int64_t)p * lda + i]);
-      if (trans_b == CblasNoTrans)
-        for (blasint j = 0; j < n; j++)
-          row[j] += av * b[(int64_t)p * ldb + j];
-      else
-        for (blasint j = 0; j < n; j++)
-          row[j] += av * b[(int64_t)j * ldb + p];
-    }
-  }
-}
 
 /* The CNN of examples/fashion_cnn.c, half its channels, a smaller dense
  * layer */

@@ -9,11 +9,9 @@
  *
  * OpenBLAS's own sgemm does not give the same bits at every thread count
  * (measured: the baseline's outputs differ between 1, 2 and 3 threads), so
- * this executable defines cblas_sgemm itself (as nnlib-bench does, see
- * benchmarks/bench_record.h: libnnlib's one BLAS call resolves to the
- * executable's definition): a plain loop that sums each product in k
- * order, whatever the thread count. What remains thread-dependent is then
- * only nnlib's own passes. The sizes are chosen
+ * this executable links support/fixed_order_sgemm.c, a plain loop that
+ * sums each product in k order whatever the thread count. What remains
+ * thread-dependent is then only nnlib's own passes. The sizes are chosen
  * so that every pass is large enough to split (at least two parts of its
  * minimum grain; most split three ways); the existing reference tests
  * (naive loops, PyTorch) keep checking the values themselves. */
@@ -23,41 +21,6 @@
 #include <string.h>
 
 enum { STEPS = 3, MAX_THREADS = 3 };
-
-/* cblas's values (cblas.h is not on the tests' include path) */
-enum { ROW_MAJOR = 101, NO_TRANS = 111 };
-
-/* C = alpha op(A) op(B) + beta C, row-major (nnlib__gemm's only order),
- * each element summed over k in order into a row of accumulators; beta 0
- * never reads C. */
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
-                 const float *a, int lda, const float *b, int ldb, float beta,
-                 float *c, int ldc);
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
-                 const float *a, int lda, const float *b, int ldb, float beta,
-                 float *c, int ldc) {
-  assert_int_equal(order, ROW_MAJOR);
-  float *acc = malloc((size_t)(n > 0 ? n : 1) * sizeof *acc);
-  assert_non_null(acc);
-  for (int i = 0; i < m; i++) {
-    for (int j = 0; j < n; j++)
-      acc[j] = 0.0f;
-    for (int p = 0; p < k; p++) {
-      float aip = ta == NO_TRANS ? a[(size_t)i * lda + p]
-                                 : a[(size_t)p * lda + i];
-      if (tb == NO_TRANS)
-        for (int j = 0; j < n; j++)
-          acc[j] += aip * b[(size_t)p * ldb + j];
-      else
-        for (int j = 0; j < n; j++)
-          acc[j] += aip * b[(size_t)j * ldb + p];
-    }
-    float *row = c + (size_t)i * ldc;
-    for (int j = 0; j < n; j++)
-      row[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * row[j];
-  }
-  free(acc);
-}
 
 typedef struct config {
   const char *spec;
