@@ -219,19 +219,20 @@ static bool same_call(const bench_call *x, const bench_call *y) {
          x->ldb == y->ldb && x->ldc == y->ldc;
 }
 
-/* The length of the pieces nnlib issues an m x n x k product in, along m
- * (*by_rows) or n, or 0 when it issues it whole. A restatement of
- * src/core/blas.c's rule (products that OpenBLAS would split over its
- * threads but that lose from it go as pieces it runs on the calling thread),
- * so that the check below fails if the library's rule changes. */
-static int piece_length(const bench_call *c, int threads, bool *by_rows) {
-  const double alone = 262144.0, below = 4.0 * 1024 * 1024, max_pieces = 16;
+/* The length of the pieces nnlib issues an m x n x k product in, along
+ * *axis ('m', 'n' or 'k': its longest side), or 0 when it issues it whole.
+ * A restatement of src/core/blas.c's rule (products that OpenBLAS would
+ * split over its threads but that lose from it go as pieces it runs on the
+ * calling thread; pieces along k after the first have beta 1), so that the
+ * check below fails if the library's rule changes. */
+static int piece_length(const bench_call *c, int threads, char *axis) {
+  const double alone = 262144.0, below = 2 * alone, max_pieces = 16;
   double mnk = (double)c->m * c->n * c->k;
-  *by_rows = c->m >= c->n;
+  *axis = c->k >= c->m && c->k >= c->n ? 'k' : c->m >= c->n ? 'm' : 'n';
   if (threads <= 1 || mnk <= alone || mnk >= below)
     return 0;
-  int piece = (int)(alone / ((double)(*by_rows ? c->n : c->m) * c->k));
-  int along = *by_rows ? c->m : c->n;
+  int along = *axis == 'k' ? c->k : *axis == 'm' ? c->m : c->n;
+  int piece = (int)(alone / (mnk / along));
   return piece < 1 || (along + piece - 1) / piece > max_pieces ? 0 : piece;
 }
 
@@ -266,18 +267,22 @@ static bool check_one(bench_replay *r, int at, const bench_call *want,
 static int match_call(bench_replay *r, int at, const bench_gemm *g, int e,
                       int t, int threads, char *why, size_t why_size) {
   bench_call want = list_call(g);
-  bool by_rows;
-  int piece = piece_length(&want, threads, &by_rows);
+  char axis;
+  int piece = piece_length(&want, threads, &axis);
   if (piece == 0)
     return check_one(r, at, &want, g, e, t, why, why_size) ? 1 : 0;
-  int along = by_rows ? want.m : want.n, taken = 0;
+  int along = axis == 'k' ? want.k : axis == 'm' ? want.m : want.n, taken = 0;
   for (int i = 0; i < along; i += piece, taken++) {
     bench_call part = want;
     int len = along - i < piece ? along - i : piece;
-    if (by_rows)
+    if (axis == 'm')
       part.m = len;
-    else
+    else if (axis == 'n')
       part.n = len;
+    else {
+      part.k = len;
+      part.beta = i == 0 ? want.beta : 1.0f;
+    }
     if (!check_one(r, at + taken, &part, g, e, t, why, why_size))
       return 0;
   }

@@ -10,16 +10,18 @@ static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
  * the calling thread and larger ones on all its threads (its interface:
  * SMP_THRESHOLD_MIN 65536 x GEMM_MULTITHREAD_THRESHOLD 4). */
 #define OPENBLAS_ALONE_MNK 262144.0
-/* Between that and this, a second OpenBLAS thread costs more than it saves:
- * waking it and splitting the panels took longer than the product (a 32 x
- * 16 x 784 product, mlp-small's first layer, ran 2.2x to 5x slower on two
- * threads than on one; 128 x 128 x 32, an attention head, 3.7x).
- * nnlib__gemm issues such a product as pieces of at most
- * OPENBLAS_ALONE_MNK, each of which OpenBLAS runs on the calling thread,
- * so the process-wide thread count is never touched (another thread may be
- * inside a GEMM). The pieces depend on the shape and the thread count
- * only: the same settings give the same bits. */
-#define PIECES_BELOW_MNK (4.0 * 1024 * 1024)
+/* Just above that, a second OpenBLAS thread gains nothing even on an idle
+ * machine (a 32 x 16 x 784 product, mlp-small's first layer: 12.85 us on
+ * one thread, 12.83 us on two), and costs 2x to 5x when the other core is
+ * busy, since waking OpenBLAS's worker then waits for the scheduler. Larger
+ * products gain from it when the core is free (64 x 16 x 784: 0.83 of the
+ * one-thread time; 128 x 128 x 32: 0.90). nnlib__gemm issues the products
+ * between the two bounds as pieces of at most OPENBLAS_ALONE_MNK, each of
+ * which OpenBLAS runs on the calling thread, so the process-wide thread
+ * count is never touched (another thread may be inside a GEMM). The pieces
+ * depend on the shape and the thread count only: the same settings give
+ * the same bits. */
+#define PIECES_BELOW_MNK (2.0 * OPENBLAS_ALONE_MNK)
 /* More pieces than this cost more in calls than the thread saves. */
 #define MAX_PIECES 16
 
@@ -39,18 +41,37 @@ static void sgemm(nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
               (blasint)ldc);
 }
 
-int64_t nnlib__gemm_piece_rows(int64_t m, int64_t n, int64_t k, int threads,
-                               bool *by_rows) {
+int64_t nnlib__gemm_pieces(int64_t m, int64_t n, int64_t k, int threads,
+                           nnlib__gemm_axis *axis) {
   double mnk = (double)m * (double)n * (double)k;
-  *by_rows = m >= n;
+  /* cut the longest side: each piece then re-packs only the smaller
+   * operands (a cut along k re-packs nothing) */
+  *axis = k >= m && k >= n ? NNLIB__CUT_K : m >= n ? NNLIB__CUT_M : NNLIB__CUT_N;
   if (threads <= 1 || mnk <= OPENBLAS_ALONE_MNK || mnk >= PIECES_BELOW_MNK)
     return 0;
-  double across = (double)(*by_rows ? n : m) * (double)k;
-  int64_t along = *by_rows ? m : n;
-  int64_t piece = (int64_t)(OPENBLAS_ALONE_MNK / across);
+  int64_t along = *axis == NNLIB__CUT_K ? k : *axis == NNLIB__CUT_M ? m : n;
+  int64_t piece = (int64_t)(OPENBLAS_ALONE_MNK / (mnk / (double)along));
   if (piece < 1 || (along + piece - 1) / piece > MAX_PIECES)
     return 0;
   return piece;
+}
+
+/* Piece [i, i + len) along `axis` of C = alpha op(A) op(B) + beta C. A cut
+ * along k adds each later piece onto the earlier ones (beta 1). */
+static void gemm_piece(nnlib__gemm_axis axis, int64_t i, int64_t len,
+                       nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
+                       int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c,
+                       int64_t ldc) {
+  if (axis == NNLIB__CUT_M)
+    sgemm(ta, tb, len, n, k, alpha, ta ? a + i : a + i * lda, lda, b, ldb,
+          beta, c + i * ldc, ldc);
+  else if (axis == NNLIB__CUT_N)
+    sgemm(ta, tb, m, len, k, alpha, a, lda, tb ? b + i * ldb : b + i, ldb,
+          beta, c + i, ldc);
+  else
+    sgemm(ta, tb, m, n, len, alpha, ta ? a + i * lda : a + i, lda,
+          tb ? b + i : b + i * ldb, ldb, i == 0 ? beta : 1.0f, c, ldc);
 }
 
 nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
@@ -66,24 +87,16 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
   if (m == 0 || n == 0)
     return NNLIB_OK;
   flops_issued += 2.0 * (double)m * (double)n * (double)k;
-  bool by_rows;
-  int64_t piece = nnlib__gemm_piece_rows(m, n, k, nnlib_get_num_threads(),
-                                         &by_rows);
+  nnlib__gemm_axis axis;
+  int64_t piece = nnlib__gemm_pieces(m, n, k, nnlib_get_num_threads(), &axis);
   if (piece == 0) {
     sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return NNLIB_OK;
   }
-  /* rows i.. of op(A) and C, or columns j.. of op(B) and C */
-  int64_t along = by_rows ? m : n;
-  for (int64_t i = 0; i < along; i += piece) {
-    int64_t len = along - i < piece ? along - i : piece;
-    if (by_rows)
-      sgemm(ta, tb, len, n, k, alpha, ta ? a + i : a + i * lda, lda, b, ldb,
-            beta, c + i * ldc, ldc);
-    else
-      sgemm(ta, tb, m, len, k, alpha, a, lda, tb ? b + i * ldb : b + i, ldb,
-            beta, c + i, ldc);
-  }
+  int64_t along = axis == NNLIB__CUT_K ? k : axis == NNLIB__CUT_M ? m : n;
+  for (int64_t i = 0; i < along; i += piece)
+    gemm_piece(axis, i, along - i < piece ? along - i : piece, ta, tb, m, n,
+               k, alpha, a, lda, b, ldb, beta, c, ldc);
   return NNLIB_OK;
 }
 

@@ -100,12 +100,13 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t lda, const float *b, int64_t ldb, float beta,
                          float *c, int64_t ldc);
 /* How nnlib__gemm cuts an m x n x k product on `threads` threads: 0 when it
- * issues it whole, else the length of its pieces along m (*by_rows) or n,
- * each small enough for OpenBLAS to run on the calling thread alone (the
- * products for which a second OpenBLAS thread costs more than it saves;
- * blas.c). */
-int64_t nnlib__gemm_piece_rows(int64_t m, int64_t n, int64_t k, int threads,
-                               bool *by_rows);
+ * issues it whole, else the length of its pieces along *axis (the longest
+ * side), each small enough for OpenBLAS to run on the calling thread alone
+ * (the products for which a second OpenBLAS thread costs more than it
+ * saves; blas.c). Pieces along k after the first add with beta 1. */
+typedef enum { NNLIB__CUT_M, NNLIB__CUT_N, NNLIB__CUT_K } nnlib__gemm_axis;
+int64_t nnlib__gemm_pieces(int64_t m, int64_t n, int64_t k, int threads,
+                           nnlib__gemm_axis *axis);
 /* FLOPs (2 m n k each) of every nnlib__gemm the calling thread has issued;
  * the profiler takes differences of it. */
 double nnlib__gemm_flops_issued(void);
