@@ -127,5 +127,8 @@ typedef void (*nnlib__range_fn)(void *ctx, int64_t begin, int64_t end);
  * when every range is done. parallel.c. */
 void nnlib__parallel_for(int64_t n, int64_t min_per_part, nnlib__range_fn fn,
                          void *ctx);
+/* The min_per_part that gives each range at least min_values values when
+ * every index holds values_per_index of them (at least 1). */
+int64_t nnlib__parallel_grain(int64_t values_per_index, int64_t min_values);
 
 #endif /* NNLIB_CORE_H */

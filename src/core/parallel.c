@@ -223,3 +223,9 @@ void nnlib__parallel_for(int64_t n, int64_t min_per_part, nnlib__range_fn fn,
   run_job();
   pthread_mutex_unlock(&pool.submit);
 }
+
+int64_t nnlib__parallel_grain(int64_t values_per_index, int64_t min_values) {
+  if (values_per_index <= 0 || values_per_index >= min_values)
+    return 1;
+  return (min_values + values_per_index - 1) / values_per_index;
+}

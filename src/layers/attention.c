@@ -201,9 +201,7 @@ static bool drops(const attention_layer *a, const nnlib__run *run) {
 enum { MIN_PART_VALUES = 32768, COLUMN_BLOCK = 16 };
 
 static int64_t min_part(int64_t values_per_index) {
-  if (values_per_index >= MIN_PART_VALUES)
-    return 1;
-  return (MIN_PART_VALUES + values_per_index - 1) / values_per_index;
+  return nnlib__parallel_grain(values_per_index, MIN_PART_VALUES);
 }
 
 typedef struct bias_pass {

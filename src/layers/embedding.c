@@ -95,9 +95,7 @@ typedef struct embedding_pass {
 } embedding_pass;
 
 static int64_t min_part(int64_t values_per_index) {
-  if (values_per_index >= MIN_PART_VALUES)
-    return 1;
-  return (MIN_PART_VALUES + values_per_index - 1) / values_per_index;
+  return nnlib__parallel_grain(values_per_index, MIN_PART_VALUES);
 }
 
 static void gather_range(void *ctx, int64_t begin, int64_t end) {

@@ -174,7 +174,7 @@ static void normalise_rows(const float *restrict x, float *restrict y,
 enum { MIN_PART_VALUES = 32768 };
 
 static int64_t min_rows_per_part(int64_t d) {
-  return d >= MIN_PART_VALUES ? 1 : (MIN_PART_VALUES + d - 1) / d;
+  return nnlib__parallel_grain(d, MIN_PART_VALUES);
 }
 
 typedef struct layernorm_pass {
@@ -336,7 +336,7 @@ static void backward_passes(const layernorm_pass *p) {
     int64_t blocks = (p->d + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
     int64_t block_values = p->rows * COLUMN_BLOCK;
     nnlib__parallel_for(blocks,
-                        (MIN_PART_VALUES + block_values - 1) / block_values,
+                        nnlib__parallel_grain(block_values, MIN_PART_VALUES),
                         affine_grad_range, (void *)p);
   }
   if (p->dx != NULL)

@@ -216,9 +216,7 @@ static nnlib_status softmax_ce(const float *z, const nnlib__target *target,
   softmax_ce_pass p = {z, target, dy, n, k, 0, 1.0f / (float)n, partial};
   int64_t chunks = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
   int64_t chunk_values = CHUNK_ROWS * k;
-  int64_t min_chunks = chunk_values >= MIN_PART_VALUES
-                           ? 1
-                           : (MIN_PART_VALUES + chunk_values - 1) / chunk_values;
+  int64_t min_chunks = nnlib__parallel_grain(chunk_values, MIN_PART_VALUES);
   for (; p.first_chunk < chunks; p.first_chunk += CHUNKS_AT_ONCE) {
     int64_t count = chunks - p.first_chunk < CHUNKS_AT_ONCE
                         ? chunks - p.first_chunk
