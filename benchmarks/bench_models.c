@@ -360,17 +360,20 @@ enum {
 
 typedef struct attention_shape {
   int t, d, heads, hd;
+  bool causal;
 } attention_shape;
 
-/* Heads of the `which`-th attention layer (from 0): the public API has no
- * getter, so they are read from the model's description, whose items are
- * in node order ("attention:HEADS..."). */
-static int attention_heads(nnlib_model *model, int which) {
+/* The `which`-th attention layer's item of the model's description (the
+ * public API has no getter for heads and mask), whose items are in node
+ * order: "attention:HEADS[:causal]..." up to the next item; false when
+ * there is none. */
+static bool attention_item(nnlib_model *model, int which, char *item,
+                           size_t size) {
   size_t needed = 0;
   if (nnlib_model_get_spec(model, NULL, 0, &needed) != NNLIB_OK)
-    return -1;
+    return false;
   char *text = malloc(needed + 1);
-  int heads = -1;
+  bool found = false;
   if (text != NULL &&
       nnlib_model_get_spec(model, text, needed + 1, NULL) == NNLIB_OK) {
     const char *at = text;
@@ -379,11 +382,16 @@ static int attention_heads(nnlib_model *model, int which) {
       if (at != NULL)
         at += strlen("attention:");
     }
-    if (at != NULL)
-      heads = atoi(at);
+    if (at != NULL) {
+      size_t len = strcspn(at, ",\n");
+      len = len < size - 1 ? len : size - 1;
+      memcpy(item, at, len);
+      item[len] = '\0';
+      found = true;
+    }
   }
   free(text);
-  return heads;
+  return found;
 }
 
 static bool attention_shape_of(const layer_call *c, attention_shape *s) {
@@ -399,7 +407,11 @@ static bool attention_shape_of(const layer_call *c, attention_shape *s) {
     return false;
   s->t = (int)dims[0];
   s->d = (int)dims[1];
-  s->heads = attention_heads(c->model, which);
+  char item[128];
+  if (!attention_item(c->model, which, item, sizeof item))
+    return false;
+  s->heads = atoi(item);
+  s->causal = strstr(item, ":causal") != NULL;
   if (s->heads < 1 || s->d % s->heads != 0)
     return false;
   s->hd = s->d / s->heads;
@@ -413,6 +425,31 @@ static bool attention_shape_of(const layer_call *c, attention_shape *s) {
 static int attention_group(int heads, int n) {
   int group = heads >= 16 ? 1 : (16 + heads - 1) / heads;
   return group < n ? group : n;
+}
+
+/* The blocks of the per-head products (score_block in
+ * src/layers/attention.c): under the causal mask the queries go in blocks
+ * of 64 rows; block [r0, r1) sees keys [0, r1), and key block [r0, r1) is
+ * seen from queries [r0, t). Without the mask, one block of all t. */
+enum { ATT_CAUSAL_BLOCK = 64 };
+
+typedef struct att_block {
+  int r0, r1, keys, from;
+} att_block;
+
+static int att_blocks(const attention_shape *s) {
+  return s->causal ? (s->t + ATT_CAUSAL_BLOCK - 1) / ATT_CAUSAL_BLOCK : 1;
+}
+
+static att_block att_block_at(const attention_shape *s, int i) {
+  att_block k = {0, s->t, s->t, 0};
+  if (s->causal) {
+    k.r0 = ATT_CAUSAL_BLOCK * i;
+    k.r1 = k.r0 + ATT_CAUSAL_BLOCK < s->t ? k.r0 + ATT_CAUSAL_BLOCK : s->t;
+    k.keys = k.r1;
+    k.from = k.r0;
+  }
+  return k;
 }
 
 /* Floats of each shared buffer of an attention layer on a batch of n. */
@@ -478,6 +515,8 @@ static bench_gemm with_beta(bench_gemm g, float beta) {
  *               dK_h = dS^T Q_h sqrt(hd)^-1 (TN, likewise) head by head
  *               dW_in = dQKV^T X        TN [3D,R] x [R,D]
  *               dX = dQKV W_in          NN [R,3D] x [3D,D]  (with dX)
+ * Under the causal mask each per-head product goes block by block
+ * (att_block: rows and columns shrink to what the mask lets through).
  * Without dropout (the bench's models have none); the scale multiplies
  * as alpha, exactly as the layer passes it. */
 static int attention_gemms(const layer_call *c, bool backward,
@@ -490,7 +529,7 @@ static int attention_gemms(const layer_call *c, bool backward,
   int64_t tt = (int64_t)t * t, qkv_rows = (int64_t)t * ld3;
   int64_t o_rows = (int64_t)t * d, p_sample = heads * tt;
   float scale = 1.0f / sqrtf((float)hd);
-  int group = attention_group(heads, c->n);
+  int group = attention_group(heads, c->n), blocks = att_blocks(&s);
   /* with biases (4 parameter tensors) the projections add onto the bias
    * rows broadcast into their output first */
   float bias_beta = nnlib_layer_get_param_tensor_count(c->l) == 4 ? 1.0f : 0.0f;
@@ -500,19 +539,28 @@ static int attention_gemms(const layer_call *c, bool backward,
                                   att(c, ATT_W_IN, 0, d, 0, 0),
                                   att(c, ATT_QKV, 0, ld3, 0, 0)),
                          bias_beta));
-    /* per group of samples: the scores of each (sample, head), then
-     * (after one softmax pass over them) P V_h of each */
+    /* per group of samples: the scores of each (sample, head) block by
+     * block, then (after one softmax pass over them) P V_h of each */
     for (int b0 = 0; b0 < c->n; b0 += group) {
       int count = (c->n - b0 < group ? c->n - b0 : group) * heads;
-      int64_t q0 = b0 * qkv_rows, p0 = b0 * p_sample;
-      push(list, att_gemm("forward", c, 'N', 'T', t, t, hd, scale, count,
-                          heads, 0, att(c, ATT_QKV, q0, ld3, qkv_rows, hd),
-                          att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
-                          att(c, ATT_P, p0, t, p_sample, tt)));
-      push(list, att_gemm("forward", c, 'N', 'N', t, hd, t, 1.0f, count,
-                          heads, 0, att(c, ATT_P, p0, t, p_sample, tt),
-                          att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
-                          att(c, ATT_O, b0 * o_rows, d, o_rows, hd)));
+      int64_t q0 = b0 * qkv_rows, p0 = b0 * p_sample, o0 = b0 * o_rows;
+      int id = 100000 * (c->index + 1) + 50000 + 2 * (b0 / group) + 1;
+      for (int i = 0; i < blocks; i++) {
+        att_block k = att_block_at(&s, i);
+        push(list, att_gemm("forward", c, 'N', 'T', k.r1 - k.r0, k.keys, hd,
+                            scale, count, heads, id,
+                            att(c, ATT_QKV, q0 + k.r0 * ld3, ld3, qkv_rows, hd),
+                            att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
+                            att(c, ATT_P, p0 + k.r0 * t, t, p_sample, tt)));
+      }
+      for (int i = 0; i < blocks; i++) {
+        att_block k = att_block_at(&s, i);
+        push(list, att_gemm("forward", c, 'N', 'N', k.r1 - k.r0, hd, k.keys,
+                            1.0f, count, heads, id + 1,
+                            att(c, ATT_P, p0 + k.r0 * t, t, p_sample, tt),
+                            att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
+                            att(c, ATT_O, o0 + k.r0 * d, d, o_rows, hd)));
+      }
     }
     push(list, with_beta(att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1,
                                   0, 0, att(c, ATT_O, 0, d, 0, 0),
@@ -529,30 +577,48 @@ static int attention_gemms(const layer_call *c, bool backward,
                       att(c, ATT_W_OUT, 0, d, 0, 0),
                       att(c, ATT_DO, 0, d, 0, 0)));
   /* per group of samples: dV_h = P^T dO_h and dP = dO_h V_h^T of each
-   * (sample, head), dP into the group's blocks; after one softmax backward
-   * pass over them, dQ_h = dS K_h / sqrt(hd) and dK_h = dS^T Q_h / sqrt(hd)
-   * of each */
+   * (sample, head) block by block, dP into the group's blocks; after one
+   * softmax backward pass over them, dQ_h = dS K_h / sqrt(hd) and dK_h =
+   * dS^T Q_h / sqrt(hd) of each */
   for (int b0 = 0; b0 < c->n; b0 += group) {
     int count = (c->n - b0 < group ? c->n - b0 : group) * heads;
     int64_t q0 = b0 * qkv_rows, p0 = b0 * p_sample, o0 = b0 * o_rows;
-    /* interleaved pairs: an id of their own, apart from the neighbours' */
+    /* interleaved sets: an id of their own, apart from the neighbours' */
     int first_pair = 100000 * (c->index + 1) + 2 * (b0 / group) + 1;
-    push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, 1.0f, count,
-                        heads, first_pair, att(c, ATT_P, p0, t, p_sample, tt),
-                        att(c, ATT_DO, o0, d, o_rows, hd),
-                        att(c, ATT_DQKV, q0 + 2 * d, ld3, qkv_rows, hd)));
-    push(list, att_gemm("input_grad", c, 'N', 'T', t, t, hd, 1.0f, count,
-                        heads, first_pair, att(c, ATT_DO, o0, d, o_rows, hd),
-                        att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
-                        att(c, ATT_DP, 0, t, p_sample, tt)));
-    push(list, att_gemm("input_grad", c, 'N', 'N', t, hd, t, scale, count,
-                        heads, first_pair + 1, att(c, ATT_DP, 0, t, p_sample, tt),
-                        att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
-                        att(c, ATT_DQKV, q0, ld3, qkv_rows, hd)));
-    push(list, att_gemm("input_grad", c, 'T', 'N', t, hd, t, scale, count,
-                        heads, first_pair + 1, att(c, ATT_DP, 0, t, p_sample, tt),
-                        att(c, ATT_QKV, q0, ld3, qkv_rows, hd),
-                        att(c, ATT_DQKV, q0 + d, ld3, qkv_rows, hd)));
+    for (int i = 0; i < blocks; i++) {
+      att_block k = att_block_at(&s, i);
+      push(list, att_gemm("input_grad", c, 'T', 'N', k.r1 - k.r0, hd,
+                          t - k.from, 1.0f, count, heads, first_pair,
+                          att(c, ATT_P, p0 + k.from * t + k.r0, t, p_sample, tt),
+                          att(c, ATT_DO, o0 + k.from * d, d, o_rows, hd),
+                          att(c, ATT_DQKV, q0 + 2 * d + k.r0 * ld3, ld3,
+                              qkv_rows, hd)));
+    }
+    for (int i = 0; i < blocks; i++) {
+      att_block k = att_block_at(&s, i);
+      push(list, att_gemm("input_grad", c, 'N', 'T', k.r1 - k.r0, k.keys, hd,
+                          1.0f, count, heads, first_pair,
+                          att(c, ATT_DO, o0 + k.r0 * d, d, o_rows, hd),
+                          att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
+                          att(c, ATT_DP, k.r0 * t, t, p_sample, tt)));
+    }
+    for (int i = 0; i < blocks; i++) {
+      att_block k = att_block_at(&s, i);
+      push(list, att_gemm("input_grad", c, 'N', 'N', k.r1 - k.r0, hd, k.keys,
+                          scale, count, heads, first_pair + 1,
+                          att(c, ATT_DP, k.r0 * t, t, p_sample, tt),
+                          att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
+                          att(c, ATT_DQKV, q0 + k.r0 * ld3, ld3, qkv_rows, hd)));
+    }
+    for (int i = 0; i < blocks; i++) {
+      att_block k = att_block_at(&s, i);
+      push(list, att_gemm("input_grad", c, 'T', 'N', k.r1 - k.r0, hd,
+                          t - k.from, scale, count, heads, first_pair + 1,
+                          att(c, ATT_DP, k.from * t + k.r0, t, p_sample, tt),
+                          att(c, ATT_QKV, q0 + k.from * ld3, ld3, qkv_rows, hd),
+                          att(c, ATT_DQKV, q0 + d + k.r0 * ld3, ld3, qkv_rows,
+                              hd)));
+    }
   }
   push(list, att_gemm("weight_grad", c, 'T', 'N', ld3, d, rows, 1.0f, 1, 0, 0,
                       att(c, ATT_DQKV, 0, ld3, 0, 0),

@@ -13,7 +13,9 @@
  *             O_h = P~ V_h               [T,T] x [T,hd]      one GEMM into
  *                                        columns h hd of O [R,D]
  *           Y = O W_out^T + b_out        [R,D] x [D,D]       one GEMM
- *   2 + 2 n heads GEMMs.
+ *   2 + 2 n heads GEMMs; with the causal mask and without dropout each
+ *   per-head one goes as ceil(T / 64) blocks that skip the masked scores
+ *   (score_block, below).
  *
  * backward: dW_out = dY^T O, db_out = column sums of dY, dO = dY W_out;
  *           per sample and head: dV_h = P~^T dO_h, dP~ = dO_h V_h^T,
@@ -21,7 +23,8 @@
  *             dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd),
  *             all written into dQKV [R,3D] where QKV had them;
  *           dW_in = dQKV^T X, db_in = column sums of dQKV, dX = dQKV W_in.
- *   4 + 4 n heads GEMMs (3 + 4 n heads without dX).
+ *   4 + 4 n heads GEMMs (3 + 4 n heads without dX), the per-head ones
+ *   in blocks as in forward.
  *
  * Decoding (run->cache, causal only): the cache of a sample holds the keys
  * [T,D] then the values [T,D] of every position so far; a call with
@@ -412,6 +415,68 @@ static void softmax_blocks(float *p, float *dp, int64_t blocks,
   nnlib__parallel_for(blocks, min_part(tq * tk), softmax_range, &s);
 }
 
+/* Under the causal mask the scores above the diagonal are never used, so
+ * the passes over whole sequences skip them: the queries go in blocks of
+ * CAUSAL_BLOCK rows, and block [r0, r1) multiplies with keys [0, r1)
+ * only; in backward key block [c0, c1) gathers from queries [c0, t) only.
+ * At T = 128 that is 3/4 of the per-head multiply-adds, and the blocks'
+ * products (at most 2^18 of them) stay on one OpenBLAS thread. What a
+ * block leaves unwritten in a score row lies past the row's last key,
+ * which the softmax passes set to 0 (masked_softmax, softmax_backward).
+ * Without the mask there is one block of all t rows and keys. */
+enum { CAUSAL_BLOCK = 64 };
+
+typedef struct score_block {
+  int64_t r0, r1; /* query rows [r0, r1), and as key block columns */
+  int64_t keys;   /* queries r0.. see keys [0, keys) */
+  int64_t from;   /* key block [r0, r1) is seen from queries [from, t) */
+} score_block;
+
+static int64_t score_blocks(const attention_layer *a, int64_t t) {
+  return a->o.causal ? (t + CAUSAL_BLOCK - 1) / CAUSAL_BLOCK : 1;
+}
+
+static score_block score_block_at(const attention_layer *a, int64_t i,
+                                  int64_t t) {
+  score_block s = {0, t, t, 0};
+  if (a->o.causal) {
+    s.r0 = i * CAUSAL_BLOCK;
+    s.r1 = s.r0 + CAUSAL_BLOCK < t ? s.r0 + CAUSAL_BLOCK : t;
+    s.keys = s.r1;
+    s.from = s.r0;
+  }
+  return s;
+}
+
+/* S of one (sample, head) block by block: S = Q_h K_h^T / sqrt(hd), q its
+ * first row in QKV (ld 3D), ph its [t, t] block of P. */
+static nnlib_status head_scores(const attention_layer *a, const float *q,
+                                float *ph, int64_t t) {
+  int64_t ld = 3 * a->d, blocks = score_blocks(a, t);
+  float scale = 1.0f / sqrtf((float)a->hd);
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
+                          a->hd, scale, q + s.r0 * ld, ld, q + a->d, ld, 0.0f,
+                          ph + s.r0 * t, t));
+  }
+  return NNLIB_OK;
+}
+
+/* O_h = P V_h block by block, v the head's first value in QKV, o its first
+ * column in O (ld D). */
+static nnlib_status head_values(const attention_layer *a, const float *ph,
+                                const float *v, float *o, int64_t t) {
+  int64_t ld = 3 * a->d, blocks = score_blocks(a, t);
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0,
+                          a->hd, s.keys, 1.0f, ph + s.r0 * t, t, v, ld, 0.0f,
+                          o + s.r0 * a->d, a->d));
+  }
+  return NNLIB_OK;
+}
+
 /* Forward of samples [b0, b0 + count) over whole sequences of t positions
  * without dropout: S GEMMs of every (sample, head), one softmax pass over
  * their blocks, then the O GEMMs. */
@@ -419,23 +484,17 @@ static nnlib_status attend_group(const attention_layer *a, const float *qkv,
                                  float *p, float *o, int64_t b0, int64_t count,
                                  int64_t t) {
   int64_t d = a->d, hd = a->hd, block = a->t * a->t;
-  float scale = 1.0f / sqrtf((float)hd);
   for (int64_t b = b0; b < b0 + count; b++)
-    for (int64_t h = 0; h < a->heads; h++) {
-      const float *q = qkv + b * t * 3 * d + h * hd;
-      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, t, t, hd, scale, q,
-                            3 * d, q + d, 3 * d, 0.0f,
+    for (int64_t h = 0; h < a->heads; h++)
+      NNLIB_TRY(head_scores(a, qkv + b * t * 3 * d + h * hd,
                             p + (b * a->heads + h) * block, t));
-    }
   softmax_blocks(p + b0 * a->heads * block, NULL, count * a->heads, block, t,
                  t, a->o.causal != 0);
   for (int64_t b = b0; b < b0 + count; b++)
-    for (int64_t h = 0; h < a->heads; h++) {
-      const float *v = qkv + b * t * 3 * d + 2 * d + h * hd;
-      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, t, hd, t, 1.0f,
-                            p + (b * a->heads + h) * block, t, v, 3 * d, 0.0f,
-                            o + b * t * d + h * hd, d));
-    }
+    for (int64_t h = 0; h < a->heads; h++)
+      NNLIB_TRY(head_values(a, p + (b * a->heads + h) * block,
+                            qkv + b * t * 3 * d + 2 * d + h * hd,
+                            o + b * t * d + h * hd, t));
   return NNLIB_OK;
 }
 
@@ -554,6 +613,52 @@ static nnlib_status backward_sample(const attention_layer *a,
   return NNLIB_OK;
 }
 
+/* The first products of one (sample, head)'s backward, block by block:
+ * dV_h = P^T dO_h into dv (ld 3D), then dP = dO_h V_h^T into dph [t, t].
+ * doh is the head's first column of dO (ld D). */
+static nnlib_status head_grads_pv(const attention_layer *a, const float *ph,
+                                  const float *doh, const float *v,
+                                  float *dv, float *dph, int64_t t) {
+  int64_t d = a->d, ld = 3 * d, blocks = score_blocks(a, t);
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    /* dV rows [r0, r1) = P[from.., r0..r1)^T dO[from..]  [t-from,w]^T x
+     * [t-from,hd] */
+    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                          t - s.from, 1.0f, ph + s.from * t + s.r0, t,
+                          doh + s.from * d, d, 0.0f, dv + s.r0 * ld, ld));
+  }
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
+                          a->hd, 1.0f, doh + s.r0 * d, d, v, ld, 0.0f,
+                          dph + s.r0 * t, t));
+  }
+  return NNLIB_OK;
+}
+
+/* The last products of one (sample, head)'s backward from dS (dsh [t, t]):
+ * dQ_h = dS K_h / sqrt(hd) into dq, dK_h = dS^T Q_h / sqrt(hd) into dq + D
+ * (ld 3D), q the head's first query in QKV. */
+static nnlib_status head_grads_qk(const attention_layer *a, const float *dsh,
+                                  const float *q, float *dq, int64_t t) {
+  int64_t d = a->d, ld = 3 * d, blocks = score_blocks(a, t);
+  float scale = 1.0f / sqrtf((float)a->hd);
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0,
+                          a->hd, s.keys, scale, dsh + s.r0 * t, t, q + d, ld,
+                          0.0f, dq + s.r0 * ld, ld));
+  }
+  for (int64_t i = 0; i < blocks; i++) {
+    score_block s = score_block_at(a, i, t);
+    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                          t - s.from, scale, dsh + s.from * t + s.r0, t,
+                          q + s.from * ld, ld, 0.0f, dq + d + s.r0 * ld, ld));
+  }
+  return NNLIB_OK;
+}
+
 /* Backward of samples [b0, b0 + count) without dropout, from dO into
  * dQKV: per (sample, head) dV and dP (into the group's dp blocks), one
  * softmax backward pass over the blocks, then dQ and dK. */
@@ -562,34 +667,20 @@ static nnlib_status backward_group(const attention_layer *a, const float *qkv,
                                    float *dqkv, float *dp, int64_t b0,
                                    int64_t count, int64_t t) {
   int64_t d = a->d, hd = a->hd, ld = 3 * d, block = a->t * a->t;
-  float scale = 1.0f / sqrtf((float)hd);
   for (int64_t b = b0; b < b0 + count; b++)
-    for (int64_t h = 0; h < a->heads; h++) {
-      const float *ph = p + (b * a->heads + h) * block;
-      const float *v = qkv + b * t * ld + 2 * d + h * hd;
-      const float *doh = d_o + b * t * d + h * hd;
-      float *dph = dp + ((b - b0) * a->heads + h) * t * t;
-      /* dV_h = P^T dO_h  [t,t] x [t,hd] */
-      NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, t, hd, t, 1.0f, ph,
-                            t, doh, d, 0.0f, dqkv + b * t * ld + 2 * d + h * hd,
-                            ld));
-      /* dP = dO_h V_h^T  [t,hd] x [hd,t] */
-      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, t, t, hd, 1.0f, doh,
-                            d, v, ld, 0.0f, dph, t));
-    }
+    for (int64_t h = 0; h < a->heads; h++)
+      NNLIB_TRY(head_grads_pv(a, p + (b * a->heads + h) * block,
+                              d_o + b * t * d + h * hd,
+                              qkv + b * t * ld + 2 * d + h * hd,
+                              dqkv + b * t * ld + 2 * d + h * hd,
+                              dp + ((b - b0) * a->heads + h) * t * t, t));
   softmax_blocks(p + b0 * a->heads * block, dp, count * a->heads, block, t, t,
                  a->o.causal != 0);
   for (int64_t b = b0; b < b0 + count; b++)
-    for (int64_t h = 0; h < a->heads; h++) {
-      const float *q = qkv + b * t * ld + h * hd, *k = q + d;
-      const float *dsh = dp + ((b - b0) * a->heads + h) * t * t;
-      float *dq = dqkv + b * t * ld + h * hd;
-      /* dQ_h = dS K_h / sqrt(hd), dK_h = dS^T Q_h / sqrt(hd) */
-      NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, t, hd, t, scale,
-                            dsh, t, k, ld, 0.0f, dq, ld));
-      NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, t, hd, t, scale,
-                            dsh, t, q, ld, 0.0f, dq + d, ld));
-    }
+    for (int64_t h = 0; h < a->heads; h++)
+      NNLIB_TRY(head_grads_qk(a, dp + ((b - b0) * a->heads + h) * t * t,
+                              qkv + b * t * ld + h * hd,
+                              dqkv + b * t * ld + h * hd, t));
   return NNLIB_OK;
 }
 
