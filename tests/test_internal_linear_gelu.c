@@ -463,8 +463,8 @@ static void test_gelu_values(void **s) {
   assert_true(y[3] == 0.0f); /* -40 Phi(-40) underflows (sign: -0) */
 }
 
-/* The derivative through the layer's backward, with dy = 1 and y all NaN:
- * it is taken from x. */
+/* The derivative through the layer's backward, with dy = 1 and y all NaN
+ * (it is taken from x: forward keeps it in the workspace). */
 static void check_gelu_derivative(nnlib_activation kind) {
   nnlib_layer *l = gelu_layer(kind);
   int64_t count = 16 * 32 + 1;
@@ -477,6 +477,7 @@ static void check_gelu_derivative(nnlib_activation kind) {
     dy[i] = 1.0f;
   }
   nnlib__run run = lh_run(m, 0);
+  ASSERT_OK(l->ops->forward(l, &run, x, dx, 1));
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, 1));
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
@@ -522,7 +523,16 @@ static void check_gelu_derivative_dense(nnlib_activation kind) {
     dy[i] = 1.0f;
   }
   nnlib__run run = lh_run(m, 0), run1 = lh_run(m1, 0);
+  ASSERT_OK(l->ops->forward(l, &run, x, dx, 1));
   ASSERT_OK(l->ops->backward(l, &run, x, y, dy, dx, 1));
+  /* what forward kept is the derivative computed afresh (a call without
+   * a workspace), bit for bit */
+  float *fresh = floats(shape[0]);
+  nnlib__run bare = run;
+  bare.workspace = NULL;
+  ASSERT_OK(l->ops->backward(l, &bare, x, y, dy, fresh, 1));
+  assert_memory_equal(fresh, dx, (size_t)shape[0] * sizeof *dx);
+  free(fresh);
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
     long double want = ref_gelu_derivative(kind, x[i]);
@@ -532,6 +542,7 @@ static void check_gelu_derivative_dense(nnlib_activation kind) {
                (double)x[i], (double)dx[i], want);
     worst = fmax(worst, err);
     float alone, g = 1.0f, nan_y = NAN;
+    ASSERT_OK(one->ops->forward(one, &run1, &x[i], &alone, 1));
     ASSERT_OK(one->ops->backward(one, &run1, &x[i], &nan_y, &g, &alone, 1));
     if (memcmp(&alone, &dx[i], sizeof alone) != 0)
       fail_msg("%s'(%.9g): %.9g alone, %.9g in a vector",

@@ -2,8 +2,9 @@
  * identity and GELU (exact and tanh): the layer, and the kernels the dense
  * layer fuses into its bias pass. Derivatives are written in terms of the
  * output y, so a fused dense+activation pair keeps one buffer; GELU is not
- * monotonic, so y does not tell x, and its derivative is taken from x: it
- * is never fused (nnlib__activation_is_elementwise). */
+ * monotonic, so y does not tell x: its forward keeps each value's
+ * derivative in the layer's workspace (one float per value) for backward,
+ * and it is never fused (nnlib__activation_is_elementwise). */
 /* no FMA contraction under clang either (GCC makes none in ISO C mode):
  * the same bits from every clone of a loop (core/vecmath.h) */
 #if defined(__clang__)
@@ -217,6 +218,29 @@ static void gelu_forward_separate(nnlib_activation kind,
       y[i] = gelu_tanh(x[i]);
 }
 
+/* GELU over count values as gelu_forward_*, and each value's derivative
+ * into slope for backward: both from the same normal tail (or e^-2u),
+ * which the compiler computes once, so this costs little more than
+ * GELU alone, and backward becomes one product per value. The slope is
+ * what gelu_derivative gives, bit for bit. x may be y (read first). */
+NNLIB__WIDE_VECTOR_CLONES
+static void gelu_forward_keep(nnlib_activation kind, const float *x,
+                              float *y, float *restrict slope,
+                              int64_t count) {
+  if (kind == NNLIB_ACT_GELU)
+    for (int64_t i = 0; i < count; i++) {
+      float v = x[i];
+      slope[i] = gelu_derivative(v);
+      y[i] = gelu(v);
+    }
+  else
+    for (int64_t i = 0; i < count; i++) {
+      float v = x[i];
+      slope[i] = gelu_tanh_derivative(v);
+      y[i] = gelu_tanh(v);
+    }
+}
+
 NNLIB__VECTOR_CLONES
 static void apply_flat(nnlib_activation kind, float *restrict y,
                        int64_t count) {
@@ -330,8 +354,10 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
   }
 }
 
-/* dx[i] = dy[i] GELU'(x[i]): reads x[i] and dy[i] before writing dx[i], so
- * dx may be the spent output y or dy itself. In place (dx == dy) has its
+/* dx[i] = dy[i] GELU'(x[i]) computed afresh, for a call without a
+ * workspace (the layer driven alone; a model always gives one, and then
+ * forward kept the derivatives): reads x[i] and dy[i] before writing
+ * dx[i], so dx may be the spent output y or dy itself. In place (dx == dy) has its
  * own loops, for the reason given at APPLY_ROW; with restrict neither
  * needs a run-time overlap test. */
 NNLIB__WIDE_VECTOR_CLONES
@@ -359,9 +385,20 @@ static void gelu_backward_separate(nnlib_activation kind,
       dx[i] = dy[i] * gelu_tanh_derivative(x[i]);
 }
 
+/* dx[i] = dy[i] slope[i] with the slopes forward kept; dx may be dy. */
+NNLIB__VECTOR_CLONES
+static void gelu_backward_kept(const float *restrict slope, const float *dy,
+                               float *dx, int64_t count) {
+  for (int64_t i = 0; i < count; i++)
+    dx[i] = dy[i] * slope[i];
+}
+
 static void gelu_backward(nnlib_activation kind, const float *x,
-                          const float *dy, float *dx, int64_t count) {
-  if (dx == dy)
+                          const float *slope, const float *dy, float *dx,
+                          int64_t count) {
+  if (slope != NULL)
+    gelu_backward_kept(slope, dy, dx, count);
+  else if (dx == dy)
     gelu_backward_in_place(kind, x, dx, count);
   else
     gelu_backward_separate(kind, x, dy, dx, count);
@@ -379,6 +416,8 @@ typedef struct gelu_pass {
   const float *x;  /* the layer's input */
   const float *dy; /* backward only; NULL: forward */
   float *out;      /* y forward, dx backward */
+  float *slope;    /* the derivatives forward keeps for backward; NULL:
+                      none (forward without backward after it) */
   int64_t count;
 } gelu_pass;
 
@@ -387,9 +426,11 @@ static void gelu_range(void *ctx, int64_t begin, int64_t end) {
   int64_t first = begin * GELU_BLOCK;
   int64_t last = end * GELU_BLOCK < p->count ? end * GELU_BLOCK : p->count;
   const float *x = p->x + first;
-  float *out = p->out + first;
+  float *out = p->out + first, *slope = p->slope ? p->slope + first : NULL;
   if (p->dy != NULL)
-    gelu_backward(p->kind, x, p->dy + first, out, last - first);
+    gelu_backward(p->kind, x, slope, p->dy + first, out, last - first);
+  else if (slope != NULL)
+    gelu_forward_keep(p->kind, x, out, slope, last - first);
   else if (x == out)
     gelu_forward_in_place(p->kind, out, last - first);
   else
@@ -397,8 +438,9 @@ static void gelu_range(void *ctx, int64_t begin, int64_t end) {
 }
 
 static void gelu_parallel(nnlib_activation kind, const float *x,
-                          const float *dy, float *out, int64_t count) {
-  gelu_pass p = {kind, x, dy, out, count};
+                          const float *dy, float *out, float *slope,
+                          int64_t count) {
+  gelu_pass p = {kind, x, dy, out, slope, count};
   nnlib__parallel_for((count + GELU_BLOCK - 1) / GELU_BLOCK, GELU_MIN_BLOCKS,
                       gelu_range, &p);
 }
@@ -443,10 +485,20 @@ static const char *activation_name(const nnlib_layer *l) {
   return kind_name(((const activation_layer *)l)->kind);
 }
 
+/* GELU's workspace: one derivative per value of the batch, written by a
+ * forward that backward may follow (not nnlib__run.folded) and read by
+ * backward (gelu_forward_keep). */
 static nnlib_status activation_plan(nnlib_layer *l, const nnlib__shape *in,
                                     int64_t max_batch) {
-  (void)max_batch;
   l->out_shape = *in;
+  int64_t values;
+  if (is_gelu(((const activation_layer *)l)->kind)) {
+    if (nnlib__mul_overflows(nnlib__shape_numel(in), max_batch, &values))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "%s: %lld samples overflow its workspace",
+                          activation_name(l), (long long)max_batch);
+    l->workspace_floats = (size_t)values;
+  }
   return NNLIB_OK;
 }
 
@@ -465,7 +517,8 @@ static nnlib_status activation_forward(nnlib_layer *l, const nnlib__run *run,
   if (a->kind == NNLIB_ACT_SOFTMAX)
     nnlib__softmax_rows(x, y, rows, cols);
   else if (is_gelu(a->kind))
-    gelu_parallel(a->kind, x, NULL, y, rows * cols);
+    gelu_parallel(a->kind, x, NULL, y, run->folded ? NULL : run->workspace,
+                  rows * cols);
   else /* n rows of a sample's values each, as before decoding existed */
     nnlib__activation_apply(a->kind, a->param, x, NULL, y, n,
                             rows * cols / n);
@@ -498,7 +551,7 @@ static nnlib_status activation_backward(nnlib_layer *l, const nnlib__run *run,
   if (a->kind == NNLIB_ACT_SOFTMAX)
     softmax_backward(y, dy, dx, rows, cols);
   else if (is_gelu(a->kind))
-    gelu_parallel(a->kind, x, dy, dx, rows * cols);
+    gelu_parallel(a->kind, x, dy, dx, run->workspace, rows * cols);
   else
     nnlib__activation_backward(a->kind, a->param, y, dy, dx, NULL, n,
                                rows * cols / n);
