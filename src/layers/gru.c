@@ -87,7 +87,7 @@ static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
 
 /* One step of one sample: p [3H] input side (pre-activations in, r z n
  * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gru_cell(float *restrict p, float *restrict q,
                      const float *restrict bias, const float *restrict hprev,
                      float *restrict h, int64_t width) {
@@ -96,10 +96,10 @@ static void gru_cell(float *restrict p, float *restrict q,
   float *qn = q + 2 * width;
   const float *brz = bias, *bn = bias + 2 * width, *bhn = bias + 3 * width;
   for (int64_t j = 0; j < width; j++) {
-    float r = nnlib__sigmoid(pr[j] + qr[j] + brz[j]);
-    float z = nnlib__sigmoid(pz[j] + qz[j] + brz[width + j]);
+    float r = nnlib__sigmoid_gate(pr[j] + qr[j] + brz[j]);
+    float z = nnlib__sigmoid_gate(pz[j] + qz[j] + brz[width + j]);
     float hn = qn[j] + bhn[j];
-    float n = nnlib__tanh(pn[j] + bn[j] + r * hn);
+    float n = nnlib__tanh_gate(pn[j] + bn[j] + r * hn);
     pr[j] = r;
     pz[j] = z;
     pn[j] = n;
@@ -202,7 +202,7 @@ static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
 
 /* linear_before_reset 0, first pass of one sample: r and z (into p's r and
  * z blocks) and r h_{t-1} (into rh). */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gru_reset_update(float *restrict p, const float *restrict q,
                              const float *restrict bias,
                              const float *restrict hprev,
@@ -210,8 +210,8 @@ static void gru_reset_update(float *restrict p, const float *restrict q,
   float *pr = p, *pz = p + width;
   const float *qr = q, *qz = q + width;
   for (int64_t j = 0; j < width; j++) {
-    float r = nnlib__sigmoid(pr[j] + qr[j] + bias[j]);
-    pz[j] = nnlib__sigmoid(pz[j] + qz[j] + bias[width + j]);
+    float r = nnlib__sigmoid_gate(pr[j] + qr[j] + bias[j]);
+    pz[j] = nnlib__sigmoid_gate(pz[j] + qz[j] + bias[width + j]);
     pr[j] = r;
     rh[j] = r * hprev[j];
   }
@@ -219,7 +219,7 @@ static void gru_reset_update(float *restrict p, const float *restrict q,
 
 /* linear_before_reset 0, second pass: n = tanh(p_n + b_in + Q_n + b_hn)
  * with Q_n = W_hn (r h), into p's n block, and h_t. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gru_new_state(float *restrict p, const float *restrict q,
                           const float *restrict bias,
                           const float *restrict hprev, float *restrict h,
@@ -228,7 +228,7 @@ static void gru_new_state(float *restrict p, const float *restrict q,
   float *pn = p + 2 * width;
   const float *bn = bias + 2 * width, *bhn = bias + 3 * width;
   for (int64_t j = 0; j < width; j++) {
-    float n = nnlib__tanh(pn[j] + bn[j] + qn[j] + bhn[j]);
+    float n = nnlib__tanh_gate(pn[j] + bn[j] + qn[j] + bhn[j]);
     pn[j] = n;
     h[j] = (1.0f - pz[j]) * n + pz[j] * hprev[j];
   }

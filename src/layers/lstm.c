@@ -51,19 +51,19 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* One step of one sample: gates [4H] (i f g o) pre-activations in,
  * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void lstm_cell(float *restrict gates, const float *restrict bias,
                       const float *restrict cprev, float *restrict c,
                       float *restrict tc, float *restrict h, int64_t width) {
   float *gi = gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
   const float *bi = bias, *bf = bi + width, *bg = bf + width, *bo = bg + width;
   for (int64_t j = 0; j < width; j++) {
-    float i = nnlib__sigmoid(gi[j] + bi[j]);
-    float f = nnlib__sigmoid(gf[j] + bf[j]);
-    float g = nnlib__tanh(gg[j] + bg[j]);
-    float o = nnlib__sigmoid(go[j] + bo[j]);
+    float i = nnlib__sigmoid_gate(gi[j] + bi[j]);
+    float f = nnlib__sigmoid_gate(gf[j] + bf[j]);
+    float g = nnlib__tanh_gate(gg[j] + bg[j]);
+    float o = nnlib__sigmoid_gate(go[j] + bo[j]);
     float cj = f * cprev[j] + i * g;
-    float t = nnlib__tanh(cj);
+    float t = nnlib__tanh_gate(cj);
     gi[j] = i;
     gf[j] = f;
     gg[j] = g;
