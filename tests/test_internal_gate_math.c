@@ -15,9 +15,9 @@
  *
  * NNLIB_EXHAUSTIVE=1 runs the first check over all 2^32 floats (minutes:
  * the reference is long double) and prints the largest errors. Over all
- * floats against double e^x and tanh the largest are 1.684 ulp (sigmoid,
- * x = -1.104) and 1.907 ulp (tanh, x = 0.508), vecmath.h's documented
- * bounds; the strided sweep here finds 1.48 and 1.70. */
+ * floats against double e^x and tanh the largest are 2.444 ulp (sigmoid,
+ * x = -16.64; 1.684 at x = -1.104 above -16.6) and 1.907 ulp (tanh, x =
+ * 0.508), vecmath.h's documented bounds. */
 /* no contraction besides the gates' own fmaf, as in the cell files */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ULP_SIGMOID 1.69
+#define MAX_ULP_SIGMOID 2.45
 #define MAX_ULP_TANH 1.91
 
 enum { SWEEP = 40960 + 1, BITS_STRIDE = 65521 /* prime */, BLOCK = 65536 };
