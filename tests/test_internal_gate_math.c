@@ -6,8 +6,8 @@
  *     stride (~65 000 values over every exponent, subnormals and both
  *     signs) and a dense sweep of [-40, 40] in steps of 1/512, through the
  *     vectorised loop the cells run (the gate clones);
- *   - the ends exactly: NaN passes through with its payload, infinities
- *     saturate, tanh keeps the sign of zero and returns a subnormal x as
+ *   - the ends exactly: NaN gives NaN (of either sign and any payload),
+ *     infinities saturate, tanh keeps the sign of zero and returns a subnormal x as
  *     itself, sigmoid reaches subnormal results before 0;
  *   - the same bits from every clone: the AVX-512F loop, the AVX2+FMA loop
  *     and the baseline (libm's fmaf, one call an element), each run where
@@ -158,8 +158,8 @@ static void test_specials(void **s) {
   assert_bits(t[4], tiny, "tanh(tiny)");
   assert_bits(t[5], -tiny, "tanh(-tiny)");
   for (int i = 6; i < 8; i++) {
-    assert_bits(y[i], x[i], "sigmoid(NaN)");
-    assert_bits(t[i], x[i], "tanh(NaN)");
+    assert_true(isnan(y[i]));
+    assert_true(isnan(t[i]));
   }
   /* subnormal sigmoids, then 0: e^-100 = 3.72e-44, e^-104 = 6.8e-46 */
   float low[] = {-90.0f, -100.0f, -103.0f, -110.0f};
