@@ -419,14 +419,17 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
 /* --------------------------------------------------- per-step passes */
 
 /* The least work a range of a pass gets, in RNN_COST_* units: about 50
- * microseconds on one core (an lstm cell forward takes 4.5 ns per hidden
- * unit with AVX-512 on the Zen 5 the benchmarks run on, 24 units: 0.19 ns
- * a unit). On 2 threads, lstm:128 inference at batch 64 (forward ranges
- * of 32 samples, 18 us) took 5.03 ms a batch split against 4.66 whole
- * (fastest of 4 runs on a loaded machine), at batch 128 9.52 against
- * 9.45; at batch 256 split 15.1 against 20.8. With this grain the forward
- * cells of lstm:128 split from 172 samples, the backward ones (a sixth of
- * the work) from 1024. */
+ * microseconds on one core (0.19 ns a unit: recurrent.h). Measured when
+ * the gates ran in double (4.5 ns a hidden unit): on 2 threads, lstm:128
+ * inference at batch 64 (forward ranges of 32 samples, 18 us) took 5.03
+ * ms a batch split against 4.66 whole (fastest of 4 runs on a loaded
+ * machine), at batch 128 9.52 against 9.45; at batch 256 split 15.1
+ * against 20.8. With the float gates (1.3 ns a unit) and this grain the
+ * forward cells of lstm:128 split from 456 samples (ranges of >= 228,
+ * about 38 us), the backward ones from 1024 (>= 512, about 65 us); at
+ * batch 256 on 2 threads, split (the old costs) against whole was within
+ * the noise of a machine loaded by two other users (infer 10 022 against
+ * 10 862 samples/s, medians of 5). */
 #define PASS_GRAIN 262144
 
 static int64_t pass_grain = PASS_GRAIN;
