@@ -178,8 +178,10 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                                             int64_t n, int64_t steps);
 /* After the steps: dX = dG_in W_ih, and the weight gradients over all N*T
  * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev, db_ih and db_hh
- * the column sums of dG_in and dG_hh (the same array except for gru). With
- * fused plain SGD these GEMMs update the weights in place instead.
+ * the column sums of dG_in and dG_hh (the same array except for gru, whose
+ * db_hh copies db_ih where both hold the same values: r and z, and n with
+ * linear_before_reset 0). With fused plain SGD these GEMMs update the
+ * weights in place instead.
  * last_block_in: NULL, or the [N*T, H] rows the last gate block of W_hh
  * multiplies instead of Hprev (gru with linear_before_reset 0: r h), whose
  * rows of dW_hh are then dG_hh(last block)^T last_block_in. */
