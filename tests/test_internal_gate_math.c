@@ -7,8 +7,8 @@
  *     signs) and a dense sweep of [-40, 40] in steps of 1/512, through the
  *     vectorised loop the cells run (the gate clones);
  *   - the ends exactly: NaN gives NaN (of either sign and any payload),
- *     infinities saturate, tanh keeps the sign of zero and returns a subnormal x as
- *     itself, sigmoid reaches subnormal results before 0;
+ *     infinities saturate, tanh keeps the sign of zero and returns a
+ *     subnormal x as itself, sigmoid reaches subnormal results before 0;
  *   - the same bits from every clone: the AVX-512F loop, the AVX2+FMA loop
  *     and the baseline (libm's fmaf, one call an element), each run where
  *     this CPU can, on the same inputs.
@@ -16,7 +16,7 @@
  * NNLIB_EXHAUSTIVE=1 runs the first check over all 2^32 floats (minutes:
  * the reference is long double) and prints the largest errors. Over all
  * floats against double e^x and tanh the largest are 2.444 ulp (sigmoid,
- * x = -16.64; 1.684 at x = -1.104 above -16.6) and 1.907 ulp (tanh, x =
+ * x = -16.64; 1.684 at x = -1.104 above -16.29) and 1.907 ulp (tanh, x =
  * 0.508), vecmath.h's documented bounds. */
 /* no contraction besides the gates' own fmaf, as in the cell files */
 #if defined(__clang__)

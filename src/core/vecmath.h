@@ -209,7 +209,7 @@ static inline double nnlib__normal_tail(double a, double *gauss) {
  * step beyond its GEMMs (five per hidden unit). Their results differ from
  * those two in the last bits: measured against e^x and tanh in double over
  * every one of the 2^32 floats, at most 2.444 ulp (sigmoid, at x = -16.64;
- * 1.684 for x >= -16.6, at x = -1.104) and 1.907 ulp (tanh, at x = 0.508)
+ * 1.684 for x > -16.29, at x = -1.104) and 1.907 ulp (tanh, at x = 0.508)
  * from the exact value, subnormal results included; the activation layer
  * keeps the 0.51-ulp functions. NaN gives NaN (not necessarily the same
  * payload), signed zeros and infinities come out as tanh's and sigmoid's
@@ -285,10 +285,10 @@ static inline float nnlib__expm1_float_parts(float z, int32_t *e) {
  * q), s = 2^min(n, 64) and u = 2^-max(n - 64, 0), so that nothing
  * overflows for n up to 151 and a subnormal result is rounded once, by
  * the division. d = (u + s) + s q rounds once while u + s is exact (n <=
- * 23, x >= -16.6); below, u + s rounds, and the result is within 2.44 ulp
+ * 23, x > -16.29); below, u + s rounds, and the result is within 2.44 ulp
  * instead of 1.68. Choosing (u + s q) + s there would keep 1.68 but cost
  * a fifth of the function's time in every lane, for gate inputs below
- * -16.6. -x is clamped to [-104, 104] in a way that keeps NaN, which then
+ * -16.29. -x is clamped to [-104, 104] in a way that keeps NaN, which then
  * flows through q and d: no select at the end. */
 static inline float nnlib__sigmoid_gate(float x) {
   float z = nnlib__select_f(-x < -104.0f, -104.0f, -x);

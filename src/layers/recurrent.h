@@ -198,7 +198,7 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
 
 /* The gates' sigmoid and tanh are nnlib__sigmoid_gate and nnlib__tanh_gate
  * of core/vecmath.h: float with FMA, branch-free and vectorisable, within
- * 2.45 ulp (sigmoid; 1.69 above -16.6) and 1.91 ulp (tanh) of the exact
+ * 2.45 ulp (sigmoid; 1.69 above -16.29) and 1.91 ulp (tanh) of the exact
  * value (the activation layer's double ones are within 0.51 but 3 times
  * as slow, and were most of an LSTM step beyond its GEMMs). The forward
  * cells are compiled with its gate clones (AVX-512F, AVX2 with FMA,
