@@ -50,27 +50,29 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
 }
 
 /* One step of one sample: gates [4H] (i f g o) pre-activations in,
- * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. */
-NNLIB__WIDE_VECTOR_CLONES
+ * activations out; c_t, tanh(c_t) and h_t from c_{t-1}. Two loops: the
+ * four gates first (i and f as one sigmoid block of 2H), then the cell
+ * state. In one loop each 16 units waited for a chain of two e^x and two
+ * divisions (a gate, then tanh(c_t)), which bounded the loop by latency;
+ * here every iteration is independent of the others, and the bits are
+ * the same. */
+NNLIB__GATE_CLONES
 static void lstm_cell(float *restrict gates, const float *restrict bias,
                       const float *restrict cprev, float *restrict c,
                       float *restrict tc, float *restrict h, int64_t width) {
   float *gi = gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
-  const float *bi = bias, *bf = bi + width, *bg = bf + width, *bo = bg + width;
+  for (int64_t j = 0; j < 2 * width; j++) /* i and f */
+    gi[j] = nnlib__sigmoid_gate(gi[j] + bias[j]);
+  for (int64_t j = 0; j < width; j++)
+    gg[j] = nnlib__tanh_gate(gg[j] + bias[2 * width + j]);
+  for (int64_t j = 0; j < width; j++)
+    go[j] = nnlib__sigmoid_gate(go[j] + bias[3 * width + j]);
   for (int64_t j = 0; j < width; j++) {
-    float i = nnlib__sigmoid(gi[j] + bi[j]);
-    float f = nnlib__sigmoid(gf[j] + bf[j]);
-    float g = nnlib__tanh(gg[j] + bg[j]);
-    float o = nnlib__sigmoid(go[j] + bo[j]);
-    float cj = f * cprev[j] + i * g;
-    float t = nnlib__tanh(cj);
-    gi[j] = i;
-    gf[j] = f;
-    gg[j] = g;
-    go[j] = o;
+    float cj = gf[j] * cprev[j] + gi[j] * gg[j];
+    float t = nnlib__tanh_gate(cj);
     c[j] = cj;
     tc[j] = t;
-    h[j] = o * t;
+    h[j] = go[j] * t;
   }
 }
 

@@ -419,14 +419,17 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
 /* --------------------------------------------------- per-step passes */
 
 /* The least work a range of a pass gets, in RNN_COST_* units: about 50
- * microseconds on one core (an lstm cell forward takes 4.5 ns per hidden
- * unit with AVX-512 on the Zen 5 the benchmarks run on, 24 units: 0.19 ns
- * a unit). On 2 threads, lstm:128 inference at batch 64 (forward ranges
- * of 32 samples, 18 us) took 5.03 ms a batch split against 4.66 whole
- * (fastest of 4 runs on a loaded machine), at batch 128 9.52 against
- * 9.45; at batch 256 split 15.1 against 20.8. With this grain the forward
- * cells of lstm:128 split from 172 samples, the backward ones (a sixth of
- * the work) from 1024. */
+ * microseconds on one core (0.19 ns a unit: recurrent.h). Measured when
+ * the gates ran in double (4.5 ns a hidden unit): on 2 threads, lstm:128
+ * inference at batch 64 (forward ranges of 32 samples, 18 us) took 5.03
+ * ms a batch split against 4.66 whole (fastest of 4 runs on a loaded
+ * machine), at batch 128 9.52 against 9.45; at batch 256 split 15.1
+ * against 20.8. With the float gates (1.3 ns a unit) and this grain the
+ * forward cells of lstm:128 split from 456 samples (ranges of >= 228,
+ * about 38 us), the backward ones from 1024 (>= 512, about 65 us); at
+ * batch 256 on 2 threads, split (the old costs) against whole was within
+ * the noise of a machine loaded by two other users (infer 10 022 against
+ * 10 862 samples/s, medians of 5). */
 #define PASS_GRAIN 262144
 
 static int64_t pass_grain = PASS_GRAIN;
@@ -461,7 +464,7 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
 
 typedef struct column_sums_job {
   const float *m;
-  int64_t rows, cols;
+  int64_t rows, cols, ld; /* ld: floats between rows of m */
   float *out;
 } column_sums_job;
 
@@ -475,15 +478,15 @@ static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
   float *out = job->out;
   memset(out + from, 0, (size_t)(to - from) * sizeof(float));
   for (int64_t i = 0; i < job->rows; i++) {
-    const float *row = job->m + i * job->cols;
+    const float *row = job->m + i * job->ld;
     for (int64_t j = from; j < to; j++)
       out[j] += row[j];
   }
 }
 
 static void column_sums(const float *m, int64_t rows, int64_t cols,
-                        float *out) {
-  column_sums_job job = {m, rows, cols, out};
+                        int64_t ld, float *out) {
+  column_sums_job job = {m, rows, cols, ld, out};
   int64_t blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
   /* an addition costs about what a gate value of a backward cell does */
   int64_t per_block = rows * SUM_BLOCK * RNN_COST_GATE;
@@ -491,22 +494,38 @@ static void column_sums(const float *m, int64_t rows, int64_t cols,
                       column_sums_range, &job);
 }
 
-/* db = column sums of dG (into the gradient tensor), or a copy of `same`,
- * the other bias's gradient when both come from one dG (rnn, lstm); with
- * fused SGD b -= lr db. */
+/* db = column sums of dG (into the gradient tensor), except its first
+ * `copied` columns: a copy of `same`, the other bias's gradient, where
+ * both come from the same values of dG; with fused SGD b -= lr db. */
 static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
-                          const float *dg, const float *same, int64_t rows,
-                          int64_t cols) {
+                          const float *dg, const float *same, int64_t copied,
+                          int64_t rows, int64_t cols) {
   float *db = l->params[which].grad.data;
-  if (same != NULL)
-    memcpy(db, same, (size_t)cols * sizeof(float));
-  else
-    column_sums(dg, rows, cols, db);
+  if (copied > 0)
+    memcpy(db, same, (size_t)copied * sizeof(float));
+  if (copied < cols)
+    column_sums(dg + copied, rows, cols - copied, cols, db + copied);
   if (!run->sgd_fused)
     return;
   float *b = l->params[which].value.data;
   for (int64_t j = 0; j < cols; j++)
     b[j] -= run->sgd_lr * db[j];
+}
+
+/* The leading columns of dG_hh that hold the same values as dG_in's, so
+ * that db_hh copies db_ih there instead of summing again: all (rnn, lstm:
+ * one array); gru's r and z blocks (each gate's dL/d(pre) reaches both
+ * sides), and its n block too with linear_before_reset 0 (dQ_n = dpre_n;
+ * with 1, dQ_n = dpre_n r). */
+static int64_t shared_bias_columns(const nnlib_layer *l, const float *dg_in,
+                                   const float *dg_hh) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t gh = r->gates * r->hidden;
+  if (dg_hh == dg_in)
+    return gh;
+  if (l->ops->kind == NNLIB_LAYER_GRU)
+    return r->linear_before_reset ? 2 * r->hidden : gh;
+  return 0;
 }
 
 nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
@@ -544,10 +563,9 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
                           dg_hh + hprev_rows, gh, last_block_in, h, beta,
                           out_hh + hprev_rows * h, h));
   if (r->with_bias) {
-    bias_backward(l, run, P_B_IH, dg_in, NULL, rows, gh);
-    bias_backward(l, run, P_B_HH, dg_hh,
-                  dg_hh == dg_in ? l->params[P_B_IH].grad.data : NULL, rows,
-                  gh);
+    bias_backward(l, run, P_B_IH, dg_in, NULL, 0, rows, gh);
+    bias_backward(l, run, P_B_HH, dg_hh, l->params[P_B_IH].grad.data,
+                  shared_bias_columns(l, dg_in, dg_hh), rows, gh);
   }
   return NNLIB_OK;
 }

@@ -41,7 +41,7 @@ static nnlib_status rnn_plan(nnlib_layer *l, const nnlib__shape *in,
 
 /* h = f(a + b) over one row, into a (kept for backward) and h; relu as
  * z < 0 ? 0 : z lets NaN through. One loop per f, so each vectorises. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void rnn_cell(nnlib_activation act, float *restrict a,
                      const float *restrict b, float *restrict h,
                      int64_t width) {
@@ -52,7 +52,7 @@ static void rnn_cell(nnlib_activation act, float *restrict a,
     }
   } else {
     for (int64_t j = 0; j < width; j++)
-      a[j] = h[j] = nnlib__tanh(a[j] + b[j]);
+      a[j] = h[j] = nnlib__tanh_gate(a[j] + b[j]);
   }
 }
 
