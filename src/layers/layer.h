@@ -59,10 +59,12 @@ typedef struct nnlib__run {
    * outside decoding (position then 0). */
   int64_t position;
   float *cache;
-  /* Inference without backward (predict, evaluate, workspaces): a
-   * convolution also applies the batchnorm and activation the model folded
-   * into it (nnlib_layer's folded_batchnorm, folded_activation), whose own
-   * passes do not run. False in training and in gradient checks. */
+  /* Inference without backward (predict, evaluate, workspaces), for
+   * every layer: a convolution also applies the batchnorm and activation
+   * the model folded into it (nnlib_layer's folded_batchnorm,
+   * folded_activation; NULL when none folded), whose own passes do not
+   * run, and a 2x2 max pool keeps no winners. False in training and in
+   * gradient checks. */
   bool folded;
 } nnlib__run;
 
@@ -234,6 +236,10 @@ nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
                                          const float *bias, float *scale,
                                          float *shift);
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
+/* Internal tests: 2x2 pools at stride 2 use their plain rows even where
+ * AVX-512 rows would run (pool2d.c), to check both on one machine. Not
+ * for use while a pass runs. */
+void nnlib__pool2d_force_plain_rows(bool on);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */
