@@ -12,6 +12,10 @@
  *            dx = gamma r (dy - dbeta / M - xh dgamma / M)
  * inference: mu, var = the running statistics (the layer is only read);
  *            y = gamma (x - mu) r + beta, dx = gamma r dy
+ * A ReLU that alone reads the layer is fused into it at compile
+ * (fused_activation, as a dense layer fuses its activation): forward
+ * applies it in the normalising loop, backward takes dy through it from
+ * the output y first, the same expressions as the activation layer's.
  * The running statistics are the one piece of state a forward pass changes,
  * and only in training. In predictions a batchnorm that alone reads a
  * convolution does not run: the convolution applies scale and shift from
@@ -133,13 +137,16 @@ static int64_t per_part(int64_t floats_per_index) {
 /* What a pass reads and writes. */
 typedef struct bn_pass {
   nnlib_layer *l;
-  const float *x, *dy;
+  const float *x, *relu_y; /* relu_y: backward's y with a fused ReLU */
+  float *dy; /* backward overwrites it with the fused ReLU's gradient */
   float *y, *dx, *mu, *r;
   int64_t n;
   const nnlib__run *run;
 } bn_pass;
 
-/* y of sample i, channel c: y = (x - mu) gamma r + beta. */
+/* y of sample i, channel c: y = (x - mu) gamma r + beta, then the fused
+ * ReLU, if any, in the same loop with the activation layer's expression
+ * (NaN stays NaN): the same bits as the two passes. */
 static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
                               int64_t i, int64_t c) {
   const float *gamma = b->base.params[GAMMA].value.data;
@@ -150,8 +157,14 @@ static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
   float scale = gamma[c] * t->r[c], m = t->mu[c], shift = beta[c];
   const float *xv = t->x + (i * b->channels + c) * s;
   float *yv = t->y + (i * b->channels + c) * s;
-  for (int64_t q = 0; q < s; q++)
-    yv[q] = (xv[q] - m) * scale + shift;
+  if (b->base.fused_activation != NULL)
+    for (int64_t q = 0; q < s; q++) {
+      float v = (xv[q] - m) * scale + shift;
+      yv[q] = v <= 0.0f ? 0.0f : v;
+    }
+  else
+    for (int64_t q = 0; q < s; q++)
+      yv[q] = (xv[q] - m) * scale + shift;
 }
 
 /* Channels [begin, end) in training: the batch's mu and r into the
@@ -293,6 +306,20 @@ static void channel_input_grad(const batchnorm_layer *b, const float *x,
   }
 }
 
+/* The fused ReLU's backward over channel c, in place: dy = dy where y >
+ * 0, else 0 (the activation layer's expression). y is read here, before
+ * dx of the channel is written: dx may be y's buffer (dx_over_output). */
+static void relu_grad_channel(const batchnorm_layer *b, const bn_pass *t,
+                              int64_t c) {
+  int64_t s = b->positions;
+  for (int64_t i = 0; i < t->n; i++) {
+    const float *yv = t->relu_y + (i * b->channels + c) * s;
+    float *g = t->dy + (i * b->channels + c) * s;
+    for (int64_t q = 0; q < s; q++)
+      g[q] = yv[q] > 0.0f ? g[q] : 0.0f;
+  }
+}
+
 /* Channels [begin, end) of backward: the sums, dx, the gradients (or
  * the fused SGD step, after dx, which read the old gamma). */
 static void backward_channels(void *ctx, int64_t begin, int64_t end) {
@@ -305,6 +332,8 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
   float *dbeta = t->l->params[BETA].grad.data;
   for (int64_t c = begin; c < end; c++) {
     double sums[2];
+    if (b->base.fused_activation != NULL)
+      relu_grad_channel(b, t, c);
     channel_grads(b, t->x, t->dy, t->n, c, t->mu[c], t->r[c], &sums[0],
                   &sums[1]);
     if (t->dx != NULL)
@@ -322,14 +351,13 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
 static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, const float *y,
                                        float *dy, float *dx, int64_t n) {
-  (void)y;
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
   if (!run->training) /* forward left the running statistics there too, but
                          a caller may have changed them since */
     NNLIB_TRY(running_statistics(l, mu, r));
-  bn_pass t = {.l = l, .x = x, .dy = dy, .dx = dx, .mu = mu, .r = r, .n = n,
-               .run = run};
+  bn_pass t = {.l = l, .x = x, .relu_y = y, .dy = dy, .dx = dx, .mu = mu,
+               .r = r, .n = n, .run = run};
   nnlib__parallel_for(b->channels, per_part(2 * n * b->positions),
                       backward_channels, &t);
   return NNLIB_OK;
@@ -344,7 +372,9 @@ static const nnlib__layer_ops batchnorm_ops = {
     .name = batchnorm_name,
     .check_state = batchnorm_check_state,
     .fuses_sgd = true,
-    .dx_over_output = true, /* backward reads x and dy, never y */
+    /* backward reads x and dy, and y (a fused ReLU's output) for a
+     * channel before it writes that channel's dx */
+    .dx_over_output = true,
 };
 
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l) {
