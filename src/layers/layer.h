@@ -172,6 +172,10 @@ struct nnlib_layer {
    * the only reader after it (either may be NULL). Training runs every
    * layer as it is. */
   nnlib_layer *folded_batchnorm, *folded_activation;
+  /* and, after them, the 2x2 max (min) pool at stride 2 that alone reads
+   * the group (nnlib__layer_is_pool2x2): the convolution's output pass
+   * then writes the pooled map only (NULL: none) */
+  nnlib_layer *folded_pool;
   nnlib__layer_profile profile; /* profile.c; counts while m->profiling */
 };
 
@@ -240,6 +244,15 @@ bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
  * AVX-512 rows would run (pool2d.c), to check both on one machine. Not
  * for use while a pass runs. */
 void nnlib__pool2d_force_plain_rows(bool on);
+/* A max or min pool of 2x2 windows at stride 2, without padding, dilation
+ * or ceil mode: every window lies whole in its input, whatever its size
+ * (an odd last row or column is dropped), so a convolution can fold it. */
+bool nnlib__layer_is_pool2x2(const nnlib_layer *l);
+/* One row of such a pool's windows: y[j] = the first best of top[2j],
+ * top[2j + 1], bottom[2j], bottom[2j + 1] (or the first NaN), j < out_w,
+ * as the pool's own pass selects it. */
+void nnlib__pool2x2_row(const nnlib_layer *l, const float *top,
+                        const float *bottom, float *y, int64_t out_w);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */

@@ -772,6 +772,27 @@ static const nnlib__layer_ops avgpool2d_ops = {
     .name = pool2d_name,
 };
 
+bool nnlib__layer_is_pool2x2(const nnlib_layer *l) {
+  if (l == NULL || (l->ops != &maxpool2d_ops && l->ops != &minpool2d_ops))
+    return false;
+  const pool2d_layer *p = (const pool2d_layer *)l;
+  return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 &&
+         p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0 &&
+         p->dh == 1 && p->dw == 1 && !p->ceil_mode;
+}
+
+void nnlib__pool2x2_row(const nnlib_layer *l, const float *top,
+                        const float *bottom, float *y, int64_t out_w) {
+  bool max = ((const pool2d_layer *)l)->kind == NNLIB_LAYER_MAXPOOL2D;
+#ifdef POOL_AVX512
+  if (avx512_rows()) {
+    select_row_avx512(max, top, bottom, y, NULL, out_w);
+    return;
+  }
+#endif
+  select_row_plain(max, top, bottom, y, NULL, out_w);
+}
+
 nnlib_status nnlib_pool2d_options_init_size(nnlib_pool2d_options *o,
                                             size_t struct_size) {
   nnlib_pool2d_options d;

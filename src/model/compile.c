@@ -20,7 +20,7 @@ void nnlib__model_release(nnlib_model *m) {
     l->compiled = false;
     l->fused_activation = NULL;
     l->fused_away = false;
-    l->folded_batchnorm = l->folded_activation = NULL;
+    l->folded_batchnorm = l->folded_activation = l->folded_pool = NULL;
   }
   m->compiled = false;
 }
@@ -234,10 +234,11 @@ static void fold_node(nnlib_model *m, size_t root, size_t v) {
 
 /* Inference folding (before planning: a convolution that folds a
  * batchnorm plans room for its scaled weights). A convolution whose only
- * reader is a batchnorm folds it, and the elementwise activation that
- * alone reads the last of them folds too; in predict and evaluate the
- * convolution then writes the group's output itself (conv2d.c has the
- * math). Training runs every node: its bits stay as they were. */
+ * reader is a batchnorm folds it, the elementwise activation that alone
+ * reads the last of them folds too, and so does a 2x2 pool at stride 2
+ * that alone reads the last; in predict and evaluate the convolution then
+ * writes the group's output itself (conv2d.c has the math). Training runs
+ * every node: its bits stay as they were. */
 static void fold_into_convolutions(nnlib_model *m) {
   for (size_t v = 0; v < m->node_count; v++) {
     m->nodes[v].folded = false;
@@ -258,6 +259,12 @@ static void fold_into_convolutions(nnlib_model *m) {
     if (act >= 0) {
       conv->folded_activation = m->nodes[act].layer;
       fold_node(m, v, (size_t)act);
+      last = (size_t)act;
+    }
+    int64_t pool = sole_reader(m, last, nnlib__layer_is_pool2x2);
+    if (pool >= 0) {
+      conv->folded_pool = m->nodes[pool].layer;
+      fold_node(m, v, (size_t)pool);
     }
   }
 }
