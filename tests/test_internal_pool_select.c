@@ -109,7 +109,8 @@ static void check_case(const pool_case *pc, bool plain) {
   ASSERT_OK(nnlib_model_compile(m, shape, 3, BATCH, NNLIB_LOSS_NONE, NULL, 1));
   ASSERT_OK(nnlib_model_set_input_gradients(m, 1));
   assert_int_equal(m->output_size, out);
-  nnlib_tensor *x = ts_tensor2(BATCH, in, NULL), *g = ts_tensor2(BATCH, out, NULL);
+  nnlib_tensor *x = ts_tensor2(BATCH, in, NULL);
+  nnlib_tensor *g = ts_tensor2(BATCH, out, NULL);
   nnlib_tensor *pred = ts_tensor2(BATCH, out, NULL);
   uint32_t seed = (uint32_t)(in + 11 * out);
   for (int64_t i = 0; i < BATCH * in; i++)

@@ -552,34 +552,31 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-/* A folded pool's windows take a row pair of the activated output at a
- * time, POOL_PIECE columns of it at most, from the stack. */
-enum { POOL_PIECE = 256 };
-
-/* f(z + b) of `count` values of a row of Z into out (output_channels'
+/* f(z + b) over `count` values of Z in place (output_channels'
  * expressions). */
-static void activated(const float *z, float bias, const nnlib_layer *act,
-                      bool relu, float *out, int64_t count) {
+static void activate_in_place(float *z, float bias, const nnlib_layer *act,
+                              bool relu, int64_t count) {
   if (relu) {
     for (int64_t q = 0; q < count; q++) {
       float v = z[q] + bias;
-      out[q] = v <= 0.0f ? 0.0f : v;
+      z[q] = v <= 0.0f ? 0.0f : v;
     }
     return;
   }
   for (int64_t q = 0; q < count; q++)
-    out[q] = z[q] + bias;
+    z[q] += bias;
   if (act != NULL)
     nnlib__activation_apply(nnlib__activation_kind(act),
-                            nnlib__activation_param(act), out, NULL, out, 1,
+                            nnlib__activation_param(act), z, NULL, z, 1,
                             count);
 }
 
-/* output_channels with the folded 2x2 pool: each window row of the pooled
- * map from the two rows of f(Z + b) under it, made on the stack, so the
- * unpooled map is never stored: y[s, co] is [OH / 2, OW / 2] (an odd last
- * row or column is in no window). The same values and the same selection
- * as the convolution's output followed by the pool's pass. */
+/* output_channels with the folded 2x2 pool: f(Z + b) in place over the
+ * rows under a window (Z is scratch: nothing reads it after this pass),
+ * then the pool's selection over them, so the unpooled map is never
+ * stored: y[s, co] is [OH / 2, OW / 2] (an odd last row or column is in
+ * no window). The same values and the same selection as the
+ * convolution's output followed by the pool's pass. */
 static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
   const chunk_pass *t = ctx;
   const conv2d_layer *c = t->c;
@@ -587,20 +584,13 @@ static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t ph = c->out_h / 2, pw = c->out_w / 2;
   bool relu =
       t->act != NULL && nnlib__activation_kind(t->act) == NNLIB_ACT_RELU;
-  float top[POOL_PIECE], bottom[POOL_PIECE];
   for (int64_t co = begin; co < end; co++)
     for (int64_t s = 0; s < t->m; s++) {
-      const float *src = t->z + co * mp + s * p;
+      float *src = t->z + co * mp + s * p;
       float *dst = t->y + (s * c->out_c + co) * ph * pw;
-      float bias = t->b != NULL ? t->b[co] : 0.0f;
-      for (int64_t oh = 0; oh < ph; oh++)
-        for (int64_t j = 0; j < pw; j += POOL_PIECE / 2) {
-          int64_t count = pw - j < POOL_PIECE / 2 ? pw - j : POOL_PIECE / 2;
-          const float *row = src + 2 * oh * w + 2 * j;
-          activated(row, bias, t->act, relu, top, 2 * count);
-          activated(row + w, bias, t->act, relu, bottom, 2 * count);
-          nnlib__pool2x2_row(t->pool, top, bottom, dst + oh * pw + j, count);
-        }
+      activate_in_place(src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
+                        2 * ph * w);
+      nnlib__pool2x2_rows(t->pool, src, w, ph, dst, pw);
     }
 }
 

@@ -248,11 +248,11 @@ void nnlib__pool2d_force_plain_rows(bool on);
  * or ceil mode: every window lies whole in its input, whatever its size
  * (an odd last row or column is dropped), so a convolution can fold it. */
 bool nnlib__layer_is_pool2x2(const nnlib_layer *l);
-/* One row of such a pool's windows: y[j] = the first best of top[2j],
- * top[2j + 1], bottom[2j], bottom[2j + 1] (or the first NaN), j < out_w,
- * as the pool's own pass selects it. */
-void nnlib__pool2x2_row(const nnlib_layer *l, const float *top,
-                        const float *bottom, float *y, int64_t out_w);
+/* `rows` rows of such a pool's windows over a plane x of width w, as the
+ * pool's own pass selects them: y[i, j] = the first best of the window
+ * whose top left is x[2i, 2j] (or its first NaN), j < out_w. */
+void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
+                         int64_t rows, float *y, int64_t out_w);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */

@@ -222,7 +222,8 @@ static int64_t sole_reader(const nnlib_model *m, size_t v,
   if (node->readers != 1 || v == m->output)
     return -1;
   const nnlib_layer *l = m->nodes[node->last_reader].layer;
-  bool own = l != NULL && (!l->fused_away || node->layer->fused_activation == l);
+  bool own =
+      l != NULL && (!l->fused_away || node->layer->fused_activation == l);
   return own && is(l) ? (int64_t)node->last_reader : -1;
 }
 
