@@ -21,6 +21,7 @@
  * convolution does not run: the convolution applies scale and shift from
  * nnlib__batchnorm_fold_terms itself (conv2d.c). */
 #include "layers/layer.h"
+#include "core/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -87,24 +88,49 @@ static double sum_centred(const float *v, int64_t n, float mu, bool square) {
   return total;
 }
 
-/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred */
-static void sum_grads(const float *g, const float *v, int64_t n, float mu,
-                      double *sum_g, double *sum_gv) {
+/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred,
+ * g = G (dy through the fused ReLU, or dy itself: see relu_grad) */
+#define SUM_GRADS(G)                                                           \
+  do {                                                                         \
+    for (; i + LANES <= n; i += LANES)                                         \
+      for (int k = 0; k < LANES; k++) {                                        \
+        int64_t e = i + k;                                                     \
+        acc[k] += (G);                                                         \
+        accv[k] += (G) * (v[e] - mu);                                          \
+      }                                                                        \
+    for (int k = 0; k < LANES; k++) {                                          \
+      *sum_g += acc[k];                                                        \
+      *sum_gv += accv[k];                                                      \
+    }                                                                          \
+    for (int64_t e = i; e < n; e++) {                                          \
+      *sum_g += (G);                                                           \
+      *sum_gv += (double)(G) * (v[e] - mu);                                    \
+    }                                                                          \
+  } while (0)
+
+/* dy through the fused ReLU, from its output y: the activation layer's
+ * expression (the gradient at 0 is 0), selected through the bits: a
+ * loop with ?: here would branch instead of vectorising */
+#define RELU_GRAD(y, g, e) nnlib__select_f((y)[e] > 0.0f, (g)[e], 0.0f)
+
+/* The backward loops are compiled for AVX2 too (core/vecmath.h: the same
+ * lanes, so the same bits); GCC vectorises the lane sums in a function of
+ * its own, not inlined (layernorm.c has the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES __attribute__((noinline))
+#else
+#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES
+#endif
+
+BACKWARD_LOOPS
+static void sum_grads(const float *g, const float *relu_y, const float *v,
+                      int64_t n, float mu, double *sum_g, double *sum_gv) {
   float acc[LANES] = {0}, accv[LANES] = {0};
   int64_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int k = 0; k < LANES; k++) {
-      acc[k] += g[i + k];
-      accv[k] += g[i + k] * (v[i + k] - mu);
-    }
-  for (int k = 0; k < LANES; k++) {
-    *sum_g += acc[k];
-    *sum_gv += accv[k];
-  }
-  for (; i < n; i++) {
-    *sum_g += g[i];
-    *sum_gv += (double)g[i] * (v[i] - mu);
-  }
+  if (relu_y != NULL)
+    SUM_GRADS(RELU_GRAD(relu_y, g, e));
+  else
+    SUM_GRADS(g[e]);
 }
 
 /* Mean and biased variance of channel c over the batch: two passes (the
@@ -138,7 +164,7 @@ static int64_t per_part(int64_t floats_per_index) {
 typedef struct bn_pass {
   nnlib_layer *l;
   const float *x, *relu_y; /* relu_y: backward's y with a fused ReLU */
-  float *dy; /* backward overwrites it with the fused ReLU's gradient */
+  const float *dy;
   float *y, *dx, *mu, *r;
   int64_t n;
   const nnlib__run *run;
@@ -275,13 +301,15 @@ static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* dbeta[c] = sum dy, dgamma[c] = sum dy xh over channel c. */
 static void channel_grads(const batchnorm_layer *b, const float *x,
-                          const float *dy, int64_t n, int64_t c, float mu,
-                          float r, double *dbeta, double *dgamma) {
+                          const float *dy, const float *relu_y, int64_t n,
+                          int64_t c, float mu, float r, double *dbeta,
+                          double *dgamma) {
   int64_t s = b->positions, stride = b->channels * s;
   double sb = 0.0, sg = 0.0;
   for (int64_t i = 0; i < n; i++) {
-    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
-    sum_grads(g, xv, s, mu, &sb, &sg);
+    int64_t at = i * stride + c * s;
+    sum_grads(dy + at, relu_y != NULL ? relu_y + at : NULL, x + at, s, mu,
+              &sb, &sg);
   }
   *dbeta = sb;
   *dgamma = sg * r; /* sum dy xh = r sum dy (x - mu) */
@@ -289,34 +317,28 @@ static void channel_grads(const batchnorm_layer *b, const float *x,
 
 /* dx of channel c: gamma r (dy - dbeta/M - xh dgamma/M) in training (the
  * batch statistics depend on x), gamma r dy in inference. */
+BACKWARD_LOOPS
 static void channel_input_grad(const batchnorm_layer *b, const float *x,
-                               const float *dy, float *dx, int64_t n,
-                               int64_t c, float mu, float r, float gamma,
-                               const double sums[2], bool training) {
+                               const float *dy, const float *relu_y,
+                               float *dx, int64_t n, int64_t c, float mu,
+                               float r, float gamma, const double sums[2],
+                               bool training) {
   int64_t s = b->positions, stride = b->channels * s;
   double m = (double)(n * s);
   float k = gamma * r;
   float mean_db = training ? (float)(sums[0] / m) : 0.0f;
   float mean_dg = training ? (float)(sums[1] / m) : 0.0f;
   for (int64_t i = 0; i < n; i++) {
-    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
-    float *d = dx + i * stride + c * s;
-    for (int64_t q = 0; q < s; q++)
-      d[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
-  }
-}
-
-/* The fused ReLU's backward over channel c, in place: dy = dy where y >
- * 0, else 0 (the activation layer's expression). y is read here, before
- * dx of the channel is written: dx may be y's buffer (dx_over_output). */
-static void relu_grad_channel(const batchnorm_layer *b, const bn_pass *t,
-                              int64_t c) {
-  int64_t s = b->positions;
-  for (int64_t i = 0; i < t->n; i++) {
-    const float *yv = t->relu_y + (i * b->channels + c) * s;
-    float *g = t->dy + (i * b->channels + c) * s;
-    for (int64_t q = 0; q < s; q++)
-      g[q] = yv[q] > 0.0f ? g[q] : 0.0f;
+    int64_t at = i * stride + c * s;
+    const float *xv = x + at, *g = dy + at;
+    float *d = dx + at; /* may be relu_y + at: each element is read first */
+    if (relu_y != NULL)
+      for (int64_t q = 0; q < s; q++)
+        d[q] = k * (RELU_GRAD(relu_y + at, g, q) - mean_db -
+                    (xv[q] - mu) * r * mean_dg);
+    else
+      for (int64_t q = 0; q < s; q++)
+        d[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
   }
 }
 
@@ -330,15 +352,17 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
   float *beta = t->l->params[BETA].value.data;
   float *dgamma = t->l->params[GAMMA].grad.data;
   float *dbeta = t->l->params[BETA].grad.data;
+  /* a fused ReLU's dy is taken through it on the fly, from its output y,
+   * in both loops: y of a channel is read before that channel's dx is
+   * written, and dx may be y's buffer (dx_over_output) */
+  const float *relu_y = b->base.fused_activation != NULL ? t->relu_y : NULL;
   for (int64_t c = begin; c < end; c++) {
     double sums[2];
-    if (b->base.fused_activation != NULL)
-      relu_grad_channel(b, t, c);
-    channel_grads(b, t->x, t->dy, t->n, c, t->mu[c], t->r[c], &sums[0],
-                  &sums[1]);
+    channel_grads(b, t->x, t->dy, relu_y, t->n, c, t->mu[c], t->r[c],
+                  &sums[0], &sums[1]);
     if (t->dx != NULL)
-      channel_input_grad(b, t->x, t->dy, t->dx, t->n, c, t->mu[c], t->r[c],
-                         gamma[c], sums, run->training);
+      channel_input_grad(b, t->x, t->dy, relu_y, t->dx, t->n, c, t->mu[c],
+                         t->r[c], gamma[c], sums, run->training);
     dbeta[c] = (float)sums[0];
     dgamma[c] = (float)sums[1];
     if (run->sgd_fused) {
