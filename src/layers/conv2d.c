@@ -42,7 +42,11 @@
  * every call in the call's workspace (Co K products against the GEMM's
  * n Co K P), so they follow every write to the weights and statistics,
  * also through the writable tensors the API hands out, and threads that
- * predict at once through their own workspaces share nothing. */
+ * predict at once through their own workspaces share nothing.
+ * A 2x2 max (min) pool at stride 2 after the group folds too
+ * (folded_pool): the output pass activates Z in place and writes only
+ * the pooled map (pooled_channels), so Z is planned for chunks of one
+ * sample as well. */
 #include "layers/layer.h"
 
 #include <math.h>

@@ -1,6 +1,7 @@
 /* compile.c - nnlib_model_compile: check the graph (every node reaches the
- * output), count each node's readers, fuse dense+activation pairs, fold
- * batchnorms and activations into convolutions for inference, plan
+ * output), count each node's readers, fuse dense+activation and
+ * batchnorm+ReLU pairs, fold batchnorms, activations and 2x2 pools into
+ * convolutions for inference, plan
  * every layer's shapes in node order, and allocate the parameters and the
  * buffers once (plan.c places them). Steps and predictions allocate
  * nothing afterwards. */
