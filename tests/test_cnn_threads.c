@@ -4,9 +4,11 @@
  * convolution + batchnorm + ReLU), in
  * training steps (Adam, and plain SGD folded into backward), in every
  * parameter gradient and in the gradient of the input (col2im of the first
- * layer). The models are large enough that each pass is cut into parts at
- * 2 and 3 threads; the batches are lowered whole (a convolution's chunk
- * size follows the thread count, and dW then sums over other chunks).
+ * layer), with batchnorm+ReLU fused in training and 2x2 pools folded into
+ * the convolutions in predictions. The models are large enough that each
+ * pass is cut into parts at 2 and 3 threads; the batches are lowered whole
+ * (a convolution's chunk size follows the thread count, and dW then sums
+ * over other chunks).
  *
  * OpenBLAS's own results depend on its thread count for some shapes (a
  * dense layer [24, 6272] x [6272, 32] differs in the last bits between 1
@@ -28,6 +30,14 @@
   "conv:40x3x3:s2:p1,batchnorm,relu,maxpool:2,minpool:3:s1:p1,"                \
   "conv:16x3x3:p1:nobias,batchnorm,relu,avgpool:2,conv:8x3x3:p1,relu,"        \
   "flatten,dense:10"
+
+/* 2x2 pools folded into the convolution's output pass in predictions
+ * after an activation other than ReLU (a min pool) and after a
+ * batchnorm+ReLU (fused in training), over an odd map; the rows of 15
+ * windows take the AVX-512 selection where the CPU has it */
+#define POOLS                                                                  \
+  "conv:12x3x3:p1,sigmoid,minpool:2,conv:16x3x3:p1,batchnorm,relu,"            \
+  "maxpool:2,flatten,dense:10"
 
 enum { BATCH = 24, STEPS = 3, OUT = 10 };
 
@@ -153,10 +163,17 @@ static void odd_windows_sgd(void **state) {
   check_net(&d);
 }
 
+static void folded_pools_adam(void **state) {
+  (void)state;
+  net d = {POOLS, {2, 30, 30}, NNLIB_OPT_ADAM};
+  check_net(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fashion_cnn_adam),
       cmocka_unit_test(odd_windows_sgd),
+      cmocka_unit_test(folded_pools_adam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

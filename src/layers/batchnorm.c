@@ -12,11 +12,16 @@
  *            dx = gamma r (dy - dbeta / M - xh dgamma / M)
  * inference: mu, var = the running statistics (the layer is only read);
  *            y = gamma (x - mu) r + beta, dx = gamma r dy
+ * A ReLU that alone reads the layer is fused into it at compile
+ * (fused_activation, as a dense layer fuses its activation): forward
+ * applies it in the normalising loop, backward takes dy through it from
+ * the output y first, the same expressions as the activation layer's.
  * The running statistics are the one piece of state a forward pass changes,
  * and only in training. In predictions a batchnorm that alone reads a
  * convolution does not run: the convolution applies scale and shift from
  * nnlib__batchnorm_fold_terms itself (conv2d.c). */
 #include "layers/layer.h"
+#include "core/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -83,24 +88,49 @@ static double sum_centred(const float *v, int64_t n, float mu, bool square) {
   return total;
 }
 
-/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred */
-static void sum_grads(const float *g, const float *v, int64_t n, float mu,
-                      double *sum_g, double *sum_gv) {
+/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred,
+ * g = G (dy through the fused ReLU, or dy itself: see relu_grad) */
+#define SUM_GRADS(G)                                                           \
+  do {                                                                         \
+    for (; i + LANES <= n; i += LANES)                                         \
+      for (int k = 0; k < LANES; k++) {                                        \
+        int64_t e = i + k;                                                     \
+        acc[k] += (G);                                                         \
+        accv[k] += (G) * (v[e] - mu);                                          \
+      }                                                                        \
+    for (int k = 0; k < LANES; k++) {                                          \
+      *sum_g += acc[k];                                                        \
+      *sum_gv += accv[k];                                                      \
+    }                                                                          \
+    for (int64_t e = i; e < n; e++) {                                          \
+      *sum_g += (G);                                                           \
+      *sum_gv += (double)(G) * (v[e] - mu);                                    \
+    }                                                                          \
+  } while (0)
+
+/* dy through the fused ReLU, from its output y: the activation layer's
+ * expression (the gradient at 0 is 0), selected through the bits: a
+ * loop with ?: here would branch instead of vectorising */
+#define RELU_GRAD(y, g, e) nnlib__select_f((y)[e] > 0.0f, (g)[e], 0.0f)
+
+/* The backward loops are compiled for AVX2 too (core/vecmath.h: the same
+ * lanes, so the same bits); GCC vectorises the lane sums in a function of
+ * its own, not inlined (layernorm.c has the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES __attribute__((noinline))
+#else
+#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES
+#endif
+
+BACKWARD_LOOPS
+static void sum_grads(const float *g, const float *relu_y, const float *v,
+                      int64_t n, float mu, double *sum_g, double *sum_gv) {
   float acc[LANES] = {0}, accv[LANES] = {0};
   int64_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int k = 0; k < LANES; k++) {
-      acc[k] += g[i + k];
-      accv[k] += g[i + k] * (v[i + k] - mu);
-    }
-  for (int k = 0; k < LANES; k++) {
-    *sum_g += acc[k];
-    *sum_gv += accv[k];
-  }
-  for (; i < n; i++) {
-    *sum_g += g[i];
-    *sum_gv += (double)g[i] * (v[i] - mu);
-  }
+  if (relu_y != NULL)
+    SUM_GRADS(RELU_GRAD(relu_y, g, e));
+  else
+    SUM_GRADS(g[e]);
 }
 
 /* Mean and biased variance of channel c over the batch: two passes (the
@@ -133,13 +163,16 @@ static int64_t per_part(int64_t floats_per_index) {
 /* What a pass reads and writes. */
 typedef struct bn_pass {
   nnlib_layer *l;
-  const float *x, *dy;
+  const float *x, *relu_y; /* relu_y: backward's y with a fused ReLU */
+  const float *dy;
   float *y, *dx, *mu, *r;
   int64_t n;
   const nnlib__run *run;
 } bn_pass;
 
-/* y of sample i, channel c: y = (x - mu) gamma r + beta. */
+/* y of sample i, channel c: y = (x - mu) gamma r + beta, then the fused
+ * ReLU, if any, in the same loop with the activation layer's expression
+ * (NaN stays NaN): the same bits as the two passes. */
 static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
                               int64_t i, int64_t c) {
   const float *gamma = b->base.params[GAMMA].value.data;
@@ -150,8 +183,14 @@ static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
   float scale = gamma[c] * t->r[c], m = t->mu[c], shift = beta[c];
   const float *xv = t->x + (i * b->channels + c) * s;
   float *yv = t->y + (i * b->channels + c) * s;
-  for (int64_t q = 0; q < s; q++)
-    yv[q] = (xv[q] - m) * scale + shift;
+  if (b->base.fused_activation != NULL)
+    for (int64_t q = 0; q < s; q++) {
+      float v = (xv[q] - m) * scale + shift;
+      yv[q] = v <= 0.0f ? 0.0f : v;
+    }
+  else
+    for (int64_t q = 0; q < s; q++)
+      yv[q] = (xv[q] - m) * scale + shift;
 }
 
 /* Channels [begin, end) in training: the batch's mu and r into the
@@ -262,13 +301,15 @@ static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
 
 /* dbeta[c] = sum dy, dgamma[c] = sum dy xh over channel c. */
 static void channel_grads(const batchnorm_layer *b, const float *x,
-                          const float *dy, int64_t n, int64_t c, float mu,
-                          float r, double *dbeta, double *dgamma) {
+                          const float *dy, const float *relu_y, int64_t n,
+                          int64_t c, float mu, float r, double *dbeta,
+                          double *dgamma) {
   int64_t s = b->positions, stride = b->channels * s;
   double sb = 0.0, sg = 0.0;
   for (int64_t i = 0; i < n; i++) {
-    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
-    sum_grads(g, xv, s, mu, &sb, &sg);
+    int64_t at = i * stride + c * s;
+    sum_grads(dy + at, relu_y != NULL ? relu_y + at : NULL, x + at, s, mu,
+              &sb, &sg);
   }
   *dbeta = sb;
   *dgamma = sg * r; /* sum dy xh = r sum dy (x - mu) */
@@ -276,20 +317,28 @@ static void channel_grads(const batchnorm_layer *b, const float *x,
 
 /* dx of channel c: gamma r (dy - dbeta/M - xh dgamma/M) in training (the
  * batch statistics depend on x), gamma r dy in inference. */
+BACKWARD_LOOPS
 static void channel_input_grad(const batchnorm_layer *b, const float *x,
-                               const float *dy, float *dx, int64_t n,
-                               int64_t c, float mu, float r, float gamma,
-                               const double sums[2], bool training) {
+                               const float *dy, const float *relu_y,
+                               float *dx, int64_t n, int64_t c, float mu,
+                               float r, float gamma, const double sums[2],
+                               bool training) {
   int64_t s = b->positions, stride = b->channels * s;
   double m = (double)(n * s);
   float k = gamma * r;
   float mean_db = training ? (float)(sums[0] / m) : 0.0f;
   float mean_dg = training ? (float)(sums[1] / m) : 0.0f;
   for (int64_t i = 0; i < n; i++) {
-    const float *xv = x + i * stride + c * s, *g = dy + i * stride + c * s;
-    float *d = dx + i * stride + c * s;
-    for (int64_t q = 0; q < s; q++)
-      d[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
+    int64_t at = i * stride + c * s;
+    const float *xv = x + at, *g = dy + at;
+    float *d = dx + at; /* may be relu_y + at: each element is read first */
+    if (relu_y != NULL)
+      for (int64_t q = 0; q < s; q++)
+        d[q] = k * (RELU_GRAD(relu_y + at, g, q) - mean_db -
+                    (xv[q] - mu) * r * mean_dg);
+    else
+      for (int64_t q = 0; q < s; q++)
+        d[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
   }
 }
 
@@ -303,13 +352,17 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
   float *beta = t->l->params[BETA].value.data;
   float *dgamma = t->l->params[GAMMA].grad.data;
   float *dbeta = t->l->params[BETA].grad.data;
+  /* a fused ReLU's dy is taken through it on the fly, from its output y,
+   * in both loops: y of a channel is read before that channel's dx is
+   * written, and dx may be y's buffer (dx_over_output) */
+  const float *relu_y = b->base.fused_activation != NULL ? t->relu_y : NULL;
   for (int64_t c = begin; c < end; c++) {
     double sums[2];
-    channel_grads(b, t->x, t->dy, t->n, c, t->mu[c], t->r[c], &sums[0],
-                  &sums[1]);
+    channel_grads(b, t->x, t->dy, relu_y, t->n, c, t->mu[c], t->r[c],
+                  &sums[0], &sums[1]);
     if (t->dx != NULL)
-      channel_input_grad(b, t->x, t->dy, t->dx, t->n, c, t->mu[c], t->r[c],
-                         gamma[c], sums, run->training);
+      channel_input_grad(b, t->x, t->dy, relu_y, t->dx, t->n, c, t->mu[c],
+                         t->r[c], gamma[c], sums, run->training);
     dbeta[c] = (float)sums[0];
     dgamma[c] = (float)sums[1];
     if (run->sgd_fused) {
@@ -322,14 +375,13 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
 static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
                                        const float *x, const float *y,
                                        float *dy, float *dx, int64_t n) {
-  (void)y;
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
   if (!run->training) /* forward left the running statistics there too, but
                          a caller may have changed them since */
     NNLIB_TRY(running_statistics(l, mu, r));
-  bn_pass t = {.l = l, .x = x, .dy = dy, .dx = dx, .mu = mu, .r = r, .n = n,
-               .run = run};
+  bn_pass t = {.l = l, .x = x, .relu_y = y, .dy = dy, .dx = dx, .mu = mu,
+               .r = r, .n = n, .run = run};
   nnlib__parallel_for(b->channels, per_part(2 * n * b->positions),
                       backward_channels, &t);
   return NNLIB_OK;
@@ -344,7 +396,9 @@ static const nnlib__layer_ops batchnorm_ops = {
     .name = batchnorm_name,
     .check_state = batchnorm_check_state,
     .fuses_sgd = true,
-    .dx_over_output = true, /* backward reads x and dy, never y */
+    /* backward reads x and dy, and y (a fused ReLU's output) for a
+     * channel before it writes that channel's dx */
+    .dx_over_output = true,
 };
 
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l) {

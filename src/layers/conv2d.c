@@ -42,7 +42,11 @@
  * every call in the call's workspace (Co K products against the GEMM's
  * n Co K P), so they follow every write to the weights and statistics,
  * also through the writable tensors the API hands out, and threads that
- * predict at once through their own workspaces share nothing. */
+ * predict at once through their own workspaces share nothing.
+ * A 2x2 max (min) pool at stride 2 after the group folds too
+ * (folded_pool): the output pass activates Z in place and writes only
+ * the pooled map (pooled_channels), so Z is planned for chunks of one
+ * sample as well. */
 #include "layers/layer.h"
 
 #include <math.h>
@@ -202,7 +206,8 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   c->chunk[0] = chunk_samples(c, max_batch, false);
   c->chunk[1] = chunk_samples(c, max_batch, true);
   int64_t m = c->chunk[1]; /* >= chunk[0] */
-  /* m > 1 only when (K + Co) m P floats fit WHOLE_BATCH_BYTES */
+  /* m > 1 only when (K + Co) m P floats fit WHOLE_BATCH_BYTES, and Co m P
+   * fits too with m = 1 (one sample's Z) */
   int64_t col_floats, z_floats = m > 1 ? c->out_c * m * p : 0;
   if (nnlib__mul_overflows(k, m * p, &col_floats) ||
       (uint64_t)(col_floats + z_floats) > SIZE_MAX / sizeof(float))
@@ -210,6 +215,9 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, overflows",
                         (long long)k, (long long)p);
+  if (l->folded_pool != NULL) /* Z even for one sample: y is the pooled
+                                 map */
+    z_floats = c->out_c * m * p;
   c->fold_at = (col_floats + z_floats + 15) / 16 * 16;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
   if ((uint64_t)(c->fold_at + fold_floats) > SIZE_MAX / sizeof(float))
@@ -434,7 +442,7 @@ typedef struct chunk_pass {
   const float *x, *b; /* what the pass reads (x or dy); the output pass's
                          bias (NULL: none) */
   float *col, *y, *z;
-  const nnlib_layer *act;
+  const nnlib_layer *act, *pool; /* the output pass's folded layers */
   int64_t m;
 } chunk_pass;
 
@@ -489,7 +497,7 @@ static void col2im(const conv2d_layer *c, float *dcol, float *dx,
  * and the activation after them (NULL: none). */
 typedef struct output_terms {
   const float *w, *b;
-  const nnlib_layer *act;
+  const nnlib_layer *act, *pool;
 } output_terms;
 
 /* The terms of this call; a folded batchnorm's W' = s W and b' = (b -
@@ -500,6 +508,7 @@ static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
   t->w = l->params[0].value.data;
   t->b = c->o.with_bias ? l->params[1].value.data : NULL;
   t->act = run->folded ? l->folded_activation : NULL;
+  t->pool = run->folded ? l->folded_pool : NULL;
   if (!run->folded || l->folded_batchnorm == NULL)
     return NNLIB_OK;
   int64_t k = patch_size(c);
@@ -547,12 +556,56 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static void store_output(const conv2d_layer *c, float *z, float *y,
-                         int64_t m, const float *b, const nnlib_layer *act) {
-  if (z == y && b == NULL && act == NULL)
+/* f(z + b) over `count` values of Z in place (output_channels'
+ * expressions). */
+static void activate_in_place(float *z, float bias, const nnlib_layer *act,
+                              bool relu, int64_t count) {
+  if (relu) {
+    for (int64_t q = 0; q < count; q++) {
+      float v = z[q] + bias;
+      z[q] = v <= 0.0f ? 0.0f : v;
+    }
     return;
-  chunk_pass t = {.c = c, .b = b, .y = y, .z = z, .act = act, .m = m};
-  nnlib__parallel_for(c->out_c, per_part(m * positions(c)), output_channels,
+  }
+  for (int64_t q = 0; q < count; q++)
+    z[q] += bias;
+  if (act != NULL)
+    nnlib__activation_apply(nnlib__activation_kind(act),
+                            nnlib__activation_param(act), z, NULL, z, 1,
+                            count);
+}
+
+/* output_channels with the folded 2x2 pool: f(Z + b) in place over the
+ * rows under a window (Z is scratch: nothing reads it after this pass),
+ * then the pool's selection over them, so the unpooled map is never
+ * stored: y[s, co] is [OH / 2, OW / 2] (an odd last row or column is in
+ * no window). The same values and the same selection as the
+ * convolution's output followed by the pool's pass. */
+static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
+  const chunk_pass *t = ctx;
+  const conv2d_layer *c = t->c;
+  int64_t p = positions(c), mp = t->m * p, w = c->out_w;
+  int64_t ph = c->out_h / 2, pw = c->out_w / 2;
+  bool relu =
+      t->act != NULL && nnlib__activation_kind(t->act) == NNLIB_ACT_RELU;
+  for (int64_t co = begin; co < end; co++)
+    for (int64_t s = 0; s < t->m; s++) {
+      float *src = t->z + co * mp + s * p;
+      float *dst = t->y + (s * c->out_c + co) * ph * pw;
+      activate_in_place(src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
+                        2 * ph * w);
+      nnlib__pool2x2_rows(t->pool, src, w, ph, dst, pw);
+    }
+}
+
+static void store_output(const conv2d_layer *c, float *z, float *y,
+                         int64_t m, const output_terms *o) {
+  if (z == y && o->b == NULL && o->act == NULL)
+    return;
+  chunk_pass t = {.c = c, .b = o->b, .y = y, .z = z, .act = o->act,
+                  .pool = o->pool, .m = m};
+  nnlib__parallel_for(c->out_c, per_part(m * positions(c)),
+                      o->pool != NULL ? pooled_channels : output_channels,
                       &t);
 }
 
@@ -560,18 +613,21 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
-  int64_t x_size = c->in_c * c->in_h * c->in_w, y_size = c->out_c * p;
+  int64_t x_size = c->in_c * c->in_h * c->in_w;
   output_terms t;
   NNLIB_TRY(terms_of(l, run, &t));
+  /* a folded pool's output is the pooled map */
+  int64_t y_size = c->out_c * (t.pool != NULL
+                                   ? (c->out_h / 2) * (c->out_w / 2) : p);
   float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
   int64_t chunk = forward_chunk(c, run);
   for (int64_t s = 0; s < n; s += chunk) {
     int64_t m = n - s < chunk ? n - s : chunk;
-    float *ys = y + s * y_size, *z = m == 1 ? ys : zbuf;
+    float *ys = y + s * y_size, *z = m == 1 && t.pool == NULL ? ys : zbuf;
     im2col(c, x + s * x_size, col, m);
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
                           k, 1.0f, t.w, k, col, m * p, 0.0f, z, m * p));
-    store_output(c, z, ys, m, t.b, t.act);
+    store_output(c, z, ys, m, &t);
   }
   return NNLIB_OK;
 }

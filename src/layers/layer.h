@@ -59,10 +59,12 @@ typedef struct nnlib__run {
    * outside decoding (position then 0). */
   int64_t position;
   float *cache;
-  /* Inference without backward (predict, evaluate, workspaces): a
-   * convolution also applies the batchnorm and activation the model folded
-   * into it (nnlib_layer's folded_batchnorm, folded_activation), whose own
-   * passes do not run. False in training and in gradient checks. */
+  /* Inference without backward (predict, evaluate, workspaces), for
+   * every layer: a convolution also applies the batchnorm and activation
+   * the model folded into it (nnlib_layer's folded_batchnorm,
+   * folded_activation; NULL when none folded), whose own passes do not
+   * run, and a 2x2 max pool keeps no winners. False in training and in
+   * gradient checks. */
   bool folded;
 } nnlib__run;
 
@@ -170,6 +172,10 @@ struct nnlib_layer {
    * the only reader after it (either may be NULL). Training runs every
    * layer as it is. */
   nnlib_layer *folded_batchnorm, *folded_activation;
+  /* and, after them, the 2x2 max (min) pool at stride 2 that alone reads
+   * the group (nnlib__layer_is_pool2x2): the convolution's output pass
+   * then writes the pooled map only (NULL: none) */
+  nnlib_layer *folded_pool;
   nnlib__layer_profile profile; /* profile.c; counts while m->profiling */
 };
 
@@ -234,6 +240,19 @@ nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
                                          const float *bias, float *scale,
                                          float *shift);
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
+/* Internal tests: 2x2 pools at stride 2 use their plain rows even where
+ * AVX-512 rows would run (pool2d.c), to check both on one machine. Not
+ * for use while a pass runs. */
+void nnlib__pool2d_force_plain_rows(bool on);
+/* A max or min pool of 2x2 windows at stride 2, without padding, dilation
+ * or ceil mode: every window lies whole in its input, whatever its size
+ * (an odd last row or column is dropped), so a convolution can fold it. */
+bool nnlib__layer_is_pool2x2(const nnlib_layer *l);
+/* `rows` rows of such a pool's windows over a plane x of width w, as the
+ * pool's own pass selects them: y[i, j] = the first best of the window
+ * whose top left is x[2i, 2j] (or its first NaN), j < out_w. */
+void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
+                         int64_t rows, float *y, int64_t out_w);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */

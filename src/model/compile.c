@@ -1,6 +1,7 @@
 /* compile.c - nnlib_model_compile: check the graph (every node reaches the
- * output), count each node's readers, fuse dense+activation pairs, fold
- * batchnorms and activations into convolutions for inference, plan
+ * output), count each node's readers, fuse dense+activation and
+ * batchnorm+ReLU pairs, fold batchnorms, activations and 2x2 pools into
+ * convolutions for inference, plan
  * every layer's shapes in node order, and allocate the parameters and the
  * buffers once (plan.c places them). Steps and predictions allocate
  * nothing afterwards. */
@@ -20,7 +21,7 @@ void nnlib__model_release(nnlib_model *m) {
     l->compiled = false;
     l->fused_activation = NULL;
     l->fused_away = false;
-    l->folded_batchnorm = l->folded_activation = NULL;
+    l->folded_batchnorm = l->folded_activation = l->folded_pool = NULL;
   }
   m->compiled = false;
 }
@@ -178,18 +179,33 @@ static nnlib_status check_graph(nnlib_model *m) {
   return st;
 }
 
+/* A batchnorm whose only reader is a ReLU made right after it applies it
+ * in its own passes (batchnorm.c): the ReLU's read and write of the
+ * whole activation, forward and backward, are saved. */
+static bool fuses_relu(const nnlib_layer *l, const nnlib_layer *a) {
+  return nnlib__layer_is_batchnorm(l) && nnlib__activation_is_elementwise(a) &&
+         nnlib__activation_kind(a) == NNLIB_ACT_RELU;
+}
+
 /* A dense layer whose only reader is an elementwise activation made right
  * after it applies the activation in its own bias pass; the activation's
  * node shares its output buffer. The initialiser's gain follows the
- * activation that reads the dense layer. */
+ * activation that reads the dense layer. So does a batchnorm a ReLU reads
+ * (fuses_relu). */
 static void fuse_pairs(nnlib_model *m) {
   for (size_t v = 0; v + 1 < m->node_count; v++) {
     nnlib__node *d = &m->nodes[v], *next = &m->nodes[v + 1];
-    if (d->layer == NULL || !nnlib__layer_is_dense(d->layer) ||
-        d->readers != 1 || d->last_reader != v + 1)
+    if (d->layer == NULL || d->readers != 1 || d->last_reader != v + 1 ||
+        v == m->output)
       continue;
     nnlib_layer *a = next->layer;
-    if (nnlib__activation_is_elementwise(a) && v != m->output) {
+    if (fuses_relu(d->layer, a)) {
+      d->layer->fused_activation = a;
+      a->fused_away = true;
+    }
+    if (!nnlib__layer_is_dense(d->layer))
+      continue;
+    if (nnlib__activation_is_elementwise(a)) {
       d->layer->fused_activation = a;
       a->fused_away = true;
     }
@@ -198,15 +214,18 @@ static void fuse_pairs(nnlib_model *m) {
 }
 
 /* The node that alone reads node v, when it is a layer of the kind `is`
- * accepts (and v is not the output, which callers read); else -1. */
+ * accepts (and v is not the output, which callers read); else -1. A
+ * layer fused away into another than v's does not count (a ReLU fused
+ * into v, a batchnorm, folds with it). */
 static int64_t sole_reader(const nnlib_model *m, size_t v,
                            bool (*is)(const nnlib_layer *)) {
   const nnlib__node *node = &m->nodes[v];
   if (node->readers != 1 || v == m->output)
     return -1;
   const nnlib_layer *l = m->nodes[node->last_reader].layer;
-  return l != NULL && !l->fused_away && is(l) ? (int64_t)node->last_reader
-                                              : -1;
+  bool own =
+      l != NULL && (!l->fused_away || node->layer->fused_activation == l);
+  return own && is(l) ? (int64_t)node->last_reader : -1;
 }
 
 static void fold_node(nnlib_model *m, size_t root, size_t v) {
@@ -217,10 +236,11 @@ static void fold_node(nnlib_model *m, size_t root, size_t v) {
 
 /* Inference folding (before planning: a convolution that folds a
  * batchnorm plans room for its scaled weights). A convolution whose only
- * reader is a batchnorm folds it, and the elementwise activation that
- * alone reads the last of them folds too; in predict and evaluate the
- * convolution then writes the group's output itself (conv2d.c has the
- * math). Training runs every node: its bits stay as they were. */
+ * reader is a batchnorm folds it, the elementwise activation that alone
+ * reads the last of them folds too, and so does a 2x2 pool at stride 2
+ * that alone reads the last; in predict and evaluate the convolution then
+ * writes the group's output itself (conv2d.c has the math). Training runs
+ * every node: its bits stay as they were. */
 static void fold_into_convolutions(nnlib_model *m) {
   for (size_t v = 0; v < m->node_count; v++) {
     m->nodes[v].folded = false;
@@ -241,6 +261,12 @@ static void fold_into_convolutions(nnlib_model *m) {
     if (act >= 0) {
       conv->folded_activation = m->nodes[act].layer;
       fold_node(m, v, (size_t)act);
+      last = (size_t)act;
+    }
+    int64_t pool = sole_reader(m, last, nnlib__layer_is_pool2x2);
+    if (pool >= 0) {
+      conv->folded_pool = m->nodes[pool].layer;
+      fold_node(m, v, (size_t)pool);
     }
   }
 }

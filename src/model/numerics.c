@@ -120,8 +120,11 @@ nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t v,
                                            const float *y,
                                            const nnlib__batch *batch) {
   const nnlib_layer *l = m->nodes[v].layer;
-  /* a fused pair's output is its activation node's */
+  /* a fused pair's output is its activation node's, a fold group's its
+   * last node's (a folded pool's is smaller) */
   size_t out = l->fused_activation != NULL ? v + 1 : v;
+  if (batch->folded)
+    out = m->nodes[v].fold_output;
   int64_t per_row = nnlib__node_size_at(m, out, batch->steps);
   int64_t at = first_non_finite(y, batch->n * per_row);
   if (at < 0)

@@ -32,7 +32,7 @@ static nnlib__run run_of(const nnlib_model *m, const nnlib__buffers *b,
                     steps ? batch->steps : 0,
                     batch->position,
                     batch->caches != NULL ? batch->caches[v] : NULL,
-                    batch->folded && m->nodes[v].fold_output != v};
+                    batch->folded};
   return run;
 }
 

@@ -1,0 +1,176 @@
+/* Max and min pooling against a naive loop, bit for bit: forward (training
+ * and prediction, which keeps no winners) and the input gradient. The
+ * 2x2 windows at stride 2 run their own rows (pool2d.c select_2x2: AVX-512
+ * where the CPU has it, plain loops elsewhere, both checked here on one
+ * machine); windows that must not take that path (padding, ceil mode that
+ * adds a clipped window, overlapping and 3x3 windows) run the general
+ * loop and are checked the same way. The data are drawn from few values,
+ * so windows hold ties, +0 beside -0 and NaNs with distinct payloads: the
+ * winner is the first best in row-major order under strict comparison, or
+ * the window's first NaN, and the input gradient is 0.0f + dy there (a
+ * zeroed dx plus dy: -0 becomes +0), summed over overlapping windows in
+ * output order. */
+#include "nnlib_internal.h"
+#include "test_support.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { BATCH = 5 };
+
+typedef struct pool_case {
+  const char *spec;
+  bool max;
+  int64_t k, s, pad, c, h, w;
+  bool ceil_mode;
+} pool_case;
+
+static float from_bits(uint32_t bits) {
+  float v;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+/* Few distinct values: ties, signed zeros, and now and then a NaN (of one
+ * of two payloads, so the first NaN is told from a later one). */
+static float draw(uint32_t *seed) {
+  static const float values[] = {-2.0f, -1.0f, -0.0f, 0.0f, 1.0f, 2.0f};
+  *seed = *seed * 1664525u + 1013904223u;
+  uint32_t r = *seed >> 8;
+  if (r % 37 == 0)
+    return from_bits(r % 2 ? 0x7fc00001u : 0xffc00002u);
+  return values[r % 6];
+}
+
+/* PyTorch's output length (pool2d.c axis_out, dilation 1). */
+static int64_t out_len(int64_t in, int64_t k, int64_t s, int64_t pad,
+                       bool ceil_mode) {
+  int64_t room = in + 2 * pad - k;
+  int64_t out = (ceil_mode ? (room + s - 1) / s : room / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + pad)
+    out--;
+  return out;
+}
+
+/* The winner of each window (plane index) and y, naively. */
+static void naive_forward(const pool_case *pc, const float *x, float *y,
+                          int64_t *at, int64_t oh_count, int64_t ow_count) {
+  for (int64_t q = 0; q < BATCH * pc->c; q++) {
+    const float *plane = x + q * pc->h * pc->w;
+    for (int64_t oh = 0; oh < oh_count; oh++)
+      for (int64_t ow = 0; ow < ow_count; ow++) {
+        int64_t best = -1, nan = -1;
+        for (int64_t i = oh * pc->s - pc->pad; i < oh * pc->s - pc->pad + pc->k;
+             i++)
+          for (int64_t j = ow * pc->s - pc->pad;
+               j < ow * pc->s - pc->pad + pc->k; j++) {
+            if (i < 0 || j < 0 || i >= pc->h || j >= pc->w)
+              continue;
+            int64_t e = i * pc->w + j;
+            float v = plane[e];
+            if (v != v && nan < 0)
+              nan = e;
+            if (best < 0 || (pc->max ? v > plane[best] : v < plane[best]))
+              best = e;
+          }
+        int64_t o = (q * oh_count + oh) * ow_count + ow;
+        at[o] = nan >= 0 ? nan : best;
+        y[o] = plane[at[o]];
+      }
+  }
+}
+
+static void naive_backward(const pool_case *pc, const float *dy,
+                           const int64_t *at, float *dx, int64_t per_plane) {
+  int64_t plane = pc->h * pc->w;
+  memset(dx, 0, (size_t)(BATCH * pc->c * plane) * sizeof(float));
+  for (int64_t q = 0; q < BATCH * pc->c; q++)
+    for (int64_t o = 0; o < per_plane; o++)
+      dx[q * plane + at[q * per_plane + o]] += dy[q * per_plane + o];
+}
+
+static void expect_bits(const char *spec, const char *what, const float *got,
+                        const float *want, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+      fail_msg("%s: %s element %lld is %g (bits differ), expected %g", spec,
+               what, (long long)i, (double)got[i], (double)want[i]);
+}
+
+static void check_case(const pool_case *pc, bool plain) {
+  nnlib__pool2d_force_plain_rows(plain);
+  int64_t shape[3] = {pc->c, pc->h, pc->w};
+  int64_t oh = out_len(pc->h, pc->k, pc->s, pc->pad, pc->ceil_mode);
+  int64_t ow = out_len(pc->w, pc->k, pc->s, pc->pad, pc->ceil_mode);
+  int64_t in = pc->c * pc->h * pc->w, out = pc->c * oh * ow;
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, pc->spec));
+  ASSERT_OK(nnlib_model_compile(m, shape, 3, BATCH, NNLIB_LOSS_NONE, NULL, 1));
+  ASSERT_OK(nnlib_model_set_input_gradients(m, 1));
+  assert_int_equal(m->output_size, out);
+  nnlib_tensor *x = ts_tensor2(BATCH, in, NULL);
+  nnlib_tensor *g = ts_tensor2(BATCH, out, NULL);
+  nnlib_tensor *pred = ts_tensor2(BATCH, out, NULL);
+  uint32_t seed = (uint32_t)(in + 11 * out);
+  for (int64_t i = 0; i < BATCH * in; i++)
+    nnlib_tensor_get_data(x)[i] = draw(&seed);
+  for (int64_t i = 0; i < BATCH * out; i++) { /* finite, some -0 */
+    float v = draw(&seed);
+    nnlib_tensor_get_data(g)[i] = v != v ? 0.5f : v;
+  }
+  float *y = malloc((size_t)(BATCH * out) * sizeof(float));
+  float *dx = malloc((size_t)(BATCH * in) * sizeof(float));
+  int64_t *at = malloc((size_t)(BATCH * out) * sizeof(int64_t));
+  naive_forward(pc, nnlib_tensor_get_data(x), y, at, oh, ow);
+  naive_backward(pc, nnlib_tensor_get_data(g), at, dx, oh * ow);
+
+  ASSERT_OK(nnlib_model_predict(m, x, pred));
+  expect_bits(pc->spec, "prediction", nnlib_tensor_get_data(pred), y,
+              BATCH * out);
+  const nnlib_tensor *fwd, *dxt;
+  ASSERT_OK(nnlib_model_forward(m, x, &fwd));
+  expect_bits(pc->spec, "forward", nnlib_tensor_get_data_const(fwd), y,
+              BATCH * out);
+  ASSERT_OK(nnlib_model_backward_output(m, g));
+  ASSERT_OK(nnlib_model_get_input_gradient(m, 0, &dxt));
+  expect_bits(pc->spec, "input gradient", nnlib_tensor_get_data_const(dxt), dx,
+              BATCH * in);
+  free(y);
+  free(dx);
+  free(at);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(g);
+  nnlib_tensor_free(pred);
+  nnlib_model_free(m);
+  nnlib__pool2d_force_plain_rows(false);
+}
+
+static const pool_case cases[] = {
+    /* 2x2 at stride 2: the rows of select_2x2 */
+    {"maxpool:2", true, 2, 2, 0, 3, 8, 12, false},
+    {"minpool:2", false, 2, 2, 0, 2, 7, 9, false},   /* odd: last row/col */
+    {"maxpool:2", true, 2, 2, 0, 2, 34, 37, false},  /* 18 windows a row */
+    {"maxpool:2", true, 2, 2, 0, 4, 2, 2, false},    /* one window a plane */
+    {"maxpool:2:ceil", true, 2, 2, 0, 2, 6, 8, true}, /* adds no window */
+    /* the general loop */
+    {"maxpool:2:ceil", true, 2, 2, 0, 2, 7, 7, true}, /* a clipped window */
+    {"maxpool:2:p1", true, 2, 2, 1, 2, 6, 7, false},
+    {"minpool:2:s1", false, 2, 1, 0, 2, 5, 6, false},  /* overlapping */
+    {"maxpool:3:s2:p1", true, 3, 2, 1, 2, 9, 8, false},
+};
+
+static void select_matches_naive(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    check_case(&cases[i], false);
+    check_case(&cases[i], true);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(select_matches_naive),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
