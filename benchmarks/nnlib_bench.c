@@ -113,7 +113,7 @@ static const char *model_optim(const bench_config *c,
 
 /* ------------------------------------------------- one GEMM alone */
 
-#define MAX_GEMMS 512
+#define MAX_GEMMS 4096
 
 /* One entry of a GEMM list on buffers of its own, for the raw timings of
  * the gemm kind (the model's training and inference replay the step's
@@ -321,7 +321,7 @@ static int list_fits(const bench_model_def *d, int count) {
 static void run_gemm_model(const bench_config *c, const bench_model_def *d,
                            int64_t batch, int threads) {
   nnlib_model *m = make_model(d, batch, model_optim(c, d));
-  bench_gemm g[MAX_GEMMS];
+  static bench_gemm g[MAX_GEMMS]; /* large: not on the stack */
   bench_buffers buffers;
   int count = list_fits(
       d, bench_model_gemms(m, batch, true, false, g, MAX_GEMMS, &buffers));
@@ -451,7 +451,7 @@ static int record_step(const bench_config *c, const bench_model_def *d,
     check_failed(d, batch, training, why);
   bench_recording_free(&first);
   bench_recording_free(&second);
-  bench_gemm g[MAX_GEMMS];
+  static bench_gemm g[MAX_GEMMS]; /* large: not on the stack */
   bench_buffers buffers;
   int count = model_gemms(c, d, m, batch, training, g, &buffers);
   if (!bench_replay_attribute(r, g, count, why, sizeof why))
