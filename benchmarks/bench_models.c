@@ -429,9 +429,9 @@ static int attention_group(int heads, int n) {
 
 /* The blocks of the per-head products (score_block in
  * src/layers/attention.c): under the causal mask the queries go in blocks
- * of 64 rows; block [r0, r1) sees keys [0, r1), and key block [r0, r1) is
+ * of 32 rows; block [r0, r1) sees keys [0, r1), and key block [r0, r1) is
  * seen from queries [r0, t). Without the mask, one block of all t. */
-enum { ATT_CAUSAL_BLOCK = 64 };
+enum { ATT_CAUSAL_BLOCK = 32 };
 
 typedef struct att_block {
   int r0, r1, keys, from;

@@ -291,9 +291,9 @@ static void test_against_naive(void **s) {
       }
   check_against_naive(2, 2, 12, 4, true, true);
   check_against_naive(3, 6, 12, 2, false, false);
-  /* causal sequences past one block of 64 query rows: the per-head
-   * products skip the masked scores block by block (two blocks, the last
-   * partial; three, the last one row), and non-causal ones of the same
+  /* causal sequences past one block of 32 query rows: the per-head
+   * products skip the masked scores block by block (three blocks, the
+   * last partial; five, the last one row), and non-causal ones of the same
    * length run whole */
   check_against_naive(1, 70, 4, 2, true, true);
   check_against_naive(1, 129, 2, 1, true, false);
