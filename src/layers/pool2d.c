@@ -393,8 +393,10 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows, float *y,
   const __m512i one = _mm512_set1_epi32(CODE_B);
   const __m512i two = _mm512_set1_epi32(CODE_C);
   const __m512i three = _mm512_set1_epi32(CODE_D);
-  for (int64_t r = 0; r < rows; r++, y += out_w, code += code ? out_w : 0) {
+  for (int64_t r = 0; r < rows; r++, y += out_w) {
     const float *top = x + 2 * r * w, *bottom = top + w;
+    /* no arithmetic on a NULL code (predictions keep none) */
+    uint8_t *row_code = code != NULL ? code + r * out_w : NULL;
     __mmask16 nan = 0;
     for (int64_t ow = 0; ow < out_w; ow += 16) {
       int64_t k = out_w - ow < 16 ? out_w - ow : 16;
@@ -415,17 +417,17 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows, float *y,
       __m512 cd = _mm512_mask_blend_ps(td, c, d);
       __mmask16 tt = better(max, cd, ab);
       _mm512_mask_storeu_ps(y + ow, out, _mm512_mask_blend_ps(tt, ab, cd));
-      if (code != NULL) {
+      if (row_code != NULL) {
         __m512i cab = _mm512_maskz_mov_epi32(tb, one);
         __m512i ccd = _mm512_mask_mov_epi32(two, td, three);
-        _mm512_mask_cvtepi32_storeu_epi8(code + ow, out,
+        _mm512_mask_cvtepi32_storeu_epi8(row_code + ow, out,
                                          _mm512_mask_blend_epi32(tt, cab, ccd));
       }
       nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) |
              _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q);
     }
     if (nan) /* masked-off lanes loaded zeros: any NaN is the row's */
-      fix_nan_windows(top, bottom, y, code, out_w);
+      fix_nan_windows(top, bottom, y, row_code, out_w);
   }
 }
 
