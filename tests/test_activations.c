@@ -110,23 +110,13 @@ static long double ref_exact(nnlib_activation kind, long double x) {
   return kind == NNLIB_ACT_SIGMOID ? 1.0L / (1.0L + expl(-x)) : tanhl(x);
 }
 
-/* |y - want| in units of the float spacing at want (2^-149 below the
- * normal range). */
-static double ulp_error(float y, long double want) {
-  long double a = fabsl(want);
-  int e;
-  frexpl(a, &e); /* a = f 2^e, f in [0.5, 1) */
-  long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
-  return (double)(fabsl((long double)y - want) / ulp);
-}
-
 /* y[i] = f(x[i] + offset) within MAX_ULP; returns the largest error. */
 static double check_ulps(nnlib_activation kind, const float *x,
                          const float *y, int64_t count, float offset) {
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
     float v = x[i] + offset;
-    double err = ulp_error(y[i], ref_exact(kind, v));
+    double err = ts_ulp_error(y[i], ref_exact(kind, v));
     if (!(err <= MAX_ULP))
       fail_msg("%s(%a = %.9g) = %.9g, %.3f ulp from %.12Lg",
                kind == NNLIB_ACT_SIGMOID ? "sigmoid" : "tanh", (double)v,

@@ -57,16 +57,6 @@ static long double exact(gate_kind kind, long double x) {
   return kind == SIGMOID ? 1.0L / (1.0L + expl(-x)) : tanhl(x);
 }
 
-/* |y - want| in units of the float spacing at want (2^-149 below the
- * normal range). */
-static double ulp_error(float y, long double want) {
-  long double a = fabsl(want);
-  int e;
-  frexpl(a, &e); /* a = f 2^e, f in [0.5, 1) */
-  long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
-  return (double)(fabsl((long double)y - want) / ulp);
-}
-
 /* The largest error of y = gate(x) over finite x; fails past `bound`. */
 static double check_ulps(gate_kind kind, const float *x, const float *y,
                          int64_t count, double bound, float *worst_x) {
@@ -75,7 +65,7 @@ static double check_ulps(gate_kind kind, const float *x, const float *y,
     if (!isfinite(x[i]))
       continue;
     long double want = exact(kind, x[i]);
-    double err = ulp_error(y[i], want);
+    double err = ts_ulp_error(y[i], want);
     if (!(err <= bound))
       fail_msg("%s(%a = %.9g) = %.9g, %.3f ulp from %.12Lg", name_of(kind),
                (double)x[i], (double)x[i], (double)y[i], err, want);
@@ -167,7 +157,7 @@ static void test_specials(void **s) {
   gates_cloned(SIGMOID, low, ly, 4);
   for (int i = 0; i < 3; i++) {
     assert_true(ly[i] > 0.0f && ly[i] < 0x1p-126f);
-    assert_true(ulp_error(ly[i], expl((long double)low[i])) <= 1.0);
+    assert_true(ts_ulp_error(ly[i], expl((long double)low[i])) <= 1.0);
   }
   assert_bits(ly[3], 0.0f, "sigmoid(-110)");
 }

@@ -323,16 +323,6 @@ static long double ref_gelu_derivative(nnlib_activation kind, long double x) {
   return s + x * s * rest * 2.0L * c * (1.0L + 3.0L * 0.044715L * x * x);
 }
 
-/* |y - want| in units of the float spacing at want (2^-149 below the
- * normal range). */
-static double ulp_error(float y, long double want) {
-  long double a = fabsl(want);
-  int e;
-  frexpl(a, &e);
-  long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
-  return (double)(fabsl((long double)y - want) / ulp);
-}
-
 static nnlib_layer *gelu_layer(nnlib_activation kind) {
   nnlib_layer *l;
   ASSERT_OK(nnlib_activation_create(&l, kind, 0.0f));
@@ -381,7 +371,7 @@ static void check_gelu_values(nnlib_activation kind) {
   double worst = 0.0;
   for (int64_t i = 0; i < count; i++) {
     long double want = ref_gelu(kind, x[i]);
-    double err = ulp_error(y[i], want);
+    double err = ts_ulp_error(y[i], want);
     if (!(err <= MAX_ULP))
       fail_msg("%s(%.9g) = %.9g, want %.12Lg: %.2f ulp",
                nnlib_layer_get_name(l), (double)x[i], (double)y[i], want, err);
@@ -600,7 +590,7 @@ static void check_activation_steps(nnlib_activation kind) {
       assert_true(y[i] == (x[i] > 0.0f ? x[i] : 0.0f));
       assert_true(dx[i] == (x[i] > 0.0f ? dy[i] : 0.0f));
     } else {
-      assert_true(ulp_error(y[i], ref_gelu(kind, x[i])) <= MAX_ULP);
+      assert_true(ts_ulp_error(y[i], ref_gelu(kind, x[i])) <= MAX_ULP);
     }
   }
   nnlib_model_free(m);

@@ -215,3 +215,11 @@ nnlib_layer *ts_conv(int cin, int cout, int kh, int kw, const int geom[6],
   ASSERT_OK(nnlib_conv2d_create(&l, cout, kh, kw, &o));
   return l;
 }
+
+double ts_ulp_error(float y, long double want) {
+  long double a = fabsl(want);
+  int e;
+  frexpl(a, &e); /* a = f 2^e, f in [0.5, 1) */
+  long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
+  return (double)(fabsl((long double)y - want) / ulp);
+}

@@ -100,4 +100,8 @@ bool ts_split_gemms_checkable(void);
  * threads: not under ThreadSanitizer, which refuses to. */
 bool ts_fork_with_threads_checkable(void);
 
+/* |y - want| in units of the float spacing at want (2^-149 below the
+ * normal range): the error of a float result against an exact one. */
+double ts_ulp_error(float y, long double want);
+
 #endif
