@@ -523,12 +523,30 @@ static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
+/* dst = f(src + bias) over `count` values, f the folded activation or
+ * none; dst may be src. ReLU is applied in the copy's loop, with the
+ * activation layer's expression (NaN stays NaN); another activation runs
+ * over the values right after the copy wrote them, while they are in L1. */
+static void bias_activate(const float *src, float *dst, float bias,
+                          const nnlib_layer *act, bool relu, int64_t count) {
+  if (relu) {
+    for (int64_t q = 0; q < count; q++) {
+      float v = src[q] + bias;
+      dst[q] = v <= 0.0f ? 0.0f : v;
+    }
+    return;
+  }
+  for (int64_t q = 0; q < count; q++)
+    dst[q] = src[q] + bias;
+  if (act != NULL)
+    nnlib__activation_apply(nnlib__activation_kind(act),
+                            nnlib__activation_param(act), dst, NULL, dst, 1,
+                            count);
+}
+
 /* y[s, co, p] = f(Z[co, s, p] + b[co]) for output channels [begin, end)
  * of the m samples of a chunk, Z [Co, m P], f the folded activation or
- * none. In place when Z is y itself (m = 1). ReLU is applied in the copy's
- * loop, with the activation layer's expression (NaN stays NaN); another
- * activation runs over each plane right after the copy wrote it, while it
- * is in L1. */
+ * none, plane by plane. In place when Z is y itself (m = 1). */
 static void output_channels(void *ctx, int64_t begin, int64_t end) {
   const chunk_pass *t = ctx;
   const conv2d_layer *c = t->c;
@@ -536,43 +554,9 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t p = positions(c), m = t->m, mp = m * p;
   bool relu = act != NULL && nnlib__activation_kind(act) == NNLIB_ACT_RELU;
   for (int64_t co = begin; co < end; co++)
-    for (int64_t s = 0; s < m; s++) {
-      const float *src = t->z + co * mp + s * p;
-      float *dst = t->y + (s * c->out_c + co) * p;
-      float bias = t->b != NULL ? t->b[co] : 0.0f;
-      if (relu) {
-        for (int64_t q = 0; q < p; q++) {
-          float v = src[q] + bias;
-          dst[q] = v <= 0.0f ? 0.0f : v;
-        }
-        continue;
-      }
-      for (int64_t q = 0; q < p; q++)
-        dst[q] = src[q] + bias;
-      if (act != NULL)
-        nnlib__activation_apply(nnlib__activation_kind(act),
-                                nnlib__activation_param(act), dst, NULL, dst,
-                                1, p);
-    }
-}
-
-/* f(z + b) over `count` values of Z in place (output_channels'
- * expressions). */
-static void activate_in_place(float *z, float bias, const nnlib_layer *act,
-                              bool relu, int64_t count) {
-  if (relu) {
-    for (int64_t q = 0; q < count; q++) {
-      float v = z[q] + bias;
-      z[q] = v <= 0.0f ? 0.0f : v;
-    }
-    return;
-  }
-  for (int64_t q = 0; q < count; q++)
-    z[q] += bias;
-  if (act != NULL)
-    nnlib__activation_apply(nnlib__activation_kind(act),
-                            nnlib__activation_param(act), z, NULL, z, 1,
-                            count);
+    for (int64_t s = 0; s < m; s++)
+      bias_activate(t->z + co * mp + s * p, t->y + (s * c->out_c + co) * p,
+                    t->b != NULL ? t->b[co] : 0.0f, act, relu, p);
 }
 
 /* output_channels with the folded 2x2 pool: f(Z + b) in place over the
@@ -592,8 +576,8 @@ static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
     for (int64_t s = 0; s < t->m; s++) {
       float *src = t->z + co * mp + s * p;
       float *dst = t->y + (s * c->out_c + co) * ph * pw;
-      activate_in_place(src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
-                        2 * ph * w);
+      bias_activate(src, src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
+                    2 * ph * w);
       nnlib__pool2x2_rows(t->pool, src, w, ph, dst, pw);
     }
 }
