@@ -223,17 +223,22 @@ static bool same_call(const bench_call *x, const bench_call *y) {
  * *axis ('m', 'n' or 'k': its longest side), or 0 when it issues it whole.
  * A restatement of src/core/blas.c's rule (products that OpenBLAS would
  * split over its threads but that lose from it go as pieces it runs on the
- * calling thread; pieces along k after the first have beta 1), so that the
- * check below fails if the library's rule changes. */
+ * calling thread: those just above its threshold, and those with fewer than
+ * 32 columns at any size when the pieces are at least 32 long; pieces along k after the first have beta 1), so
+ * that the check below fails if the library's rule changes. */
 static int piece_length(const bench_call *c, int threads, char *axis) {
   const double alone = 262144.0, below = 2 * alone, max_pieces = 16;
   double mnk = (double)c->m * c->n * c->k;
+  bool narrow = c->n < 32;
   *axis = c->k >= c->m && c->k >= c->n ? 'k' : c->m >= c->n ? 'm' : 'n';
-  if (threads <= 1 || mnk <= alone || mnk >= below)
+  if (threads <= 1 || mnk <= alone || (mnk >= below && !narrow))
     return 0;
   int along = *axis == 'k' ? c->k : *axis == 'm' ? c->m : c->n;
   int piece = (int)(alone / (mnk / along));
-  return piece < 1 || (along + piece - 1) / piece > max_pieces ? 0 : piece;
+  if (piece < 1 || (narrow && piece < 32) ||
+      (!narrow && (along + piece - 1) / piece > max_pieces))
+    return 0;
+  return piece;
 }
 
 static bool check_one(bench_replay *r, int at, const bench_call *want,

@@ -3,7 +3,8 @@
  * more than it saves goes as pieces OpenBLAS runs on the calling thread.
  * Checked: the rule (the longest side cut, each piece at most 2^18
  * multiply-adds, two pieces, nothing cut on one thread or for small and
- * large products), and
+ * large products, except that products with fewer than 32 columns are cut
+ * at any size into pieces at least 32 long), and
  * the results of every transpose case with leading dimensions wider than
  * the matrices, alpha and beta, against a double-precision loop and the
  * same product issued whole on one thread (not bit for bit: OpenBLAS's
@@ -42,6 +43,22 @@ static void test_piece_rule(void **state) {
       assert_true((along + piece - 1) / piece <= 2);
     }
   }
+  /* narrow products: cut at any size, into as many pieces as it takes */
+  static const int64_t narrow[][4] = {
+      {256, 16, 784, 13}, {4096, 16, 128, 32}, {300, 10, 900, 11}};
+  for (size_t s = 0; s < sizeof narrow / sizeof *narrow; s++) {
+    int64_t m = narrow[s][0], n = narrow[s][1], k = narrow[s][2];
+    int64_t piece = nnlib__gemm_pieces(m, n, k, 2, &axis);
+    int64_t along = k >= m ? k : m;
+    assert_int_equal(axis, k >= m ? NNLIB__CUT_K : NNLIB__CUT_M);
+    assert_int_equal((along + piece - 1) / piece, narrow[s][3]);
+    assert_true(piece * (m * n * k / along) <= 262144);
+  }
+  /* 32 columns are wide enough for OpenBLAS's own split, and pieces
+   * thinner than 32 cost more than it */
+  assert_int_equal(nnlib__gemm_pieces(256, 32, 784, 2, &axis), 0);
+  assert_int_equal(nnlib__gemm_pieces(1024, 16, 784, 2, &axis), 0);
+  assert_int_equal(nnlib__gemm_pieces(512, 28, 7168, 2, &axis), 0);
 }
 
 typedef struct product {
@@ -106,7 +123,8 @@ static void test_pieces_match_whole_product(void **state) {
   (void)state;
   uint32_t seed = 7;
   static const int64_t shapes[][3] = {
-      {32, 16, 784}, {16, 784, 32}, {127, 128, 31}, {33, 77, 129}, {100, 800, 5}};
+      {32, 16, 784}, {16, 784, 32}, {127, 128, 31}, {33, 77, 129}, {100, 800, 5},
+      {300, 10, 900}, {2000, 7, 40}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int t = 0; t < 4; t++) {
       product p = {t & 1 ? NNLIB__TRANS : NNLIB__NO_TRANS,

@@ -24,6 +24,22 @@ static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
 #define PIECES_BELOW_MNK (2.0 * OPENBLAS_ALONE_MNK)
 /* More pieces than this cost more in calls than the thread saves. */
 #define MAX_PIECES 16
+/* OpenBLAS's threads share out the columns of a row-major C (its
+ * column-major rows). With fewer than this many columns, two threads ran
+ * slower than one at every size measured (idle machine, medians of 9:
+ * m x 16 x 784 at 0.54x-0.75x of one thread for m = 64..1024, 4096 x 16 x
+ * 128 at 0.52x), so such products always go as pieces on the calling
+ * thread, however many (256 x 16 x 784: 106 us as 13 pieces, 144 us on two
+ * threads, 96 us whole on one). From 32 columns on, pieces cost as much as
+ * OpenBLAS's split (256 x 32 x 784: 191 us against 189 us). */
+#define NARROW_N 32
+/* ... unless the pieces come out thinner than this: each piece re-reads
+ * and re-writes C (a cut along k) or re-packs B (along m) once per that
+ * many rows, and thin pieces lose more than OpenBLAS's split does (512 x 28
+ * x 7168, an LSTM's input weight gradient at batch 256, in pieces of 18:
+ * 5% slower training; 1024 x 16 x 784 in pieces of 20: 461 us against 515
+ * us on two threads and 338 us whole on one). */
+#define NARROW_MIN_PIECE 32
 
 /* Per thread, so profiling one model never counts another thread's work;
  * one add per GEMM, so it is always on. */
@@ -47,11 +63,14 @@ int64_t nnlib__gemm_pieces(int64_t m, int64_t n, int64_t k, int threads,
   /* cut the longest side: each piece then re-packs only the smaller
    * operands (a cut along k re-packs nothing) */
   *axis = k >= m && k >= n ? NNLIB__CUT_K : m >= n ? NNLIB__CUT_M : NNLIB__CUT_N;
-  if (threads <= 1 || mnk <= OPENBLAS_ALONE_MNK || mnk >= PIECES_BELOW_MNK)
+  bool narrow = n < NARROW_N;
+  if (threads <= 1 || mnk <= OPENBLAS_ALONE_MNK ||
+      (mnk >= PIECES_BELOW_MNK && !narrow))
     return 0;
   int64_t along = *axis == NNLIB__CUT_K ? k : *axis == NNLIB__CUT_M ? m : n;
   int64_t piece = (int64_t)(OPENBLAS_ALONE_MNK / (mnk / (double)along));
-  if (piece < 1 || (along + piece - 1) / piece > MAX_PIECES)
+  if (piece < 1 || (narrow && piece < NARROW_MIN_PIECE) ||
+      (!narrow && (along + piece - 1) / piece > MAX_PIECES))
     return 0;
   return piece;
 }
