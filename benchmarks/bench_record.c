@@ -1,45 +1,28 @@
-/* bench_record.c - nnlib-bench's own cblas_sgemm: notes the calls of a
- * step while recording is on, and forwards every call to OpenBLAS. See
- * bench_record.h for why libnnlib's calls arrive here. */
-#define _GNU_SOURCE /* RTLD_NEXT */
+/* bench_record.c - notes the GEMMs of a step while recording is on: the
+ * link wraps libnnlib's GEMM seam (-Wl,--wrap=nnlib__gemm, see
+ * bench_record.h), so every product a layer asks for arrives here first
+ * and goes on to the library's own nnlib__gemm. */
 #include "bench_record.h"
 
-#include <cblas.h>
-#include <dlfcn.h>
+#include "core/core.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
-                         const enum CBLAS_TRANSPOSE, const blasint,
-                         const blasint, const blasint, const float,
-                         const float *, const blasint, const float *,
-                         const blasint, const float, float *, const blasint);
+nnlib_status __real_nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
+                                int64_t n, int64_t k, float alpha,
+                                const float *a, int64_t lda, const float *b,
+                                int64_t ldb, float beta, float *c,
+                                int64_t ldc);
+nnlib_status __wrap_nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
+                                int64_t n, int64_t k, float alpha,
+                                const float *a, int64_t lda, const float *b,
+                                int64_t ldb, float beta, float *c,
+                                int64_t ldc);
 
-/* The recording of this thread (the one that runs the step: nnlib issues
- * every GEMM from its caller's thread; OpenBLAS's own threads never call
- * cblas_sgemm). */
+/* The recording of this thread (the one that runs the step: the layers ask
+ * for every product from their caller's thread; the parts nnlib splits a
+ * product into run below this seam). */
 static _Thread_local bench_recording *active;
-static _Thread_local long long seen;
-
-/* OpenBLAS's cblas_sgemm: the next definition after this executable's. */
-static sgemm_fn real_sgemm(void) {
-  static sgemm_fn real;
-  if (real == NULL) {
-    sgemm_fn next;
-    void *sym = dlsym(RTLD_NEXT, "cblas_sgemm");
-    /* POSIX: a data pointer from dlsym converts to a function pointer */
-    memcpy(&next, &sym, sizeof next);
-    if (next == NULL || next == cblas_sgemm) {
-      fprintf(stderr, "nnlib-bench: no cblas_sgemm after the executable's "
-                      "own (is OpenBLAS linked?)\n");
-      exit(1);
-    }
-    real = next;
-  }
-  return real;
-}
 
 static void note(bench_recording *r, const bench_call *c) {
   if (r->count == r->cap) {
@@ -55,22 +38,20 @@ static void note(bench_recording *r, const bench_call *c) {
   r->calls[r->count++] = *c;
 }
 
-void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
-                 const enum CBLAS_TRANSPOSE tb, const blasint m,
-                 const blasint n, const blasint k, const float alpha,
-                 const float *a, const blasint lda, const float *b,
-                 const blasint ldb, const float beta, float *c,
-                 const blasint ldc) {
-  seen++;
+nnlib_status __wrap_nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
+                                int64_t n, int64_t k, float alpha,
+                                const float *a, int64_t lda, const float *b,
+                                int64_t ldb, float beta, float *c,
+                                int64_t ldc) {
   if (active != NULL) {
-    bench_call call = {order == CblasRowMajor,
-                       ta == CblasNoTrans ? 'N' : 'T',
-                       tb == CblasNoTrans ? 'N' : 'T',
-                       (int)m, (int)n, (int)k, alpha, beta, a, b, c,
-                       (int)lda, (int)ldb, (int)ldc};
+    bench_call call = {true,       ta ? 'T' : 'N', tb ? 'T' : 'N', (int)m,
+                       (int)n,     (int)k,         alpha,          beta,
+                       a,          b,              c,              (int)lda,
+                       (int)ldb,   (int)ldc};
     note(active, &call);
   }
-  real_sgemm()(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  return __real_nnlib__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                            ldc);
 }
 
 void bench_record_start(bench_recording *r) {
@@ -88,10 +69,8 @@ void bench_recording_free(bench_recording *r) {
 }
 
 void bench_call_issue(const bench_call *c) {
-  cblas_sgemm(c->row_major ? CblasRowMajor : CblasColMajor,
-              c->ta == 'N' ? CblasNoTrans : CblasTrans,
-              c->tb == 'N' ? CblasNoTrans : CblasTrans, c->m, c->n, c->k,
-              c->alpha, c->a, c->lda, c->b, c->ldb, c->beta, c->c, c->ldc);
+  __real_nnlib__gemm(c->ta == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                     c->tb == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS, c->m,
+                     c->n, c->k, c->alpha, c->a, c->lda, c->b, c->ldb,
+                     c->beta, c->c, c->ldc);
 }
-
-long long bench_record_seen(void) { return seen; }

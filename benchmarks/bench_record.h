@@ -1,22 +1,22 @@
-/* bench_record.h - the sgemm calls a step really makes (issue 17).
+/* bench_record.h - the products a step really asks for (issue 17).
  *
- * nnlib-bench defines cblas_sgemm itself (bench_record.c). libnnlib's one
- * BLAS call (src/core/blas.c) is an undefined symbol of the shared library,
- * resolved at load time through the executable first, so it lands in that
- * definition, which notes the call's arguments (pointers and leading
- * dimensions included) while recording is on and always forwards to
- * OpenBLAS's cblas_sgemm, found with dlsym(RTLD_NEXT). The bench's own
- * cblas_sgemm calls (raw GEMM timings, the replay) take the same path, so
- * the step and its replay pay the same extra call. */
+ * nnlib-bench links libnnlib's static archive with -Wl,--wrap=nnlib__gemm:
+ * every call a layer makes to the library's GEMM seam (src/core/blas.c)
+ * lands in bench_record.c's __wrap_nnlib__gemm, which notes its arguments
+ * (pointers and leading dimensions included) while recording is on and
+ * always forwards to the seam. The seam then runs the product as the step
+ * does: split over nnlib's threads, or whole. The replay and the bench's
+ * own timed products go through the same seam, so the step and its replay
+ * pay the same split, the same pool and the same extra call. */
 #ifndef NNLIB_BENCH_RECORD_H
 #define NNLIB_BENCH_RECORD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* One sgemm as issued: C = alpha op(A) op(B) + beta C, with the caller's
- * pointers; ta, tb are 'N' or 'T'; row_major false means column-major
- * (nnlib always passes row-major). */
+/* One product as asked for: C = alpha op(A) op(B) + beta C, with the
+ * caller's pointers; ta, tb are 'N' or 'T'; row_major is always true
+ * (nnlib's seam is row-major; kept for the list's restatement). */
 typedef struct bench_call {
   bool row_major;
   char ta, tb;
@@ -34,18 +34,13 @@ typedef struct bench_recording {
   bool out_of_memory; /* a call could not be noted */
 } bench_recording;
 
-/* Notes every later cblas_sgemm call of this thread in `r` (emptied
- * first; its array grows as needed) until bench_record_stop. */
+/* Notes every later product this thread asks nnlib's seam for in `r`
+ * (emptied first; its array grows as needed) until bench_record_stop. */
 void bench_record_start(bench_recording *r);
 void bench_record_stop(void);
 void bench_recording_free(bench_recording *r);
 
-/* Issues one noted call again, through cblas_sgemm. */
+/* Issues one noted call again, through nnlib's seam (row-major). */
 void bench_call_issue(const bench_call *c);
-
-/* cblas_sgemm calls of this thread that reached this file's definition,
- * recorded or not: its growth over a step proves that libnnlib's calls
- * resolve through the executable. */
-long long bench_record_seen(void);
 
 #endif

@@ -219,28 +219,6 @@ static bool same_call(const bench_call *x, const bench_call *y) {
          x->ldb == y->ldb && x->ldc == y->ldc;
 }
 
-/* The length of the pieces nnlib issues an m x n x k product in, along
- * *axis ('m', 'n' or 'k': its longest side), or 0 when it issues it whole.
- * A restatement of src/core/blas.c's rule (products that OpenBLAS would
- * split over its threads but that lose from it go as pieces it runs on the
- * calling thread: those just above its threshold, and those with fewer than
- * 32 columns at any size when the pieces are at least 32 long; pieces along k after the first have beta 1), so
- * that the check below fails if the library's rule changes. */
-static int piece_length(const bench_call *c, int threads, char *axis) {
-  const double alone = 262144.0, below = 2 * alone, max_pieces = 16;
-  double mnk = (double)c->m * c->n * c->k;
-  bool narrow = c->n < 32;
-  *axis = c->k >= c->m && c->k >= c->n ? 'k' : c->m >= c->n ? 'm' : 'n';
-  if (threads <= 1 || mnk <= alone || (mnk >= below && !narrow))
-    return 0;
-  int along = *axis == 'k' ? c->k : *axis == 'm' ? c->m : c->n;
-  int piece = (int)(alone / (mnk / along));
-  if (piece < 1 || (narrow && piece < 32) ||
-      (!narrow && (along + piece - 1) / piece > max_pieces))
-    return 0;
-  return piece;
-}
-
 static bool check_one(bench_replay *r, int at, const bench_call *want,
                       const bench_gemm *g, int e, int t, char *why,
                       size_t why_size) {
@@ -266,37 +244,9 @@ static bool check_one(bench_replay *r, int at, const bench_call *want,
   return true;
 }
 
-/* Checks the recorded calls from `at` against entry e's call t (one call,
- * or its pieces) and attributes them; returns how many it took, 0 when they
- * differ. */
-static int match_call(bench_replay *r, int at, const bench_gemm *g, int e,
-                      int t, int threads, char *why, size_t why_size) {
-  bench_call want = list_call(g);
-  char axis;
-  int piece = piece_length(&want, threads, &axis);
-  if (piece == 0)
-    return check_one(r, at, &want, g, e, t, why, why_size) ? 1 : 0;
-  int along = axis == 'k' ? want.k : axis == 'm' ? want.m : want.n, taken = 0;
-  for (int i = 0; i < along; i += piece, taken++) {
-    bench_call part = want;
-    int len = along - i < piece ? along - i : piece;
-    if (axis == 'm')
-      part.m = len;
-    else if (axis == 'n')
-      part.n = len;
-    else {
-      part.k = len;
-      part.beta = i == 0 ? want.beta : 1.0f;
-    }
-    if (!check_one(r, at + taken, &part, g, e, t, why, why_size))
-      return 0;
-  }
-  return taken;
-}
-
 bool bench_replay_attribute(bench_replay *r, const bench_gemm *list,
                             int count, char *why, size_t why_size) {
-  int at = 0, threads = nnlib_get_num_threads();
+  int at = 0;
   for (int i = 0; i < count;) {
     /* a group (attention's per-head products) runs call t of each entry
      * in turn, as the layer does, then call t + 1 */
@@ -306,10 +256,10 @@ bool bench_replay_attribute(bench_replay *r, const bench_gemm *list,
       end++;
     for (int t = 0; t < list[i].repeat; t++)
       for (int e = i; e < end; e++) {
-        int taken = match_call(r, at, &list[e], e, t, threads, why, why_size);
-        if (taken == 0)
+        bench_call want = list_call(&list[e]);
+        if (!check_one(r, at, &want, &list[e], e, t, why, why_size))
           return false;
-        at += taken;
+        at++;
       }
     i = end;
   }

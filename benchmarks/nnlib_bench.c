@@ -5,7 +5,8 @@
  *
  * One JSON object per line on stdout (see benchmarks/README.md for the
  * fields); progress and skips on stderr. Kinds:
- *   gemm    raw cblas_sgemm GFLOP/s: square sizes in all three transpose
+ *   gemm    GFLOP/s of products alone, through nnlib's GEMM seam (split
+ *           over the threads as in a step): square sizes in all three transpose
  *           cases the layers use (NT, TN, NN), then each model's exact
  *           shapes; the machine's measured FMA peak beside
  *   train   nnlib_model_step, interleaved rep by rep with the step's own
@@ -174,12 +175,13 @@ static void alone_run(const alone *r) {
   int lda = g->a.ld ? g->a.ld : g->ta == 'N' ? g->k : g->m;
   int ldb = g->b.ld ? g->b.ld : g->tb == 'N' ? g->n : g->k;
   int ldc = g->c.ld ? g->c.ld : g->n;
-  for (int t = 0; t < g->repeat; t++)
-    cblas_sgemm(CblasRowMajor, g->ta == 'N' ? CblasNoTrans : CblasTrans,
-                g->tb == 'N' ? CblasNoTrans : CblasTrans, g->m, g->n, g->k,
-                g->alpha, operand_at(r, &g->a, r->a, t), lda,
-                operand_at(r, &g->b, r->b, t), ldb, g->beta,
-                operand_at(r, &g->c, r->c, t), ldc);
+  for (int t = 0; t < g->repeat; t++) {
+    bench_call call = {true, g->ta, g->tb, g->m, g->n, g->k, g->alpha,
+                       g->beta, operand_at(r, &g->a, r->a, t),
+                       operand_at(r, &g->b, r->b, t),
+                       operand_at(r, &g->c, r->c, t), lda, ldb, ldc};
+    bench_call_issue(&call);
+  }
 }
 
 static void alone_free(alone *r) {
@@ -445,8 +447,8 @@ static int record_step(const bench_config *c, const bench_model_def *d,
   }
   if (first.count == 0)
     check_failed(d, batch, training,
-                 "no GEMM call recorded: libnnlib's cblas_sgemm did not "
-                 "resolve to nnlib-bench's own (bench_record.c)");
+                 "no GEMM call recorded: libnnlib's nnlib__gemm was not "
+                 "wrapped (bench_record.c)");
   if (!bench_recordings_equal(&first, &second, why, sizeof why))
     check_failed(d, batch, training, why);
   bench_recording_free(&first);

@@ -40,7 +40,7 @@
  * first predicted once) and the wall time of the training loop (the
  * periodic validation included). --sample N then writes N bytes continuing
  * "The " (temperature 0.8, top-k 40, seed 1). benchmarks/char_gpt_torch.py
- * trains the same model on the same windows in PyTorch. OpenBLAS uses
+ * trains the same model on the same windows in PyTorch. nnlib uses
  * every core unless OPENBLAS_NUM_THREADS says otherwise. */
 #include <math.h>
 #include <nnlib.h>

@@ -16,7 +16,7 @@
  * the rate decaying along a cosine to 0 over the run, batches of 64, no
  * augmentation. --limit N trains on the first N training images; the test
  * set is whole. Evaluation runs in inference mode (running batchnorm
- * statistics, no dropout). OpenBLAS uses every core unless
+ * statistics, no dropout). nnlib uses every core unless
  * OPENBLAS_NUM_THREADS says otherwise.
  * Prints one line per epoch, then one key=value summary line. */
 #include <nnlib.h>

@@ -12,7 +12,7 @@
  * then average out minibatch noise instead of bouncing on it (measured:
  * +0.01 test accuracy for the default, +0.017 for --small).
  * --limit N trains on the first N training images; the test set is whole.
- * OpenBLAS uses every core unless OPENBLAS_NUM_THREADS says otherwise; the
+ * nnlib uses every core unless OPENBLAS_NUM_THREADS says otherwise; the
  * thread count changes the last bits of the sums, so compare runs with the
  * same count.
  * Prints one line per epoch, then one key=value summary line. */

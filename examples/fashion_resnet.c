@@ -35,7 +35,7 @@
  * shifted by up to 2 pixels each way (zeros shifted in), drawn from a
  * generator seeded with --seed. --limit N trains on the first N training images; the test
  * set is whole. Evaluation runs in
- * inference mode (running batchnorm statistics). OpenBLAS uses every core
+ * inference mode (running batchnorm statistics). nnlib uses every core
  * unless OPENBLAS_NUM_THREADS says otherwise.
  * Prints the parameter count, one line per epoch, then the summary line
  * test_accuracy=... epochs=... seconds=... where seconds is the wall time

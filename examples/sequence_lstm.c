@@ -11,7 +11,7 @@
  * Model "lstm:128,last,dense:10" (82186 parameters, the same as PyTorch's
  * nn.LSTM(28, 128) + nn.Linear(128, 10)), softmax cross-entropy, Adam
  * (lr 2e-3, decayed along a cosine to 0 over the run), batches of 64.
- * OpenBLAS uses every core unless OPENBLAS_NUM_THREADS says otherwise.
+ * nnlib uses every core unless OPENBLAS_NUM_THREADS says otherwise.
  * Prints one line per epoch, then one key=value summary line. */
 #include <nnlib.h>
 #include <stdio.h>

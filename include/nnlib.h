@@ -148,14 +148,24 @@ NNLIB_API void nnlib_clear_error(void);
 /* ------------------------------------------------ process-wide settings */
 
 /* Sets the number of threads nnlib computes on (process-wide; not safe to
- * call while another thread computes): OpenBLAS's, for the matrix
- * products, and as many for the passes between them (lowering,
- * normalisation, activations, pooling, softmax, optimizer updates), which
- * nnlib splits over a pool of its own whose threads sleep when idle. The
- * passes give the same bits for every thread count. n <= 0 restores the
- * default (all cores, or OPENBLAS_NUM_THREADS). Always returns NNLIB_OK. */
+ * call while another thread computes). nnlib splits the large matrix
+ * products (at least 2^19 multiply-adds) into one part per thread, and the
+ * passes between them (lowering, normalisation, activations, pooling,
+ * softmax, optimizer updates) into ranges, over a pool of its own whose
+ * threads sleep when idle. The passes give the same bits for every thread
+ * count; a product's bits depend on its shape and the thread count only.
+ * n <= 0 restores the default: OPENBLAS_NUM_THREADS when set, else every
+ * core.
+ *
+ * OpenBLAS itself is kept to one thread (openblas_set_num_threads(1)) from
+ * the first product or the first call to this function on: its threads
+ * spin between products on the cores nnlib's passes need. This also holds
+ * for OpenBLAS calls the program makes itself; a program that sets
+ * OpenBLAS's count again makes each of nnlib's parts use that many threads
+ * on top of nnlib's. Always returns NNLIB_OK. */
 NNLIB_API nnlib_status nnlib_set_num_threads(int n);
-/* The number of threads nnlib computes on now (OpenBLAS's count).
+/* The number of threads nnlib computes on now: the last count set, or the
+ * default (OpenBLAS's thread count when nnlib first needs one).
  * Process-wide. */
 NNLIB_API int nnlib_get_num_threads(void);
 

@@ -24,17 +24,20 @@ if(TARGET nnlib-bench AND EXISTS /usr/bin/python3)
 endif()
 
 # The recording of a step's GEMMs and its replay (issue 17), with the
-# benchmark's own sources: this executable defines cblas_sgemm as
-# nnlib-bench does, so libnnlib's calls are recorded here too.
+# benchmark's own sources, linked as nnlib-bench is: nnlib's static archive
+# with its GEMM seam wrapped, so the library's products are recorded here
+# too. The archive comes first, so the library's calls resolve to it.
 if(TARGET nnlib-bench)
   add_executable(bench_replay_unit bench_replay_unit.c
     ${PROJECT_SOURCE_DIR}/benchmarks/bench_models.c
     ${PROJECT_SOURCE_DIR}/benchmarks/bench_record.c
     ${PROJECT_SOURCE_DIR}/benchmarks/bench_replay.c)
   target_include_directories(bench_replay_unit PRIVATE
-    ${PROJECT_SOURCE_DIR}/benchmarks ${OPENBLAS_INCLUDE_DIRS})
-  target_link_libraries(bench_replay_unit PRIVATE nnlib_test_support
-    ${OPENBLAS_LINK_LIBRARIES} ${CMAKE_DL_LIBS})
+    ${PROJECT_SOURCE_DIR}/benchmarks ${PROJECT_SOURCE_DIR}/src
+    ${OPENBLAS_INCLUDE_DIRS})
+  target_link_libraries(bench_replay_unit PRIVATE nnlib_static
+    nnlib_test_support)
+  target_link_options(bench_replay_unit PRIVATE "LINKER:--wrap=nnlib__gemm")
   add_test(NAME bench_replay_unit COMMAND bench_replay_unit)
   set_tests_properties(bench_replay_unit PROPERTIES
     ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

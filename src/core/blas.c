@@ -3,43 +3,71 @@
 #include "core/core.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 
 static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
 
-/* OpenBLAS 0.3 runs an sgemm of at most this many multiply-adds (m n k) on
- * the calling thread and larger ones on all its threads (its interface:
- * SMP_THRESHOLD_MIN 65536 x GEMM_MULTITHREAD_THRESHOLD 4). */
-#define OPENBLAS_ALONE_MNK 262144.0
-/* Just above that, a second OpenBLAS thread gains nothing even on an idle
- * machine (a 32 x 16 x 784 product, mlp-small's first layer: 12.85 us on
- * one thread, 12.83 us on two), and costs 2x to 5x when the other core is
- * busy, since waking OpenBLAS's worker then waits for the scheduler. Larger
- * products gain from it when the core is free (64 x 16 x 784: 0.83 of the
- * one-thread time; 128 x 128 x 32: 0.90). nnlib__gemm issues the products
- * between the two bounds as pieces of at most OPENBLAS_ALONE_MNK, each of
- * which OpenBLAS runs on the calling thread, so the process-wide thread
- * count is never touched (another thread may be inside a GEMM). The pieces
- * depend on the shape and the thread count only: the same settings give
- * the same bits. */
-#define PIECES_BELOW_MNK (2.0 * OPENBLAS_ALONE_MNK)
-/* More pieces than this cost more in calls than the thread saves. */
-#define MAX_PIECES 16
-/* OpenBLAS's threads share out the columns of a row-major C (its
- * column-major rows). With fewer than this many columns, two threads ran
- * slower than one at every size measured (idle machine, medians of 9:
- * m x 16 x 784 at 0.54x-0.75x of one thread for m = 64..1024, 4096 x 16 x
- * 128 at 0.52x), so such products always go as pieces on the calling
- * thread, however many (256 x 16 x 784: 106 us as 13 pieces, 144 us on two
- * threads, 96 us whole on one). From 32 columns on, pieces cost as much as
- * OpenBLAS's split (256 x 32 x 784: 191 us against 189 us). */
-#define NARROW_N 32
-/* ... unless the pieces come out thinner than this: each piece re-reads
- * and re-writes C (a cut along k) or re-packs B (along m) once per that
- * many rows, and thin pieces lose more than OpenBLAS's split does (512 x 28
- * x 7168, an LSTM's input weight gradient at batch 256, in pieces of 18:
- * 5% slower training; 1024 x 16 x 784 in pieces of 20: 461 us against 515
- * us on two threads and 338 us whole on one). */
-#define NARROW_MIN_PIECE 32
+/* Threads. OpenBLAS runs on one thread; nnlib splits each large product
+ * over its own pass pool (parallel.c), one part per thread, each part an
+ * sgemm that OpenBLAS runs on the thread that calls it.
+ *
+ * Why not OpenBLAS's threads: after every threaded product they spin for
+ * the next one (its THREAD_TIMEOUT, about 2^28 cycles), on the core that
+ * nnlib's pool needs for the pass that follows, so the passes between the
+ * products ran no faster on two threads than on one. And OpenBLAS's split
+ * of a product with fewer than 32 columns in C ran at 0.52x-0.75x of one
+ * thread. With the products on nnlib's pool (which sleeps 20 us after a
+ * job) the benchmark's two-thread steps ran faster (idle machine, medians
+ * of 3, interleaved with OpenBLAS's threads): gpt training 1.13x and
+ * inference 1.08x, LSTM training 1.18x, CNN 1.04x-1.10x, mlp-small at
+ * batch 256 1.56x (training) and 2.2x (inference); mlp-large the same,
+ * although OpenBLAS's threads share their packed operand and each part
+ * here packs its own. */
+
+/* The smallest part worth a thread: below it, waking and joining the
+ * other thread costs about what the part saves. 2^18 multiply-adds take
+ * about 6 us on one core; with parts of 2^17, mlp-small at batch 32 (two
+ * products of 401k) trained 0.88x as fast on two threads as on one, with
+ * 2^18 (those products whole) 1.00x. */
+#define MIN_PART_MNK 262144.0
+/* Parts are whole multiples of this many rows (or columns): OpenBLAS's
+ * Haswell and SkylakeX sgemm kernels work in blocks of 16 along the side
+ * we cut (its column-major M) and 4, 8 or 16 along the other. */
+#define PART_UNIT 16
+
+static atomic_int threads_set; /* 0: not chosen yet */
+
+/* The thread count in force; on first use, OpenBLAS's default (all cores,
+ * or OPENBLAS_NUM_THREADS), after which OpenBLAS is kept to one thread. */
+static int threads_in_force(void) {
+  int t = atomic_load(&threads_set);
+  if (t > 0)
+    return t;
+  int want = openblas_get_num_threads();
+  if (want < 1)
+    want = 1;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&threads_set, &expected, want))
+    openblas_set_num_threads(1);
+  return atomic_load(&threads_set);
+}
+
+nnlib__gemm_split nnlib__gemm_split_for(int64_t m, int64_t n, int64_t k,
+                                        int threads) {
+  nnlib__gemm_split s = {m >= n ? NNLIB__CUT_M : NNLIB__CUT_N, 1, 0};
+  int64_t along = m >= n ? m : n, across = m >= n ? n : m;
+  s.units = (along + PART_UNIT - 1) / PART_UNIT;
+  double unit_mnk = (double)PART_UNIT * (double)across * (double)k;
+  if (threads <= 1 || unit_mnk <= 0.0)
+    return s;
+  double fit = (double)s.units * unit_mnk / MIN_PART_MNK;
+  int64_t parts = fit < (double)threads ? (int64_t)fit : threads;
+  if (parts > s.units)
+    parts = s.units;
+  s.parts = parts < 1 ? 1 : parts;
+  return s;
+}
 
 /* Per thread, so profiling one model never counts another thread's work;
  * one add per GEMM, so it is always on. */
@@ -57,40 +85,37 @@ static void sgemm(nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
               (blasint)ldc);
 }
 
-int64_t nnlib__gemm_pieces(int64_t m, int64_t n, int64_t k, int threads,
-                           nnlib__gemm_axis *axis) {
-  double mnk = (double)m * (double)n * (double)k;
-  /* cut the longest side: each piece then re-packs only the smaller
-   * operands (a cut along k re-packs nothing) */
-  *axis = k >= m && k >= n ? NNLIB__CUT_K : m >= n ? NNLIB__CUT_M : NNLIB__CUT_N;
-  bool narrow = n < NARROW_N;
-  if (threads <= 1 || mnk <= OPENBLAS_ALONE_MNK ||
-      (mnk >= PIECES_BELOW_MNK && !narrow))
-    return 0;
-  int64_t along = *axis == NNLIB__CUT_K ? k : *axis == NNLIB__CUT_M ? m : n;
-  int64_t piece = (int64_t)(OPENBLAS_ALONE_MNK / (mnk / (double)along));
-  if (piece < 1 || (narrow && piece < NARROW_MIN_PIECE) ||
-      (!narrow && (along + piece - 1) / piece > MAX_PIECES))
-    return 0;
-  return piece;
-}
+typedef struct gemm_job {
+  nnlib__trans ta, tb;
+  int64_t m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  nnlib__gemm_split split;
+} gemm_job;
 
-/* Piece [i, i + len) along `axis` of C = alpha op(A) op(B) + beta C. A cut
- * along k adds each later piece onto the earlier ones (beta 1). */
-static void gemm_piece(nnlib__gemm_axis axis, int64_t i, int64_t len,
-                       nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
-                       int64_t k, float alpha, const float *a, int64_t lda,
-                       const float *b, int64_t ldb, float beta, float *c,
-                       int64_t ldc) {
-  if (axis == NNLIB__CUT_M)
-    sgemm(ta, tb, len, n, k, alpha, ta ? a + i : a + i * lda, lda, b, ldb,
-          beta, c + i * ldc, ldc);
-  else if (axis == NNLIB__CUT_N)
-    sgemm(ta, tb, m, len, k, alpha, a, lda, tb ? b + i * ldb : b + i, ldb,
-          beta, c + i, ldc);
-  else
-    sgemm(ta, tb, m, n, len, alpha, ta ? a + i * lda : a + i, lda,
-          tb ? b + i : b + i * ldb, ldb, i == 0 ? beta : 1.0f, c, ldc);
+/* Parts [begin, end) of a split product: part i is units
+ * [i U / P + min(i, U % P) ...) of PART_UNIT rows (or columns), the ranges
+ * of parallel.c's split of U units into P parts. Each part is one sgemm
+ * whether the pool or the caller runs it, so the bits depend only on the
+ * shape and the thread count. */
+static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
+  const gemm_job *j = ctx;
+  int64_t units = j->split.units, parts = j->split.parts;
+  int64_t along = j->split.axis == NNLIB__CUT_M ? j->m : j->n;
+  for (int64_t i = begin; i < end; i++) {
+    int64_t u0 = i * (units / parts) + (i < units % parts ? i : units % parts);
+    int64_t u1 = u0 + units / parts + (i < units % parts ? 1 : 0);
+    int64_t lo = u0 * PART_UNIT, hi = u1 * PART_UNIT < along ? u1 * PART_UNIT : along;
+    if (j->split.axis == NNLIB__CUT_M)
+      sgemm(j->ta, j->tb, hi - lo, j->n, j->k, j->alpha,
+            j->ta ? j->a + lo : j->a + lo * j->lda, j->lda, j->b, j->ldb,
+            j->beta, j->c + lo * j->ldc, j->ldc);
+    else
+      sgemm(j->ta, j->tb, j->m, hi - lo, j->k, j->alpha, j->a, j->lda,
+            j->tb ? j->b + lo * j->ldb : j->b + lo, j->ldb, j->beta,
+            j->c + lo, j->ldc);
+  }
 }
 
 nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
@@ -106,24 +131,25 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
   if (m == 0 || n == 0)
     return NNLIB_OK;
   flops_issued += 2.0 * (double)m * (double)n * (double)k;
-  nnlib__gemm_axis axis;
-  int64_t piece = nnlib__gemm_pieces(m, n, k, nnlib_get_num_threads(), &axis);
-  if (piece == 0) {
+  nnlib__gemm_split split = nnlib__gemm_split_for(m, n, k, threads_in_force());
+  if (split.parts <= 1) {
     sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return NNLIB_OK;
   }
-  int64_t along = axis == NNLIB__CUT_K ? k : axis == NNLIB__CUT_M ? m : n;
-  for (int64_t i = 0; i < along; i += piece)
-    gemm_piece(axis, i, along - i < piece ? along - i : piece, ta, tb, m, n,
-               k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_job job = {ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, split};
+  nnlib__parallel_for(split.parts, 1, gemm_parts, &job);
   return NNLIB_OK;
 }
 
 nnlib_status nnlib_set_num_threads(int n) {
-  if (n <= 0)
-    n = openblas_get_num_procs();
-  openblas_set_num_threads(n);
+  if (n <= 0) {
+    /* the default: OPENBLAS_NUM_THREADS when set, else every core */
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    n = env != NULL && atoi(env) > 0 ? atoi(env) : openblas_get_num_procs();
+  }
+  atomic_store(&threads_set, n);
+  openblas_set_num_threads(1);
   return NNLIB_OK;
 }
 
-int nnlib_get_num_threads(void) { return openblas_get_num_threads(); }
+int nnlib_get_num_threads(void) { return threads_in_force(); }

@@ -99,14 +99,18 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a,
                          int64_t lda, const float *b, int64_t ldb, float beta,
                          float *c, int64_t ldc);
-/* How nnlib__gemm cuts an m x n x k product on `threads` threads: 0 when it
- * issues it whole, else the length of its pieces along *axis (the longest
- * side), each small enough for OpenBLAS to run on the calling thread alone
- * (the products for which a second OpenBLAS thread costs more than it
- * saves; blas.c). Pieces along k after the first add with beta 1. */
-typedef enum { NNLIB__CUT_M, NNLIB__CUT_N, NNLIB__CUT_K } nnlib__gemm_axis;
-int64_t nnlib__gemm_pieces(int64_t m, int64_t n, int64_t k, int threads,
-                           nnlib__gemm_axis *axis);
+/* How nnlib__gemm splits an m x n x k product over `threads` threads:
+ * along the longer of m and n (the other operand is then packed once per
+ * part), in `units` blocks of 16 rows or columns, into `parts` parts of
+ * whole blocks (1: issued whole), as many as the threads but none under
+ * 2^18 multiply-adds. blas.c. */
+typedef enum { NNLIB__CUT_M, NNLIB__CUT_N } nnlib__gemm_axis;
+typedef struct nnlib__gemm_split {
+  nnlib__gemm_axis axis;
+  int64_t parts, units;
+} nnlib__gemm_split;
+nnlib__gemm_split nnlib__gemm_split_for(int64_t m, int64_t n, int64_t k,
+                                        int threads);
 /* FLOPs (2 m n k each) of every nnlib__gemm the calling thread has issued;
  * the profiler takes differences of it. */
 double nnlib__gemm_flops_issued(void);

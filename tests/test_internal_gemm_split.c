@@ -1,0 +1,179 @@
+/* The GEMM seam's split over threads (src/core/blas.c): on more than one
+ * thread, nnlib__gemm runs a large product as parts on its pass pool, each
+ * an sgemm OpenBLAS runs on one thread. Checked: the rule (the longer of m
+ * and n cut, parts of whole 16-row blocks, as many as the threads but none
+ * under 2^18 multiply-adds, nothing cut on one thread); the results of
+ * every transpose case with leading dimensions wider than the matrices,
+ * alpha and beta, against a double-precision loop and the same product on
+ * one thread (not bit for bit: OpenBLAS's edge kernels round some elements
+ * of a part differently); and that the parts give the same bits when the
+ * pool is busy and the caller runs them all itself. */
+#include "test_support.h"
+
+#include "core/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_split_rule(void **state) {
+  (void)state;
+  /* one thread: whole */
+  assert_int_equal(nnlib__gemm_split_for(4096, 512, 128, 1).parts, 1);
+  /* under 2^19 multiply-adds: too small to share */
+  assert_int_equal(nnlib__gemm_split_for(64, 64, 32, 2).parts, 1);
+  assert_int_equal(nnlib__gemm_split_for(32, 16, 784, 2).parts, 1);
+  assert_int_equal(nnlib__gemm_split_for(16, 784, 10, 2).parts, 1);
+  static const int64_t shapes[][3] = {
+      {32, 16, 784},  {16, 784, 32},   {127, 128, 31},  {33, 77, 129},
+      {100, 800, 5},  {256, 16, 784},  {4096, 512, 128}, {512, 28, 7168},
+      {17, 4000, 3},  {2000, 7, 40}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    for (int threads = 2; threads <= 4; threads++) {
+      nnlib__gemm_split sp = nnlib__gemm_split_for(m, n, k, threads);
+      int64_t along = m >= n ? m : n, across = m >= n ? n : m;
+      assert_int_equal(sp.axis, m >= n ? NNLIB__CUT_M : NNLIB__CUT_N);
+      assert_int_equal(sp.units, (along + 15) / 16);
+      assert_true(sp.parts >= 1 && sp.parts <= threads &&
+                  sp.parts <= sp.units);
+      double unit = 16.0 * (double)across * (double)k;
+      /* every part holds at least 2^18 multiply-adds' worth of blocks */
+      assert_true(sp.parts == 1 ||
+                  (double)sp.units * unit >= 262144.0 * (double)sp.parts);
+      /* and one more part would not */
+      if (sp.parts < threads && sp.parts < sp.units)
+        assert_true((double)sp.units * unit < 262144.0 * (sp.parts + 1));
+    }
+  }
+}
+
+typedef struct product {
+  nnlib__trans ta, tb;
+  int64_t m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+} product;
+
+static void reference(const product *p, const float *a, const float *b,
+                      const float *c0, double *out) {
+  for (int64_t i = 0; i < p->m; i++)
+    for (int64_t j = 0; j < p->n; j++) {
+      double sum = 0;
+      for (int64_t l = 0; l < p->k; l++) {
+        double x = p->ta ? a[l * p->lda + i] : a[i * p->lda + l];
+        double y = p->tb ? b[j * p->ldb + l] : b[l * p->ldb + j];
+        sum += x * y;
+      }
+      out[i * p->n + j] = p->alpha * sum + p->beta * c0[i * p->ldc + j];
+    }
+}
+
+static void check_product(const product *p, int threads, uint32_t *seed) {
+  int64_t arows = p->ta ? p->k : p->m, brows = p->tb ? p->n : p->k;
+  size_t asz = (size_t)(arows * p->lda), bsz = (size_t)(brows * p->ldb);
+  size_t csz = (size_t)(p->m * p->ldc);
+  float *a = malloc(asz * sizeof *a), *b = malloc(bsz * sizeof *b);
+  float *c0 = malloc(csz * sizeof *c0), *whole = malloc(csz * sizeof *whole);
+  float *cut = malloc(csz * sizeof *cut);
+  double *ref = malloc((size_t)(p->m * p->n) * sizeof *ref);
+  assert_true(a && b && c0 && whole && cut && ref);
+  ts_fill_uniform(a, (int64_t)asz, -1, 1, seed);
+  ts_fill_uniform(b, (int64_t)bsz, -1, 1, seed);
+  ts_fill_uniform(c0, (int64_t)csz, -1, 1, seed);
+  memcpy(whole, c0, csz * sizeof *c0);
+  memcpy(cut, c0, csz * sizeof *c0);
+  ASSERT_OK(nnlib_set_num_threads(1));
+  ASSERT_OK(nnlib__gemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->lda,
+                        b, p->ldb, p->beta, whole, p->ldc));
+  ASSERT_OK(nnlib_set_num_threads(threads));
+  assert_true(nnlib__gemm_split_for(p->m, p->n, p->k, threads).parts > 1);
+  ASSERT_OK(nnlib__gemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->lda,
+                        b, p->ldb, p->beta, cut, p->ldc));
+  reference(p, a, b, c0, ref);
+  for (int64_t i = 0; i < p->m; i++)
+    for (int64_t j = 0; j < p->ldc; j++) {
+      float got = cut[i * p->ldc + j];
+      if (j >= p->n) { /* the padding between rows is never written */
+        assert_true(memcmp(&got, &c0[i * p->ldc + j], sizeof got) == 0);
+        continue;
+      }
+      double want = ref[i * p->n + j];
+      double scale = fabs(want) + sqrt((double)p->k);
+      assert_true(fabs(got - want) <= 1e-5 * scale);
+      assert_true(fabs(got - whole[i * p->ldc + j]) <= 1e-5 * scale);
+    }
+  free(a), free(b), free(c0), free(whole), free(cut), free(ref);
+}
+
+static void test_parts_match_whole_product(void **state) {
+  (void)state;
+  uint32_t seed = 7;
+  static const int64_t shapes[][3] = {
+      {64, 16, 784}, {16, 784, 64},  {127, 128, 63}, {33, 77, 300},
+      {100, 800, 9}, {300, 10, 900}, {2000, 7, 40},  {17, 4000, 9}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int t = 0; t < 4; t++) {
+      product p = {t & 1 ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                   t & 2 ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                   shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, 0,
+                   0.75f, t == 3 ? 0.0f : 0.5f};
+      p.lda = (p.ta ? p.m : p.k) + 3;
+      p.ldb = (p.tb ? p.k : p.n) + 5;
+      p.ldc = p.n + 2;
+      check_product(&p, 2 + t % 2, &seed);
+    }
+  ASSERT_OK(nnlib_set_num_threads(1));
+}
+
+/* The caller runs every part itself when the pool is taken (here: from
+ * inside a pass, as a layer's pass would): the same sgemm per part, so the
+ * same bits as on the pool. */
+typedef struct inside_job {
+  const float *a, *b;
+  float *c[2]; /* one product per index, each into its own C */
+  int64_t m, n, k;
+} inside_job;
+
+static void product_inside(void *ctx, int64_t begin, int64_t end) {
+  const inside_job *j = ctx;
+  for (int64_t i = begin; i < end; i++)
+    assert_int_equal(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, j->m, j->n,
+                                 j->k, 1.0f, j->a, j->k, j->b, j->k, 0.0f,
+                                 j->c[i], j->n),
+                     NNLIB_OK);
+}
+
+static void test_busy_pool_same_bits(void **state) {
+  (void)state;
+  uint32_t seed = 11;
+  int64_t m = 200, n = 96, k = 333;
+  float *a = malloc((size_t)(m * k) * sizeof *a);
+  float *b = malloc((size_t)(n * k) * sizeof *b);
+  float *pooled = malloc((size_t)(m * n) * sizeof *pooled);
+  float *inline_c = malloc((size_t)(2 * m * n) * sizeof *inline_c);
+  assert_true(a && b && pooled && inline_c);
+  ts_fill_uniform(a, m * k, -1, 1, &seed);
+  ts_fill_uniform(b, n * k, -1, 1, &seed);
+  ASSERT_OK(nnlib_set_num_threads(2));
+  assert_true(nnlib__gemm_split_for(m, n, k, 2).parts == 2);
+  ASSERT_OK(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, m, n, k, 1.0f, a, k, b,
+                        k, 0.0f, pooled, n));
+  /* two ranges: the caller runs one, a worker the other, and inside a job
+   * each runs its product's parts itself */
+  inside_job j = {a, b, {inline_c, inline_c + m * n}, m, n, k};
+  nnlib__parallel_for(2, 1, product_inside, &j);
+  assert_memory_equal(pooled, inline_c, (size_t)(m * n) * sizeof *pooled);
+  assert_memory_equal(pooled, inline_c + m * n,
+                      (size_t)(m * n) * sizeof *pooled);
+  ASSERT_OK(nnlib_set_num_threads(1));
+  free(a), free(b), free(pooled), free(inline_c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_split_rule),
+      cmocka_unit_test(test_parts_match_whole_product),
+      cmocka_unit_test(test_busy_pool_same_bits),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
