@@ -420,7 +420,7 @@ static void softmax_blocks(float *p, float *dp, int64_t blocks,
  * CAUSAL_BLOCK rows, and block [r0, r1) multiplies with keys [0, r1)
  * only; in backward key block [c0, c1) gathers from queries [c0, t) only.
  * At T = 128 that is 5/8 of the per-head multiply-adds, and the blocks'
- * products (at most 2^17 of them) stay on one OpenBLAS thread. Blocks of
+ * products (at most 2^17 of them) run whole on the calling thread. Blocks of
  * 32 rows trained the benchmark's gpt 2% faster than blocks of 64 (with
  * 1/8 more to do) on one thread, and as fast on two. What a
  * block leaves unwritten in a score row lies past the row's last key,

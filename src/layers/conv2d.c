@@ -132,8 +132,8 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * split and synchronised) whose col and Z stay within CHUNK_BYTES, so the
  * GEMMs read col from cache (a core's L2, then L3) right after the gather
  * wrote it instead of streaming a lowered batch of tens of MB through
- * DRAM. With several BLAS threads chunks fill THREADED_CHUNK_BYTES (L3)
- * instead: every GEMM call hands work to OpenBLAS's threads and waits for
+ * DRAM. With several threads chunks fill THREADED_CHUNK_BYTES (L3)
+ * instead: every GEMM call hands a part to the other threads and waits for
  * them, and when another process competes for the cores a thread can miss
  * a whole time slice, so the ~550 small GEMMs of a batch-256 step of
  * examples/fashion_cnn.c made two-thread training 2-3x slower beside one
@@ -164,7 +164,10 @@ static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
   return chunk > 1 ? chunk : 1;
 }
 
-/* The chunk size for the BLAS threads of this call. */
+/* The chunk size for the thread count of this call. With nnlib's own
+ * threads running the parts of the products, the one-thread chunks on two
+ * threads trained the benchmark CNN 3-5% slower (batch 64 and 256,
+ * interleaved), so the threaded chunks stay. */
 static int64_t chunk_now(const conv2d_layer *c) {
   return c->chunk[nnlib_get_num_threads() > 1];
 }
@@ -175,8 +178,9 @@ static int64_t chunk_now(const conv2d_layer *c) {
  * the output pass (the benchmark CNN at batch 64: 2 and 5 samples instead
  * of the whole batch, whose col is 14 MB for the second convolution). A
  * chunk of one sample has its GEMM write y itself. More threads keep
- * their chunks: each GEMM call is handed to OpenBLAS's threads and waited
- * for (see THREADED_CHUNK_BYTES). Training keeps them too: backward
+ * their chunks: each GEMM call is handed to the other threads and waited
+ * for (see THREADED_CHUNK_BYTES); the small chunks ran inference on two
+ * threads 13-16% slower. Training keeps them too: backward
  * reuses col when the batch is one chunk. benchmarks/bench_models.c
  * (conv_chunk) follows these sizes. */
 #define INFER_Z_BYTES ((int64_t)256 << 10)

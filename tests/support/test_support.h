@@ -90,11 +90,9 @@ void ts_alloc_uninstall(void);
  * (SQLite's persistent mode); reset by ts_alloc_uninstall. */
 void ts_alloc_fail_persistent(int on);
 
-/* Whether a test may run GEMMs that OpenBLAS splits over its threads:
- * not under valgrind (it runs one thread at a time and OpenBLAS's workers
- * wait by spinning: minutes) nor under ThreadSanitizer (it cannot see the
- * pool hand a split GEMM back through uninstrumented spin-waits, and
- * reports a race on C). docs/RELIABILITY.md. */
+/* Whether a test may run many threads whose large GEMMs nnlib splits over
+ * its pool: not under valgrind (it runs one thread at a time: minutes).
+ * docs/RELIABILITY.md. */
 bool ts_split_gemms_checkable(void);
 /* Whether a test may start threads in a child forked from a process with
  * threads: not under ThreadSanitizer, which refuses to. */

@@ -46,9 +46,12 @@ def library_path():
 
 
 def set_num_threads(n):
-    """Threads nnlib computes on (process-wide): OpenBLAS's for the matrix
-    products and nnlib's own for the passes between them, which give the
-    same bits on any thread count. n <= 0 restores the default."""
+    """Threads nnlib computes on (process-wide), all on a pool of nnlib's
+    own: the large matrix products split into one part per thread, and the
+    passes between them, which give the same bits on any thread count.
+    n <= 0 restores the default (OPENBLAS_NUM_THREADS, else every core).
+    OpenBLAS itself is kept to one thread from nnlib's first product on,
+    also for numpy's products in the same process."""
     from ._core import check
     check(lib.nnlib_set_num_threads(int(n)))
 

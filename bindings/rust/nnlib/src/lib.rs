@@ -64,9 +64,11 @@ pub fn version_string() -> String {
 }
 
 /// Threads nnlib computes on (process-wide; not while another thread
-/// computes): OpenBLAS's for the matrix products and nnlib's own for the
-/// passes between them, which give the same bits on any thread count.
-/// n <= 0 restores the default.
+/// computes), all on a pool of nnlib's own: the large matrix products split
+/// into one part per thread, and the passes between them, which give the
+/// same bits on any thread count. n <= 0 restores the default
+/// (OPENBLAS_NUM_THREADS, else every core). OpenBLAS itself is kept to one
+/// thread from nnlib's first product on, also for the program's own calls.
 pub fn set_num_threads(n: i32) -> Result<()> {
     // SAFETY: no pointers.
     error::check(unsafe { sys::nnlib_set_num_threads(n) })
