@@ -64,7 +64,9 @@ static void reference(const product *p, const float *a, const float *b,
         double y = p->tb ? b[j * p->ldb + l] : b[l * p->ldb + j];
         sum += x * y;
       }
-      out[i * p->n + j] = p->alpha * sum + p->beta * c0[i * p->ldc + j];
+      /* beta 0 ignores what C held (BLAS's rule), NaN included */
+      double kept = p->beta != 0.0f ? p->beta * c0[i * p->ldc + j] : 0.0;
+      out[i * p->n + j] = p->alpha * sum + kept;
     }
 }
 
@@ -169,11 +171,69 @@ static void test_busy_pool_same_bits(void **state) {
   free(a), free(b), free(pooled), free(inline_c);
 }
 
+/* Products with one row or one column of C go to sgemv (blas.c): every
+ * transpose case, leading dimensions wider than the matrices, on one and
+ * two threads, against the double loop; with beta 0 a C full of NaN must
+ * not leak into the result (sgemv would scale it by 0), and the padding
+ * between C's rows is never written. */
+static void check_vector_product(const product *p, int threads,
+                                 uint32_t *seed) {
+  int64_t arows = p->ta ? p->k : p->m, brows = p->tb ? p->n : p->k;
+  size_t asz = (size_t)(arows * p->lda), bsz = (size_t)(brows * p->ldb);
+  size_t csz = (size_t)((p->m - 1) * p->ldc + p->n);
+  float *a = malloc(asz * sizeof *a), *b = malloc(bsz * sizeof *b);
+  float *c0 = malloc(csz * sizeof *c0), *c = malloc(csz * sizeof *c);
+  double *ref = malloc((size_t)(p->m * p->n) * sizeof *ref);
+  assert_true(a && b && c0 && c && ref);
+  ts_fill_uniform(a, (int64_t)asz, -1, 1, seed);
+  ts_fill_uniform(b, (int64_t)bsz, -1, 1, seed);
+  ts_fill_uniform(c0, (int64_t)csz, -1, 1, seed);
+  for (int64_t i = 0; i < p->m; i++) /* C's elements, not its padding */
+    for (int64_t j = 0; j < p->n && p->beta == 0.0f; j++)
+      c0[i * p->ldc + j] = NAN;
+  memcpy(c, c0, csz * sizeof *c);
+  ASSERT_OK(nnlib_set_num_threads(threads));
+  ASSERT_OK(nnlib__gemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a, p->lda,
+                        b, p->ldb, p->beta, c, p->ldc));
+  reference(p, a, b, c0, ref);
+  for (size_t at = 0; at < csz; at++) {
+    int64_t i = (int64_t)at / p->ldc, j = (int64_t)at % p->ldc;
+    if (j >= p->n) {
+      assert_true(memcmp(&c[at], &c0[at], sizeof *c) == 0);
+      continue;
+    }
+    double want = ref[i * p->n + j];
+    assert_false(isnan(c[at]));
+    assert_true(fabs(c[at] - want) <= 1e-5 * (fabs(want) + sqrt((double)p->k)));
+  }
+  ASSERT_OK(nnlib_set_num_threads(1));
+  free(a), free(b), free(c0), free(c), free(ref);
+}
+
+static void test_vector_products(void **state) {
+  (void)state;
+  uint32_t seed = 5;
+  static const int64_t shapes[][3] = {
+      {1, 37, 53}, {41, 1, 29}, {1, 1, 17}, {1, 3000, 400}, {3000, 1, 400}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int t = 0; t < 8; t++) {
+      product p = {t & 1 ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                   t & 2 ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                   shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, 0,
+                   0.75f, t & 4 ? 0.0f : 0.5f};
+      p.lda = (p.ta ? p.m : p.k) + 3;
+      p.ldb = (p.tb ? p.k : p.n) + 5;
+      p.ldc = p.n + 2;
+      check_vector_product(&p, 1 + s % 2, &seed);
+    }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_rule),
       cmocka_unit_test(test_parts_match_whole_product),
       cmocka_unit_test(test_busy_pool_same_bits),
+      cmocka_unit_test(test_vector_products),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,10 +75,41 @@ static _Thread_local double flops_issued;
 
 double nnlib__gemm_flops_issued(void) { return flops_issued; }
 
+/* A product with one row (m = 1) or one column (n = 1) of C as the
+ * matrix-vector product it is. OpenBLAS's sgemm runs such products at a
+ * few GFLOP/s (it packs the matrix as for a wide product); its sgemv
+ * streams the matrix once. With one row, c = op(B)^T a, a the row of
+ * op(A) (stride 1, or lda when A is transposed); with one column,
+ * c = op(A) b, b the column of op(B) (stride ldb, or 1 when B is
+ * transposed), written at stride ldc. beta 0 must ignore what C held, as
+ * sgemm does, so C is cleared first. */
+static void sgemv(nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
+                  int64_t k, float alpha, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c,
+                  int64_t ldc) {
+  int64_t len = m == 1 ? n : m, inc_c = m == 1 ? 1 : ldc;
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < len; i++)
+      c[i * inc_c] = 0.0f;
+  if (m == 1) /* B is [k, n] (tb N) or [n, k] (tb T) */
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans,
+                (blasint)(tb ? n : k), (blasint)(tb ? k : n), alpha, b,
+                (blasint)ldb, a, (blasint)(ta ? lda : 1), beta, c, 1);
+  else /* A is [m, k] (ta N) or [k, m] (ta T) */
+    cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                (blasint)(ta ? k : m), (blasint)(ta ? m : k), alpha, a,
+                (blasint)lda, b, (blasint)(tb ? 1 : ldb), beta, c,
+                (blasint)ldc);
+}
+
 static void sgemm(nnlib__trans ta, nnlib__trans tb, int64_t m, int64_t n,
                   int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc) {
+  if ((m == 1 || n == 1) && k > 0) {
+    sgemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n,
               (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,
