@@ -18,12 +18,12 @@ static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
  * products ran no faster on two threads than on one. And OpenBLAS's split
  * of a product with fewer than 32 columns in C ran at 0.52x-0.75x of one
  * thread. With the products on nnlib's pool (which sleeps 20 us after a
- * job) the benchmark's two-thread steps ran faster (idle machine, medians
- * of 3, interleaved with OpenBLAS's threads): gpt training 1.13x and
- * inference 1.08x, LSTM training 1.18x, CNN 1.04x-1.10x, mlp-small at
- * batch 256 1.56x (training) and 2.2x (inference); mlp-large the same,
- * although OpenBLAS's threads share their packed operand and each part
- * here packs its own. */
+ * job) the benchmark's two-thread steps ran faster than with OpenBLAS's
+ * threads (idle machine, medians of 4, interleaved; benchmarks/README.md):
+ * gpt training 1.21x and inference 1.12x, LSTM training 1.19x, CNN
+ * 1.05x-1.10x, mlp-small at batch 256 1.52x (training) and 2.35x
+ * (inference); mlp-large 0.97x-1.10x, where OpenBLAS's threads share
+ * their packed operand and each part here packs its own. */
 
 /* The smallest part worth a thread: below it, waking and joining the
  * other thread costs about what the part saves. 2^18 multiply-adds take
@@ -76,9 +76,10 @@ static _Thread_local double flops_issued;
 double nnlib__gemm_flops_issued(void) { return flops_issued; }
 
 /* A product with one row (m = 1) or one column (n = 1) of C as the
- * matrix-vector product it is. OpenBLAS's sgemm runs such products at a
- * few GFLOP/s (it packs the matrix as for a wide product); its sgemv
- * streams the matrix once. With one row, c = op(B)^T a, a the row of
+ * matrix-vector product it is: OpenBLAS's sgemm runs such products at a
+ * few GFLOP/s, its sgemv at the speed the matrix streams in (mlp-large's
+ * batch-1 prediction, three such products: 596 us through sgemm, 92 us
+ * through sgemv). With one row, c = op(B)^T a, a the row of
  * op(A) (stride 1, or lda when A is transposed); with one column,
  * c = op(A) b, b the column of op(B) (stride ldb, or 1 when B is
  * transposed), written at stride ldc. beta 0 must ignore what C held, as
@@ -135,9 +136,11 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
   int64_t units = j->split.units, parts = j->split.parts;
   int64_t along = j->split.axis == NNLIB__CUT_M ? j->m : j->n;
   for (int64_t i = begin; i < end; i++) {
-    int64_t u0 = i * (units / parts) + (i < units % parts ? i : units % parts);
-    int64_t u1 = u0 + units / parts + (i < units % parts ? 1 : 0);
-    int64_t lo = u0 * PART_UNIT, hi = u1 * PART_UNIT < along ? u1 * PART_UNIT : along;
+    int64_t rem = units % parts;
+    int64_t u0 = i * (units / parts) + (i < rem ? i : rem);
+    int64_t u1 = u0 + units / parts + (i < rem ? 1 : 0);
+    int64_t lo = u0 * PART_UNIT;
+    int64_t hi = u1 * PART_UNIT < along ? u1 * PART_UNIT : along;
     if (j->split.axis == NNLIB__CUT_M)
       sgemm(j->ta, j->tb, hi - lo, j->n, j->k, j->alpha,
             j->ta ? j->a + lo : j->a + lo * j->lda, j->lda, j->b, j->ldb,
