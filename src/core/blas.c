@@ -126,9 +126,9 @@ typedef struct gemm_job {
   nnlib__gemm_split split;
 } gemm_job;
 
-/* Parts [begin, end) of a split product: part i is units
- * [i U / P + min(i, U % P) ...) of PART_UNIT rows (or columns), the ranges
- * of parallel.c's split of U units into P parts. Each part is one sgemm
+/* Parts [begin, end) of a split product: part i is range i of the U
+ * blocks of PART_UNIT rows (or columns) cut into P parts, as parallel.c
+ * cuts a pass (nnlib__range_start). Each part is one sgemm
  * whether the pool or the caller runs it, so the bits depend only on the
  * shape and the thread count. */
 static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
@@ -136,11 +136,9 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
   int64_t units = j->split.units, parts = j->split.parts;
   int64_t along = j->split.axis == NNLIB__CUT_M ? j->m : j->n;
   for (int64_t i = begin; i < end; i++) {
-    int64_t rem = units % parts;
-    int64_t u0 = i * (units / parts) + (i < rem ? i : rem);
-    int64_t u1 = u0 + units / parts + (i < rem ? 1 : 0);
-    int64_t lo = u0 * PART_UNIT;
-    int64_t hi = u1 * PART_UNIT < along ? u1 * PART_UNIT : along;
+    int64_t lo = nnlib__range_start(units, parts, i) * PART_UNIT;
+    int64_t hi = nnlib__range_start(units, parts, i + 1) * PART_UNIT;
+    hi = hi < along ? hi : along;
     if (j->split.axis == NNLIB__CUT_M)
       sgemm(j->ta, j->tb, hi - lo, j->n, j->k, j->alpha,
             j->ta ? j->a + lo : j->a + lo * j->lda, j->lda, j->b, j->ldb,

@@ -131,6 +131,10 @@ typedef void (*nnlib__range_fn)(void *ctx, int64_t begin, int64_t end);
  * when every range is done. parallel.c. */
 void nnlib__parallel_for(int64_t n, int64_t min_per_part, nnlib__range_fn fn,
                          void *ctx);
+/* Where range `part` of [0, n) cut into `parts` starts: the first
+ * n % parts ranges are one index longer than the rest. parallel.c's split,
+ * and the parts of a split product (blas.c). */
+int64_t nnlib__range_start(int64_t n, int64_t parts, int64_t part);
 /* The min_per_part that gives each range at least min_values values when
  * every index holds values_per_index of them (at least 1). */
 int64_t nnlib__parallel_grain(int64_t values_per_index, int64_t min_values);

@@ -66,14 +66,14 @@ static _Thread_local bool in_job;
 
 /* Range `part` of [0, n) cut into `parts`: the first n % parts ranges one
  * index longer than the rest. */
-static int64_t range_start(int64_t n, int parts, int part) {
+int64_t nnlib__range_start(int64_t n, int64_t parts, int64_t part) {
   int64_t rem = n % parts;
   return part * (n / parts) + (part < rem ? part : rem);
 }
 
 static void run_part(int part) {
-  int64_t begin = range_start(pool.n, pool.parts, part);
-  int64_t end = range_start(pool.n, pool.parts, part + 1);
+  int64_t begin = nnlib__range_start(pool.n, pool.parts, part);
+  int64_t end = nnlib__range_start(pool.n, pool.parts, part + 1);
   if (begin < end)
     pool.fn(pool.ctx, begin, end);
 }
