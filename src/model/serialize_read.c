@@ -483,14 +483,16 @@ static nnlib_status read_layer(nnlib__reader *r, uint32_t i,
   return NNLIB_OK;
 }
 
-/* Version 1: the layers in a chain, in file order. */
+/* Version 1: the layers in a chain, in file order. A layer a chain cannot
+ * hold (a merge layer such as add reads two nodes or more) makes the file
+ * corrupt, not the call. */
 static nnlib_status add_layers(nnlib_model *m, const nnlib__file_view *v,
                                const nnlib__file_head *h) {
   nnlib__reader r = {v->arch.payload, v->arch.length, "architecture section"};
   for (uint32_t i = 0; i < h->layer_count; i++) {
     nnlib_layer *layer;
     NNLIB_TRY(read_layer(&r, i, &layer));
-    NNLIB_TRY(nnlib_model_add(m, layer));
+    NNLIB_TRY(as_corrupt(nnlib_model_add(m, layer), "chain"));
   }
   return NNLIB_OK;
 }
