@@ -666,14 +666,13 @@ static nnlib_status eval_slice(match *mt, const onode *n, const aval *a) {
     return refuse(mt, "%s: q, k and v are sliced along the last axis",
                   "input axes");
   int64_t d = mt->d, lo = starts.v[0].c, hi = ends.v[0].c;
-  /* lo first, so that lo + d and 3 d cannot overflow on a crafted file */
-  if (d <= 0 || d > INT64_MAX / 4 || lo < 0 || lo % d != 0 || lo / d > 2)
+  /* d and lo are checked before lo + d and 3 d, which then cannot
+   * overflow on a crafted file */
+  if (d <= 0 || d > INT64_MAX / 4 || lo < 0 || lo % d != 0 || lo / d > 2 ||
+      !(hi == lo + d || (lo / d == 2 && hi >= 3 * d)))
     return refuse(mt, "%s: q, k and v are [0, D), [D, 2D) and [2D, 3D)",
                   "inputs starts and ends");
   int part = (int)(lo / d);
-  if (!(hi == lo + d || (part == 2 && hi >= 3 * d)))
-    return refuse(mt, "%s: q, k and v are [0, D), [D, 2D) and [2D, 3D)",
-                  "inputs starts and ends");
   aval *out = NULL;
   return new_tensor(mt, n, R_SLICE, part, &out);
 }
