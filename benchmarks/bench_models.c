@@ -172,6 +172,8 @@ static int dense_rows(const layer_call *c) {
 
 /* Dense and linear (src/layers/dense.c), W [out, in], N rows:
  *   forward      Y  = X W^T   NT  [N,in] x [in,out]
+ *                or, for 2 <= N <= 128 rows and out >= 2N (and N out at
+ *                most 2^22), Y^T = W X^T  NT  [out,in] x [in,N]
  *   input_grad   dX = dZ W    NN  [N,out] x [out,in] (not on a model input)
  *   weight_grad  dW = dZ^T X  TN  [out,N] x [N,in]   (or W -= lr dZ^T X) */
 static int dense_gemms(const layer_call *c, bool backward, gemm_list *list) {
@@ -182,8 +184,12 @@ static int dense_gemms(const layer_call *c, bool backward, gemm_list *list) {
   int o = (int)nnlib_tensor_get_dim(w, 0), in = (int)nnlib_tensor_get_dim(w, 1);
   int index = c->index;
   if (!backward) {
-    push(list, bench_gemm_plain("forward", index, 'N', 'T', n, o, in, 1.0f, 0.0f,
-                            1));
+    bool transposed = n >= 2 && n <= 128 && 2 * n <= o &&
+                      (int64_t)n * o <= ((int64_t)1 << 22);
+    push(list, transposed ? bench_gemm_plain("forward", index, 'N', 'T', o, n,
+                                             in, 1.0f, 0.0f, 1)
+                          : bench_gemm_plain("forward", index, 'N', 'T', n, o,
+                                             in, 1.0f, 0.0f, 1));
     return 0;
   }
   if (c->dx)

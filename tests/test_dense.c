@@ -1,5 +1,6 @@
 /* Dense layer forward and backward against naive double-precision loops on
- * odd shapes. */
+ * odd shapes, among them the few-rows shapes whose product the layer
+ * issues transposed (2 to 128 rows, at least twice as many outputs). */
 #include "test_support.h"
 
 #include <math.h>
@@ -58,8 +59,12 @@ static void check_forward(int n, int in, int out, int bias) {
 
 static void test_forward_shapes(void **s) {
   (void)s;
-  const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {1, 7, 5}, {33, 7, 5},
-                           {33, 64, 3}, {5, 3, 64}};
+  const int shapes[][3] = {{1, 1, 1},     {3, 7, 5},      {1, 7, 5},
+                           {33, 7, 5},    {33, 64, 3},    {5, 3, 64},
+                           /* transposed: 2 <= n <= 128, out >= 2n */
+                           {2, 9, 4},     {31, 17, 300},  {64, 40, 128},
+                           {128, 20, 256}, /* and just past the rules */
+                           {65, 40, 129}, {129, 20, 300}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
     for (int bias = 0; bias <= 1; bias++)
       check_forward(shapes[i][0], shapes[i][1], shapes[i][2], bias);
@@ -146,6 +151,42 @@ static void test_backward_shapes(void **s) {
   check_backward(3, 7, 5, 2);
   check_backward(33, 7, 5, 3);
   check_backward(1, 9, 4, 6);
+  /* both layers' forward products transposed (hidden, out >= 2n) */
+  check_backward(6, 5, 40, 12);
+}
+
+/* A model compiled for 200 samples, ReLU fused into the dense layer, run
+ * on batches below, at and past the transposed product's 128 rows: each
+ * against the naive loop, the ReLU applied after the transpose. */
+static void test_relu_batches(void **s) {
+  (void)s;
+  enum { IN = 24, OUT = 260, MAX = 200 };
+  uint32_t st = 7u;
+  float *w = malloc(sizeof(float) * OUT * IN), *b = malloc(sizeof(float) * OUT);
+  float *x = malloc(sizeof(float) * MAX * IN);
+  double *y = malloc(sizeof(double) * MAX * OUT);
+  ts_fill_uniform(w, OUT * IN, -1, 1, &st);
+  ts_fill_uniform(b, OUT, -1, 1, &st);
+  ts_fill_uniform(x, MAX * IN, -1, 1, &st);
+  nnlib_model *m = ts_model(IN, MAX, NNLIB_LOSS_NONE, NULL, 1,
+                            ts_dense(IN, OUT, 1), ts_act(NNLIB_ACT_RELU, 0),
+                            NULL);
+  set_param(m, 0, 0, w);
+  set_param(m, 0, 1, b);
+  naive_dense(x, w, b, y, MAX, IN, OUT);
+  const int batches[] = {1, 2, 3, 17, 64, 127, 128, 129, 130, MAX};
+  for (size_t k = 0; k < sizeof batches / sizeof *batches; k++) {
+    int n = batches[k];
+    nnlib_tensor *X = ts_tensor2(n, IN, x), *Y = ts_tensor2(n, OUT, NULL);
+    ASSERT_OK(nnlib_model_predict(m, X, Y));
+    for (int i = 0; i < n * OUT; i++)
+      ASSERT_NEAR(nnlib_tensor_get_data(Y)[i], y[i] > 0 ? y[i] : 0.0,
+                  1e-5 * (1 + sqrt(IN)));
+    nnlib_tensor_free(X);
+    nnlib_tensor_free(Y);
+  }
+  nnlib_model_free(m);
+  free(w), free(b), free(x), free(y);
 }
 
 static void test_param_names_and_shapes(void **s) {
@@ -176,6 +217,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forward_shapes),
       cmocka_unit_test(test_backward_shapes),
+      cmocka_unit_test(test_relu_batches),
       cmocka_unit_test(test_param_names_and_shapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,15 @@ double nnlib__gemm_flops_issued(void);
 /* Largest dimension nnlib__gemm accepts. */
 #define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
 
+/* dst[j + i ds] = src[j ss + i] for j < rows, i < cols: src's rows are
+ * contiguous, dst's columns are; copied in square tiles that stay in L1,
+ * 8 x 8 blocks through AVX2 registers where the CPU has them. src and dst
+ * must not overlap. transpose.c. */
+void nnlib__transpose_tiles(const float *src, float *dst, int64_t rows,
+                            int64_t cols, int64_t ss, int64_t ds);
+/* Tests: true makes nnlib__transpose_tiles use its plain loop only. */
+void nnlib__transpose_force_plain(bool on);
+
 /* ----------------------------------------------------------- threads */
 
 /* The work of indices [begin, end) of a pass. It must give each index the

@@ -8,6 +8,9 @@
  * forward:  Y  = X W^T          [N,in] x [in,out]   one sgemm
  *           Y  = f(Y + b)       one fused pass (f: a following elementwise
  *                               activation the model fused in, or identity)
+ *           With few rows (2 <= N <= 128 and 2N <= out) the product is
+ *           issued as its transpose, Y^T = W X^T, into the workspace and
+ *           copied over in tiles (see transposed_rows).
  * backward: dZ = dY * f'(Y)     fused with db = column sums of dZ
  *           dX = dZ W           [N,out] x [out,in]  one sgemm (not for the
  *                                                   first layer)
@@ -35,6 +38,47 @@ static int64_t gemm_rows(const nnlib_layer *l, const nnlib__run *run,
   return ((const dense_layer *)l)->last_axis ? nnlib__run_rows(l, run, n) : n;
 }
 
+/* OpenBLAS 0.3.21 runs a row-major product with few rows and many columns
+ * well below one with the shapes swapped, and more so the fewer the rows:
+ * one thread, [N,1024] = [N,1024] x [1024,1024] against its transpose,
+ * GFLOP/s (benchmarks/README.md, "Few rows"):
+ *
+ *   N                          8     16    32    64    128   256
+ *   Haswell kernels   Y        44    61    77    89    95    97
+ *                     Y^T      61    76    90    95    98    98
+ *   OpenBLAS's own    Y        36    64    96   136   151   171
+ *                     Y^T      60   114   142   167   177   183
+ *
+ * So a forward with at most TRANSPOSED_MAX_ROWS rows and at least twice as
+ * many outputs computes Y^T = W X^T into the workspace and transposes it
+ * into y (a tiled copy over at most 128 x out floats, in cache). One row
+ * is a matrix-vector product either way (blas.c). */
+enum { TRANSPOSED_MAX_ROWS = 128 };
+/* Beyond this workspace (16 MB) the layer keeps the plain product. */
+#define TRANSPOSED_MAX_FLOATS ((int64_t)1 << 22)
+
+static bool transposed_rows(const nnlib_layer *l, const nnlib__run *run,
+                            int64_t rows) {
+  int64_t out = ((const dense_layer *)l)->out_features;
+  return run->workspace != NULL && rows >= 2 && 2 * rows <= out &&
+         rows <= TRANSPOSED_MAX_ROWS &&
+         (size_t)(rows * out) <= l->workspace_floats;
+}
+
+/* The workspace of the transposed product: out floats for each of the
+ * rows a call can have, up to TRANSPOSED_MAX_ROWS (none past
+ * TRANSPOSED_MAX_FLOATS). */
+static void plan_transposed_room(nnlib_layer *l, int64_t rows_per_sample,
+                                 int64_t max_batch) {
+  int64_t rows = TRANSPOSED_MAX_ROWS, out = ((dense_layer *)l)->out_features;
+  if (rows_per_sample < rows && max_batch < rows &&
+      rows_per_sample * max_batch < rows)
+    rows = rows_per_sample * max_batch;
+  bool fits = out <= TRANSPOSED_MAX_FLOATS / rows;
+  l->workspace_floats = fits ? (size_t)(rows * out) : 0;
+  l->workspace_scratch = true; /* backward reads no workspace */
+}
+
 static const char *dense_name(const nnlib_layer *l) {
   (void)l;
   return "dense";
@@ -42,7 +86,6 @@ static const char *dense_name(const nnlib_layer *l) {
 
 static nnlib_status dense_plan(nnlib_layer *l, const nnlib__shape *in,
                                int64_t max_batch) {
-  (void)max_batch;
   dense_layer *d = (dense_layer *)l;
   int64_t features = nnlib__shape_numel(in);
   if (d->declared_in != 0 && d->declared_in != features)
@@ -57,6 +100,7 @@ static nnlib_status dense_plan(nnlib_layer *l, const nnlib__shape *in,
   if (nnlib__mul_overflows(features, d->out_features, &weight_size))
     return nnlib__error(NNLIB_ERR_TOO_LARGE, "dense: weight size overflows");
   d->in_features = features;
+  plan_transposed_room(l, 1, max_batch);
   l->out_shape.rank = 1;
   l->out_shape.dims[0] = d->out_features;
   l->param_count = 0;
@@ -96,8 +140,15 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
   int64_t in = d->in_features, out = d->out_features;
   int64_t n = gemm_rows(l, run, samples);
   const float *w = l->params[0].value.data;
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x, in,
-                        w, in, 0.0f, y, out));
+  if (transposed_rows(l, run, n)) {
+    float *yt = run->workspace; /* [out, n] */
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, out, n, in, 1.0f, w,
+                          in, x, in, 0.0f, yt, n));
+    nnlib__transpose_tiles(yt, y, out, n, n, out);
+  } else {
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x,
+                          in, w, in, 0.0f, y, out));
+  }
   const float *b = d->with_bias ? l->params[1].value.data : NULL;
   nnlib_activation act = NNLIB_ACT_IDENTITY;
   float param = 0.0f;
@@ -255,7 +306,6 @@ static const char *linear_name(const nnlib_layer *l) {
 /* [..., in] -> [..., out]: W [out, in] over the last axis. */
 static nnlib_status linear_plan(nnlib_layer *l, const nnlib__shape *in,
                                 int64_t max_batch) {
-  (void)max_batch;
   dense_layer *d = (dense_layer *)l;
   if (in->rank < 1)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
@@ -273,6 +323,7 @@ static nnlib_status linear_plan(nnlib_layer *l, const nnlib__shape *in,
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "linear: output size per sample overflows");
   d->in_features = features;
+  plan_transposed_room(l, nnlib__shape_numel(in) / features, max_batch);
   l->out_shape = *in;
   l->out_shape.dims[in->rank - 1] = d->out_features;
   int64_t wshape[2] = {d->out_features, features};

@@ -158,6 +158,9 @@ struct nnlib_layer {
   size_t buffer_count;
   nnlib__param buffers[NNLIB__MAX_BUFFERS];
   size_t workspace_floats; /* set by plan; the model allocates them */
+  /* set by plan: forward uses the workspace as scratch and backward never
+   * reads it, so in training it need not live until backward (plan.c) */
+  bool workspace_scratch;
   size_t cache_floats; /* set by plan: per sample, what decoding keeps
                           between positions (nnlib__run.cache) */
   bool compiled;

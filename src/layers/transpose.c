@@ -10,8 +10,9 @@
  * order merged), so [C, H, W] -> [H, W, C] is a 2-D transpose of [C, HW].
  * The copy then walks every axis but two with an odometer; the two are
  * the source's last axis (contiguous in x) and the one that becomes the
- * destination's last (contiguous in y), transposed in square tiles that
- * stay in L1, so both sides are read and written in cache lines. When the
+ * destination's last (contiguous in y), transposed in tiles
+ * (nnlib__transpose_tiles), so both sides are read and written in cache
+ * lines. When the
  * source's last axis stays last, the copy is a memcpy per row. */
 #include "layers/layer.h"
 
@@ -134,25 +135,6 @@ typedef struct loops {
   int64_t dims[AXES + 1], src[AXES + 1], dst[AXES + 1];
 } loops;
 
-/* Square tiles of TILE x TILE floats: 4 KiB a side, both sides of one
- * tile in L1. */
-#define TILE 32
-
-/* dst[j + i ds] = src[j ss + i] for j < rows, i < cols: src's rows are
- * contiguous, dst's columns are. */
-static void transpose_tiles(const float *src, float *dst, int64_t rows,
-                            int64_t cols, int64_t ss, int64_t ds) {
-  for (int64_t j0 = 0; j0 < rows; j0 += TILE) {
-    int64_t j1 = j0 + TILE < rows ? j0 + TILE : rows;
-    for (int64_t i0 = 0; i0 < cols; i0 += TILE) {
-      int64_t i1 = i0 + TILE < cols ? i0 + TILE : cols;
-      for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++)
-          dst[j + i * ds] = src[j * ss + i];
-    }
-  }
-}
-
 /* Row-major strides of `dims`. */
 static void strides_of(const int64_t *dims, size_t rank, int64_t *out) {
   int64_t s = 1;
@@ -221,7 +203,7 @@ static void permute(const permute_plan *p, const float *x, float *y,
     if (inner == last)
       memcpy(y + dst, x + src, (size_t)p->dims[last] * sizeof(float));
     else
-      transpose_tiles(x + src, y + dst, p->dims[inner], p->dims[last],
+      nnlib__transpose_tiles(x + src, y + dst, p->dims[inner], p->dims[last],
                       xs[inner], ys[last]);
   } while (advance(&o, at, &src, &dst));
 }

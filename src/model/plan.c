@@ -120,8 +120,9 @@ static void plan_acts(plan *p) {
     if (out == m->output)
       dies = p->end;
     p->act_of[v] = add_region(p, o->size * m->max_batch, (int64_t)v, dies);
+    bool kept = p->training && !node->layer->workspace_scratch;
     p->ws_of[v] = add_region(p, (int64_t)node->layer->workspace_floats,
-                             (int64_t)v, p->training ? dies : (int64_t)v);
+                             (int64_t)v, kept ? dies : (int64_t)v);
   }
   for (size_t v = 0; v < m->node_count; v++) {
     const nnlib__node *node = &m->nodes[v];
