@@ -1465,6 +1465,38 @@ static void test_set_optimizer(void **s) {
 
 /* ------------------------------------------------------- file info */
 
+/* A version-1 file is a chain; a merge layer (add) in it reads two nodes,
+ * which no chain has. The file fuzz_model_load found (kept in its
+ * regressions; the fuzzer ignores checksums, so they are recomputed here)
+ * loads as a corrupt file, not as a bad argument of the call, and gives
+ * no model. */
+static void test_v1_chain_with_merge_layer(void **s) {
+  (void)s;
+  const char *src = getenv("NNLIB_SOURCE_DIR");
+  char path[1024];
+  snprintf(path, sizeof path,
+           "%s/fuzz/regressions/model_load/v1-chain-with-add-layer",
+           src ? src : ".");
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    fail_msg("cannot open %s (set NNLIB_SOURCE_DIR)", path);
+  unsigned char found[4096];
+  size_t found_size = fread(found, 1, sizeof found, f);
+  fclose(f);
+  assert_true(found_size > 12 && found_size < sizeof found);
+  assert_int_equal(ts_rd32(found + 8), 1); /* a version-1 chain */
+  ts_file_parts parts;
+  ts_split_file(found, found_size, &parts);
+  size_t size;
+  unsigned char *file = ts_join_file(&parts, &size);
+  nnlib_model *m = NULL;
+  ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE, nnlib_model_load_buffer(&m, file, size));
+  ts_expect_message("chain");
+  assert_null(m);
+  free(file);
+  ts_free_parts(&parts);
+}
+
 static void test_file_info(void **s) {
   (void)s;
   size_t n;
@@ -1553,6 +1585,7 @@ int main(void) {
       cmocka_unit_test(test_without_optimizer),
       cmocka_unit_test(test_set_optimizer),
       cmocka_unit_test(test_file_info),
+      cmocka_unit_test(test_v1_chain_with_merge_layer),
   };
   return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
