@@ -66,15 +66,17 @@ static bool transposed_rows(const nnlib_layer *l, const nnlib__run *run,
 }
 
 /* The workspace of the transposed product: out floats for each of the
- * rows a call can have, up to TRANSPOSED_MAX_ROWS (none past
+ * rows a call can have that transposed_rows takes (at most
+ * TRANSPOSED_MAX_ROWS and out / 2; none for fewer than 2, none past
  * TRANSPOSED_MAX_FLOATS). */
 static void plan_transposed_room(nnlib_layer *l, int64_t rows_per_sample,
                                  int64_t max_batch) {
-  int64_t rows = TRANSPOSED_MAX_ROWS, out = ((dense_layer *)l)->out_features;
+  int64_t out = ((dense_layer *)l)->out_features;
+  int64_t rows = out / 2 < TRANSPOSED_MAX_ROWS ? out / 2 : TRANSPOSED_MAX_ROWS;
   if (rows_per_sample < rows && max_batch < rows &&
       rows_per_sample * max_batch < rows)
     rows = rows_per_sample * max_batch;
-  bool fits = out <= TRANSPOSED_MAX_FLOATS / rows;
+  bool fits = rows >= 2 && out <= TRANSPOSED_MAX_FLOATS / rows;
   l->workspace_floats = fits ? (size_t)(rows * out) : 0;
   l->workspace_scratch = true; /* backward reads no workspace */
 }
