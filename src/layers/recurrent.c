@@ -418,19 +418,18 @@ const float *nnlib__recurrent_dy_at(const nnlib_layer *l, const float *dy,
 
 /* --------------------------------------------------- per-step passes */
 
-/* The least work a range of a pass gets, in RNN_COST_* units: about 50
- * microseconds on one core (0.19 ns a unit: recurrent.h). Measured when
- * the gates ran in double (4.5 ns a hidden unit): on 2 threads, lstm:128
- * inference at batch 64 (forward ranges of 32 samples, 18 us) took 5.03
- * ms a batch split against 4.66 whole (fastest of 4 runs on a loaded
- * machine), at batch 128 9.52 against 9.45; at batch 256 split 15.1
- * against 20.8. With the float gates (1.3 ns a unit) and this grain the
- * forward cells of lstm:128 split from 456 samples (ranges of >= 228,
- * about 38 us), the backward ones from 1024 (>= 512, about 65 us); at
- * batch 256 on 2 threads, split (the old costs) against whole was within
- * the noise of a machine loaded by two other users (infer 10 022 against
- * 10 862 samples/s, medians of 5). */
-#define PASS_GRAIN 262144
+/* The least work a range of a pass gets, in RNN_COST_* units (0.19 ns a
+ * unit on one core: recurrent.h), about 3 microseconds: lstm:128's
+ * forward cells (about 1150 units a sample) split from 30 samples, the
+ * backward ones from a few more. Measured on 2 threads with the float
+ * gates, against the earlier grain of 262144 units (cells whole below 456
+ * samples), interleaved medians of 3-5 rounds, samples/s: lstm:128 at
+ * batch 64 inference 27,569 against 26,275 (gemm_efficiency 0.813
+ * against 0.793), training 10,752 against 10,402; at batch 256 inference
+ * 30,037 against 26,510, training 11,858 against 10,522; at batch 32 and
+ * 1 within 1%. A grain of 8192 measured the same as this one. Each
+ * sample's cell is computed alone, so the split never changes a bit. */
+#define PASS_GRAIN 16384
 
 static int64_t pass_grain = PASS_GRAIN;
 
