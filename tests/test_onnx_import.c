@@ -1275,6 +1275,28 @@ static void transposes(void **state) {
                     "ONNX but [2, 3, 4] in nnlib");
 }
 
+/* A Slice of a constant that leaves out its starts (an empty input name,
+ * found by fuzz_onnx) is CORRUPT_FILE, not a read through NULL. */
+static void slice_without_starts(void **state) {
+  (void)state;
+  pbuf g = {{0}, 0};
+  pbuf shape = node("Shape", "x", NULL, NULL, "shape");
+  const char *in[3] = {"shape", "", "one"}, *out[1] = {"lead"};
+  pbuf slice = node_io("Slice", in, 3, out, 1);
+  pbuf r = node("Reshape", "x", "lead", NULL, "y");
+  put_msg(&g, 1, &shape);
+  put_msg(&g, 1, &slice);
+  put_msg(&g, 1, &r);
+  put_i64(&g, "one", 1, 0, 1);
+  int64_t xd[4] = {-1, 2, 3, 4}, yd[1] = {-1};
+  pbuf x = value_info("x", xd, 4), y = value_info("y", yd, 1);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  pbuf bytes = model_of(&g, 17);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("(Slice): no Slice's starts");
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void oom_at_every_allocation(const pbuf *bytes,
@@ -1417,6 +1439,7 @@ int main(void) {
       cmocka_unit_test(whole_transposes),
       cmocka_unit_test(whole_refusals_and_old_options),
       cmocka_unit_test(transposes),
+      cmocka_unit_test(slice_without_starts),
       cmocka_unit_test(softmax_function_body),
       cmocka_unit_test(out_of_memory_everywhere),
   };

@@ -124,9 +124,12 @@ static nnlib_status batch_refused(nnlib__onnx_import *im) {
                                 "known at import");
 }
 
-/* A list of int64 from a constant (axes, shapes). */
+/* A list of int64 from a constant (axes, shapes); v is NULL where the
+ * node leaves the input out (an empty name). */
 static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
                              const char *what, int64_t *out, size_t *count) {
+  if (v == NULL)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no %s", what);
   if (v->kind != NNLIB__VALUE_CONST || v->dtype != NNLIB__ONNX_INT64 ||
       v->rank > 1 || v->count > NNLIB__ONNX_MAX_RANK)
     return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
