@@ -59,6 +59,14 @@ static nnlib_status build_lstm(nnlib_model *m) {
   return add_dense(m, 128, 10);
 }
 
+/* The same sequences through a GRU: gru:128 (last step), dense:10. */
+static nnlib_status build_gru(nnlib_model *m) {
+  nnlib_layer *l = NULL;
+  TRY(nnlib_gru_create(&l, 28, 128, 1, 0));
+  TRY(nnlib_model_add(m, l));
+  return add_dense(m, 128, 10);
+}
+
 /* The CNN of examples/fashion_cnn.c (the same description): two conv+pool
  * blocks with batch normalisation on 1x28x28 images, then dense layers. */
 static nnlib_status build_cnn(nnlib_model *m) {
@@ -110,6 +118,8 @@ const bench_model_def bench_models[] = {
      {64, 256}, 2, {1, 28, 28}, 3, 10, NNLIB_LOSS_SOFTMAX_CE, build_cnn, NULL, 0, NULL},
     {"lstm", "lstm:128,last,dense:10 over 28 steps of 28, softmax CE",
      {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_lstm, NULL, 0, NULL},
+    {"gru", "gru:128,last,dense:10 over 28 steps of 28, softmax CE",
+     {64, 256}, 2, {28, 28}, 2, 10, NNLIB_LOSS_SOFTMAX_CE, build_gru, NULL, 0, NULL},
     {"gpt", GPT_SPEC, {32}, 1, {128}, 1, 256, NNLIB_LOSS_SOFTMAX_CE,
      build_gpt, NULL, 256, "adamw"},
 };

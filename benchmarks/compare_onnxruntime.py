@@ -53,7 +53,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ORT_BENCH = os.path.join(HERE, "ort_bench.js")
-MODELS = ["mlp-small", "mlp-large", "cnn", "lstm", "gpt"]
+MODELS = ["mlp-small", "mlp-large", "cnn", "lstm", "gru", "gpt"]
 # the middle batch is nnlib-bench's own first batch: 32 for these, else 64
 SUITE_32 = {"mlp-small", "gpt"}
 THREADS = [1, 2]

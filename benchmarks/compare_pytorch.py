@@ -54,6 +54,8 @@ MODELS = {
     # examples/sequence_lstm.c: (steps, features, hidden, classes), an
     # nn.LSTM whose last step feeds nn.Linear
     "lstm": ((28, 28, 128, 10), "lstm", None, "ce", [64, 256]),
+    # the same with an nn.GRU (nnlib-bench's gru: gru:128,last,dense:10)
+    "gru": ((28, 28, 128, 10), "gru", None, "ce", [64, 256]),
     # examples/fashion_cnn.c: (channels, height, width, classes)
     "cnn": ((1, 28, 28, 10), "cnn", None, "ce", [64, 256]),
     # examples/char_gpt.c: (context, vocabulary, width, heads, blocks)
@@ -77,31 +79,33 @@ def setups_for(model, threads):
 
 # ------------------------------------------------------------- the worker
 
-def build_lstm(torch, name):
-    (steps, features, hidden, classes), _, _, _, _ = MODELS[name]
+def build_recurrent(torch, name):
+    (steps, features, hidden, classes), kind, _, _, _ = MODELS[name]
+    cell = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
 
     class LastStep(torch.nn.Module):
-        """nnlib's lstm:H,last,dense:C."""
+        """nnlib's lstm:H,last,dense:C (or gru:H)."""
 
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(features, hidden, batch_first=True)
+            self.rnn = cell(features, hidden, batch_first=True)
             self.head = torch.nn.Linear(hidden, classes)
 
         def forward(self, x):
-            out, _ = self.lstm(x)
+            out, _ = self.rnn(x)
             return self.head(out[:, -1])
 
     return LastStep(), torch.nn.CrossEntropyLoss()
 
 
-def lstm_gemms(torch, name, batch, training):
-    """nnlib's GEMMs of lstm:H,last,dense:C (benchmarks/bench_models.c):
-    the input projection of all steps, a recurrent product per step after
-    the first; backward a carry product per step after the first and the
-    two weight gradients over all steps; the head as in gemm_list."""
-    (steps, features, hidden, classes), _, _, _, _ = MODELS[name]
-    rows, gates = batch * steps, 4 * hidden
+def recurrent_gemms(torch, name, batch, training):
+    """nnlib's GEMMs of lstm:H,last,dense:C or gru:H,... (benchmarks/
+    bench_models.c): the input projection of all steps, a recurrent product
+    per step after the first; backward a carry product per step after the
+    first and the two weight gradients over all steps; the head as in
+    gemm_list. 4 gates for the LSTM, 3 for the GRU."""
+    (steps, features, hidden, classes), kind, _, _, _ = MODELS[name]
+    rows, gates = batch * steps, (4 if kind == "lstm" else 3) * hidden
     x, w_ih = torch.rand(rows, features), torch.rand(gates, features)
     h, w_hh = torch.rand(batch, hidden), torch.rand(gates, hidden)
     dg, dg_all = torch.rand(batch, gates), torch.rand(rows, gates)
@@ -227,8 +231,8 @@ def gpt_gemms(torch, name, batch, training):
 def build_torch(torch, name):
     if MODELS[name][1] == "gpt":
         return build_gpt(torch, name)
-    if MODELS[name][1] == "lstm":
-        return build_lstm(torch, name)
+    if MODELS[name][1] in ("lstm", "gru"):
+        return build_recurrent(torch, name)
     if MODELS[name][1] == "cnn":
         return build_cnn(torch, name)
     sizes, hidden, output, loss, _ = MODELS[name]
@@ -252,7 +256,7 @@ def make_data(torch, name, batch):
         context, vocab = sizes[0], sizes[1]
         return (torch.randint(vocab, (batch, context), generator=g),
                 torch.randint(vocab, (batch, context), generator=g))
-    if kind == "lstm":  # [N, T, F] sequences, sizes[-1] classes
+    if kind in ("lstm", "gru"):  # [N, T, F] sequences, sizes[-1] classes
         x = torch.rand(batch, sizes[0], sizes[1], generator=g)
     elif kind == "cnn":  # [N, C, H, W] images
         x = torch.rand(batch, *sizes[:3], generator=g)
@@ -271,8 +275,8 @@ def gemm_list(torch, name, batch, training, threads):
     X W^T, and backward dZ^T X (weight) and dZ W (input, not layer 0)."""
     if MODELS[name][1] == "gpt":
         return gpt_gemms(torch, name, batch, training)
-    if MODELS[name][1] == "lstm":
-        return lstm_gemms(torch, name, batch, training)
+    if MODELS[name][1] in ("lstm", "gru"):
+        return recurrent_gemms(torch, name, batch, training)
     if MODELS[name][1] == "cnn":
         return cnn_gemms(torch, name, batch, training, threads)
     sizes = MODELS[name][0]
