@@ -65,10 +65,20 @@ static void batchnorm_init(nnlib_layer *l, nnlib__rng *rng) {
   }
 }
 
+/* The loops over planes are compiled for AVX2 too (core/vecmath.h: the
+ * same lanes, so the same bits); GCC vectorises them in a function of its
+ * own, not inlined (layernorm.c has the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_LOOPS NNLIB__VECTOR_CLONES __attribute__((noinline))
+#else
+#define VECTOR_LOOPS NNLIB__VECTOR_CLONES
+#endif
+
 /* Sums over one plane of n values in LANES independent float partial sums,
  * so the loops vectorise; each plane's total is added in double. */
 enum { LANES = 8 };
 
+VECTOR_LOOPS
 static double sum_centred(const float *v, int64_t n, float mu, bool square) {
   float acc[LANES] = {0};
   int64_t i = 0;
@@ -88,49 +98,49 @@ static double sum_centred(const float *v, int64_t n, float mu, bool square) {
   return total;
 }
 
-/* sum g and sum g (v - mu) over one plane in one pass, like sum_centred,
- * g = G (dy through the fused ReLU, or dy itself: see relu_grad) */
-#define SUM_GRADS(G)                                                           \
-  do {                                                                         \
-    for (; i + LANES <= n; i += LANES)                                         \
-      for (int k = 0; k < LANES; k++) {                                        \
-        int64_t e = i + k;                                                     \
-        acc[k] += (G);                                                         \
-        accv[k] += (G) * (v[e] - mu);                                          \
-      }                                                                        \
-    for (int k = 0; k < LANES; k++) {                                          \
-      *sum_g += acc[k];                                                        \
-      *sum_gv += accv[k];                                                      \
-    }                                                                          \
-    for (int64_t e = i; e < n; e++) {                                          \
-      *sum_g += (G);                                                           \
-      *sum_gv += (double)(G) * (v[e] - mu);                                    \
-    }                                                                          \
-  } while (0)
-
 /* dy through the fused ReLU, from its output y: the activation layer's
  * expression (the gradient at 0 is 0), selected through the bits: a
  * loop with ?: here would branch instead of vectorising */
 #define RELU_GRAD(y, g, e) nnlib__select_f((y)[e] > 0.0f, (g)[e], 0.0f)
 
-/* The backward loops are compiled for AVX2 too (core/vecmath.h: the same
- * lanes, so the same bits); GCC vectorises the lane sums in a function of
- * its own, not inlined (layernorm.c has the same). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES __attribute__((noinline))
-#else
-#define BACKWARD_LOOPS NNLIB__VECTOR_CLONES
-#endif
 
-BACKWARD_LOOPS
+/* The LANES partial sums of sum_grads as one vector of GCC's extension
+ * (clang has it too): written as a loop over k, GCC vectorised them with a
+ * permute per element, which took a quarter of the pass; the vector does
+ * lane k's sum in the same order, so the bits are those of the loop. Only
+ * ever a local: a 32-byte vector passed by value would change the ABI of
+ * the SSE2 clone. */
+typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(float))));
+
+/* sum g and sum g (v - mu) over one plane in one pass, each in LANES
+ * float lanes, the lanes and the tail added in double as sum_centred;
+ * g = dy through the fused ReLU (relu_y its output) or dy itself. */
+VECTOR_LOOPS
 static void sum_grads(const float *g, const float *relu_y, const float *v,
                       int64_t n, float mu, double *sum_g, double *sum_gv) {
-  float acc[LANES] = {0}, accv[LANES] = {0};
+  lanes_f acc = {0}, accv = {0}, zero = {0}, gl, vl, yl;
+  lanes_f mul = zero + mu;
   int64_t i = 0;
-  if (relu_y != NULL)
-    SUM_GRADS(RELU_GRAD(relu_y, g, e));
-  else
-    SUM_GRADS(g[e]);
+  for (; i + LANES <= n; i += LANES) {
+    memcpy(&gl, g + i, sizeof gl);
+    memcpy(&vl, v + i, sizeof vl);
+    if (relu_y != NULL) { /* the same select as RELU_GRAD */
+      memcpy(&yl, relu_y + i, sizeof yl);
+      gl = (lanes_f)((lanes_i)gl & (yl > zero));
+    }
+    acc += gl;
+    accv += gl * (vl - mul);
+  }
+  for (int k = 0; k < LANES; k++) {
+    *sum_g += acc[k];
+    *sum_gv += accv[k];
+  }
+  for (int64_t e = i; e < n; e++) {
+    float ge = relu_y != NULL ? RELU_GRAD(relu_y, g, e) : g[e];
+    *sum_g += ge;
+    *sum_gv += (double)ge * (v[e] - mu);
+  }
 }
 
 /* Mean and biased variance of channel c over the batch: two passes (the
@@ -170,6 +180,19 @@ typedef struct bn_pass {
   const nnlib__run *run;
 } bn_pass;
 
+VECTOR_LOOPS
+static void normalise_plane(const float *xv, float *yv, int64_t s, float m,
+                            float scale, float shift, bool relu) {
+  if (relu)
+    for (int64_t q = 0; q < s; q++) {
+      float v = (xv[q] - m) * scale + shift;
+      yv[q] = v <= 0.0f ? 0.0f : v;
+    }
+  else
+    for (int64_t q = 0; q < s; q++)
+      yv[q] = (xv[q] - m) * scale + shift;
+}
+
 /* y of sample i, channel c: y = (x - mu) gamma r + beta, then the fused
  * ReLU, if any, in the same loop with the activation layer's expression
  * (NaN stays NaN): the same bits as the two passes. */
@@ -181,16 +204,9 @@ static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
   /* centred first: x scale + (beta - mu scale) would cancel badly for a
    * mean far from 0 */
   float scale = gamma[c] * t->r[c], m = t->mu[c], shift = beta[c];
-  const float *xv = t->x + (i * b->channels + c) * s;
-  float *yv = t->y + (i * b->channels + c) * s;
-  if (b->base.fused_activation != NULL)
-    for (int64_t q = 0; q < s; q++) {
-      float v = (xv[q] - m) * scale + shift;
-      yv[q] = v <= 0.0f ? 0.0f : v;
-    }
-  else
-    for (int64_t q = 0; q < s; q++)
-      yv[q] = (xv[q] - m) * scale + shift;
+  normalise_plane(t->x + (i * b->channels + c) * s,
+                  t->y + (i * b->channels + c) * s, s, m, scale, shift,
+                  b->base.fused_activation != NULL);
 }
 
 /* Channels [begin, end) in training: the batch's mu and r into the
@@ -317,7 +333,7 @@ static void channel_grads(const batchnorm_layer *b, const float *x,
 
 /* dx of channel c: gamma r (dy - dbeta/M - xh dgamma/M) in training (the
  * batch statistics depend on x), gamma r dy in inference. */
-BACKWARD_LOOPS
+VECTOR_LOOPS
 static void channel_input_grad(const batchnorm_layer *b, const float *x,
                                const float *dy, const float *relu_y,
                                float *dx, int64_t n, int64_t c, float mu,
