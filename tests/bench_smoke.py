@@ -35,8 +35,7 @@ CHECK = ["model", "batch", "threads", "mode", "gemm_calls", "list_entries",
 # Small batches, except the cnn's: at 64 its convolutions lower the batch
 # in several chunks at one thread, so the check sees their interleaving.
 CHECK_BATCHES = {"mlp-small": 32, "mlp-large": 8, "cnn": 64, "lstm": 4,
-                 "gru": 4,
-                 "gpt": 2}
+                 "gru": 4, "gpt": 2}
 
 
 def run(bench, *args):
