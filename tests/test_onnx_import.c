@@ -388,6 +388,26 @@ static void broken_layernorm(void **state) {
                  "'/1/Mul' (Mul)", "input 1 must be a tensor computed");
 }
 
+/* A layer normalisation pattern in a graph that names one output twice
+ * (the Pow and the Div both make '/1/Pow_output_0') and whose epsilon is
+ * no constant (found by fuzz_onnx; the file is its regression input): the
+ * pattern's Add of epsilon is pruned while its end is needed, and the
+ * layer is refused, not made from a NULL epsilon. */
+static void layernorm_output_named_twice(void **state) {
+  (void)state;
+  char path[1024];
+  const char *root = getenv("NNLIB_SOURCE_DIR");
+  snprintf(path, sizeof path,
+           "%s/fuzz/regressions/onnx/layernorm-output-named-twice",
+           root ? root : "..");
+  nnlib_model *m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_CORRUPT_FILE, nnlib_model_load_onnx(&m, path, NULL));
+  assert_null(m);
+  ts_expect_message("'/1/ReduceMean' (ReduceMean): the layer "
+                    "normalisation's epsilon is not a constant float "
+                    "scalar > 0");
+}
+
 static void arguments_and_files(void **state) {
   (void)state;
   parts p = good_parts();
@@ -1440,6 +1460,7 @@ int main(void) {
       cmocka_unit_test(whole_refusals_and_old_options),
       cmocka_unit_test(transposes),
       cmocka_unit_test(slice_without_starts),
+      cmocka_unit_test(layernorm_output_named_twice),
       cmocka_unit_test(softmax_function_body),
       cmocka_unit_test(out_of_memory_everywhere),
   };

@@ -295,6 +295,13 @@ static nnlib_status variance(imp *im, ln_match *m, nnlib__onnx_str dev,
   return NNLIB_OK;
 }
 
+/* Whether e is an epsilon nnlib's layernorm takes: a float scalar > 0. */
+static bool valid_eps(const oval *e) {
+  double eps = 0.0;
+  return scalar(e, &eps) && e->dtype == NNLIB__ONNX_FLOAT && eps > 0.0 &&
+         isfinite((float)eps);
+}
+
 /* eps: Add(var, eps), eps a scalar > 0 where the node is needed. */
 static nnlib_status plus_eps(imp *im, ln_match *m, nnlib__onnx_str var,
                              size_t *out) {
@@ -302,10 +309,7 @@ static nnlib_status plus_eps(imp *im, ln_match *m, nnlib__onnx_str var,
   if (*out == NONE)
     return NNLIB_OK;
   NNLIB_TRY(known_const(im, other_operand(im, *out, var), 4, &m->eps));
-  double eps = 0.0;
-  if (needed(im, *out) &&
-      (!scalar(m->eps, &eps) || m->eps->dtype != NNLIB__ONNX_FLOAT ||
-       !(eps > 0.0 && isfinite((float)eps))))
+  if (needed(im, *out) && !valid_eps(m->eps))
     *out = NONE;
   return NNLIB_OK;
 }
@@ -498,6 +502,12 @@ static nnlib_status make_layer(imp *im, const ln_match *m, oval *x) {
     for (int64_t k = 0; k < d; k++)
       ones[k] = 1.0f;
   }
+  /* plus_eps checks eps where its Add is needed; a graph that names one
+   * output twice can leave that Add pruned under a needed end */
+  if (!valid_eps(m->eps))
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                  "the layer normalisation's epsilon is not "
+                                  "a constant float scalar > 0");
   nnlib_layer *l = NULL;
   nnlib_status st = nnlib_layernorm_create(&l, m->eps->f[0], affine);
   if (st != NNLIB_OK)
