@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ options */
@@ -604,6 +605,43 @@ static nnlib_status check_model(const nnlib__onnx_model *o) {
   return NNLIB_OK;
 }
 
+/* Orders names by length, then bytes (for qsort). */
+static int compare_names(const void *a, const void *b) {
+  const nnlib__onnx_str *x = a, *y = b;
+  if (x->n != y->n)
+    return x->n < y->n ? -1 : 1;
+  return memcmp(x->p, y->p, x->n);
+}
+
+/* ONNX names each tensor once. A name two nodes make is refused before
+ * the walk: the operator matchers (layer normalisation, attention) follow
+ * names ahead of it, before the second definition would be refused, and a
+ * name made twice led them into nodes the output does not need. */
+static nnlib_status outputs_named_once(const nnlib__onnx_graph *g) {
+  size_t count = 0, used = 0;
+  for (size_t k = 0; k < g->node_count; k++)
+    count += g->nodes[k].output_count;
+  if (count < 2)
+    return NNLIB_OK;
+  nnlib__onnx_str *names = nnlib__calloc(count, sizeof *names);
+  if (names == NULL)
+    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "ONNX: no memory");
+  for (size_t k = 0; k < g->node_count; k++)
+    for (size_t o = 0; o < g->nodes[k].output_count; o++)
+      if (g->nodes[k].outputs[o].n > 0) /* "": an output left out */
+        names[used++] = g->nodes[k].outputs[o];
+  qsort(names, used, sizeof *names, compare_names);
+  nnlib_status st = NNLIB_OK;
+  for (size_t k = 1; k < used && st == NNLIB_OK; k++)
+    if (compare_names(&names[k - 1], &names[k]) == 0)
+      st = nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                        "ONNX: two nodes make the output '%.*s' (ONNX names "
+                        "one tensor once)",
+                        (int)names[k].n, names[k].p);
+  nnlib__free(names);
+  return st;
+}
+
 static nnlib_status setup(nnlib__onnx_import *im) {
   const nnlib__onnx_graph *g = &im->onnx->graph;
   size_t names = g->initializer_count + g->input_count;
@@ -633,6 +671,8 @@ static void teardown(nnlib__onnx_import *im) {
 static nnlib_status build(nnlib__onnx_import *im, const nnlib_onnx_options *o,
                           nnlib_optimizer *opt) {
   nnlib_status st = setup(im);
+  if (st == NNLIB_OK)
+    st = outputs_named_once(&im->onnx->graph);
   if (st == NNLIB_OK)
     st = nnlib__onnx_choose_output(im, o->output);
   if (st == NNLIB_OK)

@@ -502,8 +502,9 @@ static nnlib_status make_layer(imp *im, const ln_match *m, oval *x) {
     for (int64_t k = 0; k < d; k++)
       ones[k] = 1.0f;
   }
-  /* plus_eps checks eps where its Add is needed; a graph that names one
-   * output twice can leave that Add pruned under a needed end */
+  /* plus_eps checks eps only where its Add is needed: checked again, so
+   * the layer is never made from a missing one (import.c refuses the
+   * graphs, with an output named twice, where that Add was pruned) */
   if (!valid_eps(m->eps))
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                   "the layer normalisation's epsilon is not "
