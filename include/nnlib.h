@@ -1909,7 +1909,8 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * NNLIB_ERR_STRUCT_SIZE (options->struct_size),
  * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
  * ONNX model: a length or count past the end, a graph with no output, a
- * name nothing produces, a cycle, an initializer shorter than its dims),
+ * name nothing produces, a name two nodes produce, a cycle, an
+ * initializer shorter than its dims),
  * NNLIB_ERR_UNSUPPORTED_VERSION (an opset above 17 or missing, or an
  * operator whose definition at the model's opset nnlib does not read,
  * named with its node),
