@@ -69,16 +69,17 @@ static double best_gflops(fma_kernel k) {
   return best * 1e-9;
 }
 
-double bench_peak_gflops_per_core(const char **isa) {
+double bench_peak_gflops_per_core(const char **isa, bench_peaks *each) {
   __builtin_cpu_init();
   double peak = NAN;
   *isa = "none";
+  each->avx2 = each->avx512 = NAN;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    peak = best_gflops(fma256);
+    peak = each->avx2 = best_gflops(fma256);
     *isa = "avx2";
   }
   if (__builtin_cpu_supports("avx512f")) {
-    double p = best_gflops(fma512);
+    double p = each->avx512 = best_gflops(fma512);
     if (!(p <= peak)) {
       peak = p;
       *isa = "avx512";
@@ -89,8 +90,9 @@ double bench_peak_gflops_per_core(const char **isa) {
 
 #else
 
-double bench_peak_gflops_per_core(const char **isa) {
+double bench_peak_gflops_per_core(const char **isa, bench_peaks *each) {
   *isa = "unknown";
+  each->avx2 = each->avx512 = NAN;
   return NAN;
 }
 

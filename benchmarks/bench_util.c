@@ -112,23 +112,35 @@ void bench_fill(float *v, size_t n, float lo, float hi, uint32_t *state) {
   }
 }
 
-void bench_cpu_name(char *buf, size_t capacity) {
+/* Whether `line` is "key<tabs or spaces>: ...": "model" must not take
+ * "model name"'s line. */
+static const char *cpuinfo_value(const char *line, const char *key) {
+  size_t len = strlen(key);
+  if (strncmp(line, key, len) != 0)
+    return NULL;
+  const char *at = line + len;
+  while (*at == ' ' || *at == '\t')
+    at++;
+  if (*at != ':')
+    return NULL;
+  at++;
+  while (*at == ' ' || *at == '\t')
+    at++;
+  return at;
+}
+
+void bench_cpuinfo(const char *key, char *buf, size_t capacity) {
   snprintf(buf, capacity, "unknown");
   FILE *f = fopen("/proc/cpuinfo", "r");
   if (f == NULL)
     return;
   char line[512];
   while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, "model name", 10) != 0)
+    const char *value = cpuinfo_value(line, key);
+    if (value == NULL)
       continue;
-    const char *colon = strchr(line, ':');
-    if (colon != NULL) {
-      colon++;
-      while (*colon == ' ' || *colon == '\t')
-        colon++;
-      snprintf(buf, capacity, "%s", colon);
-      buf[strcspn(buf, "\n")] = '\0';
-    }
+    snprintf(buf, capacity, "%s", value);
+    buf[strcspn(buf, "\n")] = '\0';
     break;
   }
   fclose(f);

@@ -38,8 +38,9 @@ void bench_json_tag(const char *key, const char *value);
 /* Deterministic uniform floats in [lo, hi) (LCG; independent of nnlib). */
 void bench_fill(float *v, size_t n, float lo, float hi, uint32_t *state);
 
-/* The CPU's model name from /proc/cpuinfo into buf ("unknown" if absent). */
-void bench_cpu_name(char *buf, size_t capacity);
+/* The first CPU's field `key` of /proc/cpuinfo ("model name", "cpu
+ * family", "model") into buf ("unknown" if absent). */
+void bench_cpuinfo(const char *key, char *buf, size_t capacity);
 /* A /proc/self/status field in bytes ("VmHWM", "VmRSS"), -1 if absent. */
 long long bench_proc_status_bytes(const char *field);
 

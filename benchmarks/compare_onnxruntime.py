@@ -221,6 +221,11 @@ def compare(args, node, version, exported, threads, identity, checked):
         "ort_graph_optimization": "all", "ort_inter_op_threads": 1,
         "onnxruntime": version, "nnlib": machine.get("nnlib"),
         "cpu": machine.get("cpu"),
+        "cpu_family": machine.get("cpu_family"),
+        "cpu_model": machine.get("cpu_model"),
+        "peak_avx2_gflops_per_core": machine.get("peak_avx2_gflops_per_core"),
+        "peak_avx512_gflops_per_core":
+            machine.get("peak_avx512_gflops_per_core"),
         "load_average": round(max(load_before, os.getloadavg()[0]), 2)}
     if exported["vocab"] > 0:  # a language model: every position a token
         context = int(exported["input_shape"].split("x")[1])
@@ -231,6 +236,23 @@ def compare(args, node, version, exported, threads, identity, checked):
 
 
 # ------------------------------------------------------------ the tables
+
+def machine_text(rows):
+    """The CPU and its two FMA peaks: ONNX Runtime runs AVX-512 kernels,
+    which double the Haswell kernels' peak on a Zen 5 and match it on a
+    Zen 4, so no ratio below means anything without this line."""
+    if not rows:
+        return ""
+    r = rows[0]
+    avx2, avx512 = (r.get("peak_avx2_gflops_per_core"),
+                    r.get("peak_avx512_gflops_per_core"))
+    text = "machine: %s (cpu family %s, model %s)" % (
+        r.get("cpu"), r.get("cpu_family"), r.get("cpu_model"))
+    if avx2 and avx512:
+        text += ("; FMA peak of one core: AVX2 %.0f GFLOP/s, AVX-512 %.0f "
+                 "GFLOP/s (%.2fx)" % (avx2, avx512, avx512 / avx2))
+    return text
+
 
 def table(rows):
     lines = ["| model | batch | threads | nnlib samples/s | "
@@ -331,7 +353,7 @@ def main():
         with open(args.json, "a") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
-    parts = [table(rows), latency_table(rows)]
+    parts = [machine_text(rows), table(rows), latency_table(rows)]
     print("\n\n".join(p for p in parts if p))
     if refused:
         say("%d model/batch/thread case(s) refused: outputs disagree" %

@@ -60,6 +60,7 @@ typedef struct bench_config {
   int64_t new_tokens; /* generate: tokens after the prompt (256) */
   double peak_per_core;
   const char *peak_isa;
+  bench_peaks peaks; /* each vector width's, for the machine line */
   const char *export_onnx; /* --export-onnx PATH: write, time nothing */
 } bench_config;
 
@@ -195,11 +196,15 @@ static void alone_free(alone *r) {
 /* --------------------------------------------------------- machine */
 
 static void print_machine(const bench_config *c) {
-  char cpu[256];
-  bench_cpu_name(cpu, sizeof cpu);
+  char cpu[256], family[32], model[32];
+  bench_cpuinfo("model name", cpu, sizeof cpu);
+  bench_cpuinfo("cpu family", family, sizeof family);
+  bench_cpuinfo("model", model, sizeof model);
   bench_json_begin();
   bench_json_str("bench", "machine");
   bench_json_str("cpu", cpu);
+  bench_json_str("cpu_family", family);
+  bench_json_str("cpu_model", model);
   bench_json_int("cores", openblas_get_num_procs());
   bench_json_str("openblas", openblas_get_config());
   bench_json_str("openblas_core", openblas_get_corename());
@@ -208,6 +213,8 @@ static void print_machine(const bench_config *c) {
   bench_json_str("nnlib", nnlib_version_string());
   bench_json_str("peak_isa", c->peak_isa);
   bench_json_num("peak_gflops_per_core", c->peak_per_core);
+  bench_json_num("peak_avx2_gflops_per_core", c->peaks.avx2);
+  bench_json_num("peak_avx512_gflops_per_core", c->peaks.avx512);
   bench_json_end();
 }
 
@@ -1112,7 +1119,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none", NULL};
+  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none", {NAN, NAN}, NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)
@@ -1226,7 +1233,7 @@ int main(int argc, char **argv) {
     run_export(&c, d, c.batch > 0 ? c.batch : d->batches[0]);
     return 0;
   }
-  c.peak_per_core = bench_peak_gflops_per_core(&c.peak_isa);
+  c.peak_per_core = bench_peak_gflops_per_core(&c.peak_isa, &c.peaks);
   print_machine(&c);
   /* every measurement names the kernels it ran on, so runs with and
    * without OPENBLAS_CORETYPE can share one results file */

@@ -62,8 +62,17 @@ def main():
         kinds.setdefault(line["bench"], []).append(line)
     if set(kinds) != {"machine", "gemm", "train", "infer", "memory"}:
         sys.exit("bench_smoke: line kinds %s" % sorted(kinds))
-    require(kinds["machine"][0], ["cpu", "cores", "openblas",
-                                  "openblas_core", "peak_gflops_per_core"])
+    machine = kinds["machine"][0]
+    require(machine, ["cpu", "cpu_family", "cpu_model", "cores", "openblas",
+                      "openblas_core", "peak_gflops_per_core",
+                      "peak_avx2_gflops_per_core",
+                      "peak_avx512_gflops_per_core"])
+    widths = [machine[k] for k in ("peak_avx2_gflops_per_core",
+                                   "peak_avx512_gflops_per_core")
+              if machine[k] is not None]
+    if widths and abs(max(widths) - machine["peak_gflops_per_core"]) > 1e-3:
+        sys.exit("bench_smoke: the peak is not the faster width's %s" %
+                 machine)
     for line in kinds["train"] + kinds["infer"]:
         require(line, STEP)
         if not (line["min_s"] <= line["median_s"] <= line["max_s"] and
