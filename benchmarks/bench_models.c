@@ -240,8 +240,10 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  *   forward      P = X W_ih^T        NT  [n*T,F] x [F,GH]   once
  *                h_{t-1} W_hh^T      NT  [n,H] x [H,GH]     per step after
  *                                        the first, lda T H, ldc T GH;
- *                                        added to P (beta 1), gru keeps
- *                                        it apart (beta 0)
+ *                                        added to P (beta 1); gru adds
+ *                                        its r and z columns to P ([n,H]
+ *                                        x [H,2H], beta 1) and keeps n's
+ *                                        apart ([n,H] x [H,H], beta 0)
  *   input_grad   dh_{t-1} = dP_t W_hh NN [n,GH] x [GH,H]   per step after
  *                                        the first, lda T GH (gru adds:
  *                                        beta 1)
@@ -263,10 +265,20 @@ static int recurrent_gemms(const layer_call *c, bool backward,
   if (!backward) {
     push(list, bench_gemm_plain("forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f,
                             1));
-    for (int t = 1; t < steps; t++)
-      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, gh, h,
-                                          1.0f, step_beta, 1),
+    for (int t = 1; t < steps; t++) {
+      if (step_beta == 1.0f) {
+        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, gh, h,
+                                            1.0f, 1.0f, 1),
+                           steps * h, h, steps * gh));
+        continue;
+      }
+      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, 2 * h,
+                                          h, 1.0f, 1.0f, 1),
                          steps * h, h, steps * gh));
+      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, h, h,
+                                          1.0f, 0.0f, 1),
+                         steps * h, h, steps * gh));
+    }
     return 0;
   }
   for (int t = 1; t < steps; t++)

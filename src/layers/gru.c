@@ -10,9 +10,14 @@
  * be added into the input projection; it is kept per step (area HIDDEN).
  *
  * forward:  P = X W_ih^T            [N*T, F] x [F, 3H]  one GEMM, all steps
- *           per step t: Q_t = h_{t-1} W_hh^T   [N, H] x [H, 3H]  one GEMM
+ *           per step t: P_rz += h_{t-1} W_h{r,z}^T  [N, H] x [H, 2H]  (beta 1)
+ *                       Q_n = h_{t-1} W_hn^T        [N, H] x [H, H]   (beta 0)
  *                       r, z, n, h_t           one fused pass (Q_n += b_hn
  *                       is kept for backward)
+ *           The r and z products add into P: a beta-0 product has OpenBLAS
+ *           zero its output first, a pass over memory as long as the cell's
+ *           reading it back (7% of the benchmark GRU's inference step for
+ *           all of Q). The sum rounds once either way: the same bits.
  * backward (t = T-1 .. 0), with dh = dY_t + carry:
  *           dpre_n = dh (1 - z) (1 - n^2)
  *           dpre_z = dh (h_{t-1} - n) z (1 - z)
@@ -28,8 +33,8 @@
  *
  *   n = tanh(W_in x + b_in + W_hn (r h) + b_hn)
  *
- * so the hidden side of n needs r first. Per step: Q_rz = h W_h{r,z}^T
- * ([N, H] x [H, 2H]), the r and z pass (which keeps r h, area RESET_H),
+ * so the hidden side of n needs r first. Per step: P_rz += h W_h{r,z}^T
+ * ([N, H] x [H, 2H], beta 1), the r and z pass (which keeps r h, area RESET_H),
  * Q_n = (r h) W_hn^T ([N, H] x [H, H]), then the n and h pass. Backward:
  *           dpre_n, dpre_z as above, dQ_n = dpre_n
  *           d(rh)  = dpre_n W_hn          [N, H] x [H, H]  (area D_RESET_H)
@@ -85,8 +90,9 @@ static void gru_bias(const nnlib_layer *l, float *bias, int64_t width) {
   memcpy(bias + 3 * width, bh + 2 * width, (size_t)width * sizeof(float));
 }
 
-/* One step of one sample: p [3H] input side (pre-activations in, r z n
- * out), q [3H] hidden side (W_hh h_{t-1} in; q_n + b_hn out). r and z
+/* One step of one sample: p [3H] (pre-activations in, the hidden side
+ * of r and z included; r z n out), q [3H] hidden side of n in its last H
+ * (W_hn h_{t-1} in; q_n + b_hn out). r and z
  * first (one sigmoid block of 2H), then n and h_t: in one loop n waited
  * for r (an e^x and a division each), which bounded the loop by latency;
  * this way the iterations are independent. The same bits. */
@@ -98,7 +104,7 @@ static void gru_cell(float *restrict p, float *restrict q,
   float *qn = q + 2 * width;
   const float *bn = bias + 2 * width, *bhn = bias + 3 * width;
   for (int64_t j = 0; j < 2 * width; j++) /* r and z */
-    pr[j] = nnlib__sigmoid_gate(pr[j] + q[j] + bias[j]);
+    pr[j] = nnlib__sigmoid_gate(pr[j] + bias[j]);
   for (int64_t j = 0; j < width; j++) {
     float hn = qn[j] + bhn[j];
     float n = nnlib__tanh_gate(pn[j] + bn[j] + pr[j] * hn);
@@ -148,11 +154,13 @@ static int64_t unit_at(const gru_step *p, int64_t s) {
   return (s * p->steps + p->t) * ((const nnlib__recurrent *)p->l)->hidden;
 }
 
-/* Q_t = 0 for every sample (a zero h_{-1}) */
-static void zero_step(float *q, int64_t t, int64_t steps, int64_t width,
+/* Q_n at step t = 0 for every sample (a zero h_{-1}; the r and z sides
+ * add nothing to P) */
+static void zero_step(float *q, int64_t t, int64_t steps, int64_t hsz,
                       int64_t n) {
   for (int64_t s = 0; s < n; s++)
-    memset(q + (s * steps + t) * width, 0, (size_t)width * sizeof(float));
+    memset(q + (s * steps + t) * 3 * hsz + 2 * hsz, 0,
+           (size_t)hsz * sizeof(float));
 }
 
 static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
@@ -168,6 +176,21 @@ static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* Columns [col, col + width) of `out` (P or Q, [N, T, 3H]) at step t,
+ * beta times what they hold plus the rows of `in` at step t (ld T*H) times
+ * W_hh's rows [col, col + width) transposed: [N, H] x [H, width], one GEMM
+ * over the batch. */
+static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
+                                   int64_t t, int64_t col, int64_t width,
+                                   float beta, float *out_all, int64_t n,
+                                   int64_t steps) {
+  int64_t h = ((const nnlib__recurrent *)l)->hidden;
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, width, h, 1.0f,
+                     in_all + t * h, steps * h,
+                     nnlib__recurrent_w_hh(l) + col * h, h, beta,
+                     out_all + t * 3 * h + col, steps * 3 * h);
+}
+
 /* The steps of linear_before_reset 1: Q_t = h_{t-1} W_hh^T, one pass. */
 static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
                                       const gru_areas *a, float *y, int64_t n,
@@ -176,39 +199,29 @@ static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   gru_step step = {l, a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
-    if (t > 0 || !zero_start)
-      NNLIB_TRY(
-          nnlib__recurrent_step_product(l, a->hprev, t, 0.0f, a->q, n, steps));
-    else
-      zero_step(a->q, t, steps, 3 * hsz, n);
+    if (t > 0 || !zero_start) {
+      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n,
+                               steps));
+      NNLIB_TRY(hidden_product(l, a->hprev, t, 2 * hsz, hsz, 0.0f, a->q, n,
+                               steps));
+    } else {
+      zero_step(a->q, t, steps, hsz, n);
+    }
     gru_pass(&step, t, n, 3 * RNN_COST_GATE + 3 * RNN_COST_NONLINEAR,
              cells_reset_after);
   }
   return NNLIB_OK;
 }
 
-/* Columns [col, col + width) of Q at step t (rows ld T*3H) = rows of `in`
- * at step t (ld T*H) times W_hh's rows [col, col + width) transposed:
- * [N, H] x [H, width], one GEMM over the batch. */
-static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
-                                   int64_t t, int64_t col, int64_t width,
-                                   float *q_all, int64_t n, int64_t steps) {
-  int64_t h = ((const nnlib__recurrent *)l)->hidden;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, width, h, 1.0f,
-                     in_all + t * h, steps * h,
-                     nnlib__recurrent_w_hh(l) + col * h, h, 0.0f,
-                     q_all + t * 3 * h + col, steps * 3 * h);
-}
-
 /* linear_before_reset 0, first pass of one sample: r and z (into p's r and
- * z blocks, one sigmoid block of 2H) and r h_{t-1} (into rh). */
+ * z blocks, which hold both sides' products; one sigmoid block of 2H) and
+ * r h_{t-1} (into rh). */
 NNLIB__GATE_CLONES
-static void gru_reset_update(float *restrict p, const float *restrict q,
-                             const float *restrict bias,
+static void gru_reset_update(float *restrict p, const float *restrict bias,
                              const float *restrict hprev,
                              float *restrict rh, int64_t width) {
   for (int64_t j = 0; j < 2 * width; j++)
-    p[j] = nnlib__sigmoid_gate(p[j] + q[j] + bias[j]);
+    p[j] = nnlib__sigmoid_gate(p[j] + bias[j]);
   for (int64_t j = 0; j < width; j++)
     rh[j] = p[j] * hprev[j];
 }
@@ -236,8 +249,7 @@ static void cells_reset_update(void *ctx, int64_t begin, int64_t end) {
   int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
   for (int64_t s = begin; s < end; s++) {
     int64_t at = unit_at(p, s);
-    gru_reset_update(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
-                     a->rh + at, hsz);
+    gru_reset_update(a->p + 3 * at, a->bias, a->hprev + at, a->rh + at, hsz);
   }
 }
 
@@ -264,13 +276,15 @@ static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
   for (int64_t t = 0; t < steps; t++) {
     bool from_zero = t == 0 && zero_start; /* h_{-1} = 0: Q = 0, r h = 0 */
     if (from_zero)
-      zero_step(a->q, t, steps, 3 * hsz, n);
+      zero_step(a->q, t, steps, hsz, n);
     else
-      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, a->q, n, steps));
+      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n,
+                               steps));
     gru_pass(&step, t, n, 3 * RNN_COST_GATE + 2 * RNN_COST_NONLINEAR,
              cells_reset_update);
     if (!from_zero)
-      NNLIB_TRY(hidden_product(l, a->rh, t, 2 * hsz, hsz, a->q, n, steps));
+      NNLIB_TRY(hidden_product(l, a->rh, t, 2 * hsz, hsz, 0.0f, a->q, n,
+                               steps));
     gru_pass(&step, t, n, 2 * RNN_COST_GATE + RNN_COST_NONLINEAR,
              cells_new_state);
   }
