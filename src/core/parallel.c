@@ -29,11 +29,16 @@
 
 #define MAX_WORKERS 63
 /* How long an idle worker keeps looking for the next job before it sleeps.
- * Measured on the gpt step at two threads (idle machine, interleaved):
- * 20 us and 200 us gave the same speed, 0 lost about 5% to wake-ups; under
- * load a 200 us spin lost up to 20%, taking the core OpenBLAS's thread
- * wanted for the next GEMM. */
-#define SPIN_NS 20000
+ * Waking a sleeping worker costs tens of microseconds on a virtual machine
+ * (the idle vCPU has to be woken too), as much as a small pass or product
+ * saves by the split: with 20 us, predicting one image of the benchmark CNN
+ * on two threads ran at 0.90x of one thread, its workers asleep between the
+ * jobs of each call; with 200 us at 1.35x of the 20 us spin (medians of 5
+ * interleaved rounds of 1 s), the other models within the noise (gpt
+ * training 1.03x). The spin yields the core on every turn, and OpenBLAS,
+ * kept to one thread (core/blas.c), has no threads of its own left to
+ * compete with it for the next GEMM. */
+#define SPIN_NS 200000
 
 typedef struct {
   pthread_mutex_t submit; /* one job at a time                            */
