@@ -1119,7 +1119,9 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0, 0, NULL, NULL, 1.0, 256, NAN, "none", {NAN, NAN}, NULL};
+  bench_config c = {NULL, 0,      0,          NULL,
+                    NULL, 1.0,    256,        NAN,
+                    "none", {NAN, NAN}, NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)

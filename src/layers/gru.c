@@ -6,8 +6,9 @@
  *   n = tanh(W_in x + b_in + r (W_hn h + b_hn))
  *   h_t = (1 - z) n + z h_{t-1}
  *
- * The reset gate multiplies W_hn h + b_hn, so the recurrent product cannot
- * be added into the input projection; it is kept per step (area HIDDEN).
+ * The reset gate multiplies W_hn h + b_hn, so that part of the recurrent
+ * product cannot be added into the input projection; it is kept per step
+ * (area HIDDEN, whose r and z columns only backward uses).
  *
  * forward:  P = X W_ih^T            [N*T, F] x [F, 3H]  one GEMM, all steps
  *           per step t: P_rz += h_{t-1} W_h{r,z}^T  [N, H] x [H, 2H]  (beta 1)
@@ -34,7 +35,8 @@
  *   n = tanh(W_in x + b_in + W_hn (r h) + b_hn)
  *
  * so the hidden side of n needs r first. Per step: P_rz += h W_h{r,z}^T
- * ([N, H] x [H, 2H], beta 1), the r and z pass (which keeps r h, area RESET_H),
+ * ([N, H] x [H, 2H], beta 1), the r and z pass (which keeps r h, area
+ * RESET_H),
  * Q_n = (r h) W_hn^T ([N, H] x [H, H]), then the n and h pass. Backward:
  *           dpre_n, dpre_z as above, dQ_n = dpre_n
  *           d(rh)  = dpre_n W_hn          [N, H] x [H, H]  (area D_RESET_H)
@@ -191,7 +193,8 @@ static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
                      out_all + t * 3 * h + col, steps * 3 * h);
 }
 
-/* The steps of linear_before_reset 1: Q_t = h_{t-1} W_hh^T, one pass. */
+/* The steps of linear_before_reset 1: P_rz += h_{t-1} W_h{r,z}^T and Q_n =
+ * h_{t-1} W_hn^T, then one pass. */
 static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
                                       const gru_areas *a, float *y, int64_t n,
                                       int64_t steps) {
@@ -200,10 +203,10 @@ static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
   gru_step step = {l, a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
     if (t > 0 || !zero_start) {
-      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n,
-                               steps));
-      NNLIB_TRY(hidden_product(l, a->hprev, t, 2 * hsz, hsz, 0.0f, a->q, n,
-                               steps));
+      NNLIB_TRY(
+          hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n, steps));
+      NNLIB_TRY(
+          hidden_product(l, a->hprev, t, 2 * hsz, hsz, 0.0f, a->q, n, steps));
     } else {
       zero_step(a->q, t, steps, hsz, n);
     }
@@ -218,8 +221,8 @@ static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
  * r h_{t-1} (into rh). */
 NNLIB__GATE_CLONES
 static void gru_reset_update(float *restrict p, const float *restrict bias,
-                             const float *restrict hprev,
-                             float *restrict rh, int64_t width) {
+                             const float *restrict hprev, float *restrict rh,
+                             int64_t width) {
   for (int64_t j = 0; j < 2 * width; j++)
     p[j] = nnlib__sigmoid_gate(p[j] + bias[j]);
   for (int64_t j = 0; j < width; j++)
@@ -274,17 +277,17 @@ static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   gru_step step = {l, a, y, NULL, NULL, 0, steps};
   for (int64_t t = 0; t < steps; t++) {
-    bool from_zero = t == 0 && zero_start; /* h_{-1} = 0: Q = 0, r h = 0 */
+    bool from_zero = t == 0 && zero_start; /* h_{-1} = 0: Q_n = 0, r h = 0 */
     if (from_zero)
       zero_step(a->q, t, steps, hsz, n);
     else
-      NNLIB_TRY(hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n,
-                               steps));
+      NNLIB_TRY(
+          hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n, steps));
     gru_pass(&step, t, n, 3 * RNN_COST_GATE + 2 * RNN_COST_NONLINEAR,
              cells_reset_update);
     if (!from_zero)
-      NNLIB_TRY(hidden_product(l, a->rh, t, 2 * hsz, hsz, 0.0f, a->q, n,
-                               steps));
+      NNLIB_TRY(
+          hidden_product(l, a->rh, t, 2 * hsz, hsz, 0.0f, a->q, n, steps));
     gru_pass(&step, t, n, 2 * RNN_COST_GATE + RNN_COST_NONLINEAR,
              cells_new_state);
   }
@@ -354,8 +357,8 @@ static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
     gru_pass(&step, t, n, 6 * RNN_COST_GATE, cells_back_reset_after);
     /* carry = dh z (written above) + dQ_t W_hh */
     if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, a->q, t, 1.0f, a->carry, n,
-                                               steps));
+      NNLIB_TRY(
+          nnlib__recurrent_carry_product(l, a->q, t, 1.0f, a->carry, n, steps));
   }
   return NNLIB_OK;
 }
@@ -366,8 +369,8 @@ static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
 NNLIB__WIDE_VECTOR_CLONES
 static void gru_back_new_update(float *restrict p, float *restrict q,
                                 const float *restrict hprev,
-                                const float *restrict dy,
-                                float *restrict carry, int64_t width) {
+                                const float *restrict dy, float *restrict carry,
+                                int64_t width) {
   float *pz = p + width, *pn = p + 2 * width;
   float *qz = q + width, *qn = q + 2 * width;
   for (int64_t j = 0; j < width; j++) {
@@ -456,9 +459,9 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
     NNLIB_TRY(back_reset_after(l, run, &a, dy, n, steps));
   else
     NNLIB_TRY(back_reset_first(l, run, &a, dy, n, steps));
-  return nnlib__recurrent_finish_backward(
-      l, run, x, a.p, a.q, a.hprev, r->linear_before_reset ? NULL : a.rh, dx,
-      n);
+  return nnlib__recurrent_finish_backward(l, run, x, a.p, a.q, a.hprev,
+                                          r->linear_before_reset ? NULL : a.rh,
+                                          dx, n);
 }
 
 static const nnlib__layer_ops gru_ops = {
@@ -475,8 +478,7 @@ static const nnlib__layer_ops gru_ops = {
 
 nnlib_status nnlib__gru_create(nnlib_layer **out, int64_t input_size,
                                int64_t hidden_size, int with_bias,
-                               int return_sequences,
-                               bool linear_before_reset) {
+                               int return_sequences, bool linear_before_reset) {
   nnlib__recurrent_args a = {input_size, hidden_size, with_bias,
                              return_sequences};
   NNLIB_TRY(nnlib__recurrent_create(out, &gru_ops, "gru", 3, &a));
