@@ -112,8 +112,8 @@ void bench_fill(float *v, size_t n, float lo, float hi, uint32_t *state) {
   }
 }
 
-/* Whether `line` is "key<tabs or spaces>: ...": "model" must not take
- * "model name"'s line. */
+/* The value of `line` if it reads "key<tabs or spaces>: value", else
+ * NULL: "model" must not take "model name"'s line. */
 static const char *cpuinfo_value(const char *line, const char *key) {
   size_t len = strlen(key);
   if (strncmp(line, key, len) != 0)

@@ -1119,9 +1119,11 @@ static const char *arg_value(int argc, char **argv, int *i) {
 }
 
 static bench_config parse_args(int argc, char **argv) {
-  bench_config c = {NULL, 0,      0,          NULL,
-                    NULL, 1.0,    256,        NAN,
-                    "none", {NAN, NAN}, NULL};
+  bench_config c = {.seconds = 1.0,
+                    .new_tokens = 256,
+                    .peak_per_core = NAN,
+                    .peak_isa = "none",
+                    .peaks = {NAN, NAN}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--model") == 0)
