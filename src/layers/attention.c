@@ -201,7 +201,7 @@ static bool drops(const attention_layer *a, const nnlib__run *run) {
  * cheap passes), so a small call stays on the calling thread. Every index
  * of a split (a row, a block of columns, a score block) is computed alone,
  * so the bits never depend on the thread count. */
-enum { MIN_PART_VALUES = 32768, COLUMN_BLOCK = 16 };
+enum { MIN_PART_VALUES = 32768 };
 
 static int64_t min_part(int64_t values_per_index) {
   return nnlib__parallel_grain(values_per_index, MIN_PART_VALUES);
@@ -227,30 +227,6 @@ static void broadcast_rows(float *y, const float *b, int64_t rows,
                            int64_t cols) {
   bias_pass p = {y, b, rows, cols};
   nnlib__parallel_for(rows, min_part(cols), broadcast_range, &p);
-}
-
-/* Columns [begin, end) blocks of COLUMN_BLOCK, each summed over all rows
- * in row order: the order of one running sum per column, whatever the
- * split. */
-static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
-  const bias_pass *p = ctx;
-  int64_t c0 = begin * COLUMN_BLOCK;
-  int64_t c1 = end * COLUMN_BLOCK < p->cols ? end * COLUMN_BLOCK : p->cols;
-  float *b = p->y;
-  memset(b + c0, 0, (size_t)(c1 - c0) * sizeof(float));
-  for (int64_t r = 0; r < p->rows; r++) {
-    const float *row = p->b + r * p->cols;
-    for (int64_t j = c0; j < c1; j++)
-      b[j] += row[j];
-  }
-}
-
-/* b = column sums of dy [rows, cols] */
-static void column_sums(const float *dy, float *b, int64_t rows,
-                        int64_t cols) {
-  bias_pass p = {b, dy, rows, cols};
-  nnlib__parallel_for((cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK,
-                      min_part(rows * COLUMN_BLOCK), column_sums_range, &p);
 }
 
 /* The row loops below keep LANES independent partial maxima and sums, so
@@ -703,7 +679,7 @@ static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
   bool dropout = drops(a, run);
   /* dW_out = dY^T O [D,R] x [R,D]; dO = dY W_out [R,D] x [D,D] */
   if (prm.b_out != NULL)
-    column_sums(dy, prm.b_out->grad.data, rows, d);
+    nnlib__column_sums(dy, rows, d, d, prm.b_out->grad.data, MIN_PART_VALUES);
   NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, d, d, rows, 1.0f, dy, d,
                         ws + w.o, d, 0.0f, prm.w_out->grad.data, d));
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, rows, d, d, 1.0f, dy,
@@ -720,7 +696,8 @@ static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
   /* dW_in = dQKV^T X [3D,R] x [R,D]; dX = dQKV W_in [R,3D] x [3D,D] */
   const float *dqkv = ws + w.dqkv;
   if (prm.b_in != NULL)
-    column_sums(dqkv, prm.b_in->grad.data, rows, 3 * d);
+    nnlib__column_sums(dqkv, rows, 3 * d, 3 * d, prm.b_in->grad.data,
+                       MIN_PART_VALUES);
   NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, 3 * d, d, rows, 1.0f,
                         dqkv, 3 * d, x, d, 0.0f, prm.w_in->grad.data, d));
   if (dx != NULL)

@@ -1,5 +1,6 @@
 /* layer.c - what every layer kind shares, and the public layer accessors. */
 #include "layers/layer.h"
+#include "core/vecmath.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -225,4 +226,42 @@ nnlib_status nnlib__layer_plan(nnlib_layer *l, size_t index,
   char label[NNLIB__LABEL_SIZE];
   snprintf(label, sizeof label, "layer %zu (%s)", index, l->ops->name(l));
   return nnlib__layer_plan_inputs(l, label, in, 1, max_batch, context);
+}
+
+/* Column sums run over blocks of this many columns (a cache line); a part
+ * of the split holds whole blocks. */
+enum { COLUMN_BLOCK = 16 };
+
+typedef struct column_sums_job {
+  const float *m;
+  int64_t rows, cols, ld;
+  float *out;
+} column_sums_job;
+
+/* The columns of blocks [begin, end), rows outer: each row's stretch is
+ * one contiguous read and the sums stay in L1, where a column-block-outer
+ * loop reads one cache line per row of a matrix that does not fit. Each
+ * column is still summed in row order from 0. */
+NNLIB__VECTOR_CLONES
+static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
+  const column_sums_job *job = ctx;
+  int64_t from = begin * COLUMN_BLOCK, to = end * COLUMN_BLOCK;
+  if (to > job->cols)
+    to = job->cols;
+  float *restrict out = job->out + from;
+  int64_t width = to - from;
+  memset(out, 0, (size_t)width * sizeof(float));
+  for (int64_t i = 0; i < job->rows; i++) {
+    const float *restrict row = job->m + i * job->ld + from;
+    for (int64_t j = 0; j < width; j++)
+      out[j] += row[j];
+  }
+}
+
+void nnlib__column_sums(const float *m, int64_t rows, int64_t cols,
+                        int64_t ld, float *out, int64_t min_values) {
+  column_sums_job job = {m, rows, cols, ld, out};
+  nnlib__parallel_for((cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK,
+                      nnlib__parallel_grain(rows * COLUMN_BLOCK, min_values),
+                      column_sums_range, &job);
 }

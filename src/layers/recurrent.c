@@ -456,43 +456,6 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                      nnlib__recurrent_w_hh(l), h, beta, carry, h);
 }
 
-/* Column sums run over blocks of this many columns (a cache line), each
- * block's sums on one thread, every column in row order: the same bits on
- * any thread count. */
-#define SUM_BLOCK 16
-
-typedef struct column_sums_job {
-  const float *m;
-  int64_t rows, cols, ld; /* ld: floats between rows of m */
-  float *out;
-} column_sums_job;
-
-/* out[j] = sum over rows of m[row, j], for the columns of blocks
- * [begin, end) */
-static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
-  const column_sums_job *job = ctx;
-  int64_t from = begin * SUM_BLOCK, to = end * SUM_BLOCK;
-  if (to > job->cols)
-    to = job->cols;
-  float *out = job->out;
-  memset(out + from, 0, (size_t)(to - from) * sizeof(float));
-  for (int64_t i = 0; i < job->rows; i++) {
-    const float *row = job->m + i * job->ld;
-    for (int64_t j = from; j < to; j++)
-      out[j] += row[j];
-  }
-}
-
-static void column_sums(const float *m, int64_t rows, int64_t cols,
-                        int64_t ld, float *out) {
-  column_sums_job job = {m, rows, cols, ld, out};
-  int64_t blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
-  /* an addition costs about what a gate value of a backward cell does */
-  int64_t per_block = rows * SUM_BLOCK * RNN_COST_GATE;
-  nnlib__parallel_for(blocks, (pass_grain + per_block - 1) / per_block,
-                      column_sums_range, &job);
-}
-
 /* db = column sums of dG (into the gradient tensor), except its first
  * `copied` columns: a copy of `same`, the other bias's gradient, where
  * both come from the same values of dG; with fused SGD b -= lr db. */
@@ -502,8 +465,10 @@ static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
   float *db = l->params[which].grad.data;
   if (copied > 0)
     memcpy(db, same, (size_t)copied * sizeof(float));
+  /* an addition costs about what a gate value of a backward cell does */
   if (copied < cols)
-    column_sums(dg + copied, rows, cols - copied, cols, db + copied);
+    nnlib__column_sums(dg + copied, rows, cols - copied, cols, db + copied,
+                       pass_grain / RNN_COST_GATE);
   if (!run->sgd_fused)
     return;
   float *b = l->params[which].value.data;
