@@ -298,9 +298,12 @@ static int recurrent_gemms(const layer_call *c, bool backward,
 
 /* Samples conv2d lowers at once for a batch of n (the model's maximum) on
  * the BLAS threads now set: src/layers/conv2d.c chunk_samples with its
- * constants, kept in step by hand. per_sample: the floats of col and Z per
- * sample, (K + Co) P. */
-static int conv_chunk(int64_t per_sample, int64_t p, int64_t n) {
+ * constants, kept in step by hand. K rows of col, Co output channels, P
+ * positions; per_sample: the floats of col and Z per sample, (K + Co) P. */
+static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
+  if (k < 32 && nnlib_get_num_threads() == 1) /* THIN_PATCH */
+    return 1;
+  const int64_t per_sample = (k + co) * p;
   const int64_t whole = ((int64_t)16 << 20) / 4;
   const int64_t budget = ((int64_t)2 << 20) / 4;
   const int64_t fill = ((int64_t)8 << 20) / 4; /* with several threads */
@@ -334,7 +337,7 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     return -1;
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
-  int m = conv_chunk((int64_t)(k + co) * p, p, n);
+  int m = conv_chunk(k, co, p, n);
   /* inference on one thread: chunks whose Z [Co, m P] fits 256 KB
    * (src/layers/conv2d.c, forward_chunk) */
   if (!c->training && nnlib_get_num_threads() == 1) {
