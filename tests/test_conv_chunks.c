@@ -215,8 +215,9 @@ static void check_pair(const conv_case *first, const conv_case *second,
 }
 
 /* The first layer of a pair: a 1x1 convolution from 2 channels to the
- * input of `c` (small: lowered whole, so its backward reuses forward's
- * col). */
+ * input of `c` (small: lowered whole on two threads, so its backward
+ * reuses forward's col; on one, K = 2 is a thin lowering, one sample at a
+ * time). */
 static conv_case before(const conv_case *c) {
   conv_case f = {2, c->h, c->w, c->cin, 1, 1, 1, 1, 0, 0, 1, 1, 1};
   return f;

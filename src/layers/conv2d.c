@@ -59,6 +59,9 @@ typedef struct conv2d_layer {
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
   int64_t chunk[2]; /* samples lowered at once on one thread, on more */
+  /* the chunk of the last forward outside inference (0: none since
+   * planning): col still holds that forward's last chunk */
+  int64_t lowered_chunk;
   int64_t fold_at;  /* workspace offset of W', b' and s when folding */
 } conv2d_layer;
 
@@ -222,6 +225,7 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
                         (long long)k, (long long)p);
   c->chunk[0] = chunk_samples(c, max_batch, false);
   c->chunk[1] = chunk_samples(c, max_batch, true);
+  c->lowered_chunk = 0;
   int64_t m = c->chunk[1]; /* >= chunk[0] */
   /* m > 1 only when (K + Co) m P floats fit WHOLE_BATCH_BYTES, and Co m P
    * fits too with m = 1 (one sample's Z) */
@@ -622,6 +626,8 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    ? (c->out_h / 2) * (c->out_w / 2) : p);
   float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
   int64_t chunk = forward_chunk(c, run);
+  if (!run->folded) /* inference may run on several threads at once */
+    c->lowered_chunk = chunk;
   for (int64_t s = 0; s < n; s += chunk) {
     int64_t m = n - s < chunk ? n - s : chunk;
     float *ys = y + s * y_size, *z = m == 1 && t.pool == NULL ? ys : zbuf;
@@ -727,10 +733,10 @@ static nnlib_status conv2d_backward(nnlib_layer *l, const nnlib__run *run,
   conv2d_layer *c = (conv2d_layer *)l;
   if (c->o.with_bias)
     bias_grad(c, dy, l->params[1].grad.data, n);
-  /* a batch of one chunk at either thread count (the smaller chunk):
-   * forward's col is still in the workspace */
-  bool lowered = n <= c->chunk[0];
+  /* a batch that forward lowered in one chunk, and backward takes in one
+   * chunk of the same size: forward's col is still in the workspace */
   int64_t chunk = chunk_now(c);
+  bool lowered = n <= c->lowered_chunk && n <= chunk;
   for (int64_t s = 0; s < n; s += chunk)
     NNLIB_TRY(backward_chunk(l, run, x, dy, dx, s,
                              n - s < chunk ? n - s : chunk, lowered));
