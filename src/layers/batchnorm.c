@@ -142,19 +142,29 @@ static void sum_grads(const float *g, const float *relu_y, const float *v,
   }
 }
 
-/* Mean and biased variance of channel c over the batch: two passes (the
- * second centred on the mean, which keeps the variance accurate when the
- * mean is far from 0). */
-static void channel_moments(const batchnorm_layer *b, const float *x,
-                            int64_t n, int64_t c, double *mean, double *var) {
+/* The sums of channels [c0, c0 + count) over the batch, sample by sample
+ * (each sample's planes of those channels are one contiguous stretch, so
+ * the pass reads memory in order, where a channel at a time jumps from
+ * plane to plane); each channel still adds its planes in sample order. */
+static void channel_sums(const batchnorm_layer *b, const float *x, int64_t n,
+                         int64_t c0, int64_t count, double *sum) {
   int64_t s = b->positions, stride = b->channels * s;
-  double sum = 0.0, sq = 0.0;
+  for (int64_t c = 0; c < count; c++)
+    sum[c] = 0.0;
   for (int64_t i = 0; i < n; i++)
-    sum += sum_centred(x + i * stride + c * s, s, 0.0f, false);
-  *mean = sum / (double)(n * s);
+    for (int64_t c = 0; c < count; c++)
+      sum[c] += sum_centred(x + i * stride + (c0 + c) * s, s, 0.0f, false);
+}
+
+/* The biased variance of channel c about its mean, a second pass centred
+ * on the mean (accurate when the mean is far from 0). */
+static double channel_variance(const batchnorm_layer *b, const float *x,
+                               int64_t n, int64_t c, double mean) {
+  int64_t s = b->positions, stride = b->channels * s;
+  double sq = 0.0;
   for (int64_t i = 0; i < n; i++)
-    sq += sum_centred(x + i * stride + c * s, s, (float)*mean, true);
-  *var = sq / (double)(n * s);
+    sq += sum_centred(x + i * stride + c * s, s, (float)mean, true);
+  return sq / (double)(n * s);
 }
 
 /* The passes run over channels (a channel's statistics, gradients and
@@ -168,6 +178,9 @@ static int64_t per_part(int64_t floats_per_index) {
     return 1;
   return (GRAIN_FLOATS + floats_per_index - 1) / floats_per_index;
 }
+
+/* Channels whose sums one sample-ordered pass takes */
+enum { SUM_BLOCK = 64 };
 
 /* What a pass reads and writes. */
 typedef struct bn_pass {
@@ -218,9 +231,13 @@ static void train_channels(void *ctx, int64_t begin, int64_t end) {
   float *rm = t->l->buffers[RUNNING_MEAN].value.data;
   float *rv = t->l->buffers[RUNNING_VAR].value.data;
   int64_t count = t->n * b->positions;
+  double sums[SUM_BLOCK];
   for (int64_t c = begin; c < end; c++) {
-    double mean, var;
-    channel_moments(b, t->x, t->n, c, &mean, &var);
+    if ((c - begin) % SUM_BLOCK == 0)
+      channel_sums(b, t->x, t->n, c,
+                   end - c < SUM_BLOCK ? end - c : SUM_BLOCK, sums);
+    double mean = sums[(c - begin) % SUM_BLOCK] / (double)count;
+    double var = channel_variance(b, t->x, t->n, c, mean);
     t->mu[c] = (float)mean;
     t->r[c] = (float)(1.0 / sqrt(var + (double)b->epsilon));
     if (count > 1) {
