@@ -331,6 +331,23 @@ static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
+/* Backward's first pass over a channel reads a plane of s values every
+ * C s values, of dy, x and y. A plane of up to SMALL_PLANE values (a 14x14
+ * map is 196) is too short for the hardware prefetcher to get ahead of
+ * the reads, so the next planes are asked for while this one is summed:
+ * the benchmark CNN's second batchnorm (64 channels of 14x14) ran its
+ * backward 20% faster on one thread and on two (medians of 7, profile);
+ * for 28x28 planes it did not help, and no more did it in forward's
+ * variance pass, which finds its data in cache after the sums. */
+enum { SMALL_PLANE = 256, FLOATS_PER_LINE = 16 };
+
+static void prefetch_plane(const float *plane, int64_t s) {
+  if (s > SMALL_PLANE)
+    return;
+  for (int64_t q = 0; q < s; q += FLOATS_PER_LINE)
+    __builtin_prefetch(plane + q);
+}
+
 /* dbeta[c] = sum dy, dgamma[c] = sum dy xh over channel c. */
 static void channel_grads(const batchnorm_layer *b, const float *x,
                           const float *dy, const float *relu_y, int64_t n,
@@ -340,6 +357,12 @@ static void channel_grads(const batchnorm_layer *b, const float *x,
   double sb = 0.0, sg = 0.0;
   for (int64_t i = 0; i < n; i++) {
     int64_t at = i * stride + c * s;
+    if (i + 1 < n) { /* the channel's next planes */
+      prefetch_plane(dy + at + stride, s);
+      prefetch_plane(x + at + stride, s);
+      if (relu_y != NULL)
+        prefetch_plane(relu_y + at + stride, s);
+    }
     sum_grads(dy + at, relu_y != NULL ? relu_y + at : NULL, x + at, s, mu,
               &sb, &sg);
   }
