@@ -54,6 +54,7 @@ static int64_t gemm_rows(const nnlib_layer *l, const nnlib__run *run,
  * into y (a tiled copy over at most 128 x out floats, in cache). One row
  * is a matrix-vector product either way (blas.c). */
 enum { TRANSPOSED_MAX_ROWS = 128 };
+
 /* Beyond this workspace (16 MB) the layer keeps the plain product. */
 #define TRANSPOSED_MAX_FLOATS ((int64_t)1 << 22)
 
@@ -163,6 +164,10 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
   return NNLIB_OK;
 }
 
+/* The bias gradient of a layer without a fused activation is split over
+ * nnlib's threads when a part sums at least this many values. */
+#define BIAS_GRAIN ((int64_t)32768)
+
 static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, const float *y, float *dy,
                                    float *dx, int64_t samples) {
@@ -170,14 +175,12 @@ static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
   int64_t in = d->in_features, out = d->out_features;
   int64_t n = gemm_rows(l, run, samples);
   float *db = d->with_bias ? l->params[1].grad.data : NULL;
-  if (l->fused_activation != NULL || db != NULL) {
-    nnlib_activation act = NNLIB_ACT_IDENTITY;
-    float param = 0.0f;
-    if (l->fused_activation != NULL) {
-      act = nnlib__activation_kind(l->fused_activation);
-      param = nnlib__activation_param(l->fused_activation);
-    }
+  if (l->fused_activation != NULL) {
+    nnlib_activation act = nnlib__activation_kind(l->fused_activation);
+    float param = nnlib__activation_param(l->fused_activation);
     nnlib__activation_backward(act, param, y, dy, dy, db, n, out);
+  } else if (db != NULL) { /* dZ is dY itself: only its column sums */
+    nnlib__column_sums(dy, n, out, out, db, BIAS_GRAIN);
   }
   /* dX reads W, so it goes first: a fused update changes W below */
   float *w = l->params[0].value.data;
