@@ -336,9 +336,10 @@ static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
  * map is 196) is too short for the hardware prefetcher to get ahead of
  * the reads, so the next planes are asked for while this one is summed:
  * the benchmark CNN's second batchnorm (64 channels of 14x14) ran its
- * backward 20% faster on one thread and on two (medians of 7, profile);
- * for 28x28 planes it did not help, and no more did it in forward's
- * variance pass, which finds its data in cache after the sums. */
+ * backward 10-20% faster on one thread and 6-20% on two (medians of 7 and
+ * 9 rounds of the profile, two runs each). For 28x28 planes it did not
+ * help, nor in forward's variance pass, which finds its data in cache
+ * after the sums, nor as a prefetch for writing forward's output. */
 enum { SMALL_PLANE = 256, FLOATS_PER_LINE = 16 };
 
 static void prefetch_plane(const float *plane, int64_t s) {
