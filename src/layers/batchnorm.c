@@ -234,8 +234,8 @@ static void train_channels(void *ctx, int64_t begin, int64_t end) {
   double sums[SUM_BLOCK];
   for (int64_t c = begin; c < end; c++) {
     if ((c - begin) % SUM_BLOCK == 0)
-      channel_sums(b, t->x, t->n, c,
-                   end - c < SUM_BLOCK ? end - c : SUM_BLOCK, sums);
+      channel_sums(b, t->x, t->n, c, end - c < SUM_BLOCK ? end - c : SUM_BLOCK,
+                   sums);
     double mean = sums[(c - begin) % SUM_BLOCK] / (double)count;
     double var = channel_variance(b, t->x, t->n, c, mean);
     t->mu[c] = (float)mean;

@@ -258,8 +258,8 @@ static void column_sums_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-void nnlib__column_sums(const float *m, int64_t rows, int64_t cols,
-                        int64_t ld, float *out, int64_t min_values) {
+void nnlib__column_sums(const float *m, int64_t rows, int64_t cols, int64_t ld,
+                        float *out, int64_t min_values) {
   column_sums_job job = {m, rows, cols, ld, out};
   nnlib__parallel_for((cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK,
                       nnlib__parallel_grain(rows * COLUMN_BLOCK, min_values),

@@ -220,8 +220,8 @@ void nnlib__layer_declare_buffer(nnlib_layer *l, const char *name,
  * overlap m): each column summed in row order from 0, so the same bits
  * on any thread count; split over nnlib's threads in blocks of 16 columns
  * when a part holds at least min_values values. */
-void nnlib__column_sums(const float *m, int64_t rows, int64_t cols,
-                        int64_t ld, float *out, int64_t min_values);
+void nnlib__column_sums(const float *m, int64_t rows, int64_t cols, int64_t ld,
+                        float *out, int64_t min_values);
 
 /* Activation kernels, shared between the activation layer and the dense
  * layer's fused pass. Elementwise kinds only (not softmax). */
