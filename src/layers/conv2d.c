@@ -151,9 +151,10 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * on one thread. Its GEMM does 2K flops per output value, about what
  * copying Z into y's layout costs; with one sample the GEMM writes y
  * itself, backward takes dy as dZ, and the sample's col stays in L1. The
- * benchmark CNN (K = 9) trained 1.04x faster on one thread (median of 8
- * interleaved pairs, inference unchanged). On two threads each of the
- * batch's small GEMMs is split and waited for, and it ran slower, so the
+ * benchmark CNN (K = 9) trained 1.04x-1.05x faster on one thread (batch
+ * 256 and 64, medians of 5-9 alternated rounds; inference unchanged). On
+ * two threads a sample's GEMM is below the size worth splitting (blas.c),
+ * so the second thread would idle, and the run was no faster: the
  * threaded chunks stay. */
 #define THIN_PATCH 32
 
