@@ -36,8 +36,8 @@
  *
  * so the hidden side of n needs r first. Per step: P_rz += h W_h{r,z}^T
  * ([N, H] x [H, 2H], beta 1), the r and z pass (which keeps r h, area
- * RESET_H),
- * Q_n = (r h) W_hn^T ([N, H] x [H, H]), then the n and h pass. Backward:
+ * RESET_H), Q_n = (r h) W_hn^T ([N, H] x [H, H]), then the n and h pass.
+ * Backward:
  *           dpre_n, dpre_z as above, dQ_n = dpre_n
  *           d(rh)  = dpre_n W_hn          [N, H] x [H, H]  (area D_RESET_H)
  *           dpre_r = d(rh) h_{t-1} r (1 - r)
