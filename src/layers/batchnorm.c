@@ -16,10 +16,23 @@
  * (fused_activation, as a dense layer fuses its activation): forward
  * applies it in the normalising loop, backward takes dy through it from
  * the output y first, the same expressions as the activation layer's.
+ * A 2x2 max pool at stride 2 that alone reads that ReLU is fused too
+ * (fused_pool): forward normalises a plane's rows into a block on the
+ * stack and selects the windows from there, so y is the pooled map and
+ * each window's winner goes to the workspace as the pool's code; backward
+ * takes dy at the winners only (the pooled gradient, through the ReLU
+ * from the pooled y) and is zero elsewhere. The normalised map and the
+ * pool's gradient over it are never stored. Sums and dx come out as the
+ * three layers' passes give them, bit for bit (pooled_* below).
  * The running statistics are the one piece of state a forward pass changes,
  * and only in training. In predictions a batchnorm that alone reads a
  * convolution does not run: the convolution applies scale and shift from
  * nnlib__batchnorm_fold_terms itself (conv2d.c). */
+/* no FMA contraction under clang either (GCC makes none in ISO C mode):
+ * the fused pool's scalar expressions give the bits of the vector loops */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "layers/layer.h"
 #include "core/vecmath.h"
 
@@ -30,6 +43,7 @@ typedef struct batchnorm_layer {
   nnlib_layer base;
   float momentum, epsilon;
   int64_t channels, positions; /* planned */
+  int64_t height, width;       /* planned with a fused pool: the plane */
 } batchnorm_layer;
 
 enum { GAMMA = 0, BETA = 1, RUNNING_MEAN = 0, RUNNING_VAR = 1 };
@@ -41,7 +55,6 @@ static const char *batchnorm_name(const nnlib_layer *l) {
 
 static nnlib_status batchnorm_plan(nnlib_layer *l, const nnlib__shape *in,
                                    int64_t max_batch) {
-  (void)max_batch;
   batchnorm_layer *b = (batchnorm_layer *)l;
   b->channels = in->dims[0];
   b->positions = nnlib__shape_numel(in) / b->channels;
@@ -51,6 +64,22 @@ static nnlib_status batchnorm_plan(nnlib_layer *l, const nnlib__shape *in,
   nnlib__layer_declare_buffer(l, "running_mean", &b->channels, 1);
   nnlib__layer_declare_buffer(l, "running_var", &b->channels, 1);
   l->workspace_floats = (size_t)(2 * b->channels); /* mu, r */
+  if (l->fused_pool == NULL)
+    return NNLIB_OK;
+  /* then the fused pool's codes, a byte per pooled output (the pool's own
+   * plan checks the shape; a plane that is not [C, H, W] fails there) */
+  b->height = in->rank == 3 ? in->dims[1] : 1;
+  b->width = in->rank == 3 ? in->dims[2] : 1;
+  int64_t codes;
+  if (nnlib__mul_overflows(b->channels * (b->height / 2), b->width / 2,
+                           &codes) ||
+      nnlib__mul_overflows(codes, max_batch, &codes) ||
+      (uint64_t)codes / 4 + 1 > SIZE_MAX / sizeof(float) - l->workspace_floats)
+    return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                        "batchnorm: the pool's codes for a batch of %lld "
+                        "overflow",
+                        (long long)max_batch);
+  l->workspace_floats += (size_t)((codes + 3) / 4);
   return NNLIB_OK;
 }
 
@@ -186,8 +215,10 @@ enum { SUM_BLOCK = 64 };
 typedef struct bn_pass {
   nnlib_layer *l;
   const float *x, *relu_y; /* relu_y: backward's y with a fused ReLU */
-  const float *dy;
+  float *dy;               /* a fused pool's is taken through the ReLU in
+                              place */
   float *y, *dx, *mu, *r;
+  uint8_t *codes; /* a fused pool's (NULL: none, or none kept) */
   int64_t n;
   const nnlib__run *run;
 } bn_pass;
@@ -205,9 +236,48 @@ static void normalise_plane(const float *xv, float *yv, int64_t s, float m,
       yv[q] = (xv[q] - m) * scale + shift;
 }
 
+/* The fused pool's windows are selected from a block of normalised rows
+ * on the stack: whole pairs of rows while 2 W fit (all of a 28x28 plane's
+ * windows in one block), else POOL_BLOCK / 2 columns of one pair. */
+enum { POOL_BLOCK = 4096 };
+
+/* The pooled plane of sample i, channel c: the rows under the windows
+ * normalised (with the ReLU) as normalise_plane writes them, then the
+ * pool's own selection, into y's pooled plane and its codes. */
+static void normalise_pooled(const batchnorm_layer *b, const bn_pass *t,
+                             int64_t i, int64_t c, float m, float scale,
+                             float shift) {
+  int64_t w = b->width, out_h = b->height / 2, out_w = w / 2;
+  int64_t plane = (i * b->channels + c), out_plane = out_h * out_w;
+  const float *x = t->x + plane * b->positions;
+  float *y = t->y + plane * out_plane;
+  uint8_t *codes = t->codes != NULL ? t->codes + plane * out_plane : NULL;
+  float block[POOL_BLOCK];
+  int64_t rows = POOL_BLOCK / (2 * w); /* pairs of rows per block */
+  for (int64_t oh = 0; rows > 0 && oh < out_h; oh += rows) {
+    int64_t count = out_h - oh < rows ? out_h - oh : rows;
+    normalise_plane(x + 2 * oh * w, block, 2 * count * w, m, scale, shift,
+                    true);
+    nnlib__pool2x2_rows(b->base.fused_pool, block, w, count, y + oh * out_w,
+                        codes != NULL ? codes + oh * out_w : NULL, out_w);
+  }
+  int64_t span = POOL_BLOCK / 4; /* windows per block of one pair */
+  for (int64_t oh = 0; rows == 0 && oh < out_h; oh++)
+    for (int64_t ow = 0; ow < out_w; ow += span) {
+      int64_t k = out_w - ow < span ? out_w - ow : span;
+      for (int64_t half = 0; half < 2; half++)
+        normalise_plane(x + (2 * oh + half) * w + 2 * ow, block + half * 2 * k,
+                        2 * k, m, scale, shift, true);
+      int64_t at = oh * out_w + ow;
+      nnlib__pool2x2_rows(b->base.fused_pool, block, 2 * k, 1, y + at,
+                          codes != NULL ? codes + at : NULL, k);
+    }
+}
+
 /* y of sample i, channel c: y = (x - mu) gamma r + beta, then the fused
  * ReLU, if any, in the same loop with the activation layer's expression
- * (NaN stays NaN): the same bits as the two passes. */
+ * (NaN stays NaN): the same bits as the two passes; then the fused
+ * pool's selection, if any. */
 static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
                               int64_t i, int64_t c) {
   const float *gamma = b->base.params[GAMMA].value.data;
@@ -216,6 +286,10 @@ static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
   /* centred first: x scale + (beta - mu scale) would cancel badly for a
    * mean far from 0 */
   float scale = gamma[c] * t->r[c], m = t->mu[c], shift = beta[c];
+  if (b->base.fused_pool != NULL) {
+    normalise_pooled(b, t, i, c, m, scale, shift);
+    return;
+  }
   normalise_plane(t->x + (i * b->channels + c) * s,
                   t->y + (i * b->channels + c) * s, s, m, scale, shift,
                   b->base.fused_activation != NULL);
@@ -313,11 +387,20 @@ nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
   return NNLIB_OK;
 }
 
+/* The fused pool's codes, after mu and r in the workspace. */
+static uint8_t *pool_codes(const batchnorm_layer *b, const nnlib__run *run) {
+  if (b->base.fused_pool == NULL)
+    return NULL;
+  return (uint8_t *)(void *)(run->workspace + 2 * b->channels);
+}
+
 static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
   const batchnorm_layer *b = (const batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
   bn_pass t = {.l = l, .x = x, .y = y, .mu = mu, .r = r, .n = n};
+  /* a folded call runs no backward: no codes */
+  t.codes = run->folded ? NULL : pool_codes(b, run);
   if (run->training) {
     /* training blends the running variance into the next one */
     NNLIB_TRY(batchnorm_check_state(l));
@@ -398,6 +481,137 @@ static void channel_input_grad(const batchnorm_layer *b, const float *x,
   }
 }
 
+/* With a fused pool, dy at the normalised map is the pooled gradient at
+ * each window's winner, taken through the ReLU from the pooled y (the
+ * winner's value), and 0 elsewhere: the pool's backward writes 0.0f + dy
+ * there (-0 becomes +0), and the ReLU passes it where y > 0. */
+static inline float winner_grad(const float *pooled_y, const float *dy,
+                                int64_t q) {
+  return RELU_GRAD(pooled_y, dy, q) + 0.0f;
+}
+
+/* The position in its plane of the winner of window q (row oh, column ow
+ * of the pooled plane) from its code 2 dr + dc. */
+static inline int64_t winner_at(int64_t w, int64_t oh, int64_t ow,
+                                uint8_t code) {
+  return (2 * oh + (code >> 1)) * w + 2 * ow + (code & 1);
+}
+
+/* The gradient at a plane of the normalised map, as the pool's and the
+ * ReLU's backward passes give it, into g [s]: the pooled gradient through
+ * the ReLU, in place over dy (read once), then the pool's spread. */
+static void plane_grad(const batchnorm_layer *b, const float *pooled_y,
+                       float *dy, const uint8_t *codes, float *g) {
+  int64_t out_plane = (b->height / 2) * (b->width / 2);
+  for (int64_t q = 0; q < out_plane; q++)
+    dy[q] = RELU_GRAD(pooled_y, dy, q);
+  nnlib__pool2x2_spread_plane(dy, codes, g, b->height, b->width);
+}
+
+/* sum_grads over a plane larger than the stack block, from its pooled
+ * gradient, adding what sum_grads adds in the same order: position p's
+ * terms go to lane p % LANES (to the double tail past the last whole
+ * group of LANES), each lane in increasing p, so a pooled row's top-row
+ * winners go before its bottom-row ones. The other positions' terms are
+ * zeros, which leave every sum as it is (a lane starting at +0 never
+ * holds -0). */
+static void pooled_sums(const batchnorm_layer *b, const float *x,
+                        const float *pooled_y, const float *dy,
+                        const uint8_t *codes, float mu, double *sum_g,
+                        double *sum_gv) {
+  int64_t w = b->width, out_h = b->height / 2, out_w = w / 2;
+  int64_t s = b->positions, whole = s - s % LANES;
+  float acc[LANES] = {0}, accv[LANES] = {0};
+  float tail_g[LANES] = {0}, tail_v[LANES] = {0};
+  bool tail[LANES] = {false};
+  for (int64_t oh = 0; oh < out_h; oh++)
+    for (uint8_t row = 0; row < 2; row++)
+      for (int64_t ow = 0; ow < out_w; ow++) {
+        int64_t q = oh * out_w + ow;
+        if (codes[q] >> 1 != row)
+          continue;
+        int64_t p = winner_at(w, oh, ow, codes[q]);
+        float g = winner_grad(pooled_y, dy, q), v = x[p] - mu;
+        if (p < whole) {
+          acc[p % LANES] += g;
+          accv[p % LANES] += g * v;
+        } else {
+          tail[p - whole] = true;
+          tail_g[p - whole] = g;
+          tail_v[p - whole] = v;
+        }
+      }
+  for (int k = 0; k < LANES; k++) {
+    *sum_g += acc[k];
+    *sum_gv += accv[k];
+  }
+  for (int k = 0; k < LANES; k++)
+    if (tail[k]) {
+      *sum_g += tail_g[k];
+      *sum_gv += (double)tail_g[k] * tail_v[k];
+    }
+}
+
+/* channel_grads with a fused pool: dbeta and dgamma of channel c, plane by
+ * plane through plane_grad and sum_grads. The gradient goes to dx, whose
+ * pass then reads it back from cache (pooled_input_grad), or without dx
+ * to the stack block (pooled_sums for planes larger than it). */
+static void pooled_channel_grads(const batchnorm_layer *b, const bn_pass *t,
+                                 int64_t c, double *dbeta, double *dgamma) {
+  int64_t s = b->positions, out_plane = (b->height / 2) * (b->width / 2);
+  double sb = 0.0, sg = 0.0;
+  float block[POOL_BLOCK];
+  for (int64_t i = 0; i < t->n; i++) {
+    int64_t plane = i * b->channels + c;
+    const float *x = t->x + plane * s, *py = t->relu_y + plane * out_plane;
+    float *dy = t->dy + plane * out_plane;
+    const uint8_t *codes = t->codes + plane * out_plane;
+    if (i + 1 < t->n) { /* the channel's next planes, as channel_grads */
+      prefetch_plane(x + b->channels * s, s);
+      prefetch_plane(dy + b->channels * out_plane, out_plane);
+      prefetch_plane(py + b->channels * out_plane, out_plane);
+      if (t->dx != NULL)
+        prefetch_plane(t->dx + (plane + b->channels) * s, s);
+    }
+    if (t->dx == NULL && s > POOL_BLOCK) {
+      pooled_sums(b, x, py, dy, codes, t->mu[c], &sb, &sg);
+      continue;
+    }
+    float *g = t->dx != NULL ? t->dx + plane * s : block;
+    plane_grad(b, py, dy, codes, g);
+    sum_grads(g, NULL, x, s, t->mu[c], &sb, &sg);
+  }
+  *dbeta = sb;
+  *dgamma = sg * t->r[c];
+}
+
+/* channel_input_grad's expression over one plane, in place over its
+ * gradient g (written there by pooled_channel_grads). */
+VECTOR_LOOPS
+static void plane_input_grad(float *restrict g, const float *restrict xv,
+                             int64_t s, float k, float mu, float r,
+                             float mean_db, float mean_dg) {
+  for (int64_t q = 0; q < s; q++)
+    g[q] = k * (g[q] - mean_db - (xv[q] - mu) * r * mean_dg);
+}
+
+/* channel_input_grad with a fused pool, over the gradient that
+ * pooled_channel_grads left in dx. */
+static void pooled_input_grad(const batchnorm_layer *b, const bn_pass *t,
+                              int64_t c, float gamma, const double sums[2],
+                              bool training) {
+  int64_t s = b->positions;
+  double m = (double)(t->n * s);
+  float k = gamma * t->r[c], mu = t->mu[c], r = t->r[c];
+  float mean_db = training ? (float)(sums[0] / m) : 0.0f;
+  float mean_dg = training ? (float)(sums[1] / m) : 0.0f;
+  for (int64_t i = 0; i < t->n; i++) {
+    int64_t plane = i * b->channels + c;
+    plane_input_grad(t->dx + plane * s, t->x + plane * s, s, k, mu, r, mean_db,
+                     mean_dg);
+  }
+}
+
 /* Channels [begin, end) of backward: the sums, dx, the gradients (or
  * the fused SGD step, after dx, which read the old gamma). */
 static void backward_channels(void *ctx, int64_t begin, int64_t end) {
@@ -414,9 +628,14 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
   const float *relu_y = b->base.fused_activation != NULL ? t->relu_y : NULL;
   for (int64_t c = begin; c < end; c++) {
     double sums[2];
-    channel_grads(b, t->x, t->dy, relu_y, t->n, c, t->mu[c], t->r[c],
-                  &sums[0], &sums[1]);
-    if (t->dx != NULL)
+    if (t->codes != NULL)
+      pooled_channel_grads(b, t, c, &sums[0], &sums[1]);
+    else
+      channel_grads(b, t->x, t->dy, relu_y, t->n, c, t->mu[c], t->r[c],
+                    &sums[0], &sums[1]);
+    if (t->dx != NULL && t->codes != NULL)
+      pooled_input_grad(b, t, c, gamma[c], sums, run->training);
+    else if (t->dx != NULL)
       channel_input_grad(b, t->x, t->dy, relu_y, t->dx, t->n, c, t->mu[c],
                          t->r[c], gamma[c], sums, run->training);
     dbeta[c] = (float)sums[0];
@@ -438,6 +657,7 @@ static nnlib_status batchnorm_backward(nnlib_layer *l, const nnlib__run *run,
     NNLIB_TRY(running_statistics(l, mu, r));
   bn_pass t = {.l = l, .x = x, .relu_y = y, .dy = dy, .dx = dx, .mu = mu,
                .r = r, .n = n, .run = run};
+  t.codes = pool_codes(b, run);
   nnlib__parallel_for(b->channels, per_part(2 * n * b->positions),
                       backward_channels, &t);
   return NNLIB_OK;

@@ -600,7 +600,7 @@ static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
       float *dst = t->y + (s * c->out_c + co) * ph * pw;
       bias_activate(src, src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
                     2 * ph * w);
-      nnlib__pool2x2_rows(t->pool, src, w, ph, dst, pw);
+      nnlib__pool2x2_rows(t->pool, src, w, ph, dst, NULL, pw);
     }
 }
 

@@ -165,8 +165,12 @@ struct nnlib_layer {
                           between positions (nnlib__run.cache) */
   bool compiled;
   /* Fusion, decided at compile: a dense layer followed by an elementwise
-   * activation applies it in its own bias pass; the activation is skipped. */
-  nnlib_layer *fused_activation;
+   * activation applies it in its own bias pass; the activation is skipped.
+   * A batchnorm fuses the ReLU after it the same way, and then the 2x2
+   * pool that alone reads the ReLU (fused_pool): its passes write the
+   * pooled map and read the pooled gradient, and neither the ReLU's nor
+   * the pool's node runs (fused_away). */
+  nnlib_layer *fused_activation, *fused_pool;
   bool fused_away;
   /* Folding, decided at compile, for inference only (nnlib__run.folded):
    * a convolution whose only reader is a batchnorm computes y = gamma
@@ -260,9 +264,16 @@ void nnlib__pool2d_force_plain_rows(bool on);
 bool nnlib__layer_is_pool2x2(const nnlib_layer *l);
 /* `rows` rows of such a pool's windows over a plane x of width w, as the
  * pool's own pass selects them: y[i, j] = the first best of the window
- * whose top left is x[2i, 2j] (or its first NaN), j < out_w. */
+ * whose top left is x[2i, 2j] (or its first NaN), j < out_w; and, unless
+ * codes is NULL, where it lies in the window: codes[i out_w + j] = 2 dr +
+ * dc for the winner x[2i + dr, 2j + dc]. */
 void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
-                         int64_t rows, float *y, int64_t out_w);
+                         int64_t rows, float *y, uint8_t *codes, int64_t out_w);
+/* The pool's backward over one h x w plane: dx = 0.0f + dy at each
+ * window's winner (from its code), 0 elsewhere, an odd last row or column
+ * included; dy and codes are the pooled plane's. */
+void nnlib__pool2x2_spread_plane(const float *dy, const uint8_t *codes,
+                                 float *dx, int64_t h, int64_t w);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */

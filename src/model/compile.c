@@ -19,7 +19,7 @@ void nnlib__model_release(nnlib_model *m) {
   for (size_t i = 0; i < m->layer_count; i++) {
     nnlib_layer *l = m->layers[i];
     l->compiled = false;
-    l->fused_activation = NULL;
+    l->fused_activation = l->fused_pool = NULL;
     l->fused_away = false;
     l->folded_batchnorm = l->folded_activation = l->folded_pool = NULL;
   }
@@ -187,21 +187,44 @@ static bool fuses_relu(const nnlib_layer *l, const nnlib_layer *a) {
          nnlib__activation_kind(a) == NNLIB_ACT_RELU;
 }
 
+/* Node v's only reader is node v + 1, and v is not the output (which
+ * callers read). */
+static bool read_by_next(const nnlib_model *m, size_t v) {
+  const nnlib__node *d = &m->nodes[v];
+  return v + 1 < m->node_count && d->layer != NULL && d->readers == 1 &&
+         d->last_reader == v + 1 && v != m->output;
+}
+
+/* A 2x2 max pool at stride 2 alone reading a batchnorm's fused ReLU goes
+ * into the batchnorm's passes too (batchnorm.c): the normalised map is
+ * then never stored, nor the pool's gradient over it, and each pass reads
+ * the batchnorm's input and the pooled map instead. Min pools stay apart:
+ * after a ReLU their windows tie at 0 for most positions. */
+static void fuse_pool(nnlib_model *m, size_t v) {
+  nnlib_layer *pool = m->nodes[v + 2].layer;
+  if (m->no_pool_fusion || !read_by_next(m, v + 1) ||
+      !nnlib__layer_is_pool2x2(pool) ||
+      nnlib_layer_get_kind(pool) != NNLIB_LAYER_MAXPOOL2D)
+    return;
+  m->nodes[v].layer->fused_pool = pool;
+  pool->fused_away = true;
+}
+
 /* A dense layer whose only reader is an elementwise activation made right
  * after it applies the activation in its own bias pass; the activation's
  * node shares its output buffer. The initialiser's gain follows the
  * activation that reads the dense layer. So does a batchnorm a ReLU reads
- * (fuses_relu). */
+ * (fuses_relu), and the pool after that (fuse_pool). */
 static void fuse_pairs(nnlib_model *m) {
   for (size_t v = 0; v + 1 < m->node_count; v++) {
     nnlib__node *d = &m->nodes[v], *next = &m->nodes[v + 1];
-    if (d->layer == NULL || d->readers != 1 || d->last_reader != v + 1 ||
-        v == m->output)
+    if (!read_by_next(m, v) || d->layer->fused_away)
       continue;
     nnlib_layer *a = next->layer;
     if (fuses_relu(d->layer, a)) {
       d->layer->fused_activation = a;
       a->fused_away = true;
+      fuse_pool(m, v);
     }
     if (!nnlib__layer_is_dense(d->layer))
       continue;
@@ -215,17 +238,18 @@ static void fuse_pairs(nnlib_model *m) {
 
 /* The node that alone reads node v, when it is a layer of the kind `is`
  * accepts (and v is not the output, which callers read); else -1. A
- * layer fused away into another than v's does not count (a ReLU fused
- * into v, a batchnorm, folds with it). */
+ * layer fused away into another group than v's does not count (the ReLU
+ * and pool fused into a batchnorm fold with it). */
 static int64_t sole_reader(const nnlib_model *m, size_t v,
                            bool (*is)(const nnlib_layer *)) {
   const nnlib__node *node = &m->nodes[v];
   if (node->readers != 1 || v == m->output)
     return -1;
-  const nnlib_layer *l = m->nodes[node->last_reader].layer;
-  bool own =
-      l != NULL && (!l->fused_away || node->layer->fused_activation == l);
-  return own && is(l) ? (int64_t)node->last_reader : -1;
+  size_t r = node->last_reader;
+  const nnlib_layer *l = m->nodes[r].layer;
+  bool own = l != NULL && (!l->fused_away ||
+                           nnlib__fused_root(m, r) == nnlib__fused_root(m, v));
+  return own && is(l) ? (int64_t)r : -1;
 }
 
 static void fold_node(nnlib_model *m, size_t root, size_t v) {

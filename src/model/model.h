@@ -149,7 +149,28 @@ struct nnlib_model {
   /* set before compile: fold nothing into convolutions (the passes as they
    * ran before folding; internal tests compare against them) */
   bool no_folding;
+  /* set before compile: fuse no 2x2 pool into a batchnorm (internal tests
+   * compare the fused passes against the pool's own) */
+  bool no_pool_fusion;
 };
+
+/* A fused group (compile.c, fuse_pairs) is a layer node and the one or two
+ * nodes after it that its passes run (layer.h, fused_activation and
+ * fused_pool). The group's first node, whose layer runs for node v: */
+static inline size_t nnlib__fused_root(const nnlib_model *m, size_t v) {
+  while (m->nodes[v].layer != NULL && m->nodes[v].layer->fused_away)
+    v--;
+  return v;
+}
+
+/* The group's last node, for its first node v (v itself outside a group):
+ * the node whose output and gradient the group's passes write and read. */
+static inline size_t nnlib__fused_last(const nnlib_model *m, size_t v) {
+  const nnlib_layer *l = m->nodes[v].layer;
+  if (l == NULL)
+    return v;
+  return v + (l->fused_pool != NULL ? 2 : l->fused_activation != NULL ? 1 : 0);
+}
 
 /* nnlib_model_compile; without init_weights the parameters and layer
  * buffers stay zero (the model-file loader fills every one of them, so

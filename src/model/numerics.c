@@ -32,27 +32,34 @@ static int64_t first_non_finite(const float *v, int64_t count) {
   return -1; /* not reached */
 }
 
-/* "layer 2 (dense)" or, for a dense layer that runs the activation after it
- * in its own pass, "layer 2 (dense, with layer 3 relu fused in)" (in a
- * graph: its node's label, see nnlib__node_label). */
-static void node_label(const nnlib_model *m, size_t v, char *buf,
-                       size_t size) {
-  const nnlib_layer *fused = m->nodes[v].layer->fused_activation;
+/* "layer 2 (dense)" or, for a layer that runs the nodes after it in its
+ * own passes, "layer 2 (dense, with layer 3 relu fused in)" or "layer 1
+ * (batchnorm, with layer 2 relu, layer 3 maxpool2d fused in)" (in a graph:
+ * its node's label, see nnlib__node_label). */
+static void node_label(const nnlib_model *m, size_t v, char *buf, size_t size) {
   char own[NNLIB__LABEL_SIZE], next[NNLIB__LABEL_SIZE];
   nnlib__node_label(m, v, own, sizeof own);
-  if (fused == NULL) {
+  size_t last = nnlib__fused_last(m, v);
+  if (last == v) {
     snprintf(buf, size, "%s", own);
     return;
   }
-  nnlib__node_label(m, v + 1, next, sizeof next);
   size_t len = strlen(own);
   if (len > 0 && own[len - 1] == ')')
     own[len - 1] = '\0';
-  char *paren = strchr(next, '(');
-  if (paren != NULL)
-    *(paren - 1) = '\0'; /* "layer 3 (relu)" -> "layer 3" */
-  snprintf(buf, size, "%s, with %s %s fused in)", own, next,
-           fused->ops->name(fused));
+  int used = snprintf(buf, size, "%s, with", own);
+  for (size_t u = v + 1; u <= last; u++) {
+    nnlib__node_label(m, u, next, sizeof next);
+    char *paren = strchr(next, '(');
+    if (paren != NULL && paren > next)
+      *(paren - 1) = '\0'; /* "layer 3 (relu)" -> "layer 3" */
+    const nnlib_layer *l = m->nodes[u].layer;
+    if (used >= 0 && (size_t)used < size)
+      used += snprintf(buf + used, size - (size_t)used, "%s%s %s",
+                       u == v + 1 ? " " : ", ", next, l->ops->name(l));
+  }
+  if (used >= 0 && (size_t)used < size)
+    snprintf(buf + used, size - (size_t)used, " fused in)");
 }
 
 /* node_label for a convolution that ran its fold group in one pass (a
@@ -119,10 +126,9 @@ nnlib_status nnlib__numerics_check_inputs(const nnlib_model *m,
 nnlib_status nnlib__numerics_after_forward(const nnlib_model *m, size_t v,
                                            const float *y,
                                            const nnlib__batch *batch) {
-  const nnlib_layer *l = m->nodes[v].layer;
-  /* a fused pair's output is its activation node's, a fold group's its
-   * last node's (a folded pool's is smaller) */
-  size_t out = l->fused_activation != NULL ? v + 1 : v;
+  /* a fused group's output is its last node's, a fold group's its last
+   * node's (a fused or folded pool's is smaller) */
+  size_t out = nnlib__fused_last(m, v);
   if (batch->folded)
     out = m->nodes[v].fold_output;
   int64_t per_row = nnlib__node_size_at(m, out, batch->steps);

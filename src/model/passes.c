@@ -197,8 +197,7 @@ static nnlib_status backward_merge(nnlib_model *m, const nnlib__batch *batch,
 
 static nnlib_status backward_node(nnlib_model *m, const nnlib__batch *batch,
                                   size_t v) {
-  nnlib_layer *l = m->nodes[v].layer;
-  size_t e = l->fused_away ? v - 1 : v; /* the node whose layer runs */
+  size_t e = nnlib__fused_root(m, v); /* the node whose layer runs */
   nnlib_layer *runs = m->nodes[e].layer;
   nnlib__run run = run_of(m, &m->bufs, batch, e,
                           batch->training ? &m->rng : NULL, batch->training);
@@ -255,8 +254,8 @@ nnlib_status nnlib__backward(nnlib_model *m, const nnlib__batch *batch,
   NNLIB_TRY(output_gradient(m, batch, dy_out, loss));
   for (size_t v = m->node_count; v-- > 0;) {
     nnlib_layer *l = m->nodes[v].layer;
-    if (l == NULL || l->fused_activation != NULL)
-      continue; /* a fused dense layer runs at its activation's node */
+    if (l == NULL || nnlib__fused_last(m, nnlib__fused_root(m, v)) != v)
+      continue; /* a fused group runs at its last node */
     NNLIB_TRY(backward_node(m, batch, v));
   }
   m->input_grads_n = m->input_grads != NULL ? batch->n : 0;

@@ -6,12 +6,12 @@
  * backward.
  *
  * Time, for a graph of N nodes: forward runs node v at time v, the loss is
- * at N, backward runs node v at time 2N - v (a fused dense+activation pair
- * runs both at the activation's). In training an output is read again by
- * its own node's backward (y) and its readers' (x), so it lives from v to
- * 2N - v; the gradient dL/dv lives from the backward of its last reader,
- * which writes it first, to its own node's backward. In inference an output
- * lives from v to its last reader's forward. The model's output, and
+ * at N, backward runs node v at time 2N - v (a fused group, such as a dense
+ * layer and its activation, runs all at its last node's). In training an output
+ * is read again by its own node's backward (y) and its readers' (x), so it
+ * lives from v to 2N - v; the gradient dL/dv lives from the backward of its
+ * last reader, which writes it first, to its own node's backward. In inference
+ * an output lives from v to its last reader's forward. The model's output, and
  * gradients of model inputs, live to the end: callers read them.
  *
  * A fold group (a convolution with the batchnorm and activation folded
@@ -48,20 +48,17 @@ typedef struct plan {
 
 static int64_t padded(int64_t floats) { return (floats + 15) / 16 * 16; }
 
-/* The node whose layer runs for v: a fused-away activation runs inside the
- * dense layer before it. */
+/* The node whose layer runs for v: a fused-away activation or pool runs
+ * inside the layer that starts its group. */
 static size_t runner(const nnlib_model *m, size_t v) {
-  nnlib_layer *l = m->nodes[v].layer;
-  return l != NULL && l->fused_away ? v - 1 : v;
+  return nnlib__fused_root(m, v);
 }
 
-/* Backward time of the layer that runs for node v (a fused pair runs at
- * the activation's slot). */
+/* Backward time of the layer that runs for node v (a fused group runs at
+ * its last node's slot). */
 static int64_t backward_time(const nnlib_model *m, size_t v) {
   size_t n = m->node_count;
-  const nnlib_layer *l = m->nodes[v].layer;
-  size_t slot = l != NULL && l->fused_activation != NULL ? v + 1 : v;
-  return (int64_t)(2 * n - slot);
+  return (int64_t)(2 * n - nnlib__fused_last(m, nnlib__fused_root(m, v)));
 }
 
 static int64_t add_region(plan *p, int64_t floats, int64_t born,
@@ -84,19 +81,20 @@ static bool grad_over_output(const nnlib_model *m, size_t v) {
   if (l == NULL || l->fused_away || node->input_count != 1)
     return false;
   size_t u = node->inputs[0];
-  size_t out = l->fused_activation != NULL ? v + 1 : v;
+  size_t out = nnlib__fused_last(m, v);
   const nnlib__node *in = &m->nodes[u];
   return in->layer != NULL && in->last_reader == v && in->readers == 1 &&
          l->ops->dx_over_output && m->nodes[out].size >= in->size &&
          out != m->output;
 }
 
-/* The node whose output region node v's region is: the fused activation
- * after a dense layer, or in an inference set its fold group's last. */
+/* The node whose output region node v's region is: the last of its fused
+ * group (the activation after a dense layer), or in an inference set its
+ * fold group's last. */
 static size_t region_node(const plan *p, size_t v) {
   const nnlib__node *node = &p->m->nodes[v];
-  if (node->layer->fused_activation != NULL)
-    return v + 1;
+  if (nnlib__fused_last(p->m, v) != v)
+    return nnlib__fused_last(p->m, v);
   return p->training ? v : node->fold_output;
 }
 
@@ -127,8 +125,8 @@ static void plan_acts(plan *p) {
   for (size_t v = 0; v < m->node_count; v++) {
     const nnlib__node *node = &m->nodes[v];
     if (node->layer != NULL && node->layer->fused_away) {
-      p->act_of[v] = p->act_of[v - 1];
-      p->ws_of[v] = p->ws_of[v - 1];
+      p->act_of[v] = p->act_of[nnlib__fused_root(m, v)];
+      p->ws_of[v] = p->ws_of[nnlib__fused_root(m, v)];
     } else if (node->layer != NULL && !p->training && node->folded) {
       p->act_of[v] = p->act_of[node->fold_root];
     }
@@ -142,8 +140,9 @@ static void plan_grads(plan *p) {
   int64_t n = (int64_t)m->node_count;
   for (size_t v = 0; v < m->node_count; v++) {
     const nnlib__node *node = &m->nodes[v];
-    if (node->layer == NULL || node->layer->fused_activation != NULL)
-      continue; /* a fused dense layer's gradient is its activation's */
+    if (node->layer == NULL ||
+        nnlib__fused_last(m, nnlib__fused_root(m, v)) != v)
+      continue; /* a fused group has the gradient of its last node only */
     size_t reader = node->last_reader;
     int64_t born = v == m->output ? n : backward_time(m, reader);
     int64_t dies = backward_time(m, runner(m, v));
