@@ -1,13 +1,16 @@
 /* bench_record.h - the products a step really asks for (issue 17).
  *
- * nnlib-bench links libnnlib's static archive with -Wl,--wrap=nnlib__gemm:
- * every call a layer makes to the library's GEMM seam (src/core/blas.c)
- * lands in bench_record.c's __wrap_nnlib__gemm, which notes its arguments
- * (pointers and leading dimensions included) while recording is on and
- * always forwards to the seam. The seam then runs the product as the step
- * does: split over nnlib's threads, or whole. The replay and the bench's
- * own timed products go through the same seam, so the step and its replay
- * pay the same split, the same pool and the same extra call. */
+ * nnlib-bench links libnnlib's static archive with -Wl,--wrap=nnlib__gemm
+ * and -Wl,--wrap=nnlib__gemm_batch: every call a layer makes to the
+ * library's GEMM seam (src/core/blas.c) lands in bench_record.c's
+ * __wrap_nnlib__gemm (or __wrap_nnlib__gemm_batch, whose calls are noted
+ * one by one, marked as one batch), which notes its arguments (pointers
+ * and leading dimensions included) while recording is on and always
+ * forwards to the seam. The seam then runs the product as the step does:
+ * split over nnlib's threads, or whole, or a batch's calls spread over
+ * the threads. The replay and the bench's own timed products go through
+ * the same seam, so the step and its replay pay the same split, the same
+ * pool and the same extra call. */
 #ifndef NNLIB_BENCH_RECORD_H
 #define NNLIB_BENCH_RECORD_H
 
@@ -25,6 +28,8 @@ typedef struct bench_call {
   const float *a, *b;
   float *c;
   int lda, ldb, ldc;
+  int batch; /* the nnlib__gemm_batch call it came in (1, 2, ... in the
+                recording), 0: an nnlib__gemm of its own */
 } bench_call;
 
 /* The calls noted between bench_record_start and bench_record_stop. */
@@ -42,5 +47,7 @@ void bench_recording_free(bench_recording *r);
 
 /* Issues one noted call again, through nnlib's seam (row-major). */
 void bench_call_issue(const bench_call *c);
+/* Issues count noted calls again as one nnlib__gemm_batch. */
+void bench_calls_issue_batch(const bench_call *c, int count);
 
 #endif

@@ -141,9 +141,19 @@ void bench_replay_free(bench_replay *r) {
 }
 
 void bench_replay_run(const bench_replay *r, int layer) {
-  for (int i = 0; i < r->count; i++)
-    if (layer < 0 || r->layer[i] == layer)
+  for (int i = 0; i < r->count;) {
+    int end = i + 1; /* a batch's calls go together, as the step ran them */
+    while (r->calls[i].batch != 0 && end < r->count &&
+           r->calls[end].batch == r->calls[i].batch)
+      end++;
+    if (layer >= 0 && r->layer[i] != layer)
+      ;
+    else if (r->calls[i].batch != 0)
+      bench_calls_issue_batch(&r->calls[i], end - i);
+    else
       bench_call_issue(&r->calls[i]);
+    i = end;
+  }
 }
 
 void bench_replay_save(bench_replay *r) {
@@ -197,7 +207,7 @@ static int list_ld(const bench_operand *o, int cols) {
  * (pointers left NULL). */
 static bench_call list_call(const bench_gemm *g) {
   bench_call c = {true, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->beta,
-                  NULL, NULL, NULL, 0, 0, 0};
+                  NULL, NULL,  NULL,  0,    0,    0,    0};
   c.lda = list_ld(&g->a, g->ta == 'N' ? g->k : g->m);
   c.ldb = list_ld(&g->b, g->tb == 'N' ? g->n : g->k);
   c.ldc = list_ld(&g->c, g->n);

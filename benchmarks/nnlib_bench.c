@@ -177,10 +177,21 @@ static void alone_run(const alone *r) {
   int ldb = g->b.ld ? g->b.ld : g->tb == 'N' ? g->n : g->k;
   int ldc = g->c.ld ? g->c.ld : g->n;
   for (int t = 0; t < g->repeat; t++) {
-    bench_call call = {true, g->ta, g->tb, g->m, g->n, g->k, g->alpha,
-                       g->beta, operand_at(r, &g->a, r->a, t),
+    bench_call call = {true,
+                       g->ta,
+                       g->tb,
+                       g->m,
+                       g->n,
+                       g->k,
+                       g->alpha,
+                       g->beta,
+                       operand_at(r, &g->a, r->a, t),
                        operand_at(r, &g->b, r->b, t),
-                       operand_at(r, &g->c, r->c, t), lda, ldb, ldc};
+                       operand_at(r, &g->c, r->c, t),
+                       lda,
+                       ldb,
+                       ldc,
+                       .batch = 0};
     bench_call_issue(&call);
   }
 }

@@ -10,6 +10,7 @@
 #include "bench_models.h"
 #include "bench_record.h"
 #include "bench_replay.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -220,8 +221,8 @@ static void test_mismatch_names_first_difference(void **state) {
 /* A synthetic call C[m,n] = A B on the given arrays, packed. */
 static bench_call call_on(float *a, float *b, float *c, int m, int n, int k,
                           float beta, int ldc) {
-  return (bench_call){true, 'N', 'N', m, n, k, 1.0f, beta, a, b, c,
-                      k, n, ldc};
+  return (bench_call){true, 'N', 'N', m, n, k,   1.0f, beta,
+                      a,    b,   c,   k, n, ldc, 0};
 }
 
 /* Entries of one group run call by call in turn: A0 B0 A1 B1. */
@@ -248,6 +249,54 @@ static void test_group_runs_interleaved(void **state) {
   list[0].group = list[1].group = 0;
   expect_mismatch(&rec, list, 2,
                   (const char *const[]){"GEMM call 1 differs", NULL});
+}
+
+/* A batch of products (nnlib__gemm_batch) is noted call by call, marked
+ * with its batch, between the plain calls around it; the replay issues
+ * the batch again as one and writes what the step wrote. */
+static void test_batches_recorded_and_replayed(void **state) {
+  (void)state;
+  float a[12], b[12], c[3][4], want[3][4];
+  uint32_t seed = 3;
+  ts_fill_uniform(a, 12, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, 12, -1.0f, 1.0f, &seed);
+  nnlib__gemm_call calls[2] = {{NNLIB__NO_TRANS, NNLIB__NO_TRANS, 2, 2, 3, 1.0f,
+                                a, 3, b, 2, 0.0f, c[1], 2},
+                               {NNLIB__NO_TRANS, NNLIB__TRANS, 2, 2, 3, 0.5f,
+                                a + 6, 3, b, 3, 0.0f, c[2], 2}};
+  bench_recording rec = {NULL, 0, 0, false};
+  bench_record_start(&rec);
+  ASSERT_OK(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, 2, 2, 3, 1.0f, b, 3,
+                        a, 2, 0.0f, c[0], 2));
+  ASSERT_OK(nnlib__gemm_batch(calls, 2));
+  ASSERT_OK(nnlib__gemm_batch(calls, 1));
+  bench_record_stop();
+  assert_int_equal(rec.count, 4);
+  assert_int_equal(rec.calls[0].batch, 0);
+  assert_int_equal(rec.calls[1].batch, 1);
+  assert_int_equal(rec.calls[2].batch, 1);
+  assert_int_equal(rec.calls[3].batch, 2);
+  assert_int_equal(rec.calls[2].tb, 'T');
+  assert_true(rec.calls[2].alpha == 0.5f && rec.calls[2].c == c[2]);
+  /* the products against naive loops, then the replay writes them again */
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      float s1 = 0.0f, s2 = 0.0f;
+      for (int k = 0; k < 3; k++) {
+        s1 += a[i * 3 + k] * b[k * 2 + j];
+        s2 += a[6 + i * 3 + k] * b[j * 3 + k];
+      }
+      assert_float_equal(c[1][i * 2 + j], s1, 1e-6f);
+      assert_float_equal(c[2][i * 2 + j], 0.5f * s2, 1e-6f);
+    }
+  memcpy(want, c, sizeof want);
+  memset(c, 0, sizeof c);
+  bench_replay r;
+  assert_true(bench_replay_init(&r, &rec));
+  bench_replay_run(&r, -1);
+  assert_memory_equal(c, want, sizeof want);
+  bench_replay_free(&r);
+  bench_recording_free(&rec);
 }
 
 /* Only what accumulates onto values no earlier call of the replay resets
@@ -314,6 +363,7 @@ int main(void) {
       cmocka_unit_test(test_list_attributes_calls),
       cmocka_unit_test(test_mismatch_names_first_difference),
       cmocka_unit_test(test_group_runs_interleaved),
+      cmocka_unit_test(test_batches_recorded_and_replayed),
       cmocka_unit_test(test_restores_what_accumulates),
       cmocka_unit_test(test_recordings_compare_pointers),
   };

@@ -7,7 +7,10 @@
  * alpha and beta, against a double-precision loop and the same product on
  * one thread (not bit for bit: OpenBLAS's edge kernels round some elements
  * of a part differently); and that the parts give the same bits when the
- * pool is busy and the caller runs them all itself. */
+ * pool is busy and the caller runs them all itself. A batch of products
+ * (nnlib__gemm_batch) gives each call the bits of nnlib__gemm on one
+ * thread, on one thread or two, and refuses a call too large before it
+ * runs any. */
 #include "test_support.h"
 
 #include "core/core.h"
@@ -228,12 +231,91 @@ static void test_vector_products(void **state) {
     }
 }
 
+enum { BATCH = 40, SIDE = 96 };
+
+/* Call i of the batch: shape, transposes and alpha from i, its C a block
+ * of its own in c (ld SIDE + 3), A and B read from a and b. */
+static nnlib__gemm_call batch_call(int i, const float *a, const float *b,
+                                   float *c) {
+  int64_t m = 1 + (i * 7) % 33, n = 1 + (i * 11) % 29, k = 1 + (i * 5) % 64;
+  if (i == BATCH - 1) /* one above the size nnlib__gemm would split */
+    m = n = k = SIDE;
+  nnlib__trans ta = i % 2 ? NNLIB__TRANS : NNLIB__NO_TRANS;
+  nnlib__trans tb = i % 3 ? NNLIB__TRANS : NNLIB__NO_TRANS;
+  nnlib__gemm_call call = {ta,
+                           tb,
+                           m,
+                           n,
+                           k,
+                           1.0f + 0.125f * (float)(i % 4),
+                           a,
+                           SIDE,
+                           b,
+                           SIDE,
+                           i % 5 == 0 ? 0.5f : 0.0f,
+                           c + (int64_t)i * SIDE * (SIDE + 3),
+                           SIDE + 3};
+  return call;
+}
+
+static void run_one_by_one(const nnlib__gemm_call *calls, int count) {
+  for (int i = 0; i < count; i++) {
+    const nnlib__gemm_call *g = &calls[i];
+    ASSERT_OK(nnlib__gemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a,
+                          g->lda, g->b, g->ldb, g->beta, g->c, g->ldc));
+  }
+}
+
+static void test_batch_matches_single_calls(void **state) {
+  (void)state;
+  int64_t operand = SIDE * SIDE, out = (int64_t)BATCH * SIDE * (SIDE + 3);
+  float *a = malloc((size_t)operand * sizeof *a);
+  float *b = malloc((size_t)operand * sizeof *b);
+  float *want = malloc((size_t)out * sizeof *want);
+  float *got = malloc((size_t)out * sizeof *got);
+  float *start = malloc((size_t)out * sizeof *start);
+  assert_true(a != NULL && b != NULL && want != NULL && got != NULL &&
+              start != NULL);
+  uint32_t seed = 9;
+  ts_fill_uniform(a, operand, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, operand, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(start, out, -1.0f, 1.0f, &seed);
+  nnlib__gemm_call calls[BATCH];
+  ASSERT_OK(nnlib_set_num_threads(1));
+  memcpy(want, start, (size_t)out * sizeof *want);
+  for (int i = 0; i < BATCH; i++)
+    calls[i] = batch_call(i, a, b, want);
+  run_one_by_one(calls, BATCH);
+  for (int threads = 1; threads <= 2; threads++) {
+    ASSERT_OK(nnlib_set_num_threads(threads));
+    memcpy(got, start, (size_t)out * sizeof *got);
+    for (int i = 0; i < BATCH; i++)
+      calls[i] = batch_call(i, a, b, got);
+    ASSERT_OK(nnlib__gemm_batch(calls, BATCH));
+    assert_memory_equal(got, want, (size_t)out * sizeof *got);
+    /* a call too large: refused, nothing written */
+    memcpy(got, start, (size_t)out * sizeof *got);
+    calls[3].k = NNLIB__BLAS_DIM_MAX + 1;
+    ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, nnlib__gemm_batch(calls, BATCH));
+    ts_expect_message("call 3 of a batch");
+    assert_memory_equal(got, start, (size_t)out * sizeof *got);
+    ASSERT_OK(nnlib__gemm_batch(calls, 0));
+  }
+  ASSERT_OK(nnlib_set_num_threads(1));
+  free(a);
+  free(b);
+  free(want);
+  free(got);
+  free(start);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_rule),
       cmocka_unit_test(test_parts_match_whole_product),
       cmocka_unit_test(test_busy_pool_same_bits),
       cmocka_unit_test(test_vector_products),
+      cmocka_unit_test(test_batch_matches_single_calls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

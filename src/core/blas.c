@@ -174,6 +174,50 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
   return NNLIB_OK;
 }
 
+static bool call_fits(const nnlib__gemm_call *c) {
+  return fits_blas(c->m) && fits_blas(c->n) && fits_blas(c->k) &&
+         fits_blas(c->lda) && fits_blas(c->ldb) && fits_blas(c->ldc);
+}
+
+static double call_mnk(const nnlib__gemm_call *c) {
+  return (double)c->m * (double)c->n * (double)c->k;
+}
+
+static void batch_parts(void *ctx, int64_t begin, int64_t end) {
+  const nnlib__gemm_call *calls = ctx;
+  for (int64_t i = begin; i < end; i++) {
+    const nnlib__gemm_call *c = &calls[i];
+    if (c->m > 0 && c->n > 0)
+      sgemm(c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda, c->b,
+            c->ldb, c->beta, c->c, c->ldc);
+  }
+}
+
+nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count) {
+  double mnk = 0.0;
+  for (int64_t i = 0; i < count; i++) {
+    if (!call_fits(&calls[i]))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "gemm: a dimension (m=%lld n=%lld k=%lld) of call "
+                          "%lld of a batch exceeds the 32-bit BLAS interface",
+                          (long long)calls[i].m, (long long)calls[i].n,
+                          (long long)calls[i].k, (long long)i);
+    mnk += call_mnk(&calls[i]);
+  }
+  if (count <= 0)
+    return NNLIB_OK;
+  flops_issued += 2.0 * mnk;
+  /* parts of about MIN_PART_MNK multiply-adds, as nnlib__gemm's */
+  double per_call = mnk / (double)count;
+  int64_t grain =
+      per_call >= MIN_PART_MNK
+          ? 1
+          : (int64_t)(MIN_PART_MNK / (per_call > 1.0 ? per_call : 1.0)) + 1;
+  threads_in_force(); /* OpenBLAS kept to one thread before any part runs */
+  nnlib__parallel_for(count, grain, batch_parts, (void *)calls);
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib_set_num_threads(int n) {
   if (n <= 0) {
     /* the default: OPENBLAS_NUM_THREADS when set, else every core */

@@ -99,6 +99,26 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a,
                          int64_t lda, const float *b, int64_t ldb, float beta,
                          float *c, int64_t ldc);
+/* One product of nnlib__gemm_batch, nnlib__gemm's arguments. */
+typedef struct nnlib__gemm_call {
+  nnlib__trans ta, tb;
+  int64_t m, n, k;
+  float alpha;
+  const float *a;
+  int64_t lda;
+  const float *b;
+  int64_t ldb;
+  float beta;
+  float *c;
+  int64_t ldc;
+} nnlib__gemm_call;
+/* calls[0 .. count) as nnlib__gemm would run each, but spread over
+ * nnlib's threads call by call, each call whole on one thread: for many
+ * products each too small to split (attention's per-head blocks). No
+ * call's C may overlap another call's operands or C. Each call gets the
+ * bits nnlib__gemm gives it on one thread, whatever the thread count.
+ * Every call is checked first (NNLIB_ERR_TOO_LARGE, nothing run). */
+nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count);
 /* How nnlib__gemm splits an m x n x k product over `threads` threads:
  * along the longer of m and n (the other operand is then packed once per
  * part), in `units` blocks of 16 rows or columns, into `parts` parts of

@@ -426,31 +426,64 @@ static score_block score_block_at(const attention_layer *a, int64_t i,
   return s;
 }
 
+/* The per-head products of a group go to the GEMM seam in batches
+ * (nnlib__gemm_batch), which spreads them over nnlib's threads call by
+ * call: each is below the size worth splitting (2^18 multiply-adds at T
+ * = 128, hd = 32), so one at a time they ran on the calling thread alone.
+ * A batch holds up to BATCH_CALLS calls (a group's S or O products at T =
+ * 128: 16 heads' blocks of 4); the calls of one batch write disjoint
+ * blocks. */
+enum { BATCH_CALLS = 64 };
+
+typedef struct gemm_batch {
+  nnlib__gemm_call call[BATCH_CALLS];
+  int64_t count;
+} gemm_batch;
+
+static nnlib_status batch_flush(gemm_batch *g) {
+  nnlib_status st = nnlib__gemm_batch(g->call, g->count);
+  g->count = 0;
+  return st;
+}
+
+/* C = alpha op(A) op(B) into the batch, as nnlib__gemm's arguments with
+ * beta 0. */
+static nnlib_status batch_add(gemm_batch *g, nnlib__trans ta, nnlib__trans tb,
+                              int64_t m, int64_t n, int64_t k, float alpha,
+                              const float *a, int64_t lda, const float *b,
+                              int64_t ldb, float *c, int64_t ldc) {
+  nnlib__gemm_call call = {ta,  tb, m,   n,    k, alpha, a,
+                           lda, b,  ldb, 0.0f, c, ldc};
+  g->call[g->count++] = call;
+  return g->count == BATCH_CALLS ? batch_flush(g) : NNLIB_OK;
+}
+
 /* S of one (sample, head) block by block: S = Q_h K_h^T / sqrt(hd), q its
  * first row in QKV (ld 3D), ph its [t, t] block of P. */
-static nnlib_status head_scores(const attention_layer *a, const float *q,
-                                float *ph, int64_t t) {
+static nnlib_status head_scores(const attention_layer *a, gemm_batch *g,
+                                const float *q, float *ph, int64_t t) {
   int64_t ld = 3 * a->d, blocks = score_blocks(a, t);
   float scale = 1.0f / sqrtf((float)a->hd);
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
-                          a->hd, scale, q + s.r0 * ld, ld, q + a->d, ld, 0.0f,
-                          ph + s.r0 * t, t));
+    NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
+                        a->hd, scale, q + s.r0 * ld, ld, q + a->d, ld,
+                        ph + s.r0 * t, t));
   }
   return NNLIB_OK;
 }
 
 /* O_h = P V_h block by block, v the head's first value in QKV, o its first
  * column in O (ld D). */
-static nnlib_status head_values(const attention_layer *a, const float *ph,
-                                const float *v, float *o, int64_t t) {
+static nnlib_status head_values(const attention_layer *a, gemm_batch *g,
+                                const float *ph, const float *v, float *o,
+                                int64_t t) {
   int64_t ld = 3 * a->d, blocks = score_blocks(a, t);
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0,
-                          a->hd, s.keys, 1.0f, ph + s.r0 * t, t, v, ld, 0.0f,
-                          o + s.r0 * a->d, a->d));
+    NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                        s.keys, 1.0f, ph + s.r0 * t, t, v, ld, o + s.r0 * a->d,
+                        a->d));
   }
   return NNLIB_OK;
 }
@@ -462,18 +495,20 @@ static nnlib_status attend_group(const attention_layer *a, const float *qkv,
                                  float *p, float *o, int64_t b0, int64_t count,
                                  int64_t t) {
   int64_t d = a->d, hd = a->hd, block = a->t * a->t;
+  gemm_batch g = {.count = 0};
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
-      NNLIB_TRY(head_scores(a, qkv + b * t * 3 * d + h * hd,
+      NNLIB_TRY(head_scores(a, &g, qkv + b * t * 3 * d + h * hd,
                             p + (b * a->heads + h) * block, t));
+  NNLIB_TRY(batch_flush(&g));
   softmax_blocks(p + b0 * a->heads * block, NULL, count * a->heads, block, t,
                  t, a->o.causal != 0);
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
-      NNLIB_TRY(head_values(a, p + (b * a->heads + h) * block,
+      NNLIB_TRY(head_values(a, &g, p + (b * a->heads + h) * block,
                             qkv + b * t * 3 * d + 2 * d + h * hd,
                             o + b * t * d + h * hd, t));
-  return NNLIB_OK;
+  return batch_flush(&g);
 }
 
 /* Decoding: keys and values of the call's rows into the sample's cache at
@@ -594,23 +629,24 @@ static nnlib_status backward_sample(const attention_layer *a,
 /* The first products of one (sample, head)'s backward, block by block:
  * dV_h = P^T dO_h into dv (ld 3D), then dP = dO_h V_h^T into dph [t, t].
  * doh is the head's first column of dO (ld D). */
-static nnlib_status head_grads_pv(const attention_layer *a, const float *ph,
-                                  const float *doh, const float *v,
-                                  float *dv, float *dph, int64_t t) {
+static nnlib_status head_grads_pv(const attention_layer *a, gemm_batch *g,
+                                  const float *ph, const float *doh,
+                                  const float *v, float *dv, float *dph,
+                                  int64_t t) {
   int64_t d = a->d, ld = 3 * d, blocks = score_blocks(a, t);
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     /* dV rows [r0, r1) = P[from.., r0..r1)^T dO[from..]  [t-from,w]^T x
      * [t-from,hd] */
-    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
-                          t - s.from, 1.0f, ph + s.from * t + s.r0, t,
-                          doh + s.from * d, d, 0.0f, dv + s.r0 * ld, ld));
+    NNLIB_TRY(batch_add(g, NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                        t - s.from, 1.0f, ph + s.from * t + s.r0, t,
+                        doh + s.from * d, d, dv + s.r0 * ld, ld));
   }
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
-                          a->hd, 1.0f, doh + s.r0 * d, d, v, ld, 0.0f,
-                          dph + s.r0 * t, t));
+    NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
+                        a->hd, 1.0f, doh + s.r0 * d, d, v, ld, dph + s.r0 * t,
+                        t));
   }
   return NNLIB_OK;
 }
@@ -618,21 +654,22 @@ static nnlib_status head_grads_pv(const attention_layer *a, const float *ph,
 /* The last products of one (sample, head)'s backward from dS (dsh [t, t]):
  * dQ_h = dS K_h / sqrt(hd) into dq, dK_h = dS^T Q_h / sqrt(hd) into dq + D
  * (ld 3D), q the head's first query in QKV. */
-static nnlib_status head_grads_qk(const attention_layer *a, const float *dsh,
-                                  const float *q, float *dq, int64_t t) {
+static nnlib_status head_grads_qk(const attention_layer *a, gemm_batch *g,
+                                  const float *dsh, const float *q, float *dq,
+                                  int64_t t) {
   int64_t d = a->d, ld = 3 * d, blocks = score_blocks(a, t);
   float scale = 1.0f / sqrtf((float)a->hd);
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0,
-                          a->hd, s.keys, scale, dsh + s.r0 * t, t, q + d, ld,
-                          0.0f, dq + s.r0 * ld, ld));
+    NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                        s.keys, scale, dsh + s.r0 * t, t, q + d, ld,
+                        dq + s.r0 * ld, ld));
   }
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
-    NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
-                          t - s.from, scale, dsh + s.from * t + s.r0, t,
-                          q + s.from * ld, ld, 0.0f, dq + d + s.r0 * ld, ld));
+    NNLIB_TRY(batch_add(g, NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
+                        t - s.from, scale, dsh + s.from * t + s.r0, t,
+                        q + s.from * ld, ld, dq + d + s.r0 * ld, ld));
   }
   return NNLIB_OK;
 }
@@ -645,21 +682,22 @@ static nnlib_status backward_group(const attention_layer *a, const float *qkv,
                                    float *dqkv, float *dp, int64_t b0,
                                    int64_t count, int64_t t) {
   int64_t d = a->d, hd = a->hd, ld = 3 * d, block = a->t * a->t;
+  gemm_batch g = {.count = 0};
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
-      NNLIB_TRY(head_grads_pv(a, p + (b * a->heads + h) * block,
-                              d_o + b * t * d + h * hd,
-                              qkv + b * t * ld + 2 * d + h * hd,
-                              dqkv + b * t * ld + 2 * d + h * hd,
-                              dp + ((b - b0) * a->heads + h) * t * t, t));
+      NNLIB_TRY(head_grads_pv(
+          a, &g, p + (b * a->heads + h) * block, d_o + b * t * d + h * hd,
+          qkv + b * t * ld + 2 * d + h * hd, dqkv + b * t * ld + 2 * d + h * hd,
+          dp + ((b - b0) * a->heads + h) * t * t, t));
+  NNLIB_TRY(batch_flush(&g));
   softmax_blocks(p + b0 * a->heads * block, dp, count * a->heads, block, t, t,
                  a->o.causal != 0);
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
-      NNLIB_TRY(head_grads_qk(a, dp + ((b - b0) * a->heads + h) * t * t,
+      NNLIB_TRY(head_grads_qk(a, &g, dp + ((b - b0) * a->heads + h) * t * t,
                               qkv + b * t * ld + h * hd,
                               dqkv + b * t * ld + h * hd, t));
-  return NNLIB_OK;
+  return batch_flush(&g);
 }
 
 static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
