@@ -1173,9 +1173,11 @@ NNLIB_API nnlib_status nnlib_model_evaluate(nnlib_model *model,
  * a layer runs to the machine's GEMM speed. */
 typedef struct nnlib_layer_profile {
   size_t struct_size;      /* set by the caller: sizeof(nnlib_layer_profile) */
-  int fused;               /* 1: the layer runs inside the previous layer's
-                              pass (an activation fused into a dense layer)
-                              and is counted there; its own counts stay 0.
+  int fused;               /* 1: the layer runs inside an earlier layer's
+                              pass (an activation fused into a dense layer
+                              or a batchnorm; a 2x2 max pool fused into a
+                              batchnorm after its ReLU) and is counted
+                              there; its own counts stay 0.
                               A batchnorm and activation folded into a
                               conv2d (see nnlib_model_predict) keep 0 here:
                               they run by themselves in training, and
