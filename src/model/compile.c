@@ -201,9 +201,10 @@ static bool read_by_next(const nnlib_model *m, size_t v) {
  * the batchnorm's input and the pooled map instead. Min pools stay apart:
  * after a ReLU their windows tie at 0 for most positions. */
 static void fuse_pool(nnlib_model *m, size_t v) {
+  if (m->no_pool_fusion || !read_by_next(m, v + 1)) /* v + 2 exists then */
+    return;
   nnlib_layer *pool = m->nodes[v + 2].layer;
-  if (m->no_pool_fusion || !read_by_next(m, v + 1) ||
-      !nnlib__layer_is_pool2x2(pool) ||
+  if (!nnlib__layer_is_pool2x2(pool) ||
       nnlib_layer_get_kind(pool) != NNLIB_LAYER_MAXPOOL2D)
     return;
   m->nodes[v].layer->fused_pool = pool;
