@@ -88,8 +88,10 @@ static void flush(sweep *s) {
   if (s->fill == 0)
     return;
   nnlib__activation_apply(s->kind, 0.0f, s->x, NULL, s->y, 1, s->fill);
-  nnlib__run run = {.training = true,
-                    .workspace = s->model->bufs.workspace[1],
+  /* no workspace: backward then takes each derivative from x afresh
+   * (with one, it would read the slopes a model's forward keeps there,
+   * which nnlib__activation_apply does not write) */
+  nnlib__run run = {.training = true, .workspace = NULL,
                     .rng = &s->model->rng};
   for (int i = s->fill; i < CHUNK; i++)
     s->x[i] = 0.0f; /* the layer is planned for CHUNK values */
