@@ -11,7 +11,10 @@
  *     subnormal x as itself, sigmoid reaches subnormal results before 0;
  *   - the same bits from every clone: the AVX-512F loop, the AVX2+FMA loop
  *     and the baseline (libm's fmaf, one call an element), each run where
- *     this CPU can, on the same inputs.
+ *     this CPU can, on the same inputs;
+ *   - the loader picks the clone the CPU can run: AVX-512F where it has it,
+ *     else the AVX2+FMA one where it has those (an arch= clone such as
+ *     arch=haswell is picked only on that CPU model), else the baseline.
  *
  * NNLIB_EXHAUSTIVE=1 runs the first check over all 2^32 floats (minutes:
  * the reference is long double) and prints the largest errors. Over all
@@ -179,7 +182,7 @@ static void test_specials(void **s) {
         y[i] = nnlib__tanh_gate(x[i]);                                         \
   }
 GATE_LOOP(gates_avx512, __attribute__((target("avx512f"))))
-GATE_LOOP(gates_haswell, __attribute__((target("arch=haswell"))))
+GATE_LOOP(gates_avx2_fma, __attribute__((target("avx2,fma"))))
 GATE_LOOP(gates_baseline, )
 #endif
 
@@ -200,7 +203,7 @@ static void test_same_bits_every_clone(void **s) {
     gates_cloned(kind, x, got, n);
     assert_memory_equal(got, want, sizeof got);
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      gates_haswell(kind, x, got, n);
+      gates_avx2_fma(kind, x, got, n);
       assert_memory_equal(got, want, sizeof got);
     }
     if (__builtin_cpu_supports("avx512f")) {
@@ -211,11 +214,60 @@ static void test_same_bits_every_clone(void **s) {
 #endif
 }
 
+#if defined(NNLIB__HAS_GATE_CLONES)
+/* Functions cloned as the gate passes are, and the compiler's names for
+ * the pieces: NAME.resolver returns the clone the loader installs for
+ * this CPU (clang numbers its clones in the order listed). */
+NNLIB__GATE_CLONES static int gate_probe(int x) { return x + 1; }
+__attribute__((target_clones(NNLIB__CLONE_AVX2_FMA, "default"))) static int
+tier_probe(int x) {
+  return x + 2;
+}
+#if defined(__clang__)
+#define CLONE_NAME(fn, clone, index) #fn "." clone "." #index
+#else
+#define CLONE_NAME(fn, clone, index) #fn "." clone
+#endif
+typedef int probe_fn(int);
+extern probe_fn *gate_probe_resolver(void) __asm__("gate_probe.resolver");
+extern int gate_probe_avx512f(int) __asm__(CLONE_NAME(gate_probe, "avx512f",
+                                                      0));
+extern int gate_probe_default(int) __asm__(CLONE_NAME(gate_probe, "default",
+                                                      2));
+extern probe_fn *tier_probe_resolver(void) __asm__("tier_probe.resolver");
+extern int tier_probe_default(int) __asm__(CLONE_NAME(tier_probe, "default",
+                                                      1));
+#define CLONE_PROBES 1
+#endif
+
+static void test_loader_picks_by_features(void **s) {
+  (void)s;
+#ifndef CLONE_PROBES
+  skip();
+#else
+  __builtin_cpu_init();
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  bool avx2_fma =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  probe_fn *gate = gate_probe_resolver(), *tier = tier_probe_resolver();
+  assert_int_equal(gate(1) + tier(1), gate_probe(1) + tier_probe(1));
+  /* the AVX2+FMA clone alone: picked on every CPU with the two */
+  assert_int_equal(tier != tier_probe_default, avx2_fma);
+  if (avx512)
+    assert_ptr_equal(gate, gate_probe_avx512f);
+  else if (avx2_fma)
+    assert_true(gate != gate_probe_avx512f && gate != gate_probe_default);
+  else
+    assert_ptr_equal(gate, gate_probe_default);
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_within_bound),
       cmocka_unit_test(test_specials),
       cmocka_unit_test(test_same_bits_every_clone),
+      cmocka_unit_test(test_loader_picks_by_features),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,17 @@
  * floats per vector) and for AVX2 (8), and the dynamic loader picks one
  * for the machine. Not for FMA: both round every operation alike, so the
  * results are the same bits on every machine. */
+/* Every function here is inlined by force. The gate passes' clones are
+ * built with arch=x86-64-v3 (AVX2 with FMA) and GCC inlines no plain
+ * function across a change of arch=: their AVX2 clone called a scalar,
+ * FMA-less sigmoid and tanh (fmaf through libm) for every value, so an
+ * AVX2 machine ran the LSTM, GRU and RNN cells unvectorised. */
+#if defined(__GNUC__)
+#define NNLIB__VECMATH static inline __attribute__((always_inline))
+#else
+#define NNLIB__VECMATH static inline
+#endif
+
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define NNLIB__TSAN 1
@@ -56,7 +67,7 @@
  * branch around the arithmetic of one side (GCC does not speculate a float
  * operation that may trap), and a loop with a branch does not vectorise;
  * this one has no float operation to guard. */
-static inline float nnlib__select_f(bool c, float a, float b) {
+NNLIB__VECMATH float nnlib__select_f(bool c, float a, float b) {
   uint32_t mask = (uint32_t)0 - (uint32_t)c, ua, ub;
   memcpy(&ua, &a, sizeof ua);
   memcpy(&ub, &b, sizeof ub);
@@ -68,7 +79,7 @@ static inline float nnlib__select_f(bool c, float a, float b) {
 
 /* z clamped to [-104, 104], NaN to -104: beyond, e^z < 2^-150 already
  * rounds every sigmoid to 0 or 1 and every tanh to +-1. */
-static inline float nnlib__clamp_exp_arg(float z) {
+NNLIB__VECMATH float nnlib__clamp_exp_arg(float z) {
   float low = nnlib__select_f(z > -104.0f, z, -104.0f); /* NaN too */
   return nnlib__select_f(low < 104.0f, low, 104.0f);
 }
@@ -91,7 +102,7 @@ static inline float nnlib__clamp_exp_arg(float z) {
  * 5.8e-10). r is exact for n = 0 and otherwise off by under 2e-14 (the
  * rounding of n ln2): a float result needs no two-part ln2. Keeping q
  * apart gives e^z - 1 without cancelling (tanh near 0) as well as e^z. */
-static inline double nnlib__expm1_parts(double z, double *scale) {
+NNLIB__VECMATH double nnlib__expm1_parts(double z, double *scale) {
   const double shifter = 0x1.8p52; /* t + shifter rounds t to an integer */
   double shifted = z * 1.4426950408889634 + shifter;
   double n = shifted - shifter;
@@ -112,7 +123,7 @@ static inline double nnlib__expm1_parts(double z, double *scale) {
 }
 
 /* 1 / (1 + e^-x): e^-x is finite in double for every clamped x. */
-static inline float nnlib__sigmoid(float x) {
+NNLIB__VECMATH float nnlib__sigmoid(float x) {
   double scale, q = nnlib__expm1_parts(nnlib__clamp_exp_arg(-x), &scale);
   float y = (float)(1.0 / (1.0 + (scale + scale * q)));
   return nnlib__select_f(x != x, x, y);
@@ -124,7 +135,7 @@ static inline float nnlib__sigmoid(float x) {
  * float (or infinite, then clamped). The sign of a zero comes through:
  * x = +0 gives q = -0 (x = -0: +0), which subtracting 1 - 2^0 = +0 keeps,
  * and m / (-2 - m) turns back. */
-static inline float nnlib__tanh(float x) {
+NNLIB__VECMATH float nnlib__tanh(float x) {
   double scale,
       q = nnlib__expm1_parts(nnlib__clamp_exp_arg(-2.0f * x), &scale);
   double m = scale * q - (1.0 - scale); /* 1 - 2^n is exact */
@@ -132,9 +143,8 @@ static inline float nnlib__tanh(float x) {
   return nnlib__select_f(x != x, x, y);
 }
 
-
 /* ?: for doubles through the bits, as nnlib__select_f. */
-static inline double nnlib__select_d(bool c, double a, double b) {
+NNLIB__VECMATH double nnlib__select_d(bool c, double a, double b) {
   uint64_t mask = (uint64_t)0 - (uint64_t)c, ua, ub;
   memcpy(&ua, &a, sizeof ua);
   memcpy(&ub, &b, sizeof ub);
@@ -152,7 +162,7 @@ static inline double nnlib__select_d(bool c, double a, double b) {
  * r^4), c2..c6 fitted (minimax, relative) by benchmarks/gelu_fit.py. NaN
  * gives NaN; outside |z| <= 708 the result is meaningless (the exponent
  * field wraps), so callers clamp z first. */
-static inline double nnlib__exp_for_float(double z) {
+NNLIB__VECMATH double nnlib__exp_for_float(double z) {
   const double shifter = 0x1.8p52; /* t + shifter rounds t to an integer */
   double shifted = z * 1.4426950408889634 + shifter;
   double n = shifted - shifter;
@@ -185,7 +195,7 @@ static inline double nnlib__exp_for_float(double z) {
  * a/sqrt 2. 14.5 is past the point (14.356) where a Q(a) rounds to a float
  * zero, so GELU's callers clamp a there. NaN gives NaN. */
 #define NNLIB__NORMAL_TAIL_END 14.5
-static inline double nnlib__normal_tail(double a, double *gauss) {
+NNLIB__VECMATH double nnlib__normal_tail(double a, double *gauss) {
   double p = 0.0041163118337279331, d = 0.010317943886146208;
   p = p * a + 0.040633244105605149;
   d = d * a + 0.10185888561644736;
@@ -218,40 +228,56 @@ static inline double nnlib__normal_tail(double a, double *gauss) {
  * Same bits on every machine: every operation is an IEEE float operation
  * rounded once (fmaf rounds the product-sum once), so the AVX-512F and
  * AVX2+FMA clones and the baseline (whose fmaf is libm's, correctly
- * rounded and slow: only CPUs older than Haswell run it) agree bit for
- * bit. No contraction besides the explicit fmaf: GCC in ISO C mode
- * contracts nothing, clang is told by the cell files' #pragma STDC
- * FP_CONTRACT OFF. */
+ * rounded and slow: only CPUs without FMA run it) agree bit for bit. No
+ * contraction besides the explicit fmaf: GCC in ISO C mode contracts
+ * nothing, clang is told by the cell files' #pragma STDC FP_CONTRACT OFF.
+ *
+ * The AVX2+FMA clone is x86-64-v3 (AVX2, FMA and the rest of that ISA
+ * level), which the loader picks on any CPU that has them. Not
+ * arch=haswell: for an arch= clone GCC's resolver asks whether the CPU
+ * *is* that model, so every AVX2 machine but an Intel Haswell (a Zen 3,
+ * a Skylake, an Alder Lake) ran the baseline clone, scalar, with fmaf
+ * calls: LSTM inference about 8 times slower than with the vector
+ * clone. */
+#if defined(__clang__)
+/* clang 14 also picks an arch= clone by CPU model, x86-64-v3 included;
+ * its "fma" clone (FMA and AVX: 256-bit float, 128-bit integer) is
+ * picked by feature */
+#define NNLIB__CLONE_AVX2_FMA "fma"
+#else
+#define NNLIB__CLONE_AVX2_FMA "arch=x86-64-v3"
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
     !defined(__SANITIZE_THREAD__) && !defined(NNLIB__TSAN)
 #define NNLIB__GATE_CLONES                                                     \
-  __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+  __attribute__((target_clones("avx512f", NNLIB__CLONE_AVX2_FMA, "default")))
+#define NNLIB__HAS_GATE_CLONES 1
 #else
 #define NNLIB__GATE_CLONES
 #endif
 
-static inline uint32_t nnlib__bits_of_float(float f) {
+NNLIB__VECMATH uint32_t nnlib__bits_of_float(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
   return u;
 }
 
-static inline float nnlib__float_of_bits(uint32_t u) {
+NNLIB__VECMATH float nnlib__float_of_bits(uint32_t u) {
   float f;
   memcpy(&f, &u, sizeof f);
   return f;
 }
 
 /* 2^(e - 127) from its biased exponent e, 1 <= e <= 254 */
-static inline float nnlib__pow2_biased(int32_t e) {
+NNLIB__VECMATH float nnlib__pow2_biased(int32_t e) {
   return nnlib__float_of_bits((uint32_t)e << 23);
 }
 
-static inline int32_t nnlib__min_i32(int32_t a, int32_t b) {
+NNLIB__VECMATH int32_t nnlib__min_i32(int32_t a, int32_t b) {
   return a < b ? a : b;
 }
 
-static inline int32_t nnlib__max_i32(int32_t a, int32_t b) {
+NNLIB__VECMATH int32_t nnlib__max_i32(int32_t a, int32_t b) {
   return a > b ? a : b;
 }
 
@@ -262,7 +288,7 @@ static inline int32_t nnlib__max_i32(int32_t a, int32_t b) {
  * P(r) with P the degree-5 fit of the double nnlib__expm1_parts
  * (relative error 2.4e-10) with its coefficients rounded to float: q is
  * within about 0.6 ulp. A NaN z gives a NaN q (and any *e). */
-static inline float nnlib__expm1_float_parts(float z, int32_t *e) {
+NNLIB__VECMATH float nnlib__expm1_float_parts(float z, int32_t *e) {
   const float shifter = 0x1.8p23f; /* t + shifter rounds t to an integer */
   float shifted = fmaf(z, 1.44269504f, shifter);
   float k = shifted - shifter;
@@ -290,7 +316,7 @@ static inline float nnlib__expm1_float_parts(float z, int32_t *e) {
  * a fifth of the function's time in every lane, for gate inputs below
  * -16.29. -x is clamped to [-104, 104] in a way that keeps NaN, which then
  * flows through q and d: no select at the end. */
-static inline float nnlib__sigmoid_gate(float x) {
+NNLIB__VECMATH float nnlib__sigmoid_gate(float x) {
   float z = nnlib__select_f(-x < -104.0f, -104.0f, -x);
   z = nnlib__select_f(z > 104.0f, 104.0f, z);
   int32_t e; /* n + 127 */
@@ -307,7 +333,7 @@ static inline float nnlib__sigmoid_gate(float x) {
  * 0) the numerator is -q exactly, so tanh keeps its relative accuracy
  * down to the subnormals. The sign of x goes on last: tanh(-0) = -0. The
  * clamp keeps NaN, which flows through to the result. */
-static inline float nnlib__tanh_gate(float x) {
+NNLIB__VECMATH float nnlib__tanh_gate(float x) {
   float a = nnlib__float_of_bits(nnlib__bits_of_float(x) & 0x7fffffffu);
   a = nnlib__select_f(a > 9.1f, 9.1f, a);
   int32_t e;
