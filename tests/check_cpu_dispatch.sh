@@ -4,10 +4,10 @@
 # (EPYC-Milan-v1) and an Intel Haswell (Haswell-v1), so that the loader
 # picks the clones those CPUs get (tests/test_internal_gate_math checks the
 # pick against the emulated CPU's features) and their results are checked
-# as the tests check them natively. A CPU model is never one this machine
-# reports, so the build machine's own clone choice cannot hide a wrong one
-# (an arch= clone picked only on one CPU model ran the recurrent cells
-# scalar on every other AVX2 machine).
+# as the tests check them natively. The emulated CPU, not the build
+# machine, decides which clones run, so a wrong choice for other CPUs
+# shows here (an arch= clone, picked only on that one CPU model, ran the
+# recurrent cells scalar on every other AVX2 machine).
 #   check_cpu_dispatch.sh QEMU TEST_EXECUTABLE...
 # Both models have AVX2 and FMA, which the OpenBLAS kernels the
 # environment may force (OPENBLAS_CORETYPE=Haswell) need.
