@@ -179,13 +179,17 @@ static void test_training_bits_two_threads(void **s) {
   run_twins(2);
 }
 
-/* The AVX-512 window rows and the plain ones both. */
+/* The plain window rows and the AVX2 ones, besides the CPU's own. */
 static void test_training_bits_plain_rows(void **s) {
   (void)s;
   nnlib__pool2d_force_plain_rows(true);
   check_twins(&TWINS[0], NNLIB_OPT_SGD, 0.9f);
   check_twins(&TWINS[1], NNLIB_OPT_ADAM, 0.0f);
   nnlib__pool2d_force_plain_rows(false);
+  nnlib__pool2d_force_avx2_rows(true); /* plain again without AVX2 */
+  check_twins(&TWINS[0], NNLIB_OPT_SGD, 0.9f);
+  check_twins(&TWINS[1], NNLIB_OPT_ADAM, 0.0f);
+  nnlib__pool2d_force_avx2_rows(false);
 }
 
 typedef struct fuse_case {

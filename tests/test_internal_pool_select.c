@@ -1,8 +1,8 @@
 /* Max and min pooling against a naive loop, bit for bit: forward (training
  * and prediction, which keeps no winners) and the input gradient. The
  * 2x2 windows at stride 2 run their own rows (pool2d.c select_2x2: AVX-512
- * where the CPU has it, plain loops elsewhere, both checked here on one
- * machine); windows that must not take that path (padding, ceil mode that
+ * where the CPU has it, else AVX2, else plain loops, each checked here on
+ * one machine where it can run); windows that must not take that path (padding, ceil mode that
  * adds a clipped window, overlapping and 3x3 windows) run the general
  * loop and are checked the same way. The data are drawn from few values,
  * so windows hold ties, +0 beside -0 and NaNs with distinct payloads: the
@@ -97,8 +97,12 @@ static void expect_bits(const char *spec, const char *what, const float *got,
                what, (long long)i, (double)got[i], (double)want[i]);
 }
 
-static void check_case(const pool_case *pc, bool plain) {
-  nnlib__pool2d_force_plain_rows(plain);
+/* which rows the 2x2 pools run: the CPU's own, or forced */
+typedef enum { NATIVE_ROWS, PLAIN_ROWS, AVX2_ROWS } rows_mode;
+
+static void check_case(const pool_case *pc, rows_mode mode) {
+  nnlib__pool2d_force_plain_rows(mode == PLAIN_ROWS);
+  nnlib__pool2d_force_avx2_rows(mode == AVX2_ROWS);
   int64_t shape[3] = {pc->c, pc->h, pc->w};
   int64_t oh = out_len(pc->h, pc->k, pc->s, pc->pad, pc->ceil_mode);
   int64_t ow = out_len(pc->w, pc->k, pc->s, pc->pad, pc->ceil_mode);
@@ -144,6 +148,7 @@ static void check_case(const pool_case *pc, bool plain) {
   nnlib_tensor_free(pred);
   nnlib_model_free(m);
   nnlib__pool2d_force_plain_rows(false);
+  nnlib__pool2d_force_avx2_rows(false);
 }
 
 static const pool_case cases[] = {
@@ -151,6 +156,8 @@ static const pool_case cases[] = {
     {"maxpool:2", true, 2, 2, 0, 3, 8, 12, false},
     {"minpool:2", false, 2, 2, 0, 2, 7, 9, false},   /* odd: last row/col */
     {"maxpool:2", true, 2, 2, 0, 2, 34, 37, false},  /* 18 windows a row */
+    {"minpool:2", false, 2, 2, 0, 2, 6, 33, false},  /* 16: whole vectors */
+    {"maxpool:2", true, 2, 2, 0, 2, 4, 26, false},   /* 13: vector spread */
     {"maxpool:2", true, 2, 2, 0, 4, 2, 2, false},    /* one window a plane */
     {"maxpool:2:ceil", true, 2, 2, 0, 2, 6, 8, true}, /* adds no window */
     /* the general loop */
@@ -163,8 +170,9 @@ static const pool_case cases[] = {
 static void select_matches_naive(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    check_case(&cases[i], false);
-    check_case(&cases[i], true);
+    check_case(&cases[i], NATIVE_ROWS);
+    check_case(&cases[i], PLAIN_ROWS);
+    check_case(&cases[i], AVX2_ROWS); /* plain again without AVX2 */
   }
 }
 

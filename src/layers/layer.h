@@ -255,9 +255,10 @@ nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
                                          float *shift);
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
 /* Internal tests: 2x2 pools at stride 2 use their plain rows even where
- * AVX-512 rows would run (pool2d.c), to check both on one machine. Not
- * for use while a pass runs. */
+ * vector rows would run (pool2d.c), or their AVX2 rows where AVX-512 ones
+ * would, to check them all on one machine. Not for use while a pass runs. */
 void nnlib__pool2d_force_plain_rows(bool on);
+void nnlib__pool2d_force_avx2_rows(bool on);
 /* A max or min pool of 2x2 windows at stride 2, without padding, dilation
  * or ceil mode: every window lies whole in its input, whatever its size
  * (an odd last row or column is dropped), so a convolution can fold it. */

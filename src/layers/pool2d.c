@@ -286,8 +286,12 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
  * windows are short (14 and 7 outputs in the benchmark CNN), too short for
  * GCC's vectorised loops and their scalar tails: on a CPU with AVX-512
  * one row of up to 16 windows is a few masked vector operations (the even
- * and odd columns split by a permutation), elsewhere a plain loop runs.
- * Both select the same elements, so results are the same bits. */
+ * and odd columns split by a permutation), with AVX2 8 windows at a time
+ * the same way, elsewhere a plain loop runs. All select the same
+ * elements, so results are the same bits. The AVX2 rows run the
+ * benchmark CNN 1.12x as fast as the plain ones in training and 1.14x in
+ * prediction (forced on a Zen 4, batch 64, one thread, medians of 5
+ * alternated rounds); they are what a CPU without AVX-512 runs. */
 enum { CODE_A = 0, CODE_B = 1, CODE_C = 2, CODE_D = 3 };
 
 /* Windows of a row holding a NaN: their first NaN and its code. */
@@ -470,29 +474,165 @@ spread_row_avx512(const float *dy, const uint8_t *code, float *top,
     _mm512_mask_storeu_ps(u + 16, hi, _mm512_permutex2var_ps(gc, second, gd));
   }
 }
+
+/* The same rows with AVX2, 8 windows at a time, for CPUs without
+ * AVX-512: lanes [0, count) of a mask for the masked loads and stores. */
+__attribute__((target("avx2"))) static inline __m256i lanes8(int64_t count) {
+  int32_t n = count < 0 ? 0 : count > 8 ? 8 : (int32_t)count;
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The even (pick 0x88) or odd (0xDD) floats of the 16 in v0, v1, in
+ * order: the shuffle takes them lane by lane, the permutation puts the
+ * four 64-bit pieces back in order. */
+#define DEINTERLEAVE(v0, v1, pick)                                             \
+  _mm256_castpd_ps(_mm256_permute4x64_pd(                                      \
+      _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, pick)), 0xD8))
+
+__attribute__((target("avx2"))) static inline __m256 better8(bool max,
+                                                             __m256 v,
+                                                             __m256 bv) {
+  /* v > bv or v < bv: false when either is NaN, as in C */
+  return max ? _mm256_cmp_ps(v, bv, _CMP_GT_OQ)
+             : _mm256_cmp_ps(v, bv, _CMP_LT_OQ);
+}
+
+/* 16 floats from p, the first `count` of them loaded, the rest 0 */
+__attribute__((target("avx2"))) static inline void
+load16(const float *p, int64_t count, __m256 *v0, __m256 *v1) {
+  if (count >= 16) {
+    *v0 = _mm256_loadu_ps(p);
+    *v1 = _mm256_loadu_ps(p + 8);
+  } else {
+    *v0 = _mm256_maskload_ps(p, lanes8(count));
+    *v1 = _mm256_maskload_ps(p + 8, lanes8(count - 8));
+  }
+}
+
+__attribute__((target("avx2"))) static void
+select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
+                 uint8_t *code, int64_t out_w) {
+  const __m256i two = _mm256_set1_epi32(2), one = _mm256_set1_epi32(1);
+  for (int64_t r = 0; r < rows; r++, y += out_w) {
+    const float *top = x + 2 * r * w, *bottom = top + w;
+    uint8_t *row_code = code != NULL ? code + r * out_w : NULL;
+    int nan = 0;
+    for (int64_t ow = 0; ow < out_w; ow += 8) {
+      int64_t k = out_w - ow < 8 ? out_w - ow : 8;
+      __m256 t0, t1, u0, u1;
+      load16(top + 2 * ow, 2 * k, &t0, &t1);
+      load16(bottom + 2 * ow, 2 * k, &u0, &u1);
+      __m256 a = DEINTERLEAVE(t0, t1, 0x88), b = DEINTERLEAVE(t0, t1, 0xDD);
+      __m256 c = DEINTERLEAVE(u0, u1, 0x88), d = DEINTERLEAVE(u0, u1, 0xDD);
+      __m256 tb = better8(max, b, a), td = better8(max, d, c);
+      __m256 ab = _mm256_blendv_ps(a, b, tb), cd = _mm256_blendv_ps(c, d, td);
+      __m256 tt = better8(max, cd, ab);
+      __m256 best = _mm256_blendv_ps(ab, cd, tt);
+      if (k == 8)
+        _mm256_storeu_ps(y + ow, best);
+      else
+        _mm256_maskstore_ps(y + ow, lanes8(k), best);
+      if (row_code != NULL) {
+        /* t ? CODE_C + td : CODE_A + tb, the masks all ones or zeros */
+        __m256i ti = _mm256_castps_si256(tt);
+        __m256i pair = _mm256_blendv_epi8(_mm256_castps_si256(tb),
+                                          _mm256_castps_si256(td), ti);
+        __m256i codes = _mm256_or_si256(_mm256_and_si256(ti, two),
+                                        _mm256_and_si256(pair, one));
+        int32_t lanes[8];
+        _mm256_storeu_si256((__m256i *)lanes, codes);
+        for (int64_t i = 0; i < k; i++)
+          row_code[ow + i] = (uint8_t)lanes[i];
+      }
+      nan |= _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
+                                             _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+    }
+    if (nan) /* masked-off lanes loaded zeros: any NaN is the row's */
+      fix_nan_windows(top, bottom, y, row_code, out_w);
+  }
+}
+
+/* spread_row_plain, 8 windows at a time: each candidate's value where the
+ * code names it (0.0f + dy, as the plain loop adds it), +0 elsewhere,
+ * interleaved back into the rows. */
+__attribute__((target("avx2"))) static void
+spread_row_avx2(const float *dy, const uint8_t *code, float *top,
+                float *bottom, int64_t out_w) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t ow = 0; ow < out_w; ow += 8) {
+    int64_t k = out_w - ow < 8 ? out_w - ow : 8;
+    uint8_t bytes[16] = {0};
+    memcpy(bytes, code + ow, (size_t)k);
+    __m256i cv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)bytes));
+    __m256 g = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, lanes8(k)));
+    __m256 ga = _mm256_and_ps(
+        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_A))));
+    __m256 gb = _mm256_and_ps(
+        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_B))));
+    __m256 gc = _mm256_and_ps(
+        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_C))));
+    __m256 gd = _mm256_and_ps(
+        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_D))));
+    /* unpack interleaves within 128-bit lanes; the lane permutes order
+     * them: windows 0-3 first, then 4-7 */
+    __m256 tl = _mm256_unpacklo_ps(ga, gb), th = _mm256_unpackhi_ps(ga, gb);
+    __m256 ul = _mm256_unpacklo_ps(gc, gd), uh = _mm256_unpackhi_ps(gc, gd);
+    float *t = top + 2 * ow, *u = bottom + 2 * ow;
+    __m256 t0 = _mm256_permute2f128_ps(tl, th, 0x20);
+    __m256 t1 = _mm256_permute2f128_ps(tl, th, 0x31);
+    __m256 u0 = _mm256_permute2f128_ps(ul, uh, 0x20);
+    __m256 u1 = _mm256_permute2f128_ps(ul, uh, 0x31);
+    if (k == 8) {
+      _mm256_storeu_ps(t, t0);
+      _mm256_storeu_ps(t + 8, t1);
+      _mm256_storeu_ps(u, u0);
+      _mm256_storeu_ps(u + 8, u1);
+    } else {
+      __m256i lo = lanes8(2 * k), hi = lanes8(2 * k - 8);
+      _mm256_maskstore_ps(t, lo, t0);
+      _mm256_maskstore_ps(t + 8, hi, t1);
+      _mm256_maskstore_ps(u, lo, u0);
+      _mm256_maskstore_ps(u + 8, hi, u1);
+    }
+  }
+}
 #endif
 
-/* Internal tests switch the AVX-512 rows off to check the plain ones on
- * the same machine (layer.h). */
-static bool plain_rows_forced;
+/* Which rows run: AVX-512 where the CPU has it, else AVX2, else the plain
+ * loops. Internal tests force the plain or the AVX2 rows to check them
+ * on the same machine (layer.h). */
+typedef enum { ROWS_PLAIN, ROWS_AVX2, ROWS_AVX512 } rows_kind;
+
+static bool plain_rows_forced, avx2_rows_forced;
 
 void nnlib__pool2d_force_plain_rows(bool on) { plain_rows_forced = on; }
 
-static bool avx512_rows(void) {
-#ifdef POOL_AVX512
-  return !plain_rows_forced && __builtin_cpu_supports("avx512f");
-#else
-  return false;
-#endif
-}
+void nnlib__pool2d_force_avx2_rows(bool on) { avx2_rows_forced = on; }
 
+static rows_kind rows_for_cpu(void) {
+#ifdef POOL_AVX512
+  if (plain_rows_forced)
+    return ROWS_PLAIN;
+  if (!avx2_rows_forced && __builtin_cpu_supports("avx512f"))
+    return ROWS_AVX512;
+  if (__builtin_cpu_supports("avx2"))
+    return ROWS_AVX2;
+#endif
+  return ROWS_PLAIN;
+}
 
 /* `rows` rows of windows of a plane of width w (select_rows_avx512). */
 static void select_rows(bool max, const float *x, int64_t w, int64_t rows,
                         float *y, uint8_t *code, int64_t out_w) {
 #ifdef POOL_AVX512
-  if (avx512_rows()) {
+  rows_kind kind = rows_for_cpu();
+  if (kind == ROWS_AVX512) {
     select_rows_avx512(max, x, w, rows, y, code, out_w);
+    return;
+  }
+  if (kind == ROWS_AVX2) {
+    select_rows_avx2(max, x, w, rows, y, code, out_w);
     return;
   }
 #endif
@@ -522,12 +662,14 @@ static void spread_plane(const float *dy, const uint8_t *codes, float *dx,
    * 7 windows a row 0.37 ms against 0.43, 14 windows 0.57 against 0.48,
    * over 3.2 and 6.4 MB of dx) */
   int64_t oh_count = h / 2, ow = w / 2;
-  bool wide = avx512_rows() && ow >= 12;
+  rows_kind kind = ow >= 12 ? rows_for_cpu() : ROWS_PLAIN;
   for (int64_t oh = 0; oh < oh_count; oh++) {
     float *top = dx + 2 * oh * w, *bottom = top + w;
 #ifdef POOL_AVX512
-    if (wide)
+    if (kind == ROWS_AVX512)
       spread_row_avx512(dy + oh * ow, codes + oh * ow, top, bottom, ow);
+    else if (kind == ROWS_AVX2)
+      spread_row_avx2(dy + oh * ow, codes + oh * ow, top, bottom, ow);
     else
 #endif
       spread_row_plain(dy + oh * ow, codes + oh * ow, top, bottom, ow);
