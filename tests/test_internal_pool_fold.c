@@ -117,8 +117,7 @@ static void check_case(const fold_case *fc, rows_mode mode) {
   for (int64_t i = 0; i < fc->batch * out; i++)
     if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
       fail_msg("%s (%s rows): element %lld is %.9g, expected %.9g", spec,
-               ROWS_NAME[mode], (long long)i, (double)got[i],
-               (double)want[i]);
+               ROWS_NAME[mode], (long long)i, (double)got[i], (double)want[i]);
   free(want);
   nnlib_tensor_free(x);
   nnlib_tensor_free(ym);

@@ -2,11 +2,11 @@
  * and prediction, which keeps no winners) and the input gradient. The
  * 2x2 windows at stride 2 run their own rows (pool2d.c select_2x2: AVX-512
  * where the CPU has it, else AVX2, else plain loops, each checked here on
- * one machine where it can run); windows that must not take that path (padding, ceil mode that
- * adds a clipped window, overlapping and 3x3 windows) run the general
- * loop and are checked the same way. The data are drawn from few values,
- * so windows hold ties, +0 beside -0 and NaNs with distinct payloads: the
- * winner is the first best in row-major order under strict comparison, or
+ * one machine where it can run); windows that must not take that path (padding,
+ * ceil mode that adds a clipped window, overlapping and 3x3 windows) run the
+ * general loop and are checked the same way. The data are drawn from few
+ * values, so windows hold ties, +0 beside -0 and NaNs with distinct payloads:
+ * the winner is the first best in row-major order under strict comparison, or
  * the window's first NaN, and the input gradient is 0.0f + dy there (a
  * zeroed dx plus dy: -0 becomes +0), summed over overlapping windows in
  * output order. */
@@ -154,16 +154,16 @@ static void check_case(const pool_case *pc, rows_mode mode) {
 static const pool_case cases[] = {
     /* 2x2 at stride 2: the rows of select_2x2 */
     {"maxpool:2", true, 2, 2, 0, 3, 8, 12, false},
-    {"minpool:2", false, 2, 2, 0, 2, 7, 9, false},   /* odd: last row/col */
-    {"maxpool:2", true, 2, 2, 0, 2, 34, 37, false},  /* 18 windows a row */
-    {"minpool:2", false, 2, 2, 0, 2, 6, 33, false},  /* 16: whole vectors */
-    {"maxpool:2", true, 2, 2, 0, 2, 4, 26, false},   /* 13: vector spread */
-    {"maxpool:2", true, 2, 2, 0, 4, 2, 2, false},    /* one window a plane */
+    {"minpool:2", false, 2, 2, 0, 2, 7, 9, false},    /* odd: last row/col */
+    {"maxpool:2", true, 2, 2, 0, 2, 34, 37, false},   /* 18 windows a row */
+    {"minpool:2", false, 2, 2, 0, 2, 6, 33, false},   /* 16: whole vectors */
+    {"maxpool:2", true, 2, 2, 0, 2, 4, 26, false},    /* 13: vector spread */
+    {"maxpool:2", true, 2, 2, 0, 4, 2, 2, false},     /* one window a plane */
     {"maxpool:2:ceil", true, 2, 2, 0, 2, 6, 8, true}, /* adds no window */
     /* the general loop */
     {"maxpool:2:ceil", true, 2, 2, 0, 2, 7, 7, true}, /* a clipped window */
     {"maxpool:2:p1", true, 2, 2, 1, 2, 6, 7, false},
-    {"minpool:2:s1", false, 2, 1, 0, 2, 5, 6, false},  /* overlapping */
+    {"minpool:2:s1", false, 2, 1, 0, 2, 5, 6, false}, /* overlapping */
     {"maxpool:3:s2:p1", true, 3, 2, 1, 2, 9, 8, false},
 };
 

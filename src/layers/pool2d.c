@@ -490,8 +490,7 @@ __attribute__((target("avx2"))) static inline __m256i lanes8(int64_t count) {
   _mm256_castpd_ps(_mm256_permute4x64_pd(                                      \
       _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, pick)), 0xD8))
 
-__attribute__((target("avx2"))) static inline __m256 better8(bool max,
-                                                             __m256 v,
+__attribute__((target("avx2"))) static inline __m256 better8(bool max, __m256 v,
                                                              __m256 bv) {
   /* v > bv or v < bv: false when either is NaN, as in C */
   return max ? _mm256_cmp_ps(v, bv, _CMP_GT_OQ)
@@ -545,8 +544,9 @@ select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
         for (int64_t i = 0; i < k; i++)
           row_code[ow + i] = (uint8_t)lanes[i];
       }
-      nan |= _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
-                                             _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+      nan |=
+          _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
+                                          _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
     }
     if (nan) /* masked-off lanes loaded zeros: any NaN is the row's */
       fix_nan_windows(top, bottom, y, row_code, out_w);
@@ -557,8 +557,8 @@ select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
  * code names it (0.0f + dy, as the plain loop adds it), +0 elsewhere,
  * interleaved back into the rows. */
 __attribute__((target("avx2"))) static void
-spread_row_avx2(const float *dy, const uint8_t *code, float *top,
-                float *bottom, int64_t out_w) {
+spread_row_avx2(const float *dy, const uint8_t *code, float *top, float *bottom,
+                int64_t out_w) {
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t ow = 0; ow < out_w; ow += 8) {
     int64_t k = out_w - ow < 8 ? out_w - ow : 8;
@@ -566,14 +566,14 @@ spread_row_avx2(const float *dy, const uint8_t *code, float *top,
     memcpy(bytes, code + ow, (size_t)k);
     __m256i cv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)bytes));
     __m256 g = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, lanes8(k)));
-    __m256 ga = _mm256_and_ps(
-        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_A))));
-    __m256 gb = _mm256_and_ps(
-        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_B))));
-    __m256 gc = _mm256_and_ps(
-        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_C))));
-    __m256 gd = _mm256_and_ps(
-        g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cv, _mm256_set1_epi32(CODE_D))));
+    __m256 ga = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                     cv, _mm256_set1_epi32(CODE_A))));
+    __m256 gb = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                     cv, _mm256_set1_epi32(CODE_B))));
+    __m256 gc = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                     cv, _mm256_set1_epi32(CODE_C))));
+    __m256 gd = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                     cv, _mm256_set1_epi32(CODE_D))));
     /* unpack interleaves within 128-bit lanes; the lane permutes order
      * them: windows 0-3 first, then 4-7 */
     __m256 tl = _mm256_unpacklo_ps(ga, gb), th = _mm256_unpackhi_ps(ga, gb);
