@@ -1,6 +1,6 @@
 # The cloned loops under emulated CPUs (tests/check_cpu_dispatch.sh): the
 # gate passes' clone choice and the layers built on the clones (recurrent
-# cells against PyTorch, GELU, the pool's plain rows). Needs qemu-user
+# cells against PyTorch, GELU, the pool's AVX2 rows). Needs qemu-user
 # (scripts/packages.txt); not under the sanitizers, whose runtimes do not
 # run under qemu's user-mode emulation.
 find_program(NNLIB_QEMU_X86_64 qemu-x86_64)
@@ -14,7 +14,9 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64)$" AND NOT NNLIB_SANITIZE)
               $<TARGET_FILE:test_rnn>
               $<TARGET_FILE:test_gru_lbr0>
               $<TARGET_FILE:test_internal_linear_gelu>
-              $<TARGET_FILE:test_internal_bnpool>)
+              $<TARGET_FILE:test_internal_bnpool>
+              $<TARGET_FILE:test_internal_pool_select>
+              $<TARGET_FILE:test_internal_pool_fold>)
     set_tests_properties(cpu_dispatch PROPERTIES
       ENVIRONMENT "NNLIB_SOURCE_DIR=${PROJECT_SOURCE_DIR};OPENBLAS_NUM_THREADS=1")
   else()

@@ -553,6 +553,14 @@ select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
   }
 }
 
+/* g where the window's code is `code`, +0 elsewhere */
+__attribute__((target("avx2"))) static inline __m256 named8(__m256 g,
+                                                            __m256i codes,
+                                                            int32_t code) {
+  __m256i hit = _mm256_cmpeq_epi32(codes, _mm256_set1_epi32(code));
+  return _mm256_and_ps(g, _mm256_castsi256_ps(hit));
+}
+
 /* spread_row_plain, 8 windows at a time: each candidate's value where the
  * code names it (0.0f + dy, as the plain loop adds it), +0 elsewhere,
  * interleaved back into the rows. */
@@ -566,14 +574,8 @@ spread_row_avx2(const float *dy, const uint8_t *code, float *top, float *bottom,
     memcpy(bytes, code + ow, (size_t)k);
     __m256i cv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)bytes));
     __m256 g = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, lanes8(k)));
-    __m256 ga = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                     cv, _mm256_set1_epi32(CODE_A))));
-    __m256 gb = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                     cv, _mm256_set1_epi32(CODE_B))));
-    __m256 gc = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                     cv, _mm256_set1_epi32(CODE_C))));
-    __m256 gd = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                     cv, _mm256_set1_epi32(CODE_D))));
+    __m256 ga = named8(g, cv, CODE_A), gb = named8(g, cv, CODE_B);
+    __m256 gc = named8(g, cv, CODE_C), gd = named8(g, cv, CODE_D);
     /* unpack interleaves within 128-bit lanes; the lane permutes order
      * them: windows 0-3 first, then 4-7 */
     __m256 tl = _mm256_unpacklo_ps(ga, gb), th = _mm256_unpackhi_ps(ga, gb);
