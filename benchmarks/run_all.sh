@@ -7,7 +7,7 @@
 # keeps the raw JSON lines in benchmarks/results.jsonl and splices the
 # markdown tables between the results markers of benchmarks/README.md.
 #
-#   benchmarks/run_all.sh                  whole suite (about 15 minutes)
+#   benchmarks/run_all.sh                  whole suite (about an hour)
 #   BUILD_DIR=dir SECONDS_PER=0.5 ROUNDS=3 benchmarks/run_all.sh
 #
 # Run it on an idle machine: everything else running shows up as noise.

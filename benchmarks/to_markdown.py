@@ -110,18 +110,30 @@ def steps_table(rows, all_rows=False):
 
 
 def gemm_table(rows):
-    out = []
+    """One row per distinct entry of the bench's GEMM list (model, batch,
+    role, transposes, shape, threads): a step repeats the same product per
+    layer, per block of heads or per time step (the gpt list has 819
+    entries), so identical entries are one row with their count and the
+    median of their medians."""
+    groups = {}
     for r in nnlib_rows(rows, "gemm"):
-        shape = "%dx%dx%d" % (r["m"], r["n"], r["k"])
-        out.append([r["model"], str(r["batch"]) if r["batch"] else "-",
-                    r["role"], r["trans"], shape, str(r["threads"]),
-                    us(r["median_s"]), fmt(r["gflops"]),
-                    "%.0f%%" % (100 * r["peak_fraction"])
-                    if r.get("peak_fraction") else "-"])
+        key = (r["model"], r["batch"], r["role"], r["trans"], r["m"],
+               r["n"], r["k"], r["threads"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rs in groups.items():
+        model, batch, role, trans, m, n, k, threads = key
+        mid = sorted(rs, key=lambda r: r["median_s"])[len(rs) // 2]
+        out.append([model, str(batch) if batch else "-", role, trans,
+                    "%dx%dx%d" % (m, n, k), str(threads), str(len(rs)),
+                    us(mid["median_s"]), fmt(mid["gflops"]),
+                    "%.0f%%" % (100 * mid["peak_fraction"])
+                    if mid.get("peak_fraction") else "-"])
     if not out:
         return ""
     return md_table(["model", "batch", "role", "trans", "m x n x k",
-                     "threads", "median µs", "GFLOP/s", "of peak"], out)
+                     "threads", "entries", "median µs", "GFLOP/s", "of peak"],
+                    out)
 
 
 def memory_table(rows):
