@@ -110,11 +110,12 @@ def steps_table(rows, all_rows=False):
 
 
 def gemm_table(rows):
-    """One row per distinct entry of the bench's GEMM list (model, batch,
-    role, transposes, shape, threads): a step repeats the same product per
-    layer, per block of heads or per time step (the gpt list has 819
-    entries), so identical entries are one row with their count and the
-    median of their medians."""
+    """One row per distinct product of the bench's GEMM list (model, batch,
+    role, transposes, shape, threads). A list entry may stand for several
+    identical calls (its gflops counts them all), and a step repeats the
+    same product per layer, per block of heads or per time step (the gpt
+    list has 819 entries), so a row adds its entries' times and flops:
+    the time of all of them and their GFLOP/s together."""
     groups = {}
     for r in nnlib_rows(rows, "gemm"):
         key = (r["model"], r["batch"], r["role"], r["trans"], r["m"],
@@ -123,17 +124,18 @@ def gemm_table(rows):
     out = []
     for key, rs in groups.items():
         model, batch, role, trans, m, n, k, threads = key
-        mid = sorted(rs, key=lambda r: r["median_s"])[len(rs) // 2]
+        seconds = sum(r["median_s"] for r in rs)
+        gflops = sum(r["gflops"] * r["median_s"] for r in rs) / seconds
+        peak = rs[0].get("peak_gflops")
         out.append([model, str(batch) if batch else "-", role, trans,
                     "%dx%dx%d" % (m, n, k), str(threads), str(len(rs)),
-                    us(mid["median_s"]), fmt(mid["gflops"]),
-                    "%.0f%%" % (100 * mid["peak_fraction"])
-                    if mid.get("peak_fraction") else "-"])
+                    us(seconds), fmt(gflops),
+                    "%.0f%%" % (100 * gflops / peak) if peak else "-"])
     if not out:
         return ""
     return md_table(["model", "batch", "role", "trans", "m x n x k",
-                     "threads", "entries", "median µs", "GFLOP/s", "of peak"],
-                    out)
+                     "threads", "entries", "µs, all entries", "GFLOP/s",
+                     "of peak"], out)
 
 
 def memory_table(rows):
