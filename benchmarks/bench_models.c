@@ -317,6 +317,73 @@ static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
   return chunk > 1 ? (int)chunk : 1;
 }
 
+/* The `which`-th item of the model's description that starts with
+ * `prefix` (the public API has no getter for attention's heads and mask
+ * or a convolution's stride and padding), whose items are in node order:
+ * what follows the prefix up to the next item; false when there is none. */
+static bool spec_item(nnlib_model *model, const char *prefix, int which,
+                      char *item, size_t size) {
+  size_t needed = 0;
+  if (nnlib_model_get_spec(model, NULL, 0, &needed) != NNLIB_OK)
+    return false;
+  char *text = malloc(needed + 1);
+  bool found = false;
+  if (text != NULL &&
+      nnlib_model_get_spec(model, text, needed + 1, NULL) == NNLIB_OK) {
+    const char *at = text;
+    for (int i = 0; at != NULL && i <= which; i++) {
+      at = strstr(at, prefix);
+      if (at != NULL)
+        at += strlen(prefix);
+    }
+    if (at != NULL) {
+      size_t len = strcspn(at, ",\n");
+      len = len < size - 1 ? len : size - 1;
+      memcpy(item, at, len);
+      item[len] = '\0';
+      found = true;
+    }
+  }
+  free(text);
+  return found;
+}
+
+/* Inference runs a 3x3 convolution at stride 1, dilation 1 and padding 1
+ * with at least 16 input and output channels by Winograd's F(2x2, 3x3)
+ * (src/layers/conv2d.c, winograd_applies): the layer's description item
+ * is "conv:COx3x3:p1" with no stride or dilation. */
+static bool conv_is_winograd(const layer_call *c, int co, int in_c) {
+  int which = 0;
+  for (int i = 0; i < c->index; i++)
+    which += nnlib_layer_get_kind(nnlib_model_get_layer(c->model, (size_t)i)) ==
+             NNLIB_LAYER_CONV2D;
+  char item[128];
+  if (co < 16 || in_c < 16 ||
+      !spec_item(c->model, "conv:", which, item, sizeof item))
+    return false;
+  const char *pad = strstr(item, "x3x3:p1");
+  char next = pad != NULL ? pad[strlen("x3x3:p1")] : 'x';
+  return (next == '\0' || next == ':' || next == '(') &&
+         strstr(item, ":s") == NULL && strstr(item, ":d") == NULL;
+}
+
+/* Its chunks (winograd_chunk): V [16, C, N], M [16, Co, N] and Z [Co, m P]
+ * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2); per chunk
+ * the 16 products M_xi = U_xi V_xi, NN [Co,C] x [C,N], as one batch. */
+static void winograd_gemms(const layer_call *c, int co, int in_c, int p,
+                           int tiles, gemm_list *list) {
+  int64_t per_sample = 16 * (int64_t)(in_c + co) * tiles + (int64_t)co * p;
+  int m = (int)((((int64_t)2 << 20) / 4) / per_sample);
+  m = m < c->n ? m : c->n;
+  m = m > 1 ? m : 1;
+  int cols[2] = {m * tiles, c->n % m * tiles},
+      times[2] = {c->n / m, c->n % m > 0};
+  for (int i = 0; i < 2; i++)
+    if (times[i] > 0)
+      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co, cols[i],
+                                  in_c, 1.0f, 0.0f, 16 * times[i]));
+}
+
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
  * P = OH OW output positions, the batch lowered in chunks of m samples
  * (conv_chunk: n / m chunks of m, then one of the rest), per chunk:
@@ -337,6 +404,11 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     return -1;
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
+  if (!c->training && k % 9 == 0 && conv_is_winograd(c, co, k / 9)) {
+    int tiles = (int)((dims[1] + 1) / 2 * ((dims[2] + 1) / 2));
+    winograd_gemms(c, co, k / 9, p, tiles, list);
+    return 0;
+  }
   int m = conv_chunk(k, co, p, n);
   /* inference on one thread: chunks whose Z [Co, m P] fits 256 KB
    * (src/layers/conv2d.c, forward_chunk) */
@@ -394,37 +466,6 @@ typedef struct attention_shape {
   bool causal;
 } attention_shape;
 
-/* The `which`-th attention layer's item of the model's description (the
- * public API has no getter for heads and mask), whose items are in node
- * order: "attention:HEADS[:causal]..." up to the next item; false when
- * there is none. */
-static bool attention_item(nnlib_model *model, int which, char *item,
-                           size_t size) {
-  size_t needed = 0;
-  if (nnlib_model_get_spec(model, NULL, 0, &needed) != NNLIB_OK)
-    return false;
-  char *text = malloc(needed + 1);
-  bool found = false;
-  if (text != NULL &&
-      nnlib_model_get_spec(model, text, needed + 1, NULL) == NNLIB_OK) {
-    const char *at = text;
-    for (int i = 0; at != NULL && i <= which; i++) {
-      at = strstr(at, "attention:");
-      if (at != NULL)
-        at += strlen("attention:");
-    }
-    if (at != NULL) {
-      size_t len = strcspn(at, ",\n");
-      len = len < size - 1 ? len : size - 1;
-      memcpy(item, at, len);
-      item[len] = '\0';
-      found = true;
-    }
-  }
-  free(text);
-  return found;
-}
-
 static bool attention_shape_of(const layer_call *c, attention_shape *s) {
   int64_t dims[NNLIB_MAX_RANK];
   size_t rank = 0;
@@ -439,7 +480,7 @@ static bool attention_shape_of(const layer_call *c, attention_shape *s) {
   s->t = (int)dims[0];
   s->d = (int)dims[1];
   char item[128];
-  if (!attention_item(c->model, which, item, sizeof item))
+  if (!spec_item(c->model, "attention:", which, item, sizeof item))
     return false;
   s->heads = atoi(item);
   s->causal = strstr(item, ":causal") != NULL;

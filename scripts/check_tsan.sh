@@ -23,7 +23,7 @@ CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNNLIB_SANITIZE=thread -DNNLIB_WERROR=ON -DNNLIB_BUILD_BENCHMARKS=OFF \
   -DNNLIB_BUILD_EXAMPLES=OFF -DNNLIB_BUILD_TOOLS=OFF >/dev/null
 pool_tests=(test_internal_parallel test_cnn_threads test_internal_rnn_threads
-            test_parallel_passes)
+            test_parallel_passes test_conv2d_winograd)
 cmake --build "$build" -j "$(nproc)" --target test_threads "${pool_tests[@]}" \
   >/dev/null
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_EXTRA:+:$TSAN_EXTRA}"

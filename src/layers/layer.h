@@ -276,6 +276,25 @@ void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
 void nnlib__pool2x2_spread_plane(const float *dy, const uint8_t *codes,
                                  float *dx, int64_t h, int64_t w);
 bool nnlib__layer_is_conv2d(const nnlib_layer *l);
+/* Winograd F(2x2, 3x3) transforms of a 3x3 convolution at stride 1 and
+ * padding 1 (conv2d_winograd.c, which gives the math): c input and co
+ * output channels over h x w planes (the output's size too), cut into
+ * tiles(h, w) = ceil(h / 2) ceil(w / 2) tiles of 2x2 outputs per plane.
+ * For a chunk of m samples, N = m tiles(h, w):
+ *   weights: U [16, Co, C] from w [Co, C, 3, 3];
+ *   input:   V [16, C, N] from x [m, C, h, w], channels [c_begin, c_end);
+ *   output:  Z [Co, m, h w] from M [16, Co, N], channels [co_begin,
+ *            co_end), where M_xi = U_xi V_xi are the 16 GEMMs between. */
+typedef struct nnlib__winograd {
+  int64_t c, co, h, w;
+} nnlib__winograd;
+void nnlib__winograd_weights(const float *w, int64_t co_count, int64_t c_count,
+                             float *u);
+void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
+                           float *v, int64_t c_begin, int64_t c_end);
+void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
+                            int64_t m, float *z, int64_t co_begin,
+                            int64_t co_end);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */
 void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
