@@ -350,15 +350,17 @@ static bool spec_item(nnlib_model *model, const char *prefix, int which,
 
 /* Inference runs a 3x3 convolution at stride 1, dilation 1 and padding 1
  * with at least 16 input and output channels by Winograd's F(2x2, 3x3)
- * (src/layers/conv2d.c, winograd_applies): the layer's description item
- * is "conv:COx3x3:p1" with no stride or dilation. */
-static bool conv_is_winograd(const layer_call *c, int co, int in_c) {
+ * on maps where 16 tiles <= 27 P / 4 (src/layers/conv2d.c,
+ * winograd_applies): the layer's description item is "conv:COx3x3:p1"
+ * with no stride or dilation. */
+static bool conv_is_winograd(const layer_call *c, int co, int in_c, int p,
+                             int tiles) {
   int which = 0;
   for (int i = 0; i < c->index; i++)
     which += nnlib_layer_get_kind(nnlib_model_get_layer(c->model, (size_t)i)) ==
              NNLIB_LAYER_CONV2D;
   char item[128];
-  if (co < 16 || in_c < 16 ||
+  if (co < 16 || in_c < 16 || 64 * (int64_t)tiles > 27 * (int64_t)p ||
       !spec_item(c->model, "conv:", which, item, sizeof item))
     return false;
   const char *pad = strstr(item, "x3x3:p1");
@@ -404,8 +406,8 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     return -1;
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
-  if (!c->training && k % 9 == 0 && conv_is_winograd(c, co, k / 9)) {
-    int tiles = (int)((dims[1] + 1) / 2 * ((dims[2] + 1) / 2));
+  int tiles = (int)((dims[1] + 1) / 2 * ((dims[2] + 1) / 2));
+  if (!c->training && k % 9 == 0 && conv_is_winograd(c, co, k / 9, p, tiles)) {
     winograd_gemms(c, co, k / 9, p, tiles, list);
     return 0;
   }

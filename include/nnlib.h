@@ -932,9 +932,12 @@ NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
  * a conv2d layer whose only reader is a batchnorm folded with it, on
  * weights scaled per output channel that are made from the current
  * weights and statistics at every call, with the elementwise activation
- * that alone reads them in the same pass: the results equal the layer by
- * layer computation up to float rounding, and training is unchanged. The
- * calls that take data share these statuses:
+ * that alone reads them in the same pass; and a conv2d with a 3x3 kernel
+ * at stride 1, dilation 1 and padding 1 and at least 16 input and output
+ * channels by Winograd's F(2x2, 3x3) algorithm (fewer multiplications, a
+ * different rounding; an infinite input gives NaN there): the results
+ * equal the layer by layer computation up to float rounding, and training
+ * is unchanged. The calls that take data share these statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a wrong number of input tensors),
  * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_SHAPE_MISMATCH (a
  * tensor that does not fit the model, naming it; an initial state of other

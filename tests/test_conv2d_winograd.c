@@ -11,6 +11,7 @@
  * over its receptive field of |w x|, plus |b|; through a batchnorm
  * |s| (that + |mean|) + |beta|, s = gamma / sqrt(var + eps); a pool takes
  * the largest bound of its window.
+ * The profile's GEMM flops of the convolution name the path each case took.
  * Cases: even and odd maps (ragged edge tiles), 1x1 and 2x3 maps, batches
  * of 1 to 70, predictions of more samples than compiled and of fewer, with
  * and without bias, at 1 and (outside valgrind) 2 threads. Control shapes
@@ -406,6 +407,39 @@ static int restore_threads(void **state) {
   return 0;
 }
 
+/* Whether inference takes Winograd's path for the case (src/layers/
+ * conv2d.c, winograd_applies: 3x3 at stride 1 and padding 1, at least 16
+ * channels in and out, 16 tiles <= 27 P / 4), and the GEMM flops its path
+ * issues for n samples, 2 m n k summed: 16 products [Co, C] x [C, tiles]
+ * per sample, or the lowering's [Co, 9 C] x [9 C, P]. */
+static bool takes_winograd(const conv_case *c) {
+  int64_t oh = conv_out(c, c->h), ow = conv_out(c, c->w);
+  int64_t tiles = (oh + 1) / 2 * ((ow + 1) / 2);
+  return c->stride == 1 && c->pad == 1 && c->cin >= 16 && c->cout >= 16 &&
+         64 * tiles <= 27 * oh * ow;
+}
+
+static double path_flops(const conv_case *c, int64_t n) {
+  int64_t oh = conv_out(c, c->h), ow = conv_out(c, c->w);
+  double tiles = (double)((oh + 1) / 2 * ((ow + 1) / 2)), p = (double)(oh * ow);
+  return takes_winograd(c) ? 2.0 * 16 * c->cout * c->cin * tiles * (double)n
+                           : 2.0 * c->cout * 9 * c->cin * p * (double)n;
+}
+
+/* The profile's flops of the convolution (layer 0) name the path it ran. */
+static void expect_path(const char *label, const conv_case *c, nnlib_model *m,
+                        int64_t n) {
+  nnlib_layer_profile prof;
+  memset(&prof, 0, sizeof prof);
+  prof.struct_size = sizeof prof;
+  ASSERT_OK(nnlib_model_get_layer_profile(m, 0, &prof));
+  if (prof.forward_flops != path_flops(c, n))
+    fail_msg("%s: the convolution issued %.0f GEMM flops, the %s path "
+             "%.0f",
+             label, prof.forward_flops,
+             takes_winograd(c) ? "Winograd" : "lowering", path_flops(c, n));
+}
+
 /* One run of a case: a fresh model holding p predicts the first r.n
  * samples of x; returns the worst error ratio. */
 static double check_run(const conv_case *c, const case_params *p,
@@ -415,7 +449,9 @@ static double check_run(const conv_case *c, const case_params *p,
   snprintf(label, sizeof label, "%s, batch %lld (compiled %lld), %d thread(s)",
            c->name, (long long)r.n, (long long)r.compiled, threads);
   nnlib_model *m = model_make(c, r.compiled, p);
+  ASSERT_OK(nnlib_model_set_profiling(m, 1));
   nnlib_tensor *y = predict(m, c, x, r.n);
+  expect_path(label, c, m, r.n);
   double worst = expect_within(label, c, y, ref, r.n);
   nnlib_tensor_free(y);
   nnlib_model_free(m);
@@ -532,6 +568,8 @@ static void control_shapes_on_the_lowering(void **state) {
        0, 0},
       {"control: conv 16->16 9x11 padding 0, batchnorm, relu, max pool", 16, 16,
        9, 11, 1, 0, 1, 1, 1e-5f, 1, 1},
+      {"control: conv 16->16 3x3 map (ragged tiles: no gain)", 16, 16, 3, 3, 1,
+       1, 1, 0, 0.0f, 0, 0},
   };
   static const run runs[] = {{1, 1}, {9, 9}};
   check_cases(cases, COUNT(cases), runs, COUNT(runs));

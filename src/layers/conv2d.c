@@ -71,7 +71,8 @@ typedef struct conv2d_layer {
   int64_t lowered_chunk;
   int64_t fold_at;  /* workspace offset of W', b' and s when folding */
   /* inference by Winograd F(2x2, 3x3) (winograd_applies): samples per
-   * chunk (0: not used) and the workspace offset of its U, V, M and Z */
+   * chunk (0: not used) and the workspace offset of its U, V, M and Z
+   * (0: over col and Z; else after W', b' and s) */
   int64_t wino_chunk, wino_at;
 } conv2d_layer;
 
@@ -228,24 +229,28 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
  * [Co, 9 C] x [9 C, m P], 2.25x fewer multiply-adds, for transforms that
  * read and write about what the lowering does. With fewer than
  * WINOGRAD_MIN_CHANNELS input or output channels the products are too thin
- * to gain (a first layer over one channel keeps its lowering). Training
- * keeps the lowering: backward reuses forward's col, and the gradients are
- * those of the direct sum. */
+ * to gain (a first layer over one channel keeps its lowering), and on maps
+ * so small that ragged tiles make the 16 products more than 3/4 of the
+ * lowering's multiply-adds (16 tiles > 27 P / 4: a 1x1 or 3x3 map) the
+ * transforms would cost more than they save. Training keeps the lowering:
+ * backward reuses forward's col, and the gradients are those of the
+ * direct sum. */
 #define WINOGRAD_MIN_CHANNELS 16
 /* Samples per chunk: the chunk's V, M and Z within WINOGRAD_CHUNK_BYTES,
  * so that the GEMMs read V and the output pass reads M from cache. */
 #define WINOGRAD_CHUNK_BYTES ((int64_t)2 << 20)
+
+static int64_t winograd_tiles(const conv2d_layer *c) {
+  return (c->out_h + 1) / 2 * ((c->out_w + 1) / 2);
+}
 
 static bool winograd_applies(const conv2d_layer *c) {
   const nnlib_conv2d_options *o = &c->o;
   return c->kh == 3 && c->kw == 3 && o->stride_h == 1 && o->stride_w == 1 &&
          o->dilation_h == 1 && o->dilation_w == 1 && o->padding_h == 1 &&
          o->padding_w == 1 && c->in_c >= WINOGRAD_MIN_CHANNELS &&
-         c->out_c >= WINOGRAD_MIN_CHANNELS;
-}
-
-static int64_t winograd_tiles(const conv2d_layer *c) {
-  return (c->out_h + 1) / 2 * ((c->out_w + 1) / 2);
+         c->out_c >= WINOGRAD_MIN_CHANNELS &&
+         64 * winograd_tiles(c) <= 27 * positions(c);
 }
 
 /* U [16, Co, C], then V [16, C, N], M [16, Co, N] and Z [Co, m P] for
@@ -281,7 +286,8 @@ static int64_t winograd_chunk(const conv2d_layer *c, int64_t max_batch) {
 /* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
  * samples, m the larger chunk (threaded); every GEMM dimension within the
  * 32-bit BLAS interface. With a batchnorm folded in, then W' [Co, K], b'
- * [Co] and s [Co], from a 64-byte boundary. */
+ * [Co] and s [Co], from a 64-byte boundary. Winograd's area (U, V, M, Z:
+ * winograd_floats) over col and Z where it fits, else after the rest. */
 static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
@@ -308,15 +314,21 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
     z_floats = c->out_c * m * p;
   c->fold_at = (col_floats + z_floats + 15) / 16 * 16;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
-  c->wino_at = (c->fold_at + fold_floats + 15) / 16 * 16;
+  int64_t end = c->fold_at + fold_floats;
+  /* Winograd's area (inference only) over col and Z, which it does not
+   * use, when it fits there: a training step keeps the workspace from
+   * forward to backward, and should not keep a larger one for it */
   c->wino_chunk = winograd_chunk(c, max_batch);
   int64_t wino_floats =
       c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk) : 0;
-  if ((uint64_t)(c->wino_at + wino_floats) > SIZE_MAX / sizeof(float))
+  c->wino_at = wino_floats <= c->fold_at ? 0 : (end + 15) / 16 * 16;
+  if (c->wino_at + wino_floats > end)
+    end = c->wino_at + wino_floats;
+  if ((uint64_t)end > SIZE_MAX / sizeof(float))
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "conv2d: the workspace of %lld floats overflows",
-                        (long long)c->fold_at);
-  l->workspace_floats = (size_t)(c->wino_at + wino_floats);
+                        (long long)end);
+  l->workspace_floats = (size_t)end;
   return NNLIB_OK;
 }
 

@@ -19,10 +19,13 @@
  * become 16 GEMMs over all tiles at once, one per position xi of the 4x4
  * transformed tile:  M_xi [Co, N] = U_xi [Co, C] V_xi [C, N],  with U_xi
  * = (G g G^T)[xi] over (co, c), V_xi = (B^T d B)[xi] over (c, tile) and N
- * the tiles of the chunk. Each output takes 16 C multiply-adds in the
- * GEMMs where the direct convolution takes 36 C: 2.25x fewer. The
- * transforms add and subtract only (G's halves are exact), so the result
- * differs from the direct sum by rounding alone. */
+ * the tiles of the chunk. A tile's four outputs take 16 C multiply-adds
+ * in the GEMMs where the direct convolution takes 36 C: 2.25x fewer, less
+ * where an odd height or width leaves ragged tiles whose extra outputs are
+ * dropped. The transforms add and subtract only (G's halves are exact),
+ * so finite results differ from the direct sum by rounding alone; an
+ * infinite input gives NaN (Inf - Inf in B^T d B) where the direct sum
+ * would give an infinity. */
 #include "layers/layer.h"
 
 /* U [16, Co, C] = G g G^T for every (co, c), g = w[co, c] (3x3); in
