@@ -226,7 +226,8 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
 /* Inference runs a 3x3 convolution at stride 1, dilation 1 and padding 1
  * (the output as large as the input) by Winograd's F(2x2, 3x3)
  * (conv2d_winograd.c): 16 GEMMs of [Co, C] x [C, tiles] replace the one of
- * [Co, 9 C] x [9 C, m P], 2.25x fewer multiply-adds, for transforms that
+ * [Co, 9 C] x [9 C, m P], 2.25x fewer multiply-adds on even maps, for
+ * transforms that
  * read and write about what the lowering does. With fewer than
  * WINOGRAD_MIN_CHANNELS input or output channels the products are too thin
  * to gain (a first layer over one channel keeps its lowering), and on maps
