@@ -228,8 +228,7 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
  * (conv2d_winograd.c): 16 GEMMs of [Co, C] x [C, tiles] replace the one of
  * [Co, 9 C] x [9 C, m P], 2.25x fewer multiply-adds on even maps, for
  * transforms that read and write about what the lowering does. With fewer
- * than
- * WINOGRAD_MIN_CHANNELS input or output channels the products are too thin
+ * than WINOGRAD_MIN_CHANNELS input or output channels the products are too thin
  * to gain (a first layer over one channel keeps its lowering), and on maps
  * so small that ragged tiles make the 16 products more than 3/4 of the
  * lowering's multiply-adds (16 tiles > 27 P / 4: a 1x1 or 3x3 map) the
