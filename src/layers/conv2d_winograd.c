@@ -28,6 +28,8 @@
  * would give an infinity. */
 #include "layers/layer.h"
 
+#include <string.h>
+
 /* U [16, Co, C] = G g G^T for every (co, c), g = w[co, c] (3x3); in
  * double, rounded once. */
 void nnlib__winograd_weights(const float *w, int64_t co_count, int64_t c_count,
@@ -86,24 +88,18 @@ static void transform_patch(float d[4][4], float v[16]) {
   }
 }
 
-/* V [16, C, N] for input channels [c_begin, c_end) of m samples x [m, C,
- * h, w], N = m tiles(h, w), tile column s tiles + ty tw + tx. */
-void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
-                           float *v, int64_t c_begin, int64_t c_end) {
-  int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
-  int64_t stride = g->c * n, plane = g->h * g->w;
-  for (int64_t c = c_begin; c < c_end; c++)
-    for (int64_t s = 0; s < m; s++) {
-      const float *src = x + (s * g->c + c) * plane;
-      float *dst = v + c * n + s * th * tw;
-      for (int64_t ty = 0; ty < th; ty++)
-        for (int64_t tx = 0; tx < tw; tx++) {
-          float d[4][4], t[16];
-          load_patch(src, g->h, g->w, ty, tx, d);
-          transform_patch(d, t);
-          for (int xi = 0; xi < 16; xi++)
-            dst[xi * stride + ty * tw + tx] = t[xi];
-        }
+/* V of one h x w plane, one tile at a time: tile t = ty tw + tx of
+ * position xi goes to dst[xi stride + t]. */
+static void input_plane_plain(const float *plane, int64_t h, int64_t w,
+                              float *dst, int64_t stride) {
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  for (int64_t ty = 0; ty < th; ty++)
+    for (int64_t tx = 0; tx < tw; tx++) {
+      float d[4][4], t[16];
+      load_patch(plane, h, w, ty, tx, d);
+      transform_patch(d, t);
+      for (int xi = 0; xi < 16; xi++)
+        dst[xi * stride + ty * tw + tx] = t[xi];
     }
 }
 
@@ -120,6 +116,331 @@ static void transform_tile(const float mx[16], float o[2][2]) {
   }
 }
 
+/* One h x w plane of Z from its tiles in M (tile t of position xi at
+ * src[xi stride + t]); a ragged tile writes only its part inside the
+ * plane. */
+static void output_plane_plain(const float *src, int64_t stride, int64_t h,
+                               int64_t w, float *dst) {
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  for (int64_t ty = 0; ty < th; ty++)
+    for (int64_t tx = 0; tx < tw; tx++) {
+      float t[16], o[2][2];
+      for (int xi = 0; xi < 16; xi++)
+        t[xi] = src[xi * stride + ty * tw + tx];
+      transform_tile(t, o);
+      for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++)
+        for (int64_t q = 0; q < 2 && 2 * tx + q < w; q++)
+          dst[(2 * ty + r) * w + 2 * tx + q] = o[r][q];
+    }
+}
+
+/* The vector transforms work on a row of tiles at once, LANES (16 with
+ * AVX-512, 8 with AVX2) tiles per vector, in the plain loops' operations
+ * and order, so they give the same bits.
+ *
+ * Input: the patch of tile tx covers padded columns 2 tx .. 2 tx + 3 of
+ * its four padded rows (padded column j is plane column j - 1, padded
+ * row i plane row i - 1), so column q of every tile in a row of tiles
+ * is one of E[tx] (q = 0), O[tx] (1), E[tx + 1] (2), O[tx + 1] (3), E
+ * and O the even and odd padded columns of the row: a row is loaded at
+ * 2 tx and at 2 tx + 2 and split into its even and odd lanes by a
+ * permutation, the rows are combined (t = B^T d) lane by lane, then the
+ * columns (v = t B) the same way, and v's 16 rows are stored whole.
+ * The padded rows are first copied into a band on the stack whose
+ * padding stays zero, so the loads need no masks and read no memory
+ * outside the plane. */
+enum { BAND_FLOATS = 4096 };
+
+/* The band of a plane w wide: its columns (two vectors of slack past the
+ * last tile's patch) and the tile rows it holds at once (0: w too wide;
+ * then the plain loops run). */
+static int64_t band_width(int64_t w, int64_t lanes) {
+  return 2 * ((w + 1) / 2) + 2 * lanes;
+}
+
+static int64_t band_tile_rows(int64_t w, int64_t lanes) {
+  int64_t rows = BAND_FLOATS / band_width(w, lanes);
+  return rows >= 4 ? (rows - 2) / 2 : 0;
+}
+
+/* Band rows [0, rows) from padded rows first.. of an h x w plane: plane
+ * rows copied to columns 1..w, rows outside the plane zero; the band's
+ * other columns were zeroed once and are never written. */
+static void fill_band(const float *plane, int64_t h, int64_t w, int64_t first,
+                      int64_t rows, int64_t pw, float *band) {
+  for (int64_t q = 0; q < rows; q++) {
+    int64_t i = first + q - 1;
+    if (i < 0 || i >= h)
+      memset(band + q * pw, 0, (size_t)pw * sizeof(float));
+    else
+      memcpy(band + q * pw + 1, plane + i * w, (size_t)w * sizeof(float));
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WINOGRAD_VECTORS 1
+
+/* Lanes [0, count) of a 16-lane mask. */
+static inline __mmask16 lanes16(int64_t count) {
+  return count >= 16  ? (__mmask16)0xFFFF
+         : count <= 0 ? (__mmask16)0
+                      : (__mmask16)((1u << count) - 1u);
+}
+
+/* B^T d over four rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1,
+ * t3 = d1 - d3 (transform_patch's first loop). */
+__attribute__((target("avx512f"))) static inline void rows_bt16(__m512 d[4]) {
+  __m512 t0 = _mm512_sub_ps(d[0], d[2]), t1 = _mm512_add_ps(d[1], d[2]);
+  __m512 t2 = _mm512_sub_ps(d[2], d[1]), t3 = _mm512_sub_ps(d[1], d[3]);
+  d[0] = t0;
+  d[1] = t1;
+  d[2] = t2;
+  d[3] = t3;
+}
+
+/* V of tile rows [0, tile_rows) of a band pw wide, tile row ty to
+ * dst + ty tw, 16 tiles at a time. */
+__attribute__((target("avx512f"))) static void
+input_rows_avx512(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
+                  float *dst, int64_t stride) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                         22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t ty = 0; ty < tile_rows; ty++)
+    for (int64_t k = 0; k < tw; k += 16) {
+      __m512 e[4], o[4], e1[4], o1[4]; /* E, O, E and O one tile on */
+      for (int r = 0; r < 4; r++) {
+        const float *p = band + (2 * ty + r) * pw + 2 * k;
+        __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+        __m512 c = _mm512_loadu_ps(p + 2), d = _mm512_loadu_ps(p + 18);
+        e[r] = _mm512_permutex2var_ps(a, even, b);
+        o[r] = _mm512_permutex2var_ps(a, odd, b);
+        e1[r] = _mm512_permutex2var_ps(c, even, d);
+        o1[r] = _mm512_permutex2var_ps(c, odd, d);
+      }
+      rows_bt16(e);
+      rows_bt16(o);
+      rows_bt16(e1);
+      rows_bt16(o1);
+      __mmask16 out = lanes16(tw - k);
+      float *at = dst + ty * tw + k;
+      for (int r = 0; r < 4; r++) { /* transform_patch's second loop */
+        float *row = at + 4 * r * stride;
+        _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
+        _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
+        _mm512_mask_storeu_ps(row + 2 * stride, out,
+                              _mm512_sub_ps(e1[r], o[r]));
+        _mm512_mask_storeu_ps(row + 3 * stride, out,
+                              _mm512_sub_ps(o[r], o1[r]));
+      }
+    }
+}
+
+/* output_plane_plain, 16 tiles at a time: A^T M A lane by lane, then
+ * each output row's two columns of tiles interleaved by a permutation. */
+__attribute__((target("avx512f"))) static void
+output_plane_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
+                    float *dst) {
+  const __m512i first =
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  for (int64_t ty = 0; ty < th; ty++)
+    for (int64_t k = 0; k < tw; k += 16) {
+      int64_t count = tw - k < 16 ? tw - k : 16;
+      __mmask16 in = lanes16(count);
+      __m512 mx[16], t[2][4];
+      for (int xi = 0; xi < 16; xi++) {
+        const float *p = src + xi * stride + ty * tw + k;
+        mx[xi] =
+            count == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(in, p);
+      }
+      for (int q = 0; q < 4; q++) { /* transform_tile's loops */
+        t[0][q] = _mm512_add_ps(_mm512_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
+        t[1][q] =
+            _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
+      }
+      int64_t cols = w - 2 * k < 2 * count ? w - 2 * k : 2 * count;
+      for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++) {
+        __m512 o0 = _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]);
+        __m512 o1 = _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]);
+        float *row = dst + (2 * ty + r) * w + 2 * k;
+        _mm512_mask_storeu_ps(row, lanes16(cols),
+                              _mm512_permutex2var_ps(o0, first, o1));
+        if (cols > 16)
+          _mm512_mask_storeu_ps(row + 16, lanes16(cols - 16),
+                                _mm512_permutex2var_ps(o0, second, o1));
+      }
+    }
+}
+
+/* The same with AVX2, 8 tiles at a time, for CPUs without AVX-512:
+ * lanes [0, count) of a mask for the masked loads and stores. */
+__attribute__((target("avx2"))) static inline __m256i lanes8(int64_t count) {
+  int32_t c = count < 0 ? 0 : count > 8 ? 8 : (int32_t)count;
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(c),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The even (odd) lanes of a and b in order: a0 a2 .. a6 b0 .. b6. */
+__attribute__((target("avx2"))) static inline __m256 evens8(__m256 a,
+                                                            __m256 b) {
+  __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  return _mm256_castpd_ps(
+      _mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2"))) static inline __m256 odds8(__m256 a, __m256 b) {
+  __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(
+      _mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2"))) static inline void rows_bt8(__m256 d[4]) {
+  __m256 t0 = _mm256_sub_ps(d[0], d[2]), t1 = _mm256_add_ps(d[1], d[2]);
+  __m256 t2 = _mm256_sub_ps(d[2], d[1]), t3 = _mm256_sub_ps(d[1], d[3]);
+  d[0] = t0;
+  d[1] = t1;
+  d[2] = t2;
+  d[3] = t3;
+}
+
+__attribute__((target("avx2"))) static void
+input_rows_avx2(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
+                float *dst, int64_t stride) {
+  for (int64_t ty = 0; ty < tile_rows; ty++)
+    for (int64_t k = 0; k < tw; k += 8) {
+      __m256 e[4], o[4], e1[4], o1[4];
+      for (int r = 0; r < 4; r++) {
+        const float *p = band + (2 * ty + r) * pw + 2 * k;
+        __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+        __m256 c = _mm256_loadu_ps(p + 2), d = _mm256_loadu_ps(p + 10);
+        e[r] = evens8(a, b);
+        o[r] = odds8(a, b);
+        e1[r] = evens8(c, d);
+        o1[r] = odds8(c, d);
+      }
+      rows_bt8(e);
+      rows_bt8(o);
+      rows_bt8(e1);
+      rows_bt8(o1);
+      __m256i out = lanes8(tw - k);
+      float *at = dst + ty * tw + k;
+      for (int r = 0; r < 4; r++) {
+        float *row = at + 4 * r * stride;
+        _mm256_maskstore_ps(row, out, _mm256_sub_ps(e[r], e1[r]));
+        _mm256_maskstore_ps(row + stride, out, _mm256_add_ps(o[r], e1[r]));
+        _mm256_maskstore_ps(row + 2 * stride, out, _mm256_sub_ps(e1[r], o[r]));
+        _mm256_maskstore_ps(row + 3 * stride, out, _mm256_sub_ps(o[r], o1[r]));
+      }
+    }
+}
+
+__attribute__((target("avx2"))) static void
+output_plane_avx2(const float *src, int64_t stride, int64_t h, int64_t w,
+                  float *dst) {
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  for (int64_t ty = 0; ty < th; ty++)
+    for (int64_t k = 0; k < tw; k += 8) {
+      int64_t count = tw - k < 8 ? tw - k : 8;
+      __m256i in = lanes8(count);
+      __m256 mx[16], t[2][4];
+      for (int xi = 0; xi < 16; xi++) {
+        const float *p = src + xi * stride + ty * tw + k;
+        mx[xi] = count == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, in);
+      }
+      for (int q = 0; q < 4; q++) {
+        t[0][q] = _mm256_add_ps(_mm256_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
+        t[1][q] =
+            _mm256_sub_ps(_mm256_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
+      }
+      int64_t cols = w - 2 * k < 2 * count ? w - 2 * k : 2 * count;
+      for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++) {
+        __m256 o0 = _mm256_add_ps(_mm256_add_ps(t[r][0], t[r][1]), t[r][2]);
+        __m256 o1 = _mm256_sub_ps(_mm256_sub_ps(t[r][1], t[r][2]), t[r][3]);
+        __m256 lo = _mm256_unpacklo_ps(o0, o1), hi = _mm256_unpackhi_ps(o0, o1);
+        float *row = dst + (2 * ty + r) * w + 2 * k;
+        _mm256_maskstore_ps(row, lanes8(cols),
+                            _mm256_permute2f128_ps(lo, hi, 0x20));
+        if (cols > 8)
+          _mm256_maskstore_ps(row + 8, lanes8(cols - 8),
+                              _mm256_permute2f128_ps(lo, hi, 0x31));
+      }
+    }
+}
+#endif
+
+/* Which transforms run: AVX-512 where the CPU has it, else AVX2, else the
+ * plain loops. Internal tests force the plain or the AVX2 ones to check
+ * them on the same machine (layer.h). */
+typedef enum {
+  TRANSFORMS_PLAIN,
+  TRANSFORMS_AVX2,
+  TRANSFORMS_AVX512
+} transforms_kind;
+
+static bool plain_forced, avx2_forced;
+
+void nnlib__winograd_force_plain(bool on) { plain_forced = on; }
+
+void nnlib__winograd_force_avx2(bool on) { avx2_forced = on; }
+
+static transforms_kind transforms_for_cpu(void) {
+#ifdef WINOGRAD_VECTORS
+  if (plain_forced)
+    return TRANSFORMS_PLAIN;
+  if (!avx2_forced && __builtin_cpu_supports("avx512f"))
+    return TRANSFORMS_AVX512;
+  if (__builtin_cpu_supports("avx2"))
+    return TRANSFORMS_AVX2;
+#endif
+  return TRANSFORMS_PLAIN;
+}
+
+/* V of one plane through a band (vector transforms), band rows of at
+ * most tile_rows rows of tiles at a time. */
+static void input_plane_banded(transforms_kind kind, const float *plane,
+                               int64_t h, int64_t w, float *dst, int64_t stride,
+                               float *band, int64_t tile_rows) {
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  int64_t pw = band_width(w, kind == TRANSFORMS_AVX512 ? 16 : 8);
+  for (int64_t t0 = 0; t0 < th; t0 += tile_rows) {
+    int64_t count = th - t0 < tile_rows ? th - t0 : tile_rows;
+    fill_band(plane, h, w, 2 * t0, 2 * count + 2, pw, band);
+#ifdef WINOGRAD_VECTORS
+    if (kind == TRANSFORMS_AVX512)
+      input_rows_avx512(band, pw, count, tw, dst + t0 * tw, stride);
+    else
+      input_rows_avx2(band, pw, count, tw, dst + t0 * tw, stride);
+#endif
+  }
+}
+
+/* V [16, C, N] for input channels [c_begin, c_end) of m samples x [m, C,
+ * h, w], N = m tiles(h, w), tile column s tiles + ty tw + tx. */
+void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
+                           float *v, int64_t c_begin, int64_t c_end) {
+  int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
+  int64_t stride = g->c * n, plane = g->h * g->w;
+  transforms_kind kind = transforms_for_cpu();
+  int64_t lanes = kind == TRANSFORMS_AVX512 ? 16 : 8;
+  int64_t tile_rows =
+      kind == TRANSFORMS_PLAIN ? 0 : band_tile_rows(g->w, lanes);
+  float band[BAND_FLOATS];
+  if (tile_rows > 0) /* the padding, once */
+    memset(band, 0, sizeof band);
+  for (int64_t c = c_begin; c < c_end; c++)
+    for (int64_t s = 0; s < m; s++) {
+      const float *src = x + (s * g->c + c) * plane;
+      float *dst = v + c * n + s * th * tw;
+      if (tile_rows > 0)
+        input_plane_banded(kind, src, g->h, g->w, dst, stride, band, tile_rows);
+      else
+        input_plane_plain(src, g->h, g->w, dst, stride);
+    }
+}
+
 /* Z [Co, m, h w] for output channels [co_begin, co_end) from M [16, Co,
  * N]; a ragged tile writes only its part inside the plane. */
 void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
@@ -127,19 +448,21 @@ void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
                             int64_t co_end) {
   int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
   int64_t stride = g->co * n, plane = g->h * g->w;
+  transforms_kind kind = transforms_for_cpu();
   for (int64_t co = co_begin; co < co_end; co++)
     for (int64_t s = 0; s < m; s++) {
       const float *src = mx + co * n + s * th * tw;
       float *dst = z + (co * m + s) * plane;
-      for (int64_t ty = 0; ty < th; ty++)
-        for (int64_t tx = 0; tx < tw; tx++) {
-          float t[16], o[2][2];
-          for (int xi = 0; xi < 16; xi++)
-            t[xi] = src[xi * stride + ty * tw + tx];
-          transform_tile(t, o);
-          for (int64_t r = 0; r < 2 && 2 * ty + r < g->h; r++)
-            for (int64_t q = 0; q < 2 && 2 * tx + q < g->w; q++)
-              dst[(2 * ty + r) * g->w + 2 * tx + q] = o[r][q];
-        }
+#ifdef WINOGRAD_VECTORS
+      if (kind == TRANSFORMS_AVX512) {
+        output_plane_avx512(src, stride, g->h, g->w, dst);
+        continue;
+      }
+      if (kind == TRANSFORMS_AVX2) {
+        output_plane_avx2(src, stride, g->h, g->w, dst);
+        continue;
+      }
+#endif
+      output_plane_plain(src, stride, g->h, g->w, dst);
     }
 }

@@ -295,6 +295,11 @@ void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
 void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
                             int64_t m, float *z, int64_t co_begin,
                             int64_t co_end);
+/* The transforms run with AVX-512 where the CPU has it, else AVX2, else
+ * plain loops, all with the same bits; internal tests force the plain or
+ * the AVX2 ones (not while a transform runs). */
+void nnlib__winograd_force_plain(bool on);
+void nnlib__winograd_force_avx2(bool on);
 
 /* Dense: the initialiser's gain depends on the activation that follows. */
 void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
