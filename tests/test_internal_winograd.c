@@ -6,8 +6,11 @@
  * bit for bit, over data that holds signed zeros, infinities and NaNs.
  * The planes cover odd and even sizes, a tile row wider than one vector
  * (16 and 8 tiles), planes that take several bands of the stack block,
- * and one too wide for it (plain loops whatever the CPU). Whole
- * convolutions are checked in test_conv2d_winograd.c. */
+ * and one too wide for it (plain loops whatever the CPU). The output
+ * transform with the convolution's output pass folded in (bias, ReLU,
+ * 2x2 max or min pool) is checked, every way, against Z followed by that
+ * pass as the layers define it. Whole convolutions are checked in
+ * test_conv2d_winograd.c. */
 #include "nnlib_internal.h"
 #include "test_support.h"
 
@@ -124,17 +127,17 @@ static void check_output_values(const plane_case *k, const float *mx,
     }
 }
 
-/* a[i] and b[i] have the same bits, or are both NaN (which NaN an
- * operation on two NaNs returns depends on the order of its operands,
- * which a compiler may swap in scalar code); the float past the end of b
- * is still the sentinel. */
+/* b[i] (by transforms t) and a[i] (expected) have the same bits, or are both
+ * NaN (which NaN an operation on two NaNs returns depends on the order of its
+ * operands, which a compiler may swap in scalar code); the float past the end
+ * of b is still the sentinel. */
 static void check_same(const float *a, const float *b, int64_t count,
                        const plane_case *k, const char *what, int t) {
   for (int64_t i = 0; i < count; i++)
     if (memcmp(&a[i], &b[i], sizeof(float)) != 0 &&
         !(isnan(a[i]) && isnan(b[i])))
-      fail_msg("%s %lldx%lld: transforms %d give %.9g at %lld, the CPU's "
-               "own %.9g",
+      fail_msg("%s %lldx%lld: transforms %d give %.9g at %lld, expected "
+               "%.9g",
                what, (long long)k->h, (long long)k->w, t, (double)b[i],
                (long long)i, (double)a[i]);
   uint32_t end;
@@ -152,8 +155,8 @@ static void run(const plane_case *k, transforms t, const float *x,
   force(t);
   nnlib__winograd_input(&g, x, k->m, v, 0, k->c / 2);
   nnlib__winograd_input(&g, x, k->m, v, k->c / 2, k->c);
-  nnlib__winograd_output(&g, mx, k->m, z, 0, (k->c + 1) / 2);
-  nnlib__winograd_output(&g, mx, k->m, z, (k->c + 1) / 2, k->c);
+  nnlib__winograd_output(&g, mx, k->m, NULL, z, 0, (k->c + 1) / 2);
+  nnlib__winograd_output(&g, mx, k->m, NULL, z, (k->c + 1) / 2, k->c);
   force(NATIVE);
 }
 
@@ -203,10 +206,131 @@ static void test_transforms_same_bits_on_specials(void **state) {
     check_case(&CASES[i], true);
 }
 
+/* The output pass as the layers run it after Z: v = z + bias (+ 0.0f
+ * without one), ReLU as v <= 0 ? 0 : v, then the 2x2 pool: the first
+ * best in row-major order under strict comparison, or the first NaN. */
+static float finished(const nnlib__winograd_finish *f, int64_t co, float z) {
+  float v = z + (f->bias != NULL ? f->bias[co] : 0.0f);
+  return f->relu && v <= 0.0f ? 0.0f : v;
+}
+
+static float window_pick(int pool, const float v[4]) {
+  float w = v[0];
+  for (int i = 1; i < 4 && !isnan(w); i++)
+    if (isnan(v[i]) || (pool > 0 ? v[i] > w : v[i] < w))
+      w = v[i];
+  return w;
+}
+
+/* y [m, Co, ...] of the output pass from Z [Co, m, h w]. */
+static void output_pass(const plane_case *k, const nnlib__winograd_finish *f,
+                        const float *z, float *y) {
+  int64_t oh = f->pool != 0 ? k->h / 2 : k->h;
+  int64_t ow = f->pool != 0 ? k->w / 2 : k->w;
+  for (int64_t co = 0; co < k->c; co++)
+    for (int64_t s = 0; s < k->m; s++) {
+      const float *zp = z + (co * k->m + s) * k->h * k->w;
+      float *yp = y + (s * k->c + co) * oh * ow;
+      for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+          if (f->pool == 0) {
+            yp[i * ow + j] = finished(f, co, zp[i * k->w + j]);
+            continue;
+          }
+          float v[4];
+          for (int q = 0; q < 4; q++)
+            v[q] = finished(f, co, zp[(2 * i + q / 2) * k->w + 2 * j + q % 2]);
+          yp[i * ow + j] = window_pick(f->pool, v);
+        }
+    }
+}
+
+/* The output pass folded into the output transform, every way, against
+ * Z followed by the pass: with and without bias and ReLU, without a pool
+ * and with a max and a min pool. */
+static void check_finish(const plane_case *k, bool specials) {
+  int64_t y_count = k->m * k->c * k->h * k->w;
+  int64_t v_count = 16 * k->c * k->m * tiles_of(k);
+  float *mx = filled(v_count, 31u, specials);
+  float *bias = filled(k->c, 37u, specials);
+  float *z = malloc((size_t)y_count * sizeof(float));
+  float *want = malloc((size_t)y_count * sizeof(float));
+  float *got = malloc((size_t)(y_count + 1) * sizeof(float));
+  assert_true(z != NULL && want != NULL && got != NULL);
+  nnlib__winograd g = {k->c, k->c, k->h, k->w};
+  force(PLAIN);
+  nnlib__winograd_output(&g, mx, k->m, NULL, z, 0, k->c);
+  for (int variant = 0; variant < 12; variant++) {
+    nnlib__winograd_finish f = {variant % 2 ? bias : NULL, variant / 2 % 2,
+                                variant / 4 - 1};
+    output_pass(k, &f, z, want);
+    int64_t count =
+        f.pool != 0 ? k->m * k->c * (k->h / 2) * (k->w / 2) : y_count;
+    for (int t = 0; t < 3; t++) {
+      memset(got, 0x5a, (size_t)(y_count + 1) * sizeof(float));
+      force((transforms)t);
+      nnlib__winograd_output(&g, mx, k->m, &f, got, 0, k->c / 2);
+      nnlib__winograd_output(&g, mx, k->m, &f, got, k->c / 2, k->c);
+      force(NATIVE);
+      check_same(want, got, count, k, f.pool ? "pooled output" : "output", t);
+    }
+  }
+  free(mx);
+  free(bias);
+  free(z);
+  free(want);
+  free(got);
+}
+
+static void test_output_pass_folded_in(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    check_finish(&CASES[i], false);
+    check_finish(&CASES[i], true);
+  }
+}
+
+/* A window whose top-left output is one NaN and bottom-right another
+ * (M_0 feeds only the first, M_15 only the last): the pool keeps the
+ * first, whichever way runs, for max and min alike. */
+static void test_pool_keeps_first_nan(void **state) {
+  (void)state;
+  const plane_case k = {2, 6, 6, 1};
+  int64_t n = tiles_of(&k), v_count = 16 * k.c * n;
+  float *mx = filled(v_count, 41u, false), y[2 * 9];
+  uint32_t first_bits = 0x7fc00123u, last_bits = 0xffc00456u;
+  float first_nan, last_nan;
+  memcpy(&first_nan, &first_bits, sizeof first_nan);
+  memcpy(&last_nan, &last_bits, sizeof last_nan);
+  for (int64_t i = 0; i < k.c * n; i++) {
+    mx[i] = first_nan;               /* xi 0 */
+    mx[15 * k.c * n + i] = last_nan; /* xi 15 */
+  }
+  nnlib__winograd g = {k.c, k.c, k.h, k.w};
+  for (int pool = -1; pool <= 1; pool += 2)
+    for (int t = 0; t < 3; t++) {
+      nnlib__winograd_finish f = {NULL, true, pool};
+      force((transforms)t);
+      nnlib__winograd_output(&g, mx, k.m, &f, y, 0, k.c);
+      force(NATIVE);
+      for (int i = 0; i < 2 * 9; i++) {
+        uint32_t bits;
+        memcpy(&bits, &y[i], sizeof bits);
+        if (bits != first_bits)
+          fail_msg("pool %d, transforms %d: window %d is 0x%08x, want the "
+                   "first NaN 0x%08x",
+                   pool, t, i, bits, first_bits);
+      }
+    }
+  free(mx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transforms_match_definition),
       cmocka_unit_test(test_transforms_same_bits_on_specials),
+      cmocka_unit_test(test_output_pass_folded_in),
+      cmocka_unit_test(test_pool_keeps_first_nan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -698,12 +698,13 @@ static void store_output(const conv2d_layer *c, float *z, float *y,
 }
 
 /* A Winograd pass over a chunk of m samples: x and V (input) or M and Z
- * (output). */
+ * or y (output, with finish: the output pass too). */
 typedef struct winograd_pass {
   nnlib__winograd g;
   const float *src;
   float *dst;
   int64_t m;
+  const nnlib__winograd_finish *finish;
 } winograd_pass;
 
 static void winograd_input_channels(void *ctx, int64_t begin, int64_t end) {
@@ -713,7 +714,7 @@ static void winograd_input_channels(void *ctx, int64_t begin, int64_t end) {
 
 static void winograd_output_channels(void *ctx, int64_t begin, int64_t end) {
   const winograd_pass *t = ctx;
-  nnlib__winograd_output(&t->g, t->src, t->m, t->dst, begin, end);
+  nnlib__winograd_output(&t->g, t->src, t->m, t->finish, t->dst, begin, end);
 }
 
 /* M_xi [Co, N] = U_xi [Co, C] V_xi [C, N] for the 16 positions xi. */
@@ -738,9 +739,25 @@ static nnlib_status winograd_products(const conv2d_layer *c, const float *u,
   return nnlib__gemm_batch(calls, 16);
 }
 
+/* The output pass the output transform applies itself: bias (or b'),
+ * then ReLU or no activation, then the folded pool, if any; another
+ * activation goes through Z and store_output. The transform writes y
+ * straight from M, so the unpooled map is never stored and read back. */
+static bool winograd_finishes(const output_terms *t,
+                              nnlib__winograd_finish *f) {
+  if (t->act != NULL && nnlib__activation_kind(t->act) != NNLIB_ACT_RELU)
+    return false;
+  f->bias = t->b;
+  f->relu = t->act != NULL;
+  f->pool = t->pool == NULL                               ? 0
+            : t->pool->ops->kind == NNLIB_LAYER_MAXPOOL2D ? 1
+                                                          : -1;
+  return true;
+}
+
 /* Inference by Winograd (winograd_applies), chunk by chunk: V from x, the
- * 16 products, Z from M, then the output pass as after the lowering's
- * GEMM. */
+ * 16 products, then y from M with the output pass (winograd_finishes), or
+ * Z from M and the output pass as after the lowering's GEMM. */
 static nnlib_status winograd_forward(const conv2d_layer *c,
                                      const nnlib__run *run,
                                      const output_terms *t, const float *x,
@@ -751,17 +768,21 @@ static nnlib_status winograd_forward(const conv2d_layer *c,
   float *mx = v + 16 * c->in_c * mw * tiles;
   float *z = mx + 16 * c->out_c * mw * tiles;
   nnlib__winograd_weights(t->w, c->out_c, c->in_c, u);
+  nnlib__winograd_finish finish;
+  bool finishes = winograd_finishes(t, &finish);
   for (int64_t s = 0; s < n; s += mw) {
     int64_t m = n - s < mw ? n - s : mw;
     winograd_pass in = {
-        {c->in_c, c->out_c, c->in_h, c->in_w}, x + s * x_size, v, m};
+        {c->in_c, c->out_c, c->in_h, c->in_w}, x + s * x_size, v, m, NULL};
     nnlib__parallel_for(c->in_c, per_part(16 * m * tiles),
                         winograd_input_channels, &in);
     NNLIB_TRY(winograd_products(c, u, v, mx, m * tiles));
-    winograd_pass out = {in.g, mx, z, m};
+    winograd_pass out = {in.g, mx, finishes ? y + s * y_size : z, m,
+                         finishes ? &finish : NULL};
     nnlib__parallel_for(c->out_c, per_part(16 * m * tiles),
                         winograd_output_channels, &out);
-    store_output(c, z, y + s * y_size, m, t);
+    if (!finishes)
+      store_output(c, z, y + s * y_size, m, t);
   }
   return NNLIB_OK;
 }

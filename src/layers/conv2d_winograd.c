@@ -28,6 +28,7 @@
  * would give an infinity. */
 #include "layers/layer.h"
 
+#include <math.h>
 #include <string.h>
 
 /* U [16, Co, C] = G g G^T for every (co, c), g = w[co, c] (3x3); in
@@ -116,11 +117,37 @@ static void transform_tile(const float mx[16], float o[2][2]) {
   }
 }
 
-/* One h x w plane of Z from its tiles in M (tile t of position xi at
- * src[xi stride + t]); a ragged tile writes only its part inside the
- * plane. */
+/* What the output transform does to each output of one plane before it
+ * stores it: nothing (add false: Z), or the convolution's output pass,
+ * v = o + bias, then ReLU (relu), then the 2x2 pool whose windows are the
+ * tiles (pool 1 max, -1 min, 0 none). */
+typedef struct plane_finish {
+  bool add, relu;
+  int pool;
+  float bias;
+} plane_finish;
+
+/* The output pass's expressions: bias_activate's (conv2d.c) and the
+ * pool's selection (pool2d.c): the first best under strict comparison in
+ * row-major order, or the window's first NaN. */
+static float finish_value(const plane_finish *f, float v) {
+  if (!f->add)
+    return v;
+  v = v + f->bias;
+  return f->relu && v <= 0.0f ? 0.0f : v;
+}
+
+static float pick(int pool, float w, float x) {
+  bool better = pool > 0 ? x > w : x < w;
+  return !isnan(w) && (isnan(x) || better) ? x : w;
+}
+
+/* One h x w plane from its tiles in M (tile t of position xi at
+ * src[xi stride + t]): Z or y (h x w) without a pool, a ragged tile
+ * writing only its part inside the plane; the pooled y (h/2 x w/2) with
+ * one, where a ragged tile is in no window. */
 static void output_plane_plain(const float *src, int64_t stride, int64_t h,
-                               int64_t w, float *dst) {
+                               int64_t w, const plane_finish *f, float *dst) {
   int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
   for (int64_t ty = 0; ty < th; ty++)
     for (int64_t tx = 0; tx < tw; tx++) {
@@ -128,6 +155,16 @@ static void output_plane_plain(const float *src, int64_t stride, int64_t h,
       for (int xi = 0; xi < 16; xi++)
         t[xi] = src[xi * stride + ty * tw + tx];
       transform_tile(t, o);
+      for (int r = 0; r < 2; r++)
+        for (int q = 0; q < 2; q++)
+          o[r][q] = finish_value(f, o[r][q]);
+      if (f->pool != 0) {
+        if (2 * ty + 1 < h && 2 * tx + 1 < w)
+          dst[ty * (w / 2) + tx] = pick(
+              f->pool, pick(f->pool, pick(f->pool, o[0][0], o[0][1]), o[1][0]),
+              o[1][1]);
+        continue;
+      }
       for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++)
         for (int64_t q = 0; q < 2 && 2 * tx + q < w; q++)
           dst[(2 * ty + r) * w + 2 * tx + q] = o[r][q];
@@ -237,20 +274,42 @@ input_rows_avx512(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
     }
 }
 
+/* finish_value and pick on 16 lanes. */
+__attribute__((target("avx512f"))) static inline __m512
+finish16(const plane_finish *f, __m512 v) {
+  if (!f->add)
+    return v;
+  const __m512 zero = _mm512_setzero_ps();
+  v = _mm512_add_ps(v, _mm512_set1_ps(f->bias));
+  if (!f->relu)
+    return v;
+  return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
+}
+
+__attribute__((target("avx512f"))) static inline __m512
+pick16(int pool, __m512 w, __m512 x) {
+  __mmask16 better = pool > 0 ? _mm512_cmp_ps_mask(x, w, _CMP_GT_OQ)
+                              : _mm512_cmp_ps_mask(x, w, _CMP_LT_OQ);
+  __mmask16 w_nan = _mm512_cmp_ps_mask(w, w, _CMP_UNORD_Q);
+  __mmask16 x_nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_mask_mov_ps(w, (__mmask16)(~w_nan & (x_nan | better)), x);
+}
+
 /* output_plane_plain, 16 tiles at a time: A^T M A lane by lane, then
- * each output row's two columns of tiles interleaved by a permutation. */
+ * each output row's two columns of tiles interleaved by a permutation,
+ * or the pool's window picked lane by lane. */
 __attribute__((target("avx512f"))) static void
 output_plane_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
-                    float *dst) {
+                    const plane_finish *f, float *dst) {
   const __m512i first =
       _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
-  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  int64_t tw = (w + 1) / 2, th = f->pool != 0 ? h / 2 : (h + 1) / 2;
   for (int64_t ty = 0; ty < th; ty++)
     for (int64_t k = 0; k < tw; k += 16) {
       int64_t count = tw - k < 16 ? tw - k : 16;
       __mmask16 in = lanes16(count);
-      __m512 mx[16], t[2][4];
+      __m512 mx[16], t[2][4], o[2][2];
       for (int xi = 0; xi < 16; xi++) {
         const float *p = src + xi * stride + ty * tw + k;
         mx[xi] =
@@ -261,16 +320,28 @@ output_plane_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
         t[1][q] =
             _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
       }
+      for (int r = 0; r < 2; r++) {
+        o[r][0] = finish16(
+            f, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
+        o[r][1] = finish16(
+            f, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
+      }
+      if (f->pool != 0) {
+        int64_t pw = w / 2, windows = pw - k < count ? pw - k : count;
+        __m512 top = pick16(f->pool, o[0][0], o[0][1]);
+        __m512 v = pick16(f->pool, pick16(f->pool, top, o[1][0]), o[1][1]);
+        _mm512_mask_storeu_ps(dst + ty * pw + k, lanes16(windows), v);
+        continue;
+      }
       int64_t cols = w - 2 * k < 2 * count ? w - 2 * k : 2 * count;
       for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++) {
-        __m512 o0 = _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]);
-        __m512 o1 = _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]);
         float *row = dst + (2 * ty + r) * w + 2 * k;
         _mm512_mask_storeu_ps(row, lanes16(cols),
-                              _mm512_permutex2var_ps(o0, first, o1));
+                              _mm512_permutex2var_ps(o[r][0], first, o[r][1]));
         if (cols > 16)
-          _mm512_mask_storeu_ps(row + 16, lanes16(cols - 16),
-                                _mm512_permutex2var_ps(o0, second, o1));
+          _mm512_mask_storeu_ps(
+              row + 16, lanes16(cols - 16),
+              _mm512_permutex2var_ps(o[r][0], second, o[r][1]));
       }
     }
 }
@@ -337,15 +408,36 @@ input_rows_avx2(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
     }
 }
 
+__attribute__((target("avx2"))) static inline __m256
+finish8(const plane_finish *f, __m256 v) {
+  if (!f->add)
+    return v;
+  const __m256 zero = _mm256_setzero_ps();
+  v = _mm256_add_ps(v, _mm256_set1_ps(f->bias));
+  if (!f->relu)
+    return v;
+  return _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LE_OQ));
+}
+
+__attribute__((target("avx2"))) static inline __m256 pick8(int pool, __m256 w,
+                                                           __m256 x) {
+  __m256 better = pool > 0 ? _mm256_cmp_ps(x, w, _CMP_GT_OQ)
+                           : _mm256_cmp_ps(x, w, _CMP_LT_OQ);
+  __m256 w_nan = _mm256_cmp_ps(w, w, _CMP_UNORD_Q);
+  __m256 x_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+  return _mm256_blendv_ps(w, x,
+                          _mm256_andnot_ps(w_nan, _mm256_or_ps(x_nan, better)));
+}
+
 __attribute__((target("avx2"))) static void
 output_plane_avx2(const float *src, int64_t stride, int64_t h, int64_t w,
-                  float *dst) {
-  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+                  const plane_finish *f, float *dst) {
+  int64_t tw = (w + 1) / 2, th = f->pool != 0 ? h / 2 : (h + 1) / 2;
   for (int64_t ty = 0; ty < th; ty++)
     for (int64_t k = 0; k < tw; k += 8) {
       int64_t count = tw - k < 8 ? tw - k : 8;
       __m256i in = lanes8(count);
-      __m256 mx[16], t[2][4];
+      __m256 mx[16], t[2][4], o[2][2];
       for (int xi = 0; xi < 16; xi++) {
         const float *p = src + xi * stride + ty * tw + k;
         mx[xi] = count == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, in);
@@ -355,11 +447,23 @@ output_plane_avx2(const float *src, int64_t stride, int64_t h, int64_t w,
         t[1][q] =
             _mm256_sub_ps(_mm256_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
       }
+      for (int r = 0; r < 2; r++) {
+        o[r][0] =
+            finish8(f, _mm256_add_ps(_mm256_add_ps(t[r][0], t[r][1]), t[r][2]));
+        o[r][1] =
+            finish8(f, _mm256_sub_ps(_mm256_sub_ps(t[r][1], t[r][2]), t[r][3]));
+      }
+      if (f->pool != 0) {
+        int64_t pw = w / 2, windows = pw - k < count ? pw - k : count;
+        __m256 top = pick8(f->pool, o[0][0], o[0][1]);
+        __m256 v = pick8(f->pool, pick8(f->pool, top, o[1][0]), o[1][1]);
+        _mm256_maskstore_ps(dst + ty * pw + k, lanes8(windows), v);
+        continue;
+      }
       int64_t cols = w - 2 * k < 2 * count ? w - 2 * k : 2 * count;
       for (int64_t r = 0; r < 2 && 2 * ty + r < h; r++) {
-        __m256 o0 = _mm256_add_ps(_mm256_add_ps(t[r][0], t[r][1]), t[r][2]);
-        __m256 o1 = _mm256_sub_ps(_mm256_sub_ps(t[r][1], t[r][2]), t[r][3]);
-        __m256 lo = _mm256_unpacklo_ps(o0, o1), hi = _mm256_unpackhi_ps(o0, o1);
+        __m256 lo = _mm256_unpacklo_ps(o[r][0], o[r][1]);
+        __m256 hi = _mm256_unpackhi_ps(o[r][0], o[r][1]);
         float *row = dst + (2 * ty + r) * w + 2 * k;
         _mm256_maskstore_ps(row, lanes8(cols),
                             _mm256_permute2f128_ps(lo, hi, 0x20));
@@ -441,28 +545,36 @@ void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
     }
 }
 
-/* Z [Co, m, h w] for output channels [co_begin, co_end) from M [16, Co,
- * N]; a ragged tile writes only its part inside the plane. */
+/* Output channels [co_begin, co_end) from M [16, Co, N]: Z [Co, m, h w]
+ * (f NULL), or the output pass's y [m, Co, ...] (layer.h). */
 void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
-                            int64_t m, float *z, int64_t co_begin,
-                            int64_t co_end) {
+                            int64_t m, const nnlib__winograd_finish *f,
+                            float *out, int64_t co_begin, int64_t co_end) {
   int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
-  int64_t stride = g->co * n, plane = g->h * g->w;
+  int64_t stride = g->co * n;
+  int64_t plane =
+      f != NULL && f->pool != 0 ? (g->h / 2) * (g->w / 2) : g->h * g->w;
   transforms_kind kind = transforms_for_cpu();
   for (int64_t co = co_begin; co < co_end; co++)
     for (int64_t s = 0; s < m; s++) {
       const float *src = mx + co * n + s * th * tw;
-      float *dst = z + (co * m + s) * plane;
+      plane_finish pf = {false, false, 0, 0.0f};
+      float *dst = out + (co * m + s) * plane;
+      if (f != NULL) {
+        pf = (plane_finish){true, f->relu, f->pool,
+                            f->bias != NULL ? f->bias[co] : 0.0f};
+        dst = out + (s * g->co + co) * plane;
+      }
 #ifdef WINOGRAD_VECTORS
       if (kind == TRANSFORMS_AVX512) {
-        output_plane_avx512(src, stride, g->h, g->w, dst);
+        output_plane_avx512(src, stride, g->h, g->w, &pf, dst);
         continue;
       }
       if (kind == TRANSFORMS_AVX2) {
-        output_plane_avx2(src, stride, g->h, g->w, dst);
+        output_plane_avx2(src, stride, g->h, g->w, &pf, dst);
         continue;
       }
 #endif
-      output_plane_plain(src, stride, g->h, g->w, dst);
+      output_plane_plain(src, stride, g->h, g->w, &pf, dst);
     }
 }

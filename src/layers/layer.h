@@ -284,7 +284,8 @@ bool nnlib__layer_is_conv2d(const nnlib_layer *l);
  *   weights: U [16, Co, C] from w [Co, C, 3, 3];
  *   input:   V [16, C, N] from x [m, C, h, w], channels [c_begin, c_end);
  *   output:  Z [Co, m, h w] from M [16, Co, N], channels [co_begin,
- *            co_end), where M_xi = U_xi V_xi are the 16 GEMMs between. */
+ *            co_end), where M_xi = U_xi V_xi are the 16 GEMMs between,
+ *            or the output pass's y (nnlib__winograd_finish). */
 typedef struct nnlib__winograd {
   int64_t c, co, h, w;
 } nnlib__winograd;
@@ -292,9 +293,21 @@ void nnlib__winograd_weights(const float *w, int64_t co_count, int64_t c_count,
                              float *u);
 void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
                            float *v, int64_t c_begin, int64_t c_end);
+/* What the output transform applies before it stores (NULL: nothing, it
+ * writes Z): the convolution's output pass, v = o + bias[co] (+ 0.0f
+ * without a bias), then ReLU (v <= 0 ? 0 : v) when relu, then, pool 1
+ * (max) or -1 (min), the 2x2 pool at stride 2 whose windows are the tiles
+ * (the first best under strict comparison, or the window's first NaN,
+ * as pool2d.c picks). It then writes y [m, Co, h, w], or [m, Co, h/2,
+ * w/2] with the pool: the bits of Z followed by those passes. */
+typedef struct nnlib__winograd_finish {
+  const float *bias;
+  bool relu;
+  int pool;
+} nnlib__winograd_finish;
 void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
-                            int64_t m, float *z, int64_t co_begin,
-                            int64_t co_end);
+                            int64_t m, const nnlib__winograd_finish *f,
+                            float *out, int64_t co_begin, int64_t co_end);
 /* The transforms run with AVX-512 where the CPU has it, else AVX2, else
  * plain loops, all with the same bits; internal tests force the plain or
  * the AVX2 ones (not while a transform runs). */
