@@ -52,8 +52,9 @@
  * WINOGRAD_MIN_CHANNELS channels in and out goes by Winograd's F(2x2, 3x3)
  * instead of the lowering (winograd_forward; the transforms and their
  * math in conv2d_winograd.c): per chunk, V from x, 16 GEMMs M_xi = U_xi
- * V_xi with U made from W (or W') at every call like W', then Z from M
- * and the same output pass. */
+ * V_xi with U made from W (or W') at every call like W', then y from M
+ * with the output pass in the output transform (winograd_finishes), or
+ * Z from M and the same output pass. */
 #include "layers/layer.h"
 
 #include <math.h>
