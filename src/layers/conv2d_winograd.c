@@ -555,6 +555,7 @@ void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
   int64_t plane =
       f != NULL && f->pool != 0 ? (g->h / 2) * (g->w / 2) : g->h * g->w;
   transforms_kind kind = transforms_for_cpu();
+  (void)kind; /* plain loops only where the vectors are not compiled */
   for (int64_t co = co_begin; co < co_end; co++)
     for (int64_t s = 0; s < m; s++) {
       const float *src = mx + co * n + s * th * tw;
