@@ -55,6 +55,7 @@
  * V_xi with U made from W (or W') at every call like W', then y from M
  * with the output pass in the output transform (winograd_finishes), or
  * Z from M and the same output pass. */
+#include "core/vecmath.h"
 #include "layers/layer.h"
 
 #include <math.h>
@@ -631,9 +632,18 @@ static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
 /* dst = f(src + bias) over `count` values, f the folded activation or
  * none; dst may be src. ReLU is applied in the copy's loop, with the
  * activation layer's expression (NaN stays NaN); another activation runs
- * over the values right after the copy wrote them, while they are in L1. */
-static void bias_activate(const float *src, float *dst, float bias,
-                          const nnlib_layer *act, bool relu, int64_t count) {
+ * over the values right after the copy wrote them, while they are in L1.
+ * Compiled for AVX2 too (core/vecmath.h: the same bits); GCC vectorises
+ * the loops in a function of its own, not inlined (batchnorm.c has the
+ * same). */
+#if defined(__GNUC__) && !defined(__clang__)
+NNLIB__VECTOR_CLONES __attribute__((noinline))
+#else
+NNLIB__VECTOR_CLONES
+#endif
+static void
+bias_activate(const float *src, float *dst, float bias, const nnlib_layer *act,
+              bool relu, int64_t count) {
   if (relu) {
     for (int64_t q = 0; q < count; q++) {
       float v = src[q] + bias;
