@@ -36,8 +36,9 @@ static const plane_case CASES[] = {
     {2, 3, 3, 1},    {2, 6, 40, 1}, /* 20 tiles a row: more than one vector */
     {1, 5, 33, 2},                  /* 17 tiles a row, the last ragged */
     {1, 120, 14, 1},                /* 60 rows of tiles: more than one band */
-    {1, 12, 600, 1},                /* a band holds a few rows of tiles */
-    {1, 4, 2500, 1},                /* too wide for the band: plain loops */
+    {1, 119, 14, 1}, /* odd height over bands: the last band's padded row */
+    {1, 12, 600, 1}, /* a band holds a few rows of tiles */
+    {1, 4, 2500, 1}, /* too wide for the band: plain loops */
 };
 
 static uint32_t next(uint32_t *seed) {

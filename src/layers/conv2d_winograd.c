@@ -171,6 +171,10 @@ static void output_plane_plain(const float *src, int64_t stride, int64_t h,
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WINOGRAD_VECTORS 1
+
 /* The vector transforms work on a row of tiles at once, LANES (16 with
  * AVX-512, 8 with AVX2) tiles per vector, in the plain loops' operations
  * and order, so they give the same bits.
@@ -180,17 +184,18 @@ static void output_plane_plain(const float *src, int64_t stride, int64_t h,
  * row i plane row i - 1), so column q of every tile in a row of tiles
  * is one of E[tx] (q = 0), O[tx] (1), E[tx + 1] (2), O[tx + 1] (3), E
  * and O the even and odd padded columns of the row: a row is loaded at
- * 2 tx and at 2 tx + 2 and split into its even and odd lanes by a
- * permutation, the rows are combined (t = B^T d) lane by lane, then the
+ * 2 tx and at 2 tx + 2, each load split into its even and odd lanes by
+ * two permutations, the rows are combined (t = B^T d) lane by lane, then the
  * columns (v = t B) the same way, and v's 16 rows are stored whole.
  * The padded rows are first copied into a band on the stack whose
  * padding stays zero, so the loads need no masks and read no memory
  * outside the plane. */
 enum { BAND_FLOATS = 4096 };
 
-/* The band of a plane w wide: its columns (two vectors of slack past the
- * last tile's patch) and the tile rows it holds at once (0: w too wide;
- * then the plain loops run). */
+/* The band of a plane w wide: its columns and the tile rows it holds at
+ * once (0: w too wide; then the plain loops run). A group of tiles from
+ * tx loads two vectors at padded columns 2 tx and 2 tx + 2; for the last
+ * group (tx <= tw - 1) the second ends before 2 tw + 2 lanes, the width. */
 static int64_t band_width(int64_t w, int64_t lanes) {
   return 2 * ((w + 1) / 2) + 2 * lanes;
 }
@@ -213,10 +218,6 @@ static void fill_band(const float *plane, int64_t h, int64_t w, int64_t first,
       memcpy(band + q * pw + 1, plane + i * w, (size_t)w * sizeof(float));
   }
 }
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define WINOGRAD_VECTORS 1
 
 /* Lanes [0, count) of a 16-lane mask. */
 static inline __mmask16 lanes16(int64_t count) {
@@ -502,8 +503,9 @@ static transforms_kind transforms_for_cpu(void) {
   return TRANSFORMS_PLAIN;
 }
 
-/* V of one plane through a band (vector transforms), band rows of at
- * most tile_rows rows of tiles at a time. */
+#ifdef WINOGRAD_VECTORS
+/* V of one plane through a band, band rows of at most tile_rows rows of
+ * tiles at a time. */
 static void input_plane_banded(transforms_kind kind, const float *plane,
                                int64_t h, int64_t w, float *dst, int64_t stride,
                                float *band, int64_t tile_rows) {
@@ -512,14 +514,32 @@ static void input_plane_banded(transforms_kind kind, const float *plane,
   for (int64_t t0 = 0; t0 < th; t0 += tile_rows) {
     int64_t count = th - t0 < tile_rows ? th - t0 : tile_rows;
     fill_band(plane, h, w, 2 * t0, 2 * count + 2, pw, band);
-#ifdef WINOGRAD_VECTORS
     if (kind == TRANSFORMS_AVX512)
       input_rows_avx512(band, pw, count, tw, dst + t0 * tw, stride);
     else
       input_rows_avx2(band, pw, count, tw, dst + t0 * tw, stride);
-#endif
   }
 }
+
+/* nnlib__winograd_input with the vector transforms; false (nothing done)
+ * where a band cannot hold four padded rows of the plane. */
+static bool input_banded(const nnlib__winograd *g, const float *x, int64_t m,
+                         float *v, int64_t c_begin, int64_t c_end,
+                         transforms_kind kind) {
+  int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
+  int64_t stride = g->c * n, plane = g->h * g->w;
+  int64_t tile_rows = band_tile_rows(g->w, kind == TRANSFORMS_AVX512 ? 16 : 8);
+  if (tile_rows == 0)
+    return false;
+  float band[BAND_FLOATS];
+  memset(band, 0, sizeof band); /* the padding, once */
+  for (int64_t c = c_begin; c < c_end; c++)
+    for (int64_t s = 0; s < m; s++)
+      input_plane_banded(kind, x + (s * g->c + c) * plane, g->h, g->w,
+                         v + c * n + s * th * tw, stride, band, tile_rows);
+  return true;
+}
+#endif
 
 /* V [16, C, N] for input channels [c_begin, c_end) of m samples x [m, C,
  * h, w], N = m tiles(h, w), tile column s tiles + ty tw + tx. */
@@ -527,22 +547,16 @@ void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
                            float *v, int64_t c_begin, int64_t c_end) {
   int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
   int64_t stride = g->c * n, plane = g->h * g->w;
+#ifdef WINOGRAD_VECTORS
   transforms_kind kind = transforms_for_cpu();
-  int64_t lanes = kind == TRANSFORMS_AVX512 ? 16 : 8;
-  int64_t tile_rows =
-      kind == TRANSFORMS_PLAIN ? 0 : band_tile_rows(g->w, lanes);
-  float band[BAND_FLOATS];
-  if (tile_rows > 0) /* the padding, once */
-    memset(band, 0, sizeof band);
+  if (kind != TRANSFORMS_PLAIN &&
+      input_banded(g, x, m, v, c_begin, c_end, kind))
+    return;
+#endif
   for (int64_t c = c_begin; c < c_end; c++)
-    for (int64_t s = 0; s < m; s++) {
-      const float *src = x + (s * g->c + c) * plane;
-      float *dst = v + c * n + s * th * tw;
-      if (tile_rows > 0)
-        input_plane_banded(kind, src, g->h, g->w, dst, stride, band, tile_rows);
-      else
-        input_plane_plain(src, g->h, g->w, dst, stride);
-    }
+    for (int64_t s = 0; s < m; s++)
+      input_plane_plain(x + (s * g->c + c) * plane, g->h, g->w,
+                        v + c * n + s * th * tw, stride);
 }
 
 /* Output channels [co_begin, co_end) from M [16, Co, N]: Z [Co, m, h w]
