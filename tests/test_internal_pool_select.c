@@ -10,9 +10,14 @@
  * the window's first NaN, and the input gradient is 0.0f + dy there (a
  * zeroed dx plus dy: -0 becomes +0), summed over overlapping windows in
  * output order. */
+/* pre_reference rounds each operation, as the library does */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "nnlib_internal.h"
 #include "test_support.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,9 +181,75 @@ static void select_matches_naive(void **state) {
   }
 }
 
+/* A fused pass's values (layer.h's nnlib__pool2x2_pre), computed apart:
+ * the reference nnlib__pool2x2_rows_pre must match. */
+static float pre_reference(const nnlib__pool2x2_pre *pre, float x) {
+  float v = (x - pre->m) * pre->scale + pre->shift;
+  return pre->relu && v <= 0.0f ? 0.0f : v;
+}
+
+/* nnlib__pool2x2_rows_pre against the plain rows over the values computed
+ * first, bit for bit, y and codes, in every way the rows run: x holds
+ * infinities besides draw's values, one pre has an infinite scale (0 inf
+ * is NaN: NaNs made by pre itself, and inputs that masked-off lanes turn
+ * into NaN must not count), and nothing is written past y and codes. */
+static void pre_matches_values_then_select(void **state) {
+  (void)state;
+  /* the last: products and sums that round, so FMA would show */
+  static const nnlib__pool2x2_pre pres[] = {
+      {0.5f, 2.0f, -1.0f, true},    {0.0f, 1.0f, 0.25f, false},
+      {1.0f, INFINITY, 0.0f, true}, {-0.0f, 1.0f, -0.0f, true},
+      {2.0f, -3.0f, 0.5f, false},   {0.1f, 1.7f, -0.3f, true}};
+  static const int64_t sizes[][2] = {{2, 2},  {3, 5},  {4, 28},
+                                     {2, 33}, {6, 40}, {2, 66}};
+  nnlib_layer *pools[2] = {NULL, NULL};
+  ASSERT_OK(nnlib_pool2d_create(&pools[0], NNLIB_LAYER_MAXPOOL2D, 2, 2, NULL));
+  ASSERT_OK(nnlib_pool2d_create(&pools[1], NNLIB_LAYER_MINPOOL2D, 2, 2, NULL));
+  uint32_t seed = 5u;
+  for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+    int64_t h = sizes[z][0], w = sizes[z][1], oh = h / 2, ow = w / 2;
+    float x[6 * 66], x_copy[6 * 66], v[6 * 66], want[3 * 33 + 1],
+        got[3 * 33 + 1];
+    uint8_t want_code[3 * 33 + 1], got_code[3 * 33 + 1];
+    for (int64_t i = 0; i < h * w; i++) { /* ties, and values that round */
+      x[i] = i % 3 == 0 ? draw(&seed) : (float)(seed % 9973) / 97.0f - 50.0f;
+      seed = seed * 1664525u + 1013904223u;
+      if (i % 23 == 7)
+        x[i] = i % 2 ? INFINITY : -INFINITY;
+    }
+    memcpy(x_copy, x, sizeof x);
+    for (size_t k = 0; k < sizeof pres / sizeof pres[0]; k++)
+      for (int pool = 0; pool < 2; pool++)
+        for (int mode = NATIVE_ROWS; mode <= AVX2_ROWS; mode++) {
+          for (int64_t i = 0; i < h * w; i++)
+            v[i] = pre_reference(&pres[k], x[i]);
+          nnlib__pool2d_force_plain_rows(true);
+          nnlib__pool2x2_rows(pools[pool], v, w, oh, want, want_code, ow);
+          nnlib__pool2d_force_plain_rows(mode == PLAIN_ROWS);
+          nnlib__pool2d_force_avx2_rows(mode == AVX2_ROWS);
+          memset(got, 0x5a, sizeof got);
+          memset(got_code, 0x5a, sizeof got_code);
+          nnlib__pool2x2_rows_pre(pools[pool], x, w, oh, &pres[k], got,
+                                  got_code, ow);
+          nnlib__pool2d_force_plain_rows(false);
+          nnlib__pool2d_force_avx2_rows(false);
+          expect_bits("pre", "y", got, want, oh * ow);
+          assert_memory_equal(got_code, want_code, (size_t)(oh * ow));
+          assert_int_equal(got_code[oh * ow], 0x5a);
+          uint32_t past;
+          memcpy(&past, &got[oh * ow], sizeof past);
+          assert_int_equal(past, 0x5a5a5a5au);
+          assert_memory_equal(x, x_copy, sizeof x);
+        }
+  }
+  nnlib_layer_free(pools[0]);
+  nnlib_layer_free(pools[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(select_matches_naive),
+      cmocka_unit_test(pre_matches_values_then_select),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,42 +236,20 @@ static void normalise_plane(const float *xv, float *yv, int64_t s, float m,
       yv[q] = (xv[q] - m) * scale + shift;
 }
 
-/* The fused pool's windows are selected from a block of normalised rows
- * on the stack: whole pairs of rows while 2 W fit (all of a 28x28 plane's
- * windows in one block), else POOL_BLOCK / 2 columns of one pair. */
-enum { POOL_BLOCK = 4096 };
-
-/* The pooled plane of sample i, channel c: the rows under the windows
- * normalised (with the ReLU) as normalise_plane writes them, then the
- * pool's own selection, into y's pooled plane and its codes. */
+/* The pooled plane of sample i, channel c: the pool selects among the
+ * normalised values (with the ReLU) as normalise_plane computes them,
+ * computing them itself as it loads x, into y's pooled plane and its
+ * codes: the unpooled map is never stored. */
 static void normalise_pooled(const batchnorm_layer *b, const bn_pass *t,
                              int64_t i, int64_t c, float m, float scale,
                              float shift) {
-  int64_t w = b->width, out_h = b->height / 2, out_w = w / 2;
+  int64_t out_h = b->height / 2, out_w = b->width / 2;
   int64_t plane = (i * b->channels + c), out_plane = out_h * out_w;
-  const float *x = t->x + plane * b->positions;
-  float *y = t->y + plane * out_plane;
-  uint8_t *codes = t->codes != NULL ? t->codes + plane * out_plane : NULL;
-  float block[POOL_BLOCK];
-  int64_t rows = POOL_BLOCK / (2 * w); /* pairs of rows per block */
-  for (int64_t oh = 0; rows > 0 && oh < out_h; oh += rows) {
-    int64_t count = out_h - oh < rows ? out_h - oh : rows;
-    normalise_plane(x + 2 * oh * w, block, 2 * count * w, m, scale, shift,
-                    true);
-    nnlib__pool2x2_rows(b->base.fused_pool, block, w, count, y + oh * out_w,
-                        codes != NULL ? codes + oh * out_w : NULL, out_w);
-  }
-  int64_t span = POOL_BLOCK / 4; /* windows per block of one pair */
-  for (int64_t oh = 0; rows == 0 && oh < out_h; oh++)
-    for (int64_t ow = 0; ow < out_w; ow += span) {
-      int64_t k = out_w - ow < span ? out_w - ow : span;
-      for (int64_t half = 0; half < 2; half++)
-        normalise_plane(x + (2 * oh + half) * w + 2 * ow, block + half * 2 * k,
-                        2 * k, m, scale, shift, true);
-      int64_t at = oh * out_w + ow;
-      nnlib__pool2x2_rows(b->base.fused_pool, block, 2 * k, 1, y + at,
-                          codes != NULL ? codes + at : NULL, k);
-    }
+  const nnlib__pool2x2_pre pre = {m, scale, shift, true};
+  nnlib__pool2x2_rows_pre(
+      b->base.fused_pool, t->x + plane * b->positions, b->width, out_h, &pre,
+      t->y + plane * out_plane,
+      t->codes != NULL ? t->codes + plane * out_plane : NULL, out_w);
 }
 
 /* y of sample i, channel c: y = (x - mu) gamma r + beta, then the fused
@@ -551,6 +529,10 @@ static void pooled_sums(const batchnorm_layer *b, const float *x,
       *sum_gv += (double)tail_g[k] * tail_v[k];
     }
 }
+
+/* The floats of the stack block a plane's gradient goes to when no dx is
+ * wanted (pooled_channel_grads) */
+enum { POOL_BLOCK = 4096 };
 
 /* channel_grads with a fused pool: dbeta and dgamma of channel c, plane by
  * plane through plane_grad and sum_grads. The gradient goes to dx, whose

@@ -674,12 +674,14 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
                     t->b != NULL ? t->b[co] : 0.0f, act, relu, p);
 }
 
-/* output_channels with the folded 2x2 pool: f(Z + b) in place over the
- * rows under a window (Z is scratch: nothing reads it after this pass),
- * then the pool's selection over them, so the unpooled map is never
+/* output_channels with the folded 2x2 pool, so the unpooled map is never
  * stored: y[s, co] is [OH / 2, OW / 2] (an odd last row or column is in
- * no window). The same values and the same selection as the
- * convolution's output followed by the pool's pass. */
+ * no window). With no activation or a ReLU the pool computes Z + b (as
+ * (Z - 0) 1 + b, the same bits) and the ReLU as it loads Z; another
+ * activation is applied in place over the rows under a window (Z is
+ * scratch: nothing reads it after this pass) before the pool selects.
+ * The same values and the same selection as the convolution's output
+ * followed by the pool's pass. */
 static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
   const chunk_pass *t = ctx;
   const conv2d_layer *c = t->c;
@@ -687,12 +689,18 @@ static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t ph = c->out_h / 2, pw = c->out_w / 2;
   bool relu =
       t->act != NULL && nnlib__activation_kind(t->act) == NNLIB_ACT_RELU;
+  bool in_pool = t->act == NULL || relu;
   for (int64_t co = begin; co < end; co++)
     for (int64_t s = 0; s < t->m; s++) {
       float *src = t->z + co * mp + s * p;
       float *dst = t->y + (s * c->out_c + co) * ph * pw;
-      bias_activate(src, src, t->b != NULL ? t->b[co] : 0.0f, t->act, relu,
-                    2 * ph * w);
+      float bias = t->b != NULL ? t->b[co] : 0.0f;
+      if (in_pool) {
+        const nnlib__pool2x2_pre pre = {0.0f, 1.0f, bias, relu};
+        nnlib__pool2x2_rows_pre(t->pool, src, w, ph, &pre, dst, NULL, pw);
+        continue;
+      }
+      bias_activate(src, src, bias, t->act, false, 2 * ph * w);
       nnlib__pool2x2_rows(t->pool, src, w, ph, dst, NULL, pw);
     }
 }

@@ -270,6 +270,19 @@ bool nnlib__layer_is_pool2x2(const nnlib_layer *l);
  * dc for the winner x[2i + dr, 2j + dc]. */
 void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
                          int64_t rows, float *y, uint8_t *codes, int64_t out_w);
+/* What a fused pass (batchnorm's normalisation, a convolution's bias)
+ * makes of each input before the pool selects: v = (x - m) scale + shift,
+ * each operation rounded on its own, then with relu v <= 0 ? 0 : v (NaN
+ * stays NaN). m = 0 and scale = 1 give x + shift to the bit. */
+typedef struct nnlib__pool2x2_pre {
+  float m, scale, shift;
+  bool relu;
+} nnlib__pool2x2_pre;
+/* nnlib__pool2x2_rows over pre's values of x, computed as the pool loads
+ * x (x is not written): the same y and codes as writing them first. */
+void nnlib__pool2x2_rows_pre(const nnlib_layer *l, const float *x, int64_t w,
+                             int64_t rows, const nnlib__pool2x2_pre *pre,
+                             float *y, uint8_t *codes, int64_t out_w);
 /* The pool's backward over one h x w plane: dx = 0.0f + dy at each
  * window's winner (from its code), 0 elsewhere, an odd last row or column
  * included; dy and codes are the pooled plane's. */

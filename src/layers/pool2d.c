@@ -23,6 +23,13 @@
 
 #include <string.h>
 
+/* pre's (x - m) scale + shift must round after each operation, as the
+ * passes it stands for do: GCC contracts nothing in ISO C mode, clang is
+ * told here */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 typedef struct pool2d_layer {
   nnlib_layer base;
   nnlib_layer_kind kind;
@@ -294,12 +301,23 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
  * alternated rounds); they are what a CPU without AVX-512 runs. */
 enum { CODE_A = 0, CODE_B = 1, CODE_C = 2, CODE_D = 3 };
 
-/* Windows of a row holding a NaN: their first NaN and its code. */
-static void fix_nan_windows(const float *top, const float *bottom, float *y,
+/* A fused pass's value of x (layer.h), x itself without one. */
+static float pre_value(const nnlib__pool2x2_pre *pre, float x) {
+  if (pre == NULL)
+    return x;
+  float v = (x - pre->m) * pre->scale + pre->shift;
+  return pre->relu && v <= 0.0f ? 0.0f : v;
+}
+
+/* Windows of a row holding a NaN (among pre's values): their first NaN
+ * and its code. */
+static void fix_nan_windows(const float *top, const float *bottom,
+                            const nnlib__pool2x2_pre *pre, float *y,
                             uint8_t *code, int64_t out_w) {
   for (int64_t ow = 0; ow < out_w; ow++) {
-    const float v[4] = {top[2 * ow], top[2 * ow + 1], bottom[2 * ow],
-                        bottom[2 * ow + 1]};
+    const float v[4] = {
+        pre_value(pre, top[2 * ow]), pre_value(pre, top[2 * ow + 1]),
+        pre_value(pre, bottom[2 * ow]), pre_value(pre, bottom[2 * ow + 1])};
     for (int i = 0; i < 4; i++)
       if (v[i] != v[i]) {
         y[ow] = v[i];
@@ -348,7 +366,7 @@ static void select_row_plain(bool max, const float *restrict top,
   else
     SELECT_ROW(LESS);
   if (nan)
-    fix_nan_windows(top, bottom, y, code, out_w);
+    fix_nan_windows(top, bottom, NULL, y, code, out_w);
 }
 
 /* dx of one row of windows: 0.0f + dy at the winner (what adding dy to a
@@ -384,13 +402,30 @@ better(bool max, __m512 v, __m512 bv) {
              : _mm512_cmp_ps_mask(v, bv, _CMP_LT_OQ);
 }
 
+/* pre's values of 16 inputs (layer.h): sub, mul, add, each rounded, and
+ * the ReLU as the activation layer's expression (NaN stays NaN). */
+__attribute__((target("avx512f"))) static inline __m512
+pre16(const nnlib__pool2x2_pre *pre, __m512 x) {
+  if (pre == NULL)
+    return x;
+  __m512 v =
+      _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, _mm512_set1_ps(pre->m)),
+                                  _mm512_set1_ps(pre->scale)),
+                    _mm512_set1_ps(pre->shift));
+  if (!pre->relu)
+    return v;
+  __m512 zero = _mm512_setzero_ps();
+  return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
+}
+
 /* select_row_plain over `rows` rows of windows, 16 windows at a time:
  * row r's top row is x + 2 r w, its bottom row w further; its outputs
  * (and codes) out_w apart. One call per plane, so the constants are set
  * up once and the rows overlap in the core. */
 __attribute__((target("avx512f"))) static void
-select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows, float *y,
-                   uint8_t *code, int64_t out_w) {
+select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
+                   const nnlib__pool2x2_pre *pre, float *y, uint8_t *code,
+                   int64_t out_w) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
                                          22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -406,12 +441,12 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows, float *y,
       int64_t k = out_w - ow < 16 ? out_w - ow : 16;
       __mmask16 lo = lanes(2 * k), hi = lanes(2 * k - 16), out = lanes(k);
       const float *t = top + 2 * ow, *u = bottom + 2 * ow;
-      __m512 t0 =
-          lo == 0xFFFF ? _mm512_loadu_ps(t) : _mm512_maskz_loadu_ps(lo, t);
-      __m512 u0 =
-          lo == 0xFFFF ? _mm512_loadu_ps(u) : _mm512_maskz_loadu_ps(lo, u);
-      __m512 t1 = _mm512_maskz_loadu_ps(hi, t + 16);
-      __m512 u1 = _mm512_maskz_loadu_ps(hi, u + 16);
+      __m512 t0 = pre16(pre, lo == 0xFFFF ? _mm512_loadu_ps(t)
+                                          : _mm512_maskz_loadu_ps(lo, t));
+      __m512 u0 = pre16(pre, lo == 0xFFFF ? _mm512_loadu_ps(u)
+                                          : _mm512_maskz_loadu_ps(lo, u));
+      __m512 t1 = pre16(pre, _mm512_maskz_loadu_ps(hi, t + 16));
+      __m512 u1 = pre16(pre, _mm512_maskz_loadu_ps(hi, u + 16));
       __m512 a = _mm512_permutex2var_ps(t0, even, t1);
       __m512 b = _mm512_permutex2var_ps(t0, odd, t1);
       __m512 c = _mm512_permutex2var_ps(u0, even, u1);
@@ -427,11 +462,12 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows, float *y,
         _mm512_mask_cvtepi32_storeu_epi8(row_code + ow, out,
                                          _mm512_mask_blend_epi32(tt, cab, ccd));
       }
-      nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) |
-             _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q);
+      /* the windows' lanes only: pre may turn a masked-off zero into NaN */
+      nan |= _mm512_mask_cmp_ps_mask(out, a, b, _CMP_UNORD_Q) |
+             _mm512_mask_cmp_ps_mask(out, c, d, _CMP_UNORD_Q);
     }
-    if (nan) /* masked-off lanes loaded zeros: any NaN is the row's */
-      fix_nan_windows(top, bottom, y, row_code, out_w);
+    if (nan)
+      fix_nan_windows(top, bottom, pre, y, row_code, out_w);
   }
 }
 
@@ -509,9 +545,25 @@ load16(const float *p, int64_t count, __m256 *v0, __m256 *v1) {
   }
 }
 
+/* pre16 with AVX2, 8 inputs */
+__attribute__((target("avx2"))) static inline __m256
+pre8(const nnlib__pool2x2_pre *pre, __m256 x) {
+  if (pre == NULL)
+    return x;
+  __m256 v =
+      _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(x, _mm256_set1_ps(pre->m)),
+                                  _mm256_set1_ps(pre->scale)),
+                    _mm256_set1_ps(pre->shift));
+  if (!pre->relu)
+    return v;
+  __m256 zero = _mm256_setzero_ps();
+  return _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LE_OQ));
+}
+
 __attribute__((target("avx2"))) static void
-select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
-                 uint8_t *code, int64_t out_w) {
+select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows,
+                 const nnlib__pool2x2_pre *pre, float *y, uint8_t *code,
+                 int64_t out_w) {
   const __m256i two = _mm256_set1_epi32(2), one = _mm256_set1_epi32(1);
   for (int64_t r = 0; r < rows; r++, y += out_w) {
     const float *top = x + 2 * r * w, *bottom = top + w;
@@ -522,6 +574,10 @@ select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
       __m256 t0, t1, u0, u1;
       load16(top + 2 * ow, 2 * k, &t0, &t1);
       load16(bottom + 2 * ow, 2 * k, &u0, &u1);
+      t0 = pre8(pre, t0);
+      t1 = pre8(pre, t1);
+      u0 = pre8(pre, u0);
+      u1 = pre8(pre, u1);
       __m256 a = DEINTERLEAVE(t0, t1, 0x88), b = DEINTERLEAVE(t0, t1, 0xDD);
       __m256 c = DEINTERLEAVE(u0, u1, 0x88), d = DEINTERLEAVE(u0, u1, 0xDD);
       __m256 tb = better8(max, b, a), td = better8(max, d, c);
@@ -544,12 +600,14 @@ select_rows_avx2(bool max, const float *x, int64_t w, int64_t rows, float *y,
         for (int64_t i = 0; i < k; i++)
           row_code[ow + i] = (uint8_t)lanes[i];
       }
+      /* the windows' lanes only: pre may turn a masked-off zero into NaN */
       nan |=
           _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
-                                          _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+                                          _mm256_cmp_ps(c, d, _CMP_UNORD_Q))) &
+          ((1 << k) - 1);
     }
-    if (nan) /* masked-off lanes loaded zeros: any NaN is the row's */
-      fix_nan_windows(top, bottom, y, row_code, out_w);
+    if (nan)
+      fix_nan_windows(top, bottom, pre, y, row_code, out_w);
   }
 }
 
@@ -624,20 +682,46 @@ static rows_kind rows_for_cpu(void) {
   return ROWS_PLAIN;
 }
 
-/* `rows` rows of windows of a plane of width w (select_rows_avx512). */
+/* The plain rows over pre's values: the two rows under a run of at most
+ * PRE_WINDOWS windows computed into a block on the stack, then selected. */
+enum { PRE_WINDOWS = 256 };
+
+static void select_rows_plain_pre(bool max, const float *x, int64_t w,
+                                  int64_t rows, const nnlib__pool2x2_pre *pre,
+                                  float *y, uint8_t *code, int64_t out_w) {
+  float block[2][2 * PRE_WINDOWS];
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t ow = 0; ow < out_w; ow += PRE_WINDOWS) {
+      int64_t k = out_w - ow < PRE_WINDOWS ? out_w - ow : PRE_WINDOWS;
+      for (int64_t half = 0; half < 2; half++)
+        for (int64_t j = 0; j < 2 * k; j++)
+          block[half][j] = pre_value(pre, x[(2 * r + half) * w + 2 * ow + j]);
+      int64_t at = r * out_w + ow;
+      select_row_plain(max, block[0], block[1], y + at,
+                       code != NULL ? code + at : NULL, k);
+    }
+}
+
+/* `rows` rows of windows of a plane of width w (select_rows_avx512), over
+ * x or, unless pre is NULL, pre's values of x. */
 static void select_rows(bool max, const float *x, int64_t w, int64_t rows,
-                        float *y, uint8_t *code, int64_t out_w) {
+                        const nnlib__pool2x2_pre *pre, float *y, uint8_t *code,
+                        int64_t out_w) {
 #ifdef POOL_AVX512
   rows_kind kind = rows_for_cpu();
   if (kind == ROWS_AVX512) {
-    select_rows_avx512(max, x, w, rows, y, code, out_w);
+    select_rows_avx512(max, x, w, rows, pre, y, code, out_w);
     return;
   }
   if (kind == ROWS_AVX2) {
-    select_rows_avx2(max, x, w, rows, y, code, out_w);
+    select_rows_avx2(max, x, w, rows, pre, y, code, out_w);
     return;
   }
 #endif
+  if (pre != NULL) {
+    select_rows_plain_pre(max, x, w, rows, pre, y, code, out_w);
+    return;
+  }
   for (int64_t r = 0; r < rows; r++)
     select_row_plain(max, x + 2 * r * w, x + (2 * r + 1) * w, y + r * out_w,
                      code != NULL ? code + r * out_w : NULL, out_w);
@@ -650,9 +734,9 @@ static void select_2x2(const pool2d_layer *p, const float *x, float *y,
   bool max = p->kind == NNLIB_LAYER_MAXPOOL2D;
   int64_t out_plane = p->out_h * p->out_w;
   for (int64_t q = 0; q < planes; q++)
-    select_rows(max, x + q * p->in_h * p->in_w, p->in_w, p->out_h,
-                y + q * out_plane,
-                codes != NULL ? codes + q * out_plane : NULL, p->out_w);
+    select_rows(max, x + q * p->in_h * p->in_w, p->in_w, p->out_h, NULL,
+                y + q * out_plane, codes != NULL ? codes + q * out_plane : NULL,
+                p->out_w);
 }
 
 /* dx of one h x w plane from dy and the codes of its windows; an odd
@@ -953,7 +1037,14 @@ void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
                          int64_t rows, float *y, uint8_t *codes,
                          int64_t out_w) {
   bool max = ((const pool2d_layer *)l)->kind == NNLIB_LAYER_MAXPOOL2D;
-  select_rows(max, x, w, rows, y, codes, out_w);
+  select_rows(max, x, w, rows, NULL, y, codes, out_w);
+}
+
+void nnlib__pool2x2_rows_pre(const nnlib_layer *l, const float *x, int64_t w,
+                             int64_t rows, const nnlib__pool2x2_pre *pre,
+                             float *y, uint8_t *codes, int64_t out_w) {
+  bool max = ((const pool2d_layer *)l)->kind == NNLIB_LAYER_MAXPOOL2D;
+  select_rows(max, x, w, rows, pre, y, codes, out_w);
 }
 
 void nnlib__pool2x2_spread_plane(const float *dy, const uint8_t *codes,
