@@ -749,6 +749,7 @@ static void spread_plane(const float *dy, const uint8_t *codes, float *dx,
    * over 3.2 and 6.4 MB of dx) */
   int64_t oh_count = h / 2, ow = w / 2;
   rows_kind kind = ow >= 12 ? rows_for_cpu() : ROWS_PLAIN;
+  (void)kind; /* plain rows only where the vectors are not compiled */
   for (int64_t oh = 0; oh < oh_count; oh++) {
     float *top = dx + 2 * oh * w, *bottom = top + w;
 #ifdef POOL_AVX512
