@@ -181,75 +181,139 @@ static void select_matches_naive(void **state) {
   }
 }
 
-/* A fused pass's values (layer.h's nnlib__pool2x2_pre), computed apart:
- * the reference nnlib__pool2x2_rows_pre must match. */
+/* A fused pass's values (layer.h's nnlib__pool2x2_pre), computed apart
+ * as the passes it stands for compute them: batchnorm's (x - m) scale +
+ * shift, a convolution's x + b (m = +0, scale 1). */
 static float pre_reference(const nnlib__pool2x2_pre *pre, float x) {
-  float v = (x - pre->m) * pre->scale + pre->shift;
+  bool add = pre->m == 0.0f && !signbit(pre->m) && pre->scale == 1.0f;
+  float v = add ? x + pre->shift : (x - pre->m) * pre->scale + pre->shift;
   return pre->relu && v <= 0.0f ? 0.0f : v;
 }
 
-/* nnlib__pool2x2_rows_pre against the plain rows over the values computed
- * first, bit for bit, y and codes, in every way the rows run: x holds
- * infinities besides draw's values, one pre has an infinite scale (0 inf
- * is NaN: NaNs made by pre itself, and inputs that masked-off lanes turn
- * into NaN must not count), and nothing is written past y and codes. */
+/* Ties, signed zeros and NaNs (draw), infinities, and values whose
+ * products and sums round, so that an FMA would show. */
+static void fill_pre_input(float *x, int64_t n, uint32_t *seed) {
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = i % 3 == 0 ? draw(seed) : (float)(*seed % 9973) / 97.0f - 50.0f;
+    *seed = *seed * 1664525u + 1013904223u;
+    if (i % 23 == 7)
+      x[i] = i % 2 ? INFINITY : -INFINITY;
+  }
+}
+
+/* One pre over an h x w plane, pool (max or min) in one way of running
+ * the rows, with or without codes: against the plain rows over the
+ * values computed first, bit for bit, nothing written past y and codes,
+ * x unchanged. */
+static void check_pre(nnlib_layer *pool, const nnlib__pool2x2_pre *pre,
+                      const float *x, int64_t h, int64_t w, rows_mode mode,
+                      bool codes) {
+  int64_t oh = h / 2, ow = w / 2, n = oh * ow;
+  float *v = malloc((size_t)(h * w) * sizeof(float));
+  float *want = malloc((size_t)n * sizeof(float));
+  float *got = malloc((size_t)(n + 1) * sizeof(float));
+  uint8_t *want_code = malloc((size_t)n), *got_code = malloc((size_t)n + 1);
+  assert_true(v && want && got && want_code && got_code);
+  for (int64_t i = 0; i < h * w; i++)
+    v[i] = pre_reference(pre, x[i]);
+  nnlib__pool2d_force_plain_rows(true);
+  nnlib__pool2x2_rows(pool, v, w, oh, want, want_code, ow);
+  nnlib__pool2d_force_plain_rows(mode == PLAIN_ROWS);
+  nnlib__pool2d_force_avx2_rows(mode == AVX2_ROWS);
+  memset(got, 0x5a, (size_t)(n + 1) * sizeof(float));
+  memset(got_code, 0x5a, (size_t)n + 1);
+  nnlib__pool2x2_rows_pre(pool, x, w, oh, pre, got, codes ? got_code : NULL,
+                          ow);
+  nnlib__pool2d_force_plain_rows(false);
+  nnlib__pool2d_force_avx2_rows(false);
+  expect_bits("pre", "y", got, want, n);
+  if (codes)
+    assert_memory_equal(got_code, want_code, (size_t)n);
+  assert_int_equal(got_code[codes ? n : 0], 0x5a);
+  uint32_t past;
+  memcpy(&past, &got[n], sizeof past);
+  assert_int_equal(past, 0x5a5a5a5au);
+  free(v);
+  free(want);
+  free(got);
+  free(want_code);
+  free(got_code);
+}
+
+/* nnlib__pool2x2_rows_pre in every way the rows run. The pres: a
+ * batchnorm's, a bias (x + b), an infinite scale (0 inf is NaN: NaNs made
+ * by pre itself), a -0 shift (-0 + -0 under the ReLU must give +0),
+ * values that round; widths of one window, ragged vectors and more
+ * windows than the plain rows' block holds (256). */
 static void pre_matches_values_then_select(void **state) {
   (void)state;
-  /* the last: products and sums that round, so FMA would show */
   static const nnlib__pool2x2_pre pres[] = {
-      {0.5f, 2.0f, -1.0f, true},    {0.0f, 1.0f, 0.25f, false},
-      {1.0f, INFINITY, 0.0f, true}, {-0.0f, 1.0f, -0.0f, true},
-      {2.0f, -3.0f, 0.5f, false},   {0.1f, 1.7f, -0.3f, true}};
+      {0.5f, 2.0f, -1.0f, true},  {0.0f, 1.0f, 0.25f, false},
+      {0.0f, 1.0f, -0.75f, true}, {1.0f, INFINITY, 0.0f, true},
+      {0.0f, 1.0f, -0.0f, true},  {-0.0f, 1.0f, -0.0f, true},
+      {2.0f, -3.0f, 0.5f, false}, {0.1f, 1.7f, -0.3f, true}};
   static const int64_t sizes[][2] = {{2, 2},  {3, 5},  {4, 28},
-                                     {2, 33}, {6, 40}, {2, 66}};
+                                     {2, 33}, {6, 40}, {3, 1030}};
   nnlib_layer *pools[2] = {NULL, NULL};
   ASSERT_OK(nnlib_pool2d_create(&pools[0], NNLIB_LAYER_MAXPOOL2D, 2, 2, NULL));
   ASSERT_OK(nnlib_pool2d_create(&pools[1], NNLIB_LAYER_MINPOOL2D, 2, 2, NULL));
   uint32_t seed = 5u;
   for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
-    int64_t h = sizes[z][0], w = sizes[z][1], oh = h / 2, ow = w / 2;
-    float x[6 * 66], x_copy[6 * 66], v[6 * 66], want[3 * 33 + 1],
-        got[3 * 33 + 1];
-    uint8_t want_code[3 * 33 + 1], got_code[3 * 33 + 1];
-    for (int64_t i = 0; i < h * w; i++) { /* ties, and values that round */
-      x[i] = i % 3 == 0 ? draw(&seed) : (float)(seed % 9973) / 97.0f - 50.0f;
-      seed = seed * 1664525u + 1013904223u;
-      if (i % 23 == 7)
-        x[i] = i % 2 ? INFINITY : -INFINITY;
-    }
-    memcpy(x_copy, x, sizeof x);
+    int64_t h = sizes[z][0], w = sizes[z][1];
+    float *x = malloc((size_t)(h * w) * sizeof(float));
+    float *x_copy = malloc((size_t)(h * w) * sizeof(float));
+    assert_true(x != NULL && x_copy != NULL);
+    fill_pre_input(x, h * w, &seed);
+    memcpy(x_copy, x, (size_t)(h * w) * sizeof(float));
     for (size_t k = 0; k < sizeof pres / sizeof pres[0]; k++)
       for (int pool = 0; pool < 2; pool++)
         for (int mode = NATIVE_ROWS; mode <= AVX2_ROWS; mode++) {
-          for (int64_t i = 0; i < h * w; i++)
-            v[i] = pre_reference(&pres[k], x[i]);
-          nnlib__pool2d_force_plain_rows(true);
-          nnlib__pool2x2_rows(pools[pool], v, w, oh, want, want_code, ow);
-          nnlib__pool2d_force_plain_rows(mode == PLAIN_ROWS);
-          nnlib__pool2d_force_avx2_rows(mode == AVX2_ROWS);
-          memset(got, 0x5a, sizeof got);
-          memset(got_code, 0x5a, sizeof got_code);
-          nnlib__pool2x2_rows_pre(pools[pool], x, w, oh, &pres[k], got,
-                                  got_code, ow);
-          nnlib__pool2d_force_plain_rows(false);
-          nnlib__pool2d_force_avx2_rows(false);
-          expect_bits("pre", "y", got, want, oh * ow);
-          assert_memory_equal(got_code, want_code, (size_t)(oh * ow));
-          assert_int_equal(got_code[oh * ow], 0x5a);
-          uint32_t past;
-          memcpy(&past, &got[oh * ow], sizeof past);
-          assert_int_equal(past, 0x5a5a5a5au);
-          assert_memory_equal(x, x_copy, sizeof x);
+          check_pre(pools[pool], &pres[k], x, h, w, (rows_mode)mode, true);
+          check_pre(pools[pool], &pres[k], x, h, w, (rows_mode)mode, false);
         }
+    assert_memory_equal(x, x_copy, (size_t)(h * w) * sizeof(float));
+    free(x);
+    free(x_copy);
   }
   nnlib_layer_free(pools[0]);
   nnlib_layer_free(pools[1]);
+}
+
+/* A NaN term (a batchnorm's statistics over a channel holding a NaN)
+ * makes every value NaN: each window's output is NaN, its code the top
+ * left (its first). Which NaN is unspecified (layer.h). */
+static void pre_nan_terms_give_nan(void **state) {
+  (void)state;
+  const nnlib__pool2x2_pre pres[] = {{NAN, 1.0f, 0.0f, true},
+                                     {0.0f, NAN, 0.0f, false},
+                                     {0.0f, 1.0f, NAN, true}};
+  nnlib_layer *pool = NULL;
+  ASSERT_OK(nnlib_pool2d_create(&pool, NNLIB_LAYER_MAXPOOL2D, 2, 2, NULL));
+  float x[4 * 36];
+  uint32_t seed = 9u;
+  fill_pre_input(x, 4 * 36, &seed);
+  for (size_t k = 0; k < sizeof pres / sizeof pres[0]; k++)
+    for (int mode = NATIVE_ROWS; mode <= AVX2_ROWS; mode++) {
+      float y[2 * 18];
+      uint8_t codes[2 * 18];
+      nnlib__pool2d_force_plain_rows(mode == PLAIN_ROWS);
+      nnlib__pool2d_force_avx2_rows(mode == AVX2_ROWS);
+      nnlib__pool2x2_rows_pre(pool, x, 36, 2, &pres[k], y, codes, 18);
+      nnlib__pool2d_force_plain_rows(false);
+      nnlib__pool2d_force_avx2_rows(false);
+      for (int i = 0; i < 2 * 18; i++) {
+        assert_true(y[i] != y[i]);
+        assert_int_equal(codes[i], 0);
+      }
+    }
+  nnlib_layer_free(pool);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(select_matches_naive),
       cmocka_unit_test(pre_matches_values_then_select),
+      cmocka_unit_test(pre_nan_terms_give_nan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

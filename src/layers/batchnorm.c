@@ -17,11 +17,11 @@
  * applies it in the normalising loop, backward takes dy through it from
  * the output y first, the same expressions as the activation layer's.
  * A 2x2 max pool at stride 2 that alone reads that ReLU is fused too
- * (fused_pool): forward normalises a plane's rows into a block on the
- * stack and selects the windows from there, so y is the pooled map and
- * each window's winner goes to the workspace as the pool's code; backward
- * takes dy at the winners only (the pooled gradient, through the ReLU
- * from the pooled y) and is zero elsewhere. The normalised map and the
+ * (fused_pool): forward has the pool's rows normalise x as they load it
+ * and select the windows (nnlib__pool2x2_rows_pre), so y is the pooled
+ * map and each window's winner goes to the workspace as the pool's code;
+ * backward takes dy at the winners only (the pooled gradient, through the
+ * ReLU from the pooled y) and is zero elsewhere. The normalised map and the
  * pool's gradient over it are never stored. Sums and dx come out as the
  * three layers' passes give them, bit for bit (pooled_* below).
  * The running statistics are the one piece of state a forward pass changes,
@@ -29,7 +29,8 @@
  * convolution does not run: the convolution applies scale and shift from
  * nnlib__batchnorm_fold_terms itself (conv2d.c). */
 /* no FMA contraction under clang either (GCC makes none in ISO C mode):
- * the fused pool's scalar expressions give the bits of the vector loops */
+ * the scalar expressions give the bits of the vector loops and of the
+ * separate layers' passes */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #endif

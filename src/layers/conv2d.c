@@ -44,7 +44,8 @@
  * also through the writable tensors the API hands out, and threads that
  * predict at once through their own workspaces share nothing.
  * A 2x2 max (min) pool at stride 2 after the group folds too
- * (folded_pool): the output pass activates Z in place and writes only
+ * (folded_pool): the pool's rows add the bias and apply a ReLU as they
+ * load Z (another activation runs over Z in place first) and write only
  * the pooled map (pooled_channels), so Z is planned for chunks of one
  * sample as well.
  *

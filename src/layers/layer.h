@@ -272,14 +272,16 @@ void nnlib__pool2x2_rows(const nnlib_layer *l, const float *x, int64_t w,
                          int64_t rows, float *y, uint8_t *codes, int64_t out_w);
 /* What a fused pass (batchnorm's normalisation, a convolution's bias)
  * makes of each input before the pool selects: v = (x - m) scale + shift,
- * each operation rounded on its own, then with relu v <= 0 ? 0 : v (NaN
- * stays NaN). m = 0 and scale = 1 give x + shift to the bit. */
+ * each operation rounded on its own (with m = +0 and scale = 1, x + shift
+ * alone), then with relu v <= 0 ? 0 : v (NaN stays NaN). Where x and a
+ * term are both NaN, which of the NaNs comes out is the compiler's
+ * choice, as in the passes this stands for. */
 typedef struct nnlib__pool2x2_pre {
   float m, scale, shift;
   bool relu;
 } nnlib__pool2x2_pre;
 /* nnlib__pool2x2_rows over pre's values of x, computed as the pool loads
- * x (x is not written): the same y and codes as writing them first. */
+ * x (x is not written): the same y and codes as computing them first. */
 void nnlib__pool2x2_rows_pre(const nnlib_layer *l, const float *x, int64_t w,
                              int64_t rows, const nnlib__pool2x2_pre *pre,
                              float *y, uint8_t *codes, int64_t out_w);
