@@ -677,8 +677,8 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
 
 /* output_channels with the folded 2x2 pool, so the unpooled map is never
  * stored: y[s, co] is [OH / 2, OW / 2] (an odd last row or column is in
- * no window). With no activation or a ReLU the pool computes Z + b (as
- * (Z - 0) 1 + b, the same bits) and the ReLU as it loads Z; another
+ * no window). With no activation or a ReLU the pool computes Z + b and
+ * the ReLU as it loads Z (m = +0 and scale 1: the addition alone); another
  * activation is applied in place over the rows under a window (Z is
  * scratch: nothing reads it after this pass) before the pool selects.
  * The same values and the same selection as the convolution's output
