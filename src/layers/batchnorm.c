@@ -651,15 +651,11 @@ static void pooled_backward_in_order(const bn_pass *t, int64_t begin,
 }
 
 /* Channels [begin, end) of backward: the sums, dx, the gradients (or
- * the fused SGD step, after dx, which read the old gamma). */
+ * the fused SGD step). */
 static void backward_channels(void *ctx, int64_t begin, int64_t end) {
   const bn_pass *t = ctx;
   const batchnorm_layer *b = (const batchnorm_layer *)t->l;
-  const nnlib__run *run = t->run;
-  float *gamma = t->l->params[GAMMA].value.data;
-  float *beta = t->l->params[BETA].value.data;
-  float *dgamma = t->l->params[GAMMA].grad.data;
-  float *dbeta = t->l->params[BETA].grad.data;
+  const float *gamma = t->l->params[GAMMA].value.data;
   /* a fused ReLU's dy is taken through it on the fly, from its output y,
    * in both loops: y of a channel is read before that channel's dx is
    * written, and dx may be y's buffer (dx_over_output) */
@@ -677,13 +673,8 @@ static void backward_channels(void *ctx, int64_t begin, int64_t end) {
                     &sums[0], &sums[1]);
     if (t->dx != NULL)
       channel_input_grad(b, t->x, t->dy, relu_y, t->dx, t->n, c, t->mu[c],
-                         t->r[c], gamma[c], sums, run->training);
-    dbeta[c] = (float)sums[0];
-    dgamma[c] = (float)sums[1];
-    if (run->sgd_fused) {
-      gamma[c] -= run->sgd_lr * dgamma[c];
-      beta[c] -= run->sgd_lr * dbeta[c];
-    }
+                         t->r[c], gamma[c], sums, t->run->training);
+    finish_channel(t, c, sums);
   }
 }
 
