@@ -370,20 +370,30 @@ static bool conv_is_winograd(const layer_call *c, int co, int in_c, int p,
 }
 
 /* Its chunks (winograd_chunk): V [16, C, N], M [16, Co, N] and Z [Co, m P]
- * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2); per chunk
- * the 16 products M_xi = U_xi V_xi, NN [Co,C] x [C,N], as one batch. */
+ * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2). The batch
+ * is cut into one range per lane (as many as the threads, up to 8 and one
+ * per sample: winograd_lanes), each range into ceil(range / m) chunks of
+ * near-equal size (winograd_run); per chunk the 16 products M_xi = U_xi
+ * V_xi, NN [Co,C] x [C,N], the whole batch's chunks as one set of units. */
 static void winograd_gemms(const layer_call *c, int co, int in_c, int p,
                            int tiles, gemm_list *list) {
   int64_t per_sample = 16 * (int64_t)(in_c + co) * tiles + (int64_t)co * p;
   int m = (int)((((int64_t)2 << 20) / 4) / per_sample);
   m = m < c->n ? m : c->n;
   m = m > 1 ? m : 1;
-  int cols[2] = {m * tiles, c->n % m * tiles},
-      times[2] = {c->n / m, c->n % m > 0};
-  for (int i = 0; i < 2; i++)
-    if (times[i] > 0)
-      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co, cols[i],
-                                  in_c, 1.0f, 0.0f, 16 * times[i]));
+  int lanes = nnlib_get_num_threads();
+  lanes = lanes < 8 ? lanes : 8;
+  lanes = lanes < c->n ? lanes : c->n;
+  lanes = lanes > 1 ? lanes : 1;
+  for (int j = 0; j < lanes; j++) {
+    int samples = c->n / lanes + (j < c->n % lanes);
+    int chunks = (samples + m - 1) / m;
+    for (int i = 0; i < chunks; i++) {
+      int size = samples / chunks + (i < samples % chunks);
+      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co,
+                                  size * tiles, in_c, 1.0f, 0.0f, 16));
+    }
+  }
 }
 
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,

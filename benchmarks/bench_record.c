@@ -23,6 +23,8 @@ nnlib_status __real_nnlib__gemm_batch(const nnlib__gemm_call *calls,
                                       int64_t count);
 nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
                                       int64_t count);
+nnlib_status __real_nnlib__gemm_units_run(const nnlib__gemm_units *u);
+nnlib_status __wrap_nnlib__gemm_units_run(const nnlib__gemm_units *u);
 
 /* The recording of this thread (the one that runs the step: the layers ask
  * for every product from their caller's thread; the parts nnlib splits a
@@ -51,17 +53,33 @@ nnlib_status __wrap_nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                                 int64_t ldb, float beta, float *c,
                                 int64_t ldc) {
   if (active != NULL) {
-    bench_call call = {true,   ta ? 'T' : 'N', tb ? 'T' : 'N', (int)m,   (int)n,
-                       (int)k, alpha,          beta,           a,        b,
-                       c,      (int)lda,       (int)ldb,       (int)ldc, 0};
+    bench_call call = {true,
+                       ta ? 'T' : 'N',
+                       tb ? 'T' : 'N',
+                       (int)m,
+                       (int)n,
+                       (int)k,
+                       alpha,
+                       beta,
+                       a,
+                       b,
+                       c,
+                       (int)lda,
+                       (int)ldb,
+                       (int)ldc,
+                       0,
+                       0,
+                       0};
     note(active, &call);
   }
   return __real_nnlib__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
                             ldc);
 }
 
-nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
-                                      int64_t count) {
+/* A batch's calls, noted one by one as one batch (lanes 0: a plain
+ * batch). */
+static void note_batch(const nnlib__gemm_call *calls, int64_t count, int lanes,
+                       int per_unit) {
   if (active != NULL && count > 0) {
     batches++;
     for (int64_t i = 0; i < count; i++) {
@@ -80,11 +98,38 @@ nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
                          (int)g->lda,
                          (int)g->ldb,
                          (int)g->ldc,
-                         batches};
+                         batches,
+                         lanes,
+                         per_unit};
       note(active, &call);
     }
   }
+}
+
+nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
+                                      int64_t count) {
+  note_batch(calls, count, 0, 0);
   return __real_nnlib__gemm_batch(calls, count);
+}
+
+/* The units' calls, noted as one batch with their lanes: the replay runs
+ * them as units on the same lanes, without the units' passes (the work
+ * beyond the GEMMs). */
+nnlib_status __wrap_nnlib__gemm_units_run(const nnlib__gemm_units *u) {
+  if (active != NULL && u->count > 0 && u->calls_per_unit >= 1 &&
+      u->calls_per_unit <= NNLIB__UNIT_CALLS_MAX) {
+    int64_t lanes = u->lanes < 1          ? 1
+                    : u->lanes > u->count ? u->count
+                                          : u->lanes;
+    int first = batches + 1;
+    for (int64_t unit = 0; unit < u->count; unit++) {
+      nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
+      u->calls(u->ctx, unit, nnlib__unit_lane(unit, u->count, lanes), c);
+      batches = first - 1; /* every unit's calls in the one batch */
+      note_batch(c, u->calls_per_unit, (int)lanes, (int)u->calls_per_unit);
+    }
+  }
+  return __real_nnlib__gemm_units_run(u);
 }
 
 void bench_record_start(bench_recording *r) {
@@ -105,27 +150,54 @@ void bench_recording_free(bench_recording *r) {
 /* The nnlib__gemm_batch of count noted calls, in BATCH pieces. */
 enum { BATCH = 256 };
 
+static nnlib__gemm_call call_of(const bench_call *b) {
+  nnlib__gemm_call g = {b->ta == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                        b->tb == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS,
+                        b->m,
+                        b->n,
+                        b->k,
+                        b->alpha,
+                        b->a,
+                        b->lda,
+                        b->b,
+                        b->ldb,
+                        b->beta,
+                        b->c,
+                        b->ldc};
+  return g;
+}
+
+/* Units' calls again as units on their lanes, no passes: unit u's calls
+ * are the noted calls from u per_unit on. */
+static void noted_calls(void *ctx, int64_t unit, int64_t lane,
+                        nnlib__gemm_call *out) {
+  (void)lane;
+  const bench_call *c = ctx;
+  for (int i = 0; i < c->per_unit; i++)
+    out[i] = call_of(&c[unit * c->per_unit + i]);
+}
+
+static void issue_units(const bench_call *c, int count) {
+  nnlib__gemm_units u = {count / c->per_unit,
+                         c->lanes,
+                         c->per_unit,
+                         noted_calls,
+                         NULL,
+                         NULL,
+                         (void *)c};
+  __real_nnlib__gemm_units_run(&u);
+}
+
 void bench_calls_issue_batch(const bench_call *c, int count) {
+  if (c->lanes > 0) {
+    issue_units(c, count);
+    return;
+  }
   nnlib__gemm_call calls[BATCH];
   for (int at = 0; at < count; at += BATCH) {
     int k = count - at < BATCH ? count - at : BATCH;
-    for (int i = 0; i < k; i++) {
-      const bench_call *b = &c[at + i];
-      nnlib__gemm_call g = {b->ta == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS,
-                            b->tb == 'T' ? NNLIB__TRANS : NNLIB__NO_TRANS,
-                            b->m,
-                            b->n,
-                            b->k,
-                            b->alpha,
-                            b->a,
-                            b->lda,
-                            b->b,
-                            b->ldb,
-                            b->beta,
-                            b->c,
-                            b->ldc};
-      calls[i] = g;
-    }
+    for (int i = 0; i < k; i++)
+      calls[i] = call_of(&c[at + i]);
     __real_nnlib__gemm_batch(calls, k);
   }
 }

@@ -3,8 +3,9 @@
  * nnlib-bench links libnnlib's static archive with -Wl,--wrap=nnlib__gemm
  * and -Wl,--wrap=nnlib__gemm_batch: every call a layer makes to the
  * library's GEMM seam (src/core/blas.c) lands in bench_record.c's
- * __wrap_nnlib__gemm (or __wrap_nnlib__gemm_batch, whose calls are noted
- * one by one, marked as one batch), which notes its arguments (pointers
+ * __wrap_nnlib__gemm (or __wrap_nnlib__gemm_batch and
+ * __wrap_nnlib__gemm_units_run, whose calls are noted one by one, marked
+ * as one batch), which notes its arguments (pointers
  * and leading dimensions included) while recording is on and always
  * forwards to the seam. The seam then runs the product as the step does:
  * split over nnlib's threads, or whole, or a batch's calls spread over
@@ -28,8 +29,10 @@ typedef struct bench_call {
   const float *a, *b;
   float *c;
   int lda, ldb, ldc;
-  int batch; /* the nnlib__gemm_batch call it came in (1, 2, ... in the
-                recording), 0: an nnlib__gemm of its own */
+  int batch;           /* the nnlib__gemm_batch or nnlib__gemm_units_run call it
+                          came in (1, 2, ... in the recording), 0: an nnlib__gemm of
+                          its own */
+  int lanes, per_unit; /* of nnlib__gemm_units_run (0: not from units) */
 } bench_call;
 
 /* The calls noted between bench_record_start and bench_record_stop. */
@@ -47,7 +50,9 @@ void bench_recording_free(bench_recording *r);
 
 /* Issues one noted call again, through nnlib's seam (row-major). */
 void bench_call_issue(const bench_call *c);
-/* Issues count noted calls again as one nnlib__gemm_batch. */
+/* Issues count noted calls again as one nnlib__gemm_batch, or, when they
+ * came from nnlib__gemm_units_run, as units on the same lanes (without
+ * the units' passes). */
 void bench_calls_issue_batch(const bench_call *c, int count);
 
 #endif

@@ -38,7 +38,8 @@ if(TARGET nnlib-bench)
   target_link_libraries(bench_replay_unit PRIVATE nnlib_static
     nnlib_test_support)
   target_link_options(bench_replay_unit PRIVATE "LINKER:--wrap=nnlib__gemm"
-                      "LINKER:--wrap=nnlib__gemm_batch")
+                      "LINKER:--wrap=nnlib__gemm_batch"
+                      "LINKER:--wrap=nnlib__gemm_units_run")
   add_test(NAME bench_replay_unit COMMAND bench_replay_unit)
   set_tests_properties(bench_replay_unit PROPERTIES
     ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

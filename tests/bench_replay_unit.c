@@ -221,8 +221,8 @@ static void test_mismatch_names_first_difference(void **state) {
 /* A synthetic call C[m,n] = A B on the given arrays, packed. */
 static bench_call call_on(float *a, float *b, float *c, int m, int n, int k,
                           float beta, int ldc) {
-  return (bench_call){true, 'N', 'N', m, n, k,   1.0f, beta,
-                      a,    b,   c,   k, n, ldc, 0};
+  return (bench_call){true, 'N', 'N', m, n,   k, 1.0f, beta, a,
+                      b,    c,   k,   n, ldc, 0, 0,    0};
 }
 
 /* Entries of one group run call by call in turn: A0 B0 A1 B1. */
@@ -299,6 +299,95 @@ static void test_batches_recorded_and_replayed(void **state) {
   bench_recording_free(&rec);
 }
 
+/* Units (nnlib__gemm_units_run): three units of two products on two
+ * lanes, each lane with its own C; the calls are noted unit by unit as
+ * one batch with the lanes and calls per unit, and the replay runs them
+ * as units on those lanes again (without the passes) and writes what the
+ * last unit of each lane wrote. */
+typedef struct units_fixture {
+  const float *a, *b;
+  float (*c)[2][4];    /* per lane: two C */
+  int64_t before_runs; /* the passes ran during the step only */
+} units_fixture;
+
+static void fixture_calls(void *ctx, int64_t unit, int64_t lane,
+                          nnlib__gemm_call *out) {
+  const units_fixture *f = ctx;
+  for (int i = 0; i < 2; i++)
+    out[i] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                                NNLIB__NO_TRANS,
+                                2,
+                                2,
+                                3,
+                                (float)(unit + 1),
+                                f->a + 3 * i,
+                                3,
+                                f->b,
+                                2,
+                                0.0f,
+                                f->c[lane][i],
+                                2};
+}
+
+static void fixture_before(void *ctx, int64_t unit, int64_t lane) {
+  (void)unit, (void)lane;
+  units_fixture *f = ctx;
+  f->before_runs++; /* two lanes may run at once: counted on one thread */
+}
+
+static void test_units_recorded_and_replayed(void **state) {
+  (void)state;
+  float a[12], b[12], c[2][2][4], want[2][2][4];
+  uint32_t seed = 5;
+  ts_fill_uniform(a, 12, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, 12, -1.0f, 1.0f, &seed);
+  ASSERT_OK(nnlib_set_num_threads(1)); /* before_runs counted on one */
+  units_fixture f = {a, b, c, 0};
+  nnlib__gemm_units u = {3, 2, 2, fixture_calls, fixture_before, NULL, &f};
+  bench_recording rec = {NULL, 0, 0, false};
+  bench_record_start(&rec);
+  ASSERT_OK(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, 2, 2, 3, 1.0f, b, 3,
+                        a, 2, 0.0f, c[0][0], 2));
+  ASSERT_OK(nnlib__gemm_units_run(&u));
+  bench_record_stop();
+  assert_int_equal(f.before_runs, 3);
+  assert_int_equal(rec.count, 7);
+  assert_int_equal(rec.calls[0].batch, 0);
+  for (int i = 1; i < 7; i++) {
+    assert_int_equal(rec.calls[i].batch, 1);
+    assert_int_equal(rec.calls[i].lanes, 2);
+    assert_int_equal(rec.calls[i].per_unit, 2);
+  }
+  /* units 0 and 1 in lane 0, unit 2 in lane 1 */
+  assert_true(rec.calls[4].c == c[0][1] && rec.calls[4].alpha == 2.0f);
+  assert_true(rec.calls[6].c == c[1][1] && rec.calls[6].alpha == 3.0f);
+  for (int lane = 0; lane < 2; lane++)
+    for (int call = 0; call < 2; call++)
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+          float s = 0.0f;
+          for (int k = 0; k < 3; k++)
+            s += a[3 * call + i * 3 + k] * b[k * 2 + j];
+          assert_float_equal(c[lane][call][i * 2 + j],
+                             (float)(lane == 0 ? 2 : 3) * s, 1e-5f);
+        }
+  memcpy(want, c, sizeof want);
+  memset(c, 0, sizeof c);
+  for (int threads = 1; threads <= 2; threads++) {
+    ASSERT_OK(nnlib_set_num_threads(threads));
+    memset(c[0][1], 0, sizeof c[0][1]);
+    memset(c[1], 0, sizeof c[1]);
+    bench_replay r;
+    assert_true(bench_replay_init(&r, &rec));
+    bench_replay_run(&r, -1);
+    assert_memory_equal(c, want, sizeof want);
+    bench_replay_free(&r);
+  }
+  assert_int_equal(f.before_runs, 3);
+  ASSERT_OK(nnlib_set_num_threads(1));
+  bench_recording_free(&rec);
+}
+
 /* Only what accumulates onto values no earlier call of the replay resets
  * is restored; save, replay, restore leaves it as it was, and without
  * the restore a replay changes it. */
@@ -364,6 +453,7 @@ int main(void) {
       cmocka_unit_test(test_mismatch_names_first_difference),
       cmocka_unit_test(test_group_runs_interleaved),
       cmocka_unit_test(test_batches_recorded_and_replayed),
+      cmocka_unit_test(test_units_recorded_and_replayed),
       cmocka_unit_test(test_restores_what_accumulates),
       cmocka_unit_test(test_recordings_compare_pointers),
   };

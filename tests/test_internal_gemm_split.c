@@ -10,7 +10,9 @@
  * pool is busy and the caller runs them all itself. A batch of products
  * (nnlib__gemm_batch) gives each call the bits of nnlib__gemm on one
  * thread, on one thread or two, and refuses a call too large before it
- * runs any. */
+ * runs any. Units (nnlib__gemm_units_run) run each lane's units in order
+ * with the lane's own scratch, give each call the bits of nnlib__gemm on
+ * one thread, and refuse a call too large before any unit runs. */
 #include "test_support.h"
 
 #include "core/core.h"
@@ -309,6 +311,146 @@ static void test_batch_matches_single_calls(void **state) {
   free(start);
 }
 
+/* Units (nnlib__gemm_units_run): UNITS units of UNIT_CALLS products each.
+ * Unit u's pass before copies its input X_u into its lane's scratch A;
+ * its calls multiply A by the shared B_i into the lane's scratch C_i;
+ * its pass after copies the C_i out to Y_u. Lanes sharing scratch, or a
+ * unit run out of its lane or out of order, gives wrong Y. */
+enum { UNITS = 7, UNIT_CALLS = 3, UNIT_SIDE = 40, MAX_LANES = 8 };
+#define UNIT_FLOATS ((int64_t)UNIT_SIDE * UNIT_SIDE)
+
+typedef struct units_case {
+  const float *x, *b; /* X [UNITS][SIDE^2], B [UNIT_CALLS][SIDE^2] */
+  float *y;           /* Y [UNITS][UNIT_CALLS][SIDE^2] */
+  float *scratch;     /* per lane: A, then C_0 .. C_{UNIT_CALLS-1} */
+  int64_t lanes, calls_per_unit, bad_unit;
+  int64_t seen[MAX_LANES][UNITS + 1], seen_count[MAX_LANES];
+  int64_t after_count[MAX_LANES];
+} units_case;
+
+static float *lane_scratch(const units_case *t, int64_t lane) {
+  return t->scratch + lane * (1 + UNIT_CALLS) * UNIT_FLOATS;
+}
+
+static void unit_before(void *ctx, int64_t unit, int64_t lane) {
+  units_case *t = ctx;
+  t->seen[lane][t->seen_count[lane]++] = unit;
+  memcpy(lane_scratch(t, lane), t->x + unit * UNIT_FLOATS,
+         (size_t)UNIT_FLOATS * sizeof(float));
+}
+
+static void unit_calls(void *ctx, int64_t unit, int64_t lane,
+                       nnlib__gemm_call *out) {
+  const units_case *t = ctx;
+  float *a = lane_scratch(t, lane);
+  for (int i = 0; i < UNIT_CALLS; i++)
+    out[i] = (nnlib__gemm_call){
+        NNLIB__NO_TRANS,
+        i == 1 ? NNLIB__TRANS : NNLIB__NO_TRANS,
+        UNIT_SIDE,
+        UNIT_SIDE,
+        unit == t->bad_unit && i == 1 ? NNLIB__BLAS_DIM_MAX + 1 : UNIT_SIDE,
+        1.0f,
+        a,
+        UNIT_SIDE,
+        t->b + i * UNIT_FLOATS,
+        UNIT_SIDE,
+        0.0f,
+        a + (1 + i) * UNIT_FLOATS,
+        UNIT_SIDE};
+}
+
+static void unit_after(void *ctx, int64_t unit, int64_t lane) {
+  units_case *t = ctx;
+  t->after_count[lane]++;
+  memcpy(t->y + unit * UNIT_CALLS * UNIT_FLOATS,
+         lane_scratch(t, lane) + UNIT_FLOATS,
+         (size_t)(UNIT_CALLS * UNIT_FLOATS) * sizeof(float));
+}
+
+static nnlib_status run_units(units_case *t) {
+  memset(t->seen_count, 0, sizeof t->seen_count);
+  memset(t->after_count, 0, sizeof t->after_count);
+  nnlib__gemm_units u = {UNITS,      t->lanes,    t->calls_per_unit,
+                         unit_calls, unit_before, unit_after,
+                         t};
+  return nnlib__gemm_units_run(&u);
+}
+
+/* Lane j ran units [range_start(UNITS, lanes, j), ...) in order, each once,
+ * as nnlib__unit_lane says. */
+static void expect_lanes(const units_case *t) {
+  int64_t lanes = t->lanes < UNITS ? t->lanes : UNITS;
+  for (int64_t j = 0; j < lanes; j++) {
+    int64_t first = nnlib__range_start(UNITS, lanes, j);
+    int64_t last = nnlib__range_start(UNITS, lanes, j + 1);
+    assert_int_equal(t->seen_count[j], last - first);
+    assert_int_equal(t->after_count[j], last - first);
+    for (int64_t u = first; u < last; u++) {
+      assert_int_equal(t->seen[j][u - first], u);
+      assert_int_equal(nnlib__unit_lane(u, UNITS, t->lanes), j);
+    }
+  }
+  for (int64_t j = lanes; j < MAX_LANES; j++)
+    assert_int_equal(t->seen_count[j], 0);
+}
+
+static void test_units_match_single_calls(void **state) {
+  (void)state;
+  int64_t y_floats = (int64_t)UNITS * UNIT_CALLS * UNIT_FLOATS;
+  float *x = malloc((size_t)(UNITS * UNIT_FLOATS) * sizeof *x);
+  float *b = malloc((size_t)(UNIT_CALLS * UNIT_FLOATS) * sizeof *b);
+  float *want = malloc((size_t)y_floats * sizeof *want);
+  float *y = malloc((size_t)y_floats * sizeof *y);
+  float *scratch = malloc((size_t)(MAX_LANES * (1 + UNIT_CALLS) * UNIT_FLOATS) *
+                          sizeof *scratch);
+  assert_true(x != NULL && b != NULL && want != NULL && y != NULL &&
+              scratch != NULL);
+  uint32_t seed = 17;
+  ts_fill_uniform(x, UNITS * UNIT_FLOATS, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, UNIT_CALLS * UNIT_FLOATS, -1.0f, 1.0f, &seed);
+  ASSERT_OK(nnlib_set_num_threads(1));
+  for (int64_t u = 0; u < UNITS; u++)
+    for (int i = 0; i < UNIT_CALLS; i++)
+      ASSERT_OK(nnlib__gemm(
+          NNLIB__NO_TRANS, i == 1 ? NNLIB__TRANS : NNLIB__NO_TRANS, UNIT_SIDE,
+          UNIT_SIDE, UNIT_SIDE, 1.0f, x + u * UNIT_FLOATS, UNIT_SIDE,
+          b + i * UNIT_FLOATS, UNIT_SIDE, 0.0f,
+          want + (u * UNIT_CALLS + i) * UNIT_FLOATS, UNIT_SIDE));
+  static const int64_t lane_counts[] = {1, 2, 3, 7, 9};
+  for (int threads = 1; threads <= 2; threads++) {
+    ASSERT_OK(nnlib_set_num_threads(threads));
+    for (size_t l = 0; l < sizeof lane_counts / sizeof *lane_counts; l++) {
+      units_case t = {x,          b,  y,     scratch, lane_counts[l],
+                      UNIT_CALLS, -1, {{0}}, {0},     {0}};
+      memset(y, 0, (size_t)y_floats * sizeof *y);
+      ASSERT_OK(run_units(&t));
+      expect_lanes(&t);
+      assert_memory_equal(y, want, (size_t)y_floats * sizeof *y);
+      /* a call too large: refused before any unit runs */
+      memset(y, 0, (size_t)y_floats * sizeof *y);
+      t.bad_unit = 5;
+      ASSERT_STATUS(NNLIB_ERR_TOO_LARGE, run_units(&t));
+      ts_expect_message("call 1 of unit 5");
+      for (int64_t j = 0; j < MAX_LANES; j++)
+        assert_int_equal(t.seen_count[j], 0);
+      assert_float_equal(y[0], 0.0f, 0.0f);
+      t.bad_unit = -1;
+      t.calls_per_unit = 0;
+      ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, run_units(&t));
+      ts_expect_message("0 calls per unit");
+      t.calls_per_unit = NNLIB__UNIT_CALLS_MAX + 1;
+      ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, run_units(&t));
+    }
+  }
+  ASSERT_OK(nnlib_set_num_threads(1));
+  free(x);
+  free(b);
+  free(want);
+  free(y);
+  free(scratch);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_rule),
@@ -316,6 +458,7 @@ int main(void) {
       cmocka_unit_test(test_busy_pool_same_bits),
       cmocka_unit_test(test_vector_products),
       cmocka_unit_test(test_batch_matches_single_calls),
+      cmocka_unit_test(test_units_match_single_calls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

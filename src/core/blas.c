@@ -193,6 +193,19 @@ static void batch_parts(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* calls[0 .. count), mnk multiply-adds in all, over the threads in parts
+ * of about MIN_PART_MNK multiply-adds, as nnlib__gemm's (inline inside a
+ * job). */
+static void spread_calls(const nnlib__gemm_call *calls, int64_t count,
+                         double mnk) {
+  double per_call = mnk / (double)count;
+  int64_t grain =
+      per_call >= MIN_PART_MNK
+          ? 1
+          : (int64_t)(MIN_PART_MNK / (per_call > 1.0 ? per_call : 1.0)) + 1;
+  nnlib__parallel_for(count, grain, batch_parts, (void *)calls);
+}
+
 nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count) {
   double mnk = 0.0;
   for (int64_t i = 0; i < count; i++) {
@@ -207,15 +220,83 @@ nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count) {
   if (count <= 0)
     return NNLIB_OK;
   flops_issued += 2.0 * mnk;
-  /* parts of about MIN_PART_MNK multiply-adds, as nnlib__gemm's */
-  double per_call = mnk / (double)count;
-  int64_t grain =
-      per_call >= MIN_PART_MNK
-          ? 1
-          : (int64_t)(MIN_PART_MNK / (per_call > 1.0 ? per_call : 1.0)) + 1;
   threads_in_force(); /* OpenBLAS kept to one thread before any part runs */
-  nnlib__parallel_for(count, grain, batch_parts, (void *)calls);
+  spread_calls(calls, count, mnk);
   return NNLIB_OK;
+}
+
+/* Lanes as run: 1 to count. */
+static int64_t lanes_of(int64_t count, int64_t lanes) {
+  return lanes < 1 || count < 1 ? 1 : lanes > count ? count : lanes;
+}
+
+static double calls_mnk(const nnlib__gemm_call *c, int64_t count) {
+  double mnk = 0.0;
+  for (int64_t i = 0; i < count; i++)
+    mnk += call_mnk(&c[i]);
+  return mnk;
+}
+
+static void units_lanes(void *ctx, int64_t begin, int64_t end) {
+  const nnlib__gemm_units *u = ctx;
+  nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
+  for (int64_t lane = begin; lane < end; lane++) {
+    int64_t first = nnlib__range_start(u->count, u->lanes, lane);
+    int64_t last = nnlib__range_start(u->count, u->lanes, lane + 1);
+    for (int64_t unit = first; unit < last; unit++) {
+      if (u->before != NULL)
+        u->before(u->ctx, unit, lane);
+      u->calls(u->ctx, unit, lane, c);
+      spread_calls(c, u->calls_per_unit, calls_mnk(c, u->calls_per_unit));
+      if (u->after != NULL)
+        u->after(u->ctx, unit, lane);
+    }
+  }
+}
+
+/* Checks every unit's calls; their multiply-adds in *mnk. */
+static nnlib_status check_units(const nnlib__gemm_units *u, int64_t lanes,
+                                double *mnk) {
+  nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
+  *mnk = 0.0;
+  for (int64_t unit = 0; unit < u->count; unit++) {
+    u->calls(u->ctx, unit, nnlib__unit_lane(unit, u->count, lanes), c);
+    for (int64_t i = 0; i < u->calls_per_unit; i++)
+      if (!call_fits(&c[i]))
+        return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                            "gemm: a dimension (m=%lld n=%lld k=%lld) of "
+                            "call %lld of unit %lld exceeds the 32-bit BLAS "
+                            "interface",
+                            (long long)c[i].m, (long long)c[i].n,
+                            (long long)c[i].k, (long long)i, (long long)unit);
+    *mnk += calls_mnk(c, u->calls_per_unit);
+  }
+  return NNLIB_OK;
+}
+
+nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u) {
+  if (u->calls_per_unit < 1 || u->calls_per_unit > NNLIB__UNIT_CALLS_MAX)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "gemm: %lld calls per unit; 1 to %d are allowed",
+                        (long long)u->calls_per_unit, NNLIB__UNIT_CALLS_MAX);
+  if (u->count <= 0)
+    return NNLIB_OK;
+  nnlib__gemm_units run = *u;
+  run.lanes = lanes_of(u->count, u->lanes);
+  double mnk;
+  NNLIB_TRY(check_units(&run, run.lanes, &mnk));
+  flops_issued += 2.0 * mnk;
+  threads_in_force(); /* OpenBLAS kept to one thread before any unit runs */
+  nnlib__parallel_for(run.lanes, 1, units_lanes, &run);
+  return NNLIB_OK;
+}
+
+int64_t nnlib__unit_lane(int64_t unit, int64_t count, int64_t lanes) {
+  lanes = lanes_of(count, lanes);
+  int64_t lane = 0;
+  while (lane + 1 < lanes && nnlib__range_start(count, lanes, lane + 1) <= unit)
+    lane++;
+  return lane;
 }
 
 nnlib_status nnlib_set_num_threads(int n) {

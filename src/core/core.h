@@ -119,6 +119,38 @@ typedef struct nnlib__gemm_call {
  * bits nnlib__gemm gives it on one thread, whatever the thread count.
  * Every call is checked first (NNLIB_ERR_TOO_LARGE, nothing run). */
 nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count);
+/* Work cut into units that each run a pass, some products, and another
+ * pass on one thread, so that what a unit writes is read back from that
+ * core's cache (a convolution's chunk of samples: its transform, its
+ * GEMMs, its output pass). The units are cut into `lanes` runs of
+ * consecutive units as parallel.c cuts a pass (lane j: units
+ * [nnlib__range_start(count, lanes, j), nnlib__range_start(count, lanes,
+ * j + 1))), and a lane's units run in order on one thread, so each lane
+ * may keep scratch of its own. Unit u runs before(ctx, u, lane), then the
+ * calls_per_unit products that calls(ctx, u, lane, out) describes, then
+ * after(ctx, u, lane). With two lanes or more each lane runs inside a
+ * job (its passes' nnlib__parallel_for and its calls run on its thread
+ * alone); with one lane (one unit, or lanes 1) the units run on the
+ * caller, their passes may spread over the threads, and their calls are
+ * spread as nnlib__gemm_batch spreads them. No two calls of a unit, and
+ * no two lanes, may share a C or write what the other reads. Each call
+ * gets the bits nnlib__gemm gives it on one thread, whatever the lanes. */
+#define NNLIB__UNIT_CALLS_MAX 16
+typedef void (*nnlib__unit_fn)(void *ctx, int64_t unit, int64_t lane);
+typedef void (*nnlib__unit_calls_fn)(void *ctx, int64_t unit, int64_t lane,
+                                     nnlib__gemm_call *out);
+typedef struct nnlib__gemm_units {
+  int64_t count, lanes;   /* lanes: 1 to count (more are cut to count) */
+  int64_t calls_per_unit; /* 1 to NNLIB__UNIT_CALLS_MAX */
+  nnlib__unit_calls_fn calls;
+  nnlib__unit_fn before, after; /* NULL: none */
+  void *ctx;
+} nnlib__gemm_units;
+/* Every call of every unit is checked first (NNLIB_ERR_TOO_LARGE, nothing
+ * run); calls_per_unit out of range is NNLIB_ERR_INVALID_ARGUMENT. */
+nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u);
+/* The lane that runs unit `unit` of `count` cut into `lanes`. */
+int64_t nnlib__unit_lane(int64_t unit, int64_t count, int64_t lanes);
 /* How nnlib__gemm splits an m x n x k product over `threads` threads:
  * along the longer of m and n (the other operand is then packed once per
  * part), in `units` blocks of 16 rows or columns, into `parts` parts of

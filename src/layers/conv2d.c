@@ -55,7 +55,9 @@
  * math in conv2d_winograd.c): per chunk, V from x, 16 GEMMs M_xi = U_xi
  * V_xi with U made from W (or W') at every call like W', then y from M
  * with the output pass in the output transform (winograd_finishes), or
- * Z from M and the same output pass. */
+ * Z from M and the same output pass. On several threads each thread takes
+ * a range of the batch and runs its chunks whole, transforms and GEMMs,
+ * with a V, M and Z of its own (winograd_lanes). */
 #include "core/vecmath.h"
 #include "layers/layer.h"
 
@@ -77,6 +79,7 @@ typedef struct conv2d_layer {
    * chunk (0: not used) and the workspace offset of its U, V, M and Z
    * (0: over col and Z; else after W', b' and s) */
   int64_t wino_chunk, wino_at;
+  int64_t wino_lanes; /* lanes planned, each with its own V, M and Z */
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -256,12 +259,17 @@ static bool winograd_applies(const conv2d_layer *c) {
          64 * winograd_tiles(c) <= 27 * positions(c);
 }
 
-/* U [16, Co, C], then V [16, C, N], M [16, Co, N] and Z [Co, m P] for
- * chunks of m samples, N = m tiles. */
-static int64_t winograd_floats(const conv2d_layer *c, int64_t m) {
+/* A lane's V [16, C, N], M [16, Co, N] and Z [Co, m P] for chunks of m
+ * samples, N = m tiles. */
+static int64_t winograd_lane_floats(const conv2d_layer *c, int64_t m) {
   int64_t n = m * winograd_tiles(c);
-  return 16 * c->out_c * c->in_c + 16 * (c->in_c + c->out_c) * n +
-         c->out_c * m * positions(c);
+  return 16 * (c->in_c + c->out_c) * n + c->out_c * m * positions(c);
+}
+
+/* U [16, Co, C], then each lane's V, M and Z. */
+static int64_t winograd_floats(const conv2d_layer *c, int64_t m,
+                               int64_t lanes) {
+  return 16 * c->out_c * c->in_c + lanes * winograd_lane_floats(c, m);
 }
 
 /* 0 where Winograd does not apply, or where U or one sample's areas
@@ -284,6 +292,25 @@ static int64_t winograd_chunk(const conv2d_layer *c, int64_t max_batch) {
   m = m < most ? m : most;
   m = m < max_batch ? m : max_batch;
   return m > 1 ? m : 1;
+}
+
+/* Lanes for Winograd (nnlib__gemm_units_run): one per thread in force
+ * at planning, up to WINOGRAD_MAX_LANES and one per sample, each lane a
+ * range of the batch in chunks of its own, so that a chunk's V, M and Z
+ * stay in the cache of the core that wrote them, from its input transform
+ * through its 16 products to its output transform. Split by channels
+ * instead, each transform read what the other core's half of the products
+ * wrote, and the benchmark CNN's second convolution ran no faster on two
+ * threads than on one. */
+#define WINOGRAD_MAX_LANES 8
+
+static int64_t winograd_lanes(const conv2d_layer *c, int64_t max_batch) {
+  if (c->wino_chunk <= 0)
+    return 1;
+  int64_t lanes = nnlib_get_num_threads();
+  lanes = lanes < WINOGRAD_MAX_LANES ? lanes : WINOGRAD_MAX_LANES;
+  lanes = lanes < max_batch ? lanes : max_batch;
+  return lanes > 1 ? lanes : 1;
 }
 
 /* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
@@ -322,8 +349,9 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
    * use, when it fits there: a training step keeps the workspace from
    * forward to backward, and should not keep a larger one for it */
   c->wino_chunk = winograd_chunk(c, max_batch);
+  c->wino_lanes = winograd_lanes(c, max_batch);
   int64_t wino_floats =
-      c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk) : 0;
+      c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk, c->wino_lanes) : 0;
   c->wino_at = wino_floats <= c->fold_at ? 0 : (end + 15) / 16 * 16;
   if (c->wino_at + wino_floats > end)
     end = c->wino_at + wino_floats;
@@ -737,28 +765,6 @@ static void winograd_output_channels(void *ctx, int64_t begin, int64_t end) {
   nnlib__winograd_output(&t->g, t->src, t->m, t->finish, t->dst, begin, end);
 }
 
-/* M_xi [Co, N] = U_xi [Co, C] V_xi [C, N] for the 16 positions xi. */
-static nnlib_status winograd_products(const conv2d_layer *c, const float *u,
-                                      const float *v, float *mx, int64_t n) {
-  nnlib__gemm_call calls[16];
-  int64_t u_size = c->out_c * c->in_c;
-  for (int xi = 0; xi < 16; xi++)
-    calls[xi] = (nnlib__gemm_call){NNLIB__NO_TRANS,
-                                   NNLIB__NO_TRANS,
-                                   c->out_c,
-                                   n,
-                                   c->in_c,
-                                   1.0f,
-                                   u + xi * u_size,
-                                   c->in_c,
-                                   v + xi * c->in_c * n,
-                                   n,
-                                   0.0f,
-                                   mx + xi * c->out_c * n,
-                                   n};
-  return nnlib__gemm_batch(calls, 16);
-}
-
 /* The output pass the output transform applies itself: bias (or b'),
  * then ReLU or no activation, then the folded pool, if any; another
  * activation goes through Z and store_output. The transform writes y
@@ -775,36 +781,131 @@ static bool winograd_finishes(const output_terms *t,
   return true;
 }
 
-/* Inference by Winograd (winograd_applies), chunk by chunk: V from x, the
- * 16 products, then y from M with the output pass (winograd_finishes), or
- * Z from M and the output pass as after the lowering's GEMM. */
+/* A Winograd forward over a batch of n samples on `lanes` lanes: lane j
+ * takes samples [range_start(n, lanes, j), range_start(n, lanes, j + 1))
+ * in chunks of at most wino_chunk samples, and unit u is one chunk. */
+typedef struct winograd_run {
+  const conv2d_layer *c;
+  const output_terms *t;
+  nnlib__winograd g;
+  nnlib__winograd_finish finish;
+  bool finishes;
+  const float *x, *u; /* the input, U */
+  float *y, *lane0;   /* the output, the first lane's V */
+  int64_t n, lanes, units, x_size, y_size;
+} winograd_run;
+
+/* Chunks of lane j's samples: their count, and the samples in all. */
+static int64_t lane_chunks(const winograd_run *r, int64_t lane,
+                           int64_t *samples) {
+  *samples = nnlib__range_start(r->n, r->lanes, lane + 1) -
+             nnlib__range_start(r->n, r->lanes, lane);
+  return (*samples + r->c->wino_chunk - 1) / r->c->wino_chunk;
+}
+
+/* The first sample of unit u and its count m; its lane's V, M and Z. The
+ * lanes' chunk counts differ by at most one, the larger first, so unit u
+ * runs in lane nnlib__unit_lane(u, units, lanes), as lanes cut units. */
+typedef struct winograd_chunk_at {
+  int64_t s, m;
+  float *v, *mx, *z;
+} winograd_chunk_at;
+
+static winograd_chunk_at chunk_at(const winograd_run *r, int64_t unit,
+                                  int64_t lane) {
+  const conv2d_layer *c = r->c;
+  int64_t samples, chunks = lane_chunks(r, lane, &samples);
+  int64_t i = unit - nnlib__range_start(r->units, r->lanes, lane);
+  int64_t first = nnlib__range_start(samples, chunks, i);
+  int64_t tiles = c->wino_chunk * winograd_tiles(c);
+  winograd_chunk_at a;
+  a.s = nnlib__range_start(r->n, r->lanes, lane) + first;
+  a.m = nnlib__range_start(samples, chunks, i + 1) - first;
+  a.v = r->lane0 + lane * winograd_lane_floats(c, c->wino_chunk);
+  a.mx = a.v + 16 * c->in_c * tiles;
+  a.z = a.mx + 16 * c->out_c * tiles;
+  return a;
+}
+
+/* V from the chunk's x, all input channels. */
+static void winograd_before(void *ctx, int64_t unit, int64_t lane) {
+  const winograd_run *r = ctx;
+  winograd_chunk_at a = chunk_at(r, unit, lane);
+  winograd_pass in = {r->g, r->x + a.s * r->x_size, a.v, a.m, NULL};
+  nnlib__parallel_for(r->c->in_c, per_part(16 * a.m * winograd_tiles(r->c)),
+                      winograd_input_channels, &in);
+}
+
+/* M_xi [Co, N] = U_xi [Co, C] V_xi [C, N] for the 16 positions xi. */
+static void winograd_calls(void *ctx, int64_t unit, int64_t lane,
+                           nnlib__gemm_call *calls) {
+  const winograd_run *r = ctx;
+  const conv2d_layer *c = r->c;
+  winograd_chunk_at a = chunk_at(r, unit, lane);
+  int64_t n = a.m * winograd_tiles(c), u_size = c->out_c * c->in_c;
+  for (int xi = 0; xi < 16; xi++)
+    calls[xi] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                                   NNLIB__NO_TRANS,
+                                   c->out_c,
+                                   n,
+                                   c->in_c,
+                                   1.0f,
+                                   r->u + xi * u_size,
+                                   c->in_c,
+                                   a.v + xi * c->in_c * n,
+                                   n,
+                                   0.0f,
+                                   a.mx + xi * c->out_c * n,
+                                   n};
+}
+
+/* y from M with the output pass (winograd_finishes), or Z from M and the
+ * output pass as after the lowering's GEMM. */
+static void winograd_after(void *ctx, int64_t unit, int64_t lane) {
+  const winograd_run *r = ctx;
+  winograd_chunk_at a = chunk_at(r, unit, lane);
+  float *ys = r->y + a.s * r->y_size;
+  winograd_pass out = {r->g, a.mx, r->finishes ? ys : a.z, a.m,
+                       r->finishes ? &r->finish : NULL};
+  nnlib__parallel_for(r->c->out_c, per_part(16 * a.m * winograd_tiles(r->c)),
+                      winograd_output_channels, &out);
+  if (!r->finishes)
+    store_output(r->c, a.z, ys, a.m, r->t);
+}
+
+/* Inference by Winograd (winograd_applies): U from W (or W'), then the
+ * chunks as units (nnlib__gemm_units_run) on as many lanes as threads, up
+ * to those planned. */
 static nnlib_status winograd_forward(const conv2d_layer *c,
                                      const nnlib__run *run,
                                      const output_terms *t, const float *x,
                                      float *y, int64_t n, int64_t y_size) {
-  int64_t tiles = winograd_tiles(c), mw = c->wino_chunk;
-  int64_t x_size = c->in_c * c->in_h * c->in_w;
-  float *u = run->workspace + c->wino_at, *v = u + 16 * c->out_c * c->in_c;
-  float *mx = v + 16 * c->in_c * mw * tiles;
-  float *z = mx + 16 * c->out_c * mw * tiles;
+  winograd_run r = {.c = c,
+                    .t = t,
+                    .g = {c->in_c, c->out_c, c->in_h, c->in_w},
+                    .x = x,
+                    .y = y,
+                    .n = n,
+                    .y_size = y_size,
+                    .x_size = c->in_c * c->in_h * c->in_w};
+  float *u = run->workspace + c->wino_at;
+  r.u = u;
+  r.lane0 = u + 16 * c->out_c * c->in_c;
   nnlib__winograd_weights(t->w, c->out_c, c->in_c, u);
-  nnlib__winograd_finish finish;
-  bool finishes = winograd_finishes(t, &finish);
-  for (int64_t s = 0; s < n; s += mw) {
-    int64_t m = n - s < mw ? n - s : mw;
-    winograd_pass in = {
-        {c->in_c, c->out_c, c->in_h, c->in_w}, x + s * x_size, v, m, NULL};
-    nnlib__parallel_for(c->in_c, per_part(16 * m * tiles),
-                        winograd_input_channels, &in);
-    NNLIB_TRY(winograd_products(c, u, v, mx, m * tiles));
-    winograd_pass out = {in.g, mx, finishes ? y + s * y_size : z, m,
-                         finishes ? &finish : NULL};
-    nnlib__parallel_for(c->out_c, per_part(16 * m * tiles),
-                        winograd_output_channels, &out);
-    if (!finishes)
-      store_output(c, z, y + s * y_size, m, t);
+  r.finishes = winograd_finishes(t, &r.finish);
+  r.lanes = nnlib_get_num_threads();
+  r.lanes = r.lanes < c->wino_lanes ? r.lanes : c->wino_lanes;
+  r.lanes = r.lanes < n ? r.lanes : n;
+  r.lanes = r.lanes > 1 ? r.lanes : 1;
+  r.units = 0;
+  for (int64_t j = 0; j < r.lanes; j++) {
+    int64_t samples;
+    r.units += lane_chunks(&r, j, &samples);
   }
-  return NNLIB_OK;
+  nnlib__gemm_units units = {
+      r.units,         r.lanes,        16, winograd_calls,
+      winograd_before, winograd_after, &r};
+  return nnlib__gemm_units_run(&units);
 }
 
 static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
