@@ -300,8 +300,9 @@ static int recurrent_gemms(const layer_call *c, bool backward,
  * the BLAS threads now set: src/layers/conv2d.c chunk_samples with its
  * constants, kept in step by hand. K rows of col, Co output channels, P
  * positions; per_sample: the floats of col and Z per sample, (K + Co) P. */
-static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
-  if (k < 32 && nnlib_get_num_threads() == 1) /* THIN_PATCH */
+static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n,
+                      int threads) {
+  if (k < 32 && threads == 1) /* THIN_PATCH */
     return 1;
   const int64_t per_sample = (k + co) * p;
   const int64_t whole = ((int64_t)16 << 20) / 4;
@@ -311,7 +312,7 @@ static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
     return (int)n;
   int64_t chunk = (1024 + p - 1) / p, fits = budget / per_sample;
   chunk = chunk < fits ? chunk : fits;
-  if (nnlib_get_num_threads() > 1 && fill / per_sample > chunk)
+  if (threads > 1 && fill / per_sample > chunk)
     chunk = fill / per_sample;
   chunk = chunk < n ? chunk : n;
   return chunk > 1 ? (int)chunk : 1;
@@ -369,31 +370,40 @@ static bool conv_is_winograd(const layer_call *c, int co, int in_c, int p,
          strstr(item, ":s") == NULL && strstr(item, ":d") == NULL;
 }
 
+/* A convolution's forward lanes (src/layers/conv2d.c, lanes_planned and
+ * lanes_over): as many as the threads, up to 8 and one per sample; each
+ * lane's range of the batch in ceil(range / m) chunks of near-equal size,
+ * lane by lane, chunk by chunk; per chunk of s samples `per_chunk`
+ * products NN [Co, K] x [K, s cols] (Winograd: 16, K = C; the lowering:
+ * 1, K = C kH kW, cols = P). */
+static void lane_chunks_push(const layer_call *c, int n, int m, int per_chunk,
+                             int co, int cols, int k, gemm_list *list) {
+  int lanes = nnlib_get_num_threads();
+  lanes = lanes < 8 ? lanes : 8;
+  lanes = lanes < n ? lanes : n;
+  lanes = lanes > 1 ? lanes : 1;
+  for (int j = 0; j < lanes; j++) {
+    int samples = n / lanes + (j < n % lanes);
+    int chunks = (samples + m - 1) / m;
+    for (int i = 0; i < chunks; i++) {
+      int size = samples / chunks + (i < samples % chunks);
+      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co,
+                                  size * cols, k, 1.0f, 0.0f, per_chunk));
+    }
+  }
+}
+
 /* Its chunks (winograd_chunk): V [16, C, N], M [16, Co, N] and Z [Co, m P]
- * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2). The batch
- * is cut into one range per lane (as many as the threads, up to 8 and one
- * per sample: winograd_lanes), each range into ceil(range / m) chunks of
- * near-equal size (winograd_run); per chunk the 16 products M_xi = U_xi
- * V_xi, NN [Co,C] x [C,N], the whole batch's chunks as one set of units. */
+ * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2), in lanes
+ * (lane_chunks_push); per chunk the 16 products M_xi = U_xi V_xi, NN
+ * [Co,C] x [C,N]. */
 static void winograd_gemms(const layer_call *c, int co, int in_c, int p,
                            int tiles, gemm_list *list) {
   int64_t per_sample = 16 * (int64_t)(in_c + co) * tiles + (int64_t)co * p;
   int m = (int)((((int64_t)2 << 20) / 4) / per_sample);
   m = m < c->n ? m : c->n;
   m = m > 1 ? m : 1;
-  int lanes = nnlib_get_num_threads();
-  lanes = lanes < 8 ? lanes : 8;
-  lanes = lanes < c->n ? lanes : c->n;
-  lanes = lanes > 1 ? lanes : 1;
-  for (int j = 0; j < lanes; j++) {
-    int samples = c->n / lanes + (j < c->n % lanes);
-    int chunks = (samples + m - 1) / m;
-    for (int i = 0; i < chunks; i++) {
-      int size = samples / chunks + (i < samples % chunks);
-      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co,
-                                  size * tiles, in_c, 1.0f, 0.0f, 16));
-    }
-  }
+  lane_chunks_push(c, c->n, m, 16, co, tiles, in_c, list);
 }
 
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
@@ -421,23 +431,21 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     winograd_gemms(c, co, k / 9, p, tiles, list);
     return 0;
   }
-  int m = conv_chunk(k, co, p, n);
-  /* inference on one thread: chunks whose Z [Co, m P] fits 256 KB
-   * (src/layers/conv2d.c, forward_chunk) */
-  if (!c->training && nnlib_get_num_threads() == 1) {
-    int fits = (int)(((int64_t)256 << 10) / 4 / ((int64_t)co * p));
-    fits = fits > 1 ? fits : 1;
-    m = fits < m ? fits : m;
-  }
-  /* chunk sizes in columns, and how many chunks of each */
-  int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
   if (!backward) {
-    for (int i = 0; i < 2; i++)
-      if (times[i] > 0)
-        push(list, bench_gemm_plain("forward", index, 'N', 'N', co, cols[i], k,
-                                1.0f, 0.0f, times[i]));
+    /* one-thread chunks on each lane; in inference chunks whose Z [Co,
+     * m P] fits 256 KB (src/layers/conv2d.c, forward_chunk) */
+    int m = conv_chunk(k, co, p, n, 1);
+    if (!c->training) {
+      int fits = (int)(((int64_t)256 << 10) / 4 / ((int64_t)co * p));
+      fits = fits > 1 ? fits : 1;
+      m = fits < m ? fits : m;
+    }
+    lane_chunks_push(c, n, m, 1, co, p, k, list);
     return 0;
   }
+  int m = conv_chunk(k, co, p, n, nnlib_get_num_threads());
+  /* chunk sizes in columns, and how many chunks of each */
+  int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
   /* chunk by chunk: the first (dW overwritten), the other full ones, the
    * rest; each chunk's dW and dcol products in turn (a group) */
   struct { int cols, count; float beta; } runs[3] = {

@@ -151,6 +151,21 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* One checked call, split over the threads when it is large enough (in
+ * parts the caller runs alone inside a job). */
+static void split_call(const nnlib__gemm_call *g) {
+  nnlib__gemm_split split =
+      nnlib__gemm_split_for(g->m, g->n, g->k, threads_in_force());
+  if (split.parts <= 1) {
+    sgemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb,
+          g->beta, g->c, g->ldc);
+    return;
+  }
+  gemm_job job = {g->ta,  g->tb,    g->m,    g->n, g->k, g->lda, g->ldb,
+                  g->ldc, g->alpha, g->beta, g->a, g->b, g->c,   split};
+  nnlib__parallel_for(split.parts, 1, gemm_parts, &job);
+}
+
 nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a,
                          int64_t lda, const float *b, int64_t ldb, float beta,
@@ -164,13 +179,9 @@ nnlib_status nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
   if (m == 0 || n == 0)
     return NNLIB_OK;
   flops_issued += 2.0 * (double)m * (double)n * (double)k;
-  nnlib__gemm_split split = nnlib__gemm_split_for(m, n, k, threads_in_force());
-  if (split.parts <= 1) {
-    sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return NNLIB_OK;
-  }
-  gemm_job job = {ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, split};
-  nnlib__parallel_for(split.parts, 1, gemm_parts, &job);
+  nnlib__gemm_call call = {ta,  tb, m,   n,    k, alpha, a,
+                           lda, b,  ldb, beta, c, ldc};
+  split_call(&call);
   return NNLIB_OK;
 }
 
@@ -247,7 +258,10 @@ static void units_lanes(void *ctx, int64_t begin, int64_t end) {
       if (u->before != NULL)
         u->before(u->ctx, unit, lane);
       u->calls(u->ctx, unit, lane, c);
-      spread_calls(c, u->calls_per_unit, calls_mnk(c, u->calls_per_unit));
+      if (u->calls_per_unit == 1 && u->lanes == 1) /* over the threads */
+        split_call(c);
+      else
+        spread_calls(c, u->calls_per_unit, calls_mnk(c, u->calls_per_unit));
       if (u->after != NULL)
         u->after(u->ctx, unit, lane);
     }

@@ -4,7 +4,9 @@
  * Shapes: x [N, C, H, W], W [Co, C, kH, kW] viewed as [Co, K] with
  * K = C kH kW, P = OH OW output positions per sample.
  *
- * Per chunk of m samples (s0 .. s0+m-1; chunk_samples picks m):
+ * Per chunk of m samples (s0 .. s0+m-1; chunk_samples picks m; forward
+ * on several threads gives each thread a range of the batch, its lane, in
+ * chunks of its own, see lanes_planned):
  * forward:  col [K, m P]: col[(c, i, j), (s, oh, ow)] =
  *               x[s, c, oh sh - ph + i dh, ow sw - pw + j dw]  (0 outside)
  *           Z  = W col          [Co,K] x [K,mP]   one sgemm, Z [Co, m, P]
@@ -23,13 +25,14 @@
  *           Plain SGD, when fused, updates W after the last chunk: every
  *           chunk's dcol needs W as forward saw it.
  * Workspace (planned at compile): col [K, m P], and Z (the dZ of
- * backward) [Co, m P] when m > 1. A batch is lowered whole when col and Z
- * fit 16 MB, as for small feature maps; otherwise chunks keep them within
- * 2 MB on one thread, in cache between the gather and the GEMMs, and fill
- * 8 MB on more, for fewer GEMM calls to hand to the threads (see
- * chunk_samples). For examples/fashion_cnn.c at batch 256 the second
- * convolution takes chunks of 6 images (1.6 MB) on one thread, 30 (7.9 MB)
- * on two, and plans 7.9 MB instead of 71 MB for the whole batch.
+ * backward) [Co, m P] when m > 1, per lane in forward. A batch is lowered
+ * whole when col and Z fit 16 MB, as for small feature maps; otherwise
+ * chunks keep them within 2 MB, in cache between the gather and the
+ * GEMMs, and backward's fill 8 MB on several threads, for fewer GEMM calls
+ * to hand to the threads (see chunk_samples). For examples/fashion_cnn.c
+ * at batch 256 the second convolution takes chunks of 6 images (1.6 MB)
+ * per lane, 30 (7.9 MB) in backward on two threads, and plans 7.9 MB
+ * instead of 71 MB for the whole batch.
  *
  * Inference with a batchnorm folded in (predict, evaluate, workspaces;
  * the model decides at compile, see folded_batchnorm in layers/layer.h):
@@ -57,7 +60,7 @@
  * with the output pass in the output transform (winograd_finishes), or
  * Z from M and the same output pass. On several threads each thread takes
  * a range of the batch and runs its chunks whole, transforms and GEMMs,
- * with a V, M and Z of its own (winograd_lanes). */
+ * with a V, M and Z of its own (lanes_planned). */
 #include "core/vecmath.h"
 #include "layers/layer.h"
 
@@ -79,7 +82,10 @@ typedef struct conv2d_layer {
    * chunk (0: not used) and the workspace offset of its U, V, M and Z
    * (0: over col and Z; else after W', b' and s) */
   int64_t wino_chunk, wino_at;
-  int64_t wino_lanes; /* lanes planned, each with its own V, M and Z */
+  /* forward's lanes planned (see LANES_MAX), each with an area of
+   * lane_floats from the workspace's start (lowering) or from wino_at
+   * after U (Winograd) */
+  int64_t lanes, lane_floats;
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -152,9 +158,10 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * split and synchronised) whose col and Z stay within CHUNK_BYTES, so the
  * GEMMs read col from cache (a core's L2, then L3) right after the gather
  * wrote it instead of streaming a lowered batch of tens of MB through
- * DRAM. With several threads chunks fill THREADED_CHUNK_BYTES (L3)
- * instead: every GEMM call hands a part to the other threads and waits for
- * them, and when another process competes for the cores a thread can miss
+ * DRAM. Forward runs these chunks on each lane. Backward on several
+ * threads takes chunks that fill THREADED_CHUNK_BYTES (L3) instead: every
+ * GEMM call hands a part to the other threads and waits for them, and
+ * when another process competes for the cores a thread can miss
  * a whole time slice, so the ~550 small GEMMs of a batch-256 step of
  * examples/fashion_cnn.c made two-thread training 2-3x slower beside one
  * busy process; with 8 MB chunks it ran at 0.95x of whole-batch lowering. */
@@ -170,13 +177,14 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * itself, backward takes dy as dZ, and the sample's col stays in L1. The
  * benchmark CNN (K = 9) trained 1.04x-1.05x faster on one thread (batch
  * 256 and 64, medians of 5-9 alternated rounds; inference unchanged). On
- * two threads a sample's GEMM is below the size worth splitting (blas.c),
- * so the second thread would idle, and the run was no faster: the
- * threaded chunks stay. */
+ * more threads forward runs the same one-sample chunks on each lane; a
+ * sample's GEMM is below the size worth splitting (blas.c), so backward
+ * keeps the threaded chunks. */
 #define THIN_PATCH 32
 
-/* Samples lowered at once, 1 to max_batch, on one thread or (threaded) on
- * more. One sample needs no Z (its GEMM writes y[s] itself), so a sample
+/* Samples lowered at once, 1 to max_batch, per lane in forward and on one
+ * thread in backward, or (threaded) in backward on more. One sample needs
+ * no Z (its GEMM writes y[s] itself), so a sample
  * too large for the budget goes alone. */
 static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
                              bool threaded) {
@@ -198,30 +206,31 @@ static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
   return chunk > 1 ? chunk : 1;
 }
 
-/* The chunk size for the thread count of this call. With nnlib's own
- * threads running the parts of the products, the one-thread chunks on two
- * threads trained the benchmark CNN 3-5% slower (batch 64 and 256,
- * interleaved), so the threaded chunks stay. */
+/* Backward's chunk size for the thread count of this call. With nnlib's
+ * own threads running the parts of the products, the one-thread chunks on
+ * two threads trained the benchmark CNN 3-5% slower (batch 64 and 256,
+ * interleaved, when forward took them too), so the threaded chunks
+ * stay. */
 static int64_t chunk_now(const conv2d_layer *c) {
   return c->chunk[nnlib_get_num_threads() > 1];
 }
 
-/* Inference without backward on one thread lowers fewer samples at once:
+/* Inference without backward lowers fewer samples at once on each lane:
  * nothing reuses forward's col, so chunks whose Z fits INFER_Z_BYTES (a
  * core's L2) keep col and Z in cache from the gather through the GEMM to
  * the output pass (the benchmark CNN at batch 64: 2 and 5 samples instead
  * of the whole batch, whose col is 14 MB for the second convolution). A
- * chunk of one sample has its GEMM write y itself. More threads keep
- * their chunks: each GEMM call is handed to the other threads and waited
- * for (see THREADED_CHUNK_BYTES); the small chunks ran inference on two
- * threads 13-16% slower. Training keeps them too: backward
- * reuses col when the batch is one chunk. benchmarks/bench_models.c
- * (conv_chunk) follows these sizes. */
+ * chunk of one sample has its GEMM write y itself. (When the chunks' GEMMs
+ * were split over the threads instead of lanes, the small chunks ran
+ * inference on two threads 13-16% slower.) Training keeps its chunks:
+ * backward reuses col when the batch is one chunk.
+ * benchmarks/bench_models.c (conv_chunk, lane_chunks_push) follows these
+ * sizes. */
 #define INFER_Z_BYTES ((int64_t)256 << 10)
 
 static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
-  int64_t chunk = chunk_now(c);
-  if (!run->folded || nnlib_get_num_threads() > 1)
+  int64_t chunk = c->chunk[0];
+  if (!run->folded)
     return chunk;
   int64_t fits = INFER_Z_BYTES / (int64_t)sizeof(float) /
                  (c->out_c * positions(c));
@@ -294,30 +303,84 @@ static int64_t winograd_chunk(const conv2d_layer *c, int64_t max_batch) {
   return m > 1 ? m : 1;
 }
 
-/* Lanes for Winograd (nnlib__gemm_units_run): one per thread in force
- * at planning, up to WINOGRAD_MAX_LANES and one per sample, each lane a
- * range of the batch in chunks of its own, so that a chunk's V, M and Z
- * stay in the cache of the core that wrote them, from its input transform
- * through its 16 products to its output transform. Split by channels
- * instead, each transform read what the other core's half of the products
- * wrote, and the benchmark CNN's second convolution ran no faster on two
- * threads than on one. */
-#define WINOGRAD_MAX_LANES 8
+/* Forward's lanes (nnlib__gemm_units_run): one per thread in force at
+ * planning, up to LANES_MAX and one per sample. Each lane takes a range
+ * of the batch and runs its chunks whole (lowering or input transform,
+ * GEMMs, output pass) in an area of its own, so that what a pass reads
+ * was written by its own core and is still in that core's cache. Split by
+ * channels and columns instead, each pass read what the other core's
+ * part wrote: Winograd's second convolution in the benchmark CNN ran no
+ * faster on two threads than on one. */
+#define LANES_MAX 8
 
-static int64_t winograd_lanes(const conv2d_layer *c, int64_t max_batch) {
-  if (c->wino_chunk <= 0)
-    return 1;
+static int64_t lanes_planned(int64_t max_batch) {
   int64_t lanes = nnlib_get_num_threads();
-  lanes = lanes < WINOGRAD_MAX_LANES ? lanes : WINOGRAD_MAX_LANES;
+  lanes = lanes < LANES_MAX ? lanes : LANES_MAX;
   lanes = lanes < max_batch ? lanes : max_batch;
   return lanes > 1 ? lanes : 1;
 }
 
-/* Workspace: col [K, m P] and, when m > 1, Z [Co, m P] for chunks of m
- * samples, m the larger chunk (threaded); every GEMM dimension within the
- * 32-bit BLAS interface. With a batchnorm folded in, then W' [Co, K], b'
- * [Co] and s [Co], from a 64-byte boundary. Winograd's area (U, V, M, Z:
- * winograd_floats) over col and Z where it fits, else after the rest. */
+/* A batch of n cut into lanes, each lane's range into chunks of at most
+ * `chunk` samples and of near-equal size; unit u is one chunk. The lanes'
+ * chunk counts differ by at most one, the larger first, so the units of
+ * lane j are those nnlib__gemm_units_run gives it. */
+typedef struct batch_lanes {
+  int64_t n, lanes, chunk, units;
+} batch_lanes;
+
+static int64_t lane_chunks(const batch_lanes *b, int64_t lane,
+                           int64_t *samples) {
+  *samples = nnlib__range_start(b->n, b->lanes, lane + 1) -
+             nnlib__range_start(b->n, b->lanes, lane);
+  return (*samples + b->chunk - 1) / b->chunk;
+}
+
+/* Lanes for this call: the threads in force, up to those planned and one
+ * per sample. */
+static batch_lanes lanes_over(const conv2d_layer *c, int64_t n, int64_t chunk) {
+  batch_lanes b = {n, nnlib_get_num_threads(), chunk, 0};
+  b.lanes = b.lanes < c->lanes ? b.lanes : c->lanes;
+  b.lanes = b.lanes < n ? b.lanes : n;
+  b.lanes = b.lanes > 1 ? b.lanes : 1;
+  for (int64_t j = 0; j < b.lanes; j++) {
+    int64_t samples;
+    b.units += lane_chunks(&b, j, &samples);
+  }
+  return b;
+}
+
+/* Unit u's first sample and sample count. */
+static void unit_samples(const batch_lanes *b, int64_t unit, int64_t lane,
+                         int64_t *s, int64_t *m) {
+  int64_t samples, chunks = lane_chunks(b, lane, &samples);
+  int64_t i = unit - nnlib__range_start(b->units, b->lanes, lane);
+  int64_t first = nnlib__range_start(samples, chunks, i);
+  *s = nnlib__range_start(b->n, b->lanes, lane) + first;
+  *m = nnlib__range_start(samples, chunks, i + 1) - first;
+}
+
+/* col [K, m P] and Z [Co, m P] (Z when m > 1 or a pool is folded: y is
+ * then the pooled map) for chunks of m samples, rounded up to 16 floats;
+ * -1 when it overflows. */
+static int64_t chunk_floats(const nnlib_layer *l, int64_t m) {
+  const conv2d_layer *c = (const conv2d_layer *)l;
+  int64_t mp, col, z = 0;
+  if (nnlib__mul_overflows(m, positions(c), &mp) ||
+      nnlib__mul_overflows(patch_size(c), mp, &col) ||
+      ((m > 1 || l->folded_pool != NULL) &&
+       nnlib__mul_overflows(c->out_c, mp, &z)) ||
+      col > INT64_MAX / 2 - z)
+    return -1;
+  return (col + z + 15) / 16 * 16;
+}
+
+/* Workspace, every GEMM dimension within the 32-bit BLAS interface:
+ * forward's lanes, each a col and Z for chunks of chunk[0] samples
+ * (lane_floats apart), over which backward's col and Z for chunks of
+ * chunk[1] go (backward runs after forward, chunk by chunk). With a
+ * batchnorm folded in, then W' [Co, K], b' [Co] and s [Co], from a
+ * 64-byte boundary. Winograd's area (U, then V, M, Z per lane:
+ * winograd_floats) over the lanes where it fits, else after the rest. */
 static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   conv2d_layer *c = (conv2d_layer *)l;
   int64_t k = patch_size(c), p = positions(c);
@@ -329,29 +392,25 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   c->chunk[0] = chunk_samples(c, max_batch, false);
   c->chunk[1] = chunk_samples(c, max_batch, true);
   c->lowered_chunk = 0;
-  int64_t m = c->chunk[1]; /* >= chunk[0] */
-  /* m > 1 only when (K + Co) m P floats fit WHOLE_BATCH_BYTES, and Co m P
-   * fits too with m = 1 (one sample's Z) */
-  int64_t col_floats, z_floats = m > 1 ? c->out_c * m * p : 0;
-  if (nnlib__mul_overflows(k, m * p, &col_floats) ||
-      (uint64_t)(col_floats + z_floats) > SIZE_MAX / sizeof(float))
+  c->lanes = lanes_planned(max_batch);
+  c->lane_floats = chunk_floats(l, c->chunk[0]);
+  int64_t back = chunk_floats(l, c->chunk[1]), lanes_floats;
+  if (c->lane_floats < 0 || back < 0 ||
+      nnlib__mul_overflows(c->lanes, c->lane_floats, &lanes_floats) ||
+      (uint64_t)lanes_floats > SIZE_MAX / sizeof(float))
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, overflows",
                         (long long)k, (long long)p);
-  if (l->folded_pool != NULL) /* Z even for one sample: y is the pooled
-                                 map */
-    z_floats = c->out_c * m * p;
-  c->fold_at = (col_floats + z_floats + 15) / 16 * 16;
+  c->fold_at = lanes_floats > back ? lanes_floats : back;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
   int64_t end = c->fold_at + fold_floats;
-  /* Winograd's area (inference only) over col and Z, which it does not
+  /* Winograd's area (inference only) over the lanes, which it does not
    * use, when it fits there: a training step keeps the workspace from
    * forward to backward, and should not keep a larger one for it */
   c->wino_chunk = winograd_chunk(c, max_batch);
-  c->wino_lanes = winograd_lanes(c, max_batch);
   int64_t wino_floats =
-      c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk, c->wino_lanes) : 0;
+      c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk, c->lanes) : 0;
   c->wino_at = wino_floats <= c->fold_at ? 0 : (end + 15) / 16 * 16;
   if (c->wino_at + wino_floats > end)
     end = c->wino_at + wino_floats;
@@ -781,9 +840,8 @@ static bool winograd_finishes(const output_terms *t,
   return true;
 }
 
-/* A Winograd forward over a batch of n samples on `lanes` lanes: lane j
- * takes samples [range_start(n, lanes, j), range_start(n, lanes, j + 1))
- * in chunks of at most wino_chunk samples, and unit u is one chunk. */
+/* A Winograd forward over a batch in lanes (batch_lanes, chunks of at
+ * most wino_chunk samples), each lane with its own V, M and Z. */
 typedef struct winograd_run {
   const conv2d_layer *c;
   const output_terms *t;
@@ -792,20 +850,11 @@ typedef struct winograd_run {
   bool finishes;
   const float *x, *u; /* the input, U */
   float *y, *lane0;   /* the output, the first lane's V */
-  int64_t n, lanes, units, x_size, y_size;
+  int64_t x_size, y_size;
+  batch_lanes b;
 } winograd_run;
 
-/* Chunks of lane j's samples: their count, and the samples in all. */
-static int64_t lane_chunks(const winograd_run *r, int64_t lane,
-                           int64_t *samples) {
-  *samples = nnlib__range_start(r->n, r->lanes, lane + 1) -
-             nnlib__range_start(r->n, r->lanes, lane);
-  return (*samples + r->c->wino_chunk - 1) / r->c->wino_chunk;
-}
-
-/* The first sample of unit u and its count m; its lane's V, M and Z. The
- * lanes' chunk counts differ by at most one, the larger first, so unit u
- * runs in lane nnlib__unit_lane(u, units, lanes), as lanes cut units. */
+/* Unit u's samples [s, s + m) and its lane's V, M and Z. */
 typedef struct winograd_chunk_at {
   int64_t s, m;
   float *v, *mx, *z;
@@ -814,13 +863,9 @@ typedef struct winograd_chunk_at {
 static winograd_chunk_at chunk_at(const winograd_run *r, int64_t unit,
                                   int64_t lane) {
   const conv2d_layer *c = r->c;
-  int64_t samples, chunks = lane_chunks(r, lane, &samples);
-  int64_t i = unit - nnlib__range_start(r->units, r->lanes, lane);
-  int64_t first = nnlib__range_start(samples, chunks, i);
   int64_t tiles = c->wino_chunk * winograd_tiles(c);
   winograd_chunk_at a;
-  a.s = nnlib__range_start(r->n, r->lanes, lane) + first;
-  a.m = nnlib__range_start(samples, chunks, i + 1) - first;
+  unit_samples(&r->b, unit, lane, &a.s, &a.m);
   a.v = r->lane0 + lane * winograd_lane_floats(c, c->wino_chunk);
   a.mx = a.v + 16 * c->in_c * tiles;
   a.z = a.mx + 16 * c->out_c * tiles;
@@ -885,54 +930,108 @@ static nnlib_status winograd_forward(const conv2d_layer *c,
                     .g = {c->in_c, c->out_c, c->in_h, c->in_w},
                     .x = x,
                     .y = y,
-                    .n = n,
+                    .x_size = c->in_c * c->in_h * c->in_w,
                     .y_size = y_size,
-                    .x_size = c->in_c * c->in_h * c->in_w};
+                    .b = lanes_over(c, n, c->wino_chunk)};
   float *u = run->workspace + c->wino_at;
   r.u = u;
   r.lane0 = u + 16 * c->out_c * c->in_c;
   nnlib__winograd_weights(t->w, c->out_c, c->in_c, u);
   r.finishes = winograd_finishes(t, &r.finish);
-  r.lanes = nnlib_get_num_threads();
-  r.lanes = r.lanes < c->wino_lanes ? r.lanes : c->wino_lanes;
-  r.lanes = r.lanes < n ? r.lanes : n;
-  r.lanes = r.lanes > 1 ? r.lanes : 1;
-  r.units = 0;
-  for (int64_t j = 0; j < r.lanes; j++) {
-    int64_t samples;
-    r.units += lane_chunks(&r, j, &samples);
-  }
   nnlib__gemm_units units = {
-      r.units,         r.lanes,        16, winograd_calls,
+      r.b.units,       r.b.lanes,      16, winograd_calls,
       winograd_before, winograd_after, &r};
   return nnlib__gemm_units_run(&units);
+}
+
+/* A lowered forward over a batch in lanes (batch_lanes), each lane with
+ * its own col and Z. */
+typedef struct lowered_run {
+  const conv2d_layer *c;
+  const output_terms *t;
+  const float *x;
+  float *y, *workspace;
+  int64_t x_size, y_size;
+  batch_lanes b;
+} lowered_run;
+
+/* Unit u's samples [s, s + m), its lane's col and Z, and where its GEMM
+ * writes (y itself for one sample with no folded pool). */
+typedef struct lowered_chunk_at {
+  int64_t s, m;
+  float *col, *z, *out;
+} lowered_chunk_at;
+
+static lowered_chunk_at lowered_at(const lowered_run *r, int64_t unit,
+                                   int64_t lane) {
+  const conv2d_layer *c = r->c;
+  lowered_chunk_at a;
+  unit_samples(&r->b, unit, lane, &a.s, &a.m);
+  a.col = r->workspace + lane * c->lane_floats;
+  a.z = a.col + patch_size(c) * c->chunk[0] * positions(c);
+  a.out = a.m == 1 && r->t->pool == NULL ? r->y + a.s * r->y_size : a.z;
+  return a;
+}
+
+static void lowered_before(void *ctx, int64_t unit, int64_t lane) {
+  const lowered_run *r = ctx;
+  lowered_chunk_at a = lowered_at(r, unit, lane);
+  im2col(r->c, r->x + a.s * r->x_size, a.col, a.m);
+}
+
+/* Z = W col [Co, K] x [K, m P]. */
+static void lowered_calls(void *ctx, int64_t unit, int64_t lane,
+                          nnlib__gemm_call *calls) {
+  const lowered_run *r = ctx;
+  const conv2d_layer *c = r->c;
+  lowered_chunk_at a = lowered_at(r, unit, lane);
+  int64_t k = patch_size(c), mp = a.m * positions(c);
+  calls[0] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                                NNLIB__NO_TRANS,
+                                c->out_c,
+                                mp,
+                                k,
+                                1.0f,
+                                r->t->w,
+                                k,
+                                a.col,
+                                mp,
+                                0.0f,
+                                a.out,
+                                mp};
+}
+
+static void lowered_after(void *ctx, int64_t unit, int64_t lane) {
+  const lowered_run *r = ctx;
+  lowered_chunk_at a = lowered_at(r, unit, lane);
+  store_output(r->c, a.out, r->y + a.s * r->y_size, a.m, r->t);
 }
 
 static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, float *y, int64_t n) {
   conv2d_layer *c = (conv2d_layer *)l;
-  int64_t k = patch_size(c), p = positions(c);
-  int64_t x_size = c->in_c * c->in_h * c->in_w;
   output_terms t;
   NNLIB_TRY(terms_of(l, run, &t));
   /* a folded pool's output is the pooled map */
-  int64_t y_size = c->out_c * (t.pool != NULL
-                                   ? (c->out_h / 2) * (c->out_w / 2) : p);
+  int64_t y_size = c->out_c * (t.pool != NULL ? (c->out_h / 2) * (c->out_w / 2)
+                                              : positions(c));
   if (run->folded && c->wino_chunk > 0)
     return winograd_forward(c, run, &t, x, y, n, y_size);
-  float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
-  int64_t chunk = forward_chunk(c, run);
-  if (!run->folded) /* inference may run on several threads at once */
-    c->lowered_chunk = chunk;
-  for (int64_t s = 0; s < n; s += chunk) {
-    int64_t m = n - s < chunk ? n - s : chunk;
-    float *ys = y + s * y_size, *z = m == 1 && t.pool == NULL ? ys : zbuf;
-    im2col(c, x + s * x_size, col, m);
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, c->out_c, m * p,
-                          k, 1.0f, t.w, k, col, m * p, 0.0f, z, m * p));
-    store_output(c, z, ys, m, &t);
-  }
-  return NNLIB_OK;
+  lowered_run r = {c,
+                   &t,
+                   x,
+                   y,
+                   run->workspace,
+                   c->in_c * c->in_h * c->in_w,
+                   y_size,
+                   lanes_over(c, n, forward_chunk(c, run))};
+  /* one unit: col holds the whole batch for backward (inference may run
+   * on several threads at once, and leaves it alone) */
+  if (!run->folded)
+    c->lowered_chunk = r.b.units == 1 ? n : 0;
+  nnlib__gemm_units units = {r.b.units,      r.b.lanes,     1, lowered_calls,
+                             lowered_before, lowered_after, &r};
+  return nnlib__gemm_units_run(&units);
 }
 
 /* Sum of v[0, n) in 8 float lanes (so the loop vectorises), in double. */
