@@ -300,22 +300,23 @@ static int recurrent_gemms(const layer_call *c, bool backward,
  * the BLAS threads now set: src/layers/conv2d.c chunk_samples with its
  * constants, kept in step by hand. K rows of col, Co output channels, P
  * positions; per_sample: the floats of col and Z per sample, (K + Co) P. */
-static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n,
-                      int threads) {
-  if (k < 32 && threads == 1) /* THIN_PATCH */
+static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
+  if (k < 32) /* THIN_PATCH */
     return 1;
   const int64_t per_sample = (k + co) * p;
   const int64_t whole = ((int64_t)16 << 20) / 4;
   const int64_t budget = ((int64_t)2 << 20) / 4;
-  const int64_t fill = ((int64_t)8 << 20) / 4; /* with several threads */
   if (per_sample <= whole / n)
     return (int)n;
   int64_t chunk = (1024 + p - 1) / p, fits = budget / per_sample;
   chunk = chunk < fits ? chunk : fits;
-  if (threads > 1 && fill / per_sample > chunk)
-    chunk = fill / per_sample;
   chunk = chunk < n ? chunk : n;
   return chunk > 1 ? (int)chunk : 1;
+}
+
+/* Where range `part` of [0, n) cut into `parts` starts (parallel.c). */
+static int range_start(int n, int parts, int part) {
+  return part * (n / parts) + (part < n % parts ? part : n % parts);
 }
 
 /* The `which`-th item of the model's description that starts with
@@ -434,7 +435,7 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   if (!backward) {
     /* one-thread chunks on each lane; in inference chunks whose Z [Co,
      * m P] fits 256 KB (src/layers/conv2d.c, forward_chunk) */
-    int m = conv_chunk(k, co, p, n, 1);
+    int m = conv_chunk(k, co, p, n);
     if (!c->training) {
       int fits = (int)(((int64_t)256 << 10) / 4 / ((int64_t)co * p));
       fits = fits > 1 ? fits : 1;
@@ -443,27 +444,32 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     lane_chunks_push(c, n, m, 1, co, p, k, list);
     return 0;
   }
-  int m = conv_chunk(k, co, p, n, nnlib_get_num_threads());
-  /* chunk sizes in columns, and how many chunks of each */
-  int cols[2] = {m * p, n % m * p}, times[2] = {n / m, n % m > 0};
-  /* chunk by chunk: the first (dW overwritten), the other full ones, the
-   * rest; each chunk's dW and dcol products in turn (a group) */
-  struct { int cols, count; float beta; } runs[3] = {
-      {cols[0], 1, 0.0f}, {cols[0], times[0] - 1, 1.0f}, {cols[1], times[1], 1.0f}};
-  for (int r = 0; r < 3; r++) {
-    if (runs[r].count <= 0)
-      continue;
-    int group = c->dx ? 1000 * (index + 1) + 2 + r : 0;
+  /* backward (src/layers/conv2d.c, backward_run): the batch in C chunks
+   * of near-equal size (at most m), cut into V parts of consecutive chunks
+   * (one per chunk up to 8, and the parts' dW after the first within 8
+   * MB; C a multiple of V where the batch allows); chunk by chunk, its dW (beta
+   * 0 for its part's first chunk) and dcol products in turn (a group) */
+  int m = conv_chunk(k, co, p, n), wanted = (n + m - 1) / m;
+  int64_t dw = (int64_t)co * k * 4, parts = wanted < 8 ? wanted : 8;
+  if (parts > 1 + (((int64_t)8 << 20) / dw))
+    parts = 1 + (((int64_t)8 << 20) / dw);
+  /* as many chunks in every part, where the batch allows */
+  int chunks = (int)((wanted + parts - 1) / parts * parts);
+  chunks = chunks < n ? chunks : n;
+  for (int u = 0, v = 0; u < chunks; u++) {
+    int size = range_start(n, chunks, u + 1) - range_start(n, chunks, u);
+    bool first = u == range_start(chunks, (int)parts, v);
+    if (first)
+      v++;
+    int group = c->dx ? 1000 * (index + 1) + 2 + u : 0;
     bench_gemm wg = bench_gemm_plain("weight_grad", index, 'N', 'T', co, k,
-                                     runs[r].cols, 1.0f, runs[r].beta,
-                                     runs[r].count);
+                                     size * p, 1.0f, first ? 0.0f : 1.0f, 1);
     wg.group = group;
     push(list, wg);
     if (!c->dx)
       continue;
-    bench_gemm ig = bench_gemm_plain("input_grad", index, 'T', 'N', k,
-                                     runs[r].cols, co, 1.0f, 0.0f,
-                                     runs[r].count);
+    bench_gemm ig = bench_gemm_plain("input_grad", index, 'T', 'N', k, size * p,
+                                     co, 1.0f, 0.0f, 1);
     ig.group = group;
     push(list, ig);
   }

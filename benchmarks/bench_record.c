@@ -53,33 +53,25 @@ nnlib_status __wrap_nnlib__gemm(nnlib__trans ta, nnlib__trans tb, int64_t m,
                                 int64_t ldb, float beta, float *c,
                                 int64_t ldc) {
   if (active != NULL) {
-    bench_call call = {true,
-                       ta ? 'T' : 'N',
-                       tb ? 'T' : 'N',
-                       (int)m,
-                       (int)n,
-                       (int)k,
-                       alpha,
-                       beta,
-                       a,
-                       b,
-                       c,
-                       (int)lda,
-                       (int)ldb,
-                       (int)ldc,
-                       0,
-                       0,
-                       0};
+    bench_call call = {
+        true,   ta ? 'T' : 'N', tb ? 'T' : 'N', (int)m,   (int)n,
+        (int)k, alpha,          beta,           a,        b,
+        c,      (int)lda,       (int)ldb,       (int)ldc, .batch = 0};
     note(active, &call);
   }
   return __real_nnlib__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
                             ldc);
 }
 
-/* A batch's calls, noted one by one as one batch (lanes 0: a plain
- * batch). */
-static void note_batch(const nnlib__gemm_call *calls, int64_t count, int lanes,
-                       int per_unit) {
+/* How a batch's calls ran (lanes 0: a plain batch). */
+typedef struct batch_form {
+  int lanes, per_unit, lane;
+  bool ordered;
+} batch_form;
+
+/* A batch's calls, noted one by one as one batch. */
+static void note_batch(const nnlib__gemm_call *calls, int64_t count,
+                       batch_form form) {
   if (active != NULL && count > 0) {
     batches++;
     for (int64_t i = 0; i < count; i++) {
@@ -99,8 +91,10 @@ static void note_batch(const nnlib__gemm_call *calls, int64_t count, int lanes,
                          (int)g->ldb,
                          (int)g->ldc,
                          batches,
-                         lanes,
-                         per_unit};
+                         form.lanes,
+                         form.per_unit,
+                         form.lane,
+                         form.ordered};
       note(active, &call);
     }
   }
@@ -108,7 +102,7 @@ static void note_batch(const nnlib__gemm_call *calls, int64_t count, int lanes,
 
 nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
                                       int64_t count) {
-  note_batch(calls, count, 0, 0);
+  note_batch(calls, count, (batch_form){0, 0, 0, false});
   return __real_nnlib__gemm_batch(calls, count);
 }
 
@@ -118,15 +112,24 @@ nnlib_status __wrap_nnlib__gemm_batch(const nnlib__gemm_call *calls,
 nnlib_status __wrap_nnlib__gemm_units_run(const nnlib__gemm_units *u) {
   if (active != NULL && u->count > 0 && u->calls_per_unit >= 1 &&
       u->calls_per_unit <= NNLIB__UNIT_CALLS_MAX) {
-    int64_t lanes = u->lanes < 1          ? 1
-                    : u->lanes > u->count ? u->count
-                                          : u->lanes;
+    int64_t lanes = u->lanes < 1 ? 1 : u->lanes;
+    if (u->lane_start == NULL && lanes > u->count)
+      lanes = u->count;
     int first = batches + 1;
-    for (int64_t unit = 0; unit < u->count; unit++) {
-      nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
-      u->calls(u->ctx, unit, nnlib__unit_lane(unit, u->count, lanes), c);
-      batches = first - 1; /* every unit's calls in the one batch */
-      note_batch(c, u->calls_per_unit, (int)lanes, (int)u->calls_per_unit);
+    for (int64_t lane = 0; lane < lanes; lane++) {
+      int64_t begin = u->lane_start ? u->lane_start[lane]
+                                    : nnlib__range_start(u->count, lanes, lane);
+      int64_t end = u->lane_start
+                        ? u->lane_start[lane + 1]
+                        : nnlib__range_start(u->count, lanes, lane + 1);
+      for (int64_t unit = begin; unit < end; unit++) {
+        nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
+        u->calls(u->ctx, unit, lane, c);
+        batches = first - 1; /* every unit's calls in the one batch */
+        note_batch(c, u->calls_per_unit,
+                   (batch_form){(int)lanes, (int)u->calls_per_unit, (int)lane,
+                                u->ordered});
+      }
     }
   }
   return __real_nnlib__gemm_units_run(u);
@@ -178,14 +181,20 @@ static void noted_calls(void *ctx, int64_t unit, int64_t lane,
 }
 
 static void issue_units(const bench_call *c, int count) {
-  nnlib__gemm_units u = {count / c->per_unit,
-                         c->lanes,
-                         c->per_unit,
-                         noted_calls,
-                         NULL,
-                         NULL,
-                         (void *)c};
-  __real_nnlib__gemm_units_run(&u);
+  int64_t starts[NNLIB__UNIT_LANES_MAX + 1];
+  int lanes =
+      c->lanes < NNLIB__UNIT_LANES_MAX ? c->lanes : NNLIB__UNIT_LANES_MAX;
+  int units = count / c->per_unit;
+  for (int j = 0; j <= lanes; j++)
+    starts[j] = units;
+  for (int u = units - 1; u >= 0; u--) /* each lane's first unit */
+    starts[c[u * c->per_unit].lane] = u;
+  for (int j = lanes - 1; j >= 0; j--) /* a lane with no unit */
+    if (starts[j] > starts[j + 1])
+      starts[j] = starts[j + 1];
+  nnlib__gemm_units run = {units, lanes,     c->per_unit, noted_calls, NULL,
+                           NULL,  (void *)c, c->ordered,  starts};
+  __real_nnlib__gemm_units_run(&run);
 }
 
 void bench_calls_issue_batch(const bench_call *c, int count) {

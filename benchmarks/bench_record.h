@@ -32,7 +32,11 @@ typedef struct bench_call {
   int batch;           /* the nnlib__gemm_batch or nnlib__gemm_units_run call it
                           came in (1, 2, ... in the recording), 0: an nnlib__gemm of
                           its own */
-  int lanes, per_unit; /* of nnlib__gemm_units_run (0: not from units) */
+  /* of nnlib__gemm_units_run (lanes 0: not from units): the lanes, the
+   * calls per unit, the lane of this call's unit, whether a unit's calls
+   * ran in order */
+  int lanes, per_unit, lane;
+  bool ordered;
 } bench_call;
 
 /* The calls noted between bench_record_start and bench_record_stop. */

@@ -206,8 +206,8 @@ static int list_ld(const bench_operand *o, int cols) {
 /* The call the list issues as entry e's call t, in the recording's terms
  * (pointers left NULL). */
 static bench_call list_call(const bench_gemm *g) {
-  bench_call c = {true, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->beta, NULL,
-                  NULL, NULL,  0,     0,    0,    0,    0,        0};
+  bench_call c = {true, g->ta,    g->tb,   g->m,      g->n,
+                  g->k, g->alpha, g->beta, .batch = 0};
   c.lda = list_ld(&g->a, g->ta == 'N' ? g->k : g->m);
   c.ldb = list_ld(&g->b, g->tb == 'N' ? g->n : g->k);
   c.ldc = list_ld(&g->c, g->n);

@@ -221,8 +221,8 @@ static void test_mismatch_names_first_difference(void **state) {
 /* A synthetic call C[m,n] = A B on the given arrays, packed. */
 static bench_call call_on(float *a, float *b, float *c, int m, int n, int k,
                           float beta, int ldc) {
-  return (bench_call){true, 'N', 'N', m, n,   k, 1.0f, beta, a,
-                      b,    c,   k,   n, ldc, 0, 0,    0};
+  return (bench_call){true, 'N', 'N', m, n, k,   1.0f,      beta,
+                      a,    b,   c,   k, n, ldc, .batch = 0};
 }
 
 /* Entries of one group run call by call in turn: A0 B0 A1 B1. */
@@ -343,7 +343,8 @@ static void test_units_recorded_and_replayed(void **state) {
   ts_fill_uniform(b, 12, -1.0f, 1.0f, &seed);
   ASSERT_OK(nnlib_set_num_threads(1)); /* before_runs counted on one */
   units_fixture f = {a, b, c, 0};
-  nnlib__gemm_units u = {3, 2, 2, fixture_calls, fixture_before, NULL, &f};
+  nnlib__gemm_units u = {3,    2,  2,     fixture_calls, fixture_before,
+                         NULL, &f, false, NULL};
   bench_recording rec = {NULL, 0, 0, false};
   bench_record_start(&rec);
   ASSERT_OK(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, 2, 2, 3, 1.0f, b, 3,

@@ -6,9 +6,11 @@
  * parameter gradient and in the gradient of the input (col2im of the first
  * layer), with batchnorm+ReLU fused in training and 2x2 pools folded into
  * the convolutions in predictions. The models are large enough that each
- * pass is cut into parts at 2 and 3 threads; the batches are lowered whole
- * (a convolution's chunk size follows the thread count, and dW then sums
- * over other chunks).
+ * pass is cut into parts at 2 and 3 threads. A convolution's chunks and
+ * the parts of the batch whose dW it sums apart do not depend on the
+ * thread count, only which thread runs them: the first convolutions (one
+ * input channel, one sample per chunk) run their 24 chunks as 8 parts on
+ * 1, 2 and 3 lanes; the larger ones lower the batch whole.
  *
  * OpenBLAS's own results depend on its thread count for some shapes (a
  * dense layer [24, 6272] x [6272, 32] differs in the last bits between 1

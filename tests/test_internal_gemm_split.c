@@ -373,7 +373,7 @@ static nnlib_status run_units(units_case *t) {
   memset(t->after_count, 0, sizeof t->after_count);
   nnlib__gemm_units u = {UNITS,      t->lanes,    t->calls_per_unit,
                          unit_calls, unit_before, unit_after,
-                         t};
+                         t,          false,       NULL};
   return nnlib__gemm_units_run(&u);
 }
 

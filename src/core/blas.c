@@ -248,43 +248,78 @@ static double calls_mnk(const nnlib__gemm_call *c, int64_t count) {
   return mnk;
 }
 
+static int64_t lane_first(const nnlib__gemm_units *u, int64_t lane) {
+  return u->lane_start != NULL ? u->lane_start[lane]
+                               : nnlib__range_start(u->count, u->lanes, lane);
+}
+
+/* One unit's calls: in one lane, inside a job, each whole on this thread;
+ * on the caller (one lane) split or spread over the threads. */
+static void unit_calls(const nnlib__gemm_units *u, const nnlib__gemm_call *c) {
+  bool alone = u->lanes == 1;
+  if (u->ordered || u->calls_per_unit == 1) {
+    for (int64_t i = 0; i < u->calls_per_unit; i++)
+      if (alone)
+        split_call(&c[i]);
+      else
+        batch_parts((void *)&c[i], 0, 1);
+    return;
+  }
+  spread_calls(c, u->calls_per_unit, calls_mnk(c, u->calls_per_unit));
+}
+
 static void units_lanes(void *ctx, int64_t begin, int64_t end) {
   const nnlib__gemm_units *u = ctx;
   nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
-  for (int64_t lane = begin; lane < end; lane++) {
-    int64_t first = nnlib__range_start(u->count, u->lanes, lane);
-    int64_t last = nnlib__range_start(u->count, u->lanes, lane + 1);
-    for (int64_t unit = first; unit < last; unit++) {
+  for (int64_t lane = begin; lane < end; lane++)
+    for (int64_t unit = lane_first(u, lane); unit < lane_first(u, lane + 1);
+         unit++) {
       if (u->before != NULL)
         u->before(u->ctx, unit, lane);
       u->calls(u->ctx, unit, lane, c);
-      if (u->calls_per_unit == 1 && u->lanes == 1) /* over the threads */
-        split_call(c);
-      else
-        spread_calls(c, u->calls_per_unit, calls_mnk(c, u->calls_per_unit));
+      unit_calls(u, c);
       if (u->after != NULL)
         u->after(u->ctx, unit, lane);
     }
-  }
 }
 
 /* Checks every unit's calls; their multiply-adds in *mnk. */
-static nnlib_status check_units(const nnlib__gemm_units *u, int64_t lanes,
-                                double *mnk) {
+static nnlib_status check_units(const nnlib__gemm_units *u, double *mnk) {
   nnlib__gemm_call c[NNLIB__UNIT_CALLS_MAX];
   *mnk = 0.0;
-  for (int64_t unit = 0; unit < u->count; unit++) {
-    u->calls(u->ctx, unit, nnlib__unit_lane(unit, u->count, lanes), c);
-    for (int64_t i = 0; i < u->calls_per_unit; i++)
-      if (!call_fits(&c[i]))
-        return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                            "gemm: a dimension (m=%lld n=%lld k=%lld) of "
-                            "call %lld of unit %lld exceeds the 32-bit BLAS "
-                            "interface",
-                            (long long)c[i].m, (long long)c[i].n,
-                            (long long)c[i].k, (long long)i, (long long)unit);
-    *mnk += calls_mnk(c, u->calls_per_unit);
-  }
+  for (int64_t lane = 0; lane < u->lanes; lane++)
+    for (int64_t unit = lane_first(u, lane); unit < lane_first(u, lane + 1);
+         unit++) {
+      u->calls(u->ctx, unit, lane, c);
+      for (int64_t i = 0; i < u->calls_per_unit; i++)
+        if (!call_fits(&c[i]))
+          return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                              "gemm: a dimension (m=%lld n=%lld k=%lld) of "
+                              "call %lld of unit %lld exceeds the 32-bit "
+                              "BLAS interface",
+                              (long long)c[i].m, (long long)c[i].n,
+                              (long long)c[i].k, (long long)i, (long long)unit);
+      *mnk += calls_mnk(c, u->calls_per_unit);
+    }
+  return NNLIB_OK;
+}
+
+static nnlib_status check_lane_start(const nnlib__gemm_units *u) {
+  if (u->lane_start == NULL)
+    return NNLIB_OK;
+  if (u->lanes < 1 || u->lanes > NNLIB__UNIT_LANES_MAX)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "gemm: %lld lanes with their starts; 1 to %d are "
+                        "allowed",
+                        (long long)u->lanes, NNLIB__UNIT_LANES_MAX);
+  bool rising = u->lane_start[0] == 0 && u->lane_start[u->lanes] == u->count;
+  for (int64_t j = 0; rising && j < u->lanes; j++)
+    rising = u->lane_start[j] <= u->lane_start[j + 1];
+  if (!rising)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "gemm: the lanes' first units do not rise from 0 to "
+                        "the %lld units",
+                        (long long)u->count);
   return NNLIB_OK;
 }
 
@@ -293,12 +328,14 @@ nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u) {
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "gemm: %lld calls per unit; 1 to %d are allowed",
                         (long long)u->calls_per_unit, NNLIB__UNIT_CALLS_MAX);
+  NNLIB_TRY(check_lane_start(u));
   if (u->count <= 0)
     return NNLIB_OK;
   nnlib__gemm_units run = *u;
-  run.lanes = lanes_of(u->count, u->lanes);
+  if (u->lane_start == NULL)
+    run.lanes = lanes_of(u->count, u->lanes);
   double mnk;
-  NNLIB_TRY(check_units(&run, run.lanes, &mnk));
+  NNLIB_TRY(check_units(&run, &mnk));
   flops_issued += 2.0 * mnk;
   threads_in_force(); /* OpenBLAS kept to one thread before any unit runs */
   nnlib__parallel_for(run.lanes, 1, units_lanes, &run);

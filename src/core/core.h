@@ -123,19 +123,24 @@ nnlib_status nnlib__gemm_batch(const nnlib__gemm_call *calls, int64_t count);
  * pass on one thread, so that what a unit writes is read back from that
  * core's cache (a convolution's chunk of samples: its transform, its
  * GEMMs, its output pass). The units are cut into `lanes` runs of
- * consecutive units as parallel.c cuts a pass (lane j: units
- * [nnlib__range_start(count, lanes, j), nnlib__range_start(count, lanes,
- * j + 1))), and a lane's units run in order on one thread, so each lane
- * may keep scratch of its own. Unit u runs before(ctx, u, lane), then the
- * calls_per_unit products that calls(ctx, u, lane, out) describes, then
- * after(ctx, u, lane). With two lanes or more each lane runs inside a
- * job (its passes' nnlib__parallel_for and its calls run on its thread
- * alone); with one lane (one unit, or lanes 1) the units run on the
- * caller, their passes may spread over the threads, and their calls are
- * spread as nnlib__gemm_batch spreads them. No two calls of a unit, and
- * no two lanes, may share a C or write what the other reads. Each call
- * gets the bits nnlib__gemm gives it on one thread, whatever the lanes. */
+ * consecutive units: lane j takes units [lane_start[j], lane_start[j +
+ * 1]) (lane_start[0] = 0, lane_start[lanes] = count), or, with lane_start
+ * NULL, [nnlib__range_start(count, lanes, j), nnlib__range_start(count,
+ * lanes, j + 1)) as parallel.c cuts a pass. A lane's units run in order on
+ * one thread, so each lane may keep scratch of its own, and a lane's
+ * calls may add (beta 1) into what its earlier units' calls wrote. Unit u
+ * runs before(ctx, u, lane), then the calls_per_unit products that
+ * calls(ctx, u, lane, out) describes, then after(ctx, u, lane). With two
+ * lanes or more each lane runs inside a job: its passes'
+ * nnlib__parallel_for and its calls run whole on its thread. With one
+ * lane the units run on the caller, their passes may spread over the
+ * threads, and their calls too: a unit's one call, or each call of an
+ * ordered unit in turn, split as nnlib__gemm splits it, else all of them
+ * at once as nnlib__gemm_batch spreads them. Without `ordered` no two
+ * calls of a unit may share a C or write what another reads (with it,
+ * they run one after the other); no two lanes may ever. */
 #define NNLIB__UNIT_CALLS_MAX 16
+#define NNLIB__UNIT_LANES_MAX 64
 typedef void (*nnlib__unit_fn)(void *ctx, int64_t unit, int64_t lane);
 typedef void (*nnlib__unit_calls_fn)(void *ctx, int64_t unit, int64_t lane,
                                      nnlib__gemm_call *out);
@@ -145,11 +150,16 @@ typedef struct nnlib__gemm_units {
   nnlib__unit_calls_fn calls;
   nnlib__unit_fn before, after; /* NULL: none */
   void *ctx;
+  bool ordered;              /* a unit's calls one after the other */
+  const int64_t *lane_start; /* lanes + 1 entries, or NULL */
 } nnlib__gemm_units;
 /* Every call of every unit is checked first (NNLIB_ERR_TOO_LARGE, nothing
- * run); calls_per_unit out of range is NNLIB_ERR_INVALID_ARGUMENT. */
+ * run); calls_per_unit out of range, more than NNLIB__UNIT_LANES_MAX
+ * lanes with lane_start, or lane_start not rising from 0 to count is
+ * NNLIB_ERR_INVALID_ARGUMENT. */
 nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u);
-/* The lane that runs unit `unit` of `count` cut into `lanes`. */
+/* The lane that runs unit `unit` of `count` cut into `lanes` (lane_start
+ * NULL). */
 int64_t nnlib__unit_lane(int64_t unit, int64_t count, int64_t lanes);
 /* How nnlib__gemm splits an m x n x k product over `threads` threads:
  * along the longer of m and n (the other operand is then packed once per

@@ -4,9 +4,9 @@
  * Shapes: x [N, C, H, W], W [Co, C, kH, kW] viewed as [Co, K] with
  * K = C kH kW, P = OH OW output positions per sample.
  *
- * Per chunk of m samples (s0 .. s0+m-1; chunk_samples picks m; forward
- * on several threads gives each thread a range of the batch, its lane, in
- * chunks of its own, see lanes_planned):
+ * Per chunk of m samples (s0 .. s0+m-1; chunk_samples picks m; on several
+ * threads each thread, its lane, takes a range of the batch and runs its
+ * chunks alone, see lanes_planned and backward_run):
  * forward:  col [K, m P]: col[(c, i, j), (s, oh, ow)] =
  *               x[s, c, oh sh - ph + i dh, ow sw - pw + j dw]  (0 outside)
  *           Z  = W col          [Co,K] x [K,mP]   one sgemm, Z [Co, m, P]
@@ -18,20 +18,20 @@
  *           dZ[co, s, p] = dy[s, co, p]            (block copy; with m = 1
  *                                                   dy[s] is dZ itself)
  *           dW (+)= dZ col^T    [Co,mP] x [mP,K]  one sgemm, beta 0 for
- *                                                  the first chunk, then 1
+ *                                                  the first chunk of its
+ *                                                  part, then 1; the parts'
+ *                                                  dW added at the end
  *           dcol = W^T dZ       [K,Co] x [Co,mP]  one sgemm (not for the
  *                                                  first layer), over col
  *           dx = col2im(dcol): the transpose of the im2col gather
  *           Plain SGD, when fused, updates W after the last chunk: every
  *           chunk's dcol needs W as forward saw it.
- * Workspace (planned at compile): col [K, m P], and Z (the dZ of
- * backward) [Co, m P] when m > 1, per lane in forward. A batch is lowered
- * whole when col and Z fit 16 MB, as for small feature maps; otherwise
- * chunks keep them within 2 MB, in cache between the gather and the
- * GEMMs, and backward's fill 8 MB on several threads, for fewer GEMM calls
- * to hand to the threads (see chunk_samples). For examples/fashion_cnn.c
- * at batch 256 the second convolution takes chunks of 6 images (1.6 MB)
- * per lane, 30 (7.9 MB) in backward on two threads, and plans 7.9 MB
+ * Workspace (planned at compile): per lane col [K, m P], and Z (the dZ of
+ * backward) [Co, m P] when m > 1; the parts' dW. A batch is lowered whole
+ * when col and Z fit 16 MB, as for small feature maps; otherwise chunks
+ * keep them within 2 MB, in cache between the gather and the GEMMs (see
+ * chunk_samples). For examples/fashion_cnn.c at batch 256 the second
+ * convolution takes chunks of 6 images (1.6 MB) and plans 1.6 MB per lane
  * instead of 71 MB for the whole batch.
  *
  * Inference with a batchnorm folded in (predict, evaluate, workspaces;
@@ -73,7 +73,7 @@ typedef struct conv2d_layer {
   int64_t out_c, kh, kw;
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
-  int64_t chunk[2]; /* samples lowered at once on one thread, on more */
+  int64_t chunk; /* samples lowered at once */
   /* the chunk of the last forward outside inference (0: none since
    * planning): col still holds that forward's last chunk */
   int64_t lowered_chunk;
@@ -86,6 +86,9 @@ typedef struct conv2d_layer {
    * lane_floats from the workspace's start (lowering) or from wino_at
    * after U (Winograd) */
   int64_t lanes, lane_floats;
+  /* backward's parts of the batch, each with a dW of its own (the first
+   * in the gradient, the others from partials_at on) */
+  int64_t grad_parts, partials_at;
 } conv2d_layer;
 
 static const char *conv2d_name(const nnlib_layer *l) {
@@ -158,41 +161,33 @@ static nnlib_status check_input(conv2d_layer *c, const nnlib__shape *in) {
  * split and synchronised) whose col and Z stay within CHUNK_BYTES, so the
  * GEMMs read col from cache (a core's L2, then L3) right after the gather
  * wrote it instead of streaming a lowered batch of tens of MB through
- * DRAM. Forward runs these chunks on each lane. Backward on several
- * threads takes chunks that fill THREADED_CHUNK_BYTES (L3) instead: every
- * GEMM call hands a part to the other threads and waits for them, and
- * when another process competes for the cores a thread can miss
- * a whole time slice, so the ~550 small GEMMs of a batch-256 step of
- * examples/fashion_cnn.c made two-thread training 2-3x slower beside one
- * busy process; with 8 MB chunks it ran at 0.95x of whole-batch lowering. */
+ * DRAM. On several threads each thread (lane) runs its own chunks, its
+ * GEMMs whole: when every chunk's GEMM was split over the threads
+ * instead, each call waited for the other thread, and beside a busy
+ * process (a thread missing a whole time slice) the ~550 small GEMMs of a
+ * batch-256 step of examples/fashion_cnn.c trained 2-3x slower. */
 #define WHOLE_BATCH_BYTES ((int64_t)16 << 20)
 #define CHUNK_BYTES ((int64_t)2 << 20)
-#define THREADED_CHUNK_BYTES ((int64_t)8 << 20)
 #define CHUNK_COLUMNS ((int64_t)1024)
 
 /* A thin lowering, K < THIN_PATCH (one input channel under a 3x3 or 5x5
  * kernel: the first layer of an image model), goes one sample at a time
- * on one thread. Its GEMM does 2K flops per output value, about what
+ * on every lane. Its GEMM does 2K flops per output value, about what
  * copying Z into y's layout costs; with one sample the GEMM writes y
  * itself, backward takes dy as dZ, and the sample's col stays in L1. The
  * benchmark CNN (K = 9) trained 1.04x-1.05x faster on one thread (batch
  * 256 and 64, medians of 5-9 alternated rounds; inference unchanged). On
- * more threads forward runs the same one-sample chunks on each lane; a
- * sample's GEMM is below the size worth splitting (blas.c), so backward
- * keeps the threaded chunks. */
+ * more threads each lane runs the same one-sample chunks. */
 #define THIN_PATCH 32
 
-/* Samples lowered at once, 1 to max_batch, per lane in forward and on one
- * thread in backward, or (threaded) in backward on more. One sample needs
- * no Z (its GEMM writes y[s] itself), so a sample
- * too large for the budget goes alone. */
-static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
-                             bool threaded) {
-  if (!threaded && patch_size(c) < THIN_PATCH)
+/* Samples lowered at once, 1 to max_batch, on every lane. One sample
+ * needs no Z (its GEMM writes y[s] itself), so a sample too large for the
+ * budget goes alone. */
+static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch) {
+  if (patch_size(c) < THIN_PATCH)
     return 1;
   const int64_t whole = WHOLE_BATCH_BYTES / (int64_t)sizeof(float);
   const int64_t budget = CHUNK_BYTES / (int64_t)sizeof(float);
-  const int64_t fill = THREADED_CHUNK_BYTES / (int64_t)sizeof(float);
   int64_t p = positions(c), per_sample; /* col and Z floats per sample */
   if (nnlib__mul_overflows(patch_size(c) + c->out_c, p, &per_sample))
     return 1;
@@ -200,19 +195,8 @@ static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch,
     return max_batch;
   int64_t chunk = (CHUNK_COLUMNS + p - 1) / p, fits = budget / per_sample;
   chunk = chunk < fits ? chunk : fits;
-  if (threaded && fill / per_sample > chunk)
-    chunk = fill / per_sample;
   chunk = chunk < max_batch ? chunk : max_batch;
   return chunk > 1 ? chunk : 1;
-}
-
-/* Backward's chunk size for the thread count of this call. With nnlib's
- * own threads running the parts of the products, the one-thread chunks on
- * two threads trained the benchmark CNN 3-5% slower (batch 64 and 256,
- * interleaved, when forward took them too), so the threaded chunks
- * stay. */
-static int64_t chunk_now(const conv2d_layer *c) {
-  return c->chunk[nnlib_get_num_threads() > 1];
 }
 
 /* Inference without backward lowers fewer samples at once on each lane:
@@ -229,7 +213,7 @@ static int64_t chunk_now(const conv2d_layer *c) {
 #define INFER_Z_BYTES ((int64_t)256 << 10)
 
 static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
-  int64_t chunk = c->chunk[0];
+  int64_t chunk = c->chunk;
   if (!run->folded)
     return chunk;
   int64_t fits = INFER_Z_BYTES / (int64_t)sizeof(float) /
@@ -374,10 +358,26 @@ static int64_t chunk_floats(const nnlib_layer *l, int64_t m) {
   return (col + z + 15) / 16 * 16;
 }
 
-/* Workspace, every GEMM dimension within the 32-bit BLAS interface:
- * forward's lanes, each a col and Z for chunks of chunk[0] samples
- * (lane_floats apart), over which backward's col and Z for chunks of
- * chunk[1] go (backward runs after forward, chunk by chunk). With a
+/* Backward's parts (backward_run): one per chunk of the largest batch, up
+ * to LANES_MAX, and no more than keep the parts' dW after the first
+ * within PARTS_BYTES. Not the thread count: the bits do not depend on it.
+ * The threads take whole parts, so a layer with one part (a large dW)
+ * runs its chunks on one lane, each product split over the threads. */
+#define PARTS_BYTES ((int64_t)8 << 20)
+
+static int64_t grad_parts(const conv2d_layer *c, int64_t max_batch) {
+  int64_t parts = (max_batch + c->chunk - 1) / c->chunk;
+  int64_t dw = c->out_c * patch_size(c) * (int64_t)sizeof(float);
+  parts = parts < LANES_MAX ? parts : LANES_MAX;
+  if (dw > 0 && parts > 1 + PARTS_BYTES / dw)
+    parts = 1 + PARTS_BYTES / dw;
+  return parts > 1 ? parts : 1;
+}
+
+/* Workspace, every GEMM dimension within the 32-bit BLAS interface: the
+ * lanes, each a col and Z for chunks of `chunk` samples (lane_floats
+ * apart; forward's, then backward's), then backward's parts' dW after
+ * the first. With a
  * batchnorm folded in, then W' [Co, K], b' [Co] and s [Co], from a
  * 64-byte boundary. Winograd's area (U, then V, M, Z per lane:
  * winograd_floats) over the lanes where it fits, else after the rest. */
@@ -389,20 +389,22 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, is over the BLAS limit",
                         (long long)k, (long long)p);
-  c->chunk[0] = chunk_samples(c, max_batch, false);
-  c->chunk[1] = chunk_samples(c, max_batch, true);
+  c->chunk = chunk_samples(c, max_batch);
   c->lowered_chunk = 0;
   c->lanes = lanes_planned(max_batch);
-  c->lane_floats = chunk_floats(l, c->chunk[0]);
-  int64_t back = chunk_floats(l, c->chunk[1]), lanes_floats;
-  if (c->lane_floats < 0 || back < 0 ||
+  c->lane_floats = chunk_floats(l, c->chunk);
+  c->grad_parts = grad_parts(c, max_batch);
+  int64_t lanes_floats;
+  if (c->lane_floats < 0 ||
       nnlib__mul_overflows(c->lanes, c->lane_floats, &lanes_floats) ||
-      (uint64_t)lanes_floats > SIZE_MAX / sizeof(float))
+      (uint64_t)lanes_floats > SIZE_MAX / sizeof(float) / 2)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, overflows",
                         (long long)k, (long long)p);
-  c->fold_at = lanes_floats > back ? lanes_floats : back;
+  c->partials_at = lanes_floats;
+  c->fold_at =
+      c->partials_at + ((c->grad_parts - 1) * c->out_c * k + 15) / 16 * 16;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
   int64_t end = c->fold_at + fold_floats;
   /* Winograd's area (inference only) over the lanes, which it does not
@@ -938,9 +940,15 @@ static nnlib_status winograd_forward(const conv2d_layer *c,
   r.lane0 = u + 16 * c->out_c * c->in_c;
   nnlib__winograd_weights(t->w, c->out_c, c->in_c, u);
   r.finishes = winograd_finishes(t, &r.finish);
-  nnlib__gemm_units units = {
-      r.b.units,       r.b.lanes,      16, winograd_calls,
-      winograd_before, winograd_after, &r};
+  nnlib__gemm_units units = {r.b.units,
+                             r.b.lanes,
+                             16,
+                             winograd_calls,
+                             winograd_before,
+                             winograd_after,
+                             &r,
+                             false,
+                             NULL};
   return nnlib__gemm_units_run(&units);
 }
 
@@ -968,7 +976,7 @@ static lowered_chunk_at lowered_at(const lowered_run *r, int64_t unit,
   lowered_chunk_at a;
   unit_samples(&r->b, unit, lane, &a.s, &a.m);
   a.col = r->workspace + lane * c->lane_floats;
-  a.z = a.col + patch_size(c) * c->chunk[0] * positions(c);
+  a.z = a.col + patch_size(c) * c->chunk * positions(c);
   a.out = a.m == 1 && r->t->pool == NULL ? r->y + a.s * r->y_size : a.z;
   return a;
 }
@@ -1029,8 +1037,9 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
    * on several threads at once, and leaves it alone) */
   if (!run->folded)
     c->lowered_chunk = r.b.units == 1 ? n : 0;
-  nnlib__gemm_units units = {r.b.units,      r.b.lanes,     1, lowered_calls,
-                             lowered_before, lowered_after, &r};
+  nnlib__gemm_units units = {
+      r.b.units,     r.b.lanes, 1,     lowered_calls, lowered_before,
+      lowered_after, &r,        false, NULL};
   return nnlib__gemm_units_run(&units);
 }
 
@@ -1087,31 +1096,142 @@ static void gather_output_grad(const conv2d_layer *c, const float *dy,
                       output_grad_channels, &t);
 }
 
-/* One chunk of m samples from sample s on: lowers x again unless col
- * still holds it (lowered), dW (+)= dZ col^T, then dcol = W^T dZ over col
- * and its col2im into dx. dW is overwritten by the first chunk (s = 0). */
-static nnlib_status backward_chunk(nnlib_layer *l, const nnlib__run *run,
+/* Backward over a batch of n in C chunks of near-equal size (at most
+ * `chunk` samples), cut into V parts of consecutive chunks (V =
+ * grad_parts, or fewer when fewer chunks would do; C a multiple of V
+ * where the batch allows, so the parts are even): part v sums its chunks' dW
+ * into a dW of its own (part 0 into the gradient, the others into the
+ * workspace), which are then added in part order. The parts do not depend on
+ * the thread count, so neither do the bits; the threads (lanes, up to V) take
+ * whole parts, each lane in its own col and Z. */
+typedef struct backward_run {
+  const conv2d_layer *c;
+  const float *x, *dy, *w;
+  float *dx, *workspace, *dw, *partials;
+  int64_t n, chunks, parts, x_size;
+  bool lowered; /* one chunk, and col still holds forward's */
+  int64_t lane_start[LANES_MAX + 1];
+} backward_run;
+
+/* The part of chunk u. */
+static int64_t part_of(const backward_run *r, int64_t unit) {
+  int64_t v = 0;
+  while (v + 1 < r->parts &&
+         nnlib__range_start(r->chunks, r->parts, v + 1) <= unit)
+    v++;
+  return v;
+}
+
+typedef struct backward_chunk_at {
+  int64_t s, m;
+  float *col, *z;
+  const float *dz;
+} backward_chunk_at;
+
+static backward_chunk_at backward_at(const backward_run *r, int64_t unit,
+                                     int64_t lane) {
+  const conv2d_layer *c = r->c;
+  backward_chunk_at a;
+  a.s = nnlib__range_start(r->n, r->chunks, unit);
+  a.m = nnlib__range_start(r->n, r->chunks, unit + 1) - a.s;
+  a.col = r->workspace + lane * c->lane_floats;
+  a.z = a.col + patch_size(c) * c->chunk * positions(c);
+  /* one sample's dy is its dZ */
+  a.dz = a.m > 1 ? a.z : r->dy + a.s * c->out_c * positions(c);
+  return a;
+}
+
+/* dZ from dy, and col from x unless col still holds it. */
+static void backward_before(void *ctx, int64_t unit, int64_t lane) {
+  const backward_run *r = ctx;
+  backward_chunk_at a = backward_at(r, unit, lane);
+  if (a.m > 1)
+    gather_output_grad(r->c, r->dy + a.s * r->c->out_c * positions(r->c), a.z,
+                       a.m);
+  if (!r->lowered)
+    im2col(r->c, r->x + a.s * r->x_size, a.col, a.m);
+}
+
+/* dW_v (+)= dZ col^T (beta 0 for the part's first chunk), then dcol = W^T
+ * dZ over col. */
+static void backward_calls(void *ctx, int64_t unit, int64_t lane,
+                           nnlib__gemm_call *calls) {
+  const backward_run *r = ctx;
+  const conv2d_layer *c = r->c;
+  backward_chunk_at a = backward_at(r, unit, lane);
+  int64_t k = patch_size(c), mp = a.m * positions(c), v = part_of(r, unit);
+  float *dw = v == 0 ? r->dw : r->partials + (v - 1) * c->out_c * k;
+  bool first = unit == nnlib__range_start(r->chunks, r->parts, v);
+  calls[0] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                                NNLIB__TRANS,
+                                c->out_c,
+                                k,
+                                mp,
+                                1.0f,
+                                a.dz,
+                                mp,
+                                a.col,
+                                mp,
+                                first ? 0.0f : 1.0f,
+                                dw,
+                                k};
+  calls[1] = (nnlib__gemm_call){
+      NNLIB__TRANS, NNLIB__NO_TRANS, k, mp, c->out_c, 1.0f, r->w, k, a.dz, mp,
+      0.0f,         a.col,           mp};
+}
+
+static void backward_after(void *ctx, int64_t unit, int64_t lane) {
+  const backward_run *r = ctx;
+  backward_chunk_at a = backward_at(r, unit, lane);
+  if (r->dx != NULL)
+    col2im(r->c, a.col, r->dx + a.s * r->x_size, a.m);
+}
+
+/* dW[i] += the parts' dW[i], in part order. */
+static void add_parts(void *ctx, int64_t begin, int64_t end) {
+  const backward_run *r = ctx;
+  int64_t size = r->c->out_c * patch_size(r->c);
+  for (int64_t v = 1; v < r->parts; v++)
+    for (int64_t i = begin; i < end; i++)
+      r->dw[i] += r->partials[(v - 1) * size + i];
+}
+
+static nnlib_status backward_lanes(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, const float *dy, float *dx,
-                                   int64_t s, int64_t m, bool lowered) {
+                                   int64_t n) {
   conv2d_layer *c = (conv2d_layer *)l;
-  int64_t k = patch_size(c), p = positions(c), mp = m * p;
-  int64_t x_size = c->in_c * c->in_h * c->in_w;
-  float *col = run->workspace, *zbuf = col + k * c->chunk[1] * p;
-  const float *dz = dy + s * c->out_c * p; /* one sample's dy is its dZ */
-  if (m > 1) {
-    gather_output_grad(c, dz, zbuf, m);
-    dz = zbuf;
-  }
-  if (!lowered)
-    im2col(c, x + s * x_size, col, m);
-  NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, c->out_c, k, mp, 1.0f,
-                        dz, mp, col, mp, s == 0 ? 0.0f : 1.0f,
-                        l->params[0].grad.data, k));
-  if (dx == NULL)
-    return NNLIB_OK;
-  NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, k, mp, c->out_c, 1.0f,
-                        l->params[0].value.data, k, dz, mp, 0.0f, col, mp));
-  col2im(c, col, dx + s * x_size, m);
+  backward_run r = {.c = c,
+                    .x = x,
+                    .dy = dy,
+                    .w = l->params[0].value.data,
+                    .dx = dx,
+                    .workspace = run->workspace,
+                    .dw = l->params[0].grad.data,
+                    .partials = run->workspace + c->partials_at,
+                    .n = n,
+                    .x_size = c->in_c * c->in_h * c->in_w};
+  /* as many chunks in every part (each part's chunks smaller if need be),
+   * so that lanes taking as many parts take as much work */
+  int64_t wanted = (n + c->chunk - 1) / c->chunk;
+  r.parts = c->grad_parts < wanted ? c->grad_parts : wanted;
+  r.chunks = (wanted + r.parts - 1) / r.parts * r.parts;
+  r.chunks = r.chunks < n ? r.chunks : n;
+  /* a batch that forward lowered in one chunk, and backward takes in one
+   * chunk: forward's col is still in the workspace */
+  r.lowered = r.chunks == 1 && n == c->lowered_chunk;
+  int64_t lanes = nnlib_get_num_threads();
+  lanes = lanes < c->lanes ? lanes : c->lanes;
+  lanes = lanes < r.parts ? lanes : r.parts;
+  lanes = lanes > 1 ? lanes : 1;
+  for (int64_t j = 0; j <= lanes; j++)
+    r.lane_start[j] = nnlib__range_start(r.chunks, r.parts,
+                                         nnlib__range_start(r.parts, lanes, j));
+  nnlib__gemm_units units = {
+      r.chunks,       lanes, dx ? 2 : 1, backward_calls, backward_before,
+      backward_after, &r,    true,       r.lane_start};
+  NNLIB_TRY(nnlib__gemm_units_run(&units));
+  if (r.parts > 1)
+    nnlib__parallel_for(c->out_c * patch_size(c), GRAIN_FLOATS, add_parts, &r);
   return NNLIB_OK;
 }
 
@@ -1128,13 +1248,7 @@ static nnlib_status conv2d_backward(nnlib_layer *l, const nnlib__run *run,
   conv2d_layer *c = (conv2d_layer *)l;
   if (c->o.with_bias)
     bias_grad(c, dy, l->params[1].grad.data, n);
-  /* a batch that forward lowered in one chunk, and backward takes in one
-   * chunk of the same size: forward's col is still in the workspace */
-  int64_t chunk = chunk_now(c);
-  bool lowered = n <= c->lowered_chunk && n <= chunk;
-  for (int64_t s = 0; s < n; s += chunk)
-    NNLIB_TRY(backward_chunk(l, run, x, dy, dx, s,
-                             n - s < chunk ? n - s : chunk, lowered));
+  NNLIB_TRY(backward_lanes(l, run, x, dy, dx, n));
   /* after every chunk: each dcol needs W as forward saw it */
   if (run->sgd_fused)
     for (size_t i = 0; i < l->param_count; i++)
