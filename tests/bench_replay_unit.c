@@ -389,6 +389,44 @@ static void test_units_recorded_and_replayed(void **state) {
   bench_recording_free(&rec);
 }
 
+/* Units in order with lanes of their own starts (lane 0: unit 0; lane 1:
+ * units 1 and 2): each call notes its unit's lane and the order, and the
+ * replay rebuilds the lanes from them and writes the same C again. */
+static void test_ordered_units_keep_their_lanes(void **state) {
+  (void)state;
+  float a[12], b[12], c[2][2][4], want[2][2][4];
+  uint32_t seed = 7;
+  ts_fill_uniform(a, 12, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, 12, -1.0f, 1.0f, &seed);
+  static const int64_t starts[3] = {0, 1, 3};
+  units_fixture f = {a, b, c, 0};
+  nnlib__gemm_units u = {3, 2, 2, fixture_calls, NULL, NULL, &f, true, starts};
+  bench_recording rec = {NULL, 0, 0, false};
+  bench_record_start(&rec);
+  ASSERT_OK(nnlib__gemm_units_run(&u));
+  bench_record_stop();
+  assert_int_equal(rec.count, 6);
+  static const int lanes[6] = {0, 0, 1, 1, 1, 1};
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(rec.calls[i].lane, lanes[i]);
+    assert_true(rec.calls[i].ordered);
+    assert_int_equal(rec.calls[i].lanes, 2);
+  }
+  assert_true(rec.calls[1].alpha == 1.0f && rec.calls[5].alpha == 3.0f);
+  memcpy(want, c, sizeof want);
+  for (int threads = 1; threads <= 2; threads++) {
+    ASSERT_OK(nnlib_set_num_threads(threads));
+    memset(c, 0, sizeof c);
+    bench_replay r;
+    assert_true(bench_replay_init(&r, &rec));
+    bench_replay_run(&r, -1);
+    assert_memory_equal(c, want, sizeof want);
+    bench_replay_free(&r);
+  }
+  ASSERT_OK(nnlib_set_num_threads(1));
+  bench_recording_free(&rec);
+}
+
 /* Only what accumulates onto values no earlier call of the replay resets
  * is restored; save, replay, restore leaves it as it was, and without
  * the restore a replay changes it. */
@@ -455,6 +493,7 @@ int main(void) {
       cmocka_unit_test(test_group_runs_interleaved),
       cmocka_unit_test(test_batches_recorded_and_replayed),
       cmocka_unit_test(test_units_recorded_and_replayed),
+      cmocka_unit_test(test_ordered_units_keep_their_lanes),
       cmocka_unit_test(test_restores_what_accumulates),
       cmocka_unit_test(test_recordings_compare_pointers),
   };

@@ -316,7 +316,7 @@ static void test_batch_matches_single_calls(void **state) {
  * its calls multiply A by the shared B_i into the lane's scratch C_i;
  * its pass after copies the C_i out to Y_u. Lanes sharing scratch, or a
  * unit run out of its lane or out of order, gives wrong Y. */
-enum { UNITS = 7, UNIT_CALLS = 3, UNIT_SIDE = 40, MAX_LANES = 8 };
+enum { UNITS = 7, UNIT_CALLS = 3, UNIT_SIDE = 64, MAX_LANES = 8 };
 #define UNIT_FLOATS ((int64_t)UNIT_SIDE * UNIT_SIDE)
 
 typedef struct units_case {
@@ -451,6 +451,123 @@ static void test_units_match_single_calls(void **state) {
   free(scratch);
 }
 
+/* Explicit lane starts (one lane empty) and ordered units whose calls
+ * depend on each other: unit u of lane j computes T = X_u B_0, then adds
+ * T B_1 into the lane's sum S_j (beta 0 for the lane's first unit, 1
+ * after), so S_j = sum over its units of X_u B_0 B_1, in unit order.
+ * Against the same calls one by one; then the refusals of bad starts. */
+typedef struct chain_case {
+  const float *x, *b;
+  float *t, *sum; /* per lane: T, S */
+  const int64_t *start;
+} chain_case;
+
+static void chain_calls(void *ctx, int64_t unit, int64_t lane,
+                        nnlib__gemm_call *out) {
+  const chain_case *t = ctx;
+  float *tl = t->t + lane * UNIT_FLOATS, *sl = t->sum + lane * UNIT_FLOATS;
+  bool first = unit == t->start[lane];
+  out[0] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                              NNLIB__NO_TRANS,
+                              UNIT_SIDE,
+                              UNIT_SIDE,
+                              UNIT_SIDE,
+                              1.0f,
+                              t->x + unit * UNIT_FLOATS,
+                              UNIT_SIDE,
+                              t->b,
+                              UNIT_SIDE,
+                              0.0f,
+                              tl,
+                              UNIT_SIDE};
+  out[1] = (nnlib__gemm_call){NNLIB__NO_TRANS,
+                              NNLIB__NO_TRANS,
+                              UNIT_SIDE,
+                              UNIT_SIDE,
+                              UNIT_SIDE,
+                              1.0f,
+                              tl,
+                              UNIT_SIDE,
+                              t->b + UNIT_FLOATS,
+                              UNIT_SIDE,
+                              first ? 0.0f : 1.0f,
+                              sl,
+                              UNIT_SIDE};
+}
+
+static void test_units_ordered_lane_starts(void **state) {
+  (void)state;
+  enum { LANES = 3 };
+  static const int64_t start[LANES + 1] = {0, 4, 4, UNITS};
+  float *x = malloc((size_t)(UNITS * UNIT_FLOATS) * sizeof *x);
+  float *b = malloc((size_t)(2 * UNIT_FLOATS) * sizeof *b);
+  float *t = malloc((size_t)(LANES * UNIT_FLOATS) * sizeof *t);
+  float *got = malloc((size_t)(LANES * UNIT_FLOATS) * sizeof *got);
+  float *want = malloc((size_t)(LANES * UNIT_FLOATS) * sizeof *want);
+  assert_true(x != NULL && b != NULL && t != NULL && got != NULL &&
+              want != NULL);
+  uint32_t seed = 29;
+  ts_fill_uniform(x, UNITS * UNIT_FLOATS, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(b, 2 * UNIT_FLOATS, -1.0f, 1.0f, &seed);
+  ASSERT_OK(nnlib_set_num_threads(1));
+  chain_case want_case = {x, b, t, want, start};
+  memset(want, 0, (size_t)(LANES * UNIT_FLOATS) * sizeof *want);
+  for (int64_t lane = 0; lane < LANES; lane++)
+    for (int64_t u = start[lane]; u < start[lane + 1]; u++) {
+      nnlib__gemm_call c[2];
+      chain_calls(&want_case, u, lane, c);
+      run_one_by_one(c, 2);
+    }
+  for (int threads = 1; threads <= 2; threads++) {
+    ASSERT_OK(nnlib_set_num_threads(threads));
+    memset(got, 0, (size_t)(LANES * UNIT_FLOATS) * sizeof *got);
+    chain_case cc = {x, b, t, got, start};
+    nnlib__gemm_units u = {UNITS, LANES, 2,    chain_calls, NULL,
+                           NULL,  &cc,   true, start};
+    ASSERT_OK(nnlib__gemm_units_run(&u));
+    assert_memory_equal(got, want, (size_t)(LANES * UNIT_FLOATS) * sizeof *got);
+    /* one lane: on two threads the caller runs the calls, which would
+     * race if they were spread */
+    static const int64_t one[2] = {0, UNITS};
+    chain_case lone = {x, b, t, got, one};
+    nnlib__gemm_units v = {UNITS, 1,     2,    chain_calls, NULL,
+                           NULL,  &lone, true, one};
+    ASSERT_OK(nnlib__gemm_units_run(&v));
+    memset(want, 0, (size_t)UNIT_FLOATS * sizeof *want);
+    for (int64_t i = 0; i < UNITS; i++) {
+      nnlib__gemm_call c[2];
+      chain_case w = {x, b, t + UNIT_FLOATS, want, one};
+      chain_calls(&w, i, 0, c);
+      run_one_by_one(c, 2);
+    }
+    assert_memory_equal(got, want, (size_t)UNIT_FLOATS * sizeof *got);
+    memset(want, 0, (size_t)(LANES * UNIT_FLOATS) * sizeof *want);
+    for (int64_t lane = 0; lane < LANES; lane++)
+      for (int64_t i = start[lane]; i < start[lane + 1]; i++) {
+        nnlib__gemm_call c[2];
+        chain_calls(&want_case, i, lane, c);
+        run_one_by_one(c, 2);
+      }
+    int64_t bad[LANES + 1] = {0, 5, 4, UNITS};
+    u.lane_start = bad;
+    ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib__gemm_units_run(&u));
+    ts_expect_message("do not rise");
+    bad[1] = 4;
+    bad[3] = UNITS - 1;
+    ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib__gemm_units_run(&u));
+    u.lane_start = start;
+    u.lanes = NNLIB__UNIT_LANES_MAX + 1;
+    ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib__gemm_units_run(&u));
+    ts_expect_message("65 lanes");
+  }
+  ASSERT_OK(nnlib_set_num_threads(1));
+  free(x);
+  free(b);
+  free(t);
+  free(got);
+  free(want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_rule),
@@ -459,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_vector_products),
       cmocka_unit_test(test_batch_matches_single_calls),
       cmocka_unit_test(test_units_match_single_calls),
+      cmocka_unit_test(test_units_ordered_lane_starts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
