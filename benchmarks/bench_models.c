@@ -296,9 +296,9 @@ static int recurrent_gemms(const layer_call *c, bool backward,
   return 0;
 }
 
-/* Samples conv2d lowers at once for a batch of n (the model's maximum) on
- * the BLAS threads now set: src/layers/conv2d.c chunk_samples with its
- * constants, kept in step by hand. K rows of col, Co output channels, P
+/* Samples conv2d lowers at once for a batch of n (the model's maximum):
+ * src/layers/conv2d.c chunk_samples with its constants, kept in step by
+ * hand. K rows of col, Co output channels, P
  * positions; per_sample: the floats of col and Z per sample, (K + Co) P. */
 static int conv_chunk(int64_t k, int64_t co, int64_t p, int64_t n) {
   if (k < 32) /* THIN_PATCH */
@@ -377,10 +377,11 @@ static bool conv_is_winograd(const layer_call *c, int co, int in_c, int p,
  * lane by lane, chunk by chunk; per chunk of s samples `per_chunk`
  * products NN [Co, K] x [K, s cols] (Winograd: 16, K = C; the lowering:
  * 1, K = C kH kW, cols = P). */
-static void lane_chunks_push(const layer_call *c, int n, int m, int per_chunk,
-                             int co, int cols, int k, gemm_list *list) {
+static void lane_chunks_push(const layer_call *c, int n, int m, int most,
+                             int per_chunk, int co, int cols, int k,
+                             gemm_list *list) {
   int lanes = nnlib_get_num_threads();
-  lanes = lanes < 8 ? lanes : 8;
+  lanes = lanes < most ? lanes : most;
   lanes = lanes < n ? lanes : n;
   lanes = lanes > 1 ? lanes : 1;
   for (int j = 0; j < lanes; j++) {
@@ -404,18 +405,20 @@ static void winograd_gemms(const layer_call *c, int co, int in_c, int p,
   int m = (int)((((int64_t)2 << 20) / 4) / per_sample);
   m = m < c->n ? m : c->n;
   m = m > 1 ? m : 1;
-  lane_chunks_push(c, c->n, m, 16, co, tiles, in_c, list);
+  lane_chunks_push(c, c->n, m, 8, 16, co, tiles, in_c, list);
 }
 
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
- * P = OH OW output positions, the batch lowered in chunks of m samples
- * (conv_chunk: n / m chunks of m, then one of the rest), per chunk:
- *   forward      Z = W col        NN  [Co,K] x [K,m*P]
- * and backward, chunk by chunk (src/layers/conv2d.c, backward_chunk):
- *   weight_grad  dW (+)= dZ col^T NT  [Co,m*P] x [m*P,K]  (beta 0 for the
- *                                     first chunk, then 1; plain SGD then
- *                                     updates W in a pass of its own)
- *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,m*P]   (not layer 0) */
+ * P = OH OW output positions, the batch lowered in chunks of at most m
+ * samples (conv_chunk; forward's per lane, lane_chunks_push; backward's
+ * over the batch, in parts), per chunk of s samples:
+ *   forward      Z = W col        NN  [Co,K] x [K,s*P]
+ * and backward, chunk by chunk (src/layers/conv2d.c, backward_run):
+ *   weight_grad  dW (+)= dZ col^T NT  [Co,s*P] x [s*P,K]  (beta 0 for the
+ *                                     first chunk of a part, then 1; plain
+ *                                     SGD then updates W in a pass of its
+ *                                     own)
+ *   input_grad   dcol = W^T dZ    TN  [K,Co] x [Co,s*P]   (not layer 0) */
 static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   nnlib_tensor *w = NULL;
   int64_t dims[NNLIB_MAX_RANK];
@@ -441,7 +444,8 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
       fits = fits > 1 ? fits : 1;
       m = fits < m ? fits : m;
     }
-    lane_chunks_push(c, n, m, 1, co, p, k, list);
+    /* a training batch of one chunk: one unit on the first lane */
+    lane_chunks_push(c, n, m, c->training && m >= n ? 1 : 8, 1, co, p, k, list);
     return 0;
   }
   /* backward (src/layers/conv2d.c, backward_run): the batch in C chunks

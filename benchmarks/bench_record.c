@@ -188,7 +188,8 @@ static void issue_units(const bench_call *c, int count) {
   for (int j = 0; j <= lanes; j++)
     starts[j] = units;
   for (int u = units - 1; u >= 0; u--) /* each lane's first unit */
-    starts[c[u * c->per_unit].lane] = u;
+    if (c[u * c->per_unit].lane < lanes)
+      starts[c[u * c->per_unit].lane] = u;
   for (int j = lanes - 1; j >= 0; j--) /* a lane with no unit */
     if (starts[j] > starts[j + 1])
       starts[j] = starts[j + 1];

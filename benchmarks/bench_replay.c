@@ -295,9 +295,12 @@ bool bench_recordings_equal(const bench_recording *x,
   }
   for (int i = 0; i < x->count; i++) {
     const bench_call *a = &x->calls[i], *b = &y->calls[i];
-    if (!same_call(a, b) || a->a != b->a || a->b != b->b || a->c != b->c) {
+    if (!same_call(a, b) || a->a != b->a || a->b != b->b || a->c != b->c ||
+        a->lanes != b->lanes || a->lane != b->lane ||
+        a->ordered != b->ordered) {
       snprintf(why, why_size,
-               "GEMM call %d differs between two steps (shape or pointers)",
+               "GEMM call %d differs between two steps (shape, pointers or "
+               "lanes)",
                i);
       return false;
     }

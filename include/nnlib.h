@@ -152,8 +152,11 @@ NNLIB_API void nnlib_clear_error(void);
  * products (at least 2^19 multiply-adds) into one part per thread, and the
  * passes between them (lowering, normalisation, activations, pooling,
  * softmax, optimizer updates) into ranges, over a pool of its own whose
- * threads sleep when idle; a convolution gives each thread a range of the
- * batch, which it lowers, multiplies and finishes alone. The passes give
+ * threads sleep when idle; a convolution's forward gives each thread a
+ * range of the batch, which it lowers, multiplies and finishes alone, and
+ * its backward gives each thread whole parts of the batch, each summing
+ * its own weight gradient (parts that do not depend on the thread
+ * count). The passes give
  * the same bits for every thread count; a product's bits depend on its
  * shape and the thread count only.
  * n <= 0 restores the default: OPENBLAS_NUM_THREADS when set, else every

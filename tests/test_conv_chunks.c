@@ -215,8 +215,8 @@ static void check_pair(const conv_case *first, const conv_case *second,
 }
 
 /* The first layer of a pair: a 1x1 convolution from 2 channels to the
- * input of `c` (K = 2 is a thin lowering, one sample at a time in forward;
- * in backward on two threads small enough to be lowered whole). */
+ * input of `c` (K = 2 is a thin lowering, one sample a chunk: 41 chunks in
+ * 8 parts in backward). */
 static conv_case before(const conv_case *c) {
   conv_case f = {2, c->h, c->w, c->cin, 1, 1, 1, 1, 0, 0, 1, 1, 1};
   return f;
@@ -226,12 +226,13 @@ static conv_case before(const conv_case *c) {
  * them). */
 static void check_cases(int threads) {
   /* With conv2d.c's constants (a batch is lowered whole up to 16 MB of col
-   * and Z; otherwise chunks of ceil(1024 / (OH OW)) samples within 2 MB,
-   * on two threads in forward on each thread's half of the batch (21 and
-   * 20 samples), and in backward as many as fill 8 MB: 17 to 20 here),
-   * each case below is lowered in chunks at a batch of 41: many input and
-   * few output channels make the lowered matrix large and the naive passes
-   * cheap. Sizes given are for one thread.
+   * and Z; otherwise chunks of ceil(1024 / (OH OW)) samples within 2 MB;
+   * on two threads forward's on each thread's half of the batch, 21 and 20
+   * samples; backward's over the batch in up to 8 parts of as many chunks,
+   * smaller where that needs), each case below is lowered in chunks at a
+   * batch of 41: many input and few output channels make the lowered
+   * matrix large and the naive passes cheap. Sizes given are forward's on
+   * one thread.
    * cin h w cout kh kw sh sw ph pw dh dw bias */
   static const conv_case cases[] = {
       /* 3x3 padding 1, 512 positions: chunks of 2 (41 = 20 x 2 + 1) */

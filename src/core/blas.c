@@ -154,6 +154,8 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
 /* One checked call, split over the threads when it is large enough (in
  * parts the caller runs alone inside a job). */
 static void split_call(const nnlib__gemm_call *g) {
+  if (g->m == 0 || g->n == 0)
+    return;
   nnlib__gemm_split split =
       nnlib__gemm_split_for(g->m, g->n, g->k, threads_in_force());
   if (split.parts <= 1) {
@@ -340,14 +342,6 @@ nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u) {
   threads_in_force(); /* OpenBLAS kept to one thread before any unit runs */
   nnlib__parallel_for(run.lanes, 1, units_lanes, &run);
   return NNLIB_OK;
-}
-
-int64_t nnlib__unit_lane(int64_t unit, int64_t count, int64_t lanes) {
-  lanes = lanes_of(count, lanes);
-  int64_t lane = 0;
-  while (lane + 1 < lanes && nnlib__range_start(count, lanes, lane + 1) <= unit)
-    lane++;
-  return lane;
 }
 
 nnlib_status nnlib_set_num_threads(int n) {

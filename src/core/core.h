@@ -145,7 +145,8 @@ typedef void (*nnlib__unit_fn)(void *ctx, int64_t unit, int64_t lane);
 typedef void (*nnlib__unit_calls_fn)(void *ctx, int64_t unit, int64_t lane,
                                      nnlib__gemm_call *out);
 typedef struct nnlib__gemm_units {
-  int64_t count, lanes;   /* lanes: 1 to count (more are cut to count) */
+  int64_t count, lanes;   /* lanes: 1 to count (more are cut to count;
+                             with lane_start, lanes may be empty) */
   int64_t calls_per_unit; /* 1 to NNLIB__UNIT_CALLS_MAX */
   nnlib__unit_calls_fn calls;
   nnlib__unit_fn before, after; /* NULL: none */
@@ -158,9 +159,6 @@ typedef struct nnlib__gemm_units {
  * lanes with lane_start, or lane_start not rising from 0 to count is
  * NNLIB_ERR_INVALID_ARGUMENT. */
 nnlib_status nnlib__gemm_units_run(const nnlib__gemm_units *u);
-/* The lane that runs unit `unit` of `count` cut into `lanes` (lane_start
- * NULL). */
-int64_t nnlib__unit_lane(int64_t unit, int64_t count, int64_t lanes);
 /* How nnlib__gemm splits an m x n x k product over `threads` threads:
  * along the longer of m and n (the other operand is then packed once per
  * part), in `units` blocks of 16 rows or columns, into `parts` parts of

@@ -74,18 +74,19 @@ typedef struct conv2d_layer {
   /* planned */
   int64_t in_c, in_h, in_w, out_h, out_w;
   int64_t chunk; /* samples lowered at once */
-  /* the chunk of the last forward outside inference (0: none since
-   * planning): col still holds that forward's last chunk */
+  /* the batch of the last forward outside inference when it ran as one
+   * chunk (0: none since planning): col still holds it */
   int64_t lowered_chunk;
   int64_t fold_at;  /* workspace offset of W', b' and s when folding */
   /* inference by Winograd F(2x2, 3x3) (winograd_applies): samples per
    * chunk (0: not used) and the workspace offset of its U, V, M and Z
    * (0: over col and Z; else after W', b' and s) */
   int64_t wino_chunk, wino_at;
-  /* forward's lanes planned (see LANES_MAX), each with an area of
-   * lane_floats from the workspace's start (lowering) or from wino_at
-   * after U (Winograd) */
-  int64_t lanes, lane_floats;
+  /* the lanes planned (see LANES_MAX): the lowering's areas from the
+   * workspace's start, the first for chunks of `chunk` samples (col and
+   * Z: first_floats), each other for chunks of lane_chunk (lane_floats);
+   * Winograd's from wino_at after U, winograd_lane_floats apart */
+  int64_t lanes, lane_chunk, first_floats, lane_floats;
   /* backward's parts of the batch, each with a dW of its own (the first
    * in the gradient, the others from partials_at on) */
   int64_t grad_parts, partials_at;
@@ -212,14 +213,15 @@ static int64_t chunk_samples(const conv2d_layer *c, int64_t max_batch) {
  * sizes. */
 #define INFER_Z_BYTES ((int64_t)256 << 10)
 
-static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
-  int64_t chunk = c->chunk;
-  if (!run->folded)
-    return chunk;
+static int64_t infer_chunk(const conv2d_layer *c) {
   int64_t fits = INFER_Z_BYTES / (int64_t)sizeof(float) /
                  (c->out_c * positions(c));
   fits = fits > 1 ? fits : 1;
-  return fits < chunk ? fits : chunk;
+  return fits < c->chunk ? fits : c->chunk;
+}
+
+static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
+  return run->folded ? infer_chunk(c) : c->chunk;
 }
 
 /* Inference runs a 3x3 convolution at stride 1, dilation 1 and padding 1
@@ -319,11 +321,13 @@ static int64_t lane_chunks(const batch_lanes *b, int64_t lane,
   return (*samples + b->chunk - 1) / b->chunk;
 }
 
-/* Lanes for this call: the threads in force, up to those planned and one
- * per sample. */
-static batch_lanes lanes_over(const conv2d_layer *c, int64_t n, int64_t chunk) {
+/* Lanes for this call: the threads in force, up to those planned, `most`
+ * and one per sample. */
+static batch_lanes lanes_over(const conv2d_layer *c, int64_t n, int64_t chunk,
+                              int64_t most) {
   batch_lanes b = {n, nnlib_get_num_threads(), chunk, 0};
   b.lanes = b.lanes < c->lanes ? b.lanes : c->lanes;
+  b.lanes = b.lanes < most ? b.lanes : most;
   b.lanes = b.lanes < n ? b.lanes : n;
   b.lanes = b.lanes > 1 ? b.lanes : 1;
   for (int64_t j = 0; j < b.lanes; j++) {
@@ -361,8 +365,9 @@ static int64_t chunk_floats(const nnlib_layer *l, int64_t m) {
 /* Backward's parts (backward_run): one per chunk of the largest batch, up
  * to LANES_MAX, and no more than keep the parts' dW after the first
  * within PARTS_BYTES. Not the thread count: the bits do not depend on it.
- * The threads take whole parts, so a layer with one part (a large dW)
- * runs its chunks on one lane, each product split over the threads. */
+ * The threads take whole parts, so a layer with one part (a batch of one
+ * chunk, or a large dW) runs its chunks on one lane, each product split
+ * over the threads. */
 #define PARTS_BYTES ((int64_t)8 << 20)
 
 static int64_t grad_parts(const conv2d_layer *c, int64_t max_batch) {
@@ -374,10 +379,36 @@ static int64_t grad_parts(const conv2d_layer *c, int64_t max_batch) {
   return parts > 1 ? parts : 1;
 }
 
+/* Samples the lanes after the first have room for: a share of the batch
+ * in forward's chunks (inference's, and training's when the batch is not
+ * one chunk: a batch of one chunk trains on the first lane alone, so that
+ * backward finds it lowered), and whole chunks when backward has parts
+ * for the lanes to take. */
+static int64_t lane_chunk(const conv2d_layer *c, int64_t max_batch) {
+  int64_t share = (max_batch + c->lanes - 1) / c->lanes;
+  int64_t need = infer_chunk(c) < share ? infer_chunk(c) : share;
+  if (c->chunk < max_batch && need < (c->chunk < share ? c->chunk : share))
+    need = c->chunk < share ? c->chunk : share;
+  if (c->grad_parts > 1)
+    need = c->chunk;
+  return need;
+}
+
+/* Lane `lane`'s col and Z. */
+static float *lane_area(const conv2d_layer *c, float *workspace, int64_t lane,
+                        float **z) {
+  int64_t room = lane == 0 ? c->chunk : c->lane_chunk;
+  float *col = lane == 0
+                   ? workspace
+                   : workspace + c->first_floats + (lane - 1) * c->lane_floats;
+  *z = col + patch_size(c) * room * positions(c);
+  return col;
+}
+
 /* Workspace, every GEMM dimension within the 32-bit BLAS interface: the
- * lanes, each a col and Z for chunks of `chunk` samples (lane_floats
- * apart; forward's, then backward's), then backward's parts' dW after
- * the first. With a
+ * lanes (lane_area: the first's col and Z for chunks of `chunk` samples,
+ * the others' for lane_chunk; forward's, then backward's), then
+ * backward's parts' dW after the first. With a
  * batchnorm folded in, then W' [Co, K], b' [Co] and s [Co], from a
  * 64-byte boundary. Winograd's area (U, then V, M, Z per lane:
  * winograd_floats) over the lanes where it fits, else after the rest. */
@@ -392,17 +423,20 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   c->chunk = chunk_samples(c, max_batch);
   c->lowered_chunk = 0;
   c->lanes = lanes_planned(max_batch);
-  c->lane_floats = chunk_floats(l, c->chunk);
   c->grad_parts = grad_parts(c, max_batch);
+  c->lane_chunk = lane_chunk(c, max_batch);
+  c->first_floats = chunk_floats(l, c->chunk);
+  c->lane_floats = chunk_floats(l, c->lane_chunk);
   int64_t lanes_floats;
-  if (c->lane_floats < 0 ||
-      nnlib__mul_overflows(c->lanes, c->lane_floats, &lanes_floats) ||
-      (uint64_t)lanes_floats > SIZE_MAX / sizeof(float) / 2)
+  if (c->first_floats < 0 || c->lane_floats < 0 ||
+      nnlib__mul_overflows(c->lanes - 1, c->lane_floats, &lanes_floats) ||
+      lanes_floats > INT64_MAX / 2 - c->first_floats ||
+      (uint64_t)(lanes_floats + c->first_floats) > SIZE_MAX / sizeof(float) / 2)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "conv2d: the lowered matrix of one sample, %lld x "
                         "%lld, overflows",
                         (long long)k, (long long)p);
-  c->partials_at = lanes_floats;
+  c->partials_at = c->first_floats + lanes_floats;
   c->fold_at =
       c->partials_at + ((c->grad_parts - 1) * c->out_c * k + 15) / 16 * 16;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
@@ -622,8 +656,8 @@ static void scatter_row(const lowering *g, float *dx, int64_t x_stride,
 
 /* The passes around the GEMMs run over independent indices (rows of col,
  * input channels of dx, output channels), split over nnlib's threads when
- * a part holds at least GRAIN_FLOATS floats; every GEMM stays on the
- * calling thread. */
+ * a part holds at least GRAIN_FLOATS floats and the pass runs on the
+ * caller (one lane); inside a lane they run on its thread alone. */
 #define GRAIN_FLOATS ((int64_t)32768)
 
 static int64_t per_part(int64_t floats_per_index) {
@@ -934,7 +968,7 @@ static nnlib_status winograd_forward(const conv2d_layer *c,
                     .y = y,
                     .x_size = c->in_c * c->in_h * c->in_w,
                     .y_size = y_size,
-                    .b = lanes_over(c, n, c->wino_chunk)};
+                    .b = lanes_over(c, n, c->wino_chunk, LANES_MAX)};
   float *u = run->workspace + c->wino_at;
   r.u = u;
   r.lane0 = u + 16 * c->out_c * c->in_c;
@@ -975,8 +1009,7 @@ static lowered_chunk_at lowered_at(const lowered_run *r, int64_t unit,
   const conv2d_layer *c = r->c;
   lowered_chunk_at a;
   unit_samples(&r->b, unit, lane, &a.s, &a.m);
-  a.col = r->workspace + lane * c->lane_floats;
-  a.z = a.col + patch_size(c) * c->chunk * positions(c);
+  a.col = lane_area(c, r->workspace, lane, &a.z);
   a.out = a.m == 1 && r->t->pool == NULL ? r->y + a.s * r->y_size : a.z;
   return a;
 }
@@ -1025,6 +1058,11 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                                               : positions(c));
   if (run->folded && c->wino_chunk > 0)
     return winograd_forward(c, run, &t, x, y, n, y_size);
+  /* training lowers a batch of one chunk as one unit on the first lane
+   * (its passes and GEMM split over the threads), so that backward finds
+   * it in col (lowering x again costs about 1/Co of the GEMMs) */
+  int64_t chunk = forward_chunk(c, run);
+  bool whole = !run->folded && n <= chunk;
   lowered_run r = {c,
                    &t,
                    x,
@@ -1032,11 +1070,10 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                    run->workspace,
                    c->in_c * c->in_h * c->in_w,
                    y_size,
-                   lanes_over(c, n, forward_chunk(c, run))};
-  /* one unit: col holds the whole batch for backward (inference may run
-   * on several threads at once, and leaves it alone) */
+                   lanes_over(c, n, chunk, whole ? 1 : LANES_MAX)};
+  /* inference may run on several threads at once, and leaves it alone */
   if (!run->folded)
-    c->lowered_chunk = r.b.units == 1 ? n : 0;
+    c->lowered_chunk = whole ? n : 0;
   nnlib__gemm_units units = {
       r.b.units,     r.b.lanes, 1,     lowered_calls, lowered_before,
       lowered_after, &r,        false, NULL};
@@ -1134,8 +1171,7 @@ static backward_chunk_at backward_at(const backward_run *r, int64_t unit,
   backward_chunk_at a;
   a.s = nnlib__range_start(r->n, r->chunks, unit);
   a.m = nnlib__range_start(r->n, r->chunks, unit + 1) - a.s;
-  a.col = r->workspace + lane * c->lane_floats;
-  a.z = a.col + patch_size(c) * c->chunk * positions(c);
+  a.col = lane_area(c, r->workspace, lane, &a.z);
   /* one sample's dy is its dZ */
   a.dz = a.m > 1 ? a.z : r->dy + a.s * c->out_c * positions(c);
   return a;
