@@ -17,7 +17,9 @@
  * and without bias, at 1 and (outside valgrind) 2 threads. Control shapes
  * that keep the im2col lowering (8 channels, stride 2, padding 0) prove the
  * reference on a path that existed before. Repeated predictions give the
- * same bits, a workspace gives the model's bits, and predictions follow
+ * same bits, a model compiled on eight threads predicts right on fewer
+ * (whose ranges of the batch outgrow the lanes' planned areas unless the
+ * chunks shrink), a workspace gives the model's bits, and predictions follow
  * writes to the weights and statistics made through the writable tensors
  * of nnlib_layer_get_param and nnlib_layer_get_buffer. */
 #include "test_support.h"
@@ -557,6 +559,41 @@ static void batches_in_chunks_and_short(void **state) {
   check_cases(cases, COUNT(cases), runs, COUNT(runs));
 }
 
+/* A model compiled on eight threads predicts on fewer: each thread's
+ * range of the batch is then larger than the share the workspace's lanes
+ * were planned for, and the chunks must shrink to fit them (a small map
+ * lowered whole, and Winograd's lanes). */
+static void compiled_on_more_threads(void **state) {
+  (void)state;
+  static const conv_case cases[] = {
+      {"conv 8->16 6x6 padding 0", 8, 16, 6, 6, 1, 0, 1, 0, 0.0f, 0, 0},
+      {"conv 16->16 14x14", 16, 16, 14, 14, 1, 1, 1, 0, 0.0f, 0, 0},
+  };
+  enum { N = 64 };
+  for (size_t i = 0; i < COUNT(cases); i++) {
+    const conv_case *c = &cases[i];
+    uint32_t seed = 31;
+    float *x = uniform(N * in_floats(c), -1.0f, 1.0f, &seed);
+    case_params p = params_make(c, 37);
+    reference ref = reference_make(c, &p, x, N);
+    ASSERT_OK(nnlib_set_num_threads(8));
+    nnlib_model *m = model_make(c, N, &p);
+    for (int threads = 1; threads <= thread_counts(); threads++) {
+      char label[160];
+      snprintf(label, sizeof label, "%s, compiled on 8 threads, %d thread(s)",
+               c->name, threads);
+      ASSERT_OK(nnlib_set_num_threads(threads));
+      nnlib_tensor *y = predict(m, c, x, N);
+      expect_within(label, c, y, &ref, N);
+      nnlib_tensor_free(y);
+    }
+    nnlib_model_free(m);
+    reference_free(&ref);
+    params_free(&p);
+    free(x);
+  }
+}
+
 /* Shapes that keep the lowering, with the same reference. */
 static void control_shapes_on_the_lowering(void **state) {
   (void)state;
@@ -702,6 +739,7 @@ int main(void) {
                                 restore_threads),
       cmocka_unit_test_teardown(folds_with_and_without_bias, restore_threads),
       cmocka_unit_test_teardown(batches_in_chunks_and_short, restore_threads),
+      cmocka_unit_test_teardown(compiled_on_more_threads, restore_threads),
       cmocka_unit_test_teardown(control_shapes_on_the_lowering,
                                 restore_threads),
       cmocka_unit_test_teardown(repeated_predictions_same_bits,

@@ -1071,6 +1071,12 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
                    c->in_c * c->in_h * c->in_w,
                    y_size,
                    lanes_over(c, n, chunk, whole ? 1 : LANES_MAX)};
+  /* the lanes after the first have room for lane_chunk samples: their
+   * share of the largest batch on the lanes planned, which is less than
+   * a lane's share on fewer threads (a model compiled on 8 threads that
+   * predicts on 2) */
+  if (r.b.lanes > 1 && r.b.chunk > c->lane_chunk)
+    r.b = lanes_over(c, n, c->lane_chunk, LANES_MAX);
   /* inference may run on several threads at once, and leaves it alone */
   if (!run->folded)
     c->lowered_chunk = whole ? n : 0;
