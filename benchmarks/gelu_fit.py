@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """gelu_fit.py - fits the constants of the vectorisable GELU kernels
-(src/core/vecmath.h: nnlib__exp_for_float, nnlib__gelu_tail) and prints
-them as C. Run with /usr/bin/python3 (numpy and mpmath, both Debian
+(src/core/vecmath.h: nnlib__exp_for_float; src/layers/activation.c:
+gelu_tail_ratio, whose float kernel takes the tail's coefficients rounded
+to float) and prints them as C. Run with /usr/bin/python3 (numpy and mpmath, both Debian
 packages); it takes about half a minute and is deterministic.
 
 1. e^r on |r| <= ln2/2 (the reduced argument of e^z = 2^n e^r), a

@@ -1,8 +1,8 @@
 /* vecmath.h - branch-free sigmoid and tanh of floats (through e^x in
- * double), e^z and the normal distribution's tail to float accuracy (for
- * GELU) that vectorise, and the attribute that compiles a loop over them
- * for SSE2 and AVX2. Used by the recurrent gate passes and the activation
- * layer. */
+ * double), e^z to float accuracy, and float e^z parts, all of which
+ * vectorise, and the attributes that compile a loop over them for SSE2,
+ * AVX2 and AVX-512F. Used by the recurrent gate passes, the activation
+ * layer, attention and the losses. */
 #ifndef NNLIB_CORE_VECMATH_H
 #define NNLIB_CORE_VECMATH_H
 
@@ -48,13 +48,11 @@
 #define NNLIB__VECTOR_CLONES
 #endif
 
-/* GELU's loops (the activation layer) also get an AVX-512F clone: their
- * double arithmetic runs 8 lanes a vector there, about twice as fast as
- * AVX2 on a core with 512-bit units (a Zen 5: 0.9 against 1.7 ns an
- * element). Same bits again: GCC contracts nothing into FMA in ISO C mode
- * (-std=c11), and clang, whose avx512f implies FMA, is told not to by
- * the user's #pragma STDC FP_CONTRACT OFF (activation.c has it). Only
- * there: the other loops' callers were measured on AVX2. */
+/* The recurrent cells' backward loops also get an AVX-512F clone, for
+ * 16 floats a vector on a core with 512-bit units. Same bits again: GCC
+ * contracts nothing into FMA in ISO C mode (-std=c11), and clang, whose
+ * avx512f implies FMA, is told not to by the user's #pragma STDC
+ * FP_CONTRACT OFF (the cell files have it). */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
     !defined(__SANITIZE_THREAD__) && !defined(NNLIB__TSAN)
 #define NNLIB__WIDE_VECTOR_CLONES                                              \
@@ -155,7 +153,8 @@ NNLIB__VECMATH double nnlib__select_d(bool c, double a, double b) {
 }
 
 /* e^z for |z| <= 708 to a relative error under 3.1e-9 (a twentieth of a
- * float ulp), for results rounded to float: GELU's. Cheaper than
+ * float ulp), for results rounded to float (the tanh GELU's, attention's
+ * softmax, the softmax losses). Cheaper than
  * nnlib__expm1_parts (degree 6, not 7), and it gives e^z itself. z = n ln2
  * + r, n = round(z / ln2), |r| <= ln2/2 (off by under 1e-13 for |n| <=
  * 1022: see nnlib__expm1_parts), and e^r = 1 + r + r^2 (c2 + ... + c6
@@ -180,34 +179,6 @@ NNLIB__VECMATH double nnlib__exp_for_float(double z) {
   double scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;
-}
-
-/* The normal distribution's upper tail Q(a) = Phi(-a) = erfc(a/sqrt 2)/2
- * for 0 <= a <= NNLIB__NORMAL_TAIL_END, to a relative error under 1e-8
- * (measured: 3.1e-9 from e^z, 5.9e-9 from the ratio, and roundings); and
- * through *gauss, e^{-a^2/2} (the density times sqrt(2 pi)), which comes
- * on the way. Q(a) = e^{-a^2/2} R(a) with R smooth and slowly varying
- * (R(0) = 1/2, R(a) ~ 1/(a sqrt(2 pi)) far out), fitted as P4(a) / D5(a)
- * (minimax relative on [0, 14.5], benchmarks/gelu_fit.py; every
- * coefficient positive, so nothing cancels, and D has no root on a >= 0).
- * a^2/2 is exact in double for a float a (48 significant bits), so the
- * tail carries no rounding of its argument, unlike erfc of a rounded
- * a/sqrt 2. 14.5 is past the point (14.356) where a Q(a) rounds to a float
- * zero, so GELU's callers clamp a there. NaN gives NaN. */
-#define NNLIB__NORMAL_TAIL_END 14.5
-NNLIB__VECMATH double nnlib__normal_tail(double a, double *gauss) {
-  double p = 0.0041163118337279331, d = 0.010317943886146208;
-  p = p * a + 0.040633244105605149;
-  d = d * a + 0.10185888561644736;
-  p = p * a + 0.18323518862318977;
-  d = d * a + 0.46947076460026244;
-  p = p * a + 0.43829501692150086;
-  d = d * a + 1.2025033490941541;
-  p = p * a + 0.50000000295375469;
-  d = d * a + 1.6744750150855954;
-  d = d * a + 1.0;
-  *gauss = nnlib__exp_for_float(-0.5 * (a * a));
-  return *gauss * (p / d);
 }
 
 /* ------------------------------------------ float gates of the cells */

@@ -30,10 +30,10 @@ typedef struct activation_layer {
 #define GELU_SQRT_2_PI 0.79788456080286535588
 #define GELU_TANH_CUBIC 0.044715
 
-/* GELU's kernels are branch-free double arithmetic (core/vecmath.h's
- * selects, e^z and normal tail), so a loop over them vectorises like
- * sigmoid's; each result is rounded to float once. Clamps and selects are
- * done in float where they can (8 lanes a vector, not 4). Accuracy
+/* GELU's kernels are branch-free float arithmetic with fmaf (core/
+ * vecmath.h's selects and e^z), so a loop over them vectorises like the
+ * recurrent gates' and runs 16 lanes a vector under AVX-512F; every
+ * operation rounds once, so every clone gives the same bits. Accuracy
  * (benchmarks/gelu_accuracy.c, every float in [-16, 16] and samples
  * beyond, against long double): see the numbers in
  * tests/test_internal_linear_gelu.c. Beyond the ends below each value is
@@ -50,33 +50,69 @@ static inline float gelu_clamp(float x, float end) {
   return nnlib__select_f(x > end, end, gelu_low(x, end));
 }
 
-/* |x| > 14.5: GELU(x) is x, or -0 (14.5 Q(14.5) < 2^-150; see
- * nnlib__normal_tail). */
-#define GELU_END ((float)NNLIB__NORMAL_TAIL_END)
+/* |x| > 14.5: GELU(x) is x, or -0 (14.5 Q(14.5) < 2^-150: a Q(a) rounds
+ * to a float zero from a = 14.356 on). */
+#define GELU_END 14.5f
 
-/* GELU(x) = x Phi(x) = max(x, 0) - |x| Q(|x|), Q the upper normal tail
- * (Phi(x) = 1 - Q(x) above 0, Q(-x) below): the textbook 1 + erf(x/sqrt
- * 2) cancels for negative x (all digits lost by x = -5), the tail does
- * not, and this form needs no select in double. |x| clamped to 14.5 gives
- * x above and -0 below; max(x, 0) is -0 for x = -0, so GELU(-0) = -0. */
+/* R(a) = Q(a) e^{a^2/2}, Q the upper normal tail (Q(a) = Phi(-a) =
+ * erfc(a/sqrt 2)/2): R(0) = 1/2, and R falls slowly, like 1/(a sqrt(2
+ * pi)) far out. Fitted on [0, 14.5] as P4(a) / D5(a) (minimax relative,
+ * 5.9e-9, benchmarks/gelu_fit.py), coefficients rounded to float. Every
+ * coefficient is positive, so nothing cancels for a >= 0 and D has no
+ * root there. */
+static inline float gelu_tail_ratio(float a) {
+  float p = 0.0041163117f, d = 0.010317944f;
+  p = fmaf(p, a, 0.040633243f);
+  d = fmaf(d, a, 0.101858884f);
+  p = fmaf(p, a, 0.18323518f);
+  d = fmaf(d, a, 0.46947077f);
+  p = fmaf(p, a, 0.438295f);
+  d = fmaf(d, a, 1.2025033f);
+  p = fmaf(p, a, 0.5f);
+  d = fmaf(d, a, 1.6744751f);
+  d = fmaf(d, a, 1.0f);
+  return p / d;
+}
+
+/* t e^{-a^2/2} for 0 <= a <= 14.5 and t of moderate size, rounded once
+ * where the result is subnormal. a^2 = h + l exactly (l from fmaf), so
+ * the exponent carries no rounding of its argument: e^{-a^2/2} = e^{-h/2}
+ * (1 - l/2) to within (l/2)^2 < 2^-36, and e^{-h/2} = 2^n (1 + q)
+ * (nnlib__expm1_float_parts; -h/2 >= -105.125, n >= -152). 2^n is applied
+ * as 2^max(n, -63) (exact: the product stays normal) and then the rest
+ * (one rounding, into the subnormals if it must). */
+static inline float gelu_times_gauss(float t, float a) {
+  float h = a * a, l = fmaf(a, a, -h);
+  int32_t e; /* n + 127 */
+  float q = nnlib__expm1_float_parts(-0.5f * h, &e);
+  t = fmaf(t, q, t);
+  t = fmaf(t, -0.5f * l, t);
+  int32_t big = nnlib__max_i32(e, 64);
+  return (t * nnlib__pow2_biased(big)) * nnlib__pow2_biased(e - big + 127);
+}
+
+/* GELU(x) = x Phi(x) = max(x, 0) - a Q(a) with a = |x| (Phi(x) = 1 - Q(x)
+ * above 0, Q(-x) below): the textbook 1 + erf(x/sqrt 2) cancels for
+ * negative x (all digits lost by x = -5), the tail does not. |x| clamped
+ * to 14.5 gives x above and -0 below; max(x, 0) is -0 for x = -0, so
+ * GELU(-0) = -0. NaN flows through a. */
 static inline float gelu(float x) {
   float relu = nnlib__select_f(x >= 0.0f, x, -0.0f);
-  double a = fabsf(gelu_clamp(x, GELU_END)), gauss;
-  double q = nnlib__normal_tail(a, &gauss);
-  (void)gauss;
-  return (float)((double)relu - a * q);
+  float a = fabsf(gelu_clamp(x, GELU_END));
+  return relu - gelu_times_gauss(a * gelu_tail_ratio(a), a);
 }
 
 /* GELU'(x) = Phi(x) + x phi(x), phi(x) = e^{-x^2/2} / sqrt(2 pi): with
- * x clamped, 1 or 0 beyond +-14.5. Phi(x) = H(x) - sign(x) Q(|x|) with H
- * 1 for positive x, 0 for negative, both taken from the sign bit (so -0
- * and +0 both give 1/2) in float, without a select in double. */
+ * x clamped, 1 or 0 beyond +-14.5. Phi(x) = H(x) - s Q(a) with s the sign
+ * of x and H 1 for positive x, 0 for negative, both taken from the sign
+ * bit (so -0 and +0 both give 1/2), and x phi(x) = s a phi(a), so GELU'(x)
+ * = H - s e^{-a^2/2} (R(a) - a / sqrt(2 pi)): one fmaf for the difference,
+ * which vanishes at a = 0.7518 (GELU's minimum), one rounding there. */
 static inline float gelu_derivative(float x) {
-  float vc = gelu_clamp(x, GELU_END), a = fabsf(vc);
+  float a = fabsf(gelu_clamp(x, GELU_END));
   float sign = copysignf(1.0f, x), step = 0.5f + 0.5f * sign; /* exact */
-  double gauss, q = nnlib__normal_tail(a, &gauss);
-  return (float)(((double)step - (double)sign * q) +
-                 (double)vc * (gauss * GELU_INV_SQRT_2PI));
+  float t = fmaf(-a, (float)GELU_INV_SQRT_2PI, gelu_tail_ratio(a));
+  return step - sign * gelu_times_gauss(t, a);
 }
 
 /* PyTorch's approximate='tanh': x/2 (1 + tanh(u)), u = sqrt(2/pi) (x +
@@ -195,7 +231,7 @@ static bool flat_kind(nnlib_activation kind) {
 }
 
 /* GELU over count values, in place or from x (no copy pass first) */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gelu_forward_in_place(nnlib_activation kind, float *restrict y,
                                   int64_t count) {
   if (kind == NNLIB_ACT_GELU)
@@ -206,7 +242,7 @@ static void gelu_forward_in_place(nnlib_activation kind, float *restrict y,
       y[i] = gelu_tanh(y[i]);
 }
 
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gelu_forward_separate(nnlib_activation kind,
                                   const float *restrict x, float *restrict y,
                                   int64_t count) {
@@ -223,7 +259,7 @@ static void gelu_forward_separate(nnlib_activation kind,
  * which the compiler computes once, so this costs little more than
  * GELU alone, and backward becomes one product per value. The slope is
  * what gelu_derivative gives, bit for bit. x may be y (read first). */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gelu_forward_keep(nnlib_activation kind, const float *x,
                               float *y, float *restrict slope,
                               int64_t count) {
@@ -360,7 +396,7 @@ void nnlib__activation_backward(nnlib_activation kind, float param,
  * dx[i], so dx may be the spent output y or dy itself. In place (dx == dy) has its
  * own loops, for the reason given at APPLY_ROW; with restrict neither
  * needs a run-time overlap test. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gelu_backward_in_place(nnlib_activation kind,
                                    const float *restrict x,
                                    float *restrict dx, int64_t count) {
@@ -372,7 +408,7 @@ static void gelu_backward_in_place(nnlib_activation kind,
       dx[i] *= gelu_tanh_derivative(x[i]);
 }
 
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__GATE_CLONES
 static void gelu_backward_separate(nnlib_activation kind,
                                    const float *restrict x,
                                    const float *restrict dy,
