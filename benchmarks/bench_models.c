@@ -180,8 +180,28 @@ static int dense_rows(const layer_call *c) {
   return (int)rows;
 }
 
+/* dense_forward's beta: with a bias and no activation applied after the
+ * product (none fused into the layer, or an identity), Y starts as the
+ * bias rows and the product adds onto them (beta 1); else beta 0. Not for
+ * the transposed product, which always has beta 0. */
+static float dense_forward_beta(const layer_call *c) {
+  nnlib_tensor *b = NULL;
+  if (nnlib_layer_get_param(c->l, 1, &b, NULL) != NNLIB_OK)
+    return 0.0f;
+  size_t next = (size_t)c->index + 1;
+  if (next >= nnlib_model_get_layer_count(c->model))
+    return 1.0f;
+  nnlib_layer_profile p = {.struct_size = sizeof p};
+  const nnlib_layer *a = nnlib_model_get_layer(c->model, next);
+  bool fused =
+      nnlib_model_get_layer_profile(c->model, next, &p) == NNLIB_OK && p.fused;
+  return fused && strcmp(nnlib_layer_get_name(a), "identity") != 0 ? 0.0f
+                                                                   : 1.0f;
+}
+
 /* Dense and linear (src/layers/dense.c), W [out, in], N rows:
- *   forward      Y  = X W^T   NT  [N,in] x [in,out]
+ *   forward      Y  = X W^T   NT  [N,in] x [in,out] (onto the bias rows,
+ *                             see dense_forward_beta)
  *                or, for 2 <= N <= 128 rows and out >= 2N (and N out at
  *                most 2^22), Y^T = W X^T  NT  [out,in] x [in,N]
  *   input_grad   dX = dZ W    NN  [N,out] x [out,in] (not on a model input)
@@ -196,10 +216,11 @@ static int dense_gemms(const layer_call *c, bool backward, gemm_list *list) {
   if (!backward) {
     bool transposed = n >= 2 && n <= 128 && 2 * n <= o &&
                       (int64_t)n * o <= ((int64_t)1 << 22);
-    push(list, transposed ? bench_gemm_plain("forward", index, 'N', 'T', o, n,
-                                             in, 1.0f, 0.0f, 1)
-                          : bench_gemm_plain("forward", index, 'N', 'T', n, o,
-                                             in, 1.0f, 0.0f, 1));
+    push(list, transposed
+                   ? bench_gemm_plain("forward", index, 'N', 'T', o, n, in,
+                                      1.0f, 0.0f, 1)
+                   : bench_gemm_plain("forward", index, 'N', 'T', n, o, in,
+                                      1.0f, dense_forward_beta(c), 1));
     return 0;
   }
   if (c->dx)

@@ -207,28 +207,6 @@ static int64_t min_part(int64_t values_per_index) {
   return nnlib__parallel_grain(values_per_index, MIN_PART_VALUES);
 }
 
-typedef struct bias_pass {
-  float *y;       /* broadcast: rows [rows, cols]; sums: column sums [cols] */
-  const float *b; /* broadcast: the row; sums: the rows summed */
-  int64_t rows, cols;
-} bias_pass;
-
-static void broadcast_range(void *ctx, int64_t begin, int64_t end) {
-  const bias_pass *p = ctx;
-  for (int64_t r = begin; r < end; r++)
-    memcpy(p->y + r * p->cols, p->b, (size_t)p->cols * sizeof(float));
-}
-
-/* y = rows copies of the row b (ld cols): a GEMM at beta 1 then adds onto
- * the bias. OpenBLAS's beta 0 zeroes C in a pass of its own, so copying b
- * in its place saves the separate read-and-write pass of adding b after
- * the GEMM. */
-static void broadcast_rows(float *y, const float *b, int64_t rows,
-                           int64_t cols) {
-  bias_pass p = {y, b, rows, cols};
-  nnlib__parallel_for(rows, min_part(cols), broadcast_range, &p);
-}
-
 /* The row loops below keep LANES independent partial maxima and sums, so
  * GCC vectorises them without reassociating (a float reduction in one
  * accumulator is a serial chain it must keep in order). */
@@ -563,7 +541,8 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
   float *qkv = run->workspace + w.qkv, *o = run->workspace + w.o;
   bool dropout = drops(a, run);
   if (prm.b_in != NULL)
-    broadcast_rows(qkv, prm.b_in->value.data, rows, 3 * d);
+    nnlib__rows_broadcast(qkv, prm.b_in->value.data, rows, 3 * d,
+                          MIN_PART_VALUES);
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, 3 * d, d, 1.0f, x,
                         d, prm.w_in->value.data, d,
                         prm.b_in != NULL ? 1.0f : 0.0f, qkv, 3 * d));
@@ -584,7 +563,7 @@ static nnlib_status attention_forward(nnlib_layer *l, const nnlib__run *run,
                             run->workspace + w.pd, o + b * tq * d));
   }
   if (prm.b_out != NULL)
-    broadcast_rows(y, prm.b_out->value.data, rows, d);
+    nnlib__rows_broadcast(y, prm.b_out->value.data, rows, d, MIN_PART_VALUES);
   NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, rows, d, d, 1.0f, o, d,
                         prm.w_out->value.data, d,
                         prm.b_out != NULL ? 1.0f : 0.0f, y, d));

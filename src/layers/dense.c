@@ -137,27 +137,37 @@ static void dense_init(nnlib_layer *l, nnlib__rng *rng) {
       l->params[1].value.data[i] = 0.0f;
 }
 
+/* The bias rows a forward call starts from are copied over nnlib's threads
+ * when a part holds at least this many values. */
+#define BIAS_FILL_GRAIN ((int64_t)32768)
+
 static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
                                   const float *x, float *y, int64_t samples) {
   dense_layer *d = (dense_layer *)l;
   int64_t in = d->in_features, out = d->out_features;
   int64_t n = gemm_rows(l, run, samples);
   const float *w = l->params[0].value.data;
-  if (transposed_rows(l, run, n)) {
-    float *yt = run->workspace; /* [out, n] */
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, out, n, in, 1.0f, w,
-                          in, x, in, 0.0f, yt, n));
-    nnlib__transpose_tiles(yt, y, out, n, n, out);
-  } else {
-    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x,
-                          in, w, in, 0.0f, y, out));
-  }
   const float *b = d->with_bias ? l->params[1].value.data : NULL;
   nnlib_activation act = NNLIB_ACT_IDENTITY;
   float param = 0.0f;
   if (l->fused_activation != NULL) {
     act = nnlib__activation_kind(l->fused_activation);
     param = nnlib__activation_param(l->fused_activation);
+  }
+  if (transposed_rows(l, run, n)) {
+    float *yt = run->workspace; /* [out, n] */
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, out, n, in, 1.0f, w,
+                          in, x, in, 0.0f, yt, n));
+    nnlib__transpose_tiles(yt, y, out, n, n, out);
+  } else if (b != NULL && act == NNLIB_ACT_IDENTITY) {
+    /* y = b + x W^T: the product adds onto the bias rows, and no pass
+     * follows it (nnlib__rows_broadcast) */
+    nnlib__rows_broadcast(y, b, n, out, BIAS_FILL_GRAIN);
+    return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x, in,
+                       w, in, 1.0f, y, out);
+  } else {
+    NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x,
+                          in, w, in, 0.0f, y, out));
   }
   if (b != NULL || act != NNLIB_ACT_IDENTITY)
     nnlib__activation_apply(act, param, y, b, y, n, out);

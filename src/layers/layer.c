@@ -265,3 +265,22 @@ void nnlib__column_sums(const float *m, int64_t rows, int64_t cols, int64_t ld,
                       nnlib__parallel_grain(rows * COLUMN_BLOCK, min_values),
                       column_sums_range, &job);
 }
+
+typedef struct rows_broadcast_job {
+  float *y;
+  const float *b;
+  int64_t cols;
+} rows_broadcast_job;
+
+static void rows_broadcast_range(void *ctx, int64_t begin, int64_t end) {
+  const rows_broadcast_job *job = ctx;
+  for (int64_t r = begin; r < end; r++)
+    memcpy(job->y + r * job->cols, job->b, (size_t)job->cols * sizeof(float));
+}
+
+void nnlib__rows_broadcast(float *y, const float *b, int64_t rows, int64_t cols,
+                           int64_t min_values) {
+  rows_broadcast_job job = {y, b, cols};
+  nnlib__parallel_for(rows, nnlib__parallel_grain(cols, min_values),
+                      rows_broadcast_range, &job);
+}

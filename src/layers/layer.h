@@ -227,6 +227,14 @@ void nnlib__layer_declare_buffer(nnlib_layer *l, const char *name,
 void nnlib__column_sums(const float *m, int64_t rows, int64_t cols, int64_t ld,
                         float *out, int64_t min_values);
 
+/* y = rows copies of the row b [cols] (ld cols), so that a GEMM at beta 1
+ * then adds onto the bias: OpenBLAS's beta 0 zeroes C in a pass of its
+ * own, so copying b in its place saves the separate read-and-write pass of
+ * adding b after the GEMM. Split over nnlib's threads by rows when a part
+ * holds at least min_values values. */
+void nnlib__rows_broadcast(float *y, const float *b, int64_t rows, int64_t cols,
+                           int64_t min_values);
+
 /* Activation kernels, shared between the activation layer and the dense
  * layer's fused pass. Elementwise kinds only (not softmax). */
 bool nnlib__activation_is_elementwise(const nnlib_layer *l);
