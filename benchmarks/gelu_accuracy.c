@@ -14,7 +14,8 @@
  * range). The derivative's relative error is taken where |f'| >= 1e-3
  * (below, its absolute error is the measure). The bits line is a hash
  * (FNV-1a) of every value and derivative computed: equal on two machines
- * (or two clones: AVX-512F, AVX2, SSE2), the results are the same bits. */
+ * (or two clones: AVX-512F, x86-64-v3, baseline), the results are the same
+ * bits. */
 #define _POSIX_C_SOURCE 200809L
 #include "nnlib_internal.h"
 
