@@ -153,8 +153,8 @@ NNLIB__VECMATH double nnlib__select_d(bool c, double a, double b) {
 }
 
 /* e^z for |z| <= 708 to a relative error under 3.1e-9 (a twentieth of a
- * float ulp), for results rounded to float (the tanh GELU's, attention's
- * softmax, the softmax losses). Cheaper than
+ * float ulp), for results rounded to float (the tanh GELU's, the softmax
+ * losses). Cheaper than
  * nnlib__expm1_parts (degree 6, not 7), and it gives e^z itself. z = n ln2
  * + r, n = round(z / ln2), |r| <= ln2/2 (off by under 1e-13 for |n| <=
  * 1022: see nnlib__expm1_parts), and e^r = 1 + r + r^2 (c2 + ... + c6
@@ -252,10 +252,10 @@ NNLIB__VECMATH int32_t nnlib__max_i32(int32_t a, int32_t b) {
   return a > b ? a : b;
 }
 
-/* e^z = 2^n (1 + q) for |z| <= 104, returned as q with *e = n + 127, the
+/* e^z = 2^n (1 + q) for |z| <= 105.125, returned as q with *e = n + 127, the
  * biased exponent of 2^n: z = n ln2 + r, n = round(z / ln2), r in two
  * parts (Cody and Waite: n C1 and z - n C1 are exact for C1 =
- * 0.693359375, 12 bits, and |n| <= 151), |r| <= ln2/2, and q = r + r^2
+ * 0.693359375, 12 bits, and |n| <= 152), |r| <= ln2/2, and q = r + r^2
  * P(r) with P the degree-5 fit of the double nnlib__expm1_parts
  * (relative error 2.4e-10) with its coefficients rounded to float: q is
  * within about 0.6 ulp. A NaN z gives a NaN q (and any *e). */

@@ -8,6 +8,8 @@
  * forward:  Y  = X W^T          [N,in] x [in,out]   one sgemm
  *           Y  = f(Y + b)       one fused pass (f: a following elementwise
  *                               activation the model fused in, or identity)
+ *           With a bias and f the identity, Y starts as the bias rows
+ *           and the sgemm adds onto them (beta 1): no pass follows.
  *           With few rows (2 <= N <= 128 and 2N <= out) the product is
  *           issued as its transpose, Y^T = W X^T, into the workspace and
  *           copied over in tiles (see transposed_rows).
