@@ -139,9 +139,10 @@ static void dense_init(nnlib_layer *l, nnlib__rng *rng) {
       l->params[1].value.data[i] = 0.0f;
 }
 
-/* The bias rows a forward call starts from are copied over nnlib's threads
- * when a part holds at least this many values. */
-#define BIAS_FILL_GRAIN ((int64_t)32768)
+/* The bias passes (forward's bias rows, backward's bias gradient of a
+ * layer without a fused activation) are split over nnlib's threads when a
+ * part holds at least this many values. */
+#define BIAS_GRAIN ((int64_t)32768)
 
 static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
                                   const float *x, float *y, int64_t samples) {
@@ -164,7 +165,7 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
   } else if (b != NULL && act == NNLIB_ACT_IDENTITY) {
     /* y = b + x W^T: the product adds onto the bias rows, and no pass
      * follows it (nnlib__rows_broadcast) */
-    nnlib__rows_broadcast(y, b, n, out, BIAS_FILL_GRAIN);
+    nnlib__rows_broadcast(y, b, n, out, BIAS_GRAIN);
     return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, out, in, 1.0f, x, in,
                        w, in, 1.0f, y, out);
   } else {
@@ -175,10 +176,6 @@ static nnlib_status dense_forward(nnlib_layer *l, const nnlib__run *run,
     nnlib__activation_apply(act, param, y, b, y, n, out);
   return NNLIB_OK;
 }
-
-/* The bias gradient of a layer without a fused activation is split over
- * nnlib's threads when a part sums at least this many values. */
-#define BIAS_GRAIN ((int64_t)32768)
 
 static nnlib_status dense_backward(nnlib_layer *l, const nnlib__run *run,
                                    const float *x, const float *y, float *dy,
