@@ -31,7 +31,10 @@ x context / step). For every model, every setup above is measured twice:
 with glibc's malloc defaults and with GLIBC_TUNABLES=MALLOC_TUNABLES (no mmap
 for large blocks, no trimming: PyTorch's large activations then stay in the
 heap instead of being mapped and unmapped every step, which decides the
-CNN's training speed), labelled "+glibc-tuned"; the best of all counts.
+CNN's training speed), labelled "+glibc-tuned", and with those tunables
+plus glibc.malloc.hugetlb=1 (glibc advises its heap for transparent huge
+pages, as nnlib does for its activation block), labelled
+"+glibc-tuned-thp"; the best of all counts.
 Inference runs the net in eval mode (net.eval(): running batchnorm
 statistics, no dropout) under torch.inference_mode(), as nnlib's predict. --kind generate (gpt only, one
 thread) times generation: nnlib_model_generate with and without its cache
@@ -67,6 +70,9 @@ SETUPS = {1: ["single"], 2: ["omp-spin", "omp-passive", "blas-only"]}
 MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=2147483647:"
                 "glibc.malloc.trim_threshold=4294967295")
 TUNED = "+glibc-tuned"
+# the same, with the heap on transparent huge pages (glibc 2.35 and later)
+TUNED_THP = "+glibc-tuned-thp"
+HUGE_PAGES_TUNABLE = ":glibc.malloc.hugetlb=1"
 GEN_PROMPT, GEN_TOKENS = 16, 256
 
 
@@ -74,7 +80,16 @@ def setups_for(model, threads):
     """The PyTorch setups measured: each as it comes and with the malloc
     tunables (labelled), so that no row depends on glibc's defaults."""
     base = SETUPS[threads]
-    return base + [s + TUNED for s in base]
+    return base + [s + TUNED for s in base] + [s + TUNED_THP for s in base]
+
+
+def split_setup(setup):
+    """(thread setup, GLIBC_TUNABLES or None) of a setup's name."""
+    if setup.endswith(TUNED_THP):
+        return setup[:-len(TUNED_THP)], MALLOC_TUNABLES + HUGE_PAGES_TUNABLE
+    if setup.endswith(TUNED):
+        return setup[:-len(TUNED)], MALLOC_TUNABLES
+    return setup, None
 
 
 # ------------------------------------------------------------- the worker
@@ -297,7 +312,7 @@ def gemm_list(torch, name, batch, training, threads):
 def time_worker(args):
     import torch
     torch.manual_seed(0)
-    if args.setup.replace(TUNED, "") == "blas-only" or args.threads == 1:
+    if split_setup(args.setup)[0] == "blas-only" or args.threads == 1:
         torch.set_num_threads(1)
     else:
         torch.set_num_threads(args.threads)
@@ -406,9 +421,9 @@ def worker_env(threads, setup):
     env["OPENBLAS_NUM_THREADS"] = str(threads)
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GLIBC_TUNABLES", None)
-    if setup.endswith(TUNED):
-        env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
-        setup = setup[:-len(TUNED)]
+    setup, tunables = split_setup(setup)
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
     env["OMP_NUM_THREADS"] = "1" if setup in ("single", "blas-only") \
         else str(threads)
     if setup == "omp-passive":

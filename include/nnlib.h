@@ -185,7 +185,11 @@ typedef struct nnlib_allocator {
   void (*free)(void *ptr, void *user);
   void *user;
 } nnlib_allocator;
-/* Installs `allocator` (copied; NULL restores the C library's allocator).
+/* Installs `allocator` (copied; NULL restores the default: the C library's
+ * allocator, except that on Linux a model's activation block of 2 MiB and
+ * more starts on a 2 MiB boundary and is advised for transparent huge
+ * pages, madvise(MADV_HUGEPAGE); a user allocator receives that block's
+ * request as any other).
  * Process-wide and not thread-safe: call it before any other nnlib call, or
  * while no nnlib object or buffer is alive (memory is always freed through
  * the hook installed at the time of the free).

@@ -65,6 +65,9 @@ nnlib_status nnlib__init_options(void *dst, size_t struct_size,
 
 void *nnlib__alloc(size_t bytes);             /* 64-byte aligned, or NULL  */
 void *nnlib__calloc(size_t count, size_t size); /* zeroed, overflow-checked */
+/* nnlib__calloc for a model's activation block: on 2 MiB pages where Linux
+ * gives them (alloc.c) */
+void *nnlib__calloc_huge(size_t count, size_t size);
 void nnlib__free(void *ptr);
 
 /* a * b into *out; false (and *out untouched) if it overflows int64. Every

@@ -341,7 +341,8 @@ nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b,
                                              "compile: no memory to plan")
                               : alloc_pointers(m, b, training);
   if (st == NNLIB_OK) {
-    b->block = nnlib__calloc((size_t)(total > 0 ? total : 1), sizeof(float));
+    b->block =
+        nnlib__calloc_huge((size_t)(total > 0 ? total : 1), sizeof(float));
     if (b->block == NULL)
       st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
                         "compile: no memory for activations (%lld floats)",
