@@ -27,7 +27,7 @@ alone (torch.mm with the step's shapes), giving PyTorch's gemm_efficiency.
 The `gpt` model is examples/char_gpt.c's (the class of
 benchmarks/char_gpt_torch.py, AdamW lr 1e-3 weight decay 0.01) on random
 int64 ids [32, 128] and targets; its lines also carry tokens_per_s (batch
-x context / step). For every model, every setup above is measured twice:
+x context / step). For every model, every setup above is measured three ways:
 with glibc's malloc defaults and with GLIBC_TUNABLES=MALLOC_TUNABLES (no mmap
 for large blocks, no trimming: PyTorch's large activations then stay in the
 heap instead of being mapped and unmapped every step, which decides the
@@ -77,8 +77,10 @@ GEN_PROMPT, GEN_TOKENS = 16, 256
 
 
 def setups_for(model, threads):
-    """The PyTorch setups measured: each as it comes and with the malloc
-    tunables (labelled), so that no row depends on glibc's defaults."""
+    """The PyTorch setups measured: each as it comes, with the malloc
+    tunables, and with them and huge pages (labelled), so that no row
+    depends on glibc's defaults. (glibc before 2.35 ignores hugetlb: there
+    the third is the second again.)"""
     base = SETUPS[threads]
     return base + [s + TUNED for s in base] + [s + TUNED_THP for s in base]
 

@@ -187,9 +187,9 @@ typedef struct nnlib_allocator {
 } nnlib_allocator;
 /* Installs `allocator` (copied; NULL restores the default: the C library's
  * allocator, except that on Linux a model's activation block of 2 MiB and
- * more starts on a 2 MiB boundary and is advised for transparent huge
- * pages, madvise(MADV_HUGEPAGE); a user allocator receives that block's
- * request as any other).
+ * more is an anonymous mapping of its own, starting on a 2 MiB boundary
+ * and advised for transparent huge pages, madvise(MADV_HUGEPAGE); a user
+ * allocator receives that block's request as any other).
  * Process-wide and not thread-safe: call it before any other nnlib call, or
  * while no nnlib object or buffer is alive (memory is always freed through
  * the hook installed at the time of the free).

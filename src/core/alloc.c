@@ -1,12 +1,16 @@
 /* alloc.c - the only place nnlib allocates: 64-byte aligned blocks through
  * the (optional) user allocator hook, and the checked size arithmetic. */
-#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS, madvise, MADV_HUGEPAGE */
+#endif
 #include "core/core.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 enum { ALIGNMENT = 64 };
@@ -58,37 +62,132 @@ void *nnlib__calloc(size_t count, size_t size) {
 }
 
 /* A model's activation block (activations, workspaces, gradients) of
- * HUGE_BLOCK bytes and more starts on a 2 MiB boundary and is offered to
- * Linux's transparent huge pages (MADV_HUGEPAGE; in the systems' default
- * "madvise" mode no other memory gets them). The passes and OpenBLAS's
- * packing walk these arrays by rows of a few cache lines spread over
- * megabytes, and with 4 KiB pages many such rows cost a TLB miss:
- * measured (benchmarks/README.md, alternated runs), the gpt's training
- * step 1.027x as fast on one thread and its inference 1.048x, the LSTM's
- * inference at batch 256 1.055x, the GRU's 1.039x; the MLP and the CNN,
- * whose arrays are small or walked in order, unchanged. Only there: the
- * parameters stay on 4 KiB pages, whose scattered physical addresses
- * spread a matrix with power-of-two rows (1024 floats) over the cache
- * sets, where one 2 MiB page maps its rows onto few sets (mlp-large
- * trained 0.98x-0.995x as fast with its weights on huge pages too). The
- * advice is a hint: where huge pages are off or none is free, the kernel
- * keeps 4 KiB pages. A user allocator (nnlib_set_allocator) gets the
- * call as any other. */
+ * HUGE_BLOCK bytes and more is a mapping of its own, starting on a 2 MiB
+ * boundary and offered to Linux's transparent huge pages (MADV_HUGEPAGE;
+ * in the "madvise" mode, Debian's default, no other memory gets them). The
+ * passes and OpenBLAS's packing walk these arrays by rows of a few cache
+ * lines spread over megabytes, and with 4 KiB pages many such rows cost a
+ * TLB miss: measured (benchmarks/README.md, alternated runs), the gpt's
+ * training step 1.027x as fast on one thread and its inference 1.048x,
+ * the LSTM's inference at batch 256 1.055x, the GRU's 1.039x; the MLP and
+ * the CNN, whose arrays are small or walked in order, unchanged. Only
+ * there: the parameters stay on 4 KiB pages, whose scattered physical
+ * addresses spread a matrix with power-of-two rows (1024 floats) over the
+ * cache sets, where one 2 MiB page maps its rows onto few sets (mlp-large
+ * trained 0.98x-0.995x as fast with its weights on huge pages too). A
+ * mapping of its own, not glibc's malloc: a block of a few MiB may come
+ * from the heap (glibc raises its mmap threshold after freeing a larger
+ * block), and the advice would then stay on that part of the heap for
+ * whatever is allocated there later.
+ *
+ * The advice is a hint: where huge pages are off or none is free, the
+ * kernel keeps 4 KiB pages (with "defrag" in its default mode the first
+ * touch may compact memory first: compile touches every page, so the
+ * steps do not). 2 MiB is the huge page of x86-64 and of arm64 with 4 KiB
+ * pages; elsewhere the advice may do nothing. A user allocator
+ * (nnlib_set_allocator), a build under a sanitizer (whose allocator
+ * guards the block's ends) or another system gets an ordinary block from
+ * the allocator in force. */
 #define HUGE_BLOCK ((size_t)2 << 20)
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||           \
+    defined(NNLIB__TSAN)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||     \
+    __has_feature(memory_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS) &&  \
+    !defined(SANITIZED)
+#define HUGE_MAPPINGS 1
+#endif
+
+/* The HEADER bytes before a block of nnlib__calloc_huge say where it came
+ * from: a mapping of its own (base, length), or the allocator in force
+ * (base, length 0). */
+enum { HEADER = 64 };
+typedef struct block_header {
+  void *base;
+  size_t length;
+} block_header;
+
+static void *with_header(char *base, size_t header_at, void *map_base,
+                         size_t length) {
+  block_header h = {map_base, length};
+  memcpy(base + header_at, &h, sizeof h);
+  return base + header_at + HEADER;
+}
+
+bool nnlib__huge_blocks(void) {
+#if defined(HUGE_MAPPINGS)
+  return current.alloc == default_alloc;
+#else
+  return false;
+#endif
+}
+
+#if defined(HUGE_MAPPINGS)
+/* bytes (>= HUGE_BLOCK) at a 2 MiB boundary of a fresh mapping, with the
+ * header in the page before; what the alignment left over is unmapped.
+ * NULL when the system refuses. */
+static void *map_block(size_t bytes) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  if (bytes > SIZE_MAX - HUGE_BLOCK - page)
+    return NULL;
+  size_t length = bytes + HUGE_BLOCK + page;
+  char *base = mmap(NULL, length, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED)
+    return NULL;
+  uintptr_t at = ((uintptr_t)base + HEADER + HUGE_BLOCK - 1) &
+                 ~(uintptr_t)(HUGE_BLOCK - 1);
+  char *block = (char *)at;
+  char *first = (char *)((at - HEADER) & ~(uintptr_t)(page - 1));
+  char *end =
+      (char *)(((uintptr_t)block + bytes + page - 1) & ~(uintptr_t)(page - 1));
+  if (first > base)
+    munmap(base, (size_t)(first - base));
+  if (end < base + length)
+    munmap(end, (size_t)(base + length - end));
+  (void)madvise(block, bytes, MADV_HUGEPAGE);
+  /* mapped memory reads as zero; writing it faults every page in now, at
+   * compile, as calloc's memset did, not in the first step */
+  memset(block, 0, bytes);
+  return with_header(block - HEADER, 0, first, (size_t)(end - first));
+}
+#endif
+
 void *nnlib__calloc_huge(size_t count, size_t size) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (current.alloc == default_alloc && size != 0 && count <= SIZE_MAX / size &&
-      count * size >= HUGE_BLOCK) {
-    void *p = NULL;
-    if (posix_memalign(&p, HUGE_BLOCK, count * size) != 0)
-      return NULL;
-    (void)madvise(p, count * size, MADV_HUGEPAGE);
-    memset(p, 0, count * size);
-    return p;
+  if (size != 0 && count > SIZE_MAX / size)
+    return NULL;
+  size_t bytes = count * size;
+#if defined(HUGE_MAPPINGS)
+  if (nnlib__huge_blocks() && bytes >= HUGE_BLOCK) {
+    void *p = map_block(bytes);
+    if (p != NULL)
+      return p;
   }
 #endif
-  return nnlib__calloc(count, size);
+  if (bytes > SIZE_MAX - HEADER)
+    return NULL;
+  char *base = nnlib__calloc(bytes + HEADER, 1);
+  return base == NULL ? NULL : with_header(base, 0, base, 0);
+}
+
+void nnlib__free_huge(void *ptr) {
+  if (ptr == NULL)
+    return;
+  block_header h;
+  memcpy(&h, (char *)ptr - HEADER, sizeof h);
+#if defined(HUGE_MAPPINGS)
+  if (h.length > 0) {
+    munmap(h.base, h.length);
+    return;
+  }
+#endif
+  nnlib__free(h.base);
 }
 
 void nnlib__free(void *ptr) {

@@ -65,9 +65,13 @@ nnlib_status nnlib__init_options(void *dst, size_t struct_size,
 
 void *nnlib__alloc(size_t bytes);             /* 64-byte aligned, or NULL  */
 void *nnlib__calloc(size_t count, size_t size); /* zeroed, overflow-checked */
-/* nnlib__calloc for a model's activation block: on 2 MiB pages where Linux
- * gives them (alloc.c) */
+/* A model's activation block, zeroed, 64-byte aligned: on Linux with the
+ * default allocator and 2 MiB or more, a mapping of its own on 2 MiB
+ * pages where the kernel gives them (alloc.c). Freed by nnlib__free_huge
+ * only. nnlib__huge_blocks: whether such blocks are mapped (for tests). */
 void *nnlib__calloc_huge(size_t count, size_t size);
+void nnlib__free_huge(void *ptr);
+bool nnlib__huge_blocks(void);
 void nnlib__free(void *ptr);
 
 /* a * b into *out; false (and *out untouched) if it overflows int64. Every

@@ -365,7 +365,7 @@ nnlib_status nnlib__buffers_alloc(const nnlib_model *m, nnlib__buffers *b,
 }
 
 void nnlib__buffers_free(nnlib__buffers *b) {
-  nnlib__free(b->block);
+  nnlib__free_huge(b->block);
   nnlib__free(b->pointers);
   memset(b, 0, sizeof *b);
 }
