@@ -1,5 +1,6 @@
 /* alloc.c - the only place nnlib allocates: 64-byte aligned blocks through
- * the (optional) user allocator hook, and the checked size arithmetic. */
+ * the (optional) user allocator hook, a model's activation block on huge
+ * pages (a mapping of its own, below), and the checked size arithmetic. */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS, madvise, MADV_HUGEPAGE */
 #endif
@@ -113,11 +114,11 @@ typedef struct block_header {
   size_t length;
 } block_header;
 
-static void *with_header(char *base, size_t header_at, void *map_base,
-                         size_t length) {
-  block_header h = {map_base, length};
-  memcpy(base + header_at, &h, sizeof h);
-  return base + header_at + HEADER;
+/* Writes the header at `at` and returns the block after it. */
+static void *with_header(char *at, void *base, size_t length) {
+  block_header h = {base, length};
+  memcpy(at, &h, sizeof h);
+  return at + HEADER;
 }
 
 bool nnlib__huge_blocks(void) {
@@ -155,7 +156,7 @@ static void *map_block(size_t bytes) {
   /* mapped memory reads as zero; writing it faults every page in now, at
    * compile, as calloc's memset did, not in the first step */
   memset(block, 0, bytes);
-  return with_header(block - HEADER, 0, first, (size_t)(end - first));
+  return with_header(block - HEADER, first, (size_t)(end - first));
 }
 #endif
 
@@ -173,7 +174,7 @@ void *nnlib__calloc_huge(size_t count, size_t size) {
   if (bytes > SIZE_MAX - HEADER)
     return NULL;
   char *base = nnlib__calloc(bytes + HEADER, 1);
-  return base == NULL ? NULL : with_header(base, 0, base, 0);
+  return base == NULL ? NULL : with_header(base, base, 0);
 }
 
 void nnlib__free_huge(void *ptr) {
