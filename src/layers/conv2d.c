@@ -61,6 +61,7 @@
  * Z from M and the same output pass. On several threads each thread takes
  * a range of the batch and runs its chunks whole, transforms and GEMMs,
  * with a V, M and Z of its own (lanes_planned). */
+#include "core/short_runs.h"
 #include "core/vecmath.h"
 #include "layers/layer.h"
 
@@ -544,12 +545,13 @@ static plane_run run_of(const lowering *g, int64_t i, int64_t j) {
 
 /* Zeros the wrapped columns of the run's rows in a lowered row. */
 static void zero_wrapped(const lowering *g, const plane_run *r, float *row) {
+  float zero = nnlib__opaque_zero(); /* a column or two: no memset calls */
   for (int64_t oh = r->top; oh < r->bottom; oh++) {
     float *dst = row + oh * g->out_w;
     for (int64_t ow = 0; ow < r->lo; ow++)
-      dst[ow] = 0.0f;
+      dst[ow] = zero;
     for (int64_t ow = r->hi; ow < g->out_w; ow++)
-      dst[ow] = 0.0f;
+      dst[ow] = zero;
   }
 }
 
@@ -559,13 +561,13 @@ static void gather_run(const lowering *g, const plane_run *r,
                        const float *plane, float *dst) {
   int64_t area = g->out_h * g->out_w;
   if (r->first == r->last) {
-    memset(dst, 0, (size_t)area * sizeof(float));
+    nnlib__zero_run(dst, area);
     return;
   }
-  memset(dst, 0, (size_t)r->first * sizeof(float));
-  memcpy(dst + r->first, plane + r->first + r->shift,
-         (size_t)(r->last - r->first) * sizeof(float));
-  memset(dst + r->last, 0, (size_t)(area - r->last) * sizeof(float));
+  nnlib__zero_run(dst, r->first);
+  nnlib__copy_run(dst + r->first, plane + r->first + r->shift,
+                  r->last - r->first);
+  nnlib__zero_run(dst + r->last, area - r->last);
   zero_wrapped(g, r, dst);
 }
 
@@ -590,23 +592,17 @@ static void gather_plane(const lowering *g, const float *plane, float *dst,
   for (int64_t oh = 0; oh < g->out_h; oh++, dst += g->out_w) {
     int64_t ih = oh * g->sh - g->ph + i * g->dh;
     if (ih < 0 || ih >= g->in_h) {
-      for (int64_t ow = 0; ow < g->out_w; ow++)
-        dst[ow] = 0.0f;
+      nnlib__zero_run(dst, g->out_w);
       continue;
     }
-    /* plain loops, not memcpy/memset: rows are short (a 14-wide feature
-     * map), and three library calls per row cost more than the copy */
     const float *src = plane + ih * g->in_w + offset;
-    for (int64_t ow = 0; ow < lo; ow++)
-      dst[ow] = 0.0f;
+    nnlib__zero_run(dst, lo);
     if (g->sw == 1)
-      for (int64_t ow = lo; ow < hi; ow++)
-        dst[ow] = src[ow];
+      nnlib__copy_run(dst + lo, src + lo, hi - lo);
     else
       for (int64_t ow = lo; ow < hi; ow++)
         dst[ow] = src[ow * g->sw];
-    for (int64_t ow = hi; ow < g->out_w; ow++)
-      dst[ow] = 0.0f;
+    nnlib__zero_run(dst + hi, g->out_w - hi);
   }
 }
 
@@ -707,7 +703,7 @@ static void col2im_channels(void *ctx, int64_t begin, int64_t end) {
   for (int64_t ch = begin; ch < end; ch++) {
     float *dx = t->y + ch * plane;
     for (int64_t s = 0; s < n; s++)
-      memset(dx + s * c->in_c * plane, 0, (size_t)plane * sizeof(float));
+      nnlib__zero_run(dx + s * c->in_c * plane, plane);
     int64_t row = ch * c->kh * c->kw;
     for (int64_t i = 0; i < c->kh; i++)
       for (int64_t j = 0; j < c->kw; j++, row++)
@@ -1128,8 +1124,8 @@ static void output_grad_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t p = positions(t->c), mp = t->m * p;
   for (int64_t co = begin; co < end; co++)
     for (int64_t s = 0; s < t->m; s++)
-      memcpy(t->z + co * mp + s * p, t->x + (s * t->c->out_c + co) * p,
-             (size_t)p * sizeof(float));
+      nnlib__copy_run(t->z + co * mp + s * p, t->x + (s * t->c->out_c + co) * p,
+                      p);
 }
 
 static void gather_output_grad(const conv2d_layer *c, const float *dy,
