@@ -627,7 +627,10 @@ static bench_gemm with_beta(bench_gemm g, float beta) {
  *   forward     QKV = X W_in^T          NT [R,D] x [D,3D]   beta 1 onto
  *                                                           b_in's rows
  *               S = Q_h K_h^T / sqrt hd NT [T,hd] x [hd,T]  ld 3D, 3D -> T
- *               O_h = P V_h             NN [T,T] x [T,hd]   ld T, 3D -> D
+ *               O_h = P V_h             NN [T,T] x [T,hd]   ld T, 3D -> D,
+ *                                                           beta 1 onto
+ *                                                           the group's
+ *                                                           zeroed rows
  *               Y = O W_out^T           NT [R,D] x [D,D]    beta 1 onto
  *                                                           b_out's rows
  *   backward    dW_out = dY^T O         TN [D,R] x [R,D]
@@ -635,7 +638,8 @@ static bench_gemm with_beta(bench_gemm g, float beta) {
  *               then per group: dV_h = P^T dO_h (TN, ld T, D -> 3D)
  *               and dP = dO_h V_h^T (NT, ld D, 3D -> T) head by head,
  *               then dQ_h = dS K_h sqrt(hd)^-1 (NN, ld T, 3D -> 3D) and
- *               dK_h = dS^T Q_h sqrt(hd)^-1 (TN, likewise) head by head
+ *               dK_h = dS^T Q_h sqrt(hd)^-1 (TN, likewise) head by head;
+ *               dV, dQ and dK with beta 1 onto the group's zeroed dQKV
  *               dW_in = dQKV^T X        TN [3D,R] x [R,D]
  *               dX = dQKV W_in          NN [R,3D] x [3D,D]  (with dX)
  * Under the causal mask each per-head product goes block by block
@@ -678,11 +682,13 @@ static int attention_gemms(const layer_call *c, bool backward,
       }
       for (int i = 0; i < blocks; i++) {
         att_block k = att_block_at(&s, i);
-        push(list, att_gemm("forward", c, 'N', 'N', k.r1 - k.r0, hd, k.keys,
-                            1.0f, count, heads, id + 1,
-                            att(c, ATT_P, p0 + k.r0 * t, t, p_sample, tt),
-                            att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
-                            att(c, ATT_O, o0 + k.r0 * d, d, o_rows, hd)));
+        push(list,
+             with_beta(att_gemm("forward", c, 'N', 'N', k.r1 - k.r0, hd, k.keys,
+                                1.0f, count, heads, id + 1,
+                                att(c, ATT_P, p0 + k.r0 * t, t, p_sample, tt),
+                                att(c, ATT_QKV, q0 + 2 * d, ld3, qkv_rows, hd),
+                                att(c, ATT_O, o0 + k.r0 * d, d, o_rows, hd)),
+                       1.0f));
       }
     }
     push(list, with_beta(att_gemm("forward", c, 'N', 'T', rows, d, d, 1.0f, 1,
@@ -710,12 +716,15 @@ static int attention_gemms(const layer_call *c, bool backward,
     int first_pair = 100000 * (c->index + 1) + 2 * (b0 / group) + 1;
     for (int i = 0; i < blocks; i++) {
       att_block k = att_block_at(&s, i);
-      push(list, att_gemm("input_grad", c, 'T', 'N', k.r1 - k.r0, hd,
-                          t - k.from, 1.0f, count, heads, first_pair,
-                          att(c, ATT_P, p0 + k.from * t + k.r0, t, p_sample, tt),
-                          att(c, ATT_DO, o0 + k.from * d, d, o_rows, hd),
-                          att(c, ATT_DQKV, q0 + 2 * d + k.r0 * ld3, ld3,
-                              qkv_rows, hd)));
+      push(list,
+           with_beta(
+               att_gemm("input_grad", c, 'T', 'N', k.r1 - k.r0, hd, t - k.from,
+                        1.0f, count, heads, first_pair,
+                        att(c, ATT_P, p0 + k.from * t + k.r0, t, p_sample, tt),
+                        att(c, ATT_DO, o0 + k.from * d, d, o_rows, hd),
+                        att(c, ATT_DQKV, q0 + 2 * d + k.r0 * ld3, ld3, qkv_rows,
+                            hd)),
+               1.0f));
     }
     for (int i = 0; i < blocks; i++) {
       att_block k = att_block_at(&s, i);
@@ -727,20 +736,25 @@ static int attention_gemms(const layer_call *c, bool backward,
     }
     for (int i = 0; i < blocks; i++) {
       att_block k = att_block_at(&s, i);
-      push(list, att_gemm("input_grad", c, 'N', 'N', k.r1 - k.r0, hd, k.keys,
-                          scale, count, heads, first_pair + 1,
-                          att(c, ATT_DP, k.r0 * t, t, p_sample, tt),
-                          att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
-                          att(c, ATT_DQKV, q0 + k.r0 * ld3, ld3, qkv_rows, hd)));
+      push(list, with_beta(att_gemm("input_grad", c, 'N', 'N', k.r1 - k.r0, hd,
+                                    k.keys, scale, count, heads, first_pair + 1,
+                                    att(c, ATT_DP, k.r0 * t, t, p_sample, tt),
+                                    att(c, ATT_QKV, q0 + d, ld3, qkv_rows, hd),
+                                    att(c, ATT_DQKV, q0 + k.r0 * ld3, ld3,
+                                        qkv_rows, hd)),
+                           1.0f));
     }
     for (int i = 0; i < blocks; i++) {
       att_block k = att_block_at(&s, i);
-      push(list, att_gemm("input_grad", c, 'T', 'N', k.r1 - k.r0, hd,
-                          t - k.from, scale, count, heads, first_pair + 1,
-                          att(c, ATT_DP, k.from * t + k.r0, t, p_sample, tt),
-                          att(c, ATT_QKV, q0 + k.from * ld3, ld3, qkv_rows, hd),
-                          att(c, ATT_DQKV, q0 + d + k.r0 * ld3, ld3, qkv_rows,
-                              hd)));
+      push(list,
+           with_beta(
+               att_gemm(
+                   "input_grad", c, 'T', 'N', k.r1 - k.r0, hd, t - k.from,
+                   scale, count, heads, first_pair + 1,
+                   att(c, ATT_DP, k.from * t + k.r0, t, p_sample, tt),
+                   att(c, ATT_QKV, q0 + k.from * ld3, ld3, qkv_rows, hd),
+                   att(c, ATT_DQKV, q0 + d + k.r0 * ld3, ld3, qkv_rows, hd)),
+               1.0f));
     }
   }
   push(list, att_gemm("weight_grad", c, 'T', 'N', ld3, d, rows, 1.0f, 1, 0, 0,

@@ -429,14 +429,18 @@ static nnlib_status batch_flush(gemm_batch *g) {
   return st;
 }
 
-/* C = alpha op(A) op(B) into the batch, as nnlib__gemm's arguments with
- * beta 0. */
+/* C = alpha op(A) op(B) + beta C into the batch, as nnlib__gemm's
+ * arguments. Beta is 0 for the score blocks (P, dP) and 1 for the head
+ * columns of O and dQKV, which the group zeroes first in one pass: with
+ * beta 0 OpenBLAS zeroes C itself, row by row of 32 floats, and that
+ * took about 2% of the gpt training step. The same bits either way (its
+ * kernel adds the product onto the zeroed C). */
 static nnlib_status batch_add(gemm_batch *g, nnlib__trans ta, nnlib__trans tb,
                               int64_t m, int64_t n, int64_t k, float alpha,
                               const float *a, int64_t lda, const float *b,
-                              int64_t ldb, float *c, int64_t ldc) {
+                              int64_t ldb, float beta, float *c, int64_t ldc) {
   nnlib__gemm_call call = {ta,  tb, m,   n,    k, alpha, a,
-                           lda, b,  ldb, 0.0f, c, ldc};
+                           lda, b,  ldb, beta, c, ldc};
   g->call[g->count++] = call;
   return g->count == BATCH_CALLS ? batch_flush(g) : NNLIB_OK;
 }
@@ -450,14 +454,14 @@ static nnlib_status head_scores(const attention_layer *a, gemm_batch *g,
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
-                        a->hd, scale, q + s.r0 * ld, ld, q + a->d, ld,
+                        a->hd, scale, q + s.r0 * ld, ld, q + a->d, ld, 0.0f,
                         ph + s.r0 * t, t));
   }
   return NNLIB_OK;
 }
 
-/* O_h = P V_h block by block, v the head's first value in QKV, o its first
- * column in O (ld D). */
+/* O_h += P V_h block by block onto zeroed rows, v the head's first value
+ * in QKV, o its first column in O (ld D). */
 static nnlib_status head_values(const attention_layer *a, gemm_batch *g,
                                 const float *ph, const float *v, float *o,
                                 int64_t t) {
@@ -465,8 +469,8 @@ static nnlib_status head_values(const attention_layer *a, gemm_batch *g,
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
-                        s.keys, 1.0f, ph + s.r0 * t, t, v, ld, o + s.r0 * a->d,
-                        a->d));
+                        s.keys, 1.0f, ph + s.r0 * t, t, v, ld, 1.0f,
+                        o + s.r0 * a->d, a->d));
   }
   return NNLIB_OK;
 }
@@ -486,6 +490,7 @@ static nnlib_status attend_group(const attention_layer *a, const float *qkv,
   NNLIB_TRY(batch_flush(&g));
   softmax_blocks(p + b0 * a->heads * block, NULL, count * a->heads, block, t,
                  t, a->o.causal != 0);
+  memset(o + b0 * t * d, 0, (size_t)(count * t * d) * sizeof(float));
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
       NNLIB_TRY(head_values(a, &g, p + (b * a->heads + h) * block,
@@ -611,8 +616,8 @@ static nnlib_status backward_sample(const attention_layer *a,
 }
 
 /* The first products of one (sample, head)'s backward, block by block:
- * dV_h = P^T dO_h into dv (ld 3D), then dP = dO_h V_h^T into dph [t, t].
- * doh is the head's first column of dO (ld D). */
+ * dV_h = P^T dO_h onto dv's zeroed rows (ld 3D), then dP = dO_h V_h^T
+ * into dph [t, t]. doh is the head's first column of dO (ld D). */
 static nnlib_status head_grads_pv(const attention_layer *a, gemm_batch *g,
                                   const float *ph, const float *doh,
                                   const float *v, float *dv, float *dph,
@@ -624,20 +629,20 @@ static nnlib_status head_grads_pv(const attention_layer *a, gemm_batch *g,
      * [t-from,hd] */
     NNLIB_TRY(batch_add(g, NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
                         t - s.from, 1.0f, ph + s.from * t + s.r0, t,
-                        doh + s.from * d, d, dv + s.r0 * ld, ld));
+                        doh + s.from * d, d, 1.0f, dv + s.r0 * ld, ld));
   }
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__TRANS, s.r1 - s.r0, s.keys,
-                        a->hd, 1.0f, doh + s.r0 * d, d, v, ld, dph + s.r0 * t,
-                        t));
+                        a->hd, 1.0f, doh + s.r0 * d, d, v, ld, 0.0f,
+                        dph + s.r0 * t, t));
   }
   return NNLIB_OK;
 }
 
 /* The last products of one (sample, head)'s backward from dS (dsh [t, t]):
- * dQ_h = dS K_h / sqrt(hd) into dq, dK_h = dS^T Q_h / sqrt(hd) into dq + D
- * (ld 3D), q the head's first query in QKV. */
+ * dQ_h = dS K_h / sqrt(hd) onto dq's zeroed rows, dK_h = dS^T Q_h /
+ * sqrt(hd) onto dq + D's (ld 3D), q the head's first query in QKV. */
 static nnlib_status head_grads_qk(const attention_layer *a, gemm_batch *g,
                                   const float *dsh, const float *q, float *dq,
                                   int64_t t) {
@@ -646,14 +651,14 @@ static nnlib_status head_grads_qk(const attention_layer *a, gemm_batch *g,
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     NNLIB_TRY(batch_add(g, NNLIB__NO_TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
-                        s.keys, scale, dsh + s.r0 * t, t, q + d, ld,
+                        s.keys, scale, dsh + s.r0 * t, t, q + d, ld, 1.0f,
                         dq + s.r0 * ld, ld));
   }
   for (int64_t i = 0; i < blocks; i++) {
     score_block s = score_block_at(a, i, t);
     NNLIB_TRY(batch_add(g, NNLIB__TRANS, NNLIB__NO_TRANS, s.r1 - s.r0, a->hd,
                         t - s.from, scale, dsh + s.from * t + s.r0, t,
-                        q + s.from * ld, ld, dq + d + s.r0 * ld, ld));
+                        q + s.from * ld, ld, 1.0f, dq + d + s.r0 * ld, ld));
   }
   return NNLIB_OK;
 }
@@ -667,6 +672,7 @@ static nnlib_status backward_group(const attention_layer *a, const float *qkv,
                                    int64_t count, int64_t t) {
   int64_t d = a->d, hd = a->hd, ld = 3 * d, block = a->t * a->t;
   gemm_batch g = {.count = 0};
+  memset(dqkv + b0 * t * ld, 0, (size_t)(count * t * ld) * sizeof(float));
   for (int64_t b = b0; b < b0 + count; b++)
     for (int64_t h = 0; h < a->heads; h++)
       NNLIB_TRY(head_grads_pv(
