@@ -11,9 +11,9 @@
  * the pattern from matching: the zero is read through a volatile, so the
  * compiler cannot see what the stores write, and the copy moves 8-float
  * vectors of GCC's vector extension (which clang has too), then the tail.
- * From SHORT_RUN_FLOATS on, libc's own memset and memcpy (which pick the
- * widest vectors of the machine, where this code is built for the
- * baseline ISA) are faster. */
+ * From NNLIB__SHORT_RUN_FLOATS on, libc's own memset and memcpy (which
+ * pick the widest vectors of the machine, where this code is built for
+ * the baseline ISA) are faster. */
 #ifndef NNLIB_CORE_SHORT_RUNS_H
 #define NNLIB_CORE_SHORT_RUNS_H
 
