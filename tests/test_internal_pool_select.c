@@ -164,6 +164,8 @@ static const pool_case cases[] = {
     {"minpool:2", false, 2, 2, 0, 2, 6, 33, false},   /* 16: whole vectors */
     {"maxpool:2", true, 2, 2, 0, 2, 4, 26, false},    /* 13: vector spread */
     {"maxpool:2", true, 2, 2, 0, 4, 2, 2, false},     /* one window a plane */
+    {"maxpool:2", true, 2, 2, 0, 2, 14, 14, false},   /* 7 rows of 7: pairs */
+    {"minpool:2", false, 2, 2, 0, 3, 11, 17, false},  /* pairs of 8, odd */
     {"maxpool:2:ceil", true, 2, 2, 0, 2, 6, 8, true}, /* adds no window */
     /* the general loop */
     {"maxpool:2:ceil", true, 2, 2, 0, 2, 7, 7, true}, /* a clipped window */
@@ -244,8 +246,9 @@ static void check_pre(nnlib_layer *pool, const nnlib__pool2x2_pre *pre,
 /* nnlib__pool2x2_rows_pre in every way the rows run. The pres: a
  * batchnorm's, a bias (x + b), an infinite scale (0 inf is NaN: NaNs made
  * by pre itself), a -0 shift (-0 + -0 under the ReLU must give +0),
- * values that round; widths of one window, ragged vectors and more
- * windows than the plain rows' block holds (256). */
+ * values that round; widths of one window, ragged vectors, rows of up
+ * to 8 windows (two a vector, an odd count of them) and more windows than
+ * the plain rows' block holds (256). */
 static void pre_matches_values_then_select(void **state) {
   (void)state;
   static const nnlib__pool2x2_pre pres[] = {
@@ -253,8 +256,9 @@ static void pre_matches_values_then_select(void **state) {
       {0.0f, 1.0f, -0.75f, true}, {1.0f, INFINITY, 0.0f, true},
       {0.0f, 1.0f, -0.0f, true},  {-0.0f, 1.0f, -0.0f, true},
       {2.0f, -3.0f, 0.5f, false}, {0.1f, 1.7f, -0.3f, true}};
-  static const int64_t sizes[][2] = {{2, 2},  {3, 5},  {4, 28},
-                                     {2, 33}, {6, 40}, {3, 1030}};
+  static const int64_t sizes[][2] = {{2, 2},   {3, 5},  {4, 28},
+                                     {2, 33},  {6, 40}, {3, 1030},
+                                     {14, 14}, {5, 16}, {6, 15}};
   nnlib_layer *pools[2] = {NULL, NULL};
   ASSERT_OK(nnlib_pool2d_create(&pools[0], NNLIB_LAYER_MAXPOOL2D, 2, 2, NULL));
   ASSERT_OK(nnlib_pool2d_create(&pools[1], NNLIB_LAYER_MINPOOL2D, 2, 2, NULL));

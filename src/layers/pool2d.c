@@ -294,8 +294,9 @@ static int32_t first_nan(const pool2d_layer *p, const float *src,
  * windows are short (14 and 7 outputs in the benchmark CNN), too short for
  * GCC's vectorised loops and their scalar tails: on a CPU with AVX-512
  * one row of up to 16 windows is a few masked vector operations (the even
- * and odd columns split by a permutation), with AVX2 8 windows at a time
- * the same way, elsewhere a plain loop runs. All select the same
+ * and odd columns split by a permutation; two rows at once when they have
+ * 8 windows or fewer), with AVX2 8 windows at a time the same way,
+ * elsewhere a plain loop runs. All select the same
  * elements, so results are the same bits. A fused pass's values
  * (nnlib__pool2x2_rows_pre) are computed in registers as the rows load,
  * by the same operations in every path. The AVX2 rows run the
@@ -444,6 +445,74 @@ pre16(const pre_terms *p, const __m512 k[3], __m512 x) {
   return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
 }
 
+/* Up to 16 windows whose candidates are the even (a, c) and odd (b, d)
+ * lanes of the top rows t0, t1 and the bottom rows u0, u1, as the
+ * permutations even and odd pick them: their values into y and codes into
+ * code (unless NULL), lanes `out`; the lanes holding a NaN returned (the
+ * windows' lanes only: pre may turn a masked-off zero into NaN, which
+ * would cost a needless pass over the row). */
+__attribute__((target("avx512f"))) static inline __mmask16
+select16(bool max, __m512 t0, __m512 t1, __m512 u0, __m512 u1, __m512i even,
+         __m512i odd, __mmask16 out, float *y, uint8_t *code) {
+  __m512 a = _mm512_permutex2var_ps(t0, even, t1);
+  __m512 b = _mm512_permutex2var_ps(t0, odd, t1);
+  __m512 c = _mm512_permutex2var_ps(u0, even, u1);
+  __m512 d = _mm512_permutex2var_ps(u0, odd, u1);
+  __mmask16 tb = better(max, b, a), td = better(max, d, c);
+  __m512 ab = _mm512_mask_blend_ps(tb, a, b);
+  __m512 cd = _mm512_mask_blend_ps(td, c, d);
+  __mmask16 tt = better(max, cd, ab);
+  _mm512_mask_storeu_ps(y, out, _mm512_mask_blend_ps(tt, ab, cd));
+  if (code != NULL) {
+    __m512i cab = _mm512_maskz_mov_epi32(tb, _mm512_set1_epi32(CODE_B));
+    __m512i ccd = _mm512_mask_mov_epi32(_mm512_set1_epi32(CODE_C), td,
+                                        _mm512_set1_epi32(CODE_D));
+    _mm512_mask_cvtepi32_storeu_epi8(code, out,
+                                     _mm512_mask_blend_epi32(tt, cab, ccd));
+  }
+  return _mm512_mask_cmp_ps_mask(out, a, b, _CMP_UNORD_Q) |
+         _mm512_mask_cmp_ps_mask(out, c, d, _CMP_UNORD_Q);
+}
+
+/* Rows of at most 8 windows (the benchmark CNN's 14-wide maps have 7)
+ * would leave half of every vector idle: two rows of windows go in one,
+ * row r's windows in lanes [0, out_w) and row r + 1's in [out_w,
+ * 2 out_w), where y and the codes hold them one after the other too. */
+__attribute__((target("avx512f"))) static void
+select_row_pairs_avx512(bool max, const float *x, int64_t w, int64_t rows,
+                        const pre_terms *pre, float *y, uint8_t *code,
+                        int64_t out_w) {
+  const __m512 pk[3] = {_mm512_set1_ps(pre->m), _mm512_set1_ps(pre->scale),
+                        _mm512_set1_ps(pre->shift)};
+  /* lane j < out_w: column 2 j of the first row's (t0, u0); lane out_w + i:
+   * column 2 i of the second's (t1, u1: indices from 16) */
+  int32_t at[16];
+  for (int64_t j = 0; j < 16; j++)
+    at[j] = j < out_w       ? (int32_t)(2 * j)
+            : j < 2 * out_w ? (int32_t)(16 + 2 * (j - out_w))
+                            : 0;
+  const __m512i even = _mm512_loadu_si512(at);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __mmask16 in = lanes(2 * out_w);
+  for (int64_t r = 0; r < rows; r += 2) {
+    const float *top = x + 2 * r * w, *bottom = top + w;
+    bool two = r + 1 < rows; /* an odd last row goes alone */
+    __mmask16 next = two ? in : 0, out = lanes((two ? 2 : 1) * out_w);
+    uint8_t *row_code = code != NULL ? code + r * out_w : NULL;
+    __m512 t0 = pre16(pre, pk, _mm512_maskz_loadu_ps(in, top));
+    __m512 u0 = pre16(pre, pk, _mm512_maskz_loadu_ps(in, bottom));
+    __m512 t1 = pre16(pre, pk, _mm512_maskz_loadu_ps(next, top + 2 * w));
+    __m512 u1 = pre16(pre, pk, _mm512_maskz_loadu_ps(next, bottom + 2 * w));
+    __mmask16 nan =
+        select16(max, t0, t1, u0, u1, even, odd, out, y + r * out_w, row_code);
+    if (nan & lanes(out_w))
+      fix_nan_windows(top, bottom, pre, y + r * out_w, row_code, out_w);
+    if (nan >> out_w)
+      fix_nan_windows(top + 2 * w, bottom + 2 * w, pre, y + (r + 1) * out_w,
+                      row_code != NULL ? row_code + out_w : NULL, out_w);
+  }
+}
+
 /* select_row_plain over `rows` rows of windows, 16 windows at a time:
  * row r's top row is x + 2 r w, its bottom row w further; its outputs
  * (and codes) out_w apart. One call per plane, so the constants are set
@@ -452,14 +521,15 @@ __attribute__((target("avx512f"))) static void
 select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
                    const pre_terms *pre, float *y, uint8_t *code,
                    int64_t out_w) {
+  if (out_w <= 8) {
+    select_row_pairs_avx512(max, x, w, rows, pre, y, code, out_w);
+    return;
+  }
   const __m512 pk[3] = {_mm512_set1_ps(pre->m), _mm512_set1_ps(pre->scale),
                         _mm512_set1_ps(pre->shift)};
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
                                          22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512i one = _mm512_set1_epi32(CODE_B);
-  const __m512i two = _mm512_set1_epi32(CODE_C);
-  const __m512i three = _mm512_set1_epi32(CODE_D);
   for (int64_t r = 0; r < rows; r++, y += out_w) {
     const float *top = x + 2 * r * w, *bottom = top + w;
     /* no arithmetic on a NULL code (predictions keep none) */
@@ -477,25 +547,8 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
                                      : _mm512_maskz_loadu_ps(lo, u));
       __m512 t1 = pre16(pre, pk, _mm512_maskz_loadu_ps(hi, t + 16));
       __m512 u1 = pre16(pre, pk, _mm512_maskz_loadu_ps(hi, u + 16));
-      __m512 a = _mm512_permutex2var_ps(t0, even, t1);
-      __m512 b = _mm512_permutex2var_ps(t0, odd, t1);
-      __m512 c = _mm512_permutex2var_ps(u0, even, u1);
-      __m512 d = _mm512_permutex2var_ps(u0, odd, u1);
-      __mmask16 tb = better(max, b, a), td = better(max, d, c);
-      __m512 ab = _mm512_mask_blend_ps(tb, a, b);
-      __m512 cd = _mm512_mask_blend_ps(td, c, d);
-      __mmask16 tt = better(max, cd, ab);
-      _mm512_mask_storeu_ps(y + ow, out, _mm512_mask_blend_ps(tt, ab, cd));
-      if (row_code != NULL) {
-        __m512i cab = _mm512_maskz_mov_epi32(tb, one);
-        __m512i ccd = _mm512_mask_mov_epi32(two, td, three);
-        _mm512_mask_cvtepi32_storeu_epi8(row_code + ow, out,
-                                         _mm512_mask_blend_epi32(tt, cab, ccd));
-      }
-      /* the windows' lanes only: pre may turn a masked-off zero into NaN,
-       * which would cost a needless pass over the row */
-      nan |= _mm512_mask_cmp_ps_mask(out, a, b, _CMP_UNORD_Q) |
-             _mm512_mask_cmp_ps_mask(out, c, d, _CMP_UNORD_Q);
+      nan |= select16(max, t0, t1, u0, u1, even, odd, out, y + ow,
+                      row_code != NULL ? row_code + ow : NULL);
     }
     if (nan)
       fix_nan_windows(top, bottom, pre, y, row_code, out_w);
@@ -540,6 +593,43 @@ spread_row_avx512(const float *dy, const uint8_t *code, float *top,
     _mm512_mask_storeu_ps(t + 16, hi, _mm512_permutex2var_ps(ga, second, gb));
     _mm512_mask_storeu_ps(u + 16, hi, _mm512_permutex2var_ps(gc, second, gd));
   }
+}
+
+/* spread_row_avx512 over two rows of at most 8 windows at once (as
+ * select_row_pairs_avx512): row r's windows in lanes [0, out_w), row
+ * r + 1's in [out_w, 2 out_w); the first row's dx at top and bottom, the
+ * second's two rows of x further (w apart within a row pair). */
+__attribute__((target("avx512f"))) static void
+spread_row_pair_avx512(const float *dy, const uint8_t *code, float *top,
+                       int64_t w, int64_t out_w, bool two) {
+  int32_t at[16];
+  for (int64_t j = 0; j < 16; j++) /* a_j b_j interleaved, j < out_w */
+    at[j] = (int32_t)(j / 2 + (j % 2 ? 16 : 0));
+  const __m512i first = _mm512_loadu_si512(at);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32((int)out_w));
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t k = (two ? 2 : 1) * out_w;
+  uint8_t bytes[16] = {0};
+  memcpy(bytes, code, (size_t)k);
+  __m512i cv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)bytes));
+  __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(k), dy));
+  __m512 ga = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
+  __m512 gb = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_B)), g);
+  __m512 gc = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_C)), g);
+  __m512 gd = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_D)), g);
+  __mmask16 row = lanes(2 * out_w);
+  _mm512_mask_storeu_ps(top, row, _mm512_permutex2var_ps(ga, first, gb));
+  _mm512_mask_storeu_ps(top + w, row, _mm512_permutex2var_ps(gc, first, gd));
+  if (!two)
+    return;
+  _mm512_mask_storeu_ps(top + 2 * w, row,
+                        _mm512_permutex2var_ps(ga, second, gb));
+  _mm512_mask_storeu_ps(top + 3 * w, row,
+                        _mm512_permutex2var_ps(gc, second, gd));
 }
 
 /* The same rows with AVX2, 8 windows at a time, for CPUs without
@@ -771,31 +861,49 @@ static void select_2x2(const pool2d_layer *p, const float *x, float *y,
                 p->out_w);
 }
 
+/* spread_plane's rows of windows two at a time (spread_row_pair_avx512) */
+static void spread_row_pairs(const float *dy, const uint8_t *codes, float *dx,
+                             int64_t oh_count, int64_t w, int64_t ow) {
+#ifdef POOL_AVX512
+  for (int64_t oh = 0; oh < oh_count; oh += 2)
+    spread_row_pair_avx512(dy + oh * ow, codes + oh * ow, dx + 2 * oh * w, w,
+                           ow, oh + 1 < oh_count);
+#else
+  (void)dy, (void)codes, (void)dx, (void)oh_count, (void)w, (void)ow;
+#endif
+}
+
 /* dx of one h x w plane from dy and the codes of its windows; an odd
  * last row or column is in no window: zero. Each input lies in at most
  * one window, so dx is written once, with no zeroing pass before. */
 static void spread_plane(const float *dy, const uint8_t *codes, float *dx,
                          int64_t h, int64_t w) {
-  /* rows of fewer windows go faster through the plain loop (measured:
-   * 7 windows a row 0.37 ms against 0.43, 14 windows 0.57 against 0.48,
-   * over 3.2 and 6.4 MB of dx) */
+  /* Rows of up to 8 windows go two at a time with AVX-512 (the benchmark
+   * CNN's second batchnorm, 7 windows a row: its backward 0.60 ms against
+   * 0.77 through the plain loop, one thread). Otherwise rows of fewer
+   * windows go faster through the plain loop than a row at a time in
+   * vectors (measured: 7 windows a row 0.37 ms against 0.43, 14 windows
+   * 0.57 against 0.48, over 3.2 and 6.4 MB of dx). */
   int64_t oh_count = h / 2, ow = w / 2;
-  rows_kind kind = ow >= 12 ? rows_for_cpu() : ROWS_PLAIN;
-  (void)kind; /* plain rows only where the vectors are not compiled */
-  for (int64_t oh = 0; oh < oh_count; oh++) {
-    float *top = dx + 2 * oh * w, *bottom = top + w;
+  rows_kind kind = rows_for_cpu();
+  if (ow <= 8 && kind == ROWS_AVX512)
+    spread_row_pairs(dy, codes, dx, oh_count, w, ow);
+  else
+    for (int64_t oh = 0; oh < oh_count; oh++) {
+      float *top = dx + 2 * oh * w, *bottom = top + w;
 #ifdef POOL_AVX512
-    if (kind == ROWS_AVX512)
-      spread_row_avx512(dy + oh * ow, codes + oh * ow, top, bottom, ow);
-    else if (kind == ROWS_AVX2)
-      spread_row_avx2(dy + oh * ow, codes + oh * ow, top, bottom, ow);
-    else
+      if (kind == ROWS_AVX512 && ow >= 12)
+        spread_row_avx512(dy + oh * ow, codes + oh * ow, top, bottom, ow);
+      else if (kind == ROWS_AVX2 && ow >= 12)
+        spread_row_avx2(dy + oh * ow, codes + oh * ow, top, bottom, ow);
+      else
 #endif
-      spread_row_plain(dy + oh * ow, codes + oh * ow, top, bottom, ow);
+        spread_row_plain(dy + oh * ow, codes + oh * ow, top, bottom, ow);
+    }
+  for (int64_t i = 0; i < 2 * oh_count; i++) /* an odd last column */
     for (int64_t j = 2 * ow; j < w; j++)
-      top[j] = bottom[j] = 0.0f;
-  }
-  for (int64_t i = 2 * oh_count; i < h; i++)
+      dx[i * w + j] = 0.0f;
+  for (int64_t i = 2 * oh_count; i < h; i++) /* an odd last row */
     memset(dx + i * w, 0, (size_t)w * sizeof(float));
 }
 
