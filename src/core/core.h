@@ -91,6 +91,11 @@ typedef struct nnlib__rng {
 void nnlib__rng_seed(nnlib__rng *rng, uint64_t seed);
 uint64_t nnlib__rng_next(nnlib__rng *rng);
 float nnlib__rng_uniform(nnlib__rng *rng); /* [0, 1) */
+/* Dropout's mask, `count` values of nnlib__rng_uniform in turn: keep
+ * where the draw is at least rate, else 0 (the same stream as a loop
+ * over nnlib__rng_uniform, without a call per value). */
+void nnlib__rng_keep_mask(nnlib__rng *rng, float rate, float keep, float *mask,
+                          int64_t count);
 float nnlib__rng_normal(nnlib__rng *rng);  /* N(0, 1) */
 uint64_t nnlib__rng_below(nnlib__rng *rng, uint64_t bound); /* [0, bound) */
 void nnlib__rng_shuffle(nnlib__rng *rng, int64_t *items, int64_t count);

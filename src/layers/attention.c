@@ -315,10 +315,9 @@ static nnlib_status attend_sample(const attention_layer *a,
     const float *weights = ph;
     if (mask != NULL) {
       float *mh = mask + h * block;
-      for (int64_t i = 0; i < tq * tk; i++) {
-        mh[i] = nnlib__rng_uniform(run->rng) < a->o.dropout ? 0.0f : keep;
+      nnlib__rng_keep_mask(run->rng, a->o.dropout, keep, mh, tq * tk);
+      for (int64_t i = 0; i < tq * tk; i++)
         pd[i] = ph[i] * mh[i];
-      }
       weights = pd;
     }
     NNLIB_TRY(nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, tq, hd, tk, 1.0f,

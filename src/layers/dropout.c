@@ -49,8 +49,7 @@ static nnlib_status dropout_forward(nnlib_layer *l, const nnlib__run *run,
     return NNLIB_OK;
   }
   float keep = 1.0f / (1.0f - d->rate), *mask = run->workspace;
-  for (int64_t i = 0; i < count; i++)
-    mask[i] = nnlib__rng_uniform(run->rng) < d->rate ? 0.0f : keep;
+  nnlib__rng_keep_mask(run->rng, d->rate, keep, mask, count);
   for (int64_t i = 0; i < count; i++)
     y[i] = x[i] * mask[i];
   return NNLIB_OK;
