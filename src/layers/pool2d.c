@@ -555,6 +555,28 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
   }
 }
 
+/* Codes [0, k) of a row, 0 <= k <= 16, as 16 bytes (those from k on 0),
+ * read in place with 8-byte loads: copied into a stack buffer first, the
+ * vector load after the copy's narrower stores missed store forwarding
+ * and stalled (43% of spread_row_avx512's samples on a Zen 4). */
+static inline uint64_t codes_low(const uint8_t *code, int64_t k) {
+  uint64_t v = 0;
+  if (k >= 8)
+    memcpy(&v, code, sizeof v);
+  else
+    for (int64_t i = 0; i < k; i++)
+      v |= (uint64_t)code[i] << (8 * i);
+  return v;
+}
+
+static inline uint64_t codes_high(const uint8_t *code, int64_t k) {
+  uint64_t v = 0;
+  if (k <= 8)
+    return 0;
+  memcpy(&v, code + k - 8, sizeof v); /* codes k - 8 .. k - 1 */
+  return v >> (8 * (16 - k));         /* codes 8 .. k - 1 */
+}
+
 /* spread_row_plain, 16 windows at a time: the four candidates' values
  * interleaved back into the rows by a permutation. */
 __attribute__((target("avx512f"))) static void
@@ -567,9 +589,9 @@ spread_row_avx512(const float *dy, const uint8_t *code, float *top,
   for (int64_t ow = 0; ow < out_w; ow += 16) {
     int64_t k = out_w - ow < 16 ? out_w - ow : 16;
     __mmask16 lo = lanes(2 * k), hi = lanes(2 * k - 16), out = lanes(k);
-    uint8_t bytes[16] = {0};
-    memcpy(bytes, code + ow, (size_t)k);
-    __m512i cv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)bytes));
+    __m512i cv = _mm512_cvtepu8_epi32(
+        _mm_set_epi64x((long long)codes_high(code + ow, k),
+                       (long long)codes_low(code + ow, k)));
     __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(out, dy + ow));
     __m512 ga = _mm512_maskz_mov_ps(
         _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
@@ -609,9 +631,8 @@ spread_row_pair_avx512(const float *dy, const uint8_t *code, float *top,
   const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32((int)out_w));
   const __m512 zero = _mm512_setzero_ps();
   int64_t k = (two ? 2 : 1) * out_w;
-  uint8_t bytes[16] = {0};
-  memcpy(bytes, code, (size_t)k);
-  __m512i cv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)bytes));
+  __m512i cv = _mm512_cvtepu8_epi32(_mm_set_epi64x(
+      (long long)codes_high(code, k), (long long)codes_low(code, k)));
   __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(k), dy));
   __m512 ga = _mm512_maskz_mov_ps(
       _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
@@ -750,9 +771,8 @@ spread_row_avx2(const float *dy, const uint8_t *code, float *top, float *bottom,
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t ow = 0; ow < out_w; ow += 8) {
     int64_t k = out_w - ow < 8 ? out_w - ow : 8;
-    uint8_t bytes[16] = {0};
-    memcpy(bytes, code + ow, (size_t)k);
-    __m256i cv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)bytes));
+    __m256i cv = _mm256_cvtepu8_epi32(
+        _mm_cvtsi64_si128((long long)codes_low(code + ow, k)));
     __m256 g = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, lanes8(k)));
     __m256 ga = named8(g, cv, CODE_A), gb = named8(g, cv, CODE_B);
     __m256 gc = named8(g, cv, CODE_C), gd = named8(g, cv, CODE_D);
@@ -880,10 +900,11 @@ static void spread_plane(const float *dy, const uint8_t *codes, float *dx,
                          int64_t h, int64_t w) {
   /* Rows of up to 8 windows go two at a time with AVX-512 (the benchmark
    * CNN's second batchnorm, 7 windows a row: its backward 0.60 ms against
-   * 0.77 through the plain loop, one thread). Otherwise rows of fewer
-   * windows go faster through the plain loop than a row at a time in
-   * vectors (measured: 7 windows a row 0.37 ms against 0.43, 14 windows
-   * 0.57 against 0.48, over 3.2 and 6.4 MB of dx). */
+   * 0.77 through the plain loop, one thread; 0.47 once the codes were
+   * read in place, codes_low). Rows of 9 to 11 windows take the plain
+   * loop, which beat a row at a time in vectors when each row's codes
+   * still stalled on their copy (7 windows a row 0.37 ms against 0.43, 14
+   * windows 0.57 against 0.48, over 3.2 and 6.4 MB of dx). */
   int64_t oh_count = h / 2, ow = w / 2;
   rows_kind kind = rows_for_cpu();
   if (ow <= 8 && kind == ROWS_AVX512)
