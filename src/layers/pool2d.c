@@ -485,13 +485,15 @@ select_row_pairs_avx512(bool max, const float *x, int64_t w, int64_t rows,
   const __m512 pk[3] = {_mm512_set1_ps(pre->m), _mm512_set1_ps(pre->scale),
                         _mm512_set1_ps(pre->shift)};
   /* lane j < out_w: column 2 j of the first row's (t0, u0); lane out_w + i:
-   * column 2 i of the second's (t1, u1: indices from 16) */
-  int32_t at[16];
-  for (int64_t j = 0; j < 16; j++)
-    at[j] = j < out_w       ? (int32_t)(2 * j)
-            : j < 2 * out_w ? (int32_t)(16 + 2 * (j - out_w))
-                            : 0;
-  const __m512i even = _mm512_loadu_si512(at);
+   * column 2 i of the second's (t1, u1: indices from 16); lanes from
+   * 2 out_w on are masked off. Made in registers: a vector loaded from an
+   * array just stored would wait for the stores. */
+  const __m512i j =
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i twice = _mm512_add_epi32(j, j);
+  const __m512i even = _mm512_mask_blend_epi32(
+      _mm512_cmpge_epi32_mask(j, _mm512_set1_epi32((int)out_w)), twice,
+      _mm512_sub_epi32(twice, _mm512_set1_epi32((int)(2 * out_w - 16))));
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __mmask16 in = lanes(2 * out_w);
   for (int64_t r = 0; r < rows; r += 2) {
@@ -577,6 +579,25 @@ static inline uint64_t codes_high(const uint8_t *code, int64_t k) {
   return v >> (8 * (16 - k));         /* codes 8 .. k - 1 */
 }
 
+/* The k <= 16 windows' gradients 0.0f + dy (what the plain loop adds) in
+ * the lanes whose code names candidate a, b, c or d, +0 elsewhere. */
+__attribute__((target("avx512f"))) static inline void
+named16(const uint8_t *code, int64_t k, const float *dy, __m512 *ga, __m512 *gb,
+        __m512 *gc, __m512 *gd) {
+  __m512i cv = _mm512_cvtepu8_epi32(_mm_set_epi64x(
+      (long long)codes_high(code, k), (long long)codes_low(code, k)));
+  __m512 g =
+      _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(lanes(k), dy));
+  *ga = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
+  *gb = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_B)), g);
+  *gc = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_C)), g);
+  *gd = _mm512_maskz_mov_ps(
+      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_D)), g);
+}
+
 /* spread_row_plain, 16 windows at a time: the four candidates' values
  * interleaved back into the rows by a permutation. */
 __attribute__((target("avx512f"))) static void
@@ -585,22 +606,11 @@ spread_row_avx512(const float *dy, const uint8_t *code, float *top,
   const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20,
                                           5, 21, 6, 22, 7, 23);
   const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
-  const __m512 zero = _mm512_setzero_ps();
   for (int64_t ow = 0; ow < out_w; ow += 16) {
     int64_t k = out_w - ow < 16 ? out_w - ow : 16;
-    __mmask16 lo = lanes(2 * k), hi = lanes(2 * k - 16), out = lanes(k);
-    __m512i cv = _mm512_cvtepu8_epi32(
-        _mm_set_epi64x((long long)codes_high(code + ow, k),
-                       (long long)codes_low(code + ow, k)));
-    __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(out, dy + ow));
-    __m512 ga = _mm512_maskz_mov_ps(
-        _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
-    __m512 gb = _mm512_maskz_mov_ps(
-        _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_B)), g);
-    __m512 gc = _mm512_maskz_mov_ps(
-        _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_C)), g);
-    __m512 gd = _mm512_maskz_mov_ps(
-        _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_D)), g);
+    __mmask16 lo = lanes(2 * k), hi = lanes(2 * k - 16);
+    __m512 ga, gb, gc, gd;
+    named16(code + ow, k, dy + ow, &ga, &gb, &gc, &gd);
     float *t = top + 2 * ow, *u = bottom + 2 * ow;
     __m512 t0 = _mm512_permutex2var_ps(ga, first, gb);
     __m512 u0 = _mm512_permutex2var_ps(gc, first, gd);
@@ -624,24 +634,13 @@ spread_row_avx512(const float *dy, const uint8_t *code, float *top,
 __attribute__((target("avx512f"))) static void
 spread_row_pair_avx512(const float *dy, const uint8_t *code, float *top,
                        int64_t w, int64_t out_w, bool two) {
-  int32_t at[16];
-  for (int64_t j = 0; j < 16; j++) /* a_j b_j interleaved, j < out_w */
-    at[j] = (int32_t)(j / 2 + (j % 2 ? 16 : 0));
-  const __m512i first = _mm512_loadu_si512(at);
+  /* a_j b_j interleaved for the first row, j < out_w; out_w on for the
+   * second */
+  const __m512i first =
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32((int)out_w));
-  const __m512 zero = _mm512_setzero_ps();
-  int64_t k = (two ? 2 : 1) * out_w;
-  __m512i cv = _mm512_cvtepu8_epi32(_mm_set_epi64x(
-      (long long)codes_high(code, k), (long long)codes_low(code, k)));
-  __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes(k), dy));
-  __m512 ga = _mm512_maskz_mov_ps(
-      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_A)), g);
-  __m512 gb = _mm512_maskz_mov_ps(
-      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_B)), g);
-  __m512 gc = _mm512_maskz_mov_ps(
-      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_C)), g);
-  __m512 gd = _mm512_maskz_mov_ps(
-      _mm512_cmpeq_epi32_mask(cv, _mm512_set1_epi32(CODE_D)), g);
+  __m512 ga, gb, gc, gd;
+  named16(code, (two ? 2 : 1) * out_w, dy, &ga, &gb, &gc, &gd);
   __mmask16 row = lanes(2 * out_w);
   _mm512_mask_storeu_ps(top, row, _mm512_permutex2var_ps(ga, first, gb));
   _mm512_mask_storeu_ps(top + w, row, _mm512_permutex2var_ps(gc, first, gd));
