@@ -5,8 +5,9 @@
  * loops; each forced here where the CPU can run it) against each other
  * bit for bit, over data that holds signed zeros, infinities and NaNs.
  * The planes cover odd and even sizes, a tile row wider than one vector
- * (16 and 8 tiles), planes that take several bands of the stack block,
- * and one too wide for it (plain loops whatever the CPU). The output
+ * (16 and 8 tiles), rows of 8 tiles or fewer (two to an AVX-512 vector),
+ * planes that take several bands of the stack block, and one too wide
+ * for it (plain loops whatever the CPU). The output
  * transform with the convolution's output pass folded in (bias, ReLU,
  * 2x2 max or min pool) is checked, every way, against Z followed by that
  * pass as the layers define it. Whole convolutions are checked in
@@ -32,13 +33,25 @@ typedef struct plane_case {
 static const plane_case CASES[] = {
     {3, 14, 14, 2}, /* the benchmark CNN's map: 7 tiles a row */
     {2, 7, 9, 3},   /* odd: ragged last row and column of tiles */
-    {2, 1, 1, 1},    {1, 2, 3, 2},
-    {2, 3, 3, 1},    {2, 6, 40, 1}, /* 20 tiles a row: more than one vector */
-    {1, 5, 33, 2},                  /* 17 tiles a row, the last ragged */
-    {1, 120, 14, 1},                /* 60 rows of tiles: more than one band */
+    {2, 1, 1, 1},
+    {1, 2, 3, 2},
+    {2, 3, 3, 1},
+    {2, 6, 40, 1},   /* 20 tiles a row: more than one vector */
+    {1, 5, 33, 2},   /* 17 tiles a row, the last ragged */
+    {1, 120, 14, 1}, /* 60 rows of tiles: more than one band */
     {1, 119, 14, 1}, /* odd height over bands: the last band's padded row */
     {1, 12, 600, 1}, /* a band holds a few rows of tiles */
     {1, 4, 2500, 1}, /* too wide for the band: plain loops */
+    /* at most 8 tiles a row: two rows of tiles to an AVX-512 vector (the
+     * input at most 14 wide, from the plane itself) */
+    {2, 13, 13, 2}, /* 7 tiles a row, both ragged, odd rows of tiles */
+    {1, 5, 14, 3},  /* odd height: the last row of tiles alone */
+    {2, 4, 12, 3},  /* even everywhere, 6 tiles a row */
+    {1, 6, 5, 2},   /* 3 tiles a row, the last ragged */
+    {1, 16, 2, 2},  /* one tile a row */
+    {1, 1, 14, 2},  /* one row of tiles, no pool window */
+    {2, 9, 16, 2},  /* 8 tiles a row: output in pairs, input through a band */
+    {1, 11, 15, 2}, /* the same, ragged */
 };
 
 static uint32_t next(uint32_t *seed) {

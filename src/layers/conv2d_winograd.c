@@ -347,6 +347,128 @@ output_plane_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
     }
 }
 
+/* Planes of few tiles a row, two rows of tiles to a vector (AVX-512): row
+ * ty's tw tiles in lanes [0, tw), row ty + 1's in [tw, 2 tw), where a
+ * tile's V and M columns lie one after the other anyway (the benchmark
+ * CNN's second convolution has 7 tiles a row: one row alone would leave
+ * 9 of 16 lanes empty). Same operations lane by lane, same bits. */
+enum { PAIR_OUTPUT_TILES = 8, PAIR_INPUT_WIDTH = 14 };
+
+/* Lane L's column of tiles in its row (L, or L - tw in the second row),
+ * times two, plus 16 in the second row: where the second operand of a
+ * two-row permutation starts. */
+__attribute__((target("avx512f"))) static inline __m512i
+pair_columns(int64_t tw) {
+  const __m512i iota =
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i twv = _mm512_set1_epi32((int)tw);
+  __mmask16 second = _mm512_cmpge_epi32_mask(iota, twv);
+  __m512i q = _mm512_mask_sub_epi32(iota, second, iota, twv);
+  __m512i twice = _mm512_slli_epi32(q, 1);
+  return _mm512_mask_add_epi32(twice, second, twice, _mm512_set1_epi32(16));
+}
+
+/* V of one plane at most PAIR_INPUT_WIDTH wide, straight from the plane:
+ * a plane row is loaded into lanes [0, w) (plane column j in lane j,
+ * padded column j + 1; lanes from w on zero), so tile q's padded columns
+ * 2q .. 2q + 3 are lanes 2q - 1 .. 2q + 2 (the first a zero for q = 0,
+ * the last at most lane 2 tw <= 14). Two rows' permutations pick them for
+ * tile rows ty (rows 2 ty - 1 ..) and ty + 1 (rows 2 ty + 1 ..). The
+ * padding's lane -1 needs no mask: a permutation reads its index modulo
+ * 32, so -1 and 16 - 1 pick lane 15 of the other row, zero since w < 16. */
+__attribute__((target("avx512f"))) static void
+input_pairs_avx512(const float *plane, int64_t h, int64_t w, float *dst,
+                   int64_t stride) {
+  int64_t tw = (w + 1) / 2, th = (h + 1) / 2;
+  const __m512i one = _mm512_set1_epi32(1), cols = pair_columns(tw);
+  const __m512i at0 = _mm512_sub_epi32(cols, one),
+                at2 = _mm512_add_epi32(cols, one);
+  const __m512i at3 = _mm512_add_epi32(at2, one);
+  const __mmask16 row_lanes = lanes16(w);
+  for (int64_t ty = 0; ty < th; ty += 2) {
+    __m512 rows[6];
+    for (int q = 0; q < 6; q++) {
+      int64_t i = 2 * ty - 1 + q;
+      rows[q] = i >= 0 && i < h
+                    ? _mm512_maskz_loadu_ps(row_lanes, plane + i * w)
+                    : _mm512_setzero_ps();
+    }
+    __m512 e[4], o[4], e1[4], o1[4];
+    for (int r = 0; r < 4; r++) {
+      e[r] = _mm512_permutex2var_ps(rows[r], at0, rows[r + 2]);
+      o[r] = _mm512_permutex2var_ps(rows[r], cols, rows[r + 2]);
+      e1[r] = _mm512_permutex2var_ps(rows[r], at2, rows[r + 2]);
+      o1[r] = _mm512_permutex2var_ps(rows[r], at3, rows[r + 2]);
+    }
+    rows_bt16(e);
+    rows_bt16(o);
+    rows_bt16(e1);
+    rows_bt16(o1);
+    __mmask16 out = lanes16((ty + 1 < th ? 2 : 1) * tw);
+    float *at = dst + ty * tw;
+    for (int r = 0; r < 4; r++) {
+      float *row = at + 4 * r * stride;
+      _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
+      _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
+      _mm512_mask_storeu_ps(row + 2 * stride, out, _mm512_sub_ps(e1[r], o[r]));
+      _mm512_mask_storeu_ps(row + 3 * stride, out, _mm512_sub_ps(o[r], o1[r]));
+    }
+  }
+}
+
+/* output_plane_avx512 for planes of at most PAIR_OUTPUT_TILES tiles a
+ * row. A pooled pair of rows is stored at once (its lanes packed first
+ * where w is odd: the ragged tile of each row is in no window); without
+ * a pool, each output row's two columns of tiles are interleaved from
+ * the lanes of its row of tiles. */
+__attribute__((target("avx512f"))) static void
+output_pairs_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
+                    const plane_finish *f, float *dst) {
+  int64_t tw = (w + 1) / 2, th = f->pool != 0 ? h / 2 : (h + 1) / 2;
+  /* lane 2q from o[.][0], 2q + 1 from o[.][1], of tile q of row j */
+  const __m512i iota =
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i half = _mm512_srli_epi32(iota, 1);
+  const __m512i from_second =
+      _mm512_slli_epi32(_mm512_and_si512(iota, _mm512_set1_epi32(1)), 4);
+  const __m512i interleave[2] = {
+      _mm512_add_epi32(half, from_second),
+      _mm512_add_epi32(_mm512_add_epi32(half, from_second),
+                       _mm512_set1_epi32((int)tw))};
+  for (int64_t ty = 0; ty < th; ty += 2) {
+    int64_t rows = ty + 1 < th ? 2 : 1;
+    __mmask16 in = lanes16(rows * tw);
+    __m512 mx[16], t[2][4], o[2][2];
+    for (int xi = 0; xi < 16; xi++)
+      mx[xi] = _mm512_maskz_loadu_ps(in, src + xi * stride + ty * tw);
+    for (int q = 0; q < 4; q++) {
+      t[0][q] = _mm512_add_ps(_mm512_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
+      t[1][q] = _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
+    }
+    for (int r = 0; r < 2; r++) {
+      o[r][0] =
+          finish16(f, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
+      o[r][1] =
+          finish16(f, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
+    }
+    if (f->pool != 0) {
+      int64_t pw = w / 2;
+      __m512 top = pick16(f->pool, o[0][0], o[0][1]);
+      __m512 v = pick16(f->pool, pick16(f->pool, top, o[1][0]), o[1][1]);
+      if (pw < tw)
+        v = _mm512_maskz_compress_ps(
+            (__mmask16)(lanes16(pw) | (rows == 2 ? lanes16(pw) << tw : 0)), v);
+      _mm512_mask_storeu_ps(dst + ty * pw, lanes16(rows * pw), v);
+      continue;
+    }
+    for (int64_t j = 0; j < rows; j++)
+      for (int64_t r = 0; r < 2 && 2 * (ty + j) + r < h; r++)
+        _mm512_mask_storeu_ps(
+            dst + (2 * (ty + j) + r) * w, lanes16(w),
+            _mm512_permutex2var_ps(o[r][0], interleave[j], o[r][1]));
+  }
+}
+
 /* The same with AVX2, 8 tiles at a time, for CPUs without AVX-512:
  * lanes [0, count) of a mask for the masked loads and stores. */
 __attribute__((target("avx2"))) static inline __m256i lanes8(int64_t count) {
@@ -521,13 +643,22 @@ static void input_plane_banded(transforms_kind kind, const float *plane,
   }
 }
 
-/* nnlib__winograd_input with the vector transforms; false (nothing done)
- * where a band cannot hold four padded rows of the plane. */
+/* nnlib__winograd_input with the vector transforms (two rows of tiles to
+ * a vector from the plane itself where AVX-512 and the width allow, else
+ * through a band); false (nothing done) where a band cannot hold four
+ * padded rows of the plane. */
 static bool input_banded(const nnlib__winograd *g, const float *x, int64_t m,
                          float *v, int64_t c_begin, int64_t c_end,
                          transforms_kind kind) {
   int64_t tw = (g->w + 1) / 2, th = (g->h + 1) / 2, n = m * th * tw;
   int64_t stride = g->c * n, plane = g->h * g->w;
+  if (kind == TRANSFORMS_AVX512 && g->w <= PAIR_INPUT_WIDTH) {
+    for (int64_t c = c_begin; c < c_end; c++)
+      for (int64_t s = 0; s < m; s++)
+        input_pairs_avx512(x + (s * g->c + c) * plane, g->h, g->w,
+                           v + c * n + s * th * tw, stride);
+    return true;
+  }
   int64_t tile_rows = band_tile_rows(g->w, kind == TRANSFORMS_AVX512 ? 16 : 8);
   if (tile_rows == 0)
     return false;
@@ -581,6 +712,10 @@ void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
         dst = out + (s * g->co + co) * plane;
       }
 #ifdef WINOGRAD_VECTORS
+      if (kind == TRANSFORMS_AVX512 && tw <= PAIR_OUTPUT_TILES) {
+        output_pairs_avx512(src, stride, g->h, g->w, &pf, dst);
+        continue;
+      }
       if (kind == TRANSFORMS_AVX512) {
         output_plane_avx512(src, stride, g->h, g->w, &pf, dst);
         continue;
