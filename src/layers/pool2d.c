@@ -518,15 +518,15 @@ select_row_pairs_avx512(bool max, const float *x, int64_t w, int64_t rows,
 /* select_row_plain over `rows` rows of windows, 16 windows at a time:
  * row r's top row is x + 2 r w, its bottom row w further; its outputs
  * (and codes) out_w apart. One call per plane, so the constants are set
- * up once and the rows overlap in the core. */
-__attribute__((target("avx512f"))) static void
-select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
-                   const pre_terms *pre, float *y, uint8_t *code,
-                   int64_t out_w) {
-  if (out_w <= 8) {
-    select_row_pairs_avx512(max, x, w, rows, pre, y, code, out_w);
-    return;
-  }
+ * up once and the rows overlap in the core; inlined into
+ * select_rows_avx512 once for each comparison and form of pre, so that
+ * the loop tests neither (pre by value: through a pointer, every store
+ * to y might change it, and the loop reloaded and tested it per vector). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+rows_of_windows_avx512(bool max, const float *x, int64_t w, int64_t rows,
+                       const pre_terms pre_value_in, float *y, uint8_t *code,
+                       int64_t out_w) {
+  const pre_terms *pre = &pre_value_in;
   const __m512 pk[3] = {_mm512_set1_ps(pre->m), _mm512_set1_ps(pre->scale),
                         _mm512_set1_ps(pre->shift)};
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
@@ -555,6 +555,39 @@ select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
     if (nan)
       fix_nan_windows(top, bottom, pre, y, row_code, out_w);
   }
+}
+
+/* Rows of windows (rows_of_windows_avx512, or two rows to a vector for
+ * rows of at most 8 windows). */
+__attribute__((target("avx512f"))) static void
+select_rows_avx512(bool max, const float *x, int64_t w, int64_t rows,
+                   const pre_terms *pre, float *y, uint8_t *code,
+                   int64_t out_w) {
+  if (out_w <= 8) {
+    select_row_pairs_avx512(max, x, w, rows, pre, y, code, out_w);
+    return;
+  }
+  const pre_terms p = *pre;
+#define ROWS_OF(MAX, FORM, RELU)                                               \
+  rows_of_windows_avx512(MAX, x, w, rows,                                      \
+                         (pre_terms){FORM, RELU, p.m, p.scale, p.shift}, y,    \
+                         code, out_w)
+#define ROWS_OF_FORMS(MAX)                                                     \
+  do {                                                                         \
+    if (p.form == PRE_NONE)                                                    \
+      p.relu ? ROWS_OF(MAX, PRE_NONE, true) : ROWS_OF(MAX, PRE_NONE, false);   \
+    else if (p.form == PRE_ADD)                                                \
+      p.relu ? ROWS_OF(MAX, PRE_ADD, true) : ROWS_OF(MAX, PRE_ADD, false);     \
+    else                                                                       \
+      p.relu ? ROWS_OF(MAX, PRE_AFFINE, true)                                  \
+             : ROWS_OF(MAX, PRE_AFFINE, false);                                \
+  } while (0)
+  if (max)
+    ROWS_OF_FORMS(true);
+  else
+    ROWS_OF_FORMS(false);
+#undef ROWS_OF_FORMS
+#undef ROWS_OF
 }
 
 /* Codes [0, k) of a row, 0 <= k <= 16, as 16 bytes (those from k on 0),
