@@ -254,7 +254,10 @@ static void output_plane_plain(const float *src, int64_t stride, int64_t h,
  * columns (v = t B) the same way, and v's 16 rows are stored whole.
  * The padded rows are first copied into a band on the stack whose
  * padding stays zero, so the loads need no masks and read no memory
- * outside the plane. */
+ * outside the plane. Planes of at most 8 tiles a row (14 columns for the
+ * input) take two rows of tiles to an AVX-512 vector instead, the input
+ * loaded from the plane itself under a mask (input_pairs_avx512,
+ * output_pairs_avx512). */
 enum { BAND_FLOATS = 4096 };
 
 /* The band of a plane w wide: its columns and the tile rows it holds at
@@ -361,6 +364,34 @@ pick16(int pool, __m512 w, __m512 x) {
   return _mm512_mask_mov_ps(w, (__mmask16)(~w_nan & (x_nan | better)), x);
 }
 
+/* A^T M A of the tiles in lanes `in` of the 16 vectors at src + xi
+ * stride, each output finished: o[r][q] (transform_tile's loops). */
+__attribute__((target("avx512f"))) static inline void
+tiles16(const float *src, int64_t stride, __mmask16 in, const plane_finish *f,
+        __m512 o[2][2]) {
+  __m512 mx[16], t[2][4];
+  for (int xi = 0; xi < 16; xi++)
+    mx[xi] = in == 0xFFFF ? _mm512_loadu_ps(src + xi * stride)
+                          : _mm512_maskz_loadu_ps(in, src + xi * stride);
+  for (int q = 0; q < 4; q++) {
+    t[0][q] = _mm512_add_ps(_mm512_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
+    t[1][q] = _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
+  }
+  for (int r = 0; r < 2; r++) {
+    o[r][0] =
+        finish16(f, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
+    o[r][1] =
+        finish16(f, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
+  }
+}
+
+/* The pool's pick over each lane's window, in pick's order. */
+__attribute__((target("avx512f"))) static inline __m512
+window16(int pool, __m512 o[2][2]) {
+  __m512 top = pick16(pool, o[0][0], o[0][1]);
+  return pick16(pool, pick16(pool, top, o[1][0]), o[1][1]);
+}
+
 /* output_plane_plain, 16 tiles at a time: A^T M A lane by lane, then
  * each output row's two columns of tiles interleaved by a permutation,
  * or the pool's window picked lane by lane. */
@@ -374,29 +405,12 @@ output_plane_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
   for (int64_t ty = 0; ty < th; ty++)
     for (int64_t k = 0; k < tw; k += 16) {
       int64_t count = tw - k < 16 ? tw - k : 16;
-      __mmask16 in = lanes16(count);
-      __m512 mx[16], t[2][4], o[2][2];
-      for (int xi = 0; xi < 16; xi++) {
-        const float *p = src + xi * stride + ty * tw + k;
-        mx[xi] =
-            count == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(in, p);
-      }
-      for (int q = 0; q < 4; q++) { /* transform_tile's loops */
-        t[0][q] = _mm512_add_ps(_mm512_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
-        t[1][q] =
-            _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
-      }
-      for (int r = 0; r < 2; r++) {
-        o[r][0] = finish16(
-            f, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
-        o[r][1] = finish16(
-            f, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
-      }
+      __m512 o[2][2];
+      tiles16(src + ty * tw + k, stride, lanes16(count), f, o);
       if (f->pool != 0) {
         int64_t pw = w / 2, windows = pw - k < count ? pw - k : count;
-        __m512 top = pick16(f->pool, o[0][0], o[0][1]);
-        __m512 v = pick16(f->pool, pick16(f->pool, top, o[1][0]), o[1][1]);
-        _mm512_mask_storeu_ps(dst + ty * pw + k, lanes16(windows), v);
+        _mm512_mask_storeu_ps(dst + ty * pw + k, lanes16(windows),
+                              window16(f->pool, o));
         continue;
       }
       int64_t cols = w - 2 * k < 2 * count ? w - 2 * k : 2 * count;
@@ -502,24 +516,11 @@ output_pairs_avx512(const float *src, int64_t stride, int64_t h, int64_t w,
                        _mm512_set1_epi32((int)tw))};
   for (int64_t ty = 0; ty < th; ty += 2) {
     int64_t rows = ty + 1 < th ? 2 : 1;
-    __mmask16 in = lanes16(rows * tw);
-    __m512 mx[16], t[2][4], o[2][2];
-    for (int xi = 0; xi < 16; xi++)
-      mx[xi] = _mm512_maskz_loadu_ps(in, src + xi * stride + ty * tw);
-    for (int q = 0; q < 4; q++) {
-      t[0][q] = _mm512_add_ps(_mm512_add_ps(mx[q], mx[4 + q]), mx[8 + q]);
-      t[1][q] = _mm512_sub_ps(_mm512_sub_ps(mx[4 + q], mx[8 + q]), mx[12 + q]);
-    }
-    for (int r = 0; r < 2; r++) {
-      o[r][0] =
-          finish16(f, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
-      o[r][1] =
-          finish16(f, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
-    }
+    __m512 o[2][2];
+    tiles16(src + ty * tw, stride, lanes16(rows * tw), f, o);
     if (f->pool != 0) {
       int64_t pw = w / 2;
-      __m512 top = pick16(f->pool, o[0][0], o[0][1]);
-      __m512 v = pick16(f->pool, pick16(f->pool, top, o[1][0]), o[1][1]);
+      __m512 v = window16(f->pool, o);
       if (pw < tw)
         v = _mm512_maskz_compress_ps(
             (__mmask16)(lanes16(pw) | (rows == 2 ? lanes16(pw) << tw : 0)), v);
