@@ -10,8 +10,9 @@
  * for it (plain loops whatever the CPU). The output
  * transform with the convolution's output pass folded in (bias, ReLU,
  * 2x2 max or min pool) is checked, every way, against Z followed by that
- * pass as the layers define it. Whole convolutions are checked in
- * test_conv2d_winograd.c. */
+ * pass as the layers define it, an infinite bias over the opposite
+ * infinity and windows of tied signed zeros included. Whole convolutions are
+ * checked in test_conv2d_winograd.c. */
 #include "nnlib_internal.h"
 #include "test_support.h"
 
@@ -339,6 +340,72 @@ static void test_pool_keeps_first_nan(void **state) {
   free(mx);
 }
 
+/* An infinite bias over windows holding the opposite infinity: Inf - Inf
+ * is NaN for that output alone, so the window's pooled value is NaN (its
+ * first NaN), where picking the best before adding the bias would give
+ * an infinity. M_0 feeds only a tile's top-left output: -Inf there in
+ * channel 0 (bias +Inf), +Inf in channel 1 (bias -Inf), every other
+ * tile; max and min pools, with and without ReLU, every way. */
+static void test_pool_infinite_bias(void **state) {
+  (void)state;
+  const plane_case k = {2, 6, 6, 1};
+  int64_t n = tiles_of(&k), v_count = 16 * k.c * n;
+  float *mx = filled(v_count, 43u, false), bias[2] = {INFINITY, -INFINITY};
+  float z[2 * 36], want[2 * 9], got[2 * 9 + 1];
+  for (int64_t t = 0; t < n; t += 2) {
+    mx[t] = -INFINITY;    /* xi 0, channel 0 */
+    mx[n + t] = INFINITY; /* xi 0, channel 1 */
+  }
+  nnlib__winograd g = {k.c, k.c, k.h, k.w};
+  force(PLAIN);
+  nnlib__winograd_output(&g, mx, k.m, NULL, z, 0, k.c);
+  force(NATIVE);
+  assert_true(isinf(z[0]) && isinf(z[36]));
+  for (int variant = 0; variant < 4; variant++) {
+    nnlib__winograd_finish f = {bias, variant % 2, variant / 2 ? 1 : -1};
+    output_pass(&k, &f, z, want);
+    assert_true(isnan(want[0]) && isnan(want[9]));
+    for (int t = 0; t < 3; t++) {
+      memset(got, 0x5a, sizeof got);
+      force((transforms)t);
+      nnlib__winograd_output(&g, mx, k.m, &f, got, 0, k.c);
+      force(NATIVE);
+      check_same(want, got, 2 * 9, &k, "pooled output, infinite bias", t);
+    }
+  }
+  free(mx);
+}
+
+/* Equal outputs of different bits: M all -0 gives a tile's top-left
+ * output -0 and the other three +0 (-0 - -0 is +0), and a bias of -0
+ * keeps them apart. Every window is a tie, whose first output (-0) the
+ * max and min pools keep, without ReLU (which makes both +0), every
+ * way. */
+static void test_pool_ties_keep_first(void **state) {
+  (void)state;
+  const plane_case k = {1, 4, 4, 2};
+  int64_t v_count = 16 * k.c * k.m * tiles_of(&k);
+  float *mx = malloc((size_t)v_count * sizeof(float)), bias = -0.0f;
+  float got[2 * 4 + 1];
+  assert_non_null(mx);
+  for (int64_t i = 0; i < v_count; i++)
+    mx[i] = -0.0f;
+  nnlib__winograd g = {k.c, k.c, k.h, k.w};
+  for (int pool = -1; pool <= 1; pool += 2)
+    for (int t = 0; t < 3; t++) {
+      nnlib__winograd_finish f = {&bias, false, pool};
+      memset(got, 0x5a, sizeof got);
+      force((transforms)t);
+      nnlib__winograd_output(&g, mx, k.m, &f, got, 0, k.c);
+      force(NATIVE);
+      for (int i = 0; i < 2 * 4; i++)
+        if (!(got[i] == 0.0f && signbit(got[i])))
+          fail_msg("pool %d, transforms %d: window %d is %g%s, want -0", pool,
+                   t, i, (double)got[i], signbit(got[i]) ? " (sign set)" : "");
+    }
+  free(mx);
+}
+
 /* U = G g G^T of co x c filters: within 1e-6 of the definition in double
  * (the plain loops round once, from double), and the same bits from the
  * vector form and the plain loops, specials included. 16 filters go to a
@@ -389,6 +456,8 @@ int main(void) {
       cmocka_unit_test(test_transforms_same_bits_on_specials),
       cmocka_unit_test(test_output_pass_folded_in),
       cmocka_unit_test(test_pool_keeps_first_nan),
+      cmocka_unit_test(test_pool_infinite_bias),
+      cmocka_unit_test(test_pool_ties_keep_first),
       cmocka_unit_test(test_weights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
