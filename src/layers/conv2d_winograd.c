@@ -305,6 +305,26 @@ __attribute__((target("avx512f"))) static inline void rows_bt16(__m512 d[4]) {
   d[3] = t3;
 }
 
+/* B^T d B of the patches whose four rows' columns 0..3 are e, o, e1, o1
+ * (a tile per lane): the rows combined, then the columns, as
+ * transform_patch does; position xi = 4 r + q to at + xi stride, lanes
+ * `out`. */
+__attribute__((target("avx512f"))) static inline void
+store_patches16(__m512 e[4], __m512 o[4], __m512 e1[4], __m512 o1[4],
+                __mmask16 out, float *at, int64_t stride) {
+  rows_bt16(e);
+  rows_bt16(o);
+  rows_bt16(e1);
+  rows_bt16(o1);
+  for (int r = 0; r < 4; r++) { /* transform_patch's second loop */
+    float *row = at + 4 * r * stride;
+    _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
+    _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
+    _mm512_mask_storeu_ps(row + 2 * stride, out, _mm512_sub_ps(e1[r], o[r]));
+    _mm512_mask_storeu_ps(row + 3 * stride, out, _mm512_sub_ps(o[r], o1[r]));
+  }
+}
+
 /* V of tile rows [0, tile_rows) of a band pw wide, tile row ty to
  * dst + ty tw, 16 tiles at a time. */
 __attribute__((target("avx512f"))) static void
@@ -325,21 +345,7 @@ input_rows_avx512(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
         e1[r] = _mm512_permutex2var_ps(c, even, d);
         o1[r] = _mm512_permutex2var_ps(c, odd, d);
       }
-      rows_bt16(e);
-      rows_bt16(o);
-      rows_bt16(e1);
-      rows_bt16(o1);
-      __mmask16 out = lanes16(tw - k);
-      float *at = dst + ty * tw + k;
-      for (int r = 0; r < 4; r++) { /* transform_patch's second loop */
-        float *row = at + 4 * r * stride;
-        _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
-        _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
-        _mm512_mask_storeu_ps(row + 2 * stride, out,
-                              _mm512_sub_ps(e1[r], o[r]));
-        _mm512_mask_storeu_ps(row + 3 * stride, out,
-                              _mm512_sub_ps(o[r], o1[r]));
-      }
+      store_patches16(e, o, e1, o1, lanes16(tw - k), dst + ty * tw + k, stride);
     }
 }
 
@@ -479,19 +485,8 @@ input_pairs_avx512(const float *plane, int64_t h, int64_t w, float *dst,
       e1[r] = _mm512_permutex2var_ps(rows[r], at2, rows[r + 2]);
       o1[r] = _mm512_permutex2var_ps(rows[r], at3, rows[r + 2]);
     }
-    rows_bt16(e);
-    rows_bt16(o);
-    rows_bt16(e1);
-    rows_bt16(o1);
-    __mmask16 out = lanes16((ty + 1 < th ? 2 : 1) * tw);
-    float *at = dst + ty * tw;
-    for (int r = 0; r < 4; r++) {
-      float *row = at + 4 * r * stride;
-      _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
-      _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
-      _mm512_mask_storeu_ps(row + 2 * stride, out, _mm512_sub_ps(e1[r], o[r]));
-      _mm512_mask_storeu_ps(row + 3 * stride, out, _mm512_sub_ps(o[r], o1[r]));
-    }
+    store_patches16(e, o, e1, o1, lanes16((ty + 1 < th ? 2 : 1) * tw),
+                    dst + ty * tw, stride);
   }
 }
 
