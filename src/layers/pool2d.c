@@ -524,9 +524,9 @@ select_row_pairs_avx512(bool max, const float *x, int64_t w, int64_t rows,
  * to y might change it, and the loop reloaded and tested it per vector). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 rows_of_windows_avx512(bool max, const float *x, int64_t w, int64_t rows,
-                       const pre_terms pre_value_in, float *y, uint8_t *code,
+                       const pre_terms terms, float *y, uint8_t *code,
                        int64_t out_w) {
-  const pre_terms *pre = &pre_value_in;
+  const pre_terms *pre = &terms;
   const __m512 pk[3] = {_mm512_set1_ps(pre->m), _mm512_set1_ps(pre->scale),
                         _mm512_set1_ps(pre->shift)};
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
