@@ -96,9 +96,10 @@ static void test_backward_keeps_model_output(void **s) {
 }
 
 /* conv 1->2 channels, conv 2->3, flatten, dense: the second conv's output
- * (3 planes) holds its dx (2 planes), and its gradients still match finite
- * differences through that route (and through flatten's, over its own
- * output too). */
+ * (3 planes) holds its dx (2 planes); flatten is a view of the tanh before
+ * it (its output is the tanh's, and the tanh's gradient is flatten's, which
+ * the last dense writes in a region of its own); the gradients still match
+ * finite differences through those routes. */
 static void test_conv_writes_dx_over_its_output(void **s) {
   (void)s;
   nnlib_model *m = NULL;
@@ -109,8 +110,10 @@ static void test_conv_writes_dx_over_its_output(void **s) {
   ASSERT_OK(nnlib_model_compile(m, shape, 3, 3, NNLIB_LOSS_MSE, NULL, 9));
   assert_ptr_equal(m->bufs.grads[2], m->bufs.acts[3]); /* conv 2->3 */
   assert_ptr_equal(m->bufs.grads[1], m->bufs.acts[2]); /* tanh */
-  assert_ptr_equal(m->bufs.grads[4], m->bufs.acts[5]); /* flatten */
+  assert_ptr_equal(m->bufs.acts[5], m->bufs.acts[4]);  /* flatten: view */
+  assert_ptr_equal(m->bufs.grads[4], m->bufs.grads[5]);    /* of the tanh */
   assert_ptr_not_equal(m->bufs.grads[5], m->bufs.acts[6]); /* dense: last */
+  assert_ptr_not_equal(m->bufs.grads[5], m->bufs.acts[4]);
   const int64_t xs[4] = {3, 1, 5, 5}, ts[2] = {3, 2};
   nnlib_tensor *x, *t;
   ASSERT_OK(nnlib_tensor_create(&x, xs, 4));
@@ -127,6 +130,70 @@ static void test_conv_writes_dx_over_its_output(void **s) {
   nnlib_model_free(m);
 }
 
+/* Gradient check of model m on a batch of 3 random 1x5x5 images. */
+static void expect_gradients(nnlib_model *m, int64_t outputs) {
+  const int64_t xs[4] = {3, 1, 5, 5}, ts[2] = {3, outputs};
+  nnlib_tensor *x, *t;
+  ASSERT_OK(nnlib_tensor_create(&x, xs, 4));
+  ASSERT_OK(nnlib_tensor_create(&t, ts, 2));
+  uint32_t seed = 5;
+  ts_fill_uniform(nnlib_tensor_get_data(x), 75, -1.0f, 1.0f, &seed);
+  ts_fill_uniform(nnlib_tensor_get_data(t), 3 * outputs, -1.0f, 1.0f, &seed);
+  double err;
+  ASSERT_OK(nnlib_model_gradcheck(m, x, t, NULL, &err));
+  assert_true(err < 1e-3);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(t);
+}
+
+static nnlib_model *image_model(const char *spec) {
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_create(&m));
+  ASSERT_OK(nnlib_model_add_spec(m, spec));
+  const int64_t shape[3] = {1, 5, 5};
+  ASSERT_OK(nnlib_model_compile(m, shape, 3, 3, NNLIB_LOSS_MSE, NULL, 9));
+  return m;
+}
+
+/* Flatten is a view only of a layer node that it alone reads: a flatten of
+ * a flatten shares the first's bytes too, and the gradient it lends lives
+ * until its input's layer has read it; two flattens of one tanh, and a
+ * flatten of the model input, copy (their own regions). */
+static void test_flatten_views(void **s) {
+  (void)s;
+  /* nodes: input, conv, tanh, flatten, flatten, dense */
+  nnlib_model *m = image_model("conv:2x3x3:p1,tanh,flatten,flatten,dense:2");
+  assert_ptr_equal(m->bufs.acts[3], m->bufs.acts[2]);
+  assert_ptr_equal(m->bufs.acts[4], m->bufs.acts[2]);
+  assert_ptr_equal(m->bufs.grads[2], m->bufs.grads[4]);
+  assert_ptr_equal(m->bufs.grads[3], m->bufs.grads[4]);
+  expect_gradients(m, 2);
+  nnlib_model_free(m);
+  /* nodes: input, conv, conv, flatten, dense: the second convolution's
+   * dx (3 planes) is wider than its output, so it gets a region of its own,
+   * which must not be its dy, flatten's gradient */
+  m = image_model("conv:3x3x3:p1,conv:2x3x3:p1,flatten,dense:2");
+  assert_ptr_equal(m->bufs.grads[2], m->bufs.grads[3]);
+  assert_ptr_not_equal(m->bufs.grads[1], m->bufs.grads[2]);
+  expect_gradients(m, 2);
+  nnlib_model_free(m);
+  /* nodes: input, conv, t, flatten, f, flatten(t), g, add */
+  m = image_model("conv:2x3x3:p1,t=tanh,flatten,f=dense:2,flatten(t),"
+                  "g=dense:2,add(f,g)");
+  assert_ptr_not_equal(m->bufs.acts[3], m->bufs.acts[2]);
+  assert_ptr_not_equal(m->bufs.acts[5], m->bufs.acts[2]);
+  assert_ptr_not_equal(m->bufs.acts[5], m->bufs.acts[3]);
+  assert_ptr_not_equal(m->bufs.grads[2], m->bufs.grads[3]);
+  assert_ptr_not_equal(m->bufs.grads[2], m->bufs.grads[5]);
+  expect_gradients(m, 2);
+  nnlib_model_free(m);
+  /* nodes: input, flatten, dense */
+  m = image_model("flatten,dense:2");
+  assert_non_null(m->bufs.acts[1]);
+  expect_gradients(m, 2);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wide_mlp_uses_one_wide_buffer),
@@ -134,6 +201,7 @@ int main(void) {
       cmocka_unit_test(test_unfused_activation_over_output),
       cmocka_unit_test(test_backward_keeps_model_output),
       cmocka_unit_test(test_conv_writes_dx_over_its_output),
+      cmocka_unit_test(test_flatten_views),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* flatten.c - [d0, d1, ...] -> [d0 d1 ...] per sample. The data is already
- * row-major and contiguous, so forward and backward are copies. */
+ * row-major and contiguous, so forward and backward are copies, and none
+ * when the model lays y over x and dx over dy (is_view, plan.c). */
 #include "layers/layer.h"
 
 #include <string.h>
@@ -20,7 +21,8 @@ static nnlib_status flatten_plan(nnlib_layer *l, const nnlib__shape *in,
 static nnlib_status flatten_forward(nnlib_layer *l, const nnlib__run *run,
                                     const float *x, float *y, int64_t n) {
   (void)run;
-  memcpy(y, x, (size_t)(n * l->in_size) * sizeof(float));
+  if (y != x)
+    memcpy(y, x, (size_t)(n * l->in_size) * sizeof(float));
   return NNLIB_OK;
 }
 
@@ -30,7 +32,7 @@ static nnlib_status flatten_backward(nnlib_layer *l, const nnlib__run *run,
   (void)run;
   (void)x;
   (void)y;
-  if (dx != NULL)
+  if (dx != NULL && dx != dy)
     memcpy(dx, dy, (size_t)(n * l->in_size) * sizeof(float));
   return NNLIB_OK;
 }
@@ -42,6 +44,7 @@ static const nnlib__layer_ops flatten_ops = {
     .backward = flatten_backward,
     .name = flatten_name,
     .dx_over_output = true, /* dx = dy; y unread */
+    .is_view = true,
 };
 
 nnlib_status nnlib_flatten_create(nnlib_layer **out) {

@@ -124,6 +124,10 @@ typedef struct nnlib__layer_ops {
    * element it writes, so the model may pass dx == y (its output buffer,
    * spent by then) when the output is at least as large as dx */
   bool dx_over_output;
+  /* forward copies x to y and backward dy to dx, element for element
+   * (flatten): the model may give y the bytes of x and dx those of dy
+   * (plan.c), and the kind then copies nothing */
+  bool is_view;
   /* Merge layers (add, concat, multiply) read min_inputs or more nodes and
    * implement the three calls below instead of plan, forward and backward
    * (which stay NULL); every other kind reads exactly one node (min_inputs

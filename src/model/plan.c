@@ -23,7 +23,13 @@
  * needs no such care for predictions on the model's own buffers: there
  * every region born in forward lives until backward, so none shares
  * bytes with another, and the group's last region may be written before
- * its own node's time. */
+ * its own node's time.
+ *
+ * A view (flatten: y is x, dx is dy, element for element) whose input
+ * node it alone reads takes that node's activation region as its output
+ * and, in training, lends it its own gradient region, each region living
+ * until the later of the two nodes' last use; the kind then copies
+ * nothing (lays_over_input). */
 #include "nnlib_internal.h"
 
 #include <string.h>
@@ -88,6 +94,34 @@ static bool grad_over_output(const nnlib_model *m, size_t v) {
          out != m->output;
 }
 
+/* Node v is a view of its input u (is_view: flatten) that takes u's
+ * activation region as its own output and, in training, gives u its own
+ * gradient region: then it copies nothing. Only when u is a layer node
+ * that v alone reads (so nothing else writes dL/du) and neither is the
+ * model's output (callers read that buffer after a step). */
+static bool lays_over_input(const nnlib_model *m, size_t v) {
+  const nnlib__node *node = &m->nodes[v];
+  const nnlib_layer *l = node->layer;
+  if (l == NULL || l->fused_away || !l->ops->is_view ||
+      node->input_count != 1 || v == m->output)
+    return false;
+  size_t u = node->inputs[0];
+  const nnlib__node *in = &m->nodes[u];
+  return in->layer != NULL && in->readers == 1 && u != m->output &&
+         in->size == node->size;
+}
+
+/* Whether node u's only reader lays over it (lays_over_input). */
+static bool laid_over(const nnlib_model *m, size_t u) {
+  const nnlib__node *node = &m->nodes[u];
+  return node->readers == 1 && lays_over_input(m, node->last_reader);
+}
+
+static void extend(plan *p, int64_t r, int64_t dies) {
+  if (p->regions[r].dies < dies)
+    p->regions[r].dies = dies;
+}
+
 /* The node whose output region node v's region is: the last of its fused
  * group (the activation after a dense layer), or in an inference set its
  * fold group's last. */
@@ -96,6 +130,18 @@ static size_t region_node(const plan *p, size_t v) {
   if (nnlib__fused_last(p->m, v) != v)
     return nnlib__fused_last(p->m, v);
   return p->training ? v : node->fold_output;
+}
+
+/* When the output of node v (its region's node's) is last read. */
+static int64_t act_dies(const plan *p, size_t v) {
+  const nnlib_model *m = p->m;
+  size_t out = region_node(p, v);
+  const nnlib__node *o = &m->nodes[out];
+  if (out == m->output)
+    return p->end;
+  if (p->training)
+    return backward_time(m, v);
+  return o->readers > 0 ? (int64_t)o->last_reader : (int64_t)v;
 }
 
 static void plan_acts(plan *p) {
@@ -110,14 +156,10 @@ static void plan_acts(plan *p) {
                                (int64_t)v, (int64_t)v);
       continue;
     }
-    size_t out = region_node(p, v);
-    const nnlib__node *o = &m->nodes[out];
-    int64_t dies = p->training ? backward_time(m, v)
-                               : (o->readers > 0 ? (int64_t)o->last_reader
-                                                 : (int64_t)v);
-    if (out == m->output)
-      dies = p->end;
-    p->act_of[v] = add_region(p, o->size * m->max_batch, (int64_t)v, dies);
+    int64_t dies = act_dies(p, v);
+    if (!lays_over_input(m, v)) /* else u's region, below */
+      p->act_of[v] = add_region(
+          p, m->nodes[region_node(p, v)].size * m->max_batch, (int64_t)v, dies);
     bool kept = p->training && !node->layer->workspace_scratch;
     p->ws_of[v] = add_region(p, (int64_t)node->layer->workspace_floats,
                              (int64_t)v, kept ? dies : (int64_t)v);
@@ -131,6 +173,11 @@ static void plan_acts(plan *p) {
       p->act_of[v] = p->act_of[node->fold_root];
     }
   }
+  for (size_t v = 0; v < m->node_count; v++) /* in order: views of views */
+    if (lays_over_input(m, v)) {
+      p->act_of[v] = p->act_of[m->nodes[v].inputs[0]];
+      extend(p, p->act_of[v], act_dies(p, v));
+    }
 }
 
 /* Gradients of layer nodes (model inputs get theirs from
@@ -143,6 +190,8 @@ static void plan_grads(plan *p) {
     if (node->layer == NULL ||
         nnlib__fused_last(m, nnlib__fused_root(m, v)) != v)
       continue; /* a fused group has the gradient of its last node only */
+    if (laid_over(m, v))
+      continue; /* its reader's gradient region, below */
     size_t reader = node->last_reader;
     int64_t born = v == m->output ? n : backward_time(m, reader);
     int64_t dies = backward_time(m, runner(m, v));
@@ -154,6 +203,12 @@ static void plan_grads(plan *p) {
     }
     p->grad_of[v] = add_region(p, node->size * m->max_batch, born, dies);
   }
+  for (size_t v = m->node_count; v-- > 0;) /* views of views: last first */
+    if (lays_over_input(m, v)) {
+      size_t u = m->nodes[v].inputs[0];
+      p->grad_of[u] = p->grad_of[v];
+      extend(p, p->grad_of[u], backward_time(m, runner(m, u)));
+    }
   int64_t widest = 0;
   for (size_t v = 0; v < m->node_count; v++)
     if (m->nodes[v].readers > 1 && m->nodes[v].size > widest)
