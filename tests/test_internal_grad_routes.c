@@ -155,11 +155,10 @@ static nnlib_model *image_model(const char *spec) {
   return m;
 }
 
-/* Flatten is a view only of a layer node that it alone reads: a flatten of
- * a flatten shares the first's bytes too, and the gradient it lends lives
- * until its input's layer has read it; two flattens of one tanh, and a
- * flatten of the model input, copy (their own regions). */
-static void test_flatten_views(void **s) {
+/* Flatten is a view of a layer node that it alone reads: it takes that
+ * node's activation region and lends it its gradient region, a flatten of
+ * a flatten too. */
+static void test_flatten_views_its_input(void **s) {
   (void)s;
   /* nodes: input, conv, tanh, flatten, flatten, dense */
   nnlib_model *m = image_model("conv:2x3x3:p1,tanh,flatten,flatten,dense:2");
@@ -169,17 +168,28 @@ static void test_flatten_views(void **s) {
   assert_ptr_equal(m->bufs.grads[3], m->bufs.grads[4]);
   expect_gradients(m, 2);
   nnlib_model_free(m);
-  /* nodes: input, conv, conv, flatten, dense: the second convolution's
-   * dx (3 planes) is wider than its output, so it gets a region of its own,
-   * which must not be its dy, flatten's gradient */
-  m = image_model("conv:3x3x3:p1,conv:2x3x3:p1,flatten,dense:2");
+}
+
+/* The gradient flatten lends lives until its input's layer has read it:
+ * the second convolution's dx (3 planes) is wider than its output, so it
+ * gets a region of its own, which must not be its dy, flatten's gradient
+ * (nodes: input, conv, conv, flatten, dense). */
+static void test_flatten_lends_its_gradient_long_enough(void **s) {
+  (void)s;
+  nnlib_model *m = image_model("conv:3x3x3:p1,conv:2x3x3:p1,flatten,dense:2");
   assert_ptr_equal(m->bufs.grads[2], m->bufs.grads[3]);
   assert_ptr_not_equal(m->bufs.grads[1], m->bufs.grads[2]);
   expect_gradients(m, 2);
   nnlib_model_free(m);
-  /* nodes: input, conv, t, flatten, f, flatten(t), g, add */
-  m = image_model("conv:2x3x3:p1,t=tanh,flatten,f=dense:2,flatten(t),"
-                  "g=dense:2,add(f,g)");
+}
+
+/* Two flattens of one tanh copy (nodes: input, conv, t, flatten, f,
+ * flatten(t), g, add), and so does a flatten of the model input (nodes:
+ * input, flatten, dense), whose data is the caller's. */
+static void test_flatten_copies_when_shared(void **s) {
+  (void)s;
+  nnlib_model *m = image_model("conv:2x3x3:p1,t=tanh,flatten,f=dense:2,"
+                               "flatten(t),g=dense:2,add(f,g)");
   assert_ptr_not_equal(m->bufs.acts[3], m->bufs.acts[2]);
   assert_ptr_not_equal(m->bufs.acts[5], m->bufs.acts[2]);
   assert_ptr_not_equal(m->bufs.acts[5], m->bufs.acts[3]);
@@ -187,7 +197,6 @@ static void test_flatten_views(void **s) {
   assert_ptr_not_equal(m->bufs.grads[2], m->bufs.grads[5]);
   expect_gradients(m, 2);
   nnlib_model_free(m);
-  /* nodes: input, flatten, dense */
   m = image_model("flatten,dense:2");
   assert_non_null(m->bufs.acts[1]);
   expect_gradients(m, 2);
@@ -201,7 +210,9 @@ int main(void) {
       cmocka_unit_test(test_unfused_activation_over_output),
       cmocka_unit_test(test_backward_keeps_model_output),
       cmocka_unit_test(test_conv_writes_dx_over_its_output),
-      cmocka_unit_test(test_flatten_views),
+      cmocka_unit_test(test_flatten_views_its_input),
+      cmocka_unit_test(test_flatten_lends_its_gradient_long_enough),
+      cmocka_unit_test(test_flatten_copies_when_shared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
