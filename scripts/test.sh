@@ -6,8 +6,8 @@
 # suite.
 #   scripts/test.sh            build in ./build
 #   BUILD_DIR=dir scripts/test.sh
-# Then the reliability checks of docs/RELIABILITY.md (sanitizers, valgrind,
-# ThreadSanitizer, fuzzing, ABI), each in its own build-* directory:
+# Then the reliability checks of docs/RELIABILITY.md (static analysis,
+# sanitizers, valgrind, ThreadSanitizer, fuzzing, ABI), each in its own build-* directory:
 #   scripts/test.sh --quick    the build and ctest only
 # The last line is the verdict: every stage passed and how long each took,
 # or which stage failed (the exit status is then non-zero).
@@ -69,7 +69,7 @@ stage ort ./scripts/ort_setup.sh
 stage build configure_and_build
 stage ctest ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 if [ "$quick" -eq 0 ]; then
-  for check in sanitizers valgrind tsan fuzz abi; do
+  for check in static sanitizers valgrind tsan fuzz abi; do
     echo "== scripts/check_$check.sh"
     stage "$check" "./scripts/check_$check.sh"
   done

@@ -606,7 +606,7 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
     dims[k] = x->dims[perm[k]];
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
-  int64_t stride[NNLIB__ONNX_MAX_RANK];
+  int64_t stride[NNLIB__ONNX_MAX_RANK] = {0};
   int64_t s = 1;
   for (size_t k = x->rank; k-- > 0;)
     stride[k] = s, s *= x->dims[k];

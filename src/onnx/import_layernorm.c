@@ -415,17 +415,16 @@ static nnlib_status core(imp *im, ln_match *m, const oval *x, bool *ok) {
 /* The pattern on x, with the Flatten (`flat`) or without. */
 static nnlib_status try_form(imp *im, ln_match *m, const oval *x, bool flat,
                              bool *ok) {
-  nnlib__onnx_str name = m->x;
   memset(m, 0, sizeof *m);
-  m->x = name;
-  m->u = name;
+  m->x = x->name;
+  m->u = x->name;
   m->flat = flat;
   m->rank = x->shape.rank + 1;
   m->d = x->shape.dims[x->shape.rank - 1];
   m->end_node = NONE;
   *ok = false;
   if (flat) {
-    size_t f = unary(im, m, "Flatten", name);
+    size_t f = unary(im, m, "Flatten", x->name);
     int64_t axis = f == NONE ? 0 : nnlib__onnx_attr_int(node_at(im, f),
                                                        "axis", 1);
     if (f == NONE || !(axis == -1 || axis == (int64_t)m->rank - 1) ||
@@ -583,7 +582,6 @@ nnlib_status nnlib__onnx_match_layernorm(nnlib__onnx_import *im, size_t k,
     return NNLIB_OK;
   ln_match m;
   bool ok = false, mean_out = false, inv_out = false;
-  m.x = x->name;
   for (int flat = 1; flat >= 0; flat--) {
     NNLIB_TRY(try_form(im, &m, x, flat == 1, &ok));
     if (ok && claimed(&m, k))

@@ -553,8 +553,6 @@ static nnlib_status map_add_mul(imp *im, const onode *n, bool add) {
 }
 
 static nnlib_status map_concat(imp *im, const onode *n) {
-  if (n->input_count < 1)
-    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no inputs");
   size_t in[NNLIB__MAX_INPUTS];
   if (n->input_count > NNLIB__MAX_INPUTS)
     return refuse(im, "%s: too many", "inputs");
@@ -567,6 +565,8 @@ static nnlib_status map_concat(imp *im, const onode *n) {
     if (first == NULL)
       first = v;
   }
+  if (first == NULL)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no inputs");
   int64_t axis =
       sample_axis(im, nnlib__onnx_attr_int(n, "axis", 0), first->shape.rank);
   if (axis < 0)
