@@ -1438,6 +1438,25 @@ static void out_of_memory_everywhere(void **state) {
   oom_at_every_allocation(&whole, &o);
 }
 
+/* x [N, 4] -> Relu -> r, and a Concat of no inputs as the output y. */
+static void concat_of_nothing(void **state) {
+  (void)state;
+  pbuf g = {{0}, 0};
+  pbuf relu = node("Relu", "x", NULL, NULL, "r");
+  const char *out[1] = {"y"};
+  pbuf cat = node_io("Concat", NULL, 0, out, 1);
+  attr_int(&cat, "axis", 1);
+  put_msg(&g, 1, &relu);
+  put_msg(&g, 1, &cat);
+  int64_t xd[2] = {-1, 4}, yd[2] = {-1, 4};
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  pbuf bytes = model_of(&g, 17);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("no inputs");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(predicts_like_loops),
@@ -1445,6 +1464,7 @@ int main(void) {
       cmocka_unit_test(bad_dims),
       cmocka_unit_test(short_initializer),
       cmocka_unit_test(graph_errors),
+      cmocka_unit_test(concat_of_nothing),
       cmocka_unit_test(unsupported),
       cmocka_unit_test(broken_attention),
       cmocka_unit_test(arguments_and_files),
