@@ -68,8 +68,8 @@ void *nnlib__calloc(size_t count, size_t size) {
  * in the "madvise" mode, Debian's default, no other memory gets them). The
  * passes and OpenBLAS's packing walk these arrays by rows of a few cache
  * lines spread over megabytes, and with 4 KiB pages many such rows cost a
- * TLB miss: measured (benchmarks/README.md, alternated runs), the gpt's
- * training step 1.027x as fast on one thread and its inference 1.048x,
+ * TLB miss: measured (benchmarks/MEASUREMENTS.md, alternated runs), the
+ * gpt's training step 1.027x as fast on one thread and its inference 1.048x,
  * the LSTM's inference at batch 256 1.055x, the GRU's 1.039x; the MLP and
  * the CNN, whose arrays are small or walked in order, unchanged. Only
  * there: the parameters stay on 4 KiB pages, whose scattered physical

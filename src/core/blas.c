@@ -20,7 +20,7 @@ static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
  * thread. With the products on nnlib's pool (whose workers then slept
  * 20 us after a job; 200 us now, parallel.c) the benchmark's two-thread
  * steps ran faster than with OpenBLAS's threads (idle machine, medians of
- * 4, interleaved; benchmarks/README.md):
+ * 4, interleaved; benchmarks/MEASUREMENTS.md):
  * gpt training 1.21x and inference 1.12x, LSTM training 1.19x, CNN
  * 1.05x-1.10x, mlp-small at batch 256 1.52x (training) and 2.35x
  * (inference); mlp-large 0.97x-1.10x, where OpenBLAS's threads share

@@ -43,7 +43,7 @@ static int64_t gemm_rows(const nnlib_layer *l, const nnlib__run *run,
 /* OpenBLAS 0.3.21 runs a row-major product with few rows and many columns
  * well below one with the shapes swapped, and more so the fewer the rows:
  * one thread, [N,1024] = [N,1024] x [1024,1024] against its transpose,
- * GFLOP/s (benchmarks/README.md, "Few rows"):
+ * GFLOP/s (benchmarks/MEASUREMENTS.md, "Few rows"):
  *
  *   N                          8     16    32    64    128   256
  *   Haswell kernels   Y        44    61    77    89    95    97
