@@ -6,8 +6,9 @@
 # suite.
 #   scripts/test.sh            build in ./build
 #   BUILD_DIR=dir scripts/test.sh
-# Then the reliability checks of docs/RELIABILITY.md (static analysis,
-# sanitizers, valgrind, ThreadSanitizer, fuzzing, ABI), each in its own build-* directory:
+# Then the reliability checks of docs/RELIABILITY.md: static analysis
+# (cppcheck, no build), then sanitizers, valgrind, ThreadSanitizer, fuzzing
+# and ABI, each in its own build-* directory:
 #   scripts/test.sh --quick    the build and ctest only
 # The last line is the verdict: every stage passed and how long each took,
 # or which stage failed (the exit status is then non-zero).

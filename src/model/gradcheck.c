@@ -59,7 +59,7 @@ static nnlib_status check_every_scalar(const probe *p, const float *g_bp,
       double diff_sq = 0.0, a_sq = 0.0, b_sq = 0.0;
       for (int64_t j = offset; j < offset + size; j++) {
         float saved = m->params[j];
-        double plus = 0.0, minus = 0.0; /* set unless st says otherwise */
+        double plus = 0.0, minus = 0.0; /* read only once both are in */
         m->params[j] = saved + h;
         nnlib_status st = loss_at(p, &plus);
         m->params[j] = saved - h;
@@ -95,7 +95,7 @@ static nnlib_status check_direction(const probe *p, const float *g_bp,
     dir[j] = (nnlib__rng_next(&rng) >> 63) ? 1.0f : -1.0f;
     analytic += (double)g_bp[j] * dir[j];
   }
-  double plus = 0.0, minus = 0.0; /* set unless st says otherwise */
+  double plus = 0.0, minus = 0.0; /* read only once both are in */
   for (int64_t j = 0; j < size; j++)
     m->params[j] = saved[j] + h * dir[j];
   nnlib_status st = loss_at(p, &plus);
