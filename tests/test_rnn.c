@@ -33,7 +33,11 @@ static nnlib_layer *cell(enum cell c, int64_t in, int64_t hidden, int bias,
   return l;
 }
 
-/* A model of the given layers (NULL-terminated) for samples [T, F]. */
+/* The end of seq_model's layers: a null pointer of the type va_arg reads
+ * (a plain NULL may be an int or a void pointer). */
+#define LAYERS_END ((nnlib_layer *)NULL)
+
+/* A model of the given layers (LAYERS_END-terminated) for samples [T, F]. */
 static nnlib_model *seq_model(int64_t steps, int64_t features,
                               int64_t max_batch, nnlib_loss loss,
                               nnlib_optimizer *opt, uint64_t seed, ...) {
@@ -122,7 +126,7 @@ static void set_random_state(nnlib_layer *l, enum cell c, int64_t rows,
 static double check_single(enum cell c, int64_t steps, int64_t n) {
   const int64_t f = 3, h = 4;
   nnlib_model *m = seq_model(steps, f, n, NNLIB_LOSS_MSE, NULL, 11,
-                             cell(c, f, h, 1, 1), NULL);
+                             cell(c, f, h, 1, 1), LAYERS_END);
   set_random_state(nnlib_model_get_layer(m, 0), c, n, h, 5);
   nnlib_tensor *x =
       random_tensor3(n, steps, f, -1.5f, 1.5f, input_seed(c, 21));
@@ -138,8 +142,9 @@ static double check_single(enum cell c, int64_t steps, int64_t n) {
  * softmax cross-entropy. */
 static double check_last(enum cell c, int64_t steps, int64_t n) {
   const int64_t f = 3;
-  nnlib_model *m = seq_model(steps, f, n, NNLIB_LOSS_SOFTMAX_CE, NULL, 12,
-                             cell(c, 0, 4, 0, 0), ts_dense(0, 2, 1), NULL);
+  nnlib_model *m =
+      seq_model(steps, f, n, NNLIB_LOSS_SOFTMAX_CE, NULL, 12,
+                cell(c, 0, 4, 0, 0), ts_dense(0, 2, 1), LAYERS_END);
   nnlib_tensor *x =
       random_tensor3(n, steps, f, -1.5f, 1.5f, input_seed(c, 31));
   nnlib_tensor *t = ts_tensor2(n, 1, NULL);
@@ -161,8 +166,9 @@ static double check_last(enum cell c, int64_t steps, int64_t n) {
  * test_internal_rnn_torch.c). */
 static double check_stacked(enum cell c, int64_t steps, int64_t n) {
   const int64_t f = 3;
-  nnlib_model *m = seq_model(steps, f, n, NNLIB_LOSS_MSE, NULL, 13,
-                             cell(c, 0, 4, 1, 1), cell(c, 0, 3, 0, 1), NULL);
+  nnlib_model *m =
+      seq_model(steps, f, n, NNLIB_LOSS_MSE, NULL, 13, cell(c, 0, 4, 1, 1),
+                cell(c, 0, 3, 0, 1), LAYERS_END);
   set_random_state(nnlib_model_get_layer(m, 0), c, n, 4, 6);
   set_random_state(nnlib_model_get_layer(m, 1), c, n, 3, 7);
   nnlib_tensor *x =
@@ -230,9 +236,9 @@ static void expect_out_shape(nnlib_layer *l, size_t rank, int64_t d0,
  * [G*H]; outputs [T, H] or [H]. */
 static void test_shapes_and_params(void **s) {
   (void)s;
-  nnlib_model *m = seq_model(7, 3, 2, NNLIB_LOSS_MSE, NULL, 1,
-                             cell(RNN_RELU, 3, 6, 1, 1), cell(LSTM, 0, 5, 1, 1),
-                             cell(GRU, 0, 4, 0, 0), NULL);
+  nnlib_model *m =
+      seq_model(7, 3, 2, NNLIB_LOSS_MSE, NULL, 1, cell(RNN_RELU, 3, 6, 1, 1),
+                cell(LSTM, 0, 5, 1, 1), cell(GRU, 0, 4, 0, 0), LAYERS_END);
   const char *names[3] = {"rnn", "lstm", "gru"};
   const nnlib_layer_kind kinds[3] = {NNLIB_LAYER_RNN, NNLIB_LAYER_LSTM,
                                      NNLIB_LAYER_GRU};
@@ -277,7 +283,7 @@ static void test_shapes_and_params(void **s) {
 static void test_sequence_length_and_features(void **s) {
   (void)s;
   nnlib_model *m = seq_model(5, 3, 4, NNLIB_LOSS_MSE, NULL, 1,
-                             cell(LSTM, 3, 4, 1, 0), NULL);
+                             cell(LSTM, 3, 4, 1, 0), LAYERS_END);
   const nnlib_tensor *out = NULL;
   nnlib_tensor *y = ts_tensor2(2, 4, NULL);
   nnlib_tensor *x = tensor3(2, 6, 3);
@@ -364,7 +370,7 @@ static void test_initial_state_errors(void **s) {
   nnlib_layer_free(dense);
   /* one row per sample: every batch must have that many samples */
   ASSERT_OK(nnlib_recurrent_set_initial_state(gru, h0, NULL, 3));
-  nnlib_model *m = seq_model(2, 1, 4, NNLIB_LOSS_MSE, NULL, 1, gru, NULL);
+  nnlib_model *m = seq_model(2, 1, 4, NNLIB_LOSS_MSE, NULL, 1, gru, LAYERS_END);
   nnlib_tensor *x = tensor3(2, 2, 1), *y = tensor3(2, 2, 2);
   ASSERT_STATUS(NNLIB_ERR_SHAPE_MISMATCH, nnlib_model_predict(m, x, y));
   ts_expect_message("gru: the initial state has 3 rows (one per sample), the "
@@ -412,9 +418,9 @@ static nnlib_tensor *steps_of(const nnlib_tensor *x, int64_t from,
 static void check_continuation(enum cell c) {
   const int64_t n = 3, f = 2, h = 4;
   nnlib_model *full = seq_model(4, f, n, NNLIB_LOSS_NONE, NULL, 3,
-                                cell(c, 0, h, 1, 1), NULL);
+                                cell(c, 0, h, 1, 1), LAYERS_END);
   nnlib_model *half = seq_model(2, f, n, NNLIB_LOSS_NONE, NULL, 4,
-                                cell(c, 0, h, 1, 1), NULL);
+                                cell(c, 0, h, 1, 1), LAYERS_END);
   copy_params(half, full);
   nnlib_tensor *x = random_tensor3(n, 4, f, -1.0f, 1.0f, 8);
   nnlib_tensor *y = tensor3(n, 4, h), *y1 = tensor3(n, 2, h);
@@ -455,7 +461,7 @@ static float *predict_all(nnlib_model *m, const nnlib_tensor *x) {
 static void check_lstm_state(void) {
   const int64_t n = 3, f = 2, h = 3, size = n * 4 * h;
   nnlib_model *m = seq_model(4, f, n, NNLIB_LOSS_NONE, NULL, 5,
-                             cell(LSTM, 0, h, 1, 1), NULL);
+                             cell(LSTM, 0, h, 1, 1), LAYERS_END);
   nnlib_layer *l = nnlib_model_get_layer(m, 0);
   nnlib_tensor *x = random_tensor3(n, 4, f, -1.0f, 1.0f, 9);
   float *plain = predict_all(m, x);
@@ -500,7 +506,7 @@ static void test_initial_state_above_max_batch(void **s) {
   for (int c = 0; c < CELL_COUNT; c++) {
     const float *cs = c == LSTM ? c0 : NULL;
     nnlib_model *m = seq_model(3, 2, 4, NNLIB_LOSS_NONE, NULL, 1,
-                               cell((enum cell)c, 0, 2, 1, 1), NULL);
+                               cell((enum cell)c, 0, 2, 1, 1), LAYERS_END);
     nnlib_layer *l = nnlib_model_get_layer(m, 0);
     nnlib_tensor *x = random_tensor3(3, 3, 2, -1.0f, 1.0f, 11);
     ASSERT_OK(nnlib_recurrent_set_initial_state(l, h0, cs, 3));
@@ -616,9 +622,9 @@ static void test_fused_sgd_matches_plain_update(void **s) {
   for (int i = 0; i < 2; i++) {
     nnlib_optimizer *o = NULL;
     ASSERT_OK(nnlib_sgd_create(&o, 0.5f, 0, 0, 0));
-    m[i] = seq_model(6, 3, 4, NNLIB_LOSS_SOFTMAX_CE, o, 77,
-                     cell(GRU, 0, 5, 1, 1), cell(LSTM, 0, 4, 1, 0),
-                     ts_dense(0, 3, 1), NULL);
+    m[i] =
+        seq_model(6, 3, 4, NNLIB_LOSS_SOFTMAX_CE, o, 77, cell(GRU, 0, 5, 1, 1),
+                  cell(LSTM, 0, 4, 1, 0), ts_dense(0, 3, 1), LAYERS_END);
   }
   ASSERT_OK(nnlib_model_set_check_numerics(m[1], 1));
   nnlib_tensor *x = random_tensor3(4, 6, 3, -1.0f, 1.0f, 3);
@@ -663,7 +669,7 @@ static void test_saturated_gates(void **s) {
   (void)s;
   for (int c = 0; c < CELL_COUNT; c++) {
     nnlib_model *m = seq_model(4, 3, 2, NNLIB_LOSS_MSE, NULL, 2,
-                               cell((enum cell)c, 0, 3, 1, 0), NULL);
+                               cell((enum cell)c, 0, 3, 1, 0), LAYERS_END);
     ASSERT_OK(nnlib_model_set_check_numerics(m, 1));
     nnlib_tensor *x = random_tensor3(2, 4, 3, -1.0f, 1.0f, 4);
     float *v = nnlib_tensor_get_data(x);
