@@ -92,12 +92,12 @@ extern "C" {
 /* --------------------------------------------------------------- version */
 
 #define NNLIB_VERSION_MAJOR 1
-#define NNLIB_VERSION_MINOR 6
+#define NNLIB_VERSION_MINOR 7
 #define NNLIB_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define NNLIB_VERSION_NUMBER                                                   \
   (NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH)
-#define NNLIB_VERSION_STRING "1.6.0" /* MAJOR.MINOR.PATCH (a test checks) */
+#define NNLIB_VERSION_STRING "1.7.0" /* MAJOR.MINOR.PATCH (a test checks) */
 #define NNLIB_VERSION_AT_LEAST(major, minor, patch)                            \
   (NNLIB_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
 
@@ -173,6 +173,52 @@ NNLIB_API nnlib_status nnlib_set_num_threads(int n);
  * default (OpenBLAS's thread count when nnlib first needs one).
  * Process-wide. */
 NNLIB_API int nnlib_get_num_threads(void);
+
+/* The vector instructions a set of matrix kernels uses, or a CPU offers
+ * (since 1.7.0). Ordered: a larger value is a wider, faster set. */
+typedef enum nnlib_simd {
+  NNLIB_SIMD_UNKNOWN = 0, /* not x86, or kernels nnlib has no entry for */
+  NNLIB_SIMD_SSE = 1,     /* 128-bit vectors, no FMA (Prescott, Nehalem) */
+  NNLIB_SIMD_AVX = 2,     /* 256-bit vectors, no FMA (Sandy Bridge)      */
+  NNLIB_SIMD_AVX2 = 3,    /* AVX2 and FMA (Haswell, Zen)                  */
+  NNLIB_SIMD_AVX512 = 4   /* AVX-512 F, BW, DQ and VL (Skylake-X onwards) */
+} nnlib_simd;
+
+/* The BLAS every product runs on, and whether it suits the CPU (since
+ * 1.7.0; an output struct: the caller sets struct_size). */
+typedef struct nnlib_blas_info {
+  size_t struct_size;      /* set by the caller: sizeof(nnlib_blas_info)      */
+  const char *config;      /* OpenBLAS's build line, e.g. "OpenBLAS 0.3.21
+                              NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell
+                              MAX_THREADS=64"; static storage                 */
+  const char *kernels;     /* the kernel set OpenBLAS chose at load time, e.g.
+                              "Haswell", "SkylakeX", "Prescott"; static       */
+  nnlib_simd kernels_simd; /* what those kernels use                       */
+  nnlib_simd cpu_simd;     /* what this CPU and operating system allow
+                              (UNKNOWN off x86)                               */
+  /* 1 when the kernels lack the AVX2 and FMA this CPU has: OpenBLAS did not
+   * recognise the CPU (OpenBLAS 0.3.21, Debian 12's, takes an Intel model
+   * newer than it knows, such as Emerald Rapids, for a Prescott) and every
+   * product runs several times slower than it could (on an Emerald Rapids
+   * core, the benchmark's mlp-large trains 4.3x slower on Prescott kernels
+   * than on SkylakeX ones). Set OPENBLAS_CORETYPE to
+   * `suggested_kernels` in the environment before the program starts:
+   * OpenBLAS reads it once, when it is loaded. 0 otherwise, also when the
+   * environment chose narrower kernels on purpose (OPENBLAS_CORETYPE=Haswell
+   * on an AVX-512 CPU). */
+  int kernels_are_fallback;
+  /* When kernels_are_fallback: "SkylakeX" on an AVX-512 CPU, "Haswell" on an
+   * AVX2 one; NULL otherwise. */
+  const char *suggested_kernels;
+} nnlib_blas_info;
+
+/* Fills the first info->struct_size bytes of *info (an output struct).
+ * Needs no model; OpenBLAS's choice is fixed for the life of the process.
+ * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE for a
+ * struct_size below sizeof(size_t). Thread-safe. The library never prints:
+ * `nnlib` (the command-line tool) warns on stderr when
+ * kernels_are_fallback is set. */
+NNLIB_API nnlib_status nnlib_blas_get_info(nnlib_blas_info *info);
 
 /* Optional allocator hook. Every heap allocation nnlib makes goes through it
  * (OpenBLAS's own buffers do not). alloc returns memory aligned to

@@ -38,6 +38,17 @@ for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | gre
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
 
+# --version: the version, then OpenBLAS's build line and its kernels; under
+# the environment's Haswell kernels, no fallback warning before a command
+"$nnlib" --version > "$dir/version"
+head -1 "$dir/version" | grep -q '^nnlib [0-9]*\.[0-9]*\.[0-9]*$'
+grep -q '^OpenBLAS ' "$dir/version"
+if [ "${OPENBLAS_CORETYPE:-}" = Haswell ]; then
+  grep -q '^kernels: Haswell (AVX2); CPU: ' "$dir/version"
+  "$nnlib" bench --model dense:4 --input 4 --batch 2 --reps 1 > /dev/null 2> "$dir/err"
+  if grep -q 'warning' "$dir/err"; then echo "a warning under Haswell kernels:"; cat "$dir/err"; exit 1; fi
+fi
+
 # ---- text: byte-level language models (nnlib train --text, generate) ----
 text_part() {
   local text="$dir/text" gpt

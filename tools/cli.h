@@ -5,6 +5,7 @@
 #include <nnlib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Fashion-MNIST's class names, index = label. */
 extern const char *const cli_class_names[10];
@@ -85,6 +86,13 @@ bool cli_onnx_flags_fit(const char *command, const char *file,
                         const cli_onnx_flags *flags);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
+
+/* ---- the BLAS underneath (blas_check.c) ---- */
+/* OpenBLAS's build line, its kernels and the CPU's vector set, two lines. */
+void cli_print_blas(FILE *out);
+/* A warning on stderr when OpenBLAS's kernels are a fallback narrower than
+ * the CPU (nnlib_blas_info.kernels_are_fallback); nothing otherwise. */
+void cli_warn_slow_blas(void);
 
 int cmd_train(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -47,8 +47,13 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "--version") == 0) {
     printf("nnlib %s\n", nnlib_version_string());
+    cli_print_blas(stdout);
     return 0;
   }
+  static const char *const computing[] = {"train", "eval", "bench", "generate"};
+  for (size_t i = 0; i < sizeof computing / sizeof *computing; i++)
+    if (strcmp(cmd, computing[i]) == 0)
+      cli_warn_slow_blas();
   if (strcmp(cmd, "train") == 0)
     return cmd_train(argc - 2, argv + 2);
   if (strcmp(cmd, "eval") == 0)

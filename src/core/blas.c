@@ -356,3 +356,11 @@ nnlib_status nnlib_set_num_threads(int n) {
 }
 
 int nnlib_get_num_threads(void) { return threads_in_force(); }
+
+nnlib_status nnlib_blas_get_info(nnlib_blas_info *info) {
+  NNLIB_CHECK_ARG(info != NULL, "nnlib_blas_get_info: info is NULL");
+  nnlib_blas_info full;
+  nnlib__blas_assess(&full, openblas_get_config(), openblas_get_corename(),
+                     nnlib__cpu_simd());
+  return nnlib__write_struct(info, &full, sizeof full, "nnlib_blas_get_info");
+}

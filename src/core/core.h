@@ -186,6 +186,16 @@ nnlib__gemm_split nnlib__gemm_split_for(int64_t m, int64_t n, int64_t k,
 /* FLOPs (2 m n k each) of every nnlib__gemm the calling thread has issued;
  * the profiler takes differences of it. */
 double nnlib__gemm_flops_issued(void);
+/* The BLAS underneath, judged (blas_info.c): the vector set of an OpenBLAS
+ * kernel name (case ignored: "Haswell" from a DYNAMIC_ARCH build, "HASWELL"
+ * from a fixed one), and the whole verdict of nnlib_blas_info from the
+ * build line, the kernel name and the CPU's own set. */
+nnlib_simd nnlib__blas_kernels_simd(const char *kernels);
+void nnlib__blas_assess(nnlib_blas_info *info, const char *config,
+                        const char *kernels, nnlib_simd cpu);
+/* The widest set this CPU and its operating system allow (cpu.c); read
+ * once. */
+nnlib_simd nnlib__cpu_simd(void);
 /* Largest dimension nnlib__gemm accepts. */
 #define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)
 

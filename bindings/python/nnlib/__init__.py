@@ -5,6 +5,9 @@ the system loader, then ``pkg-config --variable=libdir nnlib``; its major
 version must be the one these bindings were written for (1).
 """
 
+import ctypes
+import enum
+
 from . import errors
 from ._core import DType, Tensor, as_int32, is_zero_copy, lib
 from ._lib import ABI_MAJOR, LibraryNotFoundError
@@ -28,7 +31,7 @@ from .optim import (SGD, Adam, AdamW, Optimizer, OptimizerKind, RMSprop,
                     Schedule)
 from .text import Text, TextSplit
 
-__version__ = "1.6.0"
+__version__ = "1.7.0"
 
 
 def version():
@@ -59,3 +62,40 @@ def set_num_threads(n):
 def get_num_threads():
     """The threads nnlib computes on now (process-wide)."""
     return lib.nnlib_get_num_threads()
+
+
+class Simd(enum.IntEnum):
+    """nnlib_simd: the vector instructions of a set of matrix kernels or of
+    a CPU, ordered from narrow to wide."""
+    UNKNOWN = 0
+    SSE = 1
+    AVX = 2
+    AVX2 = 3
+    AVX512 = 4
+
+
+def blas_info():
+    """The BLAS every product runs on and whether its kernels suit the CPU:
+    a dict of nnlib_blas_info's fields. `config` (OpenBLAS's build line),
+    `kernels` (the kernel set OpenBLAS chose when it was loaded, e.g.
+    "Haswell"), `kernels_simd` and `cpu_simd` (Simd), `kernels_are_fallback`
+    (True when the kernels lack the AVX2 and FMA the CPU has: OpenBLAS did
+    not recognise the CPU, and products run several times slower) and
+    `suggested_kernels` (then the OPENBLAS_CORETYPE to set before Python
+    starts, else None)."""
+    from . import _lib as lib_types
+    from ._core import check
+    info = lib_types.BlasInfo()
+    info.struct_size = ctypes.sizeof(info)
+    check(lib.nnlib_blas_get_info(ctypes.byref(info)))
+
+    def text(raw):
+        return None if raw is None else raw.decode()
+    return {
+        "config": text(info.config),
+        "kernels": text(info.kernels),
+        "kernels_simd": Simd(info.kernels_simd),
+        "cpu_simd": Simd(info.cpu_simd),
+        "kernels_are_fallback": bool(info.kernels_are_fallback),
+        "suggested_kernels": text(info.suggested_kernels),
+    }

@@ -173,6 +173,20 @@ class ModelFileInfo(ctypes.Structure):
     ]
 
 
+class BlasInfo(ctypes.Structure):
+    """nnlib_blas_info (since 1.7.0)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("config", ctypes.c_char_p),
+        ("kernels", ctypes.c_char_p),
+        ("kernels_simd", ctypes.c_int),
+        ("cpu_simd", ctypes.c_int),
+        ("kernels_are_fallback", ctypes.c_int),
+        ("suggested_kernels", ctypes.c_char_p),
+    ]
+
+
 #: nnlib_node: a node of a graph model, (model tag << 32) | node index
 NODE = ctypes.c_uint64
 
@@ -246,6 +260,7 @@ STRUCTS = {
     "nnlib_attention_options": AttentionOptions,
     "nnlib_generate_options": GenerateOptions,
     "nnlib_onnx_options": OnnxOptions,
+    "nnlib_blas_info": BlasInfo,
 }
 
 # ----------------------------------------------------------------- types
@@ -306,6 +321,7 @@ C_TYPES = {
     "nnlib_pool2d_options *": _P(Pool2dOptions),
     "const nnlib_pool2d_options *": _P(Pool2dOptions),
     "nnlib_model_file_info *": _P(ModelFileInfo),
+    "nnlib_blas_info *": _P(BlasInfo),
     "nnlib_layer_profile *": _P(LayerProfile),
     "nnlib_node": NODE,
     "nnlib_node *": _P(NODE),
@@ -343,6 +359,7 @@ SIGNATURES = {
     # process-wide settings
     "nnlib_set_num_threads": ("nnlib_status", ["int"]),
     "nnlib_get_num_threads": ("int", []),
+    "nnlib_blas_get_info": ("nnlib_status", ["nnlib_blas_info *"]),
     "nnlib_set_allocator": ("nnlib_status", ["const nnlib_allocator *"]),
     "nnlib_free": ("void", ["void *"]),
     # tensor

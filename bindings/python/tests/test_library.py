@@ -86,7 +86,8 @@ def test_every_header_enum_value_matches():
                          ("NNLIB_LOSS_", nnlib.Loss),
                          ("NNLIB_SPLIT_", nnlib.Split),
                          ("NNLIB_DTYPE_", nnlib.DType),
-                         ("NNLIB_TEXT_", nnlib.TextSplit)]:
+                         ("NNLIB_TEXT_", nnlib.TextSplit),
+                         ("NNLIB_SIMD_", nnlib.Simd)]:
         for member in enum:
             python[prefix + member.name] = int(member)
     python["NNLIB_OK"] = python.pop("NNLIB_ERR_OK")
@@ -182,3 +183,33 @@ def test_threads_setting_round_trips():
     nnlib.set_num_threads(1)
     assert nnlib.get_num_threads() == 1
     nnlib.set_num_threads(before)
+
+
+def _openblas_in_this_process():
+    """OpenBLAS as loaded into this process (the copy nnlib calls), opened
+    again by its path from /proc/self/maps; None when it is not there."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "libopenblas" in os.path.basename(path):
+                return ctypes.CDLL(path)
+    return None
+
+
+def test_blas_info_is_openblas_own_answer():
+    info = nnlib.blas_info()
+    blas = _openblas_in_this_process()
+    if blas is None:
+        pytest.skip("no libopenblas in /proc/self/maps")
+    blas.openblas_get_corename.restype = ctypes.c_char_p
+    blas.openblas_get_config.restype = ctypes.c_char_p
+    assert info["kernels"] == blas.openblas_get_corename().decode()
+    assert info["config"] == blas.openblas_get_config().decode()
+    assert isinstance(info["cpu_simd"], nnlib.Simd)
+    if os.environ.get("OPENBLAS_CORETYPE") == "Haswell":
+        assert info["kernels_simd"] == nnlib.Simd.AVX2
+        assert info["kernels_are_fallback"] is False
+        assert info["suggested_kernels"] is None
+    # a fallback always comes with the kernels to set instead, and only then
+    assert info["kernels_are_fallback"] == (info["suggested_kernels"]
+                                            is not None)

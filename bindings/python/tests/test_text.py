@@ -529,7 +529,7 @@ def test_warmup_steps_scale_the_first_updates():
 
 
 def test_version_is_1_5():
-    assert nnlib.__version__ == "1.6.0"
+    assert nnlib.__version__ == "1.7.0"
     assert nnlib.version() >= 10500
     assert nnlib.lib.nnlib_version_string().decode() == \
         nnlib.version_string()

@@ -28,7 +28,7 @@ macro_rules! opaque {
 // ------------------------------------------------------------------ version
 
 pub const NNLIB_VERSION_MAJOR: c_uint = 1;
-pub const NNLIB_VERSION_MINOR: c_uint = 6;
+pub const NNLIB_VERSION_MINOR: c_uint = 7;
 pub const NNLIB_VERSION_PATCH: c_uint = 0;
 pub const NNLIB_VERSION_NUMBER: c_uint =
     NNLIB_VERSION_MAJOR * 10000 + NNLIB_VERSION_MINOR * 100 + NNLIB_VERSION_PATCH;
@@ -300,6 +300,29 @@ pub struct nnlib_node_info {
     pub is_output: c_int,
 }
 
+// ------------------------------------------------------ the BLAS underneath
+
+/// since 1.7.0: the vector instructions of a kernel set or of a CPU
+pub type nnlib_simd = c_int;
+pub const NNLIB_SIMD_UNKNOWN: nnlib_simd = 0;
+pub const NNLIB_SIMD_SSE: nnlib_simd = 1;
+pub const NNLIB_SIMD_AVX: nnlib_simd = 2;
+pub const NNLIB_SIMD_AVX2: nnlib_simd = 3;
+pub const NNLIB_SIMD_AVX512: nnlib_simd = 4;
+
+/// since 1.7.0 (an output struct: the caller sets struct_size)
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct nnlib_blas_info {
+    pub struct_size: usize,
+    pub config: *const c_char,
+    pub kernels: *const c_char,
+    pub kernels_simd: nnlib_simd,
+    pub cpu_simd: nnlib_simd,
+    pub kernels_are_fallback: c_int,
+    pub suggested_kernels: *const c_char,
+}
+
 // -------------------------------------------------------------- model files
 
 pub const NNLIB_SAVE_OPTIMIZER: c_uint = 1;
@@ -385,6 +408,8 @@ extern "C" {
     // process-wide settings
     pub fn nnlib_set_num_threads(n: c_int) -> nnlib_status;
     pub fn nnlib_get_num_threads() -> c_int;
+    // 1.7.0
+    pub fn nnlib_blas_get_info(info: *mut nnlib_blas_info) -> nnlib_status;
     pub fn nnlib_set_allocator(allocator: *const nnlib_allocator) -> nnlib_status;
     pub fn nnlib_free(ptr: *mut c_void);
 

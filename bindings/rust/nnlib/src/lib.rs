@@ -79,3 +79,69 @@ pub fn num_threads() -> i32 {
     // SAFETY: no pointers.
     unsafe { sys::nnlib_get_num_threads() }
 }
+
+/// The vector instructions of a set of matrix kernels or of a CPU, from
+/// narrow to wide (nnlib_simd).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    Unknown,
+    Sse,
+    Avx,
+    Avx2,
+    Avx512,
+}
+
+impl Simd {
+    fn from_code(code: sys::nnlib_simd) -> Simd {
+        match code {
+            sys::NNLIB_SIMD_SSE => Simd::Sse,
+            sys::NNLIB_SIMD_AVX => Simd::Avx,
+            sys::NNLIB_SIMD_AVX2 => Simd::Avx2,
+            sys::NNLIB_SIMD_AVX512 => Simd::Avx512,
+            _ => Simd::Unknown,
+        }
+    }
+}
+
+/// The BLAS every product runs on, and whether its kernels suit the CPU
+/// (nnlib_blas_info).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlasInfo {
+    /// OpenBLAS's build line.
+    pub config: String,
+    /// The kernel set OpenBLAS chose when it was loaded ("Haswell").
+    pub kernels: String,
+    pub kernels_simd: Simd,
+    pub cpu_simd: Simd,
+    /// The kernels lack the AVX2 and FMA the CPU has: OpenBLAS did not
+    /// recognise the CPU and products run several times slower.
+    pub kernels_are_fallback: bool,
+    /// Then the OPENBLAS_CORETYPE to set before the program starts.
+    pub suggested_kernels: Option<String>,
+}
+
+fn static_text(p: *const std::os::raw::c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: the library's strings are static and NUL-terminated.
+        Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+/// What nnlib_blas_get_info reports.
+pub fn blas_info() -> Result<BlasInfo> {
+    // SAFETY: a zeroed C struct of plain fields, its size set as the
+    // output-struct rule asks; the library writes that many bytes.
+    let mut info: sys::nnlib_blas_info = unsafe { std::mem::zeroed() };
+    info.struct_size = std::mem::size_of::<sys::nnlib_blas_info>();
+    error::check(unsafe { sys::nnlib_blas_get_info(&mut info) })?;
+    Ok(BlasInfo {
+        config: static_text(info.config).unwrap_or_default(),
+        kernels: static_text(info.kernels).unwrap_or_default(),
+        kernels_simd: Simd::from_code(info.kernels_simd),
+        cpu_simd: Simd::from_code(info.cpu_simd),
+        kernels_are_fallback: info.kernels_are_fallback != 0,
+        suggested_kernels: static_text(info.suggested_kernels),
+    })
+}

@@ -513,5 +513,5 @@ fn warmup_steps_scale_the_first_updates() -> Result<()> {
 #[test]
 fn version_is_1_5() {
     assert!(nnlib::version() >= 10500);
-    assert_eq!(nnlib::sys::NNLIB_VERSION_MINOR, 6);
+    assert_eq!(nnlib::sys::NNLIB_VERSION_MINOR, 7);
 }
