@@ -221,6 +221,9 @@ static void print_machine(const bench_config *c) {
   bench_json_str("openblas_core", openblas_get_corename());
   const char *coretype = getenv("OPENBLAS_CORETYPE");
   bench_json_str("openblas_coretype_env", coretype ? coretype : "");
+  nnlib_blas_info blas = {.struct_size = sizeof blas};
+  if (nnlib_blas_get_info(&blas) == NNLIB_OK)
+    bench_json_int("openblas_fallback", blas.kernels_are_fallback);
   bench_json_str("nnlib", nnlib_version_string());
   bench_json_str("peak_isa", c->peak_isa);
   bench_json_num("peak_gflops_per_core", c->peak_per_core);

@@ -57,8 +57,10 @@ def machine(rows):
                     "peak %.0f GFLOP/s per core (%s); nnlib %s\n" % (
                         r.get("cpu"), r.get("cores"), r.get("openblas"),
                         r.get("openblas_core"),
-                        ", OPENBLAS_CORETYPE=" + r["openblas_coretype_env"]
-                        if r.get("openblas_coretype_env") else "",
+                        (", OPENBLAS_CORETYPE=" + r["openblas_coretype_env"]
+                         if r.get("openblas_coretype_env") else "") +
+                        (", a fallback narrower than the CPU"
+                         if r.get("openblas_fallback") else ""),
                         r.get("peak_gflops_per_core") or 0.0,
                         r.get("peak_isa"), r.get("nnlib")))
     return ""
