@@ -7,8 +7,9 @@
 #   scripts/test.sh            build in ./build
 #   BUILD_DIR=dir scripts/test.sh
 # Then the reliability checks of docs/RELIABILITY.md: static analysis
-# (cppcheck, no build), then sanitizers, valgrind, ThreadSanitizer, fuzzing
-# and ABI, each in its own build-* directory:
+# (cppcheck, no build; clang-tidy, a configured build-tidy), then
+# sanitizers, valgrind, ThreadSanitizer, fuzzing and ABI, each in its own
+# build-* directory:
 #   scripts/test.sh --quick    the build and ctest only
 # The last line is the verdict: every stage passed and how long each took,
 # or which stage failed (the exit status is then non-zero).
@@ -70,7 +71,7 @@ stage ort ./scripts/ort_setup.sh
 stage build configure_and_build
 stage ctest ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 if [ "$quick" -eq 0 ]; then
-  for check in static sanitizers valgrind tsan fuzz abi; do
+  for check in static tidy sanitizers valgrind tsan fuzz abi; do
     echo "== scripts/check_$check.sh"
     stage "$check" "./scripts/check_$check.sh"
   done

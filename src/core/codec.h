@@ -78,6 +78,12 @@ nnlib_status nnlib__spec_error(const nnlib__spec_item *item, const char *fmt,
 /* NNLIB_ERR_PARSE: argument `field` of the item, quoted, then `what`. */
 nnlib_status nnlib__spec_field_error(const nnlib__spec_item *item,
                                      size_t field, const char *what);
+#ifdef __clang_analyzer__ /* the contract shown, as core.h's nnlib__error */
+#define nnlib__spec_error(item, ...)                                           \
+  (nnlib__spec_error((item), __VA_ARGS__), NNLIB_ERR_PARSE)
+#define nnlib__spec_field_error(item, field, what)                             \
+  (nnlib__spec_field_error((item), (field), (what)), NNLIB_ERR_PARSE)
+#endif
 /* The item has min..max fields (name included). */
 nnlib_status nnlib__spec_fields(const nnlib__spec_item *item, size_t min,
                                 size_t max);

@@ -30,7 +30,9 @@ void nnlib__text_append(nnlib__text *t, const char *fmt, ...) {
  * point; descriptions always use '.'. These two swap it. */
 static char locale_point(void) {
   const char *p = localeconv()->decimal_point;
-  return (p != NULL && p[0] != '\0') ? p[0] : '.';
+  if (p == NULL || p[0] == '\0')
+    return '.';
+  return p[0];
 }
 
 static void swap_chars(char *s, char from, char to) {
@@ -57,6 +59,14 @@ static float parse_decimal(const char *s, size_t length, bool *ok) {
   return v;
 }
 
+/* The same float bit for bit: -0 is not 0, and the text must say which. */
+static bool same_bits(float a, float b) {
+  uint32_t x, y;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&y, &b, sizeof y);
+  return x == y;
+}
+
 void nnlib__text_append_float(nnlib__text *t, float v) {
   char buf[64] = "";
   /* 9 significant digits always read back exactly (FLT_DECIMAL_DIG) */
@@ -65,7 +75,7 @@ void nnlib__text_append_float(nnlib__text *t, float v) {
     swap_chars(buf, locale_point(), '.');
     bool ok;
     float back = parse_decimal(buf, strlen(buf), &ok);
-    if (ok && memcmp(&back, &v, sizeof v) == 0)
+    if (ok && same_bits(back, v))
       break;
   }
   /* "%g" writes 300 as "3e+02" at one digit; spell integers out when the
@@ -83,8 +93,8 @@ void nnlib__text_append_float(nnlib__text *t, float v) {
 
 /* Long items are cut in messages so the 512-byte message keeps its end. */
 
-nnlib_status nnlib__spec_error(const nnlib__spec_item *item, const char *fmt,
-                               ...) {
+nnlib_status(nnlib__spec_error)(const nnlib__spec_item *item, const char *fmt,
+                                ...) {
   char detail[320];
   va_list ap;
   va_start(ap, fmt);
@@ -111,8 +121,8 @@ nnlib_status nnlib__spec_fields(const nnlib__spec_item *item, size_t min,
                            args_min, args_max, item->field_count - 1);
 }
 
-nnlib_status nnlib__spec_field_error(const nnlib__spec_item *item,
-                                    size_t field, const char *what) {
+nnlib_status(nnlib__spec_field_error)(const nnlib__spec_item *item,
+                                      size_t field, const char *what) {
   const nnlib__spec_field *f = &item->fields[field];
   int shown = f->length > NNLIB__SPEC_SHOWN ? NNLIB__SPEC_SHOWN : (int)f->length;
   return nnlib__spec_error(item, "argument %zu \"%.*s\" %s", field, shown,

@@ -457,7 +457,7 @@ static nnlib_status read_items(idx_file *f, size_t rank, int64_t limit,
  * and NULL on failure. */
 static nnlib_status load_items(const char *path, size_t rank, int64_t limit,
                                idx_items *items) {
-  items->bytes = NULL;
+  *items = (idx_items){.bytes = NULL}; /* every field known on every path */
   idx_file f;
   NNLIB_TRY(idx_open(&f, path));
   nnlib_status st = read_items(&f, rank, limit, items);

@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -163,13 +164,11 @@ static nnlib_status list_push(file_list *l, char *path, int64_t size) {
 static char *join_path(const char *dir, const char *name) {
   size_t dir_len = strlen(dir), name_len = strlen(name);
   bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
-  char *path = nnlib__alloc(dir_len + !slash + name_len + 1);
+  size_t size = dir_len + !slash + name_len + 1;
+  char *path = nnlib__alloc(size);
   if (path == NULL)
     return NULL;
-  memcpy(path, dir, dir_len);
-  if (!slash)
-    path[dir_len++] = '/';
-  memcpy(path + dir_len, name, name_len + 1);
+  snprintf(path, size, "%s%s%s", dir, slash ? "" : "/", name);
   return path;
 }
 

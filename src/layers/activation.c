@@ -196,12 +196,12 @@ static inline float derivative(nnlib_activation kind, float param, float y) {
 #define APPLY_ROW(SRC, EXPR)                                                   \
   if (bias != NULL) {                                                          \
     for (int64_t c = 0; c < cols; c++) {                                       \
-      float v = SRC[c] + bias[c];                                              \
+      float v = (SRC)[c] + bias[c];                                            \
       yr[c] = (EXPR);                                                          \
     }                                                                          \
   } else {                                                                     \
     for (int64_t c = 0; c < cols; c++) {                                       \
-      float v = SRC[c];                                                        \
+      float v = (SRC)[c];                                                      \
       yr[c] = (EXPR);                                                          \
     }                                                                          \
   }
@@ -351,7 +351,7 @@ void nnlib__activation_apply(nnlib_activation kind, float param,
 #define BACKWARD_ROW(SRC, EXPR)                                                \
   if (bias_grad != NULL) {                                                     \
     for (int64_t c = 0; c < cols; c++) {                                       \
-      float g = SRC[c], v = yr[c];                                             \
+      float g = (SRC)[c], v = yr[c];                                           \
       (void)v;                                                                 \
       float z = (EXPR);                                                        \
       dzr[c] = z;                                                              \
@@ -359,7 +359,7 @@ void nnlib__activation_apply(nnlib_activation kind, float param,
     }                                                                          \
   } else {                                                                     \
     for (int64_t c = 0; c < cols; c++) {                                       \
-      float g = SRC[c], v = yr[c];                                             \
+      float g = (SRC)[c], v = yr[c];                                           \
       (void)v;                                                                 \
       dzr[c] = (EXPR);                                                         \
     }                                                                          \

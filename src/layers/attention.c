@@ -703,6 +703,8 @@ static nnlib_status attention_backward(nnlib_layer *l, const nnlib__run *run,
   int64_t rows = n * t, block = a->heads * a->t * a->t;
   const attention_areas w = a->areas;
   float *ws = run->workspace;
+  if (ws == NULL) /* the model always gives one: plan asked for it */
+    return nnlib__error(NNLIB_ERR_INTERNAL, "attention: no workspace");
   bool dropout = drops(a, run);
   /* dW_out = dY^T O [D,R] x [R,D]; dO = dY W_out [R,D] x [D,D] */
   if (prm.b_out != NULL)

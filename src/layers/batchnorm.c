@@ -284,7 +284,7 @@ static void train_channels(void *ctx, int64_t begin, int64_t end) {
   float *rm = t->l->buffers[RUNNING_MEAN].value.data;
   float *rv = t->l->buffers[RUNNING_VAR].value.data;
   int64_t count = t->n * b->positions;
-  double sums[SUM_BLOCK];
+  double sums[SUM_BLOCK] = {0}; /* channel_sums fills each block first */
   for (int64_t c = begin; c < end; c++) {
     if ((c - begin) % SUM_BLOCK == 0)
       channel_sums(b, t->x, t->n, c, end - c < SUM_BLOCK ? end - c : SUM_BLOCK,

@@ -42,7 +42,7 @@ static void weights_one(const float *g, float *u, int64_t stride) {
     t[3][j] = g[6 + j];
   }
   for (int r = 0; r < 4; r++) { /* (G g) G^T */
-    float *row = u + 4 * r * stride;
+    float *row = u + (int64_t)4 * r * stride;
     row[0] = (float)t[r][0];
     row[stride] = (float)(0.5 * (t[r][0] + t[r][1] + t[r][2]));
     row[2 * stride] = (float)(0.5 * (t[r][0] - t[r][1] + t[r][2]));
@@ -71,7 +71,7 @@ weights8_avx512(const __m512d g[9], float *u, int64_t stride) {
     t[3][j] = g[6 + j];
   }
   for (int r = 0; r < 4; r++) {
-    float *row = u + 4 * r * stride;
+    float *row = u + (int64_t)4 * r * stride;
     __m512d sum = _mm512_add_pd(t[r][0], t[r][1]);
     __m512d diff = _mm512_sub_pd(t[r][0], t[r][1]);
     _mm256_storeu_ps(row, _mm512_cvtpd_ps(t[r][0]));
@@ -317,7 +317,7 @@ store_patches16(__m512 e[4], __m512 o[4], __m512 e1[4], __m512 o1[4],
   rows_bt16(e1);
   rows_bt16(o1);
   for (int r = 0; r < 4; r++) { /* transform_patch's second loop */
-    float *row = at + 4 * r * stride;
+    float *row = at + (int64_t)4 * r * stride;
     _mm512_mask_storeu_ps(row, out, _mm512_sub_ps(e[r], e1[r]));
     _mm512_mask_storeu_ps(row + stride, out, _mm512_add_ps(o[r], e1[r]));
     _mm512_mask_storeu_ps(row + 2 * stride, out, _mm512_sub_ps(e1[r], o[r]));
@@ -583,7 +583,7 @@ input_rows_avx2(const float *band, int64_t pw, int64_t tile_rows, int64_t tw,
       __m256i out = lanes8(tw - k);
       float *at = dst + ty * tw + k;
       for (int r = 0; r < 4; r++) {
-        float *row = at + 4 * r * stride;
+        float *row = at + (int64_t)4 * r * stride;
         _mm256_maskstore_ps(row, out, _mm256_sub_ps(e[r], e1[r]));
         _mm256_maskstore_ps(row + stride, out, _mm256_add_ps(o[r], e1[r]));
         _mm256_maskstore_ps(row + 2 * stride, out, _mm256_sub_ps(e1[r], o[r]));

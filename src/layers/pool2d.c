@@ -863,7 +863,9 @@ enum { PRE_WINDOWS = 256 };
 static void select_rows_plain_pre(bool max, const float *x, int64_t w,
                                   int64_t rows, const pre_terms *pre, float *y,
                                   uint8_t *code, int64_t out_w) {
-  float block[2][2 * PRE_WINDOWS];
+  /* zeroed though each run fills what it selects from: clang's analyzer
+   * cannot follow k from here into select_row_plain */
+  float block[2][2 * PRE_WINDOWS] = {{0}};
   for (int64_t r = 0; r < rows; r++)
     for (int64_t ow = 0; ow < out_w; ow += PRE_WINDOWS) {
       int64_t k = out_w - ow < PRE_WINDOWS ? out_w - ow : PRE_WINDOWS;
@@ -1419,7 +1421,9 @@ static unsigned option_bit(const nnlib__spec_item *item, size_t field) {
     return OPT_CEIL;
   if (nnlib__spec_field_is(item, field, "exclude_pad"))
     return OPT_EXCLUDE;
-  char letter = f->length > 1 ? f->text[0] : '\0';
+  char letter = '\0';
+  if (f->length > 1)
+    letter = f->text[0];
   return letter == 's' ? OPT_STRIDE : letter == 'p' ? OPT_PAD
          : letter == 'd' ? OPT_DILATION : 0u;
 }

@@ -216,7 +216,8 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
  * An lstm cell forward is 4 GATE + 5 NONLINEAR (measured 1.3 ns a hidden
  * unit), backward 4 GATE (1.0 ns: it streams the gates back from memory).
  * NONLINEAR was 4 while the gates ran in double (4.5 ns a unit forward). */
-enum { RNN_COST_GATE = 1, RNN_COST_NONLINEAR = 1 };
+#define RNN_COST_GATE ((int64_t)1)
+#define RNN_COST_NONLINEAR ((int64_t)1)
 
 /* Runs fn(ctx, begin, end) over the n samples of one step, split into
  * contiguous ranges of samples on nnlib's threads (nnlib__parallel_for)

@@ -70,7 +70,9 @@ static size_t drop_unit_axes(const int64_t *dims, const int64_t *perm,
  * after a - 1, since the two then stay one contiguous run on both sides. */
 static void plan_permute(const int64_t *dims, const int64_t *perm,
                          size_t rank, permute_plan *p) {
-  int64_t d[AXES], q[AXES];
+  /* zeroed though drop_unit_axes writes the first r of each: that perm is
+   * a permutation is beyond clang's analyzer */
+  int64_t d[AXES] = {0}, q[AXES] = {0};
   size_t r = drop_unit_axes(dims, perm, rank, d, q);
   p->size = 1;
   for (size_t a = 0; a < rank; a++)
@@ -81,13 +83,13 @@ static void plan_permute(const int64_t *dims, const int64_t *perm,
     p->perm[0] = 0;
     return;
   }
-  bool starts[AXES];
+  bool starts[AXES] = {0};
   for (size_t a = 0; a < r; a++)
     starts[a] = true;
   for (size_t k = 1; k < r; k++)
     if (q[k] == q[k - 1] + 1)
       starts[q[k]] = false;
-  int64_t merged[AXES];
+  int64_t merged[AXES] = {0};
   size_t g = 0;
   for (size_t a = 0; a < r; a++) {
     if (starts[a])
@@ -294,7 +296,9 @@ static nnlib_status parse_perm(const nnlib__spec_item *item, int64_t *perm,
   int64_t v = 0;
   bool digits = false;
   for (size_t i = 0; i <= f->length; i++) {
-    char c = i < f->length ? f->text[i] : 'x';
+    char c = 'x'; /* the end reads as one more separator */
+    if (i < f->length)
+      c = f->text[i];
     if (c == 'x' && digits) {
       perm[k++] = v;
       v = 0;

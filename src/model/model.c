@@ -190,8 +190,9 @@ static nnlib_status check_apply(const nnlib_model *m, const nnlib_layer *l,
 /* Fills a new layer node; false when out of memory. */
 static bool fill_layer_node(nnlib_model *m, nnlib__node *n, nnlib_layer *l,
                             const size_t *inputs, size_t count) {
+  /* an array of layer pointers: its element is the pointer */
   if (!grow((void **)&m->layers, &m->layer_capacity, m->layer_count,
-            sizeof *m->layers))
+            sizeof *m->layers)) // NOLINT(bugprone-sizeof-expression)
     return false;
   n->inputs = nnlib__calloc(count, sizeof *n->inputs);
   n->handles = nnlib__calloc(count, sizeof *n->handles);

@@ -224,7 +224,7 @@ static nnlib_status node_name(nnlib__reader *r, nnlib__file_graph *g,
   if (!valid_name(r->p, length)) {
     char shown[NNLIB__FILE_MAX_NAME + 1];
     for (uint32_t i = 0; i < length; i++) /* printable ASCII, else '?' */
-      shown[i] = r->p[i] >= 0x20 && r->p[i] < 0x7f ? (char)r->p[i] : '?';
+      shown[i] = (char)(r->p[i] >= 0x20 && r->p[i] < 0x7f ? r->p[i] : '?');
     shown[length] = '\0';
     return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
                         "model file: %s: name \"%s\" is not 1 to %u of "

@@ -38,7 +38,7 @@ static uint64_t le64(const unsigned char *p) {
 /* A tag for messages: printable ASCII, anything else as '?'. */
 static void tag_text(const unsigned char *p, char out[5]) {
   for (int i = 0; i < 4; i++)
-    out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    out[i] = (char)(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?');
   out[4] = '\0';
 }
 
@@ -503,7 +503,9 @@ static nnlib_status read_layers(const nnlib__file_view *v,
                                 const nnlib__file_head *h,
                                 nnlib_layer ***out) {
   nnlib__reader r = {v->arch.payload, v->arch.length, "architecture section"};
-  nnlib_layer **layers = nnlib__calloc(h->layer_count, sizeof *layers);
+  /* an array of layer pointers: its element is the pointer */
+  nnlib_layer **layers = nnlib__calloc(
+      h->layer_count, sizeof *layers); // NOLINT(bugprone-sizeof-expression)
   *out = layers;
   if (layers == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,

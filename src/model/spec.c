@@ -313,7 +313,9 @@ static nnlib_status parse_input_shape(const nnlib__spec_item *item,
   int64_t v = 0;
   bool digits = false;
   for (size_t i = 0; i <= f->length; i++) {
-    char c = i < f->length ? f->text[i] : 'x';
+    char c = 'x'; /* the end reads as one more separator */
+    if (i < f->length)
+      c = f->text[i];
     bool ok;
     if (c >= '0' && c <= '9') {
       ok = v <= (NNLIB__BLAS_DIM_MAX - (c - '0')) / 10;

@@ -173,6 +173,10 @@ nnlib_status nnlib__onnx_node_error(const nnlib__onnx_import *im,
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+#ifdef __clang_analyzer__ /* the contract shown, as core.h's nnlib__error */
+#define nnlib__onnx_node_error(im, status, ...)                                \
+  (nnlib__onnx_node_error((im), (status), __VA_ARGS__), (status))
+#endif
 /* Applies a layer (taken, also on failure) to `count` value nodes: plans
  * it over their shapes, applies it, and defines `out` as a NODE. */
 nnlib_status nnlib__onnx_apply(nnlib__onnx_import *im, nnlib_layer *l,

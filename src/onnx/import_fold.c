@@ -136,6 +136,11 @@ static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
                                   "%s must be a constant int64 list of at "
                                   "most %d values",
                                   what, NNLIB__ONNX_MAX_RANK);
+  /* const_alloc never makes a negative count; said here, as one would
+   * leave out unwritten and *count huge (the analyzer's path) */
+  if (v->count < 0)
+    return nnlib__onnx_node_error(im, NNLIB_ERR_INTERNAL, "%s of %lld values",
+                                  what, (long long)v->count);
   for (int64_t k = 0; k < v->count; k++)
     out[k] = v->i[k];
   *count = (size_t)v->count;
@@ -314,7 +319,7 @@ static nnlib_status squeeze_dims(nnlib__onnx_import *im, bool unsqueeze,
   size_t span = unsqueeze ? new_rank : rank;
   /* out holds NNLIB__ONNX_MAX_RANK dims: refuse a longer result before
    * writing it (fuzz_onnx: an Unsqueeze past it overflowed the stack) */
-  if (span > 2 * NNLIB__ONNX_MAX_RANK ||
+  if (span > 2 * (size_t)NNLIB__ONNX_MAX_RANK ||
       (unsqueeze && new_rank > NNLIB__ONNX_MAX_RANK))
     return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
                                   "rank %zu above %d", new_rank,
@@ -707,6 +712,9 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
     dims[a] = slice_axis(x->dims[a], starts[k], ends[k], steps[k], &first[a]);
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  for (size_t d = 0; d < x->rank; d++)
+    if (dims[d] == 0) /* an empty slice: nothing to copy (nor divide by) */
+      return NNLIB_OK;
   int64_t s = 1;
   for (size_t d = x->rank; d-- > 0;)
     stride[d] = s, s *= x->dims[d];

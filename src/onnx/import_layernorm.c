@@ -295,11 +295,13 @@ static nnlib_status variance(imp *im, ln_match *m, nnlib__onnx_str dev,
   return NNLIB_OK;
 }
 
-/* Whether e is an epsilon nnlib's layernorm takes: a float scalar > 0. */
+/* Whether e is an epsilon nnlib's layernorm takes: a float scalar > 0.
+ * NULL (not a known constant) is not; scalar refuses it too, but is not
+ * always followed by the analyzer. */
 static bool valid_eps(const oval *e) {
   double eps = 0.0;
-  return scalar(e, &eps) && e->dtype == NNLIB__ONNX_FLOAT && eps > 0.0 &&
-         isfinite((float)eps);
+  return e != NULL && scalar(e, &eps) && e->dtype == NNLIB__ONNX_FLOAT &&
+         eps > 0.0 && isfinite((float)eps);
 }
 
 /* eps: Add(var, eps), eps a scalar > 0 where the node is needed. */

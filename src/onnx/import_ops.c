@@ -39,7 +39,8 @@ static nnlib_status graph_input(imp *im, const onode *n, size_t k,
             ? "zeros of a batch-sized shape (read only as a recurrent "
               "layer's initial state)"
             : v->unusable);
-  if (!is_graph(v))
+  /* v == NULL as is_graph says, spelled out for the analyzer */
+  if (v == NULL || !is_graph(v))
     return nnlib__onnx_node_error(
         im, v == NULL ? NNLIB_ERR_CORRUPT_FILE : NNLIB_ERR_UNSUPPORTED,
         "input %zu must be a tensor computed from the graph's inputs%s", k,

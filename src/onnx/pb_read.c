@@ -295,6 +295,14 @@ nnlib_status nnlib__onnx_tensor_data(const nnlib__onnx_tensor *t,
                         "ONNX: tensor '%.*s' of data type %d (float, double, "
                         "int32 and int64 are read)",
                         (int)t->name.n, t->name.p, (int)t->data_type);
+  /* store writes float and double to fo, the integers to io: the caller
+   * (const_from_tensor) gives the one the type needs, or neither */
+  bool floats =
+      t->data_type == NNLIB__ONNX_FLOAT || t->data_type == NNLIB__ONNX_DOUBLE;
+  if ((fo != NULL || io != NULL) && (floats ? fo == NULL : io == NULL))
+    return nnlib__error(NNLIB_ERR_INTERNAL,
+                        "ONNX: tensor '%.*s': no array for its %s elements",
+                        (int)t->name.n, t->name.p, floats ? "float" : "int");
   /* First walk: where the elements are and how many. */
   pb in = top;
   pb_field f, raw = {0};

@@ -183,9 +183,10 @@ float nnlib__optimizer_lr_at(const nnlib_optimizer *opt, int64_t t) {
     return (float)((double)o->learning_rate * (double)(t + 1) / (double)w);
   t -= w;
   switch (o->schedule) {
-  case NNLIB_SCHEDULE_STEP:
-    return o->learning_rate *
-           powf(o->gamma, (float)(t / o->step_size));
+  case NNLIB_SCHEDULE_STEP: {
+    int64_t drops = t / o->step_size; /* whole periods completed */
+    return o->learning_rate * powf(o->gamma, (float)drops);
+  }
   case NNLIB_SCHEDULE_COSINE: {
     int64_t span = o->total_steps - w;
     double frac = t >= span ? 1.0 : (double)t / (double)span;
