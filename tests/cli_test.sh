@@ -51,7 +51,11 @@ grep -q '^OpenBLAS ' "$dir/version"
 if [ "${OPENBLAS_CORETYPE:-}" = Haswell ]; then
   grep -q '^kernels: Haswell (AVX2); CPU: ' "$dir/version"
 fi
-"$nnlib" bench --model dense:4 --input 4 --batch 2 --reps 1 > /dev/null 2> "$dir/err"
+"$nnlib" bench --model dense:4 --input 4 --batch 2 --reps 1 > "$dir/bench" 2> "$dir/err"
+# one JSON line each for training and inference, naming the kernels
+kernels=$(sed -n 's/^kernels: \([^ ]*\) .*/\1/p' "$dir/version")
+[ "$(grep -c "^{\"bench\":\"\(train\|infer\)\",.*\"kernels\":\"$kernels\"" "$dir/bench")" -eq 2 ] ||
+  { echo "nnlib bench lines without kernels $kernels:"; cat "$dir/bench"; exit 1; }
 if grep -Eq '^kernels: .* \(SSE\); CPU: AVX(2|-512)$' "$dir/version"; then
   grep -q '^nnlib: warning: OpenBLAS runs its .* OPENBLAS_CORETYPE=[A-Za-z]*' "$dir/err" ||
     { echo "no warning on fallback kernels:"; cat "$dir/version" "$dir/err"; exit 1; }

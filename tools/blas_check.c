@@ -25,6 +25,11 @@ static bool read_info(nnlib_blas_info *info) {
   return nnlib_blas_get_info(info) == NNLIB_OK;
 }
 
+const char *cli_blas_kernels(void) {
+  nnlib_blas_info info;
+  return read_info(&info) ? info.kernels : "unknown";
+}
+
 void cli_print_blas(FILE *out) {
   nnlib_blas_info info;
   if (!read_info(&info))

@@ -88,6 +88,8 @@ bool cli_onnx_flags_fit(const char *command, const char *file,
 const char *cli_output_layer_name(nnlib_model *m);
 
 /* ---- the BLAS underneath (blas_check.c) ---- */
+/* The name of OpenBLAS's kernel set ("Haswell"); static storage. */
+const char *cli_blas_kernels(void);
 /* OpenBLAS's build line, its kernels and the CPU's vector set, two lines. */
 void cli_print_blas(FILE *out);
 /* A warning on stderr when OpenBLAS's kernels are a fallback narrower than

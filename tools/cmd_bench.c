@@ -67,13 +67,16 @@ static int run(const char *spec, int64_t input, int64_t batch, int64_t reps) {
           NNLIB_OK)
     first = nnlib_tensor_get_size(w0);
   double flops = (6.0 * (double)params - 2.0 * (double)first) * (double)batch;
+  const char *kernels = cli_blas_kernels();
   printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,"
-         "\"median_s\":%.6g,\"samples_per_s\":%.1f,\"gflops\":%.2f}\n",
-         spec, (long long)batch, nnlib_get_num_threads(), step_s,
+         "\"kernels\":\"%s\",\"median_s\":%.6g,\"samples_per_s\":%.1f,"
+         "\"gflops\":%.2f}\n",
+         spec, (long long)batch, nnlib_get_num_threads(), kernels, step_s,
          (double)batch / step_s, flops / step_s * 1e-9);
   printf("{\"bench\":\"infer\",\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,"
-         "\"median_s\":%.6g,\"samples_per_s\":%.1f,\"gflops\":%.2f}\n",
-         spec, (long long)batch, nnlib_get_num_threads(), infer_s,
+         "\"kernels\":\"%s\",\"median_s\":%.6g,\"samples_per_s\":%.1f,"
+         "\"gflops\":%.2f}\n",
+         spec, (long long)batch, nnlib_get_num_threads(), kernels, infer_s,
          (double)batch / infer_s, flops / 3.0 / infer_s * 1e-9);
   rc = 0;
 done:
@@ -95,9 +98,10 @@ int cmd_bench(int argc, char **argv) {
            "[--threads T] [--reps R]\n\n"
            "Median time of a training step (SGD, softmax cross-entropy) and "
            "of\ninference for a dense model description on random data; one "
-           "JSON line\neach. Defaults: dense:1024,relu,dense:1024,relu,"
-           "dense:10, input 784,\nbatch 256, 50 repetitions. The whole suite "
-           "with raw GEMM baselines is\nbenchmarks/nnlib-bench.\n");
+           "JSON line\neach, with the OpenBLAS kernels that ran. Defaults:\n"
+           "dense:1024,relu,dense:1024,relu,dense:10, input 784, batch 256, "
+           "50\nrepetitions. The whole suite with raw GEMM baselines is\n"
+           "benchmarks/nnlib-bench.\n");
     cli_args_free(&a);
     return 0;
   }
