@@ -41,7 +41,8 @@
  *    does not know must stay as init left them (0), else
  *    NNLIB_ERR_STRUCT_SIZE. A NULL options pointer means defaults. Output
  *    structs (nnlib_layer_profile, nnlib_model_file_info, nnlib_node_info,
- *    and nnlib_optimizer_options from nnlib_optimizer_get_options) follow the
+ *    nnlib_blas_info, and nnlib_optimizer_options from
+ *    nnlib_optimizer_get_options) follow the
  *    same rule: the caller sets struct_size, the library writes that many
  *    bytes. See docs/ABI_POLICY.md.
  *  - Deprecated names (NNLIB_DEPRECATED, listed at the end of this file) keep
