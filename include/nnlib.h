@@ -199,7 +199,9 @@ typedef struct nnlib_blas_info {
                               (UNKNOWN off x86)                               */
   /* 1 when the kernels lack the AVX2 and FMA this CPU has: OpenBLAS did not
    * recognise the CPU (OpenBLAS 0.3.21, Debian 12's, takes an Intel model
-   * newer than it knows, such as Emerald Rapids, for a Prescott) and every
+   * newer than it knows, such as Emerald Rapids, for a Prescott; fixed in
+   * OpenBLAS 0.3.25), OPENBLAS_CORETYPE asked for such kernels, or OpenBLAS
+   * was built for an older CPU only; and every
    * product runs several times slower than it could (on an Emerald Rapids
    * core, the benchmark's mlp-large trains 4.3x slower on Prescott kernels
    * than on SkylakeX ones). Set OPENBLAS_CORETYPE to
@@ -208,13 +210,17 @@ typedef struct nnlib_blas_info {
    * environment chose narrower kernels on purpose (OPENBLAS_CORETYPE=Haswell
    * on an AVX-512 CPU). */
   int kernels_are_fallback;
-  /* When kernels_are_fallback: "SkylakeX" on an AVX-512 CPU, "Haswell" on an
-   * AVX2 one; NULL otherwise. */
+  /* When kernels_are_fallback and OpenBLAS was built with DYNAMIC_ARCH (in
+   * config; a build for one CPU has no other kernels to choose):
+   * "SkylakeX" on an AVX-512 CPU, "Haswell" on an AVX2 one; NULL
+   * otherwise. */
   const char *suggested_kernels;
 } nnlib_blas_info;
 
 /* Fills the first info->struct_size bytes of *info (an output struct).
- * Needs no model; OpenBLAS's choice is fixed for the life of the process.
+ * Needs no model; OpenBLAS's choice is fixed for the life of the process,
+ * and nnlib copies its build line once (OpenBLAS's openblas_get_config
+ * rewrites a shared buffer on each call).
  * NNLIB_ERR_INVALID_ARGUMENT for NULL, NNLIB_ERR_STRUCT_SIZE for a
  * struct_size below sizeof(size_t). Thread-safe. The library never prints:
  * `nnlib` (the command-line tool) warns on stderr when

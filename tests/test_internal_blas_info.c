@@ -54,37 +54,47 @@ typedef struct verdict_case {
   nnlib_simd cpu;
   int fallback;
   const char *suggested; /* NULL: none */
+  const char *config;    /* NULL: a DYNAMIC_ARCH build's */
 } verdict_case;
+
+#define DYNAMIC_CONFIG                                                         \
+  "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Prescott "              \
+  "MAX_THREADS=64"
 
 static void test_verdicts(void **state) {
   (void)state;
   static const verdict_case cases[] = {
       /* OpenBLAS 0.3.21 on an Emerald Rapids */
-      {"Prescott", NNLIB_SIMD_AVX512, 1, "SkylakeX"},
+      {"Prescott", NNLIB_SIMD_AVX512, 1, "SkylakeX", NULL},
       /* ... and on an AVX2 machine it does not know */
-      {"Prescott", NNLIB_SIMD_AVX2, 1, "Haswell"},
-      {"Nehalem", NNLIB_SIMD_AVX2, 1, "Haswell"},
-      {"Sandybridge", NNLIB_SIMD_AVX512, 1, "SkylakeX"},
+      {"Prescott", NNLIB_SIMD_AVX2, 1, "Haswell", NULL},
+      {"Nehalem", NNLIB_SIMD_AVX2, 1, "Haswell", NULL},
+      {"Sandybridge", NNLIB_SIMD_AVX512, 1, "SkylakeX", NULL},
       /* the environment's pin: narrower, on purpose, not a fallback */
-      {"Haswell", NNLIB_SIMD_AVX512, 0, NULL},
-      {"Haswell", NNLIB_SIMD_AVX2, 0, NULL},
-      {"SkylakeX", NNLIB_SIMD_AVX512, 0, NULL},
-      {"Cooperlake", NNLIB_SIMD_AVX512, 0, NULL},
+      {"Haswell", NNLIB_SIMD_AVX512, 0, NULL, NULL},
+      {"Haswell", NNLIB_SIMD_AVX2, 0, NULL, NULL},
+      {"SkylakeX", NNLIB_SIMD_AVX512, 0, NULL, NULL},
+      {"Cooperlake", NNLIB_SIMD_AVX512, 0, NULL, NULL},
       /* an old CPU on the kernels it has */
-      {"Prescott", NNLIB_SIMD_SSE, 0, NULL},
-      {"Sandybridge", NNLIB_SIMD_AVX, 0, NULL},
+      {"Prescott", NNLIB_SIMD_SSE, 0, NULL, NULL},
+      {"Sandybridge", NNLIB_SIMD_AVX, 0, NULL, NULL},
       /* nothing known: no verdict */
-      {"armv8", NNLIB_SIMD_UNKNOWN, 0, NULL},
-      {"Bulldozer", NNLIB_SIMD_AVX2, 0, NULL},
-      {"Prescott", NNLIB_SIMD_UNKNOWN, 0, NULL},
+      {"armv8", NNLIB_SIMD_UNKNOWN, 0, NULL, NULL},
+      {"Bulldozer", NNLIB_SIMD_AVX2, 0, NULL, NULL},
+      {"Prescott", NNLIB_SIMD_UNKNOWN, 0, NULL, NULL},
+      /* a build for one old CPU: a fallback, but OPENBLAS_CORETYPE has no
+       * other kernels to pick */
+      {"PRESCOTT", NNLIB_SIMD_AVX2, 1, NULL,
+       "OpenBLAS 0.3.21 NO_AFFINITY PRESCOTT MAX_THREADS=64"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     const verdict_case *c = &cases[i];
     nnlib_blas_info info;
     memset(&info, 0xAB, sizeof info);
-    nnlib__blas_assess(&info, "config line", c->kernels, c->cpu);
+    const char *config = c->config != NULL ? c->config : DYNAMIC_CONFIG;
+    nnlib__blas_assess(&info, config, c->kernels, c->cpu);
     assert_int_equal(info.struct_size, sizeof info);
-    assert_string_equal(info.config, "config line");
+    assert_ptr_equal(info.config, config);
     assert_ptr_equal(info.kernels, c->kernels);
     assert_int_equal(info.kernels_simd, nnlib__blas_kernels_simd(c->kernels));
     assert_int_equal(info.cpu_simd, c->cpu);
@@ -176,6 +186,8 @@ static void test_this_machine(void **state) {
   assert_int_equal(info.struct_size, sizeof info);
   assert_string_equal(info.kernels, openblas_get_corename());
   assert_string_equal(info.config, openblas_get_config());
+  /* nnlib's copy, not OpenBLAS's buffer, which each call rewrites */
+  assert_ptr_not_equal(info.config, openblas_get_config());
   assert_int_equal(info.cpu_simd, simd_from_cpuid());
   nnlib_simd proc = simd_from_proc_cpuinfo();
   if (proc != NNLIB_SIMD_UNKNOWN)

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static const char *simd_name(nnlib_simd simd) {
   switch (simd) {
@@ -42,11 +43,22 @@ void cli_warn_slow_blas(void) {
   nnlib_blas_info info;
   if (!read_info(&info) || !info.kernels_are_fallback)
     return;
+  const char *pin = getenv("OPENBLAS_CORETYPE");
+  const char *why =
+      pin != NULL && pin[0] != '\0'    ? " (OPENBLAS_CORETYPE chose them)"
+      : info.suggested_kernels != NULL ? ": it did not recognise this CPU"
+                                       : ": it was built for an older CPU";
   fprintf(stderr,
           "nnlib: warning: OpenBLAS runs its %s kernels (%s) on a CPU with "
-          "%s: it did not recognise this CPU, and every matrix product runs "
-          "several times slower than it could. Start nnlib with "
-          "OPENBLAS_CORETYPE=%s in the environment.\n",
+          "%s%s, and every matrix product runs several times slower than it "
+          "could. ",
           info.kernels, simd_name(info.kernels_simd), simd_name(info.cpu_simd),
-          info.suggested_kernels);
+          why);
+  if (info.suggested_kernels != NULL)
+    fprintf(stderr,
+            "Start nnlib with OPENBLAS_CORETYPE=%s in the environment.\n",
+            info.suggested_kernels);
+  else
+    fprintf(stderr,
+            "Install an OpenBLAS built for this CPU, or with DYNAMIC_ARCH.\n");
 }

@@ -3,7 +3,9 @@
 #include "core/core.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static bool fits_blas(int64_t v) { return v >= 0 && v <= NNLIB__BLAS_DIM_MAX; }
@@ -357,10 +359,21 @@ nnlib_status nnlib_set_num_threads(int n) {
 
 int nnlib_get_num_threads(void) { return threads_in_force(); }
 
+/* openblas_get_config rebuilds one static buffer of OpenBLAS's on every
+ * call: two threads calling it at once race. nnlib reads it once, into a
+ * copy of its own. */
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+static char config_copy[256];
+
+static void copy_config(void) {
+  snprintf(config_copy, sizeof config_copy, "%s", openblas_get_config());
+}
+
 nnlib_status nnlib_blas_get_info(nnlib_blas_info *info) {
   NNLIB_CHECK_ARG(info != NULL, "nnlib_blas_get_info: info is NULL");
+  pthread_once(&config_once, copy_config);
   nnlib_blas_info full;
-  nnlib__blas_assess(&full, openblas_get_config(), openblas_get_corename(),
+  nnlib__blas_assess(&full, config_copy, openblas_get_corename(),
                      nnlib__cpu_simd());
   return nnlib__write_struct(info, &full, sizeof full, "nnlib_blas_get_info");
 }

@@ -67,6 +67,9 @@ void nnlib__blas_assess(nnlib_blas_info *info, const char *config,
   info->kernels_are_fallback = info->kernels_simd != NNLIB_SIMD_UNKNOWN &&
                                info->kernels_simd < NNLIB_SIMD_AVX2 &&
                                cpu >= NNLIB_SIMD_AVX2;
-  if (info->kernels_are_fallback)
+  /* OPENBLAS_CORETYPE chooses among the kernel sets of a DYNAMIC_ARCH
+   * build only; a build for one CPU has no other set to choose */
+  bool dynamic = config != NULL && strstr(config, "DYNAMIC_ARCH") != NULL;
+  if (info->kernels_are_fallback && dynamic)
     info->suggested_kernels = cpu >= NNLIB_SIMD_AVX512 ? "SkylakeX" : "Haswell";
 }

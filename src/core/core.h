@@ -203,8 +203,8 @@ double nnlib__gemm_flops_issued(void);
 nnlib_simd nnlib__blas_kernels_simd(const char *kernels);
 void nnlib__blas_assess(nnlib_blas_info *info, const char *config,
                         const char *kernels, nnlib_simd cpu);
-/* The widest set this CPU and its operating system allow (cpu.c); read
- * once. */
+/* The widest set this CPU and its operating system allow (cpu.c), from
+ * libgcc's reading of CPUID and XGETBV at load time. */
 nnlib_simd nnlib__cpu_simd(void);
 /* Largest dimension nnlib__gemm accepts. */
 #define NNLIB__BLAS_DIM_MAX ((int64_t)0x7fffffff)

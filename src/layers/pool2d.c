@@ -388,10 +388,12 @@ static void select_row_plain(bool max, const float *restrict top,
                              const float *restrict bottom, float *restrict y,
                              uint8_t *restrict code, int64_t out_w) {
   int nan = 0;
+  /* NOLINTs: called on a block select_rows_plain_pre filled for exactly
+   * out_w windows, which clang's analyzer cannot follow through its loop */
   if (max)
-    SELECT_ROW(GREATER);
+    SELECT_ROW(GREATER); // NOLINT(clang-analyzer-core.uninitialized.Assign)
   else
-    SELECT_ROW(LESS);
+    SELECT_ROW(LESS); // NOLINT(clang-analyzer-core.uninitialized.Assign)
   if (nan)
     fix_nan_windows(top, bottom, &NO_PRE, y, code, out_w);
 }
@@ -863,9 +865,7 @@ enum { PRE_WINDOWS = 256 };
 static void select_rows_plain_pre(bool max, const float *x, int64_t w,
                                   int64_t rows, const pre_terms *pre, float *y,
                                   uint8_t *code, int64_t out_w) {
-  /* zeroed though each run fills what it selects from: clang's analyzer
-   * cannot follow k from here into select_row_plain */
-  float block[2][2 * PRE_WINDOWS] = {{0}};
+  float block[2][2 * PRE_WINDOWS];
   for (int64_t r = 0; r < rows; r++)
     for (int64_t ow = 0; ow < out_w; ow += PRE_WINDOWS) {
       int64_t k = out_w - ow < PRE_WINDOWS ? out_w - ow : PRE_WINDOWS;

@@ -81,8 +81,8 @@ def blas_info():
     "Haswell"), `kernels_simd` and `cpu_simd` (Simd), `kernels_are_fallback`
     (True when the kernels lack the AVX2 and FMA the CPU has: OpenBLAS did
     not recognise the CPU, and products run several times slower) and
-    `suggested_kernels` (then the OPENBLAS_CORETYPE to set before Python
-    starts, else None)."""
+    `suggested_kernels` (then, for an OpenBLAS built with DYNAMIC_ARCH, the
+    OPENBLAS_CORETYPE to set before Python starts; else None)."""
     from . import _lib as lib_types
     from ._core import check
     info = lib_types.BlasInfo()
@@ -91,11 +91,14 @@ def blas_info():
 
     def text(raw):
         return None if raw is None else raw.decode()
+
+    def simd(value):  # a later library's set these bindings do not know
+        return Simd(value) if value in Simd._value2member_map_ else Simd.UNKNOWN
     return {
         "config": text(info.config),
         "kernels": text(info.kernels),
-        "kernels_simd": Simd(info.kernels_simd),
-        "cpu_simd": Simd(info.cpu_simd),
+        "kernels_simd": simd(info.kernels_simd),
+        "cpu_simd": simd(info.cpu_simd),
         "kernels_are_fallback": bool(info.kernels_are_fallback),
         "suggested_kernels": text(info.suggested_kernels),
     }

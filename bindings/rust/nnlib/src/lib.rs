@@ -116,7 +116,8 @@ pub struct BlasInfo {
     /// The kernels lack the AVX2 and FMA the CPU has: OpenBLAS did not
     /// recognise the CPU and products run several times slower.
     pub kernels_are_fallback: bool,
-    /// Then the OPENBLAS_CORETYPE to set before the program starts.
+    /// Then, for an OpenBLAS built with DYNAMIC_ARCH, the OPENBLAS_CORETYPE
+    /// to set before the program starts.
     pub suggested_kernels: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! nnlib::blas_info: what OpenBLAS chose, and the CPU's vector set against
-//! /proc/cpuinfo's flags, read here independently of the library.
+//! /proc/cpuinfo's flags, read here independently of the library (an upper
+//! bound: an emulator such as valgrind may offer the process less).
 
 use nnlib::Simd;
 
@@ -25,12 +26,17 @@ fn blas_info_describes_this_process() {
     assert!(!info.kernels.is_empty());
     assert!(info.config.contains("OpenBLAS"), "{}", info.config);
     if let Some(simd) = simd_from_proc_cpuinfo() {
-        assert_eq!(info.cpu_simd, simd);
+        assert!(info.cpu_simd <= simd, "{:?} above {:?}", info.cpu_simd, simd);
+        assert!(info.cpu_simd >= Simd::Sse);
     }
     if std::env::var("OPENBLAS_CORETYPE").as_deref() == Ok("Haswell") {
         assert_eq!(info.kernels, "Haswell");
         assert_eq!(info.kernels_simd, Simd::Avx2);
         assert!(!info.kernels_are_fallback);
     }
-    assert_eq!(info.kernels_are_fallback, info.suggested_kernels.is_some());
+    // kernels to set instead only for a fallback of a DYNAMIC_ARCH build
+    assert_eq!(
+        info.suggested_kernels.is_some(),
+        info.kernels_are_fallback && info.config.contains("DYNAMIC_ARCH")
+    );
 }
