@@ -197,18 +197,17 @@ typedef struct nnlib_blas_info {
   nnlib_simd kernels_simd; /* what those kernels use                       */
   nnlib_simd cpu_simd;     /* what this CPU and operating system allow
                               (UNKNOWN off x86)                               */
-  /* 1 when the kernels lack the AVX2 and FMA this CPU has: OpenBLAS did not
-   * recognise the CPU (OpenBLAS 0.3.21, Debian 12's, takes an Intel model
-   * newer than it knows, such as Emerald Rapids, for a Prescott; fixed in
-   * OpenBLAS 0.3.25), OPENBLAS_CORETYPE asked for such kernels, or OpenBLAS
-   * was built for an older CPU only; and every
+  /* 1 when the kernels lack the AVX2 and FMA this CPU has, and every
    * product runs several times slower than it could (on an Emerald Rapids
    * core, the benchmark's mlp-large trains 4.3x slower on Prescott kernels
-   * than on SkylakeX ones). Set OPENBLAS_CORETYPE to
-   * `suggested_kernels` in the environment before the program starts:
-   * OpenBLAS reads it once, when it is loaded. 0 otherwise, also when the
-   * environment chose narrower kernels on purpose (OPENBLAS_CORETYPE=Haswell
-   * on an AVX-512 CPU). */
+   * than on SkylakeX ones): OpenBLAS did not recognise the CPU (OpenBLAS
+   * 0.3.21, Debian 12's, takes an Intel model newer than it knows, such as
+   * Emerald Rapids, for a Prescott; fixed in OpenBLAS 0.3.25),
+   * OPENBLAS_CORETYPE asked for such kernels, or OpenBLAS was built for an
+   * older CPU only. Set OPENBLAS_CORETYPE to `suggested_kernels` in the
+   * environment before the program starts: OpenBLAS reads it once, when it
+   * is loaded. 0 otherwise, also when the environment chose narrower
+   * kernels on purpose (OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU). */
   int kernels_are_fallback;
   /* When kernels_are_fallback and OpenBLAS was built with DYNAMIC_ARCH (in
    * config; a build for one CPU has no other kernels to choose):
