@@ -5,9 +5,8 @@
  * Prescott kernels, SSE3 without FMA: mlp-large's eight products at batch
  * 64 on one core ran at 30.5 GFLOP/s, against 78.2 on its Haswell kernels
  * and 130.4 on its SkylakeX ones (medians of 3, nnlib-bench --bench
- * gemm). Nothing in the
- * process can change the choice after load, so nnlib reports it
- * (nnlib_blas_get_info) and the tool warns. */
+ * gemm). Nothing in the process can change the choice after load, so
+ * nnlib reports it (nnlib_blas_get_info) and the tool warns. */
 #include "core/core.h"
 
 #include <ctype.h>
@@ -19,8 +18,8 @@ typedef struct kernel_set {
 } kernel_set;
 
 /* OpenBLAS's x86 kernel sets (the corename table of its dynamic.c). The
- * AMD Bulldozer family's sets (128-bit FMA4 and FMA3 kernels) are left
- * out: no CPU they would be a fallback for. */
+ * AMD Bulldozer family's sets are left out: how wide their kernels run was
+ * not checked, so they get no verdict (UNKNOWN). */
 static const kernel_set kernel_sets[] = {
     {"Katmai", NNLIB_SIMD_SSE},        {"Coppermine", NNLIB_SIMD_SSE},
     {"Northwood", NNLIB_SIMD_SSE},     {"Prescott", NNLIB_SIMD_SSE},
@@ -51,11 +50,11 @@ nnlib_simd nnlib__blas_kernels_simd(const char *kernels) {
   return NNLIB_SIMD_UNKNOWN;
 }
 
-/* A fallback is kernels without the AVX2 and FMA the CPU has: they run a
- * product at a quarter to a sixth of what the CPU can. Haswell kernels on
- * an AVX-512 CPU are not one: that is the choice of environments that pin
- * OPENBLAS_CORETYPE=Haswell, and they run at half the AVX-512 rate at
- * worst (the same rate on a Zen 4). */
+/* A fallback is kernels without the AVX2 and FMA the CPU has: on the
+ * Emerald Rapids above they ran at 0.23x the AVX-512 kernels' rate. Haswell
+ * kernels on an AVX-512 CPU are not one: that is the choice of
+ * environments that pin OPENBLAS_CORETYPE=Haswell, and they ran at 0.60x
+ * there (at the same rate on a Zen 4, whose AVX-512 is no faster). */
 void nnlib__blas_assess(nnlib_blas_info *info, const char *config,
                         const char *kernels, nnlib_simd cpu) {
   memset(info, 0, sizeof *info);
