@@ -7,8 +7,10 @@
  * naive loops in double; that the folded copy follows every write to the
  * weights and statistics (training steps, the writable tensors of the
  * getters and of the flat parameters, model files); that training gives
- * the same bits as the twin; and that the numerics check, the profile and
- * the fold decisions name and count the right nodes. */
+ * the same bits as the twin (in training the convolution hands the
+ * batchnorm its output's plane statistics, which the twin's batchnorm
+ * computes itself); and that the numerics check, the profile and the
+ * fold decisions name and count the right nodes. */
 #include "nnlib_internal.h"
 #include "test_support.h"
 
@@ -542,6 +544,55 @@ static void test_training_bits_unchanged(void **s) {
   check_training_bits(NNLIB_OPT_ADAM, 0.0f);
 }
 
+/* The same with the convolution's output in chunks of samples (the
+ * batch's col and Z over 16 MB: chunks of 6, the last of 4 or 1), on one
+ * thread and on two (each thread a range of the batch), and a batch
+ * smaller than the compiled one: the plane statistics the convolution
+ * offers its batchnorm give the bits the batchnorm computes itself. */
+static void test_training_bits_in_chunks(void **s) {
+  (void)s;
+  int64_t shape[3] = {32, 14, 14};
+  const char *spec = "conv:64x3x3:p1:nobias,batchnorm,relu,maxpool:2";
+  nnlib_tensor *x = images(64, shape, 21), *x61 = images(61, shape, 22);
+  int threads = nnlib_get_num_threads();
+  for (int t = 1; t <= 2; t++) {
+    ASSERT_OK(nnlib_set_num_threads(t));
+    nnlib_model *m[2];
+    for (int i = 0; i < 2; i++) {
+      nnlib_optimizer_options o;
+      ASSERT_OK(nnlib_optimizer_options_init(&o, NNLIB_OPT_SGD));
+      nnlib_optimizer *opt = NULL;
+      ASSERT_OK(nnlib_optimizer_create(&opt, &o));
+      m[i] = compiled(spec, shape, 64, opt, i == 1);
+    }
+    assert_non_null(m[0]->layers[0]->folded_batchnorm);
+    nnlib_tensor *target = outputs(m[0], 64), *target61 = outputs(m[0], 61);
+    uint32_t seed = 23;
+    ts_fill_uniform(nnlib_tensor_get_data(target), 64 * m[0]->output_size, 0.0f,
+                    1.0f, &seed);
+    ts_fill_uniform(nnlib_tensor_get_data(target61), 61 * m[0]->output_size,
+                    0.0f, 1.0f, &seed);
+    for (int step = 0; step < 2; step++) {
+      float loss[2];
+      for (int i = 0; i < 2; i++)
+        ASSERT_OK(nnlib_model_step(m[i], step == 0 ? x : x61,
+                                   step == 0 ? target : target61, &loss[i]));
+      assert_memory_equal(&loss[0], &loss[1], sizeof(float));
+      if (!same_state(m[0], m[1]))
+        fail_msg("%d threads, step %d: parameters or running statistics "
+                 "differ",
+                 t, step);
+    }
+    for (int i = 0; i < 2; i++)
+      nnlib_model_free(m[i]);
+    nnlib_tensor_free(target);
+    nnlib_tensor_free(target61);
+  }
+  ASSERT_OK(nnlib_set_num_threads(threads));
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(x61);
+}
+
 /* The profile counts a folded group in its convolution's row during
  * predictions (the batchnorm and relu add no calls), and in training
  * steps every layer but the ReLUs, which run inside their batchnorms. */
@@ -671,6 +722,7 @@ int main(void) {
       cmocka_unit_test(test_graph_model_matches),
       cmocka_unit_test(test_folded_copy_follows_writes),
       cmocka_unit_test(test_training_bits_unchanged),
+      cmocka_unit_test(test_training_bits_in_chunks),
       cmocka_unit_test(test_profile_counts_the_group),
       cmocka_unit_test(test_numerics_and_state_name_the_nodes),
       cmocka_unit_test(test_inference_gradcheck_unfolded),

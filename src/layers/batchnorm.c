@@ -4,6 +4,13 @@
  * positions per channel.
  *
  * training:  mu = mean x, var = mean (x - mu)^2 (biased), r = 1/sqrt(var+eps)
+ *            summed plane by plane (a plane: one sample's S values of the
+ *            channel): its sum, and its squares about its own mean, then
+ *            combined exactly about mu (plane_square_sum); a convolution
+ *            whose only reader is this layer computes the planes' sums
+ *            while its output is in cache and offers them
+ *            (nnlib__batchnorm_offer_stats), saving two of the three
+ *            passes over x
  *            xh = (x - mu) r,  y = gamma xh + beta
  *            running_mean = (1 - m) running_mean + m mu
  *            running_var  = (1 - m) running_var + m var M / (M - 1)
@@ -45,6 +52,12 @@ typedef struct batchnorm_layer {
   float momentum, epsilon;
   int64_t channels, positions; /* planned */
   int64_t height, width;       /* planned with a fused pool: the plane */
+  /* the plane statistics the convolution before the layer offered for its
+   * output y of n samples (nnlib__batchnorm_offer_stats; NULL: none):
+   * taken by the next training forward over that y, then dropped */
+  const double *offered_stats;
+  const float *offered_y;
+  int64_t offered_n;
 } batchnorm_layer;
 
 enum { GAMMA = 0, BETA = 1, RUNNING_MEAN = 0, RUNNING_VAR = 1 };
@@ -59,6 +72,10 @@ static nnlib_status batchnorm_plan(nnlib_layer *l, const nnlib__shape *in,
   batchnorm_layer *b = (batchnorm_layer *)l;
   b->channels = in->dims[0];
   b->positions = nnlib__shape_numel(in) / b->channels;
+  /* an offer points into a workspace that compiling replaces */
+  b->offered_stats = NULL;
+  b->offered_y = NULL;
+  b->offered_n = 0;
   l->out_shape = *in;
   nnlib__layer_declare_param(l, "weight", &b->channels, 1);
   nnlib__layer_declare_param(l, "bias", &b->channels, 1);
@@ -104,43 +121,79 @@ static void batchnorm_init(nnlib_layer *l, nnlib__rng *rng) {
 #define VECTOR_LOOPS NNLIB__VECTOR_CLONES
 #endif
 
-/* Sums over one plane of n values in LANES independent float partial sums,
- * so the loops vectorise; each plane's total is added in double. */
+/* Sums run in LANES float lanes, so the loops vectorise; each plane's
+ * total is added in double. */
 enum { LANES = 8 };
 
-VECTOR_LOOPS
-static double sum_centred(const float *v, int64_t n, float mu, bool square) {
-  float acc[LANES] = {0};
-  int64_t i = 0;
+/* The LANES partial sums as one vector of GCC's extension (clang has it
+ * too): written as a loop over lanes, GCC vectorised sum_grads with a
+ * permute per element (the pass took 6.3% of the benchmark CNN's training
+ * step, 4.6% as a vector); the vector does lane k's sum in the same
+ * order, so the bits are those of the loop. Only ever a local: a 32-byte
+ * vector passed by value would change the ABI of the SSE2 clone. */
+typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(float))));
+
+/* sum (v - mu) or sum (v - mu)^2 over one plane of n values in four
+ * vectors of LANES lanes (element e to vector e / LANES % 4), added
+ * pairwise into one, then each lane and the tail in double. Four
+ * independent chains: a plane in L1 (a convolution's output as it offers
+ * its statistics) is summed at the adder's throughput, where one chain
+ * waited on its latency. */
+/* *acc += one vector's term of sum_centred (vectors by pointer only, see
+ * lanes_f). */
+static inline __attribute__((always_inline)) void
+add_centred(lanes_f *acc, const float *v, const lanes_f *mu, bool square) {
+  lanes_f vl;
+  memcpy(&vl, v, sizeof vl);
+  vl -= *mu;
   if (square)
-    for (; i + LANES <= n; i += LANES)
-      for (int k = 0; k < LANES; k++)
-        acc[k] += (v[i + k] - mu) * (v[i + k] - mu);
-  else
-    for (; i + LANES <= n; i += LANES)
-      for (int k = 0; k < LANES; k++)
-        acc[k] += v[i + k] - mu;
-  double total = 0.0;
+    vl *= vl;
+  *acc += vl;
+}
+
+/* The lanes' total in double, pairwise (a chain of three additions). */
+static inline __attribute__((always_inline)) double
+lanes_total(const lanes_f *v) {
+  _Static_assert(LANES == 8, "lanes_total adds 8 lanes");
+  double d[LANES];
   for (int k = 0; k < LANES; k++)
-    total += acc[k];
+    d[k] = (*v)[k];
+  return ((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]));
+}
+
+static inline __attribute__((always_inline)) double
+centred_total(const float *v, int64_t n, float mu, bool square) {
+  lanes_f acc[4] = {{0}}, zero = {0};
+  lanes_f mul = zero + mu;
+  int64_t i = 0;
+  for (; i + 4 * LANES <= n; i += 4 * LANES)
+    for (int j = 0; j < 4; j++)
+      add_centred(&acc[j], v + i + j * LANES, &mul, square);
+  for (int j = 0; i + LANES <= n; i += LANES, j++)
+    add_centred(&acc[j], v + i, &mul, square);
+  lanes_f sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  double total = lanes_total(&sum);
   for (; i < n; i++)
     total += square ? (double)(v[i] - mu) * (v[i] - mu) : (double)(v[i] - mu);
   return total;
+}
+
+/* sum (v - mu) or sum (v - mu)^2 over one plane of n values in four
+ * vectors of LANES lanes (element e to vector e / LANES % 4), added
+ * pairwise into one, then its lanes pairwise in double, then the tail in
+ * order. Four independent chains: a plane in L1 (a convolution's output
+ * as it offers its statistics) is summed at the adder's throughput, where
+ * one chain waited on its latency. */
+VECTOR_LOOPS
+static double sum_centred(const float *v, int64_t n, float mu, bool square) {
+  return centred_total(v, n, mu, square);
 }
 
 /* dy through the fused ReLU, from its output y: the activation layer's
  * expression (the gradient at 0 is 0), selected through the bits: a
  * loop with ?: here would branch instead of vectorising */
 #define RELU_GRAD(y, g, e) nnlib__select_f((y)[e] > 0.0f, (g)[e], 0.0f)
-
-/* The LANES partial sums of sum_grads as one vector of GCC's extension
- * (clang has it too): written as a loop over k, GCC vectorised them with a
- * permute per element (the pass took 6.3% of the benchmark CNN's training
- * step, 4.6% as a vector); the vector does lane k's sum in the same order,
- * so the bits are those of the loop. Only ever a local: a 32-byte vector
- * passed by value would change the ABI of the SSE2 clone. */
-typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
-typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(float))));
 
 /* sum g and sum g (v - mu) over one plane in one pass, each in LANES
  * float lanes, the lanes and the tail added in double as sum_centred;
@@ -175,7 +228,8 @@ static void sum_grads(const float *g, const float *relu_y, const float *v,
 /* The sums of channels [c0, c0 + count) over the batch, sample by sample
  * (each sample's planes of those channels are one contiguous stretch, so
  * the pass reads memory in order, where a channel at a time jumps from
- * plane to plane); each channel still adds its planes in sample order. */
+ * plane to plane); each channel still adds its planes in sample order,
+ * each plane's sum as nnlib__batchnorm_plane_stats has it. */
 static void channel_sums(const batchnorm_layer *b, const float *x, int64_t n,
                          int64_t c0, int64_t count, double *sum) {
   int64_t s = b->positions, stride = b->channels * s;
@@ -186,15 +240,62 @@ static void channel_sums(const batchnorm_layer *b, const float *x, int64_t n,
       sum[c] += sum_centred(x + i * stride + (c0 + c) * s, s, 0.0f, false);
 }
 
-/* The biased variance of channel c about its mean, a second pass centred
- * on the mean (accurate when the mean is far from 0). */
+/* sum_centred's two sums in one call (a plane of 196 values costs little
+ * more than the calls and the totals) */
+VECTOR_LOOPS
+static void plane_stats(const float *v, int64_t s, double stats[2]) {
+  stats[0] = centred_total(v, s, 0.0f, false);
+  stats[1] = centred_total(v, s, (float)(stats[0] / (double)s), true);
+}
+
+/* not cloned itself: a clone's resolver would be an exported symbol */
+void nnlib__batchnorm_plane_stats(const float *v, int64_t s, double stats[2]) {
+  plane_stats(v, s, stats);
+}
+
+/* A plane's share of its channel's sum of squares about the batch mean
+ * mu, from its statistics (sum S and Q = sum (x - a)^2, a = S / s
+ * rounded to float): with d = S - s a,
+ *   sum (x - mu)^2 = Q + 2 (a - mu) d + s (a - mu)^2
+ * exactly (Chan, Golub and LeVeque's pairwise update): the plane's
+ * squares were summed about a value near its own mean, so a mean far
+ * from 0 cancels nothing. */
+static double plane_square_sum(const double stats[2], int64_t s, double mu) {
+  double a = (float)(stats[0] / (double)s), e = a - mu;
+  double d = stats[0] - (double)s * a;
+  return stats[1] + e * (2.0 * d + (double)s * e);
+}
+
+/* The biased variance of channel c about the batch mean mu from the sum
+ * of its planes' shares (in sample order), each plane's statistics
+ * offered by the convolution (`stats`, [n, C, 2]) or computed here from
+ * x: the same bits either way. Rounding can leave a share of a constant
+ * channel just below 0; the variance is then 0 (NaN stays NaN). */
 static double channel_variance(const batchnorm_layer *b, const float *x,
-                               int64_t n, int64_t c, double mean) {
+                               const double *stats, int64_t n, int64_t c,
+                               double mu) {
   int64_t s = b->positions, stride = b->channels * s;
   double sq = 0.0;
-  for (int64_t i = 0; i < n; i++)
-    sq += sum_centred(x + i * stride + c * s, s, (float)mean, true);
+  for (int64_t i = 0; i < n; i++) {
+    double own[2];
+    if (stats == NULL)
+      nnlib__batchnorm_plane_stats(x + i * stride + c * s, s, own);
+    sq += plane_square_sum(
+        stats != NULL ? stats + 2 * (i * b->channels + c) : own, s, mu);
+  }
+  if (sq < 0.0)
+    sq = 0.0;
   return sq / (double)(n * s);
+}
+
+/* The sum of channel c from the offered statistics, in sample order: the
+ * bits channel_sums gives. */
+static double offered_sum(const batchnorm_layer *b, const double *stats,
+                          int64_t n, int64_t c) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++)
+    sum += stats[2 * (i * b->channels + c)];
+  return sum;
 }
 
 /* The passes run over channels (a channel's statistics, gradients and
@@ -219,7 +320,8 @@ typedef struct bn_pass {
   float *dy;               /* a fused pool's is taken through the ReLU in
                               place */
   float *y, *dx, *mu, *r;
-  uint8_t *codes; /* a fused pool's (NULL: none, or none kept) */
+  uint8_t *codes;      /* a fused pool's (NULL: none, or none kept) */
+  const double *stats; /* the offered plane statistics (NULL: none) */
   int64_t n;
   const nnlib__run *run;
 } bn_pass;
@@ -277,7 +379,11 @@ static void normalise_channel(const batchnorm_layer *b, const bn_pass *t,
 /* Channels [begin, end) in training: the batch's mu and r into the
  * workspace, the running statistics move towards them (not for a single
  * value per channel, whose unbiased variance does not exist), then the
- * channel's outputs while its inputs are still in cache. */
+ * channel's outputs while its inputs are still in cache. The sums come
+ * from the offered plane statistics, or a pass of their own over memory
+ * in order; the variance from the offered statistics, or a second pass
+ * a channel at a time (which leaves the channel in cache for its
+ * outputs). */
 static void train_channels(void *ctx, int64_t begin, int64_t end) {
   const bn_pass *t = ctx;
   const batchnorm_layer *b = (const batchnorm_layer *)t->l;
@@ -286,11 +392,17 @@ static void train_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t count = t->n * b->positions;
   double sums[SUM_BLOCK] = {0}; /* channel_sums fills each block first */
   for (int64_t c = begin; c < end; c++) {
-    if ((c - begin) % SUM_BLOCK == 0)
-      channel_sums(b, t->x, t->n, c, end - c < SUM_BLOCK ? end - c : SUM_BLOCK,
-                   sums);
-    double mean = sums[(c - begin) % SUM_BLOCK] / (double)count;
-    double var = channel_variance(b, t->x, t->n, c, mean);
+    double sum;
+    if (t->stats != NULL) {
+      sum = offered_sum(b, t->stats, t->n, c);
+    } else {
+      if ((c - begin) % SUM_BLOCK == 0)
+        channel_sums(b, t->x, t->n, c,
+                     end - c < SUM_BLOCK ? end - c : SUM_BLOCK, sums);
+      sum = sums[(c - begin) % SUM_BLOCK];
+    }
+    double mean = sum / (double)count;
+    double var = channel_variance(b, t->x, t->stats, t->n, c, mean);
     t->mu[c] = (float)mean;
     t->r[c] = (float)(1.0 / sqrt(var + (double)b->epsilon));
     if (count > 1) {
@@ -373,13 +485,33 @@ static uint8_t *pool_codes(const batchnorm_layer *b, const nnlib__run *run) {
   return (uint8_t *)(void *)(run->workspace + 2 * b->channels);
 }
 
+void nnlib__batchnorm_offer_stats(nnlib_layer *l, const float *y, int64_t n,
+                                  const double *stats) {
+  batchnorm_layer *b = (batchnorm_layer *)l;
+  b->offered_stats = stats;
+  b->offered_y = y;
+  b->offered_n = n;
+}
+
+/* The statistics offered for exactly this input, taken once. */
+static const double *take_offered_stats(batchnorm_layer *b, const float *x,
+                                        int64_t n) {
+  const double *stats =
+      b->offered_y == x && b->offered_n == n ? b->offered_stats : NULL;
+  b->offered_stats = NULL;
+  b->offered_y = NULL;
+  b->offered_n = 0;
+  return stats;
+}
+
 static nnlib_status batchnorm_forward(nnlib_layer *l, const nnlib__run *run,
                                       const float *x, float *y, int64_t n) {
-  const batchnorm_layer *b = (const batchnorm_layer *)l;
+  batchnorm_layer *b = (batchnorm_layer *)l;
   float *mu = run->workspace, *r = mu + b->channels;
   bn_pass t = {.l = l, .x = x, .y = y, .mu = mu, .r = r, .n = n};
   /* a folded call runs no backward: no codes */
   t.codes = run->folded ? NULL : pool_codes(b, run);
+  t.stats = run->training ? take_offered_stats(b, x, n) : NULL;
   if (run->training) {
     /* training blends the running variance into the next one */
     NNLIB_TRY(batchnorm_check_state(l));

@@ -12,6 +12,10 @@
  *           Z  = W col          [Co,K] x [K,mP]   one sgemm, Z [Co, m, P]
  *           y[s, co, p] = Z[co, s, p] + b[co]      (block copy to NCHW)
  *           With m = 1, Z [Co, P] is y[s] itself: the GEMM writes y.
+ *           In training, with a batchnorm as the only reader of y
+ *           (folded_batchnorm), the same pass computes each plane's
+ *           statistics while it is in cache and the layer offers them to
+ *           the batchnorm (nnlib__batchnorm_plane_stats, layers/layer.h).
  * backward: db = sums of dy over samples and positions (first, whole batch)
  *           then per chunk: col again from x (not kept from forward, unless
  *           the batch was one chunk: then forward's col is still there)
@@ -79,6 +83,10 @@ typedef struct conv2d_layer {
    * chunk (0: none since planning): col still holds it */
   int64_t lowered_chunk;
   int64_t fold_at;  /* workspace offset of W', b' and s when folding */
+  /* workspace offset of the plane statistics offered to the batchnorm
+   * that alone reads the output in training ([max_batch, Co, 2] doubles,
+   * over W', b' and s; 0: none, no such batchnorm) */
+  int64_t stats_at;
   /* inference by Winograd F(2x2, 3x3) (winograd_applies): samples per
    * chunk (0: not used) and the workspace offset of its U, V, M and Z
    * (0: over col and Z; else after W', b' and s) */
@@ -441,7 +449,22 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   c->fold_at =
       c->partials_at + ((c->grad_parts - 1) * c->out_c * k + 15) / 16 * 16;
   int64_t fold_floats = l->folded_batchnorm != NULL ? (k + 2) * c->out_c : 0;
+  /* the batchnorm's statistics in training share the area of W', b' and
+   * s, which only inference uses; doubles, from a 64-byte line */
+  int64_t stats_floats = 0;
+  c->stats_at = 0;
+  if (l->folded_batchnorm != NULL) {
+    c->stats_at = (c->fold_at + 15) / 16 * 16;
+    if (nnlib__mul_overflows(max_batch, 4 * c->out_c, &stats_floats) ||
+        stats_floats > INT64_MAX / 2 - c->stats_at)
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "conv2d: the batchnorm statistics of a batch of "
+                          "%lld overflow",
+                          (long long)max_batch);
+  }
   int64_t end = c->fold_at + fold_floats;
+  if (c->stats_at + stats_floats > end)
+    end = c->stats_at + stats_floats;
   /* Winograd's area (inference only) over the lanes, which it does not
    * use, when it fits there: a training step keeps the workspace from
    * forward to backward, and should not keep a larger one for it */
@@ -669,6 +692,8 @@ typedef struct chunk_pass {
                          bias (NULL: none) */
   float *col, *y, *z;
   const nnlib_layer *act, *pool; /* the output pass's folded layers */
+  double *stats; /* the output pass's plane statistics [m, Co, 2] for the
+                    batchnorm (NULL: none) */
   int64_t m;
 } chunk_pass;
 
@@ -789,9 +814,15 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
   int64_t p = positions(c), m = t->m, mp = m * p;
   bool relu = act != NULL && nnlib__activation_kind(act) == NNLIB_ACT_RELU;
   for (int64_t co = begin; co < end; co++)
-    for (int64_t s = 0; s < m; s++)
-      bias_activate(t->z + co * mp + s * p, t->y + (s * c->out_c + co) * p,
-                    t->b != NULL ? t->b[co] : 0.0f, act, relu, p);
+    for (int64_t s = 0; s < m; s++) {
+      float *plane = t->y + (s * c->out_c + co) * p;
+      if (t->z != t->y || t->b != NULL || act != NULL)
+        bias_activate(t->z + co * mp + s * p, plane,
+                      t->b != NULL ? t->b[co] : 0.0f, act, relu, p);
+      if (t->stats != NULL) /* the plane is in L1 */
+        nnlib__batchnorm_plane_stats(plane, p,
+                                     t->stats + 2 * (s * c->out_c + co));
+    }
 }
 
 /* output_channels with the folded 2x2 pool, so the unpooled map is never
@@ -825,12 +856,20 @@ static void pooled_channels(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static void store_output(const conv2d_layer *c, float *z, float *y,
-                         int64_t m, const output_terms *o) {
-  if (z == y && o->b == NULL && o->act == NULL)
+/* y from Z (in place when Z is y), and the plane statistics a batchnorm
+ * reading y in training takes (stats: NULL when none). */
+static void store_output(const conv2d_layer *c, float *z, float *y, int64_t m,
+                         const output_terms *o, double *stats) {
+  if (z == y && o->b == NULL && o->act == NULL && stats == NULL)
     return;
-  chunk_pass t = {.c = c, .b = o->b, .y = y, .z = z, .act = o->act,
-                  .pool = o->pool, .m = m};
+  chunk_pass t = {.c = c,
+                  .b = o->b,
+                  .y = y,
+                  .z = z,
+                  .act = o->act,
+                  .pool = o->pool,
+                  .stats = stats,
+                  .m = m};
   nnlib__parallel_for(c->out_c, per_part(m * positions(c)),
                       o->pool != NULL ? pooled_channels : output_channels,
                       &t);
@@ -947,7 +986,7 @@ static void winograd_after(void *ctx, int64_t unit, int64_t lane) {
   nnlib__parallel_for(r->c->out_c, per_part(16 * a.m * winograd_tiles(r->c)),
                       winograd_output_channels, &out);
   if (!r->finishes)
-    store_output(r->c, a.z, ys, a.m, r->t);
+    store_output(r->c, a.z, ys, a.m, r->t, NULL);
 }
 
 /* Inference by Winograd (winograd_applies): U from W (or W'), then the
@@ -989,6 +1028,7 @@ typedef struct lowered_run {
   const output_terms *t;
   const float *x;
   float *y, *workspace;
+  double *stats; /* the batchnorm's plane statistics [n, Co, 2] (NULL) */
   int64_t x_size, y_size;
   batch_lanes b;
 } lowered_run;
@@ -1041,7 +1081,8 @@ static void lowered_calls(void *ctx, int64_t unit, int64_t lane,
 static void lowered_after(void *ctx, int64_t unit, int64_t lane) {
   const lowered_run *r = ctx;
   lowered_chunk_at a = lowered_at(r, unit, lane);
-  store_output(r->c, a.out, r->y + a.s * r->y_size, a.m, r->t);
+  store_output(r->c, a.out, r->y + a.s * r->y_size, a.m, r->t,
+               r->stats != NULL ? r->stats + 2 * a.s * r->c->out_c : NULL);
 }
 
 static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
@@ -1059,11 +1100,17 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
    * it in col (lowering x again costs about 1/Co of the GEMMs) */
   int64_t chunk = forward_chunk(c, run);
   bool whole = !run->folded && n <= chunk;
+  /* in training, the statistics for the batchnorm that alone reads y
+   * (folded_batchnorm, as inference folds it) */
+  double *stats = NULL;
+  if (run->training && !run->folded && c->stats_at > 0)
+    stats = (double *)(void *)(run->workspace + c->stats_at);
   lowered_run r = {c,
                    &t,
                    x,
                    y,
                    run->workspace,
+                   stats,
                    c->in_c * c->in_h * c->in_w,
                    y_size,
                    lanes_over(c, n, chunk, whole ? 1 : LANES_MAX)};
@@ -1079,7 +1126,10 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   nnlib__gemm_units units = {
       r.b.units,     r.b.lanes, 1,     lowered_calls, lowered_before,
       lowered_after, &r,        false, NULL};
-  return nnlib__gemm_units_run(&units);
+  NNLIB_TRY(nnlib__gemm_units_run(&units));
+  if (stats != NULL)
+    nnlib__batchnorm_offer_stats(l->folded_batchnorm, y, n, stats);
+  return NNLIB_OK;
 }
 
 /* Sum of v[0, n) in 8 float lanes (so the loop vectorises), in double. */

@@ -266,6 +266,18 @@ nnlib_status nnlib__batchnorm_fold_terms(const nnlib_layer *l,
                                          const float *bias, float *scale,
                                          float *shift);
 bool nnlib__layer_is_batchnorm(const nnlib_layer *l);
+/* Batchnorm's training statistics come from each plane (a sample's s
+ * values of one channel): stats[0] its sum, stats[1] the sum of squares
+ * about stats[0] / s rounded to float. A convolution whose only reader is
+ * the batchnorm (nnlib_layer's folded_batchnorm) computes them while its
+ * output is in cache and offers them, [n, C, 2] for its output y of n
+ * samples; the batchnorm's next training forward takes them if its input
+ * is that y of n samples, and computes the same bits itself otherwise.
+ * The offer points into the convolution's workspace, which a training
+ * step keeps until backward. */
+void nnlib__batchnorm_plane_stats(const float *v, int64_t s, double stats[2]);
+void nnlib__batchnorm_offer_stats(nnlib_layer *l, const float *y, int64_t n,
+                                  const double *stats);
 /* Internal tests: 2x2 pools at stride 2 use their plain rows even where
  * vector rows would run (pool2d.c), or their AVX2 rows where AVX-512 ones
  * would, to check them all on one machine. Not for use while a pass runs. */
