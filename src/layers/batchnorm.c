@@ -164,11 +164,12 @@ lanes_total(const lanes_f *v) {
 
 static inline __attribute__((always_inline)) double
 centred_total(const float *v, int64_t n, float mu, bool square) {
+  const int64_t block = (int64_t)4 * LANES;
   lanes_f acc[4] = {{0}}, zero = {0};
   lanes_f mul = zero + mu;
   int64_t i = 0;
-  for (; i + 4 * LANES <= n; i += 4 * LANES)
-    for (int j = 0; j < 4; j++)
+  for (; i + block <= n; i += block)
+    for (int64_t j = 0; j < 4; j++)
       add_centred(&acc[j], v + i + j * LANES, &mul, square);
   for (int j = 0; i + LANES <= n; i += LANES, j++)
     add_centred(&acc[j], v + i, &mul, square);
