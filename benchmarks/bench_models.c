@@ -260,7 +260,9 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  * dimensions T H and T GH) and one W_hh:
  *   forward      P = X W_ih^T        NT  [n*T,F] x [F,GH]   once
  *                h_{t-1} W_hh^T      NT  [n,H] x [H,GH]     per step after
- *                                        the first, lda T H, ldc T GH;
+ *                                        the first, lda T H, ldc T GH,
+ *                                        per lane of samples (lane by
+ *                                        lane: recurrent_lanes);
  *                                        added to P (beta 1); gru adds
  *                                        its r and z columns to P ([n,H]
  *                                        x [H,2H], beta 1) and keeps n's
@@ -272,6 +274,21 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
  *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
  *                                        plain-SGD update in both)      */
+/* The forward steps' lanes (src/layers/recurrent.c,
+ * nnlib__recurrent_run_steps): as many as the threads, each of at least 32
+ * samples, up to 64; lane j from sample n j / lanes rounded down to a
+ * multiple of 16. */
+static int recurrent_lanes(int n) {
+  int lanes = nnlib_get_num_threads();
+  lanes = lanes < n / 32 ? lanes : n / 32;
+  lanes = lanes < 64 ? lanes : 64;
+  return lanes > 1 ? lanes : 1;
+}
+
+static int recurrent_lane_start(int n, int lanes, int lane) {
+  return lane == lanes ? n : (int)((int64_t)n * lane / lanes / 16 * 16);
+}
+
 static int recurrent_gemms(const layer_call *c, bool backward,
                            gemm_list *list) {
   nnlib_tensor *w_ih = NULL, *w_hh = NULL;
@@ -286,19 +303,24 @@ static int recurrent_gemms(const layer_call *c, bool backward,
   if (!backward) {
     push(list, bench_gemm_plain("forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f,
                             1));
-    for (int t = 1; t < steps; t++) {
-      if (step_beta == 1.0f) {
-        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, gh, h,
+    int lanes = recurrent_lanes(n);
+    for (int lane = 0; lane < lanes; lane++) {
+      int m = recurrent_lane_start(n, lanes, lane + 1) -
+              recurrent_lane_start(n, lanes, lane);
+      for (int t = 1; t < steps; t++) {
+        if (step_beta == 1.0f) {
+          push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, gh, h,
+                                              1.0f, 1.0f, 1),
+                             steps * h, h, steps * gh));
+          continue;
+        }
+        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, 2 * h, h,
                                             1.0f, 1.0f, 1),
                            steps * h, h, steps * gh));
-        continue;
+        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, h, h,
+                                            1.0f, 0.0f, 1),
+                           steps * h, h, steps * gh));
       }
-      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, 2 * h,
-                                          h, 1.0f, 1.0f, 1),
-                         steps * h, h, steps * gh));
-      push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', n, h, h,
-                                          1.0f, 0.0f, 1),
-                         steps * h, h, steps * gh));
     }
     return 0;
   }

@@ -15,11 +15,15 @@
  * two and the backward ones not. Small, because only the passes promise
  * the same bits on any thread count: OpenBLAS rounds a product it splits
  * over threads (above 2^18 multiply-adds; core/blas.c) differently, so
- * every product here stays below that (at most 96 x 24 x 105). */
+ * every product here stays below that (at most 96 x 24 x 105), and the
+ * batch (21) below the 32 samples of a forward lane of its own
+ * (nnlib__recurrent_run_steps), except in the lanes' own test at the end,
+ * which asserts what lanes promise instead. */
 #include "layers/recurrent.h"
 #include "nnlib_internal.h"
 #include "test_support.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -208,11 +212,62 @@ static void test_forward_split_only(void **state) {
   nnlib__recurrent_set_pass_grain(0);
 }
 
+/* max |a - b| <= 1e-5 max |b| (normwise; the bits may differ). */
+static void assert_close(const float *a, const float *b, int64_t n,
+                         const char *what, const char *spec, int threads) {
+  double worst = 0.0, scale = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    worst = d > worst ? d : worst;
+    scale = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
+  }
+  if (worst > 1e-5 * scale)
+    fail_msg("%s: %s at %d threads is %.3g from 1 thread's (scale %.3g)", spec,
+             what, threads, worst, scale);
+}
+
+/* Lanes (nnlib__recurrent_run_steps), here from 4 samples cut anywhere:
+ * on 2 threads lanes of 10 and 11 samples, on 3 of 7, each running the
+ * products of its steps on its own rows and then its cells. OpenBLAS
+ * rounds a product of 7 or 10 rows differently from one of 21, so the
+ * lanes promise no bits against one thread: the results agree to float
+ * precision, and the same thread count gives the same bits again. */
+static void check_lanes(const char *spec) {
+  run_result one = run(spec, NNLIB_OPT_ADAM, 1);
+  for (int threads = 2; threads <= MAX_THREADS; threads++) {
+    run_result r = run(spec, NNLIB_OPT_ADAM, threads);
+    run_result again = run(spec, NNLIB_OPT_ADAM, threads);
+    assert_close(&r.loss, &one.loss, 1, "loss", spec, threads);
+    assert_close(r.forward, one.forward, BATCH * OUTPUTS, "forward", spec,
+                 threads);
+    assert_close(r.grads, one.grads, r.count, "gradients", spec, threads);
+    assert_close(r.dx, one.dx, BATCH * STEPS * FEATURES, "dx", spec, threads);
+    assert_same_bits(again.forward, r.forward, BATCH * OUTPUTS,
+                     "forward (again)", spec, threads);
+    assert_same_bits(again.params, r.params, r.count, "parameters (again)",
+                     spec, threads);
+    assert_same_bits(again.predict, r.predict, BATCH * OUTPUTS,
+                     "predict (again)", spec, threads);
+    free_result(&r);
+    free_result(&again);
+  }
+  free_result(&one);
+}
+
+static void test_forward_in_lanes(void **state) {
+  (void)state;
+  nnlib__recurrent_set_lanes(4, 1);
+  for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
+    check_lanes(specs[i]);
+  nnlib__recurrent_set_lanes(0, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_pass_split_adam),
       cmocka_unit_test(test_every_pass_split_fused_sgd),
       cmocka_unit_test(test_forward_split_only),
+      cmocka_unit_test(test_forward_in_lanes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

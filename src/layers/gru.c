@@ -195,25 +195,41 @@ static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
 
 /* The steps of linear_before_reset 1: P_rz += h_{t-1} W_h{r,z}^T and Q_n =
  * h_{t-1} W_hn^T, then one pass. */
+static void reset_after_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
+                              nnlib__gemm_call *calls) {
+  const gru_step *p = ctx;
+  int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
+  calls[0] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 0, 2 * hsz, 1.0f,
+                                        p->a->p, s0, m, p->steps);
+  calls[1] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 2 * hsz, hsz,
+                                        0.0f, p->a->q, s0, m, p->steps);
+}
+
+/* Step t's cells over samples [begin, end) (lanes run different steps at
+ * once: each its own copy of the step). */
+static void reset_after_cells(void *ctx, int64_t t, int64_t begin,
+                              int64_t end) {
+  gru_step step = *(const gru_step *)ctx;
+  step.t = t;
+  cells_reset_after(&step, begin, end);
+}
+
 static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
                                       const gru_areas *a, float *y, int64_t n,
                                       int64_t steps) {
   int64_t hsz = ((const nnlib__recurrent *)l)->hidden;
-  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  int64_t cost = hsz * (3 * RNN_COST_GATE + 3 * RNN_COST_NONLINEAR);
   gru_step step = {l, a, y, NULL, NULL, 0, steps};
-  for (int64_t t = 0; t < steps; t++) {
-    if (t > 0 || !zero_start) {
-      NNLIB_TRY(
-          hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n, steps));
-      NNLIB_TRY(
-          hidden_product(l, a->hprev, t, 2 * hsz, hsz, 0.0f, a->q, n, steps));
-    } else {
-      zero_step(a->q, t, steps, hsz, n);
-    }
-    gru_pass(&step, t, n, 3 * RNN_COST_GATE + 3 * RNN_COST_NONLINEAR,
+  /* a zero h_{-1} adds nothing: step 0's cells alone, on Q_n = 0 */
+  int64_t first = nnlib__recurrent_starts_at_zero(l, run) ? 1 : 0;
+  if (first == 1 && steps > 0) {
+    zero_step(a->q, 0, steps, hsz, n);
+    gru_pass(&step, 0, n, 3 * RNN_COST_GATE + 3 * RNN_COST_NONLINEAR,
              cells_reset_after);
   }
-  return NNLIB_OK;
+  nnlib__recurrent_stepper run_steps = {
+      n, first, steps, 2, reset_after_calls, reset_after_cells, cost, &step};
+  return nnlib__recurrent_run_steps(&run_steps);
 }
 
 /* linear_before_reset 0, first pass of one sample: r and z (into p's r and

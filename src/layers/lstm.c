@@ -126,27 +126,42 @@ static void cells_forward(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* Step t's product for samples [s0, s0 + m): P_t += h_{t-1} W_hh^T. */
+static void step_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
+                       nnlib__gemm_call *calls) {
+  const lstm_step *p = ctx;
+  int64_t gh = 4 * ((const nnlib__recurrent *)p->l)->hidden;
+  calls[0] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 0, gh, 1.0f,
+                                        p->a->gates, s0, m, p->steps);
+}
+
+/* Step t's cells over samples [begin, end) (lanes run different steps at
+ * once: each its own copy of the step). */
+static void step_cells(void *ctx, int64_t t, int64_t begin, int64_t end) {
+  lstm_step step = *(const lstm_step *)ctx;
+  step.t = t;
+  cells_forward(&step, begin, end);
+}
+
 static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
                                  const float *x, float *y, int64_t n) {
   const nnlib__recurrent *r = (const nnlib__recurrent *)l;
   int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
+  int64_t cost = hsz * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR);
   NNLIB_TRY(nnlib__recurrent_check_state(l, n));
   lstm_areas a = areas_of(l, run);
   nnlib__recurrent_bias_sum(l, a.bias);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.gates, n, steps));
   nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
   nnlib__recurrent_load_initial(l, run, true, a.c0, hsz, n);
-  bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
   lstm_step step = {l, &a, y, NULL, NULL, 0, steps};
-  for (int64_t t = 0; t < steps; t++) {
-    /* a zero h_{-1} adds nothing */
-    if (t > 0 || !zero_start)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, a.hprev, t, 1.0f, a.gates, n,
-                                              steps));
-    step.t = t;
-    nnlib__recurrent_pass(n, hsz * (4 * RNN_COST_GATE + 5 * RNN_COST_NONLINEAR),
-                          cells_forward, &step);
-  }
+  /* a zero h_{-1} adds nothing: step 0's cells alone */
+  int64_t first = nnlib__recurrent_starts_at_zero(l, run) ? 1 : 0;
+  if (first == 1 && steps > 0)
+    nnlib__recurrent_pass(n, cost, cells_forward, &step);
+  nnlib__recurrent_stepper run_steps = {n,          first,      steps, 1,
+                                        step_calls, step_cells, cost,  &step};
+  NNLIB_TRY(nnlib__recurrent_run_steps(&run_steps));
   nnlib__recurrent_save_state(l, run, y, a.cell, n, steps);
   return NNLIB_OK;
 }

@@ -378,6 +378,30 @@ nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                      beta, out_all + t * gh, steps * gh);
 }
 
+nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
+                                            const float *hprev_all, int64_t t,
+                                            int64_t col, int64_t width,
+                                            float beta, float *out_all,
+                                            int64_t s0, int64_t m,
+                                            int64_t steps) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, gh = r->gates * h;
+  nnlib__gemm_call c = {NNLIB__NO_TRANS,
+                        NNLIB__TRANS,
+                        m,
+                        width,
+                        h,
+                        1.0f,
+                        hprev_all + (s0 * steps + t) * h,
+                        steps * h,
+                        nnlib__recurrent_w_hh(l) + col * h,
+                        h,
+                        beta,
+                        out_all + (s0 * steps + t) * gh + col,
+                        steps * gh};
+  return c;
+}
+
 void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
   const float *bi = nnlib__recurrent_b_ih(l), *bh = nnlib__recurrent_b_hh(l);
   int64_t gh = crec(l)->gates * crec(l)->hidden;
@@ -441,6 +465,85 @@ void nnlib__recurrent_pass(int64_t n, int64_t cost, nnlib__range_fn fn,
                            void *ctx) {
   int64_t min_samples = (pass_grain + cost - 1) / cost;
   nnlib__parallel_for(n, min_samples, fn, ctx);
+}
+
+/* Lanes of at least this many samples: a lane's products, [m, H] x [H,
+ * G H], pack all of W_hh where a product split over the threads packs a
+ * share of it, which smaller lanes do not repay. */
+#define LANE_MIN_SAMPLES 32
+#define LANE_ROWS 16
+
+static int64_t lane_min_samples = LANE_MIN_SAMPLES, lane_rows = LANE_ROWS;
+
+void nnlib__recurrent_set_lanes(int64_t min_samples, int64_t rows) {
+  lane_min_samples = min_samples > 0 ? min_samples : LANE_MIN_SAMPLES;
+  lane_rows = rows > 0 ? rows : LANE_ROWS;
+}
+
+typedef struct steps_lanes {
+  const nnlib__recurrent_stepper *s;
+  int64_t lanes;
+  int64_t unit_start[NNLIB__UNIT_LANES_MAX + 1];   /* per lane: steps */
+  int64_t sample_start[NNLIB__UNIT_LANES_MAX + 1]; /* per lane: samples */
+} steps_lanes;
+
+static int64_t step_of(const steps_lanes *r, int64_t unit, int64_t lane) {
+  return r->s->first + unit - r->unit_start[lane];
+}
+
+static void lane_calls(void *ctx, int64_t unit, int64_t lane,
+                       nnlib__gemm_call *calls) {
+  const steps_lanes *r = ctx;
+  int64_t s0 = r->sample_start[lane];
+  r->s->calls(r->s->ctx, step_of(r, unit, lane), s0,
+              r->sample_start[lane + 1] - s0, calls);
+}
+
+typedef struct cells_at {
+  const nnlib__recurrent_stepper *s;
+  int64_t t;
+} cells_at;
+
+static void cells_range(void *ctx, int64_t begin, int64_t end) {
+  const cells_at *at = ctx;
+  at->s->cells(at->s->ctx, at->t, begin, end);
+}
+
+static void lane_cells(void *ctx, int64_t unit, int64_t lane) {
+  const steps_lanes *r = ctx;
+  cells_at at = {r->s, step_of(r, unit, lane)};
+  if (r->lanes == 1) /* split over the threads, as its products were */
+    nnlib__recurrent_pass(r->s->n, r->s->cell_cost, cells_range, &at);
+  else
+    cells_range(&at, r->sample_start[lane], r->sample_start[lane + 1]);
+}
+
+nnlib_status nnlib__recurrent_run_steps(const nnlib__recurrent_stepper *s) {
+  int64_t count = s->steps - s->first;
+  if (count <= 0 || s->n <= 0)
+    return NNLIB_OK;
+  steps_lanes r = {.s = s};
+  int64_t lanes = nnlib_get_num_threads();
+  if (lanes > s->n / lane_min_samples)
+    lanes = s->n / lane_min_samples;
+  if (lanes > NNLIB__UNIT_LANES_MAX)
+    lanes = NNLIB__UNIT_LANES_MAX;
+  r.lanes = lanes > 1 ? lanes : 1;
+  for (int64_t lane = 0; lane <= r.lanes; lane++) {
+    r.unit_start[lane] = lane * count;
+    r.sample_start[lane] =
+        lane == r.lanes ? s->n : s->n * lane / r.lanes / lane_rows * lane_rows;
+  }
+  nnlib__gemm_units u = {r.lanes * count,
+                         r.lanes,
+                         s->calls_per_step,
+                         lane_calls,
+                         NULL,
+                         lane_cells,
+                         &r,
+                         true,
+                         r.unit_start};
+  return nnlib__gemm_units_run(&u);
 }
 
 /* ----------------------------------------------------- backward GEMMs */
