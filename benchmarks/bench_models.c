@@ -269,7 +269,7 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  *                                        apart ([n,H] x [H,H], beta 0)
  *   input_grad   dh_{t-1} = dP_t W_hh NN [n,GH] x [GH,H]   per step after
  *                                        the first, lda T GH (gru adds:
- *                                        beta 1)
+ *                                        beta 1), per lane as forward's
  *                dX = dP W_ih        NN  [n*T,GH] x [GH,F]  (not layer 0)
  *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
  *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
@@ -324,10 +324,15 @@ static int recurrent_gemms(const layer_call *c, bool backward,
     }
     return 0;
   }
-  for (int t = 1; t < steps; t++)
-    push(list, strided(bench_gemm_plain("input_grad", i, 'N', 'N', n, h, gh,
-                                        1.0f, 1.0f - step_beta, 1),
-                       steps * gh, h, h));
+  int lanes = recurrent_lanes(n);
+  for (int lane = 0; lane < lanes; lane++) {
+    int m = recurrent_lane_start(n, lanes, lane + 1) -
+            recurrent_lane_start(n, lanes, lane);
+    for (int t = 1; t < steps; t++)
+      push(list, strided(bench_gemm_plain("input_grad", i, 'N', 'N', m, h, gh,
+                                          1.0f, 1.0f - step_beta, 1),
+                         steps * gh, h, h));
+  }
   if (c->dx)
     push(list, bench_gemm_plain("input_grad", i, 'N', 'N', rows, f, gh, 1.0f,
                             0.0f, 1));

@@ -228,7 +228,8 @@ static void assert_close(const float *a, const float *b, int64_t n,
 
 /* Lanes (nnlib__recurrent_run_steps), here from 4 samples cut anywhere:
  * on 2 threads lanes of 10 and 11 samples, on 3 of 7, each running the
- * products of its steps on its own rows and then its cells. OpenBLAS
+ * products of its steps on its own rows and then its cells (backward:
+ * the cells, then the carry's product). OpenBLAS
  * rounds a product of 7 or 10 rows differently from one of 21, so the
  * lanes promise no bits against one thread: the results agree to float
  * precision, and the same thread count gives the same bits again. */
@@ -254,7 +255,7 @@ static void check_lanes(const char *spec) {
   free_result(&one);
 }
 
-static void test_forward_in_lanes(void **state) {
+static void test_steps_in_lanes(void **state) {
   (void)state;
   nnlib__recurrent_set_lanes(4, 1);
   for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
@@ -267,7 +268,7 @@ int main(void) {
       cmocka_unit_test(test_every_pass_split_adam),
       cmocka_unit_test(test_every_pass_split_fused_sgd),
       cmocka_unit_test(test_forward_split_only),
-      cmocka_unit_test(test_forward_in_lanes),
+      cmocka_unit_test(test_steps_in_lanes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

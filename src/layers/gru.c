@@ -228,7 +228,8 @@ static nnlib_status steps_reset_after(nnlib_layer *l, const nnlib__run *run,
              cells_reset_after);
   }
   nnlib__recurrent_stepper run_steps = {
-      n, first, steps, 2, reset_after_calls, reset_after_cells, cost, &step};
+      n,    first, steps, false, 2, reset_after_calls, reset_after_cells,
+      cost, &step};
   return nnlib__recurrent_run_steps(&run_steps);
 }
 
@@ -365,17 +366,39 @@ static void cells_back_reset_after(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+static void back_reset_after_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
+                                   nnlib__gemm_call *calls) {
+  const gru_step *p = ctx;
+  calls[0] = nnlib__recurrent_carry_call(p->l, p->a->q, t, 1.0f, p->a->carry,
+                                         s0, m, p->steps);
+}
+
+static void back_reset_after_cells(void *ctx, int64_t t, int64_t begin,
+                                   int64_t end) {
+  gru_step step = *(const gru_step *)ctx;
+  step.t = t;
+  cells_back_reset_after(&step, begin, end);
+}
+
 static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
                                      const gru_areas *a, const float *dy,
                                      int64_t n, int64_t steps) {
   gru_step step = {l, a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
-  for (int64_t t = steps; t-- > 0;) {
-    gru_pass(&step, t, n, 6 * RNN_COST_GATE, cells_back_reset_after);
-    /* carry = dh z (written above) + dQ_t W_hh */
-    if (t > 0)
-      NNLIB_TRY(
-          nnlib__recurrent_carry_product(l, a->q, t, 1.0f, a->carry, n, steps));
-  }
+  /* steps T-1 .. 1: cells, then carry = dh z (written by the cells) + dQ_t
+   * W_hh; then step 0's cells */
+  int64_t cost = ((const nnlib__recurrent *)l)->hidden * 6 * RNN_COST_GATE;
+  nnlib__recurrent_stepper run_steps = {n,
+                                        1,
+                                        steps,
+                                        true,
+                                        1,
+                                        back_reset_after_calls,
+                                        back_reset_after_cells,
+                                        cost,
+                                        &step};
+  NNLIB_TRY(nnlib__recurrent_run_steps(&run_steps));
+  if (steps > 0)
+    gru_pass(&step, 0, n, 6 * RNN_COST_GATE, cells_back_reset_after);
   return NNLIB_OK;
 }
 

@@ -159,7 +159,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
   int64_t first = nnlib__recurrent_starts_at_zero(l, run) ? 1 : 0;
   if (first == 1 && steps > 0)
     nnlib__recurrent_pass(n, cost, cells_forward, &step);
-  nnlib__recurrent_stepper run_steps = {n,          first,      steps, 1,
+  nnlib__recurrent_stepper run_steps = {n,          first,      steps, false, 1,
                                         step_calls, step_cells, cost,  &step};
   NNLIB_TRY(nnlib__recurrent_run_steps(&run_steps));
   nnlib__recurrent_save_state(l, run, y, a.cell, n, steps);
@@ -202,6 +202,21 @@ static void cells_backward(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
+/* Step t's carry product for samples [s0, s0 + m): carry_h = dpre_t W_hh. */
+static void carry_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
+                        nnlib__gemm_call *calls) {
+  const lstm_step *p = ctx;
+  calls[0] = nnlib__recurrent_carry_call(p->l, p->a->gates, t, 0.0f,
+                                         p->a->carry_h, s0, m, p->steps);
+}
+
+/* Step t's backward cells over samples [begin, end). */
+static void back_cells(void *ctx, int64_t t, int64_t begin, int64_t end) {
+  lstm_step step = *(const lstm_step *)ctx;
+  step.t = t;
+  cells_backward(&step, begin, end);
+}
+
 static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
                                   const float *x, const float *y, float *dy,
                                   float *dx, int64_t n) {
@@ -212,13 +227,14 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
   memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
   lstm_step step = {l, &a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
-  for (int64_t t = steps; t-- > 0;) {
-    step.t = t;
-    nnlib__recurrent_pass(n, hsz * 4 * RNN_COST_GATE, cells_backward, &step);
-    if (t > 0)
-      NNLIB_TRY(nnlib__recurrent_carry_product(l, a.gates, t, 0.0f, a.carry_h,
-                                               n, steps));
-  }
+  /* steps T-1 .. 1: cells, then carry_h = dpre_t W_hh; then step 0's
+   * cells */
+  int64_t cost = hsz * 4 * RNN_COST_GATE;
+  nnlib__recurrent_stepper run_steps = {n,           1,          steps, true, 1,
+                                        carry_calls, back_cells, cost,  &step};
+  NNLIB_TRY(nnlib__recurrent_run_steps(&run_steps));
+  if (steps > 0)
+    nnlib__recurrent_pass(n, cost, cells_backward, &step);
   return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
                                           NULL, dx, n);
 }

@@ -488,7 +488,8 @@ typedef struct steps_lanes {
 } steps_lanes;
 
 static int64_t step_of(const steps_lanes *r, int64_t unit, int64_t lane) {
-  return r->s->first + unit - r->unit_start[lane];
+  int64_t k = unit - r->unit_start[lane];
+  return r->s->backward ? r->s->steps - 1 - k : r->s->first + k;
 }
 
 static void lane_calls(void *ctx, int64_t unit, int64_t lane,
@@ -538,8 +539,8 @@ nnlib_status nnlib__recurrent_run_steps(const nnlib__recurrent_stepper *s) {
                          r.lanes,
                          s->calls_per_step,
                          lane_calls,
-                         NULL,
-                         lane_cells,
+                         s->backward ? lane_cells : NULL,
+                         s->backward ? NULL : lane_cells,
                          &r,
                          true,
                          r.unit_start};
@@ -557,6 +558,29 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
   return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, h, gh, 1.0f,
                      dpre_all + t * gh, steps * gh,
                      nnlib__recurrent_w_hh(l), h, beta, carry, h);
+}
+
+nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
+                                             const float *dpre_all, int64_t t,
+                                             float beta, float *carry,
+                                             int64_t s0, int64_t m,
+                                             int64_t steps) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t h = r->hidden, gh = r->gates * h;
+  nnlib__gemm_call c = {NNLIB__NO_TRANS,
+                        NNLIB__NO_TRANS,
+                        m,
+                        h,
+                        gh,
+                        1.0f,
+                        dpre_all + (s0 * steps + t) * gh,
+                        steps * gh,
+                        nnlib__recurrent_w_hh(l),
+                        h,
+                        beta,
+                        carry + s0 * h,
+                        h};
+  return c;
 }
 
 /* db = column sums of dG (into the gradient tensor), except its first

@@ -131,6 +131,13 @@ nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
                                             float beta, float *out_all,
                                             int64_t s0, int64_t m,
                                             int64_t steps);
+/* The carry product of step t (nnlib__recurrent_carry_product) for
+ * samples [s0, s0 + m) only, as a call for nnlib__recurrent_run_steps. */
+nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
+                                             const float *dpre_all, int64_t t,
+                                             float beta, float *carry,
+                                             int64_t s0, int64_t m,
+                                             int64_t steps);
 /* b_ih + b_hh into sum (G*H floats), zeros without bias. */
 void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum);
 /* Where the gate pass writes h_t of sample s: its output row when the
@@ -236,10 +243,12 @@ nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
  * fn. */
 void nnlib__recurrent_pass(int64_t n, int64_t cost, nnlib__range_fn fn,
                            void *ctx);
-/* The forward steps [first, steps) of n samples: per step t, the
+/* The steps [first, steps) of n samples: per step t, the
  * calls_per_step products `calls` gives for samples [s0, s0 + m), one
  * after the other, then the cells over those samples (`cells`, cost
- * RNN_COST_* units a sample, as nnlib__recurrent_pass). Each sample's
+ * RNN_COST_* units a sample, as nnlib__recurrent_pass); backward, from
+ * the last step down, the cells first and then the products (the carry
+ * into the step before). Each sample's
  * step reads only its own rows of h_{t-1}, so on several threads the
  * batch goes in lanes: each thread takes a range of the samples (at least
  * 32, cut at multiples of 16 rows) and runs all their steps
@@ -257,6 +266,9 @@ typedef void (*nnlib__recurrent_cells_fn)(void *ctx, int64_t t, int64_t begin,
                                           int64_t end);
 typedef struct nnlib__recurrent_stepper {
   int64_t n, first, steps;
+  /* backward: the steps from steps - 1 down to first, each its cells
+   * first and then its products */
+  bool backward;
   int64_t calls_per_step; /* 1 to NNLIB__UNIT_CALLS_MAX */
   nnlib__recurrent_calls_fn calls;
   nnlib__recurrent_cells_fn cells;
