@@ -240,8 +240,7 @@ static nnlib_status copy_state(float **dst, const float *src, int64_t floats,
 }
 
 nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
-                                               const float *h0,
-                                               const float *c0,
+                                               const float *h0, const float *c0,
                                                int64_t rows) {
   NNLIB_CHECK_ARG(layer != NULL,
                   "nnlib_recurrent_set_initial_state: layer is NULL");
@@ -313,10 +312,8 @@ int64_t nnlib__recurrent_steps(const nnlib_layer *l, const nnlib__run *run) {
 
 /* ----------------------------------------------------------- decoding */
 
-bool nnlib__recurrent_reads_cache(const nnlib_layer *l,
-                                  const nnlib__run *run) {
-  return run->cache != NULL &&
-         !(run->position == 0 && crec(l)->state_rows > 0);
+bool nnlib__recurrent_reads_cache(const nnlib_layer *l, const nnlib__run *run) {
+  return run->cache != NULL && !(run->position == 0 && crec(l)->state_rows > 0);
 }
 
 bool nnlib__recurrent_starts_at_zero(const nnlib_layer *l,
@@ -324,9 +321,9 @@ bool nnlib__recurrent_starts_at_zero(const nnlib_layer *l,
   return !nnlib__recurrent_reads_cache(l, run) && crec(l)->h0 == NULL;
 }
 
-void nnlib__recurrent_load_initial(const nnlib_layer *l,
-                                   const nnlib__run *run, bool cell,
-                                   float *dst, int64_t ld, int64_t n) {
+void nnlib__recurrent_load_initial(const nnlib_layer *l, const nnlib__run *run,
+                                   bool cell, float *dst, int64_t ld,
+                                   int64_t n) {
   const nnlib__recurrent *r = crec(l);
   if (!nnlib__recurrent_reads_cache(l, run)) {
     nnlib__recurrent_load_state(l, cell ? r->c0 : r->h0, dst, ld, n);
@@ -362,9 +359,15 @@ nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
                                              int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t gh = r->gates * r->hidden;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n * steps, gh,
-                     r->features, 1.0f, x, r->features,
-                     nnlib__recurrent_w_ih(l), r->features, 0.0f, gates, gh);
+  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n * steps, gh, r->features,
+                     1.0f, x, r->features, nnlib__recurrent_w_ih(l),
+                     r->features, 0.0f, gates, gh);
+}
+
+/* A call as nnlib__gemm issues it. */
+static nnlib_status issue(const nnlib__gemm_call *c) {
+  return nnlib__gemm(c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda,
+                     c->b, c->ldb, c->beta, c->c, c->ldc);
 }
 
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
@@ -372,10 +375,32 @@ nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            float beta, float *out_all,
                                            int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, gh = r->gates * h;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, gh, h, 1.0f,
-                     hprev_all + t * h, steps * h, nnlib__recurrent_w_hh(l), h,
-                     beta, out_all + t * gh, steps * gh);
+  nnlib__gemm_call c = nnlib__recurrent_step_call(
+      l, hprev_all, t, 0, r->gates * r->hidden, beta, out_all, 0, n, steps);
+  return issue(&c);
+}
+
+/* A product of alpha 1 with W_hh (leading dimension H) as its B. */
+static nnlib__gemm_call product_with_w_hh(const nnlib_layer *l, nnlib__trans tb,
+                                          int64_t m, int64_t n, int64_t k,
+                                          const float *a, int64_t lda,
+                                          int64_t w_row, float beta, float *c,
+                                          int64_t ldc) {
+  int64_t h = crec(l)->hidden;
+  nnlib__gemm_call call = {NNLIB__NO_TRANS,
+                           tb,
+                           m,
+                           n,
+                           k,
+                           1.0f,
+                           a,
+                           lda,
+                           nnlib__recurrent_w_hh(l) + w_row * h,
+                           h,
+                           beta,
+                           c,
+                           ldc};
+  return call;
 }
 
 nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
@@ -386,20 +411,9 @@ nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
                                             int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h;
-  nnlib__gemm_call c = {NNLIB__NO_TRANS,
-                        NNLIB__TRANS,
-                        m,
-                        width,
-                        h,
-                        1.0f,
-                        hprev_all + (s0 * steps + t) * h,
-                        steps * h,
-                        nnlib__recurrent_w_hh(l) + col * h,
-                        h,
-                        beta,
-                        out_all + (s0 * steps + t) * gh + col,
-                        steps * gh};
-  return c;
+  return product_with_w_hh(
+      l, NNLIB__TRANS, m, width, h, hprev_all + (s0 * steps + t) * h, steps * h,
+      col, beta, out_all + (s0 * steps + t) * gh + col, steps * gh);
 }
 
 void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
@@ -409,8 +423,8 @@ void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
     sum[j] = bi != NULL ? bi[j] + bh[j] : 0.0f;
 }
 
-float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all,
-                               float *y, int64_t s, int64_t t, int64_t steps) {
+float *nnlib__recurrent_h_slot(const nnlib_layer *l, float *hprev_all, float *y,
+                               int64_t s, int64_t t, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden;
   if (r->return_sequences)
@@ -551,13 +565,11 @@ nnlib_status nnlib__recurrent_run_steps(const nnlib__recurrent_stepper *s) {
 
 nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                                             const float *dpre_all, int64_t t,
-                                            float beta, float *carry,
-                                            int64_t n, int64_t steps) {
-  const nnlib__recurrent *r = crec(l);
-  int64_t h = r->hidden, gh = r->gates * h;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__NO_TRANS, n, h, gh, 1.0f,
-                     dpre_all + t * gh, steps * gh,
-                     nnlib__recurrent_w_hh(l), h, beta, carry, h);
+                                            float beta, float *carry, int64_t n,
+                                            int64_t steps) {
+  nnlib__gemm_call c =
+      nnlib__recurrent_carry_call(l, dpre_all, t, beta, carry, 0, n, steps);
+  return issue(&c);
 }
 
 nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
@@ -567,20 +579,9 @@ nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
                                              int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h;
-  nnlib__gemm_call c = {NNLIB__NO_TRANS,
-                        NNLIB__NO_TRANS,
-                        m,
-                        h,
-                        gh,
-                        1.0f,
-                        dpre_all + (s0 * steps + t) * gh,
-                        steps * gh,
-                        nnlib__recurrent_w_hh(l),
-                        h,
-                        beta,
-                        carry + s0 * h,
-                        h};
-  return c;
+  return product_with_w_hh(l, NNLIB__NO_TRANS, m, h, gh,
+                           dpre_all + (s0 * steps + t) * gh, steps * gh, 0,
+                           beta, carry + s0 * h, h);
 }
 
 /* db = column sums of dG (into the gradient tensor), except its first
@@ -619,14 +620,10 @@ static int64_t shared_bias_columns(const nnlib_layer *l, const float *dg_in,
   return 0;
 }
 
-nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
-                                              const nnlib__run *run,
-                                              const float *x,
-                                              const float *dg_in,
-                                              const float *dg_hh,
-                                              const float *hprev_all,
-                                              const float *last_block_in,
-                                              float *dx, int64_t n) {
+nnlib_status nnlib__recurrent_finish_backward(
+    nnlib_layer *l, const nnlib__run *run, const float *x, const float *dg_in,
+    const float *dg_hh, const float *hprev_all, const float *last_block_in,
+    float *dx, int64_t n) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h, f = r->features;
   int64_t rows = n * nnlib__recurrent_steps(l, run);
@@ -686,8 +683,8 @@ nnlib_status nnlib__recurrent_parse_common(const nnlib__spec_item *item,
   args->input_size = 0; /* always taken at compile */
   args->with_bias = 1;
   args->return_sequences = 1; /* a following "last" item clears it */
-  NNLIB_TRY(nnlib__spec_int(item, 1, 1, NNLIB__BLAS_DIM_MAX,
-                            &args->hidden_size));
+  NNLIB_TRY(
+      nnlib__spec_int(item, 1, 1, NNLIB__BLAS_DIM_MAX, &args->hidden_size));
   *rest_mask = 0;
   for (size_t f = 2; f < item->field_count; f++) {
     if (!nnlib__spec_field_is(item, f, "nobias")) {
@@ -710,8 +707,9 @@ nnlib_status nnlib__recurrent_spec_last(const nnlib__spec_item *item,
                                    "rnn, lstm or gru item just before it");
   nnlib__recurrent *r = rec(previous);
   if (!r->return_sequences)
-    return nnlib__spec_error(item, "the %s before already returns only its "
-                                   "last step",
+    return nnlib__spec_error(item,
+                             "the %s before already returns only its "
+                             "last step",
                              previous->ops->name(previous));
   r->return_sequences = false;
   return NNLIB_OK;
