@@ -134,12 +134,6 @@ enum { LANES = 8 };
 typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
 typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(float))));
 
-/* sum (v - mu) or sum (v - mu)^2 over one plane of n values in four
- * vectors of LANES lanes (element e to vector e / LANES % 4), added
- * pairwise into one, then each lane and the tail in double. Four
- * independent chains: a plane in L1 (a convolution's output as it offers
- * its statistics) is summed at the adder's throughput, where one chain
- * waited on its latency. */
 /* *acc += one vector's term of sum_centred (vectors by pointer only, see
  * lanes_f). */
 static inline __attribute__((always_inline)) void

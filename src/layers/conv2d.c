@@ -819,7 +819,7 @@ static void output_channels(void *ctx, int64_t begin, int64_t end) {
       if (t->z != t->y || t->b != NULL || act != NULL)
         bias_activate(t->z + co * mp + s * p, plane,
                       t->b != NULL ? t->b[co] : 0.0f, act, relu, p);
-      if (t->stats != NULL) /* the plane is in L1 */
+      if (t->stats != NULL) /* the plane is still in cache */
         nnlib__batchnorm_plane_stats(plane, p,
                                      t->stats + 2 * (s * c->out_c + co));
     }
