@@ -157,9 +157,10 @@ NNLIB_API void nnlib_clear_error(void);
  * range of the batch, which it lowers, multiplies and finishes alone, and
  * its backward gives each thread whole parts of the batch, each summing
  * its own weight gradient (parts that do not depend on the thread
- * count). The passes give
- * the same bits for every thread count; a product's bits depend on its
- * shape and the thread count only.
+ * count); an LSTM or GRU with at least 32 samples a thread gives each
+ * thread a range of the batch and runs every step's products and passes
+ * on it. The passes give the same bits for every thread
+ * count; a product's bits depend on its shape and the thread count only.
  * n <= 0 restores the default: OPENBLAS_NUM_THREADS when set, else every
  * core.
  *
