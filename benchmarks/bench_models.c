@@ -274,7 +274,7 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  *   weight_grad  dW_ih = dP^T X      TN  [GH,n*T] x [n*T,F]
  *                dW_hh = dP^T Hprev  TN  [GH,n*T] x [n*T,H] (or the
  *                                        plain-SGD update in both)      */
-/* The forward steps' lanes (src/layers/recurrent.c,
+/* The steps' lanes, forward's and backward's (src/layers/recurrent.c,
  * nnlib__recurrent_run_steps): as many as the threads, each of at least 32
  * samples, up to 64; lane j from sample n j / lanes rounded down to a
  * multiple of 16. */
