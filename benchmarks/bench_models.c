@@ -259,8 +259,11 @@ static bench_gemm strided(bench_gemm g, int lda, int ldb, int ldc) {
  * products of step t read and write their rows of step t (leading
  * dimensions T H and T GH) and one W_hh:
  *   forward      P = X W_ih^T        NT  [n*T,F] x [F,GH]   once
- *                h_{t-1} W_hh^T      NT  [n,H] x [H,GH]     per step after
+ *                h_{t-1} W_hh^T      NN  [n,H] x [H,GH]     per step after
  *                                        the first, lda T H, ldc T GH,
+ *                                        from W_hh^T (ldb GH) made for 4
+ *                                        such steps and more, else NT
+ *                                        from W_hh (ldb H),
  *                                        per lane of samples (lane by
  *                                        lane: recurrent_lanes);
  *                                        added to P (beta 1); gru adds
@@ -303,23 +306,27 @@ static int recurrent_gemms(const layer_call *c, bool backward,
   if (!backward) {
     push(list, bench_gemm_plain("forward", i, 'N', 'T', rows, gh, f, 1.0f, 0.0f,
                             1));
+    /* W_hh^T [H, GH] made for 4 step products and more: B as stored */
+    bool rows_of_t = steps - 1 >= 4;
+    char tb = rows_of_t ? 'N' : 'T';
+    int ldb = rows_of_t ? gh : h;
     int lanes = recurrent_lanes(n);
     for (int lane = 0; lane < lanes; lane++) {
       int m = recurrent_lane_start(n, lanes, lane + 1) -
               recurrent_lane_start(n, lanes, lane);
       for (int t = 1; t < steps; t++) {
         if (step_beta == 1.0f) {
-          push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, gh, h,
+          push(list, strided(bench_gemm_plain("forward", i, 'N', tb, m, gh, h,
                                               1.0f, 1.0f, 1),
-                             steps * h, h, steps * gh));
+                             steps * h, ldb, steps * gh));
           continue;
         }
-        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, 2 * h, h,
+        push(list, strided(bench_gemm_plain("forward", i, 'N', tb, m, 2 * h, h,
                                             1.0f, 1.0f, 1),
-                           steps * h, h, steps * gh));
-        push(list, strided(bench_gemm_plain("forward", i, 'N', 'T', m, h, h,
+                           steps * h, ldb, steps * gh));
+        push(list, strided(bench_gemm_plain("forward", i, 'N', tb, m, h, h,
                                             1.0f, 0.0f, 1),
-                           steps * h, h, steps * gh));
+                           steps * h, ldb, steps * gh));
       }
     }
     return 0;

@@ -118,7 +118,8 @@ static void gru_cell(float *restrict p, float *restrict q,
 
 typedef struct gru_areas {
   float *p, *q, *hprev, *carry, *bias;
-  float *rh, *drh; /* linear_before_reset 0 only */
+  float *rh, *drh;     /* linear_before_reset 0 only */
+  const float *w_hh_t; /* forward's (nnlib__recurrent_w_hh_t; NULL: none) */
 } gru_areas;
 
 static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
@@ -128,7 +129,8 @@ static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
                  nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
                  nnlib__recurrent_area(l, run, RNN_WS_BIAS),
                  nnlib__recurrent_area(l, run, RNN_WS_RESET_H),
-                 nnlib__recurrent_area(l, run, RNN_WS_D_RESET_H)};
+                 nnlib__recurrent_area(l, run, RNN_WS_D_RESET_H),
+                 NULL};
   return a;
 }
 
@@ -182,15 +184,14 @@ static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
  * beta times what they hold plus the rows of `in` at step t (ld T*H) times
  * W_hh's rows [col, col + width) transposed: [N, H] x [H, width], one GEMM
  * over the batch. */
-static nnlib_status hidden_product(const nnlib_layer *l, const float *in_all,
-                                   int64_t t, int64_t col, int64_t width,
-                                   float beta, float *out_all, int64_t n,
-                                   int64_t steps) {
-  int64_t h = ((const nnlib__recurrent *)l)->hidden;
-  return nnlib__gemm(NNLIB__NO_TRANS, NNLIB__TRANS, n, width, h, 1.0f,
-                     in_all + t * h, steps * h,
-                     nnlib__recurrent_w_hh(l) + col * h, h, beta,
-                     out_all + t * 3 * h + col, steps * 3 * h);
+static nnlib_status hidden_product(const nnlib_layer *l, const float *w_hh_t,
+                                   const float *in_all, int64_t t, int64_t col,
+                                   int64_t width, float beta, float *out_all,
+                                   int64_t n, int64_t steps) {
+  nnlib__gemm_call c = nnlib__recurrent_step_call(
+      l, w_hh_t, in_all, t, col, width, beta, out_all, 0, n, steps);
+  return nnlib__gemm(c.ta, c.tb, c.m, c.n, c.k, c.alpha, c.a, c.lda, c.b, c.ldb,
+                     c.beta, c.c, c.ldc);
 }
 
 /* The steps of linear_before_reset 1: P_rz += h_{t-1} W_h{r,z}^T and Q_n =
@@ -199,10 +200,11 @@ static void reset_after_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
                               nnlib__gemm_call *calls) {
   const gru_step *p = ctx;
   int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
-  calls[0] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 0, 2 * hsz, 1.0f,
-                                        p->a->p, s0, m, p->steps);
-  calls[1] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 2 * hsz, hsz,
-                                        0.0f, p->a->q, s0, m, p->steps);
+  const float *w_hh_t = p->a->w_hh_t;
+  calls[0] = nnlib__recurrent_step_call(
+      p->l, w_hh_t, p->a->hprev, t, 0, 2 * hsz, 1.0f, p->a->p, s0, m, p->steps);
+  calls[1] = nnlib__recurrent_step_call(p->l, w_hh_t, p->a->hprev, t, 2 * hsz,
+                                        hsz, 0.0f, p->a->q, s0, m, p->steps);
 }
 
 /* Step t's cells over samples [begin, end) (lanes run different steps at
@@ -298,13 +300,13 @@ static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
     if (from_zero)
       zero_step(a->q, t, steps, hsz, n);
     else
-      NNLIB_TRY(
-          hidden_product(l, a->hprev, t, 0, 2 * hsz, 1.0f, a->p, n, steps));
+      NNLIB_TRY(hidden_product(l, a->w_hh_t, a->hprev, t, 0, 2 * hsz, 1.0f,
+                               a->p, n, steps));
     gru_pass(&step, t, n, 3 * RNN_COST_GATE + 2 * RNN_COST_NONLINEAR,
              cells_reset_update);
     if (!from_zero)
-      NNLIB_TRY(
-          hidden_product(l, a->rh, t, 2 * hsz, hsz, 0.0f, a->q, n, steps));
+      NNLIB_TRY(hidden_product(l, a->w_hh_t, a->rh, t, 2 * hsz, hsz, 0.0f, a->q,
+                               n, steps));
     gru_pass(&step, t, n, 2 * RNN_COST_GATE + RNN_COST_NONLINEAR,
              cells_new_state);
   }
@@ -319,6 +321,8 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
   gru_areas a = areas_of(l, run);
   gru_bias(l, a.bias, hsz);
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, a.p, n, steps));
+  a.w_hh_t = nnlib__recurrent_w_hh_t(
+      l, run, steps - (nnlib__recurrent_starts_at_zero(l, run) ? 1 : 0));
   nnlib__recurrent_load_initial(l, run, false, a.hprev, steps * hsz, n);
   if (r->linear_before_reset)
     NNLIB_TRY(steps_reset_after(l, run, &a, y, n, steps));

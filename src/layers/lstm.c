@@ -7,6 +7,7 @@
  *
  * forward:  P = X W_ih^T           [N*T, F] x [F, 4H]  one GEMM, all steps
  *           per step t: P_t += h_{t-1} W_hh^T  [N, H] x [H, 4H]  one GEMM
+ *                       (W_hh^T a copy: nnlib__recurrent_w_hh_t)
  *                       gates, c_t, tanh(c_t), h_t   one fused pass
  * backward (t = T-1 .. 0), with dh = dY_t + carry_h and
  *           dc = dh o (1 - tanh(c_t)^2) + carry_c:
@@ -78,6 +79,7 @@ static void lstm_cell(float *restrict gates, const float *restrict bias,
 
 typedef struct lstm_areas {
   float *gates, *hprev, *cell, *tanh_c, *c0, *carry_h, *carry_c, *bias;
+  const float *w_hh_t; /* forward's (nnlib__recurrent_w_hh_t; NULL: none) */
 } lstm_areas;
 
 static lstm_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
@@ -90,6 +92,7 @@ static lstm_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
       nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
       nnlib__recurrent_area(l, run, RNN_WS_CARRY_C),
       nnlib__recurrent_area(l, run, RNN_WS_BIAS),
+      NULL,
   };
   return a;
 }
@@ -131,8 +134,8 @@ static void step_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
                        nnlib__gemm_call *calls) {
   const lstm_step *p = ctx;
   int64_t gh = 4 * ((const nnlib__recurrent *)p->l)->hidden;
-  calls[0] = nnlib__recurrent_step_call(p->l, p->a->hprev, t, 0, gh, 1.0f,
-                                        p->a->gates, s0, m, p->steps);
+  calls[0] = nnlib__recurrent_step_call(p->l, p->a->w_hh_t, p->a->hprev, t, 0,
+                                        gh, 1.0f, p->a->gates, s0, m, p->steps);
 }
 
 /* Step t's cells over samples [begin, end) (lanes run different steps at
@@ -157,6 +160,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
   lstm_step step = {l, &a, y, NULL, NULL, 0, steps};
   /* a zero h_{-1} adds nothing: step 0's cells alone */
   int64_t first = nnlib__recurrent_starts_at_zero(l, run) ? 1 : 0;
+  a.w_hh_t = nnlib__recurrent_w_hh_t(l, run, steps - first);
   if (first == 1 && steps > 0)
     nnlib__recurrent_pass(n, cost, cells_forward, &step);
   nnlib__recurrent_stepper run_steps = {n,          first,      steps, false, 1,

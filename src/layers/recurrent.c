@@ -152,6 +152,7 @@ nnlib_status nnlib__recurrent_plan(nnlib_layer *l, const nnlib__shape *in,
   memset(r->area_per_sample, 0, sizeof r->area_per_sample);
   memset(r->area_fixed, 0, sizeof r->area_fixed);
   r->area_fixed[RNN_WS_ZEROS] = r->hidden;
+  r->area_fixed[RNN_WS_W_HH_T] = rows * r->hidden;
   return NNLIB_OK;
 }
 
@@ -370,50 +371,67 @@ static nnlib_status issue(const nnlib__gemm_call *c) {
                      c->b, c->ldb, c->beta, c->c, c->ldc);
 }
 
+const float *nnlib__recurrent_w_hh_t(const nnlib_layer *l,
+                                     const nnlib__run *run, int64_t products) {
+  if (products < RNN_TRANSPOSED_MIN_PRODUCTS)
+    return NULL;
+  const nnlib__recurrent *r = crec(l);
+  int64_t gh = r->gates * r->hidden;
+  float *w_hh_t = nnlib__recurrent_area(l, run, RNN_WS_W_HH_T);
+  nnlib__transpose_tiles(nnlib__recurrent_w_hh(l), w_hh_t, gh, r->hidden,
+                         r->hidden, gh);
+  return w_hh_t;
+}
+
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
+                                           const float *w_hh_t,
                                            const float *hprev_all, int64_t t,
                                            float beta, float *out_all,
                                            int64_t n, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
-  nnlib__gemm_call c = nnlib__recurrent_step_call(
-      l, hprev_all, t, 0, r->gates * r->hidden, beta, out_all, 0, n, steps);
+  nnlib__gemm_call c = nnlib__recurrent_step_call(l, w_hh_t, hprev_all, t, 0,
+                                                  r->gates * r->hidden, beta,
+                                                  out_all, 0, n, steps);
   return issue(&c);
 }
 
-/* A product of alpha 1 with W_hh (leading dimension H) as its B. */
-static nnlib__gemm_call product_with_w_hh(const nnlib_layer *l, nnlib__trans tb,
-                                          int64_t m, int64_t n, int64_t k,
-                                          const float *a, int64_t lda,
-                                          int64_t w_row, float beta, float *c,
-                                          int64_t ldc) {
-  int64_t h = crec(l)->hidden;
+/* A product of alpha 1 with W_hh (leading dimension H) as its B, from
+ * its row w_row on; a transposed B (tb) read from W_hh^T (leading
+ * dimension G*H, from its column w_row on) when w_hh_t is not NULL. */
+static nnlib__gemm_call
+product_with_w_hh(const nnlib_layer *l, const float *w_hh_t, nnlib__trans tb,
+                  int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                  int64_t w_row, float beta, float *c, int64_t ldc) {
+  const nnlib__recurrent *r = crec(l);
+  bool stored_rows = w_hh_t != NULL && tb == NNLIB__TRANS;
   nnlib__gemm_call call = {NNLIB__NO_TRANS,
-                           tb,
+                           stored_rows ? NNLIB__NO_TRANS : tb,
                            m,
                            n,
                            k,
                            1.0f,
                            a,
                            lda,
-                           nnlib__recurrent_w_hh(l) + w_row * h,
-                           h,
+                           stored_rows
+                               ? w_hh_t + w_row
+                               : nnlib__recurrent_w_hh(l) + w_row * r->hidden,
+                           stored_rows ? r->gates * r->hidden : r->hidden,
                            beta,
                            c,
                            ldc};
   return call;
 }
 
-nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
-                                            const float *hprev_all, int64_t t,
-                                            int64_t col, int64_t width,
-                                            float beta, float *out_all,
-                                            int64_t s0, int64_t m,
-                                            int64_t steps) {
+nnlib__gemm_call
+nnlib__recurrent_step_call(const nnlib_layer *l, const float *w_hh_t,
+                           const float *hprev_all, int64_t t, int64_t col,
+                           int64_t width, float beta, float *out_all,
+                           int64_t s0, int64_t m, int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h;
   return product_with_w_hh(
-      l, NNLIB__TRANS, m, width, h, hprev_all + (s0 * steps + t) * h, steps * h,
-      col, beta, out_all + (s0 * steps + t) * gh + col, steps * gh);
+      l, w_hh_t, NNLIB__TRANS, m, width, h, hprev_all + (s0 * steps + t) * h,
+      steps * h, col, beta, out_all + (s0 * steps + t) * gh + col, steps * gh);
 }
 
 void nnlib__recurrent_bias_sum(const nnlib_layer *l, float *sum) {
@@ -579,7 +597,7 @@ nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
                                              int64_t steps) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h;
-  return product_with_w_hh(l, NNLIB__NO_TRANS, m, h, gh,
+  return product_with_w_hh(l, NULL, NNLIB__NO_TRANS, m, h, gh,
                            dpre_all + (s0 * steps + t) * gh, steps * gh, 0,
                            beta, carry + s0 * h, h);
 }

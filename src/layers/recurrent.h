@@ -19,21 +19,23 @@
 
 /* Workspace areas; each kind uses those it needs (size 0 otherwise). */
 enum {
-  RNN_WS_GATES,   /* [N, T, G*H]: pre-activations, then activations (the
-                     forward keeps them for backward), then dL/d(pre) */
-  RNN_WS_HIDDEN,  /* gru [N, T, 3H]: W_hh h_{t-1} + b_hh per step, then
-                     dL/d of it */
-  RNN_WS_HPREV,   /* [N, T, H]: h_{t-1}, the state entering step t */
-  RNN_WS_CELL,    /* lstm [N, T, H]: c_t */
-  RNN_WS_TANH_C,  /* lstm [N, T, H]: tanh(c_t) */
-  RNN_WS_CPREV0,  /* lstm [N, H]: c_{-1}, the initial cell state */
-  RNN_WS_CARRY_H, /* [N, H]: dL/dh_{t-1} through the recurrence */
-  RNN_WS_CARRY_C, /* lstm [N, H]: dL/dc_{t-1} */
-  RNN_WS_BIAS,    /* rnn, lstm [G*H]: b_ih + b_hh; gru [4H]: see gru.c */
-  RNN_WS_ZEROS,   /* [H]: zeros, dL/dh_t of steps not in the output */
-  RNN_WS_RESET_H, /* gru with linear_before_reset 0 [N, T, H]: r_t h_{t-1},
-                     what W_hn multiplies (kept for dW_hn) */
+  RNN_WS_GATES,     /* [N, T, G*H]: pre-activations, then activations (the
+                       forward keeps them for backward), then dL/d(pre) */
+  RNN_WS_HIDDEN,    /* gru [N, T, 3H]: W_hh h_{t-1} + b_hh per step, then
+                       dL/d of it */
+  RNN_WS_HPREV,     /* [N, T, H]: h_{t-1}, the state entering step t */
+  RNN_WS_CELL,      /* lstm [N, T, H]: c_t */
+  RNN_WS_TANH_C,    /* lstm [N, T, H]: tanh(c_t) */
+  RNN_WS_CPREV0,    /* lstm [N, H]: c_{-1}, the initial cell state */
+  RNN_WS_CARRY_H,   /* [N, H]: dL/dh_{t-1} through the recurrence */
+  RNN_WS_CARRY_C,   /* lstm [N, H]: dL/dc_{t-1} */
+  RNN_WS_BIAS,      /* rnn, lstm [G*H]: b_ih + b_hh; gru [4H]: see gru.c */
+  RNN_WS_ZEROS,     /* [H]: zeros, dL/dh_t of steps not in the output */
+  RNN_WS_RESET_H,   /* gru with linear_before_reset 0 [N, T, H]: r_t h_{t-1},
+                       what W_hn multiplies (kept for dW_hn) */
   RNN_WS_D_RESET_H, /* the same gru [N, H]: dL/d(r_t h_{t-1}) of one step */
+  RNN_WS_W_HH_T,    /* [H, G*H]: W_hh^T for the step products of a forward
+                       (nnlib__recurrent_w_hh_t) */
   RNN_WS_COUNT
 };
 
@@ -116,21 +118,39 @@ void nnlib__recurrent_load_state(const nnlib_layer *l, const float *state,
 nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
                                              const float *x, float *gates,
                                              int64_t n, int64_t steps);
+/* W_hh^T [H, G*H], made into this call's workspace, when the forward runs
+ * at least RNN_TRANSPOSED_MIN_PRODUCTS step products (`products`: the
+ * steps whose h_{t-1} is not zero); else NULL, and the products read W_hh
+ * as stored. The step products, h_{t-1} W_hh^T, then read their B as
+ * stored rows instead of transposed ones: OpenBLAS packs B for every call
+ * (for the benchmark LSTM, [64, 128] x [128, 512], 27 times a call), and
+ * packing W_hh^T's contiguous rows costs about 6.5 us less a product than
+ * gathering W_hh's columns (Haswell kernels, one thread: 110 against 120
+ * us; 22 against 28 at 1 row), against one 13 us transpose. The packed
+ * panels hold the same values in the same order, so OpenBLAS 0.3.21's
+ * Haswell, Zen and Prescott kernels give the same bits either way (nine
+ * shapes from 1 to 256 rows, 1 and 2 threads); its SkylakeX kernels do
+ * not for some small ones (1 x 512 x 128, 17 x 100 x 33), whose products
+ * go by kernels of their own. */
+enum { RNN_TRANSPOSED_MIN_PRODUCTS = 4 };
+const float *nnlib__recurrent_w_hh_t(const nnlib_layer *l,
+                                     const nnlib__run *run, int64_t products);
 /* out rows (ld T*G*H) = beta * out + h_{t-1} W_hh^T for step t of all n
- * samples: [N, H] x [H, G*H], one GEMM over the batch. */
+ * samples: [N, H] x [H, G*H], one GEMM over the batch; w_hh_t: from
+ * nnlib__recurrent_w_hh_t (NULL: W_hh as stored). */
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
+                                           const float *w_hh_t,
                                            const float *hprev_all, int64_t t,
                                            float beta, float *out_all,
                                            int64_t n, int64_t steps);
 /* The same product for samples [s0, s0 + m) only, and only W_hh's rows
  * [col, col + width) (output columns [col, col + width) of out), as a
  * call for nnlib__recurrent_run_steps. */
-nnlib__gemm_call nnlib__recurrent_step_call(const nnlib_layer *l,
-                                            const float *hprev_all, int64_t t,
-                                            int64_t col, int64_t width,
-                                            float beta, float *out_all,
-                                            int64_t s0, int64_t m,
-                                            int64_t steps);
+nnlib__gemm_call
+nnlib__recurrent_step_call(const nnlib_layer *l, const float *w_hh_t,
+                           const float *hprev_all, int64_t t, int64_t col,
+                           int64_t width, float beta, float *out_all,
+                           int64_t s0, int64_t m, int64_t steps);
 /* The carry product of step t (nnlib__recurrent_carry_product) for
  * samples [s0, s0 + m) only, as a call for nnlib__recurrent_run_steps. */
 nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,

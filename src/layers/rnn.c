@@ -91,13 +91,15 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
   NNLIB_TRY(nnlib__recurrent_project_inputs(l, x, step.gates, n, steps));
   nnlib__recurrent_load_initial(l, run, false, step.hprev, steps * hsz, n);
   bool zero_start = nnlib__recurrent_starts_at_zero(l, run);
+  const float *w_hh_t =
+      nnlib__recurrent_w_hh_t(l, run, steps - (zero_start ? 1 : 0));
   int64_t cost = hsz * (r->nonlinearity == NNLIB_ACT_RELU
                             ? RNN_COST_GATE
                             : RNN_COST_GATE + RNN_COST_NONLINEAR);
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || !zero_start)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, step.hprev, t, 1.0f,
+      NNLIB_TRY(nnlib__recurrent_step_product(l, w_hh_t, step.hprev, t, 1.0f,
                                               step.gates, n, steps));
     step.t = t;
     nnlib__recurrent_pass(n, cost, cells_forward, &step);
