@@ -644,11 +644,24 @@ static void scatter_plane(const lowering *g, float *plane, const float *src,
   }
 }
 
+/* Kernel offset (i, j) row by row for conv2d_rows.c (stride 1 along the
+ * width). */
+static nnlib__lowered_rows rows_of(const lowering *g, int64_t i, int64_t j) {
+  nnlib__lowered_rows r = {
+      g->in_h, g->in_w,           g->out_h, g->out_w, i * g->dh - g->ph,
+      g->sh,   j * g->dw - g->pw, 0,        0};
+  valid_range(r.col_offset, 1, g->in_w, g->out_w, &r.lo, &r.hi);
+  return r;
+}
+
 /* Row (c, i, j) of col for n samples, from x's planes of channel c
  * (x_stride floats apart); the run of (i, j) is the same for every plane. */
 static void gather_row(const lowering *g, const float *x, int64_t x_stride,
                        float *dst, int64_t n, int64_t i, int64_t j) {
   int64_t area = g->out_h * g->out_w;
+  nnlib__lowered_rows rows = rows_of(g, i, j);
+  if (g->sw == 1 && nnlib__lowered_rows_gather(&rows, x, x_stride, dst, n))
+    return;
   if (!runs_contiguous(g)) {
     for (int64_t s = 0; s < n; s++)
       gather_plane(g, x + s * x_stride, dst + s * area, i, j);
@@ -663,6 +676,9 @@ static void gather_row(const lowering *g, const float *x, int64_t x_stride,
 static void scatter_row(const lowering *g, float *dx, int64_t x_stride,
                         float *src, int64_t n, int64_t i, int64_t j) {
   int64_t area = g->out_h * g->out_w;
+  nnlib__lowered_rows rows = rows_of(g, i, j);
+  if (g->sw == 1 && nnlib__lowered_rows_scatter(&rows, dx, x_stride, src, n))
+    return;
   if (!runs_contiguous(g)) {
     for (int64_t s = 0; s < n; s++)
       scatter_plane(g, dx + s * x_stride, src + s * area, i, j);

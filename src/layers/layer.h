@@ -353,6 +353,29 @@ void nnlib__winograd_output(const nnlib__winograd *g, const float *mx,
 void nnlib__winograd_force_plain(bool on);
 void nnlib__winograd_force_avx2(bool on);
 
+/* A convolution's lowering at stride 1 along the width, row by row under
+ * AVX-512 masks (conv2d_rows.c): for kernel offset (i, j), output row oh
+ * of a sample's lowered row reads input row row_start + oh row_stride
+ * (padding outside [0, in_h)), and output column ow reads input column
+ * ow + col_offset, inside the plane for ow in [lo, hi). */
+typedef struct nnlib__lowered_rows {
+  int64_t in_h, in_w, out_h, out_w;
+  int64_t row_start, row_stride, col_offset, lo, hi;
+} nnlib__lowered_rows;
+/* dst [n, out_h, out_w] = the lowered row of n planes of x (x_stride
+ * floats apart), padding 0. False, writing nothing, where this does not
+ * apply (no AVX-512F, rows over 1024 columns, or forced off): the caller
+ * then lowers through its portable path. Stride 1 along the width only. */
+bool nnlib__lowered_rows_gather(const nnlib__lowered_rows *r, const float *x,
+                                int64_t x_stride, float *dst, int64_t n);
+/* Its transpose: adds src [n, out_h, out_w] into the n planes of dx; for
+ * row_stride 1 and in_w == out_w only (one run per plane), else false as
+ * above. */
+bool nnlib__lowered_rows_scatter(const nnlib__lowered_rows *r, float *dx,
+                                 int64_t x_stride, const float *src, int64_t n);
+/* Tests: true makes conv2d.c lower through its portable path. */
+void nnlib__lowered_rows_force_plain(bool on);
+
 /* Dense: the initialiser's gain depends on the activation that follows. */
 void nnlib__dense_set_init_activation(nnlib_layer *l, nnlib_activation next);
 bool nnlib__layer_is_dense(const nnlib_layer *l);
