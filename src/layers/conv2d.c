@@ -9,6 +9,8 @@
  * chunks alone, see lanes_planned and backward_run):
  * forward:  col [K, m P]: col[(c, i, j), (s, oh, ow)] =
  *               x[s, c, oh sh - ph + i dh, ow sw - pw + j dw]  (0 outside)
+ *           (at stride 1 along the width, where the CPU has AVX-512F, a
+ *           row at a time under masks: conv2d_rows.c; col2im likewise)
  *           Z  = W col          [Co,K] x [K,mP]   one sgemm, Z [Co, m, P]
  *           y[s, co, p] = Z[co, s, p] + b[co]      (block copy to NCHW)
  *           With m = 1, Z [Co, P] is y[s] itself: the GEMM writes y.
