@@ -13,8 +13,10 @@
  * a libc call and then zeroes the run's wrapped columns one float at a
  * time: in the benchmark CNN's training step the lowering and its
  * transpose took about 8% of the time on one thread, and the step ran
- * 1.04x faster this way on one thread, 1.07x on two (batch 64, ten
- * alternated rounds in one process, medians; Haswell kernels).
+ * 1.02x-1.04x faster this way on one thread, 1.01x-1.07x on two (batch
+ * 64, three runs of ten rounds alternated in one process, medians;
+ * Haswell kernels, a shared host). A gather over the plane as one run
+ * (as the scatter) measured slower than row by row.
  *
  * The transpose (scatter) adds a row of dcol into dx under the same
  * masks, in the same order of kernel offsets as the portable path, so
