@@ -55,13 +55,6 @@ typedef struct outcome {
   int64_t params_count, input_floats;
 } outcome;
 
-static float *copy_of(const float *v, int64_t n) {
-  float *c = malloc((size_t)n * sizeof(float));
-  assert_non_null(c);
-  memcpy(c, v, (size_t)n * sizeof(float));
-  return c;
-}
-
 static nnlib_model *compiled(const net *d) {
   nnlib_optimizer_options o;
   nnlib_optimizer *opt = NULL;
@@ -93,18 +86,19 @@ static outcome run_at(const net *d, int threads) {
     ASSERT_OK(nnlib_model_step(m, x, t, &loss));
   outcome r;
   ASSERT_OK(nnlib_model_predict(m, x, y));
-  r.predictions = copy_of(nnlib_tensor_get_data(y), BATCH * OUT);
+  r.predictions = ts_copy_floats(nnlib_tensor_get_data(y), BATCH * OUT);
   const nnlib_tensor *out, *dx;
   ASSERT_OK(nnlib_model_forward(m, x, &out));
-  r.forward = copy_of(nnlib_tensor_get_data_const(out), BATCH * OUT);
+  r.forward = ts_copy_floats(nnlib_tensor_get_data_const(out), BATCH * OUT);
   ASSERT_OK(nnlib_model_backward(m, x, t, &loss));
   ASSERT_OK(nnlib_model_get_input_gradient(m, 0, &dx));
   r.input_floats = BATCH * in;
-  r.input_grad = copy_of(nnlib_tensor_get_data_const(dx), r.input_floats);
+  r.input_grad =
+      ts_copy_floats(nnlib_tensor_get_data_const(dx), r.input_floats);
   float *params, *grads;
   ASSERT_OK(nnlib_model_get_flat_params(m, &params, &grads, &r.params_count));
-  r.params = copy_of(params, r.params_count);
-  r.grads = copy_of(grads, r.params_count);
+  r.params = ts_copy_floats(params, r.params_count);
+  r.grads = ts_copy_floats(grads, r.params_count);
   nnlib_model_free(m);
   nnlib_tensor_free(x);
   nnlib_tensor_free(t);

@@ -28,13 +28,6 @@ typedef struct pass_result {
   int64_t ys, ws, bs, xs;
 } pass_result;
 
-static float *copy_of(const float *v, int64_t n) {
-  float *c = malloc((size_t)n * sizeof(float));
-  assert_non_null(c);
-  memcpy(c, v, (size_t)n * sizeof(float));
-  return c;
-}
-
 static nnlib_model *model_of(const rows_case *c) {
   const int geom[6] = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw};
   nnlib_layer *l = ts_conv(c->cin, c->cout, c->kh, c->kw, geom, 1);
@@ -71,12 +64,12 @@ static pass_result run_pass(const rows_case *c, bool plain) {
   r.xs = c->n * xs;
   r.ws = nnlib_tensor_get_size(gw);
   r.bs = nnlib_tensor_get_size(gb);
-  r.dx = copy_of(nnlib_tensor_get_data_const(dx), r.xs);
-  r.dw = copy_of(nnlib_tensor_get_data(gw), r.ws);
-  r.db = copy_of(nnlib_tensor_get_data(gb), r.bs);
+  r.dx = ts_copy_floats(nnlib_tensor_get_data_const(dx), r.xs);
+  r.dw = ts_copy_floats(nnlib_tensor_get_data(gw), r.ws);
+  r.db = ts_copy_floats(nnlib_tensor_get_data(gb), r.bs);
   ASSERT_OK(nnlib_model_forward(m, X, &y));
   r.ys = c->n * ys;
-  r.y = copy_of(nnlib_tensor_get_data_const(y), r.ys);
+  r.y = ts_copy_floats(nnlib_tensor_get_data_const(y), r.ys);
   nnlib_tensor_free(X);
   nnlib_tensor_free(T);
   nnlib_model_free(m);

@@ -42,13 +42,6 @@ typedef struct run_result {
   int64_t count;  /* parameters */
 } run_result;
 
-static float *copy_of(const float *v, int64_t n) {
-  float *c = malloc((size_t)n * sizeof *c);
-  assert_non_null(c);
-  memcpy(c, v, (size_t)n * sizeof *c);
-  return c;
-}
-
 static nnlib_tensor *random_tensor(const int64_t *shape, size_t rank,
                                    uint32_t seed) {
   nnlib_tensor *t = NULL;
@@ -80,7 +73,7 @@ static float *predicted(nnlib_model *m, int64_t steps) {
   nnlib_tensor *x = random_tensor(xs, 3, 5), *y = NULL;
   ASSERT_OK(nnlib_tensor_create(&y, ys, 2));
   ASSERT_OK(nnlib_model_predict(m, x, y));
-  float *v = copy_of(nnlib_tensor_get_data(y), BATCH * OUTPUTS);
+  float *v = ts_copy_floats(nnlib_tensor_get_data(y), BATCH * OUTPUTS);
   nnlib_tensor_free(x);
   nnlib_tensor_free(y);
   return v;
@@ -95,16 +88,17 @@ static run_result run(const char *spec, nnlib_optimizer_kind kind,
   run_result r = {0};
   const nnlib_tensor *out = NULL, *dx = NULL;
   ASSERT_OK(nnlib_model_forward(m, x, &out));
-  r.forward = copy_of(nnlib_tensor_get_data_const(out), BATCH * OUTPUTS);
+  r.forward = ts_copy_floats(nnlib_tensor_get_data_const(out), BATCH * OUTPUTS);
   ASSERT_OK(nnlib_model_backward(m, x, target, &r.loss));
   float *params = NULL, *grads = NULL;
   ASSERT_OK(nnlib_model_get_flat_params(m, &params, &grads, &r.count));
-  r.grads = copy_of(grads, r.count);
+  r.grads = ts_copy_floats(grads, r.count);
   ASSERT_OK(nnlib_model_get_input_gradient(m, 0, &dx));
-  r.dx = copy_of(nnlib_tensor_get_data_const(dx), BATCH * STEPS * FEATURES);
+  r.dx =
+      ts_copy_floats(nnlib_tensor_get_data_const(dx), BATCH * STEPS * FEATURES);
   for (int s = 0; s < TRAIN_STEPS; s++)
     ASSERT_OK(nnlib_model_step(m, x, target, NULL));
-  r.params = copy_of(params, r.count);
+  r.params = ts_copy_floats(params, r.count);
   r.predict = predicted(m, STEPS);
   r.shorter = predicted(m, SHORT_STEPS);
   nnlib_tensor_free(x);

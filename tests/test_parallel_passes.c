@@ -45,13 +45,6 @@ static void outcome_free(outcome *o) {
   free(o->predicted_one);
 }
 
-static float *copy_of(const float *src, int64_t count) {
-  float *dst = malloc((size_t)count * sizeof *dst);
-  assert_non_null(dst);
-  memcpy(dst, src, (size_t)count * sizeof *dst);
-  return dst;
-}
-
 static nnlib_tensor *ids(int64_t n, int64_t t, int64_t vocab,
                          uint32_t seed) {
   int64_t shape[2] = {n, t};
@@ -84,7 +77,7 @@ static float *predict(nnlib_model *m, const nnlib_tensor *x, int64_t n,
   nnlib_tensor *y = NULL;
   ASSERT_OK(nnlib_tensor_create(&y, shape, 3));
   ASSERT_OK(nnlib_model_predict(m, x, y));
-  float *out = copy_of(nnlib_tensor_get_data(y), n * c->t * c->vocab);
+  float *out = ts_copy_floats(nnlib_tensor_get_data(y), n * c->t * c->vocab);
   nnlib_tensor_free(y);
   return out;
 }
@@ -103,14 +96,14 @@ static outcome run(const config *c, int threads) {
   const nnlib_tensor *out = NULL;
   ASSERT_OK(nnlib_model_forward(m, x, &out));
   o.output_count = c->batch * c->t * c->vocab;
-  o.output = copy_of(nnlib_tensor_get_data_const(out), o.output_count);
+  o.output = ts_copy_floats(nnlib_tensor_get_data_const(out), o.output_count);
   ASSERT_OK(nnlib_model_backward(m, x, target, &o.loss));
   float *params = NULL, *grads = NULL;
   ASSERT_OK(nnlib_model_get_flat_params(m, &params, &grads, &o.param_count));
-  o.grads = copy_of(grads, o.param_count);
+  o.grads = ts_copy_floats(grads, o.param_count);
   for (int s = 0; s < STEPS; s++)
     ASSERT_OK(nnlib_model_step(m, x, target, NULL));
-  o.params = copy_of(params, o.param_count);
+  o.params = ts_copy_floats(params, o.param_count);
   o.predicted = predict(m, x, c->batch, c);
   o.predicted_one = predict(m, x_one, 1, c);
   nnlib_tensor_free(x);

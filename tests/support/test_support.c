@@ -223,3 +223,10 @@ double ts_ulp_error(float y, long double want) {
   long double ulp = a < 0x1p-126L ? 0x1p-149L : ldexpl(1.0L, e - 24);
   return (double)(fabsl((long double)y - want) / ulp);
 }
+
+float *ts_copy_floats(const float *v, int64_t n) {
+  float *c = malloc((size_t)n * sizeof *c);
+  assert_non_null(c);
+  memcpy(c, v, (size_t)n * sizeof *c);
+  return c;
+}

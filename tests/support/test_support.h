@@ -75,6 +75,8 @@ void ts_assert_params_near(nnlib_model *a, nnlib_model *b, size_t layers,
  * the rest in [-0.3, 0.3)) get values from *state, so that each one
  * shows in a model's outputs. */
 void ts_randomise_state(nnlib_model *m, uint32_t *state);
+/* A malloc'ed copy of v[0 .. n), for comparing passes bit for bit. */
+float *ts_copy_floats(const float *v, int64_t n);
 /* Uniform values in [lo, hi) from a simple LCG (independent of nnlib). */
 void ts_fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t *state);
 
