@@ -180,20 +180,6 @@ static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-/* Columns [col, col + width) of `out` (P or Q, [N, T, 3H]) at step t,
- * beta times what they hold plus the rows of `in` at step t (ld T*H) times
- * W_hh's rows [col, col + width) transposed: [N, H] x [H, width], one GEMM
- * over the batch. */
-static nnlib_status hidden_product(const nnlib_layer *l, const float *w_hh_t,
-                                   const float *in_all, int64_t t, int64_t col,
-                                   int64_t width, float beta, float *out_all,
-                                   int64_t n, int64_t steps) {
-  nnlib__gemm_call c = nnlib__recurrent_step_call(
-      l, w_hh_t, in_all, t, col, width, beta, out_all, 0, n, steps);
-  return nnlib__gemm(c.ta, c.tb, c.m, c.n, c.k, c.alpha, c.a, c.lda, c.b, c.ldb,
-                     c.beta, c.c, c.ldc);
-}
-
 /* The steps of linear_before_reset 1: P_rz += h_{t-1} W_h{r,z}^T and Q_n =
  * h_{t-1} W_hn^T, then one pass. */
 static void reset_after_calls(void *ctx, int64_t t, int64_t s0, int64_t m,
@@ -300,13 +286,13 @@ static nnlib_status steps_reset_first(nnlib_layer *l, const nnlib__run *run,
     if (from_zero)
       zero_step(a->q, t, steps, hsz, n);
     else
-      NNLIB_TRY(hidden_product(l, a->w_hh_t, a->hprev, t, 0, 2 * hsz, 1.0f,
-                               a->p, n, steps));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, a->w_hh_t, a->hprev, t, 0,
+                                              2 * hsz, 1.0f, a->p, n, steps));
     gru_pass(&step, t, n, 3 * RNN_COST_GATE + 2 * RNN_COST_NONLINEAR,
              cells_reset_update);
     if (!from_zero)
-      NNLIB_TRY(hidden_product(l, a->w_hh_t, a->rh, t, 2 * hsz, hsz, 0.0f, a->q,
-                               n, steps));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, a->w_hh_t, a->rh, t, 2 * hsz,
+                                              hsz, 0.0f, a->q, n, steps));
     gru_pass(&step, t, n, 2 * RNN_COST_GATE + RNN_COST_NONLINEAR,
              cells_new_state);
   }

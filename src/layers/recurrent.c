@@ -385,13 +385,12 @@ const float *nnlib__recurrent_w_hh_t(const nnlib_layer *l,
 
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            const float *w_hh_t,
-                                           const float *hprev_all, int64_t t,
+                                           const float *in_all, int64_t t,
+                                           int64_t col, int64_t width,
                                            float beta, float *out_all,
                                            int64_t n, int64_t steps) {
-  const nnlib__recurrent *r = crec(l);
-  nnlib__gemm_call c = nnlib__recurrent_step_call(l, w_hh_t, hprev_all, t, 0,
-                                                  r->gates * r->hidden, beta,
-                                                  out_all, 0, n, steps);
+  nnlib__gemm_call c = nnlib__recurrent_step_call(
+      l, w_hh_t, in_all, t, col, width, beta, out_all, 0, n, steps);
   return issue(&c);
 }
 

@@ -135,16 +135,18 @@ nnlib_status nnlib__recurrent_project_inputs(const nnlib_layer *l,
 enum { RNN_TRANSPOSED_MIN_PRODUCTS = 4 };
 const float *nnlib__recurrent_w_hh_t(const nnlib_layer *l,
                                      const nnlib__run *run, int64_t products);
-/* out rows (ld T*G*H) = beta * out + h_{t-1} W_hh^T for step t of all n
- * samples: [N, H] x [H, G*H], one GEMM over the batch; w_hh_t: from
+/* Columns [col, col + width) of out's rows (ld T*G*H) at step t = beta
+ * times what they hold + the rows of `in_all` at step t (ld T*H; h_{t-1},
+ * or gru's r h_{t-1}) times W_hh's rows [col, col + width) transposed:
+ * [N, H] x [H, width], one GEMM over the batch; w_hh_t: from
  * nnlib__recurrent_w_hh_t (NULL: W_hh as stored). */
 nnlib_status nnlib__recurrent_step_product(const nnlib_layer *l,
                                            const float *w_hh_t,
-                                           const float *hprev_all, int64_t t,
+                                           const float *in_all, int64_t t,
+                                           int64_t col, int64_t width,
                                            float beta, float *out_all,
                                            int64_t n, int64_t steps);
-/* The same product for samples [s0, s0 + m) only, and only W_hh's rows
- * [col, col + width) (output columns [col, col + width) of out), as a
+/* The same product for samples [s0, s0 + m) only, as a
  * call for nnlib__recurrent_run_steps. */
 nnlib__gemm_call
 nnlib__recurrent_step_call(const nnlib_layer *l, const float *w_hh_t,

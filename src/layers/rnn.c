@@ -99,8 +99,8 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
   for (int64_t t = 0; t < steps; t++) {
     /* a zero h_{-1} adds nothing */
     if (t > 0 || !zero_start)
-      NNLIB_TRY(nnlib__recurrent_step_product(l, w_hh_t, step.hprev, t, 1.0f,
-                                              step.gates, n, steps));
+      NNLIB_TRY(nnlib__recurrent_step_product(l, w_hh_t, step.hprev, t, 0, hsz,
+                                              1.0f, step.gates, n, steps));
     step.t = t;
     nnlib__recurrent_pass(n, cost, cells_forward, &step);
   }
