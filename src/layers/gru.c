@@ -26,8 +26,9 @@
  *           dQ_n   = dpre_n r      (the hidden side of n differs from the
  *                                   input side; r and z are the same)
  *           carry  = dh z + dQ_t W_hh    [N, 3H] x [3H, H]  one GEMM
- *           then dX = dP W_ih, dW_ih = dP^T X, dW_hh = dQ^T Hprev, db over
- *           all steps (recurrent.c)
+ *           (the cell pass also adds dpre and dQ_n into the sample's step
+ *           sums), then dX = dP W_ih, dW_ih = dP^T X, dW_hh = dQ^T Hprev
+ *           over all steps, db from the step sums (recurrent.c)
  *
  * linear_before_reset = 0 (ONNX's default GRU; the above is ONNX's 1): the
  * reset gate multiplies h before W_hn,
@@ -71,6 +72,7 @@ static nnlib_status gru_plan(nnlib_layer *l, const nnlib__shape *in,
   r->area_per_sample[RNN_WS_HPREV] = th;
   r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
   r->area_fixed[RNN_WS_BIAS] = 4 * r->hidden;
+  r->area_per_sample[RNN_WS_STEP_SUMS] = nnlib__recurrent_step_sums_width(l);
   if (!r->linear_before_reset) {
     r->area_per_sample[RNN_WS_RESET_H] = th;
     r->area_per_sample[RNN_WS_D_RESET_H] = r->hidden;
@@ -119,6 +121,7 @@ static void gru_cell(float *restrict p, float *restrict q,
 typedef struct gru_areas {
   float *p, *q, *hprev, *carry, *bias;
   float *rh, *drh;     /* linear_before_reset 0 only */
+  float *sums;         /* backward's step sums, zeroed by it */
   const float *w_hh_t; /* forward's (nnlib__recurrent_w_hh_t; NULL: none) */
 } gru_areas;
 
@@ -130,6 +133,7 @@ static gru_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
                  nnlib__recurrent_area(l, run, RNN_WS_BIAS),
                  nnlib__recurrent_area(l, run, RNN_WS_RESET_H),
                  nnlib__recurrent_area(l, run, RNN_WS_D_RESET_H),
+                 NULL,
                  NULL};
   return a;
 }
@@ -319,26 +323,34 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* One step of one sample backwards (see the top of the file): p and q get
- * dL/d(pre) of the input and hidden sides, carry gets dh z. */
+ * dL/d(pre) of the input and hidden sides, carry gets dh z; the sums [4H]
+ * get the three blocks of p and q's n block added. */
 NNLIB__WIDE_VECTOR_CLONES
 static void gru_cell_backward(float *restrict p, float *restrict q,
                               const float *restrict hprev,
                               const float *restrict dy, float *restrict carry,
-                              int64_t width) {
+                              float *restrict sums, int64_t width) {
   float *pr = p, *pz = pr + width, *pn = pz + width;
   float *qr = q, *qz = qr + width, *qn = qz + width;
+  float *sr = sums, *sz = sr + width, *sn = sz + width, *sqn = sn + width;
+  NNLIB__INDEPENDENT_ITERATIONS
   for (int64_t j = 0; j < width; j++) {
     float dh = carry[j] + dy[j];
     float r = pr[j], z = pz[j], n = pn[j], hn = qn[j];
     float dn = dh * (1.0f - z) * (1.0f - n * n);
     float dz = dh * (hprev[j] - n) * z * (1.0f - z);
     float dr = dn * hn * r * (1.0f - r);
+    float dqn = dn * r;
     pr[j] = dr;
     pz[j] = dz;
     pn[j] = dn;
     qr[j] = dr;
     qz[j] = dz;
-    qn[j] = dn * r;
+    qn[j] = dqn;
+    sr[j] += dr;
+    sz[j] += dz;
+    sn[j] += dn;
+    sqn[j] += dqn;
     carry[j] = dh * z;
   }
 }
@@ -352,7 +364,7 @@ static void cells_back_reset_after(void *ctx, int64_t begin, int64_t end) {
     gru_cell_backward(
         a->p + 3 * at, a->q + 3 * at, a->hprev + at,
         nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, p->t, p->steps),
-        a->carry + s * hsz, hsz);
+        a->carry + s * hsz, a->sums + s * 4 * hsz, hsz);
   }
 }
 
@@ -393,15 +405,17 @@ static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* linear_before_reset 0, first backward pass of one sample: dpre_n and
- * dpre_z (both sides: dQ_n = dpre_n), carry = dh z. r stays in p's r
- * block for the second pass. */
+ * dpre_z (both sides: dQ_n = dpre_n; and into the sums [3H]), carry = dh
+ * z. r stays in p's r block for the second pass. */
 NNLIB__WIDE_VECTOR_CLONES
 static void gru_back_new_update(float *restrict p, float *restrict q,
                                 const float *restrict hprev,
                                 const float *restrict dy, float *restrict carry,
-                                int64_t width) {
+                                float *restrict sums, int64_t width) {
   float *pz = p + width, *pn = p + 2 * width;
   float *qz = q + width, *qn = q + 2 * width;
+  float *sz = sums + width, *sn = sums + 2 * width;
+  NNLIB__INDEPENDENT_ITERATIONS
   for (int64_t j = 0; j < width; j++) {
     float dh = carry[j] + dy[j];
     float z = pz[j], n = pn[j];
@@ -411,21 +425,25 @@ static void gru_back_new_update(float *restrict p, float *restrict q,
     pn[j] = dn;
     qz[j] = dz;
     qn[j] = dn;
+    sz[j] += dz;
+    sn[j] += dn;
     carry[j] = dh * z;
   }
 }
 
-/* Second pass: dpre_r = d(rh) h_{t-1} r (1 - r); carry += d(rh) r. */
+/* Second pass: dpre_r = d(rh) h_{t-1} r (1 - r) (into the sums' r
+ * block); carry += d(rh) r. */
 NNLIB__WIDE_VECTOR_CLONES
 static void gru_back_reset(float *restrict p, float *restrict q,
                            const float *restrict hprev,
                            const float *restrict drh, float *restrict carry,
-                           int64_t width) {
+                           float *restrict sums, int64_t width) {
   for (int64_t j = 0; j < width; j++) {
     float r = p[j];
     float dr = drh[j] * hprev[j] * r * (1.0f - r);
     p[j] = dr;
     q[j] = dr;
+    sums[j] += dr;
     carry[j] += drh[j] * r;
   }
 }
@@ -439,7 +457,7 @@ static void cells_back_new_update(void *ctx, int64_t begin, int64_t end) {
     gru_back_new_update(
         a->p + 3 * at, a->q + 3 * at, a->hprev + at,
         nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, p->t, p->steps),
-        a->carry + s * hsz, hsz);
+        a->carry + s * hsz, a->sums + s * 3 * hsz, hsz);
   }
 }
 
@@ -450,7 +468,8 @@ static void cells_back_reset(void *ctx, int64_t begin, int64_t end) {
   for (int64_t s = begin; s < end; s++) {
     int64_t at = unit_at(p, s);
     gru_back_reset(a->p + 3 * at, a->q + 3 * at, a->hprev + at,
-                   a->drh + s * hsz, a->carry + s * hsz, hsz);
+                   a->drh + s * hsz, a->carry + s * hsz, a->sums + s * 3 * hsz,
+                   hsz);
   }
 }
 
@@ -484,13 +503,14 @@ static nnlib_status gru_backward(nnlib_layer *l, const nnlib__run *run,
   int64_t hsz = r->hidden, steps = nnlib__recurrent_steps(l, run);
   gru_areas a = areas_of(l, run);
   memset(a.carry, 0, (size_t)(n * hsz) * sizeof(float));
+  a.sums = nnlib__recurrent_step_sums(l, run, n);
   if (r->linear_before_reset)
     NNLIB_TRY(back_reset_after(l, run, &a, dy, n, steps));
   else
     NNLIB_TRY(back_reset_first(l, run, &a, dy, n, steps));
   return nnlib__recurrent_finish_backward(l, run, x, a.p, a.q, a.hprev,
                                           r->linear_before_reset ? NULL : a.rh,
-                                          dx, n);
+                                          a.sums, dx, n);
 }
 
 static const nnlib__layer_ops gru_ops = {

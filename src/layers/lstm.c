@@ -13,9 +13,12 @@
  *           dc = dh o (1 - tanh(c_t)^2) + carry_c:
  *           dpre_o = dh tanh(c_t) o (1 - o)   dpre_i = dc g i (1 - i)
  *           dpre_f = dc c_{t-1} f (1 - f)     dpre_g = dc i (1 - g^2)
- *           carry_c = dc f                    (fused pass, in place)
+ *           carry_c = dc f                    (fused pass, in place;
+ *                                              dpre added into the
+ *                                              sample's step sums)
  *           carry_h = dpre_t W_hh             [N, 4H] x [4H, H]  one GEMM
- *           then dX, dW_ih, dW_hh, db over all steps (recurrent.c)
+ *           then dX, dW_ih, dW_hh over all steps, db from the step sums
+ *           of the N samples (recurrent.c)
  *
  * A step's cells run over ranges of samples on nnlib's threads
  * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
@@ -47,6 +50,7 @@ static nnlib_status lstm_plan(nnlib_layer *l, const nnlib__shape *in,
   r->area_per_sample[RNN_WS_CARRY_H] = r->hidden;
   r->area_per_sample[RNN_WS_CARRY_C] = r->hidden;
   r->area_fixed[RNN_WS_BIAS] = 4 * r->hidden;
+  r->area_per_sample[RNN_WS_STEP_SUMS] = nnlib__recurrent_step_sums_width(l);
   return nnlib__recurrent_plan_workspace(l);
 }
 
@@ -79,6 +83,7 @@ static void lstm_cell(float *restrict gates, const float *restrict bias,
 
 typedef struct lstm_areas {
   float *gates, *hprev, *cell, *tanh_c, *c0, *carry_h, *carry_c, *bias;
+  float *step_sums;    /* backward's, zeroed by it */
   const float *w_hh_t; /* forward's (nnlib__recurrent_w_hh_t; NULL: none) */
 } lstm_areas;
 
@@ -92,6 +97,7 @@ static lstm_areas areas_of(const nnlib_layer *l, const nnlib__run *run) {
       nnlib__recurrent_area(l, run, RNN_WS_CARRY_H),
       nnlib__recurrent_area(l, run, RNN_WS_CARRY_C),
       nnlib__recurrent_area(l, run, RNN_WS_BIAS),
+      NULL,
       NULL,
   };
   return a;
@@ -171,23 +177,32 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* One step of one sample backwards: gate activations in, dL/d(pre) out, in
- * place; carries in and out (see the top of the file). */
+ * place and added into the sample's step sums; carries in and out (see
+ * the top of the file). */
 NNLIB__WIDE_VECTOR_CLONES
 static void lstm_cell_backward(float *restrict gates,
                                const float *restrict cprev,
                                const float *restrict tc,
                                const float *restrict dy,
-                               float *restrict carry_h,
-                               float *restrict carry_c, int64_t width) {
+                               float *restrict carry_h, float *restrict carry_c,
+                               float *restrict sums, int64_t width) {
   float *gi = gates, *gf = gi + width, *gg = gf + width, *go = gg + width;
+  float *si = sums, *sf = si + width, *sg = sf + width, *so = sg + width;
+  NNLIB__INDEPENDENT_ITERATIONS
   for (int64_t j = 0; j < width; j++) {
     float dh = carry_h[j] + dy[j];
     float i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];
     float dc = dh * o * (1.0f - t * t) + carry_c[j];
-    gi[j] = dc * g * i * (1.0f - i);
-    gf[j] = dc * cprev[j] * f * (1.0f - f);
-    gg[j] = dc * i * (1.0f - g * g);
-    go[j] = dh * t * o * (1.0f - o);
+    float di = dc * g * i * (1.0f - i), df = dc * cprev[j] * f * (1.0f - f);
+    float dg = dc * i * (1.0f - g * g), d_o = dh * t * o * (1.0f - o);
+    gi[j] = di;
+    gf[j] = df;
+    gg[j] = dg;
+    go[j] = d_o;
+    si[j] += di;
+    sf[j] += df;
+    sg[j] += dg;
+    so[j] += d_o;
     carry_c[j] = dc * f;
   }
 }
@@ -202,7 +217,8 @@ static void cells_backward(void *ctx, int64_t begin, int64_t end) {
     lstm_cell_backward(
         a->gates + 4 * at, cell_before(r, a, s, t, steps), a->tanh_c + at,
         nnlib__recurrent_dy_at(p->l, p->dy, p->zeros, s, t, steps),
-        a->carry_h + s * hsz, a->carry_c + s * hsz, hsz);
+        a->carry_h + s * hsz, a->carry_c + s * hsz, a->step_sums + s * 4 * hsz,
+        hsz);
   }
 }
 
@@ -230,6 +246,7 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   lstm_areas a = areas_of(l, run);
   memset(a.carry_h, 0, (size_t)(n * hsz) * sizeof(float));
   memset(a.carry_c, 0, (size_t)(n * hsz) * sizeof(float));
+  a.step_sums = nnlib__recurrent_step_sums(l, run, n);
   lstm_step step = {l, &a, NULL, dy, nnlib__recurrent_zeros(l, run), 0, steps};
   /* steps T-1 .. 1: cells, then carry_h = dpre_t W_hh; then step 0's
    * cells */
@@ -240,7 +257,7 @@ static nnlib_status lstm_backward(nnlib_layer *l, const nnlib__run *run,
   if (steps > 0)
     nnlib__recurrent_pass(n, cost, cells_backward, &step);
   return nnlib__recurrent_finish_backward(l, run, x, a.gates, a.gates, a.hprev,
-                                          NULL, dx, n);
+                                          NULL, a.step_sums, dx, n);
 }
 
 static const nnlib__layer_ops lstm_ops = {

@@ -601,18 +601,19 @@ nnlib__gemm_call nnlib__recurrent_carry_call(const nnlib_layer *l,
                            beta, carry + s0 * h, h);
 }
 
-/* db = column sums of dG (into the gradient tensor), except its first
- * `copied` columns: a copy of `same`, the other bias's gradient, where
- * both come from the same values of dG; with fused SGD b -= lr db. */
+/* db = the column sums of m ([rows, cols] at leading dimension ld; into
+ * the gradient tensor), except its first `copied` columns: a copy of
+ * `same`, the other bias's gradient, where both come from the same values
+ * of dG; with fused SGD b -= lr db. */
 static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
-                          const float *dg, const float *same, int64_t copied,
-                          int64_t rows, int64_t cols) {
+                          const float *m, int64_t ld, const float *same,
+                          int64_t copied, int64_t rows, int64_t cols) {
   float *db = l->params[which].grad.data;
   if (copied > 0)
     memcpy(db, same, (size_t)copied * sizeof(float));
   /* an addition costs about what a gate value of a backward cell does */
   if (copied < cols)
-    nnlib__column_sums(dg + copied, rows, cols - copied, cols, db + copied,
+    nnlib__column_sums(m + copied, rows, cols - copied, ld, db + copied,
                        pass_grain / RNN_COST_GATE);
   if (!run->sgd_fused)
     return;
@@ -623,24 +624,55 @@ static void bias_backward(nnlib_layer *l, const nnlib__run *run, int which,
 
 /* The leading columns of dG_hh that hold the same values as dG_in's, so
  * that db_hh copies db_ih there instead of summing again: all (rnn, lstm:
- * one array); gru's r and z blocks (each gate's dL/d(pre) reaches both
- * sides), and its n block too with linear_before_reset 0 (dQ_n = dpre_n;
- * with 1, dQ_n = dpre_n r). */
-static int64_t shared_bias_columns(const nnlib_layer *l, const float *dg_in,
-                                   const float *dg_hh) {
+ * one array; gru with linear_before_reset 0: dQ_n = dpre_n); gru's r and
+ * z blocks with 1 (each gate's dL/d(pre) reaches both sides; dQ_n = dpre_n
+ * r). */
+static int64_t shared_bias_columns(const nnlib_layer *l) {
   const nnlib__recurrent *r = crec(l);
   int64_t gh = r->gates * r->hidden;
-  if (dg_hh == dg_in)
-    return gh;
-  if (l->ops->kind == NNLIB_LAYER_GRU)
-    return r->linear_before_reset ? 2 * r->hidden : gh;
-  return 0;
+  if (l->ops->kind == NNLIB_LAYER_GRU && r->linear_before_reset)
+    return 2 * r->hidden;
+  return gh;
+}
+
+int64_t nnlib__recurrent_step_sums_width(const nnlib_layer *l) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t gh = r->gates * r->hidden;
+  return 2 * gh - shared_bias_columns(l);
+}
+
+float *nnlib__recurrent_step_sums(const nnlib_layer *l, const nnlib__run *run,
+                                  int64_t n) {
+  float *sums = nnlib__recurrent_area(l, run, RNN_WS_STEP_SUMS);
+  memset(sums, 0,
+         (size_t)(n * nnlib__recurrent_step_sums_width(l)) * sizeof(float));
+  return sums;
+}
+
+/* db_ih and db_hh, from the step sums (N rows) or from dG (N*T rows) */
+static void biases_backward(nnlib_layer *l, const nnlib__run *run,
+                            const float *dg_in, const float *dg_hh,
+                            const float *step_sums, int64_t n) {
+  const nnlib__recurrent *r = crec(l);
+  int64_t gh = r->gates * r->hidden, shared = shared_bias_columns(l);
+  const float *same = l->params[P_B_IH].grad.data;
+  if (step_sums != NULL) {
+    /* dG_hh's column j >= shared is column gh + j - shared of a row */
+    int64_t width = nnlib__recurrent_step_sums_width(l);
+    bias_backward(l, run, P_B_IH, step_sums, width, NULL, 0, n, gh);
+    bias_backward(l, run, P_B_HH, step_sums + gh - shared, width, same, shared,
+                  n, gh);
+    return;
+  }
+  int64_t rows = n * nnlib__recurrent_steps(l, run);
+  bias_backward(l, run, P_B_IH, dg_in, gh, NULL, 0, rows, gh);
+  bias_backward(l, run, P_B_HH, dg_hh, gh, same, shared, rows, gh);
 }
 
 nnlib_status nnlib__recurrent_finish_backward(
     nnlib_layer *l, const nnlib__run *run, const float *x, const float *dg_in,
     const float *dg_hh, const float *hprev_all, const float *last_block_in,
-    float *dx, int64_t n) {
+    const float *step_sums, float *dx, int64_t n) {
   const nnlib__recurrent *r = crec(l);
   int64_t h = r->hidden, gh = r->gates * h, f = r->features;
   int64_t rows = n * nnlib__recurrent_steps(l, run);
@@ -667,11 +699,8 @@ nnlib_status nnlib__recurrent_finish_backward(
     NNLIB_TRY(nnlib__gemm(NNLIB__TRANS, NNLIB__NO_TRANS, h, h, rows, alpha,
                           dg_hh + hprev_rows, gh, last_block_in, h, beta,
                           out_hh + hprev_rows * h, h));
-  if (r->with_bias) {
-    bias_backward(l, run, P_B_IH, dg_in, NULL, 0, rows, gh);
-    bias_backward(l, run, P_B_HH, dg_hh, l->params[P_B_IH].grad.data,
-                  shared_bias_columns(l, dg_in, dg_hh), rows, gh);
-  }
+  if (r->with_bias)
+    biases_backward(l, run, dg_in, dg_hh, step_sums, n);
   return NNLIB_OK;
 }
 

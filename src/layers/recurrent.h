@@ -36,6 +36,9 @@ enum {
   RNN_WS_D_RESET_H, /* the same gru [N, H]: dL/d(r_t h_{t-1}) of one step */
   RNN_WS_W_HH_T,    /* [H, G*H]: W_hh^T for the step products of a forward
                        (nnlib__recurrent_w_hh_t) */
+  RNN_WS_STEP_SUMS, /* lstm, gru [N, S]: each sample's dL/d(pre) summed over
+                       its steps by the backward cells; their column sums
+                       are the bias gradients (S below) */
   RNN_WS_COUNT
 };
 
@@ -215,22 +218,30 @@ nnlib_status nnlib__recurrent_carry_product(const nnlib_layer *l,
                                             float beta, float *carry,
                                             int64_t n, int64_t steps);
 /* After the steps: dX = dG_in W_ih, and the weight gradients over all N*T
- * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev, db_ih and db_hh
- * the column sums of dG_in and dG_hh (the same array except for gru, whose
- * db_hh copies db_ih where both hold the same values: r and z, and n with
- * linear_before_reset 0). With fused plain SGD these GEMMs update the
- * weights in place instead.
+ * rows at once: dW_ih = dG_in^T X, dW_hh = dG_hh^T Hprev. With fused
+ * plain SGD these GEMMs update the weights in place instead.
  * last_block_in: NULL, or the [N*T, H] rows the last gate block of W_hh
  * multiplies instead of Hprev (gru with linear_before_reset 0: r h), whose
- * rows of dW_hh are then dG_hh(last block)^T last_block_in. */
-nnlib_status nnlib__recurrent_finish_backward(nnlib_layer *l,
-                                              const nnlib__run *run,
-                                              const float *x,
-                                              const float *dg_in,
-                                              const float *dg_hh,
-                                              const float *hprev_all,
-                                              const float *last_block_in,
-                                              float *dx, int64_t n);
+ * rows of dW_hh are then dG_hh(last block)^T last_block_in.
+ * The bias gradients: db_ih the column sums of dG_in, db_hh those of
+ * dG_hh (the same array except for gru, whose db_hh copies db_ih where
+ * both hold the same values: r and z, and n with linear_before_reset 0).
+ * step_sums: NULL (rnn), or the [N, S] sums of RNN_WS_STEP_SUMS, which
+ * the cells filled, each row a sample's dG_in over its steps and then
+ * its dG_hh in the columns that db_hh does not copy: the column sums run
+ * over N rows there instead of N*T rows of dG read back from memory. */
+nnlib_status nnlib__recurrent_finish_backward(
+    nnlib_layer *l, const nnlib__run *run, const float *x, const float *dg_in,
+    const float *dg_hh, const float *hprev_all, const float *last_block_in,
+    const float *step_sums, float *dx, int64_t n);
+
+/* S, the floats per sample of RNN_WS_STEP_SUMS: G*H, plus H for gru with
+ * linear_before_reset 1 (its hidden side of n, dpre_n r). */
+int64_t nnlib__recurrent_step_sums_width(const nnlib_layer *l);
+
+/* RNN_WS_STEP_SUMS of the run, zeroed for n samples (the cells add). */
+float *nnlib__recurrent_step_sums(const nnlib_layer *l, const nnlib__run *run,
+                                  int64_t n);
 
 /* ---------------------------------------------------- nonlinearities */
 

@@ -155,7 +155,7 @@ static nnlib_status rnn_backward(nnlib_layer *l, const nnlib__run *run,
                                                step.carry, n, steps));
   }
   return nnlib__recurrent_finish_backward(l, run, x, step.gates, step.gates,
-                                          step.hprev, NULL, dx, n);
+                                          step.hprev, NULL, NULL, dx, n);
 }
 
 static const nnlib__layer_ops rnn_ops = {
