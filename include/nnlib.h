@@ -1330,9 +1330,13 @@ NNLIB_API nnlib_status nnlib_model_gradcheck(
  * in is the order forward runs them (backward runs it backwards).
  *
  * nnlib_model_add(model, layer) applies the layer to the newest node; a
- * model built only with it is the chain of 1.2, with one implicit input
- * whose shape nnlib_model_compile gives, and trains, predicts and saves
- * exactly as in 1.2 (the same bits for the same seed and thread count).
+ * model built only with it is a chain, as every model was in 1.2, with
+ * one implicit input whose shape nnlib_model_compile gives: code written
+ * for 1.2 builds, trains, predicts and saves it unchanged, as version 1
+ * of the model file (which 1.2 reads when it knows every layer). Within
+ * one version of nnlib the same seed and thread count give the same bits;
+ * a later version may round differently where it computes faster (within
+ * the tolerance the tests hold against PyTorch).
  *
  * A node read by several layers (fan-out) receives the sum of their
  * gradients. Every node must contribute to the output: a declared input or
