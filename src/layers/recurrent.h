@@ -38,7 +38,8 @@ enum {
                        (nnlib__recurrent_w_hh_t) */
   RNN_WS_STEP_SUMS, /* lstm, gru [N, S]: each sample's dL/d(pre) summed over
                        its steps by the backward cells; their column sums
-                       are the bias gradients (S below) */
+                       are the bias gradients (S below; the cells add them
+                       without bias too, one loop for both) */
   RNN_WS_COUNT
 };
 
