@@ -45,8 +45,11 @@
  *           carry  = dh z + d(rh) r + dQ_{r,z} W_h{r,z}  [N, 2H] x [2H, H]
  *           dW_hn  = dQ_n^T (r h), the other rows of dW_hh as above.
  *
- * A step's cell passes run over ranges of samples on nnlib's threads
- * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
+ * On several threads linear_before_reset 1 runs its steps in lanes, forward
+ * and backward (nnlib__recurrent_run_steps): each thread the products and
+ * cells of every step for its range of the batch. Otherwise, and always
+ * for linear_before_reset 0, a step's cell passes split over the threads
+ * (nnlib__recurrent_pass) between products on the calling thread.
  */
 /* no FMA contraction, so every clone of a cell gives the same bits
  * (recurrent.h) */

@@ -20,8 +20,10 @@
  *           then dX, dW_ih, dW_hh over all steps, db from the step sums
  *           of the N samples (recurrent.c)
  *
- * A step's cells run over ranges of samples on nnlib's threads
- * (nnlib__recurrent_pass); the GEMMs between them on the calling thread.
+ * On several threads the steps run in lanes (nnlib__recurrent_run_steps):
+ * each thread the products and cells of every step for its range of the
+ * batch; otherwise a step's cells split over the threads
+ * (nnlib__recurrent_pass) between products on the calling thread.
  */
 /* no FMA contraction, so every clone of a cell gives the same bits
  * (recurrent.h) */

@@ -660,8 +660,8 @@ static void biases_backward(nnlib_layer *l, const nnlib__run *run,
     /* dG_hh's column j >= shared is column gh + j - shared of a row */
     int64_t width = nnlib__recurrent_step_sums_width(l);
     bias_backward(l, run, P_B_IH, step_sums, width, NULL, 0, n, gh);
-    bias_backward(l, run, P_B_HH, step_sums + gh - shared, width, same, shared,
-                  n, gh);
+    bias_backward(l, run, P_B_HH, step_sums + (gh - shared), width, same,
+                  shared, n, gh);
     return;
   }
   int64_t rows = n * nnlib__recurrent_steps(l, run);
