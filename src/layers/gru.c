@@ -180,6 +180,8 @@ static void cells_reset_after(void *ctx, int64_t begin, int64_t end) {
   int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
   for (int64_t s = begin; s < end; s++) {
     int64_t at = unit_at(p, s);
+    if (s + 1 < end) /* the next sample's n block */
+      nnlib__recurrent_prefetch(a->p + 3 * unit_at(p, s + 1) + 2 * hsz, hsz);
     gru_cell(a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
              nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t, p->steps),
              hsz);
@@ -274,6 +276,8 @@ static void cells_new_state(void *ctx, int64_t begin, int64_t end) {
   int64_t hsz = ((const nnlib__recurrent *)p->l)->hidden;
   for (int64_t s = begin; s < end; s++) {
     int64_t at = unit_at(p, s);
+    if (s + 1 < end) /* the next sample's n block */
+      nnlib__recurrent_prefetch(a->p + 3 * unit_at(p, s + 1) + 2 * hsz, hsz);
     gru_new_state(
         a->p + 3 * at, a->q + 3 * at, a->bias, a->hprev + at,
         nnlib__recurrent_h_slot(p->l, a->hprev, p->y, s, p->t, p->steps), hsz);
