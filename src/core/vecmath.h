@@ -18,10 +18,13 @@
  * so loops over them vectorise, and within 0.5 ulp and a hair of the
  * exact value (below). NaN propagates. */
 
-/* Loops over these are compiled twice on x86-64, for the baseline (SSE2, 4
- * floats per vector) and for AVX2 (8), and the dynamic loader picks one
- * for the machine. Not for FMA: both round every operation alike, so the
- * results are the same bits on every machine. */
+/* Loops over these are compiled three times on x86-64, for the baseline
+ * (SSE2, 4 floats per vector), for AVX2 (8) and for AVX-512F (16), and
+ * the dynamic loader picks one for the machine. Not for FMA: all three
+ * round every operation alike, so the results are the same bits on every
+ * machine. GCC contracts nothing into FMA in ISO C mode (-std=c11); clang,
+ * whose avx512f implies FMA, is told not to by #pragma STDC FP_CONTRACT
+ * OFF in every file whose cloned loops multiply and add. */
 /* Every function here is inlined by force. The gate passes' clones are
  * built with arch=x86-64-v3 (AVX2 with FMA) and GCC inlines no plain
  * function across a change of arch=: their AVX2 clone called a scalar,
@@ -43,22 +46,10 @@
  * instrumented entry crashes the process at load. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
     !defined(__SANITIZE_THREAD__) && !defined(NNLIB__TSAN)
-#define NNLIB__VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NNLIB__VECTOR_CLONES
-#endif
-
-/* The recurrent cells' backward loops also get an AVX-512F clone, for
- * 16 floats a vector on a core with 512-bit units. Same bits again: GCC
- * contracts nothing into FMA in ISO C mode (-std=c11), and clang, whose
- * avx512f implies FMA, is told not to by the user's #pragma STDC
- * FP_CONTRACT OFF (the cell files have it). */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
-    !defined(__SANITIZE_THREAD__) && !defined(NNLIB__TSAN)
-#define NNLIB__WIDE_VECTOR_CLONES                                              \
+#define NNLIB__VECTOR_CLONES                                                   \
   __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
-#define NNLIB__WIDE_VECTOR_CLONES
+#define NNLIB__VECTOR_CLONES
 #endif
 
 /* Before a loop whose iterations touch disjoint floats: a cell's loop

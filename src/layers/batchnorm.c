@@ -112,9 +112,10 @@ static void batchnorm_init(nnlib_layer *l, nnlib__rng *rng) {
   }
 }
 
-/* The loops over planes are compiled for AVX2 too (core/vecmath.h: the
- * same lanes, so the same bits); GCC vectorises them in a function of its
- * own, not inlined (layernorm.c has the same). */
+/* The loops over planes are compiled for AVX2 and AVX-512F too
+ * (core/vecmath.h: the same lanes, so the same bits); GCC vectorises
+ * them in a function of its own, not inlined (layernorm.c has the
+ * same). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_LOOPS NNLIB__VECTOR_CLONES __attribute__((noinline))
 #else

@@ -796,9 +796,9 @@ static nnlib_status terms_of(const nnlib_layer *l, const nnlib__run *run,
  * none; dst may be src. ReLU is applied in the copy's loop, with the
  * activation layer's expression (NaN stays NaN); another activation runs
  * over the values right after the copy wrote them, while they are in L1.
- * Compiled for AVX2 too (core/vecmath.h: the same bits); GCC vectorises
- * the loops in a function of its own, not inlined (batchnorm.c has the
- * same). */
+ * Compiled for AVX2 and AVX-512F too (core/vecmath.h: the same bits);
+ * GCC vectorises the loops in a function of its own, not inlined
+ * (batchnorm.c has the same). */
 #if defined(__GNUC__) && !defined(__clang__)
 NNLIB__VECTOR_CLONES __attribute__((noinline))
 #else

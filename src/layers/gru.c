@@ -332,7 +332,7 @@ static nnlib_status gru_forward(nnlib_layer *l, const nnlib__run *run,
 /* One step of one sample backwards (see the top of the file): p and q get
  * dL/d(pre) of the input and hidden sides, carry gets dh z; the sums [4H]
  * get the three blocks of p and q's n block added. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__VECTOR_CLONES
 static void gru_cell_backward(float *restrict p, float *restrict q,
                               const float *restrict hprev,
                               const float *restrict dy, float *restrict carry,
@@ -414,7 +414,7 @@ static nnlib_status back_reset_after(nnlib_layer *l, const nnlib__run *run,
 /* linear_before_reset 0, first backward pass of one sample: dpre_n and
  * dpre_z (both sides: dQ_n = dpre_n; and into the sums [3H]), carry = dh
  * z. r stays in p's r block for the second pass. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__VECTOR_CLONES
 static void gru_back_new_update(float *restrict p, float *restrict q,
                                 const float *restrict hprev,
                                 const float *restrict dy, float *restrict carry,
@@ -440,7 +440,7 @@ static void gru_back_new_update(float *restrict p, float *restrict q,
 
 /* Second pass: dpre_r = d(rh) h_{t-1} r (1 - r) (into the sums' r
  * block); carry += d(rh) r. */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__VECTOR_CLONES
 static void gru_back_reset(float *restrict p, float *restrict q,
                            const float *restrict hprev,
                            const float *restrict drh, float *restrict carry,

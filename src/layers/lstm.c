@@ -181,7 +181,7 @@ static nnlib_status lstm_forward(nnlib_layer *l, const nnlib__run *run,
 /* One step of one sample backwards: gate activations in, dL/d(pre) out, in
  * place and added into the sample's step sums; carries in and out (see
  * the top of the file). */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__VECTOR_CLONES
 static void lstm_cell_backward(float *restrict gates,
                                const float *restrict cprev,
                                const float *restrict tc,

@@ -109,7 +109,7 @@ static nnlib_status rnn_forward(nnlib_layer *l, const nnlib__run *run,
 }
 
 /* a = (dy + carry) f'(h), from h in a: relu' = (h > 0), tanh' = 1 - h^2 */
-NNLIB__WIDE_VECTOR_CLONES
+NNLIB__VECTOR_CLONES
 static void rnn_cell_backward(nnlib_activation act, float *restrict a,
                               const float *restrict dy,
                               const float *restrict carry, int64_t width) {
