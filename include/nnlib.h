@@ -653,8 +653,9 @@ NNLIB_API nnlib_status nnlib_recurrent_set_initial_state(nnlib_layer *layer,
  * and no other layer may read it; an id outside [0, vocab_size) fails the
  * pass with NNLIB_ERR_OUT_OF_RANGE naming the sample, the position and the
  * id. NNLIB_ERR_INVALID_ARGUMENT for vocab_size or dim < 1,
- * NNLIB_ERR_TOO_LARGE above 2^31 - 1 (or for a table too large to
- * allocate), NNLIB_ERR_OUT_OF_MEMORY. At compile, an input that is not [T]
+ * NNLIB_ERR_TOO_LARGE above 2^31 - 1 (or for a table whose size in
+ * bytes overflows), NNLIB_ERR_OUT_OF_MEMORY (at compile too, for a table
+ * that cannot be allocated). At compile, an input that is not [T]
  * is NNLIB_ERR_SHAPE_MISMATCH, an output too large NNLIB_ERR_TOO_LARGE.
  * Token-id inputs have no gradient: nnlib_model_get_input_gradient of one
  * gives zeros. */
@@ -665,8 +666,9 @@ NNLIB_API nnlib_status nnlib_embedding_create(nnlib_layer **out,
  * = 0 takes T from the input at compile; a larger value keeps rows for
  * longer contexts than the compiled one. NNLIB_ERR_INVALID_ARGUMENT for
  * max_positions < 0; at compile NNLIB_ERR_SHAPE_MISMATCH for an input not
- * [T, D] or T above max_positions, NNLIB_ERR_TOO_LARGE for a table too
- * large to allocate. */
+ * [T, D] or T above max_positions, NNLIB_ERR_TOO_LARGE for a table whose
+ * size in bytes overflows, NNLIB_ERR_OUT_OF_MEMORY for one that cannot be
+ * allocated. */
 NNLIB_API nnlib_status nnlib_positional_create(nnlib_layer **out,
                                                int64_t max_positions);
 /* Layer normalisation over the last axis (torch.nn.LayerNorm(D, eps)):
@@ -942,8 +944,9 @@ NNLIB_API nnlib_status nnlib_model_add(nnlib_model *model, nnlib_layer *layer);
  * layers), NNLIB_ERR_SHAPE_MISMATCH (shapes that do not chain, naming the
  * layer; an input_shape other than the declared input's),
  * NNLIB_ERR_TOO_LARGE (max_batch or a buffer over the limits),
- * NNLIB_ERR_UNSUPPORTED (a concat of more than 16 inputs),
- * NNLIB_ERR_OUT_OF_MEMORY. */
+ * NNLIB_ERR_UNSUPPORTED (a concat of more than 16 inputs), NNLIB_ERR_DTYPE
+ * (an embedding reading a layer's output, or token ids read by another
+ * layer), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_compile(nnlib_model *model,
                                            const int64_t *input_shape,
                                            size_t input_rank, int64_t max_batch,
@@ -1001,7 +1004,9 @@ NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
  * equal the layer by layer computation up to float rounding, and training
  * is unchanged. The calls that take data share these statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a wrong number of input tensors),
- * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_SHAPE_MISMATCH (a
+ * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_DTYPE (an int32
+ * tensor where the model takes float32, or the reverse: token-id inputs,
+ * class-index targets, outputs and gradients), NNLIB_ERR_SHAPE_MISMATCH (a
  * tensor that does not fit the model, naming it; an initial state of other
  * rows than the batch), NNLIB_ERR_TOO_LARGE (sequences longer than
  * compiled), NNLIB_ERR_NUMERICAL (NaN or Inf found by the numerics check,
@@ -1044,19 +1049,22 @@ NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,
 /* Forward, loss and backward on one batch (1 <= N <= max batch): leaves
  * the gradient of the mean loss in every parameter's grad tensor
  * (overwritten, not accumulated) and the loss in *loss (may be NULL).
- * Applies no update. Statuses as nnlib_model_forward
- * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH also for the target,
- * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), and NNLIB_ERR_WRONG_STATE also
- * for a model compiled without a loss, NNLIB_ERR_OUT_OF_RANGE for a class
- * index target outside 0 .. K-1. */
+ * Applies no update. *loss is written on success and on
+ * NNLIB_ERR_NUMERICAL (the loss that was not finite; NaN when the
+ * numerics check stopped the pass before the loss), and left as it was
+ * after any other failure. Targets are checked before the pass runs. Statuses
+ * as nnlib_model_forward (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH
+ * also for the target, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), and
+ * NNLIB_ERR_WRONG_STATE also for a model compiled without a loss,
+ * NNLIB_ERR_OUT_OF_RANGE for a class index target outside 0 .. K-1. */
 NNLIB_API nnlib_status nnlib_model_backward(nnlib_model *model,
                                             const nnlib_tensor *x,
                                             const nnlib_tensor *target,
                                             float *loss);
 /* One training step: backward, then the optimizer's update. If the loss is
  * not finite the weights are left untouched and NNLIB_ERR_NUMERICAL is
- * returned. Other statuses as nnlib_model_backward
- * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH,
+ * returned (*loss as nnlib_model_backward writes it). Other statuses as
+ * nnlib_model_backward (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH,
  * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_OUT_OF_RANGE), and NNLIB_ERR_WRONG_STATE
  * also for a model without an optimizer. */
 NNLIB_API nnlib_status nnlib_model_step(nnlib_model *model,
@@ -1308,9 +1316,10 @@ NNLIB_API nnlib_status nnlib_gradcheck_options_init(
  * worst over all tensors (or the directional one). Parameters are restored
  * exactly afterwards. Needs a compiled model with a loss. Every pass starts
  * from the generator state the check began with, so dropout draws the same
- * masks in each, and layer buffers (batchnorm running statistics) and the
- * generator are restored afterwards: the check leaves the model as it was.
- * Allocates a copy of the parameters per call. Statuses:
+ * masks in each, and the gradients, layer buffers (batchnorm running
+ * statistics) and the generator are restored afterwards: the check leaves
+ * the model as it was. Allocates copies of the parameters and gradients
+ * per call. Statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a step that is not finite and > 0,
  * inference not 0 or 1), NNLIB_ERR_WRONG_STATE (before compile, no loss),
  * NNLIB_ERR_STRUCT_SIZE (options), and those of nnlib_model_backward:
@@ -1644,12 +1653,16 @@ NNLIB_API nnlib_status nnlib_model_add_spec(nnlib_model *model,
  * (NUL-terminated, truncated to capacity); *needed receives the length
  * without the NUL. A chain model (one input, every layer reading the one
  * before, built by nnlib_model_add or 1.2 descriptions) prints its layers
- * only, exactly as 1.2 did. Any other graph prints every input as
+ * only, exactly as 1.2 did, also when its input was declared
+ * (nnlib_model_input, an input item, an ONNX import): the text then
+ * leaves the input's shape out, and the parsed model compiles with
+ * nnlib_model_compile and that shape. Any other graph prints every input as
  * NAME=input:DIMS and every node in the order made; a node gets NAME= (its
  * own name, else an invented one such as n3 that no node of the model
  * uses) when an item with REFs reads it, and an item gets (REFS) when it
  * does not read exactly the previous item's node. Parsing the text builds
- * the same graph, which prints the same text. NNLIB_ERR_INVALID_ARGUMENT
+ * the same graph (for a chain, up to the input's declared shape), which
+ * prints the same text. NNLIB_ERR_INVALID_ARGUMENT
  * for a NULL model, or a NULL buf with capacity > 0 (buf NULL with
  * capacity 0 asks for *needed only); NNLIB_ERR_UNSUPPORTED when the output
  * (nnlib_model_set_output) is not the newest node, or the implicit input
@@ -1895,20 +1908,21 @@ nnlib_generate_options_init_size(nnlib_generate_options *options,
  * the top_k likeliest tokens, drawn from a generator seeded with
  * options->seed. The model is compiled, has one int32 input [T] and its
  * output holds logits [T, V] (a language model: position t predicts token
- * t + 1). With the cache, the prompt runs once and then every token one
- * position; when the context T is full, the newest T/2 tokens are run
- * again from position 0 and generation goes on from there. Without it,
- * every token re-runs the newest T tokens whole. Either way the same seed
- * gives the same tokens, and the model's own state (parameters, training
- * workspaces) is not changed: generation may not run at the same time as
- * training calls on the model. Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL;
- * an empty prompt; count < 0; a temperature <= 0, infinite or NaN; top_k
- * < 0; use_cache not 0 or 1), NNLIB_ERR_STRUCT_SIZE (options->struct_size),
- * NNLIB_ERR_WRONG_STATE (not compiled), NNLIB_ERR_UNSUPPORTED (a model
- * that is not a language model as above, or a layer that cannot run one
- * position at a time, named), NNLIB_ERR_TOO_LARGE (a prompt longer than
- * T), NNLIB_ERR_OUT_OF_RANGE (a prompt id outside the vocabulary),
- * NNLIB_ERR_OUT_OF_MEMORY. */
+ * t + 1), V no more than the ids its embeddings read. With the cache, the
+ * prompt runs once and then every token one position; when the context T is
+ * full, the newest T/2 tokens are run again from position 0 and generation goes
+ * on from there. Without it, every token re-runs the newest T tokens whole.
+ * Either way the same seed gives the same tokens, and the model's own state
+ * (parameters, training workspaces) is not changed: generation may not run at
+ * the same time as training calls on the model. Statuses:
+ * NNLIB_ERR_INVALID_ARGUMENT (NULL; an empty prompt; count < 0; a temperature
+ * <= 0, infinite or NaN; top_k < 0; use_cache not 0 or 1),
+ * NNLIB_ERR_STRUCT_SIZE (options->struct_size), NNLIB_ERR_WRONG_STATE (not
+ * compiled), NNLIB_ERR_UNSUPPORTED (a model that is not a language model as
+ * above, logits over more tokens than an embedding of the model reads, or a
+ * layer that cannot run one position at a time, named), NNLIB_ERR_TOO_LARGE (a
+ * prompt longer than T), NNLIB_ERR_OUT_OF_RANGE (a prompt id outside the
+ * vocabulary), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_generate(nnlib_model *model,
                                             const int32_t *prompt,
                                             int64_t prompt_length,

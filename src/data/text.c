@@ -78,7 +78,8 @@ nnlib_status nnlib_text_from_bytes(nnlib_text **out, const void *bytes,
                                    uint64_t seed) {
   NNLIB_CHECK_ARG(out != NULL, "nnlib_text_from_bytes: out is NULL");
   *out = NULL;
-  NNLIB_CHECK_ARG(bytes != NULL, "nnlib_text_from_bytes: bytes is NULL");
+  NNLIB_CHECK_ARG(bytes != NULL || size == 0,
+                  "nnlib_text_from_bytes: bytes is NULL with size %zu", size);
   NNLIB_TRY(check_fraction(valid_fraction, "nnlib_text_from_bytes"));
   if (size > (size_t)TEXT_MAX_BYTES)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,

@@ -170,6 +170,10 @@ static const nnlib__layer_ops embedding_ops = {
     .fuses_sgd = true, /* W[id] -= lr dy[t]; dx never reads W */
 };
 
+int64_t nnlib__embedding_vocab(const nnlib_layer *l) {
+  return cemb(l)->vocab_size;
+}
+
 nnlib_status nnlib_embedding_create(nnlib_layer **out, int64_t vocab_size,
                                     int64_t dim) {
   NNLIB_CHECK_ARG(out != NULL, "nnlib_embedding_create: out is NULL");

@@ -434,6 +434,8 @@ extern const nnlib__layer_codec nnlib__attention_codec;
 extern const nnlib__layer_codec nnlib__linear_codec;
 /* True for an embedding layer: its input node holds int32 token ids. */
 bool nnlib__layer_reads_ids(const nnlib_layer *l);
+/* The ids an embedding layer reads: 0 .. its vocabulary - 1. */
+int64_t nnlib__embedding_vocab(const nnlib_layer *l);
 /* Rows of the last axis in one call of a layer whose sample is [T, ...,
  * D] (decodes): n samples of run->steps positions (all T when 0), times
  * the axes between T and D. */

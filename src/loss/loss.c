@@ -193,15 +193,14 @@ static void softmax_ce_range(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-/* Every index target must be a class in 0..k-1. */
-static nnlib_status check_index_targets(const nnlib__target *target,
-                                        int64_t n, int64_t k) {
+nnlib_status nnlib__check_index_targets(const nnlib__target *target, int64_t n,
+                                        int64_t k) {
   for (int64_t r = 0; r < n; r++) {
     double v = nnlib__target_index(target, r);
     if (!(v >= 0.0 && v < (double)k && v == floor(v)))
       return nnlib__error(NNLIB_ERR_OUT_OF_RANGE,
-                          "softmax_ce: target of row %lld is %g, must be "
-                          "a class index in 0..%lld",
+                          "the target of row %lld is %g, must be a class "
+                          "index in 0..%lld",
                           (long long)r, v, (long long)(k - 1));
   }
   return NNLIB_OK;
@@ -211,7 +210,7 @@ static nnlib_status check_index_targets(const nnlib__target *target,
 static nnlib_status softmax_ce(const float *z, const nnlib__target *target,
                                float *dy, int64_t n, int64_t k, double *loss) {
   if (target->is_index)
-    NNLIB_TRY(check_index_targets(target, n, k));
+    NNLIB_TRY(nnlib__check_index_targets(target, n, k));
   double partial[CHUNKS_AT_ONCE], total = 0.0;
   softmax_ce_pass p = {z, target, dy, n, k, 0, 1.0f / (float)n, partial};
   int64_t chunks = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;

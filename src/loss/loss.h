@@ -19,6 +19,11 @@ typedef struct nnlib__target {
  * non-integral float index can be refused). */
 double nnlib__target_index(const nnlib__target *t, int64_t r);
 
+/* NNLIB_ERR_OUT_OF_RANGE, naming the first, unless every one of the n
+ * index targets is a class in 0..k-1. */
+nnlib_status nnlib__check_index_targets(const nnlib__target *target, int64_t n,
+                                        int64_t k);
+
 /* Mean loss of y against the target over n rows of k outputs; writes
  * dL/dy into dy (may be NULL). Softmax cross-entropy averages over the
  * rows (samples, or the tokens of sequences: PyTorch's mean over flattened

@@ -425,17 +425,27 @@ nnlib_status nnlib__model_compile(nnlib_model *m, const int64_t *input_shape,
                                   nnlib_loss loss, nnlib_optimizer *opt,
                                   uint64_t seed, bool init_weights) {
   nnlib_status st = check_compile_args(m, max_batch, loss, opt);
-  if (st == NNLIB_OK)
-    st = set_input_shape(m, input_shape, input_rank);
   if (st != NNLIB_OK) {
     nnlib_optimizer_free(opt); /* the model takes it, also on failure */
     return st;
   }
-  m->max_batch = max_batch;
-  m->loss = loss;
-  st = compile_plan(m, opt);
+  /* what a failed compile puts back: the model is as before */
+  nnlib__node *first = &m->nodes[m->inputs[0]];
+  nnlib__shape input_before = first->shape;
+  int64_t size_before = first->size;
+  st = set_input_shape(m, input_shape, input_rank);
+  if (st == NNLIB_OK) {
+    m->max_batch = max_batch;
+    m->loss = loss;
+    st = compile_plan(m, opt);
+    if (st != NNLIB_OK)
+      nnlib__model_release(m);
+  }
   if (st != NNLIB_OK) {
-    nnlib__model_release(m);
+    first->shape = input_before;
+    first->size = size_before;
+    m->max_batch = 0;
+    m->loss = NNLIB_LOSS_NONE;
     nnlib_optimizer_free(opt);
     return st;
   }

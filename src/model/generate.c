@@ -64,6 +64,25 @@ static nnlib_status check_layers_decode(const nnlib_model *m) {
   return NNLIB_OK;
 }
 
+/* Every token the logits can pick must be an id the embeddings read back:
+ * a model with more logits than ids would fail part-way through. */
+static nnlib_status check_vocabulary(const nnlib_model *m, int64_t vocab) {
+  for (size_t v = 0; v < m->node_count; v++) {
+    const nnlib_layer *l = m->nodes[v].layer;
+    if (l == NULL || !nnlib__layer_reads_ids(l) ||
+        nnlib__embedding_vocab(l) >= vocab)
+      continue;
+    char label[NNLIB__LABEL_SIZE];
+    return nnlib__error(NNLIB_ERR_UNSUPPORTED,
+                        "generate: the logits pick among %lld tokens, but %s "
+                        "reads ids 0 to %lld only",
+                        (long long)vocab,
+                        nnlib__node_label(m, v, label, sizeof label),
+                        (long long)(nnlib__embedding_vocab(l) - 1));
+  }
+  return NNLIB_OK;
+}
+
 /* One int32 input [T] and logits [T, V]: context T, vocabulary V. */
 static nnlib_status check_language_model(const nnlib_model *m,
                                          int64_t *context, int64_t *vocab) {
@@ -81,6 +100,7 @@ static nnlib_status check_language_model(const nnlib_model *m,
                         (long long)in->shape.dims[0]);
   *context = in->shape.dims[0];
   *vocab = out->dims[1];
+  NNLIB_TRY(check_vocabulary(m, *vocab));
   return check_layers_decode(m);
 }
 

@@ -135,12 +135,17 @@ nnlib_status nnlib_model_gradcheck_inputs(
   NNLIB_TRY(nnlib__check_target(m, target, &p.batch));
   p.batch.training = o.inference == 0;
   m->forward_n = 0;
-  /* g_bp, the saved parameters, the direction, the saved layer buffers */
-  size_t floats = (size_t)m->param_size * 3 + (size_t)m->layer_state_size;
+  /* g_bp, the saved parameters, the direction, the caller's gradients,
+   * the saved layer buffers */
+  size_t floats = (size_t)m->param_size * 4 + (size_t)m->layer_state_size;
   float *work = nnlib__calloc(floats + 1, sizeof(float));
   if (work == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "gradcheck: no memory");
-  float *state = work + (size_t)m->param_size * 3;
+  float *grads = work + (size_t)m->param_size * 3;
+  size_t grad_bytes = (size_t)m->param_size * sizeof(float);
+  if (grad_bytes > 0) /* a backward before the check may be applied after */
+    memcpy(grads, m->grads, grad_bytes);
+  float *state = grads + m->param_size;
   size_t state_bytes = (size_t)m->layer_state_size * sizeof(float);
   if (state_bytes > 0) /* training passes move running statistics */
     memcpy(state, m->layer_state, state_bytes);
@@ -160,6 +165,8 @@ nnlib_status nnlib_model_gradcheck_inputs(
              : check_every_scalar(&p, g_bp, o.step, max_rel_error);
   }
   m->rng = p.start;
+  if (grad_bytes > 0)
+    memcpy(m->grads, grads, grad_bytes);
   if (state_bytes > 0)
     memcpy(m->layer_state, state, state_bytes);
   nnlib__free(work);

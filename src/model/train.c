@@ -101,6 +101,19 @@ nnlib_status nnlib__check_inputs(const nnlib_model *m,
   return NNLIB_OK;
 }
 
+/* Index targets are checked with the target, before anything runs: a
+ * pass that stopped at the loss would have drawn dropout masks from the
+ * model's generator, fit would have trained on the batches before, and
+ * evaluate without a loss would count a wrong index as a wrong answer. */
+static nnlib_status check_class_indices(const nnlib_model *m,
+                                        const nnlib__batch *b) {
+  if (!b->target_is_index)
+    return NNLIB_OK;
+  int64_t k = nnlib__output_size_at(m, b->steps) / b->target_rows;
+  nnlib__target t = {b->target, true, b->target_is_int32};
+  return nnlib__check_index_targets(&t, b->n * b->target_rows, k);
+}
+
 nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
                                  nnlib__batch *batch) {
   int64_t n = batch->n, k = nnlib__output_size_at(m, batch->steps);
@@ -122,7 +135,7 @@ nnlib_status nnlib__check_target(const nnlib_model *m, const nnlib_tensor *t,
   if (ce && (t->size == n || t->size == n * rows)) {
     batch->target_is_index = true;
     batch->target_rows = t->size / n;
-    return NNLIB_OK;
+    return check_class_indices(m, batch);
   }
   if (batch->target_is_int32 && !ce)
     return nnlib__error(NNLIB_ERR_DTYPE,
@@ -190,9 +203,9 @@ nnlib_status nnlib_model_forward_inputs(nnlib_model *m,
                                         const nnlib_tensor **output) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_forward"));
   NNLIB_CHECK_ARG(output != NULL, "nnlib_model_forward: output is NULL");
-  m->forward_n = 0;
   nnlib__batch batch;
   NNLIB_TRY(nnlib__check_inputs(m, x, count, m->max_batch, &batch));
+  m->forward_n = 0; /* a pass that runs spends the pending one */
   batch.training = true;
   const float *out;
   NNLIB_TRY(nnlib__forward(m, &m->bufs, &batch, &m->rng, &out));
@@ -218,6 +231,15 @@ nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
   return nnlib_model_forward_inputs(m, &x, 1, output);
 }
 
+/* *loss after a pass: the loss on success, the loss that was not finite
+ * on NNLIB_ERR_NUMERICAL (NaN when the numerics check stopped the pass
+ * before the loss), untouched after any other failure. */
+static nnlib_status report_loss(nnlib_status st, double l, float *loss) {
+  if (loss != NULL && (st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL))
+    *loss = (float)l;
+  return st;
+}
+
 nnlib_status nnlib_model_backward_inputs(nnlib_model *m,
                                          const nnlib_tensor *const *x,
                                          size_t count,
@@ -226,11 +248,9 @@ nnlib_status nnlib_model_backward_inputs(nnlib_model *m,
   nnlib__batch batch;
   NNLIB_TRY(batch_args(m, x, count, target, &batch, "nnlib_model_backward"));
   m->forward_n = 0;
-  double l;
+  double l = NAN;
   nnlib_status st = nnlib__gradients(m, &batch, &l);
-  if (loss != NULL)
-    *loss = (float)l;
-  return st;
+  return report_loss(st, l, loss);
 }
 
 nnlib_status nnlib_model_backward(nnlib_model *m, const nnlib_tensor *x,
@@ -250,9 +270,7 @@ nnlib_status nnlib_model_step_inputs(nnlib_model *m,
   m->forward_n = 0;
   double l = NAN;
   nnlib_status st = nnlib__train_batch(m, &batch, &l);
-  if (loss != NULL)
-    *loss = (float)l;
-  return st;
+  return report_loss(st, l, loss);
 }
 
 nnlib_status nnlib_model_step(nnlib_model *m, const nnlib_tensor *x,
@@ -381,27 +399,36 @@ nnlib_status nnlib_model_get_input_gradient(nnlib_model *m, size_t input,
 
 /* ------------------------------------------------- predict and evaluate */
 
-nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
-                                  const nnlib_tensor *const *x, size_t count,
-                                  nnlib_tensor *y) {
+/* predict's arguments: the inputs into *whole, and an output tensor of
+ * their samples' outputs. */
+static nnlib_status predict_args(const nnlib_model *m,
+                                 const nnlib_tensor *const *x, size_t count,
+                                 const nnlib_tensor *y, nnlib__batch *whole) {
   NNLIB_CHECK_ARG(y != NULL, "predict: output tensor is NULL");
   if (y->dtype != NNLIB_DTYPE_FLOAT32)
     return nnlib__error(NNLIB_ERR_DTYPE,
                         "predict: the output tensor is int32, outputs are "
                         "float32");
-  nnlib__batch whole, chunk;
-  NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, &whole));
-  whole.folded = true; /* nothing goes back through this pass */
-  int64_t samples = whole.n, k = nnlib__output_size_at(m, whole.steps);
+  NNLIB_TRY(nnlib__check_inputs(m, x, count, 0, whole));
+  whole->folded = true; /* nothing goes back through this pass */
+  int64_t samples = whole->n, k = nnlib__output_size_at(m, whole->steps);
   if (y->size != samples * k)
     return nnlib__error(NNLIB_ERR_SHAPE_MISMATCH,
                         "predict: output tensor has %lld elements, %lld "
                         "samples of %lld outputs need %lld",
                         (long long)y->size, (long long)samples, (long long)k,
                         (long long)(samples * k));
+  return NNLIB_OK;
+}
+
+/* The checked batch through the model, max_batch samples at a time. */
+static nnlib_status predict_batch(const nnlib_model *m, nnlib__buffers *b,
+                                  const nnlib__batch *whole, nnlib_tensor *y) {
+  nnlib__batch chunk;
+  int64_t samples = whole->n, k = nnlib__output_size_at(m, whole->steps);
   for (int64_t start = 0; start < samples; start += m->max_batch) {
     int64_t n = samples - start < m->max_batch ? samples - start : m->max_batch;
-    nnlib__batch_chunk(m, &whole, start, n, &chunk);
+    nnlib__batch_chunk(m, whole, start, n, &chunk);
     const float *out;
     NNLIB_TRY(nnlib__forward(m, b, &chunk, NULL, &out));
     memcpy(y->data + start * k, out, (size_t)(n * k) * sizeof(float));
@@ -409,12 +436,22 @@ nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
   return NNLIB_OK;
 }
 
+nnlib_status nnlib__model_predict(const nnlib_model *m, nnlib__buffers *b,
+                                  const nnlib_tensor *const *x, size_t count,
+                                  nnlib_tensor *y) {
+  nnlib__batch whole;
+  NNLIB_TRY(predict_args(m, x, count, y, &whole));
+  return predict_batch(m, b, &whole, y);
+}
+
 nnlib_status nnlib_model_predict_inputs(nnlib_model *m,
                                         const nnlib_tensor *const *x,
                                         size_t count, nnlib_tensor *y) {
   NNLIB_TRY(nnlib__check_compiled(m, "nnlib_model_predict"));
-  m->forward_n = 0;
-  return nnlib__model_predict(m, &m->bufs, x, count, y);
+  nnlib__batch whole;
+  NNLIB_TRY(predict_args(m, x, count, y, &whole));
+  m->forward_n = 0; /* a pass that runs spends the pending one */
+  return predict_batch(m, &m->bufs, &whole, y);
 }
 
 nnlib_status nnlib_model_predict(nnlib_model *m, const nnlib_tensor *x,
