@@ -24,7 +24,9 @@
  * and an options struct of 1.5's size reading as before; Softmax's
  * function body (ReduceMax, Sub, Exp, ReduceSum, Div) at opsets 13 and 11
  * as one softmax against a naive loop, and broken (another axis, the
- * Sub's result read outside) refused naming the ReduceMax; and an
+ * Sub's result read outside) refused naming the ReduceMax; Softmax at
+ * opset 11 over the last axis and over the whole sample (batch first and
+ * whole-sample) against numpy's values; and an
  * allocation failure injected at every allocation of an import (batch
  * first, whole-sample, the softmax body) fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
@@ -1425,6 +1427,78 @@ static void softmax_function_body(void **state) {
   oom_at_every_allocation(&good[0], NULL);
 }
 
+/* x [N, 2, 3] (or [2, 2, 3] for a whole-sample import) -> Softmax(axis)
+ * at opset 11 -> y. */
+static pbuf softmax11(int64_t axis, bool whole) {
+  pbuf g = {{0}, 0};
+  pbuf sm = node("Softmax", "x", NULL, NULL, "y");
+  attr_int(&sm, "axis", axis);
+  put_msg(&g, 1, &sm);
+  int64_t xd[3] = {whole ? 2 : -1, 2, 3};
+  pbuf x = value_info("x", xd, 3), y = value_info("y", xd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 11);
+}
+
+/* Softmax-11 of SX [2, 2, 3] by numpy from the ONNX spec (the input
+ * coerced to 2-D at axis, [prod(d0..d(a-1)), prod(da..)], softmax over
+ * the second): SM_LAST at axis 2 (each row of 3), SM_SAMPLE at axis 1
+ * (each [2, 3] of axis 0), SM_ALL at axis 0 (all 12). */
+static const float SX[12] = {1.0f,  -2.0f, 0.5f, 30.0f, 31.0f, 29.5f,
+                             -1.0f, 0.0f,  1.0f, 2.0f,  2.0f,  -3.0f};
+static const double SM_LAST[12] = {0.603748896,  0.0300588876, 0.366192216,
+                                   0.231223898,  0.628531719,  0.140244383,
+                                   0.0900305732, 0.244728471,  0.665240956,
+                                   0.498321169,  0.498321169,  0.00335766163};
+static const double SM_SAMPLE[12] = {
+    5.88156285e-14, 2.92825772e-15, 3.5673482e-14, 0.231223898,
+    0.628531719,    0.140244383,    0.019450051,   0.0528707201,
+    0.143717518,    0.390664717,    0.390664717,   0.00263227815};
+static const double SM_ALL[12] = {
+    5.88156285e-14, 2.92825772e-15, 3.5673482e-14,  0.231223898,
+    0.628531719,    0.140244383,    7.95982974e-15, 2.16370606e-14,
+    5.88156285e-14, 1.59877454e-13, 1.59877454e-13, 1.07724581e-15};
+
+static void expect_softmax11(int64_t axis, bool whole, const double *want) {
+  pbuf bytes = softmax11(axis, whole);
+  nnlib_model *m = NULL;
+  if (whole)
+    ASSERT_OK(load_whole(&m, &bytes));
+  else
+    ASSERT_OK(load_output(&m, &bytes, NULL));
+  const int64_t dims[3] = {whole ? 1 : 2, 2, 3}, wd[4] = {1, 2, 2, 3};
+  nnlib_tensor *x = NULL, *y = NULL;
+  ASSERT_OK(
+      nnlib_tensor_wrap(&x, (float *)SX, whole ? wd : dims, whole ? 4 : 3));
+  y = ts_tensor2(whole ? 1 : 2, whole ? 12 : 6, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int k = 0; k < 12; k++)
+    ASSERT_NEAR(nnlib_tensor_get_data(y)[k], want[k], 1e-6);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
+/* Softmax before opset 13 over the last axis of a rank-3 input is over
+ * that axis alone (it once flattened the sample first), over the first
+ * axis of the sample it is over the whole sample; in batch-first and
+ * whole-sample imports. An axis between is refused. */
+static void softmax_opset11_axes(void **state) {
+  (void)state;
+  expect_softmax11(2, false, SM_LAST);
+  expect_softmax11(-1, false, SM_LAST);
+  expect_softmax11(1, false, SM_SAMPLE);
+  expect_softmax11(2, true, SM_LAST);
+  expect_softmax11(0, true, SM_ALL);
+  pbuf bytes = softmax11(1, true);
+  nnlib_model *m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_whole(&m, &bytes));
+  ts_expect_message("axis 1 at opset 11: Softmax before opset 13 runs over "
+                    "all axes from `axis` on");
+  assert_null(m);
+}
+
 /* The small model, and a whole-sample import (the matrix bias's table). */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
@@ -1481,6 +1555,7 @@ int main(void) {
       cmocka_unit_test(slice_without_starts),
       cmocka_unit_test(layernorm_output_named_twice),
       cmocka_unit_test(softmax_function_body),
+      cmocka_unit_test(softmax_opset11_axes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,13 +209,13 @@ static nnlib_status transposed(imp *im, const oval *x, const int64_t *perm,
 /* Softmax before opset 13 coerces its input to 2-D at `axis` (default 1):
  * [d0 ... d(a-1), da ... dn] -> [prod before, prod from a on], softmax
  * over the second. With a the last axis that is nnlib's last-axis
- * softmax; with a = 1 (all of a sample) a flatten first gives it, and the
- * output keeps ONNX's shape (the same elements, relabelled). Another
- * axis would need a reshape nnlib has no layer for. */
+ * softmax over that axis alone; with a the first of the sample (all of
+ * it) a flatten first gives it, and the output keeps ONNX's shape (the
+ * same elements, relabelled). Another axis would need a reshape nnlib has
+ * no layer for. */
 static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
   int64_t given = nnlib__onnx_attr_int(n, "axis", 1);
   int64_t axis = sample_axis(im, given, x->shape.rank);
-  oval *out = NULL;
   if (axis != 0 && axis != (int64_t)x->shape.rank - 1)
     return nnlib__onnx_node_error(
         im, NNLIB_ERR_UNSUPPORTED,
@@ -224,18 +224,15 @@ static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
         "the last axis or the whole sample",
         (long long)given, (long long)nnlib__onnx_opset(im));
   nnlib__shape s = x->shape;
-  if (s.rank > 1) { /* the whole sample: flatten, softmax, ONNX's shape */
-    oval flat = *x;
+  oval flat;
+  if (axis == 0 && s.rank > 1) { /* the whole sample: flatten first */
+    flat = *x;
     flat.shape.rank = 1;
     flat.shape.dims[0] = nnlib__shape_numel(&x->shape);
-    NNLIB_TRY(nnlib__onnx_need_shape(im, &flat, "input"));
     x = &flat;
-    NNLIB_TRY(output(im, n, &out));
-    nnlib_layer *l = NULL;
-    NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
-    return apply1(im, l, x, out, &s);
   }
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  oval *out = NULL;
   NNLIB_TRY(output(im, n, &out));
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
