@@ -24,7 +24,9 @@
  * and an options struct of 1.5's size reading as before; Softmax's
  * function body (ReduceMax, Sub, Exp, ReduceSum, Div) at opsets 13 and 11
  * as one softmax against a naive loop, and broken (another axis, the
- * Sub's result read outside) refused naming the ReduceMax; Softmax at
+ * Sub's result read outside) refused naming the ReduceMax; a file's
+ * INT64_MIN read as a value (a Slice's end, Neg's overflow, a Reshape
+ * target below -1), not as the batch size from Shape; Softmax at
  * opset 11 over the last axis and over the whole sample (batch first and
  * whole-sample) against numpy's values; and an
  * allocation failure injected at every allocation of an import (batch
@@ -1318,6 +1320,81 @@ static void slice_without_starts(void **state) {
   ts_expect_message("(Slice): no Slice's starts");
 }
 
+/* x [N, 4] -> Gemm(W, C, transB) -> y, C = Slice(B, starts [-1], ends
+ * [end], axes [0], steps [-1]): B reversed for an end below -3 (ONNX's
+ * "to the beginning" going backwards, INT64_MIN as its spec suggests).
+ * `neg` makes the ends Neg(end) instead. */
+static pbuf gemm_reversed_bias(int64_t end, bool neg) {
+  pbuf g = {{0}, 0};
+  const char *in[5] = {"B", "start", neg ? "negated" : "end", "axis", "step"};
+  const char *out[1] = {"C"};
+  if (neg) {
+    pbuf n = node("Neg", "end", NULL, NULL, "negated");
+    put_msg(&g, 1, &n);
+  }
+  pbuf slice = node_io("Slice", in, 5, out, 1);
+  pbuf gemm = node("Gemm", "x", "W", "C", "y");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &slice);
+  put_msg(&g, 1, &gemm);
+  int64_t wd[2] = {3, 4}, bd[1] = {3}, xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf w = tensor("W", wd, 2, W, 12), b = tensor("B", bd, 1, B, 3);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &b);
+  put_i64(&g, "start", -1, 0, 1);
+  put_i64(&g, "end", end, 0, 1);
+  put_i64(&g, "axis", 0, 0, 1);
+  put_i64(&g, "step", -1, 0, 1);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* x [N, 3, 4] -> Reshape to the constant [lead, 12] -> y. */
+static pbuf reshape_to(int64_t lead) {
+  pbuf g = {{0}, 0};
+  pbuf r = node("Reshape", "x", "shape", NULL, "y");
+  put_msg(&g, 1, &r);
+  put_i64(&g, "shape", lead, 12, 2);
+  int64_t xd[3] = {-1, 3, 4}, yd[2] = {-1, 12};
+  pbuf x = value_info("x", xd, 3), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* A file's INT64_MIN is a value, not the batch size a Shape gives (once
+ * the same int64 marked both): Slice's ends INT64_MIN reverses the bias
+ * (the prediction against numpy's x W^T + B[::-1]), Neg of it overflows,
+ * and a Reshape target [INT64_MIN, 12] is no ONNX shape. */
+static void int64_min_is_a_value(void **state) {
+  (void)state;
+  static const float xs[8] = {1, 2, 3, 4, -1, 0.5f, 2, -3};
+  static const double want[6] = {7.55000001,  5.3,  -1.30000004,
+                                 -6.19999999, 3.05, 3.57500004};
+  pbuf bytes = gemm_reversed_bias(INT64_MIN, false);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_tensor *x = ts_tensor2(2, 4, xs), *y = ts_tensor2(2, 3, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int k = 0; k < 6; k++)
+    ASSERT_NEAR(nnlib_tensor_get_data(y)[k], want[k], 1e-5);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  bytes = gemm_reversed_bias(INT64_MIN, true);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("ONNX node 0 'Neg' (Neg): integer overflow");
+  bytes = reshape_to(INT64_MIN);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("(Reshape): input shape: value -9223372036854775808 "
+                    "(ONNX allows no dim below -1)");
+  bytes = reshape_to(-2);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("input shape: value -2 (ONNX allows no dim below -1)");
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void oom_at_every_allocation(const pbuf *bytes,
@@ -1553,6 +1630,7 @@ int main(void) {
       cmocka_unit_test(whole_refusals_and_old_options),
       cmocka_unit_test(transposes),
       cmocka_unit_test(slice_without_starts),
+      cmocka_unit_test(int64_min_is_a_value),
       cmocka_unit_test(layernorm_output_named_twice),
       cmocka_unit_test(softmax_function_body),
       cmocka_unit_test(softmax_opset11_axes),

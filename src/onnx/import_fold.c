@@ -2,10 +2,10 @@
  * decoded into float or int64 arrays, and the shape-computing nodes
  * exporters put around real layers (Shape, Size, Gather, Slice,
  * Unsqueeze, Concat, Cast, Expand, Flatten, arithmetic, ...) evaluated
- * once when their inputs are known. A Shape of a graph tensor gives
- * NNLIB__ONNX_BATCH for the batch
- * axis; Reshape later keeps the batch there, and arithmetic on it is
- * refused. */
+ * once when their inputs are known. A Shape of a graph tensor gives an
+ * element marked as the batch size (nnlib__onnx_value.batch) for the
+ * batch axis; the marks travel with the elements the folds copy, Reshape
+ * later keeps the batch there, and arithmetic on it is refused. */
 #include "onnx/import.h"
 
 #include <math.h>
@@ -46,6 +46,7 @@ nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
   v->count = count;
   v->f = NULL;
   v->i = NULL;
+  v->batch = NULL;
   if (dtype == NNLIB__ONNX_FLOAT)
     v->f = nnlib__onnx_arena(im, (size_t)count, sizeof(float));
   else
@@ -110,12 +111,34 @@ static double elem(const nnlib__onnx_value *v, int64_t k) {
 }
 
 static bool has_batch(const nnlib__onnx_value *v) {
-  if (v->dtype != NNLIB__ONNX_INT64)
-    return false;
-  for (int64_t k = 0; k < v->count; k++)
-    if (v->i[k] == NNLIB__ONNX_BATCH)
+  for (int64_t k = 0; v->batch != NULL && k < v->count; k++)
+    if (v->batch[k])
       return true;
   return false;
+}
+
+/* Room for out's batch marks (all clear) when int64 source src has any:
+ * the elements put_elem copies from src keep theirs. */
+static nnlib_status mark_room(nnlib__onnx_import *im, nnlib__onnx_value *out,
+                              const nnlib__onnx_value *src) {
+  if (src->batch == NULL || out->dtype != NNLIB__ONNX_INT64 ||
+      out->batch != NULL)
+    return NNLIB_OK;
+  out->batch = nnlib__onnx_arena(im, (size_t)out->count, sizeof *out->batch);
+  return out->batch == NULL ? NNLIB_ERR_OUT_OF_MEMORY : NNLIB_OK;
+}
+
+/* Element `from` of src into element `to` of out, of src's dtype, with
+ * its batch mark (mark_room made room for it). */
+static void put_elem(nnlib__onnx_value *out, int64_t to,
+                     const nnlib__onnx_value *src, int64_t from) {
+  if (out->dtype == NNLIB__ONNX_FLOAT) {
+    out->f[to] = src->f[from];
+    return;
+  }
+  out->i[to] = src->i[from];
+  if (out->batch != NULL)
+    out->batch[to] = nnlib__onnx_is_batch(src, from);
 }
 
 static nnlib_status batch_refused(nnlib__onnx_import *im) {
@@ -125,9 +148,11 @@ static nnlib_status batch_refused(nnlib__onnx_import *im) {
 }
 
 /* A list of int64 from a constant (axes, shapes); v is NULL where the
- * node leaves the input out (an empty name). */
-static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
-                             const char *what, int64_t *out, size_t *count) {
+ * node leaves the input out (an empty name). The elements that are the
+ * batch size are marked in marks, or with marks NULL refused. */
+static nnlib_status marked_list(nnlib__onnx_import *im,
+                                const nnlib__onnx_value *v, const char *what,
+                                int64_t *out, bool *marks, size_t *count) {
   if (v == NULL)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no %s", what);
   if (v->kind != NNLIB__VALUE_CONST || v->dtype != NNLIB__ONNX_INT64 ||
@@ -141,10 +166,20 @@ static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
   if (v->count < 0)
     return nnlib__onnx_node_error(im, NNLIB_ERR_INTERNAL, "%s of %lld values",
                                   what, (long long)v->count);
-  for (int64_t k = 0; k < v->count; k++)
+  if (marks == NULL && has_batch(v))
+    return batch_refused(im);
+  for (int64_t k = 0; k < v->count; k++) {
     out[k] = v->i[k];
+    if (marks != NULL)
+      marks[k] = nnlib__onnx_is_batch(v, k);
+  }
   *count = (size_t)v->count;
   return NNLIB_OK;
+}
+
+static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
+                             const char *what, int64_t *out, size_t *count) {
+  return marked_list(im, v, what, out, NULL, count);
 }
 
 static nnlib_status out_value(nnlib__onnx_import *im,
@@ -164,17 +199,20 @@ static nnlib_status copy_const(nnlib__onnx_import *im,
                                const nnlib__onnx_value *src, int32_t dtype,
                                const int64_t *dims, size_t rank,
                                nnlib__onnx_value *out) {
+  if (dtype == NNLIB__ONNX_FLOAT && has_batch(src))
+    return batch_refused(im);
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, rank));
   if (out->count != src->count)
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "%lld elements into a shape of %lld",
                                   (long long)src->count,
                                   (long long)out->count);
+  NNLIB_TRY(mark_room(im, out, src));
   for (int64_t k = 0; k < src->count; k++) {
-    if (dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = src->dtype == NNLIB__ONNX_FLOAT ? src->f[k] : (float)src->i[k];
-    else if (src->dtype == NNLIB__ONNX_INT64)
-      out->i[k] = src->i[k];
+    if (dtype == src->dtype)
+      put_elem(out, k, src, k);
+    else if (dtype == NNLIB__ONNX_FLOAT)
+      out->f[k] = (float)src->i[k];
     else if (isfinite(src->f[k]) && fabs(src->f[k]) < 9.2e18)
       out->i[k] = (int64_t)src->f[k];
     else
@@ -261,6 +299,14 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
   int64_t dims[1] = {end - start};
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, NNLIB__ONNX_INT64, dims, 1));
   memcpy(out->i, full + start, (size_t)(end - start) * sizeof *full);
+  for (int64_t k = 0; k < dims[0]; k++) /* no file dim is negative */
+    if (full[start + k] == NNLIB__ONNX_BATCH) {
+      if (out->batch == NULL)
+        out->batch = nnlib__onnx_arena(im, (size_t)dims[0], sizeof(bool));
+      if (out->batch == NULL)
+        return NNLIB_ERR_OUT_OF_MEMORY;
+      out->batch[k] = true;
+    }
   return NNLIB_OK;
 }
 
@@ -289,22 +335,20 @@ static nnlib_status fold_gather(nnlib__onnx_import *im,
     dims[r++] = idx->dims[k];
   for (size_t k = (size_t)axis + 1; k < data->rank; k++)
     dims[r++] = data->dims[k], inner *= data->dims[k];
+  if (has_batch(idx))
+    return batch_refused(im);
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, data->dtype, dims, rank));
+  NNLIB_TRY(mark_room(im, out, data));
   for (int64_t j = 0; j < idx->count; j++) {
     int64_t at = idx->i[j] < 0 ? idx->i[j] + len : idx->i[j];
-    if (idx->i[j] == NNLIB__ONNX_BATCH || at < 0 || at >= len)
+    if (at < 0 || at >= len)
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "index %lld outside 0..%lld",
                                     (long long)idx->i[j], (long long)len - 1);
     for (int64_t o = 0; o < outer; o++)
-      for (int64_t i = 0; i < inner; i++) {
-        int64_t from = (o * len + at) * inner + i;
-        int64_t to = (o * idx->count + j) * inner + i;
-        if (data->dtype == NNLIB__ONNX_FLOAT)
-          out->f[to] = data->f[from];
-        else
-          out->i[to] = data->i[from];
-      }
+      for (int64_t i = 0; i < inner; i++)
+        put_elem(out, (o * idx->count + j) * inner + i, data,
+                 (o * len + at) * inner + i);
   }
   return NNLIB_OK;
 }
@@ -466,6 +510,12 @@ static nnlib_status fold_concat(nnlib__onnx_import *im,
     dims[axis] += v->dims[axis];
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, first->rank));
+  for (size_t k = 0; k < n->input_count; k++) {
+    const nnlib__onnx_value *v = nnlib__onnx_input(im, n, k);
+    if (dtype == NNLIB__ONNX_FLOAT && has_batch(v))
+      return batch_refused(im);
+    NNLIB_TRY(mark_room(im, out, v));
+  }
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; d++)
     outer *= dims[d];
@@ -481,7 +531,7 @@ static nnlib_status fold_concat(nnlib__onnx_import *im,
         if (dtype == NNLIB__ONNX_FLOAT)
           out->f[to] = (float)elem(v, o * w + j);
         else
-          out->i[to] = v->i[o * w + j];
+          put_elem(out, to, v, o * w + j);
       }
     at += w;
   }
@@ -574,7 +624,9 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
   NNLIB_TRY(int_list(im, shape, "Expand's shape", spec, &n));
   for (size_t k = 0; k < n; k++)
     if (spec[k] < 0)
-      return batch_refused(im);
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "a negative dimension %lld",
+                                    (long long)spec[k]);
   if (has_batch(x))
     return batch_refused(im);
   if (!broadcast(x, spec, n, dims, &rank))
@@ -582,11 +634,7 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
                                   "shapes that do not broadcast");
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, rank));
   for (int64_t k = 0; k < out->count; k++) {
-    int64_t from = source_index(dims, rank, k, x->dims, x->rank);
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, source_index(dims, rank, k, x->dims, x->rank));
   }
   return NNLIB_OK;
 }
@@ -611,6 +659,7 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
     dims[k] = x->dims[perm[k]];
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  NNLIB_TRY(mark_room(im, out, x));
   int64_t stride[NNLIB__ONNX_MAX_RANK] = {0};
   int64_t s = 1;
   for (size_t k = x->rank; k-- > 0;)
@@ -621,10 +670,7 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
       from += (rest % dims[d]) * stride[perm[d]];
       rest /= dims[d];
     }
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, from);
   }
   return NNLIB_OK;
 }
@@ -690,10 +736,6 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
   NNLIB_TRY(slice_list(im, n, 4, "Slice's steps", count, steps, &given));
   for (size_t k = 0; k < count && !given; k++)
     steps[k] = 1;
-  for (size_t k = 0; k < count; k++) /* a bound at the batch size */
-    if (starts[k] == NNLIB__ONNX_BATCH || ends[k] == NNLIB__ONNX_BATCH ||
-        steps[k] == NNLIB__ONNX_BATCH)
-      return batch_refused(im);
   int64_t first[NNLIB__ONNX_MAX_RANK], step[NNLIB__ONNX_MAX_RANK];
   int64_t dims[NNLIB__ONNX_MAX_RANK], stride[NNLIB__ONNX_MAX_RANK];
   for (size_t d = 0; d < x->rank; d++) {
@@ -712,6 +754,7 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
     dims[a] = slice_axis(x->dims[a], starts[k], ends[k], steps[k], &first[a]);
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  NNLIB_TRY(mark_room(im, out, x));
   for (size_t d = 0; d < x->rank; d++)
     if (dims[d] == 0) /* an empty slice: nothing to copy (nor divide by) */
       return NNLIB_OK;
@@ -724,10 +767,7 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
       from += (first[d] + (rest % dims[d]) * step[d]) * stride[d];
       rest /= dims[d];
     }
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, from);
   }
   return NNLIB_OK;
 }
@@ -742,7 +782,7 @@ static bool all_const(nnlib__onnx_import *im, const nnlib__onnx_node *n) {
 }
 
 /* Zeros of a batch-sized shape pass through Identity, Cast and (Un)Squeeze
- * as zeros of the new shape (the batch kept as NNLIB__ONNX_BATCH). */
+ * as zeros of the new shape (the batch kept as the dim NNLIB__ONNX_BATCH). */
 static nnlib_status fold_zeros(nnlib__onnx_import *im,
                                const nnlib__onnx_node *n,
                                const nnlib__onnx_value *x,
@@ -807,8 +847,10 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
                                            const nnlib__onnx_value *shape,
                                            nnlib__onnx_value *out) {
   int64_t dims[NNLIB__ONNX_MAX_RANK];
+  bool marks[NNLIB__ONNX_MAX_RANK];
   size_t rank = 0;
-  NNLIB_TRY(int_list(im, shape, "ConstantOfShape's shape", dims, &rank));
+  NNLIB_TRY(
+      marked_list(im, shape, "ConstantOfShape's shape", dims, marks, &rank));
   const nnlib__onnx_attr *a = nnlib__onnx_find_attr(n, "value");
   nnlib__onnx_value fill;
   memset(&fill, 0, sizeof fill);
@@ -820,10 +862,12 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
                                   "value must hold one element");
   bool batch = false;
   for (size_t k = 0; k < rank; k++) {
-    if (dims[k] < 0 && dims[k] != NNLIB__ONNX_BATCH)
+    if (dims[k] < 0 && !marks[k])
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "a negative dimension");
-    batch |= dims[k] == NNLIB__ONNX_BATCH;
+    if (marks[k]) /* ZEROS' dims hold the batch as NNLIB__ONNX_BATCH */
+      dims[k] = NNLIB__ONNX_BATCH;
+    batch |= marks[k];
   }
   int32_t dtype = a != NULL ? fill.dtype : NNLIB__ONNX_FLOAT;
   if (batch) { /* e.g. a recurrent layer's zero initial state */
@@ -861,8 +905,6 @@ static nnlib_status fold_cast(nnlib__onnx_import *im,
                                   "to = %lld (float, double, int32 and int64 "
                                   "are folded)",
                                   (long long)to);
-  if (dtype == NNLIB__ONNX_FLOAT && has_batch(x))
-    return batch_refused(im);
   return copy_const(im, x, dtype, x->dims, x->rank, out);
 }
 
@@ -903,7 +945,10 @@ static nnlib_status fold_neg(nnlib__onnx_import *im,
   for (int64_t k = 0; k < out->count; k++) {
     if (out->dtype == NNLIB__ONNX_FLOAT)
       out->f[k] = -out->f[k];
-    else /* INT64_MIN is the batch marker, refused above */
+    else if (out->i[k] == INT64_MIN) /* a file's value: no int64 negates it */
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "integer overflow");
+    else
       out->i[k] = -out->i[k];
   }
   return NNLIB_OK;

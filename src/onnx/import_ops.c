@@ -682,22 +682,32 @@ static nnlib_status map_flatten(imp *im, const onode *n) {
 }
 
 /* Reshape's first value must keep the batch axis (0, -1 or the batch
- * size from Shape), and no other may be the batch. */
+ * size from Shape), and no other may be the batch. A value below -1 that
+ * is not the batch size is no ONNX shape. */
 static nnlib_status check_reshape_batch(imp *im, const onode *n,
                                         const oval *s) {
-  int64_t lead = s->i[0];
-  bool other_infer = false;
-  for (int64_t k = 1; k < s->count; k++)
-    other_infer |= s->i[k] == -1;
-  if (!(lead == NNLIB__ONNX_BATCH || lead == -1 ||
-        (lead == 0 && nnlib__onnx_attr_int(n, "allowzero", 0) == 0)) ||
-      (lead == -1 && other_infer))
-    return refuse(im, "%s: its first value must keep the batch axis (0, -1 "
-                      "or the input's own batch size from Shape)",
-                  "input shape");
-  for (int64_t k = 1; k < s->count; k++)
-    if (s->i[k] == NNLIB__ONNX_BATCH)
+  bool infer = false, other_infer = false;
+  for (int64_t k = 0; k < s->count; k++) {
+    bool batch = nnlib__onnx_is_batch(s, k);
+    if (!batch && s->i[k] < -1)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "input shape: value %lld (ONNX allows "
+                                    "no dim below -1)",
+                                    (long long)s->i[k]);
+    if (batch && k > 0)
       return refuse(im, "%s moves the batch axis", "input shape");
+    if (!batch && s->i[k] == -1 && k == 0)
+      infer = true;
+    else if (!batch && s->i[k] == -1)
+      other_infer = true;
+  }
+  bool zero = !nnlib__onnx_is_batch(s, 0) && s->i[0] == 0 &&
+              nnlib__onnx_attr_int(n, "allowzero", 0) == 0;
+  if (!(nnlib__onnx_is_batch(s, 0) || infer || zero) || (infer && other_infer))
+    return refuse(im,
+                  "%s: its first value must keep the batch axis (0, -1 "
+                  "or the input's own batch size from Shape)",
+                  "input shape");
   return NNLIB_OK;
 }
 
