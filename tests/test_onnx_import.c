@@ -3,7 +3,8 @@
  * library's reader): a small Gemm + Relu model predicts what naive loops
  * compute; crafted bad files give their exact status with *out NULL and
  * nothing leaked (truncation at every byte, huge, negative and overflowing
- * dims, an initializer shorter than its dims, a cycle, a name nothing
+ * dims, an initializer shorter than its dims, a tensor of no elements
+ * whose other dims overflow, a cycle, a name nothing
  * produces, an unknown op named in the message, external data, no output,
  * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
  * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
@@ -479,6 +480,46 @@ static pbuf model_of(const pbuf *g, int64_t opset) {
   put_msg(&m, 8, &o);
   put_msg(&m, 7, g);
   return m;
+}
+
+/* x [N, 4] -> Gemm(W, C, transB) -> y with C = `op` (Flatten at axis 1,
+ * or Concat of z twice along axis 1) of the zero-element initializer z of
+ * dims zd (no data). */
+static pbuf gemm_bias_of_empty(const char *op, const int64_t *zd,
+                               size_t zrank) {
+  pbuf g = {{0}, 0};
+  bool cat = strcmp(op, "Concat") == 0;
+  pbuf fold = node(op, "z", cat ? "z" : NULL, NULL, "C");
+  attr_int(&fold, "axis", 1);
+  pbuf gemm = node("Gemm", "x", "W", "C", "y");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &fold);
+  put_msg(&g, 1, &gemm);
+  int64_t wd[2] = {3, 4}, xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf w = tensor("W", wd, 2, W, 12), z = tensor("z", zd, zrank, NULL, 0);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &z);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* A tensor of no elements whose other dims multiply past int64 ([0, 2^62,
+ * 2^62]) is refused where it is read, before Flatten or Gather multiply
+ * them (signed overflow once); dims that fit ([0, 2^62]) but add up past
+ * int64 in a Concat are refused there. */
+static void empty_tensor_huge_dims(void **state) {
+  (void)state;
+  const int64_t huge[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62};
+  pbuf bytes = gemm_bias_of_empty("Flatten", huge, 3);
+  expect_status(NNLIB_ERR_TOO_LARGE, &bytes);
+  ts_expect_message("ONNX: tensor 'z': the product of its dims overflows");
+  const int64_t wide[2] = {0, (int64_t)1 << 62};
+  bytes = gemm_bias_of_empty("Concat", wide, 2);
+  expect_status(NNLIB_ERR_TOO_LARGE, &bytes);
+  ts_expect_message("ONNX node 0 'Concat' (Concat): the concatenated axis "
+                    "overflows");
 }
 
 static nnlib_status load_output(nnlib_model **m, const pbuf *bytes,
@@ -1614,6 +1655,7 @@ int main(void) {
       cmocka_unit_test(truncated_at_every_byte),
       cmocka_unit_test(bad_dims),
       cmocka_unit_test(short_initializer),
+      cmocka_unit_test(empty_tensor_huge_dims),
       cmocka_unit_test(graph_errors),
       cmocka_unit_test(concat_of_nothing),
       cmocka_unit_test(unsupported),

@@ -15,6 +15,32 @@
  * larger than this is a hostile file. */
 #define FOLD_MAX_ELEMENTS ((int64_t)1 << 28)
 
+/* The element count of a tensor of `dims` into *count. The product of
+ * its nonzero dims must fit an int64 as well: a tensor with a 0 dim holds
+ * nothing, but the folds multiply and add its other dims (Flatten, Gather,
+ * Concat), which a file could otherwise make overflow. */
+static nnlib_status dims_count(nnlib__onnx_str name, const int64_t *dims,
+                               size_t rank, int64_t *count) {
+  int nl = (int)(name.n > 60 ? 60 : name.n);
+  int64_t nonzero = 1;
+  for (size_t k = 0; k < rank; k++) {
+    if (dims[k] < 0)
+      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                          "ONNX: tensor '%.*s' has a negative dimension %lld",
+                          nl, name.p, (long long)dims[k]);
+    if (dims[k] != 0 && nnlib__mul_overflows(nonzero, dims[k], &nonzero))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "ONNX: tensor '%.*s': the product of its dims "
+                          "overflows",
+                          nl, name.p);
+  }
+  *count = nonzero;
+  for (size_t k = 0; k < rank; k++)
+    if (dims[k] == 0)
+      *count = 0;
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
                                      nnlib__onnx_value *v, int32_t dtype,
                                      const int64_t *dims, size_t rank) {
@@ -22,18 +48,8 @@ nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: constant '%.*s' of rank %zu (at most %d)",
                         (int)v->name.n, v->name.p, rank, NNLIB__ONNX_MAX_RANK);
-  int64_t count = 1;
-  for (size_t k = 0; k < rank; k++) {
-    if (dims[k] < 0)
-      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                          "ONNX: tensor '%.*s' has a negative dimension %lld",
-                          (int)v->name.n, v->name.p, (long long)dims[k]);
-    if (nnlib__mul_overflows(count, dims[k], &count))
-      return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                          "ONNX: tensor '%.*s': the product of its dims "
-                          "overflows",
-                          (int)v->name.n, v->name.p);
-  }
+  int64_t count = 0;
+  NNLIB_TRY(dims_count(v->name, dims, rank, &count));
   if (count > FOLD_MAX_ELEMENTS)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "ONNX: tensor '%.*s' of %lld elements (at most 2^28)",
@@ -86,18 +102,8 @@ nnlib_status nnlib__onnx_const_from_tensor(nnlib__onnx_import *im,
                         "int32 and int64 are read)",
                         nl, t->name.p, (int)t->data_type);
   }
-  int64_t count = 1;
-  for (size_t k = 0; k < t->rank; k++) {
-    if (t->dims[k] < 0)
-      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                          "ONNX: tensor '%.*s' has a negative dimension %lld",
-                          nl, t->name.p, (long long)t->dims[k]);
-    if (nnlib__mul_overflows(count, t->dims[k], &count))
-      return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                          "ONNX: tensor '%.*s': the product of its dims "
-                          "overflows",
-                          nl, t->name.p);
-  }
+  int64_t count = 0;
+  NNLIB_TRY(dims_count(t->name, t->dims, t->rank, &count));
   /* the data must hold the dims' elements before anything is allocated */
   NNLIB_TRY(nnlib__onnx_tensor_data(t, count, NULL, NULL));
   NNLIB_TRY(nnlib__onnx_const_alloc(im, v, dtype, t->dims, t->rank));
@@ -507,7 +513,10 @@ static nnlib_status fold_concat(nnlib__onnx_import *im,
                                       "inputs differ off the axis");
     if (v->dtype == NNLIB__ONNX_FLOAT)
       dtype = NNLIB__ONNX_FLOAT;
-    dims[axis] += v->dims[axis];
+    /* each input's dims fit (dims_count), their sum along axis may not */
+    if (__builtin_add_overflow(dims[axis], v->dims[axis], &dims[axis]))
+      return nnlib__onnx_node_error(im, NNLIB_ERR_TOO_LARGE,
+                                    "the concatenated axis overflows");
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, first->rank));
   for (size_t k = 0; k < n->input_count; k++) {
