@@ -807,6 +807,17 @@ static void same_upper(pbuf *n) {
   attr_str(n, "auto_pad", "SAME_UPPER");
 }
 
+static void huge_dilation(pbuf *n) {
+  const int64_t d[2] = {(int64_t)1 << 62, 1};
+  attr_ints(n, "dilations", d, 2);
+  attr_str(n, "auto_pad", "SAME_UPPER");
+}
+static void huge_stride(pbuf *n) {
+  const int64_t s[2] = {INT64_MAX, 1};
+  attr_ints(n, "strides", s, 2);
+  attr_str(n, "auto_pad", "SAME_LOWER");
+}
+
 static void expect_pool_spec(const char *op, attrs_fn attrs,
                              const char *want) {
   pbuf bytes = pool_model(op, attrs);
@@ -831,7 +842,8 @@ static void expect_pool_refused(const char *op, attrs_fn attrs,
 /* MaxPool and AveragePool attributes onto the pool layer's options (their
  * values are checked by the ONNX conformance cases and the export round
  * trip), and what is refused: a dilated AveragePool (opset 19), padding
- * beyond the window, and Conv padding that differs between the sides. */
+ * beyond the window, Conv padding that differs between the sides, and
+ * strides or dilations beyond the layers' range. */
 static void pool_attributes(void **state) {
   (void)state;
   expect_pool_spec("MaxPool", every_option, "maxpool:3:s2:p0x1x2x0:d1x2:ceil");
@@ -855,6 +867,18 @@ static void pool_attributes(void **state) {
                       "start and the end of an axis");
   expect_pool_refused("Conv", same_upper,
                       "attribute auto_pad: padding that differs");
+  /* windows beyond the layers' range are refused before SAME padding is
+   * computed from them (signed overflow once), saying so */
+  expect_pool_refused("MaxPool", huge_dilation,
+                      "(MaxPool): attribute dilations: 4611686018427387904 "
+                      "is above 2147483647, the largest window nnlib's "
+                      "layers take");
+  expect_pool_refused("Conv", huge_dilation,
+                      "attribute dilations: "
+                      "4611686018427387904 is above");
+  expect_pool_refused("MaxPool", huge_stride,
+                      "attribute strides: 9223372036854775807 is above "
+                      "2147483647");
 }
 
 /* ---------------------------------------------------- integer inputs */

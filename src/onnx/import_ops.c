@@ -918,15 +918,35 @@ typedef struct window {
 
 /* auto_pad SAME_UPPER / SAME_LOWER along one axis (opset 11's definition):
  * the output is ceil(in / stride) and the padding that needs, split with
- * the odd one at the end (UPPER) or the start (LOWER). */
+ * the odd one at the end (UPPER) or the start (LOWER). Kernel, stride and
+ * dilation are in 1 .. 2^31 - 1 (window_in_range): (outd - 1) s - in lies
+ * in [-s, 0) and the dilated span below 2^62, so nothing overflows for
+ * any in. */
 static void same_padding(window *w, int d, int64_t in, bool lower) {
   int64_t k = w->kernel[d], s = w->stride[d];
-  int64_t outd = (in + s - 1) / s;
-  int64_t total = (outd - 1) * s + (k - 1) * w->dilation[d] + 1 - in;
+  int64_t outd = in / s + (in % s != 0);
+  int64_t total = (outd - 1) * s - in + (k - 1) * w->dilation[d] + 1;
   if (total < 0)
     total = 0;
   w->pad[d] = lower ? total - total / 2 : total / 2;
   w->pad_end[d] = total - w->pad[d];
+}
+
+/* nnlib's windows are at most 2^31 - 1 along an axis (the layers' 32-bit
+ * BLAS range); checked before same_padding computes with them. */
+static nnlib_status window_in_range(imp *im, const window *w) {
+  const char *names[3] = {"kernel_shape", "strides", "dilations"};
+  const int64_t *values[3] = {w->kernel, w->stride, w->dilation};
+  for (int a = 0; a < 3; a++)
+    for (int d = 0; d < 2; d++)
+      if (values[a][d] > NNLIB__BLAS_DIM_MAX)
+        return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                      "attribute %s: %lld is above %lld, "
+                                      "the largest window nnlib's layers "
+                                      "take",
+                                      names[a], (long long)values[a][d],
+                                      (long long)NNLIB__BLAS_DIM_MAX);
+  return NNLIB_OK;
 }
 
 /* kernel_shape, strides, dilations, and pads [top, left, bottom, right] or
@@ -948,6 +968,7 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
                   "attributes");
   const nnlib__onnx_attr *ap = nnlib__onnx_find_attr(n, "auto_pad");
   nnlib__onnx_str mode = ap ? ap->s : (nnlib__onnx_str){"NOTSET", 6};
+  NNLIB_TRY(window_in_range(im, w));
   for (int d = 0; d < 2; d++) {
     int64_t in = x->shape.dims[1 + d];
     if (w->kernel[d] < 1 || w->stride[d] < 1 || w->dilation[d] < 1)
