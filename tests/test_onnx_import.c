@@ -13,8 +13,9 @@
  * a scale per row); the
  * graph output chosen by nnlib_onnx_options.output (only its nodes
  * imported; none chosen among several, or a name that is no output, with
- * their statuses), a time-major RNN graph input [T, N, F] taken batch first
- * with Y and Y_h given batch first (against a naive loop), and
+ * their statuses; a bad loss or an optimizer without one refused before
+ * reading, the optimizer freed), a time-major RNN graph input [T, N, F] taken
+ * batch first with Y and Y_h given batch first (against a naive loop), and
  * LayerNormalization's Mean and InvStdDev refused where read; Transposes
  * onto transpose layers (also after a Reshape torch's flatten(2) writes,
  * its target folded through Shape, Slice and Concat) and the perms that
@@ -435,6 +436,22 @@ static void arguments_and_files(void **state) {
   ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
                 nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
   assert_null(m);
+  /* a loss that is no nnlib_loss, or an optimizer without a loss: the
+   * documented INVALID_ARGUMENT before any byte is read (a path that does
+   * not exist is not opened), the optimizer freed */
+  for (int k = 0; k < 4; k++) {
+    o.loss = k % 2 ? NNLIB_LOSS_NONE : (nnlib_loss)99;
+    ASSERT_OK(nnlib_sgd_create(&o.optimizer, 0.1f, 0.0f, 0, 0.0f));
+    m = (nnlib_model *)&m;
+    ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                  k < 2 ? nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o)
+                        : nnlib_model_load_onnx(&m, "/nonexistent/m.onnx", &o));
+    ts_expect_message(k % 2 ? "nnlib_onnx_options: an optimizer with loss "
+                              "NNLIB_LOSS_NONE"
+                            : "nnlib_onnx_options: loss 99 is no nnlib_loss");
+    assert_null(m);
+  }
+  o.loss = NNLIB_LOSS_MSE;
   /* from a file, trainable with the defaults' plain SGD */
   p = good_parts();
   bytes = model_bytes(&p);

@@ -706,6 +706,8 @@ static nnlib_status build(nnlib__onnx_import *im, const nnlib_onnx_options *o,
   return fill_parameters(im);
 }
 
+/* The caller's options, checked before any byte of the model is read:
+ * compile would refuse a bad loss only after the whole import. */
 static nnlib_status read_options(const nnlib_onnx_options *options,
                                  nnlib_onnx_options *o) {
   *o = default_options;
@@ -719,6 +721,15 @@ static nnlib_status read_options(const nnlib_onnx_options *options,
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "nnlib_onnx_options: whole_sample %d, must be 0 or 1",
                         o->whole_sample);
+  if (!(o->loss >= NNLIB_LOSS_NONE && o->loss <= NNLIB_LOSS_SOFTMAX_CE))
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_onnx_options: loss %d is no nnlib_loss",
+                        (int)o->loss);
+  if (o->loss == NNLIB_LOSS_NONE && o->optimizer != NULL)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_onnx_options: an optimizer with loss "
+                        "NNLIB_LOSS_NONE (an optimizer needs a loss to "
+                        "minimise)");
   return NNLIB_OK;
 }
 
@@ -799,13 +810,18 @@ nnlib_status nnlib_model_load_onnx(nnlib_model **out, const char *path,
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "nnlib_model_load_onnx: out or path is NULL");
   }
+  nnlib_onnx_options o; /* bad options fail before the file is read */
+  nnlib_status st = read_options(options, &o);
+  if (st != NNLIB_OK) {
+    nnlib_optimizer_free(given);
+    return st;
+  }
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     nnlib_optimizer_free(given);
     return nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot open '%s'",
                         path);
   }
-  nnlib_status st = NNLIB_OK;
   long size = -1;
   if (fseek(f, 0, SEEK_END) == 0)
     size = ftell(f);
