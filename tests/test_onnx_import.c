@@ -28,7 +28,8 @@
  * as one softmax against a naive loop, and broken (another axis, the
  * Sub's result read outside) refused naming the ReduceMax; a file's
  * INT64_MIN read as a value (a Slice's end, Neg's overflow, a Reshape
- * target below -1), not as the batch size from Shape; Softmax at
+ * target below -1), not as the batch size from Shape; a Reshape to
+ * [-1, ...] that would change the batch size refused as such; Softmax at
  * opset 11 over the last axis and over the whole sample (batch first and
  * whole-sample) against numpy's values; and an
  * allocation failure injected at every allocation of an import (batch
@@ -1433,13 +1434,13 @@ static pbuf gemm_reversed_bias(int64_t end, bool neg) {
   return model_of(&g, 13);
 }
 
-/* x [N, 3, 4] -> Reshape to the constant [lead, 12] -> y. */
-static pbuf reshape_to(int64_t lead) {
+/* x [N, 3, 4] -> Reshape to the constant [lead, d1] -> y. */
+static pbuf reshape_to(int64_t lead, int64_t d1) {
   pbuf g = {{0}, 0};
   pbuf r = node("Reshape", "x", "shape", NULL, "y");
   put_msg(&g, 1, &r);
-  put_i64(&g, "shape", lead, 12, 2);
-  int64_t xd[3] = {-1, 3, 4}, yd[2] = {-1, 12};
+  put_i64(&g, "shape", lead, d1, 2);
+  int64_t xd[3] = {-1, 3, 4}, yd[2] = {-1, d1};
   pbuf x = value_info("x", xd, 3), y = value_info("y", yd, 2);
   put_msg(&g, 11, &x);
   put_msg(&g, 12, &y);
@@ -1468,13 +1469,32 @@ static void int64_min_is_a_value(void **state) {
   bytes = gemm_reversed_bias(INT64_MIN, true);
   expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
   ts_expect_message("ONNX node 0 'Neg' (Neg): integer overflow");
-  bytes = reshape_to(INT64_MIN);
+  bytes = reshape_to(INT64_MIN, 12);
   expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
   ts_expect_message("(Reshape): input shape: value -9223372036854775808 "
                     "(ONNX allows no dim below -1)");
-  bytes = reshape_to(-2);
+  bytes = reshape_to(-2, 12);
   expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
   ts_expect_message("input shape: value -2 (ONNX allows no dim below -1)");
+}
+
+/* Reshape [N, 3, 4] -> [-1, 12] keeps the batch; -> [-1, 6] is valid
+ * ONNX ([2N, 6]) that changes the batch size: NNLIB_ERR_UNSUPPORTED saying
+ * so (it once read as a shape mismatch, as a corrupt file would). */
+static void reshape_changing_the_batch(void **state) {
+  (void)state;
+  pbuf bytes = reshape_to(-1, 12);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_model_free(m);
+  bytes = reshape_to(-1, 6);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("ONNX node 0 'Reshape' (Reshape): input shape: the "
+                    "reshape would change the batch size (a leading -1 with "
+                    "6 values after it, where a sample holds 12; nnlib "
+                    "keeps the batch)");
+  bytes = reshape_to(0, 6); /* [N, 6] of 12N elements: a corrupt file */
+  expect_status(NNLIB_ERR_SHAPE_MISMATCH, &bytes);
 }
 
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
@@ -1714,6 +1734,7 @@ int main(void) {
       cmocka_unit_test(transposes),
       cmocka_unit_test(slice_without_starts),
       cmocka_unit_test(int64_min_is_a_value),
+      cmocka_unit_test(reshape_changing_the_batch),
       cmocka_unit_test(layernorm_output_named_twice),
       cmocka_unit_test(softmax_function_body),
       cmocka_unit_test(softmax_opset11_axes),

@@ -711,6 +711,33 @@ static nnlib_status check_reshape_batch(imp *im, const onode *n,
   return NNLIB_OK;
 }
 
+/* A target [-1, d1 ...] asks ONNX to infer the batch from the element
+ * count: valid ONNX, but unless d1 ... make exactly one sample the batch
+ * size changes, which nnlib's batch-first layers cannot follow. Targets
+ * that are malformed otherwise are left to nnlib__onnx_reshape_dims. */
+static nnlib_status keeps_batch_size(imp *im, const onode *n, const oval *s,
+                                     const oval *x) {
+  if (nnlib__onnx_is_batch(s, 0) || s->i[0] != -1)
+    return NNLIB_OK;
+  bool allowzero = nnlib__onnx_attr_int(n, "allowzero", 0) != 0;
+  int64_t per = 1, sample = nnlib__shape_numel(&x->shape);
+  for (int64_t k = 1; k < s->count; k++) {
+    int64_t d = s->i[k];
+    if (d == 0 && !allowzero && k - 1 < (int64_t)x->shape.rank)
+      d = x->shape.dims[k - 1];
+    if (d < 0 || nnlib__mul_overflows(per, d, &per))
+      return NNLIB_OK;
+  }
+  if (per == sample)
+    return NNLIB_OK;
+  return nnlib__onnx_node_error(
+      im, NNLIB_ERR_UNSUPPORTED,
+      "input shape: the reshape would change the batch size (a leading -1 "
+      "with %lld values after it, where a sample holds %lld; nnlib keeps "
+      "the batch)",
+      (long long)per, (long long)sample);
+}
+
 /* The target shape's values after the lead axes (the batch's, or none in
  * whole-sample mode) are the sample's; ONNX's 0 copies the same axis of
  * the full shape, which is the sample's axis k - lead. */
@@ -726,8 +753,10 @@ static nnlib_status map_reshape(imp *im, const onode *n) {
                                 : "%s must be a constant int64 list of 2 to 8 "
                                   "values (batch first)",
                   "input shape");
-  if (!im->whole)
+  if (!im->whole) {
     NNLIB_TRY(check_reshape_batch(im, n, s));
+    NNLIB_TRY(keeps_batch_size(im, n, s, x));
+  }
   int64_t in[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
   memcpy(in, x->shape.dims, x->shape.rank * sizeof *in);
   size_t rank = (size_t)(s->count - lead);
