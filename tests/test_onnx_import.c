@@ -14,8 +14,9 @@
  * graph output chosen by nnlib_onnx_options.output (only its nodes
  * imported; none chosen among several, or a name that is no output, with
  * their statuses; a bad loss or an optimizer without one refused before
- * reading, the optimizer freed), a time-major RNN graph input [T, N, F] taken
- * batch first with Y and Y_h given batch first (against a naive loop), and
+ * reading, the optimizer freed; a directory given as the path), a
+ * time-major RNN graph input [T, N, F] taken batch first with Y and Y_h
+ * given batch first (against a naive loop), and
  * LayerNormalization's Mean and InvStdDev refused where read; Transposes
  * onto transpose layers (also after a Reshape torch's flatten(2) writes,
  * its target folded through Shape, Slice and Concat) and the perms that
@@ -425,6 +426,17 @@ static void arguments_and_files(void **state) {
                 nnlib_model_load_onnx(&m, NULL, NULL));
   ASSERT_STATUS(NNLIB_ERR_IO,
                 nnlib_model_load_onnx(&m, "/nonexistent/model.onnx", NULL));
+  assert_null(m);
+  /* a directory opens on Linux and sized as LONG_MAX once asked the
+   * allocator for 2^63 bytes: the .nnl loader's NNLIB_ERR_IO instead, the
+   * optimizer freed */
+  nnlib_onnx_options d;
+  ASSERT_OK(nnlib_onnx_options_init(&d));
+  d.loss = NNLIB_LOSS_MSE;
+  ASSERT_OK(nnlib_sgd_create(&d.optimizer, 0.1f, 0.0f, 0, 0.0f));
+  m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_load_onnx(&m, "/tmp", &d));
+  ts_expect_message("nnlib_model_load_onnx: /tmp is not a regular file");
   assert_null(m);
   /* the optimizer is taken also on failure (valgrind sees a leak if not) */
   nnlib_onnx_options o;

@@ -816,37 +816,14 @@ nnlib_status nnlib_model_load_onnx(nnlib_model **out, const char *path,
     nnlib_optimizer_free(given);
     return st;
   }
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    nnlib_optimizer_free(given);
-    return nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot open '%s'",
-                        path);
-  }
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0)
-    size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
-    st = nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot size '%s'",
-                      path);
   unsigned char *bytes = NULL;
-  if (st == NNLIB_OK) {
-    bytes = nnlib__alloc(size > 0 ? (size_t)size : 1);
-    if (bytes == NULL)
-      st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "nnlib_model_load_onnx: no memory for %ld bytes",
-                        size);
-  }
-  if (st == NNLIB_OK && size > 0 &&
-      fread(bytes, 1, (size_t)size, f) != (size_t)size)
-    st = nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot read '%s'",
-                      path);
-  fclose(f);
+  size_t size = 0;
+  st = nnlib__read_file("nnlib_model_load_onnx", path, &bytes, &size);
   if (st != NNLIB_OK) {
-    nnlib__free(bytes);
     nnlib_optimizer_free(given);
     return st;
   }
-  st = nnlib_model_load_onnx_buffer(out, bytes, (size_t)size, options);
+  st = nnlib_model_load_onnx_buffer(out, bytes, size, options);
   nnlib__free(bytes);
   return st;
 }
