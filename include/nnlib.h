@@ -1989,10 +1989,12 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * options->whole_sample 1 nothing is a batch axis: each input's sample is
  * its whole ONNX shape and the model runs a batch of 1 (see the field).
  * Statuses: NNLIB_ERR_INVALID_ARGUMENT (NULL, max_batch
- * < 1, a bad loss, an output that is not a graph output, named,
- * whole_sample other than 0 or 1),
+ * < 1, a loss that is no nnlib_loss, an optimizer with loss
+ * NNLIB_LOSS_NONE, whole_sample other than 0 or 1: all before the file is
+ * read; an output that is not a graph output, named),
  * NNLIB_ERR_STRUCT_SIZE (options->struct_size),
- * NNLIB_ERR_IO, NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
+ * NNLIB_ERR_IO (a path that cannot be read or is not a regular file),
+ * NNLIB_ERR_CORRUPT_FILE (bytes that are not a well-formed
  * ONNX model: a length or count past the end, a graph with no output, a
  * name nothing produces, a name two nodes produce, a cycle, an
  * initializer shorter than its dims),
@@ -2004,7 +2006,8 @@ NNLIB_API nnlib_status nnlib_onnx_options_init_size(nnlib_onnx_options *options,
  * options->output; an output nnlib does not compute, such as
  * LayerNormalization's Mean; with whole_sample, a graph input axis that
  * is symbolic, named with the input), NNLIB_ERR_TOO_LARGE (dims
- * whose product overflows), NNLIB_ERR_SHAPE_MISMATCH,
+ * whose product overflows, the nonzero ones also in a tensor of no
+ * elements), NNLIB_ERR_SHAPE_MISMATCH,
  * NNLIB_ERR_OUT_OF_MEMORY. On failure *out is NULL and nothing else
  * changed. */
 NNLIB_API nnlib_status nnlib_model_load_onnx(nnlib_model **out,

@@ -3,7 +3,8 @@
  * library's reader): a small Gemm + Relu model predicts what naive loops
  * compute; crafted bad files give their exact status with *out NULL and
  * nothing leaked (truncation at every byte, huge, negative and overflowing
- * dims, an initializer shorter than its dims, a cycle, a name nothing
+ * dims, an initializer shorter than its dims, a tensor of no elements
+ * whose other dims overflow, a cycle, a name nothing
  * produces, an unknown op named in the message, external data, no output,
  * opsets 0, 5, 6 (Gemm's broadcast) and 18; opsets 7 to 17 read; broken
  * nn.MultiheadAttention subgraphs: the head count, the scale, the mask,
@@ -12,8 +13,10 @@
  * a scale per row); the
  * graph output chosen by nnlib_onnx_options.output (only its nodes
  * imported; none chosen among several, or a name that is no output, with
- * their statuses), a time-major RNN graph input [T, N, F] taken batch first
- * with Y and Y_h given batch first (against a naive loop), and
+ * their statuses; a bad loss or an optimizer without one refused before
+ * reading, the optimizer freed; a directory given as the path), a
+ * time-major RNN graph input [T, N, F] taken batch first with Y and Y_h
+ * given batch first (against a naive loop), and
  * LayerNormalization's Mean and InvStdDev refused where read; Transposes
  * onto transpose layers (also after a Reshape torch's flatten(2) writes,
  * its target folded through Shape, Slice and Concat) and the perms that
@@ -24,7 +27,12 @@
  * and an options struct of 1.5's size reading as before; Softmax's
  * function body (ReduceMax, Sub, Exp, ReduceSum, Div) at opsets 13 and 11
  * as one softmax against a naive loop, and broken (another axis, the
- * Sub's result read outside) refused naming the ReduceMax; and an
+ * Sub's result read outside) refused naming the ReduceMax; a file's
+ * INT64_MIN read as a value (a Slice's end, Neg's overflow, a Reshape
+ * target below -1), not as the batch size from Shape; a Reshape to
+ * [-1, ...] that would change the batch size refused as such; Softmax at
+ * opset 11 over the last axis and over the whole sample (batch first and
+ * whole-sample) against numpy's values; and an
  * allocation failure injected at every allocation of an import (batch
  * first, whole-sample, the softmax body) fails with
  * NNLIB_ERR_OUT_OF_MEMORY, leaving no block behind. */
@@ -419,6 +427,17 @@ static void arguments_and_files(void **state) {
   ASSERT_STATUS(NNLIB_ERR_IO,
                 nnlib_model_load_onnx(&m, "/nonexistent/model.onnx", NULL));
   assert_null(m);
+  /* a directory opens on Linux and sized as LONG_MAX once asked the
+   * allocator for 2^63 bytes: the .nnl loader's NNLIB_ERR_IO instead, the
+   * optimizer freed */
+  nnlib_onnx_options d;
+  ASSERT_OK(nnlib_onnx_options_init(&d));
+  d.loss = NNLIB_LOSS_MSE;
+  ASSERT_OK(nnlib_sgd_create(&d.optimizer, 0.1f, 0.0f, 0, 0.0f));
+  m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_load_onnx(&m, "/tmp", &d));
+  ts_expect_message("nnlib_model_load_onnx: /tmp is not a regular file");
+  assert_null(m);
   /* the optimizer is taken also on failure (valgrind sees a leak if not) */
   nnlib_onnx_options o;
   ASSERT_OK(nnlib_onnx_options_init(&o));
@@ -430,6 +449,22 @@ static void arguments_and_files(void **state) {
   ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED,
                 nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o));
   assert_null(m);
+  /* a loss that is no nnlib_loss, or an optimizer without a loss: the
+   * documented INVALID_ARGUMENT before any byte is read (a path that does
+   * not exist is not opened), the optimizer freed */
+  for (int k = 0; k < 4; k++) {
+    o.loss = k % 2 ? NNLIB_LOSS_NONE : (nnlib_loss)99;
+    ASSERT_OK(nnlib_sgd_create(&o.optimizer, 0.1f, 0.0f, 0, 0.0f));
+    m = (nnlib_model *)&m;
+    ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT,
+                  k < 2 ? nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, &o)
+                        : nnlib_model_load_onnx(&m, "/nonexistent/m.onnx", &o));
+    ts_expect_message(k % 2 ? "nnlib_onnx_options: an optimizer with loss "
+                              "NNLIB_LOSS_NONE"
+                            : "nnlib_onnx_options: loss 99 is no nnlib_loss");
+    assert_null(m);
+  }
+  o.loss = NNLIB_LOSS_MSE;
   /* from a file, trainable with the defaults' plain SGD */
   p = good_parts();
   bytes = model_bytes(&p);
@@ -475,6 +510,46 @@ static pbuf model_of(const pbuf *g, int64_t opset) {
   put_msg(&m, 8, &o);
   put_msg(&m, 7, g);
   return m;
+}
+
+/* x [N, 4] -> Gemm(W, C, transB) -> y with C = `op` (Flatten at axis 1,
+ * or Concat of z twice along axis 1) of the zero-element initializer z of
+ * dims zd (no data). */
+static pbuf gemm_bias_of_empty(const char *op, const int64_t *zd,
+                               size_t zrank) {
+  pbuf g = {{0}, 0};
+  bool cat = strcmp(op, "Concat") == 0;
+  pbuf fold = node(op, "z", cat ? "z" : NULL, NULL, "C");
+  attr_int(&fold, "axis", 1);
+  pbuf gemm = node("Gemm", "x", "W", "C", "y");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &fold);
+  put_msg(&g, 1, &gemm);
+  int64_t wd[2] = {3, 4}, xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf w = tensor("W", wd, 2, W, 12), z = tensor("z", zd, zrank, NULL, 0);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &z);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* A tensor of no elements whose other dims multiply past int64 ([0, 2^62,
+ * 2^62]) is refused where it is read, before Flatten or Gather multiply
+ * them (signed overflow once); dims that fit ([0, 2^62]) but add up past
+ * int64 in a Concat are refused there. */
+static void empty_tensor_huge_dims(void **state) {
+  (void)state;
+  const int64_t huge[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62};
+  pbuf bytes = gemm_bias_of_empty("Flatten", huge, 3);
+  expect_status(NNLIB_ERR_TOO_LARGE, &bytes);
+  ts_expect_message("ONNX: tensor 'z': the product of its dims overflows");
+  const int64_t wide[2] = {0, (int64_t)1 << 62};
+  bytes = gemm_bias_of_empty("Concat", wide, 2);
+  expect_status(NNLIB_ERR_TOO_LARGE, &bytes);
+  ts_expect_message("ONNX node 0 'Concat' (Concat): the concatenated axis "
+                    "overflows");
 }
 
 static nnlib_status load_output(nnlib_model **m, const pbuf *bytes,
@@ -762,6 +837,17 @@ static void same_upper(pbuf *n) {
   attr_str(n, "auto_pad", "SAME_UPPER");
 }
 
+static void huge_dilation(pbuf *n) {
+  const int64_t d[2] = {(int64_t)1 << 62, 1};
+  attr_ints(n, "dilations", d, 2);
+  attr_str(n, "auto_pad", "SAME_UPPER");
+}
+static void huge_stride(pbuf *n) {
+  const int64_t s[2] = {INT64_MAX, 1};
+  attr_ints(n, "strides", s, 2);
+  attr_str(n, "auto_pad", "SAME_LOWER");
+}
+
 static void expect_pool_spec(const char *op, attrs_fn attrs,
                              const char *want) {
   pbuf bytes = pool_model(op, attrs);
@@ -786,7 +872,8 @@ static void expect_pool_refused(const char *op, attrs_fn attrs,
 /* MaxPool and AveragePool attributes onto the pool layer's options (their
  * values are checked by the ONNX conformance cases and the export round
  * trip), and what is refused: a dilated AveragePool (opset 19), padding
- * beyond the window, and Conv padding that differs between the sides. */
+ * beyond the window, Conv padding that differs between the sides, and
+ * strides or dilations beyond the layers' range. */
 static void pool_attributes(void **state) {
   (void)state;
   expect_pool_spec("MaxPool", every_option, "maxpool:3:s2:p0x1x2x0:d1x2:ceil");
@@ -810,6 +897,18 @@ static void pool_attributes(void **state) {
                       "start and the end of an axis");
   expect_pool_refused("Conv", same_upper,
                       "attribute auto_pad: padding that differs");
+  /* windows beyond the layers' range are refused before SAME padding is
+   * computed from them (signed overflow once), saying so */
+  expect_pool_refused("MaxPool", huge_dilation,
+                      "(MaxPool): attribute dilations: 4611686018427387904 "
+                      "is above 2147483647, the largest window nnlib's "
+                      "layers take");
+  expect_pool_refused("Conv", huge_dilation,
+                      "attribute dilations: "
+                      "4611686018427387904 is above");
+  expect_pool_refused("MaxPool", huge_stride,
+                      "attribute strides: 9223372036854775807 is above "
+                      "2147483647");
 }
 
 /* ---------------------------------------------------- integer inputs */
@@ -1316,6 +1415,100 @@ static void slice_without_starts(void **state) {
   ts_expect_message("(Slice): no Slice's starts");
 }
 
+/* x [N, 4] -> Gemm(W, C, transB) -> y, C = Slice(B, starts [-1], ends
+ * [end], axes [0], steps [-1]): B reversed for an end below -3 (ONNX's
+ * "to the beginning" going backwards, INT64_MIN as its spec suggests).
+ * `neg` makes the ends Neg(end) instead. */
+static pbuf gemm_reversed_bias(int64_t end, bool neg) {
+  pbuf g = {{0}, 0};
+  const char *in[5] = {"B", "start", neg ? "negated" : "end", "axis", "step"};
+  const char *out[1] = {"C"};
+  if (neg) {
+    pbuf n = node("Neg", "end", NULL, NULL, "negated");
+    put_msg(&g, 1, &n);
+  }
+  pbuf slice = node_io("Slice", in, 5, out, 1);
+  pbuf gemm = node("Gemm", "x", "W", "C", "y");
+  attr_int(&gemm, "transB", 1);
+  put_msg(&g, 1, &slice);
+  put_msg(&g, 1, &gemm);
+  int64_t wd[2] = {3, 4}, bd[1] = {3}, xd[2] = {-1, 4}, yd[2] = {-1, 3};
+  pbuf w = tensor("W", wd, 2, W, 12), b = tensor("B", bd, 1, B, 3);
+  put_msg(&g, 5, &w);
+  put_msg(&g, 5, &b);
+  put_i64(&g, "start", -1, 0, 1);
+  put_i64(&g, "end", end, 0, 1);
+  put_i64(&g, "axis", 0, 0, 1);
+  put_i64(&g, "step", -1, 0, 1);
+  pbuf x = value_info("x", xd, 2), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* x [N, 3, 4] -> Reshape to the constant [lead, d1] -> y. */
+static pbuf reshape_to(int64_t lead, int64_t d1) {
+  pbuf g = {{0}, 0};
+  pbuf r = node("Reshape", "x", "shape", NULL, "y");
+  put_msg(&g, 1, &r);
+  put_i64(&g, "shape", lead, d1, 2);
+  int64_t xd[3] = {-1, 3, 4}, yd[2] = {-1, d1};
+  pbuf x = value_info("x", xd, 3), y = value_info("y", yd, 2);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 13);
+}
+
+/* A file's INT64_MIN is a value, not the batch size a Shape gives (once
+ * the same int64 marked both): Slice's ends INT64_MIN reverses the bias
+ * (the prediction against numpy's x W^T + B[::-1]), Neg of it overflows,
+ * and a Reshape target [INT64_MIN, 12] is no ONNX shape. */
+static void int64_min_is_a_value(void **state) {
+  (void)state;
+  static const float xs[8] = {1, 2, 3, 4, -1, 0.5f, 2, -3};
+  static const double want[6] = {7.55000001,  5.3,  -1.30000004,
+                                 -6.19999999, 3.05, 3.57500004};
+  pbuf bytes = gemm_reversed_bias(INT64_MIN, false);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_tensor *x = ts_tensor2(2, 4, xs), *y = ts_tensor2(2, 3, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int k = 0; k < 6; k++)
+    ASSERT_NEAR(nnlib_tensor_get_data(y)[k], want[k], 1e-5);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+  bytes = gemm_reversed_bias(INT64_MIN, true);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("ONNX node 0 'Neg' (Neg): integer overflow");
+  bytes = reshape_to(INT64_MIN, 12);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("(Reshape): input shape: value -9223372036854775808 "
+                    "(ONNX allows no dim below -1)");
+  bytes = reshape_to(-2, 12);
+  expect_status(NNLIB_ERR_CORRUPT_FILE, &bytes);
+  ts_expect_message("input shape: value -2 (ONNX allows no dim below -1)");
+}
+
+/* Reshape [N, 3, 4] -> [-1, 12] keeps the batch; -> [-1, 6] is valid
+ * ONNX ([2N, 6]) that changes the batch size: NNLIB_ERR_UNSUPPORTED saying
+ * so (it once read as a shape mismatch, as a corrupt file would). */
+static void reshape_changing_the_batch(void **state) {
+  (void)state;
+  pbuf bytes = reshape_to(-1, 12);
+  nnlib_model *m = NULL;
+  ASSERT_OK(nnlib_model_load_onnx_buffer(&m, bytes.b, bytes.n, NULL));
+  nnlib_model_free(m);
+  bytes = reshape_to(-1, 6);
+  expect_status(NNLIB_ERR_UNSUPPORTED, &bytes);
+  ts_expect_message("ONNX node 0 'Reshape' (Reshape): input shape: the "
+                    "reshape would change the batch size (a leading -1 with "
+                    "6 values after it, where a sample holds 12; nnlib "
+                    "keeps the batch)");
+  bytes = reshape_to(0, 6); /* [N, 6] of 12N elements: a corrupt file */
+  expect_status(NNLIB_ERR_SHAPE_MISMATCH, &bytes);
+}
+
 /* OOM at every allocation of an import: NNLIB_ERR_OUT_OF_MEMORY, *out
  * NULL, and every block freed; then the same import succeeds. */
 static void oom_at_every_allocation(const pbuf *bytes,
@@ -1425,6 +1618,78 @@ static void softmax_function_body(void **state) {
   oom_at_every_allocation(&good[0], NULL);
 }
 
+/* x [N, 2, 3] (or [2, 2, 3] for a whole-sample import) -> Softmax(axis)
+ * at opset 11 -> y. */
+static pbuf softmax11(int64_t axis, bool whole) {
+  pbuf g = {{0}, 0};
+  pbuf sm = node("Softmax", "x", NULL, NULL, "y");
+  attr_int(&sm, "axis", axis);
+  put_msg(&g, 1, &sm);
+  int64_t xd[3] = {whole ? 2 : -1, 2, 3};
+  pbuf x = value_info("x", xd, 3), y = value_info("y", xd, 3);
+  put_msg(&g, 11, &x);
+  put_msg(&g, 12, &y);
+  return model_of(&g, 11);
+}
+
+/* Softmax-11 of SX [2, 2, 3] by numpy from the ONNX spec (the input
+ * coerced to 2-D at axis, [prod(d0..d(a-1)), prod(da..)], softmax over
+ * the second): SM_LAST at axis 2 (each row of 3), SM_SAMPLE at axis 1
+ * (each [2, 3] of axis 0), SM_ALL at axis 0 (all 12). */
+static const float SX[12] = {1.0f,  -2.0f, 0.5f, 30.0f, 31.0f, 29.5f,
+                             -1.0f, 0.0f,  1.0f, 2.0f,  2.0f,  -3.0f};
+static const double SM_LAST[12] = {0.603748896,  0.0300588876, 0.366192216,
+                                   0.231223898,  0.628531719,  0.140244383,
+                                   0.0900305732, 0.244728471,  0.665240956,
+                                   0.498321169,  0.498321169,  0.00335766163};
+static const double SM_SAMPLE[12] = {
+    5.88156285e-14, 2.92825772e-15, 3.5673482e-14, 0.231223898,
+    0.628531719,    0.140244383,    0.019450051,   0.0528707201,
+    0.143717518,    0.390664717,    0.390664717,   0.00263227815};
+static const double SM_ALL[12] = {
+    5.88156285e-14, 2.92825772e-15, 3.5673482e-14,  0.231223898,
+    0.628531719,    0.140244383,    7.95982974e-15, 2.16370606e-14,
+    5.88156285e-14, 1.59877454e-13, 1.59877454e-13, 1.07724581e-15};
+
+static void expect_softmax11(int64_t axis, bool whole, const double *want) {
+  pbuf bytes = softmax11(axis, whole);
+  nnlib_model *m = NULL;
+  if (whole)
+    ASSERT_OK(load_whole(&m, &bytes));
+  else
+    ASSERT_OK(load_output(&m, &bytes, NULL));
+  const int64_t dims[3] = {whole ? 1 : 2, 2, 3}, wd[4] = {1, 2, 2, 3};
+  nnlib_tensor *x = NULL, *y = NULL;
+  ASSERT_OK(
+      nnlib_tensor_wrap(&x, (float *)SX, whole ? wd : dims, whole ? 4 : 3));
+  y = ts_tensor2(whole ? 1 : 2, whole ? 12 : 6, NULL);
+  ASSERT_OK(nnlib_model_predict(m, x, y));
+  for (int k = 0; k < 12; k++)
+    ASSERT_NEAR(nnlib_tensor_get_data(y)[k], want[k], 1e-6);
+  nnlib_tensor_free(x);
+  nnlib_tensor_free(y);
+  nnlib_model_free(m);
+}
+
+/* Softmax before opset 13 over the last axis of a rank-3 input is over
+ * that axis alone (it once flattened the sample first), over the first
+ * axis of the sample it is over the whole sample; in batch-first and
+ * whole-sample imports. An axis between is refused. */
+static void softmax_opset11_axes(void **state) {
+  (void)state;
+  expect_softmax11(2, false, SM_LAST);
+  expect_softmax11(-1, false, SM_LAST);
+  expect_softmax11(1, false, SM_SAMPLE);
+  expect_softmax11(2, true, SM_LAST);
+  expect_softmax11(0, true, SM_ALL);
+  pbuf bytes = softmax11(1, true);
+  nnlib_model *m = (nnlib_model *)&m;
+  ASSERT_STATUS(NNLIB_ERR_UNSUPPORTED, load_whole(&m, &bytes));
+  ts_expect_message("axis 1 at opset 11: Softmax before opset 13 runs over "
+                    "all axes from `axis` on");
+  assert_null(m);
+}
+
 /* The small model, and a whole-sample import (the matrix bias's table). */
 static void out_of_memory_everywhere(void **state) {
   (void)state;
@@ -1463,6 +1728,7 @@ int main(void) {
       cmocka_unit_test(truncated_at_every_byte),
       cmocka_unit_test(bad_dims),
       cmocka_unit_test(short_initializer),
+      cmocka_unit_test(empty_tensor_huge_dims),
       cmocka_unit_test(graph_errors),
       cmocka_unit_test(concat_of_nothing),
       cmocka_unit_test(unsupported),
@@ -1479,8 +1745,11 @@ int main(void) {
       cmocka_unit_test(whole_refusals_and_old_options),
       cmocka_unit_test(transposes),
       cmocka_unit_test(slice_without_starts),
+      cmocka_unit_test(int64_min_is_a_value),
+      cmocka_unit_test(reshape_changing_the_batch),
       cmocka_unit_test(layernorm_output_named_twice),
       cmocka_unit_test(softmax_function_body),
+      cmocka_unit_test(softmax_opset11_axes),
       cmocka_unit_test(out_of_memory_everywhere),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

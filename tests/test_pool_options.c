@@ -339,6 +339,10 @@ static void test_bad_options(void **s) {
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.dilation_h = 0;
   expect_refused(MAX, 2, 2, &o, "maxpool2d: dilation 0x1, must be at least 1");
+  o.dilation_h = (int64_t)1 << 40; /* too large, not too small */
+  expect_refused(MAX, 2, 2, &o,
+                 "maxpool2d: dilation 1099511627776x1, must be at least 1 "
+                 "and at most 2147483647");
   ASSERT_OK(nnlib_pool2d_options_init(&o));
   o.dilation_w = 4;
   expect_refused(MAX, 1, (int64_t)1 << 30, &o,

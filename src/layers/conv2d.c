@@ -1405,16 +1405,20 @@ static nnlib_status check_options(const nnlib_conv2d_options *o) {
                   (long long)o->in_channels, (long long)limit);
   NNLIB_CHECK_ARG(o->stride_h >= 1 && o->stride_w >= 1 &&
                       o->stride_h <= limit && o->stride_w <= limit,
-                  "conv2d: stride %lldx%lld, must be at least 1",
-                  (long long)o->stride_h, (long long)o->stride_w);
+                  "conv2d: stride %lldx%lld, must be at least 1 and at most "
+                  "%lld",
+                  (long long)o->stride_h, (long long)o->stride_w,
+                  (long long)limit);
   NNLIB_CHECK_ARG(o->padding_h >= 0 && o->padding_w >= 0 &&
                       o->padding_h <= limit && o->padding_w <= limit,
                   "conv2d: padding %lldx%lld, must be >= 0",
                   (long long)o->padding_h, (long long)o->padding_w);
   NNLIB_CHECK_ARG(o->dilation_h >= 1 && o->dilation_w >= 1 &&
                       o->dilation_h <= limit && o->dilation_w <= limit,
-                  "conv2d: dilation %lldx%lld, must be at least 1",
-                  (long long)o->dilation_h, (long long)o->dilation_w);
+                  "conv2d: dilation %lldx%lld, must be at least 1 and at most "
+                  "%lld",
+                  (long long)o->dilation_h, (long long)o->dilation_w,
+                  (long long)limit);
   NNLIB_CHECK_ARG(o->with_bias == 0 || o->with_bias == 1,
                   "conv2d: with_bias is %d, must be 0 or 1", o->with_bias);
   return NNLIB_OK;
@@ -1431,11 +1435,12 @@ nnlib_status nnlib_conv2d_create(nnlib_layer **out, int64_t out_channels,
   NNLIB_CHECK_ARG(out_channels >= 1 && out_channels <= NNLIB__BLAS_DIM_MAX,
                   "conv2d: out_channels is %lld, must be in 1..%lld",
                   (long long)out_channels, (long long)NNLIB__BLAS_DIM_MAX);
-  NNLIB_CHECK_ARG(kernel_h >= 1 && kernel_w >= 1 &&
-                      kernel_h <= NNLIB__BLAS_DIM_MAX &&
-                      kernel_w <= NNLIB__BLAS_DIM_MAX,
-                  "conv2d: kernel %lldx%lld, must be at least 1x1",
-                  (long long)kernel_h, (long long)kernel_w);
+  NNLIB_CHECK_ARG(
+      kernel_h >= 1 && kernel_w >= 1 && kernel_h <= NNLIB__BLAS_DIM_MAX &&
+          kernel_w <= NNLIB__BLAS_DIM_MAX,
+      "conv2d: kernel %lldx%lld, must be at least 1x1 and at most "
+      "%lld each",
+      (long long)kernel_h, (long long)kernel_w, (long long)NNLIB__BLAS_DIM_MAX);
   NNLIB_TRY(check_options(&o));
   conv2d_layer *c = nnlib__alloc(sizeof *c);
   if (c == NULL)

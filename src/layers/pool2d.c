@@ -1283,17 +1283,21 @@ static nnlib_status check_window_args(const char *name, int64_t kh, int64_t kw,
                                       const nnlib_pool2d_options *o) {
   const int64_t limit = NNLIB__BLAS_DIM_MAX;
   NNLIB_CHECK_ARG(kh >= 1 && kw >= 1 && kh <= limit && kw <= limit,
-                  "%s: kernel %lldx%lld, must be at least 1x1", name,
-                  (long long)kh, (long long)kw);
+                  "%s: kernel %lldx%lld, must be at least 1x1 and at most "
+                  "%lld each",
+                  name, (long long)kh, (long long)kw, (long long)limit);
   NNLIB_CHECK_ARG(o->stride_h >= 0 && o->stride_w >= 0 &&
                       o->stride_h <= limit && o->stride_w <= limit,
                   "%s: stride %lldx%lld, must be at least 1 (0: the kernel "
-                  "size)",
-                  name, (long long)o->stride_h, (long long)o->stride_w);
+                  "size) and at most %lld",
+                  name, (long long)o->stride_h, (long long)o->stride_w,
+                  (long long)limit);
   NNLIB_CHECK_ARG(o->dilation_h >= 1 && o->dilation_w >= 1 &&
                       o->dilation_h <= limit && o->dilation_w <= limit,
-                  "%s: dilation %lldx%lld, must be at least 1", name,
-                  (long long)o->dilation_h, (long long)o->dilation_w);
+                  "%s: dilation %lldx%lld, must be at least 1 and at most "
+                  "%lld",
+                  name, (long long)o->dilation_h, (long long)o->dilation_w,
+                  (long long)limit);
   /* both factors are below 2^31: the products fit */
   NNLIB_CHECK_ARG(o->dilation_h * (kh - 1) + 1 <= limit &&
                       o->dilation_w * (kw - 1) + 1 <= limit,

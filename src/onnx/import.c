@@ -706,6 +706,8 @@ static nnlib_status build(nnlib__onnx_import *im, const nnlib_onnx_options *o,
   return fill_parameters(im);
 }
 
+/* The caller's options, checked before any byte of the model is read:
+ * compile would refuse a bad loss only after the whole import. */
 static nnlib_status read_options(const nnlib_onnx_options *options,
                                  nnlib_onnx_options *o) {
   *o = default_options;
@@ -719,6 +721,15 @@ static nnlib_status read_options(const nnlib_onnx_options *options,
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "nnlib_onnx_options: whole_sample %d, must be 0 or 1",
                         o->whole_sample);
+  if (!(o->loss >= NNLIB_LOSS_NONE && o->loss <= NNLIB_LOSS_SOFTMAX_CE))
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_onnx_options: loss %d is no nnlib_loss",
+                        (int)o->loss);
+  if (o->loss == NNLIB_LOSS_NONE && o->optimizer != NULL)
+    return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
+                        "nnlib_onnx_options: an optimizer with loss "
+                        "NNLIB_LOSS_NONE (an optimizer needs a loss to "
+                        "minimise)");
   return NNLIB_OK;
 }
 
@@ -799,38 +810,20 @@ nnlib_status nnlib_model_load_onnx(nnlib_model **out, const char *path,
     return nnlib__error(NNLIB_ERR_INVALID_ARGUMENT,
                         "nnlib_model_load_onnx: out or path is NULL");
   }
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    nnlib_optimizer_free(given);
-    return nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot open '%s'",
-                        path);
-  }
-  nnlib_status st = NNLIB_OK;
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0)
-    size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
-    st = nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot size '%s'",
-                      path);
-  unsigned char *bytes = NULL;
-  if (st == NNLIB_OK) {
-    bytes = nnlib__alloc(size > 0 ? (size_t)size : 1);
-    if (bytes == NULL)
-      st = nnlib__error(NNLIB_ERR_OUT_OF_MEMORY,
-                        "nnlib_model_load_onnx: no memory for %ld bytes",
-                        size);
-  }
-  if (st == NNLIB_OK && size > 0 &&
-      fread(bytes, 1, (size_t)size, f) != (size_t)size)
-    st = nnlib__error(NNLIB_ERR_IO, "nnlib_model_load_onnx: cannot read '%s'",
-                      path);
-  fclose(f);
+  nnlib_onnx_options o; /* bad options fail before the file is read */
+  nnlib_status st = read_options(options, &o);
   if (st != NNLIB_OK) {
-    nnlib__free(bytes);
     nnlib_optimizer_free(given);
     return st;
   }
-  st = nnlib_model_load_onnx_buffer(out, bytes, (size_t)size, options);
+  unsigned char *bytes = NULL;
+  size_t size = 0;
+  st = nnlib__read_file("nnlib_model_load_onnx", path, &bytes, &size);
+  if (st != NNLIB_OK) {
+    nnlib_optimizer_free(given);
+    return st;
+  }
+  st = nnlib_model_load_onnx_buffer(out, bytes, size, options);
   nnlib__free(bytes);
   return st;
 }

@@ -12,9 +12,11 @@
 
 #include "onnx/onnx.h"
 
-/* Int64 constants computed from a graph tensor's shape (Shape) hold this
- * where the batch size goes: it is not known at import. Reshape keeps the
- * batch axis where it finds it; arithmetic on it is refused. */
+/* The batch size, not known at import, in the dims the importer builds
+ * (a graph tensor's full ONNX shape, zeros of a batch-sized shape): no dim
+ * a file gives is negative, so none reads as this. In int64 constants,
+ * whose elements a file may set to any value, INT64_MIN included, the
+ * value's `batch` marks say which elements are the batch size instead. */
 #define NNLIB__ONNX_BATCH INT64_MIN
 
 typedef enum nnlib__onnx_value_kind {
@@ -61,6 +63,12 @@ typedef struct nnlib__onnx_value {
   int64_t count;
   float *f;
   int64_t *i;
+  /* int64 CONST: per element, whether it is the batch size (from a Shape
+   * of a graph tensor; its i holds NNLIB__ONNX_BATCH, a value no check
+   * takes for a size, but only this mark says so). NULL: none is.
+   * Reshape keeps the batch axis where it finds it; arithmetic on it is
+   * refused. */
+  bool *batch;
   /* NODE: the nnlib node and ONNX's per-sample shape (without the batch
    * axis), which may differ from the node's by unit axes or a reshape of
    * the same elements; layers that care check (nnlib__onnx_need_shape). */
@@ -88,6 +96,11 @@ typedef struct nnlib__onnx_value {
 } nnlib__onnx_value;
 
 /* A parameter or buffer tensor to fill once the model is compiled. */
+/* Whether element k of constant v is the batch size (see `batch`). */
+static inline bool nnlib__onnx_is_batch(const nnlib__onnx_value *v, int64_t k) {
+  return v->batch != NULL && v->batch[k];
+}
+
 typedef struct nnlib__onnx_fill {
   nnlib_layer *layer;
   bool buffer;        /* l->buffers[index], else l->params[index] */

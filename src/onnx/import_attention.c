@@ -313,7 +313,7 @@ static bool ints_in(match *mt, const onode *n, size_t k, aval *out) {
   out->rank = c->rank;
   out->count = (size_t)c->count;
   for (int64_t i = 0; i < c->count; i++)
-    out->v[i] = c->i[i] == NNLIB__ONNX_BATCH ? batch_times(1) : num(c->i[i]);
+    out->v[i] = nnlib__onnx_is_batch(c, i) ? batch_times(1) : num(c->i[i]);
   return true;
 }
 

@@ -2,10 +2,10 @@
  * decoded into float or int64 arrays, and the shape-computing nodes
  * exporters put around real layers (Shape, Size, Gather, Slice,
  * Unsqueeze, Concat, Cast, Expand, Flatten, arithmetic, ...) evaluated
- * once when their inputs are known. A Shape of a graph tensor gives
- * NNLIB__ONNX_BATCH for the batch
- * axis; Reshape later keeps the batch there, and arithmetic on it is
- * refused. */
+ * once when their inputs are known. A Shape of a graph tensor gives an
+ * element marked as the batch size (nnlib__onnx_value.batch) for the
+ * batch axis; the marks travel with the elements the folds copy, Reshape
+ * later keeps the batch there, and arithmetic on it is refused. */
 #include "onnx/import.h"
 
 #include <math.h>
@@ -15,6 +15,32 @@
  * larger than this is a hostile file. */
 #define FOLD_MAX_ELEMENTS ((int64_t)1 << 28)
 
+/* The element count of a tensor of `dims` into *count. The product of
+ * its nonzero dims must fit an int64 as well: a tensor with a 0 dim holds
+ * nothing, but the folds multiply and add its other dims (Flatten, Gather,
+ * Concat), which a file could otherwise make overflow. */
+static nnlib_status dims_count(nnlib__onnx_str name, const int64_t *dims,
+                               size_t rank, int64_t *count) {
+  int nl = (int)(name.n > 60 ? 60 : name.n);
+  int64_t nonzero = 1;
+  for (size_t k = 0; k < rank; k++) {
+    if (dims[k] < 0)
+      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
+                          "ONNX: tensor '%.*s' has a negative dimension %lld",
+                          nl, name.p, (long long)dims[k]);
+    if (dims[k] != 0 && nnlib__mul_overflows(nonzero, dims[k], &nonzero))
+      return nnlib__error(NNLIB_ERR_TOO_LARGE,
+                          "ONNX: tensor '%.*s': the product of its dims "
+                          "overflows",
+                          nl, name.p);
+  }
+  *count = nonzero;
+  for (size_t k = 0; k < rank; k++)
+    if (dims[k] == 0)
+      *count = 0;
+  return NNLIB_OK;
+}
+
 nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
                                      nnlib__onnx_value *v, int32_t dtype,
                                      const int64_t *dims, size_t rank) {
@@ -22,18 +48,8 @@ nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
     return nnlib__error(NNLIB_ERR_UNSUPPORTED,
                         "ONNX: constant '%.*s' of rank %zu (at most %d)",
                         (int)v->name.n, v->name.p, rank, NNLIB__ONNX_MAX_RANK);
-  int64_t count = 1;
-  for (size_t k = 0; k < rank; k++) {
-    if (dims[k] < 0)
-      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                          "ONNX: tensor '%.*s' has a negative dimension %lld",
-                          (int)v->name.n, v->name.p, (long long)dims[k]);
-    if (nnlib__mul_overflows(count, dims[k], &count))
-      return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                          "ONNX: tensor '%.*s': the product of its dims "
-                          "overflows",
-                          (int)v->name.n, v->name.p);
-  }
+  int64_t count = 0;
+  NNLIB_TRY(dims_count(v->name, dims, rank, &count));
   if (count > FOLD_MAX_ELEMENTS)
     return nnlib__error(NNLIB_ERR_TOO_LARGE,
                         "ONNX: tensor '%.*s' of %lld elements (at most 2^28)",
@@ -46,6 +62,7 @@ nnlib_status nnlib__onnx_const_alloc(nnlib__onnx_import *im,
   v->count = count;
   v->f = NULL;
   v->i = NULL;
+  v->batch = NULL;
   if (dtype == NNLIB__ONNX_FLOAT)
     v->f = nnlib__onnx_arena(im, (size_t)count, sizeof(float));
   else
@@ -85,18 +102,8 @@ nnlib_status nnlib__onnx_const_from_tensor(nnlib__onnx_import *im,
                         "int32 and int64 are read)",
                         nl, t->name.p, (int)t->data_type);
   }
-  int64_t count = 1;
-  for (size_t k = 0; k < t->rank; k++) {
-    if (t->dims[k] < 0)
-      return nnlib__error(NNLIB_ERR_CORRUPT_FILE,
-                          "ONNX: tensor '%.*s' has a negative dimension %lld",
-                          nl, t->name.p, (long long)t->dims[k]);
-    if (nnlib__mul_overflows(count, t->dims[k], &count))
-      return nnlib__error(NNLIB_ERR_TOO_LARGE,
-                          "ONNX: tensor '%.*s': the product of its dims "
-                          "overflows",
-                          nl, t->name.p);
-  }
+  int64_t count = 0;
+  NNLIB_TRY(dims_count(t->name, t->dims, t->rank, &count));
   /* the data must hold the dims' elements before anything is allocated */
   NNLIB_TRY(nnlib__onnx_tensor_data(t, count, NULL, NULL));
   NNLIB_TRY(nnlib__onnx_const_alloc(im, v, dtype, t->dims, t->rank));
@@ -110,12 +117,34 @@ static double elem(const nnlib__onnx_value *v, int64_t k) {
 }
 
 static bool has_batch(const nnlib__onnx_value *v) {
-  if (v->dtype != NNLIB__ONNX_INT64)
-    return false;
-  for (int64_t k = 0; k < v->count; k++)
-    if (v->i[k] == NNLIB__ONNX_BATCH)
+  for (int64_t k = 0; v->batch != NULL && k < v->count; k++)
+    if (v->batch[k])
       return true;
   return false;
+}
+
+/* Room for out's batch marks (all clear) when int64 source src has any:
+ * the elements put_elem copies from src keep theirs. */
+static nnlib_status mark_room(nnlib__onnx_import *im, nnlib__onnx_value *out,
+                              const nnlib__onnx_value *src) {
+  if (src->batch == NULL || out->dtype != NNLIB__ONNX_INT64 ||
+      out->batch != NULL)
+    return NNLIB_OK;
+  out->batch = nnlib__onnx_arena(im, (size_t)out->count, sizeof *out->batch);
+  return out->batch == NULL ? NNLIB_ERR_OUT_OF_MEMORY : NNLIB_OK;
+}
+
+/* Element `from` of src into element `to` of out, of src's dtype, with
+ * its batch mark (mark_room made room for it). */
+static void put_elem(nnlib__onnx_value *out, int64_t to,
+                     const nnlib__onnx_value *src, int64_t from) {
+  if (out->dtype == NNLIB__ONNX_FLOAT) {
+    out->f[to] = src->f[from];
+    return;
+  }
+  out->i[to] = src->i[from];
+  if (out->batch != NULL)
+    out->batch[to] = nnlib__onnx_is_batch(src, from);
 }
 
 static nnlib_status batch_refused(nnlib__onnx_import *im) {
@@ -125,9 +154,11 @@ static nnlib_status batch_refused(nnlib__onnx_import *im) {
 }
 
 /* A list of int64 from a constant (axes, shapes); v is NULL where the
- * node leaves the input out (an empty name). */
-static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
-                             const char *what, int64_t *out, size_t *count) {
+ * node leaves the input out (an empty name). The elements that are the
+ * batch size are marked in marks, or with marks NULL refused. */
+static nnlib_status marked_list(nnlib__onnx_import *im,
+                                const nnlib__onnx_value *v, const char *what,
+                                int64_t *out, bool *marks, size_t *count) {
   if (v == NULL)
     return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE, "no %s", what);
   if (v->kind != NNLIB__VALUE_CONST || v->dtype != NNLIB__ONNX_INT64 ||
@@ -141,10 +172,20 @@ static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
   if (v->count < 0)
     return nnlib__onnx_node_error(im, NNLIB_ERR_INTERNAL, "%s of %lld values",
                                   what, (long long)v->count);
-  for (int64_t k = 0; k < v->count; k++)
+  if (marks == NULL && has_batch(v))
+    return batch_refused(im);
+  for (int64_t k = 0; k < v->count; k++) {
     out[k] = v->i[k];
+    if (marks != NULL)
+      marks[k] = nnlib__onnx_is_batch(v, k);
+  }
   *count = (size_t)v->count;
   return NNLIB_OK;
+}
+
+static nnlib_status int_list(nnlib__onnx_import *im, const nnlib__onnx_value *v,
+                             const char *what, int64_t *out, size_t *count) {
+  return marked_list(im, v, what, out, NULL, count);
 }
 
 static nnlib_status out_value(nnlib__onnx_import *im,
@@ -164,17 +205,20 @@ static nnlib_status copy_const(nnlib__onnx_import *im,
                                const nnlib__onnx_value *src, int32_t dtype,
                                const int64_t *dims, size_t rank,
                                nnlib__onnx_value *out) {
+  if (dtype == NNLIB__ONNX_FLOAT && has_batch(src))
+    return batch_refused(im);
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, rank));
   if (out->count != src->count)
     return nnlib__onnx_node_error(im, NNLIB_ERR_SHAPE_MISMATCH,
                                   "%lld elements into a shape of %lld",
                                   (long long)src->count,
                                   (long long)out->count);
+  NNLIB_TRY(mark_room(im, out, src));
   for (int64_t k = 0; k < src->count; k++) {
-    if (dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = src->dtype == NNLIB__ONNX_FLOAT ? src->f[k] : (float)src->i[k];
-    else if (src->dtype == NNLIB__ONNX_INT64)
-      out->i[k] = src->i[k];
+    if (dtype == src->dtype)
+      put_elem(out, k, src, k);
+    else if (dtype == NNLIB__ONNX_FLOAT)
+      out->f[k] = (float)src->i[k];
     else if (isfinite(src->f[k]) && fabs(src->f[k]) < 9.2e18)
       out->i[k] = (int64_t)src->f[k];
     else
@@ -261,6 +305,14 @@ static nnlib_status fold_shape(nnlib__onnx_import *im,
   int64_t dims[1] = {end - start};
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, NNLIB__ONNX_INT64, dims, 1));
   memcpy(out->i, full + start, (size_t)(end - start) * sizeof *full);
+  for (int64_t k = 0; k < dims[0]; k++) /* no file dim is negative */
+    if (full[start + k] == NNLIB__ONNX_BATCH) {
+      if (out->batch == NULL)
+        out->batch = nnlib__onnx_arena(im, (size_t)dims[0], sizeof(bool));
+      if (out->batch == NULL)
+        return NNLIB_ERR_OUT_OF_MEMORY;
+      out->batch[k] = true;
+    }
   return NNLIB_OK;
 }
 
@@ -289,22 +341,20 @@ static nnlib_status fold_gather(nnlib__onnx_import *im,
     dims[r++] = idx->dims[k];
   for (size_t k = (size_t)axis + 1; k < data->rank; k++)
     dims[r++] = data->dims[k], inner *= data->dims[k];
+  if (has_batch(idx))
+    return batch_refused(im);
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, data->dtype, dims, rank));
+  NNLIB_TRY(mark_room(im, out, data));
   for (int64_t j = 0; j < idx->count; j++) {
     int64_t at = idx->i[j] < 0 ? idx->i[j] + len : idx->i[j];
-    if (idx->i[j] == NNLIB__ONNX_BATCH || at < 0 || at >= len)
+    if (at < 0 || at >= len)
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "index %lld outside 0..%lld",
                                     (long long)idx->i[j], (long long)len - 1);
     for (int64_t o = 0; o < outer; o++)
-      for (int64_t i = 0; i < inner; i++) {
-        int64_t from = (o * len + at) * inner + i;
-        int64_t to = (o * idx->count + j) * inner + i;
-        if (data->dtype == NNLIB__ONNX_FLOAT)
-          out->f[to] = data->f[from];
-        else
-          out->i[to] = data->i[from];
-      }
+      for (int64_t i = 0; i < inner; i++)
+        put_elem(out, (o * idx->count + j) * inner + i, data,
+                 (o * len + at) * inner + i);
   }
   return NNLIB_OK;
 }
@@ -463,9 +513,18 @@ static nnlib_status fold_concat(nnlib__onnx_import *im,
                                       "inputs differ off the axis");
     if (v->dtype == NNLIB__ONNX_FLOAT)
       dtype = NNLIB__ONNX_FLOAT;
-    dims[axis] += v->dims[axis];
+    /* each input's dims fit (dims_count), their sum along axis may not */
+    if (__builtin_add_overflow(dims[axis], v->dims[axis], &dims[axis]))
+      return nnlib__onnx_node_error(im, NNLIB_ERR_TOO_LARGE,
+                                    "the concatenated axis overflows");
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, dtype, dims, first->rank));
+  for (size_t k = 0; k < n->input_count; k++) {
+    const nnlib__onnx_value *v = nnlib__onnx_input(im, n, k);
+    if (dtype == NNLIB__ONNX_FLOAT && has_batch(v))
+      return batch_refused(im);
+    NNLIB_TRY(mark_room(im, out, v));
+  }
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; d++)
     outer *= dims[d];
@@ -481,7 +540,7 @@ static nnlib_status fold_concat(nnlib__onnx_import *im,
         if (dtype == NNLIB__ONNX_FLOAT)
           out->f[to] = (float)elem(v, o * w + j);
         else
-          out->i[to] = v->i[o * w + j];
+          put_elem(out, to, v, o * w + j);
       }
     at += w;
   }
@@ -574,7 +633,9 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
   NNLIB_TRY(int_list(im, shape, "Expand's shape", spec, &n));
   for (size_t k = 0; k < n; k++)
     if (spec[k] < 0)
-      return batch_refused(im);
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "a negative dimension %lld",
+                                    (long long)spec[k]);
   if (has_batch(x))
     return batch_refused(im);
   if (!broadcast(x, spec, n, dims, &rank))
@@ -582,11 +643,7 @@ static nnlib_status fold_expand(nnlib__onnx_import *im,
                                   "shapes that do not broadcast");
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, rank));
   for (int64_t k = 0; k < out->count; k++) {
-    int64_t from = source_index(dims, rank, k, x->dims, x->rank);
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, source_index(dims, rank, k, x->dims, x->rank));
   }
   return NNLIB_OK;
 }
@@ -611,6 +668,7 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
     dims[k] = x->dims[perm[k]];
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  NNLIB_TRY(mark_room(im, out, x));
   int64_t stride[NNLIB__ONNX_MAX_RANK] = {0};
   int64_t s = 1;
   for (size_t k = x->rank; k-- > 0;)
@@ -621,10 +679,7 @@ static nnlib_status fold_transpose(nnlib__onnx_import *im,
       from += (rest % dims[d]) * stride[perm[d]];
       rest /= dims[d];
     }
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, from);
   }
   return NNLIB_OK;
 }
@@ -690,10 +745,6 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
   NNLIB_TRY(slice_list(im, n, 4, "Slice's steps", count, steps, &given));
   for (size_t k = 0; k < count && !given; k++)
     steps[k] = 1;
-  for (size_t k = 0; k < count; k++) /* a bound at the batch size */
-    if (starts[k] == NNLIB__ONNX_BATCH || ends[k] == NNLIB__ONNX_BATCH ||
-        steps[k] == NNLIB__ONNX_BATCH)
-      return batch_refused(im);
   int64_t first[NNLIB__ONNX_MAX_RANK], step[NNLIB__ONNX_MAX_RANK];
   int64_t dims[NNLIB__ONNX_MAX_RANK], stride[NNLIB__ONNX_MAX_RANK];
   for (size_t d = 0; d < x->rank; d++) {
@@ -712,6 +763,7 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
     dims[a] = slice_axis(x->dims[a], starts[k], ends[k], steps[k], &first[a]);
   }
   NNLIB_TRY(nnlib__onnx_const_alloc(im, out, x->dtype, dims, x->rank));
+  NNLIB_TRY(mark_room(im, out, x));
   for (size_t d = 0; d < x->rank; d++)
     if (dims[d] == 0) /* an empty slice: nothing to copy (nor divide by) */
       return NNLIB_OK;
@@ -724,10 +776,7 @@ static nnlib_status fold_slice(nnlib__onnx_import *im,
       from += (first[d] + (rest % dims[d]) * step[d]) * stride[d];
       rest /= dims[d];
     }
-    if (x->dtype == NNLIB__ONNX_FLOAT)
-      out->f[k] = x->f[from];
-    else
-      out->i[k] = x->i[from];
+    put_elem(out, k, x, from);
   }
   return NNLIB_OK;
 }
@@ -742,7 +791,7 @@ static bool all_const(nnlib__onnx_import *im, const nnlib__onnx_node *n) {
 }
 
 /* Zeros of a batch-sized shape pass through Identity, Cast and (Un)Squeeze
- * as zeros of the new shape (the batch kept as NNLIB__ONNX_BATCH). */
+ * as zeros of the new shape (the batch kept as the dim NNLIB__ONNX_BATCH). */
 static nnlib_status fold_zeros(nnlib__onnx_import *im,
                                const nnlib__onnx_node *n,
                                const nnlib__onnx_value *x,
@@ -807,8 +856,10 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
                                            const nnlib__onnx_value *shape,
                                            nnlib__onnx_value *out) {
   int64_t dims[NNLIB__ONNX_MAX_RANK];
+  bool marks[NNLIB__ONNX_MAX_RANK];
   size_t rank = 0;
-  NNLIB_TRY(int_list(im, shape, "ConstantOfShape's shape", dims, &rank));
+  NNLIB_TRY(
+      marked_list(im, shape, "ConstantOfShape's shape", dims, marks, &rank));
   const nnlib__onnx_attr *a = nnlib__onnx_find_attr(n, "value");
   nnlib__onnx_value fill;
   memset(&fill, 0, sizeof fill);
@@ -820,10 +871,12 @@ static nnlib_status fold_constant_of_shape(nnlib__onnx_import *im,
                                   "value must hold one element");
   bool batch = false;
   for (size_t k = 0; k < rank; k++) {
-    if (dims[k] < 0 && dims[k] != NNLIB__ONNX_BATCH)
+    if (dims[k] < 0 && !marks[k])
       return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
                                     "a negative dimension");
-    batch |= dims[k] == NNLIB__ONNX_BATCH;
+    if (marks[k]) /* ZEROS' dims hold the batch as NNLIB__ONNX_BATCH */
+      dims[k] = NNLIB__ONNX_BATCH;
+    batch |= marks[k];
   }
   int32_t dtype = a != NULL ? fill.dtype : NNLIB__ONNX_FLOAT;
   if (batch) { /* e.g. a recurrent layer's zero initial state */
@@ -861,8 +914,6 @@ static nnlib_status fold_cast(nnlib__onnx_import *im,
                                   "to = %lld (float, double, int32 and int64 "
                                   "are folded)",
                                   (long long)to);
-  if (dtype == NNLIB__ONNX_FLOAT && has_batch(x))
-    return batch_refused(im);
   return copy_const(im, x, dtype, x->dims, x->rank, out);
 }
 
@@ -903,7 +954,10 @@ static nnlib_status fold_neg(nnlib__onnx_import *im,
   for (int64_t k = 0; k < out->count; k++) {
     if (out->dtype == NNLIB__ONNX_FLOAT)
       out->f[k] = -out->f[k];
-    else /* INT64_MIN is the batch marker, refused above */
+    else if (out->i[k] == INT64_MIN) /* a file's value: no int64 negates it */
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "integer overflow");
+    else
       out->i[k] = -out->i[k];
   }
   return NNLIB_OK;

@@ -188,7 +188,7 @@ static nnlib_status known_const(imp *im, nnlib__onnx_str s, int depth,
 
 /* A float scalar constant (any rank of one element). */
 static bool scalar(const oval *v, double *value) {
-  if (v == NULL || v->count != 1)
+  if (v == NULL || v->count != 1 || nnlib__onnx_is_batch(v, 0))
     return false;
   *value = v->dtype == NNLIB__ONNX_FLOAT ? (double)v->f[0] : (double)v->i[0];
   return true;
@@ -362,13 +362,14 @@ static nnlib_status reshape_back(imp *im, ln_match *m, const oval *x,
     if (s == NULL || s->dtype != NNLIB__ONNX_INT64 ||
         s->count != (int64_t)x->shape.rank + 1)
       return NNLIB_OK;
-    int64_t lead = s->i[0];
-    if (!(lead == NNLIB__ONNX_BATCH || lead == -1 ||
-          (lead == 0 && nnlib__onnx_attr_int(node_at(im, j), "allowzero",
-                                             0) == 0)))
+    int64_t lead = nnlib__onnx_is_batch(s, 0) ? -1 : s->i[0];
+    if (!(lead == -1 ||
+          (lead == 0 &&
+           nnlib__onnx_attr_int(node_at(im, j), "allowzero", 0) == 0)))
       return NNLIB_OK;
     for (size_t k = 0; k < x->shape.rank; k++)
-      if (s->i[k + 1] != x->shape.dims[k])
+      if (nnlib__onnx_is_batch(s, (int64_t)k + 1) ||
+          s->i[k + 1] != x->shape.dims[k])
         return NNLIB_OK;
   }
   if (claim(m, j)) {

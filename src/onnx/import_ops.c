@@ -209,13 +209,13 @@ static nnlib_status transposed(imp *im, const oval *x, const int64_t *perm,
 /* Softmax before opset 13 coerces its input to 2-D at `axis` (default 1):
  * [d0 ... d(a-1), da ... dn] -> [prod before, prod from a on], softmax
  * over the second. With a the last axis that is nnlib's last-axis
- * softmax; with a = 1 (all of a sample) a flatten first gives it, and the
- * output keeps ONNX's shape (the same elements, relabelled). Another
- * axis would need a reshape nnlib has no layer for. */
+ * softmax over that axis alone; with a the first of the sample (all of
+ * it) a flatten first gives it, and the output keeps ONNX's shape (the
+ * same elements, relabelled). Another axis would need a reshape nnlib has
+ * no layer for. */
 static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
   int64_t given = nnlib__onnx_attr_int(n, "axis", 1);
   int64_t axis = sample_axis(im, given, x->shape.rank);
-  oval *out = NULL;
   if (axis != 0 && axis != (int64_t)x->shape.rank - 1)
     return nnlib__onnx_node_error(
         im, NNLIB_ERR_UNSUPPORTED,
@@ -224,18 +224,15 @@ static nnlib_status map_softmax_coerced(imp *im, const onode *n, oval *x) {
         "the last axis or the whole sample",
         (long long)given, (long long)nnlib__onnx_opset(im));
   nnlib__shape s = x->shape;
-  if (s.rank > 1) { /* the whole sample: flatten, softmax, ONNX's shape */
-    oval flat = *x;
+  oval flat;
+  if (axis == 0 && s.rank > 1) { /* the whole sample: flatten first */
+    flat = *x;
     flat.shape.rank = 1;
     flat.shape.dims[0] = nnlib__shape_numel(&x->shape);
-    NNLIB_TRY(nnlib__onnx_need_shape(im, &flat, "input"));
     x = &flat;
-    NNLIB_TRY(output(im, n, &out));
-    nnlib_layer *l = NULL;
-    NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
-    return apply1(im, l, x, out, &s);
   }
   NNLIB_TRY(nnlib__onnx_need_shape(im, x, "input"));
+  oval *out = NULL;
   NNLIB_TRY(output(im, n, &out));
   nnlib_layer *l = NULL;
   NNLIB_TRY(made(im, nnlib_activation_create(&l, NNLIB_ACT_SOFTMAX, 0.0f)));
@@ -685,23 +682,60 @@ static nnlib_status map_flatten(imp *im, const onode *n) {
 }
 
 /* Reshape's first value must keep the batch axis (0, -1 or the batch
- * size from Shape), and no other may be the batch. */
+ * size from Shape), and no other may be the batch. A value below -1 that
+ * is not the batch size is no ONNX shape. */
 static nnlib_status check_reshape_batch(imp *im, const onode *n,
                                         const oval *s) {
-  int64_t lead = s->i[0];
-  bool other_infer = false;
-  for (int64_t k = 1; k < s->count; k++)
-    other_infer |= s->i[k] == -1;
-  if (!(lead == NNLIB__ONNX_BATCH || lead == -1 ||
-        (lead == 0 && nnlib__onnx_attr_int(n, "allowzero", 0) == 0)) ||
-      (lead == -1 && other_infer))
-    return refuse(im, "%s: its first value must keep the batch axis (0, -1 "
-                      "or the input's own batch size from Shape)",
-                  "input shape");
-  for (int64_t k = 1; k < s->count; k++)
-    if (s->i[k] == NNLIB__ONNX_BATCH)
+  bool infer = false, other_infer = false;
+  for (int64_t k = 0; k < s->count; k++) {
+    bool batch = nnlib__onnx_is_batch(s, k);
+    if (!batch && s->i[k] < -1)
+      return nnlib__onnx_node_error(im, NNLIB_ERR_CORRUPT_FILE,
+                                    "input shape: value %lld (ONNX allows "
+                                    "no dim below -1)",
+                                    (long long)s->i[k]);
+    if (batch && k > 0)
       return refuse(im, "%s moves the batch axis", "input shape");
+    if (!batch && s->i[k] == -1 && k == 0)
+      infer = true;
+    else if (!batch && s->i[k] == -1)
+      other_infer = true;
+  }
+  bool zero = !nnlib__onnx_is_batch(s, 0) && s->i[0] == 0 &&
+              nnlib__onnx_attr_int(n, "allowzero", 0) == 0;
+  if (!(nnlib__onnx_is_batch(s, 0) || infer || zero) || (infer && other_infer))
+    return refuse(im,
+                  "%s: its first value must keep the batch axis (0, -1 "
+                  "or the input's own batch size from Shape)",
+                  "input shape");
   return NNLIB_OK;
+}
+
+/* A target [-1, d1 ...] asks ONNX to infer the batch from the element
+ * count: valid ONNX, but unless d1 ... make exactly one sample the batch
+ * size changes, which nnlib's batch-first layers cannot follow. Targets
+ * that are malformed otherwise are left to nnlib__onnx_reshape_dims. */
+static nnlib_status keeps_batch_size(imp *im, const onode *n, const oval *s,
+                                     const oval *x) {
+  if (nnlib__onnx_is_batch(s, 0) || s->i[0] != -1)
+    return NNLIB_OK;
+  bool allowzero = nnlib__onnx_attr_int(n, "allowzero", 0) != 0;
+  int64_t per = 1, sample = nnlib__shape_numel(&x->shape);
+  for (int64_t k = 1; k < s->count; k++) {
+    int64_t d = s->i[k];
+    if (d == 0 && !allowzero && k - 1 < (int64_t)x->shape.rank)
+      d = x->shape.dims[k - 1];
+    if (d < 0 || nnlib__mul_overflows(per, d, &per))
+      return NNLIB_OK;
+  }
+  if (per == sample)
+    return NNLIB_OK;
+  return nnlib__onnx_node_error(
+      im, NNLIB_ERR_UNSUPPORTED,
+      "input shape: the reshape would change the batch size (a leading -1 "
+      "with %lld values after it, where a sample holds %lld; nnlib keeps "
+      "the batch)",
+      (long long)per, (long long)sample);
 }
 
 /* The target shape's values after the lead axes (the batch's, or none in
@@ -719,8 +753,10 @@ static nnlib_status map_reshape(imp *im, const onode *n) {
                                 : "%s must be a constant int64 list of 2 to 8 "
                                   "values (batch first)",
                   "input shape");
-  if (!im->whole)
+  if (!im->whole) {
     NNLIB_TRY(check_reshape_batch(im, n, s));
+    NNLIB_TRY(keeps_batch_size(im, n, s, x));
+  }
   int64_t in[NNLIB__ONNX_MAX_RANK], dims[NNLIB__ONNX_MAX_RANK];
   memcpy(in, x->shape.dims, x->shape.rank * sizeof *in);
   size_t rank = (size_t)(s->count - lead);
@@ -911,15 +947,35 @@ typedef struct window {
 
 /* auto_pad SAME_UPPER / SAME_LOWER along one axis (opset 11's definition):
  * the output is ceil(in / stride) and the padding that needs, split with
- * the odd one at the end (UPPER) or the start (LOWER). */
+ * the odd one at the end (UPPER) or the start (LOWER). Kernel, stride and
+ * dilation are in 1 .. 2^31 - 1 (window_in_range): (outd - 1) s - in lies
+ * in [-s, 0) and the dilated span below 2^62, so nothing overflows for
+ * any in. */
 static void same_padding(window *w, int d, int64_t in, bool lower) {
   int64_t k = w->kernel[d], s = w->stride[d];
-  int64_t outd = (in + s - 1) / s;
-  int64_t total = (outd - 1) * s + (k - 1) * w->dilation[d] + 1 - in;
+  int64_t outd = in / s + (in % s != 0);
+  int64_t total = (outd - 1) * s - in + (k - 1) * w->dilation[d] + 1;
   if (total < 0)
     total = 0;
   w->pad[d] = lower ? total - total / 2 : total / 2;
   w->pad_end[d] = total - w->pad[d];
+}
+
+/* nnlib's windows are at most 2^31 - 1 along an axis (the layers' 32-bit
+ * BLAS range); checked before same_padding computes with them. */
+static nnlib_status window_in_range(imp *im, const window *w) {
+  const char *names[3] = {"kernel_shape", "strides", "dilations"};
+  const int64_t *values[3] = {w->kernel, w->stride, w->dilation};
+  for (int a = 0; a < 3; a++)
+    for (int d = 0; d < 2; d++)
+      if (values[a][d] > NNLIB__BLAS_DIM_MAX)
+        return nnlib__onnx_node_error(im, NNLIB_ERR_UNSUPPORTED,
+                                      "attribute %s: %lld is above %lld, "
+                                      "the largest window nnlib's layers "
+                                      "take",
+                                      names[a], (long long)values[a][d],
+                                      (long long)NNLIB__BLAS_DIM_MAX);
+  return NNLIB_OK;
 }
 
 /* kernel_shape, strides, dilations, and pads [top, left, bottom, right] or
@@ -941,6 +997,7 @@ static nnlib_status window_of(imp *im, const onode *n, const oval *x,
                   "attributes");
   const nnlib__onnx_attr *ap = nnlib__onnx_find_attr(n, "auto_pad");
   nnlib__onnx_str mode = ap ? ap->s : (nnlib__onnx_str){"NOTSET", 6};
+  NNLIB_TRY(window_in_range(im, w));
   for (int d = 0; d < 2; d++) {
     int64_t in = x->shape.dims[1 + d];
     if (w->kernel[d] < 1 || w->stride[d] < 1 || w->dilation[d] < 1)
