@@ -95,12 +95,12 @@ typedef struct nnlib__onnx_value {
   size_t mm_onnx_node; /* for messages */
 } nnlib__onnx_value;
 
-/* A parameter or buffer tensor to fill once the model is compiled. */
 /* Whether element k of constant v is the batch size (see `batch`). */
 static inline bool nnlib__onnx_is_batch(const nnlib__onnx_value *v, int64_t k) {
   return v->batch != NULL && v->batch[k];
 }
 
+/* A parameter or buffer tensor to fill once the model is compiled. */
 typedef struct nnlib__onnx_fill {
   nnlib_layer *layer;
   bool buffer;        /* l->buffers[index], else l->params[index] */
