@@ -45,7 +45,7 @@ nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...)
 /* The whole of the regular file `path` into *data (nnlib__free it), its
  * length in *size; NNLIB_ERR_IO naming `who` (the entry point) for a file
  * that cannot be opened or read or is not a regular file (a directory, a
- * FIFO), NNLIB_ERR_OUT_OF_MEMORY (src/model/serialize.c). */
+ * FIFO), NNLIB_ERR_OUT_OF_MEMORY (file.c). */
 nnlib_status nnlib__read_file(const char *who, const char *path,
                               unsigned char **data, size_t *size);
 /* Reads a caller's options struct (first field size_t struct_size) into
