@@ -1050,13 +1050,14 @@ NNLIB_API nnlib_status nnlib_model_forward(nnlib_model *model,
  * the gradient of the mean loss in every parameter's grad tensor
  * (overwritten, not accumulated) and the loss in *loss (may be NULL).
  * Applies no update. *loss is written on success and on
- * NNLIB_ERR_NUMERICAL (the loss that was not finite; NaN when the
- * numerics check stopped the pass before the loss), and left as it was
- * after any other failure. Targets are checked before the pass runs. Statuses
- * as nnlib_model_forward (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH
- * also for the target, NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), and
- * NNLIB_ERR_WRONG_STATE also for a model compiled without a loss,
- * NNLIB_ERR_OUT_OF_RANGE for a class index target outside 0 .. K-1. */
+ * NNLIB_ERR_NUMERICAL (the loss computed, which is not finite when the
+ * loss is what failed; NaN when the numerics check stopped the pass
+ * before the loss), and left as it was after any other failure. Targets are
+ * checked before the pass runs. Statuses as nnlib_model_forward
+ * (NNLIB_ERR_INVALID_ARGUMENT, NNLIB_ERR_SHAPE_MISMATCH also for the target,
+ * NNLIB_ERR_TOO_LARGE, NNLIB_ERR_NUMERICAL), and NNLIB_ERR_WRONG_STATE also for
+ * a model compiled without a loss, NNLIB_ERR_OUT_OF_RANGE for a class index
+ * target outside 0 .. K-1. */
 NNLIB_API nnlib_status nnlib_model_backward(nnlib_model *model,
                                             const nnlib_tensor *x,
                                             const nnlib_tensor *target,
@@ -1317,8 +1318,10 @@ NNLIB_API nnlib_status nnlib_gradcheck_options_init(
  * exactly afterwards. Needs a compiled model with a loss. Every pass starts
  * from the generator state the check began with, so dropout draws the same
  * masks in each, and the gradients, layer buffers (batchnorm running
- * statistics) and the generator are restored afterwards: the check leaves
- * the model as it was. Allocates copies of the parameters and gradients
+ * statistics) and the generator are restored afterwards and input
+ * gradients (nnlib_model_set_input_gradients) left alone: the check
+ * leaves the model as it was, but for a pending nnlib_model_forward,
+ * which it spends. Allocates copies of the parameters and gradients
  * per call. Statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a step that is not finite and > 0,
  * inference not 0 or 1), NNLIB_ERR_WRONG_STATE (before compile, no loss),

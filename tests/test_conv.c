@@ -243,7 +243,7 @@ static void test_bad_arguments(void **s) {
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.padding_w = -1;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));
-  ts_expect_message("padding 0x-1, must be >= 0");
+  ts_expect_message("padding 0x-1, must be at least 0");
   ASSERT_OK(nnlib_conv2d_options_init(&o));
   o.dilation_h = 0;
   ASSERT_STATUS(NNLIB_ERR_INVALID_ARGUMENT, nnlib_conv2d_create(&l, 2, 3, 3, &o));

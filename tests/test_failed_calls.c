@@ -139,7 +139,8 @@ static void test_failed_compile_leaves_the_model(void **s) {
 }
 
 /* gradcheck on another batch puts back the gradients of the backward
- * before it, so that applying them after the check applies those. */
+ * before it, so that applying them after the check applies those, and
+ * leaves the input gradients of that backward as they were. */
 static void test_gradcheck_keeps_the_gradients(void **s) {
   (void)s;
   nnlib_optimizer *opt;
@@ -150,16 +151,30 @@ static void test_gradcheck_keeps_the_gradients(void **s) {
   float *xbv = nnlib_tensor_get_data(xb);
   for (int i = 0; i < BATCH * FEATURES; i++)
     xbv[i] = 1.0f - xbv[i];
+  ASSERT_OK(nnlib_model_set_input_gradients(m, 1));
   ASSERT_OK(nnlib_model_backward(m, xa, t, NULL));
   float *p, *g;
   int64_t count;
   ASSERT_OK(nnlib_model_get_flat_params(m, &p, &g, &count));
   float *grads = ts_copy_floats(g, count);
+  const nnlib_tensor *dx;
+  ASSERT_OK(nnlib_model_get_input_gradient(m, 0, &dx));
+  float *dx_before =
+      ts_copy_floats(nnlib_tensor_get_data_const(dx), BATCH * FEATURES);
+  nnlib_tensor *x2 = ts_tensor2(2, FEATURES, nnlib_tensor_get_data(xb));
+  nnlib_tensor *t2 = ts_tensor2(2, 3, NULL);
   double err;
-  ASSERT_OK(nnlib_model_gradcheck(m, xb, t, NULL, &err));
+  ASSERT_OK(nnlib_model_gradcheck(m, x2, t2, NULL, &err));
   assert_true(err < 1e-2);
   assert_memory_equal(g, grads, (size_t)count * sizeof(float));
+  ASSERT_OK(nnlib_model_get_input_gradient(m, 0, &dx));
+  assert_int_equal(nnlib_tensor_get_shape(dx)[0], BATCH);
+  assert_memory_equal(nnlib_tensor_get_data_const(dx), dx_before,
+                      BATCH * FEATURES * sizeof(float));
   free(grads);
+  free(dx_before);
+  nnlib_tensor_free(x2);
+  nnlib_tensor_free(t2);
   nnlib_tensor_free(xa);
   nnlib_tensor_free(xb);
   nnlib_tensor_free(t);

@@ -1411,8 +1411,10 @@ static nnlib_status check_options(const nnlib_conv2d_options *o) {
                   (long long)limit);
   NNLIB_CHECK_ARG(o->padding_h >= 0 && o->padding_w >= 0 &&
                       o->padding_h <= limit && o->padding_w <= limit,
-                  "conv2d: padding %lldx%lld, must be >= 0",
-                  (long long)o->padding_h, (long long)o->padding_w);
+                  "conv2d: padding %lldx%lld, must be at least 0 and at most "
+                  "%lld",
+                  (long long)o->padding_h, (long long)o->padding_w,
+                  (long long)limit);
   NNLIB_CHECK_ARG(o->dilation_h >= 1 && o->dilation_w >= 1 &&
                       o->dilation_h <= limit && o->dilation_w <= limit,
                   "conv2d: dilation %lldx%lld, must be at least 1 and at most "

@@ -134,13 +134,17 @@ nnlib_status nnlib_model_gradcheck_inputs(
   NNLIB_TRY(nnlib__check_inputs(m, x, count, m->max_batch, &p.batch));
   NNLIB_TRY(nnlib__check_target(m, target, &p.batch));
   p.batch.training = o.inference == 0;
-  m->forward_n = 0;
   /* g_bp, the saved parameters, the direction, the caller's gradients,
    * the saved layer buffers */
   size_t floats = (size_t)m->param_size * 4 + (size_t)m->layer_state_size;
   float *work = nnlib__calloc(floats + 1, sizeof(float));
   if (work == NULL)
     return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "gradcheck: no memory");
+  m->forward_n = 0; /* the check's passes spend a pending forward */
+  /* the caller's input gradients stay: the check's backward computes none */
+  float **input_grads = m->input_grads;
+  int64_t input_grads_n = m->input_grads_n;
+  m->input_grads = NULL;
   float *grads = work + (size_t)m->param_size * 3;
   size_t grad_bytes = (size_t)m->param_size * sizeof(float);
   if (grad_bytes > 0) /* a backward before the check may be applied after */
@@ -165,6 +169,8 @@ nnlib_status nnlib_model_gradcheck_inputs(
              : check_every_scalar(&p, g_bp, o.step, max_rel_error);
   }
   m->rng = p.start;
+  m->input_grads = input_grads;
+  m->input_grads_n = input_grads_n;
   if (grad_bytes > 0)
     memcpy(m->grads, grads, grad_bytes);
   if (state_bytes > 0)

@@ -231,9 +231,10 @@ nnlib_status nnlib_model_forward(nnlib_model *m, const nnlib_tensor *x,
   return nnlib_model_forward_inputs(m, &x, 1, output);
 }
 
-/* *loss after a pass: the loss on success, the loss that was not finite
- * on NNLIB_ERR_NUMERICAL (NaN when the numerics check stopped the pass
- * before the loss), untouched after any other failure. */
+/* *loss after a pass: the loss on success and on NNLIB_ERR_NUMERICAL (the
+ * loss computed: not finite when the loss failed, NaN when the numerics
+ * check stopped the pass before the loss), untouched after any other
+ * failure. */
 static nnlib_status report_loss(nnlib_status st, double l, float *loss) {
   if (loss != NULL && (st == NNLIB_OK || st == NNLIB_ERR_NUMERICAL))
     *loss = (float)l;
