@@ -1162,9 +1162,9 @@ NNLIB_API nnlib_status nnlib_fit_options_init(nnlib_fit_options *options);
  * not 0 or 1), NNLIB_ERR_WRONG_STATE (before compile, no loss or no
  * optimizer), NNLIB_ERR_STRUCT_SIZE (options), NNLIB_ERR_SHAPE_MISMATCH,
  * NNLIB_ERR_TOO_LARGE (batch_size above the maximum batch, sequences
- * longer than compiled), NNLIB_ERR_OUT_OF_RANGE (a class index target),
- * NNLIB_ERR_NUMERICAL (a loss that is not finite: the weights of that
- * batch stay untouched), NNLIB_ERR_CANCELLED (the progress callback),
+ * longer than compiled), NNLIB_ERR_OUT_OF_RANGE (a class index target;
+ * every target is checked before the first batch), NNLIB_ERR_NUMERICAL (a
+ * loss that is not finite: the weights of that batch stay untouched), NNLIB_ERR_CANCELLED (the progress callback),
  * NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_fit(nnlib_model *model,
                                        const nnlib_tensor *x,
