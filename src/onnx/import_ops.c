@@ -742,7 +742,7 @@ static nnlib_status keeps_batch_size(imp *im, const onode *n, const oval *s,
  * whole-sample mode) are the sample's; ONNX's 0 copies the same axis of
  * the full shape, which is the sample's axis k - lead. */
 static nnlib_status map_reshape(imp *im, const onode *n) {
-  oval *x, *s = nnlib__onnx_input(im, n, 1);
+  oval *x = NULL, *s = nnlib__onnx_input(im, n, 1);
   NNLIB_TRY(graph_input(im, n, 0, &x));
   int64_t lead = (int64_t)lead_axes(im);
   if (s == NULL || s->kind != NNLIB__VALUE_CONST ||
