@@ -486,7 +486,11 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
   int tiles = (int)((dims[1] + 1) / 2 * ((dims[2] + 1) / 2));
-  if (!c->training && k % 9 == 0 && conv_is_winograd(c, co, k / 9, p, tiles)) {
+  /* Winograd forward, also in training when the batch is more than one
+   * chunk (src/layers/conv2d.c, conv2d_forward) */
+  if (!backward && k % 9 == 0 &&
+      (!c->training || conv_chunk(k, co, p, n) < n) &&
+      conv_is_winograd(c, co, k / 9, p, tiles)) {
     winograd_gemms(c, co, k / 9, p, tiles, list);
     return 0;
   }

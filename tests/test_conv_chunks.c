@@ -5,7 +5,10 @@
  * convolutions, so the first layer's also check the second one's input
  * gradient (col2im). The shapes cover the contiguous gather and scatter of
  * stride-1 "same"-width convolutions (padding, dilation, rows cut off at
- * the top and bottom) and the general one (stride 2). */
+ * the top and bottom) and the general one (stride 2). A batch in chunks
+ * through a 3x3 convolution at stride 1 and padding 1 with 16 channels in
+ * and out or more runs forward by Winograd's F(2x2, 3x3) in training too
+ * (even and odd maps), its backward by the lowering. */
 #include "test_support.h"
 
 #include <math.h>
@@ -249,6 +252,11 @@ static void check_cases(int threads) {
       {3, 64, 64, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       /* kernel 3x5, padding 0x2: the width kept, fewer rows; chunks of 3 */
       {14, 40, 13, 2, 3, 5, 1, 1, 0, 2, 1, 1, 0},
+      /* 16 channels in and out, 3x3 padding 1: forward by Winograd in
+       * chunks, backward's lowering in chunks of 2 */
+      {16, 24, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      /* the same on an odd map (ragged edge tiles), 17 channels out */
+      {16, 25, 31, 17, 3, 3, 1, 1, 1, 1, 1, 1, 0},
   };
   ASSERT_OK(nnlib_set_num_threads(threads));
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -58,9 +58,11 @@
  * the pooled map (pooled_channels), so Z is planned for chunks of one
  * sample as well.
  *
- * Inference of a 3x3 convolution at stride 1 and padding 1 with at least
+ * Forward of a 3x3 convolution at stride 1 and padding 1 with at least
  * WINOGRAD_MIN_CHANNELS channels in and out goes by Winograd's F(2x2, 3x3)
- * instead of the lowering (winograd_forward; the transforms and their
+ * instead of the lowering, in inference always, in training when the
+ * batch is more than one chunk (backward lowers x again then, see
+ * conv2d_forward) (winograd_forward; the transforms and their
  * math in conv2d_winograd.c): per chunk, V from x, 16 GEMMs M_xi = U_xi
  * V_xi with U made from W (or W') at every call like W', then y from M
  * with the output pass in the output transform (winograd_finishes), or
@@ -89,7 +91,7 @@ typedef struct conv2d_layer {
    * that alone reads the output in training ([max_batch, Co, 2] doubles,
    * over W', b' and s; 0: none, no such batchnorm) */
   int64_t stats_at;
-  /* inference by Winograd F(2x2, 3x3) (winograd_applies): samples per
+  /* forward by Winograd F(2x2, 3x3) (winograd_applies): samples per
    * chunk (0: not used) and the workspace offset of its U, V, M and Z
    * (0: over col and Z; else after W', b' and s) */
   int64_t wino_chunk, wino_at;
@@ -235,7 +237,7 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
   return run->folded ? infer_chunk(c) : c->chunk;
 }
 
-/* Inference runs a 3x3 convolution at stride 1, dilation 1 and padding 1
+/* Forward runs a 3x3 convolution at stride 1, dilation 1 and padding 1
  * (the output as large as the input) by Winograd's F(2x2, 3x3)
  * (conv2d_winograd.c): 16 GEMMs of [Co, C] x [C, tiles] replace the one of
  * [Co, 9 C] x [9 C, m P], 2.25x fewer multiply-adds on even maps, for
@@ -244,9 +246,13 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
  * to gain (a first layer over one channel keeps its lowering), and on maps
  * so small that ragged tiles make the 16 products more than 3/4 of the
  * lowering's multiply-adds (16 tiles > 27 P / 4: a 1x1 or 3x3 map) the
- * transforms would cost more than they save. Training keeps the lowering:
- * backward reuses forward's col, and the gradients are those of the
- * direct sum. */
+ * transforms would cost more than they save. Training does so only when
+ * the batch is more than one chunk: a batch of one chunk keeps the
+ * lowering, whose col backward reuses, while chunks are lowered again in
+ * backward anyway. Backward stays the lowering's, the gradients of the
+ * direct sum at the output Winograd computed (within the 1e-5 of
+ * tests/test_conv_chunks.c). The benchmark CNN at batch 64 trained 1.2x
+ * faster on one thread and on two (benchmarks/MEASUREMENTS.md). */
 #define WINOGRAD_MIN_CHANNELS 16
 /* Samples per chunk: the chunk's V, M and Z within WINOGRAD_CHUNK_BYTES,
  * so that the GEMMs read V and the output pass reads M from cache. */
@@ -467,9 +473,11 @@ static nnlib_status plan_workspace(nnlib_layer *l, int64_t max_batch) {
   int64_t end = c->fold_at + fold_floats;
   if (c->stats_at + stats_floats > end)
     end = c->stats_at + stats_floats;
-  /* Winograd's area (inference only) over the lanes, which it does not
-   * use, when it fits there: a training step keeps the workspace from
-   * forward to backward, and should not keep a larger one for it */
+  /* Winograd's area over the lanes, which it does not use (training's
+   * backward lowers again whatever Winograd's forward overwrote; the
+   * statistics are past fold_at), when it fits there: a training step
+   * keeps the workspace from forward to backward, and should not keep a
+   * larger one for it */
   c->wino_chunk = winograd_chunk(c, max_batch);
   int64_t wino_floats =
       c->wino_chunk > 0 ? winograd_floats(c, c->wino_chunk, c->lanes) : 0;
@@ -939,6 +947,7 @@ typedef struct winograd_run {
   bool finishes;
   const float *x, *u; /* the input, U */
   float *y, *lane0;   /* the output, the first lane's V */
+  double *stats;      /* the batchnorm's plane statistics [n, Co, 2] (NULL) */
   int64_t x_size, y_size;
   batch_lanes b;
 } winograd_run;
@@ -1003,22 +1012,30 @@ static void winograd_after(void *ctx, int64_t unit, int64_t lane) {
                        r->finishes ? &r->finish : NULL};
   nnlib__parallel_for(r->c->out_c, per_part(16 * a.m * winograd_tiles(r->c)),
                       winograd_output_channels, &out);
+  double *stats = r->stats != NULL ? r->stats + 2 * a.s * r->c->out_c : NULL;
+  /* the transform applied the terms: only the statistics are left */
+  const output_terms none = {NULL, NULL, NULL, NULL};
   if (!r->finishes)
-    store_output(r->c, a.z, ys, a.m, r->t, NULL);
+    store_output(r->c, a.z, ys, a.m, r->t, stats);
+  else if (stats != NULL)
+    store_output(r->c, ys, ys, a.m, &none, stats);
 }
 
-/* Inference by Winograd (winograd_applies): U from W (or W'), then the
+/* Forward by Winograd (winograd_applies): U from W (or W'), then the
  * chunks as units (nnlib__gemm_units_run) on as many lanes as threads, up
- * to those planned. */
+ * to those planned; in training each chunk's plane statistics for the
+ * batchnorm (stats, NULL when none) right after its output transform. */
 static nnlib_status winograd_forward(const conv2d_layer *c,
                                      const nnlib__run *run,
                                      const output_terms *t, const float *x,
-                                     float *y, int64_t n, int64_t y_size) {
+                                     float *y, int64_t n, int64_t y_size,
+                                     double *stats) {
   winograd_run r = {.c = c,
                     .t = t,
                     .g = {c->in_c, c->out_c, c->in_h, c->in_w},
                     .x = x,
                     .y = y,
+                    .stats = stats,
                     .x_size = c->in_c * c->in_h * c->in_w,
                     .y_size = y_size,
                     .b = lanes_over(c, n, c->wino_chunk, LANES_MAX)};
@@ -1111,18 +1128,24 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
   /* a folded pool's output is the pooled map */
   int64_t y_size = c->out_c * (t.pool != NULL ? (c->out_h / 2) * (c->out_w / 2)
                                               : positions(c));
-  if (run->folded && c->wino_chunk > 0)
-    return winograd_forward(c, run, &t, x, y, n, y_size);
-  /* training lowers a batch of one chunk as one unit on the first lane
-   * (its passes and GEMM split over the threads), so that backward finds
-   * it in col (lowering x again costs about 1/Co of the GEMMs) */
-  int64_t chunk = forward_chunk(c, run);
-  bool whole = !run->folded && n <= chunk;
   /* in training, the statistics for the batchnorm that alone reads y
    * (folded_batchnorm, as inference folds it) */
   double *stats = NULL;
   if (run->training && !run->folded && c->stats_at > 0)
     stats = (double *)(void *)(run->workspace + c->stats_at);
+  /* training lowers a batch of one chunk as one unit on the first lane
+   * (its passes and GEMM split over the threads), so that backward finds
+   * it in col (lowering x again costs about 1/Co of the GEMMs) */
+  int64_t chunk = forward_chunk(c, run);
+  bool whole = !run->folded && n <= chunk;
+  if (c->wino_chunk > 0 && !whole) {
+    if (!run->folded)
+      c->lowered_chunk = 0;
+    NNLIB_TRY(winograd_forward(c, run, &t, x, y, n, y_size, stats));
+    if (stats != NULL)
+      nnlib__batchnorm_offer_stats(l->folded_batchnorm, y, n, stats);
+    return NNLIB_OK;
+  }
   lowered_run r = {c,
                    &t,
                    x,
