@@ -432,9 +432,9 @@ static bool conv_is_winograd(const layer_call *c, int co, int in_c, int p,
  * lane by lane, chunk by chunk; per chunk of s samples `per_chunk`
  * products NN [Co, K] x [K, s cols] (Winograd: 16, K = C; the lowering:
  * 1, K = C kH kW, cols = P). */
-static void lane_chunks_push(const layer_call *c, int n, int m, int most,
-                             int per_chunk, int co, int cols, int k,
-                             gemm_list *list) {
+static void lane_chunks_push(const layer_call *c, const char *name, int n,
+                             int m, int most, int per_chunk, int co, int cols,
+                             int k, gemm_list *list) {
   int lanes = nnlib_get_num_threads();
   lanes = lanes < most ? lanes : most;
   lanes = lanes < n ? lanes : n;
@@ -444,8 +444,8 @@ static void lane_chunks_push(const layer_call *c, int n, int m, int most,
     int chunks = (samples + m - 1) / m;
     for (int i = 0; i < chunks; i++) {
       int size = samples / chunks + (i < samples % chunks);
-      push(list, bench_gemm_plain("forward", c->index, 'N', 'N', co,
-                                  size * cols, k, 1.0f, 0.0f, per_chunk));
+      push(list, bench_gemm_plain(name, c->index, 'N', 'N', co, size * cols, k,
+                                  1.0f, 0.0f, per_chunk));
     }
   }
 }
@@ -453,14 +453,18 @@ static void lane_chunks_push(const layer_call *c, int n, int m, int most,
 /* Its chunks (winograd_chunk): V [16, C, N], M [16, Co, N] and Z [Co, m P]
  * within 2 MB, N = m tiles, tiles = ceil(OH / 2) ceil(OW / 2), in lanes
  * (lane_chunks_push); per chunk the 16 products M_xi = U_xi V_xi, NN
- * [Co,C] x [C,N]. */
-static void winograd_gemms(const layer_call *c, int co, int in_c, int p,
-                           int tiles, gemm_list *list) {
+ * [Co,C] x [C,N]; backward's input gradient (winograd_input_grad) the
+ * same chunks with C and Co swapped, NN [C,Co] x [Co,N]. */
+static void winograd_gemms(const layer_call *c, bool backward, int co, int in_c,
+                           int p, int tiles, gemm_list *list) {
   int64_t per_sample = 16 * (int64_t)(in_c + co) * tiles + (int64_t)co * p;
   int m = (int)((((int64_t)2 << 20) / 4) / per_sample);
   m = m < c->n ? m : c->n;
   m = m > 1 ? m : 1;
-  lane_chunks_push(c, c->n, m, 8, 16, co, tiles, in_c, list);
+  if (backward)
+    lane_chunks_push(c, "input_grad", c->n, m, 8, 16, in_c, tiles, co, list);
+  else
+    lane_chunks_push(c, "forward", c->n, m, 8, 16, co, tiles, in_c, list);
 }
 
 /* conv2d (src/layers/conv2d.c), W [Co, C, kH, kW] as [Co, K], K = C kH kW,
@@ -486,12 +490,13 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
   int co = (int)nnlib_tensor_get_dim(w, 0), n = c->n, index = c->index;
   int k = (int)(nnlib_tensor_get_size(w) / co), p = (int)(dims[1] * dims[2]);
   int tiles = (int)((dims[1] + 1) / 2 * ((dims[2] + 1) / 2));
-  /* Winograd forward, also in training when the batch is more than one
-   * chunk (src/layers/conv2d.c, conv2d_forward) */
-  if (!backward && k % 9 == 0 &&
-      (!c->training || conv_chunk(k, co, p, n) < n) &&
-      conv_is_winograd(c, co, k / 9, p, tiles)) {
-    winograd_gemms(c, co, k / 9, p, tiles, list);
+  /* Winograd forward, and in training backward's input gradient, when
+   * the batch is more than one chunk (src/layers/conv2d.c,
+   * winograd_trains) */
+  bool winograd = k % 9 == 0 && (!c->training || conv_chunk(k, co, p, n) < n) &&
+                  conv_is_winograd(c, co, k / 9, p, tiles);
+  if (!backward && winograd) {
+    winograd_gemms(c, false, co, k / 9, p, tiles, list);
     return 0;
   }
   if (!backward) {
@@ -504,7 +509,8 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
       m = fits < m ? fits : m;
     }
     /* a training batch of one chunk: one unit on the first lane */
-    lane_chunks_push(c, n, m, c->training && m >= n ? 1 : 8, 1, co, p, k, list);
+    lane_chunks_push(c, "forward", n, m, c->training && m >= n ? 1 : 8, 1, co,
+                     p, k, list);
     return 0;
   }
   /* backward (src/layers/conv2d.c, backward_run): the batch in C chunks
@@ -524,18 +530,21 @@ static int conv_gemms(const layer_call *c, bool backward, gemm_list *list) {
     bool first = u == range_start(chunks, (int)parts, v);
     if (first)
       v++;
-    int group = c->dx ? 1000 * (index + 1) + 2 + u : 0;
+    bool dcol = c->dx && !winograd;
+    int group = dcol ? 1000 * (index + 1) + 2 + u : 0;
     bench_gemm wg = bench_gemm_plain("weight_grad", index, 'N', 'T', co, k,
                                      size * p, 1.0f, first ? 0.0f : 1.0f, 1);
     wg.group = group;
     push(list, wg);
-    if (!c->dx)
+    if (!dcol)
       continue;
     bench_gemm ig = bench_gemm_plain("input_grad", index, 'T', 'N', k, size * p,
                                      co, 1.0f, 0.0f, 1);
     ig.group = group;
     push(list, ig);
   }
+  if (c->dx && winograd)
+    winograd_gemms(c, true, co, k / 9, p, tiles, list);
   return 0;
 }
 

@@ -8,7 +8,8 @@
  * the top and bottom) and the general one (stride 2). A batch in chunks
  * through a 3x3 convolution at stride 1 and padding 1 with 16 channels in
  * and out or more runs forward by Winograd's F(2x2, 3x3) in training too
- * (even and odd maps), its backward by the lowering. */
+ * (even and odd maps), and so does its input gradient (the dW of the
+ * layer before checks it); its dW by the lowering. */
 #include "test_support.h"
 
 #include <math.h>
@@ -252,8 +253,8 @@ static void check_cases(int threads) {
       {3, 64, 64, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       /* kernel 3x5, padding 0x2: the width kept, fewer rows; chunks of 3 */
       {14, 40, 13, 2, 3, 5, 1, 1, 0, 2, 1, 1, 0},
-      /* 16 channels in and out, 3x3 padding 1: forward by Winograd in
-       * chunks, backward's lowering in chunks of 2 */
+      /* 16 channels in and out, 3x3 padding 1: forward and dx by
+       * Winograd in chunks, dW's lowering in chunks of 2 */
       {16, 24, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       /* the same on an odd map (ragged edge tiles), 17 channels out */
       {16, 25, 31, 17, 3, 3, 1, 1, 1, 1, 1, 1, 0},

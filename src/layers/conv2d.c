@@ -30,6 +30,9 @@
  *           dcol = W^T dZ       [K,Co] x [Co,mP]  one sgemm (not for the
  *                                                  first layer), over col
  *           dx = col2im(dcol): the transpose of the im2col gather
+ *           (where forward went by Winograd, below, dx goes by Winograd
+ *           too, after every chunk's dW: dy convolved by the turned
+ *           filters, winograd_input_grad)
  *           Plain SGD, when fused, updates W after the last chunk: every
  *           chunk's dcol needs W as forward saw it.
  * Workspace (planned at compile): per lane col [K, m P], and Z (the dZ of
@@ -62,7 +65,8 @@
  * WINOGRAD_MIN_CHANNELS channels in and out goes by Winograd's F(2x2, 3x3)
  * instead of the lowering, in inference always, in training when the
  * batch is more than one chunk (backward lowers x again then, see
- * conv2d_forward) (winograd_forward; the transforms and their
+ * conv2d_forward, and backward's input gradient goes by Winograd too)
+ * (winograd_forward; the transforms and their
  * math in conv2d_winograd.c): per chunk, V from x, 16 GEMMs M_xi = U_xi
  * V_xi with U made from W (or W') at every call like W', then y from M
  * with the output pass in the output transform (winograd_finishes), or
@@ -249,10 +253,12 @@ static int64_t forward_chunk(const conv2d_layer *c, const nnlib__run *run) {
  * transforms would cost more than they save. Training does so only when
  * the batch is more than one chunk: a batch of one chunk keeps the
  * lowering, whose col backward reuses, while chunks are lowered again in
- * backward anyway. Backward stays the lowering's, the gradients of the
- * direct sum at the output Winograd computed (within the 1e-5 of
- * tests/test_conv_chunks.c). The benchmark CNN at batch 64 trained 1.2x
- * faster on one thread and on two (benchmarks/MEASUREMENTS.md). */
+ * backward anyway (winograd_trains). Backward's dW stays the lowering's;
+ * its dx, the convolution of dy by the filters turned by 180 degrees,
+ * goes by Winograd too (winograd_input_grad). The gradients are those of
+ * the direct sum, within rounding (tests/test_conv_chunks.c checks them
+ * against it in double). The benchmark CNN at batch 64 trained 1.25x
+ * faster on one thread and 1.18x on two (benchmarks/MEASUREMENTS.md). */
 #define WINOGRAD_MIN_CHANNELS 16
 /* Samples per chunk: the chunk's V, M and Z within WINOGRAD_CHUNK_BYTES,
  * so that the GEMMs read V and the output pass reads M from cache. */
@@ -965,8 +971,8 @@ static winograd_chunk_at chunk_at(const winograd_run *r, int64_t unit,
   winograd_chunk_at a;
   unit_samples(&r->b, unit, lane, &a.s, &a.m);
   a.v = r->lane0 + lane * winograd_lane_floats(c, c->wino_chunk);
-  a.mx = a.v + 16 * c->in_c * tiles;
-  a.z = a.mx + 16 * c->out_c * tiles;
+  a.mx = a.v + 16 * r->g.c * tiles;
+  a.z = a.mx + 16 * r->g.co * tiles;
   return a;
 }
 
@@ -975,7 +981,7 @@ static void winograd_before(void *ctx, int64_t unit, int64_t lane) {
   const winograd_run *r = ctx;
   winograd_chunk_at a = chunk_at(r, unit, lane);
   winograd_pass in = {r->g, r->x + a.s * r->x_size, a.v, a.m, NULL};
-  nnlib__parallel_for(r->c->in_c, per_part(16 * a.m * winograd_tiles(r->c)),
+  nnlib__parallel_for(r->g.c, per_part(16 * a.m * winograd_tiles(r->c)),
                       winograd_input_channels, &in);
 }
 
@@ -985,20 +991,20 @@ static void winograd_calls(void *ctx, int64_t unit, int64_t lane,
   const winograd_run *r = ctx;
   const conv2d_layer *c = r->c;
   winograd_chunk_at a = chunk_at(r, unit, lane);
-  int64_t n = a.m * winograd_tiles(c), u_size = c->out_c * c->in_c;
+  int64_t n = a.m * winograd_tiles(c), u_size = r->g.co * r->g.c;
   for (int xi = 0; xi < 16; xi++)
     calls[xi] = (nnlib__gemm_call){NNLIB__NO_TRANS,
                                    NNLIB__NO_TRANS,
-                                   c->out_c,
+                                   r->g.co,
                                    n,
-                                   c->in_c,
+                                   r->g.c,
                                    1.0f,
                                    r->u + xi * u_size,
-                                   c->in_c,
-                                   a.v + xi * c->in_c * n,
+                                   r->g.c,
+                                   a.v + xi * r->g.c * n,
                                    n,
                                    0.0f,
-                                   a.mx + xi * c->out_c * n,
+                                   a.mx + xi * r->g.co * n,
                                    n};
 }
 
@@ -1010,7 +1016,7 @@ static void winograd_after(void *ctx, int64_t unit, int64_t lane) {
   float *ys = r->y + a.s * r->y_size;
   winograd_pass out = {r->g, a.mx, r->finishes ? ys : a.z, a.m,
                        r->finishes ? &r->finish : NULL};
-  nnlib__parallel_for(r->c->out_c, per_part(16 * a.m * winograd_tiles(r->c)),
+  nnlib__parallel_for(r->g.co, per_part(16 * a.m * winograd_tiles(r->c)),
                       winograd_output_channels, &out);
   double *stats = r->stats != NULL ? r->stats + 2 * a.s * r->c->out_c : NULL;
   /* the transform applied the terms: only the statistics are left */
@@ -1021,10 +1027,34 @@ static void winograd_after(void *ctx, int64_t unit, int64_t lane) {
     store_output(r->c, ys, ys, a.m, &none, stats);
 }
 
+/* r's chunks as units (nnlib__gemm_units_run) on as many lanes as
+ * threads, up to those planned, with U (made) at u and the lanes' V, M
+ * and Z after it. */
+static nnlib_status winograd_run_units(winograd_run *r, float *u) {
+  r->u = u;
+  r->lane0 = u + 16 * r->g.co * r->g.c;
+  nnlib__gemm_units units = {r->b.units,
+                             r->b.lanes,
+                             16,
+                             winograd_calls,
+                             winograd_before,
+                             winograd_after,
+                             r,
+                             false,
+                             NULL};
+  return nnlib__gemm_units_run(&units);
+}
+
+/* A batch of n goes by Winograd outside inference (forward, and
+ * backward's input gradient) when the lowering would cut it into chunks:
+ * a batch of one chunk keeps the lowering, whose col backward reuses. */
+static bool winograd_trains(const conv2d_layer *c, int64_t n) {
+  return c->wino_chunk > 0 && n > c->chunk;
+}
+
 /* Forward by Winograd (winograd_applies): U from W (or W'), then the
- * chunks as units (nnlib__gemm_units_run) on as many lanes as threads, up
- * to those planned; in training each chunk's plane statistics for the
- * batchnorm (stats, NULL when none) right after its output transform. */
+ * chunks; in training each chunk's plane statistics for the batchnorm
+ * (stats, NULL when none) right after its output transform. */
 static nnlib_status winograd_forward(const conv2d_layer *c,
                                      const nnlib__run *run,
                                      const output_terms *t, const float *x,
@@ -1040,20 +1070,32 @@ static nnlib_status winograd_forward(const conv2d_layer *c,
                     .y_size = y_size,
                     .b = lanes_over(c, n, c->wino_chunk, LANES_MAX)};
   float *u = run->workspace + c->wino_at;
-  r.u = u;
-  r.lane0 = u + 16 * c->out_c * c->in_c;
   nnlib__winograd_weights(t->w, c->out_c, c->in_c, u);
   r.finishes = winograd_finishes(t, &r.finish);
-  nnlib__gemm_units units = {r.b.units,
-                             r.b.lanes,
-                             16,
-                             winograd_calls,
-                             winograd_before,
-                             winograd_after,
-                             &r,
-                             false,
-                             NULL};
-  return nnlib__gemm_units_run(&units);
+  return winograd_run_units(&r, u);
+}
+
+/* Backward's dx by Winograd: dy [n, Co, H, W] convolved by the filters
+ * turned by 180 degrees (nnlib__winograd_weights_turned), Co channels in
+ * and C out, the output transform writing dx itself (no bias, no
+ * activation). It replaces dcol = W^T dZ [K, Co] x [Co, m P] and col2im:
+ * 16 C Co multiply-adds per 2x2 tile instead of 36, and no scatter. */
+static nnlib_status winograd_input_grad(const conv2d_layer *c,
+                                        const nnlib__run *run, const float *w,
+                                        const float *dy, float *dx, int64_t n) {
+  static const output_terms none = {NULL, NULL, NULL, NULL};
+  winograd_run r = {.c = c,
+                    .t = &none,
+                    .g = {c->out_c, c->in_c, c->in_h, c->in_w},
+                    .x = dy,
+                    .y = dx,
+                    .x_size = c->out_c * positions(c),
+                    .y_size = c->in_c * c->in_h * c->in_w,
+                    .b = lanes_over(c, n, c->wino_chunk, LANES_MAX)};
+  float *u = run->workspace + c->wino_at;
+  nnlib__winograd_weights_turned(w, c->out_c, c->in_c, u);
+  r.finishes = winograd_finishes(&none, &r.finish);
+  return winograd_run_units(&r, u);
 }
 
 /* A lowered forward over a batch in lanes (batch_lanes), each lane with
@@ -1138,7 +1180,7 @@ static nnlib_status conv2d_forward(nnlib_layer *l, const nnlib__run *run,
    * it in col (lowering x again costs about 1/Co of the GEMMs) */
   int64_t chunk = forward_chunk(c, run);
   bool whole = !run->folded && n <= chunk;
-  if (c->wino_chunk > 0 && !whole) {
+  if (c->wino_chunk > 0 && (run->folded || winograd_trains(c, n))) {
     if (!run->folded)
       c->lowered_chunk = 0;
     NNLIB_TRY(winograd_forward(c, run, &t, x, y, n, y_size, stats));
@@ -1355,12 +1397,25 @@ static nnlib_status backward_lanes(nnlib_layer *l, const nnlib__run *run,
   for (int64_t j = 0; j <= lanes; j++)
     r.lane_start[j] = nnlib__range_start(r.chunks, r.parts,
                                          nnlib__range_start(r.parts, lanes, j));
-  nnlib__gemm_units units = {
-      r.chunks,       lanes, dx ? 2 : 1, backward_calls, backward_before,
-      backward_after, &r,    true,       r.lane_start};
+  /* dx by Winograd after the chunks (whose col, Z and partial dW its
+   * area may overlap), else each chunk's dcol and col2im */
+  bool winograd_dx = dx != NULL && winograd_trains(c, n);
+  if (winograd_dx)
+    r.dx = NULL;
+  nnlib__gemm_units units = {r.chunks,
+                             lanes,
+                             r.dx != NULL ? 2 : 1,
+                             backward_calls,
+                             backward_before,
+                             backward_after,
+                             &r,
+                             true,
+                             r.lane_start};
   NNLIB_TRY(nnlib__gemm_units_run(&units));
   if (r.parts > 1)
     nnlib__parallel_for(c->out_c * patch_size(c), GRAIN_FLOATS, add_parts, &r);
+  if (winograd_dx)
+    return winograd_input_grad(c, run, r.w, dy, dx, n);
   return NNLIB_OK;
 }
 

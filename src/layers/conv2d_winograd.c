@@ -1,7 +1,8 @@
 /* conv2d_winograd.c - the transforms of Winograd's minimal filtering
  * algorithm F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2016), with which conv2d.c runs a 3x3
- * convolution at stride 1 and padding 1 in inference.
+ * convolution at stride 1 and padding 1 (forward, and backward's input
+ * gradient as the convolution of dy by the turned filters).
  *
  * The output is cut into 2x2 tiles (a ragged last row or column of tiles
  * where the size is odd); tile (ty, tx) of a plane reads the 4x4 input
@@ -120,6 +121,28 @@ void nnlib__winograd_weights(const float *w, int64_t co_count, int64_t c_count,
 #endif
   for (int64_t i = done; i < stride; i++)
     weights_one(w + 9 * i, u + i, stride);
+}
+
+/* U' [16, C, Co] of the transposed convolution that backward's input
+ * gradient is: dx is dy (Co channels) convolved, padding 1, with every
+ * filter turned by 180 degrees, g'[i][j] = g[2 - i][2 - j], filter (c, co)
+ * of it being w[co, c] turned. With R the reversal, G R = S G for S the
+ * swap of rows 0 and 3, so G g' G^T = S (G g G^T) S^T: U of w[co, c] with
+ * positions 0 and 3 swapped along both axes of the 4x4 tile, stored at
+ * (c, co). Plain loops: Co C filters, next to the GEMMs' 16 Co C per
+ * tile. */
+void nnlib__winograd_weights_turned(const float *w, int64_t co_count,
+                                    int64_t c_count, float *u) {
+  static const int swapped[4] = {3, 1, 2, 0};
+  int64_t stride = co_count * c_count;
+  for (int64_t co = 0; co < co_count; co++)
+    for (int64_t c = 0; c < c_count; c++) {
+      float one[16];
+      weights_one(w + 9 * (co * c_count + c), one, 1);
+      for (int xi = 0; xi < 16; xi++)
+        u[xi * stride + c * co_count + co] =
+            one[4 * swapped[xi / 4] + swapped[xi % 4]];
+    }
 }
 
 /* The 4x4 patch of tile (ty, tx) from an h x w plane, zeros outside. */

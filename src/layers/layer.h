@@ -330,6 +330,11 @@ typedef struct nnlib__winograd {
 } nnlib__winograd;
 void nnlib__winograd_weights(const float *w, int64_t co_count, int64_t c_count,
                              float *u);
+/* U' [16, C, Co] for the input gradient: dx = dy convolved by the
+ * filters turned by 180 degrees, Co channels in and C out (run with
+ * nnlib__winograd {c = Co, co = C}). */
+void nnlib__winograd_weights_turned(const float *w, int64_t co_count,
+                                    int64_t c_count, float *u);
 void nnlib__winograd_input(const nnlib__winograd *g, const float *x, int64_t m,
                            float *v, int64_t c_begin, int64_t c_end);
 /* What the output transform applies before it stores (NULL: nothing, it
