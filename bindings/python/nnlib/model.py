@@ -623,12 +623,13 @@ class Model:
         change that backward pass)."""
         with self._lock:
             ptr = self._running("forward")
-            self._forward_inputs = None
             out = ctypes.c_void_p()
             with _Data(self, x, copy=True) as data:
                 check(data.call("nnlib_model_forward", ptr,
                                 ctypes.byref(out)))
-                # the arrays C reads again in backward_output
+                # the arrays C reads again in backward_output (replaced
+                # only now: a call refused before it ran keeps the
+                # previous pass pending)
                 self._forward_inputs = [t._array for t in data.tensors]
                 # borrowed from the model until its next call: copy it
                 return self._copy_of(out.value)

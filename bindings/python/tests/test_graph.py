@@ -281,6 +281,17 @@ def backward_output_after_the_inputs_went_away():
         np.testing.assert_allclose(m.layers[0].get_grad("weight"), expected,
                                    rtol=1e-5, atol=1e-5)
         del junk
+    # a forward refused before it ran (7 features, not 64) leaves the
+    # pending pass, and its inputs, in place
+    m = nnlib.Model([nnlib.Dense(3)])
+    m.compile((64,), max_batch=32, seed=1)
+    m.forward(x64)
+    with pytest.raises(nnlib.ShapeMismatchError):
+        m.forward(np.zeros((32, 7)))
+    junk = [np.full((32, 64), 7.0 * (i + 1), np.float32) for i in range(64)]
+    m.backward_output(np.ones((32, 3), np.float32))
+    np.testing.assert_allclose(m.layers[0].get_grad("weight"), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------- training
