@@ -243,8 +243,25 @@ class Tensor:
 
     def fill(self, value):
         """Sets every element; an int32 tensor takes only integral values
-        in int32's range (else InvalidArgumentError from the library)."""
-        check(lib.nnlib_tensor_fill(self._ptr(), float(value)))
+        in int32's range (else InvalidArgumentError). nnlib_tensor_fill
+        takes a float, which holds integers exactly only up to 2^24: an
+        int32 tensor gets larger values written here instead."""
+        ptr = self._ptr()
+        if self.dtype == np.int32:
+            v = float(value)
+            if not (v.is_integer() and _INT32_MIN <= v <= _INT32_MAX
+                    and (not isinstance(value, (int, np.integer))
+                         or _INT32_MIN <= int(value) <= _INT32_MAX)):
+                raise errors.InvalidArgumentError(
+                    "an int32 tensor is filled with an integer in %d .. %d, "
+                    "not %r" % (_INT32_MIN, _INT32_MAX, value),
+                    code=errors.Status.INVALID_ARGUMENT)
+            if abs(v) > 2 ** 24:
+                iv = int(value) if isinstance(value, (int, np.integer)) \
+                    else int(v)
+                self.numpy()[...] = iv
+                return
+        check(lib.nnlib_tensor_fill(ptr, float(value)))
 
     def set_shape(self, shape):
         dims, rank = shape_array(shape)

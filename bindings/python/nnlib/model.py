@@ -154,6 +154,9 @@ class Model:
         self._workspaces = weakref.WeakSet()
         self._input_grads = False  # nnlib_model_set_input_gradients
         self._dtypes = None        # element type of each input, once compiled
+        # copies of the last forward pass's inputs, which the library reads
+        # again in backward_output
+        self._forward_inputs = None
 
     @classmethod
     def from_spec(cls, spec):
@@ -191,6 +194,7 @@ class Model:
             handle, self._handle = self._handle, None
             if handle is not None:
                 lib.nnlib_model_free(handle)
+            self._forward_inputs = None
 
     @property
     def closed(self):
@@ -611,13 +615,22 @@ class Model:
         return Workspace(self)
 
     def forward(self, x):
-        """Training-mode forward pass of one batch; a copy of the output."""
+        """Training-mode forward pass of one batch; a copy of the output.
+
+        The library keeps pointers to the input data of this pass for a
+        following backward_output, so the model keeps a private copy of
+        the inputs until then (changing or freeing `x` afterwards does not
+        change that backward pass)."""
         with self._lock:
             ptr = self._running("forward")
             out = ctypes.c_void_p()
-            with _Data(self, x) as data:
+            with _Data(self, x, copy=True) as data:
                 check(data.call("nnlib_model_forward", ptr,
                                 ctypes.byref(out)))
+                # the arrays C reads again in backward_output (replaced
+                # only now: a call refused before it ran keeps the
+                # previous pass pending)
+                self._forward_inputs = [t._array for t in data.tensors]
                 # borrowed from the model until its next call: copy it
                 return self._copy_of(out.value)
 
@@ -701,7 +714,10 @@ class Model:
         with self._lock:
             ptr = self._running("backward_output")
             with Tensor.wrap(output_grad) as tg:
-                check(lib.nnlib_model_backward_output(ptr, tg._ptr()))
+                status = lib.nnlib_model_backward_output(ptr, tg._ptr())
+            if status == 0:  # the pass is spent: its inputs may go
+                self._forward_inputs = None
+            check(status)
             return self.get_input_gradients() if self._input_grads else None
 
     def set_check_numerics(self, on=True):
@@ -1061,10 +1077,13 @@ class _Data(_TensorList):
     1.2, or a list of arrays, one per model input, for the *_inputs calls
     (see Model._several)."""
 
-    def __init__(self, model, x):
+    def __init__(self, model, x, copy=False):
         xs = model._several(x)
         self.several = xs is not None
-        super().__init__(xs if self.several else [x], model._input)
+        arrays = xs if self.several else [x]
+        if copy:  # private copies the caller cannot change or free
+            arrays = [np.array(a, copy=True) for a in arrays]
+        super().__init__(arrays, model._input)
 
     def tensor(self):
         return self.tensors[0]._ptr()

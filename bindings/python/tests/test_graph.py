@@ -254,6 +254,46 @@ def backward_output_against_backward():
         m.backward_output(dy)
 
 
+def test_backward_output_reads_the_inputs_forward_was_given():
+    in_child_process(backward_output_after_the_inputs_went_away)
+
+
+def backward_output_after_the_inputs_went_away():
+    """The library keeps pointers to forward's input data and reads them
+    again in backward_output: a float64 x (converted to a temporary
+    float32 copy) freed after forward, or a float32 x the caller changes,
+    must not change the gradients. For y = x W^T + b and dL/dy = 1,
+    dL/dW = 1^T x: every row is the column sums of x."""
+    rng = np.random.default_rng(3)
+    x64 = rng.uniform(-1, 1, (32, 64))  # float64: converted for C
+    expected = np.tile(x64.astype(np.float32).sum(axis=0), (3, 1))
+    for make in (lambda: x64, lambda: x64.astype(np.float32)):
+        m = nnlib.Model([nnlib.Dense(3)])
+        m.compile((64,), max_batch=32, seed=1)
+        x = make()
+        m.forward(x)
+        if x.dtype == np.float32:
+            x[...] = 1000.0  # the caller's array changes after forward
+        del x
+        junk = [np.full((32, 64), 7.0 * (i + 1), np.float32)
+                for i in range(64)]  # takes the memory a copy freed
+        m.backward_output(np.ones((32, 3), np.float32))
+        np.testing.assert_allclose(m.layers[0].get_grad("weight"), expected,
+                                   rtol=1e-5, atol=1e-5)
+        del junk
+    # a forward refused before it ran (7 features, not 64) leaves the
+    # pending pass, and its inputs, in place
+    m = nnlib.Model([nnlib.Dense(3)])
+    m.compile((64,), max_batch=32, seed=1)
+    m.forward(x64)
+    with pytest.raises(nnlib.ShapeMismatchError):
+        m.forward(np.zeros((32, 7)))
+    junk = [np.full((32, 64), 7.0 * (i + 1), np.float32) for i in range(64)]
+    m.backward_output(np.ones((32, 3), np.float32))
+    np.testing.assert_allclose(m.layers[0].get_grad("weight"), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
 # ------------------------------------------------------------- training
 
 def test_two_input_model_trains_with_lists():

@@ -203,6 +203,27 @@ def test_softmax_ce_targets_int_indices_and_int_one_hot_rows():
 # --------------------------------------------------------------- tensors
 
 
+@pytest.mark.parametrize("value", [2 ** 24 + 1, -(2 ** 24) - 3, 123456789,
+                                   2 ** 31 - 1, -(2 ** 31), 16777217.0])
+def test_int32_fill_is_exact_beyond_float_precision(value):
+    """nnlib_tensor_fill takes a float, exact for integers up to 2^24
+    only: 16777217 used to land as 16777216, and 2^31 - 1 (rounded to
+    2^31) was refused as out of range."""
+    t = nnlib.Tensor((3,), np.int32)
+    t.fill(value)
+    np.testing.assert_array_equal(t.numpy(), np.full(3, int(value), np.int64))
+
+
+@pytest.mark.parametrize("value", [2 ** 31, -(2 ** 31) - 1, 2.5e9, 0.5])
+def test_int32_fill_refuses_what_int32_does_not_hold(value):
+    t = nnlib.Tensor((3,), np.int32)
+    t.fill(5)
+    with pytest.raises(nnlib.InvalidArgumentError) as e:
+        t.fill(value)
+    assert e.value.code == nnlib.Status.INVALID_ARGUMENT
+    np.testing.assert_array_equal(t.numpy(), [5, 5, 5])  # unchanged
+
+
 def test_int32_tensors_round_trip():
     t = nnlib.Tensor((2, 3), np.int32)
     assert t.dtype == np.int32 and t.shape == (2, 3)

@@ -243,12 +243,21 @@ impl Model {
         check(unsafe { sys::nnlib_model_predict_inputs(self.raw, inputs.raw.as_ptr(), inputs.raw.len(), ty.as_mut()) })
     }
 
-    /// Training-mode forward pass of one batch; a copy of the output.
+    /// Training-mode forward pass of one batch; a copy of the output. The
+    /// model keeps a copy of the inputs for a following `backward_output`
+    /// (the library reads the pass's inputs again there).
     pub fn forward_inputs(&mut self, xs: &[&[f32]]) -> Result<Vec<f32>> {
-        let inputs = self.wrap_inputs(xs)?;
+        let kept: Vec<Vec<f32>> = xs.iter().map(|x| x.to_vec()).collect();
+        let refs: Vec<&[f32]> = kept.iter().map(|x| x.as_slice()).collect();
+        let inputs = self.wrap_inputs(&refs)?;
         let mut out: *const sys::nnlib_tensor = ptr::null();
-        // SAFETY: live handles; *out is borrowed until the next call.
+        // SAFETY: live handles; *out is borrowed until the next call. The
+        // library keeps pointers to kept's elements, which move into the
+        // model below (the heap buffers do not move).
         check(unsafe { sys::nnlib_model_forward_inputs(self.raw, inputs.raw.as_ptr(), inputs.raw.len(), &mut out) })?;
+        drop(inputs);
+        drop(refs);
+        self.forward_inputs = kept;
         // SAFETY: a live tensor of the model.
         Ok(unsafe { slice_of(out as *mut sys::nnlib_tensor) }.to_vec())
     }
@@ -394,12 +403,16 @@ impl Model {
     /// losses, models in sequence): after `forward` or `forward_inputs` on
     /// a batch of N, `output_grad` (N * output size floats) is dL/dy.
     /// Writes every parameter gradient and, when on, the input gradients;
-    /// applies no update (`optimizer_step` does).
+    /// applies no update (`optimizer_step` does). Reads the copies of the
+    /// inputs that `forward` kept, so the caller's slices may have changed.
     pub fn backward_output(&mut self, output_grad: &[f32]) -> Result<()> {
         let out = self.output_shape()?;
         let dims = batch_dims(output_grad.len(), Model::per_sample(&out), &out, "output gradient")?;
         let tg = Wrap::input(output_grad, &dims)?;
-        // SAFETY: live handles; the wrap borrows output_grad for the call.
-        check(unsafe { sys::nnlib_model_backward_output(self.raw, tg.as_const()) })
+        // SAFETY: live handles; the wrap borrows output_grad for the call;
+        // the forward pass's inputs are the model's own copies.
+        check(unsafe { sys::nnlib_model_backward_output(self.raw, tg.as_const()) })?;
+        self.forward_inputs = Vec::new(); // the pass is spent
+        Ok(())
     }
 }

@@ -141,6 +141,11 @@ pub fn check_version() -> Result<()> {
 /// use `workspaces`.
 pub struct Model {
     pub(crate) raw: *mut sys::nnlib_model,
+    /// Copies of the inputs of the last forward pass that ran:
+    /// nnlib_model_forward keeps pointers to them and
+    /// nnlib_model_backward_output reads them again, after the caller's
+    /// slices were released.
+    pub(crate) forward_inputs: Vec<Vec<f32>>,
 }
 
 // SAFETY: distinct handles may be used from different threads.
@@ -152,7 +157,7 @@ impl Model {
         let mut raw = ptr::null_mut();
         // SAFETY: a valid out pointer.
         check(unsafe { sys::nnlib_model_create(&mut raw) })?;
-        Ok(Model { raw })
+        Ok(Model::from_raw(raw))
     }
 
     /// A model with the layers of a description ("dense:4,sigmoid,dense:1").
@@ -160,6 +165,11 @@ impl Model {
         let mut m = Model::new()?;
         m.add_spec(spec)?;
         Ok(m)
+    }
+
+    /// Takes ownership of a model handle the library returned.
+    pub(crate) fn from_raw(raw: *mut sys::nnlib_model) -> Model {
+        Model { raw, forward_inputs: Vec::new() }
     }
 
     pub fn as_raw(&self) -> *const sys::nnlib_model {
@@ -462,13 +472,20 @@ impl Model {
         check(unsafe { sys::nnlib_model_predict(self.raw, tx.as_const(), ty.as_mut()) })
     }
 
-    /// Training-mode forward pass of one batch; a copy of the output.
+    /// Training-mode forward pass of one batch; a copy of the output. The
+    /// model keeps a copy of `x` for a following `backward_output` (the
+    /// library reads the pass's inputs again there).
     pub fn forward(&mut self, x: &[f32]) -> Result<Vec<f32>> {
         let xd = self.input_dims(x)?;
-        let tx = Wrap::input(x, &xd)?;
+        let kept = x.to_vec();
+        let tx = Wrap::input(&kept, &xd)?;
         let mut out: *const sys::nnlib_tensor = ptr::null();
-        // SAFETY: live handles; *out is borrowed until the next call.
+        // SAFETY: live handles; *out is borrowed until the next call. The
+        // library keeps a pointer to kept's elements, which move into the
+        // model below (a Vec's heap buffer does not move with it).
         check(unsafe { sys::nnlib_model_forward(self.raw, tx.as_const(), &mut out) })?;
+        drop(tx);
+        self.forward_inputs = vec![kept];
         // SAFETY: a live tensor of the model.
         Ok(unsafe {
             std::slice::from_raw_parts(sys::nnlib_tensor_get_data_const(out), sys::nnlib_tensor_get_size(out) as usize)
@@ -719,7 +736,7 @@ impl Model {
         let mut raw = ptr::null_mut();
         // SAFETY: a NUL-terminated path, a valid out pointer.
         check(unsafe { sys::nnlib_model_load(&mut raw, p.as_ptr()) })?;
-        Ok(Model { raw })
+        Ok(Model::from_raw(raw))
     }
 
     /// A compiled model read from bytes.
@@ -728,7 +745,7 @@ impl Model {
         let mut raw = ptr::null_mut();
         // SAFETY: data is valid for data.len() bytes.
         check(unsafe { sys::nnlib_model_load_buffer(&mut raw, data.as_ptr() as *const c_void, data.len()) })?;
-        Ok(Model { raw })
+        Ok(Model::from_raw(raw))
     }
 }
 

@@ -86,7 +86,7 @@ where
     };
     let mut raw = ptr::null_mut();
     check(make(&mut raw, &c))?;
-    Ok(Model { raw })
+    Ok(Model::from_raw(raw))
 }
 
 impl Model {

@@ -65,3 +65,57 @@ fn backward_output_on_a_chain_model_gives_the_loss_gradients() -> Result<()> {
     assert_eq!(m.backward_output(&dy[..4]).unwrap_err().status, Status::ShapeMismatch);
     Ok(())
 }
+
+/// dL/dW of y = x W^T + b for dL/dy = 1: every row of W's gradient is the
+/// column sums of x (64 features, 3 outputs).
+fn column_sums(x: &[f32]) -> Vec<f32> {
+    let mut sums = vec![0f32; 64];
+    for row in x.chunks(64) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    sums.iter().cycle().take(3 * 64).copied().collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() <= 1e-4 + 1e-5 * b.abs(), "{} vs {}", a, b);
+    }
+}
+
+#[test]
+fn backward_output_reads_the_inputs_forward_was_given() -> Result<()> {
+    // nnlib_model_forward keeps pointers to its input data and
+    // backward_output reads them again: the caller's slice, released when
+    // forward returns, may change or be freed in between (safe code).
+    let mut m = Model::from_spec("dense:3")?;
+    m.compile(&[64], 32, Loss::None, None, 1)?;
+    let mut x = data(32 * 64, 5);
+    let want = column_sums(&x);
+    m.forward(&x)?;
+    x.iter_mut().for_each(|v| *v = 1000.0);
+    drop(x);
+    m.backward_output(&[1.0; 32 * 3])?;
+    assert_close(m.layer(0).unwrap().grad(0)?, &want);
+
+    // a forward refused before it ran leaves the pending pass in place
+    let x = data(32 * 64, 6);
+    let want = column_sums(&x);
+    m.forward(&x)?;
+    assert_eq!(m.forward_inputs(&[&[0.0; 7]]).unwrap_err().status, Status::ShapeMismatch);
+    let mut x = x;
+    x.iter_mut().for_each(|v| *v = -1000.0);
+    m.backward_output(&[1.0; 32 * 3])?;
+    assert_close(m.layer(0).unwrap().grad(0)?, &want);
+
+    // the same through forward_inputs
+    let mut x = data(32 * 64, 7);
+    let want = column_sums(&x);
+    m.forward_inputs(&[&x])?;
+    x.iter_mut().for_each(|v| *v = 3.0);
+    m.backward_output(&[1.0; 32 * 3])?;
+    assert_close(m.layer(0).unwrap().grad(0)?, &want);
+    Ok(())
+}
