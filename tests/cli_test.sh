@@ -40,6 +40,19 @@ for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | gre
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
 
+# a value missing after an option, an option given twice: said so, exit 2
+# (usage), before any data is read
+expect_status 2 '^nnlib: --epochs needs a value$' "$nnlib" train --epochs
+expect_status 2 '^nnlib: --out needs a value$' "$nnlib" train --out --epochs 2
+expect_status 2 '^nnlib: --epochs is given twice$' "$nnlib" train --epochs 1 --epochs 2
+expect_status 2 '^nnlib: --steps is given twice$' "$nnlib" train --text x --steps 1 --steps 2
+expect_status 2 '^nnlib: --model needs a value$' "$nnlib" bench --model
+expect_status 2 '^nnlib: --prompt needs a value$' "$nnlib" generate x.nnl --prompt
+expect_status 2 '^nnlib: --no-cache is given twice$' \
+  "$nnlib" generate x.nnl --prompt ab --no-cache --no-cache
+expect_status 2 '^nnlib: --max-batch needs a value$' "$nnlib" convert x.onnx x.nnl --max-batch
+[ -z "$("$nnlib" info --help --help 2>&1 > /dev/null)" ]
+
 # --version: the version, then OpenBLAS's build line and its kernels. A
 # command warns before its work exactly when those kernels are SSE or AVX
 # ones on a CPU with AVX2 or AVX-512 (OpenBLAS's fallback for a CPU it does

@@ -74,7 +74,8 @@ static bool parse_config(cli_args *a, train_config *c) {
   c->optimizer = cli_get(a, "optimizer", "adam");
   c->schedule = cli_get(a, "schedule", "cosine");
   c->loss = cli_get(a, "loss", "ce");
-  return name_known(c->optimizer, train_optimizer_names, "--optimizer") &&
+  return cli_ok(a) &&
+         name_known(c->optimizer, train_optimizer_names, "--optimizer") &&
          name_known(c->schedule, schedule_names, "--schedule") &&
          name_known(c->loss, loss_names, "--loss") &&
          cli_get_i64(a, "epochs", 10, 1, 100000, &c->epochs) &&
@@ -84,9 +85,9 @@ static bool parse_config(cli_args *a, train_config *c) {
          cli_get_i64(a, "threads", 0, 0, 1024, &c->threads) &&
          cli_get_i64(a, "validation", 0, 0, INT64_MAX, &c->validation) &&
          cli_get_i64(a, "patience", 0, 0, 100000, &c->patience) &&
-         cli_get_float(a, "lr", 0.0f, &c->lr) &&
-         cli_get_float(a, "momentum", 0.0f, &c->momentum) &&
-         cli_get_float(a, "weight-decay", -1.0f, &c->weight_decay) &&
+         cli_get_float(a, "lr", 0.0f, false, &c->lr) &&
+         cli_get_float(a, "momentum", 0.0f, false, &c->momentum) &&
+         cli_get_float(a, "weight-decay", -1.0f, false, &c->weight_decay) &&
          cli_all_used(a, "train") && patience_has_validation(c);
 }
 
