@@ -52,6 +52,14 @@ expect_status 2 '^nnlib: --no-cache is given twice$' \
   "$nnlib" generate x.nnl --prompt ab --no-cache --no-cache
 expect_status 2 '^nnlib: --max-batch needs a value$' "$nnlib" convert x.onnx x.nnl --max-batch
 [ -z "$("$nnlib" info --help --help 2>&1 > /dev/null)" ]
+# a learning rate of 0 (or one that underflows to it) is no default, and
+# Adam has no momentum to set
+expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --lr 0
+expect_status 2 '^nnlib: --lr 1e-60: expected a number > 0$' "$nnlib" train --lr 1e-60
+expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --text x --lr 0
+expect_status 2 '^nnlib train: --momentum is for --optimizer sgd or rmsprop; adam has none$' \
+  "$nnlib" train --momentum 0.9
+expect_status 2 'adamw has none$' "$nnlib" train --optimizer adamw --momentum 0
 
 # --version: the version, then OpenBLAS's build line and its kernels. A
 # command warns before its work exactly when those kernels are SSE or AVX

@@ -67,6 +67,19 @@ static bool patience_has_validation(const train_config *c) {
   return false;
 }
 
+/* Adam and AdamW have no momentum (their betas play its part): a
+ * --momentum they would ignore is refused. */
+static bool momentum_fits(const train_config *c) {
+  if (c->momentum < 0.0f || strcmp(c->optimizer, "sgd") == 0 ||
+      strcmp(c->optimizer, "rmsprop") == 0)
+    return true;
+  fprintf(stderr,
+          "nnlib train: --momentum is for --optimizer sgd or "
+          "rmsprop; %s has none\n",
+          c->optimizer);
+  return false;
+}
+
 static bool parse_config(cli_args *a, train_config *c) {
   c->data = cli_get(a, "data", NULL);
   c->spec = cli_get(a, "model", DEFAULT_SPEC);
@@ -85,10 +98,11 @@ static bool parse_config(cli_args *a, train_config *c) {
          cli_get_i64(a, "threads", 0, 0, 1024, &c->threads) &&
          cli_get_i64(a, "validation", 0, 0, INT64_MAX, &c->validation) &&
          cli_get_i64(a, "patience", 0, 0, 100000, &c->patience) &&
-         cli_get_float(a, "lr", 0.0f, false, &c->lr) &&
-         cli_get_float(a, "momentum", 0.0f, false, &c->momentum) &&
+         cli_get_float(a, "lr", 0.0f, true, &c->lr) &&
+         cli_get_float(a, "momentum", -1.0f, false, &c->momentum) &&
          cli_get_float(a, "weight-decay", -1.0f, false, &c->weight_decay) &&
-         cli_all_used(a, "train") && patience_has_validation(c);
+         cli_all_used(a, "train") && patience_has_validation(c) &&
+         momentum_fits(c);
 }
 
 /* Swaps in the best epoch's model when a later one ended the run, and

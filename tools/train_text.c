@@ -118,7 +118,7 @@ static bool parse_text_config(cli_args *a, text_config *c) {
          cli_get_i64(a, "seed", 1, 0, INT64_MAX, &c->seed) &&
          cli_get_i64(a, "eval-every", 250, 1, INT32_MAX, &c->eval_every) &&
          cli_get_i64(a, "threads", 0, 0, 1024, &c->threads) &&
-         cli_get_float(a, "lr", 1e-3f, false, &c->lr) &&
+         cli_get_float(a, "lr", 1e-3f, true, &c->lr) &&
          cli_get_float(a, "weight-decay", 0.01f, false, &c->weight_decay) &&
          cli_all_used(a, "train") && warmup_fits(c);
 }
