@@ -60,6 +60,9 @@ expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --text x
 expect_status 2 '^nnlib train: --momentum is for --optimizer sgd or rmsprop; adam has none$' \
   "$nnlib" train --momentum 0.9
 expect_status 2 'adamw has none$' "$nnlib" train --optimizer adamw --momentum 0
+# output that cannot be written fails the command (exit 1, the reason said)
+expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+  bash -c '"$0" --help > /dev/full' "$nnlib"
 
 # --version: the version, then OpenBLAS's build line and its kernels. A
 # command warns before its work exactly when those kernels are SSE or AVX
@@ -116,6 +119,8 @@ text_part() {
   grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_info.out"
   grep -q ' linear .* -> \[16, 256\]  4352 parameters  (output)$' "$dir/gpt_info.out"
   grep -q '^parameters 12016$' "$dir/gpt_info.out"
+  expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+    bash -c '"$0" info "$1" > /dev/full' "$nnlib" "$dir/gpt.nnl"
 
   # generation: the prompt, 50 bytes and a newline; the same seed the same
   # bytes, another seed (almost surely) others
