@@ -149,6 +149,14 @@ text_part() {
   "$nnlib" convert "$dir/gpt.onnx" "$dir/gpt_back.nnl"
   "$nnlib" convert "$dir/gpt_back.nnl" "$dir/gpt_again.onnx"
   cmp "$dir/gpt.onnx" "$dir/gpt_again.onnx"
+  # an export that fails (here: past a 20 KB file size limit) leaves the
+  # file that was there, and no temporary file
+  cp "$dir/gpt.onnx" "$dir/keep.onnx"
+  expect_status 1 '^nnlib convert: writing .*/keep.onnx: File too large$' \
+    bash -c 'trap "" XFSZ; ulimit -f 20; "$0" convert "$1" "$2"' \
+    "$nnlib" "$dir/gpt.nnl" "$dir/keep.onnx"
+  cmp "$dir/gpt.onnx" "$dir/keep.onnx"
+  if ls "$dir" | grep -q 'tmp-'; then echo "a temporary file was left"; exit 1; fi
   "$nnlib" info "$dir/gpt_back.nnl" > "$dir/gpt_back_info.out"
   grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_back_info.out"
   for line in '^description ' '^parameters '; do

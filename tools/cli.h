@@ -101,6 +101,10 @@ nnlib_status cli_load_model(nnlib_model **out, const char *path,
  * one is given and `file` is not an .onnx. */
 bool cli_onnx_flags_fit(const char *command, const char *file,
                         const cli_onnx_flags *flags);
+/* The model as ONNX at path, written whole or not at all: a failed export
+ * leaves the file that was there (nnlib_model_save_onnx writes in place and
+ * removes the file when a write fails). 0, or 1 after one line. */
+int cli_save_onnx(const char *command, const nnlib_model *m, const char *path);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
 
