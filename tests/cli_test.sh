@@ -60,6 +60,12 @@ expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --text x
 expect_status 2 '^nnlib train: --momentum is for --optimizer sgd or rmsprop; adam has none$' \
   "$nnlib" train --momentum 0.9
 expect_status 2 'adamw has none$' "$nnlib" train --optimizer adamw --momentum 0
+# an --out that cannot be saved to is refused before training, not after
+expect_status 1 "^nnlib train: --out $dir/none/m.nnl: cannot create a file there: No such file or directory\$" \
+  "$nnlib" train --limit 100 --epochs 1 --model dense:10 --out "$dir/none/m.nnl"
+[ ! -s "$dir/out" ]
+expect_status 1 "^nnlib train: --out $dir exists and is not a regular file\$" \
+  "$nnlib" train --text "$dir/no-such-text" --out "$dir"
 # output that cannot be written fails the command (exit 1, the reason said)
 expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
   bash -c '"$0" --help > /dev/full' "$nnlib"

@@ -105,6 +105,10 @@ bool cli_onnx_flags_fit(const char *command, const char *file,
  * leaves the file that was there (nnlib_model_save_onnx writes in place and
  * removes the file when a write fails). 0, or 1 after one line. */
 int cli_save_onnx(const char *command, const nnlib_model *m, const char *path);
+/* Before a long run: a model can be saved at path (a temporary file can be
+ * made beside it, and path is no directory or device); false after one
+ * line naming --out. */
+bool cli_can_save(const char *command, const char *path);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
 

@@ -183,6 +183,8 @@ int cmd_train(int argc, char **argv) {
   cli_args_free(&a);
   if (!ok)
     return 2;
+  if (c.out != NULL && !cli_can_save("train", c.out))
+    return 1;
 #ifdef NNLIB_HAVE_MPI
   if (train_under_mpirun())
     return cmd_train_mpi(&c);

@@ -161,3 +161,27 @@ int cli_save_onnx(const char *command, const nnlib_model *m, const char *path) {
             strerror(err));
   return 1;
 }
+
+bool cli_can_save(const char *command, const char *path) {
+  struct stat target;
+  if (stat(path, &target) == 0 && !S_ISREG(target.st_mode)) {
+    fprintf(stderr, "nnlib %s: --out %s exists and is not a regular file\n",
+            command, path);
+    return false;
+  }
+  size_t tmp_size = strlen(path) + sizeof ".tmp-XXXXXX";
+  char *tmp = malloc(tmp_size);
+  if (tmp == NULL)
+    return true; /* the save will say so */
+  snprintf(tmp, tmp_size, "%s.tmp-XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd >= 0) {
+    close(fd);
+    unlink(tmp);
+  } else {
+    fprintf(stderr, "nnlib %s: --out %s: cannot create a file there: %s\n",
+            command, path, strerror(errno));
+  }
+  free(tmp);
+  return fd >= 0;
+}

@@ -359,7 +359,9 @@ int cmd_train_text(int argc, char **argv) {
   }
   bool ok = parse_text_config(&a, &c);
   cli_args_free(&a);
-  int rc = ok ? run_text(&c) : 2;
+  int rc = !ok                                              ? 2
+           : c.out != NULL && !cli_can_save("train", c.out) ? 1
+                                                            : run_text(&c);
   free(c.paths);
   return rc;
 }
