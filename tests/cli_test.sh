@@ -85,6 +85,16 @@ fi
 kernels=$(sed -n 's/^kernels: \([^ ]*\) .*/\1/p' "$dir/version")
 [ "$(grep -c "^{\"bench\":\"\(train\|infer\)\",.*\"kernels\":\"$kernels\"" "$dir/bench")" -eq 2 ] ||
   { echo "nnlib bench lines without kernels $kernels:"; cat "$dir/bench"; exit 1; }
+# a model whose step fails: the library's message, exit 1, and (under
+# valgrind, where installed) no read of the times never measured
+expect_status 1 '^nnlib bench: embedding:10:4,linear:3: wrong element type: ' \
+  "$nnlib" bench --model embedding:10:4,linear:3 --input 4 --batch 2 --reps 3
+if command -v valgrind > /dev/null; then
+  rc=0
+  valgrind -q --error-exitcode=99 "$nnlib" bench --model embedding:10:4,linear:3 \
+    --input 4 --batch 2 --reps 3 > /dev/null 2> "$dir/valgrind" || rc=$?
+  [ "$rc" -eq 1 ] || { echo "valgrind: exit $rc"; cat "$dir/valgrind"; exit 1; }
+fi
 if grep -Eq '^kernels: .* \((SSE|AVX)\); CPU: AVX(2|-512)$' "$dir/version"; then
   grep -q '^nnlib: warning: OpenBLAS runs its .* several times slower' "$dir/err" ||
     { echo "no warning on fallback kernels:"; cat "$dir/version" "$dir/err"; exit 1; }
