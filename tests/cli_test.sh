@@ -137,6 +137,8 @@ text_part() {
   grep -q '^parameters 12016$' "$dir/gpt_info.out"
   expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
     bash -c '"$0" info "$1" > /dev/full' "$nnlib" "$dir/gpt.nnl"
+  expect_status 1 "^nnlib info: $text: cannot read the file: Is a directory\$" \
+    "$nnlib" info "$text"
 
   # generation: the prompt, 50 bytes and a newline; the same seed the same
   # bytes, another seed (almost surely) others
