@@ -39,6 +39,16 @@ expect_status() {
 for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
+# every option the parsers take is described in --help
+"$nnlib" train --help > "$dir/help"
+for opt in data model epochs batch optimizer lr momentum weight-decay schedule \
+           loss seed limit threads validation patience out; do
+  grep -q -- "^  --$opt " "$dir/help" || { echo "train --help: no --$opt"; exit 1; }
+done
+"$nnlib" train --text x --help > "$dir/help"
+for opt in model steps batch lr warmup weight-decay seed eval-every threads out; do
+  grep -q -- "^  --$opt " "$dir/help" || { echo "train --text --help: no --$opt"; exit 1; }
+done
 
 # a value missing after an option, an option given twice: said so, exit 2
 # (usage), before any data is read

@@ -13,10 +13,12 @@
 
 static void train_usage(void) {
   printf(
-      "usage: nnlib train [--data DIR] [--model SPEC] [--epochs N] [--batch B]\n"
+      "usage: nnlib train [--data DIR] [--model SPEC] [--epochs N] [--batch "
+      "B]\n"
       "                   [--optimizer NAME] [--lr X] [--momentum X]\n"
       "                   [--weight-decay X] [--schedule cosine|constant]\n"
-      "                   [--loss ce|mse] [--seed S] [--limit N] [--threads T]\n"
+      "                   [--loss ce|mse] [--seed S] [--limit N] [--threads "
+      "T]\n"
       "                   [--validation N [--patience P]] [--out FILE.nnl]\n\n"
       "  --data       MNIST-format directory (default: $NNLIB_DATA_DIR or\n"
       "               %s)\n"
@@ -24,15 +26,25 @@ static void train_usage(void) {
       "               (starting with rnn, lstm or gru, e.g.\n"
       "               lstm:128,last,dense:10, it reads each image as a\n"
       "               sequence of its rows)\n"
-      "  --epochs     default 10        --batch  default 64\n"
+      "  --epochs     default 10\n"
+      "  --batch      default 64\n"
       "  --optimizer  sgd, adam (default), adamw, rmsprop\n"
-      "  --lr         learning rate (default: the optimizer's)\n"
+      "  --lr         learning rate, > 0 (default: the optimizer's)\n"
+      "  --momentum   sgd and rmsprop only, in [0, 1) (default 0)\n"
+      "  --weight-decay  default: the optimizer's (0; adamw 0.01)\n"
+      "  --schedule   the learning rate's, over the whole run: cosine\n"
+      "               (default, decays to 0) or constant\n"
+      "  --loss       ce (softmax cross-entropy on class indices, default)\n"
+      "               or mse (on one-hot rows)\n"
+      "  --seed       default 1: the same seed trains the same model\n"
       "  --limit      train on the first N training samples only\n"
+      "  --threads    default 0: OpenBLAS's own choice\n"
       "  --validation hold out the last N training samples; each epoch's\n"
       "               line adds their loss (valid_loss=)\n"
       "  --patience   stop after P epochs without a lower valid_loss and\n"
       "               keep the model of the epoch with the lowest\n"
-      "  --out        save the trained model (.nnl)\n",
+      "  --out        save the trained model (.nnl); a path that cannot be\n"
+      "               written is refused before training\n",
       nnlib_dataset_default_dir());
 #ifdef NNLIB_HAVE_MPI
   printf("\nUnder mpirun -np K: data-parallel over K ranks, each batch split "

@@ -66,7 +66,8 @@ void cli_train_text_usage(void) {
       "               " DEFAULT_TEXT_SPEC_LINE1 "\n"
       "               " DEFAULT_TEXT_SPEC_LINE2 "\n"
       "               an LSTM: input:128,embedding:256:64,lstm:256,linear:256\n"
-      "  --steps      default 2000      --batch  windows per step, default 32\n"
+      "  --steps      default 2000\n"
+      "  --batch      windows per step, default 32\n"
       "  --lr         default 0.001 (AdamW, weight decay 0.01, cosine decay\n"
       "               to 0 at the last step)\n"
       "  --warmup     steps of linear warmup, default 100 (a tenth of --steps\n"
@@ -75,7 +76,12 @@ void cli_train_text_usage(void) {
       "               (default 250; valid_loss: the first 20 validation\n"
       "               windows); the last line is valid_bpc= steps= seconds=\n"
       "               over every validation window\n"
-      "  --out        save the trained model (.nnl; nnlib generate reads it)\n");
+      "  --weight-decay  AdamW's, default 0.01\n"
+      "  --seed       default 1: the windows drawn and the initial weights\n"
+      "  --threads    default 0: OpenBLAS's own choice\n"
+      "  --out        save the trained model (.nnl; nnlib generate reads it);\n"
+      "               a path that cannot be written is refused before\n"
+      "               training\n");
 }
 
 /* Every --text PATH, in order; false (after one line) for a --text without
