@@ -39,6 +39,46 @@ expect_status() {
 for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
+# every option the parsers take is described in --help
+"$nnlib" train --help > "$dir/help"
+for opt in data model epochs batch optimizer lr momentum weight-decay schedule \
+           loss seed limit threads validation patience out; do
+  grep -q -- "^  --$opt " "$dir/help" || { echo "train --help: no --$opt"; exit 1; }
+done
+"$nnlib" train --text x --help > "$dir/help"
+for opt in model steps batch lr warmup weight-decay seed eval-every threads out; do
+  grep -q -- "^  --$opt " "$dir/help" || { echo "train --text --help: no --$opt"; exit 1; }
+done
+
+# a value missing after an option, an option given twice: said so, exit 2
+# (usage), before any data is read
+expect_status 2 '^nnlib: --epochs needs a value$' "$nnlib" train --epochs
+expect_status 2 '^nnlib: --out needs a value$' "$nnlib" train --out --epochs 2
+expect_status 2 '^nnlib: --epochs is given twice$' "$nnlib" train --epochs 1 --epochs 2
+expect_status 2 '^nnlib: --steps is given twice$' "$nnlib" train --text x --steps 1 --steps 2
+expect_status 2 '^nnlib: --model needs a value$' "$nnlib" bench --model
+expect_status 2 '^nnlib: --prompt needs a value$' "$nnlib" generate x.nnl --prompt
+expect_status 2 '^nnlib: --no-cache is given twice$' \
+  "$nnlib" generate x.nnl --prompt ab --no-cache --no-cache
+expect_status 2 '^nnlib: --max-batch needs a value$' "$nnlib" convert x.onnx x.nnl --max-batch
+[ -z "$("$nnlib" info --help --help 2>&1 > /dev/null)" ]
+# a learning rate of 0 (or one that underflows to it) is no default, and
+# Adam has no momentum to set
+expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --lr 0
+expect_status 2 '^nnlib: --lr 1e-60: expected a number > 0$' "$nnlib" train --lr 1e-60
+expect_status 2 '^nnlib: --lr 0: expected a number > 0$' "$nnlib" train --text x --lr 0
+expect_status 2 '^nnlib train: --momentum is for --optimizer sgd or rmsprop; adam has none$' \
+  "$nnlib" train --momentum 0.9
+expect_status 2 'adamw has none$' "$nnlib" train --optimizer adamw --momentum 0
+# an --out that cannot be saved to is refused before training, not after
+expect_status 1 "^nnlib train: --out $dir/none/m.nnl: cannot create a file there: No such file or directory\$" \
+  "$nnlib" train --limit 100 --epochs 1 --model dense:10 --out "$dir/none/m.nnl"
+[ ! -s "$dir/out" ]
+expect_status 1 "^nnlib train: --out $dir exists and is not a regular file\$" \
+  "$nnlib" train --text "$dir/no-such-text" --out "$dir"
+# output that cannot be written fails the command (exit 1, the reason said)
+expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+  bash -c '"$0" --help > /dev/full' "$nnlib"
 
 # --version: the version, then OpenBLAS's build line and its kernels. A
 # command warns before its work exactly when those kernels are SSE or AVX
@@ -55,6 +95,16 @@ fi
 kernels=$(sed -n 's/^kernels: \([^ ]*\) .*/\1/p' "$dir/version")
 [ "$(grep -c "^{\"bench\":\"\(train\|infer\)\",.*\"kernels\":\"$kernels\"" "$dir/bench")" -eq 2 ] ||
   { echo "nnlib bench lines without kernels $kernels:"; cat "$dir/bench"; exit 1; }
+# a model whose step fails: the library's message, exit 1, and (under
+# valgrind, where installed) no read of the times never measured
+expect_status 1 '^nnlib bench: embedding:10:4,linear:3: wrong element type: ' \
+  "$nnlib" bench --model embedding:10:4,linear:3 --input 4 --batch 2 --reps 3
+if command -v valgrind > /dev/null; then
+  rc=0
+  valgrind -q --error-exitcode=99 "$nnlib" bench --model embedding:10:4,linear:3 \
+    --input 4 --batch 2 --reps 3 > /dev/null 2> "$dir/valgrind" || rc=$?
+  [ "$rc" -eq 1 ] || { echo "valgrind: exit $rc"; cat "$dir/valgrind"; exit 1; }
+fi
 if grep -Eq '^kernels: .* \((SSE|AVX)\); CPU: AVX(2|-512)$' "$dir/version"; then
   grep -q '^nnlib: warning: OpenBLAS runs its .* several times slower' "$dir/err" ||
     { echo "no warning on fallback kernels:"; cat "$dir/version" "$dir/err"; exit 1; }
@@ -95,6 +145,10 @@ text_part() {
   grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_info.out"
   grep -q ' linear .* -> \[16, 256\]  4352 parameters  (output)$' "$dir/gpt_info.out"
   grep -q '^parameters 12016$' "$dir/gpt_info.out"
+  expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+    bash -c '"$0" info "$1" > /dev/full' "$nnlib" "$dir/gpt.nnl"
+  expect_status 1 "^nnlib info: $text: cannot read the file: Is a directory\$" \
+    "$nnlib" info "$text"
 
   # generation: the prompt, 50 bytes and a newline; the same seed the same
   # bytes, another seed (almost surely) others
@@ -123,6 +177,14 @@ text_part() {
   "$nnlib" convert "$dir/gpt.onnx" "$dir/gpt_back.nnl"
   "$nnlib" convert "$dir/gpt_back.nnl" "$dir/gpt_again.onnx"
   cmp "$dir/gpt.onnx" "$dir/gpt_again.onnx"
+  # an export that fails (here: past a 20 KB file size limit) leaves the
+  # file that was there, and no temporary file
+  cp "$dir/gpt.onnx" "$dir/keep.onnx"
+  expect_status 1 '^nnlib convert: writing .*/keep.onnx: File too large$' \
+    bash -c 'trap "" XFSZ; ulimit -f 20; "$0" convert "$1" "$2"' \
+    "$nnlib" "$dir/gpt.nnl" "$dir/keep.onnx"
+  cmp "$dir/gpt.onnx" "$dir/keep.onnx"
+  if ls "$dir" | grep -q 'tmp-'; then echo "a temporary file was left"; exit 1; fi
   "$nnlib" info "$dir/gpt_back.nnl" > "$dir/gpt_back_info.out"
   grep -q ' attention .* -> \[16, 16\]  1088 parameters$' "$dir/gpt_back_info.out"
   for line in '^description ' '^parameters '; do

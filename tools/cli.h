@@ -11,24 +11,41 @@
 extern const char *const cli_class_names[10];
 
 /* ---- arguments: --name value pairs and positional words ---- */
+/* The first error in a command line (a value missing, an option given
+ * twice, a bad number) is printed as its only line; `failed` then stays
+ * set, every getter returns its fallback (false for the bool ones) without
+ * printing, and cli_all_used returns false. */
 typedef struct cli_args {
   int count;
   char **argv;
   bool *used;
+  bool failed;
 } cli_args;
 
 bool cli_args_init(cli_args *a, int argc, char **argv);
 void cli_args_free(cli_args *a);
+/* False once an error was printed. */
+bool cli_ok(const cli_args *a);
 bool cli_has_flag(cli_args *a, const char *name);        /* --name alone */
+/* --name's value, or fallback when --name is absent. An error: --name last,
+ * or followed by another option ("--..."), or given twice. */
 const char *cli_get(cli_args *a, const char *name, const char *fallback);
+/* The same, taking whatever argument follows, "--..." too (a text). */
+const char *cli_get_text(cli_args *a, const char *name, const char *fallback);
+/* The next unused --name's value, for an option that may repeat (NULL when
+ * none is left). */
+const char *cli_get_next(cli_args *a, const char *name);
 /* Parses --name as a number in [min, max]; false (after printing one line)
  * when it is not. */
 bool cli_get_i64(cli_args *a, const char *name, int64_t fallback, int64_t min,
                  int64_t max, int64_t *out);
-bool cli_get_float(cli_args *a, const char *name, float fallback, float *out);
+/* A finite number >= 0, or > 0 when `positive`. */
+bool cli_get_float(cli_args *a, const char *name, float fallback, bool positive,
+                   float *out);
 /* The next unused positional word, or NULL. */
 const char *cli_positional(cli_args *a);
-/* Prints one line about the first unknown or unused argument; false if any. */
+/* Prints one line about the first unknown or unused argument; false if any
+ * (or if an error was printed before). */
 bool cli_all_used(cli_args *a, const char *command);
 
 /* ---- errors ---- */
@@ -84,6 +101,14 @@ nnlib_status cli_load_model(nnlib_model **out, const char *path,
  * one is given and `file` is not an .onnx. */
 bool cli_onnx_flags_fit(const char *command, const char *file,
                         const cli_onnx_flags *flags);
+/* The model as ONNX at path, written whole or not at all: a failed export
+ * leaves the file that was there (nnlib_model_save_onnx writes in place and
+ * removes the file when a write fails). 0, or 1 after one line. */
+int cli_save_onnx(const char *command, const nnlib_model *m, const char *path);
+/* Before a long run: a model can be saved at path (a temporary file can be
+ * made beside it, and path is no directory or device); false after one
+ * line naming --out. */
+bool cli_can_save(const char *command, const char *path);
 /* The name of the layer that makes the model's output ("softmax", ...). */
 const char *cli_output_layer_name(nnlib_model *m);
 

@@ -25,8 +25,10 @@ static nnlib_status time_calls(nnlib_model *m, nnlib_tensor *x, nnlib_tensor *t,
     if (r >= 0)
       times[r] = cli_now() - t0;
   }
-  qsort(times, (size_t)reps, sizeof(double), compare_doubles);
-  *median = times[reps / 2];
+  if (st == NNLIB_OK) { /* a failed call left the times unset */
+    qsort(times, (size_t)reps, sizeof(double), compare_doubles);
+    *median = times[reps / 2];
+  }
   free(times);
   return st;
 }

@@ -48,11 +48,9 @@ static int export_onnx(const char *in, const char *out) {
   nnlib_status st = nnlib_model_load(&m, in);
   if (st != NNLIB_OK)
     return cli_fail("convert", in, st);
-  st = nnlib_model_save_onnx(m, out);
+  int rc = cli_save_onnx("convert", m, out);
   nnlib_model_free(m);
-  if (st != NNLIB_OK)
-    return cli_fail("convert", out, st);
-  return 0;
+  return rc;
 }
 
 static bool has_word(int argc, char **argv, const char *word) {

@@ -73,7 +73,7 @@ static bool parse_top_k(cli_args *a, generate_config *c) {
 }
 
 static bool parse_generate(cli_args *a, generate_config *c) {
-  c->prompt = cli_get(a, "prompt", NULL);
+  c->prompt = cli_get_text(a, "prompt", NULL);
   c->no_cache = cli_has_flag(a, "no-cache");
   c->stats = cli_has_flag(a, "stats");
   bool ok = cli_get_i64(a, "tokens", 200, 0, 1 << 30, &c->tokens) &&

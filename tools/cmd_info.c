@@ -143,24 +143,30 @@ static unsigned char *read_file(const char *path, size_t *size) {
   }
   unsigned char *data = NULL;
   size_t cap = 0;
+  int err = 0;
   *size = 0;
   for (;;) {
     if (*size == cap) {
       unsigned char *grown = realloc(data, cap ? cap * 2 : 65536);
-      if (grown == NULL)
+      if (grown == NULL) {
+        err = ENOMEM;
         break;
+      }
       data = grown;
       cap = cap ? cap * 2 : 65536;
     }
+    errno = 0;
     size_t got = fread(data + *size, 1, cap - *size, f);
     *size += got;
-    if (got == 0)
+    if (got == 0) {
+      err = ferror(f) ? (errno != 0 ? errno : EIO) : 0;
       break;
+    }
   }
-  bool failed = ferror(f) || *size == cap;
   fclose(f);
-  if (failed) {
-    fprintf(stderr, "nnlib info: %s: cannot read the file\n", path);
+  if (err != 0) {
+    fprintf(stderr, "nnlib info: %s: cannot read the file: %s\n", path,
+            strerror(err));
     free(data);
     return NULL;
   }

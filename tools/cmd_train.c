@@ -13,10 +13,12 @@
 
 static void train_usage(void) {
   printf(
-      "usage: nnlib train [--data DIR] [--model SPEC] [--epochs N] [--batch B]\n"
+      "usage: nnlib train [--data DIR] [--model SPEC] [--epochs N] [--batch "
+      "B]\n"
       "                   [--optimizer NAME] [--lr X] [--momentum X]\n"
       "                   [--weight-decay X] [--schedule cosine|constant]\n"
-      "                   [--loss ce|mse] [--seed S] [--limit N] [--threads T]\n"
+      "                   [--loss ce|mse] [--seed S] [--limit N] [--threads "
+      "T]\n"
       "                   [--validation N [--patience P]] [--out FILE.nnl]\n\n"
       "  --data       MNIST-format directory (default: $NNLIB_DATA_DIR or\n"
       "               %s)\n"
@@ -24,15 +26,25 @@ static void train_usage(void) {
       "               (starting with rnn, lstm or gru, e.g.\n"
       "               lstm:128,last,dense:10, it reads each image as a\n"
       "               sequence of its rows)\n"
-      "  --epochs     default 10        --batch  default 64\n"
+      "  --epochs     default 10\n"
+      "  --batch      default 64\n"
       "  --optimizer  sgd, adam (default), adamw, rmsprop\n"
-      "  --lr         learning rate (default: the optimizer's)\n"
+      "  --lr         learning rate, > 0 (default: the optimizer's)\n"
+      "  --momentum   sgd and rmsprop only, in [0, 1) (default 0)\n"
+      "  --weight-decay  default: the optimizer's (0; adamw 0.01)\n"
+      "  --schedule   the learning rate's, over the whole run: cosine\n"
+      "               (default, decays to 0) or constant\n"
+      "  --loss       ce (softmax cross-entropy on class indices, default)\n"
+      "               or mse (on one-hot rows)\n"
+      "  --seed       default 1: the same seed trains the same model\n"
       "  --limit      train on the first N training samples only\n"
+      "  --threads    default 0: OpenBLAS's own choice\n"
       "  --validation hold out the last N training samples; each epoch's\n"
       "               line adds their loss (valid_loss=)\n"
       "  --patience   stop after P epochs without a lower valid_loss and\n"
       "               keep the model of the epoch with the lowest\n"
-      "  --out        save the trained model (.nnl)\n",
+      "  --out        save the trained model (.nnl); a path that cannot be\n"
+      "               written is refused before training\n",
       nnlib_dataset_default_dir());
 #ifdef NNLIB_HAVE_MPI
   printf("\nUnder mpirun -np K: data-parallel over K ranks, each batch split "
@@ -67,6 +79,19 @@ static bool patience_has_validation(const train_config *c) {
   return false;
 }
 
+/* Adam and AdamW have no momentum (their betas play its part): a
+ * --momentum they would ignore is refused. */
+static bool momentum_fits(const train_config *c) {
+  if (c->momentum < 0.0f || strcmp(c->optimizer, "sgd") == 0 ||
+      strcmp(c->optimizer, "rmsprop") == 0)
+    return true;
+  fprintf(stderr,
+          "nnlib train: --momentum is for --optimizer sgd or "
+          "rmsprop; %s has none\n",
+          c->optimizer);
+  return false;
+}
+
 static bool parse_config(cli_args *a, train_config *c) {
   c->data = cli_get(a, "data", NULL);
   c->spec = cli_get(a, "model", DEFAULT_SPEC);
@@ -74,7 +99,8 @@ static bool parse_config(cli_args *a, train_config *c) {
   c->optimizer = cli_get(a, "optimizer", "adam");
   c->schedule = cli_get(a, "schedule", "cosine");
   c->loss = cli_get(a, "loss", "ce");
-  return name_known(c->optimizer, train_optimizer_names, "--optimizer") &&
+  return cli_ok(a) &&
+         name_known(c->optimizer, train_optimizer_names, "--optimizer") &&
          name_known(c->schedule, schedule_names, "--schedule") &&
          name_known(c->loss, loss_names, "--loss") &&
          cli_get_i64(a, "epochs", 10, 1, 100000, &c->epochs) &&
@@ -84,10 +110,11 @@ static bool parse_config(cli_args *a, train_config *c) {
          cli_get_i64(a, "threads", 0, 0, 1024, &c->threads) &&
          cli_get_i64(a, "validation", 0, 0, INT64_MAX, &c->validation) &&
          cli_get_i64(a, "patience", 0, 0, 100000, &c->patience) &&
-         cli_get_float(a, "lr", 0.0f, &c->lr) &&
-         cli_get_float(a, "momentum", 0.0f, &c->momentum) &&
-         cli_get_float(a, "weight-decay", -1.0f, &c->weight_decay) &&
-         cli_all_used(a, "train") && patience_has_validation(c);
+         cli_get_float(a, "lr", 0.0f, true, &c->lr) &&
+         cli_get_float(a, "momentum", -1.0f, false, &c->momentum) &&
+         cli_get_float(a, "weight-decay", -1.0f, false, &c->weight_decay) &&
+         cli_all_used(a, "train") && patience_has_validation(c) &&
+         momentum_fits(c);
 }
 
 /* Swaps in the best epoch's model when a later one ended the run, and
@@ -168,6 +195,8 @@ int cmd_train(int argc, char **argv) {
   cli_args_free(&a);
   if (!ok)
     return 2;
+  if (c.out != NULL && !cli_can_save("train", c.out))
+    return 1;
 #ifdef NNLIB_HAVE_MPI
   if (train_under_mpirun())
     return cmd_train_mpi(&c);

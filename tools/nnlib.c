@@ -2,6 +2,7 @@
  * generate and convert. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +35,7 @@ int cli_fail(const char *command, const char *what, nnlib_status st) {
   return 1;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -68,4 +69,21 @@ int main(int argc, char **argv) {
     return cmd_convert(argc - 2, argv + 2);
   fprintf(stderr, "nnlib: unknown command '%s' (try nnlib --help)\n", cmd);
   return 2;
+}
+
+/* Output that could not be written (a full disk, a closed pipe's reader
+ * gone with SIGPIPE ignored) fails the command: a script must not take a
+ * cut-off listing or summary line for a whole one. */
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  errno = 0;
+  bool flush_failed = fflush(stdout) != 0;
+  if (flush_failed || ferror(stdout)) {
+    if (flush_failed && errno != 0)
+      fprintf(stderr, "nnlib: writing to stdout: %s\n", strerror(errno));
+    else
+      fprintf(stderr, "nnlib: writing to stdout failed\n");
+    return rc != 0 ? rc : 1;
+  }
+  return rc;
 }

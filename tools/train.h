@@ -10,7 +10,8 @@ typedef struct train_config {
   int64_t epochs, batch, seed, limit, threads;
   int64_t validation; /* training samples held out (the last ones), or 0 */
   int64_t patience;   /* epochs without a better validation loss, or 0 */
-  float lr, momentum, weight_decay;
+  float lr;           /* 0: the optimizer's default */
+  float momentum, weight_decay; /* -1: the optimizer's default */
 } train_config;
 
 /* x, y: what training sees; vx, vy: the held-out validation samples

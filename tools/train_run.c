@@ -28,7 +28,8 @@ static nnlib_status make_optimizer(const train_config *c, int64_t steps,
                                            train_optimizer_names)]);
   if (c->lr > 0.0f)
     o.learning_rate = c->lr;
-  o.momentum = c->momentum;
+  if (c->momentum >= 0.0f)
+    o.momentum = c->momentum;
   if (c->weight_decay >= 0.0f)
     o.weight_decay = c->weight_decay;
   if (strcmp(c->schedule, "cosine") == 0) {

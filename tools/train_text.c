@@ -66,7 +66,8 @@ void cli_train_text_usage(void) {
       "               " DEFAULT_TEXT_SPEC_LINE1 "\n"
       "               " DEFAULT_TEXT_SPEC_LINE2 "\n"
       "               an LSTM: input:128,embedding:256:64,lstm:256,linear:256\n"
-      "  --steps      default 2000      --batch  windows per step, default 32\n"
+      "  --steps      default 2000\n"
+      "  --batch      windows per step, default 32\n"
       "  --lr         default 0.001 (AdamW, weight decay 0.01, cosine decay\n"
       "               to 0 at the last step)\n"
       "  --warmup     steps of linear warmup, default 100 (a tenth of --steps\n"
@@ -75,7 +76,12 @@ void cli_train_text_usage(void) {
       "               (default 250; valid_loss: the first 20 validation\n"
       "               windows); the last line is valid_bpc= steps= seconds=\n"
       "               over every validation window\n"
-      "  --out        save the trained model (.nnl; nnlib generate reads it)\n");
+      "  --weight-decay  AdamW's, default 0.01\n"
+      "  --seed       default 1: the windows drawn and the initial weights\n"
+      "  --threads    default 0: OpenBLAS's own choice\n"
+      "  --out        save the trained model (.nnl; nnlib generate reads it);\n"
+      "               a path that cannot be written is refused before\n"
+      "               training\n");
 }
 
 /* Every --text PATH, in order; false (after one line) for a --text without
@@ -92,7 +98,7 @@ static bool parse_paths(cli_args *a, text_config *c) {
   if (c->paths == NULL)
     return false;
   const char *path;
-  while ((path = cli_get(a, "text", NULL)) != NULL)
+  while ((path = cli_get_next(a, "text")) != NULL)
     c->paths[c->path_count++] = path;
   return true;
 }
@@ -118,8 +124,8 @@ static bool parse_text_config(cli_args *a, text_config *c) {
          cli_get_i64(a, "seed", 1, 0, INT64_MAX, &c->seed) &&
          cli_get_i64(a, "eval-every", 250, 1, INT32_MAX, &c->eval_every) &&
          cli_get_i64(a, "threads", 0, 0, 1024, &c->threads) &&
-         cli_get_float(a, "lr", 1e-3f, &c->lr) &&
-         cli_get_float(a, "weight-decay", 0.01f, &c->weight_decay) &&
+         cli_get_float(a, "lr", 1e-3f, true, &c->lr) &&
+         cli_get_float(a, "weight-decay", 0.01f, false, &c->weight_decay) &&
          cli_all_used(a, "train") && warmup_fits(c);
 }
 
@@ -359,7 +365,9 @@ int cmd_train_text(int argc, char **argv) {
   }
   bool ok = parse_text_config(&a, &c);
   cli_args_free(&a);
-  int rc = ok ? run_text(&c) : 2;
+  int rc = !ok                                              ? 2
+           : c.out != NULL && !cli_can_save("train", c.out) ? 1
+                                                            : run_text(&c);
   free(c.paths);
   return rc;
 }
