@@ -2021,10 +2021,15 @@ NNLIB_API nnlib_status nnlib_model_load_onnx(nnlib_model **out,
 NNLIB_API nnlib_status
 nnlib_model_load_onnx_buffer(nnlib_model **out, const void *data, size_t size,
                              const nnlib_onnx_options *options);
-/* Writes a compiled model as ONNX (opset 17, IR 8) to `path`. Statuses:
+/* Writes a compiled model as ONNX (opset 17, IR 8) to `path`, atomically
+ * as nnlib_model_save: through a temporary file in the same directory,
+ * renamed over `path` only when complete, so a failed save leaves any
+ * previous file intact; a path that is a directory or a device is not
+ * replaced. Statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL), NNLIB_ERR_WRONG_STATE (not compiled),
- * NNLIB_ERR_UNSUPPORTED (a layer with no ONNX form, named), NNLIB_ERR_IO,
- * NNLIB_ERR_OUT_OF_MEMORY. */
+ * NNLIB_ERR_UNSUPPORTED (a layer with no ONNX form, named), NNLIB_ERR_IO
+ * (creating, writing, syncing or renaming; the message names the path and
+ * the reason), NNLIB_ERR_OUT_OF_MEMORY. */
 NNLIB_API nnlib_status nnlib_model_save_onnx(const nnlib_model *model,
                                              const char *path);
 /* The same into a new buffer (*data, *size; free it with nnlib_free).

@@ -21,12 +21,16 @@
  * tests/make_onnx_fixtures.py): nnlib's export of an imported model. */
 #include "test_support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BATCH 3
 
@@ -426,8 +430,68 @@ static void test_out_of_memory(void **state) {
   nnlib_model_free(m);
 }
 
+/* The number of entries of `dir` whose name starts with `prefix`. */
+static int entries_starting(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int count = 0;
+  for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+    count += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return count;
+}
+
+/* A save that fails leaves the file that was there byte for byte and no
+ * temporary file: the disk fills up (RLIMIT_FSIZE, writes past 4 KiB fail
+ * with EFBIG), the target is a directory or a device (never replaced). */
+static void test_failed_save_keeps_the_file(void **state) {
+  (void)state;
+  if (mkdir(out_dir(), 0777) != 0 && errno != EEXIST)
+    fail_msg("cannot make %s: %s", out_dir(), strerror(errno));
+  char path[512], dirpath[512];
+  path_of(path, sizeof path, "keep", ".onnx");
+  path_of(dirpath, sizeof dirpath, "keep_dir", ".onnx");
+  static const char old[] = "the previous file";
+  write_bytes(path, old, sizeof old);
+  nnlib_model *m = build("input:64,dense:256,relu,dense:10");
+
+  struct rlimit saved, small;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  small = saved;
+  small.rlim_cur = 4096;
+  void (*previous)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  nnlib_status full = nnlib_model_save_onnx(m, path);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  signal(SIGXFSZ, previous);
+  assert_int_equal(full, NNLIB_ERR_IO);
+  ts_expect_message("nnlib_model_save_onnx: writing");
+  file_equals(path, old, sizeof old);
+  assert_int_equal(entries_starting(out_dir(), "keep.onnx.tmp-"), 0);
+
+  assert_true(mkdir(dirpath, 0700) == 0 || errno == EEXIST);
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_save_onnx(m, dirpath));
+  ts_expect_message("is not a regular file");
+  struct stat st;
+  assert_int_equal(stat(dirpath, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  rmdir(dirpath);
+  ASSERT_STATUS(NNLIB_ERR_IO, nnlib_model_save_onnx(m, "/dev/full"));
+
+  /* and a save that succeeds replaces it whole */
+  ASSERT_OK(nnlib_model_save_onnx(m, path));
+  void *data;
+  size_t size;
+  ASSERT_OK(nnlib_model_save_onnx_to_buffer(&data, &size, m));
+  file_equals(path, data, size);
+  nnlib_free(data);
+  remove(path);
+  nnlib_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_failed_save_keeps_the_file),
       cmocka_unit_test(test_export_cases),
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_out_of_memory),

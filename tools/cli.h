@@ -101,9 +101,9 @@ nnlib_status cli_load_model(nnlib_model **out, const char *path,
  * one is given and `file` is not an .onnx. */
 bool cli_onnx_flags_fit(const char *command, const char *file,
                         const cli_onnx_flags *flags);
-/* The model as ONNX at path, written whole or not at all: a failed export
- * leaves the file that was there (nnlib_model_save_onnx writes in place and
- * removes the file when a write fails). 0, or 1 after one line. */
+/* The model as ONNX at path (nnlib_model_save_onnx: written whole or not
+ * at all, a failed export leaves the file that was there). 0, or 1 after
+ * one line. */
 int cli_save_onnx(const char *command, const nnlib_model *m, const char *path);
 /* Before a long run: a model can be saved at path (a temporary file can be
  * made beside it, and path is no directory or device); false after one

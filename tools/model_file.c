@@ -85,81 +85,9 @@ const char *cli_output_layer_name(nnlib_model *m) {
   return "";
 }
 
-static bool write_all(int fd, const unsigned char *data, size_t size) {
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      if (n == 0)
-        errno = EIO;
-      return false;
-    }
-    data += n;
-    size -= (size_t)n;
-  }
-  return true;
-}
-
-/* size bytes to <path>.tmp-XXXXXX beside path, synced, then renamed over
- * path (as nnlib_model_save writes .nnl files); errno set on failure. A
- * path that exists and is no regular file is not replaced. */
-static bool write_atomically(const char *path, const void *data, size_t size,
-                             char *tmp, size_t tmp_size, const char **doing) {
-  struct stat target;
-  bool exists = stat(path, &target) == 0;
-  *doing = "replacing";
-  if (exists && !S_ISREG(target.st_mode)) {
-    errno = EEXIST;
-    return false;
-  }
-  snprintf(tmp, tmp_size, "%s.tmp-XXXXXX", path);
-  *doing = "creating a temporary file beside";
-  int fd = mkstemp(tmp);
-  if (fd < 0)
-    return false;
-  (void)fchmod(fd, exists ? target.st_mode & 07777 : 0644);
-  *doing = "writing";
-  bool ok = write_all(fd, data, size) && fsync(fd) == 0;
-  int err = errno;
-  if (close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok) {
-    *doing = "renaming the temporary file to";
-    ok = rename(tmp, path) == 0;
-    err = errno;
-  }
-  if (!ok)
-    (void)unlink(tmp);
-  errno = err;
-  return ok;
-}
-
 int cli_save_onnx(const char *command, const nnlib_model *m, const char *path) {
-  void *data = NULL;
-  size_t size = 0;
-  nnlib_status st = nnlib_model_save_onnx_to_buffer(&data, &size, m);
-  if (st != NNLIB_OK)
-    return cli_fail(command, path, st);
-  size_t tmp_size = strlen(path) + sizeof ".tmp-XXXXXX";
-  char *tmp = malloc(tmp_size);
-  const char *doing = "writing";
-  bool ok =
-      tmp != NULL && write_atomically(path, data, size, tmp, tmp_size, &doing);
-  int err = tmp == NULL ? ENOMEM : errno;
-  free(tmp);
-  nnlib_free(data);
-  if (ok)
-    return 0;
-  if (err == EEXIST)
-    fprintf(stderr, "nnlib %s: %s exists and is not a regular file\n", command,
-            path);
-  else
-    fprintf(stderr, "nnlib %s: %s %s: %s\n", command, doing, path,
-            strerror(err));
-  return 1;
+  nnlib_status st = nnlib_model_save_onnx(m, path);
+  return st == NNLIB_OK ? 0 : cli_fail(command, path, st);
 }
 
 bool cli_can_save(const char *command, const char *path) {

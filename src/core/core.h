@@ -48,6 +48,16 @@ nnlib_status nnlib__error(nnlib_status status, const char *fmt, ...)
  * FIFO), NNLIB_ERR_OUT_OF_MEMORY (file.c). */
 nnlib_status nnlib__read_file(const char *who, const char *path,
                               unsigned char **data, size_t *size);
+/* size bytes of data as the file `path`, whole or not at all: written to
+ * <path>.tmp-XXXXXX beside it (rename is atomic only within a file
+ * system), synced, closed, renamed over path, the directory synced; a
+ * replaced file keeps its mode, a new one gets 0644. A path that exists and
+ * is no regular file (a directory, a device) is not replaced. On failure
+ * the temporary file is removed and path is as it was: NNLIB_ERR_IO naming
+ * `who` and what failed, NNLIB_ERR_OUT_OF_MEMORY (file.c). */
+nnlib_status nnlib__write_file_atomically(const char *who, const char *path,
+                                          const unsigned char *data,
+                                          size_t size);
 /* Reads a caller's options struct (first field size_t struct_size) into
  * `dst`, already filled with defaults: a shorter struct keeps the defaults of
  * the fields it lacks, a longer one is accepted only if its extra bytes are

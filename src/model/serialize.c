@@ -3,16 +3,11 @@
  * summary for tools, and replacing a compiled model's optimizer. The format
  * itself is in serialize_write.c / serialize_read.c and docs/FILE_FORMAT.md.
  */
-#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, O_DIRECTORY, strerror_r */
 #include "serialize_format.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------- saving */
 
@@ -97,97 +92,6 @@ nnlib_status nnlib_model_save_buffer(const nnlib_model *m, unsigned flags,
   return nnlib_model_save_to_buffer(data, size, m, flags);
 }
 
-static nnlib_status io_error(const char *doing, const char *path, int err) {
-  char reason[128] = "unknown error";
-  strerror_r(err, reason, sizeof reason);
-  return nnlib__error(NNLIB_ERR_IO, "%s %s: %s", doing, path, reason);
-}
-
-static nnlib_status write_all(int fd, const unsigned char *data, size_t size,
-                              const char *tmp) {
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return io_error("nnlib_model_save: writing", tmp, n < 0 ? errno : EIO);
-    data += n;
-    size -= (size_t)n;
-  }
-  return NNLIB_OK;
-}
-
-/* A new file gets 0644 (mkstemp makes 0600); a replaced one keeps its mode.
- * umask cannot be read without changing it, which is not thread-safe. */
-static void set_mode(int fd, const char *path) {
-  struct stat st;
-  mode_t mode = 0644;
-  if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-    mode = st.st_mode & 07777;
-  (void)fchmod(fd, mode);
-}
-
-/* Makes the rename durable; a directory that cannot be synced (some file
- * systems) does not make the save fail: the file itself is complete. */
-static void sync_directory(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (slash == NULL)
-    snprintf(dir, sizeof dir, ".");
-  else if ((size_t)(slash - path) < sizeof dir)
-    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path),
-             path);
-  else
-    return;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
-/* <path>.tmp-XXXXXX in the same directory (rename is atomic only within a
- * file system), written, synced, closed, then renamed over path. */
-static nnlib_status write_atomically(const char *path,
-                                     const unsigned char *data, size_t size) {
-  /* rename would replace a directory's entry or a device node (as root,
-   * /dev/full itself): only regular files are replaced */
-  struct stat target;
-  if (stat(path, &target) == 0 && !S_ISREG(target.st_mode))
-    return nnlib__error(NNLIB_ERR_IO,
-                        "nnlib_model_save: %s exists and is not a regular "
-                        "file",
-                        path);
-  size_t length = strlen(path);
-  char *tmp = nnlib__alloc(length + 12);
-  if (tmp == NULL)
-    return nnlib__error(NNLIB_ERR_OUT_OF_MEMORY, "nnlib_model_save: no memory");
-  memcpy(tmp, path, length);
-  memcpy(tmp + length, ".tmp-XXXXXX", 12);
-  nnlib_status st = NNLIB_OK;
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    st = io_error("nnlib_model_save: creating a temporary file", tmp, errno);
-    nnlib__free(tmp);
-    return st;
-  }
-  set_mode(fd, path);
-  st = write_all(fd, data, size, tmp);
-  if (st == NNLIB_OK && fsync(fd) != 0)
-    st = io_error("nnlib_model_save: syncing", tmp, errno);
-  if (close(fd) != 0 && st == NNLIB_OK)
-    st = io_error("nnlib_model_save: closing", tmp, errno);
-  if (st == NNLIB_OK && rename(tmp, path) != 0)
-    st = io_error("nnlib_model_save: renaming the temporary file to", path,
-                  errno);
-  if (st != NNLIB_OK)
-    (void)unlink(tmp);
-  else
-    sync_directory(path);
-  nnlib__free(tmp);
-  return st;
-}
-
 nnlib_status nnlib_model_save(const nnlib_model *m, const char *path,
                               unsigned flags) {
   NNLIB_CHECK_ARG(path != NULL && path[0] != '\0',
@@ -195,7 +99,8 @@ nnlib_status nnlib_model_save(const nnlib_model *m, const char *path,
   unsigned char *data;
   size_t size;
   NNLIB_TRY(encode(m, flags, "nnlib_model_save", &data, &size));
-  nnlib_status st = write_atomically(path, data, size);
+  nnlib_status st =
+      nnlib__write_file_atomically("nnlib_model_save", path, data, size);
   nnlib__free(data);
   return st;
 }

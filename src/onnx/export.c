@@ -9,7 +9,6 @@
  * so the exporter needs no access to the layers' private structs. */
 #include "onnx/export.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -341,32 +340,14 @@ nnlib_status nnlib_model_save_onnx_to_buffer(void **data, size_t *size,
   return NNLIB_OK;
 }
 
-static nnlib_status write_file(const char *path, const unsigned char *data,
-                               size_t size) {
-  FILE *f = fopen(path, "wb");
-  if (f == NULL)
-    return nnlib__error(NNLIB_ERR_IO, "ONNX export: cannot open '%s' for "
-                                      "writing: %s",
-                        path, strerror(errno));
-  size_t written = fwrite(data, 1, size, f);
-  int flush_failed = fflush(f) != 0;
-  int err = errno;
-  int close_failed = fclose(f) != 0;
-  if (written != size || flush_failed || close_failed) {
-    remove(path);
-    return nnlib__error(NNLIB_ERR_IO, "ONNX export: writing '%s' failed: %s",
-                        path, strerror(err));
-  }
-  return NNLIB_OK;
-}
-
 nnlib_status nnlib_model_save_onnx(const nnlib_model *model,
                                    const char *path) {
   NNLIB_CHECK_ARG(model != NULL && path != NULL,
                   "nnlib_model_save_onnx: model and path must not be NULL");
   pb_writer w;
   NNLIB_TRY(build(&w, model, "nnlib_model_save_onnx"));
-  nnlib_status st = write_file(path, w.data, w.size);
+  nnlib_status st = nnlib__write_file_atomically("nnlib_model_save_onnx", path,
+                                                 w.data, w.size);
   pb_release(&w);
   return st;
 }
