@@ -450,8 +450,50 @@ static void test_weights(void **state) {
   }
 }
 
+/* U' of the transposed convolution (backward's input gradient): U'_xi
+ * [C, Co] at (c, co) is G g' G^T of g' = w[co, c] turned by 180 degrees,
+ * g'[a][b] = g[2 - a][2 - b], within 1e-6 of that definition in double;
+ * and nothing is written past the area. */
+static void check_weights_turned(int64_t co, int64_t c) {
+  static const double G[4][3] = {
+      {1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  int64_t filters = co * c;
+  float *w = filled(9 * filters, 59u, false);
+  float *u = malloc((size_t)(16 * filters + 1) * sizeof(float));
+  assert_non_null(u);
+  memset(u, 0x5a, (size_t)(16 * filters + 1) * sizeof(float));
+  nnlib__winograd_weights_turned(w, co, c, u);
+  for (int64_t o = 0; o < co; o++)
+    for (int64_t i = 0; i < c; i++)
+      for (int xi = 0; xi < 16; xi++) {
+        const float *g = w + 9 * (o * c + i);
+        double want = 0;
+        for (int a = 0; a < 3; a++)
+          for (int b = 0; b < 3; b++)
+            want += G[xi / 4][a] * g[3 * (2 - a) + 2 - b] * G[xi % 4][b];
+        float got = u[xi * filters + i * co + o];
+        if (fabs(got - want) > 1e-6 * (1 + fabs(want)))
+          fail_msg("turned weights of filter (%lld, %lld), position %d: "
+                   "%.9g, want %.9g",
+                   (long long)o, (long long)i, xi, (double)got, want);
+      }
+  uint32_t pattern;
+  memset(&pattern, 0x5a, sizeof pattern);
+  assert_memory_equal(&u[16 * filters], &pattern, sizeof pattern);
+  free(u);
+  free(w);
+}
+
+static void test_weights_turned(void **state) {
+  (void)state;
+  check_weights_turned(3, 5);
+  check_weights_turned(16, 32);
+  check_weights_turned(1, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_weights_turned),
       cmocka_unit_test(test_transforms_match_definition),
       cmocka_unit_test(test_transforms_same_bits_on_specials),
       cmocka_unit_test(test_output_pass_folded_in),
