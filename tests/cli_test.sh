@@ -37,6 +37,19 @@ expect_status() {
 "$nnlib" --help | grep -q 'commands:'
 "$nnlib" --help | grep -q '  generate '
 for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+# -h is --help for every command: the same text on stdout, nothing on
+# stderr, exit 0; and every help says so
+for cmd in train eval info bench generate convert "train --text x"; do
+  rc=0
+  "$nnlib" $cmd -h > "$dir/h.out" 2> "$dir/h.err" || rc=$?
+  [ "$rc" -eq 0 ] || { echo "$cmd -h: exit $rc"; cat "$dir/h.err"; exit 1; }
+  [ ! -s "$dir/h.err" ] || { echo "$cmd -h: stderr:"; cat "$dir/h.err"; exit 1; }
+  "$nnlib" $cmd --help > "$dir/help.out"
+  cmp -s "$dir/h.out" "$dir/help.out" || { echo "$cmd -h is not $cmd --help"; exit 1; }
+  grep -q -- '^ *-h, --help' "$dir/h.out" || { echo "$cmd --help: no -h"; exit 1; }
+done
+[ -z "$("$nnlib" info -h --help -h 2>&1 > /dev/null)" ]
+"$nnlib" --help | grep -q -- '--help, or -h)$' || { echo "nnlib --help: no -h"; exit 1; }
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
 # every option the parsers take is described in --help

@@ -26,7 +26,8 @@ bool cli_args_init(cli_args *a, int argc, char **argv);
 void cli_args_free(cli_args *a);
 /* False once an error was printed. */
 bool cli_ok(const cli_args *a);
-bool cli_has_flag(cli_args *a, const char *name);        /* --name alone */
+/* --name alone; "help" is -h too, and may repeat. */
+bool cli_has_flag(cli_args *a, const char *name);
 /* --name's value, or fallback when --name is absent. An error: --name last,
  * or followed by another option ("--..."), or given twice. */
 const char *cli_get(cli_args *a, const char *name, const char *fallback);

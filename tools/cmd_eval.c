@@ -18,7 +18,8 @@ static void eval_usage(void) {
          "nnlib train uses), 0 when the model ends in a softmax.\n"
          "--onnx-output NAME picks the graph output to score, for an ONNX\n"
          "graph of several outputs; --onnx-whole-sample imports each graph\n"
-         "input, of a fixed shape, as one whole sample (docs/ONNX.md).\n",
+         "input, of a fixed shape, as one whole sample (docs/ONNX.md).\n"
+         "-h, --help: this help.\n",
          nnlib_dataset_default_dir());
 }
 

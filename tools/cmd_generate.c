@@ -35,7 +35,8 @@ static void generate_usage(void) {
       "  --no-cache     re-run the newest T bytes for every new one instead\n"
       "                 of keeping each layer's state (slower; the same\n"
       "                 bytes while the text fits in T)\n"
-      "  --stats        print tokens_per_second= to stderr\n");
+      "  --stats        print tokens_per_second= to stderr\n"
+      "  -h, --help     this help\n");
 }
 
 /* --temperature as strtof reads it, "nan" and negatives included (the

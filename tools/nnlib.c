@@ -12,7 +12,7 @@ const char *const cli_class_names[10] = {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: nnlib <command> [options]   (nnlib <command> --help)\n"
+          "usage: nnlib <command> [options]   (nnlib <command> --help, or -h)\n"
           "\n"
           "commands:\n"
           "  train     train a model on an MNIST-format data set, save it;\n"

@@ -81,7 +81,8 @@ void cli_train_text_usage(void) {
       "  --threads    default 0: OpenBLAS's own choice\n"
       "  --out        save the trained model (.nnl; nnlib generate reads it);\n"
       "               a path that cannot be written is refused before\n"
-      "               training\n");
+      "               training\n"
+      "  -h, --help   this help\n");
 }
 
 /* Every --text PATH, in order; false (after one line) for a --text without
