@@ -250,7 +250,14 @@ text_part() {
     "$nnlib" generate "$dir/gpt.nnl" --prompt "abcdefghijklmnopq"
   expect_message 'temperature 0 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature 0
   expect_message 'temperature -1 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature -1
-  expect_message 'temperature nan must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature nan
+  # a temperature that is no finite float is refused as given (exit 2), not
+  # as strtof converts it (1e39 -> inf, 1e-60 -> 0)
+  for t in 1e39 -1e39 inf nan; do
+    expect_status 2 "^nnlib generate: --temperature $t: expected a finite number (a float: up to 3.40282e+38 in magnitude)\$" \
+      "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature "$t"
+  done
+  expect_status 2 '^nnlib generate: --temperature 1e-60: too small for a float (it rounds to 0)$' \
+    "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature 1e-60
   expect_message 'top_k -1 must be >= 0' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --top-k -1
   expect_message '--prompt TEXT is needed' "$nnlib" generate "$dir/gpt.nnl"
   expect_message 'which model file' "$nnlib" generate --prompt ab
