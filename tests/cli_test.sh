@@ -243,6 +243,18 @@ text_part() {
   expect_message '--warmup 10: must be below --steps 10' \
     "$nnlib" train --text "$text" --model "$gpt" --steps 10 --warmup 10
   expect_message "'--epochs'" "$nnlib" train --text "$text" --epochs 2
+  # a step that fails (a learning rate that overflows the weights): the
+  # library's message, exit 1; on a terminal (script(1), where installed)
+  # the progress bar is cleared first, not left on the message's line
+  local huge=("$nnlib" train --text "$text" --model "$gpt" --steps 20 --batch 4 --lr 1e30 --warmup 0)
+  expect_status 1 '^nnlib train: training: numerical error (NaN, Inf or float32 overflow): ' "${huge[@]}"
+  if command -v script > /dev/null; then
+    rc=0
+    script -qec "$(printf '%q ' "${huge[@]}")" /dev/null < /dev/null > "$dir/tty" 2>&1 || rc=$?
+    [ "$rc" -eq 1 ] || { echo "on a terminal: exit $rc"; cat -v "$dir/tty"; exit 1; }
+    tr '\r' '\n' < "$dir/tty" | grep -q '^nnlib train: training: numerical error (NaN, Inf or float32 overflow): ' ||
+      { echo "the progress bar was not cleared before the message:"; cat -v "$dir/tty"; exit 1; }
+  fi
 
   # what nnlib generate refuses (the library's messages)
   expect_message 'prompt is empty' "$nnlib" generate "$dir/gpt.nnl" --prompt ""

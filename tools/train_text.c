@@ -289,6 +289,13 @@ static void print_text_model(const text_config *c, const text_run *r) {
   fflush(stdout);
 }
 
+/* A failed step: the progress bar cleared (on a terminal the message would
+ * follow it on its line), then the message. */
+static int step_fail(cli_progress *bar, const char *what, nnlib_status st) {
+  cli_progress_clear(bar);
+  return cli_fail("train", what, st);
+}
+
 /* The steps, a step= line every --eval-every and after the last. */
 static int train_steps(const text_config *c, text_run *r) {
   cli_progress bar = {isatty(2) != 0, cli_now(), 0, 0, 0.0};
@@ -299,9 +306,9 @@ static int train_steps(const text_config *c, text_run *r) {
     float loss, valid;
     if ((st = nnlib_text_sample(r->text, NNLIB_TEXT_TRAIN, r->x, r->y)) !=
         NNLIB_OK)
-      return cli_fail("train", "sampling a training batch", st);
+      return step_fail(&bar, "sampling a training batch", st);
     if ((st = nnlib_model_step(r->model, r->x, r->y, &loss)) != NNLIB_OK)
-      return cli_fail("train", "training", st);
+      return step_fail(&bar, "training", st);
     loss_sum += loss;
     since++;
     cli_progress_steps(&bar, step, c->steps, loss_sum / (double)since);
@@ -309,7 +316,7 @@ static int train_steps(const text_config *c, text_run *r) {
       continue;
     if ((st = nnlib_model_evaluate(r->model, r->line_x, r->line_y, &valid,
                                    NULL)) != NNLIB_OK)
-      return cli_fail("train", "validating", st);
+      return step_fail(&bar, "validating", st);
     cli_progress_clear(&bar);
     printf("step=%lld train_loss=%.4f valid_loss=%.4f\n", (long long)step,
            loss_sum / (double)since, valid);
