@@ -182,6 +182,10 @@ text_part() {
   "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 20 --stats \
     2> "$dir/stats" > /dev/null
   grep -q '^tokens_per_second=[0-9.]* tokens=20 ' "$dir/stats"
+  # bytes that cannot be written: one line (not generate's and main's
+  # both), exit 1, and no --stats line
+  expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+    bash -c '"$0" generate "$1" --prompt ab --tokens 3 --stats > /dev/full' "$nnlib" "$dir/gpt.nnl"
 
   # ONNX round trip of the transformer: .nnl -> .onnx -> .nnl gives the
   # same description and parameters, generates the same bytes, and exports

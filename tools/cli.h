@@ -52,6 +52,10 @@ bool cli_all_used(cli_args *a, const char *command);
 /* ---- errors ---- */
 /* Prints "nnlib <command>: <what>: <status text>: <detail>" and returns 1. */
 int cli_fail(const char *command, const char *what, nnlib_status st);
+/* Flushes stdout: false, after one line saying why ("nnlib: writing to
+ * stdout: ..."), when anything written to it was lost. Said once: later
+ * calls return false without a line. main() calls it after every command. */
+bool cli_stdout_ok(void);
 
 /* ---- progress (a bar on a terminal, nothing otherwise) ---- */
 typedef struct cli_progress {

@@ -152,11 +152,9 @@ static int run_generate(const generate_config *c, nnlib_model *m,
   for (int64_t i = 0; i < c->tokens; i++)
     putchar((unsigned char)generated[i]);
   putchar('\n');
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "nnlib generate: writing to stdout: %s\n",
-            strerror(errno));
+  /* bytes that could not be written: no --stats line, and exit 1 */
+  if (!cli_stdout_ok())
     return 1;
-  }
   if (c->stats)
     fprintf(stderr, "tokens_per_second=%.1f tokens=%lld seconds=%.3f\n",
             seconds > 0 ? (double)c->tokens / seconds : 0.0,
