@@ -22,6 +22,7 @@ typedef struct cli_args {
   bool failed;
 } cli_args;
 
+/* False (after one line) when out of memory. */
 bool cli_args_init(cli_args *a, int argc, char **argv);
 void cli_args_free(cli_args *a);
 /* False once an error was printed. */

@@ -17,6 +17,8 @@ bool cli_args_init(cli_args *a, int argc, char **argv) {
   a->argv = argv;
   a->failed = false;
   a->used = calloc((size_t)argc + 1, sizeof(bool));
+  if (a->used == NULL)
+    fprintf(stderr, "nnlib: out of memory\n");
   return a->used != NULL;
 }
 

@@ -85,8 +85,8 @@ void cli_train_text_usage(void) {
       "  -h, --help   this help\n");
 }
 
-/* Every --text PATH, in order; false (after one line) for a --text without
- * a path after it. */
+/* Every --text PATH, in order, into c->paths (room for every argument);
+ * false (after one line) for a --text without a path after it. */
 static bool parse_paths(cli_args *a, text_config *c) {
   for (int i = 0; i < a->count; i++)
     if (strcmp(a->argv[i], "--text") == 0 &&
@@ -95,9 +95,6 @@ static bool parse_paths(cli_args *a, text_config *c) {
                       "directory of them)\n");
       return false;
     }
-  c->paths = calloc((size_t)a->count, sizeof *c->paths);
-  if (c->paths == NULL)
-    return false;
   const char *path;
   while ((path = cli_get_next(a, "text")) != NULL)
     c->paths[c->path_count++] = path;
@@ -366,7 +363,14 @@ int cmd_train_text(int argc, char **argv) {
   memset(&c, 0, sizeof c);
   if (!cli_args_init(&a, argc, argv))
     return 1;
+  c.paths = calloc((size_t)argc, sizeof *c.paths);
+  if (c.paths == NULL) {
+    fprintf(stderr, "nnlib train: out of memory\n");
+    cli_args_free(&a);
+    return 1;
+  }
   if (cli_has_flag(&a, "help")) {
+    free(c.paths);
     cli_train_text_usage();
     cli_args_free(&a);
     return 0;
