@@ -37,6 +37,19 @@ expect_status() {
 "$nnlib" --help | grep -q 'commands:'
 "$nnlib" --help | grep -q '  generate '
 for cmd in train eval info bench generate convert; do "$nnlib" $cmd --help | grep -q "usage: nnlib $cmd"; done
+# -h is --help for every command: the same text on stdout, nothing on
+# stderr, exit 0; and every help says so
+for cmd in train eval info bench generate convert "train --text x"; do
+  rc=0
+  "$nnlib" $cmd -h > "$dir/h.out" 2> "$dir/h.err" || rc=$?
+  [ "$rc" -eq 0 ] || { echo "$cmd -h: exit $rc"; cat "$dir/h.err"; exit 1; }
+  [ ! -s "$dir/h.err" ] || { echo "$cmd -h: stderr:"; cat "$dir/h.err"; exit 1; }
+  "$nnlib" $cmd --help > "$dir/help.out"
+  cmp -s "$dir/h.out" "$dir/help.out" || { echo "$cmd -h is not $cmd --help"; exit 1; }
+  grep -q -- '^ *-h, --help' "$dir/h.out" || { echo "$cmd --help: no -h"; exit 1; }
+done
+[ -z "$("$nnlib" info -h --help -h 2>&1 > /dev/null)" ]
+"$nnlib" --help | grep -q -- '--help, or -h)$' || { echo "nnlib --help: no -h"; exit 1; }
 "$nnlib" train --help | grep -q -- '--text PATH'
 "$nnlib" train --text --help | grep -q -- '--eval-every'
 # every option the parsers take is described in --help
@@ -169,6 +182,10 @@ text_part() {
   "$nnlib" generate "$dir/gpt.nnl" --prompt "ab" --tokens 20 --stats \
     2> "$dir/stats" > /dev/null
   grep -q '^tokens_per_second=[0-9.]* tokens=20 ' "$dir/stats"
+  # bytes that cannot be written: one line (not generate's and main's
+  # both), exit 1, and no --stats line
+  expect_status 1 '^nnlib: writing to stdout: No space left on device$' \
+    bash -c '"$0" generate "$1" --prompt ab --tokens 3 --stats > /dev/full' "$nnlib" "$dir/gpt.nnl"
 
   # ONNX round trip of the transformer: .nnl -> .onnx -> .nnl gives the
   # same description and parameters, generates the same bytes, and exports
@@ -230,6 +247,18 @@ text_part() {
   expect_message '--warmup 10: must be below --steps 10' \
     "$nnlib" train --text "$text" --model "$gpt" --steps 10 --warmup 10
   expect_message "'--epochs'" "$nnlib" train --text "$text" --epochs 2
+  # a step that fails (a learning rate that overflows the weights): the
+  # library's message, exit 1; on a terminal (script(1), where installed)
+  # the progress bar is cleared first, not left on the message's line
+  local huge=("$nnlib" train --text "$text" --model "$gpt" --steps 20 --batch 4 --lr 1e30 --warmup 0)
+  expect_status 1 '^nnlib train: training: numerical error (NaN, Inf or float32 overflow): ' "${huge[@]}"
+  if command -v script > /dev/null; then
+    rc=0
+    script -qec "$(printf '%q ' "${huge[@]}")" /dev/null < /dev/null > "$dir/tty" 2>&1 || rc=$?
+    [ "$rc" -eq 1 ] || { echo "on a terminal: exit $rc"; cat -v "$dir/tty"; exit 1; }
+    tr '\r' '\n' < "$dir/tty" | grep -q '^nnlib train: training: numerical error (NaN, Inf or float32 overflow): ' ||
+      { echo "the progress bar was not cleared before the message:"; cat -v "$dir/tty"; exit 1; }
+  fi
 
   # what nnlib generate refuses (the library's messages)
   expect_message 'prompt is empty' "$nnlib" generate "$dir/gpt.nnl" --prompt ""
@@ -237,7 +266,14 @@ text_part() {
     "$nnlib" generate "$dir/gpt.nnl" --prompt "abcdefghijklmnopq"
   expect_message 'temperature 0 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature 0
   expect_message 'temperature -1 must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature -1
-  expect_message 'temperature nan must be' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature nan
+  # a temperature that is no finite float is refused as given (exit 2), not
+  # as strtof converts it (1e39 -> inf, 1e-60 -> 0)
+  for t in 1e39 -1e39 inf nan; do
+    expect_status 2 "^nnlib generate: --temperature $t: expected a finite number (a float: up to 3.40282e+38 in magnitude)\$" \
+      "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature "$t"
+  done
+  expect_status 2 '^nnlib generate: --temperature 1e-60: too small for a float (it rounds to 0)$' \
+    "$nnlib" generate "$dir/gpt.nnl" --prompt ab --temperature 1e-60
   expect_message 'top_k -1 must be >= 0' "$nnlib" generate "$dir/gpt.nnl" --prompt ab --top-k -1
   expect_message '--prompt TEXT is needed' "$nnlib" generate "$dir/gpt.nnl"
   expect_message 'which model file' "$nnlib" generate --prompt ab

@@ -22,11 +22,13 @@ typedef struct cli_args {
   bool failed;
 } cli_args;
 
+/* False (after one line) when out of memory. */
 bool cli_args_init(cli_args *a, int argc, char **argv);
 void cli_args_free(cli_args *a);
 /* False once an error was printed. */
 bool cli_ok(const cli_args *a);
-bool cli_has_flag(cli_args *a, const char *name);        /* --name alone */
+/* --name alone; "help" is -h too, and may repeat. */
+bool cli_has_flag(cli_args *a, const char *name);
 /* --name's value, or fallback when --name is absent. An error: --name last,
  * or followed by another option ("--..."), or given twice. */
 const char *cli_get(cli_args *a, const char *name, const char *fallback);
@@ -51,6 +53,10 @@ bool cli_all_used(cli_args *a, const char *command);
 /* ---- errors ---- */
 /* Prints "nnlib <command>: <what>: <status text>: <detail>" and returns 1. */
 int cli_fail(const char *command, const char *what, nnlib_status st);
+/* Flushes stdout: false, after one line saying why ("nnlib: writing to
+ * stdout: ..."), when anything written to it was lost. Said once: later
+ * calls return false without a line. main() calls it after every command. */
+bool cli_stdout_ok(void);
 
 /* ---- progress (a bar on a terminal, nothing otherwise) ---- */
 typedef struct cli_progress {

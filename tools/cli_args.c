@@ -17,6 +17,8 @@ bool cli_args_init(cli_args *a, int argc, char **argv) {
   a->argv = argv;
   a->failed = false;
   a->used = calloc((size_t)argc + 1, sizeof(bool));
+  if (a->used == NULL)
+    fprintf(stderr, "nnlib: out of memory\n");
   return a->used != NULL;
 }
 
@@ -36,7 +38,10 @@ static void report(cli_args *a, const char *format, ...) {
   va_end(ap);
 }
 
+/* --name; for "help", -h too (every command takes both). */
 static bool is_option(const char *arg, const char *name) {
+  if (strcmp(name, "help") == 0 && strcmp(arg, "-h") == 0)
+    return true;
   return arg[0] == '-' && arg[1] == '-' && strcmp(arg + 2, name) == 0;
 }
 
@@ -60,7 +65,7 @@ bool cli_has_flag(cli_args *a, const char *name) {
   a->used[i] = true;
   if (strcmp(name, "help") != 0)
     refuse_repeat(a, name, i);
-  else /* --help --help asks for help all the same */
+  else /* --help --help (or -h) asks for help all the same */
     while ((i = find(a, name, i + 1)) >= 0)
       a->used[i] = true;
   return true;

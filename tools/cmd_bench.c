@@ -103,7 +103,7 @@ int cmd_bench(int argc, char **argv) {
            "JSON line\neach, with the OpenBLAS kernels that ran. Defaults:\n"
            "dense:1024,relu,dense:1024,relu,dense:10, input 784, batch 256, "
            "50\nrepetitions. The whole suite with raw GEMM baselines is\n"
-           "benchmarks/nnlib-bench.\n");
+           "benchmarks/nnlib-bench.\n-h, --help: this help.\n");
     cli_args_free(&a);
     return 0;
   }

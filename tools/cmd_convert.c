@@ -6,24 +6,26 @@
 #include <string.h>
 
 static void convert_usage(void) {
-  printf("usage: nnlib convert IN OUT [--max-batch N] [--onnx-output NAME]\n"
-         "                           [--onnx-whole-sample]\n\n"
-         "  nnlib convert model.onnx model.nnl   import an ONNX model (opsets "
-         "13 to 17)\n"
-         "                                       and save it as an nnlib "
-         "model file\n"
-         "  nnlib convert model.nnl model.onnx   export a saved model as ONNX "
-         "(opset 17)\n\n"
-         "--max-batch N  the largest batch the imported model is compiled "
-         "for\n"
-         "               (default %d; imports only)\n"
-         "--onnx-output NAME  the graph output the imported model computes,\n"
-         "               for an ONNX graph of several outputs (imports only)\n"
-         "--onnx-whole-sample  each graph input, of a fixed shape, is one whole\n"
-         "               sample: ONNX's axis 0 is no batch axis, and operators\n"
-         "               may mix it (imports only)\n"
-         "See docs/ONNX.md for the operators that map onto nnlib's layers.\n",
-         CLI_ONNX_MAX_BATCH);
+  printf(
+      "usage: nnlib convert IN OUT [--max-batch N] [--onnx-output NAME]\n"
+      "                           [--onnx-whole-sample]\n\n"
+      "  nnlib convert model.onnx model.nnl   import an ONNX model (opsets "
+      "13 to 17)\n"
+      "                                       and save it as an nnlib "
+      "model file\n"
+      "  nnlib convert model.nnl model.onnx   export a saved model as ONNX "
+      "(opset 17)\n\n"
+      "--max-batch N  the largest batch the imported model is compiled "
+      "for\n"
+      "               (default %d; imports only)\n"
+      "--onnx-output NAME  the graph output the imported model computes,\n"
+      "               for an ONNX graph of several outputs (imports only)\n"
+      "--onnx-whole-sample  each graph input, of a fixed shape, is one whole\n"
+      "               sample: ONNX's axis 0 is no batch axis, and operators\n"
+      "               may mix it (imports only)\n"
+      "-h, --help     this help\n"
+      "See docs/ONNX.md for the operators that map onto nnlib's layers.\n",
+      CLI_ONNX_MAX_BATCH);
 }
 
 /* .onnx -> .nnl: the import compiles the model for inference (no loss);

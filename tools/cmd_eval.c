@@ -18,7 +18,8 @@ static void eval_usage(void) {
          "nnlib train uses), 0 when the model ends in a softmax.\n"
          "--onnx-output NAME picks the graph output to score, for an ONNX\n"
          "graph of several outputs; --onnx-whole-sample imports each graph\n"
-         "input, of a fixed shape, as one whole sample (docs/ONNX.md).\n",
+         "input, of a fixed shape, as one whole sample (docs/ONNX.md).\n"
+         "-h, --help: this help.\n",
          nnlib_dataset_default_dir());
 }
 
@@ -62,11 +63,15 @@ static int evaluate(nnlib_model *m, const nnlib_tensor *x,
   st = nnlib_model_evaluate(m, x, y, report_loss ? &loss : NULL, &acc);
   if (st != NNLIB_OK)
     return cli_fail("eval", "evaluating", st);
-  nnlib_tensor *out;
+  nnlib_tensor *out = NULL;
   int64_t shape[2] = {n, 10};
   if ((st = nnlib_tensor_create(&out, shape, 2)) != NNLIB_OK ||
-      (st = nnlib_model_predict(m, x, out)) != NNLIB_OK)
-    return cli_fail("eval", "predicting", st);
+      (st = nnlib_model_predict(m, x, out)) != NNLIB_OK) {
+    /* the message first: the next nnlib call may replace it */
+    int rc = cli_fail("eval", "predicting", st);
+    nnlib_tensor_free(out);
+    return rc;
+  }
   static int64_t counts[10][10];
   memset(counts, 0, sizeof counts);
   const float *p = nnlib_tensor_get_data(out);

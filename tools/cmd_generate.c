@@ -4,6 +4,8 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@ typedef struct generate_config {
   const char *file, *prompt;
   int64_t tokens, seed;
   int64_t top_k;     /* any value: the library refuses k < 0 */
-  float temperature; /* any value, NaN too: the library refuses <= 0 */
+  float temperature; /* finite; the library refuses <= 0 */
   bool no_cache, stats;
 } generate_config;
 
@@ -35,22 +37,38 @@ static void generate_usage(void) {
       "  --no-cache     re-run the newest T bytes for every new one instead\n"
       "                 of keeping each layer's state (slower; the same\n"
       "                 bytes while the text fits in T)\n"
-      "  --stats        print tokens_per_second= to stderr\n");
+      "  --stats        print tokens_per_second= to stderr\n"
+      "  -h, --help     this help\n");
 }
 
-/* --temperature as strtof reads it, "nan" and negatives included (the
- * library says what is wrong with them); false for text that is no number. */
+/* --temperature: any finite float, zero and negatives included (the
+ * library says what is wrong with them). Text that is no number, or whose
+ * value is no finite float ("nan", "inf", 1e39, which strtof would make
+ * inf) or a nonzero one that rounds to 0 (1e-60) is refused here, with the
+ * text as given: the library would name the converted value instead. */
 static bool parse_temperature(cli_args *a, generate_config *c) {
   const char *text = cli_get(a, "temperature", NULL);
   c->temperature = 1.0f;
   if (text == NULL)
     return true;
   char *end;
+  errno = 0;
   c->temperature = strtof(text, &end);
-  if (*end == '\0' && end != text)
+  if (*end != '\0' || end == text)
+    fprintf(stderr, "nnlib generate: --temperature %s: expected a number\n",
+            text);
+  else if (!isfinite(c->temperature))
+    fprintf(stderr,
+            "nnlib generate: --temperature %s: expected a finite "
+            "number (a float: up to %g in magnitude)\n",
+            text, (double)FLT_MAX);
+  else if (errno == ERANGE && c->temperature == 0.0f)
+    fprintf(stderr,
+            "nnlib generate: --temperature %s: too small for a "
+            "float (it rounds to 0)\n",
+            text);
+  else
     return true;
-  fprintf(stderr, "nnlib generate: --temperature %s: expected a number\n",
-          text);
   return false;
 }
 
@@ -134,11 +152,9 @@ static int run_generate(const generate_config *c, nnlib_model *m,
   for (int64_t i = 0; i < c->tokens; i++)
     putchar((unsigned char)generated[i]);
   putchar('\n');
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "nnlib generate: writing to stdout: %s\n",
-            strerror(errno));
+  /* bytes that could not be written: no --stats line, and exit 1 */
+  if (!cli_stdout_ok())
     return 1;
-  }
   if (c->stats)
     fprintf(stderr, "tokens_per_second=%.1f tokens=%lld seconds=%.3f\n",
             seconds > 0 ? (double)c->tokens / seconds : 0.0,

@@ -229,7 +229,7 @@ int cmd_info(int argc, char **argv) {
            "saved model;\nof an ONNX model, those of the nnlib model its "
            "import makes\n(--onnx-output: the one computing that graph "
            "output; --onnx-whole-sample:\neach graph input one whole "
-           "sample).\n");
+           "sample).\n-h, --help: this help.\n");
     cli_args_free(&a);
     return 0;
   }

@@ -12,7 +12,7 @@ const char *const cli_class_names[10] = {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: nnlib <command> [options]   (nnlib <command> --help)\n"
+          "usage: nnlib <command> [options]   (nnlib <command> --help, or -h)\n"
           "\n"
           "commands:\n"
           "  train     train a model on an MNIST-format data set, save it;\n"
@@ -71,19 +71,28 @@ static int run(int argc, char **argv) {
   return 2;
 }
 
+bool cli_stdout_ok(void) {
+  static bool reported;
+  if (reported)
+    return false;
+  errno = 0;
+  bool flush_failed = fflush(stdout) != 0;
+  if (!flush_failed && !ferror(stdout))
+    return true;
+  if (flush_failed && errno != 0)
+    fprintf(stderr, "nnlib: writing to stdout: %s\n", strerror(errno));
+  else
+    fprintf(stderr, "nnlib: writing to stdout failed\n");
+  reported = true;
+  return false;
+}
+
 /* Output that could not be written (a full disk, a closed pipe's reader
  * gone with SIGPIPE ignored) fails the command: a script must not take a
  * cut-off listing or summary line for a whole one. */
 int main(int argc, char **argv) {
   int rc = run(argc, argv);
-  errno = 0;
-  bool flush_failed = fflush(stdout) != 0;
-  if (flush_failed || ferror(stdout)) {
-    if (flush_failed && errno != 0)
-      fprintf(stderr, "nnlib: writing to stdout: %s\n", strerror(errno));
-    else
-      fprintf(stderr, "nnlib: writing to stdout failed\n");
+  if (!cli_stdout_ok())
     return rc != 0 ? rc : 1;
-  }
   return rc;
 }

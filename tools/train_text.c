@@ -81,11 +81,12 @@ void cli_train_text_usage(void) {
       "  --threads    default 0: OpenBLAS's own choice\n"
       "  --out        save the trained model (.nnl; nnlib generate reads it);\n"
       "               a path that cannot be written is refused before\n"
-      "               training\n");
+      "               training\n"
+      "  -h, --help   this help\n");
 }
 
-/* Every --text PATH, in order; false (after one line) for a --text without
- * a path after it. */
+/* Every --text PATH, in order, into c->paths (room for every argument);
+ * false (after one line) for a --text without a path after it. */
 static bool parse_paths(cli_args *a, text_config *c) {
   for (int i = 0; i < a->count; i++)
     if (strcmp(a->argv[i], "--text") == 0 &&
@@ -94,9 +95,6 @@ static bool parse_paths(cli_args *a, text_config *c) {
                       "directory of them)\n");
       return false;
     }
-  c->paths = calloc((size_t)a->count, sizeof *c->paths);
-  if (c->paths == NULL)
-    return false;
   const char *path;
   while ((path = cli_get_next(a, "text")) != NULL)
     c->paths[c->path_count++] = path;
@@ -288,6 +286,13 @@ static void print_text_model(const text_config *c, const text_run *r) {
   fflush(stdout);
 }
 
+/* A failed step: the progress bar cleared (on a terminal the message would
+ * follow it on its line), then the message. */
+static int step_fail(cli_progress *bar, const char *what, nnlib_status st) {
+  cli_progress_clear(bar);
+  return cli_fail("train", what, st);
+}
+
 /* The steps, a step= line every --eval-every and after the last. */
 static int train_steps(const text_config *c, text_run *r) {
   cli_progress bar = {isatty(2) != 0, cli_now(), 0, 0, 0.0};
@@ -298,9 +303,9 @@ static int train_steps(const text_config *c, text_run *r) {
     float loss, valid;
     if ((st = nnlib_text_sample(r->text, NNLIB_TEXT_TRAIN, r->x, r->y)) !=
         NNLIB_OK)
-      return cli_fail("train", "sampling a training batch", st);
+      return step_fail(&bar, "sampling a training batch", st);
     if ((st = nnlib_model_step(r->model, r->x, r->y, &loss)) != NNLIB_OK)
-      return cli_fail("train", "training", st);
+      return step_fail(&bar, "training", st);
     loss_sum += loss;
     since++;
     cli_progress_steps(&bar, step, c->steps, loss_sum / (double)since);
@@ -308,7 +313,7 @@ static int train_steps(const text_config *c, text_run *r) {
       continue;
     if ((st = nnlib_model_evaluate(r->model, r->line_x, r->line_y, &valid,
                                    NULL)) != NNLIB_OK)
-      return cli_fail("train", "validating", st);
+      return step_fail(&bar, "validating", st);
     cli_progress_clear(&bar);
     printf("step=%lld train_loss=%.4f valid_loss=%.4f\n", (long long)step,
            loss_sum / (double)since, valid);
@@ -358,7 +363,14 @@ int cmd_train_text(int argc, char **argv) {
   memset(&c, 0, sizeof c);
   if (!cli_args_init(&a, argc, argv))
     return 1;
+  c.paths = calloc((size_t)argc, sizeof *c.paths);
+  if (c.paths == NULL) {
+    fprintf(stderr, "nnlib train: out of memory\n");
+    cli_args_free(&a);
+    return 1;
+  }
   if (cli_has_flag(&a, "help")) {
+    free(c.paths);
     cli_train_text_usage();
     cli_args_free(&a);
     return 0;
