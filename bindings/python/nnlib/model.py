@@ -110,7 +110,16 @@ class Model:
     The handle is freed by ``close()``, by leaving a ``with`` block, or by
     the garbage collector once nothing (no layer, optimizer or parameter
     view) refers to the model. One model is used by one thread at a time:
-    calls on the same model from several Python threads are serialised.
+    calls on the same model from several Python threads are serialised by
+    the model's lock (the GIL is released during C calls), and so are the
+    calls on its layers (getters, get_param/set_param, weight/bias
+    assignment, get_buffer/set_buffer, set_initial_state) and on its
+    optimizer (learning_rate, step_count, options): each waits for a fit
+    or step running in another thread. Not serialised: reads and writes
+    through the numpy views param_view, grad_view and buffer_view, which
+    numpy does without any lock; use get_param/set_param while other
+    threads may run the model. fit's callback runs on fit's thread, which
+    holds the lock, so it may call these too (the lock is re-entrant).
     """
 
     def __init__(self, layers=None, outputs=None, *, inputs=None):
@@ -373,41 +382,48 @@ class Model:
 
     @property
     def loss(self):
-        return Loss(lib.nnlib_model_get_loss(self._ptr()))
+        with self._lock:
+            return Loss(lib.nnlib_model_get_loss(self._ptr()))
 
     @property
     def param_count(self):
         count = ctypes.c_int64()
-        check(lib.nnlib_model_get_param_count(self._ptr(), ctypes.byref(count)))
+        with self._lock:
+            check(lib.nnlib_model_get_param_count(self._ptr(),
+                                                  ctypes.byref(count)))
         return count.value
 
     @property
     def input_shape(self):
-        return read_shape(lib.nnlib_model_get_input_shape, self._ptr())
+        with self._lock:
+            return read_shape(lib.nnlib_model_get_input_shape, self._ptr())
 
     @property
     def output_shape(self):
-        return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
+        with self._lock:
+            return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
 
     @property
     def input_count(self):
         """Number of model inputs (arrays each data call takes)."""
-        ptr = self._ptr()
-        if not lib.has("nnlib_model_get_input_count"):
-            return 1  # a library before 1.3: one input
-        return lib.nnlib_model_get_input_count(ptr)
+        with self._lock:
+            ptr = self._ptr()
+            if not lib.has("nnlib_model_get_input_count"):
+                return 1  # a library before 1.3: one input
+            return lib.nnlib_model_get_input_count(ptr)
 
     @property
     def input_shapes(self):
         """The per-sample shape of every input, in order (after compile)."""
-        ptr = self._ptr()
         out = []
-        for i in range(lib.nnlib_model_get_input_count(ptr)):
-            dims = (ctypes.c_int64 * 8)()
-            rank = ctypes.c_size_t()
-            check(lib.nnlib_model_get_input_shape_at(ptr, i, dims, 8,
-                                                     ctypes.byref(rank)))
-            out.append(tuple(dims[:rank.value]))
+        with self._lock:
+            ptr = self._ptr()
+            for i in range(lib.nnlib_model_get_input_count(ptr)):
+                dims = (ctypes.c_int64 * 8)()
+                rank = ctypes.c_size_t()
+                check(lib.nnlib_model_get_input_shape_at(
+                    ptr, i, dims, 8, ctypes.byref(rank)))
+                out.append(tuple(dims[:rank.value]))
         return out
 
     @property
@@ -435,12 +451,15 @@ class Model:
 
     @property
     def max_batch(self):
-        return lib.nnlib_model_get_max_batch(self._ptr())
+        with self._lock:
+            return lib.nnlib_model_get_max_batch(self._ptr())
 
     def get_weights(self):
-        """Copies of every parameter, layer by layer, in order."""
-        return [layer.get_param(i) for layer in self.layers
-                for i in range(len(layer.param_names))]
+        """Copies of every parameter, layer by layer, in order (all under
+        the model's lock: one consistent snapshot)."""
+        with self._lock:
+            return [layer.get_param(i) for layer in self.layers
+                    for i in range(len(layer.param_names))]
 
     def set_weights(self, weights):
         """Copies arrays (in get_weights' order) into the parameters."""
@@ -451,8 +470,9 @@ class Model:
                 "the model has %d parameter tensors, got %d" % (
                     len(slots), len(weights)),
                 code=errors.Status.SHAPE_MISMATCH)
-        for (layer, i), w in zip(slots, weights):
-            layer.set_param(i, w)
+        with self._lock:  # one hold: no other call runs in between
+            for (layer, i), w in zip(slots, weights):
+                layer.set_param(i, w)
 
     # ----------------------------------------------------------- running
 
@@ -477,6 +497,10 @@ class Model:
         has no getter for it; its rule (an input read by an embedding holds
         int32 ids, and only embeddings may read it) is applied to the graph
         read back with nnlib_model_get_node. Cached once compiled."""
+        with self._lock:
+            return self._read_input_dtypes()
+
+    def _read_input_dtypes(self):
         if self._dtypes is not None:
             return self._dtypes
         ptr = self._ptr()
@@ -1012,10 +1036,11 @@ class Model:
             lib.nnlib_free(data.value)
 
     def __repr__(self):
-        if self._handle is None:
-            return "<nnlib.Model closed>"
-        return "<nnlib.Model %d layers>" % lib.nnlib_model_get_layer_count(
-            self._handle)
+        with self._lock:
+            if self._handle is None:
+                return "<nnlib.Model closed>"
+            return "<nnlib.Model %d layers>" % \
+                lib.nnlib_model_get_layer_count(self._handle)
 
 
 def _validation_options(patience, min_delta, restore_best, losses, run):

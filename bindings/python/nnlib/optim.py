@@ -3,9 +3,13 @@
 An optimizer object owns its handle until ``Model.compile`` (or
 ``Model.set_optimizer``) takes it, also when that call fails; afterwards it
 is a borrowed view of the model's optimizer (learning rate, step count,
-options) and keeps the model alive.
+options) and keeps the model alive. Every call on such a view (reading or
+setting the learning rate, the step count, the options) holds the model's
+lock: it waits for a fit or step running in another thread rather than
+entering C beside it.
 """
 
+import contextlib
 import ctypes
 import enum
 
@@ -96,6 +100,13 @@ class Optimizer:
         self._handle = handle
         self._model = model
 
+    def _guard(self):
+        """The lock of the model that took this optimizer, or a no-op for an
+        optimizer no model has taken."""
+        if self._model is not None:
+            return self._model._lock
+        return contextlib.nullcontext()
+
     def _ptr(self):
         if self._model is not None:
             current = lib.nnlib_model_get_optimizer(self._model._ptr())
@@ -111,22 +122,30 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """Base learning rate (before the schedule)."""
-        return lib.nnlib_optimizer_get_learning_rate(self._ptr())
+        """Base learning rate (before the schedule). Setting it holds the
+        model's lock: it waits for a fit or step in another thread to
+        return (the library forbids it during training)."""
+        with self._guard():
+            return lib.nnlib_optimizer_get_learning_rate(self._ptr())
 
     @learning_rate.setter
     def learning_rate(self, value):
-        check(lib.nnlib_optimizer_set_learning_rate(self._ptr(), float(value)))
+        with self._guard():
+            check(lib.nnlib_optimizer_set_learning_rate(self._ptr(),
+                                                        float(value)))
 
     @property
     def step_count(self):
         """Updates applied so far."""
-        return lib.nnlib_optimizer_get_step_count(self._ptr())
+        with self._guard():
+            return lib.nnlib_optimizer_get_step_count(self._ptr())
 
     def _read_options(self):
         opts = _lib.OptimizerOptions()
         opts.struct_size = ctypes.sizeof(opts)
-        check(lib.nnlib_optimizer_get_options(self._ptr(), ctypes.byref(opts)))
+        with self._guard():
+            check(lib.nnlib_optimizer_get_options(self._ptr(),
+                                                  ctypes.byref(opts)))
         return opts
 
     @property
