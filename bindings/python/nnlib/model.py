@@ -66,6 +66,91 @@ class History(list):
         self.validation_losses = list(validation_losses)
 
 
+class _ModelLock:
+    """The lock of one model: exclusive for every call on the model, its
+    layers and its optimizer (``with lock:``, re-entrant), shared for
+    predictions through its workspaces (``predict_shared``).
+
+    nnlib.h lets workspaces of one model predict at the same time, but the
+    model must not be trained, changed or freed while any of them predicts.
+    So an exclusive holder waits until no workspace prediction is in C, and
+    a workspace prediction waits while an exclusive holder runs or waits
+    (no starvation of training or close() by a stream of predictions)."""
+
+    def __init__(self):
+        self._mutex = threading.RLock()
+        self._cond = threading.Condition(self._mutex)
+        self._local = threading.local()
+        self._readers = 0   # workspace predictions now in C
+        self._waiting = 0   # exclusive holders waiting for them to end
+
+    def _depth(self):
+        return getattr(self._local, "depth", 0)
+
+    def held(self):
+        """True when this thread holds the lock."""
+        return self._depth() > 0
+
+    def acquire(self):
+        self._mutex.acquire()
+        depth = self._depth()
+        self._local.depth = depth + 1
+        if depth == 0 and self._readers:
+            self._waiting += 1
+            try:
+                while self._readers:
+                    self._cond.wait()
+            except BaseException:  # e.g. KeyboardInterrupt in the wait
+                self._waiting -= 1
+                self._local.depth = 0
+                self._cond.notify_all()
+                self._mutex.release()
+                raise
+            self._waiting -= 1
+
+    def release(self):
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            self._cond.notify_all()  # predictions waiting for a writer
+        self._mutex.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def predict_shared(self, prepare, run):
+        """prepare() under the lock (no exclusive holder runs meanwhile,
+        other workspaces' predictions may), then run(prepared) outside it,
+        counted so that exclusive holders wait for it to return. Refused
+        (WrongStateError) on a thread that holds the lock already: that is
+        a call on the model from inside its own fit callback."""
+        with self._mutex:
+            if self.held():
+                raise errors.WrongStateError(
+                    "a workspace predicted from inside a call on its model "
+                    "(fit's callback): the model must not be trained "
+                    "while a workspace predicts",
+                    code=errors.Status.WRONG_STATE)
+            while self._waiting:
+                self._cond.wait()
+            self._local.depth = 1  # prepare() may call locked getters
+            try:
+                prepared = prepare()
+            finally:
+                self._local.depth = 0
+            self._readers += 1
+        try:
+            return run(prepared)
+        finally:
+            with self._mutex:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+
 def _loss(value):
     if value is None:
         return Loss.NONE
@@ -120,6 +205,10 @@ class Model:
     numpy does without any lock; use get_param/set_param while other
     threads may run the model. fit's callback runs on fit's thread, which
     holds the lock, so it may call these too (the lock is re-entrant).
+    Predictions through workspaces (``workspace()``) are the exception
+    nnlib.h allows: those of one model run at the same time, and every
+    other call (close included) waits until they have returned; see
+    Workspace.
     """
 
     def __init__(self, layers=None, outputs=None, *, inputs=None):
@@ -158,7 +247,7 @@ class Model:
 
     def _init(self, handle):
         self._handle = handle
-        self._lock = threading.RLock()
+        self._lock = _ModelLock()
         self._busy = None          # name of the running fit, if any
         self._workspaces = weakref.WeakSet()
         self._input_grads = False  # nnlib_model_set_input_gradients
@@ -635,7 +724,8 @@ class Model:
 
     def workspace(self):
         """A Workspace: inference buffers of its own, so that several
-        threads can predict with this model at the same time."""
+        threads can predict with this model at the same time (each with
+        its own workspace; other calls on the model wait for them)."""
         return Workspace(self)
 
     def forward(self, x):
@@ -1136,8 +1226,11 @@ def _output_shape_for(model, x_shape):
     return shape
 
 
-def _predict(fn, handle, model, x, out):
-    with _Data(model, x) as data:
+def _predict_tensors(model, x, out):
+    """The input tensors (a _Data, to close) and the output array and
+    tensor of a prediction, checked."""
+    data = _Data(model, x)
+    try:
         if not data.tensors:
             raise errors.InvalidArgumentError(
                 "predict: an empty list of input arrays (the model has %d "
@@ -1152,17 +1245,32 @@ def _predict(fn, handle, model, x, out):
             raise errors.InvalidArgumentError(
                 "out must be a writable float32 C-contiguous array",
                 code=errors.Status.INVALID_ARGUMENT)
-        with Tensor.wrap(out) as ty:
-            check(data.call(fn, handle, ty._ptr()))
+        return data, out, Tensor.wrap(out)
+    except BaseException:
+        data.close()
+        raise
+
+
+def _predict(fn, handle, model, x, out):
+    data, out, ty = _predict_tensors(model, x, out)
+    with data, ty:
+        check(data.call(fn, handle, ty._ptr()))
     return out
 
 
 class Workspace:
     """Per-thread inference buffers for one compiled model
-    (nnlib_workspace). ``predict`` on different workspaces may run in
-    parallel threads (the GIL is released during the C call); the model must
-    not be trained or changed meanwhile. Closing the model closes its
-    workspaces."""
+    (nnlib_workspace). ``predict`` on different workspaces of a model runs
+    in parallel threads (the GIL is released during the C call), as
+    nnlib.h allows; two threads predicting with the same workspace take
+    turns. The model must not be trained, changed or freed while any
+    workspace predicts, so every other call on the model, its layers or its
+    optimizer (fit, step, set_param, learning_rate =, close, ...) waits
+    until the predictions in C have returned, and predictions starting
+    meanwhile wait for it. Closing the workspace waits for its own
+    prediction (and the others of its model) likewise; closing the model
+    closes its workspaces. A prediction from inside fit's callback is
+    refused with WrongStateError."""
 
     def __init__(self, model):
         handle = ctypes.c_void_p()
@@ -1171,6 +1279,7 @@ class Workspace:
                                              model._ptr()))
             self._handle = handle.value
             self._model = model
+            self._turn = threading.Lock()  # one prediction at a time here
             model._workspaces.add(self)
 
     def _ptr(self):
@@ -1183,13 +1292,30 @@ class Workspace:
     def predict(self, x, out=None):
         """Model.predict with this workspace's buffers (a list of arrays
         for a model of several inputs)."""
-        return _predict("nnlib_workspace_predict", self._ptr(), self._model,
-                        x, out)
+        model = self._model
+
+        def prepare():  # under the model's lock: checks and conversions
+            model._running("predict")
+            return (self._ptr(),) + _predict_tensors(model, x, out)
+
+        def run(prepared):  # in C beside other workspaces' predictions
+            handle, data, result, ty = prepared
+            with data, ty:
+                check(data.call("nnlib_workspace_predict", handle,
+                                ty._ptr()))
+            return result
+
+        with self._turn:
+            return model._lock.predict_shared(prepare, run)
 
     def close(self):
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            lib.nnlib_workspace_free(handle)
+        """Frees the workspace, after any prediction in C with this model's
+        workspaces has returned (it takes the model's lock). Later
+        predictions raise WrongStateError."""
+        with self._model._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                lib.nnlib_workspace_free(handle)
 
     def __enter__(self):
         return self

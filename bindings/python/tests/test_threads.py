@@ -149,3 +149,143 @@ def test_learning_rate_set_from_the_fit_callback_is_not_a_deadlock():
         m.fit(X, y, epochs=3, callback=lambda p: setattr(
             opt, "learning_rate", 0.1 * (p.epoch + 1)))
         assert opt.learning_rate == pytest.approx(0.3)
+
+
+# ------------------------------------------------------------ workspaces
+
+X4 = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+
+
+class PausedPredict:
+    """Stands in for nnlib_workspace_predict: each call reports that it is
+    in "C", waits for go, and only then runs the real function, unless the
+    model was closed meanwhile (the real call would then read freed
+    memory: it records that instead)."""
+
+    def __init__(self, monkeypatch, model):
+        from nnlib._core import lib
+        self.real = lib.nnlib_workspace_predict
+        self.model = model
+        self.entered = threading.Semaphore(0)
+        self.go = threading.Event()
+        self.freed_under_it = False
+        monkeypatch.setattr(lib, "nnlib_workspace_predict", self)
+
+    def __call__(self, *args):
+        self.entered.release()
+        assert self.go.wait(DONE_WITHIN)
+        if self.model.closed:
+            self.freed_under_it = True
+            raise RuntimeError("the model was freed during the prediction")
+        return self.real(*args)
+
+
+def in_thread(call):
+    """Starts call() in a thread; returns (done event, result dict)."""
+    done, result = threading.Event(), {}
+
+    def run():
+        try:
+            result["value"] = call()
+        except BaseException as e:
+            result["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, result
+
+
+def test_model_close_waits_for_a_workspace_prediction(monkeypatch):
+    m = xor_model()
+    expected = m.predict(X4)
+    ws = m.workspace()
+    paused = PausedPredict(monkeypatch, m)
+    predicted, prediction = in_thread(lambda: ws.predict(X4))
+    assert paused.entered.acquire(timeout=DONE_WITHIN)
+    closed, closing = in_thread(m.close)
+    assert not closed.wait(BLOCKED_FOR), \
+        "close() freed the model while a workspace predicted with it"
+    paused.go.set()
+    assert predicted.wait(DONE_WITHIN) and closed.wait(DONE_WITHIN)
+    assert not paused.freed_under_it
+    assert "error" not in prediction and "error" not in closing
+    np.testing.assert_array_equal(prediction["value"], expected)
+    assert m.closed and ws._handle is None
+    with pytest.raises(nnlib.WrongStateError):
+        ws.predict(X4)
+
+
+def test_workspace_close_waits_for_its_prediction(monkeypatch):
+    with xor_model() as m:
+        expected = m.predict(X4)
+        ws = m.workspace()
+        paused = PausedPredict(monkeypatch, m)
+        predicted, prediction = in_thread(lambda: ws.predict(X4))
+        assert paused.entered.acquire(timeout=DONE_WITHIN)
+        closed, _ = in_thread(ws.close)
+        assert not closed.wait(BLOCKED_FOR)
+        paused.go.set()
+        assert predicted.wait(DONE_WITHIN) and closed.wait(DONE_WITHIN)
+        np.testing.assert_array_equal(prediction["value"], expected)
+        with pytest.raises(nnlib.WrongStateError):
+            ws.predict(X4)
+
+
+def test_training_waits_for_workspace_predictions(monkeypatch):
+    with xor_model() as m:
+        ws = m.workspace()
+        before = m.predict(X4)
+        paused = PausedPredict(monkeypatch, m)
+        predicted, prediction = in_thread(lambda: ws.predict(X4))
+        assert paused.entered.acquire(timeout=DONE_WITHIN)
+        stepped, _ = in_thread(lambda: m.step(X4, X4[:, :1]))
+        lr_set, _ = in_thread(
+            lambda: setattr(m.optimizer, "learning_rate", 0.1))
+        assert not stepped.wait(BLOCKED_FOR)
+        assert not lr_set.is_set()
+        paused.go.set()
+        assert stepped.wait(DONE_WITHIN) and lr_set.wait(DONE_WITHIN)
+        assert predicted.wait(DONE_WITHIN)
+        # the prediction saw the weights from before the step
+        np.testing.assert_array_equal(prediction["value"], before)
+        assert m.optimizer.step_count == 1
+
+
+def test_workspaces_of_one_model_predict_at_the_same_time(monkeypatch):
+    # both predictions must be in C at once: serialising them would keep
+    # the second from entering while the first waits
+    with xor_model() as m:
+        expected = m.predict(X4)
+        a, b = m.workspace(), m.workspace()
+        paused = PausedPredict(monkeypatch, m)
+        done_a, ra = in_thread(lambda: a.predict(X4))
+        done_b, rb = in_thread(lambda: b.predict(X4))
+        assert paused.entered.acquire(timeout=DONE_WITHIN)
+        assert paused.entered.acquire(timeout=DONE_WITHIN), \
+            "workspace predictions of one model were serialised"
+        paused.go.set()
+        assert done_a.wait(DONE_WITHIN) and done_b.wait(DONE_WITHIN)
+        np.testing.assert_array_equal(ra["value"], expected)
+        np.testing.assert_array_equal(rb["value"], expected)
+
+
+def test_workspace_predict_waits_for_the_model_lock():
+    with xor_model() as m:
+        ws = m.workspace()
+        np.testing.assert_array_equal(
+            blocks_until_released(m, lambda: ws.predict(X4)), m.predict(X4))
+
+
+def test_workspace_predict_from_the_fit_callback_is_refused():
+    with xor_model() as m:
+        ws = m.workspace()
+        seen = []
+
+        def callback(progress):
+            with pytest.raises(nnlib.WrongStateError):
+                ws.predict(X4)
+            seen.append(progress.batch)
+
+        m.fit(X4, X4[:, :1], epochs=1, callback=callback)
+        assert seen == [0]
