@@ -37,7 +37,7 @@ import ctypes
 import enum
 
 from . import errors
-from ._core import check, float_view, lib, read_shape
+from ._core import as_float32, check, float_view, lib, read_shape
 
 
 class LayerKind(enum.IntEnum):
@@ -562,7 +562,7 @@ class _Recurrent(Layer):
             if state is None:
                 arrays.append(None)
                 continue
-            a = np.ascontiguousarray(state, dtype=np.float32)
+            a = as_float32(state)  # C reads it: aligned, C order
             if a.ndim not in (1, 2) or a.shape[-1] != hidden:
                 raise errors.ShapeMismatchError(
                     "%s initial state has shape %s, expected (%d,) or "

@@ -705,8 +705,9 @@ class Model:
     def predict(self, x, out=None):
         """Outputs [N, output...] for inputs [N, input...] (inference mode);
         for a model of several inputs, `x` is a list of arrays, one per
-        input, each of N samples. `out`, if given, must be a float32
-        C-contiguous array of the right size; it is written in place and
+        input, each of N samples. `out`, if given, must be a writable,
+        aligned (numpy's flags.aligned), float32 C-contiguous array of the
+        right size, else InvalidArgumentError; it is written in place and
         returned.
 
         A model compiled for sequences (T, F) whose recurrent layers come
@@ -1241,9 +1242,14 @@ def _predict_tensors(model, x, out):
             out = np.empty((x_shape[0],) + _output_shape_for(model, x_shape),
                            dtype=np.float32)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-                  and out.flags.c_contiguous and out.flags.writeable):
+                  and out.flags.c_contiguous and out.flags.aligned
+                  and out.flags.writeable):
+            # C writes into out's own memory (a copy would leave out
+            # unwritten): an unaligned float * is undefined behaviour
             raise errors.InvalidArgumentError(
-                "out must be a writable float32 C-contiguous array",
+                "out must be a writable, aligned, float32 C-contiguous "
+                "array (numpy's flags.aligned; e.g. not np.frombuffer at "
+                "an offset that is not a multiple of 4)",
                 code=errors.Status.INVALID_ARGUMENT)
         return data, out, Tensor.wrap(out)
     except BaseException:
