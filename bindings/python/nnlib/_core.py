@@ -35,6 +35,22 @@ def check(status):
         raise errors.error_for(status, message.decode("utf-8", "replace"))
 
 
+_UINT64_MAX = 2 ** 64 - 1
+
+
+def seed_value(seed, what="seed"):
+    """`seed` as an int for a C uint64_t seed. nnlib takes any value in
+    0 .. 2**64 - 1; a negative or larger one raises InvalidArgumentError
+    instead of wrapping modulo 2**64 as ctypes would (seed=-1 would
+    otherwise silently be 18446744073709551615)."""
+    value = int(seed)
+    if not 0 <= value <= _UINT64_MAX:
+        raise errors.InvalidArgumentError(
+            "%s must be an integer in 0 .. 2**64 - 1 (a C uint64_t), got %d"
+            % (what, value), code=errors.Status.INVALID_ARGUMENT)
+    return value
+
+
 def shape_array(shape):
     """A C int64_t array of the dimensions in `shape`, and its length."""
     dims = [int(d) for d in shape]

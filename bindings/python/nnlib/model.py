@@ -13,8 +13,8 @@ import numpy as np
 from . import _lib, errors
 from . import graph as _graph
 from ._core import (DType, Tensor, as_int32, check, float_view,
-                    is_integer_array, lib, read_shape, shape_array,
-                    tensor_shape)
+                    is_integer_array, lib, read_shape, seed_value,
+                    shape_array, tensor_shape)
 from .layers import Layer, LayerKind
 from .optim import Optimizer, OptimizerKind
 
@@ -423,7 +423,10 @@ class Model:
     def compile(self, input_shape=None, loss="none", optimizer=None, *,
                 max_batch=32, seed=0):
         """Plans the model for batches of up to `max_batch` and initialises
-        the weights from `seed`. `input_shape`: the per-sample input shape
+        the weights from `seed` (an integer in 0 .. 2**64 - 1, C's
+        uint64_t; a negative one raises InvalidArgumentError rather than
+        wrapping, checked before the optimizer is taken). `input_shape`: the
+        per-sample input shape
         of a sequential model; None for a graph whose inputs are declared
         (nnlib.Input, or input: items of a description), which compiles
         with nnlib_model_compile_graph.
@@ -435,17 +438,18 @@ class Model:
         if isinstance(optimizer, (str, OptimizerKind)):
             optimizer = Optimizer(optimizer)
         loss = _loss(loss)
+        seed = seed_value(seed)  # before the optimizer is taken
         with self._lock:
             ptr = self._running("compile")
             handle = optimizer._take() if optimizer is not None else None
             if input_shape is None:
                 status = lib.nnlib_model_compile_graph(
-                    ptr, int(max_batch), int(loss), handle, int(seed))
+                    ptr, int(max_batch), int(loss), handle, seed)
             else:
                 dims, rank = shape_array(input_shape)
                 status = lib.nnlib_model_compile(
                     ptr, dims, rank, int(max_batch), int(loss), handle,
-                    int(seed))
+                    seed)
             check(status)
             if optimizer is not None:
                 optimizer._attach(handle, self)
@@ -664,7 +668,8 @@ class Model:
         token ids (checked to fit int32; floats refused), 1 to T of them.
         Each token is drawn from softmax(logits / temperature) over the
         `top_k` likeliest tokens (0: all) with a generator seeded by
-        `seed`: the same seed gives the same tokens, with or without
+        `seed` (0 .. 2**64 - 1; negative raises InvalidArgumentError): the
+        same seed gives the same tokens, with or without
         `use_cache` (which runs one position per new token instead of the
         whole window). Bad values (temperature <= 0, top_k < 0, count < 0,
         an empty prompt, a prompt longer than T or with ids outside the
@@ -677,7 +682,7 @@ class Model:
                                                    ctypes.sizeof(opts)))
         opts.temperature = float(temperature)
         opts.top_k = int(top_k)
-        opts.seed = int(seed)
+        opts.seed = seed_value(seed)
         opts.use_cache = int(bool(use_cache))
         count = int(count)
         out = np.zeros(max(count, 0), np.int32)
@@ -998,7 +1003,7 @@ class Model:
         if step is not None:
             opts.step = float(step)
         opts.random_direction = int(bool(random_direction))
-        opts.seed = int(seed)
+        opts.seed = seed_value(seed)
         opts.inference = int(bool(inference))
         err = ctypes.c_double()
         with self._lock:
@@ -1063,7 +1068,8 @@ class Model:
         `max_batch`; `loss` None ("none") imports it for inference, another
         loss ("softmax_ce", ...) makes it trainable with `optimizer` (an
         Optimizer, taken by the model also on failure, or a kind name; None:
-        plain SGD at 0.01). `seed` drives dropout. `output`: the name of
+        plain SGD at 0.01). `seed` (0 .. 2**64 - 1; a negative one raises
+        InvalidArgumentError) drives dropout. `output`: the name of
         the graph output the model computes, for a graph of several (None:
         the graph's only output); the other outputs are not computed. A
         time-major recurrent input [T, N, F] (layout 0) is taken batch
@@ -1079,7 +1085,7 @@ class Model:
                                                ctypes.sizeof(options)))
         options.max_batch = int(max_batch)
         options.loss = int(_loss(loss))
-        options.seed = int(seed)
+        options.seed = seed_value(seed)
         options.whole_sample = 1 if whole_sample else 0
         # the encoded name lives until the call returns (the library reads
         # it during the import only)
