@@ -350,11 +350,13 @@ class Dense(Layer):
 
 class Activation(Layer):
     """An activation layer; `param` is LEAKY_RELU's negative slope. `kind`
-    is an ActivationKind or its name ("relu", "gelu", "gelu_tanh", ...)."""
+    is an ActivationKind or its name ("relu", "gelu", "gelu_tanh", ...);
+    an unknown name raises nnlib.UnknownNameError (an InvalidArgumentError
+    that is also a KeyError)."""
 
     def __init__(self, kind, param=0.0):
         if isinstance(kind, str):
-            kind = ActivationKind[kind.upper()]
+            kind = errors._lookup_name(ActivationKind, kind, "activation")
         super().__init__(_create("nnlib_activation_create", int(kind),
                                  float(param)))
 
@@ -584,12 +586,19 @@ class _Recurrent(Layer):
 
 class RNN(_Recurrent):
     """Elman RNN, h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) with
-    nonlinearity "tanh" or "relu" (torch.nn.RNN)."""
+    nonlinearity "tanh" or "relu", any case (torch.nn.RNN; another name
+    raises nnlib.UnknownNameError, an InvalidArgumentError and KeyError)."""
 
     def __init__(self, hidden_size, nonlinearity="tanh", bias=True,
                  return_sequences=True, input_size=0):
-        kind = {"tanh": ActivationKind.TANH, "relu": ActivationKind.RELU}.get(
-            nonlinearity, nonlinearity)
+        names = {"tanh": ActivationKind.TANH, "relu": ActivationKind.RELU}
+        if isinstance(nonlinearity, str):
+            if nonlinearity.lower() not in names:
+                raise errors.UnknownNameError("RNN nonlinearity",
+                                              nonlinearity, names)
+            kind = names[nonlinearity.lower()]
+        else:
+            kind = nonlinearity
         super().__init__(_create("nnlib_rnn_create", int(input_size),
                                  int(hidden_size), int(kind),
                                  int(bool(bias)),

@@ -55,11 +55,16 @@ class Optimizer:
 
     warmup_steps (library 1.4): W > 0 makes step t < W use the learning
     rate lr (t + 1) / W, after which the schedule runs from t - W (COSINE
-    needs W < total_steps)."""
+    needs W < total_steps).
+
+    `kind` is an OptimizerKind or its name ("sgd", "adam", "adamw",
+    "rmsprop", any case), `schedule` a Schedule or its name; an unknown
+    name raises nnlib.UnknownNameError, an InvalidArgumentError that is
+    also a KeyError."""
 
     def __init__(self, kind="sgd", **options):
         if isinstance(kind, str):
-            kind = OptimizerKind[kind.upper()]
+            kind = errors._lookup_name(OptimizerKind, kind, "optimizer")
         opts = _init_options(kind)
         for name, value in options.items():
             if name not in _FIELDS:
@@ -70,7 +75,7 @@ class Optimizer:
             if name == "nesterov":
                 value = int(bool(value))
             elif name == "schedule" and isinstance(value, str):
-                value = Schedule[value.upper()]
+                value = errors._lookup_name(Schedule, value, "schedule")
             setattr(opts, name, value)
         handle = ctypes.c_void_p()
         check(lib.nnlib_optimizer_create(ctypes.byref(handle),

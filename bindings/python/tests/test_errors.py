@@ -246,3 +246,39 @@ def test_from_onnx_refuses_a_negative_seed():
                              optimizer=opt, seed=-1)
     assert opt._model is None and opt._handle is not None  # not taken
     opt.close()
+
+
+# ---------------------------------------------------------- unknown names
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: nnlib.Optimizer("nope"), "nope"),
+    (lambda: nnlib.Adam(schedule="sometimes"), "sometimes"),
+    (lambda: nnlib.Activation("swish"), "swish"),
+    (lambda: nnlib.RNN(3, nonlinearity="sigmoid"), "sigmoid"),
+    (lambda: nnlib.Model([nnlib.Dense(1, 2)]).compile(
+        (2,), "mse", optimizer="adagrad"), "adagrad"),
+])
+def test_unknown_names_raise_invalid_argument_that_is_also_a_key_error(
+        make, name):
+    with pytest.raises(nnlib.UnknownNameError) as info:
+        make()
+    err = info.value
+    # the binding's error, as the library's refusals are ...
+    assert isinstance(err, nnlib.InvalidArgumentError)
+    assert isinstance(err, nnlib.Error) and isinstance(err, ValueError)
+    assert err.code == nnlib.Status.INVALID_ARGUMENT
+    # ... and still what callers caught before
+    assert isinstance(err, KeyError)
+    assert err.name == name
+    assert repr(name) in str(err) and "known:" in str(err)
+    assert not str(err).startswith('"')  # not KeyError's quoted repr
+
+
+def test_known_names_in_any_case_still_work():
+    assert nnlib.Optimizer("AdamW").kind == nnlib.OptimizerKind.ADAMW
+    assert nnlib.SGD(schedule="Cosine", total_steps=10).options[
+        "schedule"] == nnlib.Schedule.COSINE
+    with nnlib.Activation("Gelu_Tanh") as a:
+        assert a.kind == nnlib.LayerKind.ACTIVATION
+    with nnlib.RNN(2, nonlinearity="ReLU") as r:
+        assert r.kind == nnlib.LayerKind.RNN
