@@ -993,17 +993,21 @@ class Model:
         out["fused"] = bool(out["fused"])
         return out
 
-    def gradcheck(self, x, y, step=None, random_direction=False, seed=0,
+    def gradcheck(self, x, y, step=None, random_direction=False, seed=None,
                   inference=False):
         """Worst normwise relative error between backprop and central
         finite differences; inference=True checks the inference-mode
-        function (dropout off, batchnorm on running statistics)."""
+        function (dropout off, batchnorm on running statistics). `step`
+        None and `seed` None keep the library's defaults
+        (nnlib_gradcheck_options_init: step 1e-2, seed 1); `seed` (0 ..
+        2**64 - 1) drives the random direction of random_direction=True."""
         opts = _lib.GradcheckOptions()
         check(lib.nnlib_gradcheck_options_init(ctypes.byref(opts)))
         if step is not None:
             opts.step = float(step)
         opts.random_direction = int(bool(random_direction))
-        opts.seed = seed_value(seed)
+        if seed is not None:
+            opts.seed = seed_value(seed)
         opts.inference = int(bool(inference))
         err = ctypes.c_double()
         with self._lock:

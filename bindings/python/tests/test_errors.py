@@ -282,3 +282,28 @@ def test_known_names_in_any_case_still_work():
         assert a.kind == nnlib.LayerKind.ACTIVATION
     with nnlib.RNN(2, nonlinearity="ReLU") as r:
         assert r.kind == nnlib.LayerKind.RNN
+
+
+# --------------------------------------------------- gradcheck's defaults
+
+def test_gradcheck_defaults_are_the_libraries(monkeypatch):
+    from nnlib._core import lib
+    defaults = _lib.GradcheckOptions()
+    assert lib.nnlib_gradcheck_options_init(ctypes.byref(defaults)) == 0
+    real, seen = lib.nnlib_model_gradcheck, []
+
+    def spy(model, x, target, options, err):
+        seen.append((options._obj.seed, options._obj.step))
+        return real(model, x, target, options, err)
+
+    monkeypatch.setattr(lib, "nnlib_model_gradcheck", spy)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    with xor_model() as m:
+        default = m.gradcheck(x, y, random_direction=True)
+        explicit = m.gradcheck(x, y, random_direction=True, seed=1)
+        m.gradcheck(x, y, random_direction=True, seed=0)
+    assert seen[0] == (defaults.seed, defaults.step)
+    assert defaults.seed == 1  # nnlib.h: "default 1"
+    assert seen[1][0] == 1 and seen[2][0] == 0
+    assert default == explicit
