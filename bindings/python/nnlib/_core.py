@@ -2,13 +2,17 @@
 
 Arrays go to C without a copy when they are already float32, C-contiguous
 and aligned (nnlib_tensor_wrap over the array's own memory); anything else
-is converted once with numpy.ascontiguousarray.
+is converted once, into an aligned C-contiguous copy. Aligned means what
+numpy's ``flags.aligned`` says: the address a multiple of the element's
+alignment (4 bytes for float32 and int32), which C requires of a float * or
+int32_t *; an unaligned array (e.g. np.frombuffer at an odd offset) is
+never handed to C, it is copied.
 
 int32 tensors (library 1.4) carry token ids and class indices without a
-round trip through float: an int32 C-contiguous array is wrapped as it is
-(nnlib_tensor_wrap_int32), another integer array is converted once after
-checking that every value fits int32 (``as_int32``), and a float array is
-refused (DtypeError) rather than truncated.
+round trip through float: an aligned int32 C-contiguous array is wrapped
+as it is (nnlib_tensor_wrap_int32), another integer array is converted once
+after checking that every value fits int32 (``as_int32``), and a float
+array is refused (DtypeError) rather than truncated.
 """
 
 import ctypes
@@ -29,6 +33,22 @@ def check(status):
     if status != 0:
         message = lib.nnlib_last_error_message()
         raise errors.error_for(status, message.decode("utf-8", "replace"))
+
+
+_UINT64_MAX = 2 ** 64 - 1
+
+
+def seed_value(seed, what="seed"):
+    """`seed` as an int for a C uint64_t seed. nnlib takes any value in
+    0 .. 2**64 - 1; a negative or larger one raises InvalidArgumentError
+    instead of wrapping modulo 2**64 as ctypes would (seed=-1 would
+    otherwise silently be 18446744073709551615)."""
+    value = int(seed)
+    if not 0 <= value <= _UINT64_MAX:
+        raise errors.InvalidArgumentError(
+            "%s must be an integer in 0 .. 2**64 - 1 (a C uint64_t), got %d"
+            % (what, value), code=errors.Status.INVALID_ARGUMENT)
+    return value
 
 
 def shape_array(shape):
@@ -72,15 +92,15 @@ def is_integer_array(array):
 
 
 def as_int32(array, what="token ids"):
-    """`array` as an int32 C-contiguous array (the same object when it
-    already is one). Integer arrays of another width are converted only
+    """`array` as an aligned int32 C-contiguous array (the same object when
+    it already is one). Integer arrays of another width are converted only
     after checking that every value fits int32 (OutOfRangeError, a
     ValueError, names the first value that does not); float, bool and other
     arrays raise DtypeError (a TypeError): ids are never truncated or
     rounded silently. `what` names the data in messages."""
     a = np.asarray(array)
     if a.dtype == np.int32:
-        return np.ascontiguousarray(a)
+        return _aligned(np.ascontiguousarray(a))
     if not np.issubdtype(a.dtype, np.integer):
         if a.size == 0 and a.dtype == np.float64:
             return np.zeros(a.shape, np.int32)  # [] from an empty list
@@ -99,12 +119,19 @@ def as_int32(array, what="token ids"):
                 "%s: value %d at index %s does not fit int32 (%d .. %d)"
                 % (what, bad, tuple(int(i) for i in index), _INT32_MIN,
                    _INT32_MAX), code=errors.Status.OUT_OF_RANGE)
-    return np.ascontiguousarray(a, dtype=np.int32)
+    return _aligned(np.ascontiguousarray(a, dtype=np.int32))
+
+
+def _aligned(array):
+    """`array` itself when numpy calls it aligned, else an aligned copy
+    (numpy allocates its own memory aligned)."""
+    return array if array.flags.aligned else array.copy()
 
 
 def as_float32(array):
-    """`array` as float32 C-contiguous, the same object if it already is."""
-    return np.ascontiguousarray(array, dtype=np.float32)
+    """`array` as an aligned float32 C-contiguous array, the same object if
+    it already is one (see is_zero_copy)."""
+    return _aligned(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def is_zero_copy(array):
@@ -185,11 +212,13 @@ class Tensor:
     @classmethod
     def wrap(cls, array, dtype=np.float32):
         """A tensor over `array`'s memory. dtype float32 (the default, as in
-        1.3: any numeric array): zero-copy when `array` is float32 and
-        C-contiguous, otherwise over a float32 copy made once. dtype int32:
-        zero-copy for an int32 C-contiguous array, otherwise over a checked
-        copy (see as_int32: other integer widths if every value fits, float
-        arrays refused). The tensor keeps the array alive."""
+        1.3: any numeric array): zero-copy when `array` is float32,
+        C-contiguous and aligned (is_zero_copy), otherwise over a float32
+        copy made once. dtype int32: zero-copy for an aligned int32
+        C-contiguous array, otherwise over a checked copy (see as_int32:
+        other integer widths if every value fits, float arrays refused).
+        The tensor keeps the array alive. Writes to the tensor reach
+        `array` only when it was zero-copy."""
         if dtype_of(dtype) == DType.INT32:
             array = as_int32(array, "int32 tensor data")
             c_type, wrap = ctypes.c_int32, lib.nnlib_tensor_wrap_int32

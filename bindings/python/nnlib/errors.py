@@ -52,6 +52,34 @@ class InvalidArgumentError(Error, ValueError):
     code = Status.INVALID_ARGUMENT
 
 
+class UnknownNameError(InvalidArgumentError, KeyError):
+    """An unknown name where the bindings take one from a fixed set (an
+    optimizer kind, a schedule, an activation, an RNN nonlinearity). An
+    InvalidArgumentError (code NNLIB_ERR_INVALID_ARGUMENT, and a
+    ValueError) like the library's own refusals, and also a KeyError, which
+    those lookups raised before, so ``except KeyError`` keeps working.
+    ``name`` is the name given; str() is the message (not KeyError's
+    quoted repr)."""
+
+    __str__ = BaseException.__str__
+
+    def __init__(self, kind, name, known):
+        self.name = name
+        super().__init__("unknown %s %r (known: %s)"
+                         % (kind, name, ", ".join(known)),
+                         code=Status.INVALID_ARGUMENT)
+
+
+def _lookup_name(enum_class, name, kind):
+    """enum_class[name.upper()], or UnknownNameError naming the known
+    names (lower case, as the bindings take them)."""
+    try:
+        return enum_class[str(name).upper()]
+    except KeyError:
+        raise UnknownNameError(
+            kind, name, [m.lower() for m in enum_class.__members__]) from None
+
+
 class OutOfMemoryError(Error, MemoryError):
     code = Status.OUT_OF_MEMORY
 

@@ -10,6 +10,17 @@ Parameters exist after the model is compiled. ``get_param``/``weight``/
 copies into the model; ``param_view``/``grad_view`` return writable numpy
 views of the model's own memory, valid until the model is closed.
 
+Threads: every method of a layer that belongs to a model (the getters,
+``get_param``/``set_param``, ``get_buffer``/``set_buffer``,
+``set_initial_state``, and making a view) holds that model's lock, so it
+waits for a ``fit``, ``step``, ``predict`` or other call on the model
+running in another thread rather than entering C beside it. What is not
+serialised: reads and writes through a numpy view (``param_view``,
+``grad_view``, ``buffer_view``, or an array they returned) happen in
+numpy, outside any lock. While other threads may use the model, use
+``get_param``/``set_param`` (and ``get_buffer``/``set_buffer``) instead of
+a view.
+
 Merge layers (Add, Concat, Multiply) read several nodes of a graph model;
 they are called on a list of nodes of the functional API (nnlib.graph).
 
@@ -21,11 +32,12 @@ here whose __init__ calls ``_create``, and its kind in ``_KINDS``::
             super().__init__(_create("nnlib_dropout_create", float(p)))
 """
 
+import contextlib
 import ctypes
 import enum
 
 from . import errors
-from ._core import check, float_view, lib, read_shape
+from ._core import as_float32, check, float_view, lib, read_shape
 
 
 class LayerKind(enum.IntEnum):
@@ -103,6 +115,14 @@ class Layer:
         layer._model = model
         return layer
 
+    def _guard(self):
+        """The lock of the model that owns this layer (a context manager;
+        calls on one model are serialised), or a no-op for a layer that no
+        model has taken (used by its creator's thread only)."""
+        if self._model is not None:
+            return self._model._lock
+        return contextlib.nullcontext()
+
     def _ptr(self):
         if self._model is not None:
             self._model._ptr()  # raises if the model is closed
@@ -126,7 +146,8 @@ class Layer:
 
     @property
     def kind(self):
-        k = lib.nnlib_layer_get_kind(self._ptr())
+        with self._guard():
+            k = lib.nnlib_layer_get_kind(self._ptr())
         try:
             return LayerKind(k)
         except ValueError:
@@ -134,19 +155,22 @@ class Layer:
 
     @property
     def name(self):
-        return lib.nnlib_layer_get_name(self._ptr()).decode()
+        with self._guard():
+            return lib.nnlib_layer_get_name(self._ptr()).decode()
 
     @property
     def output_shape(self):
         """Per-sample output shape (after compile)."""
-        return read_shape(lib.nnlib_layer_get_output_shape, self._ptr())
+        with self._guard():
+            return read_shape(lib.nnlib_layer_get_output_shape, self._ptr())
 
     @property
     def param_names(self):
-        ptr = self._ptr()
-        count = lib.nnlib_layer_get_param_count(ptr)
-        return [lib.nnlib_layer_get_param_name(ptr, i).decode()
-                for i in range(count)]
+        with self._guard():
+            ptr = self._ptr()
+            count = lib.nnlib_layer_get_param_count(ptr)
+            return [lib.nnlib_layer_get_param_name(ptr, i).decode()
+                    for i in range(count)]
 
     def _index(self, key):
         if isinstance(key, str):
@@ -169,61 +193,78 @@ class Layer:
         return gradient.value if grad else value.value
 
     def _view(self, key, grad):
-        tensor = self._tensor(key, grad)
-        rank = lib.nnlib_tensor_get_rank(tensor)
-        shape = [lib.nnlib_tensor_get_dim(tensor, i) for i in range(rank)]
-        address = ctypes.cast(lib.nnlib_tensor_get_data(tensor),
-                              ctypes.c_void_p).value
+        with self._guard():
+            tensor = self._tensor(key, grad)
+            rank = lib.nnlib_tensor_get_rank(tensor)
+            shape = [lib.nnlib_tensor_get_dim(tensor, i) for i in range(rank)]
+            address = ctypes.cast(lib.nnlib_tensor_get_data(tensor),
+                                  ctypes.c_void_p).value
         # the view keeps the model alive; close() still invalidates it
         return float_view(self._model if self._model is not None else self,
                           address, shape)
 
     def param_view(self, key):
         """Writable numpy view of a parameter (index or name) in the model's
-        memory: writes change the model. Valid until the model is closed."""
+        memory: writes change the model. Valid until the model is closed.
+        Reads and writes through the view take no lock: while other
+        threads may use the model, use get_param/set_param instead."""
         return self._view(key, grad=False)
 
     def grad_view(self, key):
-        """Numpy view of a parameter's gradient (after backward/step)."""
+        """Numpy view of a parameter's gradient (after backward/step); not
+        serialised with other threads (see param_view)."""
         return self._view(key, grad=True)
 
     def get_param(self, key):
-        """A copy of a parameter, by index or name ("weight", "bias")."""
-        return self._view(key, grad=False).copy()
+        """A copy of a parameter, by index or name ("weight", "bias"),
+        made under the model's lock."""
+        with self._guard():
+            return self._view(key, grad=False).copy()
 
     def get_grad(self, key):
-        """A copy of a parameter's gradient."""
-        return self._view(key, grad=True).copy()
+        """A copy of a parameter's gradient, made under the model's lock."""
+        with self._guard():
+            return self._view(key, grad=True).copy()
 
     def set_param(self, key, value):
         """Copies `value` (any array-like of the parameter's shape) into the
-        parameter."""
+        parameter, under the model's lock (it waits for a call on the model
+        running in another thread)."""
         import numpy as np
-        view = self._view(key, grad=False)
         value = np.asarray(value, dtype=np.float32)
-        if value.shape != view.shape:
-            raise errors.ShapeMismatchError(
-                "%s.%s has shape %s, got %s" % (
-                    self.name, self.param_names[self._index(key)],
-                    view.shape, value.shape),
-                code=errors.Status.SHAPE_MISMATCH)
-        view[...] = value
+        with self._guard():
+            view = self._view(key, grad=False)
+            if value.shape != view.shape:
+                raise errors.ShapeMismatchError(
+                    "%s.%s has shape %s, got %s" % (
+                        self.name, self.param_names[self._index(key)],
+                        view.shape, value.shape),
+                    code=errors.Status.SHAPE_MISMATCH)
+            view[...] = value
 
     def params(self):
         """{name: copy} of every parameter."""
-        return {n: self.get_param(i) for i, n in enumerate(self.param_names)}
+        with self._guard():
+            return {n: self.get_param(i)
+                    for i, n in enumerate(self.param_names)}
 
     @property
     def buffer_names(self):
         """Untrained state the layer keeps (batchnorm: running_mean,
         running_var)."""
-        ptr = self._ptr()
-        return [lib.nnlib_layer_get_buffer_name(ptr, i).decode()
-                for i in range(lib.nnlib_layer_get_buffer_count(ptr))]
+        with self._guard():
+            ptr = self._ptr()
+            return [lib.nnlib_layer_get_buffer_name(ptr, i).decode()
+                    for i in range(lib.nnlib_layer_get_buffer_count(ptr))]
 
     def buffer_view(self, key):
         """Writable numpy view of a buffer (index or name) in the model's
-        memory, after compile."""
+        memory, after compile; not serialised with other threads (see
+        param_view)."""
+        with self._guard():
+            return self._buffer_view(key)
+
+    def _buffer_view(self, key):
         names = self.buffer_names
         if isinstance(key, str):
             if key not in names:
@@ -244,20 +285,24 @@ class Layer:
                           address, shape)
 
     def get_buffer(self, key):
-        """A copy of a buffer, by index or name."""
-        return self.buffer_view(key).copy()
+        """A copy of a buffer, by index or name, made under the model's
+        lock."""
+        with self._guard():
+            return self._buffer_view(key).copy()
 
     def set_buffer(self, key, value):
-        """Copies `value` into a buffer (e.g. PyTorch's running_var)."""
+        """Copies `value` into a buffer (e.g. PyTorch's running_var), under
+        the model's lock."""
         import numpy as np
-        view = self.buffer_view(key)
         value = np.asarray(value, dtype=np.float32)
-        if value.shape != view.shape:
-            raise errors.ShapeMismatchError(
-                "%s buffer %r has shape %s, got %s"
-                % (self.name, key, view.shape, value.shape),
-                code=errors.Status.SHAPE_MISMATCH)
-        view[...] = value
+        with self._guard():
+            view = self._buffer_view(key)
+            if value.shape != view.shape:
+                raise errors.ShapeMismatchError(
+                    "%s buffer %r has shape %s, got %s"
+                    % (self.name, key, view.shape, value.shape),
+                    code=errors.Status.SHAPE_MISMATCH)
+            view[...] = value
 
     weight = property(lambda self: self.get_param("weight"),
                       lambda self, v: self.set_param("weight", v),
@@ -305,11 +350,13 @@ class Dense(Layer):
 
 class Activation(Layer):
     """An activation layer; `param` is LEAKY_RELU's negative slope. `kind`
-    is an ActivationKind or its name ("relu", "gelu", "gelu_tanh", ...)."""
+    is an ActivationKind or its name ("relu", "gelu", "gelu_tanh", ...);
+    an unknown name raises nnlib.UnknownNameError (an InvalidArgumentError
+    that is also a KeyError)."""
 
     def __init__(self, kind, param=0.0):
         if isinstance(kind, str):
-            kind = ActivationKind[kind.upper()]
+            kind = errors._lookup_name(ActivationKind, kind, "activation")
         super().__init__(_create("nnlib_activation_create", int(kind),
                                  float(param)))
 
@@ -499,7 +546,13 @@ class _Recurrent(Layer):
         """Starts every sequence from h0 (and, for LSTM, c0) instead of
         zeros: arrays [H] (every sample) or [rows, H] (one row per sample;
         every batch must then have `rows` samples). Copied; not a
-        parameter, not saved in model files. No arguments: zeros again."""
+        parameter, not saved in model files. No arguments: zeros again.
+        Holds the model's lock (waits for a call on the model running in
+        another thread)."""
+        with self._guard():
+            self._set_initial_state(h0, c0)
+
+    def _set_initial_state(self, h0, c0):
         if h0 is None and c0 is None:
             check(lib.nnlib_recurrent_set_initial_state(self._ptr(), None,
                                                         None, 0))
@@ -511,7 +564,7 @@ class _Recurrent(Layer):
             if state is None:
                 arrays.append(None)
                 continue
-            a = np.ascontiguousarray(state, dtype=np.float32)
+            a = as_float32(state)  # C reads it: aligned, C order
             if a.ndim not in (1, 2) or a.shape[-1] != hidden:
                 raise errors.ShapeMismatchError(
                     "%s initial state has shape %s, expected (%d,) or "
@@ -533,12 +586,19 @@ class _Recurrent(Layer):
 
 class RNN(_Recurrent):
     """Elman RNN, h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) with
-    nonlinearity "tanh" or "relu" (torch.nn.RNN)."""
+    nonlinearity "tanh" or "relu", any case (torch.nn.RNN; another name
+    raises nnlib.UnknownNameError, an InvalidArgumentError and KeyError)."""
 
     def __init__(self, hidden_size, nonlinearity="tanh", bias=True,
                  return_sequences=True, input_size=0):
-        kind = {"tanh": ActivationKind.TANH, "relu": ActivationKind.RELU}.get(
-            nonlinearity, nonlinearity)
+        names = {"tanh": ActivationKind.TANH, "relu": ActivationKind.RELU}
+        if isinstance(nonlinearity, str):
+            if nonlinearity.lower() not in names:
+                raise errors.UnknownNameError("RNN nonlinearity",
+                                              nonlinearity, names)
+            kind = names[nonlinearity.lower()]
+        else:
+            kind = nonlinearity
         super().__init__(_create("nnlib_rnn_create", int(input_size),
                                  int(hidden_size), int(kind),
                                  int(bool(bias)),

@@ -13,8 +13,8 @@ import numpy as np
 from . import _lib, errors
 from . import graph as _graph
 from ._core import (DType, Tensor, as_int32, check, float_view,
-                    is_integer_array, lib, read_shape, shape_array,
-                    tensor_shape)
+                    is_integer_array, lib, read_shape, seed_value,
+                    shape_array, tensor_shape)
 from .layers import Layer, LayerKind
 from .optim import Optimizer, OptimizerKind
 
@@ -66,6 +66,91 @@ class History(list):
         self.validation_losses = list(validation_losses)
 
 
+class _ModelLock:
+    """The lock of one model: exclusive for every call on the model, its
+    layers and its optimizer (``with lock:``, re-entrant), shared for
+    predictions through its workspaces (``predict_shared``).
+
+    nnlib.h lets workspaces of one model predict at the same time, but the
+    model must not be trained, changed or freed while any of them predicts.
+    So an exclusive holder waits until no workspace prediction is in C, and
+    a workspace prediction waits while an exclusive holder runs or waits
+    (no starvation of training or close() by a stream of predictions)."""
+
+    def __init__(self):
+        self._mutex = threading.RLock()
+        self._cond = threading.Condition(self._mutex)
+        self._local = threading.local()
+        self._readers = 0   # workspace predictions now in C
+        self._waiting = 0   # exclusive holders waiting for them to end
+
+    def _depth(self):
+        return getattr(self._local, "depth", 0)
+
+    def held(self):
+        """True when this thread holds the lock."""
+        return self._depth() > 0
+
+    def acquire(self):
+        self._mutex.acquire()
+        depth = self._depth()
+        self._local.depth = depth + 1
+        if depth == 0 and self._readers:
+            self._waiting += 1
+            try:
+                while self._readers:
+                    self._cond.wait()
+            except BaseException:  # e.g. KeyboardInterrupt in the wait
+                self._waiting -= 1
+                self._local.depth = 0
+                self._cond.notify_all()
+                self._mutex.release()
+                raise
+            self._waiting -= 1
+
+    def release(self):
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            self._cond.notify_all()  # predictions waiting for a writer
+        self._mutex.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def predict_shared(self, prepare, run):
+        """prepare() under the lock (no exclusive holder runs meanwhile,
+        other workspaces' predictions may), then run(prepared) outside it,
+        counted so that exclusive holders wait for it to return. Refused
+        (WrongStateError) on a thread that holds the lock already: that is
+        a call on the model from inside its own fit callback."""
+        with self._mutex:
+            if self.held():
+                raise errors.WrongStateError(
+                    "a workspace predicted from inside a call on its model "
+                    "(fit's callback): the model must not be trained "
+                    "while a workspace predicts",
+                    code=errors.Status.WRONG_STATE)
+            while self._waiting:
+                self._cond.wait()
+            self._local.depth = 1  # prepare() may call locked getters
+            try:
+                prepared = prepare()
+            finally:
+                self._local.depth = 0
+            self._readers += 1
+        try:
+            return run(prepared)
+        finally:
+            with self._mutex:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+
 def _loss(value):
     if value is None:
         return Loss.NONE
@@ -110,7 +195,20 @@ class Model:
     The handle is freed by ``close()``, by leaving a ``with`` block, or by
     the garbage collector once nothing (no layer, optimizer or parameter
     view) refers to the model. One model is used by one thread at a time:
-    calls on the same model from several Python threads are serialised.
+    calls on the same model from several Python threads are serialised by
+    the model's lock (the GIL is released during C calls), and so are the
+    calls on its layers (getters, get_param/set_param, weight/bias
+    assignment, get_buffer/set_buffer, set_initial_state) and on its
+    optimizer (learning_rate, step_count, options): each waits for a fit
+    or step running in another thread. Not serialised: reads and writes
+    through the numpy views param_view, grad_view and buffer_view, which
+    numpy does without any lock; use get_param/set_param while other
+    threads may run the model. fit's callback runs on fit's thread, which
+    holds the lock, so it may call these too (the lock is re-entrant).
+    Predictions through workspaces (``workspace()``) are the exception
+    nnlib.h allows: those of one model run at the same time, and every
+    other call (close included) waits until they have returned; see
+    Workspace.
     """
 
     def __init__(self, layers=None, outputs=None, *, inputs=None):
@@ -149,7 +247,7 @@ class Model:
 
     def _init(self, handle):
         self._handle = handle
-        self._lock = threading.RLock()
+        self._lock = _ModelLock()
         self._busy = None          # name of the running fit, if any
         self._workspaces = weakref.WeakSet()
         self._input_grads = False  # nnlib_model_set_input_gradients
@@ -325,7 +423,10 @@ class Model:
     def compile(self, input_shape=None, loss="none", optimizer=None, *,
                 max_batch=32, seed=0):
         """Plans the model for batches of up to `max_batch` and initialises
-        the weights from `seed`. `input_shape`: the per-sample input shape
+        the weights from `seed` (an integer in 0 .. 2**64 - 1, C's
+        uint64_t; a negative one raises InvalidArgumentError rather than
+        wrapping, checked before the optimizer is taken). `input_shape`: the
+        per-sample input shape
         of a sequential model; None for a graph whose inputs are declared
         (nnlib.Input, or input: items of a description), which compiles
         with nnlib_model_compile_graph.
@@ -337,17 +438,18 @@ class Model:
         if isinstance(optimizer, (str, OptimizerKind)):
             optimizer = Optimizer(optimizer)
         loss = _loss(loss)
+        seed = seed_value(seed)  # before the optimizer is taken
         with self._lock:
             ptr = self._running("compile")
             handle = optimizer._take() if optimizer is not None else None
             if input_shape is None:
                 status = lib.nnlib_model_compile_graph(
-                    ptr, int(max_batch), int(loss), handle, int(seed))
+                    ptr, int(max_batch), int(loss), handle, seed)
             else:
                 dims, rank = shape_array(input_shape)
                 status = lib.nnlib_model_compile(
                     ptr, dims, rank, int(max_batch), int(loss), handle,
-                    int(seed))
+                    seed)
             check(status)
             if optimizer is not None:
                 optimizer._attach(handle, self)
@@ -373,41 +475,48 @@ class Model:
 
     @property
     def loss(self):
-        return Loss(lib.nnlib_model_get_loss(self._ptr()))
+        with self._lock:
+            return Loss(lib.nnlib_model_get_loss(self._ptr()))
 
     @property
     def param_count(self):
         count = ctypes.c_int64()
-        check(lib.nnlib_model_get_param_count(self._ptr(), ctypes.byref(count)))
+        with self._lock:
+            check(lib.nnlib_model_get_param_count(self._ptr(),
+                                                  ctypes.byref(count)))
         return count.value
 
     @property
     def input_shape(self):
-        return read_shape(lib.nnlib_model_get_input_shape, self._ptr())
+        with self._lock:
+            return read_shape(lib.nnlib_model_get_input_shape, self._ptr())
 
     @property
     def output_shape(self):
-        return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
+        with self._lock:
+            return read_shape(lib.nnlib_model_get_output_shape, self._ptr())
 
     @property
     def input_count(self):
         """Number of model inputs (arrays each data call takes)."""
-        ptr = self._ptr()
-        if not lib.has("nnlib_model_get_input_count"):
-            return 1  # a library before 1.3: one input
-        return lib.nnlib_model_get_input_count(ptr)
+        with self._lock:
+            ptr = self._ptr()
+            if not lib.has("nnlib_model_get_input_count"):
+                return 1  # a library before 1.3: one input
+            return lib.nnlib_model_get_input_count(ptr)
 
     @property
     def input_shapes(self):
         """The per-sample shape of every input, in order (after compile)."""
-        ptr = self._ptr()
         out = []
-        for i in range(lib.nnlib_model_get_input_count(ptr)):
-            dims = (ctypes.c_int64 * 8)()
-            rank = ctypes.c_size_t()
-            check(lib.nnlib_model_get_input_shape_at(ptr, i, dims, 8,
-                                                     ctypes.byref(rank)))
-            out.append(tuple(dims[:rank.value]))
+        with self._lock:
+            ptr = self._ptr()
+            for i in range(lib.nnlib_model_get_input_count(ptr)):
+                dims = (ctypes.c_int64 * 8)()
+                rank = ctypes.c_size_t()
+                check(lib.nnlib_model_get_input_shape_at(
+                    ptr, i, dims, 8, ctypes.byref(rank)))
+                out.append(tuple(dims[:rank.value]))
         return out
 
     @property
@@ -435,12 +544,15 @@ class Model:
 
     @property
     def max_batch(self):
-        return lib.nnlib_model_get_max_batch(self._ptr())
+        with self._lock:
+            return lib.nnlib_model_get_max_batch(self._ptr())
 
     def get_weights(self):
-        """Copies of every parameter, layer by layer, in order."""
-        return [layer.get_param(i) for layer in self.layers
-                for i in range(len(layer.param_names))]
+        """Copies of every parameter, layer by layer, in order (all under
+        the model's lock: one consistent snapshot)."""
+        with self._lock:
+            return [layer.get_param(i) for layer in self.layers
+                    for i in range(len(layer.param_names))]
 
     def set_weights(self, weights):
         """Copies arrays (in get_weights' order) into the parameters."""
@@ -451,8 +563,9 @@ class Model:
                 "the model has %d parameter tensors, got %d" % (
                     len(slots), len(weights)),
                 code=errors.Status.SHAPE_MISMATCH)
-        for (layer, i), w in zip(slots, weights):
-            layer.set_param(i, w)
+        with self._lock:  # one hold: no other call runs in between
+            for (layer, i), w in zip(slots, weights):
+                layer.set_param(i, w)
 
     # ----------------------------------------------------------- running
 
@@ -477,6 +590,10 @@ class Model:
         has no getter for it; its rule (an input read by an embedding holds
         int32 ids, and only embeddings may read it) is applied to the graph
         read back with nnlib_model_get_node. Cached once compiled."""
+        with self._lock:
+            return self._read_input_dtypes()
+
+    def _read_input_dtypes(self):
         if self._dtypes is not None:
             return self._dtypes
         ptr = self._ptr()
@@ -551,7 +668,8 @@ class Model:
         token ids (checked to fit int32; floats refused), 1 to T of them.
         Each token is drawn from softmax(logits / temperature) over the
         `top_k` likeliest tokens (0: all) with a generator seeded by
-        `seed`: the same seed gives the same tokens, with or without
+        `seed` (0 .. 2**64 - 1; negative raises InvalidArgumentError): the
+        same seed gives the same tokens, with or without
         `use_cache` (which runs one position per new token instead of the
         whole window). Bad values (temperature <= 0, top_k < 0, count < 0,
         an empty prompt, a prompt longer than T or with ids outside the
@@ -564,7 +682,7 @@ class Model:
                                                    ctypes.sizeof(opts)))
         opts.temperature = float(temperature)
         opts.top_k = int(top_k)
-        opts.seed = int(seed)
+        opts.seed = seed_value(seed)
         opts.use_cache = int(bool(use_cache))
         count = int(count)
         out = np.zeros(max(count, 0), np.int32)
@@ -592,8 +710,9 @@ class Model:
     def predict(self, x, out=None):
         """Outputs [N, output...] for inputs [N, input...] (inference mode);
         for a model of several inputs, `x` is a list of arrays, one per
-        input, each of N samples. `out`, if given, must be a float32
-        C-contiguous array of the right size; it is written in place and
+        input, each of N samples. `out`, if given, must be a writable,
+        aligned (numpy's flags.aligned), float32 C-contiguous array of the
+        right size, else InvalidArgumentError; it is written in place and
         returned.
 
         A model compiled for sequences (T, F) whose recurrent layers come
@@ -611,7 +730,8 @@ class Model:
 
     def workspace(self):
         """A Workspace: inference buffers of its own, so that several
-        threads can predict with this model at the same time."""
+        threads can predict with this model at the same time (each with
+        its own workspace; other calls on the model wait for them)."""
         return Workspace(self)
 
     def forward(self, x):
@@ -873,17 +993,21 @@ class Model:
         out["fused"] = bool(out["fused"])
         return out
 
-    def gradcheck(self, x, y, step=None, random_direction=False, seed=0,
+    def gradcheck(self, x, y, step=None, random_direction=False, seed=None,
                   inference=False):
         """Worst normwise relative error between backprop and central
         finite differences; inference=True checks the inference-mode
-        function (dropout off, batchnorm on running statistics)."""
+        function (dropout off, batchnorm on running statistics). `step`
+        None and `seed` None keep the library's defaults
+        (nnlib_gradcheck_options_init: step 1e-2, seed 1); `seed` (0 ..
+        2**64 - 1) drives the random direction of random_direction=True."""
         opts = _lib.GradcheckOptions()
         check(lib.nnlib_gradcheck_options_init(ctypes.byref(opts)))
         if step is not None:
             opts.step = float(step)
         opts.random_direction = int(bool(random_direction))
-        opts.seed = int(seed)
+        if seed is not None:
+            opts.seed = seed_value(seed)
         opts.inference = int(bool(inference))
         err = ctypes.c_double()
         with self._lock:
@@ -948,7 +1072,8 @@ class Model:
         `max_batch`; `loss` None ("none") imports it for inference, another
         loss ("softmax_ce", ...) makes it trainable with `optimizer` (an
         Optimizer, taken by the model also on failure, or a kind name; None:
-        plain SGD at 0.01). `seed` drives dropout. `output`: the name of
+        plain SGD at 0.01). `seed` (0 .. 2**64 - 1; a negative one raises
+        InvalidArgumentError) drives dropout. `output`: the name of
         the graph output the model computes, for a graph of several (None:
         the graph's only output); the other outputs are not computed. A
         time-major recurrent input [T, N, F] (layout 0) is taken batch
@@ -964,7 +1089,7 @@ class Model:
                                                ctypes.sizeof(options)))
         options.max_batch = int(max_batch)
         options.loss = int(_loss(loss))
-        options.seed = int(seed)
+        options.seed = seed_value(seed)
         options.whole_sample = 1 if whole_sample else 0
         # the encoded name lives until the call returns (the library reads
         # it during the import only)
@@ -1012,10 +1137,11 @@ class Model:
             lib.nnlib_free(data.value)
 
     def __repr__(self):
-        if self._handle is None:
-            return "<nnlib.Model closed>"
-        return "<nnlib.Model %d layers>" % lib.nnlib_model_get_layer_count(
-            self._handle)
+        with self._lock:
+            if self._handle is None:
+                return "<nnlib.Model closed>"
+            return "<nnlib.Model %d layers>" % \
+                lib.nnlib_model_get_layer_count(self._handle)
 
 
 def _validation_options(patience, min_delta, restore_best, losses, run):
@@ -1111,8 +1237,11 @@ def _output_shape_for(model, x_shape):
     return shape
 
 
-def _predict(fn, handle, model, x, out):
-    with _Data(model, x) as data:
+def _predict_tensors(model, x, out):
+    """The input tensors (a _Data, to close) and the output array and
+    tensor of a prediction, checked."""
+    data = _Data(model, x)
+    try:
         if not data.tensors:
             raise errors.InvalidArgumentError(
                 "predict: an empty list of input arrays (the model has %d "
@@ -1123,21 +1252,41 @@ def _predict(fn, handle, model, x, out):
             out = np.empty((x_shape[0],) + _output_shape_for(model, x_shape),
                            dtype=np.float32)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-                  and out.flags.c_contiguous and out.flags.writeable):
+                  and out.flags.c_contiguous and out.flags.aligned
+                  and out.flags.writeable):
+            # C writes into out's own memory (a copy would leave out
+            # unwritten): an unaligned float * is undefined behaviour
             raise errors.InvalidArgumentError(
-                "out must be a writable float32 C-contiguous array",
+                "out must be a writable, aligned, float32 C-contiguous "
+                "array (numpy's flags.aligned; e.g. not np.frombuffer at "
+                "an offset that is not a multiple of 4)",
                 code=errors.Status.INVALID_ARGUMENT)
-        with Tensor.wrap(out) as ty:
-            check(data.call(fn, handle, ty._ptr()))
+        return data, out, Tensor.wrap(out)
+    except BaseException:
+        data.close()
+        raise
+
+
+def _predict(fn, handle, model, x, out):
+    data, out, ty = _predict_tensors(model, x, out)
+    with data, ty:
+        check(data.call(fn, handle, ty._ptr()))
     return out
 
 
 class Workspace:
     """Per-thread inference buffers for one compiled model
-    (nnlib_workspace). ``predict`` on different workspaces may run in
-    parallel threads (the GIL is released during the C call); the model must
-    not be trained or changed meanwhile. Closing the model closes its
-    workspaces."""
+    (nnlib_workspace). ``predict`` on different workspaces of a model runs
+    in parallel threads (the GIL is released during the C call), as
+    nnlib.h allows; two threads predicting with the same workspace take
+    turns. The model must not be trained, changed or freed while any
+    workspace predicts, so every other call on the model, its layers or its
+    optimizer (fit, step, set_param, learning_rate =, close, ...) waits
+    until the predictions in C have returned, and predictions starting
+    meanwhile wait for it. Closing the workspace waits for its own
+    prediction (and the others of its model) likewise; closing the model
+    closes its workspaces. A prediction from inside fit's callback is
+    refused with WrongStateError."""
 
     def __init__(self, model):
         handle = ctypes.c_void_p()
@@ -1146,6 +1295,7 @@ class Workspace:
                                              model._ptr()))
             self._handle = handle.value
             self._model = model
+            self._turn = threading.Lock()  # one prediction at a time here
             model._workspaces.add(self)
 
     def _ptr(self):
@@ -1158,13 +1308,30 @@ class Workspace:
     def predict(self, x, out=None):
         """Model.predict with this workspace's buffers (a list of arrays
         for a model of several inputs)."""
-        return _predict("nnlib_workspace_predict", self._ptr(), self._model,
-                        x, out)
+        model = self._model
+
+        def prepare():  # under the model's lock: checks and conversions
+            model._running("predict")
+            return (self._ptr(),) + _predict_tensors(model, x, out)
+
+        def run(prepared):  # in C beside other workspaces' predictions
+            handle, data, result, ty = prepared
+            with data, ty:
+                check(data.call("nnlib_workspace_predict", handle,
+                                ty._ptr()))
+            return result
+
+        with self._turn:
+            return model._lock.predict_shared(prepare, run)
 
     def close(self):
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            lib.nnlib_workspace_free(handle)
+        """Frees the workspace, after any prediction in C with this model's
+        workspaces has returned (it takes the model's lock). Later
+        predictions raise WrongStateError."""
+        with self._model._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                lib.nnlib_workspace_free(handle)
 
     def __enter__(self):
         return self

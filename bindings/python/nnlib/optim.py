@@ -3,9 +3,13 @@
 An optimizer object owns its handle until ``Model.compile`` (or
 ``Model.set_optimizer``) takes it, also when that call fails; afterwards it
 is a borrowed view of the model's optimizer (learning rate, step count,
-options) and keeps the model alive.
+options) and keeps the model alive. Every call on such a view (reading or
+setting the learning rate, the step count, the options) holds the model's
+lock: it waits for a fit or step running in another thread rather than
+entering C beside it.
 """
 
+import contextlib
 import ctypes
 import enum
 
@@ -51,11 +55,16 @@ class Optimizer:
 
     warmup_steps (library 1.4): W > 0 makes step t < W use the learning
     rate lr (t + 1) / W, after which the schedule runs from t - W (COSINE
-    needs W < total_steps)."""
+    needs W < total_steps).
+
+    `kind` is an OptimizerKind or its name ("sgd", "adam", "adamw",
+    "rmsprop", any case), `schedule` a Schedule or its name; an unknown
+    name raises nnlib.UnknownNameError, an InvalidArgumentError that is
+    also a KeyError."""
 
     def __init__(self, kind="sgd", **options):
         if isinstance(kind, str):
-            kind = OptimizerKind[kind.upper()]
+            kind = errors._lookup_name(OptimizerKind, kind, "optimizer")
         opts = _init_options(kind)
         for name, value in options.items():
             if name not in _FIELDS:
@@ -66,7 +75,7 @@ class Optimizer:
             if name == "nesterov":
                 value = int(bool(value))
             elif name == "schedule" and isinstance(value, str):
-                value = Schedule[value.upper()]
+                value = errors._lookup_name(Schedule, value, "schedule")
             setattr(opts, name, value)
         handle = ctypes.c_void_p()
         check(lib.nnlib_optimizer_create(ctypes.byref(handle),
@@ -96,6 +105,13 @@ class Optimizer:
         self._handle = handle
         self._model = model
 
+    def _guard(self):
+        """The lock of the model that took this optimizer, or a no-op for an
+        optimizer no model has taken."""
+        if self._model is not None:
+            return self._model._lock
+        return contextlib.nullcontext()
+
     def _ptr(self):
         if self._model is not None:
             current = lib.nnlib_model_get_optimizer(self._model._ptr())
@@ -111,22 +127,30 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """Base learning rate (before the schedule)."""
-        return lib.nnlib_optimizer_get_learning_rate(self._ptr())
+        """Base learning rate (before the schedule). Setting it holds the
+        model's lock: it waits for a fit or step in another thread to
+        return (the library forbids it during training)."""
+        with self._guard():
+            return lib.nnlib_optimizer_get_learning_rate(self._ptr())
 
     @learning_rate.setter
     def learning_rate(self, value):
-        check(lib.nnlib_optimizer_set_learning_rate(self._ptr(), float(value)))
+        with self._guard():
+            check(lib.nnlib_optimizer_set_learning_rate(self._ptr(),
+                                                        float(value)))
 
     @property
     def step_count(self):
         """Updates applied so far."""
-        return lib.nnlib_optimizer_get_step_count(self._ptr())
+        with self._guard():
+            return lib.nnlib_optimizer_get_step_count(self._ptr())
 
     def _read_options(self):
         opts = _lib.OptimizerOptions()
         opts.struct_size = ctypes.sizeof(opts)
-        check(lib.nnlib_optimizer_get_options(self._ptr(), ctypes.byref(opts)))
+        with self._guard():
+            check(lib.nnlib_optimizer_get_options(self._ptr(),
+                                                  ctypes.byref(opts)))
         return opts
 
     @property

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from . import errors
-from ._core import Tensor, check, lib
+from ._core import Tensor, check, lib, seed_value
 
 
 class TextSplit(enum.IntEnum):
@@ -70,15 +70,17 @@ class Text:
         order: a file is read whole, a directory contributes its regular
         files (not subdirectories, not names starting with '.', not
         fortune's .dat index files) in byte order of their names.
-        valid_fraction in [0, 1): the last share validates. `seed` seeds
-        the generator that draws training windows (sample)."""
+        valid_fraction in [0, 1): the last share validates. `seed` (0 ..
+        2**64 - 1; a negative one raises InvalidArgumentError) seeds the
+        generator that draws training windows (sample)."""
         if isinstance(paths, (str, bytes, os.PathLike)):
             paths = [paths]
         encoded = [os.fsencode(os.fspath(p)) for p in paths]
         array = (ctypes.c_char_p * max(len(encoded), 1))(*encoded)
         handle = ctypes.c_void_p()
         check(lib.nnlib_text_load(ctypes.byref(handle), array, len(encoded),
-                                  float(valid_fraction), int(seed)))
+                                  float(valid_fraction),
+                                  seed_value(seed)))
         return cls(handle.value)
 
     @classmethod
@@ -90,7 +92,8 @@ class Text:
         data = bytes(data)
         handle = ctypes.c_void_p()
         check(lib.nnlib_text_from_bytes(ctypes.byref(handle), data, len(data),
-                                        float(valid_fraction), int(seed)))
+                                        float(valid_fraction),
+                                        seed_value(seed)))
         return cls(handle.value)
 
     def _ptr(self):

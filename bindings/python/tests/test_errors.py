@@ -178,3 +178,132 @@ def test_file_errors(tmp_path):
     junk.write_bytes(b"this is not a model file at all" * 4)
     err = raised(nnlib.Model.load, junk)
     assert type(err) is nnlib.BadMagicError and err.code == -12
+
+
+# ------------------------------------------------------------------ seeds
+
+UINT64_MAX = 2 ** 64 - 1
+
+
+def exactly_invalid_argument(fn, *args, **kwargs):
+    """fn(...) raises InvalidArgumentError itself (code -1) and says why."""
+    with pytest.raises(nnlib.InvalidArgumentError) as info:
+        fn(*args, **kwargs)
+    assert type(info.value) is nnlib.InvalidArgumentError
+    assert info.value.code == nnlib.Status.INVALID_ARGUMENT == -1
+    assert "2**64 - 1" in info.value.message
+    return info.value
+
+
+@pytest.mark.parametrize("seed", [-1, -(2 ** 63), UINT64_MAX + 1])
+def test_compile_refuses_a_seed_outside_uint64(seed):
+    opt = nnlib.SGD(0.1)
+    with nnlib.Model([nnlib.Dense(1, 2)]) as m:
+        exactly_invalid_argument(m.compile, (2,), "mse", opt, max_batch=1,
+                                 seed=seed)
+        # refused before the model took the optimizer
+        assert opt._model is None and opt._handle is not None
+        m.compile((2,), "mse", opt, max_batch=1, seed=UINT64_MAX)  # the top
+        assert m.optimizer.learning_rate == pytest.approx(0.1)
+    opt.close()
+
+
+def test_compile_seed_uint64_max_is_not_the_same_as_minus_one_wrapped():
+    # the boundary seeds are taken as they are: 2**64 - 1 and 0 differ
+    weights = []
+    for seed in (UINT64_MAX, 0):
+        with nnlib.Model([nnlib.Dense(3, 2)]) as m:
+            m.compile((2,), max_batch=1, seed=seed)
+            weights.append(m.layers[0].weight)
+    assert not np.array_equal(weights[0], weights[1])
+
+
+@needs("nnlib_text_from_bytes")
+def test_text_refuses_a_negative_seed():
+    exactly_invalid_argument(nnlib.Text.from_bytes, b"abc" * 100, seed=-1)
+
+
+@needs("nnlib_model_generate")
+def test_generate_refuses_a_negative_seed():
+    with nnlib.Model("input:4,embedding:256:8,linear:256") as m:
+        m.compile(max_batch=1, seed=1)
+        assert m.generate(b"ab", 2, seed=UINT64_MAX).shape == (2,)
+        exactly_invalid_argument(m.generate, b"ab", 2, seed=-1)
+
+
+def test_gradcheck_refuses_a_negative_seed():
+    with xor_model() as m:
+        exactly_invalid_argument(m.gradcheck, X, T, random_direction=True,
+                                 seed=-1)
+
+
+@needs("nnlib_model_load_onnx_buffer")
+def test_from_onnx_refuses_a_negative_seed():
+    with xor_model() as m:
+        data = m.to_onnx()
+    opt = nnlib.SGD(0.1)
+    exactly_invalid_argument(nnlib.Model.from_onnx, data, loss="mse",
+                             optimizer=opt, seed=-1)
+    assert opt._model is None and opt._handle is not None  # not taken
+    opt.close()
+
+
+# ---------------------------------------------------------- unknown names
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: nnlib.Optimizer("nope"), "nope"),
+    (lambda: nnlib.Adam(schedule="sometimes"), "sometimes"),
+    (lambda: nnlib.Activation("swish"), "swish"),
+    (lambda: nnlib.RNN(3, nonlinearity="sigmoid"), "sigmoid"),
+    (lambda: nnlib.Model([nnlib.Dense(1, 2)]).compile(
+        (2,), "mse", optimizer="adagrad"), "adagrad"),
+])
+def test_unknown_names_raise_invalid_argument_that_is_also_a_key_error(
+        make, name):
+    with pytest.raises(nnlib.UnknownNameError) as info:
+        make()
+    err = info.value
+    # the binding's error, as the library's refusals are ...
+    assert isinstance(err, nnlib.InvalidArgumentError)
+    assert isinstance(err, nnlib.Error) and isinstance(err, ValueError)
+    assert err.code == nnlib.Status.INVALID_ARGUMENT
+    # ... and still what callers caught before
+    assert isinstance(err, KeyError)
+    assert err.name == name
+    assert repr(name) in str(err) and "known:" in str(err)
+    assert not str(err).startswith('"')  # not KeyError's quoted repr
+
+
+def test_known_names_in_any_case_still_work():
+    assert nnlib.Optimizer("AdamW").kind == nnlib.OptimizerKind.ADAMW
+    assert nnlib.SGD(schedule="Cosine", total_steps=10).options[
+        "schedule"] == nnlib.Schedule.COSINE
+    with nnlib.Activation("Gelu_Tanh") as a:
+        assert a.kind == nnlib.LayerKind.ACTIVATION
+    with nnlib.RNN(2, nonlinearity="ReLU") as r:
+        assert r.kind == nnlib.LayerKind.RNN
+
+
+# --------------------------------------------------- gradcheck's defaults
+
+def test_gradcheck_defaults_are_the_libraries(monkeypatch):
+    from nnlib._core import lib
+    defaults = _lib.GradcheckOptions()
+    assert lib.nnlib_gradcheck_options_init(ctypes.byref(defaults)) == 0
+    real, seen = lib.nnlib_model_gradcheck, []
+
+    def spy(model, x, target, options, err):
+        seen.append((options._obj.seed, options._obj.step))
+        return real(model, x, target, options, err)
+
+    monkeypatch.setattr(lib, "nnlib_model_gradcheck", spy)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    with xor_model() as m:
+        default = m.gradcheck(x, y, random_direction=True)
+        explicit = m.gradcheck(x, y, random_direction=True, seed=1)
+        m.gradcheck(x, y, random_direction=True, seed=0)
+    assert seen[0] == (defaults.seed, defaults.step)
+    assert defaults.seed == 1  # nnlib.h: "default 1"
+    assert seen[1][0] == 1 and seen[2][0] == 0
+    assert default == explicit

@@ -24,6 +24,80 @@ def test_float32_contiguous_input_is_wrapped_without_copy():
     assert np.all(a == 1.5)
 
 
+def unaligned(values, dtype=np.float32):
+    """A C-contiguous array of `values` one byte past an aligned address
+    (numpy allocates its buffers aligned), so flags.aligned is False."""
+    values = np.asarray(values, dtype)
+    raw = np.zeros(values.nbytes + 1, np.uint8)
+    a = np.frombuffer(raw, dtype, values.size, offset=1).reshape(values.shape)
+    a.setflags(write=True)
+    a[...] = values
+    assert a.ctypes.data % 4 == 1 and not a.flags.aligned
+    assert a.flags.c_contiguous
+    return a
+
+
+def c_address(tensor):
+    """The element address the library gives for `tensor`
+    (nnlib_tensor_get_data, or _int32 for an int32 tensor)."""
+    import ctypes
+    from nnlib._core import lib
+    get = (lib.nnlib_tensor_get_data_int32 if tensor.dtype == np.int32
+           else lib.nnlib_tensor_get_data)
+    return ctypes.cast(get(tensor._ptr()), ctypes.c_void_p).value
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_unaligned_array_is_copied_to_aligned_memory(dtype):
+    values = np.arange(1, 7).reshape(2, 3)
+    a = unaligned(values, dtype)
+    assert not nnlib.is_zero_copy(a)
+    with nnlib.Tensor.wrap(a, dtype) as t:
+        address = c_address(t)
+        assert address % 4 == 0
+        assert address != a.ctypes.data
+        np.testing.assert_array_equal(t.numpy(), values.astype(dtype))
+        t.fill(9)  # a copy: the caller's unaligned array is not written
+    np.testing.assert_array_equal(a, values.astype(dtype))
+
+
+def test_unaligned_inputs_predict_and_train_as_aligned_ones():
+    x = X[:3]
+    with xor_model() as m:
+        expected = m.predict(x)
+        np.testing.assert_array_equal(m.predict(unaligned(x)), expected)
+        with m.workspace() as ws:
+            np.testing.assert_array_equal(ws.predict(unaligned(x)), expected)
+        y = np.array([[0], [1], [1]], np.float32)
+        assert m.evaluate(unaligned(x), unaligned(y)) == m.evaluate(x, y)
+
+
+def test_unaligned_out_is_refused():
+    with xor_model() as m:
+        out = unaligned(np.zeros((4, 1)))
+        with pytest.raises(nnlib.InvalidArgumentError) as info:
+            m.predict(X, out=out)
+        assert "aligned" in str(info.value)
+        np.testing.assert_array_equal(out, np.zeros((4, 1)))
+        with m.workspace() as ws, pytest.raises(nnlib.InvalidArgumentError):
+            ws.predict(X, out=out)
+        aligned = np.empty((4, 1), np.float32)
+        assert m.predict(X, out=aligned) is aligned
+        np.testing.assert_array_equal(aligned, m.predict(X))
+
+
+def test_unaligned_initial_state_is_copied():
+    with nnlib.Model([nnlib.RNN(3, return_sequences=False)]) as m:
+        m.compile((2, 1), max_batch=1, seed=1)
+        x = np.zeros((1, 2, 1), np.float32)
+        h0 = np.array([0.5, -0.5, 0.25], np.float32)
+        m.layers[0].set_initial_state(h0)
+        expected = m.predict(x)
+        m.layers[0].set_initial_state()
+        m.layers[0].set_initial_state(unaligned(h0))
+        np.testing.assert_array_equal(m.predict(x), expected)
+
+
 @pytest.mark.parametrize("make", [
     lambda: np.arange(6, dtype=np.float64).reshape(2, 3),
     lambda: np.arange(6, dtype=np.int32).reshape(2, 3),
