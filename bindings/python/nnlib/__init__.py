@@ -44,7 +44,9 @@ def version_string():
 
 
 def library_path():
-    """Where the loaded libnnlib came from."""
+    """Where the loaded libnnlib came from: an absolute path when it was
+    loaded by path ($NNLIB_LIBRARY relative or not, pkg-config), else the
+    name the system loader resolved."""
     return lib.path
 
 

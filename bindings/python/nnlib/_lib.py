@@ -733,7 +733,12 @@ def load():
         except OSError as e:
             tried.append("%s: %s" % (what, e))
             continue
-        lib = _Library(cdll, target)
+        # a path with a slash was loaded relative to the working directory
+        # at this moment: library_path() names it absolutely, so that it
+        # still names the same file after a chdir (or in a child process
+        # started elsewhere); a bare name is the loader's search
+        lib = _Library(cdll, os.path.abspath(target) if "/" in target
+                       else target)
         version = lib.nnlib_version()
         if version // 10000 != ABI_MAJOR:
             tried.append("%s: version %s has major %d, these bindings need "

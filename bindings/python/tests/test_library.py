@@ -147,6 +147,25 @@ def _import_with(env):
                           capture_output=True, text=True, timeout=120)
 
 
+def test_relative_library_path_is_named_absolutely(tmp_path):
+    """NNLIB_LIBRARY relative to the working directory (as the README's
+    test command gives it): library_path() names the same file from
+    anywhere, so a child process started elsewhere finds it."""
+    real = os.path.realpath(nnlib.library_path())
+    here = os.path.dirname(real)
+    relative = os.path.relpath(real, str(tmp_path))
+    full = dict(os.environ, PYTHONPATH=PACKAGE_ROOT, NNLIB_LIBRARY=relative)
+    r = subprocess.run([sys.executable, "-c",
+                        "import nnlib; print(nnlib.library_path())"],
+                       env=full, cwd=str(tmp_path), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    named = r.stdout.strip()
+    assert os.path.isabs(named)
+    assert os.path.realpath(named) == real
+    assert os.path.dirname(os.path.realpath(named)) == here
+
+
 def test_missing_library_names_what_was_tried():
     r = _import_with({"NNLIB_LIBRARY": "/nonexistent/libnnlib.so.1"})
     assert r.returncode != 0
