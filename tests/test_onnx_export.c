@@ -455,16 +455,8 @@ static void test_failed_save_keeps_the_file(void **state) {
   write_bytes(path, old, sizeof old);
   nnlib_model *m = build("input:64,dense:256,relu,dense:10");
 
-  struct rlimit saved, small;
-  assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  small = saved;
-  small.rlim_cur = 4096;
-  void (*previous)(int) = signal(SIGXFSZ, SIG_IGN);
-  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-  nnlib_status full = nnlib_model_save_onnx(m, path);
-  assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  signal(SIGXFSZ, previous);
-  assert_int_equal(full, NNLIB_ERR_IO);
+  ASSERT_STATUS(NNLIB_ERR_IO,
+                ts_save_with_file_limit(nnlib_model_save_onnx, m, path, 4096));
   ts_expect_message("nnlib_model_save_onnx: writing");
   file_equals(path, old, sizeof old);
   assert_int_equal(entries_starting(out_dir(), "keep.onnx.tmp-"), 0);

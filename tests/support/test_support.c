@@ -1,8 +1,10 @@
 #include "test_support.h"
 #include <math.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -229,4 +231,19 @@ float *ts_copy_floats(const float *v, int64_t n) {
   assert_non_null(c);
   memcpy(c, v, (size_t)n * sizeof *c);
   return c;
+}
+
+nnlib_status ts_save_with_file_limit(
+    nnlib_status (*start_save)(const nnlib_model *, const char *),
+    const nnlib_model *model, const char *path, long bytes) {
+  struct rlimit saved, small;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  small = saved;
+  small.rlim_cur = (rlim_t)bytes;
+  void (*previous)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  nnlib_status st = start_save(model, path);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  signal(SIGXFSZ, previous);
+  return st;
 }

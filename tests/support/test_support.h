@@ -100,6 +100,14 @@ bool ts_split_gemms_checkable(void);
  * threads: not under ThreadSanitizer, which refuses to. */
 bool ts_fork_with_threads_checkable(void);
 
+/* Files the process writes are limited to `bytes` (RLIMIT_FSIZE, SIGXFSZ
+ * ignored, so a write past it fails with EFBIG: a disk that fills up) while
+ * start_save(model, path) runs; the limit and the signal's disposition are
+ * restored after it. Returns what it returned. */
+nnlib_status ts_save_with_file_limit(
+    nnlib_status (*start_save)(const nnlib_model *, const char *),
+    const nnlib_model *model, const char *path, long bytes);
+
 /* |y - want| in units of the float spacing at want (2^-149 below the
  * normal range): the error of a float result against an exact one. */
 double ts_ulp_error(float y, long double want);
