@@ -1001,8 +1001,13 @@ NNLIB_API int64_t nnlib_model_get_max_batch(const nnlib_model *model);
  * at stride 1, dilation 1 and padding 1 and at least 16 input and output
  * channels by Winograd's F(2x2, 3x3) algorithm (fewer multiplications, a
  * different rounding; an infinite input gives NaN there): the results
- * equal the layer by layer computation up to float rounding, and training
- * is unchanged. The calls that take data share these statuses:
+ * equal the layer by layer computation up to float rounding. Training
+ * never folds; it runs such a convolution's forward and input gradient by
+ * Winograd too when the batch is larger than the convolution lowers at
+ * once (a lowered batch over 16 MB, as 64 images through a 32 -> 64
+ * channel convolution on 14x14 maps), with the same rounding difference and
+ * NaN for an infinite input or gradient; its gradients are those of the
+ * direct sum. The calls that take data share these statuses:
  * NNLIB_ERR_INVALID_ARGUMENT (NULL; a wrong number of input tensors),
  * NNLIB_ERR_WRONG_STATE (before compile), NNLIB_ERR_DTYPE (an int32
  * tensor where the model takes float32, or the reverse: token-id inputs,

@@ -258,6 +258,9 @@ static void check_cases(int threads) {
       {16, 24, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       /* the same on an odd map (ragged edge tiles), 17 channels out */
       {16, 25, 31, 17, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+      /* 32 channels in, 16 out (dx's transform has more channels in than
+       * forward's): Winograd, dW in chunks of 3 */
+      {32, 20, 20, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
   };
   ASSERT_OK(nnlib_set_num_threads(threads));
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
