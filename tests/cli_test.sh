@@ -103,7 +103,7 @@ grep -q '^OpenBLAS ' "$dir/version"
 if [ "${OPENBLAS_CORETYPE:-}" = Haswell ]; then
   grep -q '^kernels: Haswell (AVX2); CPU: ' "$dir/version"
 fi
-"$nnlib" bench --model dense:4 --input 4 --batch 2 --reps 1 > "$dir/bench" 2> "$dir/err"
+"$nnlib" bench --model dense:4 --input 4 --batch 2 --reps 1 > "$dir/bench" 2> "$dir/bench.err"
 # one JSON line each for training and inference, naming the kernels
 kernels=$(sed -n 's/^kernels: \([^ ]*\) .*/\1/p' "$dir/version")
 [ "$(grep -c "^{\"bench\":\"\(train\|infer\)\",.*\"kernels\":\"$kernels\"" "$dir/bench")" -eq 2 ] ||
@@ -119,10 +119,10 @@ if command -v valgrind > /dev/null; then
   [ "$rc" -eq 1 ] || { echo "valgrind: exit $rc"; cat "$dir/valgrind"; exit 1; }
 fi
 if grep -Eq '^kernels: .* \((SSE|AVX)\); CPU: AVX(2|-512)$' "$dir/version"; then
-  grep -q '^nnlib: warning: OpenBLAS runs its .* several times slower' "$dir/err" ||
-    { echo "no warning on fallback kernels:"; cat "$dir/version" "$dir/err"; exit 1; }
-elif grep -q 'warning' "$dir/err"; then
-  echo "a warning without fallback kernels:"; cat "$dir/version" "$dir/err"; exit 1
+  grep -q '^nnlib: warning: OpenBLAS runs its .* several times slower' "$dir/bench.err" ||
+    { echo "no warning on fallback kernels:"; cat "$dir/version" "$dir/bench.err"; exit 1; }
+elif grep -q 'warning' "$dir/bench.err"; then
+  echo "a warning without fallback kernels:"; cat "$dir/version" "$dir/bench.err"; exit 1
 fi
 
 # ---- text: byte-level language models (nnlib train --text, generate) ----

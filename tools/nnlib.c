@@ -35,6 +35,24 @@ int cli_fail(const char *command, const char *what, nnlib_status st) {
   return 1;
 }
 
+/* Commands that run matrix products, and so are worth a warning when
+ * OpenBLAS's kernels are a slow fallback. */
+static bool computes(const char *cmd) {
+  static const char *const computing[] = {"train", "eval", "bench", "generate"};
+  for (size_t i = 0; i < sizeof computing / sizeof *computing; i++)
+    if (strcmp(cmd, computing[i]) == 0)
+      return true;
+  return false;
+}
+
+/* A command asked for its help computes nothing: its stderr stays empty. */
+static bool asks_for_help(int argc, char **argv) {
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+      return true;
+  return false;
+}
+
 static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -51,10 +69,8 @@ static int run(int argc, char **argv) {
     cli_print_blas(stdout);
     return 0;
   }
-  static const char *const computing[] = {"train", "eval", "bench", "generate"};
-  for (size_t i = 0; i < sizeof computing / sizeof *computing; i++)
-    if (strcmp(cmd, computing[i]) == 0)
-      cli_warn_slow_blas();
+  if (computes(cmd) && !asks_for_help(argc, argv))
+    cli_warn_slow_blas();
   if (strcmp(cmd, "train") == 0)
     return cmd_train(argc - 2, argv + 2);
   if (strcmp(cmd, "eval") == 0)
