@@ -83,6 +83,19 @@ if command -v node >/dev/null 2>&1 &&
     --ort-dir "$ort_dir" --rounds "$rounds" --seconds "$seconds" \
     --json "$tmp.ort" >/dev/null ||
     echo "run_all: compare_onnxruntime.py refused or failed a case" >&2
+  # Issue 17's targets with OpenBLAS's own kernels (mlp-large and lstm at
+  # batch 64 on one thread against ONNX Runtime), labelled
+  # "openblas-default" in the table beside the rows above.
+  if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "run_all: ONNX Runtime target rows with OpenBLAS's own kernels" >&2
+    for model in mlp-large lstm; do
+      /usr/bin/python3 benchmarks/compare_onnxruntime.py --bench "$bench" \
+        --ort-dir "$ort_dir" --model "$model" --batch 64 --threads 1 \
+        --rounds "$rounds" --seconds "$seconds" --openblas-default \
+        --json "$tmp.ort" >/dev/null ||
+        echo "run_all: compare_onnxruntime.py refused $model" >&2
+    done
+  fi
   [ ! -f "$tmp.ort" ] || cat "$tmp.ort" >>"$tmp"
   rm -f "$tmp.ort"
 fi
